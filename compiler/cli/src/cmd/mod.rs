@@ -1,0 +1,42 @@
+//! One module per command. Each validates its flags, calls the libraries, and
+//! prints results on stdout (logs and progress on stderr).
+
+use crate::Outcome;
+use crate::flags::{Command, HooksCommand, InventoryCommand};
+
+mod analyze;
+mod check;
+mod compile;
+mod discover;
+mod explain;
+mod fmt;
+mod hooks;
+mod inventory;
+mod keygen;
+mod matrix;
+mod plan;
+mod render;
+mod report;
+mod verify;
+mod watch;
+
+/// Run one command.
+pub(crate) fn run(command: Command) -> anyhow::Result<Outcome> {
+    match command {
+        Command::Check(a) => check::run(a),
+        Command::Fmt(a) => fmt::run(a),
+        Command::Explain(a) => explain::run(a),
+        Command::Matrix(a) => matrix::run(a),
+        Command::Render(a) => render::run(a),
+        Command::Compile(a) => compile::run(a),
+        Command::Keygen(a) => keygen::run(a),
+        Command::Verify(a) => verify::run(a),
+        Command::Inventory(InventoryCommand::Pull(a)) => inventory::pull(a),
+        Command::Report(a) => report::run(a),
+        Command::Hooks(HooksCommand::Install(a)) => hooks::install(a),
+        Command::Plan(a) => plan::run(a),
+        Command::Watch(a) => watch::run(a),
+        Command::Discover(a) => discover::run(a),
+        Command::Analyze(a) => analyze::run(a),
+    }
+}

@@ -1,0 +1,4 @@
+//! The ringfence intent language: parse KDL files, validate them, report
+//! every problem with its span, and hand the compiler an [`model::Intent`].
+
+pub mod model;

@@ -1,0 +1,3 @@
+//! Cluster inventory: what nodes, namespaces, pods and services exist.
+
+pub mod model;

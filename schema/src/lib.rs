@@ -1,0 +1,22 @@
+//! The contract shared by every part of ringfence.
+//!
+//! The compiler produces it, backend plugins consume it, the agent verifies
+//! and reports with it. Everything here is plain serde data plus the pure
+//! functions that define its meaning, so that the compiler, the plugins (built
+//! for `wasm32-unknown-unknown`) and the agent agree by construction:
+//!
+//! - [`ir`]: the per-node IR a backend renders, and how it is evaluated;
+//! - [`net`]: protocols, ports and address sets used by the IR;
+//! - [`plugin`]: the backend plugin ABI (metadata, render input and output);
+//! - [`bundle`]: the signed bundle and index formats;
+//! - [`report`]: the agent's compliance report;
+//! - [`flow`]: flow records read by discovery and analysis.
+//!
+//! The prose reference for each lives in `schema/docs/`.
+
+pub mod bundle;
+pub mod flow;
+pub mod ir;
+pub mod net;
+pub mod plugin;
+pub mod report;
