@@ -87,7 +87,9 @@ impl FromStr for Os {
         match s.to_ascii_lowercase().as_str() {
             "linux" => Ok(Os::Linux),
             "windows" => Ok(Os::Windows),
-            _ => Err(format!("unknown operating system `{s}` (expected linux or windows)")),
+            _ => Err(format!(
+                "unknown operating system `{s}` (expected linux or windows)"
+            )),
         }
     }
 }
@@ -130,7 +132,9 @@ impl From<ProtoPort> for String {
 impl TryFrom<String> for ProtoPort {
     type Error = String;
     fn try_from(s: String) -> Result<Self, String> {
-        let (proto, port) = s.split_once('/').ok_or_else(|| format!("`{s}` is not proto/port"))?;
+        let (proto, port) = s
+            .split_once('/')
+            .ok_or_else(|| format!("`{s}` is not proto/port"))?;
         let proto: Proto = proto.parse()?;
         if !proto.has_ports() {
             return Err(format!("`{s}`: {proto} has no ports"));
@@ -216,7 +220,9 @@ pub enum Direction {
 }
 
 /// Whether a chain's verdicts are enforced.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Mode {
     /// Denies drop traffic.
@@ -401,11 +407,19 @@ impl NodeIr {
 
     /// The first rule of `chain` that matches a flow with `peer`, `proto` and
     /// destination `port` (`None` for protocols without ports).
-    pub fn first_match<'a>(&'a self, chain: &'a Chain, peer: IpAddr, proto: Proto, port: Option<u16>) -> Option<&'a Rule> {
+    pub fn first_match<'a>(
+        &'a self,
+        chain: &'a Chain,
+        peer: IpAddr,
+        proto: Proto,
+        port: Option<u16>,
+    ) -> Option<&'a Rule> {
         chain.rules.iter().find(|r| {
             r.proto.matches(proto)
                 && ports_match(&r.ports, port)
-                && r.peer.as_deref().is_none_or(|s| self.set(s).is_some_and(|s| s.contains(peer)))
+                && r.peer
+                    .as_deref()
+                    .is_none_or(|s| self.set(s).is_some_and(|s| s.contains(peer)))
         })
     }
 
@@ -419,26 +433,53 @@ impl NodeIr {
 
     /// The local endpoint that receives traffic to `dst` on `proto`/`port`:
     /// a host-network pod listening on that port wins over the node.
-    pub fn ingress_endpoint(&self, dst: IpAddr, proto: Proto, port: Option<u16>) -> Option<&Endpoint> {
-        let local = || self.endpoints.iter().filter(|e| e.local && e.addresses.contains(&dst));
+    pub fn ingress_endpoint(
+        &self,
+        dst: IpAddr,
+        proto: Proto,
+        port: Option<u16>,
+    ) -> Option<&Endpoint> {
+        let local = || {
+            self.endpoints
+                .iter()
+                .filter(|e| e.local && e.addresses.contains(&dst))
+        };
         local()
             .find(|e| {
                 e.kind == EndpointKind::HostPod
-                    && port.is_some_and(|p| e.ports.iter().any(|pp| pp.proto == proto && pp.port == p))
+                    && port
+                        .is_some_and(|p| e.ports.iter().any(|pp| pp.proto == proto && pp.port == p))
             })
             .or_else(|| local().find(|e| e.kind != EndpointKind::HostPod))
     }
 
-    fn side<'a>(&'a self, endpoint: &'a Endpoint, chain: &str, peer: IpAddr, proto: Proto, port: Option<u16>) -> Option<SideVerdict<'a>> {
+    fn side<'a>(
+        &'a self,
+        endpoint: &'a Endpoint,
+        chain: &str,
+        peer: IpAddr,
+        proto: Proto,
+        port: Option<u16>,
+    ) -> Option<SideVerdict<'a>> {
         let chain = self.chain(chain)?;
         let rule = self.first_match(chain, peer, proto, port)?;
-        Some(SideVerdict { endpoint, chain, rule })
+        Some(SideVerdict {
+            endpoint,
+            chain,
+            rule,
+        })
     }
 
     /// What this node does to a flow from `src` to `dst` that it sees directly
     /// (not through an exposure). This is the reference semantics backends
     /// must enforce.
-    pub fn evaluate(&self, src: IpAddr, dst: IpAddr, proto: Proto, port: Option<u16>) -> NodeVerdict<'_> {
+    pub fn evaluate(
+        &self,
+        src: IpAddr,
+        dst: IpAddr,
+        proto: Proto,
+        port: Option<u16>,
+    ) -> NodeVerdict<'_> {
         let egress = self
             .egress_endpoint(src)
             .and_then(|e| self.side(e, e.egress.as_deref()?, dst, proto, port));
@@ -450,7 +491,13 @@ impl NodeIr {
 
     /// What this node does to a flow from `src` arriving on an exposure
     /// (`dst`:`port` before translation), for each target it may be sent to.
-    pub fn evaluate_exposure(&self, src: IpAddr, dst: IpAddr, proto: Proto, port: u16) -> Vec<(&ExposureTarget, Option<SideVerdict<'_>>)> {
+    pub fn evaluate_exposure(
+        &self,
+        src: IpAddr,
+        dst: IpAddr,
+        proto: Proto,
+        port: u16,
+    ) -> Vec<(&ExposureTarget, Option<SideVerdict<'_>>)> {
         let Some(x) = self.exposures.iter().find(|x| {
             x.proto == proto
                 && x.port == port
@@ -476,7 +523,10 @@ impl NodeIr {
     /// Backends may rely on them; they should refuse an IR that fails here.
     pub fn validate(&self) -> Result<(), String> {
         if self.ir_version != IR_VERSION {
-            return Err(format!("IR version {} is not supported (expected {IR_VERSION})", self.ir_version));
+            return Err(format!(
+                "IR version {} is not supported (expected {IR_VERSION})",
+                self.ir_version
+            ));
         }
         let sorted = |names: Vec<&str>, what: &str| -> Result<(), String> {
             match names.windows(2).find(|w| w[0] >= w[1]) {
@@ -485,13 +535,27 @@ impl NodeIr {
             }
         };
         sorted(self.sets.iter().map(|s| s.name.as_str()).collect(), "sets")?;
-        sorted(self.chains.iter().map(|c| c.id.as_str()).collect(), "chains")?;
-        sorted(self.endpoints.iter().map(|e| e.name.as_str()).collect(), "endpoints")?;
-        sorted(self.policies.iter().map(|p| p.id.as_str()).collect(), "policies")?;
+        sorted(
+            self.chains.iter().map(|c| c.id.as_str()).collect(),
+            "chains",
+        )?;
+        sorted(
+            self.endpoints.iter().map(|e| e.name.as_str()).collect(),
+            "endpoints",
+        )?;
+        sorted(
+            self.policies.iter().map(|p| p.id.as_str()).collect(),
+            "policies",
+        )?;
         let ident = |s: &str, extra: &str, max: usize| {
             !s.is_empty()
                 && s.len() <= max
-                && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || extra.as_bytes().contains(&b))
+                && s.bytes().all(|b| {
+                    b.is_ascii_lowercase()
+                        || b.is_ascii_digit()
+                        || b == b'_'
+                        || extra.as_bytes().contains(&b)
+                })
         };
         for s in &self.sets {
             if !ident(&s.name, "", 48) {
@@ -502,9 +566,15 @@ impl NodeIr {
             if !ident(&c.id, "", 48) {
                 return Err(format!("chain id `{}` is not [a-z0-9_]{{1,48}}", c.id));
             }
-            let last = c.rules.last().ok_or_else(|| format!("chain `{}` has no rules", c.id))?;
+            let last = c
+                .rules
+                .last()
+                .ok_or_else(|| format!("chain `{}` has no rules", c.id))?;
             if last.peer.is_some() || last.proto != Proto::Any || !last.ports.is_empty() {
-                return Err(format!("chain `{}` does not end with a rule that matches everything", c.id));
+                return Err(format!(
+                    "chain `{}` does not end with a rule that matches everything",
+                    c.id
+                ));
             }
             for r in &c.rules {
                 if !ident(&r.id, "-", 32) {
@@ -516,18 +586,30 @@ impl NodeIr {
                     }
                 }
                 if !r.ports.is_empty() && !r.proto.has_ports() {
-                    return Err(format!("rule `{}` has ports with protocol {}", r.id, r.proto));
+                    return Err(format!(
+                        "rule `{}` has ports with protocol {}",
+                        r.id, r.proto
+                    ));
                 }
                 if self.policy(&r.policy).is_none() {
-                    return Err(format!("rule `{}` refers to unknown policy `{}`", r.id, r.policy));
+                    return Err(format!(
+                        "rule `{}` refers to unknown policy `{}`",
+                        r.id, r.policy
+                    ));
                 }
             }
         }
         for e in &self.endpoints {
             let check = |id: &str, dir: Direction| match self.chain(id) {
                 Some(c) if c.direction == dir => Ok(()),
-                Some(_) => Err(format!("endpoint `{}` uses chain `{id}` in the wrong direction", e.name)),
-                None => Err(format!("endpoint `{}` refers to unknown chain `{id}`", e.name)),
+                Some(_) => Err(format!(
+                    "endpoint `{}` uses chain `{id}` in the wrong direction",
+                    e.name
+                )),
+                None => Err(format!(
+                    "endpoint `{}` refers to unknown chain `{id}`",
+                    e.name
+                )),
             };
             check(&e.ingress, Direction::Ingress)?;
             if let Some(eg) = &e.egress {
@@ -537,7 +619,10 @@ impl NodeIr {
         for x in &self.exposures {
             for t in &x.targets {
                 if self.endpoint(&t.endpoint).is_none() {
-                    return Err(format!("exposure of `{}` targets unknown endpoint `{}`", x.service, t.endpoint));
+                    return Err(format!(
+                        "exposure of `{}` targets unknown endpoint `{}`",
+                        x.service, t.endpoint
+                    ));
                 }
             }
         }

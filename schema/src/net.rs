@@ -61,7 +61,9 @@ impl FromStr for Proto {
             "udp" => Ok(Proto::Udp),
             "sctp" => Ok(Proto::Sctp),
             "icmp" | "icmpv6" | "ipv6-icmp" => Ok(Proto::Icmp),
-            _ => Err(format!("unknown protocol `{s}` (expected tcp, udp, sctp, icmp or any)")),
+            _ => Err(format!(
+                "unknown protocol `{s}` (expected tcp, udp, sctp, icmp or any)"
+            )),
         }
     }
 }
@@ -79,7 +81,10 @@ pub struct PortRange {
 impl PortRange {
     /// A range of one port.
     pub fn single(port: u16) -> Self {
-        PortRange { start: port, end: port }
+        PortRange {
+            start: port,
+            end: port,
+        }
     }
 
     /// Whether `port` lies in the range.
@@ -107,7 +112,10 @@ impl FromStr for PortRange {
                 .map_err(|_| format!("`{p}` is not a port (0-65535)"))
         };
         let r = match s.split_once('-') {
-            Some((a, b)) => PortRange { start: parse(a)?, end: parse(b)? },
+            Some((a, b)) => PortRange {
+                start: parse(a)?,
+                end: parse(b)?,
+            },
             None => PortRange::single(parse(s)?),
         };
         if r.start > r.end {
@@ -181,7 +189,11 @@ impl AddressSet {
                 IpNet::V6(n) => v6.push(n),
             }
         }
-        AddressSet { name: name.into(), v4: Ipv4Net::aggregate(&v4), v6: Ipv6Net::aggregate(&v6) }
+        AddressSet {
+            name: name.into(),
+            v4: Ipv4Net::aggregate(&v4),
+            v6: Ipv6Net::aggregate(&v6),
+        }
     }
 
     /// Whether the set contains `ip`. Binary search: the prefixes are disjoint and sorted.
@@ -216,11 +228,21 @@ mod tests {
     #[test]
     fn ports_parse_print_and_normalize() {
         assert_eq!("80".parse::<PortRange>().unwrap(), PortRange::single(80));
-        assert_eq!("8000-8100".parse::<PortRange>().unwrap().to_string(), "8000-8100");
-        assert!("90-80".parse::<PortRange>().unwrap_err().contains("reversed"));
+        assert_eq!(
+            "8000-8100".parse::<PortRange>().unwrap().to_string(),
+            "8000-8100"
+        );
+        assert!(
+            "90-80"
+                .parse::<PortRange>()
+                .unwrap_err()
+                .contains("reversed")
+        );
         assert!("70000".parse::<PortRange>().is_err());
-        let mut v: Vec<PortRange> =
-            ["30-40", "10-20", "21", "35-50", "60"].iter().map(|s| s.parse().unwrap()).collect();
+        let mut v: Vec<PortRange> = ["30-40", "10-20", "21", "35-50", "60"]
+            .iter()
+            .map(|s| s.parse().unwrap())
+            .collect();
         normalize_ports(&mut v);
         let s: Vec<String> = v.iter().map(|r| r.to_string()).collect();
         assert_eq!(s, ["10-21", "30-50", "60"]);
@@ -231,15 +253,27 @@ mod tests {
 
     #[test]
     fn address_set_is_canonical_and_searchable() {
-        let nets = ["10.0.0.0/25", "10.0.0.128/25", "10.0.1.5/32", "fd00::/64", "10.0.0.7/32"];
+        let nets = [
+            "10.0.0.0/25",
+            "10.0.0.128/25",
+            "10.0.1.5/32",
+            "fd00::/64",
+            "10.0.0.7/32",
+        ];
         let s = AddressSet::new("s", nets.iter().map(|n| n.parse().unwrap()));
-        assert_eq!(s.v4.iter().map(|n| n.to_string()).collect::<Vec<_>>(), ["10.0.0.0/24", "10.0.1.5/32"]);
+        assert_eq!(
+            s.v4.iter().map(|n| n.to_string()).collect::<Vec<_>>(),
+            ["10.0.0.0/24", "10.0.1.5/32"]
+        );
         assert!(s.contains("10.0.0.200".parse().unwrap()));
         assert!(s.contains("10.0.1.5".parse().unwrap()));
         assert!(!s.contains("10.0.1.6".parse().unwrap()));
         assert!(s.contains("fd00::1".parse().unwrap()));
         assert!(!s.contains("fd01::1".parse().unwrap()));
         let json = serde_json::to_string(&s).unwrap();
-        assert_eq!(json, r#"{"name":"s","v4":["10.0.0.0/24","10.0.1.5/32"],"v6":["fd00::/64"]}"#);
+        assert_eq!(
+            json,
+            r#"{"name":"s","v4":["10.0.0.0/24","10.0.1.5/32"],"v6":["fd00::/64"]}"#
+        );
     }
 }

@@ -420,12 +420,25 @@ mod tests {
     fn check_rev_and_staged_conflict() {
         assert!(Cli::try_parse_from(["ringfence", "check", "--rev", "HEAD", "--staged"]).is_err());
         let c = Cli::try_parse_from(["ringfence", "check", "dir", "--format", "json"]).unwrap();
-        assert!(matches!(c.command, Command::Check(CheckArgs { format: Format::Json, .. })));
+        assert!(matches!(
+            c.command,
+            Command::Check(CheckArgs {
+                format: Format::Json,
+                ..
+            })
+        ));
     }
 
     #[test]
     fn compile_needs_a_key_for_bundles_only() {
-        let base = ["ringfence", "compile", "--inventory", "i.json", "--out", "o"];
+        let base = [
+            "ringfence",
+            "compile",
+            "--inventory",
+            "i.json",
+            "--out",
+            "o",
+        ];
         assert!(Cli::try_parse_from(base).is_err());
         assert!(Cli::try_parse_from(base.iter().chain(&["--emit", "ir"])).is_ok());
         assert!(Cli::try_parse_from(base.iter().chain(&["--key", "k.key"])).is_ok());

@@ -127,7 +127,9 @@ impl Intent {
 
     /// The catch-all of `scope` for `direction`, if it declares one.
     pub fn catch_all(&self, scope: ScopeId, direction: Direction) -> Option<&CatchAll> {
-        self.catch_alls.iter().find(|c| c.scope == scope && c.direction == direction)
+        self.catch_alls
+            .iter()
+            .find(|c| c.scope == scope && c.direction == direction)
     }
 
     /// The enforcement mode of a scope: its own, else its nearest ancestor's,

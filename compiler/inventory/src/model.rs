@@ -200,6 +200,9 @@ impl Service {
     pub fn selects(&self, pod: &Pod) -> bool {
         !self.selector.is_empty()
             && pod.namespace == self.namespace
-            && self.selector.iter().all(|(k, v)| pod.labels.get(k) == Some(v))
+            && self
+                .selector
+                .iter()
+                .all(|(k, v)| pod.labels.get(k) == Some(v))
     }
 }
