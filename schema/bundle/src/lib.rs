@@ -1,1 +1,25 @@
-//! (in progress)
+//! Signed ringfence bundles: keys, signing, verification.
+//!
+//! This is the only crate that does cryptography (ed25519 via
+//! `ed25519-dalek`, SHA-256 via `sha2`). The compiler uses it to seal bundles
+//! and the agent to verify them, so both sides check exactly the same things.
+//! The formats are defined in `ringfence_schema::bundle` and documented in
+//! `schema/docs/bundles.md`.
+//!
+//! Verification order, each failure with its own [`Reason`]: envelope shape
+//! → payload type → signatures (trusted keys, threshold) → payload shape →
+//! format version → node → generation → expiry → every file's size and
+//! digest → listed in the signed index.
+
+mod keys;
+mod seal;
+mod verify;
+
+pub use keys::{
+    KeyError, SigningKey, TrustedKey, generate_keypair, key_id, load_signing_key, load_trusted_key,
+};
+pub use seal::{bundle_file, rules_sha256, seal_bundle, seal_index, sha256_hex};
+pub use verify::{
+    Expectations, Reason, Trust, VerifiedBundle, VerifyError, parse_time, verify_bundle,
+    verify_index,
+};

@@ -1,0 +1,180 @@
+//! Key files: ed25519 keys as PKCS#8 / SPKI PEM (interoperable with
+//! `openssl genpkey -algorithm ed25519`). A key id is the hex SHA-256 of the
+//! raw 32-byte public key.
+
+use std::fs;
+use std::io::Write;
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+use ed25519_dalek::pkcs8::spki::der::pem::LineEnding;
+use ed25519_dalek::pkcs8::{DecodePrivateKey, DecodePublicKey, EncodePrivateKey, EncodePublicKey};
+use sha2::{Digest, Sha256};
+
+/// A private key, ready to sign.
+pub struct SigningKey {
+    pub(crate) key: ed25519_dalek::SigningKey,
+    /// Hex SHA-256 of the public key.
+    pub keyid: String,
+}
+
+/// A public key trusted to sign bundles.
+#[derive(Clone, Debug)]
+pub struct TrustedKey {
+    pub(crate) key: ed25519_dalek::VerifyingKey,
+    /// Hex SHA-256 of the public key.
+    pub keyid: String,
+}
+
+/// Why a key could not be written or read.
+#[derive(Debug, thiserror::Error)]
+pub enum KeyError {
+    /// The output file exists.
+    #[error(
+        "{0} already exists; refusing to overwrite a key (choose another --out prefix or remove it yourself)"
+    )]
+    Exists(PathBuf),
+    /// A private key readable by group or others.
+    #[error("{path} is readable by other users (mode {mode:o}); run `chmod 600 {path}` first", path = .0.display(), mode = .1)]
+    Permissions(PathBuf, u32),
+    /// Reading or writing failed.
+    #[error("{path}: {err}", path = .0.display(), err = .1)]
+    Io(PathBuf, std::io::Error),
+    /// Not a PEM ed25519 key.
+    #[error("{path}: not an ed25519 {kind} key in PEM form ({why})", path = .0.display(), kind = .1, why = .2)]
+    Format(PathBuf, &'static str, String),
+    /// No randomness.
+    #[error("cannot get random bytes from the operating system: {0}")]
+    Random(String),
+}
+
+/// Hex SHA-256 of a raw public key.
+pub fn key_id(public: &[u8; 32]) -> String {
+    hex(&Sha256::digest(public))
+}
+
+pub(crate) fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Write a new key pair to `PREFIX.key` (mode 0600) and `PREFIX.pub`.
+/// Refuses to overwrite either. Returns the key id.
+pub fn generate_keypair(prefix: &Path) -> Result<String, KeyError> {
+    let with = |ext: &str| {
+        let mut p = prefix.as_os_str().to_owned();
+        p.push(ext);
+        PathBuf::from(p)
+    };
+    let (private, public) = (with(".key"), with(".pub"));
+    for p in [&private, &public] {
+        if p.exists() {
+            return Err(KeyError::Exists(p.clone()));
+        }
+    }
+    let mut seed = [0u8; 32];
+    getrandom::fill(&mut seed).map_err(|e| KeyError::Random(e.to_string()))?;
+    let key = ed25519_dalek::SigningKey::from_bytes(&seed);
+    let pem = key
+        .to_pkcs8_pem(LineEnding::LF)
+        .map_err(|e| KeyError::Format(private.clone(), "private", e.to_string()))?;
+    let pub_pem = key
+        .verifying_key()
+        .to_public_key_pem(LineEnding::LF)
+        .map_err(|e| KeyError::Format(public.clone(), "public", e.to_string()))?;
+    let write = |path: &Path, text: &str, mode: u32| -> Result<(), KeyError> {
+        let io = |e| KeyError::Io(path.to_path_buf(), e);
+        let mut f = fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(mode)
+            .open(path)
+            .map_err(io)?;
+        f.write_all(text.as_bytes()).map_err(io)?;
+        f.sync_all().map_err(io)
+    };
+    write(&private, &pem, 0o600)?;
+    write(&public, &pub_pem, 0o644)?;
+    Ok(key_id(key.verifying_key().as_bytes()))
+}
+
+/// Read a private key, refusing one that group or others can read.
+pub fn load_signing_key(path: &Path) -> Result<SigningKey, KeyError> {
+    let io = |e| KeyError::Io(path.to_path_buf(), e);
+    let mode = fs::metadata(path).map_err(io)?.permissions().mode();
+    if mode & 0o077 != 0 {
+        return Err(KeyError::Permissions(path.to_path_buf(), mode & 0o777));
+    }
+    let text = fs::read_to_string(path).map_err(io)?;
+    let key = ed25519_dalek::SigningKey::from_pkcs8_pem(&text)
+        .map_err(|e| KeyError::Format(path.to_path_buf(), "private", e.to_string()))?;
+    let keyid = key_id(key.verifying_key().as_bytes());
+    Ok(SigningKey { key, keyid })
+}
+
+/// Read a trusted public key.
+pub fn load_trusted_key(path: &Path) -> Result<TrustedKey, KeyError> {
+    let text = fs::read_to_string(path).map_err(|e| KeyError::Io(path.to_path_buf(), e))?;
+    TrustedKey::from_pem(&text).map_err(|e| KeyError::Format(path.to_path_buf(), "public", e))
+}
+
+impl TrustedKey {
+    /// Parse an SPKI PEM public key.
+    pub fn from_pem(text: &str) -> Result<Self, String> {
+        let key =
+            ed25519_dalek::VerifyingKey::from_public_key_pem(text).map_err(|e| e.to_string())?;
+        Ok(TrustedKey {
+            keyid: key_id(key.as_bytes()),
+            key,
+        })
+    }
+}
+
+impl SigningKey {
+    /// The matching public key.
+    pub fn trusted(&self) -> TrustedKey {
+        TrustedKey {
+            key: self.key.verifying_key(),
+            keyid: self.keyid.clone(),
+        }
+    }
+
+    /// A key from a 32-byte seed (tests and golden files pin keys this way).
+    pub fn from_seed(seed: [u8; 32]) -> Self {
+        let key = ed25519_dalek::SigningKey::from_bytes(&seed);
+        SigningKey {
+            keyid: key_id(key.verifying_key().as_bytes()),
+            key,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keygen_writes_private_0600_and_refuses_to_overwrite() {
+        let dir = std::env::temp_dir().join(format!("rf-keys-{}", std::process::id()));
+        fs::create_dir_all(&dir).unwrap();
+        let prefix = dir.join("k");
+        let id = generate_keypair(&prefix).unwrap();
+        let mode = fs::metadata(dir.join("k.key"))
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o777;
+        assert_eq!(mode, 0o600);
+        assert!(matches!(
+            generate_keypair(&prefix),
+            Err(KeyError::Exists(_))
+        ));
+        let sk = load_signing_key(&dir.join("k.key")).unwrap();
+        let pk = load_trusted_key(&dir.join("k.pub")).unwrap();
+        assert_eq!(sk.keyid, id);
+        assert_eq!(pk.keyid, id);
+        fs::set_permissions(dir.join("k.key"), fs::Permissions::from_mode(0o644)).unwrap();
+        let err = load_signing_key(&dir.join("k.key")).err().unwrap();
+        assert!(err.to_string().contains("chmod 600"), "{err}");
+        fs::remove_dir_all(&dir).unwrap();
+    }
+}
