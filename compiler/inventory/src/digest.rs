@@ -60,7 +60,7 @@ mod tests {
             "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
         );
         let missing = dir.path().join("missing.json");
-        let err = digest(&[missing.clone()]).unwrap_err();
+        let err = digest(std::slice::from_ref(&missing)).unwrap_err();
         assert_eq!(err.kind(), std::io::ErrorKind::NotFound);
         assert!(
             err.to_string()

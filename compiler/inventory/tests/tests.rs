@@ -283,7 +283,7 @@ fn unreadable_files_and_bad_reports_are_all_reported() {
     let missing = dir.path().join("missing.json");
     let good = write(dir.path(), "good.json", EMPTY);
     let bad_trivy = write(dir.path(), "scan.json", r#"{"SchemaVersion": 2}"#);
-    let err = load(&[missing.clone(), good], &[bad_trivy.clone()]).unwrap_err();
+    let err = load(&[missing.clone(), good], std::slice::from_ref(&bad_trivy)).unwrap_err();
     let problems: Vec<String> = err.problems().iter().map(|p| p.to_string()).collect();
     assert_eq!(problems.len(), 2, "{problems:?}");
     assert!(
