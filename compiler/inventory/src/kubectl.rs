@@ -17,6 +17,7 @@ use crate::model::{
     TargetPort, TrafficPolicy,
 };
 use crate::owner::{self, OwnerRef};
+use crate::prune;
 
 /// The List annotation that names the cluster.
 pub const CLUSTER_ANNOTATION: &str = "ringfence.io/cluster";
@@ -37,7 +38,7 @@ const AS_KUBECTL_WRITES: &str = "kubectl writes it with that type: give its unmo
 /// from: errors name it, and its stem names the cluster unless the List has a
 /// `ringfence.io/cluster` annotation.
 pub fn parse_list(json: &str, source_name: &str) -> Result<Cluster, InventoryError> {
-    let doc: Value = serde_json::from_str(json).map_err(|e| InventoryError::Json {
+    let doc = prune::parse(json, &prune::LIST).map_err(|e| InventoryError::Json {
         file: source_name.to_owned(),
         line: e.line(),
         column: e.column(),

@@ -11,6 +11,7 @@ mod fields;
 mod kubectl;
 pub mod model;
 mod owner;
+mod prune;
 mod trivy;
 
 use std::path::{Path, PathBuf};
