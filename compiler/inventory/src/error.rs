@@ -77,7 +77,7 @@ pub enum InventoryError {
         /// The second file naming it.
         second: String,
     },
-    /// More than one problem, in file order.
+    /// More than one problem, in the order they were found.
     #[error("{}", Joined(.0))]
     Several(Vec<InventoryError>),
 }

@@ -15,7 +15,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 
-pub use ringfence_inventory::CLUSTER_ANNOTATION;
+use ringfence_inventory::CLUSTER_ANNOTATION;
 
 /// What to read, and from where.
 #[derive(Clone, Debug)]
