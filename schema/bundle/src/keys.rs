@@ -147,6 +147,13 @@ impl TrustedKey {
             key,
         })
     }
+
+    /// The key as SPKI PEM, as in a `PREFIX.pub` file.
+    pub fn to_pem(&self) -> String {
+        self.key
+            .to_public_key_pem(LineEnding::LF)
+            .expect("an ed25519 public key always encodes")
+    }
 }
 
 impl SigningKey {
