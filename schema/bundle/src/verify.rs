@@ -337,8 +337,32 @@ fn open(
     )
 }
 
-/// Read only the format version of a signed payload, so a newer format is
-/// reported as such rather than as an unreadable payload.
+/// Parse a signed payload of format [`BUNDLE_FORMAT`]. The typed parse runs
+/// first (one pass over the bytes when all is well); only when it fails is
+/// the format version read alone, so a newer format is reported as such
+/// rather than as an unreadable payload.
+fn parse_payload<T: serde::de::DeserializeOwned>(
+    payload: &[u8],
+    what: &str,
+    format_of: impl Fn(&T) -> u32,
+) -> Result<T, VerifyError> {
+    match serde_json::from_slice::<T>(payload) {
+        Ok(value) if format_of(&value) == BUNDLE_FORMAT => Ok(value),
+        Ok(value) => refuse(
+            Reason::UnsupportedFormat,
+            format!(
+                "{what} format {}; this verifier reads format {BUNDLE_FORMAT}",
+                format_of(&value)
+            ),
+        ),
+        Err(e) => {
+            check_format(payload, what)?;
+            refuse(Reason::Malformed, format!("{what} payload: {e}"))
+        }
+    }
+}
+
+/// Read only the format version of a signed payload.
 fn check_format(payload: &[u8], what: &str) -> Result<(), VerifyError> {
     #[derive(Deserialize)]
     struct Probe {
@@ -431,9 +455,7 @@ pub fn verify_bundle(
     expect: &Expectations<'_>,
 ) -> Result<VerifiedBundle, VerifyError> {
     let (payload, signers) = open(bytes, BUNDLE_PAYLOAD_TYPE, trust)?;
-    check_format(&payload, "bundle")?;
-    let payload: BundlePayload = serde_json::from_slice(&payload)
-        .or_else(|e| refuse(Reason::Malformed, format!("bundle payload: {e}")))?;
+    let payload: BundlePayload = parse_payload(&payload, "bundle", |p: &BundlePayload| p.format)?;
     let issued = parse_time(&payload.issued_at)
         .or_else(|e| refuse(Reason::Malformed, format!("issued_at: {e}")))?;
     let expires = parse_time(&payload.expires_at)
@@ -510,9 +532,7 @@ pub fn verify_bundle(
 /// bundle, then format version, times, and nodes sorted and unique.
 pub fn verify_index(bytes: &[u8], trust: &Trust) -> Result<IndexPayload, VerifyError> {
     let (payload, _) = open(bytes, INDEX_PAYLOAD_TYPE, trust)?;
-    check_format(&payload, "index")?;
-    let index: IndexPayload = serde_json::from_slice(&payload)
-        .or_else(|e| refuse(Reason::Malformed, format!("index payload: {e}")))?;
+    let index: IndexPayload = parse_payload(&payload, "index", |p: &IndexPayload| p.format)?;
     parse_time(&index.issued_at)
         .or_else(|e| refuse(Reason::Malformed, format!("index issued_at: {e}")))?;
     for pair in index.nodes.windows(2) {
