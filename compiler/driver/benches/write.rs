@@ -10,7 +10,7 @@ use ringfence_driver::bundles::{NodeOutput, WriteOptions, write_bundles};
 use ringfence_schema::bundle::SourceRef;
 
 // The same content generator as the ringfence-bundle benchmark.
-#[path = "../../../schema/bundle/benches/synthetic.rs"]
+#[path = "../../../schema/bundle/benches/synthetic/mod.rs"]
 mod synthetic;
 
 fn main() {
