@@ -325,7 +325,16 @@ fn count_bundles(dir: &Path) -> Result<usize, BundleWriteError> {
 fn write_atomic(dir: &Path, name: &str, bytes: &[u8]) -> Result<(), BundleWriteError> {
     let tmp = dir.join(format!(".{name}{TMP_SUFFIX}"));
     let target = dir.join(name);
-    let mut f = fs::File::create(&tmp).map_err(io_err(&tmp))?;
+    // A leftover of an interrupted run is replaced, never followed if a link.
+    match fs::remove_file(&tmp) {
+        Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(io_err(&tmp)(e)),
+        _ => {}
+    }
+    let mut f = fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&tmp)
+        .map_err(io_err(&tmp))?;
     f.write_all(bytes).map_err(io_err(&tmp))?;
     f.sync_all().map_err(io_err(&tmp))?;
     fs::rename(&tmp, &target).map_err(io_err(&target))

@@ -427,3 +427,26 @@ fn bad_outputs_are_refused_before_anything_is_written() {
         "nothing may be written for a refused compile"
     );
 }
+
+#[test]
+fn leftovers_of_an_interrupted_run_are_replaced_not_followed() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    fs::create_dir(&out).unwrap();
+    let victim = dir.path().join("victim");
+    fs::write(&victim, "keep me").unwrap();
+    std::os::unix::fs::symlink(&victim, out.join(".n1.bundle.ringfence-tmp")).unwrap();
+    fs::write(out.join(".index.json.ringfence-tmp"), "half an index").unwrap();
+    let k = key(1);
+    let keys = [&k];
+    write_bundles(
+        &cluster(&[("n1", "a")]),
+        &opts(&out, &keys, "2026-01-01T00:00:00Z"),
+    )
+    .unwrap();
+    assert_eq!(fs::read_to_string(&victim).unwrap(), "keep me");
+    assert_eq!(
+        snapshot(&out).keys().collect::<Vec<_>>(),
+        ["index.json", "n1.bundle"]
+    );
+}
