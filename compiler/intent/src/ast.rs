@@ -128,7 +128,8 @@ pub(crate) struct RawPolicy {
 pub(crate) struct RawCatchAll {
     pub(crate) owner: Owner,
     pub(crate) direction: Direction,
-    pub(crate) action: Action,
+    /// `None` if the value was invalid (already reported).
+    pub(crate) action: Option<Action>,
     /// The `ingress=`/`egress=` property.
     pub(crate) span: Span,
 }

@@ -92,6 +92,11 @@ pub(crate) fn lower(
     }
 }
 
+/// Whether a node has no child node (no block, or an empty one).
+fn no_nodes(n: &KdlNode) -> bool {
+    n.children().is_none_or(|c| c.nodes().is_empty())
+}
+
 struct Lower<'a> {
     file: FileId,
     lines: &'a LineIndex,
@@ -770,7 +775,7 @@ impl Lower<'_> {
             None => None,
         };
         let preds = self.predicates(n);
-        if preds.is_empty() {
+        if no_nodes(n) {
             self.empty_query(n, "filter");
         }
         if let Some(name) = name {
@@ -797,7 +802,7 @@ impl Lower<'_> {
     fn query_block(&mut self, n: &KdlNode) -> RawQuery {
         self.entries(n, &[], 0, "query { PREDICATES }");
         let preds = self.predicates(n);
-        if preds.is_empty() {
+        if no_nodes(n) {
             self.empty_query(n, "query");
         }
         RawQuery::All(preds)
@@ -813,7 +818,10 @@ impl Lower<'_> {
         let kind = n.name().value();
         let span = self.span(n.span());
         let usage = match kind {
-            "cluster" | "namespace" | "name" | "node" => "PREDICATE \"VALUE\" [\"VALUE\" …]",
+            "cluster" => "cluster \"NAME\" [\"NAME\" …]",
+            "namespace" => "namespace \"NAME\" [\"NAME\" …]",
+            "name" => "name \"GLOB\" [\"GLOB\" …]",
+            "node" => "node \"GLOB\" [\"GLOB\" …]",
             "label" => "label \"KEY\" [\"VALUE\" …]",
             "kind" => "kind \"pod\"|\"service\"|\"node\"|\"external\" …",
             "os" => "os \"linux\"|\"windows\"",
@@ -1022,13 +1030,16 @@ impl Lower<'_> {
     }
 
     fn group(&mut self, n: &KdlNode, owner: Owner, rank: PolicyRank) {
-        let place = format!("an `{}` block", n.name().value());
+        let place = match rank {
+            PolicyRank::Absolute => "an `absolute` block",
+            PolicyRank::Default => "a `default` block",
+        };
         self.entries(n, &[], 0, "absolute|default { POLICIES }");
         for c in n.iter_children() {
             match c.name().value() {
                 "allow" => self.policy(c, owner.clone(), rank, Action::Allow),
                 "deny" => self.policy(c, owner.clone(), rank, Action::Deny),
-                _ => self.unknown_node(c, &["allow", "deny"], &place),
+                _ => self.unknown_node(c, &["allow", "deny"], place),
             }
         }
     }
@@ -1131,9 +1142,9 @@ impl Lower<'_> {
             ("ingress", Direction::Ingress),
             ("egress", Direction::Egress),
         ] {
-            if let Some(e) = ents.prop(key)
-                && let Some(action) = self.action(e, &format!("`{key}`"))
-            {
+            if let Some(e) = ents.prop(key) {
+                // An invalid action still counts as a catch-all being there.
+                let action = self.action(e, &format!("`{key}`"));
                 self.ast.catch_alls.push(RawCatchAll {
                     owner: owner.clone(),
                     direction,

@@ -2,7 +2,7 @@
 //! a broken file salvaged as possible, so its declarations still take part in
 //! validation (a duplicate of a name in a broken file is still reported).
 
-use kdl::{KdlDocument, KdlError};
+use kdl::{KdlDiagnostic, KdlDocument, KdlError};
 
 use crate::diagnostics::{Diagnostic, codes};
 use crate::model::{FileId, Span};
@@ -40,25 +40,66 @@ pub(crate) fn parse(file: FileId, text: &str) -> Parsed {
     }
 }
 
+const UNCLOSED: &str = "No closing '}' for child block";
+const UNCLOSED_AFTER: &str = "Closing '}' was not found after nodes";
+const NOT_EOF: &str = "Expected end of document";
+
+/// Drop the errors kdl's recovery reports as consequences of another one:
+/// the second report of every unclosed block; and, once a stray token ends
+/// the document early ("expected end of document"), the blocks it left
+/// unclosed before it and the stray `}` after it.
+fn prune_cascades(diags: &[KdlDiagnostic], text: &str) -> Vec<KdlDiagnostic> {
+    let msg = |d: &KdlDiagnostic| d.message.clone().unwrap_or_default();
+    let first_stray = diags
+        .iter()
+        .filter(|d| msg(d) == NOT_EOF)
+        .map(|d| d.span.offset())
+        .min();
+    diags
+        .iter()
+        .filter(|d| {
+            let m = msg(d);
+            let at = d.span.offset();
+            match first_stray {
+                _ if m == UNCLOSED_AFTER => false,
+                Some(stray) if m == UNCLOSED => at > stray,
+                Some(stray) if m == NOT_EOF => {
+                    at == stray || !text[at.min(text.len())..].starts_with('}')
+                }
+                _ => true,
+            }
+        })
+        .cloned()
+        .collect()
+}
+
 /// The KDL crate's errors as ours, with its spans and messages.
 pub(crate) fn syntax_diagnostics(file: FileId, text: &str, err: &KdlError) -> Vec<Diagnostic> {
-    let mut out: Vec<Diagnostic> = err
-        .diagnostics
+    let mut out: Vec<Diagnostic> = prune_cascades(&err.diagnostics, text)
         .iter()
         .map(|d| {
             let offset = d.span.offset().min(text.len());
             let len = d.span.len().min(text.len() - offset);
-            let message = d.message.clone().unwrap_or_else(|| "invalid KDL".into());
+            let mut message = d.message.clone().unwrap_or_else(|| "invalid KDL".into());
+            let mut help = d.help.clone();
+            if message == NOT_EOF {
+                let stray = text[offset..].chars().next().unwrap_or(' ');
+                message = format!("unexpected `{stray}`");
+                help.get_or_insert_with(|| {
+                    "remove it, or look before it for a missing quote, `=`, `{` or `}`".into()
+                });
+            }
             // kdl labels read "not <what was expected>".
             let label = match d.label.as_deref() {
                 Some("not closed") => "never closed".to_string(),
+                Some("not EOF") => "not expected here".to_string(),
                 Some(l) => match l.strip_prefix("not ") {
                     Some(what) => format!("expected {what}"),
                     None => l.to_string(),
                 },
                 None => "here".to_string(),
             };
-            let help = d.help.clone().unwrap_or_else(|| {
+            let help = help.unwrap_or_else(|| {
                 "fix the KDL syntax here; names declared in the part of the file that does not \
                  parse are unknown until then"
                     .into()

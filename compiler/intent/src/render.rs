@@ -102,7 +102,7 @@ fn report(d: &Diagnostic, files: &[SourceFile]) -> Report {
                 help: None,
                 source: source(files, *span),
                 labels: vec![LabeledSpan::new_primary_with_span(
-                    Some(text.clone()),
+                    None,
                     clamp(files, *span),
                 )],
                 related: Vec::new(),
@@ -140,6 +140,7 @@ pub fn render_human(
     for d in &diags.0 {
         // Writing into a String cannot fail.
         let _ = handler.render_report(&mut out, &report(d, files));
+        out.push('\n');
     }
     out
 }

@@ -625,10 +625,14 @@ impl<'a> Resolver<'a> {
     fn catch_alls_model(&mut self, scopes: &Option<Vec<Scope>>) -> Vec<CatchAll> {
         let ast = self.ast;
         let mut out: Vec<CatchAll> = Vec::new();
+        // Scopes and directions with a catch-all written, valid or not.
+        let mut written: BTreeSet<(ScopeId, Direction)> = BTreeSet::new();
         for c in &ast.catch_alls {
             let Some(scope) = self.owner(&c.owner) else {
                 continue;
             };
+            written.insert((scope, c.direction));
+            let Some(action) = c.action else { continue };
             if let Some(first) = out
                 .iter()
                 .find(|o| o.scope == scope && o.direction == c.direction)
@@ -648,19 +652,19 @@ impl<'a> Resolver<'a> {
             out.push(CatchAll {
                 scope,
                 direction: c.direction,
-                action: c.action,
+                action,
                 span: c.span,
             });
         }
         // Top-level scopes without a catch-all allow what nothing else decides.
         if let Some(scopes) = scopes {
             for (id, s) in scopes.iter().enumerate() {
-                if s.parent.is_some() {
+                if s.parent.is_some() || s.name.is_empty() {
                     continue;
                 }
                 let missing: Vec<&str> = [Direction::Ingress, Direction::Egress]
                     .into_iter()
-                    .filter(|d| !out.iter().any(|c| c.scope == id && c.direction == *d))
+                    .filter(|d| !written.contains(&(id, *d)))
                     .map(direction_word)
                     .collect();
                 if !missing.is_empty() {

@@ -226,6 +226,52 @@ fn invalid_cases_fail_with_their_diagnostics() {
 }
 
 #[test]
+fn warning_cases_pass_with_their_warnings() {
+    let mut settings = insta::Settings::clone_current();
+    settings.set_prepend_module_to_snapshot(false);
+    settings.set_omit_expression(true);
+    let _guard = settings.bind_to_scope();
+    for (name, dir) in cases("warn") {
+        let (files, checked) = check(&dir);
+        let rendered = render_human(&checked.diagnostics, &files, false, 80);
+        assert!(
+            !checked.diagnostics.has_errors(),
+            "warn/{name} has errors:\n{rendered}"
+        );
+        assert!(
+            checked.diagnostics.warning_count() > 0,
+            "warn/{name} has no warning"
+        );
+        assert!(
+            checked.intent.is_some(),
+            "warn/{name}: warnings must not block the model"
+        );
+        insta::assert_snapshot!(format!("warn-{name}"), rendered);
+    }
+}
+
+/// Each code is shown by at least one fixture, and documented.
+#[test]
+fn every_code_has_a_fixture_and_a_doc_entry() {
+    let mut seen = std::collections::BTreeSet::new();
+    for kind in ["invalid", "warn"] {
+        for (_, dir) in cases(kind) {
+            let (_, checked) = check(&dir);
+            seen.extend(checked.diagnostics.0.iter().map(|d| d.code));
+        }
+    }
+    let doc =
+        std::fs::read_to_string(root().join("schema/docs/language/09-diagnostics.md")).unwrap();
+    for code in ringfence_intent::diagnostics::codes::ALL {
+        assert!(seen.contains(code), "no fixture reports {code}");
+        assert!(
+            doc.contains(&format!("`{code}`")),
+            "09-diagnostics.md does not document {code}"
+        );
+    }
+}
+
+#[test]
 fn policies_example_checks_clean() {
     let (files, checked) = check(&root().join("policies-example"));
     assert!(
