@@ -21,6 +21,7 @@ pub use format::format_source;
 pub use render::{render_human, to_json};
 
 use model::{Intent, SourceFile};
+use rayon::prelude::*;
 
 /// The result of checking intent: the model if there was no error, and every
 /// diagnostic (sorted by file and position).
@@ -38,10 +39,15 @@ pub struct Checked {
 /// order is the declaration order, and a [`model::FileId`] is an index into
 /// this list (and into [`Intent::files`]).
 pub fn load(files: Vec<SourceFile>) -> Checked {
+    // KDL parsing is most of the time; files parse independently.
+    let parsed: Vec<parse::Parsed> = files
+        .par_iter()
+        .enumerate()
+        .map(|(id, f)| parse::parse(id, &f.text))
+        .collect();
     let mut diags = Vec::new();
     let mut ast = ast::Ast::default();
-    for (id, f) in files.iter().enumerate() {
-        let parsed = parse::parse(id, &f.text);
+    for ((id, f), parsed) in files.iter().enumerate().zip(parsed) {
         diags.extend(parsed.diagnostics);
         if parsed.partial {
             ast.partial_files.push(id);
