@@ -4,7 +4,9 @@
 //! spread over many runs of `load` (parse + validate), and of formatting
 //! every file.
 //!
-//! Run: `cargo bench -p ringfence-intent --bench check`
+//! Run: `cargo bench -p ringfence-intent --bench check`. With
+//! `RINGFENCE_BENCH_WRITE=DIR` it also writes the repository to DIR, to time
+//! the command end to end (`ringfence check DIR`).
 
 use std::fmt::Write as _;
 use std::hint::black_box;
@@ -127,6 +129,14 @@ fn measure(name: &str, runs: usize, mut f: impl FnMut()) {
 
 fn main() {
     let files = generate();
+    if let Some(dir) = std::env::var_os("RINGFENCE_BENCH_WRITE") {
+        let dir = std::path::Path::new(&dir);
+        std::fs::create_dir_all(dir).unwrap();
+        for f in &files {
+            std::fs::write(dir.join(&f.path), f.text.as_bytes()).unwrap();
+        }
+        println!("wrote {} files to {}", files.len(), dir.display());
+    }
     let checked = load(files.clone());
     let intent = checked
         .intent
