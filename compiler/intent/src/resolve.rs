@@ -373,7 +373,7 @@ impl<'a> Resolver<'a> {
         let mut ok = true;
         let mut plugins: BTreeSet<&str> = BUILTIN_BACKENDS.iter().copied().collect();
         plugins.extend(ast.plugins.iter().map(|p| p.name.text.as_str()));
-        for id in 0..self.scope_raw.len() {
+        for (id, &parent) in parents.iter().enumerate() {
             let raw = &ast.scopes[self.scope_raw[id]];
             let query = match &raw.query {
                 Some(q) => self.query(q, Vertex::Scope(id)),
@@ -403,7 +403,7 @@ impl<'a> Resolver<'a> {
             match query {
                 Some(query) => out.push(Scope {
                     name: raw.name.text.clone(),
-                    parent: parents[id],
+                    parent,
                     query,
                     enforcement: raw.enforcement,
                     backends: raw
