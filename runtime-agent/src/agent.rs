@@ -129,8 +129,8 @@ pub struct Agent {
     state: StateDir,
     applier: Box<dyn Applier>,
     in_force: Option<InForce>,
-    /// The digest and refusal of the last refused bundle: the same bytes
-    /// offered again are refused without being counted again.
+    /// The digests (bundle, index) and refusal of the last refused bundle:
+    /// the same bytes offered again are refused without being counted again.
     last_refused: Option<(String, VerifyError)>,
     /// Counts and last results.
     pub stats: Stats,
@@ -260,14 +260,16 @@ impl Agent {
         {
             return Outcome::Unchanged;
         }
+        // The same bundle and index as the last refused ones: same answer.
+        let key = format!("{digest}/{}", index.map(sha256_hex).unwrap_or_default());
         if let Some((d, e)) = &self.last_refused {
-            if *d == digest {
+            if *d == key {
                 return Outcome::Refused(e.clone());
             }
         }
         let outcome = self.offer_new(bytes, index, now);
         if let Outcome::Refused(e) = &outcome {
-            self.last_refused = Some((digest, e.clone()));
+            self.last_refused = Some((key, e.clone()));
         }
         outcome
     }
