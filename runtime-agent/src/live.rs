@@ -6,6 +6,9 @@
 //! into a [`Snapshot`]; nothing here knows which one it came from. Handles
 //! and counter values are not part of a snapshot's identity: they are kept
 //! out of comparisons and out of the copy stored in the state directory.
+//! Expressions are kept as canonical compact JSON text (object keys sorted),
+//! not as `serde_json::Value` trees: equal text means equal rules, and a
+//! table of thousands of rules stays small in memory.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -28,8 +31,9 @@ pub struct Snapshot {
 pub struct LiveChain {
     /// Chain name.
     pub name: String,
-    /// Everything else about the chain (hook, priority, policy), normalised.
-    pub spec: Value,
+    /// Everything else about the chain (hook, priority, policy), as
+    /// canonical JSON.
+    pub spec: String,
     /// Rules in order.
     pub rules: Vec<LiveRule>,
 }
@@ -40,8 +44,9 @@ pub struct LiveRule {
     /// The rule's comment: the IR rule id for rules generated from the IR.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub comment: Option<String>,
-    /// What it matches and does, normalised (no handles, no counter values).
-    pub expr: Value,
+    /// What it matches and does, as canonical JSON (no handles, no counter
+    /// values).
+    pub expr: String,
     /// Packets counted (not stored, not compared).
     #[serde(skip)]
     pub packets: u64,
@@ -55,8 +60,8 @@ pub struct LiveRule {
 pub struct LiveSet {
     /// Set name.
     pub name: String,
-    /// Type and flags, normalised.
-    pub spec: Value,
+    /// Type and flags, as canonical JSON.
+    pub spec: String,
     /// Elements as text (`10.0.0.0/24`, `10.0.0.1-10.0.0.9`), sorted.
     pub elements: Vec<String>,
 }
@@ -291,7 +296,7 @@ mod tests {
     fn rule(comment: Option<&str>, expr: Value) -> LiveRule {
         LiveRule {
             comment: comment.map(str::to_string),
-            expr,
+            expr: expr.to_string(),
             packets: 0,
             bytes: 0,
         }
@@ -301,7 +306,7 @@ mod tests {
         Snapshot {
             chains: vec![LiveChain {
                 name: "ing".into(),
-                spec: json!({}),
+                spec: "{}".into(),
                 rules: vec![
                     rule(None, json!(["ct"])),
                     rule(Some("a"), json!(["v4", "accept"])),
@@ -311,7 +316,7 @@ mod tests {
             }],
             sets: vec![LiveSet {
                 name: "peers".into(),
-                spec: json!({"type": "ipv4_addr"}),
+                spec: json!({"type": "ipv4_addr"}).to_string(),
                 elements: vec!["10.0.0.1".into(), "10.0.1.0/24".into()],
             }],
         }
@@ -328,7 +333,7 @@ mod tests {
         let c = &mut live.chains[0];
         c.rules
             .insert(1, rule(None, json!(["saddr", "1.2.3.4", "accept"])));
-        c.rules[3].expr = json!(["v6", "drop"]); // the second "a"
+        c.rules[3].expr = json!(["v6", "drop"]).to_string(); // the second "a"
         c.rules.pop(); // "z"
         live.sets[0].elements = vec!["10.0.1.0/24".into(), "10.9.9.9".into()];
         live.sets.push(LiveSet {

@@ -7,8 +7,10 @@
 //! cannot flush or edit kube-proxy's or the CNI's tables. Text goes in, JSON
 //! comes back (`nft -j list table inet ringfence`).
 
+use std::collections::BTreeMap;
 use std::path::Path;
 
+use serde::Deserialize;
 use serde_json::Value;
 
 use crate::applier::{Applier, ApplyError};
@@ -130,74 +132,121 @@ fn strip_comment(line: &str) -> &str {
     line
 }
 
+/// One object of `nft -j` output; other kinds (metainfo, table) are skipped.
+#[derive(Deserialize)]
+struct Item {
+    #[serde(default)]
+    chain: Option<Named>,
+    #[serde(default)]
+    set: Option<Named>,
+    #[serde(default)]
+    map: Option<Named>,
+    #[serde(default)]
+    rule: Option<RuleObj>,
+}
+
+/// A chain, set or map: its name, elements, and the rest as canonical JSON.
+#[derive(Deserialize)]
+struct Named {
+    name: String,
+    #[serde(default)]
+    elem: Vec<Element>,
+    #[serde(flatten)]
+    rest: BTreeMap<String, Value>,
+}
+
+#[derive(Deserialize)]
+struct RuleObj {
+    chain: String,
+    #[serde(default)]
+    comment: Option<String>,
+    expr: Expr,
+}
+
+/// A rule's statements, canonicalised as they are read so no tree of
+/// thousands of rules is ever held at once.
+struct Expr {
+    text: String,
+    packets: u64,
+    bytes: u64,
+}
+
+impl<'de> Deserialize<'de> for Expr {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let v = Value::deserialize(d)?;
+        let (packets, bytes) = counters(&v);
+        Ok(Expr {
+            text: normalise(&v).to_string(),
+            packets,
+            bytes,
+        })
+    }
+}
+
+/// A set element as nft writes it.
+struct Element(String);
+
+impl<'de> Deserialize<'de> for Element {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        Value::deserialize(d).map(|v| Element(element(&v)))
+    }
+}
+
+#[derive(Deserialize)]
+struct Listing {
+    nftables: Vec<Item>,
+}
+
 /// Turn `nft -j list table inet ringfence` output into a snapshot.
 pub fn parse_listing(json: &[u8]) -> Result<Snapshot, String> {
-    let v: Value = serde_json::from_slice(json).map_err(|e| format!("nft -j output: {e}"))?;
-    let items = v
-        .get("nftables")
-        .and_then(Value::as_array)
-        .ok_or("nft -j output has no `nftables` list")?;
-    let mut snap = Snapshot::default();
-    let spec = |o: &Value, drop: &[&str]| -> Value {
-        let mut m = o.as_object().cloned().unwrap_or_default();
-        for k in ["family", "table", "name", "handle"].iter().chain(drop) {
-            m.remove(*k);
+    let listing: Listing =
+        serde_json::from_slice(json).map_err(|e| format!("nft -j output: {e}"))?;
+    let spec = |mut rest: BTreeMap<String, Value>| -> String {
+        for k in ["family", "table", "handle"] {
+            rest.remove(k);
         }
-        normalise(&Value::Object(m))
+        normalise(&Value::Object(rest.into_iter().collect())).to_string()
     };
-    for item in items {
-        if let Some(c) = item.get("chain") {
+    let mut snap = Snapshot::default();
+    for item in listing.nftables {
+        if let Some(c) = item.chain {
             snap.chains.push(LiveChain {
-                name: str_field(c, "name")?,
-                spec: spec(c, &[]),
+                name: c.name,
+                spec: spec(c.rest),
                 rules: Vec::new(),
             });
-        } else if let Some((kind, s)) = item
-            .get("set")
-            .map(|s| ("set", s))
-            .or_else(|| item.get("map").map(|m| ("map", m)))
-        {
-            let name = str_field(s, "name")?;
-            let elements = match s.get("elem") {
-                Some(Value::Array(a)) => a.iter().map(element).collect(),
-                _ => Vec::new(),
-            };
-            snap.sets.push(LiveSet {
-                name: if kind == "map" {
-                    format!("map:{name}")
-                } else {
-                    name
-                },
-                spec: spec(s, &["elem"]),
-                elements,
-            });
-        } else if let Some(r) = item.get("rule") {
-            let chain = str_field(r, "chain")?;
-            let expr = r.get("expr").cloned().unwrap_or(Value::Null);
-            let (packets, bytes) = counters(&expr);
+        }
+        for (s, prefix) in [(item.set, ""), (item.map, "map:")] {
+            if let Some(s) = s {
+                snap.sets.push(LiveSet {
+                    name: format!("{prefix}{}", s.name),
+                    spec: spec(s.rest),
+                    elements: s.elem.into_iter().map(|e| e.0).collect(),
+                });
+            }
+        }
+        if let Some(r) = item.rule {
             let rule = LiveRule {
-                comment: r.get("comment").and_then(Value::as_str).map(str::to_string),
-                expr: normalise(&expr),
-                packets,
-                bytes,
+                comment: r.comment,
+                expr: r.expr.text,
+                packets: r.expr.packets,
+                bytes: r.expr.bytes,
             };
-            match snap.chains.iter_mut().find(|c| c.name == chain) {
+            match snap.chains.iter_mut().find(|c| c.name == r.chain) {
                 Some(c) => c.rules.push(rule),
-                None => return Err(format!("nft -j output: rule before its chain `{chain}`")),
+                None => {
+                    return Err(format!(
+                        "nft -j output: a rule before its chain `{}`",
+                        r.chain
+                    ));
+                }
             }
         }
     }
     Ok(snap.sorted())
 }
 
-fn str_field(o: &Value, k: &str) -> Result<String, String> {
-    o.get(k)
-        .and_then(Value::as_str)
-        .map(str::to_string)
-        .ok_or_else(|| format!("nft -j output: an object without `{k}`: {o}"))
-}
-
-/// A set element as nft writes it.
+/// A set element as text.
 fn element(v: &Value) -> String {
     match v {
         Value::String(s) => s.clone(),
