@@ -412,3 +412,75 @@ fn initial_deny_drops_forwarded_traffic_until_the_first_bundle() {
     ));
     assert!(!ns.ours().contains("policy drop"));
 }
+
+#[test]
+fn run_loop_serves_metrics_and_health() {
+    use std::io::{Read, Write};
+    let ns = Netns::new("metrics");
+    let keys = Keys::new();
+    let src = keys.path("src");
+    std::fs::create_dir_all(&src).unwrap();
+    std::fs::write(
+        src.join("n1.bundle"),
+        bundle(&Spec::small(3, &[8081]), &keys.key),
+    )
+    .unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let addr = format!("127.0.0.1:{port}");
+    let mut child = bin()
+        .args([
+            "run",
+            "--interval",
+            "1",
+            "--node",
+            "n1",
+            "--netns",
+            &ns.name,
+            "--metrics",
+            &addr,
+            "--source",
+        ])
+        .arg(&src)
+        .arg("--trust")
+        .arg(keys.pubkey())
+        .arg("--state")
+        .arg(keys.path("state"))
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let get = |path: &str| -> Option<String> {
+        let mut c = std::net::TcpStream::connect(&addr).ok()?;
+        write!(c, "GET {path} HTTP/1.1\r\nHost: x\r\n\r\n").ok()?;
+        let mut s = String::new();
+        c.read_to_string(&mut s).ok()?;
+        Some(s)
+    };
+    let mut page = String::new();
+    for _ in 0..100 {
+        page = get("/metrics").unwrap_or_default();
+        if page.contains("ringfence_agent_generation{node=\"n1\"} 3") {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let health = get("/healthz");
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(
+        page.contains("ringfence_agent_generation{node=\"n1\"} 3"),
+        "{page}"
+    );
+    assert!(
+        page.contains("ringfence_agent_policy_packets_total{node=\"n1\",policy=\"shop/web\",rule=\"p0-web-8081\",action=\"allow\"} 0"),
+        "{page}"
+    );
+    assert!(
+        page.contains("ringfence_agent_status{node=\"n1\",status=\"in-sync\"} 1"),
+        "{page}"
+    );
+    assert!(health.unwrap().starts_with("HTTP/1.1 200"));
+}
