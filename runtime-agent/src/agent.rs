@@ -129,6 +129,9 @@ pub struct Agent {
     state: StateDir,
     applier: Box<dyn Applier>,
     in_force: Option<InForce>,
+    /// The committed generation, even when its bundle could not be loaded:
+    /// nothing older is accepted either way.
+    floor: Option<u64>,
     /// The digests (bundle, index) and refusal of the last refused bundle:
     /// the same bytes offered again are refused without being counted again.
     last_refused: Option<(String, VerifyError)>,
@@ -154,6 +157,7 @@ impl Agent {
             state,
             applier,
             in_force: None,
+            floor: None,
             last_refused: None,
             stats: Stats::default(),
         }
@@ -173,6 +177,7 @@ impl Agent {
             Ok(None) => return Ok(()),
             Err(e) => return Err(self.fail(e.to_string())),
         };
+        self.floor = Some(cur.generation);
         let bytes = self
             .state
             .read_bundle(&cur.bundle)
@@ -258,6 +263,9 @@ impl Agent {
             .as_ref()
             .is_some_and(|f| f.current.bundle_sha256 == digest)
         {
+            // The source serves what is in force again: nothing is wrong.
+            self.stats.failed = false;
+            self.stats.last_error = None;
             return Outcome::Unchanged;
         }
         // The same bundle and index as the last refused ones: same answer.
@@ -287,7 +295,7 @@ impl Agent {
         };
         let expect = Expectations {
             node: Some(&self.cfg.node),
-            min_generation: self.generation(),
+            min_generation: self.generation().or(self.floor),
             now: Some(now),
             index: index.as_ref(),
         };
@@ -436,6 +444,8 @@ impl Agent {
             f.verified = verified;
         }
         log(&format!("generation {generation}: expiry refreshed"));
+        self.stats.failed = false;
+        self.stats.last_error = None;
         self.refresh_expiry(now);
         Outcome::Refreshed { generation }
     }

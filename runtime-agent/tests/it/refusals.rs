@@ -154,3 +154,43 @@ fn a_bundle_for_another_os_is_refused_before_apply() {
         o => panic!("{o:?}"),
     }
 }
+
+#[test]
+fn the_committed_generation_is_a_floor_even_if_its_bundle_no_longer_verifies() {
+    // The committed bundle was signed by a key no longer trusted (rotation):
+    // it cannot be loaded, but nothing older than it may be applied either.
+    let old_key = SigningKey::from_seed([3; 32]);
+    let key = SigningKey::from_seed([1; 32]);
+    let state = tempfile::tempdir().unwrap();
+    let dir = StateDir::open(state.path()).unwrap();
+    let committed = bundle(&Spec::small(9, &[80]), &old_key);
+    let rel = dir
+        .store_bundle(9, &ringfence_bundle::sha256_hex(&committed), &committed)
+        .unwrap();
+    dir.commit(&ringfence_agent::state::Current {
+        bundle: rel,
+        generation: 9,
+        bundle_sha256: ringfence_bundle::sha256_hex(&committed),
+        rules_sha256: String::new(),
+        applied_at: "2026-01-01T00:00:00Z".into(),
+        snapshot: Snapshot::default(),
+    })
+    .unwrap();
+    let mut agent = Agent::new(
+        Config {
+            node: "n1".into(),
+            trust: Trust::new([key.trusted()], 1),
+            initial: Initial::Allow,
+            self_heal: false,
+        },
+        dir,
+        Box::new(MustNotBeReached),
+    );
+    let now = SystemTime::now();
+    let e = agent.load(now).unwrap_err();
+    assert!(e.contains("unknown-key"), "{e}");
+    match agent.offer(&bundle(&Spec::small(8, &[80]), &key), None, now) {
+        Outcome::Refused(e) => assert_eq!(e.reason.code(), "old-generation", "{e}"),
+        o => panic!("{o:?}"),
+    }
+}
