@@ -270,10 +270,10 @@ impl Agent {
         }
         // The same bundle and index as the last refused ones: same answer.
         let key = format!("{digest}/{}", index.map(sha256_hex).unwrap_or_default());
-        if let Some((d, e)) = &self.last_refused {
-            if *d == key {
-                return Outcome::Refused(e.clone());
-            }
+        if let Some((d, e)) = &self.last_refused
+            && *d == key
+        {
+            return Outcome::Refused(e.clone());
         }
         let outcome = self.offer_new(bytes, index, now);
         if let Outcome::Refused(e) = &outcome {
@@ -306,18 +306,18 @@ impl Agent {
         };
         let generation = verified.payload.generation;
         let rules = rules_sha256(&verified.payload.files);
-        if let Some(f) = &self.in_force {
-            if generation == f.current.generation {
-                if rules != f.current.rules_sha256 {
-                    return self.refuse(VerifyError {
-                        reason: Reason::OldGeneration,
-                        detail: format!(
-                            "generation {generation} is already in force with other rules; a change needs a new generation"
-                        ),
-                    });
-                }
-                return self.refresh(verified, bytes, now);
+        if let Some(f) = &self.in_force
+            && generation == f.current.generation
+        {
+            if rules != f.current.rules_sha256 {
+                return self.refuse(VerifyError {
+                    reason: Reason::OldGeneration,
+                    detail: format!(
+                        "generation {generation} is already in force with other rules; a change needs a new generation"
+                    ),
+                });
             }
+            return self.refresh(verified, bytes, now);
         }
         let ir = match verified.ir() {
             Ok(ir) => ir,

@@ -79,7 +79,9 @@ fn apply_is_never_reached_when_verification_fails() {
         &key,
     );
     let unindexed = index(&[(&Spec::small(2, &[80]), b"x".as_slice())], &key);
-    let cases: Vec<(&str, Vec<u8>, Option<Vec<u8>>)> = vec![
+    // (expected reason, bundle, index)
+    type Case = (&'static str, Vec<u8>, Option<Vec<u8>>);
+    let cases: Vec<Case> = vec![
         ("bad-signature", corrupted, None),
         ("truncated", good[..good.len() / 2].to_vec(), None),
         ("unknown-key", bundle(&Spec::small(3, &[80]), &other), None),
