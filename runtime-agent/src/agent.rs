@@ -455,9 +455,9 @@ impl Agent {
             Initial::Allow => Ok(()),
             Initial::Deny => {
                 log("no bundle yet: installing the initial deny table");
-                self.applier
-                    .install_deny(&self.state.root().join("staged"))
-                    .map_err(|e| e.to_string())
+                let files = self.applier.deny_files().map_err(|e| e.to_string())?;
+                let dir = self.state.stage(files).map_err(|e| e.to_string())?;
+                self.applier.apply(&dir, 0).map_err(|e| e.to_string())
             }
         }
     }

@@ -54,9 +54,10 @@ pub trait Applier: Send {
     fn apply(&self, dir: &Path, generation: u64) -> Result<(), ApplyError>;
     /// Our rules as they are now, or `None` if none are installed.
     fn read(&self) -> Result<Option<Snapshot>, ApplyError>;
-    /// Install the built-in "deny forwarded pod traffic" rules (used before
-    /// the first bundle with `--initial deny`); `dir` is scratch space.
-    fn install_deny(&self, dir: &Path) -> Result<(), ApplyError>;
+    /// The rule files of the built-in "deny forwarded pod traffic" rules
+    /// (`--initial deny` before the first bundle), as (name, content); the
+    /// agent stages them and calls [`Applier::apply`] with generation 0.
+    fn deny_files(&self) -> Result<Vec<(&'static str, &'static str)>, ApplyError>;
     /// Remove our rules entirely (a rollback to "nothing installed").
     fn remove(&self) -> Result<(), ApplyError>;
     /// Time spent in the backend tool so far (benchmarks split it out).

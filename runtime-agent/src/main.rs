@@ -173,13 +173,16 @@ fn in_sync(r: &ComplianceReport) -> u8 {
 }
 
 fn run(a: RunArgs) -> anyhow::Result<u8> {
-    let mut agent = agent(&a.common, a.self_heal)?;
     if a.source.starts_with("https://") {
         bail!(
             "--source {}: this build speaks plain HTTP only (bundles are signed, so transport security is not what makes them trustworthy); serve them over http:// or sync them to a directory",
             a.source
         );
     }
+    if let Some(url) = a.report_to.as_deref().filter(|u| !u.starts_with("http://")) {
+        bail!("--report-to {url}: give an http:// URL (this build has no TLS)");
+    }
+    let mut agent = agent(&a.common, a.self_heal)?;
     let mut source = Source::parse(&a.source, Duration::from_secs(30));
     let opts = daemon::Options {
         interval: a.interval,
@@ -275,7 +278,12 @@ fn status(a: StatusArgs) -> anyhow::Result<u8> {
                 (None, _) => println!("no bundle applied"),
             }
             if let Some(r) = &report {
-                println!("status: {:?} (report of {})", r.status, r.generated_at);
+                let status = serde_json::to_value(r.status)?;
+                println!(
+                    "status: {} (report of {})",
+                    status.as_str().unwrap_or_default(),
+                    r.generated_at
+                );
                 for (kind, items) in [
                     ("missing", &r.drift.missing),
                     ("extra", &r.drift.extra),

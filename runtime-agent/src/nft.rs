@@ -325,11 +325,8 @@ impl<R: Runner> Applier for NftApplier<R> {
             .map_err(|e| ApplyError::clean("read", e))
     }
 
-    fn install_deny(&self, dir: &Path) -> Result<(), ApplyError> {
-        std::fs::create_dir_all(dir)
-            .and_then(|()| std::fs::write(dir.join(RULES_FILE), INITIAL_DENY))
-            .map_err(|e| ApplyError::clean("initial-deny", format!("{}: {e}", dir.display())))?;
-        self.apply(dir, 0)
+    fn deny_files(&self) -> Result<Vec<(&'static str, &'static str)>, ApplyError> {
+        Ok(vec![(RULES_FILE, INITIAL_DENY)])
     }
 
     fn tool_time(&self) -> std::time::Duration {

@@ -259,7 +259,7 @@ impl<R: Runner> Applier for WindowsApplier<R> {
         ))
     }
 
-    fn install_deny(&self, _dir: &Path) -> Result<(), ApplyError> {
+    fn deny_files(&self) -> Result<Vec<(&'static str, &'static str)>, ApplyError> {
         Err(ApplyError::clean(
             "initial-deny",
             "--initial deny is not supported on Windows nodes (the firewall's default inbound policy applies until the first bundle)",

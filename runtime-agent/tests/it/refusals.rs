@@ -31,8 +31,8 @@ impl Applier for MustNotBeReached {
     fn read(&self) -> Result<Option<Snapshot>, ApplyError> {
         Ok(None)
     }
-    fn install_deny(&self, _: &Path) -> Result<(), ApplyError> {
-        panic!("install_deny must not be reached")
+    fn deny_files(&self) -> Result<Vec<(&'static str, &'static str)>, ApplyError> {
+        panic!("deny_files must not be reached")
     }
     fn remove(&self) -> Result<(), ApplyError> {
         panic!("remove must not be reached")
