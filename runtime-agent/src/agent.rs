@@ -283,6 +283,7 @@ impl Agent {
     }
 
     fn offer_new(&mut self, bytes: &[u8], index: Option<&[u8]>, now: SystemTime) -> Outcome {
+        let start = Instant::now();
         let index = match index.map(|b| verify_index(b, &self.cfg.trust)) {
             None => None,
             Some(Ok(i)) => Some(i),
@@ -299,7 +300,6 @@ impl Agent {
             now: Some(now),
             index: index.as_ref(),
         };
-        let start = Instant::now();
         let verified = match verify_bundle(bytes, &self.cfg.trust, &expect) {
             Ok(v) => v,
             Err(e) => return self.refuse(e),

@@ -31,19 +31,27 @@ threading.Event().wait()
 "#;
 
 const PROBER: &str = r#"
-import os, socket, sys, time
+import os, socket, sys, threading, time
 stop = sys.argv[1]
 deadline = time.time() + 60
-while not os.path.exists(stop) and time.time() < deadline:
-    for port in (8081, 8082, 8083):
-        s = socket.socket(); s.settimeout(0.25)
+lock = threading.Lock()
+def probe(port):
+    # One thread per port: a dropped SYN (1 s timeout, generous under load)
+    # does not slow down the probes of the other ports.
+    while not os.path.exists(stop) and time.time() < deadline:
+        s = socket.socket(); s.settimeout(1.0)
         t0 = time.time()
         try:
             s.connect(("10.251.2.2", port)); ok = 1
         except OSError:
             ok = 0
         t1 = time.time(); s.close()
-        print(f"{t0:.6f} {t1:.6f} {port} {ok}", flush=True)
+        with lock:
+            print(f"{t0:.6f} {t1:.6f} {port} {ok}", flush=True)
+        time.sleep(0.02)
+threads = [threading.Thread(target=probe, args=(p,)) for p in (8081, 8082, 8083)]
+for t in threads: t.start()
+for t in threads: t.join()
 "#;
 
 struct Killed(Child);
@@ -117,10 +125,10 @@ fn every_probe_during_swaps_matches_a_generation_in_force() {
         .stdout(Stdio::piped())
         .spawn()
         .unwrap();
-    std::thread::sleep(Duration::from_millis(800));
+    std::thread::sleep(Duration::from_millis(1200));
     for g in 2..=7 {
         offer(g, if g % 2 == 0 { B } else { A });
-        std::thread::sleep(Duration::from_millis(700));
+        std::thread::sleep(Duration::from_millis(1200));
     }
     std::fs::write(&stop, "").unwrap();
     let out = prober.wait_with_output().unwrap();
