@@ -1,0 +1,6 @@
+//! Integration tests of the compiler core: semantics tables, the property
+//! test against a direct evaluation of intent, explain and matrix.
+
+mod oracle;
+mod property;
+mod scenario;
