@@ -53,6 +53,8 @@ pub(crate) struct CWl {
     pub(crate) nets: Vec<IpNet>,
     pub(crate) node: Option<u32>,
     pub(crate) host_network: bool,
+    /// Host-network pods: the ports they are told apart by.
+    pub(crate) host_ports: Vec<ProtoPort>,
     pub(crate) endpoint: Option<u32>,
     pub(crate) service: Option<SvcData>,
 }
@@ -264,10 +266,6 @@ impl ProtoPorts {
     pub(crate) fn is_empty(&self) -> bool {
         !self.icmp && self.ports.iter().all(PortSet::is_empty)
     }
-}
-
-fn class_of(p: Proto) -> Option<usize> {
-    PORT_PROTOS.iter().position(|&x| x == p)
 }
 
 impl Compiled {
@@ -587,12 +585,6 @@ impl Compiled {
             }
         }
         allowed
-    }
-
-    /// What `chain` allows on `proto` for a peer, as a port set (`None`
-    /// for port-less protocols means allowed or not).
-    pub(crate) fn class_index(p: Proto) -> Option<usize> {
-        class_of(p)
     }
 }
 

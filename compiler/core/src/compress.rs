@@ -258,3 +258,212 @@ fn merge(prev: &mut RawRule, r: &RawRule, sets: &[Addrs]) -> bool {
     }
     false
 }
+
+#[cfg(test)]
+mod tests {
+    use std::net::{IpAddr, Ipv4Addr};
+
+    use proptest::prelude::*;
+    use ringfence_schema::net::ports_match;
+
+    use super::*;
+    use crate::interval::IntervalSet;
+
+    /// A rule over a tiny universe: addresses 10.0.0.0-7, ports 0-7.
+    fn rule(
+        policy: u32,
+        allow: bool,
+        peer: Option<(u8, u8)>,
+        proto: u8,
+        ports: Option<(u16, u16)>,
+    ) -> (RawRule, Option<Addrs>) {
+        let proto = [Proto::Any, Proto::Tcp, Proto::Udp, Proto::Icmp][proto as usize % 4];
+        let ports = match ports {
+            Some((a, b)) if proto.has_ports() => {
+                let (a, b) = (a % 8, b % 8);
+                vec![PortRange {
+                    start: a.min(b),
+                    end: a.max(b),
+                }]
+            }
+            _ => Vec::new(),
+        };
+        let addrs = peer.map(|(a, b)| {
+            let (lo, hi) = ((a % 8).min(b % 8), (a % 8).max(b % 8));
+            Addrs {
+                v4: IntervalSet::range(0x0a00_0000 + lo as u32, 0x0a00_0000 + hi as u32),
+                v6: IntervalSet::empty(),
+            }
+        });
+        let r = RawRule {
+            policy,
+            action: if allow { Action::Allow } else { Action::Deny },
+            peer: PeerRef::Any,
+            proto,
+            ports,
+            log: false,
+        };
+        (r, addrs)
+    }
+
+    fn first_match(
+        rules: &[RawRule],
+        sets: &[Addrs],
+        peer: IpAddr,
+        proto: Proto,
+        port: Option<u16>,
+    ) -> usize {
+        let full = Addrs::full();
+        rules
+            .iter()
+            .position(|r| {
+                r.proto.matches(proto)
+                    && ports_match(&r.ports, port)
+                    && resolve(&r.peer, sets, &full).contains(peer)
+            })
+            .expect("the last rule matches everything")
+    }
+
+    fn flows() -> Vec<(IpAddr, Proto, Option<u16>)> {
+        let mut v = Vec::new();
+        let addrs: Vec<IpAddr> = (0..9u8)
+            .map(|i| IpAddr::V4(Ipv4Addr::new(10, 0, 0, i)))
+            .chain(["::1".parse().unwrap()])
+            .collect();
+        for a in addrs {
+            for p in [Proto::Tcp, Proto::Udp, Proto::Sctp] {
+                for port in (0..8).chain([65535]) {
+                    v.push((a, p, Some(port)));
+                }
+            }
+            v.push((a, Proto::Icmp, None));
+        }
+        v
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 3000, failure_persistence: None, ..ProptestConfig::default() })]
+
+        /// Compression keeps every decision (action and policy) and drops
+        /// exactly the rules no flow reaches.
+        #[test]
+        fn compression_never_changes_meaning(
+            specs in prop::collection::vec(
+                (0u32..4, any::<bool>(), prop::option::of((any::<u8>(), any::<u8>())), any::<u8>(), prop::option::of((any::<u16>(), any::<u16>()))),
+                0..12,
+            ),
+            last_allow in any::<bool>(),
+        ) {
+            let mut sets = Vec::new();
+            let mut rules = Vec::new();
+            for (policy, allow, peer, proto, ports) in specs {
+                let (mut r, addrs) = rule(policy, allow, peer, proto, ports);
+                if let Some(a) = addrs {
+                    sets.push(a);
+                    r.peer = PeerRef::Set((sets.len() - 1) as u32);
+                }
+                rules.push(r);
+            }
+            rules.push(rule(9, last_allow, None, 0, None).0);
+            let (out, findings) = compress(rules.clone(), &sets, |p| p < 9);
+            let flows = flows();
+            let mut reached = vec![false; rules.len()];
+            for &(peer, proto, port) in &flows {
+                let a = first_match(&rules, &sets, peer, proto, port);
+                let b = first_match(&out, &sets, peer, proto, port);
+                reached[a] = true;
+                prop_assert_eq!((rules[a].action, rules[a].policy), (out[b].action, out[b].policy), "flow {} {} {:?}", peer, proto, port);
+            }
+            // Policies reported shadowed are never reached in the original chain.
+            for (p, _) in &findings.shadowed {
+                if !findings.kept.contains(p) {
+                    prop_assert!(rules.iter().zip(&reached).all(|(r, &hit)| r.policy != *p || !hit));
+                }
+            }
+            // Exact: a concrete-protocol rule that no flow reaches is dropped.
+            let kept_policies_rules = out.len();
+            prop_assert!(kept_policies_rules <= rules.len());
+            let dropped = rules.len() - findings.kept.len() - 1 - findings.shadowed.len();
+            prop_assert_eq!(dropped, 0, "every rule is either kept or shadowed");
+            for (i, r) in rules.iter().enumerate().take(rules.len() - 1) {
+                if r.proto != Proto::Any && !reached[i] {
+                    prop_assert!(findings.shadowed.iter().any(|(p, _)| *p == r.policy), "unreached rule {} kept", i);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn union_of_earlier_rules_shadows_and_conflicts_are_found() {
+        let half = |lo: u32, hi: u32| Addrs {
+            v4: IntervalSet::range(lo, hi),
+            v6: IntervalSet::empty(),
+        };
+        let sets = vec![half(0, 127), half(128, 255), half(0, 255)];
+        let mk = |policy, action, set: Option<u32>, ports: &str| RawRule {
+            policy,
+            action,
+            peer: set.map_or(PeerRef::Any, PeerRef::Set),
+            proto: Proto::Tcp,
+            ports: ports.split(',').map(|p| p.parse().unwrap()).collect(),
+            log: false,
+        };
+        let rules = vec![
+            mk(0, Action::Allow, Some(0), "80"),
+            mk(1, Action::Allow, Some(1), "80-90"),
+            // Covered by 0 and 1 together, not by either alone.
+            mk(2, Action::Deny, Some(2), "80"),
+            // Partly decided by 1 (allow) → conflict.
+            mk(3, Action::Deny, Some(2), "85-100"),
+            RawRule {
+                proto: Proto::Any,
+                ports: Vec::new(),
+                ..mk(9, Action::Deny, None, "1")
+            },
+        ];
+        let (out, f) = compress(rules, &sets, |p| p < 9);
+        assert_eq!(
+            out.iter().map(|r| r.policy).collect::<Vec<_>>(),
+            [0, 1, 3, 9]
+        );
+        assert_eq!(f.shadowed, vec![(2, vec![0, 1])]);
+        assert!(f.conflicts.contains(&(1, 3)));
+        assert!(f.conflicts.contains(&(0, 2)) && f.conflicts.contains(&(1, 2)));
+    }
+
+    #[test]
+    fn adjacent_rules_of_one_policy_merge() {
+        let s = |lo: u32| Addrs {
+            v4: IntervalSet::range(lo, lo),
+            v6: IntervalSet::empty(),
+        };
+        let sets = vec![s(1), s(2)];
+        let mk = |set: u32, ports: &str| RawRule {
+            policy: 0,
+            action: Action::Allow,
+            peer: PeerRef::Set(set),
+            proto: Proto::Tcp,
+            ports: ports.split(',').map(|p| p.parse().unwrap()).collect(),
+            log: false,
+        };
+        let last = RawRule {
+            policy: 9,
+            peer: PeerRef::Any,
+            proto: Proto::Any,
+            ports: Vec::new(),
+            ..mk(0, "1")
+        };
+        // Same ports: peers merge. Same peer: ports merge.
+        let (out, _) = compress(vec![mk(0, "80"), mk(1, "80"), last.clone()], &sets, |p| {
+            p < 9
+        });
+        assert_eq!(out.len(), 2);
+        assert_eq!(out[0].peer, PeerRef::New(s(1).union(&s(2))));
+        let (out, _) = compress(vec![mk(0, "80"), mk(0, "81,90")], &sets, |p| p < 9);
+        assert_eq!(out.len(), 1);
+        assert_eq!(
+            out[0].ports,
+            vec!["80-81".parse().unwrap(), PortRange::single(90)]
+        );
+    }
+}

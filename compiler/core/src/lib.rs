@@ -46,6 +46,8 @@ use ringfence_intent::{Diagnostic, Diagnostics};
 use ringfence_inventory::model::Inventory;
 
 pub use compiled::{Compiled, Decision, FlowVerdict, Side, Translation, Via};
+pub use explain::{ExplainError, Explanation, Peer, PeerError};
+pub use matrix::{Connection, Matrix};
 
 use crate::membership::Membership;
 use crate::world::World;

@@ -23,7 +23,7 @@ use crate::compiled::{CWl, Compiled, EpInfo, GExposure, IngressEntry, SvcData, V
 use crate::membership::Membership;
 use crate::order::{Ordered, group_label};
 use crate::resolve::Resolved;
-use crate::world::{Src, World};
+use crate::world::{Src, World, host_ports};
 
 /// Build every node's IR and the cluster-wide tables.
 pub(crate) fn slice(
@@ -33,7 +33,6 @@ pub(crate) fn slice(
     ord: Ordered,
     chains: Chains,
 ) -> Compiled {
-    let intent = world.intent;
     let n = world.len();
 
     // Endpoints in their final (IR) form, indexed like `ord.endpoints`.
@@ -228,6 +227,10 @@ fn catalog(world: &World<'_>, wl_endpoint: &[Option<u32>]) -> Vec<CWl> {
                 nets: wl.nets.to_vec(),
                 node: wl.node,
                 host_network,
+                host_ports: match wl.kind {
+                    WorkloadKind::Pod if host_network => host_ports(world.pod(w)),
+                    _ => Vec::new(),
+                },
                 endpoint: wl_endpoint[w as usize],
                 service,
             }

@@ -11,7 +11,7 @@ use std::net::IpAddr;
 use std::ops::Range;
 
 use ipnet::IpNet;
-use ringfence_intent::model::{External, Intent, Os, WorkloadKind};
+use ringfence_intent::model::{Intent, Os, WorkloadKind};
 use ringfence_inventory::model::{Inventory, Labels, Pod, Service};
 use ringfence_schema::ir::{EndpointKind, ProtoPort};
 
@@ -297,14 +297,6 @@ impl<'a> World<'a> {
         match self.w[i as usize].src {
             Src::Service(c, k) => &self.inv.clusters[c as usize].services[k as usize],
             _ => panic!("workload {i} is not a service"),
-        }
-    }
-
-    /// The intent external of an external workload.
-    pub(crate) fn external(&self, i: u32) -> &'a External {
-        match self.w[i as usize].src {
-            Src::External(k) => &self.intent.externals[k as usize],
-            _ => panic!("workload {i} is not an external"),
         }
     }
 
