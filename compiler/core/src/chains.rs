@@ -284,10 +284,10 @@ fn findings_to_diags(intent: &Intent, r: &Resolved, findings: &[Findings]) -> Ve
     }
     let span_of = |i: u32| -> Span { intent.policies[i as usize].span };
     let mut out = Vec::new();
+    // A shadowed policy is reported once, as shadowed, not also as conflicting.
+    shadowed.retain(|p, _| !kept.contains(p));
+    conflicts.retain(|(_, later)| !shadowed.contains_key(later));
     for (p, by) in shadowed {
-        if kept.contains(&p) {
-            continue;
-        }
         let by: Vec<(String, Option<Span>)> = by
             .into_iter()
             .filter(|&b| b != p)

@@ -6,3 +6,6 @@ mod oracle;
 mod property;
 mod scenario;
 mod semantics;
+mod synth;
+mod diagnostics;
+mod explain;
