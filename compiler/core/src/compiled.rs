@@ -8,6 +8,7 @@
 //! second.
 
 use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
 use std::net::IpAddr;
 
 use ipnet::IpNet;
@@ -19,6 +20,52 @@ use serde::Serialize;
 
 use crate::chains::CChain;
 use crate::interval::{Addrs, PortSet};
+
+/// A fast hasher for address keys built from the inventory (no flood risk:
+/// lookups never insert): FxHash's multiply-rotate over 8-byte words, with a
+/// SplitMix finaliser so the low bits the table uses depend on every byte.
+#[derive(Default)]
+pub(crate) struct AddrHasher(u64);
+
+impl Hasher for AddrHasher {
+    fn finish(&self) -> u64 {
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for chunk in bytes.chunks(8) {
+            let mut w = [0u8; 8];
+            w[..chunk.len()].copy_from_slice(chunk);
+            self.write_u64(u64::from_le_bytes(w));
+        }
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        self.0 = (self.0.rotate_left(5) ^ n).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+    }
+
+    fn write_u8(&mut self, n: u8) {
+        self.write_u64(u64::from(n));
+    }
+
+    fn write_u16(&mut self, n: u16) {
+        self.write_u64(u64::from(n));
+    }
+
+    fn write_u32(&mut self, n: u32) {
+        self.write_u64(u64::from(n));
+    }
+
+    fn write_usize(&mut self, n: usize) {
+        self.write_u64(n as u64);
+    }
+}
+
+/// Hash map keyed by addresses.
+pub(crate) type AddrMap<K, V> = HashMap<K, V, BuildHasherDefault<AddrHasher>>;
 
 /// Everything the compiler produced: the per-node IRs and the cluster-wide
 /// tables they were sliced from.
@@ -33,9 +80,9 @@ pub struct Compiled {
     pub(crate) policies: Vec<PolicyInfo>,
     pub(crate) exposures: Vec<GExposure>,
     pub(crate) node_irs: Vec<NodeIr>,
-    pub(crate) egress_ip: HashMap<IpAddr, u32>,
-    pub(crate) ingress_ip: HashMap<IpAddr, IngressEntry>,
-    pub(crate) vips: HashMap<(IpAddr, Proto, u16), VipTarget>,
+    pub(crate) egress_ip: AddrMap<IpAddr, u32>,
+    pub(crate) ingress_ip: AddrMap<IpAddr, IngressEntry>,
+    pub(crate) vips: AddrMap<(IpAddr, Proto, u16), VipTarget>,
 }
 
 /// A workload, as explain and matrix need it.
@@ -377,13 +424,12 @@ impl Compiled {
         port: Option<u16>,
     ) -> Option<u32> {
         let entry = self.ingress_ip.get(&dst)?;
-        if let Some(port) = port {
-            if let Ok(i) = entry
+        if let Some(port) = port
+            && let Ok(i) = entry
                 .host_pods
                 .binary_search_by(|(pp, _)| (pp.proto, pp.port).cmp(&(proto, port)))
-            {
-                return Some(entry.host_pods[i].1);
-            }
+        {
+            return Some(entry.host_pods[i].1);
         }
         entry.endpoint
     }
@@ -431,10 +477,10 @@ impl Compiled {
         proto: Proto,
         port: Option<u16>,
     ) -> FlowVerdict {
-        if let Some(p) = port {
-            if let Some(v) = self.vips.get(&(dst, proto, p)) {
-                return self.verdict_via(src, dst, proto, p, v);
-            }
+        if let Some(p) = port
+            && let Some(v) = self.vips.get(&(dst, proto, p))
+        {
+            return self.verdict_via(src, dst, proto, p, v);
         }
         self.verdict_direct(src, dst, proto, port)
     }

@@ -197,10 +197,10 @@ pub(crate) fn compress(
         if !k {
             continue;
         }
-        if let Some(prev) = out.last_mut() {
-            if merge(prev, &r, sets) {
-                continue;
-            }
+        if let Some(prev) = out.last_mut()
+            && merge(prev, &r, sets)
+        {
+            continue;
         }
         out.push(r);
     }

@@ -8,6 +8,7 @@
 //! connection is allowed only if every pair is, and the explanation shows
 //! the first pair that is denied (else the first pair).
 
+use std::collections::BTreeMap;
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
@@ -202,6 +203,17 @@ struct Member {
 
 const GROUPED: [&str; 4] = ["Deployment", "StatefulSet", "DaemonSet", "Job"];
 
+/// What one cluster has under a `namespace/name`.
+#[derive(Default)]
+struct Found {
+    /// The pod of that name, or the pods of owners of that name.
+    pods: Vec<u32>,
+    /// The service of that name.
+    service: Option<u32>,
+    /// `Pod` and the owner kinds found.
+    kinds: Vec<String>,
+}
+
 impl Compiled {
     /// Resolve a peer: `namespace/name` (a pod, a service, an owning
     /// workload), `cluster/namespace/name`, `namespace/name[Kind]`, a node
@@ -282,9 +294,7 @@ impl Compiled {
             })
         };
         let in_ns = |w: &u32| self.cat[*w as usize].namespace == ns;
-        // Per cluster: (pods, service).
-        let mut by_cluster: std::collections::BTreeMap<u32, (Vec<u32>, Option<u32>, Vec<String>)> =
-            Default::default();
+        let mut by_cluster: BTreeMap<u32, Found> = BTreeMap::new();
         if wants("pod") {
             for w in self
                 .workloads(WorkloadKind::Pod)
@@ -293,8 +303,8 @@ impl Compiled {
             {
                 if self.cat[w as usize].name == name {
                     let e = by_cluster.entry(self.cluster_of(w)).or_default();
-                    e.0.push(w);
-                    e.2.push("Pod".to_string());
+                    e.pods.push(w);
+                    e.kinds.push("Pod".to_string());
                 }
             }
         }
@@ -303,15 +313,17 @@ impl Compiled {
             .filter(in_cluster)
             .filter(in_ns)
         {
-            if let Some((k, n)) = &self.cat[w as usize].owner {
-                if n == name && GROUPED.contains(&k.as_str()) && wants(&k.to_ascii_lowercase()) {
-                    let e = by_cluster.entry(self.cluster_of(w)).or_default();
-                    if !e.2.contains(&"Pod".to_string()) || kind.is_some() {
-                        e.0.push(w);
-                    }
-                    if !e.2.contains(k) {
-                        e.2.push(k.clone());
-                    }
+            if let Some((k, n)) = &self.cat[w as usize].owner
+                && n == name
+                && GROUPED.contains(&k.as_str())
+                && wants(&k.to_ascii_lowercase())
+            {
+                let e = by_cluster.entry(self.cluster_of(w)).or_default();
+                if !e.kinds.iter().any(|k| k == "Pod") || kind.is_some() {
+                    e.pods.push(w);
+                }
+                if !e.kinds.contains(k) {
+                    e.kinds.push(k.clone());
                 }
             }
         }
@@ -322,8 +334,7 @@ impl Compiled {
                 .filter(in_ns)
             {
                 if self.cat[w as usize].name == name {
-                    let e = by_cluster.entry(self.cluster_of(w)).or_default();
-                    e.1 = Some(w);
+                    by_cluster.entry(self.cluster_of(w)).or_default().service = Some(w);
                 }
             }
         }
@@ -342,7 +353,14 @@ impl Compiled {
                 })
             }
             1 => {
-                let (_, (mut pods, service, kinds)) = by_cluster.into_iter().next().expect("one");
+                let (
+                    _,
+                    Found {
+                        mut pods,
+                        service,
+                        kinds,
+                    },
+                ) = by_cluster.into_iter().next().expect("one");
                 pods.sort_unstable();
                 pods.dedup();
                 let owner_kinds: Vec<&String> = kinds.iter().filter(|k| *k != "Pod").collect();

@@ -148,10 +148,10 @@ impl Evaluator<'_, '_> {
         self.filters[f] = Memo::Busy;
         let filter = &self.world.intent.filters[f];
         let mut b = self.query(&filter.query);
-        if filter.restrict_to_scope {
-            if let Some(owner) = filter.owner {
-                b.and_with(&self.scope(owner));
-            }
+        if filter.restrict_to_scope
+            && let Some(owner) = filter.owner
+        {
+            b.and_with(&self.scope(owner));
         }
         self.filters[f] = Memo::Done(b.clone());
         b

@@ -467,14 +467,14 @@ impl Resolver<'_, '_> {
                 ports: ports.to_vec(),
             });
         }
-        if let Target::Service { namespace, name } = t {
-            if services.is_empty() {
-                self.diags.push(diag::unknown_service(
-                    policy,
-                    span,
-                    &format!("{namespace}/{name}"),
-                ));
-            }
+        if let Target::Service { namespace, name } = t
+            && services.is_empty()
+        {
+            self.diags.push(diag::unknown_service(
+                policy,
+                span,
+                &format!("{namespace}/{name}"),
+            ));
         }
         // (proto, target port) → addresses of the pods reached on it.
         let mut by_port: BTreeMap<(Proto, u16), Vec<Addrs>> = BTreeMap::new();

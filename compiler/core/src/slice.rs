@@ -19,7 +19,9 @@ use ringfence_schema::ir::{
 use ringfence_schema::net::AddressSet;
 
 use crate::chains::Chains;
-use crate::compiled::{CWl, Compiled, EpInfo, GExposure, IngressEntry, SvcData, Via, VipTarget};
+use crate::compiled::{
+    AddrMap, CWl, Compiled, EpInfo, GExposure, IngressEntry, SvcData, Via, VipTarget,
+};
 use crate::membership::Membership;
 use crate::order::{Ordered, group_label};
 use crate::resolve::Resolved;
@@ -118,8 +120,8 @@ pub(crate) fn slice(
         .collect();
 
     // Address lookups for fast evaluation; the first cluster wins on overlap.
-    let mut egress_ip: HashMap<IpAddr, u32> = HashMap::new();
-    let mut ingress_ip: HashMap<IpAddr, IngressEntry> = HashMap::new();
+    let mut egress_ip: AddrMap<IpAddr, u32> = AddrMap::default();
+    let mut ingress_ip: AddrMap<IpAddr, IngressEntry> = AddrMap::default();
     for (i, e) in endpoints.iter().enumerate() {
         let i = i as u32;
         let cluster = ep_info[i as usize].cluster;
@@ -302,8 +304,8 @@ fn exposures(world: &World<'_>, cat: &[CWl], ep_info: &[EpInfo]) -> Vec<GExposur
 
 /// Service addresses a consumer may address: (address, protocol, port) →
 /// where the traffic is translated to.
-fn vips(world: &World<'_>, cat: &[CWl]) -> HashMap<(IpAddr, Proto, u16), VipTarget> {
-    let mut out: HashMap<(IpAddr, Proto, u16), VipTarget> = HashMap::new();
+fn vips(world: &World<'_>, cat: &[CWl]) -> AddrMap<(IpAddr, Proto, u16), VipTarget> {
+    let mut out: AddrMap<(IpAddr, Proto, u16), VipTarget> = AddrMap::default();
     for c in &world.clusters {
         for s in c.services.clone() {
             let Some(svc) = &cat[s as usize].service else {

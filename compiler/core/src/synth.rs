@@ -149,12 +149,20 @@ pub fn generate(p: &Params) -> Synth {
     for e in 0..p.externals {
         let v4 = format!("198.{}.{}.0/24", 18 + e / 256 % 2, e % 256);
         let v6 = format!("2001:db8:{:x}::/48", e);
-        externals.push(b.external_labeled(&format!("partner-{e:02}"), &[&v4, &v6], &[("zone", if e % 2 == 0 { "pci" } else { "corp" })]));
+        externals.push(b.external_labeled(
+            &format!("partner-{e:02}"),
+            &[&v4, &v6],
+            &[("zone", if e % 2 == 0 { "pci" } else { "corp" })],
+        ));
     }
     let mut tops = Vec::new();
     let mut scopes: Vec<Vec<ScopeId>> = Vec::new();
     for c in 0..p.clusters {
-        let top = b.scope(&format!("cluster-{c}"), None, q::cluster(&format!("cluster-{c}")));
+        let top = b.scope(
+            &format!("cluster-{c}"),
+            None,
+            q::cluster(&format!("cluster-{c}")),
+        );
         b.catch_all(top, Direction::Ingress, Action::Allow);
         b.catch_all(top, Direction::Egress, Action::Allow);
         let platform = b.scope(
@@ -164,7 +172,11 @@ pub fn generate(p: &Params) -> Synth {
         );
         let mut per_ns = vec![platform];
         for n in 0..p.namespaces {
-            let s = b.scope(&format!("c{c}-{}", ns_name(n)), Some(top), q::namespace(&ns_name(n)));
+            let s = b.scope(
+                &format!("c{c}-{}", ns_name(n)),
+                Some(top),
+                q::namespace(&ns_name(n)),
+            );
             b.catch_all(s, Direction::Ingress, Action::Deny);
             b.catch_all(s, Direction::Egress, Action::Deny);
             if n % 7 == 3 {
@@ -179,32 +191,90 @@ pub fn generate(p: &Params) -> Synth {
         "cluster-dns",
         None,
         false,
-        q::all(vec![q::namespace("kube-system"), q::label("k8s-app", "kube-dns")]),
+        q::all(vec![
+            q::namespace("kube-system"),
+            q::label("k8s-app", "kube-dns"),
+        ]),
     );
     let prometheus = b.filter(
         "prometheus",
         None,
         false,
-        q::all(vec![q::namespace("monitoring"), q::label("app", "prometheus")]),
+        q::all(vec![
+            q::namespace("monitoring"),
+            q::label("app", "prometheus"),
+        ]),
     );
     let nodes = b.filter("nodes", None, false, q::kind(&[WorkloadKind::Node]));
-    let quarantined = b.filter("critical", None, false, q::all(vec![q::kind(&[WorkloadKind::Pod]), q::cvss(9.0)]));
+    let quarantined = b.filter(
+        "critical",
+        None,
+        false,
+        q::all(vec![q::kind(&[WorkloadKind::Pod]), q::cvss(9.0)]),
+    );
     let mut app_filters: Vec<Option<FilterId>> = vec![None; apps.len()];
 
     let mut made = 0;
     for (c, &top) in tops.iter().enumerate() {
         let abs = PolicyRank::Absolute;
         let pol = |b: &mut IntentBuilder, name: &str, action, from, to, proto, ports: &str| {
-            b.policy(top, abs, action, &format!("{name}-{c}"), from, to, proto, ports);
+            b.policy(
+                top,
+                abs,
+                action,
+                &format!("{name}-{c}"),
+                from,
+                to,
+                proto,
+                ports,
+            );
         };
-        pol(&mut b, "dns", Action::Allow, t::scope(top), t::filter(dns), Proto::Udp, "53");
-        pol(&mut b, "dns-tcp", Action::Allow, t::scope(top), t::filter(dns), Proto::Tcp, "53");
-        pol(&mut b, "no-ssh", Action::Deny, t::external(internet), t::filter(nodes), Proto::Tcp, "22");
-        pol(&mut b, "scrape", Action::Allow, t::filter(prometheus), t::scope(top), Proto::Tcp, "9090-9100");
+        pol(
+            &mut b,
+            "dns",
+            Action::Allow,
+            t::scope(top),
+            t::filter(dns),
+            Proto::Udp,
+            "53",
+        );
+        pol(
+            &mut b,
+            "dns-tcp",
+            Action::Allow,
+            t::scope(top),
+            t::filter(dns),
+            Proto::Tcp,
+            "53",
+        );
+        pol(
+            &mut b,
+            "no-ssh",
+            Action::Deny,
+            t::external(internet),
+            t::filter(nodes),
+            Proto::Tcp,
+            "22",
+        );
+        pol(
+            &mut b,
+            "scrape",
+            Action::Allow,
+            t::filter(prometheus),
+            t::scope(top),
+            Proto::Tcp,
+            "9090-9100",
+        );
         made += 4;
     }
     b.quarantine(&[quarantined]);
-    b.exception("ops-ssh", Direction::Ingress, t::external(externals.first().copied().unwrap_or(internet)), Proto::Tcp, "22");
+    b.exception(
+        "ops-ssh",
+        Direction::Ingress,
+        t::external(externals.first().copied().unwrap_or(internet)),
+        Proto::Tcp,
+        "22",
+    );
 
     let mut k = 0usize;
     while made < p.policies && !apps.is_empty() {
@@ -213,17 +283,21 @@ pub fn generate(p: &Params) -> Synth {
         let ai = rng.below(apps.len());
         let a = &apps[ai];
         let scope = scopes[c][a.ns + 1];
-        let filter = |b: &mut IntentBuilder, fs: &mut Vec<Option<FilterId>>, i: usize| -> FilterId {
-            *fs[i].get_or_insert_with(|| {
-                let app = &apps[i];
-                b.filter(
-                    &format!("{}-{}", ns_name(app.ns), app.name),
-                    None,
-                    false,
-                    q::all(vec![q::namespace(&ns_name(app.ns)), q::label("app", &app.name)]),
-                )
-            })
-        };
+        let filter =
+            |b: &mut IntentBuilder, fs: &mut Vec<Option<FilterId>>, i: usize| -> FilterId {
+                *fs[i].get_or_insert_with(|| {
+                    let app = &apps[i];
+                    b.filter(
+                        &format!("{}-{}", ns_name(app.ns), app.name),
+                        None,
+                        false,
+                        q::all(vec![
+                            q::namespace(&ns_name(app.ns)),
+                            q::label("app", &app.name),
+                        ]),
+                    )
+                })
+            };
         let kind = rng.below(100);
         let name = format!("p{k:04}");
         let default = PolicyRank::Default;
@@ -233,14 +307,32 @@ pub fn generate(p: &Params) -> Synth {
             let from = filter(&mut b, &mut app_filters, ai);
             let to = if rng.chance(50) {
                 let bb = &apps[bi];
-                b.policy(scope, default, Action::Allow, &name, t::filter(from), t::service(&ns_name(bb.ns), &bb.name), Proto::Tcp, "80");
+                b.policy(
+                    scope,
+                    default,
+                    Action::Allow,
+                    &name,
+                    t::filter(from),
+                    t::service(&ns_name(bb.ns), &bb.name),
+                    Proto::Tcp,
+                    "80",
+                );
                 made += 1;
                 continue;
             } else {
                 filter(&mut b, &mut app_filters, bi)
             };
             let ports = format!("{}", apps[bi].port);
-            b.policy(scope, default, Action::Allow, &name, t::filter(from), t::filter(to), Proto::Tcp, &ports);
+            b.policy(
+                scope,
+                default,
+                Action::Allow,
+                &name,
+                t::filter(from),
+                t::filter(to),
+                Proto::Tcp,
+                &ports,
+            );
             made += 1;
         } else if kind < 75 {
             // Across namespaces: a policy on each side.
@@ -249,28 +341,77 @@ pub fn generate(p: &Params) -> Synth {
             let from = filter(&mut b, &mut app_filters, ai);
             let to = filter(&mut b, &mut app_filters, bi);
             let ports = format!("{}", bb.port);
-            b.policy(scope, default, Action::Allow, &name, t::filter(from), t::filter(to), Proto::Tcp, &ports);
+            b.policy(
+                scope,
+                default,
+                Action::Allow,
+                &name,
+                t::filter(from),
+                t::filter(to),
+                Proto::Tcp,
+                &ports,
+            );
             made += 1;
             if made < p.policies {
                 let other = scopes[c][bb.ns + 1];
-                b.policy(other, default, Action::Allow, &format!("{name}-in"), t::filter(from), t::filter(to), Proto::Tcp, &ports);
+                b.policy(
+                    other,
+                    default,
+                    Action::Allow,
+                    &format!("{name}-in"),
+                    t::filter(from),
+                    t::filter(to),
+                    Proto::Tcp,
+                    &ports,
+                );
                 made += 1;
             }
         } else if kind < 85 {
             // Towards an external.
-            let e = if externals.is_empty() { internet } else { externals[rng.below(externals.len())] };
+            let e = if externals.is_empty() {
+                internet
+            } else {
+                externals[rng.below(externals.len())]
+            };
             let from = filter(&mut b, &mut app_filters, ai);
-            b.policy(scope, default, Action::Allow, &name, t::filter(from), t::external(e), Proto::Tcp, "443");
+            b.policy(
+                scope,
+                default,
+                Action::Allow,
+                &name,
+                t::filter(from),
+                t::external(e),
+                Proto::Tcp,
+                "443",
+            );
             made += 1;
         } else if kind < 93 {
             // A deny before the allows of a namespace.
             let to = filter(&mut b, &mut app_filters, ai);
-            b.policy(scope, PolicyRank::Absolute, Action::Deny, &name, t::scope(tops[c]), t::filter(to), Proto::Tcp, "8000-8049");
+            b.policy(
+                scope,
+                PolicyRank::Absolute,
+                Action::Deny,
+                &name,
+                t::scope(tops[c]),
+                t::filter(to),
+                Proto::Tcp,
+                "8000-8049",
+            );
             made += 1;
         } else {
             // The namespace opens a port range to monitoring-style consumers.
             let to = filter(&mut b, &mut app_filters, ai);
-            b.policy(scope, default, Action::Allow, &name, t::filter(prometheus), t::filter(to), Proto::Tcp, "9000-9999");
+            b.policy(
+                scope,
+                default,
+                Action::Allow,
+                &name,
+                t::filter(prometheus),
+                t::filter(to),
+                Proto::Tcp,
+                "9000-9999",
+            );
             made += 1;
         }
     }
@@ -285,7 +426,12 @@ fn node_addr(c: usize, n: usize) -> Ipv4Addr {
 }
 
 fn pod_addr(c: usize, n: usize, k: usize) -> Ipv4Addr {
-    Ipv4Addr::new(10, (64 + c * 8 + n / 256) as u8, (n % 256) as u8, (k + 2) as u8)
+    Ipv4Addr::new(
+        10,
+        (64 + c * 8 + n / 256) as u8,
+        (n % 256) as u8,
+        (k + 2) as u8,
+    )
 }
 
 fn make_cluster(p: &Params, c: usize, apps: &[App], rng: &mut Rng) -> Cluster {
@@ -299,13 +445,26 @@ fn make_cluster(p: &Params, c: usize, apps: &[App], rng: &mut Rng) -> Cluster {
         };
         let mut addrs = vec![IpAddr::V4(node_addr(c, n))];
         if p.ipv6 {
-            addrs.push(IpAddr::V6(Ipv6Addr::new(0xfd00, c as u16, 0, 0, 0, 0, 0, n as u16 + 1)));
+            addrs.push(IpAddr::V6(Ipv6Addr::new(
+                0xfd00,
+                c as u16,
+                0,
+                0,
+                0,
+                0,
+                0,
+                n as u16 + 1,
+            )));
         }
         let a: Vec<String> = addrs.iter().map(|a| a.to_string()).collect();
         let a: Vec<&str> = a.iter().map(String::as_str).collect();
         let mut nd = node(&format!("node-{n:04}"), os, &a);
         let base = pod_addr(c, n, 0);
-        nd.pod_cidrs = vec![format!("{}/24", Ipv4Addr::from(u32::from(base) & !0xff)).parse().expect("a prefix")];
+        nd.pod_cidrs = vec![
+            format!("{}/24", Ipv4Addr::from(u32::from(base) & !0xff))
+                .parse()
+                .expect("a prefix"),
+        ];
         nodes.push(nd);
     }
     let linux: Vec<usize> = (0..p.nodes).filter(|&n| nodes[n].os == Os::Linux).collect();
@@ -328,20 +487,47 @@ fn make_cluster(p: &Params, c: usize, apps: &[App], rng: &mut Rng) -> Cluster {
         v
     };
     let mut pods: Vec<Pod> = Vec::with_capacity(p.pods);
-    let sys = |pods: &mut Vec<Pod>, rng: &mut Rng, place: &mut dyn FnMut(&mut Rng, bool) -> (usize, usize), ns: &str, app: &str, labels: &[(&str, &str)], port: (&str, u16, Proto)| {
+    let sys = |pods: &mut Vec<Pod>,
+               rng: &mut Rng,
+               place: &mut dyn FnMut(&mut Rng, bool) -> (usize, usize),
+               ns: &str,
+               app: &str,
+               labels: &[(&str, &str)],
+               port: (&str, u16, Proto)| {
         let (n, k) = place(rng, true);
         let ip = ips(c, n, k);
         let ip: Vec<&str> = ip.iter().map(String::as_str).collect();
         pods.push(
-            pod(ns, &format!("{app}-{:05x}", rng.next() % 0xfffff), &format!("node-{n:04}"), &ip)
-                .owner("Deployment", app)
-                .labels(labels)
-                .port(port.0, port.1, port.2),
+            pod(
+                ns,
+                &format!("{app}-{:05x}", rng.next() % 0xfffff),
+                &format!("node-{n:04}"),
+                &ip,
+            )
+            .owner("Deployment", app)
+            .labels(labels)
+            .port(port.0, port.1, port.2),
         );
     };
     for _ in 0..2 {
-        sys(&mut pods, rng, &mut place, "kube-system", "coredns", &[("k8s-app", "kube-dns")], ("dns", 53, Proto::Udp));
-        sys(&mut pods, rng, &mut place, "monitoring", "prometheus", &[("app", "prometheus")], ("web", 9090, Proto::Tcp));
+        sys(
+            &mut pods,
+            rng,
+            &mut place,
+            "kube-system",
+            "coredns",
+            &[("k8s-app", "kube-dns")],
+            ("dns", 53, Proto::Udp),
+        );
+        sys(
+            &mut pods,
+            rng,
+            &mut place,
+            "monitoring",
+            "prometheus",
+            &[("app", "prometheus")],
+            ("web", 9090, Proto::Tcp),
+        );
     }
     for (n, nd) in nodes.iter().enumerate() {
         if nd.os != Os::Linux {
@@ -350,11 +536,16 @@ fn make_cluster(p: &Params, c: usize, apps: &[App], rng: &mut Rng) -> Cluster {
         let a: Vec<String> = nd.addresses.iter().map(|a| a.to_string()).collect();
         let a: Vec<&str> = a.iter().map(String::as_str).collect();
         pods.push(
-            pod("monitoring", &format!("node-exporter-{n:04}"), &nd.name, &[])
-                .owner("DaemonSet", "node-exporter")
-                .labels(&[("app", "node-exporter")])
-                .host_network(&a)
-                .port("metrics", 9100, Proto::Tcp),
+            pod(
+                "monitoring",
+                &format!("node-exporter-{n:04}"),
+                &nd.name,
+                &[],
+            )
+            .owner("DaemonSet", "node-exporter")
+            .labels(&[("app", "node-exporter")])
+            .host_network(&a)
+            .port("metrics", 9100, Proto::Tcp),
         );
     }
     let remaining = p.pods.saturating_sub(pods.len());
@@ -375,7 +566,11 @@ fn make_cluster(p: &Params, c: usize, apps: &[App], rng: &mut Rng) -> Cluster {
             &ip,
         )
         .owner("Deployment", &app.name)
-        .labels(&[("app", &app.name), ("tier", tier), ("pod-template-hash", &hash)])
+        .labels(&[
+            ("app", &app.name),
+            ("tier", tier),
+            ("pod-template-hash", &hash),
+        ])
         .port("http", app.port, Proto::Tcp)
         .port("metrics", 9100, Proto::Tcp);
         if rng.chance(1) && rng.chance(50) {
@@ -386,8 +581,13 @@ fn make_cluster(p: &Params, c: usize, apps: &[App], rng: &mut Rng) -> Cluster {
     let mut services = Vec::new();
     for (i, app) in apps.iter().enumerate() {
         let ip = format!("172.{}.{}.{}", 20 + c, i / 250, i % 250 + 1);
-        let mut s = service(&format!("ns-{:03}", app.ns), &app.name, &[("app", &app.name)], &ip)
-            .named_port(Proto::Tcp, 80, "http");
+        let mut s = service(
+            &format!("ns-{:03}", app.ns),
+            &app.name,
+            &[("app", &app.name)],
+            &ip,
+        )
+        .named_port(Proto::Tcp, 80, "http");
         let every = p.exposed_every;
         if every > 0 && i % every == every / 2 {
             s = s.node_port(30000 + (i % 2700) as u16);
@@ -401,7 +601,12 @@ fn make_cluster(p: &Params, c: usize, apps: &[App], rng: &mut Rng) -> Cluster {
         services.push(s);
     }
     let namespaces = (0..p.namespaces)
-        .map(|n| namespace(&format!("ns-{n:03}"), &[("team", &format!("team-{}", n % 5))]))
+        .map(|n| {
+            namespace(
+                &format!("ns-{n:03}"),
+                &[("team", &format!("team-{}", n % 5))],
+            )
+        })
         .chain([namespace("kube-system", &[]), namespace("monitoring", &[])])
         .collect();
     cluster(&name, nodes, namespaces, pods, services)
@@ -421,7 +626,10 @@ impl Synth {
             .iter()
             .map(|c| {
                 let v = kubectl_list(c);
-                (c.name.clone(), serde_json::to_string(&v).expect("JSON values serialize"))
+                (
+                    c.name.clone(),
+                    serde_json::to_string(&v).expect("JSON values serialize"),
+                )
             })
             .collect()
     }
@@ -430,7 +638,10 @@ impl Synth {
     pub fn write(&self, dir: &Path) -> std::io::Result<()> {
         std::fs::create_dir_all(dir.join("intent"))?;
         std::fs::create_dir_all(dir.join("inventory"))?;
-        std::fs::write(dir.join("intent").join(&self.intent.files[0].path), self.kdl())?;
+        std::fs::write(
+            dir.join("intent").join(&self.intent.files[0].path),
+            self.kdl(),
+        )?;
         for (name, json) in self.kubectl_json() {
             std::fs::write(dir.join("inventory").join(format!("{name}.json")), json)?;
         }
@@ -439,7 +650,11 @@ impl Synth {
 }
 
 fn labels_json(l: &std::collections::BTreeMap<String, String>) -> Value {
-    Value::Object(l.iter().map(|(k, v)| (k.clone(), Value::String(v.clone()))).collect())
+    Value::Object(
+        l.iter()
+            .map(|(k, v)| (k.clone(), Value::String(v.clone())))
+            .collect(),
+    )
 }
 
 fn proto_json(p: Proto) -> &'static str {
@@ -458,7 +673,11 @@ pub fn kubectl_list(c: &Cluster) -> Value {
     for n in &c.nodes {
         let mut addresses: Vec<Value> = Vec::new();
         for (i, a) in n.addresses.iter().enumerate() {
-            let kind = if i == 0 || a.is_ipv6() { "InternalIP" } else { "ExternalIP" };
+            let kind = if i == 0 || a.is_ipv6() {
+                "InternalIP"
+            } else {
+                "ExternalIP"
+            };
             addresses.push(json!({"type": kind, "address": a.to_string()}));
         }
         items.push(json!({
@@ -493,7 +712,8 @@ pub fn kubectl_list(c: &Cluster) -> Value {
                 v
             })
             .collect();
-        let mut meta = json!({"name": p.name, "namespace": p.namespace, "labels": labels_json(&p.labels)});
+        let mut meta =
+            json!({"name": p.name, "namespace": p.namespace, "labels": labels_json(&p.labels)});
         if let Some(o) = owner {
             meta["ownerReferences"] = o;
         }
@@ -509,7 +729,12 @@ pub fn kubectl_list(c: &Cluster) -> Value {
         let mut status = json!({"phase": p.phase});
         if let Some(first) = p.ips.first() {
             status["podIP"] = json!(first.to_string());
-            status["podIPs"] = json!(p.ips.iter().map(|i| json!({"ip": i.to_string()})).collect::<Vec<_>>());
+            status["podIPs"] = json!(
+                p.ips
+                    .iter()
+                    .map(|i| json!({"ip": i.to_string()}))
+                    .collect::<Vec<_>>()
+            );
         }
         items.push(json!({"apiVersion": "v1", "kind": "Pod", "metadata": meta, "spec": spec, "status": status}));
     }
@@ -559,7 +784,12 @@ fn service_json(s: &Service) -> Value {
     });
     if let Some(ip) = s.cluster_ips.first() {
         spec["clusterIP"] = json!(ip.to_string());
-        spec["clusterIPs"] = json!(s.cluster_ips.iter().map(|i| i.to_string()).collect::<Vec<_>>());
+        spec["clusterIPs"] = json!(
+            s.cluster_ips
+                .iter()
+                .map(|i| i.to_string())
+                .collect::<Vec<_>>()
+        );
     }
     if matches!(s.kind, ServiceType::NodePort | ServiceType::LoadBalancer) {
         spec["externalTrafficPolicy"] = json!(match s.external_traffic_policy {

@@ -9,7 +9,9 @@ use ringfence_intent::model::{Action, Direction, Os, PolicyRank, Proto};
 use crate::example;
 
 fn example() -> Compiled {
-    compile(&example::intent(), &example::inventory()).0.expect("compiles")
+    compile(&example::intent(), &example::inventory())
+        .0
+        .expect("compiles")
 }
 
 #[test]
@@ -68,11 +70,15 @@ fn peers_resolve_or_say_why_not() {
     );
     let c2 = compile(&b.build(), &inv).0.unwrap();
     match c2.peer("a/x") {
-        Err(PeerError::Ambiguous { candidates, .. }) => assert_eq!(candidates, ["c1/a/x", "c2/a/x"]),
+        Err(PeerError::Ambiguous { candidates, .. }) => {
+            assert_eq!(candidates, ["c1/a/x", "c2/a/x"])
+        }
         other => panic!("{other:?}"),
     }
     match c2.peer("n1") {
-        Err(PeerError::Ambiguous { candidates, .. }) => assert_eq!(candidates, ["c1/n1[Node]", "c2/n1[Node]"]),
+        Err(PeerError::Ambiguous { candidates, .. }) => {
+            assert_eq!(candidates, ["c1/n1[Node]", "c2/n1[Node]"])
+        }
         other => panic!("{other:?}"),
     }
     c2.peer("c2/a/x").unwrap();
@@ -83,13 +89,30 @@ fn peers_resolve_or_say_why_not() {
 fn explain_text_and_json() {
     let c = example();
     let x = c
-        .explain(&c.peer("shop/frontend").unwrap(), &c.peer("shop/cart").unwrap(), Proto::Tcp, Some(7070))
+        .explain(
+            &c.peer("shop/frontend").unwrap(),
+            &c.peer("shop/cart").unwrap(),
+            Proto::Tcp,
+            Some(7070),
+        )
         .unwrap();
-    assert_eq!((x.pairs, x.denied, x.verdict, x.passes), (2, 0, Action::Allow, true));
+    assert_eq!(
+        (x.pairs, x.denied, x.verdict, x.passes),
+        (2, 0, Action::Allow, true)
+    );
     let text = x.to_string();
-    assert!(text.starts_with("allow: shop/frontend -> shop/cart tcp/7070 (all 2 pairs allowed)\n"), "{text}");
-    assert!(text.contains("  via:     service shop/cart tcp 7070 -> 7070\n"), "{text}");
-    assert!(text.contains("  egress:  allow by shop/frontend-to-cart (default) at intent.kdl:"), "{text}");
+    assert!(
+        text.starts_with("allow: shop/frontend -> shop/cart tcp/7070 (all 2 pairs allowed)\n"),
+        "{text}"
+    );
+    assert!(
+        text.contains("  via:     service shop/cart tcp 7070 -> 7070\n"),
+        "{text}"
+    );
+    assert!(
+        text.contains("  egress:  allow by shop/frontend-to-cart (default) at intent.kdl:"),
+        "{text}"
+    );
     let json = serde_json::to_value(&x).unwrap();
     assert_eq!(json["verdict"], "allow");
     assert_eq!(json["egress"]["policy"], "shop/frontend-to-cart");
@@ -101,7 +124,12 @@ fn explain_text_and_json() {
 
     // An external has no egress side.
     let x = c
-        .explain(&c.peer("internet").unwrap(), &c.peer("shop/frontend").unwrap(), Proto::Tcp, Some(80))
+        .explain(
+            &c.peer("internet").unwrap(),
+            &c.peer("shop/frontend").unwrap(),
+            Proto::Tcp,
+            Some(80),
+        )
         .unwrap();
     let json = serde_json::to_value(&x).unwrap();
     assert_eq!(json["egress"], serde_json::json!({"managed": false}));
@@ -110,7 +138,12 @@ fn explain_text_and_json() {
 
     // A service without the port asked.
     let err = c
-        .explain(&c.peer("internet").unwrap(), &c.peer("service:shop/frontend").unwrap(), Proto::Tcp, Some(81))
+        .explain(
+            &c.peer("internet").unwrap(),
+            &c.peer("service:shop/frontend").unwrap(),
+            Proto::Tcp,
+            Some(81),
+        )
         .unwrap_err();
     assert_eq!(
         err,
@@ -131,14 +164,25 @@ fn a_group_is_allowed_only_if_every_pair_is() {
     let world = b.external("world", &["198.51.100.0/24"]);
     let web = b.filter("web", None, false, q::label("app", "web"));
     let bad = b.filter("bad", None, false, q::label("bad", "yes"));
-    b.policy(top, PolicyRank::Default, Action::Allow, "in", t::external(world), t::filter(web), Proto::Tcp, "8080");
+    b.policy(
+        top,
+        PolicyRank::Default,
+        Action::Allow,
+        "in",
+        t::external(world),
+        t::filter(web),
+        Proto::Tcp,
+        "8080",
+    );
     b.quarantine(&[bad]);
     let inv = inventory(vec![cluster(
         "c1",
         vec![node("n1", Os::Linux, &["192.168.0.1"])],
         Vec::new(),
         vec![
-            pod("a", "web-1", "n1", &["10.0.0.1"]).labels(&[("app", "web")]).owner("Deployment", "web"),
+            pod("a", "web-1", "n1", &["10.0.0.1"])
+                .labels(&[("app", "web")])
+                .owner("Deployment", "web"),
             pod("a", "web-2", "n1", &["10.0.0.2"])
                 .labels(&[("app", "web"), ("bad", "yes")])
                 .owner("Deployment", "web"),
@@ -147,7 +191,12 @@ fn a_group_is_allowed_only_if_every_pair_is() {
     )]);
     let c = compile(&b.build(), &inv).0.unwrap();
     let x = c
-        .explain(&c.peer("world").unwrap(), &c.peer("a/web[Deployment]").unwrap(), Proto::Tcp, Some(8080))
+        .explain(
+            &c.peer("world").unwrap(),
+            &c.peer("a/web[Deployment]").unwrap(),
+            Proto::Tcp,
+            Some(8080),
+        )
         .unwrap();
     assert_eq!((x.verdict, x.pairs, x.denied), (Action::Deny, 2, 1));
     assert_eq!(x.pair.to, "pod/a/web-2", "the pair that is denied");
@@ -156,9 +205,20 @@ fn a_group_is_allowed_only_if_every_pair_is() {
     // The matrix does not list the group pair (nor the group's egress).
     let m = c.matrix().to_string();
     assert!(!m.contains("a/web[Deployment]"), "{m}");
-    assert!(m.contains("n1[Node] => world[External] : TCP 0-65535\n"), "{m}");
-    let flows = c.verdict("198.51.100.9".parse().unwrap(), "172.20.0.1".parse().unwrap(), Proto::Tcp, Some(80));
-    assert!(!flows.allowed(), "through the cluster IP, one backend refuses");
+    assert!(
+        m.contains("n1[Node] => world[External] : TCP 0-65535\n"),
+        "{m}"
+    );
+    let flows = c.verdict(
+        "198.51.100.9".parse().unwrap(),
+        "172.20.0.1".parse().unwrap(),
+        Proto::Tcp,
+        Some(80),
+    );
+    assert!(
+        !flows.allowed(),
+        "through the cluster IP, one backend refuses"
+    );
 }
 
 #[test]
@@ -171,20 +231,68 @@ fn matrix_lines() {
     let web = b.filter("web", None, false, q::label("app", "web"));
     let api = b.filter("api", None, false, q::label("app", "api"));
     use PolicyRank::Default;
-    b.policy(top, Default, Action::Allow, "web-api", t::filter(web), t::filter(api), Proto::Tcp, "9090-9100,7070");
-    b.policy(top, Default, Action::Allow, "web-api-udp", t::filter(web), t::filter(api), Proto::Udp, "53");
-    b.policy(top, Default, Action::Allow, "ping", t::filter(web), t::filter(api), Proto::Icmp, "");
-    b.policy(top, Default, Action::Allow, "in", t::external(net), t::service("a", "web"), Proto::Tcp, "");
+    b.policy(
+        top,
+        Default,
+        Action::Allow,
+        "web-api",
+        t::filter(web),
+        t::filter(api),
+        Proto::Tcp,
+        "9090-9100,7070",
+    );
+    b.policy(
+        top,
+        Default,
+        Action::Allow,
+        "web-api-udp",
+        t::filter(web),
+        t::filter(api),
+        Proto::Udp,
+        "53",
+    );
+    b.policy(
+        top,
+        Default,
+        Action::Allow,
+        "ping",
+        t::filter(web),
+        t::filter(api),
+        Proto::Icmp,
+        "",
+    );
+    b.policy(
+        top,
+        Default,
+        Action::Allow,
+        "in",
+        t::external(net),
+        t::service("a", "web"),
+        Proto::Tcp,
+        "",
+    );
     let inv = inventory(vec![cluster(
         "c1",
         vec![node("n1", Os::Linux, &["192.168.0.1", "fd00::1"])],
         Vec::new(),
         vec![
-            pod("a", "web-1", "n1", &["10.0.0.1", "fd10::1"]).labels(&[("app", "web")]).owner("Deployment", "web").port("http", 8080, Proto::Tcp),
-            pod("a", "web-2", "n1", &["10.0.0.2", "fd10::2"]).labels(&[("app", "web")]).owner("Deployment", "web").port("http", 8080, Proto::Tcp),
-            pod("a", "api-0", "n1", &["10.0.0.3", "fd10::3"]).labels(&[("app", "api")]).owner("StatefulSet", "api"),
+            pod("a", "web-1", "n1", &["10.0.0.1", "fd10::1"])
+                .labels(&[("app", "web")])
+                .owner("Deployment", "web")
+                .port("http", 8080, Proto::Tcp),
+            pod("a", "web-2", "n1", &["10.0.0.2", "fd10::2"])
+                .labels(&[("app", "web")])
+                .owner("Deployment", "web")
+                .port("http", 8080, Proto::Tcp),
+            pod("a", "api-0", "n1", &["10.0.0.3", "fd10::3"])
+                .labels(&[("app", "api")])
+                .owner("StatefulSet", "api"),
         ],
-        vec![service("a", "web", &[("app", "web")], "172.20.0.1").named_port(Proto::Tcp, 443, "http").node_port(30443)],
+        vec![
+            service("a", "web", &[("app", "web")], "172.20.0.1")
+                .named_port(Proto::Tcp, 443, "http")
+                .node_port(30443),
+        ],
     )]);
     let c = compile(&b.build(), &inv).0.unwrap();
     let m = c.matrix();
@@ -201,5 +309,8 @@ fn matrix_lines() {
         json["connections"][0],
         serde_json::json!({"from": "a/web[Deployment]", "to": "a/api[StatefulSet]", "proto": "tcp", "ports": ["7070", "9090-9100"]})
     );
-    assert_eq!(json["connections"][4]["via"], serde_json::json!({"kind": "node-port", "service": "a/web"}));
+    assert_eq!(
+        json["connections"][4]["via"],
+        serde_json::json!({"kind": "node-port", "service": "a/web"})
+    );
 }

@@ -20,9 +20,6 @@ pub(crate) enum W<'a> {
     External(&'a ringfence_intent::model::External),
 }
 
-/// A decided side: action and the id of the deciding policy.
-pub(crate) type Decided = Option<(Action, String)>;
-
 pub(crate) struct Oracle<'a> {
     pub(crate) intent: &'a Intent,
     pub(crate) inv: &'a Inventory,
@@ -404,13 +401,13 @@ impl<'a> Oracle<'a> {
             Direction::Egress => "egress",
         };
         for s in (0..self.intent.scopes.len()).rev() {
-            if self.in_scope(s, w) {
-                if let Some(c) = self.intent.catch_all(s, d) {
-                    return (
-                        c.action,
-                        format!("{}/catch-all-{dn}", self.intent.scopes[s].name),
-                    );
-                }
+            if self.in_scope(s, w)
+                && let Some(c) = self.intent.catch_all(s, d)
+            {
+                return (
+                    c.action,
+                    format!("{}/catch-all-{dn}", self.intent.scopes[s].name),
+                );
             }
         }
         let s = self.most_specific(w).expect("managed and not quarantined");
@@ -478,10 +475,10 @@ impl<'a> Oracle<'a> {
             }
             return (Action::Deny, "quarantine/deny-ingress".to_string());
         }
-        if let W::Pod(c, pod) = w {
-            if let Some(id) = self.svc_return(c, pod, w, src, proto, port) {
-                return (Action::Allow, id);
-            }
+        if let W::Pod(c, pod) = w
+            && let Some(id) = self.svc_return(c, pod, w, src, proto, port)
+        {
+            return (Action::Allow, id);
         }
         for i in self.intent.order() {
             let p = &self.intent.policies[i];

@@ -195,7 +195,11 @@ fn check_matrix(choices: &[u8]) -> Result<usize, TestCaseError> {
     let mut groups: BTreeMap<String, Vec<M<'_>>> = BTreeMap::new();
     let mut positives = 0;
     for cl in &sc.inventory.clusters {
-        let prefix = if multi { format!("{}/", cl.name) } else { String::new() };
+        let prefix = if multi {
+            format!("{}/", cl.name)
+        } else {
+            String::new()
+        };
         for n in &cl.nodes {
             let g = format!("{prefix}{}[Node]", n.name);
             groups.entry(g.clone()).or_default().push(M {
@@ -207,7 +211,10 @@ fn check_matrix(choices: &[u8]) -> Result<usize, TestCaseError> {
         }
         for p in cl.pods.iter().filter(|p| !p.ips.is_empty()) {
             let g = match &p.owner {
-                Some(o) if ["Deployment", "StatefulSet", "DaemonSet", "Job"].contains(&o.kind.as_str()) => {
+                Some(o)
+                    if ["Deployment", "StatefulSet", "DaemonSet", "Job"]
+                        .contains(&o.kind.as_str()) =>
+                {
                     format!("{prefix}{}/{}[{}]", p.namespace, o.name, o.kind)
                 }
                 _ => format!("{prefix}{}/{}[Pod]", p.namespace, p.name),
@@ -239,11 +246,11 @@ fn check_matrix(choices: &[u8]) -> Result<usize, TestCaseError> {
                             }
                             // Host-network pods answer only on their ports; the
                             // node keeps the rest.
-                            if let Some(p) = pm.pod.filter(|p| p.host_network) {
-                                if !p.ports.iter().any(|c| c.proto == proto && c.port == port) {
-                                    all = false;
-                                    continue;
-                                }
+                            if let Some(p) = pm.pod.filter(|p| p.host_network)
+                                && !p.ports.iter().any(|c| c.proto == proto && c.port == port)
+                            {
+                                all = false;
+                                continue;
                             }
                             let fams: Vec<(IpAddr, IpAddr)> = [false, true]
                                 .iter()
@@ -273,7 +280,16 @@ fn check_matrix(choices: &[u8]) -> Result<usize, TestCaseError> {
                     let expect = any_pair && all;
                     positives += usize::from(expect);
                     let got = listed.contains(&(gc.clone(), gp.clone(), proto, port));
-                    prop_assert_eq!(got, expect, "{} => {} {} {}\n{}", gc, gp, proto, port, matrix);
+                    prop_assert_eq!(
+                        got,
+                        expect,
+                        "{} => {} {} {}\n{}",
+                        gc,
+                        gp,
+                        proto,
+                        port,
+                        matrix
+                    );
                 }
             }
         }
@@ -290,13 +306,18 @@ fn the_matrix_check_sees_both_answers() {
     for _ in 0..40 {
         let choices: Vec<u8> = (0..160)
             .map(|_| {
-                seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                seed = seed
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
                 (seed >> 33) as u8
             })
             .collect();
         positives += check_matrix(&choices).expect("consistent");
     }
-    assert!(positives > 100, "only {positives} allowed (group, port) pairs");
+    assert!(
+        positives > 100,
+        "only {positives} allowed (group, port) pairs"
+    );
 }
 
 proptest! {

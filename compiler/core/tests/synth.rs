@@ -15,7 +15,11 @@ fn synthetic_clusters_are_deterministic_and_compile() {
     let (ca, da) = compile(&a.intent, &a.inventory);
     let (cb, _) = compile(&b.intent, &b.inventory);
     let (ca, cb) = (ca.expect("compiles"), cb.expect("compiles"));
-    assert!(da.iter().all(|d| d.severity == ringfence_intent::Severity::Warning), "{da:#?}");
+    assert!(
+        da.iter()
+            .all(|d| d.severity == ringfence_intent::Severity::Warning),
+        "{da:#?}"
+    );
     assert_eq!(ca.nodes(), cb.nodes(), "same input, same IRs");
     assert_eq!(ca.nodes().len(), p.nodes);
     for ir in ca.nodes() {
@@ -36,27 +40,54 @@ fn kubectl_lists_carry_the_model() {
     let c = &s.inventory.clusters[0];
     let v = kubectl_list(c);
     assert_eq!(v["kind"], "List");
-    assert_eq!(v["metadata"]["annotations"]["ringfence.io/cluster"], c.name.as_str());
+    assert_eq!(
+        v["metadata"]["annotations"]["ringfence.io/cluster"],
+        c.name.as_str()
+    );
     let items = v["items"].as_array().unwrap();
     let count = |k: &str| items.iter().filter(|i| i["kind"] == k).count();
     assert_eq!(count("Node"), c.nodes.len());
     assert_eq!(count("Pod"), c.pods.len());
     assert_eq!(count("Service"), c.services.len());
     assert_eq!(count("Namespace"), c.namespaces.len());
-    let pod = items.iter().find(|i| i["kind"] == "Pod" && i["metadata"]["ownerReferences"][0]["kind"] == "ReplicaSet").unwrap();
-    let hash = pod["metadata"]["labels"]["pod-template-hash"].as_str().unwrap();
-    assert!(pod["metadata"]["ownerReferences"][0]["name"].as_str().unwrap().ends_with(hash));
-    assert!(pod["status"]["podIPs"].as_array().unwrap().len() == 2, "dual stack");
-    let hostnet = items.iter().find(|i| i["spec"]["hostNetwork"] == true).unwrap();
-    assert_eq!(hostnet["spec"]["containers"][0]["ports"][0]["containerPort"], 9100);
-    let np = items.iter().find(|i| i["spec"]["type"] == "NodePort" || i["spec"]["type"] == "LoadBalancer").unwrap();
+    let pod = items
+        .iter()
+        .find(|i| i["kind"] == "Pod" && i["metadata"]["ownerReferences"][0]["kind"] == "ReplicaSet")
+        .unwrap();
+    let hash = pod["metadata"]["labels"]["pod-template-hash"]
+        .as_str()
+        .unwrap();
+    assert!(
+        pod["metadata"]["ownerReferences"][0]["name"]
+            .as_str()
+            .unwrap()
+            .ends_with(hash)
+    );
+    assert!(
+        pod["status"]["podIPs"].as_array().unwrap().len() == 2,
+        "dual stack"
+    );
+    let hostnet = items
+        .iter()
+        .find(|i| i["spec"]["hostNetwork"] == true)
+        .unwrap();
+    assert_eq!(
+        hostnet["spec"]["containers"][0]["ports"][0]["containerPort"],
+        9100
+    );
+    let np = items
+        .iter()
+        .find(|i| i["spec"]["type"] == "NodePort" || i["spec"]["type"] == "LoadBalancer")
+        .unwrap();
     assert!(np["spec"]["ports"][0]["nodePort"].is_u64());
     assert_eq!(np["spec"]["ports"][0]["targetPort"], "http");
     // The files land where the CLI benchmarks look.
     let dir = std::env::temp_dir().join(format!("ringfence-synth-{}", std::process::id()));
     s.write(&dir).unwrap();
-    assert_eq!(std::fs::read_to_string(dir.join("intent/intent.kdl")).unwrap(), s.kdl());
+    assert_eq!(
+        std::fs::read_to_string(dir.join("intent/intent.kdl")).unwrap(),
+        s.kdl()
+    );
     assert!(dir.join(format!("inventory/{}.json", c.name)).exists());
     std::fs::remove_dir_all(&dir).unwrap();
 }
-
