@@ -199,12 +199,12 @@ fn signature(world: &World<'_>, m: &Membership, r: &Resolved, w: u32, d: Directi
                     continue;
                 }
                 let direct = p.ingress_direct.get(w);
+                // Through provided services it backs, if it is in the policy's scope.
                 let mut via = Vec::new();
-                if let Some(pm) = &p.provider_members {
+                if let Some(pm) = &p.provider_members
+                    && m.scopes[p.scope].get(w)
+                {
                     for &s in services.iter().filter(|&&s| pm.get(s)) {
-                        if !m.scopes[p.scope].get(w) {
-                            break;
-                        }
                         via.extend(translated(world, w, s, p.proto, &p.ports));
                     }
                 }
