@@ -311,18 +311,18 @@ impl Evaluator<'_> {
         }
     }
 
-    /// What the consumer's egress allows towards `p` (given as a spec).
-    fn egress(&mut self, c: &Member, to: &Spec) -> ProtoPorts {
-        let c_wl = &self.c.cat[c.workload as usize];
-        // Host-network pods send as their node.
-        let sender = if c_wl.host_network {
-            c_wl.node
-        } else {
-            Some(c.workload)
+    /// What the egress of the sender of `from` allows towards `to`. The
+    /// sender is found by address, as a node finds it (a host-network pod
+    /// sends as its node).
+    fn egress(&mut self, from: &Spec, to: &Spec) -> ProtoPorts {
+        let chain = match from {
+            Spec::Ip(src) => self
+                .c
+                .egress_ip
+                .get(src)
+                .and_then(|&e| self.c.ep_info[e as usize].egress),
+            Spec::Set(..) => None,
         };
-        let chain = sender
-            .and_then(|w| self.c.wl_endpoint[w as usize])
-            .and_then(|e| self.c.ep_info[e as usize].egress);
         match chain {
             Some(chain) => self.allows(chain, to),
             None => ProtoPorts::all(),
@@ -395,7 +395,7 @@ impl Evaluator<'_> {
             let (Some(cs), Some(ps)) = (c.specs[f].clone(), p.specs[f].clone()) else {
                 continue;
             };
-            let mut r = self.egress(c, &ps);
+            let mut r = self.egress(&cs, &ps);
             r.intersect(&self.ingress(p, f, &cs));
             match &mut acc {
                 None => acc = Some(r),

@@ -113,6 +113,57 @@ fn check(choices: &[u8], flows: &[(usize, usize, usize, usize)]) -> Result<(), T
         prop_assert_eq!(&fast_in, &expect, "fast ingress\n{}", ctx());
     }
 
+    // Cluster IPs: allowed exactly when every backing pod is, on both sides,
+    // at its target port.
+    for (ci, cl) in sc.inventory.clusters.iter().enumerate() {
+        for svc in &cl.services {
+            for sp in &svc.ports {
+                for &src in sc.addresses.iter().take(10) {
+                    let vip = svc.cluster_ips[0];
+                    let mut targets = Vec::new();
+                    for p in cl
+                        .pods
+                        .iter()
+                        .filter(|p| svc.selects(p) && !p.ips.is_empty())
+                    {
+                        if let (Some(tp), Some(ip)) = (
+                            p.resolve_target(&sp.target, sp.proto),
+                            p.ips.iter().find(|a| a.is_ipv4() == src.is_ipv4()),
+                        ) {
+                            targets.push((p, tp, *ip));
+                        }
+                    }
+                    if targets.is_empty() {
+                        continue;
+                    }
+                    let expect = targets.iter().all(|&(p, tp, ip)| {
+                        let eg = oracle.consumer(src).is_none_or(|w| {
+                            oracle.egress(w, ip, sp.proto, Some(tp)).0 == Action::Allow
+                        });
+                        let w = oracle
+                            .by_endpoint(&cl.name, &format!("pod/{}/{}", p.namespace, p.name))
+                            .unwrap();
+                        let ing = !oracle.managed(w)
+                            || oracle.ingress(w, src, sp.proto, Some(tp)).0 == Action::Allow;
+                        eg && ing
+                    });
+                    let got = compiled.verdict(src, vip, sp.proto, Some(sp.port));
+                    prop_assert_eq!(
+                        got.allowed(),
+                        expect,
+                        "{} -> {}:{} ({}/{}, cluster {})",
+                        src,
+                        vip,
+                        sp.port,
+                        svc.namespace,
+                        svc.name,
+                        ci
+                    );
+                }
+            }
+        }
+    }
+
     // Exposures: each target's verdict is its ingress decision for the original source.
     for ir in irs {
         for x in &ir.exposures {

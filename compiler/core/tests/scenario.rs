@@ -114,8 +114,11 @@ pub(crate) fn scenario(c: &mut Choices<'_>) -> Scenario {
             if c.pick(6) == 0 {
                 p = p.labels(&[("q", "yes")]);
             }
-            if c.pick(8) == 0 {
-                p.ips.clear(); // finished pod
+            match c.pick(12) {
+                0 => p.ips.clear(),                // finished
+                1 => p.node = None,                // not scheduled
+                2 => p.node = Some("gone".into()), // on a node the inventory lacks
+                _ => {}
             }
             addresses.extend(p.ips.iter().copied());
             pods.push(p);
@@ -154,6 +157,9 @@ pub(crate) fn scenario(c: &mut Choices<'_>) -> Scenario {
             }
             if c.pick(3) == 0 {
                 s = s.local();
+            }
+            if c.pick(8) == 0 {
+                s.selector.clear(); // no managed backends
             }
             addresses.extend(s.cluster_ips.iter().copied());
             addresses.extend(s.lb_ingress.iter().copied());
@@ -249,7 +255,13 @@ pub(crate) fn scenario(c: &mut Choices<'_>) -> Scenario {
     }
     let mut filters = Vec::new();
     for fi in 0..1 + c.pick(4) {
-        let query: Query = match c.pick(9) {
+        let query: Query = match c.pick(12) {
+            9 => q::name("web-*"),
+            10 => q::node("n1"),
+            11 if fi > 0 => q::any(vec![
+                q::matches(filters[c.pick(fi)]),
+                q::in_scope(c.one(&scopes)),
+            ]),
             0 => q::label("app", APPS[c.pick(3)]),
             1 => q::namespace(NAMESPACES[c.pick(2)]),
             2 => q::kind(&[WorkloadKind::Node]),
