@@ -124,6 +124,15 @@ fn main() {
             (src, dst, port)
         })
         .collect();
+    if p.pods <= 5000 {
+        let t = Instant::now();
+        let m = compiled.matrix();
+        println!(
+            "matrix: {} lines in {:.0} ms",
+            m.connections.len(),
+            t.elapsed().as_secs_f64() * 1000.0
+        );
+    }
     let t = Instant::now();
     let mut allowed = 0usize;
     for &(src, dst, port) in &flows {

@@ -83,6 +83,9 @@ pub enum ExplainError {
         /// The ports it has.
         has: String,
     },
+    /// tcp, udp and sctp need a port.
+    #[error("{0} needs a port: give --port")]
+    PortNeeded(Proto),
     /// A peer without an address to send from or to.
     #[error("`{0}` has no running pod with an address")]
     NoAddress(String),
@@ -556,7 +559,11 @@ impl Compiled {
         proto: Proto,
         port: Option<u16>,
     ) -> Result<Explanation, ExplainError> {
-        let port = if proto.has_ports() { port } else { None };
+        let port = if proto.has_ports() {
+            Some(port.ok_or(ExplainError::PortNeeded(proto))?)
+        } else {
+            None
+        };
         let consumers = self.consumers(from)?;
         let providers = self.providers(to, proto, port)?;
         let mut pairs = 0;

@@ -136,6 +136,28 @@ fn explain_text_and_json() {
     assert!(x.to_string().contains("  egress:  allow (not managed)\n"));
     assert_eq!(json["pair"]["port"], 8080, "service port translated");
 
+    assert_eq!(
+        c.explain(
+            &c.peer("internet").unwrap(),
+            &c.peer("shop/frontend").unwrap(),
+            Proto::Tcp,
+            None
+        )
+        .unwrap_err()
+        .to_string(),
+        "tcp needs a port: give --port"
+    );
+    // ICMP has none.
+    let x = c
+        .explain(
+            &c.peer("shop/frontend").unwrap(),
+            &c.peer("shop/cart").unwrap(),
+            Proto::Icmp,
+            Some(7),
+        )
+        .unwrap();
+    assert_eq!((x.verdict, x.port), (Action::Deny, None));
+
     // A service without the port asked.
     let err = c
         .explain(
