@@ -117,15 +117,17 @@ pub(crate) fn endpoint_name(world: &World<'_>, w: u32) -> String {
 /// Compute every endpoint's signatures and group them.
 pub(crate) fn order(world: &World<'_>, m: &Membership, r: &Resolved) -> Ordered {
     let managed: Vec<u32> = m.managed.ones().collect();
+    let lists = applicable(world, m, r, &managed);
     let sigs: Vec<(Sig, Option<Sig>)> = managed
         .par_iter()
-        .map(|&w| {
+        .zip(lists.par_iter())
+        .map(|(&w, applies)| {
             let kind = world
                 .endpoint_kind(w)
                 .expect("managed workloads can be endpoints");
-            let ingress = signature(world, m, r, w, Direction::Ingress);
+            let ingress = signature(world, m, r, w, Direction::Ingress, applies);
             let egress = (kind != EndpointKind::HostPod)
-                .then(|| signature(world, m, r, w, Direction::Egress));
+                .then(|| signature(world, m, r, w, Direction::Egress, applies));
             (ingress, egress)
         })
         .collect();
@@ -166,7 +168,57 @@ pub(crate) fn order(world: &World<'_>, m: &Membership, r: &Resolved) -> Ordered 
     Ordered { endpoints, groups }
 }
 
-fn signature(world: &World<'_>, m: &Membership, r: &Resolved, w: u32, d: Direction) -> Sig {
+/// What applies to one endpoint, in global order: plans on its egress, and
+/// (plan, service it is reached through, or `NONE` for direct) on its ingress.
+#[derive(Default)]
+struct Applies {
+    egress: Vec<u32>,
+    ingress: Vec<(u32, u32)>,
+}
+
+const NONE: u32 = u32::MAX;
+
+/// Walk every plan's members once (in global order) instead of testing every
+/// plan against every endpoint: the work is the size of the chains, not
+/// endpoints × policies.
+fn applicable(world: &World<'_>, m: &Membership, r: &Resolved, managed: &[u32]) -> Vec<Applies> {
+    let mut slot = vec![u32::MAX; world.len()];
+    for (i, &w) in managed.iter().enumerate() {
+        slot[w as usize] = i as u32;
+    }
+    let mut out: Vec<Applies> = (0..managed.len()).map(|_| Applies::default()).collect();
+    for &pi in &r.order {
+        let p = &r.plans[pi as usize];
+        if !p.egress_rules.is_empty() {
+            for w in p.egress.ones() {
+                out[slot[w as usize] as usize].egress.push(pi);
+            }
+        }
+        if p.ingress_peer.is_some() {
+            for w in p.ingress_direct.ones() {
+                out[slot[w as usize] as usize].ingress.push((pi, NONE));
+            }
+            let scope = &m.scopes[p.scope];
+            for &s in &p.provider_services {
+                for &b in world.backing(s) {
+                    if m.managed.get(b) && scope.get(b) {
+                        out[slot[b as usize] as usize].ingress.push((pi, s));
+                    }
+                }
+            }
+        }
+    }
+    out
+}
+
+fn signature(
+    world: &World<'_>,
+    m: &Membership,
+    r: &Resolved,
+    w: u32,
+    d: Direction,
+    applies: &Applies,
+) -> Sig {
     let scope = m.most_specific[w as usize];
     let mode = scope.map_or(Mode::Enforce, |s| r.modes[s as usize]);
     let mut items = Vec::new();
@@ -180,34 +232,21 @@ fn signature(world: &World<'_>, m: &Membership, r: &Resolved, w: u32, d: Directi
     }
     let is_pod = world.w[w as usize].kind == WorkloadKind::Pod;
     match d {
-        Direction::Egress => {
-            for &pi in &r.order {
-                let p = &r.plans[pi as usize];
-                if p.egress.get(w) && !p.egress_rules.is_empty() {
-                    items.push(Item::Egress(pi));
-                }
-            }
-        }
+        Direction::Egress => items.extend(applies.egress.iter().map(|&pi| Item::Egress(pi))),
         Direction::Ingress => {
-            let services = if is_pod { world.services_of(w) } else { &[] };
             if is_pod {
-                svc_returns(world, m, r, w, services, &mut items);
+                svc_returns(world, m, r, w, world.services_of(w), &mut items);
             }
-            for &pi in &r.order {
+            // Entries of one plan are adjacent: direct first, then services.
+            for group in applies.ingress.chunk_by(|a, b| a.0 == b.0) {
+                let pi = group[0].0;
                 let p = &r.plans[pi as usize];
-                if p.ingress_peer.is_none() {
-                    continue;
-                }
-                let direct = p.ingress_direct.get(w);
-                // Through provided services it backs, if it is in the policy's scope.
-                let mut via = Vec::new();
-                if let Some(pm) = &p.provider_members
-                    && m.scopes[p.scope].get(w)
-                {
-                    for &s in services.iter().filter(|&&s| pm.get(s)) {
-                        via.extend(translated(world, w, s, p.proto, &p.ports));
-                    }
-                }
+                let direct = group.iter().any(|&(_, s)| s == NONE);
+                let mut via: Vec<(Proto, u16)> = group
+                    .iter()
+                    .filter(|&&(_, s)| s != NONE)
+                    .flat_map(|&(_, s)| translated(world, w, s, p.proto, &p.ports))
+                    .collect();
                 if direct || !via.is_empty() {
                     via.sort_unstable();
                     via.dedup();

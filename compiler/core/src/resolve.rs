@@ -58,22 +58,47 @@ pub(crate) struct Infos {
     /// Intent policies occupy the first indexes; only they are analysed for
     /// shadowing and conflicts.
     pub(crate) policies: usize,
+    lines: Lines,
 }
 
 impl Infos {
     fn push(&mut self, intent: &Intent, info: Info<'_>) -> u32 {
-        let (file, line, column) = intent.location(info.span);
+        let (line, column) = self.lines.locate(intent, info.span);
         self.list.push(PolicyInfo {
             id: info.id,
             name: info.name.to_string(),
             scope: info.scope.to_string(),
             rank: info.rank,
             action: info.action,
-            file: file.to_string(),
+            file: intent.files[info.span.file].path.clone(),
             line,
             column,
         });
         (self.list.len() - 1) as u32
+    }
+}
+
+/// Line starts of each intent file, so locating a span is a binary search
+/// (`SourceFile::line_col` scans from the start, quadratic over many policies).
+#[derive(Default)]
+pub(crate) struct Lines {
+    starts: HashMap<usize, Vec<usize>>,
+}
+
+impl Lines {
+    /// 1-based line and column (in characters), as `SourceFile::line_col`.
+    fn locate(&mut self, intent: &Intent, span: Span) -> (u32, u32) {
+        let text = &intent.files[span.file].text;
+        let starts = self.starts.entry(span.file).or_insert_with(|| {
+            std::iter::once(0)
+                .chain(text.match_indices('\n').map(|(i, _)| i + 1))
+                .collect()
+        });
+        let offset = span.offset.min(text.len());
+        let line = starts.partition_point(|&s| s <= offset);
+        let start = starts[line - 1];
+        let column = text[start..offset].chars().count() + 1;
+        (line as u32, column as u32)
     }
 }
 
@@ -128,6 +153,8 @@ pub(crate) struct Plan {
     pub(crate) ingress_direct: Bits,
     /// Provider members, to test "backs a provided service".
     pub(crate) provider_members: Option<Bits>,
+    /// Provider members that are services.
+    pub(crate) provider_services: Vec<u32>,
     /// Rules on a consumer's egress chain.
     pub(crate) egress_rules: Vec<RuleTpl>,
     /// Peer of rules on a provider's ingress chain: `None` when the consumer
@@ -182,7 +209,31 @@ struct Resolver<'w, 'a> {
     m: &'w Membership,
     sets: Sets,
     targets: HashMap<TargetKey, TargetInfo>,
+    /// Interned consumer-position set per target (see `consumer_peer`).
+    consumer_ids: HashMap<TargetKey, Option<Option<u32>>>,
+    /// Interned set of a target's non-service members.
+    direct_ids: HashMap<TargetKey, u32>,
+    translations: HashMap<(TargetKey, Proto, Vec<PortRange>), Translation>,
     diags: Vec<Diagnostic>,
+}
+
+/// A rule template list computed for one (target, protocol, ports).
+struct Translation {
+    rules: Vec<RuleTpl>,
+    /// (service, target port name, pod) of pods skipped.
+    unresolved: Vec<(String, String, String)>,
+    /// The member services.
+    services: Vec<u32>,
+}
+
+fn target_key(t: &Target) -> Option<TargetKey> {
+    Some(match t {
+        Target::Any => return None,
+        Target::Filter(f) => TargetKey::Filter(*f),
+        Target::Scope(s) => TargetKey::Scope(*s),
+        Target::External(e) => TargetKey::External(*e),
+        Target::Service { namespace, name } => TargetKey::Service(namespace.clone(), name.clone()),
+    })
 }
 
 #[derive(Clone, PartialEq, Eq, Hash)]
@@ -201,6 +252,9 @@ pub(crate) fn resolve(world: &World<'_>, m: &Membership) -> (Resolved, Vec<Diagn
         m,
         sets: Sets::default(),
         targets: HashMap::new(),
+        consumer_ids: HashMap::new(),
+        direct_ids: HashMap::new(),
+        translations: HashMap::new(),
         diags: Vec::new(),
     };
     let mut infos = Infos::default();
@@ -351,15 +405,7 @@ pub(crate) fn dir_name(d: Direction) -> &'static str {
 
 impl Resolver<'_, '_> {
     fn target(&mut self, t: &Target) -> Option<&TargetInfo> {
-        let key = match t {
-            Target::Any => return None,
-            Target::Filter(f) => TargetKey::Filter(*f),
-            Target::Scope(s) => TargetKey::Scope(*s),
-            Target::External(e) => TargetKey::External(*e),
-            Target::Service { namespace, name } => {
-                TargetKey::Service(namespace.clone(), name.clone())
-            }
-        };
+        let key = target_key(t)?;
         if !self.targets.contains_key(&key) {
             let info = self.build_target(&key);
             self.targets.insert(key.clone(), info);
@@ -429,17 +475,25 @@ impl Resolver<'_, '_> {
     /// The peer of ingress rules for a consumer target: `None` if it has no
     /// address, `Some(None)` for every address.
     fn consumer_peer(&mut self, t: &Target) -> Option<Option<u32>> {
-        let (addrs, stem) = match self.target(t) {
-            None => return Some(None),
-            Some(info) => (info.consumer_addrs.clone()?, info.stem.clone()),
+        let Some(key) = target_key(t) else {
+            return Some(None);
         };
-        if addrs.is_empty() {
-            return None;
+        if let Some(&peer) = self.consumer_ids.get(&key) {
+            return peer;
         }
-        Some(Some(self.sets.intern(addrs, &stem)))
+        let info = self.target(t).expect("not any");
+        let (addrs, stem) = (
+            info.consumer_addrs.clone().expect("not any"),
+            info.stem.clone(),
+        );
+        let peer = (!addrs.is_empty()).then(|| Some(self.sets.intern(addrs, &stem)));
+        self.consumer_ids.insert(key, peer);
+        peer
     }
 
     /// The rules a provider target contributes to a consumer's egress chain.
+    /// Translations are computed once per (target, protocol, ports); the
+    /// diagnostics are reported for every policy that uses them.
     fn provider_rules(
         &mut self,
         t: &Target,
@@ -448,42 +502,72 @@ impl Resolver<'_, '_> {
         policy: &str,
         span: Span,
     ) -> Vec<RuleTpl> {
-        let world = self.world;
-        let Some(info) = self.target(t) else {
+        let Some(key) = target_key(t) else {
             return vec![RuleTpl {
                 peer: None,
                 proto,
                 ports: ports.to_vec(),
             }];
         };
+        let cache_key = (key, proto, ports.to_vec());
+        if !self.translations.contains_key(&cache_key) {
+            let tr = self.translate(t, proto, ports);
+            self.translations.insert(cache_key.clone(), tr);
+        }
+        let tr = &self.translations[&cache_key];
+        let (rules, unresolved, services) =
+            (tr.rules.clone(), tr.unresolved.clone(), tr.services.clone());
+        if let Target::Service { namespace, name } = t {
+            if services.is_empty() {
+                self.diags.push(diag::unknown_service(
+                    policy,
+                    span,
+                    &format!("{namespace}/{name}"),
+                ));
+            } else if !ports.is_empty() {
+                for s in services {
+                    let svc = self.world.service(s);
+                    let svc_name = format!("{}/{}", svc.namespace, svc.name);
+                    self.check_ports(policy, span, &svc_name, &svc.ports, proto, ports);
+                }
+            }
+        }
+        for (svc, target, pod) in unresolved {
+            self.diags.push(diag::unresolved_target_port(
+                policy, span, &svc, &target, &pod,
+            ));
+        }
+        rules
+    }
+
+    fn translate(&mut self, t: &Target, proto: Proto, ports: &[PortRange]) -> Translation {
+        let world = self.world;
+        let info = self.target(t).expect("not any");
         let direct = info.direct_addrs.clone();
         let stem = info.stem.clone();
         let services = info.services.clone();
-        let mut out = Vec::new();
+        let mut rules = Vec::new();
         if !direct.is_empty() {
-            out.push(RuleTpl {
-                peer: Some(self.sets.intern(direct, &stem)),
+            let key = target_key(t).expect("not any");
+            let id = match self.direct_ids.get(&key) {
+                Some(&id) => id,
+                None => {
+                    let id = self.sets.intern(direct, &stem);
+                    self.direct_ids.insert(key, id);
+                    id
+                }
+            };
+            rules.push(RuleTpl {
+                peer: Some(id),
                 proto,
                 ports: ports.to_vec(),
             });
         }
-        if let Target::Service { namespace, name } = t
-            && services.is_empty()
-        {
-            self.diags.push(diag::unknown_service(
-                policy,
-                span,
-                &format!("{namespace}/{name}"),
-            ));
-        }
         // (proto, target port) → addresses of the pods reached on it.
         let mut by_port: BTreeMap<(Proto, u16), Vec<Addrs>> = BTreeMap::new();
+        let mut unresolved = Vec::new();
         for &s in &services {
             let svc = world.service(s);
-            let svc_name = format!("{}/{}", svc.namespace, svc.name);
-            if matches!(t, Target::Service { .. }) && !ports.is_empty() {
-                self.check_ports(policy, span, &svc_name, &svc.ports, proto, ports);
-            }
             for sp in svc
                 .ports
                 .iter()
@@ -499,12 +583,10 @@ impl Resolver<'_, '_> {
                             .entry((sp.proto, tp))
                             .or_default()
                             .push(Addrs::from_ips(&pod.ips)),
-                        None => self.diags.push(diag::unresolved_target_port(
-                            policy,
-                            span,
-                            &svc_name,
-                            &target_name(&sp.target),
-                            &format!("{}/{}", pod.namespace, pod.name),
+                        None => unresolved.push((
+                            format!("{}/{}", svc.namespace, svc.name),
+                            target_name(&sp.target),
+                            format!("{}/{}", pod.namespace, pod.name),
                         )),
                     }
                 }
@@ -530,13 +612,17 @@ impl Resolver<'_, '_> {
         };
         for (proto, addrs, mut ports) in grouped {
             ringfence_schema::net::normalize_ports(&mut ports);
-            out.push(RuleTpl {
+            rules.push(RuleTpl {
                 peer: Some(self.sets.intern(addrs, &svc_stem)),
                 proto,
                 ports,
             });
         }
-        out
+        Translation {
+            rules,
+            unresolved,
+            services,
+        }
     }
 
     /// Warn about policy ports a service does not have.
@@ -589,13 +675,14 @@ impl Resolver<'_, '_> {
         };
         egress.and_with(scope);
         egress.and_with(&self.m.managed);
-        let (mut ingress_direct, provider_members) = match self.target(&p.provider) {
-            None => (Bits::full(self.world.len()), None),
-            Some(t) => {
-                let m = t.members.clone().expect("not any");
-                (m.clone(), Some(m))
-            }
-        };
+        let (mut ingress_direct, provider_members, provider_services) =
+            match self.target(&p.provider) {
+                None => (Bits::full(self.world.len()), None, Vec::new()),
+                Some(t) => {
+                    let m = t.members.clone().expect("not any");
+                    (m.clone(), Some(m), t.services.clone())
+                }
+            };
         ingress_direct.and_with(scope);
         ingress_direct.and_with(&self.m.managed);
         let egress_rules = self.provider_rules(&p.provider, p.proto, &p.ports, &p.id, p.span);
@@ -610,6 +697,7 @@ impl Resolver<'_, '_> {
             egress,
             ingress_direct,
             provider_members,
+            provider_services,
             egress_rules,
             ingress_peer,
         }
@@ -713,4 +801,32 @@ pub(crate) fn union_all(sets: impl IntoIterator<Item = Addrs>) -> Addrs {
         acc = acc.union(&a);
     }
     acc
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::{IntentBuilder, q};
+
+    #[test]
+    fn lines_locate_like_the_source_file() {
+        let mut b = IntentBuilder::new();
+        let s = b.scope("é-scope", None, q::namespace("ünï"));
+        b.scope("child", Some(s), q::label("a", "b"));
+        let intent = b.build();
+        let text = &intent.files[0].text;
+        let mut lines = Lines::default();
+        for offset in (0..=text.len()).filter(|&o| text.is_char_boundary(o)) {
+            let span = Span {
+                file: 0,
+                offset,
+                len: 0,
+            };
+            assert_eq!(
+                lines.locate(&intent, span),
+                intent.files[0].line_col(offset),
+                "at {offset}"
+            );
+        }
+    }
 }
