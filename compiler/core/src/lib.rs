@@ -18,9 +18,14 @@
 //! 4. **slice** — cut one IR per node: its endpoints, the exposures it serves
 //!    and exactly the chains, sets and policies they use.
 //!
-//! The result, [`Compiled`], also answers `explain` and `matrix` and gives
-//! flow analysis a fast [`Compiled::verdict`], all from the same chains the
-//! nodes enforce. `schema/docs/ir.md` documents the IR and these semantics.
+//! The result, [`Compiled`], also answers `explain` ([`Compiled::peer`],
+//! [`Compiled::explain`]) and `matrix` ([`Compiled::matrix`]) and gives flow
+//! analysis a fast [`Compiled::verdict`], all from the same chains the nodes
+//! enforce. `schema/docs/ir.md` documents the IR and these semantics.
+//!
+//! [`interval`] holds the interval sets the analysis is built on; [`testing`]
+//! builds intent and inventory values for tests; [`synth`] generates clusters
+//! of any size (as values and as files) for benchmarks.
 
 mod bits;
 mod chains;
