@@ -170,8 +170,12 @@ impl<'a> World<'a> {
         }
         // Externals name what is outside the clusters: `0.0.0.0/0` means the
         // world minus pod ranges and the addresses of pods, nodes and services.
-        let cluster_space = Addrs::from_nets(inv.clusters.iter().flat_map(|c| c.nodes.iter().flat_map(|n| &n.pod_cidrs)))
-            .union(&Addrs::from_ips(w.iter().flat_map(|wl| &wl.addrs)));
+        let cluster_space = Addrs::from_nets(
+            inv.clusters
+                .iter()
+                .flat_map(|c| c.nodes.iter().flat_map(|n| &n.pod_cidrs)),
+        )
+        .union(&Addrs::from_ips(w.iter().flat_map(|wl| &wl.addrs)));
         let ext_base = w.len() as u32;
         for (i, e) in intent.externals.iter().enumerate() {
             let own = Addrs::from_nets(&e.nets);
@@ -180,7 +184,10 @@ impl<'a> World<'a> {
                 Cow::Borrowed(e.nets.as_slice())
             } else {
                 let v4 = outside.v4_prefixes().into_iter().map(IpNet::V4);
-                Cow::Owned(v4.chain(outside.v6_prefixes().into_iter().map(IpNet::V6)).collect())
+                Cow::Owned(
+                    v4.chain(outside.v6_prefixes().into_iter().map(IpNet::V6))
+                        .collect(),
+                )
             };
             w.push(Wl {
                 kind: WorkloadKind::External,

@@ -63,7 +63,9 @@ impl<'a> Oracle<'a> {
     /// and the addresses of nodes, pods and services.
     fn outside(&self, addr: IpAddr) -> bool {
         let owned = self.inv.clusters.iter().any(|c| {
-            c.nodes.iter().any(|n| n.pod_cidrs.iter().any(|r| r.contains(&addr)))
+            c.nodes
+                .iter()
+                .any(|n| n.pod_cidrs.iter().any(|r| r.contains(&addr)))
         }) || self.all.iter().any(|&w| self.addrs(w).contains(&addr));
         !owned
     }
