@@ -71,6 +71,8 @@ pub(crate) type AddrMap<K, V> = HashMap<K, V, BuildHasherDefault<AddrHasher>>;
 /// tables they were sliced from.
 pub struct Compiled {
     pub(crate) clusters: Vec<String>,
+    /// Scope names, in priority order (indexes of [`CWl::scope`]).
+    pub(crate) scopes: Vec<String>,
     pub(crate) cat: Vec<CWl>,
     pub(crate) endpoints: Vec<Endpoint>,
     pub(crate) ep_info: Vec<EpInfo>,
@@ -103,7 +105,28 @@ pub(crate) struct CWl {
     /// Host-network pods: the ports they are told apart by.
     pub(crate) host_ports: Vec<ProtoPort>,
     pub(crate) endpoint: Option<u32>,
+    /// The most specific scope that contains it.
+    pub(crate) scope: Option<u32>,
     pub(crate) service: Option<SvcData>,
+}
+
+/// A workload as flow analysis places addresses: see [`Compiled::catalog`].
+#[derive(Clone, Copy, Debug)]
+pub struct WorkloadView<'a> {
+    /// Pod, service, node or external.
+    pub kind: WorkloadKind,
+    /// The group `matrix` prints it under (`shop/cart[Deployment]`,
+    /// `worker-1[Node]`, `internet[External]`, `shop/cart[Service]`).
+    pub group: &'a str,
+    /// The most specific scope that contains it (the last in priority order).
+    pub scope: Option<&'a str>,
+    /// Its addresses: pod IPs, node addresses, a service's cluster and
+    /// load-balancer IPs; empty for externals.
+    pub addrs: &'a [IpAddr],
+    /// An external's prefixes (after removing what the clusters own).
+    pub nets: &'a [IpNet],
+    /// A pod on the host network (its addresses are its node's).
+    pub host_network: bool,
 }
 
 /// What a service workload needs for translation.
@@ -329,6 +352,19 @@ impl Compiled {
     /// Names of the clusters, sorted.
     pub fn clusters(&self) -> &[String] {
         &self.clusters
+    }
+
+    /// Every workload of the inventory and every external, with its group,
+    /// addresses and most specific scope, in a fixed order.
+    pub fn catalog(&self) -> impl ExactSizeIterator<Item = WorkloadView<'_>> + '_ {
+        self.cat.iter().map(|w| WorkloadView {
+            kind: w.kind,
+            group: &w.group,
+            scope: w.scope.map(|s| self.scopes[s as usize].as_str()),
+            addrs: &w.addrs,
+            nets: &w.nets,
+            host_network: w.host_network,
+        })
     }
 
     /// An endpoint by index (from a [`Decision`]).

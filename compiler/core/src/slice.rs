@@ -64,7 +64,7 @@ pub(crate) fn slice(
         wl_endpoint[e.workload as usize] = Some(i as u32);
     }
 
-    let cat = catalog(world, &wl_endpoint);
+    let cat = catalog(world, m, &wl_endpoint);
     let exposures = exposures(world, &cat, &ep_info);
 
     // Sets in IR form, built once for every set a chain uses.
@@ -160,6 +160,7 @@ pub(crate) fn slice(
 
     Compiled {
         clusters: world.inv.clusters.iter().map(|c| c.name.clone()).collect(),
+        scopes: world.intent.scopes.iter().map(|s| s.name.clone()).collect(),
         cat,
         endpoints,
         ep_info,
@@ -176,7 +177,7 @@ pub(crate) fn slice(
 }
 
 /// The owned copy of the workload table that explain and matrix use.
-fn catalog(world: &World<'_>, wl_endpoint: &[Option<u32>]) -> Vec<CWl> {
+fn catalog(world: &World<'_>, m: &Membership, wl_endpoint: &[Option<u32>]) -> Vec<CWl> {
     (0..world.len() as u32)
         .map(|w| {
             let wl = &world.w[w as usize];
@@ -234,6 +235,7 @@ fn catalog(world: &World<'_>, wl_endpoint: &[Option<u32>]) -> Vec<CWl> {
                     _ => Vec::new(),
                 },
                 endpoint: wl_endpoint[w as usize],
+                scope: m.most_specific[w as usize],
                 service,
             }
         })

@@ -4,7 +4,7 @@ use ringfence_core::testing::{
     IntentBuilder, PodExt, ServiceExt, cluster, inventory, node, pod, q, service, t,
 };
 use ringfence_core::{Compiled, ExplainError, PeerError, compile};
-use ringfence_intent::model::{Action, Direction, Os, PolicyRank, Proto};
+use ringfence_intent::model::{Action, Direction, Os, PolicyRank, Proto, WorkloadKind};
 
 use crate::example;
 
@@ -335,4 +335,27 @@ fn matrix_lines() {
         json["connections"][4]["via"],
         serde_json::json!({"kind": "node-port", "service": "a/web"})
     );
+}
+
+#[test]
+fn catalog_places_workloads_in_their_most_specific_scope() {
+    let c = example();
+    let find = |group: &str| {
+        c.catalog()
+            .find(|w| w.group == group)
+            .unwrap_or_else(|| panic!("{group} not in the catalog"))
+    };
+    let front = find("shop/frontend[Deployment]");
+    assert_eq!(front.kind, WorkloadKind::Pod);
+    assert_eq!(front.scope, Some("shop"));
+    assert!(front.addrs.contains(&"10.1.1.10".parse().unwrap()));
+    assert_eq!(find("worker-1[Node]").scope, Some("prod-eu1"));
+    let internet = find("internet[External]");
+    assert_eq!(
+        (internet.kind, internet.scope),
+        (WorkloadKind::External, None)
+    );
+    assert!(!internet.nets.is_empty() && internet.addrs.is_empty());
+    assert_eq!(find("shop/frontend[Service]").kind, WorkloadKind::Service);
+    assert_eq!(c.catalog().len(), c.catalog().count());
 }
