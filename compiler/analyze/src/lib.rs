@@ -36,7 +36,7 @@ use std::net::IpAddr;
 
 use rayon::prelude::*;
 use ringfence_core::explain::SideInfo;
-use ringfence_core::{Compiled, FlowVerdict, Side, Via};
+use ringfence_core::{Compiled, Side, Via};
 use ringfence_intent::Diagnostic;
 use ringfence_intent::model::Intent;
 
@@ -53,7 +53,7 @@ pub use tally::{Observed, Tally};
 
 use crate::place::Places;
 use crate::policies::{Hits, PolicyTable};
-use crate::tally::{Entry, Key, net_index};
+use crate::tally::{Entry, Judged, Key, net_index};
 
 /// A policy version to judge flows with: intent compiled against the
 /// inventory, and the warnings of compiling it (the shadow findings).
@@ -235,7 +235,8 @@ impl<'a> Analyzer<'a> {
         e: &Entry,
     ) -> (Conversation, Vec<Decider>) {
         let c = self.version.compiled;
-        let v = e.verdicts[0].expect("the analysed version judges every conversation");
+        let j = e.verdicts[0].expect("the analysed version judges every conversation");
+        let v = j.verdict;
         let to_addr = v.translation.map_or(k.dst, |t| t.target);
         let (from, to) = (places.place(k.src), places.place(to_addr));
         let ct = &e.counters;
@@ -271,11 +272,11 @@ impl<'a> Analyzer<'a> {
             to: to.group,
             from_scope: from.scope,
             to_scope: to.scope,
-            judgement: judgement(c, &v, k),
+            judgement: judgement(c, &j, k),
             against: self
                 .against
                 .zip(e.verdicts[1])
-                .map(|(a, v)| judgement(a.compiled, &v, k)),
+                .map(|(a, j)| judgement(a.compiled, &j, k)),
             count: Count {
                 flows: ct.flows(),
                 packets: ct.packets(),
@@ -345,13 +346,12 @@ fn side_info(c: &Compiled, s: &Side) -> SideInfo {
     }
 }
 
-fn judgement(c: &Compiled, v: &FlowVerdict, k: &Key) -> Judgement {
+fn judgement(c: &Compiled, j: &Judged, k: &Key) -> Judgement {
     use ringfence_schema::ir::Action;
+    let v = &j.verdict;
     let via = v.translation.map(|t| {
-        // The address judged as addressed: the observed pre-NAT destination
-        // through an entry point, else the destination itself.
         let (addr, port): (IpAddr, Option<u16>) = match k.orig {
-            Some((o, op)) if o != k.dst && t.via != Via::ClusterIp => (o, op.or(k.port)),
+            Some((o, op)) if j.at_orig => (o, op.or(k.port)),
             _ => (k.dst, k.port),
         };
         format!(

@@ -133,22 +133,35 @@ impl Hasher for KeyHasher {
 
 pub(crate) type FastMap<K, V> = HashMap<K, V, BuildHasherDefault<KeyHasher>>;
 
+/// A verdict, and whether it was taken at the observed pre-NAT destination.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Judged {
+    pub(crate) verdict: FlowVerdict,
+    pub(crate) at_orig: bool,
+}
+
 /// Judge one conversation as the nodes would.
 ///
 /// A destination NAT the observer saw through a node port or load balancer
 /// is judged as addressed: the consumer's node sees the entry point. Through
 /// a cluster IP (translated on the consumer's node) and for everything else,
 /// the post-NAT destination is what both sides see.
-pub(crate) fn judge(c: &Compiled, k: &Key) -> FlowVerdict {
+pub(crate) fn judge(c: &Compiled, k: &Key) -> Judged {
     if let Some((orig, orig_port)) = k.orig
         && orig != k.dst
     {
         let v = c.verdict(k.src, orig, k.proto, orig_port.or(k.port));
         if v.translation.is_some_and(|t| t.via != Via::ClusterIp) {
-            return v;
+            return Judged {
+                verdict: v,
+                at_orig: true,
+            };
         }
     }
-    c.verdict(k.src, k.dst, k.proto, k.port)
+    Judged {
+        verdict: c.verdict(k.src, k.dst, k.proto, k.port),
+        at_orig: false,
+    }
 }
 
 /// Counters of one conversation, per network verdict (allowed, dropped,
@@ -217,7 +230,7 @@ pub(crate) fn net_index(v: Option<NetworkVerdict>) -> usize {
 #[derive(Clone, Debug)]
 pub(crate) struct Entry {
     /// The verdict of each version (the analysed one first).
-    pub(crate) verdicts: [Option<FlowVerdict>; 2],
+    pub(crate) verdicts: [Option<Judged>; 2],
     /// Whether the analysed version's policy allows it.
     pub(crate) allowed: bool,
     pub(crate) counters: Counters,
@@ -248,7 +261,7 @@ impl<'a> Tally<'a> {
         let entry = self.entries.entry(Key::of(o)).or_insert_with_key(|k| {
             let verdicts = versions.map(|c| c.map(|c| judge(c, k)));
             Entry {
-                allowed: verdicts[0].is_some_and(|v| v.allowed()),
+                allowed: verdicts[0].is_some_and(|j| j.verdict.allowed()),
                 verdicts,
                 counters: Counters::default(),
             }

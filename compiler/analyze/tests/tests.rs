@@ -2,5 +2,6 @@
 //! `explain` and the per-node IRs, versions in a Git repository, reports,
 //! and the HTML page in a headless browser.
 
+mod agree;
 mod common;
 mod outcomes;
