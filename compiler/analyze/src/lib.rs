@@ -121,8 +121,8 @@ impl<'a> Analyzer<'a> {
     pub fn finish(&self, tally: Tally<'a>, input: Input, reports: Option<&Reports>) -> Analysis {
         let mut tally = tally;
         tally.flush();
-        let mut entries: Vec<(Key, Entry)> = tally.entries.into_iter().collect();
-        entries.par_sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        let (mut entries, slots) = tally.into_entries();
+        entries.par_sort_by_cached_key(|(k, _)| k.sort_key());
         let c = self.version.compiled;
         let places = Places::new(c);
         let table = PolicyTable::new(&self.version);
@@ -201,7 +201,7 @@ impl<'a> Analyzer<'a> {
             .against
             .is_some()
             .then(|| compare::changes(&conversations));
-        let slots: BTreeMap<i64, [u64; OUTCOMES]> = tally.slots.into_iter().collect();
+        let slots: BTreeMap<i64, [u64; OUTCOMES]> = slots.into_iter().collect();
         let mut input = input;
         input.first_seen = first.map(rfc3339);
         input.last_seen = last.map(rfc3339);
@@ -237,8 +237,8 @@ impl<'a> Analyzer<'a> {
         let c = self.version.compiled;
         let j = e.verdicts[0].expect("the analysed version judges every conversation");
         let v = j.verdict;
-        let to_addr = v.translation.map_or(k.dst, |t| t.target);
-        let (from, to) = (places.place(k.src), places.place(to_addr));
+        let to_addr = v.translation.map_or(k.dst(), |t| t.target);
+        let (from, to) = (places.place(k.src()), places.place(to_addr));
         let ct = &e.counters;
         let mut outcomes = BTreeMap::new();
         for n in 0..3 {
@@ -262,12 +262,12 @@ impl<'a> Analyzer<'a> {
             }
         }
         let conv = Conversation {
-            src: k.src,
-            dst: k.dst,
-            proto: k.proto,
-            port: k.port,
-            orig_dst: k.orig.map(|o| o.0),
-            orig_port: k.orig.and_then(|o| o.1),
+            src: k.src(),
+            dst: k.dst(),
+            proto: k.proto(),
+            port: k.port(),
+            orig_dst: k.orig().map(|o| o.0),
+            orig_port: k.orig().and_then(|o| o.1),
             from: from.group,
             to: to.group,
             from_scope: from.scope,
@@ -350,9 +350,9 @@ fn judgement(c: &Compiled, j: &Judged, k: &Key) -> Judgement {
     use ringfence_schema::ir::Action;
     let v = &j.verdict;
     let via = v.translation.map(|t| {
-        let (addr, port): (IpAddr, Option<u16>) = match k.orig {
-            Some((o, op)) if j.at_orig => (o, op.or(k.port)),
-            _ => (k.dst, k.port),
+        let (addr, port): (IpAddr, Option<u16>) = match k.orig() {
+            Some((o, op)) if j.at_orig => (o, op.or(k.port())),
+            _ => (k.dst(), k.port()),
         };
         format!(
             "{} {addr}:{} -> {}:{}",

@@ -52,54 +52,141 @@ pub struct Observed {
     pub verdict: Option<NetworkVerdict>,
 }
 
-/// What identifies a conversation: everything the verdict depends on.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+/// What identifies a conversation: everything the verdict depends on,
+/// packed into words (addresses as IPv6, IPv4 mapped and flagged) so that
+/// comparing and hashing it per flow is a handful of word operations.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct Key {
-    pub(crate) src: IpAddr,
-    pub(crate) dst: IpAddr,
-    pub(crate) proto: Proto,
-    pub(crate) port: Option<u16>,
-    pub(crate) orig: Option<(IpAddr, Option<u16>)>,
+    src: u128,
+    dst: u128,
+    orig: u128,
+    /// proto (bits 0-3), IPv4 flags of src, dst, orig (4-6), port + 1
+    /// (8-24), orig port + 1 (25-41), whether there is an orig (42).
+    meta: u64,
+}
+
+fn pack(a: IpAddr) -> (u128, u64) {
+    match a {
+        IpAddr::V4(v) => (u128::from(v.to_ipv6_mapped()), 1),
+        IpAddr::V6(v) => (u128::from(v), 0),
+    }
+}
+
+fn unpack(bits: u128, v4: bool) -> IpAddr {
+    if v4 {
+        IpAddr::V4(std::net::Ipv4Addr::from(bits as u32))
+    } else {
+        IpAddr::V6(std::net::Ipv6Addr::from(bits))
+    }
+}
+
+fn proto_of(n: u64) -> Proto {
+    match n {
+        1 => Proto::Tcp,
+        2 => Proto::Udp,
+        3 => Proto::Sctp,
+        4 => Proto::Icmp,
+        _ => Proto::Any,
+    }
+}
+
+fn proto_bits(p: Proto) -> u64 {
+    match p {
+        Proto::Any => 0,
+        Proto::Tcp => 1,
+        Proto::Udp => 2,
+        Proto::Sctp => 3,
+        Proto::Icmp => 4,
+    }
+}
+
+fn port_bits(p: Option<u16>) -> u64 {
+    p.map_or(0, |p| u64::from(p) + 1)
+}
+
+fn port_of(bits: u64) -> Option<u16> {
+    let b = bits & 0x1_ffff;
+    (b != 0).then(|| (b - 1) as u16)
 }
 
 impl Key {
     pub(crate) fn of(o: &Observed) -> Self {
+        let (src, s4) = pack(o.src);
+        let (dst, d4) = pack(o.dst);
+        let (orig, o4, op, has) = match o.orig {
+            Some((a, p)) => {
+                let (a, v4) = pack(a);
+                (a, v4, port_bits(p), 1)
+            }
+            None => (0, 0, 0, 0),
+        };
         Key {
-            src: o.src,
-            dst: o.dst,
-            proto: o.proto,
-            port: o.port,
-            orig: o.orig,
+            src,
+            dst,
+            orig,
+            meta: proto_bits(o.proto)
+                | s4 << 4
+                | d4 << 5
+                | o4 << 6
+                | port_bits(o.port) << 8
+                | op << 25
+                | has << 42,
         }
     }
-}
 
-/// An address as two words (IPv4 tagged so it never looks like IPv6 zeros).
-fn words(a: IpAddr) -> (u64, u64) {
-    match a {
-        IpAddr::V4(v) => (u64::from(u32::from(v)), 4),
-        IpAddr::V6(v) => {
-            let b = u128::from(v);
-            (b as u64, (b >> 64) as u64)
-        }
+    pub(crate) fn src(&self) -> IpAddr {
+        unpack(self.src, self.meta >> 4 & 1 == 1)
+    }
+
+    pub(crate) fn dst(&self) -> IpAddr {
+        unpack(self.dst, self.meta >> 5 & 1 == 1)
+    }
+
+    pub(crate) fn proto(&self) -> Proto {
+        proto_of(self.meta & 0xf)
+    }
+
+    pub(crate) fn port(&self) -> Option<u16> {
+        port_of(self.meta >> 8)
+    }
+
+    /// The pre-NAT destination and its port, if observed.
+    pub(crate) fn orig(&self) -> Option<(IpAddr, Option<u16>)> {
+        (self.meta >> 42 & 1 == 1).then(|| {
+            (
+                unpack(self.orig, self.meta >> 6 & 1 == 1),
+                port_of(self.meta >> 25),
+            )
+        })
+    }
+
+    /// The order of output: by addresses (IPv4 first), protocol, port.
+    pub(crate) fn sort_key(
+        &self,
+    ) -> (
+        IpAddr,
+        IpAddr,
+        Proto,
+        Option<u16>,
+        Option<(IpAddr, Option<u16>)>,
+    ) {
+        (
+            self.src(),
+            self.dst(),
+            self.proto(),
+            self.port(),
+            self.orig(),
+        )
     }
 }
 
 impl Hash for Key {
     fn hash<H: Hasher>(&self, h: &mut H) {
-        // Few wide words instead of the byte-wise derive: this runs per flow.
-        let (s0, s1) = words(self.src);
-        let (d0, d1) = words(self.dst);
-        h.write_u64(s0 ^ d0.rotate_left(32));
-        h.write_u64(s1 ^ d1.rotate_left(17));
-        let port = |p: Option<u16>| p.map_or(0, |p| u64::from(p) + 1);
-        let (o, op) = match self.orig {
-            Some((ip, p)) => (words(ip), port(p)),
-            None => ((0, 0), 0),
-        };
-        h.write_u64(
-            self.proto as u64 | port(self.port) << 8 | op << 32 | o.0.rotate_left(48) ^ o.1,
-        );
+        // Three wide words instead of the byte-wise derive: this runs per flow.
+        let fold = |x: u128| (x as u64) ^ ((x >> 64) as u64).rotate_left(29);
+        h.write_u64(fold(self.src));
+        h.write_u64(fold(self.dst));
+        h.write_u64(self.meta ^ fold(self.orig).rotate_left(13));
     }
 }
 
@@ -147,10 +234,11 @@ pub(crate) struct Judged {
 /// a cluster IP (translated on the consumer's node) and for everything else,
 /// the post-NAT destination is what both sides see.
 pub(crate) fn judge(c: &Compiled, k: &Key) -> Judged {
-    if let Some((orig, orig_port)) = k.orig
-        && orig != k.dst
+    let (src, dst, proto, port) = (k.src(), k.dst(), k.proto(), k.port());
+    if let Some((orig, orig_port)) = k.orig()
+        && orig != dst
     {
-        let v = c.verdict(k.src, orig, k.proto, orig_port.or(k.port));
+        let v = c.verdict(src, orig, proto, orig_port.or(port));
         if v.translation.is_some_and(|t| t.via != Via::ClusterIp) {
             return Judged {
                 verdict: v,
@@ -159,7 +247,7 @@ pub(crate) fn judge(c: &Compiled, k: &Key) -> Judged {
         }
     }
     Judged {
-        verdict: c.verdict(k.src, k.dst, k.proto, k.port),
+        verdict: c.verdict(src, dst, proto, port),
         at_orig: false,
     }
 }
@@ -227,7 +315,7 @@ pub(crate) fn net_index(v: Option<NetworkVerdict>) -> usize {
 }
 
 /// A judged conversation and its counters.
-#[derive(Clone, Debug)]
+#[derive(Clone, Copy, Debug)]
 pub(crate) struct Entry {
     /// The verdict of each version (the analysed one first).
     pub(crate) verdicts: [Option<Judged>; 2],
@@ -236,39 +324,117 @@ pub(crate) struct Entry {
     pub(crate) counters: Counters,
 }
 
+/// What a flow touches, in one place: the key (to confirm a fingerprint
+/// match), the policy's verdict and the counters. The verdicts themselves
+/// live apart.
+#[derive(Clone, Copy, Debug)]
+struct Hot {
+    key: Key,
+    allowed: bool,
+    counters: Counters,
+}
+
+/// A hasher for keys that are already hashes.
+#[derive(Default)]
+struct Prehashed(u64);
+
+impl Hasher for Prehashed {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, _: &[u8]) {
+        unreachable!("only u64 fingerprints are hashed");
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        self.0 = n;
+    }
+}
+
 /// One worker's verdict cache, conversations and time histogram.
+///
+/// The cache is indexed by a 64-bit fingerprint of the key, so the index
+/// stays small enough to live in cache; the key stored next to the
+/// counters confirms the match. Keys whose fingerprint another key already
+/// took (never seen by chance; possible with crafted input) go to `spill`,
+/// indexed by the whole key.
 pub struct Tally<'a> {
     versions: [Option<&'a Compiled>; 2],
-    pub(crate) entries: FastMap<Key, Entry>,
+    /// Fingerprint → index in `hot` and `verdicts`.
+    index: HashMap<u64, u32, BuildHasherDefault<Prehashed>>,
+    spill: FastMap<Key, u32>,
+    hot: Vec<Hot>,
+    verdicts: Vec<[Option<Judged>; 2]>,
     /// Minute slot → flows per outcome.
-    pub(crate) slots: FastMap<i64, [u64; OUTCOMES]>,
+    slots: FastMap<i64, [u64; OUTCOMES]>,
     last_slot: Option<(i64, [u64; OUTCOMES])>,
+}
+
+fn fingerprint(k: &Key) -> u64 {
+    let mut h = KeyHasher::default();
+    k.hash(&mut h);
+    h.finish()
 }
 
 impl<'a> Tally<'a> {
     pub(crate) fn new(main: &'a Compiled, against: Option<&'a Compiled>) -> Self {
         Tally {
             versions: [Some(main), against],
-            entries: FastMap::default(),
+            index: HashMap::default(),
+            spill: FastMap::default(),
+            hot: Vec::new(),
+            verdicts: Vec::new(),
             slots: FastMap::default(),
             last_slot: None,
         }
     }
 
+    /// The index of a conversation, if this worker has it.
+    fn find(&self, k: &Key, f: u64) -> Option<u32> {
+        let &i = self.index.get(&f)?;
+        if self.hot[i as usize].key == *k {
+            Some(i)
+        } else {
+            self.spill.get(k).copied()
+        }
+    }
+
+    /// Add a conversation with its verdicts; returns its index.
+    fn push(&mut self, k: Key, f: u64, verdicts: [Option<Judged>; 2], counters: Counters) -> u32 {
+        let i = self.hot.len() as u32;
+        self.hot.push(Hot {
+            key: k,
+            allowed: verdicts[0].is_some_and(|j| j.verdict.allowed()),
+            counters,
+        });
+        self.verdicts.push(verdicts);
+        if let std::collections::hash_map::Entry::Vacant(v) = self.index.entry(f) {
+            v.insert(i);
+        } else {
+            self.spill.insert(k, i);
+        }
+        i
+    }
+
+    /// Judge a new conversation; returns its index.
+    #[cold]
+    fn insert(&mut self, k: Key, f: u64) -> u32 {
+        let verdicts = self.versions.map(|c| c.map(|c| judge(c, &k)));
+        self.push(k, f, verdicts, Counters::default())
+    }
+
     /// Count one flow, judging its conversation if it is new to this worker.
     pub fn add(&mut self, o: &Observed) {
-        let versions = self.versions;
-        let entry = self.entries.entry(Key::of(o)).or_insert_with_key(|k| {
-            let verdicts = versions.map(|c| c.map(|c| judge(c, k)));
-            Entry {
-                allowed: verdicts[0].is_some_and(|j| j.verdict.allowed()),
-                verdicts,
-                counters: Counters::default(),
-            }
-        });
-        let n = net_index(o.verdict);
-        entry.counters.add(o, n);
-        let outcome = Outcome::of(entry.allowed, o.verdict);
+        let k = Key::of(o);
+        let f = fingerprint(&k);
+        let i = match self.find(&k, f) {
+            Some(i) => i,
+            None => self.insert(k, f),
+        };
+        let hot = &mut self.hot[i as usize];
+        hot.counters.add(o, net_index(o.verdict));
+        let outcome = Outcome::of(hot.allowed, o.verdict);
         // Flows mostly arrive in time order: keep the current minute at hand.
         let slot = o.first_ns.div_euclid(NANOS * SLOT_SECS);
         match &mut self.last_slot {
@@ -293,20 +459,37 @@ impl<'a> Tally<'a> {
 
     /// Distinct conversations seen by this worker.
     pub fn conversations(&self) -> usize {
-        self.entries.len()
+        self.hot.len()
+    }
+
+    /// Every conversation with its verdicts and counters, in no order.
+    pub(crate) fn into_entries(self) -> (Vec<(Key, Entry)>, FastMap<i64, [u64; OUTCOMES]>) {
+        let entries = self
+            .hot
+            .into_iter()
+            .zip(self.verdicts)
+            .map(|(h, verdicts)| {
+                let e = Entry {
+                    verdicts,
+                    allowed: h.allowed,
+                    counters: h.counters,
+                };
+                (h.key, e)
+            })
+            .collect();
+        (entries, self.slots)
     }
 
     /// Merge another worker's tally into this one.
     pub fn merge(&mut self, mut other: Tally<'a>) {
         self.flush();
         other.flush();
-        for (k, e) in other.entries {
-            match self.entries.entry(k) {
-                std::collections::hash_map::Entry::Occupied(mut o) => {
-                    o.get_mut().counters.merge(&e.counters);
-                }
-                std::collections::hash_map::Entry::Vacant(v) => {
-                    v.insert(e);
+        for (h, verdicts) in other.hot.into_iter().zip(other.verdicts) {
+            let f = fingerprint(&h.key);
+            match self.find(&h.key, f) {
+                Some(i) => self.hot[i as usize].counters.merge(&h.counters),
+                None => {
+                    self.push(h.key, f, verdicts, h.counters);
                 }
             }
         }
@@ -320,5 +503,56 @@ fn add_slot(slots: &mut FastMap<i64, [u64; OUTCOMES]>, s: i64, counts: &[u64; OU
     let e = slots.entry(s).or_insert([0; OUTCOMES]);
     for (a, b) in e.iter_mut().zip(counts) {
         *a += b;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn obs(src: &str, dst: &str, proto: Proto, port: Option<u16>) -> Observed {
+        Observed {
+            src: src.parse().unwrap(),
+            dst: dst.parse().unwrap(),
+            proto,
+            port,
+            orig: None,
+            packets: 1,
+            bytes: 1,
+            first_ns: 0,
+            last_ns: 0,
+            verdict: None,
+        }
+    }
+
+    #[test]
+    fn keys_give_back_what_they_pack() {
+        let mut cases = vec![
+            obs("10.0.0.1", "10.0.0.2", Proto::Tcp, Some(0)),
+            obs("10.0.0.1", "10.0.0.2", Proto::Tcp, Some(65535)),
+            obs("fd00::1", "2001:db8::2", Proto::Udp, Some(53)),
+            obs("::ffff:10.0.0.1", "10.0.0.1", Proto::Sctp, Some(9)),
+            obs("192.0.2.1", "198.51.100.2", Proto::Icmp, None),
+        ];
+        let mut nat = obs("10.0.0.1", "10.1.0.9", Proto::Tcp, Some(8080));
+        nat.orig = Some(("10.96.0.10".parse().unwrap(), Some(80)));
+        cases.push(nat);
+        let mut nat6 = obs("fd00::1", "fd00::9", Proto::Udp, Some(5353));
+        nat6.orig = Some(("fd96::a".parse().unwrap(), None));
+        cases.push(nat6);
+        let keys: Vec<Key> = cases.iter().map(Key::of).collect();
+        for (o, k) in cases.iter().zip(&keys) {
+            assert_eq!(
+                (k.src(), k.dst(), k.proto(), k.port(), k.orig()),
+                (o.src, o.dst, o.proto, o.port, o.orig)
+            );
+        }
+        // An IPv4-mapped IPv6 address is not the IPv4 address.
+        assert_ne!(keys[3].src(), keys[0].src());
+        for (i, a) in keys.iter().enumerate() {
+            for (j, b) in keys.iter().enumerate() {
+                assert_eq!(a == b, i == j);
+            }
+        }
     }
 }
