@@ -240,20 +240,23 @@ fn chart(h: &mut String, a: &Analysis) {
     let (w, ht, left, right, top, bottom) = (1000.0, 260.0, 64.0, 12.0, 10.0, 36.0);
     let plot_w = w - left - right;
     let plot_h = ht - top - bottom;
-    let max = buckets
+    let highest = buckets
         .iter()
         .map(|b| b.flows.values().sum::<u64>())
         .max()
         .unwrap_or(0)
         .max(1);
+    // Round grid lines: a step of 1, 2 or 5 times a power of ten.
+    let step = nice_step(highest.div_ceil(4));
+    let max = highest.div_ceil(step) * step;
     let _ = writeln!(
         h,
         "<svg id=\"timeline\" viewBox=\"0 0 {w} {ht}\" width=\"100%\" role=\"img\" \
          aria-label=\"flows per outcome over time\">"
     );
-    for i in 0..=4 {
-        let y = top + plot_h - plot_h * f64::from(i) / 4.0;
-        let v = max as f64 * f64::from(i) / 4.0;
+    for i in 0..=max / step {
+        let v = i * step;
+        let y = top + plot_h - plot_h * v as f64 / max as f64;
         let _ = writeln!(
             h,
             "<line class=\"grid\" x1=\"{left}\" y1=\"{y:.1}\" x2=\"{:.1}\" y2=\"{y:.1}\"/>\
@@ -261,7 +264,7 @@ fn chart(h: &mut String, a: &Analysis) {
             w - right,
             left - 6.0,
             y + 4.0,
-            thousands(v.round() as u64)
+            thousands(v)
         );
     }
     let slot = plot_w / buckets.len() as f64;
@@ -288,17 +291,36 @@ fn chart(h: &mut String, a: &Analysis) {
         top + plot_h,
         w - right
     );
-    let ticks: BTreeSet<usize> = [0, buckets.len() / 2, buckets.len() - 1].into();
+    let last = buckets.len() - 1;
+    let ticks: BTreeSet<usize> = [0, buckets.len() / 2, last].into();
     for i in ticks {
-        let x = left + slot * (i as f64 + 0.5);
+        // The first label starts at its bar, the last ends at its bar.
+        let (x, anchor) = match i {
+            0 => (left + slot * 0.1, "start"),
+            i if i == last => (left + slot * (i as f64 + 0.9), "end"),
+            i => (left + slot * (i as f64 + 0.5), "middle"),
+        };
         let _ = writeln!(
             h,
-            "<text x=\"{x:.1}\" y=\"{:.1}\" text-anchor=\"middle\">{}</text>",
+            "<text x=\"{x:.1}\" y=\"{:.1}\" text-anchor=\"{anchor}\">{}</text>",
             top + plot_h + 18.0,
             esc(&short_time(&buckets[i].start))
         );
     }
     h.push_str("</svg>\n");
+}
+
+/// The smallest of 1, 2, 5 × 10^k at least `x`.
+fn nice_step(x: u64) -> u64 {
+    let mut p = 1u64;
+    loop {
+        for m in [1, 2, 5] {
+            if m * p >= x {
+                return m * p;
+            }
+        }
+        p = p.saturating_mul(10);
+    }
 }
 
 fn duration(secs: i64) -> String {
@@ -421,7 +443,8 @@ fn graph(h: &mut String, a: &Analysis) {
         let _ = writeln!(
             h,
             "<marker id=\"arrow-{}\" viewBox=\"0 0 10 10\" refX=\"9\" refY=\"5\" \
-             markerWidth=\"7\" markerHeight=\"7\" orient=\"auto-start-reverse\">\
+             markerWidth=\"10\" markerHeight=\"10\" markerUnits=\"userSpaceOnUse\" \
+             orient=\"auto-start-reverse\">\
              <path d=\"M0,0 L10,5 L0,10 z\" fill=\"{c}\"/></marker>",
             k.name()
         );
@@ -434,10 +457,10 @@ fn graph(h: &mut String, a: &Analysis) {
         let (x1, y1, angle) = pos[from];
         let (x2, y2, _) = pos[to];
         let path = if from == to {
-            // A loop outside the circle.
-            let (ox, oy) = (angle.cos(), angle.sin());
+            // A loop inside the circle (the label is outside), one size per kind.
+            let (ox, oy) = (-angle.cos(), -angle.sin());
             let (px, py) = (-oy, ox);
-            let reach = 40.0 + 14.0 * kind.bend() / 0.12;
+            let reach = 28.0 + 22.0 * kind.bend() / 0.12;
             let (sx, sy) = (x1 + ox * NODE_R + px * 5.0, y1 + oy * NODE_R + py * 5.0);
             let (ex, ey) = (x1 + ox * NODE_R - px * 5.0, y1 + oy * NODE_R - py * 5.0);
             format!(
@@ -822,4 +845,28 @@ fn compliance(h: &mut String, a: &Analysis) {
         );
     }
     h.push_str("</tbody></table>\n");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn numbers_read_well() {
+        assert_eq!(thousands(0), "0");
+        assert_eq!(thousands(999), "999");
+        assert_eq!(thousands(1000), "1,000");
+        assert_eq!(thousands(1_234_567), "1,234,567");
+        assert_eq!(bytes(512), "512 B");
+        assert_eq!(bytes(1536), "1.5 KiB");
+        assert_eq!(
+            [1, 3, 7, 11, 42, 250, 999].map(nice_step),
+            [1, 5, 10, 20, 50, 500, 1000]
+        );
+        assert_eq!(
+            esc("<a href=\"x\">&'"),
+            "&lt;a href=&quot;x&quot;&gt;&amp;&#39;"
+        );
+        assert_eq!(short_time("2024-05-01T12:05:00Z"), "05-01 12:05");
+    }
 }

@@ -3,5 +3,7 @@
 //! and the HTML page in a headless browser.
 
 mod agree;
+mod browser;
 mod common;
+mod html;
 mod outcomes;
