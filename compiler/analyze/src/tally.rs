@@ -555,4 +555,41 @@ mod tests {
             }
         }
     }
+
+    fn compiled() -> Compiled {
+        use ringfence_core::testing::{IntentBuilder, cluster, inventory, node, pod, q};
+        use ringfence_schema::ir::Os;
+        let mut b = IntentBuilder::new();
+        b.scope("top", None, q::cluster("c1"));
+        let inv = inventory(vec![cluster(
+            "c1",
+            vec![node("n1", Os::Linux, &["192.168.0.1"])],
+            Vec::new(),
+            vec![pod("a", "p", "n1", &["10.0.0.1"])],
+            Vec::new(),
+        )]);
+        ringfence_core::compile(&b.build(), &inv).0.unwrap()
+    }
+
+    /// Two keys with the same fingerprint (forced here; by chance it does
+    /// not happen) are told apart by the spill map.
+    #[test]
+    fn colliding_fingerprints_keep_their_conversations_apart() {
+        let c = compiled();
+        let one = obs("10.0.0.1", "10.0.0.2", Proto::Tcp, Some(80));
+        let two = obs("10.0.0.1", "10.0.0.3", Proto::Tcp, Some(80));
+        let three = obs("10.0.0.1", "10.0.0.4", Proto::Tcp, Some(80));
+        let (k1, k2, k3) = (Key::of(&one), Key::of(&two), Key::of(&three));
+        let mut t = Tally::new(&c, None);
+        let i1 = t.insert(k1, 7);
+        let i2 = t.insert(k2, 7);
+        assert_ne!(i1, i2);
+        assert_eq!(t.find(&k1, 7), Some(i1));
+        assert_eq!(t.find(&k2, 7), Some(i2));
+        assert_eq!(t.find(&k3, 7), None);
+        assert_eq!(t.spill.len(), 1);
+        let i3 = t.insert(k3, 7);
+        assert_eq!(t.find(&k3, 7), Some(i3));
+        assert_eq!(t.conversations(), 3);
+    }
 }

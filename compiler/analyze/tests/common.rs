@@ -52,7 +52,7 @@ pub(crate) fn build(intent: Intent, inv: &Inventory) -> Built {
 /// | lab/x-1 | 10.0.2.1 | n1 | (scope `lab`, analyze mode) |
 /// | other/o-1 | 10.0.3.1 | n2 | (only in the top scope) |
 ///
-/// Services: `app/api` cluster IP 10.96.0.10 tcp 80 → 8080; `app/web`
+/// Services: `app/api` cluster IP 10.96.0.10 tcp 80 → 8080, 443 → 8443; `app/web`
 /// NodePort 30080 → 8080 (cluster IP 10.96.0.11).
 pub(crate) fn inventory_() -> Inventory {
     inventory(vec![cluster(
@@ -73,7 +73,8 @@ pub(crate) fn inventory_() -> Inventory {
                 .port("http", 8080, Proto::Tcp),
             pod("app", "api-1", "n2", &["10.0.1.2"])
                 .labels(&[("app", "api")])
-                .port("http", 8080, Proto::Tcp),
+                .port("http", 8080, Proto::Tcp)
+                .port("https", 8443, Proto::Tcp),
             pod("app", "db-1", "n1", &["10.0.1.3"]).labels(&[("app", "db")]),
             pod("app", "bad-1", "n2", &["10.0.1.9"])
                 .labels(&[("app", "worker"), ("quarantine", "true")]),
@@ -81,7 +82,9 @@ pub(crate) fn inventory_() -> Inventory {
             pod("other", "o-1", "n2", &["10.0.3.1"]),
         ],
         vec![
-            service("app", "api", &[("app", "api")], "10.96.0.10").port(Proto::Tcp, 80, 8080),
+            service("app", "api", &[("app", "api")], "10.96.0.10")
+                .port(Proto::Tcp, 80, 8080)
+                .port(Proto::Tcp, 443, 8443),
             service("app", "web", &[("app", "web")], "10.96.0.11")
                 .port(Proto::Tcp, 80, 8080)
                 .node_port(30080),

@@ -7,3 +7,5 @@ mod browser;
 mod common;
 mod html;
 mod outcomes;
+mod reports;
+mod versions;

@@ -1,0 +1,166 @@
+//! Two versions of the intent in a real Git repository (made with git2):
+//! the second narrows `app/web-to-api` from tcp 80 and 443 to tcp 80, and
+//! exactly the flows to 443 change verdict.
+
+use std::path::Path;
+
+use git2::{Repository, Signature};
+use ringfence_analyze::{Analyzer, Input, Observed, Options, Version};
+use ringfence_core::synth::kubectl_list;
+use ringfence_driver::{IntentFrom, Session};
+use ringfence_intent::model::Proto::{Tcp, Udp};
+use ringfence_schema::flow::NetworkVerdict::Allowed;
+use ringfence_schema::ir::Action;
+
+use crate::common::*;
+
+fn commit(repo: &Repository, dir: &Path, ports: &str, msg: &str) {
+    let intent = intent_(ports);
+    std::fs::create_dir_all(dir.join("policies")).unwrap();
+    std::fs::write(dir.join("policies/intent.kdl"), &*intent.files[0].text).unwrap();
+    let mut index = repo.index().unwrap();
+    index
+        .add_all(["*"], git2::IndexAddOption::DEFAULT, None)
+        .unwrap();
+    index.write().unwrap();
+    let tree = repo.find_tree(index.write_tree().unwrap()).unwrap();
+    let sig = Signature::now("t", "t@example.invalid").unwrap();
+    let parent: Vec<git2::Commit<'_>> = repo
+        .head()
+        .ok()
+        .and_then(|h| h.peel_to_commit().ok())
+        .into_iter()
+        .collect();
+    let parents: Vec<&git2::Commit<'_>> = parent.iter().collect();
+    repo.commit(Some("HEAD"), &sig, &sig, msg, &tree, &parents)
+        .unwrap();
+}
+
+fn session(repo: &Path, rev: &str, inventory: &Path) -> Session {
+    ringfence_driver::session::compile(
+        &IntentFrom::Repo {
+            repo,
+            subdir: "policies",
+            rev,
+        },
+        &[inventory.to_path_buf()],
+        &[],
+    )
+    .unwrap_or_else(|e| panic!("{rev}: {e}"))
+}
+
+fn version<'a>(s: &'a Session, label: &'a str) -> Version<'a> {
+    Version {
+        label,
+        intent: &s.intent,
+        compiled: &s.compiled,
+        warnings: &s.warnings.0,
+    }
+}
+
+#[test]
+fn narrowing_a_policy_changes_exactly_its_flows() {
+    let dir = tempfile::tempdir().unwrap();
+    let repo = Repository::init(dir.path()).unwrap();
+    let inv = dir.path().join("inventory.json");
+    let inventory = inventory_();
+    std::fs::write(
+        &inv,
+        serde_json::to_string(&kubectl_list(&inventory.clusters[0])).unwrap(),
+    )
+    .unwrap();
+    commit(
+        &repo,
+        dir.path(),
+        "80,443",
+        "web may call api on 80 and 443",
+    );
+    commit(&repo, dir.path(), "80", "narrow web-to-api to 80");
+
+    let base = session(dir.path(), "HEAD~1", &inv);
+    let narrowed = session(dir.path(), "HEAD", &inv);
+
+    // Everything the scenario does, plus web to api on both ports, through
+    // the cluster IP and already translated.
+    let mut flows: Vec<Observed> = Vec::new();
+    let mut minute = 0;
+    let mut add = |src: &str, dst: &str, proto, port| {
+        flows.push(flow(src, dst, proto, Some(port), Some(Allowed), minute));
+        minute += 1;
+    };
+    for src in ["10.0.1.1", "10.0.1.4"] {
+        add(src, "10.96.0.10", Tcp, 80);
+        add(src, "10.96.0.10", Tcp, 443);
+        add(src, "10.0.1.2", Tcp, 8080);
+        add(src, "10.0.1.2", Tcp, 8443);
+        add(src, "10.0.1.3", Tcp, 5432);
+        add(src, "10.0.1.2", Tcp, 23);
+    }
+    add("10.0.1.2", "10.0.1.3", Tcp, 5432);
+    add("10.0.3.1", "10.0.2.1", Tcp, 9999);
+    add("10.0.3.1", "192.0.2.1", Udp, 53);
+    add("192.0.2.7", "10.0.1.9", Tcp, 22);
+    add("192.0.2.8", "192.168.0.1", Tcp, 30080);
+
+    let a = Analyzer::new(
+        version(&narrowed, "HEAD"),
+        Some(version(&base, "HEAD~1")),
+        Options::default(),
+    );
+    let mut t = a.tally();
+    for f in &flows {
+        t.add(f);
+    }
+    let analysis = a.finish(t, Input::default(), None);
+
+    let changes = analysis.changes.as_ref().expect("changes with --against");
+    // web-1 and web-2, each through the cluster IP (443) and translated (8443).
+    assert_eq!(changes.conversations, 4, "{changes:#?}");
+    assert_eq!(changes.flows, 4);
+    for c in &analysis.conversations {
+        let to_443 = c.dst == ip("10.96.0.10") && c.port == Some(443)
+            || c.dst == ip("10.0.1.2") && c.port == Some(8443);
+        let before = c.against.as_ref().unwrap();
+        if to_443 {
+            assert_eq!(
+                (before.verdict, c.judgement.verdict),
+                (Action::Allow, Action::Deny),
+                "{c:#?}"
+            );
+            assert_eq!(before.ingress.policy.as_deref(), Some("app/web-to-api"));
+            assert_eq!(
+                c.judgement.ingress.policy.as_deref(),
+                Some("app/catch-all-ingress")
+            );
+        } else {
+            // Same verdict; the rules may be renamed (their content moved).
+            assert_eq!(before.verdict, c.judgement.verdict, "{c:#?}");
+            assert_eq!(before.egress.policy, c.judgement.egress.policy, "{c:#?}");
+            assert_eq!(before.ingress.policy, c.judgement.ingress.policy, "{c:#?}");
+        }
+    }
+    // One group per workload pair and before/after.
+    assert_eq!(changes.groups.len(), 1, "{:#?}", changes.groups);
+    let g = &changes.groups[0];
+    assert_eq!(
+        (g.from.as_str(), g.to.as_str(), g.ports.as_slice()),
+        ("app/web[Deployment]", "app/api-1[Pod]", &[443, 8443][..])
+    );
+    assert_eq!(g.before.egress.as_deref(), Some("app/web-to-api"));
+    assert_eq!(g.after.egress.as_deref(), Some("app/catch-all-egress"));
+    assert_eq!(g.conversations, 4);
+    assert!(analysis.has_findings(), "a change is a finding");
+
+    // The same version against itself changes nothing.
+    let same = Analyzer::new(
+        version(&base, "HEAD~1"),
+        Some(version(&base, "HEAD~1")),
+        Options::default(),
+    );
+    let mut t = same.tally();
+    for f in &flows {
+        t.add(f);
+    }
+    let none = same.finish(t, Input::default(), None);
+    assert_eq!(none.changes.unwrap().conversations, 0);
+}
