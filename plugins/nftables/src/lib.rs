@@ -14,8 +14,9 @@
 //!   address . protocol . port for host-network pods, `ingress-v4` on the
 //!   destination address (and the `-v6` twins), so the cost of a packet does
 //!   not grow with the number of endpoints or peers;
-//! - base chains `forward`, `input` and `output` accept established traffic,
-//!   drop invalid traffic, judge traffic kube-proxy translated for a
+//! - base chains `forward`, `input` and `output` accept established traffic
+//!   and IPv6 neighbour discovery (IPv6's ARP, which policy cannot mean to
+//!   block), drop invalid traffic, judge traffic kube-proxy translated for a
 //!   NodePort/LoadBalancer exposure (`exposures`), then the egress side (the
 //!   chain returns on allow, drops on deny), then the ingress side (accept or
 //!   drop). Traffic no map knows is not ours: the chain policy accepts it;
@@ -340,6 +341,12 @@ impl Renderer<'_> {
         self.line(
             2,
             "ct state established,related counter accept comment \"established\"",
+        );
+        // Neighbour discovery is IPv6's ARP (which inet tables never see):
+        // address resolution must work whatever the policy says.
+        self.line(
+            2,
+            "icmpv6 type { nd-router-solicit, nd-router-advert, nd-neighbor-solicit, nd-neighbor-advert } counter accept comment \"ndp\"",
         );
         self.line(2, "ct state invalid counter drop comment \"invalid\"");
         if exposures {

@@ -381,9 +381,11 @@ fn emit(
             Proto::Sctp => {
                 if !ports.is_empty() {
                     problems.push(format!(
-                        "Windows Firewall matches SCTP ports not at all, but policy {} (rule {}) allows only some SCTP ports",
-                        rule.map(|r| r.policy.as_str()).unwrap_or("?"),
-                        rule.map(|r| r.id.as_str()).unwrap_or("?"),
+                        "Windows Firewall cannot match SCTP ports, but {} applies to only some SCTP ports (its own ports, or ports a host-network pod owns)",
+                        match rule {
+                            Some(r) => format!("rule {} of policy {}", r.id, r.policy),
+                            None => "traffic no policy judges".into(),
+                        },
                     ));
                     continue;
                 }

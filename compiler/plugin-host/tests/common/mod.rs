@@ -1,7 +1,7 @@
 //! Shared by the integration tests: one host with the real built-in
 //! plugins, IR builders, a small PRNG, and `nft -c` in a throwaway netns.
 
-#![allow(dead_code)] // each test module uses a different part
+#![allow(dead_code, unreachable_pub)] // helpers shared by the test modules; each uses a part
 
 pub mod fixtures;
 pub mod netns;

@@ -138,16 +138,19 @@ pub fn addr(ns: &Netns, dev: &str, cidr: &str) {
     }
 }
 
-/// Echoes UDP and accepts TCP on every port given, dual-stack.
+/// Echoes UDP and accepts TCP on every address and port given
+/// (`argv`: addresses, `--`, ports).
 const LISTENER: &str = r#"
 import selectors, socket, sys
 sel = selectors.DefaultSelector()
-for port in map(int, sys.argv[1:]):
+sep = sys.argv.index("--")
+addrs, ports = sys.argv[1:sep], [int(p) for p in sys.argv[sep + 1:]]
+for addr in addrs:
+  for port in ports:
     for kind in (socket.SOCK_STREAM, socket.SOCK_DGRAM):
-        s = socket.socket(socket.AF_INET6, kind)
-        s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+        s = socket.socket(socket.AF_INET6 if ":" in addr else socket.AF_INET, kind)
         s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        s.bind(("::", port))
+        s.bind((addr, port))
         if kind == socket.SOCK_STREAM:
             s.listen(256)
         s.setblocking(False)
@@ -196,9 +199,12 @@ def probe(line):
                 s.sendto(b"ping " + pid.encode(), (dst, int(port)))
                 data, _ = s.recvfrom(2048)
                 return pid, 1 if data == b"ping " + pid.encode() else 0
+            except ConnectionRefusedError:
+                return pid, 1  # port unreachable: the datagram got there
             finally:
                 s.close()
-    except (socket.timeout, TimeoutError):
+    except (socket.timeout, TimeoutError, PermissionError):
+        # PermissionError: the node's own output chain dropped the packet.
         return pid, 0
 lines = [l for l in sys.stdin.read().splitlines() if l.strip()]
 with ThreadPoolExecutor(max_workers=96) as ex:
@@ -210,8 +216,13 @@ with ThreadPoolExecutor(max_workers=96) as ex:
 pub struct Listener(Child);
 
 impl Listener {
-    pub fn start(ns: &Netns, ports: &[u16]) -> Listener {
-        let args: Vec<String> = ports.iter().map(|p| p.to_string()).collect();
+    pub fn start(ns: &Netns, addrs: &[std::net::IpAddr], ports: &[u16]) -> Listener {
+        let args: Vec<String> = addrs
+            .iter()
+            .map(|a| a.to_string())
+            .chain(std::iter::once("--".to_string()))
+            .chain(ports.iter().map(|p| p.to_string()))
+            .collect();
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
         let mut child = ns.spawn_python(LISTENER, &args);
         let mut out = child.stdout.take().unwrap();
