@@ -7,8 +7,9 @@
 //!
 //! Inside the table:
 //!
-//! - each IR address set becomes `<name>_v4` / `<name>_v6` interval sets
-//!   (empty families are skipped);
+//! - each IR address set becomes `<name>_v4` / `<name>_v6` sets: interval
+//!   sets of its prefixes, or plain hash sets when a family holds only
+//!   single addresses (empty families are skipped);
 //! - verdict maps dispatch each packet to the chain of its local endpoint:
 //!   `egress-v4` on the source address, `hostports-v4` on destination
 //!   address . protocol . port for host-network pods, `ingress-v4` on the
@@ -250,42 +251,57 @@ impl Renderer<'_> {
         self.line(0, "}");
     }
 
+    /// A family whose prefixes are all single addresses becomes a plain
+    /// hash set (cheaper for nft to load than an interval set); others an
+    /// interval set of the (already disjoint) prefixes.
     fn sets(&mut self) {
         for s in &self.ir.sets {
-            let v4: Vec<String> = s.v4.iter().map(|n| n.to_string()).collect();
-            let v6: Vec<String> = s.v6.iter().map(|n| n.to_string()).collect();
-            for (fam, elems) in [(Family::V4, v4), (Family::V6, v6)] {
-                if elems.is_empty() {
-                    continue;
+            if !s.v4.is_empty() {
+                if s.v4.iter().all(|n| n.prefix_len() == 32) {
+                    self.set_header(&s.name, Family::V4, false);
+                    self.elements(s.v4.iter().map(|n| n.addr()));
+                } else {
+                    self.set_header(&s.name, Family::V4, true);
+                    self.elements(s.v4.iter());
                 }
-                self.line(
-                    1,
-                    &format!(
-                        "set {}_{} {{ type {}; flags interval;",
-                        s.name,
-                        fam.suffix(),
-                        fam.addr_type()
-                    ),
-                );
-                self.elements(elems);
-                self.line(1, "}");
+            }
+            if !s.v6.is_empty() {
+                if s.v6.iter().all(|n| n.prefix_len() == 128) {
+                    self.set_header(&s.name, Family::V6, false);
+                    self.elements(s.v6.iter().map(|n| n.addr()));
+                } else {
+                    self.set_header(&s.name, Family::V6, true);
+                    self.elements(s.v6.iter());
+                }
             }
         }
     }
 
-    /// `elements = { … }`, a few per line.
-    fn elements(&mut self, elems: Vec<String>) {
-        self.line(2, "elements = {");
+    fn set_header(&mut self, name: &str, fam: Family, interval: bool) {
+        let _ = writeln!(
+            self.out,
+            "\tset {name}_{} {{ type {};{}\n\t\telements = {{",
+            fam.suffix(),
+            fam.addr_type(),
+            if interval { " flags interval;" } else { "" }
+        );
+    }
+
+    /// The elements, eight per line, then the set's closing braces. Written
+    /// straight into the output: sets are most of a large ruleset.
+    fn elements<T: std::fmt::Display>(&mut self, elems: impl ExactSizeIterator<Item = T>) {
         let n = elems.len();
-        for (i, chunk) in elems.chunks(8).enumerate() {
-            let last = (i + 1) * 8 >= n;
-            let mut l = chunk.join(", ");
-            if !last {
-                l.push(',');
+        for (i, e) in elems.enumerate() {
+            self.out.push_str(if i % 8 == 0 { "\t\t\t" } else { " " });
+            let _ = write!(self.out, "{e}");
+            if i + 1 < n {
+                self.out.push(',');
             }
-            self.line(3, &l);
+            if i % 8 == 7 || i + 1 == n {
+                self.out.push('\n');
+            }
         }
-        self.line(2, "}");
+        self.out.push_str("\t\t}\n\t}\n");
     }
 
     fn maps(&mut self, d: &Dispatch<'_>) {
