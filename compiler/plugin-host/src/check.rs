@@ -102,20 +102,19 @@ pub(crate) fn check(info: &PluginInfo, ir: &NodeIr) -> Vec<CapabilityProblem> {
                     Some(&r.policy),
                 );
             }
-            if !caps.ipv6 {
-                if let Some(s) = r.peer.as_deref().and_then(|s| ir.set(s)) {
-                    if !s.v6.is_empty() {
-                        add(
-                            Capability::Ipv6,
-                            format!(
-                                "{backend} has no IPv6; policy {} names IPv6 peers",
-                                r.policy
-                            ),
-                            Some(&r.id),
-                            Some(&r.policy),
-                        );
-                    }
-                }
+            if !caps.ipv6
+                && let Some(s) = r.peer.as_deref().and_then(|s| ir.set(s))
+                && !s.v6.is_empty()
+            {
+                add(
+                    Capability::Ipv6,
+                    format!(
+                        "{backend} has no IPv6; policy {} names IPv6 peers",
+                        r.policy
+                    ),
+                    Some(&r.id),
+                    Some(&r.policy),
+                );
             }
         }
     }
@@ -147,18 +146,18 @@ pub(crate) fn check(info: &PluginInfo, ir: &NodeIr) -> Vec<CapabilityProblem> {
             );
         }
     }
-    if let Some(max) = caps.max_rules {
-        if rules > max {
-            add(
-                Capability::MaxRules,
-                format!(
-                    "node {} needs {rules} rules; {backend} accepts at most {max}",
-                    ir.node
-                ),
-                None,
-                None,
-            );
-        }
+    if let Some(max) = caps.max_rules
+        && rules > max
+    {
+        add(
+            Capability::MaxRules,
+            format!(
+                "node {} needs {rules} rules; {backend} accepts at most {max}",
+                ir.node
+            ),
+            None,
+            None,
+        );
     }
     out.into_iter().collect()
 }

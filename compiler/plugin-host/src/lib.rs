@@ -57,11 +57,12 @@ pub struct Limits {
 }
 
 impl Default for Limits {
-    /// Ample for a node with tens of thousands of rules and prefixes (the
-    /// largest benchmark node uses under 2 % of the fuel).
+    /// Fuel: ~70 times what a node with 9,000 set prefixes and 300 rules
+    /// needs (7.2 × 10⁷, `benches/render.rs`), and a few seconds of a
+    /// runaway loop. Memory: room for a few hundred thousand prefixes.
     fn default() -> Self {
         Limits {
-            fuel: 20_000_000_000,
+            fuel: 5_000_000_000,
             memory_bytes: 512 << 20,
             max_output_bytes: 128 << 20,
             timeout: Some(Duration::from_secs(60)),

@@ -89,7 +89,8 @@ fn hostile_renders_are_stopped_and_the_host_survives() {
     let h = hostile_host(small_limits());
     let ir = fixtures::basic(Os::Linux);
     let nft = h.builtin("nftables").unwrap();
-    let cases: [(&str, fn(&PluginError) -> bool, &str); 7] = [
+    type Case = (&'static str, fn(&PluginError) -> bool, &'static str);
+    let cases: [Case; 7] = [
         (
             "loop",
             |e| {

@@ -24,7 +24,7 @@ use ringfence_schema::ir::EndpointKind::{HostPod, Node, Pod};
 use ringfence_schema::ir::*;
 use ringfence_schema::net::{AddressSet, Proto};
 
-use crate::common::netns::{self, Listener, Netns, Probe, addr, probe, veth};
+use crate::common::netns::{self, Listener, Netns, Probe, addr, probe, probe_many, veth};
 use crate::common::*;
 
 const PORTS: [u16; 4] = [80, 443, 8080, 9100];
@@ -194,7 +194,7 @@ fn random_ir(seed: u64) -> NodeIr {
                     Proto::Icmp,
                 ]);
                 let ports: &[&str] = if proto.has_ports() && rng.chance(70) {
-                    *rng.pick(&port_specs)
+                    rng.pick::<&[&str]>(&port_specs)
                 } else {
                     &[]
                 };
@@ -299,6 +299,7 @@ fn check_all(t: &Topo, ir: &NodeIr, label: &str) -> Vec<String> {
     let all = t.all();
     let mut mismatches = Vec::new();
     let mut outcomes = [0usize; 2];
+    let mut batches = Vec::new();
     for (sname, sns, s4, s6) in &all {
         let mut probes = Vec::new();
         for (dname, _, d4, d6) in &all {
@@ -318,7 +319,10 @@ fn check_all(t: &Topo, ir: &NodeIr, label: &str) -> Vec<String> {
                 }
             }
         }
-        let got = probe(sns, &probes);
+        batches.push((*sns, probes));
+    }
+    let results = probe_many(&batches);
+    for ((_, probes), got) in batches.iter().zip(results) {
         for (p, got) in probes.iter().zip(got) {
             let v = ir.evaluate(p.src, p.dst, proto_of(p.proto), Some(p.port));
             outcomes[usize::from(v.passes())] += 1;
@@ -625,6 +629,8 @@ fn exposures_are_judged_by_the_target_after_dnat() {
                 .unwrap_or_else(|e| panic!("{e}"));
             let _ = t.node.try_exec(&["conntrack", "-F"]);
             let _ = t.node.try_exec(&["conntrack", "-f", "ipv6", "-F"]);
+            let mut batches = Vec::new();
+            let mut expects = Vec::new();
             for (sname, sns, s4, s6) in &t.hosts {
                 if !["ext", "p2", "p3"].contains(sname) {
                     continue;
@@ -662,7 +668,11 @@ fn exposures_are_judged_by_the_target_after_dnat() {
                         });
                     }
                 }
-                let got = probe(sns, &probes);
+                batches.push((sns, probes));
+                expects.push(expect);
+            }
+            let results = probe_many(&batches);
+            for (((_, probes), expect), got) in batches.iter().zip(expects).zip(results) {
                 for ((p, (want, rule)), got) in probes.iter().zip(expect).zip(got) {
                     if want != got {
                         mismatches.push(format!(

@@ -251,19 +251,62 @@ pub struct Probe {
 
 /// Run `probes` from `ns`; returns whether each reached its destination.
 pub fn probe(ns: &Netns, probes: &[Probe]) -> Vec<bool> {
-    if probes.is_empty() {
-        return Vec::new();
-    }
-    let mut child = ns.spawn_python(PROBER, &["0.8"]);
-    {
-        let mut stdin = child.stdin.take().unwrap();
-        for (i, p) in probes.iter().enumerate() {
-            writeln!(stdin, "{i} {} {} {} {}", p.proto, p.src, p.dst, p.port).unwrap();
+    probe_many(&[(ns, probes.to_vec())]).remove(0)
+}
+
+/// Run each namespace's probes, all namespaces at once. A probe that does
+/// not get through is tried once more with a longer timeout, so a busy
+/// machine cannot turn a pass into a drop (a dropped packet never turns
+/// into a pass).
+pub fn probe_many(batches: &[(&Netns, Vec<Probe>)]) -> Vec<Vec<bool>> {
+    let run = |batches: Vec<(&Netns, Vec<Probe>)>, timeout: &str| -> Vec<Vec<bool>> {
+        let children: Vec<_> = batches
+            .iter()
+            .map(|(ns, probes)| start(ns, probes, timeout))
+            .collect();
+        children
+            .into_iter()
+            .zip(&batches)
+            .map(|(child, (_, probes))| finish(child, probes.len()))
+            .collect()
+    };
+    let mut got = run(batches.to_vec(), "0.8");
+    let again: Vec<Vec<usize>> = got
+        .iter()
+        .map(|g| (0..g.len()).filter(|&i| !g[i]).collect())
+        .collect();
+    let retry: Vec<(&Netns, Vec<Probe>)> = batches
+        .iter()
+        .zip(&again)
+        .map(|((ns, probes), idx)| (*ns, idx.iter().map(|&i| probes[i].clone()).collect()))
+        .collect();
+    for ((g, idx), res) in got.iter_mut().zip(&again).zip(run(retry, "2.5")) {
+        for (&i, ok) in idx.iter().zip(res) {
+            g[i] = ok;
         }
     }
+    got
+}
+
+fn start(ns: &Netns, probes: &[Probe], timeout: &str) -> Option<Child> {
+    if probes.is_empty() {
+        return None;
+    }
+    let mut child = ns.spawn_python(PROBER, &[timeout]);
+    let mut stdin = child.stdin.take().unwrap();
+    for (i, p) in probes.iter().enumerate() {
+        writeln!(stdin, "{i} {} {} {} {}", p.proto, p.src, p.dst, p.port).unwrap();
+    }
+    Some(child)
+}
+
+fn finish(child: Option<Child>, n: usize) -> Vec<bool> {
+    let Some(child) = child else {
+        return Vec::new();
+    };
     let out = child.wait_with_output().expect("prober runs");
     assert!(out.status.success(), "prober failed");
-    let mut res = vec![None; probes.len()];
+    let mut res = vec![None; n];
     for l in String::from_utf8_lossy(&out.stdout).lines() {
         let mut it = l.split_whitespace();
         let i: usize = it.next().unwrap().parse().unwrap();
