@@ -285,3 +285,22 @@ fn compiled_modules_are_cached_on_disk() {
     assert_eq!(p.sha256, q.sha256);
     assert_eq!(entries(), 3);
 }
+
+#[test]
+fn names_cannot_inject_lines_into_the_output() {
+    let mut ir = fixtures::basic(Os::Linux);
+    ir.node = "n1\nflush ruleset".into();
+    ir.cluster = "c\r\ndelete table inet other".into();
+    let text = render_nft(&ir);
+    assert!(
+        !text
+            .lines()
+            .any(|l| l.starts_with("flush") || l.starts_with("delete table inet other")),
+        "{text}"
+    );
+    let mut ir = fixtures::basic(Os::Windows);
+    ir.node = "w1\nRemove-Item -Recurse C:\\".into();
+    let out = windows().render(&ir).unwrap();
+    let ps1 = &out.artifacts[1].content;
+    assert!(!ps1.lines().any(|l| l.starts_with("Remove-Item")), "{ps1}");
+}

@@ -232,7 +232,9 @@ impl Renderer<'_> {
             self.out,
             "#!/usr/sbin/nft -f\n# ringfence {} for node {} of cluster {}: generated, do not edit.\n\
              # Replaces table inet {TABLE} atomically; touches no other table.",
-            NAME, ir.node, ir.cluster
+            NAME,
+            comment(&ir.node),
+            comment(&ir.cluster)
         );
         self.line(0, &format!("table inet {TABLE}"));
         self.line(0, &format!("delete table inet {TABLE}"));

@@ -439,6 +439,11 @@ fn emit(
     }
 }
 
+/// `s` without control characters, for a comment line.
+fn one_line(s: &str) -> String {
+    s.chars().filter(|c| !c.is_control()).collect()
+}
+
 /// A PowerShell single-quoted string.
 fn ps(s: &str) -> String {
     format!("'{}'", s.replace('\'', "''"))
@@ -473,8 +478,9 @@ if ($existing.Count -eq $Expected -and @($existing | Where-Object {{ $_.Enabled 
     if ($existing.Count -gt 0) {{ Remove-NetFirewallRule -Group $Group }}
     $rules = @(
 "#,
-        node = set.node,
-        cluster = set.cluster,
+        // Names end up in comments: no line breaks may escape them.
+        node = one_line(&set.node),
+        cluster = one_line(&set.cluster),
         group = set.group,
         group_q = ps(&set.group),
         n = set.rules.len(),
