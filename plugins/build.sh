@@ -2,7 +2,7 @@
 # Build the backend plugins into dist/, or with --check rebuild them and fail
 # if dist/ differs. See README.md ("Building and reproducibility").
 #
-#   plugins/build.sh           rebuild dist/*.wasm, dist/test/*.wasm, dist/SHA256SUMS
+#   plugins/build.sh           rebuild dist/*.wasm, dist/test/*.wasm, dist/SHA256SUMS, dist/SOURCES
 #   plugins/build.sh --check   rebuild into a temp dir; exit 1 if anything differs
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -60,6 +60,12 @@ for f in loop memory-bomb panic garbage wrong-shape bad-artifact out-of-bounds i
 done
 
 (cd "$dest" && sha256sum ./*.wasm test/*.wasm | sed 's# \./# #') > "$dest/SHA256SUMS"
+# The sources the modules are built from, so a test can tell (without a wasm
+# toolchain) that dist/ is stale: compiler/plugin-host/tests/host.rs.
+(cd "$repo" && find plugins/sdk plugins/nftables plugins/windows-firewall plugins/example-csv \
+    plugins/hostile schema/src -type f \( -name '*.rs' -o -name Cargo.toml \) -not -path '*/target/*' |
+    LC_ALL=C sort | xargs sha256sum && sha256sum plugins/Cargo.toml plugins/Cargo.lock schema/Cargo.toml) \
+    > "$dest/SOURCES"
 echo "$toolchain" > "$dest/TOOLCHAIN"
 
 if [ $check = 1 ]; then
@@ -68,7 +74,7 @@ if [ $check = 1 ]; then
         echo "       byte-for-byte comparison needs the same compiler (README.md)" >&2
         exit 1
     fi
-    if ! diff -u "$here/dist/SHA256SUMS" "$dest/SHA256SUMS"; then
+    if ! diff -u "$here/dist/SOURCES" "$dest/SOURCES" || ! diff -u "$here/dist/SHA256SUMS" "$dest/SHA256SUMS"; then
         echo "error: plugins/dist/ is out of date: run plugins/build.sh and commit dist/" >&2
         exit 1
     fi

@@ -304,3 +304,78 @@ fn names_cannot_inject_lines_into_the_output() {
     let ps1 = &out.artifacts[1].content;
     assert!(!ps1.lines().any(|l| l.starts_with("Remove-Item")), "{ps1}");
 }
+
+/// `plugins/dist/` is what `plugins/build.sh` built from the current
+/// sources: the recorded digests match the committed modules, and the
+/// recorded source digests match the sources (no wasm toolchain needed;
+/// `plugins/build.sh --check` rebuilds to compare byte for byte).
+#[test]
+fn dist_matches_its_recorded_digests_and_the_current_sources() {
+    use sha2::Digest;
+    let hex = |b: &[u8]| -> String {
+        sha2::Sha256::digest(b)
+            .iter()
+            .map(|x| format!("{x:02x}"))
+            .collect()
+    };
+    let sums = std::fs::read_to_string(dist("SHA256SUMS")).unwrap();
+    let mut n = 0;
+    for line in sums.lines() {
+        let (sum, file) = line.split_once("  ").unwrap();
+        assert_eq!(
+            hex(&std::fs::read(dist(file)).unwrap()),
+            sum,
+            "dist/{file} does not match dist/SHA256SUMS"
+        );
+        n += 1;
+    }
+    assert_eq!(n, 12, "every plugin and test plugin is recorded");
+    assert_eq!(
+        hex(&std::fs::read(dist("nftables.wasm")).unwrap()),
+        nft().sha256
+    );
+
+    let repo = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let mut files = Vec::new();
+    fn walk(dir: &std::path::Path, repo: &std::path::Path, out: &mut Vec<String>) {
+        for e in std::fs::read_dir(dir).unwrap() {
+            let p = e.unwrap().path();
+            let name = p.file_name().unwrap().to_str().unwrap();
+            if p.is_dir() {
+                if name != "target" {
+                    walk(&p, repo, out);
+                }
+            } else if name.ends_with(".rs") || name == "Cargo.toml" {
+                out.push(p.strip_prefix(repo).unwrap().to_str().unwrap().to_owned());
+            }
+        }
+    }
+    for d in [
+        "plugins/sdk",
+        "plugins/nftables",
+        "plugins/windows-firewall",
+        "plugins/example-csv",
+        "plugins/hostile",
+        "schema/src",
+    ] {
+        walk(&repo.join(d), &repo, &mut files);
+    }
+    files.sort();
+    files.extend(
+        [
+            "plugins/Cargo.toml",
+            "plugins/Cargo.lock",
+            "schema/Cargo.toml",
+        ]
+        .map(String::from),
+    );
+    let actual: String = files
+        .iter()
+        .map(|f| format!("{}  {f}\n", hex(&std::fs::read(repo.join(f)).unwrap())))
+        .collect();
+    let recorded = std::fs::read_to_string(dist("SOURCES")).unwrap();
+    assert!(
+        recorded == actual,
+        "plugins/dist/ was built from other sources: run plugins/build.sh and commit plugins/dist/\n--- recorded\n{recorded}--- now\n{actual}"
+    );
+}
