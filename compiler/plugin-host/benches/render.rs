@@ -355,6 +355,24 @@ fn main() {
         out_bytes as f64 / 1e6
     );
 
+    // The same on one thread, for the parallel speed-up.
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(1)
+        .build()
+        .unwrap();
+    let t = Instant::now();
+    pool.install(|| {
+        irs.par_iter().for_each(|ir| {
+            black_box(nft.render(ir).unwrap());
+        })
+    });
+    let one = t.elapsed();
+    println!(
+        "render {NODES} nodes on 1 thread: {} (speed-up on {threads} threads: {:.2}x)",
+        secs(one),
+        one.as_secs_f64() / best.as_secs_f64()
+    );
+
     // 2. Native vs plugin, one thread, 200 nodes.
     let sample = &irs[..200];
     let time = |f: &dyn Fn(&NodeIr)| {
