@@ -11,7 +11,7 @@
 //!  p3 10.99.3.2 ─┘   host-network pod     └─ far 10.99.8.2 (pod on another node)
 //! ```
 //!
-//! Every namespace listens on the probe ports. Forward (pod↔pod, pod↔ext,
+//! Every namespace listens on the probe ports; ICMP echo is probed too. Forward (pod↔pod, pod↔ext,
 //! pod↔far), input (→ node, → host-network pod) and output (node →) are all
 //! covered; exposures are tested with kube-proxy's DNAT emulated by an nft
 //! nat table in the node.
@@ -307,6 +307,12 @@ fn check_all(t: &Topo, ir: &NodeIr, label: &str) -> Vec<String> {
                 continue;
             }
             for (src, dst) in [(*s4, *d4), (*s6, *d6)] {
+                probes.push(Probe {
+                    proto: "icmp",
+                    src,
+                    dst,
+                    port: 0,
+                });
                 for proto in ["tcp", "udp"] {
                     for port in PORTS {
                         probes.push(Probe {
@@ -324,7 +330,10 @@ fn check_all(t: &Topo, ir: &NodeIr, label: &str) -> Vec<String> {
     let results = probe_many(&batches);
     for ((_, probes), got) in batches.iter().zip(results) {
         for (p, got) in probes.iter().zip(got) {
-            let v = ir.evaluate(p.src, p.dst, proto_of(p.proto), Some(p.port));
+            let v = match p.proto {
+                "icmp" => ir.evaluate(p.src, p.dst, Proto::Icmp, None),
+                proto => ir.evaluate(p.src, p.dst, proto_of(proto), Some(p.port)),
+            };
             outcomes[usize::from(v.passes())] += 1;
             if v.passes() != got {
                 mismatches.push(format!(

@@ -173,9 +173,40 @@ while True:
 /// Reads `id proto src dst port` lines, probes them all concurrently from
 /// this namespace, prints `id 1|0` (reached or not).
 const PROBER: &str = r#"
-import socket, sys
+import socket, struct, sys, time
 from concurrent.futures import ThreadPoolExecutor
 TIMEOUT = float(sys.argv[1])
+def checksum(b):
+    if len(b) % 2:
+        b += b"\0"
+    n = sum(struct.unpack(f"!{len(b) // 2}H", b))
+    n = (n >> 16) + (n & 0xFFFF)
+    n += n >> 16
+    return ~n & 0xFFFF
+
+def echo(fam, ident, src, dst):
+    """ICMP echo over a raw socket; the identifier tells concurrent probes apart."""
+    ident &= 0xFFFF
+    v6 = fam == socket.AF_INET6
+    s = socket.socket(fam, socket.SOCK_RAW, socket.IPPROTO_ICMPV6 if v6 else socket.IPPROTO_ICMP)
+    try:
+        s.bind((src, 0))
+        kind, reply = (128, 129) if v6 else (8, 0)
+        body = struct.pack("!BBHHH", kind, 0, 0, ident, 1) + b"ringfence"
+        if not v6:  # the kernel computes ICMPv6 checksums itself
+            body = body[:2] + struct.pack("!H", checksum(body)) + body[4:]
+        s.sendto(body, (dst, 0))
+        deadline = time.monotonic() + TIMEOUT
+        while (left := deadline - time.monotonic()) > 0:
+            s.settimeout(left)
+            data, peer = s.recvfrom(2048)
+            icmp = data if v6 else data[(data[0] & 0x0F) * 4:]
+            if peer[0] == dst and icmp[0] == reply and struct.unpack("!H", icmp[4:6])[0] == ident:
+                return 1
+        return 0
+    finally:
+        s.close()
+
 def probe(line):
     pid, proto, src, dst, port = line.split()
     fam = socket.AF_INET6 if ":" in dst else socket.AF_INET
@@ -191,6 +222,8 @@ def probe(line):
                 return pid, 1
             finally:
                 s.close()
+        elif proto == "icmp":
+            return pid, echo(fam, int(pid), src, dst)
         else:
             s = socket.socket(fam, socket.SOCK_DGRAM)
             s.settimeout(TIMEOUT)
@@ -240,7 +273,8 @@ impl Drop for Listener {
     }
 }
 
-/// One probe: from `src` (bound) to `dst`:`port` over tcp or udp.
+/// One probe: from `src` (bound) to `dst`:`port` over tcp or udp, or an
+/// ICMP echo (`icmp`, port ignored).
 #[derive(Clone, Debug)]
 pub struct Probe {
     pub proto: &'static str,
