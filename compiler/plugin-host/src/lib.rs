@@ -3,7 +3,7 @@
 //!
 //! The ABI is in `ringfence_schema::plugin` and `schema/docs/plugins.md`: a
 //! core module that imports nothing and exchanges JSON through its own
-//! memory. A [`Host`] owns one wasmtime [`Engine`](wasmtime::Engine) and the
+//! memory. A [`Host`] owns one wasmtime `Engine` and the
 //! built-in backends (`nftables`, `windows-firewall`, embedded in this crate);
 //! [`Host::load`] adds a third-party plugin, pinned by SHA-256.
 //!

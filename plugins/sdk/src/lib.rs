@@ -5,7 +5,7 @@
 //! `ringfence_alloc`, `ringfence_info`, `ringfence_render`, see
 //! `schema/src/plugin.rs`). JSON goes in and out; the module imports nothing.
 //!
-//! ```ignore
+//! ```text
 //! struct Csv;
 //! impl ringfence_plugin_sdk::Backend for Csv {
 //!     fn info() -> PluginInfo { … }

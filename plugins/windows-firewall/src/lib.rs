@@ -2,7 +2,7 @@
 //! rule group.
 //!
 //! Windows Firewall is not first-match: a block rule wins over any allow.
-//! So each endpoint's chains are lowered ([`lower`]) into the exact region
+//! So each endpoint's chains are lowered (`lower.rs`) into the exact region
 //! they let through and emitted as allow rules only, in a profile whose
 //! default inbound and outbound actions are block. A flow then passes iff
 //! some outbound rule allows it leaving its source and some inbound rule
