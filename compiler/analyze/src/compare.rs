@@ -70,6 +70,6 @@ pub(crate) fn changes(conversations: &[Conversation]) -> Changes {
         })
         .collect();
     // Most flows first; the map order breaks ties.
-    out.groups.sort_by(|a, b| b.flows.cmp(&a.flows));
+    out.groups.sort_by_key(|g| std::cmp::Reverse(g.flows));
     out
 }

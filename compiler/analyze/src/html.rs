@@ -62,7 +62,7 @@ pub fn thousands(n: u64) -> String {
     let s = n.to_string();
     let mut out = String::with_capacity(s.len() + s.len() / 3);
     for (i, c) in s.chars().enumerate() {
-        if i > 0 && (s.len() - i) % 3 == 0 {
+        if i > 0 && (s.len() - i).is_multiple_of(3) {
             out.push(',');
         }
         out.push(c);
@@ -569,7 +569,7 @@ fn unexpected(h: &mut String, a: &Analysis, o: Outcome) {
     if list.is_empty() {
         return;
     }
-    list.sort_by(|x, y| y.flows(o).cmp(&x.flows(o)));
+    list.sort_by_key(|c| std::cmp::Reverse(c.flows(o)));
     let _ = writeln!(
         h,
         "<table id=\"table-{o}\"><thead><tr><th>from</th><th>to</th><th>service</th>\
@@ -686,7 +686,7 @@ fn hits(h: &mut String, a: &Analysis) {
     if hit.is_empty() {
         return;
     }
-    hit.sort_by(|x, y| y.hits.flows.cmp(&x.hits.flows));
+    hit.sort_by_key(|p| std::cmp::Reverse(p.hits.flows));
     let agents = a.compliance.is_some();
     let _ = writeln!(
         h,

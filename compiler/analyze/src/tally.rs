@@ -52,6 +52,18 @@ pub struct Observed {
     pub verdict: Option<NetworkVerdict>,
 }
 
+/// The order of conversations in the output.
+pub(crate) type SortKey = (
+    IpAddr,
+    IpAddr,
+    Proto,
+    Option<u16>,
+    Option<(IpAddr, Option<u16>)>,
+);
+
+/// Minute slot → flows per outcome.
+pub(crate) type Slots = FastMap<i64, [u64; OUTCOMES]>;
+
 /// What identifies a conversation: everything the verdict depends on,
 /// packed into words (addresses as IPv6, IPv4 mapped and flagged) so that
 /// comparing and hashing it per flow is a handful of word operations.
@@ -161,15 +173,7 @@ impl Key {
     }
 
     /// The order of output: by addresses (IPv4 first), protocol, port.
-    pub(crate) fn sort_key(
-        &self,
-    ) -> (
-        IpAddr,
-        IpAddr,
-        Proto,
-        Option<u16>,
-        Option<(IpAddr, Option<u16>)>,
-    ) {
+    pub(crate) fn sort_key(&self) -> SortKey {
         (
             self.src(),
             self.dst(),
@@ -366,8 +370,7 @@ pub struct Tally<'a> {
     spill: FastMap<Key, u32>,
     hot: Vec<Hot>,
     verdicts: Vec<[Option<Judged>; 2]>,
-    /// Minute slot → flows per outcome.
-    slots: FastMap<i64, [u64; OUTCOMES]>,
+    slots: Slots,
     last_slot: Option<(i64, [u64; OUTCOMES])>,
 }
 
@@ -463,7 +466,7 @@ impl<'a> Tally<'a> {
     }
 
     /// Every conversation with its verdicts and counters, in no order.
-    pub(crate) fn into_entries(self) -> (Vec<(Key, Entry)>, FastMap<i64, [u64; OUTCOMES]>) {
+    pub(crate) fn into_entries(self) -> (Vec<(Key, Entry)>, Slots) {
         let entries = self
             .hot
             .into_iter()
@@ -499,7 +502,7 @@ impl<'a> Tally<'a> {
     }
 }
 
-fn add_slot(slots: &mut FastMap<i64, [u64; OUTCOMES]>, s: i64, counts: &[u64; OUTCOMES]) {
+fn add_slot(slots: &mut Slots, s: i64, counts: &[u64; OUTCOMES]) {
     let e = slots.entry(s).or_insert([0; OUTCOMES]);
     for (a, b) in e.iter_mut().zip(counts) {
         *a += b;

@@ -87,7 +87,7 @@ fn conversations(f: &mut fmt::Formatter<'_>, a: &Analysis, o: Outcome, what: &st
     if list.is_empty() {
         return Ok(());
     }
-    list.sort_by(|x, y| y.flows(o).cmp(&x.flows(o)));
+    list.sort_by_key(|c| std::cmp::Reverse(c.flows(o)));
     writeln!(f)?;
     writeln!(
         f,

@@ -96,7 +96,7 @@ fn flows(rng: &mut Rng, pools: &Pools, n: usize) -> Vec<Observed> {
     while out.len() < n {
         let src = rng.pick(addrs);
         // A third of the flows go to a service entry point.
-        let (dst, proto, port) = if rng.next() % 3 == 0 {
+        let (dst, proto, port) = if rng.next().is_multiple_of(3) {
             let kind = (rng.next() % 2) as usize;
             let (a, proto, port) = rng.pick(&pools.services[kind]);
             (a, proto, Some(port))
@@ -116,7 +116,7 @@ fn flows(rng: &mut Rng, pools: &Pools, n: usize) -> Vec<Observed> {
             continue;
         }
         // Some flows carry the address the consumer used before a NAT.
-        let orig = (port.is_some() && rng.next() % 8 == 0).then(|| {
+        let orig = (port.is_some() && rng.next().is_multiple_of(8)).then(|| {
             let mut o = rng.pick(addrs);
             while o.is_ipv4() != dst.is_ipv4() {
                 o = rng.pick(addrs);
