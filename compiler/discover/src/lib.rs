@@ -1,1 +1,7 @@
-//! (in progress)
+//! Policy discovery: intent from observed flows.
+
+mod book;
+mod exclude;
+
+pub use exclude::{ExcludeError, Exclusions};
+mod aggregate;
