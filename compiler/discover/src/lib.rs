@@ -5,7 +5,11 @@ mod exclude;
 
 pub use exclude::{ExcludeError, Exclusions};
 mod aggregate;
+mod compress;
 mod group;
+mod ports;
+
+pub use ports::PortGeneralization;
 
 /// How finely discovery groups workloads (the seed's step 2).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
