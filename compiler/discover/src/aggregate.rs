@@ -181,15 +181,20 @@ pub(crate) struct Aggregator<'b, 'a> {
     book: &'b Book<'a>,
     exclusions: &'b Exclusions,
     /// Exclusion masks per object (consumer side, provider side).
-    masks: Vec<(u64, u64)>,
+    masks: &'b [(u64, u64)],
 }
 
 impl<'b, 'a> Aggregator<'b, 'a> {
-    pub(crate) fn new(book: &'b Book<'a>, exclusions: &'b Exclusions) -> Self {
+    /// `masks` are `exclusions.masks(book)`, computed once.
+    pub(crate) fn new(
+        book: &'b Book<'a>,
+        exclusions: &'b Exclusions,
+        masks: &'b [(u64, u64)],
+    ) -> Self {
         Aggregator {
             book,
             exclusions,
-            masks: exclusions.masks(book),
+            masks,
         }
     }
 
@@ -354,7 +359,8 @@ mod tests {
     fn run(flows: Vec<Flow>, ex: &Exclusions, min: u64, workers: usize) -> Conversations {
         let inv = shop();
         let book = Book::new(&inv);
-        let agg = Aggregator::new(&book, ex);
+        let masks = ex.masks(&book);
+        let agg = Aggregator::new(&book, ex, &masks);
         let mut accs: Vec<Acc> = (0..workers).map(|_| agg.new_acc()).collect();
         for (i, f) in flows.into_iter().enumerate() {
             agg.fold(&mut accs[i % workers], f);

@@ -396,17 +396,6 @@ impl<'a> Book<'a> {
         &self.inv.clusters[en.cluster].services[en.index]
     }
 
-    /// The object of a service entity.
-    pub(crate) fn service_obj(&self, e: EntityId) -> ObjId {
-        let en = &self.entities[e as usize];
-        self.svc_obj[en.cluster][en.index]
-    }
-
-    /// The objects of a pod or node, for exclusion masks.
-    pub(crate) fn pod_objs(&self, cluster: usize) -> &[ObjId] {
-        &self.pod_obj[cluster]
-    }
-
     /// A short name for an object, for evidence (`shop/cart-5f9c-x2`, `node/worker-1`).
     pub(crate) fn obj_name(&self, obj: ObjId) -> String {
         let o = &self.objects[obj as usize];

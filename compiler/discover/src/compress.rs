@@ -465,7 +465,8 @@ mod tests {
         let inv = inventory();
         let book = Book::new(&inv);
         let ex = Exclusions::default();
-        let agg = Aggregator::new(&book, &ex);
+        let masks = ex.masks(&book);
+        let agg = Aggregator::new(&book, &ex, &masks);
         let mut acc = agg.new_acc();
         for (s, d, p) in flows {
             agg.fold(&mut acc, flow(s, d, *p));

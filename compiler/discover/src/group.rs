@@ -480,7 +480,8 @@ mod tests {
 
     fn convs(book: &Book<'_>, flows: &[(&str, &str, u16)]) -> Vec<(ConvKey, Evidence)> {
         let ex = Exclusions::default();
-        let agg = Aggregator::new(book, &ex);
+        let masks = ex.masks(book);
+        let agg = Aggregator::new(book, &ex, &masks);
         let mut acc = agg.new_acc();
         for (s, d, p) in flows {
             agg.fold(&mut acc, flow(s, d, *p));
