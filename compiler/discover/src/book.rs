@@ -470,13 +470,21 @@ impl<'a> Book<'a> {
                 let o = self.pick_cluster(objs, f.dst_ip);
                 let e = self.entity_of(o);
                 let sp = self.service_port_for_target(e, proto, f.dst_ip, dport);
+                // From outside the cluster, a service is reached through a
+                // node port or a load balancer, never its clusterIP.
+                let via = match (src, self.service(e).kind) {
+                    (Peer::Entity(_), _) => Via::ClusterIp,
+                    (_, ServiceType::LoadBalancer) => Via::LoadBalancer,
+                    (_, ServiceType::NodePort) => Via::NodePort,
+                    _ => Via::ClusterIp,
+                };
                 return self.finish(
                     src,
                     src_obj,
                     f.dst_ip,
                     proto,
                     dport,
-                    Some((o, sp, Via::ClusterIp)),
+                    Some((o, sp, via)),
                     true,
                 );
             }
@@ -829,6 +837,11 @@ pub(crate) mod tests {
             (name(&b, r.dst), r.port, r.svc_port, r.via),
             ("cart".into(), 8080, 80, Via::ClusterIp)
         );
+        // Hubble names the service for a client outside: it came through the node port.
+        let mut f = flow("198.51.100.7", "10.244.1.10", 8080);
+        f.dst_service = Some(Arc::from("shop/frontend"));
+        let r = b.resolve(&f).unwrap();
+        assert_eq!((r.via, r.svc_port, r.port), (Via::NodePort, 80, 8080));
         // A node port from the internet.
         let r = b
             .resolve(&flow("198.51.100.7", "192.168.1.10", 30080))

@@ -1,0 +1,405 @@
+//! Discovery end to end: synthesized clusters with a known call graph,
+//! read through the real inventory loader and flow readers.
+
+mod shop;
+mod synth;
+
+use std::collections::BTreeMap;
+use std::net::{IpAddr, Ipv4Addr};
+use std::path::PathBuf;
+
+use ipnet::IpNet;
+use ringfence_discover::{
+    Discovery, Exclusions, Granularity, Options, PortGeneralization, Summary, discover,
+};
+use ringfence_flows::ReadOptions;
+use shop::{Edge, From, Inputs, Shop, To};
+
+fn run(
+    inputs: &Inputs,
+    granularity: Granularity,
+    level: PortGeneralization,
+    min_flows: u64,
+) -> Discovery {
+    let inv = ringfence_inventory::load(std::slice::from_ref(&inputs.inventory), &[]).unwrap();
+    let opts = Options {
+        granularity,
+        port_generalization: level,
+        exclusions: Exclusions::load(&inputs.exclude).unwrap(),
+        min_flows,
+        scope: None,
+    };
+    // The conntrack listing is dated by this, not by its modification time.
+    let read = ReadOptions {
+        default_time: Some("2024-05-01T12:30:00Z".parse().unwrap()),
+        ..ReadOptions::default()
+    };
+    discover(&inv, &inputs.flows, &read, opts).unwrap()
+}
+
+/// Who a policy reference stands for, from the summary's groups.
+struct Groups<'s> {
+    members: BTreeMap<&'s str, &'s [String]>,
+}
+
+impl<'s> Groups<'s> {
+    fn new(s: &'s Summary) -> Self {
+        Groups {
+            members: s
+                .groups
+                .iter()
+                .map(|g| (g.name.as_str(), g.members.as_slice()))
+                .collect(),
+        }
+    }
+
+    /// Whether reference `r` contains the workload `ns/name`.
+    fn has_workload(&self, r: &str, ns: &str, name: &str) -> bool {
+        if r.starts_with("scope:") {
+            return true;
+        }
+        let Some(f) = r.strip_prefix("filter:") else {
+            return false;
+        };
+        let prefix = format!("{ns}/{name} (");
+        self.members[f].iter().any(|m| m.starts_with(&prefix))
+    }
+
+    fn has_address(&self, r: &str, ip: Ipv4Addr) -> bool {
+        let Some(e) = r.strip_prefix("external:") else {
+            return false;
+        };
+        self.members[e]
+            .iter()
+            .any(|c| c.parse::<IpNet>().unwrap().contains(&IpAddr::V4(ip)))
+    }
+}
+
+fn ports_cover(ports: &str, port: u16) -> bool {
+    ports.is_empty()
+        || ports.split(',').any(|r| match r.split_once('-') {
+            Some((a, b)) => a.parse::<u16>().unwrap() <= port && port <= b.parse::<u16>().unwrap(),
+            None => r.parse::<u16>().unwrap() == port,
+        })
+}
+
+/// Whether some policy allows a true edge on one port. A service may be
+/// written by name (its port) or as its workload (the target port).
+fn allows(s: &Summary, shop: &Shop, e: &Edge, port: u16) -> bool {
+    let g = Groups::new(s);
+    s.policies.iter().any(|p| {
+        let proto_ok = p.proto == "any" || p.proto == e.proto;
+        let from_ok = match &e.from {
+            From::Workload(ns, n) => g.has_workload(&p.from, ns, n),
+            From::External(ip) => g.has_address(&p.from, *ip),
+        };
+        let to_ok = match &e.to {
+            To::Service(ns, n, sport) | To::NodePort(ns, n, sport) => {
+                let svc = shop
+                    .world
+                    .services
+                    .iter()
+                    .find(|x| x.ns == *ns && x.name == *n)
+                    .unwrap();
+                let target = svc.ports.iter().find(|x| x.1 == *sport).unwrap().2;
+                let backed = shop
+                    .world
+                    .backends(svc)
+                    .any(|pod| g.has_workload(&p.to, ns, &shop.world.workloads[pod.workload].name));
+                (p.to == format!("service:{ns}/{n}") && ports_cover(&p.ports, *sport))
+                    || (matches!(e.to, To::Service(..)) && backed && ports_cover(&p.ports, target))
+            }
+            To::Pods(ns, n) => g.has_workload(&p.to, ns, n) && ports_cover(&p.ports, port),
+            To::External(ip) => g.has_address(&p.to, *ip),
+        };
+        proto_ok && from_ok && to_ok
+    })
+}
+
+fn assert_truth_covered(d: &Discovery, shop: &Shop) {
+    for e in &shop.truth {
+        let ports: Vec<u16> = match e.to {
+            To::Service(_, _, p) | To::NodePort(_, _, p) => vec![p],
+            _ => e.ports.clone(),
+        };
+        for port in ports {
+            assert!(
+                allows(&d.summary, shop, e, port),
+                "no policy allows {e:?} on {port}\n{}",
+                d.summary.to_text()
+            );
+        }
+    }
+}
+
+fn assert_accounted(s: &Summary) {
+    let f = &s.flows;
+    assert_eq!(
+        f.read,
+        f.dropped_by_network
+            + f.excluded
+            + f.unknown_addresses
+            + f.ambiguous_addresses
+            + f.outside_inventory
+            + f.replies_detected
+            + f.below_min_flows
+            + f.covered,
+        "every flow is accounted for: {f:?}"
+    );
+}
+
+#[test]
+fn fine_discovery_covers_the_truth_and_nothing_else() {
+    let shop = shop::shop();
+    let inputs = shop.write(6);
+    let d = run(&inputs, Granularity::Fine, PortGeneralization::Medium, 2);
+    let s = &d.summary;
+    assert_truth_covered(&d, &shop);
+    assert_accounted(s);
+    // Noise: probes excluded, the scan below min-flows, replies recognised,
+    // dropped flows left out; nothing unparsable.
+    assert_eq!(s.flows.unparsable, 0, "{:?}", s.inputs.errors);
+    assert!(s.flows.excluded_by["kubelet-probes"] > 0);
+    assert!(s.flows.below_min_flows >= 199, "{:?}", s.flows);
+    assert!(s.flows.replies_detected > 0);
+    assert_eq!(s.flows.dropped_by_network, 3);
+    assert_eq!(
+        s.flows.unknown_addresses + s.flows.outside_inventory,
+        0,
+        "{:?}",
+        s.flows
+    );
+    let text = d.files.iter().map(|f| f.text.as_str()).collect::<String>();
+    assert!(!text.contains("100.64.9"), "the scanner is not an external");
+    assert!(
+        !text.contains("kind \"node\""),
+        "probes from nodes were excluded"
+    );
+    // One policy per consumer, provider and protocol; the batch range folded.
+    let by_name: BTreeMap<&str, &ringfence_discover::PolicySummary> =
+        s.policies.iter().map(|p| (p.name.as_str(), p)).collect();
+    let report = by_name["report-to-lake"];
+    assert_eq!(
+        (report.proto.as_str(), report.ports.as_str()),
+        ("tcp", "9000-9078")
+    );
+    let web = s
+        .policies
+        .iter()
+        .find(|p| p.to == "service:shop/frontend")
+        .unwrap();
+    assert_eq!(
+        web.ports, "80",
+        "the node port is written as the service port"
+    );
+    // DNS: every workload of shop, shop-data and batch: one policy per namespace.
+    let dns: Vec<&str> = s
+        .policies
+        .iter()
+        .filter(|p| p.to == "service:kube-system/kube-dns")
+        .map(|p| p.from.as_str())
+        .collect();
+    assert_eq!(
+        dns,
+        ["filter:ns-batch", "filter:ns-shop", "filter:ns-shop-data"]
+    );
+    // Every policy is justified by a true edge (no invention).
+    for p in &s.policies {
+        let justified = shop.truth.iter().any(|e| {
+            let mut one = s.clone();
+            one.policies = vec![p.clone()];
+            let ports: Vec<u16> = match e.to {
+                To::Service(_, _, x) | To::NodePort(_, _, x) => vec![x],
+                _ => e.ports.clone(),
+            };
+            ports.iter().any(|&port| allows(&one, &shop, e, port))
+        });
+        assert!(justified, "{} is not in the truth", p.name);
+    }
+}
+
+#[test]
+fn coarse_discovery_writes_workloads_on_target_ports() {
+    let shop = shop::shop();
+    let inputs = shop.write(4);
+    let d = run(&inputs, Granularity::Coarse, PortGeneralization::Medium, 2);
+    assert_truth_covered(&d, &shop);
+    assert_accounted(&d.summary);
+    let s = &d.summary;
+    // Inside the cluster, services are their workloads on target ports;
+    // only the node-port entry keeps the service.
+    let by_service: Vec<&str> = s
+        .policies
+        .iter()
+        .filter(|p| p.to.starts_with("service:"))
+        .map(|p| p.to.as_str())
+        .collect();
+    assert_eq!(by_service, ["service:shop/frontend"]);
+    let cart = s.groups.iter().find(|g| g.name == "cart").unwrap();
+    assert_eq!(cart.query, "namespace \"shop\"; label \"app\" \"cart\"");
+}
+
+#[test]
+fn namespace_and_cluster_granularity() {
+    let shop = shop::shop();
+    let inputs = shop.write(3);
+    let d = run(
+        &inputs,
+        Granularity::Namespace,
+        PortGeneralization::Medium,
+        2,
+    );
+    assert_truth_covered(&d, &shop);
+    assert_accounted(&d.summary);
+    let island = d
+        .summary
+        .policies
+        .iter()
+        .filter(|p| p.from == "filter:ns-island")
+        .collect::<Vec<_>>();
+    assert_eq!(island.len(), 1, "the island talks only to itself");
+    assert_eq!(
+        (island[0].to.as_str(), island[0].ports.as_str()),
+        ("filter:ns-island", "8000-8002")
+    );
+    let d = run(&inputs, Granularity::Cluster, PortGeneralization::Medium, 2);
+    assert_truth_covered(&d, &shop);
+    let s = &d.summary;
+    let intra: Vec<_> = s
+        .policies
+        .iter()
+        .filter(|p| p.from == "scope:prod" && p.to == "scope:prod")
+        .collect();
+    assert_eq!((intra.len(), intra[0].proto.as_str()), (1, "any"));
+    // Everything else crosses the boundary: externals in and out.
+    assert!(s.policies.iter().all(|p| p == intra[0]
+        || p.from.starts_with("external:")
+        || p.to.starts_with("external:")));
+}
+
+#[test]
+fn port_generalization_levels_on_the_batch_range() {
+    let shop = shop::shop();
+    let inputs = shop.write(1);
+    let ports = |level| {
+        let d = run(&inputs, Granularity::Fine, level, 1);
+        d.summary
+            .policies
+            .iter()
+            .find(|p| p.name == "report-to-lake")
+            .unwrap()
+            .ports
+            .clone()
+    };
+    let all: Vec<String> = (9000..9080).step_by(2).map(|p| p.to_string()).collect();
+    assert_eq!(ports(PortGeneralization::Off), all.join(","));
+    // 40 ports two apart, one flow each: low needs 64 flows, medium 16.
+    assert_eq!(ports(PortGeneralization::Low), all.join(","));
+    assert_eq!(ports(PortGeneralization::Medium), "9000-9078");
+    assert_eq!(ports(PortGeneralization::High), "9000-9078");
+}
+
+#[test]
+fn output_is_deterministic_whatever_the_threads() {
+    let shop = shop::shop();
+    let inputs = shop.write(3);
+    let inv = ringfence_inventory::load(std::slice::from_ref(&inputs.inventory), &[]).unwrap();
+    let mut outputs = Vec::new();
+    for (threads, chunk_size) in [(1, 1 << 20), (4, 4096)] {
+        let read = ReadOptions {
+            default_time: Some("2024-05-01T12:30:00Z".parse().unwrap()),
+            threads,
+            chunk_size,
+            ..ReadOptions::default()
+        };
+        let opts = Options {
+            exclusions: Exclusions::load(&inputs.exclude).unwrap(),
+            min_flows: 2,
+            ..Options::default()
+        };
+        outputs.push(discover(&inv, &inputs.flows, &read, opts).unwrap());
+    }
+    assert_eq!(outputs[0].files, outputs[1].files);
+    assert_eq!(outputs[0].summary.policies, outputs[1].summary.policies);
+}
+
+#[test]
+fn scope_mode_writes_policies_for_an_existing_scope() {
+    let shop = shop::shop();
+    let inputs = shop.write(2);
+    let inv = ringfence_inventory::load(std::slice::from_ref(&inputs.inventory), &[]).unwrap();
+    let opts = Options {
+        scope: Some("apps".into()),
+        exclusions: Exclusions::load(&inputs.exclude).unwrap(),
+        min_flows: 2,
+        ..Options::default()
+    };
+    let read = ReadOptions {
+        default_time: Some("2024-05-01T12:30:00Z".parse().unwrap()),
+        ..ReadOptions::default()
+    };
+    let d = discover(&inv, &inputs.flows, &read, opts).unwrap();
+    let text: String = d.files.iter().map(|f| f.text.as_str()).collect();
+    assert!(!text.contains("\nscope "), "no scope is declared");
+    assert!(text.contains("policies scope=\"apps\" {"));
+    assert!(text.contains("filter \"cart\" scope=\"apps\" {"));
+    assert!(d.summary.policies.iter().all(|p| p.scope == "apps"));
+    assert!(
+        d.summary
+            .notes
+            .iter()
+            .any(|n| n.contains("must contain both ends"))
+    );
+}
+
+#[test]
+fn bad_inputs_are_refused_with_file_and_line() {
+    let shop = shop::shop();
+    let inputs = shop.write(1);
+    let inv = ringfence_inventory::load(std::slice::from_ref(&inputs.inventory), &[]).unwrap();
+    let bad = inputs.dir.path().join("bad.csv");
+    std::fs::write(&bad, "time,src,dst\n").unwrap();
+    let e = discover(&inv, &[bad], &ReadOptions::default(), Options::default())
+        .err()
+        .unwrap();
+    assert!(
+        e.to_string()
+            .contains("bad.csv:1: cannot tell the flow format"),
+        "{e}"
+    );
+    let missing: PathBuf = inputs.dir.path().join("nope.jsonl");
+    let e = discover(
+        &inv,
+        &[missing],
+        &ReadOptions::default(),
+        Options::default(),
+    )
+    .err()
+    .unwrap();
+    assert!(e.to_string().contains("nope.jsonl"), "{e}");
+    let mut flows = inputs.flows.clone();
+    let broken = inputs.dir.path().join("broken.jsonl");
+    std::fs::write(
+        &broken,
+        format!(
+            "{}\n{{\"src_ip\":\"10.0.0.1\"}}\n",
+            std::fs::read_to_string(&inputs.flows[0])
+                .unwrap()
+                .lines()
+                .next()
+                .unwrap()
+        ),
+    )
+    .unwrap();
+    flows.push(broken);
+    let d = discover(&inv, &flows, &ReadOptions::default(), Options::default()).unwrap();
+    assert_eq!(d.summary.flows.unparsable, 1);
+    assert!(
+        d.summary
+            .notes
+            .iter()
+            .any(|n| n.contains("broken.jsonl:2: missing field `dst_ip`")),
+        "{:?}",
+        d.summary.notes
+    );
+}
