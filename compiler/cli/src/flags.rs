@@ -171,9 +171,10 @@ pub(crate) struct CompileArgs {
     pub(crate) source: SourceArgs,
     #[command(flatten)]
     pub(crate) inventory: InventoryArgs,
-    /// Ed25519 private key (from `ringfence keygen`). Required for bundles.
-    #[arg(long, value_name = "KEYFILE", required_if_eq("emit", "bundles"))]
-    pub(crate) key: Option<PathBuf>,
+    /// Ed25519 private key(s) from `ringfence keygen`; required for bundles.
+    /// Several keys sign every bundle (key rotation, thresholds).
+    #[arg(long, value_name = "KEYFILE", num_args = 1..)]
+    pub(crate) key: Vec<PathBuf>,
     /// Output directory.
     #[arg(long, value_name = "OUTDIR")]
     pub(crate) out: PathBuf,
@@ -430,17 +431,9 @@ mod tests {
     }
 
     #[test]
-    fn compile_needs_a_key_for_bundles_only() {
-        let base = [
-            "ringfence",
-            "compile",
-            "--inventory",
-            "i.json",
-            "--out",
-            "o",
-        ];
-        assert!(Cli::try_parse_from(base).is_err());
-        assert!(Cli::try_parse_from(base.iter().chain(&["--emit", "ir"])).is_ok());
-        assert!(Cli::try_parse_from(base.iter().chain(&["--key", "k.key"])).is_ok());
+    fn compile_takes_several_keys() {
+        let argv = ["ringfence", "compile", "--inventory", "i.json", "--out", "o", "--key", "a.key", "b.key"];
+        let c = Cli::try_parse_from(argv).unwrap();
+        assert!(matches!(c.command, Command::Compile(CompileArgs { ref key, .. }) if key.len() == 2));
     }
 }

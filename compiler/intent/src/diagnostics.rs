@@ -126,3 +126,111 @@ impl Extend<Diagnostic> for Diagnostics {
         self.0.extend(iter);
     }
 }
+
+/// Every code `ringfence check` reports. `schema/docs/language/09-diagnostics.md`
+/// documents each one (a test keeps the two in sync).
+pub mod codes {
+    /// The file is not valid KDL.
+    pub const SYNTAX: &str = "ringfence::syntax";
+    /// A node the language does not have in this place.
+    pub const UNKNOWN_NODE: &str = "ringfence::unknown-node";
+    /// A property the node does not take.
+    pub const UNKNOWN_PROPERTY: &str = "ringfence::unknown-property";
+    /// A positional value the node does not take.
+    pub const UNEXPECTED_ARGUMENT: &str = "ringfence::unexpected-argument";
+    /// A `{ … }` block on a node that takes none.
+    pub const UNEXPECTED_CHILDREN: &str = "ringfence::unexpected-children";
+    /// A required positional value (a name, a predicate's values) is missing.
+    pub const MISSING_ARGUMENT: &str = "ringfence::missing-argument";
+    /// A required property (`from=`, `to=`, `scope=`, …) is missing.
+    pub const MISSING_PROPERTY: &str = "ringfence::missing-property";
+    /// A required child node (a scope's `query`, an external's `cidr`, …) is missing.
+    pub const MISSING_NODE: &str = "ringfence::missing-node";
+    /// A node that may appear once appears twice.
+    pub const DUPLICATE_NODE: &str = "ringfence::duplicate-node";
+    /// A property given twice on one node.
+    pub const DUPLICATE_PROPERTY: &str = "ringfence::duplicate-property";
+    /// Two properties (or a property and the block it sits in) that exclude each other.
+    pub const CONFLICTING_PROPERTIES: &str = "ringfence::conflicting-properties";
+    /// A value of the wrong type or outside the accepted set.
+    pub const INVALID_VALUE: &str = "ringfence::invalid-value";
+    /// A name that cannot be used (empty, reserved, or with `:`, `/` or spaces).
+    pub const INVALID_NAME: &str = "ringfence::invalid-name";
+    /// An address or prefix that does not parse, or has host bits set.
+    pub const INVALID_CIDR: &str = "ringfence::invalid-cidr";
+    /// A port out of range, a reversed range, or a malformed port list.
+    pub const INVALID_PORT: &str = "ringfence::invalid-port";
+    /// `ports` with a protocol that has no ports (`any`, `icmp`).
+    pub const PORTS_NEED_PROTOCOL: &str = "ringfence::ports-need-protocol";
+    /// Two scopes, filters, externals, plugins or policies of one scope share a name.
+    pub const DUPLICATE_NAME: &str = "ringfence::duplicate-name";
+    /// A reference to a name nothing declares.
+    pub const UNKNOWN_REFERENCE: &str = "ringfence::unknown-reference";
+    /// A bare name that several kinds of object carry.
+    pub const AMBIGUOUS_REFERENCE: &str = "ringfence::ambiguous-reference";
+    /// Filters and scopes that refer to each other in a loop.
+    pub const REFERENCE_CYCLE: &str = "ringfence::reference-cycle";
+    /// `restrict-to-scope=#true` on a filter that has no owner scope.
+    pub const RESTRICT_WITHOUT_OWNER: &str = "ringfence::restrict-without-owner";
+    /// A cluster named by the queries of two top-level scopes.
+    pub const CLUSTER_SPLIT: &str = "ringfence::cluster-split";
+    /// Two catch-alls for one direction in one scope.
+    pub const DUPLICATE_CATCH_ALL: &str = "ringfence::duplicate-catch-all";
+    /// Warning: a filter no policy, query or quarantine uses.
+    pub const UNUSED_FILTER: &str = "ringfence::unused-filter";
+    /// Warning: a policy identical to an earlier one of the same group.
+    pub const DUPLICATE_POLICY: &str = "ringfence::duplicate-policy";
+    /// Warning: a top-level scope without a catch-all for a direction (it allows).
+    pub const IMPLICIT_CATCH_ALL: &str = "ringfence::implicit-catch-all";
+    /// Warning: sibling scopes whose queries show that one contains the other.
+    pub const OVERLAPPING_SCOPES: &str = "ringfence::overlapping-scopes";
+    /// Warning: a filter or query with no predicate, which matches everything.
+    pub const EMPTY_QUERY: &str = "ringfence::empty-query";
+
+    /// All of them, errors first, in documentation order.
+    pub const ALL: &[&str] = &[
+        SYNTAX,
+        UNKNOWN_NODE,
+        UNKNOWN_PROPERTY,
+        UNEXPECTED_ARGUMENT,
+        UNEXPECTED_CHILDREN,
+        MISSING_ARGUMENT,
+        MISSING_PROPERTY,
+        MISSING_NODE,
+        DUPLICATE_NODE,
+        DUPLICATE_PROPERTY,
+        CONFLICTING_PROPERTIES,
+        INVALID_VALUE,
+        INVALID_NAME,
+        INVALID_CIDR,
+        INVALID_PORT,
+        PORTS_NEED_PROTOCOL,
+        DUPLICATE_NAME,
+        UNKNOWN_REFERENCE,
+        AMBIGUOUS_REFERENCE,
+        REFERENCE_CYCLE,
+        RESTRICT_WITHOUT_OWNER,
+        CLUSTER_SPLIT,
+        DUPLICATE_CATCH_ALL,
+        UNUSED_FILTER,
+        DUPLICATE_POLICY,
+        IMPLICIT_CATCH_ALL,
+        OVERLAPPING_SCOPES,
+        EMPTY_QUERY,
+    ];
+}
+
+/// The closest of `candidates` to `name`, if one is close enough to be a typo.
+pub fn did_you_mean<'a>(
+    name: &str,
+    candidates: impl IntoIterator<Item = &'a str>,
+) -> Option<&'a str> {
+    let mut best: Option<(f64, &str)> = None;
+    for c in candidates {
+        let score = strsim::jaro_winkler(name, c);
+        if score >= 0.8 && best.is_none_or(|(b, bc)| score > b || (score == b && c < bc)) {
+            best = Some((score, c));
+        }
+    }
+    best.map(|(_, c)| c)
+}

@@ -3,7 +3,7 @@
 //! raw 32-byte public key.
 
 use std::fs;
-use std::io::Write;
+use std::io::{Read, Write};
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
@@ -48,6 +48,14 @@ pub enum KeyError {
     Random(String),
 }
 
+impl KeyError {
+    /// A refusal to act (an existing file, a readable private key), as
+    /// opposed to trouble reading or writing: the CLI exits 1, not 2.
+    pub fn is_refusal(&self) -> bool {
+        matches!(self, KeyError::Exists(_) | KeyError::Permissions(..))
+    }
+}
+
 /// Hex SHA-256 of a raw public key.
 pub fn key_id(public: &[u8; 32]) -> String {
     hex(&Sha256::digest(public))
@@ -67,7 +75,7 @@ pub fn generate_keypair(prefix: &Path) -> Result<String, KeyError> {
     };
     let (private, public) = (with(".key"), with(".pub"));
     for p in [&private, &public] {
-        if p.exists() {
+        if fs::symlink_metadata(p).is_ok() {
             return Err(KeyError::Exists(p.clone()));
         }
     }
@@ -81,30 +89,42 @@ pub fn generate_keypair(prefix: &Path) -> Result<String, KeyError> {
         .verifying_key()
         .to_public_key_pem(LineEnding::LF)
         .map_err(|e| KeyError::Format(public.clone(), "public", e.to_string()))?;
-    let write = |path: &Path, text: &str, mode: u32| -> Result<(), KeyError> {
-        let io = |e| KeyError::Io(path.to_path_buf(), e);
-        let mut f = fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(mode)
-            .open(path)
-            .map_err(io)?;
-        f.write_all(text.as_bytes()).map_err(io)?;
-        f.sync_all().map_err(io)
-    };
-    write(&private, &pem, 0o600)?;
-    write(&public, &pub_pem, 0o644)?;
+    write_new(&private, pem.as_bytes(), 0o600)?;
+    if let Err(e) = write_new(&public, pub_pem.as_bytes(), 0o644) {
+        // Half a key pair is useless; the private half is ours to remove.
+        let _ = fs::remove_file(&private);
+        return Err(e);
+    }
     Ok(key_id(key.verifying_key().as_bytes()))
 }
 
-/// Read a private key, refusing one that group or others can read.
+/// Create `path` (never replacing anything, symlinks included) with `mode`.
+fn write_new(path: &Path, bytes: &[u8], mode: u32) -> Result<(), KeyError> {
+    let mut f = fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(mode)
+        .open(path)
+        .map_err(|e| match e.kind() {
+            std::io::ErrorKind::AlreadyExists => KeyError::Exists(path.to_path_buf()),
+            _ => KeyError::Io(path.to_path_buf(), e),
+        })?;
+    let io = |e| KeyError::Io(path.to_path_buf(), e);
+    f.write_all(bytes).map_err(io)?;
+    f.sync_all().map_err(io)
+}
+
+/// Read a private key, refusing one that group or others can read. The
+/// mode is checked on the opened file, so it cannot change in between.
 pub fn load_signing_key(path: &Path) -> Result<SigningKey, KeyError> {
     let io = |e| KeyError::Io(path.to_path_buf(), e);
-    let mode = fs::metadata(path).map_err(io)?.permissions().mode();
+    let mut file = fs::File::open(path).map_err(io)?;
+    let mode = file.metadata().map_err(io)?.permissions().mode();
     if mode & 0o077 != 0 {
         return Err(KeyError::Permissions(path.to_path_buf(), mode & 0o777));
     }
-    let text = fs::read_to_string(path).map_err(io)?;
+    let mut text = String::new();
+    file.read_to_string(&mut text).map_err(io)?;
     let key = ed25519_dalek::SigningKey::from_pkcs8_pem(&text)
         .map_err(|e| KeyError::Format(path.to_path_buf(), "private", e.to_string()))?;
     let keyid = key_id(key.verifying_key().as_bytes());
@@ -126,6 +146,13 @@ impl TrustedKey {
             keyid: key_id(key.as_bytes()),
             key,
         })
+    }
+
+    /// The key as SPKI PEM, as in a `PREFIX.pub` file.
+    pub fn to_pem(&self) -> String {
+        self.key
+            .to_public_key_pem(LineEnding::LF)
+            .expect("an ed25519 public key always encodes")
     }
 }
 

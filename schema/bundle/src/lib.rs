@@ -6,20 +6,22 @@
 //! The formats are defined in `ringfence_schema::bundle` and documented in
 //! `schema/docs/bundles.md`.
 //!
-//! Verification order, each failure with its own [`Reason`]: envelope shape
-//! → payload type → signatures (trusted keys, threshold) → payload shape →
-//! format version → node → generation → expiry → every file's size and
-//! digest → listed in the signed index.
+//! Verification order, each failure with its own [`Reason`]: size → envelope
+//! shape (a cut file is `truncated`) → payload type → signatures (trusted
+//! keys, threshold) → format version → payload shape → node → generation →
+//! expiry → every file's name, size and digest → listed in the signed index.
 
 mod keys;
 mod seal;
+mod time;
 mod verify;
 
 pub use keys::{
     KeyError, SigningKey, TrustedKey, generate_keypair, key_id, load_signing_key, load_trusted_key,
 };
-pub use seal::{bundle_file, rules_sha256, seal_bundle, seal_index, sha256_hex};
+pub use seal::{bundle_file, rules_sha256, seal_bundle, seal_envelope, seal_index, sha256_hex};
+pub use time::{format_time, parse_time};
 pub use verify::{
-    Expectations, Reason, Trust, VerifiedBundle, VerifyError, parse_time, verify_bundle,
-    verify_index,
+    Expectations, MAX_BUNDLE_BYTES, Reason, Trust, VerifiedBundle, VerifyError, valid_file_name,
+    verify_bundle, verify_index,
 };

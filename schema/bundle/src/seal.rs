@@ -3,7 +3,9 @@
 //! The payload is serde_json's compact output of the schema types: struct
 //! fields in declaration order, lists sorted by the caller, no maps — so the
 //! same input always gives the same bytes, and ed25519 signatures are
-//! deterministic, so bundles are byte-identical across runs.
+//! deterministic, so bundles are byte-identical across runs. The envelope
+//! file is the envelope's compact JSON followed by exactly one newline; a
+//! verifier treats a missing final newline as a cut file.
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
@@ -64,7 +66,12 @@ pub(crate) fn pae(payload_type: &str, payload: &[u8]) -> Vec<u8> {
     out
 }
 
-fn seal(payload_type: &str, payload: &[u8], keys: &[&SigningKey]) -> Vec<u8> {
+/// The bytes of a DSSE envelope file: `payload` of type `payload_type`,
+/// signed once by each distinct key (sorted by key id), compact JSON and one
+/// final newline. With no keys the envelope is unsigned and no verifier
+/// accepts it. Bundles and indexes go through [`seal_bundle`] and
+/// [`seal_index`]; this is for tools and tests that sign other payloads.
+pub fn seal_envelope(payload_type: &str, payload: &[u8], keys: &[&SigningKey]) -> Vec<u8> {
     let message = pae(payload_type, payload);
     let mut signatures: Vec<Signature> = keys
         .iter()
@@ -73,7 +80,9 @@ fn seal(payload_type: &str, payload: &[u8], keys: &[&SigningKey]) -> Vec<u8> {
             sig: STANDARD.encode(k.key.sign(&message).to_bytes()),
         })
         .collect();
+    // ed25519 signatures are deterministic, so equal key ids mean equal entries.
     signatures.sort_by(|a, b| a.keyid.cmp(&b.keyid));
+    signatures.dedup_by(|a, b| a.keyid == b.keyid);
     let envelope = Envelope {
         payload_type: payload_type.to_string(),
         payload: STANDARD.encode(payload),
@@ -87,11 +96,11 @@ fn seal(payload_type: &str, payload: &[u8], keys: &[&SigningKey]) -> Vec<u8> {
 /// The bytes of a `<node>.bundle` file: `payload` signed by every key.
 pub fn seal_bundle(payload: &BundlePayload, keys: &[&SigningKey]) -> Vec<u8> {
     let bytes = serde_json::to_vec(payload).expect("a bundle payload always serialises");
-    seal(BUNDLE_PAYLOAD_TYPE, &bytes, keys)
+    seal_envelope(BUNDLE_PAYLOAD_TYPE, &bytes, keys)
 }
 
 /// The bytes of an `index.json` file: `payload` signed by every key.
 pub fn seal_index(payload: &IndexPayload, keys: &[&SigningKey]) -> Vec<u8> {
     let bytes = serde_json::to_vec(payload).expect("an index payload always serialises");
-    seal(INDEX_PAYLOAD_TYPE, &bytes, keys)
+    seal_envelope(INDEX_PAYLOAD_TYPE, &bytes, keys)
 }

@@ -1,20 +1,29 @@
 //! Verification: everything an agent checks before a bundle may be applied.
+//!
+//! Checks run cheapest-and-unauthenticated first, then the signatures, and
+//! only then is anything inside the payload believed. Every refusal carries a
+//! stable [`Reason`] and a detail naming what exactly was wrong.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::time::SystemTime;
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
-use ed25519_dalek::Verifier;
 use ringfence_schema::bundle::{
-    BUNDLE_FORMAT, BUNDLE_PAYLOAD_TYPE, BundlePayload, Envelope, INDEX_PAYLOAD_TYPE, IR_FILE,
-    IndexPayload,
+    BUNDLE_FORMAT, BUNDLE_PAYLOAD_TYPE, BundleFile, BundlePayload, Envelope, INDEX_PAYLOAD_TYPE,
+    IR_FILE, IndexPayload,
 };
 use ringfence_schema::ir::NodeIr;
+use serde::Deserialize;
 
 use crate::keys::TrustedKey;
-use crate::seal::{pae, sha256_hex};
+use crate::seal::{pae, rules_sha256, sha256_hex};
+use crate::time::parse_time;
+
+/// The largest bundle or index file a verifier reads (64 MiB). Readers should
+/// stop at one byte more (`Read::take`) so an endless download is cut early.
+pub const MAX_BUNDLE_BYTES: usize = 64 << 20;
 
 /// The keys a verifier trusts, and how many of them must have signed.
 #[derive(Clone, Debug)]
@@ -24,12 +33,23 @@ pub struct Trust {
 }
 
 impl Trust {
-    /// Trust `keys`; `threshold` distinct ones must sign (at least 1).
+    /// Trust `keys` (duplicates count once); `threshold` distinct ones must
+    /// sign (at least 1).
     pub fn new(keys: impl IntoIterator<Item = TrustedKey>, threshold: usize) -> Self {
         Trust {
             keys: keys.into_iter().map(|k| (k.keyid.clone(), k)).collect(),
             threshold: threshold.max(1),
         }
+    }
+
+    /// Key ids of the distinct trusted keys, sorted.
+    pub fn keyids(&self) -> Vec<&str> {
+        self.keys.keys().map(String::as_str).collect()
+    }
+
+    /// How many distinct trusted keys must have signed.
+    pub fn threshold(&self) -> usize {
+        self.threshold
     }
 }
 
@@ -51,7 +71,9 @@ pub struct Expectations<'a> {
 pub enum Reason {
     /// Ends early (a partial download or a cut file).
     Truncated,
-    /// Not a bundle envelope, or an undecodable payload.
+    /// Larger than [`MAX_BUNDLE_BYTES`].
+    TooLarge,
+    /// Not a bundle envelope, or an undecodable or inconsistent payload.
     Malformed,
     /// Payload type or format version this verifier does not know.
     UnsupportedFormat,
@@ -71,15 +93,33 @@ pub enum Reason {
     DigestMismatch,
     /// A required file is missing.
     MissingFile,
-    /// Not listed in the index, or listed with another digest.
+    /// Not listed in the index, or listed with another digest or generation.
     NotInIndex,
 }
 
 impl Reason {
+    /// Every reason, in declaration order.
+    pub const ALL: [Reason; 13] = [
+        Reason::Truncated,
+        Reason::TooLarge,
+        Reason::Malformed,
+        Reason::UnsupportedFormat,
+        Reason::UnknownKey,
+        Reason::BadSignature,
+        Reason::Threshold,
+        Reason::WrongNode,
+        Reason::OldGeneration,
+        Reason::Expired,
+        Reason::DigestMismatch,
+        Reason::MissingFile,
+        Reason::NotInIndex,
+    ];
+
     /// The stable code (`bad-signature`, `expired`, …).
     pub fn code(self) -> &'static str {
         match self {
             Reason::Truncated => "truncated",
+            Reason::TooLarge => "too-large",
             Reason::Malformed => "malformed",
             Reason::UnsupportedFormat => "unsupported-format",
             Reason::UnknownKey => "unknown-key",
@@ -125,7 +165,7 @@ pub struct VerifiedBundle {
     pub payload: BundlePayload,
     /// Hex SHA-256 of the bundle file's bytes.
     pub sha256: String,
-    /// Trusted keys whose signatures verified.
+    /// Trusted keys whose signatures verified, sorted.
     pub signers: Vec<String>,
 }
 
@@ -144,6 +184,13 @@ impl VerifiedBundle {
         let text = self.file(IR_FILE).ok_or_else(|| missing(IR_FILE))?;
         serde_json::from_str(text).or_else(|e| refuse(Reason::Malformed, format!("{IR_FILE}: {e}")))
     }
+
+    /// Digest of the rules ([`rules_sha256`]): an agent holding a bundle of
+    /// the same generation accepts this one only as an expiry refresh, when
+    /// the two digests are equal.
+    pub fn rules_sha256(&self) -> String {
+        rules_sha256(&self.payload.files)
+    }
 }
 
 fn missing(name: &str) -> VerifyError {
@@ -153,28 +200,68 @@ fn missing(name: &str) -> VerifyError {
     }
 }
 
-/// Parse an RFC 3339 UTC time (`2026-01-01T00:00:00Z`).
-pub fn parse_time(s: &str) -> Result<SystemTime, String> {
-    humantime::parse_rfc3339_weak(s)
-        .map_err(|e| format!("`{s}` is not an RFC 3339 UTC time like 2026-01-01T00:00:00Z ({e})"))
+/// Whether `name` may name a file in a bundle: `[a-z0-9._-]+`, not `.` or
+/// `..`, and not hidden — an agent may write it into a directory as is.
+pub fn valid_file_name(name: &str) -> bool {
+    !name.is_empty()
+        && !name.starts_with('.')
+        && name.len() <= 255
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"._-".contains(&b))
 }
 
-/// Check an envelope's type and signatures; return the payload bytes and signers.
-fn open(
-    bytes: &[u8],
-    payload_type: &str,
-    trust: &Trust,
-) -> Result<(Vec<u8>, Vec<String>), VerifyError> {
-    let envelope: Envelope = match serde_json::from_slice(bytes) {
-        Ok(e) => e,
-        Err(e) if e.is_eof() => {
+/// Parse the envelope: the whole file must be its JSON plus one newline.
+fn parse_envelope(bytes: &[u8]) -> Result<Envelope, VerifyError> {
+    if bytes.len() > MAX_BUNDLE_BYTES {
+        return refuse(
+            Reason::TooLarge,
+            format!(
+                "{} bytes; a bundle or index is at most {MAX_BUNDLE_BYTES}",
+                bytes.len()
+            ),
+        );
+    }
+    let mut stream = serde_json::Deserializer::from_slice(bytes).into_iter::<Envelope>();
+    let envelope = match stream.next() {
+        Some(Ok(e)) => e,
+        Some(Err(e)) if e.is_eof() => {
             return refuse(
                 Reason::Truncated,
                 format!("the file ends early ({} bytes): {e}", bytes.len()),
             );
         }
-        Err(e) => return refuse(Reason::Malformed, format!("not a signed envelope: {e}")),
+        Some(Err(e)) => return refuse(Reason::Malformed, format!("not a signed envelope: {e}")),
+        None => return refuse(Reason::Truncated, "the file is empty"),
     };
+    match &bytes[stream.byte_offset()..] {
+        b"\n" => Ok(envelope),
+        // Every proper prefix of the file is refused, this one included.
+        b"" => refuse(
+            Reason::Truncated,
+            format!(
+                "the file ends early ({} bytes): no final newline",
+                bytes.len()
+            ),
+        ),
+        rest => refuse(
+            Reason::Malformed,
+            format!(
+                "{} unexpected bytes after the envelope (only one newline may follow it)",
+                rest.len()
+            ),
+        ),
+    }
+}
+
+/// Check an envelope's type and signatures; return the payload bytes and the
+/// sorted key ids of the trusted keys whose signatures verified.
+fn open(
+    bytes: &[u8],
+    payload_type: &str,
+    trust: &Trust,
+) -> Result<(Vec<u8>, Vec<String>), VerifyError> {
+    let envelope = parse_envelope(bytes)?;
     if envelope.payload_type != payload_type {
         return refuse(
             Reason::UnsupportedFormat,
@@ -188,32 +275,37 @@ fn open(
         .decode(envelope.payload.as_bytes())
         .or_else(|e| refuse(Reason::Malformed, format!("payload is not base64: {e}")))?;
     let message = pae(payload_type, &payload);
-    let mut signers: Vec<String> = Vec::new();
+    // Only each trusted key's first signature counts: duplicates neither count
+    // twice nor cost a second verification.
+    let mut seen = BTreeSet::new();
+    let mut signers = Vec::new();
     let mut bad = Vec::new();
     for s in &envelope.signatures {
         let Some(key) = trust.keys.get(&s.keyid) else {
             continue;
         };
+        if !seen.insert(s.keyid.as_str()) {
+            continue;
+        }
         let sig = STANDARD
             .decode(s.sig.as_bytes())
             .ok()
             .and_then(|b| ed25519_dalek::Signature::from_slice(&b).ok());
         match sig {
-            Some(sig) if key.key.verify(&message, &sig).is_ok() => {
-                if !signers.contains(&s.keyid) {
-                    signers.push(s.keyid.clone());
-                }
+            Some(sig) if key.key.verify_strict(&message, &sig).is_ok() => {
+                signers.push(s.keyid.clone())
             }
-            _ => bad.push(s.keyid.clone()),
+            _ => bad.push(s.keyid.as_str()),
         }
     }
+    signers.sort();
     if signers.len() >= trust.threshold {
         return Ok((payload, signers));
     }
     if let Some(k) = bad.first() {
         return refuse(
             Reason::BadSignature,
-            format!("the signature by trusted key {k} does not verify: the bundle was modified"),
+            format!("the signature by trusted key {k} does not verify: the file was modified"),
         );
     }
     if signers.is_empty() {
@@ -237,70 +329,97 @@ fn open(
     refuse(
         Reason::Threshold,
         format!(
-            "{} valid signature(s) from trusted keys, {} required",
+            "{} valid signature(s) from distinct trusted keys ({}), {} required",
             signers.len(),
+            signers.join(", "),
             trust.threshold
         ),
     )
 }
 
-/// Verify a `<node>.bundle` file's bytes.
-pub fn verify_bundle(
-    bytes: &[u8],
-    trust: &Trust,
-    expect: &Expectations<'_>,
-) -> Result<VerifiedBundle, VerifyError> {
-    let (payload, signers) = open(bytes, BUNDLE_PAYLOAD_TYPE, trust)?;
-    // Signed but unreadable: check the version first so a newer format says so.
-    let value: serde_json::Value = serde_json::from_slice(&payload)
-        .or_else(|e| refuse(Reason::Malformed, format!("payload is not JSON: {e}")))?;
-    match value.get("format").and_then(serde_json::Value::as_u64) {
-        Some(f) if f == u64::from(BUNDLE_FORMAT) => {}
-        Some(f) => {
-            return refuse(
-                Reason::UnsupportedFormat,
-                format!("bundle format {f}; this verifier reads format {BUNDLE_FORMAT}"),
-            );
-        }
-        None => return refuse(Reason::Malformed, "payload has no format version"),
-    }
-    let payload: BundlePayload = serde_json::from_value(value)
-        .or_else(|e| refuse(Reason::Malformed, format!("payload: {e}")))?;
-    if let Some(node) = expect.node {
-        if payload.node != node {
-            return refuse(
-                Reason::WrongNode,
-                format!("bundle is for node `{}`, this is `{node}`", payload.node),
-            );
+/// Parse a signed payload of format [`BUNDLE_FORMAT`]. The typed parse runs
+/// first (one pass over the bytes when all is well); only when it fails is
+/// the format version read alone, so a newer format is reported as such
+/// rather than as an unreadable payload.
+fn parse_payload<T: serde::de::DeserializeOwned>(
+    payload: &[u8],
+    what: &str,
+    format_of: impl Fn(&T) -> u32,
+) -> Result<T, VerifyError> {
+    match serde_json::from_slice::<T>(payload) {
+        Ok(value) if format_of(&value) == BUNDLE_FORMAT => Ok(value),
+        Ok(value) => refuse(
+            Reason::UnsupportedFormat,
+            format!(
+                "{what} format {}; this verifier reads format {BUNDLE_FORMAT}",
+                format_of(&value)
+            ),
+        ),
+        Err(e) => {
+            check_format(payload, what)?;
+            refuse(Reason::Malformed, format!("{what} payload: {e}"))
         }
     }
-    if let Some(min) = expect.min_generation {
-        if payload.generation < min {
+}
+
+/// Read only the format version of a signed payload.
+fn check_format(payload: &[u8], what: &str) -> Result<(), VerifyError> {
+    #[derive(Deserialize)]
+    struct Probe {
+        format: Option<serde_json::Value>,
+    }
+    let probe: Probe = serde_json::from_slice(payload).or_else(|e| {
+        refuse(
+            Reason::Malformed,
+            format!("{what} payload is not JSON: {e}"),
+        )
+    })?;
+    match probe.format {
+        Some(serde_json::Value::Number(n)) if n.as_u64() == Some(u64::from(BUNDLE_FORMAT)) => {
+            Ok(())
+        }
+        Some(serde_json::Value::Number(n)) => refuse(
+            Reason::UnsupportedFormat,
+            format!("{what} format {n}; this verifier reads format {BUNDLE_FORMAT}"),
+        ),
+        Some(other) => refuse(
+            Reason::Malformed,
+            format!("{what} format `{other}` is not a number"),
+        ),
+        None => refuse(
+            Reason::Malformed,
+            format!("{what} payload has no format version"),
+        ),
+    }
+}
+
+/// File names valid, sorted and unique; every size and digest right.
+fn check_files(files: &[BundleFile]) -> Result<(), VerifyError> {
+    for f in files {
+        if !valid_file_name(&f.name) {
             return refuse(
-                Reason::OldGeneration,
+                Reason::Malformed,
+                format!("file name `{}` is not [a-z0-9._-]+", f.name),
+            );
+        }
+    }
+    for pair in files.windows(2) {
+        if pair[0].name >= pair[1].name {
+            return refuse(
+                Reason::Malformed,
                 format!(
-                    "generation {} is older than {min}, the lowest acceptable (replay of an old bundle?)",
-                    payload.generation
+                    "files are not sorted and unique: `{}` before `{}`",
+                    pair[0].name, pair[1].name
                 ),
             );
         }
     }
-    if let Some(now) = expect.now {
-        let expires = parse_time(&payload.expires_at)
-            .or_else(|e| refuse(Reason::Malformed, format!("expires_at: {e}")))?;
-        if now >= expires {
-            return refuse(
-                Reason::Expired,
-                format!("expired at {}", payload.expires_at),
-            );
-        }
-    }
-    for f in &payload.files {
+    for f in files {
         if f.content.len() as u64 != f.size {
             return refuse(
                 Reason::DigestMismatch,
                 format!(
-                    "file {}: {} bytes, the manifest says {}",
+                    "digest mismatch for file {}: {} bytes, the signed manifest says {}",
                     f.name,
                     f.content.len(),
                     f.size
@@ -312,15 +431,75 @@ pub fn verify_bundle(
             return refuse(
                 Reason::DigestMismatch,
                 format!(
-                    "file {}: sha256 {digest}, the manifest says {}",
+                    "digest mismatch for file {}: sha256 {digest}, the signed manifest says {}",
                     f.name, f.sha256
                 ),
             );
         }
     }
-    if !payload.files.iter().any(|f| f.name == IR_FILE) {
+    if !files.iter().any(|f| f.name == IR_FILE) {
         return Err(missing(IR_FILE));
     }
+    Ok(())
+}
+
+/// Verify a `<node>.bundle` file's bytes.
+///
+/// Order: size → envelope (truncated, malformed) → payload type → signatures
+/// (unknown key, bad signature, threshold) → format version → payload shape
+/// → node → generation → expiry → files (names, sizes, digests, `ir.json`)
+/// → index. The first failing check is the reason.
+pub fn verify_bundle(
+    bytes: &[u8],
+    trust: &Trust,
+    expect: &Expectations<'_>,
+) -> Result<VerifiedBundle, VerifyError> {
+    let (payload, signers) = open(bytes, BUNDLE_PAYLOAD_TYPE, trust)?;
+    let payload: BundlePayload = parse_payload(&payload, "bundle", |p: &BundlePayload| p.format)?;
+    let issued = parse_time(&payload.issued_at)
+        .or_else(|e| refuse(Reason::Malformed, format!("issued_at: {e}")))?;
+    let expires = parse_time(&payload.expires_at)
+        .or_else(|e| refuse(Reason::Malformed, format!("expires_at: {e}")))?;
+    if expires <= issued {
+        return refuse(
+            Reason::Malformed,
+            format!(
+                "expires_at {} is not after issued_at {}",
+                payload.expires_at, payload.issued_at
+            ),
+        );
+    }
+    if let Some(node) = expect.node
+        && payload.node != node
+    {
+        return refuse(
+            Reason::WrongNode,
+            format!("bundle is for node `{}`, this is `{node}`", payload.node),
+        );
+    }
+    if let Some(min) = expect.min_generation
+        && payload.generation < min
+    {
+        return refuse(
+            Reason::OldGeneration,
+            format!(
+                "generation {} is older than {min}, the lowest acceptable (replay of an old bundle?)",
+                payload.generation
+            ),
+        );
+    }
+    if let Some(now) = expect.now
+        && now >= expires
+    {
+        return refuse(
+            Reason::Expired,
+            format!(
+                "expired at {} (issued {})",
+                payload.expires_at, payload.issued_at
+            ),
+        );
+    }
+    check_files(&payload.files)?;
     let sha256 = sha256_hex(bytes);
     if let Some(index) = expect.index {
         match index.nodes.iter().find(|n| n.node == payload.node) {
@@ -349,19 +528,23 @@ pub fn verify_bundle(
     })
 }
 
-/// Verify an `index.json` file's bytes.
+/// Verify an `index.json` file's bytes: envelope and signatures as for a
+/// bundle, then format version, times, and nodes sorted and unique.
 pub fn verify_index(bytes: &[u8], trust: &Trust) -> Result<IndexPayload, VerifyError> {
     let (payload, _) = open(bytes, INDEX_PAYLOAD_TYPE, trust)?;
-    let index: IndexPayload = serde_json::from_slice(&payload)
-        .or_else(|e| refuse(Reason::Malformed, format!("index payload: {e}")))?;
-    if index.format != BUNDLE_FORMAT {
-        return refuse(
-            Reason::UnsupportedFormat,
-            format!(
-                "index format {}; this verifier reads format {BUNDLE_FORMAT}",
-                index.format
-            ),
-        );
+    let index: IndexPayload = parse_payload(&payload, "index", |p: &IndexPayload| p.format)?;
+    parse_time(&index.issued_at)
+        .or_else(|e| refuse(Reason::Malformed, format!("index issued_at: {e}")))?;
+    for pair in index.nodes.windows(2) {
+        if pair[0].node >= pair[1].node {
+            return refuse(
+                Reason::Malformed,
+                format!(
+                    "index nodes are not sorted and unique: `{}` before `{}`",
+                    pair[0].node, pair[1].node
+                ),
+            );
+        }
     }
     Ok(index)
 }

@@ -1,8 +1,87 @@
-//! `ringfence check` (being built).
+//! `ringfence check`: read intent (working tree, a revision or the index),
+//! validate it, and report every problem at once. Exit 0 clean (warnings
+//! allowed), 1 errors found, 2 could not run.
+
+use std::io::{IsTerminal, Write};
+use std::sync::Arc;
+
+use anyhow::{Context, bail};
+use ringfence_intent::model::SourceFile;
+use ringfence_intent::{load, render_human, to_json};
+use ringfence_source::Selector;
 
 use crate::Outcome;
-use crate::flags::CheckArgs;
+use crate::flags::{CheckArgs, Format};
 
-pub(crate) fn run(_args: CheckArgs) -> anyhow::Result<Outcome> {
-    anyhow::bail!("`ringfence check` is not built yet")
+pub(crate) fn run(args: CheckArgs) -> anyhow::Result<Outcome> {
+    let sel = match (&args.rev, args.staged) {
+        (Some(rev), _) => Selector::Rev(rev.clone()),
+        (None, true) => Selector::Index,
+        (None, false) => Selector::WorkingTree,
+    };
+    if args.format == Format::Html {
+        bail!("`ringfence check` writes txt or json, not html");
+    }
+    let where_ = match &sel {
+        Selector::WorkingTree => String::new(),
+        Selector::Rev(rev) => format!(" at revision {rev}"),
+        Selector::Index => " in the Git index".to_string(),
+    };
+    let snap = ringfence_source::read(&args.dir, &sel)
+        .with_context(|| format!("reading intent from {}{where_}", args.dir.display()))?;
+    if snap.files.is_empty() {
+        bail!(
+            "{}: no *.kdl intent files{where_} (give the intent directory as DIR)",
+            args.dir.display()
+        );
+    }
+    let files: Vec<SourceFile> = snap
+        .files
+        .into_iter()
+        .map(|f| SourceFile {
+            path: f.path,
+            text: Arc::from(f.text),
+        })
+        .collect();
+    let checked = load(files.clone());
+    let diags = &checked.diagnostics;
+
+    let stdout = std::io::stdout();
+    let terminal = stdout.is_terminal();
+    let mut out = stdout.lock();
+    if args.format == Format::Json {
+        serde_json::to_writer_pretty(&mut out, &to_json(diags, &files))?;
+        writeln!(out)?;
+    } else {
+        let color = terminal && std::env::var_os("NO_COLOR").is_none();
+        let width = std::env::var("COLUMNS")
+            .ok()
+            .and_then(|c| c.parse().ok())
+            .filter(|_| terminal)
+            .unwrap_or(80);
+        write!(out, "{}", render_human(diags, &files, color, width))?;
+        let plural = |n: usize, w: &str| format!("{n} {w}{}", if n == 1 { "" } else { "s" });
+        let contents = match &checked.intent {
+            Some(i) => format!(
+                " ({}, {}, {})",
+                plural(i.scopes.len(), "scope"),
+                plural(i.filters.len(), "filter"),
+                plural(i.policies.len(), "policy").replace("policys", "policies"),
+            ),
+            None => String::new(),
+        };
+        writeln!(
+            out,
+            "checked {}{where_}{contents}: {}, {}",
+            plural(files.len(), "file"),
+            plural(diags.error_count(), "error"),
+            plural(diags.warning_count(), "warning"),
+        )?;
+    }
+    out.flush()?;
+    Ok(if diags.has_errors() {
+        Outcome::Findings
+    } else {
+        Outcome::Clean
+    })
 }

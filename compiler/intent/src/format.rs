@@ -1,0 +1,286 @@
+//! `ringfence fmt`: the canonical layout of an intent file, keeping comments.
+//!
+//! The layout: four spaces per nesting level; one node per line (`;`
+//! separated nodes are split); one space between entries and `key=value`
+//! without spaces; string values quoted (raw and multi-line strings, numbers
+//! and keywords stay as written); at most one blank line in a row and none at
+//! the start or end of a block; `}` on its own line; `\` line continuations
+//! kept, the continued line indented one level deeper; comments kept where
+//! they were (same line or own line), own-line comments re-indented.
+//!
+//! The result is checked to parse to the same document before it is returned.
+
+use kdl::{KdlDocument, KdlEntry, KdlNode, KdlValue};
+
+use crate::diagnostics::{Diagnostic, Diagnostics, codes};
+use crate::model::{FileId, Span};
+use crate::parse::syntax_diagnostics;
+
+const INDENT: &str = "    ";
+
+/// The canonical layout of `text`, or its syntax errors (a file that does not
+/// parse is never rewritten).
+pub fn format_source(file: FileId, text: &str) -> Result<String, Diagnostics> {
+    let doc =
+        KdlDocument::parse_v2(text).map_err(|e| Diagnostics(syntax_diagnostics(file, text, &e)))?;
+    let mut p = Printer::default();
+    p.document(&doc, 0);
+    let out = p.finish();
+    let same = KdlDocument::parse_v2(&out).is_ok_and(|formatted| equivalent(&doc, &formatted));
+    if !same {
+        // A bug in the printer must not change anyone's intent.
+        let d = Diagnostic::error(
+            codes::SYNTAX,
+            "this file's layout cannot be normalised without changing its meaning",
+        )
+        .with_label(
+            Span {
+                file,
+                offset: 0,
+                len: 0,
+            },
+            "left as is",
+        )
+        .with_help("format this file by hand (and report the file to the ringfence developers)");
+        return Err(Diagnostics(vec![d]));
+    }
+    Ok(out)
+}
+
+/// Same nodes, entries and values, whatever the layout.
+fn equivalent(a: &KdlDocument, b: &KdlDocument) -> bool {
+    let canon = |d: &KdlDocument| {
+        let mut d = d.clone();
+        d.clear_format_recursive();
+        d.to_string()
+    };
+    canon(a) == canon(b)
+}
+
+#[derive(Default)]
+struct Printer {
+    out: String,
+    /// The current output line has content (comments may follow on it).
+    line_open: bool,
+    /// Newlines seen in the source since the last content.
+    newlines: usize,
+    /// Nothing written yet since the last `{`.
+    block_start: bool,
+    /// Source indentation of the first line of the current comment group.
+    group_base: Option<usize>,
+}
+
+impl Printer {
+    fn document(&mut self, doc: &KdlDocument, depth: usize) {
+        if let Some(f) = doc.format() {
+            self.trivia(&f.leading, depth);
+        }
+        for n in doc.nodes() {
+            self.node(n, depth);
+        }
+        if let Some(f) = doc.format() {
+            self.trivia(&f.trailing, depth);
+        }
+    }
+
+    fn node(&mut self, n: &KdlNode, depth: usize) {
+        let f = n.format();
+        if let Some(f) = f {
+            self.trivia(&f.leading, depth);
+        }
+        let mut head = String::new();
+        if let Some(ty) = n.ty() {
+            head.push('(');
+            head.push_str(ty.repr().unwrap_or(ty.value()));
+            head.push(')');
+        }
+        head.push_str(n.name().repr().unwrap_or(n.name().value()));
+        for e in n.entries() {
+            entry(&mut head, e, depth);
+        }
+        if let Some(f) = f {
+            let extra = f.before_children.trim();
+            if !extra.is_empty() {
+                head.push(' ');
+                head.push_str(extra);
+            }
+        }
+        self.line(depth, 0, &head);
+        self.group_base = None;
+        if let Some(children) = n.children() {
+            self.out.push_str(" {");
+            self.block_start = true;
+            self.newlines = 0;
+            self.document(children, depth + 1);
+            if self.block_start {
+                self.out.push('}');
+            } else {
+                self.out.push('\n');
+                push_indent(&mut self.out, depth);
+                self.out.push('}');
+            }
+            self.block_start = false;
+            self.line_open = true;
+            self.newlines = 0;
+            self.group_base = None;
+        }
+        if let Some(f) = f {
+            self.trivia(&f.before_terminator, depth);
+            self.trivia(
+                f.terminator.strip_prefix(';').unwrap_or(&f.terminator),
+                depth,
+            );
+            self.trivia(&f.trailing, depth);
+        }
+    }
+
+    /// Start a new output line at `depth` (plus `extra` spaces) with `text`.
+    fn line(&mut self, depth: usize, extra: usize, text: &str) {
+        if !self.out.is_empty() {
+            if self.newlines >= 2 && !self.block_start {
+                self.out.push('\n');
+            }
+            self.out.push('\n');
+        }
+        push_indent(&mut self.out, depth);
+        self.out.extend(std::iter::repeat_n(' ', extra));
+        self.out.push_str(text);
+        self.line_open = true;
+        self.newlines = 0;
+        self.block_start = false;
+    }
+
+    /// Whitespace and comments from the source: comments before the first
+    /// newline stay on the current line, the rest get lines of their own.
+    fn trivia(&mut self, s: &str, depth: usize) {
+        for (i, seg) in s.split('\n').enumerate() {
+            if i > 0 {
+                self.newlines += 1;
+                self.line_open = false;
+            }
+            let t = seg.trim();
+            if t.is_empty() {
+                if i > 0 && self.newlines >= 2 {
+                    self.group_base = None;
+                }
+                continue;
+            }
+            if i == 0 && self.line_open {
+                self.out.push(' ');
+                self.out.push_str(t);
+                continue;
+            }
+            let indent = seg.len() - seg.trim_start().len();
+            let extra = match self.group_base {
+                Some(base) if !t.starts_with("//") => indent.saturating_sub(base),
+                _ => {
+                    self.group_base = Some(indent);
+                    0
+                }
+            };
+            self.line(depth, extra, t);
+        }
+    }
+
+    fn finish(mut self) -> String {
+        let trimmed = self.out.trim_end().len();
+        self.out.truncate(trimmed);
+        if !self.out.is_empty() {
+            self.out.push('\n');
+        }
+        self.out
+    }
+}
+
+fn push_indent(out: &mut String, depth: usize) {
+    for _ in 0..depth {
+        out.push_str(INDENT);
+    }
+}
+
+/// Append one entry (with what precedes it: a space, or a `\` continuation,
+/// comments, slashdashed entries) to a node's head.
+fn entry(head: &mut String, e: &KdlEntry, depth: usize) {
+    let Some(f) = e.format() else {
+        head.push(' ');
+        head.push_str(e.to_string().trim());
+        return;
+    };
+    let pieces: Vec<&str> = f.leading.split('\n').collect();
+    for (i, p) in pieces.iter().enumerate() {
+        if i == 0 {
+            head.push(' ');
+        } else {
+            head.push('\n');
+            push_indent(head, depth + 1);
+        }
+        let t = p.trim();
+        if !t.is_empty() {
+            head.push_str(t);
+            if i == pieces.len() - 1 {
+                head.push(' ');
+            }
+        }
+    }
+    if let Some(k) = e.name() {
+        head.push_str(k.repr().unwrap_or(k.value()));
+        head.push('=');
+    }
+    if let Some(ty) = e.ty() {
+        head.push('(');
+        head.push_str(ty.repr().unwrap_or(ty.value()));
+        head.push(')');
+    }
+    let repr = f.value_repr.as_str();
+    match e.value() {
+        // A bare identifier string: quote it (it holds no `"` or `\`).
+        KdlValue::String(s) if !repr.starts_with('"') && !repr.starts_with('#') => {
+            head.push('"');
+            head.push_str(s);
+            head.push('"');
+        }
+        _ => head.push_str(repr),
+    }
+    let t = f.trailing.trim();
+    if !t.is_empty() {
+        head.push(' ');
+        head.push_str(t);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fmt(s: &str) -> String {
+        format_source(0, s).unwrap_or_else(|d| panic!("{d:?}"))
+    }
+
+    #[test]
+    fn canonical_layout_keeps_comments() {
+        let src = "// head comment\n\n\n/* block\n   comment */\nscope \"a\"   parent=b {   // after brace\n  // inside\n\n  query { cluster x ; namespace y }\n\n\n    /- filter \"dead\" {\n        kind pod\n    }\n  allow \"x\" from=a \\\n      to=b // to b\n  deny /-\"n\" from = c to=d; allow from=e to=f\n\n}\n// tail\n\n\n";
+        let want = "// head comment\n\n/* block\n   comment */\nscope \"a\" parent=\"b\" { // after brace\n    // inside\n\n    query {\n        cluster \"x\"\n        namespace \"y\"\n    }\n\n    /- filter \"dead\" {\n        kind pod\n    }\n    allow \"x\" from=\"a\" \\\n        to=\"b\" // to b\n    deny /-\"n\" from=\"c\" to=\"d\"\n    allow from=\"e\" to=\"f\"\n}\n// tail\n";
+        assert_eq!(fmt(src), want);
+        assert_eq!(fmt(want), want, "idempotent");
+    }
+
+    #[test]
+    fn empty_block_and_empty_file() {
+        assert_eq!(fmt("a {\n}\n"), "a {}\n");
+        assert_eq!(fmt(""), "");
+        assert_eq!(fmt("\n\n// only\n\n"), "// only\n");
+    }
+
+    #[test]
+    fn raw_and_multiline_strings_stay_as_written() {
+        let src = "a #\"raw \"q\"\"# b=0x1F c=#true\nd \"\"\"\n    multi\n    line\n    \"\"\"\n";
+        assert_eq!(fmt(src), src);
+    }
+
+    #[test]
+    fn refuses_files_with_syntax_errors() {
+        let err = format_source(2, "a {\n").unwrap_err();
+        assert!(err.has_errors());
+        assert_eq!(err.0[0].code, codes::SYNTAX);
+    }
+}

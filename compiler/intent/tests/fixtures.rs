@@ -1,0 +1,287 @@
+//! The fixture corpus: every `tests/fixtures/intent/valid/<case>` must check
+//! clean (its model summary is snapshotted), every `invalid/<case>` must fail
+//! (its rendered diagnostics are snapshotted), and `policies-example` must
+//! check clean.
+
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use ringfence_intent::model::{Intent, Predicate, Query, SourceFile, Target};
+use ringfence_intent::{Checked, load, render_human, to_json};
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+/// Every `*.kdl` under `dir`, recursively, sorted by relative path.
+fn read_dir(dir: &Path) -> Vec<SourceFile> {
+    fn walk(base: &Path, dir: &Path, out: &mut Vec<SourceFile>) {
+        for e in std::fs::read_dir(dir).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                walk(base, &p, out);
+            } else if p.extension().is_some_and(|x| x == "kdl") {
+                let rel = p
+                    .strip_prefix(base)
+                    .unwrap()
+                    .to_string_lossy()
+                    .replace('\\', "/");
+                let text = std::fs::read_to_string(&p).unwrap();
+                out.push(SourceFile {
+                    path: rel,
+                    text: Arc::from(text),
+                });
+            }
+        }
+    }
+    let mut out = Vec::new();
+    walk(dir, dir, &mut out);
+    out.sort_by(|a, b| a.path.cmp(&b.path));
+    out
+}
+
+fn cases(kind: &str) -> Vec<(String, PathBuf)> {
+    let dir = root().join("tests/fixtures/intent").join(kind);
+    let mut v: Vec<(String, PathBuf)> = std::fs::read_dir(&dir)
+        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.is_dir())
+        .map(|p| (p.file_name().unwrap().to_string_lossy().into_owned(), p))
+        .collect();
+    v.sort();
+    v
+}
+
+fn target(i: &Intent, t: &Target) -> String {
+    match t {
+        Target::Any => "any".into(),
+        Target::Filter(f) => format!("filter:{}", i.filters[*f].name),
+        Target::Scope(s) => format!("scope:{}", i.scopes[*s].name),
+        Target::External(e) => format!("external:{}", i.externals[*e].name),
+        Target::Service { namespace, name } => format!("service:{namespace}/{name}"),
+    }
+}
+
+fn query(i: &Intent, q: &Query) -> String {
+    let list = |qs: &[Query]| {
+        qs.iter()
+            .map(|q| query(i, q))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    match q {
+        Query::All(qs) => format!("all({})", list(qs)),
+        Query::Any(qs) => format!("any({})", list(qs)),
+        Query::Not(q) => format!("not({})", query(i, q)),
+        Query::Pred(Predicate::Filter(f), _) => format!("matches {}", i.filters[*f].name),
+        Query::Pred(Predicate::Scope(s), _) => format!("in-scope {}", i.scopes[*s].name),
+        Query::Pred(p, _) => format!("{p:?}"),
+    }
+}
+
+/// A readable summary of the model: scope tree in priority order, filters,
+/// the global policy order, catch-alls, quarantine and plugins.
+fn summary(i: &Intent) -> String {
+    let mut s = String::new();
+    for (id, sc) in i.scopes.iter().enumerate() {
+        let (file, line, _) = i.location(sc.span);
+        writeln!(
+            s,
+            "scope {id} {}{} [{:?}, linux={}, windows={}] {}:{line}\n  query {}",
+            "  ".repeat(i.depth(id)),
+            sc.name,
+            i.enforcement(id),
+            i.backend(Some(id), ringfence_intent::model::Os::Linux),
+            i.backend(Some(id), ringfence_intent::model::Os::Windows),
+            file,
+            query(i, &sc.query),
+        )
+        .unwrap();
+    }
+    for f in &i.filters {
+        let owner = f
+            .owner
+            .map_or("-".to_string(), |o| i.scopes[o].name.clone());
+        writeln!(
+            s,
+            "filter {} owner={owner} restrict={} {}",
+            f.name,
+            f.restrict_to_scope,
+            query(i, &f.query)
+        )
+        .unwrap();
+    }
+    for e in &i.externals {
+        writeln!(s, "external {} {:?} {:?}", e.name, e.nets, e.labels).unwrap();
+    }
+    for k in i.order() {
+        let p = &i.policies[k];
+        let (file, line, col) = i.location(p.span);
+        let ports: Vec<String> = p.ports.iter().map(|r| r.to_string()).collect();
+        writeln!(
+            s,
+            "{:?} {} {} {} -> {} {} [{}]{}{} {file}:{line}:{col}",
+            p.rank,
+            p.id,
+            p.action,
+            target(i, &p.consumer),
+            target(i, &p.provider),
+            p.proto,
+            ports.join(","),
+            if p.log { " log" } else { "" },
+            p.comment
+                .as_ref()
+                .map_or(String::new(), |c| format!(" ({c})")),
+        )
+        .unwrap();
+    }
+    for c in &i.catch_alls {
+        writeln!(
+            s,
+            "catch-all {} {:?} {}",
+            i.scopes[c.scope].name, c.direction, c.action
+        )
+        .unwrap();
+    }
+    if let Some(q) = &i.quarantine {
+        let fs: Vec<&str> = q
+            .filters
+            .iter()
+            .map(|&f| i.filters[f].name.as_str())
+            .collect();
+        writeln!(s, "quarantine {fs:?}").unwrap();
+        for e in &q.exceptions {
+            let ports: Vec<String> = e.ports.iter().map(|r| r.to_string()).collect();
+            writeln!(
+                s,
+                "  {} {:?} {} {} [{}]",
+                e.id,
+                e.direction,
+                target(i, &e.peer),
+                e.proto,
+                ports.join(",")
+            )
+            .unwrap();
+        }
+    }
+    for p in &i.plugins {
+        writeln!(s, "plugin {} {} {}", p.name, p.path, p.sha256).unwrap();
+    }
+    s
+}
+
+fn check(dir: &Path) -> (Vec<SourceFile>, Checked) {
+    let files = read_dir(dir);
+    assert!(!files.is_empty(), "{}: no .kdl files", dir.display());
+    let checked = load(files.clone());
+    (files, checked)
+}
+
+#[test]
+fn valid_cases_check_clean() {
+    let mut settings = insta::Settings::clone_current();
+    settings.set_prepend_module_to_snapshot(false);
+    settings.set_omit_expression(true);
+    let _guard = settings.bind_to_scope();
+    for (name, dir) in cases("valid") {
+        let (files, checked) = check(&dir);
+        assert!(
+            checked.diagnostics.0.is_empty(),
+            "valid/{name} is not clean:\n{}",
+            render_human(&checked.diagnostics, &files, false, 80)
+        );
+        let intent = checked.intent.expect("no errors, so a model");
+        insta::assert_snapshot!(format!("valid-{name}"), summary(&intent));
+    }
+}
+
+#[test]
+fn invalid_cases_fail_with_their_diagnostics() {
+    let mut settings = insta::Settings::clone_current();
+    settings.set_prepend_module_to_snapshot(false);
+    settings.set_omit_expression(true);
+    let _guard = settings.bind_to_scope();
+    for (name, dir) in cases("invalid") {
+        let (files, checked) = check(&dir);
+        assert!(
+            checked.diagnostics.has_errors(),
+            "invalid/{name} has no error"
+        );
+        assert!(checked.intent.is_none(), "invalid/{name} produced a model");
+        // Every error names its file and line.
+        let json = to_json(&checked.diagnostics, &files);
+        for d in json["diagnostics"].as_array().unwrap() {
+            assert!(
+                d["file"].is_string() && d["line"].is_u64(),
+                "invalid/{name}: {d}"
+            );
+            assert!(d["help"].is_string(), "invalid/{name}: no help in {d}");
+        }
+        insta::assert_snapshot!(
+            format!("invalid-{name}"),
+            render_human(&checked.diagnostics, &files, false, 80)
+        );
+    }
+}
+
+#[test]
+fn warning_cases_pass_with_their_warnings() {
+    let mut settings = insta::Settings::clone_current();
+    settings.set_prepend_module_to_snapshot(false);
+    settings.set_omit_expression(true);
+    let _guard = settings.bind_to_scope();
+    for (name, dir) in cases("warn") {
+        let (files, checked) = check(&dir);
+        let rendered = render_human(&checked.diagnostics, &files, false, 80);
+        assert!(
+            !checked.diagnostics.has_errors(),
+            "warn/{name} has errors:\n{rendered}"
+        );
+        assert!(
+            checked.diagnostics.warning_count() > 0,
+            "warn/{name} has no warning"
+        );
+        assert!(
+            checked.intent.is_some(),
+            "warn/{name}: warnings must not block the model"
+        );
+        insta::assert_snapshot!(format!("warn-{name}"), rendered);
+    }
+}
+
+/// Each code is shown by at least one fixture, and documented.
+#[test]
+fn every_code_has_a_fixture_and_a_doc_entry() {
+    let mut seen = std::collections::BTreeSet::new();
+    for kind in ["invalid", "warn"] {
+        for (_, dir) in cases(kind) {
+            let (_, checked) = check(&dir);
+            seen.extend(checked.diagnostics.0.iter().map(|d| d.code));
+        }
+    }
+    let doc =
+        std::fs::read_to_string(root().join("schema/docs/language/09-diagnostics.md")).unwrap();
+    for code in ringfence_intent::diagnostics::codes::ALL {
+        assert!(seen.contains(code), "no fixture reports {code}");
+        assert!(
+            doc.contains(&format!("`{code}`")),
+            "09-diagnostics.md does not document {code}"
+        );
+    }
+}
+
+#[test]
+fn policies_example_checks_clean() {
+    let (files, checked) = check(&root().join("policies-example"));
+    assert!(
+        checked.diagnostics.0.is_empty(),
+        "{}",
+        render_human(&checked.diagnostics, &files, false, 80)
+    );
+    let mut settings = insta::Settings::clone_current();
+    settings.set_prepend_module_to_snapshot(false);
+    settings.set_omit_expression(true);
+    settings
+        .bind(|| insta::assert_snapshot!("policies-example", summary(&checked.intent.unwrap())));
+}
