@@ -350,6 +350,17 @@ fn scope_mode_writes_policies_for_an_existing_scope() {
             .iter()
             .any(|n| n.contains("must contain both ends"))
     );
+    // Merged into a repository that declares the scope, it checks.
+    let mut with_scope = d.clone();
+    with_scope.files.insert(
+        0,
+        ringfence_discover::OutputFile {
+            path: "00-apps.kdl".into(),
+            text: "scope \"apps\" {\n    query {\n        cluster \"prod\"\n    }\n    catch-all ingress=\"deny\" egress=\"deny\"\n}\n".into(),
+        },
+    );
+    let intent = check_intent(&with_scope);
+    assert_eq!(intent.policies.len(), d.summary.policies.len());
 }
 
 #[test]
@@ -402,4 +413,46 @@ fn bad_inputs_are_refused_with_file_and_line() {
         "{:?}",
         d.summary.notes
     );
+}
+
+/// The discovered files as intent: loaded with no errors (nor warnings),
+/// and already in `ringfence fmt`'s layout.
+fn check_intent(d: &Discovery) -> ringfence_intent::model::Intent {
+    use std::sync::Arc;
+
+    use ringfence_intent::model::SourceFile;
+    let files: Vec<SourceFile> = d
+        .files
+        .iter()
+        .map(|f| SourceFile {
+            path: f.path.clone(),
+            text: Arc::from(f.text.as_str()),
+        })
+        .collect();
+    for (id, f) in d.files.iter().enumerate() {
+        let formatted = ringfence_intent::format_source(id, &f.text)
+            .unwrap_or_else(|e| panic!("{}: {e:?}", f.path));
+        assert_eq!(formatted, f.text, "{} is not in fmt's layout", f.path);
+    }
+    let checked = ringfence_intent::load(files.clone());
+    let shown = ringfence_intent::render_human(&checked.diagnostics, &files, false, 100);
+    assert!(checked.diagnostics.0.is_empty(), "{shown}");
+    checked.intent.expect("no errors")
+}
+
+#[test]
+fn discovered_intent_checks_and_is_formatted_at_every_granularity() {
+    let shop = shop::shop();
+    let inputs = shop.write(2);
+    for g in [
+        Granularity::Fine,
+        Granularity::Coarse,
+        Granularity::Namespace,
+        Granularity::Cluster,
+    ] {
+        let d = run(&inputs, g, PortGeneralization::Medium, 2);
+        let intent = check_intent(&d);
+        assert_eq!(intent.scopes.len(), 1);
+        assert_eq!(intent.policies.len(), d.summary.policies.len());
+    }
 }
