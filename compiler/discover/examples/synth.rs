@@ -46,8 +46,18 @@ fn main() -> std::io::Result<()> {
     let (mut records, mut workloads) = (10_000_000u64, 5000usize);
     while let Some(a) = args.next() {
         match a.as_str() {
-            "--records" => records = args.next().and_then(|v| v.parse().ok()).expect("--records N"),
-            "--workloads" => workloads = args.next().and_then(|v| v.parse().ok()).expect("--workloads N"),
+            "--records" => {
+                records = args
+                    .next()
+                    .and_then(|v| v.parse().ok())
+                    .expect("--records N")
+            }
+            "--workloads" => {
+                workloads = args
+                    .next()
+                    .and_then(|v| v.parse().ok())
+                    .expect("--workloads N")
+            }
             _ => out = Some(PathBuf::from(a)),
         }
     }
@@ -58,20 +68,50 @@ fn main() -> std::io::Result<()> {
     let nodes = (workloads * 2).div_ceil(50).max(4);
     let mut w = World::new("bench", nodes);
     let mut rng = Rng::new(42);
-    let dns = w.workload("kube-system", "coredns", Kind::Deployment, 4, &[("k8s-app", "kube-dns")], &[("udp", 53)]);
-    let dns_svc = w.service("kube-system", "kube-dns", &[("k8s-app", "kube-dns")], "ClusterIP", &[("udp", 53, 53, None)]);
+    let dns = w.workload(
+        "kube-system",
+        "coredns",
+        Kind::Deployment,
+        4,
+        &[("k8s-app", "kube-dns")],
+        &[("udp", 53)],
+    );
+    let dns_svc = w.service(
+        "kube-system",
+        "kube-dns",
+        &[("k8s-app", "kube-dns")],
+        "ClusterIP",
+        &[("udp", 53, 53, None)],
+    );
     let mut ids = Vec::with_capacity(workloads);
     for i in 0..workloads {
         let ns = format!("team-{:03}", i / per_ns);
         let name = format!("svc-{:04}", i);
         let port = 8000 + (i % 50) as u16;
         let replicas = 1 + (i % 3);
-        let kind = if i % 10 == 9 { Kind::StatefulSet } else { Kind::Deployment };
-        let id = w.workload(&ns, &name, kind, replicas, &[("app", &name), ("team", &ns)], &[("tcp", port)]);
+        let kind = if i % 10 == 9 {
+            Kind::StatefulSet
+        } else {
+            Kind::Deployment
+        };
+        let id = w.workload(
+            &ns,
+            &name,
+            kind,
+            replicas,
+            &[("app", &name), ("team", &ns)],
+            &[("tcp", port)],
+        );
         if i % 5 != 4 {
             let kind = if i % 97 == 0 { "NodePort" } else { "ClusterIP" };
             let node_port = (kind == "NodePort").then_some(30_000 + (i % 2000) as u16);
-            w.service(&ns, &name, &[("app", &name)], kind, &[("tcp", 80, port, node_port)]);
+            w.service(
+                &ns,
+                &name,
+                &[("app", &name)],
+                kind,
+                &[("tcp", 80, port, node_port)],
+            );
         }
         ids.push(id);
     }
@@ -125,7 +165,9 @@ fn main() -> std::io::Result<()> {
                     // Workloads without a service are called on a few ports.
                     target: Target::Pods {
                         ips: backends,
-                        ports: (0..1 + rng.below(12) as u16).map(|k| port + 100 + k).collect(),
+                        ports: (0..1 + rng.below(12) as u16)
+                            .map(|k| port + 100 + k)
+                            .collect(),
                     },
                 }),
             }
@@ -168,7 +210,12 @@ fn main() -> std::io::Result<()> {
             allowed: Some(true),
         };
         match &e.target {
-            Target::Service { ip, port, backends, name } => {
+            Target::Service {
+                ip,
+                port,
+                backends,
+                name,
+            } => {
                 ev.dst = IpAddr::V4(*ip);
                 ev.dst_port = *port;
                 let (b, bp) = backends[rng.below(backends.len() as u64) as usize];

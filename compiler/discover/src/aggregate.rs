@@ -4,7 +4,8 @@
 //! Then replies and conversations below `--min-flows` are taken out.
 
 use std::collections::BTreeSet;
-use std::net::IpAddr;
+use std::hash::{Hash, Hasher};
+use std::net::{IpAddr, Ipv6Addr};
 
 use ringfence_flows::{Flow, NetworkVerdict, Timestamp};
 use ringfence_inventory::model::Proto;
@@ -24,8 +25,37 @@ const SRC_PORTS: usize = 4;
 /// Unknown in-cluster addresses kept as examples.
 const UNKNOWN_EXAMPLES: usize = 5;
 
+/// An address as one number: IPv4 as its IPv4-mapped IPv6 form.
+pub(crate) fn addr_key(ip: IpAddr) -> u128 {
+    match ip {
+        IpAddr::V4(a) => a.to_ipv6_mapped().into(),
+        IpAddr::V6(a) => a.into(),
+    }
+}
+
+/// The address of an [`addr_key`].
+pub(crate) fn key_addr(k: u128) -> IpAddr {
+    let a = Ipv6Addr::from(k);
+    a.to_ipv4_mapped().map_or(IpAddr::V6(a), IpAddr::V4)
+}
+
+/// SplitMix64's finaliser: spreads every input bit over the output.
+fn mix(mut z: u64) -> u64 {
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
+fn peer_bits(p: Peer) -> u64 {
+    match p {
+        Peer::Entity(e) => u64::from(e),
+        Peer::V4(n) => 1 << 62 | u64::from(n),
+        Peer::V6(n) => 2 << 62 ^ n,
+    }
+}
+
 /// A conversation: who talked to whom, how.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub(crate) struct ConvKey {
     /// The consumer.
     pub(crate) src: Peer,
@@ -41,6 +71,22 @@ pub(crate) struct ConvKey {
     pub(crate) via: Via,
 }
 
+/// One well-mixed word: the derived hash fed to FxHasher clusters these
+/// keys (small integers in most fields), which made probing compare keys
+/// several times per lookup.
+impl Hash for ConvKey {
+    fn hash<H: Hasher>(&self, h: &mut H) {
+        let rest = u64::from(self.port) << 48
+            | u64::from(self.svc_port) << 32
+            | u64::from(self.svc)
+            | (self.proto as u64) << 56
+            | (self.via as u64) << 60;
+        h.write_u64(mix(
+            peer_bits(self.src) ^ mix(peer_bits(self.dst) ^ mix(rest))
+        ));
+    }
+}
+
 /// What was seen of a conversation (or a policy): the evidence in comments.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct Evidence {
@@ -49,8 +95,9 @@ pub(crate) struct Evidence {
     pub(crate) bytes: u64,
     pub(crate) first: Timestamp,
     pub(crate) last: Timestamp,
-    /// The smallest (consumer, provider) address pairs seen.
-    pub(crate) examples: Vec<(IpAddr, IpAddr)>,
+    /// The smallest (consumer, provider) address pairs seen, as
+    /// [`addr_key`]s (comparing those is much cheaper than `IpAddr`s).
+    pub(crate) examples: Vec<(u128, u128)>,
 }
 
 impl Evidence {
@@ -61,7 +108,7 @@ impl Evidence {
             bytes: f.bytes,
             first: f.first_seen,
             last: f.last_seen,
-            examples: vec![(f.src_ip, f.dst_ip)],
+            examples: vec![(addr_key(f.src_ip), addr_key(f.dst_ip))],
         }
     }
 
@@ -71,7 +118,7 @@ impl Evidence {
         self.bytes += f.bytes;
         self.first = self.first.min(f.first_seen);
         self.last = self.last.max(f.last_seen);
-        let pair = (f.src_ip, f.dst_ip);
+        let pair = (addr_key(f.src_ip), addr_key(f.dst_ip));
         if self.examples.len() < EXAMPLES || pair < *self.examples.last().expect("not empty") {
             if let Err(i) = self.examples.binary_search(&pair) {
                 self.examples.insert(i, pair);

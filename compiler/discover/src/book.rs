@@ -12,6 +12,8 @@ use ringfence_flows::Flow;
 use ringfence_inventory::model::{Inventory, Pod, Proto, Service, ServiceType};
 use rustc_hash::{FxHashMap, FxHashSet};
 
+use crate::aggregate::addr_key;
+
 /// Index of an entity in [`Book::entities`].
 pub(crate) type EntityId = u32;
 /// Index of an object in [`Book::objects`].
@@ -181,7 +183,8 @@ pub(crate) struct Book<'a> {
     svc_obj: Vec<Vec<ObjId>>,
     /// The object of each node, per cluster.
     node_obj: Vec<Vec<ObjId>>,
-    ips: FxHashMap<IpAddr, IpEntry>,
+    /// Addresses by [`addr_key`] (cheaper to hash than `IpAddr`).
+    ips: FxHashMap<u128, IpEntry>,
     /// (cluster, proto, node port) → (service object, service port).
     node_ports: FxHashMap<(usize, Proto, u16), (ObjId, u16)>,
     /// (node object, proto, port) → host-network pod object.
@@ -343,9 +346,9 @@ impl<'a> Book<'a> {
 
     fn add_ip(&mut self, ip: IpAddr, obj: ObjId, role: Role) {
         let cluster = self.objects[obj as usize].cluster;
-        match self.ips.get_mut(&ip) {
+        match self.ips.get_mut(&addr_key(ip)) {
             None => {
-                self.ips.insert(ip, IpEntry { obj, role });
+                self.ips.insert(addr_key(ip), IpEntry { obj, role });
             }
             // A node address also listed by one of its own objects keeps the
             // first role; only another cluster makes it ambiguous.
@@ -412,7 +415,7 @@ impl<'a> Book<'a> {
 
     /// What an address names, for evidence: its object, else the address.
     pub(crate) fn describe(&self, ip: IpAddr) -> String {
-        match self.ips.get(&ip) {
+        match self.ips.get(&addr_key(ip)) {
             Some(e) if e.role != Role::Ambiguous => self.obj_name(e.obj),
             _ => ip.to_string(),
         }
@@ -421,7 +424,7 @@ impl<'a> Book<'a> {
     /// A source address: its object (a node for node addresses: a source
     /// port says nothing about which host-network pod sent it).
     fn source(&self, ip: IpAddr) -> Result<(Peer, Option<ObjId>), Unplaced> {
-        match self.ips.get(&ip) {
+        match self.ips.get(&addr_key(ip)) {
             Some(e) if e.role == Role::Ambiguous => Err(Unplaced::Ambiguous(ip)),
             Some(e) => Ok((Peer::Entity(self.entity_of(e.obj)), Some(e.obj))),
             None if self.inside(ip) => Err(Unplaced::Unknown(ip)),
@@ -437,7 +440,7 @@ impl<'a> Book<'a> {
         proto: Proto,
         port: u16,
     ) -> Result<(Peer, Option<ObjId>), Unplaced> {
-        match self.ips.get(&ip) {
+        match self.ips.get(&addr_key(ip)) {
             Some(e) if e.role == Role::Ambiguous => Err(Unplaced::Ambiguous(ip)),
             Some(e) if e.role == Role::NodeIp => {
                 let obj = self
@@ -489,7 +492,7 @@ impl<'a> Book<'a> {
                 );
             }
         }
-        match self.ips.get(&addr_ip) {
+        match self.ips.get(&addr_key(addr_ip)) {
             Some(e) if e.role == Role::ClusterIp => svc = Some((e.obj, addr_port, Via::ClusterIp)),
             Some(e) if e.role == Role::LbIp => svc = Some((e.obj, addr_port, Via::LoadBalancer)),
             Some(e) if e.role == Role::NodeIp => {
@@ -558,7 +561,7 @@ impl<'a> Book<'a> {
     /// cluster holds the backend address.
     fn pick_cluster(&self, objs: &[ObjId], backend: IpAddr) -> ObjId {
         if objs.len() > 1
-            && let Some(e) = self.ips.get(&backend)
+            && let Some(e) = self.ips.get(&addr_key(backend))
             && let Some(o) = objs.iter().find(|o| {
                 self.objects[**o as usize].cluster == self.objects[e.obj as usize].cluster
             })
@@ -586,7 +589,7 @@ impl<'a> Book<'a> {
     /// The service port whose target is `port` on the backend at `ip`.
     fn service_port_for_target(&self, svc: EntityId, proto: Proto, ip: IpAddr, port: u16) -> u16 {
         let s = self.service(svc);
-        let pod = self.ips.get(&ip).and_then(|e| self.pod(e.obj));
+        let pod = self.ips.get(&addr_key(ip)).and_then(|e| self.pod(e.obj));
         s.ports
             .iter()
             .filter(|sp| sp.proto == proto)

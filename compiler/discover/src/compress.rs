@@ -366,36 +366,57 @@ fn covers(units: &Units<'_>, b: &Atom, a: &Atom) -> bool {
 
 /// Remove atoms covered by broader ones, moving their evidence there.
 /// Returns the atoms left, sorted, and how many were removed.
+///
+/// Broadest first, so a covering atom is kept before what it covers. Only
+/// an atom with a broad side (namespace, cluster) can cover another unit's
+/// atom; an atom between plain units covers only atoms between the same
+/// units (with a wider port range): those are looked up by their units.
 pub(crate) fn remove_redundant(atoms: Vec<Atom>, units: &Units<'_>) -> (Vec<Atom>, usize) {
     let width = |a: &Atom| {
         a.ports
             .map_or(u32::from(u16::MAX) + 1, |r| u32::from(r.end - r.start))
     };
+    let sides = |a: &Atom| breadth(units, a.consumer) + breadth(units, a.provider);
     let mut atoms = atoms;
     atoms.sort_by(|a, b| {
-        let ba = breadth(units, a.consumer) + breadth(units, a.provider);
-        let bb = breadth(units, b.consumer) + breadth(units, b.provider);
-        bb.cmp(&ba)
+        sides(b)
+            .cmp(&sides(a))
             .then(width(b).cmp(&width(a)))
             .then(a.key().cmp(&b.key()))
     });
     let mut kept: Vec<Atom> = Vec::with_capacity(atoms.len());
-    // Only atoms with a broad side or more than one port can cover another.
-    let mut broad: Vec<usize> = Vec::new();
+    let mut same: BTreeMap<(UnitId, UnitId, Proto, Option<PortRange>), usize> = BTreeMap::new();
+    let mut broad_sided: Vec<usize> = Vec::new();
+    let mut wide: BTreeMap<(UnitId, UnitId, Proto), Vec<usize>> = BTreeMap::new();
     let mut removed = 0;
     for a in atoms {
-        if let Some(&i) = broad.iter().find(|&&i| covers(units, &kept[i], &a)) {
+        let covering = broad_sided
+            .iter()
+            .chain(
+                wide.get(&(a.consumer, a.provider, a.proto))
+                    .into_iter()
+                    .flatten(),
+            )
+            .find(|&&i| covers(units, &kept[i], &a))
+            .copied();
+        if let Some(i) = covering {
             kept[i].ev.merge(&a.ev);
             kept[i].folded = kept[i].folded.max(a.folded);
             removed += 1;
             continue;
         }
-        if let Some(k) = kept.iter_mut().find(|k| k.key() == a.key()) {
-            k.ev.merge(&a.ev);
+        if let Some(&i) = same.get(&a.key()) {
+            kept[i].ev.merge(&a.ev);
             continue;
         }
-        if breadth(units, a.consumer) + breadth(units, a.provider) > 2 || width(&a) > 0 {
-            broad.push(kept.len());
+        let i = kept.len();
+        same.insert(a.key(), i);
+        if sides(&a) > 2 {
+            broad_sided.push(i);
+        } else if width(&a) > 0 {
+            wide.entry((a.consumer, a.provider, a.proto))
+                .or_default()
+                .push(i);
         }
         kept.push(a);
     }

@@ -12,13 +12,12 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
-use std::net::IpAddr;
 
 use ipnet::IpNet;
 use ringfence_inventory::model::Proto;
 use ringfence_schema::net::{PortRange, normalize_ports};
 
-use crate::aggregate::Evidence;
+use crate::aggregate::{Evidence, key_addr};
 use crate::book::{Book, EntityKind};
 use crate::compress::Atom;
 use crate::group::{UnitId, UnitKind, Units};
@@ -490,7 +489,7 @@ fn evidence(book: &Book<'_>, ev: &Evidence) -> Vec<String> {
             ev.last.to_rfc3339_secs()
         )
     };
-    let name = |ip: IpAddr| book.describe(ip);
+    let name = |k: u128| book.describe(key_addr(k));
     let examples: Vec<String> = ev
         .examples
         .iter()
