@@ -432,8 +432,20 @@ mod tests {
 
     #[test]
     fn compile_takes_several_keys() {
-        let argv = ["ringfence", "compile", "--inventory", "i.json", "--out", "o", "--key", "a.key", "b.key"];
+        let argv = [
+            "ringfence",
+            "compile",
+            "--inventory",
+            "i.json",
+            "--out",
+            "o",
+            "--key",
+            "a.key",
+            "b.key",
+        ];
         let c = Cli::try_parse_from(argv).unwrap();
-        assert!(matches!(c.command, Command::Compile(CompileArgs { ref key, .. }) if key.len() == 2));
+        assert!(
+            matches!(c.command, Command::Compile(CompileArgs { ref key, .. }) if key.len() == 2)
+        );
     }
 }
