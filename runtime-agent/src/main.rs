@@ -1,1 +1,319 @@
-fn main() {}
+//! `ringfence-agent`: parse flags, wire the agent, map outcomes to exit
+//! status (0 success, 1 refused, failed or not in sync, 2 could not run).
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::{Duration, SystemTime};
+
+use anyhow::{Context, bail};
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use ringfence_agent::agent::{Agent, Config, Initial, Outcome};
+use ringfence_agent::applier::Applier;
+use ringfence_agent::daemon;
+use ringfence_agent::exec::SystemRunner;
+use ringfence_agent::source::Source;
+use ringfence_agent::state::StateDir;
+use ringfence_bundle::{Trust, load_trusted_key};
+use ringfence_schema::report::{ComplianceReport, Status};
+
+/// The ringfence node agent: verify signed bundles, apply them atomically,
+/// roll back on failure, detect drift, report compliance.
+#[derive(Debug, Parser)]
+#[command(name = "ringfence-agent", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Keep this node's rules in force: fetch, verify, apply, check drift, report.
+    Run(RunArgs),
+    /// Apply one bundle file, once.
+    Apply(ApplyArgs),
+    /// What is applied, since when, from which commit, and the last drift found.
+    Status(StatusArgs),
+}
+
+#[derive(Debug, Args)]
+struct Common {
+    /// This node's name (Kubernetes `metadata.name`).
+    #[arg(long, value_name = "NAME")]
+    node: String,
+    /// Public keys (PEM) trusted to sign bundles.
+    #[arg(long, value_name = "PUBKEY", required = true, num_args = 1..)]
+    trust: Vec<PathBuf>,
+    /// How many distinct trusted keys must have signed.
+    #[arg(long, value_name = "N", default_value_t = 1)]
+    threshold: usize,
+    /// State directory (committed bundle, snapshot, report).
+    #[arg(long, value_name = "DIR")]
+    state: PathBuf,
+    /// Run every nft command inside this network namespace (`ip netns exec NAME`).
+    #[arg(long, value_name = "NAME")]
+    netns: Option<String>,
+    /// What to enforce before the first bundle.
+    #[arg(long, value_enum, default_value = "allow")]
+    initial: InitialArg,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum InitialArg {
+    /// Install nothing: traffic flows until the first bundle.
+    Allow,
+    /// Drop forwarded pod traffic; the node's own traffic keeps flowing.
+    Deny,
+}
+
+#[derive(Debug, Args)]
+struct RunArgs {
+    #[command(flatten)]
+    common: Common,
+    /// Directory or http:// URL holding `<node>.bundle` (and `index.json`).
+    #[arg(long, value_name = "DIR|URL")]
+    source: String,
+    /// Time between passes: seconds, or a duration like `30s`, `2m`.
+    #[arg(long, value_name = "S", default_value = "30", value_parser = parse_interval)]
+    interval: Duration,
+    /// Re-apply the bundle in force when drift is found.
+    #[arg(long)]
+    self_heal: bool,
+    /// Serve Prometheus metrics and /healthz on this address (`0.0.0.0:9472`).
+    #[arg(long, value_name = "ADDR")]
+    metrics: Option<String>,
+    /// POST every report (JSON) to this collector URL.
+    #[arg(long, value_name = "URL")]
+    report_to: Option<String>,
+    /// One pass, then exit (status as for `status`).
+    #[arg(long)]
+    once: bool,
+}
+
+#[derive(Debug, Args)]
+struct ApplyArgs {
+    #[command(flatten)]
+    common: Common,
+    /// The bundle file.
+    #[arg(long, value_name = "FILE")]
+    bundle: PathBuf,
+    /// `index.json` the bundle must be listed in.
+    #[arg(long, value_name = "FILE")]
+    index: Option<PathBuf>,
+    /// Output format.
+    #[arg(long, value_enum, default_value = "txt")]
+    format: Format,
+}
+
+#[derive(Debug, Args)]
+struct StatusArgs {
+    /// State directory.
+    #[arg(long, value_name = "DIR")]
+    state: PathBuf,
+    /// Output format.
+    #[arg(long, value_enum, default_value = "txt")]
+    format: Format,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum Format {
+    /// Text for people.
+    Txt,
+    /// One JSON document.
+    Json,
+}
+
+fn parse_interval(s: &str) -> Result<Duration, String> {
+    let d = match s.parse::<u64>() {
+        Ok(n) => Duration::from_secs(n),
+        Err(_) => humantime::parse_duration(s).map_err(|e| format!("`{s}`: {e}"))?,
+    };
+    if d.is_zero() {
+        return Err("the interval must be more than 0".into());
+    }
+    Ok(d)
+}
+
+fn applier(netns: Option<String>) -> Box<dyn Applier> {
+    let runner = SystemRunner::new(netns);
+    if cfg!(windows) {
+        Box::new(ringfence_agent::windows::WindowsApplier::new(runner))
+    } else {
+        Box::new(ringfence_agent::nft::NftApplier::new(runner))
+    }
+}
+
+fn agent(c: &Common, self_heal: bool) -> anyhow::Result<Agent> {
+    let keys = c
+        .trust
+        .iter()
+        .map(|p| load_trusted_key(p))
+        .collect::<Result<Vec<_>, _>>()?;
+    if c.threshold > keys.len() {
+        bail!(
+            "--threshold {} is more than the {} trusted key(s) given with --trust",
+            c.threshold,
+            keys.len()
+        );
+    }
+    let state = StateDir::open(&c.state)?;
+    let cfg = Config {
+        node: c.node.clone(),
+        trust: Trust::new(keys, c.threshold),
+        initial: match c.initial {
+            InitialArg::Allow => Initial::Allow,
+            InitialArg::Deny => Initial::Deny,
+        },
+        self_heal,
+    };
+    Ok(Agent::new(cfg, state, applier(c.netns.clone())))
+}
+
+fn in_sync(r: &ComplianceReport) -> u8 {
+    u8::from(r.status != Status::InSync)
+}
+
+fn run(a: RunArgs) -> anyhow::Result<u8> {
+    if a.source.starts_with("https://") {
+        bail!(
+            "--source {}: this build speaks plain HTTP only (bundles are signed, so transport security is not what makes them trustworthy); serve them over http:// or sync them to a directory",
+            a.source
+        );
+    }
+    if let Some(url) = a.report_to.as_deref().filter(|u| !u.starts_with("http://")) {
+        bail!("--report-to {url}: give an http:// URL (this build has no TLS)");
+    }
+    let mut agent = agent(&a.common, a.self_heal)?;
+    let mut source = Source::parse(&a.source, Duration::from_secs(30));
+    let opts = daemon::Options {
+        interval: a.interval,
+        metrics: a.metrics,
+        report_to: a.report_to,
+        once: a.once,
+    };
+    daemon::run(&mut agent, &mut source, &opts).map_err(anyhow::Error::msg)?;
+    Ok(in_sync(&agent.report(SystemTime::now())))
+}
+
+fn apply(a: ApplyArgs) -> anyhow::Result<u8> {
+    let mut agent = agent(&a.common, false)?;
+    let read = |p: &PathBuf| std::fs::read(p).with_context(|| p.display().to_string());
+    let bytes = read(&a.bundle)?;
+    let index = a.index.as_ref().map(read).transpose()?;
+    let now = SystemTime::now();
+    // A committed bundle that no longer verifies is reported, not fatal:
+    // the offered one may replace it.
+    let _ = agent.load(now);
+    let outcome = agent.offer(&bytes, index.as_deref(), now);
+    agent.check_drift(now);
+    agent.write_report(&agent.report(now))?;
+    let t = agent.stats.timings;
+    let (word, generation, reason, detail) = match &outcome {
+        Outcome::Applied { generation } => ("applied", Some(*generation), None, None),
+        Outcome::Refreshed { generation } => ("refreshed", Some(*generation), None, None),
+        Outcome::Unchanged => ("unchanged", agent.generation(), None, None),
+        Outcome::Refused(e) => (
+            "refused",
+            None,
+            Some(e.reason.code()),
+            Some(e.detail.clone()),
+        ),
+        Outcome::Failed(m) => ("failed", None, None, Some(m.clone())),
+    };
+    match a.format {
+        Format::Json => println!(
+            "{}",
+            serde_json::json!({
+                "outcome": word,
+                "generation": generation,
+                "reason": reason,
+                "detail": detail,
+                "timings": {
+                    "total_ms": t.total.as_secs_f64() * 1e3,
+                    "tool_ms": t.tool.as_secs_f64() * 1e3,
+                    "agent_ms": t.total.saturating_sub(t.tool).as_secs_f64() * 1e3,
+                },
+            })
+        ),
+        Format::Txt => match (generation, reason, detail) {
+            (Some(g), _, _) => println!("{word}: generation {g}"),
+            (None, Some(r), Some(d)) => println!("{word} ({r}): {d}"),
+            (None, _, Some(d)) => println!("{word}: {d}"),
+            _ => println!("{word}"),
+        },
+    }
+    Ok(outcome.exit_code())
+}
+
+fn status(a: StatusArgs) -> anyhow::Result<u8> {
+    let state = StateDir::open(&a.state)?;
+    let current = state.current()?;
+    let path = state.report_path();
+    let report: Option<ComplianceReport> = match std::fs::read(&path) {
+        Ok(b) => Some(serde_json::from_slice(&b).with_context(|| format!("{}", path.display()))?),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+        Err(e) => return Err(e).with_context(|| path.display().to_string()),
+    };
+    match a.format {
+        Format::Json => println!(
+            "{}",
+            serde_json::to_string_pretty(&serde_json::json!({
+                "generation": current.as_ref().map(|c| c.generation),
+                "bundle": current.as_ref().map(|c| &c.bundle),
+                "applied_at": current.as_ref().map(|c| &c.applied_at),
+                "report": report,
+            }))?
+        ),
+        Format::Txt => {
+            match (&current, report.as_ref().and_then(|r| r.applied.as_ref())) {
+                (Some(c), Some(a)) => println!(
+                    "generation {} applied at {}, from commit {}, expires {}",
+                    c.generation,
+                    c.applied_at,
+                    a.commit.as_deref().unwrap_or("(none)"),
+                    a.expires_at
+                ),
+                (Some(c), None) => {
+                    println!("generation {} applied at {}", c.generation, c.applied_at)
+                }
+                (None, _) => println!("no bundle applied"),
+            }
+            if let Some(r) = &report {
+                let status = serde_json::to_value(r.status)?;
+                println!(
+                    "status: {} (report of {})",
+                    status.as_str().unwrap_or_default(),
+                    r.generated_at
+                );
+                for (kind, items) in [
+                    ("missing", &r.drift.missing),
+                    ("extra", &r.drift.extra),
+                    ("changed", &r.drift.changed),
+                ] {
+                    for i in items {
+                        println!("  {kind}: {i}");
+                    }
+                }
+                if let Some(e) = &r.last_error {
+                    println!("last error: {e}");
+                }
+            }
+        }
+    }
+    Ok(report.as_ref().map_or(1, in_sync))
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Run(a) => run(a),
+        Command::Apply(a) => apply(a),
+        Command::Status(a) => status(a),
+    };
+    match result {
+        Ok(code) => ExitCode::from(code),
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}

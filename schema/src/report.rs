@@ -51,6 +51,9 @@ pub enum Status {
     NoBundle,
     /// The last apply failed; the previous rules (if any) are in force.
     Failed,
+    /// The bundle in force is past its expiry and no newer one was accepted.
+    /// It is still enforced (an agent never fails open).
+    Expired,
 }
 
 /// The bundle in force.

@@ -1,1 +1,157 @@
-//! (in progress)
+//! The ringfence compiler core: from validated intent and inventory to one
+//! [`NodeIr`](ringfence_schema::ir::NodeIr) per node.
+//!
+//! Stages (each deterministic; parallel parts use rayon and collect in order):
+//!
+//! 1. **resolve** — build the workload table, evaluate every scope and filter
+//!    as a bitset, resolve every policy target to members and address sets
+//!    (services in provider position translated to their backing pods' target
+//!    ports), and check that no cluster is split between top-level scopes;
+//! 2. **order** — for every endpoint and direction, the ordered list of what
+//!    applies (quarantine, implicit rules, policies in [global
+//!    order](ringfence_intent::model::Intent::order), the catch-all), grouped
+//!    so equal lists share one chain;
+//! 3. **compress** — build each group's chain once, drop rules shadowed by the
+//!    union of earlier rules, merge adjacent rules of one policy, report
+//!    shadowed and conflicting policies, and name sets, rules and chains by
+//!    content;
+//! 4. **slice** — cut one IR per node: its endpoints, the exposures it serves
+//!    and exactly the chains, sets and policies they use.
+//!
+//! The result, [`Compiled`], also answers `explain` ([`Compiled::peer`],
+//! [`Compiled::explain`]) and `matrix` ([`Compiled::matrix`]) and gives flow
+//! analysis a fast [`Compiled::verdict`], all from the same chains the nodes
+//! enforce. `schema/docs/ir.md` documents the IR and these semantics.
+//!
+//! [`interval`] holds the interval sets the analysis is built on; [`testing`]
+//! builds intent and inventory values for tests; [`synth`] generates clusters
+//! of any size (as values and as files) for benchmarks.
+
+mod bits;
+mod chains;
+mod compiled;
+mod compress;
+mod diag;
+pub mod explain;
+mod ids;
+pub mod interval;
+pub mod matrix;
+mod membership;
+mod order;
+mod resolve;
+mod slice;
+pub mod synth;
+pub mod testing;
+mod world;
+
+use std::collections::BTreeMap;
+
+use ringfence_intent::model::Intent;
+use ringfence_intent::{Diagnostic, Diagnostics};
+use ringfence_inventory::model::Inventory;
+
+pub use compiled::{Compiled, Decision, FlowVerdict, Side, Translation, Via};
+pub use explain::{ExplainError, Explanation, Peer, PeerError};
+pub use matrix::{Connection, Matrix};
+
+use crate::membership::Membership;
+use crate::world::World;
+
+/// A stage of [`compile_observed`], reported when it finishes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Stage {
+    /// Workloads, membership, targets and policy plans resolved.
+    Resolve,
+    /// Per-endpoint signatures computed and grouped.
+    Order,
+    /// Chains built, compressed and named.
+    Compress,
+    /// Per-node IRs cut.
+    Slice,
+}
+
+impl Stage {
+    /// The stage's name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Stage::Resolve => "resolve",
+            Stage::Order => "order/chains",
+            Stage::Compress => "compress",
+            Stage::Slice => "slice",
+        }
+    }
+}
+
+/// Compile intent against inventory. Returns `None` when an error
+/// diagnostic was reported; diagnostics are sorted by file and position.
+pub fn compile(intent: &Intent, inventory: &Inventory) -> (Option<Compiled>, Vec<Diagnostic>) {
+    compile_observed(intent, inventory, |_| {})
+}
+
+/// [`compile`], calling `on_stage` after each stage (benchmarks measure time
+/// and memory there; the compiler itself reads no clock).
+pub fn compile_observed(
+    intent: &Intent,
+    inventory: &Inventory,
+    mut on_stage: impl FnMut(Stage),
+) -> (Option<Compiled>, Vec<Diagnostic>) {
+    let mut diags = Diagnostics::default();
+    let world = World::new(intent, inventory);
+    let m = Membership::new(&world);
+    diags.extend(cluster_split(&world, &m));
+    if diags.has_errors() {
+        diags.sort();
+        return (None, diags.0);
+    }
+    let (mut resolved, d) = resolve::resolve(&world, &m);
+    diags.extend(d);
+    on_stage(Stage::Resolve);
+
+    let ordered = order::order(&world, &m, &resolved);
+    on_stage(Stage::Order);
+
+    let (chains, d) = chains::build(intent, &ordered.groups, &mut resolved);
+    diags.extend(d);
+    on_stage(Stage::Compress);
+
+    let compiled = slice::slice(&world, &m, resolved, ordered, chains);
+    on_stage(Stage::Slice);
+    diags.sort();
+    (Some(compiled), diags.0)
+}
+
+/// Workloads of one cluster in two top-level scopes: one error per cluster.
+fn cluster_split(world: &World<'_>, m: &Membership) -> Vec<Diagnostic> {
+    let intent = world.intent;
+    let mut out = Vec::new();
+    for (ci, range) in world.clusters.iter().enumerate() {
+        // top-level scope → an example member of this cluster.
+        let mut tops: BTreeMap<usize, u32> = BTreeMap::new();
+        for (s, scope) in intent.scopes.iter().enumerate() {
+            if scope.parent.is_some() {
+                continue;
+            }
+            if let Some(w) = m.scopes[s]
+                .ones()
+                .find(|&w| w >= range.nodes.start && w < range.services.end)
+            {
+                tops.insert(s, w);
+            }
+        }
+        let mut it = tops.into_iter();
+        if let (Some((a, _)), Some((b, w))) = (it.next(), it.next()) {
+            let wl = &world.w[w as usize];
+            let example = match wl.namespace {
+                Some(ns) => format!("{ns}/{}", wl.name),
+                None => wl.name.to_string(),
+            };
+            out.push(diag::cluster_split(
+                &world.inv.clusters[ci].name,
+                (&intent.scopes[a].name, intent.scopes[a].span),
+                (&intent.scopes[b].name, intent.scopes[b].span),
+                &example,
+            ));
+        }
+    }
+    out
+}

@@ -1,0 +1,314 @@
+//! Build and compress the chain of every signature group, then name
+//! everything: merged sets are interned, rules and chains get their ids, and
+//! chains equal in content are shared.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use rayon::prelude::*;
+use ringfence_intent::Diagnostic;
+use ringfence_intent::model::{Action, Direction, Intent, Proto, Span};
+use ringfence_schema::ir::{Chain, Rule};
+use ringfence_schema::net::PortRange;
+
+use crate::compress::{Findings, PeerRef, RawRule, compress};
+use crate::diag;
+use crate::ids::{addrs_digest, hash_hex, ident, set_name};
+use crate::membership::dir_index;
+use crate::order::{Item, Sig};
+use crate::resolve::{Resolved, dir_name};
+
+/// A rule with its set as an index, for fast evaluation.
+#[derive(Clone, Debug)]
+pub(crate) struct FastRule {
+    pub(crate) policy: u32,
+    pub(crate) action: Action,
+    pub(crate) peer: Option<u32>,
+    pub(crate) proto: Proto,
+    pub(crate) ports: Vec<PortRange>,
+}
+
+/// A finished chain: the IR form and the fast form side by side.
+#[derive(Clone, Debug)]
+pub(crate) struct CChain {
+    pub(crate) chain: Chain,
+    pub(crate) fast: Vec<FastRule>,
+}
+
+/// The chains of all groups.
+pub(crate) struct Chains {
+    pub(crate) chains: Vec<CChain>,
+    /// Group index → chain index.
+    pub(crate) group_chain: Vec<u32>,
+    /// Name of every set (by set index).
+    pub(crate) set_names: Vec<String>,
+}
+
+/// Expand a signature into rules, in order.
+fn expand(sig: &Sig, r: &Resolved) -> Vec<RawRule> {
+    let mut out = Vec::new();
+    let peer = |p: Option<u32>| p.map_or(PeerRef::Any, PeerRef::Set);
+    let all = |policy: u32, action: Action| RawRule {
+        policy,
+        action,
+        peer: PeerRef::Any,
+        proto: Proto::Any,
+        ports: Vec::new(),
+        log: false,
+    };
+    for item in &sig.items {
+        match item {
+            Item::Quarantine => {
+                for x in r.exceptions.iter().filter(|x| x.direction == sig.direction) {
+                    for t in &x.rules {
+                        out.push(RawRule {
+                            policy: x.info,
+                            action: Action::Allow,
+                            peer: peer(t.peer),
+                            proto: t.proto,
+                            ports: t.ports.clone(),
+                            log: false,
+                        });
+                    }
+                }
+                out.push(all(r.q_deny[dir_index(sig.direction)], Action::Deny));
+            }
+            Item::SvcReturn { key, proto, port } => {
+                let ret = &r.svc_returns[key];
+                out.push(RawRule {
+                    policy: ret.info,
+                    action: Action::Allow,
+                    peer: PeerRef::Set(ret.peer),
+                    proto: *proto,
+                    ports: vec![PortRange::single(*port)],
+                    log: false,
+                });
+            }
+            Item::Egress(pi) => {
+                let p = &r.plans[*pi as usize];
+                for t in &p.egress_rules {
+                    out.push(RawRule {
+                        policy: p.info,
+                        action: p.action,
+                        peer: peer(t.peer),
+                        proto: t.proto,
+                        ports: t.ports.clone(),
+                        log: p.log,
+                    });
+                }
+            }
+            Item::Ingress { plan, direct, via } => {
+                let p = &r.plans[*plan as usize];
+                let from = peer(
+                    p.ingress_peer
+                        .expect("only plans with a consumer peer apply"),
+                );
+                let rule = |proto: Proto, ports: Vec<PortRange>| RawRule {
+                    policy: p.info,
+                    action: p.action,
+                    peer: from.clone(),
+                    proto,
+                    ports,
+                    log: p.log,
+                };
+                if *direct {
+                    out.push(rule(p.proto, p.ports.clone()));
+                }
+                let mut by_proto: BTreeMap<Proto, Vec<PortRange>> = BTreeMap::new();
+                for &(proto, port) in via {
+                    by_proto
+                        .entry(proto)
+                        .or_default()
+                        .push(PortRange::single(port));
+                }
+                for (proto, ports) in by_proto {
+                    out.push(rule(proto, ports));
+                }
+            }
+            Item::CatchAll(info, action) => out.push(all(*info, *action)),
+        }
+    }
+    out
+}
+
+/// Build, compress and name every group's chain; report shadowed and
+/// conflicting policies.
+pub(crate) fn build(
+    intent: &Intent,
+    groups: &[Sig],
+    r: &mut Resolved,
+) -> (Chains, Vec<Diagnostic>) {
+    let analyzed = r.infos.policies as u32;
+    let compressed: Vec<(Vec<RawRule>, Findings)> = {
+        let r: &Resolved = r;
+        groups
+            .par_iter()
+            .map(|sig| compress(expand(sig, r), &r.sets.addrs, |p| p < analyzed))
+            .collect()
+    };
+
+    // Intern the sets made by merging, in group order (deterministic).
+    let mut findings = Vec::with_capacity(compressed.len());
+    let mut group_rules: Vec<Vec<(RawRule, Option<u32>)>> = Vec::with_capacity(compressed.len());
+    for (rules, f) in compressed {
+        findings.push(f);
+        let rules = rules
+            .into_iter()
+            .map(|mut rule| {
+                let set = match std::mem::replace(&mut rule.peer, PeerRef::Any) {
+                    PeerRef::Any => None,
+                    PeerRef::Set(s) => Some(s),
+                    PeerRef::New(a) => {
+                        let stem = r.infos.list[rule.policy as usize].name.clone();
+                        Some(r.sets.intern(a, &stem))
+                    }
+                };
+                (rule, set)
+            })
+            .collect();
+        group_rules.push(rules);
+    }
+
+    let digests: Vec<Vec<u8>> = r.sets.addrs.par_iter().map(addrs_digest).collect();
+    let set_names: Vec<String> = r
+        .sets
+        .stems
+        .iter()
+        .zip(&digests)
+        .map(|(stem, d)| set_name(stem, d))
+        .collect();
+
+    let named: Vec<CChain> = groups
+        .par_iter()
+        .zip(group_rules)
+        .map(|(sig, rules)| finish(sig, rules, r, &digests, &set_names))
+        .collect();
+    let mut by_id: HashMap<String, u32> = HashMap::new();
+    let mut chains = Vec::new();
+    let mut group_chain = Vec::with_capacity(named.len());
+    for c in named {
+        let idx = *by_id.entry(c.chain.id.clone()).or_insert_with(|| {
+            chains.push(c);
+            (chains.len() - 1) as u32
+        });
+        group_chain.push(idx);
+    }
+
+    let diags = findings_to_diags(intent, r, &findings);
+    (
+        Chains {
+            chains,
+            group_chain,
+            set_names,
+        },
+        diags,
+    )
+}
+
+fn finish(
+    sig: &Sig,
+    rules: Vec<(RawRule, Option<u32>)>,
+    r: &Resolved,
+    digests: &[Vec<u8>],
+    set_names: &[String],
+) -> CChain {
+    let dir = dir_name(sig.direction);
+    let mut ir_rules = Vec::with_capacity(rules.len());
+    let mut fast = Vec::with_capacity(rules.len());
+    for (rule, set) in rules {
+        let info = &r.infos.list[rule.policy as usize];
+        let ports: String = rule.ports.iter().map(|p| format!("{p},")).collect();
+        let id = format!(
+            "{}-{}",
+            ident(&info.name, true, 19, "rule"),
+            hash_hex(
+                &[
+                    info.id.as_bytes(),
+                    rule.action.to_string().as_bytes(),
+                    set.map_or(b"any".as_slice(), |s| digests[s as usize].as_slice()),
+                    rule.proto.as_str().as_bytes(),
+                    ports.as_bytes(),
+                    &[u8::from(rule.log)],
+                    dir.as_bytes(),
+                ],
+                12
+            )
+        );
+        ir_rules.push(Rule {
+            id,
+            policy: info.id.clone(),
+            action: rule.action,
+            peer: set.map(|s| set_names[s as usize].clone()),
+            proto: rule.proto,
+            ports: rule.ports.clone(),
+            log: rule.log,
+        });
+        fast.push(FastRule {
+            policy: rule.policy,
+            action: rule.action,
+            peer: set,
+            proto: rule.proto,
+            ports: rule.ports,
+        });
+    }
+    let mode = match sig.mode {
+        ringfence_schema::ir::Mode::Enforce => "enforce",
+        ringfence_schema::ir::Mode::Analyze => "analyze",
+    };
+    let mut parts: Vec<&[u8]> = vec![dir.as_bytes(), mode.as_bytes()];
+    parts.extend(ir_rules.iter().map(|r| r.id.as_bytes()));
+    let prefix = match sig.direction {
+        Direction::Ingress => "in",
+        Direction::Egress => "eg",
+    };
+    CChain {
+        chain: Chain {
+            id: format!("{prefix}_{}", hash_hex(&parts, 20)),
+            direction: sig.direction,
+            mode: sig.mode,
+            rules: ir_rules,
+        },
+        fast,
+    }
+}
+
+fn findings_to_diags(intent: &Intent, r: &Resolved, findings: &[Findings]) -> Vec<Diagnostic> {
+    let mut kept = BTreeSet::new();
+    let mut shadowed: BTreeMap<u32, BTreeSet<u32>> = BTreeMap::new();
+    let mut conflicts = BTreeSet::new();
+    for f in findings {
+        kept.extend(f.kept.iter().copied());
+        for (p, by) in &f.shadowed {
+            shadowed.entry(*p).or_default().extend(by.iter().copied());
+        }
+        conflicts.extend(f.conflicts.iter().copied());
+    }
+    let span_of = |i: u32| -> Span { intent.policies[i as usize].span };
+    let mut out = Vec::new();
+    // A shadowed policy is reported once, as shadowed, not also as conflicting.
+    shadowed.retain(|p, _| !kept.contains(p));
+    conflicts.retain(|(_, later)| !shadowed.contains_key(later));
+    for (p, by) in shadowed {
+        let by: Vec<(String, Option<Span>)> = by
+            .into_iter()
+            .filter(|&b| b != p)
+            .map(|b| {
+                let span = ((b as usize) < r.infos.policies).then(|| span_of(b));
+                (r.infos.list[b as usize].id.clone(), span)
+            })
+            .collect();
+        out.push(diag::shadowed_policy(
+            &r.infos.list[p as usize].id,
+            span_of(p),
+            &by,
+        ));
+    }
+    for (earlier, later) in conflicts {
+        let e = &r.infos.list[earlier as usize];
+        let l = &r.infos.list[later as usize];
+        out.push(diag::conflicting_policy(
+            (&l.id, span_of(later), &l.action.to_string()),
+            (&e.id, span_of(earlier), &e.action.to_string()),
+        ));
+    }
+    out
+}

@@ -1,0 +1,131 @@
+//! The diagnostics the compiler core reports, one constructor per code.
+//!
+//! | code | severity | when |
+//! |---|---|---|
+//! | `ringfence::cluster-split` | error | workloads of one cluster are members of two top-level scopes |
+//! | `ringfence::shadowed-policy` | warning | every rule of a policy, everywhere it applies, is decided earlier |
+//! | `ringfence::conflicting-policy` | warning | an earlier policy with the opposite action decides part of a later one |
+//! | `ringfence::unknown-service` | warning | a `service:NS/NAME` no cluster has |
+//! | `ringfence::unknown-service-port` | warning | policy ports a provided service does not have |
+//! | `ringfence::unresolved-target-port` | warning | a named `targetPort` a backing pod does not declare |
+
+use ringfence_intent::Diagnostic;
+use ringfence_intent::model::Span;
+
+/// Workloads of `cluster` fall into two top-level scopes.
+pub(crate) fn cluster_split(
+    cluster: &str,
+    a: (&str, Span),
+    b: (&str, Span),
+    example: &str,
+) -> Diagnostic {
+    Diagnostic::error(
+        "ringfence::cluster-split",
+        format!(
+            "cluster `{cluster}` is split between top-level scopes `{}` and `{}` (e.g. {example} is in `{}`)",
+            a.0, b.0, b.0
+        ),
+    )
+    .with_label(b.1, format!("`{}` takes workloads of `{cluster}`", b.0))
+    .with_label(a.1, format!("`{}` takes workloads of `{cluster}` too", a.0))
+    .with_help(
+        "map each cluster to exactly one top-level scope: narrow the queries of the \
+         top-level scopes (e.g. `cluster \"…\"`) so they do not share a cluster",
+    )
+}
+
+/// A policy that never decides a flow.
+pub(crate) fn shadowed_policy(id: &str, span: Span, by: &[(String, Option<Span>)]) -> Diagnostic {
+    let names: Vec<String> = by.iter().map(|(id, _)| format!("`{id}`")).collect();
+    let mut d = Diagnostic::warning(
+        "ringfence::shadowed-policy",
+        format!(
+            "policy `{id}` never decides a flow: everything it matches is decided earlier by {}",
+            if names.is_empty() {
+                "earlier rules".to_string()
+            } else {
+                names.join(", ")
+            }
+        ),
+    )
+    .with_label(span, "shadowed everywhere it applies");
+    for (id, s) in by.iter().filter_map(|(id, s)| Some((id, (*s)?))).take(3) {
+        d = d.with_label(s, format!("`{id}` decides these flows first"));
+    }
+    d.with_help("remove it, or narrow or reorder the earlier policies if it should decide")
+}
+
+/// An earlier policy with the opposite action takes part of a later one.
+pub(crate) fn conflicting_policy(
+    later: (&str, Span, &str),
+    earlier: (&str, Span, &str),
+) -> Diagnostic {
+    Diagnostic::warning(
+        "ringfence::conflicting-policy",
+        format!(
+            "policy `{}` ({}) is partly overridden by the earlier `{}` ({})",
+            later.0, later.2, earlier.0, earlier.2
+        ),
+    )
+    .with_label(
+        later.1,
+        format!("some flows it matches are decided by `{}`", earlier.0),
+    )
+    .with_label(
+        earlier.1,
+        format!("`{}` comes first in the global order", earlier.0),
+    )
+    .with_help(
+        "if this is intended (an exception), nothing to do; otherwise narrow one of the \
+         two policies so their flows do not overlap",
+    )
+}
+
+/// A policy names a service no cluster has.
+pub(crate) fn unknown_service(policy: &str, span: Span, service: &str) -> Diagnostic {
+    Diagnostic::warning(
+        "ringfence::unknown-service",
+        format!("policy `{policy}` refers to service `{service}`, which no cluster has"),
+    )
+    .with_label(span, "this policy opens nothing for that service")
+    .with_help("check the namespace and name, or the inventory given to the compiler")
+}
+
+/// Policy ports a service does not have.
+pub(crate) fn unknown_service_port(
+    policy: &str,
+    span: Span,
+    service: &str,
+    missing: &str,
+    has: &str,
+) -> Diagnostic {
+    Diagnostic::warning(
+        "ringfence::unknown-service-port",
+        format!("policy `{policy}` names port(s) {missing} that service `{service}` does not have"),
+    )
+    .with_label(span, "these ports of the service open nothing")
+    .with_help(format!(
+        "policy ports name service ports; `{service}` has {has}"
+    ))
+}
+
+/// A named target port a backing pod does not declare.
+pub(crate) fn unresolved_target_port(
+    policy: &str,
+    span: Span,
+    service: &str,
+    target: &str,
+    pod: &str,
+) -> Diagnostic {
+    Diagnostic::warning(
+        "ringfence::unresolved-target-port",
+        format!(
+            "service `{service}` targets port `{target}`, which pod `{pod}` does not declare; \
+             policy `{policy}` skips that pod"
+        ),
+    )
+    .with_label(span, format!("opens nothing on `{pod}` for this port"))
+    .with_help(format!(
+        "name the container port `{target}` in the pod spec, or use a numeric targetPort"
+    ))
+}

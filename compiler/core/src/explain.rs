@@ -1,0 +1,801 @@
+//! `explain`: which rule decides a connection on each side, and why.
+//!
+//! A peer is a workload (`namespace/name`: a pod, a service or an owning
+//! workload; `namespace/name[Kind]` as `matrix` prints it), a node, an
+//! external (`external:NAME` or its bare name) or an IP address. For a group
+//! (an owner's pods, a service's backing pods) every member pair is
+//! evaluated with the same matcher that serves [`Compiled::verdict`]; the
+//! connection is allowed only if every pair is, and the explanation shows
+//! the first pair that is denied (else the first pair).
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+use ipnet::IpNet;
+use ringfence_intent::model::{Action, Mode, Proto, WorkloadKind};
+use ringfence_schema::ir::Rank;
+use serde::Serialize;
+
+use crate::compiled::{Compiled, FlowVerdict, Side, Via, same_family};
+
+/// A consumer or provider named on the command line, resolved against the inventory.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Peer {
+    text: String,
+    kind: PeerKind,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum PeerKind {
+    /// Pods (a pod, an owner's pods) and/or a service of the same name.
+    Named {
+        pods: Vec<u32>,
+        service: Option<u32>,
+    },
+    Node(u32),
+    External(u32),
+    Ip(IpAddr),
+}
+
+impl Peer {
+    /// The text it was parsed from.
+    pub fn text(&self) -> &str {
+        &self.text
+    }
+}
+
+/// Why a peer could not be resolved.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum PeerError {
+    /// Nothing has that name.
+    #[error("unknown workload `{text}`: {hint}")]
+    Unknown {
+        /// What was given.
+        text: String,
+        /// What exists, or how to write it.
+        hint: String,
+    },
+    /// More than one thing has that name.
+    #[error("`{text}` is ambiguous; say which: {}", .candidates.join(", "))]
+    Ambiguous {
+        /// What was given.
+        text: String,
+        /// Unambiguous spellings.
+        candidates: Vec<String>,
+    },
+}
+
+/// Why a connection could not be explained.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum ExplainError {
+    /// A service provider without a matching port.
+    #[error(
+        "service `{service}` has no {proto} port {port} (it has {has}); give one of its ports with --port"
+    )]
+    NoServicePort {
+        /// `namespace/name`.
+        service: String,
+        /// The protocol asked.
+        proto: Proto,
+        /// The port asked (`none` when not given).
+        port: String,
+        /// The ports it has.
+        has: String,
+    },
+    /// tcp, udp and sctp need a port.
+    #[error("{0} needs a port: give --port")]
+    PortNeeded(Proto),
+    /// A peer without an address to send from or to.
+    #[error("`{0}` has no running pod with an address")]
+    NoAddress(String),
+    /// The two peers share no address family.
+    #[error("`{from}` and `{to}` have no address family in common")]
+    NoCommonFamily {
+        /// The consumer.
+        from: String,
+        /// The provider.
+        to: String,
+    },
+}
+
+/// One side of the explained connection.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct SideInfo {
+    /// Whether ringfence judges this side (false: an external, an unknown
+    /// address or a workload in no scope; it allows).
+    pub managed: bool,
+    /// The deciding rule's action.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub action: Option<Action>,
+    /// The chain's mode.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mode: Option<Mode>,
+    /// The endpoint whose chain decided.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub endpoint: Option<String>,
+    /// The node that judges.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub node: Option<String>,
+    /// The chain id.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub chain: Option<String>,
+    /// The rule id.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rule: Option<String>,
+    /// The policy id.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub policy: Option<String>,
+    /// The policy's name.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// Its rank.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rank: Option<Rank>,
+    /// Intent file.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub file: Option<String>,
+    /// Line in the file.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub line: Option<u32>,
+    /// Column in the file.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub column: Option<u32>,
+}
+
+/// The member pair an explanation shows.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Pair {
+    /// The consumer member (`pod/NS/NAME`, `node/NAME`, `external:NAME`, an IP).
+    pub from: String,
+    /// The provider member.
+    pub to: String,
+    /// Source address used.
+    pub src: IpAddr,
+    /// Destination address used (after service translation).
+    pub dst: IpAddr,
+    /// Destination port used (after service translation).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub port: Option<u16>,
+    /// The translation applied, e.g. `service shop/frontend tcp 80 -> 8080`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub via: Option<String>,
+}
+
+/// The answer of `explain`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Explanation {
+    /// `allow` only if every member pair is allowed on both sides.
+    pub verdict: Action,
+    /// Whether traffic passes (a deny in analyze mode passes).
+    pub passes: bool,
+    /// The consumer as given.
+    pub from: String,
+    /// The provider as given.
+    pub to: String,
+    /// Protocol.
+    pub proto: Proto,
+    /// Port as given.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub port: Option<u16>,
+    /// Member pairs evaluated.
+    pub pairs: usize,
+    /// Member pairs denied.
+    pub denied: usize,
+    /// The pair shown: the first denied, else the first.
+    pub pair: Pair,
+    /// The consumer's egress decision.
+    pub egress: SideInfo,
+    /// The provider's ingress decision.
+    pub ingress: SideInfo,
+    /// Through a node port or load balancer with `externalTrafficPolicy:
+    /// Cluster`: the target's ingress judging the node-translated source.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub node_hop: Option<SideInfo>,
+}
+
+/// A member of a peer: a label, its addresses, the service translation.
+struct Member {
+    label: String,
+    addrs: Vec<IpAddr>,
+    /// Provider side: (destination port, translation label).
+    port: Option<(Option<u16>, Option<String>)>,
+    /// The workload, to skip pairing a pod with itself.
+    workload: Option<u32>,
+}
+
+const GROUPED: [&str; 4] = ["Deployment", "StatefulSet", "DaemonSet", "Job"];
+
+/// What one cluster has under a `namespace/name`.
+#[derive(Default)]
+struct Found {
+    /// The pod of that name, or the pods of owners of that name.
+    pods: Vec<u32>,
+    /// The service of that name.
+    service: Option<u32>,
+    /// `Pod` and the owner kinds found.
+    kinds: Vec<String>,
+}
+
+impl Compiled {
+    /// Resolve a peer: `namespace/name` (a pod, a service, an owning
+    /// workload), `cluster/namespace/name`, `namespace/name[Kind]`, a node
+    /// name (`name[Node]`), `external:NAME` (or a bare external name), an IP.
+    pub fn peer(&self, text: &str) -> Result<Peer, PeerError> {
+        let text = text.trim();
+        let peer = |kind| {
+            Ok(Peer {
+                text: text.to_string(),
+                kind,
+            })
+        };
+        if let Ok(ip) = text.parse::<IpAddr>() {
+            return peer(PeerKind::Ip(ip));
+        }
+        let (body, kind) = match text.strip_suffix(']').and_then(|t| t.rsplit_once('[')) {
+            Some((b, k)) => (b, Some(k)),
+            None => (text, None),
+        };
+        let (body, kind) = match body.split_once(':') {
+            Some((k @ ("external" | "service" | "node" | "pod"), rest)) => (rest, Some(k)),
+            _ => (body, kind),
+        };
+        let kind = kind.map(|k| k.to_ascii_lowercase());
+        let wants = |k: &str| kind.as_deref().is_none_or(|x| x == k);
+
+        if !body.contains('/')
+            || kind.as_deref() == Some("node")
+            || kind.as_deref() == Some("external")
+        {
+            let mut found = Vec::new();
+            if wants("node") {
+                found.extend(
+                    self.workloads(WorkloadKind::Node)
+                        .filter(|&w| self.cat[w as usize].name == body || self.qualified(w) == body)
+                        .map(|w| (format!("{}[Node]", self.qualified(w)), PeerKind::Node(w))),
+                );
+            }
+            if wants("external") {
+                found.extend(
+                    self.workloads(WorkloadKind::External)
+                        .filter(|&w| self.cat[w as usize].name == body)
+                        .map(|w| (format!("external:{body}"), PeerKind::External(w))),
+                );
+            }
+            return match found.len() {
+                0 => Err(PeerError::Unknown {
+                    text: text.to_string(),
+                    hint: format!(
+                        "no node or external is named `{body}` (pods and services are \
+                         NAMESPACE/NAME, externals external:NAME, or give an IP)"
+                    ),
+                }),
+                1 => peer(found.pop().expect("one").1),
+                _ => Err(PeerError::Ambiguous {
+                    text: text.to_string(),
+                    candidates: found.into_iter().map(|(c, _)| c).collect(),
+                }),
+            };
+        }
+
+        let parts: Vec<&str> = body.split('/').collect();
+        let (cluster, ns, name) = match parts.as_slice() {
+            [ns, name] => (None, *ns, *name),
+            [c, ns, name] => (Some(*c), *ns, *name),
+            _ => {
+                return Err(PeerError::Unknown {
+                    text: text.to_string(),
+                    hint: "write NAMESPACE/NAME or CLUSTER/NAMESPACE/NAME".to_string(),
+                });
+            }
+        };
+        let in_cluster = |w: &u32| {
+            cluster.is_none_or(|c| {
+                self.cat[*w as usize]
+                    .cluster
+                    .is_some_and(|ci| self.clusters[ci as usize] == c)
+            })
+        };
+        let in_ns = |w: &u32| self.cat[*w as usize].namespace == ns;
+        let mut by_cluster: BTreeMap<u32, Found> = BTreeMap::new();
+        if wants("pod") {
+            for w in self
+                .workloads(WorkloadKind::Pod)
+                .filter(in_cluster)
+                .filter(in_ns)
+            {
+                if self.cat[w as usize].name == name {
+                    let e = by_cluster.entry(self.cluster_of(w)).or_default();
+                    e.pods.push(w);
+                    e.kinds.push("Pod".to_string());
+                }
+            }
+        }
+        for w in self
+            .workloads(WorkloadKind::Pod)
+            .filter(in_cluster)
+            .filter(in_ns)
+        {
+            if let Some((k, n)) = &self.cat[w as usize].owner
+                && n == name
+                && GROUPED.contains(&k.as_str())
+                && wants(&k.to_ascii_lowercase())
+            {
+                let e = by_cluster.entry(self.cluster_of(w)).or_default();
+                if !e.kinds.iter().any(|k| k == "Pod") || kind.is_some() {
+                    e.pods.push(w);
+                }
+                if !e.kinds.contains(k) {
+                    e.kinds.push(k.clone());
+                }
+            }
+        }
+        if wants("service") {
+            for w in self
+                .workloads(WorkloadKind::Service)
+                .filter(in_cluster)
+                .filter(in_ns)
+            {
+                if self.cat[w as usize].name == name {
+                    by_cluster.entry(self.cluster_of(w)).or_default().service = Some(w);
+                }
+            }
+        }
+        match by_cluster.len() {
+            0 => {
+                let ns_exists = self.cat.iter().any(|w| w.namespace == ns);
+                Err(PeerError::Unknown {
+                    text: text.to_string(),
+                    hint: if ns_exists {
+                        format!(
+                            "no pod, service or Deployment/StatefulSet/DaemonSet/Job named `{name}` in namespace `{ns}`"
+                        )
+                    } else {
+                        format!("no namespace `{ns}` in the inventory")
+                    },
+                })
+            }
+            1 => {
+                let (
+                    _,
+                    Found {
+                        mut pods,
+                        service,
+                        kinds,
+                    },
+                ) = by_cluster.into_iter().next().expect("one");
+                pods.sort_unstable();
+                pods.dedup();
+                let owner_kinds: Vec<&String> = kinds.iter().filter(|k| *k != "Pod").collect();
+                if owner_kinds.len() > 1 && kind.is_none() {
+                    return Err(PeerError::Ambiguous {
+                        text: text.to_string(),
+                        candidates: owner_kinds
+                            .iter()
+                            .map(|k| format!("{ns}/{name}[{k}]"))
+                            .collect(),
+                    });
+                }
+                peer(PeerKind::Named { pods, service })
+            }
+            _ => Err(PeerError::Ambiguous {
+                text: text.to_string(),
+                candidates: by_cluster
+                    .keys()
+                    .map(|&c| format!("{}/{ns}/{name}", self.clusters[c as usize]))
+                    .collect(),
+            }),
+        }
+    }
+
+    fn workloads(&self, kind: WorkloadKind) -> impl Iterator<Item = u32> + '_ {
+        (0..self.cat.len() as u32).filter(move |&w| self.cat[w as usize].kind == kind)
+    }
+
+    fn cluster_of(&self, w: u32) -> u32 {
+        self.cat[w as usize].cluster.unwrap_or(u32::MAX)
+    }
+
+    /// `name`, or `cluster/name` with several clusters.
+    fn qualified(&self, w: u32) -> String {
+        let wl = &self.cat[w as usize];
+        match wl.cluster {
+            Some(c) if self.clusters.len() > 1 => {
+                format!("{}/{}", self.clusters[c as usize], wl.name)
+            }
+            _ => wl.name.clone(),
+        }
+    }
+
+    fn member_label(&self, w: u32) -> String {
+        let wl = &self.cat[w as usize];
+        match wl.kind {
+            WorkloadKind::Pod => format!("pod/{}/{}", wl.namespace, wl.name),
+            WorkloadKind::Node => format!("node/{}", wl.name),
+            WorkloadKind::External => format!("external:{}", wl.name),
+            WorkloadKind::Service => format!("service/{}/{}", wl.namespace, wl.name),
+        }
+    }
+
+    fn consumers(&self, p: &Peer) -> Result<Vec<Member>, ExplainError> {
+        let pod = |w: u32| Member {
+            label: self.member_label(w),
+            addrs: self.cat[w as usize].addrs.clone(),
+            port: None,
+            workload: Some(w),
+        };
+        let members: Vec<Member> = match &p.kind {
+            PeerKind::Named { pods, service } => {
+                let pods = if pods.is_empty() {
+                    service
+                        .and_then(|s| self.cat[s as usize].service.as_ref())
+                        .map(|s| s.backing.clone())
+                        .unwrap_or_default()
+                } else {
+                    pods.clone()
+                };
+                pods.into_iter().map(pod).collect()
+            }
+            PeerKind::Node(w) => vec![pod(*w)],
+            PeerKind::External(w) => vec![Member {
+                label: self.member_label(*w),
+                addrs: representatives(&self.cat[*w as usize].nets),
+                port: None,
+                workload: Some(*w),
+            }],
+            PeerKind::Ip(ip) => vec![Member {
+                label: ip.to_string(),
+                addrs: vec![*ip],
+                port: None,
+                workload: None,
+            }],
+        };
+        let members: Vec<Member> = members
+            .into_iter()
+            .filter(|m| !m.addrs.is_empty())
+            .collect();
+        if members.is_empty() {
+            return Err(ExplainError::NoAddress(p.text.clone()));
+        }
+        Ok(members)
+    }
+
+    fn providers(
+        &self,
+        p: &Peer,
+        proto: Proto,
+        port: Option<u16>,
+    ) -> Result<Vec<Member>, ExplainError> {
+        let direct = |w: u32| Member {
+            label: self.member_label(w),
+            addrs: self.cat[w as usize].addrs.clone(),
+            port: Some((port, None)),
+            workload: Some(w),
+        };
+        let members: Vec<Member> = match &p.kind {
+            PeerKind::Named { pods, service } => {
+                let svc = service.and_then(|s| Some((s, self.cat[s as usize].service.as_ref()?)));
+                let selected = svc.and_then(|(s, data)| {
+                    let k = data
+                        .ports
+                        .iter()
+                        .position(|sp| port == Some(sp.port) && proto == sp.proto)?;
+                    Some((s, data, k))
+                });
+                match (selected, svc) {
+                    (Some((s, data, k)), _) => {
+                        let sp = &data.ports[k];
+                        let wl = &self.cat[s as usize];
+                        data.backing
+                            .iter()
+                            .zip(&data.targets)
+                            .filter_map(|(&b, tps)| {
+                                let tp = tps[k]?;
+                                Some(Member {
+                                    label: self.member_label(b),
+                                    addrs: self.cat[b as usize].addrs.clone(),
+                                    port: Some((
+                                        Some(tp),
+                                        Some(format!(
+                                            "service {}/{} {} {} -> {}",
+                                            wl.namespace, wl.name, sp.proto, sp.port, tp
+                                        )),
+                                    )),
+                                    workload: Some(b),
+                                })
+                            })
+                            .collect()
+                    }
+                    (None, Some((s, data))) if pods.is_empty() => {
+                        let wl = &self.cat[s as usize];
+                        let has: Vec<String> = data
+                            .ports
+                            .iter()
+                            .map(|sp| format!("{} {}", sp.proto, sp.port))
+                            .collect();
+                        return Err(ExplainError::NoServicePort {
+                            service: format!("{}/{}", wl.namespace, wl.name),
+                            proto,
+                            port: port.map_or("none".to_string(), |p| p.to_string()),
+                            has: if has.is_empty() {
+                                "no ports".to_string()
+                            } else {
+                                has.join(", ")
+                            },
+                        });
+                    }
+                    _ => pods.iter().map(|&w| direct(w)).collect(),
+                }
+            }
+            PeerKind::Node(w) => vec![direct(*w)],
+            PeerKind::External(w) => vec![Member {
+                label: self.member_label(*w),
+                addrs: representatives(&self.cat[*w as usize].nets),
+                port: Some((port, None)),
+                workload: Some(*w),
+            }],
+            PeerKind::Ip(ip) => vec![Member {
+                label: ip.to_string(),
+                addrs: vec![*ip],
+                port: Some((port, None)),
+                workload: None,
+            }],
+        };
+        let members: Vec<Member> = members
+            .into_iter()
+            .filter(|m| !m.addrs.is_empty())
+            .collect();
+        if members.is_empty() {
+            return Err(ExplainError::NoAddress(p.text.clone()));
+        }
+        Ok(members)
+    }
+
+    /// Explain the connection from `from` to `to` on `proto`/`port`.
+    pub fn explain(
+        &self,
+        from: &Peer,
+        to: &Peer,
+        proto: Proto,
+        port: Option<u16>,
+    ) -> Result<Explanation, ExplainError> {
+        let port = if proto.has_ports() {
+            Some(port.ok_or(ExplainError::PortNeeded(proto))?)
+        } else {
+            None
+        };
+        let consumers = self.consumers(from)?;
+        let providers = self.providers(to, proto, port)?;
+        let mut pairs = 0;
+        let mut denied = 0;
+        let mut shown: Option<(Pair, FlowVerdict)> = None;
+        for c in &consumers {
+            for p in &providers {
+                if c.workload.is_some() && c.workload == p.workload {
+                    continue;
+                }
+                let Some(src) = c.addrs.first().copied() else {
+                    continue;
+                };
+                let Some((src, dst)) = same_family(&p.addrs, src).map(|d| (src, d)).or_else(|| {
+                    c.addrs
+                        .iter()
+                        .find_map(|&s| same_family(&p.addrs, s).map(|d| (s, d)))
+                }) else {
+                    continue;
+                };
+                let (dport, via) = p.port.clone().unwrap_or((port, None));
+                let v = if via.is_none() && matches!(to.kind, PeerKind::Ip(_)) {
+                    self.verdict(src, dst, proto, dport)
+                } else {
+                    self.verdict_direct(src, dst, proto, dport)
+                };
+                let (dst, dport, via) = match v.translation {
+                    Some(t) => (
+                        t.target,
+                        Some(t.port),
+                        Some(format!(
+                            "{} {dst}:{} -> {}:{}",
+                            match t.via {
+                                Via::ClusterIp => "cluster IP",
+                                Via::NodePort => "node port",
+                                Via::LoadBalancer => "load balancer",
+                            },
+                            dport.unwrap_or(0),
+                            t.target,
+                            t.port
+                        )),
+                    ),
+                    None => (dst, dport, via),
+                };
+                pairs += 1;
+                let ok = v.allowed();
+                if !ok {
+                    denied += 1;
+                }
+                let pair = Pair {
+                    from: c.label.clone(),
+                    to: p.label.clone(),
+                    src,
+                    dst,
+                    port: dport,
+                    via,
+                };
+                let replace = match &shown {
+                    None => true,
+                    Some((_, sv)) => sv.allowed() && !ok,
+                };
+                if replace {
+                    shown = Some((pair, v));
+                }
+            }
+        }
+        let Some((pair, v)) = shown else {
+            return Err(ExplainError::NoCommonFamily {
+                from: from.text.clone(),
+                to: to.text.clone(),
+            });
+        };
+        Ok(Explanation {
+            verdict: if denied == 0 {
+                Action::Allow
+            } else {
+                Action::Deny
+            },
+            passes: v.passes(),
+            from: from.text.clone(),
+            to: to.text.clone(),
+            proto,
+            port,
+            pairs,
+            denied,
+            pair,
+            egress: self.side_info(&v.egress),
+            ingress: self.side_info(&v.ingress),
+            node_hop: v
+                .translation
+                .and_then(|t| t.node_hop)
+                .map(|s| self.side_info(&s)),
+        })
+    }
+
+    fn side_info(&self, s: &Side) -> SideInfo {
+        match s {
+            Side::NotManaged => SideInfo {
+                managed: false,
+                action: None,
+                mode: None,
+                endpoint: None,
+                node: None,
+                chain: None,
+                rule: None,
+                policy: None,
+                name: None,
+                rank: None,
+                file: None,
+                line: None,
+                column: None,
+            },
+            Side::Decided(d) => {
+                let p = self.policy(d);
+                SideInfo {
+                    managed: true,
+                    action: Some(d.action),
+                    mode: Some(d.mode),
+                    endpoint: Some(self.endpoint(d.endpoint).name.clone()),
+                    node: Some(self.endpoint_node(d.endpoint).to_string()),
+                    chain: Some(self.chain_id(d).to_string()),
+                    rule: Some(self.rule(d).id.clone()),
+                    policy: Some(p.id.clone()),
+                    name: Some(p.name.clone()),
+                    rank: Some(p.rank),
+                    file: Some(p.file.clone()),
+                    line: Some(p.line),
+                    column: Some(p.column),
+                }
+            }
+        }
+    }
+}
+
+/// Representative addresses of an external: per family, the first address
+/// of its first prefix (past the network address when the prefix is wider
+/// than two addresses).
+fn representatives(nets: &[IpNet]) -> Vec<IpAddr> {
+    let mut out = Vec::new();
+    if let Some(n) = nets.iter().find_map(|n| match n {
+        IpNet::V4(n) => Some(n),
+        IpNet::V6(_) => None,
+    }) {
+        let a = u32::from(n.network());
+        out.push(IpAddr::V4(Ipv4Addr::from(if n.prefix_len() < 31 {
+            a + 1
+        } else {
+            a
+        })));
+    }
+    if let Some(n) = nets.iter().find_map(|n| match n {
+        IpNet::V6(n) => Some(n),
+        IpNet::V4(_) => None,
+    }) {
+        let a = u128::from(n.network());
+        out.push(IpAddr::V6(Ipv6Addr::from(if n.prefix_len() < 127 {
+            a + 1
+        } else {
+            a
+        })));
+    }
+    out
+}
+
+impl fmt::Display for SideInfo {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if !self.managed {
+            return write!(f, "allow (not managed)");
+        }
+        let action = self.action.map_or("?".to_string(), |a| a.to_string());
+        let rank = match self.rank {
+            Some(Rank::Quarantine) => "quarantine",
+            Some(Rank::Absolute) => "absolute",
+            Some(Rank::Default) => "default",
+            Some(Rank::CatchAll) => "catch-all",
+            Some(Rank::Implicit) => "implicit",
+            None => "?",
+        };
+        write!(
+            f,
+            "{action} by {} ({rank}) at {}:{}:{}",
+            self.policy.as_deref().unwrap_or("?"),
+            self.file.as_deref().unwrap_or("?"),
+            self.line.unwrap_or(0),
+            self.column.unwrap_or(0),
+        )?;
+        if self.mode == Some(Mode::Analyze) && self.action == Some(Action::Deny) {
+            write!(f, " [analyze mode: passes]")?;
+        }
+        write!(
+            f,
+            "\n           rule {} in chain {}, endpoint {} on node {}",
+            self.rule.as_deref().unwrap_or("?"),
+            self.chain.as_deref().unwrap_or("?"),
+            self.endpoint.as_deref().unwrap_or("?"),
+            self.node.as_deref().unwrap_or("?"),
+        )
+    }
+}
+
+impl fmt::Display for Explanation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let port = self.port.map_or(String::new(), |p| format!("/{p}"));
+        write!(
+            f,
+            "{}: {} -> {} {}{port}",
+            self.verdict, self.from, self.to, self.proto
+        )?;
+        if self.pairs > 1 {
+            match self.denied {
+                0 => write!(f, " (all {} pairs allowed)", self.pairs)?,
+                d => write!(f, " ({d} of {} pairs denied)", self.pairs)?,
+            }
+        }
+        if self.verdict == Action::Deny && self.passes {
+            write!(f, " [analyze mode: traffic passes]")?;
+        }
+        writeln!(f)?;
+        let pport = self.pair.port.map_or(String::new(), |p| format!("/{p}"));
+        writeln!(
+            f,
+            "  pair:    {} ({}) -> {} ({}) {}{pport}",
+            self.pair.from, self.pair.src, self.pair.to, self.pair.dst, self.proto
+        )?;
+        if let Some(via) = &self.pair.via {
+            writeln!(f, "  via:     {via}")?;
+        }
+        writeln!(f, "  egress:  {}", self.egress)?;
+        writeln!(f, "  ingress: {}", self.ingress)?;
+        if let Some(h) = &self.node_hop {
+            writeln!(f, "  node hop: {h}")?;
+        }
+        Ok(())
+    }
+}

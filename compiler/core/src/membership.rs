@@ -1,0 +1,233 @@
+//! Scope and filter membership: every query evaluated once over the whole
+//! workload table, as bitsets.
+//!
+//! A scope's members match its effective query (the AND of its chain); a
+//! filter's match its query, ANDed with its owner's effective query when it is
+//! restricted to its scope. From these follow the per-workload facts the
+//! order stage needs: the most specific scope (the last one in priority order
+//! that contains the workload), the catch-all that applies per direction, and
+//! whether the workload is managed at all.
+
+use ringfence_intent::model::{Direction, Predicate, Query, ScopeId, WorkloadKind};
+
+use crate::bits::Bits;
+use crate::world::{World, glob};
+
+/// Membership facts for every workload.
+pub(crate) struct Membership {
+    /// Effective members of each scope.
+    pub(crate) scopes: Vec<Bits>,
+    /// Members of each filter.
+    pub(crate) filters: Vec<Bits>,
+    /// Quarantined workloads (union of the quarantine filters).
+    pub(crate) quarantined: Bits,
+    /// Workloads that get an endpoint: able to carry one, and in some scope
+    /// or quarantined.
+    pub(crate) managed: Bits,
+    /// Per workload: the last scope in priority order that contains it.
+    pub(crate) most_specific: Vec<Option<u32>>,
+    /// Per direction (ingress, egress) and workload: the scope whose catch-all applies.
+    pub(crate) catch_all: [Vec<Option<u32>>; 2],
+}
+
+/// Index of a direction in per-direction arrays.
+pub(crate) fn dir_index(d: Direction) -> usize {
+    match d {
+        Direction::Ingress => 0,
+        Direction::Egress => 1,
+    }
+}
+
+impl Membership {
+    /// Evaluate every scope, filter and the quarantine.
+    pub(crate) fn new(world: &World<'_>) -> Self {
+        let intent = world.intent;
+        let mut ev = Evaluator {
+            world,
+            scopes: vec![Memo::Todo; intent.scopes.len()],
+            filters: vec![Memo::Todo; intent.filters.len()],
+        };
+        for s in 0..intent.scopes.len() {
+            ev.scope(s);
+        }
+        for f in 0..intent.filters.len() {
+            ev.filter(f);
+        }
+        let done = |m: Memo| match m {
+            Memo::Done(b) => b,
+            _ => unreachable!("every scope and filter was evaluated"),
+        };
+        let scopes: Vec<Bits> = ev.scopes.into_iter().map(done).collect();
+        let filters: Vec<Bits> = ev.filters.into_iter().map(done).collect();
+
+        let n = world.len();
+        let mut quarantined = Bits::new(n);
+        if let Some(q) = &intent.quarantine {
+            for &f in &q.filters {
+                quarantined.or_with(&filters[f]);
+            }
+        }
+        let mut most_specific = vec![None; n];
+        let mut catch_all = [vec![None; n], vec![None; n]];
+        let mut in_scope = Bits::new(n);
+        for (s, members) in scopes.iter().enumerate() {
+            in_scope.or_with(members);
+            let has = [
+                intent.catch_all(s, Direction::Ingress).is_some(),
+                intent.catch_all(s, Direction::Egress).is_some(),
+            ];
+            for w in members.ones() {
+                most_specific[w as usize] = Some(s as u32);
+                for d in 0..2 {
+                    if has[d] {
+                        catch_all[d][w as usize] = Some(s as u32);
+                    }
+                }
+            }
+        }
+        let mut managed = in_scope;
+        managed.or_with(&quarantined);
+        managed.and_with(&world.capable);
+        Membership {
+            scopes,
+            filters,
+            quarantined,
+            managed,
+            most_specific,
+            catch_all,
+        }
+    }
+
+    /// The top-level scope above a scope.
+    pub(crate) fn top(world: &World<'_>, scope: ScopeId) -> ScopeId {
+        *world
+            .intent
+            .scope_chain(scope)
+            .last()
+            .expect("a chain holds at least the scope")
+    }
+}
+
+#[derive(Clone)]
+enum Memo {
+    Todo,
+    Busy,
+    Done(Bits),
+}
+
+struct Evaluator<'w, 'a> {
+    world: &'w World<'a>,
+    scopes: Vec<Memo>,
+    filters: Vec<Memo>,
+}
+
+impl Evaluator<'_, '_> {
+    fn scope(&mut self, s: ScopeId) -> Bits {
+        match &self.scopes[s] {
+            Memo::Done(b) => return b.clone(),
+            // Validation rejects reference cycles; an unvalidated cycle matches nothing.
+            Memo::Busy => return Bits::new(self.world.len()),
+            Memo::Todo => {}
+        }
+        self.scopes[s] = Memo::Busy;
+        let scope = &self.world.intent.scopes[s];
+        let mut b = self.query(&scope.query);
+        if let Some(p) = scope.parent {
+            b.and_with(&self.scope(p));
+        }
+        self.scopes[s] = Memo::Done(b.clone());
+        b
+    }
+
+    fn filter(&mut self, f: usize) -> Bits {
+        match &self.filters[f] {
+            Memo::Done(b) => return b.clone(),
+            Memo::Busy => return Bits::new(self.world.len()),
+            Memo::Todo => {}
+        }
+        self.filters[f] = Memo::Busy;
+        let filter = &self.world.intent.filters[f];
+        let mut b = self.query(&filter.query);
+        if filter.restrict_to_scope
+            && let Some(owner) = filter.owner
+        {
+            b.and_with(&self.scope(owner));
+        }
+        self.filters[f] = Memo::Done(b.clone());
+        b
+    }
+
+    fn query(&mut self, q: &Query) -> Bits {
+        let n = self.world.len();
+        match q {
+            Query::All(qs) => {
+                let mut b = Bits::full(n);
+                for q in qs {
+                    b.and_with(&self.query(q));
+                }
+                b
+            }
+            Query::Any(qs) => {
+                let mut b = Bits::new(n);
+                for q in qs {
+                    b.or_with(&self.query(q));
+                }
+                b
+            }
+            Query::Not(q) => self.query(q).not(),
+            Query::Pred(p, _) => self.pred(p),
+        }
+    }
+
+    fn scan(&self, test: impl Fn(&crate::world::Wl<'_>) -> bool) -> Bits {
+        Bits::from_indexes(
+            self.world.len(),
+            self.world
+                .w
+                .iter()
+                .enumerate()
+                .filter(|(_, w)| test(w))
+                .map(|(i, _)| i as u32),
+        )
+    }
+
+    fn pred(&mut self, p: &Predicate) -> Bits {
+        let world = self.world;
+        match p {
+            Predicate::Cluster(names) => {
+                let mut b = Bits::new(world.len());
+                for (ci, c) in world.inv.clusters.iter().enumerate() {
+                    if names.contains(&c.name) {
+                        let r = &world.clusters[ci];
+                        (r.nodes.start..r.services.end).for_each(|i| b.set(i));
+                    }
+                }
+                b
+            }
+            Predicate::Namespace(names) => world.namespace_members(names),
+            Predicate::Label { key, values } => world.label_members(key, values),
+            Predicate::Kind(kinds) => self.scan(|w| kinds.contains(&w.kind)),
+            Predicate::Name(globs) => self.scan(|w| globs.iter().any(|g| glob(g, w.name))),
+            Predicate::Node(globs) => self.scan(|w| {
+                w.node_name
+                    .is_some_and(|n| globs.iter().any(|g| glob(g, n)))
+            }),
+            Predicate::Os(os) => self.scan(|w| w.os == Some(*os)),
+            Predicate::Address(prefixes) => self.scan(|w| {
+                if w.kind == WorkloadKind::External {
+                    !w.nets.is_empty()
+                        && w.nets
+                            .iter()
+                            .all(|n| prefixes.iter().any(|p| p.contains(n)))
+                } else {
+                    w.addrs
+                        .iter()
+                        .any(|a| prefixes.iter().any(|p| p.contains(a)))
+                }
+            }),
+            Predicate::CvssAtLeast(min) => self.scan(|w| w.cvss >= *min),
+            Predicate::Filter(f) => self.filter(*f),
+            Predicate::Scope(s) => self.scope(*s),
+        }
+    }
+}

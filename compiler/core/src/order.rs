@@ -1,0 +1,341 @@
+//! Order: for every endpoint and direction, the ordered list of what applies
+//! (quarantine, implicit rules, policies, the catch-all), as a signature.
+//!
+//! Endpoints with equal signatures get the same chain, so chains are built
+//! and compressed once per group rather than once per pod. A signature holds
+//! everything a chain's content depends on: the policies in global order,
+//! the target ports a pod's named ports resolve to, the catch-all, the mode.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+
+use rayon::prelude::*;
+use ringfence_intent::model::{Action, Direction, Mode, Proto, WorkloadKind};
+use ringfence_schema::ir::{EndpointKind, ProtoPort};
+
+use crate::membership::{Membership, dir_index};
+use crate::resolve::{Resolved, port_selected};
+use crate::world::{World, host_ports};
+
+/// One entry of a chain signature.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub(crate) enum Item {
+    /// The quarantine rules of the chain's direction (exceptions, then deny).
+    Quarantine,
+    /// The implicit allow from the cluster's nodes to a service's target port.
+    SvcReturn {
+        /// Key into [`Resolved::svc_returns`].
+        key: (u32, u32),
+        proto: Proto,
+        port: u16,
+    },
+    /// A policy's rules on a consumer's egress chain.
+    Egress(u32),
+    /// A policy's rules on a provider's ingress chain: its own ports if the
+    /// endpoint is a provider member (`direct`), plus the target ports of
+    /// provided services it backs (`via`).
+    Ingress {
+        plan: u32,
+        direct: bool,
+        via: Vec<(Proto, u16)>,
+    },
+    /// The catch-all (its policy info and action).
+    CatchAll(u32, Action),
+}
+
+/// Everything a chain's content depends on.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub(crate) struct Sig {
+    pub(crate) direction: Direction,
+    pub(crate) mode: Mode,
+    pub(crate) items: Vec<Item>,
+}
+
+/// An endpoint before slicing: chains are still group indexes.
+#[derive(Clone, Debug)]
+pub(crate) struct Ep {
+    pub(crate) workload: u32,
+    pub(crate) kind: EndpointKind,
+    pub(crate) cluster: u32,
+    /// Workload index of its node.
+    pub(crate) node: u32,
+    pub(crate) name: String,
+    pub(crate) label: String,
+    pub(crate) addresses: Vec<IpAddr>,
+    pub(crate) ports: Vec<ProtoPort>,
+    pub(crate) ingress: u32,
+    pub(crate) egress: Option<u32>,
+}
+
+/// The endpoints and the distinct chain signatures they use.
+pub(crate) struct Ordered {
+    pub(crate) endpoints: Vec<Ep>,
+    pub(crate) groups: Vec<Sig>,
+}
+
+/// Owner kinds `matrix` groups pods by.
+const GROUPED_OWNERS: [&str; 4] = ["Deployment", "StatefulSet", "DaemonSet", "Job"];
+
+/// How `matrix` names the group a workload belongs to: `ns/owner[Kind]`,
+/// `ns/pod[Pod]`, `node[Node]`, `name[External]`, `ns/name[Service]`; with
+/// several clusters, prefixed by `cluster/`.
+pub(crate) fn group_label(world: &World<'_>, w: u32) -> String {
+    let wl = &world.w[w as usize];
+    let body = match wl.kind {
+        WorkloadKind::Pod => {
+            let pod = world.pod(w);
+            match &pod.owner {
+                Some(o) if GROUPED_OWNERS.contains(&o.kind.as_str()) => {
+                    format!("{}/{}[{}]", pod.namespace, o.name, o.kind)
+                }
+                _ => format!("{}/{}[Pod]", pod.namespace, pod.name),
+            }
+        }
+        WorkloadKind::Service => {
+            format!("{}/{}[Service]", wl.namespace.unwrap_or(""), wl.name)
+        }
+        WorkloadKind::Node => format!("{}[Node]", wl.name),
+        WorkloadKind::External => return format!("{}[External]", wl.name),
+    };
+    match wl.cluster {
+        Some(c) if world.inv.clusters.len() > 1 => {
+            format!("{}/{body}", world.inv.clusters[c as usize].name)
+        }
+        _ => body,
+    }
+}
+
+/// The endpoint name of a workload: `pod/<ns>/<name>` or `node/<name>`.
+pub(crate) fn endpoint_name(world: &World<'_>, w: u32) -> String {
+    let wl = &world.w[w as usize];
+    match wl.kind {
+        WorkloadKind::Node => format!("node/{}", wl.name),
+        _ => format!("pod/{}/{}", wl.namespace.unwrap_or(""), wl.name),
+    }
+}
+
+/// Compute every endpoint's signatures and group them.
+pub(crate) fn order(world: &World<'_>, m: &Membership, r: &Resolved) -> Ordered {
+    let managed: Vec<u32> = m.managed.ones().collect();
+    let lists = applicable(world, m, r, &managed);
+    let sigs: Vec<(Sig, Option<Sig>)> = managed
+        .par_iter()
+        .zip(lists.par_iter())
+        .map(|(&w, applies)| {
+            let kind = world
+                .endpoint_kind(w)
+                .expect("managed workloads can be endpoints");
+            let ingress = signature(world, m, r, w, Direction::Ingress, applies);
+            let egress = (kind != EndpointKind::HostPod)
+                .then(|| signature(world, m, r, w, Direction::Egress, applies));
+            (ingress, egress)
+        })
+        .collect();
+    let mut index: HashMap<Sig, u32> = HashMap::new();
+    let mut groups: Vec<Sig> = Vec::new();
+    let mut intern = |s: Sig| -> u32 {
+        if let Some(&g) = index.get(&s) {
+            return g;
+        }
+        let g = groups.len() as u32;
+        index.insert(s.clone(), g);
+        groups.push(s);
+        g
+    };
+    let mut endpoints = Vec::with_capacity(managed.len());
+    for (&w, (ingress, egress)) in managed.iter().zip(sigs) {
+        let wl = &world.w[w as usize];
+        let kind = world
+            .endpoint_kind(w)
+            .expect("managed workloads can be endpoints");
+        let ports = match kind {
+            EndpointKind::HostPod => host_ports(world.pod(w)),
+            _ => Vec::new(),
+        };
+        endpoints.push(Ep {
+            workload: w,
+            kind,
+            cluster: wl.cluster.expect("endpoints belong to a cluster"),
+            node: wl.node.expect("endpoints have a node"),
+            name: endpoint_name(world, w),
+            label: group_label(world, w),
+            addresses: wl.addrs.clone(),
+            ports,
+            ingress: intern(ingress),
+            egress: egress.map(&mut intern),
+        });
+    }
+    Ordered { endpoints, groups }
+}
+
+/// What applies to one endpoint, in global order: plans on its egress, and
+/// (plan, service it is reached through, or `NONE` for direct) on its ingress.
+#[derive(Default)]
+struct Applies {
+    egress: Vec<u32>,
+    ingress: Vec<(u32, u32)>,
+}
+
+const NONE: u32 = u32::MAX;
+
+/// Walk every plan's members once (in global order) instead of testing every
+/// plan against every endpoint: the work is the size of the chains, not
+/// endpoints × policies.
+fn applicable(world: &World<'_>, m: &Membership, r: &Resolved, managed: &[u32]) -> Vec<Applies> {
+    let mut slot = vec![u32::MAX; world.len()];
+    for (i, &w) in managed.iter().enumerate() {
+        slot[w as usize] = i as u32;
+    }
+    let mut out: Vec<Applies> = (0..managed.len()).map(|_| Applies::default()).collect();
+    for &pi in &r.order {
+        let p = &r.plans[pi as usize];
+        if !p.egress_rules.is_empty() {
+            for w in p.egress.ones() {
+                out[slot[w as usize] as usize].egress.push(pi);
+            }
+        }
+        if p.ingress_peer.is_some() {
+            for w in p.ingress_direct.ones() {
+                out[slot[w as usize] as usize].ingress.push((pi, NONE));
+            }
+            let scope = &m.scopes[p.scope];
+            for &s in &p.provider_services {
+                for &b in world.backing(s) {
+                    if m.managed.get(b) && scope.get(b) {
+                        out[slot[b as usize] as usize].ingress.push((pi, s));
+                    }
+                }
+            }
+        }
+    }
+    out
+}
+
+fn signature(
+    world: &World<'_>,
+    m: &Membership,
+    r: &Resolved,
+    w: u32,
+    d: Direction,
+    applies: &Applies,
+) -> Sig {
+    let scope = m.most_specific[w as usize];
+    let mode = scope.map_or(Mode::Enforce, |s| r.modes[s as usize]);
+    let mut items = Vec::new();
+    if m.quarantined.get(w) {
+        items.push(Item::Quarantine);
+        return Sig {
+            direction: d,
+            mode,
+            items,
+        };
+    }
+    let is_pod = world.w[w as usize].kind == WorkloadKind::Pod;
+    match d {
+        Direction::Egress => items.extend(applies.egress.iter().map(|&pi| Item::Egress(pi))),
+        Direction::Ingress => {
+            if is_pod {
+                svc_returns(world, m, r, w, world.services_of(w), &mut items);
+            }
+            // Entries of one plan are adjacent: direct first, then services.
+            for group in applies.ingress.chunk_by(|a, b| a.0 == b.0) {
+                let pi = group[0].0;
+                let p = &r.plans[pi as usize];
+                let direct = group.iter().any(|&(_, s)| s == NONE);
+                let mut via: Vec<(Proto, u16)> = group
+                    .iter()
+                    .filter(|&&(_, s)| s != NONE)
+                    .flat_map(|&(_, s)| translated(world, w, s, p.proto, &p.ports))
+                    .collect();
+                if direct || !via.is_empty() {
+                    via.sort_unstable();
+                    via.dedup();
+                    items.push(Item::Ingress {
+                        plan: pi,
+                        direct,
+                        via,
+                    });
+                }
+            }
+        }
+    }
+    let di = dir_index(d);
+    let catch_all = match m.catch_all[di][w as usize] {
+        Some(s) => {
+            let k = world
+                .intent
+                .catch_alls
+                .iter()
+                .position(|c| c.scope == s as usize && c.direction == d)
+                .expect("a catch-all scope declares one");
+            Item::CatchAll(r.catch_all_infos[k], world.intent.catch_alls[k].action)
+        }
+        None => {
+            let s = scope.expect("managed, not quarantined: in some scope");
+            let top = Membership::top(world, s as usize);
+            Item::CatchAll(r.implicit_infos[&(top, di)], Action::Allow)
+        }
+    };
+    items.push(catch_all);
+    Sig {
+        direction: d,
+        mode,
+        items,
+    }
+}
+
+/// The (protocol, target port) pairs a policy opens on pod `w` through service `s`.
+fn translated(
+    world: &World<'_>,
+    w: u32,
+    s: u32,
+    proto: Proto,
+    ports: &[ringfence_schema::net::PortRange],
+) -> Vec<(Proto, u16)> {
+    let pod = world.pod(w);
+    world
+        .service(s)
+        .ports
+        .iter()
+        .filter(|sp| port_selected(sp, proto, ports))
+        .filter_map(|sp| {
+            pod.resolve_target(&sp.target, sp.proto)
+                .map(|tp| (sp.proto, tp))
+        })
+        .collect()
+}
+
+/// Implicit node-return allows for pod `w`: for each NodePort/LoadBalancer
+/// (externalTrafficPolicy Cluster) port of a service it backs, when an allow
+/// policy of a scope it is in provides that port.
+fn svc_returns(
+    world: &World<'_>,
+    m: &Membership,
+    r: &Resolved,
+    w: u32,
+    services: &[u32],
+    items: &mut Vec<Item>,
+) {
+    let pod = world.pod(w);
+    for &s in services {
+        for (k, sp) in world.service(s).ports.iter().enumerate() {
+            let Some(ret) = r.svc_returns.get(&(s, k as u32)) else {
+                continue;
+            };
+            let provided = ret
+                .providers
+                .iter()
+                .any(|&pi| m.scopes[r.plans[pi as usize].scope].get(w));
+            if !provided {
+                continue;
+            }
+            if let Some(port) = pod.resolve_target(&sp.target, sp.proto) {
+                items.push(Item::SvcReturn {
+                    key: (s, k as u32),
+                    proto: sp.proto,
+                    port,
+                });
+            }
+        }
+    }
+}

@@ -1,0 +1,832 @@
+//! Resolve: every policy target to members and address sets, every policy to
+//! a plan (who it applies to on each side, and the rules it contributes),
+//! and the table of [`PolicyInfo`]s rules trace to.
+//!
+//! A target in consumer position stands for its members' addresses, a
+//! service standing for its backing pods. In provider position, members that
+//! are services are translated: the policy's ports are intersected with the
+//! service ports, and each backing pod is reached on its resolved target
+//! port (traffic is judged after kube-proxy's DNAT).
+
+use std::collections::{BTreeMap, HashMap};
+
+use ringfence_intent::Diagnostic;
+use ringfence_intent::model::{
+    Action, Direction, Intent, Mode, PolicyRank, Proto, ScopeId, Span, Target, WorkloadKind,
+};
+use ringfence_inventory::model::{ServicePort, ServiceType, TargetPort, TrafficPolicy};
+use ringfence_schema::ir::{PolicyInfo, Rank};
+use ringfence_schema::net::PortRange;
+
+use crate::bits::Bits;
+use crate::diag;
+use crate::interval::Addrs;
+use crate::membership::{Membership, dir_index};
+use crate::world::World;
+
+/// Interned address sets, shared by content.
+#[derive(Default)]
+pub(crate) struct Sets {
+    pub(crate) addrs: Vec<Addrs>,
+    /// A readable stem per set: the smallest of the names of the targets it
+    /// was made for, so the choice does not depend on processing order.
+    pub(crate) stems: Vec<String>,
+    index: HashMap<Addrs, u32>,
+}
+
+impl Sets {
+    /// The id of a set with this content, creating it if new.
+    pub(crate) fn intern(&mut self, a: Addrs, stem: &str) -> u32 {
+        if let Some(&i) = self.index.get(&a) {
+            if stem < self.stems[i as usize].as_str() {
+                self.stems[i as usize] = stem.to_string();
+            }
+            return i;
+        }
+        let i = self.addrs.len() as u32;
+        self.index.insert(a.clone(), i);
+        self.addrs.push(a);
+        self.stems.push(stem.to_string());
+        i
+    }
+}
+
+/// The policy-info table: every policy-like thing a rule can trace to.
+#[derive(Default)]
+pub(crate) struct Infos {
+    pub(crate) list: Vec<PolicyInfo>,
+    /// Intent policies occupy the first indexes; only they are analysed for
+    /// shadowing and conflicts.
+    pub(crate) policies: usize,
+    lines: Lines,
+}
+
+impl Infos {
+    fn push(&mut self, intent: &Intent, info: Info<'_>) -> u32 {
+        let (line, column) = self.lines.locate(intent, info.span);
+        self.list.push(PolicyInfo {
+            id: info.id,
+            name: info.name.to_string(),
+            scope: info.scope.to_string(),
+            rank: info.rank,
+            action: info.action,
+            file: intent.files[info.span.file].path.clone(),
+            line,
+            column,
+        });
+        (self.list.len() - 1) as u32
+    }
+}
+
+/// Line starts of each intent file, so locating a span is a binary search
+/// (`SourceFile::line_col` scans from the start, quadratic over many policies).
+#[derive(Default)]
+pub(crate) struct Lines {
+    starts: HashMap<usize, Vec<usize>>,
+}
+
+impl Lines {
+    /// 1-based line and column (in characters), as `SourceFile::line_col`.
+    fn locate(&mut self, intent: &Intent, span: Span) -> (u32, u32) {
+        let text = &intent.files[span.file].text;
+        let starts = self.starts.entry(span.file).or_insert_with(|| {
+            std::iter::once(0)
+                .chain(text.match_indices('\n').map(|(i, _)| i + 1))
+                .collect()
+        });
+        let offset = span.offset.min(text.len());
+        let line = starts.partition_point(|&s| s <= offset);
+        let start = starts[line - 1];
+        let column = text[start..offset].chars().count() + 1;
+        (line as u32, column as u32)
+    }
+}
+
+struct Info<'a> {
+    id: String,
+    name: &'a str,
+    scope: &'a str,
+    rank: Rank,
+    action: Action,
+    span: Span,
+}
+
+/// A rule a policy contributes, before it lands in a chain.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub(crate) struct RuleTpl {
+    /// `None`: every address.
+    pub(crate) peer: Option<u32>,
+    pub(crate) proto: Proto,
+    pub(crate) ports: Vec<PortRange>,
+}
+
+/// What a target resolves to.
+pub(crate) struct TargetInfo {
+    /// Direct members (`None` for `any`).
+    pub(crate) members: Option<Bits>,
+    /// Workloads that count as the consumer: members, and the backing pods
+    /// of member services (`None` for `any`).
+    pub(crate) consumers: Option<Bits>,
+    /// Member services (workload indexes).
+    pub(crate) services: Vec<u32>,
+    /// Consumer-position addresses: members, services replaced by their
+    /// backing pods (`None` for `any`).
+    pub(crate) consumer_addrs: Option<Addrs>,
+    /// Addresses of the members that are not services.
+    pub(crate) direct_addrs: Addrs,
+    /// A readable name for sets made from it.
+    pub(crate) stem: String,
+}
+
+/// One intent policy, resolved.
+pub(crate) struct Plan {
+    /// Its policy info (equal to its index in `intent.policies`).
+    pub(crate) info: u32,
+    pub(crate) action: Action,
+    pub(crate) log: bool,
+    pub(crate) scope: ScopeId,
+    pub(crate) proto: Proto,
+    pub(crate) ports: Vec<PortRange>,
+    /// Workloads whose egress chain takes it.
+    pub(crate) egress: Bits,
+    /// Workloads whose ingress chain takes it because they are provider members.
+    pub(crate) ingress_direct: Bits,
+    /// Provider members, to test "backs a provided service".
+    pub(crate) provider_members: Option<Bits>,
+    /// Provider members that are services.
+    pub(crate) provider_services: Vec<u32>,
+    /// Rules on a consumer's egress chain.
+    pub(crate) egress_rules: Vec<RuleTpl>,
+    /// Peer of rules on a provider's ingress chain: `None` when the consumer
+    /// has no address (no ingress rules), `Some(None)` for every address.
+    pub(crate) ingress_peer: Option<Option<u32>>,
+}
+
+/// A quarantine exception, resolved.
+pub(crate) struct Exception {
+    pub(crate) info: u32,
+    pub(crate) direction: Direction,
+    pub(crate) rules: Vec<RuleTpl>,
+}
+
+/// The implicit allow from a cluster's nodes to the backing pods of a
+/// NodePort/LoadBalancer service port with `externalTrafficPolicy: Cluster`.
+pub(crate) struct SvcReturn {
+    pub(crate) info: u32,
+    /// The cluster's node addresses.
+    pub(crate) peer: u32,
+    /// Allow plans (in global order) that provide this service port.
+    pub(crate) providers: Vec<u32>,
+}
+
+/// Everything the order and chain stages need.
+pub(crate) struct Resolved {
+    pub(crate) infos: Infos,
+    pub(crate) sets: Sets,
+    pub(crate) plans: Vec<Plan>,
+    /// `intent.order()`.
+    pub(crate) order: Vec<u32>,
+    pub(crate) exceptions: Vec<Exception>,
+    /// Policy infos of `quarantine/deny-ingress` and `quarantine/deny-egress`.
+    pub(crate) q_deny: [u32; 2],
+    /// Per service workload and port index.
+    pub(crate) svc_returns: BTreeMap<(u32, u32), SvcReturn>,
+    /// Per intent catch-all: its info.
+    pub(crate) catch_all_infos: Vec<u32>,
+    /// Per (top-level scope, direction): the implicit catch-all's info.
+    pub(crate) implicit_infos: HashMap<(ScopeId, usize), u32>,
+    /// Enforcement per scope.
+    pub(crate) modes: Vec<Mode>,
+}
+
+/// Whether a service port is meant by a policy's protocol and ports.
+pub(crate) fn port_selected(sp: &ServicePort, proto: Proto, ports: &[PortRange]) -> bool {
+    proto.matches(sp.proto) && (ports.is_empty() || ports.iter().any(|r| r.contains(sp.port)))
+}
+
+struct Resolver<'w, 'a> {
+    world: &'w World<'a>,
+    m: &'w Membership,
+    sets: Sets,
+    targets: HashMap<TargetKey, TargetInfo>,
+    /// Interned consumer-position set per target (see `consumer_peer`).
+    consumer_ids: HashMap<TargetKey, Option<Option<u32>>>,
+    /// Interned set of a target's non-service members.
+    direct_ids: HashMap<TargetKey, u32>,
+    translations: HashMap<(TargetKey, Proto, Vec<PortRange>), Translation>,
+    diags: Vec<Diagnostic>,
+}
+
+/// A rule template list computed for one (target, protocol, ports).
+struct Translation {
+    rules: Vec<RuleTpl>,
+    /// (service, target port name, pod) of pods skipped.
+    unresolved: Vec<(String, String, String)>,
+    /// The member services.
+    services: Vec<u32>,
+}
+
+fn target_key(t: &Target) -> Option<TargetKey> {
+    Some(match t {
+        Target::Any => return None,
+        Target::Filter(f) => TargetKey::Filter(*f),
+        Target::Scope(s) => TargetKey::Scope(*s),
+        Target::External(e) => TargetKey::External(*e),
+        Target::Service { namespace, name } => TargetKey::Service(namespace.clone(), name.clone()),
+    })
+}
+
+#[derive(Clone, PartialEq, Eq, Hash)]
+enum TargetKey {
+    Filter(usize),
+    Scope(usize),
+    External(usize),
+    Service(String, String),
+}
+
+/// Resolve every target, policy, quarantine exception and implicit rule.
+pub(crate) fn resolve(world: &World<'_>, m: &Membership) -> (Resolved, Vec<Diagnostic>) {
+    let intent = world.intent;
+    let mut r = Resolver {
+        world,
+        m,
+        sets: Sets::default(),
+        targets: HashMap::new(),
+        consumer_ids: HashMap::new(),
+        direct_ids: HashMap::new(),
+        translations: HashMap::new(),
+        diags: Vec::new(),
+    };
+    let mut infos = Infos::default();
+    for p in &intent.policies {
+        infos.push(
+            intent,
+            Info {
+                id: p.id.clone(),
+                name: &p.name,
+                scope: &intent.scopes[p.scope].name,
+                rank: match p.rank {
+                    PolicyRank::Absolute => Rank::Absolute,
+                    PolicyRank::Default => Rank::Default,
+                },
+                action: p.action,
+                span: p.span,
+            },
+        );
+    }
+    infos.policies = intent.policies.len();
+    let catch_all_infos = intent
+        .catch_alls
+        .iter()
+        .map(|c| {
+            let scope = &intent.scopes[c.scope].name;
+            let name = format!("catch-all-{}", dir_name(c.direction));
+            infos.push(
+                intent,
+                Info {
+                    id: format!("{scope}/{name}"),
+                    name: &name,
+                    scope,
+                    rank: Rank::CatchAll,
+                    action: c.action,
+                    span: c.span,
+                },
+            )
+        })
+        .collect();
+    let mut implicit_infos = HashMap::new();
+    for (s, scope) in intent.scopes.iter().enumerate() {
+        if scope.parent.is_some() {
+            continue;
+        }
+        for d in [Direction::Ingress, Direction::Egress] {
+            let name = format!("implicit-catch-all-{}", dir_name(d));
+            let i = infos.push(
+                intent,
+                Info {
+                    id: format!("{}/{name}", scope.name),
+                    name: &name,
+                    scope: &scope.name,
+                    rank: Rank::Implicit,
+                    action: Action::Allow,
+                    span: scope.span,
+                },
+            );
+            implicit_infos.insert((s, dir_index(d)), i);
+        }
+    }
+
+    let plans: Vec<Plan> = intent
+        .policies
+        .iter()
+        .enumerate()
+        .map(|(i, _)| r.plan(i))
+        .collect();
+
+    let mut exceptions = Vec::new();
+    let mut q_deny = [0, 0];
+    if let Some(q) = &intent.quarantine {
+        for x in &q.exceptions {
+            let info = infos.push(
+                intent,
+                Info {
+                    id: x.id.clone(),
+                    name: &x.name,
+                    scope: "quarantine",
+                    rank: Rank::Quarantine,
+                    action: Action::Allow,
+                    span: x.span,
+                },
+            );
+            let rules = match x.direction {
+                Direction::Ingress => r
+                    .consumer_peer(&x.peer)
+                    .map(|peer| RuleTpl {
+                        peer,
+                        proto: x.proto,
+                        ports: x.ports.clone(),
+                    })
+                    .into_iter()
+                    .collect(),
+                Direction::Egress => r.provider_rules(&x.peer, x.proto, &x.ports, &x.id, x.span),
+            };
+            exceptions.push(Exception {
+                info,
+                direction: x.direction,
+                rules,
+            });
+        }
+        for d in [Direction::Ingress, Direction::Egress] {
+            let name = format!("deny-{}", dir_name(d));
+            q_deny[dir_index(d)] = infos.push(
+                intent,
+                Info {
+                    id: format!("quarantine/{name}"),
+                    name: &name,
+                    scope: "quarantine",
+                    rank: Rank::Quarantine,
+                    action: Action::Deny,
+                    span: q.span,
+                },
+            );
+        }
+    }
+
+    let order: Vec<u32> = intent.order().into_iter().map(|i| i as u32).collect();
+    let svc_returns = r.svc_returns(&plans, &order, &mut infos);
+    let modes = (0..intent.scopes.len())
+        .map(|s| intent.enforcement(s))
+        .collect();
+    let Resolver { sets, diags, .. } = r;
+    (
+        Resolved {
+            infos,
+            sets,
+            plans,
+            order,
+            exceptions,
+            q_deny,
+            svc_returns,
+            catch_all_infos,
+            implicit_infos,
+            modes,
+        },
+        diags,
+    )
+}
+
+/// `ingress` or `egress`.
+pub(crate) fn dir_name(d: Direction) -> &'static str {
+    match d {
+        Direction::Ingress => "ingress",
+        Direction::Egress => "egress",
+    }
+}
+
+impl Resolver<'_, '_> {
+    fn target(&mut self, t: &Target) -> Option<&TargetInfo> {
+        let key = target_key(t)?;
+        if !self.targets.contains_key(&key) {
+            let info = self.build_target(&key);
+            self.targets.insert(key.clone(), info);
+        }
+        self.targets.get(&key)
+    }
+
+    fn build_target(&self, key: &TargetKey) -> TargetInfo {
+        let world = self.world;
+        let n = world.len();
+        let (members, stem) = match key {
+            TargetKey::Filter(f) => (
+                self.m.filters[*f].clone(),
+                world.intent.filters[*f].name.clone(),
+            ),
+            TargetKey::Scope(s) => (
+                self.m.scopes[*s].clone(),
+                world.intent.scopes[*s].name.clone(),
+            ),
+            TargetKey::External(e) => (
+                Bits::from_indexes(n, [world.externals.start + *e as u32]),
+                world.intent.externals[*e].name.clone(),
+            ),
+            TargetKey::Service(ns, name) => {
+                let mut b = Bits::new(n);
+                for c in &world.clusters {
+                    for s in c.services.clone() {
+                        let wl = &world.w[s as usize];
+                        if wl.namespace == Some(ns.as_str()) && wl.name == name {
+                            b.set(s);
+                        }
+                    }
+                }
+                (b, format!("svc_{ns}_{name}"))
+            }
+        };
+        let mut consumers = members.clone();
+        let mut services = Vec::new();
+        let mut direct_ranges = Vec::new();
+        let mut consumer_ranges = Vec::new();
+        for w in members.ones() {
+            let wl = &world.w[w as usize];
+            match wl.kind {
+                WorkloadKind::Service => {
+                    services.push(w);
+                    for &p in world.backing(w) {
+                        consumers.set(p);
+                        consumer_ranges.push(Addrs::from_ips(&world.w[p as usize].addrs));
+                    }
+                }
+                WorkloadKind::External => direct_ranges.push(Addrs::from_nets(wl.nets)),
+                _ => direct_ranges.push(Addrs::from_ips(&wl.addrs)),
+            }
+        }
+        let direct_addrs = union_all(direct_ranges);
+        let consumer_addrs = union_all(consumer_ranges).union(&direct_addrs);
+        TargetInfo {
+            members: Some(members),
+            consumers: Some(consumers),
+            services,
+            consumer_addrs: Some(consumer_addrs),
+            direct_addrs,
+            stem,
+        }
+    }
+
+    /// The peer of ingress rules for a consumer target: `None` if it has no
+    /// address, `Some(None)` for every address.
+    fn consumer_peer(&mut self, t: &Target) -> Option<Option<u32>> {
+        let Some(key) = target_key(t) else {
+            return Some(None);
+        };
+        if let Some(&peer) = self.consumer_ids.get(&key) {
+            return peer;
+        }
+        let info = self.target(t).expect("not any");
+        let (addrs, stem) = (
+            info.consumer_addrs.clone().expect("not any"),
+            info.stem.clone(),
+        );
+        let peer = (!addrs.is_empty()).then(|| Some(self.sets.intern(addrs, &stem)));
+        self.consumer_ids.insert(key, peer);
+        peer
+    }
+
+    /// The rules a provider target contributes to a consumer's egress chain.
+    /// Translations are computed once per (target, protocol, ports); the
+    /// diagnostics are reported for every policy that uses them.
+    fn provider_rules(
+        &mut self,
+        t: &Target,
+        proto: Proto,
+        ports: &[PortRange],
+        policy: &str,
+        span: Span,
+    ) -> Vec<RuleTpl> {
+        let Some(key) = target_key(t) else {
+            return vec![RuleTpl {
+                peer: None,
+                proto,
+                ports: ports.to_vec(),
+            }];
+        };
+        let cache_key = (key, proto, ports.to_vec());
+        if !self.translations.contains_key(&cache_key) {
+            let tr = self.translate(t, proto, ports);
+            self.translations.insert(cache_key.clone(), tr);
+        }
+        let tr = &self.translations[&cache_key];
+        let (rules, unresolved, services) =
+            (tr.rules.clone(), tr.unresolved.clone(), tr.services.clone());
+        if let Target::Service { namespace, name } = t {
+            if services.is_empty() {
+                self.diags.push(diag::unknown_service(
+                    policy,
+                    span,
+                    &format!("{namespace}/{name}"),
+                ));
+            } else if !ports.is_empty() {
+                for s in services {
+                    let svc = self.world.service(s);
+                    let svc_name = format!("{}/{}", svc.namespace, svc.name);
+                    self.check_ports(policy, span, &svc_name, &svc.ports, proto, ports);
+                }
+            }
+        }
+        for (svc, target, pod) in unresolved {
+            self.diags.push(diag::unresolved_target_port(
+                policy, span, &svc, &target, &pod,
+            ));
+        }
+        rules
+    }
+
+    fn translate(&mut self, t: &Target, proto: Proto, ports: &[PortRange]) -> Translation {
+        let world = self.world;
+        let info = self.target(t).expect("not any");
+        let direct = info.direct_addrs.clone();
+        let stem = info.stem.clone();
+        let services = info.services.clone();
+        let mut rules = Vec::new();
+        if !direct.is_empty() {
+            let key = target_key(t).expect("not any");
+            let id = match self.direct_ids.get(&key) {
+                Some(&id) => id,
+                None => {
+                    let id = self.sets.intern(direct, &stem);
+                    self.direct_ids.insert(key, id);
+                    id
+                }
+            };
+            rules.push(RuleTpl {
+                peer: Some(id),
+                proto,
+                ports: ports.to_vec(),
+            });
+        }
+        // (proto, target port) → addresses of the pods reached on it.
+        let mut by_port: BTreeMap<(Proto, u16), Vec<Addrs>> = BTreeMap::new();
+        let mut unresolved = Vec::new();
+        for &s in &services {
+            let svc = world.service(s);
+            for sp in svc
+                .ports
+                .iter()
+                .filter(|sp| port_selected(sp, proto, ports))
+            {
+                for &p in world.backing(s) {
+                    let pod = world.pod(p);
+                    if pod.ips.is_empty() {
+                        continue;
+                    }
+                    match pod.resolve_target(&sp.target, sp.proto) {
+                        Some(tp) => by_port
+                            .entry((sp.proto, tp))
+                            .or_default()
+                            .push(Addrs::from_ips(&pod.ips)),
+                        None => unresolved.push((
+                            format!("{}/{}", svc.namespace, svc.name),
+                            target_name(&sp.target),
+                            format!("{}/{}", pod.namespace, pod.name),
+                        )),
+                    }
+                }
+            }
+        }
+        // One rule per (protocol, pod set), listing every port that set is reached on.
+        let mut grouped: Vec<(Proto, Addrs, Vec<PortRange>)> = Vec::new();
+        for ((proto, port), addrs) in by_port {
+            let addrs = union_all(addrs);
+            match grouped
+                .iter_mut()
+                .find(|(p, a, _)| *p == proto && *a == addrs)
+            {
+                Some(g) => g.2.push(PortRange::single(port)),
+                None => grouped.push((proto, addrs, vec![PortRange::single(port)])),
+            }
+        }
+        let svc_stem = if services.len() == 1 {
+            let s = world.service(services[0]);
+            format!("svc_{}_{}", s.namespace, s.name)
+        } else {
+            stem
+        };
+        for (proto, addrs, mut ports) in grouped {
+            ringfence_schema::net::normalize_ports(&mut ports);
+            rules.push(RuleTpl {
+                peer: Some(self.sets.intern(addrs, &svc_stem)),
+                proto,
+                ports,
+            });
+        }
+        Translation {
+            rules,
+            unresolved,
+            services,
+        }
+    }
+
+    /// Warn about policy ports a service does not have.
+    fn check_ports(
+        &mut self,
+        policy: &str,
+        span: Span,
+        svc: &str,
+        svc_ports: &[ServicePort],
+        proto: Proto,
+        ports: &[PortRange],
+    ) {
+        let missing: Vec<String> = ports
+            .iter()
+            .filter(|r| {
+                !svc_ports
+                    .iter()
+                    .any(|sp| proto.matches(sp.proto) && r.contains(sp.port))
+            })
+            .map(|r| r.to_string())
+            .collect();
+        if missing.is_empty() {
+            return;
+        }
+        let has: Vec<String> = svc_ports
+            .iter()
+            .map(|sp| format!("{} {}", sp.proto, sp.port))
+            .collect();
+        let has = if has.is_empty() {
+            "no ports".to_string()
+        } else {
+            has.join(", ")
+        };
+        self.diags.push(diag::unknown_service_port(
+            policy,
+            span,
+            svc,
+            &missing.join(", "),
+            &has,
+        ));
+    }
+
+    fn plan(&mut self, i: usize) -> Plan {
+        let intent = self.world.intent;
+        let p = &intent.policies[i];
+        let scope = &self.m.scopes[p.scope];
+        let mut egress = match self.target(&p.consumer) {
+            None => Bits::full(self.world.len()),
+            Some(t) => t.consumers.clone().expect("not any"),
+        };
+        egress.and_with(scope);
+        egress.and_with(&self.m.managed);
+        let (mut ingress_direct, provider_members, provider_services) =
+            match self.target(&p.provider) {
+                None => (Bits::full(self.world.len()), None, Vec::new()),
+                Some(t) => {
+                    let m = t.members.clone().expect("not any");
+                    (m.clone(), Some(m), t.services.clone())
+                }
+            };
+        ingress_direct.and_with(scope);
+        ingress_direct.and_with(&self.m.managed);
+        let egress_rules = self.provider_rules(&p.provider, p.proto, &p.ports, &p.id, p.span);
+        let ingress_peer = self.consumer_peer(&p.consumer);
+        Plan {
+            info: i as u32,
+            action: p.action,
+            log: p.log,
+            scope: p.scope,
+            proto: p.proto,
+            ports: p.ports.clone(),
+            egress,
+            ingress_direct,
+            provider_members,
+            provider_services,
+            egress_rules,
+            ingress_peer,
+        }
+    }
+
+    fn svc_returns(
+        &mut self,
+        plans: &[Plan],
+        order: &[u32],
+        infos: &mut Infos,
+    ) -> BTreeMap<(u32, u32), SvcReturn> {
+        let world = self.world;
+        let intent = world.intent;
+        let mut out = BTreeMap::new();
+        for (ci, c) in world.clusters.iter().enumerate() {
+            let mut node_set = None;
+            for s in c.services.clone() {
+                let svc = world.service(s);
+                if !matches!(svc.kind, ServiceType::NodePort | ServiceType::LoadBalancer)
+                    || svc.external_traffic_policy != TrafficPolicy::Cluster
+                {
+                    continue;
+                }
+                for (k, sp) in svc.ports.iter().enumerate() {
+                    if sp.node_port.is_none() {
+                        continue;
+                    }
+                    let providers: Vec<u32> = order
+                        .iter()
+                        .copied()
+                        .filter(|&pi| {
+                            let p = &plans[pi as usize];
+                            p.action == Action::Allow
+                                && p.ingress_peer.is_some()
+                                && p.provider_members.as_ref().is_some_and(|m| m.get(s))
+                                && port_selected(sp, p.proto, &p.ports)
+                                && world.backing(s).iter().any(|&w| {
+                                    self.m.managed.get(w) && self.m.scopes[p.scope].get(w)
+                                })
+                        })
+                        .collect();
+                    let Some(&first) = providers.first() else {
+                        continue;
+                    };
+                    let peer = *node_set.get_or_insert_with(|| {
+                        let addrs = union_all(
+                            c.nodes
+                                .clone()
+                                .map(|n| Addrs::from_ips(&world.w[n as usize].addrs)),
+                        );
+                        self.sets
+                            .intern(addrs, &format!("nodes_{}", world.inv.clusters[ci].name))
+                    });
+                    let p = &intent.policies[first as usize];
+                    let info = infos.push(
+                        intent,
+                        Info {
+                            id: format!("svc/{}/{}/{}", svc.namespace, svc.name, sp.port),
+                            name: &format!("node-return-{}", sp.port),
+                            scope: &intent.scopes[p.scope].name,
+                            rank: Rank::Implicit,
+                            action: Action::Allow,
+                            span: p.span,
+                        },
+                    );
+                    out.insert(
+                        (s, k as u32),
+                        SvcReturn {
+                            info,
+                            peer,
+                            providers,
+                        },
+                    );
+                }
+            }
+        }
+        out
+    }
+}
+
+fn target_name(t: &TargetPort) -> String {
+    match t {
+        TargetPort::Number(n) => n.to_string(),
+        TargetPort::Name(s) => s.clone(),
+    }
+}
+
+/// Union of many sets (balanced, so large unions stay linear-ish).
+pub(crate) fn union_all(sets: impl IntoIterator<Item = Addrs>) -> Addrs {
+    let mut v: Vec<Addrs> = sets.into_iter().collect();
+    if v.len() > 8 {
+        // Many small sets: merge their ranges at once.
+        let v4 = v.iter().flat_map(|a| a.v4.ranges().iter().copied());
+        let v4 = crate::interval::IntervalSet::from_ranges(v4.collect::<Vec<_>>());
+        let v6 = v.iter().flat_map(|a| a.v6.ranges().iter().copied());
+        let v6 = crate::interval::IntervalSet::from_ranges(v6.collect::<Vec<_>>());
+        return Addrs { v4, v6 };
+    }
+    let mut acc = v.pop().unwrap_or_default();
+    for a in v {
+        acc = acc.union(&a);
+    }
+    acc
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::{IntentBuilder, q};
+
+    #[test]
+    fn lines_locate_like_the_source_file() {
+        let mut b = IntentBuilder::new();
+        let s = b.scope("é-scope", None, q::namespace("ünï"));
+        b.scope("child", Some(s), q::label("a", "b"));
+        let intent = b.build();
+        let text = &intent.files[0].text;
+        let mut lines = Lines::default();
+        for offset in (0..=text.len()).filter(|&o| text.is_char_boundary(o)) {
+            let span = Span {
+                file: 0,
+                offset,
+                len: 0,
+            };
+            assert_eq!(
+                lines.locate(&intent, span),
+                intent.files[0].line_col(offset),
+                "at {offset}"
+            );
+        }
+    }
+}

@@ -1,0 +1,474 @@
+//! Slice: cut the cluster-wide chains into one [`NodeIr`] per node, and keep
+//! the cluster-wide tables [`Compiled`] evaluates with.
+//!
+//! A node's IR holds its endpoints (pods, host-network pods, itself), the
+//! exposures it serves with their remote target endpoints (`local: false`,
+//! ingress only), and exactly the chains, sets and policies those reference,
+//! each list sorted.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::net::IpAddr;
+
+use rayon::prelude::*;
+use ringfence_intent::model::{Proto, WorkloadKind};
+use ringfence_inventory::model::{ServiceType, TrafficPolicy};
+use ringfence_schema::ir::{
+    Chain, Endpoint, EndpointKind, Exposure, ExposureKind, ExposureTarget, IR_VERSION, NodeIr,
+    PolicyInfo,
+};
+use ringfence_schema::net::AddressSet;
+
+use crate::chains::Chains;
+use crate::compiled::{
+    AddrMap, CWl, Compiled, EpInfo, GExposure, IngressEntry, SvcData, Via, VipTarget,
+};
+use crate::membership::Membership;
+use crate::order::{Ordered, group_label};
+use crate::resolve::Resolved;
+use crate::world::{Src, World, host_ports};
+
+/// Build every node's IR and the cluster-wide tables.
+pub(crate) fn slice(
+    world: &World<'_>,
+    m: &Membership,
+    r: Resolved,
+    ord: Ordered,
+    chains: Chains,
+) -> Compiled {
+    let n = world.len();
+
+    // Endpoints in their final (IR) form, indexed like `ord.endpoints`.
+    let mut endpoints = Vec::with_capacity(ord.endpoints.len());
+    let mut ep_info = Vec::with_capacity(ord.endpoints.len());
+    let mut wl_endpoint = vec![None; n];
+    for (i, e) in ord.endpoints.iter().enumerate() {
+        let ingress = chains.group_chain[e.ingress as usize];
+        let egress = e.egress.map(|g| chains.group_chain[g as usize]);
+        endpoints.push(Endpoint {
+            name: e.name.clone(),
+            kind: e.kind,
+            workload: e.label.clone(),
+            local: true,
+            addresses: e.addresses.clone(),
+            ports: e.ports.clone(),
+            ingress: chains.chains[ingress as usize].chain.id.clone(),
+            egress: egress.map(|c| chains.chains[c as usize].chain.id.clone()),
+        });
+        ep_info.push(EpInfo {
+            workload: e.workload,
+            cluster: e.cluster,
+            node: e.node,
+            ingress,
+            egress,
+        });
+        wl_endpoint[e.workload as usize] = Some(i as u32);
+    }
+
+    let cat = catalog(world, &wl_endpoint);
+    let exposures = exposures(world, &cat, &ep_info);
+
+    // Sets in IR form, built once for every set a chain uses.
+    let mut used = vec![false; r.sets.addrs.len()];
+    for c in &chains.chains {
+        for f in &c.fast {
+            if let Some(s) = f.peer {
+                used[s as usize] = true;
+            }
+        }
+    }
+    let ir_sets: Vec<Option<AddressSet>> = r
+        .sets
+        .addrs
+        .par_iter()
+        .enumerate()
+        .map(|(i, a)| {
+            used[i].then(|| AddressSet {
+                name: chains.set_names[i].clone(),
+                v4: a.v4_prefixes(),
+                v6: a.v6_prefixes(),
+            })
+        })
+        .collect();
+
+    // Endpoints per node.
+    let mut by_node: HashMap<u32, Vec<u32>> = HashMap::new();
+    for (i, e) in ep_info.iter().enumerate() {
+        by_node.entry(e.node).or_default().push(i as u32);
+    }
+    let node_ids: Vec<u32> = world
+        .clusters
+        .iter()
+        .flat_map(|c| c.nodes.clone())
+        .collect();
+    let node_irs: Vec<NodeIr> = node_ids
+        .par_iter()
+        .map(|&nw| {
+            let local = by_node.get(&nw).map_or(&[][..], Vec::as_slice);
+            node_ir(
+                world,
+                m,
+                &chains,
+                &r.infos.list,
+                &ir_sets,
+                &endpoints,
+                &ep_info,
+                &exposures,
+                nw,
+                local,
+            )
+        })
+        .collect();
+
+    // Address lookups for fast evaluation; the first cluster wins on overlap.
+    let mut egress_ip: AddrMap<IpAddr, u32> = AddrMap::default();
+    let mut ingress_ip: AddrMap<IpAddr, IngressEntry> = AddrMap::default();
+    for (i, e) in endpoints.iter().enumerate() {
+        let i = i as u32;
+        let cluster = ep_info[i as usize].cluster;
+        for &a in &e.addresses {
+            if e.egress.is_some() {
+                egress_ip.entry(a).or_insert(i);
+            }
+            let entry = ingress_ip.entry(a).or_insert_with(|| IngressEntry {
+                cluster,
+                endpoint: None,
+                host_pods: Vec::new(),
+            });
+            if entry.cluster != cluster {
+                continue;
+            }
+            match e.kind {
+                EndpointKind::HostPod => {
+                    for pp in &e.ports {
+                        entry.host_pods.push((*pp, i));
+                    }
+                }
+                _ => {
+                    entry.endpoint.get_or_insert(i);
+                }
+            }
+        }
+    }
+    for entry in ingress_ip.values_mut() {
+        // The first host pod by name wins a port, as in `NodeIr::ingress_endpoint`.
+        entry.host_pods.sort_by(|a, b| {
+            (a.0, &endpoints[a.1 as usize].name).cmp(&(b.0, &endpoints[b.1 as usize].name))
+        });
+        entry.host_pods.dedup_by_key(|x| x.0);
+    }
+    let vips = vips(world, &cat);
+
+    Compiled {
+        clusters: world.inv.clusters.iter().map(|c| c.name.clone()).collect(),
+        cat,
+        endpoints,
+        ep_info,
+        wl_endpoint,
+        chains: chains.chains,
+        sets: r.sets.addrs,
+        policies: r.infos.list,
+        exposures,
+        node_irs,
+        egress_ip,
+        ingress_ip,
+        vips,
+    }
+}
+
+/// The owned copy of the workload table that explain and matrix use.
+fn catalog(world: &World<'_>, wl_endpoint: &[Option<u32>]) -> Vec<CWl> {
+    (0..world.len() as u32)
+        .map(|w| {
+            let wl = &world.w[w as usize];
+            let (owner, host_network, service) = match wl.kind {
+                WorkloadKind::Pod => {
+                    let pod = world.pod(w);
+                    (
+                        pod.owner.as_ref().map(|o| (o.kind.clone(), o.name.clone())),
+                        pod.host_network,
+                        None,
+                    )
+                }
+                WorkloadKind::Service => {
+                    let s = world.service(w);
+                    let targets = world
+                        .backing(w)
+                        .iter()
+                        .map(|&p| {
+                            let pod = world.pod(p);
+                            s.ports
+                                .iter()
+                                .map(|sp| pod.resolve_target(&sp.target, sp.proto))
+                                .collect()
+                        })
+                        .collect();
+                    (
+                        None,
+                        false,
+                        Some(SvcData {
+                            kind: s.kind,
+                            etp: s.external_traffic_policy,
+                            ports: s.ports.clone(),
+                            cluster_ips: s.cluster_ips.clone(),
+                            lb_ingress: s.lb_ingress.clone(),
+                            backing: world.backing(w).to_vec(),
+                            targets,
+                        }),
+                    )
+                }
+                _ => (None, false, None),
+            };
+            CWl {
+                kind: wl.kind,
+                cluster: wl.cluster,
+                namespace: wl.namespace.unwrap_or("").to_string(),
+                name: wl.name.to_string(),
+                group: group_label(world, w),
+                owner,
+                addrs: wl.addrs.clone(),
+                nets: wl.nets.to_vec(),
+                node: wl.node,
+                host_network,
+                host_ports: match wl.kind {
+                    WorkloadKind::Pod if host_network => host_ports(world.pod(w)),
+                    _ => Vec::new(),
+                },
+                endpoint: wl_endpoint[w as usize],
+                service,
+            }
+        })
+        .collect()
+}
+
+/// Every NodePort and LoadBalancer entry point of every cluster.
+fn exposures(world: &World<'_>, cat: &[CWl], ep_info: &[EpInfo]) -> Vec<GExposure> {
+    let mut out = Vec::new();
+    for (ci, c) in world.clusters.iter().enumerate() {
+        for s in c.services.clone() {
+            let Some(svc) = &cat[s as usize].service else {
+                continue;
+            };
+            if !matches!(svc.kind, ServiceType::NodePort | ServiceType::LoadBalancer) {
+                continue;
+            }
+            for (k, sp) in svc.ports.iter().enumerate() {
+                let Some(node_port) = sp.node_port else {
+                    continue;
+                };
+                let targets: Vec<(u32, u16)> = svc
+                    .backing
+                    .iter()
+                    .zip(&svc.targets)
+                    .filter_map(|(&p, tps): (&u32, &Vec<Option<u16>>)| {
+                        Some((cat[p as usize].endpoint?, tps[k]?))
+                    })
+                    .collect();
+                if targets.is_empty() {
+                    continue;
+                }
+                let nodes: Vec<u32> = match svc.etp {
+                    TrafficPolicy::Cluster => c.nodes.clone().collect(),
+                    TrafficPolicy::Local => {
+                        let set: BTreeSet<u32> = targets
+                            .iter()
+                            .map(|&(e, _)| ep_info[e as usize].node)
+                            .collect();
+                        set.into_iter().collect()
+                    }
+                };
+                let mut push = |kind, addresses: Vec<IpAddr>, port| {
+                    out.push(GExposure {
+                        cluster: ci as u32,
+                        service: s,
+                        kind,
+                        proto: sp.proto,
+                        addresses,
+                        port,
+                        etp: svc.etp,
+                        targets: targets.clone(),
+                        nodes: nodes.clone(),
+                    })
+                };
+                push(ExposureKind::NodePort, Vec::new(), node_port);
+                if svc.kind == ServiceType::LoadBalancer && !svc.lb_ingress.is_empty() {
+                    let mut lb = svc.lb_ingress.clone();
+                    lb.sort();
+                    lb.dedup();
+                    push(ExposureKind::LoadBalancer, lb, sp.port);
+                }
+            }
+        }
+    }
+    out
+}
+
+/// Service addresses a consumer may address: (address, protocol, port) →
+/// where the traffic is translated to.
+fn vips(world: &World<'_>, cat: &[CWl]) -> AddrMap<(IpAddr, Proto, u16), VipTarget> {
+    let mut out: AddrMap<(IpAddr, Proto, u16), VipTarget> = AddrMap::default();
+    for c in &world.clusters {
+        for s in c.services.clone() {
+            let Some(svc) = &cat[s as usize].service else {
+                continue;
+            };
+            for (k, sp) in svc.ports.iter().enumerate() {
+                let targets: Vec<(u32, u16)> = svc
+                    .backing
+                    .iter()
+                    .zip(&svc.targets)
+                    .filter(|(p, _)| !cat[**p as usize].addrs.is_empty())
+                    .filter_map(|(&p, tps)| Some((p, tps[k]?)))
+                    .collect();
+                let mut add = |addr: IpAddr, port: u16, via: Via, targets: Vec<(u32, u16)>| {
+                    if !targets.is_empty() {
+                        out.entry((addr, sp.proto, port)).or_insert(VipTarget {
+                            service: s,
+                            via,
+                            targets,
+                        });
+                    }
+                };
+                for &a in &svc.cluster_ips {
+                    add(a, sp.port, Via::ClusterIp, targets.clone());
+                }
+                let Some(node_port) = sp.node_port else {
+                    continue;
+                };
+                if !matches!(svc.kind, ServiceType::NodePort | ServiceType::LoadBalancer) {
+                    continue;
+                }
+                if svc.kind == ServiceType::LoadBalancer {
+                    for &a in &svc.lb_ingress {
+                        add(a, sp.port, Via::LoadBalancer, targets.clone());
+                    }
+                }
+                for node in c.nodes.clone() {
+                    let here: Vec<(u32, u16)> = match svc.etp {
+                        TrafficPolicy::Cluster => targets.clone(),
+                        TrafficPolicy::Local => targets
+                            .iter()
+                            .copied()
+                            .filter(|&(p, _)| cat[p as usize].node == Some(node))
+                            .collect(),
+                    };
+                    for &a in &cat[node as usize].addrs {
+                        add(a, node_port, Via::NodePort, here.clone());
+                    }
+                }
+            }
+        }
+    }
+    out
+}
+
+#[allow(clippy::too_many_arguments)]
+fn node_ir(
+    world: &World<'_>,
+    m: &Membership,
+    chains: &Chains,
+    policies: &[PolicyInfo],
+    ir_sets: &[Option<AddressSet>],
+    endpoints: &[Endpoint],
+    ep_info: &[EpInfo],
+    exposures: &[GExposure],
+    nw: u32,
+    local: &[u32],
+) -> NodeIr {
+    let wl = &world.w[nw as usize];
+    let cluster = wl.cluster.expect("nodes belong to a cluster");
+    let mut eps: BTreeMap<&str, Endpoint> = BTreeMap::new();
+    let mut used_chains: BTreeSet<u32> = BTreeSet::new();
+    for &e in local {
+        eps.insert(&endpoints[e as usize].name, endpoints[e as usize].clone());
+        used_chains.insert(ep_info[e as usize].ingress);
+        used_chains.extend(ep_info[e as usize].egress);
+    }
+    let mut xs = Vec::new();
+    for x in exposures
+        .iter()
+        .filter(|x| x.cluster == cluster && x.nodes.binary_search(&nw).is_ok())
+    {
+        let mut targets: Vec<ExposureTarget> = Vec::new();
+        for &(e, port) in &x.targets {
+            if x.etp == TrafficPolicy::Local && ep_info[e as usize].node != nw {
+                continue;
+            }
+            let ep = &endpoints[e as usize];
+            eps.entry(&ep.name).or_insert_with(|| Endpoint {
+                local: false,
+                egress: None,
+                ..ep.clone()
+            });
+            used_chains.insert(ep_info[e as usize].ingress);
+            targets.push(ExposureTarget {
+                endpoint: ep.name.clone(),
+                port,
+            });
+        }
+        targets.sort();
+        targets.dedup();
+        let svc = &world.w[x.service as usize];
+        xs.push(Exposure {
+            service: format!("{}/{}", svc.namespace.unwrap_or(""), svc.name),
+            kind: x.kind,
+            proto: x.proto,
+            addresses: x.addresses.clone(),
+            port: x.port,
+            targets,
+        });
+    }
+    xs.sort_by(|a, b| {
+        (&a.service, a.kind, a.proto, a.port, &a.addresses).cmp(&(
+            &b.service,
+            b.kind,
+            b.proto,
+            b.port,
+            &b.addresses,
+        ))
+    });
+
+    let mut used_sets: BTreeSet<u32> = BTreeSet::new();
+    let mut used_policies: BTreeSet<u32> = BTreeSet::new();
+    let mut node_chains: Vec<Chain> = Vec::with_capacity(used_chains.len());
+    for &c in &used_chains {
+        let c = &chains.chains[c as usize];
+        for f in &c.fast {
+            used_sets.extend(f.peer);
+            used_policies.insert(f.policy);
+        }
+        node_chains.push(c.chain.clone());
+    }
+    node_chains.sort_by(|a, b| a.id.cmp(&b.id));
+    let mut sets: Vec<AddressSet> = used_sets
+        .into_iter()
+        .map(|s| ir_sets[s as usize].clone().expect("used sets are built"))
+        .collect();
+    sets.sort_by(|a, b| a.name.cmp(&b.name));
+    let mut pols: Vec<PolicyInfo> = used_policies
+        .into_iter()
+        .map(|p| policies[p as usize].clone())
+        .collect();
+    pols.sort_by(|a, b| a.id.cmp(&b.id));
+    pols.dedup_by(|a, b| a.id == b.id);
+
+    let node = match wl.src {
+        Src::Node(c, i) => &world.inv.clusters[c as usize].nodes[i as usize],
+        _ => unreachable!("node workloads come from nodes"),
+    };
+    NodeIr {
+        ir_version: IR_VERSION,
+        cluster: world.inv.clusters[cluster as usize].name.clone(),
+        node: node.name.clone(),
+        os: node.os,
+        backend: world
+            .intent
+            .backend(m.most_specific[nw as usize].map(|s| s as usize), node.os)
+            .to_string(),
+        addresses: node.addresses.clone(),
+        endpoints: eps.into_values().collect(),
+        exposures: xs,
+        chains: node_chains,
+        sets,
+        policies: pols,
+    }
+}

@@ -1,0 +1,416 @@
+//! The workload table: every pod, service and node of every cluster and every
+//! declared external, with the attributes queries test, plus the indexes that
+//! make label, namespace and service-selector lookups cheap.
+//!
+//! Workloads are numbered cluster by cluster (nodes, then pods, then
+//! services, each in inventory order), externals last. Every later stage
+//! refers to workloads by that number.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::ops::Range;
+
+use ipnet::IpNet;
+use ringfence_intent::model::{Intent, Os, WorkloadKind};
+use ringfence_inventory::model::{Inventory, Labels, Pod, Service};
+use ringfence_schema::ir::{EndpointKind, ProtoPort};
+
+use crate::bits::Bits;
+
+/// Where a workload comes from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Src {
+    /// `inventory.clusters[c].nodes[i]`.
+    Node(u32, u32),
+    /// `inventory.clusters[c].pods[i]`.
+    Pod(u32, u32),
+    /// `inventory.clusters[c].services[i]`.
+    Service(u32, u32),
+    /// `intent.externals[i]`.
+    External(u32),
+}
+
+/// One workload and the attributes queries see.
+#[derive(Clone, Debug)]
+pub(crate) struct Wl<'a> {
+    pub(crate) kind: WorkloadKind,
+    pub(crate) src: Src,
+    pub(crate) cluster: Option<u32>,
+    pub(crate) namespace: Option<&'a str>,
+    pub(crate) name: &'a str,
+    pub(crate) labels: Option<&'a Labels>,
+    /// Pods: the labels of their namespace (matched as `ns:KEY`).
+    pub(crate) ns_labels: Option<&'a Labels>,
+    /// Pods: the workload index of their node; nodes: themselves.
+    pub(crate) node: Option<u32>,
+    /// Pods: `spec.nodeName`; nodes: their name.
+    pub(crate) node_name: Option<&'a str>,
+    pub(crate) os: Option<Os>,
+    /// Pods: IPs; services: cluster IPs and load-balancer IPs; nodes: addresses.
+    pub(crate) addrs: Vec<IpAddr>,
+    /// Externals: their prefixes.
+    pub(crate) nets: &'a [IpNet],
+    pub(crate) cvss: f64,
+}
+
+/// The ranges of workload indexes of one cluster.
+#[derive(Clone, Debug)]
+pub(crate) struct ClusterRange {
+    pub(crate) nodes: Range<u32>,
+    pub(crate) pods: Range<u32>,
+    pub(crate) services: Range<u32>,
+}
+
+/// Every workload, and lookups over them.
+pub(crate) struct World<'a> {
+    pub(crate) intent: &'a Intent,
+    pub(crate) inv: &'a Inventory,
+    pub(crate) w: Vec<Wl<'a>>,
+    pub(crate) clusters: Vec<ClusterRange>,
+    pub(crate) externals: Range<u32>,
+    /// For each service (by workload index − its cluster's first service
+    /// index, flattened over clusters via [`World::svc_slot`]): its backing pods.
+    backing: Vec<Vec<u32>>,
+    /// For each pod workload: the services it backs (workload indexes).
+    services_of: HashMap<u32, Vec<u32>>,
+    /// label key → value → workloads (ascending).
+    label_index: HashMap<&'a str, HashMap<&'a str, Vec<u32>>>,
+    /// `ns:KEY` labels of pods: key → value → workloads.
+    ns_label_index: HashMap<&'a str, HashMap<&'a str, Vec<u32>>>,
+    /// namespace → workloads.
+    ns_index: HashMap<&'a str, Vec<u32>>,
+    /// Which workloads can carry an endpoint (see [`World::endpoint_kind`]).
+    pub(crate) capable: Bits,
+}
+
+impl<'a> World<'a> {
+    /// Build the table and its indexes.
+    pub(crate) fn new(intent: &'a Intent, inv: &'a Inventory) -> Self {
+        let mut w: Vec<Wl<'a>> = Vec::new();
+        let mut clusters = Vec::new();
+        for (ci, c) in inv.clusters.iter().enumerate() {
+            let ci = ci as u32;
+            let node_base = w.len() as u32;
+            for (i, n) in c.nodes.iter().enumerate() {
+                w.push(Wl {
+                    kind: WorkloadKind::Node,
+                    src: Src::Node(ci, i as u32),
+                    cluster: Some(ci),
+                    namespace: None,
+                    name: &n.name,
+                    labels: Some(&n.labels),
+                    ns_labels: None,
+                    node: Some(node_base + i as u32),
+                    node_name: Some(&n.name),
+                    os: Some(n.os),
+                    addrs: n.addresses.clone(),
+                    nets: &[],
+                    cvss: 0.0,
+                });
+            }
+            let nodes = node_base..w.len() as u32;
+            let pod_base = w.len() as u32;
+            for (i, p) in c.pods.iter().enumerate() {
+                let node = p.node.as_deref().and_then(|name| {
+                    c.nodes
+                        .binary_search_by(|n| n.name.as_str().cmp(name))
+                        .ok()
+                        .map(|k| node_base + k as u32)
+                });
+                let ns_labels = c
+                    .namespaces
+                    .binary_search_by(|n| n.name.as_str().cmp(&p.namespace))
+                    .ok()
+                    .map(|k| &c.namespaces[k].labels);
+                w.push(Wl {
+                    kind: WorkloadKind::Pod,
+                    src: Src::Pod(ci, i as u32),
+                    cluster: Some(ci),
+                    namespace: Some(&p.namespace),
+                    name: &p.name,
+                    labels: Some(&p.labels),
+                    ns_labels,
+                    node,
+                    node_name: p.node.as_deref(),
+                    os: node.map(|k| c.nodes[(k - node_base) as usize].os),
+                    addrs: p.ips.clone(),
+                    nets: &[],
+                    cvss: p.cvss,
+                });
+            }
+            let pods = pod_base..w.len() as u32;
+            let svc_base = w.len() as u32;
+            for (i, s) in c.services.iter().enumerate() {
+                let mut addrs = s.cluster_ips.clone();
+                addrs.extend(&s.lb_ingress);
+                w.push(Wl {
+                    kind: WorkloadKind::Service,
+                    src: Src::Service(ci, i as u32),
+                    cluster: Some(ci),
+                    namespace: Some(&s.namespace),
+                    name: &s.name,
+                    labels: Some(&s.labels),
+                    ns_labels: None,
+                    node: None,
+                    node_name: None,
+                    os: None,
+                    addrs,
+                    nets: &[],
+                    cvss: 0.0,
+                });
+            }
+            let services = svc_base..w.len() as u32;
+            clusters.push(ClusterRange {
+                nodes,
+                pods,
+                services,
+            });
+        }
+        let ext_base = w.len() as u32;
+        for (i, e) in intent.externals.iter().enumerate() {
+            w.push(Wl {
+                kind: WorkloadKind::External,
+                src: Src::External(i as u32),
+                cluster: None,
+                namespace: None,
+                name: &e.name,
+                labels: Some(&e.labels),
+                ns_labels: None,
+                node: None,
+                node_name: None,
+                os: None,
+                addrs: Vec::new(),
+                nets: &e.nets,
+                cvss: 0.0,
+            });
+        }
+        let externals = ext_base..w.len() as u32;
+
+        let mut label_index: HashMap<&str, HashMap<&str, Vec<u32>>> = HashMap::new();
+        let mut ns_label_index: HashMap<&str, HashMap<&str, Vec<u32>>> = HashMap::new();
+        let mut ns_index: HashMap<&str, Vec<u32>> = HashMap::new();
+        for (i, wl) in w.iter().enumerate() {
+            let i = i as u32;
+            for (k, v) in wl.labels.into_iter().flatten() {
+                label_index
+                    .entry(k.as_str())
+                    .or_default()
+                    .entry(v.as_str())
+                    .or_default()
+                    .push(i);
+            }
+            for (k, v) in wl.ns_labels.into_iter().flatten() {
+                ns_label_index
+                    .entry(k.as_str())
+                    .or_default()
+                    .entry(v.as_str())
+                    .or_default()
+                    .push(i);
+            }
+            if let Some(ns) = wl.namespace {
+                ns_index.entry(ns).or_default().push(i);
+            }
+        }
+
+        let mut world = World {
+            intent,
+            inv,
+            w,
+            clusters,
+            externals,
+            backing: Vec::new(),
+            services_of: HashMap::new(),
+            label_index,
+            ns_label_index,
+            ns_index,
+            capable: Bits::new(0),
+        };
+        world.index_services();
+        world.capable = Bits::from_indexes(
+            world.w.len(),
+            (0..world.w.len() as u32).filter(|&i| world.endpoint_kind(i).is_some()),
+        );
+        world
+    }
+
+    fn index_services(&mut self) {
+        let mut backing = Vec::new();
+        let mut services_of: HashMap<u32, Vec<u32>> = HashMap::new();
+        for (ci, c) in self.inv.clusters.iter().enumerate() {
+            let range = &self.clusters[ci];
+            for (si, s) in c.services.iter().enumerate() {
+                // Pods are sorted by namespace: only that slice can match.
+                let lo = c.pods.partition_point(|p| p.namespace < s.namespace);
+                let hi = c.pods.partition_point(|p| p.namespace <= s.namespace);
+                let pods: Vec<u32> = (lo..hi)
+                    .filter(|&k| s.selects(&c.pods[k]))
+                    .map(|k| range.pods.start + k as u32)
+                    .collect();
+                let sw = range.services.start + si as u32;
+                for &p in &pods {
+                    services_of.entry(p).or_default().push(sw);
+                }
+                backing.push(pods);
+            }
+        }
+        self.backing = backing;
+        self.services_of = services_of;
+    }
+
+    /// Number of workloads.
+    pub(crate) fn len(&self) -> usize {
+        self.w.len()
+    }
+
+    /// Position of a service workload in the flattened service tables.
+    fn svc_slot(&self, svc: u32) -> usize {
+        let mut before = 0;
+        for c in &self.clusters {
+            if c.services.contains(&svc) {
+                return before + (svc - c.services.start) as usize;
+            }
+            before += c.services.len();
+        }
+        panic!("workload {svc} is not a service")
+    }
+
+    /// The pods a service workload selects.
+    pub(crate) fn backing(&self, svc: u32) -> &[u32] {
+        &self.backing[self.svc_slot(svc)]
+    }
+
+    /// The services a pod workload backs.
+    pub(crate) fn services_of(&self, pod: u32) -> &[u32] {
+        self.services_of.get(&pod).map_or(&[], Vec::as_slice)
+    }
+
+    /// The inventory pod of a pod workload.
+    pub(crate) fn pod(&self, i: u32) -> &'a Pod {
+        match self.w[i as usize].src {
+            Src::Pod(c, k) => &self.inv.clusters[c as usize].pods[k as usize],
+            _ => panic!("workload {i} is not a pod"),
+        }
+    }
+
+    /// The inventory service of a service workload.
+    pub(crate) fn service(&self, i: u32) -> &'a Service {
+        match self.w[i as usize].src {
+            Src::Service(c, k) => &self.inv.clusters[c as usize].services[k as usize],
+            _ => panic!("workload {i} is not a service"),
+        }
+    }
+
+    /// What endpoint a workload would be on its node, if it can be one:
+    /// scheduled pods with addresses on a known node, host-network pods that
+    /// declare ports, and nodes.
+    pub(crate) fn endpoint_kind(&self, i: u32) -> Option<EndpointKind> {
+        let wl = &self.w[i as usize];
+        match wl.kind {
+            WorkloadKind::Node => Some(EndpointKind::Node),
+            WorkloadKind::Pod => {
+                wl.node?;
+                let pod = self.pod(i);
+                if wl.addrs.is_empty() {
+                    None
+                } else if pod.host_network {
+                    (!host_ports(pod).is_empty()).then_some(EndpointKind::HostPod)
+                } else {
+                    Some(EndpointKind::Pod)
+                }
+            }
+            _ => None,
+        }
+    }
+
+    /// Workloads whose label `key` has one of `values` (any value if empty).
+    /// `ns:KEY` also matches pods whose namespace has the label `KEY`.
+    pub(crate) fn label_members(&self, key: &str, values: &[String]) -> Bits {
+        let mut b = Bits::new(self.len());
+        let mut add = |by_value: Option<&HashMap<&str, Vec<u32>>>| {
+            let Some(by_value) = by_value else { return };
+            if values.is_empty() {
+                by_value.values().flatten().for_each(|&i| b.set(i));
+            } else {
+                values
+                    .iter()
+                    .filter_map(|v| by_value.get(v.as_str()))
+                    .flatten()
+                    .for_each(|&i| b.set(i));
+            }
+        };
+        add(self.label_index.get(key));
+        if let Some(k) = key.strip_prefix("ns:") {
+            add(self.ns_label_index.get(k));
+        }
+        b
+    }
+
+    /// Workloads in one of these namespaces.
+    pub(crate) fn namespace_members(&self, names: &[String]) -> Bits {
+        let mut b = Bits::new(self.len());
+        for n in names {
+            if let Some(ws) = self.ns_index.get(n.as_str()) {
+                ws.iter().for_each(|&i| b.set(i));
+            }
+        }
+        b
+    }
+}
+
+/// The ports a host-network pod is told apart by: its container ports with
+/// tcp, udp or sctp, sorted and unique.
+pub(crate) fn host_ports(pod: &Pod) -> Vec<ProtoPort> {
+    let mut v: Vec<ProtoPort> = pod
+        .ports
+        .iter()
+        .filter(|p| p.proto.has_ports())
+        .map(|p| ProtoPort {
+            proto: p.proto,
+            port: p.port,
+        })
+        .collect();
+    v.sort();
+    v.dedup();
+    v
+}
+
+/// Whether `name` matches a glob with `*` (any run) and `?` (one character).
+pub(crate) fn glob(pattern: &str, name: &str) -> bool {
+    let p: Vec<char> = pattern.chars().collect();
+    let n: Vec<char> = name.chars().collect();
+    let (mut pi, mut ni) = (0, 0);
+    let (mut star, mut mark) = (None, 0);
+    while ni < n.len() {
+        if pi < p.len() && (p[pi] == '?' || p[pi] == n[ni]) {
+            pi += 1;
+            ni += 1;
+        } else if pi < p.len() && p[pi] == '*' {
+            star = Some(pi);
+            mark = ni;
+            pi += 1;
+        } else if let Some(s) = star {
+            pi = s + 1;
+            mark += 1;
+            ni = mark;
+        } else {
+            return false;
+        }
+    }
+    p[pi..].iter().all(|&c| c == '*')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::glob;
+
+    #[test]
+    fn globs() {
+        assert!(glob("frontend-*", "frontend-7d9f"));
+        assert!(glob("*", ""));
+        assert!(glob("w?rker-*-a", "worker-12-a"));
+        assert!(!glob("worker-?", "worker-12"));
+        assert!(glob("a*b*c", "axxbyyc"));
+        assert!(!glob("a*b*c", "axxbyy"));
+        assert!(glob("exact", "exact") && !glob("exact", "exactly"));
+    }
+}

@@ -1,0 +1,84 @@
+//! The `run` loop: start-up re-apply, then every interval fetch → offer →
+//! drift → report (file, collector, metrics).
+
+use std::time::{Duration, SystemTime};
+
+use crate::agent::{Agent, Outcome};
+use crate::log;
+use crate::metrics::{self, Exporter};
+use crate::source::{Fetched, Source, post_json};
+
+/// How the loop runs.
+#[derive(Clone, Debug)]
+pub struct Options {
+    /// Time between passes.
+    pub interval: Duration,
+    /// Address for the metrics server, if any.
+    pub metrics: Option<String>,
+    /// Collector URL the report is POSTed to, if any.
+    pub report_to: Option<String>,
+    /// Do one pass and return (cron jobs, tests).
+    pub once: bool,
+}
+
+/// Run the agent until killed (or one pass with [`Options::once`]).
+pub fn run(agent: &mut Agent, source: &mut Source, opts: &Options) -> Result<(), String> {
+    let exporter = match &opts.metrics {
+        Some(addr) => {
+            let stale = opts.interval * 3 + Duration::from_secs(60);
+            let (bound, e) =
+                metrics::serve(addr, stale).map_err(|e| format!("--metrics {addr}: {e}"))?;
+            log(&format!("metrics on http://{bound}/metrics"));
+            Some(e)
+        }
+        None => None,
+    };
+    // A failed start-up leaves whatever is in the kernel and is reported;
+    // fetching goes on, since a newer bundle is the way out.
+    let _ = agent.startup(SystemTime::now());
+    loop {
+        pass(agent, source, opts, exporter.as_ref());
+        if opts.once {
+            return Ok(());
+        }
+        std::thread::sleep(opts.interval);
+    }
+}
+
+/// One pass: fetch and offer, check drift, report.
+pub fn pass(agent: &mut Agent, source: &mut Source, opts: &Options, exporter: Option<&Exporter>) {
+    match source.fetch(agent.node()) {
+        Ok(Fetched::NotModified) => agent.clear_error(),
+        Ok(Fetched::Absent) => agent.note_error(format!(
+            "no bundle for node `{}` at the source yet",
+            agent.node()
+        )),
+        Ok(Fetched::Bundle { bytes, index, etag }) => {
+            match agent.offer(&bytes, index.as_deref(), SystemTime::now()) {
+                // A failed apply may work next time: fetch it again.
+                Outcome::Failed(_) => {}
+                Outcome::Unchanged => {
+                    agent.clear_error();
+                    source.remember(etag);
+                }
+                _ => source.remember(etag),
+            }
+        }
+        Err(e) => agent.note_error(e.to_string()),
+    }
+    let now = SystemTime::now();
+    agent.check_drift(now);
+    let report = agent.report(now);
+    if let Err(e) = agent.write_report(&report) {
+        log(&e.to_string());
+    }
+    if let Some(url) = &opts.report_to {
+        let body = serde_json::to_vec(&report).unwrap_or_default();
+        if let Err(e) = post_json(url, &body, Duration::from_secs(10)) {
+            log(&format!("report not delivered: {e}"));
+        }
+    }
+    if let Some(e) = exporter {
+        e.publish(metrics::render(&report));
+    }
+}

@@ -1,0 +1,370 @@
+//! What is in force: a normalised snapshot of our table, and the pure
+//! functions that compare it — with the IR after an apply ([`confirm`]),
+//! with the snapshot taken then ([`diff`], drift), and read its counters.
+//!
+//! Appliers turn their read-back (`nft -j list table`, `Get-NetFirewallRule`)
+//! into a [`Snapshot`]; nothing here knows which one it came from. Handles
+//! and counter values are not part of a snapshot's identity: they are kept
+//! out of comparisons and out of the copy stored in the state directory.
+//! Expressions are kept as canonical compact JSON text (object keys sorted),
+//! not as `serde_json::Value` trees: equal text means equal rules, and a
+//! table of thousands of rules stays small in memory.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use ringfence_schema::ir::NodeIr;
+use ringfence_schema::report::Drift;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+/// Our table as the kernel (or firewall) has it.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Snapshot {
+    /// Chains, sorted by name.
+    pub chains: Vec<LiveChain>,
+    /// Named sets, sorted by name.
+    pub sets: Vec<LiveSet>,
+}
+
+/// One chain and its rules, in evaluation order.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LiveChain {
+    /// Chain name.
+    pub name: String,
+    /// Everything else about the chain (hook, priority, policy), as
+    /// canonical JSON.
+    pub spec: String,
+    /// Rules in order.
+    pub rules: Vec<LiveRule>,
+}
+
+/// One rule.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LiveRule {
+    /// The rule's comment: the IR rule id for rules generated from the IR.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub comment: Option<String>,
+    /// What it matches and does, as canonical JSON (no handles, no counter
+    /// values).
+    pub expr: String,
+    /// Packets counted (not stored, not compared).
+    #[serde(skip)]
+    pub packets: u64,
+    /// Bytes counted (not stored, not compared).
+    #[serde(skip)]
+    pub bytes: u64,
+}
+
+/// One named set.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LiveSet {
+    /// Set name.
+    pub name: String,
+    /// Type and flags, as canonical JSON.
+    pub spec: String,
+    /// Elements as text (`10.0.0.0/24`, `10.0.0.1-10.0.0.9`), sorted.
+    pub elements: Vec<String>,
+}
+
+/// Remove what changes without the rules changing: handles and counter values.
+pub fn normalise(v: &Value) -> Value {
+    match v {
+        Value::Object(m) => Value::Object(
+            m.iter()
+                .filter(|(k, _)| k.as_str() != "handle")
+                .map(|(k, v)| match (k.as_str(), v) {
+                    ("counter", Value::Object(_)) => (k.clone(), Value::Null),
+                    _ => (k.clone(), normalise(v)),
+                })
+                .collect(),
+        ),
+        Value::Array(a) => Value::Array(a.iter().map(normalise).collect()),
+        _ => v.clone(),
+    }
+}
+
+impl Snapshot {
+    /// Packets and bytes per rule comment, summed over the rules that carry it.
+    pub fn counters(&self) -> BTreeMap<&str, (u64, u64)> {
+        let mut out: BTreeMap<&str, (u64, u64)> = BTreeMap::new();
+        for r in self.chains.iter().flat_map(|c| &c.rules) {
+            if let Some(c) = &r.comment {
+                let e = out.entry(c.as_str()).or_default();
+                e.0 += r.packets;
+                e.1 += r.bytes;
+            }
+        }
+        out
+    }
+
+    /// Every rule comment present.
+    pub fn comments(&self) -> BTreeSet<&str> {
+        self.chains
+            .iter()
+            .flat_map(|c| &c.rules)
+            .filter_map(|r| r.comment.as_deref())
+            .collect()
+    }
+
+    /// Sort chains and sets by name and set elements, so snapshots compare.
+    pub fn sorted(mut self) -> Self {
+        self.chains.sort_by(|a, b| a.name.cmp(&b.name));
+        self.sets.sort_by(|a, b| a.name.cmp(&b.name));
+        for s in &mut self.sets {
+            s.elements.sort();
+        }
+        self
+    }
+}
+
+/// Check a read-back right after an apply: every IR rule id is present as a
+/// rule comment, and no other comment is. Returns what is wrong.
+pub fn confirm(ir: &NodeIr, live: &Snapshot) -> Result<(), String> {
+    let want: BTreeSet<&str> = ir
+        .chains
+        .iter()
+        .flat_map(|c| &c.rules)
+        .map(|r| r.id.as_str())
+        .collect();
+    let have = live.comments();
+    let missing: Vec<&str> = want.difference(&have).copied().collect();
+    let unknown: Vec<&str> = have.difference(&want).copied().collect();
+    if missing.is_empty() && unknown.is_empty() {
+        return Ok(());
+    }
+    let mut why = Vec::new();
+    if !missing.is_empty() {
+        why.push(format!("rules missing: {}", list(&missing)));
+    }
+    if !unknown.is_empty() {
+        why.push(format!("rules not in the IR: {}", list(&unknown)));
+    }
+    Err(format!(
+        "the table read back does not match the bundle's IR ({})",
+        why.join("; ")
+    ))
+}
+
+fn list(items: &[&str]) -> String {
+    const MAX: usize = 8;
+    let mut s = items
+        .iter()
+        .take(MAX)
+        .copied()
+        .collect::<Vec<_>>()
+        .join(", ");
+    if items.len() > MAX {
+        s.push_str(&format!(" and {} more", items.len() - MAX));
+    }
+    s
+}
+
+/// Key of a rule for drift: its comment (with `#n` for the n-th repeat in the
+/// chain), or for a rule without comment its expression.
+fn keyed(chain: &LiveChain) -> Vec<(String, &LiveRule)> {
+    let mut seen: BTreeMap<String, usize> = BTreeMap::new();
+    chain
+        .rules
+        .iter()
+        .map(|r| {
+            let base = match &r.comment {
+                Some(c) => c.clone(),
+                None => format!("{{{}}}", r.expr),
+            };
+            let n = seen.entry(base.clone()).or_default();
+            *n += 1;
+            let key = if *n == 1 { base } else { format!("{base}#{n}") };
+            (key, r)
+        })
+        .collect()
+}
+
+/// How drift names a rule: `rule CHAIN/COMMENT`, or `rule CHAIN@POS` (1-based)
+/// for one without comment.
+fn rule_name(chain: &str, key: &str, pos: usize) -> String {
+    if key.starts_with('{') {
+        format!("rule {chain}@{pos}")
+    } else {
+        format!("rule {chain}/{key}")
+    }
+}
+
+/// Differences between the intended snapshot and the live one: missing,
+/// extra and changed chains, rules (by comment, or chain position) and sets
+/// (by name, with the elements that differ). Sorted.
+pub fn diff(intended: &Snapshot, live: &Snapshot) -> Drift {
+    let mut d = Drift::default();
+    let chains = |s: &Snapshot| -> BTreeMap<String, LiveChain> {
+        s.chains
+            .iter()
+            .map(|c| (c.name.clone(), c.clone()))
+            .collect()
+    };
+    let (want, have) = (chains(intended), chains(live));
+    for (name, w) in &want {
+        let Some(h) = have.get(name) else {
+            d.missing.push(format!("chain {name}"));
+            continue;
+        };
+        if w.spec != h.spec {
+            d.changed
+                .push(format!("chain {name} (type, hook or policy)"));
+        }
+        let (wk, hk) = (keyed(w), keyed(h));
+        let hmap: BTreeMap<&str, (usize, &LiveRule)> = hk
+            .iter()
+            .enumerate()
+            .map(|(i, (k, r))| (k.as_str(), (i, *r)))
+            .collect();
+        let wmap: BTreeMap<&str, usize> = wk
+            .iter()
+            .enumerate()
+            .map(|(i, (k, _))| (k.as_str(), i))
+            .collect();
+        let mut common_w = Vec::new();
+        for (i, (k, r)) in wk.iter().enumerate() {
+            match hmap.get(k.as_str()) {
+                None => d.missing.push(rule_name(name, k, i + 1)),
+                Some((_, hr)) => {
+                    if hr.expr != r.expr {
+                        d.changed.push(rule_name(name, k, i + 1));
+                    } else {
+                        common_w.push(k.as_str());
+                    }
+                }
+            }
+        }
+        for (i, (k, _)) in hk.iter().enumerate() {
+            if !wmap.contains_key(k.as_str()) {
+                d.extra.push(rule_name(name, k, i + 1));
+            }
+        }
+        // Same rules, other order: name the ones that moved.
+        let common_h: Vec<&str> = hk
+            .iter()
+            .map(|(k, _)| k.as_str())
+            .filter(|k| common_w.contains(k))
+            .collect();
+        for (a, b) in common_w.iter().zip(&common_h) {
+            if a != b {
+                d.changed
+                    .push(format!("{} (moved)", rule_name(name, a, wmap[a] + 1)));
+            }
+        }
+    }
+    for name in have.keys().filter(|n| !want.contains_key(*n)) {
+        d.extra.push(format!("chain {name}"));
+    }
+    let sets = |s: &Snapshot| -> BTreeMap<String, LiveSet> {
+        s.sets.iter().map(|x| (x.name.clone(), x.clone())).collect()
+    };
+    let (want, have) = (sets(intended), sets(live));
+    for (name, w) in &want {
+        let Some(h) = have.get(name) else {
+            d.missing.push(format!("set {name}"));
+            continue;
+        };
+        if w.spec != h.spec {
+            d.changed.push(format!("set {name} (type or flags)"));
+        }
+        let (we, he): (BTreeSet<&str>, BTreeSet<&str>) = (
+            w.elements.iter().map(String::as_str).collect(),
+            h.elements.iter().map(String::as_str).collect(),
+        );
+        let gone: Vec<String> = we.difference(&he).map(|e| format!("-{e}")).collect();
+        let added: Vec<String> = he.difference(&we).map(|e| format!("+{e}")).collect();
+        if !gone.is_empty() || !added.is_empty() {
+            let all: Vec<&str> = gone.iter().chain(&added).map(String::as_str).collect();
+            d.changed
+                .push(format!("set {name} elements {}", list(&all)));
+        }
+    }
+    for name in have.keys().filter(|n| !want.contains_key(*n)) {
+        d.extra.push(format!("set {name}"));
+    }
+    d.missing.sort();
+    d.extra.sort();
+    d.changed.sort();
+    d
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn rule(comment: Option<&str>, expr: Value) -> LiveRule {
+        LiveRule {
+            comment: comment.map(str::to_string),
+            expr: expr.to_string(),
+            packets: 0,
+            bytes: 0,
+        }
+    }
+
+    fn snap() -> Snapshot {
+        Snapshot {
+            chains: vec![LiveChain {
+                name: "ing".into(),
+                spec: "{}".into(),
+                rules: vec![
+                    rule(None, json!(["ct"])),
+                    rule(Some("a"), json!(["v4", "accept"])),
+                    rule(Some("a"), json!(["v6", "accept"])),
+                    rule(Some("z"), json!(["drop"])),
+                ],
+            }],
+            sets: vec![LiveSet {
+                name: "peers".into(),
+                spec: json!({"type": "ipv4_addr"}).to_string(),
+                elements: vec!["10.0.0.1".into(), "10.0.1.0/24".into()],
+            }],
+        }
+    }
+
+    #[test]
+    fn identical_snapshots_have_no_drift() {
+        assert!(diff(&snap(), &snap()).is_empty());
+    }
+
+    #[test]
+    fn hand_edits_are_named() {
+        let mut live = snap();
+        let c = &mut live.chains[0];
+        c.rules
+            .insert(1, rule(None, json!(["saddr", "1.2.3.4", "accept"])));
+        c.rules[3].expr = json!(["v6", "drop"]).to_string(); // the second "a"
+        c.rules.pop(); // "z"
+        live.sets[0].elements = vec!["10.0.1.0/24".into(), "10.9.9.9".into()];
+        live.sets.push(LiveSet {
+            name: "evil".into(),
+            ..Default::default()
+        });
+        let d = diff(&snap(), &live);
+        assert_eq!(d.missing, ["rule ing/z"]);
+        assert_eq!(d.extra, ["rule ing@2", "set evil"]);
+        assert_eq!(
+            d.changed,
+            ["rule ing/a#2", "set peers elements -10.0.0.1, +10.9.9.9"]
+        );
+    }
+
+    #[test]
+    fn reordering_is_a_change() {
+        let mut live = snap();
+        live.chains[0].rules.swap(0, 3);
+        let d = diff(&snap(), &live);
+        assert!(d.missing.is_empty() && d.extra.is_empty(), "{d:?}");
+        assert!(d.changed.iter().all(|c| c.ends_with("(moved)")), "{d:?}");
+        assert!(!d.changed.is_empty());
+    }
+
+    #[test]
+    fn normalise_drops_handles_and_counter_values() {
+        let v = json!({"handle": 3, "expr": [{"counter": {"packets": 5, "bytes": 9}}, {"counter": "named"}]});
+        assert_eq!(
+            normalise(&v),
+            json!({"expr": [{"counter": null}, {"counter": "named"}]})
+        );
+    }
+}

@@ -1,0 +1,194 @@
+//! Where bundles come from: a directory or an HTTP(S) base URL.
+//!
+//! Fetches `<source>/<node>.bundle` and, when present, `<source>/index.json`.
+//! Over HTTP the bundle's `ETag` is sent back as `If-None-Match`, so an
+//! unchanged bundle costs a `304` and nothing else. Transport security is not
+//! what makes a bundle trustworthy — its signature is — so plain HTTP is
+//! acceptable inside a cluster.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Largest bundle or index accepted (a bundle for a big node is a few MiB).
+pub const MAX_BYTES: u64 = 64 << 20;
+
+/// A place to fetch bundles from.
+pub enum Source {
+    /// A local directory (e.g. a synced volume).
+    Dir(PathBuf),
+    /// An HTTP base URL.
+    Http {
+        /// Base URL, without trailing slash.
+        base: String,
+        /// The HTTP client.
+        agent: ureq::Agent,
+        /// The ETag of the last bundle fully handled.
+        etag: Option<String>,
+    },
+}
+
+/// What a fetch found.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Fetched {
+    /// The server says the bundle has not changed (HTTP 304).
+    NotModified,
+    /// No bundle for this node (yet).
+    Absent,
+    /// A bundle, the index if the source has one, and the bundle's ETag.
+    Bundle {
+        /// The bundle file's bytes.
+        bytes: Vec<u8>,
+        /// `index.json`'s bytes, if present.
+        index: Option<Vec<u8>>,
+        /// The ETag to remember once the bundle is handled.
+        etag: Option<String>,
+    },
+}
+
+/// A fetch failed.
+#[derive(Debug, thiserror::Error)]
+#[error("fetching {what}: {why}")]
+pub struct FetchError {
+    /// Path or URL.
+    pub what: String,
+    /// Why.
+    pub why: String,
+}
+
+impl Source {
+    /// A directory path, or an `http://`/`https://` URL.
+    pub fn parse(s: &str, timeout: Duration) -> Self {
+        if s.starts_with("http://") || s.starts_with("https://") {
+            let agent = ureq::Agent::config_builder()
+                .http_status_as_error(false)
+                .timeout_global(Some(timeout))
+                .build()
+                .new_agent();
+            Source::Http {
+                base: s.trim_end_matches('/').to_string(),
+                agent,
+                etag: None,
+            }
+        } else {
+            Source::Dir(PathBuf::from(s))
+        }
+    }
+
+    /// Remember the ETag of a bundle that was handled (applied, refused or
+    /// unchanged), so the next fetch can be answered with `304`.
+    pub fn remember(&mut self, tag: Option<String>) {
+        if let Source::Http { etag, .. } = self {
+            *etag = tag;
+        }
+    }
+
+    /// Fetch `<node>.bundle` and `index.json`.
+    pub fn fetch(&self, node: &str) -> Result<Fetched, FetchError> {
+        let name = format!("{node}.bundle");
+        match self {
+            Source::Dir(dir) => {
+                let read = |p: PathBuf| match std::fs::read(&p) {
+                    Ok(b) => Ok(Some(b)),
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+                    Err(e) => Err(FetchError {
+                        what: p.display().to_string(),
+                        why: e.to_string(),
+                    }),
+                };
+                let Some(bytes) = read(dir.join(&name))? else {
+                    return Ok(Fetched::Absent);
+                };
+                Ok(Fetched::Bundle {
+                    bytes,
+                    index: read(dir.join("index.json"))?,
+                    etag: None,
+                })
+            }
+            Source::Http { base, agent, etag } => {
+                let url = format!("{base}/{name}");
+                let (status, bytes, tag) = get(agent, &url, etag.as_deref())?;
+                match status {
+                    304 => return Ok(Fetched::NotModified),
+                    404 => return Ok(Fetched::Absent),
+                    200 => {}
+                    s => {
+                        return Err(FetchError {
+                            what: url,
+                            why: format!("HTTP status {s}"),
+                        });
+                    }
+                }
+                let iurl = format!("{base}/index.json");
+                let index = match get(agent, &iurl, None)? {
+                    (200, b, _) => Some(b),
+                    (404, _, _) => None,
+                    (s, _, _) => {
+                        return Err(FetchError {
+                            what: iurl,
+                            why: format!("HTTP status {s}"),
+                        });
+                    }
+                };
+                Ok(Fetched::Bundle {
+                    bytes,
+                    index,
+                    etag: tag,
+                })
+            }
+        }
+    }
+}
+
+fn get(
+    agent: &ureq::Agent,
+    url: &str,
+    etag: Option<&str>,
+) -> Result<(u16, Vec<u8>, Option<String>), FetchError> {
+    let fail = |why: String| FetchError {
+        what: url.to_string(),
+        why,
+    };
+    let mut req = agent.get(url);
+    if let Some(t) = etag {
+        req = req.header("If-None-Match", t);
+    }
+    let mut resp = req.call().map_err(|e| fail(e.to_string()))?;
+    let status = resp.status().as_u16();
+    let tag = resp
+        .headers()
+        .get("etag")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
+    let body = if status == 200 {
+        resp.body_mut()
+            .with_config()
+            .limit(MAX_BYTES)
+            .read_to_vec()
+            .map_err(|e| fail(e.to_string()))?
+    } else {
+        Vec::new()
+    };
+    Ok((status, body, tag))
+}
+
+/// POST a JSON document (a compliance report) to a collector.
+pub fn post_json(url: &str, body: &[u8], timeout: Duration) -> Result<(), FetchError> {
+    let agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_global(Some(timeout))
+        .build()
+        .new_agent();
+    let fail = |why: String| FetchError {
+        what: url.to_string(),
+        why,
+    };
+    let resp = agent
+        .post(url)
+        .header("Content-Type", "application/json")
+        .send(body)
+        .map_err(|e| fail(e.to_string()))?;
+    match resp.status().as_u16() {
+        200..=299 => Ok(()),
+        s => Err(fail(format!("HTTP status {s}"))),
+    }
+}

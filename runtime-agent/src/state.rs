@@ -1,0 +1,253 @@
+//! The state directory: the one module that writes it.
+//!
+//! ```text
+//! <state>/current.json      the commit point: which bundle is in force, its
+//!                           generation, and the table snapshot taken right
+//!                           after it was confirmed
+//! <state>/bundles/          verified bundle files (the current one and the
+//!                           two before it)
+//! <state>/staged/           the rule files of the bundle being applied
+//! <state>/report.json       the last compliance report
+//! ```
+//!
+//! Every file is replaced atomically: write a temporary file, fsync it,
+//! rename it over the old one, fsync the directory. `current.json` is written
+//! only after a confirmed apply, so a crash at any point leaves either the
+//! old or the new commit, never a mix; the snapshot travels inside it for
+//! the same reason.
+
+use std::fs;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::live::Snapshot;
+
+/// What `current.json` records.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Current {
+    /// The bundle file, relative to the state directory.
+    pub bundle: String,
+    /// Its generation: the lowest an agent accepts from now on.
+    pub generation: u64,
+    /// Hex SHA-256 of the bundle file.
+    pub bundle_sha256: String,
+    /// Digest of its rules (`ringfence_bundle::rules_sha256`).
+    pub rules_sha256: String,
+    /// When it was applied (RFC 3339).
+    pub applied_at: String,
+    /// Our table as read back right after the apply was confirmed.
+    pub snapshot: Snapshot,
+}
+
+/// A state-directory operation failed.
+#[derive(Debug, thiserror::Error)]
+#[error("state directory: {path}: {err}", path = .path.display())]
+pub struct StateError {
+    /// The file or directory.
+    pub path: PathBuf,
+    /// What went wrong.
+    pub err: String,
+}
+
+fn err(path: &Path, e: impl ToString) -> StateError {
+    StateError {
+        path: path.to_path_buf(),
+        err: e.to_string(),
+    }
+}
+
+/// An opened state directory.
+#[derive(Clone, Debug)]
+pub struct StateDir {
+    root: PathBuf,
+}
+
+/// How many bundle files to keep (the current one included).
+const KEEP_BUNDLES: usize = 3;
+
+impl StateDir {
+    /// Open (and create) a state directory.
+    pub fn open(root: &Path) -> Result<Self, StateError> {
+        for d in [root.to_path_buf(), root.join("bundles")] {
+            fs::create_dir_all(&d).map_err(|e| err(&d, e))?;
+        }
+        Ok(StateDir {
+            root: root.to_path_buf(),
+        })
+    }
+
+    /// The directory itself.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// Path of `current.json`.
+    pub fn current_path(&self) -> PathBuf {
+        self.root.join("current.json")
+    }
+
+    /// Path of `report.json`.
+    pub fn report_path(&self) -> PathBuf {
+        self.root.join("report.json")
+    }
+
+    /// The commit in force, if any.
+    pub fn current(&self) -> Result<Option<Current>, StateError> {
+        let p = self.current_path();
+        match fs::read(&p) {
+            Ok(b) => serde_json::from_slice(&b).map(Some).map_err(|e| {
+                err(
+                    &p,
+                    format!("{e} (remove the state directory to start over)"),
+                )
+            }),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(err(&p, e)),
+        }
+    }
+
+    /// Read a stored bundle file (a path from [`Current::bundle`]).
+    pub fn read_bundle(&self, rel: &str) -> Result<Vec<u8>, StateError> {
+        let p = self.root.join(rel);
+        fs::read(&p).map_err(|e| err(&p, e))
+    }
+
+    /// Store a verified bundle's bytes durably; returns its relative path.
+    pub fn store_bundle(
+        &self,
+        generation: u64,
+        sha256: &str,
+        bytes: &[u8],
+    ) -> Result<String, StateError> {
+        let rel = format!("bundles/{generation:020}-{}.bundle", &sha256[..16]);
+        write_atomic(&self.root.join(&rel), bytes)?;
+        Ok(rel)
+    }
+
+    /// Write `files` (name, content) into a fresh `staged/` directory.
+    pub fn stage<'a>(
+        &self,
+        files: impl IntoIterator<Item = (&'a str, &'a str)>,
+    ) -> Result<PathBuf, StateError> {
+        let dir = self.root.join("staged");
+        match fs::remove_dir_all(&dir) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(err(&dir, e)),
+        }
+        fs::create_dir_all(&dir).map_err(|e| err(&dir, e))?;
+        for (name, content) in files {
+            // Names come from a verified bundle, `[a-z0-9._-]+`; refuse anything
+            // that could leave the directory all the same.
+            if name.is_empty() || name.starts_with('.') || name.contains('/') {
+                return Err(err(&dir.join(name), "not a plain file name"));
+            }
+            let p = dir.join(name);
+            fs::write(&p, content).map_err(|e| err(&p, e))?;
+        }
+        Ok(dir)
+    }
+
+    /// Switch the commit pointer: the new current bundle and its snapshot.
+    /// Older bundle files beyond the last few are then removed.
+    pub fn commit(&self, current: &Current) -> Result<(), StateError> {
+        let bytes = serde_json::to_vec_pretty(current).map_err(|e| err(&self.root, e))?;
+        write_atomic(&self.current_path(), &bytes)?;
+        self.prune(&current.bundle);
+        Ok(())
+    }
+
+    /// Write the last report.
+    pub fn write_report(&self, json: &[u8]) -> Result<(), StateError> {
+        write_atomic(&self.report_path(), json)
+    }
+
+    /// Keep the newest bundle files (names sort by generation) and the current one.
+    fn prune(&self, keep: &str) {
+        let dir = self.root.join("bundles");
+        let Ok(rd) = fs::read_dir(&dir) else { return };
+        let mut names: Vec<String> = rd
+            .filter_map(|e| e.ok()?.file_name().into_string().ok())
+            .filter(|n| n.ends_with(".bundle"))
+            .collect();
+        names.sort();
+        let old = names.len().saturating_sub(KEEP_BUNDLES);
+        for n in &names[..old] {
+            if format!("bundles/{n}") != keep {
+                // Best effort: a leftover file costs disk, not correctness.
+                let _ = fs::remove_file(dir.join(n));
+            }
+        }
+    }
+}
+
+/// Replace `path` atomically and durably.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), StateError> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let name = path
+        .file_name()
+        .ok_or_else(|| err(path, "no file name"))?
+        .to_string_lossy();
+    let tmp = dir.join(format!(".{name}.tmp"));
+    let mut f = fs::File::create(&tmp).map_err(|e| err(&tmp, e))?;
+    f.write_all(bytes).map_err(|e| err(&tmp, e))?;
+    f.sync_all().map_err(|e| err(&tmp, e))?;
+    drop(f);
+    fs::rename(&tmp, path).map_err(|e| err(path, e))?;
+    fs::File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(|e| err(dir, e))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tmp(name: &str) -> PathBuf {
+        let d = std::env::temp_dir().join(format!("rf-state-{name}-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&d);
+        d
+    }
+
+    #[test]
+    fn commit_round_trips_and_prunes_old_bundles() {
+        let root = tmp("commit");
+        let s = StateDir::open(&root).unwrap();
+        assert_eq!(s.current().unwrap(), None);
+        let mut last = String::new();
+        for g in 1..=5u64 {
+            last = s.store_bundle(g, &"ab".repeat(32), b"x").unwrap();
+            let c = Current {
+                bundle: last.clone(),
+                generation: g,
+                bundle_sha256: "ab".repeat(32),
+                rules_sha256: "cd".repeat(32),
+                applied_at: "2026-01-01T00:00:00Z".into(),
+                snapshot: Snapshot::default(),
+            };
+            s.commit(&c).unwrap();
+            assert_eq!(s.current().unwrap(), Some(c));
+        }
+        let left = fs::read_dir(root.join("bundles")).unwrap().count();
+        assert_eq!(left, KEEP_BUNDLES);
+        assert_eq!(s.read_bundle(&last).unwrap(), b"x");
+        // No temporary file is left behind.
+        assert!(!root.join(".current.json.tmp").exists());
+        fs::remove_dir_all(&root).unwrap();
+    }
+
+    #[test]
+    fn stage_refuses_paths_and_a_corrupt_pointer_names_the_file() {
+        let root = tmp("stage");
+        let s = StateDir::open(&root).unwrap();
+        let dir = s.stage([("rules.nft", "x")]).unwrap();
+        assert_eq!(fs::read_to_string(dir.join("rules.nft")).unwrap(), "x");
+        assert!(s.stage([("../evil", "x")]).is_err());
+        fs::write(s.current_path(), "{").unwrap();
+        let e = s.current().unwrap_err().to_string();
+        assert!(e.contains("current.json"), "{e}");
+        fs::remove_dir_all(&root).unwrap();
+    }
+}

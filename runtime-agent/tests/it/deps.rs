@@ -1,0 +1,43 @@
+//! The agent stays small: no wasmtime, git2, kube or tokio in its
+//! dependency tree.
+
+use std::process::Command;
+
+#[test]
+fn dependency_tree_has_no_heavy_stacks() {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let manifest = concat!(env!("CARGO_MANIFEST_DIR"), "/Cargo.toml");
+    let out = Command::new(cargo)
+        .args([
+            "tree",
+            "--offline",
+            "-p",
+            "ringfence-agent",
+            "-e",
+            "normal",
+            "--prefix",
+            "none",
+            "--manifest-path",
+            manifest,
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let tree = String::from_utf8(out.stdout).unwrap();
+    assert!(tree.contains("ringfence-bundle"), "{tree}");
+    for banned in ["wasmtime", "git2", "kube", "tokio"] {
+        let hits: Vec<&str> = tree
+            .lines()
+            .filter(|l| {
+                l.split_whitespace()
+                    .next()
+                    .is_some_and(|c| c.starts_with(banned))
+            })
+            .collect();
+        assert!(hits.is_empty(), "{banned} in the agent's tree: {hits:?}");
+    }
+}

@@ -1,0 +1,10 @@
+//! The agent's integration tests. Those touching nftables create their own
+//! network namespaces (root needed) and delete them when done.
+
+mod deps;
+mod fixture;
+mod http;
+mod linux;
+mod refusals;
+mod support;
+mod swap;
