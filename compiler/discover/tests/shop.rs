@@ -305,6 +305,14 @@ impl Shop {
     /// The events of the true edges (each `per_edge` times, the first few
     /// as retries within a second) and the noise.
     pub(crate) fn events(&self, per_edge: usize) -> Vec<Event> {
+        let mut out = self.truth_events(per_edge);
+        out.extend(self.noise());
+        out
+    }
+
+    /// The events of the true edges, `per_edge` times each, cycling through
+    /// the consumer's pods and the service's backends.
+    pub(crate) fn truth_events(&self, per_edge: usize) -> Vec<Event> {
         let w = &self.world;
         let mut rng = Rng::new(7);
         let t0 = 1_714_564_800; // 2024-05-01T12:00:00Z
@@ -362,6 +370,16 @@ impl Shop {
                 }
             }
         }
+        out
+    }
+
+    /// Kubelet probes, a port scan, dropped flows.
+    pub(crate) fn noise(&self) -> Vec<Event> {
+        let w = &self.world;
+        let mut rng = Rng::new(11);
+        let t0 = 1_714_564_800;
+        let ip = |p: Ipv4Addr| IpAddr::V4(p);
+        let mut out = Vec::new();
         // Kubelet probes: every pod with a port, from its node, often.
         for p in &w.pods {
             let wl = &w.workloads[p.workload];

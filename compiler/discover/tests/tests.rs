@@ -456,3 +456,229 @@ fn discovered_intent_checks_and_is_formatted_at_every_granularity() {
         assert_eq!(intent.policies.len(), d.summary.policies.len());
     }
 }
+
+/// Compile discovered intent against the inventory: no errors.
+fn compile(d: &Discovery, inputs: &Inputs) -> ringfence_core::Compiled {
+    let intent = check_intent(d);
+    let inv = ringfence_inventory::load(std::slice::from_ref(&inputs.inventory), &[]).unwrap();
+    let (compiled, diags) = ringfence_core::compile(&intent, &inv);
+    let errors: Vec<_> = diags
+        .iter()
+        .filter(|x| x.severity == ringfence_intent::Severity::Error)
+        .collect();
+    assert!(errors.is_empty(), "{errors:?}");
+    compiled.expect("compiles")
+}
+
+/// Every true connection, from every consumer pod to every backend as the
+/// consumer addresses it, is allowed by the compiled policy.
+fn assert_truth_allowed(c: &ringfence_core::Compiled, shop: &Shop) {
+    for e in shop.truth_events(3) {
+        let proto: ringfence_schema::net::Proto = e.proto.parse().unwrap();
+        let port = (e.proto != "icmp").then_some(e.dst_port);
+        let v = c.verdict(e.src, e.dst, proto, port);
+        assert!(
+            v.allowed(),
+            "{} -> {}:{} {} is denied: {v:?}",
+            e.src,
+            e.dst,
+            e.dst_port,
+            e.proto
+        );
+    }
+}
+
+/// Every line of the compiled matrix is a true connection, or what the
+/// language makes of one (a service policy also admits its consumers to the
+/// backing pods' target ports, and nodes for externalTrafficPolicy
+/// Cluster), or within a generalized port range.
+fn assert_nothing_invented(c: &ringfence_core::Compiled, d: &Discovery, shop: &Shop) {
+    let w = &shop.world;
+    let externals: BTreeMap<String, Vec<IpNet>> = d
+        .summary
+        .groups
+        .iter()
+        .filter(|g| g.kind == "external")
+        .map(|g| {
+            (
+                format!("{}[External]", g.name),
+                g.members.iter().map(|m| m.parse().unwrap()).collect(),
+            )
+        })
+        .collect();
+    let workload = |group: &str| -> Option<(String, String)> {
+        let (body, _) = group.split_once('[')?;
+        let (ns, name) = body.split_once('/')?;
+        Some((ns.to_string(), name.to_string()))
+    };
+    let from_ok = |group: &str, f: &From| match f {
+        From::Workload(ns, n) => workload(group) == Some((ns.to_string(), n.to_string())),
+        From::External(ip) => externals
+            .get(group)
+            .is_some_and(|nets| nets.iter().any(|n| n.contains(&IpAddr::V4(*ip)))),
+    };
+    let backs = |group: &str, ns: &str, n: &str| {
+        let s = w
+            .services
+            .iter()
+            .find(|s| s.ns == ns && s.name == n)
+            .unwrap();
+        w.backends(s).any(|p| {
+            let wl = &w.workloads[p.workload];
+            workload(group) == Some((wl.ns.clone(), wl.name.clone()))
+        })
+    };
+    let target = |ns: &str, n: &str, sport: u16| {
+        let s = w
+            .services
+            .iter()
+            .find(|s| s.ns == ns && s.name == n)
+            .unwrap();
+        s.ports.iter().find(|p| p.1 == sport).unwrap().2
+    };
+    let matrix = c.matrix();
+    // One line per true edge (DNS, the shop, the island, the batch job,
+    // externals): the check below is not vacuous.
+    assert!(
+        matrix.connections.len() >= 30,
+        "{}",
+        matrix.connections.len()
+    );
+    for line in &matrix.connections {
+        let proto = line.proto.as_str();
+        let ports: Vec<u16> = if line.ports.is_empty() {
+            vec![0]
+        } else {
+            line.ports.iter().flat_map(|r| r.start..=r.end).collect()
+        };
+        for port in ports {
+            let justified = shop.truth.iter().any(|e| {
+                if e.proto != proto {
+                    return false;
+                }
+                let node_hop = line.from.ends_with("[Node]");
+                match (&e.to, &line.via) {
+                    (To::NodePort(ns, n, _), Some(entry)) => {
+                        entry.service == format!("{ns}/{n}")
+                            && from_ok(&line.from, &e.from)
+                            && e.ports.contains(&port)
+                    }
+                    (_, Some(_)) => false,
+                    (To::NodePort(ns, n, sport), None) => {
+                        (from_ok(&line.from, &e.from) || node_hop)
+                            && backs(&line.to, ns, n)
+                            && port == target(ns, n, *sport)
+                    }
+                    (To::Service(ns, n, sport), None) => {
+                        from_ok(&line.from, &e.from)
+                            && backs(&line.to, ns, n)
+                            && port == target(ns, n, *sport)
+                    }
+                    (To::Pods(ns, n), None) => {
+                        let (lo, hi) = (
+                            *e.ports.iter().min().unwrap(),
+                            *e.ports.iter().max().unwrap(),
+                        );
+                        from_ok(&line.from, &e.from)
+                            && workload(&line.to) == Some((ns.to_string(), n.to_string()))
+                            && lo <= port
+                            && port <= hi
+                    }
+                    (To::External(ip), None) => {
+                        from_ok(&line.from, &e.from)
+                            && externals.get(&line.to).is_some_and(|nets| {
+                                nets.iter().any(|n| n.contains(&IpAddr::V4(*ip)))
+                            })
+                            && e.ports.contains(&port)
+                    }
+                }
+            });
+            assert!(
+                justified,
+                "invented: {} => {} {proto} {port} {:?}",
+                line.from, line.to, line.via
+            );
+        }
+    }
+}
+
+#[test]
+fn compiled_policy_allows_the_truth_and_invents_nothing() {
+    let shop = shop::shop();
+    let inputs = shop.write(3);
+    for g in [Granularity::Fine, Granularity::Coarse] {
+        let d = run(&inputs, g, PortGeneralization::Medium, 2);
+        let c = compile(&d, &inputs);
+        assert_truth_allowed(&c, &shop);
+        assert_nothing_invented(&c, &d, &shop);
+    }
+    // Coarser objects allow more by design; the truth is still allowed.
+    for g in [Granularity::Namespace, Granularity::Cluster] {
+        let d = run(&inputs, g, PortGeneralization::Medium, 2);
+        assert_truth_allowed(&compile(&d, &inputs), &shop);
+    }
+    // Without generalization, the batch job's unused odd ports stay closed.
+    let d = run(&inputs, Granularity::Fine, PortGeneralization::Off, 2);
+    let c = compile(&d, &inputs);
+    assert_truth_allowed(&c, &shop);
+    let report = shop
+        .world
+        .pods_of(shop.world.workload_named("batch", "report"))
+        .next()
+        .unwrap()
+        .ip;
+    let lake = shop
+        .world
+        .pods_of(shop.world.workload_named("batch", "lake"))
+        .next()
+        .unwrap()
+        .ip;
+    let tcp = ringfence_schema::net::Proto::Tcp;
+    assert!(
+        c.verdict(IpAddr::V4(report), IpAddr::V4(lake), tcp, Some(9002))
+            .allowed()
+    );
+    assert!(
+        !c.verdict(IpAddr::V4(report), IpAddr::V4(lake), tcp, Some(9003))
+            .allowed()
+    );
+    let d = run(&inputs, Granularity::Fine, PortGeneralization::Medium, 2);
+    let c = compile(&d, &inputs);
+    assert!(
+        c.verdict(IpAddr::V4(report), IpAddr::V4(lake), tcp, Some(9003))
+            .allowed(),
+        "medium folds the range"
+    );
+    // Noise never became policy: the scanner, the dropped database call.
+    let catalog = shop
+        .world
+        .pods_of(shop.world.workload_named("shop", "catalog"))
+        .next()
+        .unwrap()
+        .ip;
+    assert!(
+        !c.verdict(
+            IpAddr::V4(shop::SCANNER),
+            IpAddr::V4(catalog),
+            tcp,
+            Some(22)
+        )
+        .allowed()
+    );
+    let ad = shop
+        .world
+        .pods_of(shop.world.workload_named("shop", "ad"))
+        .next()
+        .unwrap()
+        .ip;
+    let pg = shop
+        .world
+        .pods_of(shop.world.workload_named("shop-data", "postgres"))
+        .next()
+        .unwrap()
+        .ip;
+    assert!(
+        !c.verdict(IpAddr::V4(ad), IpAddr::V4(pg), tcp, Some(5432))
+            .allowed()
+    );
+}
