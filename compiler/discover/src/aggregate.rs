@@ -119,11 +119,11 @@ impl Evidence {
         self.first = self.first.min(f.first_seen);
         self.last = self.last.max(f.last_seen);
         let pair = (addr_key(f.src_ip), addr_key(f.dst_ip));
-        if self.examples.len() < EXAMPLES || pair < *self.examples.last().expect("not empty") {
-            if let Err(i) = self.examples.binary_search(&pair) {
-                self.examples.insert(i, pair);
-                self.examples.truncate(EXAMPLES);
-            }
+        if (self.examples.len() < EXAMPLES || pair < *self.examples.last().expect("not empty"))
+            && let Err(i) = self.examples.binary_search(&pair)
+        {
+            self.examples.insert(i, pair);
+            self.examples.truncate(EXAMPLES);
         }
     }
 
@@ -375,7 +375,7 @@ pub(crate) fn finish(accs: Vec<Acc>, min_flows: u64) -> Conversations {
         ..Conversations::default()
     };
     let mut convs: Vec<(ConvKey, ConvStats)> = all.convs.into_iter().collect();
-    convs.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+    convs.sort_unstable_by_key(|c| c.0);
     for (k, s) in convs {
         let reply = k.proto.has_ports()
             && k.port >= EPHEMERAL

@@ -22,6 +22,9 @@ use crate::book::{Book, EntityId, EntityKind, NO_SERVICE, Peer, Via};
 /// Index of a unit in [`Units::units`].
 pub(crate) type UnitId = u32;
 
+/// Units that may merge: (kind tag, cluster, namespace).
+type Class<'n> = (u8, Option<usize>, Option<&'n str>);
+
 /// What a unit stands for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub(crate) enum UnitKind {
@@ -327,8 +330,7 @@ impl<'a> Units<'a> {
         let mut merges = 0;
         for _ in 0..MAX_ROUNDS {
             let features = self.features(convs);
-            let mut classes: BTreeMap<(u8, Option<usize>, Option<&str>), Vec<UnitId>> =
-                BTreeMap::new();
+            let mut classes: BTreeMap<Class<'_>, Vec<UnitId>> = BTreeMap::new();
             for (id, u) in self.units.iter().enumerate() {
                 let tag = match u.kind {
                     UnitKind::Workloads => 0u8,

@@ -159,10 +159,8 @@ fn label_search(labels: &[&Labels], target: &Mask) -> Option<Vec<(String, Vec<St
     for i in 0..n3 {
         for j in i + 1..n3 {
             let ij = and(&cands[i].2, &cands[j].2);
-            for k in j + 1..n3 {
-                if and(&ij, &cands[k].2) == *target {
-                    return pick(&[i, j, k]);
-                }
+            if let Some(k) = (j + 1..n3).find(|&k| and(&ij, &cands[k].2) == *target) {
+                return pick(&[i, j, k]);
             }
         }
     }
