@@ -18,7 +18,7 @@ use ringfence_inventory::model::Proto;
 use ringfence_schema::net::{PortRange, normalize_ports};
 
 use crate::aggregate::{Evidence, key_addr};
-use crate::book::{Book, EntityKind};
+use crate::book::{Book, EntityKind, Via};
 use crate::compress::Atom;
 use crate::group::{UnitId, UnitKind, Units};
 use crate::select::{self, Pred, Selected, Selection};
@@ -182,6 +182,25 @@ impl Model {
                         .insert(u, format!("service:{}/{}", s.namespace, s.name));
                     continue;
                 }
+                UnitKind::Entry(e, Via::LoadBalancer) => {
+                    let s = book.service(e);
+                    let name = if book.inv.clusters.len() > 1 {
+                        let c = &book.inv.clusters[un.cluster.expect("in a cluster")].name;
+                        format!("lb-{c}-{}-{}", s.namespace, s.name)
+                    } else {
+                        format!("lb-{}-{}", s.namespace, s.name)
+                    };
+                    m.refs.insert(u, format!("external:{name}"));
+                    m.externals.push(ExternalDef {
+                        name,
+                        cidrs: s.lb_ingress.iter().map(|ip| IpNet::from(*ip)).collect(),
+                    });
+                    continue;
+                }
+                UnitKind::Entry(..) => (
+                    select::all_nodes(book, un.cluster.expect("in a cluster")),
+                    cluster_file(),
+                ),
                 UnitKind::External => {
                     let cidrs: Vec<IpNet> = un.prefixes.iter().filter_map(|p| p.prefix()).collect();
                     let first = ext_name(cidrs[0]);
@@ -205,6 +224,23 @@ impl Model {
                 },
             ));
         }
+        // A filter identical to one already named (all nodes, as a node
+        // unit and as a node-port entry) is the same filter.
+        let mut same: BTreeMap<(FileKey, Vec<Pred>), UnitId> = BTreeMap::new();
+        let mut aliases: Vec<(UnitId, UnitId)> = Vec::new();
+        pending.retain(|(u, f)| {
+            let key = (f.file.clone(), f.sel.preds.clone());
+            match same.get(&key) {
+                Some(&first) => {
+                    aliases.push((*u, first));
+                    false
+                }
+                None => {
+                    same.insert(key, *u);
+                    true
+                }
+            }
+        });
         // Unique filter names: the base name, else namespace-qualified,
         // else numbered, in unit order.
         let mut count: BTreeMap<String, usize> = BTreeMap::new();
@@ -229,6 +265,10 @@ impl Model {
             m.refs.insert(u, format!("filter:{name}"));
             f.name = name;
             m.filters.push(f);
+        }
+        for (u, first) in aliases {
+            let r = m.refs[&first].clone();
+            m.refs.insert(u, r);
         }
         m.filters.sort_by(|a, b| a.name.cmp(&b.name));
         m.externals.sort_by(|a, b| a.name.cmp(&b.name));
@@ -287,6 +327,13 @@ impl Model {
                     None => FileKey::Cluster(x),
                 }
             };
+            let entry = matches!(pu.kind, UnitKind::Entry(..));
+            if entry {
+                comments.push(
+                    "the consumer's egress to the service's entry point (the service policy admits it at the backends)"
+                        .into(),
+                );
+            }
             let homes: Vec<(String, FileKey)> = match settings.scope {
                 Some(name) => {
                     let x = pu
@@ -296,8 +343,9 @@ impl Model {
                     vec![(name.to_string(), file_for(x))]
                 }
                 None => {
-                    let mut cl: Vec<usize> =
-                        [cu.cluster, pu.cluster].into_iter().flatten().collect();
+                    // An egress-only policy belongs to the consumer's scope.
+                    let pc = if entry { None } else { pu.cluster };
+                    let mut cl: Vec<usize> = [cu.cluster, pc].into_iter().flatten().collect();
                     cl.sort_unstable();
                     cl.dedup();
                     cl.into_iter()
@@ -363,8 +411,9 @@ impl Model {
             )
         };
         if !self.externals.is_empty() {
-            let mut t =
-                header("addresses outside the inventory, grouped by /24 (IPv4) and /64 (IPv6)");
+            let mut t = header(
+                "addresses outside the inventory, grouped by /24 (IPv4) and /64 (IPv6), and load-balancer entry points",
+            );
             for e in &self.externals {
                 t.push('\n');
                 let _ = writeln!(t, "external {} {{", quote(&e.name));
@@ -443,7 +492,11 @@ impl Model {
             }
             files.insert(key, t);
         }
-        files.into_iter().map(|(k, t)| (k.path(book), t)).collect()
+        let mut out: Vec<(String, String)> =
+            files.into_iter().map(|(k, t)| (k.path(book), t)).collect();
+        // By path: the order intent is read in.
+        out.sort();
+        out
     }
 }
 

@@ -43,6 +43,10 @@ pub(crate) enum UnitKind {
     Cluster,
     /// Addresses outside the inventory.
     External,
+    /// The entry point of a service reached through a node port (the nodes
+    /// of its cluster, on the node port) or a load balancer (its addresses,
+    /// on the service port): what a consumer inside a cluster connects to.
+    Entry(EntityId, Via),
 }
 
 /// A policy object.
@@ -69,6 +73,9 @@ pub(crate) struct Units<'a> {
     of_entity: Vec<UnitId>,
     of_ext: FxHashMap<Peer, UnitId>,
     svc_ref: FxHashMap<EntityId, UnitId>,
+    entry_ref: FxHashMap<(EntityId, Via), UnitId>,
+    /// (service, protocol, service port) → node port.
+    node_ports: FxHashMap<(EntityId, Proto, u16), u16>,
 }
 
 /// Above this many units in one class, only identical behaviour merges
@@ -93,6 +100,8 @@ impl<'a> Units<'a> {
             of_entity: vec![UnitId::MAX; book.entities.len()],
             of_ext: FxHashMap::default(),
             svc_ref: FxHashMap::default(),
+            entry_ref: FxHashMap::default(),
+            node_ports: FxHashMap::default(),
         };
         match granularity {
             Granularity::Fine => {
@@ -172,7 +181,37 @@ impl<'a> Units<'a> {
                 u.svc_ref.insert(s, id);
             }
         }
+        // Consumers inside a cluster that went through a node port or a
+        // load balancer: their egress sees the entry point.
+        let mut entries: Vec<(EntityId, Via)> = convs
+            .iter()
+            .filter(|(k, _)| Units::through_entry(k))
+            .map(|(k, _)| (k.svc, k.via))
+            .collect();
+        entries.sort_unstable();
+        entries.dedup();
+        for (s, via) in entries {
+            let en = &book.entities[s as usize];
+            let id = u.push(
+                UnitKind::Entry(s, via),
+                Some(en.cluster),
+                en.namespace,
+                vec![s],
+            );
+            u.entry_ref.insert((s, via), id);
+            for sp in &book.service(s).ports {
+                if let Some(np) = sp.node_port {
+                    u.node_ports.insert((s, sp.proto, sp.port), np);
+                }
+            }
+        }
         u
+    }
+
+    /// Whether a conversation came from inside a cluster through a node
+    /// port or a load balancer.
+    fn through_entry(k: &ConvKey) -> bool {
+        matches!(k.src, Peer::Entity(_)) && matches!(k.via, Via::NodePort | Via::LoadBalancer)
     }
 
     /// A service and the workloads it selects are one unit.
@@ -304,16 +343,33 @@ impl<'a> Units<'a> {
         }
     }
 
-    /// Edges between the current units.
+    /// Edges between the current units. A consumer inside a cluster that
+    /// went through a node port or a load balancer also gets an edge to the
+    /// entry point: its egress judges the entry address, not the backend.
     pub(crate) fn edges(&self, convs: &[(ConvKey, Evidence)]) -> Edges {
         let mut out = Edges::new();
-        for (k, ev) in convs {
-            let (c, p, port) = self.place(k);
-            out.entry((c, p, k.proto))
+        let mut add = |key: (UnitId, UnitId, Proto), port: u16, ev: &Evidence| {
+            out.entry(key)
                 .or_default()
                 .entry(port)
                 .and_modify(|e| e.merge(ev))
                 .or_insert_with(|| ev.clone());
+        };
+        for (k, ev) in convs {
+            let (c, p, port) = self.place(k);
+            add((c, p, k.proto), port, ev);
+            if Units::through_entry(k) {
+                let entry = self.entry_ref[&(k.svc, k.via)];
+                let port = match k.via {
+                    Via::NodePort => self
+                        .node_ports
+                        .get(&(k.svc, k.proto, k.svc_port))
+                        .copied()
+                        .unwrap_or(k.svc_port),
+                    _ => k.svc_port,
+                };
+                add((c, entry, k.proto), port, ev);
+            }
         }
         out
     }

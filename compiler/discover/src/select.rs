@@ -379,6 +379,25 @@ pub(crate) fn nodes(book: &Book<'_>, unit: &Unit<'_>) -> Selected {
     }
 }
 
+/// All nodes of a cluster (a node port's entry points).
+pub(crate) fn all_nodes(book: &Book<'_>, cluster: usize) -> Selected {
+    let mut preds = vec![Pred::Kind("node")];
+    if book
+        .inv
+        .clusters
+        .iter()
+        .enumerate()
+        .any(|(i, o)| i != cluster && !o.nodes.is_empty())
+    {
+        preds.insert(0, Pred::Cluster(book.inv.clusters[cluster].name.clone()));
+    }
+    Selected {
+        preds,
+        how: Selection::Kind,
+        base_name: "nodes".into(),
+    }
+}
+
 /// All pods of a namespace.
 pub(crate) fn namespace(book: &Book<'_>, cluster: usize, ns: &str) -> Selected {
     let mut preds = vec![Pred::Namespace(ns.to_string()), Pred::Kind("pod")];

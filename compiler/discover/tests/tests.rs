@@ -682,3 +682,166 @@ fn compiled_policy_allows_the_truth_and_invents_nothing() {
             .allowed()
     );
 }
+
+/// Two clusters with the same namespace and labels; a staging tester calls
+/// the production API through its load balancer.
+#[test]
+fn two_clusters_get_a_scope_each_and_cross_cluster_policies_in_both() {
+    use synth::{Event, Kind, World};
+    let mut prod = World::numbered("prod", 2, 0);
+    let api = prod.workload(
+        "apps",
+        "api",
+        Kind::Deployment,
+        2,
+        &[("app", "api")],
+        &[("tcp", 8443)],
+    );
+    let web = prod.workload(
+        "apps",
+        "web",
+        Kind::Deployment,
+        2,
+        &[("app", "web")],
+        &[("tcp", 8080)],
+    );
+    let lb = prod.service(
+        "apps",
+        "api",
+        &[("app", "api")],
+        "LoadBalancer",
+        &[("tcp", 443, 8443, Some(31443))],
+    );
+    let mut staging = World::numbered("staging", 2, 1);
+    let sweb = staging.workload(
+        "apps",
+        "web",
+        Kind::Deployment,
+        1,
+        &[("app", "web")],
+        &[("tcp", 8080)],
+    );
+    let tester = staging.workload(
+        "apps",
+        "tester",
+        Kind::Deployment,
+        1,
+        &[("app", "tester")],
+        &[],
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let inv_files: Vec<PathBuf> = [(&prod, "prod.json"), (&staging, "staging.json")]
+        .iter()
+        .map(|(w, name)| {
+            let p = dir.path().join(name);
+            std::fs::write(&p, w.kubectl_json()).unwrap();
+            p
+        })
+        .collect();
+    let ext = IpAddr::V4(Ipv4Addr::new(198, 51, 100, 5));
+    let mut lines = String::new();
+    let ev = |src: Ipv4Addr, dst: IpAddr, port: u16, backend: Option<(Ipv4Addr, u16)>| Event {
+        proto: "tcp",
+        src: IpAddr::V4(src),
+        src_port: 40_000,
+        dst,
+        dst_port: port,
+        backend: backend.map(|(b, p)| (IpAddr::V4(b), p)),
+        service: None,
+        time: 1_714_564_800,
+        allowed: Some(true),
+    };
+    let api_pod = prod.pods_of(api).next().unwrap().ip;
+    for p in prod.pods_of(web) {
+        ev(
+            p.ip,
+            IpAddr::V4(prod.services[lb].cluster_ip),
+            443,
+            Some((api_pod, 8443)),
+        )
+        .jsonl(&mut lines);
+        ev(p.ip, ext, 443, None).jsonl(&mut lines);
+    }
+    let tester_ip = staging.pods_of(tester).next().unwrap().ip;
+    let lb_ip = IpAddr::V4(prod.services[lb].lb_ip.unwrap());
+    ev(tester_ip, lb_ip, 443, Some((api_pod, 8443))).jsonl(&mut lines);
+    ev(staging.pods_of(sweb).next().unwrap().ip, ext, 443, None).jsonl(&mut lines);
+    let flows = dir.path().join("flows.jsonl");
+    std::fs::write(&flows, lines).unwrap();
+
+    let inv = ringfence_inventory::load(&inv_files, &[]).unwrap();
+    let opts = Options {
+        granularity: Granularity::Fine,
+        ..Options::default()
+    };
+    let d = discover(&inv, &[flows], &ReadOptions::default(), opts).unwrap();
+    let paths: Vec<&str> = d.files.iter().map(|f| f.path.as_str()).collect();
+    assert_eq!(
+        paths,
+        [
+            "00-externals.kdl",
+            "prod.kdl",
+            "prod/apps.kdl",
+            "staging.kdl",
+            "staging/apps.kdl"
+        ]
+    );
+    // The same labels in both clusters: the filters say which cluster.
+    let web_filters: Vec<&ringfence_discover::Group> = d
+        .summary
+        .groups
+        .iter()
+        .filter(|g| g.members.iter().any(|m| m.starts_with("apps/web (")))
+        .collect();
+    assert_eq!(web_filters.len(), 2);
+    assert!(
+        web_filters
+            .iter()
+            .all(|g| g.query.starts_with("cluster \"")),
+        "{web_filters:?}"
+    );
+    // The cross-cluster call is written in both scopes, through the load balancer.
+    let cross: Vec<&str> = d
+        .summary
+        .policies
+        .iter()
+        .filter(|p| p.to == "service:apps/api" && p.from.contains("tester"))
+        .map(|p| p.scope.as_str())
+        .collect();
+    assert_eq!(cross, ["prod", "staging"]);
+    // The tester's egress sees the load balancer's address: a policy to it,
+    // in the tester's scope only.
+    let lb_policies: Vec<(&str, &str)> = d
+        .summary
+        .policies
+        .iter()
+        .filter(|p| p.to.starts_with("external:lb-"))
+        .map(|p| (p.scope.as_str(), p.to.as_str()))
+        .collect();
+    assert_eq!(lb_policies, [("staging", "external:lb-prod-apps-api")]);
+    let intent = check_intent(&d);
+    assert_eq!(intent.scopes.len(), 2);
+    let (compiled, diags) = ringfence_core::compile(&intent, &inv);
+    assert!(
+        diags
+            .iter()
+            .all(|x| x.severity != ringfence_intent::Severity::Error),
+        "{diags:?}"
+    );
+    let c = compiled.unwrap();
+    let tcp = ringfence_schema::net::Proto::Tcp;
+    let v = c.verdict(IpAddr::V4(tester_ip), lb_ip, tcp, Some(443));
+    assert!(v.allowed(), "{v:#?}");
+    let web_ip = IpAddr::V4(prod.pods_of(web).next().unwrap().ip);
+    assert!(
+        c.verdict(
+            web_ip,
+            IpAddr::V4(prod.services[lb].cluster_ip),
+            tcp,
+            Some(443)
+        )
+        .allowed()
+    );
+    assert!(c.verdict(web_ip, ext, tcp, Some(443)).allowed());
+    assert!(!c.verdict(web_ip, ext, tcp, Some(80)).allowed());
+}

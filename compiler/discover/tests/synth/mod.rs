@@ -98,6 +98,8 @@ pub(crate) struct World {
     pub(crate) workloads: Vec<Workload>,
     pub(crate) services: Vec<Service>,
     pub(crate) pods: Vec<PodSpec>,
+    /// The cluster's number: which address ranges it uses.
+    pub(crate) net: u8,
 }
 
 const HASH_CHARS: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
@@ -123,22 +125,33 @@ pub(crate) fn labels(kv: &[(&str, &str)]) -> Vec<(String, String)> {
 
 impl World {
     pub(crate) fn new(cluster: &str, nodes: usize) -> World {
+        World::numbered(cluster, nodes, 0)
+    }
+
+    /// A cluster whose address ranges do not overlap those of cluster
+    /// numbers other than `n` (pods 10.(128+16n).x.x, nodes 172.(16+n).x.x,
+    /// services 10.(96+n).x.x, load balancers 203.0.(113+n).x).
+    pub(crate) fn numbered(cluster: &str, nodes: usize, n: u8) -> World {
         World {
             cluster: cluster.into(),
             nodes: (0..nodes)
                 .map(|i| NodeSpec {
                     name: format!("worker-{i}"),
-                    ip: Ipv4Addr::new(172, 16, (i / 250) as u8, (i % 250 + 1) as u8),
+                    ip: Ipv4Addr::new(172, 16 + n, (i / 250) as u8, (i % 250 + 1) as u8),
                     index: i,
                 })
                 .collect(),
+            net: n,
             ..World::default()
         }
     }
 
-    /// The pod CIDR of node `i`: 10.(128 + i/256).(i%256).0/24.
-    fn node_net(i: usize) -> (u8, u8) {
-        ((128 + i / 256) as u8, (i % 256) as u8)
+    /// The pod CIDR of node `i`: 10.(128 + 16 net + i/256).(i%256).0/24.
+    fn node_net(&self, i: usize) -> (u8, u8) {
+        (
+            (128 + 16 * usize::from(self.net) + i / 256) as u8,
+            (i % 256) as u8,
+        )
     }
 
     /// Add a workload; its pods are spread over the nodes.
@@ -182,7 +195,7 @@ impl World {
                 Kind::Pod => name.to_string(),
             };
             let on_node = self.pods.iter().filter(|p| p.node == node).count();
-            let (a, b) = World::node_net(node);
+            let (a, b) = self.node_net(node);
             self.pods.push(PodSpec {
                 workload: w,
                 name: pname,
@@ -217,9 +230,9 @@ impl World {
             selector: labels(selector),
             ports: ports.to_vec(),
             kind,
-            cluster_ip: Ipv4Addr::new(10, 96, (i / 250) as u8, (i % 250 + 1) as u8),
+            cluster_ip: Ipv4Addr::new(10, 96 + self.net, (i / 250) as u8, (i % 250 + 1) as u8),
             lb_ip: (kind == "LoadBalancer")
-                .then(|| Ipv4Addr::new(203, 0, 113, (i % 250 + 1) as u8)),
+                .then(|| Ipv4Addr::new(203, 0, 113 + self.net, (i % 250 + 1) as u8)),
         });
         i
     }
@@ -247,7 +260,7 @@ impl World {
     pub(crate) fn kubectl_json(&self) -> String {
         let mut items: Vec<Value> = Vec::new();
         for n in &self.nodes {
-            let (a, b) = World::node_net(n.index);
+            let (a, b) = self.node_net(n.index);
             items.push(json!({
                 "apiVersion": "v1", "kind": "Node",
                 "metadata": {"name": n.name, "labels": {"kubernetes.io/os": "linux", "kubernetes.io/hostname": n.name, "node-role.kubernetes.io/worker": ""}},
