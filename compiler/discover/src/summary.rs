@@ -271,8 +271,14 @@ impl Summary {
             };
             let _ = writeln!(
                 t,
-                "  {}/{}: {} -> {} {}{ports} ({} flows)",
-                p.scope, p.name, p.from, p.to, p.proto, p.flows
+                "  {}/{}: {} -> {} {}{ports} ({} flow{})",
+                p.scope,
+                p.name,
+                p.from,
+                p.to,
+                p.proto,
+                p.flows,
+                if p.flows == 1 { "" } else { "s" }
             );
         }
         let _ = writeln!(t, "Files: {}", self.files.join(", "));
