@@ -90,7 +90,7 @@ impl Compiled {
                     }
                 }
                 WorkloadKind::External => {
-                    let a = Addrs::from_nets(&wl.nets);
+                    let a = Addrs::from_nets(wl.nets.iter());
                     if !a.v4.is_empty() {
                         specs[0] = Some(Spec::Set(
                             w,

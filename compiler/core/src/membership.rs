@@ -8,10 +8,10 @@
 //! that contains the workload), the catch-all that applies per direction, and
 //! whether the workload is managed at all.
 
-use ringfence_intent::model::{Direction, Predicate, Query, ScopeId, WorkloadKind};
+use ringfence_intent::model::{Direction, Predicate, Query, ScopeId};
 
 use crate::bits::Bits;
-use crate::world::{World, glob};
+use crate::world::{Src, World, glob};
 
 /// Membership facts for every workload.
 pub(crate) struct Membership {
@@ -214,9 +214,11 @@ impl Evaluator<'_, '_> {
             }),
             Predicate::Os(os) => self.scan(|w| w.os == Some(*os)),
             Predicate::Address(prefixes) => self.scan(|w| {
-                if w.kind == WorkloadKind::External {
-                    !w.nets.is_empty()
-                        && w.nets
+                // An external is selected by the prefixes it was declared with.
+                if let Src::External(e) = w.src {
+                    let declared = &world.intent.externals[e as usize].nets;
+                    !declared.is_empty()
+                        && declared
                             .iter()
                             .all(|n| prefixes.iter().any(|p| p.contains(n)))
                 } else {

@@ -456,7 +456,7 @@ impl Resolver<'_, '_> {
                         consumer_ranges.push(Addrs::from_ips(&world.w[p as usize].addrs));
                     }
                 }
-                WorkloadKind::External => direct_ranges.push(Addrs::from_nets(wl.nets)),
+                WorkloadKind::External => direct_ranges.push(Addrs::from_nets(wl.nets.iter())),
                 _ => direct_ranges.push(Addrs::from_ips(&wl.addrs)),
             }
         }

@@ -6,6 +6,7 @@
 //! services, each in inventory order), externals last. Every later stage
 //! refers to workloads by that number.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::ops::Range;
@@ -16,6 +17,7 @@ use ringfence_inventory::model::{Inventory, Labels, Pod, Service};
 use ringfence_schema::ir::{EndpointKind, ProtoPort};
 
 use crate::bits::Bits;
+use crate::interval::Addrs;
 
 /// Where a workload comes from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -48,8 +50,8 @@ pub(crate) struct Wl<'a> {
     pub(crate) os: Option<Os>,
     /// Pods: IPs; services: cluster IPs and load-balancer IPs; nodes: addresses.
     pub(crate) addrs: Vec<IpAddr>,
-    /// Externals: their prefixes.
-    pub(crate) nets: &'a [IpNet],
+    /// Externals: their prefixes, minus every address the clusters own.
+    pub(crate) nets: Cow<'a, [IpNet]>,
     pub(crate) cvss: f64,
 }
 
@@ -104,7 +106,7 @@ impl<'a> World<'a> {
                     node_name: Some(&n.name),
                     os: Some(n.os),
                     addrs: n.addresses.clone(),
-                    nets: &[],
+                    nets: Cow::Borrowed(&[]),
                     cvss: 0.0,
                 });
             }
@@ -134,7 +136,7 @@ impl<'a> World<'a> {
                     node_name: p.node.as_deref(),
                     os: node.map(|k| c.nodes[(k - node_base) as usize].os),
                     addrs: p.ips.clone(),
-                    nets: &[],
+                    nets: Cow::Borrowed(&[]),
                     cvss: p.cvss,
                 });
             }
@@ -155,7 +157,7 @@ impl<'a> World<'a> {
                     node_name: None,
                     os: None,
                     addrs,
-                    nets: &[],
+                    nets: Cow::Borrowed(&[]),
                     cvss: 0.0,
                 });
             }
@@ -166,8 +168,27 @@ impl<'a> World<'a> {
                 services,
             });
         }
+        // Externals name what is outside the clusters: `0.0.0.0/0` means the
+        // world minus pod ranges and the addresses of pods, nodes and services.
+        let cluster_space = Addrs::from_nets(
+            inv.clusters
+                .iter()
+                .flat_map(|c| c.nodes.iter().flat_map(|n| &n.pod_cidrs)),
+        )
+        .union(&Addrs::from_ips(w.iter().flat_map(|wl| &wl.addrs)));
         let ext_base = w.len() as u32;
         for (i, e) in intent.externals.iter().enumerate() {
+            let own = Addrs::from_nets(&e.nets);
+            let outside = own.difference(&cluster_space);
+            let nets = if outside == own {
+                Cow::Borrowed(e.nets.as_slice())
+            } else {
+                let v4 = outside.v4_prefixes().into_iter().map(IpNet::V4);
+                Cow::Owned(
+                    v4.chain(outside.v6_prefixes().into_iter().map(IpNet::V6))
+                        .collect(),
+                )
+            };
             w.push(Wl {
                 kind: WorkloadKind::External,
                 src: Src::External(i as u32),
@@ -180,7 +201,7 @@ impl<'a> World<'a> {
                 node_name: None,
                 os: None,
                 addrs: Vec::new(),
-                nets: &e.nets,
+                nets,
                 cvss: 0.0,
             });
         }

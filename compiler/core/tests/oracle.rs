@@ -59,6 +59,17 @@ impl<'a> Oracle<'a> {
         self.inv.clusters[c].nodes.iter().find(|n| n.name == name)
     }
 
+    /// Externals only hold addresses the clusters do not own: pod ranges
+    /// and the addresses of nodes, pods and services.
+    fn outside(&self, addr: IpAddr) -> bool {
+        let owned = self.inv.clusters.iter().any(|c| {
+            c.nodes
+                .iter()
+                .any(|n| n.pod_cidrs.iter().any(|r| r.contains(&addr)))
+        }) || self.all.iter().any(|&w| self.addrs(w).contains(&addr));
+        !owned
+    }
+
     fn addrs(&self, w: W<'a>) -> Vec<IpAddr> {
         match w {
             W::Node(_, n) => n.addresses.clone(),
@@ -222,7 +233,7 @@ impl<'a> Oracle<'a> {
         }
         self.members(t).into_iter().any(|m| match m {
             W::Service(c, s) => self.backing(c, s).iter().any(|b| b.ips.contains(&addr)),
-            W::External(e) => e.nets.iter().any(|n| n.contains(&addr)),
+            W::External(e) => self.outside(addr) && e.nets.iter().any(|n| n.contains(&addr)),
             m => self.addrs(m).contains(&addr),
         })
     }
@@ -255,7 +266,7 @@ impl<'a> Oracle<'a> {
                             && b.resolve_target(&sp.target, sp.proto) == port
                     })
             }),
-            W::External(e) => plain && e.nets.iter().any(|n| n.contains(&dst)),
+            W::External(e) => plain && self.outside(dst) && e.nets.iter().any(|n| n.contains(&dst)),
             m => plain && self.addrs(m).contains(&dst),
         })
     }

@@ -153,14 +153,14 @@ fn the_example_decides_as_written() {
                 "prod-eu1/catch-all-ingress",
             ),
             row(
-                "`internet` (0.0.0.0/0) holds the nodes too",
+                "`internet` is outside the cluster: node-to-node SSH is not from it",
                 "worker-1",
                 "worker-2",
                 Tcp,
                 22,
-                DENY,
+                ALLOW,
                 "prod-eu1/catch-all-egress",
-                "prod-eu1/no-ssh-from-internet",
+                "prod-eu1/catch-all-ingress",
             ),
             row(
                 "child default of platform",
@@ -199,7 +199,7 @@ fn the_example_decides_as_written() {
                 Tcp,
                 7070,
                 DENY,
-                "payments/no-other-egress",
+                "payments/catch-all-egress",
                 "shop/catch-all-ingress",
             ),
             row(

@@ -6,6 +6,7 @@ use crate::flags::{Command, HooksCommand, InventoryCommand};
 
 mod analyze;
 mod check;
+mod common;
 mod compile;
 mod discover;
 mod explain;

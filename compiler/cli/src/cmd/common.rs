@@ -1,0 +1,64 @@
+//! What several commands share: reading and compiling intent, and showing
+//! diagnostics on stderr.
+
+use std::io::IsTerminal;
+
+use ringfence_driver::{IntentFrom, Session, SessionError};
+use ringfence_intent::Diagnostics;
+use ringfence_intent::model::SourceFile;
+use ringfence_source::Selector;
+
+use crate::Outcome;
+use crate::flags::{InventoryArgs, SourceArgs};
+
+/// Render diagnostics for stderr (colour on a terminal, unless NO_COLOR).
+pub(crate) fn eprint_diagnostics(diags: &Diagnostics, files: &[SourceFile]) {
+    if diags.0.is_empty() {
+        return;
+    }
+    let terminal = std::io::stderr().is_terminal();
+    let color = terminal && std::env::var_os("NO_COLOR").is_none();
+    #[allow(clippy::print_stderr)] // diagnostics are logs: stderr
+    {
+        eprint!(
+            "{}",
+            ringfence_intent::render_human(diags, files, color, 80)
+        );
+    }
+}
+
+/// Where `SourceArgs` say intent is.
+pub(crate) fn intent_from(source: &SourceArgs) -> IntentFrom<'_> {
+    let sel = match &source.rev {
+        Some(rev) => Selector::Rev(rev.clone()),
+        None => Selector::WorkingTree,
+    };
+    IntentFrom::Dir(&source.dir, sel)
+}
+
+/// Read, check and compile; warnings go to stderr. `Err(Outcome::Findings)`
+/// when the intent has errors (already shown).
+pub(crate) fn compile(
+    source: &SourceArgs,
+    inv: &InventoryArgs,
+) -> anyhow::Result<Result<Session, Outcome>> {
+    compile_from(&intent_from(source), inv)
+}
+
+/// [`compile`] from any intent location.
+pub(crate) fn compile_from(
+    from: &IntentFrom<'_>,
+    inv: &InventoryArgs,
+) -> anyhow::Result<Result<Session, Outcome>> {
+    match ringfence_driver::session::compile(from, &inv.inventory, &inv.trivy) {
+        Ok(s) => {
+            eprint_diagnostics(&s.warnings, &s.files);
+            Ok(Ok(s))
+        }
+        Err(SessionError::Invalid { files, diagnostics }) => {
+            eprint_diagnostics(&diagnostics, &files);
+            Ok(Err(Outcome::Findings))
+        }
+        Err(e) => Err(e.into()),
+    }
+}
