@@ -18,7 +18,7 @@ use ringfence_inventory::model::Proto;
 use ringfence_schema::net::{PortRange, normalize_ports};
 
 use crate::aggregate::{Evidence, key_addr};
-use crate::book::{Book, EntityKind, Via};
+use crate::book::{Book, EntityKind};
 use crate::compress::Atom;
 use crate::group::{UnitId, UnitKind, Units};
 use crate::select::{self, Pred, Selected, Selection};
@@ -182,22 +182,7 @@ impl Model {
                         .insert(u, format!("service:{}/{}", s.namespace, s.name));
                     continue;
                 }
-                UnitKind::Entry(e, Via::LoadBalancer) => {
-                    let s = book.service(e);
-                    let name = if book.inv.clusters.len() > 1 {
-                        let c = &book.inv.clusters[un.cluster.expect("in a cluster")].name;
-                        format!("lb-{c}-{}-{}", s.namespace, s.name)
-                    } else {
-                        format!("lb-{}-{}", s.namespace, s.name)
-                    };
-                    m.refs.insert(u, format!("external:{name}"));
-                    m.externals.push(ExternalDef {
-                        name,
-                        cidrs: s.lb_ingress.iter().map(|ip| IpNet::from(*ip)).collect(),
-                    });
-                    continue;
-                }
-                UnitKind::Entry(..) => (
+                UnitKind::NodePortEntry(_) => (
                     select::all_nodes(book, un.cluster.expect("in a cluster")),
                     cluster_file(),
                 ),
@@ -327,10 +312,10 @@ impl Model {
                     None => FileKey::Cluster(x),
                 }
             };
-            let entry = matches!(pu.kind, UnitKind::Entry(..));
+            let entry = matches!(pu.kind, UnitKind::NodePortEntry(_));
             if entry {
                 comments.push(
-                    "the consumer's egress to the service's entry point (the service policy admits it at the backends)"
+                    "the consumer's egress to the node port (the service policy admits it at the backends)"
                         .into(),
                 );
             }
@@ -411,9 +396,8 @@ impl Model {
             )
         };
         if !self.externals.is_empty() {
-            let mut t = header(
-                "addresses outside the inventory, grouped by /24 (IPv4) and /64 (IPv6), and load-balancer entry points",
-            );
+            let mut t =
+                header("addresses outside the inventory, grouped by /24 (IPv4) and /64 (IPv6)");
             for e in &self.externals {
                 t.push('\n');
                 let _ = writeln!(t, "external {} {{", quote(&e.name));

@@ -43,10 +43,9 @@ pub(crate) enum UnitKind {
     Cluster,
     /// Addresses outside the inventory.
     External,
-    /// The entry point of a service reached through a node port (the nodes
-    /// of its cluster, on the node port) or a load balancer (its addresses,
-    /// on the service port): what a consumer inside a cluster connects to.
-    Entry(EntityId, Via),
+    /// The nodes of a service's cluster, as the entry point of its node
+    /// port: what a consumer inside a cluster connects to.
+    NodePortEntry(EntityId),
 }
 
 /// A policy object.
@@ -73,7 +72,7 @@ pub(crate) struct Units<'a> {
     of_entity: Vec<UnitId>,
     of_ext: FxHashMap<Peer, UnitId>,
     svc_ref: FxHashMap<EntityId, UnitId>,
-    entry_ref: FxHashMap<(EntityId, Via), UnitId>,
+    entry_ref: FxHashMap<EntityId, UnitId>,
     /// (service, protocol, service port) → node port.
     node_ports: FxHashMap<(EntityId, Proto, u16), u16>,
 }
@@ -181,24 +180,24 @@ impl<'a> Units<'a> {
                 u.svc_ref.insert(s, id);
             }
         }
-        // Consumers inside a cluster that went through a node port or a
-        // load balancer: their egress sees the entry point.
-        let mut entries: Vec<(EntityId, Via)> = convs
+        // Consumers inside a cluster that went through a node port: their
+        // egress sees the node's address and the node port.
+        let mut entries: Vec<EntityId> = convs
             .iter()
-            .filter(|(k, _)| Units::through_entry(k))
-            .map(|(k, _)| (k.svc, k.via))
+            .filter(|(k, _)| Units::through_node_port(k))
+            .map(|(k, _)| k.svc)
             .collect();
         entries.sort_unstable();
         entries.dedup();
-        for (s, via) in entries {
+        for s in entries {
             let en = &book.entities[s as usize];
             let id = u.push(
-                UnitKind::Entry(s, via),
+                UnitKind::NodePortEntry(s),
                 Some(en.cluster),
                 en.namespace,
                 vec![s],
             );
-            u.entry_ref.insert((s, via), id);
+            u.entry_ref.insert(s, id);
             for sp in &book.service(s).ports {
                 if let Some(np) = sp.node_port {
                     u.node_ports.insert((s, sp.proto, sp.port), np);
@@ -208,10 +207,9 @@ impl<'a> Units<'a> {
         u
     }
 
-    /// Whether a conversation came from inside a cluster through a node
-    /// port or a load balancer.
-    fn through_entry(k: &ConvKey) -> bool {
-        matches!(k.src, Peer::Entity(_)) && matches!(k.via, Via::NodePort | Via::LoadBalancer)
+    /// Whether a conversation came from inside a cluster through a node port.
+    fn through_node_port(k: &ConvKey) -> bool {
+        matches!(k.src, Peer::Entity(_)) && k.via == Via::NodePort
     }
 
     /// A service and the workloads it selects are one unit.
@@ -344,8 +342,8 @@ impl<'a> Units<'a> {
     }
 
     /// Edges between the current units. A consumer inside a cluster that
-    /// went through a node port or a load balancer also gets an edge to the
-    /// entry point: its egress judges the entry address, not the backend.
+    /// went through a node port also gets an edge to the nodes on the node
+    /// port: its egress judges the node's address, not the backend.
     pub(crate) fn edges(&self, convs: &[(ConvKey, Evidence)]) -> Edges {
         let mut out = Edges::new();
         let mut add = |key: (UnitId, UnitId, Proto), port: u16, ev: &Evidence| {
@@ -358,17 +356,13 @@ impl<'a> Units<'a> {
         for (k, ev) in convs {
             let (c, p, port) = self.place(k);
             add((c, p, k.proto), port, ev);
-            if Units::through_entry(k) {
-                let entry = self.entry_ref[&(k.svc, k.via)];
-                let port = match k.via {
-                    Via::NodePort => self
-                        .node_ports
-                        .get(&(k.svc, k.proto, k.svc_port))
-                        .copied()
-                        .unwrap_or(k.svc_port),
-                    _ => k.svc_port,
-                };
-                add((c, entry, k.proto), port, ev);
+            if Units::through_node_port(k) {
+                let node_port = self.node_ports.get(&(k.svc, k.proto, k.svc_port));
+                add(
+                    (c, self.entry_ref[&k.svc], k.proto),
+                    *node_port.unwrap_or(&k.svc_port),
+                    ev,
+                );
             }
         }
         out

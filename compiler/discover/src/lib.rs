@@ -350,6 +350,16 @@ fn summarize(
             ex.join(", ")
         ));
     }
+    let through_lb = convs
+        .convs
+        .iter()
+        .filter(|(k, _)| matches!(k.src, book::Peer::Entity(_)) && k.via == book::Via::LoadBalancer)
+        .count();
+    if through_lb > 0 {
+        notes.push(format!(
+            "{through_lb} conversations from inside a cluster went to a load balancer's address: the policy to the service admits them at its pods, but the consumer's egress is judged at the load balancer's address, which intent cannot name (externals exclude what the clusters own); have such consumers use the service's clusterIP or allow them by hand"
+        ));
+    }
     for e in &inputs.errors {
         notes.push(e.to_string());
     }

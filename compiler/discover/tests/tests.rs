@@ -762,7 +762,11 @@ fn two_clusters_get_a_scope_each_and_cross_cluster_policies_in_both() {
         .jsonl(&mut lines);
         ev(p.ip, ext, 443, None).jsonl(&mut lines);
     }
+    // The tester calls the API through a node port of prod, and once through
+    // its load balancer.
     let tester_ip = staging.pods_of(tester).next().unwrap().ip;
+    let node_ip = IpAddr::V4(prod.nodes[0].ip);
+    ev(tester_ip, node_ip, 31443, Some((api_pod, 8443))).jsonl(&mut lines);
     let lb_ip = IpAddr::V4(prod.services[lb].lb_ip.unwrap());
     ev(tester_ip, lb_ip, 443, Some((api_pod, 8443))).jsonl(&mut lines);
     ev(staging.pods_of(sweb).next().unwrap().ip, ext, 443, None).jsonl(&mut lines);
@@ -809,16 +813,20 @@ fn two_clusters_get_a_scope_each_and_cross_cluster_policies_in_both() {
         .map(|p| p.scope.as_str())
         .collect();
     assert_eq!(cross, ["prod", "staging"]);
-    // The tester's egress sees the load balancer's address: a policy to it,
-    // in the tester's scope only.
-    let lb_policies: Vec<(&str, &str)> = d
+    // Through the node port, the tester's egress sees a prod node: a policy
+    // to prod's nodes on the node port, in the tester's scope only.
+    let entry: Vec<(&str, &str, &str)> = d
         .summary
         .policies
         .iter()
-        .filter(|p| p.to.starts_with("external:lb-"))
-        .map(|p| (p.scope.as_str(), p.to.as_str()))
+        .filter(|p| p.to == "filter:nodes")
+        .map(|p| (p.scope.as_str(), p.from.as_str(), p.ports.as_str()))
         .collect();
-    assert_eq!(lb_policies, [("staging", "external:lb-prod-apps-api")]);
+    assert_eq!(entry, [("staging", "filter:tester", "31443")]);
+    let nodes = d.summary.groups.iter().find(|g| g.name == "nodes").unwrap();
+    assert_eq!(nodes.query, "cluster \"prod\"; kind \"node\"");
+    // Through the load balancer: said in the notes.
+    assert!(d.summary.notes.iter().any(|n| n.starts_with("1 conversations from inside a cluster went to a load balancer")), "{:?}", d.summary.notes);
     let intent = check_intent(&d);
     assert_eq!(intent.scopes.len(), 2);
     let (compiled, diags) = ringfence_core::compile(&intent, &inv);
@@ -830,8 +838,16 @@ fn two_clusters_get_a_scope_each_and_cross_cluster_policies_in_both() {
     );
     let c = compiled.unwrap();
     let tcp = ringfence_schema::net::Proto::Tcp;
-    let v = c.verdict(IpAddr::V4(tester_ip), lb_ip, tcp, Some(443));
+    let v = c.verdict(IpAddr::V4(tester_ip), node_ip, tcp, Some(31443));
     assert!(v.allowed(), "{v:#?}");
+    // The load balancer's pods admit the tester; its own egress is the
+    // compiler's to decide (see the note).
+    let v = c.verdict(IpAddr::V4(tester_ip), lb_ip, tcp, Some(443));
+    assert_eq!(
+        v.ingress.action(),
+        ringfence_schema::ir::Action::Allow,
+        "{v:#?}"
+    );
     let web_ip = IpAddr::V4(prod.pods_of(web).next().unwrap().ip);
     assert!(
         c.verdict(
