@@ -6,9 +6,10 @@
 //! - `coarse`: a service and the workloads it selects are one unit;
 //! - `fine`: each workload (pods by owner) and each service is a unit.
 //!
-//! Externals are a unit per prefix. Then, at `coarse` and `fine`, units of
-//! the same namespace (nodes: of the same cluster; externals: any) whose
-//! conversations are alike merge (see [`Units::merge_alike`]).
+//! The nodes of a cluster are one unit at every granularity, externals a
+//! unit per prefix. Then, at `coarse` and `fine`, units of the same
+//! namespace (externals: any) whose conversations are alike merge (see
+//! [`Units::merge_alike`]).
 
 use std::collections::BTreeMap;
 
@@ -108,7 +109,7 @@ impl<'a> Units<'a> {
                     let kind = match en.kind {
                         EntityKind::Workload => UnitKind::Workloads,
                         EntityKind::Service => UnitKind::Service(e as EntityId),
-                        EntityKind::Node => UnitKind::Nodes,
+                        EntityKind::Node => continue,
                     };
                     let id = u.push(kind, Some(en.cluster), en.namespace, vec![e as EntityId]);
                     u.of_entity[e] = id;
@@ -116,8 +117,12 @@ impl<'a> Units<'a> {
                         u.svc_ref.insert(e as EntityId, id);
                     }
                 }
+                u.nodes_per_cluster(book);
             }
-            Granularity::Coarse => u.coarse(book),
+            Granularity::Coarse => {
+                u.coarse(book);
+                u.nodes_per_cluster(book);
+            }
             Granularity::Namespace => {
                 let mut by_ns: BTreeMap<(usize, Option<&'a str>), Vec<EntityId>> = BTreeMap::new();
                 for (e, en) in book.entities.iter().enumerate() {
@@ -258,7 +263,7 @@ impl<'a> Units<'a> {
         for (_, es) in groups {
             let first = &book.entities[es[0] as usize];
             let kind = match first.kind {
-                EntityKind::Node => UnitKind::Nodes,
+                EntityKind::Node => continue,
                 EntityKind::Service if es.len() == 1 => UnitKind::Service(es[0]),
                 _ => UnitKind::Workloads,
             };
@@ -266,6 +271,24 @@ impl<'a> Units<'a> {
             if let UnitKind::Service(s) = kind {
                 self.svc_ref.insert(s, id);
             }
+        }
+    }
+
+    /// The nodes of a cluster are one unit: pods move between nodes, so
+    /// which node talked to which pod (kubelet probes go to the node's own
+    /// pods) is incidental.
+    fn nodes_per_cluster(&mut self, book: &Book<'a>) {
+        let mut by_cluster: BTreeMap<usize, Vec<EntityId>> = BTreeMap::new();
+        for (e, en) in book.entities.iter().enumerate() {
+            if en.kind == EntityKind::Node {
+                by_cluster
+                    .entry(en.cluster)
+                    .or_default()
+                    .push(e as EntityId);
+            }
+        }
+        for (c, es) in by_cluster {
+            self.push_members(UnitKind::Nodes, Some(c), None, es);
         }
     }
 

@@ -861,3 +861,51 @@ fn two_clusters_get_a_scope_each_and_cross_cluster_policies_in_both() {
     assert!(c.verdict(web_ip, ext, tcp, Some(443)).allowed());
     assert!(!c.verdict(web_ip, ext, tcp, Some(80)).allowed());
 }
+
+/// Without the exclusion, the kubelet probes become policy: from the nodes
+/// (one unit per cluster, though each probes only its own pods) to every
+/// workload on its port.
+#[test]
+fn probes_without_exclusion_come_from_the_nodes() {
+    let shop = shop::shop();
+    let inputs = shop.write(2);
+    let inv = ringfence_inventory::load(std::slice::from_ref(&inputs.inventory), &[]).unwrap();
+    let read = ReadOptions {
+        default_time: Some("2024-05-01T12:30:00Z".parse().unwrap()),
+        ..ReadOptions::default()
+    };
+    let opts = Options {
+        granularity: Granularity::Fine,
+        min_flows: 2,
+        ..Options::default()
+    };
+    let d = discover(&inv, &inputs.flows, &read, opts).unwrap();
+    let nodes = d.summary.groups.iter().find(|g| g.name == "nodes").unwrap();
+    assert_eq!(
+        (nodes.query.as_str(), nodes.members.len()),
+        ("kind \"node\"", 4)
+    );
+    let probes: Vec<&str> = d
+        .summary
+        .policies
+        .iter()
+        .filter(|p| p.from == "filter:nodes")
+        .map(|p| p.to.as_str())
+        .collect();
+    assert!(
+        probes.contains(&"filter:frontend") && probes.contains(&"filter:redis"),
+        "{probes:?}"
+    );
+    let c = compile(&d, &inputs);
+    assert_truth_allowed(&c, &shop);
+    let node = IpAddr::V4(shop.world.nodes[0].ip);
+    let redis = IpAddr::V4(
+        shop.world
+            .pods_of(shop.world.workload_named("shop-data", "redis"))
+            .next()
+            .unwrap()
+            .ip,
+    );
+    let tcp = ringfence_schema::net::Proto::Tcp;
+    assert!(c.verdict(node, redis, tcp, Some(6379)).allowed());
+}
