@@ -189,6 +189,8 @@ pub(crate) struct Book<'a> {
     node_ports: FxHashMap<(usize, Proto, u16), (ObjId, u16)>,
     /// (node object, proto, port) → host-network pod object.
     host_ports: FxHashMap<(ObjId, Proto, u16), ObjId>,
+    /// (service, protocol, service port) → target port.
+    targets: FxHashMap<(EntityId, Proto, u16), u16>,
     /// `namespace/name` → service objects (one per cluster that has it).
     services_by_name: FxHashMap<String, Vec<ObjId>>,
     /// /24s and /64s inside the clusters (pod CIDRs, service addresses).
@@ -211,6 +213,7 @@ impl<'a> Book<'a> {
             node_ports: FxHashMap::default(),
             host_ports: FxHashMap::default(),
             services_by_name: FxHashMap::default(),
+            targets: FxHashMap::default(),
             inside_v4: FxHashSet::default(),
             inside_v6: FxHashSet::default(),
             inside_wide: Vec::new(),
@@ -308,6 +311,7 @@ impl<'a> Book<'a> {
             b.svc_obj.push(svc_objs);
             b.node_obj.push(node_objs);
         }
+        b.resolve_targets();
         b
     }
 
@@ -574,16 +578,32 @@ impl<'a> Book<'a> {
     /// The target port a service port leads to (named targets looked up in
     /// the first backing pod that has them); the port itself if unknown.
     pub(crate) fn target_port(&self, svc: EntityId, proto: Proto, port: u16) -> u16 {
-        let s = self.service(svc);
-        let Some(sp) = s.ports.iter().find(|p| p.proto == proto && p.port == port) else {
-            return port;
-        };
-        let c = &self.inv.clusters[self.entities[svc as usize].cluster];
-        c.pods
-            .iter()
-            .filter(|p| s.selects(p))
-            .find_map(|p| p.resolve_target(&sp.target, proto))
+        self.targets
+            .get(&(svc, proto, port))
+            .copied()
             .unwrap_or(port)
+    }
+
+    /// Every service port's target port, resolved once.
+    fn resolve_targets(&mut self) {
+        for (e, en) in self.entities.iter().enumerate() {
+            if en.kind != EntityKind::Service {
+                continue;
+            }
+            let c = &self.inv.clusters[en.cluster];
+            let s = &c.services[en.index];
+            let lo = c.pods.partition_point(|p| p.namespace < s.namespace);
+            let hi = c.pods.partition_point(|p| p.namespace <= s.namespace);
+            for sp in &s.ports {
+                let target = c.pods[lo..hi]
+                    .iter()
+                    .filter(|p| s.selects(p))
+                    .find_map(|p| p.resolve_target(&sp.target, sp.proto));
+                if let Some(t) = target {
+                    self.targets.insert((e as EntityId, sp.proto, sp.port), t);
+                }
+            }
+        }
     }
 
     /// The service port whose target is `port` on the backend at `ip`.

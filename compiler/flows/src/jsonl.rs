@@ -49,8 +49,12 @@ pub(crate) fn parse(line: &str, ctx: &mut ParseCtx) -> Result<Parsed, String> {
     let raw: Raw<'_> = serde_json::from_str(line).map_err(|e| e.to_string())?;
     let first_seen = Timestamp::parse_rfc3339(&raw.first_seen)
         .map_err(|e| format!("field `first_seen`: {e}"))?;
-    let last_seen =
-        Timestamp::parse_rfc3339(&raw.last_seen).map_err(|e| format!("field `last_seen`: {e}"))?;
+    // Most records are seen once: first and last are the same text.
+    let last_seen = if raw.last_seen == raw.first_seen {
+        first_seen
+    } else {
+        Timestamp::parse_rfc3339(&raw.last_seen).map_err(|e| format!("field `last_seen`: {e}"))?
+    };
     let flow = Flow {
         src_ip: raw.src_ip,
         dst_ip: raw.dst_ip,
