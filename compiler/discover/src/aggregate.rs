@@ -95,9 +95,54 @@ pub(crate) struct Evidence {
     pub(crate) bytes: u64,
     pub(crate) first: Timestamp,
     pub(crate) last: Timestamp,
-    /// The smallest (consumer, provider) address pairs seen, as
-    /// [`addr_key`]s (comparing those is much cheaper than `IpAddr`s).
-    pub(crate) examples: Vec<(u128, u128)>,
+    /// The smallest (consumer, provider) address pairs seen.
+    pub(crate) examples: Examples,
+}
+
+/// The smallest (consumer, provider) address pairs seen, as [`addr_key`]s
+/// (cheaper to compare than `IpAddr`s), kept inline: a flow updates its
+/// conversation without following a pointer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Examples {
+    n: u8,
+    pairs: [(u128, u128); EXAMPLES],
+}
+
+impl Examples {
+    fn one(pair: (u128, u128)) -> Examples {
+        Examples {
+            n: 1,
+            pairs: [pair; EXAMPLES],
+        }
+    }
+
+    /// None yet (for evidence built by hand).
+    #[cfg(test)]
+    pub(crate) fn none() -> Examples {
+        Examples {
+            n: 0,
+            pairs: [(0, 0); EXAMPLES],
+        }
+    }
+
+    fn insert(&mut self, pair: (u128, u128)) {
+        let n = usize::from(self.n);
+        if n == EXAMPLES && pair >= self.pairs[n - 1] {
+            return;
+        }
+        let Err(i) = self.pairs[..n].binary_search(&pair) else {
+            return;
+        };
+        let end = n.min(EXAMPLES - 1);
+        self.pairs.copy_within(i..end, i + 1);
+        self.pairs[i] = pair;
+        self.n = (n + 1).min(EXAMPLES) as u8;
+    }
+
+    /// The pairs, smallest first.
+    pub(crate) fn iter(&self) -> impl Iterator<Item = &(u128, u128)> {
+        self.pairs[..usize::from(self.n)].iter()
+    }
 }
 
 impl Evidence {
@@ -108,7 +153,7 @@ impl Evidence {
             bytes: f.bytes,
             first: f.first_seen,
             last: f.last_seen,
-            examples: vec![(addr_key(f.src_ip), addr_key(f.dst_ip))],
+            examples: Examples::one((addr_key(f.src_ip), addr_key(f.dst_ip))),
         }
     }
 
@@ -118,13 +163,8 @@ impl Evidence {
         self.bytes += f.bytes;
         self.first = self.first.min(f.first_seen);
         self.last = self.last.max(f.last_seen);
-        let pair = (addr_key(f.src_ip), addr_key(f.dst_ip));
-        if (self.examples.len() < EXAMPLES || pair < *self.examples.last().expect("not empty"))
-            && let Err(i) = self.examples.binary_search(&pair)
-        {
-            self.examples.insert(i, pair);
-            self.examples.truncate(EXAMPLES);
-        }
+        self.examples
+            .insert((addr_key(f.src_ip), addr_key(f.dst_ip)));
     }
 
     /// Fold another's evidence in (order-independent).
@@ -134,10 +174,49 @@ impl Evidence {
         self.bytes += o.bytes;
         self.first = self.first.min(o.first);
         self.last = self.last.max(o.last);
-        self.examples.extend(o.examples.iter().copied());
-        self.examples.sort();
-        self.examples.dedup();
-        self.examples.truncate(EXAMPLES);
+        for p in o.examples.iter() {
+            self.examples.insert(*p);
+        }
+    }
+}
+
+/// Source ports of a conversation: up to [`SRC_PORTS`] distinct ones, kept
+/// inline; `MANY` once there were more.
+#[derive(Clone, Copy, Debug)]
+struct SrcPorts {
+    n: u8,
+    ports: [u16; SRC_PORTS],
+}
+
+impl SrcPorts {
+    const MANY: u8 = u8::MAX;
+
+    fn of(p: Option<u16>) -> SrcPorts {
+        SrcPorts {
+            n: u8::from(p.is_some()),
+            ports: [p.unwrap_or(0); SRC_PORTS],
+        }
+    }
+
+    fn add(&mut self, p: u16) {
+        if self.n == SrcPorts::MANY {
+            return;
+        }
+        let n = usize::from(self.n);
+        if self.ports[..n].contains(&p) {
+            return;
+        }
+        if n == SRC_PORTS {
+            self.n = SrcPorts::MANY;
+        } else {
+            self.ports[n] = p;
+            self.n += 1;
+        }
+    }
+
+    /// The ports, if few.
+    fn few(&self) -> Option<&[u16]> {
+        (self.n != SrcPorts::MANY).then(|| &self.ports[..usize::from(self.n)])
     }
 }
 
@@ -145,31 +224,17 @@ impl Evidence {
 #[derive(Clone, Debug)]
 pub(crate) struct ConvStats {
     pub(crate) ev: Evidence,
-    /// Up to [`SRC_PORTS`] distinct source ports; `None` once there were more.
-    src_ports: Option<Vec<u16>>,
+    src_ports: SrcPorts,
 }
 
 impl ConvStats {
-    fn add_src_port(&mut self, p: Option<u16>) {
-        let (Some(ports), Some(p)) = (&mut self.src_ports, p) else {
-            return;
-        };
-        if !ports.contains(&p) {
-            if ports.len() == SRC_PORTS {
-                self.src_ports = None;
-            } else {
-                ports.push(p);
-            }
-        }
-    }
-
     fn merge(&mut self, o: &ConvStats) {
         self.ev.merge(&o.ev);
-        match &o.src_ports {
-            None => self.src_ports = None,
+        match o.src_ports.few() {
+            None => self.src_ports.n = SrcPorts::MANY,
             Some(ps) => {
-                for p in ps {
-                    self.add_src_port(Some(*p));
+                for &p in ps {
+                    self.src_ports.add(p);
                 }
             }
         }
@@ -318,14 +383,16 @@ impl<'b, 'a> Aggregator<'b, 'a> {
         match acc.convs.get_mut(&key) {
             Some(s) => {
                 s.ev.add_flow(&f);
-                s.add_src_port(f.src_port);
+                if let Some(p) = f.src_port {
+                    s.src_ports.add(p);
+                }
             }
             None => {
                 acc.convs.insert(
                     key,
                     ConvStats {
                         ev: Evidence::of(&f),
-                        src_ports: Some(f.src_port.into_iter().collect()),
+                        src_ports: SrcPorts::of(f.src_port),
                     },
                 );
             }
@@ -379,7 +446,7 @@ pub(crate) fn finish(accs: Vec<Acc>, min_flows: u64) -> Conversations {
     for (k, s) in convs {
         let reply = k.proto.has_ports()
             && k.port >= EPHEMERAL
-            && s.src_ports.as_ref().is_some_and(|ps| {
+            && s.src_ports.few().is_some_and(|ps| {
                 ps.iter()
                     .any(|&p| p < EPHEMERAL && forward.contains(&(k.dst, k.src, k.proto, p)))
             });
@@ -444,7 +511,24 @@ mod tests {
         let ev = &one.convs[0].1;
         assert_eq!(ev.flows, 100);
         assert_eq!((ev.first.unix_secs(), ev.last.unix_secs()), (0, 100));
-        assert_eq!(ev.examples.len(), 2);
+        assert_eq!(ev.examples.iter().count(), 2);
+    }
+
+    #[test]
+    fn examples_keep_the_smallest_pairs_in_any_order() {
+        let pairs: Vec<(u128, u128)> = [(5, 1), (1, 9), (3, 3), (1, 2), (9, 9), (3, 3)].to_vec();
+        let mut orders = vec![pairs.clone()];
+        orders.push(pairs.iter().rev().copied().collect());
+        for order in orders {
+            let mut e = Examples::one(order[0]);
+            for p in &order[1..] {
+                e.insert(*p);
+            }
+            assert_eq!(
+                e.iter().copied().collect::<Vec<_>>(),
+                [(1, 2), (1, 9), (3, 3)]
+            );
+        }
     }
 
     #[test]

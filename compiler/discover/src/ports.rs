@@ -125,6 +125,7 @@ mod tests {
     use ringfence_flows::Timestamp;
 
     use super::*;
+    use crate::aggregate::Examples;
 
     fn ev(flows: u64) -> Evidence {
         Evidence {
@@ -133,7 +134,7 @@ mod tests {
             bytes: 0,
             first: Timestamp::from_unix_secs(0),
             last: Timestamp::from_unix_secs(flows as i64),
-            examples: vec![],
+            examples: Examples::none(),
         }
     }
 
