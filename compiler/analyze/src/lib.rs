@@ -1,7 +1,8 @@
 //! Live policy analysis: observed flows judged against a policy version
 //! (`schema/docs/analysis.md`).
 //!
-//! 1. **Verdict step** (streaming, one [`Tally`] per worker): each flow is
+//! 1. **Verdict step** (streaming, one [`Tally`] per worker; [`Analyzer::read`]
+//!    feeds it every flow file `ringfence_flows` reads): each flow is
 //!    reduced to its conversation key (source, destination, protocol, port,
 //!    pre-NAT destination) and judged once per key and worker with
 //!    [`Compiled::verdict`] — the matcher `explain` uses, over the chains the
@@ -26,6 +27,7 @@ pub mod html;
 mod outcome;
 mod place;
 mod policies;
+mod read;
 mod reports;
 mod tally;
 mod text;
@@ -385,30 +387,5 @@ fn judgement(c: &Compiled, j: &Judged, k: &Key) -> Judgement {
 
 /// RFC 3339 in UTC (`2024-05-01T12:00:00Z`, with a fraction when there is one).
 pub(crate) fn rfc3339(ns: i64) -> String {
-    const NANOS: i64 = 1_000_000_000;
-    let secs = ns.div_euclid(NANOS);
-    let frac = ns.rem_euclid(NANOS);
-    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
-    // H. Hinnant's civil_from_days.
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    let mut out = format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}",
-        rem / 3600,
-        rem / 60 % 60,
-        rem % 60
-    );
-    if frac != 0 {
-        out.push('.');
-        out.push_str(format!("{frac:09}").trim_end_matches('0'));
-    }
-    out.push('Z');
-    out
+    ringfence_flows::Timestamp::from_unix_nanos(ns).to_rfc3339()
 }

@@ -197,7 +197,8 @@ pub(crate) struct Hits {
     pub(crate) ingress_seen: BTreeSet<u32>,
 }
 
-/// Thresholds of the broad condition.
+/// Thresholds of the broad condition (of absolute and default policies:
+/// a catch-all is meant to be wide).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Broadness {
     /// A side needs at least this many members to be called broad.
@@ -253,7 +254,8 @@ pub(crate) fn stats(
             } else if written && !traffic {
                 conditions.push(Condition::NoTraffic);
             }
-            if h.count.flows > 0
+            if written
+                && h.count.flows > 0
                 && [consumers, providers]
                     .iter()
                     .flatten()

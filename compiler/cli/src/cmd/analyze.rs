@@ -1,8 +1,97 @@
-//! `ringfence analyze` (being built).
+//! `ringfence analyze`: judge observed flows against a policy version (and
+//! optionally compare with another), fold in the agents' compliance reports,
+//! and write the analysis as text, JSON or one self-contained HTML page.
+//! Exit 1 when something needs a look: escaped or misdropped flows, verdicts
+//! that change against `--against`, nodes not in sync or not on the version.
+
+use std::io::Write;
+
+use anyhow::Context;
+use ringfence_analyze::{Analyzer, Options, Reports, Version};
+use ringfence_driver::{IntentFrom, Session};
+use ringfence_flows::ReadOptions;
+use ringfence_source::Selector;
 
 use crate::Outcome;
-use crate::flags::AnalyzeArgs;
+use crate::cmd::common;
+use crate::flags::{AnalyzeArgs, Format};
 
-pub(crate) fn run(_args: AnalyzeArgs) -> anyhow::Result<Outcome> {
-    anyhow::bail!("`ringfence analyze` is not built yet")
+/// How the analysed version is named: the revision and its commit, or the
+/// directory's working tree.
+fn label(s: &Session, rev: Option<&str>, dir: &std::path::Path) -> String {
+    let commit = s.source.commit.as_deref().map(|c| &c[..c.len().min(12)]);
+    match (rev, commit) {
+        (Some(r), Some(c)) if r != c => format!("{r} ({c})"),
+        (Some(r), _) => r.to_string(),
+        (None, _) => format!("{} (working tree)", dir.display()),
+    }
+}
+
+fn version<'a>(s: &'a Session, label: &'a str) -> Version<'a> {
+    Version {
+        label,
+        intent: &s.intent,
+        compiled: &s.compiled,
+        warnings: &s.warnings.0,
+    }
+}
+
+pub(crate) fn run(args: AnalyzeArgs) -> anyhow::Result<Outcome> {
+    // Cheap checks first: the report directory before compiling anything.
+    let reports = match &args.reports {
+        Some(dir) => Some(Reports::read_dir(dir).context("--reports")?),
+        None => None,
+    };
+    let session = match common::compile(&args.source, &args.inventory)? {
+        Ok(s) => s,
+        Err(outcome) => return Ok(outcome),
+    };
+    let against = match &args.against {
+        Some(rev) => {
+            let from = IntentFrom::Dir(&args.source.dir, Selector::Rev(rev.clone()));
+            match common::compile_from(&from, &args.inventory)
+                .with_context(|| format!("--against {rev}"))?
+            {
+                Ok(s) => Some(s),
+                Err(outcome) => return Ok(outcome),
+            }
+        }
+        None => None,
+    };
+    let main_label = label(&session, args.source.rev.as_deref(), &args.source.dir);
+    let against_label = against
+        .as_ref()
+        .map(|s| label(s, args.against.as_deref(), &args.source.dir));
+    let analyzer = Analyzer::new(
+        version(&session, &main_label),
+        against
+            .as_ref()
+            .zip(against_label.as_deref())
+            .map(|(s, l)| version(s, l)),
+        Options::default(),
+    );
+    let (tally, input) = analyzer.read(&args.flows, &ReadOptions::default())?;
+    let analysis = analyzer.finish(tally, input, reports.as_ref());
+
+    let mut out: Box<dyn Write> = match &args.out {
+        Some(path) => Box::new(std::io::BufWriter::new(
+            std::fs::File::create(path)
+                .with_context(|| format!("--out {}: cannot create the file", path.display()))?,
+        )),
+        None => Box::new(std::io::stdout().lock()),
+    };
+    match args.format {
+        Format::Txt => write!(out, "{analysis}")?,
+        Format::Json => {
+            serde_json::to_writer_pretty(&mut out, &analysis)?;
+            writeln!(out)?;
+        }
+        Format::Html => out.write_all(ringfence_analyze::html::render(&analysis).as_bytes())?,
+    }
+    out.flush()?;
+    Ok(if analysis.has_findings() {
+        Outcome::Findings
+    } else {
+        Outcome::Clean
+    })
 }
