@@ -1,0 +1,323 @@
+//! `ringfence analyze` as a user runs it: the real binary on intent in a
+//! real Git repository (two commits), flow files in the three formats (one
+//! committed in the repository), compliance reports; exit codes 0 (nothing
+//! to look at), 1 (findings, invalid intent) and 2 (could not run).
+
+// The scenario of the analysis library's tests (intent, inventory).
+#[path = "../../analyze/tests/common.rs"]
+#[allow(dead_code)] // this binary uses the intent and inventory only
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use git2::{Repository, Signature};
+use ringfence_core::synth::kubectl_list;
+use serde_json::Value;
+
+fn ringfence(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_ringfence"))
+        .args(args)
+        .output()
+        .expect("run ringfence")
+}
+
+fn code(o: &Output) -> i32 {
+    o.status.code().expect("exited")
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+fn p(path: &Path) -> &str {
+    path.to_str().unwrap()
+}
+
+fn commit_all(repo: &Repository, msg: &str) {
+    let mut index = repo.index().unwrap();
+    index
+        .add_all(["*"], git2::IndexAddOption::DEFAULT, None)
+        .unwrap();
+    index.write().unwrap();
+    let tree = repo.find_tree(index.write_tree().unwrap()).unwrap();
+    let sig = Signature::now("t", "t@example.invalid").unwrap();
+    let parent: Vec<git2::Commit<'_>> = repo
+        .head()
+        .ok()
+        .and_then(|h| h.peel_to_commit().ok())
+        .into_iter()
+        .collect();
+    let parents: Vec<&git2::Commit<'_>> = parent.iter().collect();
+    repo.commit(Some("HEAD"), &sig, &sig, msg, &tree, &parents)
+        .unwrap();
+}
+
+fn record(src: &str, dst: &str, port: u16, verdict: &str, minute: u32) -> String {
+    format!(
+        "{{\"src_ip\":\"{src}\",\"dst_ip\":\"{dst}\",\"proto\":\"tcp\",\"dst_port\":{port},\
+         \"packets\":4,\"bytes\":400,\"first_seen\":\"2024-05-01T12:{minute:02}:00Z\",\
+         \"last_seen\":\"2024-05-01T12:{minute:02}:09Z\",\"verdict\":\"{verdict}\"}}\n"
+    )
+}
+
+/// A repository whose first commit lets web call api on 80 and 443 and
+/// whose second narrows that to 80; the inventory and three flow files.
+struct Setup {
+    dir: tempfile::TempDir,
+    inventory: PathBuf,
+    flows: Vec<PathBuf>,
+}
+
+impl Setup {
+    fn new() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        let repo = Repository::init(root).unwrap();
+        std::fs::create_dir_all(root.join("policies")).unwrap();
+        std::fs::create_dir_all(root.join("flows")).unwrap();
+
+        // Flows everyone agrees on, committed with the intent.
+        let mut jsonl = String::new();
+        for (i, src) in ["10.0.1.1", "10.0.1.4"].iter().enumerate() {
+            jsonl += &record(src, "10.96.0.10", 80, "allowed", i as u32);
+            jsonl += &record(src, "10.0.1.2", 8080, "allowed", 2 + i as u32);
+        }
+        jsonl += &record("10.0.1.2", "10.0.1.3", 5432, "allowed", 5);
+        std::fs::write(root.join("flows/captured.jsonl"), &jsonl).unwrap();
+        let write_intent = |ports: &str| {
+            std::fs::write(
+                root.join("policies/intent.kdl"),
+                &*common::intent_(ports).files[0].text,
+            )
+            .unwrap();
+        };
+        write_intent("80,443");
+        commit_all(&repo, "web may call api on 80 and 443");
+        write_intent("80");
+        commit_all(&repo, "narrow web-to-api to 80");
+
+        let inventory = root.join("inventory.json");
+        let inv = common::inventory_();
+        std::fs::write(
+            &inventory,
+            serde_json::to_string(&kubectl_list(&inv.clusters[0])).unwrap(),
+        )
+        .unwrap();
+        // Traffic to 443 (8443 on the pod), seen by Hubble and by conntrack
+        // (translated from the cluster IP).
+        let hubble = root.join("hubble.json");
+        std::fs::write(
+            &hubble,
+            "{\"flow\":{\"time\":\"2024-05-01T12:06:00Z\",\"verdict\":\"FORWARDED\",\
+             \"IP\":{\"source\":\"10.0.1.1\",\"destination\":\"10.0.1.2\",\"ipVersion\":\"IPv4\"},\
+             \"l4\":{\"TCP\":{\"source_port\":40001,\"destination_port\":8443}},\
+             \"Type\":\"L3_L4\",\"node_name\":\"n1\"},\"node_name\":\"n1\",\"time\":\"2024-05-01T12:06:00Z\"}\n",
+        )
+        .unwrap();
+        let conntrack = root.join("conntrack.txt");
+        std::fs::write(
+            &conntrack,
+            "ipv4     2 tcp      6 431999 ESTABLISHED src=10.0.1.4 dst=10.96.0.10 sport=44231 \
+             dport=443 packets=3 bytes=180 src=10.0.1.2 dst=10.0.1.4 sport=8443 dport=44231 \
+             packets=3 bytes=300 [ASSURED] mark=0 use=1\n",
+        )
+        .unwrap();
+        Setup {
+            flows: vec![root.join("flows/captured.jsonl"), hubble, conntrack],
+            inventory,
+            dir,
+        }
+    }
+
+    fn policies(&self) -> PathBuf {
+        self.dir.path().join("policies")
+    }
+
+    fn analyze(&self, flows: &[PathBuf], extra: &[&str]) -> Output {
+        let policies = self.policies();
+        let mut args = vec![
+            "analyze",
+            p(&policies),
+            "--inventory",
+            p(&self.inventory),
+            "--flows",
+        ];
+        args.extend(flows.iter().map(|f| p(f)));
+        args.extend(extra);
+        ringfence(&args)
+    }
+}
+
+#[test]
+fn the_what_if_of_a_change_in_a_repository() {
+    let s = Setup::new();
+    let o = s.analyze(
+        &s.flows,
+        &["--rev", "HEAD", "--against", "HEAD~1", "--format", "json"],
+    );
+    assert_eq!(code(&o), 1, "a change is a finding: {}", text(&o.stderr));
+    let a: Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert!(
+        a["version"].as_str().unwrap().starts_with("HEAD ("),
+        "{}",
+        a["version"]
+    );
+    assert!(a["against"].as_str().unwrap().starts_with("HEAD~1 ("));
+    let formats: Vec<&str> = a["input"]["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["format"].as_str().unwrap())
+        .collect();
+    assert_eq!(formats, ["ringfence", "hubble", "conntrack"]);
+    assert_eq!(a["totals"]["all"]["flows"], 7);
+    // Exactly the two conversations to 443 (8443 on the pod) change.
+    assert_eq!(a["changes"]["conversations"], 2, "{:#}", a["conversations"]);
+    for c in a["conversations"].as_array().unwrap() {
+        let port = c["port"].as_u64().unwrap();
+        let changed = c["verdict"] != c["against"]["verdict"];
+        assert_eq!(changed, port == 443 || port == 8443, "{c:#}");
+    }
+    let g = &a["changes"]["groups"][0];
+    assert_eq!(g["before"]["ingress"], "app/web-to-api");
+    assert_eq!(g["after"]["ingress"], "app/catch-all-ingress");
+    // The conntrack entry was judged at the backend the cluster IP chose.
+    let nat = a["conversations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["orig_dst"] == "10.96.0.10")
+        .unwrap();
+    assert_eq!(
+        (nat["dst"].as_str(), nat["port"].as_u64()),
+        (Some("10.0.1.2"), Some(8443))
+    );
+
+    // Text says the same for people.
+    let o = s.analyze(&s.flows, &["--rev", "HEAD", "--against", "HEAD~1"]);
+    assert_eq!(code(&o), 1);
+    let out = text(&o.stdout);
+    assert!(out.contains("changes against HEAD~1 ("), "{out}");
+    assert!(
+        out.contains("app/web[Deployment] -> app/api-1[Pod] tcp/"),
+        "{out}"
+    );
+}
+
+#[test]
+fn agreed_traffic_is_clean_and_html_goes_to_a_file() {
+    let s = Setup::new();
+    // Before the narrowing, every flow is permitted: nothing to look at.
+    let o = s.analyze(&s.flows, &["--rev", "HEAD~1"]);
+    assert_eq!(code(&o), 0, "{}\n{}", text(&o.stdout), text(&o.stderr));
+    let out = text(&o.stdout);
+    assert!(out.starts_with("analysis of HEAD~1 ("), "{out}");
+    assert!(out.contains("permitted               7"), "{out}");
+
+    let page = s.dir.path().join("out/analysis.html");
+    std::fs::create_dir_all(page.parent().unwrap()).unwrap();
+    let o = s.analyze(&s.flows, &["--format", "html", "--out", p(&page)]);
+    assert_eq!(code(&o), 1, "the working tree (narrowed) lets flows escape");
+    assert!(o.stdout.is_empty(), "the page goes to --out");
+    let html = std::fs::read_to_string(&page).unwrap();
+    assert!(html.starts_with("<!DOCTYPE html>"));
+    assert!(html.contains("id=\"total-escaped\">2<"));
+    assert!(!html.contains("http://") && !html.contains("https://"));
+}
+
+#[test]
+fn reports_add_compliance() {
+    let s = Setup::new();
+    let reports = s.dir.path().join("reports");
+    std::fs::create_dir_all(&reports).unwrap();
+    std::fs::write(
+        reports.join("n1.json"),
+        r#"{"format":1,"node":"n1","generated_at":"2024-05-01T13:00:00Z","status":"drifted",
+            "drift":{"missing":["rule x/y"],"extra":[],"changed":[]},
+            "counters":[{"rule":"r-1","policy":"app/web-to-api","action":"allow","packets":12,"bytes":1200}]}"#,
+    )
+    .unwrap();
+    let o = s.analyze(
+        &s.flows[..1],
+        &["--reports", p(&reports), "--format", "json"],
+    );
+    assert_eq!(
+        code(&o),
+        1,
+        "a drifted node is a finding: {}",
+        text(&o.stderr)
+    );
+    let a: Value = serde_json::from_slice(&o.stdout).unwrap();
+    let n = &a["compliance"]["nodes"][0];
+    assert_eq!(
+        (n["node"].as_str(), n["status"].as_str()),
+        (Some("n1"), Some("drifted"))
+    );
+    assert_eq!(n["current"], false);
+    assert_eq!(n["drift"]["missing"], 1);
+    let p = a["policies"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["id"] == "app/web-to-api")
+        .unwrap();
+    assert_eq!(p["agents"]["packets"], 12);
+}
+
+#[test]
+fn bad_input_says_what_and_where() {
+    let s = Setup::new();
+    // A flow file that is not there.
+    let missing = s.dir.path().join("nope.jsonl");
+    let o = s.analyze(&[missing], &[]);
+    assert_eq!(code(&o), 2);
+    assert!(
+        text(&o.stderr).contains("nope.jsonl"),
+        "{}",
+        text(&o.stderr)
+    );
+    // A file in no flow format.
+    let csv = s.dir.path().join("flows.csv");
+    std::fs::write(&csv, "time,src,dst\n").unwrap();
+    let o = s.analyze(&[csv], &[]);
+    assert_eq!(code(&o), 2);
+    assert!(
+        text(&o.stderr).contains("flows.csv:1: cannot tell the flow format"),
+        "{}",
+        text(&o.stderr)
+    );
+    // A report directory without reports.
+    let empty = s.dir.path().join("empty");
+    std::fs::create_dir_all(&empty).unwrap();
+    let o = s.analyze(&s.flows, &["--reports", p(&empty)]);
+    assert_eq!(code(&o), 2);
+    assert!(
+        text(&o.stderr).contains("--reports: ")
+            && text(&o.stderr).contains("no compliance reports"),
+        "{}",
+        text(&o.stderr)
+    );
+    // A revision that does not exist.
+    let o = s.analyze(&s.flows, &["--against", "no-such-rev"]);
+    assert_eq!(code(&o), 2);
+    assert!(
+        text(&o.stderr).contains("no-such-rev"),
+        "{}",
+        text(&o.stderr)
+    );
+    // Intent with errors: shown, exit 1, nothing analysed.
+    std::fs::write(
+        s.policies().join("broken.kdl"),
+        "scope \"x\" {\n  query {\n",
+    )
+    .unwrap();
+    let o = s.analyze(&s.flows, &[]);
+    assert_eq!(code(&o), 1);
+    assert!(o.stdout.is_empty());
+    assert!(
+        text(&o.stderr).contains("broken.kdl"),
+        "{}",
+        text(&o.stderr)
+    );
+}
