@@ -5,21 +5,36 @@
 //! `cargo bench -p ringfence-analyze --bench verdict [-- FLOWS CONVERSATIONS]`
 //! (default: 10,000,000 flows over 200,000 distinct conversations).
 //!
-//! Flows are generated up front (not timed): conversations between pods,
-//! to services through their cluster IPs, through node ports, from
-//! externals and to the internet, drawn with a skew (a few conversations
-//! carry most flows, as in real traffic), spread over one hour, a third
-//! each with network verdict allowed, dropped and unknown. Times are wall
-//! clock around each step, measured here, never by the library.
+//! Flows are generated up front (not timed, `flowgen/mod.rs`). Then: the verdict
+//! step on one thread and on every thread (CPU time per thread, so other
+//! processes on the machine do not count), the finish, the HTML page, a run
+//! where every flow is a new conversation, and the same flows written as
+//! JSON Lines and read back through `Analyzer::read` (parsing included).
+//! Times are measured here, never by the library.
 
-use std::net::{IpAddr, Ipv4Addr};
 use std::time::{Duration, Instant};
+
+#[path = "flowgen/mod.rs"]
+mod flowgen;
 
 use rayon::prelude::*;
 use ringfence_analyze::{Analyzer, Input, Observed, Options, Version};
 use ringfence_core::synth::{Params, describe, generate};
-use ringfence_intent::model::Proto;
-use ringfence_schema::flow::NetworkVerdict;
+
+/// CPU time of the whole process (user and system, every thread), from
+/// `/proc/self/stat` in clock ticks (assumed 100 per second).
+fn process_cpu() -> Duration {
+    let s = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    // Fields after the command name (which may hold spaces) start at `)`.
+    let rest = s.rsplit_once(')').map_or("", |r| r.1);
+    let f: Vec<u64> = rest
+        .split_whitespace()
+        .skip(11)
+        .take(2)
+        .filter_map(|x| x.parse().ok())
+        .collect();
+    Duration::from_millis(f.iter().sum::<u64>() * 10)
+}
 
 /// CPU time of the calling thread (`/proc/thread-self/schedstat`), so that
 /// other processes sharing the cores do not count.
@@ -31,78 +46,6 @@ fn thread_cpu() -> Duration {
             .and_then(|n| n.parse().ok())
             .unwrap_or(0),
     )
-}
-
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n.max(1) as u64) as usize
-    }
-}
-
-type Conv = (IpAddr, IpAddr, Proto, Option<u16>);
-
-fn conversations(s: &ringfence_core::synth::Synth, n: usize, rng: &mut Rng) -> Vec<Conv> {
-    let c = &s.inventory.clusters[0];
-    let pods: Vec<&ringfence_inventory::model::Pod> =
-        c.pods.iter().filter(|p| !p.ips.is_empty()).collect();
-    let nodes: Vec<IpAddr> = c.nodes.iter().map(|n| n.addresses[0]).collect();
-    let mut out = Vec::with_capacity(n);
-    while out.len() < n {
-        let src = pods[rng.below(pods.len())].ips[0];
-        let conv = match rng.below(10) {
-            // Pod to service, through its cluster IP.
-            0..=4 => {
-                let svc = &c.services[rng.below(c.services.len())];
-                let Some(sp) = svc.ports.first() else {
-                    continue;
-                };
-                (src, svc.cluster_ips[0], sp.proto, Some(sp.port))
-            }
-            // Pod to pod on a declared port (or a random one).
-            5..=7 => {
-                let dst = pods[rng.below(pods.len())];
-                let port = dst
-                    .ports
-                    .first()
-                    .map_or(1024 + rng.below(40_000) as u16, |p| p.port);
-                (src, dst.ips[0], Proto::Tcp, Some(port))
-            }
-            // An external client to a node port.
-            8 => {
-                let exposed: Vec<_> = c
-                    .services
-                    .iter()
-                    .filter_map(|s| s.ports.first()?.node_port)
-                    .collect();
-                if exposed.is_empty() {
-                    continue;
-                }
-                let client = IpAddr::V4(Ipv4Addr::new(198, 51, 100, rng.below(250) as u8 + 1));
-                (
-                    client,
-                    nodes[rng.below(nodes.len())],
-                    Proto::Tcp,
-                    Some(exposed[rng.below(exposed.len())]),
-                )
-            }
-            // A pod to the internet.
-            _ => {
-                let dst = IpAddr::V4(Ipv4Addr::new(203, 0, 113, rng.below(250) as u8 + 1));
-                (src, dst, Proto::Tcp, Some(443))
-            }
-        };
-        out.push(conv);
-    }
-    out
 }
 
 fn main() {
@@ -121,33 +64,7 @@ fn main() {
     let compiled = compiled.expect("the synthetic intent compiles");
     println!("compiled in {:.2?}", t.elapsed());
 
-    let mut rng = Rng(0x2545_f491_4f6c_dd1d);
-    let convs = conversations(&s, n_convs, &mut rng);
-    let start: i64 = 1_714_564_800 * 1_000_000_000;
-    let flows: Vec<Observed> = (0..n_flows)
-        .map(|i| {
-            // Skewed: the square of a uniform number favours low indexes.
-            let u = rng.next() as f64 / u64::MAX as f64;
-            let (src, dst, proto, port) = convs[((u * u) * convs.len() as f64) as usize];
-            let t = start + (i as i64 * 3_600_000_000_000 / n_flows as i64);
-            Observed {
-                src,
-                dst,
-                proto,
-                port,
-                orig: None,
-                packets: 1 + rng.next() % 20,
-                bytes: rng.next() % 100_000,
-                first_ns: t,
-                last_ns: t + 1_000_000_000,
-                verdict: [
-                    Some(NetworkVerdict::Allowed),
-                    Some(NetworkVerdict::Dropped),
-                    None,
-                ][i % 3],
-            }
-        })
-        .collect();
+    let (convs, flows) = flowgen::flows(&s, n_flows, n_convs);
     println!(
         "flows: {} over {} conversations (generated, not timed)",
         flows.len(),
@@ -261,4 +178,42 @@ fn main() {
         cpu.as_secs_f64() * 1e3,
         cold.len() as f64 / cpu.as_secs_f64() / 1e6
     );
+
+    // Parsing included: the flows as a JSON Lines file, read back through
+    // the same path the command takes (parallel chunks, one tally each).
+    let dir = std::env::temp_dir().join(format!("ringfence-analyze-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let path = dir.join("flows.jsonl");
+    {
+        let mut w = std::io::BufWriter::new(std::fs::File::create(&path).expect("create"));
+        flowgen::write_jsonl(&flows, &mut w).expect("write flows");
+        std::io::Write::flush(&mut w).expect("flush");
+    }
+    let size = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
+    drop(flows);
+    let (t, cpu0) = (Instant::now(), process_cpu());
+    let (tally, input) = a
+        .read(
+            std::slice::from_ref(&path),
+            &ringfence_flows::ReadOptions::default(),
+        )
+        .expect("read flows");
+    let (read, read_cpu) = (t.elapsed(), process_cpu() - cpu0);
+    let flows_read: u64 = input.files.iter().map(|f| f.flows).sum();
+    let t = Instant::now();
+    let analysis = a.finish(tally, input, None);
+    let finish = t.elapsed();
+    println!();
+    println!(
+        "from a file ({:.0} MiB of JSON Lines): parse + verdict of {flows_read} flows in {:.0} ms wall = {:.2} M flows/s ({:.0} ms CPU on {threads} threads = {:.2} M flows/s per core); finish {:.0} ms; end to end {:.0} ms",
+        size as f64 / 1048576.0,
+        read.as_secs_f64() * 1e3,
+        flows_read as f64 / read.as_secs_f64() / 1e6,
+        read_cpu.as_secs_f64() * 1e3,
+        flows_read as f64 / read_cpu.as_secs_f64() / 1e6,
+        finish.as_secs_f64() * 1e3,
+        (read + finish).as_secs_f64() * 1e3,
+    );
+    assert_eq!(analysis.totals.all.flows, flows_read);
+    let _ = std::fs::remove_dir_all(&dir);
 }
