@@ -96,6 +96,10 @@ pub(crate) struct CheckArgs {
     /// Check the files staged in the Git index (for pre-commit hooks).
     #[arg(long)]
     pub(crate) staged: bool,
+    /// With --rev: DIR is a repository (bare or not) and the intent is this
+    /// directory inside it, relative to its root (server-side hooks).
+    #[arg(long, value_name = "SUBDIR", requires = "rev")]
+    pub(crate) path: Option<String>,
     /// Output format.
     #[arg(long, value_enum, default_value = "txt")]
     pub(crate) format: Format,

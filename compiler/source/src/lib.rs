@@ -154,12 +154,17 @@ pub fn read(dir: &Path, sel: &Selector) -> Result<Snapshot, SourceError> {
 }
 
 /// Read the intent under `subdir` (relative to the repository root, `/`
-/// separated, `""` for the root) at revision `rev` of the repository at
+/// separated, `""` or `.` for the root) at revision `rev` of the repository at
 /// `repo`, bare or not.
 pub fn read_repo(repo: &Path, subdir: &str, rev: &str) -> Result<Snapshot, SourceError> {
     let repository = Repository::open(repo).map_err(git(format!("{}: open", repo.display())))?;
     add_env_alternates(&repository)?;
-    read_rev(&repository, subdir.trim_matches('/'), rev)
+    // `.`, `./policies/` and `policies` name the same directory.
+    let subdir: Vec<&str> = subdir
+        .split('/')
+        .filter(|c| !c.is_empty() && *c != ".")
+        .collect();
+    read_rev(&repository, &subdir.join("/"), rev)
 }
 
 /// Make objects Git announces through the environment readable: during a
