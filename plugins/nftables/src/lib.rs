@@ -1,0 +1,575 @@
+//! The Linux backend: one node's IR as one self-replacing nftables table.
+//!
+//! `rules.nft` owns `table inet ringfence` and nothing else. It starts with
+//! `table` / `delete table` / `table { … }`, so one `nft -f` replaces the
+//! table, its sets and its counters in a single transaction, whether or not
+//! it existed, and leaves every other table alone.
+//!
+//! Inside the table:
+//!
+//! - each IR address set becomes `<name>_v4` / `<name>_v6` sets: interval
+//!   sets of its prefixes, or plain hash sets when a family holds only
+//!   single addresses (empty families are skipped);
+//! - verdict maps dispatch each packet to the chain of its local endpoint:
+//!   `egress-v4` on the source address, `hostports-v4` on destination
+//!   address . protocol . port for host-network pods, `ingress-v4` on the
+//!   destination address (and the `-v6` twins), so the cost of a packet does
+//!   not grow with the number of endpoints or peers;
+//! - base chains `forward`, `input` and `output` accept established traffic
+//!   and IPv6 neighbour discovery (IPv6's ARP, which policy cannot mean to
+//!   block), drop invalid traffic, judge traffic kube-proxy translated for a
+//!   NodePort/LoadBalancer exposure (`exposures`), then the egress side (the
+//!   chain returns on allow, drops on deny), then the ingress side (accept or
+//!   drop). Traffic no map knows is not ours: the chain policy accepts it;
+//! - each IR chain becomes `c_<id>`, one nft rule per IR rule and address
+//!   family, each with `counter` and `comment "<rule id>"`. In analyze mode a
+//!   deny counts (and logs) and lets the traffic pass.
+//!
+//! This is exactly [`NodeIr::evaluate`] and [`NodeIr::evaluate_exposure`]:
+//! dispatch picks the same endpoint (first in IR order, a host-network pod's
+//! port before the node), and a chain's rules keep their order.
+
+use std::collections::BTreeMap;
+use std::collections::btree_map::Entry;
+use std::fmt::Write as _;
+use std::net::IpAddr;
+
+use ringfence_schema::ir::{
+    Action, Chain, Direction, EndpointKind, ExposureKind, Mode, NodeIr, Os, Rule,
+};
+use ringfence_schema::net::{PortRange, Proto};
+use ringfence_schema::plugin::{Artifact, Capabilities, PLUGIN_ABI, PluginInfo, RenderOutput};
+
+/// Backend name, as intent refers to it.
+pub const NAME: &str = "nftables";
+/// The table `rules.nft` owns.
+pub const TABLE: &str = "ringfence";
+/// The one artifact.
+pub const ARTIFACT: &str = "rules.nft";
+
+/// What this backend is and can express: everything the IR can say.
+pub fn info() -> PluginInfo {
+    PluginInfo {
+        name: NAME.into(),
+        version: env!("CARGO_PKG_VERSION").into(),
+        abi: PLUGIN_ABI,
+        os: Os::Linux,
+        capabilities: Capabilities {
+            ipv6: true,
+            port_ranges: true,
+            logging: true,
+            analyze_mode: true,
+            first_match: true,
+            exposures: true,
+            max_rules: None,
+        },
+        description: "Linux nodes: one atomic, self-replacing `table inet ringfence` (nft -f)"
+            .into(),
+    }
+}
+
+/// Render `ir` (which must pass [`NodeIr::validate`]) into `rules.nft`.
+pub fn render(ir: &NodeIr) -> RenderOutput {
+    let mut r = Renderer {
+        ir,
+        out: String::with_capacity(64 * 1024),
+    };
+    r.file();
+    RenderOutput {
+        artifacts: vec![Artifact {
+            name: ARTIFACT.into(),
+            content: r.out,
+        }],
+        warnings: Vec::new(),
+    }
+}
+
+/// One address family, as nft spells it in matches and set types.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Family {
+    V4,
+    V6,
+}
+
+impl Family {
+    fn of(ip: &IpAddr) -> Family {
+        if ip.is_ipv4() { Family::V4 } else { Family::V6 }
+    }
+    /// The payload keyword: `ip` or `ip6`.
+    fn kw(self) -> &'static str {
+        match self {
+            Family::V4 => "ip",
+            Family::V6 => "ip6",
+        }
+    }
+    /// Suffix of set and map names.
+    fn suffix(self) -> &'static str {
+        match self {
+            Family::V4 => "v4",
+            Family::V6 => "v6",
+        }
+    }
+    fn addr_type(self) -> &'static str {
+        match self {
+            Family::V4 => "ipv4_addr",
+            Family::V6 => "ipv6_addr",
+        }
+    }
+    fn icmp(self) -> &'static str {
+        match self {
+            Family::V4 => "icmp",
+            Family::V6 => "ipv6-icmp",
+        }
+    }
+}
+
+const FAMILIES: [Family; 2] = [Family::V4, Family::V6];
+
+/// Name of the nft chain for IR chain `id`. The prefix keeps IR ids apart
+/// from the base and helper chains.
+fn chain_name(id: &str) -> String {
+    format!("c_{id}")
+}
+
+/// Dispatch tables, each keyed in order so the output is sorted.
+#[derive(Default)]
+struct Dispatch<'a> {
+    egress: BTreeMap<IpAddr, &'a str>,
+    hostports: BTreeMap<(IpAddr, Proto, u16), &'a str>,
+    ingress: BTreeMap<IpAddr, &'a str>,
+}
+
+impl<'a> Dispatch<'a> {
+    /// The first endpoint in IR order wins each key, as in
+    /// [`NodeIr::egress_endpoint`] and [`NodeIr::ingress_endpoint`].
+    fn new(ir: &'a NodeIr) -> Self {
+        let mut d = Dispatch::default();
+        for e in ir.endpoints.iter().filter(|e| e.local) {
+            for a in &e.addresses {
+                if let Some(eg) = &e.egress {
+                    d.egress.entry(*a).or_insert(eg);
+                }
+                if e.kind == EndpointKind::HostPod {
+                    for pp in &e.ports {
+                        d.hostports
+                            .entry((*a, pp.proto, pp.port))
+                            .or_insert(&e.ingress);
+                    }
+                } else {
+                    d.ingress.entry(*a).or_insert(&e.ingress);
+                }
+            }
+        }
+        d
+    }
+}
+
+/// An exposure's share of the traffic: the original destinations it owns
+/// (earlier exposures win a shared `proto . address . port`) and its targets.
+struct Expose<'a> {
+    service: &'a str,
+    proto: Proto,
+    port: u16,
+    addresses: Vec<IpAddr>,
+    /// (translated address, target port) → ingress chain, first target wins.
+    targets: BTreeMap<(IpAddr, u16), &'a str>,
+}
+
+fn exposures(ir: &NodeIr) -> Vec<Expose<'_>> {
+    let mut owner: BTreeMap<(Proto, u16, IpAddr), usize> = BTreeMap::new();
+    let mut out = Vec::new();
+    for (i, x) in ir.exposures.iter().enumerate() {
+        let dsts = match x.kind {
+            ExposureKind::NodePort => &ir.addresses,
+            ExposureKind::LoadBalancer => &x.addresses,
+        };
+        let mut addresses = Vec::new();
+        for a in dsts {
+            if let Entry::Vacant(v) = owner.entry((x.proto, x.port, *a)) {
+                v.insert(i);
+                addresses.push(*a);
+            }
+        }
+        let mut targets = BTreeMap::new();
+        for t in &x.targets {
+            if let Some(e) = ir.endpoint(&t.endpoint) {
+                for a in &e.addresses {
+                    targets.entry((*a, t.port)).or_insert(e.ingress.as_str());
+                }
+            }
+        }
+        if !addresses.is_empty() && !targets.is_empty() {
+            addresses.sort();
+            out.push(Expose {
+                service: &x.service,
+                proto: x.proto,
+                port: x.port,
+                addresses,
+                targets,
+            });
+        }
+    }
+    out
+}
+
+struct Renderer<'a> {
+    ir: &'a NodeIr,
+    out: String,
+}
+
+impl Renderer<'_> {
+    fn line(&mut self, indent: usize, s: &str) {
+        for _ in 0..indent {
+            self.out.push('\t');
+        }
+        self.out.push_str(s);
+        self.out.push('\n');
+    }
+
+    fn file(&mut self) {
+        let ir = self.ir;
+        let _ = writeln!(
+            self.out,
+            "#!/usr/sbin/nft -f\n# ringfence {} for node {} of cluster {}: generated, do not edit.\n\
+             # Replaces table inet {TABLE} atomically; touches no other table.",
+            NAME,
+            comment(&ir.node),
+            comment(&ir.cluster)
+        );
+        self.line(0, &format!("table inet {TABLE}"));
+        self.line(0, &format!("delete table inet {TABLE}"));
+        self.line(0, &format!("table inet {TABLE} {{"));
+        self.sets();
+        let dispatch = Dispatch::new(ir);
+        let exposures = exposures(ir);
+        self.maps(&dispatch);
+        for hook in ["forward", "input", "output"] {
+            self.base_chain(hook, &dispatch, !exposures.is_empty());
+        }
+        self.exposure_chains(&exposures);
+        for c in &ir.chains {
+            self.chain(c);
+        }
+        self.line(0, "}");
+    }
+
+    /// A family whose prefixes are all single addresses becomes a plain
+    /// hash set (cheaper for nft to load than an interval set); others an
+    /// interval set of the (already disjoint) prefixes.
+    fn sets(&mut self) {
+        for s in &self.ir.sets {
+            if !s.v4.is_empty() {
+                if s.v4.iter().all(|n| n.prefix_len() == 32) {
+                    self.set_header(&s.name, Family::V4, false);
+                    self.elements(s.v4.iter().map(|n| n.addr()));
+                } else {
+                    self.set_header(&s.name, Family::V4, true);
+                    self.elements(s.v4.iter());
+                }
+            }
+            if !s.v6.is_empty() {
+                if s.v6.iter().all(|n| n.prefix_len() == 128) {
+                    self.set_header(&s.name, Family::V6, false);
+                    self.elements(s.v6.iter().map(|n| n.addr()));
+                } else {
+                    self.set_header(&s.name, Family::V6, true);
+                    self.elements(s.v6.iter());
+                }
+            }
+        }
+    }
+
+    fn set_header(&mut self, name: &str, fam: Family, interval: bool) {
+        let _ = writeln!(
+            self.out,
+            "\tset {name}_{} {{ type {};{}\n\t\telements = {{",
+            fam.suffix(),
+            fam.addr_type(),
+            if interval { " flags interval;" } else { "" }
+        );
+    }
+
+    /// The elements, eight per line, then the set's closing braces. Written
+    /// straight into the output: sets are most of a large ruleset.
+    fn elements<T: std::fmt::Display>(&mut self, elems: impl ExactSizeIterator<Item = T>) {
+        let n = elems.len();
+        for (i, e) in elems.enumerate() {
+            self.out.push_str(if i % 8 == 0 { "\t\t\t" } else { " " });
+            let _ = write!(self.out, "{e}");
+            if i + 1 < n {
+                self.out.push(',');
+            }
+            if i % 8 == 7 || i + 1 == n {
+                self.out.push('\n');
+            }
+        }
+        self.out.push_str("\t\t}\n\t}\n");
+    }
+
+    fn maps(&mut self, d: &Dispatch<'_>) {
+        for fam in FAMILIES {
+            let elems = |m: &BTreeMap<IpAddr, &str>| -> Vec<String> {
+                m.iter()
+                    .filter(|(a, _)| Family::of(a) == fam)
+                    .map(|(a, c)| format!("{a} : jump {}", chain_name(c)))
+                    .collect()
+            };
+            let egress = elems(&d.egress);
+            self.map(&format!("egress-{}", fam.suffix()), fam.addr_type(), egress);
+            let hostports: Vec<String> = d
+                .hostports
+                .iter()
+                .filter(|((a, _, _), _)| Family::of(a) == fam)
+                .map(|((a, p, port), c)| format!("{a} . {p} . {port} : jump {}", chain_name(c)))
+                .collect();
+            self.map(
+                &format!("hostports-{}", fam.suffix()),
+                &format!("{} . inet_proto . inet_service", fam.addr_type()),
+                hostports,
+            );
+            let ingress = elems(&d.ingress);
+            self.map(
+                &format!("ingress-{}", fam.suffix()),
+                fam.addr_type(),
+                ingress,
+            );
+        }
+    }
+
+    fn map(&mut self, name: &str, key: &str, elems: Vec<String>) {
+        if elems.is_empty() {
+            return;
+        }
+        self.line(1, &format!("map {name} {{ type {key} : verdict;"));
+        self.line(2, "elements = {");
+        let n = elems.len();
+        for (i, e) in elems.into_iter().enumerate() {
+            self.line(3, &if i + 1 < n { format!("{e},") } else { e });
+        }
+        self.line(2, "}");
+        self.line(1, "}");
+    }
+
+    fn base_chain(&mut self, hook: &str, d: &Dispatch<'_>, exposures: bool) {
+        self.line(1, &format!("chain {hook} {{"));
+        self.line(
+            2,
+            &format!("type filter hook {hook} priority filter; policy accept;"),
+        );
+        self.line(
+            2,
+            "ct state established,related counter accept comment \"established\"",
+        );
+        // Neighbour discovery is IPv6's ARP (which inet tables never see):
+        // address resolution must work whatever the policy says.
+        self.line(
+            2,
+            "icmpv6 type { nd-router-solicit, nd-router-advert, nd-neighbor-solicit, nd-neighbor-advert } counter accept comment \"ndp\"",
+        );
+        self.line(2, "ct state invalid counter drop comment \"invalid\"");
+        if exposures {
+            self.line(
+                2,
+                "ct status dnat counter jump exposures comment \"exposures\"",
+            );
+        }
+        let has = |m: &BTreeMap<IpAddr, &str>, fam| m.keys().any(|a| Family::of(a) == fam);
+        for fam in FAMILIES {
+            if has(&d.egress, fam) {
+                self.line(
+                    2,
+                    &format!("{} saddr vmap @egress-{}", fam.kw(), fam.suffix()),
+                );
+            }
+        }
+        for fam in FAMILIES {
+            if d.hostports.keys().any(|(a, _, _)| Family::of(a) == fam) {
+                self.line(
+                    2,
+                    &format!(
+                        "{} daddr . meta l4proto . th dport vmap @hostports-{}",
+                        fam.kw(),
+                        fam.suffix()
+                    ),
+                );
+            }
+        }
+        for fam in FAMILIES {
+            if has(&d.ingress, fam) {
+                self.line(
+                    2,
+                    &format!("{} daddr vmap @ingress-{}", fam.kw(), fam.suffix()),
+                );
+            }
+        }
+        self.line(1, "}");
+    }
+
+    /// `exposures` sends translated traffic to the exposure that owns its
+    /// original destination; `expose-N` judges it by the target's ingress
+    /// chain. Traffic no exposure owns returns to normal dispatch.
+    fn exposure_chains(&mut self, xs: &[Expose<'_>]) {
+        if xs.is_empty() {
+            return;
+        }
+        self.line(1, "chain exposures {");
+        for (i, x) in xs.iter().enumerate() {
+            for fam in FAMILIES {
+                let addrs: Vec<String> = x
+                    .addresses
+                    .iter()
+                    .filter(|a| Family::of(a) == fam)
+                    .map(|a| a.to_string())
+                    .collect();
+                if addrs.is_empty() {
+                    continue;
+                }
+                self.line(
+                    2,
+                    &format!(
+                        "meta l4proto {} ct original proto-dst {} ct original {} daddr {{ {} }} counter goto expose-{i} comment \"{}\"",
+                        x.proto,
+                        x.port,
+                        fam.kw(),
+                        addrs.join(", "),
+                        comment(&format!("{} {}/{}", x.service, x.proto, x.port)),
+                    ),
+                );
+            }
+        }
+        self.line(1, "}");
+        for (i, x) in xs.iter().enumerate() {
+            self.line(1, &format!("chain expose-{i} {{"));
+            for fam in FAMILIES {
+                let elems: Vec<String> = x
+                    .targets
+                    .iter()
+                    .filter(|((a, _), _)| Family::of(a) == fam)
+                    .map(|((a, p), c)| format!("{a} . {p} : jump {}", chain_name(c)))
+                    .collect();
+                if !elems.is_empty() {
+                    self.line(
+                        2,
+                        &format!(
+                            "{} daddr . th dport vmap {{ {} }}",
+                            fam.kw(),
+                            elems.join(", ")
+                        ),
+                    );
+                }
+            }
+            self.line(1, "}");
+        }
+    }
+
+    fn chain(&mut self, c: &Chain) {
+        self.line(1, &format!("chain {} {{", chain_name(&c.id)));
+        for r in &c.rules {
+            for l in self.rule(c, r) {
+                self.line(2, &l);
+            }
+        }
+        self.line(1, "}");
+    }
+
+    /// One nft rule per address family the rule's peer set has (one rule if
+    /// it has no peer; none if its set is empty, as it then matches nothing).
+    fn rule(&self, c: &Chain, r: &Rule) -> Vec<String> {
+        let dir = match c.direction {
+            Direction::Ingress => "saddr",
+            Direction::Egress => "daddr",
+        };
+        let families: Vec<Option<Family>> = match &r.peer {
+            None => vec![None],
+            Some(name) => {
+                let s = self.ir.set(name);
+                FAMILIES
+                    .into_iter()
+                    .filter(|f| {
+                        s.is_some_and(|s| match f {
+                            Family::V4 => !s.v4.is_empty(),
+                            Family::V6 => !s.v6.is_empty(),
+                        })
+                    })
+                    .map(Some)
+                    .collect()
+            }
+        };
+        let pass = r.action == Action::Allow || c.mode == Mode::Analyze;
+        let verdict = match (pass, c.direction) {
+            (false, _) => "drop",
+            (true, Direction::Ingress) => "accept",
+            (true, Direction::Egress) => "return",
+        };
+        families
+            .into_iter()
+            .map(|fam| {
+                let mut parts: Vec<String> = Vec::with_capacity(6);
+                if let (Some(f), Some(set)) = (fam, &r.peer) {
+                    parts.push(format!("{} {dir} @{set}_{}", f.kw(), f.suffix()));
+                }
+                match r.proto {
+                    Proto::Any => {}
+                    Proto::Icmp => parts.push(match fam {
+                        Some(f) => format!("meta l4proto {}", f.icmp()),
+                        None => "meta l4proto { icmp, ipv6-icmp }".into(),
+                    }),
+                    p if r.ports.is_empty() => parts.push(format!("meta l4proto {p}")),
+                    p => parts.push(format!("{p} dport {}", ports(&r.ports))),
+                }
+                parts.push("counter".into());
+                if r.log {
+                    parts.push(format!("log prefix \"rf {} \"", r.id));
+                }
+                parts.push(verdict.into());
+                parts.push(format!("comment \"{}\"", r.id));
+                parts.join(" ")
+            })
+            .collect()
+    }
+}
+
+fn ports(ports: &[PortRange]) -> String {
+    match ports {
+        [one] => one.to_string(),
+        many => {
+            let v: Vec<String> = many.iter().map(|r| r.to_string()).collect();
+            format!("{{ {} }}", v.join(", "))
+        }
+    }
+}
+
+/// A comment nft accepts: no quotes, at most 128 bytes.
+fn comment(s: &str) -> String {
+    s.chars()
+        .filter(|c| *c != '"' && *c != '\\' && !c.is_control())
+        .take(120)
+        .collect()
+}
+
+/// The plugin entry points (wasm32 builds only).
+#[cfg(target_arch = "wasm32")]
+mod plugin {
+    use ringfence_plugin_sdk::Backend;
+    use ringfence_schema::ir::{NodeIr, Os};
+    use ringfence_schema::plugin::{PluginInfo, RenderOutput};
+
+    struct Nftables;
+
+    impl Backend for Nftables {
+        fn info() -> PluginInfo {
+            super::info()
+        }
+        fn render(ir: &NodeIr) -> Result<RenderOutput, String> {
+            if ir.os != Os::Linux {
+                return Err(format!(
+                    "nftables renders Linux nodes; node `{}` runs {}",
+                    ir.node, ir.os
+                ));
+            }
+            Ok(super::render(ir))
+        }
+    }
+
+    ringfence_plugin_sdk::export_backend!(Nftables);
+}

@@ -1,0 +1,560 @@
+//! The Windows backend: one node's IR as an allow-only Windows Firewall
+//! rule group.
+//!
+//! Windows Firewall is not first-match: a block rule wins over any allow.
+//! So each endpoint's chains are lowered (`lower.rs`) into the exact region
+//! they let through and emitted as allow rules only, in a profile whose
+//! default inbound and outbound actions are block. A flow then passes iff
+//! some outbound rule allows it leaving its source and some inbound rule
+//! allows it reaching its destination, which is [`NodeIr::evaluate`]:
+//! traffic of addresses no endpoint owns gets allow-all rules, so sides the
+//! node does not judge pass.
+//!
+//! Two artifacts: `rules.json` (the rules, machine-readably; tests evaluate
+//! it) and `rules.ps1` (installs them as group `ringfence-<generation>`,
+//! then retires older generations; see README.md for the swap order). The
+//! generation is a digest of the rules, so the same IR always gives the same
+//! group name.
+
+mod lower;
+mod ranges;
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::net::IpAddr;
+
+use ringfence_schema::ir::{Direction, EndpointKind, NodeIr, Os};
+use ringfence_schema::net::Proto;
+use ringfence_schema::plugin::{
+    Artifact, Capabilities, PLUGIN_ABI, PluginInfo, RenderOutput, RenderWarning,
+};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use lower::{Piece, lower, only_port, remove_ports};
+use ranges::{Addrs, Ranges, show_v4, show_v6};
+
+/// Backend name, as intent refers to it.
+pub const NAME: &str = "windows-firewall";
+
+/// Most remote addresses one rule carries; larger regions are split.
+pub const MAX_ADDRESSES_PER_RULE: usize = 1000;
+
+/// What this backend is and can express.
+pub fn info() -> PluginInfo {
+    PluginInfo {
+        name: NAME.into(),
+        version: env!("CARGO_PKG_VERSION").into(),
+        abi: PLUGIN_ABI,
+        os: Os::Windows,
+        capabilities: Capabilities {
+            ipv6: true,
+            port_ranges: true,
+            logging: false,
+            analyze_mode: false,
+            first_match: false,
+            exposures: false,
+            max_rules: None,
+        },
+        description:
+            "Windows nodes: allow-only Windows Firewall rules (New-NetFirewallRule), block-wins lowered exactly"
+                .into(),
+    }
+}
+
+/// `rules.json`: everything the script installs.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RuleSet {
+    /// Cluster of the node.
+    pub cluster: String,
+    /// The node.
+    pub node: String,
+    /// Digest of the rules (hex), naming this generation.
+    pub generation: String,
+    /// `ringfence-<generation>`.
+    pub group: String,
+    /// Profiles must block by default in both directions.
+    pub default_inbound: String,
+    /// As above, outbound.
+    pub default_outbound: String,
+    /// The allow rules; order does not matter.
+    pub rules: Vec<FwRule>,
+}
+
+/// One `New-NetFirewallRule -Action Allow`.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct FwRule {
+    /// `-Name`, unique: `rf-<generation>-<n>`.
+    pub name: String,
+    /// `Inbound` or `Outbound`.
+    pub direction: String,
+    /// `Any`, `TCP`, `UDP`, `132` (SCTP), `ICMPv4`, `ICMPv6`.
+    pub protocol: String,
+    /// `-LocalAddress`: `Any`, addresses, prefixes or `a-b` ranges.
+    pub local_address: Vec<String>,
+    /// `-RemoteAddress`, same forms.
+    pub remote_address: Vec<String>,
+    /// `-LocalPort` (inbound rules); empty: any.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub local_port: Vec<String>,
+    /// `-RemotePort` (outbound rules); empty: any.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub remote_port: Vec<String>,
+    /// The IR rule that decides this traffic; none for traffic no chain judges.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rule: Option<String>,
+    /// That rule's policy.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub policy: Option<String>,
+    /// The IR chain it comes from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub chain: Option<String>,
+}
+
+/// Render `ir`, or refuse with the reasons.
+pub fn render(ir: &NodeIr) -> Result<RenderOutput, String> {
+    if ir.os != Os::Windows {
+        return Err(format!(
+            "windows-firewall renders Windows nodes; node `{}` runs {}",
+            ir.node, ir.os
+        ));
+    }
+    if !ir.exposures.is_empty() {
+        let services: Vec<&str> = ir.exposures.iter().map(|x| x.service.as_str()).collect();
+        return Err(format!(
+            "windows-firewall cannot judge NodePort/LoadBalancer traffic (it cannot see kube-proxy's translation); node `{}` exposes {}",
+            ir.node,
+            services.join(", ")
+        ));
+    }
+    let mut warnings = Vec::new();
+    let mut problems = Vec::new();
+    let mut out: Vec<FwRule> = Vec::new();
+    let mut cache: BTreeMap<&str, Vec<Piece>> = BTreeMap::new();
+    let mut pieces = |id: &str| -> Vec<Piece> {
+        cache
+            .entry(ir.chain(id).map(|c| c.id.as_str()).unwrap_or(""))
+            .or_insert_with(|| ir.chain(id).map(|c| lower(ir, c)).unwrap_or_default())
+            .clone()
+    };
+
+    // Outbound: each address goes to the first local endpoint with an egress chain.
+    let mut egress: BTreeMap<IpAddr, &str> = BTreeMap::new();
+    for e in ir.endpoints.iter().filter(|e| e.local) {
+        if let Some(c) = &e.egress {
+            for a in &e.addresses {
+                egress.entry(*a).or_insert(c);
+            }
+        }
+    }
+    let mut by_chain: BTreeMap<&str, Vec<IpAddr>> = BTreeMap::new();
+    for (a, c) in &egress {
+        by_chain.entry(c).or_default().push(*a);
+    }
+    for (chain, locals) in &by_chain {
+        let local: Vec<String> = locals.iter().map(IpAddr::to_string).collect();
+        emit(
+            ir,
+            Direction::Egress,
+            Some(chain),
+            &local,
+            pieces(chain),
+            &mut out,
+            &mut problems,
+        );
+    }
+    let owned: Vec<IpAddr> = egress.keys().copied().collect();
+    emit(
+        ir,
+        Direction::Egress,
+        None,
+        &complement(&owned),
+        vec![everything()],
+        &mut out,
+        &mut problems,
+    );
+
+    // Inbound: per address, host-network pods' ports, then the base endpoint.
+    let mut base: BTreeMap<IpAddr, &str> = BTreeMap::new();
+    let mut ports: BTreeMap<IpAddr, BTreeMap<(Proto, u16), &str>> = BTreeMap::new();
+    for e in ir.endpoints.iter().filter(|e| e.local) {
+        for a in &e.addresses {
+            if e.kind == EndpointKind::HostPod {
+                let m = ports.entry(*a).or_default();
+                for pp in &e.ports {
+                    m.entry((pp.proto, pp.port)).or_insert(&e.ingress);
+                }
+            } else {
+                base.entry(*a).or_insert(&e.ingress);
+            }
+        }
+    }
+    type Signature<'a> = (Option<&'a str>, Vec<((Proto, u16), &'a str)>);
+    let mut groups: BTreeMap<Signature<'_>, Vec<IpAddr>> = BTreeMap::new();
+    let locals: std::collections::BTreeSet<IpAddr> =
+        base.keys().chain(ports.keys()).copied().collect();
+    for a in &locals {
+        let claims = ports
+            .get(a)
+            .map(|m| m.iter().map(|(k, v)| (*k, *v)).collect())
+            .unwrap_or_default();
+        groups
+            .entry((base.get(a).copied(), claims))
+            .or_default()
+            .push(*a);
+    }
+    for ((chain, claims), addrs) in &groups {
+        let local: Vec<String> = addrs.iter().map(IpAddr::to_string).collect();
+        for ((proto, port), hostpod) in claims {
+            let p = only_port(&pieces(hostpod), *proto, *port);
+            emit(
+                ir,
+                Direction::Ingress,
+                Some(hostpod),
+                &local,
+                p,
+                &mut out,
+                &mut problems,
+            );
+        }
+        let claimed: Vec<(Proto, u16)> = claims.iter().map(|(k, _)| *k).collect();
+        let rest = match chain {
+            Some(c) => pieces(c),
+            None => vec![everything()],
+        };
+        emit(
+            ir,
+            Direction::Ingress,
+            *chain,
+            &local,
+            remove_ports(rest, &claimed),
+            &mut out,
+            &mut problems,
+        );
+    }
+    let owned: Vec<IpAddr> = locals.into_iter().collect();
+    emit(
+        ir,
+        Direction::Ingress,
+        None,
+        &complement(&owned),
+        vec![everything()],
+        &mut out,
+        &mut problems,
+    );
+
+    if !problems.is_empty() {
+        problems.sort();
+        problems.dedup();
+        return Err(format!(
+            "windows-firewall cannot express node `{}` exactly: {}",
+            ir.node,
+            problems.join("; ")
+        ));
+    }
+    for c in &ir.chains {
+        if c.mode == ringfence_schema::ir::Mode::Analyze {
+            warnings.push(RenderWarning {
+                message: format!(
+                    "chain {} is in analyze mode: Windows Firewall cannot count denies, so its traffic is allowed uncounted",
+                    c.id
+                ),
+                rule: None,
+                policy: None,
+            });
+        }
+        for r in c.rules.iter().filter(|r| r.log) {
+            warnings.push(RenderWarning {
+                message:
+                    "Windows Firewall has no per-rule logging; enable the profile's log instead"
+                        .into(),
+                rule: Some(r.id.clone()),
+                policy: Some(r.policy.clone()),
+            });
+        }
+    }
+
+    out.sort();
+    let digest = Sha256::digest(serde_json::to_vec(&out).map_err(|e| e.to_string())?);
+    let generation: String = digest.iter().take(8).map(|b| format!("{b:02x}")).collect();
+    for (i, r) in out.iter_mut().enumerate() {
+        r.name = format!("rf-{generation}-{i:05}");
+    }
+    let set = RuleSet {
+        cluster: ir.cluster.clone(),
+        node: ir.node.clone(),
+        group: format!("ringfence-{generation}"),
+        generation,
+        default_inbound: "Block".into(),
+        default_outbound: "Block".into(),
+        rules: out,
+    };
+    let json = serde_json::to_string_pretty(&set).map_err(|e| e.to_string())? + "\n";
+    Ok(RenderOutput {
+        artifacts: vec![
+            Artifact {
+                name: "rules.json".into(),
+                content: json,
+            },
+            Artifact {
+                name: "rules.ps1".into(),
+                content: script(&set),
+            },
+        ],
+        warnings,
+    })
+}
+
+fn everything() -> Piece {
+    Piece {
+        rule: None,
+        proto: Proto::Any,
+        ports: None,
+        addrs: Addrs::all(),
+    }
+}
+
+/// Every address except `owned`, as `-LocalAddress` items.
+fn complement(owned: &[IpAddr]) -> Vec<String> {
+    let mut v4 = Vec::new();
+    let mut v6 = Vec::new();
+    for a in owned {
+        match a {
+            IpAddr::V4(a) => v4.push((u32::from(*a), u32::from(*a))),
+            IpAddr::V6(a) => v6.push((u128::from(*a), u128::from(*a))),
+        }
+    }
+    let rest = Addrs::all().subtract(&Addrs {
+        v4: Ranges::from_unsorted(v4),
+        v6: Ranges::from_unsorted(v6),
+    });
+    addresses(&rest)
+}
+
+fn addresses(a: &Addrs) -> Vec<String> {
+    if a.is_all() {
+        return vec!["Any".into()];
+    }
+    a.v4.0
+        .iter()
+        .map(|r| show_v4(*r))
+        .chain(a.v6.0.iter().map(|r| show_v6(*r)))
+        .collect()
+}
+
+/// Turn pieces into rules for `local` addresses in one direction.
+fn emit(
+    ir: &NodeIr,
+    dir: Direction,
+    chain: Option<&str>,
+    local: &[String],
+    pieces: Vec<Piece>,
+    out: &mut Vec<FwRule>,
+    problems: &mut Vec<String>,
+) {
+    if local.is_empty() {
+        return;
+    }
+    let c = chain.and_then(|c| ir.chain(c));
+    for p in pieces {
+        let rule = p.rule.and_then(|i| c.map(|c| &c.rules[i]));
+        let ports: Vec<String> = p
+            .ports
+            .as_ref()
+            .map(|r| {
+                r.0.iter()
+                    .map(|(a, b)| {
+                        if a == b {
+                            a.to_string()
+                        } else {
+                            format!("{a}-{b}")
+                        }
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        // (protocol, remote addresses) per rule to write.
+        let variants: Vec<(&str, Addrs)> = match p.proto {
+            Proto::Any => vec![("Any", p.addrs.clone())],
+            Proto::Tcp => vec![("TCP", p.addrs.clone())],
+            Proto::Udp => vec![("UDP", p.addrs.clone())],
+            Proto::Sctp => {
+                if !ports.is_empty() {
+                    problems.push(format!(
+                        "Windows Firewall cannot match SCTP ports, but {} applies to only some SCTP ports (its own ports, or ports a host-network pod owns)",
+                        match rule {
+                            Some(r) => format!("rule {} of policy {}", r.id, r.policy),
+                            None => "traffic no policy judges".into(),
+                        },
+                    ));
+                    continue;
+                }
+                vec![("132", p.addrs.clone())]
+            }
+            Proto::Icmp => vec![
+                (
+                    "ICMPv4",
+                    Addrs {
+                        v4: p.addrs.v4.clone(),
+                        v6: Ranges::empty(),
+                    },
+                ),
+                (
+                    "ICMPv6",
+                    Addrs {
+                        v4: Ranges::empty(),
+                        v6: p.addrs.v6.clone(),
+                    },
+                ),
+            ],
+        };
+        for (protocol, addrs) in variants {
+            if addrs.is_empty() {
+                continue;
+            }
+            let remote = addresses(&addrs);
+            for chunk in remote.chunks(MAX_ADDRESSES_PER_RULE) {
+                let (local_port, remote_port) = match dir {
+                    Direction::Ingress => (ports.clone(), Vec::new()),
+                    Direction::Egress => (Vec::new(), ports.clone()),
+                };
+                out.push(FwRule {
+                    name: String::new(),
+                    direction: match dir {
+                        Direction::Ingress => "Inbound",
+                        Direction::Egress => "Outbound",
+                    }
+                    .into(),
+                    protocol: protocol.into(),
+                    local_address: local.to_vec(),
+                    remote_address: chunk.to_vec(),
+                    local_port,
+                    remote_port,
+                    rule: rule.map(|r| r.id.clone()),
+                    policy: rule.map(|r| r.policy.clone()),
+                    chain: chain.map(str::to_owned),
+                });
+            }
+        }
+    }
+}
+
+/// `s` without control characters, for a comment line.
+fn one_line(s: &str) -> String {
+    s.chars().filter(|c| !c.is_control()).collect()
+}
+
+/// A PowerShell single-quoted string.
+fn ps(s: &str) -> String {
+    format!("'{}'", s.replace('\'', "''"))
+}
+
+fn ps_list(v: &[String]) -> String {
+    let items: Vec<String> = v.iter().map(|s| ps(s)).collect();
+    format!("@({})", items.join(","))
+}
+
+/// `rules.ps1`: install the group disabled, swap, retire old generations.
+fn script(set: &RuleSet) -> String {
+    let mut s = String::with_capacity(256 * set.rules.len() + 4096);
+    let _ = write!(
+        s,
+        r#"#Requires -RunAsAdministrator
+#Requires -Modules NetSecurity
+# ringfence windows-firewall for node {node} of cluster {cluster}: generated, do not edit.
+# Installs rule group {group} ({n} allow rules) and retires older ringfence groups.
+# Order (see plugins/windows-firewall/README.md): create every new rule disabled;
+# disable the old groups; enable the new group; set default-block profiles;
+# remove the old groups. Any error before the new group is enabled removes
+# the new rules and re-enables the old ones, leaving the previous state.
+$ErrorActionPreference = 'Stop'
+$Group = {group_q}
+$Expected = {n}
+
+$existing = @(Get-NetFirewallRule -Group $Group -ErrorAction SilentlyContinue)
+if ($existing.Count -eq $Expected -and @($existing | Where-Object {{ $_.Enabled -ne 'True' }}).Count -eq 0) {{
+    Write-Output "ringfence: $Group is already installed"
+}} else {{
+    if ($existing.Count -gt 0) {{ Remove-NetFirewallRule -Group $Group }}
+    $rules = @(
+"#,
+        // Names end up in comments: no line breaks may escape them.
+        node = one_line(&set.node),
+        cluster = one_line(&set.cluster),
+        group = set.group,
+        group_q = ps(&set.group),
+        n = set.rules.len(),
+    );
+    for (i, r) in set.rules.iter().enumerate() {
+        let mut fields = vec![
+            format!("Name={}", ps(&r.name)),
+            format!(
+                "Description={}",
+                ps(&match (&r.rule, &r.policy) {
+                    (Some(rule), Some(policy)) => format!("rule {rule} of policy {policy}"),
+                    _ => "traffic ringfence does not judge".into(),
+                })
+            ),
+            format!("Direction={}", ps(&r.direction)),
+            format!("Protocol={}", ps(&r.protocol)),
+            format!("LocalAddress={}", ps_list(&r.local_address)),
+            format!("RemoteAddress={}", ps_list(&r.remote_address)),
+        ];
+        if !r.local_port.is_empty() {
+            fields.push(format!("LocalPort={}", ps_list(&r.local_port)));
+        }
+        if !r.remote_port.is_empty() {
+            fields.push(format!("RemotePort={}", ps_list(&r.remote_port)));
+        }
+        let sep = if i + 1 < set.rules.len() { "," } else { "" };
+        let _ = writeln!(s, "        @{{{}}}{sep}", fields.join("; "));
+    }
+    let _ = write!(
+        s,
+        r#"    )
+    $old = @(Get-NetFirewallRule -Group 'ringfence-*' -ErrorAction SilentlyContinue |
+        Where-Object {{ $_.Group -ne $Group -and $_.Enabled -eq 'True' }})
+    $oldGroups = @($old | Select-Object -ExpandProperty Group -Unique)
+    try {{
+        foreach ($r in $rules) {{
+            New-NetFirewallRule @r -DisplayName $r.Name -Group $Group -Action Allow -Enabled False -Profile Any | Out-Null
+        }}
+        foreach ($g in $oldGroups) {{ Disable-NetFirewallRule -Group $g }}
+        Enable-NetFirewallRule -Group $Group
+    }} catch {{
+        $err = $_
+        Remove-NetFirewallRule -Group $Group -ErrorAction SilentlyContinue
+        foreach ($g in $oldGroups) {{ Enable-NetFirewallRule -Group $g -ErrorAction SilentlyContinue }}
+        throw $err
+    }}
+}}
+Set-NetFirewallProfile -All -Enabled True -DefaultInboundAction Block -DefaultOutboundAction Block
+Get-NetFirewallRule -Group 'ringfence-*' -ErrorAction SilentlyContinue |
+    Where-Object {{ $_.Group -ne $Group }} | Remove-NetFirewallRule
+Write-Output "ringfence: $Group active ({n} rules)"
+"#,
+        n = set.rules.len(),
+    );
+    s
+}
+
+/// The plugin entry points (wasm32 builds only).
+#[cfg(target_arch = "wasm32")]
+mod plugin {
+    use ringfence_plugin_sdk::Backend;
+    use ringfence_schema::ir::NodeIr;
+    use ringfence_schema::plugin::{PluginInfo, RenderOutput};
+
+    struct WindowsFirewall;
+
+    impl Backend for WindowsFirewall {
+        fn info() -> PluginInfo {
+            super::info()
+        }
+        fn render(ir: &NodeIr) -> Result<RenderOutput, String> {
+            super::render(ir)
+        }
+    }
+
+    ringfence_plugin_sdk::export_backend!(WindowsFirewall);
+}
