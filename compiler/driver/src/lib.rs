@@ -3,10 +3,12 @@
 //!
 //! - [`session`] reads intent (working tree, revision, index, or a bare
 //!   repository), checks it and compiles it against the inventory;
+//! - [`render`] renders every node's IR with its backend plugin;
 //! - [`bundles`] writes a compile's output directory (`<node>.bundle` files
 //!   and the signed `index.json`), carrying generations over from the previous one.
 
 pub mod bundles;
+pub mod render;
 pub mod session;
 
 pub use session::{Checked, IntentFrom, Session, SessionError};

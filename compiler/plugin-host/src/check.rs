@@ -4,7 +4,7 @@
 use std::collections::BTreeSet;
 use std::fmt;
 
-use ringfence_schema::ir::{Mode, NodeIr};
+use ringfence_schema::ir::{Action, Mode, NodeIr};
 use ringfence_schema::plugin::PluginInfo;
 
 /// A capability a backend may lack.
@@ -50,6 +50,18 @@ pub struct CapabilityProblem {
     pub policy: Option<String>,
 }
 
+impl CapabilityProblem {
+    /// Whether the backend would enforce something other than the IR says.
+    /// Missing logging, or analyze mode without counting, loses telemetry
+    /// but not meaning: traffic is still decided as the IR says.
+    pub fn changes_meaning(&self) -> bool {
+        !matches!(
+            self.capability,
+            Capability::Logging | Capability::AnalyzeMode
+        )
+    }
+}
+
 /// Every problem, sorted, one per (capability, rule).
 pub(crate) fn check(info: &PluginInfo, ir: &NodeIr) -> Vec<CapabilityProblem> {
     let caps = &info.capabilities;
@@ -66,11 +78,11 @@ pub(crate) fn check(info: &PluginInfo, ir: &NodeIr) -> Vec<CapabilityProblem> {
     let mut rules = 0u64;
     for c in &ir.chains {
         if c.mode == Mode::Analyze && !caps.analyze_mode {
-            for r in &c.rules {
+            for r in c.rules.iter().filter(|r| r.action == Action::Deny) {
                 add(
                     Capability::AnalyzeMode,
                     format!(
-                        "{backend} cannot count denies without dropping (analyze mode), needed by policy {}",
+                        "{backend} cannot count what analyze mode lets through: the denies of policy {} pass uncounted",
                         r.policy
                     ),
                     Some(&r.id),

@@ -3,9 +3,12 @@
 
 use std::io::IsTerminal;
 
+use ringfence_driver::bundles::NodeOutput;
+use ringfence_driver::render::{Backends, BackendsError, render_all};
 use ringfence_driver::{IntentFrom, Session, SessionError};
 use ringfence_intent::Diagnostics;
 use ringfence_intent::model::SourceFile;
+use ringfence_plugin_host::Limits;
 use ringfence_source::Selector;
 
 use crate::Outcome;
@@ -61,4 +64,23 @@ pub(crate) fn compile_from(
         }
         Err(e) => Err(e.into()),
     }
+}
+
+/// Render every node of a session; errors (shown) give `Err(Outcome::Findings)`.
+pub(crate) fn render(session: &Session) -> anyhow::Result<Result<Vec<NodeOutput>, Outcome>> {
+    let backends = match Backends::load(&session.intent, session.dir.as_deref(), Limits::default())
+    {
+        Ok(b) => b,
+        Err(BackendsError::Invalid(d)) => {
+            eprint_diagnostics(&d, &session.files);
+            return Ok(Err(Outcome::Findings));
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let (nodes, diags) = render_all(session, &backends);
+    eprint_diagnostics(&diags, &session.files);
+    if diags.has_errors() {
+        return Ok(Err(Outcome::Findings));
+    }
+    Ok(Ok(nodes))
 }

@@ -1,38 +1,97 @@
-//! `ringfence compile`: signed per-node bundles (or the per-node IR).
+//! `ringfence compile`: signed per-node bundles and a signed index (or, with
+//! `--emit ir`, the per-node IR as JSON).
 
 use std::fs;
+use std::io::Write;
+use std::time::SystemTime;
 
-use anyhow::Context;
+use anyhow::{Context, bail};
+use ringfence_bundle::{KeyError, SigningKey, load_signing_key, parse_time};
+use ringfence_driver::bundles::{Change, WriteOptions, write_bundles};
 
 use crate::Outcome;
 use crate::cmd::common;
 use crate::flags::{CompileArgs, Emit};
 
 pub(crate) fn run(args: CompileArgs) -> anyhow::Result<Outcome> {
+    // Validate flags before reading anything.
+    let issued_at = match &args.time {
+        Some(t) => parse_time(t)
+            .map_err(anyhow::Error::msg)
+            .context("--time")?,
+        // The one clock read: here in the CLI, never in the compiler.
+        None => SystemTime::now(),
+    };
+    let expires = humantime::parse_duration(&args.expires)
+        .map_err(|e| anyhow::anyhow!("--expires `{}`: {e} (e.g. 24h, 7d)", args.expires))?;
+    if args.emit == Emit::Bundles && args.key.is_empty() {
+        bail!("signed bundles need --key KEYFILE (from `ringfence keygen`), or use --emit ir");
+    }
+    let mut keys: Vec<SigningKey> = Vec::new();
+    for k in &args.key {
+        match load_signing_key(k) {
+            Ok(key) => keys.push(key),
+            Err(e @ KeyError::Permissions(..)) => {
+                #[allow(clippy::print_stderr)] // a refusal, explained
+                {
+                    eprintln!("error: {e}");
+                }
+                return Ok(Outcome::Findings);
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+
     let session = match common::compile(&args.source, &args.inventory)? {
         Ok(s) => s,
         Err(outcome) => return Ok(outcome),
     };
-    match args.emit {
-        Emit::Ir => {
-            fs::create_dir_all(&args.out)
-                .with_context(|| format!("creating {}", args.out.display()))?;
-            for ir in session.compiled.nodes() {
-                let path = args.out.join(format!("{}.ir.json", ir.node));
-                let mut text = serde_json::to_string_pretty(ir)?;
-                text.push('\n');
-                fs::write(&path, text).with_context(|| format!("writing {}", path.display()))?;
-            }
-            #[allow(clippy::print_stderr)] // a log line
-            {
-                eprintln!(
-                    "wrote the IR of {} nodes to {}",
-                    session.compiled.nodes().len(),
-                    args.out.display()
-                );
-            }
-            Ok(Outcome::Clean)
+    if args.emit == Emit::Ir {
+        fs::create_dir_all(&args.out)
+            .with_context(|| format!("creating {}", args.out.display()))?;
+        for ir in session.compiled.nodes() {
+            let path = args.out.join(format!("{}.ir.json", ir.node));
+            let mut text = serde_json::to_string_pretty(ir)?;
+            text.push('\n');
+            fs::write(&path, text).with_context(|| format!("writing {}", path.display()))?;
         }
-        Emit::Bundles => anyhow::bail!("signed bundles need the rendering backends (being built)"),
+        #[allow(clippy::print_stderr)] // a log line
+        {
+            eprintln!(
+                "wrote the IR of {} nodes to {}",
+                session.compiled.nodes().len(),
+                args.out.display()
+            );
+        }
+        return Ok(Outcome::Clean);
     }
+    let nodes = match common::render(&session)? {
+        Ok(n) => n,
+        Err(outcome) => return Ok(outcome),
+    };
+    let key_refs: Vec<&SigningKey> = keys.iter().collect();
+    let summary = write_bundles(
+        &nodes,
+        &WriteOptions {
+            out: &args.out,
+            keys: &key_refs,
+            issued_at,
+            expires,
+            generation: args.generation,
+            source: session.source.clone(),
+            inventory_sha256: session.inventory_sha256.clone(),
+        },
+    )?;
+    let mut out = std::io::stdout().lock();
+    for n in &summary.nodes {
+        let what = match n.change {
+            Change::New => "new",
+            Change::Changed => "changed",
+            Change::Unchanged => "unchanged",
+            Change::Removed => "removed",
+        };
+        writeln!(out, "{} generation {} ({what})", n.node, n.generation)?;
+    }
+    writeln!(out, "index.json sha256 {}", summary.index_sha256)?;
+    Ok(Outcome::Clean)
 }

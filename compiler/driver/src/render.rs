@@ -1,0 +1,248 @@
+//! Rendering: every node's IR through its backend plugin, in parallel.
+//!
+//! Before a node is rendered its backend's capabilities are checked, so
+//! intent a backend cannot enforce is refused here (with the policy's span),
+//! never discovered on the node.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::Path;
+
+use rayon::prelude::*;
+use ringfence_intent::model::{Intent, Span};
+use ringfence_intent::{Diagnostic, Diagnostics};
+use ringfence_plugin_host::{Host, Limits, Plugin, PluginError};
+use ringfence_schema::bundle::{BackendRef, IR_FILE};
+use ringfence_schema::ir::NodeIr;
+
+use crate::bundles::NodeOutput;
+use crate::session::Session;
+
+/// The backends a session may use: the built-ins and the intent's pinned plugins.
+pub struct Backends {
+    host: Host,
+    pinned: BTreeMap<String, Plugin>,
+}
+
+impl Backends {
+    /// The built-in backends plus the plugins `intent` pins, read from
+    /// `dir` (the intent directory). A pinned plugin that cannot be loaded,
+    /// has another digest, or calls itself by another name is an error
+    /// diagnostic at its `plugin` node.
+    pub fn load(
+        intent: &Intent,
+        dir: Option<&Path>,
+        limits: Limits,
+    ) -> Result<Backends, BackendsError> {
+        let host = Host::new(limits).map_err(BackendsError::Host)?;
+        let mut pinned = BTreeMap::new();
+        let mut diags = Diagnostics::default();
+        for pin in &intent.plugins {
+            let Some(dir) = dir else {
+                diags.push(
+                    Diagnostic::error("ringfence::plugin-unavailable", format!("plugin `{}` can only be loaded from a working tree", pin.name))
+                        .with_label(pin.span, "declared here")
+                        .with_help("compile from the intent directory on disk (without --rev) to use third-party plugins"),
+                );
+                continue;
+            };
+            match host.load(&dir.join(&pin.path), Some(&pin.sha256)) {
+                Ok(p) if p.info.name == pin.name => {
+                    pinned.insert(pin.name.clone(), p);
+                }
+                Ok(p) => diags.push(
+                    Diagnostic::error("ringfence::plugin-name", format!("{} calls itself `{}`, not `{}`", pin.path, p.info.name, pin.name))
+                        .with_label(pin.span, "declared here")
+                        .with_help(format!("declare it as `plugin \"{}\" …`, or check that the path is the plugin you meant", p.info.name)),
+                ),
+                Err(e) => diags.push(
+                    Diagnostic::error("ringfence::plugin-load", e.to_string())
+                        .with_label(pin.span, "declared here")
+                        .with_help("check the path (relative to the intent directory) and the sha256 (`sha256sum FILE`)"),
+                ),
+            }
+        }
+        if diags.has_errors() {
+            return Err(BackendsError::Invalid(diags));
+        }
+        Ok(Backends { host, pinned })
+    }
+
+    /// A backend by name.
+    pub fn get(&self, name: &str) -> Option<&Plugin> {
+        self.pinned.get(name).or_else(|| self.host.builtin(name))
+    }
+}
+
+/// Why backends could not be prepared.
+#[derive(Debug, thiserror::Error)]
+pub enum BackendsError {
+    /// The plugin runtime could not start.
+    #[error("the plugin runtime: {0}")]
+    Host(PluginError),
+    /// A pinned plugin is unusable.
+    #[error("third-party plugins cannot be used")]
+    Invalid(Diagnostics),
+}
+
+/// Where each policy was written, to put plugin findings at the policy.
+fn policy_spans(intent: &Intent) -> HashMap<String, Span> {
+    let mut spans: HashMap<String, Span> = intent
+        .policies
+        .iter()
+        .map(|p| (p.id.clone(), p.span))
+        .collect();
+    for c in &intent.catch_alls {
+        let dir = match c.direction {
+            ringfence_intent::model::Direction::Ingress => "ingress",
+            ringfence_intent::model::Direction::Egress => "egress",
+        };
+        spans.insert(
+            format!("{}/catch-all-{dir}", intent.scopes[c.scope].name),
+            c.span,
+        );
+    }
+    if let Some(q) = &intent.quarantine {
+        for e in &q.exceptions {
+            spans.insert(e.id.clone(), e.span);
+        }
+        spans.insert("quarantine/deny-ingress".into(), q.span);
+        spans.insert("quarantine/deny-egress".into(), q.span);
+    }
+    spans
+}
+
+fn at_policy(d: Diagnostic, spans: &HashMap<String, Span>, policy: Option<&str>) -> Diagnostic {
+    match policy.and_then(|p| spans.get(p)) {
+        Some(span) => d.with_label(*span, "this policy"),
+        None => d,
+    }
+}
+
+/// Render every node of a session (each node's files: its artifacts and
+/// `ir.json`). Returns the nodes rendered and the
+/// diagnostics: warnings from backends, and errors for nodes that could not
+/// be rendered (no such backend, a capability it lacks, a plugin failure).
+/// When any error is reported, the caller must not publish anything.
+pub fn render_all(session: &Session, backends: &Backends) -> (Vec<NodeOutput>, Diagnostics) {
+    let spans = policy_spans(&session.intent);
+    let results: Vec<(Option<NodeOutput>, Vec<Diagnostic>)> = session
+        .compiled
+        .nodes()
+        .par_iter()
+        .map(|ir| render_node(ir, backends, &spans))
+        .collect();
+    let mut diags = Diagnostics::default();
+    let mut out = Vec::with_capacity(results.len());
+    for (r, d) in results {
+        diags.extend(d);
+        out.extend(r);
+    }
+    diags.sort();
+    (out, diags)
+}
+
+fn render_node(
+    ir: &NodeIr,
+    backends: &Backends,
+    spans: &HashMap<String, Span>,
+) -> (Option<NodeOutput>, Vec<Diagnostic>) {
+    let node = format!("{}/{}", ir.cluster, ir.node);
+    let Some(plugin) = backends.get(&ir.backend) else {
+        let d = Diagnostic::error("ringfence::unknown-backend", format!("node {node} needs backend `{}`, which is not built in or pinned", ir.backend))
+            .with_help("use `nftables` or `windows-firewall`, or declare the plugin with `plugin \"NAME\" path=… sha256=…`");
+        return (None, vec![d]);
+    };
+    if plugin.info.os != ir.os {
+        let d = Diagnostic::error(
+            "ringfence::backend-os",
+            format!(
+                "node {node} runs {} but backend `{}` renders for {}",
+                ir.os, plugin.info.name, plugin.info.os
+            ),
+        )
+        .with_help(
+            "choose a backend for this OS with `backend linux=… windows=…` in the node's scope",
+        );
+        return (None, vec![d]);
+    }
+    // One finding per (capability, policy): a policy spans many rules.
+    let mut seen = std::collections::BTreeSet::new();
+    let mut diags = Vec::new();
+    for p in plugin.check(ir) {
+        if !seen.insert((p.capability, p.policy.clone())) {
+            continue;
+        }
+        let d = if p.changes_meaning() {
+            Diagnostic::error(
+                "ringfence::backend-cannot-enforce",
+                format!(
+                    "node {node}: backend `{}` cannot enforce this: {}",
+                    plugin.info.name, p.message
+                ),
+            )
+            .with_help("change the policy, or choose a backend that can express it")
+        } else {
+            Diagnostic::warning("ringfence::backend-telemetry", format!("node {node}: {}", p.message))
+                .with_help("traffic is still decided as the policy says; only logs or counters are missing on this backend")
+        };
+        diags.push(at_policy(d, spans, p.policy.as_deref()));
+    }
+    if diags
+        .iter()
+        .any(|d| d.severity == ringfence_intent::Severity::Error)
+    {
+        return (None, diags);
+    }
+    let output = match plugin.render(ir) {
+        Ok(o) => o,
+        Err(e) => {
+            let d = Diagnostic::error("ringfence::render-failed", format!("node {node}: {e}"))
+                .with_help("the backend plugin failed: report it to its author, with the node's IR (`ringfence compile --emit ir`)");
+            return (None, vec![d]);
+        }
+    };
+    diags.extend(output.warnings.iter().map(|w| {
+        at_policy(
+            Diagnostic::warning(
+                "ringfence::backend-warning",
+                format!("node {node}: {}", w.message),
+            ),
+            spans,
+            w.policy.as_deref(),
+        )
+    }));
+    if output.artifacts.iter().any(|a| a.name == IR_FILE) {
+        let d = Diagnostic::error(
+            "ringfence::render-failed",
+            format!(
+                "node {node}: backend `{}` produced a file named {IR_FILE}, which the bundle reserves",
+                plugin.info.name
+            ),
+        );
+        return (None, vec![d]);
+    }
+    let mut files: Vec<(String, String)> = output
+        .artifacts
+        .into_iter()
+        .map(|a| (a.name, a.content))
+        .collect();
+    let mut ir_json = serde_json::to_string(ir).expect("an IR always serialises");
+    ir_json.push('\n');
+    files.push((IR_FILE.to_string(), ir_json));
+    files.sort();
+    let backend = BackendRef {
+        name: plugin.info.name.clone(),
+        version: plugin.info.version.clone(),
+        sha256: plugin.sha256.clone(),
+    };
+    (
+        Some(NodeOutput {
+            cluster: ir.cluster.clone(),
+            node: ir.node.clone(),
+            os: ir.os,
+            backend,
+            files,
+        }),
+        diags,
+    )
+}
