@@ -6,9 +6,10 @@
 //! The key is the SHA-256 of the node's `ir.json` as bundles carry it (the
 //! IR's JSON and a newline) and the backend's `.wasm` digest: equal keys
 //! mean byte-identical input to the same plugin, hence the same output. The
-//! cache holds the outputs of the last publication; after a restart it is
-//! seeded from the published bundles themselves (they carry `ir.json`, the
-//! rendered files and the backend digest), so restarts do not re-render.
+//! cache holds the outputs of the last two publications (so reverting a
+//! commit renders nothing); after a restart it is seeded from the published
+//! bundles themselves (they carry `ir.json`, the rendered files and the
+//! backend digest), so restarts do not re-render.
 
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
@@ -28,7 +29,10 @@ type Key = (String, String);
 /// Rendered outputs by IR and backend digest.
 #[derive(Default)]
 pub struct RenderCache {
-    entries: HashMap<Key, NodeOutput>,
+    /// Each output with the publication that last used it.
+    entries: HashMap<Key, (NodeOutput, u64)>,
+    /// Publications so far.
+    epoch: u64,
 }
 
 /// The nodes of a session, rendered.
@@ -51,16 +55,6 @@ fn ir_digest(ir: &NodeIr) -> String {
 }
 
 impl RenderCache {
-    /// Cached outputs.
-    pub fn len(&self) -> usize {
-        self.entries.len()
-    }
-
-    /// Whether nothing is cached.
-    pub fn is_empty(&self) -> bool {
-        self.entries.is_empty()
-    }
-
     /// Seed from a published generation directory (its `*.bundle` files,
     /// verified with `trust`). Unreadable or refused bundles are skipped:
     /// they are only a cache. Returns how many were added.
@@ -93,7 +87,9 @@ impl RenderCache {
             })
             .collect();
         let n = found.len();
-        self.entries.extend(found);
+        let epoch = self.epoch;
+        self.entries
+            .extend(found.into_iter().map(|(k, out)| (k, (out, epoch))));
         n
     }
 
@@ -111,7 +107,11 @@ impl RenderCache {
             .collect();
         let mut cached: Vec<Option<NodeOutput>> = keys
             .iter()
-            .map(|k| k.as_ref().and_then(|k| self.entries.remove(k)))
+            .map(|k| {
+                k.as_ref()
+                    .and_then(|k| self.entries.remove(k))
+                    .map(|(out, _)| out)
+            })
             .collect();
         let missing: HashSet<&str> = irs
             .iter()
@@ -147,13 +147,22 @@ impl RenderCache {
         }
     }
 
-    /// Keep exactly the outputs of `r` for the next poll: after a
-    /// publication they are what is published; after a failure they are
-    /// still valid renders of IRs a later commit may bring back.
-    pub fn keep(&mut self, r: Rendered) {
-        if !r.diagnostics.has_errors() {
-            self.entries.clear();
+    /// Put the outputs of `r` back. After a publication (`published`)
+    /// they are its outputs, and outputs the previous publication used
+    /// stay too (a revert needs them); older ones are dropped. After a
+    /// failure they are still valid renders a later commit may bring back.
+    pub fn keep(&mut self, r: Rendered, published: bool) {
+        if published {
+            self.epoch += 1;
+            let epoch = self.epoch;
+            self.entries.retain(|_, (_, e)| *e + 1 >= epoch);
         }
-        self.entries.extend(r.keys.into_iter().zip(r.nodes));
+        let epoch = self.epoch;
+        self.entries.extend(
+            r.keys
+                .into_iter()
+                .zip(r.nodes)
+                .map(|(k, out)| (k, (out, epoch))),
+        );
     }
 }

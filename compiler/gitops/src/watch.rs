@@ -530,7 +530,7 @@ impl Watcher {
         let rendered = self.cache.render(&session, &backends);
         if rendered.diagnostics.has_errors() {
             let d = rendered.diagnostics.clone();
-            self.cache.keep(rendered);
+            self.cache.keep(rendered, false);
             let reason = first_error(&d, &session.files);
             return self.fail(
                 commit,
@@ -560,7 +560,7 @@ impl Watcher {
             .publish(n, previous, &input, self.cfg.failpoint);
         let nodes = rendered.nodes.len();
         let rendered_count = rendered.rendered;
-        self.cache.keep(rendered);
+        self.cache.keep(rendered, published.is_ok());
         let generation = published?;
         failpoint(self.cfg.failpoint, Failpoint::BeforeStatus);
         let changed = generation

@@ -3,3 +3,4 @@
 
 mod git;
 mod plan;
+mod watch;

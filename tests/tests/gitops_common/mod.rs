@@ -142,3 +142,97 @@ pub(crate) fn broken_line() -> usize {
 pub(crate) fn workspace() -> PathBuf {
     repo_root()
 }
+
+/// A bare server repository with a working clone holding the lab intent
+/// (`tests/fixtures/gitops`) under `policies/`, and a signing key pair.
+pub(crate) struct Lab {
+    /// The temp dir holding everything.
+    pub(crate) tmp: TempDir,
+    /// The bare repository.
+    pub(crate) bare: PathBuf,
+    /// The working clone.
+    pub(crate) work: PathBuf,
+}
+
+impl Lab {
+    /// Set up, without pushing anything.
+    pub(crate) fn new(label: &str) -> Lab {
+        let tmp = TempDir::new(label);
+        let bare = tmp.join("server.git");
+        let work = tmp.join("work");
+        std::fs::create_dir_all(&bare).unwrap();
+        git(&bare, &["init", "-q", "--bare", "-b", "main"]);
+        std::fs::create_dir_all(work.join("policies")).unwrap();
+        git(&work, &["init", "-q", "-b", "main"]);
+        std::fs::copy(
+            repo_root().join("tests/fixtures/gitops/intent/10-lab.kdl"),
+            work.join("policies/10-lab.kdl"),
+        )
+        .unwrap();
+        git(&work, &["remote", "add", "origin", bare.to_str().unwrap()]);
+        let out = ringfence(&["keygen", "--out", tmp.join("ci").to_str().unwrap()]);
+        assert!(out.status.success(), "{}", text(&out));
+        Lab { tmp, bare, work }
+    }
+
+    /// The intent file.
+    pub(crate) fn intent(&self) -> PathBuf {
+        self.work.join("policies/10-lab.kdl")
+    }
+
+    /// Commit everything and push to `main`; the commit id.
+    pub(crate) fn push(&self, msg: &str) -> String {
+        git(&self.work, &["add", "-A"]);
+        git(&self.work, &["commit", "-q", "--no-verify", "-m", msg]);
+        git(&self.work, &["push", "-q", "origin", "main"]);
+        git(&self.work, &["rev-parse", "HEAD"])
+    }
+
+    /// The inventory of the lab cluster.
+    pub(crate) fn inventory(&self) -> PathBuf {
+        repo_root().join("tests/fixtures/gitops/inventory.json")
+    }
+
+    /// `ringfence watch --once` publishing into `out`, with an optional failpoint.
+    pub(crate) fn watch_once(&self, out: &Path, failpoint: Option<&str>) -> Output {
+        let mut c = Command::new(binary("ringfence"));
+        // A failpoint aborts: any core file lands in the temp dir.
+        c.current_dir(&self.tmp.0);
+        c.env("NO_COLOR", "1").args([
+            "watch",
+            "--repo",
+            self.bare.to_str().unwrap(),
+            "--branch",
+            "main",
+            "--path",
+            "policies",
+            "--inventory",
+            self.inventory().to_str().unwrap(),
+            "--key",
+            self.tmp.join("ci.key").to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+            "--once",
+        ]);
+        match failpoint {
+            Some(f) => c.env("RINGFENCE_WATCH_FAILPOINT", f),
+            None => c.env_remove("RINGFENCE_WATCH_FAILPOINT"),
+        };
+        c.output().expect("ringfence runs")
+    }
+
+    /// `ringfence verify` of every bundle under `dir` against its index.
+    pub(crate) fn verify_all(&self, dir: &Path) {
+        for node in ["lab-n1", "lab-n2"] {
+            let out = ringfence(&[
+                "verify",
+                dir.join(format!("{node}.bundle")).to_str().unwrap(),
+                "--trust",
+                self.tmp.join("ci.pub").to_str().unwrap(),
+                "--index",
+                dir.join("index.json").to_str().unwrap(),
+            ]);
+            assert!(out.status.success(), "{}: {}", dir.display(), text(&out));
+        }
+    }
+}
