@@ -33,6 +33,9 @@ pub struct RenderCache {
     entries: HashMap<Key, (NodeOutput, u64)>,
     /// Publications so far.
     epoch: u64,
+    /// Each node's last IR and its digest: an equal IR (most of them, most
+    /// of the time) is not serialised and hashed again.
+    digests: HashMap<String, (NodeIr, String)>,
 }
 
 /// The nodes of a session, rendered.
@@ -57,16 +60,17 @@ fn ir_digest(ir: &NodeIr) -> String {
 impl RenderCache {
     /// Seed from a published generation directory (its `*.bundle` files,
     /// verified with `trust`). Unreadable or refused bundles are skipped:
-    /// they are only a cache. Returns how many were added.
-    pub fn seed(&mut self, dir: &Path, trust: &Trust) -> usize {
+    /// they are only a cache. Returns how many were added, and the earliest
+    /// issue time among them.
+    pub fn seed(&mut self, dir: &Path, trust: &Trust) -> (usize, Option<String>) {
         let Ok(entries) = std::fs::read_dir(dir) else {
-            return 0;
+            return (0, None);
         };
         let files: Vec<_> = entries
             .filter_map(|e| e.ok().map(|e| e.path()))
             .filter(|p| p.to_string_lossy().ends_with(BUNDLE_SUFFIX))
             .collect();
-        let found: Vec<(Key, NodeOutput)> = files
+        let found: Vec<(Key, String, NodeOutput)> = files
             .par_iter()
             .filter_map(|p| {
                 let bytes = std::fs::read(p).ok()?;
@@ -76,6 +80,7 @@ impl RenderCache {
                 let p = v.payload;
                 Some((
                     key,
+                    p.issued_at.clone(),
                     NodeOutput {
                         cluster: p.cluster,
                         node: p.node,
@@ -87,10 +92,12 @@ impl RenderCache {
             })
             .collect();
         let n = found.len();
+        // RFC 3339 UTC in whole seconds: text order is time order.
+        let oldest = found.iter().map(|(_, t, _)| t.clone()).min();
         let epoch = self.epoch;
         self.entries
-            .extend(found.into_iter().map(|(k, out)| (k, (out, epoch))));
-        n
+            .extend(found.into_iter().map(|(k, _, out)| (k, (out, epoch))));
+        (n, oldest)
     }
 
     /// Every node of `session`: cached outputs taken out of the cache, the
@@ -98,12 +105,23 @@ impl RenderCache {
     /// which reports it.
     pub fn render(&mut self, session: &Session, backends: &Backends) -> Rendered {
         let irs = session.compiled.nodes();
-        let keys: Vec<Option<Key>> = irs
+        let digests: Vec<(String, bool)> = irs
             .par_iter()
-            .map(|ir| {
-                let backend = backends.get(&ir.backend)?;
-                Some((backend.sha256.clone(), ir_digest(ir)))
+            .map(|ir| match self.digests.get(&ir.node) {
+                Some((last, d)) if last == ir => (d.clone(), false),
+                _ => (ir_digest(ir), true),
             })
+            .collect();
+        for (ir, (d, new)) in irs.iter().zip(&digests) {
+            if *new {
+                self.digests
+                    .insert(ir.node.clone(), (ir.clone(), d.clone()));
+            }
+        }
+        let keys: Vec<Option<Key>> = irs
+            .iter()
+            .zip(digests)
+            .map(|(ir, (d, _))| Some((backends.get(&ir.backend)?.sha256.clone(), d)))
             .collect();
         let mut cached: Vec<Option<NodeOutput>> = keys
             .iter()

@@ -13,9 +13,10 @@
 //! and only then made current by replacing the `current` symlink through a
 //! rename, so a reader resolving `current` finds one whole generation. The
 //! bundle writer runs against a copy of the previous generation's signed
-//! index, so a node whose rules did not change keeps its bundle generation;
-//! a changed or new node gets `n`, the publication number, which grows
-//! with every publication.
+//! index, so a node whose rules did not change keeps its bundle generation
+//! — and its bundle file, hard-linked, unless everything is re-sealed to
+//! renew the expiry —; a changed or new node gets `n`, the publication
+//! number, which grows with every publication.
 
 use std::fs;
 use std::io;
@@ -25,6 +26,7 @@ use std::time::{Duration, SystemTime};
 use ringfence_bundle::SigningKey;
 use ringfence_driver::bundles::{
     BundleWriteError, INDEX_FILE, NodeOutput, WriteOptions, WriteSummary, write_bundles,
+    write_bundles_keeping,
 };
 use ringfence_schema::bundle::SourceRef;
 
@@ -136,6 +138,9 @@ pub struct GenerationInput<'a> {
     pub source: SourceRef,
     /// The inventory digest.
     pub inventory_sha256: String,
+    /// Re-seal every bundle; otherwise unchanged nodes keep the previous
+    /// generation's files.
+    pub reseal_all: bool,
 }
 
 impl Publication {
@@ -236,18 +241,21 @@ impl Publication {
                 _ => {}
             }
         }
-        let summary = write_bundles(
-            input.nodes,
-            &WriteOptions {
-                out: &tmp,
-                keys: input.keys,
-                issued_at: input.issued_at,
-                expires: input.expires,
-                generation: Some(n),
-                source: input.source.clone(),
-                inventory_sha256: input.inventory_sha256.clone(),
-            },
-        )?;
+        let opts = WriteOptions {
+            out: &tmp,
+            keys: input.keys,
+            issued_at: input.issued_at,
+            expires: input.expires,
+            generation: Some(n),
+            source: input.source.clone(),
+            inventory_sha256: input.inventory_sha256.clone(),
+        };
+        let summary = match previous {
+            Some(p) if !input.reseal_all => {
+                write_bundles_keeping(input.nodes, &opts, &self.dir(p))?
+            }
+            _ => write_bundles(input.nodes, &opts)?,
+        };
         failpoint(armed, Failpoint::BeforeRename);
         let dir = self.dir(n);
         fs::rename(&tmp, &dir).map_err(io_err(&dir))?;

@@ -49,6 +49,9 @@ pub struct Published {
     pub published_at: String,
     /// The inventory it was compiled against (a change republishes).
     pub inventory_sha256: String,
+    /// The issue time of the oldest bundle in it (unchanged nodes keep
+    /// their bundle files; all are re-sealed when half the validity passed).
+    pub oldest_issued_at: String,
 }
 
 /// What happened to one commit.

@@ -28,6 +28,7 @@ use ringfence_driver::render::{Backends, BackendsError};
 use ringfence_driver::session::{self, IntentFrom, SessionError};
 use ringfence_intent::model::SourceFile;
 use ringfence_intent::{Diagnostics, render_human, to_json};
+use ringfence_inventory::model::Inventory;
 use ringfence_plugin_host::Limits;
 use ringfence_source::SourceError;
 use ringfence_source::repo::{CommitInfo, fetch_mirror, new_commits};
@@ -234,6 +235,10 @@ pub struct Watcher {
     status: Status,
     cache: RenderCache,
     publication: Publication,
+    /// The inventory last loaded, by the digest of its files (and Trivy's).
+    inventory: Option<(String, Inventory, String)>,
+    /// The built-in backends, kept across commits that pin no plugin.
+    builtins: Option<Backends>,
     _lock: File,
 }
 
@@ -300,6 +305,13 @@ impl Watcher {
         };
         let publication = Publication::new(&out);
         let current = publication.current()?;
+        let mut cache = RenderCache::default();
+        let mut oldest = None;
+        if let Some(c) = current {
+            let (bundles, o) = cache.seed(&publication.dir(c), &trust);
+            oldest = o;
+            log(Event::Seeded { bundles });
+        }
         let recorded = status.last_published.as_ref().map(|p| p.generation);
         if let Some(c) = current
             && recorded != Some(c)
@@ -330,6 +342,7 @@ impl Watcher {
             status.last_published = Some(Published {
                 commit: commit.clone(),
                 generation: c,
+                oldest_issued_at: oldest.unwrap_or_else(|| index.issued_at.clone()),
                 published_at: index.issued_at,
                 inventory_sha256: index.inventory_sha256,
             });
@@ -343,16 +356,13 @@ impl Watcher {
             log(Event::Recovered { removed });
         }
         status.write(&out)?;
-        let mut cache = RenderCache::default();
-        if let Some(c) = current {
-            let bundles = cache.seed(&publication.dir(c), &trust);
-            log(Event::Seeded { bundles });
-        }
         Ok(Watcher {
             cfg,
             status,
             cache,
             publication,
+            inventory: None,
+            builtins: None,
             _lock: lock,
         })
     }
@@ -409,6 +419,29 @@ impl Watcher {
         Ok(result)
     }
 
+    /// The inventory and its digest, parsed again only when its files changed.
+    fn inventory(&mut self) -> Result<(Inventory, String), WatchError> {
+        let files: Vec<PathBuf> = self
+            .cfg
+            .inventory
+            .iter()
+            .chain(&self.cfg.trivy)
+            .cloned()
+            .collect();
+        let key = ringfence_inventory::digest(&files).map_err(|err| WatchError::Io {
+            path: files.first().cloned().unwrap_or_default(),
+            err,
+        })?;
+        match &self.inventory {
+            Some((k, inv, digest)) if *k == key => Ok((inv.clone(), digest.clone())),
+            _ => {
+                let (inv, digest) = session::inventory(&self.cfg.inventory, &self.cfg.trivy)?;
+                self.inventory = Some((key, inv.clone(), digest.clone()));
+                Ok((inv, digest))
+            }
+        }
+    }
+
     /// Why the last published commit should be published again, if it should.
     fn republish_trigger(&self, now: SystemTime) -> Result<Option<Trigger>, WatchError> {
         let Some(p) = &self.status.last_published else {
@@ -422,9 +455,16 @@ impl Watcher {
         if digest != p.inventory_sha256 && self.status.failed_inventory.as_ref() != Some(&digest) {
             return Ok(Some(Trigger::Inventory));
         }
-        let published = parse_time(&p.published_at).map_err(|_| WatchError::Clock)?;
-        let age = now.duration_since(published).unwrap_or_default();
-        Ok((age >= self.cfg.expires / 2).then_some(Trigger::Refresh))
+        Ok(self.due_for_reseal(now)?.then_some(Trigger::Refresh))
+    }
+
+    /// Whether the oldest published bundle has used half its validity.
+    fn due_for_reseal(&self, now: SystemTime) -> Result<bool, WatchError> {
+        let Some(p) = &self.status.last_published else {
+            return Ok(true);
+        };
+        let oldest = parse_time(&p.oldest_issued_at).map_err(|_| WatchError::Clock)?;
+        Ok(now.duration_since(oldest).unwrap_or_default() >= self.cfg.expires / 2)
     }
 
     #[allow(clippy::too_many_arguments)] // one call site per failure kind
@@ -482,9 +522,10 @@ impl Watcher {
     ) -> Result<(), WatchError> {
         let issued_at = now();
         let at = format_time(issued_at).ok_or(WatchError::Clock)?;
+        let subdir = self.cfg.path.clone();
         let from = IntentFrom::Repo {
             repo,
-            subdir: &self.cfg.path,
+            subdir: &subdir,
             rev: &commit.id,
         };
         let checked = match session::check(&from) {
@@ -494,7 +535,7 @@ impl Watcher {
             }
             Err(e) => return Err(e.into()),
         };
-        let (inventory, digest) = session::inventory(&self.cfg.inventory, &self.cfg.trivy)?;
+        let (inventory, digest) = self.inventory()?;
         let session = match session::compile_checked(checked, inventory, digest, &from) {
             Ok(s) => s,
             Err(SessionError::Invalid { files, diagnostics }) => {
@@ -511,9 +552,16 @@ impl Watcher {
             }
             Err(e) => return Err(e.into()),
         };
-        let backends = match Backends::load(&session.intent, None, self.cfg.limits) {
-            Ok(b) => b,
-            Err(BackendsError::Invalid(d)) => {
+        // Plugins pinned by intent load from a working tree only: a commit
+        // that pins one fails here; one that does not uses the built-ins.
+        let loaded = match (&self.builtins, session.intent.plugins.is_empty()) {
+            (Some(_), true) => None,
+            _ => Some(Backends::load(&session.intent, None, self.cfg.limits)),
+        };
+        let fresh = match loaded {
+            None => None,
+            Some(Ok(b)) => Some(b),
+            Some(Err(BackendsError::Invalid(d))) => {
                 let reason = first_error(&d, &session.files);
                 return self.fail(
                     commit,
@@ -525,9 +573,13 @@ impl Watcher {
                     result,
                 );
             }
-            Err(e) => return Err(WatchError::Backends(e.to_string())),
+            Some(Err(e)) => return Err(WatchError::Backends(e.to_string())),
         };
-        let rendered = self.cache.render(&session, &backends);
+        if let Some(b) = fresh {
+            self.builtins = Some(b);
+        }
+        let backends = self.builtins.as_ref().expect("loaded above");
+        let rendered = self.cache.render(&session, backends);
         if rendered.diagnostics.has_errors() {
             let d = rendered.diagnostics.clone();
             self.cache.keep(rendered, false);
@@ -547,7 +599,9 @@ impl Watcher {
         let previous = self.status.last_published.as_ref().map(|p| p.generation);
         let n = previous.unwrap_or(0) + 1;
         let keys: Vec<&SigningKey> = self.cfg.keys.iter().collect();
+        let reseal_all = self.due_for_reseal(issued_at)?;
         let input = GenerationInput {
+            reseal_all,
             nodes: &rendered.nodes,
             keys: &keys,
             issued_at,
@@ -569,10 +623,20 @@ impl Watcher {
             .iter()
             .filter(|w| matches!(w.change, Change::New | Change::Changed))
             .count();
+        let kept = generation
+            .summary
+            .nodes
+            .iter()
+            .any(|w| w.change == Change::Unchanged);
+        let oldest_issued_at = match (&self.status.last_published, kept && !reseal_all) {
+            (Some(p), true) => p.oldest_issued_at.clone(),
+            _ => at.clone(),
+        };
         self.status.failed_inventory = None;
         self.status.last_published = Some(Published {
             commit: commit.id.clone(),
             generation: n,
+            oldest_issued_at,
             published_at: at.clone(),
             inventory_sha256: session.inventory_sha256.clone(),
         });
