@@ -24,7 +24,10 @@ pub enum NetworkVerdict {
 pub struct FlowRecord {
     /// Source address (the consumer).
     pub src_ip: IpAddr,
-    /// Destination address (the provider), as the consumer addressed it.
+    /// Destination address (the provider) as policy sees it: after any
+    /// destination NAT (a service's backend pod), when the observer saw the
+    /// translation; otherwise as the consumer addressed it (a service
+    /// clusterIP, a load-balancer address, a node port).
     pub dst_ip: IpAddr,
     /// tcp, udp, sctp or icmp.
     pub proto: Proto,
@@ -34,6 +37,19 @@ pub struct FlowRecord {
     /// Source port, if known. Never becomes policy.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub src_port: Option<u16>,
+    /// The destination address the consumer used, when a destination NAT
+    /// rewrote it into `dst_ip` (a service clusterIP, a load-balancer address,
+    /// a node address for a node port).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub orig_dst_ip: Option<IpAddr>,
+    /// The destination port the consumer used, when a destination NAT
+    /// rewrote it into `dst_port` (a service port, a node port).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub orig_dst_port: Option<u16>,
+    /// The Kubernetes service the flow was addressed to, `NAMESPACE/NAME`,
+    /// when the observer names it (Hubble's `destination_service`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dst_service: Option<String>,
     /// Packets seen.
     #[serde(default)]
     pub packets: u64,

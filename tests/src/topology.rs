@@ -276,6 +276,7 @@ impl Topology {
                     ],
                 );
             }
+            let src = out.ips.iter().find(|a| a.is_ipv4()).map(IpAddr::to_string);
             for (i, node) in spec.nodes.iter().enumerate() {
                 for a in out.ips.iter().filter(|a| a.is_ipv4()) {
                     in_netns(
@@ -292,7 +293,15 @@ impl Topology {
                 }
                 for cidr in node.pod_cidrs.iter().filter(|c| !c.contains(':')) {
                     if let Some(via) = v4_of(node) {
-                        in_netns(&ns, &["ip", "route", "add", cidr, "via", &via.to_string()]);
+                        // Connections and UDP replies leave from the host's
+                        // own address, not from its fabric address.
+                        let via = via.to_string();
+                        let mut route =
+                            vec!["ip", "route", "add", cidr.as_str(), "via", via.as_str()];
+                        if let Some(src) = &src {
+                            route.extend(["src", src.as_str()]);
+                        }
+                        in_netns(&ns, &route);
                     }
                 }
             }

@@ -153,7 +153,7 @@ pub(crate) fn seal(s: &Spec, rules: String, ir: String, key: &SigningKey) -> Vec
             sha256: "00".repeat(32),
         },
         generation: s.generation,
-        issued_at: "2026-01-01T00:00:00Z".into(),
+        issued_at: "2019-01-01T00:00:00Z".into(),
         expires_at: s.expires_at.clone(),
         source: SourceRef {
             repository: Some("git@example.invalid:shop/policies.git".into()),

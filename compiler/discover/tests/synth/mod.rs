@@ -1,0 +1,486 @@
+//! Synthetic clusters and flows with a known truth, shared by the tests and
+//! the benchmark: a world of nodes, namespaces, workloads and services
+//! written as a kubectl List, and flows written in each input format.
+
+#![allow(dead_code)] // each user takes the parts it needs
+
+use std::fmt::Write as _;
+use std::net::{IpAddr, Ipv4Addr};
+
+use serde_json::{Value, json};
+
+/// SplitMix64: a small deterministic generator (same stream everywhere).
+#[derive(Clone, Debug)]
+pub(crate) struct Rng(u64);
+
+impl Rng {
+    pub(crate) fn new(seed: u64) -> Rng {
+        Rng(seed)
+    }
+
+    pub(crate) fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    /// Uniform in `0..n`.
+    pub(crate) fn below(&mut self, n: u64) -> u64 {
+        self.next() % n.max(1)
+    }
+
+    /// An ephemeral source port.
+    pub(crate) fn ephemeral(&mut self) -> u16 {
+        32_768 + self.below(28_000) as u16
+    }
+}
+
+/// How pods of a workload are owned.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Kind {
+    Deployment,
+    StatefulSet,
+    DaemonSet,
+    Job,
+    /// A pod without owner.
+    Pod,
+}
+
+#[derive(Clone, Debug)]
+pub(crate) struct Workload {
+    pub(crate) ns: String,
+    pub(crate) name: String,
+    pub(crate) kind: Kind,
+    pub(crate) labels: Vec<(String, String)>,
+    pub(crate) replicas: usize,
+    /// (protocol, port) the containers declare.
+    pub(crate) ports: Vec<(&'static str, u16)>,
+    pub(crate) host_network: bool,
+}
+
+#[derive(Clone, Debug)]
+pub(crate) struct Service {
+    pub(crate) ns: String,
+    pub(crate) name: String,
+    /// Selects the workload's pods by these labels.
+    pub(crate) selector: Vec<(String, String)>,
+    /// (protocol, port, target port, node port).
+    pub(crate) ports: Vec<(&'static str, u16, u16, Option<u16>)>,
+    pub(crate) kind: &'static str,
+    pub(crate) cluster_ip: Ipv4Addr,
+    pub(crate) lb_ip: Option<Ipv4Addr>,
+}
+
+#[derive(Clone, Debug)]
+pub(crate) struct NodeSpec {
+    pub(crate) name: String,
+    pub(crate) ip: Ipv4Addr,
+    pub(crate) index: usize,
+}
+
+/// A pod as placed: its workload, name, node and address.
+#[derive(Clone, Debug)]
+pub(crate) struct PodSpec {
+    pub(crate) workload: usize,
+    pub(crate) name: String,
+    pub(crate) node: usize,
+    pub(crate) ip: Ipv4Addr,
+}
+
+/// A cluster.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct World {
+    pub(crate) cluster: String,
+    pub(crate) nodes: Vec<NodeSpec>,
+    pub(crate) namespaces: Vec<String>,
+    pub(crate) workloads: Vec<Workload>,
+    pub(crate) services: Vec<Service>,
+    pub(crate) pods: Vec<PodSpec>,
+    /// The cluster's number: which address ranges it uses.
+    pub(crate) net: u8,
+}
+
+const HASH_CHARS: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
+
+fn hashy(seed: u64, len: usize) -> String {
+    let mut r = Rng::new(seed);
+    (0..len)
+        .map(|_| HASH_CHARS[r.below(HASH_CHARS.len() as u64) as usize] as char)
+        .collect()
+}
+
+fn fnv(s: &str) -> u64 {
+    s.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    })
+}
+
+pub(crate) fn labels(kv: &[(&str, &str)]) -> Vec<(String, String)> {
+    kv.iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+impl World {
+    pub(crate) fn new(cluster: &str, nodes: usize) -> World {
+        World::numbered(cluster, nodes, 0)
+    }
+
+    /// A cluster whose address ranges do not overlap those of cluster
+    /// numbers other than `n` (pods 10.(128+16n).x.x, nodes 172.(16+n).x.x,
+    /// services 10.(96+n).x.x, load balancers 203.0.(113+n).x).
+    pub(crate) fn numbered(cluster: &str, nodes: usize, n: u8) -> World {
+        World {
+            cluster: cluster.into(),
+            nodes: (0..nodes)
+                .map(|i| NodeSpec {
+                    name: format!("worker-{i}"),
+                    ip: Ipv4Addr::new(172, 16 + n, (i / 250) as u8, (i % 250 + 1) as u8),
+                    index: i,
+                })
+                .collect(),
+            net: n,
+            ..World::default()
+        }
+    }
+
+    /// The pod CIDR of node `i`: 10.(128 + 16 net + i/256).(i%256).0/24.
+    fn node_net(&self, i: usize) -> (u8, u8) {
+        (
+            (128 + 16 * usize::from(self.net) + i / 256) as u8,
+            (i % 256) as u8,
+        )
+    }
+
+    /// Add a workload; its pods are spread over the nodes.
+    pub(crate) fn workload(
+        &mut self,
+        ns: &str,
+        name: &str,
+        kind: Kind,
+        replicas: usize,
+        l: &[(&str, &str)],
+        ports: &[(&'static str, u16)],
+    ) -> usize {
+        if !self.namespaces.iter().any(|n| n == ns) {
+            self.namespaces.push(ns.into());
+        }
+        self.workloads.push(Workload {
+            ns: ns.into(),
+            name: name.into(),
+            kind,
+            labels: labels(l),
+            replicas: if kind == Kind::DaemonSet {
+                self.nodes.len()
+            } else {
+                replicas
+            },
+            ports: ports.to_vec(),
+            host_network: false,
+        });
+        let w = self.workloads.len() - 1;
+        let hash = hashy(fnv(name), 10);
+        for r in 0..self.workloads[w].replicas {
+            let node = if kind == Kind::DaemonSet {
+                r
+            } else {
+                (fnv(name) as usize + r) % self.nodes.len()
+            };
+            let pname = match kind {
+                Kind::Deployment => format!("{name}-{hash}-{}", hashy(fnv(name) + r as u64, 5)),
+                Kind::StatefulSet => format!("{name}-{r}"),
+                Kind::DaemonSet | Kind::Job => format!("{name}-{}", hashy(fnv(name) + r as u64, 5)),
+                Kind::Pod => name.to_string(),
+            };
+            let on_node = self.pods.iter().filter(|p| p.node == node).count();
+            let (a, b) = self.node_net(node);
+            self.pods.push(PodSpec {
+                workload: w,
+                name: pname,
+                node,
+                ip: Ipv4Addr::new(10, a, b, (on_node + 2) as u8),
+            });
+        }
+        w
+    }
+
+    /// Make a workload host-network: its pods take their node's address.
+    pub(crate) fn host_network(&mut self, w: usize) {
+        self.workloads[w].host_network = true;
+        for p in self.pods.iter_mut().filter(|p| p.workload == w) {
+            p.ip = self.nodes[p.node].ip;
+        }
+    }
+
+    /// Add a service selecting a workload's labels.
+    pub(crate) fn service(
+        &mut self,
+        ns: &str,
+        name: &str,
+        selector: &[(&str, &str)],
+        kind: &'static str,
+        ports: &[(&'static str, u16, u16, Option<u16>)],
+    ) -> usize {
+        let i = self.services.len();
+        self.services.push(Service {
+            ns: ns.into(),
+            name: name.into(),
+            selector: labels(selector),
+            ports: ports.to_vec(),
+            kind,
+            cluster_ip: Ipv4Addr::new(10, 96 + self.net, (i / 250) as u8, (i % 250 + 1) as u8),
+            lb_ip: (kind == "LoadBalancer")
+                .then(|| Ipv4Addr::new(203, 0, 113 + self.net, (i % 250 + 1) as u8)),
+        });
+        i
+    }
+
+    pub(crate) fn pods_of(&self, w: usize) -> impl Iterator<Item = &PodSpec> {
+        self.pods.iter().filter(move |p| p.workload == w)
+    }
+
+    /// The pods a service selects.
+    pub(crate) fn backends<'a>(&'a self, s: &'a Service) -> impl Iterator<Item = &'a PodSpec> {
+        self.pods.iter().filter(move |p| {
+            let w = &self.workloads[p.workload];
+            w.ns == s.ns && s.selector.iter().all(|kv| w.labels.contains(kv))
+        })
+    }
+
+    pub(crate) fn workload_named(&self, ns: &str, name: &str) -> usize {
+        self.workloads
+            .iter()
+            .position(|w| w.ns == ns && w.name == name)
+            .expect("workload exists")
+    }
+
+    /// The kubectl List (`kubectl get nodes,namespaces,pods,services -A -o json`).
+    pub(crate) fn kubectl_json(&self) -> String {
+        let mut items: Vec<Value> = Vec::new();
+        for n in &self.nodes {
+            let (a, b) = self.node_net(n.index);
+            items.push(json!({
+                "apiVersion": "v1", "kind": "Node",
+                "metadata": {"name": n.name, "labels": {"kubernetes.io/os": "linux", "kubernetes.io/hostname": n.name, "node-role.kubernetes.io/worker": ""}},
+                "spec": {"podCIDR": format!("10.{a}.{b}.0/24"), "podCIDRs": [format!("10.{a}.{b}.0/24")]},
+                "status": {"addresses": [{"type": "InternalIP", "address": n.ip.to_string()}, {"type": "Hostname", "address": n.name}],
+                           "nodeInfo": {"operatingSystem": "linux"}}
+            }));
+        }
+        for ns in &self.namespaces {
+            items.push(json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns, "labels": {"kubernetes.io/metadata.name": ns}}}));
+        }
+        for p in &self.pods {
+            let w = &self.workloads[p.workload];
+            let mut labels: serde_json::Map<String, Value> = w
+                .labels
+                .iter()
+                .map(|(k, v)| (k.clone(), json!(v)))
+                .collect();
+            let hash = hashy(fnv(&w.name), 10);
+            let owner = match w.kind {
+                Kind::Deployment => {
+                    labels.insert("pod-template-hash".into(), json!(hash));
+                    Some(("ReplicaSet", format!("{}-{hash}", w.name)))
+                }
+                Kind::StatefulSet => {
+                    labels.insert("statefulset.kubernetes.io/pod-name".into(), json!(p.name));
+                    Some(("StatefulSet", w.name.clone()))
+                }
+                Kind::DaemonSet => Some(("DaemonSet", w.name.clone())),
+                Kind::Job => {
+                    labels.insert("job-name".into(), json!(w.name));
+                    Some(("Job", w.name.clone()))
+                }
+                Kind::Pod => None,
+            };
+            let owners: Vec<Value> = owner
+                .into_iter()
+                .map(|(k, n)| json!({"apiVersion": "apps/v1", "kind": k, "name": n, "controller": true, "uid": format!("{:x}", fnv(&n))}))
+                .collect();
+            let ports: Vec<Value> = w.ports.iter().map(|(proto, port)| json!({"containerPort": port, "protocol": proto.to_uppercase()})).collect();
+            items.push(json!({
+                "apiVersion": "v1", "kind": "Pod",
+                "metadata": {"name": p.name, "namespace": w.ns, "labels": labels, "ownerReferences": owners},
+                "spec": {"nodeName": self.nodes[p.node].name, "hostNetwork": w.host_network,
+                         "containers": [{"name": "main", "image": format!("registry.example/{}/{}:1", w.ns, w.name), "ports": ports}]},
+                "status": {"phase": "Running", "podIP": p.ip.to_string(), "podIPs": [{"ip": p.ip.to_string()}]}
+            }));
+        }
+        for s in &self.services {
+            let selector: serde_json::Map<String, Value> = s
+                .selector
+                .iter()
+                .map(|(k, v)| (k.clone(), json!(v)))
+                .collect();
+            let ports: Vec<Value> = s
+                .ports
+                .iter()
+                .map(|(proto, port, target, node_port)| {
+                    let mut p = json!({"protocol": proto.to_uppercase(), "port": port, "targetPort": target});
+                    if let Some(np) = node_port {
+                        p["nodePort"] = json!(np);
+                    }
+                    p
+                })
+                .collect();
+            let status = match s.lb_ip {
+                Some(ip) => json!({"loadBalancer": {"ingress": [{"ip": ip.to_string()}]}}),
+                None => json!({"loadBalancer": {}}),
+            };
+            items.push(json!({
+                "apiVersion": "v1", "kind": "Service",
+                "metadata": {"name": s.name, "namespace": s.ns, "labels": {"app.kubernetes.io/part-of": s.ns}},
+                "spec": {"type": s.kind, "selector": selector, "clusterIP": s.cluster_ip.to_string(),
+                         "clusterIPs": [s.cluster_ip.to_string()], "ports": ports},
+                "status": status
+            }));
+        }
+        serde_json::to_string_pretty(&json!({
+            "apiVersion": "v1", "kind": "List",
+            "metadata": {"annotations": {"ringfence.io/cluster": self.cluster}, "resourceVersion": ""},
+            "items": items
+        }))
+        .expect("serialisable")
+    }
+}
+
+/// One connection as an observer would record it.
+#[derive(Clone, Debug)]
+pub(crate) struct Event {
+    pub(crate) proto: &'static str,
+    pub(crate) src: IpAddr,
+    pub(crate) src_port: u16,
+    /// What the consumer addressed.
+    pub(crate) dst: IpAddr,
+    pub(crate) dst_port: u16,
+    /// Where a NAT sent it (service backend), if anywhere.
+    pub(crate) backend: Option<(IpAddr, u16)>,
+    /// `namespace/name` of the service, when addressed through one.
+    pub(crate) service: Option<String>,
+    /// Seconds since the epoch.
+    pub(crate) time: i64,
+    /// `Some(false)`: the network dropped it.
+    pub(crate) allowed: Option<bool>,
+}
+
+fn rfc3339(secs: i64) -> String {
+    let days = secs.div_euclid(86_400);
+    let rem = secs.rem_euclid(86_400);
+    // Civil from days (H. Hinnant).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
+        rem / 3600,
+        rem / 60 % 60,
+        rem % 60
+    )
+}
+
+impl Event {
+    /// A ringfence JSON Lines record (post-DNAT destination, original kept).
+    pub(crate) fn jsonl(&self, out: &mut String) {
+        let (dst, dport) = self.backend.unwrap_or((self.dst, self.dst_port));
+        let t = rfc3339(self.time);
+        let _ = write!(
+            out,
+            r#"{{"src_ip":"{}","dst_ip":"{dst}","proto":"{}""#,
+            self.src, self.proto
+        );
+        if self.proto != "icmp" {
+            let _ = write!(out, r#","dst_port":{dport},"src_port":{}"#, self.src_port);
+        }
+        if self.backend.is_some() {
+            let _ = write!(
+                out,
+                r#","orig_dst_ip":"{}","orig_dst_port":{}"#,
+                self.dst, self.dst_port
+            );
+        }
+        let _ = write!(
+            out,
+            r#","packets":10,"bytes":1500,"first_seen":"{t}","last_seen":"{t}""#
+        );
+        match self.allowed {
+            Some(true) => out.push_str(r#","verdict":"allowed""#),
+            Some(false) => out.push_str(r#","verdict":"dropped""#),
+            None => {}
+        }
+        out.push_str("}\n");
+    }
+
+    /// A Hubble event: the destination after translation, the service named.
+    pub(crate) fn hubble(&self, out: &mut String) {
+        let (dst, dport) = self.backend.unwrap_or((self.dst, self.dst_port));
+        let t = rfc3339(self.time);
+        let l4 = match self.proto {
+            "tcp" => format!(
+                r#"{{"TCP":{{"source_port":{},"destination_port":{dport},"flags":{{"SYN":true}}}}}}"#,
+                self.src_port
+            ),
+            "udp" => format!(
+                r#"{{"UDP":{{"source_port":{},"destination_port":{dport}}}}}"#,
+                self.src_port
+            ),
+            _ => r#"{"ICMPv4":{"type":8}}"#.to_string(),
+        };
+        let verdict = match self.allowed {
+            Some(false) => "DROPPED",
+            _ => "FORWARDED",
+        };
+        let svc = match self.service.as_deref().and_then(|s| s.split_once('/')) {
+            Some((ns, name)) => {
+                format!(r#","destination_service":{{"name":"{name}","namespace":"{ns}"}}"#)
+            }
+            None => String::new(),
+        };
+        let _ = writeln!(
+            out,
+            r#"{{"flow":{{"time":"{t}","verdict":"{verdict}","IP":{{"source":"{}","destination":"{dst}","ipVersion":"IPv4"}},"l4":{l4},"Type":"L3_L4","node_name":"worker-0","is_reply":false{svc},"traffic_direction":"EGRESS"}},"node_name":"worker-0","time":"{t}"}}"#,
+            self.src
+        );
+    }
+
+    /// A conntrack entry: the original tuple as addressed, the reply from the backend.
+    pub(crate) fn conntrack(&self, out: &mut String) {
+        let (back, bport) = self.backend.unwrap_or((self.dst, self.dst_port));
+        let unreplied = if self.allowed == Some(false) {
+            " [UNREPLIED]"
+        } else {
+            ""
+        };
+        let _ = match self.proto {
+            "icmp" => writeln!(
+                out,
+                "ipv4     2 icmp     1 29 src={} dst={} type=8 code=0 id=7{unreplied} src={back} dst={} type=0 code=0 id=7 mark=0 use=1",
+                self.src, self.dst, self.src
+            ),
+            p => writeln!(
+                out,
+                "ipv4     2 {p:<8} {} {}src={} dst={} sport={} dport={} packets=5 bytes=700{unreplied} src={back} dst={} sport={bport} dport={} packets=5 bytes=800 [ASSURED] mark=0 use=1",
+                if p == "tcp" { 6 } else { 17 },
+                if p == "tcp" {
+                    "431999 ESTABLISHED "
+                } else {
+                    "29 "
+                },
+                self.src,
+                self.dst,
+                self.src_port,
+                self.dst_port,
+                self.src,
+                self.src_port
+            ),
+        };
+    }
+}
