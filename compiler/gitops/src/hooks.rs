@@ -118,7 +118,6 @@ pub enum HookError {
         /// The file.
         path: PathBuf,
         /// What failed.
-        #[source]
         err: io::Error,
     },
 }

@@ -746,11 +746,12 @@ impl fmt::Display for Plan {
             for r in &n.rules_removed {
                 writeln!(f, "- rule removed: {}", rule_line(r))?;
             }
+            let prefixes = |n: usize| format!("{n} prefix{}", if n == 1 { "" } else { "es" });
             for s in &n.sets_added {
-                writeln!(f, "- set added: `{}` ({} prefixes)", s.name, s.prefixes)?;
+                writeln!(f, "- set added: `{}` ({})", s.name, prefixes(s.prefixes))?;
             }
             for s in &n.sets_removed {
-                writeln!(f, "- set removed: `{}` ({} prefixes)", s.name, s.prefixes)?;
+                writeln!(f, "- set removed: `{}` ({})", s.name, prefixes(s.prefixes))?;
             }
             for s in &n.sets_changed {
                 let list = |v: &[IpNet], sign: char| {

@@ -89,7 +89,6 @@ pub enum PublishError {
         /// The file or directory.
         path: PathBuf,
         /// What failed.
-        #[source]
         err: io::Error,
     },
 }

@@ -102,7 +102,6 @@ pub enum StatusError {
         /// The file.
         path: PathBuf,
         /// What failed.
-        #[source]
         err: io::Error,
     },
     /// The file is not a status file of this version.
@@ -111,7 +110,6 @@ pub enum StatusError {
         /// The file.
         path: PathBuf,
         /// The parse error.
-        #[source]
         err: serde_json::Error,
     },
 }

@@ -213,7 +213,6 @@ pub enum WatchError {
         /// The file.
         path: PathBuf,
         /// What failed.
-        #[source]
         err: std::io::Error,
     },
 }

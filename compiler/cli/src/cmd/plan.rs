@@ -53,10 +53,8 @@ pub(crate) fn run(args: PlanArgs) -> anyhow::Result<Outcome> {
     );
     let mut out = std::io::stdout().lock();
     match args.format {
-        Format::Json => {
-            serde_json::to_writer_pretty(&mut out, &p)?;
-            writeln!(out)?;
-        }
+        // Serialised first, so a closed pipe is an io::Error (exit 0).
+        Format::Json => writeln!(out, "{}", serde_json::to_string_pretty(&p)?)?,
         _ => write!(out, "{p}")?,
     }
     Ok(Outcome::Clean)
