@@ -156,3 +156,43 @@ impl Status {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trip_and_a_foreign_file() {
+        let dir = std::env::temp_dir().join(format!("rf-status-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        assert!(Status::read(&dir).unwrap().is_none());
+        let mut s = Status {
+            format: STATUS_FORMAT,
+            repository: "r".into(),
+            ..Status::default()
+        };
+        for i in 0..HISTORY_LIMIT + 3 {
+            s.record(Entry {
+                commit: i.to_string(),
+                summary: String::new(),
+                status: Outcome::Published,
+                at: String::new(),
+                generation: None,
+                nodes_changed: None,
+                nodes_rendered: None,
+                reason: None,
+                diagnostics: None,
+            });
+        }
+        assert_eq!(s.history.len(), HISTORY_LIMIT);
+        assert_eq!(s.history[0].commit, "3");
+        s.write(&dir).unwrap();
+        assert_eq!(Status::read(&dir).unwrap(), Some(s));
+
+        std::fs::write(dir.join(STATUS_FILE), "{\"format\": 1}").unwrap();
+        let e = Status::read(&dir).unwrap_err();
+        assert!(matches!(e, StatusError::Malformed { .. }), "{e}");
+        assert!(e.to_string().contains("move it away"), "{e}");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}

@@ -52,16 +52,19 @@ pub enum RepoLocation {
 }
 
 impl RepoLocation {
-    /// `scheme://…` and scp-like `host:path` are URLs; anything else a path.
+    /// `scheme://…` and scp-like `host:path` are URLs; anything else a path
+    /// (made absolute when it exists, so the status file names it the same
+    /// from any working directory).
     pub fn parse(s: &str) -> RepoLocation {
+        let path = Path::new(s);
         let scp_like = s
             .split_once(':')
             .is_some_and(|(host, _)| !host.is_empty() && !host.contains('/'))
-            && !Path::new(s).exists();
+            && !path.exists();
         if s.contains("://") || scp_like {
             RepoLocation::Url(s.to_string())
         } else {
-            RepoLocation::Path(PathBuf::from(s))
+            RepoLocation::Path(path.canonicalize().unwrap_or_else(|_| path.to_path_buf()))
         }
     }
 
@@ -404,9 +407,17 @@ impl Watcher {
                     .last_published
                     .clone()
                     .expect("a trigger needs one");
+                let summary = self
+                    .status
+                    .history
+                    .iter()
+                    .rev()
+                    .find(|e| e.commit == p.commit && !e.summary.is_empty())
+                    .map(|e| e.summary.clone())
+                    .unwrap_or_default();
                 let commit = CommitInfo {
                     id: p.commit,
-                    summary: String::new(),
+                    summary,
                 };
                 self.process(&repo, &commit, trigger, now, log, &mut result)?;
             }
@@ -704,4 +715,30 @@ fn first_error(d: &Diagnostics, files: &[SourceFile]) -> String {
         })
         .unwrap_or_default();
     format!("{count} error(s); first: {first}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_and_paths() {
+        for url in [
+            "https://git.example.invalid/intent.git",
+            "file:///srv/git/intent.git",
+            "git@git.example.invalid:ops/intent.git",
+        ] {
+            assert_eq!(
+                RepoLocation::parse(url),
+                RepoLocation::Url(url.into()),
+                "{url}"
+            );
+        }
+        let here = std::env::current_dir().unwrap();
+        assert_eq!(RepoLocation::parse("."), RepoLocation::Path(here));
+        assert_eq!(
+            RepoLocation::parse("/no/such/dir:x"),
+            RepoLocation::Path("/no/such/dir:x".into())
+        );
+    }
 }
