@@ -311,9 +311,10 @@ pub(crate) struct WatchArgs {
     pub(crate) path: String,
     #[command(flatten)]
     pub(crate) inventory: InventoryArgs,
-    /// Signing key.
-    #[arg(long, value_name = "KEYFILE")]
-    pub(crate) key: PathBuf,
+    /// Ed25519 private key(s) from `ringfence keygen`; several sign every
+    /// bundle (key rotation, thresholds).
+    #[arg(long, value_name = "KEYFILE", required = true, num_args = 1..)]
+    pub(crate) key: Vec<PathBuf>,
     /// Publication directory (what agents read).
     #[arg(long, value_name = "DIR")]
     pub(crate) out: PathBuf,

@@ -30,6 +30,10 @@ pub struct Status {
     pub last_processed: Option<String>,
     /// The last commit published.
     pub last_published: Option<Published>,
+    /// The highest generation ever made current: the next is one more, so
+    /// generations only grow, even after `current` was moved back by hand.
+    #[serde(default)]
+    pub highest_generation: u64,
     /// An inventory digest the last published commit failed to compile
     /// against (not retried until the inventory changes again).
     #[serde(default, skip_serializing_if = "Option::is_none")]

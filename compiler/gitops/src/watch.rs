@@ -348,6 +348,7 @@ impl Watcher {
                 published_at: index.issued_at,
                 inventory_sha256: index.inventory_sha256,
             });
+            status.highest_generation = status.highest_generation.max(c);
             log(Event::Adopted {
                 generation: c,
                 commit,
@@ -607,7 +608,7 @@ impl Watcher {
         let mut source = session.source.clone();
         source.repository = Some(self.cfg.repo.describe());
         let previous = self.status.last_published.as_ref().map(|p| p.generation);
-        let n = previous.unwrap_or(0) + 1;
+        let n = self.status.highest_generation.max(previous.unwrap_or(0)) + 1;
         let keys: Vec<&SigningKey> = self.cfg.keys.iter().collect();
         let reseal_all = self.due_for_reseal(issued_at)?;
         let input = GenerationInput {
@@ -643,6 +644,7 @@ impl Watcher {
             _ => at.clone(),
         };
         self.status.failed_inventory = None;
+        self.status.highest_generation = n;
         self.status.last_published = Some(Published {
             commit: commit.id.clone(),
             generation: n,

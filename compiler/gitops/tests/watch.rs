@@ -357,3 +357,32 @@ fn one_publisher_per_directory_and_source() {
     let e = w.poll(&t0, &mut |_| {}).unwrap_err();
     assert!(e.to_string().contains("branch `nope` not found"), "{e}");
 }
+
+#[test]
+fn generations_only_grow_even_when_current_is_moved_back() {
+    let lab = Lab::new();
+    let (mut w, _) = lab.open();
+    poll_at(&mut w, t0());
+    lab.edit("ports=8080", "ports=8081");
+    lab.push("two");
+    poll_at(&mut w, t0());
+    drop(w);
+    // An operator points `current` back at generation 1 by hand.
+    let out = lab.out();
+    std::fs::remove_file(out.join("current")).unwrap();
+    std::os::unix::fs::symlink("generations/1", out.join("current")).unwrap();
+    let (mut w, events) = lab.open();
+    assert!(
+        events.iter().any(|e| e.contains("Adopted { generation: 1")),
+        "{events:?}"
+    );
+    lab.edit("ports=8081", "ports=8082");
+    lab.push("three");
+    let (_, ev) = poll_at(&mut w, t0());
+    // Not 2 again: agents may hold generation 2 and would refuse it as old.
+    assert_eq!(published(&ev), [(3, 2, 2)], "{ev:?}");
+    assert_eq!(
+        generations(&index(&out, 3)),
+        [("lab-n1".to_string(), 3), ("lab-n2".to_string(), 3)]
+    );
+}

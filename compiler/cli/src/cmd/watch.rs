@@ -81,24 +81,27 @@ pub(crate) fn run(args: WatchArgs) -> anyhow::Result<Outcome> {
         ),
         Err(_) => None,
     };
-    let key = match load_signing_key(&args.key) {
-        Ok(k) => k,
-        Err(e @ KeyError::Permissions(..)) => {
-            #[allow(clippy::print_stderr)] // a refusal, explained
-            {
-                eprintln!("error: {e}");
+    let mut keys = Vec::with_capacity(args.key.len());
+    for k in &args.key {
+        match load_signing_key(k) {
+            Ok(key) => keys.push(key),
+            Err(e @ KeyError::Permissions(..)) => {
+                #[allow(clippy::print_stderr)] // a refusal, explained
+                {
+                    eprintln!("error: {e}");
+                }
+                return Ok(Outcome::Findings);
             }
-            return Ok(Outcome::Findings);
+            Err(e) => return Err(e.into()),
         }
-        Err(e) => return Err(e.into()),
-    };
+    }
     let cfg = WatchConfig {
         repo: RepoLocation::parse(&args.repo),
         branch: args.branch,
         path: args.path,
         inventory: args.inventory.inventory,
         trivy: args.inventory.trivy,
-        keys: vec![key],
+        keys,
         out: args.out,
         keep: args.keep,
         expires,
