@@ -95,6 +95,10 @@ impl Source {
                         why: e.to_string(),
                     }),
                 };
+                // Resolve the directory once (e.g. `watch`'s `current` link),
+                // so the bundle and the index come from one publication even
+                // if the link switches between the two reads.
+                let dir = std::fs::canonicalize(dir).unwrap_or_else(|_| dir.clone());
                 let Some(bytes) = read(dir.join(&name))? else {
                     return Ok(Fetched::Absent);
                 };

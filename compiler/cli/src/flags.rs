@@ -96,6 +96,10 @@ pub(crate) struct CheckArgs {
     /// Check the files staged in the Git index (for pre-commit hooks).
     #[arg(long)]
     pub(crate) staged: bool,
+    /// With --rev: DIR is a repository (bare or not) and the intent is this
+    /// directory inside it, relative to its root (server-side hooks).
+    #[arg(long, value_name = "SUBDIR", requires = "rev")]
+    pub(crate) path: Option<String>,
     /// Output format.
     #[arg(long, value_enum, default_value = "txt")]
     pub(crate) format: Format,
@@ -307,9 +311,10 @@ pub(crate) struct WatchArgs {
     pub(crate) path: String,
     #[command(flatten)]
     pub(crate) inventory: InventoryArgs,
-    /// Signing key.
-    #[arg(long, value_name = "KEYFILE")]
-    pub(crate) key: PathBuf,
+    /// Ed25519 private key(s) from `ringfence keygen`; several sign every
+    /// bundle (key rotation, thresholds).
+    #[arg(long, value_name = "KEYFILE", required = true, num_args = 1..)]
+    pub(crate) key: Vec<PathBuf>,
     /// Publication directory (what agents read).
     #[arg(long, value_name = "DIR")]
     pub(crate) out: PathBuf,

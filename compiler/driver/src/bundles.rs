@@ -9,6 +9,10 @@
 //! previous one, or else one more than the highest generation of the
 //! previous index (1 when there is none). Same inputs, same bytes.
 //!
+//! [`write_bundles_keeping`] keeps unchanged nodes' previous bundle files
+//! as they are instead of re-sealing them (a publisher that writes each
+//! compile into a new directory uses it).
+//!
 //! Files are written to a temporary name in OUT and renamed; the index is
 //! written after every bundle, and bundles of nodes that are gone are removed
 //! only after it, so a reader never finds an index naming a missing bundle.
@@ -21,11 +25,12 @@ use std::time::{Duration, SystemTime};
 
 use rayon::prelude::*;
 use ringfence_bundle::{
-    MAX_BUNDLE_BYTES, SigningKey, Trust, VerifyError, bundle_file, format_time, rules_sha256,
-    seal_bundle, seal_index, sha256_hex, valid_file_name, verify_index,
+    MAX_BUNDLE_BYTES, SigningKey, Trust, VerifyError, format_time, rules_sha256, seal_bundle,
+    seal_index, sha256_hex, valid_file_name, verify_index,
 };
 use ringfence_schema::bundle::{
-    BUNDLE_FORMAT, BackendRef, BundlePayload, IR_FILE, IndexEntry, IndexPayload, SourceRef,
+    BUNDLE_FORMAT, BackendRef, BundleFile, BundlePayload, IR_FILE, IndexEntry, IndexPayload,
+    SourceRef,
 };
 use ringfence_schema::ir::Os;
 
@@ -225,8 +230,29 @@ fn io_err(path: &Path) -> impl FnOnce(io::Error) -> BundleWriteError + '_ {
 /// A node's output, checked and with its files sealed-ready.
 struct Prepared<'n> {
     out: &'n NodeOutput,
+    /// Sorted by name, with digest and size but no content: the content is
+    /// copied only for a bundle that is sealed (see [`Prepared::files`]).
     files: Vec<ringfence_schema::bundle::BundleFile>,
     rules_sha256: String,
+}
+
+impl Prepared<'_> {
+    /// The bundle's files, with their content.
+    fn files(self) -> Vec<ringfence_schema::bundle::BundleFile> {
+        let out = self.out;
+        self.files
+            .into_iter()
+            .map(|mut f| {
+                f.content = out
+                    .files
+                    .iter()
+                    .find(|(name, _)| *name == f.name)
+                    .map(|(_, c)| c.clone())
+                    .unwrap_or_default();
+                f
+            })
+            .collect()
+    }
 }
 
 fn prepare(nodes: &[NodeOutput]) -> Result<Vec<Prepared<'_>>, BundleWriteError> {
@@ -268,7 +294,12 @@ fn prepare(nodes: &[NodeOutput]) -> Result<Vec<Prepared<'_>>, BundleWriteError> 
             let mut files: Vec<_> = out
                 .files
                 .iter()
-                .map(|(name, content)| bundle_file(name, content.clone()))
+                .map(|(name, content)| BundleFile {
+                    name: name.clone(),
+                    sha256: sha256_hex(content.as_bytes()),
+                    size: content.len() as u64,
+                    content: String::new(),
+                })
                 .collect();
             files.sort_by(|a, b| a.name.cmp(&b.name));
             let rules_sha256 = rules_sha256(&files);
@@ -345,6 +376,55 @@ pub fn write_bundles(
     nodes: &[NodeOutput],
     opts: &WriteOptions<'_>,
 ) -> Result<WriteSummary, BundleWriteError> {
+    write(nodes, opts, None)
+}
+
+/// [`write_bundles`], keeping unchanged nodes' bundle files: a node whose
+/// `rules_sha256` equals its entry in the previous index (the one in
+/// `opts.out`) gets the file that entry names from `keep_from` (the
+/// directory that index describes), hard-linked or copied, instead of a
+/// re-sealed one: the same bytes, generation, issue and expiry times. Its
+/// agent sees nothing new (an HTTP source answers `304`), and a reader
+/// pairing the new index with the old file still finds it listed. A file
+/// that is missing or does not have the digest the index lists is re-sealed
+/// instead. Callers re-seal everything (with [`write_bundles`]) often
+/// enough that kept bundles do not expire.
+pub fn write_bundles_keeping(
+    nodes: &[NodeOutput],
+    opts: &WriteOptions<'_>,
+    keep_from: &Path,
+) -> Result<WriteSummary, BundleWriteError> {
+    write(nodes, opts, Some(keep_from))
+}
+
+/// Link (or copy) `from/name` into `to/name` if its SHA-256 is `sha256`;
+/// `false` when it is missing or differs.
+fn keep_file(from: &Path, to: &Path, name: &str, sha256: &str) -> Result<bool, BundleWriteError> {
+    let src = from.join(name);
+    let bytes = match fs::read(&src) {
+        Ok(b) => b,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(false),
+        Err(e) => return Err(io_err(&src)(e)),
+    };
+    if sha256_hex(&bytes) != sha256 {
+        return Ok(false);
+    }
+    let target = to.join(name);
+    match fs::remove_file(&target) {
+        Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(io_err(&target)(e)),
+        _ => {}
+    }
+    if fs::hard_link(&src, &target).is_err() {
+        write_atomic(to, name, &bytes)?;
+    }
+    Ok(true)
+}
+
+fn write(
+    nodes: &[NodeOutput],
+    opts: &WriteOptions<'_>,
+    keep_from: Option<&Path>,
+) -> Result<WriteSummary, BundleWriteError> {
     if opts.keys.is_empty() {
         return Err(BundleWriteError::NoKeys);
     }
@@ -401,7 +481,11 @@ pub fn write_bundles(
             },
             None => (opts.generation.unwrap_or(next), Change::New),
         };
-        plan.push((generation, change, prev.map(|e| e.generation)));
+        let kept = match (change, keep_from, prev) {
+            (Change::Unchanged, Some(_), Some(e)) => Some(e.sha256.clone()),
+            _ => None,
+        };
+        plan.push((generation, change, prev.map(|e| e.generation), kept));
     }
 
     fs::create_dir_all(opts.out).map_err(io_err(opts.out))?;
@@ -410,8 +494,28 @@ pub fn write_bundles(
     let results: Vec<Result<(IndexEntry, NodeWritten), BundleWriteError>> = prepared
         .into_par_iter()
         .zip(plan)
-        .map(|(p, (generation, change, previous_generation))| {
+        .map(|(p, (generation, change, previous_generation, kept))| {
             let node = p.out.node.clone();
+            let file = format!("{node}{BUNDLE_SUFFIX}");
+            if let (Some(sha256), Some(from)) = (kept, keep_from)
+                && keep_file(from, opts.out, &file, &sha256)?
+            {
+                let entry = IndexEntry {
+                    node: node.clone(),
+                    generation,
+                    sha256: sha256.clone(),
+                    rules_sha256: p.rules_sha256,
+                };
+                let written = NodeWritten {
+                    node,
+                    generation,
+                    previous_generation,
+                    change,
+                    sha256: Some(sha256),
+                };
+                return Ok((entry, written));
+            }
+            let rules_sha256 = p.rules_sha256.clone();
             let payload = BundlePayload {
                 format: BUNDLE_FORMAT,
                 cluster: p.out.cluster.clone(),
@@ -423,16 +527,16 @@ pub fn write_bundles(
                 expires_at: expires_at.clone(),
                 source: opts.source.clone(),
                 inventory_sha256: opts.inventory_sha256.clone(),
-                files: p.files,
+                files: p.files(),
             };
             let bytes = seal_bundle(&payload, opts.keys);
-            write_atomic(opts.out, &format!("{node}{BUNDLE_SUFFIX}"), &bytes)?;
+            write_atomic(opts.out, &file, &bytes)?;
             let sha256 = sha256_hex(&bytes);
             let entry = IndexEntry {
                 node: node.clone(),
                 generation,
                 sha256: sha256.clone(),
-                rules_sha256: p.rules_sha256,
+                rules_sha256,
             };
             let written = NodeWritten {
                 node,

@@ -124,11 +124,22 @@ fn at_policy(d: Diagnostic, spans: &HashMap<String, Span>, policy: Option<&str>)
 /// be rendered (no such backend, a capability it lacks, a plugin failure).
 /// When any error is reported, the caller must not publish anything.
 pub fn render_all(session: &Session, backends: &Backends) -> (Vec<NodeOutput>, Diagnostics) {
+    render_some(session, backends, |_| true)
+}
+
+/// [`render_all`] for only the nodes `pick` selects, in node order (`watch`
+/// renders the nodes whose IR it has not rendered before).
+pub fn render_some(
+    session: &Session,
+    backends: &Backends,
+    pick: impl Fn(&NodeIr) -> bool + Sync,
+) -> (Vec<NodeOutput>, Diagnostics) {
     let spans = policy_spans(&session.intent);
     let results: Vec<(Option<NodeOutput>, Vec<Diagnostic>)> = session
         .compiled
         .nodes()
         .par_iter()
+        .filter(|ir| pick(ir))
         .map(|ir| render_node(ir, backends, &spans))
         .collect();
     let mut diags = Diagnostics::default();

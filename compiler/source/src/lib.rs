@@ -7,11 +7,22 @@
 //! files count: symbolic links are skipped in every mode, so the working
 //! tree and a commit of it read the same files. Git modes read blobs through
 //! git2 only, never the file system.
+//!
+//! Inside Git hooks the environment Git sets is honoured as Git does:
+//! `GIT_INDEX_FILE` (the index `git commit -a` or `git commit PATH` is about
+//! to commit) for the index, and `GIT_OBJECT_DIRECTORY` /
+//! `GIT_ALTERNATE_OBJECT_DIRECTORIES` (where a `pre-receive` hook finds the
+//! pushed objects, still in quarantine) for revisions.
+//!
+//! [`repo`] has what the GitOps tools need besides intent: hooks, config,
+//! a branch's new commits, mirrors.
 
 use std::path::{Path, PathBuf};
 
 use git2::{ObjectType, Repository, Tree, TreeWalkMode, TreeWalkResult};
 use ringfence_schema::bundle::{SourceKind, SourceRef};
+
+pub mod repo;
 
 /// Which state of the intent to read.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -91,6 +102,24 @@ pub enum SourceError {
     /// The repository has no index (a bare repository).
     #[error("{}: a bare repository has no index to read staged files from", .0.display())]
     Bare(PathBuf),
+    /// The branch does not exist.
+    #[error("branch `{branch}` not found in {}: {source}", repo.display())]
+    Branch {
+        /// The branch name.
+        branch: String,
+        /// The repository.
+        repo: PathBuf,
+        /// git2's reason.
+        source: git2::Error,
+    },
+    /// A mirror directory holds another repository.
+    #[error("{} mirrors {url}, not the repository asked for; use another directory", mirror.display())]
+    MirrorOf {
+        /// The mirror.
+        mirror: PathBuf,
+        /// The URL it mirrors.
+        url: String,
+    },
     /// Any other Git failure.
     #[error("{what}: {source}")]
     Git {
@@ -101,7 +130,7 @@ pub enum SourceError {
     },
 }
 
-fn git(what: impl Into<String>) -> impl FnOnce(git2::Error) -> SourceError {
+pub(crate) fn git(what: impl Into<String>) -> impl FnOnce(git2::Error) -> SourceError {
     let what = what.into();
     move |source| SourceError::Git { what, source }
 }
@@ -114,6 +143,7 @@ pub fn read(dir: &Path, sel: &Selector) -> Result<Snapshot, SourceError> {
         Selector::WorkingTree => read_working_tree(dir),
         Selector::Rev(rev) => {
             let (repo, subdir) = discover(dir)?;
+            add_env_alternates(&repo)?;
             read_rev(&repo, &subdir, rev)
         }
         Selector::Index => {
@@ -124,11 +154,39 @@ pub fn read(dir: &Path, sel: &Selector) -> Result<Snapshot, SourceError> {
 }
 
 /// Read the intent under `subdir` (relative to the repository root, `/`
-/// separated, `""` for the root) at revision `rev` of the repository at
+/// separated, `""` or `.` for the root) at revision `rev` of the repository at
 /// `repo`, bare or not.
 pub fn read_repo(repo: &Path, subdir: &str, rev: &str) -> Result<Snapshot, SourceError> {
     let repository = Repository::open(repo).map_err(git(format!("{}: open", repo.display())))?;
-    read_rev(&repository, subdir.trim_matches('/'), rev)
+    add_env_alternates(&repository)?;
+    // `.`, `./policies/` and `policies` name the same directory.
+    let subdir: Vec<&str> = subdir
+        .split('/')
+        .filter(|c| !c.is_empty() && *c != ".")
+        .collect();
+    read_rev(&repository, &subdir.join("/"), rev)
+}
+
+/// Make objects Git announces through the environment readable: during a
+/// `pre-receive` hook the pushed objects are in a quarantine directory that
+/// only `GIT_OBJECT_DIRECTORY` and `GIT_ALTERNATE_OBJECT_DIRECTORIES` name.
+fn add_env_alternates(repo: &Repository) -> Result<(), SourceError> {
+    let mut dirs: Vec<PathBuf> = Vec::new();
+    if let Some(d) = std::env::var_os("GIT_OBJECT_DIRECTORY") {
+        dirs.push(d.into());
+    }
+    if let Some(list) = std::env::var_os("GIT_ALTERNATE_OBJECT_DIRECTORIES") {
+        dirs.extend(std::env::split_paths(&list));
+    }
+    if dirs.is_empty() {
+        return Ok(());
+    }
+    let odb = repo.odb().map_err(git("open the object database"))?;
+    for d in dirs.iter().filter(|d| d.is_dir()) {
+        odb.add_disk_alternate(&d.to_string_lossy())
+            .map_err(git(format!("{}: add as object directory", d.display())))?;
+    }
+    Ok(())
 }
 
 /// The repository holding `dir`, and `dir` relative to its root.
@@ -281,7 +339,16 @@ fn read_index(repo: &Repository, subdir: &str) -> Result<Snapshot, SourceError> 
     if repo.is_bare() {
         return Err(SourceError::Bare(repo.path().to_path_buf()));
     }
-    let index = repo.index().map_err(git("read the index"))?;
+    // `git commit -a` and `git commit PATH` run the hook against a
+    // temporary index that only GIT_INDEX_FILE names.
+    let index = match std::env::var_os("GIT_INDEX_FILE") {
+        // Relative to the current directory, as Git reads it.
+        Some(f) => {
+            let f = PathBuf::from(f);
+            git2::Index::open(&f).map_err(git(format!("{}: read the index", f.display())))?
+        }
+        None => repo.index().map_err(git("read the index"))?,
+    };
     let prefix = if subdir.is_empty() {
         String::new()
     } else {

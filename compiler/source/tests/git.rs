@@ -167,6 +167,10 @@ fn bare_repository_by_path_and_subdir() {
     assert_eq!(snap.source.commit.as_deref(), Some(id.to_string().as_str()));
     let root = read_repo(bare_dir.path(), "", &id.to_string()).unwrap();
     assert_eq!(root.files.len(), 4);
+    let dot = read_repo(bare_dir.path(), ".", &id.to_string()).unwrap();
+    assert_eq!(dot, root);
+    let slashed = read_repo(bare_dir.path(), "./policies/", &branch).unwrap();
+    assert_eq!(slashed, snap);
     // A bare repository has no index.
     assert!(matches!(
         read(bare_dir.path(), &Selector::Index),

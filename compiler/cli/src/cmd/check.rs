@@ -1,6 +1,11 @@
 //! `ringfence check`: read intent (working tree, a revision or the index),
 //! validate it, and report every problem at once. Exit 0 clean (warnings
 //! allowed), 1 errors found, 2 could not run.
+//!
+//! With `--rev`, DIR may be a bare repository (a Git server's). `--path`
+//! names the intent directory inside the repository DIR, which is read
+//! through `ringfence_source::read_repo` (pushed objects still in a
+//! pre-receive hook's quarantine included).
 
 use std::io::{IsTerminal, Write};
 use std::sync::Arc;
@@ -27,8 +32,11 @@ pub(crate) fn run(args: CheckArgs) -> anyhow::Result<Outcome> {
         Selector::Rev(rev) => format!(" at revision {rev}"),
         Selector::Index => " in the Git index".to_string(),
     };
-    let snap = ringfence_source::read(&args.dir, &sel)
-        .with_context(|| format!("reading intent from {}{where_}", args.dir.display()))?;
+    let snap = match (&sel, &args.path) {
+        (Selector::Rev(rev), Some(path)) => ringfence_source::read_repo(&args.dir, path, rev),
+        _ => ringfence_source::read(&args.dir, &sel),
+    }
+    .with_context(|| format!("reading intent from {}{where_}", args.dir.display()))?;
     if snap.files.is_empty() {
         bail!(
             "{}: no *.kdl intent files{where_} (give the intent directory as DIR)",

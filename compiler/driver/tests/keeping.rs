@@ -1,0 +1,152 @@
+//! `write_bundles_keeping`: a new output directory next to the previous one
+//! keeps unchanged nodes' bundle files byte for byte (same generation, same
+//! times), re-seals changed ones, and re-seals a kept file that is missing
+//! or does not have the digest the previous index lists.
+
+use std::fs;
+use std::os::unix::fs::MetadataExt;
+use std::path::Path;
+use std::time::Duration;
+
+use ringfence_bundle::{Expectations, SigningKey, Trust, parse_time, verify_bundle, verify_index};
+use ringfence_driver::bundles::{
+    Change, NodeOutput, WriteOptions, write_bundles, write_bundles_keeping,
+};
+use ringfence_schema::bundle::{BackendRef, SourceKind, SourceRef};
+use ringfence_schema::ir::Os;
+
+fn node(name: &str, rules: &str) -> NodeOutput {
+    NodeOutput {
+        cluster: "c".into(),
+        node: name.into(),
+        os: Os::Linux,
+        backend: BackendRef {
+            name: "nftables".into(),
+            version: "0.1.0".into(),
+            sha256: "ab".repeat(32),
+        },
+        files: vec![
+            (
+                "rules.nft".into(),
+                format!("table inet ringfence {{ {rules} }}\n"),
+            ),
+            (
+                "ir.json".into(),
+                format!("{{\"node\":\"{name}\",\"r\":\"{rules}\"}}"),
+            ),
+        ],
+    }
+}
+
+fn opts<'a>(out: &'a Path, keys: &'a [&'a SigningKey], time: &str, g: u64) -> WriteOptions<'a> {
+    WriteOptions {
+        out,
+        keys,
+        issued_at: parse_time(time).unwrap(),
+        expires: Duration::from_secs(86_400),
+        generation: Some(g),
+        source: SourceRef {
+            repository: None,
+            commit: Some(format!("commit-{g}")),
+            tree: None,
+            kind: SourceKind::Commit,
+        },
+        inventory_sha256: "11".repeat(32),
+    }
+}
+
+#[test]
+fn unchanged_nodes_keep_their_files_changed_ones_are_sealed() {
+    let k = SigningKey::from_seed([3; 32]);
+    let keys = [&k];
+    let trust = Trust::new([k.trusted()], 1);
+    let tmp = tempfile::tempdir().unwrap();
+    let (one, two, three) = (
+        tmp.path().join("1"),
+        tmp.path().join("2"),
+        tmp.path().join("3"),
+    );
+    let first = [node("n1", "a"), node("n2", "b"), node("n3", "c")];
+    write_bundles(&first, &opts(&one, &keys, "2026-01-01T00:00:00Z", 1)).unwrap();
+
+    // n2 changes; n1 and n3 are kept from 1/.
+    fs::create_dir(&two).unwrap();
+    fs::copy(one.join("index.json"), two.join("index.json")).unwrap();
+    let second = [node("n1", "a"), node("n2", "b2"), node("n3", "c")];
+    let s = write_bundles_keeping(&second, &opts(&two, &keys, "2026-01-02T00:00:00Z", 2), &one)
+        .unwrap();
+    let got: Vec<(&str, u64, Change)> = s
+        .nodes
+        .iter()
+        .map(|n| (n.node.as_str(), n.generation, n.change))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            ("n1", 1, Change::Unchanged),
+            ("n2", 2, Change::Changed),
+            ("n3", 1, Change::Unchanged)
+        ]
+    );
+    for n in ["n1.bundle", "n3.bundle"] {
+        assert_eq!(
+            fs::read(one.join(n)).unwrap(),
+            fs::read(two.join(n)).unwrap()
+        );
+        // Hard-linked: no copy of the bytes.
+        let (a, b) = (
+            fs::metadata(one.join(n)).unwrap(),
+            fs::metadata(two.join(n)).unwrap(),
+        );
+        assert_eq!(a.ino(), b.ino());
+    }
+    // The new index lists the kept files and verifies them.
+    let index = verify_index(&fs::read(two.join("index.json")).unwrap(), &trust).unwrap();
+    assert_eq!(index.source.commit.as_deref(), Some("commit-2"));
+    for n in ["n1", "n2", "n3"] {
+        let bytes = fs::read(two.join(format!("{n}.bundle"))).unwrap();
+        let expect = Expectations {
+            node: Some(n),
+            index: Some(&index),
+            ..Expectations::default()
+        };
+        let v = verify_bundle(&bytes, &trust, &expect).unwrap();
+        let issued = if n == "n2" {
+            "2026-01-02T00:00:00Z"
+        } else {
+            "2026-01-01T00:00:00Z"
+        };
+        assert_eq!(v.payload.issued_at, issued, "{n}");
+    }
+
+    // A kept file that was altered on disk is not propagated: re-sealed.
+    fs::remove_file(two.join("n3.bundle")).unwrap();
+    fs::write(two.join("n3.bundle"), b"not the bundle the index lists\n").unwrap();
+    fs::remove_file(two.join("n1.bundle")).unwrap();
+    fs::create_dir(&three).unwrap();
+    fs::copy(two.join("index.json"), three.join("index.json")).unwrap();
+    let s = write_bundles_keeping(
+        &second,
+        &opts(&three, &keys, "2026-01-03T00:00:00Z", 3),
+        &two,
+    )
+    .unwrap();
+    assert!(s.nodes.iter().all(|n| n.change == Change::Unchanged));
+    let index = verify_index(&fs::read(three.join("index.json")).unwrap(), &trust).unwrap();
+    for n in ["n1", "n2", "n3"] {
+        let bytes = fs::read(three.join(format!("{n}.bundle"))).unwrap();
+        let expect = Expectations {
+            index: Some(&index),
+            ..Expectations::default()
+        };
+        let v = verify_bundle(&bytes, &trust, &expect).unwrap();
+        // n2 kept (issued on the 2nd); n1 (missing) and n3 (altered) re-sealed.
+        let issued = if n == "n2" {
+            "2026-01-02T00:00:00Z"
+        } else {
+            "2026-01-03T00:00:00Z"
+        };
+        assert_eq!(v.payload.issued_at, issued, "{n}");
+        assert_eq!(v.payload.generation, if n == "n2" { 2 } else { 1 }, "{n}");
+    }
+}

@@ -1,0 +1,746 @@
+//! `watch`: follow a branch and publish signed bundles for every new commit.
+//!
+//! Each poll looks at the branch's first-parent chain (a local repository
+//! is read directly; a URL is fetched into the bare mirror `OUT/.mirror`).
+//! Every commit after the last one processed, oldest first, is checked,
+//! compiled, rendered (only nodes whose IR is not in the render cache) and
+//! sealed, then published as a new generation (see [`crate::publish`]). A
+//! commit that fails is not published: the reason and its diagnostics go to
+//! the log and to `OUT/status.json`, and the previous generation stays
+//! current. A first run (or a rewritten branch) takes the tip only.
+//!
+//! Without new commits, the last published commit is published again when
+//! the inventory files changed, or when half of the bundles' validity has
+//! passed (a refresh: unchanged nodes keep their generation and agents only
+//! take the new expiry).
+//!
+//! Restart-safe: the state file says where to resume; on start, half-written
+//! generations are removed, and a generation made current just before a
+//! crash (but not yet recorded) is adopted from its signed index.
+
+use std::fs::{self, File, TryLockError};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime};
+
+use ringfence_bundle::{SigningKey, Trust, format_time, parse_time, verify_index};
+use ringfence_driver::bundles::{Change, INDEX_FILE};
+use ringfence_driver::render::{Backends, BackendsError};
+use ringfence_driver::session::{self, IntentFrom, SessionError};
+use ringfence_intent::model::SourceFile;
+use ringfence_intent::{Diagnostics, render_human, to_json};
+use ringfence_inventory::model::Inventory;
+use ringfence_plugin_host::Limits;
+use ringfence_source::SourceError;
+use ringfence_source::repo::{CommitInfo, fetch_mirror, new_commits};
+
+use crate::cache::RenderCache;
+use crate::publish::{Failpoint, GenerationInput, Publication, PublishError, failpoint};
+use crate::status::{Entry, Outcome, Published, STATUS_FORMAT, Status, StatusError};
+
+/// The bare mirror of a remote repository, inside the publication directory.
+pub const MIRROR: &str = ".mirror";
+/// The lock file held while a watch runs.
+pub const LOCK: &str = ".lock";
+
+/// Where the intent repository is.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum RepoLocation {
+    /// A repository on this machine (bare or not), opened directly.
+    Path(PathBuf),
+    /// A URL, fetched into `OUT/.mirror`.
+    Url(String),
+}
+
+impl RepoLocation {
+    /// `scheme://…` and scp-like `host:path` are URLs; anything else a path
+    /// (made absolute when it exists, so the status file names it the same
+    /// from any working directory).
+    pub fn parse(s: &str) -> RepoLocation {
+        let path = Path::new(s);
+        let scp_like = s
+            .split_once(':')
+            .is_some_and(|(host, _)| !host.is_empty() && !host.contains('/'))
+            && !path.exists();
+        if s.contains("://") || scp_like {
+            RepoLocation::Url(s.to_string())
+        } else {
+            RepoLocation::Path(path.canonicalize().unwrap_or_else(|_| path.to_path_buf()))
+        }
+    }
+
+    fn describe(&self) -> String {
+        match self {
+            RepoLocation::Path(p) => p.display().to_string(),
+            RepoLocation::Url(u) => u.clone(),
+        }
+    }
+}
+
+/// How to watch.
+pub struct WatchConfig {
+    /// The repository.
+    pub repo: RepoLocation,
+    /// The branch followed.
+    pub branch: String,
+    /// The intent directory inside the repository (`.` for the root).
+    pub path: String,
+    /// Inventory files.
+    pub inventory: Vec<PathBuf>,
+    /// Trivy reports.
+    pub trivy: Vec<PathBuf>,
+    /// Signing keys (every bundle is signed by each).
+    pub keys: Vec<SigningKey>,
+    /// The publication directory.
+    pub out: PathBuf,
+    /// Old generations kept besides the current one.
+    pub keep: usize,
+    /// Bundle validity.
+    pub expires: Duration,
+    /// Limits for the backend plugins.
+    pub limits: Limits,
+    /// Test-only crash injection.
+    pub failpoint: Option<Failpoint>,
+}
+
+/// Something worth a log line.
+#[derive(Debug)]
+pub enum Event {
+    /// Leftovers of an interrupted run were removed.
+    Recovered {
+        /// The generation directories removed.
+        removed: Vec<String>,
+    },
+    /// A generation made current before a crash was adopted.
+    Adopted {
+        /// Its number.
+        generation: u64,
+        /// Its commit.
+        commit: String,
+    },
+    /// The render cache was filled from the current generation.
+    Seeded {
+        /// Bundles read.
+        bundles: usize,
+    },
+    /// The last processed commit is no longer on the branch.
+    Rewritten {
+        /// The commit that disappeared.
+        last: String,
+        /// The new tip, processed instead.
+        tip: String,
+    },
+    /// A commit was published.
+    Published {
+        /// The commit.
+        commit: String,
+        /// Why it was published (a new commit, an inventory change, a refresh).
+        trigger: &'static str,
+        /// The generation directory.
+        generation: u64,
+        /// Nodes in it.
+        nodes: usize,
+        /// Nodes whose rules changed.
+        changed: usize,
+        /// Nodes rendered (not from the cache).
+        rendered: usize,
+    },
+    /// A commit was not published.
+    Failed {
+        /// The commit.
+        commit: String,
+        /// Why, in one line.
+        reason: String,
+        /// The diagnostics as `ringfence check` prints them (may be empty).
+        report: String,
+    },
+    /// Old generations were removed.
+    Pruned {
+        /// Their numbers.
+        generations: Vec<u64>,
+    },
+}
+
+/// Why watching cannot go on (a commit that fails is not an error).
+#[derive(Debug, thiserror::Error)]
+pub enum WatchError {
+    /// Another watch holds the publication directory.
+    #[error(
+        "{0}: another `ringfence watch` is publishing here (it holds the lock); run one watch per directory"
+    )]
+    Locked(PathBuf),
+    /// The directory was published from something else.
+    #[error(
+        "{out}: it publishes {was}, not {now}; use another --out (or move {status} away to start afresh)",
+        out = .out.display(), status = crate::status::STATUS_FILE
+    )]
+    OtherSource {
+        /// The publication directory.
+        out: PathBuf,
+        /// What its status file says.
+        was: String,
+        /// What was asked.
+        now: String,
+    },
+    /// The repository could not be read.
+    #[error(transparent)]
+    Source(#[from] SourceError),
+    /// The inventory could not be read.
+    #[error(transparent)]
+    Session(#[from] SessionError),
+    /// The plugin runtime could not start.
+    #[error("{0}")]
+    Backends(String),
+    /// Publishing failed (the current generation is untouched).
+    #[error(transparent)]
+    Publish(#[from] PublishError),
+    /// The status file.
+    #[error(transparent)]
+    Status(#[from] StatusError),
+    /// The current generation's index does not verify.
+    #[error(
+        "{path}: the current generation's index does not verify with the signing key(s): {err}",
+        path = .path.display()
+    )]
+    Index {
+        /// The index.
+        path: PathBuf,
+        /// Why.
+        err: String,
+    },
+    /// The clock is outside what bundles can record.
+    #[error("the clock reads a time bundles cannot record")]
+    Clock,
+    /// A file operation failed.
+    #[error("{path}: {err}", path = .path.display())]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// What failed.
+        err: std::io::Error,
+    },
+}
+
+/// What one poll did.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PollResult {
+    /// Commits processed.
+    pub processed: usize,
+    /// Generations published.
+    pub published: usize,
+    /// Commits that failed.
+    pub failed: usize,
+}
+
+/// A running publisher.
+pub struct Watcher {
+    cfg: WatchConfig,
+    status: Status,
+    cache: RenderCache,
+    publication: Publication,
+    /// The inventory last loaded, by the digest of its files (and Trivy's).
+    inventory: Option<(String, Inventory, String)>,
+    /// The built-in backends, kept across commits that pin no plugin.
+    builtins: Option<Backends>,
+    _lock: File,
+}
+
+enum Trigger {
+    Commit,
+    Inventory,
+    Refresh,
+}
+
+impl Trigger {
+    fn name(&self) -> &'static str {
+        match self {
+            Trigger::Commit => "new commit",
+            Trigger::Inventory => "inventory changed",
+            Trigger::Refresh => "expiry refresh",
+        }
+    }
+}
+
+impl Watcher {
+    /// Take the publication directory: lock it, clean up after a crash,
+    /// resume from its status file, fill the render cache.
+    pub fn open(cfg: WatchConfig, log: &mut dyn FnMut(Event)) -> Result<Watcher, WatchError> {
+        let out = cfg.out.clone();
+        let io = |path: &Path| {
+            let path = path.to_path_buf();
+            move |err| WatchError::Io { path, err }
+        };
+        fs::create_dir_all(&out).map_err(io(&out))?;
+        let lock_path = out.join(LOCK);
+        let lock = File::create(&lock_path).map_err(io(&lock_path))?;
+        match lock.try_lock() {
+            Ok(()) => {}
+            Err(TryLockError::WouldBlock) => return Err(WatchError::Locked(out)),
+            Err(TryLockError::Error(err)) => {
+                return Err(WatchError::Io {
+                    path: lock_path,
+                    err,
+                });
+            }
+        }
+        let trust = Trust::new(cfg.keys.iter().map(|k| k.trusted()), 1);
+        let mut status = match Status::read(&out)? {
+            Some(s) => {
+                let was = format!("{} branch {} path {}", s.repository, s.branch, s.path);
+                let now = format!(
+                    "{} branch {} path {}",
+                    cfg.repo.describe(),
+                    cfg.branch,
+                    cfg.path
+                );
+                if was != now {
+                    return Err(WatchError::OtherSource { out, was, now });
+                }
+                s
+            }
+            None => Status {
+                format: STATUS_FORMAT,
+                repository: cfg.repo.describe(),
+                branch: cfg.branch.clone(),
+                path: cfg.path.clone(),
+                ..Status::default()
+            },
+        };
+        let publication = Publication::new(&out);
+        let current = publication.current()?;
+        let mut cache = RenderCache::default();
+        let mut oldest = None;
+        if let Some(c) = current {
+            let (bundles, o) = cache.seed(&publication.dir(c), &trust);
+            oldest = o;
+            log(Event::Seeded { bundles });
+        }
+        let recorded = status.last_published.as_ref().map(|p| p.generation);
+        if let Some(c) = current
+            && recorded != Some(c)
+        {
+            // Made current, then a crash before the status recorded it (or
+            // the link was moved by hand): the link is what agents read.
+            let path = publication.dir(c).join(INDEX_FILE);
+            let bytes = fs::read(&path).map_err(io(&path))?;
+            let index = verify_index(&bytes, &trust).map_err(|e| WatchError::Index {
+                path: path.clone(),
+                err: e.to_string(),
+            })?;
+            let commit = index.source.commit.clone().unwrap_or_default();
+            if recorded.is_none_or(|r| r < c) {
+                status.last_processed = Some(commit.clone());
+                status.record(Entry {
+                    commit: commit.clone(),
+                    summary: String::new(),
+                    status: Outcome::Published,
+                    at: index.issued_at.clone(),
+                    generation: Some(c),
+                    nodes_changed: None,
+                    nodes_rendered: None,
+                    reason: Some("adopted after a restart: made current, not yet recorded".into()),
+                    diagnostics: None,
+                });
+            }
+            status.last_published = Some(Published {
+                commit: commit.clone(),
+                generation: c,
+                oldest_issued_at: oldest.unwrap_or_else(|| index.issued_at.clone()),
+                published_at: index.issued_at,
+                inventory_sha256: index.inventory_sha256,
+            });
+            status.highest_generation = status.highest_generation.max(c);
+            log(Event::Adopted {
+                generation: c,
+                commit,
+            });
+        }
+        let removed = publication.recover()?;
+        if !removed.is_empty() {
+            log(Event::Recovered { removed });
+        }
+        status.write(&out)?;
+        Ok(Watcher {
+            cfg,
+            status,
+            cache,
+            publication,
+            inventory: None,
+            builtins: None,
+            _lock: lock,
+        })
+    }
+
+    /// The state as last written.
+    pub fn status(&self) -> &Status {
+        &self.status
+    }
+
+    /// Look for new commits and publish them; `now` is read once per
+    /// publication (the issue time of its bundles).
+    pub fn poll(
+        &mut self,
+        now: &dyn Fn() -> SystemTime,
+        log: &mut dyn FnMut(Event),
+    ) -> Result<PollResult, WatchError> {
+        let repo = match &self.cfg.repo {
+            RepoLocation::Path(p) => p.clone(),
+            RepoLocation::Url(url) => {
+                let mirror = self.cfg.out.join(MIRROR);
+                fetch_mirror(url, &mirror, &self.cfg.branch)?;
+                mirror
+            }
+        };
+        let last = self.status.last_processed.clone();
+        let new = new_commits(&repo, &self.cfg.branch, last.as_deref())?;
+        if let Some(last) = last
+            && !new.continued
+        {
+            log(Event::Rewritten {
+                last,
+                tip: new.tip.clone(),
+            });
+        }
+        let mut result = PollResult::default();
+        if new.commits.is_empty() {
+            if let Some(trigger) = self.republish_trigger(now())? {
+                let p = self
+                    .status
+                    .last_published
+                    .clone()
+                    .expect("a trigger needs one");
+                let summary = self
+                    .status
+                    .history
+                    .iter()
+                    .rev()
+                    .find(|e| e.commit == p.commit && !e.summary.is_empty())
+                    .map(|e| e.summary.clone())
+                    .unwrap_or_default();
+                let commit = CommitInfo {
+                    id: p.commit,
+                    summary,
+                };
+                self.process(&repo, &commit, trigger, now, log, &mut result)?;
+            }
+            return Ok(result);
+        }
+        for commit in &new.commits {
+            self.process(&repo, commit, Trigger::Commit, now, log, &mut result)?;
+        }
+        Ok(result)
+    }
+
+    /// The inventory and its digest, parsed again only when its files changed.
+    fn inventory(&mut self) -> Result<(Inventory, String), WatchError> {
+        let files: Vec<PathBuf> = self
+            .cfg
+            .inventory
+            .iter()
+            .chain(&self.cfg.trivy)
+            .cloned()
+            .collect();
+        let key = ringfence_inventory::digest(&files).map_err(|err| WatchError::Io {
+            path: files.first().cloned().unwrap_or_default(),
+            err,
+        })?;
+        match &self.inventory {
+            Some((k, inv, digest)) if *k == key => Ok((inv.clone(), digest.clone())),
+            _ => {
+                let (inv, digest) = session::inventory(&self.cfg.inventory, &self.cfg.trivy)?;
+                self.inventory = Some((key, inv.clone(), digest.clone()));
+                Ok((inv, digest))
+            }
+        }
+    }
+
+    /// Why the last published commit should be published again, if it should.
+    fn republish_trigger(&self, now: SystemTime) -> Result<Option<Trigger>, WatchError> {
+        let Some(p) = &self.status.last_published else {
+            return Ok(None);
+        };
+        let digest =
+            ringfence_inventory::digest(&self.cfg.inventory).map_err(|e| WatchError::Io {
+                path: self.cfg.inventory.first().cloned().unwrap_or_default(),
+                err: e,
+            })?;
+        if digest != p.inventory_sha256 && self.status.failed_inventory.as_ref() != Some(&digest) {
+            return Ok(Some(Trigger::Inventory));
+        }
+        Ok(self.due_for_reseal(now)?.then_some(Trigger::Refresh))
+    }
+
+    /// Whether the oldest published bundle has used half its validity.
+    fn due_for_reseal(&self, now: SystemTime) -> Result<bool, WatchError> {
+        let Some(p) = &self.status.last_published else {
+            return Ok(true);
+        };
+        let oldest = parse_time(&p.oldest_issued_at).map_err(|_| WatchError::Clock)?;
+        Ok(now.duration_since(oldest).unwrap_or_default() >= self.cfg.expires / 2)
+    }
+
+    #[allow(clippy::too_many_arguments)] // one call site per failure kind
+    fn fail(
+        &mut self,
+        commit: &CommitInfo,
+        trigger: &Trigger,
+        at: &str,
+        reason: String,
+        diags: Option<(&Diagnostics, &[SourceFile])>,
+        log: &mut dyn FnMut(Event),
+        result: &mut PollResult,
+    ) -> Result<(), WatchError> {
+        let report = diags.map_or(String::new(), |(d, f)| render_human(d, f, false, 100));
+        self.status.record(Entry {
+            commit: commit.id.clone(),
+            summary: commit.summary.clone(),
+            status: Outcome::Failed,
+            at: at.to_string(),
+            generation: None,
+            nodes_changed: None,
+            nodes_rendered: None,
+            reason: Some(reason.clone()),
+            diagnostics: diags.map(|(d, f)| to_json(d, f)),
+        });
+        match trigger {
+            Trigger::Commit => {
+                self.status.last_processed = Some(commit.id.clone());
+                result.processed += 1;
+            }
+            // The published commit again: do not retry with this inventory.
+            _ => {
+                self.status.failed_inventory =
+                    ringfence_inventory::digest(&self.cfg.inventory).ok();
+            }
+        }
+        self.status.write(&self.cfg.out)?;
+        result.failed += 1;
+        log(Event::Failed {
+            commit: commit.id.clone(),
+            reason,
+            report,
+        });
+        Ok(())
+    }
+
+    fn process(
+        &mut self,
+        repo: &Path,
+        commit: &CommitInfo,
+        trigger: Trigger,
+        now: &dyn Fn() -> SystemTime,
+        log: &mut dyn FnMut(Event),
+        result: &mut PollResult,
+    ) -> Result<(), WatchError> {
+        let issued_at = now();
+        let at = format_time(issued_at).ok_or(WatchError::Clock)?;
+        let subdir = self.cfg.path.clone();
+        let from = IntentFrom::Repo {
+            repo,
+            subdir: &subdir,
+            rev: &commit.id,
+        };
+        let checked = match session::check(&from) {
+            Ok(c) => c,
+            Err(e @ (SessionError::Empty(_) | SessionError::Source { .. })) => {
+                return self.fail(commit, &trigger, &at, e.to_string(), None, log, result);
+            }
+            Err(e) => return Err(e.into()),
+        };
+        let (inventory, digest) = self.inventory()?;
+        let session = match session::compile_checked(checked, inventory, digest, &from) {
+            Ok(s) => s,
+            Err(SessionError::Invalid { files, diagnostics }) => {
+                let reason = first_error(&diagnostics, &files);
+                return self.fail(
+                    commit,
+                    &trigger,
+                    &at,
+                    reason,
+                    Some((&diagnostics, &files)),
+                    log,
+                    result,
+                );
+            }
+            Err(e) => return Err(e.into()),
+        };
+        // Plugins pinned by intent load from a working tree only: a commit
+        // that pins one fails here; one that does not uses the built-ins.
+        let loaded = match (&self.builtins, session.intent.plugins.is_empty()) {
+            (Some(_), true) => None,
+            _ => Some(Backends::load(&session.intent, None, self.cfg.limits)),
+        };
+        let fresh = match loaded {
+            None => None,
+            Some(Ok(b)) => Some(b),
+            Some(Err(BackendsError::Invalid(d))) => {
+                let reason = first_error(&d, &session.files);
+                return self.fail(
+                    commit,
+                    &trigger,
+                    &at,
+                    reason,
+                    Some((&d, &session.files)),
+                    log,
+                    result,
+                );
+            }
+            Some(Err(e)) => return Err(WatchError::Backends(e.to_string())),
+        };
+        if let Some(b) = fresh {
+            self.builtins = Some(b);
+        }
+        let backends = self.builtins.as_ref().expect("loaded above");
+        let rendered = self.cache.render(&session, backends);
+        if rendered.diagnostics.has_errors() {
+            let d = rendered.diagnostics.clone();
+            self.cache.keep(rendered, false);
+            let reason = first_error(&d, &session.files);
+            return self.fail(
+                commit,
+                &trigger,
+                &at,
+                reason,
+                Some((&d, &session.files)),
+                log,
+                result,
+            );
+        }
+        let mut source = session.source.clone();
+        source.repository = Some(self.cfg.repo.describe());
+        let previous = self.status.last_published.as_ref().map(|p| p.generation);
+        let n = self.status.highest_generation.max(previous.unwrap_or(0)) + 1;
+        let keys: Vec<&SigningKey> = self.cfg.keys.iter().collect();
+        let reseal_all = self.due_for_reseal(issued_at)?;
+        let input = GenerationInput {
+            reseal_all,
+            nodes: &rendered.nodes,
+            keys: &keys,
+            issued_at,
+            expires: self.cfg.expires,
+            source,
+            inventory_sha256: session.inventory_sha256.clone(),
+        };
+        let published = self
+            .publication
+            .publish(n, previous, &input, self.cfg.failpoint);
+        let nodes = rendered.nodes.len();
+        let rendered_count = rendered.rendered;
+        self.cache.keep(rendered, published.is_ok());
+        let generation = published?;
+        failpoint(self.cfg.failpoint, Failpoint::BeforeStatus);
+        let changed = generation
+            .summary
+            .nodes
+            .iter()
+            .filter(|w| matches!(w.change, Change::New | Change::Changed))
+            .count();
+        let kept = generation
+            .summary
+            .nodes
+            .iter()
+            .any(|w| w.change == Change::Unchanged);
+        let oldest_issued_at = match (&self.status.last_published, kept && !reseal_all) {
+            (Some(p), true) => p.oldest_issued_at.clone(),
+            _ => at.clone(),
+        };
+        self.status.failed_inventory = None;
+        self.status.highest_generation = n;
+        self.status.last_published = Some(Published {
+            commit: commit.id.clone(),
+            generation: n,
+            oldest_issued_at,
+            published_at: at.clone(),
+            inventory_sha256: session.inventory_sha256.clone(),
+        });
+        self.status.last_processed = Some(match trigger {
+            Trigger::Commit => commit.id.clone(),
+            _ => self
+                .status
+                .last_processed
+                .clone()
+                .unwrap_or_else(|| commit.id.clone()),
+        });
+        self.status.record(Entry {
+            commit: commit.id.clone(),
+            summary: commit.summary.clone(),
+            status: Outcome::Published,
+            at,
+            generation: Some(n),
+            nodes_changed: Some(changed),
+            nodes_rendered: Some(rendered_count),
+            reason: match trigger {
+                Trigger::Commit => None,
+                _ => Some(trigger.name().to_string()),
+            },
+            diagnostics: None,
+        });
+        self.status.write(&self.cfg.out)?;
+        result.published += 1;
+        if matches!(trigger, Trigger::Commit) {
+            result.processed += 1;
+        }
+        log(Event::Published {
+            commit: commit.id.clone(),
+            trigger: trigger.name(),
+            generation: n,
+            nodes,
+            changed,
+            rendered: rendered_count,
+        });
+        let pruned = self.publication.prune(self.cfg.keep)?;
+        if !pruned.is_empty() {
+            log(Event::Pruned {
+                generations: pruned,
+            });
+        }
+        Ok(())
+    }
+}
+
+/// `file:line:column: message` of the first error (or the first diagnostic).
+fn first_error(d: &Diagnostics, files: &[SourceFile]) -> String {
+    let count = d.error_count();
+    let json = to_json(d, files);
+    let first = json["diagnostics"]
+        .as_array()
+        .and_then(|list| {
+            list.iter()
+                .find(|x| x["severity"] == "error")
+                .or_else(|| list.first())
+        })
+        .map(|x| {
+            let msg = x["message"].as_str().unwrap_or_default();
+            match (x["file"].as_str(), x["line"].as_u64(), x["column"].as_u64()) {
+                (Some(f), Some(l), Some(c)) => format!("{f}:{l}:{c}: {msg}"),
+                _ => msg.to_string(),
+            }
+        })
+        .unwrap_or_default();
+    format!("{count} error(s); first: {first}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_and_paths() {
+        for url in [
+            "https://git.example.invalid/intent.git",
+            "file:///srv/git/intent.git",
+            "git@git.example.invalid:ops/intent.git",
+        ] {
+            assert_eq!(
+                RepoLocation::parse(url),
+                RepoLocation::Url(url.into()),
+                "{url}"
+            );
+        }
+        let here = std::env::current_dir().unwrap();
+        assert_eq!(RepoLocation::parse("."), RepoLocation::Path(here));
+        assert_eq!(
+            RepoLocation::parse("/no/such/dir:x"),
+            RepoLocation::Path("/no/such/dir:x".into())
+        );
+    }
+}

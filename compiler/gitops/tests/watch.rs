@@ -1,0 +1,388 @@
+//! `watch` as a library against real repositories (the `git` binary), the
+//! real nftables plugin and signed bundles: only touched nodes are rendered
+//! and get a new generation, failures are recorded, the inventory and the
+//! expiry trigger republication, URLs are mirrored, old generations pruned,
+//! and one directory has one publisher.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime};
+
+use ringfence_bundle::{SigningKey, Trust, parse_time, verify_index};
+use ringfence_gitops::publish::Publication;
+use ringfence_gitops::status::Outcome;
+use ringfence_gitops::watch::{Event, PollResult, RepoLocation, WatchConfig, WatchError, Watcher};
+use ringfence_plugin_host::Limits;
+use ringfence_schema::bundle::IndexPayload;
+
+use crate::git::{git, workspace};
+
+fn fixture() -> PathBuf {
+    workspace().join("tests/fixtures/gitops")
+}
+
+fn key() -> SigningKey {
+    SigningKey::from_seed([7; 32])
+}
+
+/// A bare server repository and a working clone holding the lab intent
+/// under `policies/`, pushed once.
+struct Lab {
+    tmp: tempfile::TempDir,
+    bare: PathBuf,
+    work: PathBuf,
+}
+
+impl Lab {
+    fn new() -> Lab {
+        let tmp = tempfile::tempdir().unwrap();
+        let bare = tmp.path().join("server.git");
+        let work = tmp.path().join("work");
+        std::fs::create_dir_all(&bare).unwrap();
+        git(&bare, &["init", "-q", "--bare", "-b", "main"]);
+        std::fs::create_dir_all(work.join("policies")).unwrap();
+        git(&work, &["init", "-q", "-b", "main"]);
+        std::fs::copy(
+            fixture().join("intent/10-lab.kdl"),
+            work.join("policies/10-lab.kdl"),
+        )
+        .unwrap();
+        git(&work, &["remote", "add", "origin", bare.to_str().unwrap()]);
+        let lab = Lab { tmp, bare, work };
+        lab.push("the lab intent");
+        lab
+    }
+
+    fn edit(&self, from: &str, to: &str) {
+        let p = self.work.join("policies/10-lab.kdl");
+        let text = std::fs::read_to_string(&p).unwrap();
+        assert!(text.contains(from), "no `{from}`");
+        std::fs::write(&p, text.replacen(from, to, 1)).unwrap();
+    }
+
+    /// Commit everything and push; the commit id.
+    fn push(&self, msg: &str) -> String {
+        git(&self.work, &["add", "-A"]);
+        git(&self.work, &["commit", "-q", "--allow-empty", "-m", msg]);
+        git(&self.work, &["push", "-q", "origin", "main"]);
+        git(&self.work, &["rev-parse", "HEAD"])
+    }
+
+    fn out(&self) -> PathBuf {
+        self.tmp.path().join("out")
+    }
+
+    fn config(&self, repo: RepoLocation) -> WatchConfig {
+        WatchConfig {
+            repo,
+            branch: "main".into(),
+            path: "policies".into(),
+            inventory: vec![fixture().join("inventory.json")],
+            trivy: Vec::new(),
+            keys: vec![key()],
+            out: self.out(),
+            keep: 5,
+            expires: Duration::from_secs(7 * 86_400),
+            limits: Limits::default(),
+            failpoint: None,
+        }
+    }
+
+    fn open(&self) -> (Watcher, Vec<String>) {
+        let mut events = Vec::new();
+        let w = Watcher::open(
+            self.config(RepoLocation::Path(self.bare.clone())),
+            &mut |e| events.push(format!("{e:?}")),
+        )
+        .unwrap();
+        (w, events)
+    }
+}
+
+fn t0() -> SystemTime {
+    parse_time("2026-03-01T12:00:00Z").unwrap()
+}
+
+fn poll_at(w: &mut Watcher, at: SystemTime) -> (PollResult, Vec<Event>) {
+    let mut events = Vec::new();
+    let r = w.poll(&move || at, &mut |e| events.push(e)).unwrap();
+    (r, events)
+}
+
+fn index(out: &Path, n: u64) -> IndexPayload {
+    let bytes = std::fs::read(Publication::new(out).dir(n).join("index.json")).unwrap();
+    verify_index(&bytes, &Trust::new([key().trusted()], 1)).unwrap()
+}
+
+fn generations(idx: &IndexPayload) -> Vec<(String, u64)> {
+    idx.nodes
+        .iter()
+        .map(|e| (e.node.clone(), e.generation))
+        .collect()
+}
+
+fn published(events: &[Event]) -> Vec<(u64, usize, usize)> {
+    events
+        .iter()
+        .filter_map(|e| match e {
+            Event::Published {
+                generation,
+                changed,
+                rendered,
+                ..
+            } => Some((*generation, *changed, *rendered)),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn only_touched_nodes_are_rendered_and_get_a_new_generation() {
+    let lab = Lab::new();
+    let (mut w, _) = lab.open();
+    let (r, ev) = poll_at(&mut w, t0());
+    assert_eq!((r.processed, r.published, r.failed), (1, 1, 0));
+    assert_eq!(published(&ev), [(1, 2, 2)]);
+
+    // api and db both run on lab-n2: only that node's rules change.
+    lab.edit("ports=5432", "ports=\"5432-5433\"");
+    let c2 = lab.push("db on two ports");
+    let (r, ev) = poll_at(&mut w, t0());
+    assert_eq!((r.processed, r.published), (1, 1));
+    assert_eq!(published(&ev), [(2, 1, 1)], "{ev:?}");
+    let idx = index(&lab.out(), 2);
+    assert_eq!(
+        generations(&idx),
+        [("lab-n1".to_string(), 1), ("lab-n2".to_string(), 2)]
+    );
+    assert_eq!(idx.source.commit.as_deref(), Some(c2.as_str()));
+    assert_eq!(
+        std::fs::read_link(lab.out().join("current")).unwrap(),
+        Path::new("generations/2")
+    );
+
+    // Nothing new: nothing done.
+    let (r, ev) = poll_at(&mut w, t0());
+    assert_eq!(r, PollResult::default());
+    assert!(ev.is_empty(), "{ev:?}");
+
+    // A restart renders nothing either: the cache is seeded from the bundles.
+    drop(w);
+    let (mut w, events) = lab.open();
+    assert!(
+        events.iter().any(|e| e.contains("Seeded { bundles: 2 }")),
+        "{events:?}"
+    );
+    lab.edit("ports=8080", "ports=\"8080-8081\"");
+    lab.push("api on two ports");
+    lab.edit("ports=\"8080-8081\"", "ports=8080");
+    lab.push("api back on one port");
+    let (_, ev) = poll_at(&mut w, t0());
+    // Both nodes change and are rendered once; the revert is all cache hits.
+    assert_eq!(published(&ev), [(3, 2, 2), (4, 2, 0)], "{ev:?}");
+}
+
+#[test]
+fn a_failed_commit_is_recorded_and_the_previous_generation_stays() {
+    let lab = Lab::new();
+    let (mut w, _) = lab.open();
+    poll_at(&mut w, t0());
+    lab.edit("from=\"api\" to=\"db\"", "from=\"nobody\" to=\"db\"");
+    let bad = lab.push("broken reference");
+    let (r, ev) = poll_at(&mut w, t0());
+    assert_eq!((r.processed, r.published, r.failed), (1, 0, 1));
+    let Event::Failed { reason, report, .. } = &ev[0] else {
+        panic!("{ev:?}")
+    };
+    assert!(
+        reason.starts_with("1 error(s); first: 10-lab.kdl:"),
+        "{reason}"
+    );
+    assert!(reason.contains("`nobody`"), "{reason}");
+    assert!(report.contains("10-lab.kdl:"), "{report}");
+
+    let s = w.status();
+    assert_eq!(s.last_processed.as_deref(), Some(bad.as_str()));
+    assert_eq!(s.last_published.as_ref().unwrap().generation, 1);
+    let last = s.history.last().unwrap();
+    assert_eq!(last.status, Outcome::Failed);
+    assert_eq!(last.summary, "broken reference");
+    assert_eq!(last.diagnostics.as_ref().unwrap()["errors"], 1);
+    assert_eq!(
+        std::fs::read_link(lab.out().join("current")).unwrap(),
+        Path::new("generations/1")
+    );
+    // A commit without intent fails too, with the reason.
+    std::fs::remove_file(lab.work.join("policies/10-lab.kdl")).unwrap();
+    lab.push("intent moved away");
+    let (r, ev) = poll_at(&mut w, t0());
+    assert_eq!(r.failed, 1);
+    assert!(format!("{ev:?}").contains("does not exist"), "{ev:?}");
+}
+
+#[test]
+fn the_inventory_and_the_expiry_republish_the_last_commit() {
+    let lab = Lab::new();
+    let inv = lab.tmp.path().join("inventory.json");
+    std::fs::copy(fixture().join("inventory.json"), &inv).unwrap();
+    let mut cfg = lab.config(RepoLocation::Path(lab.bare.clone()));
+    cfg.inventory = vec![inv.clone()];
+    cfg.expires = Duration::from_secs(3600);
+    let mut w = Watcher::open(cfg, &mut |_| {}).unwrap();
+    poll_at(&mut w, t0());
+
+    // Before half the validity: nothing. After: a refresh that renders and
+    // changes nothing (same generations, later expiry).
+    let (r, _) = poll_at(&mut w, t0() + Duration::from_secs(1700));
+    assert_eq!(r, PollResult::default());
+    let (r, ev) = poll_at(&mut w, t0() + Duration::from_secs(1800));
+    assert_eq!((r.processed, r.published), (0, 1));
+    assert_eq!(published(&ev), [(2, 0, 0)]);
+    assert!(matches!(
+        &ev[0],
+        Event::Published {
+            trigger: "expiry refresh",
+            ..
+        }
+    ));
+    assert_eq!(
+        generations(&index(&lab.out(), 2)),
+        [("lab-n1".to_string(), 1), ("lab-n2".to_string(), 1)]
+    );
+
+    // The database moves to lab-n1: the inventory changed, both nodes too.
+    let mut doc: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&inv).unwrap()).unwrap();
+    for item in doc["items"].as_array_mut().unwrap() {
+        if item["metadata"]["name"]
+            .as_str()
+            .unwrap()
+            .starts_with("db-")
+        {
+            assert_eq!(item["spec"]["nodeName"], "lab-n2");
+            item["spec"]["nodeName"] = "lab-n1".into();
+        }
+    }
+    std::fs::write(&inv, serde_json::to_string_pretty(&doc).unwrap()).unwrap();
+    let (r, ev) = poll_at(&mut w, t0() + Duration::from_secs(1801));
+    assert_eq!(r.published, 1);
+    assert!(
+        matches!(
+            &ev[0],
+            Event::Published {
+                trigger: "inventory changed",
+                changed: 2,
+                ..
+            }
+        ),
+        "{ev:?}"
+    );
+    let s = w.status();
+    assert_eq!(
+        s.history.last().unwrap().reason.as_deref(),
+        Some("inventory changed")
+    );
+    assert_eq!(s.history.len(), 3);
+}
+
+#[test]
+fn a_url_is_mirrored_and_old_generations_are_pruned() {
+    let lab = Lab::new();
+    let url = format!("file://{}", lab.bare.display());
+    let mut cfg = lab.config(RepoLocation::Url(url.clone()));
+    cfg.keep = 1;
+    let mut w = Watcher::open(cfg, &mut |_| {}).unwrap();
+    poll_at(&mut w, t0());
+    for i in 0..3 {
+        lab.edit("ports=8080", &format!("ports=\"8080-{}\"", 8081 + i));
+        lab.push(&format!("widen {i}"));
+        let (r, _) = poll_at(&mut w, t0());
+        assert_eq!(r.published, 1);
+        lab.edit(&format!("ports=\"8080-{}\"", 8081 + i), "ports=8080");
+    }
+    assert!(lab.out().join(".mirror/HEAD").exists());
+    let mut dirs: Vec<String> = std::fs::read_dir(lab.out().join("generations"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    dirs.sort();
+    assert_eq!(dirs, ["3", "4"]);
+    assert_eq!(
+        index(&lab.out(), 4).source.repository.as_deref(),
+        Some(url.as_str())
+    );
+}
+
+#[test]
+fn a_rewritten_branch_publishes_its_tip() {
+    let lab = Lab::new();
+    let (mut w, _) = lab.open();
+    lab.edit("ports=8080", "ports=8081");
+    lab.push("one");
+    poll_at(&mut w, t0());
+    git(&lab.work, &["reset", "-q", "--hard", "HEAD~1"]);
+    lab.edit("ports=8080", "ports=8082");
+    git(&lab.work, &["commit", "-q", "-am", "two"]);
+    git(&lab.work, &["push", "-q", "-f", "origin", "main"]);
+    let tip = git(&lab.work, &["rev-parse", "HEAD"]);
+    let (r, ev) = poll_at(&mut w, t0());
+    assert!(
+        matches!(&ev[0], Event::Rewritten { tip: t, .. } if *t == tip),
+        "{ev:?}"
+    );
+    assert_eq!((r.processed, r.published), (1, 1));
+}
+
+#[test]
+fn one_publisher_per_directory_and_source() {
+    let lab = Lab::new();
+    let (w, _) = lab.open();
+    let e = Watcher::open(
+        lab.config(RepoLocation::Path(lab.bare.clone())),
+        &mut |_| {},
+    )
+    .err()
+    .unwrap();
+    assert!(matches!(e, WatchError::Locked(_)), "{e}");
+    drop(w);
+    let mut other = lab.config(RepoLocation::Path(lab.bare.clone()));
+    other.branch = "release".into();
+    let e = Watcher::open(other, &mut |_| {}).err().unwrap();
+    assert!(matches!(e, WatchError::OtherSource { .. }), "{e}");
+    assert!(e.to_string().contains("use another --out"), "{e}");
+    // A missing branch is an error of the poll, not a failed commit.
+    let mut cfg = lab.config(RepoLocation::Path(lab.bare.clone()));
+    cfg.out = lab.tmp.path().join("out2");
+    cfg.branch = "nope".into();
+    let mut w = Watcher::open(cfg, &mut |_| {}).unwrap();
+    let e = w.poll(&t0, &mut |_| {}).unwrap_err();
+    assert!(e.to_string().contains("branch `nope` not found"), "{e}");
+}
+
+#[test]
+fn generations_only_grow_even_when_current_is_moved_back() {
+    let lab = Lab::new();
+    let (mut w, _) = lab.open();
+    poll_at(&mut w, t0());
+    lab.edit("ports=8080", "ports=8081");
+    lab.push("two");
+    poll_at(&mut w, t0());
+    drop(w);
+    // An operator points `current` back at generation 1 by hand.
+    let out = lab.out();
+    std::fs::remove_file(out.join("current")).unwrap();
+    std::os::unix::fs::symlink("generations/1", out.join("current")).unwrap();
+    let (mut w, events) = lab.open();
+    assert!(
+        events.iter().any(|e| e.contains("Adopted { generation: 1")),
+        "{events:?}"
+    );
+    lab.edit("ports=8081", "ports=8082");
+    lab.push("three");
+    let (_, ev) = poll_at(&mut w, t0());
+    // Not 2 again: agents may hold generation 2 and would refuse it as old.
+    assert_eq!(published(&ev), [(3, 2, 2)], "{ev:?}");
+    assert_eq!(
+        generations(&index(&out, 3)),
+        [("lab-n1".to_string(), 3), ("lab-n2".to_string(), 3)]
+    );
+}

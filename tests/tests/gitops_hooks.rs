@@ -1,0 +1,217 @@
+//! The Git hooks with the real `git` binary: a pre-commit hook stops a
+//! broken commit (staged, and `commit -a` through a temporary index),
+//! `--chain` keeps an existing hook and runs it first, and a bare
+//! repository's pre-receive hook refuses a push of broken intent with the
+//! diagnostics (file:line) shown to the pusher.
+
+#[path = "gitops_common/mod.rs"]
+mod common;
+
+use std::os::unix::fs::PermissionsExt;
+
+use common::{BROKEN, TempDir, broken_line, edit, example_repo, git, git_out, ringfence, text};
+
+fn install(args: &[&str]) -> std::process::Output {
+    let mut argv = vec!["hooks", "install"];
+    argv.extend_from_slice(args);
+    ringfence(&argv)
+}
+
+#[test]
+fn pre_commit_stops_a_broken_commit() {
+    let tmp = TempDir::new("precommit");
+    let repo = example_repo(&tmp, "work");
+    let r = repo.to_str().unwrap();
+    let out = install(&["--repo", r]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(
+        text(&out).contains("pre-commit hook installed"),
+        "{}",
+        text(&out)
+    );
+    let hook = repo.join(".git/hooks/pre-commit");
+    assert!(std::fs::metadata(&hook).unwrap().permissions().mode() & 0o111 != 0);
+
+    // Staged and committed: refused, with the file and line.
+    let shop = repo.join("policies/20-shop.kdl");
+    edit(&shop, BROKEN.0, BROKEN.1);
+    git(&repo, &["add", "policies/20-shop.kdl"]);
+    let out = git_out(&repo, &["commit", "-m", "broken"]);
+    let t = text(&out);
+    assert!(!out.status.success(), "{t}");
+    assert!(
+        t.contains(&format!("20-shop.kdl:{}:", broken_line())),
+        "{t}"
+    );
+    assert!(
+        t.contains("no filter, external or scope named `no-such-filter`"),
+        "{t}"
+    );
+    assert!(t.contains("does not check"), "{t}");
+    assert_eq!(git(&repo, &["rev-list", "--count", "HEAD"]), "1");
+
+    // Unstaged, `commit -a`: git hands the hook a temporary index.
+    git(&repo, &["reset", "-q"]);
+    let out = git_out(&repo, &["commit", "-a", "-m", "broken too"]);
+    assert!(!out.status.success(), "{}", text(&out));
+    assert_eq!(git(&repo, &["rev-list", "--count", "HEAD"]), "1");
+
+    // Fixed: the commit goes through.
+    edit(&shop, BROKEN.1, BROKEN.0);
+    edit(&shop, "ports=7070", "ports=\"7070-7071\"");
+    let out = git_out(&repo, &["commit", "-a", "-m", "fine"]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(git(&repo, &["rev-list", "--count", "HEAD"]), "2");
+
+    // A commit that touches no intent is not held up by it.
+    std::fs::write(repo.join("README.md"), "notes\n").unwrap();
+    git(&repo, &["add", "README.md"]);
+    git(&repo, &["commit", "-q", "-m", "docs"]);
+
+    // Installing again changes nothing.
+    let before = std::fs::read(&hook).unwrap();
+    let out = install(&["--repo", r]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(
+        text(&out).contains("already installed, unchanged"),
+        "{}",
+        text(&out)
+    );
+    assert_eq!(std::fs::read(&hook).unwrap(), before);
+}
+
+#[test]
+fn an_existing_hook_is_refused_or_chained_never_overwritten() {
+    let tmp = TempDir::new("chain");
+    let repo = example_repo(&tmp, "work");
+    let r = repo.to_str().unwrap();
+    let hook = repo.join(".git/hooks/pre-commit");
+    let ran = repo.join("old-hook-ran");
+    let old = format!(
+        "#!/bin/sh\necho ran >> '{}'\n[ ! -e '{}' ]\n",
+        ran.display(),
+        repo.join("veto").display()
+    );
+    std::fs::write(&hook, &old).unwrap();
+    std::fs::set_permissions(&hook, std::fs::Permissions::from_mode(0o755)).unwrap();
+
+    let out = install(&["--repo", r]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(text(&out).contains("--chain"), "{}", text(&out));
+    assert_eq!(std::fs::read_to_string(&hook).unwrap(), old);
+
+    let out = install(&["--repo", r, "--chain"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let kept = repo.join(".git/hooks/pre-commit.ringfence-chained");
+    assert_eq!(std::fs::read_to_string(&kept).unwrap(), old);
+    assert!(text(&out).contains("kept as"), "{}", text(&out));
+
+    // Both run, the old one first: a broken commit is still refused...
+    let shop = repo.join("policies/20-shop.kdl");
+    edit(&shop, BROKEN.0, BROKEN.1);
+    let out = git_out(&repo, &["commit", "-a", "-m", "broken"]);
+    assert!(!out.status.success(), "{}", text(&out));
+    assert!(text(&out).contains("no-such-filter"), "{}", text(&out));
+    assert_eq!(std::fs::read_to_string(&ran).unwrap(), "ran\n");
+
+    // ...and the old hook's veto stops a good one before ringfence runs.
+    edit(&shop, BROKEN.1, BROKEN.0);
+    std::fs::write(repo.join("veto"), "").unwrap();
+    let out = git_out(&repo, &["commit", "-a", "-m", "vetoed"]);
+    assert!(!out.status.success(), "{}", text(&out));
+    std::fs::remove_file(repo.join("veto")).unwrap();
+
+    // Re-installing keeps the chain; a second foreign hook is not stacked.
+    let out = install(&["--repo", r, "--chain"]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(std::fs::read_to_string(&kept).unwrap(), old);
+    std::fs::write(&hook, "#!/bin/sh\nexit 0\n").unwrap();
+    let out = install(&["--repo", r, "--chain"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(text(&out).contains("already kept"), "{}", text(&out));
+}
+
+#[test]
+fn pre_receive_refuses_a_push_of_broken_intent() {
+    let tmp = TempDir::new("prereceive");
+    let bare = tmp.join("server.git");
+    std::fs::create_dir_all(&bare).unwrap();
+    git(&bare, &["init", "-q", "--bare", "-b", "main"]);
+    git(&bare, &["config", "ringfence.path", "policies"]);
+    let b = bare.to_str().unwrap();
+    // The client-side hook needs a working tree.
+    let out = install(&["--repo", b]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(text(&out).contains("--server"), "{}", text(&out));
+    let out = install(&["--server", "--repo", b]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(bare.join("hooks/pre-receive").exists());
+
+    let repo = example_repo(&tmp, "work");
+    git(&repo, &["remote", "add", "origin", b]);
+
+    // A valid push is accepted (the new objects are still in quarantine).
+    let out = git_out(&repo, &["push", "origin", "main"]);
+    let t = text(&out);
+    assert!(out.status.success(), "{t}");
+    assert!(
+        t.contains("remote: ringfence: main") && t.contains("checks"),
+        "{t}"
+    );
+
+    // A broken one is refused; the pusher reads file:line.
+    let shop = repo.join("policies/20-shop.kdl");
+    edit(&shop, BROKEN.0, BROKEN.1);
+    git(
+        &repo,
+        &["commit", "-q", "-a", "-m", "broken", "--no-verify"],
+    );
+    let out = git_out(&repo, &["push", "origin", "main"]);
+    let t = text(&out);
+    assert!(!out.status.success(), "{t}");
+    assert!(t.contains("pre-receive hook declined"), "{t}");
+    assert!(t.contains("push refused"), "{t}");
+    assert!(
+        t.contains(&format!("remote:     ╭─[20-shop.kdl:{}:", broken_line())),
+        "{t}"
+    );
+    assert!(
+        t.contains("no filter, external or scope named `no-such-filter`"),
+        "{t}"
+    );
+    let server_tip = git(&bare, &["rev-parse", "main"]);
+    assert_ne!(server_tip, git(&repo, &["rev-parse", "HEAD"]));
+
+    // Other branches: not checked when ringfence.branches leaves them out;
+    // deleting a branch is not checked.
+    git(&bare, &["config", "ringfence.branches", "main release/*"]);
+    let out = git_out(&repo, &["push", "origin", "HEAD:refs/heads/wip"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let out = git_out(&repo, &["push", "origin", "HEAD:refs/heads/release/1"]);
+    assert!(!out.status.success(), "{}", text(&out));
+    let out = git_out(&repo, &["push", "origin", "--delete", "wip"]);
+    assert!(out.status.success(), "{}", text(&out));
+
+    // A branch without intent is accepted unchecked.
+    git(&repo, &["checkout", "-q", "--orphan", "docs"]);
+    git(&repo, &["rm", "-rq", "--cached", "."]);
+    std::fs::write(repo.join("README.md"), "docs only\n").unwrap();
+    git(&repo, &["add", "README.md"]);
+    git(&repo, &["commit", "-q", "-m", "docs", "--no-verify"]);
+    git(&bare, &["config", "--unset", "ringfence.branches"]);
+    let out = git_out(&repo, &["push", "origin", "docs"]);
+    let t = text(&out);
+    assert!(out.status.success(), "{t}");
+    assert!(t.contains("no intent under 'policies', not checked"), "{t}");
+
+    // Fixed: accepted, the server has the tip.
+    git(&repo, &["checkout", "-q", "-f", "main"]);
+    edit(&shop, BROKEN.1, BROKEN.0);
+    git(&repo, &["commit", "-q", "-a", "-m", "fixed"]);
+    let out = git_out(&repo, &["push", "origin", "main"]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(
+        git(&bare, &["rev-parse", "main"]),
+        git(&repo, &["rev-parse", "HEAD"])
+    );
+}
