@@ -37,7 +37,6 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 
 use rayon::prelude::*;
-use ringfence_core::explain::SideInfo;
 use ringfence_core::{Compiled, Side, Via};
 use ringfence_intent::Diagnostic;
 use ringfence_intent::model::Intent;
@@ -309,45 +308,6 @@ fn add_outcomes(into: &mut BTreeMap<Outcome, u64>, from: &BTreeMap<Outcome, u64>
     }
 }
 
-/// What `explain` shows for one side.
-fn side_info(c: &Compiled, s: &Side) -> SideInfo {
-    match s {
-        Side::NotManaged => SideInfo {
-            managed: false,
-            action: None,
-            mode: None,
-            endpoint: None,
-            node: None,
-            chain: None,
-            rule: None,
-            policy: None,
-            name: None,
-            rank: None,
-            file: None,
-            line: None,
-            column: None,
-        },
-        Side::Decided(d) => {
-            let p = c.policy(d);
-            SideInfo {
-                managed: true,
-                action: Some(d.action),
-                mode: Some(d.mode),
-                endpoint: Some(c.endpoint(d.endpoint).name.clone()),
-                node: Some(c.endpoint_node(d.endpoint).to_string()),
-                chain: Some(c.chain_id(d).to_string()),
-                rule: Some(c.rule(d).id.clone()),
-                policy: Some(p.id.clone()),
-                name: Some(p.name.clone()),
-                rank: Some(p.rank),
-                file: Some(p.file.clone()),
-                line: Some(p.line),
-                column: Some(p.column),
-            }
-        }
-    }
-}
-
 fn judgement(c: &Compiled, j: &Judged, k: &Key) -> Judgement {
     use ringfence_schema::ir::Action;
     let v = &j.verdict;
@@ -375,12 +335,12 @@ fn judgement(c: &Compiled, j: &Judged, k: &Key) -> Judgement {
             Action::Deny
         },
         passes: v.passes(),
-        egress: side_info(c, &v.egress),
-        ingress: side_info(c, &v.ingress),
+        egress: c.side_info(&v.egress),
+        ingress: c.side_info(&v.ingress),
         node_hop: v
             .translation
             .and_then(|t| t.node_hop)
-            .map(|s| side_info(c, &s)),
+            .map(|s| c.side_info(&s)),
         via,
     }
 }

@@ -194,35 +194,7 @@ impl Hash for Key {
     }
 }
 
-/// FxHash's multiply-rotate with a SplitMix finaliser (the table uses the
-/// low bits, which must depend on every word). Keys come from flow files, so
-/// an adversary could aim for collisions; the cost is a slower run, never a
-/// wrong result.
-#[derive(Default)]
-pub(crate) struct KeyHasher(u64);
-
-impl Hasher for KeyHasher {
-    fn finish(&self) -> u64 {
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-
-    fn write(&mut self, bytes: &[u8]) {
-        for chunk in bytes.chunks(8) {
-            let mut w = [0u8; 8];
-            w[..chunk.len()].copy_from_slice(chunk);
-            self.write_u64(u64::from_le_bytes(w));
-        }
-    }
-
-    fn write_u64(&mut self, n: u64) {
-        self.0 = (self.0.rotate_left(5) ^ n).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
-    }
-}
-
-pub(crate) type FastMap<K, V> = HashMap<K, V, BuildHasherDefault<KeyHasher>>;
+pub(crate) use ringfence_core::{FastHasher as KeyHasher, FastMap};
 
 /// A verdict, and whether it was taken at the observed pre-NAT destination.
 #[derive(Clone, Copy, Debug)]

@@ -21,13 +21,14 @@ use serde::Serialize;
 use crate::chains::CChain;
 use crate::interval::{Addrs, PortSet};
 
-/// A fast hasher for address keys built from the inventory (no flood risk:
-/// lookups never insert): FxHash's multiply-rotate over 8-byte words, with a
-/// SplitMix finaliser so the low bits the table uses depend on every byte.
+/// A fast hasher for keys made of a few words (addresses, flow keys):
+/// FxHash's multiply-rotate over 8-byte words, with a SplitMix finaliser so
+/// the low bits the table uses depend on every byte. Not flood-resistant: a
+/// crafted input can only make a map slower, never give a wrong result.
 #[derive(Default)]
-pub(crate) struct AddrHasher(u64);
+pub struct FastHasher(u64);
 
-impl Hasher for AddrHasher {
+impl Hasher for FastHasher {
     fn finish(&self) -> u64 {
         let mut z = self.0;
         z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
@@ -64,8 +65,8 @@ impl Hasher for AddrHasher {
     }
 }
 
-/// Hash map keyed by addresses.
-pub(crate) type AddrMap<K, V> = HashMap<K, V, BuildHasherDefault<AddrHasher>>;
+/// A hash map with [`FastHasher`].
+pub type FastMap<K, V> = HashMap<K, V, BuildHasherDefault<FastHasher>>;
 
 /// Everything the compiler produced: the per-node IRs and the cluster-wide
 /// tables they were sliced from.
@@ -82,9 +83,9 @@ pub struct Compiled {
     pub(crate) policies: Vec<PolicyInfo>,
     pub(crate) exposures: Vec<GExposure>,
     pub(crate) node_irs: Vec<NodeIr>,
-    pub(crate) egress_ip: AddrMap<IpAddr, u32>,
-    pub(crate) ingress_ip: AddrMap<IpAddr, IngressEntry>,
-    pub(crate) vips: AddrMap<(IpAddr, Proto, u16), VipTarget>,
+    pub(crate) egress_ip: FastMap<IpAddr, u32>,
+    pub(crate) ingress_ip: FastMap<IpAddr, IngressEntry>,
+    pub(crate) vips: FastMap<(IpAddr, Proto, u16), VipTarget>,
 }
 
 /// A workload, as explain and matrix need it.

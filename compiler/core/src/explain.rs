@@ -659,7 +659,8 @@ impl Compiled {
         })
     }
 
-    fn side_info(&self, s: &Side) -> SideInfo {
+    /// What `explain` shows for one side of a verdict.
+    pub fn side_info(&self, s: &Side) -> SideInfo {
         match s {
             Side::NotManaged => SideInfo {
                 managed: false,

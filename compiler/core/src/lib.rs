@@ -50,7 +50,9 @@ use ringfence_intent::model::Intent;
 use ringfence_intent::{Diagnostic, Diagnostics};
 use ringfence_inventory::model::Inventory;
 
-pub use compiled::{Compiled, Decision, FlowVerdict, Side, Translation, Via, WorkloadView};
+pub use compiled::{
+    Compiled, Decision, FastHasher, FastMap, FlowVerdict, Side, Translation, Via, WorkloadView,
+};
 pub use explain::{ExplainError, Explanation, Peer, PeerError};
 pub use matrix::{Connection, Matrix};
 

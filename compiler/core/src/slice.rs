@@ -20,7 +20,7 @@ use ringfence_schema::net::AddressSet;
 
 use crate::chains::Chains;
 use crate::compiled::{
-    AddrMap, CWl, Compiled, EpInfo, GExposure, IngressEntry, SvcData, Via, VipTarget,
+    CWl, Compiled, EpInfo, FastMap, GExposure, IngressEntry, SvcData, Via, VipTarget,
 };
 use crate::membership::Membership;
 use crate::order::{Ordered, group_label};
@@ -120,8 +120,8 @@ pub(crate) fn slice(
         .collect();
 
     // Address lookups for fast evaluation; the first cluster wins on overlap.
-    let mut egress_ip: AddrMap<IpAddr, u32> = AddrMap::default();
-    let mut ingress_ip: AddrMap<IpAddr, IngressEntry> = AddrMap::default();
+    let mut egress_ip: FastMap<IpAddr, u32> = FastMap::default();
+    let mut ingress_ip: FastMap<IpAddr, IngressEntry> = FastMap::default();
     for (i, e) in endpoints.iter().enumerate() {
         let i = i as u32;
         let cluster = ep_info[i as usize].cluster;
@@ -306,8 +306,8 @@ fn exposures(world: &World<'_>, cat: &[CWl], ep_info: &[EpInfo]) -> Vec<GExposur
 
 /// Service addresses a consumer may address: (address, protocol, port) →
 /// where the traffic is translated to.
-fn vips(world: &World<'_>, cat: &[CWl]) -> AddrMap<(IpAddr, Proto, u16), VipTarget> {
-    let mut out: AddrMap<(IpAddr, Proto, u16), VipTarget> = AddrMap::default();
+fn vips(world: &World<'_>, cat: &[CWl]) -> FastMap<(IpAddr, Proto, u16), VipTarget> {
+    let mut out: FastMap<(IpAddr, Proto, u16), VipTarget> = FastMap::default();
     for c in &world.clusters {
         for s in c.services.clone() {
             let Some(svc) = &cat[s as usize].service else {

@@ -3,6 +3,7 @@
 
 use std::io::IsTerminal;
 
+use ringfence_bundle::{KeyError, SigningKey, load_signing_key};
 use ringfence_driver::bundles::NodeOutput;
 use ringfence_driver::render::{Backends, BackendsError, render_all};
 use ringfence_driver::{IntentFrom, Session, SessionError};
@@ -83,4 +84,25 @@ pub(crate) fn render(session: &Session) -> anyhow::Result<Result<Vec<NodeOutput>
         return Ok(Err(Outcome::Findings));
     }
     Ok(Ok(nodes))
+}
+
+/// Load signing keys; a key others can read is a refusal (shown), `Err(Findings)`.
+pub(crate) fn signing_keys(
+    paths: &[std::path::PathBuf],
+) -> anyhow::Result<Result<Vec<SigningKey>, Outcome>> {
+    let mut keys = Vec::with_capacity(paths.len());
+    for k in paths {
+        match load_signing_key(k) {
+            Ok(key) => keys.push(key),
+            Err(e @ KeyError::Permissions(..)) => {
+                #[allow(clippy::print_stderr)] // a refusal, explained
+                {
+                    eprintln!("error: {e}");
+                }
+                return Ok(Err(Outcome::Findings));
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(Ok(keys))
 }

@@ -6,7 +6,7 @@ use std::io::Write;
 use std::time::SystemTime;
 
 use anyhow::{Context, bail};
-use ringfence_bundle::{KeyError, SigningKey, load_signing_key, parse_time};
+use ringfence_bundle::{SigningKey, parse_time};
 use ringfence_driver::bundles::{Change, WriteOptions, write_bundles};
 
 use crate::Outcome;
@@ -27,20 +27,10 @@ pub(crate) fn run(args: CompileArgs) -> anyhow::Result<Outcome> {
     if args.emit == Emit::Bundles && args.key.is_empty() {
         bail!("signed bundles need --key KEYFILE (from `ringfence keygen`), or use --emit ir");
     }
-    let mut keys: Vec<SigningKey> = Vec::new();
-    for k in &args.key {
-        match load_signing_key(k) {
-            Ok(key) => keys.push(key),
-            Err(e @ KeyError::Permissions(..)) => {
-                #[allow(clippy::print_stderr)] // a refusal, explained
-                {
-                    eprintln!("error: {e}");
-                }
-                return Ok(Outcome::Findings);
-            }
-            Err(e) => return Err(e.into()),
-        }
-    }
+    let keys = match common::signing_keys(&args.key)? {
+        Ok(k) => k,
+        Err(outcome) => return Ok(outcome),
+    };
 
     let session = match common::compile(&args.source, &args.inventory)? {
         Ok(s) => s,

@@ -6,9 +6,8 @@
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
-use std::path::Path;
 
-use anyhow::{Context, bail};
+use anyhow::bail;
 use ringfence_schema::ir::Action;
 use ringfence_schema::report::{ComplianceReport, Status};
 use serde::Serialize;
@@ -63,31 +62,6 @@ fn status_name(s: Status) -> String {
         .ok()
         .and_then(|v| v.as_str().map(str::to_string))
         .unwrap_or_default()
-}
-
-/// Read every `*.json` in `dir` (sorted by name).
-fn read_dir(dir: &Path) -> anyhow::Result<Vec<(String, Result<ComplianceReport, String>)>> {
-    let mut files: Vec<_> = std::fs::read_dir(dir)
-        .with_context(|| format!("{}: cannot read the report directory", dir.display()))?
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.extension().is_some_and(|x| x == "json"))
-        .collect();
-    files.sort();
-    Ok(files
-        .into_iter()
-        .map(|p| {
-            let name = p
-                .file_name()
-                .unwrap_or_default()
-                .to_string_lossy()
-                .into_owned();
-            let r = std::fs::read(&p).map_err(|e| e.to_string()).and_then(|b| {
-                serde_json::from_slice::<ComplianceReport>(&b)
-                    .map_err(|e| format!("not a compliance report: {e}"))
-            });
-            (name, r)
-        })
-        .collect())
 }
 
 fn summarise(reports: Vec<(String, Result<ComplianceReport, String>)>) -> Summary {
@@ -200,7 +174,7 @@ pub(crate) fn run(args: ReportArgs) -> anyhow::Result<Outcome> {
     if args.format == Format::Html {
         bail!("--format html is for `ringfence analyze`; use txt or json");
     }
-    let s = summarise(read_dir(&args.dir)?);
+    let s = summarise(ringfence_analyze::Reports::read_dir(&args.dir)?.files);
     if s.nodes.is_empty() && s.unreadable.is_empty() {
         bail!(
             "{}: no *.json compliance reports (agents write <state>/report.json; collect one per node)",
@@ -266,7 +240,7 @@ mod tests {
         );
         write("c.json", "{\"format\": 1".into());
         write("notes.txt", "ignored".into());
-        let s = summarise(read_dir(&dir).unwrap());
+        let s = summarise(ringfence_analyze::Reports::read_dir(&dir).unwrap().files);
         let names: Vec<&str> = s.nodes.iter().map(|n| n.node.as_str()).collect();
         assert_eq!(names, ["node-a", "node-b"]);
         assert_eq!(s.statuses["drifted"], 1);

@@ -7,12 +7,13 @@
 use std::time::{Duration, SystemTime};
 
 use anyhow::Context;
-use ringfence_bundle::{KeyError, load_signing_key};
+
 use ringfence_gitops::publish::Failpoint;
 use ringfence_gitops::watch::{Event, RepoLocation, WatchConfig, Watcher};
 use ringfence_plugin_host::Limits;
 
 use crate::Outcome;
+use crate::cmd::common;
 use crate::flags::WatchArgs;
 
 fn short(commit: &str) -> &str {
@@ -81,20 +82,10 @@ pub(crate) fn run(args: WatchArgs) -> anyhow::Result<Outcome> {
         ),
         Err(_) => None,
     };
-    let mut keys = Vec::with_capacity(args.key.len());
-    for k in &args.key {
-        match load_signing_key(k) {
-            Ok(key) => keys.push(key),
-            Err(e @ KeyError::Permissions(..)) => {
-                #[allow(clippy::print_stderr)] // a refusal, explained
-                {
-                    eprintln!("error: {e}");
-                }
-                return Ok(Outcome::Findings);
-            }
-            Err(e) => return Err(e.into()),
-        }
-    }
+    let keys = match common::signing_keys(&args.key)? {
+        Ok(k) => k,
+        Err(outcome) => return Ok(outcome),
+    };
     let cfg = WatchConfig {
         repo: RepoLocation::parse(&args.repo),
         branch: args.branch,
