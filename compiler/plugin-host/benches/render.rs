@@ -30,7 +30,9 @@ use ringfence_core::synth::{Params, describe, generate};
 use ringfence_plugin_host::{Host, Limits, NFTABLES_WASM, Plugin};
 use ringfence_schema::ir::{NodeIr, Os};
 use ringfence_schema::plugin::RenderResponse;
-use wasmtime::{Config, Engine, Instance, Module, Store};
+use wasmtime::{
+    Config, Engine, InstanceAllocationStrategy, Linker, Module, PoolingAllocationConfig, Store,
+};
 
 fn secs(d: Duration) -> String {
     format!("{:.3} s", d.as_secs_f64())
@@ -87,15 +89,24 @@ struct Steps {
     call: Duration,
     output: Duration,
     parse: Duration,
+    release: Duration,
 }
 
-/// Drive the nftables module the way `Plugin::render` does, timing each step.
+/// Drive the nftables module the way `Plugin::render` does, with the engine
+/// configured as the host configures it (`src/slots.rs`), timing each step.
 fn steps(irs: &[&NodeIr]) -> Steps {
+    let mut pool = PoolingAllocationConfig::default();
+    pool.total_core_instances(8)
+        .total_memories(8)
+        .max_memory_size(Limits::default().memory_bytes)
+        .linear_memory_keep_resident(16 << 20);
     let mut config = Config::new();
     config.consume_fuel(true);
     config.epoch_interruption(true);
+    config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
     let engine = Engine::new(&config).unwrap();
     let module = Module::new(&engine, NFTABLES_WASM).unwrap();
+    let pre = Linker::new(&engine).instantiate_pre(&module).unwrap();
     let mut s = Steps::default();
     for ir in irs {
         let t = Instant::now();
@@ -106,7 +117,7 @@ fn steps(irs: &[&NodeIr]) -> Steps {
         let mut store = Store::new(&engine, ());
         store.set_fuel(Limits::default().fuel).unwrap();
         store.set_epoch_deadline(u64::MAX / 2);
-        let instance = Instance::new(&mut store, &module, &[]).unwrap();
+        let instance = pre.instantiate(&mut store).unwrap();
         s.instantiate += t.elapsed();
 
         let t = Instant::now();
@@ -137,6 +148,10 @@ fn steps(irs: &[&NodeIr]) -> Steps {
         let response: RenderResponse = serde_json::from_slice(&out).unwrap();
         assert!(matches!(response, RenderResponse::Ok(_)));
         s.parse += t.elapsed();
+
+        let t = Instant::now();
+        drop(store);
+        s.release += t.elapsed();
     }
     s
 }
@@ -325,6 +340,10 @@ fn main() {
     );
     println!("  host: copy the response out           {}", per(st.output));
     println!("  host: parse the response              {}", per(st.parse));
+    println!(
+        "  host: drop the instance               {}",
+        per(st.release)
+    );
     println!(
         "  native, the guest's work: decode + validate {}, render {}, encode {}: {}",
         per(native_decode),
