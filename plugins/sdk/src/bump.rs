@@ -125,12 +125,14 @@ unsafe impl GlobalAlloc for Bump {
                 return ptr;
             }
             let end = self.end.load(Relaxed);
-            if self.grow(new_top - end) && self.end.load(Relaxed) >= new_top {
-                if self.top.load(Relaxed) == at + old {
-                    self.top.store(new_top, Relaxed);
-                    return ptr;
-                }
-                // The pages did not follow: a fresh region, copy below.
+            // If the new pages do not follow, `grow` starts a fresh region
+            // (`top` moves) and the copy below applies.
+            if self.grow(new_top - end)
+                && self.end.load(Relaxed) >= new_top
+                && self.top.load(Relaxed) == at + old
+            {
+                self.top.store(new_top, Relaxed);
+                return ptr;
             }
         } else if new_size <= old {
             return ptr;

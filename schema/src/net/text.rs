@@ -18,31 +18,26 @@ use serde::de::{self, Deserializer, SeqAccess, Visitor};
 use serde::ser::Serializer;
 use serde::{Deserialize, Serialize};
 
-/// Room for the longest prefix text, `ffff:…:ffff/128` (43 bytes).
+/// The text of one prefix, built in a reused string (at most 43 bytes,
+/// `ffff:…:ffff/128`): ASCII pushed char by char needs no UTF-8 check.
 struct Buf {
-    bytes: [u8; 48],
-    len: usize,
+    text: String,
 }
 
 impl Buf {
     fn new() -> Self {
         Buf {
-            bytes: [0; 48],
-            len: 0,
+            text: String::with_capacity(48),
         }
     }
     fn push(&mut self, b: u8) {
-        self.bytes[self.len] = b;
-        self.len += 1;
+        self.text.push(char::from(b));
     }
     fn push_str(&mut self, s: &str) {
-        for b in s.bytes() {
-            self.push(b);
-        }
+        self.text.push_str(s);
     }
     fn as_str(&self) -> &str {
-        // Only ASCII digits, hex digits, '.', ':' and '/' are ever pushed.
-        std::str::from_utf8(&self.bytes[..self.len]).unwrap_or_default()
+        &self.text
     }
     fn dec(&mut self, n: u8) {
         if n >= 100 {
@@ -166,26 +161,24 @@ fn parse_v6(s: &str) -> Option<Ipv6Net> {
     Ipv6Net::new(a, len).ok()
 }
 
-/// One prefix as a JSON string.
-struct Text<'a, N>(&'a N);
+/// A prefix type with a text form written by [`Buf`].
+trait Write {
+    fn write(&self, b: &mut Buf);
+}
 
-impl Serialize for Text<'_, Ipv4Net> {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let mut b = Buf::new();
-        b.v4(self.0.addr());
+impl Write for Ipv4Net {
+    fn write(&self, b: &mut Buf) {
+        b.v4(self.addr());
         b.push(b'/');
-        b.dec(self.0.prefix_len());
-        s.serialize_str(b.as_str())
+        b.dec(self.prefix_len());
     }
 }
 
-impl Serialize for Text<'_, Ipv6Net> {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let mut b = Buf::new();
-        b.v6(self.0.addr());
+impl Write for Ipv6Net {
+    fn write(&self, b: &mut Buf) {
+        b.v6(self.addr());
         b.push(b'/');
-        b.dec(self.0.prefix_len());
-        s.serialize_str(b.as_str())
+        b.dec(self.prefix_len());
     }
 }
 
@@ -239,16 +232,19 @@ impl<'de, N: Prefix> Deserialize<'de> for Parsed<N> {
     }
 }
 
-fn serialize_list<'a, N: 'a, S: Serializer>(v: &'a [N], s: S) -> Result<S::Ok, S::Error>
-where
-    N: Serialize,
-    Text<'a, N>: Serialize,
-{
-    if s.is_human_readable() {
-        s.collect_seq(v.iter().map(Text))
-    } else {
-        v.serialize(s)
+fn serialize_list<N: Serialize + Write, S: Serializer>(v: &[N], s: S) -> Result<S::Ok, S::Error> {
+    use serde::ser::SerializeSeq;
+    if !s.is_human_readable() {
+        return v.serialize(s);
     }
+    let mut seq = s.serialize_seq(Some(v.len()))?;
+    let mut b = Buf::new();
+    for n in v {
+        b.text.clear();
+        n.write(&mut b);
+        seq.serialize_element(b.as_str())?;
+    }
+    seq.end()
 }
 
 fn deserialize_list<'de, N: Prefix, D: Deserializer<'de>>(d: D) -> Result<Vec<N>, D::Error> {
