@@ -15,8 +15,8 @@
 //! ringfence_plugin_sdk::export_backend!(Csv);
 //! ```
 //!
-//! All the unsafe code of a plugin lives in [`abi`] and [`bump`], with the
-//! reason each use is sound.
+//! All the unsafe code of a plugin lives in [`abi`], [`bump`] and [`cmp`],
+//! with the reason each use is sound.
 //!
 //! On `wasm32`, the SDK is the plugin's global allocator ([`bump::Bump`]): an
 //! instance renders one node and is then dropped, so memory is handed out by
@@ -29,6 +29,7 @@ use ringfence_schema::ir::NodeIr;
 use ringfence_schema::plugin::{PluginInfo, RenderOutput};
 
 pub mod bump;
+pub mod cmp;
 
 #[cfg(target_arch = "wasm32")]
 #[global_allocator]
