@@ -62,8 +62,9 @@ pub struct Limits {
 }
 
 impl Default for Limits {
-    /// Fuel: ~70 times what a node with 9,000 set prefixes and 300 rules
-    /// needs (7.2 × 10⁷, `benches/render.rs`), and a few seconds of a
+    /// Fuel: ~200 times what the largest node of the 1,000-node synthetic
+    /// cluster (6,000 set prefixes, 250 rules) needs (2.5 × 10⁷,
+    /// `benches/render.rs`), and a few seconds of a
     /// runaway loop. Memory: room for a few hundred thousand prefixes.
     fn default() -> Self {
         Limits {
