@@ -7,6 +7,8 @@ use std::str::FromStr;
 use ipnet::{IpNet, Ipv4Net, Ipv6Net};
 use serde::{Deserialize, Serialize};
 
+mod text;
+
 /// A transport protocol as a rule matches it. `Any` matches every protocol.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -171,11 +173,11 @@ pub struct AddressSet {
     /// The set's name, unique within a node's IR. Backends may use it as an
     /// identifier: it matches `[a-z0-9_]+` and is at most 48 bytes long.
     pub name: String,
-    /// IPv4 prefixes.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    /// IPv4 prefixes (as `ipnet` writes them; `text.rs` does it faster).
+    #[serde(default, skip_serializing_if = "Vec::is_empty", with = "text::v4")]
     pub v4: Vec<Ipv4Net>,
     /// IPv6 prefixes.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(default, skip_serializing_if = "Vec::is_empty", with = "text::v6")]
     pub v6: Vec<Ipv6Net>,
 }
 

@@ -12,11 +12,13 @@
 //! and optionally a wall-clock backstop, so one bad node cannot affect
 //! another. Loading refuses any module that imports anything, lacks an
 //! export, or speaks another ABI version. Compiled modules are cached on disk
-//! (see `cache.rs`).
+//! (see `cache.rs`); instances come from a pool of pre-reserved slots
+//! (`slots.rs`), so a render does not map, fault in and unmap fresh memory.
 
 mod cache;
 mod check;
 mod error;
+mod slots;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -29,8 +31,11 @@ use ringfence_schema::plugin::{
 };
 use sha2::{Digest, Sha256};
 use wasmtime::{
-    Config, Engine, ExternType, Instance, Module, ResourceLimiter, Store, Trap, ValType,
+    Engine, ExternType, Instance, InstancePre, Linker, Module, ResourceLimiter, Store, Trap,
+    ValType,
 };
+
+use slots::Slots;
 
 pub use check::{Capability, CapabilityProblem};
 pub use error::PluginError;
@@ -57,8 +62,9 @@ pub struct Limits {
 }
 
 impl Default for Limits {
-    /// Fuel: ~70 times what a node with 9,000 set prefixes and 300 rules
-    /// needs (7.2 × 10⁷, `benches/render.rs`), and a few seconds of a
+    /// Fuel: ~200 times what the largest node of the 1,000-node synthetic
+    /// cluster (6,000 set prefixes, 250 rules) needs (2.5 × 10⁷,
+    /// `benches/render.rs`), and a few seconds of a
     /// runaway loop. Memory: room for a few hundred thousand prefixes.
     fn default() -> Self {
         Limits {
@@ -76,6 +82,7 @@ const TICK: Duration = Duration::from_millis(10);
 /// The plugin runtime: one engine, the built-in backends, loaded plugins.
 pub struct Host {
     engine: Engine,
+    slots: Arc<Slots>,
     limits: Limits,
     cache: Option<PathBuf>,
     builtins: Vec<Plugin>,
@@ -91,10 +98,7 @@ impl Host {
     /// A host that caches compiled modules in `cache` (`None`: no disk
     /// cache), with the built-in backends loaded.
     pub fn with_cache(limits: Limits, cache: Option<PathBuf>) -> Result<Host, PluginError> {
-        let mut config = Config::new();
-        config.consume_fuel(true);
-        config.epoch_interruption(limits.timeout.is_some());
-        let engine = Engine::new(&config).map_err(|e| PluginError::Host(format!("{e:#}")))?;
+        let (engine, slots) = slots::engine(&limits)?;
         let ticker = limits.timeout.map(|_| {
             let stop = Arc::new(AtomicBool::new(false));
             let (engine, flag) = (engine.clone(), Arc::clone(&stop));
@@ -113,6 +117,7 @@ impl Host {
             .map_err(|e| PluginError::Host(format!("cannot start the epoch thread: {e}")))?;
         let mut host = Host {
             engine,
+            slots: Arc::new(slots),
             limits,
             cache,
             builtins: Vec::new(),
@@ -176,6 +181,14 @@ impl Host {
             })?;
         check_imports(label, &module)?;
         check_exports(label, &module)?;
+        // Imports are checked above (there are none), so this only prepares
+        // instantiation once instead of on every render.
+        let pre = Linker::new(&self.engine)
+            .instantiate_pre(&module)
+            .map_err(|e| PluginError::Compile {
+                plugin: label.to_owned(),
+                message: format!("{e:#}"),
+            })?;
         let mut plugin = Plugin {
             info: PluginInfo {
                 name: label.to_owned(),
@@ -187,7 +200,8 @@ impl Host {
             },
             sha256,
             engine: self.engine.clone(),
-            module,
+            pre,
+            slots: Arc::clone(&self.slots),
             limits: self.limits,
         };
         plugin.info = plugin.read_info(label)?;
@@ -292,7 +306,8 @@ pub struct Plugin {
     /// Hex SHA-256 of the `.wasm`.
     pub sha256: String,
     engine: Engine,
-    module: Module,
+    pre: InstancePre<Limiter>,
+    slots: Arc<Slots>,
     limits: Limits,
 }
 
@@ -331,27 +346,29 @@ impl ResourceLimiter for Limiter {
         desired: usize,
         _maximum: Option<usize>,
     ) -> wasmtime::Result<bool> {
-        Ok(desired <= 100_000)
+        Ok(desired <= slots::TABLE_ELEMENTS)
     }
 
     fn instances(&self) -> usize {
         1
     }
     fn tables(&self) -> usize {
-        4
+        slots::TABLES as usize
     }
     fn memories(&self) -> usize {
         1
     }
 }
 
-/// One instance of a plugin for one call.
+/// One instance of a plugin for one call. Fields drop in order: the store
+/// (and its instance) before the slot it occupies is given back.
 struct Call<'p> {
     plugin: &'p Plugin,
     label: &'p str,
     node: &'p str,
     store: Store<Limiter>,
     instance: Instance,
+    _slot: slots::Slot<'p>,
 }
 
 impl Plugin {
@@ -428,6 +445,7 @@ impl Plugin {
     }
 
     fn instantiate<'p>(&'p self, label: &'p str, node: &'p str) -> Result<Call<'p>, PluginError> {
+        let slot = self.slots.take();
         let mut store = Store::new(
             &self.engine,
             Limiter {
@@ -443,13 +461,14 @@ impl Plugin {
             let ticks = (t.as_millis() / TICK.as_millis()).max(2) as u64;
             store.set_epoch_deadline(ticks);
         }
-        match Instance::new(&mut store, &self.module, &[]) {
+        match self.pre.instantiate(&mut store) {
             Ok(instance) => Ok(Call {
                 plugin: self,
                 label,
                 node,
                 store,
                 instance,
+                _slot: slot,
             }),
             Err(e) => {
                 let hit = store.data().hit;

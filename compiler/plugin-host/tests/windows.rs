@@ -3,6 +3,9 @@
 //! block-wins semantics (a flow passes iff some outbound allow rule matches
 //! it leaving its source and some inbound allow rule matches it reaching its
 //! destination; the default is block) over many random flows of random IRs.
+//! Flows arriving on a NodePort or LoadBalancer exposure are let in iff
+//! every target kube-proxy may pick admits them (`NodeIr::evaluate_exposure`,
+//! intersected over the targets).
 
 use std::net::IpAddr;
 
@@ -78,23 +81,94 @@ fn proto_matches(rule: &str, proto: Proto, dst: IpAddr) -> bool {
     }
 }
 
-/// Block-wins evaluation of the rule set.
-fn passes(rs: &RuleSet, src: IpAddr, dst: IpAddr, proto: Proto, port: Option<u16>) -> bool {
-    let out = rs.rules.iter().any(|r| {
+/// Block-wins, outbound: some outbound allow rule lets the flow leave `src`.
+fn outbound(rs: &RuleSet, src: IpAddr, dst: IpAddr, proto: Proto, port: Option<u16>) -> bool {
+    rs.rules.iter().any(|r| {
         r.direction == "Outbound"
             && proto_matches(&r.protocol, proto, dst)
             && addr_matches(&r.local_address, src)
             && addr_matches(&r.remote_address, dst)
             && port_matches(&r.remote_port, port)
-    });
-    let inb = rs.rules.iter().any(|r| {
+    })
+}
+
+/// Block-wins, inbound: some inbound allow rule lets the flow reach `dst`.
+fn inbound(rs: &RuleSet, src: IpAddr, dst: IpAddr, proto: Proto, port: Option<u16>) -> bool {
+    rs.rules.iter().any(|r| {
         r.direction == "Inbound"
             && proto_matches(&r.protocol, proto, dst)
             && addr_matches(&r.local_address, dst)
             && addr_matches(&r.remote_address, src)
             && port_matches(&r.local_port, port)
-    });
-    out && inb
+    })
+}
+
+/// Block-wins evaluation of the rule set: allowed out and allowed in.
+fn passes(rs: &RuleSet, src: IpAddr, dst: IpAddr, proto: Proto, port: Option<u16>) -> bool {
+    outbound(rs, src, dst, proto, port) && inbound(rs, src, dst, proto, port)
+}
+
+/// Whether a flow arrives on an exposure (what `NodeIr::evaluate_exposure`
+/// looks up; it returns no verdicts both for "none" and for "no targets").
+fn on_exposure(ir: &NodeIr, dst: IpAddr, proto: Proto, port: Option<u16>) -> bool {
+    ir.exposures.iter().any(|x| {
+        x.proto == proto
+            && Some(x.port) == port
+            && match x.kind {
+                ExposureKind::NodePort => ir.addresses.contains(&dst),
+                ExposureKind::LoadBalancer => x.addresses.contains(&dst),
+            }
+    })
+}
+
+/// The meaning the Windows backend gives an exposure: a flow passes iff
+/// every target kube-proxy may pick admits it (none if there is no target).
+fn exposure_passes(ir: &NodeIr, src: IpAddr, dst: IpAddr, proto: Proto, port: u16) -> bool {
+    let verdicts = ir.evaluate_exposure(src, dst, proto, port);
+    !verdicts.is_empty() && verdicts.iter().all(|(_, v)| v.is_some_and(|v| v.passes()))
+}
+
+/// Compare `rules.json` with the IR on one flow: `NodeIr::evaluate`, or for
+/// a flow arriving on an exposure, inbound with [`exposure_passes`] and
+/// outbound with the source's egress side.
+fn compare(
+    ir: &NodeIr,
+    rs: &RuleSet,
+    src: IpAddr,
+    dst: IpAddr,
+    proto: Proto,
+    port: Option<u16>,
+) -> Result<(), String> {
+    let flow = format!("{proto} {src} -> {dst} port {port:?}");
+    if !on_exposure(ir, dst, proto, port) {
+        let want = ir.evaluate(src, dst, proto, port).passes();
+        let got = passes(rs, src, dst, proto, port);
+        if want != got {
+            return Err(format!(
+                "{flow}: NodeIr::evaluate says {want}, rules.json says {got}"
+            ));
+        }
+        return Ok(());
+    }
+    let p = port.expect("exposures have ports");
+    let want = exposure_passes(ir, src, dst, proto, p);
+    let got = inbound(rs, src, dst, proto, port);
+    if want != got {
+        return Err(format!(
+            "{flow} (an exposure): every target admits it: {want}, rules.json inbound says {got}"
+        ));
+    }
+    let want = ir
+        .evaluate(src, dst, proto, port)
+        .egress
+        .is_none_or(|s| s.passes());
+    let got = outbound(rs, src, dst, proto, port);
+    if want != got {
+        return Err(format!(
+            "{flow} (an exposure): the egress side says {want}, rules.json outbound says {got}"
+        ));
+    }
+    Ok(())
 }
 
 fn render_windows(ir: &NodeIr) -> Result<(RuleSet, String), String> {
@@ -230,6 +304,7 @@ fn random_ir(seed: u64) -> NodeIr {
             e.egress = None;
         }
     }
+    let exposures = random_exposures(&mut rng, &endpoints);
     ir(
         Os::Windows,
         "w1",
@@ -237,8 +312,86 @@ fn random_ir(seed: u64) -> NodeIr {
         endpoints,
         chains,
         sets,
-        Vec::new(),
+        exposures,
     )
+}
+
+/// NodePort and LoadBalancer exposures over `endpoints`. Half of them have
+/// targets that agree (one ingress chain, one target port), the others
+/// targets picked at random, which usually disagree; some have no target.
+/// Ports collide with rule ports and host-network pods' ports, LB addresses
+/// with endpoint addresses, and exposures with each other.
+fn random_exposures(rng: &mut Rng, endpoints: &[Endpoint]) -> Vec<Exposure> {
+    let mut out = Vec::new();
+    for i in 0..rng.below(4) {
+        let kind = if rng.chance(50) {
+            ExposureKind::NodePort
+        } else {
+            ExposureKind::LoadBalancer
+        };
+        let proto = *rng.pick(&[Proto::Tcp, Proto::Tcp, Proto::Udp, Proto::Sctp]);
+        let proto = if proto == Proto::Sctp && !rng.chance(20) {
+            Proto::Tcp
+        } else {
+            proto
+        };
+        let port = if rng.chance(50) {
+            30000 + rng.below(3) as u16
+        } else {
+            rng.below(200) as u16
+        };
+        let mut addresses = Vec::new();
+        if kind == ExposureKind::LoadBalancer {
+            for _ in 0..1 + rng.below(2) {
+                addresses.push(match rng.below(4) {
+                    0 => ip(&format!("198.51.100.{}", rng.below(3))),
+                    1 => ip(&format!("2001:db8::{}", rng.below(3))),
+                    2 => {
+                        let e = rng.pick(endpoints);
+                        *rng.pick(&e.addresses)
+                    }
+                    _ => ip(&format!("10.0.{}.{}", rng.below(4), rng.below(256))),
+                });
+            }
+            addresses.sort();
+            addresses.dedup();
+        }
+        let mut targets = Vec::new();
+        let n = rng.below(4);
+        if i % 2 == 0 {
+            // Agreeing targets: endpoints sharing the first one's chain, one port.
+            let first = rng.pick(endpoints);
+            let port = rng.below(200) as u16;
+            for e in endpoints
+                .iter()
+                .filter(|e| e.ingress == first.ingress)
+                .take(n)
+            {
+                targets.push(ExposureTarget {
+                    endpoint: e.name.clone(),
+                    port,
+                });
+            }
+        } else {
+            for _ in 0..n {
+                targets.push(ExposureTarget {
+                    endpoint: rng.pick(endpoints).name.clone(),
+                    port: rng.below(200) as u16,
+                });
+            }
+        }
+        targets.sort();
+        targets.dedup();
+        out.push(Exposure {
+            service: format!("app/svc{i}"),
+            kind,
+            proto,
+            addresses,
+            port,
+            targets,
+        });
+    }
+    out
 }
 
 /// Addresses worth probing: every endpoint address, every set boundary and
@@ -269,6 +422,7 @@ fn interesting(ir: &NodeIr, rng: &mut Rng) -> Vec<IpAddr> {
     }
     v.push(ip("192.0.2.1"));
     v.push(ip("2001:db8::1"));
+    v.extend(ir.exposures.iter().flat_map(|x| x.addresses.clone()));
     v.sort();
     v.dedup();
     v
@@ -287,7 +441,8 @@ fn check_seed(seed: u64, flows: usize) -> Result<(), String> {
                 || ir
                     .endpoints
                     .iter()
-                    .any(|e| e.ports.iter().any(|p| p.proto == Proto::Sctp));
+                    .any(|e| e.ports.iter().any(|p| p.proto == Proto::Sctp))
+                || ir.exposures.iter().any(|x| x.proto == Proto::Sctp);
             if e.contains("SCTP") && sctp_ports {
                 return Ok(()); // a refusal the backend documents
             }
@@ -317,29 +472,49 @@ fn check_seed(seed: u64, flows: usize) -> Result<(), String> {
     for e in &ir.endpoints {
         ports.extend(e.ports.iter().map(|p| p.port));
     }
+    for x in &ir.exposures {
+        ports.push(x.port);
+        ports.extend(x.targets.iter().map(|t| t.port));
+    }
     for i in 0..flows {
-        let src = *rng.pick(&addrs);
-        let same_family: Vec<IpAddr> = addrs
-            .iter()
-            .copied()
-            .filter(|a| a.is_ipv4() == src.is_ipv4())
-            .collect();
-        let dst = *rng.pick(&same_family);
-        let proto = *rng.pick(&[Proto::Tcp, Proto::Udp, Proto::Sctp, Proto::Icmp]);
-        let port = proto.has_ports().then(|| {
-            if i % 4 == 0 {
-                rng.below(65536) as u16
-            } else {
-                *rng.pick(&ports)
-            }
+        // A third of the flows go to an exposure (if any), the rest anywhere.
+        let to_exposure = (i % 3 == 1 && !ir.exposures.is_empty()).then(|| {
+            let x = rng.pick(&ir.exposures);
+            let dsts = match x.kind {
+                ExposureKind::NodePort => &ir.addresses,
+                ExposureKind::LoadBalancer => &x.addresses,
+            };
+            (*rng.pick(dsts), x.proto, x.port)
         });
-        let want = ir.evaluate(src, dst, proto, port).passes();
-        let got = passes(&rs, src, dst, proto, port);
-        if want != got {
-            return Err(format!(
-                "seed {seed}: {proto} {src} -> {dst} port {port:?}: NodeIr::evaluate says {want}, rules.json says {got}"
-            ));
-        }
+        let (src, dst, proto, port) = match to_exposure {
+            Some((dst, proto, port)) => {
+                let same_family: Vec<IpAddr> = addrs
+                    .iter()
+                    .copied()
+                    .filter(|a| a.is_ipv4() == dst.is_ipv4())
+                    .collect();
+                (*rng.pick(&same_family), dst, proto, Some(port))
+            }
+            None => {
+                let src = *rng.pick(&addrs);
+                let same_family: Vec<IpAddr> = addrs
+                    .iter()
+                    .copied()
+                    .filter(|a| a.is_ipv4() == src.is_ipv4())
+                    .collect();
+                let dst = *rng.pick(&same_family);
+                let proto = *rng.pick(&[Proto::Tcp, Proto::Udp, Proto::Sctp, Proto::Icmp]);
+                let port = proto.has_ports().then(|| {
+                    if i % 4 == 0 {
+                        rng.below(65536) as u16
+                    } else {
+                        *rng.pick(&ports)
+                    }
+                });
+                (src, dst, proto, port)
+            }
+        };
+        compare(&ir, &rs, src, dst, proto, port).map_err(|e| format!("seed {seed}: {e}"))?;
     }
     Ok(())
 }
@@ -403,15 +578,14 @@ fn fixtures_lower_exactly_and_deterministically() {
 
 #[test]
 fn refusals_name_what_cannot_be_expressed() {
-    let mut ir = fixtures::basic(Os::Windows);
-    ir.exposures = fixtures::full(Os::Linux).exposures;
-    ir.endpoints = fixtures::full(Os::Linux).endpoints;
-    ir.chains = fixtures::full(Os::Linux).chains;
-    ir.sets = fixtures::full(Os::Linux).sets;
-    ir.policies = fixtures::full(Os::Linux).policies;
+    let mut ir = fixtures::full(Os::Windows);
+    ir.exposures[1].proto = Proto::Sctp;
     ir.validate().unwrap();
     let e = windows().render(&ir).unwrap_err().to_string();
-    assert!(e.contains("shop/api") && e.contains("NodePort"), "{e}");
+    assert!(
+        e.contains("SCTP") && e.contains("service shop/api-lb") && e.contains("sctp/443"),
+        "{e}"
+    );
 
     let mut ir = fixtures::basic(Os::Windows);
     let c = ir.chains.iter_mut().find(|c| c.id == "web_in").unwrap();
@@ -434,4 +608,233 @@ fn refusals_name_what_cannot_be_expressed() {
         .unwrap_err()
         .to_string();
     assert!(e.contains("renders Windows nodes"), "{e}");
+}
+
+/// A Windows node like the example's: it serves a NodePort of a local pod,
+/// and a NodePort and a LoadBalancer of two remote pods whose ingress chains
+/// differ, while its own ingress chain admits every node on every port.
+fn exposed_ir() -> NodeIr {
+    let node_addrs = ["10.10.0.21", "fd00:10::21"];
+    let expose =
+        |service: &str, kind, addresses: &[&str], port, targets: &[(&str, u16)]| Exposure {
+            service: service.into(),
+            kind,
+            proto: Proto::Tcp,
+            addresses: addresses.iter().map(|a| ip(a)).collect(),
+            port,
+            targets: targets
+                .iter()
+                .map(|(e, p)| ExposureTarget {
+                    endpoint: (*e).into(),
+                    port: *p,
+                })
+                .collect(),
+        };
+    let frontends = [("pod/shop/fe-a", 8080), ("pod/shop/fe-b", 8080)];
+    ir(
+        Os::Windows,
+        "win-a",
+        &node_addrs,
+        vec![
+            endpoint(
+                "node/win-a",
+                Node,
+                true,
+                &node_addrs,
+                "node_in",
+                Some("node_out"),
+            ),
+            endpoint(
+                "pod/inv/inv",
+                Pod,
+                true,
+                &["10.244.3.11"],
+                "inv_in",
+                Some("inv_out"),
+            ),
+            endpoint(
+                "pod/shop/fe-a",
+                Pod,
+                false,
+                &["10.244.1.13", "fd00:244:1::13"],
+                "fe_a_in",
+                None,
+            ),
+            endpoint(
+                "pod/shop/fe-b",
+                Pod,
+                false,
+                &["10.244.2.12", "fd00:244:2::12"],
+                "fe_b_in",
+                None,
+            ),
+        ],
+        vec![
+            chain(
+                "node_in",
+                Ingress,
+                Mode::Enforce,
+                vec![
+                    rule("node-from-nodes", Allow, Some("nodes"), Proto::Any, &[]),
+                    all("node-in-default", Deny),
+                ],
+            ),
+            chain(
+                "node_out",
+                Egress,
+                Mode::Enforce,
+                vec![all("node-out-default", Allow)],
+            ),
+            chain(
+                "inv_in",
+                Ingress,
+                Mode::Enforce,
+                vec![
+                    rule("inv-from-corp", Allow, Some("corp"), Proto::Tcp, &["8443"]),
+                    all("inv-in-default", Deny),
+                ],
+            ),
+            chain(
+                "inv_out",
+                Egress,
+                Mode::Enforce,
+                vec![all("inv-out-default", Allow)],
+            ),
+            chain(
+                "fe_a_in",
+                Ingress,
+                Mode::Enforce,
+                vec![
+                    rule("fe-a-web", Allow, Some("internet"), Proto::Tcp, &["8080"]),
+                    all("fe-a-default", Deny),
+                ],
+            ),
+            chain(
+                "fe_b_in",
+                Ingress,
+                Mode::Enforce,
+                vec![
+                    rule("fe-b-web", Allow, Some("corp"), Proto::Tcp, &["8080"]),
+                    rule("fe-b-nodes", Allow, Some("nodes"), Proto::Tcp, &[]),
+                    all("fe-b-default", Deny),
+                ],
+            ),
+        ],
+        vec![
+            set("corp", &["192.0.2.0/24", "2001:db8:c0::/48"]),
+            set("internet", &["0.0.0.0/0", "::/0"]),
+            set(
+                "nodes",
+                &["10.10.0.11/32", "10.10.0.21/32", "fd00:10::21/128"],
+            ),
+        ],
+        vec![
+            expose(
+                "inv/inv",
+                ExposureKind::NodePort,
+                &[],
+                31443,
+                &[("pod/inv/inv", 8443)],
+            ),
+            expose(
+                "shop/frontend",
+                ExposureKind::NodePort,
+                &[],
+                30080,
+                &frontends,
+            ),
+            expose(
+                "shop/frontend",
+                ExposureKind::LoadBalancer,
+                &["198.51.100.200"],
+                80,
+                &frontends,
+            ),
+        ],
+    )
+}
+
+#[test]
+fn exposures_admit_what_every_target_admits() {
+    let ir = exposed_ir();
+    let out = windows().render(&ir).unwrap();
+    let warned: Vec<&str> = out
+        .warnings
+        .iter()
+        .map(|w| w.message.as_str())
+        .filter(|m| m.contains("admit different sources"))
+        .collect();
+    assert_eq!(warned.len(), 2, "one per disagreeing exposure: {warned:?}");
+    assert!(warned.iter().all(|m| m.contains("service shop/frontend")));
+    assert!(warned.iter().any(|m| m.contains("NodePort tcp/30080")));
+    assert!(warned.iter().any(|m| m.contains("LoadBalancer tcp/80")));
+    let (rs, script) = render_windows(&ir).unwrap();
+    // The LB address is a local address of inbound rules; NodePorts are on
+    // the node's addresses.
+    assert!(rs.rules.iter().any(|r| r.direction == "Inbound"
+        && r.local_address == ["198.51.100.200"]
+        && r.local_port == ["80"]));
+    assert!(script.contains("LocalPort=@('31443')"), "{script}");
+    let corp = ip("192.0.2.7");
+    let outside = ip("203.0.113.9");
+    let node = ip("10.10.0.21");
+    let other_node = ip("10.10.0.11");
+    let lb = ip("198.51.100.200");
+    for (src, dst, port, want) in [
+        // One target: its chain on its target port.
+        (corp, node, 31443, true),
+        (outside, node, 31443, false),
+        // The node's own chain admits nodes on every port, but not through
+        // an exposure whose target refuses them.
+        (other_node, node, 31443, false),
+        (other_node, node, 22, true),
+        // Targets disagree: only what both admit (fe-a: anyone; fe-b: corp, nodes).
+        (corp, node, 30080, true),
+        (outside, node, 30080, false),
+        (other_node, node, 30080, true),
+        (corp, lb, 80, true),
+        (outside, lb, 80, false),
+        // Not an exposure port on the LB address: the node does not judge it.
+        (outside, lb, 443, true),
+    ] {
+        assert_eq!(
+            inbound(&rs, src, dst, Proto::Tcp, Some(port)),
+            want,
+            "{src} -> {dst}:{port}"
+        );
+        compare(&ir, &rs, src, dst, Proto::Tcp, Some(port)).unwrap();
+    }
+    // Everything else too, over the interesting addresses and ports.
+    let mut rng = Rng::new(7);
+    let addrs = interesting(&ir, &mut rng);
+    for &src in &addrs {
+        for &dst in addrs.iter().filter(|d| d.is_ipv4() == src.is_ipv4()) {
+            for port in [22, 79, 80, 81, 443, 8080, 8443, 30080, 31443] {
+                compare(&ir, &rs, src, dst, Proto::Tcp, Some(port)).unwrap();
+            }
+            compare(&ir, &rs, src, dst, Proto::Icmp, None).unwrap();
+        }
+    }
+
+    // Targets that agree: no warning, and the full range of the common chain.
+    let mut agree = ir.clone();
+    agree.exposures[1].targets.truncate(1);
+    agree.exposures[2].targets.truncate(1);
+    let out = windows().render(&agree).unwrap();
+    assert!(
+        !out.warnings
+            .iter()
+            .any(|w| w.message.contains("admit different sources")),
+        "{:?}",
+        out.warnings
+    );
+    let (rs, _) = render_windows(&agree).unwrap();
+    assert!(inbound(&rs, outside, node, Proto::Tcp, Some(30080)));
+    assert!(inbound(&rs, outside, lb, Proto::Tcp, Some(80)));
+
+    // No target (externalTrafficPolicy Local, no local pod): nothing gets in.
+    let mut none = ir.clone();
+    none.exposures[0].targets.clear();
+    let (rs, _) = render_windows(&none).unwrap();
+    assert!(!inbound(&rs, corp, node, Proto::Tcp, Some(31443)));
 }

@@ -29,6 +29,8 @@
 //! dispatch picks the same endpoint (first in IR order, a host-network pod's
 //! port before the node), and a chain's rules keep their order.
 
+mod text;
+
 use std::collections::BTreeMap;
 use std::collections::btree_map::Entry;
 use std::fmt::Write as _;
@@ -39,6 +41,8 @@ use ringfence_schema::ir::{
 };
 use ringfence_schema::net::{PortRange, Proto};
 use ringfence_schema::plugin::{Artifact, Capabilities, PLUGIN_ABI, PluginInfo, RenderOutput};
+
+use text::{push_ip, push_u32, push_v4, push_v4net, push_v6, push_v6net};
 
 /// Backend name, as intent refers to it.
 pub const NAME: &str = "nftables";
@@ -70,9 +74,13 @@ pub fn info() -> PluginInfo {
 
 /// Render `ir` (which must pass [`NodeIr::validate`]) into `rules.nft`.
 pub fn render(ir: &NodeIr) -> RenderOutput {
+    // ~20 bytes per set prefix and ~150 per rule and endpoint: one
+    // allocation for the whole file in the common case.
+    let prefixes: usize = ir.sets.iter().map(|s| s.len()).sum();
+    let rules: usize = ir.chains.iter().map(|c| c.rules.len()).sum();
     let mut r = Renderer {
         ir,
-        out: String::with_capacity(64 * 1024),
+        out: String::with_capacity(8192 + 20 * prefixes + 150 * (rules + ir.endpoints.len())),
     };
     r.file();
     RenderOutput {
@@ -126,7 +134,7 @@ impl Family {
 const FAMILIES: [Family; 2] = [Family::V4, Family::V6];
 
 /// Name of the nft chain for IR chain `id`. The prefix keeps IR ids apart
-/// from the base and helper chains.
+/// from the base and helper chains (the hot paths write `c_` directly).
 fn chain_name(id: &str) -> String {
     format!("c_{id}")
 }
@@ -257,24 +265,23 @@ impl Renderer<'_> {
     /// hash set (cheaper for nft to load than an interval set); others an
     /// interval set of the (already disjoint) prefixes.
     fn sets(&mut self) {
-        for s in &self.ir.sets {
+        let ir = self.ir;
+        for s in &ir.sets {
             if !s.v4.is_empty() {
-                if s.v4.iter().all(|n| n.prefix_len() == 32) {
-                    self.set_header(&s.name, Family::V4, false);
-                    self.elements(s.v4.iter().map(|n| n.addr()));
-                } else {
-                    self.set_header(&s.name, Family::V4, true);
-                    self.elements(s.v4.iter());
-                }
+                let hosts = s.v4.iter().all(|n| n.prefix_len() == 32);
+                self.set_header(&s.name, Family::V4, !hosts);
+                self.elements(&s.v4, |out, n| match hosts {
+                    true => push_v4(out, n.addr()),
+                    false => push_v4net(out, n),
+                });
             }
             if !s.v6.is_empty() {
-                if s.v6.iter().all(|n| n.prefix_len() == 128) {
-                    self.set_header(&s.name, Family::V6, false);
-                    self.elements(s.v6.iter().map(|n| n.addr()));
-                } else {
-                    self.set_header(&s.name, Family::V6, true);
-                    self.elements(s.v6.iter());
-                }
+                let hosts = s.v6.iter().all(|n| n.prefix_len() == 128);
+                self.set_header(&s.name, Family::V6, !hosts);
+                self.elements(&s.v6, |out, n| match hosts {
+                    true => push_v6(out, n.addr()),
+                    false => push_v6net(out, n),
+                });
             }
         }
     }
@@ -291,11 +298,11 @@ impl Renderer<'_> {
 
     /// The elements, eight per line, then the set's closing braces. Written
     /// straight into the output: sets are most of a large ruleset.
-    fn elements<T: std::fmt::Display>(&mut self, elems: impl ExactSizeIterator<Item = T>) {
+    fn elements<T>(&mut self, elems: &[T], write: impl Fn(&mut String, &T)) {
         let n = elems.len();
-        for (i, e) in elems.enumerate() {
+        for (i, e) in elems.iter().enumerate() {
             self.out.push_str(if i % 8 == 0 { "\t\t\t" } else { " " });
-            let _ = write!(self.out, "{e}");
+            write(&mut self.out, e);
             if i + 1 < n {
                 self.out.push(',');
             }
@@ -308,46 +315,74 @@ impl Renderer<'_> {
 
     fn maps(&mut self, d: &Dispatch<'_>) {
         for fam in FAMILIES {
-            let elems = |m: &BTreeMap<IpAddr, &str>| -> Vec<String> {
-                m.iter()
-                    .filter(|(a, _)| Family::of(a) == fam)
-                    .map(|(a, c)| format!("{a} : jump {}", chain_name(c)))
-                    .collect()
-            };
-            let egress = elems(&d.egress);
-            self.map(&format!("egress-{}", fam.suffix()), fam.addr_type(), egress);
-            let hostports: Vec<String> = d
+            let egress: Vec<_> = d
+                .egress
+                .iter()
+                .filter(|(a, _)| Family::of(a) == fam)
+                .collect();
+            self.map(
+                &format!("egress-{}", fam.suffix()),
+                fam.addr_type(),
+                &egress,
+                |out, (a, c)| {
+                    push_ip(out, **a);
+                    out.push_str(" : jump c_");
+                    out.push_str(c);
+                },
+            );
+            let hostports: Vec<_> = d
                 .hostports
                 .iter()
                 .filter(|((a, _, _), _)| Family::of(a) == fam)
-                .map(|((a, p, port), c)| format!("{a} . {p} . {port} : jump {}", chain_name(c)))
                 .collect();
             self.map(
                 &format!("hostports-{}", fam.suffix()),
                 &format!("{} . inet_proto . inet_service", fam.addr_type()),
-                hostports,
+                &hostports,
+                |out, ((a, p, port), c)| {
+                    push_ip(out, *a);
+                    out.push_str(" . ");
+                    out.push_str(p.as_str());
+                    out.push_str(" . ");
+                    push_u32(out, (*port).into());
+                    out.push_str(" : jump c_");
+                    out.push_str(c);
+                },
             );
-            let ingress = elems(&d.ingress);
+            let ingress: Vec<_> = d
+                .ingress
+                .iter()
+                .filter(|(a, _)| Family::of(a) == fam)
+                .collect();
             self.map(
                 &format!("ingress-{}", fam.suffix()),
                 fam.addr_type(),
-                ingress,
+                &ingress,
+                |out, (a, c)| {
+                    push_ip(out, **a);
+                    out.push_str(" : jump c_");
+                    out.push_str(c);
+                },
             );
         }
     }
 
-    fn map(&mut self, name: &str, key: &str, elems: Vec<String>) {
+    /// A verdict map, one element per line.
+    fn map<T>(&mut self, name: &str, key: &str, elems: &[T], write: impl Fn(&mut String, &T)) {
         if elems.is_empty() {
             return;
         }
-        self.line(1, &format!("map {name} {{ type {key} : verdict;"));
-        self.line(2, "elements = {");
+        let _ = writeln!(
+            self.out,
+            "\tmap {name} {{ type {key} : verdict;\n\t\telements = {{"
+        );
         let n = elems.len();
-        for (i, e) in elems.into_iter().enumerate() {
-            self.line(3, &if i + 1 < n { format!("{e},") } else { e });
+        for (i, e) in elems.iter().enumerate() {
+            self.out.push_str("\t\t\t");
+            write(&mut self.out, e);
+            self.out.push_str(if i + 1 < n { ",\n" } else { "\n" });
         }
-        self.line(2, "}");
-        self.line(1, "}");
+        self.out.push_str("\t\t}\n\t}\n");
     }
 
     fn base_chain(&mut self, hook: &str, d: &Dispatch<'_>, exposures: bool) {
@@ -463,36 +498,36 @@ impl Renderer<'_> {
     }
 
     fn chain(&mut self, c: &Chain) {
-        self.line(1, &format!("chain {} {{", chain_name(&c.id)));
+        self.out.push_str("\tchain c_");
+        self.out.push_str(&c.id);
+        self.out.push_str(" {\n");
         for r in &c.rules {
-            for l in self.rule(c, r) {
-                self.line(2, &l);
-            }
+            self.rule(c, r);
         }
-        self.line(1, "}");
+        self.out.push_str("\t}\n");
     }
 
     /// One nft rule per address family the rule's peer set has (one rule if
     /// it has no peer; none if its set is empty, as it then matches nothing).
-    fn rule(&self, c: &Chain, r: &Rule) -> Vec<String> {
+    fn rule(&mut self, c: &Chain, r: &Rule) {
         let dir = match c.direction {
             Direction::Ingress => "saddr",
             Direction::Egress => "daddr",
         };
-        let families: Vec<Option<Family>> = match &r.peer {
-            None => vec![None],
+        let families: [Option<Option<Family>>; 2] = match &r.peer {
+            None => [Some(None), None],
             Some(name) => {
                 let s = self.ir.set(name);
-                FAMILIES
-                    .into_iter()
-                    .filter(|f| {
-                        s.is_some_and(|s| match f {
-                            Family::V4 => !s.v4.is_empty(),
-                            Family::V6 => !s.v6.is_empty(),
-                        })
+                let has = |f| {
+                    s.is_some_and(|s| match f {
+                        Family::V4 => !s.v4.is_empty(),
+                        Family::V6 => !s.v6.is_empty(),
                     })
-                    .map(Some)
-                    .collect()
+                };
+                [
+                    has(Family::V4).then_some(Some(Family::V4)),
+                    has(Family::V6).then_some(Some(Family::V6)),
+                ]
             }
         };
         let pass = r.action == Action::Allow || c.mode == Mode::Analyze;
@@ -501,31 +536,40 @@ impl Renderer<'_> {
             (true, Direction::Ingress) => "accept",
             (true, Direction::Egress) => "return",
         };
-        families
-            .into_iter()
-            .map(|fam| {
-                let mut parts: Vec<String> = Vec::with_capacity(6);
-                if let (Some(f), Some(set)) = (fam, &r.peer) {
-                    parts.push(format!("{} {dir} @{set}_{}", f.kw(), f.suffix()));
+        let out = &mut self.out;
+        for fam in families.into_iter().flatten() {
+            out.push_str("\t\t");
+            if let (Some(f), Some(set)) = (fam, &r.peer) {
+                let _ = write!(out, "{} {dir} @{set}_{} ", f.kw(), f.suffix());
+            }
+            match r.proto {
+                Proto::Any => {}
+                Proto::Icmp => match fam {
+                    Some(f) => {
+                        out.push_str("meta l4proto ");
+                        out.push_str(f.icmp());
+                        out.push(' ');
+                    }
+                    None => out.push_str("meta l4proto { icmp, ipv6-icmp } "),
+                },
+                p if r.ports.is_empty() => {
+                    out.push_str("meta l4proto ");
+                    out.push_str(p.as_str());
+                    out.push(' ');
                 }
-                match r.proto {
-                    Proto::Any => {}
-                    Proto::Icmp => parts.push(match fam {
-                        Some(f) => format!("meta l4proto {}", f.icmp()),
-                        None => "meta l4proto { icmp, ipv6-icmp }".into(),
-                    }),
-                    p if r.ports.is_empty() => parts.push(format!("meta l4proto {p}")),
-                    p => parts.push(format!("{p} dport {}", ports(&r.ports))),
+                p => {
+                    out.push_str(p.as_str());
+                    out.push_str(" dport ");
+                    out.push_str(&ports(&r.ports));
+                    out.push(' ');
                 }
-                parts.push("counter".into());
-                if r.log {
-                    parts.push(format!("log prefix \"rf {} \"", r.id));
-                }
-                parts.push(verdict.into());
-                parts.push(format!("comment \"{}\"", r.id));
-                parts.join(" ")
-            })
-            .collect()
+            }
+            out.push_str("counter ");
+            if r.log {
+                let _ = write!(out, "log prefix \"rf {} \" ", r.id);
+            }
+            let _ = writeln!(out, "{verdict} comment \"{}\"", r.id);
+        }
     }
 }
 

@@ -15,13 +15,25 @@
 //! ringfence_plugin_sdk::export_backend!(Csv);
 //! ```
 //!
-//! All the unsafe code of a plugin lives in [`abi`], with the reason each
-//! use is sound.
+//! All the unsafe code of a plugin lives in [`abi`], [`bump`] and [`cmp`],
+//! with the reason each use is sound.
+//!
+//! On `wasm32`, the SDK is the plugin's global allocator ([`bump::Bump`]): an
+//! instance renders one node and is then dropped, so memory is handed out by
+//! bumping a pointer and never reused, which is much cheaper than a general
+//! allocator. A plugin built on the SDK cannot install another one.
 
 pub use ringfence_schema as schema;
 
 use ringfence_schema::ir::NodeIr;
 use ringfence_schema::plugin::{PluginInfo, RenderOutput};
+
+pub mod bump;
+pub mod cmp;
+
+#[cfg(target_arch = "wasm32")]
+#[global_allocator]
+static ALLOCATOR: bump::Bump = bump::Bump::new();
 
 /// A backend: describes itself and renders one node's IR.
 pub trait Backend {

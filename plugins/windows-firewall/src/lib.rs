@@ -10,6 +10,12 @@
 //! traffic of addresses no endpoint owns gets allow-all rules, so sides the
 //! node does not judge pass.
 //!
+//! NodePort and LoadBalancer exposures become inbound rules on the node's
+//! (or the LB's) addresses and the exposure's port, admitting the sources
+//! the target's ingress chain admits on its target port
+//! ([`NodeIr::evaluate_exposure`]); with several targets that disagree,
+//! only the sources every target admits, with a warning (README.md).
+//!
 //! Two artifacts: `rules.json` (the rules, machine-readably; tests evaluate
 //! it) and `rules.ps1` (installs them as group `ringfence-<generation>`,
 //! then retires older generations; see README.md for the swap order). The
@@ -23,7 +29,7 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::net::IpAddr;
 
-use ringfence_schema::ir::{Direction, EndpointKind, NodeIr, Os};
+use ringfence_schema::ir::{Direction, EndpointKind, Exposure, ExposureKind, NodeIr, Os};
 use ringfence_schema::net::Proto;
 use ringfence_schema::plugin::{
     Artifact, Capabilities, PLUGIN_ABI, PluginInfo, RenderOutput, RenderWarning,
@@ -53,7 +59,7 @@ pub fn info() -> PluginInfo {
             logging: false,
             analyze_mode: false,
             first_match: false,
-            exposures: false,
+            exposures: true,
             max_rules: None,
         },
         description:
@@ -119,14 +125,6 @@ pub fn render(ir: &NodeIr) -> Result<RenderOutput, String> {
             ir.node, ir.os
         ));
     }
-    if !ir.exposures.is_empty() {
-        let services: Vec<&str> = ir.exposures.iter().map(|x| x.service.as_str()).collect();
-        return Err(format!(
-            "windows-firewall cannot judge NodePort/LoadBalancer traffic (it cannot see kube-proxy's translation); node `{}` exposes {}",
-            ir.node,
-            services.join(", ")
-        ));
-    }
     let mut warnings = Vec::new();
     let mut problems = Vec::new();
     let mut out: Vec<FwRule> = Vec::new();
@@ -174,7 +172,10 @@ pub fn render(ir: &NodeIr) -> Result<RenderOutput, String> {
         &mut problems,
     );
 
-    // Inbound: per address, host-network pods' ports, then the base endpoint.
+    // Inbound: per address, what decides each (proto, port): an exposure
+    // on that address first (kube-proxy translates before anything else
+    // sees the packet), then a host-network pod's port, then the address's
+    // base endpoint (none: the node does not judge it, allow all).
     let mut base: BTreeMap<IpAddr, &str> = BTreeMap::new();
     let mut ports: BTreeMap<IpAddr, BTreeMap<(Proto, u16), &str>> = BTreeMap::new();
     for e in ir.endpoints.iter().filter(|e| e.local) {
@@ -189,22 +190,96 @@ pub fn render(ir: &NodeIr) -> Result<RenderOutput, String> {
             }
         }
     }
-    type Signature<'a> = (Option<&'a str>, Vec<((Proto, u16), &'a str)>);
+    // The first exposure on an address and (proto, port) is the one
+    // `NodeIr::evaluate_exposure` applies.
+    let mut exposed: BTreeMap<IpAddr, BTreeMap<(Proto, u16), usize>> = BTreeMap::new();
+    for (i, x) in ir.exposures.iter().enumerate() {
+        let addrs = match x.kind {
+            ExposureKind::NodePort => &ir.addresses,
+            ExposureKind::LoadBalancer => &x.addresses,
+        };
+        for a in addrs {
+            exposed
+                .entry(*a)
+                .or_default()
+                .entry((x.proto, x.port))
+                .or_insert(i);
+        }
+    }
+    let mut exposure_pieces: BTreeMap<usize, (Option<&str>, Vec<Piece>)> = BTreeMap::new();
+    for (i, x) in ir.exposures.iter().enumerate() {
+        if x.proto == Proto::Sctp {
+            problems.push(format!(
+                "Windows Firewall cannot match SCTP ports, but service {} is exposed on sctp/{}",
+                x.service, x.port
+            ));
+            continue;
+        }
+        let (chain, p, disagree) = exposure(ir, x, &mut pieces);
+        if disagree {
+            warnings.push(RenderWarning {
+                message: format!(
+                    "the targets of service {} ({} {}/{}) admit different sources; Windows Firewall cannot tell which target kube-proxy picks, so only sources every target admits are allowed",
+                    x.service,
+                    match x.kind {
+                        ExposureKind::NodePort => "NodePort",
+                        ExposureKind::LoadBalancer => "LoadBalancer",
+                    },
+                    x.proto,
+                    x.port
+                ),
+                rule: None,
+                policy: None,
+            });
+        }
+        exposure_pieces.insert(i, (chain, p));
+    }
+    type Signature<'a> = (
+        Option<&'a str>,
+        Vec<((Proto, u16), &'a str)>,
+        Vec<((Proto, u16), usize)>,
+    );
     let mut groups: BTreeMap<Signature<'_>, Vec<IpAddr>> = BTreeMap::new();
-    let locals: std::collections::BTreeSet<IpAddr> =
-        base.keys().chain(ports.keys()).copied().collect();
+    let locals: std::collections::BTreeSet<IpAddr> = base
+        .keys()
+        .chain(ports.keys())
+        .chain(exposed.keys())
+        .copied()
+        .collect();
     for a in &locals {
-        let claims = ports
+        let exposures: Vec<((Proto, u16), usize)> = exposed
             .get(a)
             .map(|m| m.iter().map(|(k, v)| (*k, *v)).collect())
             .unwrap_or_default();
+        let claims = ports
+            .get(a)
+            .map(|m| {
+                m.iter()
+                    .filter(|(k, _)| !exposures.iter().any(|(x, _)| x == *k))
+                    .map(|(k, v)| (*k, *v))
+                    .collect()
+            })
+            .unwrap_or_default();
         groups
-            .entry((base.get(a).copied(), claims))
+            .entry((base.get(a).copied(), claims, exposures))
             .or_default()
             .push(*a);
     }
-    for ((chain, claims), addrs) in &groups {
+    for ((chain, claims, exposures), addrs) in &groups {
         let local: Vec<String> = addrs.iter().map(IpAddr::to_string).collect();
+        for (_, i) in exposures {
+            if let Some((target_chain, p)) = exposure_pieces.get(i) {
+                emit(
+                    ir,
+                    Direction::Ingress,
+                    *target_chain,
+                    &local,
+                    p.clone(),
+                    &mut out,
+                    &mut problems,
+                );
+            }
+        }
         for ((proto, port), hostpod) in claims {
             let p = only_port(&pieces(hostpod), *proto, *port);
             emit(
@@ -217,7 +292,11 @@ pub fn render(ir: &NodeIr) -> Result<RenderOutput, String> {
                 &mut problems,
             );
         }
-        let claimed: Vec<(Proto, u16)> = claims.iter().map(|(k, _)| *k).collect();
+        let claimed: Vec<(Proto, u16)> = claims
+            .iter()
+            .map(|(k, _)| *k)
+            .chain(exposures.iter().map(|(k, _)| *k))
+            .collect();
         let rest = match chain {
             Some(c) => pieces(c),
             None => vec![everything()],
@@ -305,6 +384,50 @@ pub fn render(ir: &NodeIr) -> Result<RenderOutput, String> {
     })
 }
 
+/// What an exposure lets in, as pieces of the exposure's protocol and port
+/// (before translation): the sources the first target's ingress chain
+/// admits on its target port, narrowed to those every other target admits
+/// too. Returns the chain the pieces' rules belong to, the pieces, and
+/// whether the targets disagree (so the intersection drops something).
+/// No target: nothing is let in (kube-proxy has nowhere to send it).
+fn exposure<'a>(
+    ir: &'a NodeIr,
+    x: &Exposure,
+    pieces: &mut impl FnMut(&str) -> Vec<Piece>,
+) -> (Option<&'a str>, Vec<Piece>, bool) {
+    let mut per_target: Vec<(&'a str, Vec<Piece>, Addrs)> = Vec::new();
+    for t in &x.targets {
+        let Some(e) = ir.endpoint(&t.endpoint) else {
+            continue; // `NodeIr::validate` rules this out
+        };
+        let p = only_port(&pieces(&e.ingress), x.proto, t.port);
+        let mut allowed = Addrs::none();
+        for q in &p {
+            allowed = allowed.union(&q.addrs);
+        }
+        per_target.push((e.ingress.as_str(), p, allowed));
+    }
+    let Some(((chain, first, _), rest)) = per_target.split_first() else {
+        return (None, Vec::new(), false);
+    };
+    let mut common = per_target[0].2.clone();
+    for (_, _, a) in rest {
+        common = common.intersect(a);
+    }
+    let disagree = per_target.iter().any(|(_, _, a)| *a != common);
+    let port = Some(Ranges(vec![(x.port, x.port)]));
+    let out = first
+        .iter()
+        .map(|q| Piece {
+            addrs: q.addrs.intersect(&common),
+            ports: port.clone(),
+            ..q.clone()
+        })
+        .filter(|q| !q.addrs.is_empty())
+        .collect();
+    (Some(*chain), out, disagree)
+}
+
 fn everything() -> Piece {
     Piece {
         rule: None,
@@ -381,7 +504,7 @@ fn emit(
             Proto::Sctp => {
                 if !ports.is_empty() {
                     problems.push(format!(
-                        "Windows Firewall cannot match SCTP ports, but {} applies to only some SCTP ports (its own ports, or ports a host-network pod owns)",
+                        "Windows Firewall cannot match SCTP ports, but {} applies to only some SCTP ports (its own ports, or ports a host-network pod or an exposure owns)",
                         match rule {
                             Some(r) => format!("rule {} of policy {}", r.id, r.policy),
                             None => "traffic no policy judges".into(),

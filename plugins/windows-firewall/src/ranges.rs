@@ -76,7 +76,6 @@ impl<T: Bound> Ranges<T> {
         i > 0 && x <= self.0[i - 1].1
     }
 
-    #[cfg(test)]
     pub(crate) fn union(&self, other: &Self) -> Self {
         let mut v = self.0.clone();
         v.extend_from_slice(&other.0);
@@ -147,8 +146,20 @@ impl Addrs {
             v6: Ranges::all(),
         }
     }
+    pub(crate) fn none() -> Self {
+        Addrs {
+            v4: Ranges::empty(),
+            v6: Ranges::empty(),
+        }
+    }
     pub(crate) fn is_empty(&self) -> bool {
         self.v4.is_empty() && self.v6.is_empty()
+    }
+    pub(crate) fn union(&self, o: &Self) -> Self {
+        Addrs {
+            v4: self.v4.union(&o.v4),
+            v6: self.v6.union(&o.v6),
+        }
     }
     pub(crate) fn is_all(&self) -> bool {
         self.v4.is_all() && self.v6.is_all()

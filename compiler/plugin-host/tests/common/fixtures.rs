@@ -133,39 +133,36 @@ pub fn full(os: Os) -> NodeIr {
         &["8000-8999"],
     );
     logged.log = true;
-    let mut exposures = Vec::new();
-    if os == Os::Linux {
-        exposures = vec![
-            Exposure {
-                service: "shop/api".into(),
-                kind: ExposureKind::NodePort,
-                proto: Proto::Tcp,
-                addresses: Vec::new(),
-                port: 30080,
-                targets: vec![
-                    ExposureTarget {
-                        endpoint: "pod/shop/api".into(),
-                        port: 8080,
-                    },
-                    ExposureTarget {
-                        endpoint: "pod/shop/api-remote".into(),
-                        port: 8080,
-                    },
-                ],
-            },
-            Exposure {
-                service: "shop/api-lb".into(),
-                kind: ExposureKind::LoadBalancer,
-                proto: Proto::Tcp,
-                addresses: vec![ip("203.0.113.7"), ip("2001:db8::7")],
-                port: 443,
-                targets: vec![ExposureTarget {
+    let exposures = vec![
+        Exposure {
+            service: "shop/api".into(),
+            kind: ExposureKind::NodePort,
+            proto: Proto::Tcp,
+            addresses: Vec::new(),
+            port: 30080,
+            targets: vec![
+                ExposureTarget {
                     endpoint: "pod/shop/api".into(),
-                    port: 8443,
-                }],
-            },
-        ];
-    }
+                    port: 8080,
+                },
+                ExposureTarget {
+                    endpoint: "pod/shop/api-remote".into(),
+                    port: 8080,
+                },
+            ],
+        },
+        Exposure {
+            service: "shop/api-lb".into(),
+            kind: ExposureKind::LoadBalancer,
+            proto: Proto::Tcp,
+            addresses: vec![ip("203.0.113.7"), ip("2001:db8::7")],
+            port: 443,
+            targets: vec![ExposureTarget {
+                endpoint: "pod/shop/api".into(),
+                port: 8443,
+            }],
+        },
+    ];
     ir(
         os,
         "n2",
