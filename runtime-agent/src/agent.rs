@@ -105,8 +105,11 @@ pub struct Stats {
     pub apply_failures: u64,
     /// The last error, cleared by the next success.
     pub last_error: Option<String>,
-    /// Whether the last attempt failed.
+    /// Whether the last attempt to put a bundle in force failed.
     pub failed: bool,
+    /// Whether the last bundle offered was refused (what was in force stays,
+    /// intact, so the status does not change; `last_error` says why).
+    pub refused: bool,
     /// Whether the bundle in force is past its expiry (still enforced).
     pub expired: bool,
     /// The last drift found.
@@ -248,9 +251,10 @@ impl Agent {
         self.stats.last_error = Some(msg);
     }
 
-    /// Forget a noted error once things work again (unless an apply failed).
+    /// Forget a noted error once things work again (unless an apply failed
+    /// or the source still serves a refused bundle).
     pub fn clear_error(&mut self) {
-        if !self.stats.failed {
+        if !self.stats.failed && !self.stats.refused {
             self.stats.last_error = None;
         }
     }
@@ -265,6 +269,7 @@ impl Agent {
         {
             // The source serves what is in force again: nothing is wrong.
             self.stats.failed = false;
+            self.stats.refused = false;
             self.stats.last_error = None;
             return Outcome::Unchanged;
         }
@@ -273,7 +278,10 @@ impl Agent {
         if let Some((d, e)) = &self.last_refused
             && *d == key
         {
-            return Outcome::Refused(e.clone());
+            let e = e.clone();
+            self.stats.refused = true;
+            self.stats.last_error = Some(format!("bundle refused: {e}"));
+            return Outcome::Refused(e);
         }
         let outcome = self.offer_new(bytes, index, now);
         if let Outcome::Refused(e) = &outcome {
@@ -393,6 +401,7 @@ impl Agent {
             ir,
         });
         self.stats.failed = false;
+        self.stats.refused = false;
         self.stats.last_error = None;
         self.stats.drift = Drift::default();
         self.refresh_expiry(now);
@@ -445,6 +454,7 @@ impl Agent {
         }
         log(&format!("generation {generation}: expiry refreshed"));
         self.stats.failed = false;
+        self.stats.refused = false;
         self.stats.last_error = None;
         self.refresh_expiry(now);
         Outcome::Refreshed { generation }
@@ -481,7 +491,10 @@ impl Agent {
 
     fn refuse(&mut self, e: VerifyError) -> Outcome {
         self.count_refusal(&e);
-        self.fail(format!("bundle refused: {e}"));
+        let msg = format!("bundle refused: {e}");
+        log(&msg);
+        self.stats.refused = true;
+        self.stats.last_error = Some(msg);
         Outcome::Refused(e)
     }
 

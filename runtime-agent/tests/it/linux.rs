@@ -127,7 +127,16 @@ fn refused_bundles_leave_the_ruleset_byte_identical() {
     }
     a.check_drift(now());
     let r = a.report(now());
-    assert_eq!(r.status, Status::Failed);
+    // What is in force is intact: refusals are counted, not a failed status.
+    assert_eq!(r.status, Status::InSync);
+    assert!(
+        r.last_error
+            .as_deref()
+            .unwrap()
+            .starts_with("bundle refused: old-generation"),
+        "{:?}",
+        r.last_error
+    );
     assert_eq!(r.verification_failures["old-generation"], 2);
     assert_eq!(r.applied.unwrap().generation, 5);
     // Through the CLI: exit 1 and the reason on stdout.
