@@ -185,8 +185,9 @@ pub(crate) struct CompileArgs {
     /// Issue time (RFC 3339). Without it, the current time is read once, here.
     #[arg(long, value_name = "RFC3339")]
     pub(crate) time: Option<String>,
-    /// How long bundles stay valid.
-    #[arg(long, value_name = "DURATION", default_value = "7d")]
+    /// How long bundles stay valid. A year by default: nothing re-signs
+    /// between one-shot compiles (`watch` re-signs and defaults to 7d).
+    #[arg(long, value_name = "DURATION", default_value = "365d")]
     pub(crate) expires: String,
     /// Generation for nodes whose rules changed (default: one more than OUTDIR's highest).
     #[arg(long, value_name = "N")]
@@ -324,7 +325,7 @@ pub(crate) struct WatchArgs {
     /// Published generations to keep.
     #[arg(long, default_value_t = 5)]
     pub(crate) keep: usize,
-    /// How long bundles stay valid.
+    /// How long bundles stay valid (re-signed at half of it).
     #[arg(long, value_name = "DURATION", default_value = "7d")]
     pub(crate) expires: String,
     /// Poll once and exit.
