@@ -10,6 +10,7 @@
 use std::net::IpAddr;
 
 use proptest::prelude::{ProptestConfig, TestCaseError, any, proptest};
+use ringfence_plugin_host::Capability;
 use ringfence_schema::ir::Action::{Allow, Deny};
 use ringfence_schema::ir::Direction::{Egress, Ingress};
 use ringfence_schema::ir::EndpointKind::{HostPod, Node, Pod};
@@ -559,18 +560,20 @@ fn fixtures_lower_exactly_and_deterministically() {
             "{proto} {src} -> {dst} {port:?}"
         );
     }
-    // The full fixture (host-network pod, analyze mode, logging) renders with warnings.
-    let out = windows().render(&fixtures::full(Os::Windows)).unwrap();
-    assert!(
-        out.warnings
-            .iter()
-            .any(|w| w.message.contains("analyze mode"))
-    );
-    assert!(
-        out.warnings
-            .iter()
-            .any(|w| w.rule.as_deref() == Some("api-deny-logged"))
-    );
+    // The full fixture (host-network pod, analyze mode, logging) renders; the
+    // telemetry it cannot keep is reported once, by the host, from the
+    // capabilities the plugin declares (not repeated by the plugin).
+    let full = fixtures::full(Os::Windows);
+    let out = windows().render(&full).unwrap();
+    assert!(out.warnings.iter().all(
+        |w| !w.message.contains("analyze mode") && w.rule.as_deref() != Some("api-deny-logged")
+    ));
+    let gaps = windows().check(&full);
+    assert!(gaps.iter().all(|p| !p.changes_meaning()), "{gaps:?}");
+    assert!(gaps.iter().any(|p| p.capability == Capability::AnalyzeMode));
+    assert!(gaps.iter().any(
+        |p| p.capability == Capability::Logging && p.rule.as_deref() == Some("api-deny-logged")
+    ));
     for seed in 0..20 {
         check_seed(seed, 2000).unwrap();
     }

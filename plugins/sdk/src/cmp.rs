@@ -33,11 +33,11 @@ pub fn compare(a: &[u8], b: &[u8]) -> Ordering {
     a.len().cmp(&b.len())
 }
 
-/// The C symbols (wasm32 only; natively the platform's are better).
+/// The C symbols (wasm32 only; natively the platform's are better): a C ABI
+/// over raw pointers (see the SAFETY note), linked by symbol name like the
+/// exports of `export_backend!`.
 #[cfg(target_arch = "wasm32")]
-#[allow(unsafe_code)] // C ABI over raw pointers; see the SAFETY note
-// Linked by symbol name, like the exports of `export_backend!`.
-#[allow(unreachable_pub)]
+#[allow(unsafe_code, unreachable_pub)]
 mod symbols {
     /// `memcmp(a, b, n)`.
     ///

@@ -331,28 +331,8 @@ pub fn render(ir: &NodeIr) -> Result<RenderOutput, String> {
             problems.join("; ")
         ));
     }
-    for c in &ir.chains {
-        if c.mode == ringfence_schema::ir::Mode::Analyze {
-            warnings.push(RenderWarning {
-                message: format!(
-                    "chain {} is in analyze mode: Windows Firewall cannot count denies, so its traffic is allowed uncounted",
-                    c.id
-                ),
-                rule: None,
-                policy: None,
-            });
-        }
-        for r in c.rules.iter().filter(|r| r.log) {
-            warnings.push(RenderWarning {
-                message:
-                    "Windows Firewall has no per-rule logging; enable the profile's log instead"
-                        .into(),
-                rule: Some(r.id.clone()),
-                policy: Some(r.policy.clone()),
-            });
-        }
-    }
-
+    // Analyze mode and logging are declared unsupported in `info()`: the
+    // host reports those gaps once per policy, with the policy's span.
     out.sort();
     let digest = Sha256::digest(serde_json::to_vec(&out).map_err(|e| e.to_string())?);
     let generation: String = digest.iter().take(8).map(|b| format!("{b:02x}")).collect();
