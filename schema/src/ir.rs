@@ -580,10 +580,10 @@ impl NodeIr {
                 if !ident(&r.id, "-", 32) {
                     return Err(format!("rule id `{}` is not [a-z0-9_-]{{1,32}}", r.id));
                 }
-                if let Some(p) = &r.peer {
-                    if self.set(p).is_none() {
-                        return Err(format!("rule `{}` refers to unknown set `{p}`", r.id));
-                    }
+                if let Some(p) = &r.peer
+                    && self.set(p).is_none()
+                {
+                    return Err(format!("rule `{}` refers to unknown set `{p}`", r.id));
                 }
                 if !r.ports.is_empty() && !r.proto.has_ports() {
                     return Err(format!(

@@ -29,8 +29,6 @@
 //! dispatch picks the same endpoint (first in IR order, a host-network pod's
 //! port before the node), and a chain's rules keep their order.
 
-mod text;
-
 use std::collections::BTreeMap;
 use std::collections::btree_map::Entry;
 use std::fmt::Write as _;
@@ -42,7 +40,7 @@ use ringfence_schema::ir::{
 use ringfence_schema::net::{PortRange, Proto};
 use ringfence_schema::plugin::{Artifact, Capabilities, PLUGIN_ABI, PluginInfo, RenderOutput};
 
-use text::{push_ip, push_u32, push_v4, push_v4net, push_v6, push_v6net};
+use ringfence_schema::net::write::{push_ip, push_u32, push_v4, push_v4net, push_v6, push_v6net};
 
 /// Backend name, as intent refers to it.
 pub const NAME: &str = "nftables";

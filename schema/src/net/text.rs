@@ -18,96 +18,7 @@ use serde::de::{self, Deserializer, SeqAccess, Visitor};
 use serde::ser::Serializer;
 use serde::{Deserialize, Serialize};
 
-/// The text of one prefix, built in a reused string (at most 43 bytes,
-/// `ffff:…:ffff/128`): ASCII pushed char by char needs no UTF-8 check.
-struct Buf {
-    text: String,
-}
-
-impl Buf {
-    fn new() -> Self {
-        Buf {
-            text: String::with_capacity(48),
-        }
-    }
-    fn push(&mut self, b: u8) {
-        self.text.push(char::from(b));
-    }
-    fn push_str(&mut self, s: &str) {
-        self.text.push_str(s);
-    }
-    fn as_str(&self) -> &str {
-        &self.text
-    }
-    fn dec(&mut self, n: u8) {
-        if n >= 100 {
-            self.push(b'0' + n / 100);
-        }
-        if n >= 10 {
-            self.push(b'0' + n / 10 % 10);
-        }
-        self.push(b'0' + n % 10);
-    }
-    fn hex(&mut self, n: u16) {
-        const DIGITS: &[u8; 16] = b"0123456789abcdef";
-        let mut started = false;
-        for shift in [12, 8, 4, 0] {
-            let d = (n >> shift) & 0xf;
-            if d != 0 || started || shift == 0 {
-                self.push(DIGITS[usize::from(d)]);
-                started = true;
-            }
-        }
-    }
-    /// As `Ipv4Addr`'s `Display`.
-    fn v4(&mut self, a: Ipv4Addr) {
-        for (i, o) in a.octets().into_iter().enumerate() {
-            if i > 0 {
-                self.push(b'.');
-            }
-            self.dec(o);
-        }
-    }
-    /// As `Ipv6Addr`'s `Display`: IPv4-mapped as `::ffff:a.b.c.d`, else the
-    /// first longest run of two or more zero groups as `::`.
-    fn v6(&mut self, a: Ipv6Addr) {
-        if let Some(v4) = a.to_ipv4_mapped() {
-            self.push_str("::ffff:");
-            self.v4(v4);
-            return;
-        }
-        let s = a.segments();
-        let (mut best, mut best_len, mut cur, mut cur_len) = (0, 0, 0, 0);
-        for (i, &g) in s.iter().enumerate() {
-            if g == 0 {
-                if cur_len == 0 {
-                    cur = i;
-                }
-                cur_len += 1;
-                if cur_len > best_len {
-                    (best, best_len) = (cur, cur_len);
-                }
-            } else {
-                cur_len = 0;
-            }
-        }
-        let groups = |b: &mut Buf, part: &[u16]| {
-            for (i, &g) in part.iter().enumerate() {
-                if i > 0 {
-                    b.push(b':');
-                }
-                b.hex(g);
-            }
-        };
-        if best_len > 1 {
-            groups(self, &s[..best]);
-            self.push_str("::");
-            groups(self, &s[best + best_len..]);
-        } else {
-            groups(self, &s);
-        }
-    }
-}
+use super::write::{push_v4net, push_v6, push_v6net};
 
 /// Read one to `max` decimal digits at `*i`, below `limit`; `None` if there
 /// are none, more than `max` in a row, or the value is too big (as `ipnet`'s
@@ -151,9 +62,9 @@ fn parse_v4(s: &str) -> Option<Ipv4Net> {
 fn parse_v6(s: &str) -> Option<Ipv6Net> {
     let (addr, len) = s.rsplit_once('/')?;
     let a: Ipv6Addr = addr.parse().ok()?;
-    let mut canonical = Buf::new();
-    canonical.v6(a);
-    (canonical.as_str() == addr).then_some(())?;
+    let mut canonical = String::with_capacity(48);
+    push_v6(&mut canonical, a);
+    (canonical == addr).then_some(())?;
     let b = len.as_bytes();
     let mut i = 0;
     let len = digits(b, &mut i, 3, 129)? as u8;
@@ -161,24 +72,20 @@ fn parse_v6(s: &str) -> Option<Ipv6Net> {
     Ipv6Net::new(a, len).ok()
 }
 
-/// A prefix type with a text form written by [`Buf`].
+/// A prefix type with a fast text form.
 trait Write {
-    fn write(&self, b: &mut Buf);
+    fn write(&self, out: &mut String);
 }
 
 impl Write for Ipv4Net {
-    fn write(&self, b: &mut Buf) {
-        b.v4(self.addr());
-        b.push(b'/');
-        b.dec(self.prefix_len());
+    fn write(&self, out: &mut String) {
+        push_v4net(out, self);
     }
 }
 
 impl Write for Ipv6Net {
-    fn write(&self, b: &mut Buf) {
-        b.v6(self.addr());
-        b.push(b'/');
-        b.dec(self.prefix_len());
+    fn write(&self, out: &mut String) {
+        push_v6net(out, self);
     }
 }
 
@@ -238,9 +145,10 @@ fn serialize_list<N: Serialize + Write, S: Serializer>(v: &[N], s: S) -> Result<
         return v.serialize(s);
     }
     let mut seq = s.serialize_seq(Some(v.len()))?;
-    let mut b = Buf::new();
+    // One reused string: at most 43 bytes (`ffff:…:ffff/128`).
+    let mut b = String::with_capacity(48);
     for n in v {
-        b.text.clear();
+        b.clear();
         n.write(&mut b);
         seq.serialize_element(b.as_str())?;
     }
@@ -297,15 +205,7 @@ pub(super) mod v6 {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    /// SplitMix64, so the random cases are the same on every run.
-    fn rng(seed: &mut u64) -> u64 {
-        *seed = seed.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = *seed;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
+    use crate::net::write::tests::rng;
 
     #[derive(Serialize, Deserialize, PartialEq, Debug)]
     struct Fast {

@@ -1,17 +1,16 @@
-//! Writing addresses and numbers straight into the output.
-//!
-//! Set elements are most of a large ruleset, and `Display` through
-//! `core::fmt` was half the render time. ASCII goes in char by char, which
-//! needs no UTF-8 check. These write the same text as the
-//! standard `Display` impls (`Ipv4Addr`, `Ipv6Addr` in RFC 5952 form as
-//! `std` prints it, `Ipv4Net`/`Ipv6Net`, integers); the tests compare them.
+//! Addresses, prefixes and numbers appended to a `String` as their
+//! `Display` impls write them (`Ipv6Addr` in RFC 5952 form as `std` prints
+//! it), without `core::fmt`: the IR's prefix lists and a backend's set
+//! elements are text in bulk, and `core::fmt` was half of that time. ASCII
+//! goes in char by char, which needs no UTF-8 check. The tests compare every
+//! function with `Display`.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use ipnet::{Ipv4Net, Ipv6Net};
 
 /// Append `n` in decimal.
-pub(crate) fn push_u32(out: &mut String, mut n: u32) {
+pub fn push_u32(out: &mut String, mut n: u32) {
     let mut buf = [0u8; 10];
     let mut i = buf.len();
     loop {
@@ -50,7 +49,7 @@ fn push_ascii(out: &mut String, bytes: &[u8]) {
 }
 
 /// Append `a` as `Ipv4Addr`'s `Display` writes it.
-pub(crate) fn push_v4(out: &mut String, a: Ipv4Addr) {
+pub fn push_v4(out: &mut String, a: Ipv4Addr) {
     for (i, o) in a.octets().into_iter().enumerate() {
         if i > 0 {
             out.push('.');
@@ -68,7 +67,7 @@ pub(crate) fn push_v4(out: &mut String, a: Ipv4Addr) {
 /// Append `a` as `Ipv6Addr`'s `Display` writes it: IPv4-mapped addresses as
 /// `::ffff:a.b.c.d`, else the longest run of two or more zero groups (the
 /// first if tied) as `::`.
-pub(crate) fn push_v6(out: &mut String, a: Ipv6Addr) {
+pub fn push_v6(out: &mut String, a: Ipv6Addr) {
     if let Some(v4) = a.to_ipv4_mapped() {
         out.push_str("::ffff:");
         push_v4(out, v4);
@@ -107,7 +106,7 @@ pub(crate) fn push_v6(out: &mut String, a: Ipv6Addr) {
 }
 
 /// Append an address of either family.
-pub(crate) fn push_ip(out: &mut String, a: IpAddr) {
+pub fn push_ip(out: &mut String, a: IpAddr) {
     match a {
         IpAddr::V4(a) => push_v4(out, a),
         IpAddr::V6(a) => push_v6(out, a),
@@ -115,25 +114,25 @@ pub(crate) fn push_ip(out: &mut String, a: IpAddr) {
 }
 
 /// Append `n` as `a.b.c.d/len`.
-pub(crate) fn push_v4net(out: &mut String, n: &Ipv4Net) {
+pub fn push_v4net(out: &mut String, n: &Ipv4Net) {
     push_v4(out, n.addr());
     out.push('/');
     push_u32(out, n.prefix_len().into());
 }
 
 /// Append `n` as `addr/len`.
-pub(crate) fn push_v6net(out: &mut String, n: &Ipv6Net) {
+pub fn push_v6net(out: &mut String, n: &Ipv6Net) {
     push_v6(out, n.addr());
     out.push('/');
     push_u32(out, n.prefix_len().into());
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     /// SplitMix64, so the random cases are the same on every run.
-    fn rng(seed: &mut u64) -> u64 {
+    pub(crate) fn rng(seed: &mut u64) -> u64 {
         *seed = seed.wrapping_add(0x9e37_79b9_7f4a_7c15);
         let mut z = *seed;
         z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
@@ -164,7 +163,7 @@ mod tests {
         for a in cases {
             let a = Ipv4Addr::from(a);
             same(a, |s| push_v4(s, a));
-            let n = Ipv4Net::new(a, (a.octets()[3] % 33) as u8).unwrap().trunc();
+            let n = Ipv4Net::new(a, a.octets()[3] % 33).unwrap().trunc();
             same(n, |s| push_v4net(s, &n));
         }
     }
