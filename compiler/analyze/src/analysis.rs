@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::net::IpAddr;
 
 use ringfence_core::explain::SideInfo;
-use ringfence_schema::ir::{Action, Rank};
+use ringfence_schema::ir::{Action, PolicyInfo};
 use ringfence_schema::net::Proto;
 use ringfence_schema::report::Status;
 use serde::Serialize;
@@ -185,22 +185,9 @@ pub struct AgentHits {
 /// One policy and its statistics.
 #[derive(Clone, Debug, Serialize)]
 pub struct PolicyStats {
-    /// Policy id.
-    pub id: String,
-    /// Name as written.
-    pub name: String,
-    /// Owning scope.
-    pub scope: String,
-    /// Rank in the global order.
-    pub rank: Rank,
-    /// Allow or deny.
-    pub action: Action,
-    /// Intent file.
-    pub file: String,
-    /// Line.
-    pub line: u32,
-    /// Column.
-    pub column: u32,
+    /// The policy (id, name, scope, rank, action, and where it is written).
+    #[serde(flatten)]
+    pub policy: PolicyInfo,
     /// Flows it decided (on either side; once per flow).
     pub hits: Count,
     /// First flow it decided.

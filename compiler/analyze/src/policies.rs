@@ -264,14 +264,7 @@ pub(crate) fn stats(
                 conditions.push(Condition::Broad);
             }
             let stats = PolicyStats {
-                id: p.id.clone(),
-                name: p.name.clone(),
-                scope: p.scope.clone(),
-                rank: p.rank,
-                action: p.action,
-                file: p.file.clone(),
-                line: p.line,
-                column: p.column,
+                policy: p.clone(),
                 hits: h.count,
                 first_hit: h.first_ns.map(&time),
                 last_hit: h.last_ns.map(&time),

@@ -192,9 +192,9 @@ impl fmt::Display for Analysis {
             write!(
                 f,
                 "  {} ({}, {}): {} flow(s), {} byte(s), {} .. {}",
-                p.id,
-                rank_name(p.rank),
-                p.action,
+                p.policy.id,
+                rank_name(p.policy.rank),
+                p.policy.action,
                 p.hits.flows,
                 p.hits.bytes,
                 p.first_hit.as_deref().unwrap_or("?"),
@@ -210,7 +210,11 @@ impl fmt::Display for Analysis {
             writeln!(f)?;
             writeln!(f, "no traffic: {} polic(ies)", none.len())?;
             for p in none {
-                writeln!(f, "  {} at {}:{}:{}", p.id, p.file, p.line, p.column)?;
+                writeln!(
+                    f,
+                    "  {} at {}:{}:{}",
+                    p.policy.id, p.policy.file, p.policy.line, p.policy.column
+                )?;
             }
         }
         let shadowed: Vec<_> = self.with_condition(Condition::Overshadowed).collect();
@@ -221,10 +225,10 @@ impl fmt::Display for Analysis {
                 writeln!(
                     f,
                     "  {} at {}:{}:{}: decided first by {}",
-                    p.id,
-                    p.file,
-                    p.line,
-                    p.column,
+                    p.policy.id,
+                    p.policy.file,
+                    p.policy.line,
+                    p.policy.column,
                     if p.shadowed_by.is_empty() {
                         "earlier rules".to_string()
                     } else {
@@ -245,7 +249,7 @@ impl fmt::Display for Analysis {
                     .into_iter()
                     .flatten()
                     .collect();
-                writeln!(f, "  {}: {} used it", p.id, parts.join(", "))?;
+                writeln!(f, "  {}: {} used it", p.policy.id, parts.join(", "))?;
             }
         }
 

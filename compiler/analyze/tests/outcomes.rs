@@ -279,7 +279,7 @@ fn policy_statistics_and_conditions() {
     let p = |id: &str| {
         a.policies
             .iter()
-            .find(|p| p.id == id)
+            .find(|p| p.policy.id == id)
             .unwrap_or_else(|| panic!("no policy {id}"))
     };
     let w = p("app/web-to-api");
@@ -320,7 +320,7 @@ fn policy_statistics_and_conditions() {
     assert_eq!(p("top/implicit-catch-all-egress").hits.flows, 1);
 
     // Global order: absolute, then default (child scope first), then catch-alls.
-    let ids: Vec<&str> = a.policies.iter().map(|p| p.id.as_str()).collect();
+    let ids: Vec<&str> = a.policies.iter().map(|p| p.policy.id.as_str()).collect();
     let pos = |id| ids.iter().position(|x| *x == id).unwrap();
     assert!(pos("top/no-telnet") < pos("app/web-to-api"));
     assert!(pos("app/web-to-api") < pos("top/top-db"));

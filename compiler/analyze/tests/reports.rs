@@ -104,7 +104,13 @@ fn reports_fold_into_policies_and_nodes() {
     assert_eq!(comp.unknown_policies, ["app/retired"]);
 
     // Counted by agents: not "no traffic" although no flow was given.
-    let p = |id: &str| analysis.policies.iter().find(|p| p.id == id).unwrap();
+    let p = |id: &str| {
+        analysis
+            .policies
+            .iter()
+            .find(|p| p.policy.id == id)
+            .unwrap()
+    };
     let never = p("app/never-used");
     let hits = never.agents.unwrap();
     assert!(hits.packets >= 5 && hits.nodes >= 1, "{hits:?}");
