@@ -34,10 +34,21 @@ else
 fi
 
 # Output must not depend on where the checkout, the registry or the
-# toolchain live.
+# toolchain live. Remapping paths is not enough: cargo hashes the absolute
+# path of `schema/` (outside this workspace) into symbol names, which moves
+# code around. So the working tree's sources are copied to one fixed place
+# and built there (one build at a time).
+build_root=/tmp/ringfence-plugin-build
+mkdir -p "$build_root"
+exec 9>"$build_root/lock"
+flock 9
+src=$build_root/src
+rm -rf "$src" && mkdir -p "$src"
+(cd "$repo" && git ls-files -co --exclude-standard -z | tar --null -T - -cf -) | tar -C "$src" -xf -
+cd "$src/plugins"
 cargo_home=${CARGO_HOME:-$HOME/.cargo}
-export RUSTFLAGS="--remap-path-prefix=$repo=/ringfence --remap-path-prefix=$cargo_home=/cargo --remap-path-prefix=$sysroot=/rustc ${PLUGIN_RUSTFLAGS:-}"
-export CARGO_TARGET_DIR="${PLUGINS_TARGET_DIR:-$here/target}"
+export RUSTFLAGS="--remap-path-prefix=$src=/ringfence --remap-path-prefix=$cargo_home=/cargo --remap-path-prefix=$sysroot=/rustc ${PLUGIN_RUSTFLAGS:-}"
+export CARGO_TARGET_DIR="${PLUGINS_TARGET_DIR:-$build_root/target}"
 export SOURCE_DATE_EPOCH=0
 out_dir=$CARGO_TARGET_DIR/$target/release
 
