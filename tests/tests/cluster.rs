@@ -43,8 +43,12 @@ fn linux_inventory(dir: &Path) -> (std::path::PathBuf, Cluster) {
     list["items"].as_array_mut().unwrap().retain(|o| {
         let name = o["metadata"]["name"].as_str().unwrap_or_default();
         let node = o["spec"]["nodeName"].as_str().unwrap_or_default();
-        !(o["kind"] == "Node" && windows.contains(name))
-            && !(o["kind"] == "Pod" && windows.contains(node))
+        let on_windows = match o["kind"].as_str() {
+            Some("Node") => windows.contains(name),
+            Some("Pod") => windows.contains(node),
+            _ => false,
+        };
+        !on_windows
     });
     let text = serde_json::to_string_pretty(&list).unwrap();
     let out = dir.join("prod-eu1.json");

@@ -371,17 +371,12 @@ fn main() {
                 black_box(ringfence_windows_firewall::render(black_box(ir)).unwrap());
             }
         });
+        let per_node = |d: Duration| d.as_secs_f64() * 1e3 / windows.len() as f64;
         println!(
-            "windows-firewall, one thread, {} nodes: plugin {}, native render only {} ({:.2}x)",
+            "windows-firewall, one thread, {} nodes: plugin {:.3} ms/node, native render only {:.3} ms/node ({:.2}x)",
             windows.len(),
-            format!(
-                "{:.3} ms/node",
-                plugin.as_secs_f64() * 1e3 / windows.len() as f64
-            ),
-            format!(
-                "{:.3} ms/node",
-                native.as_secs_f64() * 1e3 / windows.len() as f64
-            ),
+            per_node(plugin),
+            per_node(native),
             plugin.as_secs_f64() / native.as_secs_f64()
         );
     }
