@@ -142,6 +142,11 @@ pub struct Agent {
     pub stats: Stats,
 }
 
+/// How a refused bundle is reported in `last_error`.
+fn refusal(e: &VerifyError) -> String {
+    format!("bundle refused: {e}")
+}
+
 fn failpoint(name: &str) {
     if std::env::var(FAILPOINT_ENV).is_ok_and(|v| v == name) {
         log(&format!(
@@ -268,9 +273,7 @@ impl Agent {
             .is_some_and(|f| f.current.bundle_sha256 == digest)
         {
             // The source serves what is in force again: nothing is wrong.
-            self.stats.failed = false;
-            self.stats.refused = false;
-            self.stats.last_error = None;
+            self.all_well();
             return Outcome::Unchanged;
         }
         // The same bundle and index as the last refused ones: same answer.
@@ -280,7 +283,7 @@ impl Agent {
         {
             let e = e.clone();
             self.stats.refused = true;
-            self.stats.last_error = Some(format!("bundle refused: {e}"));
+            self.stats.last_error = Some(refusal(&e));
             return Outcome::Refused(e);
         }
         let outcome = self.offer_new(bytes, index, now);
@@ -400,9 +403,7 @@ impl Agent {
             verified,
             ir,
         });
-        self.stats.failed = false;
-        self.stats.refused = false;
-        self.stats.last_error = None;
+        self.all_well();
         self.stats.drift = Drift::default();
         self.refresh_expiry(now);
         Outcome::Applied { generation }
@@ -453,9 +454,7 @@ impl Agent {
             f.verified = verified;
         }
         log(&format!("generation {generation}: expiry refreshed"));
-        self.stats.failed = false;
-        self.stats.refused = false;
-        self.stats.last_error = None;
+        self.all_well();
         self.refresh_expiry(now);
         Outcome::Refreshed { generation }
     }
@@ -491,11 +490,18 @@ impl Agent {
 
     fn refuse(&mut self, e: VerifyError) -> Outcome {
         self.count_refusal(&e);
-        let msg = format!("bundle refused: {e}");
+        let msg = refusal(&e);
         log(&msg);
         self.stats.refused = true;
         self.stats.last_error = Some(msg);
         Outcome::Refused(e)
+    }
+
+    /// What is in force is what the source serves: forget failures and refusals.
+    fn all_well(&mut self) {
+        self.stats.failed = false;
+        self.stats.refused = false;
+        self.stats.last_error = None;
     }
 
     fn count_refusal(&mut self, e: &VerifyError) {

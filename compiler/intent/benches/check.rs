@@ -161,11 +161,15 @@ fn main() {
     measure("check (parse + validate)", 50, || {
         black_box(load(black_box(files.clone())));
     });
-    measure("KDL parsing alone, one thread (check parses files on all cores)", 50, || {
-        for f in &files {
-            black_box(kdl::KdlDocument::parse_v2(&f.text).unwrap());
-        }
-    });
+    measure(
+        "KDL parsing alone, one thread (check parses files on all cores)",
+        50,
+        || {
+            for f in &files {
+                black_box(kdl::KdlDocument::parse_v2(&f.text).unwrap());
+            }
+        },
+    );
     measure("fmt (every file)", 50, || {
         for (i, f) in files.iter().enumerate() {
             black_box(format_source(i, &f.text).unwrap());

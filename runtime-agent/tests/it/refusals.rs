@@ -10,6 +10,7 @@ use ringfence_agent::applier::{Applier, ApplyError};
 use ringfence_agent::live::Snapshot;
 use ringfence_agent::state::StateDir;
 use ringfence_bundle::{SigningKey, Trust};
+use ringfence_schema::report::Status;
 
 use crate::fixture::{Spec, bundle, index};
 
@@ -108,6 +109,17 @@ fn apply_is_never_reached_when_verification_fails() {
         Outcome::Refused(_)
     ));
     assert_eq!(agent.report(now).verification_failures["unknown-key"], 2);
+    // A refusal does not make the status `failed` (nothing was attempted),
+    // and its error stays while the source serves the same bytes unchanged.
+    agent.clear_error();
+    let report = agent.report(now);
+    assert_eq!(report.status, Status::NoBundle);
+    assert!(
+        report
+            .last_error
+            .unwrap()
+            .starts_with("bundle refused: unknown-key")
+    );
 }
 
 #[test]
