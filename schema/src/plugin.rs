@@ -11,11 +11,25 @@
 //! | `ringfence_info` | `() -> i64` | JSON [`PluginInfo`] at `ptr = r >> 32`, `len = r & 0xffff_ffff` |
 //! | `ringfence_render` | `(ptr: i32, len: i32) -> i64` | reads JSON [`NodeIr`](crate::ir::NodeIr), returns JSON [`RenderResponse`] packed as above |
 //!
-//! The host gives every render a fresh instance, a fuel budget and a memory cap.
+//!
+//! Optional, for rendering many nodes in one instance (the SDK exports both):
+//!
+//! | export | signature | meaning |
+//! |---|---|---|
+//! | `ringfence_sets` | `(ptr: i32, len: i32) -> i32` | reads a JSON list of [`AddressSet`] contents, the set table; `0` when it was read |
+//! | `ringfence_render_with_sets` | `(ptr: i32, len: i32) -> i64` | reads JSON [`NodeWithSetRefs`], returns what `ringfence_render` would for the whole IR |
+//!
+//! The host gives every render a fuel budget and a memory cap. A plugin
+//! without the optional exports gets a fresh instance per node; one with them
+//! may get one instance for a chunk of nodes (fixed by node order): the set
+//! table first, then each node with its sets given as indexes into it. Any
+//! failure in a chunk is retried node by node in fresh instances, so a
+//! backend's results and errors do not depend on chunking.
 
 use serde::{Deserialize, Serialize};
 
-use crate::ir::Os;
+use crate::ir::{NodeIr, Os};
+use crate::net::AddressSet;
 
 /// Version of the plugin ABI described above.
 pub const PLUGIN_ABI: u32 = 1;
@@ -110,4 +124,31 @@ pub fn valid_artifact_name(name: &str) -> bool {
         && name
             .bytes()
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"._-".contains(&b))
+}
+
+/// Input of `ringfence_render_with_sets`: a node's IR whose sets carry only
+/// their names, and for each of its sets, in order, the index of its
+/// contents in the table given to `ringfence_sets`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NodeWithSetRefs {
+    /// The IR, sets without contents.
+    pub ir: NodeIr,
+    /// For each of `ir.sets`, an index into the set table.
+    pub sets: Vec<u32>,
+}
+
+impl NodeWithSetRefs {
+    /// The whole IR: each set's contents taken from `table`. `None` if the
+    /// indexes do not fit the sets or the table.
+    pub fn resolve(mut self, table: &[AddressSet]) -> Option<NodeIr> {
+        if self.sets.len() != self.ir.sets.len() {
+            return None;
+        }
+        for (s, &i) in self.ir.sets.iter_mut().zip(&self.sets) {
+            let t = table.get(i as usize)?;
+            s.v4.clone_from(&t.v4);
+            s.v6.clone_from(&t.v6);
+        }
+        Some(self.ir)
+    }
 }

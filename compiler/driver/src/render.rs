@@ -13,6 +13,7 @@ use ringfence_intent::{Diagnostic, Diagnostics};
 use ringfence_plugin_host::{Host, Limits, Plugin, PluginError};
 use ringfence_schema::bundle::{BackendRef, IR_FILE};
 use ringfence_schema::ir::NodeIr;
+use ringfence_schema::plugin::RenderOutput;
 
 use crate::bundles::NodeOutput;
 use crate::session::Session;
@@ -135,16 +136,50 @@ pub fn render_some(
     pick: impl Fn(&NodeIr) -> bool + Sync,
 ) -> (Vec<NodeOutput>, Diagnostics) {
     let spans = policy_spans(&session.intent);
-    let results: Vec<(Option<NodeOutput>, Vec<Diagnostic>)> = session
+    let nodes: Vec<&NodeIr> = session
         .compiled
         .nodes()
-        .par_iter()
+        .iter()
         .filter(|ir| pick(ir))
-        .map(|ir| render_node(ir, backends, &spans))
+        .collect();
+    let prepared: Vec<(Option<&Plugin>, Vec<Diagnostic>)> = nodes
+        .par_iter()
+        .map(|ir| prepare(ir, backends, &spans))
+        .collect();
+    // Runs of consecutive nodes with the same backend, CHUNK at most, are
+    // rendered together (fixed by node order, not by scheduling).
+    let mut chunks: Vec<(&Plugin, Vec<usize>)> = Vec::new();
+    for (i, (plugin, _)) in prepared.iter().enumerate() {
+        let Some(plugin) = *plugin else { continue };
+        match chunks.last_mut() {
+            Some((p, run)) if std::ptr::eq(*p, plugin) && run.len() < CHUNK => run.push(i),
+            _ => chunks.push((plugin, vec![i])),
+        }
+    }
+    let mut rendered: Vec<Option<Result<RenderOutput, PluginError>>> =
+        nodes.iter().map(|_| None).collect();
+    let results: Vec<(usize, Result<RenderOutput, PluginError>)> = chunks
+        .par_iter()
+        .flat_map_iter(|(plugin, run)| {
+            let irs: Vec<&NodeIr> = run.iter().map(|&i| nodes[i]).collect();
+            run.iter().copied().zip(plugin.render_chunk(&irs))
+        })
+        .collect();
+    for (i, r) in results {
+        rendered[i] = Some(r);
+    }
+    let finished: Vec<(Option<NodeOutput>, Vec<Diagnostic>)> = nodes
+        .par_iter()
+        .zip(prepared)
+        .zip(rendered)
+        .map(|((ir, (plugin, diags)), r)| match (plugin, r) {
+            (Some(plugin), Some(r)) => finish(ir, plugin, r, diags, &spans),
+            _ => (None, diags),
+        })
         .collect();
     let mut diags = Diagnostics::default();
-    let mut out = Vec::with_capacity(results.len());
-    for (r, d) in results {
+    let mut out = Vec::with_capacity(finished.len());
+    for (r, d) in finished {
         diags.extend(d);
         out.extend(r);
     }
@@ -152,11 +187,16 @@ pub fn render_some(
     (out, diags)
 }
 
-fn render_node(
+/// Nodes rendered in one plugin instance at most (they share its sets).
+const CHUNK: usize = 16;
+
+/// A node's backend, if it can render the node, and what its capability
+/// check found.
+fn prepare<'b>(
     ir: &NodeIr,
-    backends: &Backends,
+    backends: &'b Backends,
     spans: &HashMap<String, Span>,
-) -> (Option<NodeOutput>, Vec<Diagnostic>) {
+) -> (Option<&'b Plugin>, Vec<Diagnostic>) {
     let node = format!("{}/{}", ir.cluster, ir.node);
     let Some(plugin) = backends.get(&ir.backend) else {
         let d = Diagnostic::error("ringfence::unknown-backend", format!("node {node} needs backend `{}`, which is not built in or pinned", ir.backend))
@@ -198,13 +238,22 @@ fn render_node(
         };
         diags.push(at_policy(d, spans, p.policy.as_deref()));
     }
-    if diags
+    let renderable = !diags
         .iter()
-        .any(|d| d.severity == ringfence_intent::Severity::Error)
-    {
-        return (None, diags);
-    }
-    let output = match plugin.render(ir) {
+        .any(|d| d.severity == ringfence_intent::Severity::Error);
+    (renderable.then_some(plugin), diags)
+}
+
+/// A node's files from what its backend rendered.
+fn finish(
+    ir: &NodeIr,
+    plugin: &Plugin,
+    rendered: Result<RenderOutput, PluginError>,
+    mut diags: Vec<Diagnostic>,
+    spans: &HashMap<String, Span>,
+) -> (Option<NodeOutput>, Vec<Diagnostic>) {
+    let node = format!("{}/{}", ir.cluster, ir.node);
+    let output = match rendered {
         Ok(o) => o,
         Err(e) => {
             let d = Diagnostic::error("ringfence::render-failed", format!("node {node}: {e}"))

@@ -20,14 +20,16 @@ mod check;
 mod error;
 mod slots;
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use ringfence_schema::ir::NodeIr;
+use ringfence_schema::net::AddressSet;
 use ringfence_schema::plugin::{
-    PLUGIN_ABI, PluginInfo, RenderOutput, RenderResponse, valid_artifact_name,
+    NodeWithSetRefs, PLUGIN_ABI, PluginInfo, RenderOutput, RenderResponse, valid_artifact_name,
 };
 use sha2::{Digest, Sha256};
 use wasmtime::{
@@ -181,6 +183,9 @@ impl Host {
             })?;
         check_imports(label, &module)?;
         check_exports(label, &module)?;
+        let chunks = CHUNK_EXPORTS
+            .iter()
+            .all(|(name, params, results)| exports(&module, name, params, results));
         // Imports are checked above (there are none), so this only prepares
         // instantiation once instead of on every render.
         let pre = Linker::new(&self.engine)
@@ -203,6 +208,7 @@ impl Host {
             pre,
             slots: Arc::clone(&self.slots),
             limits: self.limits,
+            chunks,
         };
         plugin.info = plugin.read_info(label)?;
         Ok(plugin)
@@ -260,6 +266,29 @@ const EXPORTS: [(&str, &[ValType], &[ValType]); 4] = [
     ),
 ];
 
+/// The optional exports for rendering a chunk of nodes in one instance.
+const CHUNK_EXPORTS: [(&str, &[ValType], &[ValType]); 2] = [
+    (
+        "ringfence_sets",
+        &[ValType::I32, ValType::I32],
+        &[ValType::I32],
+    ),
+    (
+        "ringfence_render_with_sets",
+        &[ValType::I32, ValType::I32],
+        &[ValType::I64],
+    ),
+];
+
+/// Whether `module` exports `name` with this signature.
+fn exports(module: &Module, name: &str, params: &[ValType], results: &[ValType]) -> bool {
+    matches!(module.get_export(name), Some(ExternType::Func(f))
+        if f.params().len() == params.len()
+            && f.results().len() == results.len()
+            && f.params().zip(params).all(|(a, b)| ValType::eq(&a, b))
+            && f.results().zip(results).all(|(a, b)| ValType::eq(&a, b)))
+}
+
 fn check_exports(label: &str, module: &Module) -> Result<(), PluginError> {
     let err = |message: String| PluginError::Exports {
         plugin: label.to_owned(),
@@ -283,11 +312,7 @@ fn check_exports(label: &str, module: &Module) -> Result<(), PluginError> {
                 "it does not export the function `{name}` {sig}"
             )));
         };
-        let ok = f.params().len() == params.len()
-            && f.results().len() == results.len()
-            && f.params().zip(params).all(|(a, b)| ValType::eq(&a, b))
-            && f.results().zip(results).all(|(a, b)| ValType::eq(&a, b));
-        if !ok {
+        if !exports(module, name, params, results) {
             return Err(err(format!(
                 "`{name}` has type ({}) -> ({}), expected {sig}",
                 show(&f.params().collect::<Vec<_>>()),
@@ -309,6 +334,8 @@ pub struct Plugin {
     pre: InstancePre<Limiter>,
     slots: Arc<Slots>,
     limits: Limits,
+    /// Whether it has the optional exports for rendering chunks of nodes.
+    chunks: bool,
 }
 
 impl std::fmt::Debug for Plugin {
@@ -384,18 +411,94 @@ impl Plugin {
         let json = serde_json::to_vec(ir)
             .map_err(|e| PluginError::Host(format!("cannot serialise the IR: {e}")))?;
         let mut call = self.instantiate(&self.info.name, &ir.node)?;
-        let input = call.input(&json)?;
-        let f = call.func::<(i32, i32), i64>("ringfence_render")?;
-        let packed = f
-            .call(&mut call.store, input)
-            .map_err(|e| call.failure(e))?;
-        let bytes = call.output(packed)?;
+        let bytes = call.exchange(&json, "ringfence_render")?;
+        self.response(&ir.node, &bytes)
+    }
+
+    /// Render several nodes, with the same results as [`Plugin::render`] of
+    /// each, in order. A plugin with the optional chunk exports renders them
+    /// in one instance that reads the sets they share once (each node with
+    /// the full fuel budget); after any failure there, the rest are rendered
+    /// one by one, so results and errors do not depend on the chunking.
+    pub fn render_chunk(&self, irs: &[&NodeIr]) -> Vec<Result<RenderOutput, PluginError>> {
+        let mut out: Vec<_> = match self.chunks && irs.len() > 1 {
+            true => self.render_shared(irs).into_iter().map(Ok).collect(),
+            false => Vec::new(),
+        };
+        let done = out.len();
+        out.extend(irs[done..].iter().map(|ir| self.render(ir)));
+        out
+    }
+
+    /// Render `irs` in one instance until the first failure; the outputs
+    /// of the nodes before it.
+    fn render_shared(&self, irs: &[&NodeIr]) -> Vec<RenderOutput> {
+        let mut done = Vec::new();
+        // Each distinct set contents once; every node's sets as indexes.
+        let mut index = HashMap::new();
+        let mut table: Vec<&AddressSet> = Vec::new();
+        let refs: Vec<Vec<u32>> = irs
+            .iter()
+            .map(|ir| {
+                ir.sets
+                    .iter()
+                    .map(|s| {
+                        *index.entry((&s.v4, &s.v6)).or_insert_with(|| {
+                            table.push(s);
+                            (table.len() - 1) as u32
+                        })
+                    })
+                    .collect()
+            })
+            .collect();
+        let Ok(table) = serde_json::to_vec(&table) else {
+            return done;
+        };
+        let Ok(mut call) = self.instantiate(&self.info.name, &irs[0].node) else {
+            return done;
+        };
+        if !matches!(call.send(&table, "ringfence_sets"), Ok(0)) {
+            return done;
+        }
+        for (ir, sets) in irs.iter().zip(refs) {
+            call.node = &ir.node;
+            if self.arm(&mut call.store).is_err() {
+                return done;
+            }
+            let ir = NodeWithSetRefs {
+                ir: NodeIr {
+                    sets: ir
+                        .sets
+                        .iter()
+                        .map(|s| AddressSet {
+                            name: s.name.clone(),
+                            ..AddressSet::default()
+                        })
+                        .collect(),
+                    ..NodeIr::clone(ir)
+                },
+                sets,
+            };
+            let rendered = serde_json::to_vec(&ir)
+                .map_err(|e| PluginError::Host(e.to_string()))
+                .and_then(|json| call.exchange(&json, "ringfence_render_with_sets"))
+                .and_then(|bytes| self.response(&ir.ir.node, &bytes));
+            match rendered {
+                Ok(out) => done.push(out),
+                Err(_) => return done,
+            }
+        }
+        done
+    }
+
+    /// Check a `RenderResponse` for `node`.
+    fn response(&self, node: &str, bytes: &[u8]) -> Result<RenderOutput, PluginError> {
         let bad = |message: String| PluginError::BadOutput {
             plugin: self.info.name.clone(),
-            node: ir.node.clone(),
+            node: node.to_owned(),
             message,
         };
-        let response: RenderResponse = serde_json::from_slice(&bytes).map_err(|e| {
+        let response: RenderResponse = serde_json::from_slice(bytes).map_err(|e| {
             bad(format!(
                 "not a RenderResponse ({e}); it starts with {:?}",
                 String::from_utf8_lossy(&bytes[..bytes.len().min(60)])
@@ -406,7 +509,7 @@ impl Plugin {
             RenderResponse::Error(message) => {
                 return Err(PluginError::Refused {
                     plugin: self.info.name.clone(),
-                    node: ir.node.clone(),
+                    node: node.to_owned(),
                     message,
                 });
             }
@@ -454,13 +557,7 @@ impl Plugin {
             },
         );
         store.limiter(|l| l);
-        store
-            .set_fuel(self.limits.fuel)
-            .map_err(|e| PluginError::Host(format!("{e:#}")))?;
-        if let Some(t) = self.limits.timeout {
-            let ticks = (t.as_millis() / TICK.as_millis()).max(2) as u64;
-            store.set_epoch_deadline(ticks);
-        }
+        self.arm(&mut store)?;
         match self.pre.instantiate(&mut store) {
             Ok(instance) => Ok(Call {
                 plugin: self,
@@ -475,6 +572,18 @@ impl Plugin {
                 Err(classify(self, label, node, hit, e))
             }
         }
+    }
+
+    /// A full fuel budget and a fresh deadline, for one call.
+    fn arm(&self, store: &mut Store<Limiter>) -> Result<(), PluginError> {
+        store
+            .set_fuel(self.limits.fuel)
+            .map_err(|e| PluginError::Host(format!("{e:#}")))?;
+        if let Some(t) = self.limits.timeout {
+            let ticks = (t.as_millis() / TICK.as_millis()).max(2) as u64;
+            store.set_epoch_deadline(ticks);
+        }
+        Ok(())
     }
 
     /// Check the ABI version and read the plugin's description.
@@ -546,6 +655,23 @@ impl Call<'_> {
             node: self.node.to_owned(),
             message,
         }
+    }
+
+    /// Call `name(ptr, len) -> i32` on a copy of `bytes`.
+    fn send(&mut self, bytes: &[u8], name: &str) -> Result<i32, PluginError> {
+        let input = self.input(bytes)?;
+        let f = self.func::<(i32, i32), i32>(name)?;
+        f.call(&mut self.store, input).map_err(|e| self.failure(e))
+    }
+
+    /// Call `name(ptr, len) -> i64` on a copy of `bytes`; the buffer it returns.
+    fn exchange(&mut self, bytes: &[u8], name: &str) -> Result<Vec<u8>, PluginError> {
+        let input = self.input(bytes)?;
+        let f = self.func::<(i32, i32), i64>(name)?;
+        let packed = f
+            .call(&mut self.store, input)
+            .map_err(|e| self.failure(e))?;
+        self.output(packed)
     }
 
     /// Copy `bytes` into a buffer the plugin allocates; returns (ptr, len).

@@ -5,8 +5,9 @@
 use std::time::Duration;
 
 use rayon::prelude::*;
+use ringfence_core::synth::{Params, generate};
 use ringfence_plugin_host::{Capability, Host, Limits, PluginError};
-use ringfence_schema::ir::Os;
+use ringfence_schema::ir::{NodeIr, Os};
 
 use crate::common::*;
 
@@ -197,6 +198,49 @@ fn nodes_render_in_parallel_and_failures_stay_isolated() {
         .collect();
     for (i, ok) in results {
         assert_eq!(ok, i % 4 != 0, "node-{i}");
+    }
+}
+
+#[test]
+fn a_chunk_renders_exactly_what_each_node_renders_alone() {
+    // Nodes of a compiled synthetic cluster share most of their sets, as
+    // real nodes do: one instance renders the chunk from one set table.
+    let s = generate(&Params {
+        nodes: 12,
+        pods: 240,
+        windows_every: 4,
+        exposed_every: 10,
+        ..Params::small()
+    });
+    let irs = ringfence_core::compile(&s.intent, &s.inventory)
+        .0
+        .expect("the synthetic intent compiles")
+        .into_nodes();
+    let h = host();
+    for (os, backend) in [(Os::Linux, "nftables"), (Os::Windows, "windows-firewall")] {
+        let chunk: Vec<&NodeIr> = irs.iter().filter(|ir| ir.os == os).collect();
+        assert!(chunk.len() >= 3, "{backend}: {} nodes", chunk.len());
+        assert!(
+            chunk
+                .iter()
+                .any(|ir| ir.sets.iter().any(|s| !s.v4.is_empty())),
+            "{backend}: the nodes have sets"
+        );
+        let p = h.builtin(backend).unwrap();
+        let together = p.render_chunk(&chunk);
+        assert_eq!(together.len(), chunk.len());
+        for (ir, r) in chunk.iter().zip(together) {
+            assert_eq!(r.unwrap(), p.render(ir).unwrap(), "{backend}: {}", ir.node);
+        }
+    }
+    // A failure inside a chunk is each node's own, as when rendered alone.
+    let h = hostile_host(small_limits());
+    let looping = load_test(&h, "loop").unwrap();
+    let chunk: Vec<&NodeIr> = irs.iter().filter(|ir| ir.os == Os::Linux).take(3).collect();
+    for (ir, r) in chunk.iter().zip(looping.render_chunk(&chunk)) {
+        let e = r.unwrap_err();
+        assert!(matches!(e, PluginError::OutOfFuel { .. }), "{e}");
+        assert_eq!(e.node(), Some(ir.node.as_str()));
     }
 }
 

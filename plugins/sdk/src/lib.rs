@@ -80,20 +80,41 @@ macro_rules! export_backend {
         pub extern "C" fn ringfence_render(ptr: i32, len: i32) -> i64 {
             $crate::abi::render::<$backend>(ptr, len)
         }
+
+        /// The set table for the nodes of a chunk (`ringfence_sets`).
+        #[allow(unsafe_code, unreachable_pub)] // as above
+        #[unsafe(no_mangle)]
+        pub extern "C" fn ringfence_sets(ptr: i32, len: i32) -> i32 {
+            $crate::abi::sets(ptr, len)
+        }
+
+        /// JSON `NodeWithSetRefs` in, as `ringfence_render` out
+        /// (`ringfence_render_with_sets`).
+        #[allow(unsafe_code, unreachable_pub)] // as above
+        #[unsafe(no_mangle)]
+        pub extern "C" fn ringfence_render_with_sets(ptr: i32, len: i32) -> i64 {
+            $crate::abi::render_with_sets::<$backend>(ptr, len)
+        }
     };
 }
 
 /// The ABI glue behind [`export_backend!`]. Not for direct use.
 ///
-/// Memory is never freed: the host gives every call a fresh instance and
-/// drops it afterwards, so leaking the input and output buffers is both
-/// simpler and cheaper than an ownership protocol.
+/// Memory is never freed: an instance renders one node, or one chunk of
+/// nodes, and is dropped afterwards, so leaking the input and output buffers
+/// is both simpler and cheaper than an ownership protocol.
 #[doc(hidden)]
 #[allow(unsafe_code)] // reading the host's input buffer; see the SAFETY notes
 pub mod abi {
+    use std::sync::OnceLock;
+
     use super::Backend;
     use ringfence_schema::ir::NodeIr;
-    use ringfence_schema::plugin::{PLUGIN_ABI, RenderResponse};
+    use ringfence_schema::net::AddressSet;
+    use ringfence_schema::plugin::{NodeWithSetRefs, PLUGIN_ABI, RenderResponse};
+
+    /// The set table of this instance's chunk (`ringfence_sets`).
+    static SETS: OnceLock<Vec<AddressSet>> = OnceLock::new();
 
     /// `ringfence_abi`.
     pub fn abi() -> i32 {
@@ -123,36 +144,79 @@ pub mod abi {
         pack(serde_json::to_vec(&B::info()).unwrap_or_default())
     }
 
-    /// `ringfence_render`: parse, validate, render, serialise.
-    pub fn render<B: Backend>(ptr: i32, len: i32) -> i64 {
+    /// The host's input buffer, or why it is unusable.
+    fn input(ptr: i32, len: i32) -> Result<&'static [u8], String> {
         let (Ok(ptr), Ok(len)) = (usize::try_from(ptr), usize::try_from(len)) else {
-            return respond(RenderResponse::Error(format!(
-                "bad input buffer (ptr {ptr}, len {len})"
-            )));
+            return Err(format!("bad input buffer (ptr {ptr}, len {len})"));
         };
         if ptr == 0 {
-            return respond(RenderResponse::Error("null input buffer".into()));
+            return Err("null input buffer".into());
         }
-        // SAFETY: the ABI says the host calls `ringfence_render(ptr, len)`
-        // with `ptr` returned by `ringfence_alloc(len)` of this instance, so
-        // `ptr..ptr+len` is one live, initialised allocation (zeroed by
-        // `alloc`, then written by the host) that nothing else references:
-        // it was leaked and its address handed only to the host.
-        let input: &[u8] = unsafe { core::slice::from_raw_parts(ptr as *const u8, len) };
-        let response = match serde_json::from_slice::<NodeIr>(input) {
-            Err(e) => RenderResponse::Error(format!("input is not a valid NodeIr: {e}")),
-            Ok(ir) => match ir.validate() {
-                Err(e) => RenderResponse::Error(format!("invalid IR: {e}")),
-                Ok(()) => match B::render(&ir) {
-                    Ok(out) => RenderResponse::Ok(out),
-                    Err(e) => RenderResponse::Error(e),
-                },
+        // SAFETY: the ABI says the host passes `ptr` returned by
+        // `ringfence_alloc(len)` of this instance, so `ptr..ptr+len` is one
+        // live, initialised allocation (zeroed by `alloc`, then written by
+        // the host) that nothing else references: it was leaked and its
+        // address handed only to the host.
+        Ok(unsafe { core::slice::from_raw_parts(ptr as *const u8, len) })
+    }
+
+    /// `ringfence_render`: parse, validate, render, serialise.
+    pub fn render<B: Backend>(ptr: i32, len: i32) -> i64 {
+        let ir = input(ptr, len).and_then(|input| {
+            serde_json::from_slice::<NodeIr>(input)
+                .map_err(|e| format!("input is not a valid NodeIr: {e}"))
+        });
+        respond(ir.map_or_else(RenderResponse::Error, |ir| render_ir::<B>(&ir)))
+    }
+
+    /// `ringfence_sets`: keep the chunk's set table; `0` when it was read.
+    pub fn sets(ptr: i32, len: i32) -> i32 {
+        let table = input(ptr, len)
+            .ok()
+            .and_then(|input| serde_json::from_slice::<Vec<AddressSet>>(input).ok());
+        match table.map(|t| SETS.set(t)) {
+            Some(Ok(())) => 0,
+            _ => 1,
+        }
+    }
+
+    /// `ringfence_render_with_sets`: the IR completed from the set table,
+    /// then as `ringfence_render`.
+    pub fn render_with_sets<B: Backend>(ptr: i32, len: i32) -> i64 {
+        let ir = input(ptr, len).and_then(|input| {
+            let node: NodeWithSetRefs = serde_json::from_slice(input)
+                .map_err(|e| format!("input is not a valid NodeWithSetRefs: {e}"))?;
+            node.resolve(SETS.get().map_or(&[], Vec::as_slice))
+                .ok_or_else(|| "set references do not fit the set table".to_string())
+        });
+        respond(ir.map_or_else(RenderResponse::Error, |ir| render_ir::<B>(&ir)))
+    }
+
+    fn render_ir<B: Backend>(ir: &NodeIr) -> RenderResponse {
+        match ir.validate() {
+            Err(e) => RenderResponse::Error(format!("invalid IR: {e}")),
+            Ok(()) => match B::render(ir) {
+                Ok(out) => RenderResponse::Ok(out),
+                Err(e) => RenderResponse::Error(e),
             },
-        };
-        respond(response)
+        }
     }
 
     fn respond(r: RenderResponse) -> i64 {
-        pack(serde_json::to_vec(&r).unwrap_or_default())
+        // Sized for the artifacts and their escapes up front: with the bump
+        // allocator every regrowth would leave a copy behind.
+        let size = match &r {
+            RenderResponse::Ok(out) => out
+                .artifacts
+                .iter()
+                .map(|a| a.content.len() + a.content.len() / 8 + a.name.len() + 64)
+                .sum::<usize>(),
+            RenderResponse::Error(e) => e.len(),
+        };
+        let mut json = Vec::with_capacity(size + 1024);
+        match serde_json::to_writer(&mut json, &r) {
+            Ok(()) => pack(json),
+            Err(_) => pack(Vec::new()),
+        }
     }
 }
