@@ -435,7 +435,9 @@ impl Plugin {
     fn render_shared(&self, irs: &[&NodeIr]) -> Vec<RenderOutput> {
         let mut done = Vec::new();
         // Each distinct set contents once; every node's sets as indexes.
-        let mut index = HashMap::new();
+        // Looked up by name (cheap to hash), then compared whole: sets of the
+        // same name usually, but need not, hold the same addresses.
+        let mut by_name: HashMap<&str, Vec<u32>> = HashMap::new();
         let mut table: Vec<&AddressSet> = Vec::new();
         let refs: Vec<Vec<u32>> = irs
             .iter()
@@ -443,9 +445,16 @@ impl Plugin {
                 ir.sets
                     .iter()
                     .map(|s| {
-                        *index.entry((&s.v4, &s.v6)).or_insert_with(|| {
+                        let same = by_name.entry(&s.name).or_default();
+                        let found = same.iter().copied().find(|&i| {
+                            let t = table[i as usize];
+                            t.v4 == s.v4 && t.v6 == s.v6
+                        });
+                        found.unwrap_or_else(|| {
                             table.push(s);
-                            (table.len() - 1) as u32
+                            let i = (table.len() - 1) as u32;
+                            same.push(i);
+                            i
                         })
                     })
                     .collect()
@@ -460,13 +469,25 @@ impl Plugin {
         if !matches!(call.send(&table, "ringfence_sets"), Ok(0)) {
             return done;
         }
+        let mut json = Vec::new();
         for (ir, sets) in irs.iter().zip(refs) {
             call.node = &ir.node;
             if self.arm(&mut call.store).is_err() {
                 return done;
             }
             let ir = NodeWithSetRefs {
+                // Every field but the sets' contents (listed, not `..`, so
+                // a new field cannot be forgotten).
                 ir: NodeIr {
+                    ir_version: ir.ir_version,
+                    cluster: ir.cluster.clone(),
+                    node: ir.node.clone(),
+                    os: ir.os,
+                    backend: ir.backend.clone(),
+                    addresses: ir.addresses.clone(),
+                    endpoints: ir.endpoints.clone(),
+                    exposures: ir.exposures.clone(),
+                    chains: ir.chains.clone(),
                     sets: ir
                         .sets
                         .iter()
@@ -475,13 +496,14 @@ impl Plugin {
                             ..AddressSet::default()
                         })
                         .collect(),
-                    ..NodeIr::clone(ir)
+                    policies: ir.policies.clone(),
                 },
                 sets,
             };
-            let rendered = serde_json::to_vec(&ir)
+            json.clear();
+            let rendered = serde_json::to_writer(&mut json, &ir)
                 .map_err(|e| PluginError::Host(e.to_string()))
-                .and_then(|json| call.exchange(&json, "ringfence_render_with_sets"))
+                .and_then(|()| call.exchange(&json, "ringfence_render_with_sets"))
                 .and_then(|bytes| self.response(&ir.ir.node, &bytes));
             match rendered {
                 Ok(out) => done.push(out),
