@@ -13,8 +13,8 @@ use serde_json::Value;
 use crate::error::InventoryError;
 use crate::fields::{Field, Object};
 use crate::model::{
-    Cluster, ContainerPort, Namespace, Node, Os, Pod, Proto, Service, ServicePort, ServiceType,
-    TargetPort, TrafficPolicy,
+    Cluster, ContainerPort, Labels, Namespace, Node, Os, Pod, Proto, Service, ServicePort,
+    ServiceType, TargetPort, TrafficPolicy,
 };
 use crate::owner::{self, OwnerRef};
 use crate::prune;
@@ -316,6 +316,19 @@ fn read_namespace(item: &Value, file: &str, index: usize) -> Result<Namespace, I
     })
 }
 
+/// A namespaced object's name, namespace and labels; `plural` names its
+/// kind in the help (`pods`, `services`).
+fn namespaced(root: &Field<'_>, plural: &str) -> Result<(String, String, Labels), InventoryError> {
+    let name = root.at("metadata.name").required_str(REEXPORT)?.to_owned();
+    let namespace = root
+        .at("metadata.namespace")
+        .required_str(&format!(
+            "{plural} are namespaced: export with `-A` (all namespaces) so that kubectl writes it"
+        ))?
+        .to_owned();
+    Ok((name, namespace, root.at("metadata.labels").labels()?))
+}
+
 fn read_pod(
     item: &Value,
     file: &str,
@@ -328,14 +341,7 @@ fn read_pod(
         help: AS_KUBECTL_WRITES,
     };
     let root = object.root(item);
-    let name = root.at("metadata.name").required_str(REEXPORT)?.to_owned();
-    let namespace = root
-        .at("metadata.namespace")
-        .required_str(
-            "pods are namespaced: export with `-A` (all namespaces) so that kubectl writes it",
-        )?
-        .to_owned();
-    let labels = root.at("metadata.labels").labels()?;
+    let (name, namespace, labels) = namespaced(&root, "pods")?;
     let node = root.at("spec.nodeName").str()?.map(str::to_owned);
     let host_network = root.at("spec.hostNetwork").bool()?;
     let phase = root
@@ -428,14 +434,7 @@ fn read_service(item: &Value, file: &str, index: usize) -> Result<Service, Inven
         help: AS_KUBECTL_WRITES,
     };
     let root = object.root(item);
-    let name = root.at("metadata.name").required_str(REEXPORT)?.to_owned();
-    let namespace = root
-        .at("metadata.namespace")
-        .required_str(
-            "services are namespaced: export with `-A` (all namespaces) so that kubectl writes it",
-        )?
-        .to_owned();
-    let labels = root.at("metadata.labels").labels()?;
+    let (name, namespace, labels) = namespaced(&root, "services")?;
     let kind_field = root.at("spec.type");
     let kind = match kind_field.str()? {
         None | Some("ClusterIP") => ServiceType::ClusterIp,

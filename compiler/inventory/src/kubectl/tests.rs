@@ -284,6 +284,15 @@ fn missing_required_fields_are_named() {
     );
     rejects(
         |d| {
+            item(d, "Service", "web")["metadata"]
+                .as_object_mut()
+                .unwrap()
+                .remove("namespace");
+        },
+        "inv/lab.json: Service web: `metadata.namespace` is missing; services are namespaced: export with `-A`",
+    );
+    rejects(
+        |d| {
             item(d, "Node", "lab-2")["metadata"]
                 .as_object_mut()
                 .unwrap()
