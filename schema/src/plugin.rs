@@ -9,8 +9,7 @@
 //! | `ringfence_abi` | `() -> i32` | [`PLUGIN_ABI`] |
 //! | `ringfence_alloc` | `(len: i32) -> i32` | a buffer of `len` bytes the host may write |
 //! | `ringfence_info` | `() -> i64` | JSON [`PluginInfo`] at `ptr = r >> 32`, `len = r & 0xffff_ffff` |
-//! | `ringfence_render` | `(ptr: i32, len: i32) -> i64` | reads JSON [`NodeIr`](crate::ir::NodeIr), returns JSON [`RenderResponse`] packed as above |
-//!
+//! | `ringfence_render` | `(ptr: i32, len: i32) -> i64` | reads JSON [`NodeIr`](crate::ir::NodeIr), returns a [`RenderResponse`] in its wire form ([`encode_response`]) packed as above |
 //!
 //! Optional, for rendering many nodes in one instance (the SDK exports both):
 //!
@@ -31,8 +30,10 @@ use serde::{Deserialize, Serialize};
 use crate::ir::{NodeIr, Os};
 use crate::net::AddressSet;
 
-/// Version of the plugin ABI described above.
-pub const PLUGIN_ABI: u32 = 1;
+/// Version of the plugin ABI described above. 2: a render response carries
+/// its artifacts as raw bytes after a JSON header (1 had them as JSON
+/// strings, escaped by the plugin and unescaped by the host).
+pub const PLUGIN_ABI: u32 = 2;
 
 /// What a backend says about itself; read once when it is loaded.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -106,14 +107,126 @@ pub struct RenderOutput {
     pub warnings: Vec<RenderWarning>,
 }
 
-/// What `ringfence_render` returns.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
+/// What `ringfence_render` returns, in the form [`encode_response`] writes.
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum RenderResponse {
     /// Rendered.
     Ok(RenderOutput),
     /// The backend refuses this IR; the message says why.
     Error(String),
+}
+
+/// A [`RenderResponse`] as `ringfence_render` returns it:
+///
+/// ```text
+/// u32, little-endian   n, the header's length
+/// n bytes              JSON header: {"ok":{"artifacts":[{"name":"rules.nft","len":1234}],"warnings":[…]}}
+///                      or {"error":"why"}
+/// the contents         each artifact's bytes (UTF-8), back to back, in header order; nothing after
+/// ```
+///
+/// The files are copied, not escaped into JSON and parsed back out of it.
+pub fn encode_response(r: &RenderResponse) -> Vec<u8> {
+    let header = match r {
+        RenderResponse::Ok(out) => Header::Ok {
+            artifacts: out
+                .artifacts
+                .iter()
+                .map(|a| ArtifactHeader {
+                    name: a.name.clone(),
+                    len: a.content.len() as u64,
+                })
+                .collect(),
+            warnings: out.warnings.clone(),
+        },
+        RenderResponse::Error(e) => Header::Error(e.clone()),
+    };
+    let header = serde_json::to_vec(&header).expect("the header serialises");
+    let contents: &[Artifact] = match r {
+        RenderResponse::Ok(out) => &out.artifacts,
+        RenderResponse::Error(_) => &[],
+    };
+    let size = contents.iter().map(|a| a.content.len()).sum::<usize>();
+    let mut bytes = Vec::with_capacity(4 + header.len() + size);
+    bytes.extend_from_slice(&(header.len() as u32).to_le_bytes());
+    bytes.extend_from_slice(&header);
+    for a in contents {
+        bytes.extend_from_slice(a.content.as_bytes());
+    }
+    bytes
+}
+
+/// Read [`encode_response`]'s form back, or say what is wrong with it.
+pub fn decode_response(bytes: &[u8]) -> Result<RenderResponse, String> {
+    let (n, rest) = bytes
+        .split_first_chunk::<4>()
+        .ok_or_else(|| format!("{} bytes, too short for a header length", bytes.len()))?;
+    let n = u32::from_le_bytes(*n) as usize;
+    if n > rest.len() {
+        return Err(format!(
+            "a header of {n} bytes announced, {} bytes follow",
+            rest.len()
+        ));
+    }
+    let (header, mut contents) = rest.split_at(n);
+    let header: Header = serde_json::from_slice(header).map_err(|e| format!("header: {e}"))?;
+    let (artifacts, warnings) = match header {
+        Header::Error(message) => return Ok(RenderResponse::Error(message)),
+        Header::Ok {
+            artifacts,
+            warnings,
+        } => (artifacts, warnings),
+    };
+    let artifacts = artifacts
+        .into_iter()
+        .map(|a| {
+            let len = usize::try_from(a.len)
+                .ok()
+                .filter(|&len| len <= contents.len())
+                .ok_or_else(|| {
+                    format!(
+                        "artifact {:?} of {} bytes, {} bytes left",
+                        a.name,
+                        a.len,
+                        contents.len()
+                    )
+                })?;
+            let (content, rest) = contents.split_at(len);
+            contents = rest;
+            let content = std::str::from_utf8(content)
+                .map_err(|e| format!("artifact {:?} is not UTF-8: {e}", a.name))?;
+            Ok(Artifact {
+                name: a.name,
+                content: content.to_owned(),
+            })
+        })
+        .collect::<Result<Vec<_>, String>>()?;
+    if !contents.is_empty() {
+        return Err(format!("{} bytes after the last artifact", contents.len()));
+    }
+    Ok(RenderResponse::Ok(RenderOutput {
+        artifacts,
+        warnings,
+    }))
+}
+
+/// [`encode_response`]'s JSON header.
+#[derive(Serialize, Deserialize)]
+#[serde(rename_all = "lowercase", deny_unknown_fields)]
+enum Header {
+    Ok {
+        artifacts: Vec<ArtifactHeader>,
+        #[serde(default)]
+        warnings: Vec<RenderWarning>,
+    },
+    Error(String),
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ArtifactHeader {
+    name: String,
+    len: u64,
 }
 
 /// Whether `name` is an acceptable artifact file name.
@@ -150,5 +263,64 @@ impl NodeWithSetRefs {
             s.v6.clone_from(&t.v6);
         }
         Some(self.ir)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ok() -> RenderResponse {
+        RenderResponse::Ok(RenderOutput {
+            artifacts: vec![
+                Artifact {
+                    name: "rules.json".into(),
+                    content: "{\"a\": \"é\"}\n".into(),
+                },
+                Artifact {
+                    name: "rules.ps1".into(),
+                    content: "\tWrite-Host \"x\"\r\n".into(),
+                },
+            ],
+            warnings: vec![RenderWarning {
+                message: "no logging".into(),
+                rule: Some("r1".into()),
+                policy: None,
+            }],
+        })
+    }
+
+    #[test]
+    fn responses_round_trip_with_their_bytes_verbatim() {
+        for r in [ok(), RenderResponse::Error("cannot".into())] {
+            assert_eq!(decode_response(&encode_response(&r)), Ok(r));
+        }
+        let bytes = encode_response(&ok());
+        assert!(bytes.ends_with(b"{\"a\": \"\xc3\xa9\"}\n\tWrite-Host \"x\"\r\n"));
+    }
+
+    #[test]
+    fn every_malformed_response_is_refused_with_a_reason() {
+        let good = encode_response(&ok());
+        let header = u32::from_le_bytes(good[..4].try_into().unwrap()) as usize;
+        let mut extra = good.clone();
+        extra.push(b'x');
+        let mut not_utf8 = good.clone();
+        *not_utf8.last_mut().unwrap() = 0xff;
+        let mut long_header = good.clone();
+        long_header[..4].copy_from_slice(&u32::MAX.to_le_bytes());
+        let unknown = [&7u32.to_le_bytes()[..], b"{\"x\":1}"].concat();
+        for (bytes, reason) in [
+            (&b"{}"[..], "too short"),
+            (&long_header[..], "header of 4294967295 bytes"),
+            (&good[..4 + header - 1], "header of"),
+            (&good[..good.len() - 1], "bytes left"),
+            (&extra[..], "1 bytes after the last artifact"),
+            (&not_utf8[..], "is not UTF-8"),
+            (&unknown[..], "header: unknown variant"),
+        ] {
+            let e = decode_response(bytes).unwrap_err();
+            assert!(e.contains(reason), "{e:?} should contain {reason:?}");
+        }
     }
 }

@@ -29,7 +29,7 @@ use rayon::prelude::*;
 use ringfence_core::synth::{Params, describe, generate};
 use ringfence_plugin_host::{Host, Limits, NFTABLES_WASM, Plugin};
 use ringfence_schema::ir::{NodeIr, Os};
-use ringfence_schema::plugin::RenderResponse;
+use ringfence_schema::plugin::{RenderResponse, decode_response, encode_response};
 use wasmtime::{
     Config, Engine, InstanceAllocationStrategy, Linker, Module, PoolingAllocationConfig, Store,
 };
@@ -172,7 +172,7 @@ fn steps(irs: &[&NodeIr]) -> Steps {
         s.output += t.elapsed();
 
         let t = Instant::now();
-        let response: RenderResponse = serde_json::from_slice(&out).unwrap();
+        let response = decode_response(&out).unwrap();
         assert!(matches!(response, RenderResponse::Ok(_)));
         s.parse += t.elapsed();
 
@@ -352,7 +352,7 @@ fn main() {
         .collect();
     let native_encode = best_of(3, || {
         for r in &responses {
-            black_box(serde_json::to_vec(r).unwrap());
+            black_box(encode_response(r));
         }
     });
     let native_guest = native_decode + native_render + native_encode;

@@ -29,7 +29,8 @@ use std::time::Duration;
 use ringfence_schema::ir::NodeIr;
 use ringfence_schema::net::AddressSet;
 use ringfence_schema::plugin::{
-    NodeWithSetRefs, PLUGIN_ABI, PluginInfo, RenderOutput, RenderResponse, valid_artifact_name,
+    NodeWithSetRefs, PLUGIN_ABI, PluginInfo, RenderOutput, RenderResponse, decode_response,
+    valid_artifact_name,
 };
 use sha2::{Digest, Sha256};
 use wasmtime::{
@@ -513,14 +514,14 @@ impl Plugin {
         done
     }
 
-    /// Check a `RenderResponse` for `node`.
+    /// Read and check a `RenderResponse` for `node`.
     fn response(&self, node: &str, bytes: &[u8]) -> Result<RenderOutput, PluginError> {
         let bad = |message: String| PluginError::BadOutput {
             plugin: self.info.name.clone(),
             node: node.to_owned(),
             message,
         };
-        let response: RenderResponse = serde_json::from_slice(bytes).map_err(|e| {
+        let response = decode_response(bytes).map_err(|e| {
             bad(format!(
                 "not a RenderResponse ({e}); it starts with {:?}",
                 String::from_utf8_lossy(&bytes[..bytes.len().min(60)])

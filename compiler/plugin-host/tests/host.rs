@@ -60,7 +60,7 @@ fn wrong_abi_is_refused_at_load() {
             e,
             PluginError::Abi {
                 found: 99,
-                expected: 1,
+                expected: ringfence_schema::plugin::PLUGIN_ABI,
                 ..
             }
         ),

@@ -6,8 +6,8 @@
 //! | `loop` | `ringfence_render` never returns |
 //! | `memory-bomb` | allocates until it hits the memory cap |
 //! | `panic` | panics (a trap) |
-//! | `garbage` | returns bytes that are not JSON |
-//! | `wrong-shape` | returns JSON that is not a `RenderResponse` |
+//! | `garbage` | returns bytes that are not a response |
+//! | `wrong-shape` | returns a header that is not a `RenderResponse`'s |
 //! | `bad-artifact` | returns an artifact named `../../etc/passwd` |
 //! | `out-of-bounds` | returns a buffer outside its memory |
 //! | `imports` | imports a host function (refused at load) |
@@ -131,17 +131,24 @@ mod raw {
         if cfg!(feature = "out-of-bounds") {
             return ((0x7fff_0000u64 << 32) | 0x1000) as i64;
         }
-        let body: &[u8] = if cfg!(feature = "wrong-shape") {
-            br#"{"artifacts": [1, 2, 3], "len": "#
-        } else if cfg!(feature = "bad-artifact") {
-            br#"{"ok":{"artifacts":[{"name":"../../etc/passwd","content":"root::0:0::/root:/bin/sh\n"}]}}"#
-        } else {
-            b"\x00\xffthis is not JSON at all\x01"
-        };
-        let mut v = body.to_vec();
-        if cfg!(feature = "wrong-shape") {
-            v.extend_from_slice(format!("{len}}}").as_bytes());
+        if cfg!(feature = "bad-artifact") {
+            use ringfence_plugin_sdk::schema::plugin::*;
+            let out = RenderOutput {
+                artifacts: vec![Artifact {
+                    name: "../../etc/passwd".into(),
+                    content: "root::0:0::/root:/bin/sh\n".into(),
+                }],
+                warnings: Vec::new(),
+            };
+            return super::pack(encode_response(&RenderResponse::Ok(out)));
         }
+        let v = if cfg!(feature = "wrong-shape") {
+            // A well-framed header of the wrong shape.
+            let header = format!(r#"{{"artifacts": [1, 2, 3], "len": {len}}}"#);
+            [&(header.len() as u32).to_le_bytes()[..], header.as_bytes()].concat()
+        } else {
+            b"\x00\xffthis is not a response at all\x01".to_vec()
+        };
         super::pack(v)
     }
 }

@@ -3,7 +3,8 @@
 //! A backend implements [`Backend`] and calls [`export_backend!`] once; the
 //! macro emits the exports the host looks for (`ringfence_abi`,
 //! `ringfence_alloc`, `ringfence_info`, `ringfence_render`, see
-//! `schema/src/plugin.rs`). JSON goes in and out; the module imports nothing.
+//! `schema/src/plugin.rs`). JSON goes in; a JSON header and the files
+//! verbatim come out; the module imports nothing.
 //!
 //! ```text
 //! struct Csv;
@@ -74,7 +75,7 @@ macro_rules! export_backend {
             $crate::abi::info::<$backend>()
         }
 
-        /// JSON `NodeIr` in, JSON `RenderResponse` out, packed (`ringfence_render`).
+        /// JSON `NodeIr` in, `RenderResponse` (wire form) out, packed (`ringfence_render`).
         #[allow(unsafe_code, unreachable_pub)] // as above
         #[unsafe(no_mangle)]
         pub extern "C" fn ringfence_render(ptr: i32, len: i32) -> i64 {
@@ -111,7 +112,7 @@ pub mod abi {
     use super::Backend;
     use ringfence_schema::ir::NodeIr;
     use ringfence_schema::net::AddressSet;
-    use ringfence_schema::plugin::{NodeWithSetRefs, PLUGIN_ABI, RenderResponse};
+    use ringfence_schema::plugin::{NodeWithSetRefs, PLUGIN_ABI, RenderResponse, encode_response};
 
     /// The set table of this instance's chunk (`ringfence_sets`).
     static SETS: OnceLock<Vec<AddressSet>> = OnceLock::new();
@@ -203,20 +204,6 @@ pub mod abi {
     }
 
     fn respond(r: RenderResponse) -> i64 {
-        // Sized for the artifacts and their escapes up front: with the bump
-        // allocator every regrowth would leave a copy behind.
-        let size = match &r {
-            RenderResponse::Ok(out) => out
-                .artifacts
-                .iter()
-                .map(|a| a.content.len() + a.content.len() / 8 + a.name.len() + 64)
-                .sum::<usize>(),
-            RenderResponse::Error(e) => e.len(),
-        };
-        let mut json = Vec::with_capacity(size + 1024);
-        match serde_json::to_writer(&mut json, &r) {
-            Ok(()) => pack(json),
-            Err(_) => pack(Vec::new()),
-        }
+        pack(encode_response(&r))
     }
 }
