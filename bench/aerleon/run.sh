@@ -5,11 +5,11 @@
 # (a throwaway network namespace), python3 and network access to PyPI the
 # first time (Aerleon is installed into bench/aerleon/.venv).
 #
-#   bench/aerleon/run.sh [RUNS]      # default 3 runs each, best reported
+#   bench/aerleon/run.sh [RUNS]      # default 5 runs each, best reported
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 repo=$(cd "$here/../.." && pwd)
-runs=${1:-3}
+runs=${1:-5}
 work=$(mktemp -d)
 ns="rf-aerleon-$$"
 cleanup() { ip netns del "$ns" 2>/dev/null || true; rm -rf "$work"; }
