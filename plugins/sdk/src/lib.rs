@@ -42,6 +42,10 @@ pub trait Backend {
     fn info() -> PluginInfo;
     /// Render an IR that has passed [`NodeIr::validate`]. An `Err` is a
     /// refusal the compiler shows to the user, so say what and why.
+    ///
+    /// One instance may render a run of nodes, so the result must depend on
+    /// `ir` alone: state kept between calls may only save work (the
+    /// nftables backend reuses the text of a set equal to one it wrote).
     fn render(ir: &NodeIr) -> Result<RenderOutput, String>;
 }
 
