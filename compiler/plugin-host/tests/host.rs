@@ -233,16 +233,18 @@ fn a_chunk_renders_exactly_what_each_node_renders_alone() {
             assert_eq!(r.unwrap(), p.render(ir).unwrap(), "{backend}: {}", ir.node);
         }
     }
-    // Sets of the same name with other addresses stay apart.
+    // Sets of the same name with other addresses stay apart, in the set
+    // table and in the text the nftables backend reuses, in either order.
     let a = fixtures::full(Os::Linux);
     let mut b = a.clone();
     let set = b.sets.iter_mut().find(|s| !s.v4.is_empty()).unwrap();
     set.v4 = vec!["192.0.2.0/24".parse().unwrap()];
     b.validate().unwrap();
     let nft = h.builtin("nftables").unwrap();
-    let together = nft.render_chunk(&[&a, &b]);
+    let together = nft.render_chunk(&[&a, &b, &a]);
     assert_eq!(together[0].as_ref().unwrap(), &nft.render(&a).unwrap());
     assert_eq!(together[1].as_ref().unwrap(), &nft.render(&b).unwrap());
+    assert_eq!(together[2].as_ref().unwrap(), &nft.render(&a).unwrap());
     assert_ne!(together[0].as_ref().unwrap(), together[1].as_ref().unwrap());
     // A failure inside a chunk is each node's own, as when rendered alone.
     let h = hostile_host(small_limits());
