@@ -3,36 +3,16 @@
 //! committed in the repository), compliance reports; exit codes 0 (nothing
 //! to look at), 1 (findings, invalid intent) and 2 (could not run).
 
-// The scenario of the analysis library's tests (intent, inventory).
-#[path = "../../analyze/tests/common.rs"]
-#[allow(dead_code)] // this binary uses the intent and inventory only
-mod common;
-
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::path::PathBuf;
+use std::process::Output;
 
 use git2::{Repository, Signature};
+
 use ringfence_core::synth::kubectl_list;
 use serde_json::Value;
 
-fn ringfence(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_ringfence"))
-        .args(args)
-        .output()
-        .expect("run ringfence")
-}
-
-fn code(o: &Output) -> i32 {
-    o.status.code().expect("exited")
-}
-
-fn text(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).into_owned()
-}
-
-fn p(path: &Path) -> &str {
-    path.to_str().unwrap()
-}
+use crate::cli::{code, p, ringfence, text};
+use crate::common;
 
 fn commit_all(repo: &Repository, msg: &str) {
     let mut index = repo.index().unwrap();

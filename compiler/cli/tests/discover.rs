@@ -2,33 +2,11 @@
 //! shop (inventory, flows in three formats, exclusions), exit codes 0 (ran)
 //! and 2 (could not run), reruns into the same directory.
 
-#[path = "../../discover/tests/synth/mod.rs"]
-mod synth;
-
-#[path = "../../discover/tests/shop.rs"]
-mod shop;
-
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Output;
 
-fn ringfence(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_ringfence"))
-        .args(args)
-        .output()
-        .expect("run ringfence")
-}
-
-fn code(o: &Output) -> i32 {
-    o.status.code().expect("exited")
-}
-
-fn text(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).into_owned()
-}
-
-fn p(path: &Path) -> &str {
-    path.to_str().unwrap()
-}
+use crate::cli::{code, p, ringfence, text};
+use crate::shop;
 
 fn discover(inputs: &shop::Inputs, out: &Path, extra: &[&str]) -> Output {
     let mut args = vec!["discover", "--inventory", p(&inputs.inventory), "--flows"];

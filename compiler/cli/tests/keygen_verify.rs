@@ -4,7 +4,7 @@
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Output;
 use std::time::Duration;
 
 use ringfence_bundle::{SigningKey, parse_time, sha256_hex};
@@ -12,23 +12,10 @@ use ringfence_driver::bundles::{NodeOutput, WriteOptions, write_bundles};
 use ringfence_schema::bundle::{BackendRef, SourceKind, SourceRef};
 use ringfence_schema::ir::Os;
 
-fn ringfence(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_ringfence"))
-        .args(args)
-        .output()
-        .expect("run ringfence")
-}
-
-fn code(o: &Output) -> i32 {
-    o.status.code().expect("exited")
-}
+use crate::cli::{code, p, ringfence};
 
 fn stdout(o: &Output) -> String {
     String::from_utf8(o.stdout.clone()).unwrap()
-}
-
-fn p(path: &Path) -> &str {
-    path.to_str().unwrap()
 }
 
 /// A compile of two nodes into `out`, signed by `key`, issued at `time`.

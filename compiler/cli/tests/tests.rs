@@ -1,0 +1,19 @@
+//! The `ringfence` binary as a user runs it: real files, real Git
+//! repositories, real exit codes. One test binary, so the binary's tests
+//! link once.
+
+mod analyze;
+mod cli;
+mod discover;
+mod keygen_verify;
+
+// The scenario of the analysis library's tests (intent, inventory).
+#[path = "../../analyze/tests/common.rs"]
+#[allow(dead_code)] // only the intent and inventory are used here
+mod common;
+
+// The discovery library's synthesized shop.
+#[path = "../../discover/tests/shop.rs"]
+mod shop;
+#[path = "../../discover/tests/synth/mod.rs"]
+mod synth;
