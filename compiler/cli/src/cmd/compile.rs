@@ -10,10 +10,15 @@ use ringfence_bundle::{SigningKey, parse_time};
 use ringfence_driver::bundles::{Change, WriteOptions, write_bundles};
 
 use crate::Outcome;
-use crate::cmd::common;
+use crate::cmd::{common, stdin};
 use crate::flags::{CompileArgs, Emit};
 
-pub(crate) fn run(args: CompileArgs) -> anyhow::Result<Outcome> {
+pub(crate) fn run(mut args: CompileArgs) -> anyhow::Result<Outcome> {
+    let inv = &mut args.inventory;
+    let _stdin = stdin::materialize(
+        &mut [&mut inv.inventory, &mut inv.trivy],
+        "--inventory, --trivy",
+    )?;
     // Validate flags before reading anything.
     let issued_at = match &args.time {
         Some(t) => parse_time(t)

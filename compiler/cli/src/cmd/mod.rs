@@ -5,9 +5,11 @@ use crate::Outcome;
 use crate::flags::{Command, HooksCommand, InventoryCommand};
 
 mod analyze;
+mod annotate;
 mod check;
 mod common;
 mod compile;
+mod completion;
 mod discover;
 mod explain;
 mod fmt;
@@ -15,9 +17,11 @@ mod hooks;
 mod inventory;
 mod keygen;
 mod matrix;
+pub(crate) mod output;
 mod plan;
 mod render;
 mod report;
+mod stdin;
 mod verify;
 mod watch;
 
@@ -39,5 +43,7 @@ pub(crate) fn run(command: Command) -> anyhow::Result<Outcome> {
         Command::Watch(a) => watch::run(a),
         Command::Discover(a) => discover::run(a),
         Command::Analyze(a) => analyze::run(a),
+        Command::Completion(a) => completion::completion(a),
+        Command::Man(a) => completion::man(a),
     }
 }
