@@ -83,13 +83,10 @@ echo "(all of it: $OUT/analysis.txt; the HTML report, to open in a browser: $OUT
 
 step "Discover policy from the same flows" ringfence discover … --out discovered
 "$RF" discover --inventory $INV --flows $EX/flows/one-day.jsonl --out "$OUT/discovered" --granularity coarse
-for f in "$OUT"/discovered/*.kdl; do
-    # The policies, not just the filters that come first.
-    if grep -q '^ *allow ' "$f"; then
-        printf -- '--- %s (its policies)\n' "${f#"$OUT"/}"
-        grep -n '^ *\(default\|absolute\|allow\|deny\|}\)' "$f" | trim 25
-    fi
-done
+# The policies written for the shop namespace (the filters come first in the file).
+f="$OUT/discovered/prod-eu1/shop.kdl"
+printf -- '--- %s, from its policies on\n' "${f#"$OUT"/}"
+sed -n '/^policies /,$p' "$f" | trim 25
 echo "(all of it: $OUT/discovered/)"
 
 if [ "$(id -u)" = 0 ] && command -v nft >/dev/null; then
@@ -146,7 +143,8 @@ except OSError as e:
     step "Denied: shop/frontend -> shop-data/postgres tcp/5432 (no policy allows it)" connect frontend 10.244.1.16 5432
     connect $P-frontend 10.244.1.16 5432
     step "The rules that decided, with their counters" nft list table inet ringfence "| grep …"
-    ip netns exec $NODE nft list table inet ringfence | grep -E 'comment "(shop/frontend-to-catalog|shop/catch-all)' | sed 's/^\s*/  /' | trim 8
+    ip netns exec $NODE nft list table inet ringfence |
+        grep -E 'comment "(frontend-to-catalog|catch-all-egress)' | grep -v 'packets 0 ' | sed 's/^\s*/  /' | trim 8 || true
 
     step "Agent status" ringfence-agent status --state state
     "$AGENT" status --state "$OUT/state"
