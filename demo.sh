@@ -95,7 +95,11 @@ if [ "$(id -u)" = 0 ] && command -v nft >/dev/null; then
     # node's signed bundle there, and real TCP connections between the pods.
     P="${DEMO_NETNS_PREFIX:-rfdemo}$$"
     NODE=$P-node
-    cleanup() { for ns in $NODE $P-frontend $P-catalog $P-postgres; do ip netns del "$ns" 2>/dev/null; done; }
+    listeners=()
+    cleanup() {
+        [ ${#listeners[@]} -eq 0 ] || kill "${listeners[@]}" 2>/dev/null
+        for ns in $NODE $P-frontend $P-catalog $P-postgres; do ip netns del "$ns" 2>/dev/null; done
+    }
     trap cleanup EXIT
     ip netns add $NODE
     ip netns exec $NODE sysctl -qw net.ipv4.ip_forward=1
@@ -119,6 +123,7 @@ s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
 s.bind(("0.0.0.0", int(sys.argv[1]))); s.listen()
 while True:
     c, _ = s.accept(); c.sendall(b"hello from " + sys.argv[2].encode() + b"\n"); c.close()' "$2" "$3" &
+        listeners+=($!)
     }
     listen $P-catalog 3550 catalog
     listen $P-postgres 5432 postgres
@@ -148,7 +153,6 @@ except OSError as e:
 
     step "Agent status" ringfence-agent status --state state
     "$AGENT" status --state "$OUT/state"
-    kill $(jobs -p) 2>/dev/null || true
 else
     printf '\n(run as root — sudo ./demo.sh — to see the agent enforce a bundle: one allowed and one denied connection between pods in network namespaces)\n'
 fi
