@@ -46,7 +46,7 @@ fn main() -> ExitCode {
 fn causes(err: &anyhow::Error) -> String {
     let mut said: Vec<String> = Vec::new();
     for cause in err.chain() {
-        let text = cause.to_string();
+        let text = cmd::stdin::unmask(&cause.to_string());
         if text.is_empty() || said.iter().any(|s| s.contains(&text)) {
             continue;
         }

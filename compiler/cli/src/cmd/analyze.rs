@@ -13,7 +13,7 @@ use ringfence_flows::ReadOptions;
 use ringfence_source::Selector;
 
 use crate::Outcome;
-use crate::cmd::{common, output, stdin};
+use crate::cmd::{common, output, progress, stdin};
 use crate::flags::{AnalyzeArgs, AnalyzeFormat};
 
 /// How the analysed version is named: the revision and its commit, or the
@@ -75,8 +75,19 @@ pub(crate) fn run(mut args: AnalyzeArgs) -> anyhow::Result<Outcome> {
             .map(|(s, l)| version(s, l)),
         Options::default(),
     );
+    let stage = progress::stage(format!(
+        "reading and judging flows ({} file(s))",
+        args.flows.len()
+    ));
     let (tally, input) = analyzer.read(&args.flows, &ReadOptions::default())?;
-    let analysis = analyzer.finish(tally, input, reports.as_ref());
+    drop(stage);
+    let mut analysis = analyzer.finish(tally, input, reports.as_ref());
+    for f in &mut analysis.input.files {
+        f.path = stdin::unmask(&f.path);
+    }
+    for e in &mut analysis.input.errors {
+        *e = stdin::unmask(e);
+    }
 
     let mut out: Box<dyn Write> = match &args.out {
         Some(path) => Box::new(std::io::BufWriter::new(

@@ -22,10 +22,7 @@ pub(crate) fn github(doc: &Value) -> String {
             props.push(format!("line={}", d["line"]));
             props.push(format!("col={}", d["column"]));
         }
-        props.push(format!(
-            "title={}",
-            property(&format!("ringfence {}", str_of(&d["code"])))
-        ));
+        props.push(format!("title={}", property(str_of(&d["code"]))));
         out.push_str(&format!(
             "::{level} {}::{}\n",
             props.join(","),
@@ -117,8 +114,8 @@ mod tests {
         ]});
         assert_eq!(
             github(&doc),
-            "::error file=a%3Ab%2Cc.kdl,line=3,col=7,title=ringfence E0101::50%25 bad,%0Areally%0Ahelp: fix it\n\
-             ::warning title=ringfence W0002::no file\n"
+            "::error file=a%3Ab%2Cc.kdl,line=3,col=7,title=E0101::50%25 bad,%0Areally%0Ahelp: fix it\n\
+             ::warning title=W0002::no file\n"
         );
         let s = sarif(&doc);
         assert_eq!(s["version"], "2.1.0");

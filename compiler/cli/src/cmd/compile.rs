@@ -65,6 +65,7 @@ pub(crate) fn run(mut args: CompileArgs) -> anyhow::Result<Outcome> {
         Err(outcome) => return Ok(outcome),
     };
     let key_refs: Vec<&SigningKey> = keys.iter().collect();
+    let _stage = crate::cmd::progress::stage(format!("signing {} bundles", nodes.len()));
     let summary = write_bundles(
         &nodes,
         &WriteOptions {
@@ -77,6 +78,7 @@ pub(crate) fn run(mut args: CompileArgs) -> anyhow::Result<Outcome> {
             inventory_sha256: session.inventory_sha256.clone(),
         },
     )?;
+    drop(_stage);
     let mut out = std::io::stdout().lock();
     for n in &summary.nodes {
         let what = match n.change {

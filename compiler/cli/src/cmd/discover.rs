@@ -14,7 +14,7 @@ use ringfence_flows::ReadOptions;
 use serde::Serialize;
 
 use crate::Outcome;
-use crate::cmd::{output, stdin};
+use crate::cmd::{output, progress, stdin};
 use crate::flags::{self, DiscoverArgs, Format};
 
 /// The first line of every file discovery writes: how a rerun knows which
@@ -54,8 +54,19 @@ pub(crate) fn run(mut args: DiscoverArgs) -> anyhow::Result<Outcome> {
         min_flows: args.min_flows,
         scope: args.scope.clone(),
     };
-    let Discovery { files, summary } =
+    let stage = progress::stage(format!(
+        "discovering from {} flow file(s)",
+        args.flows.len()
+    ));
+    let Discovery { files, mut summary } =
         ringfence_discover::discover(&inventory, &args.flows, &ReadOptions::default(), opts)?;
+    drop(stage);
+    for f in &mut summary.inputs.files {
+        stdin::unmask_path(&mut f.path);
+    }
+    for e in &mut summary.inputs.errors {
+        stdin::unmask_path(&mut e.path);
+    }
     write(&args.out, &stale, &files)?;
     let elapsed = started.elapsed().as_secs_f64();
     #[allow(clippy::print_stderr)] // logs go to stderr; the summary is the result

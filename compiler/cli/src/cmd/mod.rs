@@ -19,9 +19,10 @@ mod keygen;
 mod matrix;
 pub(crate) mod output;
 mod plan;
+mod progress;
 mod render;
 mod report;
-mod stdin;
+pub(crate) mod stdin;
 mod verify;
 mod watch;
 

@@ -1,8 +1,27 @@
 //! `-` as a file name: standard input, read once into a private temporary
 //! file that the libraries read like any other, and that is deleted when the
-//! command ends.
+//! command ends. What the command prints names it `-`, never the copy.
 
 use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+
+/// Where standard input was copied, once it was.
+static COPY: OnceLock<PathBuf> = OnceLock::new();
+
+/// `text` with the copy's path said as `-` (standard input).
+pub(crate) fn unmask(text: &str) -> String {
+    match COPY.get().and_then(|p| p.to_str()) {
+        Some(copy) => text.replace(copy, "-"),
+        None => text.to_string(),
+    }
+}
+
+/// `path`, or `-` if it is the copy of standard input.
+pub(crate) fn unmask_path(path: &mut PathBuf) {
+    if COPY.get() == Some(path) {
+        *path = PathBuf::from("-");
+    }
+}
 
 use anyhow::{Context, bail};
 
@@ -41,6 +60,7 @@ pub(crate) fn materialize(lists: &mut [&mut Vec<PathBuf>], flags: &str) -> anyho
             *p = file.path().to_path_buf();
         }
     }
+    let _ = COPY.set(file.path().to_path_buf());
     Ok(Stdin { _copy: Some(file) })
 }
 
