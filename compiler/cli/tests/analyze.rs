@@ -121,9 +121,8 @@ impl Setup {
             p(&policies),
             "--inventory",
             p(&self.inventory),
-            "--flows",
         ];
-        args.extend(flows.iter().map(|f| p(f)));
+        args.extend(flows.iter().flat_map(|f| ["--flows", p(f)]));
         args.extend(extra);
         ringfence(&args)
     }
