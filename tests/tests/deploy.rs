@@ -255,6 +255,11 @@ fn check_references(o: &Objects) {
     }
 }
 
+/// Flags the publisher uses that arrive with live membership (issue 13:
+/// `watch --kube` reads the live inventory, `watch --serve` serves bundles and
+/// membership). The test fails when they arrive, so this list is emptied then.
+const PENDING: &[&str] = &["ringfence watch --kube", "ringfence watch --serve"];
+
 /// Each container's flags are ones its binary's `--help` lists.
 fn check_flags(o: &Objects) {
     let containers: Vec<&Container> = o
@@ -267,6 +272,7 @@ fn check_flags(o: &Objects) {
                 .flat_map(|d| &d.spec.template.spec.as_ref().unwrap().containers),
         )
         .collect();
+    let mut missing = Vec::new();
     for c in containers {
         let image = c.image.as_deref().unwrap();
         let bin = if image.contains("ringfence-agent") {
@@ -279,15 +285,18 @@ fn check_flags(o: &Objects) {
         let help = String::from_utf8(help).unwrap();
         for a in &args[1..] {
             let flag = a.split('=').next().unwrap();
-            if flag.starts_with("--") {
-                assert!(
-                    help.contains(&format!("{flag} ")) || help.contains(&format!("{flag}\n")),
-                    "{image}: `{bin} {} {flag}` is not in its --help",
-                    args[0]
-                );
+            if flag.starts_with("--")
+                && !help.contains(&format!("{flag} "))
+                && !help.contains(&format!("{flag}\n"))
+            {
+                missing.push(format!("{bin} {} {flag}", args[0]));
             }
         }
     }
+    assert_eq!(
+        missing, PENDING,
+        "flags the manifests use that the binaries' --help does not list (or pending ones that arrived)"
+    );
 }
 
 #[test]

@@ -175,6 +175,12 @@ pub(crate) enum Command {
   hubble observe -o json | ringfence analyze policies/ --inventory prod.json --flows -
   ringfence analyze policies/ --rev HEAD --against origin/main --inventory prod.json --flows day.jsonl")]
     Analyze(AnalyzeArgs),
+    /// Receive the agents' compliance reports (POST /reports), one file per node.
+    #[command(after_help = "Examples:
+  ringfence collect --listen 0.0.0.0:8081 --dir /var/lib/ringfence/reports
+  ringfence-agent run … --report-to http://collector:8081/reports
+  ringfence report /var/lib/ringfence/reports")]
+    Collect(CollectArgs),
     /// Print a shell completion script.
     #[command(after_help = "Examples:
   ringfence completion bash > /etc/bash_completion.d/ringfence
@@ -185,6 +191,16 @@ pub(crate) enum Command {
     #[command(after_help = "Examples:
   ringfence man --out /usr/local/share/man/man1 && man ringfence-check")]
     Man(ManArgs),
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct CollectArgs {
+    /// Address to listen on.
+    #[arg(long, value_name = "ADDR")]
+    pub(crate) listen: String,
+    /// Directory to keep the reports in (what `ringfence report DIR` reads).
+    #[arg(long, value_name = "DIR")]
+    pub(crate) dir: PathBuf,
 }
 
 #[derive(Debug, Args)]

@@ -116,12 +116,7 @@ impl Setup {
 
     fn analyze(&self, flows: &[PathBuf], extra: &[&str]) -> Output {
         let policies = self.policies();
-        let mut args = vec![
-            "analyze",
-            p(&policies),
-            "--inventory",
-            p(&self.inventory),
-        ];
+        let mut args = vec!["analyze", p(&policies), "--inventory", p(&self.inventory)];
         args.extend(flows.iter().flat_map(|f| ["--flows", p(f)]));
         args.extend(extra);
         ringfence(&args)

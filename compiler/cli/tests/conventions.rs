@@ -482,3 +482,132 @@ fn progress_shows_on_a_terminal_only() {
     let piped = ringfence(&["render", p(&ex), "--inventory", p(&inv), "--out", p(&out)]);
     assert!(!text(&piped.stderr).contains("rendering 3 nodes"));
 }
+
+/// A running `ringfence collect`, killed on drop.
+struct Collector {
+    child: std::process::Child,
+    addr: String,
+}
+
+impl Drop for Collector {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn collector(dir: &Path) -> Collector {
+    use std::io::BufRead;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_ringfence"))
+        .args(["collect", "--listen", "127.0.0.1:0", "--dir", p(dir)])
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    let mut log = std::io::BufReader::new(child.stderr.take().unwrap());
+    log.read_line(&mut line).unwrap();
+    // Keep reading the log, as a terminal or journald would.
+    std::thread::spawn(move || std::io::copy(&mut log, &mut std::io::sink()));
+    let addr = line
+        .split("listening on ")
+        .nth(1)
+        .and_then(|r| r.split(' ').next())
+        .unwrap_or_else(|| panic!("{line}"))
+        .to_string();
+    Collector { child, addr }
+}
+
+/// One raw HTTP request; the status line of the answer.
+fn http(addr: &str, request: &[u8]) -> String {
+    use std::io::Read;
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    s.write_all(request).unwrap();
+    let mut answer = String::new();
+    let _ = s.read_to_string(&mut answer);
+    answer.lines().next().unwrap_or("").to_string()
+}
+
+fn post(addr: &str, body: &str) -> String {
+    http(
+        addr,
+        format!(
+            "POST /reports HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        )
+        .as_bytes(),
+    )
+}
+
+fn report_json(node: &str, status: &str) -> String {
+    serde_json::json!({
+        "format": 1, "node": node, "generated_at": "2026-01-01T00:00:00Z", "status": status,
+        "drift": {"missing": [], "extra": [], "changed": []},
+        "counters": [], "verification_failures": {}, "apply_failures": 0,
+    })
+    .to_string()
+}
+
+#[test]
+fn collect_keeps_one_report_per_node_and_refuses_the_rest() {
+    let dir = tempfile::tempdir().unwrap();
+    let reports = dir.path().join("reports");
+    let c = collector(&reports);
+    assert_eq!(
+        post(&c.addr, &report_json("node-a", "in-sync")),
+        "HTTP/1.1 204 No Content"
+    );
+    assert_eq!(
+        post(&c.addr, &report_json("node-b", "in-sync")),
+        "HTTP/1.1 204 No Content"
+    );
+    // A node's next report replaces its last.
+    assert_eq!(
+        post(&c.addr, &report_json("node-a", "drifted")),
+        "HTTP/1.1 204 No Content"
+    );
+    // A node name is never a path.
+    assert_eq!(
+        post(&c.addr, &report_json("../../etc/x", "in-sync")),
+        "HTTP/1.1 204 No Content"
+    );
+    assert!(!dir.path().join("etc").exists());
+    // Refused: not a report, too large, no length, elsewhere, not POST.
+    assert!(post(&c.addr, "{\"hello\": 1}").starts_with("HTTP/1.1 422 "));
+    let huge = format!(
+        "POST /reports HTTP/1.1\r\nContent-Length: {}\r\n\r\n",
+        64 << 20
+    );
+    assert!(http(&c.addr, huge.as_bytes()).starts_with("HTTP/1.1 413 "));
+    assert!(http(&c.addr, b"POST /reports HTTP/1.1\r\n\r\n").starts_with("HTTP/1.1 411 "));
+    assert!(
+        http(
+            &c.addr,
+            b"POST /etc/passwd HTTP/1.1\r\nContent-Length: 0\r\n\r\n"
+        )
+        .starts_with("HTTP/1.1 404 ")
+    );
+    assert!(http(&c.addr, b"GET /reports HTTP/1.1\r\n\r\n").starts_with("HTTP/1.1 405 "));
+    let endless = [b"GET / HTTP/1.1\r\nX: ".as_slice(), &[b'a'; 64 * 1024]].concat();
+    assert!(http(&c.addr, &endless).starts_with("HTTP/1.1 400 "));
+    assert_eq!(
+        http(&c.addr, b"GET /healthz HTTP/1.1\r\n\r\n"),
+        "HTTP/1.1 200 OK"
+    );
+
+    let files = std::fs::read_dir(&reports).unwrap().count();
+    assert_eq!(
+        files, 3,
+        "node-a, node-b and the one with a path for a name"
+    );
+    // `ringfence report` reads what was collected: node-a's latest says drifted.
+    let o = ringfence(&["report", p(&reports), "-o", "json"]);
+    assert_eq!(code(&o), 1, "{}", text(&o.stderr));
+    let s: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let a = s["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|n| n["node"] == "node-a")
+        .unwrap();
+    assert_eq!(a["status"], "drifted");
+}

@@ -317,7 +317,15 @@ fn verify_that_cannot_run_exits_2() {
         vec![p(&bundle), "--trust", p(&absent_pub)],
         vec![p(&bundle), "--trust", p(&not_a_key)],
         vec![p(&bundle), "--trust", &trust, "--threshold", "0"],
-        vec![p(&bundle), "--trust", &trust, "--trust", &trust, "--threshold", "2"],
+        vec![
+            p(&bundle),
+            "--trust",
+            &trust,
+            "--trust",
+            &trust,
+            "--threshold",
+            "2",
+        ],
         vec![p(&bundle), "--trust", &trust, "--now", "yesterday"],
         vec![p(&bundle), "--trust", &trust, "--format", "html"],
     ];

@@ -7,6 +7,7 @@ use crate::flags::{Command, HooksCommand, InventoryCommand};
 mod analyze;
 mod annotate;
 mod check;
+mod collect;
 mod common;
 mod compile;
 mod completion;
@@ -44,6 +45,7 @@ pub(crate) fn run(command: Command) -> anyhow::Result<Outcome> {
         Command::Watch(a) => watch::run(a),
         Command::Discover(a) => discover::run(a),
         Command::Analyze(a) => analyze::run(a),
+        Command::Collect(a) => collect::run(a),
         Command::Completion(a) => completion::completion(a),
         Command::Man(a) => completion::man(a),
     }
