@@ -18,6 +18,7 @@ packages=(
     pkg-config        # finds libssl (build)
     chromium          # the analysis report's headless-browser screenshot test
     buildah           # the container images, built FROM scratch
+    busybox-static    #   and the shell in the CLI image (CI job scripts)
     rustc-web         # the wasm32 toolchain for the plugins'
     cargo-web         #   reproducibility check (plugins/build.sh)
     rust-web-src

@@ -4,8 +4,9 @@
 # load (read with ldd), so no base image is pulled:
 #
 #   ringfence-agent:VERSION   ringfence-agent, nft (which it drives) and their libraries
-#   ringfence:VERSION         the CLI (check, compile, watch --serve, ...), its
-#                             libraries and the CA certificates for https Git remotes
+#   ringfence:VERSION         the CLI (check, compile, watch, collect, ...), its
+#                             libraries, the CA certificates for https Git remotes,
+#                             and a static busybox (sh) for CI job scripts
 #
 #   cargo build --release --bins && deploy/images/build.sh [--test] [--push REGISTRY]
 #
@@ -35,11 +36,11 @@ version=$(sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -n 1)
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 
-# image NAME ENTRYPOINT SRC:DEST...: a scratch image holding each SRC at DEST,
-# the shared libraries the ELF ones load (at their host paths), and ENTRYPOINT.
-image() {
-    local name=$1 entry=$2; shift 2
-    local root="$work/$name" pair src dest lib c
+# stage NAME SRC:DEST...: put each SRC at DEST in NAME's root, with the
+# shared libraries the ELF ones load (at their host paths), stripped.
+stage() {
+    local name=$1; shift
+    local root="$work/$name" pair src dest lib
     mkdir -p "$root/tmp" && chmod 1777 "$root/tmp"
     for pair in "$@"; do
         src=${pair%%:*} dest=${pair#*:}
@@ -47,14 +48,20 @@ image() {
         [ -x "$src" ] || continue
         chmod 0755 "$root$dest"
         objcopy --strip-all "$root$dest"
-        for lib in $(ldd "$src" | grep -o '/[^ ]*' | sort -u); do
+        for lib in $(ldd "$src" 2>/dev/null | grep -o '/[^ ]*' | sort -u); do
             # 0755: the dynamic loader among them must be executable.
             [ -e "$root$lib" ] || install -D -m 0755 "$(readlink -f "$lib")" "$root$lib"
         done
     done
+}
+
+# commit NAME ENTRYPOINT: NAME's root as a scratch image.
+commit() {
+    local name=$1 entry=$2 root="$work/$1" c
     c=$(buildah from scratch)
     buildah copy --quiet "$c" "$root" / >/dev/null
     buildah config --entrypoint "[\"$entry\"]" --cmd '["--help"]' \
+        --env PATH=/usr/local/bin:/usr/local/sbin:/usr/sbin:/usr/bin:/sbin:/bin \
         --label org.opencontainers.image.title="$name" \
         --label org.opencontainers.image.version="$version" \
         --label org.opencontainers.image.licenses=Apache-2.0 "$c"
@@ -65,13 +72,25 @@ image() {
 
 step() { printf -- '-- %s\n' "$*"; }
 step "building FROM scratch"
-image ringfence-agent /usr/local/bin/ringfence-agent \
+stage ringfence-agent \
     "$bin/ringfence-agent:/usr/local/bin/ringfence-agent" "$nft:/usr/sbin/nft" \
     /etc/protocols:/etc/protocols /etc/services:/etc/services
+commit ringfence-agent /usr/local/bin/ringfence-agent
 cli_files=("$bin/ringfence:/usr/local/bin/ringfence" /etc/protocols:/etc/protocols)
 certs=/etc/ssl/certs/ca-certificates.crt
 [ -f "$certs" ] && cli_files+=("$certs:$certs")
-image ringfence /usr/local/bin/ringfence "${cli_files[@]}"
+stage ringfence "${cli_files[@]}"
+# CI systems run job scripts with a shell inside the image (GitLab's runner
+# does): a static busybox gives the CLI image sh and the usual tools.
+if [ -x /bin/busybox ]; then
+    install -D -m 0755 /bin/busybox "$work/ringfence/bin/busybox"
+    for applet in $(/bin/busybox --list); do
+        [ -e "$work/ringfence/bin/$applet" ] || ln -s busybox "$work/ringfence/bin/$applet"
+    done
+else
+    echo "images: no /bin/busybox (apt-get install busybox-static): the CLI image has no shell" >&2
+fi
+commit ringfence /usr/local/bin/ringfence
 
 if [ $test = 1 ]; then
     # podman run needs a runtime (crun) that can set rlimits and cgroups; a
@@ -85,6 +104,9 @@ if [ $test = 1 ]; then
         out=$(buildah run --isolation chroot "$c" -- "$entry" --version) || { buildah rm "$c" >/dev/null; exit 1; }
         if [ "$name" = ringfence-agent ]; then
             out="$out; $(buildah run --isolation chroot "$c" -- /usr/sbin/nft --version)" || { buildah rm "$c" >/dev/null; exit 1; }
+        fi
+        if [ "$name" = ringfence ]; then
+            out="$out; $(buildah run --isolation chroot "$c" -- /bin/sh -c 'echo sh runs ringfence: $(ringfence --version)')" || { buildah rm "$c" >/dev/null; exit 1; }
         fi
         buildah rm "$c" >/dev/null
         step "$name:$version runs: $out"
