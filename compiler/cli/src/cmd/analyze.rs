@@ -13,8 +13,8 @@ use ringfence_flows::ReadOptions;
 use ringfence_source::Selector;
 
 use crate::Outcome;
-use crate::cmd::common;
-use crate::flags::{AnalyzeArgs, Format};
+use crate::cmd::{common, output, progress, stdin};
+use crate::flags::{AnalyzeArgs, AnalyzeFormat};
 
 /// How the analysed version is named: the revision and its commit, or the
 /// directory's working tree.
@@ -36,7 +36,12 @@ fn version<'a>(s: &'a Session, label: &'a str) -> Version<'a> {
     }
 }
 
-pub(crate) fn run(args: AnalyzeArgs) -> anyhow::Result<Outcome> {
+pub(crate) fn run(mut args: AnalyzeArgs) -> anyhow::Result<Outcome> {
+    let inv = &mut args.inventory;
+    let _stdin = stdin::materialize(
+        &mut [&mut inv.inventory, &mut inv.trivy, &mut args.flows],
+        "--inventory, --trivy, --flows",
+    )?;
     // Cheap checks first: the report directory before compiling anything.
     let reports = match &args.reports {
         Some(dir) => Some(Reports::read_dir(dir).context("--reports")?),
@@ -70,8 +75,19 @@ pub(crate) fn run(args: AnalyzeArgs) -> anyhow::Result<Outcome> {
             .map(|(s, l)| version(s, l)),
         Options::default(),
     );
+    let stage = progress::stage(format!(
+        "reading and judging flows ({} file(s))",
+        args.flows.len()
+    ));
     let (tally, input) = analyzer.read(&args.flows, &ReadOptions::default())?;
-    let analysis = analyzer.finish(tally, input, reports.as_ref());
+    drop(stage);
+    let mut analysis = analyzer.finish(tally, input, reports.as_ref());
+    for f in &mut analysis.input.files {
+        f.path = stdin::unmask(&f.path);
+    }
+    for e in &mut analysis.input.errors {
+        *e = stdin::unmask(e);
+    }
 
     let mut out: Box<dyn Write> = match &args.out {
         Some(path) => Box::new(std::io::BufWriter::new(
@@ -81,12 +97,12 @@ pub(crate) fn run(args: AnalyzeArgs) -> anyhow::Result<Outcome> {
         None => Box::new(std::io::stdout().lock()),
     };
     match args.format {
-        Format::Txt => write!(out, "{analysis}")?,
-        Format::Json => {
-            serde_json::to_writer_pretty(&mut out, &analysis)?;
-            writeln!(out)?;
+        AnalyzeFormat::Txt => write!(out, "{analysis}")?,
+        AnalyzeFormat::Json => output::structured(&mut out, false, &analysis)?,
+        AnalyzeFormat::Yaml => output::structured(&mut out, true, &analysis)?,
+        AnalyzeFormat::Html => {
+            out.write_all(ringfence_analyze::html::render(&analysis).as_bytes())?
         }
-        Format::Html => out.write_all(ringfence_analyze::html::render(&analysis).as_bytes())?,
     }
     out.flush()?;
     Ok(if analysis.has_findings() {

@@ -14,17 +14,20 @@ use ringfence_flows::ReadOptions;
 use serde::Serialize;
 
 use crate::Outcome;
+use crate::cmd::{output, progress, stdin};
 use crate::flags::{self, DiscoverArgs, Format};
 
 /// The first line of every file discovery writes: how a rerun knows which
 /// files in `--out` it may replace.
 const MARK: &str = "// Discovered by `ringfence discover`";
 
-pub(crate) fn run(args: DiscoverArgs) -> anyhow::Result<Outcome> {
+pub(crate) fn run(mut args: DiscoverArgs) -> anyhow::Result<Outcome> {
     let started = Instant::now();
-    if args.format == Format::Html {
-        bail!("`--format html` is for `ringfence analyze`; discover prints txt or json");
-    }
+    let inv = &mut args.inventory;
+    let _stdin = stdin::materialize(
+        &mut [&mut inv.inventory, &mut inv.trivy, &mut args.flows],
+        "--inventory, --trivy, --flows",
+    )?;
     if args.scope.as_deref().is_some_and(|s| s.trim().is_empty()) {
         bail!("`--scope` needs the name of a scope declared in your intent");
     }
@@ -51,8 +54,19 @@ pub(crate) fn run(args: DiscoverArgs) -> anyhow::Result<Outcome> {
         min_flows: args.min_flows,
         scope: args.scope.clone(),
     };
-    let Discovery { files, summary } =
+    let stage = progress::stage(format!(
+        "discovering from {} flow file(s)",
+        args.flows.len()
+    ));
+    let Discovery { files, mut summary } =
         ringfence_discover::discover(&inventory, &args.flows, &ReadOptions::default(), opts)?;
+    drop(stage);
+    for f in &mut summary.inputs.files {
+        stdin::unmask_path(&mut f.path);
+    }
+    for e in &mut summary.inputs.errors {
+        stdin::unmask_path(&mut e.path);
+    }
     write(&args.out, &stale, &files)?;
     let elapsed = started.elapsed().as_secs_f64();
     #[allow(clippy::print_stderr)] // logs go to stderr; the summary is the result
@@ -70,24 +84,22 @@ pub(crate) fn run(args: DiscoverArgs) -> anyhow::Result<Outcome> {
         eprintln!("wrote {} files to {}", files.len(), args.out.display());
     }
     let mut out = std::io::stdout().lock();
+    #[derive(Serialize)]
+    struct Report<'a> {
+        out: &'a Path,
+        #[serde(flatten)]
+        summary: &'a Summary,
+        elapsed_seconds: f64,
+    }
+    let report = Report {
+        out: &args.out,
+        summary: &summary,
+        elapsed_seconds: elapsed,
+    };
     match args.format {
-        Format::Json => {
-            #[derive(Serialize)]
-            struct Report<'a> {
-                out: &'a Path,
-                #[serde(flatten)]
-                summary: &'a Summary,
-                elapsed_seconds: f64,
-            }
-            let report = Report {
-                out: &args.out,
-                summary: &summary,
-                elapsed_seconds: elapsed,
-            };
-            serde_json::to_writer_pretty(&mut out, &report)?;
-            writeln!(out)?;
-        }
-        _ => {
+        Format::Json => output::structured(&mut out, false, &report)?,
+        Format::Yaml => output::structured(&mut out, true, &report)?,
+        Format::Txt => {
             write!(out, "{}", summary.to_text())?;
             writeln!(out, "Intent written to {}", args.out.display())?;
             writeln!(out, "Time taken: {elapsed:.2} s")?;

@@ -5,9 +5,12 @@ use crate::Outcome;
 use crate::flags::{Command, HooksCommand, InventoryCommand};
 
 mod analyze;
+mod annotate;
 mod check;
+mod collect;
 mod common;
 mod compile;
+mod completion;
 mod discover;
 mod explain;
 mod fmt;
@@ -15,9 +18,12 @@ mod hooks;
 mod inventory;
 mod keygen;
 mod matrix;
+pub(crate) mod output;
 mod plan;
+mod progress;
 mod render;
 mod report;
+pub(crate) mod stdin;
 mod verify;
 mod watch;
 
@@ -39,5 +45,8 @@ pub(crate) fn run(command: Command) -> anyhow::Result<Outcome> {
         Command::Watch(a) => watch::run(a),
         Command::Discover(a) => discover::run(a),
         Command::Analyze(a) => analyze::run(a),
+        Command::Collect(a) => collect::run(a),
+        Command::Completion(a) => completion::completion(a),
+        Command::Man(a) => completion::man(a),
     }
 }

@@ -18,6 +18,7 @@ use ringfence_schema::bundle::{SourceKind, SourceRef};
 use serde_json::json;
 
 use crate::Outcome;
+use crate::cmd::output;
 use crate::flags::{Format, VerifyArgs};
 
 /// Read at most one byte more than a verifier accepts, so an endless file
@@ -40,10 +41,10 @@ fn source_text(s: &SourceRef) -> String {
     }
 }
 
-fn accepted(path: &Path, v: &VerifiedBundle, format: Format) {
+fn accepted(path: &Path, v: &VerifiedBundle, format: Format) -> anyhow::Result<()> {
     let p = &v.payload;
     match format {
-        Format::Json => {
+        Format::Json | Format::Yaml => {
             let files: Vec<_> = p
                 .files
                 .iter()
@@ -66,9 +67,9 @@ fn accepted(path: &Path, v: &VerifiedBundle, format: Format) {
                 "signers": v.signers,
                 "files": files,
             });
-            println!("{out}");
+            output::structured(&mut std::io::stdout().lock(), format == Format::Yaml, &out)
         }
-        Format::Txt | Format::Html => println!(
+        Format::Txt => output::line(format!(
             "ok: node {} generation {} ({} {}) from {}, expires {}, signed by {}",
             p.node,
             p.generation,
@@ -77,34 +78,40 @@ fn accepted(path: &Path, v: &VerifiedBundle, format: Format) {
             source_text(&p.source),
             p.expires_at,
             v.signers.join(", ")
-        ),
+        )),
     }
 }
 
-fn refused(path: &Path, what: &str, e: &VerifyError, format: Format) -> Outcome {
+fn refused(path: &Path, what: &str, e: &VerifyError, format: Format) -> anyhow::Result<Outcome> {
+    let doc = || {
+        json!({
+            "ok": false,
+            "file": path.display().to_string(),
+            "what": what,
+            "reason": e.reason.code(),
+            "detail": e.detail,
+        })
+    };
     match format {
-        Format::Json => println!(
-            "{}",
-            json!({
-                "ok": false,
-                "file": path.display().to_string(),
-                "what": what,
-                "reason": e.reason.code(),
-                "detail": e.detail,
-            })
-        ),
-        Format::Txt | Format::Html => {
+        Format::Json | Format::Yaml => output::structured(
+            &mut std::io::stdout().lock(),
+            format == Format::Yaml,
+            &doc(),
+        )?,
+        Format::Txt => {
             let which = if what == "index" { "index " } else { "" };
-            println!("{}: {which}{}: {}", e.reason, path.display(), e.detail)
+            output::line(format!(
+                "{}: {which}{}: {}",
+                e.reason,
+                path.display(),
+                e.detail
+            ))?
         }
     }
-    Outcome::Findings
+    Ok(Outcome::Findings)
 }
 
 pub(crate) fn run(args: VerifyArgs) -> anyhow::Result<Outcome> {
-    if args.format == Format::Html {
-        bail!("--format html is for `ringfence analyze`; use txt or json");
-    }
     let keys = args
         .trust
         .iter()
@@ -128,7 +135,7 @@ pub(crate) fn run(args: VerifyArgs) -> anyhow::Result<Outcome> {
     let index = match &args.index {
         Some(path) => match verify_index(&read_capped(path)?, &trust) {
             Ok(index) => Some(index),
-            Err(e) => return Ok(refused(path, "index", &e, args.format)),
+            Err(e) => return refused(path, "index", &e, args.format),
         },
         None => None,
     };
@@ -140,9 +147,9 @@ pub(crate) fn run(args: VerifyArgs) -> anyhow::Result<Outcome> {
     };
     match verify_bundle(&bytes, &trust, &expect) {
         Ok(v) => {
-            accepted(&args.bundle, &v, args.format);
+            accepted(&args.bundle, &v, args.format)?;
             Ok(Outcome::Clean)
         }
-        Err(e) => Ok(refused(&args.bundle, "bundle", &e, args.format)),
+        Err(e) => refused(&args.bundle, "bundle", &e, args.format),
     }
 }
