@@ -61,6 +61,9 @@ pub(crate) enum Command {
     Discover(DiscoverArgs),
     /// Judge flows against a policy version.
     Analyze(AnalyzeArgs),
+    /// Flow tables in ClickHouse.
+    #[command(subcommand)]
+    Flows(FlowsCommand),
 }
 
 /// Where intent is read from.
@@ -359,13 +362,27 @@ pub(crate) enum PortGeneralization {
     High,
 }
 
+/// Where flows come from, and which.
+#[derive(Clone, Debug, Args)]
+pub(crate) struct FlowArgs {
+    /// Flow files (ringfence JSON Lines, Hubble JSON, conntrack -o extended),
+    /// or one ClickHouse table: clickhouse://[user[:password]@]host:port/database.table.
+    #[arg(long, value_name = "FILE|URL", required = true, num_args = 1..)]
+    pub(crate) flows: Vec<String>,
+    /// Only flows that started at or after this time (RFC 3339).
+    #[arg(long, value_name = "RFC3339")]
+    pub(crate) since: Option<String>,
+    /// Only flows that started before this time (RFC 3339).
+    #[arg(long, value_name = "RFC3339")]
+    pub(crate) until: Option<String>,
+}
+
 #[derive(Debug, Args)]
 pub(crate) struct DiscoverArgs {
     #[command(flatten)]
     pub(crate) inventory: InventoryArgs,
-    /// Flow records: ringfence JSON Lines, Hubble JSON, or conntrack -o extended.
-    #[arg(long, value_name = "FILE", required = true, num_args = 1..)]
-    pub(crate) flows: Vec<PathBuf>,
+    #[command(flatten)]
+    pub(crate) flows: FlowArgs,
     /// Where to write the intent files.
     #[arg(long, value_name = "DIR")]
     pub(crate) out: PathBuf,
@@ -398,9 +415,8 @@ pub(crate) struct AnalyzeArgs {
     pub(crate) against: Option<String>,
     #[command(flatten)]
     pub(crate) inventory: InventoryArgs,
-    /// Flow records.
-    #[arg(long, value_name = "FILE", required = true, num_args = 1..)]
-    pub(crate) flows: Vec<PathBuf>,
+    #[command(flatten)]
+    pub(crate) flows: FlowArgs,
     /// Agents' compliance reports to fold in.
     #[arg(long, value_name = "DIR")]
     pub(crate) reports: Option<PathBuf>,
@@ -410,6 +426,33 @@ pub(crate) struct AnalyzeArgs {
     /// Write here instead of stdout.
     #[arg(long, value_name = "FILE")]
     pub(crate) out: Option<PathBuf>,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum FlowsCommand {
+    /// Insert flow files into a ClickHouse table (ringfence's layout,
+    /// created if missing). Not idempotent: loading a file twice stores its
+    /// flows twice.
+    Load(LoadArgs),
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct LoadArgs {
+    /// Flow files: ringfence JSON Lines, Hubble JSON, or conntrack -o extended.
+    #[arg(value_name = "FILE", required = true, num_args = 1..)]
+    pub(crate) files: Vec<PathBuf>,
+    /// The table: clickhouse://[user[:password]@]host:port/database.table.
+    #[arg(long, value_name = "URL")]
+    pub(crate) into: String,
+    /// Flows per INSERT.
+    #[arg(long, value_name = "N", default_value_t = 200_000)]
+    pub(crate) batch: usize,
+    /// Only flows that started at or after this time (RFC 3339).
+    #[arg(long, value_name = "RFC3339")]
+    pub(crate) since: Option<String>,
+    /// Only flows that started before this time (RFC 3339).
+    #[arg(long, value_name = "RFC3339")]
+    pub(crate) until: Option<String>,
 }
 
 #[cfg(test)]

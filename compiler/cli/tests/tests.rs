@@ -4,6 +4,7 @@
 
 mod analyze;
 mod cli;
+mod clickhouse;
 mod discover;
 mod keygen_verify;
 

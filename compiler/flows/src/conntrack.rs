@@ -206,7 +206,10 @@ mod tests {
     use crate::window::Window;
 
     fn ctx() -> ParseCtx {
-        ParseCtx::new(Some("2024-05-01T12:00:00Z".parse().unwrap()), Window::default())
+        ParseCtx::new(
+            Some("2024-05-01T12:00:00Z".parse().unwrap()),
+            Window::default(),
+        )
     }
 
     fn flow(line: &str) -> Flow {

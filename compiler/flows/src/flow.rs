@@ -99,7 +99,11 @@ impl Flow {
     /// Port 0 means no port, whichever field carries it: every reader (and
     /// a table, which stores no port as 0) gives the same flow for both.
     pub(crate) fn normalize(&mut self) {
-        for p in [&mut self.src_port, &mut self.dst_port, &mut self.orig_dst_port] {
+        for p in [
+            &mut self.src_port,
+            &mut self.dst_port,
+            &mut self.orig_dst_port,
+        ] {
             if *p == Some(0) {
                 *p = None;
             }

@@ -45,7 +45,7 @@ pub use conversation::{Conversation, SRC_PORTS, SrcPorts};
 pub use error::{FlowError, LineError};
 pub use flow::Flow;
 pub use format::FlowFormat;
-pub use read::{Counts, FileStats, FlowReader, ReadOptions, ReadStats, fold_files};
+pub use read::{Counts, FileStats, FlowReader, ReadOptions, ReadStats, TableInput, fold_files};
 pub use ringfence_schema::flow::{FlowRecord, NetworkVerdict};
 pub use time::Timestamp;
 pub use window::Window;

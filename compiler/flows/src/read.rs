@@ -11,6 +11,7 @@ use std::sync::{Arc, Mutex};
 
 use serde::Serialize;
 
+use crate::clickhouse::TableStats;
 use crate::error::{FlowError, LineError};
 use crate::flow::Flow;
 use crate::format::{DETECT_LINES, FlowFormat, ParseCtx, Parsed, detect_line, parse_line};
@@ -105,21 +106,48 @@ pub struct FileStats {
     pub assumed_time: Option<String>,
 }
 
-/// Everything [`fold_files`] read.
+/// One flow table read.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct TableInput {
+    /// The table (`clickhouse://…`, without the password).
+    pub url: String,
+    /// Its layout (`ringfence`, `theia`).
+    pub layout: &'static str,
+    /// What its rows were.
+    #[serde(flatten)]
+    pub stats: TableStats,
+}
+
+/// Everything [`fold_files`] (or a table read) read.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
 pub struct ReadStats {
     /// Per file, in the order given.
     pub files: Vec<FileStats>,
     /// The first unreadable lines, by file then line.
     pub errors: Vec<LineError>,
+    /// Per flow table.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub tables: Vec<TableInput>,
 }
 
 impl ReadStats {
-    /// The counts of all files together.
+    /// The counts of all files and tables together (a table's rows count as
+    /// lines, its skipped flows as ignored, its unreadable rows as
+    /// unparsable).
     pub fn total(&self) -> Counts {
         let mut t = Counts::default();
         for f in &self.files {
             t.add(&f.counts);
+        }
+        for tb in &self.tables {
+            let s = &tb.stats;
+            t.add(&Counts {
+                lines: s.rows,
+                flows: s.flows - s.skipped,
+                ignored: s.skipped,
+                unparsable: s.unreadable,
+                ..Counts::default()
+            });
         }
         t
     }
@@ -396,7 +424,14 @@ where
     }
     errors.sort();
     errors.truncate(opts.max_errors);
-    Ok((accs, ReadStats { files, errors }))
+    Ok((
+        accs,
+        ReadStats {
+            files,
+            errors,
+            tables: Vec::new(),
+        },
+    ))
 }
 
 /// Read every file into chunks of whole lines and hand them to the workers.

@@ -10,10 +10,12 @@ use anyhow::Context;
 use ringfence_analyze::{Analyzer, Options, Reports, Version};
 use ringfence_driver::{IntentFrom, Session};
 use ringfence_flows::ReadOptions;
+use ringfence_flows::clickhouse::Table;
 use ringfence_source::Selector;
 
 use crate::Outcome;
 use crate::cmd::common;
+use crate::cmd::flows::{self, Source};
 use crate::flags::{AnalyzeArgs, Format};
 
 /// How the analysed version is named: the revision and its commit, or the
@@ -37,7 +39,13 @@ fn version<'a>(s: &'a Session, label: &'a str) -> Version<'a> {
 }
 
 pub(crate) fn run(args: AnalyzeArgs) -> anyhow::Result<Outcome> {
-    // Cheap checks first: the report directory before compiling anything.
+    // Cheap checks first: the flags and the report directory, then the
+    // table, before compiling anything.
+    let (source, window) = flows::source(&args.flows)?;
+    let table = match &source {
+        Source::Table(url) => Some(Table::connect(url)?),
+        Source::Files(_) => None,
+    };
     let reports = match &args.reports {
         Some(dir) => Some(Reports::read_dir(dir).context("--reports")?),
         None => None,
@@ -70,7 +78,17 @@ pub(crate) fn run(args: AnalyzeArgs) -> anyhow::Result<Outcome> {
             .map(|(s, l)| version(s, l)),
         Options::default(),
     );
-    let (tally, input) = analyzer.read(&args.flows, &ReadOptions::default())?;
+    let (tally, input) = match (&source, &table) {
+        (_, Some(t)) => analyzer.read_table(t, &window)?,
+        (Source::Files(files), None) => analyzer.read(
+            files,
+            &ReadOptions {
+                window,
+                ..ReadOptions::default()
+            },
+        )?,
+        (Source::Table(_), None) => unreachable!("a table source is connected above"),
+    };
     let analysis = analyzer.finish(tally, input, reports.as_ref());
 
     let mut out: Box<dyn Write> = match &args.out {

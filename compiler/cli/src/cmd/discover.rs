@@ -8,12 +8,14 @@ use std::time::Instant;
 
 use anyhow::{Context, bail};
 use ringfence_discover::{
-    Discovery, Exclusions, Granularity, Options, PortGeneralization, Summary,
+    Discoverer, Discovery, Exclusions, Granularity, Options, PortGeneralization, Summary,
 };
 use ringfence_flows::ReadOptions;
+use ringfence_flows::clickhouse::Table;
 use serde::Serialize;
 
 use crate::Outcome;
+use crate::cmd::flows::{self, Source};
 use crate::flags::{self, DiscoverArgs, Format};
 
 /// The first line of every file discovery writes: how a rerun knows which
@@ -31,6 +33,11 @@ pub(crate) fn run(args: DiscoverArgs) -> anyhow::Result<Outcome> {
     let exclusions = match &args.exclude {
         Some(path) => Exclusions::load(path)?,
         None => Exclusions::default(),
+    };
+    let (source, window) = flows::source(&args.flows)?;
+    let table = match &source {
+        Source::Table(url) => Some(Table::connect(url)?),
+        Source::Files(_) => None,
     };
     let stale = our_files(&args.out)?;
     let inventory = ringfence_inventory::load(&args.inventory.inventory, &args.inventory.trivy)?;
@@ -51,8 +58,19 @@ pub(crate) fn run(args: DiscoverArgs) -> anyhow::Result<Outcome> {
         min_flows: args.min_flows,
         scope: args.scope.clone(),
     };
-    let Discovery { files, summary } =
-        ringfence_discover::discover(&inventory, &args.flows, &ReadOptions::default(), opts)?;
+    let mut discoverer = Discoverer::new(&inventory, opts)?;
+    match (&source, &table) {
+        (_, Some(t)) => discoverer.read_table(t, &window)?,
+        (Source::Files(files), None) => discoverer.read_files(
+            files,
+            &ReadOptions {
+                window,
+                ..ReadOptions::default()
+            },
+        )?,
+        (Source::Table(_), None) => unreachable!("a table source is connected above"),
+    }
+    let Discovery { files, summary } = discoverer.finish();
     write(&args.out, &stale, &files)?;
     let elapsed = started.elapsed().as_secs_f64();
     #[allow(clippy::print_stderr)] // logs go to stderr; the summary is the result

@@ -2,7 +2,7 @@
 //! prints results on stdout (logs and progress on stderr).
 
 use crate::Outcome;
-use crate::flags::{Command, HooksCommand, InventoryCommand};
+use crate::flags::{Command, FlowsCommand, HooksCommand, InventoryCommand};
 
 mod analyze;
 mod check;
@@ -10,6 +10,7 @@ mod common;
 mod compile;
 mod discover;
 mod explain;
+mod flows;
 mod fmt;
 mod hooks;
 mod inventory;
@@ -39,5 +40,6 @@ pub(crate) fn run(command: Command) -> anyhow::Result<Outcome> {
         Command::Watch(a) => watch::run(a),
         Command::Discover(a) => discover::run(a),
         Command::Analyze(a) => analyze::run(a),
+        Command::Flows(FlowsCommand::Load(a)) => flows::load(a),
     }
 }

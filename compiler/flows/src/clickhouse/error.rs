@@ -127,7 +127,8 @@ impl ClickHouseError {
         }
     }
 
-    pub(crate) fn answer(url: &TableUrl, why: impl Into<String>) -> Self {
+    /// An answer that cannot be used, and why.
+    pub fn answer(url: &TableUrl, why: impl Into<String>) -> Self {
         ClickHouseError::Answer {
             url: url.clone(),
             why: why.into(),

@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use base64::Engine;
 
-use super::error::ClickHouseError;
 use super::TableUrl;
+use super::error::ClickHouseError;
 
 /// How much of an error answer is read.
 const MAX_ERROR: u64 = 64 << 10;
@@ -27,8 +27,8 @@ pub(crate) enum Body<'a> {
     None,
     /// Data for `INSERT … FORMAT RowBinary`.
     Data(&'a [u8]),
-    /// One external table (`name`, RowBinary rows) for the query to read.
-    External(&'a str, &'a [u8]),
+    /// External tables (`name`, RowBinary rows) for the query to read.
+    External(&'a [(&'a str, &'a [u8])]),
 }
 
 /// Percent-encode a query-string value.
@@ -85,9 +85,11 @@ impl Client {
         let req = self.agent.post(&uri).header("Authorization", &self.auth);
         let sent = match body {
             Body::None => req.send_empty(),
-            Body::Data(d) => req.header("Content-Type", "application/octet-stream").send(d),
-            Body::External(name, rows) => {
-                let (boundary, form) = multipart(name, rows);
+            Body::Data(d) => req
+                .header("Content-Type", "application/octet-stream")
+                .send(d),
+            Body::External(tables) => {
+                let (boundary, form) = multipart(tables);
                 req.header(
                     "Content-Type",
                     &format!("multipart/form-data; boundary={boundary}"),
@@ -106,10 +108,7 @@ impl Client {
             return Ok(body.into_reader());
         }
         let mut text = String::new();
-        let _ = body
-            .into_reader()
-            .take(MAX_ERROR)
-            .read_to_string(&mut text);
+        let _ = body.into_reader().take(MAX_ERROR).read_to_string(&mut text);
         Err(ClickHouseError::from_server(&self.url, status, &text))
     }
 
@@ -124,26 +123,32 @@ impl Client {
     }
 }
 
-/// A multipart form holding one file, the external table `name`.
-fn multipart(name: &str, rows: &[u8]) -> (String, Vec<u8>) {
+/// A multipart form holding one file per external table.
+fn multipart(tables: &[(&str, &[u8])]) -> (String, Vec<u8>) {
     let mut n = 0u32;
     let boundary = loop {
         let b = format!("ringfence-{n:08x}-boundary");
-        if memchr::memmem::find(rows, b.as_bytes()).is_none() {
+        if tables
+            .iter()
+            .all(|(_, rows)| memchr::memmem::find(rows, b.as_bytes()).is_none())
+        {
             break b;
         }
         n += 1;
     };
-    let mut form = Vec::with_capacity(rows.len() + 256);
-    form.extend_from_slice(
-        format!(
-            "--{boundary}\r\nContent-Disposition: form-data; name=\"{name}\"; \
-             filename=\"{name}\"\r\nContent-Type: application/octet-stream\r\n\r\n"
-        )
-        .as_bytes(),
-    );
-    form.extend_from_slice(rows);
-    form.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
+    let mut form = Vec::with_capacity(tables.iter().map(|t| t.1.len() + 256).sum());
+    for (name, rows) in tables {
+        form.extend_from_slice(
+            format!(
+                "--{boundary}\r\nContent-Disposition: form-data; name=\"{name}\"; \
+                 filename=\"{name}\"\r\nContent-Type: application/octet-stream\r\n\r\n"
+            )
+            .as_bytes(),
+        );
+        form.extend_from_slice(rows);
+        form.extend_from_slice(b"\r\n");
+    }
+    form.extend_from_slice(format!("--{boundary}--\r\n").as_bytes());
     (boundary, form)
 }
 
@@ -160,7 +165,7 @@ mod tests {
     #[test]
     fn the_boundary_never_occurs_in_the_rows() {
         let rows = b"xx ringfence-00000000-boundary yy".to_vec();
-        let (b, form) = multipart("set", &rows);
+        let (b, form) = multipart(&[("set", &rows[..])]);
         assert_eq!(b, "ringfence-00000001-boundary");
         assert!(form.ends_with(b"\r\n--ringfence-00000001-boundary--\r\n"));
     }

@@ -285,7 +285,9 @@ pub(crate) fn verdict(n: i8) -> Result<Option<NetworkVerdict>, String> {
         0 => Ok(None),
         1 => Ok(Some(NetworkVerdict::Allowed)),
         2 => Ok(Some(NetworkVerdict::Dropped)),
-        _ => Err(format!("verdict {n} is none of unknown (0), allowed (1), dropped (2)")),
+        _ => Err(format!(
+            "verdict {n} is none of unknown (0), allowed (1), dropped (2)"
+        )),
     }
 }
 
@@ -321,13 +323,18 @@ mod tests {
         let e = Layout::detect(&ours).unwrap_err();
         assert!(e.contains("column `dst_port` is missing (UInt16)"), "{e}");
         assert!(
-            e.contains("column `src_ip` is FixedString(16), expected String or LowCardinality(String)"),
+            e.contains(
+                "column `src_ip` is FixedString(16), expected String or LowCardinality(String)"
+            ),
             "{e}"
         );
         let theia: Vec<(String, String)> = THEIA
             .iter()
             .map(|c| (c.name.to_string(), c.types[0].to_string()))
-            .chain(cols(&[("timeInserted", "DateTime"), ("tcpState", "String")]))
+            .chain(cols(&[
+                ("timeInserted", "DateTime"),
+                ("tcpState", "String"),
+            ]))
             .collect();
         assert_eq!(Layout::detect(&theia), Ok(Layout::Theia));
         let e = Layout::detect(&cols(&[("a", "UInt8"), ("b", "String")])).unwrap_err();
@@ -348,7 +355,10 @@ mod tests {
             .parse_key("fd00::1 fd00::2 58 0  0 ")
             .unwrap()
             .unwrap();
-        assert_eq!((k.proto, k.dst_port, k.orig_dst_ip), (Proto::Icmp, None, None));
+        assert_eq!(
+            (k.proto, k.dst_port, k.orig_dst_ip),
+            (Proto::Icmp, None, None)
+        );
         let k = Layout::Theia
             .parse_key("10.0.0.1 10.244.1.9 17 53 0.0.0.0 0 ")
             .unwrap()
@@ -359,12 +369,21 @@ mod tests {
             .unwrap()
             .unwrap();
         assert_eq!(k.dst_service.as_deref(), Some("shop/web"));
-        assert_eq!(Layout::Ringfence.parse_key("1.1.1.1 2.2.2.2 47 0  0 "), Ok(None));
+        assert_eq!(
+            Layout::Ringfence.parse_key("1.1.1.1 2.2.2.2 47 0  0 "),
+            Ok(None)
+        );
         for (bad, why) in [
             ("10.0.0.1 10.0.0.2 6", "has no destination port"),
-            ("10.0.0.x 10.0.0.2 6 80  0 ", "the source `10.0.0.x` is not an IP address"),
+            (
+                "10.0.0.x 10.0.0.2 6 80  0 ",
+                "the source `10.0.0.x` is not an IP address",
+            ),
             ("10.0.0.1 10.0.0.2 6 80000  0 ", "`80000` is not a port"),
-            ("10.0.0.1 10.0.0.2 tcp 80  0 ", "protocol `tcp` is not a number"),
+            (
+                "10.0.0.1 10.0.0.2 tcp 80  0 ",
+                "protocol `tcp` is not a number",
+            ),
         ] {
             let e = Layout::Ringfence.parse_key(bad).unwrap_err();
             assert!(e.contains(why), "{bad}: {e}");

@@ -78,6 +78,10 @@ pub struct TableStats {
     pub unreadable: u64,
     /// The first of them, with why.
     pub errors: Vec<String>,
+    /// The keys of skipped and unreadable rows, for [`Table::timeline`] to
+    /// leave their flows out as well.
+    #[serde(skip)]
+    pub unread_keys: Vec<Box<[u8]>>,
 }
 
 /// Flows of one time bucket and network verdict, in or out of the set asked about.
@@ -91,6 +95,26 @@ pub struct BucketCount {
     pub in_set: bool,
     /// How many.
     pub flows: u64,
+}
+
+/// A `TabSeparated` field as text (`\'`, `\\`, `\t`, `\n` undone).
+fn unescape(field: &str) -> String {
+    let mut out = String::with_capacity(field.len());
+    let mut chars = field.chars();
+    while let Some(c) = chars.next() {
+        if c != '\\' {
+            out.push(c);
+            continue;
+        }
+        match chars.next() {
+            Some('t') => out.push('\t'),
+            Some('n') => out.push('\n'),
+            Some('0') => out.push('\0'),
+            Some(other) => out.push(other),
+            None => out.push('\\'),
+        }
+    }
+    out
 }
 
 fn sql_string(s: &str) -> String {
@@ -110,7 +134,7 @@ impl Table {
         let columns: Vec<(String, String)> = text
             .lines()
             .filter_map(|l| l.split_once('\t'))
-            .map(|(n, t)| (n.to_string(), t.to_string()))
+            .map(|(n, t)| (unescape(n), unescape(t)))
             .collect();
         if columns.is_empty() {
             let dbs = client.text(&format!(
@@ -262,16 +286,20 @@ impl Table {
                                 }
                             }
                         }
-                        Row::Skipped(n) => {
+                        Row::Skipped(n, key) => {
                             stats.flows += n;
                             stats.skipped += n;
+                            stats.unread_keys.push(key);
                         }
-                        Row::Bad(why) => {
+                        Row::Bad(why, key) => {
                             stats.unreadable += 1;
+                            stats.unread_keys.push(key);
                             if stats.errors.len() < opts.max_errors {
-                                stats
-                                    .errors
-                                    .push(format!("{}: row {}: {why}", self.url(), stats.rows));
+                                stats.errors.push(format!(
+                                    "{}: row {}: {why}",
+                                    self.url(),
+                                    stats.rows
+                                ));
                             }
                         }
                     }
@@ -323,17 +351,22 @@ impl Table {
         } else {
             SrcPorts::Few(Vec::new())
         };
-        let Ok(key) = String::from_utf8(key) else {
-            return Ok(Row::Bad("the key is not UTF-8 text".into()));
+        let key = match String::from_utf8(key) {
+            Ok(k) => k,
+            Err(e) => {
+                let raw = e.into_bytes().into_boxed_slice();
+                return Ok(Row::Bad("the key is not UTF-8 text".into(), raw));
+            }
         };
+        let raw = || key.as_bytes().into();
         let fields = match self.layout.parse_key(&key) {
             Ok(Some(f)) => f,
-            Ok(None) => return Ok(Row::Skipped(flows)),
-            Err(why) => return Ok(Row::Bad(why)),
+            Ok(None) => return Ok(Row::Skipped(flows, raw())),
+            Err(why) => return Ok(Row::Bad(why, raw())),
         };
         let verdict = match layout::verdict(verdict) {
             Ok(v) => v,
-            Err(why) => return Ok(Row::Bad(why)),
+            Err(why) => return Ok(Row::Bad(why, raw())),
         };
         let flow = Flow {
             src_ip: fields.src_ip,
@@ -352,7 +385,7 @@ impl Table {
             node: None,
         };
         if let Err(why) = flow.check() {
-            return Ok(Row::Bad(format!("key `{key}`: {why}")));
+            return Ok(Row::Bad(format!("key `{key}`: {why}"), raw()));
         }
         Ok(Row::Conversation(Box::new(Conversation {
             flow,
@@ -365,15 +398,26 @@ impl Table {
 
     /// Flows of the window per time bucket (`floor((first_seen - origin) /
     /// width)`) and network verdict, split by whether their conversation's
-    /// key is in `set` (keys as [`Conversation::key`] gives them).
+    /// key is in `set` (keys as [`Conversation::key`] gives them); flows of
+    /// the conversations in `leave_out` are not counted.
     pub fn timeline(
         &self,
         window: &Window,
         origin_ns: i64,
         width_ns: i64,
-        set: &[&str],
+        set: &[&[u8]],
+        leave_out: &[&[u8]],
     ) -> Result<Vec<BucketCount>, ClickHouseError> {
         let e = self.layout.exprs();
+        let mut filter = self.filter(window);
+        if !leave_out.is_empty() {
+            filter.push_str(if filter.is_empty() {
+                " WHERE "
+            } else {
+                " AND "
+            });
+            filter.push_str(&format!("{} NOT IN ringfence_out", e.key));
+        }
         let sql = format!(
             "SELECT intDiv({first} - {origin_ns}, {width_ns}) AS bucket, {verdict} AS v, \
              {key} IN ringfence_set AS inset, count() FROM {table}{filter} \
@@ -382,20 +426,26 @@ impl Table {
             verdict = e.verdict,
             key = e.key,
             table = self.url().sql_name(),
-            filter = self.filter(window),
         );
-        let mut data = Vec::with_capacity(set.iter().map(|k| k.len() + 2).sum());
-        for k in set {
-            put_string(&mut data, k.as_bytes());
+        let rows_of = |keys: &[&[u8]]| {
+            let mut data = Vec::with_capacity(keys.iter().map(|k| k.len() + 2).sum());
+            for k in keys {
+                put_string(&mut data, k);
+            }
+            data
+        };
+        let (set, out) = (rows_of(set), rows_of(leave_out));
+        let mut tables = vec![("ringfence_set", &set[..])];
+        let mut params = vec![
+            ("ringfence_set_structure", "key String"),
+            ("ringfence_set_format", "RowBinary"),
+        ];
+        if !leave_out.is_empty() {
+            tables.push(("ringfence_out", &out[..]));
+            params.push(("ringfence_out_structure", "key String"));
+            params.push(("ringfence_out_format", "RowBinary"));
         }
-        let answer = self.client.post(
-            &sql,
-            &[
-                ("ringfence_set_structure", "key String"),
-                ("ringfence_set_format", "RowBinary"),
-            ],
-            Body::External("ringfence_set", &data),
-        )?;
+        let answer = self.client.post(&sql, &params, Body::External(&tables))?;
         let mut rows = Rows::new(BufReader::new(answer));
         let mut out = Vec::new();
         let stats = TableStats::default();
@@ -442,10 +492,10 @@ impl Table {
 /// One row of the conversation query.
 enum Row {
     Conversation(Box<Conversation>),
-    /// A protocol without policy: this many flows skipped.
-    Skipped(u64),
-    /// Not a conversation, and why.
-    Bad(String),
+    /// A protocol without policy: this many flows skipped, and the key.
+    Skipped(u64, Box<[u8]>),
+    /// Not a conversation: why, and the key.
+    Bad(String, Box<[u8]>),
 }
 
 /// IANA protocol numbers (ICMPv6 for IPv6 destinations).
@@ -470,7 +520,10 @@ fn encode_flow(out: &mut Vec<u8>, f: &Flow) {
     out.extend_from_slice(&f.src_port.unwrap_or(0).to_le_bytes());
     put_string(
         out,
-        f.orig_dst_ip.map(|a| a.to_string()).unwrap_or_default().as_bytes(),
+        f.orig_dst_ip
+            .map(|a| a.to_string())
+            .unwrap_or_default()
+            .as_bytes(),
     );
     out.extend_from_slice(&f.orig_dst_port.unwrap_or(0).to_le_bytes());
     put_string(out, f.dst_service.as_deref().unwrap_or("").as_bytes());

@@ -144,11 +144,11 @@ impl FromStr for TableUrl {
         if host.is_empty() {
             return Err(fail("no host".into()));
         }
-        let port: u16 = port
-            .parse()
-            .ok()
-            .filter(|p| *p != 0)
-            .ok_or_else(|| fail(format!("`{port}` is not a port (the HTTP port, 8123 by default)")))?;
+        let port: u16 = port.parse().ok().filter(|p| *p != 0).ok_or_else(|| {
+            fail(format!(
+                "`{port}` is not a port (the HTTP port, 8123 by default)"
+            ))
+        })?;
         let (database, table) = path
             .split_once('.')
             .ok_or_else(|| fail(format!("`{path}` is not database.table")))?;
@@ -190,7 +190,10 @@ mod tests {
         assert_eq!(u.user, "ringfence");
         assert_eq!(u.password.as_deref(), Some("p@ss:w"));
         assert_eq!((u.host.as_str(), u.port), ("ch.example", 8123));
-        assert_eq!((u.database.as_str(), u.table.as_str()), ("netflow", "flows_all"));
+        assert_eq!(
+            (u.database.as_str(), u.table.as_str()),
+            ("netflow", "flows_all")
+        );
         assert_eq!(
             u.to_string(),
             "clickhouse://ringfence@ch.example:8123/netflow.flows_all"
