@@ -16,8 +16,8 @@ if [ "$(id -u)" != 0 ]; then
     echo "tests/run.sh: run as root (the enforcement tests create network namespaces)" >&2
     exit 2
 fi
-for tool in nft ip; do
-    command -v "$tool" >/dev/null || { echo "tests/run.sh: $tool is missing (apt-get install nftables iproute2)" >&2; exit 2; }
+for tool in nft ip clickhouse-server clickhouse-client; do
+    command -v "$tool" >/dev/null || { echo "tests/run.sh: $tool is missing (apt-get install nftables iproute2 clickhouse-server clickhouse-client)" >&2; exit 2; }
 done
 
 step "build"

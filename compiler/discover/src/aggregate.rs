@@ -547,6 +547,64 @@ mod tests {
         assert_eq!(ev.examples.iter().count(), 2);
     }
 
+    /// Conversations a table aggregated (flows grouped by key and verdict,
+    /// with their distinct source ports up to five) fold into exactly what
+    /// their flows fold into one by one.
+    #[test]
+    fn table_conversations_fold_like_their_flows() {
+        use std::collections::BTreeMap;
+        let mut flows = Vec::new();
+        for i in 0..40u16 {
+            // Requests with many source ports, and their answers with one.
+            flows.push(at(flow("10.244.1.10", "10.244.1.20", 8080), 40_000 + i, i64::from(i)));
+            flows.push(at(flow("10.244.1.20", "10.244.1.10", 40_000 + i), 8080, 50));
+            // Few source ports.
+            flows.push(at(flow("10.244.1.11", "10.244.1.30", 6379), 41_000 + i % 3, 7));
+        }
+        let mut dropped = flow("10.244.1.10", "10.244.1.30", 22);
+        dropped.verdict = Some(NetworkVerdict::Dropped);
+        flows.push(dropped);
+        flows.push(flow("198.51.100.1", "203.0.113.1", 443));
+        let by_flow = run(flows.clone(), &Exclusions::default(), 1, 1);
+
+        let mut groups: BTreeMap<String, (Flow, u64, BTreeSet<u16>, Timestamp)> = BTreeMap::new();
+        for f in flows {
+            let k = format!("{} {} {:?} {:?}", f.src_ip, f.dst_ip, f.dst_port, f.verdict);
+            let g = groups
+                .entry(k)
+                .or_insert_with(|| (Flow { packets: 0, bytes: 0, src_port: None, ..f.clone() }, 0, BTreeSet::new(), f.first_seen));
+            g.0.packets += f.packets;
+            g.0.bytes += f.bytes;
+            g.0.first_seen = g.0.first_seen.min(f.first_seen);
+            g.0.last_seen = g.0.last_seen.max(f.last_seen);
+            g.3 = g.3.max(f.first_seen);
+            g.1 += 1;
+            g.2.extend(f.src_port);
+        }
+        let inv = shop();
+        let book = Book::new(&inv);
+        let ex = Exclusions::default();
+        let masks = ex.masks(&book);
+        let agg = Aggregator::new(&book, &ex, &masks);
+        let mut acc = agg.new_acc();
+        for (key, (flow, n, ports, last_start)) in groups {
+            let src_ports = if ports.len() > SRC_PORTS {
+                TablePorts::Many
+            } else {
+                TablePorts::Few(ports.into_iter().collect())
+            };
+            agg.fold_conversation(
+                &mut acc,
+                &Conversation { flow, flows: n, last_start, src_ports, key: key.into() },
+            );
+        }
+        let by_conversation = finish(vec![acc], 1);
+        assert_eq!(by_conversation.convs, by_flow.convs);
+        assert_eq!(by_conversation.tally, by_flow.tally);
+        assert!(by_conversation.replies.0 > 0, "replies are told apart");
+        assert_eq!(by_conversation.replies, by_flow.replies);
+    }
+
     #[test]
     fn examples_keep_the_smallest_pairs_in_any_order() {
         let pairs: Vec<(u128, u128)> = [(5, 1), (1, 9), (3, 3), (1, 2), (9, 9), (3, 3)].to_vec();

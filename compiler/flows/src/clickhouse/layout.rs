@@ -341,6 +341,16 @@ mod tests {
         assert!(e.contains("(a, b) are neither"), "{e}");
     }
 
+    /// The DDL users copy is the one `flows load` runs.
+    #[test]
+    fn the_documented_ddl_is_the_one_used() {
+        let doc = include_str!("../../../../schema/docs/flows.md");
+        assert!(doc.contains(DDL), "schema/docs/flows.md must hold layout::DDL verbatim");
+        for c in RINGFENCE {
+            assert!(DDL.contains(&format!("    {} {}", c.name, c.types[0])), "{}", c.name);
+        }
+    }
+
     #[test]
     fn keys_read_back_per_layout() {
         let k = Layout::Ringfence
