@@ -556,10 +556,18 @@ mod tests {
         let mut flows = Vec::new();
         for i in 0..40u16 {
             // Requests with many source ports, and their answers with one.
-            flows.push(at(flow("10.244.1.10", "10.244.1.20", 8080), 40_000 + i, i64::from(i)));
+            flows.push(at(
+                flow("10.244.1.10", "10.244.1.20", 8080),
+                40_000 + i,
+                i64::from(i),
+            ));
             flows.push(at(flow("10.244.1.20", "10.244.1.10", 40_000 + i), 8080, 50));
             // Few source ports.
-            flows.push(at(flow("10.244.1.11", "10.244.1.30", 6379), 41_000 + i % 3, 7));
+            flows.push(at(
+                flow("10.244.1.11", "10.244.1.30", 6379),
+                41_000 + i % 3,
+                7,
+            ));
         }
         let mut dropped = flow("10.244.1.10", "10.244.1.30", 22);
         dropped.verdict = Some(NetworkVerdict::Dropped);
@@ -570,9 +578,19 @@ mod tests {
         let mut groups: BTreeMap<String, (Flow, u64, BTreeSet<u16>, Timestamp)> = BTreeMap::new();
         for f in flows {
             let k = format!("{} {} {:?} {:?}", f.src_ip, f.dst_ip, f.dst_port, f.verdict);
-            let g = groups
-                .entry(k)
-                .or_insert_with(|| (Flow { packets: 0, bytes: 0, src_port: None, ..f.clone() }, 0, BTreeSet::new(), f.first_seen));
+            let g = groups.entry(k).or_insert_with(|| {
+                (
+                    Flow {
+                        packets: 0,
+                        bytes: 0,
+                        src_port: None,
+                        ..f.clone()
+                    },
+                    0,
+                    BTreeSet::new(),
+                    f.first_seen,
+                )
+            });
             g.0.packets += f.packets;
             g.0.bytes += f.bytes;
             g.0.first_seen = g.0.first_seen.min(f.first_seen);
@@ -595,7 +613,13 @@ mod tests {
             };
             agg.fold_conversation(
                 &mut acc,
-                &Conversation { flow, flows: n, last_start, src_ports, key: key.into() },
+                &Conversation {
+                    flow,
+                    flows: n,
+                    last_start,
+                    src_ports,
+                    key: key.into(),
+                },
             );
         }
         let by_conversation = finish(vec![acc], 1);

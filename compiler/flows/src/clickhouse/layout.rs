@@ -345,9 +345,16 @@ mod tests {
     #[test]
     fn the_documented_ddl_is_the_one_used() {
         let doc = include_str!("../../../../schema/docs/flows.md");
-        assert!(doc.contains(DDL), "schema/docs/flows.md must hold layout::DDL verbatim");
+        assert!(
+            doc.contains(DDL),
+            "schema/docs/flows.md must hold layout::DDL verbatim"
+        );
         for c in RINGFENCE {
-            assert!(DDL.contains(&format!("    {} {}", c.name, c.types[0])), "{}", c.name);
+            assert!(
+                DDL.contains(&format!("    {} {}", c.name, c.types[0])),
+                "{}",
+                c.name
+            );
         }
     }
 
