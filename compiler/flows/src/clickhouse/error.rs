@@ -16,7 +16,7 @@ pub enum ClickHouseError {
     )]
     Unreachable {
         /// The table.
-        url: TableUrl,
+        url: Box<TableUrl>,
         /// `host:port`.
         server: String,
         /// What the connection said.
@@ -29,7 +29,7 @@ pub enum ClickHouseError {
     )]
     Auth {
         /// The table.
-        url: TableUrl,
+        url: Box<TableUrl>,
         /// The user.
         user: String,
         /// What the server said.
@@ -39,7 +39,7 @@ pub enum ClickHouseError {
     #[error("{url}: {what} does not exist on {server}; {hint}")]
     Missing {
         /// The table.
-        url: TableUrl,
+        url: Box<TableUrl>,
         /// `database x` or `table x.y`.
         what: String,
         /// `host:port`.
@@ -51,7 +51,7 @@ pub enum ClickHouseError {
     #[error("{url}: {problems}; see schema/docs/flows.md for the columns of each layout")]
     Columns {
         /// The table.
-        url: TableUrl,
+        url: Box<TableUrl>,
         /// Every column that is missing or of another type.
         problems: String,
     },
@@ -62,7 +62,7 @@ pub enum ClickHouseError {
     )]
     Memory {
         /// The table.
-        url: TableUrl,
+        url: Box<TableUrl>,
         /// What the server said.
         said: String,
     },
@@ -70,7 +70,7 @@ pub enum ClickHouseError {
     #[error("{url}: the server failed the query: {said}")]
     Server {
         /// The table.
-        url: TableUrl,
+        url: Box<TableUrl>,
         /// What the server said.
         said: String,
     },
@@ -78,7 +78,7 @@ pub enum ClickHouseError {
     #[error("{url}: {why}")]
     Answer {
         /// The table.
-        url: TableUrl,
+        url: Box<TableUrl>,
         /// What is wrong with it.
         why: String,
     },
@@ -98,13 +98,13 @@ impl ClickHouseError {
             // UNKNOWN_USER, WRONG_PASSWORD, REQUIRED_PASSWORD,
             // IP_ADDRESS_NOT_ALLOWED, AUTHENTICATION_FAILED.
             Some(192..=195 | 516) => ClickHouseError::Auth {
-                url: url.clone(),
+                url: Box::new(url.clone()),
                 user: url.user.clone(),
                 said,
             },
             // MEMORY_LIMIT_EXCEEDED.
             Some(241) => ClickHouseError::Memory {
-                url: url.clone(),
+                url: Box::new(url.clone()),
                 said,
             },
             // UNKNOWN_DATABASE.
@@ -112,12 +112,12 @@ impl ClickHouseError {
             // UNKNOWN_TABLE.
             Some(60) => missing_table(url),
             _ if status == 401 || status == 403 => ClickHouseError::Auth {
-                url: url.clone(),
+                url: Box::new(url.clone()),
                 user: url.user.clone(),
                 said,
             },
             _ => ClickHouseError::Server {
-                url: url.clone(),
+                url: Box::new(url.clone()),
                 said: if said.is_empty() {
                     format!("HTTP status {status}")
                 } else {
@@ -130,7 +130,7 @@ impl ClickHouseError {
     /// An answer that cannot be used, and why.
     pub fn answer(url: &TableUrl, why: impl Into<String>) -> Self {
         ClickHouseError::Answer {
-            url: url.clone(),
+            url: Box::new(url.clone()),
             why: why.into(),
         }
     }
@@ -138,7 +138,7 @@ impl ClickHouseError {
 
 pub(crate) fn missing_database(url: &TableUrl) -> ClickHouseError {
     ClickHouseError::Missing {
-        url: url.clone(),
+        url: Box::new(url.clone()),
         what: format!("database `{}`", url.database),
         server: url.authority(),
         hint: "check the database name in the URL",
@@ -147,7 +147,7 @@ pub(crate) fn missing_database(url: &TableUrl) -> ClickHouseError {
 
 pub(crate) fn missing_table(url: &TableUrl) -> ClickHouseError {
     ClickHouseError::Missing {
-        url: url.clone(),
+        url: Box::new(url.clone()),
         what: format!("table `{}.{}`", url.database, url.table),
         server: url.authority(),
         hint: "check the name, or create it with the DDL in schema/docs/flows.md \

@@ -98,7 +98,7 @@ impl Client {
             }
         };
         let resp = sent.map_err(|e| ClickHouseError::Unreachable {
-            url: self.url.clone(),
+            url: Box::new(self.url.clone()),
             server: self.url.authority(),
             why: e.to_string(),
         })?;

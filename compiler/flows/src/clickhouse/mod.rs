@@ -148,7 +148,7 @@ impl Table {
             });
         }
         let layout = Layout::detect(&columns).map_err(|problems| ClickHouseError::Columns {
-            url: url.clone(),
+            url: Box::new(url.clone()),
             problems,
         })?;
         Ok(Table { client, layout })
@@ -167,7 +167,7 @@ impl Table {
         };
         if table.layout != Layout::Ringfence {
             return Err(ClickHouseError::Columns {
-                url: url.clone(),
+                url: Box::new(url.clone()),
                 problems: format!(
                     "a table of the {} layout; ringfence writes only its own layout",
                     table.layout.name()
