@@ -17,6 +17,8 @@ packages=(
     libssl-dev        # git2's https transport (build)
     pkg-config        # finds libssl (build)
     chromium          # the analysis report's headless-browser screenshot test
+    clickhouse-server # flow tables: the tests start their own servers
+    clickhouse-client
     buildah           # the container images, built FROM scratch
     busybox-static    #   and the shell in the CLI image (CI job scripts)
     rustc-web         # the wasm32 toolchain for the plugins'

@@ -191,6 +191,14 @@ pub(crate) enum Command {
     #[command(after_help = "Examples:
   ringfence man --out /usr/local/share/man/man1 && man ringfence-check")]
     Man(ManArgs),
+    /// Flow tables in ClickHouse.
+    #[command(
+        subcommand,
+        after_help = "Examples:
+  ringfence flows load day.jsonl --into clickhouse://127.0.0.1:8123/default.flows
+  hubble observe -o json | ringfence flows load - --into clickhouse://ch:8123/net.flows"
+    )]
+    Flows(FlowsCommand),
 }
 
 #[derive(Debug, Args)]
@@ -519,14 +527,28 @@ pub(crate) enum PortGeneralization {
     High,
 }
 
+/// Where flows come from, and which.
+#[derive(Clone, Debug, Args)]
+pub(crate) struct FlowArgs {
+    /// Flow files (ringfence JSON Lines, Hubble JSON, conntrack -o extended;
+    /// repeat the flag for several files; `-` reads standard input), or one
+    /// ClickHouse table: clickhouse://[user[:password]@]host:port/database.table.
+    #[arg(long, value_name = "FILE|URL", required = true)]
+    pub(crate) flows: Vec<String>,
+    /// Only flows that started at or after this time (RFC 3339).
+    #[arg(long, value_name = "RFC3339")]
+    pub(crate) since: Option<String>,
+    /// Only flows that started before this time (RFC 3339).
+    #[arg(long, value_name = "RFC3339")]
+    pub(crate) until: Option<String>,
+}
+
 #[derive(Debug, Args)]
 pub(crate) struct DiscoverArgs {
     #[command(flatten)]
     pub(crate) inventory: InventoryArgs,
-    /// Flow records: ringfence JSON Lines, Hubble JSON, or conntrack -o
-    /// extended (repeat the flag for several files; `-` reads standard input).
-    #[arg(long, value_name = "FILE", required = true)]
-    pub(crate) flows: Vec<PathBuf>,
+    #[command(flatten)]
+    pub(crate) flows: FlowArgs,
     /// Where to write the intent files.
     #[arg(long, value_name = "DIR")]
     pub(crate) out: PathBuf,
@@ -559,10 +581,8 @@ pub(crate) struct AnalyzeArgs {
     pub(crate) against: Option<String>,
     #[command(flatten)]
     pub(crate) inventory: InventoryArgs,
-    /// Flow records, as for `discover` (repeat the flag for several files;
-    /// `-` reads standard input).
-    #[arg(long, value_name = "FILE", required = true)]
-    pub(crate) flows: Vec<PathBuf>,
+    #[command(flatten)]
+    pub(crate) flows: FlowArgs,
     /// Agents' compliance reports to fold in.
     #[arg(long, value_name = "DIR")]
     pub(crate) reports: Option<PathBuf>,
@@ -572,6 +592,34 @@ pub(crate) struct AnalyzeArgs {
     /// Write here instead of stdout.
     #[arg(long, value_name = "FILE")]
     pub(crate) out: Option<PathBuf>,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum FlowsCommand {
+    /// Insert flow files into a ClickHouse table (ringfence's layout,
+    /// created if missing). Not idempotent: loading a file twice stores its
+    /// flows twice.
+    Load(LoadArgs),
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct LoadArgs {
+    /// Flow files: ringfence JSON Lines, Hubble JSON, or conntrack -o extended
+    /// (`-` reads standard input).
+    #[arg(value_name = "FILE", required = true)]
+    pub(crate) files: Vec<PathBuf>,
+    /// The table: clickhouse://[user[:password]@]host:port/database.table.
+    #[arg(long, value_name = "URL")]
+    pub(crate) into: String,
+    /// Flows per INSERT.
+    #[arg(long, value_name = "N", default_value_t = 200_000)]
+    pub(crate) batch: usize,
+    /// Only flows that started at or after this time (RFC 3339).
+    #[arg(long, value_name = "RFC3339")]
+    pub(crate) since: Option<String>,
+    /// Only flows that started before this time (RFC 3339).
+    #[arg(long, value_name = "RFC3339")]
+    pub(crate) until: Option<String>,
 }
 
 #[cfg(test)]

@@ -5,6 +5,7 @@
 mod analyze;
 mod cli;
 mod conventions;
+mod clickhouse;
 mod discover;
 mod keygen_verify;
 

@@ -10,9 +10,11 @@ use anyhow::Context;
 use ringfence_analyze::{Analyzer, Options, Reports, Version};
 use ringfence_driver::{IntentFrom, Session};
 use ringfence_flows::ReadOptions;
+use ringfence_flows::clickhouse::Table;
 use ringfence_source::Selector;
 
 use crate::Outcome;
+use crate::cmd::flows::{self, Source};
 use crate::cmd::{common, output, progress, stdin};
 use crate::flags::{AnalyzeArgs, AnalyzeFormat};
 
@@ -37,12 +39,23 @@ fn version<'a>(s: &'a Session, label: &'a str) -> Version<'a> {
 }
 
 pub(crate) fn run(mut args: AnalyzeArgs) -> anyhow::Result<Outcome> {
+    // Cheap checks first: the flags and the report directory, then the
+    // table, before compiling anything.
+    let (mut source, window) = flows::source(&args.flows)?;
     let inv = &mut args.inventory;
+    let mut no_files = Vec::new();
+    let files = match &mut source {
+        Source::Files(files) => files,
+        Source::Table(_) => &mut no_files,
+    };
     let _stdin = stdin::materialize(
-        &mut [&mut inv.inventory, &mut inv.trivy, &mut args.flows],
+        &mut [&mut inv.inventory, &mut inv.trivy, files],
         "--inventory, --trivy, --flows",
     )?;
-    // Cheap checks first: the report directory before compiling anything.
+    let table = match &source {
+        Source::Table(url) => Some(Table::connect(url)?),
+        Source::Files(_) => None,
+    };
     let reports = match &args.reports {
         Some(dir) => Some(Reports::read_dir(dir).context("--reports")?),
         None => None,
@@ -75,11 +88,21 @@ pub(crate) fn run(mut args: AnalyzeArgs) -> anyhow::Result<Outcome> {
             .map(|(s, l)| version(s, l)),
         Options::default(),
     );
-    let stage = progress::stage(format!(
-        "reading and judging flows ({} file(s))",
-        args.flows.len()
-    ));
-    let (tally, input) = analyzer.read(&args.flows, &ReadOptions::default())?;
+    let stage = progress::stage(match &source {
+        Source::Files(files) => format!("reading and judging flows ({} file(s))", files.len()),
+        Source::Table(url) => format!("judging the conversations of {url}"),
+    });
+    let (tally, input) = match (&source, &table) {
+        (_, Some(t)) => analyzer.read_table(t, &window)?,
+        (Source::Files(files), None) => analyzer.read(
+            files,
+            &ReadOptions {
+                window,
+                ..ReadOptions::default()
+            },
+        )?,
+        (Source::Table(_), None) => unreachable!("a table source is connected above"),
+    };
     drop(stage);
     let mut analysis = analyzer.finish(tally, input, reports.as_ref());
     for f in &mut analysis.input.files {

@@ -8,12 +8,14 @@ use std::time::Instant;
 
 use anyhow::{Context, bail};
 use ringfence_discover::{
-    Discovery, Exclusions, Granularity, Options, PortGeneralization, Summary,
+    Discoverer, Discovery, Exclusions, Granularity, Options, PortGeneralization, Summary,
 };
 use ringfence_flows::ReadOptions;
+use ringfence_flows::clickhouse::Table;
 use serde::Serialize;
 
 use crate::Outcome;
+use crate::cmd::flows::{self, Source};
 use crate::cmd::{output, progress, stdin};
 use crate::flags::{self, DiscoverArgs, Format};
 
@@ -23,9 +25,15 @@ const MARK: &str = "// Discovered by `ringfence discover`";
 
 pub(crate) fn run(mut args: DiscoverArgs) -> anyhow::Result<Outcome> {
     let started = Instant::now();
+    let (mut source, window) = flows::source(&args.flows)?;
     let inv = &mut args.inventory;
+    let mut no_files = Vec::new();
+    let files = match &mut source {
+        Source::Files(files) => files,
+        Source::Table(_) => &mut no_files,
+    };
     let _stdin = stdin::materialize(
-        &mut [&mut inv.inventory, &mut inv.trivy, &mut args.flows],
+        &mut [&mut inv.inventory, &mut inv.trivy, files],
         "--inventory, --trivy, --flows",
     )?;
     if args.scope.as_deref().is_some_and(|s| s.trim().is_empty()) {
@@ -34,6 +42,10 @@ pub(crate) fn run(mut args: DiscoverArgs) -> anyhow::Result<Outcome> {
     let exclusions = match &args.exclude {
         Some(path) => Exclusions::load(path)?,
         None => Exclusions::default(),
+    };
+    let table = match &source {
+        Source::Table(url) => Some(Table::connect(url)?),
+        Source::Files(_) => None,
     };
     let stale = our_files(&args.out)?;
     let inventory = ringfence_inventory::load(&args.inventory.inventory, &args.inventory.trivy)?;
@@ -54,12 +66,23 @@ pub(crate) fn run(mut args: DiscoverArgs) -> anyhow::Result<Outcome> {
         min_flows: args.min_flows,
         scope: args.scope.clone(),
     };
-    let stage = progress::stage(format!(
-        "discovering from {} flow file(s)",
-        args.flows.len()
-    ));
-    let Discovery { files, mut summary } =
-        ringfence_discover::discover(&inventory, &args.flows, &ReadOptions::default(), opts)?;
+    let stage = progress::stage(match &source {
+        Source::Files(files) => format!("discovering from {} flow file(s)", files.len()),
+        Source::Table(url) => format!("discovering from the conversations of {url}"),
+    });
+    let mut discoverer = Discoverer::new(&inventory, opts)?;
+    match (&source, &table) {
+        (_, Some(t)) => discoverer.read_table(t, &window)?,
+        (Source::Files(files), None) => discoverer.read_files(
+            files,
+            &ReadOptions {
+                window,
+                ..ReadOptions::default()
+            },
+        )?,
+        (Source::Table(_), None) => unreachable!("a table source is connected above"),
+    }
+    let Discovery { files, mut summary } = discoverer.finish();
     drop(stage);
     for f in &mut summary.inputs.files {
         stdin::unmask_path(&mut f.path);

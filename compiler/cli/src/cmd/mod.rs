@@ -2,7 +2,7 @@
 //! prints results on stdout (logs and progress on stderr).
 
 use crate::Outcome;
-use crate::flags::{Command, HooksCommand, InventoryCommand};
+use crate::flags::{Command, FlowsCommand, HooksCommand, InventoryCommand};
 
 mod analyze;
 mod annotate;
@@ -13,6 +13,7 @@ mod compile;
 mod completion;
 mod discover;
 mod explain;
+mod flows;
 mod fmt;
 mod hooks;
 mod inventory;
@@ -48,5 +49,6 @@ pub(crate) fn run(command: Command) -> anyhow::Result<Outcome> {
         Command::Collect(a) => collect::run(a),
         Command::Completion(a) => completion::completion(a),
         Command::Man(a) => completion::man(a),
+        Command::Flows(FlowsCommand::Load(a)) => flows::load(a),
     }
 }
