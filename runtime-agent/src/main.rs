@@ -13,7 +13,7 @@ use ringfence_agent::daemon;
 use ringfence_agent::exec::SystemRunner;
 use ringfence_agent::source::Source;
 use ringfence_agent::state::StateDir;
-use ringfence_bundle::{Trust, load_trusted_key};
+use ringfence_bundle::{MAX_BUNDLE_BYTES, Trust, load_trusted_key, read_capped};
 use ringfence_schema::report::{ComplianceReport, Status};
 
 /// The ringfence node agent: verify signed bundles, apply them atomically,
@@ -55,6 +55,10 @@ struct Common {
     /// What to enforce before the first bundle.
     #[arg(long, value_enum, default_value = "allow")]
     initial: InitialArg,
+    /// Kill an `nft` run that has not finished after this long (seconds, or
+    /// a duration like `90s`).
+    #[arg(long, value_name = "S", default_value = "60", value_parser = parse_interval)]
+    nft_timeout: Duration,
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -87,6 +91,10 @@ struct RunArgs {
     /// One pass, then exit (status as for `status`).
     #[arg(long)]
     once: bool,
+    /// Accept bundles from a source that has no signed `index.json`
+    /// (without it a bundle of another compile cannot be told apart).
+    #[arg(long)]
+    no_index: bool,
 }
 
 #[derive(Debug, Args)]
@@ -133,8 +141,8 @@ fn parse_interval(s: &str) -> Result<Duration, String> {
     Ok(d)
 }
 
-fn applier(netns: Option<String>) -> Box<dyn Applier> {
-    let runner = SystemRunner::new(netns);
+fn applier(netns: Option<String>, timeout: Duration) -> Box<dyn Applier> {
+    let runner = SystemRunner::new(netns).with_timeout(timeout);
     if cfg!(windows) {
         Box::new(ringfence_agent::windows::WindowsApplier::new(runner))
     } else {
@@ -142,30 +150,30 @@ fn applier(netns: Option<String>) -> Box<dyn Applier> {
     }
 }
 
-fn agent(c: &Common, self_heal: bool) -> anyhow::Result<Agent> {
+fn agent(c: &Common, self_heal: bool, require_index: bool) -> anyhow::Result<Agent> {
     let keys = c
         .trust
         .iter()
         .map(|p| load_trusted_key(p))
         .collect::<Result<Vec<_>, _>>()?;
-    if c.threshold > keys.len() {
-        bail!(
-            "--threshold {} is more than the {} trusted key(s) given with --trust",
-            c.threshold,
-            keys.len()
-        );
-    }
+    // The rule `ringfence verify` applies too: one implementation.
+    let trust = Trust::checked(keys, c.threshold).map_err(anyhow::Error::msg)?;
     let state = StateDir::open(&c.state)?;
     let cfg = Config {
         node: c.node.clone(),
-        trust: Trust::new(keys, c.threshold),
+        trust,
         initial: match c.initial {
             InitialArg::Allow => Initial::Allow,
             InitialArg::Deny => Initial::Deny,
         },
         self_heal,
+        require_index,
     };
-    Ok(Agent::new(cfg, state, applier(c.netns.clone())))
+    Ok(Agent::new(
+        cfg,
+        state,
+        applier(c.netns.clone(), c.nft_timeout),
+    ))
 }
 
 fn in_sync(r: &ComplianceReport) -> u8 {
@@ -182,7 +190,7 @@ fn run(a: RunArgs) -> anyhow::Result<u8> {
     if let Some(url) = a.report_to.as_deref().filter(|u| !u.starts_with("http://")) {
         bail!("--report-to {url}: give an http:// URL (this build has no TLS)");
     }
-    let mut agent = agent(&a.common, a.self_heal)?;
+    let mut agent = agent(&a.common, a.self_heal, !a.no_index)?;
     let mut source = Source::parse(&a.source, Duration::from_secs(30));
     let opts = daemon::Options {
         interval: a.interval,
@@ -195,8 +203,11 @@ fn run(a: RunArgs) -> anyhow::Result<u8> {
 }
 
 fn apply(a: ApplyArgs) -> anyhow::Result<u8> {
-    let mut agent = agent(&a.common, false)?;
-    let read = |p: &PathBuf| std::fs::read(p).with_context(|| p.display().to_string());
+    let mut agent = agent(&a.common, false, a.index.is_some())?;
+    // One byte past the limit: a larger file is refused as too large.
+    let read = |p: &PathBuf| {
+        read_capped(p, MAX_BUNDLE_BYTES as u64 + 1).with_context(|| p.display().to_string())
+    };
     let bytes = read(&a.bundle)?;
     let index = a.index.as_ref().map(read).transpose()?;
     let now = SystemTime::now();
@@ -245,10 +256,10 @@ fn apply(a: ApplyArgs) -> anyhow::Result<u8> {
 }
 
 fn status(a: StatusArgs) -> anyhow::Result<u8> {
-    let state = StateDir::open(&a.state)?;
+    let state = StateDir::inspect(&a.state);
     let current = state.current()?;
     let path = state.report_path();
-    let report: Option<ComplianceReport> = match std::fs::read(&path) {
+    let report: Option<ComplianceReport> = match read_capped(&path, 64 << 20) {
         Ok(b) => Some(serde_json::from_slice(&b).with_context(|| format!("{}", path.display()))?),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
         Err(e) => return Err(e).with_context(|| path.display().to_string()),

@@ -87,7 +87,9 @@ impl Source {
         let name = format!("{node}.bundle");
         match self {
             Source::Dir(dir) => {
-                let read = |p: PathBuf| match std::fs::read(&p) {
+                // Regular files only, capped: a FIFO or `/dev/zero` is
+                // refused, never waited on or read without end.
+                let read = |p: PathBuf| match ringfence_bundle::read_capped(&p, MAX_BYTES + 1) {
                     Ok(b) => Ok(Some(b)),
                     Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
                     Err(e) => Err(FetchError {

@@ -3,6 +3,7 @@
 
 mod deps;
 mod fixture;
+mod hostile;
 mod http;
 mod linux;
 mod refusals;

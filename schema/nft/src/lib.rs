@@ -232,7 +232,17 @@ impl<'a> Parser<'a> {
     }
 
     fn unexpected<T>(&self, t: Token<'_>, wanted: &str) -> Res<T> {
-        self.err(t, format!("{} where {wanted} belongs", show(t.tok)))
+        match t.tok {
+            Tok::Word("include") => self.err(
+                t,
+                "`include` would make nft read another file: not allowed".into(),
+            ),
+            Tok::Word(w @ ("define" | "redefine" | "undefine")) => self.err(
+                t,
+                format!("`{w}` (variables) is not allowed: rules.nft is plain rules"),
+            ),
+            _ => self.err(t, format!("{} where {wanted} belongs", show(t.tok))),
+        }
     }
 
     /// The next token must be the word `w`.
@@ -387,14 +397,7 @@ impl<'a> Parser<'a> {
                     ),
                 }
             }
-            "include" => self.err(
-                t,
-                "`include` would make nft read another file: not allowed".into(),
-            ),
-            "define" | "redefine" | "undefine" => self.err(
-                t,
-                format!("`{verb}` (variables) is not allowed: rules.nft is plain rules"),
-            ),
+            "include" | "define" | "redefine" | "undefine" => self.unexpected(t, "a command"),
             _ => self.err(
                 t,
                 format!(
@@ -628,6 +631,9 @@ impl<'a> Parser<'a> {
                 Tok::Punct('@') => self.name()?,
                 Tok::Punct('{') => self.elements(Elems::Anonymous)?,
                 Tok::Punct(',') => {}
+                Tok::Word("include" | "define" | "redefine" | "undefine") => {
+                    return self.unexpected(t, "a rule's next word");
+                }
                 Tok::Word(_) => {
                     return self.err(
                         t,

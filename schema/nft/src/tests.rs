@@ -85,7 +85,15 @@ fn refuses_everything_beyond_our_table() {
         ),
         (
             "table inet ringfence {\n    include \"/etc/shadow\"\n}\n",
-            "line 2, column 5: `include`",
+            "line 2, column 5: `include` would make nft read",
+        ),
+        (
+            "table inet ringfence { chain c { include \"/etc/x\" } }\n",
+            "`include` would make nft read",
+        ),
+        (
+            "table inet ringfence { set s { define x } }\n",
+            "`define` (variables)",
         ),
         (
             "include \"/etc/shadow\"\n",
