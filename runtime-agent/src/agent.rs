@@ -138,6 +138,10 @@ pub struct Stats {
     pub counters: Vec<RuleCounter>,
     /// The last install's timings.
     pub timings: Timings,
+    /// How long the last offered bundle took to verify (taken by metrics).
+    pub verify_time: Option<Duration>,
+    /// How long the last install took (taken by metrics).
+    pub apply_time: Option<Duration>,
 }
 
 struct InForce {
@@ -345,7 +349,9 @@ impl Agent {
             now: Some(now),
             index: index.as_ref(),
         };
-        let verified = match verify_bundle(bytes, &self.cfg.trust, &expect) {
+        let verified = verify_bundle(bytes, &self.cfg.trust, &expect);
+        self.stats.verify_time = Some(start.elapsed());
+        let verified = match verified {
             Ok(v) => v,
             Err(e) => return self.refuse(e),
         };
@@ -389,7 +395,9 @@ impl Agent {
             });
         }
         let tool_before = self.applier.tool_time();
+        let installing = Instant::now();
         let outcome = self.install(verified, rules, bytes, now);
+        self.stats.apply_time = Some(installing.elapsed());
         self.stats.timings = Timings {
             total: start.elapsed(),
             tool: self.applier.tool_time().saturating_sub(tool_before),

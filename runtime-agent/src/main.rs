@@ -11,7 +11,7 @@ use ringfence_agent::agent::{Agent, Config, Initial, Outcome};
 use ringfence_agent::applier::Applier;
 use ringfence_agent::daemon;
 use ringfence_agent::exec::SystemRunner;
-use ringfence_agent::source::Source;
+use ringfence_agent::source::{Source, Transport};
 use ringfence_agent::state::StateDir;
 use ringfence_bundle::{MAX_BUNDLE_BYTES, Trust, load_trusted_key, read_capped};
 use ringfence_schema::report::{ComplianceReport, Status};
@@ -73,9 +73,19 @@ enum InitialArg {
 struct RunArgs {
     #[command(flatten)]
     common: Common,
-    /// Directory or http:// URL holding `<node>.bundle` (and `index.json`).
+    /// Directory or http(s):// URL holding `<node>.bundle` and `index.json`.
     #[arg(long, value_name = "DIR|URL")]
     source: String,
+    /// CA certificates (PEM) that https:// sources and collectors must chain
+    /// to, instead of the system's CA bundle.
+    #[arg(long, value_name = "PEM")]
+    ca_bundle: Option<PathBuf>,
+    /// Client certificate chain (PEM) to present over https://.
+    #[arg(long, value_name = "PEM", requires = "client_key")]
+    client_cert: Option<PathBuf>,
+    /// The client certificate's private key (PEM).
+    #[arg(long, value_name = "PEM", requires = "client_cert")]
+    client_key: Option<PathBuf>,
     /// Time between passes: seconds, or a duration like `30s`, `2m`.
     #[arg(long, value_name = "S", default_value = "30", value_parser = parse_interval)]
     interval: Duration,
@@ -85,7 +95,7 @@ struct RunArgs {
     /// Serve Prometheus metrics and /healthz on this address (`0.0.0.0:9472`).
     #[arg(long, value_name = "ADDR")]
     metrics: Option<String>,
-    /// POST every report (JSON) to this collector URL.
+    /// POST every report (JSON) to this collector URL (http:// or https://).
     #[arg(long, value_name = "URL")]
     report_to: Option<String>,
     /// One pass, then exit (status as for `status`).
@@ -181,22 +191,23 @@ fn in_sync(r: &ComplianceReport) -> u8 {
 }
 
 fn run(a: RunArgs) -> anyhow::Result<u8> {
-    if a.source.starts_with("https://") {
-        bail!(
-            "--source {}: this build speaks plain HTTP only (bundles are signed, so transport security is not what makes them trustworthy); serve them over http:// or sync them to a directory",
-            a.source
-        );
+    if let Some(url) = a
+        .report_to
+        .as_deref()
+        .filter(|u| !u.starts_with("http://") && !u.starts_with("https://"))
+    {
+        bail!("--report-to {url}: give an http:// or https:// URL");
     }
-    if let Some(url) = a.report_to.as_deref().filter(|u| !u.starts_with("http://")) {
-        bail!("--report-to {url}: give an http:// URL (this build has no TLS)");
-    }
+    let client = a.client_cert.as_deref().zip(a.client_key.as_deref());
+    let transport = Transport::new(a.ca_bundle.as_deref(), client).map_err(anyhow::Error::msg)?;
     let mut agent = agent(&a.common, a.self_heal, !a.no_index)?;
-    let mut source = Source::parse(&a.source, Duration::from_secs(30));
+    let mut source = Source::parse(&a.source, &transport, Duration::from_secs(30));
     let opts = daemon::Options {
         interval: a.interval,
         metrics: a.metrics,
         report_to: a.report_to,
         once: a.once,
+        transport,
     };
     daemon::run(&mut agent, &mut source, &opts).map_err(anyhow::Error::msg)?;
     Ok(in_sync(&agent.report(SystemTime::now())))

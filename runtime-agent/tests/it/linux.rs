@@ -491,9 +491,39 @@ fn run_loop_serves_metrics_and_health() {
         }
         std::thread::sleep(std::time::Duration::from_millis(100));
     }
+    // A client sending an endless request head is cut at the cap, and
+    // idle clients hold no probe up (issue 15 §12).
+    let idle: Vec<_> = (0..3)
+        .filter_map(|_| std::net::TcpStream::connect(&addr).ok())
+        .collect();
+    let mut flood = std::net::TcpStream::connect(&addr).unwrap();
+    let chunk = vec![b'a'; 1 << 20];
+    let _ = flood.write_all(b"GET /");
+    for _ in 0..100 {
+        if flood.write_all(&chunk).is_err() {
+            break;
+        }
+    }
+    let started = std::time::Instant::now();
     let health = get("/healthz");
+    let probe_time = started.elapsed();
+    let status = std::fs::read_to_string(format!("/proc/{}/status", child.id())).unwrap();
     let _ = child.kill();
     let _ = child.wait();
+    drop(idle);
+    let hwm_kb: u64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches(" kB").trim().parse().ok())
+        .unwrap();
+    assert!(
+        hwm_kb < 40_000,
+        "peak RSS {hwm_kb} kB after a 100 MiB request"
+    );
+    assert!(
+        probe_time < std::time::Duration::from_secs(1),
+        "{probe_time:?}"
+    );
     assert!(
         page.contains("ringfence_agent_generation{node=\"n1\"} 3"),
         "{page}"

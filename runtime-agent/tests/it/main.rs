@@ -9,3 +9,4 @@ mod linux;
 mod refusals;
 mod support;
 mod swap;
+mod tls;
