@@ -137,7 +137,10 @@ fn written_bundles_verify_against_the_written_index() {
     .unwrap();
     assert_eq!(v.payload.generation, 1);
     assert_eq!(v.payload.expires_at, "2026-01-08T00:00:00Z");
-    assert_eq!(v.file("rules.nft"), Some("table inet ringfence { b }\n"));
+    assert_eq!(
+        v.file("rules.nft"),
+        Some("table inet ringfence {\n\tchain c {\n\t\tcounter comment \"b\"\n\t}\n}\n")
+    );
     assert_eq!(
         v.payload
             .files

@@ -546,3 +546,25 @@ fn fifos_devices_and_huge_files_are_refused_capped() {
         .unwrap();
     assert!(rss_kb < 150_000, "peak RSS {rss_kb} KB");
 }
+
+/// Issue 16 §4: the agent applies the threshold rule of `ringfence verify`:
+/// a key given twice is one key, so `--threshold 2` cannot be met (exit 2).
+#[test]
+fn a_key_given_twice_does_not_meet_a_threshold_of_two() {
+    let keys = Keys::new();
+    let f = keys.path("b.bundle");
+    std::fs::write(&f, bundle(&Spec::small(1, &[8081]), &keys.key)).unwrap();
+    let out = bin()
+        .args(["apply", "--node", "n1", "--threshold", "2", "--bundle"])
+        .arg(&f)
+        .arg("--trust")
+        .arg(keys.pubkey())
+        .arg(keys.pubkey())
+        .arg("--state")
+        .arg(keys.path("state"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    let e = String::from_utf8_lossy(&out.stderr);
+    assert!(e.contains("--threshold 2 with 1 distinct trusted key(s)"), "{e}");
+}
