@@ -32,10 +32,16 @@ fn compile(out: &Path, key: &SigningKey, time: &str, rules: &str) {
                 sha256: "ab".repeat(32),
             },
             files: vec![
-                ("ir.json".into(), format!("{{\"node\":\"{n}\"}}")),
+                (
+                    // A valid empty IR: verification parses and validates it.
+                    "ir.json".into(),
+                    format!(
+                        "{{\"ir_version\":1,\"cluster\":\"prod-eu1\",\"node\":\"{n}\",\"os\":\"linux\",\"backend\":\"nftables\",\"addresses\":[],\"endpoints\":[],\"chains\":[],\"sets\":[],\"policies\":[]}}"
+                    ),
+                ),
                 (
                     "rules.nft".into(),
-                    format!("table inet ringfence {{ {rules} }}\n"),
+                    format!("table inet ringfence {{\n\tchain c {{\n\t\tcounter comment \"{rules}\"\n\t}}\n}}\n"),
                 ),
             ],
         })

@@ -69,7 +69,15 @@ pub(crate) fn run(args: CheckArgs) -> anyhow::Result<Outcome> {
             })
             .collect()
     };
-    let checked = load(files.clone());
+    let mut checked = load(files.clone());
+    // Pinned plugins are on disk only in a working tree: their digests are
+    // checked there, by the rule `render` and `compile` apply.
+    if let (Selector::WorkingTree, Some(intent), false) =
+        (&sel, &checked.intent, stdin::is_stdin(&args.dir))
+    {
+        let pins = ringfence_driver::render::check_pins(intent, &args.dir);
+        checked.diagnostics.extend(pins.0);
+    }
     let diags = &checked.diagnostics;
 
     let stdout = std::io::stdout();

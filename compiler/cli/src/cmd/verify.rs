@@ -3,9 +3,6 @@
 //! listing in a signed index. Exit 0 valid, 1 refused (the reason on
 //! stdout), 2 could not run (unreadable files, bad flags).
 
-use std::collections::BTreeSet;
-use std::fs::File;
-use std::io::Read;
 use std::path::Path;
 use std::time::SystemTime;
 
@@ -22,14 +19,10 @@ use crate::cmd::output;
 use crate::flags::{Format, VerifyArgs};
 
 /// Read at most one byte more than a verifier accepts, so an endless file
-/// is cut short and then refused as too large.
+/// is cut short and then refused as too large (regular files only).
 fn read_capped(path: &Path) -> anyhow::Result<Vec<u8>> {
-    let file = File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
-    let mut bytes = Vec::new();
-    file.take(MAX_BUNDLE_BYTES as u64 + 1)
-        .read_to_end(&mut bytes)
-        .with_context(|| format!("cannot read {}", path.display()))?;
-    Ok(bytes)
+    ringfence_bundle::read_capped(path, MAX_BUNDLE_BYTES as u64 + 1)
+        .with_context(|| format!("cannot read {}", path.display()))
 }
 
 fn source_text(s: &SourceRef) -> String {
@@ -117,20 +110,13 @@ pub(crate) fn run(args: VerifyArgs) -> anyhow::Result<Outcome> {
         .iter()
         .map(|p| load_trusted_key(p))
         .collect::<Result<Vec<_>, _>>()?;
-    let distinct: BTreeSet<&str> = keys.iter().map(|k| k.keyid.as_str()).collect();
-    if args.threshold == 0 || args.threshold > distinct.len() {
-        bail!(
-            "--threshold {} with {} distinct trusted key(s): it must be between 1 and the number of keys given with --trust",
-            args.threshold,
-            distinct.len()
-        );
-    }
+    // The rule the agent applies too: one implementation.
+    let trust = Trust::checked(keys, args.threshold).map_err(anyhow::Error::msg)?;
     let now = match &args.now {
         Some(s) => parse_time(s).map_err(|e| anyhow::anyhow!("--now: {e}"))?,
         // The CLI is not the compiler: checking a bundle now means now.
         None => SystemTime::now(),
     };
-    let trust = Trust::new(keys, args.threshold);
     let bytes = read_capped(&args.bundle)?;
     let index = match &args.index {
         Some(path) => match verify_index(&read_capped(path)?, &trust) {
