@@ -6,6 +6,7 @@ mod analyze;
 mod cli;
 mod discover;
 mod keygen_verify;
+mod robust;
 
 // The scenario of the analysis library's tests (intent, inventory).
 #[path = "../../analyze/tests/common.rs"]
