@@ -37,3 +37,115 @@ fn nested_kdl_is_a_diagnostic_not_a_crash() {
         assert!(code(&out) <= 1, "fmt case {i}: {}", text(&out.stderr));
     }
 }
+
+/// The example inventory with `edit` applied, written into `dir`.
+fn example_inventory(dir: &std::path::Path, edit: impl FnOnce(&mut serde_json::Value)) -> String {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let text = fs::read_to_string(root.join("policies-example/inventory/prod-eu1.json")).unwrap();
+    let mut doc: serde_json::Value = serde_json::from_str(&text).unwrap();
+    edit(&mut doc);
+    let path = dir.join("prod-eu1.json");
+    fs::write(&path, doc.to_string()).unwrap();
+    p(&path).to_owned()
+}
+
+fn example() -> String {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    p(&root.join("policies-example")).to_owned()
+}
+
+/// Every file under `dir`, relative, sorted.
+fn tree(dir: &std::path::Path) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut todo = vec![dir.to_path_buf()];
+    while let Some(d) = todo.pop() {
+        for e in fs::read_dir(&d).unwrap() {
+            let path = e.unwrap().path();
+            out.push(path.strip_prefix(dir).unwrap().display().to_string());
+            if path.is_dir() {
+                todo.push(path);
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+/// A Node named `../../x` or `/abs/path` made `render` write outside `--out`,
+/// and a List annotated with cluster `..` made `discover` do the same; the
+/// names are refused where the inventory is read, by every command.
+#[test]
+fn names_in_the_inventory_never_become_paths_outside_out() {
+    for bad in ["../../escaped-node", "/abs/path", ".."] {
+        let tmp = tempfile::tempdir().unwrap();
+        let inv = example_inventory(tmp.path(), |d| {
+            let items = d["items"].as_array_mut().unwrap();
+            let node = items.iter().find(|o| o["kind"] == "Node").unwrap();
+            let old = node["metadata"]["name"].as_str().unwrap().to_owned();
+            for o in items.iter_mut() {
+                if o["kind"] == "Node" && o["metadata"]["name"] == old.as_str() {
+                    o["metadata"]["name"] = bad.into();
+                }
+                if o["kind"] == "Pod" && o["spec"]["nodeName"] == old.as_str() {
+                    o["spec"]["nodeName"] = bad.into();
+                }
+            }
+        });
+        let out = tmp.path().join("r/a/b");
+        fs::create_dir_all(&out).unwrap();
+        for cmd in [
+            vec!["render", &example(), "--inventory", &inv, "--out", p(&out)],
+            vec![
+                "compile",
+                &example(),
+                "--inventory",
+                &inv,
+                "--emit",
+                "ir",
+                "--out",
+                p(&out),
+            ],
+            vec!["matrix", &example(), "--inventory", &inv],
+        ] {
+            let o = ringfence(&cmd);
+            let err = text(&o.stderr);
+            assert_eq!(code(&o), 2, "{cmd:?}: {err}");
+            assert!(
+                err.contains(&format!(
+                    "`metadata.name` is {bad:?}, not a valid Node name"
+                )),
+                "{cmd:?}: {err}"
+            );
+        }
+        assert_eq!(
+            tree(tmp.path()),
+            ["prod-eu1.json", "r", "r/a", "r/a/b"],
+            "{bad}"
+        );
+    }
+
+    let tmp = tempfile::tempdir().unwrap();
+    let inv = example_inventory(tmp.path(), |d| {
+        d["metadata"]["annotations"]["ringfence.io/cluster"] = "..".into();
+    });
+    let flows = std::path::Path::new(&example()).join("flows/one-day.jsonl");
+    let out = tmp.path().join("r/a/b");
+    let o = ringfence(&[
+        "discover",
+        "--inventory",
+        &inv,
+        "--flows",
+        p(&flows),
+        "--out",
+        p(&out),
+    ]);
+    let err = text(&o.stderr);
+    assert_eq!(code(&o), 2, "{err}");
+    assert!(
+        err.contains(
+            "`metadata.annotations.ringfence.io/cluster` is \"..\", not a usable cluster name"
+        ),
+        "{err}"
+    );
+    assert_eq!(tree(tmp.path()), ["prod-eu1.json"]);
+}

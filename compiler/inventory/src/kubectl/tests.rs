@@ -332,6 +332,59 @@ fn missing_required_fields_are_named() {
     );
 }
 
+/// Node, pod, namespace, service and cluster names become file and
+/// directory names (`render`, `compile`, `discover`): a name that is not
+/// Kubernetes' is refused where it is read, with the field and the rule.
+#[test]
+fn names_that_could_be_paths_are_refused() {
+    for bad in ["../../escaped-node", "/abs/path", "..", "a/b", "Upper"] {
+        rejects(
+            |d| item(d, "Node", "lab-2")["metadata"]["name"] = json!(bad),
+            &format!(
+                "inv/lab.json: Node {bad}: `metadata.name` is {bad:?}, not a valid Node name (lowercase letters"
+            ),
+        );
+        rejects(
+            |d| item(d, "Pod", "web-6f7c9d8b4f-x2k9p")["spec"]["nodeName"] = json!(bad),
+            &format!(
+                "inv/lab.json: Pod web/web-6f7c9d8b4f-x2k9p: `spec.nodeName` is {bad:?}, not a valid Node name"
+            ),
+        );
+        rejects(
+            |d| item(d, "Namespace", "web")["metadata"]["name"] = json!(bad),
+            &format!(
+                "inv/lab.json: Namespace {bad}: `metadata.name` is {bad:?}, not a valid Namespace name"
+            ),
+        );
+        rejects(
+            |d| item(d, "Service", "web")["metadata"]["namespace"] = json!(bad),
+            &format!(
+                "inv/lab.json: Service {bad}/web: `metadata.namespace` is {bad:?}, not a valid Namespace name"
+            ),
+        );
+        rejects(
+            |d| item(d, "Service", "web")["metadata"]["name"] = json!(bad),
+            &format!(
+                "inv/lab.json: Service web/{bad}: `metadata.name` is {bad:?}, not a valid Service name"
+            ),
+        );
+    }
+    for bad in ["..", ".", "../x", "/abs/path", "a b"] {
+        rejects(
+            |d| d["metadata"]["annotations"] = json!({ CLUSTER_ANNOTATION: bad }),
+            &format!(
+                "inv/lab.json: the List: `metadata.annotations.ringfence.io/cluster` is {bad:?}, not a usable cluster name; a cluster name has letters"
+            ),
+        );
+    }
+    // Without the annotation, the file name must make a usable name.
+    let err = parse_list(LAB, "inv/my lab.json").unwrap_err().to_string();
+    assert!(
+        err.contains("is missing and the file name \"my lab\" is not a usable cluster name"),
+        "{err}"
+    );
+}
+
 #[test]
 fn unparsable_addresses_are_named() {
     rejects(
