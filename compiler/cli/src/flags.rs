@@ -130,8 +130,8 @@ pub(crate) struct ExplainArgs {
     /// Protocol: tcp, udp, sctp or icmp.
     #[arg(long, default_value = "tcp")]
     pub(crate) proto: String,
-    /// Destination port.
-    #[arg(long)]
+    /// Destination port (1-65535; tcp, udp and sctp need one).
+    #[arg(long, value_parser = clap::value_parser!(u16).range(1..))]
     pub(crate) port: Option<u16>,
     /// Output format.
     #[arg(long, value_enum, default_value = "txt")]

@@ -149,3 +149,26 @@ fn names_in_the_inventory_never_become_paths_outside_out() {
     );
     assert_eq!(tree(tmp.path()), ["prod-eu1.json"]);
 }
+
+/// `explain --port 0` answered as if a connection could use port 0.
+#[test]
+fn explain_refuses_port_0() {
+    let inv = std::path::Path::new(&example()).join("inventory/prod-eu1.json");
+    let o = ringfence(&[
+        "explain",
+        &example(),
+        "--inventory",
+        p(&inv),
+        "--from",
+        "external:internet",
+        "--to",
+        "shop/frontend",
+        "--port",
+        "0",
+    ]);
+    let err = text(&o.stderr);
+    assert_eq!(code(&o), 2, "{err}");
+    assert!(err.contains("invalid value '0' for '--port <PORT>'"), "{err}");
+    assert!(err.contains("1..=65535"), "{err}");
+    assert!(o.stdout.is_empty());
+}

@@ -147,6 +147,18 @@ fn explain_text_and_json() {
         .to_string(),
         "tcp needs a port: give --port"
     );
+    // Port 0 was explained as if a connection could use it.
+    assert_eq!(
+        c.explain(
+            &c.peer("internet").unwrap(),
+            &c.peer("shop/frontend").unwrap(),
+            Proto::Tcp,
+            Some(0)
+        )
+        .unwrap_err()
+        .to_string(),
+        "port 0 is not a port a connection can use: give --port 1-65535"
+    );
     // ICMP has none.
     let x = c
         .explain(

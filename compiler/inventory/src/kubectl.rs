@@ -207,6 +207,22 @@ pub fn parse_list(json: &str, source_name: &str) -> Result<Cluster, InventoryErr
         ));
     }
 
+    // Pods on the pod network have addresses of their own; host-network pods
+    // share their node's.
+    let mut owners: BTreeMap<IpAddr, &Pod> = BTreeMap::new();
+    for pod in cluster.pods.iter().filter(|p| !p.host_network) {
+        for &ip in &pod.ips {
+            if let Some(first) = owners.insert(ip, pod) {
+                errors.push(InventoryError::SharedAddress {
+                    file: source_name.to_owned(),
+                    address: ip,
+                    first: format!("Pod {}/{}", first.namespace, first.name),
+                    second: format!("Pod {}/{}", pod.namespace, pod.name),
+                });
+            }
+        }
+    }
+
     match InventoryError::from_list(errors) {
         Some(e) => Err(e),
         None => Ok(cluster),

@@ -385,6 +385,28 @@ fn names_that_could_be_paths_are_refused() {
     );
 }
 
+/// Two pods with one address were accepted silently, and each got the
+/// other's rules; host-network pods do share their node's.
+#[test]
+fn two_pods_with_one_address_are_refused() {
+    rejects(
+        |d| {
+            let ip = item(d, "Pod", "web-6f7c9d8b4f-x2k9p")["status"]["podIPs"][0]["ip"].clone();
+            item(d, "Pod", "web-6f7c9d8b4f-q8w7e")["status"]["podIPs"] = json!([{ "ip": ip }]);
+            item(d, "Pod", "web-6f7c9d8b4f-q8w7e")["status"]["podIP"] = ip;
+        },
+        "inv/lab.json: Pod web/web-6f7c9d8b4f-q8w7e and Pod web/web-6f7c9d8b4f-x2k9p both have the address 10.244.1.17; ",
+    );
+    let c = lab();
+    let node_ip = ips(&["192.168.49.2"])[0];
+    let sharing = c
+        .pods
+        .iter()
+        .filter(|p| p.host_network && p.ips.contains(&node_ip))
+        .count();
+    assert_eq!(sharing, 2, "the lab's two host-network pods share lab-1's address");
+}
+
 #[test]
 fn unparsable_addresses_are_named() {
     rejects(
