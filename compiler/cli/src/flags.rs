@@ -312,6 +312,16 @@ pub(crate) struct MatrixArgs {
     pub(crate) source: SourceArgs,
     #[command(flatten)]
     pub(crate) inventory: InventoryArgs,
+    /// Only lines from this group: `ns/name[Kind]`, `ns/name`, or a namespace
+    /// (`cluster/ns` with several clusters). Repeat for several.
+    #[arg(long, value_name = "GROUP")]
+    pub(crate) from: Vec<String>,
+    /// Only lines to this group (as --from). Repeat for several.
+    #[arg(long, value_name = "GROUP")]
+    pub(crate) to: Vec<String>,
+    /// Only lines with one side in this namespace. Repeat for several.
+    #[arg(long, value_name = "NS")]
+    pub(crate) namespace: Vec<String>,
     /// Output format.
     #[arg(short = 'o', long, value_enum, default_value = "txt")]
     pub(crate) format: Format,

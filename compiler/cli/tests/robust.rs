@@ -172,3 +172,43 @@ fn explain_refuses_port_0() {
     assert!(err.contains("1..=65535"), "{err}");
     assert!(o.stdout.is_empty());
 }
+
+/// At the size of a real cluster the matrix is read a piece at a time:
+/// `--from`, `--to` and `--namespace` keep whole lines, repeatable.
+#[test]
+fn matrix_filters_by_group_and_namespace() {
+    let ex = example();
+    let inv = std::path::Path::new(&ex).join("inventory/prod-eu1.json");
+    let run = |extra: &[&str]| {
+        let mut args = vec!["matrix", &ex, "--inventory", p(&inv)];
+        args.extend_from_slice(extra);
+        let o = ringfence(&args);
+        assert_eq!(code(&o), 0, "{}", text(&o.stderr));
+        text(&o.stdout)
+    };
+    let all = run(&[]);
+    let from_internet = run(&["--from", "internet"]);
+    assert_eq!(
+        from_internet,
+        all.lines()
+            .filter(|l| l.starts_with("internet[External] => "))
+            .map(|l| format!("{l}\n"))
+            .collect::<String>()
+    );
+    assert!(from_internet.contains("(NodePort shop/frontend)"));
+    let into_shop = run(&["--to", "shop", "--to", "shop-data"]);
+    assert!(!into_shop.is_empty());
+    assert!(into_shop.lines().all(|l| {
+        let to = l.split(" => ").nth(1).unwrap();
+        to.starts_with("shop/") || to.starts_with("shop-data/")
+    }));
+    let invoicing = run(&["--namespace", "invoicing"]);
+    assert_eq!(
+        invoicing,
+        all.lines()
+            .filter(|l| l.contains("invoicing/"))
+            .map(|l| format!("{l}\n"))
+            .collect::<String>()
+    );
+    assert_eq!(run(&["--from", "nobody"]), "");
+}
