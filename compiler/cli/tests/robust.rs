@@ -168,7 +168,10 @@ fn explain_refuses_port_0() {
     ]);
     let err = text(&o.stderr);
     assert_eq!(code(&o), 2, "{err}");
-    assert!(err.contains("invalid value '0' for '--port <PORT>'"), "{err}");
+    assert!(
+        err.contains("invalid value '0' for '--port <PORT>'"),
+        "{err}"
+    );
     assert!(err.contains("1..=65535"), "{err}");
     assert!(o.stdout.is_empty());
 }

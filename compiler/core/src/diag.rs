@@ -45,7 +45,11 @@ pub(crate) fn overlapping_scopes(
 ) -> Diagnostic {
     let others = match count {
         1 => String::new(),
-        n => format!(" and {} other workload{}", n - 1, if n == 2 { "" } else { "s" }),
+        n => format!(
+            " and {} other workload{}",
+            n - 1,
+            if n == 2 { "" } else { "s" }
+        ),
     };
     Diagnostic::warning(
         "ringfence::scopes-share-workloads",
@@ -60,8 +64,14 @@ pub(crate) fn overlapping_scopes(
             earlier.0
         ),
     )
-    .with_label(later.1, format!("`{}` counts as the more specific scope", later.0))
-    .with_label(earlier.1, format!("`{}` takes the same workloads", earlier.0))
+    .with_label(
+        later.1,
+        format!("`{}` counts as the more specific scope", later.0),
+    )
+    .with_label(
+        earlier.1,
+        format!("`{}` takes the same workloads", earlier.0),
+    )
     .with_help(
         "declare one scope inside the other, or narrow their queries so they do not share \
          workloads; the order of sibling scopes is their declaration order",

@@ -292,7 +292,9 @@ fn scopes_that_do_not_form_a_chain_are_a_warning_with_both_spans() {
     b.scope("db", Some(top), q::label("app", "db"));
     let (_, diags) = compile(&b.build(), &inv());
     assert!(
-        diags.iter().all(|d| d.code != "ringfence::scopes-share-workloads"),
+        diags
+            .iter()
+            .all(|d| d.code != "ringfence::scopes-share-workloads"),
         "{diags:#?}"
     );
 }

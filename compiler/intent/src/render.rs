@@ -303,8 +303,11 @@ pub fn render_human(
 struct Locator<'f> {
     files: &'f [SourceFile],
     /// Per file: line starts, and the last (offset, 1-based column) found.
-    lines: Vec<Option<(Vec<usize>, (usize, u32))>>,
+    lines: Vec<Option<FileLines>>,
 }
+
+/// A file's line starts and the last (offset, 1-based column) found.
+type FileLines = (Vec<usize>, (usize, u32));
 
 impl<'f> Locator<'f> {
     fn new(files: &'f [SourceFile]) -> Self {

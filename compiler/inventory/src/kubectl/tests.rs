@@ -404,7 +404,10 @@ fn two_pods_with_one_address_are_refused() {
         .iter()
         .filter(|p| p.host_network && p.ips.contains(&node_ip))
         .count();
-    assert_eq!(sharing, 2, "the lab's two host-network pods share lab-1's address");
+    assert_eq!(
+        sharing, 2,
+        "the lab's two host-network pods share lab-1's address"
+    );
 }
 
 #[test]
