@@ -75,8 +75,17 @@ pub(crate) struct Ordered {
     pub(crate) groups: Vec<Sig>,
 }
 
-/// Owner kinds `matrix` groups pods by.
-const GROUPED_OWNERS: [&str; 4] = ["Deployment", "StatefulSet", "DaemonSet", "Job"];
+/// Owner kinds `matrix` groups pods by (the workload kinds, as manifests and
+/// `ownerReferences` name them).
+const GROUPED_OWNERS: [&str; 7] = [
+    "Deployment",
+    "StatefulSet",
+    "DaemonSet",
+    "Job",
+    "CronJob",
+    "ReplicaSet",
+    "ReplicationController",
+];
 
 /// How `matrix` names the group a workload belongs to: `ns/owner[Kind]`,
 /// `ns/pod[Pod]`, `node[Node]`, `name[External]`, `ns/name[Service]`; with

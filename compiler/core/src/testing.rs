@@ -921,6 +921,7 @@ pub fn cluster(
         namespaces: Vec::new(),
         pods,
         services,
+        ingress: Vec::new(),
     };
     for ns in c
         .pods
