@@ -61,6 +61,36 @@ pub(crate) enum Command {
     Discover(DiscoverArgs),
     /// Judge flows against a policy version.
     Analyze(AnalyzeArgs),
+    /// Write intent from another system's policies.
+    #[command(subcommand)]
+    Import(ImportCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum ImportCommand {
+    /// Kubernetes NetworkPolicy, AdminNetworkPolicy, BaselineAdminNetworkPolicy
+    /// and ClusterNetworkPolicy objects (`kubectl get netpol,anp,banp -A -o yaml`,
+    /// or directories of manifests).
+    K8s(ImportK8sArgs),
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct ImportK8sArgs {
+    /// YAML or JSON files, and directories of them (read recursively).
+    #[arg(value_name = "PATH", required = true, num_args = 1..)]
+    pub(crate) paths: Vec<PathBuf>,
+    /// Directory to write the intent files to (created if missing; must hold no *.kdl file).
+    #[arg(long, value_name = "DIR")]
+    pub(crate) out: PathBuf,
+    /// Name of the scope that holds every pod.
+    #[arg(long, value_name = "NAME", default_value = "kubernetes")]
+    pub(crate) scope: String,
+    /// Limit the scope to this cluster of the inventory.
+    #[arg(long, value_name = "NAME")]
+    pub(crate) cluster: Option<String>,
+    /// Output format of the report on stdout.
+    #[arg(long, value_enum, default_value = "txt")]
+    pub(crate) format: Format,
 }
 
 /// Where intent is read from.
@@ -77,8 +107,9 @@ pub(crate) struct SourceArgs {
 /// The cluster state to compile against.
 #[derive(Clone, Debug, Args)]
 pub(crate) struct InventoryArgs {
-    /// `kubectl get nodes,namespaces,pods,services -A -o json` output, one file per cluster.
-    #[arg(long = "inventory", value_name = "FILE", required = true, num_args = 1..)]
+    /// `kubectl get nodes,namespaces,pods,services -A -o json` output, one file per cluster;
+    /// or Kubernetes manifests (YAML or JSON files and directories) describing one cluster.
+    #[arg(long = "inventory", value_name = "FILE|DIR", required = true, num_args = 1..)]
     pub(crate) inventory: Vec<PathBuf>,
     /// Trivy JSON reports (`trivy image --format json`) giving pods their CVSS score.
     #[arg(long = "trivy", value_name = "FILE", num_args = 1..)]

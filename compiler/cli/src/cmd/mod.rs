@@ -2,7 +2,7 @@
 //! prints results on stdout (logs and progress on stderr).
 
 use crate::Outcome;
-use crate::flags::{Command, HooksCommand, InventoryCommand};
+use crate::flags::{Command, HooksCommand, ImportCommand, InventoryCommand};
 
 mod analyze;
 mod check;
@@ -12,6 +12,7 @@ mod discover;
 mod explain;
 mod fmt;
 mod hooks;
+mod import;
 mod inventory;
 mod keygen;
 mod matrix;
@@ -39,5 +40,6 @@ pub(crate) fn run(command: Command) -> anyhow::Result<Outcome> {
         Command::Watch(a) => watch::run(a),
         Command::Discover(a) => discover::run(a),
         Command::Analyze(a) => analyze::run(a),
+        Command::Import(ImportCommand::K8s(a)) => import::k8s(a),
     }
 }
