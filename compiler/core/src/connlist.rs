@@ -87,10 +87,7 @@ impl Compiled {
                 ingress: ep.map(|e| e.ingress),
                 egress: ep.and_then(|e| e.egress),
             };
-            by_pod.insert(
-                (wl.cluster.unwrap_or(0), &wl.namespace, &wl.name),
-                m,
-            );
+            by_pod.insert((wl.cluster.unwrap_or(0), &wl.namespace, &wl.name), m);
             if wl.namespace == INGRESS_CONTROLLER_NAMESPACE && wl.name == INGRESS_CONTROLLER {
                 controllers.push(m);
             } else {
@@ -216,7 +213,11 @@ impl Eval<'_> {
     /// Maximal IPv4 ranges with the same connections through every chain of
     /// `chains`, skipping over the addresses the clusters own; the ranges
     /// with some connection, as (`a-b[External]`, CONN).
-    fn ranges(&mut self, chains: &[Option<u32>], owned: &IntervalSet<u32>) -> Vec<(String, String)> {
+    fn ranges(
+        &mut self,
+        chains: &[Option<u32>],
+        owned: &IntervalSet<u32>,
+    ) -> Vec<(String, String)> {
         // Where anything can change: the bounds of every set of the chains
         // and of the owned addresses.
         let mut cuts: BTreeSet<u32> = BTreeSet::from([0]);

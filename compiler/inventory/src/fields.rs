@@ -70,11 +70,7 @@ impl<'v> Field<'v> {
     }
 
     /// An error about this field.
-    pub fn error(
-        &self,
-        problem: impl Into<String>,
-        help: impl Into<String>,
-    ) -> InventoryError {
+    pub fn error(&self, problem: impl Into<String>, help: impl Into<String>) -> InventoryError {
         InventoryError::Field {
             file: self.object.file.to_owned(),
             object: self.object.name.clone(),

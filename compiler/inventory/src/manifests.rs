@@ -247,9 +247,9 @@ fn documents(text: &str) -> Vec<(usize, usize, &str)> {
     let mut starts = vec![(1, 0)];
     let mut offset = 0;
     for (i, line) in text.split_inclusive('\n').enumerate() {
-        let marker = line.strip_prefix("---").is_some_and(|rest| {
-            rest.is_empty() || rest.starts_with([' ', '\t', '\r', '\n'])
-        });
+        let marker = line
+            .strip_prefix("---")
+            .is_some_and(|rest| rest.is_empty() || rest.starts_with([' ', '\t', '\r', '\n']));
         if marker && offset > 0 {
             starts.push((i + 1, offset));
         }

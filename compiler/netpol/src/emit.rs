@@ -62,21 +62,13 @@ fn comment_text(s: &str) -> String {
         .collect()
 }
 
-/// A name made from text that may hold characters names cannot (`/`,
-/// whitespace, `:`): those become `_`, and then a hash of the text keeps
-/// names apart. Long names are cut, with the hash.
+/// A name made from a selector or prefixes: `/` (which names cannot hold)
+/// becomes `~`, which neither label keys and values nor addresses have, so
+/// names stay apart. Past 100 characters, a name is cut and a hash of the
+/// whole keeps it apart.
 fn safe_name(raw: &str) -> String {
-    let clean: String = raw
-        .chars()
-        .map(|c| {
-            if c == '/' || c == ':' || c.is_whitespace() || c.is_control() {
-                '_'
-            } else {
-                c
-            }
-        })
-        .collect();
-    if clean == raw && raw.chars().count() <= 100 {
+    let clean = raw.replace('/', "~");
+    if clean.chars().count() <= 100 {
         return clean;
     }
     let digest = Sha256::digest(raw.as_bytes());
@@ -155,6 +147,10 @@ pub(crate) struct Emitter<'o> {
     policy_names: HashSet<String>,
     /// File → policy lines of its `absolute` and `default` groups.
     groups: BTreeMap<String, (Vec<String>, Vec<String>)>,
+    /// A policy written (rank, everything but its name) → (file, absolute,
+    /// index of its comment line, its id): a repeat is not written again,
+    /// its source is added to the comment.
+    written: BTreeMap<(bool, String), (String, bool, usize, String)>,
     pub(crate) report: Vec<PolicyReport>,
 }
 
@@ -168,11 +164,19 @@ impl<'o> Emitter<'o> {
             external_names: HashSet::new(),
             policy_names: HashSet::new(),
             groups: BTreeMap::new(),
+            written: BTreeMap::new(),
             report: Vec::new(),
         }
     }
 
-    fn filter(&mut self, key: String, name: String, file: FileKey, body: String, pods: bool) -> String {
+    fn filter(
+        &mut self,
+        key: String,
+        name: String,
+        file: FileKey,
+        body: String,
+        pods: bool,
+    ) -> String {
         if let Some(d) = self.filters.get(&key) {
             return format!("filter:{}", d.name);
         }
@@ -243,13 +247,20 @@ impl<'o> Emitter<'o> {
             Peer::Pods(pods) => vec![self.pods(pods)],
             Peer::Block { nets, written } => vec![self.external(format!("block.{written}"), nets)],
             Peer::Networks(nets) => {
-                let written = nets.iter().map(|n| n.to_string()).collect::<Vec<_>>().join(",");
+                let written = nets
+                    .iter()
+                    .map(|n| n.to_string())
+                    .collect::<Vec<_>>()
+                    .join(",");
                 let outside = self.external(format!("net.{written}"), nets);
                 let mut lines = vec!["kind \"pod\" \"node\"".to_string()];
                 self.cluster_pred(&mut lines);
                 lines.push(format!(
                     "address {}",
-                    nets.iter().map(|n| q(&n.to_string())).collect::<Vec<_>>().join(" ")
+                    nets.iter()
+                        .map(|n| q(&n.to_string()))
+                        .collect::<Vec<_>>()
+                        .join(" ")
                 ));
                 let body = indent(&lines);
                 let inside = self.filter(
@@ -271,13 +282,23 @@ impl<'o> Emitter<'o> {
                     format!("nodes.{}", summary(s))
                 };
                 let body = indent(&lines);
-                vec![self.filter(format!("nodes\n{body}"), safe_name(&name), FileKey::Cluster, body, false)]
+                vec![self.filter(
+                    format!("nodes\n{body}"),
+                    safe_name(&name),
+                    FileKey::Cluster,
+                    body,
+                    false,
+                )]
             }
         }
     }
 
     fn external(&mut self, name: String, nets: &[IpNet]) -> String {
-        let key = nets.iter().map(|n| n.to_string()).collect::<Vec<_>>().join(" ");
+        let key = nets
+            .iter()
+            .map(|n| n.to_string())
+            .collect::<Vec<_>>()
+            .join(" ");
         if let Some(d) = self.externals.get(&key) {
             return format!("external:{}", d.name);
         }
@@ -303,7 +324,6 @@ impl<'o> Emitter<'o> {
     /// The policies of one rule, into `file`'s absolute or default group.
     pub(crate) fn rule(&mut self, r: &Rule, file: &str, absolute: bool) {
         let subject = self.pods(&r.subject);
-        let mut lines = Vec::new();
         let ports: Vec<Option<&PortGroup>> = if r.ports.is_empty() {
             vec![None]
         } else {
@@ -320,25 +340,11 @@ impl<'o> Emitter<'o> {
         }
         let many = planned.len() > 1;
         for (peer_ref, path, g) in planned {
-            let name = if many {
-                format!("{}.{count}", r.stem)
-            } else {
-                r.stem.clone()
-            };
-            count += 1;
-            let name = safe_name(&name);
-            let name = unique(name, &mut self.policy_names);
             let (from, to) = match r.dir {
                 Dir::Ingress => (peer_ref.as_str(), subject.as_str()),
                 Dir::Egress => (subject.as_str(), peer_ref.as_str()),
             };
-            let mut line = format!(
-                "{} {} from={} to={}",
-                r.verdict.word(),
-                q(&name),
-                q(from),
-                q(to)
-            );
+            let mut tail = format!("from={} to={}", q(from), q(to));
             if let Some(g) = g {
                 let proto = match g.proto {
                     Some(Proto::Tcp) => "tcp",
@@ -346,7 +352,7 @@ impl<'o> Emitter<'o> {
                     Some(Proto::Sctp) => "sctp",
                     _ => "any",
                 };
-                let _ = write!(line, " proto={}", q(proto));
+                let _ = write!(tail, " proto={}", q(proto));
                 let ports: Vec<String> = g
                     .numbers
                     .iter()
@@ -354,35 +360,69 @@ impl<'o> Emitter<'o> {
                     .chain(g.names.iter().cloned())
                     .collect();
                 if !ports.is_empty() {
-                    let _ = write!(line, " ports={}", q(&ports.join(",")));
+                    let _ = write!(tail, " ports={}", q(&ports.join(",")));
                 }
             }
-            let _ = write!(line, " side={}", q(r.dir.word()));
+            let _ = write!(tail, " side={}", q(r.dir.word()));
             let what = match &r.source.rule_name {
                 Some(n) => format!("{}, {} {:?}", r.source.object, r.source.rule, n),
                 None => format!("{}, {}", r.source.object, r.source.rule),
             };
-            let peer_note = if r.peers.len() > 1 || path.contains('[') {
-                format!(", {}", path.rsplit('.').next().unwrap_or(&path))
+            // The peer, when the rule names several or one by index (`from[1]`).
+            let peer = path
+                .strip_prefix(r.source.rule.as_str())
+                .unwrap_or(&path)
+                .trim_start_matches('.');
+            let peer_note = if peer.contains('[') {
+                format!(", {peer}")
             } else {
                 String::new()
             };
-            lines.push(format!("// {}", comment_text(&format!("{what}{peer_note}"))));
-            lines.push(line);
+            let source_rule = if peer.contains('[') {
+                format!("{}.{peer}", r.source.rule)
+            } else {
+                r.source.rule.clone()
+            };
+            let key = (absolute, format!("{} {tail}", r.verdict.word()));
+            if let Some((wfile, wabs, at, id)) = self.written.get(&key).cloned() {
+                // The same policy again (two rules saying one thing): one is enough.
+                let group = self.groups.get_mut(&wfile).expect("written");
+                let lines = if wabs { &mut group.0 } else { &mut group.1 };
+                lines[at].push_str(&comment_text(&format!("; also {what}{peer_note}")));
+                self.report.push(PolicyReport {
+                    id,
+                    file: wfile,
+                    source_file: r.source.file.clone(),
+                    source_object: r.source.object.clone(),
+                    source_rule,
+                });
+                continue;
+            }
+            let name = if many {
+                format!("{}.{count}", r.stem)
+            } else {
+                r.stem.clone()
+            };
+            count += 1;
+            let name = unique(safe_name(&name), &mut self.policy_names);
+            let id = format!("{}/{name}", self.opts.scope);
+            let group = self.groups.entry(file.to_string()).or_default();
+            let target = if absolute { &mut group.0 } else { &mut group.1 };
+            self.written
+                .insert(key, (file.to_string(), absolute, target.len(), id.clone()));
+            target.push(format!(
+                "// {}",
+                comment_text(&format!("{what}{peer_note}"))
+            ));
+            target.push(format!("{} {} {tail}", r.verdict.word(), q(&name)));
             self.report.push(PolicyReport {
-                id: format!("{}/{name}", self.opts.scope),
+                id,
                 file: file.to_string(),
                 source_file: r.source.file.clone(),
                 source_object: r.source.object.clone(),
-                source_rule: format!("{}{}", r.source.rule, if path.contains('[') { format!(" {path}") } else { String::new() }),
+                source_rule,
             });
         }
-        if lines.is_empty() {
-            return;
-        }
-        let group = self.groups.entry(file.to_string()).or_default();
-        let target = if absolute { &mut group.0 } else { &mut group.1 };
-        target.extend(lines);
     }
 
     /// A namespace's isolation: pods a NetworkPolicy selects for a direction
@@ -390,11 +430,20 @@ impl<'o> Emitter<'o> {
     pub(crate) fn isolation(&mut self, ns: &str, all: &[&Isolation]) {
         let file = namespace_file(ns);
         for dir in [Dir::Ingress, Dir::Egress] {
-            let subjects: Vec<&Isolation> = all.iter().copied().filter(|i| i.dirs.contains(&dir)).collect();
+            let subjects: Vec<&Isolation> = all
+                .iter()
+                .copied()
+                .filter(|i| i.dirs.contains(&dir))
+                .collect();
             if subjects.is_empty() {
                 continue;
             }
-            let refs: BTreeSet<String> = subjects.iter().map(|i| self.pods(&i.subject)).collect();
+            let mut refs: BTreeSet<String> =
+                subjects.iter().map(|i| self.pods(&i.subject)).collect();
+            // A policy for every pod of the namespace covers the others.
+            if let Some(all) = subjects.iter().find(|i| i.subject.pods.is_everything()) {
+                refs = BTreeSet::from([self.pods(&all.subject)]);
+            }
             let target = if refs.len() == 1 {
                 refs.into_iter().next().expect("one")
             } else {
@@ -412,7 +461,10 @@ impl<'o> Emitter<'o> {
                 )
             };
             let sources: Vec<&str> = subjects.iter().map(|i| i.source.as_str()).collect();
-            let name = unique(format!("{ns}.isolate-{}", dir.word()), &mut self.policy_names);
+            let name = unique(
+                format!("{ns}.isolate-{}", dir.word()),
+                &mut self.policy_names,
+            );
             let (from, to) = match dir {
                 Dir::Ingress => ("any".to_string(), target),
                 Dir::Egress => (target, "any".to_string()),
@@ -457,7 +509,9 @@ impl<'o> Emitter<'o> {
         if let Some(c) = &self.opts.cluster {
             let _ = writeln!(cluster, "        cluster {}", q(c));
         }
-        cluster.push_str("        kind \"pod\"\n    }\n    catch-all ingress=\"allow\" egress=\"allow\"\n}\n");
+        cluster.push_str(
+            "        kind \"pod\"\n    }\n    catch-all ingress=\"allow\" egress=\"allow\"\n}\n",
+        );
         files.insert(CLUSTER_FILE.to_string(), cluster);
         let header = |ns: &str| {
             format!("// Namespace {ns}: its NetworkPolicies and the pods policies name in it.\n")
@@ -473,11 +527,15 @@ impl<'o> Emitter<'o> {
                     .to_string(),
             );
         }
-        let defs: Vec<(FileKey, String)> = self
-            .externals
-            .into_values()
+        // Externals then filters, each by name.
+        let mut externals: Vec<Def> = self.externals.into_values().collect();
+        externals.sort_by(|a, b| a.name.cmp(&b.name));
+        let mut filters: Vec<Def> = self.filters.into_values().collect();
+        filters.sort_by(|a, b| a.name.cmp(&b.name));
+        let defs: Vec<(FileKey, String)> = externals
+            .into_iter()
+            .chain(filters)
             .map(|d| (d.file, d.text))
-            .chain(self.filters.into_values().map(|d| (d.file, d.text)))
             .collect();
         for (key, text) in defs {
             let (path, head) = match key {

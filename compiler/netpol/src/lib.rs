@@ -78,6 +78,8 @@ pub struct Report {
     pub policies: Vec<PolicyReport>,
     /// What could not be translated (then nothing is written).
     pub problems: Vec<Problem>,
+    /// Warnings of checking the written intent (`ringfence check` shows the same).
+    pub warnings: Vec<String>,
 }
 
 /// One written file.
@@ -175,7 +177,9 @@ pub fn translate(objects: &[Manifest], opts: &Options) -> Result<Imported, Repor
         match ringfence_intent::format_source(i, &text) {
             Ok(t) => files.push((path, t)),
             Err(d) => {
-                report.problems.push(internal(&path, &format!("{:?}", d.0.first())));
+                report
+                    .problems
+                    .push(internal(&path, &format!("{:?}", d.0.first())));
                 return Err(report);
             }
         }
@@ -188,11 +192,24 @@ pub fn translate(objects: &[Manifest], opts: &Options) -> Result<Imported, Repor
         })
         .collect();
     let checked = ringfence_intent::load(sources.clone());
-    if checked.intent.is_none() || !checked.diagnostics.0.is_empty() {
+    if checked.intent.is_none() || checked.diagnostics.has_errors() {
         let text = ringfence_intent::render_human(&checked.diagnostics, &sources, false, 100);
         report.problems.push(internal("(output)", &text));
         return Err(report);
     }
+    report.warnings = checked
+        .diagnostics
+        .0
+        .iter()
+        .map(|d| {
+            ringfence_intent::render_human(
+                &ringfence_intent::Diagnostics(vec![d.clone()]),
+                &sources,
+                false,
+                100,
+            )
+        })
+        .collect();
     report.written = files
         .iter()
         .map(|(path, _)| FileReport {

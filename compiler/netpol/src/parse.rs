@@ -66,7 +66,10 @@ pub(crate) fn read(objects: &[Manifest]) -> Result<Policies, Vec<Problem>> {
             help: HELP,
         };
         let root = object.root(&m.value);
-        let name = match root.at("metadata.name").required_str("every object has a name") {
+        let name = match root
+            .at("metadata.name")
+            .required_str("every object has a name")
+        {
             Ok(n) => n.to_owned(),
             Err(e) => {
                 problems.push(problem(e));
@@ -120,7 +123,10 @@ fn check_priorities(cluster: &[Cluster]) -> Vec<Problem> {
                      they overlap: give each its own priority",
                 ),
                 None => (
-                    format!("is a second BaselineAdminNetworkPolicy ({} is one)", first.object),
+                    format!(
+                        "is a second BaselineAdminNetworkPolicy ({} is one)",
+                        first.object
+                    ),
                     "a cluster has at most one (named `default`): merge their rules",
                 ),
             };
@@ -152,12 +158,12 @@ fn network_policy(
     let object = m.describe(true);
     let spec = root.key("spec");
     let mut problems = Vec::new();
-    let subject = match selector(&spec.key("podSelector")) {
-        Ok(s) => Pods {
-            namespaces: Namespaces::Own(ns.clone()),
-            pods: s,
-        },
-        Err(p) => return Err(vec![p]),
+    let subject = Pods {
+        namespaces: Namespaces::Own(ns.clone()),
+        pods: selector(&spec.key("podSelector")).unwrap_or_else(|p| {
+            problems.push(p);
+            Selector::default()
+        }),
     };
     // policyTypes, or Ingress and (with egress rules) Egress.
     let types_field = spec.key("policyTypes");
@@ -437,7 +443,10 @@ struct Grouper {
 }
 
 impl Grouper {
-    fn entry(&mut self, proto: Option<Proto>) -> &mut (Option<Proto>, bool, Vec<PortRange>, Vec<String>) {
+    fn entry(
+        &mut self,
+        proto: Option<Proto>,
+    ) -> &mut (Option<Proto>, bool, Vec<PortRange>, Vec<String>) {
         let i = match self.groups.iter().position(|g| g.0 == proto) {
             Some(i) => i,
             None => {
@@ -493,7 +502,11 @@ fn np_ports(f: &Field<'_>) -> Result<Vec<PortGroup>, Vec<Problem>> {
         match port.value() {
             None => {
                 if end.value().is_some() {
-                    problems.push(err(&end, "is set without port", "endPort needs a numeric port"));
+                    problems.push(err(
+                        &end,
+                        "is set without port",
+                        "endPort needs a numeric port",
+                    ));
                     continue;
                 }
                 g.entry(Some(proto)).1 = true;
@@ -539,10 +552,7 @@ fn np_ports(f: &Field<'_>) -> Result<Vec<PortGroup>, Vec<Problem>> {
                 } else {
                     start
                 };
-                g.entry(Some(proto)).2.push(PortRange {
-                    start,
-                    end: stop,
-                });
+                g.entry(Some(proto)).2.push(PortRange { start, end: stop });
             }
         }
     }
@@ -562,7 +572,11 @@ pub(crate) fn selector(f: &Field<'_>) -> R<Selector> {
         return Ok(Selector::default());
     }
     if !f.value().is_some_and(Value::is_object) {
-        return Err(err(f, "is not an object", "a selector has matchLabels and matchExpressions"));
+        return Err(err(
+            f,
+            "is not an object",
+            "a selector has matchLabels and matchExpressions",
+        ));
     }
     let labels = f.key("matchLabels");
     for (k, v) in labels.labels().map_err(problem)? {
@@ -572,7 +586,9 @@ pub(crate) fn selector(f: &Field<'_>) -> R<Selector> {
     }
     for e in f.key("matchExpressions").items().map_err(problem)? {
         let key = e.key("key");
-        let k = key.required_str("an expression names a label key").map_err(problem)?;
+        let k = key
+            .required_str("an expression names a label key")
+            .map_err(problem)?;
         label_key(&key, k)?;
         let op = e.key("operator");
         let values = e.key("values");
@@ -635,8 +651,7 @@ fn label_name_ok(s: &str) -> bool {
         && b.len() <= 63
         && b[0].is_ascii_alphanumeric()
         && b[b.len() - 1].is_ascii_alphanumeric()
-        && b
-            .iter()
+        && b.iter()
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'-' | b'_' | b'.'))
 }
 
@@ -686,11 +701,23 @@ fn label_value(f: &Field<'_>, v: &str) -> R<()> {
 
 // ---- AdminNetworkPolicy, BaselineAdminNetworkPolicy, ClusterNetworkPolicy -
 
-fn cluster_policy(m: &Manifest, kind: &str, root: &Field<'_>, name: &str) -> Result<Cluster, Vec<Problem>> {
+fn cluster_policy(
+    m: &Manifest,
+    kind: &str,
+    root: &Field<'_>,
+    name: &str,
+) -> Result<Cluster, Vec<Problem>> {
     let spec = root.key("spec");
-    let one = |p: Problem| vec![p];
+    let mut problems = Vec::new();
+    let mut prio = |f: &Field<'_>| match priority(f) {
+        Ok(p) => Some(p),
+        Err(e) => {
+            problems.push(e);
+            Some(0)
+        }
+    };
     let (tier, priority, prefix, max_rules) = match kind {
-        "AdminNetworkPolicy" => (Tier::Admin, Some(priority(&spec.key("priority")).map_err(one)?), "anp", 100),
+        "AdminNetworkPolicy" => (Tier::Admin, prio(&spec.key("priority")), "anp", 100),
         "BaselineAdminNetworkPolicy" => {
             if name != "default" {
                 return Err(vec![err(
@@ -714,16 +741,21 @@ fn cluster_policy(m: &Manifest, kind: &str, root: &Field<'_>, name: &str) -> Res
                     )]);
                 }
             };
-            (tier, Some(priority(&spec.key("priority")).map_err(one)?), "cnp", 25)
+            (tier, prio(&spec.key("priority")), "cnp", 25)
         }
     };
     let object = match priority {
         Some(p) => format!("{kind} {name} (priority {p})"),
         None => format!("{kind} {name}"),
     };
-    let subject = subject(&spec.key("subject")).map_err(one)?;
+    let subject = subject(&spec.key("subject")).unwrap_or_else(|p| {
+        problems.push(p);
+        Pods {
+            namespaces: Namespaces::Selected(Selector::default()),
+            pods: Selector::default(),
+        }
+    });
     let mut rules = Vec::new();
-    let mut problems = Vec::new();
     for dir in [Dir::Ingress, Dir::Egress] {
         let field = spec.key(dir.word());
         let items = match field.items() {
@@ -777,7 +809,11 @@ fn priority(f: &Field<'_>) -> R<i64> {
     match f.int().map_err(problem)? {
         Some(p) if (0..=1000).contains(&p) => Ok(p),
         Some(p) => Err(err(f, format!("is {p}"), "priorities are 0-1000")),
-        None => Err(err(f, "is missing", "give a priority (0-1000, lower first)")),
+        None => Err(err(
+            f,
+            "is missing",
+            "give a priority (0-1000, lower first)",
+        )),
     }
 }
 
@@ -840,9 +876,17 @@ fn admin_rule(
     kind: &str,
 ) -> Result<(Verdict, Vec<(Peer, String)>, Vec<PortGroup>, Option<String>), Vec<Problem>> {
     let one = |p: Problem| vec![p];
-    let name = rule.key("name").str().map_err(|e| one(problem(e)))?.map(str::to_owned);
+    let name = rule
+        .key("name")
+        .str()
+        .map_err(|e| one(problem(e)))?
+        .map(str::to_owned);
     if name.as_ref().is_some_and(|n| n.chars().count() > 100) {
-        return Err(one(err(&rule.key("name"), "is longer than 100 characters", "shorten it")));
+        return Err(one(err(
+            &rule.key("name"),
+            "is longer than 100 characters",
+            "shorten it",
+        )));
     }
     let action = rule.key("action");
     let verdict = match (kind, action.str().map_err(|e| one(problem(e)))?) {
@@ -863,7 +907,7 @@ fn admin_rule(
             return Err(one(err(
                 &action,
                 format!("is {:?}", other.unwrap_or("missing")),
-                format!("a {kind} rule's action is one of {allowed}"),
+                format!("the action of a {kind} rule is one of {allowed}"),
             )));
         }
     };
@@ -938,7 +982,10 @@ fn admin_peer(p: &Field<'_>, dir: Dir, verdict: Verdict) -> R<Peer> {
         Dir::Ingress => &["namespaces", "pods"],
         Dir::Egress => &["namespaces", "pods", "nodes", "networks", "domainNames"],
     };
-    let set = fields_set(p, &["namespaces", "pods", "nodes", "networks", "domainNames"]);
+    let set = fields_set(
+        p,
+        &["namespaces", "pods", "nodes", "networks", "domainNames"],
+    );
     if set.len() != 1 || !allowed.contains(&set[0].as_str()) {
         return Err(err(
             p,
@@ -947,7 +994,11 @@ fn admin_peer(p: &Field<'_>, dir: Dir, verdict: Verdict) -> R<Peer> {
             } else {
                 format!("sets {}", set.join(" and "))
             },
-            format!("an {} peer sets exactly one of {}", dir.word(), allowed.join(", ")),
+            format!(
+                "an {} peer sets exactly one of {}",
+                dir.word(),
+                allowed.join(", ")
+            ),
         ));
     }
     match set[0].as_str() {
@@ -956,7 +1007,11 @@ fn admin_peer(p: &Field<'_>, dir: Dir, verdict: Verdict) -> R<Peer> {
             let f = p.key("networks");
             let items = f.items().map_err(problem)?;
             if items.is_empty() || items.len() > 25 {
-                return Err(err(&f, format!("has {} prefixes", items.len()), "give 1-25 CIDR prefixes"));
+                return Err(err(
+                    &f,
+                    format!("has {} prefixes", items.len()),
+                    "give 1-25 CIDR prefixes",
+                ));
             }
             let mut nets = items.iter().map(cidr).collect::<R<Vec<IpNet>>>()?;
             nets.sort();
@@ -1002,7 +1057,14 @@ fn anp_ports(f: &Field<'_>) -> Result<Vec<PortGroup>, Vec<Problem>> {
         if set.len() != 1 {
             problems.push(err(
                 &p,
-                format!("sets {}", if set.is_empty() { "nothing".to_string() } else { set.join(" and ") }),
+                format!(
+                    "sets {}",
+                    if set.is_empty() {
+                        "nothing".to_string()
+                    } else {
+                        set.join(" and ")
+                    }
+                ),
                 "a port sets exactly one of portNumber, portRange and namedPort",
             ));
             continue;
@@ -1055,7 +1117,14 @@ fn cnp_protocols(f: &Field<'_>) -> Result<Vec<PortGroup>, Vec<Problem>> {
         if set.len() != 1 {
             problems.push(err(
                 &p,
-                format!("sets {}", if set.is_empty() { "nothing".to_string() } else { set.join(" and ") }),
+                format!(
+                    "sets {}",
+                    if set.is_empty() {
+                        "nothing".to_string()
+                    } else {
+                        set.join(" and ")
+                    }
+                ),
                 "a protocol entry sets exactly one of tcp, udp, sctp and destinationNamedPort",
             ));
             continue;
@@ -1084,9 +1153,14 @@ fn cnp_protocols(f: &Field<'_>) -> Result<Vec<PortGroup>, Vec<Problem>> {
                     Some("number") if which.len() == 1 => port_number(&d.key("number"))
                         .map(|n| g.entry(Some(proto)).2.push(PortRange::single(n))),
                     Some("range") if which.len() == 1 => {
-                        port_range(&d.key("range"), "start", "end").map(|r| g.entry(Some(proto)).2.push(r))
+                        port_range(&d.key("range"), "start", "end")
+                            .map(|r| g.entry(Some(proto)).2.push(r))
                     }
-                    _ => Err(err(&d, "does not set exactly one of number and range", "give a port number or a range")),
+                    _ => Err(err(
+                        &d,
+                        "does not set exactly one of number and range",
+                        "give a port number or a range",
+                    )),
                 }
             }
         };

@@ -26,7 +26,11 @@ pub struct Problem {
 impl fmt::Display for Problem {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         if self.field.is_empty() {
-            write!(f, "{}: {}: {}; {}", self.file, self.object, self.message, self.help)
+            write!(
+                f,
+                "{}: {}: {}; {}",
+                self.file, self.object, self.message, self.help
+            )
         } else {
             write!(
                 f,

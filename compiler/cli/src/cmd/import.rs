@@ -94,18 +94,23 @@ fn print_report(report: &Report, format: Format, out: Option<&Path>) -> anyhow::
             for p in &report.problems {
                 eprintln!("error: {p}");
             }
-            eprintln!(
-                "{} problem(s): nothing written",
-                report.problems.len()
-            );
+            eprintln!("{} problem(s): nothing written", report.problems.len());
         }
         return Ok(());
     }
-    let read: Vec<String> = report.read.iter().map(|(k, n)| format!("{n} {k}")).collect();
+    let read: Vec<String> = report
+        .read
+        .iter()
+        .map(|(k, n)| format!("{n} {k}"))
+        .collect();
     writeln!(
         stdout,
         "read {}",
-        if read.is_empty() { "no policy".to_string() } else { read.join(", ") }
+        if read.is_empty() {
+            "no policy".to_string()
+        } else {
+            read.join(", ")
+        }
     )?;
     for f in &report.written {
         let dir = out.map_or(String::new(), |d| format!("{}/", d.display()));

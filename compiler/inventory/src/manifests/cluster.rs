@@ -168,7 +168,8 @@ pub fn cluster(objects: &[Manifest], name: &str) -> Result<Cluster, InventoryErr
     for p in &mut pods {
         p.node = Some(SYNTHETIC_NODE.to_owned());
         if p.ips.is_empty() {
-            p.ips.push(synthetic_address(&p.namespace, &p.name, &mut taken));
+            p.ips
+                .push(synthetic_address(&p.namespace, &p.name, &mut taken));
         }
     }
     for w in pods.windows(2) {
@@ -201,7 +202,10 @@ pub fn cluster(objects: &[Manifest], name: &str) -> Result<Cluster, InventoryErr
             os: Os::Linux,
             addresses: vec![node_address()],
             labels: Labels::from([
-                ("kubernetes.io/hostname".to_owned(), SYNTHETIC_NODE.to_owned()),
+                (
+                    "kubernetes.io/hostname".to_owned(),
+                    SYNTHETIC_NODE.to_owned(),
+                ),
                 ("kubernetes.io/os".to_owned(), "linux".to_owned()),
             ]),
             pod_cidrs: vec![SYNTHETIC_PREFIX.parse().expect("a prefix")],
@@ -302,7 +306,11 @@ fn read_pod(
     let name = root
         .at("metadata.name")
         .required_str("every object has a name")?;
-    let phase = root.at("status.phase").str()?.unwrap_or("Running").to_owned();
+    let phase = root
+        .at("status.phase")
+        .str()?
+        .unwrap_or("Running")
+        .to_owned();
     if matches!(phase.as_str(), "Succeeded" | "Failed") {
         return Ok(None);
     }
@@ -397,7 +405,10 @@ fn backend(f: &Field<'_>) -> Result<Option<Backend>, InventoryError> {
             _ => port.key("number").port()?.map(TargetPort::Number),
         };
         return Ok(Some(Backend {
-            service: svc.key("name").required_str("a service backend names its service")?.to_owned(),
+            service: svc
+                .key("name")
+                .required_str("a service backend names its service")?
+                .to_owned(),
             port,
         }));
     }
@@ -467,7 +478,8 @@ fn ingress(
                 match &b.port {
                     None => targets.push(&sp.target),
                     Some(want) => {
-                        let by_name = matches!(want, TargetPort::Name(n) if sp.name.as_deref() == Some(n));
+                        let by_name =
+                            matches!(want, TargetPort::Name(n) if sp.name.as_deref() == Some(n));
                         let by_number = matches!(want, TargetPort::Number(n) if *n == sp.port);
                         if by_name || by_number || &sp.target == want {
                             targets.push(&sp.target);

@@ -27,14 +27,32 @@ items:
     let got = objects(yaml);
     let summary: Vec<(String, String, String)> = got
         .iter()
-        .map(|m| (m.place.clone(), m.kind().to_owned(), m.describe(m.kind() != "Namespace")))
+        .map(|m| {
+            (
+                m.place.clone(),
+                m.kind().to_owned(),
+                m.describe(m.kind() != "Namespace"),
+            )
+        })
         .collect();
     assert_eq!(
         summary,
         [
-            ("document 1".into(), "Namespace".into(), "Namespace shop".into()),
-            ("document 3, items[0]".into(), "Service".into(), "Service shop/a".into()),
-            ("document 3, items[1]".into(), "Service".into(), "Service default/b".into()),
+            (
+                "document 1".into(),
+                "Namespace".into(),
+                "Namespace shop".into()
+            ),
+            (
+                "document 3, items[0]".into(),
+                "Service".into(),
+                "Service shop/a".into()
+            ),
+            (
+                "document 3, items[1]".into(),
+                "Service".into(),
+                "Service default/b".into()
+            ),
         ]
     );
     let json = r#"{"kind": "PodList", "items": [{"kind": "Pod", "metadata": {"name": "p"}}]}"#;
@@ -46,7 +64,9 @@ items:
 
 #[test]
 fn bad_documents_name_the_file_and_what_is_wrong() {
-    let e = parse("kind: Pod\n---\na: [1, 2\n", "bad.yaml").unwrap_err().to_string();
+    let e = parse("kind: Pod\n---\na: [1, 2\n", "bad.yaml")
+        .unwrap_err()
+        .to_string();
     assert!(
         e.starts_with("bad.yaml: document 2 (from line 2) is not valid YAML"),
         "{e}"
@@ -59,12 +79,21 @@ fn bad_documents_name_the_file_and_what_is_wrong() {
     let e = parse("{\"kind\": ", "x.json").unwrap_err().to_string();
     assert!(e.starts_with("x.json:1:"), "{e}");
     // Duplicate keys would silently drop a value.
-    let e = parse("kind: Pod\nkind: Service\n", "dup.yaml").unwrap_err().to_string();
-    assert!(e.contains("dup.yaml: document 1 (from line 1) is not valid YAML"), "{e}");
+    let e = parse("kind: Pod\nkind: Service\n", "dup.yaml")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("dup.yaml: document 1 (from line 1) is not valid YAML"),
+        "{e}"
+    );
     // An alias bomb is refused, not expanded.
     let mut bomb = String::from("a: &a [x, x, x, x, x, x, x, x, x, x]\n");
     for i in 0..9 {
-        let prev = if i == 0 { "a".to_string() } else { format!("b{}", i - 1) };
+        let prev = if i == 0 {
+            "a".to_string()
+        } else {
+            format!("b{}", i - 1)
+        };
         bomb.push_str(&format!("b{i}: &b{i} [*{prev}, *{prev}, *{prev}, *{prev}, *{prev}, *{prev}, *{prev}, *{prev}, *{prev}, *{prev}]\n"));
     }
     assert!(parse(&bomb, "bomb.yaml").is_err());
@@ -76,11 +105,22 @@ fn directories_are_walked_in_order_without_hidden_entries_or_links() {
     let d = dir.path();
     std::fs::create_dir_all(d.join("b/c")).unwrap();
     std::fs::create_dir_all(d.join(".git")).unwrap();
-    std::fs::write(d.join("b/c/z.yml"), "kind: Namespace\nmetadata: {name: z}\n").unwrap();
-    std::fs::write(d.join("a.json"), r#"{"kind": "Namespace", "metadata": {"name": "a"}}"#)
-        .unwrap();
+    std::fs::write(
+        d.join("b/c/z.yml"),
+        "kind: Namespace\nmetadata: {name: z}\n",
+    )
+    .unwrap();
+    std::fs::write(
+        d.join("a.json"),
+        r#"{"kind": "Namespace", "metadata": {"name": "a"}}"#,
+    )
+    .unwrap();
     std::fs::write(d.join("README.md"), "not yaml: [").unwrap();
-    std::fs::write(d.join(".git/x.yaml"), "kind: Namespace\nmetadata: {name: git}\n").unwrap();
+    std::fs::write(
+        d.join(".git/x.yaml"),
+        "kind: Namespace\nmetadata: {name: git}\n",
+    )
+    .unwrap();
     std::os::unix::fs::symlink(d, d.join("b/loop")).unwrap();
     let got = read(&[d.to_path_buf()]).unwrap();
     let names: Vec<&str> = got.iter().map(Manifest::name).collect();
@@ -155,8 +195,16 @@ fn workloads_stand_for_one_pod_of_their_template() {
         pods,
         [
             ("default".into(), "lonely".into(), None),
-            ("ops".into(), "report-cronjob".into(), owner("CronJob", "report")),
-            ("shop".into(), "web-deployment".into(), owner("Deployment", "web")),
+            (
+                "ops".into(),
+                "report-cronjob".into(),
+                owner("CronJob", "report")
+            ),
+            (
+                "shop".into(),
+                "web-deployment".into(),
+                owner("Deployment", "web")
+            ),
         ]
     );
     let web = &c.pods[2];
@@ -168,13 +216,20 @@ fn workloads_stand_for_one_pod_of_their_template() {
         .collect();
     assert_eq!(
         ports,
-        [(Some("http"), 8080, Proto::Tcp), (Some("dns"), 53, Proto::Udp)]
+        [
+            (Some("http"), 8080, Proto::Tcp),
+            (Some("dns"), 53, Proto::Udp)
+        ]
     );
     // One synthetic node runs them all, with the synthetic range as its pod range.
     assert_eq!(c.nodes.len(), 1);
     assert_eq!(c.nodes[0].name, SYNTHETIC_NODE);
     assert_eq!(c.nodes[0].pod_cidrs[0].to_string(), SYNTHETIC_PREFIX);
-    assert!(c.pods.iter().all(|p| p.node.as_deref() == Some(SYNTHETIC_NODE)));
+    assert!(
+        c.pods
+            .iter()
+            .all(|p| p.node.as_deref() == Some(SYNTHETIC_NODE))
+    );
     // Namespaces: declared ones keep their labels, all carry their name label.
     let ns: Vec<(&str, Vec<(&str, &str)>)> = c
         .namespaces
@@ -391,7 +446,11 @@ spec:
         .expect("the ingress controller pod");
     assert_eq!(ctl.namespace, INGRESS_CONTROLLER_NAMESPACE);
     assert!(ctl.labels.is_empty());
-    assert!(c.namespaces.iter().any(|n| n.name == INGRESS_CONTROLLER_NAMESPACE));
+    assert!(
+        c.namespaces
+            .iter()
+            .any(|n| n.name == INGRESS_CONTROLLER_NAMESPACE)
+    );
     // Services are read as from kubectl.
     let web = c.services.iter().find(|s| s.name == "web").unwrap();
     assert_eq!(web.ports[0].target, TargetPort::Name("http".into()));
@@ -415,7 +474,9 @@ apiVersion: apps/v1
 metadata: {name: db, namespace: shop}
 spec: {}
 ";
-    let e = cluster(&objects(yaml), "manifests").unwrap_err().to_string();
+    let e = cluster(&objects(yaml), "manifests")
+        .unwrap_err()
+        .to_string();
     assert!(
         e.contains("app.yaml: Deployment shop/web appears twice"),
         "{e}"
