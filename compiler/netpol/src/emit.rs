@@ -62,12 +62,12 @@ fn comment_text(s: &str) -> String {
         .collect()
 }
 
-/// A name made from a selector or prefixes: `/` (which names cannot hold)
-/// becomes `~`, which neither label keys and values nor addresses have, so
+/// A name made from a selector or prefixes: `/` and `:` (which names cannot
+/// hold) become `~` and `_`, which no prefix has and `:` no label has, so
 /// names stay apart. Past 100 characters, a name is cut and a hash of the
 /// whole keeps it apart.
 fn safe_name(raw: &str) -> String {
-    let clean = raw.replace('/', "~");
+    let clean = raw.replace('/', "~").replace(':', "_");
     if clean.chars().count() <= 100 {
         return clean;
     }
