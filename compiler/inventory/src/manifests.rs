@@ -280,6 +280,36 @@ fn parse_yaml(doc: &str) -> Result<Option<Value>, serde_saphyr::Error> {
     serde_saphyr::from_str_with_options::<Option<Value>>(doc, options)
 }
 
+/// The fields that name an object (`apiVersion`, `kind`, `metadata.name`,
+/// `metadata.namespace`) must be strings where given: YAML reads an unquoted
+/// `y`, `no`, `on` or `1` as another type, and the API server refuses the
+/// object, so it is refused here rather than read under another name.
+fn identity_problem(
+    map: &serde_json::Map<String, Value>,
+    file: &str,
+    place: &str,
+) -> Option<InventoryError> {
+    let meta = map.get("metadata").and_then(Value::as_object);
+    let fields = [
+        ("apiVersion", map.get("apiVersion")),
+        ("kind", map.get("kind")),
+        ("metadata.name", meta.and_then(|m| m.get("name"))),
+        ("metadata.namespace", meta.and_then(|m| m.get("namespace"))),
+    ];
+    let (field, found) = fields.into_iter().find_map(|(f, v)| match v? {
+        Value::String(_) | Value::Null => None,
+        Value::Bool(_) => Some((f, "a boolean")),
+        Value::Number(_) => Some((f, "a number")),
+        Value::Array(_) => Some((f, "a list")),
+        Value::Object(_) => Some((f, "a map")),
+    })?;
+    Some(InventoryError::Document {
+        file: file.to_owned(),
+        problem: format!("{place}: `{field}` is {found}, expected a string"),
+        help: "quote it: YAML reads unquoted y, n, yes, no, on, off and numbers as other types, and so does the API server",
+    })
+}
+
 /// One document: an object, or a `List` (`kind: List` or `…List` with
 /// `items`) of objects.
 fn flatten(
@@ -304,6 +334,8 @@ fn flatten(
                 for (i, item) in items.into_iter().enumerate() {
                     flatten(item, file, format!("{place}, items[{i}]"), out, errors);
                 }
+            } else if let Some(e) = identity_problem(&map, file, &place) {
+                errors.push(e);
             } else {
                 out.push(Manifest {
                     file: file.to_owned(),

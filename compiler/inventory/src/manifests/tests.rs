@@ -76,6 +76,24 @@ fn bad_documents_name_the_file_and_what_is_wrong() {
         e.contains("list.yaml: document 1 is a list, not a Kubernetes object"),
         "{e}"
     );
+    // YAML 1.1 reads `y` as true, as the API server's YAML does: refused, not
+    // read as the namespace `default`.
+    let e = parse(
+        "kind: Pod\nmetadata: {name: a}\n---\nkind: Pod\nmetadata: {name: a, namespace: y}\n",
+        "ns.yaml",
+    )
+    .unwrap_err()
+    .to_string();
+    assert_eq!(
+        e,
+        "ns.yaml: document 2: `metadata.namespace` is a boolean, expected a string; quote it: \
+         YAML reads unquoted y, n, yes, no, on, off and numbers as other types, and so does the \
+         API server"
+    );
+    let e = parse("kind: Pod\nmetadata: {name: 0700}\n", "n.yaml")
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("`metadata.name` is a number"), "{e}");
     let e = parse("{\"kind\": ", "x.json").unwrap_err().to_string();
     assert!(e.starts_with("x.json:1:"), "{e}");
     // Duplicate keys would silently drop a value.
