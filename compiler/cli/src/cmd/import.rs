@@ -11,12 +11,10 @@ use anyhow::Context;
 use ringfence_netpol::{Options, Report};
 
 use crate::Outcome;
+use crate::cmd::output;
 use crate::flags::{Format, ImportK8sArgs};
 
 pub(crate) fn k8s(args: ImportK8sArgs) -> anyhow::Result<Outcome> {
-    if args.format == Format::Html {
-        anyhow::bail!("`ringfence import k8s` reports in txt or json, not html");
-    }
     let objects = match ringfence_inventory::manifests::read(&args.paths) {
         Ok(o) => o,
         Err(e) => {
@@ -83,9 +81,9 @@ fn write_all(out: &Path, files: &[(String, String)]) -> anyhow::Result<()> {
 
 fn print_report(report: &Report, format: Format, out: Option<&Path>) -> anyhow::Result<()> {
     let mut stdout = std::io::stdout().lock();
-    if format == Format::Json {
-        serde_json::to_writer_pretty(&mut stdout, report)?;
-        writeln!(stdout)?;
+    if format != Format::Txt {
+        output::structured(&mut stdout, format == Format::Yaml, report)?;
+        stdout.flush()?;
         return Ok(());
     }
     if !report.problems.is_empty() {

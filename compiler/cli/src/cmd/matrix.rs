@@ -7,13 +7,15 @@
 use std::io::Write;
 
 use crate::Outcome;
-use crate::cmd::common;
+use crate::cmd::{common, output, stdin};
 use crate::flags::{Format, MatrixArgs};
 
-pub(crate) fn run(args: MatrixArgs) -> anyhow::Result<Outcome> {
-    if args.format == Format::Html {
-        anyhow::bail!("`ringfence matrix` writes txt or json, not html");
-    }
+pub(crate) fn run(mut args: MatrixArgs) -> anyhow::Result<Outcome> {
+    let inv = &mut args.inventory;
+    let _stdin = stdin::materialize(
+        &mut [&mut inv.inventory, &mut inv.trivy],
+        "--inventory, --trivy",
+    )?;
     let session = match common::compile(&args.source, &args.inventory)? {
         Ok(s) => s,
         Err(outcome) => return Ok(outcome),
@@ -24,18 +26,14 @@ pub(crate) fn run(args: MatrixArgs) -> anyhow::Result<Outcome> {
             .clusters
             .iter()
             .all(|c| c.name == ringfence_inventory::MANIFESTS_CLUSTER);
-    let mut out = std::io::stdout().lock();
-    match args.format {
-        Format::Json => {
-            serde_json::to_writer_pretty(&mut out, &session.compiled.matrix())?;
-            writeln!(out)?;
+    if manifests && args.format == Format::Txt {
+        let mut out = std::io::stdout().lock();
+        for line in session.compiled.connlist(&session.inventory) {
+            writeln!(out, "{line}")?;
         }
-        _ if manifests => {
-            for line in session.compiled.connlist(&session.inventory) {
-                writeln!(out, "{line}")?;
-            }
-        }
-        _ => write!(out, "{}", session.compiled.matrix())?,
+        out.flush()?;
+    } else {
+        output::emit(args.format, &session.compiled.matrix())?;
     }
     Ok(Outcome::Clean)
 }
