@@ -81,7 +81,9 @@ impl Topology {
     pub fn build(spec: &Spec) -> Topology {
         let base = std::env::var("RINGFENCE_NETNS_PREFIX")
             .ok()
-            .filter(|p| !p.is_empty() && p.len() <= 8 && p.bytes().all(|b| b.is_ascii_alphanumeric()))
+            .filter(|p| {
+                !p.is_empty() && p.len() <= 8 && p.bytes().all(|b| b.is_ascii_alphanumeric())
+            })
             .unwrap_or_else(|| "rf".to_string());
         let prefix = format!(
             "{base}{}x{}",

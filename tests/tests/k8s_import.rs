@@ -147,7 +147,7 @@ spec:
             yaml: "
 apiVersion: networking.k8s.io/v1
 kind: NetworkPolicy
-metadata: {name: only-z-udp-81, namespace: y}
+metadata: {name: only-z-udp-81, namespace: 'y'}
 spec:
   podSelector: {}
   policyTypes: [Egress]
@@ -258,7 +258,7 @@ spec:
 ---
 apiVersion: networking.k8s.io/v1
 kind: NetworkPolicy
-metadata: {name: open, namespace: y}
+metadata: {name: open, namespace: 'y'}
 spec:
   podSelector: {}
   ingress: [{}]
@@ -299,7 +299,10 @@ fn wait_applied(state: &Path) {
         }
         std::thread::sleep(Duration::from_millis(200));
     }
-    panic!("the agent with state {} did not apply in 30 s", state.display());
+    panic!(
+        "the agent with state {} did not apply in 30 s",
+        state.display()
+    );
 }
 
 #[test]
@@ -308,7 +311,10 @@ fn imported_policies_are_enforced_as_kubernetes_specifies() {
     let inv = tmp.path().join("e2e.json");
     std::fs::write(&inv, serde_json::to_string_pretty(&inventory()).unwrap()).unwrap();
     let rf = binary("ringfence");
-    run(Command::new(&rf).arg("keygen").arg("--out").arg(tmp.path().join("k")));
+    run(Command::new(&rf)
+        .arg("keygen")
+        .arg("--out")
+        .arg(tmp.path().join("k")));
     let key = tmp.path().join("k.pub");
 
     let mut ends: Vec<(End, IpAddr, String)> = Vec::new();

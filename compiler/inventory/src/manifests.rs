@@ -303,10 +303,12 @@ fn identity_problem(
         Value::Array(_) => Some((f, "a list")),
         Value::Object(_) => Some((f, "a map")),
     })?;
-    Some(InventoryError::Document {
+    Some(InventoryError::Field {
         file: file.to_owned(),
-        problem: format!("{place}: `{field}` is {found}, expected a string"),
-        help: "quote it: YAML reads unquoted y, n, yes, no, on, off and numbers as other types, and so does the API server",
+        object: place.to_owned(),
+        field: field.to_owned(),
+        problem: format!("is {found}, expected a string"),
+        help: "quote it: YAML reads unquoted y, n, yes, no, on, off and numbers as other types, and so does the API server".to_owned(),
     })
 }
 

@@ -25,7 +25,9 @@ pub struct Problem {
 
 impl fmt::Display for Problem {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.field.is_empty() {
+        if self.object.is_empty() {
+            write!(f, "{}: {}; {}", self.file, self.message, self.help)
+        } else if self.field.is_empty() {
             write!(
                 f,
                 "{}: {}: {}; {}",
