@@ -7,6 +7,7 @@ mod cli;
 mod clickhouse;
 mod conventions;
 mod discover;
+mod import_k8s;
 mod keygen_verify;
 
 // The scenario of the analysis library's tests (intent, inventory).
