@@ -108,7 +108,7 @@ pub struct PolicyReport {
 
 /// Translate every policy object of `objects` (objects of other kinds are
 /// counted as ignored). On any problem, no file is returned.
-pub fn translate(objects: &[Manifest], opts: &Options) -> Result<Imported, Report> {
+pub fn translate(objects: &[Manifest], opts: &Options) -> Result<Imported, Box<Report>> {
     let mut report = Report::default();
     for m in objects {
         match parse::policy_kind(m) {
@@ -127,7 +127,7 @@ pub fn translate(objects: &[Manifest], opts: &Options) -> Result<Imported, Repor
         Err(mut problems) => {
             problems.sort();
             report.problems = problems;
-            return Err(report);
+            return Err(Box::new(report));
         }
     };
     let mut e = emit::Emitter::new(opts);
@@ -180,7 +180,7 @@ pub fn translate(objects: &[Manifest], opts: &Options) -> Result<Imported, Repor
                 report
                     .problems
                     .push(internal(&path, &format!("{:?}", d.0.first())));
-                return Err(report);
+                return Err(Box::new(report));
             }
         }
     }
@@ -195,7 +195,7 @@ pub fn translate(objects: &[Manifest], opts: &Options) -> Result<Imported, Repor
     if checked.intent.is_none() || checked.diagnostics.has_errors() {
         let text = ringfence_intent::render_human(&checked.diagnostics, &sources, false, 100);
         report.problems.push(internal("(output)", &text));
-        return Err(report);
+        return Err(Box::new(report));
     }
     report.warnings = checked
         .diagnostics

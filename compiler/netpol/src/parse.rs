@@ -435,11 +435,13 @@ fn port_name(f: &Field<'_>, name: &str) -> R<String> {
     }
 }
 
+/// One protocol's ports: (proto, every port, numbers, names).
+type ProtoPorts = (Option<Proto>, bool, Vec<PortRange>, Vec<String>);
+
 /// Ports by protocol, in TCP, UDP, SCTP order.
 #[derive(Default)]
 struct Grouper {
-    /// (proto, every port, numbers, names).
-    groups: Vec<(Option<Proto>, bool, Vec<PortRange>, Vec<String>)>,
+    groups: Vec<ProtoPorts>,
 }
 
 impl Grouper {

@@ -246,6 +246,7 @@ impl Spec<'_> {
     }
 
     /// `Some(true/false)` if an admin policy decides, `None` to go on.
+    #[allow(clippy::too_many_arguments)] // the connection's every part, spelled out
     fn admin(
         &self,
         kind: &str,
