@@ -7,6 +7,7 @@ mod cli;
 mod clickhouse;
 mod conventions;
 mod discover;
+mod import_k8s;
 mod keygen_verify;
 mod robust;
 

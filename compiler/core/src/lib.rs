@@ -19,7 +19,8 @@
 //!    and exactly the chains, sets and policies they use.
 //!
 //! The result, [`Compiled`], also answers `explain` ([`Compiled::peer`],
-//! [`Compiled::explain`]) and `matrix` ([`Compiled::matrix`]) and gives flow
+//! [`Compiled::explain`]) and `matrix` ([`Compiled::matrix`], and
+//! [`Compiled::connlist`] in np-guard netpol-analyzer's format) and gives flow
 //! analysis a fast [`Compiled::verdict`], all from the same chains the nodes
 //! enforce. `schema/docs/ir.md` documents the IR and these semantics.
 //!
@@ -31,6 +32,7 @@ mod bits;
 mod chains;
 mod compiled;
 mod compress;
+pub mod connlist;
 mod diag;
 pub mod explain;
 mod ids;
@@ -53,6 +55,7 @@ use ringfence_inventory::model::Inventory;
 pub use compiled::{
     Compiled, Decision, FastHasher, FastMap, FlowVerdict, Side, Translation, Via, WorkloadView,
 };
+pub use connlist::ConnLine;
 pub use explain::{ExplainError, Explanation, Peer, PeerError};
 pub use matrix::{Connection, Matrix, Select};
 

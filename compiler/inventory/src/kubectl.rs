@@ -387,6 +387,34 @@ fn namespaced(
     Ok((name, namespace, root.at("metadata.labels").labels()?))
 }
 
+/// The container ports and images of a pod spec's running containers
+/// (`root` is the pod, or a workload's pod template).
+pub(crate) fn container_ports(
+    root: &Field<'_>,
+) -> Result<(Vec<ContainerPort>, Vec<String>), InventoryError> {
+    let mut ports = Vec::new();
+    let mut images: Vec<String> = Vec::new();
+    for c in running_containers(root)? {
+        if let Some(image) = c.key("image").str()?
+            && !images.iter().any(|i| i == image)
+        {
+            images.push(image.to_owned());
+        }
+        for p in c.key("ports").items()? {
+            let port = p.key("containerPort").port()?.ok_or_else(|| {
+                p.key("containerPort")
+                    .error("is missing", "every container port needs a number")
+            })?;
+            ports.push(ContainerPort {
+                name: p.key("name").str()?.map(str::to_owned),
+                port,
+                proto: protocol(&p.key("protocol"))?,
+            });
+        }
+    }
+    Ok((ports, images))
+}
+
 fn read_pod(
     item: &Value,
     file: &str,
@@ -431,26 +459,7 @@ fn read_pod(
         ips.clear();
     }
 
-    let mut ports = Vec::new();
-    let mut images = Vec::new();
-    for c in running_containers(&root)? {
-        if let Some(image) = c.key("image").str()?
-            && !images.iter().any(|i| i == image)
-        {
-            images.push(image.to_owned());
-        }
-        for p in c.key("ports").items()? {
-            let port = p.key("containerPort").port()?.ok_or_else(|| {
-                p.key("containerPort")
-                    .error("is missing", "every container port needs a number")
-            })?;
-            ports.push(ContainerPort {
-                name: p.key("name").str()?.map(str::to_owned),
-                port,
-                proto: protocol(&p.key("protocol"))?,
-            });
-        }
-    }
+    let (ports, images) = container_ports(&root)?;
 
     let mut refs = Vec::new();
     for r in root.at("metadata.ownerReferences").items()? {
@@ -497,6 +506,16 @@ fn read_service(item: &Value, file: &str, index: usize) -> Result<Service, Inven
     };
     let root = object.root(item);
     let (name, namespace, labels) = namespaced(&root, "Service", NameRule::Label)?;
+    service(&root, name, namespace, labels)
+}
+
+/// A service's spec and status (`root` is the Service object).
+pub(crate) fn service(
+    root: &Field<'_>,
+    name: String,
+    namespace: String,
+    labels: Labels,
+) -> Result<Service, InventoryError> {
     let kind_field = root.at("spec.type");
     let kind = match kind_field.str()? {
         None | Some("ClusterIP") => ServiceType::ClusterIp,
@@ -582,7 +601,7 @@ fn read_service(item: &Value, file: &str, index: usize) -> Result<Service, Inven
 }
 
 /// A port's `protocol` (TCP when absent).
-fn protocol(field: &Field<'_>) -> Result<Proto, InventoryError> {
+pub(crate) fn protocol(field: &Field<'_>) -> Result<Proto, InventoryError> {
     match field.str()? {
         None | Some("TCP") => Ok(Proto::Tcp),
         Some("UDP") => Ok(Proto::Udp),
@@ -591,7 +610,7 @@ fn protocol(field: &Field<'_>) -> Result<Proto, InventoryError> {
     }
 }
 
-fn dedup_in_order(ips: &mut Vec<IpAddr>) {
+pub(crate) fn dedup_in_order(ips: &mut Vec<IpAddr>) {
     let mut seen = Vec::with_capacity(ips.len());
     ips.retain(|ip| {
         let new = !seen.contains(ip);
