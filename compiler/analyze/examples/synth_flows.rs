@@ -5,13 +5,11 @@
 //! `DIR/inventory/<cluster>.json` and `DIR/flows.jsonl` (default 10,000,000
 //! flows over 200,000 conversations).
 
-#[path = "../benches/flowgen/mod.rs"]
-mod flowgen;
-
 use std::io::Write;
 use std::path::PathBuf;
 
-use ringfence_core::synth::{Params, generate};
+use ringfence_testkit::flowgen;
+use ringfence_testkit::synth::{Params, generate};
 
 fn main() -> std::io::Result<()> {
     let mut args = std::env::args().skip(1);
@@ -28,6 +26,6 @@ fn main() -> std::io::Result<()> {
     s.write(&dir)?;
     let (_, flows) = flowgen::flows(&s, n_flows, n_convs);
     let mut w = std::io::BufWriter::new(std::fs::File::create(dir.join("flows.jsonl"))?);
-    flowgen::write_jsonl(&flows, &mut w)?;
+    flowgen::write_jsonl(flows, &mut w)?;
     w.flush()
 }

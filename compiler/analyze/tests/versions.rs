@@ -6,11 +6,11 @@ use std::path::Path;
 
 use git2::{Repository, Signature};
 use ringfence_analyze::{Analyzer, Input, Observed, Options, Version};
-use ringfence_core::synth::kubectl_list;
 use ringfence_driver::{IntentFrom, Session};
 use ringfence_intent::model::Proto::{Tcp, Udp};
 use ringfence_schema::flow::NetworkVerdict::Allowed;
 use ringfence_schema::ir::Action;
+use ringfence_testkit::synth::kubectl_list;
 
 use crate::common::*;
 

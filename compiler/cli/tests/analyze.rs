@@ -8,7 +8,7 @@ use std::process::Output;
 
 use git2::{Repository, Signature};
 
-use ringfence_core::synth::kubectl_list;
+use ringfence_testkit::synth::kubectl_list;
 use serde_json::Value;
 
 use crate::cli::{code, p, ringfence, text};

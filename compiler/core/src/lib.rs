@@ -23,9 +23,8 @@
 //! analysis a fast [`Compiled::verdict`], all from the same chains the nodes
 //! enforce. `schema/docs/ir.md` documents the IR and these semantics.
 //!
-//! [`interval`] holds the interval sets the analysis is built on; [`testing`]
-//! builds intent and inventory values for tests; [`synth`] generates clusters
-//! of any size (as values and as files) for benchmarks.
+//! [`interval`] holds the interval sets the analysis is built on. Builders
+//! and synthetic clusters for tests and benchmarks are in `ringfence-testkit`.
 
 mod bits;
 mod chains;
@@ -40,8 +39,6 @@ mod membership;
 mod order;
 mod resolve;
 mod slice;
-pub mod synth;
-pub mod testing;
 mod world;
 
 use std::collections::BTreeMap;

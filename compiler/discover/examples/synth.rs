@@ -6,14 +6,11 @@
 //!
 //! `cargo run --release -p ringfence-discover --example synth -- OUT [--records N] [--workloads N]`
 
-#[path = "../tests/synth/mod.rs"]
-mod synth;
-
 use std::io::{BufWriter, Write};
 use std::net::{IpAddr, Ipv4Addr};
 use std::path::PathBuf;
 
-use synth::{Event, Kind, Rng, World};
+use ringfence_testkit::world::{Event, Kind, Rng, World};
 
 /// One edge of the call graph: source pods, and how the target is reached.
 struct Edge {

@@ -1,5 +1,5 @@
 //! Push to published bundles for the 1,000-node synthetic cluster
-//! (`ringfence_core::synth`, `Params::benchmark()` with Linux nodes only): `watch` follows a bare
+//! (`ringfence_testkit::synth`, `Params::benchmark()` with Linux nodes only): `watch` follows a bare
 //! repository; after the first publication (every node rendered) one policy
 //! changes, and the poll that publishes it is timed, with the nodes it
 //! rendered and re-sealed. Then the same after a restart (render cache
@@ -11,9 +11,9 @@ use std::process::Command;
 use std::time::{Duration, Instant, SystemTime};
 
 use ringfence_bundle::SigningKey;
-use ringfence_core::synth::{Params, generate};
 use ringfence_gitops::watch::{Event, RepoLocation, WatchConfig, Watcher};
 use ringfence_plugin_host::Limits;
+use ringfence_testkit::synth::{Params, generate};
 
 fn git(dir: &Path, args: &[&str]) {
     let out = Command::new("git")

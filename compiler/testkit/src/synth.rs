@@ -21,7 +21,7 @@ use ringfence_intent::model::{
 use ringfence_inventory::model::{Cluster, Inventory, Pod, Service, ServiceType, TargetPort};
 use serde_json::{Value, json};
 
-use crate::testing::{
+use crate::builder::{
     IntentBuilder, PodExt, ServiceExt, cluster, inventory, namespace, node, pod, q, service, t,
 };
 
