@@ -4,12 +4,13 @@
 
 use std::path::Path;
 
-use git2::{Repository, Signature};
+use git2::Repository;
 use ringfence_analyze::{Analyzer, Input, Observed, Options, Version};
 use ringfence_driver::{IntentFrom, Session};
 use ringfence_intent::model::Proto::{Tcp, Udp};
 use ringfence_schema::flow::NetworkVerdict::Allowed;
 use ringfence_schema::ir::Action;
+use ringfence_testkit::git::commit_all;
 use ringfence_testkit::synth::kubectl_list;
 
 use crate::common::*;
@@ -18,22 +19,7 @@ fn commit(repo: &Repository, dir: &Path, ports: &str, msg: &str) {
     let intent = intent_(ports);
     std::fs::create_dir_all(dir.join("policies")).unwrap();
     std::fs::write(dir.join("policies/intent.kdl"), &*intent.files[0].text).unwrap();
-    let mut index = repo.index().unwrap();
-    index
-        .add_all(["*"], git2::IndexAddOption::DEFAULT, None)
-        .unwrap();
-    index.write().unwrap();
-    let tree = repo.find_tree(index.write_tree().unwrap()).unwrap();
-    let sig = Signature::now("t", "t@example.invalid").unwrap();
-    let parent: Vec<git2::Commit<'_>> = repo
-        .head()
-        .ok()
-        .and_then(|h| h.peel_to_commit().ok())
-        .into_iter()
-        .collect();
-    let parents: Vec<&git2::Commit<'_>> = parent.iter().collect();
-    repo.commit(Some("HEAD"), &sig, &sig, msg, &tree, &parents)
-        .unwrap();
+    commit_all(repo, msg);
 }
 
 fn session(repo: &Path, rev: &str, inventory: &Path) -> Session {

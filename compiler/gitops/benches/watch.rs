@@ -7,32 +7,12 @@
 //! `cargo bench -p ringfence-gitops --bench watch`.
 
 use std::path::Path;
-use std::process::Command;
 use std::time::{Duration, Instant, SystemTime};
 
-use ringfence_bundle::SigningKey;
 use ringfence_gitops::watch::{Event, RepoLocation, WatchConfig, Watcher};
 use ringfence_plugin_host::Limits;
+use ringfence_testkit::git::git;
 use ringfence_testkit::synth::{Params, generate};
-
-fn git(dir: &Path, args: &[&str]) {
-    let out = Command::new("git")
-        .current_dir(dir)
-        .args([
-            "-c",
-            "user.name=bench",
-            "-c",
-            "user.email=bench@example.invalid",
-        ])
-        .args(args)
-        .output()
-        .expect("git runs");
-    assert!(
-        out.status.success(),
-        "git {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
 
 /// Change the port of the `n`-th `allow` policy that has a single port.
 fn change_one_policy(file: &Path, n: usize) -> String {
@@ -134,7 +114,7 @@ fn main() {
             .map(|e| e.unwrap().path())
             .collect(),
         trivy: Vec::new(),
-        keys: vec![SigningKey::from_seed([7; 32])],
+        keys: vec![ringfence_testkit::keys::key(7)],
         out: out.clone(),
         keep: 2,
         expires: Duration::from_secs(7 * 86_400),

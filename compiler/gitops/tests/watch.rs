@@ -21,7 +21,7 @@ fn fixture() -> PathBuf {
 }
 
 fn key() -> SigningKey {
-    SigningKey::from_seed([7; 32])
+    ringfence_testkit::keys::key(7)
 }
 
 /// A bare server repository and a working clone holding the lab intent

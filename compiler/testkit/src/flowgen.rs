@@ -15,22 +15,8 @@ use ringfence_flows::{Flow, Timestamp};
 use ringfence_intent::model::Proto;
 use ringfence_schema::flow::NetworkVerdict;
 
+use crate::rng::{Rng, unit};
 use crate::synth::Synth;
-
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n.max(1) as u64) as usize
-    }
-}
 
 /// A conversation: (source, destination, protocol, port).
 pub type Conv = (IpAddr, IpAddr, Proto, Option<u16>);
@@ -42,11 +28,11 @@ fn conversations(s: &Synth, n: usize, rng: &mut Rng) -> Vec<Conv> {
     let nodes: Vec<IpAddr> = c.nodes.iter().map(|n| n.addresses[0]).collect();
     let mut out = Vec::with_capacity(n);
     while out.len() < n {
-        let src = pods[rng.below(pods.len())].ips[0];
-        let conv = match rng.below(10) {
+        let src = pods[rng.index(pods.len())].ips[0];
+        let conv = match rng.index(10) {
             // Pod to service, through its cluster IP.
             0..=4 => {
-                let svc = &c.services[rng.below(c.services.len())];
+                let svc = &c.services[rng.index(c.services.len())];
                 let Some(sp) = svc.ports.first() else {
                     continue;
                 };
@@ -54,7 +40,7 @@ fn conversations(s: &Synth, n: usize, rng: &mut Rng) -> Vec<Conv> {
             }
             // Pod to pod on a declared port (or a random one).
             5..=7 => {
-                let dst = pods[rng.below(pods.len())];
+                let dst = pods[rng.index(pods.len())];
                 let port = dst
                     .ports
                     .first()
@@ -74,9 +60,9 @@ fn conversations(s: &Synth, n: usize, rng: &mut Rng) -> Vec<Conv> {
                 let client = IpAddr::V4(Ipv4Addr::new(198, 51, 100, rng.below(250) as u8 + 1));
                 (
                     client,
-                    nodes[rng.below(nodes.len())],
+                    nodes[rng.index(nodes.len())],
                     Proto::Tcp,
-                    Some(exposed[rng.below(exposed.len())]),
+                    Some(exposed[rng.index(exposed.len())]),
                 )
             }
             // A pod to the internet.
@@ -98,13 +84,13 @@ pub fn flows(
     n_flows: usize,
     n_convs: usize,
 ) -> (Vec<Conv>, impl Iterator<Item = Flow> + use<>) {
-    let mut rng = Rng(0x2545_f491_4f6c_dd1d);
+    let mut rng = Rng::new(0x2545_f491_4f6c_dd1d);
     let convs = conversations(s, n_convs, &mut rng);
     let picked = convs.clone();
     let start: i64 = 1_714_564_800 * 1_000_000_000;
     let flows = (0..n_flows).map(move |i| {
         // Skewed: the square of a uniform number favours low indexes.
-        let u = rng.next() as f64 / u64::MAX as f64;
+        let u = unit(&mut rng);
         let (src, dst, proto, port) = picked[((u * u) * picked.len() as f64) as usize];
         let t = start + (i as i64 * 3_600_000_000_000 / n_flows.max(1) as i64);
         Flow {
