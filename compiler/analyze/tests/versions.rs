@@ -6,7 +6,7 @@ use std::path::Path;
 
 use git2::Repository;
 use ringfence_analyze::{Analyzer, Input, Observed, Options, Version};
-use ringfence_driver::{IntentFrom, Session};
+use ringfence_driver::{IntentFrom, Pipeline, Session};
 use ringfence_intent::model::Proto::{Tcp, Udp};
 use ringfence_schema::flow::NetworkVerdict::Allowed;
 use ringfence_schema::ir::Action;
@@ -23,16 +23,16 @@ fn commit(repo: &Repository, dir: &Path, ports: &str, msg: &str) {
 }
 
 fn session(repo: &Path, rev: &str, inventory: &Path) -> Session {
-    ringfence_driver::session::compile(
-        &IntentFrom::Repo {
-            repo,
-            subdir: "policies",
-            rev,
-        },
-        &[inventory.to_path_buf()],
-        &[],
-    )
-    .unwrap_or_else(|e| panic!("{rev}: {e}"))
+    let from = IntentFrom::Repo {
+        repo,
+        subdir: "policies",
+        rev,
+    };
+    Pipeline::new()
+        .session(&from, &[inventory.to_path_buf()], &[])
+        .unwrap_or_else(|e| panic!("{rev}: {e}"))
+        .output
+        .unwrap_or_else(|| panic!("{rev} does not compile"))
 }
 
 fn version<'a>(s: &'a Session, label: &'a str) -> Version<'a> {

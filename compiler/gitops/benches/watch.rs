@@ -10,7 +10,6 @@ use std::path::Path;
 use std::time::{Duration, Instant, SystemTime};
 
 use ringfence_gitops::watch::{Event, RepoLocation, WatchConfig, Watcher};
-use ringfence_plugin_host::Limits;
 use ringfence_testkit::git::git;
 use ringfence_testkit::synth::{Params, generate};
 
@@ -118,7 +117,6 @@ fn main() {
         out: out.clone(),
         keep: 2,
         expires: Duration::from_secs(7 * 86_400),
-        limits: Limits::default(),
         failpoint: None,
     };
     let mut w = Watcher::open(config(), &mut |_| {}).expect("open");

@@ -3,16 +3,15 @@
 //! allowed), 1 errors found, 2 could not run.
 //!
 //! With `--rev`, DIR may be a bare repository (a Git server's). `--path`
-//! names the intent directory inside the repository DIR, which is read
-//! through `ringfence_source::read_repo` (pushed objects still in a
-//! pre-receive hook's quarantine included).
+//! names the intent directory inside the repository DIR (pushed objects
+//! still in a pre-receive hook's quarantine included). Reading and checking
+//! is the driver pipeline's `check`, as for every other command.
 
 use std::io::{IsTerminal, Write};
-use std::sync::Arc;
 
-use anyhow::{Context, bail};
-use ringfence_intent::model::SourceFile;
-use ringfence_intent::{load, render_human, to_json};
+use anyhow::bail;
+use ringfence_driver::{IntentFrom, Pipeline};
+use ringfence_intent::{render_human, to_json};
 use ringfence_source::Selector;
 
 use crate::Outcome;
@@ -32,33 +31,22 @@ pub(crate) fn run(args: CheckArgs) -> anyhow::Result<Outcome> {
         Selector::Rev(rev) => format!(" at revision {rev}"),
         Selector::Index => " in the Git index".to_string(),
     };
-    let snap = match (&sel, &args.path) {
-        (Selector::Rev(rev), Some(path)) => ringfence_source::read_repo(&args.dir, path, rev),
-        _ => ringfence_source::read(&args.dir, &sel),
-    }
-    .with_context(|| format!("reading intent from {}{where_}", args.dir.display()))?;
-    if snap.files.is_empty() {
-        bail!(
-            "{}: no *.kdl intent files{where_} (give the intent directory as DIR)",
-            args.dir.display()
-        );
-    }
-    let files: Vec<SourceFile> = snap
-        .files
-        .into_iter()
-        .map(|f| SourceFile {
-            path: f.path,
-            text: Arc::from(f.text),
-        })
-        .collect();
-    let checked = load(files.clone());
-    let diags = &checked.diagnostics;
+    let from = match (&sel, &args.path) {
+        (Selector::Rev(rev), Some(path)) => IntentFrom::Repo {
+            repo: &args.dir,
+            subdir: path,
+            rev,
+        },
+        _ => IntentFrom::Dir(&args.dir, sel.clone()),
+    };
+    let checked = Pipeline::new().check(&from)?;
+    let (diags, files) = (&checked.diagnostics, &checked.files);
 
     let stdout = std::io::stdout();
     let terminal = stdout.is_terminal();
     let mut out = stdout.lock();
     if args.format == Format::Json {
-        serde_json::to_writer_pretty(&mut out, &to_json(diags, &files))?;
+        serde_json::to_writer_pretty(&mut out, &to_json(diags, files))?;
         writeln!(out)?;
     } else {
         let color = terminal && std::env::var_os("NO_COLOR").is_none();
@@ -67,14 +55,14 @@ pub(crate) fn run(args: CheckArgs) -> anyhow::Result<Outcome> {
             .and_then(|c| c.parse().ok())
             .filter(|_| terminal)
             .unwrap_or(80);
-        write!(out, "{}", render_human(diags, &files, color, width))?;
+        write!(out, "{}", render_human(diags, files, color, width))?;
         let plural = |n: usize, w: &str| format!("{n} {w}{}", if n == 1 { "" } else { "s" });
-        let contents = match &checked.intent {
-            Some(i) => format!(
+        let contents = match &checked.output {
+            Some(c) => format!(
                 " ({}, {}, {})",
-                plural(i.scopes.len(), "scope"),
-                plural(i.filters.len(), "filter"),
-                plural(i.policies.len(), "policy").replace("policys", "policies"),
+                plural(c.intent.scopes.len(), "scope"),
+                plural(c.intent.filters.len(), "filter"),
+                plural(c.intent.policies.len(), "policy").replace("policys", "policies"),
             ),
             None => String::new(),
         };

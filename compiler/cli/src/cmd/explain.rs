@@ -4,6 +4,7 @@
 use std::io::Write;
 
 use anyhow::Context;
+use ringfence_driver::Pipeline;
 use ringfence_schema::net::Proto;
 
 use crate::Outcome;
@@ -22,7 +23,8 @@ pub(crate) fn run(args: ExplainArgs) -> anyhow::Result<Outcome> {
     if proto == Proto::Any {
         anyhow::bail!("--proto: a connection has one protocol (tcp, udp, sctp or icmp)");
     }
-    let session = match common::compile(&args.source, &args.inventory)? {
+    let pipeline = Pipeline::new();
+    let session = match common::compile(&pipeline, &args.source, &args.inventory)? {
         Ok(s) => s,
         Err(outcome) => return Ok(outcome),
     };

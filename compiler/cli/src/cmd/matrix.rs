@@ -2,6 +2,8 @@
 
 use std::io::Write;
 
+use ringfence_driver::Pipeline;
+
 use crate::Outcome;
 use crate::cmd::common;
 use crate::flags::{Format, MatrixArgs};
@@ -10,7 +12,8 @@ pub(crate) fn run(args: MatrixArgs) -> anyhow::Result<Outcome> {
     if args.format == Format::Html {
         anyhow::bail!("`ringfence matrix` writes txt or json, not html");
     }
-    let session = match common::compile(&args.source, &args.inventory)? {
+    let pipeline = Pipeline::new();
+    let session = match common::compile(&pipeline, &args.source, &args.inventory)? {
         Ok(s) => s,
         Err(outcome) => return Ok(outcome),
     };

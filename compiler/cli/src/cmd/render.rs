@@ -4,17 +4,19 @@
 use std::fs;
 
 use anyhow::Context;
+use ringfence_driver::Pipeline;
 
 use crate::Outcome;
 use crate::cmd::common;
 use crate::flags::RenderArgs;
 
 pub(crate) fn run(args: RenderArgs) -> anyhow::Result<Outcome> {
-    let session = match common::compile(&args.source, &args.inventory)? {
+    let pipeline = Pipeline::new();
+    let session = match common::compile(&pipeline, &args.source, &args.inventory)? {
         Ok(s) => s,
         Err(outcome) => return Ok(outcome),
     };
-    let nodes = match common::render(&session)? {
+    let nodes = match common::render(&pipeline, &session)? {
         Ok(n) => n,
         Err(outcome) => return Ok(outcome),
     };
