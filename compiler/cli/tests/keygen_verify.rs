@@ -11,7 +11,6 @@ use ringfence_bundle::{SigningKey, parse_time, sha256_hex};
 use ringfence_driver::bundles::{NodeOutput, WriteOptions, write_bundles};
 use ringfence_schema::bundle::{BackendRef, SourceKind, SourceRef};
 use ringfence_schema::ir::Os;
-use ringfence_testkit::keys::{self, write_public};
 
 use crate::cli::{code, p, ringfence};
 
@@ -33,10 +32,16 @@ fn compile(out: &Path, key: &SigningKey, time: &str, rules: &str) {
                 sha256: "ab".repeat(32),
             },
             files: vec![
-                ("ir.json".into(), format!("{{\"node\":\"{n}\"}}")),
+                (
+                    // A valid empty IR: verification parses and validates it.
+                    "ir.json".into(),
+                    format!(
+                        "{{\"ir_version\":1,\"cluster\":\"prod-eu1\",\"node\":\"{n}\",\"os\":\"linux\",\"backend\":\"nftables\",\"addresses\":[],\"endpoints\":[],\"chains\":[],\"sets\":[],\"policies\":[]}}"
+                    ),
+                ),
                 (
                     "rules.nft".into(),
-                    format!("table inet ringfence {{ {rules} }}\n"),
+                    format!("table inet ringfence {{\n\tchain c {{\n\t\tcounter comment \"{rules}\"\n\t}}\n}}\n"),
                 ),
             ],
         })
@@ -59,6 +64,12 @@ fn compile(out: &Path, key: &SigningKey, time: &str, rules: &str) {
         },
     )
     .unwrap();
+}
+
+fn write_pub(dir: &Path, name: &str, key: &SigningKey) -> String {
+    let path = dir.join(name);
+    fs::write(&path, key.trusted().to_pem()).unwrap();
+    path.to_str().unwrap().to_string()
 }
 
 #[test]
@@ -113,17 +124,17 @@ fn a_private_key_others_can_read_is_refused() {
 #[test]
 fn verify_accepts_a_good_bundle_with_a_one_line_summary() {
     let dir = tempfile::tempdir().unwrap();
-    let key = keys::key(1);
+    let key = SigningKey::from_seed([1; 32]);
     let out = dir.path().join("out");
     compile(&out, &key, "2026-01-01T00:00:00Z", "a");
-    let trust = write_public(dir.path(), "k.pub", &key);
+    let trust = write_pub(dir.path(), "k.pub", &key);
     let bundle = out.join("prod-eu1-linux-a.bundle");
     let index = out.join("index.json");
     let o = ringfence(&[
         "verify",
         p(&bundle),
         "--trust",
-        p(&trust),
+        &trust,
         "--node",
         "prod-eu1-linux-a",
         "--min-generation",
@@ -146,7 +157,7 @@ fn verify_accepts_a_good_bundle_with_a_one_line_summary() {
         "verify",
         p(&bundle),
         "--trust",
-        p(&trust),
+        &trust,
         "--now",
         "2026-01-02T00:00:00Z",
         "--format",
@@ -163,12 +174,12 @@ fn verify_accepts_a_good_bundle_with_a_one_line_summary() {
 #[test]
 fn verify_refuses_with_the_precise_reason_and_exit_1() {
     let dir = tempfile::tempdir().unwrap();
-    let key = keys::key(1);
+    let key = SigningKey::from_seed([1; 32]);
     let (out, other) = (dir.path().join("out"), dir.path().join("other"));
     compile(&out, &key, "2026-01-01T00:00:00Z", "a");
     compile(&other, &key, "2026-01-02T00:00:00Z", "b");
-    let trust = write_public(dir.path(), "k.pub", &key);
-    let stranger = write_public(dir.path(), "stranger.pub", &keys::key(9));
+    let trust = write_pub(dir.path(), "k.pub", &key);
+    let stranger = write_pub(dir.path(), "stranger.pub", &SigningKey::from_seed([9; 32]));
     let bundle = out.join("prod-eu1-linux-a.bundle");
     let bytes = fs::read(&bundle).unwrap();
     let truncated = dir.path().join("cut.bundle");
@@ -186,29 +197,23 @@ fn verify_refuses_with_the_precise_reason_and_exit_1() {
     let other_index = other.join("index.json");
 
     let cases: Vec<(Vec<&str>, &str)> = vec![
-        (vec![p(&tampered), "--trust", p(&trust)], "bad-signature: "),
-        (vec![p(&bundle), "--trust", p(&stranger)], "unknown-key: "),
-        (vec![p(&truncated), "--trust", p(&trust)], "truncated: "),
+        (vec![p(&tampered), "--trust", &trust], "bad-signature: "),
+        (vec![p(&bundle), "--trust", &stranger], "unknown-key: "),
+        (vec![p(&truncated), "--trust", &trust], "truncated: "),
         (
-            vec![
-                p(&bundle),
-                "--trust",
-                p(&trust),
-                "--node",
-                "prod-eu1-linux-b",
-            ],
+            vec![p(&bundle), "--trust", &trust, "--node", "prod-eu1-linux-b"],
             "wrong-node: ",
         ),
         (
-            vec![p(&bundle), "--trust", p(&trust), "--min-generation", "2"],
+            vec![p(&bundle), "--trust", &trust, "--min-generation", "2"],
             "old-generation: ",
         ),
         (
-            vec![p(&bundle), "--trust", p(&trust), "--index", p(&other_index)],
+            vec![p(&bundle), "--trust", &trust, "--index", p(&other_index)],
             "not-in-index: ",
         ),
         (
-            vec![p(&bundle), "--trust", p(&trust), "--index", p(&tampered)],
+            vec![p(&bundle), "--trust", &trust, "--index", p(&tampered)],
             "unsupported-format: index ",
         ),
     ];
@@ -225,7 +230,7 @@ fn verify_refuses_with_the_precise_reason_and_exit_1() {
         "verify",
         p(&bundle),
         "--trust",
-        p(&trust),
+        &trust,
         "--now",
         "2026-01-08T00:00:00Z",
         "--format",
@@ -242,15 +247,15 @@ fn verify_refuses_with_the_precise_reason_and_exit_1() {
 #[test]
 fn verify_reads_the_clock_without_now() {
     let dir = tempfile::tempdir().unwrap();
-    let key = keys::key(1);
+    let key = SigningKey::from_seed([1; 32]);
     let out = dir.path().join("out");
     compile(&out, &key, "2001-01-01T00:00:00Z", "a");
-    let trust = write_public(dir.path(), "k.pub", &key);
+    let trust = write_pub(dir.path(), "k.pub", &key);
     let o = ringfence(&[
         "verify",
         p(&out.join("prod-eu1-linux-a.bundle")),
         "--trust",
-        p(&trust),
+        &trust,
     ]);
     assert_eq!(code(&o), 1, "{o:?}");
     assert!(stdout(&o).starts_with("expired: "), "{}", stdout(&o));
@@ -259,20 +264,24 @@ fn verify_reads_the_clock_without_now() {
 #[test]
 fn verify_threshold_counts_distinct_trusted_signers() {
     let dir = tempfile::tempdir().unwrap();
-    let (a, b) = (keys::key(1), keys::key(2));
+    let (a, b) = (
+        SigningKey::from_seed([1; 32]),
+        SigningKey::from_seed([2; 32]),
+    );
     let out = dir.path().join("out");
     compile(&out, &a, "2026-01-01T00:00:00Z", "a");
     let (ta, tb) = (
-        write_public(dir.path(), "a.pub", &a),
-        write_public(dir.path(), "b.pub", &b),
+        write_pub(dir.path(), "a.pub", &a),
+        write_pub(dir.path(), "b.pub", &b),
     );
     let bundle = out.join("prod-eu1-linux-a.bundle");
     let o = ringfence(&[
         "verify",
         p(&bundle),
         "--trust",
-        p(&ta),
-        p(&tb),
+        &ta,
+        "--trust",
+        &tb,
         "--threshold",
         "2",
         "--now",
@@ -284,8 +293,9 @@ fn verify_threshold_counts_distinct_trusted_signers() {
         "verify",
         p(&bundle),
         "--trust",
-        p(&ta),
-        p(&tb),
+        &ta,
+        "--trust",
+        &tb,
         "--threshold",
         "1",
         "--now",
@@ -297,10 +307,10 @@ fn verify_threshold_counts_distinct_trusted_signers() {
 #[test]
 fn verify_that_cannot_run_exits_2() {
     let dir = tempfile::tempdir().unwrap();
-    let key = keys::key(1);
+    let key = SigningKey::from_seed([1; 32]);
     let out = dir.path().join("out");
     compile(&out, &key, "2026-01-01T00:00:00Z", "a");
-    let trust = write_public(dir.path(), "k.pub", &key);
+    let trust = write_pub(dir.path(), "k.pub", &key);
     let bundle = out.join("prod-eu1-linux-a.bundle");
     let not_a_key = dir.path().join("junk.pub");
     fs::write(&not_a_key, "hello").unwrap();
@@ -309,20 +319,21 @@ fn verify_that_cannot_run_exits_2() {
         dir.path().join("absent.pub"),
     );
     let cases: Vec<Vec<&str>> = vec![
-        vec![p(&absent_bundle), "--trust", p(&trust)],
+        vec![p(&absent_bundle), "--trust", &trust],
         vec![p(&bundle), "--trust", p(&absent_pub)],
         vec![p(&bundle), "--trust", p(&not_a_key)],
-        vec![p(&bundle), "--trust", p(&trust), "--threshold", "0"],
+        vec![p(&bundle), "--trust", &trust, "--threshold", "0"],
         vec![
             p(&bundle),
             "--trust",
-            p(&trust),
-            p(&trust),
+            &trust,
+            "--trust",
+            &trust,
             "--threshold",
             "2",
         ],
-        vec![p(&bundle), "--trust", p(&trust), "--now", "yesterday"],
-        vec![p(&bundle), "--trust", p(&trust), "--format", "html"],
+        vec![p(&bundle), "--trust", &trust, "--now", "yesterday"],
+        vec![p(&bundle), "--trust", &trust, "--format", "html"],
     ];
     for args in cases {
         let mut all = vec!["verify"];

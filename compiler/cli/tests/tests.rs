@@ -4,6 +4,8 @@
 
 mod analyze;
 mod cli;
+mod clickhouse;
+mod conventions;
 mod discover;
 mod keygen_verify;
 

@@ -226,23 +226,35 @@ impl Pipeline {
                 text: Arc::from(f.text),
             })
             .collect();
-        let checked = ringfence_intent::load(files.clone());
         let dir = match from {
             IntentFrom::Dir(dir, Selector::WorkingTree) => Some(dir.to_path_buf()),
             _ => None,
         };
-        Ok(match checked.intent {
+        Ok(self.check_files(files, snap.source, dir))
+    }
+
+    /// Check intent files already read (`check -` reads one from standard
+    /// input): `source` is where they came from, `dir` the intent directory
+    /// on disk if there is one.
+    pub fn check_files(
+        &self,
+        files: Vec<SourceFile>,
+        source: SourceRef,
+        dir: Option<PathBuf>,
+    ) -> Warned<CheckedIntent> {
+        let checked = ringfence_intent::load(files.clone());
+        match checked.intent {
             Some(intent) => Warned::new(
                 CheckedIntent {
                     intent,
-                    source: snap.source,
+                    source,
                     dir,
                 },
                 checked.diagnostics,
                 files,
             ),
             None => Warned::stopped(checked.diagnostics, files),
-        })
+        }
     }
 
     /// Load the inventory and its digest.

@@ -61,7 +61,10 @@ pub(crate) fn compile_from(
     from: &IntentFrom<'_>,
     inv: &InventoryArgs,
 ) -> anyhow::Result<Result<Session, Outcome>> {
-    Ok(shown(pipeline.session(from, &inv.inventory, &inv.trivy)?))
+    let stage = crate::cmd::progress::stage("reading and compiling intent against the inventory");
+    let compiled = pipeline.session(from, &inv.inventory, &inv.trivy);
+    drop(stage);
+    Ok(shown(compiled?))
 }
 
 /// Render every node of a session; errors (shown) give `Err(Outcome::Findings)`.
@@ -69,7 +72,13 @@ pub(crate) fn render(
     pipeline: &Pipeline,
     session: &Session,
 ) -> anyhow::Result<Result<Vec<NodeOutput>, Outcome>> {
-    Ok(shown(pipeline.render(session)?))
+    let stage = crate::cmd::progress::stage(format!(
+        "rendering {} nodes",
+        session.compiled.nodes().len()
+    ));
+    let rendered = pipeline.render(session);
+    drop(stage);
+    Ok(shown(rendered?))
 }
 
 /// Load signing keys; a key others can read is a refusal (shown), `Err(Findings)`.

@@ -11,10 +11,15 @@ use ringfence_driver::bundles::Change;
 use ringfence_driver::{Pipeline, Seal};
 
 use crate::Outcome;
-use crate::cmd::common;
+use crate::cmd::{common, stdin};
 use crate::flags::{CompileArgs, Emit};
 
-pub(crate) fn run(args: CompileArgs) -> anyhow::Result<Outcome> {
+pub(crate) fn run(mut args: CompileArgs) -> anyhow::Result<Outcome> {
+    let inv = &mut args.inventory;
+    let _stdin = stdin::materialize(
+        &mut [&mut inv.inventory, &mut inv.trivy],
+        "--inventory, --trivy",
+    )?;
     // Validate flags before reading anything.
     let issued_at = match &args.time {
         Some(t) => parse_time(t)
@@ -62,6 +67,7 @@ pub(crate) fn run(args: CompileArgs) -> anyhow::Result<Outcome> {
         Err(outcome) => return Ok(outcome),
     };
     let key_refs: Vec<&SigningKey> = keys.iter().collect();
+    let stage = crate::cmd::progress::stage(format!("signing {} bundles", nodes.len()));
     let sealed = pipeline.seal(
         &session,
         &nodes,
@@ -75,6 +81,7 @@ pub(crate) fn run(args: CompileArgs) -> anyhow::Result<Outcome> {
             keep_from: None,
         },
     )?;
+    drop(stage);
     let summary = match common::shown(sealed) {
         Ok(s) => s,
         Err(outcome) => return Ok(outcome),
