@@ -21,7 +21,7 @@
 //! The result, [`Compiled`], also answers `explain` ([`Compiled::peer`],
 //! [`Compiled::explain`]) and `matrix` ([`Compiled::matrix`]) and gives flow
 //! analysis a fast [`Compiled::verdict`], all from the same chains the nodes
-//! enforce. `schema/docs/ir.md` documents the IR and these semantics.
+//! enforce; [`diff`] compares two compiles (`ringfence plan`). `schema/docs/ir.md` documents the IR and these semantics.
 //!
 //! [`interval`] holds the interval sets the analysis is built on. Builders
 //! and synthetic clusters for tests and benchmarks are in `ringfence-testkit`.
@@ -31,6 +31,7 @@ mod chains;
 mod compiled;
 mod compress;
 mod diag;
+pub mod diff;
 pub mod explain;
 mod ids;
 pub mod interval;

@@ -3,8 +3,8 @@
 
 use std::path::PathBuf;
 
+use ringfence_core::diff::{ConnectionChange, NodeStatus, Plan, Revision, plan};
 use ringfence_driver::{IntentFrom, Pipeline};
-use ringfence_gitops::plan::{ConnectionChange, NodeStatus, Plan, Revision, plan};
 use ringfence_schema::ir::{Action, Direction};
 use ringfence_source::Selector;
 

@@ -4,8 +4,8 @@
 //! diagnostics on stderr), 2 when it cannot run.
 
 use anyhow::Context;
+use ringfence_core::diff::{Revision, plan};
 use ringfence_driver::{IntentFrom, Pipeline, Session};
-use ringfence_gitops::plan::{Revision, plan};
 use ringfence_source::Selector;
 
 use crate::Outcome;
