@@ -298,8 +298,8 @@ pub(crate) struct ExplainArgs {
     /// Protocol: tcp, udp, sctp or icmp.
     #[arg(long, default_value = "tcp")]
     pub(crate) proto: String,
-    /// Destination port.
-    #[arg(long)]
+    /// Destination port (1-65535; tcp, udp and sctp need one).
+    #[arg(long, value_parser = clap::value_parser!(u16).range(1..))]
     pub(crate) port: Option<u16>,
     /// Output format.
     #[arg(short = 'o', long, value_enum, default_value = "txt")]
@@ -312,6 +312,16 @@ pub(crate) struct MatrixArgs {
     pub(crate) source: SourceArgs,
     #[command(flatten)]
     pub(crate) inventory: InventoryArgs,
+    /// Only lines from this group: `ns/name[Kind]`, `ns/name`, or a namespace
+    /// (`cluster/ns` with several clusters). Repeat for several.
+    #[arg(long, value_name = "GROUP")]
+    pub(crate) from: Vec<String>,
+    /// Only lines to this group (as --from). Repeat for several.
+    #[arg(long, value_name = "GROUP")]
+    pub(crate) to: Vec<String>,
+    /// Only lines with one side in this namespace. Repeat for several.
+    #[arg(long, value_name = "NS")]
+    pub(crate) namespace: Vec<String>,
     /// Output format.
     #[arg(short = 'o', long, value_enum, default_value = "txt")]
     pub(crate) format: Format,

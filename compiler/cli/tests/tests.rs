@@ -8,6 +8,7 @@ mod clickhouse;
 mod conventions;
 mod discover;
 mod keygen_verify;
+mod robust;
 
 // The scenario of the analysis library's tests (intent, inventory).
 #[path = "../../analyze/tests/common.rs"]

@@ -52,7 +52,7 @@ pub use compiled::{
     Compiled, Decision, FastHasher, FastMap, FlowVerdict, Side, Translation, Via, WorkloadView,
 };
 pub use explain::{ExplainError, Explanation, Peer, PeerError};
-pub use matrix::{Connection, Matrix};
+pub use matrix::{Connection, Matrix, Select};
 
 use crate::membership::Membership;
 use crate::world::World;
@@ -99,6 +99,7 @@ pub fn compile_observed(
     let world = World::new(intent, inventory);
     let m = Membership::new(&world);
     diags.extend(cluster_split(&world, &m));
+    diags.extend(overlapping_scopes(&world, &m));
     if diags.has_errors() {
         diags.sort();
         return (None, diags.0);
@@ -118,6 +119,46 @@ pub fn compile_observed(
     on_stage(Stage::Slice);
     diags.sort();
     (Some(compiled), diags.0)
+}
+
+/// Workloads whose scopes do not form one chain: one warning per pair of
+/// scopes, naming the first such workload and how many there are.
+///
+/// Members of a scope are members of its parent, so in priority order
+/// (pre-order) the scopes holding a workload form a chain exactly when each
+/// one's parent is the previous one holding it. Two top-level scopes are
+/// `cluster-split`'s.
+fn overlapping_scopes(world: &World<'_>, m: &Membership) -> Vec<Diagnostic> {
+    let intent = world.intent;
+    let mut prev: Vec<Option<usize>> = vec![None; world.len()];
+    // (earlier, later) → (first workload, count)
+    let mut pairs: BTreeMap<(usize, usize), (u32, usize)> = BTreeMap::new();
+    for (s, scope) in intent.scopes.iter().enumerate() {
+        for w in m.scopes[s].ones() {
+            let before = prev[w as usize].replace(s);
+            if let (Some(p), Some(b)) = (scope.parent, before)
+                && p != b
+            {
+                pairs.entry((b, s)).or_insert((w, 0)).1 += 1;
+            }
+        }
+    }
+    pairs
+        .into_iter()
+        .map(|((a, b), (w, count))| {
+            let wl = &world.w[w as usize];
+            let example = match wl.namespace {
+                Some(ns) => format!("{ns}/{}", wl.name),
+                None => wl.name.to_string(),
+            };
+            diag::overlapping_scopes(
+                (&intent.scopes[a].name, intent.scopes[a].span),
+                (&intent.scopes[b].name, intent.scopes[b].span),
+                &example,
+                count,
+            )
+        })
+        .collect()
 }
 
 /// Workloads of one cluster in two top-level scopes: one error per cluster.

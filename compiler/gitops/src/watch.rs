@@ -275,7 +275,12 @@ impl Watcher {
             }
         }
         let trust = Trust::new(cfg.keys.iter().map(|k| k.trusted()), 1);
-        let mut status = match Status::read(&out)? {
+        // A directory belongs to a source once a commit of it was processed:
+        // a run that failed before that (a wrong --repo, a missing branch)
+        // claims nothing, and writes nothing until something happens.
+        let existing = Status::read(&out)?.filter(|s| !s.is_unused());
+        let mut changed = existing.is_some();
+        let mut status = match existing {
             Some(s) => {
                 let was = format!("{} branch {} path {}", s.repository, s.branch, s.path);
                 let now = format!(
@@ -341,6 +346,7 @@ impl Watcher {
                 inventory_sha256: index.inventory_sha256,
             });
             status.highest_generation = status.highest_generation.max(c);
+            changed = true;
             log(Event::Adopted {
                 generation: c,
                 commit,
@@ -348,9 +354,12 @@ impl Watcher {
         }
         let removed = publication.recover()?;
         if !removed.is_empty() {
+            changed = true;
             log(Event::Recovered { removed });
         }
-        status.write(&out)?;
+        if changed {
+            status.write(&out)?;
+        }
         Ok(Watcher {
             cfg,
             status,

@@ -10,6 +10,7 @@ mod error;
 mod fields;
 mod kubectl;
 pub mod model;
+pub mod names;
 mod owner;
 mod prune;
 mod trivy;

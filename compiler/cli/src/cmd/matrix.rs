@@ -17,6 +17,11 @@ pub(crate) fn run(mut args: MatrixArgs) -> anyhow::Result<Outcome> {
         Ok(s) => s,
         Err(outcome) => return Ok(outcome),
     };
-    output::emit(args.format, &session.compiled.matrix())?;
+    let select = ringfence_core::Select {
+        from: args.from,
+        to: args.to,
+        namespaces: args.namespace,
+    };
+    output::emit(args.format, &session.compiled.matrix_of(&select))?;
     Ok(Outcome::Clean)
 }
