@@ -13,7 +13,7 @@ use std::process::{Child, Command, Output, Stdio};
 use std::sync::atomic::{AtomicU16, Ordering};
 use std::time::{Duration, Instant};
 
-use ringfence_core::synth::kubectl_list;
+use ringfence_testkit::synth::kubectl_list;
 use serde_json::Value;
 
 use crate::cli::{code, p, ringfence, text};

@@ -15,9 +15,3 @@ mod robust;
 #[path = "../../analyze/tests/common.rs"]
 #[allow(dead_code)] // only the intent and inventory are used here
 mod common;
-
-// The discovery library's synthesized shop.
-#[path = "../../discover/tests/shop.rs"]
-mod shop;
-#[path = "../../discover/tests/synth/mod.rs"]
-mod synth;

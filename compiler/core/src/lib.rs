@@ -22,11 +22,10 @@
 //! [`Compiled::explain`]) and `matrix` ([`Compiled::matrix`], and
 //! [`Compiled::connlist`] in np-guard netpol-analyzer's format) and gives flow
 //! analysis a fast [`Compiled::verdict`], all from the same chains the nodes
-//! enforce. `schema/docs/ir.md` documents the IR and these semantics.
+//! enforce; [`diff`] compares two compiles (`ringfence plan`). `schema/docs/ir.md` documents the IR and these semantics.
 //!
-//! [`interval`] holds the interval sets the analysis is built on; [`testing`]
-//! builds intent and inventory values for tests; [`synth`] generates clusters
-//! of any size (as values and as files) for benchmarks.
+//! [`interval`] holds the interval sets the analysis is built on. Builders
+//! and synthetic clusters for tests and benchmarks are in `ringfence-testkit`.
 
 mod bits;
 mod chains;
@@ -34,6 +33,7 @@ mod compiled;
 mod compress;
 pub mod connlist;
 mod diag;
+pub mod diff;
 pub mod explain;
 mod ids;
 pub mod interval;
@@ -42,8 +42,6 @@ mod membership;
 mod order;
 mod resolve;
 mod slice;
-pub mod synth;
-pub mod testing;
 mod world;
 
 use std::collections::BTreeMap;

@@ -933,7 +933,7 @@ pub(crate) fn union_all(sets: impl IntoIterator<Item = Addrs>) -> Addrs {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::testing::{IntentBuilder, q};
+    use ringfence_testkit::builder::{IntentBuilder, q};
 
     #[test]
     fn lines_locate_like_the_source_file() {

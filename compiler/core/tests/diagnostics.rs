@@ -1,12 +1,12 @@
 //! What the core reports about intent, with spans into the intent text.
 
 use ringfence_core::compile;
-use ringfence_core::testing::{
-    IntentBuilder, PodExt, ServiceExt, cluster, inventory, node, pod, q, service, t,
-};
 use ringfence_intent::model::{Action, Direction, Intent, Os, PolicyRank, Proto};
 use ringfence_intent::{Diagnostic, Severity};
 use ringfence_inventory::model::Inventory;
+use ringfence_testkit::builder::{
+    IntentBuilder, PodExt, ServiceExt, cluster, inventory, node, pod, q, service, t,
+};
 
 fn inv() -> Inventory {
     inventory(vec![cluster(

@@ -1,10 +1,10 @@
 //! `explain` and `matrix` as the CLI prints them: peers, errors, text and JSON.
 
-use ringfence_core::testing::{
-    IntentBuilder, PodExt, ServiceExt, cluster, inventory, node, pod, q, service, t,
-};
 use ringfence_core::{Compiled, ExplainError, PeerError, Select, compile};
 use ringfence_intent::model::{Action, Direction, Os, PolicyRank, Proto, WorkloadKind};
+use ringfence_testkit::builder::{
+    IntentBuilder, PodExt, ServiceExt, cluster, inventory, node, pod, q, service, t,
+};
 
 use crate::example;
 

@@ -4,14 +4,14 @@
 
 use std::net::IpAddr;
 
-use ringfence_core::testing::{
-    IntentBuilder, PodExt, ServiceExt, cluster, inventory, namespace, node, pod, q, service, t,
-};
 use ringfence_intent::model::{
     Action, Direction, Intent, Mode, Os, PolicyAction, PolicyRank, Proto, Query, Target,
     WorkloadKind,
 };
 use ringfence_inventory::model::Inventory;
+use ringfence_testkit::builder::{
+    IntentBuilder, PodExt, ServiceExt, cluster, inventory, namespace, node, pod, q, service, t,
+};
 
 /// Reads choices; past the end, every choice is 0.
 pub(crate) struct Choices<'a> {

@@ -4,8 +4,8 @@
 use std::collections::BTreeSet;
 
 use ringfence_core::compile;
-use ringfence_core::testing::t;
 use ringfence_intent::model::{PolicyAction, PolicyRank, Proto};
+use ringfence_testkit::builder::t;
 
 use crate::example;
 

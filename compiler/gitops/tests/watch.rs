@@ -11,7 +11,6 @@ use ringfence_bundle::{SigningKey, Trust, parse_time, verify_index};
 use ringfence_gitops::publish::Publication;
 use ringfence_gitops::status::Outcome;
 use ringfence_gitops::watch::{Event, PollResult, RepoLocation, WatchConfig, WatchError, Watcher};
-use ringfence_plugin_host::Limits;
 use ringfence_schema::bundle::IndexPayload;
 
 use crate::git::{git, workspace};
@@ -21,7 +20,7 @@ fn fixture() -> PathBuf {
 }
 
 fn key() -> SigningKey {
-    SigningKey::from_seed([7; 32])
+    ringfence_testkit::keys::key(7)
 }
 
 /// A bare server repository and a working clone holding the lab intent
@@ -82,7 +81,6 @@ impl Lab {
             out: self.out(),
             keep: 5,
             expires: Duration::from_secs(7 * 86_400),
-            limits: Limits::default(),
             failpoint: None,
         }
     }

@@ -6,6 +6,8 @@
 
 use std::io::Write;
 
+use ringfence_driver::Pipeline;
+
 use crate::Outcome;
 use crate::cmd::{common, output, stdin};
 use crate::flags::{Format, MatrixArgs};
@@ -16,7 +18,8 @@ pub(crate) fn run(mut args: MatrixArgs) -> anyhow::Result<Outcome> {
         &mut [&mut inv.inventory, &mut inv.trivy],
         "--inventory, --trivy",
     )?;
-    let session = match common::compile(&args.source, &args.inventory)? {
+    let pipeline = Pipeline::new();
+    let session = match common::compile(&pipeline, &args.source, &args.inventory)? {
         Ok(s) => s,
         Err(outcome) => return Ok(outcome),
     };

@@ -7,7 +7,7 @@
 //! [`cluster`]) fill in the defaults of a scheduled, running workload.
 //!
 //! ```
-//! use ringfence_core::testing::{IntentBuilder, q, t};
+//! use ringfence_testkit::builder::{IntentBuilder, q, t};
 //! use ringfence_intent::model::{Action, Direction, PolicyRank, Proto};
 //!
 //! let mut b = IntentBuilder::new();
