@@ -203,8 +203,8 @@ pub(crate) enum Command {
     #[command(
         subcommand,
         after_help = "Examples:
-  kubectl get netpol,anp,banp -A -o yaml > policies.yaml && ringfence import k8s policies.yaml --out intent/
-  ringfence import k8s manifests/ --out intent/ -o json"
+  ringfence import k8s manifests/ --out intent/ -o json
+  kubectl get netpol,anp,banp -A -o yaml > policies.yaml && ringfence import k8s policies.yaml --out intent/"
     )]
     Import(ImportCommand),
 }
