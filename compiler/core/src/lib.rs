@@ -111,7 +111,8 @@ pub fn compile_observed(
     diags.extend(d);
     on_stage(Stage::Resolve);
 
-    let ordered = order::order(&world, &m, &resolved);
+    let mut ordered = order::order(&world, &m, &resolved);
+    order::guard_node_returns(&mut resolved, &mut ordered);
     on_stage(Stage::Order);
 
     let (chains, d) = chains::build(intent, &ordered.groups, &mut resolved);
