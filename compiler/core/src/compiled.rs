@@ -302,7 +302,7 @@ impl FlowVerdict {
 }
 
 /// Allowed ports per protocol: what a chain lets through for a peer.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub(crate) struct ProtoPorts {
     /// tcp, udp, sctp.
     pub(crate) ports: [PortSet; 3],

@@ -55,7 +55,7 @@ pub use compiled::{
 };
 pub use connlist::ConnLine;
 pub use explain::{ExplainError, Explanation, Peer, PeerError};
-pub use matrix::{Connection, Matrix, Select};
+pub use matrix::{Connection, Line, Matrix, PairSummary, Select};
 
 use crate::membership::Membership;
 use crate::world::World;
