@@ -26,7 +26,7 @@ use ringfence_schema::ir::ExposureKind;
 use ringfence_schema::net::PortRange;
 use serde::Serialize;
 
-use crate::compiled::{Compiled, PORT_PROTOS, ProtoPorts};
+use crate::compiled::{Compiled, FastMap, PORT_PROTOS, ProtoPorts};
 use crate::interval::{Addrs, IntervalSet, PortSet};
 
 /// Every allowed connection, sorted.
@@ -175,14 +175,14 @@ struct Engine<'c> {
     providers: Vec<Provider>,
     /// Interned results; `results[0]` is empty, `results[1]` everything.
     results: Vec<ProtoPorts>,
-    result_ids: HashMap<ProtoPorts, u32>,
+    result_ids: FastMap<ProtoPorts, u32>,
     /// Egress chain (slot) × atom → result.
-    egress_slots: HashMap<Option<u32>, usize>,
+    egress_slots: FastMap<Option<u32>, usize>,
     egress: Vec<Vec<u32>>,
     /// Provider kind × atom → result.
     ingress: Vec<Vec<u32>>,
-    inter: HashMap<(u32, u32), u32>,
-    cache: HashMap<(u32, u32), ProtoPorts>,
+    inter: FastMap<(u32, u32), u32>,
+    cache: FastMap<(u32, u32), ProtoPorts>,
     /// Per result: its lines (protocol, ports), made on first use.
     lines: Vec<Option<Vec<(Proto, Vec<PortRange>)>>>,
 }
@@ -197,12 +197,12 @@ impl<'c> Engine<'c> {
             atoms: Vec::new(),
             providers: Vec::new(),
             results: Vec::new(),
-            result_ids: HashMap::new(),
-            egress_slots: HashMap::new(),
+            result_ids: FastMap::default(),
+            egress_slots: FastMap::default(),
             egress: Vec::new(),
             ingress: Vec::new(),
-            inter: HashMap::new(),
-            cache: HashMap::new(),
+            inter: FastMap::default(),
+            cache: FastMap::default(),
             lines: Vec::new(),
         };
         e.result(ProtoPorts::none());
@@ -703,7 +703,10 @@ impl Compiled {
                 {
                     let ok = from.members.iter().all(|m| {
                         targets.iter().all(|&(e, tp)| {
+                            // The hop through the node is judged by the pod's
+                            // own ingress; the entry by its exposure chain.
                             let chain = self.ep_info[e as usize].ingress;
+                            let entry = self.ep_info[e as usize].exposure_chain();
                             let w = self.ep_info[e as usize].workload;
                             let fams: Vec<usize> = (0..2)
                                 .filter(|&f| {
@@ -714,7 +717,7 @@ impl Compiled {
                             !fams.is_empty()
                                 && fams.iter().all(|&f| {
                                     let atom = m.sides[f].expect("family").0;
-                                    let allowed = engine.allows_cached(chain, atom);
+                                    let allowed = engine.allows_cached(entry, atom);
                                     let hop = nodes.as_ref().is_none_or(|n| {
                                         let part = if f == 0 {
                                             Addrs {

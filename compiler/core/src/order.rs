@@ -83,6 +83,9 @@ pub(crate) struct Ep {
     pub(crate) ports: Vec<ProtoPort>,
     pub(crate) ingress: u32,
     pub(crate) egress: Option<u32>,
+    /// The group judging traffic that enters through an exposure, when it
+    /// is not `ingress` (see [`guard_node_returns`]).
+    pub(crate) exposed: Option<u32>,
 }
 
 /// The endpoints and the distinct chain signatures they use.
@@ -190,6 +193,7 @@ pub(crate) fn order(world: &World<'_>, m: &Membership, r: &Resolved) -> Ordered 
             ports,
             ingress: intern(ingress),
             egress: egress.map(&mut intern),
+            exposed: None,
         });
     }
     Ordered { endpoints, groups }
@@ -389,7 +393,43 @@ fn svc_returns(
 /// and only traffic the node forwarded through an exposure (judged there by
 /// the target's ingress with the original source) still uses the rule.
 /// Pods whose chain is in analyze mode are not guarded (they drop nothing).
+///
+/// Traffic entering through an exposure is judged with its original source,
+/// so the node-return rule has no business there (it would let a node in
+/// through a node port): such pods get an exposure group, their ingress
+/// without the node-return rules.
 pub(crate) fn guard_node_returns(r: &mut Resolved, o: &mut Ordered) {
+    let mut exposed: HashMap<u32, u32> = HashMap::new();
+    let mut index: HashMap<Sig, u32> = HashMap::new();
+    let mut intern = |groups: &mut Vec<Sig>, sig: Sig| -> u32 {
+        *index.entry(sig.clone()).or_insert_with(|| {
+            groups.push(sig);
+            (groups.len() - 1) as u32
+        })
+    };
+    for ei in 0..o.endpoints.len() {
+        let g = o.endpoints[ei].ingress;
+        let x = match exposed.get(&g) {
+            Some(&x) => x,
+            None => {
+                let sig = &o.groups[g as usize];
+                let x = if sig
+                    .items
+                    .iter()
+                    .any(|i| matches!(i, Item::SvcReturn { .. }))
+                {
+                    let mut sig = sig.clone();
+                    sig.items.retain(|i| !matches!(i, Item::SvcReturn { .. }));
+                    intern(&mut o.groups, sig)
+                } else {
+                    g
+                };
+                exposed.insert(g, x);
+                x
+            }
+        };
+        o.endpoints[ei].exposed = (x != g).then_some(x);
+    }
     // Ingress groups with a node-return rule → (cluster, [v4, v6] addresses).
     let mut targets: BTreeMap<u32, (u32, [Addrs; 2])> = BTreeMap::new();
     for e in &o.endpoints {
@@ -423,8 +463,6 @@ pub(crate) fn guard_node_returns(r: &mut Resolved, o: &mut Ordered) {
             (g, rules)
         })
         .collect();
-    // Only guarded signatures are new, so only they need interning.
-    let mut index: HashMap<Sig, u32> = HashMap::new();
     // Denying info → guard info.
     let mut infos: BTreeMap<u32, u32> = BTreeMap::new();
     for ei in 0..o.endpoints.len() {
@@ -489,10 +527,6 @@ pub(crate) fn guard_node_returns(r: &mut Resolved, o: &mut Ordered) {
             })
             .collect();
         sig.items.splice(0..0, guards);
-        let g = *index.entry(sig.clone()).or_insert_with(|| {
-            o.groups.push(sig);
-            (o.groups.len() - 1) as u32
-        });
-        o.endpoints[ei].egress = Some(g);
+        o.endpoints[ei].egress = Some(intern(&mut o.groups, sig));
     }
 }

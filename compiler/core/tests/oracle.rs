@@ -582,7 +582,9 @@ impl<'a> Oracle<'a> {
             })
     }
 
-    fn ingress_with(
+    /// [`Oracle::ingress`]; without `with_return`, as traffic entering
+    /// through an exposure is judged (no node-return rule).
+    pub(crate) fn ingress_with(
         &self,
         w: W<'a>,
         src: IpAddr,

@@ -9,7 +9,9 @@
 //!
 //! Intent: an absolute `deny from="nodes" to="scope:apps"` and a default
 //! allow from the external `corp` to the NodePort service `ns-a/db` (port 443
-//! → 8080, node port 30120, `externalTrafficPolicy: Cluster`).
+//! → 8080, node port 30120, `externalTrafficPolicy: Cluster`). The nodes and
+//! their host-network pods stay denied however they address the pod; `corp`
+//! gets in directly and through either node's node port.
 
 use std::net::IpAddr;
 
@@ -134,6 +136,12 @@ fn node_return_admits_forwarded_node_port_traffic_only() {
         ir1.chain(&db.ingress).unwrap().rules[0].policy,
         "svc/ns-a/db/443"
     );
+    // Traffic through the node port is judged without it.
+    for ir in [&ir1, &ir2] {
+        let target = &ir.exposures[0].targets[0];
+        let chain = ir.chain(target.chain.as_deref().unwrap()).unwrap();
+        assert!(chain.rules.iter().all(|r| r.policy != "svc/ns-a/db/443"));
+    }
 
     let ext = Netns::new("ext");
     let n2 = Netns::new("n2");
@@ -193,6 +201,18 @@ fn node_return_admits_forwarded_node_port_traffic_only() {
             tcp(N2, DB, 8080),
             false,
             "n2 itself, which n1 cannot tell from forwarded traffic",
+        ),
+        (
+            &n1,
+            tcp(N1, N1, 30120),
+            false,
+            "n1 itself through its own node port",
+        ),
+        (
+            &n2,
+            tcp(N2, N1, 30120),
+            false,
+            "n2 itself through n1's node port",
         ),
     ];
     let mut wrong = Vec::new();
