@@ -92,7 +92,7 @@ fn kube_proxy(node_addr: &str) -> String {
         "table ip kubeproxy {{\n\
          \tchain pre {{ type nat hook prerouting priority dstnat; policy accept;\n\
          \t\tip daddr {node_addr} tcp dport 30120 dnat to {DB}:8080\n\t}}\n\
-         \tchain out {{ type nat hook output priority dstnat; policy accept;\n\
+         \tchain out {{ type nat hook output priority -100; policy accept;\n\
          \t\tip daddr {node_addr} tcp dport 30120 dnat to {DB}:8080\n\t}}\n\
          \tchain post {{ type nat hook postrouting priority srcnat; policy accept;\n\
          \t\tct status dnat masquerade\n\t}}\n}}\n"
