@@ -150,15 +150,24 @@ enum Provider {
     Host(Vec<(Proto, u16, Option<u32>)>),
 }
 
+/// A consumer profile: per family (atom, egress chain).
+type ConsumerProfile = [Option<(u32, Option<u32>)>; 2];
+/// A provider profile: per family (atom, provider kind).
+type ProviderProfile = [Option<(u32, u32)>; 2];
+/// A result's lines: (protocol, ports), in protocol order.
+type ProtoLines = Vec<(Proto, Vec<PortRange>)>;
+/// Exposure lines by (from, to): (entry point, protocol, ports), sorted.
+type ExposureLines<'s> = HashMap<(&'s str, &'s str), Vec<(Entry, Proto, Vec<PortRange>)>>;
+
 /// A group of the matrix with its members' distinct profiles.
 struct Group<'a> {
     name: &'a str,
     members: Vec<Member>,
     external: bool,
     /// Distinct consumer profiles: per family (atom, egress chain).
-    consumers: Vec<[Option<(u32, Option<u32>)>; 2]>,
+    consumers: Vec<ConsumerProfile>,
     /// Distinct provider profiles: per family (atom, provider kind).
-    providers: Vec<[Option<(u32, u32)>; 2]>,
+    providers: Vec<ProviderProfile>,
 }
 
 const UNSET: u32 = u32::MAX;
@@ -184,7 +193,7 @@ struct Engine<'c> {
     inter: FastMap<(u32, u32), u32>,
     cache: FastMap<(u32, u32), ProtoPorts>,
     /// Per result: its lines (protocol, ports), made on first use.
-    lines: Vec<Option<Vec<(Proto, Vec<PortRange>)>>>,
+    lines: Vec<Option<ProtoLines>>,
 }
 
 const EMPTY: u32 = 0;
@@ -667,7 +676,7 @@ impl Compiled {
         groups: &[Group<'s>],
         select: &Select,
         engine: &mut Engine<'_>,
-    ) -> HashMap<(&'s str, &'s str), Vec<(Entry, Proto, Vec<PortRange>)>> {
+    ) -> ExposureLines<'s> {
         // (from, to, entry, proto) → ports.
         let mut lines: BTreeMap<(&str, &str, Entry, Proto), Vec<PortRange>> = BTreeMap::new();
         for x in &self.exposures {
@@ -747,7 +756,7 @@ impl Compiled {
                 }
             }
         }
-        let mut out: HashMap<(&str, &str), Vec<(Entry, Proto, Vec<PortRange>)>> = HashMap::new();
+        let mut out: ExposureLines<'s> = HashMap::new();
         for ((from, to, entry, proto), mut ports) in lines {
             ringfence_schema::net::normalize_ports(&mut ports);
             out.entry((from, to))
