@@ -207,6 +207,12 @@ pub struct ExposureTarget {
     pub endpoint: String,
     /// The target port on that endpoint.
     pub port: u16,
+    /// The chain that judges traffic entering through the exposure, when it
+    /// is not the endpoint's `ingress`: the same rules without the implicit
+    /// node-return rules, which admit only what other nodes forward (so a
+    /// node cannot reach the target through a node port on their strength).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub chain: Option<String>,
 }
 
 /// Which way a chain looks at traffic.
@@ -511,9 +517,10 @@ impl NodeIr {
         x.targets
             .iter()
             .map(|t| {
-                let v = self
-                    .endpoint(&t.endpoint)
-                    .and_then(|e| self.side(e, &e.ingress, src, proto, Some(t.port)));
+                let v = self.endpoint(&t.endpoint).and_then(|e| {
+                    let chain = t.chain.as_deref().unwrap_or(&e.ingress);
+                    self.side(e, chain, src, proto, Some(t.port))
+                });
                 (t, v)
             })
             .collect()
@@ -622,6 +629,16 @@ impl NodeIr {
                     return Err(format!(
                         "exposure of `{}` targets unknown endpoint `{}`",
                         x.service, t.endpoint
+                    ));
+                }
+                if let Some(c) = &t.chain
+                    && self
+                        .chain(c)
+                        .is_none_or(|c| c.direction != Direction::Ingress)
+                {
+                    return Err(format!(
+                        "exposure of `{}` judges with `{c}`, which is not an ingress chain",
+                        x.service
                     ));
                 }
             }

@@ -359,6 +359,10 @@ pub(crate) struct MatrixArgs {
     /// Only lines with one side in this namespace. Repeat for several.
     #[arg(long, value_name = "NS")]
     pub(crate) namespace: Vec<String>,
+    /// One line per group pair (`FROM => TO : TCP 80; UDP 53; …`) instead
+    /// of one per protocol and entry point.
+    #[arg(long)]
+    pub(crate) summary: bool,
     /// Output format.
     #[arg(short = 'o', long, value_enum, default_value = "txt")]
     pub(crate) format: Format,

@@ -215,3 +215,46 @@ fn matrix_filters_by_group_and_namespace() {
     );
     assert_eq!(run(&["--from", "nobody"]), "");
 }
+
+/// `--summary` folds the lines of each group pair into one, in the same
+/// order, as text and as a document; the streamed JSON is the matrix.
+#[test]
+fn matrix_summary_has_one_line_per_group_pair() {
+    let ex = example();
+    let inv = std::path::Path::new(&ex).join("inventory/prod-eu1.json");
+    let run = |extra: &[&str]| {
+        let mut args = vec!["matrix", &ex, "--inventory", p(&inv)];
+        args.extend_from_slice(extra);
+        let o = ringfence(&args);
+        assert_eq!(code(&o), 0, "{}", text(&o.stderr));
+        text(&o.stdout)
+    };
+    let all = run(&[]);
+    let mut folded: Vec<(String, Vec<String>)> = Vec::new();
+    for l in all.lines() {
+        let (pair, allowed) = l.split_once(" : ").unwrap();
+        match folded.last_mut() {
+            Some((p, a)) if p == pair => a.push(allowed.to_string()),
+            _ => folded.push((pair.to_string(), vec![allowed.to_string()])),
+        }
+    }
+    let want: String = folded
+        .iter()
+        .map(|(p, a)| format!("{p} : {}\n", a.join("; ")))
+        .collect();
+    let summary = run(&["--summary"]);
+    assert_eq!(summary, want);
+    assert!(summary.lines().count() < all.lines().count());
+    let doc: serde_json::Value = serde_json::from_str(&run(&["--summary", "-o", "json"])).unwrap();
+    let pairs = doc["pairs"].as_array().unwrap();
+    assert_eq!(pairs.len(), folded.len());
+    assert_eq!(
+        pairs[0]["allowed"].as_array().unwrap().len(),
+        folded[0].1.len()
+    );
+    let doc: serde_json::Value = serde_json::from_str(&run(&["-o", "json"])).unwrap();
+    assert_eq!(
+        doc["connections"].as_array().unwrap().len(),
+        all.lines().count()
+    );
+}

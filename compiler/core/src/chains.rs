@@ -68,7 +68,7 @@ struct Slot {
 /// rules after its section, each narrowed to what the pass matches: the
 /// flows it matches are decided exactly as if it and the rest of its
 /// section were not there.
-fn expand(sig: &Sig, r: &Resolved) -> Vec<RawRule> {
+pub(crate) fn expand(sig: &Sig, r: &Resolved) -> Vec<RawRule> {
     let mut slots: Vec<Slot> = Vec::new();
     let peer = |p: Option<u32>| p.map_or(PeerRef::Any, PeerRef::Set);
     let all = |policy: u32, action: Action| RawRule {
@@ -120,6 +120,20 @@ fn expand(sig: &Sig, r: &Resolved) -> Vec<RawRule> {
                     log: false,
                 }));
             }
+            Item::Guard {
+                info,
+                set,
+                proto,
+                port,
+                log,
+            } => slots.push(top(RawRule {
+                policy: *info,
+                action: Action::Deny,
+                peer: PeerRef::Set(*set),
+                proto: *proto,
+                ports: vec![PortRange::single(*port)],
+                log: *log,
+            })),
             Item::Egress(pi) => {
                 let p = &r.plans[*pi as usize];
                 for t in &p.egress_rules {

@@ -153,6 +153,16 @@ pub(crate) struct EpInfo {
     pub(crate) node: u32,
     pub(crate) ingress: u32,
     pub(crate) egress: Option<u32>,
+    /// The chain judging traffic through an exposure, if not `ingress`
+    /// (`ingress` without the node-return rules).
+    pub(crate) exposed: Option<u32>,
+}
+
+impl EpInfo {
+    /// The chain judging traffic that enters through an exposure.
+    pub(crate) fn exposure_chain(&self) -> u32 {
+        self.exposed.unwrap_or(self.ingress)
+    }
 }
 
 /// A NodePort or LoadBalancer entry point, cluster-wide.
@@ -302,7 +312,7 @@ impl FlowVerdict {
 }
 
 /// Allowed ports per protocol: what a chain lets through for a peer.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub(crate) struct ProtoPorts {
     /// tcp, udp, sctp.
     pub(crate) ports: [PortSet; 3],
@@ -544,7 +554,14 @@ impl Compiled {
                 Via::NodePort | Via::LoadBalancer => self.egress_side(src, dst, proto, Some(port)),
             };
             let ingress = match self.cat[pod as usize].endpoint {
-                Some(e) => self.decide(e, self.ep_info[e as usize].ingress, src, proto, Some(tp)),
+                Some(e) => {
+                    let info = &self.ep_info[e as usize];
+                    let chain = match v.via {
+                        Via::ClusterIp => info.ingress,
+                        Via::NodePort | Via::LoadBalancer => info.exposure_chain(),
+                    };
+                    self.decide(e, chain, src, proto, Some(tp))
+                }
                 None => Side::NotManaged,
             };
             let node_hop = (v.via != Via::ClusterIp && etp == TrafficPolicy::Cluster)

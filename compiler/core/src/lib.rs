@@ -55,7 +55,7 @@ pub use compiled::{
 };
 pub use connlist::ConnLine;
 pub use explain::{ExplainError, Explanation, Peer, PeerError};
-pub use matrix::{Connection, Matrix, Select};
+pub use matrix::{Connection, Line, Matrix, PairSummary, Select};
 
 use crate::membership::Membership;
 use crate::world::World;
@@ -111,7 +111,8 @@ pub fn compile_observed(
     diags.extend(d);
     on_stage(Stage::Resolve);
 
-    let ordered = order::order(&world, &m, &resolved);
+    let mut ordered = order::order(&world, &m, &resolved);
+    order::guard_node_returns(&mut resolved, &mut ordered);
     on_stage(Stage::Order);
 
     let (chains, d) = chains::build(intent, &ordered.groups, &mut resolved);

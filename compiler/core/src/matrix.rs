@@ -26,7 +26,7 @@ use ringfence_schema::ir::ExposureKind;
 use ringfence_schema::net::PortRange;
 use serde::Serialize;
 
-use crate::compiled::{Compiled, PORT_PROTOS, ProtoPorts};
+use crate::compiled::{Compiled, FastMap, PORT_PROTOS, ProtoPorts};
 use crate::interval::{Addrs, IntervalSet, PortSet};
 
 /// Every allowed connection, sorted.
@@ -113,21 +113,383 @@ impl Select {
     }
 }
 
-/// What a member looks like from the other side, per address family.
+/// What a member looks like from the other side, per address family: an
+/// address, or an external's addresses (of that family).
 #[derive(Clone)]
 enum Spec {
     Ip(IpAddr),
-    Set(u32, Addrs),
+    Set(Addrs),
 }
 
 struct Member {
     workload: u32,
     /// [IPv4, IPv6].
     specs: [Option<Spec>; 2],
+    /// Per family: (atom of its address, egress chain as a consumer,
+    /// provider kind).
+    sides: [Option<(u32, Option<u32>, u32)>; 2],
 }
 
 fn fam(a: &IpAddr) -> usize {
     usize::from(a.is_ipv6())
+}
+
+/// How a member judges traffic to it (see [`Engine::ingress`]).
+#[derive(Clone, PartialEq, Eq, Hash)]
+enum Provider {
+    /// No chain: everything passes.
+    All,
+    /// Nothing reaches it (a node-side member without an address).
+    Nothing,
+    /// A pod's ingress chain.
+    Chain(u32),
+    /// A node: its chain (if managed), except the ports host-network pods own.
+    Node(Option<u32>, Vec<(Proto, u16)>),
+    /// A host-network pod: only its ports, each judged by the chain of
+    /// whoever owns it on that address (if managed).
+    Host(Vec<(Proto, u16, Option<u32>)>),
+}
+
+/// A consumer profile: per family (atom, egress chain).
+type ConsumerProfile = [Option<(u32, Option<u32>)>; 2];
+/// A provider profile: per family (atom, provider kind).
+type ProviderProfile = [Option<(u32, u32)>; 2];
+/// A result's lines: (protocol, ports), in protocol order.
+type ProtoLines = Vec<(Proto, Vec<PortRange>)>;
+/// Exposure lines by (from, to): (entry point, protocol, ports), sorted.
+type ExposureLines<'s> = HashMap<(&'s str, &'s str), Vec<(Entry, Proto, Vec<PortRange>)>>;
+
+/// A group of the matrix with its members' distinct profiles.
+struct Group<'a> {
+    name: &'a str,
+    members: Vec<Member>,
+    external: bool,
+    /// Distinct consumer profiles: per family (atom, egress chain).
+    consumers: Vec<ConsumerProfile>,
+    /// Distinct provider profiles: per family (atom, provider kind).
+    providers: Vec<ProviderProfile>,
+}
+
+const UNSET: u32 = u32::MAX;
+
+/// The matrix evaluator. A chain's verdict for a peer depends only on
+/// which of the compiled sets hold the peer, so addresses are classed into
+/// *atoms* (equal set membership) and every verdict is computed once per
+/// (chain, atom), interned, and looked up in dense tables; group pairs whose
+/// members share profiles cost a few array reads.
+struct Engine<'c> {
+    c: &'c Compiled,
+    /// Per atom: a representative peer.
+    atoms: Vec<Spec>,
+    providers: Vec<Provider>,
+    /// Interned results; `results[0]` is empty, `results[1]` everything.
+    results: Vec<ProtoPorts>,
+    result_ids: FastMap<ProtoPorts, u32>,
+    /// Egress chain (slot) × atom → result.
+    egress_slots: FastMap<Option<u32>, usize>,
+    egress: Vec<Vec<u32>>,
+    /// Provider kind × atom → result.
+    ingress: Vec<Vec<u32>>,
+    inter: FastMap<(u32, u32), u32>,
+    cache: FastMap<(u32, u32), ProtoPorts>,
+    /// Per result: its lines (protocol, ports), made on first use.
+    lines: Vec<Option<ProtoLines>>,
+}
+
+const EMPTY: u32 = 0;
+const FULL: u32 = 1;
+
+impl<'c> Engine<'c> {
+    fn new(c: &'c Compiled) -> Self {
+        let mut e = Engine {
+            c,
+            atoms: Vec::new(),
+            providers: Vec::new(),
+            results: Vec::new(),
+            result_ids: FastMap::default(),
+            egress_slots: FastMap::default(),
+            egress: Vec::new(),
+            ingress: Vec::new(),
+            inter: FastMap::default(),
+            cache: FastMap::default(),
+            lines: Vec::new(),
+        };
+        e.result(ProtoPorts::none());
+        e.result(ProtoPorts::all());
+        e
+    }
+
+    fn result(&mut self, r: ProtoPorts) -> u32 {
+        if let Some(&i) = self.result_ids.get(&r) {
+            return i;
+        }
+        let i = self.results.len() as u32;
+        self.result_ids.insert(r.clone(), i);
+        self.results.push(r);
+        self.lines.push(None);
+        i
+    }
+
+    /// The atom of every address: addresses held by exactly the same
+    /// compiled sets share one.
+    fn ip_atoms(&mut self, ips: &[IpAddr]) -> HashMap<IpAddr, u32> {
+        let mut v4: Vec<(u32, usize)> = Vec::new();
+        let mut v6: Vec<(u128, usize)> = Vec::new();
+        for (i, a) in ips.iter().enumerate() {
+            match a {
+                IpAddr::V4(x) => v4.push((u32::from(*x), i)),
+                IpAddr::V6(x) => v6.push((u128::from(*x), i)),
+            }
+        }
+        v4.sort_unstable();
+        v6.sort_unstable();
+        let mut held: Vec<Vec<u32>> = vec![Vec::new(); ips.len()];
+        for (s, set) in self.c.sets.iter().enumerate() {
+            for &(lo, hi) in set.v4.ranges() {
+                let from = v4.partition_point(|x| x.0 < lo);
+                for x in v4[from..].iter().take_while(|x| x.0 <= hi) {
+                    held[x.1].push(s as u32);
+                }
+            }
+            for &(lo, hi) in set.v6.ranges() {
+                let from = v6.partition_point(|x| x.0 < lo);
+                for x in v6[from..].iter().take_while(|x| x.0 <= hi) {
+                    held[x.1].push(s as u32);
+                }
+            }
+        }
+        let mut index: HashMap<(bool, Vec<u32>), u32> = HashMap::new();
+        let mut out = HashMap::with_capacity(ips.len());
+        for (a, sets) in ips.iter().zip(held) {
+            let atom = *index.entry((a.is_ipv6(), sets)).or_insert_with(|| {
+                self.atoms.push(Spec::Ip(*a));
+                (self.atoms.len() - 1) as u32
+            });
+            out.insert(*a, atom);
+        }
+        out
+    }
+
+    fn provider(&mut self, p: Provider, index: &mut HashMap<Provider, u32>) -> u32 {
+        *index.entry(p.clone()).or_insert_with(|| {
+            self.providers.push(p);
+            (self.providers.len() - 1) as u32
+        })
+    }
+
+    /// How member `w` (with spec `spec` in this family) judges traffic to it.
+    fn provider_of(&self, w: u32, spec: &Spec) -> Provider {
+        let c = self.c;
+        let wl = &c.cat[w as usize];
+        match wl.kind {
+            WorkloadKind::External => Provider::All,
+            WorkloadKind::Pod if !wl.host_network => match c.wl_endpoint[w as usize] {
+                Some(e) => Provider::Chain(c.ep_info[e as usize].ingress),
+                None => Provider::All,
+            },
+            _ => {
+                let Spec::Ip(dst) = spec else {
+                    return Provider::Nothing;
+                };
+                if wl.kind == WorkloadKind::Node {
+                    let chain = c.wl_endpoint[w as usize].map(|e| c.ep_info[e as usize].ingress);
+                    let owned = c
+                        .ingress_ip
+                        .get(dst)
+                        .map(|e| {
+                            e.host_pods
+                                .iter()
+                                .map(|(pp, _)| (pp.proto, pp.port))
+                                .collect()
+                        })
+                        .unwrap_or_default();
+                    return Provider::Node(chain, owned);
+                }
+                let ports = c
+                    .endpoints_ports(w)
+                    .into_iter()
+                    .filter(|(proto, _)| PORT_PROTOS.contains(proto))
+                    .map(|(proto, port)| {
+                        let owner = c.ingress_endpoint(*dst, proto, Some(port));
+                        (proto, port, owner.map(|e| c.ep_info[e as usize].ingress))
+                    })
+                    .collect();
+                Provider::Host(ports)
+            }
+        }
+    }
+
+    /// What `chain` allows from (or to) every address of `atom`.
+    fn allows(&self, chain: u32, atom: u32) -> ProtoPorts {
+        match &self.atoms[atom as usize] {
+            Spec::Ip(ip) => self.c.chain_allows_ip(chain, *ip),
+            Spec::Set(a) => self.c.chain_allows_all(chain, a),
+        }
+    }
+
+    /// [`Engine::allows`], remembered (for the exposure lines).
+    fn allows_cached(&mut self, chain: u32, atom: u32) -> ProtoPorts {
+        if let Some(r) = self.cache.get(&(chain, atom)) {
+            return r.clone();
+        }
+        let r = self.allows(chain, atom);
+        self.cache.insert((chain, atom), r.clone());
+        r
+    }
+
+    fn egress(&mut self, chain: Option<u32>, atom: u32) -> u32 {
+        let n = self.egress_slots.len();
+        let slot = *self.egress_slots.entry(chain).or_insert(n);
+        if slot == self.egress.len() {
+            self.egress.push(vec![UNSET; self.atoms.len()]);
+        }
+        let r = self.egress[slot][atom as usize];
+        if r != UNSET {
+            return r;
+        }
+        let r = match chain {
+            Some(ch) => {
+                let pp = self.allows(ch, atom);
+                self.result(pp)
+            }
+            None => FULL,
+        };
+        self.egress[slot][atom as usize] = r;
+        r
+    }
+
+    fn ingress(&mut self, provider: u32, atom: u32) -> u32 {
+        while self.ingress.len() <= provider as usize {
+            self.ingress.push(vec![UNSET; self.atoms.len()]);
+        }
+        let r = self.ingress[provider as usize][atom as usize];
+        if r != UNSET {
+            return r;
+        }
+        let pp = match &self.providers[provider as usize] {
+            Provider::All => ProtoPorts::all(),
+            Provider::Nothing => ProtoPorts::none(),
+            Provider::Chain(ch) => self.allows(*ch, atom),
+            Provider::Node(ch, owned) => {
+                let mut r = ch.map_or_else(ProtoPorts::all, |ch| self.allows(ch, atom));
+                for &(proto, port) in owned {
+                    if let Some(i) = PORT_PROTOS.iter().position(|&x| x == proto) {
+                        r.ports[i] = r.ports[i].difference(&PortSet::range(port, port));
+                    }
+                }
+                r
+            }
+            Provider::Host(ports) => {
+                let mut r = ProtoPorts::none();
+                for &(proto, port, owner) in ports {
+                    let i = PORT_PROTOS
+                        .iter()
+                        .position(|&x| x == proto)
+                        .expect("port protocols only");
+                    if owner.is_none_or(|ch| self.allows(ch, atom).ports[i].contains(port)) {
+                        r.ports[i] = r.ports[i].union(&PortSet::range(port, port));
+                    }
+                }
+                r
+            }
+        };
+        let r = self.result(pp);
+        self.ingress[provider as usize][atom as usize] = r;
+        r
+    }
+
+    fn intersect(&mut self, a: u32, b: u32) -> u32 {
+        match (a, b) {
+            (EMPTY, _) | (_, EMPTY) => EMPTY,
+            (FULL, x) | (x, FULL) => x,
+            (a, b) if a == b => a,
+            (a, b) => {
+                let key = (a.min(b), a.max(b));
+                if let Some(&r) = self.inter.get(&key) {
+                    return r;
+                }
+                let mut r = self.results[a as usize].clone();
+                r.intersect(&self.results[b as usize]);
+                let r = self.result(r);
+                self.inter.insert(key, r);
+                r
+            }
+        }
+    }
+
+    /// Both sides for one consumer and one provider profile, over the
+    /// families both have (nothing if none).
+    fn pair(&mut self, c: &[Option<(u32, Option<u32>)>; 2], p: &[Option<(u32, u32)>; 2]) -> u32 {
+        let mut acc = None;
+        for f in 0..2 {
+            let (Some((c_atom, eg)), Some((p_atom, pk))) = (c[f], p[f]) else {
+                continue;
+            };
+            let e = self.egress(eg, p_atom);
+            let r = if e == EMPTY {
+                EMPTY
+            } else {
+                let i = self.ingress(pk, c_atom);
+                self.intersect(e, i)
+            };
+            acc = Some(match acc {
+                None => r,
+                Some(a) => self.intersect(a, r),
+            });
+            if acc == Some(EMPTY) {
+                break;
+            }
+        }
+        acc.unwrap_or(EMPTY)
+    }
+
+    /// The lines of a result, in protocol order.
+    fn lines(&mut self, r: u32) -> &[(Proto, Vec<PortRange>)] {
+        let results = &self.results;
+        self.lines[r as usize].get_or_insert_with(|| {
+            let a = &results[r as usize];
+            let mut v: Vec<(Proto, Vec<PortRange>)> = PORT_PROTOS
+                .iter()
+                .enumerate()
+                .filter(|(i, _)| !a.ports[*i].is_empty())
+                .map(|(i, &proto)| (proto, ranges(&a.ports[i])))
+                .collect();
+            if a.icmp {
+                v.push((Proto::Icmp, Vec::new()));
+            }
+            v
+        })
+    }
+}
+
+/// One line of the matrix, borrowed while it is produced (see [`Connection`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub struct Line<'a> {
+    /// The consumer group.
+    pub from: &'a str,
+    /// The provider group.
+    pub to: &'a str,
+    /// Through a NodePort or LoadBalancer entry point.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub via: Option<&'a Entry>,
+    /// tcp, udp, sctp or icmp.
+    pub proto: Proto,
+    /// Allowed ports, merged; empty for icmp.
+    #[serde(skip_serializing_if = "<[PortRange]>::is_empty")]
+    pub ports: &'a [PortRange],
+}
+
+impl Line<'_> {
+    /// The owned line.
+    pub fn to_connection(&self) -> Connection {
+        Connection {
+            from: self.from.to_string(),
+            to: self.to.to_string(),
+            via: self.via.cloned(),
+            proto: self.proto,
+            ports: self.ports.to_vec(),
+        }
+    }
 }
 
 impl Compiled {
@@ -138,35 +500,109 @@ impl Compiled {
 
     /// The lines of [`Compiled::matrix`] that `select` keeps.
     pub fn matrix_of(&self, select: &Select) -> Matrix {
-        let mut groups: BTreeMap<&str, Vec<Member>> = BTreeMap::new();
+        let mut connections = Vec::new();
+        let _ = self.matrix_each(select, |l| {
+            connections.push(l.to_connection());
+            Ok::<(), std::convert::Infallible>(())
+        });
+        Matrix { connections }
+    }
+
+    /// The lines of [`Compiled::matrix_of`], in the same (sorted) order,
+    /// handed to `emit` one at a time as they are computed: memory does not
+    /// grow with the output. Stops at the first error `emit` returns.
+    pub fn matrix_each<E>(
+        &self,
+        select: &Select,
+        mut emit: impl FnMut(Line<'_>) -> Result<(), E>,
+    ) -> Result<(), E> {
+        let mut engine = Engine::new(self);
+        let groups = self.matrix_groups(&mut engine);
+        let exposures = self.exposure_lines(&groups, select, &mut engine);
+        for from in groups.iter().filter(|g| select.keeps_from(g.name)) {
+            for to in &groups {
+                if !select.keeps(from.name, to.name) || (from.external && to.external) {
+                    continue;
+                }
+                let r = if std::ptr::eq(from, to) {
+                    diagonal(&mut engine, from)
+                } else {
+                    let mut acc = None;
+                    'pairs: for c in &from.consumers {
+                        for p in &to.providers {
+                            let r = engine.pair(c, p);
+                            let a = match acc {
+                                None => r,
+                                Some(a) => engine.intersect(a, r),
+                            };
+                            acc = Some(a);
+                            if a == EMPTY {
+                                break 'pairs;
+                            }
+                        }
+                    }
+                    acc
+                };
+                if let Some(r) = r {
+                    for (proto, ports) in engine.lines(r) {
+                        emit(Line {
+                            from: from.name,
+                            to: to.name,
+                            via: None,
+                            proto: *proto,
+                            ports,
+                        })?;
+                    }
+                }
+                if from.external
+                    && let Some(lines) = exposures.get(&(from.name, to.name))
+                {
+                    for (entry, proto, ports) in lines {
+                        emit(Line {
+                            from: from.name,
+                            to: to.name,
+                            via: Some(entry),
+                            proto: *proto,
+                            ports,
+                        })?;
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The groups, sorted by name, with their members' profiles.
+    fn matrix_groups<'s>(&'s self, engine: &mut Engine<'_>) -> Vec<Group<'s>> {
+        let mut by_name: BTreeMap<&str, Vec<Member>> = BTreeMap::new();
+        let mut ips = Vec::new();
         for (w, wl) in self.cat.iter().enumerate() {
             let w = w as u32;
             let mut specs = [None, None];
             match wl.kind {
                 WorkloadKind::Pod | WorkloadKind::Node => {
                     for a in &wl.addrs {
-                        specs[fam(a)].get_or_insert(Spec::Ip(*a));
+                        if specs[fam(a)].is_none() {
+                            specs[fam(a)] = Some(Spec::Ip(*a));
+                            ips.push(*a);
+                        }
                     }
                 }
                 WorkloadKind::External => {
                     let a = Addrs::from_nets(wl.nets.iter());
                     if !a.v4.is_empty() {
-                        specs[0] = Some(Spec::Set(
-                            w,
-                            Addrs {
-                                v4: a.v4.clone(),
-                                v6: IntervalSet::empty(),
-                            },
-                        ));
+                        let v4 = Addrs {
+                            v4: a.v4.clone(),
+                            v6: IntervalSet::empty(),
+                        };
+                        specs[0] = Some(Spec::Set(v4));
                     }
                     if !a.v6.is_empty() {
-                        specs[1] = Some(Spec::Set(
-                            w,
-                            Addrs {
-                                v4: IntervalSet::empty(),
-                                v6: a.v6,
-                            },
-                        ));
+                        let v6 = Addrs {
+                            v4: IntervalSet::empty(),
+                            v6: a.v6,
+                        };
+                        specs[1] = Some(Spec::Set(v6));
                     }
                 }
                 WorkloadKind::Service => continue,
@@ -174,63 +610,75 @@ impl Compiled {
             if specs.iter().all(Option::is_none) {
                 continue;
             }
-            groups
-                .entry(&wl.group)
-                .or_default()
-                .push(Member { workload: w, specs });
+            by_name.entry(&wl.group).or_default().push(Member {
+                workload: w,
+                specs,
+                sides: [None, None],
+            });
         }
-
-        let mut ev = Evaluator {
-            c: self,
-            ip_cache: HashMap::new(),
-            set_cache: HashMap::new(),
-        };
-        let mut out = Vec::new();
-        for (from, cs) in groups.iter().filter(|(g, _)| select.keeps_from(g)) {
-            for (to, ps) in &groups {
-                if !select.keeps(from, to) {
-                    continue;
-                }
-                let external =
-                    |m: &Member| self.cat[m.workload as usize].kind == WorkloadKind::External;
-                if cs.iter().all(external) && ps.iter().all(external) {
-                    continue;
-                }
-                let mut acc: Option<ProtoPorts> = None;
-                'pairs: for c in cs {
-                    for p in ps {
-                        if c.workload == p.workload {
-                            continue;
-                        }
-                        let r = ev.pair(c, p);
-                        match &mut acc {
-                            None => acc = Some(r),
-                            Some(a) => a.intersect(&r),
-                        }
-                        if acc.as_ref().is_some_and(ProtoPorts::is_empty) {
-                            break 'pairs;
-                        }
+        ips.sort_unstable();
+        ips.dedup();
+        let ip_atoms = engine.ip_atoms(&ips);
+        let mut provider_index = HashMap::new();
+        by_name
+            .into_iter()
+            .map(|(name, mut members)| {
+                for m in &mut members {
+                    for f in 0..2 {
+                        let Some(spec) = &m.specs[f] else { continue };
+                        let (atom, eg) = match spec {
+                            Spec::Ip(a) => (
+                                ip_atoms[a],
+                                self.egress_ip
+                                    .get(a)
+                                    .and_then(|&e| self.ep_info[e as usize].egress),
+                            ),
+                            Spec::Set(_) => {
+                                engine.atoms.push(spec.clone());
+                                ((engine.atoms.len() - 1) as u32, None)
+                            }
+                        };
+                        let p = engine.provider_of(m.workload, spec);
+                        let pk = engine.provider(p, &mut provider_index);
+                        m.sides[f] = Some((atom, eg, pk));
                     }
                 }
-                if let Some(a) = acc {
-                    push_lines(&mut out, from, to, None, &a);
+                let mut consumers: Vec<_> = members
+                    .iter()
+                    .map(|m| m.sides.map(|s| s.map(|(a, eg, _)| (a, eg))))
+                    .collect();
+                consumers.sort_unstable();
+                consumers.dedup();
+                let mut providers: Vec<_> = members
+                    .iter()
+                    .map(|m| m.sides.map(|s| s.map(|(a, _, pk)| (a, pk))))
+                    .collect();
+                providers.sort_unstable();
+                providers.dedup();
+                let external = members
+                    .iter()
+                    .all(|m| self.cat[m.workload as usize].kind == WorkloadKind::External);
+                Group {
+                    name,
+                    members,
+                    external,
+                    consumers,
+                    providers,
                 }
-            }
-        }
-        self.exposure_lines(&groups, select, &mut ev, &mut out);
-        out.sort();
-        Matrix { connections: out }
+            })
+            .collect()
     }
 
-    fn exposure_lines(
-        &self,
-        groups: &BTreeMap<&str, Vec<Member>>,
+    /// Lines from externals through NodePort and LoadBalancer entry points,
+    /// by (from, to), sorted.
+    fn exposure_lines<'s>(
+        &'s self,
+        groups: &[Group<'s>],
         select: &Select,
-        ev: &mut Evaluator<'_>,
-        out: &mut Vec<Connection>,
-    ) {
+        engine: &mut Engine<'_>,
+    ) -> ExposureLines<'s> {
         // (from, to, entry, proto) → ports.
-        let mut lines: BTreeMap<(String, String, Entry, Proto), Vec<PortRange>> = BTreeMap::new();
+        let mut lines: BTreeMap<(&str, &str, Entry, Proto), Vec<PortRange>> = BTreeMap::new();
         for x in &self.exposures {
             let svc = &self.cat[x.service as usize];
             let entry = Entry {
@@ -257,17 +705,17 @@ impl Compiled {
                     .or_default()
                     .push((e, tp));
             }
-            for (from, members) in groups {
-                if !members
+            for from in groups.iter().filter(|g| g.external) {
+                for (&to, targets) in by_group
                     .iter()
-                    .all(|m| self.cat[m.workload as usize].kind == WorkloadKind::External)
+                    .filter(|(to, _)| select.keeps(from.name, to))
                 {
-                    continue;
-                }
-                for (to, targets) in by_group.iter().filter(|(to, _)| select.keeps(from, to)) {
-                    let ok = members.iter().all(|m| {
+                    let ok = from.members.iter().all(|m| {
                         targets.iter().all(|&(e, tp)| {
+                            // The hop through the node is judged by the pod's
+                            // own ingress; the entry by its exposure chain.
                             let chain = self.ep_info[e as usize].ingress;
+                            let entry = self.ep_info[e as usize].exposure_chain();
                             let w = self.ep_info[e as usize].workload;
                             let fams: Vec<usize> = (0..2)
                                 .filter(|&f| {
@@ -277,8 +725,8 @@ impl Compiled {
                                 .collect();
                             !fams.is_empty()
                                 && fams.iter().all(|&f| {
-                                    let allowed =
-                                        ev.allows(chain, m.specs[f].as_ref().expect("family"));
+                                    let atom = m.sides[f].expect("family").0;
+                                    let allowed = engine.allows_cached(entry, atom);
                                     let hop = nodes.as_ref().is_none_or(|n| {
                                         let part = if f == 0 {
                                             Addrs {
@@ -301,47 +749,46 @@ impl Compiled {
                     });
                     if ok {
                         lines
-                            .entry((from.to_string(), to.to_string(), entry.clone(), x.proto))
+                            .entry((from.name, to, entry.clone(), x.proto))
                             .or_default()
                             .push(PortRange::single(x.port));
                     }
                 }
             }
         }
+        let mut out: ExposureLines<'s> = HashMap::new();
         for ((from, to, entry, proto), mut ports) in lines {
             ringfence_schema::net::normalize_ports(&mut ports);
-            out.push(Connection {
-                from,
-                to,
-                via: Some(entry),
-                proto,
-                ports,
-            });
+            out.entry((from, to))
+                .or_default()
+                .push((entry, proto, ports));
         }
+        out
     }
 }
 
-fn push_lines(out: &mut Vec<Connection>, from: &str, to: &str, via: Option<Entry>, a: &ProtoPorts) {
-    for (i, &proto) in PORT_PROTOS.iter().enumerate() {
-        if !a.ports[i].is_empty() {
-            out.push(Connection {
-                from: from.to_string(),
-                to: to.to_string(),
-                via: via.clone(),
-                proto,
-                ports: ranges(&a.ports[i]),
-            });
+/// A group with itself: every pair of distinct members.
+fn diagonal(engine: &mut Engine<'_>, g: &Group<'_>) -> Option<u32> {
+    let mut acc = None;
+    for c in &g.members {
+        for p in &g.members {
+            if c.workload == p.workload {
+                continue;
+            }
+            let cs = c.sides.map(|s| s.map(|(a, eg, _)| (a, eg)));
+            let ps = p.sides.map(|s| s.map(|(a, _, pk)| (a, pk)));
+            let r = engine.pair(&cs, &ps);
+            let a = match acc {
+                None => r,
+                Some(a) => engine.intersect(a, r),
+            };
+            acc = Some(a);
+            if a == EMPTY {
+                return acc;
+            }
         }
     }
-    if a.icmp {
-        out.push(Connection {
-            from: from.to_string(),
-            to: to.to_string(),
-            via,
-            proto: Proto::Icmp,
-            ports: Vec::new(),
-        });
-    }
+    acc
 }
 
 fn ranges(p: &PortSet) -> Vec<PortRange> {
@@ -349,124 +796,6 @@ fn ranges(p: &PortSet) -> Vec<PortRange> {
         .iter()
         .map(|&(start, end)| PortRange { start, end })
         .collect()
-}
-
-/// Symbolic evaluation with caches: chains are shared by many members.
-struct Evaluator<'c> {
-    c: &'c Compiled,
-    ip_cache: HashMap<(u32, IpAddr), ProtoPorts>,
-    set_cache: HashMap<(u32, u32, bool), ProtoPorts>,
-}
-
-impl Evaluator<'_> {
-    fn allows(&mut self, chain: u32, spec: &Spec) -> ProtoPorts {
-        match spec {
-            Spec::Ip(ip) => self
-                .ip_cache
-                .entry((chain, *ip))
-                .or_insert_with(|| self.c.chain_allows_ip(chain, *ip))
-                .clone(),
-            Spec::Set(w, a) => self
-                .set_cache
-                .entry((chain, *w, !a.v6.is_empty()))
-                .or_insert_with(|| self.c.chain_allows_all(chain, a))
-                .clone(),
-        }
-    }
-
-    /// What the egress of the sender of `from` allows towards `to`. The
-    /// sender is found by address, as a node finds it (a host-network pod
-    /// sends as its node).
-    fn egress(&mut self, from: &Spec, to: &Spec) -> ProtoPorts {
-        let chain = match from {
-            Spec::Ip(src) => self
-                .c
-                .egress_ip
-                .get(src)
-                .and_then(|&e| self.c.ep_info[e as usize].egress),
-            Spec::Set(..) => None,
-        };
-        match chain {
-            Some(chain) => self.allows(chain, to),
-            None => ProtoPorts::all(),
-        }
-    }
-
-    /// What the provider's ingress allows from `from` (given as a spec).
-    fn ingress(&mut self, p: &Member, f: usize, from: &Spec) -> ProtoPorts {
-        let c = self.c;
-        let wl = &c.cat[p.workload as usize];
-        match wl.kind {
-            WorkloadKind::External => ProtoPorts::all(),
-            WorkloadKind::Pod if !wl.host_network => match c.wl_endpoint[p.workload as usize] {
-                Some(e) => self.allows(c.ep_info[e as usize].ingress, from),
-                None => ProtoPorts::all(),
-            },
-            _ => {
-                // A node address: host-network pods own their declared ports.
-                let Some(Spec::Ip(dst)) = &p.specs[f] else {
-                    return ProtoPorts::none();
-                };
-                let host_ports: Vec<(Proto, u16, Option<u32>)> = c
-                    .ingress_ip
-                    .get(dst)
-                    .map(|e| {
-                        e.host_pods
-                            .iter()
-                            .map(|(pp, ep)| (pp.proto, pp.port, Some(*ep)))
-                            .collect()
-                    })
-                    .unwrap_or_default();
-                if wl.kind == WorkloadKind::Node {
-                    let mut r = match c.wl_endpoint[p.workload as usize] {
-                        Some(e) => self.allows(c.ep_info[e as usize].ingress, from),
-                        None => ProtoPorts::all(),
-                    };
-                    for (proto, port, _) in host_ports {
-                        if let Some(i) = PORT_PROTOS.iter().position(|&x| x == proto) {
-                            r.ports[i] = r.ports[i].difference(&PortSet::range(port, port));
-                        }
-                    }
-                    return r;
-                }
-                // A host-network pod: only its ports, judged by whoever owns them.
-                let mut r = ProtoPorts::none();
-                let pod_ports: Vec<(Proto, u16)> = c.endpoints_ports(p.workload);
-                for (proto, port) in pod_ports {
-                    let Some(i) = PORT_PROTOS.iter().position(|&x| x == proto) else {
-                        continue;
-                    };
-                    let owner = c.ingress_endpoint(*dst, proto, Some(port));
-                    let ok = match owner {
-                        Some(e) => {
-                            self.allows(c.ep_info[e as usize].ingress, from).ports[i].contains(port)
-                        }
-                        None => true,
-                    };
-                    if ok {
-                        r.ports[i] = r.ports[i].union(&PortSet::range(port, port));
-                    }
-                }
-                r
-            }
-        }
-    }
-
-    fn pair(&mut self, c: &Member, p: &Member) -> ProtoPorts {
-        let mut acc: Option<ProtoPorts> = None;
-        for f in 0..2 {
-            let (Some(cs), Some(ps)) = (c.specs[f].clone(), p.specs[f].clone()) else {
-                continue;
-            };
-            let mut r = self.egress(&cs, &ps);
-            r.intersect(&self.ingress(p, f, &cs));
-            match &mut acc {
-                None => acc = Some(r),
-                Some(a) => a.intersect(&r),
-            }
-        }
-        acc.unwrap_or_else(ProtoPorts::none)
-    }
 }
 
 impl Compiled {
@@ -487,18 +816,20 @@ impl Compiled {
     }
 }
 
-impl fmt::Display for Connection {
+impl fmt::Display for Line<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "{} => {} : {}",
-            self.from,
-            self.to,
-            self.proto.as_str().to_ascii_uppercase()
-        )?;
-        if !self.ports.is_empty() {
-            let p: Vec<String> = self.ports.iter().map(|r| r.to_string()).collect();
-            write!(f, " {}", p.join(","))?;
+        write!(f, "{} => {} : ", self.from, self.to)?;
+        self.write_allowed(f)
+    }
+}
+
+impl Line<'_> {
+    /// What follows ` : `: `TCP 80,9090-9100`, `ICMP`, `TCP 30080 (NodePort ns/svc)`.
+    fn write_allowed(&self, f: &mut impl fmt::Write) -> fmt::Result {
+        f.write_str(&self.proto.as_str().to_ascii_uppercase())?;
+        for (i, r) in self.ports.iter().enumerate() {
+            f.write_char(if i == 0 { ' ' } else { ',' })?;
+            write!(f, "{r}")?;
         }
         if let Some(e) = &self.via {
             let kind = match e.kind {
@@ -511,11 +842,82 @@ impl fmt::Display for Connection {
     }
 }
 
+impl fmt::Display for Connection {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        Line {
+            from: &self.from,
+            to: &self.to,
+            via: self.via.as_ref(),
+            proto: self.proto,
+            ports: &self.ports,
+        }
+        .fmt(f)
+    }
+}
+
 impl fmt::Display for Matrix {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         for c in &self.connections {
             writeln!(f, "{c}")?;
         }
         Ok(())
+    }
+}
+
+/// One group pair of the matrix on one line (`matrix --summary`): every
+/// protocol and entry point the pair's lines allow.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct PairSummary {
+    /// The consumer group.
+    pub from: String,
+    /// The provider group.
+    pub to: String,
+    /// What the lines say after ` : `, in their order (`TCP 80,443`, `ICMP`,
+    /// `TCP 30080 (NodePort shop/web)`).
+    pub allowed: Vec<String>,
+}
+
+impl fmt::Display for PairSummary {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{} => {} : {}",
+            self.from,
+            self.to,
+            self.allowed.join("; ")
+        )
+    }
+}
+
+impl Compiled {
+    /// [`Compiled::matrix_each`], one [`PairSummary`] per group pair.
+    pub fn matrix_summary_each<E>(
+        &self,
+        select: &Select,
+        mut emit: impl FnMut(PairSummary) -> Result<(), E>,
+    ) -> Result<(), E> {
+        let mut cur: Option<PairSummary> = None;
+        self.matrix_each(select, |l| {
+            let mut allowed = String::new();
+            let _ = l.write_allowed(&mut allowed);
+            match &mut cur {
+                Some(s) if s.from == l.from && s.to == l.to => s.allowed.push(allowed),
+                _ => {
+                    let next = PairSummary {
+                        from: l.from.to_string(),
+                        to: l.to.to_string(),
+                        allowed: vec![allowed],
+                    };
+                    if let Some(done) = cur.replace(next) {
+                        emit(done)?;
+                    }
+                }
+            }
+            Ok(())
+        })?;
+        match cur {
+            Some(s) => emit(s),
+            None => Ok(()),
+        }
     }
 }

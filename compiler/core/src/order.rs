@@ -6,13 +6,17 @@
 //! everything a chain's content depends on: the policies in global order,
 //! the target ports a pod's named ports resolve to, the catch-all, the mode.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::IpAddr;
 
 use rayon::prelude::*;
 use ringfence_intent::model::{Action, Direction, Mode, Proto, WorkloadKind};
 use ringfence_schema::ir::{EndpointKind, ProtoPort};
+use ringfence_schema::net::ports_match;
 
+use crate::chains::expand;
+use crate::compress::PeerRef;
+use crate::interval::Addrs;
 use crate::membership::{Membership, dir_index};
 use crate::resolve::{Resolved, resolve_named, service_port_selected};
 use crate::world::{World, host_ports};
@@ -28,6 +32,18 @@ pub(crate) enum Item {
         key: (u32, u32),
         proto: Proto,
         port: u16,
+    },
+    /// On a node's egress: deny its own traffic to pods whose node-return
+    /// rule would admit it although their other rules deny it (see
+    /// [`guard_node_returns`]).
+    Guard {
+        /// The guard's policy info, located at the denying policy.
+        info: u32,
+        /// The pods' addresses (one family).
+        set: u32,
+        proto: Proto,
+        port: u16,
+        log: bool,
     },
     /// A policy's rules on a consumer's egress chain.
     Egress(u32),
@@ -67,6 +83,9 @@ pub(crate) struct Ep {
     pub(crate) ports: Vec<ProtoPort>,
     pub(crate) ingress: u32,
     pub(crate) egress: Option<u32>,
+    /// The group judging traffic that enters through an exposure, when it
+    /// is not `ingress` (see [`guard_node_returns`]).
+    pub(crate) exposed: Option<u32>,
 }
 
 /// The endpoints and the distinct chain signatures they use.
@@ -174,6 +193,7 @@ pub(crate) fn order(world: &World<'_>, m: &Membership, r: &Resolved) -> Ordered 
             ports,
             ingress: intern(ingress),
             egress: egress.map(&mut intern),
+            exposed: None,
         });
     }
     Ordered { endpoints, groups }
@@ -357,5 +377,156 @@ fn svc_returns(
                 });
             }
         }
+    }
+}
+
+/// Guard every implicit node-return rule at its senders.
+///
+/// A pod's node-return rule admits the cluster's nodes on a NodePort
+/// target port, ahead of every policy, because traffic kube-proxy forwards
+/// from another node's node port arrives with that node's address. The pod's
+/// node cannot tell it from the other node's own traffic (or a host-network
+/// pod's); the sending node can. So each node's egress chain denies, first,
+/// its own traffic to those pods on that port when the pods' ingress
+/// *without* the node-return rule denies the node's address: the policy that
+/// denies (an absolute `deny from="nodes"`, a catch-all) keeps its meaning,
+/// and only traffic the node forwarded through an exposure (judged there by
+/// the target's ingress with the original source) still uses the rule.
+/// Pods whose chain is in analyze mode are not guarded (they drop nothing).
+///
+/// Traffic entering through an exposure is judged with its original source,
+/// so the node-return rule has no business there (it would let a node in
+/// through a node port): such pods get an exposure group, their ingress
+/// without the node-return rules.
+pub(crate) fn guard_node_returns(r: &mut Resolved, o: &mut Ordered) {
+    let mut exposed: HashMap<u32, u32> = HashMap::new();
+    let mut index: HashMap<Sig, u32> = HashMap::new();
+    let mut intern = |groups: &mut Vec<Sig>, sig: Sig| -> u32 {
+        *index.entry(sig.clone()).or_insert_with(|| {
+            groups.push(sig);
+            (groups.len() - 1) as u32
+        })
+    };
+    for ei in 0..o.endpoints.len() {
+        let g = o.endpoints[ei].ingress;
+        let x = match exposed.get(&g) {
+            Some(&x) => x,
+            None => {
+                let sig = &o.groups[g as usize];
+                let x = if sig
+                    .items
+                    .iter()
+                    .any(|i| matches!(i, Item::SvcReturn { .. }))
+                {
+                    let mut sig = sig.clone();
+                    sig.items.retain(|i| !matches!(i, Item::SvcReturn { .. }));
+                    intern(&mut o.groups, sig)
+                } else {
+                    g
+                };
+                exposed.insert(g, x);
+                x
+            }
+        };
+        o.endpoints[ei].exposed = (x != g).then_some(x);
+    }
+    // Ingress groups with a node-return rule → (cluster, [v4, v6] addresses).
+    let mut targets: BTreeMap<u32, (u32, [Addrs; 2])> = BTreeMap::new();
+    for e in &o.endpoints {
+        let sig = &o.groups[e.ingress as usize];
+        if sig.mode != Mode::Enforce
+            || !sig
+                .items
+                .iter()
+                .any(|i| matches!(i, Item::SvcReturn { .. }))
+        {
+            continue;
+        }
+        let t = targets
+            .entry(e.ingress)
+            .or_insert_with(|| (e.cluster, Default::default()));
+        for a in &e.addresses {
+            let fam = usize::from(a.is_ipv6());
+            t.1[fam] = t.1[fam].union(&Addrs::from_ips(&[*a]));
+        }
+    }
+    if targets.is_empty() {
+        return;
+    }
+    let returns: BTreeSet<u32> = r.svc_returns.values().map(|x| x.info).collect();
+    // Each group's rules in order, the node-return rules left out.
+    let rules: BTreeMap<u32, Vec<_>> = targets
+        .keys()
+        .map(|&g| {
+            let mut rules = expand(&o.groups[g as usize], r);
+            rules.retain(|x| !returns.contains(&x.policy));
+            (g, rules)
+        })
+        .collect();
+    // Denying info → guard info.
+    let mut infos: BTreeMap<u32, u32> = BTreeMap::new();
+    for ei in 0..o.endpoints.len() {
+        let e = &o.endpoints[ei];
+        let Some(eg) = e.egress else { continue };
+        if e.kind != EndpointKind::Node
+            || o.groups[eg as usize].items.first() == Some(&Item::Quarantine)
+        {
+            continue;
+        }
+        // (guard info, proto, port, log) → destination addresses.
+        let mut deny: BTreeMap<(u32, Proto, u16, bool), Addrs> = BTreeMap::new();
+        for (g, (cluster, addrs)) in &targets {
+            if *cluster != e.cluster {
+                continue;
+            }
+            for item in &o.groups[*g as usize].items {
+                let Item::SvcReturn { proto, port, .. } = *item else {
+                    continue;
+                };
+                for a in &e.addresses {
+                    let fam = usize::from(a.is_ipv6());
+                    if addrs[fam].is_empty() {
+                        continue;
+                    }
+                    let Some(hit) = rules[g].iter().find(|x| {
+                        x.proto.matches(proto)
+                            && ports_match(&x.ports, Some(port))
+                            && match &x.peer {
+                                PeerRef::Any => true,
+                                PeerRef::Set(s) => r.sets.addrs[*s as usize].contains(*a),
+                                PeerRef::New(s) => s.contains(*a),
+                            }
+                    }) else {
+                        continue;
+                    };
+                    if hit.action != Action::Deny {
+                        continue;
+                    }
+                    let info = *infos.entry(hit.policy).or_insert_with(|| {
+                        let id = format!("{}/node-guard", r.infos.list[hit.policy as usize].id);
+                        r.infos
+                            .derive(hit.policy, id, "node-guard".into(), Action::Deny)
+                    });
+                    let d = deny.entry((info, proto, port, hit.log)).or_default();
+                    *d = d.union(&addrs[fam]);
+                }
+            }
+        }
+        if deny.is_empty() {
+            continue;
+        }
+        let mut sig = o.groups[eg as usize].clone();
+        let guards: Vec<Item> = deny
+            .into_iter()
+            .map(|((info, proto, port, log), a)| Item::Guard {
+                info,
+                set: r.sets.intern(a, "node_guard"),
+                proto,
+                port,
+                log,
+            })
+            .collect();
+        sig.items.splice(0..0, guards);
+        o.endpoints[ei].egress = Some(intern(&mut o.groups, sig));
     }
 }

@@ -79,6 +79,26 @@ impl Infos {
     }
 }
 
+impl Infos {
+    /// A compiler-made info located where `base` is (its file, line and
+    /// column), for rules that enforce `base`'s decision elsewhere.
+    pub(crate) fn derive(&mut self, base: u32, id: String, name: String, action: Action) -> u32 {
+        let b = &self.list[base as usize];
+        let info = PolicyInfo {
+            id,
+            name,
+            scope: b.scope.clone(),
+            rank: Rank::Implicit,
+            action,
+            file: b.file.clone(),
+            line: b.line,
+            column: b.column,
+        };
+        self.list.push(info);
+        (self.list.len() - 1) as u32
+    }
+}
+
 /// Line starts of each intent file, so locating a span is a binary search
 /// (`SourceFile::line_col` scans from the start, quadratic over many policies).
 #[derive(Default)]

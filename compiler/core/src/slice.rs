@@ -44,6 +44,10 @@ pub(crate) fn slice(
     for (i, e) in ord.endpoints.iter().enumerate() {
         let ingress = chains.group_chain[e.ingress as usize];
         let egress = e.egress.map(|g| chains.group_chain[g as usize]);
+        let exposed = e
+            .exposed
+            .map(|g| chains.group_chain[g as usize])
+            .filter(|&c| c != ingress);
         endpoints.push(Endpoint {
             name: e.name.clone(),
             kind: e.kind,
@@ -60,6 +64,7 @@ pub(crate) fn slice(
             node: e.node,
             ingress,
             egress,
+            exposed,
         });
         wl_endpoint[e.workload as usize] = Some(i as u32);
     }
@@ -402,9 +407,13 @@ fn node_ir(
                 ..ep.clone()
             });
             used_chains.insert(ep_info[e as usize].ingress);
+            used_chains.extend(ep_info[e as usize].exposed);
             targets.push(ExposureTarget {
                 endpoint: ep.name.clone(),
                 port,
+                chain: ep_info[e as usize]
+                    .exposed
+                    .map(|c| chains.chains[c as usize].chain.id.clone()),
             });
         }
         targets.sort();

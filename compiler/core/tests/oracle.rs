@@ -510,6 +510,11 @@ impl<'a> Oracle<'a> {
             }
             return (Action::Deny, "quarantine/deny-egress".to_string());
         }
+        if let W::Node(c, n) = w
+            && let Some(id) = self.node_guard(c, n, dst, proto, port)
+        {
+            return (Action::Deny, id);
+        }
         let mut passed: Option<PolicyRank> = None;
         for i in self.intent.order() {
             let p = &self.intent.policies[i];
@@ -545,6 +550,48 @@ impl<'a> Oracle<'a> {
         proto: Proto,
         port: Option<u16>,
     ) -> (Action, String) {
+        self.ingress_with(w, src, proto, port, true)
+    }
+
+    /// A node's own traffic to a pod on a port the pod's node-return rule
+    /// opens to the nodes is judged by the pod's other rules, on the node:
+    /// the guard's id when they deny it (pods in enforce mode only).
+    fn node_guard(
+        &self,
+        c: usize,
+        n: &Node,
+        dst: IpAddr,
+        proto: Proto,
+        port: Option<u16>,
+    ) -> Option<String> {
+        let p = self.provider(dst, proto, port)?;
+        let W::Pod(pc, pod) = p else { return None };
+        let enforced = self
+            .most_specific(p)
+            .is_none_or(|s| self.intent.enforcement(s) == ringfence_intent::model::Mode::Enforce);
+        if pc != c || pod.host_network || self.quarantined(p) || !enforced {
+            return None;
+        }
+        n.addresses
+            .iter()
+            .filter(|a| a.is_ipv4() == dst.is_ipv4())
+            .find_map(|&a| {
+                self.svc_return(c, pod, p, a, proto, port)?;
+                let (action, id) = self.ingress_with(p, a, proto, port, false);
+                (action == Action::Deny).then(|| format!("{id}/node-guard"))
+            })
+    }
+
+    /// [`Oracle::ingress`]; without `with_return`, as traffic entering
+    /// through an exposure is judged (no node-return rule).
+    pub(crate) fn ingress_with(
+        &self,
+        w: W<'a>,
+        src: IpAddr,
+        proto: Proto,
+        port: Option<u16>,
+        with_return: bool,
+    ) -> (Action, String) {
         if self.quarantined(w) {
             let q = self.intent.quarantine.as_ref().unwrap();
             for x in q
@@ -562,6 +609,7 @@ impl<'a> Oracle<'a> {
             return (Action::Deny, "quarantine/deny-ingress".to_string());
         }
         if let W::Pod(c, pod) = w
+            && with_return
             && let Some(id) = self.svc_return(c, pod, w, src, proto, port)
         {
             return (Action::Allow, id);

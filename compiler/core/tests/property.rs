@@ -181,7 +181,7 @@ fn check(choices: &[u8], flows: &[(usize, usize, usize, usize)]) -> Result<(), T
                         "exposure target {} is not managed",
                         target.endpoint
                     );
-                    let expect = oracle.ingress(w, src, x.proto, Some(target.port));
+                    let expect = oracle.ingress_with(w, src, x.proto, Some(target.port), false);
                     let got = v.map(|s| (s.rule.action, s.rule.policy.clone()));
                     prop_assert_eq!(
                         got,

@@ -233,13 +233,15 @@ fn the_example_decides_as_written() {
                 "shop/catch-all-ingress",
             ),
             row(
-                "nodes reach backends of a Cluster NodePort",
+                // The pod's node admits the nodes for the forwarded hop; the
+                // node's own traffic is held back by its egress guard.
+                "a node's own traffic to a NodePort backend is judged by its policy",
                 "worker-2",
                 "shop/frontend-1",
                 Tcp,
                 8080,
-                ALLOW,
-                "prod-eu1/catch-all-egress",
+                DENY,
+                "shop/catch-all-ingress/node-guard",
                 "svc/shop/frontend/80",
             ),
             row(
@@ -796,4 +798,115 @@ fn remote_targets_of_exposures_are_in_every_serving_node() {
         Some(8080),
     );
     assert!(v.ingress.is_none());
+}
+
+#[test]
+fn absolute_deny_from_nodes_holds_against_the_node_return_rule() {
+    // A default allow from an external to a NodePort service (Cluster) and
+    // an absolute deny from the nodes: the nodes' own traffic stays denied
+    // (at its sender), the external still reaches the pod, directly and
+    // through every node's node port.
+    let mut b = IntentBuilder::new();
+    let corp = b.external("corp", &["192.0.2.0/24"]);
+    let root = b.scope("root", None, q::cluster("c1"));
+    b.catch_all(root, Direction::Ingress, DENY);
+    b.catch_all(root, Direction::Egress, ALLOW);
+    let nodes = b.filter(
+        "nodes",
+        None,
+        false,
+        q::kind(&[ringfence_intent::model::WorkloadKind::Node]),
+    );
+    let apps = b.scope("apps", Some(root), q::namespace("ns-a"));
+    b.policy(
+        apps,
+        PolicyRank::Absolute,
+        DENY,
+        "no-nodes",
+        t::filter(nodes),
+        t::scope(apps),
+        Tcp,
+        "",
+    );
+    b.policy(
+        apps,
+        PolicyRank::Default,
+        ALLOW,
+        "web-in",
+        t::external(corp),
+        t::service("ns-a", "db"),
+        Tcp,
+        "443",
+    );
+    let intent = b.build();
+    let inv = inventory(vec![cluster(
+        "c1",
+        vec![
+            node("n1", Os::Linux, &["10.10.0.11"]),
+            node("n2", Os::Linux, &["10.10.0.12"]),
+        ],
+        vec![],
+        vec![
+            pod("ns-a", "db-0", "n1", &["10.244.1.12"])
+                .labels(&[("app", "db")])
+                .owner("Deployment", "db")
+                .port("http", 8080, Tcp),
+        ],
+        vec![
+            service("ns-a", "db", &[("app", "db")], "10.96.0.12")
+                .named_port(Tcp, 443, "http")
+                .node_port(30120),
+        ],
+    )]);
+    let c = compiled(&intent, &inv);
+    let row = |what, from, to, verdict, egress, ingress| Row {
+        what,
+        from,
+        to,
+        proto: Tcp,
+        port: Some(8080),
+        verdict,
+        egress,
+        ingress,
+    };
+    run(
+        &c,
+        &[
+            row(
+                "the pod's own node",
+                "n1",
+                "ns-a/db-0",
+                DENY,
+                "apps/no-nodes/node-guard",
+                "svc/ns-a/db/443",
+            ),
+            row(
+                "another node, which the pod's node cannot tell from forwarded traffic",
+                "n2",
+                "ns-a/db-0",
+                DENY,
+                "apps/no-nodes/node-guard",
+                "svc/ns-a/db/443",
+            ),
+            row(
+                "the external",
+                "external:corp",
+                "ns-a/db-0",
+                ALLOW,
+                "-",
+                "apps/web-in",
+            ),
+        ],
+    );
+    let m = c.matrix().to_string();
+    assert_eq!(
+        m.lines()
+            .filter(|l| l.contains("=> ns-a/db[Deployment]"))
+            .collect::<Vec<_>>(),
+        [
+            "corp[External] => ns-a/db[Deployment] : TCP 8080",
+            "corp[External] => ns-a/db[Deployment] : TCP 30120 (NodePort ns-a/db)",
+        ],
+        "{m}"
+    );
 }

@@ -599,10 +599,12 @@ fn exposures_are_judged_by_the_target_after_dnat() {
                     ExposureTarget {
                         endpoint: "pod/default/p1".into(),
                         port: 8080,
+                        chain: None,
                     },
                     ExposureTarget {
                         endpoint: "pod/default/far".into(),
                         port: 8080,
+                        chain: None,
                     },
                 ],
             },
@@ -615,6 +617,7 @@ fn exposures_are_judged_by_the_target_after_dnat() {
                 targets: vec![ExposureTarget {
                     endpoint: "pod/default/p2".into(),
                     port: 443,
+                    chain: None,
                 }],
             },
             Exposure {
@@ -626,6 +629,7 @@ fn exposures_are_judged_by_the_target_after_dnat() {
                 targets: vec![ExposureTarget {
                     endpoint: "pod/default/p3".into(),
                     port: 80,
+                    chain: None,
                 }],
             },
         ];

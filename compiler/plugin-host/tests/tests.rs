@@ -6,4 +6,5 @@ mod common;
 mod golden;
 mod host;
 mod nft_enforce;
+mod node_return;
 mod windows;

@@ -371,13 +371,20 @@ fn random_exposures(rng: &mut Rng, endpoints: &[Endpoint]) -> Vec<Exposure> {
                 targets.push(ExposureTarget {
                     endpoint: e.name.clone(),
                     port,
+                    chain: None,
                 });
             }
         } else {
             for _ in 0..n {
+                let endpoint = rng.pick(endpoints).name.clone();
+                let port = rng.below(200) as u16;
+                // Sometimes judged by another ingress chain (as pods with a
+                // node-return rule are).
+                let chain = (rng.below(3) == 0).then(|| rng.pick(endpoints).ingress.clone());
                 targets.push(ExposureTarget {
-                    endpoint: rng.pick(endpoints).name.clone(),
-                    port: rng.below(200) as u16,
+                    endpoint,
+                    port,
+                    chain,
                 });
             }
         }
@@ -630,6 +637,7 @@ fn exposed_ir() -> NodeIr {
                 .map(|(e, p)| ExposureTarget {
                     endpoint: (*e).into(),
                     port: *p,
+                    chain: None,
                 })
                 .collect(),
         };

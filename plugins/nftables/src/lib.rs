@@ -193,7 +193,8 @@ struct Expose<'a> {
     proto: Proto,
     port: u16,
     addresses: Vec<IpAddr>,
-    /// (translated address, target port) → ingress chain, first target wins.
+    /// (translated address, target port) → the chain judging it (the
+    /// target's exposure chain or ingress), first target wins.
     targets: BTreeMap<(IpAddr, u16), &'a str>,
 }
 
@@ -215,8 +216,9 @@ fn exposures(ir: &NodeIr) -> Vec<Expose<'_>> {
         let mut targets = BTreeMap::new();
         for t in &x.targets {
             if let Some(e) = ir.endpoint(&t.endpoint) {
+                let chain = t.chain.as_deref().unwrap_or(&e.ingress);
                 for a in &e.addresses {
-                    targets.entry((*a, t.port)).or_insert(e.ingress.as_str());
+                    targets.entry((*a, t.port)).or_insert(chain);
                 }
             }
         }

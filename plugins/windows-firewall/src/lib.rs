@@ -372,7 +372,7 @@ pub fn render(ir: &NodeIr) -> Result<RenderOutput, String> {
 /// No target: nothing is let in (kube-proxy has nowhere to send it).
 fn exposure<'a>(
     ir: &'a NodeIr,
-    x: &Exposure,
+    x: &'a Exposure,
     pieces: &mut impl FnMut(&str) -> Vec<Piece>,
 ) -> (Option<&'a str>, Vec<Piece>, bool) {
     let mut per_target: Vec<(&'a str, Vec<Piece>, Addrs)> = Vec::new();
@@ -380,12 +380,13 @@ fn exposure<'a>(
         let Some(e) = ir.endpoint(&t.endpoint) else {
             continue; // `NodeIr::validate` rules this out
         };
-        let p = only_port(&pieces(&e.ingress), x.proto, t.port);
+        let chain = t.chain.as_deref().unwrap_or(&e.ingress);
+        let p = only_port(&pieces(chain), x.proto, t.port);
         let mut allowed = Addrs::none();
         for q in &p {
             allowed = allowed.union(&q.addrs);
         }
-        per_target.push((e.ingress.as_str(), p, allowed));
+        per_target.push((chain, p, allowed));
     }
     let Some(((chain, first, _), rest)) = per_target.split_first() else {
         return (None, Vec::new(), false);

@@ -4,9 +4,12 @@
 //! netpol-analyzer's `list` lines (see `ringfence_core::connlist`), so the
 //! connectivity of a set of manifests can be diffed with that tool's.
 
+use std::fmt;
 use std::io::Write;
 
+use ringfence_core::{Compiled, Select};
 use ringfence_driver::Pipeline;
+use serde::ser::{Serialize, SerializeSeq, SerializeStruct, Serializer};
 
 use crate::Outcome;
 use crate::cmd::{common, output, stdin};
@@ -41,7 +44,64 @@ pub(crate) fn run(mut args: MatrixArgs) -> anyhow::Result<Outcome> {
             to: args.to,
             namespaces: args.namespace,
         };
-        output::emit(args.format, &session.compiled.matrix_of(&select))?;
+        let lines = Lines {
+            compiled: &session.compiled,
+            select: &select,
+            summary: args.summary,
+        };
+        output::emit(args.format, &lines)?;
     }
     Ok(Outcome::Clean)
+}
+
+/// The matrix as `emit` writes it, computed while it is written: as text one
+/// line at a time, as a document `{"connections": [...]}` (or, with
+/// `--summary`, `{"pairs": [...]}`) element by element. Nothing is held
+/// but the line being written.
+struct Lines<'a> {
+    compiled: &'a Compiled,
+    select: &'a Select,
+    summary: bool,
+}
+
+impl fmt::Display for Lines<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.summary {
+            self.compiled
+                .matrix_summary_each(self.select, |s| writeln!(f, "{s}"))
+        } else {
+            self.compiled
+                .matrix_each(self.select, |l| writeln!(f, "{l}"))
+        }
+    }
+}
+
+impl Serialize for Lines<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut doc = s.serialize_struct("Matrix", 1)?;
+        if self.summary {
+            doc.serialize_field("pairs", &Seq(self, true))?;
+        } else {
+            doc.serialize_field("connections", &Seq(self, false))?;
+        }
+        doc.end()
+    }
+}
+
+/// The lines (or pair summaries) as a sequence.
+struct Seq<'a>(&'a Lines<'a>, bool);
+
+impl Serialize for Seq<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let Lines {
+            compiled, select, ..
+        } = self.0;
+        let mut seq = s.serialize_seq(None)?;
+        if self.1 {
+            compiled.matrix_summary_each(select, |p| seq.serialize_element(&p))?;
+        } else {
+            compiled.matrix_each(select, |l| seq.serialize_element(&l))?;
+        }
+        seq.end()
+    }
 }

@@ -8,32 +8,51 @@ use serde::Serialize;
 
 use crate::flags::Format;
 
-/// Write `value` as pretty JSON or YAML, ending in a newline.
+/// Write `value` as pretty JSON or YAML, ending in a newline, as it is
+/// serialized (a value that computes its elements while serialized is never
+/// held whole).
 pub(crate) fn structured<T: Serialize>(
     out: &mut dyn Write,
     yaml: bool,
     value: &T,
 ) -> anyhow::Result<()> {
     if yaml {
-        let text = serde_saphyr::to_string(value)?;
-        out.write_all(text.as_bytes())?;
-        if !text.ends_with('\n') {
+        let mut out = LastByte(out, b'\n');
+        serde_saphyr::to_io_writer(&mut out, value)?;
+        if out.1 != b'\n' {
             out.write_all(b"\n")?;
         }
     } else {
-        let text = serde_json::to_string_pretty(value)?;
-        out.write_all(text.as_bytes())?;
+        serde_json::to_writer_pretty(&mut *out, value)?;
         out.write_all(b"\n")?;
     }
     Ok(())
 }
 
-/// Write a result in `format`: its `Display` for txt, else the document.
+/// A writer that remembers the last byte written.
+struct LastByte<'a>(&'a mut dyn Write, u8);
+
+impl Write for LastByte<'_> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let n = self.0.write(buf)?;
+        if n > 0 {
+            self.1 = buf[n - 1];
+        }
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.0.flush()
+    }
+}
+
+/// Write a result in `format`: its `Display` for txt, else the document,
+/// through one buffer.
 pub(crate) fn emit<T: Serialize + std::fmt::Display>(
     format: Format,
     value: &T,
 ) -> anyhow::Result<()> {
-    let mut out = std::io::stdout().lock();
+    let mut out = std::io::BufWriter::with_capacity(1 << 16, std::io::stdout().lock());
     match format {
         Format::Txt => write!(out, "{value}")?,
         Format::Json => structured(&mut out, false, value)?,

@@ -144,10 +144,12 @@ pub fn full(os: Os) -> NodeIr {
                 ExposureTarget {
                     endpoint: "pod/shop/api".into(),
                     port: 8080,
+                    chain: None,
                 },
                 ExposureTarget {
                     endpoint: "pod/shop/api-remote".into(),
                     port: 8080,
+                    chain: None,
                 },
             ],
         },
@@ -160,6 +162,7 @@ pub fn full(os: Os) -> NodeIr {
             targets: vec![ExposureTarget {
                 endpoint: "pod/shop/api".into(),
                 port: 8443,
+                chain: None,
             }],
         },
     ];

@@ -54,8 +54,10 @@ pub struct Netns {
 impl Netns {
     pub fn new(tag: &str) -> Netns {
         static N: AtomicU32 = AtomicU32::new(0);
+        // `$RINGFENCE_NETNS_PREFIX` (default `rf`) keeps parallel runs apart.
+        let prefix = std::env::var("RINGFENCE_NETNS_PREFIX").unwrap_or_else(|_| "rf".into());
         let name = format!(
-            "rf{}-{}-{tag}",
+            "{prefix}{}-{}-{tag}",
             std::process::id(),
             N.fetch_add(1, Ordering::Relaxed)
         );
