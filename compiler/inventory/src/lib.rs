@@ -3,10 +3,12 @@
 //! [`load`] reads one `kubectl get nodes,namespaces,pods,services -A -o json`
 //! List per cluster ([`parse_list`] reads one) and scores pods from Trivy
 //! reports. The result is fully sorted, so everything built from it is
-//! deterministic. [`digest`] fingerprints the inventory files.
+//! deterministic. [`digest`] fingerprints the inventory files. [`events`]
+//! keeps a cluster current from watch events (a live inventory).
 
 mod digest;
 mod error;
+pub mod events;
 mod fields;
 mod kubectl;
 pub mod model;
@@ -20,7 +22,7 @@ pub use digest::digest;
 pub use error::InventoryError;
 pub use kubectl::{CLUSTER_ANNOTATION, parse_list};
 pub use model::Inventory;
-pub use trivy::normalize_image;
+pub use trivy::{Scores, normalize_image};
 
 /// Reads every cluster (one List file each) and gives pods the CVSS scores of
 /// the Trivy reports. Every problem in every file is reported.
