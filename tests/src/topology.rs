@@ -78,8 +78,10 @@ impl Topology {
     /// Build `spec`. Namespace names start with a per-process prefix so
     /// parallel tests do not collide.
     pub fn build(spec: &Spec) -> Topology {
+        // `RINGFENCE_TEST_NETNS` prefixes the names (engineers sharing a host).
         let prefix = format!(
-            "rf{}x{}",
+            "{}rf{}x{}",
+            std::env::var("RINGFENCE_TEST_NETNS").unwrap_or_default(),
             std::process::id(),
             COUNTER.fetch_add(1, Ordering::SeqCst)
         );

@@ -12,10 +12,10 @@ use ringfence_schema::net::PortRange;
 
 use crate::compress::{Findings, PeerRef, RawRule, compress};
 use crate::diag;
-use crate::ids::{addrs_digest, hash_hex, ident, set_name};
+use crate::ids::{hash_hex, ident, set_name};
 use crate::membership::dir_index;
 use crate::order::{Item, Sig};
-use crate::resolve::{Resolved, dir_name};
+use crate::resolve::{Resolved, SetKey, dir_name};
 
 /// A rule with its set as an index, for fast evaluation.
 #[derive(Clone, Debug)]
@@ -157,9 +157,13 @@ pub(crate) fn build(
                 let set = match std::mem::replace(&mut rule.peer, PeerRef::Any) {
                     PeerRef::Any => None,
                     PeerRef::Set(s) => Some(s),
-                    PeerRef::New(a) => {
-                        let stem = r.infos.list[rule.policy as usize].name.clone();
-                        Some(r.sets.intern(a, &stem))
+                    PeerRef::New(a, parts) => {
+                        let info = &r.infos.list[rule.policy as usize];
+                        let stem = info.name.clone();
+                        let defs: Vec<&str> =
+                            parts.iter().map(|&p| r.sets.defs[p as usize].as_str()).collect();
+                        let def = format!("union {} [{}]", info.id, defs.join(" | "));
+                        Some(r.sets.intern(SetKey::Union(rule.policy, parts), || def, a, &stem))
                     }
                 };
                 (rule, set)
@@ -168,19 +172,18 @@ pub(crate) fn build(
         group_rules.push(rules);
     }
 
-    let digests: Vec<Vec<u8>> = r.sets.addrs.par_iter().map(addrs_digest).collect();
     let set_names: Vec<String> = r
         .sets
         .stems
         .iter()
-        .zip(&digests)
-        .map(|(stem, d)| set_name(stem, d))
+        .zip(&r.sets.defs)
+        .map(|(stem, def)| set_name(stem, def.as_bytes()))
         .collect();
 
     let named: Vec<CChain> = groups
         .par_iter()
         .zip(group_rules)
-        .map(|(sig, rules)| finish(sig, rules, r, &digests, &set_names))
+        .map(|(sig, rules)| finish(sig, rules, r, &set_names))
         .collect();
     let mut by_id: HashMap<String, u32> = HashMap::new();
     let mut chains = Vec::new();
@@ -208,7 +211,6 @@ fn finish(
     sig: &Sig,
     rules: Vec<(RawRule, Option<u32>)>,
     r: &Resolved,
-    digests: &[Vec<u8>],
     set_names: &[String],
 ) -> CChain {
     let dir = dir_name(sig.direction);
@@ -224,7 +226,7 @@ fn finish(
                 &[
                     info.id.as_bytes(),
                     rule.action.to_string().as_bytes(),
-                    set.map_or(b"any".as_slice(), |s| digests[s as usize].as_slice()),
+                    set.map_or(b"any".as_slice(), |s| set_names[s as usize].as_bytes()),
                     rule.proto.as_str().as_bytes(),
                     ports.as_bytes(),
                     &[u8::from(rule.log)],

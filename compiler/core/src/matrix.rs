@@ -24,7 +24,7 @@ use ringfence_schema::net::PortRange;
 use serde::Serialize;
 
 use crate::compiled::{Compiled, PORT_PROTOS, ProtoPorts};
-use crate::interval::{Addrs, IntervalSet, PortSet};
+use crate::interval::{Addrs, PortSet};
 
 /// Every allowed connection, sorted.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
@@ -96,7 +96,7 @@ impl Compiled {
                             w,
                             Addrs {
                                 v4: a.v4.clone(),
-                                v6: IntervalSet::empty(),
+                                ..Addrs::default()
                             },
                         ));
                     }
@@ -104,8 +104,8 @@ impl Compiled {
                         specs[1] = Some(Spec::Set(
                             w,
                             Addrs {
-                                v4: IntervalSet::empty(),
                                 v6: a.v6,
+                                ..Addrs::default()
                             },
                         ));
                     }
@@ -220,12 +220,12 @@ impl Compiled {
                                         let part = if f == 0 {
                                             Addrs {
                                                 v4: n.v4.clone(),
-                                                v6: IntervalSet::empty(),
+                                                ..Addrs::default()
                                             }
                                         } else {
                                             Addrs {
-                                                v4: IntervalSet::empty(),
                                                 v6: n.v6.clone(),
+                                                ..Addrs::default()
                                             }
                                         };
                                         part.is_empty()

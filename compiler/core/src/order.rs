@@ -82,15 +82,7 @@ const GROUPED_OWNERS: [&str; 4] = ["Deployment", "StatefulSet", "DaemonSet", "Jo
 pub(crate) fn group_label(world: &World<'_>, w: u32) -> String {
     let wl = &world.w[w as usize];
     let body = match wl.kind {
-        WorkloadKind::Pod => {
-            let pod = world.pod(w);
-            match &pod.owner {
-                Some(o) if GROUPED_OWNERS.contains(&o.kind.as_str()) => {
-                    format!("{}/{}[{}]", pod.namespace, o.name, o.kind)
-                }
-                _ => format!("{}/{}[Pod]", pod.namespace, pod.name),
-            }
-        }
+        WorkloadKind::Pod => pod_label(world.pod(w)),
         WorkloadKind::Service => {
             format!("{}/{}[Service]", wl.namespace.unwrap_or(""), wl.name)
         }
@@ -102,6 +94,16 @@ pub(crate) fn group_label(world: &World<'_>, w: u32) -> String {
             format!("{}/{body}", world.inv.clusters[c as usize].name)
         }
         _ => body,
+    }
+}
+
+/// A pod's group, without the cluster: `ns/owner[Kind]` or `ns/pod[Pod]`.
+pub(crate) fn pod_label(pod: &ringfence_inventory::model::Pod) -> String {
+    match &pod.owner {
+        Some(o) if GROUPED_OWNERS.contains(&o.kind.as_str()) => {
+            format!("{}/{}[{}]", pod.namespace, o.name, o.kind)
+        }
+        _ => format!("{}/{}[Pod]", pod.namespace, pod.name),
     }
 }
 

@@ -5,5 +5,6 @@ mod common;
 
 mod golden;
 mod host;
+mod live;
 mod nft_enforce;
 mod windows;

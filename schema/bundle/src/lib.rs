@@ -10,14 +10,24 @@
 //! shape (a cut file is `truncated`) → payload type → signatures (trusted
 //! keys, threshold) → format version → payload shape → node → generation →
 //! expiry → every file's name, size and digest → listed in the signed index.
+//!
+//! Membership snapshots and deltas (the live part of a node, see
+//! `ringfence_schema::membership`) are sealed and verified here too, with
+//! their own [`MembershipReason`]s: the envelope checks as above, then node,
+//! generation, expiry, sequence and chain, and names the bundle declares.
 
 mod keys;
+mod membership;
 mod seal;
 mod time;
 mod verify;
 
 pub use keys::{
     KeyError, SigningKey, TrustedKey, generate_keypair, key_id, load_signing_key, load_trusted_key,
+};
+pub use membership::{
+    Applied, Document, MembershipError, MembershipExpect, MembershipReason, VerifiedMembership,
+    seal_delta, seal_snapshot, verify_membership,
 };
 pub use seal::{bundle_file, rules_sha256, seal_bundle, seal_envelope, seal_index, sha256_hex};
 pub use time::{format_time, parse_time};

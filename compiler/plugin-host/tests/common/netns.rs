@@ -54,8 +54,10 @@ pub struct Netns {
 impl Netns {
     pub fn new(tag: &str) -> Netns {
         static N: AtomicU32 = AtomicU32::new(0);
+        // `RINGFENCE_TEST_NETNS` prefixes the names (engineers sharing a host).
         let name = format!(
-            "rf{}-{}-{tag}",
+            "{}rf{}-{}-{tag}",
+            std::env::var("RINGFENCE_TEST_NETNS").unwrap_or_default(),
             std::process::id(),
             N.fetch_add(1, Ordering::Relaxed)
         );
