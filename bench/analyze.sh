@@ -33,7 +33,7 @@ for format in ${FORMATS:-txt json html}; do
     OUT="$BIN/out.$format"
     status=0
     /usr/bin/time -v -o "$BIN/time" "$BIN/ringfence" analyze "$DIR/intent" \
-        --inventory "$DIR"/inventory/*.json --flows "$DIR/flows.jsonl" \
+        $(printf -- '--inventory %s ' "$DIR"/inventory/*.json) --flows "$DIR/flows.jsonl" \
         --format "$format" --out "$OUT" 2>"$BIN/stderr" || status=$?
     # Exit 1 is expected: the synthetic flows escape and are misdropped.
     if [[ $status -gt 1 ]]; then cat "$BIN/stderr" >&2; exit "$status"; fi

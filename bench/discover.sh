@@ -37,7 +37,7 @@ for granularity in ${GRANULARITIES:-coarse fine}; do
     OUT=$(mktemp -d)
     /usr/bin/time -v -o "$OUT.time" "$BIN/ringfence" discover \
         --inventory "$DIR/bench.json" \
-        --flows "$DIR/flows.jsonl" "$DIR/hubble.json" "$DIR/conntrack.txt" \
+        --flows "$DIR/flows.jsonl" --flows "$DIR/hubble.json" --flows "$DIR/conntrack.txt" \
         --exclude "$DIR/exclude.kdl" --granularity "$granularity" --min-flows 2 \
         --out "$OUT/intent" --format json > "$OUT.json"
     python3 - "$OUT.json" "$OUT.time" "$granularity" "$OUT/intent" <<'PY'

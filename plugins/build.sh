@@ -65,7 +65,7 @@ echo "building plugins with $toolchain" >&2
 cp "$out_dir/ringfence_nftables.wasm" "$dest/nftables.wasm"
 cp "$out_dir/ringfence_windows_firewall.wasm" "$dest/windows-firewall.wasm"
 cp "$out_dir/ringfence_example_csv.wasm" "$dest/example-csv.wasm"
-for f in loop memory-bomb panic garbage wrong-shape bad-artifact out-of-bounds imports wrong-abi; do
+for f in loop memory-bomb panic garbage wrong-shape bad-artifact escape out-of-bounds imports wrong-abi; do
     "${cargo[@]}" -p ringfence-hostile --features "$f"
     cp "$out_dir/ringfence_hostile.wasm" "$dest/test/$f.wasm"
 done

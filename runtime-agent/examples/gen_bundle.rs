@@ -1,6 +1,7 @@
 //! Write a realistic signed bundle for the benchmark (`bench/agent.sh`):
 //! `gen_bundle OUT_DIR GENERATION PODS PEERS` writes `OUT_DIR/n1.bundle`,
-//! signed by `OUT_DIR/k.key` (created with `k.pub` on first use).
+//! and its `index.json`, signed by `OUT_DIR/k.key` (created with `k.pub` on
+//! first use).
 
 use std::path::Path;
 
@@ -32,6 +33,9 @@ fn main() {
     };
     let (nft, ir) = fixture::render(&spec);
     std::fs::write(out.join("rules.nft"), &nft).expect("write rules.nft");
-    std::fs::write(out.join("n1.bundle"), fixture::seal(&spec, nft, ir, &key))
-        .expect("write n1.bundle");
+    let bytes = fixture::seal(&spec, nft, ir, &key);
+    std::fs::write(out.join("n1.bundle"), &bytes).expect("write n1.bundle");
+    // The agent's `run` requires the signed index of its source.
+    std::fs::write(out.join("index.json"), fixture::index(&[(&spec, &bytes)], &key))
+        .expect("write index.json");
 }

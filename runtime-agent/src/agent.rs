@@ -8,6 +8,12 @@
 //! kernel's table was read back and matched the bundle's IR. Any failure
 //! before the apply leaves the previous rules in force; a failure after it
 //! re-applies the last-known-good bundle.
+//!
+//! Anti-rollback: nothing older than the committed generation is accepted,
+//! and the floor survives a lost `current.json` (the stored bundles carry
+//! it); a `current.json` that cannot be read stops every apply until an
+//! operator acts. An equal generation is only an expiry refresh: same rules,
+//! issued later.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -54,6 +60,9 @@ pub struct Config {
     pub initial: Initial,
     /// Re-apply the bundle in force when drift is found.
     pub self_heal: bool,
+    /// Refuse a bundle offered without a signed index (`run` requires one
+    /// from its source unless told otherwise; `apply` only with `--index`).
+    pub require_index: bool,
 }
 
 /// How one offered bundle was handled.
@@ -97,19 +106,30 @@ pub struct Timings {
 }
 
 /// Counts and last results, for reports and metrics.
+///
+/// Each kind of trouble is kept apart and cleared by the next success of
+/// its own step, so a one-off failure never outlives the problem:
+/// `blocked` (the state directory cannot be trusted) until restart,
+/// `apply_failure` until a bundle is put in force or the source serves the
+/// one in force again, `enforce_failure` (re-apply, self-heal or read-back
+/// of what is in force) until a read-back shows it intact. They make the
+/// status `failed`; `refusal` and `notice` only explain.
 #[derive(Clone, Debug, Default)]
 pub struct Stats {
     /// Refused bundles by reason code.
     pub verification_failures: BTreeMap<String, u64>,
     /// Bundles that verified but could not be put in force.
     pub apply_failures: u64,
-    /// The last error, cleared by the next success.
-    pub last_error: Option<String>,
-    /// Whether the last attempt to put a bundle in force failed.
-    pub failed: bool,
-    /// Whether the last bundle offered was refused (what was in force stays,
-    /// intact, so the status does not change; `last_error` says why).
-    pub refused: bool,
+    /// Nothing is applied: the state directory cannot be read (why).
+    pub blocked: Option<String>,
+    /// The last bundle offered verified but could not be put in force.
+    pub apply_failure: Option<String>,
+    /// What is in force could not be re-applied or read.
+    pub enforce_failure: Option<String>,
+    /// The source serves a refused bundle (what is in force stays, intact).
+    pub refusal: Option<String>,
+    /// The last fetch problem (no bundle yet, source unreachable).
+    pub notice: Option<String>,
     /// Whether the bundle in force is past its expiry (still enforced).
     pub expired: bool,
     /// The last drift found.
@@ -118,12 +138,15 @@ pub struct Stats {
     pub counters: Vec<RuleCounter>,
     /// The last install's timings.
     pub timings: Timings,
+    /// How long the last offered bundle took to verify (taken by metrics).
+    pub verify_time: Option<Duration>,
+    /// How long the last install took (taken by metrics).
+    pub apply_time: Option<Duration>,
 }
 
 struct InForce {
     current: Current,
     verified: VerifiedBundle,
-    ir: NodeIr,
 }
 
 /// The agent of one node.
@@ -132,8 +155,8 @@ pub struct Agent {
     state: StateDir,
     applier: Box<dyn Applier>,
     in_force: Option<InForce>,
-    /// The committed generation, even when its bundle could not be loaded:
-    /// nothing older is accepted either way.
+    /// The committed generation (or the highest stored one), even when its
+    /// bundle could not be loaded: nothing older is accepted either way.
     floor: Option<u64>,
     /// The digests (bundle, index) and refusal of the last refused bundle:
     /// the same bytes offered again are refused without being counted again.
@@ -180,12 +203,22 @@ impl Agent {
     /// signature and digests are checked again, expiry is not (an expired
     /// bundle stays enforced and is reported `expired`).
     pub fn load(&mut self, now: SystemTime) -> Result<(), String> {
+        self.floor = self.state.stored_floor();
         let cur = match self.state.current() {
             Ok(Some(c)) => c,
             Ok(None) => return Ok(()),
-            Err(e) => return Err(self.fail(e.to_string())),
+            Err(e) => {
+                let msg = format!(
+                    "{e}: the generation in force is unknown, so no bundle is applied (a corrupt pointer must not open the door to an older bundle); restore current.json, or remove it to start over from the floor of the stored bundles ({})",
+                    self.floor
+                        .map_or("none".to_string(), |g| format!("generation {g}"))
+                );
+                log(&msg);
+                self.stats.blocked = Some(msg.clone());
+                return Err(msg);
+            }
         };
-        self.floor = Some(cur.generation);
+        self.floor = self.floor.max(Some(cur.generation));
         let bytes = self
             .state
             .read_bundle(&cur.bundle)
@@ -207,11 +240,9 @@ impl Agent {
                 return Err(self.fail(format!("the committed bundle {}: {e}", cur.bundle)));
             }
         };
-        let ir = verified.ir().map_err(|e| self.fail(e.to_string()))?;
         self.in_force = Some(InForce {
             current: cur,
             verified,
-            ir,
         });
         self.refresh_expiry(now);
         Ok(())
@@ -235,7 +266,7 @@ impl Agent {
             }
             Ok(_) => {
                 log(&format!("re-applying committed generation {generation}"));
-                self.put_in_force(&f.verified, &f.ir).map(drop)
+                self.put_in_force(&f.verified).map(drop)
             }
             Err(e) => Err(e),
         };
@@ -250,22 +281,23 @@ impl Agent {
         &self.cfg.node
     }
 
-    /// Record an error that does not change what is in force (a failed fetch).
+    /// Record a problem that does not change what is in force (a failed fetch).
     pub fn note_error(&mut self, msg: String) {
         log(&msg);
-        self.stats.last_error = Some(msg);
+        self.stats.notice = Some(msg);
     }
 
-    /// Forget a noted error once things work again (unless an apply failed
-    /// or the source still serves a refused bundle).
+    /// The source answered and has not changed (HTTP 304): forget a fetch
+    /// problem. A refusal stands: the source still serves that bundle.
     pub fn clear_error(&mut self) {
-        if !self.stats.failed && !self.stats.refused {
-            self.stats.last_error = None;
-        }
+        self.stats.notice = None;
     }
 
     /// Handle a fetched bundle (and the source's index, if it has one).
     pub fn offer(&mut self, bytes: &[u8], index: Option<&[u8]>, now: SystemTime) -> Outcome {
+        if let Some(why) = &self.stats.blocked {
+            return Outcome::Failed(why.clone());
+        }
         let digest = sha256_hex(bytes);
         if self
             .in_force
@@ -282,8 +314,8 @@ impl Agent {
             && *d == key
         {
             let e = e.clone();
-            self.stats.refused = true;
-            self.stats.last_error = Some(refusal(&e));
+            self.stats.refusal = Some(refusal(&e));
+            self.stats.notice = None;
             return Outcome::Refused(e);
         }
         let outcome = self.offer_new(bytes, index, now);
@@ -296,6 +328,12 @@ impl Agent {
     fn offer_new(&mut self, bytes: &[u8], index: Option<&[u8]>, now: SystemTime) -> Outcome {
         let start = Instant::now();
         let index = match index.map(|b| verify_index(b, &self.cfg.trust)) {
+            None if self.cfg.require_index => {
+                return self.refuse(VerifyError {
+                    reason: Reason::NotInIndex,
+                    detail: "the source has no index.json, and this agent requires the signed index (it pins each node's bundle; `--no-index` accepts bare bundles)".into(),
+                });
+            }
             None => None,
             Some(Ok(i)) => Some(i),
             Some(Err(e)) => {
@@ -311,7 +349,9 @@ impl Agent {
             now: Some(now),
             index: index.as_ref(),
         };
-        let verified = match verify_bundle(bytes, &self.cfg.trust, &expect) {
+        let verified = verify_bundle(bytes, &self.cfg.trust, &expect);
+        self.stats.verify_time = Some(start.elapsed());
+        let verified = match verified {
             Ok(v) => v,
             Err(e) => return self.refuse(e),
         };
@@ -328,12 +368,18 @@ impl Agent {
                     ),
                 });
             }
+            let issued = |v: &VerifiedBundle| parse_time(&v.payload.issued_at).ok();
+            if issued(&verified) <= issued(&f.verified) {
+                return self.refuse(VerifyError {
+                    reason: Reason::OldGeneration,
+                    detail: format!(
+                        "a refresh of generation {generation} issued at {}, not after the one in force (issued at {}): a replay would move the expiry back",
+                        verified.payload.issued_at, f.verified.payload.issued_at
+                    ),
+                });
+            }
             return self.refresh(verified, bytes, now);
         }
-        let ir = match verified.ir() {
-            Ok(ir) => ir,
-            Err(e) => return self.refuse(e),
-        };
         if let Some(missing) = self
             .applier
             .files()
@@ -349,7 +395,9 @@ impl Agent {
             });
         }
         let tool_before = self.applier.tool_time();
-        let outcome = self.install(verified, ir, rules, bytes, now);
+        let installing = Instant::now();
+        let outcome = self.install(verified, rules, bytes, now);
+        self.stats.apply_time = Some(installing.elapsed());
         self.stats.timings = Timings {
             total: start.elapsed(),
             tool: self.applier.tool_time().saturating_sub(tool_before),
@@ -361,7 +409,6 @@ impl Agent {
     fn install(
         &mut self,
         verified: VerifiedBundle,
-        ir: NodeIr,
         rules: String,
         bytes: &[u8],
         now: SystemTime,
@@ -371,7 +418,7 @@ impl Agent {
             Ok(p) => p,
             Err(e) => return self.apply_failed(e.to_string(), false),
         };
-        let snapshot = match self.put_in_force(&verified, &ir) {
+        let snapshot = match self.put_in_force(&verified) {
             Ok(s) => s,
             Err(e) => {
                 let dirty = e.dirty;
@@ -398,12 +445,9 @@ impl Agent {
                 .as_deref()
                 .unwrap_or("no commit")
         ));
-        self.in_force = Some(InForce {
-            current,
-            verified,
-            ir,
-        });
+        self.in_force = Some(InForce { current, verified });
         self.all_well();
+        self.stats.enforce_failure = None;
         self.stats.drift = Drift::default();
         self.refresh_expiry(now);
         Outcome::Applied { generation }
@@ -412,7 +456,7 @@ impl Agent {
     /// Stage a verified bundle's files, check, apply, read back and confirm.
     /// Returns the snapshot to commit; an error is dirty if the rules in
     /// force may have changed.
-    fn put_in_force(&self, verified: &VerifiedBundle, ir: &NodeIr) -> Result<Snapshot, ApplyError> {
+    fn put_in_force(&self, verified: &VerifiedBundle) -> Result<Snapshot, ApplyError> {
         let dir = self
             .state
             .stage(
@@ -431,7 +475,7 @@ impl Agent {
             .read()
             .map_err(|e| ApplyError::dirty("read-back", e.to_string()))?
             .ok_or_else(|| ApplyError::dirty("read-back", "our table is absent after the apply"))?;
-        confirm(ir, &live).map_err(|e| ApplyError::dirty("confirm", e))?;
+        confirm(&verified.ir, &live).map_err(|e| ApplyError::dirty("confirm", e))?;
         Ok(live)
     }
 
@@ -475,7 +519,7 @@ impl Agent {
     fn rollback(&self) -> Result<String, String> {
         match &self.in_force {
             Some(f) => self
-                .put_in_force(&f.verified, &f.ir)
+                .put_in_force(&f.verified)
                 .map(|_| format!("rolled back to generation {}", f.current.generation))
                 .map_err(|e| e.to_string()),
             None => {
@@ -492,16 +536,17 @@ impl Agent {
         self.count_refusal(&e);
         let msg = refusal(&e);
         log(&msg);
-        self.stats.refused = true;
-        self.stats.last_error = Some(msg);
+        self.stats.refusal = Some(msg);
+        self.stats.notice = None;
         Outcome::Refused(e)
     }
 
-    /// What is in force is what the source serves: forget failures and refusals.
+    /// What is in force is what the source serves: forget apply failures,
+    /// refusals and fetch problems.
     fn all_well(&mut self) {
-        self.stats.failed = false;
-        self.stats.refused = false;
-        self.stats.last_error = None;
+        self.stats.apply_failure = None;
+        self.stats.refusal = None;
+        self.stats.notice = None;
     }
 
     fn count_refusal(&mut self, e: &VerifyError) {
@@ -522,13 +567,16 @@ impl Agent {
         } else {
             format!("{msg}; the previous rules are in force")
         };
-        Outcome::Failed(self.fail(msg))
+        log(&msg);
+        self.stats.apply_failure = Some(msg.clone());
+        self.stats.refusal = None;
+        Outcome::Failed(msg)
     }
 
+    /// What is in force could not be (re)applied or read.
     fn fail(&mut self, msg: String) -> String {
         log(&msg);
-        self.stats.failed = true;
-        self.stats.last_error = Some(msg.clone());
+        self.stats.enforce_failure = Some(msg.clone());
         msg
     }
 
@@ -555,12 +603,17 @@ impl Agent {
             }
         };
         let drift = diff(&f.current.snapshot, &live);
-        self.stats.counters = counters(&f.ir, &live);
+        self.stats.counters = counters(&f.verified.ir, &live);
         if !drift.is_empty() {
             log(&format!(
                 "drift: missing {:?}, extra {:?}, changed {:?}",
                 drift.missing, drift.extra, drift.changed
             ));
+        }
+        if drift.is_empty() {
+            // Read back and intact: an earlier failure to re-apply or read
+            // no longer holds.
+            self.stats.enforce_failure = None;
         }
         self.stats.drift = drift;
         if self.cfg.self_heal && !self.stats.drift.is_empty() {
@@ -580,8 +633,10 @@ impl Agent {
     /// The compliance report as of `now`.
     pub fn report(&self, now: SystemTime) -> ComplianceReport {
         let s = &self.stats;
+        let failed =
+            s.blocked.is_some() || s.apply_failure.is_some() || s.enforce_failure.is_some();
         let status = match &self.in_force {
-            _ if s.failed => Status::Failed,
+            _ if failed => Status::Failed,
             None => Status::NoBundle,
             Some(_) if !s.drift.is_empty() => Status::Drifted,
             Some(_) if s.expired => Status::Expired,
@@ -605,8 +660,19 @@ impl Agent {
             counters: s.counters.clone(),
             verification_failures: s.verification_failures.clone(),
             apply_failures: s.apply_failures,
-            last_error: s.last_error.clone(),
+            last_error: self.last_error(),
         }
+    }
+
+    /// The error the report shows: the most serious one standing.
+    pub fn last_error(&self) -> Option<String> {
+        let s = &self.stats;
+        s.blocked
+            .clone()
+            .or_else(|| s.apply_failure.clone())
+            .or_else(|| s.enforce_failure.clone())
+            .or_else(|| s.refusal.clone())
+            .or_else(|| s.notice.clone())
     }
 
     /// The state directory.

@@ -1,12 +1,20 @@
 //! The `run` loop: start-up re-apply, then every interval fetch → offer →
 //! drift → report (file, collector, metrics).
 
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use crate::agent::{Agent, Outcome};
 use crate::log;
-use crate::metrics::{self, Exporter};
-use crate::source::{Fetched, Source, post_json};
+use crate::metrics::{self, Exporter, Metrics};
+use crate::source::{Fetched, Source, Transport, post_json};
+
+/// The metrics of a running loop and where they are shown.
+pub struct Telemetry {
+    /// The families.
+    pub metrics: Metrics,
+    /// The server's publisher.
+    pub exporter: Exporter,
+}
 
 /// How the loop runs.
 #[derive(Clone, Debug)]
@@ -17,19 +25,24 @@ pub struct Options {
     pub metrics: Option<String>,
     /// Collector URL the report is POSTed to, if any.
     pub report_to: Option<String>,
+    /// How reports travel (TLS roots, client certificate).
+    pub transport: Transport,
     /// Do one pass and return (cron jobs, tests).
     pub once: bool,
 }
 
 /// Run the agent until killed (or one pass with [`Options::once`]).
 pub fn run(agent: &mut Agent, source: &mut Source, opts: &Options) -> Result<(), String> {
-    let exporter = match &opts.metrics {
+    let telemetry = match &opts.metrics {
         Some(addr) => {
             let stale = opts.interval * 3 + Duration::from_secs(60);
-            let (bound, e) =
+            let (bound, exporter) =
                 metrics::serve(addr, stale).map_err(|e| format!("--metrics {addr}: {e}"))?;
             log(&format!("metrics on http://{bound}/metrics"));
-            Some(e)
+            Some(Telemetry {
+                metrics: Metrics::new(agent.node()),
+                exporter,
+            })
         }
         None => None,
     };
@@ -37,7 +50,7 @@ pub fn run(agent: &mut Agent, source: &mut Source, opts: &Options) -> Result<(),
     // fetching goes on, since a newer bundle is the way out.
     let _ = agent.startup(SystemTime::now());
     loop {
-        pass(agent, source, opts, exporter.as_ref());
+        pass(agent, source, opts, telemetry.as_ref());
         if opts.once {
             return Ok(());
         }
@@ -46,8 +59,13 @@ pub fn run(agent: &mut Agent, source: &mut Source, opts: &Options) -> Result<(),
 }
 
 /// One pass: fetch and offer, check drift, report.
-pub fn pass(agent: &mut Agent, source: &mut Source, opts: &Options, exporter: Option<&Exporter>) {
-    match source.fetch(agent.node()) {
+pub fn pass(agent: &mut Agent, source: &mut Source, opts: &Options, telemetry: Option<&Telemetry>) {
+    let fetching = Instant::now();
+    let fetched = source.fetch(agent.node());
+    if let Some(t) = telemetry {
+        t.metrics.fetched(fetching.elapsed(), fetched.is_ok());
+    }
+    match fetched {
         Ok(Fetched::NotModified) => agent.clear_error(),
         Ok(Fetched::Absent) => agent.note_error(format!(
             "no bundle for node `{}` at the source yet",
@@ -74,11 +92,18 @@ pub fn pass(agent: &mut Agent, source: &mut Source, opts: &Options, exporter: Op
     }
     if let Some(url) = &opts.report_to {
         let body = serde_json::to_vec(&report).unwrap_or_default();
-        if let Err(e) = post_json(url, &body, Duration::from_secs(10)) {
+        if let Err(e) = post_json(url, &body, &opts.transport, Duration::from_secs(10)) {
             log(&format!("report not delivered: {e}"));
         }
     }
-    if let Some(e) = exporter {
-        e.publish(metrics::render(&report));
+    if let Some(t) = telemetry {
+        if let Some(d) = agent.stats.verify_time.take() {
+            t.metrics.verified(d);
+        }
+        if let Some(d) = agent.stats.apply_time.take() {
+            t.metrics.applied(d);
+        }
+        t.metrics.update(&report);
+        t.exporter.publish(t.metrics.encode());
     }
 }

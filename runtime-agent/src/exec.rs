@@ -1,14 +1,24 @@
 //! Process execution: the one module that starts other programs.
 //!
 //! Appliers describe what to run as a [`Cmd`] and hand it to a [`Runner`].
-//! [`SystemRunner`] really runs it (optionally inside a network namespace);
-//! tests use a runner that records calls, so command construction and
-//! ordering can be checked where the real tool (PowerShell) does not exist.
+//! [`SystemRunner`] really runs it (optionally inside a network namespace),
+//! bounded: every run has a deadline after which the process is killed, and
+//! what it prints is read up to a cap. Tests use a runner that records
+//! calls, so command construction and ordering can be checked where the real
+//! tool (PowerShell) does not exist.
 
 use std::fmt;
-use std::io::Write;
-use std::process::{Command, Stdio};
+use std::io::{Read, Write};
+use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
+
+/// How long one command may run before it is killed.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);
+/// The most of a command's standard output kept (a listing of a large
+/// ruleset is tens of MiB at most).
+pub const MAX_STDOUT: u64 = 256 << 20;
+/// The most of a command's standard error kept.
+pub const MAX_STDERR: u64 = 64 << 10;
 
 /// A program, its arguments and optional standard input.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -98,19 +108,28 @@ pub trait Runner: Send + Sync {
 }
 
 /// Runs commands for real, inside a network namespace when given one.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct SystemRunner {
     netns: Option<String>,
+    timeout: Duration,
     elapsed: std::sync::Mutex<Duration>,
 }
 
 impl SystemRunner {
-    /// Run commands in the current namespaces, or with `ip netns exec NAME`.
+    /// Run commands in the current namespaces, or with `ip netns exec NAME`,
+    /// each for at most [`DEFAULT_TIMEOUT`].
     pub fn new(netns: Option<String>) -> Self {
         SystemRunner {
             netns,
+            timeout: DEFAULT_TIMEOUT,
             elapsed: Default::default(),
         }
+    }
+
+    /// The same runner with another deadline per command.
+    pub fn with_timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
     }
 
     /// The command actually started: `cmd`, or `ip netns exec NAME cmd`.
@@ -150,20 +169,78 @@ impl Runner for SystemRunner {
             .stderr(Stdio::piped())
             .spawn()
             .map_err(fail)?;
-        if let (Some(input), Some(mut pipe)) = (&real.stdin, child.stdin.take()) {
-            pipe.write_all(input).map_err(fail)?;
-        }
-        let out = child.wait_with_output().map_err(fail)?;
+        // Pipes are drained on their own threads (a full pipe would block
+        // the child), each up to its cap; the wait has a deadline.
+        let stdout = drain(child.stdout.take(), MAX_STDOUT);
+        let stderr = drain(child.stderr.take(), MAX_STDERR);
+        let input = child
+            .stdin
+            .take()
+            .zip(real.stdin.clone())
+            .map(|(mut pipe, bytes)| {
+                std::thread::spawn(move || {
+                    let _ = pipe.write_all(&bytes);
+                })
+            });
+        let status = wait_until(&mut child, start + self.timeout);
         *self.elapsed.lock().unwrap_or_else(|e| e.into_inner()) += start.elapsed();
+        let status = match status {
+            Ok(Some(s)) => s,
+            Ok(None) => {
+                return Err(fail(std::io::Error::new(
+                    std::io::ErrorKind::TimedOut,
+                    format!("no answer within {} s: killed", self.timeout.as_secs_f32()),
+                )));
+            }
+            Err(e) => return Err(fail(e)),
+        };
+        if let Some(t) = input {
+            let _ = t.join();
+        }
+        let join = |t: std::thread::JoinHandle<Vec<u8>>| t.join().unwrap_or_default();
         Ok(Output {
-            code: out.status.code(),
-            stdout: out.stdout,
-            stderr: out.stderr,
+            code: status.code(),
+            stdout: join(stdout),
+            stderr: join(stderr),
         })
     }
 
     fn elapsed(&self) -> Duration {
         *self.elapsed.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// Read a pipe to its end on a thread, keeping at most `cap` bytes (the
+/// rest is read and dropped, so the child never blocks on a full pipe).
+fn drain(pipe: Option<impl Read + Send + 'static>, cap: u64) -> std::thread::JoinHandle<Vec<u8>> {
+    std::thread::spawn(move || {
+        let mut kept = Vec::new();
+        if let Some(mut p) = pipe {
+            let _ = (&mut p).take(cap).read_to_end(&mut kept);
+            let _ = std::io::copy(&mut p, &mut std::io::sink());
+        }
+        kept
+    })
+}
+
+/// Wait for `child` until `deadline`; past it, kill it and return `None`.
+fn wait_until(
+    child: &mut Child,
+    deadline: Instant,
+) -> std::io::Result<Option<std::process::ExitStatus>> {
+    let mut pause = Duration::from_millis(1);
+    loop {
+        if let Some(status) = child.try_wait()? {
+            return Ok(Some(status));
+        }
+        let now = Instant::now();
+        if now >= deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Ok(None);
+        }
+        std::thread::sleep(pause.min(deadline - now));
+        pause = (pause * 2).min(Duration::from_millis(20));
     }
 }
 
@@ -199,5 +276,23 @@ mod tests {
         assert_eq!(ok.stderr_text(), "oops");
         let err = r.run(&Cmd::new("/nonexistent/prog", ["a b"])).unwrap_err();
         assert!(err.to_string().contains("/nonexistent/prog 'a b'"), "{err}");
+    }
+
+    #[test]
+    fn a_hung_command_is_killed_at_its_deadline() {
+        let r = SystemRunner::new(None).with_timeout(Duration::from_millis(300));
+        let t = Instant::now();
+        let err = r.run(&Cmd::new("sleep", ["30"])).unwrap_err();
+        assert!(t.elapsed() < Duration::from_secs(5), "{:?}", t.elapsed());
+        assert!(err.to_string().contains("killed"), "{err}");
+        // Output beyond the cap is read and dropped, not kept.
+        let big = r
+            .run(&Cmd::new(
+                "sh",
+                ["-c", "head -c 200000 /dev/zero >&2; echo done"],
+            ))
+            .unwrap();
+        assert_eq!(big.stderr.len() as u64, MAX_STDERR);
+        assert_eq!(big.stdout, b"done\n");
     }
 }

@@ -20,6 +20,10 @@ use serde_json::Value;
 /// Our table as the kernel (or firewall) has it.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Snapshot {
+    /// The table itself (its flags), as canonical JSON; `None` where the
+    /// backend has no such thing (and in snapshots of older agents).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub table: Option<String>,
     /// Chains, sorted by name.
     pub chains: Vec<LiveChain>,
     /// Named sets, sorted by name.
@@ -195,6 +199,10 @@ fn rule_name(chain: &str, key: &str, pos: usize) -> String {
 /// (by name, with the elements that differ). Sorted.
 pub fn diff(intended: &Snapshot, live: &Snapshot) -> Drift {
     let mut d = Drift::default();
+    if intended.table.is_some() && intended.table != live.table {
+        d.changed
+            .push("table (flags: `dormant` switches every rule off)".into());
+    }
     let chains = |s: &Snapshot| -> BTreeMap<String, LiveChain> {
         s.chains
             .iter()
@@ -305,6 +313,7 @@ mod tests {
 
     fn snap() -> Snapshot {
         Snapshot {
+            table: None,
             chains: vec![LiveChain {
                 name: "ing".into(),
                 spec: "{}".into(),
@@ -348,6 +357,17 @@ mod tests {
             d.changed,
             ["rule ing/a#2", "set peers elements -10.0.0.1, +10.9.9.9"]
         );
+    }
+
+    #[test]
+    fn table_flags_are_a_change() {
+        let mut want = snap();
+        want.table = Some("{}".into());
+        let mut live = want.clone();
+        live.table = Some(json!({"flags": "ringfence"}).to_string());
+        assert_eq!(diff(&want, &live).changed.len(), 1);
+        // A snapshot without a table (an older agent's) compares nothing.
+        assert!(diff(&snap(), &live).is_empty());
     }
 
     #[test]

@@ -11,9 +11,9 @@ use ringfence_agent::agent::{Agent, Config, Initial, Outcome};
 use ringfence_agent::applier::Applier;
 use ringfence_agent::daemon;
 use ringfence_agent::exec::SystemRunner;
-use ringfence_agent::source::Source;
+use ringfence_agent::source::{Source, Transport};
 use ringfence_agent::state::StateDir;
-use ringfence_bundle::{Trust, load_trusted_key};
+use ringfence_bundle::{MAX_BUNDLE_BYTES, Trust, load_trusted_key, read_capped};
 use ringfence_schema::report::{ComplianceReport, Status};
 
 /// The ringfence node agent: verify signed bundles, apply them atomically,
@@ -55,6 +55,10 @@ struct Common {
     /// What to enforce before the first bundle.
     #[arg(long, value_enum, default_value = "allow")]
     initial: InitialArg,
+    /// Kill an `nft` run that has not finished after this long (seconds, or
+    /// a duration like `90s`).
+    #[arg(long, value_name = "S", default_value = "60", value_parser = parse_interval)]
+    nft_timeout: Duration,
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -69,9 +73,19 @@ enum InitialArg {
 struct RunArgs {
     #[command(flatten)]
     common: Common,
-    /// Directory or http:// URL holding `<node>.bundle` (and `index.json`).
+    /// Directory or http(s):// URL holding `<node>.bundle` and `index.json`.
     #[arg(long, value_name = "DIR|URL")]
     source: String,
+    /// CA certificates (PEM) that https:// sources and collectors must chain
+    /// to, instead of the system's CA bundle.
+    #[arg(long, value_name = "PEM")]
+    ca_bundle: Option<PathBuf>,
+    /// Client certificate chain (PEM) to present over https://.
+    #[arg(long, value_name = "PEM", requires = "client_key")]
+    client_cert: Option<PathBuf>,
+    /// The client certificate's private key (PEM).
+    #[arg(long, value_name = "PEM", requires = "client_cert")]
+    client_key: Option<PathBuf>,
     /// Time between passes: seconds, or a duration like `30s`, `2m`.
     #[arg(long, value_name = "S", default_value = "30", value_parser = parse_interval)]
     interval: Duration,
@@ -81,12 +95,16 @@ struct RunArgs {
     /// Serve Prometheus metrics and /healthz on this address (`0.0.0.0:9472`).
     #[arg(long, value_name = "ADDR")]
     metrics: Option<String>,
-    /// POST every report (JSON) to this collector URL.
+    /// POST every report (JSON) to this collector URL (http:// or https://).
     #[arg(long, value_name = "URL")]
     report_to: Option<String>,
     /// One pass, then exit (status as for `status`).
     #[arg(long)]
     once: bool,
+    /// Accept bundles from a source that has no signed `index.json`
+    /// (without it a bundle of another compile cannot be told apart).
+    #[arg(long)]
+    no_index: bool,
 }
 
 #[derive(Debug, Args)]
@@ -133,8 +151,8 @@ fn parse_interval(s: &str) -> Result<Duration, String> {
     Ok(d)
 }
 
-fn applier(netns: Option<String>) -> Box<dyn Applier> {
-    let runner = SystemRunner::new(netns);
+fn applier(netns: Option<String>, timeout: Duration) -> Box<dyn Applier> {
+    let runner = SystemRunner::new(netns).with_timeout(timeout);
     if cfg!(windows) {
         Box::new(ringfence_agent::windows::WindowsApplier::new(runner))
     } else {
@@ -142,30 +160,30 @@ fn applier(netns: Option<String>) -> Box<dyn Applier> {
     }
 }
 
-fn agent(c: &Common, self_heal: bool) -> anyhow::Result<Agent> {
+fn agent(c: &Common, self_heal: bool, require_index: bool) -> anyhow::Result<Agent> {
     let keys = c
         .trust
         .iter()
         .map(|p| load_trusted_key(p))
         .collect::<Result<Vec<_>, _>>()?;
-    if c.threshold > keys.len() {
-        bail!(
-            "--threshold {} is more than the {} trusted key(s) given with --trust",
-            c.threshold,
-            keys.len()
-        );
-    }
+    // The rule `ringfence verify` applies too: one implementation.
+    let trust = Trust::checked(keys, c.threshold).map_err(anyhow::Error::msg)?;
     let state = StateDir::open(&c.state)?;
     let cfg = Config {
         node: c.node.clone(),
-        trust: Trust::new(keys, c.threshold),
+        trust,
         initial: match c.initial {
             InitialArg::Allow => Initial::Allow,
             InitialArg::Deny => Initial::Deny,
         },
         self_heal,
+        require_index,
     };
-    Ok(Agent::new(cfg, state, applier(c.netns.clone())))
+    Ok(Agent::new(
+        cfg,
+        state,
+        applier(c.netns.clone(), c.nft_timeout),
+    ))
 }
 
 fn in_sync(r: &ComplianceReport) -> u8 {
@@ -173,30 +191,34 @@ fn in_sync(r: &ComplianceReport) -> u8 {
 }
 
 fn run(a: RunArgs) -> anyhow::Result<u8> {
-    if a.source.starts_with("https://") {
-        bail!(
-            "--source {}: this build speaks plain HTTP only (bundles are signed, so transport security is not what makes them trustworthy); serve them over http:// or sync them to a directory",
-            a.source
-        );
+    if let Some(url) = a
+        .report_to
+        .as_deref()
+        .filter(|u| !u.starts_with("http://") && !u.starts_with("https://"))
+    {
+        bail!("--report-to {url}: give an http:// or https:// URL");
     }
-    if let Some(url) = a.report_to.as_deref().filter(|u| !u.starts_with("http://")) {
-        bail!("--report-to {url}: give an http:// URL (this build has no TLS)");
-    }
-    let mut agent = agent(&a.common, a.self_heal)?;
-    let mut source = Source::parse(&a.source, Duration::from_secs(30));
+    let client = a.client_cert.as_deref().zip(a.client_key.as_deref());
+    let transport = Transport::new(a.ca_bundle.as_deref(), client).map_err(anyhow::Error::msg)?;
+    let mut agent = agent(&a.common, a.self_heal, !a.no_index)?;
+    let mut source = Source::parse(&a.source, &transport, Duration::from_secs(30));
     let opts = daemon::Options {
         interval: a.interval,
         metrics: a.metrics,
         report_to: a.report_to,
         once: a.once,
+        transport,
     };
     daemon::run(&mut agent, &mut source, &opts).map_err(anyhow::Error::msg)?;
     Ok(in_sync(&agent.report(SystemTime::now())))
 }
 
 fn apply(a: ApplyArgs) -> anyhow::Result<u8> {
-    let mut agent = agent(&a.common, false)?;
-    let read = |p: &PathBuf| std::fs::read(p).with_context(|| p.display().to_string());
+    let mut agent = agent(&a.common, false, a.index.is_some())?;
+    // One byte past the limit: a larger file is refused as too large.
+    let read = |p: &PathBuf| {
+        read_capped(p, MAX_BUNDLE_BYTES as u64 + 1).with_context(|| p.display().to_string())
+    };
     let bytes = read(&a.bundle)?;
     let index = a.index.as_ref().map(read).transpose()?;
     let now = SystemTime::now();
@@ -245,10 +267,10 @@ fn apply(a: ApplyArgs) -> anyhow::Result<u8> {
 }
 
 fn status(a: StatusArgs) -> anyhow::Result<u8> {
-    let state = StateDir::open(&a.state)?;
+    let state = StateDir::inspect(&a.state);
     let current = state.current()?;
     let path = state.report_path();
-    let report: Option<ComplianceReport> = match std::fs::read(&path) {
+    let report: Option<ComplianceReport> = match read_capped(&path, 64 << 20) {
         Ok(b) => Some(serde_json::from_slice(&b).with_context(|| format!("{}", path.display()))?),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
         Err(e) => return Err(e).with_context(|| path.display().to_string()),

@@ -2,12 +2,22 @@
 //!
 //! A bundle's `rules.nft` replaces `table inet ringfence` and nothing else
 //! (`table …` / `delete table …` / `table … { }`, one `nft -f` transaction).
-//! Before it is loaded the file is screened: every top-level statement must
-//! name our table, and `ruleset` may not appear, so even a signed bundle
-//! cannot flush or edit kube-proxy's or the CNI's tables. Text goes in, JSON
-//! comes back (`nft -j list table inet ringfence`).
+//! Two guards keep even a signed bundle inside our table:
+//!
+//! - before: the staged file passes [`ringfence_nft::screen`] (verification
+//!   already ran it; it runs again on the exact bytes `nft` will read), so
+//!   `include`, variables, other families or tables never reach `nft`;
+//! - after: what `nft -j list ruleset` shows **outside** our table is
+//!   compared with its listing from just before the load; any difference
+//!   fails the apply loudly (the agent rolls back and reports `failed`).
+//!
+//! Text goes in, JSON comes back (`nft -j list table inet ringfence`,
+//! including the table's own flags, so `dormant` is drift). `nft`'s error
+//! output reaches logs and reports only through [`nft_errors`]: its own
+//! `Error:` lines, capped and with control characters escaped.
 
 use std::collections::BTreeMap;
+use std::hash::{Hash, Hasher};
 use std::path::Path;
 
 use serde::Deserialize;
@@ -65,76 +75,157 @@ impl<R: Runner> NftApplier<R> {
         } else {
             Err(ApplyError::clean(
                 step,
-                format!("`{cmd}` failed: {}", out.stderr_text()),
+                format!("`{cmd}` failed: {}", nft_errors(&out.stderr)),
             ))
         }
     }
+
+    /// Everything outside our table, by object.
+    fn foreign(&self, step: &'static str) -> Result<Foreign, ApplyError> {
+        let json = self.nft(step, &["-j", "list", "ruleset"])?;
+        foreign_objects(&json).map_err(|e| ApplyError::clean(step, e))
+    }
 }
 
-/// Refuse a rules file that touches anything but our table.
-pub fn screen(text: &str) -> Result<(), String> {
-    const VERBS: &[&str] = &[
-        "add", "create", "insert", "replace", "delete", "destroy", "flush", "reset", "list",
-    ];
-    let mut depth = 0usize;
-    for (n, line) in text.lines().enumerate() {
-        let code = strip_comment(line);
-        let at = |why: String| Err(format!("{RULES_FILE} line {}: {why}", n + 1));
-        if code.split_whitespace().any(|t| t == "ruleset") {
-            return at("`ruleset` would reach beyond table inet ringfence".into());
-        }
-        // Split the line at `{`, `}` and `;`: each piece outside braces is a
-        // top-level statement (or a block header) and must name our table.
-        let mut piece = String::new();
-        for c in code.chars().chain(std::iter::once(';')) {
-            if !matches!(c, '{' | '}' | ';') {
-                piece.push(c);
+/// What nft said went wrong, fit for a log line and a report: only its
+/// `Error:` lines and `ip netns exec`'s `Cannot …` lines (never the echoed
+/// input, which could be any file's content), at most three, each at most
+/// 200 characters, control characters escaped.
+pub fn nft_errors(stderr: &[u8]) -> String {
+    let text = String::from_utf8_lossy(stderr);
+    let mut lines: Vec<String> = text
+        .lines()
+        .filter(|l| l.starts_with("Error:") || l.contains(": Error:") || l.starts_with("Cannot "))
+        .take(3)
+        .map(|l| {
+            // `/path/rules.nft:3:5-9: Error: …`: keep the position, not the path.
+            let l = match l.split_once(": Error:") {
+                Some((at, rest)) => {
+                    let mut pos: Vec<&str> = at.rsplit(':').take(2).collect();
+                    pos.reverse();
+                    format!("line {}: Error:{rest}", pos.join(":"))
+                }
+                None => l.to_string(),
+            };
+            l.chars()
+                .take(200)
+                .flat_map(|c| {
+                    let esc: Vec<char> = if c.is_control() {
+                        c.escape_default().collect()
+                    } else {
+                        vec![c]
+                    };
+                    esc
+                })
+                .collect::<String>()
+        })
+        .collect();
+    if lines.is_empty() {
+        lines.push(format!(
+            "nft failed ({} bytes on stderr, none an `Error:` line)",
+            stderr.len()
+        ));
+    }
+    lines.join("; ")
+}
+
+/// The objects of a ruleset outside `table inet ringfence`: a key naming
+/// each (`chain ip filter input`, `rule ip filter input #3`) and a hash of
+/// its canonical JSON (handles, counter values and quota use left out).
+pub type Foreign = BTreeMap<String, u64>;
+
+/// Parse `nft -j list ruleset` into [`Foreign`].
+pub fn foreign_objects(json: &[u8]) -> Result<Foreign, String> {
+    #[derive(Deserialize)]
+    struct All {
+        nftables: Vec<BTreeMap<String, Value>>,
+    }
+    let all: All = serde_json::from_slice(json).map_err(|e| format!("nft -j output: {e}"))?;
+    let mut out = Foreign::new();
+    let mut rules: BTreeMap<String, usize> = BTreeMap::new();
+    for item in all.nftables {
+        for (kind, v) in item {
+            if kind == "metainfo" {
                 continue;
             }
-            let toks: Vec<&str> = piece.split_whitespace().collect();
-            if depth == 0 && !toks.is_empty() {
-                let ours =
-                    |i: usize| toks.get(i) == Some(&FAMILY) && toks.get(i + 1) == Some(&TABLE);
-                let ok = match toks[0] {
-                    "define" => true,
-                    "table" => ours(1),
-                    v if VERBS.contains(&v) => ours(2),
-                    _ => false,
-                };
-                if !ok {
-                    return at(format!(
-                        "`{}` does not name table {FAMILY} {TABLE}, the only one the agent may change",
-                        piece.trim()
-                    ));
-                }
+            let field = |k: &str| v.get(k).and_then(Value::as_str).unwrap_or("");
+            let family = field("family");
+            let table = if kind == "table" {
+                field("name")
+            } else {
+                field("table")
+            };
+            if family == FAMILY && table == TABLE {
+                continue;
             }
-            piece.clear();
-            match c {
-                '{' => depth += 1,
-                '}' => depth = depth.saturating_sub(1),
-                _ => {}
-            }
+            let key = if kind == "rule" {
+                let chain = format!("rule {family} {table} {}", field("chain"));
+                let n = rules.entry(chain.clone()).or_default();
+                *n += 1;
+                format!("{chain} #{n}")
+            } else if kind == "table" {
+                format!("table {family} {table}")
+            } else {
+                format!("{kind} {family} {table} {}", field("name"))
+            };
+            let mut h = std::hash::DefaultHasher::new();
+            strip_live(&v).to_string().hash(&mut h);
+            out.insert(key, h.finish());
         }
     }
-    Ok(())
+    Ok(out)
 }
 
-/// A line without its `#` comment (a `#` inside a quoted string stays).
-fn strip_comment(line: &str) -> &str {
-    let mut quoted = false;
-    for (i, c) in line.char_indices() {
-        match c {
-            '"' => quoted = !quoted,
-            '#' if !quoted => return &line[..i],
-            _ => {}
-        }
+/// What changes without the ruleset changing: handles, counter values,
+/// quota use, element expiry.
+fn strip_live(v: &Value) -> Value {
+    match v {
+        Value::Object(m) => Value::Object(
+            m.iter()
+                .filter(|(k, _)| {
+                    !matches!(
+                        k.as_str(),
+                        "handle" | "packets" | "bytes" | "used" | "expires"
+                    )
+                })
+                .map(|(k, v)| (k.clone(), strip_live(v)))
+                .collect(),
+        ),
+        Value::Array(a) => Value::Array(a.iter().map(strip_live).collect()),
+        _ => v.clone(),
     }
-    line
 }
 
-/// One object of `nft -j` output; other kinds (metainfo, table) are skipped.
+/// The objects that differ between two [`Foreign`] listings, named (at
+/// most five, then a count).
+pub fn foreign_changes(before: &Foreign, after: &Foreign) -> Vec<String> {
+    let mut changed: Vec<String> = before
+        .iter()
+        .filter_map(|(k, h)| match after.get(k) {
+            None => Some(format!("{k} removed")),
+            Some(a) if a != h => Some(format!("{k} changed")),
+            Some(_) => None,
+        })
+        .chain(
+            after
+                .keys()
+                .filter(|k| !before.contains_key(*k))
+                .map(|k| format!("{k} added")),
+        )
+        .collect();
+    if changed.len() > 5 {
+        let more = changed.len() - 5;
+        changed.truncate(5);
+        changed.push(format!("and {more} more"));
+    }
+    changed
+}
+
+/// One object of `nft -j` output; other kinds (metainfo) are skipped.
 #[derive(Deserialize)]
 struct Item {
+    #[serde(default)]
+    table: Option<BTreeMap<String, Value>>,
     #[serde(default)]
     chain: Option<Named>,
     #[serde(default)]
@@ -209,6 +300,11 @@ pub fn parse_listing(json: &[u8]) -> Result<Snapshot, String> {
     };
     let mut snap = Snapshot::default();
     for item in listing.nftables {
+        if let Some(t) = item.table {
+            // Its flags (`dormant` switches every rule off); nft 1.0.6 writes
+            // the table's name as the value, so the key's presence counts.
+            snap.table = Some(spec(t.into_iter().filter(|(k, _)| k != "name").collect()));
+        }
         if let Some(c) = item.chain {
             snap.chains.push(LiveChain {
                 name: c.name,
@@ -293,18 +389,33 @@ impl<R: Runner> Applier for NftApplier<R> {
     }
 
     fn check(&self, dir: &Path) -> Result<(), ApplyError> {
+        // `nft -f` is one transaction, so a file it rejects changes nothing:
+        // no `nft -c` pass first. What it may contain is screened here.
         let path = dir.join(RULES_FILE);
         let text = std::fs::read_to_string(&path)
             .map_err(|e| ApplyError::clean("check", format!("{}: {e}", path.display())))?;
-        screen(&text).map_err(|e| ApplyError::clean("check", e))?;
-        self.nft("check", &["-c", "-f", &path.to_string_lossy()])
-            .map(drop)
+        ringfence_nft::screen(&text)
+            .map_err(|e| ApplyError::clean("check", format!("{RULES_FILE} {e}")))
     }
 
     fn apply(&self, dir: &Path, _generation: u64) -> Result<(), ApplyError> {
+        let before = self.foreign("apply")?;
         // One transaction: on failure the kernel keeps the previous table.
-        self.nft("apply", &["-f", &dir.join(RULES_FILE).to_string_lossy()])
-            .map(drop)
+        self.nft("apply", &["-f", &dir.join(RULES_FILE).to_string_lossy()])?;
+        let after = self
+            .foreign("apply")
+            .map_err(|e| ApplyError::dirty(e.step, e.message))?;
+        let changed = foreign_changes(&before, &after);
+        if changed.is_empty() {
+            return Ok(());
+        }
+        Err(ApplyError::dirty(
+            "outside",
+            format!(
+                "the ruleset outside table inet ringfence changed while {RULES_FILE} was loaded ({}): another program changed it at the same moment, or the file reached beyond our table",
+                changed.join(", ")
+            ),
+        ))
     }
 
     fn read(&self) -> Result<Option<Snapshot>, ApplyError> {
@@ -314,11 +425,16 @@ impl<R: Runner> Applier for NftApplier<R> {
             .run(&cmd)
             .map_err(|e| ApplyError::clean("read", e.to_string()))?;
         if !out.success() {
-            let msg = out.stderr_text();
-            if msg.contains("No such file or directory") {
+            // nft's own answer for a missing table, and only that, means
+            // "absent"; anything else (no such network namespace, nft not
+            // runnable) is a failure to read.
+            if out.stderr.starts_with(b"Error: No such file or directory") {
                 return Ok(None);
             }
-            return Err(ApplyError::clean("read", format!("`{cmd}` failed: {msg}")));
+            return Err(ApplyError::clean(
+                "read",
+                format!("`{cmd}` failed: {}", nft_errors(&out.stderr)),
+            ));
         }
         parse_listing(&out.stdout)
             .map(Some)
@@ -348,28 +464,43 @@ mod tests {
     use super::*;
 
     #[test]
-    fn screen_accepts_our_table_only() {
-        assert!(screen(INITIAL_DENY).is_ok());
-        assert!(screen("define X = 1\nadd element inet ringfence s { 1.2.3.4 }\n").is_ok());
-        let bad = [
-            "flush ruleset\n",
-            "table ip kube-proxy\ndelete table ip kube-proxy\n",
-            "table inet ringfence {\n}\nadd rule ip filter input drop\n",
-            "include \"/etc/x.nft\"\n",
-        ];
-        for b in bad {
-            let e = screen(b).unwrap_err();
-            assert!(e.starts_with("rules.nft line"), "{e}");
-        }
-        // Inside our table anything goes, and comments do not count.
-        assert!(
-            screen(
-                "table inet ringfence {\n chain c { counter comment \"a # b\" } # table ip x\n}\n"
-            )
-            .is_ok()
+    fn initial_deny_passes_the_screen() {
+        ringfence_nft::screen(INITIAL_DENY).unwrap();
+    }
+
+    #[test]
+    fn nft_errors_keep_only_error_lines_escaped_and_capped() {
+        let stderr = b"/tmp/x/rules.nft:2:5-11: Error: Could not open file \"/etc/shadow\"\ninclude \"/etc/shadow\"\nroot:$6$abc:19000:0:99999:7:::\n    ^^^^^\n";
+        let e = nft_errors(stderr);
+        assert_eq!(e, "line 2:5-11: Error: Could not open file \"/etc/shadow\"");
+        assert!(!e.contains("root:"));
+        let noisy = format!("Error: {}\u{1b}[2J\n", "x".repeat(500));
+        let e = nft_errors(noisy.as_bytes());
+        assert!(e.len() < 230 && !e.contains('\u{1b}'), "{e}");
+        assert!(nft_errors(b"root:x:0:0\n").starts_with("nft failed (11 bytes"));
+    }
+
+    #[test]
+    fn foreign_objects_ignore_ours_handles_and_counters() {
+        let a = br#"{"nftables":[{"metainfo":{}},{"table":{"family":"ip","name":"victim","handle":1}},
+          {"chain":{"family":"ip","table":"victim","name":"c","handle":1}},
+          {"rule":{"family":"ip","table":"victim","chain":"c","handle":2,"expr":[{"counter":{"packets":1,"bytes":60}},{"accept":null}]}},
+          {"table":{"family":"inet","name":"ringfence","handle":2}},
+          {"chain":{"family":"inet","table":"ringfence","name":"forward","handle":3}}]}"#;
+        let b = br#"{"nftables":[{"metainfo":{}},{"table":{"family":"ip","name":"victim","handle":1}},
+          {"chain":{"family":"ip","table":"victim","name":"c","handle":1}},
+          {"rule":{"family":"ip","table":"victim","chain":"c","handle":9,"expr":[{"counter":{"packets":7,"bytes":420}},{"accept":null}]}}]}"#;
+        let (fa, fb) = (foreign_objects(a).unwrap(), foreign_objects(b).unwrap());
+        assert_eq!(fa.len(), 3);
+        assert!(foreign_changes(&fa, &fb).is_empty());
+        let gone = foreign_objects(
+            br#"{"nftables":[{"table":{"family":"ip","name":"victim","handle":1}}]}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            foreign_changes(&fa, &gone),
+            ["chain ip victim c removed", "rule ip victim c #1 removed"]
         );
-        // A block closed and another opened on one line is still seen.
-        assert!(screen("table inet ringfence { } table ip filter { }\n").is_err());
     }
 
     #[test]

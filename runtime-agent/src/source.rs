@@ -3,11 +3,123 @@
 //! Fetches `<source>/<node>.bundle` and, when present, `<source>/index.json`.
 //! Over HTTP the bundle's `ETag` is sent back as `If-None-Match`, so an
 //! unchanged bundle costs a `304` and nothing else. Transport security is not
-//! what makes a bundle trustworthy — its signature is — so plain HTTP is
-//! acceptable inside a cluster.
+//! what makes a bundle trustworthy — its signature is — but `https://` keeps
+//! the topology confidential and passes proxies and collectors that require
+//! it: [`Transport`] is rustls (ring) with the system's CA bundle or a given
+//! one, and optionally a client certificate. Reports go out the same way.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
+
+use ureq::tls::{Certificate, ClientCert, PemItem, PrivateKey, RootCerts, TlsConfig};
+
+/// Where the system keeps its CA bundle, first found wins (`SSL_CERT_FILE`
+/// before these).
+const SYSTEM_CA_BUNDLES: &[&str] = &[
+    "/etc/ssl/certs/ca-certificates.crt",
+    "/etc/pki/tls/certs/ca-bundle.crt",
+    "/etc/ssl/cert.pem",
+];
+
+/// The largest PEM file read (a system CA bundle is ~200 KiB).
+const MAX_PEM_BYTES: u64 = 4 << 20;
+
+/// How the agent speaks HTTP(S): the TLS roots and client certificate.
+#[derive(Clone, Debug)]
+pub struct Transport {
+    tls: TlsConfig,
+}
+
+impl Transport {
+    /// Roots from `ca_bundle` (PEM) if given, else the system's CA bundle,
+    /// else Mozilla's built-in roots; a client certificate (PEM chain) and
+    /// its key if given.
+    pub fn new(
+        ca_bundle: Option<&Path>,
+        client: Option<(&Path, &Path)>,
+    ) -> Result<Transport, String> {
+        let env = std::env::var_os("SSL_CERT_FILE").map(PathBuf::from);
+        let system = env
+            .into_iter()
+            .chain(SYSTEM_CA_BUNDLES.iter().map(PathBuf::from))
+            .find(|p| p.is_file());
+        let roots = match ca_bundle.map(Path::to_path_buf).or(system) {
+            Some(path) => {
+                let certs = pem(&path)?
+                    .into_iter()
+                    .filter_map(|i| match i {
+                        PemItem::Certificate(c) => Some(c),
+                        _ => None,
+                    })
+                    .collect::<Vec<Certificate<'static>>>();
+                if certs.is_empty() {
+                    return Err(format!("{}: no PEM certificate in it", path.display()));
+                }
+                RootCerts::Specific(Arc::new(certs))
+            }
+            None => RootCerts::WebPki,
+        };
+        let client = match client {
+            None => None,
+            Some((cert, key)) => {
+                let chain: Vec<Certificate<'static>> = pem(cert)?
+                    .into_iter()
+                    .filter_map(|i| match i {
+                        PemItem::Certificate(c) => Some(c),
+                        _ => None,
+                    })
+                    .collect();
+                let key: PrivateKey<'static> = pem(key)?
+                    .into_iter()
+                    .find_map(|i| match i {
+                        PemItem::PrivateKey(k) => Some(k),
+                        _ => None,
+                    })
+                    .ok_or_else(|| format!("{}: no PEM private key in it", key.display()))?;
+                if chain.is_empty() {
+                    return Err(format!("{}: no PEM certificate in it", cert.display()));
+                }
+                Some(ClientCert::new_with_certs(&chain, key))
+            }
+        };
+        Ok(Transport {
+            tls: TlsConfig::builder()
+                .root_certs(roots)
+                .client_cert(client)
+                .build(),
+        })
+    }
+
+    /// An HTTP(S) client with this transport, each request bounded by
+    /// `timeout`.
+    pub fn agent(&self, timeout: Duration) -> ureq::Agent {
+        ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .tls_config(self.tls.clone())
+            .timeout_global(Some(timeout))
+            .build()
+            .new_agent()
+    }
+}
+
+impl Default for Transport {
+    /// The system's (or the built-in) roots, no client certificate.
+    fn default() -> Self {
+        Transport::new(None, None).unwrap_or_else(|_| Transport {
+            tls: TlsConfig::default(),
+        })
+    }
+}
+
+/// The PEM items of a file.
+fn pem(path: &Path) -> Result<Vec<PemItem<'static>>, String> {
+    let bytes = ringfence_bundle::read_capped(path, MAX_PEM_BYTES)
+        .map_err(|e| format!("{}: {e}", path.display()))?;
+    ureq::tls::parse_pem(&bytes)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| format!("{}: {e}", path.display()))
+}
 
 /// Largest bundle or index accepted (a bundle for a big node is a few MiB).
 pub const MAX_BYTES: u64 = 64 << 20;
@@ -56,14 +168,11 @@ pub struct FetchError {
 }
 
 impl Source {
-    /// A directory path, or an `http://`/`https://` URL.
-    pub fn parse(s: &str, timeout: Duration) -> Self {
+    /// A directory path, or an `http://`/`https://` URL fetched with
+    /// `transport`.
+    pub fn parse(s: &str, transport: &Transport, timeout: Duration) -> Self {
         if s.starts_with("http://") || s.starts_with("https://") {
-            let agent = ureq::Agent::config_builder()
-                .http_status_as_error(false)
-                .timeout_global(Some(timeout))
-                .build()
-                .new_agent();
+            let agent = transport.agent(timeout);
             Source::Http {
                 base: s.trim_end_matches('/').to_string(),
                 agent,
@@ -87,7 +196,9 @@ impl Source {
         let name = format!("{node}.bundle");
         match self {
             Source::Dir(dir) => {
-                let read = |p: PathBuf| match std::fs::read(&p) {
+                // Regular files only, capped: a FIFO or `/dev/zero` is
+                // refused, never waited on or read without end.
+                let read = |p: PathBuf| match ringfence_bundle::read_capped(&p, MAX_BYTES + 1) {
                     Ok(b) => Ok(Some(b)),
                     Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
                     Err(e) => Err(FetchError {
@@ -176,12 +287,13 @@ fn get(
 }
 
 /// POST a JSON document (a compliance report) to a collector.
-pub fn post_json(url: &str, body: &[u8], timeout: Duration) -> Result<(), FetchError> {
-    let agent = ureq::Agent::config_builder()
-        .http_status_as_error(false)
-        .timeout_global(Some(timeout))
-        .build()
-        .new_agent();
+pub fn post_json(
+    url: &str,
+    body: &[u8],
+    transport: &Transport,
+    timeout: Duration,
+) -> Result<(), FetchError> {
+    let agent = transport.agent(timeout);
     let fail = |why: String| FetchError {
         what: url.to_string(),
         why,

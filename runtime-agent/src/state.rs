@@ -8,7 +8,13 @@
 //!                           two before it)
 //! <state>/staged/           the rule files of the bundle being applied
 //! <state>/report.json       the last compliance report
+//! <state>/lock              held (flock) by the one agent using the directory
 //! ```
+//!
+//! One agent per directory: [`StateDir::open`] takes an exclusive lock that
+//! lives as long as the process, and a second agent on the same directory
+//! stops at start ([`StateDir::inspect`], for `status`, reads without it).
+//! Files are read capped and only when regular.
 //!
 //! Every file is replaced atomically: write a temporary file, fsync it,
 //! rename it over the old one, fsync the directory. `current.json` is written
@@ -19,6 +25,9 @@
 use std::fs;
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use ringfence_bundle::{MAX_BUNDLE_BYTES, read_capped};
 
 use serde::{Deserialize, Serialize};
 
@@ -62,20 +71,51 @@ fn err(path: &Path, e: impl ToString) -> StateError {
 #[derive(Clone, Debug)]
 pub struct StateDir {
     root: PathBuf,
+    /// The exclusive lock, released when the last clone is dropped.
+    _lock: Option<Arc<fs::File>>,
 }
+
+/// The largest `current.json` read (it holds the snapshot of a table).
+const MAX_CURRENT_BYTES: u64 = 256 << 20;
 
 /// How many bundle files to keep (the current one included).
 const KEEP_BUNDLES: usize = 3;
 
 impl StateDir {
-    /// Open (and create) a state directory.
+    /// Open (and create) a state directory and lock it for this process.
     pub fn open(root: &Path) -> Result<Self, StateError> {
         for d in [root.to_path_buf(), root.join("bundles")] {
             fs::create_dir_all(&d).map_err(|e| err(&d, e))?;
         }
+        let path = root.join("lock");
+        let file = fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .map_err(|e| err(&path, e))?;
+        match file.try_lock() {
+            Ok(()) => {}
+            Err(fs::TryLockError::WouldBlock) => {
+                return Err(err(
+                    &path,
+                    "in use by another ringfence-agent: give each agent its own --state directory",
+                ));
+            }
+            Err(fs::TryLockError::Error(e)) => return Err(err(&path, e)),
+        }
         Ok(StateDir {
             root: root.to_path_buf(),
+            _lock: Some(Arc::new(file)),
         })
+    }
+
+    /// A state directory to read only (`status`): no lock, nothing created.
+    pub fn inspect(root: &Path) -> Self {
+        StateDir {
+            root: root.to_path_buf(),
+            _lock: None,
+        }
     }
 
     /// The directory itself.
@@ -96,13 +136,8 @@ impl StateDir {
     /// The commit in force, if any.
     pub fn current(&self) -> Result<Option<Current>, StateError> {
         let p = self.current_path();
-        match fs::read(&p) {
-            Ok(b) => serde_json::from_slice(&b).map(Some).map_err(|e| {
-                err(
-                    &p,
-                    format!("{e} (remove the state directory to start over)"),
-                )
-            }),
+        match read_capped(&p, MAX_CURRENT_BYTES) {
+            Ok(b) => serde_json::from_slice(&b).map(Some).map_err(|e| err(&p, e)),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
             Err(e) => Err(err(&p, e)),
         }
@@ -111,7 +146,23 @@ impl StateDir {
     /// Read a stored bundle file (a path from [`Current::bundle`]).
     pub fn read_bundle(&self, rel: &str) -> Result<Vec<u8>, StateError> {
         let p = self.root.join(rel);
-        fs::read(&p).map_err(|e| err(&p, e))
+        read_capped(&p, MAX_BUNDLE_BYTES as u64 + 1).map_err(|e| err(&p, e))
+    }
+
+    /// The highest generation among the stored bundle files (their names
+    /// start with it): a floor that survives a lost or corrupt
+    /// `current.json`, since only verified bundles are ever stored.
+    pub fn stored_floor(&self) -> Option<u64> {
+        let dir = self.root.join("bundles");
+        fs::read_dir(&dir)
+            .ok()?
+            .filter_map(|e| {
+                let name = e.ok()?.file_name().into_string().ok()?;
+                let (generation, rest) = name.split_once('-')?;
+                (generation.len() == 20 && rest.ends_with(".bundle"))
+                    .then(|| generation.parse().ok())?
+            })
+            .max()
     }
 
     /// Store a verified bundle's bytes durably; returns its relative path.
@@ -248,6 +299,27 @@ mod tests {
         fs::write(s.current_path(), "{").unwrap();
         let e = s.current().unwrap_err().to_string();
         assert!(e.contains("current.json"), "{e}");
+        fs::remove_dir_all(&root).unwrap();
+    }
+
+    #[test]
+    fn one_agent_per_directory_and_the_floor_outlives_current_json() {
+        let root = tmp("lock");
+        let s = StateDir::open(&root).unwrap();
+        let e = StateDir::open(&root).unwrap_err().to_string();
+        assert!(e.contains("in use by another ringfence-agent"), "{e}");
+        // `status` reads without the lock.
+        assert_eq!(StateDir::inspect(&root).current().unwrap(), None);
+        assert_eq!(s.stored_floor(), None);
+        s.store_bundle(7, &"ab".repeat(32), b"x").unwrap();
+        s.store_bundle(12, &"cd".repeat(32), b"y").unwrap();
+        fs::write(root.join("bundles/junk-1.bundle"), "").unwrap();
+        assert_eq!(s.stored_floor(), Some(12));
+        drop(s);
+        assert!(
+            StateDir::open(&root).is_ok(),
+            "released with the last handle"
+        );
         fs::remove_dir_all(&root).unwrap();
     }
 }

@@ -254,6 +254,7 @@ impl<R: Runner> Applier for WindowsApplier<R> {
             Snapshot {
                 chains,
                 sets: Vec::new(),
+                table: None,
             }
             .sorted(),
         ))

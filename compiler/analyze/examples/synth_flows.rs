@@ -26,8 +26,14 @@ fn main() -> std::io::Result<()> {
     let n_convs = args.next().and_then(|a| a.parse().ok()).unwrap_or(200_000);
     let s = generate(&Params::benchmark());
     s.write(&dir)?;
-    let (_, flows) = flowgen::flows(&s, n_flows, n_convs);
+    // One flow at a time: 100 million flows need no memory.
     let mut w = std::io::BufWriter::new(std::fs::File::create(dir.join("flows.jsonl"))?);
-    flowgen::write_jsonl(&flows, &mut w)?;
+    let mut result = Ok(());
+    flowgen::each_flow(&s, n_flows, n_convs, |f| {
+        if result.is_ok() {
+            result = flowgen::write_record(&f, &mut w);
+        }
+    });
+    result?;
     w.flush()
 }

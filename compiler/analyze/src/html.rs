@@ -1,7 +1,15 @@
-//! The HTML report: one self-contained page (inline CSS and SVG; no script,
-//! font, image or style is fetched) with the outcome totals, a chart of
-//! outcomes over time, the scope-to-scope graph and the tables of escaped
+//! The HTML report: one self-contained page (inline CSS, SVG and script;
+//! nothing is fetched) with the outcome totals, a chart of outcomes over time,
+//! the scope-to-scope graph (a matrix past [`GRAPH_SCOPES`] scopes), a
+//! workload-to-workload view, the conversations, and the tables of escaped
 //! and misdropped conversations, policy conditions, changes and compliance.
+//!
+//! Every table sorts by a click on a column and filters by the words typed
+//! above it. A graph edge, a matrix cell or a workload pair links to the
+//! conversations behind it: the link's fragment (`#t=TABLE&fs=FROM-SCOPE&
+//! ts=TO-SCOPE`, or `fw`/`tw` for workloads, `q` for words, `sort`/`dir` for
+//! a column) is the whole state, so a drill-down can be bookmarked and sent.
+//! Without script the page shows everything, unsorted and unfiltered.
 //!
 //! Every number shown is in the [`Analysis`] the JSON output prints; the
 //! page adds no clock and no randomness, so the same analysis gives the same
@@ -16,6 +24,13 @@ use crate::text::{deciding, rank_name, service};
 
 /// Rows of each table before it is cut (the JSON output has everything).
 pub const TABLE_ROWS: usize = 200;
+/// Rows of the workload and conversation tables, which drill-downs filter.
+pub const DRILL_ROWS: usize = 2000;
+/// Conversations kept per scope pair before [`DRILL_ROWS`] cuts, so every
+/// edge drills down to its largest conversations.
+pub const PER_PAIR: usize = 25;
+/// Scopes drawn as a circle graph; more become a matrix, which stays readable.
+pub const GRAPH_SCOPES: usize = 20;
 
 /// The colour of an outcome.
 fn colour(o: Outcome) -> &'static str {
@@ -86,6 +101,63 @@ fn bytes(n: u64) -> String {
     }
 }
 
+/// A byte count cell: readable, sorted by the exact number.
+fn bytes_td(n: u64) -> String {
+    format!("<td class=\"num\" data-v=\"{n}\">{}</td>", bytes(n))
+}
+
+/// Percent-encode for a URL fragment parameter (what `URLSearchParams` decodes).
+fn pct(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
+            out.push(b as char);
+        } else {
+            let _ = write!(out, "%{b:02X}");
+        }
+    }
+    out
+}
+
+/// The link to the conversations between two scopes (`s`) or workloads (`w`).
+fn drill(kind: char, from: &str, to: &str) -> String {
+    format!(
+        "#t=table-conversations&amp;f{kind}={}&amp;t{kind}={}",
+        pct(from),
+        pct(to)
+    )
+}
+
+/// A sortable, filterable table's tools and head. `heads` are column names,
+/// a leading `#` marking a numeric column (right-aligned).
+fn table_open(h: &mut String, id: &str, rows: usize, heads: &[&str]) {
+    let _ = write!(
+        h,
+        "<div class=\"tools\"><input type=\"search\" id=\"{id}-filter\" \
+         placeholder=\"filter rows: words, all must match\" aria-label=\"filter rows\">\
+         <span class=\"note\"><span id=\"{id}-shown\">{rows}</span> row(s) shown; \
+         click a column to sort</span>\
+         <span class=\"drill\" id=\"{id}-drill\" hidden>showing <b></b> · \
+         <a href=\"#t={id}\">show all</a></span></div>\n\
+         <table id=\"{id}\" data-table><thead><tr>"
+    );
+    for head in heads {
+        match head.strip_prefix('#') {
+            Some(n) => {
+                let _ = write!(h, "<th class=\"num\" data-sort>{n}</th>");
+            }
+            None => {
+                let _ = write!(h, "<th data-sort>{head}</th>");
+            }
+        }
+    }
+    h.push_str("</tr></thead><tbody>\n");
+}
+
+fn table_close(h: &mut String) {
+    h.push_str("</tbody></table>\n");
+}
+
 const STYLE: &str = r#"
 :root { --fg: #1d2433; --muted: #5b6474; --line: #d8dde6; --bg: #f6f7f9; }
 * { box-sizing: border-box; }
@@ -113,6 +185,85 @@ code { font-family: ui-monospace, SFMono-Regular, Menlo, Consolas, monospace; fo
 svg text { font: 11px system-ui, -apple-system, "Segoe UI", Roboto, Arial, sans-serif; fill: var(--fg); }
 svg .axis { stroke: var(--muted); stroke-width: 1; }
 svg .grid { stroke: var(--line); stroke-width: 1; }
+svg a:hover path { stroke-opacity: 1; stroke-width: 6; }
+.tools { display: flex; gap: 12px; align-items: center; margin-top: 8px; }
+.tools input { font: inherit; padding: 3px 8px; width: 280px; border: 1px solid var(--line); border-radius: 4px; }
+.tools .drill { background: #e3f2fd; border-radius: 10px; padding: 1px 8px; }
+.tools .drill[hidden] { display: none; }
+th[data-sort] { cursor: pointer; user-select: none; }
+th[aria-sort=ascending]::after { content: " \25B2"; } th[aria-sort=descending]::after { content: " \25BC"; }
+tr[hidden] { display: none; }
+a.pair { color: inherit; text-decoration: none; } a.pair:hover { text-decoration: underline; }
+.scroll { overflow: auto; max-height: 900px; border: 1px solid var(--line); margin-top: 8px; }
+table.matrix { width: auto; border-collapse: separate; border-spacing: 1px; font-size: 11px; margin: 0; }
+table.matrix th { position: sticky; background: #fff; white-space: nowrap; padding: 2px 4px; border: 0; font-weight: 500; }
+table.matrix thead th { top: 0; z-index: 1; vertical-align: bottom; }
+table.matrix thead th span { display: inline-block; writing-mode: vertical-rl; transform: rotate(180deg); max-height: 160px; overflow: hidden; text-overflow: ellipsis; }
+table.matrix tbody th { left: 0; text-align: right; }
+table.matrix td { width: 16px; height: 16px; min-width: 16px; padding: 0; border: 0; background: #f1f3f6; }
+table.matrix td a { display: block; width: 100%; height: 100%; }
+"#;
+
+/// Sorting, filtering and drill-down. Reads nothing but the page and its
+/// fragment; without it the page is complete, just static.
+const SCRIPT: &str = r#"
+(function () {
+  function rows(t) { return Array.prototype.slice.call(t.tBodies[0].rows); }
+  function key(td) {
+    if (td.hasAttribute('data-v')) return Number(td.getAttribute('data-v'));
+    var text = td.textContent.trim(), n = Number(text.replace(/,/g, ''));
+    return text !== '' && !isNaN(n) ? n : text.toLowerCase();
+  }
+  function sort(t, col, dir) {
+    var th = t.tHead.rows[0].cells[col]; if (!th) return;
+    var r = rows(t), sign = dir === 'asc' ? 1 : -1;
+    r.sort(function (a, b) { var x = key(a.cells[col]), y = key(b.cells[col]); return x < y ? -sign : x > y ? sign : 0; });
+    r.forEach(function (row) { t.tBodies[0].appendChild(row); });
+    Array.prototype.forEach.call(t.tHead.rows[0].cells, function (c) { c.removeAttribute('aria-sort'); });
+    th.setAttribute('aria-sort', dir === 'asc' ? 'ascending' : 'descending');
+  }
+  function filter(t, words, attrs) {
+    var shown = 0;
+    rows(t).forEach(function (row) {
+      var text = row.textContent.toLowerCase(), ok = words.every(function (w) { return text.indexOf(w) >= 0; });
+      for (var k in attrs) if (row.getAttribute('data-' + k) !== attrs[k]) ok = false;
+      if (ok) { row.removeAttribute('hidden'); shown++; } else row.setAttribute('hidden', '');
+    });
+    var n = document.getElementById(t.id + '-shown'); if (n) n.textContent = shown;
+  }
+  function words(input) { return input.value.toLowerCase().split(/\s+/).filter(Boolean); }
+  var drills = {};
+  document.querySelectorAll('table[data-table]').forEach(function (t) {
+    var input = document.getElementById(t.id + '-filter');
+    if (input) input.addEventListener('input', function () { filter(t, words(input), drills[t.id] || {}); });
+    Array.prototype.forEach.call(t.tHead.rows[0].cells, function (th, col) {
+      if (!th.hasAttribute('data-sort')) return;
+      th.addEventListener('click', function () {
+        sort(t, col, th.getAttribute('aria-sort') === 'descending' ? 'asc' : 'desc');
+      });
+    });
+  });
+  function fromHash() {
+    var p = new URLSearchParams(location.hash.slice(1)), id = p.get('t');
+    var t = id && document.getElementById(id); if (!t || !t.hasAttribute('data-table')) return;
+    var attrs = {}, label = [];
+    ['fs', 'ts', 'fw', 'tw'].forEach(function (k) { if (p.has(k)) attrs[k] = p.get(k); });
+    drills[t.id] = attrs;
+    var from = attrs.fw || attrs.fs, to = attrs.tw || attrs.ts;
+    var chip = document.getElementById(t.id + '-drill');
+    if (chip) {
+      chip.hidden = from === undefined && to === undefined;
+      chip.querySelector('b').textContent = (from || 'any') + ' \u2192 ' + (to || 'any');
+    }
+    var input = document.getElementById(t.id + '-filter');
+    if (input && p.has('q')) input.value = p.get('q');
+    filter(t, input ? words(input) : [], attrs);
+    if (p.has('sort')) sort(t, Number(p.get('sort')), p.get('dir') === 'asc' ? 'asc' : 'desc');
+    t.scrollIntoView();
+  }
+  window.addEventListener('hashchange', fromHash);
+  fromHash();
+})();
 "#;
 
 /// Render the analysis as one self-contained HTML page.
@@ -130,6 +281,8 @@ pub fn render(a: &Analysis) -> String {
     cards(&mut h, a);
     chart(&mut h, a);
     graph(&mut h, a);
+    workloads(&mut h, a);
+    conversations(&mut h, a);
     unexpected(&mut h, a, Outcome::Escaped);
     unexpected(&mut h, a, Outcome::Misdropped);
     conditions(&mut h, a);
@@ -139,8 +292,9 @@ pub fn render(a: &Analysis) -> String {
     h.push_str(
         "<p class=\"note\" style=\"margin-top:32px\">Written by <code>ringfence analyze</code>. \
          Verdicts come from the compiled policy the per-node IRs are cut from \
-         (the matcher of <code>ringfence explain</code>).</p>\n</body>\n</html>\n",
+         (the matcher of <code>ringfence explain</code>).</p>\n",
     );
+    let _ = write!(h, "<script>{SCRIPT}</script>\n</body>\n</html>\n");
     h
 }
 
@@ -393,6 +547,28 @@ fn graph(h: &mut String, a: &Analysis) {
         h.push_str("<p class=\"note\">No flows.</p>\n");
         return;
     }
+
+    let mut nodes: BTreeSet<&str> = BTreeSet::new();
+    let mut edges: BTreeMap<(&str, &str, EdgeKind), u64> = BTreeMap::new();
+    for e in &a.graph {
+        nodes.insert(&e.from);
+        nodes.insert(&e.to);
+        for (o, n) in &e.flows {
+            *edges.entry((&e.from, &e.to, EdgeKind::of(*o))).or_default() += n;
+        }
+    }
+    let nodes: Vec<&str> = nodes.into_iter().collect();
+    if nodes.len() > GRAPH_SCOPES {
+        matrix(h, a, &nodes);
+    } else {
+        circle(h, &nodes, &edges);
+    }
+    scope_table(h, a);
+}
+
+/// Scopes on a circle, an arrow per kind of outcome between two scopes; each
+/// arrow links to its conversations.
+fn circle(h: &mut String, nodes: &[&str], edges: &BTreeMap<(&str, &str, EdgeKind), u64>) {
     h.push_str(
         "<p class=\"note\">Scopes (and externals, workloads in no scope, unknown addresses) \
          as circles; an arrow per kind of outcome from the consumers' scope to the providers'. \
@@ -409,17 +585,6 @@ fn graph(h: &mut String, a: &Analysis) {
         );
     }
     h.push_str("</div>\n");
-
-    let mut nodes: BTreeSet<&str> = BTreeSet::new();
-    let mut edges: BTreeMap<(&str, &str, EdgeKind), u64> = BTreeMap::new();
-    for e in &a.graph {
-        nodes.insert(&e.from);
-        nodes.insert(&e.to);
-        for (o, n) in &e.flows {
-            *edges.entry((&e.from, &e.to, EdgeKind::of(*o))).or_default() += n;
-        }
-    }
-    let nodes: Vec<&str> = nodes.into_iter().collect();
     let n = nodes.len();
     let r = (n as f64 * 22.0).clamp(150.0, 420.0);
     let (w, ht) = (r * 2.0 + 360.0, r * 2.0 + 120.0);
@@ -451,7 +616,7 @@ fn graph(h: &mut String, a: &Analysis) {
     }
     h.push_str("</defs>\n");
     const NODE_R: f64 = 9.0;
-    for (&(from, to, kind), &flows) in &edges {
+    for (&(from, to, kind), &flows) in edges {
         let (c, dash) = kind.style();
         let width = 1.2 + 4.0 * ((flows as f64).ln_1p() / max.ln_1p());
         let (x1, y1, angle) = pos[from];
@@ -487,9 +652,10 @@ fn graph(h: &mut String, a: &Analysis) {
         };
         let _ = writeln!(
             h,
-            "<path class=\"edge edge-{}\" d=\"{path}\" fill=\"none\" stroke=\"{c}\" \
+            "<a href=\"{}\"><path class=\"edge edge-{}\" d=\"{path}\" fill=\"none\" stroke=\"{c}\" \
              stroke-width=\"{width:.1}\" stroke-dasharray=\"{dash}\" stroke-opacity=\"0.85\" \
-             marker-end=\"url(#arrow-{})\"><title>{} → {}: {} {} flow(s)</title></path>",
+             marker-end=\"url(#arrow-{})\"><title>{} → {}: {} {} flow(s); click for the conversations</title></path></a>",
+            drill('s', from, to),
             kind.name(),
             kind.name(),
             esc(from),
@@ -516,19 +682,102 @@ fn graph(h: &mut String, a: &Analysis) {
         );
     }
     h.push_str("</svg>\n");
+}
 
-    h.push_str("<table id=\"scope-edges\"><thead><tr><th>from</th><th>to</th>");
-    for o in Outcome::ALL {
-        let _ = write!(h, "<th class=\"num\">{o}</th>");
+/// More scopes than a circle can label: a matrix, consumers' scopes down,
+/// providers' across, each cell coloured by its most telling outcome
+/// (misdropped, escaped, rejected, allowed) and shaded by its flows.
+fn matrix(h: &mut String, a: &Analysis, nodes: &[&str]) {
+    let _ = writeln!(
+        h,
+        "<p class=\"note\">{} scopes: consumers' scopes down, providers' across. A cell takes \
+         the colour of the most telling outcome between them (misdropped, then escaped, \
+         rejected, allowed), darker with more flows; click it for the conversations.</p>",
+        nodes.len()
+    );
+    let mut cells: BTreeMap<(&str, &str), &crate::analysis::Edge> = BTreeMap::new();
+    for e in &a.graph {
+        cells.insert((&e.from, &e.to), e);
     }
-    h.push_str("<th class=\"num\">bytes</th></tr></thead><tbody>\n");
+    let max = a
+        .graph
+        .iter()
+        .map(|e| e.flows.values().sum::<u64>())
+        .max()
+        .unwrap_or(1)
+        .max(1) as f64;
+    h.push_str(
+        "<div class=\"scroll\"><table id=\"scope-matrix\" class=\"matrix\"><thead><tr><th></th>",
+    );
+    for to in nodes {
+        let _ = write!(h, "<th title=\"{0}\"><span>{0}</span></th>", esc(to));
+    }
+    h.push_str("</tr></thead><tbody>\n");
+    for from in nodes {
+        let _ = write!(h, "<tr><th title=\"{0}\">{0}</th>", esc(from));
+        for to in nodes {
+            let Some(e) = cells.get(&(*from, *to)) else {
+                h.push_str("<td></td>");
+                continue;
+            };
+            let kind = [
+                EdgeKind::Misdropped,
+                EdgeKind::Escaped,
+                EdgeKind::Rejected,
+                EdgeKind::Allowed,
+            ]
+            .into_iter()
+            .find(|k| {
+                e.flows
+                    .iter()
+                    .any(|(o, n)| *n > 0 && EdgeKind::of(*o) == *k)
+            })
+            .unwrap_or(EdgeKind::Allowed);
+            let flows: u64 = e.flows.values().sum();
+            let shade = 0.3 + 0.7 * ((flows as f64).ln_1p() / max.ln_1p());
+            let counts: Vec<String> = e
+                .flows
+                .iter()
+                .map(|(o, n)| format!("{} {o}", thousands(*n)))
+                .collect();
+            let _ = write!(
+                h,
+                "<td style=\"background:{};opacity:{shade:.2}\" data-kind=\"{}\">\
+                 <a href=\"{}\" title=\"{} → {}: {}\"></a></td>",
+                kind.style().0,
+                kind.name(),
+                drill('s', from, to),
+                esc(from),
+                esc(to),
+                counts.join(", ")
+            );
+        }
+        h.push_str("</tr>\n");
+    }
+    h.push_str("</tbody></table></div>\n");
+}
+
+/// Scope to scope as a table: totals per outcome, each row drilling down.
+fn scope_table(h: &mut String, a: &Analysis) {
+    let mut heads = vec!["from", "to"];
+    let names: Vec<String> = Outcome::ALL.iter().map(|o| format!("#{o}")).collect();
+    heads.extend(names.iter().map(String::as_str));
+    heads.push("#bytes");
     let mut rows: Vec<_> = a.graph.iter().collect();
     rows.sort_by(|x, y| {
         let t = |e: &crate::analysis::Edge| e.flows.values().sum::<u64>();
         t(y).cmp(&t(x))
     });
+    table_open(h, "scope-edges", rows.len().min(TABLE_ROWS), &heads);
     for e in rows.iter().take(TABLE_ROWS) {
-        let _ = write!(h, "<tr><td>{}</td><td>{}</td>", esc(&e.from), esc(&e.to));
+        let link = drill('s', &e.from, &e.to);
+        let _ = write!(
+            h,
+            "<tr><td><a class=\"pair\" href=\"{link}\">{}</a></td>\
+             <td><a class=\"pair\" href=\"{link}\">{}</a></td>",
+            esc(&e.from),
+            esc(&e.to)
+        );
         for o in Outcome::ALL {
             let _ = write!(
                 h,
@@ -536,10 +785,156 @@ fn graph(h: &mut String, a: &Analysis) {
                 thousands(e.flows.get(&o).copied().unwrap_or(0))
             );
         }
-        let _ = writeln!(h, "<td class=\"num\">{}</td></tr>", bytes(e.bytes));
+        let _ = writeln!(h, "{}</tr>", bytes_td(e.bytes));
     }
-    h.push_str("</tbody></table>\n");
+    table_close(h);
     cut_note(h, rows.len());
+}
+
+/// Workload to workload: the conversations summed per pair of workloads (a
+/// Deployment and its pods are one), each pair drilling down.
+fn workloads(h: &mut String, a: &Analysis) {
+    let _ = writeln!(h, "<h2 id=\"workloads\">Workload to workload</h2>");
+    #[derive(Default)]
+    struct Pair<'a> {
+        scopes: (&'a str, &'a str),
+        flows: BTreeMap<Outcome, u64>,
+        bytes: u64,
+        conversations: u64,
+    }
+    let mut pairs: BTreeMap<(&str, &str), Pair<'_>> = BTreeMap::new();
+    for c in &a.conversations {
+        let p = pairs.entry((&c.from, &c.to)).or_default();
+        p.scopes = (&c.from_scope, &c.to_scope);
+        for (o, n) in &c.outcomes {
+            *p.flows.entry(*o).or_default() += n;
+        }
+        p.bytes += c.count.bytes;
+        p.conversations += 1;
+    }
+    let _ = writeln!(
+        h,
+        "<p class=\"note\">{} pair(s) of workloads (or addresses outside the inventory). \
+         Click a pair for its conversations.</p>",
+        thousands(pairs.len() as u64)
+    );
+    if pairs.is_empty() {
+        return;
+    }
+    let mut rows: Vec<_> = pairs.into_iter().collect();
+    rows.sort_by_key(|(k, p)| (std::cmp::Reverse(p.flows.values().sum::<u64>()), *k));
+    let mut heads = vec!["from", "to", "scopes", "#conversations"];
+    let names: Vec<String> = Outcome::ALL.iter().map(|o| format!("#{o}")).collect();
+    heads.extend(names.iter().map(String::as_str));
+    heads.push("#bytes");
+    table_open(h, "table-workloads", rows.len().min(DRILL_ROWS), &heads);
+    for ((from, to), p) in rows.iter().take(DRILL_ROWS) {
+        let link = drill('w', from, to);
+        let _ = write!(
+            h,
+            "<tr><td><a class=\"pair\" href=\"{link}\">{}</a></td>\
+             <td><a class=\"pair\" href=\"{link}\">{}</a></td><td>{} → {}</td>\
+             <td class=\"num\">{}</td>",
+            esc(from),
+            esc(to),
+            esc(p.scopes.0),
+            esc(p.scopes.1),
+            thousands(p.conversations)
+        );
+        for o in Outcome::ALL {
+            let _ = write!(
+                h,
+                "<td class=\"num\">{}</td>",
+                thousands(p.flows.get(&o).copied().unwrap_or(0))
+            );
+        }
+        let _ = writeln!(h, "{}</tr>", bytes_td(p.bytes));
+    }
+    table_close(h);
+    if rows.len() > DRILL_ROWS {
+        let _ = writeln!(
+            h,
+            "<p class=\"note\">The first {DRILL_ROWS} of {} pairs; <code>--format json</code> has all.</p>",
+            thousands(rows.len() as u64)
+        );
+    }
+}
+
+/// The conversations: what every drill-down filters. The largest
+/// [`PER_PAIR`] of each scope pair are kept, then the largest overall up to
+/// [`DRILL_ROWS`].
+fn conversations(h: &mut String, a: &Analysis) {
+    let _ = writeln!(h, "<h2 id=\"conversations\">Conversations</h2>");
+    let mut sorted: Vec<&Conversation> = a.conversations.iter().collect();
+    sorted.sort_by_key(|c| std::cmp::Reverse(c.count.flows));
+    let mut per_pair: BTreeMap<(&str, &str), usize> = BTreeMap::new();
+    let mut kept: Vec<&Conversation> = sorted
+        .into_iter()
+        .filter(|c| {
+            let n = per_pair.entry((&c.from_scope, &c.to_scope)).or_default();
+            *n += 1;
+            *n <= PER_PAIR
+        })
+        .collect();
+    kept.truncate(DRILL_ROWS);
+    let _ = writeln!(
+        h,
+        "<p class=\"note\">{} of {} conversation(s): the largest {PER_PAIR} between each pair of \
+         scopes, at most {DRILL_ROWS} in all (<code>--format json</code> has every one).</p>",
+        thousands(kept.len() as u64),
+        thousands(a.conversations.len() as u64)
+    );
+    if kept.is_empty() {
+        return;
+    }
+    table_open(
+        h,
+        "table-conversations",
+        kept.len(),
+        &[
+            "from",
+            "to",
+            "service",
+            "outcome",
+            "#flows",
+            "#bytes",
+            "last seen",
+            "decided by",
+        ],
+    );
+    for c in kept {
+        let outcomes: Vec<String> = c
+            .outcomes
+            .keys()
+            .map(|o| {
+                format!(
+                    "<span class=\"tag\"><i class=\"swatch\" style=\"background:{}\"></i> {o}</span>",
+                    colour(*o)
+                )
+            })
+            .collect();
+        let _ = writeln!(
+            h,
+            "<tr data-fs=\"{}\" data-ts=\"{}\" data-fw=\"{}\" data-tw=\"{}\">\
+             <td>{}<br><code>{}</code></td><td>{}<br><code>{}</code></td><td><code>{}</code></td>\
+             <td>{}</td><td class=\"num\">{}</td>{}<td>{}</td><td>{}</td></tr>",
+            esc(&c.from_scope),
+            esc(&c.to_scope),
+            esc(&c.from),
+            esc(&c.to),
+            esc(&c.from),
+            c.src,
+            esc(&c.to),
+            c.dst,
+            esc(&service(c)),
+            outcomes.concat(),
+            thousands(c.count.flows),
+            bytes_td(c.count.bytes),
+            esc(&c.last_seen),
+            esc(&deciding(&c.judgement)),
+        );
+    }
+    table_close(h);
 }
 
 fn cut_note(h: &mut String, len: usize) {
@@ -570,17 +965,25 @@ fn unexpected(h: &mut String, a: &Analysis, o: Outcome) {
         return;
     }
     list.sort_by_key(|c| std::cmp::Reverse(c.flows(o)));
-    let _ = writeln!(
+    table_open(
         h,
-        "<table id=\"table-{o}\"><thead><tr><th>from</th><th>to</th><th>service</th>\
-         <th class=\"num\">flows</th><th class=\"num\">bytes</th><th>last seen</th>\
-         <th>decided by</th></tr></thead><tbody>"
+        &format!("table-{o}"),
+        list.len().min(TABLE_ROWS),
+        &[
+            "from",
+            "to",
+            "service",
+            "#flows",
+            "#bytes",
+            "last seen",
+            "decided by",
+        ],
     );
     for c in list.iter().take(TABLE_ROWS) {
         let _ = writeln!(
             h,
             "<tr><td>{}<br><code>{}</code></td><td>{}<br><code>{}</code></td><td><code>{}</code>{}</td>\
-             <td class=\"num\">{}</td><td class=\"num\">{}</td><td>{}</td><td>{}</td></tr>",
+             <td class=\"num\">{}</td>{}<td>{}</td><td>{}</td></tr>",
             esc(&c.from),
             c.src,
             esc(&c.to),
@@ -591,12 +994,12 @@ fn unexpected(h: &mut String, a: &Analysis, o: Outcome) {
                 esc(v)
             )),
             thousands(c.flows(o)),
-            bytes(c.count.bytes),
+            bytes_td(c.count.bytes),
             esc(&c.last_seen),
             esc(&deciding(&c.judgement)),
         );
     }
-    h.push_str("</tbody></table>\n");
+    table_close(h);
     cut_note(h, list.len());
 }
 
@@ -638,10 +1041,21 @@ fn conditions(h: &mut String, a: &Analysis) {
     if listed.is_empty() {
         return;
     }
-    h.push_str(
-        "<table id=\"table-unused\"><thead><tr><th>policy</th><th>condition</th><th>rank</th>\
-         <th>action</th><th>where</th><th class=\"num\">flows</th><th>consumers used</th>\
-         <th>providers used</th><th>decided first by</th></tr></thead><tbody>\n",
+    table_open(
+        h,
+        "table-unused",
+        listed.len().min(TABLE_ROWS),
+        &[
+            "policy",
+            "condition",
+            "rank",
+            "action",
+            "where",
+            "#flows",
+            "consumers used",
+            "providers used",
+            "decided first by",
+        ],
     );
     for p in listed.iter().take(TABLE_ROWS) {
         let _ = writeln!(
@@ -661,7 +1075,7 @@ fn conditions(h: &mut String, a: &Analysis) {
             esc(&p.shadowed_by.join(", ")),
         );
     }
-    h.push_str("</tbody></table>\n");
+    table_close(h);
     cut_note(h, listed.len());
 }
 
@@ -688,28 +1102,32 @@ fn hits(h: &mut String, a: &Analysis) {
     }
     hit.sort_by_key(|p| std::cmp::Reverse(p.hits.flows));
     let agents = a.compliance.is_some();
-    let _ = writeln!(
-        h,
-        "<table id=\"table-hits\"><thead><tr><th>policy</th><th>rank</th><th>action</th>\
-         <th class=\"num\">flows</th><th class=\"num\">bytes</th><th>first hit</th><th>last hit</th>\
-         <th>consumers used</th><th>providers used</th>{}</tr></thead><tbody>",
-        if agents {
-            "<th class=\"num\">agent packets</th><th class=\"num\">nodes</th>"
-        } else {
-            ""
-        }
-    );
+    let mut heads = vec![
+        "policy",
+        "rank",
+        "action",
+        "#flows",
+        "#bytes",
+        "first hit",
+        "last hit",
+        "consumers used",
+        "providers used",
+    ];
+    if agents {
+        heads.extend(["#agent packets", "#nodes"]);
+    }
+    table_open(h, "table-hits", hit.len().min(TABLE_ROWS), &heads);
     for p in hit.iter().take(TABLE_ROWS) {
         let _ = write!(
             h,
             "<tr><td><code>{}</code> {}</td><td>{}</td><td>{}</td><td class=\"num\">{}</td>\
-             <td class=\"num\">{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td>",
+             {}<td>{}</td><td>{}</td><td>{}</td><td>{}</td>",
             esc(&p.policy.id),
             tags(p),
             rank_name(p.policy.rank),
             p.policy.action,
             thousands(p.hits.flows),
-            bytes(p.hits.bytes),
+            bytes_td(p.hits.bytes),
             esc(p.first_hit.as_deref().unwrap_or("–")),
             esc(p.last_hit.as_deref().unwrap_or("–")),
             usage(p.consumers),
@@ -726,7 +1144,7 @@ fn hits(h: &mut String, a: &Analysis) {
         }
         h.push_str("</tr>\n");
     }
-    h.push_str("</tbody></table>\n");
+    table_close(h);
     cut_note(h, hit.len());
 }
 
@@ -764,9 +1182,11 @@ fn changes(h: &mut String, a: &Analysis) {
     if ch.groups.is_empty() {
         return;
     }
-    h.push_str(
-        "<table id=\"table-changes\"><thead><tr><th>from</th><th>to</th><th>ports</th>\
-         <th>was</th><th>now</th><th class=\"num\">flows</th></tr></thead><tbody>\n",
+    table_open(
+        h,
+        "table-changes",
+        ch.groups.len().min(TABLE_ROWS),
+        &["from", "to", "ports", "was", "now", "#flows"],
     );
     for g in ch.groups.iter().take(TABLE_ROWS) {
         let ports: Vec<String> = g.ports.iter().map(u16::to_string).collect();
@@ -787,7 +1207,7 @@ fn changes(h: &mut String, a: &Analysis) {
             thousands(g.flows)
         );
     }
-    h.push_str("</tbody></table>\n");
+    table_close(h);
     cut_note(h, ch.groups.len());
 }
 
@@ -806,10 +1226,19 @@ fn compliance(h: &mut String, a: &Analysis) {
         statuses.join(", "),
         c.nodes.iter().filter(|n| n.current).count()
     );
-    h.push_str(
-        "<table id=\"table-compliance\"><thead><tr><th>node</th><th>status</th>\
-         <th class=\"num\">generation</th><th>this version</th><th class=\"num\">drift</th>\
-         <th class=\"num\">denied packets</th><th>last error</th></tr></thead><tbody>\n",
+    table_open(
+        h,
+        "table-compliance",
+        c.nodes.len() + c.unreadable.len(),
+        &[
+            "node",
+            "status",
+            "#generation",
+            "this version",
+            "#drift",
+            "#denied packets",
+            "last error",
+        ],
     );
     for n in &c.nodes {
         let status = serde_json::to_value(n.status)
@@ -844,7 +1273,7 @@ fn compliance(h: &mut String, a: &Analysis) {
             esc(&u.error)
         );
     }
-    h.push_str("</tbody></table>\n");
+    table_close(h);
 }
 
 #[cfg(test)]

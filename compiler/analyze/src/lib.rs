@@ -122,6 +122,7 @@ impl<'a> Analyzer<'a> {
     pub fn finish(&self, tally: Tally<'a>, input: Input, reports: Option<&Reports>) -> Analysis {
         let mut tally = tally;
         tally.flush();
+        let span = tally.span;
         let (mut entries, slots) = tally.into_entries();
         entries.par_sort_by_cached_key(|(k, _)| k.sort_key());
         let c = self.version.compiled;
@@ -211,7 +212,7 @@ impl<'a> Analyzer<'a> {
             against: self.against.map(|v| v.label.to_string()),
             input,
             totals,
-            timeline: timeline::timeline(&slots, self.options.chart_buckets, rfc3339),
+            timeline: timeline::timeline(&slots, self.options.chart_buckets, rfc3339, span),
             graph: graph
                 .into_iter()
                 .map(|((from, to), (flows, bytes))| Edge {

@@ -14,6 +14,9 @@ use crate::analysis::{AgentHits, Compliance, DriftCount, NodeCompliance, Unreada
 use crate::error::AnalyzeError;
 use crate::policies::PolicyTable;
 
+/// The largest report read (a report lists every rule's counters).
+const MAX_REPORT_BYTES: u64 = 64 << 20;
+
 /// The reports of a directory: each `*.json` file, read or not.
 #[derive(Clone, Debug)]
 pub struct Reports {
@@ -46,11 +49,19 @@ impl Reports {
                     .unwrap_or_default()
                     .to_string_lossy()
                     .into_owned();
-                let r = std::fs::read(&p).map_err(|e| e.to_string()).and_then(|b| {
-                    serde_json::from_slice::<ComplianceReport>(&b).map_err(|e| {
-                        format!("not a compliance report (schema/docs/reports.md): {e}")
+                // Regular files only, capped: a FIFO or a huge file among
+                // the reports is unreadable, never waited on or read whole.
+                let r = ringfence_bundle::read_capped(&p, MAX_REPORT_BYTES + 1)
+                    .map_err(|e| e.to_string())
+                    .and_then(|b| match b.len() as u64 > MAX_REPORT_BYTES {
+                        true => Err(format!("larger than {MAX_REPORT_BYTES} bytes")),
+                        false => Ok(b),
                     })
-                });
+                    .and_then(|b| {
+                        serde_json::from_slice::<ComplianceReport>(&b).map_err(|e| {
+                            format!("not a compliance report (schema/docs/reports.md): {e}")
+                        })
+                    });
                 (name, r)
             })
             .collect();
@@ -161,4 +172,30 @@ pub(crate) fn fold(
     }
     out.unknown_policies = unknown_policies.into_iter().collect();
     (hits, out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_fifo_or_an_oversized_report_is_unreadable_not_a_hang() {
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join("a.json");
+        let made = std::process::Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap();
+        assert!(made.success());
+        let big = std::fs::File::create(dir.path().join("b.json")).unwrap();
+        big.set_len(MAX_REPORT_BYTES + 10).unwrap();
+        let r = Reports::read_dir(dir.path()).unwrap();
+        let errors: Vec<&str> = r
+            .files
+            .iter()
+            .map(|(_, r)| r.as_ref().unwrap_err().as_str())
+            .collect();
+        assert!(errors[0].contains("not a regular file"), "{errors:?}");
+        assert!(errors[1].contains("larger than"), "{errors:?}");
+    }
 }

@@ -240,7 +240,8 @@ pub(crate) struct Counters {
 }
 
 impl Counters {
-    fn add(&mut self, o: &Observed, n: usize) {
+    /// Count `flows` flows (their packets and bytes summed in `o`).
+    fn add(&mut self, o: &Observed, n: usize, flows: u64) {
         if self.flows.iter().all(|&f| f == 0) {
             self.first_ns = o.first_ns;
             self.last_ns = o.last_ns;
@@ -248,7 +249,7 @@ impl Counters {
             self.first_ns = self.first_ns.min(o.first_ns);
             self.last_ns = self.last_ns.max(o.last_ns);
         }
-        self.flows[n] += 1;
+        self.flows[n] += flows;
         self.packets[n] += o.packets;
         self.bytes[n] += o.bytes;
     }
@@ -344,6 +345,10 @@ pub struct Tally<'a> {
     verdicts: Vec<[Option<Judged>; 2]>,
     slots: Slots,
     last_slot: Option<(i64, [u64; OUTCOMES])>,
+    /// The first and last minute slot of every flow counted, when slots
+    /// hold buckets of the timeline rather than minutes (flows read as
+    /// conversations, [`Tally::add_conversation`]).
+    pub(crate) span: Option<(i64, i64)>,
 }
 
 fn fingerprint(k: &Key) -> u64 {
@@ -362,6 +367,7 @@ impl<'a> Tally<'a> {
             verdicts: Vec::new(),
             slots: FastMap::default(),
             last_slot: None,
+            span: None,
         }
     }
 
@@ -399,16 +405,45 @@ impl<'a> Tally<'a> {
         self.push(k, f, verdicts, Counters::default())
     }
 
-    /// Count one flow, judging its conversation if it is new to this worker.
-    pub fn add(&mut self, o: &Observed) {
+    /// The index of a conversation, judged if it is new to this worker.
+    fn entry(&mut self, o: &Observed) -> usize {
         let k = Key::of(o);
         let f = fingerprint(&k);
-        let i = match self.find(&k, f) {
-            Some(i) => i,
-            None => self.insert(k, f),
-        };
-        let hot = &mut self.hot[i as usize];
-        hot.counters.add(o, net_index(o.verdict));
+        match self.find(&k, f) {
+            Some(i) => i as usize,
+            None => self.insert(k, f) as usize,
+        }
+    }
+
+    /// Count `flows` flows of one conversation that a table aggregated
+    /// (`o` carries their packets, bytes and times), judging it if it is
+    /// new to this worker. Their minutes are not known: the timeline comes
+    /// from [`Tally::add_bucket`].
+    pub fn add_conversation(&mut self, o: &Observed, flows: u64) {
+        let i = self.entry(o);
+        self.hot[i].counters.add(o, net_index(o.verdict), flows);
+    }
+
+    /// Whether the policy allows a conversation this tally judged.
+    pub(crate) fn allows(&self, o: &Observed) -> Option<bool> {
+        let k = Key::of(o);
+        self.find(&k, fingerprint(&k))
+            .map(|i| self.hot[i as usize].allowed)
+    }
+
+    /// Count `flows` flows of one outcome in the timeline bucket starting
+    /// at minute `slot`.
+    pub(crate) fn add_bucket(&mut self, slot: i64, outcome: Outcome, flows: u64) {
+        let mut counts = [0; OUTCOMES];
+        counts[outcome as usize] = flows;
+        add_slot(&mut self.slots, slot, &counts);
+    }
+
+    /// Count one flow, judging its conversation if it is new to this worker.
+    pub fn add(&mut self, o: &Observed) {
+        let i = self.entry(o);
+        let hot = &mut self.hot[i];
+        hot.counters.add(o, net_index(o.verdict), 1);
         let outcome = Outcome::of(hot.allowed, o.verdict);
         // Flows mostly arrive in time order: keep the current minute at hand.
         let slot = o.first_ns.div_euclid(NANOS * SLOT_SECS);
@@ -471,6 +506,10 @@ impl<'a> Tally<'a> {
         for (s, counts) in other.slots {
             add_slot(&mut self.slots, s, &counts);
         }
+        self.span = match (self.span, other.span) {
+            (Some(a), Some(b)) => Some((a.0.min(b.0), a.1.max(b.1))),
+            (a, b) => a.or(b),
+        };
     }
 }
 

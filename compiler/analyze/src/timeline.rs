@@ -18,17 +18,9 @@ fn div_ceil(a: i64, b: i64) -> i64 {
     (a + b - 1) / b
 }
 
-/// Regroup minute slots (slot number → flows per outcome) into at most
-/// `max_buckets` buckets (empty buckets between flows included).
-pub(crate) fn timeline(
-    slots: &BTreeMap<i64, [u64; OUTCOMES]>,
-    max_buckets: usize,
-    time: impl Fn(i64) -> String,
-) -> Timeline {
-    let (Some((&first, _)), Some((&last, _))) = (slots.first_key_value(), slots.last_key_value())
-    else {
-        return Timeline::default();
-    };
+/// The bucket width (seconds) and the first bucket's start (seconds since
+/// the epoch) for flows from minute slot `first` to `last`.
+pub(crate) fn buckets(first: i64, last: i64, max_buckets: usize) -> (i64, i64) {
     let max_buckets = max_buckets.max(2) as i64;
     let (lo, hi) = (first * SLOT_SECS, last * SLOT_SECS);
     let span = hi - lo + SLOT_SECS;
@@ -38,7 +30,26 @@ pub(crate) fn timeline(
         .find(|w| div_ceil(span, *w) < max_buckets)
         // Longer than the widest width allows: as many days as it takes.
         .unwrap_or_else(|| div_ceil(div_ceil(span, max_buckets - 1), 86_400).max(1) * 86_400);
-    let start = lo.div_euclid(width) * width;
+    (width, lo.div_euclid(width) * width)
+}
+
+/// Regroup minute slots (slot number → flows per outcome) into at most
+/// `max_buckets` buckets (empty buckets between flows included). `span` is
+/// the first and last minute of the flows when the slots are already
+/// buckets (the minutes they start at), otherwise the slots give it.
+pub(crate) fn timeline(
+    slots: &BTreeMap<i64, [u64; OUTCOMES]>,
+    max_buckets: usize,
+    time: impl Fn(i64) -> String,
+    span: Option<(i64, i64)>,
+) -> Timeline {
+    let (Some((&first, _)), Some((&last, _))) = (slots.first_key_value(), slots.last_key_value())
+    else {
+        return Timeline::default();
+    };
+    let (first, last) = span.unwrap_or((first, last));
+    let (width, start) = buckets(first, last, max_buckets);
+    let hi = last * SLOT_SECS;
     let n = ((hi - start) / width + 1) as usize;
     let mut counts = vec![[0u64; OUTCOMES]; n];
     for (&slot, c) in slots {
@@ -80,7 +91,7 @@ mod tests {
         let ten = 10 * 60;
         slots.insert(ten, [1, 0, 0, 0, 0, 0]);
         slots.insert(ten + 179, [0, 2, 0, 0, 0, 0]);
-        let t = timeline(&slots, 48, secs);
+        let t = timeline(&slots, 48, secs, None);
         assert_eq!(t.bucket_seconds, 300);
         assert_eq!(t.buckets.len(), 36);
         assert_eq!(t.buckets[0].start, "36000");
@@ -92,14 +103,18 @@ mod tests {
 
         // One minute: one bucket of a minute.
         let one: BTreeMap<_, _> = [(ten, [0, 0, 1, 0, 0, 0])].into();
-        let t = timeline(&one, 48, secs);
+        let t = timeline(&one, 48, secs, None);
         assert_eq!((t.bucket_seconds, t.buckets.len()), (60, 1));
 
         // A year: days, still at most 48 buckets.
         let year: BTreeMap<_, _> = [(0, [1; 6]), (365 * 1440, [1; 6])].into();
-        let t = timeline(&year, 48, secs);
+        let t = timeline(&year, 48, secs, None);
         assert!(t.buckets.len() <= 48, "{}", t.buckets.len());
         assert_eq!(t.bucket_seconds % 86_400, 0);
-        assert!(timeline(&BTreeMap::new(), 48, secs).buckets.is_empty());
+        assert!(
+            timeline(&BTreeMap::new(), 48, secs, None)
+                .buckets
+                .is_empty()
+        );
     }
 }

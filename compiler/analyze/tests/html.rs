@@ -1,9 +1,10 @@
 //! The HTML page in a real browser: it fetches nothing, it renders (the
 //! screenshot has the chart's and the cards' colours, and is not a blank
-//! page), and the totals are in the DOM Chromium builds from it.
+//! page), the totals are in the DOM Chromium builds from it, past 40 scopes
+//! the graph becomes a matrix, and its script drills down, filters and sorts.
 
-use ringfence_analyze::html::{render, thousands};
-use ringfence_analyze::{Analysis, Outcome};
+use ringfence_analyze::html::{GRAPH_SCOPES, render, thousands};
+use ringfence_analyze::{Analysis, Edge, Outcome};
 use ringfence_intent::model::Proto::Tcp;
 use ringfence_schema::flow::NetworkVerdict::{Allowed, Dropped};
 
@@ -74,12 +75,22 @@ fn analysis() -> Analysis {
     )
 }
 
-/// Nothing in the page is fetched: no scripts, stylesheets, images, frames
-/// or fonts, and no attribute or CSS `url()` pointing anywhere but the page.
+/// Nothing in the page is fetched: no remote scripts, stylesheets, images,
+/// frames or fonts, no attribute or CSS `url()` pointing anywhere but the
+/// page, and the inline script uses no network API.
 fn assert_self_contained(html: &str) {
     let lower = html.to_ascii_lowercase();
+    assert_eq!(lower.matches("<script").count(), 1, "one inline script");
+    assert!(lower.contains("<script>"), "the script is inline");
     for banned in [
-        "<script",
+        "fetch(",
+        "xmlhttprequest",
+        "import(",
+        "websocket",
+        "eventsource",
+        "sendbeacon",
+        "location.href",
+        "window.open",
         "<link",
         "<img",
         "<iframe",
@@ -235,4 +246,193 @@ fn text_names_what_matters() {
         a.totals.outcomes[&Outcome::Escaped].flows
     );
     assert!(json["conversations"][0]["egress"]["managed"].is_boolean());
+}
+
+/// The analysis above, with its graph and conversations spread over 45
+/// scopes (what a large cluster has): every conversation is renamed into a
+/// scope pair, and the graph is rebuilt from them.
+fn many_scopes() -> Analysis {
+    let mut a = analysis();
+    let scope = |i: usize| format!("team-{i:02}");
+    let base = a.conversations.clone();
+    a.conversations.clear();
+    for i in 0..45 {
+        for (k, c) in base.iter().enumerate() {
+            let mut c = c.clone();
+            c.from_scope = scope(i);
+            c.to_scope = scope((i + 1 + k * 7) % 45);
+            c.from = format!("{}/{}", c.from_scope, c.from);
+            c.to = format!("{}/{}", c.to_scope, c.to);
+            a.conversations.push(c);
+        }
+    }
+    let mut graph: std::collections::BTreeMap<(String, String), Edge> = Default::default();
+    for c in &a.conversations {
+        let e = graph
+            .entry((c.from_scope.clone(), c.to_scope.clone()))
+            .or_insert_with(|| Edge {
+                from: c.from_scope.clone(),
+                to: c.to_scope.clone(),
+                flows: Default::default(),
+                bytes: 0,
+            });
+        for (o, n) in &c.outcomes {
+            *e.flows.entry(*o).or_default() += n;
+        }
+        e.bytes += c.count.bytes;
+    }
+    a.graph = graph.into_values().collect();
+    a
+}
+
+/// Row elements of a table in a DOM dump, with whether each is hidden.
+fn table_rows<'a>(dom: &'a str, id: &str) -> Vec<(bool, &'a str)> {
+    let start = dom
+        .find(&format!("<table id=\"{id}\""))
+        .unwrap_or_else(|| panic!("no table {id}"));
+    let body = &dom[start..];
+    let body = &body[body.find("<tbody>").unwrap()..body.find("</tbody>").unwrap()];
+    body.split("<tr")
+        .skip(1)
+        .map(|r| (r.split('>').next().unwrap().contains("hidden"), r))
+        .collect()
+}
+
+#[test]
+fn past_forty_scopes_a_matrix_drills_down_to_conversations() {
+    let a = many_scopes();
+    let scopes: std::collections::BTreeSet<&str> =
+        a.graph.iter().map(|e| e.from.as_str()).collect();
+    assert_eq!(scopes.len(), 45);
+    assert!(scopes.len() > GRAPH_SCOPES);
+    let html = render(&a);
+    assert_self_contained(&html);
+    assert!(html.contains("id=\"scope-matrix\"") && !html.contains("id=\"scope-graph\""));
+    assert!(html.contains("id=\"table-workloads\"") && html.contains("id=\"table-conversations\""));
+    assert!(
+        chromium().is_some(),
+        "chromium is needed: apt-get install chromium"
+    );
+
+    let dir = tempfile::tempdir().unwrap();
+    let page = dir.path().join("analysis.html");
+    std::fs::write(&page, &html).unwrap();
+    let profile = dir.path().join("profile");
+
+    // The matrix: one row and one column per scope, every edge a linked cell.
+    let dom = dump_dom(&page, &profile);
+    let matrix = &dom[dom.find("id=\"scope-matrix\"").unwrap()..];
+    let matrix = &matrix[..matrix.find("</table>").unwrap()];
+    assert_eq!(
+        matrix.matches("<tr>").count(),
+        46,
+        "a header row and 45 scopes"
+    );
+    assert_eq!(
+        matrix.matches("<a href=\"#t=table-conversations").count(),
+        a.graph.len()
+    );
+    // Without a fragment nothing is hidden.
+    let all = table_rows(&dom, "table-conversations");
+    assert!(all.len() > 100, "{} conversations listed", all.len());
+    assert!(all.iter().all(|(hidden, _)| !hidden));
+
+    // An edge's link: only that scope pair's conversations stay.
+    let edge = a.graph.iter().max_by_key(|e| e.bytes).unwrap();
+    let expect = a
+        .conversations
+        .iter()
+        .filter(|c| c.from_scope == edge.from && c.to_scope == edge.to)
+        .count();
+    assert!(expect > 0);
+    let drilled = dir.path().join(format!(
+        "analysis.html#t=table-conversations&fs={}&ts={}",
+        edge.from, edge.to
+    ));
+    let dom = dump_dom(&drilled, &profile);
+    let rows = table_rows(&dom, "table-conversations");
+    let shown: Vec<&str> = rows.iter().filter(|(h, _)| !h).map(|(_, r)| *r).collect();
+    assert_eq!(shown.len(), expect.min(ringfence_analyze::html::PER_PAIR));
+    let pair = format!("data-fs=\"{}\" data-ts=\"{}\"", edge.from, edge.to);
+    assert!(shown.iter().all(|r| r.contains(&pair)), "{:.300}", shown[0]);
+    assert!(dom.contains(&format!(
+        "id=\"table-conversations-shown\">{}<",
+        shown.len()
+    )));
+    assert!(
+        dom.contains(&format!("<b>{} → {}</b>", edge.from, edge.to)),
+        "the drill is named"
+    );
+
+    // A workload pair, words typed in the filter, and a sort by flows.
+    let c = &a.conversations[0];
+    let by_workload = dir.path().join(format!(
+        "analysis.html#t=table-conversations&fw={}&tw={}",
+        urlencode(&c.from),
+        urlencode(&c.to)
+    ));
+    let dom = dump_dom(&by_workload, &profile);
+    let shown = table_rows(&dom, "table-conversations")
+        .into_iter()
+        .filter(|(h, _)| !h)
+        .count();
+    let expect = a
+        .conversations
+        .iter()
+        .filter(|x| x.from == c.from && x.to == c.to)
+        .count();
+    assert_eq!(shown, expect);
+    let sorted = dir
+        .path()
+        .join("analysis.html#t=table-workloads&sort=3&dir=asc&q=team-03");
+    let dom = dump_dom(&sorted, &profile);
+    let rows: Vec<&str> = table_rows(&dom, "table-workloads")
+        .into_iter()
+        .filter(|(h, _)| !h)
+        .map(|(_, r)| r)
+        .collect();
+    assert!(!rows.is_empty());
+    assert!(rows.iter().all(|r| r.contains("team-03")));
+    let counts: Vec<u64> = rows
+        .iter()
+        .map(|r| {
+            let cells: Vec<&str> = r.split("<td").collect();
+            let n = cells[4]
+                .split('>')
+                .nth(1)
+                .unwrap()
+                .split('<')
+                .next()
+                .unwrap();
+            n.replace(',', "").parse().unwrap()
+        })
+        .collect();
+    assert!(counts.windows(2).all(|w| w[0] <= w[1]), "{counts:?}");
+    assert!(dom.contains("aria-sort=\"ascending\""));
+
+    // The picture: the matrix in the outcome colours, not a blank page.
+    let png = dir.path().join("matrix.png");
+    screenshot(&page, &png, &profile);
+    if let Some(keep) = std::env::var_os("RINGFENCE_KEEP_SCREENSHOT") {
+        let keep = std::path::PathBuf::from(keep);
+        std::fs::create_dir_all(&keep).unwrap();
+        std::fs::copy(&page, keep.join("matrix.html")).unwrap();
+        std::fs::copy(&png, keep.join("matrix.png")).unwrap();
+    }
+    let img = decode_png(&std::fs::read(&png).unwrap());
+    let inked = img.rgb.iter().filter(|p| **p != [255, 255, 255]).count();
+    assert!(inked * 100 > img.rgb.len() * 5, "{inked} inked pixels");
+}
+
+/// Percent-encoding as the page's links do it.
+fn urlencode(s: &str) -> String {
+    s.bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
 }

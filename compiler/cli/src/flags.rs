@@ -2,6 +2,11 @@
 //!
 //! Parsing here has no side effects; each command validates its arguments
 //! into its own configuration before touching Git, files or plugins.
+//!
+//! Conventions: a flag takes one value and repeats for more (`--inventory a
+//! --inventory b`), so it never swallows a positional argument; `-` names
+//! standard input; `-o` is `--format`, and every command that prints JSON
+//! prints YAML too; each command's `--help` ends with examples.
 
 use std::path::PathBuf;
 
@@ -9,7 +14,19 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 
 /// Zero-trust microsegmentation for Kubernetes, compiled from Git.
 #[derive(Debug, Parser)]
-#[command(name = "ringfence", version, about, propagate_version = true)]
+#[command(
+    name = "ringfence",
+    version,
+    about,
+    propagate_version = true,
+    after_help = "Examples:
+  ringfence check policies/
+  ringfence matrix policies/ --inventory prod.json -o json | jq '.[0]'
+  ringfence compile policies/ --inventory prod.json --key ci.key --out bundles/
+  ringfence completion bash > /etc/bash_completion.d/ringfence
+
+Exit status: 0 success, 1 a finding or refusal, 2 could not run."
+)]
 pub(crate) struct Cli {
     #[command(subcommand)]
     pub(crate) command: Command,
@@ -23,44 +40,189 @@ pub(crate) enum Format {
     Txt,
     /// One JSON document.
     Json,
-    /// A self-contained HTML page (analyze only).
+    /// The same document as YAML.
+    Yaml,
+}
+
+/// `analyze` also writes a page.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub(crate) enum AnalyzeFormat {
+    /// Text for people.
+    #[value(alias = "human")]
+    Txt,
+    /// One JSON document.
+    Json,
+    /// The same document as YAML.
+    Yaml,
+    /// A self-contained HTML page: sortable tables, drill-down, no network.
     Html,
+}
+
+/// `check` also writes CI annotations.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub(crate) enum CheckFormat {
+    /// Text for people, with the source and help.
+    #[value(alias = "human")]
+    Txt,
+    /// One JSON document.
+    Json,
+    /// The same document as YAML.
+    Yaml,
+    /// GitHub Actions workflow commands: annotations on the pull request.
+    Github,
+    /// SARIF 2.1.0, for code scanning (GitHub, GitLab, Azure DevOps).
+    Sarif,
+}
+
+/// Shells `completion` writes a script for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub(crate) enum Shell {
+    /// bash (`source <(ringfence completion bash)`).
+    Bash,
+    /// zsh (write it as `_ringfence` in a directory of `$fpath`).
+    Zsh,
+    /// fish (`~/.config/fish/completions/ringfence.fish`).
+    Fish,
 }
 
 #[derive(Debug, Subcommand)]
 pub(crate) enum Command {
     /// Validate intent and report every problem at once.
+    #[command(after_help = "Examples:
+  ringfence check policies/
+  ringfence check policies/ --rev origin/main
+  ringfence check policies/ -o github      # annotations in a GitHub pull request
+  ringfence check policies/ -o sarif > ringfence.sarif
+  cat policy.kdl | ringfence check -        # one file from standard input")]
     Check(CheckArgs),
     /// Rewrite intent files in the canonical layout, keeping comments.
+    #[command(after_help = "Examples:
+  ringfence fmt policies/
+  ringfence fmt policies/ --check           # exit 1 if a file would change
+  ringfence fmt policies/ --diff            # show what would change
+  ringfence fmt - < policy.kdl > formatted.kdl")]
     Fmt(FmtArgs),
     /// Say whether a connection is allowed, and which policy decides each side.
+    #[command(after_help = "Examples:
+  ringfence explain policies/ --inventory prod.json --from shop/frontend --to shop/cart --port 7070
+  ringfence explain policies/ --inventory prod.json --from external:internet --to 10.244.1.13 --port 80 -o json")]
     Explain(ExplainArgs),
     /// List every allowed connection between workloads.
+    #[command(after_help = "Examples:
+  ringfence matrix policies/ --inventory prod.json
+  ringfence matrix policies/ --inventory eu.json --inventory us.json -o yaml
+  kubectl get nodes,namespaces,pods,services -A -o json | ringfence matrix policies/ --inventory -")]
     Matrix(MatrixArgs),
     /// Render every node's rules with its backend, unsigned, for review.
+    #[command(after_help = "Examples:
+  ringfence render policies/ --inventory prod.json --out rendered/
+  less rendered/prod-eu1-linux-a/rules.nft")]
     Render(RenderArgs),
     /// Compile intent into signed per-node bundles (or per-node IR).
+    #[command(after_help = "Examples:
+  ringfence compile policies/ --inventory prod.json --key ci.key --out bundles/
+  ringfence compile policies/ --rev \"$CI_COMMIT_SHA\" --inventory prod.json --key old.key --key new.key --out bundles/
+  ringfence compile policies/ --inventory prod.json --emit ir --out ir/")]
     Compile(CompileArgs),
     /// Write a new ed25519 signing key pair.
+    #[command(after_help = "Examples:
+  ringfence keygen --out ci          # ci.key (private, 0600) and ci.pub; prints the key id")]
     Keygen(KeygenArgs),
     /// Verify a bundle: signature, node, generation, expiry, digests.
+    #[command(after_help = "Examples:
+  ringfence verify bundles/node-a.bundle --trust ci.pub --node node-a
+  ringfence verify bundles/node-a.bundle --trust a.pub --trust b.pub --threshold 2 --index bundles/index.json -o json")]
     Verify(VerifyArgs),
     /// Cluster inventory.
-    #[command(subcommand)]
+    #[command(
+        subcommand,
+        after_help = "Examples:
+  ringfence inventory pull --context prod-eu1 --out inventory/prod-eu1.json"
+    )]
     Inventory(InventoryCommand),
     /// Summarise a directory of agent compliance reports.
+    #[command(after_help = "Examples:
+  ringfence report reports/
+  ringfence report reports/ -o json | jq '.nodes[] | select(.status != \"in-sync\")'")]
     Report(ReportArgs),
     /// Git hooks that run `ringfence check`.
-    #[command(subcommand)]
+    #[command(
+        subcommand,
+        after_help = "Examples:
+  ringfence hooks install                       # pre-commit in this repository
+  ringfence hooks install --server --repo /srv/git/policies.git"
+    )]
     Hooks(HooksCommand),
     /// What changes between two revisions, per node and as connectivity.
+    #[command(after_help = "Examples:
+  ringfence plan policies/ --from origin/main --to HEAD --inventory prod.json
+  ringfence plan policies/ --from \"$BASE_SHA\" --to \"$HEAD_SHA\" --inventory prod.json -o json > plan.json")]
     Plan(PlanArgs),
     /// Publish signed bundles for every new commit of a branch.
+    #[command(after_help = "Examples:
+  ringfence watch --repo https://git.example/policies.git --inventory prod.json --key ci.key --out /srv/bundles
+  ringfence watch --repo /srv/git/policies.git --branch release --inventory prod.json --key ci.key --out pub/ --once")]
     Watch(WatchArgs),
     /// Write intent from observed flows.
+    #[command(after_help = "Examples:
+  ringfence discover --inventory prod.json --flows day.jsonl --out discovered/
+  hubble observe -o json | ringfence discover --inventory prod.json --flows - --out discovered/ --granularity namespace")]
     Discover(DiscoverArgs),
     /// Judge flows against a policy version.
+    #[command(after_help = "Examples:
+  ringfence analyze policies/ --inventory prod.json --flows day.jsonl
+  ringfence analyze policies/ --inventory prod.json --flows day.jsonl -o html --out analysis.html
+  hubble observe -o json | ringfence analyze policies/ --inventory prod.json --flows -
+  ringfence analyze policies/ --rev HEAD --against origin/main --inventory prod.json --flows day.jsonl")]
     Analyze(AnalyzeArgs),
+    /// Receive the agents' compliance reports (POST /reports), one file per node.
+    #[command(after_help = "Examples:
+  ringfence collect --listen 0.0.0.0:8081 --dir /var/lib/ringfence/reports
+  ringfence-agent run … --report-to http://collector:8081/reports
+  ringfence report /var/lib/ringfence/reports")]
+    Collect(CollectArgs),
+    /// Print a shell completion script.
+    #[command(after_help = "Examples:
+  ringfence completion bash > /etc/bash_completion.d/ringfence
+  ringfence completion zsh > \"${fpath[1]}/_ringfence\"
+  ringfence completion fish > ~/.config/fish/completions/ringfence.fish")]
+    Completion(CompletionArgs),
+    /// Write man pages: ringfence(1) and one per command.
+    #[command(after_help = "Examples:
+  ringfence man --out /usr/local/share/man/man1 && man ringfence-check")]
+    Man(ManArgs),
+    /// Flow tables in ClickHouse.
+    #[command(
+        subcommand,
+        after_help = "Examples:
+  ringfence flows load day.jsonl --into clickhouse://127.0.0.1:8123/default.flows
+  hubble observe -o json | ringfence flows load - --into clickhouse://ch:8123/net.flows"
+    )]
+    Flows(FlowsCommand),
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct CollectArgs {
+    /// Address to listen on.
+    #[arg(long, value_name = "ADDR")]
+    pub(crate) listen: String,
+    /// Directory to keep the reports in (what `ringfence report DIR` reads).
+    #[arg(long, value_name = "DIR")]
+    pub(crate) dir: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct CompletionArgs {
+    /// The shell.
+    #[arg(value_enum)]
+    pub(crate) shell: Shell,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct ManArgs {
+    /// Directory to write `ringfence.1` and `ringfence-COMMAND.1` into.
+    #[arg(long, value_name = "DIR")]
+    pub(crate) out: PathBuf,
 }
 
 /// Where intent is read from.
@@ -77,17 +239,20 @@ pub(crate) struct SourceArgs {
 /// The cluster state to compile against.
 #[derive(Clone, Debug, Args)]
 pub(crate) struct InventoryArgs {
-    /// `kubectl get nodes,namespaces,pods,services -A -o json` output, one file per cluster.
-    #[arg(long = "inventory", value_name = "FILE", required = true, num_args = 1..)]
+    /// `kubectl get nodes,namespaces,pods,services -A -o json` output, one
+    /// file per cluster (repeat the flag for several; `-` reads standard input).
+    #[arg(long = "inventory", value_name = "FILE", required = true)]
     pub(crate) inventory: Vec<PathBuf>,
-    /// Trivy JSON reports (`trivy image --format json`) giving pods their CVSS score.
-    #[arg(long = "trivy", value_name = "FILE", num_args = 1..)]
+    /// A Trivy JSON report (`trivy image --format json`) giving pods their
+    /// CVSS score (repeat the flag for several).
+    #[arg(long = "trivy", value_name = "FILE")]
     pub(crate) trivy: Vec<PathBuf>,
 }
 
 #[derive(Debug, Args)]
 pub(crate) struct CheckArgs {
-    /// Intent directory (or a directory inside a Git repository).
+    /// Intent directory (or a directory inside a Git repository); `-` checks
+    /// one file read from standard input.
     #[arg(default_value = ".")]
     pub(crate) dir: PathBuf,
     /// Check this Git revision instead of the working tree.
@@ -101,18 +266,21 @@ pub(crate) struct CheckArgs {
     #[arg(long, value_name = "SUBDIR", requires = "rev")]
     pub(crate) path: Option<String>,
     /// Output format.
-    #[arg(long, value_enum, default_value = "txt")]
-    pub(crate) format: Format,
+    #[arg(short = 'o', long, value_enum, default_value = "txt")]
+    pub(crate) format: CheckFormat,
 }
 
 #[derive(Debug, Args)]
 pub(crate) struct FmtArgs {
-    /// Intent directory.
+    /// Intent directory; `-` formats standard input to standard output.
     #[arg(default_value = ".")]
     pub(crate) dir: PathBuf,
     /// Do not write; exit 1 if any file is not formatted.
     #[arg(long)]
     pub(crate) check: bool,
+    /// Do not write; print what would change as a unified diff, exit 1 if anything would.
+    #[arg(long, conflicts_with = "check")]
+    pub(crate) diff: bool,
 }
 
 #[derive(Debug, Args)]
@@ -134,7 +302,7 @@ pub(crate) struct ExplainArgs {
     #[arg(long)]
     pub(crate) port: Option<u16>,
     /// Output format.
-    #[arg(long, value_enum, default_value = "txt")]
+    #[arg(short = 'o', long, value_enum, default_value = "txt")]
     pub(crate) format: Format,
 }
 
@@ -145,7 +313,7 @@ pub(crate) struct MatrixArgs {
     #[command(flatten)]
     pub(crate) inventory: InventoryArgs,
     /// Output format.
-    #[arg(long, value_enum, default_value = "txt")]
+    #[arg(short = 'o', long, value_enum, default_value = "txt")]
     pub(crate) format: Format,
 }
 
@@ -175,9 +343,9 @@ pub(crate) struct CompileArgs {
     pub(crate) source: SourceArgs,
     #[command(flatten)]
     pub(crate) inventory: InventoryArgs,
-    /// Ed25519 private key(s) from `ringfence keygen`; required for bundles.
-    /// Several keys sign every bundle (key rotation, thresholds).
-    #[arg(long, value_name = "KEYFILE", num_args = 1..)]
+    /// Ed25519 private key from `ringfence keygen`; required for bundles.
+    /// Repeat the flag to sign every bundle with several (rotation, thresholds).
+    #[arg(long, value_name = "KEYFILE")]
     pub(crate) key: Vec<PathBuf>,
     /// Output directory.
     #[arg(long, value_name = "OUTDIR")]
@@ -208,8 +376,8 @@ pub(crate) struct KeygenArgs {
 pub(crate) struct VerifyArgs {
     /// The bundle file.
     pub(crate) bundle: PathBuf,
-    /// Trusted public keys (PREFIX.pub files).
-    #[arg(long, value_name = "PUBKEY", required = true, num_args = 1..)]
+    /// A trusted public key (PREFIX.pub); repeat the flag for several.
+    #[arg(long, value_name = "PUBKEY", required = true)]
     pub(crate) trust: Vec<PathBuf>,
     /// How many distinct trusted keys must have signed.
     #[arg(long, default_value_t = 1)]
@@ -227,7 +395,7 @@ pub(crate) struct VerifyArgs {
     #[arg(long, value_name = "RFC3339")]
     pub(crate) now: Option<String>,
     /// Output format.
-    #[arg(long, value_enum, default_value = "txt")]
+    #[arg(short = 'o', long, value_enum, default_value = "txt")]
     pub(crate) format: Format,
 }
 
@@ -258,7 +426,7 @@ pub(crate) struct ReportArgs {
     /// Directory of compliance reports (`*.json`).
     pub(crate) dir: PathBuf,
     /// Output format.
-    #[arg(long, value_enum, default_value = "txt")]
+    #[arg(short = 'o', long, value_enum, default_value = "txt")]
     pub(crate) format: Format,
 }
 
@@ -295,7 +463,7 @@ pub(crate) struct PlanArgs {
     #[command(flatten)]
     pub(crate) inventory: InventoryArgs,
     /// Output format.
-    #[arg(long, value_enum, default_value = "txt")]
+    #[arg(short = 'o', long, value_enum, default_value = "txt")]
     pub(crate) format: Format,
 }
 
@@ -312,9 +480,9 @@ pub(crate) struct WatchArgs {
     pub(crate) path: String,
     #[command(flatten)]
     pub(crate) inventory: InventoryArgs,
-    /// Ed25519 private key(s) from `ringfence keygen`; several sign every
-    /// bundle (key rotation, thresholds).
-    #[arg(long, value_name = "KEYFILE", required = true, num_args = 1..)]
+    /// Ed25519 private key from `ringfence keygen`; repeat the flag to sign
+    /// every bundle with several (key rotation, thresholds).
+    #[arg(long, value_name = "KEYFILE", required = true)]
     pub(crate) key: Vec<PathBuf>,
     /// Publication directory (what agents read).
     #[arg(long, value_name = "DIR")]
@@ -359,13 +527,28 @@ pub(crate) enum PortGeneralization {
     High,
 }
 
+/// Where flows come from, and which.
+#[derive(Clone, Debug, Args)]
+pub(crate) struct FlowArgs {
+    /// Flow files (ringfence JSON Lines, Hubble JSON, conntrack -o extended;
+    /// repeat the flag for several files; `-` reads standard input), or one
+    /// ClickHouse table: clickhouse://[user[:password]@]host:port/database.table.
+    #[arg(long, value_name = "FILE|URL", required = true)]
+    pub(crate) flows: Vec<String>,
+    /// Only flows that started at or after this time (RFC 3339).
+    #[arg(long, value_name = "RFC3339")]
+    pub(crate) since: Option<String>,
+    /// Only flows that started before this time (RFC 3339).
+    #[arg(long, value_name = "RFC3339")]
+    pub(crate) until: Option<String>,
+}
+
 #[derive(Debug, Args)]
 pub(crate) struct DiscoverArgs {
     #[command(flatten)]
     pub(crate) inventory: InventoryArgs,
-    /// Flow records: ringfence JSON Lines, Hubble JSON, or conntrack -o extended.
-    #[arg(long, value_name = "FILE", required = true, num_args = 1..)]
-    pub(crate) flows: Vec<PathBuf>,
+    #[command(flatten)]
+    pub(crate) flows: FlowArgs,
     /// Where to write the intent files.
     #[arg(long, value_name = "DIR")]
     pub(crate) out: PathBuf,
@@ -385,7 +568,7 @@ pub(crate) struct DiscoverArgs {
     #[arg(long, value_name = "N", default_value_t = 1)]
     pub(crate) min_flows: u64,
     /// Format of the summary.
-    #[arg(long, value_enum, default_value = "txt")]
+    #[arg(short = 'o', long, value_enum, default_value = "txt")]
     pub(crate) format: Format,
 }
 
@@ -398,18 +581,45 @@ pub(crate) struct AnalyzeArgs {
     pub(crate) against: Option<String>,
     #[command(flatten)]
     pub(crate) inventory: InventoryArgs,
-    /// Flow records.
-    #[arg(long, value_name = "FILE", required = true, num_args = 1..)]
-    pub(crate) flows: Vec<PathBuf>,
+    #[command(flatten)]
+    pub(crate) flows: FlowArgs,
     /// Agents' compliance reports to fold in.
     #[arg(long, value_name = "DIR")]
     pub(crate) reports: Option<PathBuf>,
     /// Output format.
-    #[arg(long, value_enum, default_value = "txt")]
-    pub(crate) format: Format,
+    #[arg(short = 'o', long, value_enum, default_value = "txt")]
+    pub(crate) format: AnalyzeFormat,
     /// Write here instead of stdout.
     #[arg(long, value_name = "FILE")]
     pub(crate) out: Option<PathBuf>,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum FlowsCommand {
+    /// Insert flow files into a ClickHouse table (ringfence's layout,
+    /// created if missing). Not idempotent: loading a file twice stores its
+    /// flows twice.
+    Load(LoadArgs),
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct LoadArgs {
+    /// Flow files: ringfence JSON Lines, Hubble JSON, or conntrack -o extended
+    /// (`-` reads standard input).
+    #[arg(value_name = "FILE", required = true)]
+    pub(crate) files: Vec<PathBuf>,
+    /// The table: clickhouse://[user[:password]@]host:port/database.table.
+    #[arg(long, value_name = "URL")]
+    pub(crate) into: String,
+    /// Flows per INSERT.
+    #[arg(long, value_name = "N", default_value_t = 200_000)]
+    pub(crate) batch: usize,
+    /// Only flows that started at or after this time (RFC 3339).
+    #[arg(long, value_name = "RFC3339")]
+    pub(crate) since: Option<String>,
+    /// Only flows that started before this time (RFC 3339).
+    #[arg(long, value_name = "RFC3339")]
+    pub(crate) until: Option<String>,
 }
 
 #[cfg(test)]
@@ -426,18 +636,18 @@ mod tests {
     #[test]
     fn check_rev_and_staged_conflict() {
         assert!(Cli::try_parse_from(["ringfence", "check", "--rev", "HEAD", "--staged"]).is_err());
-        let c = Cli::try_parse_from(["ringfence", "check", "dir", "--format", "json"]).unwrap();
+        let c = Cli::try_parse_from(["ringfence", "check", "dir", "-o", "json"]).unwrap();
         assert!(matches!(
             c.command,
             Command::Check(CheckArgs {
-                format: Format::Json,
+                format: CheckFormat::Json,
                 ..
             })
         ));
     }
 
     #[test]
-    fn compile_takes_several_keys() {
+    fn repeated_flags_take_one_value_each() {
         let argv = [
             "ringfence",
             "compile",
@@ -447,11 +657,81 @@ mod tests {
             "o",
             "--key",
             "a.key",
+            "--key",
             "b.key",
         ];
         let c = Cli::try_parse_from(argv).unwrap();
         assert!(
             matches!(c.command, Command::Compile(CompileArgs { ref key, .. }) if key.len() == 2)
         );
+        // A flag's value never swallows the positional directory.
+        let c = Cli::try_parse_from(["ringfence", "matrix", "--inventory", "i.json", "policies"])
+            .unwrap();
+        let Command::Matrix(m) = c.command else {
+            panic!("matrix")
+        };
+        assert_eq!(m.source.dir, PathBuf::from("policies"));
+        assert_eq!(m.inventory.inventory, [PathBuf::from("i.json")]);
+    }
+
+    #[test]
+    fn html_and_annotations_only_where_they_work() {
+        let parse = |argv: &[&str]| Cli::try_parse_from(argv).is_ok();
+        assert!(parse(&[
+            "ringfence",
+            "analyze",
+            "--inventory",
+            "i",
+            "--flows",
+            "f",
+            "-o",
+            "html"
+        ]));
+        assert!(!parse(&[
+            "ringfence",
+            "matrix",
+            "--inventory",
+            "i",
+            "-o",
+            "html"
+        ]));
+        assert!(parse(&["ringfence", "check", "-o", "sarif"]));
+        assert!(!parse(&[
+            "ringfence",
+            "plan",
+            "--from",
+            "a",
+            "--to",
+            "b",
+            "--inventory",
+            "i",
+            "-o",
+            "github"
+        ]));
+        for cmd in [
+            "matrix", "explain", "plan", "report", "verify", "discover", "analyze", "check",
+        ] {
+            let help = Cli::command()
+                .find_subcommand_mut(cmd)
+                .unwrap()
+                .render_long_help()
+                .to_string();
+            assert!(help.contains("-o, --format"), "{cmd}: {help}");
+            assert!(help.contains("yaml"), "{cmd}");
+            assert_eq!(help.contains("html"), cmd == "analyze", "{cmd}");
+        }
+    }
+
+    #[test]
+    fn every_command_has_examples() {
+        let mut cli = Cli::command();
+        for sub in cli.get_subcommands_mut() {
+            let help = sub.render_help().to_string();
+            assert!(
+                help.contains("Examples:\n  ringfence "),
+                "{}: {help}",
+                sub.get_name()
+            );
+        }
     }
 }

@@ -116,14 +116,8 @@ impl Setup {
 
     fn analyze(&self, flows: &[PathBuf], extra: &[&str]) -> Output {
         let policies = self.policies();
-        let mut args = vec![
-            "analyze",
-            p(&policies),
-            "--inventory",
-            p(&self.inventory),
-            "--flows",
-        ];
-        args.extend(flows.iter().map(|f| p(f)));
+        let mut args = vec!["analyze", p(&policies), "--inventory", p(&self.inventory)];
+        args.extend(flows.iter().flat_map(|f| ["--flows", p(f)]));
         args.extend(extra);
         ringfence(&args)
     }

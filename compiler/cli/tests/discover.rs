@@ -9,8 +9,8 @@ use crate::cli::{code, p, ringfence, text};
 use crate::shop;
 
 fn discover(inputs: &shop::Inputs, out: &Path, extra: &[&str]) -> Output {
-    let mut args = vec!["discover", "--inventory", p(&inputs.inventory), "--flows"];
-    args.extend(inputs.flows.iter().map(|f| p(f)));
+    let mut args = vec!["discover", "--inventory", p(&inputs.inventory)];
+    args.extend(inputs.flows.iter().flat_map(|f| ["--flows", p(f)]));
     args.extend([
         "--exclude",
         p(&inputs.exclude),

@@ -32,10 +32,16 @@ fn compile(out: &Path, key: &SigningKey, time: &str, rules: &str) {
                 sha256: "ab".repeat(32),
             },
             files: vec![
-                ("ir.json".into(), format!("{{\"node\":\"{n}\"}}")),
+                (
+                    // A valid empty IR: verification parses and validates it.
+                    "ir.json".into(),
+                    format!(
+                        "{{\"ir_version\":1,\"cluster\":\"prod-eu1\",\"node\":\"{n}\",\"os\":\"linux\",\"backend\":\"nftables\",\"addresses\":[],\"endpoints\":[],\"chains\":[],\"sets\":[],\"policies\":[]}}"
+                    ),
+                ),
                 (
                     "rules.nft".into(),
-                    format!("table inet ringfence {{ {rules} }}\n"),
+                    format!("table inet ringfence {{\n\tchain c {{\n\t\tcounter comment \"{rules}\"\n\t}}\n}}\n"),
                 ),
             ],
         })
@@ -274,6 +280,7 @@ fn verify_threshold_counts_distinct_trusted_signers() {
         p(&bundle),
         "--trust",
         &ta,
+        "--trust",
         &tb,
         "--threshold",
         "2",
@@ -287,6 +294,7 @@ fn verify_threshold_counts_distinct_trusted_signers() {
         p(&bundle),
         "--trust",
         &ta,
+        "--trust",
         &tb,
         "--threshold",
         "1",
@@ -315,7 +323,15 @@ fn verify_that_cannot_run_exits_2() {
         vec![p(&bundle), "--trust", p(&absent_pub)],
         vec![p(&bundle), "--trust", p(&not_a_key)],
         vec![p(&bundle), "--trust", &trust, "--threshold", "0"],
-        vec![p(&bundle), "--trust", &trust, &trust, "--threshold", "2"],
+        vec![
+            p(&bundle),
+            "--trust",
+            &trust,
+            "--trust",
+            &trust,
+            "--threshold",
+            "2",
+        ],
         vec![p(&bundle), "--trust", &trust, "--now", "yesterday"],
         vec![p(&bundle), "--trust", &trust, "--format", "html"],
     ];

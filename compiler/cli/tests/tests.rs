@@ -4,6 +4,8 @@
 
 mod analyze;
 mod cli;
+mod conventions;
+mod clickhouse;
 mod discover;
 mod keygen_verify;
 

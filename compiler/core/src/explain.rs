@@ -267,7 +267,8 @@ impl Compiled {
                     text: text.to_string(),
                     hint: format!(
                         "no node or external is named `{body}` (pods and services are \
-                         NAMESPACE/NAME, externals external:NAME, or give an IP)"
+                         NAMESPACE/NAME, externals external:NAME, or give an IP){}",
+                        self.did_you_mean(body)
                     ),
                 }),
                 1 => peer(found.pop().expect("one").1),
@@ -344,15 +345,16 @@ impl Compiled {
         match by_cluster.len() {
             0 => {
                 let ns_exists = self.cat.iter().any(|w| w.namespace == ns);
+                let hint = if ns_exists {
+                    format!(
+                        "no pod, service or Deployment/StatefulSet/DaemonSet/Job named `{name}` in namespace `{ns}`"
+                    )
+                } else {
+                    format!("no namespace `{ns}` in the inventory")
+                };
                 Err(PeerError::Unknown {
                     text: text.to_string(),
-                    hint: if ns_exists {
-                        format!(
-                            "no pod, service or Deployment/StatefulSet/DaemonSet/Job named `{name}` in namespace `{ns}`"
-                        )
-                    } else {
-                        format!("no namespace `{ns}` in the inventory")
-                    },
+                    hint: hint + &self.did_you_mean(&format!("{ns}/{name}")),
                 })
             }
             1 => {
@@ -386,6 +388,39 @@ impl Compiled {
                     .collect(),
             }),
         }
+    }
+
+    /// `; did you mean `X`?` with the closest name `explain` accepts (pods,
+    /// services and their owning workloads as NAMESPACE/NAME, nodes,
+    /// `external:NAME`), or nothing when none is close.
+    fn did_you_mean(&self, given: &str) -> String {
+        let mut names: Vec<String> = Vec::new();
+        for w in &self.cat {
+            match w.kind {
+                WorkloadKind::Pod | WorkloadKind::Service => {
+                    names.push(format!("{}/{}", w.namespace, w.name));
+                    if let Some((k, n)) = &w.owner
+                        && GROUPED.contains(&k.as_str())
+                    {
+                        names.push(format!("{}/{n}", w.namespace));
+                    }
+                }
+                WorkloadKind::Node => names.push(w.name.clone()),
+                WorkloadKind::External => names.push(format!("external:{}", w.name)),
+            }
+        }
+        let given = given.trim_start_matches("external:");
+        // Close enough to be a slip: a third of the name, at least two edits.
+        let budget = (given.chars().count() / 3).max(2);
+        names
+            .iter()
+            .map(|n| {
+                let bare = n.trim_start_matches("external:");
+                (strsim::levenshtein(given, bare), n)
+            })
+            .filter(|(d, _)| *d <= budget)
+            .min()
+            .map_or(String::new(), |(_, n)| format!("; did you mean `{n}`?"))
     }
 
     fn workloads(&self, kind: WorkloadKind) -> impl Iterator<Item = u32> + '_ {

@@ -43,6 +43,11 @@ fn peers_resolve_or_say_why_not() {
     assert!(unknown("worker-9").contains("no node or external is named `worker-9`"));
     assert!(unknown("external:nope").contains("`nope`"));
     assert!(unknown("a/b/c/d").contains("NAMESPACE/NAME"));
+    // A slip of the keyboard gets the closest name; nothing close, no guess.
+    assert!(unknown("shop/crat").ends_with("; did you mean `shop/cart`?"));
+    assert!(unknown("worker-9").ends_with("; did you mean `worker-1`?"));
+    assert!(unknown("external:internt").ends_with("; did you mean `external:internet`?"));
+    assert!(!unknown("shop/zzzzzzzzzz").contains("did you mean"));
     assert_eq!(
         c.peer("nope").unwrap_err().to_string(),
         "unknown workload `nope`: no node or external is named `nope` (pods and services are \

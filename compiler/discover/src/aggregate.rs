@@ -7,7 +7,10 @@ use std::collections::BTreeSet;
 use std::hash::{Hash, Hasher};
 use std::net::{IpAddr, Ipv6Addr};
 
-use ringfence_flows::{Flow, NetworkVerdict, Timestamp};
+// Source ports remembered per conversation to recognise replies: as many as
+// a table reports.
+use ringfence_flows::SRC_PORTS;
+use ringfence_flows::{Conversation, Flow, NetworkVerdict, SrcPorts as TablePorts, Timestamp};
 use ringfence_inventory::model::Proto;
 use rustc_hash::{FxHashMap, FxHashSet};
 
@@ -20,8 +23,6 @@ pub(crate) const EPHEMERAL: u16 = 32_768;
 /// Example address pairs kept per conversation (the smallest, so the
 /// choice does not depend on the order flows arrive in).
 const EXAMPLES: usize = 3;
-/// Source ports remembered per conversation to recognise replies.
-const SRC_PORTS: usize = 4;
 /// Unknown in-cluster addresses kept as examples.
 const UNKNOWN_EXAMPLES: usize = 5;
 
@@ -146,9 +147,10 @@ impl Examples {
 }
 
 impl Evidence {
-    fn of(f: &Flow) -> Evidence {
+    /// `flows` flows (one record, or a conversation a table aggregated).
+    fn of(f: &Flow, flows: u64) -> Evidence {
         Evidence {
-            flows: 1,
+            flows,
             packets: f.packets,
             bytes: f.bytes,
             first: f.first_seen,
@@ -157,8 +159,8 @@ impl Evidence {
         }
     }
 
-    fn add_flow(&mut self, f: &Flow) {
-        self.flows += 1;
+    fn add_flow(&mut self, f: &Flow, flows: u64) {
+        self.flows += flows;
         self.packets += f.packets;
         self.bytes += f.bytes;
         self.first = self.first.min(f.first_seen);
@@ -198,6 +200,35 @@ impl SrcPorts {
         }
     }
 
+    /// The ports a table reported for a conversation.
+    fn of_table(p: &TablePorts) -> SrcPorts {
+        match p {
+            TablePorts::Few(ps) if ps.len() <= SRC_PORTS => {
+                let mut out = SrcPorts::of(None);
+                for &q in ps {
+                    out.add(q);
+                }
+                out
+            }
+            _ => SrcPorts {
+                n: SrcPorts::MANY,
+                ports: [0; SRC_PORTS],
+            },
+        }
+    }
+
+    /// Fold another set in.
+    fn merge(&mut self, o: &SrcPorts) {
+        match o.few() {
+            None => self.n = SrcPorts::MANY,
+            Some(ps) => {
+                for &p in ps {
+                    self.add(p);
+                }
+            }
+        }
+    }
+
     fn add(&mut self, p: u16) {
         if self.n == SrcPorts::MANY {
             return;
@@ -230,14 +261,7 @@ pub(crate) struct ConvStats {
 impl ConvStats {
     fn merge(&mut self, o: &ConvStats) {
         self.ev.merge(&o.ev);
-        match o.src_ports.few() {
-            None => self.src_ports.n = SrcPorts::MANY,
-            Some(ps) => {
-                for &p in ps {
-                    self.src_ports.add(p);
-                }
-            }
-        }
+        self.src_ports.merge(&o.src_ports);
     }
 }
 
@@ -322,16 +346,27 @@ impl<'b, 'a> Aggregator<'b, 'a> {
 
     /// Fold one flow.
     pub(crate) fn fold(&self, acc: &mut Acc, f: Flow) {
+        self.fold_n(acc, &f, 1, SrcPorts::of(f.src_port));
+    }
+
+    /// Fold one conversation a table aggregated: as its flows one by one.
+    pub(crate) fn fold_conversation(&self, acc: &mut Acc, c: &Conversation) {
+        self.fold_n(acc, &c.flow, c.flows, SrcPorts::of_table(&c.src_ports));
+    }
+
+    /// Fold `n` flows like `f` (their packets and bytes summed in `f`),
+    /// with these source ports.
+    fn fold_n(&self, acc: &mut Acc, f: &Flow, n: u64, ports: SrcPorts) {
         let t = &mut acc.tally;
-        t.read += 1;
+        t.read += n;
         if f.verdict == Some(NetworkVerdict::Dropped) {
-            t.dropped += 1;
+            t.dropped += n;
             return;
         }
-        let r = match self.book.resolve(&f) {
+        let r = match self.book.resolve(f) {
             Ok(r) => r,
             Err(Unplaced::Unknown(ip)) => {
-                t.unknown += 1;
+                t.unknown += n;
                 if t.unknown_examples.len() < UNKNOWN_EXAMPLES
                     || ip < *t.unknown_examples.last().expect("not empty")
                 {
@@ -343,11 +378,11 @@ impl<'b, 'a> Aggregator<'b, 'a> {
                 return;
             }
             Err(Unplaced::Ambiguous(_)) => {
-                t.ambiguous += 1;
+                t.ambiguous += n;
                 return;
             }
             Err(Unplaced::Outside) => {
-                t.outside += 1;
+                t.outside += n;
                 return;
             }
         };
@@ -367,7 +402,7 @@ impl<'b, 'a> Aggregator<'b, 'a> {
                 .exclusions
                 .first_match(cons, prov, f.proto, [r.port, r.svc_port])
             {
-                t.excluded[i] += 1;
+                t.excluded[i] += n;
                 return;
             }
         }
@@ -382,17 +417,15 @@ impl<'b, 'a> Aggregator<'b, 'a> {
         };
         match acc.convs.get_mut(&key) {
             Some(s) => {
-                s.ev.add_flow(&f);
-                if let Some(p) = f.src_port {
-                    s.src_ports.add(p);
-                }
+                s.ev.add_flow(f, n);
+                s.src_ports.merge(&ports);
             }
             None => {
                 acc.convs.insert(
                     key,
                     ConvStats {
-                        ev: Evidence::of(&f),
-                        src_ports: SrcPorts::of(f.src_port),
+                        ev: Evidence::of(f, n),
+                        src_ports: ports,
                     },
                 );
             }
@@ -512,6 +545,88 @@ mod tests {
         assert_eq!(ev.flows, 100);
         assert_eq!((ev.first.unix_secs(), ev.last.unix_secs()), (0, 100));
         assert_eq!(ev.examples.iter().count(), 2);
+    }
+
+    /// Conversations a table aggregated (flows grouped by key and verdict,
+    /// with their distinct source ports up to five) fold into exactly what
+    /// their flows fold into one by one.
+    #[test]
+    fn table_conversations_fold_like_their_flows() {
+        use std::collections::BTreeMap;
+        let mut flows = Vec::new();
+        for i in 0..40u16 {
+            // Requests with many source ports, and their answers with one.
+            flows.push(at(
+                flow("10.244.1.10", "10.244.1.20", 8080),
+                40_000 + i,
+                i64::from(i),
+            ));
+            flows.push(at(flow("10.244.1.20", "10.244.1.10", 40_000 + i), 8080, 50));
+            // Few source ports.
+            flows.push(at(
+                flow("10.244.1.11", "10.244.1.30", 6379),
+                41_000 + i % 3,
+                7,
+            ));
+        }
+        let mut dropped = flow("10.244.1.10", "10.244.1.30", 22);
+        dropped.verdict = Some(NetworkVerdict::Dropped);
+        flows.push(dropped);
+        flows.push(flow("198.51.100.1", "203.0.113.1", 443));
+        let by_flow = run(flows.clone(), &Exclusions::default(), 1, 1);
+
+        let mut groups: BTreeMap<String, (Flow, u64, BTreeSet<u16>, Timestamp)> = BTreeMap::new();
+        for f in flows {
+            let k = format!("{} {} {:?} {:?}", f.src_ip, f.dst_ip, f.dst_port, f.verdict);
+            let g = groups.entry(k).or_insert_with(|| {
+                (
+                    Flow {
+                        packets: 0,
+                        bytes: 0,
+                        src_port: None,
+                        ..f.clone()
+                    },
+                    0,
+                    BTreeSet::new(),
+                    f.first_seen,
+                )
+            });
+            g.0.packets += f.packets;
+            g.0.bytes += f.bytes;
+            g.0.first_seen = g.0.first_seen.min(f.first_seen);
+            g.0.last_seen = g.0.last_seen.max(f.last_seen);
+            g.3 = g.3.max(f.first_seen);
+            g.1 += 1;
+            g.2.extend(f.src_port);
+        }
+        let inv = shop();
+        let book = Book::new(&inv);
+        let ex = Exclusions::default();
+        let masks = ex.masks(&book);
+        let agg = Aggregator::new(&book, &ex, &masks);
+        let mut acc = agg.new_acc();
+        for (key, (flow, n, ports, last_start)) in groups {
+            let src_ports = if ports.len() > SRC_PORTS {
+                TablePorts::Many
+            } else {
+                TablePorts::Few(ports.into_iter().collect())
+            };
+            agg.fold_conversation(
+                &mut acc,
+                &Conversation {
+                    flow,
+                    flows: n,
+                    last_start,
+                    src_ports,
+                    key: key.into(),
+                },
+            );
+        }
+        let by_conversation = finish(vec![acc], 1);
+        assert_eq!(by_conversation.convs, by_flow.convs);
+        assert_eq!(by_conversation.tally, by_flow.tally);
+        assert!(by_conversation.replies.0 > 0, "replies are told apart");
+        assert_eq!(by_conversation.replies, by_flow.replies);
     }
 
     #[test]

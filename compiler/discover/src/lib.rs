@@ -22,7 +22,8 @@
 
 use std::path::PathBuf;
 
-use ringfence_flows::{Flow, FlowError, ReadOptions, ReadStats, fold_files};
+use ringfence_flows::clickhouse::{Table, TableRead};
+use ringfence_flows::{Flow, FlowError, ReadOptions, ReadStats, TableInput, Window, fold_files};
 use ringfence_inventory::model::Inventory;
 
 mod aggregate;
@@ -195,6 +196,34 @@ impl<'a> Discoverer<'a> {
         Ok(())
     }
 
+    /// Read a ClickHouse flow table: the engine aggregates the window's
+    /// flows into conversations (with their source ports), folded in
+    /// parallel as they arrive; the result equals reading the same flows
+    /// from files.
+    pub fn read_table(&mut self, table: &Table, window: &Window) -> Result<(), DiscoverError> {
+        let agg = Aggregator::new(&self.book, &self.opts.exclusions, &self.masks);
+        let read = TableRead {
+            window: *window,
+            src_ports: true,
+            threads: 0,
+            max_errors: ReadOptions::default().max_errors,
+        };
+        let (accs, stats) = table
+            .fold_conversations(
+                &read,
+                || agg.new_acc(),
+                |acc, c| agg.fold_conversation(acc, &c),
+            )
+            .map_err(FlowError::from)?;
+        self.accs.extend(accs);
+        self.inputs.tables.push(TableInput {
+            url: table.url().to_string(),
+            layout: table.layout().name(),
+            stats,
+        });
+        Ok(())
+    }
+
     /// Group, generalize, compress and write.
     pub fn finish(self) -> Discovery {
         let Discoverer {
@@ -362,6 +391,9 @@ fn summarize(
     }
     for e in &inputs.errors {
         notes.push(e.to_string());
+    }
+    for t in &inputs.tables {
+        notes.extend(t.stats.errors.iter().cloned());
     }
     if let Some(scope) = &opts.scope {
         notes.push(format!(

@@ -2,13 +2,16 @@
 //!
 //! Before a node is rendered its backend's capabilities are checked, so
 //! intent a backend cannot enforce is refused here (with the policy's span),
-//! never discovered on the node.
+//! never discovered on the node. After, every nftables artifact passes
+//! [`ringfence_nft::screen`] (the agent's own screen): a backend whose output
+//! reaches beyond `table inet ringfence` fails the build, by name, before
+//! anything is signed.
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 
 use rayon::prelude::*;
-use ringfence_intent::model::{Intent, Span};
+use ringfence_intent::model::{Intent, PluginPin, Span};
 use ringfence_intent::{Diagnostic, Diagnostics};
 use ringfence_plugin_host::{Host, Limits, Plugin, PluginError};
 use ringfence_schema::bundle::{BackendRef, IR_FILE};
@@ -55,11 +58,7 @@ impl Backends {
                         .with_label(pin.span, "declared here")
                         .with_help(format!("declare it as `plugin \"{}\" …`, or check that the path is the plugin you meant", p.info.name)),
                 ),
-                Err(e) => diags.push(
-                    Diagnostic::error("ringfence::plugin-load", e.to_string())
-                        .with_label(pin.span, "declared here")
-                        .with_help("check the path (relative to the intent directory) and the sha256 (`sha256sum FILE`)"),
-                ),
+                Err(e) => diags.push(pin_error(pin, e)),
             }
         }
         if diags.has_errors() {
@@ -72,6 +71,29 @@ impl Backends {
     pub fn get(&self, name: &str) -> Option<&Plugin> {
         self.pinned.get(name).or_else(|| self.host.builtin(name))
     }
+}
+
+/// The pins of `intent` against the files in `dir` (the intent directory):
+/// `check` refuses a wrong digest as `render` and `compile` do, with the
+/// same rule ([`ringfence_plugin_host::read_pinned`]) and diagnostic,
+/// without compiling the plugins.
+pub fn check_pins(intent: &Intent, dir: &Path) -> Diagnostics {
+    let mut diags = Diagnostics::default();
+    for pin in &intent.plugins {
+        if let Err(e) = ringfence_plugin_host::read_pinned(&dir.join(&pin.path), Some(&pin.sha256))
+        {
+            diags.push(pin_error(pin, e));
+        }
+    }
+    diags
+}
+
+fn pin_error(pin: &PluginPin, e: PluginError) -> Diagnostic {
+    Diagnostic::error("ringfence::plugin-load", e.to_string())
+        .with_label(pin.span, "declared here")
+        .with_help(
+            "check the path (relative to the intent directory) and the sha256 (`sha256sum FILE`)",
+        )
 }
 
 /// Why backends could not be prepared.
@@ -279,6 +301,26 @@ fn finish(
                 plugin.info.name
             ),
         );
+        return (None, vec![d]);
+    }
+    if let Some((name, e)) = output
+        .artifacts
+        .iter()
+        .filter(|a| a.name.ends_with(".nft"))
+        .find_map(|a| {
+            ringfence_nft::screen(&a.content)
+                .err()
+                .map(|e| (&a.name, e))
+        })
+    {
+        let d = Diagnostic::error(
+            "ringfence::backend-unsafe-output",
+            format!(
+                "node {node}: backend `{}` wrote a {name} that reaches beyond table inet ringfence ({e}); nothing was signed",
+                plugin.info.name
+            ),
+        )
+        .with_help("a backend's nftables output may change table inet ringfence and nothing else: report it to the plugin's author");
         return (None, vec![d]);
     }
     let mut files: Vec<(String, String)> = output

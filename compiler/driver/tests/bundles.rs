@@ -29,11 +29,16 @@ fn node(name: &str, rules: &str) -> NodeOutput {
         files: vec![
             (
                 "rules.nft".into(),
-                format!("table inet ringfence {{ {rules} }}\n"),
+                format!(
+                    "table inet ringfence {{\n\tchain c {{\n\t\tcounter comment \"{rules}\"\n\t}}\n}}\n"
+                ),
             ),
             (
+                // A valid empty IR: verification parses and validates it.
                 "ir.json".into(),
-                format!("{{\"node\":\"{name}\",\"rules\":\"{rules}\"}}"),
+                format!(
+                    "{{\"ir_version\":1,\"cluster\":\"c\",\"node\":\"{name}\",\"os\":\"linux\",\"backend\":\"nftables\",\"addresses\":[],\"endpoints\":[],\"chains\":[],\"sets\":[],\"policies\":[]}}"
+                ),
             ),
         ],
     }
@@ -132,7 +137,10 @@ fn written_bundles_verify_against_the_written_index() {
     .unwrap();
     assert_eq!(v.payload.generation, 1);
     assert_eq!(v.payload.expires_at, "2026-01-08T00:00:00Z");
-    assert_eq!(v.file("rules.nft"), Some("table inet ringfence { b }\n"));
+    assert_eq!(
+        v.file("rules.nft"),
+        Some("table inet ringfence {\n\tchain c {\n\t\tcounter comment \"b\"\n\t}\n}\n")
+    );
     assert_eq!(
         v.payload
             .files

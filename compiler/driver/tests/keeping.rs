@@ -28,11 +28,16 @@ fn node(name: &str, rules: &str) -> NodeOutput {
         files: vec![
             (
                 "rules.nft".into(),
-                format!("table inet ringfence {{ {rules} }}\n"),
+                format!(
+                    "table inet ringfence {{\n\tchain c {{\n\t\tcounter comment \"{rules}\"\n\t}}\n}}\n"
+                ),
             ),
             (
+                // A valid empty IR: verification parses and validates it.
                 "ir.json".into(),
-                format!("{{\"node\":\"{name}\",\"r\":\"{rules}\"}}"),
+                format!(
+                    "{{\"ir_version\":1,\"cluster\":\"c\",\"node\":\"{name}\",\"os\":\"linux\",\"backend\":\"nftables\",\"addresses\":[],\"endpoints\":[],\"chains\":[],\"sets\":[],\"policies\":[]}}"
+                ),
             ),
         ],
     }

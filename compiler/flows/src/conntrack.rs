@@ -203,9 +203,13 @@ fn parse_event_time(s: &str) -> Option<Timestamp> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::window::Window;
 
     fn ctx() -> ParseCtx {
-        ParseCtx::new(Some("2024-05-01T12:00:00Z".parse().unwrap()))
+        ParseCtx::new(
+            Some("2024-05-01T12:00:00Z".parse().unwrap()),
+            Window::default(),
+        )
     }
 
     fn flow(line: &str) -> Flow {

@@ -39,6 +39,9 @@ pub enum FlowError {
         /// What was found there.
         found: String,
     },
+    /// A flow table (`clickhouse://…`) cannot be read.
+    #[error(transparent)]
+    Table(#[from] crate::clickhouse::ClickHouseError),
 }
 
 /// One line that could not be read as a flow.

@@ -75,7 +75,7 @@ impl Flow {
             .map_err(|e| format!("field `first_seen`: {e}"))?;
         let last_seen = Timestamp::parse_rfc3339(&r.last_seen)
             .map_err(|e| format!("field `last_seen`: {e}"))?;
-        let flow = Flow {
+        let mut flow = Flow {
             src_ip: r.src_ip,
             dst_ip: r.dst_ip,
             proto: r.proto,
@@ -92,7 +92,22 @@ impl Flow {
             node: r.node.as_deref().map(Arc::from),
         };
         flow.check()?;
+        flow.normalize();
         Ok(flow)
+    }
+
+    /// Port 0 means no port, whichever field carries it: every reader (and
+    /// a table, which stores no port as 0) gives the same flow for both.
+    pub(crate) fn normalize(&mut self) {
+        for p in [
+            &mut self.src_port,
+            &mut self.dst_port,
+            &mut self.orig_dst_port,
+        ] {
+            if *p == Some(0) {
+                *p = None;
+            }
+        }
     }
 
     /// The rules every reader enforces.

@@ -9,6 +9,7 @@ use serde::Serialize;
 
 use crate::flow::Flow;
 use crate::time::Timestamp;
+use crate::window::Window;
 use crate::{conntrack, hubble, jsonl};
 
 /// A flow file format.
@@ -68,6 +69,8 @@ pub(crate) enum Parsed {
     Reply,
     /// Not a flow: another kind of event, an unsupported protocol, a footer.
     Ignored,
+    /// A flow that started outside the window read.
+    Outside,
     /// An empty line.
     Blank,
 }
@@ -77,6 +80,8 @@ pub(crate) enum Parsed {
 pub(crate) struct ParseCtx {
     /// Time for records without one (conntrack listings).
     pub(crate) default_time: Option<Timestamp>,
+    /// Flows that started outside it are counted, not returned.
+    pub(crate) window: Window,
     strings: HashMap<Box<str>, Arc<str>>,
 }
 
@@ -85,9 +90,10 @@ pub(crate) struct ParseCtx {
 const MAX_INTERNED: usize = 1 << 16;
 
 impl ParseCtx {
-    pub(crate) fn new(default_time: Option<Timestamp>) -> Self {
+    pub(crate) fn new(default_time: Option<Timestamp>, window: Window) -> Self {
         ParseCtx {
             default_time,
+            window,
             strings: HashMap::new(),
         }
     }
@@ -113,11 +119,18 @@ pub(crate) fn parse_line(
     if line.trim().is_empty() {
         return Ok(Parsed::Blank);
     }
-    match format {
+    let mut parsed = match format {
         FlowFormat::Ringfence => jsonl::parse(line, ctx),
         FlowFormat::Hubble => hubble::parse(line, ctx),
         FlowFormat::Conntrack => conntrack::parse(line, ctx),
+    }?;
+    if let Parsed::Flow(f) = &mut parsed {
+        f.normalize();
+        if !ctx.window.contains(f.first_seen) {
+            return Ok(Parsed::Outside);
+        }
     }
+    Ok(parsed)
 }
 
 /// How many lines detection looks at before giving up on blank lines and

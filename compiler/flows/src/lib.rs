@@ -15,6 +15,10 @@
 //! - [`fold_files`]: many files, each split into chunks of lines parsed and
 //!   folded in parallel, one accumulator per worker.
 //!
+//! Flows kept in ClickHouse ([`clickhouse`]) are read as [`Conversation`]s:
+//! the engine aggregates them, so memory depends on distinct conversations,
+//! never on flows. A [`Window`] (`--since`, `--until`) applies to both.
+//!
 //! ```
 //! use ringfence_flows::{FlowReader, ReadOptions};
 //!
@@ -25,7 +29,9 @@
 //! # Ok::<(), ringfence_flows::FlowError>(())
 //! ```
 
+pub mod clickhouse;
 mod conntrack;
+mod conversation;
 mod error;
 mod flow;
 mod format;
@@ -33,13 +39,16 @@ mod hubble;
 mod jsonl;
 mod read;
 mod time;
+mod window;
 
+pub use conversation::{Conversation, SRC_PORTS, SrcPorts};
 pub use error::{FlowError, LineError};
 pub use flow::Flow;
 pub use format::FlowFormat;
-pub use read::{Counts, FileStats, FlowReader, ReadOptions, ReadStats, fold_files};
+pub use read::{Counts, FileStats, FlowReader, ReadOptions, ReadStats, TableInput, fold_files};
 pub use ringfence_schema::flow::{FlowRecord, NetworkVerdict};
 pub use time::Timestamp;
+pub use window::Window;
 
 #[cfg(test)]
 mod tests {

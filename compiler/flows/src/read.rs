@@ -11,10 +11,12 @@ use std::sync::{Arc, Mutex};
 
 use serde::Serialize;
 
+use crate::clickhouse::TableStats;
 use crate::error::{FlowError, LineError};
 use crate::flow::Flow;
 use crate::format::{DETECT_LINES, FlowFormat, ParseCtx, Parsed, detect_line, parse_line};
 use crate::time::Timestamp;
+use crate::window::Window;
 
 /// How to read flow files.
 #[derive(Clone, Debug)]
@@ -30,6 +32,8 @@ pub struct ReadOptions {
     pub threads: usize,
     /// Bytes handed to a worker at a time by [`fold_files`].
     pub chunk_size: usize,
+    /// Only flows that started in this window are read; the others are counted.
+    pub window: Window,
 }
 
 impl Default for ReadOptions {
@@ -40,6 +44,7 @@ impl Default for ReadOptions {
             max_errors: 20,
             threads: 0,
             chunk_size: 4 << 20,
+            window: Window::default(),
         }
     }
 }
@@ -58,6 +63,8 @@ pub struct Counts {
     pub ignored: u64,
     /// Lines that could not be read.
     pub unparsable: u64,
+    /// Flows that started outside the window read (`--since`, `--until`).
+    pub outside_window: u64,
 }
 
 impl Counts {
@@ -67,6 +74,7 @@ impl Counts {
         self.replies += o.replies;
         self.ignored += o.ignored;
         self.unparsable += o.unparsable;
+        self.outside_window += o.outside_window;
     }
 
     fn count(&mut self, outcome: &Result<Parsed, String>) {
@@ -75,6 +83,7 @@ impl Counts {
             Ok(Parsed::Flow(_)) => self.flows += 1,
             Ok(Parsed::Reply) => self.replies += 1,
             Ok(Parsed::Ignored) => self.ignored += 1,
+            Ok(Parsed::Outside) => self.outside_window += 1,
             Ok(Parsed::Blank) => {}
             Err(_) => self.unparsable += 1,
         }
@@ -97,21 +106,48 @@ pub struct FileStats {
     pub assumed_time: Option<String>,
 }
 
-/// Everything [`fold_files`] read.
+/// One flow table read.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct TableInput {
+    /// The table (`clickhouse://…`, without the password).
+    pub url: String,
+    /// Its layout (`ringfence`, `theia`).
+    pub layout: &'static str,
+    /// What its rows were.
+    #[serde(flatten)]
+    pub stats: TableStats,
+}
+
+/// Everything [`fold_files`] (or a table read) read.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
 pub struct ReadStats {
     /// Per file, in the order given.
     pub files: Vec<FileStats>,
     /// The first unreadable lines, by file then line.
     pub errors: Vec<LineError>,
+    /// Per flow table.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub tables: Vec<TableInput>,
 }
 
 impl ReadStats {
-    /// The counts of all files together.
+    /// The counts of all files and tables together (a table's rows count as
+    /// lines, its skipped flows as ignored, its unreadable rows as
+    /// unparsable).
     pub fn total(&self) -> Counts {
         let mut t = Counts::default();
         for f in &self.files {
             t.add(&f.counts);
+        }
+        for tb in &self.tables {
+            let s = &tb.stats;
+            t.add(&Counts {
+                lines: s.rows,
+                flows: s.flows - s.skipped,
+                ignored: s.skipped,
+                unparsable: s.unreadable,
+                ..Counts::default()
+            });
         }
         t
     }
@@ -242,7 +278,7 @@ impl<R: BufRead> FlowReader<R> {
                 counts: Counts::default(),
                 assumed_time: None,
             },
-            ctx: ParseCtx::new(opts.default_time),
+            ctx: ParseCtx::new(opts.default_time, opts.window),
             pending,
             line: 0,
             buf,
@@ -366,7 +402,7 @@ where
     let rx = Mutex::new(rx);
     let (produced, results) = std::thread::scope(|s| {
         let workers: Vec<_> = (0..threads)
-            .map(|_| s.spawn(|| work(&rx, &init, &fold, opts.max_errors)))
+            .map(|_| s.spawn(|| work(&rx, &init, &fold, opts.max_errors, opts.window)))
             .collect();
         let produced = produce(paths, opts, &tx, &mut files);
         drop(tx);
@@ -388,7 +424,14 @@ where
     }
     errors.sort();
     errors.truncate(opts.max_errors);
-    Ok((accs, ReadStats { files, errors }))
+    Ok((
+        accs,
+        ReadStats {
+            files,
+            errors,
+            tables: Vec::new(),
+        },
+    ))
 }
 
 /// Read every file into chunks of whole lines and hand them to the workers.
@@ -497,6 +540,7 @@ fn work<A, I, F>(
     init: &I,
     fold: &F,
     max_errors: usize,
+    window: Window,
 ) -> WorkerResult<A>
 where
     I: Fn() -> A,
@@ -505,7 +549,7 @@ where
     let mut acc = init();
     let mut counts: Vec<Counts> = Vec::new();
     let mut errors: Vec<LineError> = Vec::new();
-    let mut ctx = ParseCtx::default();
+    let mut ctx = ParseCtx::new(None, window);
     loop {
         // The guard is dropped before parsing: only the receive is serialised.
         let chunk = match rx.lock().map(|r| r.recv()) {

@@ -152,22 +152,9 @@ impl Host {
     }
 
     /// Load a plugin file. With `expected_sha256` (hex), refuse a file with
-    /// another digest before compiling anything.
+    /// another digest before compiling anything ([`read_pinned`]).
     pub fn load(&self, path: &Path, expected_sha256: Option<&str>) -> Result<Plugin, PluginError> {
-        let wasm = std::fs::read(path).map_err(|source| PluginError::Read {
-            path: path.to_owned(),
-            source,
-        })?;
-        if let Some(expected) = expected_sha256 {
-            let actual = sha256_hex(&wasm);
-            if !actual.eq_ignore_ascii_case(expected.trim()) {
-                return Err(PluginError::Digest {
-                    path: path.to_owned(),
-                    expected: expected.to_owned(),
-                    actual,
-                });
-            }
-        }
+        let wasm = read_pinned(path, expected_sha256)?;
         self.from_bytes(&path.display().to_string(), &wasm)
     }
 
@@ -222,6 +209,27 @@ impl Drop for Host {
             stop.store(true, Ordering::Relaxed);
         }
     }
+}
+
+/// Read a plugin file and, with `expected_sha256` (hex), refuse it unless
+/// its digest is that one: the pin rule, for `render`, `compile` and
+/// `check` alike.
+pub fn read_pinned(path: &Path, expected_sha256: Option<&str>) -> Result<Vec<u8>, PluginError> {
+    let wasm = std::fs::read(path).map_err(|source| PluginError::Read {
+        path: path.to_owned(),
+        source,
+    })?;
+    if let Some(expected) = expected_sha256 {
+        let actual = sha256_hex(&wasm);
+        if !actual.eq_ignore_ascii_case(expected.trim()) {
+            return Err(PluginError::Digest {
+                path: path.to_owned(),
+                expected: expected.to_owned(),
+                actual,
+            });
+        }
+    }
+    Ok(wasm)
 }
 
 fn sha256_hex(bytes: &[u8]) -> String {

@@ -386,7 +386,7 @@ fn dist_matches_its_recorded_digests_and_the_current_sources() {
         );
         n += 1;
     }
-    assert_eq!(n, 12, "every plugin and test plugin is recorded");
+    assert_eq!(n, 13, "every plugin and test plugin is recorded");
     assert_eq!(
         hex(&std::fs::read(dist("nftables.wasm")).unwrap()),
         nft().sha256

@@ -9,6 +9,7 @@
 //! | `garbage` | returns bytes that are not a response |
 //! | `wrong-shape` | returns a header that is not a `RenderResponse`'s |
 //! | `bad-artifact` | returns an artifact named `../../etc/passwd` |
+//! | `escape` | returns a `rules.nft` whose quoted `{` hides a `delete table ip victim` |
 //! | `out-of-bounds` | returns a buffer outside its memory |
 //! | `imports` | imports a host function (refused at load) |
 //! | `wrong-abi` | reports ABI version 99 (refused at load) |
@@ -64,7 +65,16 @@ fn info() -> ringfence_plugin_sdk::schema::plugin::PluginInfo {
         version: "0.0.0".into(),
         abi: PLUGIN_ABI,
         os: Os::Linux,
-        capabilities: Default::default(),
+        // `escape` claims every capability so a compile reaches its render.
+        capabilities: ringfence_plugin_sdk::schema::plugin::Capabilities {
+            ipv6: cfg!(feature = "escape"),
+            port_ranges: cfg!(feature = "escape"),
+            logging: cfg!(feature = "escape"),
+            analyze_mode: cfg!(feature = "escape"),
+            first_match: cfg!(feature = "escape"),
+            exposures: cfg!(feature = "escape"),
+            max_rules: None,
+        },
         description: "misbehaves on purpose".into(),
     }
 }
@@ -80,6 +90,7 @@ fn pack(bytes: Vec<u8>) -> i64 {
     feature = "garbage",
     feature = "wrong-shape",
     feature = "bad-artifact",
+    feature = "escape",
     feature = "out-of-bounds",
     feature = "imports",
     feature = "wrong-abi"
@@ -137,6 +148,18 @@ mod raw {
                 artifacts: vec![Artifact {
                     name: "../../etc/passwd".into(),
                     content: "root::0:0::/root:/bin/sh\n".into(),
+                }],
+                warnings: Vec::new(),
+            };
+            return super::pack(encode_response(&RenderResponse::Ok(out)));
+        }
+        if cfg!(feature = "escape") {
+            use ringfence_plugin_sdk::schema::plugin::*;
+            let rules = "table inet ringfence {\n\tchain c {\n\t\tcounter comment \"{\"\n\t}\n}\ndelete table ip victim\n";
+            let out = RenderOutput {
+                artifacts: vec![Artifact {
+                    name: "rules.nft".into(),
+                    content: rules.into(),
                 }],
                 warnings: Vec::new(),
             };

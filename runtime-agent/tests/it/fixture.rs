@@ -26,6 +26,7 @@ pub(crate) struct Spec {
     pub(crate) peers: usize,
     /// TCP ports the peers may reach on every pod.
     pub(crate) ports: Vec<u16>,
+    pub(crate) issued_at: String,
     pub(crate) expires_at: String,
 }
 
@@ -37,6 +38,7 @@ impl Spec {
             pods: 1,
             peers: 0,
             ports: ports.to_vec(),
+            issued_at: "2019-01-01T00:00:00Z".into(),
             expires_at: "2099-01-01T00:00:00Z".into(),
         }
     }
@@ -153,7 +155,7 @@ pub(crate) fn seal(s: &Spec, rules: String, ir: String, key: &SigningKey) -> Vec
             sha256: "00".repeat(32),
         },
         generation: s.generation,
-        issued_at: "2019-01-01T00:00:00Z".into(),
+        issued_at: s.issued_at.clone(),
         expires_at: s.expires_at.clone(),
         source: SourceRef {
             repository: Some("git@example.invalid:shop/policies.git".into()),

@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use ringfence_agent::daemon::{Options, pass};
-use ringfence_agent::source::{Fetched, Source};
+use ringfence_agent::source::{Fetched, Source, Transport};
 use ringfence_bundle::sha256_hex;
 
 use crate::fixture::{Spec, bundle, index};
@@ -97,12 +97,13 @@ fn second_fetch_gets_304_and_does_nothing() {
     let (base, log) = serve(www.clone());
     let state = keys.path("state");
     let mut a = agent(&ns, &keys, &state, false);
-    let mut source = Source::parse(&base, Duration::from_secs(5));
+    let mut source = Source::parse(&base, &Transport::default(), Duration::from_secs(5));
     let opts = Options {
         interval: Duration::from_secs(1),
         metrics: None,
         report_to: Some(format!("{base}/reports")),
         once: true,
+        transport: Transport::default(),
     };
     pass(&mut a, &mut source, &opts, None);
     assert_eq!(a.generation(), Some(1));

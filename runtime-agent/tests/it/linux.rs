@@ -139,7 +139,9 @@ fn refused_bundles_leave_the_ruleset_byte_identical() {
     );
     assert_eq!(r.verification_failures["old-generation"], 2);
     assert_eq!(r.applied.unwrap().generation, 5);
-    // Through the CLI: exit 1 and the reason on stdout.
+    // Through the CLI (one agent per state directory): exit 1 and the
+    // reason on stdout.
+    drop(a);
     let f = keys.path("old.bundle");
     std::fs::write(&f, &cases[1].1).unwrap();
     let out = bin()
@@ -174,14 +176,18 @@ fn kernel_rejections_and_failed_read_back_keep_or_restore_the_previous_rules() {
     let before = ns.ruleset();
     let ours = ns.ours();
 
-    // 1. `nft -c` fails (a set that does not exist): nothing is loaded.
+    // 1. `nft -f` refuses the file (a set that does not exist): one
+    // transaction, nothing is loaded; nft's error line is kept, not the file.
     let spec = Spec::small(2, &[8082]);
     let (nft, ir) = render(&spec);
     let broken = nft.replace("@peers_web_v4", "@no_such_set");
     match a.offer(&seal(&spec, broken, ir.clone(), &keys.key), None, now()) {
         Outcome::Failed(m) => {
             assert!(
-                m.contains("check") && m.contains("previous rules are in force"),
+                m.contains("apply: `nft -f")
+                    && m.contains("Error: No such file or directory")
+                    && m.contains("previous rules are in force")
+                    && !m.contains("@no_such_set"),
                 "{m}"
             )
         }
@@ -209,17 +215,21 @@ fn kernel_rejections_and_failed_read_back_keep_or_restore_the_previous_rules() {
     // (The reload gave our table new handles.)
     let before = ns.ruleset();
 
-    // 3. A bundle that tries to touch another table is refused by the screen.
+    // 3. A bundle that tries to touch another table is refused by the
+    // screen before anything runs.
     let spec = Spec::small(4, &[8082]);
     let (nft, ir) = render(&spec);
     let evil = format!("{nft}flush table ip kube-proxy\n");
     match a.offer(&seal(&spec, evil, ir, &keys.key), None, now()) {
-        Outcome::Failed(m) => assert!(m.contains("does not name table inet ringfence"), "{m}"),
+        Outcome::Refused(e) => {
+            assert_eq!(e.reason.code(), "unsafe-rules");
+            assert!(e.detail.contains("family `ip` is not inet"), "{e}");
+        }
         o => panic!("{o:?}"),
     }
     assert_eq!(ns.ruleset(), before);
     let r = a.report(now());
-    assert_eq!(r.apply_failures, 3);
+    assert_eq!(r.apply_failures, 2);
     assert_eq!(r.applied.unwrap().generation, 1);
 }
 
@@ -367,12 +377,14 @@ fn startup_reapplies_after_a_reboot_and_keeps_an_expired_bundle() {
     assert!(r.drift.is_empty());
     // An agent restart (no reboot) does not reload: counters survive.
     let handles = ns.sh("nft -a list table inet ringfence");
+    drop(a);
     let mut b = agent(&ns, &keys, &state, false);
     b.startup(now()).unwrap();
     assert_eq!(ns.sh("nft -a list table inet ringfence"), handles);
     assert_eq!(ns.others(), kp);
     // A newer bundle with the same rules and generation only moves the expiry.
     let fresh = Spec {
+        issued_at: "2020-01-01T00:00:00Z".into(),
         expires_at: "2099-01-01T00:00:00Z".into(),
         ..spec
     };
@@ -429,9 +441,12 @@ fn run_loop_serves_metrics_and_health() {
     let keys = Keys::new();
     let src = keys.path("src");
     std::fs::create_dir_all(&src).unwrap();
+    let spec = Spec::small(3, &[8081]);
+    let b = bundle(&spec, &keys.key);
+    std::fs::write(src.join("n1.bundle"), &b).unwrap();
     std::fs::write(
-        src.join("n1.bundle"),
-        bundle(&Spec::small(3, &[8081]), &keys.key),
+        src.join("index.json"),
+        crate::fixture::index(&[(&spec, &b)], &keys.key),
     )
     .unwrap();
     let port = std::net::TcpListener::bind("127.0.0.1:0")
@@ -476,9 +491,39 @@ fn run_loop_serves_metrics_and_health() {
         }
         std::thread::sleep(std::time::Duration::from_millis(100));
     }
+    // A client sending an endless request head is cut at the cap, and
+    // idle clients hold no probe up (issue 15 §12).
+    let idle: Vec<_> = (0..3)
+        .filter_map(|_| std::net::TcpStream::connect(&addr).ok())
+        .collect();
+    let mut flood = std::net::TcpStream::connect(&addr).unwrap();
+    let chunk = vec![b'a'; 1 << 20];
+    let _ = flood.write_all(b"GET /");
+    for _ in 0..100 {
+        if flood.write_all(&chunk).is_err() {
+            break;
+        }
+    }
+    let started = std::time::Instant::now();
     let health = get("/healthz");
+    let probe_time = started.elapsed();
+    let status = std::fs::read_to_string(format!("/proc/{}/status", child.id())).unwrap();
     let _ = child.kill();
     let _ = child.wait();
+    drop(idle);
+    let hwm_kb: u64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches(" kB").trim().parse().ok())
+        .unwrap();
+    assert!(
+        hwm_kb < 40_000,
+        "peak RSS {hwm_kb} kB after a 100 MiB request"
+    );
+    assert!(
+        probe_time < std::time::Duration::from_secs(1),
+        "{probe_time:?}"
+    );
     assert!(
         page.contains("ringfence_agent_generation{node=\"n1\"} 3"),
         "{page}"

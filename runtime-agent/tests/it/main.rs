@@ -3,8 +3,10 @@
 
 mod deps;
 mod fixture;
+mod hostile;
 mod http;
 mod linux;
 mod refusals;
 mod support;
 mod swap;
+mod tls;

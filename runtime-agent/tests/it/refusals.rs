@@ -51,6 +51,7 @@ fn apply_is_never_reached_when_verification_fails() {
             trust: Trust::new([key.trusted()], 1),
             initial: Initial::Allow,
             self_heal: false,
+            require_index: false,
         },
         StateDir::open(state.path()).unwrap(),
         Box::new(MustNotBeReached),
@@ -144,7 +145,10 @@ fn a_bundle_for_another_os_is_refused_before_apply() {
         source: Default::default(),
         inventory_sha256: "11".repeat(32),
         files: vec![
-            ringfence_bundle::bundle_file("ir.json", ir),
+            ringfence_bundle::bundle_file(
+                "ir.json",
+                ir.replace("\"os\": \"linux\"", "\"os\": \"windows\""),
+            ),
             ringfence_bundle::bundle_file("rules.ps1", "New-NetFirewallRule".into()),
         ],
     };
@@ -156,6 +160,7 @@ fn a_bundle_for_another_os_is_refused_before_apply() {
             trust: Trust::new([key.trusted()], 1),
             initial: Initial::Allow,
             self_heal: false,
+            require_index: false,
         },
         StateDir::open(state.path()).unwrap(),
         Box::new(MustNotBeReached),
@@ -196,6 +201,7 @@ fn the_committed_generation_is_a_floor_even_if_its_bundle_no_longer_verifies() {
             trust: Trust::new([key.trusted()], 1),
             initial: Initial::Allow,
             self_heal: false,
+            require_index: false,
         },
         dir,
         Box::new(MustNotBeReached),

@@ -160,6 +160,7 @@ pub(crate) fn agent_with(
             trust: keys.trust(),
             initial,
             self_heal,
+            require_index: false,
         },
         StateDir::open(state).unwrap(),
         Box::new(NftApplier::new(SystemRunner::new(Some(ns.name.clone())))),

@@ -131,9 +131,15 @@ pub fn load_signing_key(path: &Path) -> Result<SigningKey, KeyError> {
     Ok(SigningKey { key, keyid })
 }
 
+/// The largest key file read (a PEM key is a few hundred bytes).
+const MAX_KEY_BYTES: u64 = 64 << 10;
+
 /// Read a trusted public key.
 pub fn load_trusted_key(path: &Path) -> Result<TrustedKey, KeyError> {
-    let text = fs::read_to_string(path).map_err(|e| KeyError::Io(path.to_path_buf(), e))?;
+    let io = |e| KeyError::Io(path.to_path_buf(), e);
+    let bytes = crate::read::read_capped(path, MAX_KEY_BYTES).map_err(io)?;
+    let text = String::from_utf8(bytes)
+        .map_err(|e| io(std::io::Error::new(std::io::ErrorKind::InvalidData, e)))?;
     TrustedKey::from_pem(&text).map_err(|e| KeyError::Format(path.to_path_buf(), "public", e))
 }
 

@@ -9,7 +9,9 @@
 //! Verification order, each failure with its own [`Reason`]: size → envelope
 //! shape (a cut file is `truncated`) → payload type → signatures (trusted
 //! keys, threshold) → format version → payload shape → node → generation →
-//! expiry → every file's name, size and digest → listed in the signed index.
+//! issued no later than the clock allows → expiry → every file's name, size
+//! and digest → `ir.json` valid and the node's → `*.nft` files screened
+//! (`ringfence_nft`) → listed in the signed index.
 //!
 //! Membership snapshots and deltas (the live part of a node, see
 //! `ringfence_schema::membership`) are sealed and verified here too, with
@@ -18,6 +20,7 @@
 
 mod keys;
 mod membership;
+mod read;
 mod seal;
 mod time;
 mod verify;
@@ -29,9 +32,10 @@ pub use membership::{
     Applied, Document, MembershipError, MembershipExpect, MembershipReason, VerifiedMembership,
     seal_delta, seal_snapshot, verify_membership,
 };
+pub use read::read_capped;
 pub use seal::{bundle_file, rules_sha256, seal_bundle, seal_envelope, seal_index, sha256_hex};
 pub use time::{format_time, parse_time};
 pub use verify::{
-    Expectations, MAX_BUNDLE_BYTES, Reason, Trust, VerifiedBundle, VerifyError, valid_file_name,
-    verify_bundle, verify_index,
+    Expectations, MAX_BUNDLE_BYTES, MAX_CLOCK_SKEW, Reason, Trust, VerifiedBundle, VerifyError,
+    valid_file_name, verify_bundle, verify_index,
 };

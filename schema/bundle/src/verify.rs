@@ -6,7 +6,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
@@ -25,6 +25,11 @@ use crate::time::parse_time;
 /// stop at one byte more (`Read::take`) so an endless download is cut early.
 pub const MAX_BUNDLE_BYTES: usize = 64 << 20;
 
+/// How far a bundle's `issued_at` may lie ahead of the verifier's clock
+/// (clocks of the compiling machine and the node disagree a little); a
+/// bundle dated later is refused as `not-yet-valid`.
+pub const MAX_CLOCK_SKEW: Duration = Duration::from_secs(300);
+
 /// The keys a verifier trusts, and how many of them must have signed.
 #[derive(Clone, Debug)]
 pub struct Trust {
@@ -40,6 +45,20 @@ impl Trust {
             keys: keys.into_iter().map(|k| (k.keyid.clone(), k)).collect(),
             threshold: threshold.max(1),
         }
+    }
+
+    /// The trust flags of `ringfence verify` and `ringfence-agent` (`--trust
+    /// K… --threshold N`), under one rule: `threshold` is between 1 and the
+    /// number of **distinct** keys (a key given twice counts once).
+    pub fn checked(keys: Vec<TrustedKey>, threshold: usize) -> Result<Self, String> {
+        let trust = Trust::new(keys, threshold.max(1));
+        if threshold == 0 || threshold > trust.keys.len() {
+            return Err(format!(
+                "--threshold {threshold} with {} distinct trusted key(s): it must be between 1 and the number of distinct keys given with --trust",
+                trust.keys.len()
+            ));
+        }
+        Ok(trust)
     }
 
     /// Key ids of the distinct trusted keys, sorted.
@@ -89,17 +108,22 @@ pub enum Reason {
     OldGeneration,
     /// Past its expiry.
     Expired,
+    /// Issued later than the verifier's clock allows ([`MAX_CLOCK_SKEW`]).
+    NotYetValid,
     /// A file's content does not match its size or digest.
     DigestMismatch,
     /// A required file is missing.
     MissingFile,
     /// Not listed in the index, or listed with another digest or generation.
     NotInIndex,
+    /// A rules file reaches beyond what a ruleset may change
+    /// (`ringfence_nft::screen`: anything but `table inet ringfence`).
+    UnsafeRules,
 }
 
 impl Reason {
     /// Every reason, in declaration order.
-    pub const ALL: [Reason; 13] = [
+    pub const ALL: [Reason; 15] = [
         Reason::Truncated,
         Reason::TooLarge,
         Reason::Malformed,
@@ -110,9 +134,11 @@ impl Reason {
         Reason::WrongNode,
         Reason::OldGeneration,
         Reason::Expired,
+        Reason::NotYetValid,
         Reason::DigestMismatch,
         Reason::MissingFile,
         Reason::NotInIndex,
+        Reason::UnsafeRules,
     ];
 
     /// The stable code (`bad-signature`, `expired`, …).
@@ -128,9 +154,11 @@ impl Reason {
             Reason::WrongNode => "wrong-node",
             Reason::OldGeneration => "old-generation",
             Reason::Expired => "expired",
+            Reason::NotYetValid => "not-yet-valid",
             Reason::DigestMismatch => "digest-mismatch",
             Reason::MissingFile => "missing-file",
             Reason::NotInIndex => "not-in-index",
+            Reason::UnsafeRules => "unsafe-rules",
         }
     }
 }
@@ -167,6 +195,8 @@ pub struct VerifiedBundle {
     pub sha256: String,
     /// Trusted keys whose signatures verified, sorted.
     pub signers: Vec<String>,
+    /// The node's IR (`ir.json`), parsed and validated.
+    pub ir: NodeIr,
 }
 
 impl VerifiedBundle {
@@ -177,12 +207,6 @@ impl VerifiedBundle {
             .iter()
             .find(|f| f.name == name)
             .map(|f| f.content.as_str())
-    }
-
-    /// The node's IR.
-    pub fn ir(&self) -> Result<NodeIr, VerifyError> {
-        let text = self.file(IR_FILE).ok_or_else(|| missing(IR_FILE))?;
-        serde_json::from_str(text).or_else(|e| refuse(Reason::Malformed, format!("{IR_FILE}: {e}")))
     }
 
     /// Digest of the rules ([`rules_sha256`]): an agent holding a bundle of
@@ -443,6 +467,40 @@ fn check_files(files: &[BundleFile]) -> Result<(), VerifyError> {
     Ok(())
 }
 
+/// `ir.json` parses, is valid, and is this bundle's node's.
+fn check_ir(payload: &BundlePayload) -> Result<NodeIr, VerifyError> {
+    let text = payload
+        .files
+        .iter()
+        .find(|f| f.name == IR_FILE)
+        .map(|f| f.content.as_str())
+        .ok_or_else(|| missing(IR_FILE))?;
+    let ir: NodeIr = serde_json::from_str(text)
+        .or_else(|e| refuse(Reason::Malformed, format!("{IR_FILE}: {e}")))?;
+    ir.validate()
+        .or_else(|e| refuse(Reason::Malformed, format!("{IR_FILE}: {e}")))?;
+    if ir.node != payload.node || ir.os != payload.os {
+        return refuse(
+            Reason::Malformed,
+            format!(
+                "{IR_FILE} is for node `{}` ({}), the bundle for node `{}` ({})",
+                ir.node, ir.os, payload.node, payload.os
+            ),
+        );
+    }
+    Ok(ir)
+}
+
+/// Every nftables file (`*.nft`) passes the screen: it may change
+/// `table inet ringfence` and nothing else.
+fn check_rules(files: &[BundleFile]) -> Result<(), VerifyError> {
+    for f in files.iter().filter(|f| f.name.ends_with(".nft")) {
+        ringfence_nft::screen(&f.content)
+            .or_else(|e| refuse(Reason::UnsafeRules, format!("{} {e}", f.name)))?;
+    }
+    Ok(())
+}
+
 /// Verify a `<node>.bundle` file's bytes.
 ///
 /// Order: size → envelope (truncated, malformed) → payload type → signatures
@@ -489,6 +547,19 @@ pub fn verify_bundle(
         );
     }
     if let Some(now) = expect.now
+        && issued > now + MAX_CLOCK_SKEW
+    {
+        return refuse(
+            Reason::NotYetValid,
+            format!(
+                "issued at {}, later than this clock ({}) allows (at most {} s ahead): a bundle from the future, or a clock that is wrong",
+                payload.issued_at,
+                crate::time::format_time(now).unwrap_or_default(),
+                MAX_CLOCK_SKEW.as_secs()
+            ),
+        );
+    }
+    if let Some(now) = expect.now
         && now >= expires
     {
         return refuse(
@@ -500,6 +571,8 @@ pub fn verify_bundle(
         );
     }
     check_files(&payload.files)?;
+    let ir = check_ir(&payload)?;
+    check_rules(&payload.files)?;
     let sha256 = sha256_hex(bytes);
     if let Some(index) = expect.index {
         match index.nodes.iter().find(|n| n.node == payload.node) {
@@ -525,6 +598,7 @@ pub fn verify_bundle(
         payload,
         sha256,
         signers,
+        ir,
     })
 }
 

@@ -420,3 +420,71 @@ fn every_reason_has_a_distinct_stable_code() {
     assert_eq!(Reason::BadSignature.to_string(), "bad-signature");
     assert_eq!(Reason::NotInIndex.code(), "not-in-index");
 }
+
+/// Issue 15 §1: a stolen key (or a pinned backend) re-signs a bundle whose
+/// rules reach beyond `table inet ringfence`: the screen refuses it, with
+/// the line, before any agent could load it.
+#[test]
+fn rules_reaching_beyond_our_table_are_unsafe_rules() {
+    for (extra, line) in [
+        (
+            "table inet ringfence {\n    chain rt_bypass {\n        counter comment \"{\"\n    }\n}\ndelete table ip victim\n",
+            "line 13",
+        ),
+        ("define brace = \"{\"\nflush table ip victim\n", "line 8"),
+        (
+            "table inet ringfence {\n    include \"/etc/shadow\"\n}\n",
+            "line 9",
+        ),
+    ] {
+        let mut p = payload();
+        p.files[1] = bundle_file("rules.nft", format!("{RULES}{extra}"));
+        let e = refused(&seal_bundle(&p, &[&key()]), &trust(), &expect());
+        assert_eq!(e.reason, Reason::UnsafeRules, "{e}");
+        assert!(e.detail.starts_with(&format!("rules.nft {line},")), "{e}");
+    }
+}
+
+/// Issue 16 §4: `verify` refuses the `ir.json` an agent would refuse: one
+/// that does not parse, is invalid, or is another node's.
+#[test]
+fn an_ir_the_agent_cannot_use_is_malformed() {
+    for (ir, why) in [
+        ("{\"node\":\"n1\"}".to_string(), "missing field"),
+        (ir("n2"), "for node `n2`"),
+        (ir("n1").replace("\"chains\":[]", "\"chains\":[{\"id\":\"Bad Id\",\"direction\":\"ingress\",\"mode\":\"enforce\",\"rules\":[]}]"), "chain id"),
+    ] {
+        let mut p = payload();
+        p.files[0] = bundle_file("ir.json", ir);
+        let e = refused(&seal_bundle(&p, &[&key()]), &trust(), &expect());
+        assert_eq!(e.reason, Reason::Malformed, "{e}");
+        assert!(e.detail.contains(why), "{e}");
+    }
+}
+
+/// Issue 15 §9: a bundle issued later than the clock allows (beyond
+/// `MAX_CLOCK_SKEW`) is refused; within the allowance it is accepted.
+#[test]
+fn a_bundle_from_the_future_is_not_yet_valid() {
+    let at = |now: &str| Expectations {
+        now: Some(t(now)),
+        ..expect()
+    };
+    let bytes = bundle(); // issued 2026-01-01T00:00:00Z
+    assert!(verify_bundle(&bytes, &trust(), &at("2025-12-31T23:55:00Z")).is_ok());
+    let e = refused(&bytes, &trust(), &at("2025-12-31T23:54:59Z"));
+    assert_eq!(e.reason, Reason::NotYetValid, "{e}");
+    assert!(e.detail.contains("issued at 2026-01-01T00:00:00Z"), "{e}");
+}
+
+/// Issue 16 §4: one threshold rule for `verify` and the agent: distinct
+/// keys count, a key given twice does not raise the bar it can meet.
+#[test]
+fn threshold_counts_distinct_keys() {
+    let k = key().trusted();
+    let e = Trust::checked(vec![k.clone(), k.clone()], 2).unwrap_err();
+    assert!(e.contains("--threshold 2 with 1 distinct"), "{e}");
+    assert!(Trust::checked(vec![k.clone()], 0).is_err());
+    let t = Trust::checked(vec![k, key_n(9).trusted()], 2).unwrap();
+    assert_eq!(t.threshold(), 2);
+}

@@ -93,62 +93,78 @@ pub(crate) fn conversations(s: &Synth, n: usize, rng: &mut Rng) -> Vec<Conv> {
 
 /// `n_flows` flows over `n_convs` conversations, one hour from 2024-05-01T12:00:00Z.
 pub(crate) fn flows(s: &Synth, n_flows: usize, n_convs: usize) -> (Vec<Conv>, Vec<Observed>) {
+    let mut flows = Vec::with_capacity(n_flows);
+    let convs = each_flow(s, n_flows, n_convs, |f| flows.push(f));
+    (convs, flows)
+}
+
+/// The flows of [`flows`], one at a time (any number of them in constant
+/// memory); returns the conversations.
+pub(crate) fn each_flow(
+    s: &Synth,
+    n_flows: usize,
+    n_convs: usize,
+    mut each: impl FnMut(Observed),
+) -> Vec<Conv> {
     let mut rng = Rng(0x2545_f491_4f6c_dd1d);
     let convs = conversations(s, n_convs, &mut rng);
     let start: i64 = 1_714_564_800 * 1_000_000_000;
-    let flows = (0..n_flows)
-        .map(|i| {
-            // Skewed: the square of a uniform number favours low indexes.
-            let u = rng.next() as f64 / u64::MAX as f64;
-            let (src, dst, proto, port) = convs[((u * u) * convs.len() as f64) as usize];
-            let t = start + (i as i64 * 3_600_000_000_000 / n_flows.max(1) as i64);
-            Observed {
-                src,
-                dst,
-                proto,
-                port,
-                orig: None,
-                packets: 1 + rng.next() % 20,
-                bytes: rng.next() % 100_000,
-                first_ns: t,
-                last_ns: t + 1_000_000_000,
-                verdict: [
-                    Some(NetworkVerdict::Allowed),
-                    Some(NetworkVerdict::Dropped),
-                    None,
-                ][i % 3],
-            }
-        })
-        .collect();
-    (convs, flows)
+    for i in 0..n_flows {
+        // Skewed: the square of a uniform number favours low indexes.
+        let u = rng.next() as f64 / u64::MAX as f64;
+        let (src, dst, proto, port) = convs[((u * u) * convs.len() as f64) as usize];
+        let t = start + (i as i64 * 3_600_000_000_000 / n_flows.max(1) as i64);
+        each(Observed {
+            src,
+            dst,
+            proto,
+            port,
+            orig: None,
+            packets: 1 + rng.next() % 20,
+            bytes: rng.next() % 100_000,
+            first_ns: t,
+            last_ns: t + 1_000_000_000,
+            verdict: [
+                Some(NetworkVerdict::Allowed),
+                Some(NetworkVerdict::Dropped),
+                None,
+            ][i % 3],
+        });
+    }
+    convs
 }
 
 /// Write flows as ringfence JSON Lines (schema/docs/flows.md).
 pub(crate) fn write_jsonl(flows: &[Observed], out: &mut impl Write) -> std::io::Result<()> {
-    let time = |ns: i64| ringfence_flows::Timestamp::from_unix_nanos(ns).to_rfc3339();
     for f in flows {
-        write!(
-            out,
-            "{{\"src_ip\":\"{}\",\"dst_ip\":\"{}\",\"proto\":\"{}\"",
-            f.src, f.dst, f.proto
-        )?;
-        if let Some(p) = f.port {
-            write!(out, ",\"dst_port\":{p}")?;
-        }
-        write!(
-            out,
-            ",\"packets\":{},\"bytes\":{},\"first_seen\":\"{}\",\"last_seen\":\"{}\"",
-            f.packets,
-            f.bytes,
-            time(f.first_ns),
-            time(f.last_ns)
-        )?;
-        match f.verdict {
-            Some(NetworkVerdict::Allowed) => write!(out, ",\"verdict\":\"allowed\"")?,
-            Some(NetworkVerdict::Dropped) => write!(out, ",\"verdict\":\"dropped\"")?,
-            None => {}
-        }
-        writeln!(out, "}}")?;
+        write_record(f, out)?;
     }
     Ok(())
+}
+
+/// Write one flow as a ringfence JSON Lines record.
+pub(crate) fn write_record(f: &Observed, out: &mut impl Write) -> std::io::Result<()> {
+    let time = |ns: i64| ringfence_flows::Timestamp::from_unix_nanos(ns).to_rfc3339();
+    write!(
+        out,
+        "{{\"src_ip\":\"{}\",\"dst_ip\":\"{}\",\"proto\":\"{}\"",
+        f.src, f.dst, f.proto
+    )?;
+    if let Some(p) = f.port {
+        write!(out, ",\"dst_port\":{p}")?;
+    }
+    write!(
+        out,
+        ",\"packets\":{},\"bytes\":{},\"first_seen\":\"{}\",\"last_seen\":\"{}\"",
+        f.packets,
+        f.bytes,
+        time(f.first_ns),
+        time(f.last_ns)
+    )?;
+    match f.verdict {
+        Some(NetworkVerdict::Allowed) => write!(out, ",\"verdict\":\"allowed\"")?,
+        Some(NetworkVerdict::Dropped) => write!(out, ",\"verdict\":\"dropped\"")?,
+        None => {}
+    }
+    writeln!(out, "}}")
 }

@@ -10,11 +10,13 @@ use anyhow::Context;
 use ringfence_analyze::{Analyzer, Options, Reports, Version};
 use ringfence_driver::{IntentFrom, Session};
 use ringfence_flows::ReadOptions;
+use ringfence_flows::clickhouse::Table;
 use ringfence_source::Selector;
 
 use crate::Outcome;
-use crate::cmd::common;
-use crate::flags::{AnalyzeArgs, Format};
+use crate::cmd::flows::{self, Source};
+use crate::cmd::{common, output, progress, stdin};
+use crate::flags::{AnalyzeArgs, AnalyzeFormat};
 
 /// How the analysed version is named: the revision and its commit, or the
 /// directory's working tree.
@@ -36,8 +38,24 @@ fn version<'a>(s: &'a Session, label: &'a str) -> Version<'a> {
     }
 }
 
-pub(crate) fn run(args: AnalyzeArgs) -> anyhow::Result<Outcome> {
-    // Cheap checks first: the report directory before compiling anything.
+pub(crate) fn run(mut args: AnalyzeArgs) -> anyhow::Result<Outcome> {
+    // Cheap checks first: the flags and the report directory, then the
+    // table, before compiling anything.
+    let (mut source, window) = flows::source(&args.flows)?;
+    let inv = &mut args.inventory;
+    let mut no_files = Vec::new();
+    let files = match &mut source {
+        Source::Files(files) => files,
+        Source::Table(_) => &mut no_files,
+    };
+    let _stdin = stdin::materialize(
+        &mut [&mut inv.inventory, &mut inv.trivy, files],
+        "--inventory, --trivy, --flows",
+    )?;
+    let table = match &source {
+        Source::Table(url) => Some(Table::connect(url)?),
+        Source::Files(_) => None,
+    };
     let reports = match &args.reports {
         Some(dir) => Some(Reports::read_dir(dir).context("--reports")?),
         None => None,
@@ -70,8 +88,29 @@ pub(crate) fn run(args: AnalyzeArgs) -> anyhow::Result<Outcome> {
             .map(|(s, l)| version(s, l)),
         Options::default(),
     );
-    let (tally, input) = analyzer.read(&args.flows, &ReadOptions::default())?;
-    let analysis = analyzer.finish(tally, input, reports.as_ref());
+    let stage = progress::stage(match &source {
+        Source::Files(files) => format!("reading and judging flows ({} file(s))", files.len()),
+        Source::Table(url) => format!("judging the conversations of {url}"),
+    });
+    let (tally, input) = match (&source, &table) {
+        (_, Some(t)) => analyzer.read_table(t, &window)?,
+        (Source::Files(files), None) => analyzer.read(
+            files,
+            &ReadOptions {
+                window,
+                ..ReadOptions::default()
+            },
+        )?,
+        (Source::Table(_), None) => unreachable!("a table source is connected above"),
+    };
+    drop(stage);
+    let mut analysis = analyzer.finish(tally, input, reports.as_ref());
+    for f in &mut analysis.input.files {
+        f.path = stdin::unmask(&f.path);
+    }
+    for e in &mut analysis.input.errors {
+        *e = stdin::unmask(e);
+    }
 
     let mut out: Box<dyn Write> = match &args.out {
         Some(path) => Box::new(std::io::BufWriter::new(
@@ -81,12 +120,12 @@ pub(crate) fn run(args: AnalyzeArgs) -> anyhow::Result<Outcome> {
         None => Box::new(std::io::stdout().lock()),
     };
     match args.format {
-        Format::Txt => write!(out, "{analysis}")?,
-        Format::Json => {
-            serde_json::to_writer_pretty(&mut out, &analysis)?;
-            writeln!(out)?;
+        AnalyzeFormat::Txt => write!(out, "{analysis}")?,
+        AnalyzeFormat::Json => output::structured(&mut out, false, &analysis)?,
+        AnalyzeFormat::Yaml => output::structured(&mut out, true, &analysis)?,
+        AnalyzeFormat::Html => {
+            out.write_all(ringfence_analyze::html::render(&analysis).as_bytes())?
         }
-        Format::Html => out.write_all(ringfence_analyze::html::render(&analysis).as_bytes())?,
     }
     out.flush()?;
     Ok(if analysis.has_findings() {

@@ -16,7 +16,11 @@ use ringfence_intent::{load, render_human, to_json};
 use ringfence_source::Selector;
 
 use crate::Outcome;
-use crate::flags::{CheckArgs, Format};
+use crate::cmd::{annotate, output, stdin};
+use crate::flags::{CheckArgs, CheckFormat};
+
+/// The most `check -` reads from standard input.
+const STDIN_CAP: u64 = 16 << 20;
 
 pub(crate) fn run(args: CheckArgs) -> anyhow::Result<Outcome> {
     let sel = match (&args.rev, args.staged) {
@@ -24,42 +28,69 @@ pub(crate) fn run(args: CheckArgs) -> anyhow::Result<Outcome> {
         (None, true) => Selector::Index,
         (None, false) => Selector::WorkingTree,
     };
-    if args.format == Format::Html {
-        bail!("`ringfence check` writes txt or json, not html");
-    }
     let where_ = match &sel {
         Selector::WorkingTree => String::new(),
         Selector::Rev(rev) => format!(" at revision {rev}"),
         Selector::Index => " in the Git index".to_string(),
     };
-    let snap = match (&sel, &args.path) {
-        (Selector::Rev(rev), Some(path)) => ringfence_source::read_repo(&args.dir, path, rev),
-        _ => ringfence_source::read(&args.dir, &sel),
+    let files: Vec<SourceFile> = if stdin::is_stdin(&args.dir) {
+        if args.rev.is_some() || args.staged {
+            bail!(
+                "`check -` reads one file from standard input: --rev and --staged need a directory"
+            );
+        }
+        vec![SourceFile {
+            path: "<stdin>".to_string(),
+            text: Arc::from(stdin::read_text(STDIN_CAP)?),
+        }]
+    } else {
+        if matches!(sel, Selector::WorkingTree) && !args.dir.exists() {
+            bail!(
+                "{}: no such file or directory (give the intent directory as DIR)",
+                args.dir.display()
+            );
+        }
+        let snap = match (&sel, &args.path) {
+            (Selector::Rev(rev), Some(path)) => ringfence_source::read_repo(&args.dir, path, rev),
+            _ => ringfence_source::read(&args.dir, &sel),
+        }
+        .with_context(|| format!("reading intent from {}{where_}", args.dir.display()))?;
+        if snap.files.is_empty() {
+            bail!(
+                "{}: no *.kdl intent files{where_} (give the intent directory as DIR)",
+                args.dir.display()
+            );
+        }
+        snap.files
+            .into_iter()
+            .map(|f| SourceFile {
+                path: f.path,
+                text: Arc::from(f.text),
+            })
+            .collect()
+    };
+    let mut checked = load(files.clone());
+    // Pinned plugins are on disk only in a working tree: their digests are
+    // checked there, by the rule `render` and `compile` apply.
+    if let (Selector::WorkingTree, Some(intent), false) =
+        (&sel, &checked.intent, stdin::is_stdin(&args.dir))
+    {
+        let pins = ringfence_driver::render::check_pins(intent, &args.dir);
+        checked.diagnostics.extend(pins.0);
     }
-    .with_context(|| format!("reading intent from {}{where_}", args.dir.display()))?;
-    if snap.files.is_empty() {
-        bail!(
-            "{}: no *.kdl intent files{where_} (give the intent directory as DIR)",
-            args.dir.display()
-        );
-    }
-    let files: Vec<SourceFile> = snap
-        .files
-        .into_iter()
-        .map(|f| SourceFile {
-            path: f.path,
-            text: Arc::from(f.text),
-        })
-        .collect();
-    let checked = load(files.clone());
     let diags = &checked.diagnostics;
 
     let stdout = std::io::stdout();
     let terminal = stdout.is_terminal();
     let mut out = stdout.lock();
-    if args.format == Format::Json {
-        serde_json::to_writer_pretty(&mut out, &to_json(diags, &files))?;
-        writeln!(out)?;
+    if args.format != CheckFormat::Txt {
+        let doc = to_json(diags, &files);
+        match args.format {
+            CheckFormat::Json => output::structured(&mut out, false, &doc)?,
+            CheckFormat::Yaml => output::structured(&mut out, true, &doc)?,
+            CheckFormat::Github => out.write_all(annotate::github(&doc).as_bytes())?,
+            _ => output::structured(&mut out, false, &annotate::sarif(&doc))?,
+        }
     } else {
         let color = terminal && std::env::var_os("NO_COLOR").is_none();
         let width = std::env::var("COLUMNS")

@@ -54,7 +54,10 @@ pub(crate) fn compile_from(
     from: &IntentFrom<'_>,
     inv: &InventoryArgs,
 ) -> anyhow::Result<Result<Session, Outcome>> {
-    match ringfence_driver::session::compile(from, &inv.inventory, &inv.trivy) {
+    let stage = crate::cmd::progress::stage("reading and compiling intent against the inventory");
+    let compiled = ringfence_driver::session::compile(from, &inv.inventory, &inv.trivy);
+    drop(stage);
+    match compiled {
         Ok(s) => {
             eprint_diagnostics(&s.warnings, &s.files);
             Ok(Ok(s))
@@ -78,7 +81,12 @@ pub(crate) fn render(session: &Session) -> anyhow::Result<Result<Vec<NodeOutput>
         }
         Err(e) => return Err(e.into()),
     };
+    let stage = crate::cmd::progress::stage(format!(
+        "rendering {} nodes",
+        session.compiled.nodes().len()
+    ));
     let (nodes, diags) = render_all(session, &backends);
+    drop(stage);
     eprint_diagnostics(&diags, &session.files);
     if diags.has_errors() {
         return Ok(Err(Outcome::Findings));

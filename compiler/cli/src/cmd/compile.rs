@@ -10,10 +10,15 @@ use ringfence_bundle::{SigningKey, parse_time};
 use ringfence_driver::bundles::{Change, WriteOptions, write_bundles};
 
 use crate::Outcome;
-use crate::cmd::common;
+use crate::cmd::{common, stdin};
 use crate::flags::{CompileArgs, Emit};
 
-pub(crate) fn run(args: CompileArgs) -> anyhow::Result<Outcome> {
+pub(crate) fn run(mut args: CompileArgs) -> anyhow::Result<Outcome> {
+    let inv = &mut args.inventory;
+    let _stdin = stdin::materialize(
+        &mut [&mut inv.inventory, &mut inv.trivy],
+        "--inventory, --trivy",
+    )?;
     // Validate flags before reading anything.
     let issued_at = match &args.time {
         Some(t) => parse_time(t)
@@ -60,6 +65,7 @@ pub(crate) fn run(args: CompileArgs) -> anyhow::Result<Outcome> {
         Err(outcome) => return Ok(outcome),
     };
     let key_refs: Vec<&SigningKey> = keys.iter().collect();
+    let _stage = crate::cmd::progress::stage(format!("signing {} bundles", nodes.len()));
     let summary = write_bundles(
         &nodes,
         &WriteOptions {
@@ -72,6 +78,7 @@ pub(crate) fn run(args: CompileArgs) -> anyhow::Result<Outcome> {
             inventory_sha256: session.inventory_sha256.clone(),
         },
     )?;
+    drop(_stage);
     let mut out = std::io::stdout().lock();
     for n in &summary.nodes {
         let what = match n.change {

@@ -8,29 +8,44 @@ use std::time::Instant;
 
 use anyhow::{Context, bail};
 use ringfence_discover::{
-    Discovery, Exclusions, Granularity, Options, PortGeneralization, Summary,
+    Discoverer, Discovery, Exclusions, Granularity, Options, PortGeneralization, Summary,
 };
 use ringfence_flows::ReadOptions;
+use ringfence_flows::clickhouse::Table;
 use serde::Serialize;
 
 use crate::Outcome;
+use crate::cmd::flows::{self, Source};
+use crate::cmd::{output, progress, stdin};
 use crate::flags::{self, DiscoverArgs, Format};
 
 /// The first line of every file discovery writes: how a rerun knows which
 /// files in `--out` it may replace.
 const MARK: &str = "// Discovered by `ringfence discover`";
 
-pub(crate) fn run(args: DiscoverArgs) -> anyhow::Result<Outcome> {
+pub(crate) fn run(mut args: DiscoverArgs) -> anyhow::Result<Outcome> {
     let started = Instant::now();
-    if args.format == Format::Html {
-        bail!("`--format html` is for `ringfence analyze`; discover prints txt or json");
-    }
+    let (mut source, window) = flows::source(&args.flows)?;
+    let inv = &mut args.inventory;
+    let mut no_files = Vec::new();
+    let files = match &mut source {
+        Source::Files(files) => files,
+        Source::Table(_) => &mut no_files,
+    };
+    let _stdin = stdin::materialize(
+        &mut [&mut inv.inventory, &mut inv.trivy, files],
+        "--inventory, --trivy, --flows",
+    )?;
     if args.scope.as_deref().is_some_and(|s| s.trim().is_empty()) {
         bail!("`--scope` needs the name of a scope declared in your intent");
     }
     let exclusions = match &args.exclude {
         Some(path) => Exclusions::load(path)?,
         None => Exclusions::default(),
+    };
+    let table = match &source {
+        Source::Table(url) => Some(Table::connect(url)?),
+        Source::Files(_) => None,
     };
     let stale = our_files(&args.out)?;
     let inventory = ringfence_inventory::load(&args.inventory.inventory, &args.inventory.trivy)?;
@@ -51,8 +66,30 @@ pub(crate) fn run(args: DiscoverArgs) -> anyhow::Result<Outcome> {
         min_flows: args.min_flows,
         scope: args.scope.clone(),
     };
-    let Discovery { files, summary } =
-        ringfence_discover::discover(&inventory, &args.flows, &ReadOptions::default(), opts)?;
+    let stage = progress::stage(match &source {
+        Source::Files(files) => format!("discovering from {} flow file(s)", files.len()),
+        Source::Table(url) => format!("discovering from the conversations of {url}"),
+    });
+    let mut discoverer = Discoverer::new(&inventory, opts)?;
+    match (&source, &table) {
+        (_, Some(t)) => discoverer.read_table(t, &window)?,
+        (Source::Files(files), None) => discoverer.read_files(
+            files,
+            &ReadOptions {
+                window,
+                ..ReadOptions::default()
+            },
+        )?,
+        (Source::Table(_), None) => unreachable!("a table source is connected above"),
+    }
+    let Discovery { files, mut summary } = discoverer.finish();
+    drop(stage);
+    for f in &mut summary.inputs.files {
+        stdin::unmask_path(&mut f.path);
+    }
+    for e in &mut summary.inputs.errors {
+        stdin::unmask_path(&mut e.path);
+    }
     write(&args.out, &stale, &files)?;
     let elapsed = started.elapsed().as_secs_f64();
     #[allow(clippy::print_stderr)] // logs go to stderr; the summary is the result
@@ -70,24 +107,22 @@ pub(crate) fn run(args: DiscoverArgs) -> anyhow::Result<Outcome> {
         eprintln!("wrote {} files to {}", files.len(), args.out.display());
     }
     let mut out = std::io::stdout().lock();
+    #[derive(Serialize)]
+    struct Report<'a> {
+        out: &'a Path,
+        #[serde(flatten)]
+        summary: &'a Summary,
+        elapsed_seconds: f64,
+    }
+    let report = Report {
+        out: &args.out,
+        summary: &summary,
+        elapsed_seconds: elapsed,
+    };
     match args.format {
-        Format::Json => {
-            #[derive(Serialize)]
-            struct Report<'a> {
-                out: &'a Path,
-                #[serde(flatten)]
-                summary: &'a Summary,
-                elapsed_seconds: f64,
-            }
-            let report = Report {
-                out: &args.out,
-                summary: &summary,
-                elapsed_seconds: elapsed,
-            };
-            serde_json::to_writer_pretty(&mut out, &report)?;
-            writeln!(out)?;
-        }
-        _ => {
+        Format::Json => output::structured(&mut out, false, &report)?,
+        Format::Yaml => output::structured(&mut out, true, &report)?,
+        Format::Txt => {
             write!(out, "{}", summary.to_text())?;
             writeln!(out, "Intent written to {}", args.out.display())?;
             writeln!(out, "Time taken: {elapsed:.2} s")?;

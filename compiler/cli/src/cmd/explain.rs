@@ -1,19 +1,14 @@
 //! `ringfence explain`: the verdict on one connection and the deciding
 //! policy on each side. A deny is an answer, not a failure: exit 0 either way.
 
-use std::io::Write;
-
 use anyhow::Context;
 use ringfence_schema::net::Proto;
 
 use crate::Outcome;
-use crate::cmd::common;
-use crate::flags::{ExplainArgs, Format};
+use crate::cmd::{common, output, stdin};
+use crate::flags::ExplainArgs;
 
-pub(crate) fn run(args: ExplainArgs) -> anyhow::Result<Outcome> {
-    if args.format == Format::Html {
-        anyhow::bail!("`ringfence explain` writes txt or json, not html");
-    }
+pub(crate) fn run(mut args: ExplainArgs) -> anyhow::Result<Outcome> {
     let proto: Proto = args
         .proto
         .parse()
@@ -22,6 +17,11 @@ pub(crate) fn run(args: ExplainArgs) -> anyhow::Result<Outcome> {
     if proto == Proto::Any {
         anyhow::bail!("--proto: a connection has one protocol (tcp, udp, sctp or icmp)");
     }
+    let inv = &mut args.inventory;
+    let _stdin = stdin::materialize(
+        &mut [&mut inv.inventory, &mut inv.trivy],
+        "--inventory, --trivy",
+    )?;
     let session = match common::compile(&args.source, &args.inventory)? {
         Ok(s) => s,
         Err(outcome) => return Ok(outcome),
@@ -33,14 +33,6 @@ pub(crate) fn run(args: ExplainArgs) -> anyhow::Result<Outcome> {
     let to = c
         .peer(&args.to)
         .with_context(|| format!("--to {}", args.to))?;
-    let explanation = c.explain(&from, &to, proto, args.port)?;
-    let mut out = std::io::stdout().lock();
-    match args.format {
-        Format::Json => {
-            serde_json::to_writer_pretty(&mut out, &explanation)?;
-            writeln!(out)?;
-        }
-        _ => write!(out, "{explanation}")?,
-    }
+    output::emit(args.format, &c.explain(&from, &to, proto, args.port)?)?;
     Ok(Outcome::Clean)
 }

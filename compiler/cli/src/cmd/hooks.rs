@@ -36,14 +36,18 @@ pub(crate) fn install(args: HooksInstallArgs) -> anyhow::Result<Outcome> {
             old.display()
         ),
     };
-    println!("{} hook {what}: {}", hook.name(), done.path.display());
-    match hook {
-        Hook::PreCommit => println!(
+    crate::cmd::output::line(format!(
+        "{} hook {what}: {}",
+        hook.name(),
+        done.path.display()
+    ))?;
+    crate::cmd::output::line(match hook {
+        Hook::PreCommit => {
             "it runs `ringfence check --staged` on the intent directory (`git config ringfence.path DIR`, default: the repository root); `ringfence` must be on PATH"
-        ),
-        Hook::PreReceive => println!(
+        }
+        Hook::PreReceive => {
             "it runs `ringfence check` on the new tip of each pushed branch (`git config ringfence.branches 'GLOB…'`, default: all; `git config ringfence.path DIR`, default: the root); `ringfence` must be on the server's PATH"
-        ),
-    }
+        }
+    })?;
     Ok(Outcome::Clean)
 }

@@ -4,6 +4,7 @@
 use anyhow::Context;
 
 use crate::Outcome;
+use crate::cmd::output;
 use crate::flags::KeygenArgs;
 
 pub(crate) fn run(args: KeygenArgs) -> anyhow::Result<Outcome> {
@@ -13,7 +14,7 @@ pub(crate) fn run(args: KeygenArgs) -> anyhow::Result<Outcome> {
             eprintln!(
                 "wrote {prefix}.key (private, mode 0600: keep it secret) and {prefix}.pub (give it to the agents)"
             );
-            println!("{keyid}");
+            output::line(keyid)?;
             Ok(Outcome::Clean)
         }
         Err(e) if e.is_refusal() => {

@@ -1,27 +1,19 @@
 //! `ringfence matrix`: every allowed connection between workloads.
 
-use std::io::Write;
-
 use crate::Outcome;
-use crate::cmd::common;
-use crate::flags::{Format, MatrixArgs};
+use crate::cmd::{common, output, stdin};
+use crate::flags::MatrixArgs;
 
-pub(crate) fn run(args: MatrixArgs) -> anyhow::Result<Outcome> {
-    if args.format == Format::Html {
-        anyhow::bail!("`ringfence matrix` writes txt or json, not html");
-    }
+pub(crate) fn run(mut args: MatrixArgs) -> anyhow::Result<Outcome> {
+    let inv = &mut args.inventory;
+    let _stdin = stdin::materialize(
+        &mut [&mut inv.inventory, &mut inv.trivy],
+        "--inventory, --trivy",
+    )?;
     let session = match common::compile(&args.source, &args.inventory)? {
         Ok(s) => s,
         Err(outcome) => return Ok(outcome),
     };
-    let matrix = session.compiled.matrix();
-    let mut out = std::io::stdout().lock();
-    match args.format {
-        Format::Json => {
-            serde_json::to_writer_pretty(&mut out, &matrix)?;
-            writeln!(out)?;
-        }
-        _ => write!(out, "{matrix}")?,
-    }
+    output::emit(args.format, &session.compiled.matrix())?;
     Ok(Outcome::Clean)
 }

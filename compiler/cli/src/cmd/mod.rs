@@ -2,22 +2,29 @@
 //! prints results on stdout (logs and progress on stderr).
 
 use crate::Outcome;
-use crate::flags::{Command, HooksCommand, InventoryCommand};
+use crate::flags::{Command, FlowsCommand, HooksCommand, InventoryCommand};
 
 mod analyze;
+mod annotate;
 mod check;
+mod collect;
 mod common;
 mod compile;
+mod completion;
 mod discover;
 mod explain;
+mod flows;
 mod fmt;
 mod hooks;
 mod inventory;
 mod keygen;
 mod matrix;
+pub(crate) mod output;
 mod plan;
+mod progress;
 mod render;
 mod report;
+pub(crate) mod stdin;
 mod verify;
 mod watch;
 
@@ -39,5 +46,9 @@ pub(crate) fn run(command: Command) -> anyhow::Result<Outcome> {
         Command::Watch(a) => watch::run(a),
         Command::Discover(a) => discover::run(a),
         Command::Analyze(a) => analyze::run(a),
+        Command::Collect(a) => collect::run(a),
+        Command::Completion(a) => completion::completion(a),
+        Command::Man(a) => completion::man(a),
+        Command::Flows(FlowsCommand::Load(a)) => flows::load(a),
     }
 }

@@ -3,21 +3,21 @@
 //! exit 0 whatever it says; 1 when a revision does not check (its
 //! diagnostics on stderr), 2 when it cannot run.
 
-use std::io::Write;
-
-use anyhow::bail;
 use ringfence_driver::session::{self, IntentFrom, Session, SessionError};
 use ringfence_gitops::plan::{Revision, plan};
 use ringfence_source::Selector;
 
 use crate::Outcome;
 use crate::cmd::common::eprint_diagnostics;
-use crate::flags::{Format, PlanArgs};
+use crate::cmd::{output, stdin};
+use crate::flags::PlanArgs;
 
-pub(crate) fn run(args: PlanArgs) -> anyhow::Result<Outcome> {
-    if args.format == Format::Html {
-        bail!("`ringfence plan` writes txt or json, not html");
-    }
+pub(crate) fn run(mut args: PlanArgs) -> anyhow::Result<Outcome> {
+    let inv = &mut args.inventory;
+    let _stdin = stdin::materialize(
+        &mut [&mut inv.inventory, &mut inv.trivy],
+        "--inventory, --trivy",
+    )?;
     let (inventory, digest) = session::inventory(&args.inventory.inventory, &args.inventory.trivy)?;
     let mut compiled: Vec<Session> = Vec::with_capacity(2);
     for rev in [&args.from, &args.to] {
@@ -51,11 +51,6 @@ pub(crate) fn run(args: PlanArgs) -> anyhow::Result<Outcome> {
         revision(&args.from, &compiled[0]),
         revision(&args.to, &compiled[1]),
     );
-    let mut out = std::io::stdout().lock();
-    match args.format {
-        // Serialised first, so a closed pipe is an io::Error (exit 0).
-        Format::Json => writeln!(out, "{}", serde_json::to_string_pretty(&p)?)?,
-        _ => write!(out, "{p}")?,
-    }
+    output::emit(args.format, &p)?;
     Ok(Outcome::Clean)
 }

@@ -6,10 +6,15 @@ use std::fs;
 use anyhow::Context;
 
 use crate::Outcome;
-use crate::cmd::common;
+use crate::cmd::{common, stdin};
 use crate::flags::RenderArgs;
 
-pub(crate) fn run(args: RenderArgs) -> anyhow::Result<Outcome> {
+pub(crate) fn run(mut args: RenderArgs) -> anyhow::Result<Outcome> {
+    let inv = &mut args.inventory;
+    let _stdin = stdin::materialize(
+        &mut [&mut inv.inventory, &mut inv.trivy],
+        "--inventory, --trivy",
+    )?;
     let session = match common::compile(&args.source, &args.inventory)? {
         Ok(s) => s,
         Err(outcome) => return Ok(outcome),

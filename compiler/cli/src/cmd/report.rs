@@ -6,6 +6,7 @@
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
+use std::io::Write as _;
 
 use anyhow::bail;
 use ringfence_schema::ir::Action;
@@ -171,9 +172,6 @@ fn text(s: &Summary) -> String {
 }
 
 pub(crate) fn run(args: ReportArgs) -> anyhow::Result<Outcome> {
-    if args.format == Format::Html {
-        bail!("--format html is for `ringfence analyze`; use txt or json");
-    }
     let s = summarise(ringfence_analyze::Reports::read_dir(&args.dir)?.files);
     if s.nodes.is_empty() && s.unreadable.is_empty() {
         bail!(
@@ -181,10 +179,12 @@ pub(crate) fn run(args: ReportArgs) -> anyhow::Result<Outcome> {
             args.dir.display()
         );
     }
+    let mut out = std::io::stdout().lock();
     match args.format {
-        Format::Json => println!("{}", serde_json::to_string_pretty(&s)?),
-        _ => print!("{}", text(&s)),
+        Format::Txt => out.write_all(text(&s).as_bytes())?,
+        f => crate::cmd::output::structured(&mut out, f == Format::Yaml, &s)?,
     }
+    out.flush()?;
     let clean = s.unreadable.is_empty() && s.nodes.iter().all(|n| n.status == Status::InSync);
     Ok(if clean {
         Outcome::Clean

@@ -3,9 +3,6 @@
 //! listing in a signed index. Exit 0 valid, 1 refused (the reason on
 //! stdout), 2 could not run (unreadable files, bad flags).
 
-use std::collections::BTreeSet;
-use std::fs::File;
-use std::io::Read;
 use std::path::Path;
 use std::time::SystemTime;
 
@@ -18,17 +15,14 @@ use ringfence_schema::bundle::{SourceKind, SourceRef};
 use serde_json::json;
 
 use crate::Outcome;
+use crate::cmd::output;
 use crate::flags::{Format, VerifyArgs};
 
 /// Read at most one byte more than a verifier accepts, so an endless file
-/// is cut short and then refused as too large.
+/// is cut short and then refused as too large (regular files only).
 fn read_capped(path: &Path) -> anyhow::Result<Vec<u8>> {
-    let file = File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
-    let mut bytes = Vec::new();
-    file.take(MAX_BUNDLE_BYTES as u64 + 1)
-        .read_to_end(&mut bytes)
-        .with_context(|| format!("cannot read {}", path.display()))?;
-    Ok(bytes)
+    ringfence_bundle::read_capped(path, MAX_BUNDLE_BYTES as u64 + 1)
+        .with_context(|| format!("cannot read {}", path.display()))
 }
 
 fn source_text(s: &SourceRef) -> String {
@@ -40,10 +34,10 @@ fn source_text(s: &SourceRef) -> String {
     }
 }
 
-fn accepted(path: &Path, v: &VerifiedBundle, format: Format) {
+fn accepted(path: &Path, v: &VerifiedBundle, format: Format) -> anyhow::Result<()> {
     let p = &v.payload;
     match format {
-        Format::Json => {
+        Format::Json | Format::Yaml => {
             let files: Vec<_> = p
                 .files
                 .iter()
@@ -66,9 +60,9 @@ fn accepted(path: &Path, v: &VerifiedBundle, format: Format) {
                 "signers": v.signers,
                 "files": files,
             });
-            println!("{out}");
+            output::structured(&mut std::io::stdout().lock(), format == Format::Yaml, &out)
         }
-        Format::Txt | Format::Html => println!(
+        Format::Txt => output::line(format!(
             "ok: node {} generation {} ({} {}) from {}, expires {}, signed by {}",
             p.node,
             p.generation,
@@ -77,58 +71,57 @@ fn accepted(path: &Path, v: &VerifiedBundle, format: Format) {
             source_text(&p.source),
             p.expires_at,
             v.signers.join(", ")
-        ),
+        )),
     }
 }
 
-fn refused(path: &Path, what: &str, e: &VerifyError, format: Format) -> Outcome {
+fn refused(path: &Path, what: &str, e: &VerifyError, format: Format) -> anyhow::Result<Outcome> {
+    let doc = || {
+        json!({
+            "ok": false,
+            "file": path.display().to_string(),
+            "what": what,
+            "reason": e.reason.code(),
+            "detail": e.detail,
+        })
+    };
     match format {
-        Format::Json => println!(
-            "{}",
-            json!({
-                "ok": false,
-                "file": path.display().to_string(),
-                "what": what,
-                "reason": e.reason.code(),
-                "detail": e.detail,
-            })
-        ),
-        Format::Txt | Format::Html => {
+        Format::Json | Format::Yaml => output::structured(
+            &mut std::io::stdout().lock(),
+            format == Format::Yaml,
+            &doc(),
+        )?,
+        Format::Txt => {
             let which = if what == "index" { "index " } else { "" };
-            println!("{}: {which}{}: {}", e.reason, path.display(), e.detail)
+            output::line(format!(
+                "{}: {which}{}: {}",
+                e.reason,
+                path.display(),
+                e.detail
+            ))?
         }
     }
-    Outcome::Findings
+    Ok(Outcome::Findings)
 }
 
 pub(crate) fn run(args: VerifyArgs) -> anyhow::Result<Outcome> {
-    if args.format == Format::Html {
-        bail!("--format html is for `ringfence analyze`; use txt or json");
-    }
     let keys = args
         .trust
         .iter()
         .map(|p| load_trusted_key(p))
         .collect::<Result<Vec<_>, _>>()?;
-    let distinct: BTreeSet<&str> = keys.iter().map(|k| k.keyid.as_str()).collect();
-    if args.threshold == 0 || args.threshold > distinct.len() {
-        bail!(
-            "--threshold {} with {} distinct trusted key(s): it must be between 1 and the number of keys given with --trust",
-            args.threshold,
-            distinct.len()
-        );
-    }
+    // The rule the agent applies too: one implementation.
+    let trust = Trust::checked(keys, args.threshold).map_err(anyhow::Error::msg)?;
     let now = match &args.now {
         Some(s) => parse_time(s).map_err(|e| anyhow::anyhow!("--now: {e}"))?,
         // The CLI is not the compiler: checking a bundle now means now.
         None => SystemTime::now(),
     };
-    let trust = Trust::new(keys, args.threshold);
     let bytes = read_capped(&args.bundle)?;
     let index = match &args.index {
         Some(path) => match verify_index(&read_capped(path)?, &trust) {
             Ok(index) => Some(index),
-            Err(e) => return Ok(refused(path, "index", &e, args.format)),
+            Err(e) => return refused(path, "index", &e, args.format),
         },
         None => None,
     };
@@ -140,9 +133,9 @@ pub(crate) fn run(args: VerifyArgs) -> anyhow::Result<Outcome> {
     };
     match verify_bundle(&bytes, &trust, &expect) {
         Ok(v) => {
-            accepted(&args.bundle, &v, args.format);
+            accepted(&args.bundle, &v, args.format)?;
             Ok(Outcome::Clean)
         }
-        Err(e) => Ok(refused(&args.bundle, "bundle", &e, args.format)),
+        Err(e) => refused(&args.bundle, "bundle", &e, args.format),
     }
 }

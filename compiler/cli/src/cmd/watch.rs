@@ -109,10 +109,10 @@ pub(crate) fn run(args: WatchArgs) -> anyhow::Result<Outcome> {
             Some(p) => format!("generation {} ({})", p.generation, short(&p.commit)),
             None => "nothing published yet".into(),
         };
-        println!(
+        crate::cmd::output::line(format!(
             "{} commit(s) processed: {} published, {} failed; current: {current}",
             r.processed, r.published, r.failed
-        );
+        ))?;
         return Ok(if r.failed > 0 {
             Outcome::Findings
         } else {

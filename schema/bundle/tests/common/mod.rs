@@ -78,10 +78,17 @@ pub(crate) fn payload_for(node: &str, generation: u64, issued_at: &str) -> Bundl
         },
         inventory_sha256: "11".repeat(32),
         files: vec![
-            bundle_file("ir.json", r#"{"node":"n1","chains":[]}"#.to_string()),
+            bundle_file("ir.json", ir(node)),
             bundle_file("rules.nft", RULES.to_string()),
         ],
     }
+}
+
+/// A valid, empty IR of `node` (verification parses and validates it).
+pub(crate) fn ir(node: &str) -> String {
+    format!(
+        r#"{{"ir_version":1,"cluster":"prod-eu1","node":"{node}","os":"linux","backend":"nftables","addresses":[],"endpoints":[],"chains":[],"sets":[],"policies":[]}}"#
+    )
 }
 
 fn add_days(issued_at: &str, days: u64) -> String {
