@@ -36,6 +36,9 @@ fn main() {
     let bytes = fixture::seal(&spec, nft, ir, &key);
     std::fs::write(out.join("n1.bundle"), &bytes).expect("write n1.bundle");
     // The agent's `run` requires the signed index of its source.
-    std::fs::write(out.join("index.json"), fixture::index(&[(&spec, &bytes)], &key))
-        .expect("write index.json");
+    std::fs::write(
+        out.join("index.json"),
+        fixture::index(&[(&spec, &bytes)], &key),
+    )
+    .expect("write index.json");
 }

@@ -704,7 +704,9 @@ impl NodeIr {
                 ));
             }
             if !self.unmanaged.is_empty() {
-                return Err("a live IR lists unmanaged pods (they come with the membership)".into());
+                return Err(
+                    "a live IR lists unmanaged pods (they come with the membership)".into(),
+                );
             }
         }
         Ok(())

@@ -219,8 +219,16 @@ impl Membership {
     /// Number of addresses in sets, endpoints and targets (for sizing and logs).
     pub fn len(&self) -> usize {
         self.sets.iter().map(|s| s.addresses.len()).sum::<usize>()
-            + self.endpoints.iter().map(|e| e.addresses.len()).sum::<usize>()
-            + self.targets.iter().map(|t| t.addresses.len()).sum::<usize>()
+            + self
+                .endpoints
+                .iter()
+                .map(|e| e.addresses.len())
+                .sum::<usize>()
+            + self
+                .targets
+                .iter()
+                .map(|t| t.addresses.len())
+                .sum::<usize>()
     }
 
     /// Check the canonical form: every list sorted and unique, no empty
@@ -341,7 +349,9 @@ impl Membership {
         c.validate()?;
         let mut next = self.clone();
         for sc in &c.sets {
-            let i = next.sets.binary_search_by(|s| s.name.as_str().cmp(&sc.name));
+            let i = next
+                .sets
+                .binary_search_by(|s| s.name.as_str().cmp(&sc.name));
             let mut addrs = match i {
                 Ok(i) => std::mem::take(&mut next.sets[i].addresses),
                 Err(_) => Vec::new(),
@@ -525,7 +535,10 @@ impl Changes {
 
 fn endpoint_shape(e: &MemberEndpoint) -> Result<(), Fault> {
     if !e.name.starts_with("pod/") {
-        return malformed(format!("endpoint `{}` is not `pod/<namespace>/<name>`", e.name));
+        return malformed(format!(
+            "endpoint `{}` is not `pod/<namespace>/<name>`",
+            e.name
+        ));
     }
     if e.addresses.is_empty() || !strictly_sorted(&e.addresses) {
         return malformed(format!(

@@ -4,8 +4,8 @@
 
 mod analyze;
 mod cli;
-mod conventions;
 mod clickhouse;
+mod conventions;
 mod discover;
 mod keygen_verify;
 

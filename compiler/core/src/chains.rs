@@ -160,10 +160,15 @@ pub(crate) fn build(
                     PeerRef::New(a, parts) => {
                         let info = &r.infos.list[rule.policy as usize];
                         let stem = info.name.clone();
-                        let defs: Vec<&str> =
-                            parts.iter().map(|&p| r.sets.defs[p as usize].as_str()).collect();
+                        let defs: Vec<&str> = parts
+                            .iter()
+                            .map(|&p| r.sets.defs[p as usize].as_str())
+                            .collect();
                         let def = format!("union {} [{}]", info.id, defs.join(" | "));
-                        Some(r.sets.intern(SetKey::Union(rule.policy, parts), || def, a, &stem))
+                        Some(
+                            r.sets
+                                .intern(SetKey::Union(rule.policy, parts), || def, a, &stem),
+                        )
                     }
                 };
                 (rule, set)

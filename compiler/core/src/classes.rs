@@ -58,9 +58,7 @@ impl Classes {
         let classed: Vec<bool> = (0..n as u32)
             .map(|w| {
                 let wl = &world.w[w as usize];
-                wl.kind == WorkloadKind::Pod
-                    && !wl.addrs.is_empty()
-                    && !world.pod(w).host_network
+                wl.kind == WorkloadKind::Pod && !wl.addrs.is_empty() && !world.pod(w).host_network
             })
             .collect();
         let mut keys: Vec<ClassKey> = vec![ClassKey::default(); n];

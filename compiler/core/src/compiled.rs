@@ -19,8 +19,8 @@ use ringfence_schema::net::ports_match;
 use serde::Serialize;
 
 use crate::chains::CChain;
-use crate::live::LiveIndex;
 use crate::interval::{Addrs, PortSet};
+use crate::live::LiveIndex;
 
 /// A fast hasher for keys made of a few words (addresses, flow keys):
 /// FxHash's multiply-rotate over 8-byte words, with a SplitMix finaliser so

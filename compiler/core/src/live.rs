@@ -118,32 +118,30 @@ impl LiveIndex {
         ep_info: &[EpInfo],
         exposures: &[GExposure],
     ) -> Self {
-        let clusters = world
-            .inv
-            .clusters
-            .iter()
-            .zip(&world.clusters)
-            .map(|(c, range)| ClusterCtx {
-                name: c.name.clone(),
-                externals: crate::resolve::union_all(
-                    world
-                        .externals
+        let clusters =
+            world
+                .inv
+                .clusters
+                .iter()
+                .zip(&world.clusters)
+                .map(|(c, range)| ClusterCtx {
+                    name: c.name.clone(),
+                    externals: crate::resolve::union_all(world.externals.clone().map(|e| {
+                        crate::interval::Addrs::from_nets(world.w[e as usize].nets.iter())
+                    })),
+                    ns_labels: c
+                        .namespaces
+                        .iter()
+                        .map(|n| (n.name.clone(), n.labels.clone()))
+                        .collect(),
+                    nodes: c.nodes.iter().map(|n| (n.name.clone(), n.os)).collect(),
+                    services: range
+                        .services
                         .clone()
-                        .map(|e| crate::interval::Addrs::from_nets(world.w[e as usize].nets.iter())),
-                ),
-                ns_labels: c
-                    .namespaces
-                    .iter()
-                    .map(|n| (n.name.clone(), n.labels.clone()))
-                    .collect(),
-                nodes: c.nodes.iter().map(|n| (n.name.clone(), n.os)).collect(),
-                services: range
-                    .services
-                    .clone()
-                    .map(|s| (s, world.service(s).clone()))
-                    .collect(),
-            })
-            .collect();
+                        .map(|s| (s, world.service(s).clone()))
+                        .collect(),
+                })
+                .collect();
         let n = classes.keys.len();
         let mut class_chains = vec![None; n];
         for e in ep_info {
@@ -203,7 +201,11 @@ impl LiveIndex {
                 pods.push(LivePod {
                     cluster: wl.cluster.expect("pods have a cluster"),
                     name: format!("{}/{}", pod.namespace, pod.name),
-                    workload: label(world.inv.clusters.len(), &world.inv.clusters[wl.cluster.expect("cluster") as usize].name, pod),
+                    workload: label(
+                        world.inv.clusters.len(),
+                        &world.inv.clusters[wl.cluster.expect("cluster") as usize].name,
+                        pod,
+                    ),
                     node: pod.node.clone(),
                     ips,
                     class: c as u32,
@@ -232,7 +234,13 @@ impl LiveIndex {
     }
 
     /// Fill what needs the final set and chain names.
-    pub(crate) fn finish(&mut self, analysis: &[crate::interval::Addrs], used: &[bool], set_names: &[String], chain_ids: &[&str]) {
+    pub(crate) fn finish(
+        &mut self,
+        analysis: &[crate::interval::Addrs],
+        used: &[bool],
+        set_names: &[String],
+        chain_ids: &[&str],
+    ) {
         for (i, a) in analysis.iter().enumerate() {
             if !used[i] {
                 continue;
@@ -333,7 +341,12 @@ impl Compiled {
             Placed::Nowhere => Ok(None),
             Placed::NewClass => Err(()),
             Placed::Class(class) => {
-                let ci = self.live.clusters.iter().position(|c| c.name == cluster).expect("classified");
+                let ci = self
+                    .live
+                    .clusters
+                    .iter()
+                    .position(|c| c.name == cluster)
+                    .expect("classified");
                 let mut ips = pod.ips.clone();
                 ips.sort();
                 ips.dedup();
@@ -381,11 +394,7 @@ impl Compiled {
         for x in &mut ir.exposures {
             x.targets.retain(|t| fixed.contains(&t.endpoint));
         }
-        let mut chains: BTreeSet<u32> = ir
-            .chains
-            .iter()
-            .map(|c| live.chain_index[&c.id])
-            .collect();
+        let mut chains: BTreeSet<u32> = ir.chains.iter().map(|c| live.chain_index[&c.id]).collect();
         let mut added = false;
         for &c in classes.difference(base) {
             if let Some((ingress, egress)) = live.class_chains[c as usize] {
@@ -429,7 +438,10 @@ impl Compiled {
                     policies.insert(f.policy);
                 }
             }
-            ir.chains = chains.iter().map(|&c| self.chains[c as usize].chain.clone()).collect();
+            ir.chains = chains
+                .iter()
+                .map(|&c| self.chains[c as usize].chain.clone())
+                .collect();
             ir.chains.sort_by(|a, b| a.id.cmp(&b.id));
             ir.sets = sets.into_iter().map(|s| self.live_set(s)).collect();
             ir.sets.sort_by(|a, b| a.name.cmp(&b.name));
@@ -484,10 +496,15 @@ impl Compiled {
         };
         let has = |c: u32| ir.chain(&self.chains[c as usize].chain.id).is_some();
         let chains = has(i) && e.is_none_or(has);
-        let exposures = self.live.class_targets[class as usize].iter().all(|&(x, _)| {
-            self.exposures[x as usize].etp != TrafficPolicy::Local
-                || ir.exposures.iter().any(|e| e.key() == self.live.x_keys[x as usize])
-        });
+        let exposures = self.live.class_targets[class as usize]
+            .iter()
+            .all(|&(x, _)| {
+                self.exposures[x as usize].etp != TrafficPolicy::Local
+                    || ir
+                        .exposures
+                        .iter()
+                        .any(|e| e.key() == self.live.x_keys[x as usize])
+            });
         !(chains && exposures)
     }
 
@@ -604,9 +621,15 @@ impl LivePods {
     pub fn put(&mut self, p: LivePod) -> Option<LivePod> {
         let key = p.key();
         let old = self.remove(&key);
-        self.by_class.entry(p.class).or_default().insert(key.clone());
+        self.by_class
+            .entry(p.class)
+            .or_default()
+            .insert(key.clone());
         if let Some(n) = &p.node {
-            self.by_node.entry(n.clone()).or_default().insert(key.clone());
+            self.by_node
+                .entry(n.clone())
+                .or_default()
+                .insert(key.clone());
         }
         for a in &p.ips {
             self.by_ip.entry(*a).or_default().insert(key.clone());
@@ -739,11 +762,7 @@ impl LiveState {
     /// The state when nodes keep rules they were published with: `irs`
     /// gives a node's published live IR (after a restart), whose classes
     /// are kept when it still fits this compile.
-    pub fn resume(
-        c: &Compiled,
-        pods: LivePods,
-        irs: impl Fn(&str) -> Option<NodeIr>,
-    ) -> LiveState {
+    pub fn resume(c: &Compiled, pods: LivePods, irs: impl Fn(&str) -> Option<NodeIr>) -> LiveState {
         let mut s = LiveState {
             pods,
             ..LiveState::default()
@@ -800,10 +819,16 @@ impl LiveState {
             }
         }
         for s in ir.sets.iter().filter(|s| s.live) {
-            self.set_nodes.entry(s.name.clone()).or_default().insert(n.to_string());
+            self.set_nodes
+                .entry(s.name.clone())
+                .or_default()
+                .insert(n.to_string());
         }
         for x in &ir.exposures {
-            self.exposure_nodes.entry(x.key()).or_default().insert(n.to_string());
+            self.exposure_nodes
+                .entry(x.key())
+                .or_default()
+                .insert(n.to_string());
         }
         let membership = c.membership(&ir, &self.pods);
         self.nodes.insert(
@@ -826,9 +851,9 @@ impl LiveState {
         let mut targets: BTreeSet<(u32, (u32, String))> = BTreeSet::new();
         let mut endpoints: BTreeSet<(String, (u32, String))> = BTreeSet::new();
         let touch = |p: &LivePod,
-                         set_addrs: &mut BTreeSet<(u32, IpAddr)>,
-                         targets: &mut BTreeSet<(u32, (u32, String))>,
-                         endpoints: &mut BTreeSet<(String, (u32, String))>| {
+                     set_addrs: &mut BTreeSet<(u32, IpAddr)>,
+                     targets: &mut BTreeSet<(u32, (u32, String))>,
+                     endpoints: &mut BTreeSet<(String, (u32, String))>| {
             for &s in &c.live.class_sets[p.class as usize] {
                 for &a in &p.ips {
                     set_addrs.insert((s, a));
@@ -904,7 +929,10 @@ impl LiveState {
                 continue;
             };
             let name = format!("pod/{}", key.1);
-            let now = self.pods.get(key).and_then(|p| c.member_endpoint(&node.ir, p));
+            let now = self
+                .pods
+                .get(key)
+                .and_then(|p| c.member_endpoint(&node.ir, p));
             let m = &node.membership;
             let was = m
                 .endpoints
@@ -913,7 +941,11 @@ impl LiveState {
                 .map(|i| &m.endpoints[i]);
             match (was, now) {
                 (was, Some(e)) if was != Some(&e) => {
-                    per_node.entry(n.clone()).or_default().endpoints.insert(name, e);
+                    per_node
+                        .entry(n.clone())
+                        .or_default()
+                        .endpoints
+                        .insert(name, e);
                 }
                 (Some(_), None) => {
                     per_node
@@ -1036,7 +1068,11 @@ impl Gather {
 /// The pod changes that turn the pods of `old` into those of `new` (both
 /// inventories of the clusters `c` was compiled for), or `Err` with the
 /// first pod that needs a compile (a new class, a host-network pod).
-pub fn pod_changes(c: &Compiled, old: &Inventory, new: &Inventory) -> Result<Vec<PodChange>, String> {
+pub fn pod_changes(
+    c: &Compiled,
+    old: &Inventory,
+    new: &Inventory,
+) -> Result<Vec<PodChange>, String> {
     let mut out = Vec::new();
     for nc in &new.clusters {
         let oc = old.clusters.iter().find(|o| o.name == nc.name);
@@ -1044,7 +1080,11 @@ pub fn pod_changes(c: &Compiled, old: &Inventory, new: &Inventory) -> Result<Vec
         for p in &nc.pods {
             let key = format!("{}/{}", p.namespace, p.name);
             seen.insert(key.clone());
-            let before = oc.and_then(|o| o.pods.iter().find(|q| q.namespace == p.namespace && q.name == p.name));
+            let before = oc.and_then(|o| {
+                o.pods
+                    .iter()
+                    .find(|q| q.namespace == p.namespace && q.name == p.name)
+            });
             if before == Some(p) {
                 continue;
             }

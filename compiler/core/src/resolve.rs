@@ -62,7 +62,13 @@ pub(crate) struct Sets {
 impl Sets {
     /// The id of the set `key` (described by `def`), creating it with
     /// content `a` if new.
-    pub(crate) fn intern(&mut self, key: SetKey, def: impl FnOnce() -> String, a: Addrs, stem: &str) -> u32 {
+    pub(crate) fn intern(
+        &mut self,
+        key: SetKey,
+        def: impl FnOnce() -> String,
+        a: Addrs,
+        stem: &str,
+    ) -> u32 {
         if let Some(&i) = self.index.get(&key) {
             return i;
         }
@@ -547,7 +553,8 @@ impl Resolver<'_, '_> {
             let d = format!("members {}", key.describe(intent));
             (SetKey::Members(key.clone()), d)
         };
-        let peer = (!addrs.is_empty()).then(|| Some(self.sets.intern(set_key, || def, addrs, &stem)));
+        let peer =
+            (!addrs.is_empty()).then(|| Some(self.sets.intern(set_key, || def, addrs, &stem)));
         self.consumer_ids.insert(key, peer);
         peer
     }
@@ -614,7 +621,9 @@ impl Resolver<'_, '_> {
                 Some(&id) => id,
                 None => {
                     let def = format!("members {}", key.describe(world.intent));
-                    let id = self.sets.intern(SetKey::Members(key.clone()), || def, direct, &stem);
+                    let id = self
+                        .sets
+                        .intern(SetKey::Members(key.clone()), || def, direct, &stem);
                     self.direct_ids.insert(key.clone(), id);
                     id
                 }

@@ -20,15 +20,15 @@ use ringfence_schema::net::AddressSet;
 
 use crate::chains::Chains;
 use crate::classes::Classes;
-use crate::interval::Addrs;
-use crate::live::LiveIndex;
-use crate::resolve::union_all;
 use crate::compiled::{
     CWl, Compiled, EpInfo, FastMap, GExposure, IngressEntry, SvcData, Via, VipTarget,
 };
+use crate::interval::Addrs;
+use crate::live::LiveIndex;
 use crate::membership::Membership;
 use crate::order::{Ordered, group_label};
 use crate::resolve::Resolved;
+use crate::resolve::union_all;
 use crate::world::{Src, World, host_ports};
 
 /// Build every node's IR and the cluster-wide tables.

@@ -43,7 +43,10 @@ fn example_inventory() -> Inventory {
 
 fn cases() -> Vec<(Intent, Inventory)> {
     let s = generate(&Params::small());
-    vec![(example::intent(), example_inventory()), (s.intent, s.inventory)]
+    vec![
+        (example::intent(), example_inventory()),
+        (s.intent, s.inventory),
+    ]
 }
 
 /// Every name the rules use: sets, rules, chains.
@@ -53,7 +56,9 @@ fn names(c: &Compiled) -> BTreeSet<String> {
         .flat_map(|n| {
             n.chains
                 .iter()
-                .flat_map(|c| std::iter::once(c.id.clone()).chain(c.rules.iter().map(|r| r.id.clone())))
+                .flat_map(|c| {
+                    std::iter::once(c.id.clone()).chain(c.rules.iter().map(|r| r.id.clone()))
+                })
                 .chain(n.sets.iter().map(|s| s.name.clone()))
         })
         .collect()
@@ -132,7 +137,8 @@ fn a_live_ir_plus_its_membership_is_the_full_ir() {
             ir.validate().unwrap();
             assert!(ir.live);
             let m = c.membership(&ir, &pods);
-            m.check(&ir).unwrap_or_else(|e| panic!("{}: {e}", full.node));
+            m.check(&ir)
+                .unwrap_or_else(|e| panic!("{}: {e}", full.node));
             assert_eq!(&ir.with_membership(&m), full, "node {}", full.node);
         }
     }
@@ -152,7 +158,10 @@ fn churned(inv: &Inventory) -> Inventory {
     pods.push(cart);
     let mut fe = pods[find(pods, "frontend-1")].clone();
     fe.name = "frontend-3".into();
-    fe.ips = vec!["10.1.1.31".parse().unwrap(), "fd10:1:1::31".parse().unwrap()];
+    fe.ips = vec![
+        "10.1.1.31".parse().unwrap(),
+        "fd10:1:1::31".parse().unwrap(),
+    ];
     pods.push(fe);
     // frontend-2 rescheduled to worker-1 with a new address (the class is
     // there); catalog-1 readdressed in place.
@@ -208,7 +217,11 @@ fn the_live_state_after_changes_is_what_a_compile_says() {
         } else {
             // It keeps the chains of a class that left (frontend moved away
             // from worker-2): the same verdicts for every pod it runs.
-            assert!(joined.chains.len() > full.chains.len(), "node {}", full.node);
+            assert!(
+                joined.chains.len() > full.chains.len(),
+                "node {}",
+                full.node
+            );
             for e in &full.endpoints {
                 assert!(joined.endpoints.contains(e), "{}: {}", full.node, e.name);
             }
@@ -262,7 +275,10 @@ fn an_address_given_to_another_class_moves_in_one_step() {
             moved += 1;
             // Where the address joins a cart set, it leaves frontend sets in
             // the same changes (never in a later step).
-            assert!(added.iter().all(|s| !s.starts_with("frontend")), "{n}: {added:?}");
+            assert!(
+                added.iter().all(|s| !s.starts_with("frontend")),
+                "{n}: {added:?}"
+            );
         }
         if removed.iter().any(|s| s.starts_with("frontend")) {
             let m: &Membership = &state.node(n).unwrap().membership;
@@ -275,9 +291,17 @@ fn an_address_given_to_another_class_moves_in_one_step() {
             );
         }
     }
-    assert!(moved > 0, "no node saw the address move: {:?}", applied.changes);
+    assert!(
+        moved > 0,
+        "no node saw the address move: {:?}",
+        applied.changes
+    );
     // worker-1's dispatch entry for the address now names cart's chains.
     let w1 = &state.node("worker-1").unwrap().membership;
-    let e = w1.endpoints.iter().find(|e| e.addresses.contains(&reused)).unwrap();
+    let e = w1
+        .endpoints
+        .iter()
+        .find(|e| e.addresses.contains(&reused))
+        .unwrap();
     assert_eq!(e.name, "pod/shop/cart-9");
 }

@@ -90,7 +90,11 @@ pub enum Object {
 
 /// Parse one line of a watch stream (`source` and `line` name it in errors).
 /// `Ok(None)`: nothing to do (a bookmark, a blank line, another kind).
-pub fn parse_event(text: &str, source: &str, line: usize) -> Result<Option<Change>, InventoryError> {
+pub fn parse_event(
+    text: &str,
+    source: &str,
+    line: usize,
+) -> Result<Option<Change>, InventoryError> {
     if text.trim().is_empty() {
         return Ok(None);
     }
@@ -428,7 +432,11 @@ impl LiveCluster {
             .get(&uid)
             .map(|e| e.pod.ips.iter().copied().collect())
             .unwrap_or_default();
-        let mut lost: BTreeSet<IpAddr> = self.pods.get(&uid).map(|e| e.lost.clone()).unwrap_or_default();
+        let mut lost: BTreeSet<IpAddr> = self
+            .pods
+            .get(&uid)
+            .map(|e| e.lost.clone())
+            .unwrap_or_default();
         // Addresses it stopped listing are released, and forgotten as lost.
         for a in &previously {
             if !pod.ips.contains(a) {

@@ -303,7 +303,11 @@ pub(crate) fn read_node(
     ))
 }
 
-pub(crate) fn read_namespace(item: &Value, file: &str, index: usize) -> Result<Namespace, InventoryError> {
+pub(crate) fn read_namespace(
+    item: &Value,
+    file: &str,
+    index: usize,
+) -> Result<Namespace, InventoryError> {
     let object = Object {
         file,
         name: object_name(item, "Namespace", false, index),
@@ -427,7 +431,11 @@ fn running_containers<'v>(root: &Field<'v>) -> Result<Vec<Field<'v>>, InventoryE
     Ok(containers)
 }
 
-pub(crate) fn read_service(item: &Value, file: &str, index: usize) -> Result<Service, InventoryError> {
+pub(crate) fn read_service(
+    item: &Value,
+    file: &str,
+    index: usize,
+) -> Result<Service, InventoryError> {
     let object = Object {
         file,
         name: object_name(item, "Service", true, index),

@@ -41,7 +41,11 @@ fn range(v: &Value) -> (u128, u128) {
             let len = m["prefix"]["len"].as_u64().unwrap() as u32;
             let bits = if addr.contains(':') { 128 } else { 32 };
             let lo = num(addr);
-            let span = if bits - len >= 128 { u128::MAX } else { (1u128 << (bits - len)) - 1 };
+            let span = if bits - len >= 128 {
+                u128::MAX
+            } else {
+                (1u128 << (bits - len)) - 1
+            };
             (lo, lo + span)
         }
         Value::Object(m) if m.contains_key("range") => {
@@ -54,7 +58,8 @@ fn range(v: &Value) -> (u128, u128) {
 
 fn read(ns: &Netns) -> Table {
     let json: Value =
-        serde_json::from_str(&ns.exec(&["nft", "-j", "list", "table", "inet", "ringfence"])).unwrap();
+        serde_json::from_str(&ns.exec(&["nft", "-j", "list", "table", "inet", "ringfence"]))
+            .unwrap();
     let mut t = Table::default();
     for item in json["nftables"].as_array().unwrap() {
         if let Some(s) = item.get("set") {
@@ -121,14 +126,22 @@ fn a_filled_live_ir_holds_what_the_full_ir_holds() {
         a.nft_file(&render(full), false).unwrap();
         // One file: the rules and their membership, one transaction.
         let fill = members::changes(&live, &Membership::default(), &m);
-        b.nft_file(&format!("{}{fill}", render(&live)), false).unwrap();
+        b.nft_file(&format!("{}{fill}", render(&live)), false)
+            .unwrap();
         let (ta, mut tb) = (read(&a), read(&b));
         // Exposure targets live in named maps only in the live form.
         tb.maps.retain(|k, _| !k.starts_with("expose-"));
         assert_eq!(ta.sets, tb.sets, "node {}: set contents", full.node);
         assert_eq!(ta.maps, tb.maps, "node {}: dispatch maps", full.node);
-        assert!(ta.comments.is_subset(&tb.comments), "node {}: rules", full.node);
-        assert!(tb.sets.keys().any(|k| k.starts_with("local-")), "unknown pods are checked");
+        assert!(
+            ta.comments.is_subset(&tb.comments),
+            "node {}: rules",
+            full.node
+        );
+        assert!(
+            tb.sets.keys().any(|k| k.starts_with("local-")),
+            "unknown pods are checked"
+        );
 
         // A pod leaves: its addresses go from every set and map in one load.
         let mut m2 = m.clone();
@@ -146,7 +159,10 @@ fn a_filled_live_ir_holds_what_the_full_ir_holds() {
         for ((container, key), _) in &want {
             if let Some(r) = after.sets.get(container) {
                 let n = num(key);
-                assert!(r.iter().any(|&(lo, hi)| lo <= n && n <= hi), "{container} {key}");
+                assert!(
+                    r.iter().any(|&(lo, hi)| lo <= n && n <= hi),
+                    "{container} {key}"
+                );
             }
         }
         for a in &gone.addresses {
@@ -156,8 +172,14 @@ fn a_filled_live_ir_holds_what_the_full_ir_holds() {
                 if name.starts_with("podnets-") || !name.ends_with(fam) {
                     continue;
                 }
-                let fixed = live.sets.iter().any(|s| name.starts_with(&s.name) && s.contains(*a));
-                assert!(fixed || !r.iter().any(|&(lo, hi)| lo <= n && n <= hi), "{a} still in {name}");
+                let fixed = live
+                    .sets
+                    .iter()
+                    .any(|s| name.starts_with(&s.name) && s.contains(*a));
+                assert!(
+                    fixed || !r.iter().any(|&(lo, hi)| lo <= n && n <= hi),
+                    "{a} still in {name}"
+                );
             }
         }
         checked += 1;

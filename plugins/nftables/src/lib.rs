@@ -427,14 +427,21 @@ impl Renderer<'_> {
             let nets: Vec<IpNet> = ir
                 .pod_cidrs
                 .iter()
-                .filter(|n| matches!((n, fam), (IpNet::V4(_), Family::V4) | (IpNet::V6(_), Family::V6)))
+                .filter(|n| {
+                    matches!(
+                        (n, fam),
+                        (IpNet::V4(_), Family::V4) | (IpNet::V6(_), Family::V6)
+                    )
+                })
                 .map(|n| n.trunc())
                 .collect();
             if nets.is_empty() {
                 continue;
             }
             self.grow_set(&format!("podnets-{}", fam.suffix()), fam.addr_type(), true);
-            self.elements(&IpNet::aggregate(&nets), |out, n| out.push_str(&n.to_string()));
+            self.elements(&IpNet::aggregate(&nets), |out, n| {
+                out.push_str(&n.to_string())
+            });
             let mut local: Vec<IpAddr> = ir
                 .endpoints
                 .iter()

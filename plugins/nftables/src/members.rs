@@ -63,7 +63,10 @@ pub fn elements(ir: &NodeIr, m: &Membership) -> BTreeMap<(String, String), Optio
         };
         for a in &t.addresses {
             out.insert(
-                (format!("expose-{i}-{}", fam(a)), format!("{a} . {}", t.port)),
+                (
+                    format!("expose-{i}-{}", fam(a)),
+                    format!("{a} . {}", t.port),
+                ),
                 Some(format!("jump c_{}", t.ingress)),
             );
         }
@@ -170,6 +173,9 @@ mod tests {
         );
         assert_eq!(changes(&ir(), &to, &to), "");
         // From nothing: the local pod is known (in `local-v4`).
-        assert!(changes(&ir(), &Membership::default(), &to).contains("add element inet ringfence local-v4 { 10.0.1.5 }"));
+        assert!(
+            changes(&ir(), &Membership::default(), &to)
+                .contains("add element inet ringfence local-v4 { 10.0.1.5 }")
+        );
     }
 }

@@ -32,9 +32,7 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::net::IpAddr;
 
-use ringfence_schema::ir::{
-    Action, Direction, EndpointKind, Exposure, ExposureKind, NodeIr, Os,
-};
+use ringfence_schema::ir::{Action, Direction, EndpointKind, Exposure, ExposureKind, NodeIr, Os};
 use ringfence_schema::net::Proto;
 use ringfence_schema::plugin::{
     Artifact, Capabilities, PLUGIN_ABI, PluginInfo, RenderOutput, RenderWarning,

@@ -566,5 +566,8 @@ fn a_key_given_twice_does_not_meet_a_threshold_of_two() {
         .unwrap();
     assert_eq!(out.status.code(), Some(2), "{out:?}");
     let e = String::from_utf8_lossy(&out.stderr);
-    assert!(e.contains("--threshold 2 with 1 distinct trusted key(s)"), "{e}");
+    assert!(
+        e.contains("--threshold 2 with 1 distinct trusted key(s)"),
+        "{e}"
+    );
 }

@@ -294,11 +294,12 @@ pub fn verify_membership(
     let (payload, signers) = open(bytes, &payload_type, trust)?;
     check_format(&payload)?;
     let document = if snapshot {
-        Document::Snapshot(
-            serde_json::from_slice(&payload).or_else(|e| {
-                refuse(MembershipReason::Malformed, format!("snapshot payload: {e}"))
-            })?,
-        )
+        Document::Snapshot(serde_json::from_slice(&payload).or_else(|e| {
+            refuse(
+                MembershipReason::Malformed,
+                format!("snapshot payload: {e}"),
+            )
+        })?)
     } else {
         Document::Delta(
             serde_json::from_slice(&payload)

@@ -152,18 +152,33 @@ fn replayed_reordered_and_missing_documents_are_refused() {
     // The same snapshot (or an older one) again: a replay.
     for seq in [9, 10] {
         let (s, _) = seal_snapshot(&snapshot(seq), &[&mkey()]);
-        assert_eq!(verify(&s, &expect(&ir, Some(at(10)))).unwrap_err(), MembershipReason::Replay);
+        assert_eq!(
+            verify(&s, &expect(&ir, Some(at(10)))).unwrap_err(),
+            MembershipReason::Replay
+        );
     }
     // A delta older than what is applied: reordered.
     let (d, _) = seal_delta(&delta(10, &sd, add("web_1", "10.0.1.6")), &[&mkey()]);
-    assert_eq!(verify(&d, &expect(&ir, Some(at(10)))).unwrap_err(), MembershipReason::Replay);
+    assert_eq!(
+        verify(&d, &expect(&ir, Some(at(10)))).unwrap_err(),
+        MembershipReason::Replay
+    );
     // One skipped: a gap (the agent fetches a snapshot).
     let (d, _) = seal_delta(&delta(12, &sd, add("web_1", "10.0.1.6")), &[&mkey()]);
-    assert_eq!(verify(&d, &expect(&ir, Some(at(10)))).unwrap_err(), MembershipReason::Gap);
+    assert_eq!(
+        verify(&d, &expect(&ir, Some(at(10)))).unwrap_err(),
+        MembershipReason::Gap
+    );
     // A delta before any snapshot: a gap too.
-    assert_eq!(verify(&d, &expect(&ir, None)).unwrap_err(), MembershipReason::Gap);
+    assert_eq!(
+        verify(&d, &expect(&ir, None)).unwrap_err(),
+        MembershipReason::Gap
+    );
     // The right sequence after another history: a broken chain.
-    let (d, _) = seal_delta(&delta(11, &"00".repeat(32), add("web_1", "10.0.1.6")), &[&mkey()]);
+    let (d, _) = seal_delta(
+        &delta(11, &"00".repeat(32), add("web_1", "10.0.1.6")),
+        &[&mkey()],
+    );
     assert_eq!(
         verify(&d, &expect(&ir, Some(at(10)))).unwrap_err(),
         MembershipReason::BrokenChain
@@ -176,19 +191,31 @@ fn wrong_node_wrong_generation_and_expired_are_refused() {
     let mut s = snapshot(1);
     s.node = "n2".into();
     let (b, _) = seal_snapshot(&s, &[&mkey()]);
-    assert_eq!(verify(&b, &expect(&ir, None)).unwrap_err(), MembershipReason::WrongNode);
+    assert_eq!(
+        verify(&b, &expect(&ir, None)).unwrap_err(),
+        MembershipReason::WrongNode
+    );
     let mut s = snapshot(1);
     s.generation = 2;
     let (b, _) = seal_snapshot(&s, &[&mkey()]);
-    assert_eq!(verify(&b, &expect(&ir, None)).unwrap_err(), MembershipReason::WrongGeneration);
+    assert_eq!(
+        verify(&b, &expect(&ir, None)).unwrap_err(),
+        MembershipReason::WrongGeneration
+    );
     let mut s = snapshot(1);
     s.expires_at = "2026-01-01T12:00:00Z".into();
     let (b, _) = seal_snapshot(&s, &[&mkey()]);
-    assert_eq!(verify(&b, &expect(&ir, None)).unwrap_err(), MembershipReason::Expired);
+    assert_eq!(
+        verify(&b, &expect(&ir, None)).unwrap_err(),
+        MembershipReason::Expired
+    );
     let mut s = snapshot(1);
     s.expires_at = s.issued_at.clone();
     let (b, _) = seal_snapshot(&s, &[&mkey()]);
-    assert_eq!(verify(&b, &expect(&ir, None)).unwrap_err(), MembershipReason::Malformed);
+    assert_eq!(
+        verify(&b, &expect(&ir, None)).unwrap_err(),
+        MembershipReason::Malformed
+    );
 }
 
 #[test]
@@ -229,7 +256,10 @@ fn names_the_bundle_does_not_declare_are_refused() {
         sequence: 1,
         digest: &sd,
     };
-    assert_eq!(verify(&d, &expect(&ir, Some(at))).unwrap_err(), MembershipReason::Undeclared);
+    assert_eq!(
+        verify(&d, &expect(&ir, Some(at))).unwrap_err(),
+        MembershipReason::Undeclared
+    );
 }
 
 #[test]
@@ -275,33 +305,57 @@ fn envelope_attacks_are_refused_like_a_bundles() {
     let mut p = unb64(&env.payload);
     p[20] ^= 1;
     env.payload = b64(&p);
-    assert_eq!(verify(&file(&env), &expect(&ir, None)).unwrap_err(), MembershipReason::BadSignature);
+    assert_eq!(
+        verify(&file(&env), &expect(&ir, None)).unwrap_err(),
+        MembershipReason::BadSignature
+    );
     // Signed by the policy key only: unknown to the membership trust.
     let (by_policy, _) = seal_snapshot(&snapshot(1), &[&key()]);
-    assert_eq!(verify(&by_policy, &expect(&ir, None)).unwrap_err(), MembershipReason::UnknownKey);
+    assert_eq!(
+        verify(&by_policy, &expect(&ir, None)).unwrap_err(),
+        MembershipReason::UnknownKey
+    );
     // Two keys required, one signed.
     let two = Trust::new([mkey().trusted(), key_n(43).trusted()], 2);
     assert_eq!(
-        verify_membership(&good, &two, &expect(&ir, None)).unwrap_err().reason,
+        verify_membership(&good, &two, &expect(&ir, None))
+            .unwrap_err()
+            .reason,
         MembershipReason::Threshold
     );
     // A bundle is not a membership document.
-    assert_eq!(verify(&bundle(), &expect(&ir, None)).unwrap_err(), MembershipReason::UnsupportedFormat);
+    assert_eq!(
+        verify(&bundle(), &expect(&ir, None)).unwrap_err(),
+        MembershipReason::UnsupportedFormat
+    );
     // A newer format.
     let mut s = serde_json::to_value(snapshot(1)).unwrap();
     s["format"] = 2.into();
-    let b = seal_envelope(SNAPSHOT_PAYLOAD_TYPE, &serde_json::to_vec(&s).unwrap(), &[&mkey()]);
-    assert_eq!(verify(&b, &expect(&ir, None)).unwrap_err(), MembershipReason::UnsupportedFormat);
+    let b = seal_envelope(
+        SNAPSHOT_PAYLOAD_TYPE,
+        &serde_json::to_vec(&s).unwrap(),
+        &[&mkey()],
+    );
+    assert_eq!(
+        verify(&b, &expect(&ir, None)).unwrap_err(),
+        MembershipReason::UnsupportedFormat
+    );
     // A delta payload under the snapshot type.
     let d = serde_json::to_vec(&delta(2, "x", Changes::default())).unwrap();
     let b = seal_envelope(SNAPSHOT_PAYLOAD_TYPE, &d, &[&mkey()]);
-    assert_eq!(verify(&b, &expect(&ir, None)).unwrap_err(), MembershipReason::Malformed);
+    assert_eq!(
+        verify(&b, &expect(&ir, None)).unwrap_err(),
+        MembershipReason::Malformed
+    );
     let _ = DELTA_PAYLOAD_TYPE;
     // Not canonical (unsorted addresses).
     let mut s = snapshot(1);
     s.membership.sets[0].addresses = vec!["10.0.1.9".parse().unwrap(), "10.0.1.5".parse().unwrap()];
     let (b, _) = seal_snapshot(&s, &[&mkey()]);
-    assert_eq!(verify(&b, &expect(&ir, None)).unwrap_err(), MembershipReason::Malformed);
+    assert_eq!(
+        verify(&b, &expect(&ir, None)).unwrap_err(),
+        MembershipReason::Malformed
+    );
 }
 
 #[test]
