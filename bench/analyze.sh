@@ -16,15 +16,15 @@ DIR=${1:-/tmp/ringfence-analyze-bench}
 FLOWS=${2:-10000000}
 CONVERSATIONS=${3:-200000}
 
-cargo build --release -q -p ringfence-cli -p ringfence-analyze --example synth_flows
+cargo build --release -q -p ringfence-cli -p ringfence-testkit --bin ringfence --bin ringfence-synth
 BIN=$(mktemp -d)
 trap 'rm -rf "$BIN"' EXIT
-cp "$CARGO_TARGET_DIR/release/ringfence" "$CARGO_TARGET_DIR/release/examples/synth_flows" "$BIN/"
+cp "$CARGO_TARGET_DIR/release/ringfence" "$CARGO_TARGET_DIR/release/ringfence-synth" "$BIN/"
 
 mkdir -p "$DIR"
 if [[ ! -f "$DIR/.done-$FLOWS-$CONVERSATIONS" ]]; then
     rm -rf "${DIR:?}"/*
-    "$BIN/synth_flows" "$DIR" "$FLOWS" "$CONVERSATIONS"
+    "$BIN/ringfence-synth" flows "$DIR" "$FLOWS" "$CONVERSATIONS"
     touch "$DIR/.done-$FLOWS-$CONVERSATIONS"
 fi
 du -sh "$DIR/flows.jsonl"

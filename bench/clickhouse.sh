@@ -22,9 +22,9 @@ FLOWS=${2:-100000000}
 CONVERSATIONS=${3:-200000}
 H1=23000 T1=23001 H2=23002 T2=23003
 
-cargo build --release -q -p ringfence-cli -p ringfence-analyze --example synth_flows
+cargo build --release -q -p ringfence-cli -p ringfence-testkit --bin ringfence --bin ringfence-synth
 BIN=$(mktemp -d)
-cp "$CARGO_TARGET_DIR/release/ringfence" "$CARGO_TARGET_DIR/release/examples/synth_flows" "$BIN/"
+cp "$CARGO_TARGET_DIR/release/ringfence" "$CARGO_TARGET_DIR/release/ringfence-synth" "$BIN/"
 PIDS=()
 cleanup() {
     for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; wait "$p" 2>/dev/null || true; done
@@ -35,7 +35,7 @@ trap cleanup EXIT
 mkdir -p "$DIR"
 if [[ ! -f "$DIR/.done-$FLOWS-$CONVERSATIONS" ]]; then
     rm -rf "${DIR:?}"/*
-    /usr/bin/time -f 'generated in %e s' "$BIN/synth_flows" "$DIR" "$FLOWS" "$CONVERSATIONS"
+    /usr/bin/time -f 'generated in %e s' "$BIN/ringfence-synth" flows "$DIR" "$FLOWS" "$CONVERSATIONS"
     touch "$DIR/.done-$FLOWS-$CONVERSATIONS"
 fi
 du -sh "$DIR/flows.jsonl"

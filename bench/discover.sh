@@ -21,14 +21,14 @@ mkdir -p "$DIR"
 BIN=$(mktemp -d)
 for attempt in 1 2 3 4 5; do
     touch compiler/cli/src/cmd/discover.rs compiler/cli/src/main.rs compiler/discover/src/*.rs compiler/flows/src/*.rs
-    cargo build --release -q -p ringfence-cli -p ringfence-discover --example synth
-    cp "$CARGO_TARGET_DIR/release/ringfence" "$CARGO_TARGET_DIR/release/examples/synth" "$BIN/"
+    cargo build --release -q -p ringfence-cli -p ringfence-testkit --bin ringfence --bin ringfence-synth
+    cp "$CARGO_TARGET_DIR/release/ringfence" "$CARGO_TARGET_DIR/release/ringfence-synth" "$BIN/"
     if grep -q "Discovered by" "$BIN/ringfence"; then break; fi
     echo "the shared target held another worktree's build; rebuilding ($attempt)" >&2
 done
 if [[ ! -f "$DIR/.done-$RECORDS-$WORKLOADS" ]]; then
     rm -rf "$DIR"/*
-    "$BIN/synth" "$DIR" --records "$RECORDS" --workloads "$WORKLOADS"
+    "$BIN/ringfence-synth" callgraph "$DIR" --records "$RECORDS" --workloads "$WORKLOADS"
     touch "$DIR/.done-$RECORDS-$WORKLOADS"
 fi
 du -sh "$DIR"/flows.jsonl "$DIR"/hubble.json "$DIR"/conntrack.txt

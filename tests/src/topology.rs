@@ -76,12 +76,17 @@ fn fabric_v4(node: &IpAddr, host: usize) -> String {
 
 impl Topology {
     /// Build `spec`. Namespace names start with a per-process prefix so
-    /// parallel tests do not collide.
+    /// parallel tests do not collide (`rf`, or `$RINGFENCE_NETNS_PREFIX`
+    /// where several people share a machine).
     pub fn build(spec: &Spec) -> Topology {
-        // `RINGFENCE_TEST_NETNS` prefixes the names (engineers sharing a host).
+        let base = std::env::var("RINGFENCE_NETNS_PREFIX")
+            .ok()
+            .filter(|p| {
+                !p.is_empty() && p.len() <= 8 && p.bytes().all(|b| b.is_ascii_alphanumeric())
+            })
+            .unwrap_or_else(|| "rf".to_string());
         let prefix = format!(
-            "{}rf{}x{}",
-            std::env::var("RINGFENCE_TEST_NETNS").unwrap_or_default(),
+            "{base}{}x{}",
             std::process::id(),
             COUNTER.fetch_add(1, Ordering::SeqCst)
         );

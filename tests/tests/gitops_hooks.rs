@@ -9,7 +9,9 @@ mod common;
 
 use std::os::unix::fs::PermissionsExt;
 
-use common::{BROKEN, TempDir, broken_line, edit, example_repo, git, git_out, ringfence, text};
+use common::{
+    BROKEN, TempDir, broken_line, copy_example, edit, example_repo, git, git_out, ringfence, text,
+};
 
 fn install(args: &[&str]) -> std::process::Output {
     let mut argv = vec!["hooks", "install"];
@@ -214,4 +216,84 @@ fn pre_receive_refuses_a_push_of_broken_intent() {
         git(&bare, &["rev-parse", "main"]),
         git(&repo, &["rev-parse", "HEAD"])
     );
+}
+
+/// Git quotes names that are not plain ASCII (and those with quotes,
+/// backslashes or control characters), so a listing grepped for `.kdl$`
+/// missed `é.kdl` and everything under `intención/`, and broken intent was
+/// committed and pushed. Both hooks check such names, and a name that only
+/// holds `.kdl` before a newline is not taken for intent.
+#[test]
+fn hooks_check_intent_whatever_its_file_names() {
+    let cases = [
+        ("intención", "a.kdl"),
+        ("policies", "é.kdl"),
+        ("my intent", "a b.kdl"),
+        ("policies", "q\"uote's.kdl"),
+        ("policies", "back\\slash.kdl"),
+        ("policies", "new\nline.kdl"),
+        ("policies", "tab\t.kdl"),
+        ("日本", "規則.kdl"),
+    ];
+    for (i, (dir, file)) in cases.iter().enumerate() {
+        let tmp = TempDir::new(&format!("names{i}"));
+        let bare = tmp.join("server.git");
+        std::fs::create_dir_all(&bare).unwrap();
+        git(&bare, &["init", "-q", "--bare", "-b", "main"]);
+        git(&bare, &["config", "ringfence.path", dir]);
+        let out = install(&["--server", "--repo", bare.to_str().unwrap()]);
+        assert!(out.status.success(), "{}", text(&out));
+
+        let repo = tmp.join("work");
+        std::fs::create_dir_all(&repo).unwrap();
+        git(&repo, &["init", "-q", "-b", "main"]);
+        git(&repo, &["config", "ringfence.path", dir]);
+        git(&repo, &["remote", "add", "origin", bare.to_str().unwrap()]);
+        let out = install(&["--repo", repo.to_str().unwrap()]);
+        assert!(out.status.success(), "{}", text(&out));
+        let case = format!("{dir}/{file:?}");
+
+        // A file whose name holds `.kdl` only before a newline is no intent.
+        std::fs::create_dir_all(repo.join(dir)).unwrap();
+        std::fs::write(repo.join(dir).join("notes.kdl\nold"), "not intent {\n").unwrap();
+        git(&repo, &["add", "-A"]);
+        let out = git_out(&repo, &["commit", "-m", "notes"]);
+        assert!(out.status.success(), "{case}: {}", text(&out));
+
+        // Good intent under the name: it checks, the commit and push pass.
+        copy_example(&repo.join(dir));
+        std::fs::rename(
+            repo.join(dir).join("20-shop.kdl"),
+            repo.join(dir).join(file),
+        )
+        .unwrap();
+        git(&repo, &["add", "-A"]);
+        let out = git_out(&repo, &["commit", "-m", "intent"]);
+        assert!(out.status.success(), "{case}: {}", text(&out));
+        let out = git_out(&repo, &["push", "origin", "main"]);
+        let t = text(&out);
+        assert!(out.status.success() && t.contains("checks"), "{case}: {t}");
+
+        // Broken: the pre-commit hook refuses it...
+        let broken = repo.join(dir).join(file);
+        edit(&broken, BROKEN.0, BROKEN.1);
+        git(&repo, &["add", "-A"]);
+        let out = git_out(&repo, &["commit", "-m", "broken"]);
+        let t = text(&out);
+        assert!(!out.status.success(), "{case}: {t}");
+        assert!(
+            t.contains("no-such-filter") && t.contains("does not check"),
+            "{case}: {t}"
+        );
+
+        // ...and so does the pre-receive hook when the client skips its own.
+        git(&repo, &["commit", "-q", "-m", "broken", "--no-verify"]);
+        let out = git_out(&repo, &["push", "origin", "main"]);
+        let t = text(&out);
+        assert!(!out.status.success(), "{case}: {t}");
+        assert!(
+            t.contains("push refused") && t.contains("no-such-filter"),
+            "{case}: {t}"
+        );
+    }
 }

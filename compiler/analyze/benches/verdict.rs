@@ -5,7 +5,7 @@
 //! `cargo bench -p ringfence-analyze --bench verdict [-- FLOWS CONVERSATIONS]`
 //! (default: 10,000,000 flows over 200,000 distinct conversations).
 //!
-//! Flows are generated up front (not timed, `flowgen/mod.rs`). Then: the verdict
+//! Flows are generated up front (not timed, `ringfence_testkit::flowgen`). Then: the verdict
 //! step on one thread and on every thread (CPU time per thread, so other
 //! processes on the machine do not count), the finish, the HTML page, a run
 //! where every flow is a new conversation, and the same flows written as
@@ -14,12 +14,10 @@
 
 use std::time::{Duration, Instant};
 
-#[path = "flowgen/mod.rs"]
-mod flowgen;
-
 use rayon::prelude::*;
 use ringfence_analyze::{Analyzer, Input, Observed, Options, Version};
-use ringfence_core::synth::{Params, describe, generate};
+use ringfence_testkit::flowgen;
+use ringfence_testkit::synth::{Params, describe, generate};
 
 /// CPU time of the whole process (user and system, every thread), from
 /// `/proc/self/stat` in clock ticks (assumed 100 per second).
@@ -65,6 +63,7 @@ fn main() {
     println!("compiled in {:.2?}", t.elapsed());
 
     let (convs, flows) = flowgen::flows(&s, n_flows, n_convs);
+    let flows: Vec<Observed> = flows.map(|f| Observed::from(&f)).collect();
     println!(
         "flows: {} over {} conversations (generated, not timed)",
         flows.len(),
@@ -186,7 +185,7 @@ fn main() {
     let path = dir.join("flows.jsonl");
     {
         let mut w = std::io::BufWriter::new(std::fs::File::create(&path).expect("create"));
-        flowgen::write_jsonl(&flows, &mut w).expect("write flows");
+        flowgen::write_jsonl(flowgen::flows(&s, n_flows, n_convs).1, &mut w).expect("write flows");
         std::io::Write::flush(&mut w).expect("flush");
     }
     let size = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);

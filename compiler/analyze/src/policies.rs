@@ -13,7 +13,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use ringfence_intent::Diagnostic;
 use ringfence_intent::model::{Intent, PolicyRank};
-use ringfence_schema::ir::{PolicyInfo, Rank};
+use ringfence_schema::ir::{Action, PolicyInfo, Rank};
 
 use crate::Version;
 use crate::analysis::{Condition, PolicyStats, Usage};
@@ -137,7 +137,8 @@ fn intent_info(intent: &Intent, i: usize) -> PolicyInfo {
             PolicyRank::Absolute => Rank::Absolute,
             PolicyRank::Default => Rank::Default,
         },
-        action: p.action,
+        // A pass never decides, so no rule traces to it (as in the core).
+        action: p.action.decision().unwrap_or(Action::Allow),
         file: file.to_string(),
         line,
         column,

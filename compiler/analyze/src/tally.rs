@@ -571,8 +571,8 @@ mod tests {
     }
 
     fn compiled() -> Compiled {
-        use ringfence_core::testing::{IntentBuilder, cluster, inventory, node, pod, q};
         use ringfence_schema::ir::Os;
+        use ringfence_testkit::builder::{IntentBuilder, cluster, inventory, node, pod, q};
         let mut b = IntentBuilder::new();
         b.scope("top", None, q::cluster("c1"));
         let inv = inventory(vec![cluster(

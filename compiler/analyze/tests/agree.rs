@@ -10,10 +10,10 @@ use std::net::IpAddr;
 
 use ringfence_analyze::{Conversation, Observed};
 use ringfence_core::explain::SideInfo;
-use ringfence_core::synth::{Params, generate};
 use ringfence_intent::model::Proto;
 use ringfence_schema::flow::NetworkVerdict;
 use ringfence_schema::ir::{Action, NodeIr};
+use ringfence_testkit::synth::{Params, generate};
 
 use crate::common::{Built, analyse, build};
 

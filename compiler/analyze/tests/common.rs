@@ -4,14 +4,14 @@
 use std::net::IpAddr;
 
 use ringfence_analyze::{Analysis, Analyzer, Input, Observed, Options, Version};
-use ringfence_core::testing::{
-    IntentBuilder, PodExt, ServiceExt, cluster, inventory, node, pod, q, service, t,
-};
 use ringfence_core::{Compiled, compile};
 use ringfence_intent::Diagnostic;
 use ringfence_intent::model::{Action, Direction, Intent, Mode, Os, PolicyRank, Proto};
 use ringfence_inventory::model::Inventory;
 use ringfence_schema::flow::NetworkVerdict;
+use ringfence_testkit::builder::{
+    IntentBuilder, PodExt, ServiceExt, cluster, inventory, node, pod, q, service, t,
+};
 
 /// A compiled version and what it came from.
 pub(crate) struct Built {

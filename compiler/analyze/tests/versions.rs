@@ -4,13 +4,14 @@
 
 use std::path::Path;
 
-use git2::{Repository, Signature};
+use git2::Repository;
 use ringfence_analyze::{Analyzer, Input, Observed, Options, Version};
-use ringfence_core::synth::kubectl_list;
-use ringfence_driver::{IntentFrom, Session};
+use ringfence_driver::{IntentFrom, Pipeline, Session};
 use ringfence_intent::model::Proto::{Tcp, Udp};
 use ringfence_schema::flow::NetworkVerdict::Allowed;
 use ringfence_schema::ir::Action;
+use ringfence_testkit::git::commit_all;
+use ringfence_testkit::synth::kubectl_list;
 
 use crate::common::*;
 
@@ -18,35 +19,20 @@ fn commit(repo: &Repository, dir: &Path, ports: &str, msg: &str) {
     let intent = intent_(ports);
     std::fs::create_dir_all(dir.join("policies")).unwrap();
     std::fs::write(dir.join("policies/intent.kdl"), &*intent.files[0].text).unwrap();
-    let mut index = repo.index().unwrap();
-    index
-        .add_all(["*"], git2::IndexAddOption::DEFAULT, None)
-        .unwrap();
-    index.write().unwrap();
-    let tree = repo.find_tree(index.write_tree().unwrap()).unwrap();
-    let sig = Signature::now("t", "t@example.invalid").unwrap();
-    let parent: Vec<git2::Commit<'_>> = repo
-        .head()
-        .ok()
-        .and_then(|h| h.peel_to_commit().ok())
-        .into_iter()
-        .collect();
-    let parents: Vec<&git2::Commit<'_>> = parent.iter().collect();
-    repo.commit(Some("HEAD"), &sig, &sig, msg, &tree, &parents)
-        .unwrap();
+    commit_all(repo, msg);
 }
 
 fn session(repo: &Path, rev: &str, inventory: &Path) -> Session {
-    ringfence_driver::session::compile(
-        &IntentFrom::Repo {
-            repo,
-            subdir: "policies",
-            rev,
-        },
-        &[inventory.to_path_buf()],
-        &[],
-    )
-    .unwrap_or_else(|e| panic!("{rev}: {e}"))
+    let from = IntentFrom::Repo {
+        repo,
+        subdir: "policies",
+        rev,
+    };
+    Pipeline::new()
+        .session(&from, &[inventory.to_path_buf()], &[])
+        .unwrap_or_else(|e| panic!("{rev}: {e}"))
+        .output
+        .unwrap_or_else(|| panic!("{rev} does not compile"))
 }
 
 fn version<'a>(s: &'a Session, label: &'a str) -> Version<'a> {

@@ -199,6 +199,41 @@ pub(crate) enum Command {
   hubble observe -o json | ringfence flows load - --into clickhouse://ch:8123/net.flows"
     )]
     Flows(FlowsCommand),
+    /// Write intent from another system's policies.
+    #[command(
+        subcommand,
+        after_help = "Examples:
+  kubectl get netpol,anp,banp -A -o yaml > policies.yaml && ringfence import k8s policies.yaml --out intent/
+  ringfence import k8s manifests/ --out intent/ -o json"
+    )]
+    Import(ImportCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum ImportCommand {
+    /// Kubernetes NetworkPolicy, AdminNetworkPolicy, BaselineAdminNetworkPolicy
+    /// and ClusterNetworkPolicy objects (`kubectl get netpol,anp,banp -A -o yaml`,
+    /// or directories of manifests).
+    K8s(ImportK8sArgs),
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct ImportK8sArgs {
+    /// YAML or JSON files, and directories of them (read recursively).
+    #[arg(value_name = "PATH", required = true, num_args = 1..)]
+    pub(crate) paths: Vec<PathBuf>,
+    /// Directory to write the intent files to (created if missing; must hold no *.kdl file).
+    #[arg(long, value_name = "DIR")]
+    pub(crate) out: PathBuf,
+    /// Name of the scope that holds every pod.
+    #[arg(long, value_name = "NAME", default_value = "kubernetes")]
+    pub(crate) scope: String,
+    /// Limit the scope to this cluster of the inventory.
+    #[arg(long, value_name = "NAME")]
+    pub(crate) cluster: Option<String>,
+    /// Output format of the report on stdout.
+    #[arg(short = 'o', long, value_enum, default_value = "txt")]
+    pub(crate) format: Format,
 }
 
 #[derive(Debug, Args)]
@@ -240,8 +275,10 @@ pub(crate) struct SourceArgs {
 #[derive(Clone, Debug, Args)]
 pub(crate) struct InventoryArgs {
     /// `kubectl get nodes,namespaces,pods,services -A -o json` output, one
-    /// file per cluster (repeat the flag for several; `-` reads standard input).
-    #[arg(long = "inventory", value_name = "FILE", required = true)]
+    /// file per cluster, or Kubernetes manifests (YAML or JSON files and
+    /// directories) describing one cluster (repeat the flag for several; `-`
+    /// reads standard input).
+    #[arg(long = "inventory", value_name = "FILE|DIR", required = true)]
     pub(crate) inventory: Vec<PathBuf>,
     /// A Trivy JSON report (`trivy image --format json`) giving pods their
     /// CVSS score (repeat the flag for several).
@@ -298,8 +335,8 @@ pub(crate) struct ExplainArgs {
     /// Protocol: tcp, udp, sctp or icmp.
     #[arg(long, default_value = "tcp")]
     pub(crate) proto: String,
-    /// Destination port.
-    #[arg(long)]
+    /// Destination port (1-65535; tcp, udp and sctp need one).
+    #[arg(long, value_parser = clap::value_parser!(u16).range(1..))]
     pub(crate) port: Option<u16>,
     /// Output format.
     #[arg(short = 'o', long, value_enum, default_value = "txt")]
@@ -312,6 +349,16 @@ pub(crate) struct MatrixArgs {
     pub(crate) source: SourceArgs,
     #[command(flatten)]
     pub(crate) inventory: InventoryArgs,
+    /// Only lines from this group: `ns/name[Kind]`, `ns/name`, or a namespace
+    /// (`cluster/ns` with several clusters). Repeat for several.
+    #[arg(long, value_name = "GROUP")]
+    pub(crate) from: Vec<String>,
+    /// Only lines to this group (as --from). Repeat for several.
+    #[arg(long, value_name = "GROUP")]
+    pub(crate) to: Vec<String>,
+    /// Only lines with one side in this namespace. Repeat for several.
+    #[arg(long, value_name = "NS")]
+    pub(crate) namespace: Vec<String>,
     /// Output format.
     #[arg(short = 'o', long, value_enum, default_value = "txt")]
     pub(crate) format: Format,

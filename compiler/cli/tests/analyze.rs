@@ -6,32 +6,13 @@
 use std::path::PathBuf;
 use std::process::Output;
 
-use git2::{Repository, Signature};
-
-use ringfence_core::synth::kubectl_list;
+use git2::Repository;
+use ringfence_testkit::git::commit_all;
+use ringfence_testkit::synth::kubectl_list;
 use serde_json::Value;
 
 use crate::cli::{code, p, ringfence, text};
 use crate::common;
-
-fn commit_all(repo: &Repository, msg: &str) {
-    let mut index = repo.index().unwrap();
-    index
-        .add_all(["*"], git2::IndexAddOption::DEFAULT, None)
-        .unwrap();
-    index.write().unwrap();
-    let tree = repo.find_tree(index.write_tree().unwrap()).unwrap();
-    let sig = Signature::now("t", "t@example.invalid").unwrap();
-    let parent: Vec<git2::Commit<'_>> = repo
-        .head()
-        .ok()
-        .and_then(|h| h.peel_to_commit().ok())
-        .into_iter()
-        .collect();
-    let parents: Vec<&git2::Commit<'_>> = parent.iter().collect();
-    repo.commit(Some("HEAD"), &sig, &sig, msg, &tree, &parents)
-        .unwrap();
-}
 
 fn record(src: &str, dst: &str, port: u16, verdict: &str, minute: u32) -> String {
     format!(

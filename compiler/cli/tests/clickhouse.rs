@@ -13,7 +13,7 @@ use std::process::{Child, Command, Output, Stdio};
 use std::sync::atomic::{AtomicU16, Ordering};
 use std::time::{Duration, Instant};
 
-use ringfence_core::synth::kubectl_list;
+use ringfence_testkit::synth::kubectl_list;
 use serde_json::Value;
 
 use crate::cli::{code, p, ringfence, text};
@@ -294,9 +294,8 @@ impl Scenario {
             p(&self.inventory),
             "--format",
             "json",
-            "--flows",
         ];
-        args.extend(flows);
+        args.extend(flows.iter().flat_map(|f| ["--flows", *f]));
         args.extend(extra);
         let o = ringfence(&args);
         assert!(code(&o) <= 1, "analyze {flows:?}: {}", text(&o.stderr));
@@ -321,9 +320,8 @@ impl Scenario {
             "fine",
             "--format",
             "json",
-            "--flows",
         ];
-        args.extend(flows);
+        args.extend(flows.iter().flat_map(|f| ["--flows", *f]));
         args.extend(extra);
         let o = ringfence(&args);
         assert_eq!(code(&o), 0, "discover {flows:?}: {}", text(&o.stderr));
@@ -790,6 +788,7 @@ fn every_error_says_what_to_do() {
         p(&s.inventory),
         "--flows",
         p(&s.flows[0]),
+        "--flows",
         &flows,
     ]);
     assert!(refused(&o, &ports).contains("not both"));

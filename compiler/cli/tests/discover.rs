@@ -6,7 +6,7 @@ use std::path::Path;
 use std::process::Output;
 
 use crate::cli::{code, p, ringfence, text};
-use crate::shop;
+use ringfence_testkit::shop;
 
 fn discover(inputs: &shop::Inputs, out: &Path, extra: &[&str]) -> Output {
     let mut args = vec!["discover", "--inventory", p(&inputs.inventory)];

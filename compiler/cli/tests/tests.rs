@@ -7,15 +7,11 @@ mod cli;
 mod clickhouse;
 mod conventions;
 mod discover;
+mod import_k8s;
 mod keygen_verify;
+mod robust;
 
 // The scenario of the analysis library's tests (intent, inventory).
 #[path = "../../analyze/tests/common.rs"]
 #[allow(dead_code)] // only the intent and inventory are used here
 mod common;
-
-// The discovery library's synthesized shop.
-#[path = "../../discover/tests/shop.rs"]
-mod shop;
-#[path = "../../discover/tests/synth/mod.rs"]
-mod synth;

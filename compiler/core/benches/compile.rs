@@ -13,8 +13,8 @@
 
 use std::time::{Duration, Instant};
 
-use ringfence_core::synth::{Params, describe, generate};
 use ringfence_core::{Stage, compile_observed};
+use ringfence_testkit::synth::{Params, describe, generate};
 
 fn status_kib(field: &str) -> Option<u64> {
     let s = std::fs::read_to_string("/proc/self/status").ok()?;

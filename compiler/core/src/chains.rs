@@ -6,16 +6,17 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use rayon::prelude::*;
 use ringfence_intent::Diagnostic;
-use ringfence_intent::model::{Action, Direction, Intent, Proto, Span};
+use ringfence_intent::model::{Action, Direction, Intent, PolicyAction, PolicyRank, Proto, Span};
 use ringfence_schema::ir::{Chain, Rule};
 use ringfence_schema::net::PortRange;
 
-use crate::compress::{Findings, PeerRef, RawRule, compress};
+use crate::compress::{Findings, PeerRef, RawRule, compress, parts};
 use crate::diag;
 use crate::ids::{hash_hex, ident, set_name};
+use crate::interval::{Addrs, PortSet};
 use crate::membership::dir_index;
 use crate::order::{Item, Sig};
-use crate::resolve::{Resolved, SetKey, dir_name};
+use crate::resolve::{Plan, Resolved, SetKey, dir_name};
 
 /// A rule with its set as an index, for fast evaluation.
 #[derive(Clone, Debug)]
@@ -43,9 +44,32 @@ pub(crate) struct Chains {
     pub(crate) set_names: Vec<String>,
 }
 
-/// Expand a signature into rules, in order.
+/// Where a rule sits in a chain: a `pass` skips to the end of its section.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+enum Section {
+    /// Quarantine and implicit rules.
+    Top,
+    /// Absolute policies.
+    Absolute,
+    /// Default policies.
+    Default,
+    /// The catch-all.
+    CatchAll,
+}
+
+/// A rule before passes are resolved.
+struct Slot {
+    rule: RawRule,
+    section: Section,
+    pass: bool,
+}
+
+/// Expand a signature into rules, in order. A `pass` rule is replaced by the
+/// rules after its section, each narrowed to what the pass matches: the
+/// flows it matches are decided exactly as if it and the rest of its
+/// section were not there.
 fn expand(sig: &Sig, r: &Resolved) -> Vec<RawRule> {
-    let mut out = Vec::new();
+    let mut slots: Vec<Slot> = Vec::new();
     let peer = |p: Option<u32>| p.map_or(PeerRef::Any, PeerRef::Set);
     let all = |policy: u32, action: Action| RawRule {
         policy,
@@ -55,48 +79,69 @@ fn expand(sig: &Sig, r: &Resolved) -> Vec<RawRule> {
         ports: Vec::new(),
         log: false,
     };
+    let top = |rule: RawRule| Slot {
+        rule,
+        section: Section::Top,
+        pass: false,
+    };
+    let of_plan = |p: &Plan, rule: RawRule| Slot {
+        rule,
+        section: match p.rank {
+            PolicyRank::Absolute => Section::Absolute,
+            PolicyRank::Default => Section::Default,
+        },
+        pass: p.action == PolicyAction::Pass,
+    };
     for item in &sig.items {
         match item {
             Item::Quarantine => {
                 for x in r.exceptions.iter().filter(|x| x.direction == sig.direction) {
                     for t in &x.rules {
-                        out.push(RawRule {
+                        slots.push(top(RawRule {
                             policy: x.info,
                             action: Action::Allow,
                             peer: peer(t.peer),
                             proto: t.proto,
                             ports: t.ports.clone(),
                             log: false,
-                        });
+                        }));
                     }
                 }
-                out.push(all(r.q_deny[dir_index(sig.direction)], Action::Deny));
+                slots.push(top(all(r.q_deny[dir_index(sig.direction)], Action::Deny)));
             }
             Item::SvcReturn { key, proto, port } => {
                 let ret = &r.svc_returns[key];
-                out.push(RawRule {
+                slots.push(top(RawRule {
                     policy: ret.info,
                     action: Action::Allow,
                     peer: PeerRef::Set(ret.peer),
                     proto: *proto,
                     ports: vec![PortRange::single(*port)],
                     log: false,
-                });
+                }));
             }
             Item::Egress(pi) => {
                 let p = &r.plans[*pi as usize];
                 for t in &p.egress_rules {
-                    out.push(RawRule {
-                        policy: p.info,
-                        action: p.action,
-                        peer: peer(t.peer),
-                        proto: t.proto,
-                        ports: t.ports.clone(),
-                        log: p.log,
-                    });
+                    slots.push(of_plan(
+                        p,
+                        RawRule {
+                            policy: p.info,
+                            action: p.action.decision().unwrap_or(Action::Allow),
+                            peer: peer(t.peer),
+                            proto: t.proto,
+                            ports: t.ports.clone(),
+                            log: p.log,
+                        },
+                    ));
                 }
             }
-            Item::Ingress { plan, direct, via } => {
+            Item::Ingress {
+                plan,
+                direct,
+                named,
+                via,
+            } => {
                 let p = &r.plans[*plan as usize];
                 let from = peer(
                     p.ingress_peer
@@ -104,30 +149,113 @@ fn expand(sig: &Sig, r: &Resolved) -> Vec<RawRule> {
                 );
                 let rule = |proto: Proto, ports: Vec<PortRange>| RawRule {
                     policy: p.info,
-                    action: p.action,
+                    action: p.action.decision().unwrap_or(Action::Allow),
                     peer: from.clone(),
                     proto,
                     ports,
                     log: p.log,
                 };
                 if *direct {
-                    out.push(rule(p.proto, p.ports.clone()));
+                    slots.push(of_plan(p, rule(p.proto, p.ports.clone())));
                 }
                 let mut by_proto: BTreeMap<Proto, Vec<PortRange>> = BTreeMap::new();
-                for &(proto, port) in via {
+                for &(proto, port) in named.iter().chain(via) {
                     by_proto
                         .entry(proto)
                         .or_default()
                         .push(PortRange::single(port));
                 }
                 for (proto, ports) in by_proto {
-                    out.push(rule(proto, ports));
+                    slots.push(of_plan(p, rule(proto, ports)));
                 }
             }
-            Item::CatchAll(info, action) => out.push(all(*info, *action)),
+            Item::CatchAll(info, action) => slots.push(Slot {
+                rule: all(*info, *action),
+                section: Section::CatchAll,
+                pass: false,
+            }),
         }
     }
-    out
+    // From the end, so that the rules a pass leads to are already resolved.
+    let mut rev: Vec<(RawRule, Section)> = Vec::with_capacity(slots.len());
+    for slot in slots.into_iter().rev() {
+        if !slot.pass {
+            rev.push((slot.rule, slot.section));
+            continue;
+        }
+        let after: Vec<(RawRule, Section)> = rev
+            .iter()
+            .filter(|(_, sec)| *sec > slot.section)
+            .rev()
+            .filter_map(|(t, sec)| narrow(t, &slot.rule, &r.sets.addrs).map(|n| (n, *sec)))
+            .collect();
+        rev.extend(after.into_iter().rev().map(|(n, _)| (n, slot.section)));
+    }
+    rev.into_iter().rev().map(|(rule, _)| rule).collect()
+}
+
+/// Rule `t` limited to the flows rule `p` matches, if any are left.
+fn narrow(t: &RawRule, p: &RawRule, sets: &[Addrs]) -> Option<RawRule> {
+    let addrs = |x: &PeerRef| -> Option<Addrs> {
+        match x {
+            PeerRef::Any => None,
+            PeerRef::Set(i) => Some(sets[*i as usize].clone()),
+            PeerRef::New(a, _) => Some(a.clone()),
+        }
+    };
+    let peer = match (&t.peer, &p.peer) {
+        (PeerRef::Any, x) | (x, PeerRef::Any) => x.clone(),
+        (a, b) if a == b => a.clone(),
+        (a, b) => {
+            let both = addrs(a)
+                .expect("a set")
+                .intersection(&addrs(b).expect("a set"));
+            if both.is_empty() {
+                return None;
+            }
+            let mut made: Vec<Vec<u32>> = Vec::new();
+            for x in parts(a) {
+                for y in parts(b) {
+                    let mut z: Vec<u32> = x.iter().chain(&y).copied().collect();
+                    z.sort_unstable();
+                    z.dedup();
+                    made.push(z);
+                }
+            }
+            made.sort();
+            made.dedup();
+            PeerRef::New(both, made)
+        }
+    };
+    let proto = match (t.proto, p.proto) {
+        (Proto::Any, x) | (x, Proto::Any) => x,
+        (a, b) if a == b => a,
+        _ => return None,
+    };
+    let ports = if !proto.has_ports() {
+        Vec::new()
+    } else {
+        match (t.ports.is_empty(), p.ports.is_empty()) {
+            (true, _) => p.ports.clone(),
+            (false, true) => t.ports.clone(),
+            (false, false) => {
+                let both = PortSet::from_port_ranges(&t.ports)
+                    .intersection(&PortSet::from_port_ranges(&p.ports));
+                if both.is_empty() {
+                    return None;
+                }
+                both.to_port_ranges()
+            }
+        }
+    };
+    Some(RawRule {
+        policy: t.policy,
+        action: t.action,
+        peer,
+        proto,
+        ports,
+        log: t.log,
+    })
 }
 
 /// Build, compress and name every group's chain; report shadowed and
@@ -160,9 +288,15 @@ pub(crate) fn build(
                     PeerRef::New(a, parts) => {
                         let info = &r.infos.list[rule.policy as usize];
                         let stem = info.name.clone();
-                        let defs: Vec<&str> = parts
+                        let defs: Vec<String> = parts
                             .iter()
-                            .map(|&p| r.sets.defs[p as usize].as_str())
+                            .map(|meet| {
+                                let d: Vec<&str> = meet
+                                    .iter()
+                                    .map(|&p| r.sets.defs[p as usize].as_str())
+                                    .collect();
+                                d.join(" & ")
+                            })
                             .collect();
                         let def = format!("union {} [{}]", info.id, defs.join(" | "));
                         Some(

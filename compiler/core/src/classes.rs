@@ -15,7 +15,8 @@
 
 use std::collections::HashMap;
 
-use ringfence_intent::model::WorkloadKind;
+use ringfence_intent::model::{Intent, Proto, WorkloadKind};
+use ringfence_inventory::model::Pod;
 use ringfence_schema::ir::EndpointKind;
 
 use crate::membership::Membership;
@@ -38,6 +39,38 @@ pub(crate) struct ClassKey {
     /// Services it backs (workload index), ascending, each with the target
     /// port every service port resolves to on it.
     pub(crate) services: Vec<(u32, Vec<Option<u16>>)>,
+    /// Its container ports whose names some policy uses, sorted.
+    pub(crate) named: Vec<(String, Proto, u16)>,
+}
+
+/// The container port names policies use, sorted.
+pub(crate) fn port_names(intent: &Intent) -> Vec<String> {
+    let mut names: Vec<String> = intent
+        .policies
+        .iter()
+        .flat_map(|p| p.named_ports.iter().cloned())
+        .collect();
+    names.sort_unstable();
+    names.dedup();
+    names
+}
+
+/// `pod`'s container ports named in `names` (sorted), for its class key.
+pub(crate) fn named_ports(names: &[String], pod: &Pod) -> Vec<(String, Proto, u16)> {
+    let mut out: Vec<(String, Proto, u16)> = pod
+        .ports
+        .iter()
+        .filter_map(|cp| {
+            let n = cp.name.as_ref()?;
+            names
+                .binary_search(n)
+                .is_ok()
+                .then(|| (n.clone(), cp.proto, cp.port))
+        })
+        .collect();
+    out.sort_unstable();
+    out.dedup();
+    out
 }
 
 /// Every class of a compile.
@@ -77,12 +110,14 @@ impl Classes {
             ..Classes::default()
         };
         let mut index: HashMap<ClassKey, u32> = HashMap::new();
+        let names = port_names(world.intent);
         for w in (0..n as u32).filter(|&w| classed[w as usize]) {
             let mut key = std::mem::take(&mut keys[w as usize]);
             key.cluster = world.w[w as usize].cluster.expect("pods have a cluster");
             key.capable = world.endpoint_kind(w) == Some(EndpointKind::Pod);
             key.quarantined = m.quarantined.get(w);
             let pod = world.pod(w);
+            key.named = named_ports(&names, pod);
             let mut services: Vec<u32> = world.services_of(w).to_vec();
             services.sort_unstable();
             key.services = services

@@ -31,9 +31,10 @@ pub(crate) enum PeerRef {
     Any,
     /// An interned set.
     Set(u32),
-    /// A set made by merging, to be interned: its content and the sets it
-    /// is the union of (ascending).
-    New(Addrs, Vec<u32>),
+    /// A set made by merging or narrowing, to be interned: its content and
+    /// what it is made of, as a union of intersections of interned sets
+    /// (each ascending, the list ascending).
+    New(Addrs, Vec<Vec<u32>>),
 }
 
 /// A rule as the chain builder makes it.
@@ -225,11 +226,11 @@ fn resolve<'a>(p: &'a PeerRef, sets: &'a [Addrs], full: &'a Addrs) -> &'a Addrs 
     }
 }
 
-/// The interned sets a peer is the union of.
-fn parts(p: &PeerRef) -> Vec<u32> {
+/// What a peer is made of: a union of intersections of interned sets.
+pub(crate) fn parts(p: &PeerRef) -> Vec<Vec<u32>> {
     match p {
         PeerRef::Any => Vec::new(),
-        PeerRef::Set(s) => vec![*s],
+        PeerRef::Set(s) => vec![vec![*s]],
         PeerRef::New(_, parts) => parts.clone(),
     }
 }
@@ -479,7 +480,10 @@ mod tests {
             p < 9
         });
         assert_eq!(out.len(), 2);
-        assert_eq!(out[0].peer, PeerRef::New(s(1).union(&s(2)), vec![0, 1]));
+        assert_eq!(
+            out[0].peer,
+            PeerRef::New(s(1).union(&s(2)), vec![vec![0], vec![1]])
+        );
         let (out, _) = compress(vec![mk(0, "80"), mk(0, "81,90")], &sets, |p| p < 9);
         assert_eq!(out.len(), 1);
         assert_eq!(

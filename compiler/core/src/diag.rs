@@ -3,6 +3,7 @@
 //! | code | severity | when |
 //! |---|---|---|
 //! | `ringfence::cluster-split` | error | workloads of one cluster are members of two top-level scopes |
+//! | `ringfence::scopes-share-workloads` | warning | a workload is in two scopes neither of which is inside the other |
 //! | `ringfence::shadowed-policy` | warning | every rule of a policy, everywhere it applies, is decided earlier |
 //! | `ringfence::conflicting-policy` | warning | an earlier policy with the opposite action decides part of a later one |
 //! | `ringfence::unknown-service` | warning | a `service:NS/NAME` no cluster has |
@@ -31,6 +32,49 @@ pub(crate) fn cluster_split(
     .with_help(
         "map each cluster to exactly one top-level scope: narrow the queries of the \
          top-level scopes (e.g. `cluster \"…\"`) so they do not share a cluster",
+    )
+}
+
+/// A workload in two scopes neither of which contains the other: `later`
+/// comes later in priority order, so it counts as the more specific one.
+pub(crate) fn overlapping_scopes(
+    earlier: (&str, Span),
+    later: (&str, Span),
+    example: &str,
+    count: usize,
+) -> Diagnostic {
+    let others = match count {
+        1 => String::new(),
+        n => format!(
+            " and {} other workload{}",
+            n - 1,
+            if n == 2 { "" } else { "s" }
+        ),
+    };
+    Diagnostic::warning(
+        "ringfence::scopes-share-workloads",
+        format!(
+            "`{example}`{others} {} in both `{}` and `{}`, neither inside the other: `{}` comes \
+             later in priority order, so its default policies decide before `{}`'s and its \
+             catch-all applies",
+            if count == 1 { "is" } else { "are" },
+            earlier.0,
+            later.0,
+            later.0,
+            earlier.0
+        ),
+    )
+    .with_label(
+        later.1,
+        format!("`{}` counts as the more specific scope", later.0),
+    )
+    .with_label(
+        earlier.1,
+        format!("`{}` takes the same workloads", earlier.0),
+    )
+    .with_help(
+        "declare one scope inside the other, or narrow their queries so they do not share \
+         workloads; the order of sibling scopes is their declaration order",
     )
 }
 

@@ -86,6 +86,9 @@ pub enum ExplainError {
     /// tcp, udp and sctp need a port.
     #[error("{0} needs a port: give --port")]
     PortNeeded(Proto),
+    /// Port 0, which no connection can have.
+    #[error("port 0 is not a port a connection can use: give --port 1-65535")]
+    PortZero,
     /// A peer without an address to send from or to.
     #[error("`{0}` has no running pod with an address")]
     NoAddress(String),
@@ -595,7 +598,11 @@ impl Compiled {
         port: Option<u16>,
     ) -> Result<Explanation, ExplainError> {
         let port = if proto.has_ports() {
-            Some(port.ok_or(ExplainError::PortNeeded(proto))?)
+            match port {
+                None => return Err(ExplainError::PortNeeded(proto)),
+                Some(0) => return Err(ExplainError::PortZero),
+                Some(p) => Some(p),
+            }
         } else {
             None
         };

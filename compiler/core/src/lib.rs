@@ -27,20 +27,22 @@
 //! pods of known classes change membership, never rules.
 //!
 //! The result, [`Compiled`], also answers `explain` ([`Compiled::peer`],
-//! [`Compiled::explain`]) and `matrix` ([`Compiled::matrix`]) and gives flow
+//! [`Compiled::explain`]) and `matrix` ([`Compiled::matrix`], and
+//! [`Compiled::connlist`] in np-guard netpol-analyzer's format) and gives flow
 //! analysis a fast [`Compiled::verdict`], all from the same chains the nodes
-//! enforce. `schema/docs/ir.md` documents the IR and these semantics.
+//! enforce; [`diff`] compares two compiles (`ringfence plan`). `schema/docs/ir.md` documents the IR and these semantics.
 //!
-//! [`interval`] holds the interval sets the analysis is built on; [`testing`]
-//! builds intent and inventory values for tests; [`synth`] generates clusters
-//! of any size (as values and as files) for benchmarks.
+//! [`interval`] holds the interval sets the analysis is built on. Builders
+//! and synthetic clusters for tests and benchmarks are in `ringfence-testkit`.
 
 mod bits;
 mod chains;
 mod classes;
 mod compiled;
 mod compress;
+pub mod connlist;
 mod diag;
+pub mod diff;
 pub mod explain;
 mod ids;
 pub mod interval;
@@ -50,8 +52,6 @@ mod membership;
 mod order;
 mod resolve;
 mod slice;
-pub mod synth;
-pub mod testing;
 mod world;
 
 use std::collections::BTreeMap;
@@ -63,8 +63,9 @@ use ringfence_inventory::model::Inventory;
 pub use compiled::{
     Compiled, Decision, FastHasher, FastMap, FlowVerdict, Side, Translation, Via, WorkloadView,
 };
+pub use connlist::ConnLine;
 pub use explain::{ExplainError, Explanation, Peer, PeerError};
-pub use matrix::{Connection, Matrix};
+pub use matrix::{Connection, Matrix, Select};
 
 use crate::membership::Membership;
 use crate::world::World;
@@ -111,6 +112,7 @@ pub fn compile_observed(
     let world = World::new(intent, inventory);
     let m = Membership::new(&world);
     diags.extend(cluster_split(&world, &m));
+    diags.extend(overlapping_scopes(&world, &m));
     if diags.has_errors() {
         diags.sort();
         return (None, diags.0);
@@ -131,6 +133,46 @@ pub fn compile_observed(
     on_stage(Stage::Slice);
     diags.sort();
     (Some(compiled), diags.0)
+}
+
+/// Workloads whose scopes do not form one chain: one warning per pair of
+/// scopes, naming the first such workload and how many there are.
+///
+/// Members of a scope are members of its parent, so in priority order
+/// (pre-order) the scopes holding a workload form a chain exactly when each
+/// one's parent is the previous one holding it. Two top-level scopes are
+/// `cluster-split`'s.
+fn overlapping_scopes(world: &World<'_>, m: &Membership) -> Vec<Diagnostic> {
+    let intent = world.intent;
+    let mut prev: Vec<Option<usize>> = vec![None; world.len()];
+    // (earlier, later) → (first workload, count)
+    let mut pairs: BTreeMap<(usize, usize), (u32, usize)> = BTreeMap::new();
+    for (s, scope) in intent.scopes.iter().enumerate() {
+        for w in m.scopes[s].ones() {
+            let before = prev[w as usize].replace(s);
+            if let (Some(p), Some(b)) = (scope.parent, before)
+                && p != b
+            {
+                pairs.entry((b, s)).or_insert((w, 0)).1 += 1;
+            }
+        }
+    }
+    pairs
+        .into_iter()
+        .map(|((a, b), (w, count))| {
+            let wl = &world.w[w as usize];
+            let example = match wl.namespace {
+                Some(ns) => format!("{ns}/{}", wl.name),
+                None => wl.name.to_string(),
+            };
+            diag::overlapping_scopes(
+                (&intent.scopes[a].name, intent.scopes[a].span),
+                (&intent.scopes[b].name, intent.scopes[b].span),
+                &example,
+                count,
+            )
+        })
+        .collect()
 }
 
 /// Workloads of one cluster in two top-level scopes: one error per cluster.

@@ -328,6 +328,7 @@ impl Compiled {
             scopes,
             filters,
             services,
+            named: crate::classes::named_ports(&crate::classes::port_names(&live.intent), pod),
         };
         match live.index.get(&key) {
             Some(&c) => Placed::Class(c),

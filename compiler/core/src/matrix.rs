@@ -12,6 +12,9 @@
 //! externals through NodePort and LoadBalancer entry points, with the
 //! entry-point port: `internet[External] => shop/frontend[Deployment] : TCP
 //! 30080 (NodePort shop/frontend)`.
+//!
+//! A [`Select`] keeps only some group pairs; pairs it drops are not
+//! evaluated at all.
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
@@ -59,6 +62,57 @@ pub struct Entry {
     pub service: String,
 }
 
+/// Which lines to compute: every list empty keeps everything.
+///
+/// A pattern matches a group by its whole name (`shop/web[Deployment]`), its
+/// name without the kind (`shop/web`), or a prefix ending in `/`
+/// (a namespace or `cluster/namespace`, given without the `/`).
+#[derive(Clone, Debug, Default)]
+pub struct Select {
+    /// Consumer groups (any of them).
+    pub from: Vec<String>,
+    /// Provider groups (any of them).
+    pub to: Vec<String>,
+    /// Namespaces one side must be in (any of them).
+    pub namespaces: Vec<String>,
+}
+
+impl Select {
+    fn matches(pattern: &str, group: &str) -> bool {
+        let name = group.rsplit_once('[').map_or(group, |(n, _)| n);
+        group == pattern
+            || name == pattern
+            || name
+                .strip_prefix(pattern)
+                .is_some_and(|rest| rest.starts_with('/'))
+    }
+
+    fn in_namespace(ns: &str, group: &str) -> bool {
+        let name = group.rsplit_once('[').map_or(group, |(n, _)| n);
+        let mut parts = name.rsplit('/');
+        parts.next();
+        parts.next() == Some(ns)
+    }
+
+    fn keeps_from(&self, group: &str) -> bool {
+        self.from.is_empty() || self.from.iter().any(|p| Self::matches(p, group))
+    }
+
+    fn keeps_to(&self, group: &str) -> bool {
+        self.to.is_empty() || self.to.iter().any(|p| Self::matches(p, group))
+    }
+
+    fn keeps(&self, from: &str, to: &str) -> bool {
+        self.keeps_from(from)
+            && self.keeps_to(to)
+            && (self.namespaces.is_empty()
+                || self
+                    .namespaces
+                    .iter()
+                    .any(|ns| Self::in_namespace(ns, from) || Self::in_namespace(ns, to)))
+    }
+}
+
 /// What a member looks like from the other side, per address family.
 #[derive(Clone)]
 enum Spec {
@@ -79,6 +133,11 @@ fn fam(a: &IpAddr) -> usize {
 impl Compiled {
     /// Every allowed connection between workload groups (see [`crate::matrix`]).
     pub fn matrix(&self) -> Matrix {
+        self.matrix_of(&Select::default())
+    }
+
+    /// The lines of [`Compiled::matrix`] that `select` keeps.
+    pub fn matrix_of(&self, select: &Select) -> Matrix {
         let mut groups: BTreeMap<&str, Vec<Member>> = BTreeMap::new();
         for (w, wl) in self.cat.iter().enumerate() {
             let w = w as u32;
@@ -127,8 +186,11 @@ impl Compiled {
             set_cache: HashMap::new(),
         };
         let mut out = Vec::new();
-        for (from, cs) in &groups {
+        for (from, cs) in groups.iter().filter(|(g, _)| select.keeps_from(g)) {
             for (to, ps) in &groups {
+                if !select.keeps(from, to) {
+                    continue;
+                }
                 let external =
                     |m: &Member| self.cat[m.workload as usize].kind == WorkloadKind::External;
                 if cs.iter().all(external) && ps.iter().all(external) {
@@ -155,7 +217,7 @@ impl Compiled {
                 }
             }
         }
-        self.exposure_lines(&groups, &mut ev, &mut out);
+        self.exposure_lines(&groups, select, &mut ev, &mut out);
         out.sort();
         Matrix { connections: out }
     }
@@ -163,6 +225,7 @@ impl Compiled {
     fn exposure_lines(
         &self,
         groups: &BTreeMap<&str, Vec<Member>>,
+        select: &Select,
         ev: &mut Evaluator<'_>,
         out: &mut Vec<Connection>,
     ) {
@@ -201,7 +264,7 @@ impl Compiled {
                 {
                     continue;
                 }
-                for (to, targets) in &by_group {
+                for (to, targets) in by_group.iter().filter(|(to, _)| select.keeps(from, to)) {
                     let ok = members.iter().all(|m| {
                         targets.iter().all(|&(e, tp)| {
                             let chain = self.ep_info[e as usize].ingress;

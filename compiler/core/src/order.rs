@@ -14,7 +14,7 @@ use ringfence_intent::model::{Action, Direction, Mode, Proto, WorkloadKind};
 use ringfence_schema::ir::{EndpointKind, ProtoPort};
 
 use crate::membership::{Membership, dir_index};
-use crate::resolve::{Resolved, port_selected};
+use crate::resolve::{Resolved, resolve_named, service_port_selected};
 use crate::world::{World, host_ports};
 
 /// One entry of a chain signature.
@@ -31,12 +31,14 @@ pub(crate) enum Item {
     },
     /// A policy's rules on a consumer's egress chain.
     Egress(u32),
-    /// A policy's rules on a provider's ingress chain: its own ports if the
-    /// endpoint is a provider member (`direct`), plus the target ports of
-    /// provided services it backs (`via`).
+    /// A policy's rules on a provider's ingress chain: its port numbers (or
+    /// every port) if the endpoint is a provider member (`direct`), the ports
+    /// its port names give on the endpoint (`named`), plus the target ports
+    /// of provided services it backs (`via`).
     Ingress {
         plan: u32,
         direct: bool,
+        named: Vec<(Proto, u16)>,
         via: Vec<(Proto, u16)>,
     },
     /// The catch-all (its policy info and action).
@@ -73,8 +75,17 @@ pub(crate) struct Ordered {
     pub(crate) groups: Vec<Sig>,
 }
 
-/// Owner kinds `matrix` groups pods by.
-const GROUPED_OWNERS: [&str; 4] = ["Deployment", "StatefulSet", "DaemonSet", "Job"];
+/// Owner kinds `matrix` groups pods by (the workload kinds, as manifests and
+/// `ownerReferences` name them).
+const GROUPED_OWNERS: [&str; 7] = [
+    "Deployment",
+    "StatefulSet",
+    "DaemonSet",
+    "Job",
+    "CronJob",
+    "ReplicaSet",
+    "ReplicationController",
+];
 
 /// How `matrix` names the group a workload belongs to: `ns/owner[Kind]`,
 /// `ns/pod[Pod]`, `node[Node]`, `name[External]`, `ns/name[Service]`; with
@@ -243,18 +254,26 @@ fn signature(
             for group in applies.ingress.chunk_by(|a, b| a.0 == b.0) {
                 let pi = group[0].0;
                 let p = &r.plans[pi as usize];
-                let direct = group.iter().any(|&(_, s)| s == NONE);
+                let member = group.iter().any(|&(_, s)| s == NONE);
+                // Port names resolve on the endpoint itself, when it is a pod.
+                let named = if member && !p.named.is_empty() && is_pod {
+                    resolve_named(world.pod(w), p.proto, &p.named)
+                } else {
+                    Vec::new()
+                };
+                let direct = member && (p.named.is_empty() || !p.ports.is_empty());
                 let mut via: Vec<(Proto, u16)> = group
                     .iter()
                     .filter(|&&(_, s)| s != NONE)
-                    .flat_map(|&(_, s)| translated(world, w, s, p.proto, &p.ports))
+                    .flat_map(|&(_, s)| translated(world, w, s, p.proto, &p.ports, &p.named))
                     .collect();
-                if direct || !via.is_empty() {
+                if direct || !named.is_empty() || !via.is_empty() {
                     via.sort_unstable();
                     via.dedup();
                     items.push(Item::Ingress {
                         plan: pi,
                         direct,
+                        named,
                         via,
                     });
                 }
@@ -293,13 +312,14 @@ fn translated(
     s: u32,
     proto: Proto,
     ports: &[ringfence_schema::net::PortRange],
+    named: &[String],
 ) -> Vec<(Proto, u16)> {
     let pod = world.pod(w);
     world
         .service(s)
         .ports
         .iter()
-        .filter(|sp| port_selected(sp, proto, ports))
+        .filter(|sp| service_port_selected(sp, proto, ports, named))
         .filter_map(|sp| {
             pod.resolve_target(&sp.target, sp.proto)
                 .map(|tp| (sp.proto, tp))

@@ -12,9 +12,10 @@ use std::collections::{BTreeMap, HashMap};
 
 use ringfence_intent::Diagnostic;
 use ringfence_intent::model::{
-    Action, Direction, Intent, Mode, PolicyRank, Proto, ScopeId, Span, Target, WorkloadKind,
+    Action, Direction, Intent, Mode, PolicyAction, PolicyRank, Proto, ScopeId, Span, Target,
+    WorkloadKind,
 };
-use ringfence_inventory::model::{ServicePort, ServiceType, TargetPort, TrafficPolicy};
+use ringfence_inventory::model::{Pod, ServicePort, ServiceType, TargetPort, TrafficPolicy};
 use ringfence_schema::ir::{PolicyInfo, Rank};
 use ringfence_schema::net::PortRange;
 
@@ -36,13 +37,14 @@ pub(crate) enum SetKey {
     Consumers(TargetKey),
     /// A target's members that are not services.
     Members(TargetKey),
-    /// The backing pods of a target's services reached on a protocol and
-    /// target ports.
-    Backends(TargetKey, Proto, Vec<PortRange>),
+    /// The pods reached on a protocol and target ports: backing pods of a
+    /// target's services, or (with port names) pods whose container ports
+    /// have those names, among a target's members (`None`: every pod).
+    Backends(Option<TargetKey>, Vec<String>, Proto, Vec<PortRange>),
     /// A cluster's nodes.
     Nodes(u32),
     /// Adjacent rules of one policy merged into one: the union of their sets.
-    Union(u32, Vec<u32>),
+    Union(u32, Vec<Vec<u32>>),
 }
 
 /// Interned address sets, shared by definition.
@@ -172,11 +174,15 @@ pub(crate) struct TargetInfo {
 pub(crate) struct Plan {
     /// Its policy info (equal to its index in `intent.policies`).
     pub(crate) info: u32,
-    pub(crate) action: Action,
+    pub(crate) action: PolicyAction,
+    /// Its group: a `pass` skips the rest of it.
+    pub(crate) rank: PolicyRank,
     pub(crate) log: bool,
     pub(crate) scope: ScopeId,
     pub(crate) proto: Proto,
     pub(crate) ports: Vec<PortRange>,
+    /// Container port names, resolved on each provider pod.
+    pub(crate) named: Vec<String>,
     /// Workloads whose egress chain takes it.
     pub(crate) egress: Bits,
     /// Workloads whose ingress chain takes it because they are provider members.
@@ -234,6 +240,38 @@ pub(crate) fn port_selected(sp: &ServicePort, proto: Proto, ports: &[PortRange])
     proto.matches(sp.proto) && (ports.is_empty() || ports.iter().any(|r| r.contains(sp.port)))
 }
 
+/// Whether a service port is meant by a policy that may have port names:
+/// names mean container ports of pods, never service ports, so a policy
+/// with names and no numbers means no service port.
+pub(crate) fn service_port_selected(
+    sp: &ServicePort,
+    proto: Proto,
+    ports: &[PortRange],
+    named: &[String],
+) -> bool {
+    (named.is_empty() || !ports.is_empty()) && port_selected(sp, proto, ports)
+}
+
+/// The (protocol, port) pairs a pod's container ports named in `named` give
+/// under `proto` (`any`: whatever the container port's protocol), sorted.
+pub(crate) fn resolve_named(pod: &Pod, proto: Proto, named: &[String]) -> Vec<(Proto, u16)> {
+    let mut out: Vec<(Proto, u16)> = pod
+        .ports
+        .iter()
+        .filter(|cp| {
+            proto.matches(cp.proto)
+                && cp
+                    .name
+                    .as_ref()
+                    .is_some_and(|n| named.binary_search(n).is_ok())
+        })
+        .map(|cp| (cp.proto, cp.port))
+        .collect();
+    out.sort_unstable();
+    out.dedup();
+    out
+}
+
 struct Resolver<'w, 'a> {
     world: &'w World<'a>,
     m: &'w Membership,
@@ -244,7 +282,7 @@ struct Resolver<'w, 'a> {
     consumer_ids: HashMap<TargetKey, Option<Option<u32>>>,
     /// Interned set of a target's non-service members.
     direct_ids: HashMap<TargetKey, u32>,
-    translations: HashMap<(TargetKey, Proto, Vec<PortRange>), Translation>,
+    translations: HashMap<(TargetKey, Proto, Vec<PortRange>, Vec<String>), Translation>,
     diags: Vec<Diagnostic>,
 }
 
@@ -318,7 +356,9 @@ pub(crate) fn resolve(
                     PolicyRank::Absolute => Rank::Absolute,
                     PolicyRank::Default => Rank::Default,
                 },
-                action: p.action,
+                // A pass never decides: the rules it leads to trace to the
+                // policies that do, so no rule refers to a pass's info.
+                action: p.action.decision().unwrap_or(Action::Allow),
                 span: p.span,
             },
         );
@@ -397,7 +437,9 @@ pub(crate) fn resolve(
                     })
                     .into_iter()
                     .collect(),
-                Direction::Egress => r.provider_rules(&x.peer, x.proto, &x.ports, &x.id, x.span),
+                Direction::Egress => {
+                    r.provider_rules(&x.peer, x.proto, &x.ports, &[], &x.id, x.span)
+                }
             };
             exceptions.push(Exception {
                 info,
@@ -530,6 +572,23 @@ impl Resolver<'_, '_> {
         }
     }
 
+    /// (protocol, port) → what the pods among `pods` whose container ports
+    /// `named` name there stand for.
+    fn named_by_port(
+        &self,
+        pods: impl Iterator<Item = u32>,
+        proto: Proto,
+        named: &[String],
+    ) -> BTreeMap<(Proto, u16), Vec<Addrs>> {
+        let mut by_port: BTreeMap<(Proto, u16), Vec<Addrs>> = BTreeMap::new();
+        for w in pods.filter(|&w| !self.world.pod(w).ips.is_empty()) {
+            for pp in resolve_named(self.world.pod(w), proto, named) {
+                by_port.entry(pp).or_default().push(self.addrs_of(w));
+            }
+        }
+        by_port
+    }
+
     /// The peer of ingress rules for a consumer target: `None` if it has no
     /// address, `Some(None)` for every address.
     fn consumer_peer(&mut self, t: &Target) -> Option<Option<u32>> {
@@ -567,19 +626,31 @@ impl Resolver<'_, '_> {
         t: &Target,
         proto: Proto,
         ports: &[PortRange],
+        named: &[String],
         policy: &str,
         span: Span,
     ) -> Vec<RuleTpl> {
         let Some(key) = target_key(t) else {
-            return vec![RuleTpl {
-                peer: None,
-                proto,
-                ports: ports.to_vec(),
-            }];
+            // Every address on the port numbers; port names on every pod.
+            let mut rules: Vec<RuleTpl> = (named.is_empty() || !ports.is_empty())
+                .then(|| RuleTpl {
+                    peer: None,
+                    proto,
+                    ports: ports.to_vec(),
+                })
+                .into_iter()
+                .collect();
+            if !named.is_empty() {
+                let world = self.world;
+                let pods = world.clusters.iter().flat_map(|c| c.pods.clone());
+                let by_port = self.named_by_port(pods, proto, named);
+                rules.extend(self.port_rules(by_port, "any", None, named));
+            }
+            return rules;
         };
-        let cache_key = (key, proto, ports.to_vec());
+        let cache_key = (key, proto, ports.to_vec(), named.to_vec());
         if !self.translations.contains_key(&cache_key) {
-            let tr = self.translate(t, proto, ports);
+            let tr = self.translate(t, proto, ports, named);
             self.translations.insert(cache_key.clone(), tr);
         }
         let tr = &self.translations[&cache_key];
@@ -608,15 +679,23 @@ impl Resolver<'_, '_> {
         rules
     }
 
-    fn translate(&mut self, t: &Target, proto: Proto, ports: &[PortRange]) -> Translation {
+    fn translate(
+        &mut self,
+        t: &Target,
+        proto: Proto,
+        ports: &[PortRange],
+        named: &[String],
+    ) -> Translation {
         let world = self.world;
         let info = self.target(t).expect("not any");
         let direct = info.direct_addrs.clone();
         let stem = info.stem.clone();
         let services = info.services.clone();
+        let members = info.members.clone().expect("not any");
         let mut rules = Vec::new();
         let key = target_key(t).expect("not any");
-        if !direct.is_empty() {
+        // Port numbers (or every port) on the direct members.
+        if !direct.is_empty() && (named.is_empty() || !ports.is_empty()) {
             let id = match self.direct_ids.get(&key) {
                 Some(&id) => id,
                 None => {
@@ -636,13 +715,20 @@ impl Resolver<'_, '_> {
         }
         // (proto, target port) → addresses of the pods reached on it.
         let mut by_port: BTreeMap<(Proto, u16), Vec<Addrs>> = BTreeMap::new();
+        // Named ports on the member pods, each on the port it names there.
+        if !named.is_empty() {
+            let pods = members
+                .ones()
+                .filter(|&w| world.w[w as usize].kind == WorkloadKind::Pod);
+            by_port = self.named_by_port(pods, proto, named);
+        }
         let mut unresolved = Vec::new();
         for &s in &services {
             let svc = world.service(s);
             for sp in svc
                 .ports
                 .iter()
-                .filter(|sp| port_selected(sp, proto, ports))
+                .filter(|sp| service_port_selected(sp, proto, ports, named))
             {
                 for &p in world.backing(s) {
                     let pod = world.pod(p);
@@ -663,7 +749,30 @@ impl Resolver<'_, '_> {
                 }
             }
         }
-        // One rule per (protocol, pod set), listing every port that set is reached on.
+        let svc_stem = if services.len() == 1 && named.is_empty() {
+            let s = world.service(services[0]);
+            format!("svc_{}_{}", s.namespace, s.name)
+        } else {
+            stem
+        };
+        rules.extend(self.port_rules(by_port, &svc_stem, Some(&key), named));
+        Translation {
+            rules,
+            unresolved,
+            services,
+        }
+    }
+
+    /// One rule per (protocol, pod set), listing every port that set is
+    /// reached on. Their sets are named after `key` (`None`: `any`) and
+    /// `named`.
+    fn port_rules(
+        &mut self,
+        by_port: BTreeMap<(Proto, u16), Vec<Addrs>>,
+        stem: &str,
+        key: Option<&TargetKey>,
+        named: &[String],
+    ) -> Vec<RuleTpl> {
         let mut grouped: Vec<(Proto, Addrs, Vec<PortRange>)> = Vec::new();
         for ((proto, port), addrs) in by_port {
             let addrs = union_all(addrs);
@@ -675,40 +784,25 @@ impl Resolver<'_, '_> {
                 None => grouped.push((proto, addrs, vec![PortRange::single(port)])),
             }
         }
-        let svc_stem = if services.len() == 1 {
-            let s = world.service(services[0]);
-            format!("svc_{}_{}", s.namespace, s.name)
-        } else {
-            stem
-        };
-        for (proto, addrs, mut ports) in grouped {
-            ringfence_schema::net::normalize_ports(&mut ports);
-            let def = || {
+        let intent = self.world.intent;
+        let target = key.map_or_else(|| "any".to_string(), |k| k.describe(intent));
+        grouped
+            .into_iter()
+            .map(|(proto, addrs, mut ports)| {
+                ringfence_schema::net::normalize_ports(&mut ports);
                 let p: Vec<String> = ports.iter().map(|p| p.to_string()).collect();
-                format!(
-                    "backends {} {proto} {}",
-                    key.describe(world.intent),
-                    p.join(",")
-                )
-            };
-            let def = def();
-            let id = self.sets.intern(
-                SetKey::Backends(key.clone(), proto, ports.clone()),
-                || def,
-                addrs,
-                &svc_stem,
-            );
-            rules.push(RuleTpl {
-                peer: Some(id),
-                proto,
-                ports,
-            });
-        }
-        Translation {
-            rules,
-            unresolved,
-            services,
-        }
+                let mut def = format!("backends {target} {proto} {}", p.join(","));
+                if !named.is_empty() {
+                    def.push_str(&format!(" named {}", named.join(",")));
+                }
+                let set_key = SetKey::Backends(key.cloned(), named.to_vec(), proto, ports.clone());
+                RuleTpl {
+                    peer: Some(self.sets.intern(set_key, || def, addrs, stem)),
+                    proto,
+                    ports,
+                }
+            })
+            .collect()
     }
 
     /// Warn about policy ports a service does not have.
@@ -753,17 +847,18 @@ impl Resolver<'_, '_> {
 
     fn plan(&mut self, i: usize) -> Plan {
         let intent = self.world.intent;
+        let n = self.world.len();
         let p = &intent.policies[i];
         let scope = &self.m.scopes[p.scope];
         let mut egress = match self.target(&p.consumer) {
-            None => Bits::full(self.world.len()),
+            None => Bits::full(n),
             Some(t) => t.consumers.clone().expect("not any"),
         };
         egress.and_with(scope);
         egress.and_with(&self.m.managed);
-        let (mut ingress_direct, provider_members, provider_services) =
+        let (mut ingress_direct, provider_members, mut provider_services) =
             match self.target(&p.provider) {
-                None => (Bits::full(self.world.len()), None, Vec::new()),
+                None => (Bits::full(n), None, Vec::new()),
                 Some(t) => {
                     let m = t.members.clone().expect("not any");
                     (m.clone(), Some(m), t.services.clone())
@@ -771,15 +866,37 @@ impl Resolver<'_, '_> {
             };
         ingress_direct.and_with(scope);
         ingress_direct.and_with(&self.m.managed);
-        let egress_rules = self.provider_rules(&p.provider, p.proto, &p.ports, &p.id, p.span);
-        let ingress_peer = self.consumer_peer(&p.consumer);
+        let egress_rules = match p.side {
+            Some(Direction::Ingress) => {
+                egress = Bits::new(n);
+                Vec::new()
+            }
+            _ => self.provider_rules(
+                &p.provider,
+                p.proto,
+                &p.ports,
+                &p.named_ports,
+                &p.id,
+                p.span,
+            ),
+        };
+        let ingress_peer = match p.side {
+            Some(Direction::Egress) => {
+                ingress_direct = Bits::new(n);
+                provider_services.clear();
+                None
+            }
+            _ => self.consumer_peer(&p.consumer),
+        };
         Plan {
             info: i as u32,
             action: p.action,
+            rank: p.rank,
             log: p.log,
             scope: p.scope,
             proto: p.proto,
             ports: p.ports.clone(),
+            named: p.named_ports.clone(),
             egress,
             ingress_direct,
             provider_members,
@@ -816,10 +933,10 @@ impl Resolver<'_, '_> {
                         .copied()
                         .filter(|&pi| {
                             let p = &plans[pi as usize];
-                            p.action == Action::Allow
+                            p.action == PolicyAction::Allow
                                 && p.ingress_peer.is_some()
                                 && p.provider_members.as_ref().is_some_and(|m| m.get(s))
-                                && port_selected(sp, p.proto, &p.ports)
+                                && service_port_selected(sp, p.proto, &p.ports, &p.named)
                                 && world.backing(s).iter().any(|&w| {
                                     self.m.managed.get(w) && self.m.scopes[p.scope].get(w)
                                 })
@@ -899,7 +1016,7 @@ pub(crate) fn union_all(sets: impl IntoIterator<Item = Addrs>) -> Addrs {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::testing::{IntentBuilder, q};
+    use ringfence_testkit::builder::{IntentBuilder, q};
 
     #[test]
     fn lines_locate_like_the_source_file() {

@@ -1,12 +1,12 @@
 //! What the core reports about intent, with spans into the intent text.
 
 use ringfence_core::compile;
-use ringfence_core::testing::{
-    IntentBuilder, PodExt, ServiceExt, cluster, inventory, node, pod, q, service, t,
-};
 use ringfence_intent::model::{Action, Direction, Intent, Os, PolicyRank, Proto};
 use ringfence_intent::{Diagnostic, Severity};
 use ringfence_inventory::model::Inventory;
+use ringfence_testkit::builder::{
+    IntentBuilder, PodExt, ServiceExt, cluster, inventory, node, pod, q, service, t,
+};
 
 fn inv() -> Inventory {
     inventory(vec![cluster(
@@ -249,5 +249,52 @@ fn services_that_do_not_fit_the_policy_are_warnings() {
             .unwrap()
             .policy,
         "top/catch-all-ingress"
+    );
+}
+
+/// Sibling scopes that share workloads are ordered by declaration, not by
+/// depth: `web`, shallower but declared later, decided before `apps-inner`
+/// for the web pods without a word.
+#[test]
+fn scopes_that_do_not_form_a_chain_are_a_warning_with_both_spans() {
+    let mut b = IntentBuilder::new();
+    let top = b.scope("top", None, q::cluster("c1"));
+    let apps = b.scope("apps", Some(top), q::namespace("a"));
+    b.scope("apps-inner", Some(apps), q::namespace("a"));
+    b.scope("web", Some(top), q::label("app", "web"));
+    b.scope("db", Some(top), q::label("app", "db"));
+    let intent = b.build();
+    let (c, diags) = compile(&intent, &inv());
+    assert!(c.is_some());
+    let found: Vec<&Diagnostic> = diags
+        .iter()
+        .filter(|d| d.code == "ringfence::scopes-share-workloads")
+        .collect();
+    assert_eq!(found.len(), 1, "{diags:#?}");
+    let d = found[0];
+    assert_eq!(d.severity, Severity::Warning);
+    assert_eq!(
+        d.message,
+        "`a/web-1` and 1 other workload are in both `apps-inner` and `web`, neither inside the \
+         other: `web` comes later in priority order, so its default policies decide before \
+         `apps-inner`'s and its catch-all applies"
+    );
+    assert_eq!(line(&intent, d), line_of(&intent, "scope \"web\""));
+    assert_eq!(
+        intent.location(d.labels[0].0).1,
+        line_of(&intent, "scope \"apps-inner\"")
+    );
+    // A chain (top > apps > apps-inner, top > db) is no finding.
+    let mut b = IntentBuilder::new();
+    let top = b.scope("top", None, q::cluster("c1"));
+    let apps = b.scope("apps", Some(top), q::namespace("a"));
+    b.scope("apps-inner", Some(apps), q::label("app", "web"));
+    b.scope("db", Some(top), q::label("app", "db"));
+    let (_, diags) = compile(&b.build(), &inv());
+    assert!(
+        diags
+            .iter()
+            .all(|d| d.code != "ringfence::scopes-share-workloads"),
+        "{diags:#?}"
     );
 }

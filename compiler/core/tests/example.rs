@@ -2,13 +2,13 @@
 //! one cluster (`prod-eu1`): two Linux workers, one Windows node, the shop,
 //! payments, invoicing, DNS, Prometheus and a node-exporter DaemonSet.
 
-use ringfence_core::testing::{
-    IntentBuilder, PodExt, ServiceExt, cluster, node, pod, q, service, t,
-};
 use ringfence_intent::model::{
     Action, Direction, Intent, Mode, Os, PolicyRank, Proto, WorkloadKind,
 };
 use ringfence_inventory::model::Inventory;
+use ringfence_testkit::builder::{
+    IntentBuilder, PodExt, ServiceExt, cluster, node, pod, q, service, t,
+};
 
 use PolicyRank::{Absolute, Default};
 
@@ -478,5 +478,11 @@ pub(crate) fn inventory() -> Inventory {
         .node_port(30443)
         .local(),
     ];
-    ringfence_core::testing::inventory(vec![cluster("prod-eu1", nodes, Vec::new(), pods, services)])
+    ringfence_testkit::builder::inventory(vec![cluster(
+        "prod-eu1",
+        nodes,
+        Vec::new(),
+        pods,
+        services,
+    )])
 }

@@ -1,10 +1,10 @@
 //! `explain` and `matrix` as the CLI prints them: peers, errors, text and JSON.
 
-use ringfence_core::testing::{
+use ringfence_core::{Compiled, ExplainError, PeerError, Select, compile};
+use ringfence_intent::model::{Action, Direction, Os, PolicyRank, Proto, WorkloadKind};
+use ringfence_testkit::builder::{
     IntentBuilder, PodExt, ServiceExt, cluster, inventory, node, pod, q, service, t,
 };
-use ringfence_core::{Compiled, ExplainError, PeerError, compile};
-use ringfence_intent::model::{Action, Direction, Os, PolicyRank, Proto, WorkloadKind};
 
 use crate::example;
 
@@ -151,6 +151,18 @@ fn explain_text_and_json() {
         .unwrap_err()
         .to_string(),
         "tcp needs a port: give --port"
+    );
+    // Port 0 was explained as if a connection could use it.
+    assert_eq!(
+        c.explain(
+            &c.peer("internet").unwrap(),
+            &c.peer("shop/frontend").unwrap(),
+            Proto::Tcp,
+            Some(0)
+        )
+        .unwrap_err()
+        .to_string(),
+        "port 0 is not a port a connection can use: give --port 1-65535"
     );
     // ICMP has none.
     let x = c
@@ -340,6 +352,31 @@ fn matrix_lines() {
         json["connections"][4]["via"],
         serde_json::json!({"kind": "node-port", "service": "a/web"})
     );
+    // Filters keep whole lines, by group, name without kind, or namespace.
+    let sel = |from: &[&str], to: &[&str], ns: &[&str]| {
+        let v = |x: &[&str]| x.iter().map(|s| s.to_string()).collect();
+        c.matrix_of(&Select {
+            from: v(from),
+            to: v(to),
+            namespaces: v(ns),
+        })
+        .to_string()
+    };
+    assert_eq!(sel(&[], &[], &[]), m.to_string());
+    assert_eq!(
+        sel(&["net"], &[], &[]),
+        "net[External] => a/web[Deployment] : TCP 8080\n\
+         net[External] => a/web[Deployment] : TCP 30443 (NodePort a/web)\n"
+    );
+    assert_eq!(
+        sel(&["a"], &["a/api[StatefulSet]"], &[]),
+        "a/web[Deployment] => a/api[StatefulSet] : TCP 7070,9090-9100\n\
+         a/web[Deployment] => a/api[StatefulSet] : UDP 53\n\
+         a/web[Deployment] => a/api[StatefulSet] : ICMP\n"
+    );
+    assert_eq!(sel(&[], &["a/web"], &["a"]), sel(&["net"], &[], &[]));
+    assert_eq!(sel(&[], &[], &["b"]), "");
+    assert_eq!(sel(&["a/we"], &[], &[]), "", "a prefix is a whole segment");
 }
 
 #[test]

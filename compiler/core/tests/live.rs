@@ -10,11 +10,11 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 
 use ringfence_core::live::{LivePods, LiveState, Placed, pod_changes};
-use ringfence_core::synth::{Params, generate};
 use ringfence_core::{Compiled, compile};
 use ringfence_intent::model::Intent;
 use ringfence_inventory::model::{Inventory, Pod};
 use ringfence_schema::membership::Membership;
+use ringfence_testkit::synth::{Params, generate};
 
 use crate::example;
 

@@ -6,10 +6,17 @@
 use std::net::IpAddr;
 
 use ringfence_intent::model::{
-    Action, Direction, Intent, Predicate, Proto, Query, Target, WorkloadKind,
+    Action, Direction, Intent, Policy, PolicyAction, PolicyRank, Predicate, Proto, Query, Target,
+    WorkloadKind,
 };
 use ringfence_inventory::model::{Inventory, Node, Pod, Service, ServiceType, TrafficPolicy};
 use ringfence_schema::net::{PortRange, ports_match};
+
+/// What a matching policy decides: its action and id, or `None` for a pass
+/// (the rest of its group is skipped).
+fn decide(p: &Policy) -> Option<(Action, String)> {
+    p.action.decision().map(|a| (a, p.id.clone()))
+}
 
 /// One workload of the inventory or intent.
 #[derive(Clone, Copy, Debug)]
@@ -242,23 +249,73 @@ impl<'a> Oracle<'a> {
         proto.matches(sp_proto) && (ports.is_empty() || ports.iter().any(|r| r.contains(sp_port)))
     }
 
+    /// A service port is meant by a policy: names never mean service ports.
+    fn svc_selected(
+        sp_proto: Proto,
+        sp_port: u16,
+        proto: Proto,
+        ports: &[PortRange],
+        named: &[String],
+    ) -> bool {
+        (named.is_empty() || !ports.is_empty()) && Self::selected(sp_proto, sp_port, proto, ports)
+    }
+
+    /// The port numbers of a policy (without names: all of them) match.
+    fn numbers_match(
+        pproto: Proto,
+        pports: &[PortRange],
+        named: &[String],
+        proto: Proto,
+        port: Option<u16>,
+    ) -> bool {
+        pproto.matches(proto)
+            && (named.is_empty() || !pports.is_empty())
+            && ports_match(pports, port)
+    }
+
+    /// A port name of a policy names this container port of pod `p`.
+    fn name_match(
+        p: &Pod,
+        pproto: Proto,
+        named: &[String],
+        proto: Proto,
+        port: Option<u16>,
+    ) -> bool {
+        p.ports.iter().any(|c| {
+            c.name.as_ref().is_some_and(|n| named.contains(n))
+                && pproto.matches(c.proto)
+                && c.proto == proto
+                && Some(c.port) == port
+        })
+    }
+
     /// A consumer's egress rule for provider T matches traffic to dst.
+    #[allow(clippy::too_many_arguments)]
     fn provider_match(
         &self,
         t: &Target,
         pproto: Proto,
         pports: &[PortRange],
+        named: &[String],
         dst: IpAddr,
         proto: Proto,
         port: Option<u16>,
     ) -> bool {
-        let plain = pproto.matches(proto) && ports_match(pports, port);
+        let plain = Self::numbers_match(pproto, pports, named, proto, port);
+        // Port names resolve on the pod the traffic goes to.
+        let by_name =
+            |p: &Pod| p.ips.contains(&dst) && Self::name_match(p, pproto, named, proto, port);
         if matches!(t, Target::Any) {
-            return plain;
+            return plain
+                || self
+                    .all
+                    .iter()
+                    .any(|w| matches!(w, W::Pod(_, p) if by_name(p)));
         }
         self.members(t).into_iter().any(|m| match m {
+            W::Pod(_, p) if by_name(p) => true,
             W::Service(c, s) => s.ports.iter().any(|sp| {
-                Self::selected(sp.proto, sp.port, pproto, pports)
+                Self::svc_selected(sp.proto, sp.port, pproto, pports, named)
                     && sp.proto == proto
                     && self.backing(c, s).iter().any(|b| {
                         b.ips.contains(&dst)
@@ -272,16 +329,19 @@ impl<'a> Oracle<'a> {
     }
 
     /// A provider W's ingress rule for policy (provider T) matches on proto/port.
+    #[allow(clippy::too_many_arguments)]
     fn provider_side_match(
         &self,
         t: &Target,
         pproto: Proto,
         pports: &[PortRange],
+        named: &[String],
         w: W<'a>,
         proto: Proto,
         port: Option<u16>,
     ) -> bool {
-        let plain = pproto.matches(proto) && ports_match(pports, port);
+        let plain = Self::numbers_match(pproto, pports, named, proto, port)
+            || matches!(w, W::Pod(_, p) if Self::name_match(p, pproto, named, proto, port));
         if matches!(t, Target::Any) {
             return plain;
         }
@@ -290,7 +350,7 @@ impl<'a> Oracle<'a> {
                 c == d
                     && self.backing(c, s).iter().any(|b| std::ptr::eq(*b, p))
                     && s.ports.iter().any(|sp| {
-                        Self::selected(sp.proto, sp.port, pproto, pports)
+                        Self::svc_selected(sp.proto, sp.port, pproto, pports, named)
                             && sp.proto == proto
                             && port.is_some()
                             && p.resolve_target(&sp.target, sp.proto) == port
@@ -444,19 +504,34 @@ impl<'a> Oracle<'a> {
                 .iter()
                 .filter(|x| x.direction == Direction::Egress)
             {
-                if self.provider_match(&x.peer, x.proto, &x.ports, dst, proto, port) {
+                if self.provider_match(&x.peer, x.proto, &x.ports, &[], dst, proto, port) {
                     return (Action::Allow, x.id.clone());
                 }
             }
             return (Action::Deny, "quarantine/deny-egress".to_string());
         }
+        let mut passed: Option<PolicyRank> = None;
         for i in self.intent.order() {
             let p = &self.intent.policies[i];
+            if passed == Some(p.rank) || p.side == Some(Direction::Ingress) {
+                continue;
+            }
             if self.in_scope(p.scope, w)
                 && self.is_consumer(&p.consumer, w)
-                && self.provider_match(&p.provider, p.proto, &p.ports, dst, proto, port)
+                && self.provider_match(
+                    &p.provider,
+                    p.proto,
+                    &p.ports,
+                    &p.named_ports,
+                    dst,
+                    proto,
+                    port,
+                )
             {
-                return (p.action, p.id.clone());
+                match decide(p) {
+                    Some(d) => return d,
+                    None => passed = Some(p.rank),
+                }
             }
         }
         self.catch_all(w, Direction::Egress)
@@ -491,13 +566,28 @@ impl<'a> Oracle<'a> {
         {
             return (Action::Allow, id);
         }
+        let mut passed: Option<PolicyRank> = None;
         for i in self.intent.order() {
             let p = &self.intent.policies[i];
+            if passed == Some(p.rank) || p.side == Some(Direction::Egress) {
+                continue;
+            }
             if self.in_scope(p.scope, w)
                 && self.consumer_addr(&p.consumer, src)
-                && self.provider_side_match(&p.provider, p.proto, &p.ports, w, proto, port)
+                && self.provider_side_match(
+                    &p.provider,
+                    p.proto,
+                    &p.ports,
+                    &p.named_ports,
+                    w,
+                    proto,
+                    port,
+                )
             {
-                return (p.action, p.id.clone());
+                match decide(p) {
+                    Some(d) => return d,
+                    None => passed = Some(p.rank),
+                }
             }
         }
         self.catch_all(w, Direction::Ingress)
@@ -540,12 +630,13 @@ impl<'a> Oracle<'a> {
                     continue;
                 }
                 let provided = self.intent.policies.iter().any(|p| {
-                    p.action == Action::Allow
+                    p.action == PolicyAction::Allow
+                        && p.side != Some(Direction::Egress)
                         && !matches!(p.provider, Target::Any)
                         && self.members(&p.provider).iter().any(
                             |m| matches!(m, W::Service(d, x) if *d == c && std::ptr::eq(*x, s)),
                         )
-                        && Self::selected(sp.proto, sp.port, p.proto, &p.ports)
+                        && Self::svc_selected(sp.proto, sp.port, p.proto, &p.ports, &p.named_ports)
                         && self.consumer_nonempty(&p.consumer)
                         && self.in_scope(p.scope, w)
                 });

@@ -4,13 +4,14 @@
 
 use std::net::IpAddr;
 
-use ringfence_core::testing::{
-    IntentBuilder, PodExt, ServiceExt, cluster, inventory, namespace, node, pod, q, service, t,
-};
 use ringfence_intent::model::{
-    Action, Direction, Intent, Mode, Os, PolicyRank, Proto, Query, Target, WorkloadKind,
+    Action, Direction, Intent, Mode, Os, PolicyAction, PolicyRank, Proto, Query, Target,
+    WorkloadKind,
 };
 use ringfence_inventory::model::Inventory;
+use ringfence_testkit::builder::{
+    IntentBuilder, PodExt, ServiceExt, cluster, inventory, namespace, node, pod, q, service, t,
+};
 
 /// Reads choices; past the end, every choice is 0.
 pub(crate) struct Choices<'a> {
@@ -292,15 +293,41 @@ pub(crate) fn scenario(c: &mut Choices<'_>) -> Scenario {
     for pi in 0..1 + c.pick(7) {
         let scope = c.one(&scopes);
         let rank = c.one(&[PolicyRank::Default, PolicyRank::Absolute]);
-        let action = c.one(&[Action::Allow, Action::Allow, Action::Deny]);
+        let action = c.one(&[
+            PolicyAction::Allow,
+            PolicyAction::Allow,
+            PolicyAction::Deny,
+            PolicyAction::Pass,
+        ]);
         let consumer = c.one(&targets);
         let provider = c.one(&targets);
         let proto = c.one(&[Proto::Tcp, Proto::Tcp, Proto::Udp, Proto::Any, Proto::Icmp]);
+        // Port names resolve per provider pod (`http` is 8080 or 8081, `dns` udp 53).
         let ports = if proto.has_ports() {
-            c.one(&["", "80", "8080", "53", "8000-8100", "80,8080", "9100"])
+            c.one(&[
+                "",
+                "80",
+                "8080",
+                "53",
+                "8000-8100",
+                "80,8080",
+                "9100",
+                "http",
+                "http,80",
+                "dns",
+                "metrics",
+            ])
+        } else if proto == Proto::Any {
+            c.one(&["", "", "http,dns"])
         } else {
             ""
         };
+        let side = c.one(&[
+            None,
+            None,
+            Some(Direction::Ingress),
+            Some(Direction::Egress),
+        ]);
         b.policy(
             scope,
             rank,
@@ -311,6 +338,9 @@ pub(crate) fn scenario(c: &mut Choices<'_>) -> Scenario {
             proto,
             ports,
         );
+        if let Some(side) = side {
+            b.side_last(side);
+        }
     }
     if c.pick(3) == 0 {
         let qf = b.filter(

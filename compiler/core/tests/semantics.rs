@@ -3,12 +3,12 @@
 //! (the fast matcher) and cross-checked against `NodeIr::evaluate` on the
 //! node that judges each side.
 
-use ringfence_core::testing::{
-    IntentBuilder, PodExt, ServiceExt, cluster, inventory, node, pod, q, service, t,
-};
 use ringfence_core::{Compiled, compile};
 use ringfence_intent::model::{Action, Direction, Intent, Mode, Os, PolicyRank, Proto};
 use ringfence_inventory::model::Inventory;
+use ringfence_testkit::builder::{
+    IntentBuilder, PodExt, ServiceExt, cluster, inventory, node, pod, q, service, t,
+};
 
 use crate::example;
 

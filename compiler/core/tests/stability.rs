@@ -4,8 +4,8 @@
 use std::collections::BTreeSet;
 
 use ringfence_core::compile;
-use ringfence_core::testing::t;
-use ringfence_intent::model::{Action, PolicyRank, Proto};
+use ringfence_intent::model::{PolicyAction, PolicyRank, Proto};
+use ringfence_testkit::builder::t;
 
 use crate::example;
 
@@ -75,7 +75,7 @@ fn an_unrelated_policy_renames_nothing_else() {
     p.id = "invoicing/syslog".into();
     p.name = "syslog".into();
     p.rank = PolicyRank::Default;
-    p.action = Action::Allow;
+    p.action = PolicyAction::Allow;
     p.consumer = t::filter(app);
     p.provider = t::external(siem);
     p.proto = Proto::Udp;

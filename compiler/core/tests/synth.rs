@@ -2,7 +2,7 @@
 //! say what its model values say.
 
 use ringfence_core::compile;
-use ringfence_core::synth::{Params, generate, kubectl_list};
+use ringfence_testkit::synth::{Params, generate, kubectl_list};
 
 #[test]
 fn synthetic_clusters_are_deterministic_and_compile() {

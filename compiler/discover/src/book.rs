@@ -786,6 +786,7 @@ pub(crate) mod tests {
                         &[(80, 8080, Some(30080))],
                     ),
                 ],
+                ingress: vec![],
             }],
         }
     }

@@ -478,6 +478,7 @@ mod tests {
                     &[("k8s-app", "kube-dns")],
                     &[(53, 53, None)],
                 )],
+                ingress: vec![],
             }],
         }
     }

@@ -118,7 +118,21 @@ impl Exclusions {
                 message,
             }
         };
-        let doc = KdlDocument::parse(text).map_err(|e| {
+        let parsed =
+            ringfence_intent::limits::parse_with(text, KdlDocument::parse).map_err(|r| {
+                use ringfence_intent::limits::Refusal;
+                match r {
+                    Refusal::TooDeep { offset, .. } => at(
+                        offset,
+                        format!(
+                            "blocks nested more than {} deep",
+                            ringfence_intent::limits::MAX_DEPTH
+                        ),
+                    ),
+                    Refusal::TooLarge { .. } => at(0, "too large to parse safely".into()),
+                }
+            })?;
+        let doc = parsed.map_err(|e| {
             let d = e.diagnostics.first();
             let offset = d.map_or(0, |d| d.span.offset());
             let msg = d

@@ -1,9 +1,6 @@
 //! Discovery end to end: synthesized clusters with a known call graph,
 //! read through the real inventory loader and flow readers.
 
-mod shop;
-mod synth;
-
 use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr};
 use std::path::PathBuf;
@@ -13,7 +10,7 @@ use ringfence_discover::{
     Discovery, Exclusions, Granularity, Options, PortGeneralization, Summary, discover,
 };
 use ringfence_flows::ReadOptions;
-use shop::{Edge, From, Inputs, Shop, To};
+use ringfence_testkit::shop::{self, Edge, From, Inputs, Shop, To};
 
 fn run(
     inputs: &Inputs,
@@ -687,7 +684,7 @@ fn compiled_policy_allows_the_truth_and_invents_nothing() {
 /// the production API through its load balancer.
 #[test]
 fn two_clusters_get_a_scope_each_and_cross_cluster_policies_in_both() {
-    use synth::{Event, Kind, World};
+    use ringfence_testkit::world::{Event, Kind, World};
     let mut prod = World::numbered("prod", 2, 0);
     let api = prod.workload(
         "apps",

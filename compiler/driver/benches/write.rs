@@ -5,20 +5,18 @@
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
-use ringfence_bundle::{SigningKey, parse_time};
+use ringfence_bundle::parse_time;
 use ringfence_driver::bundles::{NodeOutput, WriteOptions, write_bundles};
 use ringfence_schema::bundle::SourceRef;
-
-// The same content generator as the ringfence-bundle benchmark.
-#[path = "../../../schema/bundle/benches/synthetic/mod.rs"]
-mod synthetic;
+use ringfence_testkit::payload::payload;
+use ringfence_testkit::rng::Rng;
 
 fn main() {
-    let key = SigningKey::from_seed([7; 32]);
-    let mut sizes = synthetic::Rng::new(99);
+    let key = ringfence_testkit::keys::key(7);
+    let mut sizes = Rng::new(99);
     let nodes: Vec<NodeOutput> = (0..1000)
         .map(|i| {
-            let p = synthetic::payload(i, 50_000 + sizes.below(150_000) as usize);
+            let p = payload(i, 50_000 + sizes.below(150_000) as usize);
             NodeOutput {
                 cluster: p.cluster,
                 node: p.node,

@@ -13,31 +13,30 @@ use std::path::Path;
 use rayon::prelude::*;
 use ringfence_intent::model::{Intent, PluginPin, Span};
 use ringfence_intent::{Diagnostic, Diagnostics};
-use ringfence_plugin_host::{Host, Limits, Plugin, PluginError};
+use ringfence_plugin_host::{Host, Plugin, PluginError};
 use ringfence_schema::bundle::{BackendRef, IR_FILE};
 use ringfence_schema::ir::NodeIr;
 use ringfence_schema::plugin::RenderOutput;
 
 use crate::bundles::NodeOutput;
-use crate::session::Session;
+use crate::pipeline::Session;
 
-/// The backends a session may use: the built-ins and the intent's pinned plugins.
-pub struct Backends {
-    host: Host,
+/// The backends a session may use: the built-ins of a plugin runtime and
+/// the plugins its intent pins.
+pub struct Backends<'h> {
+    host: &'h Host,
     pinned: BTreeMap<String, Plugin>,
 }
 
-impl Backends {
-    /// The built-in backends plus the plugins `intent` pins, read from
-    /// `dir` (the intent directory). A pinned plugin that cannot be loaded,
-    /// has another digest, or calls itself by another name is an error
-    /// diagnostic at its `plugin` node.
-    pub fn load(
+impl<'h> Backends<'h> {
+    /// The built-in backends of `host` plus the plugins `intent` pins, read
+    /// from `dir` (the intent directory), and an error diagnostic at the
+    /// `plugin` node of each pinned plugin that cannot be used.
+    pub(crate) fn load(
+        host: &'h Host,
         intent: &Intent,
         dir: Option<&Path>,
-        limits: Limits,
-    ) -> Result<Backends, BackendsError> {
-        let host = Host::new(limits).map_err(BackendsError::Host)?;
+    ) -> (Backends<'h>, Diagnostics) {
         let mut pinned = BTreeMap::new();
         let mut diags = Diagnostics::default();
         for pin in &intent.plugins {
@@ -61,10 +60,7 @@ impl Backends {
                 Err(e) => diags.push(pin_error(pin, e)),
             }
         }
-        if diags.has_errors() {
-            return Err(BackendsError::Invalid(diags));
-        }
-        Ok(Backends { host, pinned })
+        (Backends { host, pinned }, diags)
     }
 
     /// A backend by name.
@@ -94,17 +90,6 @@ fn pin_error(pin: &PluginPin, e: PluginError) -> Diagnostic {
         .with_help(
             "check the path (relative to the intent directory) and the sha256 (`sha256sum FILE`)",
         )
-}
-
-/// Why backends could not be prepared.
-#[derive(Debug, thiserror::Error)]
-pub enum BackendsError {
-    /// The plugin runtime could not start.
-    #[error("the plugin runtime: {0}")]
-    Host(PluginError),
-    /// A pinned plugin is unusable.
-    #[error("third-party plugins cannot be used")]
-    Invalid(Diagnostics),
 }
 
 /// Where each policy was written, to put plugin findings at the policy.
@@ -141,20 +126,15 @@ fn at_policy(d: Diagnostic, spans: &HashMap<String, Span>, policy: Option<&str>)
     }
 }
 
-/// Render every node of a session (each node's files: its artifacts and
-/// `ir.json`). Returns the nodes rendered and the
+/// Render the nodes of a session that `pick` selects, in node order (each
+/// node's files: its artifacts and `ir.json`; `watch` renders only the nodes
+/// whose IR it has not rendered before). Returns the nodes rendered and the
 /// diagnostics: warnings from backends, and errors for nodes that could not
 /// be rendered (no such backend, a capability it lacks, a plugin failure).
 /// When any error is reported, the caller must not publish anything.
-pub fn render_all(session: &Session, backends: &Backends) -> (Vec<NodeOutput>, Diagnostics) {
-    render_some(session, backends, |_| true)
-}
-
-/// [`render_all`] for only the nodes `pick` selects, in node order (`watch`
-/// renders the nodes whose IR it has not rendered before).
 pub fn render_some(
     session: &Session,
-    backends: &Backends,
+    backends: &Backends<'_>,
     pick: impl Fn(&NodeIr) -> bool + Sync,
 ) -> (Vec<NodeOutput>, Diagnostics) {
     let spans = policy_spans(&session.intent);
@@ -216,7 +196,7 @@ const CHUNK: usize = 16;
 /// check found.
 fn prepare<'b>(
     ir: &NodeIr,
-    backends: &'b Backends,
+    backends: &'b Backends<'_>,
     spans: &HashMap<String, Span>,
 ) -> (Option<&'b Plugin>, Vec<Diagnostic>) {
     let node = format!("{}/{}", ir.cluster, ir.node);

@@ -15,6 +15,7 @@ use ringfence_driver::bundles::{
 };
 use ringfence_schema::bundle::{BackendRef, SourceKind, SourceRef};
 use ringfence_schema::ir::Os;
+use ringfence_testkit::keys::key;
 
 fn node(name: &str, rules: &str) -> NodeOutput {
     NodeOutput {
@@ -46,10 +47,6 @@ fn node(name: &str, rules: &str) -> NodeOutput {
 
 fn cluster(rules: &[(&str, &str)]) -> Vec<NodeOutput> {
     rules.iter().map(|(n, r)| node(n, r)).collect()
-}
-
-fn key(seed: u8) -> SigningKey {
-    SigningKey::from_seed([seed; 32])
 }
 
 fn opts<'a>(out: &'a Path, keys: &'a [&'a SigningKey], time: &str) -> WriteOptions<'a> {

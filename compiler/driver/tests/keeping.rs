@@ -62,7 +62,7 @@ fn opts<'a>(out: &'a Path, keys: &'a [&'a SigningKey], time: &str, g: u64) -> Wr
 
 #[test]
 fn unchanged_nodes_keep_their_files_changed_ones_are_sealed() {
-    let k = SigningKey::from_seed([3; 32]);
+    let k = ringfence_testkit::keys::key(3);
     let keys = [&k];
     let trust = Trust::new([k.trusted()], 1);
     let tmp = tempfile::tempdir().unwrap();

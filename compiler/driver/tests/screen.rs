@@ -5,9 +5,8 @@
 
 use std::path::{Path, PathBuf};
 
-use ringfence_driver::render::{Backends, check_pins, render_all};
-use ringfence_driver::{IntentFrom, session};
-use ringfence_plugin_host::Limits;
+use ringfence_driver::render::check_pins;
+use ringfence_driver::{IntentFrom, Pipeline};
 use ringfence_source::Selector;
 
 fn repo() -> PathBuf {
@@ -44,9 +43,10 @@ fn a_backend_reaching_beyond_our_table_fails_the_build_by_name() {
     intent(dir.path(), &wasm, &sha256_of(&wasm));
     let from = IntentFrom::Dir(dir.path(), Selector::WorkingTree);
     let inv = [repo().join("policies-example/inventory/prod-eu1.json")];
-    let s = session::compile(&from, &inv, &[]).unwrap();
-    let backends = Backends::load(&s.intent, s.dir.as_deref(), Limits::default()).unwrap();
-    let (nodes, diags) = render_all(&s, &backends);
+    let pipeline = Pipeline::new();
+    let s = pipeline.session(&from, &inv, &[]).unwrap().output.unwrap();
+    let rendered = pipeline.render(&s).unwrap();
+    let diags = &rendered.diagnostics;
     assert!(diags.has_errors());
     let d = diags
         .0
@@ -59,12 +59,8 @@ fn a_backend_reaching_beyond_our_table_fails_the_build_by_name() {
         "{}",
         d.message
     );
-    // No Linux node got files to sign.
-    assert!(
-        nodes
-            .iter()
-            .all(|n| n.os != ringfence_schema::ir::Os::Linux)
-    );
+    // No node got files to sign.
+    assert!(rendered.output.is_none());
 }
 
 /// Issue 16 §4: `check` refuses a wrong pin with the rule `render` uses.
@@ -74,8 +70,9 @@ fn a_wrong_pin_is_an_error_for_check_as_for_render() {
     let wasm = repo().join("plugins/dist/test/escape.wasm");
     intent(dir.path(), &wasm, &"0".repeat(64));
     let from = IntentFrom::Dir(dir.path(), Selector::WorkingTree);
-    let checked = session::check(&from).unwrap();
-    let pins = check_pins(checked.intent.as_ref().unwrap(), dir.path());
+    let pipeline = Pipeline::new();
+    let checked = pipeline.check(&from).unwrap();
+    let pins = check_pins(&checked.output.as_ref().unwrap().intent, dir.path());
     assert_eq!(pins.0.len(), 1);
     assert_eq!(pins.0[0].code, "ringfence::plugin-load");
     assert!(
@@ -83,12 +80,14 @@ fn a_wrong_pin_is_an_error_for_check_as_for_render() {
         "{}",
         pins.0[0].message
     );
-    let Err(ringfence_driver::render::BackendsError::Invalid(load)) = Backends::load(
-        checked.intent.as_ref().unwrap(),
-        Some(dir.path()),
-        Limits::default(),
-    ) else {
-        panic!("render loaded a wrongly pinned plugin");
-    };
+    let inv = [repo().join("policies-example/inventory/prod-eu1.json")];
+    let inventory = pipeline.inventory(&inv, &[]).unwrap();
+    let session = pipeline.compile(checked, inventory).output.unwrap();
+    let backends = pipeline.backends(&session).unwrap();
+    assert!(
+        backends.output.is_none(),
+        "render loaded a wrongly pinned plugin"
+    );
+    let load = backends.diagnostics;
     assert_eq!(load.0[0].message, pins.0[0].message);
 }

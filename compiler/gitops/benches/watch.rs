@@ -1,5 +1,5 @@
 //! Push to published bundles for the 1,000-node synthetic cluster
-//! (`ringfence_core::synth`, `Params::benchmark()` with Linux nodes only): `watch` follows a bare
+//! (`ringfence_testkit::synth`, `Params::benchmark()` with Linux nodes only): `watch` follows a bare
 //! repository; after the first publication (every node rendered) one policy
 //! changes, and the poll that publishes it is timed, with the nodes it
 //! rendered and re-sealed. Then the same after a restart (render cache
@@ -7,32 +7,11 @@
 //! `cargo bench -p ringfence-gitops --bench watch`.
 
 use std::path::Path;
-use std::process::Command;
 use std::time::{Duration, Instant, SystemTime};
 
-use ringfence_bundle::SigningKey;
-use ringfence_core::synth::{Params, generate};
 use ringfence_gitops::watch::{Event, RepoLocation, WatchConfig, Watcher};
-use ringfence_plugin_host::Limits;
-
-fn git(dir: &Path, args: &[&str]) {
-    let out = Command::new("git")
-        .current_dir(dir)
-        .args([
-            "-c",
-            "user.name=bench",
-            "-c",
-            "user.email=bench@example.invalid",
-        ])
-        .args(args)
-        .output()
-        .expect("git runs");
-    assert!(
-        out.status.success(),
-        "git {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
+use ringfence_testkit::git::git;
+use ringfence_testkit::synth::{Params, generate};
 
 /// Change the port of the `n`-th `allow` policy that has a single port.
 fn change_one_policy(file: &Path, n: usize) -> String {
@@ -134,11 +113,10 @@ fn main() {
             .map(|e| e.unwrap().path())
             .collect(),
         trivy: Vec::new(),
-        keys: vec![SigningKey::from_seed([7; 32])],
+        keys: vec![ringfence_testkit::keys::key(7)],
         out: out.clone(),
         keep: 2,
         expires: Duration::from_secs(7 * 86_400),
-        limits: Limits::default(),
         failpoint: None,
     };
     let mut w = Watcher::open(config(), &mut |_| {}).expect("open");

@@ -103,7 +103,7 @@ impl RenderCache {
     /// Every node of `session`: cached outputs taken out of the cache, the
     /// rest rendered. A node whose backend is unknown is left to the renderer,
     /// which reports it.
-    pub fn render(&mut self, session: &Session, backends: &Backends) -> Rendered {
+    pub fn render(&mut self, session: &Session, backends: &Backends<'_>) -> Rendered {
         let irs = session.compiled.nodes();
         let digests: Vec<(String, bool)> = irs
             .par_iter()

@@ -21,14 +21,9 @@
 use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, SystemTime};
 
-use ringfence_bundle::SigningKey;
-use ringfence_driver::bundles::{
-    BundleWriteError, INDEX_FILE, NodeOutput, WriteOptions, WriteSummary, write_bundles,
-    write_bundles_keeping,
-};
-use ringfence_schema::bundle::SourceRef;
+use ringfence_driver::bundles::{INDEX_FILE, WriteSummary};
+use ringfence_driver::{DriverError, Warned};
 
 /// The directory of generations.
 pub const GENERATIONS: &str = "generations";
@@ -74,9 +69,9 @@ pub(crate) fn failpoint(armed: Option<Failpoint>, at: Failpoint) {
 /// Why publishing failed. The current generation is untouched.
 #[derive(Debug, thiserror::Error)]
 pub enum PublishError {
-    /// The bundle writer refused or failed.
+    /// Sealing refused or failed.
     #[error(transparent)]
-    Bundles(#[from] BundleWriteError),
+    Seal(#[from] DriverError),
     /// `current` is not a symlink to a generation.
     #[error(
         "{path}: not a symlink to generations/<n>; it is managed by ringfence watch, move it away",
@@ -121,25 +116,6 @@ pub struct Generation {
     pub dir: PathBuf,
     /// What the bundle writer did per node.
     pub summary: WriteSummary,
-}
-
-/// What is needed to write one generation.
-pub struct GenerationInput<'a> {
-    /// Every node's output.
-    pub nodes: &'a [NodeOutput],
-    /// Signing keys.
-    pub keys: &'a [&'a SigningKey],
-    /// Issue time.
-    pub issued_at: SystemTime,
-    /// Validity.
-    pub expires: Duration,
-    /// The commit.
-    pub source: SourceRef,
-    /// The inventory digest.
-    pub inventory_sha256: String,
-    /// Re-seal every bundle; otherwise unchanged nodes keep the previous
-    /// generation's files.
-    pub reseal_all: bool,
 }
 
 impl Publication {
@@ -215,14 +191,20 @@ impl Publication {
         Ok(removed)
     }
 
-    /// Write generation `n` against `previous` and make it current.
+    /// Write generation `n` with `seal` and make it current. `seal` writes
+    /// into the directory it is given, which holds a copy of `previous`'s
+    /// signed index (so unchanged nodes keep their generation); unless
+    /// `reseal_all`, it is also given `previous`'s directory, whose bundles of
+    /// unchanged nodes it keeps as they are. When `seal` reports errors,
+    /// nothing is made current.
     pub fn publish(
         &self,
         n: u64,
         previous: Option<u64>,
-        input: &GenerationInput<'_>,
+        reseal_all: bool,
         armed: Option<Failpoint>,
-    ) -> Result<Generation, PublishError> {
+        seal: impl FnOnce(&Path, Option<&Path>) -> Result<Warned<WriteSummary>, DriverError>,
+    ) -> Result<Warned<Generation>, PublishError> {
         let gens = self.out.join(GENERATIONS);
         fs::create_dir_all(&gens).map_err(io_err(&gens))?;
         let tmp = gens.join(format!("{n}{TMP}"));
@@ -240,20 +222,14 @@ impl Publication {
                 _ => {}
             }
         }
-        let opts = WriteOptions {
-            out: &tmp,
-            keys: input.keys,
-            issued_at: input.issued_at,
-            expires: input.expires,
-            generation: Some(n),
-            source: input.source.clone(),
-            inventory_sha256: input.inventory_sha256.clone(),
-        };
-        let summary = match previous {
-            Some(p) if !input.reseal_all => {
-                write_bundles_keeping(input.nodes, &opts, &self.dir(p))?
-            }
-            _ => write_bundles(input.nodes, &opts)?,
+        let keep_from = previous.filter(|_| !reseal_all).map(|p| self.dir(p));
+        let sealed = seal(&tmp, keep_from.as_deref())?;
+        let Some(summary) = sealed.output else {
+            return Ok(Warned {
+                output: None,
+                diagnostics: sealed.diagnostics,
+                files: sealed.files,
+            });
         };
         failpoint(armed, Failpoint::BeforeRename);
         let dir = self.dir(n);
@@ -261,10 +237,14 @@ impl Publication {
         sync_dir(&gens)?;
         failpoint(armed, Failpoint::BeforeSwitch);
         self.switch(n)?;
-        Ok(Generation {
-            number: n,
-            dir,
-            summary,
+        Ok(Warned {
+            output: Some(Generation {
+                number: n,
+                dir,
+                summary,
+            }),
+            diagnostics: sealed.diagnostics,
+            files: sealed.files,
         })
     }
 

@@ -42,6 +42,18 @@ pub struct Status {
     pub history: Vec<Entry>,
 }
 
+impl Status {
+    /// Nothing processed or published yet: the directory is not yet the
+    /// publication of the source it names (a first run that failed before
+    /// its first commit leaves such a file), so another source may take it.
+    pub fn is_unused(&self) -> bool {
+        self.last_processed.is_none()
+            && self.last_published.is_none()
+            && self.highest_generation == 0
+            && self.history.is_empty()
+    }
+}
+
 /// A published generation.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Published {

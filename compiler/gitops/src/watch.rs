@@ -24,17 +24,14 @@ use std::time::{Duration, SystemTime};
 
 use ringfence_bundle::{SigningKey, Trust, format_time, parse_time, verify_index};
 use ringfence_driver::bundles::{Change, INDEX_FILE};
-use ringfence_driver::render::{Backends, BackendsError};
-use ringfence_driver::session::{self, IntentFrom, SessionError};
+use ringfence_driver::{DriverError, IntentFrom, LoadedInventory, Pipeline, Seal, Session, Warned};
 use ringfence_intent::model::SourceFile;
 use ringfence_intent::{Diagnostics, render_human, to_json};
-use ringfence_inventory::model::Inventory;
-use ringfence_plugin_host::Limits;
 use ringfence_source::SourceError;
 use ringfence_source::repo::{CommitInfo, fetch_mirror, new_commits};
 
-use crate::cache::RenderCache;
-use crate::publish::{Failpoint, GenerationInput, Publication, PublishError, failpoint};
+use crate::cache::{RenderCache, Rendered};
+use crate::publish::{Failpoint, Publication, PublishError, failpoint};
 use crate::status::{Entry, Outcome, Published, STATUS_FORMAT, Status, StatusError};
 
 /// The bare mirror of a remote repository, inside the publication directory.
@@ -96,8 +93,6 @@ pub struct WatchConfig {
     pub keep: usize,
     /// Bundle validity.
     pub expires: Duration,
-    /// Limits for the backend plugins.
-    pub limits: Limits,
     /// Test-only crash injection.
     pub failpoint: Option<Failpoint>,
 }
@@ -184,12 +179,9 @@ pub enum WatchError {
     /// The repository could not be read.
     #[error(transparent)]
     Source(#[from] SourceError),
-    /// The inventory could not be read.
+    /// The inventory could not be read, or the plugin runtime not started.
     #[error(transparent)]
-    Session(#[from] SessionError),
-    /// The plugin runtime could not start.
-    #[error("{0}")]
-    Backends(String),
+    Driver(#[from] DriverError),
     /// Publishing failed (the current generation is untouched).
     #[error(transparent)]
     Publish(#[from] PublishError),
@@ -238,9 +230,9 @@ pub struct Watcher {
     cache: RenderCache,
     publication: Publication,
     /// The inventory last loaded, by the digest of its files (and Trivy's).
-    inventory: Option<(String, Inventory, String)>,
-    /// The built-in backends, kept across commits that pin no plugin.
-    builtins: Option<Backends>,
+    inventory: Option<(String, LoadedInventory)>,
+    /// Check, compile, render, seal; the plugin runtime is kept across commits.
+    pipeline: Pipeline,
     _lock: File,
 }
 
@@ -283,7 +275,12 @@ impl Watcher {
             }
         }
         let trust = Trust::new(cfg.keys.iter().map(|k| k.trusted()), 1);
-        let mut status = match Status::read(&out)? {
+        // A directory belongs to a source once a commit of it was processed:
+        // a run that failed before that (a wrong --repo, a missing branch)
+        // claims nothing, and writes nothing until something happens.
+        let existing = Status::read(&out)?.filter(|s| !s.is_unused());
+        let mut changed = existing.is_some();
+        let mut status = match existing {
             Some(s) => {
                 let was = format!("{} branch {} path {}", s.repository, s.branch, s.path);
                 let now = format!(
@@ -349,6 +346,7 @@ impl Watcher {
                 inventory_sha256: index.inventory_sha256,
             });
             status.highest_generation = status.highest_generation.max(c);
+            changed = true;
             log(Event::Adopted {
                 generation: c,
                 commit,
@@ -356,16 +354,19 @@ impl Watcher {
         }
         let removed = publication.recover()?;
         if !removed.is_empty() {
+            changed = true;
             log(Event::Recovered { removed });
         }
-        status.write(&out)?;
+        if changed {
+            status.write(&out)?;
+        }
         Ok(Watcher {
             cfg,
             status,
             cache,
             publication,
             inventory: None,
-            builtins: None,
+            pipeline: Pipeline::new(),
             _lock: lock,
         })
     }
@@ -431,7 +432,7 @@ impl Watcher {
     }
 
     /// The inventory and its digest, parsed again only when its files changed.
-    fn inventory(&mut self) -> Result<(Inventory, String), WatchError> {
+    fn inventory(&mut self) -> Result<LoadedInventory, WatchError> {
         let files: Vec<PathBuf> = self
             .cfg
             .inventory
@@ -444,11 +445,13 @@ impl Watcher {
             err,
         })?;
         match &self.inventory {
-            Some((k, inv, digest)) if *k == key => Ok((inv.clone(), digest.clone())),
+            Some((k, inv)) if *k == key => Ok(inv.clone()),
             _ => {
-                let (inv, digest) = session::inventory(&self.cfg.inventory, &self.cfg.trivy)?;
-                self.inventory = Some((key, inv.clone(), digest.clone()));
-                Ok((inv, digest))
+                let inv = self
+                    .pipeline
+                    .inventory(&self.cfg.inventory, &self.cfg.trivy)?;
+                self.inventory = Some((key, inv.clone()));
+                Ok(inv)
             }
         }
     }
@@ -478,50 +481,8 @@ impl Watcher {
         Ok(now.duration_since(oldest).unwrap_or_default() >= self.cfg.expires / 2)
     }
 
-    #[allow(clippy::too_many_arguments)] // one call site per failure kind
-    fn fail(
-        &mut self,
-        commit: &CommitInfo,
-        trigger: &Trigger,
-        at: &str,
-        reason: String,
-        diags: Option<(&Diagnostics, &[SourceFile])>,
-        log: &mut dyn FnMut(Event),
-        result: &mut PollResult,
-    ) -> Result<(), WatchError> {
-        let report = diags.map_or(String::new(), |(d, f)| render_human(d, f, false, 100));
-        self.status.record(Entry {
-            commit: commit.id.clone(),
-            summary: commit.summary.clone(),
-            status: Outcome::Failed,
-            at: at.to_string(),
-            generation: None,
-            nodes_changed: None,
-            nodes_rendered: None,
-            reason: Some(reason.clone()),
-            diagnostics: diags.map(|(d, f)| to_json(d, f)),
-        });
-        match trigger {
-            Trigger::Commit => {
-                self.status.last_processed = Some(commit.id.clone());
-                result.processed += 1;
-            }
-            // The published commit again: do not retry with this inventory.
-            _ => {
-                self.status.failed_inventory =
-                    ringfence_inventory::digest(&self.cfg.inventory).ok();
-            }
-        }
-        self.status.write(&self.cfg.out)?;
-        result.failed += 1;
-        log(Event::Failed {
-            commit: commit.id.clone(),
-            reason,
-            report,
-        });
-        Ok(())
-    }
-
+    /// Check, compile, render and publish one commit; a commit that cannot
+    /// be published is recorded as failed.
     fn process(
         &mut self,
         repo: &Path,
@@ -532,101 +493,107 @@ impl Watcher {
         result: &mut PollResult,
     ) -> Result<(), WatchError> {
         let issued_at = now();
-        let at = format_time(issued_at).ok_or(WatchError::Clock)?;
+        let job = Job {
+            commit,
+            trigger,
+            issued_at,
+            at: format_time(issued_at).ok_or(WatchError::Clock)?,
+        };
+        let outcome = match self.build(repo, &job)? {
+            Ok((session, rendered)) => self.publish(&job, &session, rendered, log, result)?,
+            Err(refusal) => Err(refusal),
+        };
+        match outcome {
+            Ok(()) => Ok(()),
+            Err(refusal) => self.fail(&job, refusal, log, result),
+        }
+    }
+
+    /// Check, compile and render a commit (cached nodes are not rendered again).
+    fn build(
+        &mut self,
+        repo: &Path,
+        job: &Job<'_>,
+    ) -> Result<Result<(Session, Rendered), Refusal>, WatchError> {
         let subdir = self.cfg.path.clone();
         let from = IntentFrom::Repo {
             repo,
             subdir: &subdir,
-            rev: &commit.id,
+            rev: &job.commit.id,
         };
-        let checked = match session::check(&from) {
+        let checked = match self.pipeline.check(&from) {
             Ok(c) => c,
-            Err(e @ (SessionError::Empty(_) | SessionError::Source { .. })) => {
-                return self.fail(commit, &trigger, &at, e.to_string(), None, log, result);
+            Err(e @ (DriverError::Empty(_) | DriverError::Source { .. })) => {
+                return Ok(Err(Refusal {
+                    reason: e.to_string(),
+                    diagnostics: None,
+                }));
             }
             Err(e) => return Err(e.into()),
         };
-        let (inventory, digest) = self.inventory()?;
-        let session = match session::compile_checked(checked, inventory, digest, &from) {
+        let inventory = self.inventory()?;
+        let session = match refused(self.pipeline.compile(checked, inventory)) {
             Ok(s) => s,
-            Err(SessionError::Invalid { files, diagnostics }) => {
-                let reason = first_error(&diagnostics, &files);
-                return self.fail(
-                    commit,
-                    &trigger,
-                    &at,
-                    reason,
-                    Some((&diagnostics, &files)),
-                    log,
-                    result,
-                );
-            }
-            Err(e) => return Err(e.into()),
+            Err(r) => return Ok(Err(r)),
         };
         // Plugins pinned by intent load from a working tree only: a commit
         // that pins one fails here; one that does not uses the built-ins.
-        let loaded = match (&self.builtins, session.intent.plugins.is_empty()) {
-            (Some(_), true) => None,
-            _ => Some(Backends::load(&session.intent, None, self.cfg.limits)),
+        let backends = match refused(self.pipeline.backends(&session)?) {
+            Ok(b) => b,
+            Err(r) => return Ok(Err(r)),
         };
-        let fresh = match loaded {
-            None => None,
-            Some(Ok(b)) => Some(b),
-            Some(Err(BackendsError::Invalid(d))) => {
-                let reason = first_error(&d, &session.files);
-                return self.fail(
-                    commit,
-                    &trigger,
-                    &at,
-                    reason,
-                    Some((&d, &session.files)),
-                    log,
-                    result,
-                );
-            }
-            Some(Err(e)) => return Err(WatchError::Backends(e.to_string())),
-        };
-        if let Some(b) = fresh {
-            self.builtins = Some(b);
-        }
-        let backends = self.builtins.as_ref().expect("loaded above");
-        let rendered = self.cache.render(&session, backends);
+        let rendered = self.cache.render(&session, &backends);
         if rendered.diagnostics.has_errors() {
-            let d = rendered.diagnostics.clone();
+            let diagnostics = rendered.diagnostics.clone();
             self.cache.keep(rendered, false);
-            let reason = first_error(&d, &session.files);
-            return self.fail(
-                commit,
-                &trigger,
-                &at,
-                reason,
-                Some((&d, &session.files)),
-                log,
-                result,
-            );
+            return Ok(Err(Refusal::of(diagnostics, session.files.clone())));
         }
-        let mut source = session.source.clone();
-        source.repository = Some(self.cfg.repo.describe());
+        Ok(Ok((session, rendered)))
+    }
+
+    /// Seal a rendered commit as the next generation, make it current,
+    /// record it and prune old generations.
+    fn publish(
+        &mut self,
+        job: &Job<'_>,
+        session: &Session,
+        rendered: Rendered,
+        log: &mut dyn FnMut(Event),
+        result: &mut PollResult,
+    ) -> Result<Result<(), Refusal>, WatchError> {
         let previous = self.status.last_published.as_ref().map(|p| p.generation);
         let n = self.status.highest_generation.max(previous.unwrap_or(0)) + 1;
         let keys: Vec<&SigningKey> = self.cfg.keys.iter().collect();
-        let reseal_all = self.due_for_reseal(issued_at)?;
-        let input = GenerationInput {
+        let reseal_all = self.due_for_reseal(job.issued_at)?;
+        let published = self.publication.publish(
+            n,
+            previous,
             reseal_all,
-            nodes: &rendered.nodes,
-            keys: &keys,
-            issued_at,
-            expires: self.cfg.expires,
-            source,
-            inventory_sha256: session.inventory_sha256.clone(),
-        };
-        let published = self
-            .publication
-            .publish(n, previous, &input, self.cfg.failpoint);
+            self.cfg.failpoint,
+            |out, keep_from| {
+                self.pipeline.seal(
+                    session,
+                    &rendered.nodes,
+                    &Seal {
+                        out,
+                        keys: &keys,
+                        issued_at: job.issued_at,
+                        expires: self.cfg.expires,
+                        generation: Some(n),
+                        repository: Some(self.cfg.repo.describe()),
+                        keep_from,
+                    },
+                )
+            },
+        );
         let nodes = rendered.nodes.len();
         let rendered_count = rendered.rendered;
-        self.cache.keep(rendered, published.is_ok());
-        let generation = published?;
+        let made_current = matches!(&published, Ok(w) if w.output.is_some());
+        self.cache.keep(rendered, made_current);
+        let generation = match refused(published?) {
+            Ok(g) => g,
+            Err(r) => return Ok(Err(r)),
+        };
         failpoint(self.cfg.failpoint, Failpoint::BeforeStatus);
         let changed = generation
             .summary
@@ -639,49 +606,21 @@ impl Watcher {
             .nodes
             .iter()
             .any(|w| w.change == Change::Unchanged);
-        let oldest_issued_at = match (&self.status.last_published, kept && !reseal_all) {
-            (Some(p), true) => p.oldest_issued_at.clone(),
-            _ => at.clone(),
-        };
-        self.status.failed_inventory = None;
-        self.status.highest_generation = n;
-        self.status.last_published = Some(Published {
-            commit: commit.id.clone(),
-            generation: n,
-            oldest_issued_at,
-            published_at: at.clone(),
-            inventory_sha256: session.inventory_sha256.clone(),
-        });
-        self.status.last_processed = Some(match trigger {
-            Trigger::Commit => commit.id.clone(),
-            _ => self
-                .status
-                .last_processed
-                .clone()
-                .unwrap_or_else(|| commit.id.clone()),
-        });
-        self.status.record(Entry {
-            commit: commit.id.clone(),
-            summary: commit.summary.clone(),
-            status: Outcome::Published,
-            at,
-            generation: Some(n),
-            nodes_changed: Some(changed),
-            nodes_rendered: Some(rendered_count),
-            reason: match trigger {
-                Trigger::Commit => None,
-                _ => Some(trigger.name().to_string()),
-            },
-            diagnostics: None,
-        });
-        self.status.write(&self.cfg.out)?;
+        self.record_published(
+            job,
+            n,
+            kept && !reseal_all,
+            changed,
+            rendered_count,
+            session,
+        )?;
         result.published += 1;
-        if matches!(trigger, Trigger::Commit) {
+        if matches!(job.trigger, Trigger::Commit) {
             result.processed += 1;
         }
         log(Event::Published {
-            commit: commit.id.clone(),
-            trigger: trigger.name(),
+            commit: job.commit.id.clone(),
+            trigger: job.trigger.name(),
             generation: n,
             nodes,
             changed,
@@ -693,7 +632,137 @@ impl Watcher {
                 generations: pruned,
             });
         }
+        Ok(Ok(()))
+    }
+
+    /// Record generation `n` of `job`'s commit in the status file.
+    /// `kept_old`: some bundles were kept from the previous generation, so
+    /// the oldest issue time is still the previous one.
+    fn record_published(
+        &mut self,
+        job: &Job<'_>,
+        n: u64,
+        kept_old: bool,
+        changed: usize,
+        rendered: usize,
+        session: &Session,
+    ) -> Result<(), WatchError> {
+        let oldest_issued_at = match (&self.status.last_published, kept_old) {
+            (Some(p), true) => p.oldest_issued_at.clone(),
+            _ => job.at.clone(),
+        };
+        self.status.failed_inventory = None;
+        self.status.highest_generation = n;
+        self.status.last_published = Some(Published {
+            commit: job.commit.id.clone(),
+            generation: n,
+            oldest_issued_at,
+            published_at: job.at.clone(),
+            inventory_sha256: session.inventory_sha256.clone(),
+        });
+        self.status.last_processed = Some(match job.trigger {
+            Trigger::Commit => job.commit.id.clone(),
+            _ => self
+                .status
+                .last_processed
+                .clone()
+                .unwrap_or_else(|| job.commit.id.clone()),
+        });
+        self.status.record(Entry {
+            commit: job.commit.id.clone(),
+            summary: job.commit.summary.clone(),
+            status: Outcome::Published,
+            at: job.at.clone(),
+            generation: Some(n),
+            nodes_changed: Some(changed),
+            nodes_rendered: Some(rendered),
+            reason: match job.trigger {
+                Trigger::Commit => None,
+                _ => Some(job.trigger.name().to_string()),
+            },
+            diagnostics: None,
+        });
+        self.status.write(&self.cfg.out)?;
         Ok(())
+    }
+
+    /// Record that `job`'s commit was not published, and why.
+    fn fail(
+        &mut self,
+        job: &Job<'_>,
+        refusal: Refusal,
+        log: &mut dyn FnMut(Event),
+        result: &mut PollResult,
+    ) -> Result<(), WatchError> {
+        let Refusal {
+            reason,
+            diagnostics,
+        } = refusal;
+        let diags = diagnostics.as_ref().map(|(d, f)| (d, f.as_slice()));
+        let report = diags.map_or(String::new(), |(d, f)| render_human(d, f, false, 100));
+        self.status.record(Entry {
+            commit: job.commit.id.clone(),
+            summary: job.commit.summary.clone(),
+            status: Outcome::Failed,
+            at: job.at.clone(),
+            generation: None,
+            nodes_changed: None,
+            nodes_rendered: None,
+            reason: Some(reason.clone()),
+            diagnostics: diags.map(|(d, f)| to_json(d, f)),
+        });
+        match job.trigger {
+            Trigger::Commit => {
+                self.status.last_processed = Some(job.commit.id.clone());
+                result.processed += 1;
+            }
+            // The published commit again: do not retry with this inventory.
+            _ => {
+                self.status.failed_inventory =
+                    ringfence_inventory::digest(&self.cfg.inventory).ok();
+            }
+        }
+        self.status.write(&self.cfg.out)?;
+        result.failed += 1;
+        log(Event::Failed {
+            commit: job.commit.id.clone(),
+            reason,
+            report,
+        });
+        Ok(())
+    }
+}
+
+/// One commit being processed, and when.
+struct Job<'c> {
+    commit: &'c CommitInfo,
+    trigger: Trigger,
+    /// The issue time of its bundles.
+    issued_at: SystemTime,
+    /// The same, as RFC 3339.
+    at: String,
+}
+
+/// Why a commit is not published: one line, and the diagnostics behind it.
+struct Refusal {
+    reason: String,
+    diagnostics: Option<(Diagnostics, Vec<SourceFile>)>,
+}
+
+impl Refusal {
+    fn of(diagnostics: Diagnostics, files: Vec<SourceFile>) -> Refusal {
+        Refusal {
+            reason: first_error(&diagnostics, &files),
+            diagnostics: Some((diagnostics, files)),
+        }
+    }
+}
+
+/// A stage's value, or the refusal its errors make.
+fn refused<T>(w: Warned<T>) -> Result<T, Refusal> {
+    match w.output {
+        Some(v) => Ok(v),
+        None => Err(Refusal::of(w.diagnostics, w.files)),
     }
 }
 

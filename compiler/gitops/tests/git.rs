@@ -1,7 +1,8 @@
 //! A Git repository driven by the real `git` binary.
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
+
+pub(crate) use ringfence_testkit::git::git;
 
 /// A repository in a temp dir (removed on drop).
 pub(crate) struct Repo {
@@ -13,23 +14,6 @@ pub(crate) struct Repo {
 /// The workspace root.
 pub(crate) fn workspace() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
-/// Run git in `dir`, panicking with its output on failure; stdout.
-pub(crate) fn git(dir: &Path, args: &[&str]) -> String {
-    let out = Command::new("git")
-        .current_dir(dir)
-        .args(["-c", "user.name=t", "-c", "user.email=t@example.invalid"])
-        .args(args)
-        .output()
-        .expect("git runs");
-    assert!(
-        out.status.success(),
-        "git {args:?} failed:\n{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).trim().to_string()
 }
 
 impl Repo {

@@ -3,8 +3,8 @@
 
 use std::path::PathBuf;
 
-use ringfence_driver::session::{self, IntentFrom};
-use ringfence_gitops::plan::{ConnectionChange, NodeStatus, Plan, Revision, plan};
+use ringfence_core::diff::{ConnectionChange, NodeStatus, Plan, Revision, plan};
+use ringfence_driver::{IntentFrom, Pipeline};
 use ringfence_schema::ir::{Action, Direction};
 use ringfence_source::Selector;
 
@@ -13,8 +13,11 @@ use crate::git::{Repo, workspace};
 fn compile(repo: &Repo, rev: &str) -> ringfence_driver::Session {
     let inv = vec![workspace().join("policies-example/inventory/prod-eu1.json")];
     let dir: PathBuf = repo.root.join("policies");
-    session::compile(&IntentFrom::Dir(&dir, Selector::Rev(rev.into())), &inv, &[])
+    Pipeline::new()
+        .session(&IntentFrom::Dir(&dir, Selector::Rev(rev.into())), &inv, &[])
         .unwrap_or_else(|e| panic!("{rev}: {e}"))
+        .output
+        .unwrap_or_else(|| panic!("{rev} does not compile"))
 }
 
 fn changed_plan() -> (Plan, String, String) {

@@ -11,7 +11,6 @@ use ringfence_bundle::{SigningKey, Trust, parse_time, verify_index};
 use ringfence_gitops::publish::Publication;
 use ringfence_gitops::status::Outcome;
 use ringfence_gitops::watch::{Event, PollResult, RepoLocation, WatchConfig, WatchError, Watcher};
-use ringfence_plugin_host::Limits;
 use ringfence_schema::bundle::IndexPayload;
 
 use crate::git::{git, workspace};
@@ -21,7 +20,7 @@ fn fixture() -> PathBuf {
 }
 
 fn key() -> SigningKey {
-    SigningKey::from_seed([7; 32])
+    ringfence_testkit::keys::key(7)
 }
 
 /// A bare server repository and a working clone holding the lab intent
@@ -82,7 +81,6 @@ impl Lab {
             out: self.out(),
             keep: 5,
             expires: Duration::from_secs(7 * 86_400),
-            limits: Limits::default(),
             failpoint: None,
         }
     }
@@ -335,7 +333,7 @@ fn a_rewritten_branch_publishes_its_tip() {
 #[test]
 fn one_publisher_per_directory_and_source() {
     let lab = Lab::new();
-    let (w, _) = lab.open();
+    let (mut w, _) = lab.open();
     let e = Watcher::open(
         lab.config(RepoLocation::Path(lab.bare.clone())),
         &mut |_| {},
@@ -343,6 +341,8 @@ fn one_publisher_per_directory_and_source() {
     .err()
     .unwrap();
     assert!(matches!(e, WatchError::Locked(_)), "{e}");
+    // A commit processed makes the directory this source's.
+    poll_at(&mut w, t0());
     drop(w);
     let mut other = lab.config(RepoLocation::Path(lab.bare.clone()));
     other.branch = "release".into();
@@ -356,6 +356,33 @@ fn one_publisher_per_directory_and_source() {
     let mut w = Watcher::open(cfg, &mut |_| {}).unwrap();
     let e = w.poll(&t0, &mut |_| {}).unwrap_err();
     assert!(e.to_string().contains("branch `nope` not found"), "{e}");
+}
+
+/// A first run that fails before processing a commit (a repository that
+/// is not there, a branch that is not there) left a status file naming its
+/// source, and every later run with the right source was refused.
+#[test]
+fn a_run_that_processed_nothing_claims_nothing() {
+    let lab = Lab::new();
+    let mut wrong = lab.config(RepoLocation::Path(lab.tmp.path().join("no-such-repo")));
+    wrong.branch = "nope".into();
+    let mut w = Watcher::open(wrong, &mut |_| {}).unwrap();
+    assert!(w.poll(&t0, &mut |_| {}).is_err());
+    drop(w);
+    assert!(!lab.out().join("status.json").exists());
+    // A status file of such a run (written by earlier versions) is no claim either.
+    std::fs::write(
+        lab.out().join("status.json"),
+        r#"{"format": 1, "repository": "/elsewhere", "branch": "x", "path": ".",
+            "last_processed": null, "last_published": null, "history": []}"#,
+    )
+    .unwrap();
+    let (mut w, _) = lab.open();
+    let (r, _) = poll_at(&mut w, t0());
+    assert_eq!(r.published, 1);
+    let s = w.status();
+    assert_eq!(s.branch, "main");
+    assert_eq!(s.repository, lab.bare.display().to_string());
 }
 
 #[test]

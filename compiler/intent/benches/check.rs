@@ -14,7 +14,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use ringfence_intent::model::SourceFile;
-use ringfence_intent::{format_source, load};
+use ringfence_intent::{format_source, load, render_human, to_json};
 
 const FILES: usize = 200;
 const POLICIES_PER_APP: usize = 10;
@@ -174,5 +174,22 @@ fn main() {
         for (i, f) in files.iter().enumerate() {
             black_box(format_source(i, &f.text).unwrap());
         }
+    });
+    // Rendering is linear in the number of diagnostics: 10,000 warnings on
+    // one file (each a filter nothing uses), as text and as JSON.
+    let unused: String = (0..10_000)
+        .map(|i| format!("filter \"f{i}\" {{\n    label \"app\" \"x{i}\"\n}}\n"))
+        .collect();
+    let unused = vec![SourceFile {
+        path: "unused.kdl".into(),
+        text: Arc::from(unused),
+    }];
+    let warned = load(unused.clone()).diagnostics;
+    assert_eq!(warned.warning_count(), 10_000);
+    measure("render 10,000 warnings as text", 5, || {
+        black_box(render_human(&warned, &unused, false, 80));
+    });
+    measure("render 10,000 warnings as JSON", 5, || {
+        black_box(to_json(&warned, &unused));
     });
 }

@@ -6,7 +6,8 @@ use std::collections::BTreeMap;
 use ipnet::IpNet;
 
 use crate::model::{
-    Action, Direction, FileId, Mode, Os, PolicyRank, PortRange, Predicate, Proto, Span,
+    Action, Direction, FileId, Mode, Os, PolicyAction, PolicyRank, PortRange, Predicate, Proto,
+    Span,
 };
 
 /// A name as written, with where.
@@ -109,7 +110,8 @@ pub(crate) enum RefKind {
 pub(crate) struct RawPolicy {
     pub(crate) owner: Owner,
     pub(crate) rank: PolicyRank,
-    pub(crate) action: Action,
+    pub(crate) action: PolicyAction,
+    pub(crate) side: Option<Direction>,
     pub(crate) name: Option<Name>,
     /// 1-based line of the node, for unnamed policies.
     pub(crate) line: u32,
@@ -117,6 +119,7 @@ pub(crate) struct RawPolicy {
     pub(crate) to: RawRef,
     pub(crate) proto: Proto,
     pub(crate) ports: Vec<PortRange>,
+    pub(crate) named_ports: Vec<String>,
     pub(crate) log: bool,
     pub(crate) comment: Option<String>,
     /// The whole node.

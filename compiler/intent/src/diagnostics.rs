@@ -132,6 +132,8 @@ impl Extend<Diagnostic> for Diagnostics {
 pub mod codes {
     /// The file is not valid KDL.
     pub const SYNTAX: &str = "ringfence::syntax";
+    /// A file beyond the parser's limits (blocks nested too deep, too large).
+    pub const LIMIT: &str = "ringfence::limit";
     /// A node the language does not have in this place.
     pub const UNKNOWN_NODE: &str = "ringfence::unknown-node";
     /// A property the node does not take.
@@ -190,6 +192,7 @@ pub mod codes {
     /// All of them, errors first, in documentation order.
     pub const ALL: &[&str] = &[
         SYNTAX,
+        LIMIT,
         UNKNOWN_NODE,
         UNKNOWN_PROPERTY,
         UNEXPECTED_ARGUMENT,

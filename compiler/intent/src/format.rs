@@ -13,20 +13,25 @@
 use kdl::{KdlDocument, KdlEntry, KdlNode, KdlValue};
 
 use crate::diagnostics::{Diagnostic, Diagnostics, codes};
+use crate::limits;
 use crate::model::{FileId, Span};
-use crate::parse::syntax_diagnostics;
+use crate::parse::{refusal_diagnostic, syntax_diagnostics};
 
 const INDENT: &str = "    ";
 
 /// The canonical layout of `text`, or its syntax errors (a file that does not
 /// parse is never rewritten).
 pub fn format_source(file: FileId, text: &str) -> Result<String, Diagnostics> {
-    let doc =
-        KdlDocument::parse_v2(text).map_err(|e| Diagnostics(syntax_diagnostics(file, text, &e)))?;
+    let doc = match limits::parse_with(text, KdlDocument::parse_v2) {
+        Ok(Ok(doc)) => doc,
+        Ok(Err(e)) => return Err(Diagnostics(syntax_diagnostics(file, text, &e))),
+        Err(r) => return Err(Diagnostics(vec![refusal_diagnostic(file, &r)])),
+    };
     let mut p = Printer::default();
     p.document(&doc, 0);
     let out = p.finish();
-    let same = KdlDocument::parse_v2(&out).is_ok_and(|formatted| equivalent(&doc, &formatted));
+    let same = matches!(limits::parse_with(&out, KdlDocument::parse_v2),
+        Ok(Ok(formatted)) if equivalent(&doc, &formatted));
     if !same {
         // A bug in the printer must not change anyone's intent.
         let d = Diagnostic::error(

@@ -10,6 +10,7 @@
 mod ast;
 pub mod diagnostics;
 pub mod format;
+pub mod limits;
 mod lower;
 pub mod model;
 mod parse;

@@ -12,8 +12,8 @@ use kdl::{KdlDocument, KdlEntry, KdlNode, KdlValue};
 use crate::ast::*;
 use crate::diagnostics::{Diagnostic, codes, did_you_mean};
 use crate::model::{
-    Action, Direction, FileId, Mode, Os, PolicyRank, PortRange, Predicate, Proto, Span,
-    WorkloadKind,
+    Action, Direction, FileId, Mode, Os, PolicyAction, PolicyRank, PortRange, Predicate, Proto,
+    Span, WorkloadKind,
 };
 
 const TOP_NODES: &[&str] = &[
@@ -52,9 +52,9 @@ const PREDICATES: &[&str] = &[
     "any",
     "not",
 ];
-const POLICY_PROPS: &[&str] = &["from", "to", "proto", "ports", "log", "comment"];
-const POLICY_USAGE: &str = "allow|deny [\"NAME\"] from=REF to=REF [proto=P] [ports=PORTS] \
-                            [log=#true] [comment=\"…\"]";
+const POLICY_PROPS: &[&str] = &["from", "to", "proto", "ports", "side", "log", "comment"];
+const POLICY_USAGE: &str = "allow|deny|pass [\"NAME\"] from=REF to=REF [proto=P] [ports=PORTS] \
+                            [side=\"ingress|egress\"] [log=#true] [comment=\"…\"]";
 
 /// Byte offsets of line starts, for 1-based line numbers.
 pub(crate) struct LineIndex(Vec<usize>);
@@ -90,6 +90,26 @@ pub(crate) fn lower(
     };
     for node in doc.nodes() {
         cx.top(node);
+    }
+}
+
+/// Why `name` is not a valid container port name (Kubernetes' IANA_SVC_NAME:
+/// 1-15 lowercase letters, digits and dashes, at least one letter, no dash at
+/// either end or next to another), or `None` if it is one.
+fn port_name_problem(name: &str) -> Option<&'static str> {
+    if name.len() > 15 {
+        Some("is longer than 15 characters")
+    } else if !name
+        .bytes()
+        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+    {
+        Some("may only have lowercase letters, digits and dashes")
+    } else if !name.bytes().any(|b| b.is_ascii_lowercase()) {
+        Some("needs at least one letter")
+    } else if name.starts_with('-') || name.ends_with('-') || name.contains("--") {
+        Some("may not start or end with a dash or have two in a row")
+    } else {
+        None
     }
 }
 
@@ -409,19 +429,22 @@ impl Lower<'_> {
         }
     }
 
-    /// `ports=443` or `ports="80,443,8000-8100"`, normalised.
-    fn ports(&mut self, e: &KdlEntry) -> Option<Vec<PortRange>> {
+    /// `ports=443` or `ports="80,443,8000-8100,http"`: numbers and ranges
+    /// (normalised) and container port names (sorted, deduplicated).
+    fn ports(&mut self, e: &KdlEntry) -> Option<(Vec<PortRange>, Vec<String>)> {
         let span = self.value_span(e);
         let bad = |cx: &mut Self, span: Span, msg: String| {
             let d = Diagnostic::error(codes::INVALID_PORT, msg)
                 .with_label(span, "invalid port")
                 .with_help(
-                    "a port is 0-65535; write `ports=443` or `ports=\"80,443,8000-8100\"` \
-                     (ranges low-high)",
+                    "a port is 0-65535 or a container port name (up to 15 lowercase letters, \
+                     digits and inner dashes); write `ports=443` or \
+                     `ports=\"80,443,8000-8100,http\"` (ranges low-high)",
                 );
             cx.push(d);
         };
         let mut out = Vec::new();
+        let mut names = Vec::new();
         match e.value() {
             KdlValue::Integer(i) => match u16::try_from(*i) {
                 Ok(p) => out.push(PortRange::single(p)),
@@ -449,12 +472,23 @@ impl Lower<'_> {
                         span
                     };
                     at += part.len() + 1;
-                    if part.trim().is_empty() {
+                    let part = part.trim();
+                    if part.is_empty() {
                         bad(self, part_span, format!("empty port in \"{s}\""));
                         ok = false;
                         continue;
                     }
-                    match PortRange::from_str(part.trim()) {
+                    if part.bytes().any(|b| b.is_ascii_alphabetic()) {
+                        match port_name_problem(part) {
+                            None => names.push(part.to_string()),
+                            Some(why) => {
+                                bad(self, part_span, format!("port name `{part}` {why}"));
+                                ok = false;
+                            }
+                        }
+                        continue;
+                    }
+                    match PortRange::from_str(part) {
                         Ok(r) => out.push(r),
                         Err(msg) => {
                             bad(self, part_span, msg);
@@ -476,7 +510,9 @@ impl Lower<'_> {
             }
         }
         ringfence_schema::net::normalize_ports(&mut out);
-        Some(out)
+        names.sort();
+        names.dedup();
+        Some((out, names))
     }
 
     /// A prefix or a single address.
@@ -1062,14 +1098,15 @@ impl Lower<'_> {
         self.entries(n, &[], 0, "absolute|default { POLICIES }");
         for c in n.iter_children() {
             match c.name().value() {
-                "allow" => self.policy(c, owner.clone(), rank, Action::Allow),
-                "deny" => self.policy(c, owner.clone(), rank, Action::Deny),
-                _ => self.unknown_node(c, &["allow", "deny"], place),
+                "allow" => self.policy(c, owner.clone(), rank, PolicyAction::Allow),
+                "deny" => self.policy(c, owner.clone(), rank, PolicyAction::Deny),
+                "pass" => self.policy(c, owner.clone(), rank, PolicyAction::Pass),
+                _ => self.unknown_node(c, &["allow", "deny", "pass"], place),
             }
         }
     }
 
-    fn policy(&mut self, n: &KdlNode, owner: Owner, rank: PolicyRank, action: Action) {
+    fn policy(&mut self, n: &KdlNode, owner: Owner, rank: PolicyRank, action: PolicyAction) {
         let ents = self.entries(n, POLICY_PROPS, 1, POLICY_USAGE);
         self.no_children(n, POLICY_USAGE);
         let mut ok = true;
@@ -1090,7 +1127,20 @@ impl Lower<'_> {
         };
         let from = side(self, "from");
         let to = side(self, "to");
-        let (proto, ports) = self.proto_ports(&ents);
+        let (proto, ports) = self.proto_ports(&ents, true);
+        let side = match ents.prop("side") {
+            Some(e) => self
+                .one_of(
+                    e,
+                    "`side`",
+                    &[
+                        ("ingress", Direction::Ingress),
+                        ("egress", Direction::Egress),
+                    ],
+                )
+                .map(Some),
+            None => Some(None),
+        };
         let log = match ents.prop("log") {
             Some(e) => self.boolean(e, "`log`"),
             None => Some(false),
@@ -1099,19 +1149,29 @@ impl Lower<'_> {
             Some(e) => self.string(e, "`comment`").map(Some),
             None => Some(None),
         };
-        if let (true, Some(from), Some(to), Some(proto), Some(ports), Some(log), Some(comment)) =
-            (ok, from, to, proto, ports, log, comment)
+        if let (
+            true,
+            Some(from),
+            Some(to),
+            Some(proto),
+            Some((ports, named_ports)),
+            Some(side),
+            Some(log),
+            Some(comment),
+        ) = (ok, from, to, proto, ports, side, log, comment)
         {
             self.ast.policies.push(RawPolicy {
                 owner,
                 rank,
                 action,
+                side,
                 name,
                 line: self.line(n),
                 from,
                 to,
                 proto,
                 ports,
+                named_ports,
                 log,
                 comment,
                 span: self.span(n.span()),
@@ -1120,8 +1180,15 @@ impl Lower<'_> {
         }
     }
 
-    /// `proto=` and `ports=`, checked together.
-    fn proto_ports(&mut self, ents: &Entries<'_>) -> (Option<Proto>, Option<Vec<PortRange>>) {
+    /// `proto=` and `ports=`, checked together. Port names are only taken
+    /// where `named` (policies, not quarantine exceptions); with `proto="any"`
+    /// a policy may list names only.
+    #[allow(clippy::type_complexity)]
+    fn proto_ports(
+        &mut self,
+        ents: &Entries<'_>,
+        named: bool,
+    ) -> (Option<Proto>, Option<(Vec<PortRange>, Vec<String>)>) {
         let proto = match ents.prop("proto") {
             Some(e) => self.proto(e),
             None => Some(Proto::Any),
@@ -1129,8 +1196,25 @@ impl Lower<'_> {
         let ports = match ents.prop("ports") {
             Some(e) => {
                 let ports = self.ports(e);
-                if let (Some(p), Some(_)) = (proto, &ports)
+                if let Some((_, names)) = &ports
+                    && !names.is_empty()
+                    && !named
+                {
+                    let d = Diagnostic::error(
+                        codes::INVALID_PORT,
+                        format!("port name `{}` in a quarantine exception", names[0]),
+                    )
+                    .with_label(self.value_span(e), "invalid port")
+                    .with_help(
+                        "quarantine exceptions take port numbers only: write the container \
+                         port's number",
+                    );
+                    self.push(d);
+                    return (proto, None);
+                }
+                if let (Some(p), Some((numbers, names))) = (proto, &ports)
                     && !p.has_ports()
+                    && !(p == Proto::Any && numbers.is_empty() && !names.is_empty())
                 {
                     let mut d = Diagnostic::error(
                         codes::PORTS_NEED_PROTOCOL,
@@ -1142,7 +1226,8 @@ impl Lower<'_> {
                         None => d,
                     };
                     let help = if p == Proto::Any {
-                        "add proto=\"tcp\" (or udp, sctp), or remove `ports` to match every port"
+                        "add proto=\"tcp\" (or udp, sctp), or remove `ports` to match every port \
+                         (with proto=\"any\", only port names may be given)"
                     } else {
                         "remove `ports`, or use proto=\"tcp\", \"udp\" or \"sctp\""
                     };
@@ -1151,7 +1236,7 @@ impl Lower<'_> {
                 }
                 ports
             }
-            None => Some(Vec::new()),
+            None => Some((Vec::new(), Vec::new())),
         };
         (proto, ports)
     }
@@ -1243,8 +1328,8 @@ impl Lower<'_> {
                         }
                     };
                     let peer = self.reference(e);
-                    let (proto, ports) = self.proto_ports(&ents);
-                    if let (Some(peer), Some(proto), Some(ports)) = (peer, proto, ports) {
+                    let (proto, ports) = self.proto_ports(&ents, false);
+                    if let (Some(peer), Some(proto), Some((ports, _))) = (peer, proto, ports) {
                         q.exceptions.push(RawException {
                             name,
                             line: self.line(c),

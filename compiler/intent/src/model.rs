@@ -303,6 +303,53 @@ pub enum Target {
     External(ExternalId),
 }
 
+/// What a policy does with the connections it matches.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum PolicyAction {
+    /// Allow: final.
+    Allow,
+    /// Deny: final.
+    Deny,
+    /// Skip the rest of the policy's group: an absolute `pass` hands the
+    /// connection to the default policies, a default `pass` to the catch-alls.
+    Pass,
+}
+
+impl PolicyAction {
+    /// The decision it makes, `None` for `pass`.
+    pub fn decision(self) -> Option<Action> {
+        match self {
+            PolicyAction::Allow => Some(Action::Allow),
+            PolicyAction::Deny => Some(Action::Deny),
+            PolicyAction::Pass => None,
+        }
+    }
+
+    /// `allow`, `deny` or `pass`, as written.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PolicyAction::Allow => "allow",
+            PolicyAction::Deny => "deny",
+            PolicyAction::Pass => "pass",
+        }
+    }
+}
+
+impl std::fmt::Display for PolicyAction {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl From<Action> for PolicyAction {
+    fn from(a: Action) -> Self {
+        match a {
+            Action::Allow => PolicyAction::Allow,
+            Action::Deny => PolicyAction::Deny,
+        }
+    }
+}
+
 /// One absolute or default policy.
 #[derive(Clone, Debug)]
 pub struct Policy {
@@ -314,16 +361,22 @@ pub struct Policy {
     pub scope: ScopeId,
     /// Absolute or default.
     pub rank: PolicyRank,
-    /// Allow or deny.
-    pub action: Action,
+    /// Allow, deny or pass.
+    pub action: PolicyAction,
+    /// The one side that enforces it (`side="ingress"`: the provider's
+    /// ingress; `side="egress"`: the consumer's egress); `None` for both.
+    pub side: Option<Direction>,
     /// Who opens the connection.
     pub consumer: Target,
     /// Who accepts it.
     pub provider: Target,
     /// Protocol (`any` for all).
     pub proto: Proto,
-    /// Ports, normalised; empty means all (only with tcp, udp, sctp).
+    /// Port numbers, normalised. With `named_ports` also empty, every port.
     pub ports: Vec<PortRange>,
+    /// Named ports: container port names, resolved on each provider pod
+    /// (with `proto="any"`, whatever the container port's protocol), sorted.
+    pub named_ports: Vec<String>,
     /// Log matches.
     pub log: bool,
     /// Free text.

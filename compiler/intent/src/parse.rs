@@ -5,6 +5,7 @@
 use kdl::{KdlDiagnostic, KdlDocument, KdlError};
 
 use crate::diagnostics::{Diagnostic, codes};
+use crate::limits::{self, MAX_DEPTH, Refusal};
 use crate::model::{FileId, Span};
 
 /// One parsed file.
@@ -22,13 +23,13 @@ const SALVAGE_ROUNDS: usize = 8;
 
 /// Parse one file as KDL v2.
 pub(crate) fn parse(file: FileId, text: &str) -> Parsed {
-    match KdlDocument::parse_v2(text) {
-        Ok(doc) => Parsed {
+    match limits::parse_with(text, KdlDocument::parse_v2) {
+        Ok(Ok(doc)) => Parsed {
             doc: Some(doc),
             diagnostics: Vec::new(),
             partial: false,
         },
-        Err(err) => {
+        Ok(Err(err)) => {
             let diagnostics = syntax_diagnostics(file, text, &err);
             let doc = salvage(text, &err);
             Parsed {
@@ -37,6 +38,47 @@ pub(crate) fn parse(file: FileId, text: &str) -> Parsed {
                 partial: true,
             }
         }
+        Err(refusal) => Parsed {
+            doc: None,
+            diagnostics: vec![refusal_diagnostic(file, &refusal)],
+            partial: true,
+        },
+    }
+}
+
+/// A file the parser refuses, as a diagnostic.
+pub(crate) fn refusal_diagnostic(file: FileId, refusal: &Refusal) -> Diagnostic {
+    match *refusal {
+        Refusal::TooDeep { offset, len } => Diagnostic::error(
+            codes::LIMIT,
+            format!("blocks nested more than {MAX_DEPTH} deep"),
+        )
+        .with_label(
+            Span { file, offset, len },
+            format!("this node's block is nested {} deep", MAX_DEPTH + 1),
+        )
+        .with_help(format!(
+            "intent nests blocks at most {MAX_DEPTH} deep (scopes, queries, `all`/`any`/`not`): \
+             flatten this, e.g. declare a deeply nested filter as a named filter and refer to it"
+        )),
+        Refusal::TooLarge {
+            braces,
+            comment_bytes,
+        } => Diagnostic::error(
+            codes::LIMIT,
+            format!(
+                "this file is too large to parse safely ({braces} `{{` and {comment_bytes} `*` or `/`)"
+            ),
+        )
+        .with_label(
+            Span {
+                file,
+                offset: 0,
+                len: 0,
+            },
+            "not parsed",
+        )
+        .with_help("split it into several files"),
     }
 }
 
@@ -168,9 +210,10 @@ fn salvage(text: &str, err: &KdlError) -> Option<KdlDocument> {
         // Only whole UTF-8 characters were replaced (chunks start after a
         // newline and end before one or at the end of the text).
         let blank = String::from_utf8(bytes).ok()?;
-        match KdlDocument::parse_v2(&blank) {
-            Ok(doc) => return Some(doc),
-            Err(e) => errors = e.diagnostics.iter().map(|d| d.span.offset()).collect(),
+        match limits::parse_with(&blank, KdlDocument::parse_v2) {
+            Ok(Ok(doc)) => return Some(doc),
+            Ok(Err(e)) => errors = e.diagnostics.iter().map(|d| d.span.offset()).collect(),
+            Err(_) => return None,
         }
     }
     None

@@ -584,8 +584,8 @@ impl<'a> Resolver<'a> {
             }
             ids.insert((scope, name.clone()), name_span);
             let key = format!(
-                "{:?} {:?} {:?} {} {:?}",
-                p.action, consumer, provider, p.proto, p.ports
+                "{:?} {:?} {:?} {:?} {} {:?} {:?}",
+                p.action, p.side, consumer, provider, p.proto, p.ports, p.named_ports
             );
             match same.get(&(scope, p.rank, key.clone())) {
                 Some((first_id, first)) => {
@@ -595,7 +595,7 @@ impl<'a> Resolver<'a> {
                     )
                     .with_label(
                         p.head,
-                        "same action, consumer, provider, protocol and ports",
+                        "same action, side, consumer, provider, protocol and ports",
                     )
                     .with_label(*first, "as this earlier policy")
                     .with_help("remove one of them: the later one never decides anything");
@@ -611,10 +611,12 @@ impl<'a> Resolver<'a> {
                 scope,
                 rank: p.rank,
                 action: p.action,
+                side: p.side,
                 consumer,
                 provider,
                 proto: p.proto,
                 ports: p.ports.clone(),
+                named_ports: p.named_ports.clone(),
                 log: p.log,
                 comment: p.comment.clone(),
                 span: p.span,

@@ -118,13 +118,22 @@ fn summary(i: &Intent) -> String {
     for k in i.order() {
         let p = &i.policies[k];
         let (file, line, col) = i.location(p.span);
-        let ports: Vec<String> = p.ports.iter().map(|r| r.to_string()).collect();
+        let ports: Vec<String> = p
+            .ports
+            .iter()
+            .map(|r| r.to_string())
+            .chain(p.named_ports.iter().cloned())
+            .collect();
         writeln!(
             s,
-            "{:?} {} {} {} -> {} {} [{}]{}{} {file}:{line}:{col}",
+            "{:?} {} {}{} {} -> {} {} [{}]{}{} {file}:{line}:{col}",
             p.rank,
             p.id,
             p.action,
+            match p.side {
+                Some(d) => format!(" ({d:?} side)"),
+                None => String::new(),
+            },
             target(i, &p.consumer),
             target(i, &p.provider),
             p.proto,

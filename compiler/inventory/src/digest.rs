@@ -7,13 +7,29 @@ use std::path::PathBuf;
 use sha2::{Digest, Sha256};
 
 /// Hex SHA-256 of the files in the given order, each prefixed by its length
-/// as 8 bytes big-endian (so that moving bytes between files changes it).
+/// as 8 bytes big-endian (so that moving bytes between files changes it). A
+/// directory of manifests counts as its manifest files in path order, each
+/// preceded by its path (length-prefixed likewise).
 pub fn digest(inventory: &[PathBuf]) -> std::io::Result<String> {
     let mut hasher = Sha256::new();
+    let unreadable = |path: &std::path::Path, e: std::io::Error| {
+        std::io::Error::new(e.kind(), format!("{}: cannot read it: {e}", path.display()))
+    };
     for path in inventory {
-        let bytes = std::fs::read(path).map_err(|e| {
-            std::io::Error::new(e.kind(), format!("{}: cannot read it: {e}", path.display()))
-        })?;
+        if path.is_dir() {
+            let files = crate::manifests::files(std::slice::from_ref(path))
+                .map_err(|e| std::io::Error::other(e.to_string()))?;
+            for f in files {
+                let name = f.strip_prefix(path).unwrap_or(&f).to_string_lossy();
+                let bytes = std::fs::read(&f).map_err(|e| unreadable(&f, e))?;
+                hasher.update((name.len() as u64).to_be_bytes());
+                hasher.update(name.as_bytes());
+                hasher.update((bytes.len() as u64).to_be_bytes());
+                hasher.update(&bytes);
+            }
+            continue;
+        }
+        let bytes = std::fs::read(path).map_err(|e| unreadable(path, e))?;
         hasher.update((bytes.len() as u64).to_be_bytes());
         hasher.update(&bytes);
     }

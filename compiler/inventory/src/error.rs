@@ -64,6 +64,23 @@ pub enum InventoryError {
         /// The object, as `Pod shop/frontend-x`.
         object: String,
     },
+    /// Two pods (not on the host network) with one address.
+    #[error(
+        "{file}: {first} and {second} both have the address {address}; pods on the pod network \
+         never share one, and policy is enforced by address, so one would get the other's rules. \
+         Re-export the cluster (a stale or edited export), or set `spec.hostNetwork: true` on a \
+         pod that uses its node's address"
+    )]
+    SharedAddress {
+        /// The file.
+        file: String,
+        /// The address.
+        address: std::net::IpAddr,
+        /// The first pod, as `Pod shop/frontend-x`.
+        first: String,
+        /// The second pod.
+        second: String,
+    },
     /// Two inventory files describe the same cluster.
     #[error(
         "cluster `{cluster}` is described by both {first} and {second}; give each cluster one \

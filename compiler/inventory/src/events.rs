@@ -266,6 +266,8 @@ impl LiveCluster {
             namespaces: self.namespaces.values().cloned().collect(),
             pods,
             services: self.services.values().cloned().collect(),
+            // Ingress and Route objects are not followed (manifests only).
+            ingress: Vec::new(),
         }
     }
 

@@ -1,5 +1,6 @@
-//! Typed access to the fields of one JSON object, remembering the path taken
-//! so that every error names the file, the object and the field.
+//! Typed access to the fields of one JSON object (an inventory item, a
+//! manifest), remembering the path taken so that every error names the file,
+//! the object and the field.
 
 use std::net::IpAddr;
 
@@ -10,18 +11,18 @@ use crate::error::InventoryError;
 use crate::model::Labels;
 
 /// Where errors about one object point.
-pub(crate) struct Object<'a> {
+pub struct Object<'a> {
     /// The file.
-    pub(crate) file: &'a str,
+    pub file: &'a str,
     /// The object, as `Pod shop/frontend-x`.
-    pub(crate) name: String,
+    pub name: String,
     /// What the file should be, for values of the wrong type.
-    pub(crate) help: &'static str,
+    pub help: &'static str,
 }
 
 impl<'a> Object<'a> {
     /// The object's root value.
-    pub(crate) fn root<'v>(&'v self, value: &'v Value) -> Field<'v> {
+    pub fn root<'v>(&'v self, value: &'v Value) -> Field<'v> {
         Field {
             object: self,
             value: Some(value).filter(|v| !v.is_null()),
@@ -32,7 +33,7 @@ impl<'a> Object<'a> {
 
 /// One field (present or not) of an object.
 #[derive(Clone)]
-pub(crate) struct Field<'v> {
+pub struct Field<'v> {
     object: &'v Object<'v>,
     /// `None` when absent or `null` (Kubernetes treats both alike).
     value: Option<&'v Value>,
@@ -41,7 +42,7 @@ pub(crate) struct Field<'v> {
 
 impl<'v> Field<'v> {
     /// A member of this field (`spec` then `ports` gives `spec.ports`).
-    pub(crate) fn key(&self, key: &str) -> Field<'v> {
+    pub fn key(&self, key: &str) -> Field<'v> {
         Field {
             object: self.object,
             value: self.value.and_then(|v| v.get(key)).filter(|v| !v.is_null()),
@@ -54,21 +55,22 @@ impl<'v> Field<'v> {
     }
 
     /// Follows a dotted path of keys.
-    pub(crate) fn at(&self, path: &str) -> Field<'v> {
+    pub fn at(&self, path: &str) -> Field<'v> {
         path.split('.').fold(self.clone(), |f, k| f.key(k))
     }
 
     /// The raw value, if present.
-    pub(crate) fn value(&self) -> Option<&'v Value> {
+    pub fn value(&self) -> Option<&'v Value> {
         self.value
     }
 
+    /// The path of this field in its object (`spec.ingress[0].from`).
+    pub fn path(&self) -> &str {
+        &self.path
+    }
+
     /// An error about this field.
-    pub(crate) fn error(
-        &self,
-        problem: impl Into<String>,
-        help: impl Into<String>,
-    ) -> InventoryError {
+    pub fn error(&self, problem: impl Into<String>, help: impl Into<String>) -> InventoryError {
         InventoryError::Field {
             file: self.object.file.to_owned(),
             object: self.object.name.clone(),
@@ -91,7 +93,7 @@ impl<'v> Field<'v> {
     }
 
     /// The elements of an array field (none when absent).
-    pub(crate) fn items(&self) -> Result<Vec<Field<'v>>, InventoryError> {
+    pub fn items(&self) -> Result<Vec<Field<'v>>, InventoryError> {
         match self.value {
             None => Ok(Vec::new()),
             Some(Value::Array(items)) => Ok(items
@@ -108,7 +110,7 @@ impl<'v> Field<'v> {
     }
 
     /// A string field, if present.
-    pub(crate) fn str(&self) -> Result<Option<&'v str>, InventoryError> {
+    pub fn str(&self) -> Result<Option<&'v str>, InventoryError> {
         match self.value {
             None => Ok(None),
             Some(Value::String(s)) => Ok(Some(s)),
@@ -117,7 +119,7 @@ impl<'v> Field<'v> {
     }
 
     /// A string field that must be present and non-empty.
-    pub(crate) fn required_str(&self, help: &str) -> Result<&'v str, InventoryError> {
+    pub fn required_str(&self, help: &str) -> Result<&'v str, InventoryError> {
         match self.str()? {
             Some(s) if !s.is_empty() => Ok(s),
             Some(_) => Err(self.error("is empty", help)),
@@ -126,7 +128,7 @@ impl<'v> Field<'v> {
     }
 
     /// A boolean field (`false` when absent).
-    pub(crate) fn bool(&self) -> Result<bool, InventoryError> {
+    pub fn bool(&self) -> Result<bool, InventoryError> {
         match self.value {
             None => Ok(false),
             Some(Value::Bool(b)) => Ok(*b),
@@ -135,7 +137,7 @@ impl<'v> Field<'v> {
     }
 
     /// A number field, if present.
-    pub(crate) fn f64(&self) -> Result<Option<f64>, InventoryError> {
+    pub fn f64(&self) -> Result<Option<f64>, InventoryError> {
         match self.value {
             None => Ok(None),
             Some(Value::Number(n)) => Ok(n.as_f64()),
@@ -143,8 +145,20 @@ impl<'v> Field<'v> {
         }
     }
 
+    /// A whole number field, if present.
+    pub fn int(&self) -> Result<Option<i64>, InventoryError> {
+        match self.value {
+            None => Ok(None),
+            Some(Value::Number(n)) => match n.as_i64() {
+                Some(i) => Ok(Some(i)),
+                None => Err(self.wrong_type("a whole number")),
+            },
+            Some(_) => Err(self.wrong_type("a whole number")),
+        }
+    }
+
     /// A port number (1–65535), if present.
-    pub(crate) fn port(&self) -> Result<Option<u16>, InventoryError> {
+    pub fn port(&self) -> Result<Option<u16>, InventoryError> {
         match self.value {
             None => Ok(None),
             Some(Value::Number(n)) => match n.as_u64().and_then(|p| u16::try_from(p).ok()) {
@@ -159,7 +173,7 @@ impl<'v> Field<'v> {
     }
 
     /// A string-to-string map (labels, annotations, selectors); empty when absent.
-    pub(crate) fn labels(&self) -> Result<Labels, InventoryError> {
+    pub fn labels(&self) -> Result<Labels, InventoryError> {
         match self.value {
             None => Ok(Labels::new()),
             Some(Value::Object(map)) => map
@@ -174,7 +188,7 @@ impl<'v> Field<'v> {
     }
 
     /// An IP address string, if present.
-    pub(crate) fn ip(&self) -> Result<Option<IpAddr>, InventoryError> {
+    pub fn ip(&self) -> Result<Option<IpAddr>, InventoryError> {
         self.str()?
             .map(|s| {
                 s.parse().map_err(|_| {
@@ -188,7 +202,7 @@ impl<'v> Field<'v> {
     }
 
     /// A CIDR prefix string, if present.
-    pub(crate) fn net(&self) -> Result<Option<IpNet>, InventoryError> {
+    pub fn net(&self) -> Result<Option<IpNet>, InventoryError> {
         self.str()?
             .map(|s| {
                 s.parse().map_err(|_| {

@@ -16,6 +16,7 @@ use crate::model::{
     Cluster, ContainerPort, Labels, Namespace, Node, Os, Pod, Proto, Service, ServicePort,
     ServiceType, TargetPort, TrafficPolicy,
 };
+use crate::names;
 use crate::owner::{self, OwnerRef};
 use crate::prune;
 
@@ -71,33 +72,45 @@ pub fn parse_list(json: &str, source_name: &str) -> Result<Cluster, InventoryErr
             .key("items")
             .error("is missing or not an array", LIST_HELP));
     }
-    let name = match list
-        .at("metadata.annotations")
-        .key(CLUSTER_ANNOTATION)
-        .str()?
-    {
-        Some(name) if !name.trim().is_empty() => name.to_owned(),
-        Some(_) => {
-            return Err(list
-                .at("metadata.annotations")
-                .key(CLUSTER_ANNOTATION)
-                .error(
-                    "is empty",
-                    "set it to the cluster's name, or remove it to use the file name",
+    let annotation = list.at("metadata.annotations").key(CLUSTER_ANNOTATION);
+    let name = match annotation.str()? {
+        Some(name) if !name.trim().is_empty() => {
+            if !names::is_cluster_name(name) {
+                return Err(annotation.error(
+                    format!("is {name:?}, not a usable cluster name"),
+                    format!("a cluster name has {}", names::CLUSTER_NAME),
                 ));
+            }
+            name.to_owned()
         }
-        None => Path::new(source_name)
-            .file_stem()
-            .map(|s| s.to_string_lossy().into_owned())
-            .filter(|s| !s.is_empty())
-            .ok_or_else(|| {
-                list.at("metadata.annotations")
-                    .key(CLUSTER_ANNOTATION)
-                    .error(
+        Some(_) => {
+            return Err(annotation.error(
+                "is empty",
+                "set it to the cluster's name, or remove it to use the file name",
+            ));
+        }
+        None => {
+            let stem = Path::new(source_name)
+                .file_stem()
+                .map(|s| s.to_string_lossy().into_owned())
+                .filter(|s| !s.is_empty())
+                .ok_or_else(|| {
+                    annotation.error(
                         "is missing and the source has no file name to name the cluster after",
                         "set the annotation to the cluster's name",
                     )
-            })?,
+                })?;
+            if !names::is_cluster_name(&stem) {
+                return Err(annotation.error(
+                    format!("is missing and the file name {stem:?} is not a usable cluster name"),
+                    format!(
+                        "set the annotation to the cluster's name ({})",
+                        names::CLUSTER_NAME
+                    ),
+                ));
+            }
+            stem
+        }
     };
 
     let mut cluster = Cluster {
@@ -194,6 +207,22 @@ pub fn parse_list(json: &str, source_name: &str) -> Result<Cluster, InventoryErr
         ));
     }
 
+    // Pods on the pod network have addresses of their own; host-network pods
+    // share their node's.
+    let mut owners: BTreeMap<IpAddr, &Pod> = BTreeMap::new();
+    for pod in cluster.pods.iter().filter(|p| !p.host_network) {
+        for &ip in &pod.ips {
+            if let Some(first) = owners.insert(ip, pod) {
+                errors.push(InventoryError::SharedAddress {
+                    file: source_name.to_owned(),
+                    address: ip,
+                    first: format!("Pod {}/{}", first.namespace, first.name),
+                    second: format!("Pod {}/{}", pod.namespace, pod.name),
+                });
+            }
+        }
+    }
+
     match InventoryError::from_list(errors) {
         Some(e) => Err(e),
         None => Ok(cluster),
@@ -234,7 +263,7 @@ pub(crate) fn read_node(
         help: AS_KUBECTL_WRITES,
     };
     let root = object.root(item);
-    let name = root.at("metadata.name").required_str(REEXPORT)?.to_owned();
+    let name = required_name(&root.at("metadata.name"), NameRule::Subdomain, "Node")?;
     let labels = root.at("metadata.labels").labels()?;
 
     let os_field = root.at("status.nodeInfo.operatingSystem");
@@ -315,22 +344,79 @@ pub(crate) fn read_namespace(
     };
     let root = object.root(item);
     Ok(Namespace {
-        name: root.at("metadata.name").required_str(REEXPORT)?.to_owned(),
+        name: required_name(&root.at("metadata.name"), NameRule::Label, "Namespace")?,
         labels: root.at("metadata.labels").labels()?,
     })
 }
 
-/// A namespaced object's name, namespace and labels; `plural` names its
-/// kind in the help (`pods`, `services`).
-fn namespaced(root: &Field<'_>, plural: &str) -> Result<(String, String, Labels), InventoryError> {
-    let name = root.at("metadata.name").required_str(REEXPORT)?.to_owned();
-    let namespace = root
-        .at("metadata.namespace")
-        .required_str(&format!(
-            "{plural} are namespaced: export with `-A` (all namespaces) so that kubectl writes it"
-        ))?
-        .to_owned();
+/// Kubernetes' rule for an object's name.
+#[derive(Clone, Copy)]
+enum NameRule {
+    /// DNS subdomain: Nodes, Pods.
+    Subdomain,
+    /// DNS label: Namespaces, Services.
+    Label,
+}
+
+/// A required object name, checked against its kind's rule.
+fn required_name(field: &Field<'_>, rule: NameRule, kind: &str) -> Result<String, InventoryError> {
+    let name = field.required_str(REEXPORT)?;
+    let (valid, what) = match rule {
+        NameRule::Subdomain => (names::is_dns_subdomain(name), names::DNS_SUBDOMAIN),
+        NameRule::Label => (names::is_dns_label(name), names::DNS_LABEL),
+    };
+    if !valid {
+        return Err(field.error(
+            format!("is {name:?}, not a valid {kind} name ({what})"),
+            "the API server accepts no such name: give kubectl's unmodified output",
+        ));
+    }
+    Ok(name.to_owned())
+}
+
+/// A namespaced object's name, namespace and labels; `kind` names it in
+/// messages (`Pod`, `Service`), `rule` checks its name.
+fn namespaced(
+    root: &Field<'_>,
+    kind: &str,
+    rule: NameRule,
+) -> Result<(String, String, Labels), InventoryError> {
+    let name = required_name(&root.at("metadata.name"), rule, kind)?;
+    let namespace = root.at("metadata.namespace");
+    namespace.required_str(&format!(
+        "{}s are namespaced: export with `-A` (all namespaces) so that kubectl writes it",
+        kind.to_lowercase()
+    ))?;
+    let namespace = required_name(&namespace, NameRule::Label, "Namespace")?;
     Ok((name, namespace, root.at("metadata.labels").labels()?))
+}
+
+/// The container ports and images of a pod spec's running containers
+/// (`root` is the pod, or a workload's pod template).
+pub(crate) fn container_ports(
+    root: &Field<'_>,
+) -> Result<(Vec<ContainerPort>, Vec<String>), InventoryError> {
+    let mut ports = Vec::new();
+    let mut images: Vec<String> = Vec::new();
+    for c in running_containers(root)? {
+        if let Some(image) = c.key("image").str()?
+            && !images.iter().any(|i| i == image)
+        {
+            images.push(image.to_owned());
+        }
+        for p in c.key("ports").items()? {
+            let port = p.key("containerPort").port()?.ok_or_else(|| {
+                p.key("containerPort")
+                    .error("is missing", "every container port needs a number")
+            })?;
+            ports.push(ContainerPort {
+                name: p.key("name").str()?.map(str::to_owned),
+                port,
+                proto: protocol(&p.key("protocol"))?,
+            });
+        }
+    }
+    Ok((ports, images))
 }
 
 pub(crate) fn read_pod(
@@ -345,8 +431,12 @@ pub(crate) fn read_pod(
         help: AS_KUBECTL_WRITES,
     };
     let root = object.root(item);
-    let (name, namespace, labels) = namespaced(&root, "pods")?;
-    let node = root.at("spec.nodeName").str()?.map(str::to_owned);
+    let (name, namespace, labels) = namespaced(&root, "Pod", NameRule::Subdomain)?;
+    let node_field = root.at("spec.nodeName");
+    let node = match node_field.str()? {
+        Some(_) => Some(required_name(&node_field, NameRule::Subdomain, "Node")?),
+        None => None,
+    };
     let host_network = root.at("spec.hostNetwork").bool()?;
     let phase = root
         .at("status.phase")
@@ -373,26 +463,7 @@ pub(crate) fn read_pod(
         ips.clear();
     }
 
-    let mut ports = Vec::new();
-    let mut images = Vec::new();
-    for c in running_containers(&root)? {
-        if let Some(image) = c.key("image").str()?
-            && !images.iter().any(|i| i == image)
-        {
-            images.push(image.to_owned());
-        }
-        for p in c.key("ports").items()? {
-            let port = p.key("containerPort").port()?.ok_or_else(|| {
-                p.key("containerPort")
-                    .error("is missing", "every container port needs a number")
-            })?;
-            ports.push(ContainerPort {
-                name: p.key("name").str()?.map(str::to_owned),
-                port,
-                proto: protocol(&p.key("protocol"))?,
-            });
-        }
-    }
+    let (ports, images) = container_ports(&root)?;
 
     let mut refs = Vec::new();
     for r in root.at("metadata.ownerReferences").items()? {
@@ -442,7 +513,17 @@ pub(crate) fn read_service(
         help: AS_KUBECTL_WRITES,
     };
     let root = object.root(item);
-    let (name, namespace, labels) = namespaced(&root, "services")?;
+    let (name, namespace, labels) = namespaced(&root, "Service", NameRule::Label)?;
+    service(&root, name, namespace, labels)
+}
+
+/// A service's spec and status (`root` is the Service object).
+pub(crate) fn service(
+    root: &Field<'_>,
+    name: String,
+    namespace: String,
+    labels: Labels,
+) -> Result<Service, InventoryError> {
     let kind_field = root.at("spec.type");
     let kind = match kind_field.str()? {
         None | Some("ClusterIP") => ServiceType::ClusterIp,
@@ -528,7 +609,7 @@ pub(crate) fn read_service(
 }
 
 /// A port's `protocol` (TCP when absent).
-fn protocol(field: &Field<'_>) -> Result<Proto, InventoryError> {
+pub(crate) fn protocol(field: &Field<'_>) -> Result<Proto, InventoryError> {
     match field.str()? {
         None | Some("TCP") => Ok(Proto::Tcp),
         Some("UDP") => Ok(Proto::Udp),
@@ -537,7 +618,7 @@ fn protocol(field: &Field<'_>) -> Result<Proto, InventoryError> {
     }
 }
 
-fn dedup_in_order(ips: &mut Vec<IpAddr>) {
+pub(crate) fn dedup_in_order(ips: &mut Vec<IpAddr>) {
     let mut seen = Vec::with_capacity(ips.len());
     ips.retain(|ip| {
         let new = !seen.contains(ip);

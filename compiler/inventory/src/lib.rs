@@ -1,17 +1,21 @@
 //! Cluster inventory: what nodes, namespaces, pods and services exist.
 //!
 //! [`load`] reads one `kubectl get nodes,namespaces,pods,services -A -o json`
-//! List per cluster ([`parse_list`] reads one) and scores pods from Trivy
-//! reports. The result is fully sorted, so everything built from it is
-//! deterministic. [`digest`] fingerprints the inventory files. [`events`]
-//! keeps a cluster current from watch events (a live inventory).
+//! List per cluster ([`parse_list`] reads one), or Kubernetes manifests
+//! (files and directories of YAML or JSON; [`manifests`]) that together
+//! describe one cluster before deploy, and scores pods from Trivy reports.
+//! The result is fully sorted, so everything built from it is deterministic.
+//! [`digest`] fingerprints the inventory files. [`events`] keeps a cluster
+//! current from watch events (a live inventory).
 
 mod digest;
 mod error;
 pub mod events;
-mod fields;
+pub mod fields;
 mod kubectl;
+pub mod manifests;
 pub mod model;
+pub mod names;
 mod owner;
 mod prune;
 mod trivy;
@@ -24,14 +28,45 @@ pub use kubectl::{CLUSTER_ANNOTATION, parse_list};
 pub use model::Inventory;
 pub use trivy::{Scores, normalize_image};
 
-/// Reads every cluster (one List file each) and gives pods the CVSS scores of
-/// the Trivy reports. Every problem in every file is reported.
+/// The cluster name of manifests given as inventory.
+pub const MANIFESTS_CLUSTER: &str = "manifests";
+
+/// Reads every cluster (one kubectl List file each; all the manifests given
+/// together make one more, [`MANIFESTS_CLUSTER`]) and gives pods the CVSS
+/// scores of the Trivy reports. Every problem in every file is reported.
+///
+/// A path is a kubectl List when it is a JSON `List` holding a `Node`;
+/// directories, YAML files and other JSON are manifests.
 pub fn load(inventory: &[PathBuf], trivy: &[PathBuf]) -> Result<Inventory, InventoryError> {
     let mut errors = Vec::new();
     let mut clusters = Vec::new();
+    let mut manifests = Vec::new();
     for path in inventory {
-        match read(path).and_then(|json| parse_list(&json, &path.display().to_string())) {
-            Ok(cluster) => clusters.push(cluster),
+        if path.is_dir() {
+            match manifests::read(std::slice::from_ref(path)) {
+                Ok(objects) => manifests.extend(objects),
+                Err(InventoryError::Several(list)) => errors.extend(list),
+                Err(e) => errors.push(e),
+            }
+            continue;
+        }
+        let name = path.display().to_string();
+        let read = manifests::read_text(path).and_then(|text| {
+            if is_kubectl_list(&text) {
+                parse_list(&text, &name).map(|c| clusters.push(c))
+            } else {
+                manifests::parse(&text, &name).map(|objects| manifests.extend(objects))
+            }
+        });
+        match read {
+            Ok(()) => {}
+            Err(InventoryError::Several(list)) => errors.extend(list),
+            Err(e) => errors.push(e),
+        }
+    }
+    if !manifests.is_empty() || (clusters.is_empty() && errors.is_empty()) {
+        match manifests::cluster(&manifests, MANIFESTS_CLUSTER) {
+            Ok(c) => clusters.push(c),
             Err(InventoryError::Several(list)) => errors.extend(list),
             Err(e) => errors.push(e),
         }
@@ -59,6 +94,44 @@ pub fn load(inventory: &[PathBuf], trivy: &[PathBuf]) -> Result<Inventory, Inven
     let mut inventory = Inventory { clusters };
     trivy::apply(&mut inventory, &reports);
     Ok(inventory)
+}
+
+/// Whether a file is a kubectl List of a cluster (JSON, `kind: List`, with a
+/// `Node` among its items, a [`CLUSTER_ANNOTATION`], or no items at all), as
+/// opposed to manifests.
+fn is_kubectl_list(text: &str) -> bool {
+    if !text.trim_start().starts_with('{') {
+        return false;
+    }
+    #[derive(serde::Deserialize)]
+    struct Item {
+        kind: Option<String>,
+    }
+    #[derive(serde::Deserialize)]
+    struct Meta {
+        annotations: Option<std::collections::BTreeMap<String, serde::de::IgnoredAny>>,
+    }
+    #[derive(serde::Deserialize)]
+    struct List {
+        kind: Option<String>,
+        metadata: Option<Meta>,
+        items: Option<Vec<Item>>,
+    }
+    let Ok(l) = serde_json::from_str::<List>(text) else {
+        // Not even a List's shape: let the kubectl reader say what is wrong.
+        return serde_json::from_str::<serde::de::IgnoredAny>(text).is_err();
+    };
+    let named = l
+        .metadata
+        .and_then(|m| m.annotations)
+        .is_some_and(|a| a.contains_key(CLUSTER_ANNOTATION));
+    l.kind.as_deref() == Some("List")
+        && (named
+            || l.items.as_ref().is_none_or(Vec::is_empty)
+            || l.items
+                .iter()
+                .flatten()
+                .any(|i| i.kind.as_deref() == Some("Node")))
 }
 
 fn read(path: &Path) -> Result<String, InventoryError> {

@@ -1,8 +1,8 @@
 //! The inventory model: what the compiler knows about clusters.
 //!
 //! Loaded from `kubectl get nodes,namespaces,pods,services -A -o json`
-//! (one `List` per cluster); every list is sorted so that output built from
-//! it is deterministic.
+//! (one `List` per cluster) or from manifests (see [`crate::manifests`]);
+//! every list is sorted so that output built from it is deterministic.
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
@@ -37,6 +37,23 @@ pub struct Cluster {
     pub pods: Vec<Pod>,
     /// Services, sorted by (namespace, name).
     pub services: Vec<Service>,
+    /// Pods the ingress controller forwards to (from Ingress and Route
+    /// manifests), sorted by (namespace, pod).
+    pub ingress: Vec<IngressBackend>,
+}
+
+/// A pod an Ingress or Route sends traffic to, through the cluster's ingress
+/// controller.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct IngressBackend {
+    /// The pod's namespace.
+    pub namespace: String,
+    /// The pod's name.
+    pub pod: String,
+    /// TCP ports the controller reaches it on (target ports it declares), sorted.
+    pub ports: Vec<u16>,
+    /// The Ingress and Route objects leading to it (`Ingress shop/web`), sorted.
+    pub via: Vec<String>,
 }
 
 /// A node.

@@ -113,7 +113,25 @@ pub fn pull(opts: &PullOptions) -> Result<String, PullError> {
         },
     })?;
     let (context, context_cluster) = resolve_context(&kubeconfig, opts.context.as_deref())?;
-    let cluster = opts.cluster.clone().unwrap_or(context_cluster);
+    let cluster = match &opts.cluster {
+        Some(c) => c.clone(),
+        None => context_cluster,
+    };
+    if !ringfence_inventory::names::is_cluster_name(&cluster) {
+        let from = match opts.cluster {
+            Some(_) => "--cluster".to_owned(),
+            None => format!("the cluster of context `{context}`"),
+        };
+        return Err(PullError::Context {
+            problem: format!(
+                "{from} is named {cluster:?}, which cannot name a cluster in the inventory"
+            ),
+            help: format!(
+                "pass --cluster NAME ({})",
+                ringfence_inventory::names::CLUSTER_NAME
+            ),
+        });
+    }
 
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()

@@ -490,6 +490,51 @@ fn context_and_cluster_options_choose_the_name() {
     assert_eq!(server.requests().len(), 12);
 }
 
+/// The name goes into the List, and from there into file and directory
+/// names: one that is not a cluster name is refused before any request.
+#[test]
+fn a_cluster_name_that_is_no_name_is_refused() {
+    let server = serve(lab());
+    let dir = tempfile::tempdir().unwrap();
+    let file = kubeconfig(dir.path(), &server.url());
+    let message = pull(&PullOptions {
+        kubeconfig: Some(file.clone()),
+        cluster: Some("../x".into()),
+        ..PullOptions::default()
+    })
+    .unwrap_err()
+    .to_string();
+    assert!(
+        message.starts_with("--cluster is named \"../x\", which cannot name a cluster in the inventory; pass --cluster NAME (letters, digits"),
+        "{message}"
+    );
+    // An EKS context's cluster is an ARN.
+    let text = std::fs::read_to_string(&file)
+        .unwrap()
+        .replace(
+            "cluster: lab-cluster",
+            "cluster: arn:aws:eks:eu-west-1:1:cluster/lab",
+        )
+        .replace(
+            "- name: lab-cluster",
+            "- name: arn:aws:eks:eu-west-1:1:cluster/lab",
+        );
+    std::fs::write(&file, text).unwrap();
+    let message = pull(&PullOptions {
+        kubeconfig: Some(file),
+        ..PullOptions::default()
+    })
+    .unwrap_err()
+    .to_string();
+    assert!(
+        message.starts_with(
+            "the cluster of context `lab` is named \"arn:aws:eks:eu-west-1:1:cluster/lab\""
+        ),
+        "{message}"
+    );
+    assert!(server.requests().is_empty());
+}
+
 #[test]
 fn a_forbidden_list_says_which_resource_and_what_to_grant() {
     let server = ApiServer::start(|r| {

@@ -1,7 +1,7 @@
 //! Render benchmark (`cargo bench -p ringfence-plugin-host --bench render
 //! [-- NODES PODS POLICIES]`): the real thing, end to end.
 //!
-//! The cluster is `ringfence_core::synth` at the size of the compiler's own
+//! The cluster is `ringfence_testkit::synth` at the size of the compiler's own
 //! benchmark (`compiler/core/benches/compile.rs`: 1,000 nodes, 30,000 pods,
 //! 500 policies; every 50th node Windows, every 100th service a NodePort),
 //! compiled with `ringfence_core::compile`. Then:
@@ -26,10 +26,10 @@ use std::hint::black_box;
 use std::time::{Duration, Instant};
 
 use rayon::prelude::*;
-use ringfence_core::synth::{Params, describe, generate};
 use ringfence_plugin_host::{Host, Limits, NFTABLES_WASM, Plugin};
 use ringfence_schema::ir::{NodeIr, Os};
 use ringfence_schema::plugin::{RenderResponse, decode_response, encode_response};
+use ringfence_testkit::synth::{Params, describe, generate};
 use wasmtime::{
     Config, Engine, InstanceAllocationStrategy, Linker, Module, PoolingAllocationConfig, Store,
 };

@@ -5,9 +5,9 @@
 use std::time::Duration;
 
 use rayon::prelude::*;
-use ringfence_core::synth::{Params, generate};
 use ringfence_plugin_host::{Capability, Host, Limits, PluginError};
 use ringfence_schema::ir::{NodeIr, Os};
+use ringfence_testkit::synth::{Params, generate};
 
 use crate::common::*;
 

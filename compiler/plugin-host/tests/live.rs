@@ -8,10 +8,10 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use ringfence_core::compile;
 use ringfence_core::live::LivePods;
-use ringfence_core::synth::{Params, generate};
 use ringfence_nftables::members;
 use ringfence_schema::ir::{NodeIr, Os};
 use ringfence_schema::membership::Membership;
+use ringfence_testkit::synth::{Params, generate};
 use serde_json::Value;
 
 use crate::common::netns::Netns;

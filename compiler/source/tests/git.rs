@@ -4,41 +4,10 @@
 
 use std::path::Path;
 
-use git2::{Repository, Signature};
+use git2::Repository;
 use ringfence_schema::bundle::SourceKind;
 use ringfence_source::{Selector, SourceError, read, read_repo};
-
-fn write(root: &Path, rel: &str, text: &[u8]) {
-    let p = root.join(rel);
-    std::fs::create_dir_all(p.parent().unwrap()).unwrap();
-    std::fs::write(p, text).unwrap();
-}
-
-/// Stage everything and commit; returns the commit id.
-fn commit_all(repo: &Repository, msg: &str) -> git2::Oid {
-    let mut index = repo.index().unwrap();
-    index
-        .add_all(["*"], git2::IndexAddOption::DEFAULT, None)
-        .unwrap();
-    index.write().unwrap();
-    let tree = repo.find_tree(index.write_tree().unwrap()).unwrap();
-    let sig = Signature::now("t", "t@example.invalid").unwrap();
-    let parents: Vec<git2::Commit<'_>> = repo
-        .head()
-        .ok()
-        .and_then(|h| h.peel_to_commit().ok())
-        .into_iter()
-        .collect();
-    let parents: Vec<&git2::Commit<'_>> = parents.iter().collect();
-    repo.commit(Some("HEAD"), &sig, &sig, msg, &tree, &parents)
-        .unwrap()
-}
-
-fn stage(repo: &Repository, rel: &str) {
-    let mut index = repo.index().unwrap();
-    index.add_path(Path::new(rel)).unwrap();
-    index.write().unwrap();
-}
+use ringfence_testkit::git::{commit_all, stage, write};
 
 fn paths(s: &ringfence_source::Snapshot) -> Vec<&str> {
     s.files.iter().map(|f| f.path.as_str()).collect()

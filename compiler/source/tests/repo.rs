@@ -4,36 +4,10 @@
 //! variables are exercised by real `git commit` and `git push` runs in
 //! `compiler/gitops/tests`: setting the environment here would need unsafe.)
 
-use std::path::Path;
-
 use git2::{Repository, Signature};
 use ringfence_source::SourceError;
 use ringfence_source::repo::{config_string, fetch_mirror, hooks_dir, new_commits};
-
-fn commit_file(repo: &Repository, rel: &str, text: &str, msg: &str) -> git2::Oid {
-    let root = repo.workdir().unwrap();
-    std::fs::create_dir_all(root.join(rel).parent().unwrap()).unwrap();
-    std::fs::write(root.join(rel), text).unwrap();
-    let mut index = repo.index().unwrap();
-    index.add_path(Path::new(rel)).unwrap();
-    index.write().unwrap();
-    let tree = repo.find_tree(index.write_tree().unwrap()).unwrap();
-    let sig = Signature::now("t", "t@example.invalid").unwrap();
-    let parent = repo.head().ok().and_then(|h| h.peel_to_commit().ok());
-    let parents: Vec<&git2::Commit<'_>> = parent.iter().collect();
-    repo.commit(Some("HEAD"), &sig, &sig, msg, &tree, &parents)
-        .unwrap()
-}
-
-fn init() -> (tempfile::TempDir, Repository) {
-    let dir = tempfile::tempdir().unwrap();
-    let repo = Repository::init_opts(
-        dir.path(),
-        git2::RepositoryInitOptions::new().initial_head("main"),
-    )
-    .unwrap();
-    (dir, repo)
-}
+use ringfence_testkit::git::{commit_file, init};
 
 fn ids(n: &ringfence_source::repo::NewCommits) -> Vec<String> {
     n.commits.iter().map(|c| c.id.clone()).collect()

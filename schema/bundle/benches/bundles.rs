@@ -5,11 +5,9 @@
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
-use ringfence_bundle::{
-    Expectations, SigningKey, Trust, bundle_file, parse_time, seal_bundle, verify_bundle,
-};
-
-mod synthetic;
+use ringfence_bundle::{Expectations, Trust, bundle_file, parse_time, seal_bundle, verify_bundle};
+use ringfence_testkit::payload::payload;
+use ringfence_testkit::rng::Rng;
 
 fn median(mut v: Vec<Duration>) -> Duration {
     v.sort();
@@ -17,12 +15,12 @@ fn median(mut v: Vec<Duration>) -> Duration {
 }
 
 fn main() {
-    let key = SigningKey::from_seed([7; 32]);
+    let key = ringfence_testkit::keys::key(7);
 
     // 1,000 nodes, sizes spread over 50–200 KB.
-    let mut sizes = synthetic::Rng::new(99);
+    let mut sizes = Rng::new(99);
     let nodes: Vec<_> = (0..1000)
-        .map(|i| synthetic::payload(i, 50_000 + sizes.below(150_000) as usize))
+        .map(|i| payload(i, 50_000 + sizes.below(150_000) as usize))
         .collect();
     let content: usize = nodes
         .iter()
@@ -64,7 +62,7 @@ fn main() {
 
     // One 1 MB bundle file (base64 and JSON escapes make ~690 KB of content
     // into 1 MB), verified as an agent does.
-    let big = synthetic::payload(5000, 690_000);
+    let big = payload(5000, 690_000);
     let bytes = seal_bundle(&big, &[&key]);
     let trust = Trust::new([key.trusted()], 1);
     let expect = Expectations {

@@ -1,6 +1,8 @@
 //! Key files: ed25519 keys as PKCS#8 / SPKI PEM (interoperable with
-//! `openssl genpkey -algorithm ed25519`). A key id is the hex SHA-256 of the
-//! raw 32-byte public key.
+//! `openssl genpkey -algorithm ed25519`). Private keys are written as PKCS#8
+//! v1 (RFC 8410: the seed alone, as OpenSSL writes and reads them) and read
+//! in v1 or v2 (RFC 5958: the public key attached, checked against the seed).
+//! A key id is the hex SHA-256 of the raw 32-byte public key.
 
 use std::fs;
 use std::io::{Read, Write};
@@ -8,7 +10,9 @@ use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use ed25519_dalek::pkcs8::spki::der::pem::LineEnding;
-use ed25519_dalek::pkcs8::{DecodePrivateKey, DecodePublicKey, EncodePrivateKey, EncodePublicKey};
+use ed25519_dalek::pkcs8::{
+    DecodePrivateKey, DecodePublicKey, EncodePrivateKey, EncodePublicKey, KeypairBytes,
+};
 use sha2::{Digest, Sha256};
 
 /// A private key, ready to sign.
@@ -82,7 +86,12 @@ pub fn generate_keypair(prefix: &Path) -> Result<String, KeyError> {
     let mut seed = [0u8; 32];
     getrandom::fill(&mut seed).map_err(|e| KeyError::Random(e.to_string()))?;
     let key = ed25519_dalek::SigningKey::from_bytes(&seed);
-    let pem = key
+    // v1 (no public key attached): OpenSSL 3.0 refuses the v2 form.
+    let v1 = KeypairBytes {
+        secret_key: seed,
+        public_key: None,
+    };
+    let pem = v1
         .to_pkcs8_pem(LineEnding::LF)
         .map_err(|e| KeyError::Format(private.clone(), "private", e.to_string()))?;
     let pub_pem = key
@@ -208,6 +217,123 @@ mod tests {
         fs::set_permissions(dir.join("k.key"), fs::Permissions::from_mode(0o644)).unwrap();
         let err = load_signing_key(&dir.join("k.key")).err().unwrap();
         assert!(err.to_string().contains("chmod 600"), "{err}");
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// A scratch directory for one test.
+    fn scratch(name: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("rf-keys-{name}-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        fs::create_dir_all(&dir).unwrap();
+        dir
+    }
+
+    fn openssl(args: &[&str]) -> std::process::Output {
+        let out = std::process::Command::new("openssl")
+            .args(args)
+            .output()
+            .expect("the openssl binary runs");
+        assert!(
+            out.status.success(),
+            "openssl {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        out
+    }
+
+    #[test]
+    fn keygen_private_key_is_pkcs8_v1_and_openssl_reads_it() {
+        let dir = scratch("v1");
+        let prefix = dir.join("k");
+        let id = generate_keypair(&prefix).unwrap();
+        let key = dir.join("k.key");
+        // What the file holds, parsed: version 0 (v1) and no public key.
+        let pem = fs::read_to_string(&key).unwrap();
+        let (label, der) =
+            ed25519_dalek::pkcs8::spki::der::pem::decode_vec(pem.as_bytes()).unwrap();
+        assert_eq!(label, "PRIVATE KEY");
+        let info = ed25519_dalek::pkcs8::PrivateKeyInfo::try_from(der.as_slice()).unwrap();
+        assert_eq!(u8::from(info.version()), 0, "PKCS#8 v1");
+        assert!(info.public_key.is_none());
+        // OpenSSL reads it, and derives the same public key keygen wrote.
+        let k = key.to_str().unwrap();
+        openssl(&["pkey", "-in", k, "-noout"]);
+        let derived = dir.join("derived.pub");
+        openssl(&[
+            "pkey",
+            "-in",
+            k,
+            "-pubout",
+            "-out",
+            derived.to_str().unwrap(),
+        ]);
+        assert_eq!(
+            fs::read_to_string(&derived).unwrap(),
+            fs::read_to_string(dir.join("k.pub")).unwrap()
+        );
+        assert_eq!(load_trusted_key(&derived).unwrap().keyid, id);
+        // And OpenSSL's re-encoding of it is one we read back to the same key.
+        let again = dir.join("again.key");
+        openssl(&["pkey", "-in", k, "-out", again.to_str().unwrap()]);
+        fs::set_permissions(&again, fs::Permissions::from_mode(0o600)).unwrap();
+        assert_eq!(load_signing_key(&again).unwrap().keyid, id);
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn reads_keys_openssl_generates_and_v2_keys() {
+        let dir = scratch("read");
+        // openssl genpkey: v1.
+        let gen_key = dir.join("o.key");
+        openssl(&[
+            "genpkey",
+            "-algorithm",
+            "ed25519",
+            "-out",
+            gen_key.to_str().unwrap(),
+        ]);
+        fs::set_permissions(&gen_key, fs::Permissions::from_mode(0o600)).unwrap();
+        let pub_key = dir.join("o.pub");
+        openssl(&[
+            "pkey",
+            "-in",
+            gen_key.to_str().unwrap(),
+            "-pubout",
+            "-out",
+            pub_key.to_str().unwrap(),
+        ]);
+        let sk = load_signing_key(&gen_key).unwrap();
+        assert_eq!(sk.keyid, load_trusted_key(&pub_key).unwrap().keyid);
+        // v2 (public key attached), as keygen wrote before: still read.
+        let seed = [7u8; 32];
+        let v2 = ed25519_dalek::SigningKey::from_bytes(&seed)
+            .to_pkcs8_pem(LineEnding::LF)
+            .unwrap();
+        let v2_path = dir.join("v2.key");
+        write_new(&v2_path, v2.as_bytes(), 0o600).unwrap();
+        assert_eq!(
+            load_signing_key(&v2_path).unwrap().keyid,
+            SigningKey::from_seed(seed).keyid
+        );
+        // v2 whose attached public key is not the seed's: refused.
+        let mut other = KeypairBytes {
+            secret_key: seed,
+            public_key: None,
+        };
+        other.public_key = Some(ed25519_dalek::pkcs8::PublicKeyBytes(
+            *ed25519_dalek::SigningKey::from_bytes(&[8u8; 32])
+                .verifying_key()
+                .as_bytes(),
+        ));
+        let bad = dir.join("bad.key");
+        write_new(
+            &bad,
+            other.to_pkcs8_pem(LineEnding::LF).unwrap().as_bytes(),
+            0o600,
+        )
+        .unwrap();
+        let err = load_signing_key(&bad).err().unwrap();
+        assert!(matches!(err, KeyError::Format(..)), "{err}");
         fs::remove_dir_all(&dir).unwrap();
     }
 }

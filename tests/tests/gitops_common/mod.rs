@@ -49,11 +49,8 @@ pub(crate) fn path_with_ringfence() -> String {
 
 /// A `git` command in `dir` with an identity and ringfence on PATH.
 pub(crate) fn git_cmd(dir: &Path) -> Command {
-    let mut c = Command::new("git");
-    c.current_dir(dir)
-        .env("PATH", path_with_ringfence())
-        .env("NO_COLOR", "1")
-        .args(["-c", "user.name=t", "-c", "user.email=t@example.invalid"]);
+    let mut c = ringfence_testkit::git::git_command(dir);
+    c.env("PATH", path_with_ringfence()).env("NO_COLOR", "1");
     c
 }
 
@@ -64,14 +61,9 @@ pub(crate) fn git_out(dir: &Path, args: &[&str]) -> Output {
 
 /// Run git, panicking on failure; trimmed stdout.
 pub(crate) fn git(dir: &Path, args: &[&str]) -> String {
-    let out = git_out(dir, args);
-    assert!(
-        out.status.success(),
-        "git {args:?} failed:\n{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).trim().to_string()
+    let mut c = git_cmd(dir);
+    c.args(args);
+    ringfence_testkit::git::run(c)
 }
 
 /// The `ringfence` binary with arguments; its output.

@@ -8,7 +8,7 @@ use std::io::Write;
 
 use anyhow::Context;
 use ringfence_analyze::{Analyzer, Options, Reports, Version};
-use ringfence_driver::{IntentFrom, Session};
+use ringfence_driver::{IntentFrom, Pipeline, Session};
 use ringfence_flows::ReadOptions;
 use ringfence_flows::clickhouse::Table;
 use ringfence_source::Selector;
@@ -60,14 +60,15 @@ pub(crate) fn run(mut args: AnalyzeArgs) -> anyhow::Result<Outcome> {
         Some(dir) => Some(Reports::read_dir(dir).context("--reports")?),
         None => None,
     };
-    let session = match common::compile(&args.source, &args.inventory)? {
+    let pipeline = Pipeline::new();
+    let session = match common::compile(&pipeline, &args.source, &args.inventory)? {
         Ok(s) => s,
         Err(outcome) => return Ok(outcome),
     };
     let against = match &args.against {
         Some(rev) => {
             let from = IntentFrom::Dir(&args.source.dir, Selector::Rev(rev.clone()));
-            match common::compile_from(&from, &args.inventory)
+            match common::compile_from(&pipeline, &from, &args.inventory)
                 .with_context(|| format!("--against {rev}"))?
             {
                 Ok(s) => Some(s),

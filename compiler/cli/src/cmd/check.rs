@@ -3,16 +3,18 @@
 //! allowed), 1 errors found, 2 could not run.
 //!
 //! With `--rev`, DIR may be a bare repository (a Git server's). `--path`
-//! names the intent directory inside the repository DIR, which is read
-//! through `ringfence_source::read_repo` (pushed objects still in a
-//! pre-receive hook's quarantine included).
+//! names the intent directory inside the repository DIR (pushed objects
+//! still in a pre-receive hook's quarantine included). Reading and checking
+//! is the driver pipeline's `check`, as for every other command.
 
 use std::io::{IsTerminal, Write};
 use std::sync::Arc;
 
-use anyhow::{Context, bail};
+use anyhow::bail;
+use ringfence_driver::{IntentFrom, Pipeline};
 use ringfence_intent::model::SourceFile;
-use ringfence_intent::{load, render_human, to_json};
+use ringfence_intent::{render_human, to_json};
+use ringfence_schema::bundle::SourceRef;
 use ringfence_source::Selector;
 
 use crate::Outcome;
@@ -33,16 +35,22 @@ pub(crate) fn run(args: CheckArgs) -> anyhow::Result<Outcome> {
         Selector::Rev(rev) => format!(" at revision {rev}"),
         Selector::Index => " in the Git index".to_string(),
     };
-    let files: Vec<SourceFile> = if stdin::is_stdin(&args.dir) {
+    let pipeline = Pipeline::new();
+    let stdin = stdin::is_stdin(&args.dir);
+    let mut checked = if stdin {
         if args.rev.is_some() || args.staged {
             bail!(
                 "`check -` reads one file from standard input: --rev and --staged need a directory"
             );
         }
-        vec![SourceFile {
-            path: "<stdin>".to_string(),
-            text: Arc::from(stdin::read_text(STDIN_CAP)?),
-        }]
+        pipeline.check_files(
+            vec![SourceFile {
+                path: "<stdin>".to_string(),
+                text: Arc::from(stdin::read_text(STDIN_CAP)?),
+            }],
+            SourceRef::default(),
+            None,
+        )
     } else {
         if matches!(sel, Selector::WorkingTree) && !args.dir.exists() {
             bail!(
@@ -50,41 +58,29 @@ pub(crate) fn run(args: CheckArgs) -> anyhow::Result<Outcome> {
                 args.dir.display()
             );
         }
-        let snap = match (&sel, &args.path) {
-            (Selector::Rev(rev), Some(path)) => ringfence_source::read_repo(&args.dir, path, rev),
-            _ => ringfence_source::read(&args.dir, &sel),
-        }
-        .with_context(|| format!("reading intent from {}{where_}", args.dir.display()))?;
-        if snap.files.is_empty() {
-            bail!(
-                "{}: no *.kdl intent files{where_} (give the intent directory as DIR)",
-                args.dir.display()
-            );
-        }
-        snap.files
-            .into_iter()
-            .map(|f| SourceFile {
-                path: f.path,
-                text: Arc::from(f.text),
-            })
-            .collect()
+        let from = match (&sel, &args.path) {
+            (Selector::Rev(rev), Some(path)) => IntentFrom::Repo {
+                repo: &args.dir,
+                subdir: path,
+                rev,
+            },
+            _ => IntentFrom::Dir(&args.dir, sel.clone()),
+        };
+        pipeline.check(&from)?
     };
-    let mut checked = load(files.clone());
     // Pinned plugins are on disk only in a working tree: their digests are
     // checked there, by the rule `render` and `compile` apply.
-    if let (Selector::WorkingTree, Some(intent), false) =
-        (&sel, &checked.intent, stdin::is_stdin(&args.dir))
-    {
-        let pins = ringfence_driver::render::check_pins(intent, &args.dir);
+    if let (Selector::WorkingTree, Some(c), false) = (&sel, &checked.output, stdin) {
+        let pins = ringfence_driver::render::check_pins(&c.intent, &args.dir);
         checked.diagnostics.extend(pins.0);
     }
-    let diags = &checked.diagnostics;
+    let (diags, files) = (&checked.diagnostics, &checked.files);
 
     let stdout = std::io::stdout();
     let terminal = stdout.is_terminal();
     let mut out = stdout.lock();
     if args.format != CheckFormat::Txt {
-        let doc = to_json(diags, &files);
+        let doc = to_json(diags, files);
         match args.format {
             CheckFormat::Json => output::structured(&mut out, false, &doc)?,
             CheckFormat::Yaml => output::structured(&mut out, true, &doc)?,
@@ -98,14 +94,14 @@ pub(crate) fn run(args: CheckArgs) -> anyhow::Result<Outcome> {
             .and_then(|c| c.parse().ok())
             .filter(|_| terminal)
             .unwrap_or(80);
-        write!(out, "{}", render_human(diags, &files, color, width))?;
+        write!(out, "{}", render_human(diags, files, color, width))?;
         let plural = |n: usize, w: &str| format!("{n} {w}{}", if n == 1 { "" } else { "s" });
-        let contents = match &checked.intent {
-            Some(i) => format!(
+        let contents = match &checked.output {
+            Some(c) => format!(
                 " ({}, {}, {})",
-                plural(i.scopes.len(), "scope"),
-                plural(i.filters.len(), "filter"),
-                plural(i.policies.len(), "policy").replace("policys", "policies"),
+                plural(c.intent.scopes.len(), "scope"),
+                plural(c.intent.filters.len(), "filter"),
+                plural(c.intent.policies.len(), "policy").replace("policys", "policies"),
             ),
             None => String::new(),
         };

@@ -1,15 +1,13 @@
-//! What several commands share: reading and compiling intent, and showing
-//! diagnostics on stderr.
+//! What several commands share: running the driver's pipeline and showing
+//! its diagnostics on stderr, and loading signing keys.
 
 use std::io::IsTerminal;
 
 use ringfence_bundle::{KeyError, SigningKey, load_signing_key};
 use ringfence_driver::bundles::NodeOutput;
-use ringfence_driver::render::{Backends, BackendsError, render_all};
-use ringfence_driver::{IntentFrom, Session, SessionError};
+use ringfence_driver::{IntentFrom, Pipeline, Session, Warned};
 use ringfence_intent::Diagnostics;
 use ringfence_intent::model::SourceFile;
-use ringfence_plugin_host::Limits;
 use ringfence_source::Selector;
 
 use crate::Outcome;
@@ -40,58 +38,47 @@ pub(crate) fn intent_from(source: &SourceArgs) -> IntentFrom<'_> {
     IntentFrom::Dir(&source.dir, sel)
 }
 
-/// Read, check and compile; warnings go to stderr. `Err(Outcome::Findings)`
-/// when the intent has errors (already shown).
+/// A stage's value, its diagnostics shown on stderr; `Err(Outcome::Findings)`
+/// when errors stopped it.
+pub(crate) fn shown<T>(w: Warned<T>) -> Result<T, Outcome> {
+    eprint_diagnostics(&w.diagnostics, &w.files);
+    w.output.ok_or(Outcome::Findings)
+}
+
+/// Read, check and compile; diagnostics go to stderr. `Err(Outcome::Findings)`
+/// when the intent has errors.
 pub(crate) fn compile(
+    pipeline: &Pipeline,
     source: &SourceArgs,
     inv: &InventoryArgs,
 ) -> anyhow::Result<Result<Session, Outcome>> {
-    compile_from(&intent_from(source), inv)
+    compile_from(pipeline, &intent_from(source), inv)
 }
 
 /// [`compile`] from any intent location.
 pub(crate) fn compile_from(
+    pipeline: &Pipeline,
     from: &IntentFrom<'_>,
     inv: &InventoryArgs,
 ) -> anyhow::Result<Result<Session, Outcome>> {
     let stage = crate::cmd::progress::stage("reading and compiling intent against the inventory");
-    let compiled = ringfence_driver::session::compile(from, &inv.inventory, &inv.trivy);
+    let compiled = pipeline.session(from, &inv.inventory, &inv.trivy);
     drop(stage);
-    match compiled {
-        Ok(s) => {
-            eprint_diagnostics(&s.warnings, &s.files);
-            Ok(Ok(s))
-        }
-        Err(SessionError::Invalid { files, diagnostics }) => {
-            eprint_diagnostics(&diagnostics, &files);
-            Ok(Err(Outcome::Findings))
-        }
-        Err(e) => Err(e.into()),
-    }
+    Ok(shown(compiled?))
 }
 
 /// Render every node of a session; errors (shown) give `Err(Outcome::Findings)`.
-pub(crate) fn render(session: &Session) -> anyhow::Result<Result<Vec<NodeOutput>, Outcome>> {
-    let backends = match Backends::load(&session.intent, session.dir.as_deref(), Limits::default())
-    {
-        Ok(b) => b,
-        Err(BackendsError::Invalid(d)) => {
-            eprint_diagnostics(&d, &session.files);
-            return Ok(Err(Outcome::Findings));
-        }
-        Err(e) => return Err(e.into()),
-    };
+pub(crate) fn render(
+    pipeline: &Pipeline,
+    session: &Session,
+) -> anyhow::Result<Result<Vec<NodeOutput>, Outcome>> {
     let stage = crate::cmd::progress::stage(format!(
         "rendering {} nodes",
         session.compiled.nodes().len()
     ));
-    let (nodes, diags) = render_all(session, &backends);
+    let rendered = pipeline.render(session);
     drop(stage);
-    eprint_diagnostics(&diags, &session.files);
-    if diags.has_errors() {
-        return Ok(Err(Outcome::Findings));
-    }
-    Ok(Ok(nodes))
+    Ok(shown(rendered?))
 }
 
 /// Load signing keys; a key others can read is a refusal (shown), `Err(Findings)`.

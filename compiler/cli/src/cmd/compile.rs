@@ -7,7 +7,8 @@ use std::time::SystemTime;
 
 use anyhow::{Context, bail};
 use ringfence_bundle::{SigningKey, parse_time};
-use ringfence_driver::bundles::{Change, WriteOptions, write_bundles};
+use ringfence_driver::bundles::Change;
+use ringfence_driver::{Pipeline, Seal};
 
 use crate::Outcome;
 use crate::cmd::{common, stdin};
@@ -37,7 +38,8 @@ pub(crate) fn run(mut args: CompileArgs) -> anyhow::Result<Outcome> {
         Err(outcome) => return Ok(outcome),
     };
 
-    let session = match common::compile(&args.source, &args.inventory)? {
+    let pipeline = Pipeline::new();
+    let session = match common::compile(&pipeline, &args.source, &args.inventory)? {
         Ok(s) => s,
         Err(outcome) => return Ok(outcome),
     };
@@ -60,25 +62,30 @@ pub(crate) fn run(mut args: CompileArgs) -> anyhow::Result<Outcome> {
         }
         return Ok(Outcome::Clean);
     }
-    let nodes = match common::render(&session)? {
+    let nodes = match common::render(&pipeline, &session)? {
         Ok(n) => n,
         Err(outcome) => return Ok(outcome),
     };
     let key_refs: Vec<&SigningKey> = keys.iter().collect();
-    let _stage = crate::cmd::progress::stage(format!("signing {} bundles", nodes.len()));
-    let summary = write_bundles(
+    let stage = crate::cmd::progress::stage(format!("signing {} bundles", nodes.len()));
+    let sealed = pipeline.seal(
+        &session,
         &nodes,
-        &WriteOptions {
+        &Seal {
             out: &args.out,
             keys: &key_refs,
             issued_at,
             expires,
             generation: args.generation,
-            source: session.source.clone(),
-            inventory_sha256: session.inventory_sha256.clone(),
+            repository: None,
+            keep_from: None,
         },
     )?;
-    drop(_stage);
+    drop(stage);
+    let summary = match common::shown(sealed) {
+        Ok(s) => s,
+        Err(outcome) => return Ok(outcome),
+    };
     let mut out = std::io::stdout().lock();
     for n in &summary.nodes {
         let what = match n.change {

@@ -2,6 +2,7 @@
 //! policy on each side. A deny is an answer, not a failure: exit 0 either way.
 
 use anyhow::Context;
+use ringfence_driver::Pipeline;
 use ringfence_schema::net::Proto;
 
 use crate::Outcome;
@@ -22,7 +23,8 @@ pub(crate) fn run(mut args: ExplainArgs) -> anyhow::Result<Outcome> {
         &mut [&mut inv.inventory, &mut inv.trivy],
         "--inventory, --trivy",
     )?;
-    let session = match common::compile(&args.source, &args.inventory)? {
+    let pipeline = Pipeline::new();
+    let session = match common::compile(&pipeline, &args.source, &args.inventory)? {
         Ok(s) => s,
         Err(outcome) => return Ok(outcome),
     };

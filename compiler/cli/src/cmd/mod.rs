@@ -2,7 +2,7 @@
 //! prints results on stdout (logs and progress on stderr).
 
 use crate::Outcome;
-use crate::flags::{Command, FlowsCommand, HooksCommand, InventoryCommand};
+use crate::flags::{Command, FlowsCommand, HooksCommand, ImportCommand, InventoryCommand};
 
 mod analyze;
 mod annotate;
@@ -16,6 +16,7 @@ mod explain;
 mod flows;
 mod fmt;
 mod hooks;
+mod import;
 mod inventory;
 mod keygen;
 mod matrix;
@@ -50,5 +51,6 @@ pub(crate) fn run(command: Command) -> anyhow::Result<Outcome> {
         Command::Completion(a) => completion::completion(a),
         Command::Man(a) => completion::man(a),
         Command::Flows(FlowsCommand::Load(a)) => flows::load(a),
+        Command::Import(ImportCommand::K8s(a)) => import::k8s(a),
     }
 }

@@ -3,8 +3,9 @@
 //! exit 0 whatever it says; 1 when a revision does not check (its
 //! diagnostics on stderr), 2 when it cannot run.
 
-use ringfence_driver::session::{self, IntentFrom, Session, SessionError};
-use ringfence_gitops::plan::{Revision, plan};
+use anyhow::Context;
+use ringfence_core::diff::{Revision, plan};
+use ringfence_driver::{IntentFrom, Pipeline, Session};
 use ringfence_source::Selector;
 
 use crate::Outcome;
@@ -18,27 +19,28 @@ pub(crate) fn run(mut args: PlanArgs) -> anyhow::Result<Outcome> {
         &mut [&mut inv.inventory, &mut inv.trivy],
         "--inventory, --trivy",
     )?;
-    let (inventory, digest) = session::inventory(&args.inventory.inventory, &args.inventory.trivy)?;
+    let pipeline = Pipeline::new();
+    let inventory = pipeline.inventory(&args.inventory.inventory, &args.inventory.trivy)?;
     let mut compiled: Vec<Session> = Vec::with_capacity(2);
     for rev in [&args.from, &args.to] {
         let from = IntentFrom::Dir(&args.dir, Selector::Rev(rev.clone()));
-        let result = session::check(&from).and_then(|checked| {
-            session::compile_checked(checked, inventory.clone(), digest.clone(), &from)
-        });
-        match result {
-            Ok(s) => compiled.push(s),
-            Err(SessionError::Invalid { files, diagnostics }) => {
+        let checked = pipeline
+            .check(&from)
+            .with_context(|| format!("revision {rev}"))?;
+        let session = pipeline.compile(checked, inventory.clone());
+        match session.output {
+            Some(s) => compiled.push(s),
+            None => {
                 #[allow(clippy::print_stderr)] // which revision the diagnostics are about
                 {
                     eprintln!(
                         "revision {rev} does not check ({} error(s)):",
-                        diagnostics.error_count()
+                        session.diagnostics.error_count()
                     );
                 }
-                eprint_diagnostics(&diagnostics, &files);
+                eprint_diagnostics(&session.diagnostics, &session.files);
                 return Ok(Outcome::Findings);
             }
-            Err(e) => return Err(anyhow::Error::new(e).context(format!("revision {rev}"))),
         }
     }
     let revision = |rev: &str, s: &Session| Revision {

@@ -4,6 +4,7 @@
 use std::fs;
 
 use anyhow::Context;
+use ringfence_driver::Pipeline;
 
 use crate::Outcome;
 use crate::cmd::{common, stdin};
@@ -15,11 +16,12 @@ pub(crate) fn run(mut args: RenderArgs) -> anyhow::Result<Outcome> {
         &mut [&mut inv.inventory, &mut inv.trivy],
         "--inventory, --trivy",
     )?;
-    let session = match common::compile(&args.source, &args.inventory)? {
+    let pipeline = Pipeline::new();
+    let session = match common::compile(&pipeline, &args.source, &args.inventory)? {
         Ok(s) => s,
         Err(outcome) => return Ok(outcome),
     };
-    let nodes = match common::render(&session)? {
+    let nodes = match common::render(&pipeline, &session)? {
         Ok(n) => n,
         Err(outcome) => return Ok(outcome),
     };

@@ -6,7 +6,7 @@
 use std::path::Path;
 use std::time::SystemTime;
 
-use anyhow::{Context, bail};
+use anyhow::Context;
 use ringfence_bundle::{
     Expectations, MAX_BUNDLE_BYTES, Trust, VerifiedBundle, VerifyError, load_trusted_key,
     parse_time, verify_bundle, verify_index,

@@ -10,7 +10,6 @@ use anyhow::Context;
 
 use ringfence_gitops::publish::Failpoint;
 use ringfence_gitops::watch::{Event, RepoLocation, WatchConfig, Watcher};
-use ringfence_plugin_host::Limits;
 
 use crate::Outcome;
 use crate::cmd::common;
@@ -96,7 +95,6 @@ pub(crate) fn run(args: WatchArgs) -> anyhow::Result<Outcome> {
         out: args.out,
         keep: args.keep,
         expires,
-        limits: Limits::default(),
         failpoint,
     };
     let mut watcher = Watcher::open(cfg, &mut log)?;

@@ -332,6 +332,84 @@ fn missing_required_fields_are_named() {
     );
 }
 
+/// Node, pod, namespace, service and cluster names become file and
+/// directory names (`render`, `compile`, `discover`): a name that is not
+/// Kubernetes' is refused where it is read, with the field and the rule.
+#[test]
+fn names_that_could_be_paths_are_refused() {
+    for bad in ["../../escaped-node", "/abs/path", "..", "a/b", "Upper"] {
+        rejects(
+            |d| item(d, "Node", "lab-2")["metadata"]["name"] = json!(bad),
+            &format!(
+                "inv/lab.json: Node {bad}: `metadata.name` is {bad:?}, not a valid Node name (lowercase letters"
+            ),
+        );
+        rejects(
+            |d| item(d, "Pod", "web-6f7c9d8b4f-x2k9p")["spec"]["nodeName"] = json!(bad),
+            &format!(
+                "inv/lab.json: Pod web/web-6f7c9d8b4f-x2k9p: `spec.nodeName` is {bad:?}, not a valid Node name"
+            ),
+        );
+        rejects(
+            |d| item(d, "Namespace", "web")["metadata"]["name"] = json!(bad),
+            &format!(
+                "inv/lab.json: Namespace {bad}: `metadata.name` is {bad:?}, not a valid Namespace name"
+            ),
+        );
+        rejects(
+            |d| item(d, "Service", "web")["metadata"]["namespace"] = json!(bad),
+            &format!(
+                "inv/lab.json: Service {bad}/web: `metadata.namespace` is {bad:?}, not a valid Namespace name"
+            ),
+        );
+        rejects(
+            |d| item(d, "Service", "web")["metadata"]["name"] = json!(bad),
+            &format!(
+                "inv/lab.json: Service web/{bad}: `metadata.name` is {bad:?}, not a valid Service name"
+            ),
+        );
+    }
+    for bad in ["..", ".", "../x", "/abs/path", "a b"] {
+        rejects(
+            |d| d["metadata"]["annotations"] = json!({ CLUSTER_ANNOTATION: bad }),
+            &format!(
+                "inv/lab.json: the List: `metadata.annotations.ringfence.io/cluster` is {bad:?}, not a usable cluster name; a cluster name has letters"
+            ),
+        );
+    }
+    // Without the annotation, the file name must make a usable name.
+    let err = parse_list(LAB, "inv/my lab.json").unwrap_err().to_string();
+    assert!(
+        err.contains("is missing and the file name \"my lab\" is not a usable cluster name"),
+        "{err}"
+    );
+}
+
+/// Two pods with one address were accepted silently, and each got the
+/// other's rules; host-network pods do share their node's.
+#[test]
+fn two_pods_with_one_address_are_refused() {
+    rejects(
+        |d| {
+            let ip = item(d, "Pod", "web-6f7c9d8b4f-x2k9p")["status"]["podIPs"][0]["ip"].clone();
+            item(d, "Pod", "web-6f7c9d8b4f-q8w7e")["status"]["podIPs"] = json!([{ "ip": ip }]);
+            item(d, "Pod", "web-6f7c9d8b4f-q8w7e")["status"]["podIP"] = ip;
+        },
+        "inv/lab.json: Pod web/web-6f7c9d8b4f-q8w7e and Pod web/web-6f7c9d8b4f-x2k9p both have the address 10.244.1.17; ",
+    );
+    let c = lab();
+    let node_ip = ips(&["192.168.49.2"])[0];
+    let sharing = c
+        .pods
+        .iter()
+        .filter(|p| p.host_network && p.ips.contains(&node_ip))
+        .count();
+    assert_eq!(
+        sharing, 2,
+        "the lab's two host-network pods share lab-1's address"
+    );
+}
+
 #[test]
 fn unparsable_addresses_are_named() {
     rejects(

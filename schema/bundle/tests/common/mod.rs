@@ -17,13 +17,11 @@ use ringfence_schema::ir::Os;
 
 /// The compile-time key every fixture is signed with.
 pub(crate) fn key() -> SigningKey {
-    SigningKey::from_seed([7; 32])
+    key_n(7)
 }
 
 /// Another key, seeded differently.
-pub(crate) fn key_n(n: u8) -> SigningKey {
-    SigningKey::from_seed([n; 32])
-}
+pub(crate) use ringfence_testkit::keys::key as key_n;
 
 /// Trust in the fixture key alone.
 pub(crate) fn trust() -> Trust {

@@ -7,7 +7,7 @@
 //! [`cluster`]) fill in the defaults of a scheduled, running workload.
 //!
 //! ```
-//! use ringfence_core::testing::{IntentBuilder, q, t};
+//! use ringfence_testkit::builder::{IntentBuilder, q, t};
 //! use ringfence_intent::model::{Action, Direction, PolicyRank, Proto};
 //!
 //! let mut b = IntentBuilder::new();
@@ -29,8 +29,8 @@ use std::sync::Arc;
 
 use ringfence_intent::model::{
     Action, CatchAll, Direction, External, ExternalId, Filter, FilterId, Intent, Mode, Os, Policy,
-    PolicyRank, Predicate, Proto, Quarantine, QuarantineException, Query, Scope, ScopeId,
-    SourceFile, Span, Target, WorkloadKind,
+    PolicyAction, PolicyRank, Predicate, Proto, Quarantine, QuarantineException, Query, Scope,
+    ScopeId, SourceFile, Span, Target, WorkloadKind,
 };
 use ringfence_inventory::model::{
     Cluster, ContainerPort, Inventory, Labels, Namespace, Node, Owner, Pod, Service, ServicePort,
@@ -295,7 +295,7 @@ impl IntentBuilder {
         &mut self,
         scope: ScopeId,
         rank: PolicyRank,
-        action: Action,
+        action: impl Into<PolicyAction>,
         name: &str,
         consumer: Target,
         provider: Target,
@@ -312,16 +312,23 @@ impl IntentBuilder {
             name: name.to_string(),
             scope,
             rank,
-            action,
+            action: action.into(),
+            side: None,
             consumer,
             provider,
             proto,
             ports: parse_ports(ports),
+            named_ports: port_names(ports),
             log: false,
             comment: None,
             span: Span::default(),
         });
         id
+    }
+
+    /// Make the last policy declared one-sided (`side="ingress"` or `"egress"`).
+    pub fn side_last(&mut self, side: Direction) {
+        self.policies.last_mut().expect("a policy").side = Some(side);
     }
 
     /// Turn on logging for the last policy declared.
@@ -465,7 +472,10 @@ impl IntentBuilder {
                         quote(&target_ref(&p.consumer, &names)),
                         quote(&target_ref(&p.provider, &names))
                     );
-                    proto_ports(&mut line, p.proto, &p.ports);
+                    proto_ports(&mut line, p.proto, &p.ports, &p.named_ports);
+                    if let Some(d) = p.side {
+                        write!(line, " side={}", quote(dir(d))).expect("string");
+                    }
                     if p.log {
                         line.push_str(" log=#true");
                     }
@@ -512,7 +522,7 @@ impl IntentBuilder {
                     quote(&x.name),
                     quote(&target_ref(&x.peer, &names))
                 );
-                proto_ports(&mut line, x.proto, &x.ports);
+                proto_ports(&mut line, x.proto, &x.ports, &[]);
                 x.span = w.line(&line);
             }
             w.close();
@@ -537,10 +547,23 @@ fn parse_ports(ports: &str) -> Vec<PortRange> {
     let mut v: Vec<PortRange> = ports
         .split(',')
         .map(str::trim)
-        .filter(|s| !s.is_empty())
+        .filter(|s| !s.is_empty() && !s.bytes().any(|b| b.is_ascii_alphabetic()))
         .map(|s| s.parse().expect("a port or range"))
         .collect();
     normalize_ports(&mut v);
+    v
+}
+
+/// The container port names of a ports string, sorted.
+fn port_names(ports: &str) -> Vec<String> {
+    let mut v: Vec<String> = ports
+        .split(',')
+        .map(str::trim)
+        .filter(|s| s.bytes().any(|b| b.is_ascii_alphabetic()))
+        .map(str::to_string)
+        .collect();
+    v.sort();
+    v.dedup();
     v
 }
 
@@ -551,12 +574,16 @@ fn dir(d: Direction) -> &'static str {
     }
 }
 
-fn proto_ports(line: &mut String, proto: Proto, ports: &[PortRange]) {
+fn proto_ports(line: &mut String, proto: Proto, ports: &[PortRange], names: &[String]) {
     if proto != Proto::Any {
         write!(line, " proto={}", quote(proto.as_str())).expect("string");
     }
-    if !ports.is_empty() {
-        let p: Vec<String> = ports.iter().map(|r| r.to_string()).collect();
+    if !ports.is_empty() || !names.is_empty() {
+        let p: Vec<String> = ports
+            .iter()
+            .map(|r| r.to_string())
+            .chain(names.iter().cloned())
+            .collect();
         write!(line, " ports={}", quote(&p.join(","))).expect("string");
     }
 }
@@ -895,6 +922,7 @@ pub fn cluster(
         namespaces: Vec::new(),
         pods,
         services,
+        ingress: Vec::new(),
     };
     for ns in c
         .pods

@@ -1,19 +1,14 @@
-//! Writes a synthetic cluster and its flows for the discovery benchmark
-//! (`bench/discover.sh`): an inventory of `--workloads` workloads in
-//! namespaces of 50, a call graph (services, direct pod calls, DNS,
-//! external APIs, node-port clients), and `--records` flow records, split
-//! across ringfence JSON Lines (70%), Hubble (20%) and conntrack (10%) files.
-//!
-//! `cargo run --release -p ringfence-discover --example synth -- OUT [--records N] [--workloads N]`
-
-#[path = "../tests/synth/mod.rs"]
-mod synth;
+//! Discovery's benchmark input (`bench/discover.sh`): an inventory of
+//! `workloads` workloads in namespaces of 50, a call graph (services, direct
+//! pod calls, DNS, external APIs, node-port clients), and `records` flow
+//! records over it, split across ringfence JSON Lines (70%), Hubble (20%)
+//! and conntrack (10%) files.
 
 use std::io::{BufWriter, Write};
 use std::net::{IpAddr, Ipv4Addr};
-use std::path::PathBuf;
+use std::path::Path;
 
-use synth::{Event, Kind, Rng, World};
+use crate::world::{Event, Kind, Rng, World};
 
 /// One edge of the call graph: source pods, and how the target is reached.
 struct Edge {
@@ -40,29 +35,11 @@ enum Target {
     },
 }
 
-fn main() -> std::io::Result<()> {
-    let mut args = std::env::args().skip(1);
-    let mut out: Option<PathBuf> = None;
-    let (mut records, mut workloads) = (10_000_000u64, 5000usize);
-    while let Some(a) = args.next() {
-        match a.as_str() {
-            "--records" => {
-                records = args
-                    .next()
-                    .and_then(|v| v.parse().ok())
-                    .expect("--records N")
-            }
-            "--workloads" => {
-                workloads = args
-                    .next()
-                    .and_then(|v| v.parse().ok())
-                    .expect("--workloads N")
-            }
-            _ => out = Some(PathBuf::from(a)),
-        }
-    }
-    let out = out.expect("usage: synth OUT [--records N] [--workloads N]");
-    std::fs::create_dir_all(&out)?;
+/// Write `OUT/bench.json` (the kubectl List), `OUT/exclude.kdl` and the
+/// flow files `flows.jsonl`, `hubble.json` and `conntrack.txt`; a line
+/// saying what was written.
+pub fn write(out: &Path, records: u64, workloads: usize) -> std::io::Result<String> {
+    std::fs::create_dir_all(out)?;
     let per_ns = 50;
     let namespaces = workloads.div_ceil(per_ns);
     let nodes = (workloads * 2).div_ceil(50).max(4);
@@ -251,7 +228,7 @@ fn main() -> std::io::Result<()> {
     for f in &mut files {
         f.flush()?;
     }
-    eprintln!(
+    Ok(format!(
         "{}: {} workloads ({} pods, {} services, {} nodes), {} edges, {records} records",
         out.display(),
         workloads,
@@ -259,6 +236,5 @@ fn main() -> std::io::Result<()> {
         w.services.len(),
         w.nodes.len(),
         edges.len()
-    );
-    Ok(())
+    ))
 }

@@ -8,48 +8,62 @@
 use std::net::{IpAddr, Ipv4Addr};
 use std::path::PathBuf;
 
-use crate::synth::{Event, Kind, Rng, World};
+use crate::world::{Event, Kind, Rng, World};
 
 /// Who opens a true connection.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub(crate) enum From {
+pub enum From {
+    /// The pods of a workload (namespace, name).
     Workload(&'static str, &'static str),
+    /// An address outside the cluster.
     External(Ipv4Addr),
 }
 
 /// Where it goes.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub(crate) enum To {
+pub enum To {
     /// A service by its clusterIP, on a service port.
     Service(&'static str, &'static str, u16),
     /// A service through its node port, on every node.
     NodePort(&'static str, &'static str, u16),
     /// A workload's pods by address.
     Pods(&'static str, &'static str),
+    /// An address outside the cluster.
     External(Ipv4Addr),
 }
 
 /// A true edge: `from` talks to `to` on these ports.
 #[derive(Clone, Debug)]
-pub(crate) struct Edge {
-    pub(crate) from: From,
-    pub(crate) to: To,
-    pub(crate) proto: &'static str,
-    pub(crate) ports: Vec<u16>,
+pub struct Edge {
+    /// The consumer.
+    pub from: From,
+    /// The provider.
+    pub to: To,
+    /// `tcp` or `udp`.
+    pub proto: &'static str,
+    /// The ports used.
+    pub ports: Vec<u16>,
 }
 
-pub(crate) struct Shop {
-    pub(crate) world: World,
-    pub(crate) truth: Vec<Edge>,
+/// The shop: its cluster and its true call graph.
+pub struct Shop {
+    /// The cluster.
+    pub world: World,
+    /// Every true edge.
+    pub truth: Vec<Edge>,
 }
 
-pub(crate) const PAYMENTS_API: Ipv4Addr = Ipv4Addr::new(198, 51, 100, 10);
-pub(crate) const MAIL_RELAY: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 25);
-pub(crate) const CLIENTS: [Ipv4Addr; 2] =
-    [Ipv4Addr::new(198, 18, 1, 7), Ipv4Addr::new(198, 18, 2, 9)];
-pub(crate) const SCANNER: Ipv4Addr = Ipv4Addr::new(100, 64, 9, 9);
+/// The payment provider's API the checkout calls.
+pub const PAYMENTS_API: Ipv4Addr = Ipv4Addr::new(198, 51, 100, 10);
+/// The mail relay the emailer calls.
+pub const MAIL_RELAY: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 25);
+/// Clients of the NodePort front end.
+pub const CLIENTS: [Ipv4Addr; 2] = [Ipv4Addr::new(198, 18, 1, 7), Ipv4Addr::new(198, 18, 2, 9)];
+/// The one-off port scanner.
+pub const SCANNER: Ipv4Addr = Ipv4Addr::new(100, 64, 9, 9);
 
-pub(crate) fn shop() -> Shop {
+/// The shop.
+pub fn shop() -> Shop {
     use Kind::*;
     let mut w = World::new("prod", 4);
     let shop_svcs: [(&str, usize, u16); 10] = [
@@ -284,15 +298,19 @@ pub(crate) fn shop() -> Shop {
 }
 
 /// The input files of a scenario.
-pub(crate) struct Inputs {
-    pub(crate) dir: tempfile::TempDir,
-    pub(crate) inventory: PathBuf,
-    pub(crate) flows: Vec<PathBuf>,
-    pub(crate) exclude: PathBuf,
+pub struct Inputs {
+    /// The directory holding them (removed on drop).
+    pub dir: tempfile::TempDir,
+    /// The kubectl List.
+    pub inventory: PathBuf,
+    /// The flow files, one per input format.
+    pub flows: Vec<PathBuf>,
+    /// The exclusions.
+    pub exclude: PathBuf,
 }
 
 /// The kubelet probes every pod on its first declared port from its node.
-pub(crate) const EXCLUDE: &str = r#"// Kubelet probes come from the nodes: not application traffic.
+pub const EXCLUDE: &str = r#"// Kubelet probes come from the nodes: not application traffic.
 exclude "kubelet-probes" {
     consumer {
         kind "node"
@@ -304,7 +322,7 @@ exclude "kubelet-probes" {
 impl Shop {
     /// The events of the true edges (each `per_edge` times, the first few
     /// as retries within a second) and the noise.
-    pub(crate) fn events(&self, per_edge: usize) -> Vec<Event> {
+    pub fn events(&self, per_edge: usize) -> Vec<Event> {
         let mut out = self.truth_events(per_edge);
         out.extend(self.noise());
         out
@@ -312,7 +330,7 @@ impl Shop {
 
     /// The events of the true edges, `per_edge` times each, cycling through
     /// the consumer's pods and the service's backends.
-    pub(crate) fn truth_events(&self, per_edge: usize) -> Vec<Event> {
+    pub fn truth_events(&self, per_edge: usize) -> Vec<Event> {
         let w = &self.world;
         let mut rng = Rng::new(7);
         let t0 = 1_714_564_800; // 2024-05-01T12:00:00Z
@@ -374,7 +392,7 @@ impl Shop {
     }
 
     /// Kubelet probes, a port scan, dropped flows.
-    pub(crate) fn noise(&self) -> Vec<Event> {
+    pub fn noise(&self) -> Vec<Event> {
         let w = &self.world;
         let mut rng = Rng::new(11);
         let t0 = 1_714_564_800;
@@ -443,7 +461,7 @@ impl Shop {
 
     /// Reply records a tap that sees both directions writes: backend to
     /// client, from the service port to the ephemeral one.
-    pub(crate) fn replies(events: &[Event]) -> Vec<Event> {
+    pub fn replies(events: &[Event]) -> Vec<Event> {
         events
             .iter()
             .filter(|e| e.proto == "tcp" && e.allowed == Some(true) && e.src_port >= 32_768)
@@ -468,7 +486,7 @@ impl Shop {
     /// Write the inventory, the exclusions and the flows: the events split
     /// across a JSON Lines file (with replies), a Hubble export and a
     /// conntrack listing (without the dropped flows, which it cannot show).
-    pub(crate) fn write(&self, per_edge: usize) -> Inputs {
+    pub fn write(&self, per_edge: usize) -> Inputs {
         let dir = tempfile::tempdir().unwrap();
         let inventory = dir.path().join("prod.json");
         std::fs::write(&inventory, self.world.kubectl_json()).unwrap();

@@ -21,9 +21,10 @@ use ringfence_intent::model::{
 use ringfence_inventory::model::{Cluster, Inventory, Pod, Service, ServiceType, TargetPort};
 use serde_json::{Value, json};
 
-use crate::testing::{
+use crate::builder::{
     IntentBuilder, PodExt, ServiceExt, cluster, inventory, namespace, node, pod, q, service, t,
 };
+use crate::rng::Rng;
 
 /// How big to make it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -92,27 +93,6 @@ pub struct Synth {
     pub inventory: Inventory,
 }
 
-/// SplitMix64: small, fast, deterministic.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n.max(1) as u64) as usize
-    }
-
-    fn chance(&mut self, percent: u64) -> bool {
-        self.next() % 100 < percent
-    }
-}
-
 /// An app: a Deployment with a service, in a namespace.
 struct App {
     ns: usize,
@@ -122,7 +102,7 @@ struct App {
 
 /// Generate intent and inventory.
 pub fn generate(p: &Params) -> Synth {
-    let mut rng = Rng(p.seed);
+    let mut rng = Rng::new(p.seed);
     let ns_name = |n: usize| format!("ns-{n:03}");
     // Apps per namespace: about ten replicas each.
     let app_pods = p.pods.saturating_sub(p.nodes + 4);
@@ -279,8 +259,8 @@ pub fn generate(p: &Params) -> Synth {
     let mut k = 0usize;
     while made < p.policies && !apps.is_empty() {
         k += 1;
-        let c = rng.below(p.clusters);
-        let ai = rng.below(apps.len());
+        let c = rng.index(p.clusters);
+        let ai = rng.index(apps.len());
         let a = &apps[ai];
         let scope = scopes[c][a.ns + 1];
         let filter =
@@ -298,12 +278,12 @@ pub fn generate(p: &Params) -> Synth {
                     )
                 })
             };
-        let kind = rng.below(100);
+        let kind = rng.index(100);
         let name = format!("p{k:04}");
         let default = PolicyRank::Default;
         if kind < 45 {
             // Within a namespace, to the pods or through the service.
-            let bi = (ai / apps_per_ns) * apps_per_ns + rng.below(apps_per_ns);
+            let bi = (ai / apps_per_ns) * apps_per_ns + rng.index(apps_per_ns);
             let from = filter(&mut b, &mut app_filters, ai);
             let to = if rng.chance(50) {
                 let bb = &apps[bi];
@@ -336,7 +316,7 @@ pub fn generate(p: &Params) -> Synth {
             made += 1;
         } else if kind < 75 {
             // Across namespaces: a policy on each side.
-            let bi = rng.below(apps.len());
+            let bi = rng.index(apps.len());
             let bb = &apps[bi];
             let from = filter(&mut b, &mut app_filters, ai);
             let to = filter(&mut b, &mut app_filters, bi);
@@ -371,7 +351,7 @@ pub fn generate(p: &Params) -> Synth {
             let e = if externals.is_empty() {
                 internet
             } else {
-                externals[rng.below(externals.len())]
+                externals[rng.index(externals.len())]
             };
             let from = filter(&mut b, &mut app_filters, ai);
             b.policy(
@@ -471,9 +451,9 @@ fn make_cluster(p: &Params, c: usize, apps: &[App], rng: &mut Rng) -> Cluster {
     let mut per_node = vec![0usize; p.nodes];
     let mut place = |rng: &mut Rng, linux_only: bool| -> (usize, usize) {
         let n = if linux_only && !linux.is_empty() {
-            linux[rng.below(linux.len())]
+            linux[rng.index(linux.len())]
         } else {
-            rng.below(p.nodes)
+            rng.index(p.nodes)
         };
         let k = per_node[n];
         per_node[n] += 1;

@@ -1,105 +1,108 @@
-//! Synthetic clusters and flows with a known truth, shared by the tests and
-//! the benchmark: a world of nodes, namespaces, workloads and services
+//! Synthetic clusters and flows with a known truth, for discovery's tests
+//! and benchmark: a world of nodes, namespaces, workloads and services
 //! written as a kubectl List, and flows written in each input format.
-
-#![allow(dead_code)] // each user takes the parts it needs
 
 use std::fmt::Write as _;
 use std::net::{IpAddr, Ipv4Addr};
 
 use serde_json::{Value, json};
 
-/// SplitMix64: a small deterministic generator (same stream everywhere).
-#[derive(Clone, Debug)]
-pub(crate) struct Rng(u64);
-
-impl Rng {
-    pub(crate) fn new(seed: u64) -> Rng {
-        Rng(seed)
-    }
-
-    pub(crate) fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    /// Uniform in `0..n`.
-    pub(crate) fn below(&mut self, n: u64) -> u64 {
-        self.next() % n.max(1)
-    }
-
-    /// An ephemeral source port.
-    pub(crate) fn ephemeral(&mut self) -> u16 {
-        32_768 + self.below(28_000) as u16
-    }
-}
+pub use crate::rng::Rng;
 
 /// How pods of a workload are owned.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Kind {
+pub enum Kind {
+    /// A Deployment (through a ReplicaSet).
     Deployment,
+    /// A StatefulSet.
     StatefulSet,
+    /// A DaemonSet: one pod per node.
     DaemonSet,
+    /// A Job.
     Job,
     /// A pod without owner.
     Pod,
 }
 
+/// Pods of one owner, with the same labels.
 #[derive(Clone, Debug)]
-pub(crate) struct Workload {
-    pub(crate) ns: String,
-    pub(crate) name: String,
-    pub(crate) kind: Kind,
-    pub(crate) labels: Vec<(String, String)>,
-    pub(crate) replicas: usize,
+pub struct Workload {
+    /// Namespace.
+    pub ns: String,
+    /// Name of the owner.
+    pub name: String,
+    /// How its pods are owned.
+    pub kind: Kind,
+    /// Labels of its pods.
+    pub labels: Vec<(String, String)>,
+    /// How many pods.
+    pub replicas: usize,
     /// (protocol, port) the containers declare.
-    pub(crate) ports: Vec<(&'static str, u16)>,
-    pub(crate) host_network: bool,
+    pub ports: Vec<(&'static str, u16)>,
+    /// Whether its pods use their node's network.
+    pub host_network: bool,
 }
 
+/// A service.
 #[derive(Clone, Debug)]
-pub(crate) struct Service {
-    pub(crate) ns: String,
-    pub(crate) name: String,
+pub struct Service {
+    /// Namespace.
+    pub ns: String,
+    /// Name.
+    pub name: String,
     /// Selects the workload's pods by these labels.
-    pub(crate) selector: Vec<(String, String)>,
+    pub selector: Vec<(String, String)>,
     /// (protocol, port, target port, node port).
-    pub(crate) ports: Vec<(&'static str, u16, u16, Option<u16>)>,
-    pub(crate) kind: &'static str,
-    pub(crate) cluster_ip: Ipv4Addr,
-    pub(crate) lb_ip: Option<Ipv4Addr>,
+    pub ports: Vec<(&'static str, u16, u16, Option<u16>)>,
+    /// `ClusterIP`, `NodePort` or `LoadBalancer`.
+    pub kind: &'static str,
+    /// Its cluster IP.
+    pub cluster_ip: Ipv4Addr,
+    /// Its load balancer's address, if it is a LoadBalancer.
+    pub lb_ip: Option<Ipv4Addr>,
 }
 
+/// A node.
 #[derive(Clone, Debug)]
-pub(crate) struct NodeSpec {
-    pub(crate) name: String,
-    pub(crate) ip: Ipv4Addr,
-    pub(crate) index: usize,
+pub struct NodeSpec {
+    /// Name.
+    pub name: String,
+    /// Its internal address.
+    pub ip: Ipv4Addr,
+    /// Its position in the cluster (which pod CIDR it has).
+    pub index: usize,
 }
 
 /// A pod as placed: its workload, name, node and address.
 #[derive(Clone, Debug)]
-pub(crate) struct PodSpec {
-    pub(crate) workload: usize,
-    pub(crate) name: String,
-    pub(crate) node: usize,
-    pub(crate) ip: Ipv4Addr,
+pub struct PodSpec {
+    /// Index of its workload.
+    pub workload: usize,
+    /// Name.
+    pub name: String,
+    /// Index of its node.
+    pub node: usize,
+    /// Its address.
+    pub ip: Ipv4Addr,
 }
 
 /// A cluster.
 #[derive(Clone, Debug, Default)]
-pub(crate) struct World {
-    pub(crate) cluster: String,
-    pub(crate) nodes: Vec<NodeSpec>,
-    pub(crate) namespaces: Vec<String>,
-    pub(crate) workloads: Vec<Workload>,
-    pub(crate) services: Vec<Service>,
-    pub(crate) pods: Vec<PodSpec>,
+pub struct World {
+    /// The cluster's name.
+    pub cluster: String,
+    /// Its nodes.
+    pub nodes: Vec<NodeSpec>,
+    /// Its namespaces, in the order first used.
+    pub namespaces: Vec<String>,
+    /// Its workloads.
+    pub workloads: Vec<Workload>,
+    /// Its services.
+    pub services: Vec<Service>,
+    /// Its pods.
+    pub pods: Vec<PodSpec>,
     /// The cluster's number: which address ranges it uses.
-    pub(crate) net: u8,
+    pub net: u8,
 }
 
 const HASH_CHARS: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
@@ -117,21 +120,23 @@ fn fnv(s: &str) -> u64 {
     })
 }
 
-pub(crate) fn labels(kv: &[(&str, &str)]) -> Vec<(String, String)> {
+/// Owned `(key, value)` labels.
+pub fn labels(kv: &[(&str, &str)]) -> Vec<(String, String)> {
     kv.iter()
         .map(|(k, v)| (k.to_string(), v.to_string()))
         .collect()
 }
 
 impl World {
-    pub(crate) fn new(cluster: &str, nodes: usize) -> World {
+    /// A cluster of `nodes` nodes with the address ranges of cluster number 0.
+    pub fn new(cluster: &str, nodes: usize) -> World {
         World::numbered(cluster, nodes, 0)
     }
 
     /// A cluster whose address ranges do not overlap those of cluster
     /// numbers other than `n` (pods 10.(128+16n).x.x, nodes 172.(16+n).x.x,
     /// services 10.(96+n).x.x, load balancers 203.0.(113+n).x).
-    pub(crate) fn numbered(cluster: &str, nodes: usize, n: u8) -> World {
+    pub fn numbered(cluster: &str, nodes: usize, n: u8) -> World {
         World {
             cluster: cluster.into(),
             nodes: (0..nodes)
@@ -155,7 +160,7 @@ impl World {
     }
 
     /// Add a workload; its pods are spread over the nodes.
-    pub(crate) fn workload(
+    pub fn workload(
         &mut self,
         ns: &str,
         name: &str,
@@ -207,7 +212,7 @@ impl World {
     }
 
     /// Make a workload host-network: its pods take their node's address.
-    pub(crate) fn host_network(&mut self, w: usize) {
+    pub fn host_network(&mut self, w: usize) {
         self.workloads[w].host_network = true;
         for p in self.pods.iter_mut().filter(|p| p.workload == w) {
             p.ip = self.nodes[p.node].ip;
@@ -215,7 +220,7 @@ impl World {
     }
 
     /// Add a service selecting a workload's labels.
-    pub(crate) fn service(
+    pub fn service(
         &mut self,
         ns: &str,
         name: &str,
@@ -237,19 +242,21 @@ impl World {
         i
     }
 
-    pub(crate) fn pods_of(&self, w: usize) -> impl Iterator<Item = &PodSpec> {
+    /// The pods of workload `w`.
+    pub fn pods_of(&self, w: usize) -> impl Iterator<Item = &PodSpec> {
         self.pods.iter().filter(move |p| p.workload == w)
     }
 
     /// The pods a service selects.
-    pub(crate) fn backends<'a>(&'a self, s: &'a Service) -> impl Iterator<Item = &'a PodSpec> {
+    pub fn backends<'a>(&'a self, s: &'a Service) -> impl Iterator<Item = &'a PodSpec> {
         self.pods.iter().filter(move |p| {
             let w = &self.workloads[p.workload];
             w.ns == s.ns && s.selector.iter().all(|kv| w.labels.contains(kv))
         })
     }
 
-    pub(crate) fn workload_named(&self, ns: &str, name: &str) -> usize {
+    /// The workload `ns/name` (it must exist).
+    pub fn workload_named(&self, ns: &str, name: &str) -> usize {
         self.workloads
             .iter()
             .position(|w| w.ns == ns && w.name == name)
@@ -257,7 +264,7 @@ impl World {
     }
 
     /// The kubectl List (`kubectl get nodes,namespaces,pods,services -A -o json`).
-    pub(crate) fn kubectl_json(&self) -> String {
+    pub fn kubectl_json(&self) -> String {
         let mut items: Vec<Value> = Vec::new();
         for n in &self.nodes {
             let (a, b) = self.node_net(n.index);
@@ -349,21 +356,25 @@ impl World {
 
 /// One connection as an observer would record it.
 #[derive(Clone, Debug)]
-pub(crate) struct Event {
-    pub(crate) proto: &'static str,
-    pub(crate) src: IpAddr,
-    pub(crate) src_port: u16,
+pub struct Event {
+    /// `tcp`, `udp` or `icmp`.
+    pub proto: &'static str,
+    /// The consumer.
+    pub src: IpAddr,
+    /// Its port.
+    pub src_port: u16,
     /// What the consumer addressed.
-    pub(crate) dst: IpAddr,
-    pub(crate) dst_port: u16,
+    pub dst: IpAddr,
+    /// The port it addressed.
+    pub dst_port: u16,
     /// Where a NAT sent it (service backend), if anywhere.
-    pub(crate) backend: Option<(IpAddr, u16)>,
+    pub backend: Option<(IpAddr, u16)>,
     /// `namespace/name` of the service, when addressed through one.
-    pub(crate) service: Option<String>,
+    pub service: Option<String>,
     /// Seconds since the epoch.
-    pub(crate) time: i64,
+    pub time: i64,
     /// `Some(false)`: the network dropped it.
-    pub(crate) allowed: Option<bool>,
+    pub allowed: Option<bool>,
 }
 
 fn rfc3339(secs: i64) -> String {
@@ -389,7 +400,7 @@ fn rfc3339(secs: i64) -> String {
 
 impl Event {
     /// A ringfence JSON Lines record (post-DNAT destination, original kept).
-    pub(crate) fn jsonl(&self, out: &mut String) {
+    pub fn jsonl(&self, out: &mut String) {
         let (dst, dport) = self.backend.unwrap_or((self.dst, self.dst_port));
         let t = rfc3339(self.time);
         let _ = write!(
@@ -420,7 +431,7 @@ impl Event {
     }
 
     /// A Hubble event: the destination after translation, the service named.
-    pub(crate) fn hubble(&self, out: &mut String) {
+    pub fn hubble(&self, out: &mut String) {
         let (dst, dport) = self.backend.unwrap_or((self.dst, self.dst_port));
         let t = rfc3339(self.time);
         let l4 = match self.proto {
@@ -452,7 +463,7 @@ impl Event {
     }
 
     /// A conntrack entry: the original tuple as addressed, the reply from the backend.
-    pub(crate) fn conntrack(&self, out: &mut String) {
+    pub fn conntrack(&self, out: &mut String) {
         let (back, bport) = self.backend.unwrap_or((self.dst, self.dst_port));
         let unreplied = if self.allowed == Some(false) {
             " [UNREPLIED]"

@@ -1,27 +1,12 @@
-//! Plausible synthetic bundle content: nftables rules with address sets and
-//! an IR-shaped JSON document, of a chosen size, from a seeded generator.
+//! Plausible synthetic bundle content for the sealing benchmarks: nftables
+//! rules with address sets and an IR-shaped JSON document, of a chosen
+//! size, from a seeded generator.
 
 use ringfence_bundle::bundle_file;
 use ringfence_schema::bundle::{BUNDLE_FORMAT, BackendRef, BundlePayload, SourceKind, SourceRef};
 use ringfence_schema::ir::Os;
 
-/// xorshift64*: deterministic, no dependency.
-pub(crate) struct Rng(u64);
-
-impl Rng {
-    pub(crate) fn new(seed: u64) -> Self {
-        Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1)
-    }
-    pub(crate) fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-    pub(crate) fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-}
+use crate::rng::Rng;
 
 const POLICIES: [&str; 6] = [
     "shop/frontend-to-api",
@@ -42,7 +27,7 @@ fn ip(rng: &mut Rng) -> String {
 }
 
 /// nftables text of about `size` bytes: sets of pod addresses, then chains.
-pub(crate) fn rules_nft(rng: &mut Rng, size: usize) -> String {
+fn rules_nft(rng: &mut Rng, size: usize) -> String {
     let mut out = String::with_capacity(size + 1024);
     out.push_str("table inet ringfence {\n");
     let mut set = 0;
@@ -65,7 +50,7 @@ pub(crate) fn rules_nft(rng: &mut Rng, size: usize) -> String {
             "\tchain ingress_{chain} {{\n\t\ttype filter hook input priority filter; policy drop;\n\t\tct state established,related accept\n"
         ));
         for r in 0..(10 + rng.below(30)) {
-            let policy = POLICIES[rng.below(POLICIES.len() as u64) as usize];
+            let policy = POLICIES[rng.index(POLICIES.len())];
             out.push_str(&format!(
                 "\t\tip saddr @ep_{} tcp dport {{ {}, {} }} ct state new accept comment \"{policy} rule {r}\"\n",
                 rng.below(set),
@@ -81,10 +66,10 @@ pub(crate) fn rules_nft(rng: &mut Rng, size: usize) -> String {
 }
 
 /// IR-shaped JSON of about `size` bytes.
-pub(crate) fn ir_json(rng: &mut Rng, node: &str, size: usize) -> String {
+fn ir_json(rng: &mut Rng, node: &str, size: usize) -> String {
     let mut out = String::with_capacity(size + 512);
     out.push_str(&format!(
-        "{{\"ir_version\":1,\"cluster\":\"prod-eu1\",\"node\":\"{node}\",\"os\":\"linux\",\"backend\":\"nftables\",\"chains\":["
+        "{{\"ir_version\":2,\"cluster\":\"prod-eu1\",\"node\":\"{node}\",\"os\":\"linux\",\"backend\":\"nftables\",\"chains\":["
     ));
     let mut first = true;
     while out.len() < size {
@@ -92,7 +77,7 @@ pub(crate) fn ir_json(rng: &mut Rng, node: &str, size: usize) -> String {
             out.push(',');
         }
         first = false;
-        let policy = POLICIES[rng.below(POLICIES.len() as u64) as usize];
+        let policy = POLICIES[rng.index(POLICIES.len())];
         out.push_str(&format!(
             "{{\"id\":\"r{}\",\"policy\":\"{policy}\",\"action\":\"allow\",\"peer\":\"set-{}\",\"proto\":\"tcp\",\"ports\":[{{\"start\":{},\"end\":{}}}],\"log\":false,\"addresses\":[\"{}\",\"{}\"]}}",
             rng.next() % 100_000,
@@ -108,7 +93,7 @@ pub(crate) fn ir_json(rng: &mut Rng, node: &str, size: usize) -> String {
 }
 
 /// Node `i`'s payload with about `size` bytes of rules and IR (2:1).
-pub(crate) fn payload(i: usize, size: usize) -> BundlePayload {
+pub fn payload(i: usize, size: usize) -> BundlePayload {
     let mut rng = Rng::new(i as u64 + 1);
     let node = format!("prod-eu1-linux-{i:04}");
     let rules = rules_nft(&mut rng, size * 2 / 3);

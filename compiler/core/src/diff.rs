@@ -1,4 +1,4 @@
-//! `plan`: what a change to intent does, from two compiles against the same
+//! The semantic diff (`ringfence plan`): what a change to intent does, from two compiles against the same
 //! inventory.
 //!
 //! **Per node** (from the two per-node IRs): the rules added and removed —
@@ -20,11 +20,11 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::{self, Write as _};
 use std::net::IpAddr;
 
+use crate::explain::SideInfo;
+use crate::interval::{Addrs, PortSet};
+use crate::matrix::{Connection, Entry};
+use crate::{Compiled, Peer};
 use ipnet::IpNet;
-use ringfence_core::explain::SideInfo;
-use ringfence_core::interval::{Addrs, PortSet};
-use ringfence_core::matrix::{Connection, Entry};
-use ringfence_core::{Compiled, Peer};
 use ringfence_schema::ir::{Action, Direction, ExposureKind, NodeIr, PolicyInfo, Rank};
 use ringfence_schema::net::{AddressSet, PortRange, Proto};
 use serde::Serialize;

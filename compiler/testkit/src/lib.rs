@@ -1,0 +1,27 @@
+//! What ringfence's tests and benchmarks share, kept out of the production
+//! crates: every crate takes it as a dev-dependency only.
+//!
+//! - [`builder`]: intent and inventory values built in code, with real spans;
+//! - [`synth`]: synthetic clusters of any size (intent and inventory, as
+//!   values and as files) for benchmarks;
+//! - [`flowgen`]: flows over a synthetic cluster, for the analysis benchmark;
+//! - [`world`]: small clusters with a known call graph, written as kubectl
+//!   Lists and as flows in each input format, for discovery; [`shop`] is
+//!   its test scenario and [`callgraph`] its benchmark input;
+//! - [`payload`]: bundle content of a chosen size, for the sealing benchmarks;
+//! - [`git`]: real Git repositories (git2, or the `git` binary);
+//! - [`keys`]: signing keys from fixed seeds;
+//! - [`rng`]: the one seeded generator all of them draw from.
+//!
+//! The `ringfence-synth` binary writes the benchmarks' input files.
+
+pub mod builder;
+pub mod callgraph;
+pub mod flowgen;
+pub mod git;
+pub mod keys;
+pub mod payload;
+pub mod rng;
+pub mod shop;
+pub mod synth;
+pub mod world;
