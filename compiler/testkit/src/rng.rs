@@ -13,6 +13,7 @@ impl Rng {
     }
 
     /// The next number.
+    #[allow(clippy::should_implement_trait)] // an infinite generator: Iterator adds nothing
     pub fn next(&mut self) -> u64 {
         self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
         let mut z = self.0;
