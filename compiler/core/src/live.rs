@@ -49,6 +49,10 @@ pub enum Placed {
     NewClass,
 }
 
+/// A pod the compile cannot place ([`Placed::NewClass`]): compile again.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct NeedsCompile;
+
 /// A pod as live membership needs it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct LivePod {
@@ -337,10 +341,10 @@ impl Compiled {
     }
 
     /// `pod` as live membership needs it, if it is in a known class.
-    pub fn live_pod(&self, cluster: &str, pod: &Pod) -> Result<Option<LivePod>, ()> {
+    pub fn live_pod(&self, cluster: &str, pod: &Pod) -> Result<Option<LivePod>, NeedsCompile> {
         match self.classify(cluster, pod) {
             Placed::Nowhere => Ok(None),
-            Placed::NewClass => Err(()),
+            Placed::NewClass => Err(NeedsCompile),
             Placed::Class(class) => {
                 let ci = self
                     .live
@@ -1096,7 +1100,9 @@ pub fn pod_changes(
                         out.push(PodChange::Remove((ci as u32, key)));
                     }
                 }
-                Err(()) => return Err(format!("pod {key} of cluster {} needs a compile", nc.name)),
+                Err(NeedsCompile) => {
+                    return Err(format!("pod {key} of cluster {} needs a compile", nc.name));
+                }
             }
         }
         if let Some(o) = oc {

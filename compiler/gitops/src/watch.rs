@@ -34,7 +34,7 @@ use std::time::{Duration, SystemTime};
 use std::collections::BTreeMap;
 
 use ringfence_bundle::{SigningKey, Trust, format_time, parse_time, sha256_hex, verify_index};
-use ringfence_core::live::{LivePods, LiveState, PodChange};
+use ringfence_core::live::{LivePods, LiveState, NeedsCompile, PodChange};
 use ringfence_driver::bundles::{Change, INDEX_FILE, WriteSummary};
 use ringfence_driver::{DriverError, IntentFrom, LoadedInventory, Pipeline, Seal, Session, Warned};
 use ringfence_intent::model::SourceFile;
@@ -714,11 +714,7 @@ impl Watcher {
     }
 
     /// Check, compile and render a commit (cached nodes are not rendered again).
-    fn build(
-        &mut self,
-        repo: &Path,
-        job: &Job<'_>,
-    ) -> Result<Result<(Session, Rendered, Option<LiveState>), Refusal>, WatchError> {
+    fn build(&mut self, repo: &Path, job: &Job<'_>) -> Result<Result<Built, Refusal>, WatchError> {
         let subdir = self.cfg.path.clone();
         let from = IntentFrom::Repo {
             repo,
@@ -790,7 +786,7 @@ impl Watcher {
         let n = self.status.highest_generation.max(previous.unwrap_or(0)) + 1;
         let keys: Vec<&SigningKey> = self.cfg.keys.iter().collect();
         let reseal_all = self.due_for_reseal(job.issued_at)?;
-        let mut chains = self.live.as_mut().map(|l| &mut l.chains);
+        let chains = self.live.as_mut().map(|l| &mut l.chains);
         let mut written = Vec::new();
         let published = self.publication.publish(
             n,
@@ -811,8 +807,7 @@ impl Watcher {
                         keep_from,
                     },
                 )?;
-                if let (Some(chains), Some(state), Some(summary)) =
-                    (chains.as_deref_mut(), state, &sealed.output)
+                if let (Some(chains), Some(state), Some(summary)) = (chains, state, &sealed.output)
                 {
                     let at = |e| DriverError::Io(chains_dir(out), e);
                     Chains::link_into(out).map_err(at)?;
@@ -933,7 +928,7 @@ impl Watcher {
                 (Ok(None), Some(ci)) => changes.push(PodChange::Remove((ci as u32, key.clone()))),
                 (Ok(None), None) => {}
                 // A class the compile has not seen.
-                (Err(()), _) => live.compile = true,
+                (Err(NeedsCompile), _) => live.compile = true,
             }
         }
         if live.compile || (run.full && !pending.is_empty()) {
@@ -1238,6 +1233,9 @@ impl Live {
         }
     }
 }
+
+/// A compiled and rendered commit, and its live state (with a live inventory).
+type Built = (Session, Rendered, Option<LiveState>);
 
 /// One commit being processed, and when.
 struct Job<'c> {

@@ -156,7 +156,7 @@ fn a_filled_live_ir_holds_what_the_full_ir_holds() {
         b.nft_file(&step, false).unwrap();
         let after = read(&b);
         let want = members::elements(&live, &m2);
-        for ((container, key), _) in &want {
+        for (container, key) in want.keys() {
             if let Some(r) = after.sets.get(container) {
                 let n = num(key);
                 assert!(
