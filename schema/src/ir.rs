@@ -15,6 +15,14 @@
 //!
 //! [`NodeIr::evaluate`] is the reference meaning of an IR: backends must
 //! enforce exactly what it returns (see `schema/docs/ir.md`).
+//!
+//! An IR comes in two forms. The **full** form holds everything the node
+//! enforces. The **live** form (`live: true`) holds only what changes with
+//! intent — chains, set declarations, the node and its host-network pods,
+//! exposures — while the pods (their endpoints, their addresses in sets,
+//! the targets of exposures) arrive at run time as the node's
+//! [`Membership`](crate::membership::Membership); [`NodeIr::with_membership`]
+//! joins the two back into the full form.
 
 use std::fmt;
 use std::net::IpAddr;
@@ -22,10 +30,15 @@ use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 
+use ipnet::IpNet;
+
+use crate::membership::Membership;
 use crate::net::{AddressSet, PortRange, Proto, ports_match};
 
-/// Version of the IR format. Bumped on any incompatible change.
-pub const IR_VERSION: u32 = 1;
+/// Version of the IR format. Bumped on any incompatible change. 2: names
+/// of sets come from what they stand for (not their addresses), the live
+/// form, pod ranges and unknown pods.
+pub const IR_VERSION: u32 = 2;
 
 /// Everything one node enforces.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -42,6 +55,23 @@ pub struct NodeIr {
     pub backend: String,
     /// The node's own addresses (InternalIP, ExternalIP).
     pub addresses: Vec<IpAddr>,
+    /// The node's pod address ranges (`spec.podCIDRs`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub pod_cidrs: Vec<IpNet>,
+    /// What forwarded traffic from or to an *unknown pod* gets: an address
+    /// in `pod_cidrs` that no local endpoint and no `unmanaged` entry claims
+    /// (a pod that started after its membership was computed). Traffic
+    /// between such a pod and the node itself is not affected.
+    #[serde(default = "deny")]
+    pub unknown_pods: Action,
+    /// Addresses of local pods that no scope manages: known, so never
+    /// unknown; their traffic passes. Sorted. (Live form: in the membership.)
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub unmanaged: Vec<IpAddr>,
+    /// The live form: pod endpoints, the pod addresses of `live` sets, pod
+    /// exposure targets and `unmanaged` come from the node's membership.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub live: bool,
     /// Endpoints judged on this node, sorted by name.
     pub endpoints: Vec<Endpoint>,
     /// NodePort and LoadBalancer entry points this node serves.
@@ -53,6 +83,10 @@ pub struct NodeIr {
     pub sets: Vec<AddressSet>,
     /// Every policy a rule refers to, sorted by id.
     pub policies: Vec<PolicyInfo>,
+}
+
+fn deny() -> Action {
+    Action::Deny
 }
 
 /// Operating system of a node.
@@ -363,17 +397,23 @@ pub struct NodeVerdict<'a> {
     pub egress: Option<SideVerdict<'a>>,
     /// The provider side, if the destination is an endpoint of this node.
     pub ingress: Option<SideVerdict<'a>>,
+    /// An unknown pod's address (source, else destination) when the node
+    /// drops unknown pods: the flow is dropped whatever the sides say.
+    pub unknown: Option<IpAddr>,
 }
 
 impl NodeVerdict<'_> {
     /// Whether the node lets the flow through (sides it does not judge pass).
     pub fn passes(&self) -> bool {
-        self.egress.is_none_or(|s| s.passes()) && self.ingress.is_none_or(|s| s.passes())
+        self.unknown.is_none()
+            && self.egress.is_none_or(|s| s.passes())
+            && self.ingress.is_none_or(|s| s.passes())
     }
 
     /// Whether the policy allows the flow on every side this node judges.
     pub fn allows(&self) -> bool {
-        self.egress.is_none_or(|s| s.action() == Action::Allow)
+        self.unknown.is_none()
+            && self.egress.is_none_or(|s| s.action() == Action::Allow)
             && self.ingress.is_none_or(|s| s.action() == Action::Allow)
     }
 }
@@ -492,7 +532,28 @@ impl NodeIr {
         let ingress = self
             .ingress_endpoint(dst, proto, port)
             .and_then(|e| self.side(e, &e.ingress, src, proto, port));
-        NodeVerdict { egress, ingress }
+        // Traffic between a pod and its own node is not checked (kubelet
+        // probes reach a pod before its membership arrives).
+        let local = self.addresses.contains(&src) || self.addresses.contains(&dst);
+        let unknown = [src, dst]
+            .into_iter()
+            .find(|&a| !local && self.unknown_pods == Action::Deny && self.is_unknown(a));
+        NodeVerdict {
+            egress,
+            ingress,
+            unknown,
+        }
+    }
+
+    /// Whether `addr` is an unknown pod here: inside the node's pod ranges,
+    /// and neither a local endpoint's address nor an unmanaged pod's.
+    pub fn is_unknown(&self, addr: IpAddr) -> bool {
+        self.pod_cidrs.iter().any(|n| n.contains(&addr))
+            && self.unmanaged.binary_search(&addr).is_err()
+            && !self
+                .endpoints
+                .iter()
+                .any(|e| e.local && e.addresses.contains(&addr))
     }
 
     /// What this node does to a flow from `src` arriving on an exposure
@@ -623,6 +684,7 @@ impl NodeIr {
                 check(eg, Direction::Egress)?;
             }
         }
+        let mut keys: Vec<String> = Vec::with_capacity(self.exposures.len());
         for x in &self.exposures {
             for t in &x.targets {
                 if self.endpoint(&t.endpoint).is_none() {
@@ -642,7 +704,107 @@ impl NodeIr {
                     ));
                 }
             }
+            keys.push(x.key());
+        }
+        keys.sort();
+        if let Some(w) = keys.windows(2).find(|w| w[0] == w[1]) {
+            return Err(format!("two exposures are `{}`", w[0]));
+        }
+        if self.unmanaged.windows(2).any(|w| w[0] >= w[1]) {
+            return Err("unmanaged addresses are not sorted and unique".into());
+        }
+        if self.live {
+            if let Some(e) = self.endpoints.iter().find(|e| e.kind == EndpointKind::Pod) {
+                return Err(format!(
+                    "endpoint `{}` is a pod in a live IR (pods come with the membership)",
+                    e.name
+                ));
+            }
+            if !self.unmanaged.is_empty() {
+                return Err(
+                    "a live IR lists unmanaged pods (they come with the membership)".into(),
+                );
+            }
         }
         Ok(())
+    }
+
+    /// The full form of a live IR: its pods, their set addresses and
+    /// exposure targets taken from `m` (which must have passed
+    /// [`Membership::check`] against this IR). A full IR is returned as is.
+    pub fn with_membership(&self, m: &Membership) -> NodeIr {
+        let mut ir = self.clone();
+        if !ir.live {
+            return ir;
+        }
+        ir.live = false;
+        for s in &m.sets {
+            if let Ok(i) = ir.sets.binary_search_by(|x| x.name.as_str().cmp(&s.name)) {
+                let set = &mut ir.sets[i];
+                let nets = set
+                    .v4
+                    .iter()
+                    .map(|n| IpNet::V4(*n))
+                    .chain(set.v6.iter().map(|n| IpNet::V6(*n)))
+                    .chain(s.addresses.iter().map(|a| IpNet::from(*a)));
+                let live = set.live;
+                *set = AddressSet::new(std::mem::take(&mut set.name), nets.collect::<Vec<_>>());
+                set.live = live;
+            }
+        }
+        for e in &m.endpoints {
+            match &e.ingress {
+                Some(ingress) => ir.endpoints.push(Endpoint {
+                    name: e.name.clone(),
+                    kind: EndpointKind::Pod,
+                    workload: e.workload.clone(),
+                    local: true,
+                    addresses: e.addresses.clone(),
+                    ports: Vec::new(),
+                    ingress: ingress.clone(),
+                    egress: e.egress.clone(),
+                }),
+                None => ir.unmanaged.extend(&e.addresses),
+            }
+        }
+        ir.unmanaged.sort();
+        ir.unmanaged.dedup();
+        for t in &m.targets {
+            if !ir.endpoints.iter().any(|e| e.name == t.endpoint) {
+                ir.endpoints.push(Endpoint {
+                    name: t.endpoint.clone(),
+                    kind: EndpointKind::Pod,
+                    workload: t.workload.clone(),
+                    local: false,
+                    addresses: t.addresses.clone(),
+                    ports: Vec::new(),
+                    ingress: t.ingress.clone(),
+                    egress: None,
+                });
+            }
+            if let Some(x) = ir.exposures.iter_mut().find(|x| x.key() == t.exposure) {
+                x.targets.push(ExposureTarget {
+                    endpoint: t.endpoint.clone(),
+                    port: t.port,
+                    chain: t.chain.clone(),
+                });
+                x.targets.sort();
+                x.targets.dedup();
+            }
+        }
+        ir.endpoints.sort_by(|a, b| a.name.cmp(&b.name));
+        ir
+    }
+}
+
+impl Exposure {
+    /// The exposure's key within a node, as membership names it:
+    /// `<namespace>/<service>/<kind>/<proto>/<port>`.
+    pub fn key(&self) -> String {
+        let kind = match self.kind {
+            ExposureKind::NodePort => "node-port",
+            ExposureKind::LoadBalancer => "load-balancer",
+        };
+        format!("{}/{kind}/{}/{}", self.service, self.proto, self.port)
     }
 }

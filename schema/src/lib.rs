@@ -6,6 +6,8 @@
 //! for `wasm32-unknown-unknown`) and the agent agree by construction:
 //!
 //! - [`ir`]: the per-node IR a backend renders, and how it is evaluated;
+//! - [`membership`]: the live part of a node (pods in sets, local
+//!   endpoints, exposure targets), its snapshots and deltas;
 //! - [`net`]: protocols, ports and address sets used by the IR;
 //! - [`plugin`]: the backend plugin ABI (metadata, render input and output);
 //! - [`bundle`]: the signed bundle and index formats;
@@ -17,6 +19,7 @@
 pub mod bundle;
 pub mod flow;
 pub mod ir;
+pub mod membership;
 pub mod net;
 pub mod plugin;
 pub mod report;

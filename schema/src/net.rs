@@ -180,6 +180,13 @@ pub struct AddressSet {
     /// IPv6 prefixes.
     #[serde(default, skip_serializing_if = "Vec::is_empty", with = "text::v6")]
     pub v6: Vec<Ipv6Net>,
+    /// The set stands for pods (among other things): their addresses come
+    /// and go while the rules stay. In a live IR, `v4`/`v6` hold only the
+    /// rest (node addresses, external prefixes) and the pods' addresses of
+    /// either family arrive with the membership; a backend must render the
+    /// set so that single addresses can be added and removed at run time.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub live: bool,
 }
 
 impl AddressSet {
@@ -196,6 +203,7 @@ impl AddressSet {
             name: name.into(),
             v4: Ipv4Net::aggregate(&v4),
             v6: Ipv6Net::aggregate(&v6),
+            live: false,
         }
     }
 

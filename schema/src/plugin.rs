@@ -30,10 +30,12 @@ use serde::{Deserialize, Serialize};
 use crate::ir::{NodeIr, Os};
 use crate::net::AddressSet;
 
-/// Version of the plugin ABI described above. 2: a render response carries
-/// its artifacts as raw bytes after a JSON header (1 had them as JSON
-/// strings, escaped by the plugin and unescaped by the host).
-pub const PLUGIN_ABI: u32 = 2;
+/// Version of the plugin ABI described above. 3: IR version 2 (sets named
+/// by definition, live IRs, pod ranges and unknown pods) and the
+/// `live_membership` capability. 2: a render response carries its artifacts
+/// as raw bytes after a JSON header (1 had them as JSON strings, escaped by
+/// the plugin and unescaped by the host).
+pub const PLUGIN_ABI: u32 = 3;
 
 /// What a backend says about itself; read once when it is loaded.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -73,6 +75,12 @@ pub struct Capabilities {
     /// Most rules the target accepts for one node, if limited.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_rules: Option<u64>,
+    /// Renders live IRs (`NodeIr::live`) following the membership binding
+    /// of its agent (`schema/docs/membership.md`), so pods change without a
+    /// render. Without it, a node gets full IRs and is rendered again when
+    /// its pods change.
+    #[serde(default)]
+    pub live_membership: bool,
 }
 
 /// One rendered file.

@@ -529,8 +529,37 @@ pub(crate) struct WatchArgs {
     /// Intent directory inside the repository.
     #[arg(long, value_name = "PATH", default_value = ".")]
     pub(crate) path: String,
-    #[command(flatten)]
-    pub(crate) inventory: InventoryArgs,
+    /// `kubectl get nodes,namespaces,pods,services -A -o json` output, one
+    /// file per cluster, or Kubernetes manifests (repeat the flag for
+    /// several); optional with --inventory-events.
+    #[arg(
+        long = "inventory",
+        value_name = "FILE|DIR",
+        required_unless_present = "inventory_events"
+    )]
+    pub(crate) inventory: Vec<PathBuf>,
+    /// A Trivy JSON report giving pods their CVSS score (repeat the flag
+    /// for several).
+    #[arg(long = "trivy", value_name = "FILE")]
+    pub(crate) trivy: Vec<PathBuf>,
+    /// Follow one cluster live: what `kubectl get
+    /// pods,services,nodes,namespaces -A --watch --output-watch-events -o
+    /// json` prints, a file (followed as it grows) or `-`. Pods that come
+    /// and go become signed membership documents in OUT/membership.
+    #[arg(long, value_name = "FILE|-")]
+    pub(crate) inventory_events: Option<PathBuf>,
+    /// The cluster the events describe (default: the file name without
+    /// its extension).
+    #[arg(long, value_name = "NAME", requires = "inventory_events")]
+    pub(crate) events_cluster: Option<String>,
+    /// Ed25519 private key signing membership documents (repeat for
+    /// several); default: the --key keys.
+    #[arg(long, value_name = "KEYFILE", requires = "inventory_events")]
+    pub(crate) membership_key: Vec<PathBuf>,
+    /// How long membership documents stay valid (a snapshot is issued
+    /// again at half of it).
+    #[arg(long, value_name = "DURATION", default_value = "1h")]
+    pub(crate) membership_expires: String,
     /// Ed25519 private key from `ringfence keygen`; repeat the flag to sign
     /// every bundle with several (key rotation, thresholds).
     #[arg(long, value_name = "KEYFILE", required = true)]

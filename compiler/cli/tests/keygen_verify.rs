@@ -36,7 +36,7 @@ fn compile(out: &Path, key: &SigningKey, time: &str, rules: &str) {
                     // A valid empty IR: verification parses and validates it.
                     "ir.json".into(),
                     format!(
-                        "{{\"ir_version\":1,\"cluster\":\"prod-eu1\",\"node\":\"{n}\",\"os\":\"linux\",\"backend\":\"nftables\",\"addresses\":[],\"endpoints\":[],\"chains\":[],\"sets\":[],\"policies\":[]}}"
+                        "{{\"ir_version\":2,\"cluster\":\"prod-eu1\",\"node\":\"{n}\",\"os\":\"linux\",\"backend\":\"nftables\",\"addresses\":[],\"endpoints\":[],\"chains\":[],\"sets\":[],\"policies\":[]}}"
                     ),
                 ),
                 (

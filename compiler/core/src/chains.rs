@@ -10,13 +10,13 @@ use ringfence_intent::model::{Action, Direction, Intent, PolicyAction, PolicyRan
 use ringfence_schema::ir::{Chain, Rule};
 use ringfence_schema::net::PortRange;
 
-use crate::compress::{Findings, PeerRef, RawRule, compress};
+use crate::compress::{Findings, PeerRef, RawRule, compress, parts};
 use crate::diag;
-use crate::ids::{addrs_digest, hash_hex, ident, set_name};
+use crate::ids::{hash_hex, ident, set_name};
 use crate::interval::{Addrs, PortSet};
 use crate::membership::dir_index;
 use crate::order::{Item, Sig};
-use crate::resolve::{Plan, Resolved, dir_name};
+use crate::resolve::{Plan, Resolved, SetKey, dir_name};
 
 /// A rule with its set as an index, for fast evaluation.
 #[derive(Clone, Debug)]
@@ -214,7 +214,7 @@ fn narrow(t: &RawRule, p: &RawRule, sets: &[Addrs]) -> Option<RawRule> {
         match x {
             PeerRef::Any => None,
             PeerRef::Set(i) => Some(sets[*i as usize].clone()),
-            PeerRef::New(a) => Some(a.clone()),
+            PeerRef::New(a, _) => Some(a.clone()),
         }
     };
     let peer = match (&t.peer, &p.peer) {
@@ -227,7 +227,18 @@ fn narrow(t: &RawRule, p: &RawRule, sets: &[Addrs]) -> Option<RawRule> {
             if both.is_empty() {
                 return None;
             }
-            PeerRef::New(both)
+            let mut made: Vec<Vec<u32>> = Vec::new();
+            for x in parts(a) {
+                for y in parts(b) {
+                    let mut z: Vec<u32> = x.iter().chain(&y).copied().collect();
+                    z.sort_unstable();
+                    z.dedup();
+                    made.push(z);
+                }
+            }
+            made.sort();
+            made.dedup();
+            PeerRef::New(both, made)
         }
     };
     let proto = match (t.proto, p.proto) {
@@ -288,9 +299,24 @@ pub(crate) fn build(
                 let set = match std::mem::replace(&mut rule.peer, PeerRef::Any) {
                     PeerRef::Any => None,
                     PeerRef::Set(s) => Some(s),
-                    PeerRef::New(a) => {
-                        let stem = r.infos.list[rule.policy as usize].name.clone();
-                        Some(r.sets.intern(a, &stem))
+                    PeerRef::New(a, parts) => {
+                        let info = &r.infos.list[rule.policy as usize];
+                        let stem = info.name.clone();
+                        let defs: Vec<String> = parts
+                            .iter()
+                            .map(|meet| {
+                                let d: Vec<&str> = meet
+                                    .iter()
+                                    .map(|&p| r.sets.defs[p as usize].as_str())
+                                    .collect();
+                                d.join(" & ")
+                            })
+                            .collect();
+                        let def = format!("union {} [{}]", info.id, defs.join(" | "));
+                        Some(
+                            r.sets
+                                .intern(SetKey::Union(rule.policy, parts), || def, a, &stem),
+                        )
                     }
                 };
                 (rule, set)
@@ -299,19 +325,18 @@ pub(crate) fn build(
         group_rules.push(rules);
     }
 
-    let digests: Vec<Vec<u8>> = r.sets.addrs.par_iter().map(addrs_digest).collect();
     let set_names: Vec<String> = r
         .sets
         .stems
         .iter()
-        .zip(&digests)
-        .map(|(stem, d)| set_name(stem, d))
+        .zip(&r.sets.defs)
+        .map(|(stem, def)| set_name(stem, def.as_bytes()))
         .collect();
 
     let named: Vec<CChain> = groups
         .par_iter()
         .zip(group_rules)
-        .map(|(sig, rules)| finish(sig, rules, r, &digests, &set_names))
+        .map(|(sig, rules)| finish(sig, rules, r, &set_names))
         .collect();
     let mut by_id: HashMap<String, u32> = HashMap::new();
     let mut chains = Vec::new();
@@ -339,7 +364,6 @@ fn finish(
     sig: &Sig,
     rules: Vec<(RawRule, Option<u32>)>,
     r: &Resolved,
-    digests: &[Vec<u8>],
     set_names: &[String],
 ) -> CChain {
     let dir = dir_name(sig.direction);
@@ -355,7 +379,7 @@ fn finish(
                 &[
                     info.id.as_bytes(),
                     rule.action.to_string().as_bytes(),
-                    set.map_or(b"any".as_slice(), |s| digests[s as usize].as_slice()),
+                    set.map_or(b"any".as_slice(), |s| set_names[s as usize].as_bytes()),
                     rule.proto.as_str().as_bytes(),
                     ports.as_bytes(),
                     &[u8::from(rule.log)],

@@ -20,6 +20,7 @@ use serde::Serialize;
 
 use crate::chains::CChain;
 use crate::interval::{Addrs, PortSet};
+use crate::live::LiveIndex;
 
 /// A fast hasher for keys made of a few words (addresses, flow keys):
 /// FxHash's multiply-rotate over 8-byte words, with a SplitMix finaliser so
@@ -79,7 +80,12 @@ pub struct Compiled {
     pub(crate) ep_info: Vec<EpInfo>,
     pub(crate) wl_endpoint: Vec<Option<u32>>,
     pub(crate) chains: Vec<CChain>,
+    /// Real addresses of every set (classes replaced by their pods' addresses).
     pub(crate) sets: Vec<Addrs>,
+    /// What the rules were built from: addresses and classes.
+    pub(crate) analysis: Vec<Addrs>,
+    pub(crate) set_names: Vec<String>,
+    pub(crate) live: LiveIndex,
     pub(crate) policies: Vec<PolicyInfo>,
     pub(crate) exposures: Vec<GExposure>,
     pub(crate) node_irs: Vec<NodeIr>,

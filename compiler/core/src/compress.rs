@@ -31,8 +31,10 @@ pub(crate) enum PeerRef {
     Any,
     /// An interned set.
     Set(u32),
-    /// A set made by merging, to be interned.
-    New(Addrs),
+    /// A set made by merging or narrowing, to be interned: its content and
+    /// what it is made of, as a union of intersections of interned sets
+    /// (each ascending, the list ascending).
+    New(Addrs, Vec<Vec<u32>>),
 }
 
 /// A rule as the chain builder makes it.
@@ -220,7 +222,16 @@ fn resolve<'a>(p: &'a PeerRef, sets: &'a [Addrs], full: &'a Addrs) -> &'a Addrs 
     match p {
         PeerRef::Any => full,
         PeerRef::Set(s) => &sets[*s as usize],
-        PeerRef::New(a) => a,
+        PeerRef::New(a, _) => a,
+    }
+}
+
+/// What a peer is made of: a union of intersections of interned sets.
+pub(crate) fn parts(p: &PeerRef) -> Vec<Vec<u32>> {
+    match p {
+        PeerRef::Any => Vec::new(),
+        PeerRef::Set(s) => vec![vec![*s]],
+        PeerRef::New(_, parts) => parts.clone(),
     }
 }
 
@@ -238,7 +249,11 @@ fn merge(prev: &mut RawRule, r: &RawRule, sets: &[Addrs]) -> bool {
             (a, b) if a == b => return true,
             (a, b) => {
                 let full = Addrs::full();
-                PeerRef::New(resolve(a, sets, &full).union(resolve(b, sets, &full)))
+                let mut p = parts(a);
+                p.extend(parts(b));
+                p.sort_unstable();
+                p.dedup();
+                PeerRef::New(resolve(a, sets, &full).union(resolve(b, sets, &full)), p)
             }
         };
         return true;
@@ -246,8 +261,8 @@ fn merge(prev: &mut RawRule, r: &RawRule, sets: &[Addrs]) -> bool {
     let same_peer = match (&prev.peer, &r.peer) {
         (PeerRef::Any, PeerRef::Any) => true,
         (PeerRef::Set(a), PeerRef::Set(b)) => a == b,
-        (PeerRef::New(a), PeerRef::New(b)) => a == b,
-        (PeerRef::Set(s), PeerRef::New(a)) | (PeerRef::New(a), PeerRef::Set(s)) => {
+        (PeerRef::New(a, _), PeerRef::New(b, _)) => a == b,
+        (PeerRef::Set(s), PeerRef::New(a, _)) | (PeerRef::New(a, _), PeerRef::Set(s)) => {
             &sets[*s as usize] == a
         }
         _ => false,
@@ -298,7 +313,7 @@ mod tests {
             let (lo, hi) = ((a % 8).min(b % 8), (a % 8).max(b % 8));
             Addrs {
                 v4: IntervalSet::range(0x0a00_0000 + lo as u32, 0x0a00_0000 + hi as u32),
-                v6: IntervalSet::empty(),
+                ..Addrs::default()
             }
         });
         let r = RawRule {
@@ -403,7 +418,7 @@ mod tests {
     fn union_of_earlier_rules_shadows_and_conflicts_are_found() {
         let half = |lo: u32, hi: u32| Addrs {
             v4: IntervalSet::range(lo, hi),
-            v6: IntervalSet::empty(),
+            ..Addrs::default()
         };
         let sets = vec![half(0, 127), half(128, 255), half(0, 255)];
         let mk = |policy, action, set: Option<u32>, ports: &str| RawRule {
@@ -442,7 +457,7 @@ mod tests {
     fn adjacent_rules_of_one_policy_merge() {
         let s = |lo: u32| Addrs {
             v4: IntervalSet::range(lo, lo),
-            v6: IntervalSet::empty(),
+            ..Addrs::default()
         };
         let sets = vec![s(1), s(2)];
         let mk = |set: u32, ports: &str| RawRule {
@@ -465,7 +480,10 @@ mod tests {
             p < 9
         });
         assert_eq!(out.len(), 2);
-        assert_eq!(out[0].peer, PeerRef::New(s(1).union(&s(2))));
+        assert_eq!(
+            out[0].peer,
+            PeerRef::New(s(1).union(&s(2)), vec![vec![0], vec![1]])
+        );
         let (out, _) = compress(vec![mk(0, "80"), mk(0, "81,90")], &sets, |p| p < 9);
         assert_eq!(out.len(), 1);
         assert_eq!(

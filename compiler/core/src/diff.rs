@@ -419,7 +419,21 @@ fn set_changes(
     };
     let removed = gone.iter().filter(|s| !paired(s)).map(summary).collect();
     let added = came.iter().filter(|s| !paired(s)).map(summary).collect();
-    let mut changed = Vec::new();
+    // Sets are named by what they stand for, so a set whose addresses
+    // changed usually keeps its name.
+    let mut changed: Vec<SetChange> = old
+        .iter()
+        .filter_map(|o| {
+            let n = new.iter().find(|n| n.name == o.name)?;
+            let (a, b) = (addrs(o), addrs(n));
+            (a != b).then(|| SetChange {
+                from: o.name.clone(),
+                to: n.name.clone(),
+                added: prefixes(&b.difference(&a)),
+                removed: prefixes(&a.difference(&b)),
+            })
+        })
+        .collect();
     for o in gone.iter().filter(|s| paired(s)) {
         let n = came
             .iter()
@@ -476,6 +490,10 @@ fn header(ir: &NodeIr) -> NodeIr {
         os: ir.os,
         backend: ir.backend.clone(),
         addresses: Vec::new(),
+        pod_cidrs: Vec::new(),
+        unknown_pods: ir.unknown_pods,
+        unmanaged: Vec::new(),
+        live: ir.live,
         endpoints: Vec::new(),
         exposures: Vec::new(),
         chains: Vec::new(),

@@ -1,14 +1,13 @@
-//! Stable names: set names, rule ids and chain ids derived from content.
+//! Stable names: set names, rule ids and chain ids.
 //!
 //! The same intent and inventory always give the same names, and a change
 //! renames only what it touches: a set is named by a readable stem plus a
-//! hash of its prefixes, a rule by its policy's name plus a hash of the
-//! policy id and the rule's content (never its position), a chain by a hash
-//! of its direction, mode and rule ids.
+//! hash of its definition (what it stands for, never its addresses, so pods
+//! come and go without renaming anything), a rule by its policy's name plus
+//! a hash of the policy id and the rule's content (never its position), a
+//! chain by a hash of its direction, mode and rule ids.
 
 use sha2::{Digest, Sha256};
-
-use crate::interval::Addrs;
 
 /// Lowercase hex of the first `n` hex digits of SHA-256 over `parts`.
 pub(crate) fn hash_hex(parts: &[&[u8]], n: usize) -> String {
@@ -27,24 +26,6 @@ pub(crate) fn hash_hex(parts: &[&[u8]], n: usize) -> String {
     }
     s.truncate(n);
     s
-}
-
-/// A stable fingerprint of a set's content.
-pub(crate) fn addrs_digest(a: &Addrs) -> Vec<u8> {
-    let mut bytes = Vec::with_capacity(a.range_count() * 32 + 2);
-    bytes.push(4);
-    for (lo, hi) in a.v4.ranges() {
-        bytes.extend_from_slice(&lo.to_be_bytes());
-        bytes.extend_from_slice(&hi.to_be_bytes());
-    }
-    bytes.push(6);
-    for (lo, hi) in a.v6.ranges() {
-        bytes.extend_from_slice(&lo.to_be_bytes());
-        bytes.extend_from_slice(&hi.to_be_bytes());
-    }
-    let mut h = Sha256::new();
-    h.update(&bytes);
-    h.finalize().to_vec()
 }
 
 /// `text` reduced to `[a-z0-9_]` (and `-` if `dash`), runs of other
@@ -72,12 +53,13 @@ pub(crate) fn ident(text: &str, dash: bool, max: usize, fallback: &str) -> Strin
     }
 }
 
-/// A set's name: `<stem>_<12 hex>`, at most 48 bytes of `[a-z0-9_]`.
-pub(crate) fn set_name(stem: &str, digest: &[u8]) -> String {
+/// A set's name: `<stem>_<12 hex>` (a hash of its definition), at most 48
+/// bytes of `[a-z0-9_]`.
+pub(crate) fn set_name(stem: &str, definition: &[u8]) -> String {
     format!(
         "{}_{}",
         ident(stem, false, 35, "set"),
-        hash_hex(&[digest], 12)
+        hash_hex(&[definition], 12)
     )
 }
 

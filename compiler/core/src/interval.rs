@@ -253,13 +253,25 @@ impl PortSet {
     }
 }
 
-/// A set of IPv4 and IPv6 addresses.
+/// A set of IPv4 and IPv6 addresses, plus (for the compiler's analysis)
+/// pod *classes*.
+///
+/// While chains are built and compressed, a pod does not stand for its
+/// addresses but for its class (every pod with the same memberships shares
+/// one): `ids` holds the class numbers, points of their own dimension that
+/// no address and no external covers. Rules and sets then depend on which
+/// classes exist, never on which addresses the pods have at the moment, so
+/// pods can come and go without changing a rule. Sets of real addresses
+/// (what nodes enforce, and what `explain` and `matrix` evaluate) have no
+/// `ids`.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
 pub struct Addrs {
     /// IPv4 addresses.
     pub v4: IntervalSet<u32>,
     /// IPv6 addresses.
     pub v6: IntervalSet<u128>,
+    /// Pod classes (analysis only).
+    pub ids: IntervalSet<u32>,
 }
 
 impl Addrs {
@@ -268,11 +280,12 @@ impl Addrs {
         Addrs::default()
     }
 
-    /// Every address of both families.
+    /// Every address of both families, and every class.
     pub fn full() -> Self {
         Addrs {
             v4: IntervalSet::full(),
             v6: IntervalSet::full(),
+            ids: IntervalSet::full(),
         }
     }
 
@@ -288,6 +301,7 @@ impl Addrs {
         Addrs {
             v4: IntervalSet::from_ranges(v4),
             v6: IntervalSet::from_ranges(v6),
+            ids: IntervalSet::empty(),
         }
     }
 
@@ -303,7 +317,30 @@ impl Addrs {
         Addrs {
             v4: IntervalSet::from_ranges(v4),
             v6: IntervalSet::from_ranges(v6),
+            ids: IntervalSet::empty(),
         }
+    }
+
+    /// One pod class.
+    pub fn class(id: u32) -> Self {
+        Addrs {
+            ids: IntervalSet::range(id, id),
+            ..Addrs::default()
+        }
+    }
+
+    /// The same addresses without classes.
+    pub fn addresses_only(&self) -> Self {
+        Addrs {
+            v4: self.v4.clone(),
+            v6: self.v6.clone(),
+            ids: IntervalSet::empty(),
+        }
+    }
+
+    /// The class numbers, ascending.
+    pub fn classes(&self) -> impl Iterator<Item = u32> + '_ {
+        self.ids.ranges().iter().flat_map(|&(lo, hi)| lo..=hi)
     }
 
     /// Whether `ip` is in the set.
@@ -314,14 +351,14 @@ impl Addrs {
         }
     }
 
-    /// Whether the set has no address.
+    /// Whether the set has no address and no class.
     pub fn is_empty(&self) -> bool {
-        self.v4.is_empty() && self.v6.is_empty()
+        self.v4.is_empty() && self.v6.is_empty() && self.ids.is_empty()
     }
 
-    /// Whether the set holds every address.
+    /// Whether the set holds every address and every class.
     pub fn is_full(&self) -> bool {
-        self.v4.is_full() && self.v6.is_full()
+        self.v4.is_full() && self.v6.is_full() && self.ids.is_full()
     }
 
     /// `self ∪ other`.
@@ -329,6 +366,7 @@ impl Addrs {
         Addrs {
             v4: self.v4.union(&other.v4),
             v6: self.v6.union(&other.v6),
+            ids: self.ids.union(&other.ids),
         }
     }
 
@@ -337,6 +375,7 @@ impl Addrs {
         Addrs {
             v4: self.v4.intersection(&other.v4),
             v6: self.v6.intersection(&other.v6),
+            ids: self.ids.intersection(&other.ids),
         }
     }
 
@@ -345,17 +384,20 @@ impl Addrs {
         Addrs {
             v4: self.v4.difference(&other.v4),
             v6: self.v6.difference(&other.v6),
+            ids: self.ids.difference(&other.ids),
         }
     }
 
-    /// Whether the sets share an address.
+    /// Whether the sets share an address or a class.
     pub fn intersects(&self, other: &Self) -> bool {
-        self.v4.intersects(&other.v4) || self.v6.intersects(&other.v6)
+        self.v4.intersects(&other.v4)
+            || self.v6.intersects(&other.v6)
+            || self.ids.intersects(&other.ids)
     }
 
-    /// Number of ranges (both families), a measure of size.
+    /// Number of ranges (both families and classes), a measure of size.
     pub fn range_count(&self) -> usize {
-        self.v4.ranges().len() + self.v6.ranges().len()
+        self.v4.ranges().len() + self.v6.ranges().len() + self.ids.ranges().len()
     }
 
     /// The minimal list of IPv4 prefixes covering exactly the IPv4 part.
@@ -495,7 +537,7 @@ mod tests {
         assert_eq!(full.v6_prefixes(), vec!["::/0".parse().unwrap()]);
         let odd = Addrs {
             v4: s(&[(3, 17)]),
-            v6: IntervalSet::empty(),
+            ..Addrs::default()
         };
         let got: Vec<String> = odd.v4_prefixes().iter().map(|n| n.to_string()).collect();
         assert_eq!(

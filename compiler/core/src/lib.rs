@@ -4,9 +4,12 @@
 //! Stages (each deterministic; parallel parts use rayon and collect in order):
 //!
 //! 1. **resolve** — build the workload table, evaluate every scope and filter
-//!    as a bitset, resolve every policy target to members and address sets
-//!    (services in provider position translated to their backing pods' target
-//!    ports), and check that no cluster is split between top-level scopes;
+//!    as a bitset, sort pods into classes (pods no rule can tell apart: a set
+//!    holds a pod's class while rules are built, never its addresses),
+//!    resolve every policy target to members and address sets named by what
+//!    they stand for (services in provider position translated to their
+//!    backing pods' target ports), and check that no cluster is split between
+//!    top-level scopes;
 //! 2. **order** — for every endpoint and direction, the ordered list of what
 //!    applies (quarantine, implicit rules, policies in [global
 //!    order](ringfence_intent::model::Intent::order), the catch-all), grouped
@@ -17,6 +20,11 @@
 //!    content;
 //! 4. **slice** — cut one IR per node: its endpoints, the exposures it serves
 //!    and exactly the chains, sets and policies they use.
+//!
+//! [`live`] serves live inventories: it places a pod in its class without a
+//! compile, builds a node's IR in the live form (rules only) and its
+//! [`Membership`](ringfence_schema::membership::Membership) (the pods), so
+//! pods of known classes change membership, never rules.
 //!
 //! The result, [`Compiled`], also answers `explain` ([`Compiled::peer`],
 //! [`Compiled::explain`]) and `matrix` ([`Compiled::matrix`], and
@@ -29,6 +37,7 @@
 
 mod bits;
 mod chains;
+mod classes;
 mod compiled;
 mod compress;
 pub mod connlist;
@@ -37,6 +46,7 @@ pub mod diff;
 pub mod explain;
 mod ids;
 pub mod interval;
+pub mod live;
 pub mod matrix;
 mod membership;
 mod order;
@@ -107,19 +117,20 @@ pub fn compile_observed(
         diags.sort();
         return (None, diags.0);
     }
-    let (mut resolved, d) = resolve::resolve(&world, &m);
+    let classes = classes::Classes::new(&world, &m);
+    let (mut resolved, d) = resolve::resolve(&world, &m, &classes);
     diags.extend(d);
     on_stage(Stage::Resolve);
 
     let mut ordered = order::order(&world, &m, &resolved);
-    order::guard_node_returns(&mut resolved, &mut ordered);
+    order::guard_node_returns(&mut resolved, &mut ordered, &classes);
     on_stage(Stage::Order);
 
     let (chains, d) = chains::build(intent, &ordered.groups, &mut resolved);
     diags.extend(d);
     on_stage(Stage::Compress);
 
-    let compiled = slice::slice(&world, &m, resolved, ordered, chains);
+    let compiled = slice::slice(&world, &m, classes, resolved, ordered, chains);
     on_stage(Stage::Slice);
     diags.sort();
     (Some(compiled), diags.0)

@@ -27,7 +27,7 @@ use ringfence_schema::net::PortRange;
 use serde::Serialize;
 
 use crate::compiled::{Compiled, FastMap, PORT_PROTOS, ProtoPorts};
-use crate::interval::{Addrs, IntervalSet, PortSet};
+use crate::interval::{Addrs, PortSet};
 
 /// Every allowed connection, sorted.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
@@ -593,14 +593,14 @@ impl Compiled {
                     if !a.v4.is_empty() {
                         let v4 = Addrs {
                             v4: a.v4.clone(),
-                            v6: IntervalSet::empty(),
+                            ..Addrs::default()
                         };
                         specs[0] = Some(Spec::Set(v4));
                     }
                     if !a.v6.is_empty() {
                         let v6 = Addrs {
-                            v4: IntervalSet::empty(),
                             v6: a.v6,
+                            ..Addrs::default()
                         };
                         specs[1] = Some(Spec::Set(v6));
                     }
@@ -731,12 +731,12 @@ impl Compiled {
                                         let part = if f == 0 {
                                             Addrs {
                                                 v4: n.v4.clone(),
-                                                v6: IntervalSet::empty(),
+                                                ..Addrs::default()
                                             }
                                         } else {
                                             Addrs {
-                                                v4: IntervalSet::empty(),
                                                 v6: n.v6.clone(),
+                                                ..Addrs::default()
                                             }
                                         };
                                         part.is_empty()

@@ -233,3 +233,119 @@ impl Evaluator<'_, '_> {
         }
     }
 }
+
+/// One pod, as [`matches_one`] sees it (the attributes of [`crate::world::Wl`]).
+pub(crate) struct OnePod<'a> {
+    pub(crate) cluster: &'a str,
+    pub(crate) namespace: &'a str,
+    pub(crate) name: &'a str,
+    pub(crate) labels: &'a ringfence_inventory::model::Labels,
+    pub(crate) ns_labels: Option<&'a ringfence_inventory::model::Labels>,
+    pub(crate) node_name: Option<&'a str>,
+    pub(crate) os: Option<ringfence_intent::model::Os>,
+    pub(crate) addrs: &'a [std::net::IpAddr],
+    pub(crate) cvss: f64,
+}
+
+/// The scopes and filters one pod is in: exactly what [`Membership::new`]
+/// computes for it over the whole table, for a pod that is not in it.
+pub(crate) fn matches_one(
+    intent: &ringfence_intent::model::Intent,
+    pod: &OnePod<'_>,
+) -> (Vec<u32>, Vec<u32>) {
+    let mut one = One {
+        intent,
+        pod,
+        scopes: vec![None; intent.scopes.len()],
+        filters: vec![None; intent.filters.len()],
+    };
+    let scopes = (0..intent.scopes.len())
+        .filter(|&s| one.scope(s))
+        .map(|s| s as u32)
+        .collect();
+    let filters = (0..intent.filters.len())
+        .filter(|&f| one.filter(f))
+        .map(|f| f as u32)
+        .collect();
+    (scopes, filters)
+}
+
+struct One<'i, 'p> {
+    intent: &'i ringfence_intent::model::Intent,
+    pod: &'p OnePod<'p>,
+    /// `None`: not evaluated yet (a cycle, rejected by validation, is false).
+    scopes: Vec<Option<bool>>,
+    filters: Vec<Option<bool>>,
+}
+
+impl One<'_, '_> {
+    fn scope(&mut self, s: ScopeId) -> bool {
+        if let Some(b) = self.scopes[s] {
+            return b;
+        }
+        self.scopes[s] = Some(false);
+        let intent = self.intent;
+        let scope = &intent.scopes[s];
+        let b = self.query(&scope.query) && scope.parent.is_none_or(|p| self.scope(p));
+        self.scopes[s] = Some(b);
+        b
+    }
+
+    fn filter(&mut self, f: usize) -> bool {
+        if let Some(b) = self.filters[f] {
+            return b;
+        }
+        self.filters[f] = Some(false);
+        let intent = self.intent;
+        let filter = &intent.filters[f];
+        let mut b = self.query(&filter.query);
+        if b && filter.restrict_to_scope
+            && let Some(owner) = filter.owner
+        {
+            b = self.scope(owner);
+        }
+        self.filters[f] = Some(b);
+        b
+    }
+
+    fn query(&mut self, q: &Query) -> bool {
+        match q {
+            Query::All(qs) => qs.iter().all(|q| self.query(q)),
+            Query::Any(qs) => qs.iter().any(|q| self.query(q)),
+            Query::Not(q) => !self.query(q),
+            Query::Pred(p, _) => self.pred(p),
+        }
+    }
+
+    fn pred(&mut self, p: &Predicate) -> bool {
+        let pod = self.pod;
+        match p {
+            Predicate::Cluster(names) => names.iter().any(|n| n == pod.cluster),
+            Predicate::Namespace(names) => names.iter().any(|n| n == pod.namespace),
+            Predicate::Label { key, values } => {
+                let has = |labels: Option<&ringfence_inventory::model::Labels>, key: &str| {
+                    labels
+                        .and_then(|l| l.get(key))
+                        .is_some_and(|v| values.is_empty() || values.contains(v))
+                };
+                has(Some(pod.labels), key)
+                    || key
+                        .strip_prefix("ns:")
+                        .is_some_and(|k| has(pod.ns_labels, k))
+            }
+            Predicate::Kind(kinds) => kinds.contains(&ringfence_intent::model::WorkloadKind::Pod),
+            Predicate::Name(globs) => globs.iter().any(|g| glob(g, pod.name)),
+            Predicate::Node(globs) => pod
+                .node_name
+                .is_some_and(|n| globs.iter().any(|g| glob(g, n))),
+            Predicate::Os(os) => pod.os == Some(*os),
+            Predicate::Address(prefixes) => pod
+                .addrs
+                .iter()
+                .any(|a| prefixes.iter().any(|p| p.contains(a))),
+            Predicate::CvssAtLeast(min) => pod.cvss >= *min,
+            Predicate::Filter(f) => self.filter(*f),
+            Predicate::Scope(s) => self.scope(*s),
+        }
+    }
+}

@@ -18,7 +18,8 @@ use crate::chains::expand;
 use crate::compress::PeerRef;
 use crate::interval::Addrs;
 use crate::membership::{Membership, dir_index};
-use crate::resolve::{Resolved, resolve_named, service_port_selected};
+use crate::classes::Classes;
+use crate::resolve::{Resolved, SetKey, resolve_named, service_port_selected};
 use crate::world::{World, host_ports};
 
 /// One entry of a chain signature.
@@ -112,15 +113,7 @@ const GROUPED_OWNERS: [&str; 7] = [
 pub(crate) fn group_label(world: &World<'_>, w: u32) -> String {
     let wl = &world.w[w as usize];
     let body = match wl.kind {
-        WorkloadKind::Pod => {
-            let pod = world.pod(w);
-            match &pod.owner {
-                Some(o) if GROUPED_OWNERS.contains(&o.kind.as_str()) => {
-                    format!("{}/{}[{}]", pod.namespace, o.name, o.kind)
-                }
-                _ => format!("{}/{}[Pod]", pod.namespace, pod.name),
-            }
-        }
+        WorkloadKind::Pod => pod_label(world.pod(w)),
         WorkloadKind::Service => {
             format!("{}/{}[Service]", wl.namespace.unwrap_or(""), wl.name)
         }
@@ -132,6 +125,16 @@ pub(crate) fn group_label(world: &World<'_>, w: u32) -> String {
             format!("{}/{body}", world.inv.clusters[c as usize].name)
         }
         _ => body,
+    }
+}
+
+/// A pod's group, without the cluster: `ns/owner[Kind]` or `ns/pod[Pod]`.
+pub(crate) fn pod_label(pod: &ringfence_inventory::model::Pod) -> String {
+    match &pod.owner {
+        Some(o) if GROUPED_OWNERS.contains(&o.kind.as_str()) => {
+            format!("{}/{}[{}]", pod.namespace, o.name, o.kind)
+        }
+        _ => format!("{}/{}[Pod]", pod.namespace, pod.name),
     }
 }
 
@@ -398,7 +401,7 @@ fn svc_returns(
 /// so the node-return rule has no business there (it would let a node in
 /// through a node port): such pods get an exposure group, their ingress
 /// without the node-return rules.
-pub(crate) fn guard_node_returns(r: &mut Resolved, o: &mut Ordered) {
+pub(crate) fn guard_node_returns(r: &mut Resolved, o: &mut Ordered, classes: &Classes) {
     let mut exposed: HashMap<u32, u32> = HashMap::new();
     let mut index: HashMap<Sig, u32> = HashMap::new();
     let mut intern = |groups: &mut Vec<Sig>, sig: Sig| -> u32 {
@@ -445,9 +448,19 @@ pub(crate) fn guard_node_returns(r: &mut Resolved, o: &mut Ordered) {
         let t = targets
             .entry(e.ingress)
             .or_insert_with(|| (e.cluster, Default::default()));
-        for a in &e.addresses {
-            let fam = usize::from(a.is_ipv6());
-            t.1[fam] = t.1[fam].union(&Addrs::from_ips(&[*a]));
+        // A classed pod stands for its class (membership fills the set).
+        match classes.of[e.workload as usize] {
+            Some(c) => {
+                for fam in &mut t.1 {
+                    *fam = fam.union(&Addrs::class(c));
+                }
+            }
+            None => {
+                for a in &e.addresses {
+                    let fam = usize::from(a.is_ipv6());
+                    t.1[fam] = t.1[fam].union(&Addrs::from_ips(&[*a]));
+                }
+            }
         }
     }
     if targets.is_empty() {
@@ -494,7 +507,7 @@ pub(crate) fn guard_node_returns(r: &mut Resolved, o: &mut Ordered) {
                             && match &x.peer {
                                 PeerRef::Any => true,
                                 PeerRef::Set(s) => r.sets.addrs[*s as usize].contains(*a),
-                                PeerRef::New(s) => s.contains(*a),
+                                PeerRef::New(s, _) => s.contains(*a),
                             }
                     }) else {
                         continue;
@@ -520,7 +533,10 @@ pub(crate) fn guard_node_returns(r: &mut Resolved, o: &mut Ordered) {
             .into_iter()
             .map(|((info, proto, port, log), a)| Item::Guard {
                 info,
-                set: r.sets.intern(a, "node_guard"),
+                set: {
+                    let def = format!("node-guard {a:?}");
+                    r.sets.intern(SetKey::NodeGuard(a.clone()), || def, a, "node_guard")
+                },
                 proto,
                 port,
                 log,

@@ -20,34 +20,68 @@ use ringfence_schema::ir::{PolicyInfo, Rank};
 use ringfence_schema::net::PortRange;
 
 use crate::bits::Bits;
+use crate::classes::Classes;
 use crate::diag;
 use crate::interval::Addrs;
 use crate::membership::{Membership, dir_index};
 use crate::world::World;
 
-/// Interned address sets, shared by content.
+/// What a set stands for. A set is named after this, never after its
+/// addresses, so pods coming and going (or a commit elsewhere) rename
+/// nothing; two sets with the same definition are one set.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub(crate) enum SetKey {
+    /// A target in consumer position: its members, member services replaced
+    /// by their backing pods. For a target without member services this is
+    /// [`SetKey::Members`].
+    Consumers(TargetKey),
+    /// A target's members that are not services.
+    Members(TargetKey),
+    /// The pods reached on a protocol and target ports: backing pods of a
+    /// target's services, or (with port names) pods whose container ports
+    /// have those names, among a target's members (`None`: every pod).
+    Backends(Option<TargetKey>, Vec<String>, Proto, Vec<PortRange>),
+    /// A cluster's nodes.
+    Nodes(u32),
+    /// Adjacent rules of one policy merged into one: the union of their sets.
+    Union(u32, Vec<Vec<u32>>),
+    /// The pods a node's egress guard keeps it from reaching through their
+    /// node-return rules (classes, and addresses of unclassed pods).
+    NodeGuard(Addrs),
+}
+
+/// Interned address sets, shared by definition.
 #[derive(Default)]
 pub(crate) struct Sets {
+    /// Content for the analysis: addresses, and pods as classes.
     pub(crate) addrs: Vec<Addrs>,
-    /// A readable stem per set: the smallest of the names of the targets it
-    /// was made for, so the choice does not depend on processing order.
+    /// A readable stem per set (the target's name, `nodes_<cluster>`, the
+    /// merging policy's name).
     pub(crate) stems: Vec<String>,
-    index: HashMap<Addrs, u32>,
+    /// The definition in words, stable across compiles: what the name's
+    /// hash is taken of.
+    pub(crate) defs: Vec<String>,
+    index: HashMap<SetKey, u32>,
 }
 
 impl Sets {
-    /// The id of a set with this content, creating it if new.
-    pub(crate) fn intern(&mut self, a: Addrs, stem: &str) -> u32 {
-        if let Some(&i) = self.index.get(&a) {
-            if stem < self.stems[i as usize].as_str() {
-                self.stems[i as usize] = stem.to_string();
-            }
+    /// The id of the set `key` (described by `def`), creating it with
+    /// content `a` if new.
+    pub(crate) fn intern(
+        &mut self,
+        key: SetKey,
+        def: impl FnOnce() -> String,
+        a: Addrs,
+        stem: &str,
+    ) -> u32 {
+        if let Some(&i) = self.index.get(&key) {
             return i;
         }
         let i = self.addrs.len() as u32;
-        self.index.insert(a.clone(), i);
+        self.index.insert(key, i);
         self.addrs.push(a);
         self.stems.push(stem.to_string());
+        self.defs.push(def());
         i
     }
 }
@@ -264,6 +298,7 @@ pub(crate) fn resolve_named(pod: &Pod, proto: Proto, named: &[String]) -> Vec<(P
 struct Resolver<'w, 'a> {
     world: &'w World<'a>,
     m: &'w Membership,
+    classes: &'w Classes,
     sets: Sets,
     targets: HashMap<TargetKey, TargetInfo>,
     /// Interned consumer-position set per target (see `consumer_peer`).
@@ -293,20 +328,38 @@ fn target_key(t: &Target) -> Option<TargetKey> {
     })
 }
 
-#[derive(Clone, PartialEq, Eq, Hash)]
-enum TargetKey {
+/// A policy target other than `any`.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub(crate) enum TargetKey {
     Filter(usize),
     Scope(usize),
     External(usize),
     Service(String, String),
 }
 
+impl TargetKey {
+    /// The target in words, by name (stable across compiles).
+    fn describe(&self, intent: &Intent) -> String {
+        match self {
+            TargetKey::Filter(f) => format!("filter:{}", intent.filters[*f].name),
+            TargetKey::Scope(s) => format!("scope:{}", intent.scopes[*s].name),
+            TargetKey::External(e) => format!("external:{}", intent.externals[*e].name),
+            TargetKey::Service(ns, name) => format!("service:{ns}/{name}"),
+        }
+    }
+}
+
 /// Resolve every target, policy, quarantine exception and implicit rule.
-pub(crate) fn resolve(world: &World<'_>, m: &Membership) -> (Resolved, Vec<Diagnostic>) {
+pub(crate) fn resolve(
+    world: &World<'_>,
+    m: &Membership,
+    classes: &Classes,
+) -> (Resolved, Vec<Diagnostic>) {
     let intent = world.intent;
     let mut r = Resolver {
         world,
         m,
+        classes,
         sets: Sets::default(),
         targets: HashMap::new(),
         consumer_ids: HashMap::new(),
@@ -514,11 +567,11 @@ impl Resolver<'_, '_> {
                     services.push(w);
                     for &p in world.backing(w) {
                         consumers.set(p);
-                        consumer_ranges.push(Addrs::from_ips(&world.w[p as usize].addrs));
+                        consumer_ranges.push(self.addrs_of(p));
                     }
                 }
                 WorkloadKind::External => direct_ranges.push(Addrs::from_nets(wl.nets.iter())),
-                _ => direct_ranges.push(Addrs::from_ips(&wl.addrs)),
+                _ => direct_ranges.push(self.addrs_of(w)),
             }
         }
         let direct_addrs = union_all(direct_ranges);
@@ -533,6 +586,32 @@ impl Resolver<'_, '_> {
         }
     }
 
+    /// What a workload stands for in a set: a classed pod its class, any
+    /// other workload its addresses.
+    fn addrs_of(&self, w: u32) -> Addrs {
+        match self.classes.of[w as usize] {
+            Some(c) => Addrs::class(c),
+            None => Addrs::from_ips(&self.world.w[w as usize].addrs),
+        }
+    }
+
+    /// (protocol, port) → what the pods among `pods` whose container ports
+    /// `named` name there stand for.
+    fn named_by_port(
+        &self,
+        pods: impl Iterator<Item = u32>,
+        proto: Proto,
+        named: &[String],
+    ) -> BTreeMap<(Proto, u16), Vec<Addrs>> {
+        let mut by_port: BTreeMap<(Proto, u16), Vec<Addrs>> = BTreeMap::new();
+        for w in pods.filter(|&w| !self.world.pod(w).ips.is_empty()) {
+            for pp in resolve_named(self.world.pod(w), proto, named) {
+                by_port.entry(pp).or_default().push(self.addrs_of(w));
+            }
+        }
+        by_port
+    }
+
     /// The peer of ingress rules for a consumer target: `None` if it has no
     /// address, `Some(None)` for every address.
     fn consumer_peer(&mut self, t: &Target) -> Option<Option<u32>> {
@@ -543,11 +622,21 @@ impl Resolver<'_, '_> {
             return peer;
         }
         let info = self.target(t).expect("not any");
-        let (addrs, stem) = (
+        let (addrs, stem, services) = (
             info.consumer_addrs.clone().expect("not any"),
             info.stem.clone(),
+            !info.services.is_empty(),
         );
-        let peer = (!addrs.is_empty()).then(|| Some(self.sets.intern(addrs, &stem)));
+        let intent = self.world.intent;
+        let (set_key, def) = if services {
+            let d = format!("consumers {}", key.describe(intent));
+            (SetKey::Consumers(key.clone()), d)
+        } else {
+            let d = format!("members {}", key.describe(intent));
+            (SetKey::Members(key.clone()), d)
+        };
+        let peer =
+            (!addrs.is_empty()).then(|| Some(self.sets.intern(set_key, || def, addrs, &stem)));
         self.consumer_ids.insert(key, peer);
         peer
     }
@@ -576,13 +665,9 @@ impl Resolver<'_, '_> {
                 .collect();
             if !named.is_empty() {
                 let world = self.world;
-                let pods = world
-                    .clusters
-                    .iter()
-                    .flat_map(|c| c.pods.clone())
-                    .map(|w| world.pod(w));
-                let by_port = named_ports_by_port(pods, proto, named);
-                rules.extend(self.port_rules(by_port, "any"));
+                let pods = world.clusters.iter().flat_map(|c| c.pods.clone());
+                let by_port = self.named_by_port(pods, proto, named);
+                rules.extend(self.port_rules(by_port, "any", None, named));
             }
             return rules;
         };
@@ -631,14 +716,17 @@ impl Resolver<'_, '_> {
         let services = info.services.clone();
         let members = info.members.clone().expect("not any");
         let mut rules = Vec::new();
+        let key = target_key(t).expect("not any");
         // Port numbers (or every port) on the direct members.
         if !direct.is_empty() && (named.is_empty() || !ports.is_empty()) {
-            let key = target_key(t).expect("not any");
             let id = match self.direct_ids.get(&key) {
                 Some(&id) => id,
                 None => {
-                    let id = self.sets.intern(direct, &stem);
-                    self.direct_ids.insert(key, id);
+                    let def = format!("members {}", key.describe(world.intent));
+                    let id = self
+                        .sets
+                        .intern(SetKey::Members(key.clone()), || def, direct, &stem);
+                    self.direct_ids.insert(key.clone(), id);
                     id
                 }
             };
@@ -654,9 +742,8 @@ impl Resolver<'_, '_> {
         if !named.is_empty() {
             let pods = members
                 .ones()
-                .filter(|&w| world.w[w as usize].kind == WorkloadKind::Pod)
-                .map(|w| world.pod(w));
-            by_port = named_ports_by_port(pods, proto, named);
+                .filter(|&w| world.w[w as usize].kind == WorkloadKind::Pod);
+            by_port = self.named_by_port(pods, proto, named);
         }
         let mut unresolved = Vec::new();
         for &s in &services {
@@ -675,7 +762,7 @@ impl Resolver<'_, '_> {
                         Some(tp) => by_port
                             .entry((sp.proto, tp))
                             .or_default()
-                            .push(Addrs::from_ips(&pod.ips)),
+                            .push(self.addrs_of(p)),
                         None => unresolved.push((
                             format!("{}/{}", svc.namespace, svc.name),
                             target_name(&sp.target),
@@ -691,7 +778,7 @@ impl Resolver<'_, '_> {
         } else {
             stem
         };
-        rules.extend(self.port_rules(by_port, &svc_stem));
+        rules.extend(self.port_rules(by_port, &svc_stem, Some(&key), named));
         Translation {
             rules,
             unresolved,
@@ -700,11 +787,14 @@ impl Resolver<'_, '_> {
     }
 
     /// One rule per (protocol, pod set), listing every port that set is
-    /// reached on.
+    /// reached on. Their sets are named after `key` (`None`: `any`) and
+    /// `named`.
     fn port_rules(
         &mut self,
         by_port: BTreeMap<(Proto, u16), Vec<Addrs>>,
         stem: &str,
+        key: Option<&TargetKey>,
+        named: &[String],
     ) -> Vec<RuleTpl> {
         let mut grouped: Vec<(Proto, Addrs, Vec<PortRange>)> = Vec::new();
         for ((proto, port), addrs) in by_port {
@@ -717,12 +807,20 @@ impl Resolver<'_, '_> {
                 None => grouped.push((proto, addrs, vec![PortRange::single(port)])),
             }
         }
+        let intent = self.world.intent;
+        let target = key.map_or_else(|| "any".to_string(), |k| k.describe(intent));
         grouped
             .into_iter()
             .map(|(proto, addrs, mut ports)| {
                 ringfence_schema::net::normalize_ports(&mut ports);
+                let p: Vec<String> = ports.iter().map(|p| p.to_string()).collect();
+                let mut def = format!("backends {target} {proto} {}", p.join(","));
+                if !named.is_empty() {
+                    def.push_str(&format!(" named {}", named.join(",")));
+                }
+                let set_key = SetKey::Backends(key.cloned(), named.to_vec(), proto, ports.clone());
                 RuleTpl {
-                    peer: Some(self.sets.intern(addrs, stem)),
+                    peer: Some(self.sets.intern(set_key, || def, addrs, stem)),
                     proto,
                     ports,
                 }
@@ -876,8 +974,13 @@ impl Resolver<'_, '_> {
                                 .clone()
                                 .map(|n| Addrs::from_ips(&world.w[n as usize].addrs)),
                         );
-                        self.sets
-                            .intern(addrs, &format!("nodes_{}", world.inv.clusters[ci].name))
+                        let name = &world.inv.clusters[ci].name;
+                        self.sets.intern(
+                            SetKey::Nodes(ci as u32),
+                            || format!("nodes {name}"),
+                            addrs,
+                            &format!("nodes_{name}"),
+                        )
                     });
                     let p = &intent.policies[first as usize];
                     let info = infos.push(
@@ -913,25 +1016,6 @@ fn target_name(t: &TargetPort) -> String {
     }
 }
 
-/// (protocol, port) → addresses of the pods among `pods` whose container
-/// ports `named` name there.
-fn named_ports_by_port<'p>(
-    pods: impl Iterator<Item = &'p Pod>,
-    proto: Proto,
-    named: &[String],
-) -> BTreeMap<(Proto, u16), Vec<Addrs>> {
-    let mut by_port: BTreeMap<(Proto, u16), Vec<Addrs>> = BTreeMap::new();
-    for pod in pods.filter(|p| !p.ips.is_empty()) {
-        for pp in resolve_named(pod, proto, named) {
-            by_port
-                .entry(pp)
-                .or_default()
-                .push(Addrs::from_ips(&pod.ips));
-        }
-    }
-    by_port
-}
-
 /// Union of many sets (balanced, so large unions stay linear-ish).
 pub(crate) fn union_all(sets: impl IntoIterator<Item = Addrs>) -> Addrs {
     let mut v: Vec<Addrs> = sets.into_iter().collect();
@@ -941,7 +1025,9 @@ pub(crate) fn union_all(sets: impl IntoIterator<Item = Addrs>) -> Addrs {
         let v4 = crate::interval::IntervalSet::from_ranges(v4.collect::<Vec<_>>());
         let v6 = v.iter().flat_map(|a| a.v6.ranges().iter().copied());
         let v6 = crate::interval::IntervalSet::from_ranges(v6.collect::<Vec<_>>());
-        return Addrs { v4, v6 };
+        let ids = v.iter().flat_map(|a| a.ids.ranges().iter().copied());
+        let ids = crate::interval::IntervalSet::from_ranges(ids.collect::<Vec<_>>());
+        return Addrs { v4, v6, ids };
     }
     let mut acc = v.pop().unwrap_or_default();
     for a in v {

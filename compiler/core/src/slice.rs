@@ -19,18 +19,23 @@ use ringfence_schema::ir::{
 use ringfence_schema::net::AddressSet;
 
 use crate::chains::Chains;
+use crate::classes::Classes;
 use crate::compiled::{
     CWl, Compiled, EpInfo, FastMap, GExposure, IngressEntry, SvcData, Via, VipTarget,
 };
+use crate::interval::Addrs;
+use crate::live::LiveIndex;
 use crate::membership::Membership;
 use crate::order::{Ordered, group_label};
 use crate::resolve::Resolved;
+use crate::resolve::union_all;
 use crate::world::{Src, World, host_ports};
 
 /// Build every node's IR and the cluster-wide tables.
 pub(crate) fn slice(
     world: &World<'_>,
     m: &Membership,
+    classes: Classes,
     r: Resolved,
     ord: Ordered,
     chains: Chains,
@@ -72,7 +77,8 @@ pub(crate) fn slice(
     let cat = catalog(world, m, &wl_endpoint);
     let exposures = exposures(world, &cat, &ep_info);
 
-    // Sets in IR form, built once for every set a chain uses.
+    // Sets of real addresses (each class replaced by its pods' addresses),
+    // and in IR form, built once for every set a chain uses.
     let mut used = vec![false; r.sets.addrs.len()];
     for c in &chains.chains {
         for f in &c.fast {
@@ -81,9 +87,27 @@ pub(crate) fn slice(
             }
         }
     }
-    let ir_sets: Vec<Option<AddressSet>> = r
+    let class_addrs: Vec<Addrs> = classes
+        .pods
+        .par_iter()
+        .map(|pods| Addrs::from_ips(pods.iter().flat_map(|&p| &world.w[p as usize].addrs)))
+        .collect();
+    let real: Vec<Addrs> = r
         .sets
         .addrs
+        .par_iter()
+        .enumerate()
+        .map(|(i, a)| {
+            if !used[i] || a.ids.is_empty() {
+                return a.addresses_only();
+            }
+            union_all(
+                std::iter::once(a.addresses_only())
+                    .chain(a.classes().map(|c| class_addrs[c as usize].clone())),
+            )
+        })
+        .collect();
+    let ir_sets: Vec<Option<AddressSet>> = real
         .par_iter()
         .enumerate()
         .map(|(i, a)| {
@@ -91,9 +115,23 @@ pub(crate) fn slice(
                 name: chains.set_names[i].clone(),
                 v4: a.v4_prefixes(),
                 v6: a.v6_prefixes(),
+                live: !r.sets.addrs[i].ids.is_empty(),
             })
         })
         .collect();
+
+    // Local pods no scope manages, per node (known, so not unknown).
+    let mut unmanaged: HashMap<u32, Vec<IpAddr>> = HashMap::new();
+    for pods in &classes.pods {
+        for &p in pods {
+            let wl = &world.w[p as usize];
+            if wl_endpoint[p as usize].is_none()
+                && let Some(node) = wl.node
+            {
+                unmanaged.entry(node).or_default().extend(&wl.addrs);
+            }
+        }
+    }
 
     // Endpoints per node.
     let mut by_node: HashMap<u32, Vec<u32>> = HashMap::new();
@@ -109,7 +147,7 @@ pub(crate) fn slice(
         .par_iter()
         .map(|&nw| {
             let local = by_node.get(&nw).map_or(&[][..], Vec::as_slice);
-            node_ir(
+            let mut ir = node_ir(
                 world,
                 m,
                 &chains,
@@ -120,7 +158,13 @@ pub(crate) fn slice(
                 &exposures,
                 nw,
                 local,
-            )
+            );
+            if let Some(u) = unmanaged.get(&nw) {
+                ir.unmanaged = u.clone();
+                ir.unmanaged.sort();
+                ir.unmanaged.dedup();
+            }
+            ir
         })
         .collect();
 
@@ -162,6 +206,10 @@ pub(crate) fn slice(
         entry.host_pods.dedup_by_key(|x| x.0);
     }
     let vips = vips(world, &cat);
+    let mut live = LiveIndex::new(world, &classes, &ep_info, &exposures);
+    let chain_ids: Vec<&str> = chains.chains.iter().map(|c| c.chain.id.as_str()).collect();
+    live.finish(&r.sets.addrs, &used, &chains.set_names, &chain_ids);
+    drop(chain_ids);
 
     Compiled {
         clusters: world.inv.clusters.iter().map(|c| c.name.clone()).collect(),
@@ -171,7 +219,10 @@ pub(crate) fn slice(
         ep_info,
         wl_endpoint,
         chains: chains.chains,
-        sets: r.sets.addrs,
+        sets: real,
+        analysis: r.sets.addrs,
+        set_names: chains.set_names,
+        live,
         policies: r.infos.list,
         exposures,
         node_irs,
@@ -466,16 +517,18 @@ fn node_ir(
         Src::Node(c, i) => &world.inv.clusters[c as usize].nodes[i as usize],
         _ => unreachable!("node workloads come from nodes"),
     };
+    let scope = m.most_specific[nw as usize].map(|s| s as usize);
     NodeIr {
         ir_version: IR_VERSION,
         cluster: world.inv.clusters[cluster as usize].name.clone(),
         node: node.name.clone(),
         os: node.os,
-        backend: world
-            .intent
-            .backend(m.most_specific[nw as usize].map(|s| s as usize), node.os)
-            .to_string(),
+        backend: world.intent.backend(scope, node.os).to_string(),
         addresses: node.addresses.clone(),
+        pod_cidrs: node.pod_cidrs.clone(),
+        unknown_pods: world.intent.unknown_pods(scope),
+        unmanaged: Vec::new(),
+        live: false,
         endpoints: eps.into_values().collect(),
         exposures: xs,
         chains: node_chains,

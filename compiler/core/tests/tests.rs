@@ -4,6 +4,7 @@
 mod diagnostics;
 mod example;
 mod explain;
+mod live;
 mod oracle;
 mod property;
 mod scenario;

@@ -26,6 +26,7 @@ use ringfence_intent::{Diagnostics, Severity};
 use ringfence_inventory::model::Inventory;
 use ringfence_plugin_host::{Host, Limits, PluginError};
 use ringfence_schema::bundle::SourceRef;
+use ringfence_schema::ir::NodeIr;
 use ringfence_source::{Selector, Snapshot};
 
 use crate::bundles::{
@@ -135,10 +136,21 @@ pub struct Session {
     pub inventory_sha256: String,
     /// The compiled policy.
     pub compiled: Compiled,
+    /// The node IRs to render instead of the compile's, in its node order
+    /// (`watch` with a live inventory: live IRs for backends that take
+    /// membership); `None` renders [`Compiled::nodes`].
+    pub irs: Option<Vec<NodeIr>>,
     /// Warnings of checking and compiling (never errors).
     pub warnings: Diagnostics,
     /// The intent directory on disk, when intent was read from the working tree.
     pub dir: Option<PathBuf>,
+}
+
+impl Session {
+    /// The node IRs rendered: [`Session::irs`] if set, else the compile's.
+    pub fn nodes(&self) -> &[NodeIr] {
+        self.irs.as_deref().unwrap_or(self.compiled.nodes())
+    }
 }
 
 /// How to seal a session's rendered nodes.
@@ -316,6 +328,7 @@ impl Pipeline {
             inventory: inventory.inventory,
             inventory_sha256: inventory.sha256,
             compiled,
+            irs: None,
             warnings: diagnostics.clone(),
             dir,
         };

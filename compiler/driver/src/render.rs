@@ -138,12 +138,7 @@ pub fn render_some(
     pick: impl Fn(&NodeIr) -> bool + Sync,
 ) -> (Vec<NodeOutput>, Diagnostics) {
     let spans = policy_spans(&session.intent);
-    let nodes: Vec<&NodeIr> = session
-        .compiled
-        .nodes()
-        .iter()
-        .filter(|ir| pick(ir))
-        .collect();
+    let nodes: Vec<&NodeIr> = session.nodes().iter().filter(|ir| pick(ir)).collect();
     let prepared: Vec<(Option<&Plugin>, Vec<Diagnostic>)> = nodes
         .par_iter()
         .map(|ir| prepare(ir, backends, &spans))

@@ -36,7 +36,7 @@ fn node(name: &str, rules: &str) -> NodeOutput {
                 // A valid empty IR: verification parses and validates it.
                 "ir.json".into(),
                 format!(
-                    "{{\"ir_version\":1,\"cluster\":\"c\",\"node\":\"{name}\",\"os\":\"linux\",\"backend\":\"nftables\",\"addresses\":[],\"endpoints\":[],\"chains\":[],\"sets\":[],\"policies\":[]}}"
+                    "{{\"ir_version\":2,\"cluster\":\"c\",\"node\":\"{name}\",\"os\":\"linux\",\"backend\":\"nftables\",\"addresses\":[],\"endpoints\":[],\"chains\":[],\"sets\":[],\"policies\":[]}}"
                 ),
             ),
         ],

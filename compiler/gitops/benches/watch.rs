@@ -118,6 +118,7 @@ fn main() {
         keep: 2,
         expires: Duration::from_secs(7 * 86_400),
         failpoint: None,
+        live: None,
     };
     let mut w = Watcher::open(config(), &mut |_| {}).expect("open");
     poll(&mut w, "first publication (every node rendered)");

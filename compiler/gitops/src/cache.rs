@@ -104,7 +104,7 @@ impl RenderCache {
     /// rest rendered. A node whose backend is unknown is left to the renderer,
     /// which reports it.
     pub fn render(&mut self, session: &Session, backends: &Backends<'_>) -> Rendered {
-        let irs = session.compiled.nodes();
+        let irs = session.nodes();
         let digests: Vec<(String, bool)> = irs
             .par_iter()
             .map(|ir| match self.digests.get(&ir.node) {

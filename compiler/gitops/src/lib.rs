@@ -5,10 +5,12 @@
 //! - [`hooks`] installs the `pre-commit` and `pre-receive` hooks;
 //! - [`watch`] publishes every new commit of a branch as a generation of
 //!   signed bundles, in the layout [`publish`] describes, recording what it
-//!   did in [`status`] and rendering only nodes [`cache`] has not seen.
+//!   did in [`status`] and rendering only nodes [`cache`] has not seen;
+//!   with a live inventory, [`live`] publishes each node's membership.
 
 pub mod cache;
 pub mod hooks;
+pub mod live;
 pub mod publish;
 pub mod status;
 pub mod watch;

@@ -17,20 +17,36 @@
 //! Restart-safe: the state file says where to resume; on start, half-written
 //! generations are removed, and a generation made current just before a
 //! crash (but not yet recorded) is adopted from its signed index.
+//!
+//! With a live inventory ([`LiveConfig`]) one cluster comes from a stream of
+//! watch events instead of a file. Bundles then carry live IRs (for backends
+//! that take membership), and every poll turns the pod events read since
+//! into membership documents per node ([`crate::live`]): no compile, no
+//! render. A pod of a class a node has no chains for re-renders just that
+//! node (a new generation where only it changed); a pod of a class the
+//! compile has not seen, or any change of a node, namespace or service,
+//! compiles again.
 
 use std::fs::{self, File, TryLockError};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
-use ringfence_bundle::{SigningKey, Trust, format_time, parse_time, verify_index};
-use ringfence_driver::bundles::{Change, INDEX_FILE};
+use std::collections::BTreeMap;
+
+use ringfence_bundle::{SigningKey, Trust, format_time, parse_time, sha256_hex, verify_index};
+use ringfence_core::live::{LivePods, LiveState, NeedsCompile, PodChange};
+use ringfence_driver::bundles::{Change, INDEX_FILE, WriteSummary};
 use ringfence_driver::{DriverError, IntentFrom, LoadedInventory, Pipeline, Seal, Session, Warned};
 use ringfence_intent::model::SourceFile;
 use ringfence_intent::{Diagnostics, render_human, to_json};
+use ringfence_inventory::Scores;
+use ringfence_inventory::events::{LiveCluster, parse_event};
+use ringfence_inventory::model::{Inventory, Pod};
 use ringfence_source::SourceError;
 use ringfence_source::repo::{CommitInfo, fetch_mirror, new_commits};
 
 use crate::cache::{RenderCache, Rendered};
+use crate::live::{Chains, EventReader, Feed, Written};
 use crate::publish::{Failpoint, Publication, PublishError, failpoint};
 use crate::status::{Entry, Outcome, Published, STATUS_FORMAT, Status, StatusError};
 
@@ -95,6 +111,21 @@ pub struct WatchConfig {
     pub expires: Duration,
     /// Test-only crash injection.
     pub failpoint: Option<Failpoint>,
+    /// A cluster followed live from watch events, if any.
+    pub live: Option<LiveConfig>,
+}
+
+/// A live inventory: one cluster followed from watch events.
+pub struct LiveConfig {
+    /// The event stream (`-`: standard input; a file is followed as it grows).
+    pub events: PathBuf,
+    /// The cluster it describes.
+    pub cluster: String,
+    /// Keys that sign membership documents (may differ from the bundle keys).
+    pub membership_keys: Vec<SigningKey>,
+    /// How long membership documents stay valid (a snapshot is issued
+    /// again at half of it).
+    pub membership_expires: Duration,
 }
 
 /// Something worth a log line.
@@ -152,6 +183,29 @@ pub enum Event {
     Pruned {
         /// Their numbers.
         generations: Vec<u64>,
+    },
+    /// The first list of the live cluster is complete.
+    Listed {
+        /// Pods in it.
+        pods: usize,
+    },
+    /// An event could not be used (it is skipped).
+    BadEvent {
+        /// Why, naming the stream and the event.
+        reason: String,
+    },
+    /// The event stream ended: nothing changes until `watch` restarts.
+    StreamEnded,
+    /// Pod events became membership documents.
+    Members {
+        /// Pods changed.
+        pods: usize,
+        /// Deltas written.
+        deltas: usize,
+        /// Snapshots written.
+        snapshots: usize,
+        /// Bytes of the deltas.
+        bytes: usize,
     },
 }
 
@@ -212,6 +266,40 @@ pub enum WatchError {
     },
 }
 
+/// The live cluster and what membership has been published for it.
+struct Live {
+    cluster: LiveCluster,
+    reader: EventReader,
+    /// The first list is still coming.
+    listing: bool,
+    /// The stream, as errors name it.
+    source: String,
+    /// Lines read.
+    lines: usize,
+    /// The stream ended (said once).
+    ended: bool,
+    /// Pods changed since the state was last brought up to date, by
+    /// `namespace/name` (`None`: gone).
+    pending: BTreeMap<String, Option<Pod>>,
+    /// Rules may change: compile again.
+    compile: bool,
+    /// The last publication and the live state made from it.
+    run: Option<Run>,
+    chains: Chains,
+}
+
+/// A publication with a live inventory.
+struct Run {
+    session: Session,
+    state: LiveState,
+    commit: CommitInfo,
+    /// Nodes rendered live: their bundle generation.
+    generations: BTreeMap<String, u64>,
+    /// Some node's backend takes no membership: its rules hold pod
+    /// addresses, so any pod change compiles again.
+    full: bool,
+}
+
 /// What one poll did.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct PollResult {
@@ -233,6 +321,7 @@ pub struct Watcher {
     inventory: Option<(String, LoadedInventory)>,
     /// Check, compile, render, seal; the plugin runtime is kept across commits.
     pipeline: Pipeline,
+    live: Option<Live>,
     _lock: File,
 }
 
@@ -240,6 +329,8 @@ enum Trigger {
     Commit,
     Inventory,
     Refresh,
+    /// A pod needs chains its node lacks.
+    NewRules,
 }
 
 impl Trigger {
@@ -248,6 +339,7 @@ impl Trigger {
             Trigger::Commit => "new commit",
             Trigger::Inventory => "inventory changed",
             Trigger::Refresh => "expiry refresh",
+            Trigger::NewRules => "a pod needs new rules",
         }
     }
 }
@@ -255,7 +347,7 @@ impl Trigger {
 impl Watcher {
     /// Take the publication directory: lock it, clean up after a crash,
     /// resume from its status file, fill the render cache.
-    pub fn open(cfg: WatchConfig, log: &mut dyn FnMut(Event)) -> Result<Watcher, WatchError> {
+    pub fn open(mut cfg: WatchConfig, log: &mut dyn FnMut(Event)) -> Result<Watcher, WatchError> {
         let out = cfg.out.clone();
         let io = |path: &Path| {
             let path = path.to_path_buf();
@@ -360,6 +452,28 @@ impl Watcher {
         if changed {
             status.write(&out)?;
         }
+        let live = match cfg.live.take() {
+            None => None,
+            Some(l) => {
+                let scores = Scores::load(&cfg.trivy).map_err(DriverError::from)?;
+                let mut cluster =
+                    LiveCluster::new(&l.cluster, &l.events.display().to_string(), scores);
+                cluster.begin_relist(None);
+                Some(Live {
+                    cluster,
+                    reader: EventReader::spawn(&l.events).map_err(io(&l.events))?,
+                    listing: true,
+                    source: l.events.display().to_string(),
+                    lines: 0,
+                    ended: false,
+                    pending: BTreeMap::new(),
+                    compile: true,
+                    run: None,
+                    chains: Chains::open(&out, l.membership_keys, l.membership_expires)
+                        .map_err(io(&out.join(crate::live::MEMBERSHIP)))?,
+                })
+            }
+        };
         Ok(Watcher {
             cfg,
             status,
@@ -367,6 +481,7 @@ impl Watcher {
             publication,
             inventory: None,
             pipeline: Pipeline::new(),
+            live,
             _lock: lock,
         })
     }
@@ -383,6 +498,14 @@ impl Watcher {
         now: &dyn Fn() -> SystemTime,
         log: &mut dyn FnMut(Event),
     ) -> Result<PollResult, WatchError> {
+        let mut result = PollResult::default();
+        if let Some(live) = &mut self.live {
+            live.read(log);
+            if live.listing {
+                return Ok(result);
+            }
+        }
+        self.follow(now, log)?;
         let repo = match &self.cfg.repo {
             RepoLocation::Path(p) => p.clone(),
             RepoLocation::Url(url) => {
@@ -401,27 +524,9 @@ impl Watcher {
                 tip: new.tip.clone(),
             });
         }
-        let mut result = PollResult::default();
         if new.commits.is_empty() {
             if let Some(trigger) = self.republish_trigger(now())? {
-                let p = self
-                    .status
-                    .last_published
-                    .clone()
-                    .expect("a trigger needs one");
-                let summary = self
-                    .status
-                    .history
-                    .iter()
-                    .rev()
-                    .find(|e| e.commit == p.commit && !e.summary.is_empty())
-                    .map(|e| e.summary.clone())
-                    .unwrap_or_default();
-                let commit = CommitInfo {
-                    id: p.commit,
-                    summary,
-                };
-                self.process(&repo, &commit, trigger, now, log, &mut result)?;
+                self.republish(&repo, trigger, now, log, &mut result)?;
             }
             return Ok(result);
         }
@@ -431,8 +536,92 @@ impl Watcher {
         Ok(result)
     }
 
-    /// The inventory and its digest, parsed again only when its files changed.
+    /// Publish the last published commit again.
+    fn republish(
+        &mut self,
+        repo: &Path,
+        trigger: Trigger,
+        now: &dyn Fn() -> SystemTime,
+        log: &mut dyn FnMut(Event),
+        result: &mut PollResult,
+    ) -> Result<(), WatchError> {
+        let p = self
+            .status
+            .last_published
+            .clone()
+            .expect("a trigger needs one");
+        let summary = self
+            .status
+            .history
+            .iter()
+            .rev()
+            .find(|e| e.commit == p.commit && !e.summary.is_empty())
+            .map(|e| e.summary.clone())
+            .unwrap_or_default();
+        let commit = CommitInfo {
+            id: p.commit,
+            summary,
+        };
+        self.process(repo, &commit, trigger, now, log, result)
+    }
+
+    /// Between polls of the repository: apply the events read since the
+    /// last call and publish membership; when rules may change, publish the
+    /// last commit again (from the repository as last fetched).
+    pub fn follow_events(
+        &mut self,
+        now: &dyn Fn() -> SystemTime,
+        log: &mut dyn FnMut(Event),
+    ) -> Result<(), WatchError> {
+        let Some(live) = &mut self.live else {
+            return Ok(());
+        };
+        live.read(log);
+        if live.listing {
+            return Ok(());
+        }
+        self.follow(now, log)?;
+        if self.live.as_ref().is_some_and(|l| l.compile) && self.status.last_published.is_some() {
+            let repo = match &self.cfg.repo {
+                RepoLocation::Path(p) => p.clone(),
+                RepoLocation::Url(_) => self.cfg.out.join(MIRROR),
+            };
+            self.republish(
+                &repo,
+                Trigger::Inventory,
+                now,
+                log,
+                &mut PollResult::default(),
+            )?;
+        }
+        Ok(())
+    }
+
+    /// The inventory and its digest: the files (parsed again only when they
+    /// changed) and the live cluster as it is now.
     fn inventory(&mut self) -> Result<LoadedInventory, WatchError> {
+        let mut loaded = if self.cfg.inventory.is_empty() {
+            LoadedInventory {
+                inventory: Inventory::default(),
+                sha256: String::new(),
+            }
+        } else {
+            self.file_inventory()?
+        };
+        if let Some(live) = &self.live {
+            let inv = &mut loaded.inventory;
+            inv.clusters.retain(|c| c.name != live.cluster.name());
+            inv.clusters.push(live.cluster.cluster());
+            inv.clusters.sort_by(|a, b| a.name.cmp(&b.name));
+            // The digest of what was compiled (the model is sorted, so its
+            // debug text is canonical).
+            loaded.sha256 = sha256_hex(format!("{:?}", loaded.inventory).as_bytes());
+        }
+        Ok(loaded)
+    }
+
+    /// The inventory files and their digest, parsed again only when they changed.
+    fn file_inventory(&mut self) -> Result<LoadedInventory, WatchError> {
         let files: Vec<PathBuf> = self
             .cfg
             .inventory
@@ -461,6 +650,13 @@ impl Watcher {
         let Some(p) = &self.status.last_published else {
             return Ok(None);
         };
+        if let Some(live) = &self.live {
+            return Ok(if live.compile {
+                Some(Trigger::Inventory)
+            } else {
+                self.due_for_reseal(now)?.then_some(Trigger::Refresh)
+            });
+        }
         let digest =
             ringfence_inventory::digest(&self.cfg.inventory).map_err(|e| WatchError::Io {
                 path: self.cfg.inventory.first().cloned().unwrap_or_default(),
@@ -500,7 +696,15 @@ impl Watcher {
             at: format_time(issued_at).ok_or(WatchError::Clock)?,
         };
         let outcome = match self.build(repo, &job)? {
-            Ok((session, rendered)) => self.publish(&job, &session, rendered, log, result)?,
+            Ok((session, rendered, state)) => {
+                match self.publish(&job, &session, rendered, state.as_ref(), log, result)? {
+                    Ok(summary) => {
+                        self.adopt(session, state, commit, &summary);
+                        Ok(())
+                    }
+                    Err(r) => Err(r),
+                }
+            }
             Err(refusal) => Err(refusal),
         };
         match outcome {
@@ -510,11 +714,7 @@ impl Watcher {
     }
 
     /// Check, compile and render a commit (cached nodes are not rendered again).
-    fn build(
-        &mut self,
-        repo: &Path,
-        job: &Job<'_>,
-    ) -> Result<Result<(Session, Rendered), Refusal>, WatchError> {
+    fn build(&mut self, repo: &Path, job: &Job<'_>) -> Result<Result<Built, Refusal>, WatchError> {
         let subdir = self.cfg.path.clone();
         let from = IntentFrom::Repo {
             repo,
@@ -532,7 +732,7 @@ impl Watcher {
             Err(e) => return Err(e.into()),
         };
         let inventory = self.inventory()?;
-        let session = match refused(self.pipeline.compile(checked, inventory)) {
+        let mut session = match refused(self.pipeline.compile(checked, inventory)) {
             Ok(s) => s,
             Err(r) => return Ok(Err(r)),
         };
@@ -542,36 +742,59 @@ impl Watcher {
             Ok(b) => b,
             Err(r) => return Ok(Err(r)),
         };
+        // With a live inventory, nodes whose backend takes membership get
+        // their live IR.
+        let state = self.live.as_ref().map(|_| {
+            let c = &session.compiled;
+            let state = LiveState::new(c, LivePods::from_compiled(c));
+            let irs = c
+                .nodes()
+                .iter()
+                .map(
+                    |ir| match (backends.get(&ir.backend), state.node(&ir.node)) {
+                        (Some(p), Some(n)) if p.info.capabilities.live_membership => n.ir.clone(),
+                        _ => ir.clone(),
+                    },
+                )
+                .collect();
+            session.irs = Some(irs);
+            state
+        });
         let rendered = self.cache.render(&session, &backends);
         if rendered.diagnostics.has_errors() {
             let diagnostics = rendered.diagnostics.clone();
             self.cache.keep(rendered, false);
             return Ok(Err(Refusal::of(diagnostics, session.files.clone())));
         }
-        Ok(Ok((session, rendered)))
+        Ok(Ok((session, rendered, state)))
     }
 
     /// Seal a rendered commit as the next generation, make it current,
-    /// record it and prune old generations.
+    /// record it and prune old generations. With a live `state`, each live
+    /// node's membership is published for its generation before the
+    /// generation is made current.
     fn publish(
         &mut self,
         job: &Job<'_>,
         session: &Session,
         rendered: Rendered,
+        state: Option<&LiveState>,
         log: &mut dyn FnMut(Event),
         result: &mut PollResult,
-    ) -> Result<Result<(), Refusal>, WatchError> {
+    ) -> Result<Result<WriteSummary, Refusal>, WatchError> {
         let previous = self.status.last_published.as_ref().map(|p| p.generation);
         let n = self.status.highest_generation.max(previous.unwrap_or(0)) + 1;
         let keys: Vec<&SigningKey> = self.cfg.keys.iter().collect();
         let reseal_all = self.due_for_reseal(job.issued_at)?;
+        let chains = self.live.as_mut().map(|l| &mut l.chains);
+        let mut written = Vec::new();
         let published = self.publication.publish(
             n,
             previous,
             reseal_all,
             self.cfg.failpoint,
             |out, keep_from| {
-                self.pipeline.seal(
+                let sealed = self.pipeline.seal(
                     session,
                     &rendered.nodes,
                     &Seal {
@@ -583,9 +806,20 @@ impl Watcher {
                         repository: Some(self.cfg.repo.describe()),
                         keep_from,
                     },
-                )
+                )?;
+                if let (Some(chains), Some(state), Some(summary)) = (chains, state, &sealed.output)
+                {
+                    let at = |e| DriverError::Io(chains_dir(out), e);
+                    Chains::link_into(out).map_err(at)?;
+                    written = publish_members(chains, session, state, summary, job.issued_at)
+                        .map_err(|e| DriverError::Io(chains.dir().display().to_string(), e))?;
+                }
+                Ok(sealed)
             },
         );
+        if !written.is_empty() {
+            log(members_event(0, &written));
+        }
         let nodes = rendered.nodes.len();
         let rendered_count = rendered.rendered;
         let made_current = matches!(&published, Ok(w) if w.output.is_some());
@@ -632,7 +866,167 @@ impl Watcher {
                 generations: pruned,
             });
         }
-        Ok(Ok(()))
+        Ok(Ok(generation.summary))
+    }
+
+    /// Keep a live publication: its session and state, and each live
+    /// node's generation, to follow pod events with.
+    fn adopt(
+        &mut self,
+        session: Session,
+        state: Option<LiveState>,
+        commit: &CommitInfo,
+        summary: &WriteSummary,
+    ) {
+        let (Some(live), Some(state)) = (&mut self.live, state) else {
+            return;
+        };
+        let full = session.nodes().iter().any(|ir| !ir.live);
+        let generations = summary
+            .nodes
+            .iter()
+            .filter(|w| w.sha256.is_some())
+            .map(|w| (w.node.clone(), w.generation))
+            .collect();
+        live.run = Some(Run {
+            session,
+            state,
+            commit: commit.clone(),
+            generations,
+            full,
+        });
+        live.compile = false;
+        live.pending.clear();
+    }
+
+    /// Turn the pod events read since the last poll into membership
+    /// documents; re-render nodes that need chains they lack; ask for a
+    /// compile when rules may change.
+    fn follow(
+        &mut self,
+        now: &dyn Fn() -> SystemTime,
+        log: &mut dyn FnMut(Event),
+    ) -> Result<(), WatchError> {
+        let Some(live) = &mut self.live else {
+            return Ok(());
+        };
+        let Some(mut run) = live.run.take() else {
+            return Ok(());
+        };
+        let pending = std::mem::take(&mut live.pending);
+        let cluster = live.cluster.name().to_string();
+        let c = &run.session.compiled;
+        let ci = c.clusters().iter().position(|x| *x == cluster);
+        let mut changes = Vec::new();
+        for (key, pod) in &pending {
+            let placed = match pod {
+                Some(p) => c.live_pod(&cluster, p),
+                None => Ok(None),
+            };
+            match (placed, ci) {
+                (Ok(Some(lp)), _) => changes.push(PodChange::Put(lp)),
+                (Ok(None), Some(ci)) => changes.push(PodChange::Remove((ci as u32, key.clone()))),
+                (Ok(None), None) => {}
+                // A class the compile has not seen.
+                (Err(NeedsCompile), _) => live.compile = true,
+            }
+        }
+        if live.compile || (run.full && !pending.is_empty()) {
+            live.compile = true;
+            live.run = Some(run);
+            return Ok(());
+        }
+        let at = now();
+        let applied = run.state.apply(c, changes);
+        let mut written = Vec::new();
+        if !applied.rules.is_empty() {
+            // New chains for some nodes: a generation where only they changed.
+            let mut irs = run.session.irs.take().unwrap_or_default();
+            for ir in irs.iter_mut().filter(|ir| applied.rules.contains(&ir.node)) {
+                if let Some(n) = run.state.node(&ir.node) {
+                    *ir = n.ir.clone();
+                }
+            }
+            run.session.irs = Some(irs);
+            let commit = run.commit.clone();
+            let outcome = self.rerender(&commit, &run, at, log)?;
+            match outcome {
+                Ok(summary) => {
+                    for w in summary.nodes.iter().filter(|w| w.sha256.is_some()) {
+                        run.generations.insert(w.node.clone(), w.generation);
+                    }
+                }
+                Err(refusal) => {
+                    let job = Job {
+                        commit: &commit,
+                        trigger: Trigger::NewRules,
+                        issued_at: at,
+                        at: format_time(at).ok_or(WatchError::Clock)?,
+                    };
+                    self.fail(&job, refusal, log, &mut PollResult::default())?;
+                }
+            }
+        }
+        let live = self.live.as_mut().expect("live");
+        for (node, _) in applied.changes.iter() {
+            let (Some(&generation), Some(n)) = (run.generations.get(node), run.state.node(node))
+            else {
+                continue;
+            };
+            let Some(w) = live
+                .chains
+                .publish(&n.ir.cluster, node, generation, &n.membership, at)
+                .map_err(|err| WatchError::Io {
+                    path: live.chains.dir().to_path_buf(),
+                    err,
+                })?
+            else {
+                continue;
+            };
+            written.push((node.clone(), w));
+        }
+        if !pending.is_empty() || !written.is_empty() {
+            log(members_event(pending.len(), &written));
+        }
+        live.run = Some(run);
+        Ok(())
+    }
+
+    /// Publish `run` again (its IRs changed for some nodes) as a new
+    /// generation of its commit.
+    fn rerender(
+        &mut self,
+        commit: &CommitInfo,
+        run: &Run,
+        at: SystemTime,
+        log: &mut dyn FnMut(Event),
+    ) -> Result<Result<WriteSummary, Refusal>, WatchError> {
+        let job = Job {
+            commit,
+            trigger: Trigger::NewRules,
+            issued_at: at,
+            at: format_time(at).ok_or(WatchError::Clock)?,
+        };
+        let backends = match refused(self.pipeline.backends(&run.session)?) {
+            Ok(b) => b,
+            Err(r) => return Ok(Err(r)),
+        };
+        let rendered = self.cache.render(&run.session, &backends);
+        drop(backends);
+        if rendered.diagnostics.has_errors() {
+            let diagnostics = rendered.diagnostics.clone();
+            self.cache.keep(rendered, false);
+            return Ok(Err(Refusal::of(diagnostics, run.session.files.clone())));
+        }
+        let mut result = PollResult::default();
+        self.publish(
+            &job,
+            &run.session,
+            rendered,
+            Some(&run.state),
+            log,
+            &mut result,
+        )
     }
 
     /// Record generation `n` of `job`'s commit in the status file.
@@ -698,6 +1092,10 @@ impl Watcher {
             reason,
             diagnostics,
         } = refusal;
+        if let Some(live) = &mut self.live {
+            // Not again until something else changes.
+            live.compile = false;
+        }
         let diags = diagnostics.as_ref().map(|(d, f)| (d, f.as_slice()));
         let report = diags.map_or(String::new(), |(d, f)| render_human(d, f, false, 100));
         self.status.record(Entry {
@@ -732,6 +1130,112 @@ impl Watcher {
         Ok(())
     }
 }
+
+fn chains_dir(out: &Path) -> String {
+    out.join(crate::live::MEMBERSHIP).display().to_string()
+}
+
+/// Publish the membership of every live node in `summary` (the nodes whose
+/// IR in `session` is live) for its generation.
+fn publish_members(
+    chains: &mut Chains,
+    session: &Session,
+    state: &LiveState,
+    summary: &WriteSummary,
+    now: SystemTime,
+) -> std::io::Result<Vec<(String, Written)>> {
+    let live: BTreeMap<&str, &str> = session
+        .nodes()
+        .iter()
+        .filter(|ir| ir.live)
+        .map(|ir| (ir.node.as_str(), ir.cluster.as_str()))
+        .collect();
+    let mut out = Vec::new();
+    for w in summary.nodes.iter().filter(|w| w.sha256.is_some()) {
+        let (Some(cluster), Some(node)) = (live.get(w.node.as_str()), state.node(&w.node)) else {
+            continue;
+        };
+        if let Some(x) = chains.publish(cluster, &w.node, w.generation, &node.membership, now)? {
+            out.push((w.node.clone(), x));
+        }
+    }
+    Ok(out)
+}
+
+/// The log line of membership documents written for `pods` pod changes.
+fn members_event(pods: usize, written: &[(String, Written)]) -> Event {
+    let mut e = (0, 0, 0);
+    for (_, w) in written {
+        match w {
+            Written::Snapshot(_) => e.1 += 1,
+            Written::Delta(_, b) => {
+                e.0 += 1;
+                e.2 += b;
+            }
+        }
+    }
+    Event::Members {
+        pods,
+        deltas: e.0,
+        snapshots: e.1,
+        bytes: e.2,
+    }
+}
+
+impl Live {
+    /// Apply the events read since the last call; close the first list
+    /// when the stream has been quiet for a moment.
+    fn read(&mut self, log: &mut dyn FnMut(Event)) {
+        let wait = if self.listing {
+            EventReader::quiet()
+        } else {
+            Duration::ZERO
+        };
+        loop {
+            match self.reader.take(wait) {
+                Feed::Lines(lines) => {
+                    for line in lines {
+                        self.lines += 1;
+                        let applied = parse_event(&line, &self.source, self.lines)
+                            .and_then(|c| c.map(|c| self.cluster.apply(c)).transpose());
+                        match applied {
+                            Ok(Some(a)) => {
+                                self.compile |= a.structural;
+                                self.pending.extend(a.pods);
+                            }
+                            Ok(None) => {}
+                            Err(e) => log(Event::BadEvent {
+                                reason: e.to_string(),
+                            }),
+                        }
+                    }
+                    if !self.listing {
+                        return;
+                    }
+                }
+                Feed::Quiet { ended } => {
+                    if self.listing {
+                        let a = self.cluster.end_relist(None);
+                        self.compile |= a.structural;
+                        self.pending.extend(a.pods);
+                        self.listing = false;
+                        log(Event::Listed {
+                            pods: self.cluster.pod_count(),
+                        });
+                    }
+                    if ended && !self.ended {
+                        self.ended = true;
+                        log(Event::StreamEnded);
+                    }
+                    return;
+                }
+            }
+        }
+    }
+}
+
+/// A compiled and rendered commit, and its live state (with a live inventory).
+type Built = (Session, Rendered, Option<LiveState>);
 
 /// One commit being processed, and when.
 struct Job<'c> {

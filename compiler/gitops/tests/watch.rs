@@ -82,6 +82,7 @@ impl Lab {
             keep: 5,
             expires: Duration::from_secs(7 * 86_400),
             failpoint: None,
+            live: None,
         }
     }
 
@@ -411,5 +412,165 @@ fn generations_only_grow_even_when_current_is_moved_back() {
     assert_eq!(
         generations(&index(&out, 3)),
         [("lab-n1".to_string(), 3), ("lab-n2".to_string(), 3)]
+    );
+}
+
+/// The lab inventory as `kubectl get … --watch --output-watch-events -o json`
+/// prints it: one ADDED line per object.
+fn events_of_lab() -> String {
+    let list: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(fixture().join("inventory.json")).unwrap()).unwrap();
+    let mut out = String::new();
+    for item in list["items"].as_array().unwrap() {
+        out.push_str(&serde_json::json!({"type": "ADDED", "object": item}).to_string());
+        out.push('\n');
+    }
+    out
+}
+
+/// A pod event line.
+fn pod_event(kind: &str, name: &str, app: &str, node: &str, ip: &str) -> String {
+    let pod = serde_json::json!({
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": name, "namespace": "shop", "uid": format!("uid-{name}"),
+                     "labels": {"app": app}},
+        "spec": {"nodeName": node, "containers": [{"name": "c", "image": "x"}]},
+        "status": {"phase": "Running", "podIP": ip, "podIPs": [{"ip": ip}]}
+    });
+    format!("{}\n", serde_json::json!({"type": kind, "object": pod}))
+}
+
+/// Every membership document of `node`, verified in order from the
+/// snapshot, and the membership they lead to.
+fn follow_chain(
+    out: &Path,
+    node: &str,
+    generation: u64,
+) -> (ringfence_schema::membership::Membership, u64) {
+    use ringfence_bundle::{Applied, MembershipExpect, verify_membership};
+    let dir = out.join("membership").join(node);
+    let trust = Trust::new([key().trusted()], 1);
+    let head: u64 = std::fs::read_to_string(dir.join("head"))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    let now = t0() + Duration::from_secs(60);
+    let snap = std::fs::read(dir.join("snapshot")).unwrap();
+    let expect = MembershipExpect {
+        node,
+        generation,
+        ir: None,
+        now,
+        applied: None,
+    };
+    let v = verify_membership(&snap, &trust, &expect).unwrap();
+    let mut m = v.document.apply_to(&Default::default()).unwrap();
+    let (mut seq, mut digest) = (v.document.sequence(), v.digest);
+    while seq < head {
+        let bytes = std::fs::read(dir.join(format!("{}.delta", seq + 1))).unwrap();
+        let expect = MembershipExpect {
+            applied: Some(Applied {
+                sequence: seq,
+                digest: &digest,
+            }),
+            ..expect
+        };
+        let v = verify_membership(&bytes, &trust, &expect).unwrap();
+        m = v.document.apply_to(&m).unwrap();
+        seq = v.document.sequence();
+        digest = v.digest;
+    }
+    (m, seq)
+}
+
+fn in_some_set(m: &ringfence_schema::membership::Membership, ip: &str) -> bool {
+    let a: std::net::IpAddr = ip.parse().unwrap();
+    m.sets.iter().any(|s| s.addresses.contains(&a))
+}
+
+#[test]
+fn live_events_become_signed_membership_and_new_classes_rerender_one_node() {
+    let lab = Lab::new();
+    let events = lab.tmp.path().join("lab.events");
+    std::fs::write(&events, events_of_lab()).unwrap();
+    let mut cfg = lab.config(RepoLocation::Path(lab.bare.clone()));
+    cfg.inventory = Vec::new();
+    cfg.live = Some(ringfence_gitops::watch::LiveConfig {
+        events: events.clone(),
+        cluster: "lab".into(),
+        membership_keys: vec![key()],
+        membership_expires: Duration::from_secs(3600),
+    });
+    let mut w = Watcher::open(cfg, &mut |_| {}).unwrap();
+    let (r, ev) = poll_at(&mut w, t0());
+    assert_eq!((r.published, r.failed), (1, 0), "{ev:?}");
+    let out = lab.out();
+    // Generation 1 holds live IRs; each node starts its chain with a snapshot.
+    let (m1, s1) = follow_chain(&out, "lab-n1", 1);
+    assert_eq!(s1, 1);
+    assert!(
+        in_some_set(&m1, "10.244.2.2"),
+        "api's address in web's egress sets: {m1:?}"
+    );
+    assert!(out.join("current/membership/lab-n1/snapshot").is_file());
+
+    let append = |line: String| {
+        use std::io::Write as _;
+        let mut f = std::fs::OpenOptions::new()
+            .append(true)
+            .open(&events)
+            .unwrap();
+        f.write_all(line.as_bytes()).unwrap();
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    // A second api pod: a known class on a node that has its chains, so
+    // only membership: lab-n1's api set gains it, no new generation.
+    append(pod_event("ADDED", "api-2", "api", "lab-n2", "10.244.2.10"));
+    let (r, ev) = poll_at(&mut w, t0());
+    assert_eq!(r.published, 0, "{ev:?}");
+    assert!(published(&ev).is_empty(), "{ev:?}");
+    let (m1, s1) = follow_chain(&out, "lab-n1", 1);
+    assert_eq!(s1, 2);
+    assert!(in_some_set(&m1, "10.244.2.10"), "{m1:?}");
+
+    // Gone: its address leaves every set at once.
+    append(pod_event(
+        "DELETED",
+        "api-2",
+        "api",
+        "lab-n2",
+        "10.244.2.10",
+    ));
+    poll_at(&mut w, t0());
+    let (m1, s1) = follow_chain(&out, "lab-n1", 1);
+    assert_eq!(s1, 3);
+    assert!(!in_some_set(&m1, "10.244.2.10"), "{m1:?}");
+
+    // Its address reused by a db pod: db's rights, not api's.
+    append(pod_event("ADDED", "db-2", "db", "lab-n2", "10.244.2.10"));
+    poll_at(&mut w, t0());
+    let (m1, _) = follow_chain(&out, "lab-n1", 1);
+    assert!(
+        !in_some_set(&m1, "10.244.2.10"),
+        "web may not reach db: {m1:?}"
+    );
+
+    // The first web pod on lab-n2: lab-n2 lacks web's chains, so lab-n2
+    // alone is rendered again, as a new generation with a new snapshot.
+    append(pod_event("ADDED", "web-2", "web", "lab-n2", "10.244.2.11"));
+    let (r, ev) = poll_at(&mut w, t0());
+    assert_eq!(published(&ev), [(2, 1, 1)], "{ev:?}");
+    assert_eq!(r.failed, 0);
+    assert_eq!(
+        generations(&index(&out, 2)),
+        [("lab-n1".to_string(), 1), ("lab-n2".to_string(), 2)]
+    );
+    let (m2, _) = follow_chain(&out, "lab-n2", 2);
+    assert!(
+        m2.endpoints
+            .iter()
+            .any(|e| e.name == "pod/shop/web-2" && e.egress.is_some()),
+        "{m2:?}"
     );
 }

@@ -45,6 +45,7 @@ pub(crate) struct RawScope {
     pub(crate) parent: ScopeLink,
     pub(crate) query: Option<RawQuery>,
     pub(crate) enforcement: Option<Mode>,
+    pub(crate) unknown_pods: Option<Action>,
     pub(crate) backends: BTreeMap<Os, Name>,
     /// The whole `scope` node.
     pub(crate) span: Span,

@@ -32,6 +32,7 @@ const SCOPE_NODES: &[&str] = &[
     "default",
     "catch-all",
     "enforcement",
+    "unknown-pods",
     "backend",
 ];
 const GROUP_NODES: &[&str] = &["absolute", "default", "catch-all"];
@@ -670,11 +671,13 @@ impl Lower<'_> {
             parent,
             query: None,
             enforcement: None,
+            unknown_pods: None,
             backends: BTreeMap::new(),
             span: self.span(n.span()),
         });
         let mut query_at: Option<Span> = None;
         let mut enforcement_at: Option<Span> = None;
+        let mut unknown_at: Option<Span> = None;
         let mut backend_at: Option<Span> = None;
         for c in n.iter_children() {
             match c.name().value() {
@@ -692,6 +695,11 @@ impl Lower<'_> {
                 "enforcement" => {
                     if self.once(c, &mut enforcement_at, "enforcement") {
                         self.enforcement(c, idx);
+                    }
+                }
+                "unknown-pods" => {
+                    if self.once(c, &mut unknown_at, "unknown-pods") {
+                        self.unknown_pods(c, idx);
                     }
                 }
                 "backend" => {
@@ -755,6 +763,23 @@ impl Lower<'_> {
                 self.ast.scopes[scope].enforcement = m;
             }
             None => self.missing_argument(n, "a mode", USAGE),
+        }
+    }
+
+    fn unknown_pods(&mut self, n: &KdlNode, scope: usize) {
+        const USAGE: &str = "unknown-pods \"deny\"|\"allow\"";
+        let ents = self.entries(n, &[], 1, USAGE);
+        self.no_children(n, USAGE);
+        match ents.args.first() {
+            Some(e) => {
+                let a = self.one_of(
+                    e,
+                    "unknown-pods",
+                    &[("deny", Action::Deny), ("allow", Action::Allow)],
+                );
+                self.ast.scopes[scope].unknown_pods = a;
+            }
+            None => self.missing_argument(n, "deny or allow", USAGE),
         }
     }
 

@@ -132,6 +132,16 @@ impl Intent {
             .find(|c| c.scope == scope && c.direction == direction)
     }
 
+    /// What nodes in a scope do with unknown pods: its own setting, else its
+    /// nearest ancestor's, else deny (fail closed).
+    pub fn unknown_pods(&self, scope: Option<ScopeId>) -> Action {
+        scope
+            .into_iter()
+            .flat_map(|s| self.scope_chain(s))
+            .find_map(|s| self.scopes[s].unknown_pods)
+            .unwrap_or(Action::Deny)
+    }
+
     /// The enforcement mode of a scope: its own, else its nearest ancestor's,
     /// else enforce.
     pub fn enforcement(&self, scope: ScopeId) -> Mode {
@@ -167,6 +177,9 @@ pub struct Scope {
     pub query: Query,
     /// `enforce` or `analyze`; `None` inherits.
     pub enforcement: Option<Mode>,
+    /// What a node does with traffic of pods it does not know yet
+    /// (`unknown-pods`); `None` inherits.
+    pub unknown_pods: Option<Action>,
     /// Backend per node OS; missing entries inherit.
     pub backends: BTreeMap<Os, String>,
     /// Where it was declared (the `scope` node).

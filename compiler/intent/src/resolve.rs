@@ -406,6 +406,7 @@ impl<'a> Resolver<'a> {
                     parent,
                     query,
                     enforcement: raw.enforcement,
+                    unknown_pods: raw.unknown_pods,
                     backends: raw
                         .backends
                         .iter()

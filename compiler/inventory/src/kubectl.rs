@@ -252,7 +252,7 @@ fn object_name(item: &Value, kind: &str, namespaced: bool, index: usize) -> Stri
 }
 
 /// A node, and its InternalIP addresses (for its host-network pods).
-fn read_node(
+pub(crate) fn read_node(
     item: &Value,
     file: &str,
     index: usize,
@@ -332,7 +332,11 @@ fn read_node(
     ))
 }
 
-fn read_namespace(item: &Value, file: &str, index: usize) -> Result<Namespace, InventoryError> {
+pub(crate) fn read_namespace(
+    item: &Value,
+    file: &str,
+    index: usize,
+) -> Result<Namespace, InventoryError> {
     let object = Object {
         file,
         name: object_name(item, "Namespace", false, index),
@@ -415,7 +419,7 @@ pub(crate) fn container_ports(
     Ok((ports, images))
 }
 
-fn read_pod(
+pub(crate) fn read_pod(
     item: &Value,
     file: &str,
     index: usize,
@@ -498,7 +502,11 @@ fn running_containers<'v>(root: &Field<'v>) -> Result<Vec<Field<'v>>, InventoryE
     Ok(containers)
 }
 
-fn read_service(item: &Value, file: &str, index: usize) -> Result<Service, InventoryError> {
+pub(crate) fn read_service(
+    item: &Value,
+    file: &str,
+    index: usize,
+) -> Result<Service, InventoryError> {
     let object = Object {
         file,
         name: object_name(item, "Service", true, index),

@@ -5,10 +5,12 @@
 //! (files and directories of YAML or JSON; [`manifests`]) that together
 //! describe one cluster before deploy, and scores pods from Trivy reports.
 //! The result is fully sorted, so everything built from it is deterministic.
-//! [`digest`] fingerprints the inventory files.
+//! [`digest`] fingerprints the inventory files. [`events`] keeps a cluster
+//! current from watch events (a live inventory).
 
 mod digest;
 mod error;
+pub mod events;
 pub mod fields;
 mod kubectl;
 pub mod manifests;
@@ -24,7 +26,7 @@ pub use digest::digest;
 pub use error::InventoryError;
 pub use kubectl::{CLUSTER_ANNOTATION, parse_list};
 pub use model::Inventory;
-pub use trivy::normalize_image;
+pub use trivy::{Scores, normalize_image};
 
 /// The cluster name of manifests given as inventory.
 pub const MANIFESTS_CLUSTER: &str = "manifests";

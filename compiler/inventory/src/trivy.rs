@@ -9,7 +9,7 @@ use serde_json::Value;
 use crate::error::InventoryError;
 use crate::fields::Object;
 use crate::kubectl::strip_position;
-use crate::model::Inventory;
+use crate::model::{Inventory, Pod};
 
 /// What a Trivy report file must be.
 const TRIVY_HELP: &str = "give the output of `trivy image --format json IMAGE` (SchemaVersion 2)";
@@ -113,19 +113,55 @@ pub(crate) fn parse_report(json: &str, file: &str) -> Result<Report, InventoryEr
 
 /// Gives every pod the highest score among its images' reports.
 pub(crate) fn apply(inventory: &mut Inventory, reports: &[Report]) {
-    let mut scores: BTreeMap<&str, f64> = BTreeMap::new();
-    for r in reports {
-        for image in &r.images {
-            let s = scores.entry(image).or_default();
-            *s = s.max(r.score);
+    let scores = Scores::new(reports);
+    for pod in inventory.clusters.iter_mut().flat_map(|c| &mut c.pods) {
+        pod.cvss = scores.of(pod);
+    }
+}
+
+/// The highest score of each image among Trivy reports, for pods that
+/// arrive one by one (a live inventory).
+#[derive(Clone, Debug, Default)]
+pub struct Scores(BTreeMap<String, f64>);
+
+impl Scores {
+    pub(crate) fn new(reports: &[Report]) -> Self {
+        let mut scores: BTreeMap<String, f64> = BTreeMap::new();
+        for r in reports {
+            for image in &r.images {
+                let s = scores.entry(image.clone()).or_default();
+                *s = s.max(r.score);
+            }
+        }
+        Scores(scores)
+    }
+
+    /// Read Trivy reports (errors name the file).
+    pub fn load(paths: &[std::path::PathBuf]) -> Result<Self, InventoryError> {
+        let mut reports = Vec::new();
+        let mut errors = Vec::new();
+        for path in paths {
+            let text = std::fs::read_to_string(path).map_err(|source| InventoryError::Read {
+                file: path.display().to_string(),
+                source,
+            });
+            match text.and_then(|t| parse_report(&t, &path.display().to_string())) {
+                Ok(r) => reports.push(r),
+                Err(e) => errors.push(e),
+            }
+        }
+        match InventoryError::from_list(errors) {
+            Some(e) => Err(e),
+            None => Ok(Scores::new(&reports)),
         }
     }
-    for pod in inventory.clusters.iter_mut().flat_map(|c| &mut c.pods) {
-        pod.cvss = pod
-            .images
+
+    /// A pod's score: the highest of its images' (0 when none was scanned).
+    pub fn of(&self, pod: &Pod) -> f64 {
+        pod.images
             .iter()
-            .filter_map(|i| scores.get(normalize_image(i).as_str()))
-            .fold(0.0, |a: f64, &b| a.max(b));
+            .filter_map(|i| self.0.get(normalize_image(i).as_str()))
+            .fold(0.0, |a: f64, &b| a.max(b))
     }
 }
 

@@ -494,6 +494,10 @@ impl Plugin {
                     os: ir.os,
                     backend: ir.backend.clone(),
                     addresses: ir.addresses.clone(),
+                    pod_cidrs: ir.pod_cidrs.clone(),
+                    unknown_pods: ir.unknown_pods,
+                    unmanaged: ir.unmanaged.clone(),
+                    live: ir.live,
                     endpoints: ir.endpoints.clone(),
                     exposures: ir.exposures.clone(),
                     chains: ir.chains.clone(),
@@ -502,6 +506,7 @@ impl Plugin {
                         .iter()
                         .map(|s| AddressSet {
                             name: s.name.clone(),
+                            live: s.live,
                             ..AddressSet::default()
                         })
                         .collect(),

@@ -5,6 +5,7 @@ mod common;
 
 mod golden;
 mod host;
+mod live;
 mod nft_enforce;
 mod node_return;
 mod windows;

@@ -212,6 +212,7 @@ impl IntentBuilder {
             parent,
             query,
             enforcement: None,
+            unknown_pods: None,
             backends: BTreeMap::new(),
             span: Span::default(),
         });

@@ -30,6 +30,7 @@ impl Backend for Csv {
                 first_match: true,
                 exposures: false,
                 max_rules: None,
+                live_membership: false,
             },
             description: "Example: the node's rules as CSV, for audits".into(),
         }

@@ -73,6 +73,8 @@ fn info() -> ringfence_plugin_sdk::schema::plugin::PluginInfo {
             analyze_mode: cfg!(feature = "escape"),
             first_match: cfg!(feature = "escape"),
             exposures: cfg!(feature = "escape"),
+            // Full IRs, so its render sees the rules it tries to escape.
+            live_membership: false,
             max_rules: None,
         },
         description: "misbehaves on purpose".into(),

@@ -8,7 +8,10 @@
 //! some outbound rule allows it leaving its source and some inbound rule
 //! allows it reaching its destination, which is [`NodeIr::evaluate`]:
 //! traffic of addresses no endpoint owns gets allow-all rules, so sides the
-//! node does not judge pass.
+//! node does not judge pass — except unknown pods (addresses of the node's
+//! pod ranges no pod claims, with `unknown_pods: deny`), which get none and
+//! are blocked. A Windows node renders full IRs: its pods come with a new
+//! render, not as live membership.
 //!
 //! NodePort and LoadBalancer exposures become inbound rules on the node's
 //! (or the LB's) addresses and the exposure's port, admitting the sources
@@ -29,7 +32,7 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::net::IpAddr;
 
-use ringfence_schema::ir::{Direction, EndpointKind, Exposure, ExposureKind, NodeIr, Os};
+use ringfence_schema::ir::{Action, Direction, EndpointKind, Exposure, ExposureKind, NodeIr, Os};
 use ringfence_schema::net::Proto;
 use ringfence_schema::plugin::{
     Artifact, Capabilities, PLUGIN_ABI, PluginInfo, RenderOutput, RenderWarning,
@@ -61,6 +64,7 @@ pub fn info() -> PluginInfo {
             first_match: false,
             exposures: true,
             max_rules: None,
+            live_membership: false,
         },
         description:
             "Windows nodes: allow-only Windows Firewall rules (New-NetFirewallRule), block-wins lowered exactly"
@@ -161,12 +165,13 @@ pub fn render(ir: &NodeIr) -> Result<RenderOutput, String> {
             &mut problems,
         );
     }
+    let unknown = unknown_pods(ir);
     let owned: Vec<IpAddr> = egress.keys().copied().collect();
     emit(
         ir,
         Direction::Egress,
         None,
-        &complement(&owned),
+        &complement(&owned, &unknown),
         vec![everything()],
         &mut out,
         &mut problems,
@@ -316,7 +321,7 @@ pub fn render(ir: &NodeIr) -> Result<RenderOutput, String> {
         ir,
         Direction::Ingress,
         None,
-        &complement(&owned),
+        &complement(&owned, &unknown),
         vec![everything()],
         &mut out,
         &mut problems,
@@ -418,20 +423,54 @@ fn everything() -> Piece {
     }
 }
 
-/// Every address except `owned`, as `-LocalAddress` items.
-fn complement(owned: &[IpAddr]) -> Vec<String> {
+/// Single addresses as ranges.
+fn of_ips<'a>(ips: impl IntoIterator<Item = &'a IpAddr>) -> Addrs {
     let mut v4 = Vec::new();
     let mut v6 = Vec::new();
-    for a in owned {
+    for a in ips {
         match a {
             IpAddr::V4(a) => v4.push((u32::from(*a), u32::from(*a))),
             IpAddr::V6(a) => v6.push((u128::from(*a), u128::from(*a))),
         }
     }
-    let rest = Addrs::all().subtract(&Addrs {
+    Addrs {
         v4: Ranges::from_unsorted(v4),
         v6: Ranges::from_unsorted(v6),
-    });
+    }
+}
+
+/// Unknown pods: the node's pod ranges minus every pod it knows (none when
+/// it lets unknown pods pass).
+fn unknown_pods(ir: &NodeIr) -> Addrs {
+    if ir.unknown_pods != Action::Deny {
+        return Addrs::none();
+    }
+    let mut v4 = Vec::new();
+    let mut v6 = Vec::new();
+    for n in &ir.pod_cidrs {
+        match (n.network(), n.broadcast()) {
+            (IpAddr::V4(a), IpAddr::V4(b)) => v4.push((u32::from(a), u32::from(b))),
+            (IpAddr::V6(a), IpAddr::V6(b)) => v6.push((u128::from(a), u128::from(b))),
+            _ => {}
+        }
+    }
+    let ranges = Addrs {
+        v4: Ranges::from_unsorted(v4),
+        v6: Ranges::from_unsorted(v6),
+    };
+    let known = of_ips(
+        ir.endpoints
+            .iter()
+            .filter(|e| e.local)
+            .flat_map(|e| &e.addresses)
+            .chain(&ir.unmanaged),
+    );
+    ranges.subtract(&known)
+}
+
+/// Every address except `owned` and the unknown pods, as `-LocalAddress` items.
+fn complement(owned: &[IpAddr], unknown: &Addrs) -> Vec<String> {
+    let rest = Addrs::all().subtract(&of_ips(owned)).subtract(unknown);
     addresses(&rest)
 }
 

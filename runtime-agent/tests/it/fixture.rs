@@ -125,7 +125,7 @@ pub(crate) fn render(s: &Spec) -> (String, String) {
         })
         .collect();
     let ir = json!({
-        "ir_version": 1, "cluster": "test", "node": s.node, "os": "linux", "backend": "nftables",
+        "ir_version": 2, "cluster": "test", "node": s.node, "os": "linux", "backend": "nftables",
         "addresses": ["10.251.0.1"],
         "endpoints": endpoints,
         "chains": chains,

@@ -20,8 +20,10 @@ static SEQ: AtomicUsize = AtomicUsize::new(0);
 
 impl Netns {
     pub(crate) fn new(tag: &str) -> Self {
+        // `RINGFENCE_TEST_NETNS` prefixes the names (engineers sharing a host).
         let name = format!(
-            "rfa-{tag}-{}-{}",
+            "{}rfa-{tag}-{}-{}",
+            std::env::var("RINGFENCE_TEST_NETNS").unwrap_or_default(),
             std::process::id(),
             SEQ.fetch_add(1, Ordering::Relaxed)
         );

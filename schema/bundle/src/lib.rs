@@ -12,8 +12,14 @@
 //! issued no later than the clock allows → expiry → every file's name, size
 //! and digest → `ir.json` valid and the node's → `*.nft` files screened
 //! (`ringfence_nft`) → listed in the signed index.
+//!
+//! Membership snapshots and deltas (the live part of a node, see
+//! `ringfence_schema::membership`) are sealed and verified here too, with
+//! their own [`MembershipReason`]s: the envelope checks as above, then node,
+//! generation, expiry, sequence and chain, and names the bundle declares.
 
 mod keys;
+mod membership;
 mod read;
 mod seal;
 mod time;
@@ -21,6 +27,10 @@ mod verify;
 
 pub use keys::{
     KeyError, SigningKey, TrustedKey, generate_keypair, key_id, load_signing_key, load_trusted_key,
+};
+pub use membership::{
+    Applied, Document, MembershipError, MembershipExpect, MembershipReason, VerifiedMembership,
+    seal_delta, seal_snapshot, verify_membership,
 };
 pub use read::read_capped;
 pub use seal::{bundle_file, rules_sha256, seal_bundle, seal_envelope, seal_index, sha256_hex};

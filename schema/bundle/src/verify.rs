@@ -236,7 +236,7 @@ pub fn valid_file_name(name: &str) -> bool {
 }
 
 /// Parse the envelope: the whole file must be its JSON plus one newline.
-fn parse_envelope(bytes: &[u8]) -> Result<Envelope, VerifyError> {
+pub(crate) fn parse_envelope(bytes: &[u8]) -> Result<Envelope, VerifyError> {
     if bytes.len() > MAX_BUNDLE_BYTES {
         return refuse(
             Reason::TooLarge,
@@ -280,7 +280,7 @@ fn parse_envelope(bytes: &[u8]) -> Result<Envelope, VerifyError> {
 
 /// Check an envelope's type and signatures; return the payload bytes and the
 /// sorted key ids of the trusted keys whose signatures verified.
-fn open(
+pub(crate) fn open(
     bytes: &[u8],
     payload_type: &str,
     trust: &Trust,

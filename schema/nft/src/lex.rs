@@ -128,6 +128,12 @@ impl<'a> Lexer<'a> {
                     self.bol = false;
                     return Ok(t);
                 }
+                // `!=`, the one relational operator rules use (`… != @set`).
+                b'!' if bytes.get(start + 1) == Some(&b'=') => {
+                    self.pos += 2;
+                    self.bol = false;
+                    return Ok(token(self, Tok::Word(&self.text[start..start + 2])));
+                }
                 b'{' | b'}' | b',' | b'@' | b'=' | b'+' => {
                     self.pos += 1;
                     self.bol = false;

@@ -20,7 +20,7 @@
 //!   maps, verdicts;
 //! - in chains: `type filter hook … priority …`, `policy accept|drop`, and
 //!   rules made of the backend's vocabulary: payload, `meta`, `ct` and ICMP
-//!   matches, literals, `@set` references, anonymous sets and verdict maps,
+//!   matches (and `!=`), literals, `@set` references, anonymous sets and verdict maps,
 //!   `counter`, `log prefix "…"`, `comment "…"` and the verdicts `accept`,
 //!   `drop`, `return`, `continue`, `jump`/`goto` a chain (which nft resolves
 //!   in the same table).
@@ -627,7 +627,7 @@ impl<'a> Parser<'a> {
                 },
                 Tok::Word("state") => self.symbols(CT_STATES, "a conntrack state")?,
                 Tok::Word("status") => self.symbols(CT_STATUSES, "a conntrack status")?,
-                Tok::Word(w) if MATCHES.contains(&w) || w == "." || is_literal(w) => {}
+                Tok::Word(w) if MATCHES.contains(&w) || w == "." || w == "!=" || is_literal(w) => {}
                 Tok::Punct('@') => self.name()?,
                 Tok::Punct('{') => self.elements(Elems::Anonymous)?,
                 Tok::Punct(',') => {}

@@ -56,6 +56,9 @@ table inet ringfence {
 \t\tmeta l4proto { icmp, ipv6-icmp } counter return comment \"r-3\"
 \t\tmeta l4proto udp counter drop comment \"r-4\"
 \t}
+\tchain unknown {
+\t\tip saddr @podnets-v4 ip saddr != @local-v4 counter drop comment \"unknown-pod\"
+\t}
 }
 ";
 
@@ -64,6 +67,8 @@ fn accepts_what_the_backends_write() {
     screen(BACKEND).unwrap();
     // Chunked element loads and membership deltas name our table too.
     screen("add element inet ringfence web_v4 { 10.9.9.9, 10.9.9.10 }\ndelete element inet ringfence web_v4 { 10.9.9.9 }\n").unwrap();
+    // `!` only as `!=`.
+    assert!(screen("table inet ringfence {\n chain c {\n  ip saddr ! @s drop\n }\n}\n").is_err());
     screen("add table inet ringfence\nadd set inet ringfence s { type ipv4_addr; }\nadd chain inet ringfence c { type filter hook input priority -10; policy drop; }\nadd rule inet ringfence c ip saddr @s counter accept\n").unwrap();
     // nft's own listing style (counter values, `priority filter + 5`).
     screen("table inet ringfence {\n chain c {\n  type filter hook output priority filter + 5; policy accept;\n  counter packets 10 bytes 600 accept\n }\n}\n").unwrap();

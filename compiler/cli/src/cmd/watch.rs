@@ -2,14 +2,15 @@
 //! branch (see `ringfence_gitops::watch`). Logs go to stderr; with `--once`
 //! a summary goes to stdout and the exit status is 1 when a commit failed.
 //! `RINGFENCE_WATCH_FAILPOINT` (tests only) aborts the process at a point
-//! of a publication, as a crash would.
+//! of a publication, as a crash would. With `--inventory-events` the event
+//! stream is read every 50 ms between polls of the repository.
 
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::Context;
 
 use ringfence_gitops::publish::Failpoint;
-use ringfence_gitops::watch::{Event, RepoLocation, WatchConfig, Watcher};
+use ringfence_gitops::watch::{Event, LiveConfig, RepoLocation, WatchConfig, Watcher};
 
 use crate::Outcome;
 use crate::cmd::common;
@@ -61,7 +62,61 @@ fn log(e: Event) {
             let g: Vec<String> = generations.iter().map(u64::to_string).collect();
             eprintln!("watch: removed old generation(s) {}", g.join(", "))
         }
+        Event::Listed { pods } => eprintln!("watch: live cluster listed: {pods} pod(s)"),
+        Event::BadEvent { reason } => eprintln!("watch: event skipped: {reason}"),
+        Event::StreamEnded => eprintln!(
+            "watch: the event stream ended; membership stays as it is until watch restarts"
+        ),
+        Event::Members {
+            pods,
+            deltas,
+            snapshots,
+            bytes,
+        } => eprintln!(
+            "watch: membership: {pods} pod change(s): {deltas} delta(s) ({bytes} bytes), {snapshots} snapshot(s)"
+        ),
     }
+}
+
+/// The live inventory of `args`, if it has one.
+fn live_config(args: &WatchArgs) -> anyhow::Result<Result<Option<LiveConfig>, Outcome>> {
+    let Some(events) = &args.inventory_events else {
+        return Ok(Ok(None));
+    };
+    let cluster = match &args.events_cluster {
+        Some(c) => c.clone(),
+        None => events
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .filter(|s| !s.is_empty() && s != "-")
+            .ok_or_else(|| {
+                anyhow::anyhow!("--inventory-events -: name the cluster with --events-cluster")
+            })?,
+    };
+    let membership_expires = humantime::parse_duration(&args.membership_expires).map_err(|e| {
+        anyhow::anyhow!(
+            "--membership-expires `{}`: {e} (e.g. 1h)",
+            args.membership_expires
+        )
+    })?;
+    if membership_expires.is_zero() {
+        anyhow::bail!("--membership-expires must be longer than zero");
+    }
+    let paths = if args.membership_key.is_empty() {
+        &args.key
+    } else {
+        &args.membership_key
+    };
+    let membership_keys = match common::signing_keys(paths)? {
+        Ok(k) => k,
+        Err(outcome) => return Ok(Err(outcome)),
+    };
+    Ok(Ok(Some(LiveConfig {
+        events: events.clone(),
+        cluster,
+        membership_keys,
+        membership_expires,
+    })))
 }
 
 pub(crate) fn run(args: WatchArgs) -> anyhow::Result<Outcome> {
@@ -85,17 +140,23 @@ pub(crate) fn run(args: WatchArgs) -> anyhow::Result<Outcome> {
         Ok(k) => k,
         Err(outcome) => return Ok(outcome),
     };
+    let live = match live_config(&args)? {
+        Ok(l) => l,
+        Err(outcome) => return Ok(outcome),
+    };
+    let following = live.is_some();
     let cfg = WatchConfig {
         repo: RepoLocation::parse(&args.repo),
         branch: args.branch,
         path: args.path,
-        inventory: args.inventory.inventory,
-        trivy: args.inventory.trivy,
+        inventory: args.inventory,
+        trivy: args.trivy,
         keys,
         out: args.out,
         keep: args.keep,
         expires,
         failpoint,
+        live,
     };
     let mut watcher = Watcher::open(cfg, &mut log)?;
     // The clock is read here, in the CLI, once per publication.
@@ -125,6 +186,19 @@ pub(crate) fn run(args: WatchArgs) -> anyhow::Result<Outcome> {
                 eprintln!("watch: poll failed (retrying in {}s): {e:#}", args.interval);
             }
         }
-        std::thread::sleep(Duration::from_secs(args.interval));
+        let next = Instant::now() + Duration::from_secs(args.interval);
+        if !following {
+            std::thread::sleep(next - Instant::now());
+            continue;
+        }
+        while Instant::now() < next {
+            if let Err(e) = watcher.follow_events(&now, &mut log) {
+                #[allow(clippy::print_stderr)] // the log
+                {
+                    eprintln!("watch: following events failed: {e:#}");
+                }
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
     }
 }

@@ -1,0 +1,150 @@
+//! Pod classes: pods no rule can tell apart.
+//!
+//! Two pods are in one class when they are in the same cluster, scopes and
+//! filters, equally quarantined, equally able to carry an endpoint, and back
+//! the same services on the same target ports. Everything the compiler
+//! derives about a pod — the sets it is in, the chains that judge it, the
+//! exposures that reach it — follows from its class; only its addresses and
+//! its node do not. So while sets and chains are built, a pod stands for its
+//! class ([`Addrs::class`](crate::interval::Addrs::class)), never for its
+//! addresses: the rules depend on which classes exist, and pods of existing
+//! classes can come and go as membership alone.
+//!
+//! Host-network pods have no class: their addresses are their node's, which
+//! the rules hold as they are.
+
+use std::collections::HashMap;
+
+use ringfence_intent::model::{Intent, Proto, WorkloadKind};
+use ringfence_inventory::model::Pod;
+use ringfence_schema::ir::EndpointKind;
+
+use crate::membership::Membership;
+use crate::world::World;
+
+/// What makes a class, as numbers of this compile (scopes, filters and
+/// services by index).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
+pub(crate) struct ClassKey {
+    /// Cluster index.
+    pub(crate) cluster: u32,
+    /// Whether its pods can carry an endpoint (scheduled on a known node).
+    pub(crate) capable: bool,
+    /// Quarantined.
+    pub(crate) quarantined: bool,
+    /// Scopes it is in, ascending.
+    pub(crate) scopes: Vec<u32>,
+    /// Filters it matches, ascending.
+    pub(crate) filters: Vec<u32>,
+    /// Services it backs (workload index), ascending, each with the target
+    /// port every service port resolves to on it.
+    pub(crate) services: Vec<(u32, Vec<Option<u16>>)>,
+    /// Its container ports whose names some policy uses, sorted.
+    pub(crate) named: Vec<(String, Proto, u16)>,
+}
+
+/// The container port names policies use, sorted.
+pub(crate) fn port_names(intent: &Intent) -> Vec<String> {
+    let mut names: Vec<String> = intent
+        .policies
+        .iter()
+        .flat_map(|p| p.named_ports.iter().cloned())
+        .collect();
+    names.sort_unstable();
+    names.dedup();
+    names
+}
+
+/// `pod`'s container ports named in `names` (sorted), for its class key.
+pub(crate) fn named_ports(names: &[String], pod: &Pod) -> Vec<(String, Proto, u16)> {
+    let mut out: Vec<(String, Proto, u16)> = pod
+        .ports
+        .iter()
+        .filter_map(|cp| {
+            let n = cp.name.as_ref()?;
+            names
+                .binary_search(n)
+                .is_ok()
+                .then(|| (n.clone(), cp.proto, cp.port))
+        })
+        .collect();
+    out.sort_unstable();
+    out.dedup();
+    out
+}
+
+/// Every class of a compile.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Classes {
+    /// Per workload: its class (pods with addresses, not on the host network).
+    pub(crate) of: Vec<Option<u32>>,
+    /// Per class: its key.
+    pub(crate) keys: Vec<ClassKey>,
+    /// Per class: its pods (workload indexes), ascending.
+    pub(crate) pods: Vec<Vec<u32>>,
+}
+
+impl Classes {
+    /// Classify every pod.
+    pub(crate) fn new(world: &World<'_>, m: &Membership) -> Self {
+        let n = world.len();
+        let classed: Vec<bool> = (0..n as u32)
+            .map(|w| {
+                let wl = &world.w[w as usize];
+                wl.kind == WorkloadKind::Pod && !wl.addrs.is_empty() && !world.pod(w).host_network
+            })
+            .collect();
+        let mut keys: Vec<ClassKey> = vec![ClassKey::default(); n];
+        for (s, b) in m.scopes.iter().enumerate() {
+            for w in b.ones().filter(|&w| classed[w as usize]) {
+                keys[w as usize].scopes.push(s as u32);
+            }
+        }
+        for (f, b) in m.filters.iter().enumerate() {
+            for w in b.ones().filter(|&w| classed[w as usize]) {
+                keys[w as usize].filters.push(f as u32);
+            }
+        }
+        let mut out = Classes {
+            of: vec![None; n],
+            ..Classes::default()
+        };
+        let mut index: HashMap<ClassKey, u32> = HashMap::new();
+        let names = port_names(world.intent);
+        for w in (0..n as u32).filter(|&w| classed[w as usize]) {
+            let mut key = std::mem::take(&mut keys[w as usize]);
+            key.cluster = world.w[w as usize].cluster.expect("pods have a cluster");
+            key.capable = world.endpoint_kind(w) == Some(EndpointKind::Pod);
+            key.quarantined = m.quarantined.get(w);
+            let pod = world.pod(w);
+            key.named = named_ports(&names, pod);
+            let mut services: Vec<u32> = world.services_of(w).to_vec();
+            services.sort_unstable();
+            key.services = services
+                .into_iter()
+                .map(|s| {
+                    let ports = world
+                        .service(s)
+                        .ports
+                        .iter()
+                        .map(|sp| pod.resolve_target(&sp.target, sp.proto))
+                        .collect();
+                    (s, ports)
+                })
+                .collect();
+            let c = match index.get(&key) {
+                Some(&c) => c,
+                None => {
+                    let c = out.keys.len() as u32;
+                    index.insert(key.clone(), c);
+                    out.keys.push(key);
+                    out.pods.push(Vec::new());
+                    c
+                }
+            };
+            out.of[w as usize] = Some(c);
+            out.pods[c as usize].push(w);
+        }
+        out
+    }
+}

@@ -1,0 +1,1149 @@
+//! Live inventories: pods that come and go change membership, not rules.
+//!
+//! A compile sorts pods into classes (see the crate doc): the rules depend on
+//! which classes exist, a pod's addresses only fill them. Given a
+//! [`Compiled`], this module
+//!
+//! - places a pod in its class without compiling again ([`Compiled::classify`]),
+//!   evaluating every scope and filter query on that one pod;
+//! - builds a node's IR in the live form ([`Compiled::live_ir`]): its rules for
+//!   the classes it has (or had: a node keeps the chains of a class whose
+//!   last pod left until the next compile), with set declarations instead of
+//!   pod addresses;
+//! - keeps every node's [`Membership`] up to date as pods change
+//!   ([`LiveState::apply`]), giving for each node the [`Changes`] to send, or
+//!   saying that the node needs new rules (the first pod of a class it lacks).
+//!
+//! A pod of a class the compile has not seen, and any change of a node,
+//! namespace or service, needs a compile: [`Compiled::classify`] says
+//! [`Placed::NewClass`] and the caller compiles again.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::net::IpAddr;
+
+use ringfence_intent::model::{Intent, Os};
+use ringfence_inventory::model::{Inventory, Labels, Pod, Service, TrafficPolicy};
+use ringfence_schema::ir::{EndpointKind, Exposure, NodeIr};
+use ringfence_schema::membership::{
+    Changes, MemberEndpoint, MemberTarget, Membership, SetChange, SetMembers, TargetRef,
+};
+use ringfence_schema::net::AddressSet;
+
+use crate::classes::{ClassKey, Classes};
+use crate::compiled::{Compiled, EpInfo, GExposure};
+use crate::membership::{OnePod, matches_one};
+use crate::order::pod_label;
+use crate::world::World;
+
+/// Where a pod belongs, as far as rules are concerned.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Placed {
+    /// In this class of the compile.
+    Class(u32),
+    /// In no set and no dispatch map: no address yet, or finished.
+    Nowhere,
+    /// A class the compile has not seen, a host-network pod (whose
+    /// addresses are its node's, fixed in the rules), or an address inside
+    /// an external (externals exclude the clusters' addresses, so a pod
+    /// there changes an external's prefixes): compile again.
+    NewClass,
+}
+
+/// A pod the compile cannot place ([`Placed::NewClass`]): compile again.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct NeedsCompile;
+
+/// A pod as live membership needs it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LivePod {
+    /// Cluster index (in [`Compiled::clusters`]).
+    pub cluster: u32,
+    /// `namespace/name`.
+    pub name: String,
+    /// Its group as `matrix` prints it.
+    pub workload: String,
+    /// `spec.nodeName`.
+    pub node: Option<String>,
+    /// Its addresses, sorted and unique.
+    pub ips: Vec<IpAddr>,
+    /// Its class.
+    pub class: u32,
+}
+
+impl LivePod {
+    /// The key pods are known by: (cluster, `namespace/name`).
+    pub fn key(&self) -> (u32, String) {
+        (self.cluster, self.name.clone())
+    }
+
+    fn endpoint_name(&self) -> String {
+        format!("pod/{}", self.name)
+    }
+}
+
+/// What a compile needs to serve live membership (built by `slice`).
+pub(crate) struct LiveIndex {
+    intent: Intent,
+    clusters: Vec<ClusterCtx>,
+    index: HashMap<ClassKey, u32>,
+    /// Per class: the (used) sets holding it.
+    class_sets: Vec<Vec<u32>>,
+    /// Per class: its ingress and egress chains, if it is managed.
+    class_chains: Vec<Option<(u32, Option<u32>)>>,
+    /// Per class: the chain judging traffic through an exposure, when it is
+    /// not the ingress chain.
+    class_exposed: Vec<Option<u32>>,
+    /// Per class: (exposure, target port) of the exposures reaching it.
+    class_targets: Vec<Vec<(u32, u16)>>,
+    /// Per exposure: its key and the classes it reaches (with their port).
+    x_keys: Vec<String>,
+    x_classes: Vec<Vec<(u32, u16)>>,
+    /// Node name → index in `node_irs` and the classes of its pods.
+    nodes: HashMap<String, (usize, BTreeSet<u32>)>,
+    /// Set name → index; chain id → index.
+    set_index: HashMap<String, u32>,
+    chain_index: HashMap<String, u32>,
+    /// The initial pods.
+    pods: Vec<LivePod>,
+}
+
+struct ClusterCtx {
+    name: String,
+    /// Addresses some external holds: a pod address there needs a compile.
+    externals: crate::interval::Addrs,
+    ns_labels: HashMap<String, Labels>,
+    /// Node name → OS.
+    nodes: HashMap<String, Os>,
+    /// Services by workload index (ascending): namespace and service.
+    services: Vec<(u32, Service)>,
+}
+
+impl LiveIndex {
+    /// The exposure chain a node running `class` needs: only when an
+    /// exposure reaches the class and it differs from the ingress chain.
+    fn exposed_chain(&self, class: u32) -> Option<u32> {
+        let c = class as usize;
+        self.class_exposed[c].filter(|_| !self.class_targets[c].is_empty())
+    }
+
+    pub(crate) fn new(
+        world: &World<'_>,
+        classes: &Classes,
+        ep_info: &[EpInfo],
+        exposures: &[GExposure],
+    ) -> Self {
+        let clusters =
+            world
+                .inv
+                .clusters
+                .iter()
+                .zip(&world.clusters)
+                .map(|(c, range)| ClusterCtx {
+                    name: c.name.clone(),
+                    externals: crate::resolve::union_all(world.externals.clone().map(|e| {
+                        crate::interval::Addrs::from_nets(world.w[e as usize].nets.iter())
+                    })),
+                    ns_labels: c
+                        .namespaces
+                        .iter()
+                        .map(|n| (n.name.clone(), n.labels.clone()))
+                        .collect(),
+                    nodes: c.nodes.iter().map(|n| (n.name.clone(), n.os)).collect(),
+                    services: range
+                        .services
+                        .clone()
+                        .map(|s| (s, world.service(s).clone()))
+                        .collect(),
+                })
+                .collect();
+        let n = classes.keys.len();
+        let mut class_chains = vec![None; n];
+        let mut class_exposed = vec![None; n];
+        for e in ep_info {
+            if let Some(c) = classes.of[e.workload as usize] {
+                class_chains[c as usize] = Some((e.ingress, e.egress));
+                class_exposed[c as usize] = e.exposed;
+            }
+        }
+        let mut class_targets = vec![Vec::new(); n];
+        let mut x_classes = vec![Vec::new(); exposures.len()];
+        let mut x_keys = Vec::with_capacity(exposures.len());
+        for (xi, x) in exposures.iter().enumerate() {
+            for &(e, port) in &x.targets {
+                let w = ep_info[e as usize].workload;
+                if let Some(c) = classes.of[w as usize] {
+                    class_targets[c as usize].push((xi as u32, port));
+                    x_classes[xi].push((c, port));
+                }
+            }
+            let svc = &world.w[x.service as usize];
+            x_keys.push(
+                Exposure {
+                    service: format!("{}/{}", svc.namespace.unwrap_or(""), svc.name),
+                    kind: x.kind,
+                    proto: x.proto,
+                    addresses: Vec::new(),
+                    port: x.port,
+                    targets: Vec::new(),
+                }
+                .key(),
+            );
+        }
+        for v in class_targets.iter_mut().chain(x_classes.iter_mut()) {
+            v.sort_unstable();
+            v.dedup();
+        }
+        let mut nodes: HashMap<String, (usize, BTreeSet<u32>)> = HashMap::new();
+        let mut at = 0;
+        for c in &world.clusters {
+            for nw in c.nodes.clone() {
+                nodes.insert(world.w[nw as usize].name.to_string(), (at, BTreeSet::new()));
+                at += 1;
+            }
+        }
+        let mut pods = Vec::new();
+        for (c, members) in classes.pods.iter().enumerate() {
+            for &p in members {
+                let wl = &world.w[p as usize];
+                let pod = world.pod(p);
+                if let Some(node) = &pod.node
+                    && let Some(entry) = nodes.get_mut(node.as_str())
+                {
+                    entry.1.insert(c as u32);
+                }
+                let mut ips = wl.addrs.clone();
+                ips.sort();
+                ips.dedup();
+                pods.push(LivePod {
+                    cluster: wl.cluster.expect("pods have a cluster"),
+                    name: format!("{}/{}", pod.namespace, pod.name),
+                    workload: label(
+                        world.inv.clusters.len(),
+                        &world.inv.clusters[wl.cluster.expect("cluster") as usize].name,
+                        pod,
+                    ),
+                    node: pod.node.clone(),
+                    ips,
+                    class: c as u32,
+                });
+            }
+        }
+        LiveIndex {
+            intent: world.intent.clone(),
+            clusters,
+            index: classes
+                .keys
+                .iter()
+                .enumerate()
+                .map(|(i, k)| (k.clone(), i as u32))
+                .collect(),
+            class_sets: vec![Vec::new(); n],
+            class_chains,
+            class_exposed,
+            class_targets,
+            x_keys,
+            x_classes,
+            nodes,
+            set_index: HashMap::new(),
+            chain_index: HashMap::new(),
+            pods,
+        }
+    }
+
+    /// Fill what needs the final set and chain names.
+    pub(crate) fn finish(
+        &mut self,
+        analysis: &[crate::interval::Addrs],
+        used: &[bool],
+        set_names: &[String],
+        chain_ids: &[&str],
+    ) {
+        for (i, a) in analysis.iter().enumerate() {
+            if !used[i] {
+                continue;
+            }
+            for c in a.classes() {
+                self.class_sets[c as usize].push(i as u32);
+            }
+        }
+        self.set_index = set_names
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| used[*i])
+            .map(|(i, n)| (n.clone(), i as u32))
+            .collect();
+        self.chain_index = chain_ids
+            .iter()
+            .enumerate()
+            .map(|(i, id)| (id.to_string(), i as u32))
+            .collect();
+    }
+}
+
+/// A pod's group as `matrix` prints it.
+fn label(clusters: usize, cluster: &str, pod: &Pod) -> String {
+    let body = pod_label(pod);
+    if clusters > 1 {
+        format!("{cluster}/{body}")
+    } else {
+        body
+    }
+}
+
+impl Compiled {
+    /// Place `pod` of cluster `cluster` among this compile's classes.
+    pub fn classify(&self, cluster: &str, pod: &Pod) -> Placed {
+        let live = &self.live;
+        if pod.ips.is_empty() {
+            return Placed::Nowhere;
+        }
+        if pod.host_network {
+            return Placed::NewClass;
+        }
+        let Some(ci) = live.clusters.iter().position(|c| c.name == cluster) else {
+            return Placed::NewClass;
+        };
+        let ctx = &live.clusters[ci];
+        if pod.ips.iter().any(|a| ctx.externals.contains(*a)) {
+            return Placed::NewClass;
+        }
+        let os = pod.node.as_deref().and_then(|n| ctx.nodes.get(n)).copied();
+        let one = OnePod {
+            cluster: &ctx.name,
+            namespace: &pod.namespace,
+            name: &pod.name,
+            labels: &pod.labels,
+            ns_labels: ctx.ns_labels.get(&pod.namespace),
+            node_name: pod.node.as_deref(),
+            os,
+            addrs: &pod.ips,
+            cvss: pod.cvss,
+        };
+        let (scopes, filters) = matches_one(&live.intent, &one);
+        let quarantined = live.intent.quarantine.as_ref().is_some_and(|q| {
+            q.filters
+                .iter()
+                .any(|&f| filters.binary_search(&(f as u32)).is_ok())
+        });
+        let services = ctx
+            .services
+            .iter()
+            .filter(|(_, s)| s.selects(pod))
+            .map(|(w, s)| {
+                let ports = s
+                    .ports
+                    .iter()
+                    .map(|sp| pod.resolve_target(&sp.target, sp.proto))
+                    .collect();
+                (*w, ports)
+            })
+            .collect();
+        let key = ClassKey {
+            cluster: ci as u32,
+            capable: os.is_some(),
+            quarantined,
+            scopes,
+            filters,
+            services,
+            named: crate::classes::named_ports(&crate::classes::port_names(&live.intent), pod),
+        };
+        match live.index.get(&key) {
+            Some(&c) => Placed::Class(c),
+            None => Placed::NewClass,
+        }
+    }
+
+    /// `pod` as live membership needs it, if it is in a known class.
+    pub fn live_pod(&self, cluster: &str, pod: &Pod) -> Result<Option<LivePod>, NeedsCompile> {
+        match self.classify(cluster, pod) {
+            Placed::Nowhere => Ok(None),
+            Placed::NewClass => Err(NeedsCompile),
+            Placed::Class(class) => {
+                let ci = self
+                    .live
+                    .clusters
+                    .iter()
+                    .position(|c| c.name == cluster)
+                    .expect("classified");
+                let mut ips = pod.ips.clone();
+                ips.sort();
+                ips.dedup();
+                Ok(Some(LivePod {
+                    cluster: ci as u32,
+                    name: format!("{}/{}", pod.namespace, pod.name),
+                    workload: label(self.live.clusters.len(), cluster, pod),
+                    node: pod.node.clone(),
+                    ips,
+                    class,
+                }))
+            }
+        }
+    }
+
+    /// The pods of the compile's inventory.
+    pub fn live_pods(&self) -> &[LivePod] {
+        &self.live.pods
+    }
+
+    /// The classes of the pods a node ran at compile time.
+    pub fn node_classes(&self, node: &str) -> BTreeSet<u32> {
+        self.live
+            .nodes
+            .get(node)
+            .map(|(_, c)| c.clone())
+            .unwrap_or_default()
+    }
+
+    /// Names of the nodes, in compile order.
+    pub fn node_names(&self) -> impl Iterator<Item = &str> {
+        self.node_irs.iter().map(|n| n.node.as_str())
+    }
+
+    /// Node `node`'s IR in the live form, with the chains of `classes` (a
+    /// superset of [`Compiled::node_classes`]). `None` for an unknown node.
+    pub fn live_ir(&self, node: &str, classes: &BTreeSet<u32>) -> Option<NodeIr> {
+        let live = &self.live;
+        let (at, base) = live.nodes.get(node)?;
+        let mut ir = self.node_irs[*at].clone();
+        ir.live = true;
+        ir.unmanaged.clear();
+        ir.endpoints.retain(|e| e.kind != EndpointKind::Pod);
+        let fixed: BTreeSet<String> = ir.endpoints.iter().map(|e| e.name.clone()).collect();
+        for x in &mut ir.exposures {
+            x.targets.retain(|t| fixed.contains(&t.endpoint));
+        }
+        let mut chains: BTreeSet<u32> = ir.chains.iter().map(|c| live.chain_index[&c.id]).collect();
+        let mut added = false;
+        for &c in classes.difference(base) {
+            if let Some((ingress, egress)) = live.class_chains[c as usize] {
+                added |= chains.insert(ingress);
+                if let Some(e) = egress {
+                    added |= chains.insert(e);
+                }
+            }
+            if let Some(x) = live.exposed_chain(c) {
+                added |= chains.insert(x);
+            }
+            for &(x, _) in &live.class_targets[c as usize] {
+                let gx = &self.exposures[x as usize];
+                let key = &live.x_keys[x as usize];
+                if gx.etp == TrafficPolicy::Local && !ir.exposures.iter().any(|e| &e.key() == key) {
+                    let svc = &self.cat[gx.service as usize];
+                    ir.exposures.push(Exposure {
+                        service: format!("{}/{}", svc.namespace, svc.name),
+                        kind: gx.kind,
+                        proto: gx.proto,
+                        addresses: gx.addresses.clone(),
+                        port: gx.port,
+                        targets: Vec::new(),
+                    });
+                    added = true;
+                }
+            }
+        }
+        if added {
+            ir.exposures.sort_by(|a, b| {
+                (&a.service, a.kind, a.proto, a.port, &a.addresses).cmp(&(
+                    &b.service,
+                    b.kind,
+                    b.proto,
+                    b.port,
+                    &b.addresses,
+                ))
+            });
+            let mut sets: BTreeSet<u32> = BTreeSet::new();
+            let mut policies: BTreeSet<u32> = BTreeSet::new();
+            for &c in &chains {
+                for f in &self.chains[c as usize].fast {
+                    sets.extend(f.peer);
+                    policies.insert(f.policy);
+                }
+            }
+            ir.chains = chains
+                .iter()
+                .map(|&c| self.chains[c as usize].chain.clone())
+                .collect();
+            ir.chains.sort_by(|a, b| a.id.cmp(&b.id));
+            ir.sets = sets.into_iter().map(|s| self.live_set(s)).collect();
+            ir.sets.sort_by(|a, b| a.name.cmp(&b.name));
+            let mut pols: Vec<_> = policies
+                .into_iter()
+                .map(|p| self.policies[p as usize].clone())
+                .collect();
+            pols.sort_by(|a, b| a.id.cmp(&b.id));
+            pols.dedup_by(|a, b| a.id == b.id);
+            ir.policies = pols;
+        } else {
+            for s in &mut ir.sets {
+                if s.live {
+                    *s = self.live_set(live.set_index[&s.name]);
+                }
+            }
+        }
+        Some(ir)
+    }
+
+    /// A set as the live form declares it: what is not pods.
+    fn live_set(&self, s: u32) -> AddressSet {
+        let a = &self.analysis[s as usize];
+        AddressSet {
+            name: self.set_names[s as usize].clone(),
+            v4: a.v4_prefixes(),
+            v6: a.v6_prefixes(),
+            live: !a.ids.is_empty(),
+        }
+    }
+
+    /// The classes whose chains a live IR has (for a node's first live IR
+    /// and after a restart: read back from a published IR).
+    pub fn ir_classes(&self, ir: &NodeIr) -> BTreeSet<u32> {
+        let chains: BTreeSet<u32> = ir
+            .chains
+            .iter()
+            .filter_map(|c| self.live.chain_index.get(&c.id).copied())
+            .collect();
+        (0..self.live.class_chains.len() as u32)
+            .filter(|&c| match self.live.class_chains[c as usize] {
+                Some((i, e)) => {
+                    chains.contains(&i)
+                        && e.is_none_or(|e| chains.contains(&e))
+                        && self.live.exposed_chain(c).is_none_or(|x| chains.contains(&x))
+                }
+                None => true,
+            })
+            .collect()
+    }
+
+    /// Whether a node running a pod of `class` needs chains its live IR lacks.
+    pub fn needs_rules(&self, ir: &NodeIr, class: u32) -> bool {
+        let Some((i, e)) = self.live.class_chains[class as usize] else {
+            return false;
+        };
+        let has = |c: u32| ir.chain(&self.chains[c as usize].chain.id).is_some();
+        let chains = has(i) && e.is_none_or(has) && self.live.exposed_chain(class).is_none_or(has);
+        let exposures = self.live.class_targets[class as usize]
+            .iter()
+            .all(|&(x, _)| {
+                self.exposures[x as usize].etp != TrafficPolicy::Local
+                    || ir
+                        .exposures
+                        .iter()
+                        .any(|e| e.key() == self.live.x_keys[x as usize])
+            });
+        !(chains && exposures)
+    }
+
+    /// Node `ir`'s whole membership (a live IR of this compile) with `pods`.
+    pub fn membership(&self, ir: &NodeIr, pods: &LivePods) -> Membership {
+        let live = &self.live;
+        let mut m = Membership::default();
+        for s in ir.sets.iter().filter(|s| s.live) {
+            let Some(&si) = live.set_index.get(&s.name) else {
+                continue;
+            };
+            let mut addresses: Vec<IpAddr> = self.analysis[si as usize]
+                .classes()
+                .flat_map(|c| pods.of_class(c))
+                .flat_map(|p| p.ips.iter().copied())
+                .collect();
+            addresses.sort();
+            addresses.dedup();
+            if !addresses.is_empty() {
+                m.sets.push(SetMembers {
+                    name: s.name.clone(),
+                    addresses,
+                });
+            }
+        }
+        for p in pods.on_node(&ir.node) {
+            if let Some(e) = self.member_endpoint(ir, p) {
+                m.endpoints.push(e);
+            }
+        }
+        m.endpoints.sort_by(|a, b| a.name.cmp(&b.name));
+        for x in &ir.exposures {
+            let key = x.key();
+            let Some(xi) = live.x_keys.iter().position(|k| *k == key) else {
+                continue;
+            };
+            for &(c, port) in &live.x_classes[xi] {
+                for p in pods.of_class(c) {
+                    if let Some(t) = self.member_target(ir, xi as u32, port, p) {
+                        m.targets.push(t);
+                    }
+                }
+            }
+        }
+        m.targets
+            .sort_by(|a, b| (&a.exposure, &a.endpoint).cmp(&(&b.exposure, &b.endpoint)));
+        m
+    }
+
+    /// `p`'s endpoint on its node (whose live IR is `ir`), if the IR has its chains.
+    fn member_endpoint(&self, ir: &NodeIr, p: &LivePod) -> Option<MemberEndpoint> {
+        if p.node.as_deref() != Some(ir.node.as_str()) || p.ips.is_empty() {
+            return None;
+        }
+        let (ingress, egress) = match self.live.class_chains[p.class as usize] {
+            Some((i, e)) => {
+                let i = &self.chains[i as usize].chain.id;
+                let e = e.map(|e| &self.chains[e as usize].chain.id);
+                if ir.chain(i).is_none() || e.is_some_and(|e| ir.chain(e).is_none()) {
+                    return None;
+                }
+                (Some(i.clone()), e.cloned())
+            }
+            None => (None, None),
+        };
+        Some(MemberEndpoint {
+            name: p.endpoint_name(),
+            workload: p.workload.clone(),
+            addresses: p.ips.clone(),
+            ingress,
+            egress,
+        })
+    }
+
+    fn member_target(&self, ir: &NodeIr, x: u32, port: u16, p: &LivePod) -> Option<MemberTarget> {
+        let gx = &self.exposures[x as usize];
+        if gx.etp == TrafficPolicy::Local && p.node.as_deref() != Some(ir.node.as_str()) {
+            return None;
+        }
+        let (i, _) = self.live.class_chains[p.class as usize]?;
+        let ingress = &self.chains[i as usize].chain.id;
+        ir.chain(ingress)?;
+        let chain = match self.live.class_exposed[p.class as usize] {
+            Some(x) => {
+                let id = &self.chains[x as usize].chain.id;
+                ir.chain(id)?;
+                Some(id.clone())
+            }
+            None => None,
+        };
+        Some(MemberTarget {
+            exposure: self.live.x_keys[x as usize].clone(),
+            endpoint: p.endpoint_name(),
+            workload: p.workload.clone(),
+            addresses: p.ips.clone(),
+            port,
+            ingress: ingress.clone(),
+            chain,
+        })
+    }
+}
+
+/// The pods a live state knows, by key, class, node and address.
+#[derive(Clone, Debug, Default)]
+pub struct LivePods {
+    by_key: HashMap<(u32, String), LivePod>,
+    by_class: HashMap<u32, BTreeSet<(u32, String)>>,
+    by_node: HashMap<String, BTreeSet<(u32, String)>>,
+    by_ip: HashMap<IpAddr, BTreeSet<(u32, String)>>,
+}
+
+impl LivePods {
+    /// The pods of a compile's inventory.
+    pub fn from_compiled(c: &Compiled) -> LivePods {
+        let mut pods = LivePods::default();
+        for p in c.live_pods() {
+            pods.put(p.clone());
+        }
+        pods
+    }
+
+    /// Add or replace a pod; returns what it replaced.
+    pub fn put(&mut self, p: LivePod) -> Option<LivePod> {
+        let key = p.key();
+        let old = self.remove(&key);
+        self.by_class
+            .entry(p.class)
+            .or_default()
+            .insert(key.clone());
+        if let Some(n) = &p.node {
+            self.by_node
+                .entry(n.clone())
+                .or_default()
+                .insert(key.clone());
+        }
+        for a in &p.ips {
+            self.by_ip.entry(*a).or_default().insert(key.clone());
+        }
+        self.by_key.insert(key, p);
+        old
+    }
+
+    /// Remove a pod by key.
+    pub fn remove(&mut self, key: &(u32, String)) -> Option<LivePod> {
+        let old = self.by_key.remove(key)?;
+        if let Some(s) = self.by_class.get_mut(&old.class) {
+            s.remove(key);
+        }
+        if let Some(n) = &old.node
+            && let Some(s) = self.by_node.get_mut(n)
+        {
+            s.remove(key);
+        }
+        for a in &old.ips {
+            if let Some(s) = self.by_ip.get_mut(a) {
+                s.remove(key);
+                if s.is_empty() {
+                    self.by_ip.remove(a);
+                }
+            }
+        }
+        Some(old)
+    }
+
+    /// A pod by key.
+    pub fn get(&self, key: &(u32, String)) -> Option<&LivePod> {
+        self.by_key.get(key)
+    }
+
+    /// Every pod, in no particular order.
+    pub fn iter(&self) -> impl Iterator<Item = &LivePod> {
+        self.by_key.values()
+    }
+
+    /// Number of pods.
+    pub fn len(&self) -> usize {
+        self.by_key.len()
+    }
+
+    /// Whether there is none.
+    pub fn is_empty(&self) -> bool {
+        self.by_key.is_empty()
+    }
+
+    /// The pods of a class, by key.
+    pub fn of_class(&self, c: u32) -> impl Iterator<Item = &LivePod> {
+        self.by_class
+            .get(&c)
+            .into_iter()
+            .flatten()
+            .filter_map(|k| self.by_key.get(k))
+    }
+
+    /// The pods on a node, by key.
+    pub fn on_node(&self, node: &str) -> impl Iterator<Item = &LivePod> {
+        self.by_node
+            .get(node)
+            .into_iter()
+            .flatten()
+            .filter_map(|k| self.by_key.get(k))
+    }
+}
+
+/// One node as the live state keeps it.
+#[derive(Clone, Debug)]
+pub struct LiveNode {
+    /// The classes whose chains its IR has.
+    pub classes: BTreeSet<u32>,
+    /// Its IR, live form.
+    pub ir: NodeIr,
+    /// Its membership.
+    pub membership: Membership,
+}
+
+/// A change of one pod.
+#[derive(Clone, Debug)]
+pub enum PodChange {
+    /// The pod now is this (created, moved, readdressed, relabelled within
+    /// a known class).
+    Put(LivePod),
+    /// The pod is gone, or has no address any more.
+    Remove((u32, String)),
+}
+
+/// What [`LiveState::apply`] found.
+#[derive(Clone, Debug, Default)]
+pub struct Applied {
+    /// Per node whose rules stay: its membership changes (nodes with none
+    /// are absent).
+    pub changes: BTreeMap<String, Changes>,
+    /// Nodes that need new rules (a class they lack): their IR and
+    /// membership in the state are new.
+    pub rules: BTreeSet<String>,
+}
+
+/// Every node's live IR and membership, kept up to date as pods change.
+#[derive(Clone, Debug, Default)]
+pub struct LiveState {
+    pods: LivePods,
+    nodes: BTreeMap<String, LiveNode>,
+    /// Live set name → nodes whose IR declares it.
+    set_nodes: HashMap<String, BTreeSet<String>>,
+    /// Exposure key → nodes whose IR has it.
+    exposure_nodes: HashMap<String, BTreeSet<String>>,
+}
+
+impl LiveState {
+    /// The state of a fresh compile: every node with the classes of its
+    /// pods, and `pods` (the compile's own, or newer ones of known classes).
+    pub fn new(c: &Compiled, pods: LivePods) -> LiveState {
+        let mut s = LiveState {
+            pods,
+            ..LiveState::default()
+        };
+        let names: Vec<String> = c.node_names().map(str::to_string).collect();
+        for n in names {
+            let mut classes = c.node_classes(&n);
+            classes.extend(s.pods.on_node(&n).map(|p| p.class));
+            s.set_node(c, &n, classes);
+        }
+        s
+    }
+
+    /// The state when nodes keep rules they were published with: `irs`
+    /// gives a node's published live IR (after a restart), whose classes
+    /// are kept when it still fits this compile.
+    pub fn resume(c: &Compiled, pods: LivePods, irs: impl Fn(&str) -> Option<NodeIr>) -> LiveState {
+        let mut s = LiveState {
+            pods,
+            ..LiveState::default()
+        };
+        let names: Vec<String> = c.node_names().map(str::to_string).collect();
+        for n in names {
+            let mut classes = c.node_classes(&n);
+            classes.extend(s.pods.on_node(&n).map(|p| p.class));
+            if let Some(old) = irs(&n) {
+                let kept = c.ir_classes(&old);
+                let with = {
+                    let mut all = classes.clone();
+                    all.extend(kept.iter().copied());
+                    all
+                };
+                if c.live_ir(&n, &with).as_ref() == Some(&old) {
+                    classes = with;
+                }
+            }
+            s.set_node(c, &n, classes);
+        }
+        s
+    }
+
+    /// A node's state.
+    pub fn node(&self, name: &str) -> Option<&LiveNode> {
+        self.nodes.get(name)
+    }
+
+    /// Every node's state, by name.
+    pub fn nodes(&self) -> impl Iterator<Item = (&String, &LiveNode)> {
+        self.nodes.iter()
+    }
+
+    /// The pods.
+    pub fn pods(&self) -> &LivePods {
+        &self.pods
+    }
+
+    fn set_node(&mut self, c: &Compiled, n: &str, classes: BTreeSet<u32>) {
+        let Some(ir) = c.live_ir(n, &classes) else {
+            return;
+        };
+        if let Some(old) = self.nodes.get(n) {
+            for s in old.ir.sets.iter().filter(|s| s.live) {
+                if let Some(v) = self.set_nodes.get_mut(&s.name) {
+                    v.remove(n);
+                }
+            }
+            for x in &old.ir.exposures {
+                if let Some(v) = self.exposure_nodes.get_mut(&x.key()) {
+                    v.remove(n);
+                }
+            }
+        }
+        for s in ir.sets.iter().filter(|s| s.live) {
+            self.set_nodes
+                .entry(s.name.clone())
+                .or_default()
+                .insert(n.to_string());
+        }
+        for x in &ir.exposures {
+            self.exposure_nodes
+                .entry(x.key())
+                .or_default()
+                .insert(n.to_string());
+        }
+        let membership = c.membership(&ir, &self.pods);
+        self.nodes.insert(
+            n.to_string(),
+            LiveNode {
+                classes,
+                ir,
+                membership,
+            },
+        );
+    }
+
+    /// Apply pod changes (classified by `c`, the compile the state was
+    /// made from). A pod's old addresses leave every set and entry in the
+    /// same [`Changes`] as its new ones (or a new owner's) arrive.
+    pub fn apply(&mut self, c: &Compiled, changes: Vec<PodChange>) -> Applied {
+        let mut out = Applied::default();
+        // (set index, address), (exposure, pod key) and endpoints touched.
+        let mut set_addrs: BTreeSet<(u32, IpAddr)> = BTreeSet::new();
+        let mut targets: BTreeSet<(u32, (u32, String))> = BTreeSet::new();
+        let mut endpoints: BTreeSet<(String, (u32, String))> = BTreeSet::new();
+        let touch = |p: &LivePod,
+                     set_addrs: &mut BTreeSet<(u32, IpAddr)>,
+                     targets: &mut BTreeSet<(u32, (u32, String))>,
+                     endpoints: &mut BTreeSet<(String, (u32, String))>| {
+            for &s in &c.live.class_sets[p.class as usize] {
+                for &a in &p.ips {
+                    set_addrs.insert((s, a));
+                }
+            }
+            for &(x, _) in &c.live.class_targets[p.class as usize] {
+                targets.insert((x, p.key()));
+            }
+            if let Some(n) = &p.node {
+                endpoints.insert((n.clone(), p.key()));
+            }
+        };
+        for ch in changes {
+            let (key, new) = match ch {
+                PodChange::Put(p) => (p.key(), Some(p)),
+                PodChange::Remove(k) => (k, None),
+            };
+            let old = match new {
+                Some(p) => {
+                    touch(&p, &mut set_addrs, &mut targets, &mut endpoints);
+                    if let Some(n) = p.node.clone()
+                        && let Some(node) = self.nodes.get(&n)
+                        && !node.classes.contains(&p.class)
+                        && c.needs_rules(&node.ir, p.class)
+                    {
+                        out.rules.insert(n);
+                    } else if let Some(n) = p.node.clone()
+                        && let Some(node) = self.nodes.get_mut(&n)
+                    {
+                        node.classes.insert(p.class);
+                    }
+                    self.pods.put(p)
+                }
+                None => self.pods.remove(&key),
+            };
+            if let Some(o) = &old {
+                touch(o, &mut set_addrs, &mut targets, &mut endpoints);
+            }
+        }
+        for n in &out.rules {
+            let mut classes = self.nodes[n].classes.clone();
+            classes.extend(self.pods.on_node(n).map(|p| p.class));
+            self.set_node(c, n, classes);
+        }
+
+        let mut per_node: BTreeMap<String, Gather> = BTreeMap::new();
+        // Sets: an address is in a set while a pod of one of its classes has it.
+        for &(si, a) in &set_addrs {
+            let name = &c.set_names[si as usize];
+            let Some(holders) = self.set_nodes.get(name) else {
+                continue;
+            };
+            let ids = &c.analysis[si as usize].ids;
+            let present = self.pods.with_ip(a).any(|p| ids.contains(p.class));
+            for n in holders.iter().filter(|n| !out.rules.contains(*n)) {
+                let m = &self.nodes[n].membership;
+                let was = m
+                    .sets
+                    .binary_search_by(|x| x.name.as_str().cmp(name))
+                    .is_ok_and(|i| m.sets[i].addresses.binary_search(&a).is_ok());
+                if was != present {
+                    let g = per_node.entry(n.clone()).or_default();
+                    let e = g.sets.entry(name.clone()).or_default();
+                    if present { e.0.push(a) } else { e.1.push(a) }
+                }
+            }
+        }
+        for (n, key) in &endpoints {
+            if out.rules.contains(n) {
+                continue;
+            }
+            let Some(node) = self.nodes.get(n) else {
+                continue;
+            };
+            let name = format!("pod/{}", key.1);
+            let now = self
+                .pods
+                .get(key)
+                .and_then(|p| c.member_endpoint(&node.ir, p));
+            let m = &node.membership;
+            let was = m
+                .endpoints
+                .binary_search_by(|e| e.name.cmp(&name))
+                .ok()
+                .map(|i| &m.endpoints[i]);
+            match (was, now) {
+                (was, Some(e)) if was != Some(&e) => {
+                    per_node
+                        .entry(n.clone())
+                        .or_default()
+                        .endpoints
+                        .insert(name, e);
+                }
+                (Some(_), None) => {
+                    per_node
+                        .entry(n.clone())
+                        .or_default()
+                        .endpoints_removed
+                        .insert(name);
+                }
+                _ => {}
+            }
+        }
+        for (x, key) in &targets {
+            let xkey = &c.live.x_keys[*x as usize];
+            let Some(holders) = self.exposure_nodes.get(xkey) else {
+                continue;
+            };
+            let endpoint = format!("pod/{}", key.1);
+            for n in holders.iter().filter(|n| !out.rules.contains(*n)) {
+                let node = &self.nodes[n];
+                let now = self.pods.get(key).and_then(|p| {
+                    c.live.class_targets[p.class as usize]
+                        .iter()
+                        .find(|(xi, _)| xi == x)
+                        .and_then(|&(_, port)| c.member_target(&node.ir, *x, port, p))
+                });
+                let m = &node.membership;
+                let was = m
+                    .targets
+                    .binary_search_by(|t| (&t.exposure, &t.endpoint).cmp(&(xkey, &endpoint)))
+                    .ok()
+                    .map(|i| &m.targets[i]);
+                match (was, now) {
+                    (was, Some(t)) if was != Some(&t) => {
+                        per_node
+                            .entry(n.clone())
+                            .or_default()
+                            .targets
+                            .insert((xkey.clone(), endpoint.clone()), t);
+                    }
+                    (Some(_), None) => {
+                        per_node
+                            .entry(n.clone())
+                            .or_default()
+                            .targets_removed
+                            .insert(TargetRef {
+                                exposure: xkey.clone(),
+                                endpoint: endpoint.clone(),
+                            });
+                    }
+                    _ => {}
+                }
+            }
+        }
+        let mut afresh = Vec::new();
+        for (n, g) in per_node {
+            let ch = g.into_changes();
+            if ch.is_empty() {
+                continue;
+            }
+            let node = self.nodes.get_mut(&n).expect("touched nodes exist");
+            // Changes computed from the state always apply; if they did not,
+            // the node starts afresh from a snapshot rather than drift.
+            match node.membership.apply(&ch) {
+                Ok(()) => {
+                    out.changes.insert(n, ch);
+                }
+                Err(_) => afresh.push(n),
+            }
+        }
+        for n in afresh {
+            let classes = self.nodes[&n].classes.clone();
+            self.set_node(c, &n, classes);
+            out.rules.insert(n);
+        }
+        out
+    }
+}
+
+impl LivePods {
+    /// Pods holding address `a`.
+    pub fn with_ip(&self, a: IpAddr) -> impl Iterator<Item = &LivePod> {
+        self.by_ip
+            .get(&a)
+            .into_iter()
+            .flatten()
+            .filter_map(|k| self.by_key.get(k))
+    }
+}
+
+/// Changes for one node, gathered before they are put in canonical form.
+#[derive(Default)]
+struct Gather {
+    sets: BTreeMap<String, (Vec<IpAddr>, Vec<IpAddr>)>,
+    endpoints_removed: BTreeSet<String>,
+    endpoints: BTreeMap<String, MemberEndpoint>,
+    targets_removed: BTreeSet<TargetRef>,
+    targets: BTreeMap<(String, String), MemberTarget>,
+}
+
+impl Gather {
+    fn into_changes(self) -> Changes {
+        Changes {
+            sets: self
+                .sets
+                .into_iter()
+                .map(|(name, (mut add, mut remove))| {
+                    add.sort();
+                    remove.sort();
+                    SetChange { name, add, remove }
+                })
+                .collect(),
+            endpoints_removed: self.endpoints_removed.into_iter().collect(),
+            endpoints: self.endpoints.into_values().collect(),
+            targets_removed: self.targets_removed.into_iter().collect(),
+            targets: self.targets.into_values().collect(),
+        }
+    }
+}
+
+/// The pod changes that turn the pods of `old` into those of `new` (both
+/// inventories of the clusters `c` was compiled for), or `Err` with the
+/// first pod that needs a compile (a new class, a host-network pod).
+pub fn pod_changes(
+    c: &Compiled,
+    old: &Inventory,
+    new: &Inventory,
+) -> Result<Vec<PodChange>, String> {
+    let mut out = Vec::new();
+    for nc in &new.clusters {
+        let oc = old.clusters.iter().find(|o| o.name == nc.name);
+        let mut seen = BTreeSet::new();
+        for p in &nc.pods {
+            let key = format!("{}/{}", p.namespace, p.name);
+            seen.insert(key.clone());
+            let before = oc.and_then(|o| {
+                o.pods
+                    .iter()
+                    .find(|q| q.namespace == p.namespace && q.name == p.name)
+            });
+            if before == Some(p) {
+                continue;
+            }
+            match c.live_pod(&nc.name, p) {
+                Ok(Some(lp)) => out.push(PodChange::Put(lp)),
+                Ok(None) => {
+                    if let Some(ci) = c.clusters().iter().position(|x| *x == nc.name) {
+                        out.push(PodChange::Remove((ci as u32, key)));
+                    }
+                }
+                Err(NeedsCompile) => {
+                    return Err(format!("pod {key} of cluster {} needs a compile", nc.name));
+                }
+            }
+        }
+        if let Some(o) = oc {
+            for p in &o.pods {
+                let key = format!("{}/{}", p.namespace, p.name);
+                if !seen.contains(&key)
+                    && let Some(ci) = c.clusters().iter().position(|x| *x == nc.name)
+                {
+                    out.push(PodChange::Remove((ci as u32, key)));
+                }
+            }
+        }
+    }
+    Ok(out)
+}

@@ -1,0 +1,307 @@
+//! Live inventories: pods of known classes change membership, never rules.
+//!
+//! Checked on the example and on a small synthetic cluster (with Windows
+//! nodes, IPv6 and exposures): a pod is placed in the class the compile put
+//! it in; a live IR plus its membership is exactly the full IR; churn of
+//! known classes renames nothing; and the incremental state after a batch
+//! of changes is what a compile of the new inventory says.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::IpAddr;
+
+use ringfence_core::live::{LivePods, LiveState, Placed, pod_changes};
+use ringfence_core::{Compiled, compile};
+use ringfence_intent::model::Intent;
+use ringfence_inventory::model::{Inventory, Pod};
+use ringfence_schema::membership::Membership;
+use ringfence_testkit::synth::{Params, generate};
+
+use crate::example;
+
+fn compiled(intent: &Intent, inv: &Inventory) -> Compiled {
+    let (c, d) = compile(intent, inv);
+    c.unwrap_or_else(|| panic!("compile failed: {d:?}"))
+}
+
+/// The example with pod ranges on its nodes (without them every pod address
+/// is carved out of the externals, and a new one needs a compile).
+fn example_inventory() -> Inventory {
+    let mut inv = example::inventory();
+    for n in &mut inv.clusters[0].nodes {
+        let i = match n.name.as_str() {
+            "worker-1" => 1,
+            "worker-2" => 2,
+            _ => 3,
+        };
+        n.pod_cidrs = vec![
+            format!("10.1.{i}.0/24").parse().unwrap(),
+            format!("fd10:1:{i}::/64").parse().unwrap(),
+        ];
+    }
+    inv
+}
+
+fn cases() -> Vec<(Intent, Inventory)> {
+    let s = generate(&Params::small());
+    vec![
+        (example::intent(), example_inventory()),
+        (s.intent, s.inventory),
+    ]
+}
+
+/// Every name the rules use: sets, rules, chains.
+fn names(c: &Compiled) -> BTreeSet<String> {
+    c.nodes()
+        .iter()
+        .flat_map(|n| {
+            n.chains
+                .iter()
+                .flat_map(|c| {
+                    std::iter::once(c.id.clone()).chain(c.rules.iter().map(|r| r.id.clone()))
+                })
+                .chain(n.sets.iter().map(|s| s.name.clone()))
+        })
+        .collect()
+}
+
+#[test]
+fn every_pod_is_placed_in_its_class_without_a_compile() {
+    for (intent, inv) in cases() {
+        let c = compiled(&intent, &inv);
+        let classes: BTreeMap<(u32, String), u32> =
+            c.live_pods().iter().map(|p| (p.key(), p.class)).collect();
+        let mut seen = 0;
+        for (ci, cl) in inv.clusters.iter().enumerate() {
+            for p in &cl.pods {
+                let key = (ci as u32, format!("{}/{}", p.namespace, p.name));
+                let placed = c.classify(&cl.name, p);
+                match classes.get(&key) {
+                    Some(&class) => {
+                        assert_eq!(placed, Placed::Class(class), "{key:?}");
+                        seen += 1;
+                    }
+                    None if p.ips.is_empty() => assert_eq!(placed, Placed::Nowhere, "{key:?}"),
+                    None => {
+                        assert!(p.host_network, "{key:?} has no class");
+                        assert_eq!(placed, Placed::NewClass, "{key:?}");
+                    }
+                }
+            }
+        }
+        assert!(seen > 5, "only {seen} pods classified");
+    }
+}
+
+#[test]
+fn a_pod_whose_labels_match_no_known_class_needs_a_compile() {
+    let intent = example::intent();
+    let inv = example_inventory();
+    let c = compiled(&intent, &inv);
+    let mut p = inv.clusters[0]
+        .pods
+        .iter()
+        .find(|p| p.name == "frontend-1")
+        .unwrap()
+        .clone();
+    // Quarantined: no frontend is, so that class does not exist yet.
+    p.labels
+        .insert("security.ringfence.io/quarantine".into(), "true".into());
+    assert_eq!(c.classify("prod-eu1", &p), Placed::NewClass);
+    // A new name, address and node keep the class.
+    let mut q = inv.clusters[0]
+        .pods
+        .iter()
+        .find(|p| p.name == "frontend-1")
+        .unwrap()
+        .clone();
+    let before = c.classify("prod-eu1", &q);
+    q.name = "frontend-9".into();
+    q.ips = vec!["10.1.2.99".parse().unwrap()];
+    q.node = Some("worker-2".into());
+    assert_eq!(c.classify("prod-eu1", &q), before);
+    q.ips.clear();
+    assert_eq!(c.classify("prod-eu1", &q), Placed::Nowhere);
+    // An address outside the pod ranges is in `internet`, which excludes the
+    // clusters' addresses: a compile carves it out.
+    q.ips = vec!["10.9.9.9".parse().unwrap()];
+    assert_eq!(c.classify("prod-eu1", &q), Placed::NewClass);
+}
+
+#[test]
+fn a_live_ir_plus_its_membership_is_the_full_ir() {
+    for (intent, inv) in cases() {
+        let c = compiled(&intent, &inv);
+        let pods = LivePods::from_compiled(&c);
+        for full in c.nodes() {
+            let ir = c.live_ir(&full.node, &c.node_classes(&full.node)).unwrap();
+            ir.validate().unwrap();
+            assert!(ir.live);
+            let m = c.membership(&ir, &pods);
+            m.check(&ir)
+                .unwrap_or_else(|e| panic!("{}: {e}", full.node));
+            assert_eq!(&ir.with_membership(&m), full, "node {}", full.node);
+        }
+    }
+}
+
+/// The example with pods of known classes created, moved, readdressed and deleted.
+fn churned(inv: &Inventory) -> Inventory {
+    let mut inv = inv.clone();
+    let pods = &mut inv.clusters[0].pods;
+    let find = |pods: &Vec<Pod>, name: &str| pods.iter().position(|p| p.name == name).unwrap();
+    // A second cart on worker-2 (the class's first pod there), a third
+    // frontend on worker-1 (the class is there already).
+    let mut cart = pods[find(pods, "cart-1")].clone();
+    cart.name = "cart-2".into();
+    cart.node = Some("worker-2".into());
+    cart.ips = vec!["10.1.2.30".parse().unwrap()];
+    pods.push(cart);
+    let mut fe = pods[find(pods, "frontend-1")].clone();
+    fe.name = "frontend-3".into();
+    fe.ips = vec![
+        "10.1.1.31".parse().unwrap(),
+        "fd10:1:1::31".parse().unwrap(),
+    ];
+    pods.push(fe);
+    // frontend-2 rescheduled to worker-1 with a new address (the class is
+    // there); catalog-1 readdressed in place.
+    let i = find(pods, "frontend-2");
+    pods[i].node = Some("worker-1".into());
+    pods[i].ips = vec!["10.1.1.32".parse().unwrap()];
+    let i = find(pods, "catalog-1");
+    pods[i].ips = vec!["10.1.2.33".parse().unwrap()];
+    pods.sort_by(|a, b| (&a.namespace, &a.name).cmp(&(&b.namespace, &b.name)));
+    inv
+}
+
+#[test]
+fn churn_of_known_classes_renames_nothing() {
+    let intent = example::intent();
+    let inv = example_inventory();
+    let (a, b) = (compiled(&intent, &inv), compiled(&intent, &churned(&inv)));
+    assert_eq!(names(&a), names(&b));
+    // And every node keeps its live IR once it has the classes it runs.
+    for n in a.node_names() {
+        let mut classes = a.node_classes(n);
+        classes.extend(b.node_classes(n));
+        assert_eq!(a.live_ir(n, &classes), b.live_ir(n, &classes), "node {n}");
+    }
+}
+
+#[test]
+fn the_live_state_after_changes_is_what_a_compile_says() {
+    let intent = example::intent();
+    let inv = example_inventory();
+    let new = churned(&inv);
+    let c = compiled(&intent, &inv);
+    let fresh = compiled(&intent, &new);
+    let mut state = LiveState::new(&c, LivePods::from_compiled(&c));
+    let changes = pod_changes(&c, &inv, &new).unwrap();
+    assert_eq!(changes.len(), 4, "{changes:?}");
+    let applied = state.apply(&c, changes);
+    // Only worker-2 lacked a class (cart): it needs new rules; worker-1
+    // (two more frontends) already had them.
+    assert_eq!(
+        applied.rules,
+        BTreeSet::from(["worker-2".to_string()]),
+        "{:?}",
+        applied.rules
+    );
+    assert!(applied.changes.contains_key("worker-1"));
+    for full in fresh.nodes() {
+        let node = state.node(&full.node).unwrap();
+        node.membership.check(&node.ir).unwrap();
+        let joined = node.ir.with_membership(&node.membership);
+        if node.classes == fresh.node_classes(&full.node) {
+            assert_eq!(&joined, full, "node {}", full.node);
+        } else {
+            // It keeps the chains of a class that left (frontend moved away
+            // from worker-2): the same verdicts for every pod it runs.
+            assert!(
+                joined.chains.len() > full.chains.len(),
+                "node {}",
+                full.node
+            );
+            for e in &full.endpoints {
+                assert!(joined.endpoints.contains(e), "{}: {}", full.node, e.name);
+            }
+        }
+        // The incremental membership is the one computed from scratch.
+        assert_eq!(
+            node.membership,
+            c.membership(&node.ir, state.pods()),
+            "node {}",
+            full.node
+        );
+    }
+}
+
+#[test]
+fn an_address_given_to_another_class_moves_in_one_step() {
+    let intent = example::intent();
+    let inv = example_inventory();
+    let c = compiled(&intent, &inv);
+    let mut state = LiveState::new(&c, LivePods::from_compiled(&c));
+    // frontend-1 goes; cart-9 (another class) gets its IPv4 address on the same node.
+    let mut new = inv.clone();
+    let pods = &mut new.clusters[0].pods;
+    let i = pods.iter().position(|p| p.name == "frontend-1").unwrap();
+    let old = pods.remove(i);
+    let mut cart = pods.iter().find(|p| p.name == "cart-1").unwrap().clone();
+    cart.name = "cart-9".into();
+    cart.ips = vec![old.ips[0]];
+    cart.node = old.node.clone();
+    pods.push(cart);
+    pods.sort_by(|a, b| (&a.namespace, &a.name).cmp(&(&b.namespace, &b.name)));
+    let reused: IpAddr = old.ips[0];
+    let changes = pod_changes(&c, &inv, &new).unwrap();
+    let applied = state.apply(&c, changes);
+    assert!(applied.rules.is_empty(), "{:?}", applied.rules);
+    let mut moved = 0;
+    for (n, ch) in &applied.changes {
+        let removed: Vec<&str> = ch
+            .sets
+            .iter()
+            .filter(|s| s.remove.contains(&reused))
+            .map(|s| s.name.as_str())
+            .collect();
+        let added: Vec<&str> = ch
+            .sets
+            .iter()
+            .filter(|s| s.add.contains(&reused))
+            .map(|s| s.name.as_str())
+            .collect();
+        if !added.is_empty() {
+            moved += 1;
+            // Where the address joins a cart set, it leaves frontend sets in
+            // the same changes (never in a later step).
+            assert!(
+                added.iter().all(|s| !s.starts_with("frontend")),
+                "{n}: {added:?}"
+            );
+        }
+        if removed.iter().any(|s| s.starts_with("frontend")) {
+            let m: &Membership = &state.node(n).unwrap().membership;
+            assert!(
+                m.sets
+                    .iter()
+                    .filter(|s| s.name.starts_with("frontend"))
+                    .all(|s| !s.addresses.contains(&reused)),
+                "{n}"
+            );
+        }
+    }
+    assert!(
+        moved > 0,
+        "no node saw the address move: {:?}",
+        applied.changes
+    );
+    // worker-1's dispatch entry for the address now names cart's chains.
+    let w1 = &state.node("worker-1").unwrap().membership;
+    let e = w1
+        .endpoints
+        .iter()
+        .find(|e| e.addresses.contains(&reused))
+        .unwrap();
+    assert_eq!(e.name, "pod/shop/cart-9");
+}

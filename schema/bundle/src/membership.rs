@@ -1,0 +1,422 @@
+//! Membership documents: sealing, and everything an agent checks before one
+//! touches its sets (`schema/docs/membership.md`).
+//!
+//! A snapshot or a delta is a DSSE envelope like a bundle (same framing, same
+//! signature rules), of its own payload type, signed by the membership keys
+//! (which may differ from the policy keys: they can fill what a bundle
+//! declares, never add a rule). On top of the envelope checks a document
+//! must be for this node and for the bundle generation in force, unexpired,
+//! in sequence (a delta exactly one after the last document applied, naming
+//! its payload digest; a snapshot anything newer), and name only sets,
+//! chains and exposures the bundle declares. Each refusal has a stable
+//! [`MembershipReason`].
+
+use std::fmt;
+use std::time::SystemTime;
+
+use ringfence_schema::ir::NodeIr;
+use ringfence_schema::membership::{
+    DELTA_PAYLOAD_TYPE, DeltaPayload, Fault, MEMBERSHIP_FORMAT, Membership, SNAPSHOT_PAYLOAD_TYPE,
+    SnapshotPayload,
+};
+use serde::Deserialize;
+
+use crate::keys::SigningKey;
+use crate::seal::{seal_envelope, sha256_hex};
+use crate::time::parse_time;
+use crate::verify::{Reason, Trust, VerifyError, open, parse_envelope};
+
+/// Why a membership document was refused: a stable code for metrics and tests.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum MembershipReason {
+    /// Ends early.
+    Truncated,
+    /// Larger than the cap.
+    TooLarge,
+    /// Not a membership envelope, an undecodable payload, or not canonical.
+    Malformed,
+    /// Payload type or format this verifier does not know.
+    UnsupportedFormat,
+    /// No signature from a trusted membership key.
+    UnknownKey,
+    /// A trusted key's signature does not verify.
+    BadSignature,
+    /// Too few distinct trusted signers.
+    Threshold,
+    /// For another node.
+    WrongNode,
+    /// For another bundle generation than the one in force.
+    WrongGeneration,
+    /// Past its expiry.
+    Expired,
+    /// Not newer than what was applied (a replay, or reordered).
+    Replay,
+    /// A delta that does not follow the last document applied: documents
+    /// were lost or reordered (fetch a snapshot).
+    Gap,
+    /// A delta whose `previous` is not the digest of the last document
+    /// applied (another history).
+    BrokenChain,
+    /// Names a set, chain or exposure the bundle does not declare.
+    Undeclared,
+    /// Changes that do not fit the membership in force.
+    Inconsistent,
+}
+
+impl MembershipReason {
+    /// Every reason, in declaration order.
+    pub const ALL: [MembershipReason; 15] = [
+        MembershipReason::Truncated,
+        MembershipReason::TooLarge,
+        MembershipReason::Malformed,
+        MembershipReason::UnsupportedFormat,
+        MembershipReason::UnknownKey,
+        MembershipReason::BadSignature,
+        MembershipReason::Threshold,
+        MembershipReason::WrongNode,
+        MembershipReason::WrongGeneration,
+        MembershipReason::Expired,
+        MembershipReason::Replay,
+        MembershipReason::Gap,
+        MembershipReason::BrokenChain,
+        MembershipReason::Undeclared,
+        MembershipReason::Inconsistent,
+    ];
+
+    /// The stable code (`replay`, `gap`, …).
+    pub fn code(self) -> &'static str {
+        match self {
+            MembershipReason::Truncated => "truncated",
+            MembershipReason::TooLarge => "too-large",
+            MembershipReason::Malformed => "malformed",
+            MembershipReason::UnsupportedFormat => "unsupported-format",
+            MembershipReason::UnknownKey => "unknown-key",
+            MembershipReason::BadSignature => "bad-signature",
+            MembershipReason::Threshold => "threshold",
+            MembershipReason::WrongNode => "wrong-node",
+            MembershipReason::WrongGeneration => "wrong-generation",
+            MembershipReason::Expired => "expired",
+            MembershipReason::Replay => "replay",
+            MembershipReason::Gap => "gap",
+            MembershipReason::BrokenChain => "broken-chain",
+            MembershipReason::Undeclared => "undeclared",
+            MembershipReason::Inconsistent => "inconsistent",
+        }
+    }
+
+    fn of(r: Reason) -> Self {
+        match r {
+            Reason::Truncated => MembershipReason::Truncated,
+            Reason::TooLarge => MembershipReason::TooLarge,
+            Reason::UnsupportedFormat => MembershipReason::UnsupportedFormat,
+            Reason::UnknownKey => MembershipReason::UnknownKey,
+            Reason::BadSignature => MembershipReason::BadSignature,
+            Reason::Threshold => MembershipReason::Threshold,
+            Reason::WrongNode => MembershipReason::WrongNode,
+            Reason::Expired => MembershipReason::Expired,
+            _ => MembershipReason::Malformed,
+        }
+    }
+}
+
+impl fmt::Display for MembershipReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.code())
+    }
+}
+
+/// A refusal: the reason code and the precise detail.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{reason}: {detail}")]
+pub struct MembershipError {
+    /// Stable reason.
+    pub reason: MembershipReason,
+    /// What exactly, for the operator.
+    pub detail: String,
+}
+
+impl MembershipError {
+    fn new(reason: MembershipReason, detail: impl Into<String>) -> Self {
+        MembershipError {
+            reason,
+            detail: detail.into(),
+        }
+    }
+}
+
+impl From<VerifyError> for MembershipError {
+    fn from(e: VerifyError) -> Self {
+        MembershipError::new(MembershipReason::of(e.reason), e.detail)
+    }
+}
+
+impl From<Fault> for MembershipError {
+    fn from(f: Fault) -> Self {
+        let reason = match &f {
+            Fault::Malformed(_) => MembershipReason::Malformed,
+            Fault::Undeclared(_) => MembershipReason::Undeclared,
+            Fault::Inconsistent(_) => MembershipReason::Inconsistent,
+        };
+        MembershipError::new(reason, f.to_string())
+    }
+}
+
+fn refuse<T>(reason: MembershipReason, detail: impl Into<String>) -> Result<T, MembershipError> {
+    Err(MembershipError::new(reason, detail))
+}
+
+/// The bytes of a snapshot file and the hex SHA-256 of its payload (what the
+/// next delta names as `previous`).
+pub fn seal_snapshot(p: &SnapshotPayload, keys: &[&SigningKey]) -> (Vec<u8>, String) {
+    let bytes = serde_json::to_vec(p).expect("a snapshot always serialises");
+    let digest = sha256_hex(&bytes);
+    (seal_envelope(SNAPSHOT_PAYLOAD_TYPE, &bytes, keys), digest)
+}
+
+/// The bytes of a delta file and the hex SHA-256 of its payload.
+pub fn seal_delta(p: &DeltaPayload, keys: &[&SigningKey]) -> (Vec<u8>, String) {
+    let bytes = serde_json::to_vec(p).expect("a delta always serialises");
+    let digest = sha256_hex(&bytes);
+    (seal_envelope(DELTA_PAYLOAD_TYPE, &bytes, keys), digest)
+}
+
+/// What the node has applied: the last document's sequence and payload digest.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Applied<'a> {
+    /// Its sequence.
+    pub sequence: u64,
+    /// Hex SHA-256 of its payload.
+    pub digest: &'a str,
+}
+
+/// What a document must fit.
+#[derive(Clone, Copy, Debug)]
+pub struct MembershipExpect<'a> {
+    /// This node.
+    pub node: &'a str,
+    /// The bundle generation in force.
+    pub generation: u64,
+    /// The bundle's IR (its declared sets, chains and exposures).
+    pub ir: Option<&'a NodeIr>,
+    /// The current time.
+    pub now: SystemTime,
+    /// The last document applied; `None` before the first (only a snapshot fits).
+    pub applied: Option<Applied<'a>>,
+}
+
+/// A snapshot or a delta.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Document {
+    /// The whole membership.
+    Snapshot(SnapshotPayload),
+    /// Changes from the previous document.
+    Delta(DeltaPayload),
+}
+
+impl Document {
+    /// Its sequence number.
+    pub fn sequence(&self) -> u64 {
+        match self {
+            Document::Snapshot(s) => s.sequence,
+            Document::Delta(d) => d.sequence,
+        }
+    }
+
+    /// The bundle generation it fills.
+    pub fn generation(&self) -> u64 {
+        match self {
+            Document::Snapshot(s) => s.generation,
+            Document::Delta(d) => d.generation,
+        }
+    }
+
+    /// When it was issued.
+    pub fn issued_at(&self) -> &str {
+        match self {
+            Document::Snapshot(s) => &s.issued_at,
+            Document::Delta(d) => &d.issued_at,
+        }
+    }
+
+    /// The membership it leads to from `current` (the state after the last
+    /// document applied): the snapshot's, or `current` with the changes.
+    pub fn apply_to(&self, current: &Membership) -> Result<Membership, MembershipError> {
+        match self {
+            Document::Snapshot(s) => Ok(s.membership.clone()),
+            Document::Delta(d) => {
+                let mut m = current.clone();
+                m.apply(&d.changes)?;
+                Ok(m)
+            }
+        }
+    }
+}
+
+/// A document that passed every check.
+#[derive(Clone, Debug)]
+pub struct VerifiedMembership {
+    /// The signed payload.
+    pub document: Document,
+    /// Hex SHA-256 of its payload bytes.
+    pub digest: String,
+    /// Trusted keys whose signatures verified, sorted.
+    pub signers: Vec<String>,
+}
+
+/// Verify a membership document's bytes.
+///
+/// Order: size → envelope (truncated, malformed) → payload type →
+/// signatures (unknown key, bad signature, threshold) → format → payload
+/// shape and times → node → generation → expiry → sequence (replay, gap) →
+/// chain (broken-chain) → canonical form and declared names (malformed,
+/// undeclared). The first failing check is the reason. Whether a delta's
+/// changes fit the membership in force is [`Document::apply_to`]'s check
+/// (`inconsistent`).
+pub fn verify_membership(
+    bytes: &[u8],
+    trust: &Trust,
+    expect: &MembershipExpect<'_>,
+) -> Result<VerifiedMembership, MembershipError> {
+    let envelope = parse_envelope(bytes)?;
+    let snapshot = match envelope.payload_type.as_str() {
+        SNAPSHOT_PAYLOAD_TYPE => true,
+        DELTA_PAYLOAD_TYPE => false,
+        other => {
+            return refuse(
+                MembershipReason::UnsupportedFormat,
+                format!(
+                    "payload type `{other}` is not a membership snapshot or delta (`{SNAPSHOT_PAYLOAD_TYPE}`, `{DELTA_PAYLOAD_TYPE}`)"
+                ),
+            );
+        }
+    };
+    let payload_type = envelope.payload_type.clone();
+    let (payload, signers) = open(bytes, &payload_type, trust)?;
+    check_format(&payload)?;
+    let document = if snapshot {
+        Document::Snapshot(serde_json::from_slice(&payload).or_else(|e| {
+            refuse(
+                MembershipReason::Malformed,
+                format!("snapshot payload: {e}"),
+            )
+        })?)
+    } else {
+        Document::Delta(
+            serde_json::from_slice(&payload)
+                .or_else(|e| refuse(MembershipReason::Malformed, format!("delta payload: {e}")))?,
+        )
+    };
+    let (node, issued_at, expires_at) = match &document {
+        Document::Snapshot(s) => (&s.node, &s.issued_at, &s.expires_at),
+        Document::Delta(d) => (&d.node, &d.issued_at, &d.expires_at),
+    };
+    let issued = parse_time(issued_at)
+        .or_else(|e| refuse(MembershipReason::Malformed, format!("issued_at: {e}")))?;
+    let expires = parse_time(expires_at)
+        .or_else(|e| refuse(MembershipReason::Malformed, format!("expires_at: {e}")))?;
+    if expires <= issued {
+        return refuse(
+            MembershipReason::Malformed,
+            format!("expires_at {expires_at} is not after issued_at {issued_at}"),
+        );
+    }
+    if node != expect.node {
+        return refuse(
+            MembershipReason::WrongNode,
+            format!("membership is for node `{node}`, this is `{}`", expect.node),
+        );
+    }
+    let generation = document.generation();
+    if generation != expect.generation {
+        return refuse(
+            MembershipReason::WrongGeneration,
+            format!(
+                "membership fills bundle generation {generation}, generation {} is in force",
+                expect.generation
+            ),
+        );
+    }
+    if expect.now >= expires {
+        return refuse(
+            MembershipReason::Expired,
+            format!("expired at {expires_at} (issued {issued_at})"),
+        );
+    }
+    let sequence = document.sequence();
+    match (&document, expect.applied) {
+        (_, Some(a)) if sequence <= a.sequence => {
+            return refuse(
+                MembershipReason::Replay,
+                format!(
+                    "sequence {sequence} is not after {}, the last applied (a replay or a reordered document)",
+                    a.sequence
+                ),
+            );
+        }
+        (Document::Delta(_), None) => {
+            return refuse(
+                MembershipReason::Gap,
+                format!("delta {sequence} with no membership applied yet: a snapshot comes first"),
+            );
+        }
+        (Document::Delta(_), Some(a)) if sequence != a.sequence + 1 => {
+            return refuse(
+                MembershipReason::Gap,
+                format!(
+                    "delta {sequence} does not follow {}, the last applied (documents {}..{} are missing)",
+                    a.sequence,
+                    a.sequence + 1,
+                    sequence - 1
+                ),
+            );
+        }
+        (Document::Delta(d), Some(a)) if d.previous != a.digest => {
+            return refuse(
+                MembershipReason::BrokenChain,
+                format!(
+                    "delta {sequence} follows a document with digest {}, the last applied has {}",
+                    d.previous, a.digest
+                ),
+            );
+        }
+        _ => {}
+    }
+    match (&document, expect.ir) {
+        (Document::Snapshot(s), Some(ir)) => s.membership.check(ir)?,
+        (Document::Snapshot(s), None) => s.membership.validate()?,
+        (Document::Delta(d), Some(ir)) => d.changes.check(ir)?,
+        (Document::Delta(d), None) => d.changes.validate()?,
+    }
+    Ok(VerifiedMembership {
+        document,
+        digest: sha256_hex(&payload),
+        signers,
+    })
+}
+
+/// The format version, read alone so a newer format is reported as such.
+fn check_format(payload: &[u8]) -> Result<(), MembershipError> {
+    #[derive(Deserialize)]
+    struct Probe {
+        format: Option<serde_json::Value>,
+    }
+    let probe: Probe = serde_json::from_slice(payload).or_else(|e| {
+        refuse(
+            MembershipReason::Malformed,
+            format!("membership payload is not JSON: {e}"),
+        )
+    })?;
+    match probe.format {
+        Some(serde_json::Value::Number(n)) if n.as_u64() == Some(u64::from(MEMBERSHIP_FORMAT)) => {
+            Ok(())
+        }
+        Some(serde_json::Value::Number(n)) => refuse(
+            MembershipReason::UnsupportedFormat,
+            format!("membership format {n}; this verifier reads format {MEMBERSHIP_FORMAT}"),
+        ),
+        _ => refuse(
+            MembershipReason::Malformed,
+            "membership payload has no numeric format version",
+        ),
+    }
+}

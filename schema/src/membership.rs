@@ -1,0 +1,768 @@
+//! Membership: the live part of one node's enforcement (`schema/docs/membership.md`).
+//!
+//! A node's bundle carries its rules in the live [IR](crate::ir) form:
+//! chains, set declarations, the node itself, exposures. What changes with
+//! pods is its [`Membership`]: which pod addresses each `live` set holds,
+//! which local pod is judged by which chains, and which pods the node's
+//! exposures forward to. It travels in two signed documents (signing and
+//! verification are in `ringfence-bundle`):
+//!
+//! - a **snapshot** ([`SnapshotPayload`]): the whole membership of a node for
+//!   one bundle generation, at one sequence number;
+//! - a **delta** ([`DeltaPayload`]): the [`Changes`] from the previous
+//!   document (sequence − 1, whose payload digest it names) to this one.
+//!
+//! Everything is in canonical form (every list sorted, no duplicates), so
+//! [`Membership::diff`] and [`Membership::apply`] are exact inverses and the
+//! compiler and the agent compute the same state from the same documents.
+//! [`Membership::check`] and [`Changes::check`] hold a document to what the
+//! node's bundle declares: a membership can only fill sets, dispatch entries
+//! and exposure targets the rules already have, never add a rule.
+
+use std::collections::BTreeSet;
+use std::net::IpAddr;
+
+use serde::{Deserialize, Serialize};
+
+use crate::ir::{Direction, EndpointKind, NodeIr};
+
+/// Version of the membership formats.
+pub const MEMBERSHIP_FORMAT: u32 = 1;
+/// DSSE `payloadType` of a snapshot.
+pub const SNAPSHOT_PAYLOAD_TYPE: &str = "application/vnd.ringfence.membership.v1+json";
+/// DSSE `payloadType` of a delta.
+pub const DELTA_PAYLOAD_TYPE: &str = "application/vnd.ringfence.membership-delta.v1+json";
+
+/// The live part of a node's enforcement, in canonical form.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Membership {
+    /// Pod addresses of the IR's live sets, sorted by set name; a set with
+    /// no pod is absent.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub sets: Vec<SetMembers>,
+    /// The node's pods, sorted by name: managed ones with their chains,
+    /// unmanaged ones (known, so never *unknown*) without.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub endpoints: Vec<MemberEndpoint>,
+    /// Pods the node's exposures forward to, sorted by (exposure, endpoint).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub targets: Vec<MemberTarget>,
+}
+
+/// The pod addresses of one live set.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SetMembers {
+    /// The set, as the IR declares it.
+    pub name: String,
+    /// Sorted, unique, not empty.
+    pub addresses: Vec<IpAddr>,
+}
+
+/// A pod on this node.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MemberEndpoint {
+    /// `pod/<namespace>/<name>`.
+    pub name: String,
+    /// Its group as `matrix` prints it (for logs and reports).
+    pub workload: String,
+    /// Its addresses: sorted, unique, not empty.
+    pub addresses: Vec<IpAddr>,
+    /// Chain judging traffic to it; `None` for a pod no scope manages.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ingress: Option<String>,
+    /// Chain judging traffic from it (only with `ingress`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub egress: Option<String>,
+}
+
+/// A pod one of the node's exposures forwards to.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MemberTarget {
+    /// The exposure's key ([`crate::ir::Exposure::key`]).
+    pub exposure: String,
+    /// `pod/<namespace>/<name>` (on this node or another).
+    pub endpoint: String,
+    /// Its group as `matrix` prints it.
+    pub workload: String,
+    /// Its addresses: sorted, unique, not empty.
+    pub addresses: Vec<IpAddr>,
+    /// The target port on it.
+    pub port: u16,
+    /// The pod's ingress chain.
+    pub ingress: String,
+    /// The chain judging traffic that enters through the exposure, when it is
+    /// not `ingress` ([`crate::ir::ExposureTarget::chain`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub chain: Option<String>,
+}
+
+/// A target named in a removal.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct TargetRef {
+    /// The exposure's key.
+    pub exposure: String,
+    /// The pod.
+    pub endpoint: String,
+}
+
+/// What changed between two memberships. Applied in order: removals, then
+/// additions and replacements, so an address that changes owner leaves its
+/// old sets and entries in the same step as it joins its new ones.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Changes {
+    /// Per set (sorted by name): addresses added and removed.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub sets: Vec<SetChange>,
+    /// Pods that left the node (sorted).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub endpoints_removed: Vec<String>,
+    /// Pods that arrived or changed, whole (sorted by name).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub endpoints: Vec<MemberEndpoint>,
+    /// Exposure targets removed (sorted).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub targets_removed: Vec<TargetRef>,
+    /// Exposure targets that arrived or changed, whole (sorted).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub targets: Vec<MemberTarget>,
+}
+
+/// Addresses added to and removed from one set.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SetChange {
+    /// The set.
+    pub name: String,
+    /// Added (sorted, unique, not present before).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub add: Vec<IpAddr>,
+    /// Removed (sorted, unique, present before).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub remove: Vec<IpAddr>,
+}
+
+/// A signed snapshot: a node's whole membership.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SnapshotPayload {
+    /// Always [`MEMBERSHIP_FORMAT`].
+    pub format: u32,
+    /// The node's cluster.
+    pub cluster: String,
+    /// The node; an agent refuses any other.
+    pub node: String,
+    /// The bundle generation whose rules it fills.
+    pub generation: u64,
+    /// Grows by one with every document for this node.
+    pub sequence: u64,
+    /// When it was issued (RFC 3339, UTC).
+    pub issued_at: String,
+    /// After this instant an agent refuses it.
+    pub expires_at: String,
+    /// The membership.
+    pub membership: Membership,
+}
+
+/// A signed delta: the changes from the previous document.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeltaPayload {
+    /// Always [`MEMBERSHIP_FORMAT`].
+    pub format: u32,
+    /// The node's cluster.
+    pub cluster: String,
+    /// The node; an agent refuses any other.
+    pub node: String,
+    /// The bundle generation whose rules it fills.
+    pub generation: u64,
+    /// Exactly one more than the previous document's.
+    pub sequence: u64,
+    /// Hex SHA-256 of the previous document's payload bytes.
+    pub previous: String,
+    /// When it was issued (RFC 3339, UTC).
+    pub issued_at: String,
+    /// After this instant an agent refuses it.
+    pub expires_at: String,
+    /// What changed.
+    pub changes: Changes,
+}
+
+/// Why a membership or its changes cannot stand (the verifier turns each
+/// kind into its reason code).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Fault {
+    /// Not in canonical form, or contradicts itself (`malformed`).
+    Malformed(String),
+    /// Names a set, chain or exposure the bundle does not declare, or uses
+    /// one the wrong way (`undeclared`).
+    Undeclared(String),
+    /// Changes that do not fit the state they are applied to: an address
+    /// added twice, a removal of something absent (`inconsistent`).
+    Inconsistent(String),
+}
+
+impl std::fmt::Display for Fault {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Fault::Malformed(s) | Fault::Undeclared(s) | Fault::Inconsistent(s) => f.write_str(s),
+        }
+    }
+}
+
+fn strictly_sorted<T: Ord>(v: &[T]) -> bool {
+    v.windows(2).all(|w| w[0] < w[1])
+}
+
+fn malformed<T>(s: String) -> Result<T, Fault> {
+    Err(Fault::Malformed(s))
+}
+
+impl Membership {
+    /// Whether nothing is in it.
+    pub fn is_empty(&self) -> bool {
+        self.sets.is_empty() && self.endpoints.is_empty() && self.targets.is_empty()
+    }
+
+    /// Number of addresses in sets, endpoints and targets (for sizing and logs).
+    pub fn len(&self) -> usize {
+        self.sets.iter().map(|s| s.addresses.len()).sum::<usize>()
+            + self
+                .endpoints
+                .iter()
+                .map(|e| e.addresses.len())
+                .sum::<usize>()
+            + self
+                .targets
+                .iter()
+                .map(|t| t.addresses.len())
+                .sum::<usize>()
+    }
+
+    /// Check the canonical form: every list sorted and unique, no empty
+    /// set or address list, no address on two endpoints.
+    pub fn validate(&self) -> Result<(), Fault> {
+        if !self.sets.windows(2).all(|w| w[0].name < w[1].name) {
+            return malformed("sets are not sorted and unique by name".into());
+        }
+        for s in &self.sets {
+            if s.addresses.is_empty() || !strictly_sorted(&s.addresses) {
+                return malformed(format!(
+                    "set `{}`: addresses are empty or not sorted and unique",
+                    s.name
+                ));
+            }
+        }
+        if !self.endpoints.windows(2).all(|w| w[0].name < w[1].name) {
+            return malformed("endpoints are not sorted and unique by name".into());
+        }
+        let mut seen = BTreeSet::new();
+        for e in &self.endpoints {
+            endpoint_shape(e)?;
+            for a in &e.addresses {
+                if !seen.insert(*a) {
+                    return malformed(format!("address {a} belongs to two endpoints"));
+                }
+            }
+        }
+        if !self
+            .targets
+            .windows(2)
+            .all(|w| (&w[0].exposure, &w[0].endpoint) < (&w[1].exposure, &w[1].endpoint))
+        {
+            return malformed("targets are not sorted and unique".into());
+        }
+        for t in &self.targets {
+            if t.addresses.is_empty() || !strictly_sorted(&t.addresses) {
+                return malformed(format!(
+                    "target `{}` of `{}`: addresses are empty or not sorted and unique",
+                    t.endpoint, t.exposure
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// Check it against the bundle's IR: every set is a declared live set,
+    /// every chain exists with its direction, every exposure exists, and no
+    /// pod takes an address of the node or of a host-network pod.
+    pub fn check(&self, ir: &NodeIr) -> Result<(), Fault> {
+        self.validate()?;
+        for s in &self.sets {
+            declared_set(ir, &s.name)?;
+        }
+        let fixed: BTreeSet<IpAddr> = ir
+            .endpoints
+            .iter()
+            .filter(|e| e.local)
+            .flat_map(|e| e.addresses.iter().copied())
+            .collect();
+        for e in &self.endpoints {
+            declared_endpoint(ir, e, &fixed)?;
+        }
+        for t in &self.targets {
+            declared_target(ir, t)?;
+        }
+        Ok(())
+    }
+
+    /// The changes that turn `old` into `new` (both canonical).
+    pub fn diff(old: &Membership, new: &Membership) -> Changes {
+        let mut c = Changes::default();
+        merge(
+            &old.sets,
+            &new.sets,
+            |s| s.name.as_str(),
+            |o, n| {
+                let (add, remove) = match (o, n) {
+                    (None, Some(n)) => (n.addresses.clone(), Vec::new()),
+                    (Some(o), None) => (Vec::new(), o.addresses.clone()),
+                    (Some(o), Some(n)) => sorted_diff(&o.addresses, &n.addresses),
+                    (None, None) => return,
+                };
+                if !add.is_empty() || !remove.is_empty() {
+                    let name = o.or(n).map(|s| s.name.clone()).unwrap_or_default();
+                    c.sets.push(SetChange { name, add, remove });
+                }
+            },
+        );
+        merge(
+            &old.endpoints,
+            &new.endpoints,
+            |e| e.name.as_str(),
+            |o, n| match (o, n) {
+                (Some(o), None) => c.endpoints_removed.push(o.name.clone()),
+                (o, Some(n)) if o != Some(n) => c.endpoints.push(n.clone()),
+                _ => {}
+            },
+        );
+        merge(
+            &old.targets,
+            &new.targets,
+            |t| (t.exposure.as_str(), t.endpoint.as_str()),
+            |o, n| match (o, n) {
+                (Some(o), None) => c.targets_removed.push(TargetRef {
+                    exposure: o.exposure.clone(),
+                    endpoint: o.endpoint.clone(),
+                }),
+                (o, Some(n)) if o != Some(n) => c.targets.push(n.clone()),
+                _ => {}
+            },
+        );
+        c
+    }
+
+    /// Apply `c` (removals first). On a fault nothing is changed.
+    pub fn apply(&mut self, c: &Changes) -> Result<(), Fault> {
+        c.validate()?;
+        let mut next = self.clone();
+        for sc in &c.sets {
+            let i = next
+                .sets
+                .binary_search_by(|s| s.name.as_str().cmp(&sc.name));
+            let mut addrs = match i {
+                Ok(i) => std::mem::take(&mut next.sets[i].addresses),
+                Err(_) => Vec::new(),
+            };
+            for a in &sc.remove {
+                match addrs.binary_search(a) {
+                    Ok(k) => {
+                        addrs.remove(k);
+                    }
+                    Err(_) => {
+                        return Err(Fault::Inconsistent(format!(
+                            "set `{}`: {a} is removed but was not there",
+                            sc.name
+                        )));
+                    }
+                }
+            }
+            for a in &sc.add {
+                match addrs.binary_search(a) {
+                    Ok(_) => {
+                        return Err(Fault::Inconsistent(format!(
+                            "set `{}`: {a} is added but was already there",
+                            sc.name
+                        )));
+                    }
+                    Err(k) => addrs.insert(k, *a),
+                }
+            }
+            match (i, addrs.is_empty()) {
+                (Ok(i), true) => {
+                    next.sets.remove(i);
+                }
+                (Ok(i), false) => next.sets[i].addresses = addrs,
+                (Err(i), false) => next.sets.insert(
+                    i,
+                    SetMembers {
+                        name: sc.name.clone(),
+                        addresses: addrs,
+                    },
+                ),
+                (Err(_), true) => {}
+            }
+        }
+        for name in &c.endpoints_removed {
+            match next.endpoints.binary_search_by(|e| e.name.cmp(name)) {
+                Ok(i) => {
+                    next.endpoints.remove(i);
+                }
+                Err(_) => {
+                    return Err(Fault::Inconsistent(format!(
+                        "endpoint `{name}` is removed but was not there"
+                    )));
+                }
+            }
+        }
+        for e in &c.endpoints {
+            match next.endpoints.binary_search_by(|x| x.name.cmp(&e.name)) {
+                Ok(i) => next.endpoints[i] = e.clone(),
+                Err(i) => next.endpoints.insert(i, e.clone()),
+            }
+        }
+        let key = |t: &MemberTarget| (t.exposure.clone(), t.endpoint.clone());
+        for r in &c.targets_removed {
+            match next
+                .targets
+                .binary_search_by(|t| (&t.exposure, &t.endpoint).cmp(&(&r.exposure, &r.endpoint)))
+            {
+                Ok(i) => {
+                    next.targets.remove(i);
+                }
+                Err(_) => {
+                    return Err(Fault::Inconsistent(format!(
+                        "target `{}` of `{}` is removed but was not there",
+                        r.endpoint, r.exposure
+                    )));
+                }
+            }
+        }
+        for t in &c.targets {
+            match next.targets.binary_search_by(|x| key(x).cmp(&key(t))) {
+                Ok(i) => next.targets[i] = t.clone(),
+                Err(i) => next.targets.insert(i, t.clone()),
+            }
+        }
+        next.validate().map_err(|f| match f {
+            Fault::Malformed(s) => Fault::Inconsistent(s),
+            other => other,
+        })?;
+        *self = next;
+        Ok(())
+    }
+}
+
+impl Changes {
+    /// Whether nothing changes (a heartbeat).
+    pub fn is_empty(&self) -> bool {
+        self.sets.is_empty()
+            && self.endpoints_removed.is_empty()
+            && self.endpoints.is_empty()
+            && self.targets_removed.is_empty()
+            && self.targets.is_empty()
+    }
+
+    /// Number of addresses added or removed in sets, plus endpoints and
+    /// targets touched.
+    pub fn len(&self) -> usize {
+        self.sets
+            .iter()
+            .map(|s| s.add.len() + s.remove.len())
+            .sum::<usize>()
+            + self.endpoints_removed.len()
+            + self.endpoints.len()
+            + self.targets_removed.len()
+            + self.targets.len()
+    }
+
+    /// Check the canonical form.
+    pub fn validate(&self) -> Result<(), Fault> {
+        if !self.sets.windows(2).all(|w| w[0].name < w[1].name) {
+            return malformed("set changes are not sorted and unique by name".into());
+        }
+        for s in &self.sets {
+            if !strictly_sorted(&s.add) || !strictly_sorted(&s.remove) {
+                return malformed(format!(
+                    "set `{}`: changes are not sorted and unique",
+                    s.name
+                ));
+            }
+            if s.add.is_empty() && s.remove.is_empty() {
+                return malformed(format!("set `{}`: an empty change", s.name));
+            }
+        }
+        if !strictly_sorted(&self.endpoints_removed)
+            || !self.endpoints.windows(2).all(|w| w[0].name < w[1].name)
+        {
+            return malformed("endpoint changes are not sorted and unique".into());
+        }
+        for e in &self.endpoints {
+            endpoint_shape(e)?;
+        }
+        if !strictly_sorted(&self.targets_removed)
+            || !self
+                .targets
+                .windows(2)
+                .all(|w| (&w[0].exposure, &w[0].endpoint) < (&w[1].exposure, &w[1].endpoint))
+        {
+            return malformed("target changes are not sorted and unique".into());
+        }
+        Ok(())
+    }
+
+    /// Check the names against the bundle's IR (as [`Membership::check`]).
+    pub fn check(&self, ir: &NodeIr) -> Result<(), Fault> {
+        self.validate()?;
+        for s in &self.sets {
+            declared_set(ir, &s.name)?;
+        }
+        let fixed: BTreeSet<IpAddr> = ir
+            .endpoints
+            .iter()
+            .filter(|e| e.local)
+            .flat_map(|e| e.addresses.iter().copied())
+            .collect();
+        for e in &self.endpoints {
+            declared_endpoint(ir, e, &fixed)?;
+        }
+        for t in &self.targets {
+            declared_target(ir, t)?;
+        }
+        for r in &self.targets_removed {
+            if !ir.exposures.iter().any(|x| x.key() == r.exposure) {
+                return Err(Fault::Undeclared(format!(
+                    "exposure `{}` is not in the bundle",
+                    r.exposure
+                )));
+            }
+        }
+        Ok(())
+    }
+}
+
+fn endpoint_shape(e: &MemberEndpoint) -> Result<(), Fault> {
+    if !e.name.starts_with("pod/") {
+        return malformed(format!(
+            "endpoint `{}` is not `pod/<namespace>/<name>`",
+            e.name
+        ));
+    }
+    if e.addresses.is_empty() || !strictly_sorted(&e.addresses) {
+        return malformed(format!(
+            "endpoint `{}`: addresses are empty or not sorted and unique",
+            e.name
+        ));
+    }
+    if e.ingress.is_none() && e.egress.is_some() {
+        return malformed(format!(
+            "endpoint `{}` has an egress chain but no ingress chain",
+            e.name
+        ));
+    }
+    Ok(())
+}
+
+fn declared_set(ir: &NodeIr, name: &str) -> Result<(), Fault> {
+    match ir.set(name) {
+        Some(s) if s.live => Ok(()),
+        Some(_) => Err(Fault::Undeclared(format!(
+            "set `{name}` is not a live set of the bundle (its addresses are fixed by the rules)"
+        ))),
+        None => Err(Fault::Undeclared(format!(
+            "set `{name}` is not declared by the bundle"
+        ))),
+    }
+}
+
+fn declared_chain(ir: &NodeIr, id: &str, dir: Direction, whose: &str) -> Result<(), Fault> {
+    match ir.chain(id) {
+        Some(c) if c.direction == dir => Ok(()),
+        Some(_) => Err(Fault::Undeclared(format!(
+            "{whose}: chain `{id}` is used in the wrong direction"
+        ))),
+        None => Err(Fault::Undeclared(format!(
+            "{whose}: chain `{id}` is not declared by the bundle"
+        ))),
+    }
+}
+
+fn declared_endpoint(
+    ir: &NodeIr,
+    e: &MemberEndpoint,
+    fixed: &BTreeSet<IpAddr>,
+) -> Result<(), Fault> {
+    if ir
+        .endpoint(&e.name)
+        .is_some_and(|x| x.kind != EndpointKind::Pod)
+    {
+        return Err(Fault::Undeclared(format!(
+            "endpoint `{}` is declared by the bundle itself",
+            e.name
+        )));
+    }
+    if let Some(a) = e.addresses.iter().find(|a| fixed.contains(a)) {
+        return Err(Fault::Undeclared(format!(
+            "endpoint `{}` claims {a}, an address of the node or a host-network pod",
+            e.name
+        )));
+    }
+    let whose = format!("endpoint `{}`", e.name);
+    if let Some(c) = &e.ingress {
+        declared_chain(ir, c, Direction::Ingress, &whose)?;
+    }
+    if let Some(c) = &e.egress {
+        declared_chain(ir, c, Direction::Egress, &whose)?;
+    }
+    Ok(())
+}
+
+fn declared_target(ir: &NodeIr, t: &MemberTarget) -> Result<(), Fault> {
+    if !ir.exposures.iter().any(|x| x.key() == t.exposure) {
+        return Err(Fault::Undeclared(format!(
+            "exposure `{}` is not in the bundle",
+            t.exposure
+        )));
+    }
+    let whose = format!("target `{}` of `{}`", t.endpoint, t.exposure);
+    declared_chain(ir, &t.ingress, Direction::Ingress, &whose)?;
+    if let Some(c) = &t.chain {
+        declared_chain(ir, c, Direction::Ingress, &whose)?;
+    }
+    Ok(())
+}
+
+/// Walk two lists sorted by `key`, calling `f` with the entries of each key.
+fn merge<'a, T, K: Ord>(
+    a: &'a [T],
+    b: &'a [T],
+    key: impl Fn(&'a T) -> K,
+    mut f: impl FnMut(Option<&'a T>, Option<&'a T>),
+) {
+    let (mut i, mut j) = (0, 0);
+    while i < a.len() || j < b.len() {
+        let order = match (a.get(i), b.get(j)) {
+            (Some(x), Some(y)) => key(x).cmp(&key(y)),
+            (Some(_), None) => std::cmp::Ordering::Less,
+            _ => std::cmp::Ordering::Greater,
+        };
+        match order {
+            std::cmp::Ordering::Less => {
+                f(Some(&a[i]), None);
+                i += 1;
+            }
+            std::cmp::Ordering::Greater => {
+                f(None, Some(&b[j]));
+                j += 1;
+            }
+            std::cmp::Ordering::Equal => {
+                f(Some(&a[i]), Some(&b[j]));
+                i += 1;
+                j += 1;
+            }
+        }
+    }
+}
+
+/// (in `new` only, in `old` only), both sorted.
+fn sorted_diff<T: Ord + Copy>(old: &[T], new: &[T]) -> (Vec<T>, Vec<T>) {
+    let (mut add, mut remove) = (Vec::new(), Vec::new());
+    merge(
+        old,
+        new,
+        |x| *x,
+        |o, n| match (o, n) {
+            (Some(o), None) => remove.push(*o),
+            (None, Some(n)) => add.push(*n),
+            _ => {}
+        },
+    );
+    (add, remove)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ip(s: &str) -> IpAddr {
+        s.parse().unwrap()
+    }
+
+    fn ep(name: &str, a: &[&str], chains: bool) -> MemberEndpoint {
+        MemberEndpoint {
+            name: name.into(),
+            workload: "shop/web[Deployment]".into(),
+            addresses: a.iter().map(|s| ip(s)).collect(),
+            ingress: chains.then(|| "in_a".into()),
+            egress: chains.then(|| "eg_a".into()),
+        }
+    }
+
+    fn m(sets: &[(&str, &[&str])], eps: Vec<MemberEndpoint>) -> Membership {
+        Membership {
+            sets: sets
+                .iter()
+                .map(|(n, a)| SetMembers {
+                    name: n.to_string(),
+                    addresses: a.iter().map(|s| ip(s)).collect(),
+                })
+                .collect(),
+            endpoints: eps,
+            targets: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn diff_and_apply_are_inverse() {
+        let a = m(
+            &[("db", &["10.0.0.1", "10.0.0.2"]), ("web", &["10.0.1.1"])],
+            vec![ep("pod/shop/a", &["10.0.0.1"], true)],
+        );
+        let b = m(
+            &[("db", &["10.0.0.2", "10.0.0.3"]), ("x", &["fd00::1"])],
+            vec![
+                ep("pod/shop/a", &["10.0.0.9"], true),
+                ep("pod/shop/b", &["10.0.0.3"], false),
+            ],
+        );
+        for (from, to) in [(&a, &b), (&b, &a), (&a, &a), (&Membership::default(), &b)] {
+            let c = Membership::diff(from, to);
+            c.validate().unwrap();
+            let mut x = from.clone();
+            x.apply(&c).unwrap();
+            assert_eq!(&x, to);
+            // The same changes again do not fit: refused, nothing changed.
+            if !c.sets.is_empty() {
+                let before = x.clone();
+                assert!(matches!(x.apply(&c), Err(Fault::Inconsistent(_))));
+                assert_eq!(x, before);
+            }
+        }
+        let c = Membership::diff(&a, &b);
+        let json = serde_json::to_string(&c).unwrap();
+        assert_eq!(
+            json,
+            r#"{"sets":[{"name":"db","add":["10.0.0.3"],"remove":["10.0.0.1"]},{"name":"web","remove":["10.0.1.1"]},{"name":"x","add":["fd00::1"]}],"endpoints":[{"name":"pod/shop/a","workload":"shop/web[Deployment]","addresses":["10.0.0.9"],"ingress":"in_a","egress":"eg_a"},{"name":"pod/shop/b","workload":"shop/web[Deployment]","addresses":["10.0.0.3"]}]}"#
+        );
+    }
+
+    #[test]
+    fn non_canonical_forms_are_malformed() {
+        let unsorted = m(&[("b", &["10.0.0.1"]), ("a", &["10.0.0.1"])], vec![]);
+        assert!(matches!(unsorted.validate(), Err(Fault::Malformed(_))));
+        let dup = m(
+            &[],
+            vec![
+                ep("pod/a/a", &["10.0.0.1"], true),
+                ep("pod/a/b", &["10.0.0.1"], true),
+            ],
+        );
+        assert!(matches!(dup.validate(), Err(Fault::Malformed(e)) if e.contains("two endpoints")));
+        let node = m(&[], vec![ep("node/x", &["10.0.0.1"], true)]);
+        assert!(matches!(node.validate(), Err(Fault::Malformed(_))));
+        let empty = Changes {
+            sets: vec![SetChange {
+                name: "a".into(),
+                ..SetChange::default()
+            }],
+            ..Changes::default()
+        };
+        assert!(matches!(empty.validate(), Err(Fault::Malformed(_))));
+    }
+}
