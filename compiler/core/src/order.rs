@@ -437,7 +437,9 @@ pub(crate) fn guard_node_returns(r: &mut Resolved, o: &mut Ordered, classes: &Cl
     let mut targets: BTreeMap<u32, (u32, [Addrs; 2])> = BTreeMap::new();
     for e in &o.endpoints {
         let sig = &o.groups[e.ingress as usize];
-        if sig.mode != Mode::Enforce
+        // Host-network pods share the node's addresses: not guarded.
+        if e.kind != EndpointKind::Pod
+            || sig.mode != Mode::Enforce
             || !sig
                 .items
                 .iter()
