@@ -1,6 +1,7 @@
-//! The fast path of [`parse_list`](super::parse_list): the List deserialised
-//! straight into typed, borrowing structs (no `serde_json::Value`, no field
-//! paths), then read with the same rules as the general reader.
+//! The fast path of [`parse_list`](super::parse_list): each item of the List
+//! deserialised straight into typed, borrowing structs (no `serde_json::Value`,
+//! no field paths) and read into the model with the same rules as the general
+//! reader as soon as it is parsed.
 //!
 //! It only ever answers for a List the general reader accepts: any value of
 //! an unexpected type, anything the rules refuse, a duplicate or a shared
@@ -9,11 +10,13 @@
 
 use std::borrow::Cow;
 use std::collections::BTreeMap;
+use std::fmt;
 use std::net::IpAddr;
 use std::path::Path;
 
 use ipnet::IpNet;
 use serde::Deserialize;
+use serde::de::{Deserializer, Error as _, SeqAccess, Visitor};
 
 use super::{CLUSTER_ANNOTATION, dedup_in_order, finish};
 use crate::model::{
@@ -29,10 +32,71 @@ type Str<'a> = Cow<'a, str>;
 struct List<'a> {
     #[serde(borrow)]
     kind: Str<'a>,
-    #[serde(borrow)]
-    items: Vec<Item<'a>>,
+    items: Items,
     #[serde(default, borrow)]
     metadata: Option<ListMeta<'a>>,
+}
+
+/// The items, each read into the model as soon as it is parsed: one typed
+/// item in memory at a time. Pods take their node's addresses afterwards.
+#[derive(Default)]
+struct Items {
+    nodes: Vec<(Node, Vec<IpAddr>)>,
+    namespaces: Vec<Namespace>,
+    pods: Vec<Pod>,
+    services: Vec<Service>,
+}
+
+impl<'de> Deserialize<'de> for Items {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Items, D::Error> {
+        d.deserialize_seq(ItemsVisitor)
+    }
+}
+
+struct ItemsVisitor;
+
+impl<'de> Visitor<'de> for ItemsVisitor {
+    type Value = Items;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a list of objects")
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Items, A::Error> {
+        let mut items = Items::default();
+        while let Some(item) = seq.next_element::<Item<'de>>()? {
+            items
+                .add(&item)
+                .ok_or_else(|| A::Error::custom("left to the general reader"))?;
+        }
+        Ok(items)
+    }
+}
+
+impl Items {
+    /// Reads one item; `None` if the rules refuse it.
+    fn add(&mut self, item: &Item<'_>) -> Option<()> {
+        let meta = item.metadata.as_ref();
+        let (spec, status) = (item.spec.as_ref(), item.status.as_ref());
+        match &*item.kind {
+            "Node" => self.nodes.push(node(meta?, spec, status)?),
+            "Namespace" => {
+                let meta = meta?;
+                self.namespaces.push(Namespace {
+                    name: name_of(meta.name.as_deref(), NameRule::Label)?,
+                    labels: labels(&meta.labels),
+                });
+            }
+            "Pod" => self.pods.push(pod(meta?, spec, status)?),
+            "Service" => {
+                let no_spec = Spec::default();
+                self.services
+                    .push(service(meta?, spec.unwrap_or(&no_spec), status)?);
+            }
+            _ => {}
+        }
+        Some(())
+    }
 }
 
 #[derive(Deserialize)]
@@ -215,42 +279,41 @@ pub(super) fn parse(json: &str, source_name: &str) -> Option<Cluster> {
     if !names::is_cluster_name(&name) {
         return None;
     }
-    let mut cluster = Cluster {
-        name,
-        source: source_name.to_owned(),
-        ..Cluster::default()
-    };
-    let mut node_ips = BTreeMap::new();
-    let mut pods = Vec::new();
-    let no_spec = Spec::default();
-    for item in &list.items {
-        let meta = item.metadata.as_ref();
-        let (spec, status) = (item.spec.as_ref(), item.status.as_ref());
-        match &*item.kind {
-            "Node" => {
-                let (node, internal) = node(meta?, spec, status)?;
-                node_ips.insert(node.name.clone(), internal);
-                cluster.nodes.push(node);
-            }
-            "Namespace" => {
-                let meta = meta?;
-                cluster.namespaces.push(Namespace {
-                    name: name_of(meta.name.as_deref(), NameRule::Label)?,
-                    labels: labels(&meta.labels),
-                });
-            }
-            "Pod" => pods.push((meta?, spec, status)),
-            "Service" => {
-                let spec = spec.unwrap_or(&no_spec);
-                cluster.services.push(service(meta?, spec, status)?);
-            }
-            _ => {}
+    let Items {
+        nodes,
+        namespaces,
+        mut pods,
+        services,
+    } = list.items;
+    // Host-network pods share their node's addresses (a finished pod has none).
+    let node_ips: BTreeMap<&str, &Vec<IpAddr>> = nodes
+        .iter()
+        .map(|(n, internal)| (n.name.as_str(), internal))
+        .collect();
+    for pod in &mut pods {
+        if pod.host_network
+            && pod.ips.is_empty()
+            && !finished(&pod.phase)
+            && let Some(addresses) = pod.node.as_deref().and_then(|n| node_ips.get(n))
+        {
+            pod.ips.clone_from(addresses);
         }
     }
-    for (meta, spec, status) in pods {
-        cluster.pods.push(pod(meta, spec, status, &node_ips)?);
-    }
+    let cluster = Cluster {
+        name,
+        source: source_name.to_owned(),
+        nodes: nodes.into_iter().map(|(n, _)| n).collect(),
+        namespaces,
+        pods,
+        services,
+        ..Cluster::default()
+    };
     finish(cluster, Vec::new()).ok()
+}
+
+/// A finished pod's address may already belong to another pod.
+fn finished(phase: &str) -> bool {
+    matches!(phase, "Succeeded" | "Failed")
 }
 
 #[derive(Clone, Copy)]
@@ -370,12 +433,8 @@ fn port(p: Option<u16>) -> Option<Option<u16>> {
     }
 }
 
-fn pod(
-    meta: &Meta<'_>,
-    spec: Option<&Spec<'_>>,
-    status: Option<&Status<'_>>,
-    node_ips: &BTreeMap<String, Vec<IpAddr>>,
-) -> Option<Pod> {
+/// A pod; a host-network pod without addresses of its own gets its node's later.
+fn pod(meta: &Meta<'_>, spec: Option<&Spec<'_>>, status: Option<&Status<'_>>) -> Option<Pod> {
     let (name, namespace, labels) = namespaced(meta, NameRule::Subdomain)?;
     let node = match spec.and_then(|s| s.node_name.as_deref()) {
         Some(n) => Some(name_of(Some(n), NameRule::Subdomain)?),
@@ -398,13 +457,7 @@ fn pod(
         ips.extend(ip(&status.and_then(|s| s.pod_ip.clone()))?);
     }
     dedup_in_order(&mut ips);
-    if host_network
-        && ips.is_empty()
-        && let Some(addresses) = node.as_deref().and_then(|n| node_ips.get(n))
-    {
-        ips.clone_from(addresses);
-    }
-    if matches!(phase.as_str(), "Succeeded" | "Failed") {
+    if finished(&phase) {
         ips.clear();
     }
 
