@@ -16,6 +16,10 @@
 //! Files are written to a temporary name in OUT and renamed; the index is
 //! written after every bundle, and bundles of nodes that are gone are removed
 //! only after it, so a reader never finds an index naming a missing bundle.
+//! Durability costs one sync of the file system per step, not one per file:
+//! every bundle's temporary file is written, synced at once, renamed; the
+//! index likewise (see [`sync_data`]). If sealing or writing any bundle
+//! fails, the temporary files are removed and nothing was renamed.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
@@ -352,10 +356,15 @@ fn count_bundles(dir: &Path) -> Result<usize, BundleWriteError> {
     Ok(count)
 }
 
-/// Write `bytes` to `dir/name` through a temporary file and a rename.
-fn write_atomic(dir: &Path, name: &str, bytes: &[u8]) -> Result<(), BundleWriteError> {
-    let tmp = dir.join(format!(".{name}{TMP_SUFFIX}"));
-    let target = dir.join(name);
+/// The temporary name `dir/name` is written under before its rename.
+fn tmp_path(dir: &Path, name: &str) -> PathBuf {
+    dir.join(format!(".{name}{TMP_SUFFIX}"))
+}
+
+/// Write `bytes` to the temporary file of `dir/name`, unsynced; [`rename`]
+/// puts it in place after [`sync_data`].
+fn write_tmp(dir: &Path, name: &str, bytes: &[u8]) -> Result<(), BundleWriteError> {
+    let tmp = tmp_path(dir, name);
     // A leftover of an interrupted run is replaced, never followed if a link.
     match fs::remove_file(&tmp) {
         Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(io_err(&tmp)(e)),
@@ -366,9 +375,42 @@ fn write_atomic(dir: &Path, name: &str, bytes: &[u8]) -> Result<(), BundleWriteE
         .create_new(true)
         .open(&tmp)
         .map_err(io_err(&tmp))?;
-    f.write_all(bytes).map_err(io_err(&tmp))?;
-    f.sync_all().map_err(io_err(&tmp))?;
-    fs::rename(&tmp, &target).map_err(io_err(&target))
+    f.write_all(bytes).map_err(io_err(&tmp))
+}
+
+/// Rename the temporary file of `dir/name` into place.
+fn rename(dir: &Path, name: &str) -> Result<(), BundleWriteError> {
+    let target = dir.join(name);
+    fs::rename(tmp_path(dir, name), &target).map_err(io_err(&target))
+}
+
+/// Make everything written into `dir` so far durable (file data and the
+/// directory's earlier renames): one `syncfs` of its file system on Linux,
+/// one `fsync` per named file and of the directory elsewhere.
+fn sync_data(dir: &Path, names: &[&str]) -> Result<(), BundleWriteError> {
+    let d = fs::File::open(dir).map_err(io_err(dir))?;
+    #[cfg(target_os = "linux")]
+    {
+        let _ = names;
+        rustix::fs::syncfs(&d).map_err(|e| io_err(dir)(e.into()))
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        for name in names {
+            let tmp = tmp_path(dir, name);
+            fs::File::open(&tmp)
+                .and_then(|f| f.sync_all())
+                .map_err(io_err(&tmp))?;
+        }
+        d.sync_all().map_err(io_err(dir))
+    }
+}
+
+/// Write `bytes` to `dir/name` durably through a temporary file and a rename.
+fn write_atomic(dir: &Path, name: &str, bytes: &[u8]) -> Result<(), BundleWriteError> {
+    write_tmp(dir, name, bytes)?;
+    sync_data(dir, &[name])?;
+    rename(dir, name)
 }
 
 /// Write every node's bundle and the index into `opts.out`.
@@ -491,20 +533,58 @@ fn write(
     fs::create_dir_all(opts.out).map_err(io_err(opts.out))?;
     // Seal and write in parallel, each bundle's bytes dropped once on disk;
     // the first error in node order is reported, not the first to happen.
-    let results: Vec<Result<(IndexEntry, NodeWritten), BundleWriteError>> = prepared
+    let files: Vec<String> = prepared
+        .iter()
+        .map(|p| format!("{}{BUNDLE_SUFFIX}", p.out.node))
+        .collect();
+    type Sealed = (IndexEntry, NodeWritten, bool);
+    let results: Vec<Result<Sealed, BundleWriteError>> = prepared
         .into_par_iter()
         .zip(plan)
-        .map(|(p, (generation, change, previous_generation, kept))| {
-            let node = p.out.node.clone();
-            let file = format!("{node}{BUNDLE_SUFFIX}");
-            if let (Some(sha256), Some(from)) = (kept, keep_from)
-                && keep_file(from, opts.out, &file, &sha256)?
-            {
+        .zip(&files)
+        .map(
+            |((p, (generation, change, previous_generation, kept)), file)| {
+                let node = p.out.node.clone();
+                if let (Some(sha256), Some(from)) = (kept, keep_from)
+                    && keep_file(from, opts.out, file, &sha256)?
+                {
+                    let entry = IndexEntry {
+                        node: node.clone(),
+                        generation,
+                        sha256: sha256.clone(),
+                        rules_sha256: p.rules_sha256,
+                    };
+                    let written = NodeWritten {
+                        node,
+                        generation,
+                        previous_generation,
+                        change,
+                        sha256: Some(sha256),
+                    };
+                    return Ok((entry, written, false));
+                }
+                let rules_sha256 = p.rules_sha256.clone();
+                let payload = BundlePayload {
+                    format: BUNDLE_FORMAT,
+                    cluster: p.out.cluster.clone(),
+                    node: node.clone(),
+                    os: p.out.os,
+                    backend: p.out.backend.clone(),
+                    generation,
+                    issued_at: issued_at.clone(),
+                    expires_at: expires_at.clone(),
+                    source: opts.source.clone(),
+                    inventory_sha256: opts.inventory_sha256.clone(),
+                    files: p.files(),
+                };
+                let bytes = seal_bundle(&payload, opts.keys);
+                write_tmp(opts.out, file, &bytes)?;
+                let sha256 = sha256_hex(&bytes);
                 let entry = IndexEntry {
                     node: node.clone(),
                     generation,
                     sha256: sha256.clone(),
-                    rules_sha256: p.rules_sha256,
+                    rules_sha256,
                 };
                 let written = NodeWritten {
                     node,
@@ -513,47 +593,30 @@ fn write(
                     change,
                     sha256: Some(sha256),
                 };
-                return Ok((entry, written));
-            }
-            let rules_sha256 = p.rules_sha256.clone();
-            let payload = BundlePayload {
-                format: BUNDLE_FORMAT,
-                cluster: p.out.cluster.clone(),
-                node: node.clone(),
-                os: p.out.os,
-                backend: p.out.backend.clone(),
-                generation,
-                issued_at: issued_at.clone(),
-                expires_at: expires_at.clone(),
-                source: opts.source.clone(),
-                inventory_sha256: opts.inventory_sha256.clone(),
-                files: p.files(),
-            };
-            let bytes = seal_bundle(&payload, opts.keys);
-            write_atomic(opts.out, &file, &bytes)?;
-            let sha256 = sha256_hex(&bytes);
-            let entry = IndexEntry {
-                node: node.clone(),
-                generation,
-                sha256: sha256.clone(),
-                rules_sha256,
-            };
-            let written = NodeWritten {
-                node,
-                generation,
-                previous_generation,
-                change,
-                sha256: Some(sha256),
-            };
-            Ok((entry, written))
-        })
+                Ok((entry, written, true))
+            },
+        )
         .collect();
+    if results.iter().any(Result::is_err) {
+        // Nothing renamed yet: remove what was written, report the first error.
+        for file in &files {
+            let _ = fs::remove_file(tmp_path(opts.out, file));
+        }
+    }
     let mut entries = Vec::with_capacity(results.len());
     let mut written = Vec::with_capacity(results.len());
-    for r in results {
-        let (e, w) = r?;
+    let mut names = Vec::with_capacity(results.len());
+    for (r, file) in results.into_iter().zip(&files) {
+        let (e, w, sealed) = r?;
         entries.push(e);
         written.push(w);
+        if sealed {
+            names.push(file.as_str());
+        }
+    }
+    sync_data(opts.out, &names)?;
+    for name in &names {
+        rename(opts.out, name)?;
     }
     let current: BTreeSet<String> = entries.iter().map(|e| e.node.clone()).collect();
 
@@ -567,6 +630,7 @@ fn write(
         },
         opts.keys,
     );
+    // The bundles' renames are durable with the index's data, before its rename.
     write_atomic(opts.out, INDEX_FILE, &index)?;
 
     for (node, e) in &before {

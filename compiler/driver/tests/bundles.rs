@@ -455,3 +455,22 @@ fn leftovers_of_an_interrupted_run_are_replaced_not_followed() {
         ["index.json", "n1.bundle"]
     );
 }
+
+#[test]
+fn a_bundle_that_cannot_be_written_leaves_the_directory_as_it_was() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    let k = key(1);
+    let keys = [&k];
+    let nodes = |rules| cluster(&[("n1", rules), ("n2", rules), ("n3", rules)]);
+    write_bundles(&nodes("a"), &opts(&out, &keys, "2026-01-01T00:00:00Z")).unwrap();
+    let before = snapshot(&out);
+    // A directory where n2's temporary file goes: it cannot be replaced.
+    let blocker = out.join(".n2.bundle.ringfence-tmp");
+    fs::create_dir(&blocker).unwrap();
+    let err = write_bundles(&nodes("b"), &opts(&out, &keys, "2026-01-02T00:00:00Z")).unwrap_err();
+    assert!(matches!(err, BundleWriteError::Io { .. }), "{err}");
+    fs::remove_dir(&blocker).unwrap();
+    // No bundle renamed, no new index, no temporary file of n1 or n3 left.
+    assert_eq!(snapshot(&out), before);
+}

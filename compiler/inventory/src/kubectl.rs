@@ -39,6 +39,15 @@ const AS_KUBECTL_WRITES: &str = "kubectl writes it with that type: give its unmo
 /// from: errors name it, and its stem names the cluster unless the List has a
 /// `ringfence.io/cluster` annotation.
 pub fn parse_list(json: &str, source_name: &str) -> Result<Cluster, InventoryError> {
+    match fast::parse(json, source_name) {
+        Some(cluster) => Ok(cluster),
+        None => read_list(json, source_name),
+    }
+}
+
+/// The general reader: every field through [`Field`], so that every problem
+/// names its file, object and field ([`fast`] reads the Lists it accepts).
+pub(crate) fn read_list(json: &str, source_name: &str) -> Result<Cluster, InventoryError> {
     let doc = prune::parse(json, &prune::LIST).map_err(|e| InventoryError::Json {
         file: source_name.to_owned(),
         line: e.line(),
@@ -164,6 +173,16 @@ pub fn parse_list(json: &str, source_name: &str) -> Result<Cluster, InventoryErr
         }
     }
 
+    finish(cluster, errors)
+}
+
+/// Sorts a cluster's objects and adds the problems only the whole list shows
+/// (duplicates, addresses owned twice) to `errors`.
+fn finish(
+    mut cluster: Cluster,
+    mut errors: Vec<InventoryError>,
+) -> Result<Cluster, InventoryError> {
+    let source_name = cluster.source.clone();
     cluster.nodes.sort_by(|a, b| a.name.cmp(&b.name));
     cluster.namespaces.sort_by(|a, b| a.name.cmp(&b.name));
     cluster
@@ -627,5 +646,6 @@ pub(crate) fn dedup_in_order(ips: &mut Vec<IpAddr>) {
     });
 }
 
+mod fast;
 #[cfg(test)]
 mod tests;

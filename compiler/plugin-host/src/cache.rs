@@ -6,7 +6,9 @@
 //! starts with a magic and the SHA-256 of the rest, so a torn or corrupted
 //! write is detected and recompiled instead of deserialised. Only files this
 //! module wrote are ever deserialised: the name says which wasm they come
-//! from, and the host compiled that wasm itself before writing them.
+//! from, and the host compiled that wasm itself before writing them. The
+//! built-in backends skip the cache: `build.rs` compiled them into the binary
+//! ([`embedded`]).
 
 use std::hash::{Hash, Hasher};
 use std::path::{Path, PathBuf};
@@ -79,6 +81,16 @@ fn deserialize(engine: &Engine, body: &[u8]) -> Option<Module> {
     // this engine's compatibility hash; wasmtime itself also rejects
     // artifacts of another version or configuration with an error.
     unsafe { Module::deserialize(engine, body) }.ok()
+}
+
+/// The module of a built-in backend compiled by `build.rs`, if it fits `engine`.
+#[allow(unsafe_code)] // see SAFETY
+pub(crate) fn embedded(engine: &Engine, artifact: &'static [u8]) -> Option<Module> {
+    // SAFETY: `artifact` is `Engine::precompile_module`'s output, written by
+    // this crate's build script and embedded in the binary with
+    // `include_bytes!`, for the wasm whose digest the caller checked.
+    // wasmtime refuses artifacts of another version, configuration or CPU.
+    unsafe { Module::deserialize(engine, artifact) }.ok()
 }
 
 /// Write atomically (temporary file, then rename) into a private directory.

@@ -11,12 +11,13 @@
 //! [`Plugin::render`] gets a fresh instance with a fuel budget, a memory cap
 //! and optionally a wall-clock backstop, so one bad node cannot affect
 //! another. Loading refuses any module that imports anything, lacks an
-//! export, or speaks another ABI version. Compiled modules are cached on disk
-//! (see `cache.rs`); instances come from a pool of pre-reserved slots
+//! export, or speaks another ABI version. The built-in backends are compiled
+//! at build time (`build.rs`), others are cached on disk (see `cache.rs`); instances come from a pool of pre-reserved slots
 //! (`slots.rs`), so a render does not map, fault in and unmap fresh memory.
 
 mod cache;
 mod check;
+mod engine_config;
 mod error;
 mod slots;
 
@@ -48,6 +49,12 @@ pub const NFTABLES_WASM: &[u8] = include_bytes!("../../../plugins/dist/nftables.
 /// The built-in Windows firewall backend (`plugins/dist/windows-firewall.wasm`).
 pub const WINDOWS_FIREWALL_WASM: &[u8] =
     include_bytes!("../../../plugins/dist/windows-firewall.wasm");
+/// The built-in backends compiled at build time (`build.rs`): the wasm's hex
+/// SHA-256, then wasmtime's artifact; empty in a cross build.
+const NFTABLES_CWASM: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/nftables.cwasm"));
+/// See [`NFTABLES_CWASM`].
+const WINDOWS_FIREWALL_CWASM: &[u8] =
+    include_bytes!(concat!(env!("OUT_DIR"), "/windows-firewall.cwasm"));
 
 /// Resource limits for one render.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -126,11 +133,15 @@ impl Host {
             builtins: Vec::new(),
             ticker,
         };
-        for (file, wasm) in [
-            ("nftables.wasm", NFTABLES_WASM),
-            ("windows-firewall.wasm", WINDOWS_FIREWALL_WASM),
+        for (file, wasm, precompiled) in [
+            ("nftables.wasm", NFTABLES_WASM, NFTABLES_CWASM),
+            (
+                "windows-firewall.wasm",
+                WINDOWS_FIREWALL_WASM,
+                WINDOWS_FIREWALL_CWASM,
+            ),
         ] {
-            let p = host.from_bytes(file, wasm)?;
+            let p = host.compile(file, wasm, precompiled)?;
             host.builtins.push(p);
         }
         Ok(host)
@@ -161,14 +172,30 @@ impl Host {
     /// Load a plugin from its bytes; `label` names it in errors until it has
     /// told its name.
     pub fn from_bytes(&self, label: &str, wasm: &[u8]) -> Result<Plugin, PluginError> {
+        self.compile(label, wasm, &[])
+    }
+
+    /// [`Host::from_bytes`], taking the module from `precompiled` (a
+    /// built-in's build-time artifact) when it fits this engine.
+    fn compile(
+        &self,
+        label: &str,
+        wasm: &[u8],
+        precompiled: &'static [u8],
+    ) -> Result<Plugin, PluginError> {
         let sha256 = sha256_hex(wasm);
+        let embedded = precompiled
+            .strip_prefix(sha256.as_bytes())
+            .and_then(|artifact| cache::embedded(&self.engine, artifact));
         let module =
-            cache::compile(&self.engine, wasm, &sha256, self.cache.as_deref()).map_err(|e| {
-                PluginError::Compile {
-                    plugin: label.to_owned(),
-                    message: format!("{e:#}"),
-                }
-            })?;
+            match embedded {
+                Some(m) => m,
+                None => cache::compile(&self.engine, wasm, &sha256, self.cache.as_deref())
+                    .map_err(|e| PluginError::Compile {
+                        plugin: label.to_owned(),
+                        message: format!("{e:#}"),
+                    })?,
+            };
         check_imports(label, &module)?;
         check_exports(label, &module)?;
         let chunks = CHUNK_EXPORTS

@@ -12,7 +12,7 @@
 
 use std::sync::{Condvar, Mutex, PoisonError};
 
-use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
+use wasmtime::{Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
 
 use crate::{Limits, PluginError};
 
@@ -26,12 +26,7 @@ pub(crate) const TABLE_ELEMENTS: usize = 100_000;
 
 /// The engine for `limits`, and the slots to take turns in.
 pub(crate) fn engine(limits: &Limits) -> Result<(Engine, Slots), PluginError> {
-    let base = || {
-        let mut config = Config::new();
-        config.consume_fuel(true);
-        config.epoch_interruption(limits.timeout.is_some());
-        config
-    };
+    let base = || crate::engine_config::code(limits.timeout.is_some());
     // Two per core: rendering threads plus callers that load plugins.
     let n = std::thread::available_parallelism()
         .map_or(4, |n| n.get())

@@ -344,6 +344,32 @@ fn compiled_modules_are_cached_on_disk() {
 }
 
 #[test]
+fn builtins_come_compiled_into_the_binary() {
+    // With the default limits (those build.rs compiles for) nothing is
+    // compiled at load: the cache stays empty until a third-party plugin.
+    let dir = tempfile::tempdir().unwrap();
+    let host = Host::with_cache(Limits::default(), Some(dir.path().to_owned())).unwrap();
+    let entries = || std::fs::read_dir(dir.path()).unwrap().count();
+    assert_eq!(entries(), 0, "built-ins taken from the binary");
+    for os in [Os::Linux, Os::Windows] {
+        let ir = fixtures::full(os);
+        let name = if os == Os::Linux {
+            "nftables"
+        } else {
+            "windows-firewall"
+        };
+        // The same bytes as the modules compiled from the wasm at load.
+        let compiled = Host::with_cache(small_limits(), None).unwrap();
+        assert_eq!(
+            host.builtin(name).unwrap().render(&ir).unwrap(),
+            compiled.builtin(name).unwrap().render(&ir).unwrap()
+        );
+    }
+    host.load(&dist("example-csv.wasm"), None).unwrap();
+    assert_eq!(entries(), 1);
+}
+
+#[test]
 fn names_cannot_inject_lines_into_the_output() {
     let mut ir = fixtures::basic(Os::Linux);
     ir.node = "n1\nflush ruleset".into();

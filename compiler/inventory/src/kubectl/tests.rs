@@ -578,3 +578,60 @@ fn an_empty_list_is_an_empty_cluster() {
         }
     );
 }
+
+/// The lab fixture after `edit`, as text.
+fn edited(edit: impl FnOnce(&mut Value)) -> String {
+    let mut doc: Value = serde_json::from_str(LAB).unwrap();
+    edit(&mut doc);
+    doc.to_string()
+}
+
+#[test]
+fn the_typed_reader_reads_what_the_general_reader_reads() {
+    let docs = [
+        LAB.to_owned(),
+        edited(|d| d["items"].as_array_mut().unwrap().reverse()),
+        edited(|d| d["metadata"]["annotations"] = json!({ CLUSTER_ANNOTATION: "lab-west" })),
+        // null is absent, as Kubernetes has it.
+        edited(|d| item(d, "Pod", "web-6f7c9d8b4f-x2k9p")["spec"]["hostNetwork"] = Value::Null),
+    ];
+    for doc in docs {
+        let general = read_list(&doc, "inventories/lab.json").unwrap();
+        assert_eq!(fast::parse(&doc, "inventories/lab.json"), Some(general));
+    }
+}
+
+#[test]
+fn lists_the_typed_reader_leaves_alone_read_as_before() {
+    let docs = [
+        // Another kind whose fields have other types than a Service's.
+        edited(|d| {
+            d["items"].as_array_mut().unwrap().push(json!({
+                "kind": "Deployment",
+                "metadata": {"name": "web", "namespace": "shop"},
+                "spec": {"selector": {"matchLabels": {"app": "web"}}}
+            }))
+        }),
+        // A null element of a list.
+        edited(|d| {
+            let pod = item(d, "Pod", "web-6f7c9d8b4f-x2k9p");
+            pod["status"]["podIPs"]
+                .as_array_mut()
+                .unwrap()
+                .push(Value::Null);
+        }),
+        // A duplicated member: the last one counts.
+        LAB.replacen(
+            "\"kind\": \"List\"",
+            "\"kind\": \"Nope\", \"kind\": \"List\"",
+            1,
+        ),
+    ];
+    for doc in docs {
+        assert_eq!(fast::parse(&doc, "inventories/lab.json"), None, "{doc}");
+        assert_eq!(
+            parse_list(&doc, "inventories/lab.json").unwrap(),
+            read_list(&doc, "inventories/lab.json").unwrap()
+        );
+    }
+}
