@@ -13,57 +13,12 @@ use ringfence_bundle::{
 use ringfence_driver::bundles::{
     BundleWriteError, Change, NodeOutput, WriteOptions, WriteSummary, write_bundles,
 };
-use ringfence_schema::bundle::{BackendRef, SourceKind, SourceRef};
-use ringfence_schema::ir::Os;
 use ringfence_testkit::keys::key;
 
-fn node(name: &str, rules: &str) -> NodeOutput {
-    NodeOutput {
-        cluster: "prod-eu1".into(),
-        node: name.into(),
-        os: Os::Linux,
-        backend: BackendRef {
-            name: "nftables".into(),
-            version: "0.1.0".into(),
-            sha256: "ab".repeat(32),
-        },
-        files: vec![
-            (
-                "rules.nft".into(),
-                format!(
-                    "table inet ringfence {{\n\tchain c {{\n\t\tcounter comment \"{rules}\"\n\t}}\n}}\n"
-                ),
-            ),
-            (
-                // A valid empty IR: verification parses and validates it.
-                "ir.json".into(),
-                format!(
-                    "{{\"ir_version\":1,\"cluster\":\"c\",\"node\":\"{name}\",\"os\":\"linux\",\"backend\":\"nftables\",\"addresses\":[],\"endpoints\":[],\"chains\":[],\"sets\":[],\"policies\":[]}}"
-                ),
-            ),
-        ],
-    }
-}
+use crate::nodes::{node, opts};
 
 fn cluster(rules: &[(&str, &str)]) -> Vec<NodeOutput> {
-    rules.iter().map(|(n, r)| node(n, r)).collect()
-}
-
-fn opts<'a>(out: &'a Path, keys: &'a [&'a SigningKey], time: &str) -> WriteOptions<'a> {
-    WriteOptions {
-        out,
-        keys,
-        issued_at: parse_time(time).unwrap(),
-        expires: Duration::from_secs(7 * 86_400),
-        generation: None,
-        source: SourceRef {
-            repository: Some("intent.git".into()),
-            commit: Some("abc123".into()),
-            tree: None,
-            kind: SourceKind::Commit,
-        },
-        inventory_sha256: "11".repeat(32),
-    }
+    rules.iter().map(|(n, r)| node("prod-eu1", n, r)).collect()
 }
 
 /// Every file in a directory, by name.
