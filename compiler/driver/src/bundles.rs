@@ -56,6 +56,19 @@ pub struct NodeOutput {
     pub files: Vec<(String, String)>,
 }
 
+impl From<BundlePayload> for NodeOutput {
+    /// The output a bundle was sealed from: its node and its files' content.
+    fn from(p: BundlePayload) -> Self {
+        NodeOutput {
+            cluster: p.cluster,
+            node: p.node,
+            os: p.os,
+            backend: p.backend,
+            files: p.files.into_iter().map(|f| (f.name, f.content)).collect(),
+        }
+    }
+}
+
 /// Where and how to write.
 pub struct WriteOptions<'a> {
     /// The output directory (created if missing).
@@ -497,41 +510,34 @@ fn write(
         .map(|(p, (generation, change, previous_generation, kept))| {
             let node = p.out.node.clone();
             let file = format!("{node}{BUNDLE_SUFFIX}");
-            if let (Some(sha256), Some(from)) = (kept, keep_from)
-                && keep_file(from, opts.out, &file, &sha256)?
-            {
-                let entry = IndexEntry {
-                    node: node.clone(),
-                    generation,
-                    sha256: sha256.clone(),
-                    rules_sha256: p.rules_sha256,
-                };
-                let written = NodeWritten {
-                    node,
-                    generation,
-                    previous_generation,
-                    change,
-                    sha256: Some(sha256),
-                };
-                return Ok((entry, written));
-            }
             let rules_sha256 = p.rules_sha256.clone();
-            let payload = BundlePayload {
-                format: BUNDLE_FORMAT,
-                cluster: p.out.cluster.clone(),
-                node: node.clone(),
-                os: p.out.os,
-                backend: p.out.backend.clone(),
-                generation,
-                issued_at: issued_at.clone(),
-                expires_at: expires_at.clone(),
-                source: opts.source.clone(),
-                inventory_sha256: opts.inventory_sha256.clone(),
-                files: p.files(),
+            let kept = match (kept, keep_from) {
+                (Some(sha256), Some(from)) if keep_file(from, opts.out, &file, &sha256)? => {
+                    Some(sha256)
+                }
+                _ => None,
             };
-            let bytes = seal_bundle(&payload, opts.keys);
-            write_atomic(opts.out, &file, &bytes)?;
-            let sha256 = sha256_hex(&bytes);
+            let sha256 = match kept {
+                Some(sha256) => sha256,
+                None => {
+                    let payload = BundlePayload {
+                        format: BUNDLE_FORMAT,
+                        cluster: p.out.cluster.clone(),
+                        node: node.clone(),
+                        os: p.out.os,
+                        backend: p.out.backend.clone(),
+                        generation,
+                        issued_at: issued_at.clone(),
+                        expires_at: expires_at.clone(),
+                        source: opts.source.clone(),
+                        inventory_sha256: opts.inventory_sha256.clone(),
+                        files: p.files(),
+                    };
+                    let bytes = seal_bundle(&payload, opts.keys);
+                    write_atomic(opts.out, &file, &bytes)?;
+                    sha256_hex(&bytes)
+                }
+            };
             let entry = IndexEntry {
                 node: node.clone(),
                 generation,

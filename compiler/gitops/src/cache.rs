@@ -81,13 +81,7 @@ impl RenderCache {
                 Some((
                     key,
                     p.issued_at.clone(),
-                    NodeOutput {
-                        cluster: p.cluster,
-                        node: p.node,
-                        os: p.os,
-                        backend: p.backend,
-                        files: p.files.into_iter().map(|f| (f.name, f.content)).collect(),
-                    },
+                    NodeOutput::from(p),
                 ))
             })
             .collect();
