@@ -3,7 +3,6 @@
 //! (`--report-to`) to a real `ringfence collect`, and `ringfence report`
 //! reads the collected directory.
 
-
 use std::process::Command;
 
 use ringfence_e2e::bin::{binary, ip, repo_root, run};

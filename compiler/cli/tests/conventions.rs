@@ -499,15 +499,13 @@ impl Drop for Collector {
 }
 
 fn collector(dir: &Path) -> Collector {
-    let (child, addr) = spawn_listening(
-        Command::new(env!("CARGO_BIN_EXE_ringfence")).args([
-            "collect",
-            "--listen",
-            "127.0.0.1:0",
-            "--dir",
-            p(dir),
-        ]),
-    );
+    let (child, addr) = spawn_listening(Command::new(env!("CARGO_BIN_EXE_ringfence")).args([
+        "collect",
+        "--listen",
+        "127.0.0.1:0",
+        "--dir",
+        p(dir),
+    ]));
     Collector { child, addr }
 }
 

@@ -104,7 +104,12 @@ pub(crate) struct Selected {
 impl Selected {
     /// `preds`, after `cluster NAME` when the rest also selects objects
     /// elsewhere.
-    fn new(mut preds: Vec<Pred>, cluster: Option<String>, how: Selection, base_name: String) -> Self {
+    fn new(
+        mut preds: Vec<Pred>,
+        cluster: Option<String>,
+        how: Selection,
+        base_name: String,
+    ) -> Self {
         if let Some(name) = cluster {
             preds.insert(0, Pred::Cluster(name));
         }
@@ -315,7 +320,12 @@ pub(crate) fn workloads(book: &Book<'_>, unit: &Unit<'_>) -> Selected {
             how = Selection::Names;
         }
     }
-    Selected::new(preds, cluster_needed.then(|| c.name.clone()), how, base_name)
+    Selected::new(
+        preds,
+        cluster_needed.then(|| c.name.clone()),
+        how,
+        base_name,
+    )
 }
 
 /// A filter for a unit of nodes (one cluster).
@@ -377,7 +387,12 @@ pub(crate) fn nodes(book: &Book<'_>, unit: &Unit<'_>) -> Selected {
                 }
             }
         };
-    Selected::new(preds, cluster_needed.then(|| c.name.clone()), how, base_name)
+    Selected::new(
+        preds,
+        cluster_needed.then(|| c.name.clone()),
+        how,
+        base_name,
+    )
 }
 
 /// All nodes of a cluster (a node port's entry points).

@@ -7,18 +7,20 @@ use std::fs;
 use std::path::Path;
 use std::time::Duration;
 
-use ringfence_bundle::{
-    Expectations, Reason, SigningKey, Trust, parse_time, verify_bundle, verify_index,
-};
+use ringfence_bundle::{Expectations, Reason, Trust, parse_time, verify_bundle, verify_index};
 use ringfence_driver::bundles::{
-    BundleWriteError, Change, NodeOutput, WriteOptions, WriteSummary, write_bundles,
+    BundleWriteError, Change, NodeOutput, WriteSummary, write_bundles,
 };
 use ringfence_testkit::keys::key;
 
-use crate::nodes::{node, opts};
+use crate::nodes::{self, opts};
+
+fn node(name: &str, rules: &str) -> NodeOutput {
+    nodes::node("prod-eu1", name, rules)
+}
 
 fn cluster(rules: &[(&str, &str)]) -> Vec<NodeOutput> {
-    rules.iter().map(|(n, r)| node("prod-eu1", n, r)).collect()
+    rules.iter().map(|(n, r)| node(n, r)).collect()
 }
 
 /// Every file in a directory, by name.

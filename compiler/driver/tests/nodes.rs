@@ -11,7 +11,7 @@ use ringfence_schema::bundle::{BackendRef, SourceKind, SourceRef};
 use ringfence_schema::ir::Os;
 
 /// A Linux node of `cluster` whose rules say `rules`.
-pub fn node(cluster: &str, name: &str, rules: &str) -> NodeOutput {
+pub(crate) fn node(cluster: &str, name: &str, rules: &str) -> NodeOutput {
     NodeOutput {
         cluster: cluster.into(),
         node: name.into(),
@@ -40,7 +40,7 @@ pub fn node(cluster: &str, name: &str, rules: &str) -> NodeOutput {
 
 /// Bundles of commit `abc123`, issued at `time`, valid 7 days, the
 /// generation from the previous index.
-pub fn opts<'a>(out: &'a Path, keys: &'a [&'a SigningKey], time: &str) -> WriteOptions<'a> {
+pub(crate) fn opts<'a>(out: &'a Path, keys: &'a [&'a SigningKey], time: &str) -> WriteOptions<'a> {
     WriteOptions {
         out,
         keys,

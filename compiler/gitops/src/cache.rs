@@ -78,11 +78,7 @@ impl RenderCache {
                 let ir = v.payload.files.iter().find(|f| f.name == IR_FILE)?;
                 let key = (v.payload.backend.sha256.clone(), ir.sha256.clone());
                 let p = v.payload;
-                Some((
-                    key,
-                    p.issued_at.clone(),
-                    NodeOutput::from(p),
-                ))
+                Some((key, p.issued_at.clone(), NodeOutput::from(p)))
             })
             .collect();
         let n = found.len();

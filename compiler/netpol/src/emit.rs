@@ -429,7 +429,12 @@ impl<'o> Emitter<'o> {
             } else {
                 let body: String = refs
                     .iter()
-                    .map(|r| format!("        matches {}\n", quote(r.trim_start_matches("filter:"))))
+                    .map(|r| {
+                        format!(
+                            "        matches {}\n",
+                            quote(r.trim_start_matches("filter:"))
+                        )
+                    })
                     .collect();
                 let body = format!("    any {{\n{body}    }}\n");
                 self.filter(
