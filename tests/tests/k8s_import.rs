@@ -9,7 +9,6 @@
 //! translation of SCTP is checked in ringfence-netpol's property test.)
 
 use std::net::IpAddr;
-use std::path::Path;
 use std::process::Command;
 
 use ringfence_e2e::bin::{binary, compile, run, start_agent, wait_applied};
