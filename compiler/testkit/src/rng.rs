@@ -13,6 +13,7 @@ impl Rng {
     }
 
     /// The next number.
+    #[allow(clippy::should_implement_trait)] // a draw, not an iterator: it never ends
     pub fn next(&mut self) -> u64 {
         self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
         let mut z = self.0;
