@@ -4,9 +4,7 @@
 # and CPU of a running `run` loop, release binary size. Run as root.
 #
 #   sudo bench/agent.sh            # PODS=200 PEERS=5000 RUNS=5 IDLE=60
-set -euo pipefail
-cd "$(dirname "$0")/.."
-export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-/root/.cache/ringfence/target}"
+. "$(dirname "$0")/lib.sh"
 PODS="${PODS:-200}" PEERS="${PEERS:-5000}" RUNS="${RUNS:-5}" IDLE="${IDLE:-60}"
 
 cargo build --release -q -p ringfence-agent --bin ringfence-agent --example gen_bundle

@@ -9,9 +9,7 @@
 # kept between runs), then times each run with /usr/bin/time -v: wall and
 # CPU time, flows per second, peak resident memory, output size. The
 # verdict step alone: cargo bench -p ringfence-analyze --bench verdict.
-set -euo pipefail
-cd "$(dirname "$0")/.."
-export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-/root/.cache/ringfence/target}
+. "$(dirname "$0")/lib.sh"
 DIR=${1:-/tmp/ringfence-analyze-bench}
 FLOWS=${2:-10000000}
 CONVERSATIONS=${3:-200000}

@@ -14,9 +14,7 @@
 # each command with /usr/bin/time: wall, CPU, peak RSS, flows per second of
 # wall time, and the rows the engine returned. The results of both sides
 # must be equal (analysis JSON but for the input section; discovered KDL).
-set -euo pipefail
-cd "$(dirname "$0")/.."
-export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-/root/.cache/ringfence/target}
+. "$(dirname "$0")/lib.sh"
 DIR=${1:-/tmp/ringfence-clickhouse-bench}
 FLOWS=${2:-100000000}
 CONVERSATIONS=${3:-200000}

@@ -7,9 +7,7 @@
 # /tmp/ringfence-discover-bench; kept between runs), then times
 # `ringfence discover` on them with /usr/bin/time -v and prints records per
 # second and the peak resident memory (VmHWM).
-set -euo pipefail
-cd "$(dirname "$0")/.."
-export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-/root/.cache/ringfence/target}
+. "$(dirname "$0")/lib.sh"
 DIR=${1:-/tmp/ringfence-discover-bench}
 RECORDS=${2:-10000000}
 WORKLOADS=${3:-5000}

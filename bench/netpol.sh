@@ -4,9 +4,7 @@
 # the same manifests as inventory; wall time, CPU time and peak RSS.
 #
 #   bench/netpol.sh [DIR] [NAMESPACES]
-set -euo pipefail
-cd "$(dirname "$0")/.."
-export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-/root/.cache/ringfence/target}
+. "$(dirname "$0")/lib.sh"
 DIR=${1:-/tmp/ringfence-netpol-bench}
 NS=${2:-200}
 cargo build --release -q -p ringfence-cli

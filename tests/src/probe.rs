@@ -119,6 +119,21 @@ pub fn attempt(to: IpAddr, proto: Proto, port: u16, timeout: Duration) -> bool {
     }
 }
 
+/// [`probe_all`] for a verdict: a probe lost to load is retried once,
+/// slowly (500 ms, then 1.5 s); a drop stays a drop.
+pub fn probe_all_retrying(probes: &[Probe]) -> Vec<bool> {
+    let mut got = probe_all(probes, Duration::from_millis(500));
+    let retry: Vec<usize> = (0..probes.len()).filter(|&i| !got[i]).collect();
+    let again = probe_all(
+        &retry.iter().map(|&i| probes[i].clone()).collect::<Vec<_>>(),
+        Duration::from_millis(1500),
+    );
+    for (i, ok) in retry.into_iter().zip(again) {
+        got[i] |= ok;
+    }
+    got
+}
+
 /// Run every probe (in parallel, grouped by source namespace) and return
 /// whether each got through, in the order given.
 pub fn probe_all(probes: &[Probe], timeout: Duration) -> Vec<bool> {

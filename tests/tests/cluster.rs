@@ -7,11 +7,12 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Child, Command};
 
-use ringfence_e2e::bin::{binary, repo_root, run};
-use ringfence_e2e::{NodeSpec, OutsideSpec, PodSpec, Probe, Spec, Topology, listen, probe_all};
+use ringfence_e2e::bin::{binary, compile, repo_root, run, start_agent, wait_applied};
+use ringfence_e2e::{
+    NodeSpec, OutsideSpec, PodSpec, Probe, Spec, Topology, listen, probe_all_retrying,
+};
 use ringfence_inventory::model::Cluster;
 use ringfence_schema::net::Proto;
 use serde_json::Value;
@@ -69,38 +70,6 @@ fn group(p: &ringfence_inventory::model::Pod) -> String {
     }
 }
 
-fn start_agent(node: &str, ns: &str, out: &Path, key: &Path, state: &Path) -> Child {
-    Command::new(binary("ringfence-agent"))
-        .args(["run", "--node", node, "--netns", ns, "--interval", "1"])
-        .arg("--source")
-        .arg(out)
-        .arg("--trust")
-        .arg(key)
-        .arg("--state")
-        .arg(state)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start ringfence-agent")
-}
-
-fn wait_applied(state: &Path) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while Instant::now() < deadline {
-        if let Ok(text) = std::fs::read_to_string(state.join("report.json")) {
-            let r: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
-            if r["status"] == "in-sync" {
-                return;
-            }
-        }
-        std::thread::sleep(Duration::from_millis(200));
-    }
-    panic!(
-        "the agent with state {} did not apply its bundle in 30 s",
-        state.display()
-    );
-}
-
 #[test]
 fn agents_enforce_exactly_the_matrix() {
     let tmp = tempfile::tempdir().unwrap();
@@ -114,15 +83,7 @@ fn agents_enforce_exactly_the_matrix() {
         .arg("--out")
         .arg(tmp.path().join("k")));
     let out = tmp.path().join("bundles");
-    run(Command::new(&rf)
-        .arg("compile")
-        .arg(&intent)
-        .arg("--inventory")
-        .arg(&inventory)
-        .arg("--key")
-        .arg(tmp.path().join("k.key"))
-        .arg("--out")
-        .arg(&out));
+    compile(&intent, &inventory, &tmp.path().join("k.key"), &out);
     let matrix: Value = serde_json::from_slice(
         &run(Command::new(&rf)
             .arg("matrix")
@@ -221,16 +182,7 @@ fn agents_enforce_exactly_the_matrix() {
             add(&ns, &format!("{name}[External]"), v4(&b.ips), gb);
         }
     }
-    let mut got = probe_all(&probes, Duration::from_millis(500));
-    // A probe lost to load is retried once, slowly; a drop stays a drop.
-    let retry: Vec<usize> = (0..probes.len()).filter(|&i| !got[i]).collect();
-    let again = probe_all(
-        &retry.iter().map(|&i| probes[i].clone()).collect::<Vec<_>>(),
-        Duration::from_millis(1500),
-    );
-    for (i, ok) in retry.into_iter().zip(again) {
-        got[i] |= ok;
-    }
+    let got = probe_all_retrying(&probes);
 
     // Observed: a group pair passes a port when every member pair does.
     let mut observed: BTreeMap<(String, String, Proto, u16), (usize, usize)> = BTreeMap::new();

@@ -3,10 +3,10 @@
 //! (`--report-to`) to a real `ringfence collect`, and `ringfence report`
 //! reads the collected directory.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
+use std::process::Command;
 
 use ringfence_e2e::bin::{binary, ip, repo_root, run};
+use ringfence_testkit::listen::spawn_listening;
 
 /// A network namespace, deleted on drop.
 struct Netns(String);
@@ -37,23 +37,12 @@ fn an_agent_report_reaches_the_collector_and_report() {
 
     // The collector, on a port the kernel picks.
     let reports = tmp.path().join("reports");
-    let mut collector = Command::new(&rf)
-        .arg("collect")
-        .args(["--listen", "127.0.0.1:0", "--dir"])
-        .arg(&reports)
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut log = BufReader::new(collector.stderr.take().unwrap());
-    let mut line = String::new();
-    log.read_line(&mut line).unwrap();
-    std::thread::spawn(move || std::io::copy(&mut log, &mut std::io::sink()));
-    let addr = line
-        .split("listening on ")
-        .nth(1)
-        .and_then(|r| r.split(' ').next())
-        .unwrap_or_else(|| panic!("{line}"))
-        .to_string();
+    let (mut collector, addr) = spawn_listening(
+        Command::new(&rf)
+            .arg("collect")
+            .args(["--listen", "127.0.0.1:0", "--dir"])
+            .arg(&reports),
+    );
 
     let ns = Netns(format!("rf{}collect", std::process::id()));
     ip(&["netns", "add", &ns.0]);

@@ -9,12 +9,12 @@
 //! translation of SCTP is checked in ringfence-netpol's property test.)
 
 use std::net::IpAddr;
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
 
-use ringfence_e2e::bin::{binary, run};
-use ringfence_e2e::{NodeSpec, OutsideSpec, PodSpec, Probe, Spec, Topology, listen, probe_all};
+use ringfence_e2e::bin::{binary, compile, run, start_agent, wait_applied};
+use ringfence_e2e::{
+    NodeSpec, OutsideSpec, PodSpec, Probe, Spec, Topology, listen, probe_all_retrying,
+};
 use ringfence_schema::net::Proto;
 use serde_json::{Value, json};
 
@@ -273,38 +273,6 @@ spec:
     ]
 }
 
-fn start_agent(node: &str, ns: &str, out: &Path, key: &Path, state: &Path) -> Child {
-    Command::new(binary("ringfence-agent"))
-        .args(["run", "--node", node, "--netns", ns, "--interval", "1"])
-        .arg("--source")
-        .arg(out)
-        .arg("--trust")
-        .arg(key)
-        .arg("--state")
-        .arg(state)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start ringfence-agent")
-}
-
-fn wait_applied(state: &Path) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while Instant::now() < deadline {
-        if let Ok(text) = std::fs::read_to_string(state.join("report.json")) {
-            let r: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
-            if r["status"] == "in-sync" {
-                return;
-            }
-        }
-        std::thread::sleep(Duration::from_millis(200));
-    }
-    panic!(
-        "the agent with state {} did not apply in 30 s",
-        state.display()
-    );
-}
-
 #[test]
 fn imported_policies_are_enforced_as_kubernetes_specifies() {
     let tmp = tempfile::tempdir().unwrap();
@@ -366,15 +334,7 @@ fn imported_policies_are_enforced_as_kubernetes_specifies() {
             .arg("--out")
             .arg(&intent));
         let out = dir.join("bundles");
-        run(Command::new(&rf)
-            .arg("compile")
-            .arg(&intent)
-            .arg("--inventory")
-            .arg(&inv)
-            .arg("--key")
-            .arg(tmp.path().join("k.key"))
-            .arg("--out")
-            .arg(&out));
+        compile(&intent, &inv, &tmp.path().join("k.key"), &out);
         let mut agents = Vec::new();
         for (name, _, _) in NODES {
             let state = dir.join(format!("state-{name}"));
@@ -404,16 +364,7 @@ fn imported_policies_are_enforced_as_kubernetes_specifies() {
                 }
             }
         }
-        let mut got = probe_all(&probes, Duration::from_millis(500));
-        // A probe lost to load is retried once, slowly; a drop stays a drop.
-        let retry: Vec<usize> = (0..probes.len()).filter(|&i| !got[i]).collect();
-        let again = probe_all(
-            &retry.iter().map(|&i| probes[i].clone()).collect::<Vec<_>>(),
-            Duration::from_millis(1500),
-        );
-        for (i, ok) in retry.into_iter().zip(again) {
-            got[i] |= ok;
-        }
+        let got = probe_all_retrying(&probes);
         for a in &mut agents {
             let _ = a.kill();
             let _ = a.wait();

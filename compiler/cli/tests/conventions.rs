@@ -8,6 +8,8 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
+use ringfence_testkit::listen::spawn_listening;
+
 use crate::cli::{code, p, ringfence, text};
 
 fn example() -> PathBuf {
@@ -497,23 +499,13 @@ impl Drop for Collector {
 }
 
 fn collector(dir: &Path) -> Collector {
-    use std::io::BufRead;
-    let mut child = Command::new(env!("CARGO_BIN_EXE_ringfence"))
-        .args(["collect", "--listen", "127.0.0.1:0", "--dir", p(dir)])
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    let mut log = std::io::BufReader::new(child.stderr.take().unwrap());
-    log.read_line(&mut line).unwrap();
-    // Keep reading the log, as a terminal or journald would.
-    std::thread::spawn(move || std::io::copy(&mut log, &mut std::io::sink()));
-    let addr = line
-        .split("listening on ")
-        .nth(1)
-        .and_then(|r| r.split(' ').next())
-        .unwrap_or_else(|| panic!("{line}"))
-        .to_string();
+    let (child, addr) = spawn_listening(Command::new(env!("CARGO_BIN_EXE_ringfence")).args([
+        "collect",
+        "--listen",
+        "127.0.0.1:0",
+        "--dir",
+        p(dir),
+    ]));
     Collector { child, addr }
 }
 

@@ -3,16 +3,14 @@
 
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Output;
-use std::time::Duration;
 
-use ringfence_bundle::{SigningKey, parse_time, sha256_hex};
-use ringfence_driver::bundles::{NodeOutput, WriteOptions, write_bundles};
-use ringfence_schema::bundle::{BackendRef, SourceKind, SourceRef};
-use ringfence_schema::ir::Os;
+use ringfence_bundle::{SigningKey, sha256_hex};
+use ringfence_driver::bundles::{NodeOutput, write_bundles};
 
 use crate::cli::{code, p, ringfence};
+use crate::nodes;
 
 fn stdout(o: &Output) -> String {
     String::from_utf8(o.stdout.clone()).unwrap()
@@ -22,48 +20,9 @@ fn stdout(o: &Output) -> String {
 fn compile(out: &Path, key: &SigningKey, time: &str, rules: &str) {
     let nodes: Vec<NodeOutput> = ["prod-eu1-linux-a", "prod-eu1-linux-b"]
         .iter()
-        .map(|n| NodeOutput {
-            cluster: "prod-eu1".into(),
-            node: n.to_string(),
-            os: Os::Linux,
-            backend: BackendRef {
-                name: "nftables".into(),
-                version: "0.1.0".into(),
-                sha256: "ab".repeat(32),
-            },
-            files: vec![
-                (
-                    // A valid empty IR: verification parses and validates it.
-                    "ir.json".into(),
-                    format!(
-                        "{{\"ir_version\":2,\"cluster\":\"prod-eu1\",\"node\":\"{n}\",\"os\":\"linux\",\"backend\":\"nftables\",\"addresses\":[],\"endpoints\":[],\"chains\":[],\"sets\":[],\"policies\":[]}}"
-                    ),
-                ),
-                (
-                    "rules.nft".into(),
-                    format!("table inet ringfence {{\n\tchain c {{\n\t\tcounter comment \"{rules}\"\n\t}}\n}}\n"),
-                ),
-            ],
-        })
+        .map(|n| nodes::node("prod-eu1", n, rules))
         .collect();
-    write_bundles(
-        &nodes,
-        &WriteOptions {
-            out,
-            keys: &[key],
-            issued_at: parse_time(time).unwrap(),
-            expires: Duration::from_secs(7 * 86_400),
-            generation: None,
-            source: SourceRef {
-                repository: None,
-                commit: Some("abc123".into()),
-                tree: None,
-                kind: SourceKind::Commit,
-            },
-            inventory_sha256: "11".repeat(32),
-        },
-    )
-    .unwrap();
+    write_bundles(&nodes, &nodes::opts(out, &[key], time)).unwrap();
 }
 
 fn write_pub(dir: &Path, name: &str, key: &SigningKey) -> String {
@@ -121,70 +80,92 @@ fn a_private_key_others_can_read_is_refused() {
     );
 }
 
-#[test]
-fn verify_accepts_a_good_bundle_with_a_one_line_summary() {
+/// A compile into `DIR/out` signed by the key of seed 1, and that key's
+/// public half in `DIR/k.pub`.
+struct Signed {
+    dir: tempfile::TempDir,
+    key: SigningKey,
+    out: PathBuf,
+    trust: String,
+    /// The bundle of `prod-eu1-linux-a`.
+    bundle: PathBuf,
+}
+
+fn signed(time: &str) -> Signed {
     let dir = tempfile::tempdir().unwrap();
     let key = SigningKey::from_seed([1; 32]);
     let out = dir.path().join("out");
-    compile(&out, &key, "2026-01-01T00:00:00Z", "a");
+    compile(&out, &key, time, "a");
     let trust = write_pub(dir.path(), "k.pub", &key);
     let bundle = out.join("prod-eu1-linux-a.bundle");
-    let index = out.join("index.json");
-    let o = ringfence(&[
-        "verify",
-        p(&bundle),
-        "--trust",
-        &trust,
-        "--node",
-        "prod-eu1-linux-a",
-        "--min-generation",
-        "1",
-        "--index",
-        p(&index),
-        "--now",
-        "2026-01-02T00:00:00Z",
-    ]);
+    Signed {
+        dir,
+        key,
+        out,
+        trust,
+        bundle,
+    }
+}
+
+/// `ringfence verify BUNDLE --trust TRUST ARGS…` on the signed bundle.
+fn verify(s: &Signed, args: &[&str]) -> Output {
+    let mut all = vec!["verify", p(&s.bundle), "--trust", &s.trust];
+    all.extend(args);
+    ringfence(&all)
+}
+
+/// [`verify`] at `now` with `--format json`: the run and its document.
+fn verify_json(s: &Signed, now: &str) -> (Output, serde_json::Value) {
+    let o = verify(s, &["--now", now, "--format", "json"]);
+    let v = serde_json::from_str(&stdout(&o)).unwrap_or_else(|e| panic!("{e}: {o:?}"));
+    (o, v)
+}
+
+#[test]
+fn verify_accepts_a_good_bundle_with_a_one_line_summary() {
+    let s = signed("2026-01-01T00:00:00Z");
+    let index = s.out.join("index.json");
+    let o = verify(
+        &s,
+        &[
+            "--node",
+            "prod-eu1-linux-a",
+            "--min-generation",
+            "1",
+            "--index",
+            p(&index),
+            "--now",
+            "2026-01-02T00:00:00Z",
+        ],
+    );
     assert_eq!(code(&o), 0, "{o:?}");
     assert_eq!(
         stdout(&o),
         format!(
             "ok: node prod-eu1-linux-a generation 1 (nftables 0.1.0) from commit abc123, expires 2026-01-08T00:00:00Z, signed by {}\n",
-            key.keyid
+            s.key.keyid
         )
     );
 
-    let o = ringfence(&[
-        "verify",
-        p(&bundle),
-        "--trust",
-        &trust,
-        "--now",
-        "2026-01-02T00:00:00Z",
-        "--format",
-        "json",
-    ]);
+    let (o, v) = verify_json(&s, "2026-01-02T00:00:00Z");
     assert_eq!(code(&o), 0, "{o:?}");
-    let v: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
     assert_eq!(v["ok"], true);
     assert_eq!(v["generation"], 1);
-    assert_eq!(v["sha256"], sha256_hex(&fs::read(&bundle).unwrap()));
-    assert_eq!(v["signers"][0], key.keyid.as_str());
+    assert_eq!(v["sha256"], sha256_hex(&fs::read(&s.bundle).unwrap()));
+    assert_eq!(v["signers"][0], s.key.keyid.as_str());
 }
 
 #[test]
 fn verify_refuses_with_the_precise_reason_and_exit_1() {
-    let dir = tempfile::tempdir().unwrap();
-    let key = SigningKey::from_seed([1; 32]);
-    let (out, other) = (dir.path().join("out"), dir.path().join("other"));
-    compile(&out, &key, "2026-01-01T00:00:00Z", "a");
-    compile(&other, &key, "2026-01-02T00:00:00Z", "b");
-    let trust = write_pub(dir.path(), "k.pub", &key);
-    let stranger = write_pub(dir.path(), "stranger.pub", &SigningKey::from_seed([9; 32]));
-    let bundle = out.join("prod-eu1-linux-a.bundle");
-    let bytes = fs::read(&bundle).unwrap();
-    let truncated = dir.path().join("cut.bundle");
+    let s = signed("2026-01-01T00:00:00Z");
+    let (dir, bundle, trust) = (s.dir.path(), &s.bundle, &s.trust);
+    let other = dir.join("other");
+    compile(&other, &s.key, "2026-01-02T00:00:00Z", "b");
+    let stranger = write_pub(dir, "stranger.pub", &SigningKey::from_seed([9; 32]));
+    let bytes = fs::read(bundle).unwrap();
+    let truncated = dir.join("cut.bundle");
     fs::write(&truncated, &bytes[..bytes.len() / 3]).unwrap();
-    let tampered = dir.path().join("tampered.bundle");
+    let tampered = dir.join("tampered.bundle");
     let mut t = bytes.clone();
     let at = bytes
         .windows(11)
@@ -197,23 +178,23 @@ fn verify_refuses_with_the_precise_reason_and_exit_1() {
     let other_index = other.join("index.json");
 
     let cases: Vec<(Vec<&str>, &str)> = vec![
-        (vec![p(&tampered), "--trust", &trust], "bad-signature: "),
-        (vec![p(&bundle), "--trust", &stranger], "unknown-key: "),
-        (vec![p(&truncated), "--trust", &trust], "truncated: "),
+        (vec![p(&tampered), "--trust", trust], "bad-signature: "),
+        (vec![p(bundle), "--trust", &stranger], "unknown-key: "),
+        (vec![p(&truncated), "--trust", trust], "truncated: "),
         (
-            vec![p(&bundle), "--trust", &trust, "--node", "prod-eu1-linux-b"],
+            vec![p(bundle), "--trust", trust, "--node", "prod-eu1-linux-b"],
             "wrong-node: ",
         ),
         (
-            vec![p(&bundle), "--trust", &trust, "--min-generation", "2"],
+            vec![p(bundle), "--trust", trust, "--min-generation", "2"],
             "old-generation: ",
         ),
         (
-            vec![p(&bundle), "--trust", &trust, "--index", p(&other_index)],
+            vec![p(bundle), "--trust", trust, "--index", p(&other_index)],
             "not-in-index: ",
         ),
         (
-            vec![p(&bundle), "--trust", &trust, "--index", p(&tampered)],
+            vec![p(bundle), "--trust", trust, "--index", p(&tampered)],
             "unsupported-format: index ",
         ),
     ];
@@ -226,18 +207,8 @@ fn verify_refuses_with_the_precise_reason_and_exit_1() {
         assert!(stdout(&o).starts_with(want), "{args:?}: {}", stdout(&o));
     }
 
-    let o = ringfence(&[
-        "verify",
-        p(&bundle),
-        "--trust",
-        &trust,
-        "--now",
-        "2026-01-08T00:00:00Z",
-        "--format",
-        "json",
-    ]);
+    let (o, v) = verify_json(&s, "2026-01-08T00:00:00Z");
     assert_eq!(code(&o), 1, "{o:?}");
-    let v: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
     assert_eq!(
         (v["ok"].as_bool(), v["reason"].as_str()),
         (Some(false), Some("expired"))
@@ -246,94 +217,57 @@ fn verify_refuses_with_the_precise_reason_and_exit_1() {
 
 #[test]
 fn verify_reads_the_clock_without_now() {
-    let dir = tempfile::tempdir().unwrap();
-    let key = SigningKey::from_seed([1; 32]);
-    let out = dir.path().join("out");
-    compile(&out, &key, "2001-01-01T00:00:00Z", "a");
-    let trust = write_pub(dir.path(), "k.pub", &key);
-    let o = ringfence(&[
-        "verify",
-        p(&out.join("prod-eu1-linux-a.bundle")),
-        "--trust",
-        &trust,
-    ]);
+    let s = signed("2001-01-01T00:00:00Z");
+    let o = verify(&s, &[]);
     assert_eq!(code(&o), 1, "{o:?}");
     assert!(stdout(&o).starts_with("expired: "), "{}", stdout(&o));
 }
 
 #[test]
 fn verify_threshold_counts_distinct_trusted_signers() {
-    let dir = tempfile::tempdir().unwrap();
-    let (a, b) = (
-        SigningKey::from_seed([1; 32]),
-        SigningKey::from_seed([2; 32]),
-    );
-    let out = dir.path().join("out");
-    compile(&out, &a, "2026-01-01T00:00:00Z", "a");
-    let (ta, tb) = (
-        write_pub(dir.path(), "a.pub", &a),
-        write_pub(dir.path(), "b.pub", &b),
-    );
-    let bundle = out.join("prod-eu1-linux-a.bundle");
-    let o = ringfence(&[
-        "verify",
-        p(&bundle),
-        "--trust",
-        &ta,
-        "--trust",
-        &tb,
-        "--threshold",
-        "2",
-        "--now",
-        "2026-01-02T00:00:00Z",
-    ]);
-    assert_eq!(code(&o), 1, "{o:?}");
-    assert!(stdout(&o).starts_with("threshold: "), "{}", stdout(&o));
-    let o = ringfence(&[
-        "verify",
-        p(&bundle),
-        "--trust",
-        &ta,
-        "--trust",
-        &tb,
-        "--threshold",
-        "1",
-        "--now",
-        "2026-01-02T00:00:00Z",
-    ]);
-    assert_eq!(code(&o), 0, "{o:?}");
+    let s = signed("2026-01-01T00:00:00Z");
+    let tb = write_pub(s.dir.path(), "b.pub", &SigningKey::from_seed([2; 32]));
+    // Two trusted keys, one signature: a threshold of 2 refuses, 1 accepts.
+    for (threshold, exit, says) in [("2", 1, "threshold: "), ("1", 0, "ok: ")] {
+        let o = verify(
+            &s,
+            &[
+                "--trust",
+                &tb,
+                "--threshold",
+                threshold,
+                "--now",
+                "2026-01-02T00:00:00Z",
+            ],
+        );
+        assert_eq!(code(&o), exit, "{o:?}");
+        assert!(stdout(&o).starts_with(says), "{}", stdout(&o));
+    }
 }
 
 #[test]
 fn verify_that_cannot_run_exits_2() {
-    let dir = tempfile::tempdir().unwrap();
-    let key = SigningKey::from_seed([1; 32]);
-    let out = dir.path().join("out");
-    compile(&out, &key, "2026-01-01T00:00:00Z", "a");
-    let trust = write_pub(dir.path(), "k.pub", &key);
-    let bundle = out.join("prod-eu1-linux-a.bundle");
-    let not_a_key = dir.path().join("junk.pub");
+    let s = signed("2026-01-01T00:00:00Z");
+    let (dir, bundle, trust) = (s.dir.path(), &s.bundle, &s.trust);
+    let not_a_key = dir.join("junk.pub");
     fs::write(&not_a_key, "hello").unwrap();
-    let (absent_bundle, absent_pub) = (
-        dir.path().join("absent.bundle"),
-        dir.path().join("absent.pub"),
-    );
+    let (absent_bundle, absent_pub) = (dir.join("absent.bundle"), dir.join("absent.pub"));
     let cases: Vec<Vec<&str>> = vec![
-        vec![p(&absent_bundle), "--trust", &trust],
-        vec![p(&bundle), "--trust", p(&absent_pub)],
-        vec![p(&bundle), "--trust", p(&not_a_key)],
-        vec![p(&bundle), "--trust", &trust, "--threshold", "0"],
+        vec![p(&absent_bundle), "--trust", trust],
+        vec![p(bundle), "--trust", p(&absent_pub)],
+        vec![p(bundle), "--trust", p(&not_a_key)],
+        vec![p(bundle), "--trust", trust, "--threshold", "0"],
         vec![
-            p(&bundle),
+            p(bundle),
             "--trust",
-            &trust,
+            trust,
             "--trust",
-            &trust,
+            trust,
             "--threshold",
             "2",
         ],
-        vec![p(&bundle), "--trust", &trust, "--now", "yesterday"],
-        vec![p(&bundle), "--trust", &trust, "--format", "html"],
+        vec![p(bundle), "--trust", trust, "--now", "yesterday"],
+        vec![p(bundle), "--trust", trust, "--format", "html"],
     ];
     for args in cases {
         let mut all = vec!["verify"];

@@ -15,3 +15,7 @@ mod robust;
 #[path = "../../analyze/tests/common.rs"]
 #[allow(dead_code)] // only the intent and inventory are used here
 mod common;
+
+// The rendered nodes of the driver's sealing tests, for `verify`.
+#[path = "../../driver/tests/nodes.rs"]
+mod nodes;

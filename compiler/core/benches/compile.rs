@@ -36,19 +36,7 @@ fn mib(kib: Option<u64>) -> String {
 }
 
 fn main() {
-    let args: Vec<usize> = std::env::args()
-        .skip(1)
-        .filter_map(|a| a.parse().ok())
-        .collect();
-    let mut p = Params::benchmark();
-    if let [nodes, pods, policies, ..] = args[..] {
-        p.nodes = nodes;
-        p.pods = pods;
-        p.policies = policies;
-    }
-    if let Some(&every) = args.get(3) {
-        p.exposed_every = every;
-    }
+    let p = Params::from_args(std::env::args().skip(1));
     let t = Instant::now();
     let s = generate(&p);
     println!("input: {} (generated in {:.2?})", describe(&s), t.elapsed());

@@ -488,14 +488,7 @@ impl Compiled {
                 workload: None,
             }],
         };
-        let members: Vec<Member> = members
-            .into_iter()
-            .filter(|m| !m.addrs.is_empty())
-            .collect();
-        if members.is_empty() {
-            return Err(ExplainError::NoAddress(p.text.clone()));
-        }
-        Ok(members)
+        with_addresses(p, members)
     }
 
     fn providers(
@@ -579,14 +572,7 @@ impl Compiled {
                 workload: None,
             }],
         };
-        let members: Vec<Member> = members
-            .into_iter()
-            .filter(|m| !m.addrs.is_empty())
-            .collect();
-        if members.is_empty() {
-            return Err(ExplainError::NoAddress(p.text.clone()));
-        }
-        Ok(members)
+        with_addresses(p, members)
     }
 
     /// Explain the connection from `from` to `to` on `proto`/`port`.
@@ -739,6 +725,18 @@ impl Compiled {
             }
         }
     }
+}
+
+/// The members of `p` that have an address; none is an error naming `p`.
+fn with_addresses(p: &Peer, members: Vec<Member>) -> Result<Vec<Member>, ExplainError> {
+    let members: Vec<Member> = members
+        .into_iter()
+        .filter(|m| !m.addrs.is_empty())
+        .collect();
+    if members.is_empty() {
+        return Err(ExplainError::NoAddress(p.text.clone()));
+    }
+    Ok(members)
 }
 
 /// Representative addresses of an external: per family, the first address

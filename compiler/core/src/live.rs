@@ -507,7 +507,10 @@ impl Compiled {
                 Some((i, e)) => {
                     chains.contains(&i)
                         && e.is_none_or(|e| chains.contains(&e))
-                        && self.live.exposed_chain(c).is_none_or(|x| chains.contains(&x))
+                        && self
+                            .live
+                            .exposed_chain(c)
+                            .is_none_or(|x| chains.contains(&x))
                 }
                 None => true,
             })

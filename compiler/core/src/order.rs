@@ -15,10 +15,10 @@ use ringfence_schema::ir::{EndpointKind, ProtoPort};
 use ringfence_schema::net::ports_match;
 
 use crate::chains::expand;
+use crate::classes::Classes;
 use crate::compress::PeerRef;
 use crate::interval::Addrs;
 use crate::membership::{Membership, dir_index};
-use crate::classes::Classes;
 use crate::resolve::{Resolved, SetKey, resolve_named, service_port_selected};
 use crate::world::{World, host_ports};
 
@@ -537,7 +537,8 @@ pub(crate) fn guard_node_returns(r: &mut Resolved, o: &mut Ordered, classes: &Cl
                 info,
                 set: {
                     let def = format!("node-guard {a:?}");
-                    r.sets.intern(SetKey::NodeGuard(a.clone()), || def, a, "node_guard")
+                    r.sets
+                        .intern(SetKey::NodeGuard(a.clone()), || def, a, "node_guard")
                 },
                 proto,
                 port,

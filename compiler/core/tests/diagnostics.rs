@@ -27,6 +27,14 @@ fn inv() -> Inventory {
 }
 
 /// The line (1-based) a diagnostic's primary label points at.
+/// The one diagnostic of `code` among `diags`, a warning.
+fn one_warning<'d>(diags: &'d [Diagnostic], code: &str) -> &'d Diagnostic {
+    let found: Vec<&Diagnostic> = diags.iter().filter(|d| d.code == code).collect();
+    assert_eq!(found.len(), 1, "{code}: {diags:#?}");
+    assert_eq!(found[0].severity, Severity::Warning);
+    found[0]
+}
+
 fn line(intent: &Intent, d: &Diagnostic) -> u32 {
     intent
         .location(d.primary.as_ref().expect("a primary label").0)
@@ -140,13 +148,7 @@ fn shadowed_and_conflicting_policies_are_reported_at_the_policy() {
     let intent = b.build();
     let (c, diags) = compile(&intent, &inv());
     assert!(c.is_some());
-    let shadowed: Vec<&Diagnostic> = diags
-        .iter()
-        .filter(|d| d.code == "ringfence::shadowed-policy")
-        .collect();
-    assert_eq!(shadowed.len(), 1, "{diags:#?}");
-    let d = shadowed[0];
-    assert_eq!(d.severity, Severity::Warning);
+    let d = one_warning(&diags, "ringfence::shadowed-policy");
     assert!(
         d.message.contains("`top/both`")
             && d.message.contains("`top/one`")
@@ -266,13 +268,7 @@ fn scopes_that_do_not_form_a_chain_are_a_warning_with_both_spans() {
     let intent = b.build();
     let (c, diags) = compile(&intent, &inv());
     assert!(c.is_some());
-    let found: Vec<&Diagnostic> = diags
-        .iter()
-        .filter(|d| d.code == "ringfence::scopes-share-workloads")
-        .collect();
-    assert_eq!(found.len(), 1, "{diags:#?}");
-    let d = found[0];
-    assert_eq!(d.severity, Severity::Warning);
+    let d = one_warning(&diags, "ringfence::scopes-share-workloads");
     assert_eq!(
         d.message,
         "`a/web-1` and 1 other workload are in both `apps-inner` and `web`, neither inside the \

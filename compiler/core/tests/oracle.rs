@@ -6,8 +6,8 @@
 use std::net::IpAddr;
 
 use ringfence_intent::model::{
-    Action, Direction, Intent, Policy, PolicyAction, PolicyRank, Predicate, Proto, Query, Target,
-    WorkloadKind,
+    Action, Direction, Intent, Policy, PolicyAction, PolicyRank, Predicate, Proto,
+    QuarantineException, Query, Target, WorkloadKind,
 };
 use ringfence_inventory::model::{Inventory, Node, Pod, Service, ServiceType, TrafficPolicy};
 use ringfence_schema::net::{PortRange, ports_match};
@@ -328,18 +328,9 @@ impl<'a> Oracle<'a> {
         })
     }
 
-    /// A provider W's ingress rule for policy (provider T) matches on proto/port.
-    #[allow(clippy::too_many_arguments)]
-    fn provider_side_match(
-        &self,
-        t: &Target,
-        pproto: Proto,
-        pports: &[PortRange],
-        named: &[String],
-        w: W<'a>,
-        proto: Proto,
-        port: Option<u16>,
-    ) -> bool {
+    /// A provider W's ingress rule for policy `pol` matches on proto/port.
+    fn provider_side_match(&self, pol: &Policy, w: W<'a>, proto: Proto, port: Option<u16>) -> bool {
+        let (t, pproto, pports, named) = (&pol.provider, pol.proto, &pol.ports, &pol.named_ports);
         let plain = Self::numbers_match(pproto, pports, named, proto, port)
             || matches!(w, W::Pod(_, p) if Self::name_match(p, pproto, named, proto, port));
         if matches!(t, Target::Any) {
@@ -489,6 +480,34 @@ impl<'a> Oracle<'a> {
         )
     }
 
+    /// The quarantine's exceptions in direction `d`.
+    fn quarantine_exceptions(&self, d: Direction) -> impl Iterator<Item = &QuarantineException> {
+        let q = self.intent.quarantine.as_ref().unwrap();
+        q.exceptions.iter().filter(move |x| x.direction == d)
+    }
+
+    /// The decision of the first policy for direction `d` that `applies`,
+    /// in priority order; a pass skips the rest of its rank.
+    fn first_decision(
+        &self,
+        d: Direction,
+        applies: impl Fn(&Policy) -> bool,
+    ) -> Option<(Action, String)> {
+        let mut passed: Option<PolicyRank> = None;
+        for i in self.intent.order() {
+            let p = &self.intent.policies[i];
+            let other_side = p.side.is_some_and(|side| side != d);
+            if passed == Some(p.rank) || other_side || !applies(p) {
+                continue;
+            }
+            match decide(p) {
+                Some(decision) => return Some(decision),
+                None => passed = Some(p.rank),
+            }
+        }
+        None
+    }
+
     /// The egress decision of managed workload W for traffic to dst.
     pub(crate) fn egress(
         &self,
@@ -498,12 +517,7 @@ impl<'a> Oracle<'a> {
         port: Option<u16>,
     ) -> (Action, String) {
         if self.quarantined(w) {
-            let q = self.intent.quarantine.as_ref().unwrap();
-            for x in q
-                .exceptions
-                .iter()
-                .filter(|x| x.direction == Direction::Egress)
-            {
+            for x in self.quarantine_exceptions(Direction::Egress) {
                 if self.provider_match(&x.peer, x.proto, &x.ports, &[], dst, proto, port) {
                     return (Action::Allow, x.id.clone());
                 }
@@ -515,13 +529,8 @@ impl<'a> Oracle<'a> {
         {
             return (Action::Deny, id);
         }
-        let mut passed: Option<PolicyRank> = None;
-        for i in self.intent.order() {
-            let p = &self.intent.policies[i];
-            if passed == Some(p.rank) || p.side == Some(Direction::Ingress) {
-                continue;
-            }
-            if self.in_scope(p.scope, w)
+        self.first_decision(Direction::Egress, |p| {
+            self.in_scope(p.scope, w)
                 && self.is_consumer(&p.consumer, w)
                 && self.provider_match(
                     &p.provider,
@@ -532,14 +541,8 @@ impl<'a> Oracle<'a> {
                     proto,
                     port,
                 )
-            {
-                match decide(p) {
-                    Some(d) => return d,
-                    None => passed = Some(p.rank),
-                }
-            }
-        }
-        self.catch_all(w, Direction::Egress)
+        })
+        .unwrap_or_else(|| self.catch_all(w, Direction::Egress))
     }
 
     /// The ingress decision of managed workload W for traffic from src.
@@ -593,12 +596,7 @@ impl<'a> Oracle<'a> {
         with_return: bool,
     ) -> (Action, String) {
         if self.quarantined(w) {
-            let q = self.intent.quarantine.as_ref().unwrap();
-            for x in q
-                .exceptions
-                .iter()
-                .filter(|x| x.direction == Direction::Ingress)
-            {
+            for x in self.quarantine_exceptions(Direction::Ingress) {
                 if self.consumer_addr(&x.peer, src)
                     && x.proto.matches(proto)
                     && ports_match(&x.ports, port)
@@ -614,31 +612,12 @@ impl<'a> Oracle<'a> {
         {
             return (Action::Allow, id);
         }
-        let mut passed: Option<PolicyRank> = None;
-        for i in self.intent.order() {
-            let p = &self.intent.policies[i];
-            if passed == Some(p.rank) || p.side == Some(Direction::Egress) {
-                continue;
-            }
-            if self.in_scope(p.scope, w)
+        self.first_decision(Direction::Ingress, |p| {
+            self.in_scope(p.scope, w)
                 && self.consumer_addr(&p.consumer, src)
-                && self.provider_side_match(
-                    &p.provider,
-                    p.proto,
-                    &p.ports,
-                    &p.named_ports,
-                    w,
-                    proto,
-                    port,
-                )
-            {
-                match decide(p) {
-                    Some(d) => return d,
-                    None => passed = Some(p.rank),
-                }
-            }
-        }
-        self.catch_all(w, Direction::Ingress)
+                && self.provider_side_match(p, w, proto, port)
+        })
+        .unwrap_or_else(|| self.catch_all(w, Direction::Ingress))
     }
 
     fn consumer_nonempty(&self, t: &Target) -> bool {

@@ -14,6 +14,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 
 use ipnet::IpNet;
+use ringfence_intent::format::quote;
 use ringfence_inventory::model::Proto;
 use ringfence_schema::net::{PortRange, normalize_ports};
 
@@ -571,27 +572,6 @@ fn pred(p: &Pred) -> String {
         Pred::Label(k, vs) => format!("label {} {}", quote(k), list(vs)),
         Pred::Name(vs) => format!("name {}", list(vs)),
     }
-}
-
-/// A KDL string literal.
-pub(crate) fn quote(s: &str) -> String {
-    let mut out = String::with_capacity(s.len() + 2);
-    out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\t' => out.push_str("\\t"),
-            '\r' => out.push_str("\\r"),
-            c if c.is_control() => {
-                let _ = write!(out, "\\u{{{:x}}}", c as u32);
-            }
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-    out
 }
 
 /// How a group was selected, in words (summary).

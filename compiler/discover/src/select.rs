@@ -101,6 +101,26 @@ pub(crate) struct Selected {
     pub(crate) base_name: String,
 }
 
+impl Selected {
+    /// `preds`, after `cluster NAME` when the rest also selects objects
+    /// elsewhere.
+    fn new(
+        mut preds: Vec<Pred>,
+        cluster: Option<String>,
+        how: Selection,
+        base_name: String,
+    ) -> Self {
+        if let Some(name) = cluster {
+            preds.insert(0, Pred::Cluster(name));
+        }
+        Selected {
+            preds,
+            how,
+            base_name,
+        }
+    }
+}
+
 /// A bit per candidate object.
 type Mask = Vec<bool>;
 
@@ -300,14 +320,12 @@ pub(crate) fn workloads(book: &Book<'_>, unit: &Unit<'_>) -> Selected {
             how = Selection::Names;
         }
     }
-    if cluster_needed {
-        preds.insert(0, Pred::Cluster(c.name.clone()));
-    }
-    Selected {
+    Selected::new(
         preds,
+        cluster_needed.then(|| c.name.clone()),
         how,
         base_name,
-    }
+    )
 }
 
 /// A filter for a unit of nodes (one cluster).
@@ -369,14 +387,12 @@ pub(crate) fn nodes(book: &Book<'_>, unit: &Unit<'_>) -> Selected {
                 }
             }
         };
-    if cluster_needed {
-        preds.insert(0, Pred::Cluster(c.name.clone()));
-    }
-    Selected {
+    Selected::new(
         preds,
+        cluster_needed.then(|| c.name.clone()),
         how,
         base_name,
-    }
+    )
 }
 
 /// All nodes of a cluster (a node port's entry points).

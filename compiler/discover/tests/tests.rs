@@ -415,16 +415,11 @@ fn bad_inputs_are_refused_with_file_and_line() {
 /// The discovered files as intent: loaded with no errors (nor warnings),
 /// and already in `ringfence fmt`'s layout.
 fn check_intent(d: &Discovery) -> ringfence_intent::model::Intent {
-    use std::sync::Arc;
-
     use ringfence_intent::model::SourceFile;
     let files: Vec<SourceFile> = d
         .files
         .iter()
-        .map(|f| SourceFile {
-            path: f.path.clone(),
-            text: Arc::from(f.text.as_str()),
-        })
+        .map(|f| SourceFile::new(&f.path, &f.text))
         .collect();
     for (id, f) in d.files.iter().enumerate() {
         let formatted = ringfence_intent::format_source(id, &f.text)

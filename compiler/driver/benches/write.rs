@@ -15,16 +15,7 @@ fn main() {
     let key = ringfence_testkit::keys::key(7);
     let mut sizes = Rng::new(99);
     let nodes: Vec<NodeOutput> = (0..1000)
-        .map(|i| {
-            let p = payload(i, 50_000 + sizes.below(150_000) as usize);
-            NodeOutput {
-                cluster: p.cluster,
-                node: p.node,
-                os: p.os,
-                backend: p.backend,
-                files: p.files.into_iter().map(|f| (f.name, f.content)).collect(),
-            }
-        })
+        .map(|i| NodeOutput::from(payload(i, 50_000 + sizes.below(150_000) as usize)))
         .collect();
     let dir = std::env::temp_dir().join(format!("ringfence-bench-{}", std::process::id()));
     let keys = [&key];

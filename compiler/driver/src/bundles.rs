@@ -60,6 +60,19 @@ pub struct NodeOutput {
     pub files: Vec<(String, String)>,
 }
 
+impl From<BundlePayload> for NodeOutput {
+    /// The output a bundle was sealed from: its node and its files' content.
+    fn from(p: BundlePayload) -> Self {
+        NodeOutput {
+            cluster: p.cluster,
+            node: p.node,
+            os: p.os,
+            backend: p.backend,
+            files: p.files.into_iter().map(|f| (f.name, f.content)).collect(),
+        }
+    }
+}
+
 /// Where and how to write.
 pub struct WriteOptions<'a> {
     /// The output directory (created if missing).

@@ -7,63 +7,20 @@ use std::fs;
 use std::path::Path;
 use std::time::Duration;
 
-use ringfence_bundle::{
-    Expectations, Reason, SigningKey, Trust, parse_time, verify_bundle, verify_index,
-};
+use ringfence_bundle::{Expectations, Reason, Trust, parse_time, verify_bundle, verify_index};
 use ringfence_driver::bundles::{
-    BundleWriteError, Change, NodeOutput, WriteOptions, WriteSummary, write_bundles,
+    BundleWriteError, Change, NodeOutput, WriteSummary, write_bundles,
 };
-use ringfence_schema::bundle::{BackendRef, SourceKind, SourceRef};
-use ringfence_schema::ir::Os;
 use ringfence_testkit::keys::key;
 
+use crate::nodes::{self, opts};
+
 fn node(name: &str, rules: &str) -> NodeOutput {
-    NodeOutput {
-        cluster: "prod-eu1".into(),
-        node: name.into(),
-        os: Os::Linux,
-        backend: BackendRef {
-            name: "nftables".into(),
-            version: "0.1.0".into(),
-            sha256: "ab".repeat(32),
-        },
-        files: vec![
-            (
-                "rules.nft".into(),
-                format!(
-                    "table inet ringfence {{\n\tchain c {{\n\t\tcounter comment \"{rules}\"\n\t}}\n}}\n"
-                ),
-            ),
-            (
-                // A valid empty IR: verification parses and validates it.
-                "ir.json".into(),
-                format!(
-                    "{{\"ir_version\":2,\"cluster\":\"c\",\"node\":\"{name}\",\"os\":\"linux\",\"backend\":\"nftables\",\"addresses\":[],\"endpoints\":[],\"chains\":[],\"sets\":[],\"policies\":[]}}"
-                ),
-            ),
-        ],
-    }
+    nodes::node("prod-eu1", name, rules)
 }
 
 fn cluster(rules: &[(&str, &str)]) -> Vec<NodeOutput> {
     rules.iter().map(|(n, r)| node(n, r)).collect()
-}
-
-fn opts<'a>(out: &'a Path, keys: &'a [&'a SigningKey], time: &str) -> WriteOptions<'a> {
-    WriteOptions {
-        out,
-        keys,
-        issued_at: parse_time(time).unwrap(),
-        expires: Duration::from_secs(7 * 86_400),
-        generation: None,
-        source: SourceRef {
-            repository: Some("intent.git".into()),
-            commit: Some("abc123".into()),
-            tree: None,
-            kind: SourceKind::Commit,
-        },
-        inventory_sha256: "11".repeat(32),
-    }
 }
 
 /// Every file in a directory, by name.

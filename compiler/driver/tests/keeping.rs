@@ -8,56 +8,44 @@ use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 use std::time::Duration;
 
-use ringfence_bundle::{Expectations, SigningKey, Trust, parse_time, verify_bundle, verify_index};
+use ringfence_bundle::{Expectations, SigningKey, Trust, verify_bundle, verify_index};
 use ringfence_driver::bundles::{
     Change, NodeOutput, WriteOptions, write_bundles, write_bundles_keeping,
 };
-use ringfence_schema::bundle::{BackendRef, SourceKind, SourceRef};
-use ringfence_schema::ir::Os;
+
+use crate::nodes;
 
 fn node(name: &str, rules: &str) -> NodeOutput {
-    NodeOutput {
-        cluster: "c".into(),
-        node: name.into(),
-        os: Os::Linux,
-        backend: BackendRef {
-            name: "nftables".into(),
-            version: "0.1.0".into(),
-            sha256: "ab".repeat(32),
-        },
-        files: vec![
-            (
-                "rules.nft".into(),
-                format!(
-                    "table inet ringfence {{\n\tchain c {{\n\t\tcounter comment \"{rules}\"\n\t}}\n}}\n"
-                ),
-            ),
-            (
-                // A valid empty IR: verification parses and validates it.
-                "ir.json".into(),
-                format!(
-                    "{{\"ir_version\":2,\"cluster\":\"c\",\"node\":\"{name}\",\"os\":\"linux\",\"backend\":\"nftables\",\"addresses\":[],\"endpoints\":[],\"chains\":[],\"sets\":[],\"policies\":[]}}"
-                ),
-            ),
-        ],
-    }
+    nodes::node("c", name, rules)
 }
 
+/// Generation `g` of commit `commit-{g}`, valid a day.
 fn opts<'a>(out: &'a Path, keys: &'a [&'a SigningKey], time: &str, g: u64) -> WriteOptions<'a> {
-    WriteOptions {
-        out,
-        keys,
-        issued_at: parse_time(time).unwrap(),
-        expires: Duration::from_secs(86_400),
-        generation: Some(g),
-        source: SourceRef {
-            repository: None,
-            commit: Some(format!("commit-{g}")),
-            tree: None,
-            kind: SourceKind::Commit,
-        },
-        inventory_sha256: "11".repeat(32),
-    }
+    let mut o = nodes::opts(out, keys, time);
+    o.expires = Duration::from_secs(86_400);
+    o.generation = Some(g);
+    o.source.commit = Some(format!("commit-{g}"));
+    o
+}
+
+/// When each of `n1`, `n2`, `n3` in `dir` was issued, and its generation
+/// (`2026-01-01T00:00:00Z g1`); each verified for its node against the
+/// index there.
+fn sealed(dir: &Path, trust: &Trust) -> Vec<String> {
+    let index = verify_index(&fs::read(dir.join("index.json")).unwrap(), trust).unwrap();
+    ["n1", "n2", "n3"]
+        .into_iter()
+        .map(|n| {
+            let bytes = fs::read(dir.join(format!("{n}.bundle"))).unwrap();
+            let expect = Expectations {
+                node: Some(n),
+                index: Some(&index),
+                ..Expectations::default()
+            };
+            let v = verify_bundle(&bytes, trust, &expect).unwrap();
+            format!("{} g{}", v.payload.issued_at, v.payload.generation)
+        })
+        .collect()
 }
 
 #[test]
@@ -108,21 +96,14 @@ fn unchanged_nodes_keep_their_files_changed_ones_are_sealed() {
     // The new index lists the kept files and verifies them.
     let index = verify_index(&fs::read(two.join("index.json")).unwrap(), &trust).unwrap();
     assert_eq!(index.source.commit.as_deref(), Some("commit-2"));
-    for n in ["n1", "n2", "n3"] {
-        let bytes = fs::read(two.join(format!("{n}.bundle"))).unwrap();
-        let expect = Expectations {
-            node: Some(n),
-            index: Some(&index),
-            ..Expectations::default()
-        };
-        let v = verify_bundle(&bytes, &trust, &expect).unwrap();
-        let issued = if n == "n2" {
-            "2026-01-02T00:00:00Z"
-        } else {
-            "2026-01-01T00:00:00Z"
-        };
-        assert_eq!(v.payload.issued_at, issued, "{n}");
-    }
+    assert_eq!(
+        sealed(&two, &trust),
+        [
+            "2026-01-01T00:00:00Z g1",
+            "2026-01-02T00:00:00Z g2",
+            "2026-01-01T00:00:00Z g1"
+        ]
+    );
 
     // A kept file that was altered on disk is not propagated: re-sealed.
     fs::remove_file(two.join("n3.bundle")).unwrap();
@@ -137,21 +118,13 @@ fn unchanged_nodes_keep_their_files_changed_ones_are_sealed() {
     )
     .unwrap();
     assert!(s.nodes.iter().all(|n| n.change == Change::Unchanged));
-    let index = verify_index(&fs::read(three.join("index.json")).unwrap(), &trust).unwrap();
-    for n in ["n1", "n2", "n3"] {
-        let bytes = fs::read(three.join(format!("{n}.bundle"))).unwrap();
-        let expect = Expectations {
-            index: Some(&index),
-            ..Expectations::default()
-        };
-        let v = verify_bundle(&bytes, &trust, &expect).unwrap();
-        // n2 kept (issued on the 2nd); n1 (missing) and n3 (altered) re-sealed.
-        let issued = if n == "n2" {
-            "2026-01-02T00:00:00Z"
-        } else {
-            "2026-01-03T00:00:00Z"
-        };
-        assert_eq!(v.payload.issued_at, issued, "{n}");
-        assert_eq!(v.payload.generation, if n == "n2" { 2 } else { 1 }, "{n}");
-    }
+    // n2 kept (issued on the 2nd); n1 (missing) and n3 (altered) re-sealed.
+    assert_eq!(
+        sealed(&three, &trust),
+        [
+            "2026-01-03T00:00:00Z g1",
+            "2026-01-02T00:00:00Z g2",
+            "2026-01-03T00:00:00Z g1"
+        ]
+    );
 }

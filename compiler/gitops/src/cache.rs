@@ -78,17 +78,7 @@ impl RenderCache {
                 let ir = v.payload.files.iter().find(|f| f.name == IR_FILE)?;
                 let key = (v.payload.backend.sha256.clone(), ir.sha256.clone());
                 let p = v.payload;
-                Some((
-                    key,
-                    p.issued_at.clone(),
-                    NodeOutput {
-                        cluster: p.cluster,
-                        node: p.node,
-                        os: p.os,
-                        backend: p.backend,
-                        files: p.files.into_iter().map(|f| (f.name, f.content)).collect(),
-                    },
-                ))
+                Some((key, p.issued_at.clone(), NodeOutput::from(p)))
             })
             .collect();
         let n = found.len();

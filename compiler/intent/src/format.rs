@@ -10,6 +10,8 @@
 //!
 //! The result is checked to parse to the same document before it is returned.
 
+use std::fmt::Write;
+
 use kdl::{KdlDocument, KdlEntry, KdlNode, KdlValue};
 
 use crate::diagnostics::{Diagnostic, Diagnostics, codes};
@@ -195,6 +197,29 @@ impl Printer {
         }
         self.out
     }
+}
+
+/// `s` as a KDL string literal: quoted, with `"`, `\\` and control
+/// characters escaped. For the tools that write intent (discovery, the
+/// Kubernetes import).
+pub fn quote(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\t' => out.push_str("\\t"),
+            '\r' => out.push_str("\\r"),
+            c if c.is_control() => {
+                let _ = write!(out, "\\u{{{:x}}}", c as u32);
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
 }
 
 fn push_indent(out: &mut String, depth: usize) {

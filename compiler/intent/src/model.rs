@@ -41,6 +41,14 @@ pub struct SourceFile {
 }
 
 impl SourceFile {
+    /// A file of `path` holding `text`.
+    pub fn new(path: impl Into<String>, text: &str) -> Self {
+        SourceFile {
+            path: path.into(),
+            text: Arc::from(text),
+        }
+    }
+
     /// 1-based line and column (in characters) of a byte offset.
     pub fn line_col(&self, offset: usize) -> (u32, u32) {
         let before = &self.text[..offset.min(self.text.len())];

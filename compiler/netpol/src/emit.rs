@@ -17,6 +17,7 @@ use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::fmt::Write as _;
 
 use ipnet::IpNet;
+use ringfence_intent::format::quote;
 use ringfence_intent::model::Proto;
 use sha2::{Digest, Sha256};
 
@@ -32,27 +33,6 @@ pub(crate) const BASELINE_FILE: &str = "90-baseline.kdl";
 /// A namespace's file.
 pub(crate) fn namespace_file(ns: &str) -> String {
     format!("10-ns-{ns}.kdl")
-}
-
-/// A KDL string literal.
-fn q(s: &str) -> String {
-    let mut out = String::with_capacity(s.len() + 2);
-    out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            c if c.is_control() => {
-                let _ = write!(out, "\\u{{{:x}}}", c as u32);
-            }
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-    out
 }
 
 /// Text for a `//` comment (one line, no control characters).
@@ -110,16 +90,16 @@ fn predicates(s: &Selector, ns: bool, out: &mut Vec<String>) {
             r.key().to_string()
         };
         match r {
-            Req::In(_, v) => out.push(format!("label {} {}", q(&key), values(v))),
-            Req::NotIn(_, v) => out.push(format!("not {{ label {} {} }}", q(&key), values(v))),
-            Req::Exists(_) => out.push(format!("label {}", q(&key))),
-            Req::DoesNotExist(_) => out.push(format!("not {{ label {} }}", q(&key))),
+            Req::In(_, v) => out.push(format!("label {} {}", quote(&key), values(v))),
+            Req::NotIn(_, v) => out.push(format!("not {{ label {} {} }}", quote(&key), values(v))),
+            Req::Exists(_) => out.push(format!("label {}", quote(&key))),
+            Req::DoesNotExist(_) => out.push(format!("not {{ label {} }}", quote(&key))),
         }
     }
 }
 
 fn values(v: &[String]) -> String {
-    v.iter().map(|x| q(x)).collect::<Vec<_>>().join(" ")
+    v.iter().map(|x| quote(x)).collect::<Vec<_>>().join(" ")
 }
 
 /// Which file an item goes to.
@@ -184,11 +164,11 @@ impl<'o> Emitter<'o> {
         let head = if pods {
             format!(
                 "filter {} scope={} restrict-to-scope=#true {{\n",
-                q(&name),
-                q(&self.opts.scope)
+                quote(&name),
+                quote(&self.opts.scope)
             )
         } else {
-            format!("filter {} {{\n", q(&name))
+            format!("filter {} {{\n", quote(&name))
         };
         let text = format!("{head}{body}}}\n");
         self.filters.insert(
@@ -207,7 +187,7 @@ impl<'o> Emitter<'o> {
         let mut lines = Vec::new();
         let (name, file) = match &p.namespaces {
             Namespaces::Own(ns) => {
-                lines.push(format!("namespace {}", q(ns)));
+                lines.push(format!("namespace {}", quote(ns)));
                 let name = if p.pods.is_everything() {
                     format!("{ns}.pods")
                 } else {
@@ -236,7 +216,7 @@ impl<'o> Emitter<'o> {
 
     fn cluster_pred(&self, lines: &mut Vec<String>) {
         if let Some(c) = &self.opts.cluster {
-            lines.push(format!("cluster {}", q(c)));
+            lines.push(format!("cluster {}", quote(c)));
         }
     }
 
@@ -258,7 +238,7 @@ impl<'o> Emitter<'o> {
                 lines.push(format!(
                     "address {}",
                     nets.iter()
-                        .map(|n| q(&n.to_string()))
+                        .map(|n| quote(&n.to_string()))
                         .collect::<Vec<_>>()
                         .join(" ")
                 ));
@@ -303,7 +283,7 @@ impl<'o> Emitter<'o> {
             return format!("external:{}", d.name);
         }
         let name = unique(safe_name(&name), &mut self.external_names);
-        let cidrs: Vec<String> = nets.iter().map(|n| q(&n.to_string())).collect();
+        let cidrs: Vec<String> = nets.iter().map(|n| quote(&n.to_string())).collect();
         // Long lists one prefix per line.
         let body = if cidrs.len() <= 4 {
             format!("    cidr {}\n", cidrs.join(" "))
@@ -315,7 +295,7 @@ impl<'o> Emitter<'o> {
             Def {
                 name: name.clone(),
                 file: FileKey::Cluster,
-                text: format!("external {} {{\n{body}}}\n", q(&name)),
+                text: format!("external {} {{\n{body}}}\n", quote(&name)),
             },
         );
         format!("external:{name}")
@@ -344,7 +324,7 @@ impl<'o> Emitter<'o> {
                 Dir::Ingress => (peer_ref.as_str(), subject.as_str()),
                 Dir::Egress => (subject.as_str(), peer_ref.as_str()),
             };
-            let mut tail = format!("from={} to={}", q(from), q(to));
+            let mut tail = format!("from={} to={}", quote(from), quote(to));
             if let Some(g) = g {
                 let proto = match g.proto {
                     Some(Proto::Tcp) => "tcp",
@@ -352,7 +332,7 @@ impl<'o> Emitter<'o> {
                     Some(Proto::Sctp) => "sctp",
                     _ => "any",
                 };
-                let _ = write!(tail, " proto={}", q(proto));
+                let _ = write!(tail, " proto={}", quote(proto));
                 let ports: Vec<String> = g
                     .numbers
                     .iter()
@@ -360,10 +340,10 @@ impl<'o> Emitter<'o> {
                     .chain(g.names.iter().cloned())
                     .collect();
                 if !ports.is_empty() {
-                    let _ = write!(tail, " ports={}", q(&ports.join(",")));
+                    let _ = write!(tail, " ports={}", quote(&ports.join(",")));
                 }
             }
-            let _ = write!(tail, " side={}", q(r.dir.word()));
+            let _ = write!(tail, " side={}", quote(r.dir.word()));
             let what = match &r.source.rule_name {
                 Some(n) => format!("{}, {} {:?}", r.source.object, r.source.rule, n),
                 None => format!("{}, {}", r.source.object, r.source.rule),
@@ -414,7 +394,7 @@ impl<'o> Emitter<'o> {
                 "// {}",
                 comment_text(&format!("{what}{peer_note}"))
             ));
-            target.push(format!("{} {} {tail}", r.verdict.word(), q(&name)));
+            target.push(format!("{} {} {tail}", r.verdict.word(), quote(&name)));
             self.report.push(PolicyReport {
                 id,
                 file: file.to_string(),
@@ -449,7 +429,12 @@ impl<'o> Emitter<'o> {
             } else {
                 let body: String = refs
                     .iter()
-                    .map(|r| format!("        matches {}\n", q(r.trim_start_matches("filter:"))))
+                    .map(|r| {
+                        format!(
+                            "        matches {}\n",
+                            quote(r.trim_start_matches("filter:"))
+                        )
+                    })
                     .collect();
                 let body = format!("    any {{\n{body}    }}\n");
                 self.filter(
@@ -476,10 +461,10 @@ impl<'o> Emitter<'o> {
             );
             let line = format!(
                 "deny {} from={} to={} side={}",
-                q(&name),
-                q(&from),
-                q(&to),
-                q(dir.word())
+                quote(&name),
+                quote(&from),
+                quote(&to),
+                quote(dir.word())
             );
             self.report.push(PolicyReport {
                 id: format!("{}/{name}", self.opts.scope),
@@ -496,7 +481,7 @@ impl<'o> Emitter<'o> {
 
     /// The files, unformatted: (path, text).
     pub(crate) fn files(self, namespaces: &[String]) -> Vec<(String, String)> {
-        let scope = q(&self.opts.scope);
+        let scope = quote(&self.opts.scope);
         let mut files: BTreeMap<String, String> = BTreeMap::new();
         let mut cluster = String::from(
             "// Kubernetes network policies translated by `ringfence import k8s`.\n\
@@ -507,7 +492,7 @@ impl<'o> Emitter<'o> {
         );
         let _ = write!(cluster, "scope {scope} {{\n    query {{\n");
         if let Some(c) = &self.opts.cluster {
-            let _ = writeln!(cluster, "        cluster {}", q(c));
+            let _ = writeln!(cluster, "        cluster {}", quote(c));
         }
         cluster.push_str(
             "        kind \"pod\"\n    }\n    catch-all ingress=\"allow\" egress=\"allow\"\n}\n",

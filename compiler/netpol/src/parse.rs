@@ -855,6 +855,21 @@ fn fields_set(f: &Field<'_>, keys: &[&str]) -> Vec<String> {
         .collect()
 }
 
+/// The one of `keys` that `f` sets; a problem (`sets nothing`, `sets A and
+/// B`) with `help` otherwise.
+fn one_set<'k>(f: &Field<'_>, keys: &[&'k str], help: &str) -> R<&'k str> {
+    let set: Vec<&str> = keys
+        .iter()
+        .copied()
+        .filter(|k| f.key(k).value().is_some())
+        .collect();
+    match set[..] {
+        [key] => Ok(key),
+        [] => Err(err(f, "sets nothing", help)),
+        _ => Err(err(f, format!("sets {}", set.join(" and ")), help)),
+    }
+}
+
 fn subject(f: &Field<'_>) -> R<Pods> {
     let set = fields_set(f, &["namespaces", "pods"]);
     if set.len() != 1 {
@@ -1055,23 +1070,16 @@ fn anp_ports(f: &Field<'_>) -> Result<Vec<PortGroup>, Vec<Problem>> {
     let mut g = Grouper::default();
     let mut problems = Vec::new();
     for p in items {
-        let set = fields_set(&p, &["portNumber", "portRange", "namedPort"]);
-        if set.len() != 1 {
-            problems.push(err(
-                &p,
-                format!(
-                    "sets {}",
-                    if set.is_empty() {
-                        "nothing".to_string()
-                    } else {
-                        set.join(" and ")
-                    }
-                ),
-                "a port sets exactly one of portNumber, portRange and namedPort",
-            ));
-            continue;
-        }
-        let r = match set[0].as_str() {
+        let keys = ["portNumber", "portRange", "namedPort"];
+        let help = "a port sets exactly one of portNumber, portRange and namedPort";
+        let key = match one_set(&p, &keys, help) {
+            Ok(key) => key,
+            Err(e) => {
+                problems.push(e);
+                continue;
+            }
+        };
+        let r = match key {
             "portNumber" => {
                 let n = p.key("portNumber");
                 protocol(&n.key("protocol")).and_then(|proto| {
@@ -1115,23 +1123,15 @@ fn cnp_protocols(f: &Field<'_>) -> Result<Vec<PortGroup>, Vec<Problem>> {
     let mut g = Grouper::default();
     let mut problems = Vec::new();
     for p in items {
-        let set = fields_set(&p, &["tcp", "udp", "sctp", "destinationNamedPort"]);
-        if set.len() != 1 {
-            problems.push(err(
-                &p,
-                format!(
-                    "sets {}",
-                    if set.is_empty() {
-                        "nothing".to_string()
-                    } else {
-                        set.join(" and ")
-                    }
-                ),
-                "a protocol entry sets exactly one of tcp, udp, sctp and destinationNamedPort",
-            ));
-            continue;
-        }
-        let key = set[0].as_str();
+        let keys = ["tcp", "udp", "sctp", "destinationNamedPort"];
+        let help = "a protocol entry sets exactly one of tcp, udp, sctp and destinationNamedPort";
+        let key = match one_set(&p, &keys, help) {
+            Ok(key) => key,
+            Err(e) => {
+                problems.push(e);
+                continue;
+            }
+        };
         let r = if key == "destinationNamedPort" {
             let n = p.key(key);
             match n.str() {

@@ -184,16 +184,7 @@ fn steps(irs: &[&NodeIr]) -> Steps {
 }
 
 fn main() {
-    let args: Vec<usize> = std::env::args()
-        .skip(1)
-        .filter_map(|a| a.parse().ok())
-        .collect();
-    let mut p = Params::benchmark();
-    if let [nodes, pods, policies, ..] = args[..] {
-        p.nodes = nodes;
-        p.pods = pods;
-        p.policies = policies;
-    }
+    let p = Params::from_args(std::env::args().skip(1));
     let t = Instant::now();
     let s = generate(&p);
     println!(

@@ -27,6 +27,7 @@ use std::fmt::Write as _;
 use std::net::IpAddr;
 use std::sync::Arc;
 
+use ringfence_intent::format::quote;
 use ringfence_intent::model::{
     Action, CatchAll, Direction, External, ExternalId, Filter, FilterId, Intent, Mode, Os, Policy,
     PolicyAction, PolicyRank, Predicate, Proto, Quarantine, QuarantineException, Query, Scope,
@@ -602,22 +603,6 @@ fn target_ref(t: &Target, n: &Names) -> String {
         Target::External(e) => format!("external:{}", n.externals[*e]),
         Target::Service { namespace, name } => format!("service:{namespace}/{name}"),
     }
-}
-
-/// A KDL string literal.
-fn quote(s: &str) -> String {
-    let mut out = String::with_capacity(s.len() + 2);
-    out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-    out
 }
 
 /// Render a query's children (the body of `query { }`, a filter, `not { }`).

@@ -11,6 +11,7 @@
 //! - [`payload`]: bundle content of a chosen size, for the sealing benchmarks;
 //! - [`git`]: real Git repositories (git2, or the `git` binary);
 //! - [`keys`]: signing keys from fixed seeds;
+//! - [`listen`]: servers started by a test, their address read from the log;
 //! - [`rng`]: the one seeded generator all of them draw from.
 //!
 //! The `ringfence-synth` binary writes the benchmarks' input files.
@@ -20,6 +21,7 @@ pub mod callgraph;
 pub mod flowgen;
 pub mod git;
 pub mod keys;
+pub mod listen;
 pub mod payload;
 pub mod rng;
 pub mod shop;

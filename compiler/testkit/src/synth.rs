@@ -83,6 +83,23 @@ impl Params {
             seed: 1,
         }
     }
+
+    /// [`Params::benchmark`] with the benches' positional arguments: nodes,
+    /// pods and policies (all three, or none), then every how many services
+    /// one is exposed. Arguments that are not numbers are passed over.
+    pub fn from_args(args: impl Iterator<Item = String>) -> Self {
+        let args: Vec<usize> = args.filter_map(|a| a.parse().ok()).collect();
+        let mut p = Params::benchmark();
+        if let [nodes, pods, policies, ..] = args[..] {
+            p.nodes = nodes;
+            p.pods = pods;
+            p.policies = policies;
+        }
+        if let Some(&every) = args.get(3) {
+            p.exposed_every = every;
+        }
+        p
+    }
 }
 
 /// A generated intent and inventory.

@@ -67,7 +67,10 @@ pub fn elements(ir: &NodeIr, m: &Membership) -> BTreeMap<(String, String), Optio
                     format!("expose-{i}-{}", fam(a)),
                     format!("{a} . {}", t.port),
                 ),
-                Some(format!("jump c_{}", t.chain.as_deref().unwrap_or(&t.ingress))),
+                Some(format!(
+                    "jump c_{}",
+                    t.chain.as_deref().unwrap_or(&t.ingress)
+                )),
             );
         }
     }

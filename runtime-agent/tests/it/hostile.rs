@@ -84,22 +84,10 @@ fn forged_rules_never_reach_beyond_our_table() {
     let (nft, ir) = render(&spec);
     let f = keys.path("inc.bundle");
     std::fs::write(&f, seal(&spec, format!("{nft}{include}"), ir, &keys.key)).unwrap();
-    let out = bin()
-        .args(["apply", "--node", "n1", "--netns", &ns.name, "--bundle"])
-        .arg(&f)
-        .arg("--trust")
-        .arg(keys.pubkey())
-        .arg("--state")
-        .arg(&state)
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(1));
-    let all = format!(
-        "{}{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr),
-        std::fs::read_to_string(state.join("report.json")).unwrap()
-    );
+    let (code, text) = apply_cli(&keys, &ns, &state, &f);
+    assert_eq!(code, Some(1));
+    let report = std::fs::read_to_string(state.join("report.json")).unwrap();
+    let all = format!("{text}{report}");
     assert!(
         all.starts_with("refused (unsafe-rules): rules.nft line"),
         "{all}"
@@ -310,16 +298,27 @@ fn a_hung_nft_is_killed_and_reported() {
     );
 }
 
-fn apply_cli(keys: &Keys, ns: &Netns, state: &Path, f: &Path) -> (Option<i32>, String) {
-    let out = bin()
-        .args(["apply", "--node", "n1", "--netns", &ns.name, "--bundle"])
+/// `ringfence-agent apply` of bundle `f` for node n1 (in `ns`, if given),
+/// trusting `keys`, with its state in `state`.
+fn apply(keys: &Keys, ns: Option<&Netns>, state: &Path, f: &Path) -> std::process::Output {
+    let mut cmd = bin();
+    cmd.args(["apply", "--node", "n1"]);
+    if let Some(ns) = ns {
+        cmd.args(["--netns", &ns.name]);
+    }
+    cmd.arg("--bundle")
         .arg(f)
         .arg("--trust")
         .arg(keys.pubkey())
         .arg("--state")
         .arg(state)
         .output()
-        .unwrap();
+        .unwrap()
+}
+
+/// [`apply`] in `ns`: the exit code and all it printed.
+fn apply_cli(keys: &Keys, ns: &Netns, state: &Path, f: &Path) -> (Option<i32>, String) {
+    let out = apply(keys, Some(ns), state, f);
     (
         out.status.code(),
         format!(
@@ -462,15 +461,7 @@ fn a_second_agent_on_the_same_state_directory_stops() {
     let held = StateDir::open(&state).unwrap();
     let f = keys.path("b.bundle");
     std::fs::write(&f, bundle(&Spec::small(1, &[8081]), &keys.key)).unwrap();
-    let out = bin()
-        .args(["apply", "--node", "n1", "--bundle"])
-        .arg(&f)
-        .arg("--trust")
-        .arg(keys.pubkey())
-        .arg("--state")
-        .arg(&state)
-        .output()
-        .unwrap();
+    let out = apply(&keys, None, &state, &f);
     assert_eq!(out.status.code(), Some(2));
     let e = String::from_utf8_lossy(&out.stderr);
     assert!(e.contains("in use by another ringfence-agent"), "{e}");

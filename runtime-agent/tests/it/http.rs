@@ -12,8 +12,8 @@ use ringfence_agent::daemon::{Options, pass};
 use ringfence_agent::source::{Fetched, Source, Transport};
 use ringfence_bundle::sha256_hex;
 
-use crate::fixture::{Spec, bundle, index};
-use crate::support::{Keys, Netns, agent};
+use crate::fixture::{Spec, bundle};
+use crate::support::{Keys, Netns, agent, source_dir};
 
 /// (method, path, status) of every request, and the POSTed bodies.
 #[derive(Default)]
@@ -88,12 +88,8 @@ fn serve(dir: PathBuf) -> (String, Arc<Mutex<Log>>) {
 fn second_fetch_gets_304_and_does_nothing() {
     let ns = Netns::new("http");
     let keys = Keys::new();
-    let www = keys.path("www");
-    std::fs::create_dir_all(&www).unwrap();
     let spec = Spec::small(1, &[8081]);
-    let b = bundle(&spec, &keys.key);
-    std::fs::write(www.join("n1.bundle"), &b).unwrap();
-    std::fs::write(www.join("index.json"), index(&[(&spec, &b)], &keys.key)).unwrap();
+    let www = source_dir(&keys, "www", &spec);
     let (base, log) = serve(www.clone());
     let state = keys.path("state");
     let mut a = agent(&ns, &keys, &state, false);

@@ -40,12 +40,9 @@ impl Applier for MustNotBeReached {
     }
 }
 
-#[test]
-fn apply_is_never_reached_when_verification_fails() {
-    let key = SigningKey::from_seed([1; 32]);
-    let other = SigningKey::from_seed([2; 32]);
-    let state = tempfile::tempdir().unwrap();
-    let mut agent = Agent::new(
+/// An agent of node n1 trusting `key` whose applier must not be reached.
+fn refusing_agent(key: &SigningKey, dir: StateDir) -> Agent {
+    Agent::new(
         Config {
             node: "n1".into(),
             trust: Trust::new([key.trusted()], 1),
@@ -53,9 +50,17 @@ fn apply_is_never_reached_when_verification_fails() {
             self_heal: false,
             require_index: false,
         },
-        StateDir::open(state.path()).unwrap(),
+        dir,
         Box::new(MustNotBeReached),
-    );
+    )
+}
+
+#[test]
+fn apply_is_never_reached_when_verification_fails() {
+    let key = SigningKey::from_seed([1; 32]);
+    let other = SigningKey::from_seed([2; 32]);
+    let state = tempfile::tempdir().unwrap();
+    let mut agent = refusing_agent(&key, StateDir::open(state.path()).unwrap());
     let now = SystemTime::now();
     let good = bundle(&Spec::small(3, &[80]), &key);
     let mut corrupted = good.clone();
@@ -154,17 +159,7 @@ fn a_bundle_for_another_os_is_refused_before_apply() {
     };
     let bytes = ringfence_bundle::seal_bundle(&payload, &[&key]);
     let state = tempfile::tempdir().unwrap();
-    let mut agent = Agent::new(
-        Config {
-            node: "n1".into(),
-            trust: Trust::new([key.trusted()], 1),
-            initial: Initial::Allow,
-            self_heal: false,
-            require_index: false,
-        },
-        StateDir::open(state.path()).unwrap(),
-        Box::new(MustNotBeReached),
-    );
+    let mut agent = refusing_agent(&key, StateDir::open(state.path()).unwrap());
     match agent.offer(&bytes, None, SystemTime::now()) {
         Outcome::Refused(e) => {
             assert_eq!(e.reason.code(), "missing-file");
@@ -195,17 +190,7 @@ fn the_committed_generation_is_a_floor_even_if_its_bundle_no_longer_verifies() {
         snapshot: Snapshot::default(),
     })
     .unwrap();
-    let mut agent = Agent::new(
-        Config {
-            node: "n1".into(),
-            trust: Trust::new([key.trusted()], 1),
-            initial: Initial::Allow,
-            self_heal: false,
-            require_index: false,
-        },
-        dir,
-        Box::new(MustNotBeReached),
-    );
+    let mut agent = refusing_agent(&key, dir);
     let now = SystemTime::now();
     let e = agent.load(now).unwrap_err();
     assert!(e.contains("unknown-key"), "{e}");

@@ -2,7 +2,7 @@
 //! agents wired to a namespace, and a fake kube-proxy table.
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Child, Command};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use ringfence_agent::agent::{Agent, Config, Initial};
@@ -10,6 +10,8 @@ use ringfence_agent::exec::SystemRunner;
 use ringfence_agent::nft::NftApplier;
 use ringfence_agent::state::StateDir;
 use ringfence_bundle::{SigningKey, Trust, generate_keypair, load_signing_key};
+
+use crate::fixture::{Spec, bundle, index};
 
 /// A network namespace, deleted on drop.
 pub(crate) struct Netns {
@@ -139,6 +141,27 @@ impl Keys {
     /// A scratch path inside the temp dir.
     pub(crate) fn path(&self, name: &str) -> PathBuf {
         self.dir.path().join(name)
+    }
+}
+
+/// A source directory `name` among the keys' files holding the bundle of
+/// `spec` (signed by the keys) as `n1.bundle`, and its signed index.
+pub(crate) fn source_dir(keys: &Keys, name: &str, spec: &Spec) -> PathBuf {
+    let dir = keys.path(name);
+    std::fs::create_dir_all(&dir).unwrap();
+    let b = bundle(spec, &keys.key);
+    std::fs::write(dir.join("n1.bundle"), &b).unwrap();
+    std::fs::write(dir.join("index.json"), index(&[(spec, &b)], &keys.key)).unwrap();
+    dir
+}
+
+/// A child process, killed on drop.
+pub(crate) struct Killed(pub(crate) Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
     }
 }
 

@@ -5,13 +5,13 @@
 //! no moment with neither rule set (both closed), none with their union,
 //! and the port neither allows never opens.
 
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use ringfence_agent::agent::Outcome;
 
 use crate::fixture::{Spec, bundle};
-use crate::support::{Keys, Netns, agent};
+use crate::support::{Keys, Killed, Netns, agent};
 
 const A: u16 = 8081;
 const B: u16 = 8082;
@@ -53,15 +53,6 @@ threads = [threading.Thread(target=probe, args=(p,)) for p in (8081, 8082, 8083)
 for t in threads: t.start()
 for t in threads: t.join()
 "#;
-
-struct Killed(Child);
-
-impl Drop for Killed {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 fn secs(t: SystemTime) -> f64 {
     t.duration_since(UNIX_EPOCH).unwrap().as_secs_f64()

@@ -7,10 +7,10 @@
 
 use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 
-use crate::fixture::{Spec, bundle, index};
-use crate::support::{Keys, Netns, bin};
+use crate::fixture::Spec;
+use crate::support::{Keys, Killed, Netns, bin, source_dir};
 
 const SERVER: &str = r#"
 import http.server, ssl, sys, os
@@ -37,15 +37,6 @@ s.socket = ctx.wrap_socket(s.socket, server_side=True)
 print("ready", flush=True)
 s.serve_forever()
 "#;
-
-struct Killed(Child);
-
-impl Drop for Killed {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 fn openssl(dir: &Path, args: &str) {
     let out = Command::new("sh")
@@ -97,12 +88,8 @@ fn https_sources_and_collectors_with_a_given_ca_and_client_certificate() {
     let pki_dir = keys.path("pki");
     std::fs::create_dir_all(&pki_dir).unwrap();
     pki(&pki_dir);
-    let www = keys.path("www");
-    std::fs::create_dir_all(&www).unwrap();
     let spec = Spec::small(1, &[8081]);
-    let b = bundle(&spec, &keys.key);
-    std::fs::write(www.join("n1.bundle"), &b).unwrap();
-    std::fs::write(www.join("index.json"), index(&[(&spec, &b)], &keys.key)).unwrap();
+    let www = source_dir(&keys, "www", &spec);
     let port = 21000 + std::process::id() % 900;
     let mut server = Killed(
         Command::new("python3")

@@ -9,8 +9,6 @@ use std::io::Write;
 use anyhow::Context;
 use ringfence_analyze::{Analyzer, Options, Reports, Version};
 use ringfence_driver::{IntentFrom, Pipeline, Session};
-use ringfence_flows::ReadOptions;
-use ringfence_flows::clickhouse::Table;
 use ringfence_source::Selector;
 
 use crate::Outcome;
@@ -42,20 +40,8 @@ pub(crate) fn run(mut args: AnalyzeArgs) -> anyhow::Result<Outcome> {
     // Cheap checks first: the flags and the report directory, then the
     // table, before compiling anything.
     let (mut source, window) = flows::source(&args.flows)?;
-    let inv = &mut args.inventory;
-    let mut no_files = Vec::new();
-    let files = match &mut source {
-        Source::Files(files) => files,
-        Source::Table(_) => &mut no_files,
-    };
-    let _stdin = stdin::materialize(
-        &mut [&mut inv.inventory, &mut inv.trivy, files],
-        "--inventory, --trivy, --flows",
-    )?;
-    let table = match &source {
-        Source::Table(url) => Some(Table::connect(url)?),
-        Source::Files(_) => None,
-    };
+    let _stdin = flows::stdin(&mut source, &mut args.inventory)?;
+    let table = flows::connect(&source)?;
     let reports = match &args.reports {
         Some(dir) => Some(Reports::read_dir(dir).context("--reports")?),
         None => None,
@@ -95,13 +81,7 @@ pub(crate) fn run(mut args: AnalyzeArgs) -> anyhow::Result<Outcome> {
     });
     let (tally, input) = match (&source, &table) {
         (_, Some(t)) => analyzer.read_table(t, &window)?,
-        (Source::Files(files), None) => analyzer.read(
-            files,
-            &ReadOptions {
-                window,
-                ..ReadOptions::default()
-            },
-        )?,
+        (Source::Files(files), None) => analyzer.read(files, &flows::read_options(window))?,
         (Source::Table(_), None) => unreachable!("a table source is connected above"),
     };
     drop(stage);

@@ -11,6 +11,7 @@ use ringfence_intent::model::SourceFile;
 use ringfence_source::Selector;
 
 use crate::Outcome;
+use crate::cmd::stdin;
 use crate::flags::{InventoryArgs, SourceArgs};
 
 /// Render diagnostics for stderr (colour on a terminal, unless NO_COLOR).
@@ -53,6 +54,17 @@ pub(crate) fn compile(
     inv: &InventoryArgs,
 ) -> anyhow::Result<Result<Session, Outcome>> {
     compile_from(pipeline, &intent_from(source), inv)
+}
+
+/// The start of most commands: `-` among `--inventory` and `--trivy` read
+/// from standard input, then [`compile`].
+pub(crate) fn compile_args(
+    pipeline: &Pipeline,
+    source: &SourceArgs,
+    inv: &mut InventoryArgs,
+) -> anyhow::Result<Result<Session, Outcome>> {
+    let _stdin = stdin::inventory(inv, None)?;
+    compile(pipeline, source, inv)
 }
 
 /// [`compile`] from any intent location.

@@ -15,11 +15,7 @@ use crate::cmd::{common, stdin};
 use crate::flags::{CompileArgs, Emit};
 
 pub(crate) fn run(mut args: CompileArgs) -> anyhow::Result<Outcome> {
-    let inv = &mut args.inventory;
-    let _stdin = stdin::materialize(
-        &mut [&mut inv.inventory, &mut inv.trivy],
-        "--inventory, --trivy",
-    )?;
+    let _stdin = stdin::inventory(&mut args.inventory, None)?;
     // Validate flags before reading anything.
     let issued_at = match &args.time {
         Some(t) => parse_time(t)

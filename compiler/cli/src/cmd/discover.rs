@@ -10,8 +10,6 @@ use anyhow::{Context, bail};
 use ringfence_discover::{
     Discoverer, Discovery, Exclusions, Granularity, Options, PortGeneralization, Summary,
 };
-use ringfence_flows::ReadOptions;
-use ringfence_flows::clickhouse::Table;
 use serde::Serialize;
 
 use crate::Outcome;
@@ -26,16 +24,7 @@ const MARK: &str = "// Discovered by `ringfence discover`";
 pub(crate) fn run(mut args: DiscoverArgs) -> anyhow::Result<Outcome> {
     let started = Instant::now();
     let (mut source, window) = flows::source(&args.flows)?;
-    let inv = &mut args.inventory;
-    let mut no_files = Vec::new();
-    let files = match &mut source {
-        Source::Files(files) => files,
-        Source::Table(_) => &mut no_files,
-    };
-    let _stdin = stdin::materialize(
-        &mut [&mut inv.inventory, &mut inv.trivy, files],
-        "--inventory, --trivy, --flows",
-    )?;
+    let _stdin = flows::stdin(&mut source, &mut args.inventory)?;
     if args.scope.as_deref().is_some_and(|s| s.trim().is_empty()) {
         bail!("`--scope` needs the name of a scope declared in your intent");
     }
@@ -43,10 +32,7 @@ pub(crate) fn run(mut args: DiscoverArgs) -> anyhow::Result<Outcome> {
         Some(path) => Exclusions::load(path)?,
         None => Exclusions::default(),
     };
-    let table = match &source {
-        Source::Table(url) => Some(Table::connect(url)?),
-        Source::Files(_) => None,
-    };
+    let table = flows::connect(&source)?;
     let stale = our_files(&args.out)?;
     let inventory = ringfence_inventory::load(&args.inventory.inventory, &args.inventory.trivy)?;
     let opts = Options {
@@ -73,13 +59,9 @@ pub(crate) fn run(mut args: DiscoverArgs) -> anyhow::Result<Outcome> {
     let mut discoverer = Discoverer::new(&inventory, opts)?;
     match (&source, &table) {
         (_, Some(t)) => discoverer.read_table(t, &window)?,
-        (Source::Files(files), None) => discoverer.read_files(
-            files,
-            &ReadOptions {
-                window,
-                ..ReadOptions::default()
-            },
-        )?,
+        (Source::Files(files), None) => {
+            discoverer.read_files(files, &flows::read_options(window))?
+        }
         (Source::Table(_), None) => unreachable!("a table source is connected above"),
     }
     let Discovery { files, mut summary } = discoverer.finish();

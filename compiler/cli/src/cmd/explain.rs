@@ -6,7 +6,7 @@ use ringfence_driver::Pipeline;
 use ringfence_schema::net::Proto;
 
 use crate::Outcome;
-use crate::cmd::{common, output, stdin};
+use crate::cmd::{common, output};
 use crate::flags::ExplainArgs;
 
 pub(crate) fn run(mut args: ExplainArgs) -> anyhow::Result<Outcome> {
@@ -18,13 +18,8 @@ pub(crate) fn run(mut args: ExplainArgs) -> anyhow::Result<Outcome> {
     if proto == Proto::Any {
         anyhow::bail!("--proto: a connection has one protocol (tcp, udp, sctp or icmp)");
     }
-    let inv = &mut args.inventory;
-    let _stdin = stdin::materialize(
-        &mut [&mut inv.inventory, &mut inv.trivy],
-        "--inventory, --trivy",
-    )?;
     let pipeline = Pipeline::new();
-    let session = match common::compile(&pipeline, &args.source, &args.inventory)? {
+    let session = match common::compile_args(&pipeline, &args.source, &mut args.inventory)? {
         Ok(s) => s,
         Err(outcome) => return Ok(outcome),
     };

@@ -13,7 +13,8 @@ use ringfence_flows::clickhouse::{ClickHouseError, Table, TableUrl};
 use ringfence_flows::{Flow, ReadOptions, Timestamp, Window, fold_files};
 
 use crate::Outcome;
-use crate::flags::{FlowArgs, LoadArgs};
+use crate::cmd::stdin::{self, Stdin};
+use crate::flags::{FlowArgs, InventoryArgs, LoadArgs};
 
 /// Where the flows of a run are.
 pub(crate) enum Source {
@@ -49,6 +50,30 @@ pub(crate) fn source(args: &FlowArgs) -> anyhow::Result<(Source, Window)> {
     Ok((source, window))
 }
 
+/// [`stdin::inventory`] with the flow files, when the source is files.
+pub(crate) fn stdin(source: &mut Source, inv: &mut InventoryArgs) -> anyhow::Result<Stdin> {
+    match source {
+        Source::Files(files) => stdin::inventory(inv, Some(files)),
+        Source::Table(_) => stdin::inventory(inv, None),
+    }
+}
+
+/// The table of a table source, connected (before anything is compiled).
+pub(crate) fn connect(source: &Source) -> anyhow::Result<Option<Table>> {
+    Ok(match source {
+        Source::Table(url) => Some(Table::connect(url)?),
+        Source::Files(_) => None,
+    })
+}
+
+/// How flow files are read: within `window`, otherwise the defaults.
+pub(crate) fn read_options(window: Window) -> ReadOptions {
+    ReadOptions {
+        window,
+        ..ReadOptions::default()
+    }
+}
+
 /// One worker's batch of flows on their way into the table.
 struct Loader {
     batch: Vec<Flow>,
@@ -66,10 +91,7 @@ pub(crate) fn load(args: LoadArgs) -> anyhow::Result<Outcome> {
     if created {
         eprintln!("created {url} (ringfence's layout, schema/docs/flows.md)");
     }
-    let opts = ReadOptions {
-        window: window(args.since.as_ref(), args.until.as_ref())?,
-        ..ReadOptions::default()
-    };
+    let opts = read_options(window(args.since.as_ref(), args.until.as_ref())?);
     let failed = AtomicBool::new(false);
     let first_error: Mutex<Option<ClickHouseError>> = Mutex::new(None);
     let send = |l: &mut Loader| {

@@ -6,7 +6,6 @@
 
 use std::io::Write;
 use std::path::Path;
-use std::sync::Arc;
 
 use anyhow::Context;
 use ringfence_intent::model::SourceFile;
@@ -43,10 +42,7 @@ pub(crate) fn run(args: FmtArgs) -> anyhow::Result<Outcome> {
         let files: Vec<SourceFile> = snap
             .files
             .iter()
-            .map(|f| SourceFile {
-                path: f.path.clone(),
-                text: Arc::from(f.text.as_str()),
-            })
+            .map(|f| SourceFile::new(&f.path, &f.text))
             .collect();
         broken.sort();
         write!(out, "{}", render_human(&broken, &files, false, 80))?;
@@ -83,10 +79,7 @@ fn standard_input(args: &FmtArgs) -> anyhow::Result<Outcome> {
     let new = match format_source(0, &text) {
         Ok(new) => new,
         Err(mut d) => {
-            let files = [SourceFile {
-                path: "<stdin>".to_string(),
-                text: Arc::from(text.as_str()),
-            }];
+            let files = [SourceFile::new("<stdin>", &text)];
             d.sort();
             #[allow(clippy::print_stderr)] // diagnostics
             {

@@ -14,11 +14,7 @@ use crate::cmd::{output, stdin};
 use crate::flags::PlanArgs;
 
 pub(crate) fn run(mut args: PlanArgs) -> anyhow::Result<Outcome> {
-    let inv = &mut args.inventory;
-    let _stdin = stdin::materialize(
-        &mut [&mut inv.inventory, &mut inv.trivy],
-        "--inventory, --trivy",
-    )?;
+    let _stdin = stdin::inventory(&mut args.inventory, None)?;
     let pipeline = Pipeline::new();
     let inventory = pipeline.inventory(&args.inventory.inventory, &args.inventory.trivy)?;
     let mut compiled: Vec<Session> = Vec::with_capacity(2);

@@ -7,17 +7,12 @@ use anyhow::Context;
 use ringfence_driver::Pipeline;
 
 use crate::Outcome;
-use crate::cmd::{common, stdin};
+use crate::cmd::common;
 use crate::flags::RenderArgs;
 
 pub(crate) fn run(mut args: RenderArgs) -> anyhow::Result<Outcome> {
-    let inv = &mut args.inventory;
-    let _stdin = stdin::materialize(
-        &mut [&mut inv.inventory, &mut inv.trivy],
-        "--inventory, --trivy",
-    )?;
     let pipeline = Pipeline::new();
-    let session = match common::compile(&pipeline, &args.source, &args.inventory)? {
+    let session = match common::compile_args(&pipeline, &args.source, &mut args.inventory)? {
         Ok(s) => s,
         Err(outcome) => return Ok(outcome),
     };

@@ -25,6 +25,8 @@ pub(crate) fn unmask_path(path: &mut PathBuf) {
 
 use anyhow::{Context, bail};
 
+use crate::flags::InventoryArgs;
+
 /// Standard input's copy, alive as long as the paths that point to it.
 pub(crate) struct Stdin {
     _copy: Option<tempfile::NamedTempFile>,
@@ -62,6 +64,24 @@ pub(crate) fn materialize(lists: &mut [&mut Vec<PathBuf>], flags: &str) -> anyho
     }
     let _ = COPY.set(file.path().to_path_buf());
     Ok(Stdin { _copy: Some(file) })
+}
+
+/// [`materialize`] for `--inventory` and `--trivy`, and the flow files of
+/// `analyze` and `discover` when there are some.
+pub(crate) fn inventory(
+    inv: &mut InventoryArgs,
+    flows: Option<&mut Vec<PathBuf>>,
+) -> anyhow::Result<Stdin> {
+    match flows {
+        Some(files) => materialize(
+            &mut [&mut inv.inventory, &mut inv.trivy, files],
+            "--inventory, --trivy, --flows",
+        ),
+        None => materialize(
+            &mut [&mut inv.inventory, &mut inv.trivy],
+            "--inventory, --trivy",
+        ),
+    }
 }
 
 /// Standard input as text (for `check -` and `fmt -`), at most `cap` bytes.
