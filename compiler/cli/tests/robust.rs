@@ -176,19 +176,22 @@ fn explain_refuses_port_0() {
     assert!(o.stdout.is_empty());
 }
 
+/// `ringfence matrix` of the example with `extra` flags: its stdout (exit 0).
+fn example_matrix(extra: &[&str]) -> String {
+    let ex = example();
+    let inv = std::path::Path::new(&ex).join("inventory/prod-eu1.json");
+    let mut args = vec!["matrix", &ex, "--inventory", p(&inv)];
+    args.extend_from_slice(extra);
+    let o = ringfence(&args);
+    assert_eq!(code(&o), 0, "{}", text(&o.stderr));
+    text(&o.stdout)
+}
+
 /// At the size of a real cluster the matrix is read a piece at a time:
 /// `--from`, `--to` and `--namespace` keep whole lines, repeatable.
 #[test]
 fn matrix_filters_by_group_and_namespace() {
-    let ex = example();
-    let inv = std::path::Path::new(&ex).join("inventory/prod-eu1.json");
-    let run = |extra: &[&str]| {
-        let mut args = vec!["matrix", &ex, "--inventory", p(&inv)];
-        args.extend_from_slice(extra);
-        let o = ringfence(&args);
-        assert_eq!(code(&o), 0, "{}", text(&o.stderr));
-        text(&o.stdout)
-    };
+    let run = example_matrix;
     let all = run(&[]);
     let from_internet = run(&["--from", "internet"]);
     assert_eq!(
@@ -220,15 +223,7 @@ fn matrix_filters_by_group_and_namespace() {
 /// order, as text and as a document; the streamed JSON is the matrix.
 #[test]
 fn matrix_summary_has_one_line_per_group_pair() {
-    let ex = example();
-    let inv = std::path::Path::new(&ex).join("inventory/prod-eu1.json");
-    let run = |extra: &[&str]| {
-        let mut args = vec!["matrix", &ex, "--inventory", p(&inv)];
-        args.extend_from_slice(extra);
-        let o = ringfence(&args);
-        assert_eq!(code(&o), 0, "{}", text(&o.stderr));
-        text(&o.stdout)
-    };
+    let run = example_matrix;
     let all = run(&[]);
     let mut folded: Vec<(String, Vec<String>)> = Vec::new();
     for l in all.lines() {
