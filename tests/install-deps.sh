@@ -16,6 +16,7 @@ packages=(
     git               # hooks and watch tests drive real repositories
     libssl-dev        # git2's https transport (build)
     pkg-config        # finds libssl (build)
+    openssl           # keygen interop test: PKCS#8 keys read and written by the openssl binary
     chromium          # the analysis report's headless-browser screenshot test
     clickhouse-server # flow tables: the tests start their own servers
     clickhouse-client
