@@ -74,8 +74,8 @@ done
 # The sources the modules are built from, so a test can tell (without a wasm
 # toolchain) that dist/ is stale: compiler/plugin-host/tests/host.rs.
 (cd "$repo" && find plugins/sdk plugins/nftables plugins/windows-firewall plugins/example-csv \
-    plugins/hostile schema/src -type f \( -name '*.rs' -o -name Cargo.toml \) -not -path '*/target/*' |
-    LC_ALL=C sort | xargs sha256sum && sha256sum plugins/Cargo.toml plugins/Cargo.lock schema/Cargo.toml) \
+    plugins/hostile schema/src schema/nft/src -type f \( -name '*.rs' -o -name Cargo.toml \) -not -path '*/target/*' |
+    LC_ALL=C sort | xargs sha256sum && sha256sum plugins/Cargo.toml plugins/Cargo.lock schema/Cargo.toml schema/nft/Cargo.toml) \
     > "$dest/SOURCES"
 echo "$toolchain" > "$dest/TOOLCHAIN"
 

@@ -440,6 +440,7 @@ fn dist_matches_its_recorded_digests_and_the_current_sources() {
         "plugins/example-csv",
         "plugins/hostile",
         "schema/src",
+        "schema/nft/src",
     ] {
         walk(&repo.join(d), &repo, &mut files);
     }
@@ -449,6 +450,7 @@ fn dist_matches_its_recorded_digests_and_the_current_sources() {
             "plugins/Cargo.toml",
             "plugins/Cargo.lock",
             "schema/Cargo.toml",
+            "schema/nft/Cargo.toml",
         ]
         .map(String::from),
     );

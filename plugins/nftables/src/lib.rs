@@ -65,12 +65,13 @@ use ringfence_schema::plugin::{Artifact, Capabilities, PLUGIN_ABI, PluginInfo, R
 
 use ringfence_schema::net::write::{push_ip, push_u32, push_v4, push_v4net, push_v6, push_v6net};
 
-pub mod members;
+/// The membership binding (`ringfence_nft::membership`, shared with the agent).
+pub use ringfence_nft::membership as members;
 
 /// Backend name, as intent refers to it.
 pub const NAME: &str = "nftables";
-/// The table `rules.nft` owns.
-pub const TABLE: &str = "ringfence";
+/// The table `rules.nft` owns (the one the screen allows).
+pub use ringfence_nft::TABLE;
 /// The one artifact.
 pub const ARTIFACT: &str = "rules.nft";
 

@@ -33,6 +33,7 @@
 //! newline (except inside strings and comments).
 
 mod lex;
+pub mod membership;
 
 use std::fmt;
 
@@ -76,6 +77,25 @@ pub fn screen(text: &str) -> Result<(), ScreenError> {
             Tok::Sep => p.bump()?,
             _ => {
                 p.command()?;
+                p.end_of_item("a command")?;
+            }
+        }
+    }
+}
+
+/// Accept `text` only if it is a membership change: nothing but
+/// `add element` / `delete element` on a set or map of `table inet
+/// ringfence`, with literal values and, in maps, verdicts. No table, chain,
+/// set or rule can be created, flushed or deleted through it: what an agent
+/// loads for a membership key ([`membership::changes`]) passes this screen.
+pub fn screen_elements(text: &str) -> Result<(), ScreenError> {
+    let mut p = Parser::new(text)?;
+    loop {
+        match p.cur.tok {
+            Tok::Eof => return Ok(()),
+            Tok::Sep => p.bump()?,
+            _ => {
+                p.element_command()?;
                 p.end_of_item("a command")?;
             }
         }
@@ -402,6 +422,27 @@ impl<'a> Parser<'a> {
                 t,
                 format!(
                     "{} is not a command a ringfence ruleset uses (only table, add, create, insert, delete and flush on table {FAMILY} {TABLE})",
+                    show(t.tok)
+                ),
+            ),
+        }
+    }
+
+    /// `add|delete element inet ringfence NAME { … }`, and nothing else.
+    fn element_command(&mut self) -> Res {
+        let t = self.take()?;
+        let o = self.take()?;
+        match (t.tok, o.tok) {
+            (Tok::Word("add" | "delete"), Tok::Word("element")) => {
+                self.our_table()?;
+                self.name()?;
+                self.punct('{')?;
+                self.elements(Elems::Anonymous)
+            }
+            _ => self.err(
+                t,
+                format!(
+                    "{} is not a membership change: only `add element` and `delete element` on table {FAMILY} {TABLE}",
                     show(t.tok)
                 ),
             ),

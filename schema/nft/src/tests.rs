@@ -242,3 +242,26 @@ fn literals() {
         assert!(!is_literal(bad), "{bad}");
     }
 }
+
+#[test]
+fn element_screen_takes_element_changes_only() {
+    screen_elements(
+        "delete element inet ringfence web_1_v4 { 10.0.1.5 }\n\
+         add element inet ringfence ingress-v4 { 10.0.1.6 : jump c_in_a }\n\
+         add element inet ringfence expose-0-v6 { fd00::5 . 8080 : jump c_in_a }\n",
+    )
+    .unwrap();
+    for (bad, why) in [
+        ("add rule inet ringfence forward accept", "not a membership change"),
+        ("flush table inet ringfence", "not a membership change"),
+        ("delete table inet ringfence", "not a membership change"),
+        ("table inet ringfence { }", "not a membership change"),
+        ("add set inet ringfence x { type ipv4_addr; }", "not a membership change"),
+        ("add element ip filter s { 10.0.0.1 }", "only table inet ringfence"),
+        ("add element inet ringfence s { 10.0.0.1 : queue }", "a verdict"),
+        ("include \"/etc/shadow\"", "not a membership change"),
+    ] {
+        let e = screen_elements(bad).unwrap_err().to_string();
+        assert!(e.contains(why), "{bad}: {e}");
+    }
+}

@@ -1,5 +1,7 @@
-//! The membership binding: how a node's membership fills the ruleset this
-//! backend renders for a live IR (`schema/docs/membership.md`).
+//! The membership binding: how a node's membership fills the ruleset the
+//! nftables backend renders for a live IR (`schema/docs/membership.md`).
+//! Shared by the plugin (which declares these sets and maps) and the agent
+//! (which fills them); it builds for wasm32 like the rest of this crate.
 //!
 //! | membership | nftables element |
 //! |---|---|
@@ -175,6 +177,8 @@ mod tests {
              add element inet ringfence web_1_v4 { 10.0.1.6 }\n"
         );
         assert_eq!(changes(&ir(), &to, &to), "");
+        // What an agent loads for a membership key passes the element screen.
+        crate::screen_elements(&changes(&ir(), &from, &to)).unwrap();
         // From nothing: the local pod is known (in `local-v4`).
         assert!(
             changes(&ir(), &Membership::default(), &to)
