@@ -15,12 +15,16 @@
 //! operator acts. An equal generation is only an expiry refresh: same rules,
 //! issued later.
 
+mod membership;
+
+pub use membership::{MemberOutcome, MemberStats};
+
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::{Duration, Instant, SystemTime};
 
 use ringfence_bundle::{
-    Expectations, Reason, Trust, VerifiedBundle, VerifyError, parse_time, rules_sha256, sha256_hex,
+    Expectations, MembershipError, Reason, Trust, VerifiedBundle, VerifyError, parse_time, rules_sha256, sha256_hex,
     verify_bundle, verify_index,
 };
 use ringfence_schema::ir::NodeIr;
@@ -30,7 +34,7 @@ use ringfence_schema::report::{
 
 use crate::applier::{Applier, ApplyError};
 use crate::live::{Snapshot, confirm, diff};
-use crate::state::{Current, StateDir, StateError};
+use crate::state::{Current, MemberCommit, StateDir, StateError};
 use crate::{log, rfc3339};
 
 /// Environment variable naming a fault-injection point (test-only; see
@@ -60,6 +64,8 @@ pub struct Config {
     pub initial: Initial,
     /// Re-apply the bundle in force when drift is found.
     pub self_heal: bool,
+    /// Keys trusted to sign membership documents; `None`: the bundle keys.
+    pub membership_trust: Option<Trust>,
     /// Refuse a bundle offered without a signed index (`run` requires one
     /// from its source unless told otherwise; `apply` only with `--index`).
     pub require_index: bool,
@@ -142,6 +148,8 @@ pub struct Stats {
     pub verify_time: Option<Duration>,
     /// How long the last install took (taken by metrics).
     pub apply_time: Option<Duration>,
+    /// Membership documents applied and refused.
+    pub members: MemberStats,
 }
 
 struct InForce {
@@ -161,6 +169,12 @@ pub struct Agent {
     /// The digests (bundle, index) and refusal of the last refused bundle:
     /// the same bytes offered again are refused without being counted again.
     last_refused: Option<(String, VerifyError)>,
+    /// The last membership document applied (perhaps of an older generation).
+    members: Option<MemberCommit>,
+    /// Whether the kernel holds `members` (a reload of the rules empties it).
+    filled: bool,
+    /// The digest and refusal of the last refused membership document.
+    last_member_refused: Option<(String, MembershipError)>,
     /// Counts and last results.
     pub stats: Stats,
 }
@@ -190,6 +204,9 @@ impl Agent {
             in_force: None,
             floor: None,
             last_refused: None,
+            members: None,
+            filled: false,
+            last_member_refused: None,
             stats: Stats::default(),
         }
     }
@@ -204,6 +221,14 @@ impl Agent {
     /// bundle stays enforced and is reported `expired`).
     pub fn load(&mut self, now: SystemTime) -> Result<(), String> {
         self.floor = self.state.stored_floor();
+        self.members = match self.state.membership() {
+            Ok(m) => m,
+            Err(e) => {
+                // Only a snapshot is accepted then (with any newer sequence).
+                log(&format!("{e}: starting membership over from a snapshot"));
+                None
+            }
+        };
         let cur = match self.state.current() {
             Ok(Some(c)) => c,
             Ok(None) => return Ok(()),
@@ -257,8 +282,11 @@ impl Agent {
             return self.install_initial().map_err(|e| self.fail(e));
         };
         let generation = f.current.generation;
+        // The kernel may hold the recorded membership too (an agent restart).
+        self.filled = true;
+        let intended = self.intended();
         let result = match self.applier.read() {
-            Ok(live) if live.as_ref() == Some(&f.current.snapshot) => {
+            Ok(live) if live.is_some() && live == intended => {
                 // An agent restart, not a reboot: keep the counters rather
                 // than resetting them with a reload.
                 log(&format!("generation {generation} is already in force"));
@@ -266,7 +294,7 @@ impl Agent {
             }
             Ok(_) => {
                 log(&format!("re-applying committed generation {generation}"));
-                self.put_in_force(&f.verified).map(drop)
+                self.reload().map(drop)
             }
             Err(e) => Err(e),
         };
@@ -446,6 +474,8 @@ impl Agent {
                 .unwrap_or("no commit")
         ));
         self.in_force = Some(InForce { current, verified });
+        // Its live sets are empty until its generation's snapshot arrives.
+        self.filled = false;
         self.all_well();
         self.stats.enforce_failure = None;
         self.stats.drift = Drift::default();
@@ -476,6 +506,19 @@ impl Agent {
             .map_err(|e| ApplyError::dirty("read-back", e.to_string()))?
             .ok_or_else(|| ApplyError::dirty("read-back", "our table is absent after the apply"))?;
         confirm(&verified.ir, &live).map_err(|e| ApplyError::dirty("confirm", e))?;
+        Ok(live)
+    }
+
+    /// Load the bundle in force again, then its membership.
+    fn reload(&mut self) -> Result<Snapshot, ApplyError> {
+        let Some(f) = self.in_force.take() else {
+            return Err(ApplyError::clean("reload", "no bundle is in force"));
+        };
+        let done = self.put_in_force(&f.verified);
+        self.in_force = Some(f);
+        let live = done?;
+        self.refill()
+            .map_err(|e| ApplyError::dirty("membership", e.to_string()))?;
         Ok(live)
     }
 
@@ -516,12 +559,14 @@ impl Agent {
     }
 
     /// Put the last-known-good rules back (or the initial state).
-    fn rollback(&self) -> Result<String, String> {
+    fn rollback(&mut self) -> Result<String, String> {
         match &self.in_force {
-            Some(f) => self
-                .put_in_force(&f.verified)
-                .map(|_| format!("rolled back to generation {}", f.current.generation))
-                .map_err(|e| e.to_string()),
+            Some(f) => {
+                let generation = f.current.generation;
+                self.reload()
+                    .map(|_| format!("rolled back to generation {generation}"))
+                    .map_err(|e| e.to_string())
+            }
             None => {
                 match self.cfg.initial {
                     Initial::Deny => self.install_initial()?,
@@ -594,6 +639,9 @@ impl Agent {
     /// confirmed apply, read counters; with self-heal, re-apply on drift.
     pub fn check_drift(&mut self, now: SystemTime) {
         self.refresh_expiry(now);
+        let Some(intended) = self.intended() else {
+            return;
+        };
         let Some(f) = &self.in_force else { return };
         let live = match self.applier.read() {
             Ok(l) => l.unwrap_or_default(),
@@ -602,7 +650,8 @@ impl Agent {
                 return;
             }
         };
-        let drift = diff(&f.current.snapshot, &live);
+        // Live sets and maps are compared with the membership in force.
+        let drift = diff(&intended, &live);
         self.stats.counters = counters(&f.verified.ir, &live);
         if !drift.is_empty() {
             log(&format!(
@@ -672,6 +721,7 @@ impl Agent {
             .or_else(|| s.apply_failure.clone())
             .or_else(|| s.enforce_failure.clone())
             .or_else(|| s.refusal.clone())
+            .or_else(|| s.members.error.clone())
             .or_else(|| s.notice.clone())
     }
 

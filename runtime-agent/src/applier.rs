@@ -6,6 +6,9 @@
 
 use std::path::Path;
 
+use ringfence_schema::ir::NodeIr;
+use ringfence_schema::membership::Membership;
+
 use crate::live::Snapshot;
 
 /// An apply step failed.
@@ -60,6 +63,25 @@ pub trait Applier: Send {
     fn deny_files(&self) -> Result<Vec<(&'static str, &'static str)>, ApplyError>;
     /// Remove our rules entirely (a rollback to "nothing installed").
     fn remove(&self) -> Result<(), ApplyError>;
+    /// Turn the membership filling the live rules in force (of IR `ir`)
+    /// from `from` into `to`, in one transaction that touches only their
+    /// sets and maps. A backend without live membership refuses.
+    fn apply_membership(
+        &self,
+        _ir: &NodeIr,
+        _from: &Membership,
+        _to: &Membership,
+    ) -> Result<(), ApplyError> {
+        Err(ApplyError::clean(
+            "membership",
+            format!("the {} applier does not take live membership", self.name()),
+        ))
+    }
+    /// What membership `m` adds to a read-back of the live rules of IR
+    /// `ir`: (set name as in [`Snapshot`], element text), for drift.
+    fn member_elements(&self, _ir: &NodeIr, _m: &Membership) -> Vec<(String, String)> {
+        Vec::new()
+    }
     /// Time spent in the backend tool so far (benchmarks split it out).
     fn tool_time(&self) -> std::time::Duration {
         std::time::Duration::ZERO

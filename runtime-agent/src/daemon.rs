@@ -1,5 +1,7 @@
 //! The `run` loop: start-up re-apply, then every interval fetch → offer →
-//! drift → report (file, collector, metrics).
+//! membership → drift → report (file, collector, metrics); between passes,
+//! while a live bundle is in force, the membership `head` is followed
+//! (read every `membership_poll` from a directory, long-polled over HTTP).
 
 use std::time::{Duration, Instant, SystemTime};
 
@@ -21,6 +23,8 @@ pub struct Telemetry {
 pub struct Options {
     /// Time between passes.
     pub interval: Duration,
+    /// Time between reads of the membership head between passes.
+    pub membership_poll: Duration,
     /// Address for the metrics server, if any.
     pub metrics: Option<String>,
     /// Collector URL the report is POSTed to, if any.
@@ -54,7 +58,47 @@ pub fn run(agent: &mut Agent, source: &mut Source, opts: &Options) -> Result<(),
         if opts.once {
             return Ok(());
         }
-        std::thread::sleep(opts.interval);
+        follow(agent, source, opts, telemetry.as_ref());
+    }
+}
+
+/// Until the next pass: apply membership as it is published. Reads of an
+/// unchanged head cost a small file read or one long-poll; nothing else.
+fn follow(agent: &mut Agent, source: &Source, opts: &Options, telemetry: Option<&Telemetry>) {
+    let until = Instant::now() + opts.interval;
+    let http = matches!(source, Source::Http { .. });
+    loop {
+        let now = Instant::now();
+        if now >= until {
+            return;
+        }
+        let left = until - now;
+        if !agent.is_live() {
+            std::thread::sleep(left);
+            return;
+        }
+        if !http {
+            std::thread::sleep(opts.membership_poll.min(left));
+        }
+        let asked = Instant::now();
+        let wait = http.then_some(left);
+        match agent.sync_membership(source, wait, SystemTime::now()) {
+            Ok(true) => {
+                if let Some(t) = telemetry {
+                    let latency = agent.stats.members.latency.take();
+                    t.metrics
+                        .members(&agent.stats.members, latency, agent.members());
+                    t.exporter.publish(t.metrics.encode());
+                }
+            }
+            Ok(false) => {}
+            Err(e) => agent.note_error(format!("membership: {e}")),
+        }
+        // A server that does not hold the request answers at once: poll it
+        // no faster than a directory.
+        if http && asked.elapsed() < opts.membership_poll {
+            std::thread::sleep(opts.membership_poll.min(until.saturating_duration_since(Instant::now())));
+        }
     }
 }
 
@@ -84,6 +128,10 @@ pub fn pass(agent: &mut Agent, source: &mut Source, opts: &Options, telemetry: O
         }
         Err(e) => agent.note_error(e.to_string()),
     }
+    // The membership of the generation in force (a new one's snapshot).
+    if let Err(e) = agent.sync_membership(source, None, SystemTime::now()) {
+        agent.note_error(format!("membership: {e}"));
+    }
     let now = SystemTime::now();
     agent.check_drift(now);
     let report = agent.report(now);
@@ -104,6 +152,9 @@ pub fn pass(agent: &mut Agent, source: &mut Source, opts: &Options, telemetry: O
             t.metrics.applied(d);
         }
         t.metrics.update(&report);
+        let latency = agent.stats.members.latency.take();
+        t.metrics
+            .members(&agent.stats.members, latency, agent.members());
         t.exporter.publish(t.metrics.encode());
     }
 }

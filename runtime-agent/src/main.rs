@@ -46,6 +46,13 @@ struct Common {
     /// How many distinct trusted keys must have signed.
     #[arg(long, value_name = "N", default_value_t = 1)]
     threshold: usize,
+    /// Public keys (PEM) trusted to sign membership documents (default: the
+    /// `--trust` keys and `--threshold`).
+    #[arg(long, value_name = "PUBKEY", num_args = 1..)]
+    membership_trust: Vec<PathBuf>,
+    /// How many distinct membership keys must have signed.
+    #[arg(long, value_name = "N", default_value_t = 1, requires = "membership_trust")]
+    membership_threshold: usize,
     /// State directory (committed bundle, snapshot, report).
     #[arg(long, value_name = "DIR")]
     state: PathBuf,
@@ -89,6 +96,10 @@ struct RunArgs {
     /// Time between passes: seconds, or a duration like `30s`, `2m`.
     #[arg(long, value_name = "S", default_value = "30", value_parser = parse_interval)]
     interval: Duration,
+    /// How often a directory source's membership `head` is read between
+    /// passes (an HTTP source is long-polled, at most this often).
+    #[arg(long, value_name = "S", default_value = "200ms", value_parser = parse_interval)]
+    membership_poll: Duration,
     /// Re-apply the bundle in force when drift is found.
     #[arg(long)]
     self_heal: bool,
@@ -168,6 +179,16 @@ fn agent(c: &Common, self_heal: bool, require_index: bool) -> anyhow::Result<Age
         .collect::<Result<Vec<_>, _>>()?;
     // The rule `ringfence verify` applies too: one implementation.
     let trust = Trust::checked(keys, c.threshold).map_err(anyhow::Error::msg)?;
+    let membership_trust = if c.membership_trust.is_empty() {
+        None
+    } else {
+        let keys = c
+            .membership_trust
+            .iter()
+            .map(|p| load_trusted_key(p))
+            .collect::<Result<Vec<_>, _>>()?;
+        Some(Trust::checked(keys, c.membership_threshold).map_err(anyhow::Error::msg)?)
+    };
     let state = StateDir::open(&c.state)?;
     let cfg = Config {
         node: c.node.clone(),
@@ -177,6 +198,7 @@ fn agent(c: &Common, self_heal: bool, require_index: bool) -> anyhow::Result<Age
             InitialArg::Deny => Initial::Deny,
         },
         self_heal,
+        membership_trust,
         require_index,
     };
     Ok(Agent::new(
@@ -204,6 +226,7 @@ fn run(a: RunArgs) -> anyhow::Result<u8> {
     let mut source = Source::parse(&a.source, &transport, Duration::from_secs(30));
     let opts = daemon::Options {
         interval: a.interval,
+        membership_poll: a.membership_poll,
         metrics: a.metrics,
         report_to: a.report_to,
         once: a.once,
@@ -269,6 +292,7 @@ fn apply(a: ApplyArgs) -> anyhow::Result<u8> {
 fn status(a: StatusArgs) -> anyhow::Result<u8> {
     let state = StateDir::inspect(&a.state);
     let current = state.current()?;
+    let members = state.membership()?;
     let path = state.report_path();
     let report: Option<ComplianceReport> = match read_capped(&path, 64 << 20) {
         Ok(b) => Some(serde_json::from_slice(&b).with_context(|| format!("{}", path.display()))?),
@@ -282,6 +306,14 @@ fn status(a: StatusArgs) -> anyhow::Result<u8> {
                 "generation": current.as_ref().map(|c| c.generation),
                 "bundle": current.as_ref().map(|c| &c.bundle),
                 "applied_at": current.as_ref().map(|c| &c.applied_at),
+                "membership": members.as_ref().map(|m| serde_json::json!({
+                    "generation": m.generation,
+                    "sequence": m.sequence,
+                    "digest": m.digest,
+                    "issued_at": m.issued_at,
+                    "applied_at": m.applied_at,
+                    "addresses": m.membership.len(),
+                })),
                 "report": report,
             }))?
         ),
@@ -298,6 +330,16 @@ fn status(a: StatusArgs) -> anyhow::Result<u8> {
                     println!("generation {} applied at {}", c.generation, c.applied_at)
                 }
                 (None, _) => println!("no bundle applied"),
+            }
+            if let Some(m) = &members {
+                println!(
+                    "membership {} of generation {} applied at {} (issued {}, {} addresses)",
+                    m.sequence,
+                    m.generation,
+                    m.applied_at,
+                    m.issued_at,
+                    m.membership.len()
+                );
             }
             if let Some(r) = &report {
                 let status = serde_json::to_value(r.status)?;

@@ -28,8 +28,11 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::metrics::info::Info;
 use prometheus_client::registry::Registry;
-use ringfence_bundle::{Reason, parse_time};
+use ringfence_bundle::{MembershipReason, Reason, parse_time};
 use ringfence_schema::report::{ComplianceReport, Status};
+
+use crate::agent::MemberStats;
+use crate::state::MemberCommit;
 
 /// Connections served at once.
 pub const MAX_CONNECTIONS: usize = 8;
@@ -62,6 +65,11 @@ pub struct Metrics {
     apply_seconds: Family<Labels, Histogram, fn() -> Histogram>,
     packets: Family<Labels, Counter>,
     bytes: Family<Labels, Counter>,
+    member_sequence: Family<Labels, Gauge>,
+    member_issued: Family<Labels, Gauge>,
+    members_applied: Family<Labels, Counter>,
+    members_refused: Family<Labels, Counter>,
+    member_seconds: Family<Labels, Histogram, fn() -> Histogram>,
 }
 
 const STATUSES: [(Status, &str); 5] = [
@@ -100,6 +108,11 @@ impl Metrics {
             apply_seconds: Family::new_with_constructor(seconds),
             packets: Family::default(),
             bytes: Family::default(),
+            member_sequence: Family::default(),
+            member_issued: Family::default(),
+            members_applied: Family::default(),
+            members_refused: Family::default(),
+            member_seconds: Family::new_with_constructor(seconds),
         };
         let r = &mut m.registry;
         r.register(
@@ -167,6 +180,37 @@ impl Metrics {
             "Bytes matched per rule since the last apply",
             m.bytes.clone(),
         );
+        r.register(
+            "membership_sequence",
+            "Sequence of the last membership document applied for the generation in force (0: none)",
+            m.member_sequence.clone(),
+        );
+        r.register(
+            "membership_issued_timestamp_seconds",
+            "When the last membership document applied was issued (Unix time; its age is time() minus this)",
+            m.member_issued.clone(),
+        );
+        r.register(
+            "membership_documents_applied",
+            "Membership snapshots and deltas applied",
+            m.members_applied.clone(),
+        );
+        r.register(
+            "membership_refusals",
+            "Refused membership documents, by reason",
+            m.members_refused.clone(),
+        );
+        r.register(
+            "membership_apply_duration_seconds",
+            "Time from fetching a membership document to its elements being in the kernel",
+            m.member_seconds.clone(),
+        );
+        let _ = m.members_applied.get_or_create(&m.labels(&[]));
+        for reason in MembershipReason::ALL {
+            let _ = m
+                .members_refused
+                .get_or_create(&m.labels(&[("reason", reason.code())]));
+        }
         let _ = m.apply_failures.get_or_create(&m.labels(&[]));
         let _ = m.fetch_failures.get_or_create(&m.labels(&[]));
         for reason in Reason::ALL {
@@ -262,6 +306,38 @@ impl Metrics {
             ]);
             set(&self.packets.get_or_create(&l), c.packets);
             set(&self.bytes.get_or_create(&l), c.bytes);
+        }
+    }
+
+    /// Take the membership counts and the last latency.
+    pub fn members(
+        &self,
+        s: &MemberStats,
+        latency: Option<Duration>,
+        applied: Option<&MemberCommit>,
+    ) {
+        let l = self.labels(&[]);
+        self.member_sequence
+            .get_or_create(&l)
+            .set(applied.map_or(0, |m| m.sequence as i64));
+        let issued = applied
+            .and_then(|m| parse_time(&m.issued_at).ok())
+            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+            .map_or(0, |d| d.as_secs() as i64);
+        self.member_issued.get_or_create(&l).set(issued);
+        set(&self.members_applied.get_or_create(&l), s.applied);
+        for (reason, n) in &s.refused {
+            set(
+                &self
+                    .members_refused
+                    .get_or_create(&self.labels(&[("reason", reason)])),
+                *n,
+            );
+        }
+        if let Some(d) = latency {
+            self.member_seconds
+                .get_or_create(&l)
+                .observe(d.as_secs_f64());
         }
     }
 

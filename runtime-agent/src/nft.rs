@@ -20,8 +20,11 @@ use std::collections::BTreeMap;
 use std::hash::{Hash, Hasher};
 use std::path::Path;
 
+use ringfence_nft::membership;
+use ringfence_schema::ir::NodeIr;
+use ringfence_schema::membership::Membership;
 use serde::Deserialize;
-use serde_json::Value;
+use serde_json::{Value, json};
 
 use crate::applier::{Applier, ApplyError};
 use crate::exec::{Cmd, Runner};
@@ -439,6 +442,52 @@ impl<R: Runner> Applier for NftApplier<R> {
         parse_listing(&out.stdout)
             .map(Some)
             .map_err(|e| ApplyError::clean("read", e))
+    }
+
+    fn apply_membership(
+        &self,
+        ir: &NodeIr,
+        from: &Membership,
+        to: &Membership,
+    ) -> Result<(), ApplyError> {
+        let text = membership::changes(ir, from, to);
+        if text.is_empty() {
+            return Ok(());
+        }
+        // Built here from verified documents; screened all the same, so
+        // nothing but element changes of our table ever reaches `nft`.
+        ringfence_nft::screen_elements(&text)
+            .map_err(|e| ApplyError::clean("membership", format!("membership change {e}")))?;
+        // One transaction: if nft refuses any element, nothing changes.
+        let cmd = Cmd::new("nft", ["-f", "-"]).with_stdin(text.into_bytes());
+        let out = self
+            .runner
+            .run(&cmd)
+            .map_err(|e| ApplyError::clean("membership", e.to_string()))?;
+        if out.success() {
+            return Ok(());
+        }
+        Err(ApplyError::clean(
+            "membership",
+            format!("`{cmd}` failed: {}", nft_errors(&out.stderr)),
+        ))
+    }
+
+    fn member_elements(&self, ir: &NodeIr, m: &Membership) -> Vec<(String, String)> {
+        membership::elements(ir, m)
+            .into_iter()
+            .map(|((container, key), value)| match value {
+                None => (container, key),
+                // As `parse_listing` reads a verdict map's entry.
+                Some(v) => {
+                    let verdict = match v.split_once(' ') {
+                        Some((kind, target)) => json!({ kind: { "target": target } }),
+                        None => json!({ v: null }),
+                    };
+                    (format!("map:{container}"), format!("{key} : {verdict}"))
+                }
+            })
+            .collect()
     }
 
     fn deny_files(&self) -> Result<Vec<(&'static str, &'static str)>, ApplyError> {

@@ -1,6 +1,10 @@
 //! Where bundles come from: a directory or an HTTP(S) base URL.
 //!
-//! Fetches `<source>/<node>.bundle` and, when present, `<source>/index.json`.
+//! Fetches `<source>/<node>.bundle` and, when present, `<source>/index.json`;
+//! and the node's membership documents beside them, `<source>/membership/
+//! <node>/head|snapshot|<seq>.delta` ([`MemberFile`]): their paths are made
+//! only of the agent's own node name and a parsed sequence, never of
+//! anything a document says.
 //! Over HTTP the bundle's `ETag` is sent back as `If-None-Match`, so an
 //! unchanged bundle costs a `304` and nothing else. Transport security is not
 //! what makes a bundle trustworthy — its signature is — but `https://` keeps
@@ -123,6 +127,42 @@ fn pem(path: &Path) -> Result<Vec<PemItem<'static>>, String> {
 
 /// Largest bundle or index accepted (a bundle for a big node is a few MiB).
 pub const MAX_BYTES: u64 = 64 << 20;
+
+/// Largest membership document accepted (the snapshot of a big node).
+pub const MAX_MEMBER_BYTES: u64 = 16 << 20;
+/// Largest `head` file (a decimal sequence number).
+const MAX_HEAD_BYTES: u64 = 64;
+/// Longest long-poll asked of an HTTP source (below the request timeout).
+pub const MAX_WAIT: Duration = Duration::from_secs(20);
+
+/// One of a node's membership files.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MemberFile {
+    /// `snapshot`: the newest snapshot.
+    Snapshot,
+    /// `<seq>.delta`.
+    Delta(u64),
+}
+
+impl MemberFile {
+    fn name(self) -> String {
+        match self {
+            MemberFile::Snapshot => "snapshot".into(),
+            MemberFile::Delta(seq) => format!("{seq}.delta"),
+        }
+    }
+}
+
+/// `membership/<node>/<file>`, for a node name that is a plain file name.
+fn member_path(node: &str, file: &str) -> Result<String, FetchError> {
+    if !ringfence_bundle::valid_file_name(node) {
+        return Err(FetchError {
+            what: format!("membership of node `{node}`"),
+            why: "the node name is not a plain file name ([a-z0-9._-])".into(),
+        });
+    }
+    Ok(format!("membership/{node}/{file}"))
+}
 
 /// A place to fetch bundles from.
 pub enum Source {
@@ -251,6 +291,82 @@ impl Source {
                 })
             }
         }
+    }
+}
+
+impl Source {
+    /// The newest membership sequence published for `node` (`head`), or
+    /// `None` if the source publishes none. Over HTTP, with `wait`, the
+    /// server may hold the answer until head differs from `after` (`?wait=
+    /// S&after=SEQ`); a plain server answers at once.
+    pub fn member_head(
+        &self,
+        node: &str,
+        after: Option<u64>,
+        wait: Option<Duration>,
+    ) -> Result<Option<u64>, FetchError> {
+        let rel = member_path(node, "head")?;
+        let bytes = match self {
+            Source::Dir(dir) => read_member(dir, &rel, MAX_HEAD_BYTES)?,
+            Source::Http { base, agent, .. } => {
+                let mut url = format!("{base}/{rel}");
+                if let Some(w) = wait {
+                    let w = w.min(MAX_WAIT).as_secs().max(1);
+                    url.push_str(&format!("?wait={w}&after={}", after.unwrap_or(0)));
+                }
+                get_member(agent, &url, MAX_HEAD_BYTES)?
+            }
+        };
+        let Some(bytes) = bytes else { return Ok(None) };
+        let text = String::from_utf8_lossy(&bytes);
+        text.trim().parse().map(Some).map_err(|_| FetchError {
+            what: rel,
+            why: format!("`{}` is not a sequence number", text.trim().escape_debug()),
+        })
+    }
+
+    /// A membership document of `node`, or `None` if it is not there.
+    pub fn member(&self, node: &str, file: MemberFile) -> Result<Option<Vec<u8>>, FetchError> {
+        let rel = member_path(node, &file.name())?;
+        match self {
+            Source::Dir(dir) => read_member(dir, &rel, MAX_MEMBER_BYTES),
+            Source::Http { base, agent, .. } => {
+                get_member(agent, &format!("{base}/{rel}"), MAX_MEMBER_BYTES)
+            }
+        }
+    }
+}
+
+/// A regular file under `dir`, read up to `cap` bytes (one more is read so
+/// a larger file is refused as too large by verification).
+fn read_member(dir: &Path, rel: &str, cap: u64) -> Result<Option<Vec<u8>>, FetchError> {
+    let p = dir.join(rel);
+    match ringfence_bundle::read_capped(&p, cap + 1) {
+        Ok(b) => Ok(Some(b)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(FetchError {
+            what: p.display().to_string(),
+            why: e.to_string(),
+        }),
+    }
+}
+
+fn get_member(agent: &ureq::Agent, url: &str, cap: u64) -> Result<Option<Vec<u8>>, FetchError> {
+    let fail = |why: String| FetchError {
+        what: url.to_string(),
+        why,
+    };
+    let mut resp = agent.get(url).call().map_err(|e| fail(e.to_string()))?;
+    match resp.status().as_u16() {
+        200 => resp
+            .body_mut()
+            .with_config()
+            .limit(cap + 1)
+            .read_to_vec()
+            .map(Some)
+            .map_err(|e| fail(e.to_string())),
+        404 => Ok(None),
+        s => Err(fail(format!("HTTP status {s}"))),
     }
 }
 

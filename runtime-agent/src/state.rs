@@ -8,6 +8,8 @@
 //!                           two before it)
 //! <state>/staged/           the rule files of the bundle being applied
 //! <state>/report.json       the last compliance report
+//! <state>/membership.json   the last membership document applied: its
+//!                           generation, sequence, digest and the membership
 //! <state>/lock              held (flock) by the one agent using the directory
 //! ```
 //!
@@ -28,6 +30,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use ringfence_bundle::{MAX_BUNDLE_BYTES, read_capped};
+use ringfence_schema::membership::Membership;
 
 use serde::{Deserialize, Serialize};
 
@@ -48,6 +51,24 @@ pub struct Current {
     pub applied_at: String,
     /// Our table as read back right after the apply was confirmed.
     pub snapshot: Snapshot,
+}
+
+/// What `membership.json` records: the last membership document applied,
+/// so a restart continues its chain.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MemberCommit {
+    /// The bundle generation it fills.
+    pub generation: u64,
+    /// Its sequence: nothing at or below it is accepted again.
+    pub sequence: u64,
+    /// Hex SHA-256 of its payload (what the next delta names).
+    pub digest: String,
+    /// When it was issued (RFC 3339).
+    pub issued_at: String,
+    /// When it was applied (RFC 3339).
+    pub applied_at: String,
+    /// The membership it leads to.
+    pub membership: Membership,
 }
 
 /// A state-directory operation failed.
@@ -126,6 +147,27 @@ impl StateDir {
     /// Path of `current.json`.
     pub fn current_path(&self) -> PathBuf {
         self.root.join("current.json")
+    }
+
+    /// Path of `membership.json`.
+    pub fn membership_path(&self) -> PathBuf {
+        self.root.join("membership.json")
+    }
+
+    /// The last membership document applied, if any.
+    pub fn membership(&self) -> Result<Option<MemberCommit>, StateError> {
+        let p = self.membership_path();
+        match read_capped(&p, MAX_CURRENT_BYTES) {
+            Ok(b) => serde_json::from_slice(&b).map(Some).map_err(|e| err(&p, e)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(err(&p, e)),
+        }
+    }
+
+    /// Record an applied membership document (atomically).
+    pub fn commit_membership(&self, m: &MemberCommit) -> Result<(), StateError> {
+        let bytes = serde_json::to_vec(m).map_err(|e| err(&self.root, e))?;
+        write_atomic(&self.membership_path(), &bytes)
     }
 
     /// Path of `report.json`.

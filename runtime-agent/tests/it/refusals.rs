@@ -48,6 +48,7 @@ fn refusing_agent(key: &SigningKey, dir: StateDir) -> Agent {
             trust: Trust::new([key.trusted()], 1),
             initial: Initial::Allow,
             self_heal: false,
+            membership_trust: None,
             require_index: false,
         },
         dir,

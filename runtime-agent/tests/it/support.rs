@@ -183,6 +183,7 @@ pub(crate) fn agent_with(
             trust: keys.trust(),
             initial,
             self_heal,
+            membership_trust: None,
             require_index: false,
         },
         StateDir::open(state).unwrap(),
