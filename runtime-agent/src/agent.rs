@@ -24,8 +24,8 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant, SystemTime};
 
 use ringfence_bundle::{
-    Expectations, MembershipError, Reason, Trust, VerifiedBundle, VerifyError, parse_time, rules_sha256, sha256_hex,
-    verify_bundle, verify_index,
+    Expectations, MembershipError, Reason, Trust, VerifiedBundle, VerifyError, parse_time,
+    rules_sha256, sha256_hex, verify_bundle, verify_index,
 };
 use ringfence_schema::ir::NodeIr;
 use ringfence_schema::report::{

@@ -97,7 +97,10 @@ fn follow(agent: &mut Agent, source: &Source, opts: &Options, telemetry: Option<
         // A server that does not hold the request answers at once: poll it
         // no faster than a directory.
         if http && asked.elapsed() < opts.membership_poll {
-            std::thread::sleep(opts.membership_poll.min(until.saturating_duration_since(Instant::now())));
+            std::thread::sleep(
+                opts.membership_poll
+                    .min(until.saturating_duration_since(Instant::now())),
+            );
         }
     }
 }

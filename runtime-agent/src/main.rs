@@ -51,7 +51,12 @@ struct Common {
     #[arg(long, value_name = "PUBKEY", num_args = 1..)]
     membership_trust: Vec<PathBuf>,
     /// How many distinct membership keys must have signed.
-    #[arg(long, value_name = "N", default_value_t = 1, requires = "membership_trust")]
+    #[arg(
+        long,
+        value_name = "N",
+        default_value_t = 1,
+        requires = "membership_trust"
+    )]
     membership_threshold: usize,
     /// State directory (committed bundle, snapshot, report).
     #[arg(long, value_name = "DIR")]

@@ -102,7 +102,11 @@ impl Agent {
                     digest: &m.digest,
                 }),
             };
-            let trust = self.cfg.membership_trust.as_ref().unwrap_or(&self.cfg.trust);
+            let trust = self
+                .cfg
+                .membership_trust
+                .as_ref()
+                .unwrap_or(&self.cfg.trust);
             verify_membership(bytes, trust, &expect)
         };
         let same = self.members.as_ref().filter(|m| m.generation == generation);
@@ -123,7 +127,12 @@ impl Agent {
         let (v, next) = match next {
             Ok(x) => x,
             Err(e) => {
-                *self.stats.members.refused.entry(e.reason.code().into()).or_default() += 1;
+                *self
+                    .stats
+                    .members
+                    .refused
+                    .entry(e.reason.code().into())
+                    .or_default() += 1;
                 let msg = format!("membership refused: {e}");
                 log(&msg);
                 self.stats.members.error = Some(msg);
@@ -195,14 +204,16 @@ impl Agent {
             }
             let fetched = Instant::now();
             let (bytes, is_delta) = match at {
-                Some(a) if !want_snapshot => match source.member(&node, MemberFile::Delta(a + 1))? {
-                    Some(b) => (b, true),
-                    // Removed when a newer snapshot started a chain.
-                    None => {
-                        want_snapshot = true;
-                        continue;
+                Some(a) if !want_snapshot => {
+                    match source.member(&node, MemberFile::Delta(a + 1))? {
+                        Some(b) => (b, true),
+                        // Removed when a newer snapshot started a chain.
+                        None => {
+                            want_snapshot = true;
+                            continue;
+                        }
                     }
-                },
+                }
                 _ if tried_snapshot => break,
                 _ => {
                     (want_snapshot, tried_snapshot) = (false, true);

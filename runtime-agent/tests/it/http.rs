@@ -96,6 +96,7 @@ fn second_fetch_gets_304_and_does_nothing() {
     let mut source = Source::parse(&base, &Transport::default(), Duration::from_secs(5));
     let opts = Options {
         interval: Duration::from_secs(1),
+        membership_poll: Duration::from_millis(200),
         metrics: None,
         report_to: Some(format!("{base}/reports")),
         once: true,

@@ -6,6 +6,7 @@ mod fixture;
 mod hostile;
 mod http;
 mod linux;
+mod membership;
 mod refusals;
 mod support;
 mod swap;
