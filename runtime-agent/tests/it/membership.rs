@@ -576,3 +576,66 @@ fn a_dir_source_is_followed_and_a_gap_recovers_through_the_snapshot() {
     assert!(!a.sync_membership(&source, None, now).unwrap());
     assert_eq!(a.stats.members.refused.get("unknown-key"), Some(&1));
 }
+
+#[test]
+fn the_binary_follows_membership_with_its_own_key_and_reports_the_sequence() {
+    let l = live_node();
+    let node = l.ir.node.clone();
+    let ns = Netns::new("membin");
+    let keys = Keys::new();
+    let members = Keys::new();
+    let src = keys.path("src");
+    let dir = src.join("membership").join(&node);
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(src.join(format!("{node}.bundle")), bundle(&l, 1, &keys.key)).unwrap();
+    let mut chain = Chain::new(&l, &members.key, 1);
+    std::fs::write(dir.join("snapshot"), chain.snapshot(&l.m)).unwrap();
+    std::fs::write(dir.join("head"), "1\n").unwrap();
+    let state = keys.path("state");
+    let run = |extra: &[&str]| {
+        let mut cmd = crate::support::bin();
+        cmd.args([
+            "run",
+            "--once",
+            "--no-index",
+            "--node",
+            &node,
+            "--netns",
+            &ns.name,
+        ])
+        .arg("--source")
+        .arg(&src)
+        .arg("--trust")
+        .arg(keys.pubkey())
+        .arg("--state")
+        .arg(&state)
+        .args(extra);
+        cmd.output().unwrap()
+    };
+    // Trusting only the bundle key, the membership key's snapshot is refused.
+    let out = run(&[]);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("unknown-key"));
+    let first =
+        l.m.endpoints
+            .iter()
+            .find(|e| e.ingress.is_some())
+            .unwrap()
+            .addresses[0];
+    assert!(!has(&ns, &format!("ingress-{}", fam(&first)), &first));
+    let members_pub = members.pubkey();
+    let out = run(&["--membership-trust", members_pub.to_str().unwrap()]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(has(&ns, &format!("ingress-{}", fam(&first)), &first));
+    let status = crate::support::bin()
+        .args(["status", "--format", "json", "--state"])
+        .arg(&state)
+        .output()
+        .unwrap();
+    let v: Value = serde_json::from_slice(&status.stdout).unwrap();
+    assert_eq!(v["membership"]["sequence"], 1);
+    assert_eq!(v["report"]["status"], "in-sync");
+}
