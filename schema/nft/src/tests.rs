@@ -252,13 +252,25 @@ fn element_screen_takes_element_changes_only() {
     )
     .unwrap();
     for (bad, why) in [
-        ("add rule inet ringfence forward accept", "not a membership change"),
+        (
+            "add rule inet ringfence forward accept",
+            "not a membership change",
+        ),
         ("flush table inet ringfence", "not a membership change"),
         ("delete table inet ringfence", "not a membership change"),
         ("table inet ringfence { }", "not a membership change"),
-        ("add set inet ringfence x { type ipv4_addr; }", "not a membership change"),
-        ("add element ip filter s { 10.0.0.1 }", "only table inet ringfence"),
-        ("add element inet ringfence s { 10.0.0.1 : queue }", "a verdict"),
+        (
+            "add set inet ringfence x { type ipv4_addr; }",
+            "not a membership change",
+        ),
+        (
+            "add element ip filter s { 10.0.0.1 }",
+            "only table inet ringfence",
+        ),
+        (
+            "add element inet ringfence s { 10.0.0.1 : queue }",
+            "a verdict",
+        ),
         ("include \"/etc/shadow\"", "not a membership change"),
     ] {
         let e = screen_elements(bad).unwrap_err().to_string();
