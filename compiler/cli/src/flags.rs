@@ -579,6 +579,11 @@ pub(crate) struct WatchArgs {
     /// Poll once and exit.
     #[arg(long)]
     pub(crate) once: bool,
+    /// Serve the publication read-only over HTTP/1.1 on ADDR (e.g.
+    /// 0.0.0.0:8080): bundles, index.json and membership documents, with
+    /// long polls on `membership/<node>/head?after=SEQ&wait=SECONDS`.
+    #[arg(long, value_name = "ADDR", conflicts_with = "once")]
+    pub(crate) serve: Option<String>,
 }
 
 /// How finely discovery groups workloads.

@@ -6,11 +6,13 @@
 //! - [`watch`] publishes every new commit of a branch as a generation of
 //!   signed bundles, in the layout [`publish`] describes, recording what it
 //!   did in [`status`] and rendering only nodes [`cache`] has not seen;
-//!   with a live inventory, [`live`] publishes each node's membership.
+//!   with a live inventory, [`live`] publishes each node's membership, and
+//!   [`serve`] serves the publication over HTTP.
 
 pub mod cache;
 pub mod hooks;
 pub mod live;
 pub mod publish;
+pub mod serve;
 pub mod status;
 pub mod watch;

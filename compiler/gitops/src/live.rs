@@ -176,6 +176,11 @@ impl Chains {
         })
     }
 
+    /// Each node's head as found at start.
+    pub fn heads(&self) -> impl Iterator<Item = (&str, u64)> {
+        self.floor.iter().map(|(n, h)| (n.as_str(), *h))
+    }
+
     /// The membership directory.
     pub fn dir(&self) -> &Path {
         &self.dir

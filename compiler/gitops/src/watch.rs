@@ -32,6 +32,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use ringfence_bundle::{SigningKey, Trust, format_time, parse_time, sha256_hex, verify_index};
 use ringfence_core::live::{LivePods, LiveState, NeedsCompile, PodChange};
@@ -48,6 +49,7 @@ use ringfence_source::repo::{CommitInfo, fetch_mirror, new_commits};
 use crate::cache::{RenderCache, Rendered};
 use crate::live::{Chains, EventReader, Feed, Written};
 use crate::publish::{Failpoint, Publication, PublishError, failpoint};
+use crate::serve::Board;
 use crate::status::{Entry, Outcome, Published, STATUS_FORMAT, Status, StatusError};
 
 /// The bare mirror of a remote repository, inside the publication directory.
@@ -322,6 +324,8 @@ pub struct Watcher {
     /// Check, compile, render, seal; the plugin runtime is kept across commits.
     pipeline: Pipeline,
     live: Option<Live>,
+    /// What is published, for `--serve`.
+    board: Arc<Board>,
     _lock: File,
 }
 
@@ -444,6 +448,15 @@ impl Watcher {
                 commit,
             });
         }
+        let board = Arc::new(Board::default());
+        if let Some(c) = current {
+            let path = publication.dir(c).join(INDEX_FILE);
+            if let Ok(index) = fs::read(&path).map(|b| verify_index(&b, &trust))
+                && let Ok(index) = index
+            {
+                board.set_nodes(index.nodes.into_iter().map(|e| e.node));
+            }
+        }
         let removed = publication.recover()?;
         if !removed.is_empty() {
             changed = true;
@@ -459,6 +472,11 @@ impl Watcher {
                 let mut cluster =
                     LiveCluster::new(&l.cluster, &l.events.display().to_string(), scores);
                 cluster.begin_relist(None);
+                let chains = Chains::open(&out, l.membership_keys, l.membership_expires)
+                    .map_err(io(&out.join(crate::live::MEMBERSHIP)))?;
+                for (node, head) in chains.heads() {
+                    board.set_head(node, head);
+                }
                 Some(Live {
                     cluster,
                     reader: EventReader::spawn(&l.events).map_err(io(&l.events))?,
@@ -469,8 +487,7 @@ impl Watcher {
                     pending: BTreeMap::new(),
                     compile: true,
                     run: None,
-                    chains: Chains::open(&out, l.membership_keys, l.membership_expires)
-                        .map_err(io(&out.join(crate::live::MEMBERSHIP)))?,
+                    chains,
                 })
             }
         };
@@ -482,8 +499,14 @@ impl Watcher {
             inventory: None,
             pipeline: Pipeline::new(),
             live,
+            board,
             _lock: lock,
         })
+    }
+
+    /// What is published, as `--serve` needs it (kept current by polls).
+    pub fn board(&self) -> Arc<Board> {
+        self.board.clone()
     }
 
     /// The state as last written.
@@ -817,9 +840,6 @@ impl Watcher {
                 Ok(sealed)
             },
         );
-        if !written.is_empty() {
-            log(members_event(0, &written));
-        }
         let nodes = rendered.nodes.len();
         let rendered_count = rendered.rendered;
         let made_current = matches!(&published, Ok(w) if w.output.is_some());
@@ -828,6 +848,16 @@ impl Watcher {
             Ok(g) => g,
             Err(r) => return Ok(Err(r)),
         };
+        // Current now: the server may name its nodes and heads.
+        self.board.set_nodes(
+            (generation.summary.nodes.iter())
+                .filter(|w| w.sha256.is_some())
+                .map(|w| w.node.clone()),
+        );
+        announce(&self.board, &written);
+        if !written.is_empty() {
+            log(members_event(0, &written));
+        }
         failpoint(self.cfg.failpoint, Failpoint::BeforeStatus);
         let changed = generation
             .summary
@@ -985,6 +1015,7 @@ impl Watcher {
             };
             written.push((node.clone(), w));
         }
+        announce(&self.board, &written);
         if !pending.is_empty() || !written.is_empty() {
             log(members_event(pending.len(), &written));
         }
@@ -1160,6 +1191,14 @@ fn publish_members(
         }
     }
     Ok(out)
+}
+
+/// Tell the server the heads of the documents just written.
+fn announce(board: &Board, written: &[(String, Written)]) {
+    for (node, w) in written {
+        let (Written::Snapshot(seq) | Written::Delta(seq, _)) = w;
+        board.set_head(node, *seq);
+    }
 }
 
 /// The log line of membership documents written for `pods` pod changes.

@@ -3,4 +3,5 @@
 
 mod git;
 mod plan;
+mod serve;
 mod watch;

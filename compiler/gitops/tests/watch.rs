@@ -19,20 +19,20 @@ fn fixture() -> PathBuf {
     workspace().join("tests/fixtures/gitops")
 }
 
-fn key() -> SigningKey {
+pub(crate) fn key() -> SigningKey {
     ringfence_testkit::keys::key(7)
 }
 
 /// A bare server repository and a working clone holding the lab intent
 /// under `policies/`, pushed once.
-struct Lab {
-    tmp: tempfile::TempDir,
-    bare: PathBuf,
+pub(crate) struct Lab {
+    pub(crate) tmp: tempfile::TempDir,
+    pub(crate) bare: PathBuf,
     work: PathBuf,
 }
 
 impl Lab {
-    fn new() -> Lab {
+    pub(crate) fn new() -> Lab {
         let tmp = tempfile::tempdir().unwrap();
         let bare = tmp.path().join("server.git");
         let work = tmp.path().join("work");
@@ -66,11 +66,11 @@ impl Lab {
         git(&self.work, &["rev-parse", "HEAD"])
     }
 
-    fn out(&self) -> PathBuf {
+    pub(crate) fn out(&self) -> PathBuf {
         self.tmp.path().join("out")
     }
 
-    fn config(&self, repo: RepoLocation) -> WatchConfig {
+    pub(crate) fn config(&self, repo: RepoLocation) -> WatchConfig {
         WatchConfig {
             repo,
             branch: "main".into(),
@@ -97,7 +97,7 @@ impl Lab {
     }
 }
 
-fn t0() -> SystemTime {
+pub(crate) fn t0() -> SystemTime {
     parse_time("2026-03-01T12:00:00Z").unwrap()
 }
 
@@ -417,7 +417,7 @@ fn generations_only_grow_even_when_current_is_moved_back() {
 
 /// The lab inventory as `kubectl get … --watch --output-watch-events -o json`
 /// prints it: one ADDED line per object.
-fn events_of_lab() -> String {
+pub(crate) fn events_of_lab() -> String {
     let list: serde_json::Value =
         serde_json::from_slice(&std::fs::read(fixture().join("inventory.json")).unwrap()).unwrap();
     let mut out = String::new();
@@ -429,7 +429,7 @@ fn events_of_lab() -> String {
 }
 
 /// A pod event line.
-fn pod_event(kind: &str, name: &str, app: &str, node: &str, ip: &str) -> String {
+pub(crate) fn pod_event(kind: &str, name: &str, app: &str, node: &str, ip: &str) -> String {
     let pod = serde_json::json!({
         "apiVersion": "v1", "kind": "Pod",
         "metadata": {"name": name, "namespace": "shop", "uid": format!("uid-{name}"),

@@ -3,13 +3,16 @@
 //! a summary goes to stdout and the exit status is 1 when a commit failed.
 //! `RINGFENCE_WATCH_FAILPOINT` (tests only) aborts the process at a point
 //! of a publication, as a crash would. With `--inventory-events` the event
-//! stream is read every 50 ms between polls of the repository.
+//! stream is read every 50 ms between polls of the repository. With
+//! `--serve` the publication is also served over HTTP (see
+//! `ringfence_gitops::serve`).
 
 use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::Context;
 
 use ringfence_gitops::publish::Failpoint;
+use ringfence_gitops::serve::{Limits, Server};
 use ringfence_gitops::watch::{Event, LiveConfig, RepoLocation, WatchConfig, Watcher};
 
 use crate::Outcome;
@@ -145,6 +148,7 @@ pub(crate) fn run(args: WatchArgs) -> anyhow::Result<Outcome> {
         Err(outcome) => return Ok(outcome),
     };
     let following = live.is_some();
+    let out = args.out.clone();
     let cfg = WatchConfig {
         repo: RepoLocation::parse(&args.repo),
         branch: args.branch,
@@ -159,6 +163,22 @@ pub(crate) fn run(args: WatchArgs) -> anyhow::Result<Outcome> {
         live,
     };
     let mut watcher = Watcher::open(cfg, &mut log)?;
+    let _server = match &args.serve {
+        None => None,
+        Some(addr) => {
+            let server = Server::start(addr, &out, watcher.board(), Limits::default())
+                .with_context(|| format!("--serve {addr}: cannot listen there"))?;
+            #[allow(clippy::print_stderr)] // the log
+            {
+                eprintln!(
+                    "watch: serving {} read-only on http://{}",
+                    out.display(),
+                    server.local_addr()
+                );
+            }
+            Some(server)
+        }
+    };
     // The clock is read here, in the CLI, once per publication.
     let now = SystemTime::now;
     if args.once {
