@@ -149,7 +149,10 @@ impl<'a> Analyzer<'a> {
         let input = Input {
             files: vec![InputFile {
                 path: table.url().to_string(),
-                format: Some(format!("clickhouse ({})", table.layout().name())),
+                format: Some(match &stats.conversations {
+                    Some(_) => format!("clickhouse ({}, conversations)", table.layout().name()),
+                    None => format!("clickhouse ({})", table.layout().name()),
+                }),
                 lines: stats.rows,
                 flows: stats.flows - stats.skipped,
                 skipped: stats.skipped,

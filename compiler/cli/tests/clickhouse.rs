@@ -20,8 +20,8 @@ use crate::cli::{code, p, ringfence, text};
 use crate::common;
 
 /// Ports for the servers of these tests (the range given to this work:
-/// 23200-23999; benchmarks use 23000-23199).
-const PORTS: std::ops::Range<u16> = 23200..24000;
+/// 26000-26899; benchmarks use 26900-26999).
+const PORTS: std::ops::Range<u16> = 26000..26900;
 static NEXT: AtomicU16 = AtomicU16::new(0);
 
 /// A port of the range nobody listens on.
@@ -382,11 +382,29 @@ fn discovered(mut s: Value) -> Value {
     s
 }
 
+/// ringfence's flow table and its conversation table with the view that
+/// fills it, as schema/docs/flows.md gives them, on one server.
+fn create_tables(server: &Server, table: &str) {
+    use ringfence_flows::clickhouse::{CONVERSATIONS_DDL, CONVERSATIONS_VIEW_DDL, DDL};
+    for ddl in [DDL, CONVERSATIONS_DDL, CONVERSATIONS_VIEW_DDL] {
+        server.sql(
+            &ddl.replace("{table}", table)
+                .replace("{conversations}", &format!("{table}_conversations"))
+                .replace("{view}", &format!("{table}_conversations_view")),
+        );
+    }
+}
+
+/// The same flows from files and from tables: a single table and two shards
+/// behind a `Distributed` table, each read through its conversation table
+/// (whole hours of the window) and without one (the flows), over windows
+/// that are whole hours, partial hours at both edges, and inside one hour.
 #[test]
 fn analyze_and_discover_read_the_same_from_files_one_table_and_two_shards() {
     let s = Scenario::new(3000);
     let (a, b) = Server::two_shards();
-    // One table on one server (created by the load), and a table per shard
+    // One table on one server (created by the load, with its conversation
+    // table), the same without a conversation table, and a table per shard
     // behind a Distributed table.
     let single = a.url("default.single");
     let o = load(&s.files(), &single);
@@ -397,11 +415,25 @@ fn analyze_and_discover_read_the_same_from_files_one_table_and_two_shards() {
         "{}",
         text(&o.stdout)
     );
-    let ddl = ringfence_flows::clickhouse::DDL.replace("{table}", "default.shard");
-    a.sql(&ddl);
-    b.sql(&ddl);
+    assert!(
+        a.sql("SELECT name FROM system.tables WHERE database = 'default' ORDER BY name")
+            .contains("single_conversations\nsingle_conversations_view\n")
+    );
+    a.sql(&ringfence_flows::clickhouse::DDL.replace("{table}", "default.plain"));
+    let plain = a.url("default.plain");
+    let o = load(&s.files(), &plain);
+    assert_eq!(code(&o), 0, "{}", text(&o.stderr));
+    create_tables(&a, "default.shard");
+    create_tables(&b, "default.shard");
     a.sql("CREATE TABLE default.flows_all AS default.shard ENGINE = Distributed(rf, default, shard, rand())");
+    a.sql(
+        "CREATE TABLE default.flows_all_conversations AS default.shard_conversations \
+         ENGINE = Distributed(rf, default, shard_conversations, rand())",
+    );
+    // The same shards read as flows: no conversation table by that name.
+    a.sql("CREATE TABLE default.raw_all AS default.shard ENGINE = Distributed(rf, default, shard, rand())");
     let all = a.url("default.flows_all");
+    let raw_all = a.url("default.raw_all");
     let o = load(&s.files(), &all);
     assert_eq!(code(&o), 0, "{}", text(&o.stderr));
     let (on_a, on_b): (u64, u64) = (
@@ -425,39 +457,78 @@ fn analyze_and_discover_read_the_same_from_files_one_table_and_two_shards() {
     assert!(from_files["timeline"]["bucket_seconds"].as_i64() == Some(600));
     assert!(from_files["totals"]["all"]["flows"].as_u64() == Some(3002));
     let from_single = s.analyze(&[&single], &[]);
-    let from_all = s.analyze(&[&all], &[]);
+    let input = &from_single["input"]["files"][0];
+    assert_eq!(input["format"], "clickhouse (ringfence, conversations)");
+    assert_eq!(input["flows"], 3002);
+    // One row per conversation and verdict of each hour, not per flow.
+    assert!(input["lines"].as_u64() < Some(3002 / 5), "{input}");
+    assert_eq!(judged(from_single), judged(from_files.clone()));
+    let from_plain = s.analyze(&[&plain], &[]);
     assert_eq!(
-        from_single["input"]["files"][0]["format"],
+        from_plain["input"]["files"][0]["format"],
         "clickhouse (ringfence)"
     );
-    assert_eq!(from_single["input"]["files"][0]["flows"], 3002);
-    assert_eq!(judged(from_single), judged(from_files.clone()));
-    assert_eq!(judged(from_all), judged(from_files));
+    assert_eq!(judged(from_plain), judged(from_files.clone()));
+    for url in [&all, &raw_all] {
+        assert_eq!(judged(s.analyze(&[url], &[])), judged(from_files.clone()));
+    }
 
-    // A window: the same flows left out on both paths.
-    let window = [
-        "--since",
-        "2024-05-01T11:00:00.5Z",
-        "--until",
-        "2024-05-01T13:30:00+01:00",
+    // Windows: whole hours (the conversation table alone), partial hours
+    // at both edges (their flows from the flow table), no whole hour
+    // inside (the flow table alone): the same flows left out on all paths.
+    let windows: [&[&str]; 4] = [
+        &[
+            "--since",
+            "2024-05-01T11:00:00Z",
+            "--until",
+            "2024-05-01T13:00:00Z",
+        ],
+        &[
+            "--since",
+            "2024-05-01T10:30:00.5Z",
+            "--until",
+            "2024-05-01T14:15:00+01:00",
+        ],
+        &["--until", "2024-05-01T12:20:00Z"],
+        &[
+            "--since",
+            "2024-05-01T11:00:00.5Z",
+            "--until",
+            "2024-05-01T13:30:00+01:00",
+        ],
     ];
-    let from_files = s.analyze(&files, &window);
-    let inside = from_files["totals"]["all"]["flows"].as_u64().unwrap();
-    assert!(inside > 500 && inside < 3000, "{inside}");
-    assert_eq!(judged(s.analyze(&[&all], &window)), judged(from_files));
+    for window in windows {
+        let from_files = s.analyze(&files, window);
+        let inside = from_files["totals"]["all"]["flows"].as_u64().unwrap();
+        assert!(inside > 500 && inside < 3000, "{window:?}: {inside}");
+        for url in [&single, &all, &raw_all] {
+            let got = s.analyze(&[url], window);
+            assert_eq!(judged(got), judged(from_files.clone()), "{url} {window:?}");
+        }
+    }
 
     let (kdl, summary) = s.discover(&files, &[]);
     assert!(summary["flows"]["replies_detected"].as_u64() > Some(0));
     assert!(summary["flows"]["dropped_by_network"].as_u64() > Some(0));
-    for url in [&single, &all] {
+    for url in [&single, &plain, &all, &raw_all] {
         let (k, sum) = s.discover(&[url], &[]);
         assert_eq!(k, kdl, "the same intent from {url}");
+        let conversations = sum["inputs"]["tables"][0]["conversations"].as_str();
+        assert_eq!(
+            conversations.is_some(),
+            url == &single || url == &all,
+            "{url}: {conversations:?}"
+        );
         assert_eq!(discovered(sum), discovered(summary.clone()));
     }
-    let (kdl, summary) = s.discover(&files, &window);
-    let (k, sum) = s.discover(&[&all], &window);
-    assert_eq!(k, kdl);
-    assert_eq!(discovered(sum), discovered(summary));
+    for window in &windows[1..3] {
+        let (kdl, summary) = s.discover(&files, window);
+        for url in [&single, &all] {
+            let (k, sum) = s.discover(&[url], window);
+            assert_eq!(k, kdl, "{url} {window:?}");
+            assert_eq!(discovered(sum), discovered(summary.clone()));
+        }
+    }
 }
 
 /// Antrea Theia's `flows` table (its columns as Theia creates them), read
@@ -757,6 +828,32 @@ fn every_error_says_what_to_do() {
         "not_flows",
         refused(&analyze(&server.url("default.other")), &ports)
     );
+    // A conversation table of other columns: named, column by column.
+    server.sql(&ringfence_flows::clickhouse::DDL.replace("{table}", "default.grouped"));
+    server.sql(
+        "CREATE TABLE default.grouped_conversations (hour Int64, conversation String, \
+         flows UInt64) ENGINE = SummingMergeTree ORDER BY (hour, conversation)",
+    );
+    let e = refused(&analyze(&server.url("default.grouped")), &ports);
+    assert!(
+        e.contains("default.grouped_conversations: a conversation table")
+            && e.contains("column `flows` is UInt64, expected AggregateFunction(count)")
+            && e.contains("column `minute_flows` is missing"),
+        "{e}"
+    );
+    // A conversation table that lacks flows of its flow table (its view
+    // dropped, flows loaded after): refused, not answered from it.
+    server.sql("DROP TABLE default.flows_conversations_view");
+    let o = load(&s.files()[..1], &flows);
+    assert_eq!(code(&o), 0, "{}", text(&o.stderr));
+    let e = refused(&analyze(&flows), &ports);
+    assert!(
+        e.contains("holds 2002 flows of the window's whole hours, the flow table 4002")
+            && e.contains("drop it to read the flows"),
+        "{e}"
+    );
+    server.sql("DROP TABLE default.flows_conversations");
+    assert_eq!(code(&analyze(&flows)), 1, "read from the flows now");
     let wrong_password = format!(
         "clickhouse://ringfence:guess@127.0.0.1:{}/default.flows",
         server.http

@@ -37,6 +37,52 @@ ENGINE = MergeTree
 PARTITION BY toDate(toDateTime(intDiv(first_seen_ns, 1000000000)))
 ORDER BY (conversation, first_seen_ns)";
 
+/// ringfence's conversation table, `{conversations}` standing for
+/// `database.table_conversations` next to the flow table `{table}`: the
+/// flows of each hour aggregated by conversation and network verdict, the
+/// states merged by the engine as it merges parts.
+pub const CONVERSATIONS_DDL: &str = "CREATE TABLE IF NOT EXISTS {conversations}
+(
+    hour Int64,
+    conversation String,
+    verdict Enum8('unknown' = 0, 'allowed' = 1, 'dropped' = 2),
+    flows AggregateFunction(count),
+    packet_count AggregateFunction(sum, UInt64),
+    byte_count AggregateFunction(sum, UInt64),
+    first_seen AggregateFunction(min, Int64),
+    last_start AggregateFunction(max, Int64),
+    last_seen AggregateFunction(max, Int64),
+    src_port_count AggregateFunction(uniqUpTo(5), UInt16),
+    src_port_top AggregateFunction(topK(5), UInt16),
+    minute_flows AggregateFunction(sumMap, Array(UInt8), Array(UInt64))
+)
+ENGINE = AggregatingMergeTree
+PARTITION BY toDate(toDateTime(hour * 3600))
+ORDER BY (hour, conversation, verdict)";
+
+/// The materialized view that fills `{conversations}` from every insert
+/// into `{table}`; `{view}` is `database.table_conversations_view`.
+pub const CONVERSATIONS_VIEW_DDL: &str = "CREATE MATERIALIZED VIEW IF NOT EXISTS {view}
+TO {conversations}
+AS SELECT
+    intDiv(first_seen_ns, 3600000000000) AS hour,
+    conversation,
+    verdict,
+    countState() AS flows,
+    sumState(packets) AS packet_count,
+    sumState(bytes) AS byte_count,
+    minState(first_seen_ns) AS first_seen,
+    maxState(first_seen_ns) AS last_start,
+    maxState(last_seen_ns) AS last_seen,
+    uniqUpToState(5)(src_port) AS src_port_count,
+    topKState(5)(src_port) AS src_port_top,
+    sumMapState([toUInt8(intDiv(first_seen_ns, 60000000000) % 60)], [toUInt64(1)]) AS minute_flows
+FROM {table}
+GROUP BY hour, conversation, verdict";
+
+/// Nanoseconds in an hour, the conversation table's time bucket.
+pub(crate) const HOUR_NS: i64 = 3_600_000_000_000;
+
 /// How a table stores flows.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Layout {
@@ -75,6 +121,28 @@ const RINGFENCE: &[Column] = &[
     col("verdict", &[VERDICT]),
     col("node", STRING),
     col("conversation", &["String"]),
+];
+
+/// The conversation table's columns ([`CONVERSATIONS_DDL`]).
+const CONVERSATIONS: &[Column] = &[
+    col("hour", &["Int64"]),
+    col("conversation", &["String"]),
+    col("verdict", &[VERDICT]),
+    col("flows", &["AggregateFunction(count)"]),
+    col("packet_count", &["AggregateFunction(sum, UInt64)"]),
+    col("byte_count", &["AggregateFunction(sum, UInt64)"]),
+    col("first_seen", &["AggregateFunction(min, Int64)"]),
+    col("last_start", &["AggregateFunction(max, Int64)"]),
+    col("last_seen", &["AggregateFunction(max, Int64)"]),
+    col(
+        "src_port_count",
+        &["AggregateFunction(uniqUpTo(5), UInt16)"],
+    ),
+    col("src_port_top", &["AggregateFunction(topK(5), UInt16)"]),
+    col(
+        "minute_flows",
+        &["AggregateFunction(sumMap, Array(UInt8), Array(UInt64))"],
+    ),
 ];
 
 const DATETIME: &[&str] = &["DateTime", "DateTime('UTC')"];
@@ -175,24 +243,27 @@ impl Layout {
                 if columns.len() > 8 { ", …" } else { "" }
             ));
         };
-        let mut problems = Vec::new();
-        for c in layout.columns() {
-            match columns.iter().find(|(n, _)| n == c.name) {
-                None => problems.push(format!("column `{}` is missing ({})", c.name, c.types[0])),
-                Some((_, t)) if !c.types.contains(&t.as_str()) => problems.push(format!(
-                    "column `{}` is {t}, expected {}",
-                    c.name,
-                    c.types.join(" or ")
-                )),
-                Some(_) => {}
-            }
-        }
+        let problems = problems(columns, layout.columns());
         if problems.is_empty() {
             Ok(layout)
         } else {
             Err(format!(
                 "a table of the {} layout, but {}",
                 layout.name(),
+                problems.join("; ")
+            ))
+        }
+    }
+
+    /// Check the columns of a conversation table ([`CONVERSATIONS_DDL`]),
+    /// or say every column that is missing or of the wrong type.
+    pub(crate) fn check_conversations(columns: &[(String, String)]) -> Result<(), String> {
+        let problems = problems(columns, CONVERSATIONS);
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            Err(format!(
+                "a conversation table (schema/docs/flows.md), but {}",
                 problems.join("; ")
             ))
         }
@@ -265,6 +336,23 @@ impl Layout {
             dst_service: (!dst_service.is_empty()).then(|| Arc::from(dst_service)),
         }))
     }
+}
+
+/// Every column of `expected` that `columns` lacks or has of another type.
+fn problems(columns: &[(String, String)], expected: &[Column]) -> Vec<String> {
+    let mut problems = Vec::new();
+    for c in expected {
+        match columns.iter().find(|(n, _)| n == c.name) {
+            None => problems.push(format!("column `{}` is missing ({})", c.name, c.types[0])),
+            Some((_, t)) if !c.types.contains(&t.as_str()) => problems.push(format!(
+                "column `{}` is {t}, expected {}",
+                c.name,
+                c.types.join(" or ")
+            )),
+            Some(_) => {}
+        }
+    }
+    problems
 }
 
 /// The fields of a conversation's key.
@@ -345,17 +433,35 @@ mod tests {
     #[test]
     fn the_documented_ddl_is_the_one_used() {
         let doc = include_str!("../../../../schema/docs/flows.md");
-        assert!(
-            doc.contains(DDL),
-            "schema/docs/flows.md must hold layout::DDL verbatim"
-        );
-        for c in RINGFENCE {
+        for ddl in [DDL, CONVERSATIONS_DDL, CONVERSATIONS_VIEW_DDL] {
             assert!(
-                DDL.contains(&format!("    {} {}", c.name, c.types[0])),
-                "{}",
-                c.name
+                doc.contains(ddl),
+                "schema/docs/flows.md must hold layout's DDL verbatim: {ddl}"
             );
         }
+        for (ddl, cols) in [(DDL, RINGFENCE), (CONVERSATIONS_DDL, CONVERSATIONS)] {
+            for c in cols {
+                assert!(
+                    ddl.contains(&format!("    {} {}", c.name, c.types[0])),
+                    "{}",
+                    c.name
+                );
+            }
+        }
+        // The source ports kept per conversation are the ones discovery asks for.
+        let n = crate::conversation::SRC_PORTS + 1;
+        for f in ["uniqUpTo", "topK"] {
+            assert!(CONVERSATIONS_DDL.contains(&format!("{f}({n}), UInt16")));
+            assert!(CONVERSATIONS_VIEW_DDL.contains(&format!("{f}State({n})(src_port)")));
+        }
+        let mut ours: Vec<(String, String)> = CONVERSATIONS
+            .iter()
+            .map(|c| (c.name.to_string(), c.types[0].to_string()))
+            .collect();
+        assert_eq!(Layout::check_conversations(&ours), Ok(()));
+        ours.retain(|(n, _)| n != "minute_flows");
+        let e = Layout::check_conversations(&ours).unwrap_err();
+        assert!(e.contains("column `minute_flows` is missing"), "{e}");
     }
 
     #[test]

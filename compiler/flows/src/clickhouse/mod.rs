@@ -33,7 +33,7 @@ use ringfence_schema::net::Proto;
 use serde::Serialize;
 
 pub use error::ClickHouseError;
-pub use layout::{DDL, Layout};
+pub use layout::{CONVERSATIONS_DDL, CONVERSATIONS_VIEW_DDL, DDL, Layout};
 pub use url::TableUrl;
 
 use crate::conversation::{Conversation, SRC_PORTS, SrcPorts};
@@ -41,6 +41,7 @@ use crate::flow::Flow;
 use crate::time::Timestamp;
 use crate::window::Window;
 use http::{Body, Client};
+use layout::HOUR_NS;
 use rowbinary::{Rows, put_string};
 
 /// Conversations handed to a worker at a time.
@@ -50,6 +51,91 @@ const BATCH: usize = 4096;
 pub struct Table {
     client: Client,
     layout: Layout,
+    /// Its conversation table (`TABLE_conversations`), when it has one.
+    conversations: Option<TableUrl>,
+}
+
+/// Which rows answer for a window: the conversation table for the whole
+/// hours in it, the flow table for the rest (all of it without a
+/// conversation table). Bounds in nanoseconds or hours, `[from, to)`, `None`
+/// unbounded.
+#[derive(Debug, PartialEq, Eq)]
+struct Split {
+    hours: Option<Range>,
+    flows: Vec<Range>,
+}
+
+type Range = (Option<i64>, Option<i64>);
+
+impl Split {
+    fn new(window: &Window, conversations: bool) -> Split {
+        let (since, until) = (
+            window.since.map(|t| t.unix_nanos()),
+            window.until.map(|t| t.unix_nanos()),
+        );
+        if !conversations {
+            return Split {
+                hours: None,
+                flows: vec![(since, until)],
+            };
+        }
+        let from = since.map(|s| -(-s).div_euclid(HOUR_NS));
+        let to = until.map(|u| u.div_euclid(HOUR_NS));
+        if let (Some(f), Some(t)) = (from, to)
+            && f >= t
+        {
+            // No whole hour inside the window.
+            return Split {
+                hours: None,
+                flows: vec![(since, until)],
+            };
+        }
+        let mut flows = Vec::new();
+        if let (Some(s), Some(f)) = (since, from)
+            && s != f * HOUR_NS
+        {
+            flows.push((Some(s), Some(f * HOUR_NS)));
+        }
+        if let (Some(u), Some(t)) = (until, to)
+            && u != t * HOUR_NS
+        {
+            flows.push((Some(t * HOUR_NS), Some(u)));
+        }
+        Split {
+            hours: Some((from, to)),
+            flows,
+        }
+    }
+}
+
+/// `expr` in `[from, to)`, `None` for no condition.
+fn within(expr: &str, (from, to): Range) -> Option<String> {
+    let conds: Vec<String> = from
+        .map(|f| format!("{expr} >= {f}"))
+        .into_iter()
+        .chain(to.map(|t| format!("{expr} < {t}")))
+        .collect();
+    (!conds.is_empty()).then(|| conds.join(" AND "))
+}
+
+/// ` WHERE` any of `conds` (none: every row), `and` added to it.
+fn where_any(conds: &[Option<String>], and: Option<&str>) -> String {
+    let mut all: Vec<String> = Vec::new();
+    match conds {
+        [] => {}
+        [Some(one)] => all.push(one.clone()),
+        _ if conds.iter().all(Option::is_some) => {
+            let any: Vec<String> = conds.iter().flatten().map(|c| format!("({c})")).collect();
+            all.push(format!("({})", any.join(" OR ")));
+        }
+        _ => {}
+    }
+    all.extend(and.map(str::to_string));
+    if all.is_empty() {
+        String::new()
+    } else {
+        format!(" WHERE {}", all.join(" AND "))
+    }
 }
 
 /// How to read conversations.
@@ -76,6 +162,10 @@ pub struct TableStats {
     pub skipped: u64,
     /// Rows that could not be read.
     pub unreadable: u64,
+    /// The conversation table that answered for the window's whole hours,
+    /// if the flow table has one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub conversations: Option<String>,
     /// The first of them, with why.
     pub errors: Vec<String>,
     /// The keys of skipped and unreadable rows, for [`Table::timeline`] to
@@ -122,20 +212,35 @@ fn sql_string(s: &str) -> String {
 }
 
 impl Table {
-    /// Reach the server, check the user, find the table and tell its layout.
+    /// Reach the server, check the user, find the table and tell its layout,
+    /// and whether it has a conversation table (`TABLE_conversations` in the
+    /// same database, ringfence's layout only).
     pub fn connect(url: &TableUrl) -> Result<Table, ClickHouseError> {
         let client = Client::new(url);
+        let conv_url = TableUrl {
+            table: format!("{}_conversations", url.table),
+            ..url.clone()
+        };
         let text = client.text(&format!(
-            "SELECT name, type FROM system.columns WHERE database = {} AND table = {} \
+            "SELECT table, name, type FROM system.columns WHERE database = {} AND table IN ({}, {}) \
              FORMAT TabSeparated",
             sql_string(&url.database),
-            sql_string(&url.table)
+            sql_string(&url.table),
+            sql_string(&conv_url.table)
         ))?;
-        let columns: Vec<(String, String)> = text
-            .lines()
-            .filter_map(|l| l.split_once('\t'))
-            .map(|(n, t)| (unescape(n), unescape(t)))
-            .collect();
+        let (mut columns, mut conv_columns) = (Vec::new(), Vec::new());
+        for line in text.lines() {
+            let mut fields = line.split('\t').map(unescape);
+            if let (Some(table), Some(name), Some(ty)) =
+                (fields.next(), fields.next(), fields.next())
+            {
+                if table == url.table {
+                    columns.push((name, ty));
+                } else {
+                    conv_columns.push((name, ty));
+                }
+            }
+        }
         if columns.is_empty() {
             let dbs = client.text(&format!(
                 "SELECT count() FROM system.databases WHERE name = {} FORMAT TabSeparated",
@@ -151,7 +256,22 @@ impl Table {
             url: Box::new(url.clone()),
             problems,
         })?;
-        Ok(Table { client, layout })
+        let conversations = if layout == Layout::Ringfence && !conv_columns.is_empty() {
+            Layout::check_conversations(&conv_columns).map_err(|problems| {
+                ClickHouseError::Columns {
+                    url: Box::new(conv_url.clone()),
+                    problems,
+                }
+            })?;
+            Some(conv_url)
+        } else {
+            None
+        };
+        Ok(Table {
+            client,
+            layout,
+            conversations,
+        })
     }
 
     /// Connect, creating ringfence's table ([`DDL`]) if the database has no
@@ -160,7 +280,20 @@ impl Table {
         let (table, created) = match Table::connect(url) {
             Err(ClickHouseError::Missing { what, .. }) if what.starts_with("table") => {
                 let client = Client::new(url);
-                client.text(&DDL.replace("{table}", &url.sql_name()))?;
+                let names = |suffix: &str| {
+                    TableUrl {
+                        table: format!("{}{suffix}", url.table),
+                        ..url.clone()
+                    }
+                    .sql_name()
+                };
+                for ddl in [DDL, CONVERSATIONS_DDL, CONVERSATIONS_VIEW_DDL] {
+                    client.text(
+                        &ddl.replace("{table}", &names(""))
+                            .replace("{conversations}", &names("_conversations"))
+                            .replace("{view}", &names("_conversations_view")),
+                    )?;
+                }
                 (Table::connect(url)?, true)
             }
             other => (other?, false),
@@ -187,20 +320,132 @@ impl Table {
         self.layout
     }
 
-    fn filter(&self, window: &Window) -> String {
+    /// Its conversation table, if it has one.
+    pub fn conversations(&self) -> Option<&TableUrl> {
+        self.conversations.as_ref()
+    }
+
+    /// The condition on the flow table's rows for `flows` of a split.
+    fn flows_filter(&self, split: &Split, and: Option<&str>) -> String {
         let first = self.layout.exprs().first_ns;
-        let mut conds = Vec::new();
-        if let Some(s) = window.since {
-            conds.push(format!("{first} >= {}", s.unix_nanos()));
+        let conds: Vec<Option<String>> = split.flows.iter().map(|r| within(first, *r)).collect();
+        where_any(&conds, and)
+    }
+
+    /// Check that the conversation table holds the flows of the flow table
+    /// for the whole hours asked about: a view created after flows were
+    /// loaded, or rows deleted from one table, would give other results
+    /// than the flows.
+    fn check_conversations(&self, conv: &TableUrl, hours: Range) -> Result<(), ClickHouseError> {
+        let first = self.layout.exprs().first_ns;
+        let ns = (hours.0.map(|h| h * HOUR_NS), hours.1.map(|h| h * HOUR_NS));
+        let count = |sql: String| -> Result<u64, ClickHouseError> {
+            let text = self.client.text(&sql)?;
+            text.trim().parse().map_err(|_| {
+                ClickHouseError::answer(self.url(), format!("a count reads `{}`", text.trim()))
+            })
+        };
+        let in_flows = count(format!(
+            "SELECT count() FROM {}{} FORMAT TabSeparated",
+            self.url().sql_name(),
+            where_any(&[within(first, ns)], None)
+        ))?;
+        let in_conv = count(format!(
+            "SELECT countMerge(flows) FROM {}{} FORMAT TabSeparated",
+            conv.sql_name(),
+            where_any(&[within("hour", hours)], None)
+        ))?;
+        if in_flows == in_conv {
+            return Ok(());
         }
-        if let Some(u) = window.until {
-            conds.push(format!("{first} < {}", u.unix_nanos()));
-        }
-        if conds.is_empty() {
-            String::new()
+        Err(ClickHouseError::answer(
+            self.url(),
+            format!(
+                "its conversation table {conv} holds {in_conv} flows of the window's whole hours, \
+                 the flow table {in_flows}: the view was created after flows were loaded, or rows \
+                 were deleted from one of them; fill the conversation table anew (schema/docs/\
+                 flows.md, \"Conversation table\") or drop it to read the flows"
+            ),
+        ))
+    }
+
+    /// The query of [`Table::fold_conversations`].
+    fn fold_sql(&self, split: &Split, src_ports: bool) -> String {
+        let e = self.layout.exprs();
+        let n = SRC_PORTS + 1;
+        let table = self.url().sql_name();
+        let (Some(conv), Some(hours)) = (&self.conversations, split.hours) else {
+            let ports = if src_ports {
+                format!(", uniqUpTo({n})({p}), topK({n})({p})", p = e.src_port)
+            } else {
+                String::new()
+            };
+            return format!(
+                "SELECT {key} AS k, {verdict} AS v, count(), sum({packets}), sum({bytes}), \
+                 min({first}), max({first}), max({last}){ports} FROM {table}{filter} \
+                 GROUP BY k, v FORMAT RowBinary",
+                key = e.key,
+                verdict = e.verdict,
+                packets = e.packets,
+                bytes = e.bytes,
+                first = e.first_ns,
+                last = e.last_ns,
+                filter = self.flows_filter(split, None),
+            );
+        };
+        let conv_where = where_any(&[within("hour", hours)], None);
+        let ports = if src_ports {
+            format!(", uniqUpToMerge({n})(src_port_count), topKMerge({n})(src_port_top)")
         } else {
-            format!(" WHERE {}", conds.join(" AND "))
+            String::new()
+        };
+        if split.flows.is_empty() {
+            return format!(
+                "SELECT conversation AS k, CAST(verdict AS Int8) AS v, countMerge(flows), \
+                 sumMerge(packet_count), sumMerge(byte_count), minMerge(first_seen), \
+                 maxMerge(last_start), maxMerge(last_seen){ports} FROM {}{conv_where} \
+                 GROUP BY k, v FORMAT RowBinary",
+                conv.sql_name()
+            );
         }
+        // The whole hours' states and those of the flows at the edges,
+        // merged per conversation.
+        let (conv_ports, flow_ports, merge_ports) = if src_ports {
+            (
+                format!(
+                    ", uniqUpToMergeState({n})(src_port_count) AS pc, \
+                     topKMergeState({n})(src_port_top) AS pt"
+                ),
+                format!(
+                    ", uniqUpToState({n})({p}) AS pc, topKState({n})({p}) AS pt",
+                    p = e.src_port
+                ),
+                format!(", uniqUpToMerge({n})(pc), topKMerge({n})(pt)"),
+            )
+        } else {
+            Default::default()
+        };
+        format!(
+            "SELECT k, v, countMerge(c), sumMerge(p), sumMerge(b), minMerge(f), maxMerge(ls), \
+             maxMerge(l){merge_ports} FROM (\
+             SELECT conversation AS k, CAST(verdict AS Int8) AS v, countMergeState(flows) AS c, \
+             sumMergeState(packet_count) AS p, sumMergeState(byte_count) AS b, \
+             minMergeState(first_seen) AS f, maxMergeState(last_start) AS ls, \
+             maxMergeState(last_seen) AS l{conv_ports} FROM {conv}{conv_where} GROUP BY k, v \
+             UNION ALL \
+             SELECT {key} AS k, {verdict} AS v, countState() AS c, sumState({packets}) AS p, \
+             sumState({bytes}) AS b, minState({first}) AS f, maxState({first}) AS ls, \
+             maxState({last}) AS l{flow_ports} FROM {table}{filter} GROUP BY k, v) \
+             GROUP BY k, v FORMAT RowBinary",
+            conv = conv.sql_name(),
+            key = e.key,
+            verdict = e.verdict,
+            packets = e.packets,
+            bytes = e.bytes,
+            first = e.first_ns,
+            last = e.last_ns,
+            filter = self.flows_filter(split, None),
+        )
     }
 
     /// Fold every conversation of the window into accumulators, in
@@ -222,29 +467,13 @@ impl Table {
         I: Fn() -> A + Sync,
         F: Fn(&mut A, Conversation) + Sync,
     {
-        let e = self.layout.exprs();
-        let ports = if opts.src_ports {
-            format!(
-                ", uniqUpTo({n})({p}), topK({n})({p})",
-                n = SRC_PORTS + 1,
-                p = e.src_port
-            )
-        } else {
-            String::new()
-        };
-        let sql = format!(
-            "SELECT {key} AS k, {verdict} AS v, count(), sum({packets}), sum({bytes}), \
-             min({first}), max({first}), max({last}){ports} FROM {table}{filter} \
-             GROUP BY k, v FORMAT RowBinary",
-            key = e.key,
-            verdict = e.verdict,
-            packets = e.packets,
-            bytes = e.bytes,
-            first = e.first_ns,
-            last = e.last_ns,
-            table = self.url().sql_name(),
-            filter = self.filter(&opts.window),
-        );
+        let split = Split::new(&opts.window, self.conversations.is_some());
+        let mut stats = TableStats::default();
+        if let (Some(conv), Some(hours)) = (&self.conversations, split.hours) {
+            self.check_conversations(conv, hours)?;
+            stats.conversations = Some(conv.to_string());
+        }
+        let sql = self.fold_sql(&split, opts.src_ports);
         let answer = self.client.post(&sql, &[], Body::None)?;
         let mut rows = Rows::new(BufReader::with_capacity(1 << 20, answer));
         let threads = match opts.threads {
@@ -253,7 +482,6 @@ impl Table {
         };
         let (tx, rx) = sync_channel::<Vec<Conversation>>(threads * 2);
         let rx = Mutex::new(rx);
-        let mut stats = TableStats::default();
         let (read, accs) = std::thread::scope(|s| {
             let workers: Vec<_> = (0..threads)
                 .map(|_| {
@@ -399,7 +627,9 @@ impl Table {
     /// Flows of the window per time bucket (`floor((first_seen - origin) /
     /// width)`) and network verdict, split by whether their conversation's
     /// key is in `set` (keys as [`Conversation::key`] gives them); flows of
-    /// the conversations in `leave_out` are not counted.
+    /// the conversations in `leave_out` are not counted. A conversation
+    /// table counts flows per minute: `origin_ns` and `width_ns` must then
+    /// be whole minutes. A bucket may come in several counts, to be added.
     pub fn timeline(
         &self,
         window: &Window,
@@ -409,24 +639,7 @@ impl Table {
         leave_out: &[&[u8]],
     ) -> Result<Vec<BucketCount>, ClickHouseError> {
         let e = self.layout.exprs();
-        let mut filter = self.filter(window);
-        if !leave_out.is_empty() {
-            filter.push_str(if filter.is_empty() {
-                " WHERE "
-            } else {
-                " AND "
-            });
-            filter.push_str(&format!("{} NOT IN ringfence_out", e.key));
-        }
-        let sql = format!(
-            "SELECT intDiv({first} - {origin_ns}, {width_ns}) AS bucket, {verdict} AS v, \
-             {key} IN ringfence_set AS inset, count() FROM {table}{filter} \
-             GROUP BY bucket, v, inset FORMAT RowBinary",
-            first = e.first_ns,
-            verdict = e.verdict,
-            key = e.key,
-            table = self.url().sql_name(),
-        );
+        let split = Split::new(window, self.conversations.is_some());
         let rows_of = |keys: &[&[u8]]| {
             let mut data = Vec::with_capacity(keys.iter().map(|k| k.len() + 2).sum());
             for k in keys {
@@ -445,19 +658,67 @@ impl Table {
             params.push(("ringfence_out_structure", "key String"));
             params.push(("ringfence_out_format", "RowBinary"));
         }
+        let mut counts = Vec::new();
+        let stats = TableStats::default();
+        let invalid = |e: String| std::io::Error::new(std::io::ErrorKind::InvalidData, e);
+        if let (Some(conv), Some(hours)) = (&self.conversations, split.hours) {
+            debug_assert!(origin_ns % 60_000_000_000 == 0 && width_ns % 60_000_000_000 == 0);
+            let out = (!leave_out.is_empty()).then_some("conversation NOT IN ringfence_out");
+            let sql = format!(
+                "SELECT hour, CAST(verdict AS Int8) AS v, conversation IN ringfence_set AS inset, \
+                 sumMapMerge(minute_flows) FROM {}{} GROUP BY hour, v, inset FORMAT RowBinary",
+                conv.sql_name(),
+                where_any(&[within("hour", hours)], out)
+            );
+            let answer = self.client.post(&sql, &params, Body::External(&tables))?;
+            let mut rows = Rows::new(BufReader::new(answer));
+            let mut read = || -> std::io::Result<()> {
+                while !rows.at_end()? {
+                    let hour = rows.i64()?;
+                    let verdict = layout::verdict(rows.i8()?).map_err(invalid)?;
+                    let in_set = rows.u8()? != 0;
+                    let minutes = rows.array_u8()?;
+                    let flows = rows.array_u64()?;
+                    if minutes.len() != flows.len() {
+                        return Err(invalid("a minute map of unequal arrays".into()));
+                    }
+                    for (m, flows) in minutes.into_iter().zip(flows) {
+                        let ns = hour * HOUR_NS + i64::from(m) * 60_000_000_000;
+                        counts.push(BucketCount {
+                            bucket: (ns - origin_ns).div_euclid(width_ns),
+                            verdict,
+                            in_set,
+                            flows,
+                        });
+                    }
+                }
+                Ok(())
+            };
+            read().map_err(|e| self.broken(&stats, e))?;
+        }
+        if split.flows.is_empty() {
+            return Ok(counts);
+        }
+        let out = format!("{} NOT IN ringfence_out", e.key);
+        let sql = format!(
+            "SELECT intDiv({first} - {origin_ns}, {width_ns}) AS bucket, {verdict} AS v, \
+             {key} IN ringfence_set AS inset, count() FROM {table}{filter} \
+             GROUP BY bucket, v, inset FORMAT RowBinary",
+            first = e.first_ns,
+            verdict = e.verdict,
+            key = e.key,
+            table = self.url().sql_name(),
+            filter = self.flows_filter(&split, (!leave_out.is_empty()).then_some(&out)),
+        );
         let answer = self.client.post(&sql, &params, Body::External(&tables))?;
         let mut rows = Rows::new(BufReader::new(answer));
-        let mut out = Vec::new();
-        let stats = TableStats::default();
         let mut read = || -> std::io::Result<()> {
             while !rows.at_end()? {
                 let bucket = rows.i64()?;
-                let v = rows.i8()?;
+                let verdict = layout::verdict(rows.i8()?).map_err(invalid)?;
                 let in_set = rows.u8()? != 0;
                 let flows = rows.u64()?;
-                let verdict = layout::verdict(v)
-                    .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))?;
-                out.push(BucketCount {
+                counts.push(BucketCount {
                     bucket,
                     verdict,
                     in_set,
@@ -467,7 +728,7 @@ impl Table {
             Ok(())
         };
         read().map_err(|e| self.broken(&stats, e))?;
-        Ok(out)
+        Ok(counts)
     }
 
     /// Insert flows (one `INSERT`; into a `Distributed` table, synchronously
@@ -535,4 +796,86 @@ fn encode_flow(out: &mut Vec<u8>, f: &Flow) {
         Some(NetworkVerdict::Dropped) => 2,
     });
     put_string(out, f.node.as_deref().unwrap_or("").as_bytes());
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn window(since: Option<i64>, until: Option<i64>) -> Window {
+        Window {
+            since: since.map(Timestamp::from_unix_nanos),
+            until: until.map(Timestamp::from_unix_nanos),
+        }
+    }
+
+    /// Whole hours from the conversation table, the partial hours at the
+    /// edges from the flows, never both for the same instant.
+    #[test]
+    fn windows_split_into_whole_hours_and_edges() {
+        let h = HOUR_NS;
+        let split = |s, u| Split::new(&window(s, u), true);
+        assert_eq!(
+            split(None, None),
+            Split {
+                hours: Some((None, None)),
+                flows: vec![]
+            }
+        );
+        assert_eq!(
+            split(Some(10 * h), Some(13 * h)),
+            Split {
+                hours: Some((Some(10), Some(13))),
+                flows: vec![]
+            }
+        );
+        assert_eq!(
+            split(Some(10 * h + 1), Some(13 * h + 5)),
+            Split {
+                hours: Some((Some(11), Some(13))),
+                flows: vec![
+                    (Some(10 * h + 1), Some(11 * h)),
+                    (Some(13 * h), Some(13 * h + 5))
+                ]
+            }
+        );
+        assert_eq!(
+            split(None, Some(12 * h + h / 2)),
+            Split {
+                hours: Some((None, Some(12))),
+                flows: vec![(Some(12 * h), Some(12 * h + h / 2))]
+            }
+        );
+        // Before the epoch, hours round the same way.
+        assert_eq!(split(Some(-h - 1), None).hours, Some((Some(-1), None)));
+        // No whole hour inside: the flows alone.
+        for (s, u) in [(10 * h + 1, 11 * h + 5), (10 * h + 1, 10 * h + 9)] {
+            assert_eq!(
+                split(Some(s), Some(u)),
+                Split {
+                    hours: None,
+                    flows: vec![(Some(s), Some(u))]
+                }
+            );
+        }
+        // Without a conversation table: the flows alone.
+        assert_eq!(
+            Split::new(&window(Some(h), None), false),
+            Split {
+                hours: None,
+                flows: vec![(Some(h), None)]
+            }
+        );
+        assert_eq!(where_any(&[within("x", (None, None))], None), "");
+        assert_eq!(
+            where_any(
+                &[
+                    within("x", (Some(1), Some(2))),
+                    within("x", (Some(5), None))
+                ],
+                Some("y")
+            ),
+            " WHERE ((x >= 1 AND x < 2) OR (x >= 5)) AND y"
+        );
+    }
 }

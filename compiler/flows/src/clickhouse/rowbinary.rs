@@ -79,9 +79,19 @@ impl<R: BufRead> Rows<R> {
         Ok(v)
     }
 
+    pub(crate) fn array_u8(&mut self) -> io::Result<Vec<u8>> {
+        let n = self.len(MAX_ARRAY, "an array")?;
+        (0..n).map(|_| self.u8()).collect()
+    }
+
     pub(crate) fn array_u16(&mut self) -> io::Result<Vec<u16>> {
         let n = self.len(MAX_ARRAY, "an array")?;
         (0..n).map(|_| self.u16()).collect()
+    }
+
+    pub(crate) fn array_u64(&mut self) -> io::Result<Vec<u64>> {
+        let n = self.len(MAX_ARRAY, "an array")?;
+        (0..n).map(|_| self.u64()).collect()
     }
 }
 
