@@ -34,7 +34,7 @@ use sha2::{Digest, Sha256};
 use super::Manifest;
 use crate::error::InventoryError;
 use crate::fields::{Field, Object};
-use crate::kubectl::{container_ports, dedup_in_order, service};
+use crate::kubectl::{container_ports, pod_ips, service};
 use crate::model::{
     Cluster, IngressBackend, Labels, Namespace, Node, Os, Owner, Pod, Proto, Service, TargetPort,
 };
@@ -314,14 +314,7 @@ fn read_pod(
     if matches!(phase.as_str(), "Succeeded" | "Failed") {
         return Ok(None);
     }
-    let mut ips = Vec::new();
-    for p in root.at("status.podIPs").items()? {
-        ips.extend(p.key("ip").ip()?);
-    }
-    if ips.is_empty() {
-        ips.extend(root.at("status.podIP").ip()?);
-    }
-    dedup_in_order(&mut ips);
+    let ips = pod_ips(root)?;
     let (ports, images) = container_ports(root)?;
     Ok(Some(Pod {
         namespace: namespace.to_owned(),
