@@ -11,7 +11,7 @@ use ringfence_testkit::git::commit_all;
 use ringfence_testkit::synth::kubectl_list;
 use serde_json::Value;
 
-use crate::cli::{code, p, ringfence, text};
+use crate::cli::{code, item, p, ringfence, stderr_has, text};
 use crate::common;
 
 fn record(src: &str, dst: &str, port: u16, verdict: &str, minute: u32) -> String {
@@ -138,12 +138,7 @@ fn the_what_if_of_a_change_in_a_repository() {
     assert_eq!(g["before"]["ingress"], "app/web-to-api");
     assert_eq!(g["after"]["ingress"], "app/catch-all-ingress");
     // The conntrack entry was judged at the backend the cluster IP chose.
-    let nat = a["conversations"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|c| c["orig_dst"] == "10.96.0.10")
-        .unwrap();
+    let nat = item(&a["conversations"], |c| c["orig_dst"] == "10.96.0.10");
     assert_eq!(
         (nat["dst"].as_str(), nat["port"].as_u64()),
         (Some("10.0.1.2"), Some(8443))
@@ -211,12 +206,7 @@ fn reports_add_compliance() {
     );
     assert_eq!(n["current"], false);
     assert_eq!(n["drift"]["missing"], 1);
-    let p = a["policies"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|p| p["id"] == "app/web-to-api")
-        .unwrap();
+    let p = item(&a["policies"], |p| p["id"] == "app/web-to-api");
     assert_eq!(p["agents"]["packets"], 12);
 }
 
@@ -227,21 +217,13 @@ fn bad_input_says_what_and_where() {
     let missing = s.dir.path().join("nope.jsonl");
     let o = s.analyze(&[missing], &[]);
     assert_eq!(code(&o), 2);
-    assert!(
-        text(&o.stderr).contains("nope.jsonl"),
-        "{}",
-        text(&o.stderr)
-    );
+    stderr_has(&o, "nope.jsonl");
     // A file in no flow format.
     let csv = s.dir.path().join("flows.csv");
     std::fs::write(&csv, "time,src,dst\n").unwrap();
     let o = s.analyze(&[csv], &[]);
     assert_eq!(code(&o), 2);
-    assert!(
-        text(&o.stderr).contains("flows.csv:1: cannot tell the flow format"),
-        "{}",
-        text(&o.stderr)
-    );
+    stderr_has(&o, "flows.csv:1: cannot tell the flow format");
     // A report directory without reports.
     let empty = s.dir.path().join("empty");
     std::fs::create_dir_all(&empty).unwrap();
@@ -256,11 +238,7 @@ fn bad_input_says_what_and_where() {
     // A revision that does not exist.
     let o = s.analyze(&s.flows, &["--against", "no-such-rev"]);
     assert_eq!(code(&o), 2);
-    assert!(
-        text(&o.stderr).contains("no-such-rev"),
-        "{}",
-        text(&o.stderr)
-    );
+    stderr_has(&o, "no-such-rev");
     // Intent with errors: shown, exit 1, nothing analysed.
     std::fs::write(
         s.policies().join("broken.kdl"),
@@ -270,9 +248,5 @@ fn bad_input_says_what_and_where() {
     let o = s.analyze(&s.flows, &[]);
     assert_eq!(code(&o), 1);
     assert!(o.stdout.is_empty());
-    assert!(
-        text(&o.stderr).contains("broken.kdl"),
-        "{}",
-        text(&o.stderr)
-    );
+    stderr_has(&o, "broken.kdl");
 }

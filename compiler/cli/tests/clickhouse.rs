@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use ringfence_testkit::synth::kubectl_list;
 use serde_json::Value;
 
-use crate::cli::{code, p, ringfence, text};
+use crate::cli::{code, p, ringfence, stderr_has, text};
 use crate::common;
 
 /// Ports for the servers of these tests (the range given to this work:
@@ -285,19 +285,22 @@ impl Scenario {
         }
     }
 
-    /// `ringfence analyze --format json` on these flows (files or a URL).
-    pub(crate) fn analyze(&self, flows: &[&str], extra: &[&str]) -> Value {
+    /// `ringfence analyze` on these flows (files or URLs), then `extra`.
+    pub(crate) fn run_analyze(&self, flows: &[&str], extra: &[&str]) -> Output {
         let mut args = vec![
             "analyze",
             p(&self.intent),
             "--inventory",
             p(&self.inventory),
-            "--format",
-            "json",
         ];
         args.extend(flows.iter().flat_map(|f| ["--flows", *f]));
         args.extend(extra);
-        let o = ringfence(&args);
+        ringfence(&args)
+    }
+
+    /// `ringfence analyze --format json` on these flows (files or a URL).
+    pub(crate) fn analyze(&self, flows: &[&str], extra: &[&str]) -> Value {
+        let o = self.run_analyze(flows, &[&["--format", "json"], extra].concat());
         assert!(code(&o) <= 1, "analyze {flows:?}: {}", text(&o.stderr));
         serde_json::from_slice(&o.stdout).unwrap()
     }
@@ -391,7 +394,7 @@ fn analyze_and_discover_read_the_same_from_files_one_table_and_two_shards() {
     let single = a.url("default.single");
     let o = load(&s.files(), &single);
     assert_eq!(code(&o), 0, "{}", text(&o.stderr));
-    assert!(text(&o.stderr).contains("created"), "{}", text(&o.stderr));
+    stderr_has(&o, "created");
     assert!(
         text(&o.stdout).starts_with("Loaded 3002 flows from 3 files"),
         "{}",
@@ -717,16 +720,7 @@ fn every_error_says_what_to_do() {
     let flows = server.url("default.flows");
     let o = load(&s.files(), &flows);
     assert_eq!(code(&o), 0, "{}", text(&o.stderr));
-    let analyze = |url: &str| {
-        ringfence(&[
-            "analyze",
-            p(&s.intent),
-            "--inventory",
-            p(&s.inventory),
-            "--flows",
-            url,
-        ])
-    };
+    let analyze = |url: &str| s.run_analyze(&[url], &[]);
     let nobody = free_port();
     let unreachable = refused(
         &analyze(&format!("clickhouse://127.0.0.1:{nobody}/default.flows")),
@@ -781,16 +775,7 @@ fn every_error_says_what_to_do() {
     let e = refused(&load(&s.files(), "clickhouse://h:8123/flows"), &ports);
     assert!(e.contains("is not database.table"), "{e}");
     // Files and a table, or two tables, at once: refused.
-    let o = ringfence(&[
-        "analyze",
-        p(&s.intent),
-        "--inventory",
-        p(&s.inventory),
-        "--flows",
-        p(&s.flows[0]),
-        "--flows",
-        &flows,
-    ]);
+    let o = s.run_analyze(&[p(&s.flows[0]), &flows], &[]);
     assert!(refused(&o, &ports).contains("not both"));
 }
 
@@ -807,22 +792,13 @@ fn windows_on_files_leave_out_and_count() {
         all["totals"]["all"]["flows"].as_u64().unwrap()
     );
     assert_eq!(part["input"]["first_seen"], "2024-05-01T10:30:00.5Z");
-    let o = ringfence(&[
-        "analyze",
-        p(&s.intent),
-        "--inventory",
-        p(&s.inventory),
-        "--flows",
-        files[0],
+    let window = [
         "--since",
         "2024-05-01T12:00:00Z",
         "--until",
         "2024-05-01T11:00:00Z",
-    ]);
-    assert!(
-        text(&o.stderr).contains("is not before"),
-        "{}",
-        text(&o.stderr)
-    );
+    ];
+    let o = s.run_analyze(&files[..1], &window);
+    stderr_has(&o, "is not before");
     assert_eq!(code(&o), 2);
 }

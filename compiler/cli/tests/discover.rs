@@ -5,7 +5,7 @@
 use std::path::Path;
 use std::process::Output;
 
-use crate::cli::{code, p, ringfence, text};
+use crate::cli::{code, p, ringfence, stderr_has, text};
 use ringfence_testkit::shop;
 
 fn discover(inputs: &shop::Inputs, out: &Path, extra: &[&str]) -> Output {
@@ -51,7 +51,7 @@ fn writes_intent_and_a_summary() {
         stdout.contains("conntrack.txt: conntrack listings carry no time"),
         "{stdout}"
     );
-    assert!(text(&o.stderr).contains("wrote "), "{}", text(&o.stderr));
+    stderr_has(&o, "wrote ");
 
     // JSON, rerun into the same directory (the earlier files are replaced).
     let o = discover(

@@ -4,42 +4,11 @@
 
 use std::path::Path;
 
-use crate::cli::{code, p, ringfence, text};
+use crate::cli::{code, p, ringfence, stdout_has, text};
 
-const APP: &str = "
-apiVersion: v1
-kind: Namespace
-metadata: {name: shop, labels: {team: shop}}
----
-apiVersion: apps/v1
-kind: Deployment
-metadata: {name: web, namespace: shop}
-spec:
-  selector: {matchLabels: {app: web}}
-  template:
-    metadata: {labels: {app: web}}
-    spec: {containers: [{name: c, ports: [{name: http, containerPort: 8080}]}]}
----
-apiVersion: apps/v1
-kind: Deployment
-metadata: {name: db, namespace: shop}
-spec:
-  selector: {matchLabels: {app: db}}
-  template:
-    metadata: {labels: {app: db}}
-    spec: {containers: [{name: c, ports: [{containerPort: 5432}]}]}
-";
+const APP: &str = include_str!("fixtures/import-k8s/app.yaml");
 
-const POLICY: &str = "
-apiVersion: networking.k8s.io/v1
-kind: NetworkPolicy
-metadata: {name: db-from-web, namespace: shop}
-spec:
-  podSelector: {matchLabels: {app: db}}
-  ingress:
-  - from: [{podSelector: {matchLabels: {app: web}}}]
-    ports: [{port: 5432}]
-";
+const POLICY: &str = include_str!("fixtures/import-k8s/db-from-web.yaml");
 
 fn manifests(dir: &Path, policy: &str) -> std::path::PathBuf {
     let m = dir.join("manifests");
@@ -110,11 +79,7 @@ fn import_writes_intent_that_checks_and_matrix_prints_analyzer_lines() {
     let again = tmp.path().join("again");
     let o = ringfence(&["import", "k8s", p(&m), "--out", p(&again), "-o", "yaml"]);
     assert_eq!(code(&o), 0, "{}", text(&o.stderr));
-    assert!(
-        text(&o.stdout).contains("NetworkPolicy: 1"),
-        "{}",
-        text(&o.stdout)
-    );
+    stdout_has(&o, "NetworkPolicy: 1");
 }
 
 #[test]

@@ -194,12 +194,12 @@ fn matrix_filters_by_group_and_namespace() {
     let run = example_matrix;
     let all = run(&[]);
     let from_internet = run(&["--from", "internet"]);
+    let lines_where = |keep: fn(&&str) -> bool| -> String {
+        all.lines().filter(keep).map(|l| format!("{l}\n")).collect()
+    };
     assert_eq!(
         from_internet,
-        all.lines()
-            .filter(|l| l.starts_with("internet[External] => "))
-            .map(|l| format!("{l}\n"))
-            .collect::<String>()
+        lines_where(|l| l.starts_with("internet[External] => "))
     );
     assert!(from_internet.contains("(NodePort shop/frontend)"));
     let into_shop = run(&["--to", "shop", "--to", "shop-data"]);
@@ -209,13 +209,7 @@ fn matrix_filters_by_group_and_namespace() {
         to.starts_with("shop/") || to.starts_with("shop-data/")
     }));
     let invoicing = run(&["--namespace", "invoicing"]);
-    assert_eq!(
-        invoicing,
-        all.lines()
-            .filter(|l| l.contains("invoicing/"))
-            .map(|l| format!("{l}\n"))
-            .collect::<String>()
-    );
+    assert_eq!(invoicing, lines_where(|l| l.contains("invoicing/")));
     assert_eq!(run(&["--from", "nobody"]), "");
 }
 
