@@ -681,22 +681,8 @@ fn compiled_policy_allows_the_truth_and_invents_nothing() {
 fn two_clusters_get_a_scope_each_and_cross_cluster_policies_in_both() {
     use ringfence_testkit::world::{Event, Kind, World};
     let mut prod = World::numbered("prod", 2, 0);
-    let api = prod.workload(
-        "apps",
-        "api",
-        Kind::Deployment,
-        2,
-        &[("app", "api")],
-        &[("tcp", 8443)],
-    );
-    let web = prod.workload(
-        "apps",
-        "web",
-        Kind::Deployment,
-        2,
-        &[("app", "web")],
-        &[("tcp", 8080)],
-    );
+    let api = prod.app("apps", "api", Kind::Deployment, 2, &[("tcp", 8443)]);
+    let web = prod.app("apps", "web", Kind::Deployment, 2, &[("tcp", 8080)]);
     let lb = prod.service(
         "apps",
         "api",
@@ -705,22 +691,8 @@ fn two_clusters_get_a_scope_each_and_cross_cluster_policies_in_both() {
         &[("tcp", 443, 8443, Some(31443))],
     );
     let mut staging = World::numbered("staging", 2, 1);
-    let sweb = staging.workload(
-        "apps",
-        "web",
-        Kind::Deployment,
-        1,
-        &[("app", "web")],
-        &[("tcp", 8080)],
-    );
-    let tester = staging.workload(
-        "apps",
-        "tester",
-        Kind::Deployment,
-        1,
-        &[("app", "tester")],
-        &[],
-    );
+    let sweb = staging.app("apps", "web", Kind::Deployment, 1, &[("tcp", 8080)]);
+    let tester = staging.app("apps", "tester", Kind::Deployment, 1, &[]);
     let dir = tempfile::tempdir().unwrap();
     let inv_files: Vec<PathBuf> = [(&prod, "prod.json"), (&staging, "staging.json")]
         .iter()

@@ -96,63 +96,17 @@ pub fn shop() -> Shop {
                 &[("tcp", 80, port, Some(30080))],
             );
         } else {
-            w.service(
-                "shop",
-                name,
-                &[("app", name)],
-                "ClusterIP",
-                &[("tcp", port, port, None)],
-            );
+            w.cluster_ip("shop", name, &[("tcp", port)]);
         }
     }
-    w.workload(
-        "shop-data",
-        "redis",
-        StatefulSet,
-        1,
-        &[("app", "redis")],
-        &[("tcp", 6379)],
-    );
-    w.service(
-        "shop-data",
-        "redis",
-        &[("app", "redis")],
-        "ClusterIP",
-        &[("tcp", 6379, 6379, None)],
-    );
-    w.workload(
-        "shop-data",
-        "postgres",
-        StatefulSet,
-        1,
-        &[("app", "postgres")],
-        &[("tcp", 5432)],
-    );
-    w.service(
-        "shop-data",
-        "postgres",
-        &[("app", "postgres")],
-        "ClusterIP",
-        &[("tcp", 5432, 5432, None)],
-    );
-    w.workload("batch", "report", Job, 1, &[("app", "report")], &[]);
-    w.workload(
-        "batch",
-        "lake",
-        Deployment,
-        2,
-        &[("app", "lake")],
-        &[("tcp", 9000)],
-    );
+    w.app("shop-data", "redis", StatefulSet, 1, &[("tcp", 6379)]);
+    w.cluster_ip("shop-data", "redis", &[("tcp", 6379)]);
+    w.app("shop-data", "postgres", StatefulSet, 1, &[("tcp", 5432)]);
+    w.cluster_ip("shop-data", "postgres", &[("tcp", 5432)]);
+    w.app("batch", "report", Job, 1, &[]);
+    w.app("batch", "lake", Deployment, 2, &[("tcp", 9000)]);
     for (name, port) in [("a", 8000), ("b", 8001), ("c", 8002)] {
-        w.workload(
-            "island",
-            name,
-            Deployment,
-            1,
-            &[("app", name)],
-            &[("tcp", port)],
-        );
+        w.app("island", name, Deployment, 1, &[("tcp", port)]);
     }
     w.workload(
         "kube-system",

@@ -212,6 +212,18 @@ impl World {
         w
     }
 
+    /// Add a workload labelled `app=<name>`.
+    pub fn app(
+        &mut self,
+        ns: &str,
+        name: &str,
+        kind: Kind,
+        replicas: usize,
+        ports: &[(&'static str, u16)],
+    ) -> usize {
+        self.workload(ns, name, kind, replicas, &[("app", name)], ports)
+    }
+
     /// Make a workload host-network: its pods take their node's address.
     pub fn host_network(&mut self, w: usize) {
         self.workloads[w].host_network = true;
@@ -241,6 +253,16 @@ impl World {
                 .then(|| Ipv4Addr::new(203, 0, 113 + self.net, (i % 250 + 1) as u8)),
         });
         i
+    }
+
+    /// Add a ClusterIP service selecting `app=<name>`, each port on the same
+    /// target port.
+    pub fn cluster_ip(&mut self, ns: &str, name: &str, ports: &[(&'static str, u16)]) -> usize {
+        let ports: Vec<_> = ports
+            .iter()
+            .map(|&(proto, p)| (proto, p, p, None))
+            .collect();
+        self.service(ns, name, &[("app", name)], "ClusterIP", &ports)
     }
 
     /// The pods of workload `w`.
