@@ -589,49 +589,30 @@ fn exposures_are_judged_by_the_target_after_dnat() {
     for seed in 11..=13 {
         let mut ir = random_ir(seed);
         ir.exposures = vec![
-            Exposure {
-                service: "default/web".into(),
-                kind: ExposureKind::NodePort,
-                proto: Proto::Tcp,
-                addresses: Vec::new(),
-                port: 30080,
-                targets: vec![
-                    ExposureTarget {
-                        endpoint: "pod/default/p1".into(),
-                        port: 8080,
-                        chain: None,
-                    },
-                    ExposureTarget {
-                        endpoint: "pod/default/far".into(),
-                        port: 8080,
-                        chain: None,
-                    },
-                ],
-            },
-            Exposure {
-                service: "default/dns".into(),
-                kind: ExposureKind::NodePort,
-                proto: Proto::Udp,
-                addresses: Vec::new(),
-                port: 30053,
-                targets: vec![ExposureTarget {
-                    endpoint: "pod/default/p2".into(),
-                    port: 443,
-                    chain: None,
-                }],
-            },
-            Exposure {
-                service: "default/lb".into(),
-                kind: ExposureKind::LoadBalancer,
-                proto: Proto::Tcp,
-                addresses: vec![ip("10.99.7.100")],
-                port: 80,
-                targets: vec![ExposureTarget {
-                    endpoint: "pod/default/p3".into(),
-                    port: 80,
-                    chain: None,
-                }],
-            },
+            exposure(
+                "default/web",
+                ExposureKind::NodePort,
+                Proto::Tcp,
+                &[],
+                30080,
+                &[("pod/default/p1", 8080), ("pod/default/far", 8080)],
+            ),
+            exposure(
+                "default/dns",
+                ExposureKind::NodePort,
+                Proto::Udp,
+                &[],
+                30053,
+                &[("pod/default/p2", 443)],
+            ),
+            exposure(
+                "default/lb",
+                ExposureKind::LoadBalancer,
+                Proto::Tcp,
+                &["10.99.7.100"],
+                80,
+                &[("pod/default/p3", 80)],
+            ),
         ];
         ir.validate().unwrap();
         let text = render_nft(&ir);

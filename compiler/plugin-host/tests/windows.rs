@@ -636,22 +636,6 @@ fn refusals_name_what_cannot_be_expressed() {
 /// differ, while its own ingress chain admits every node on every port.
 fn exposed_ir() -> NodeIr {
     let node_addrs = ["10.10.0.21", "fd00:10::21"];
-    let expose =
-        |service: &str, kind, addresses: &[&str], port, targets: &[(&str, u16)]| Exposure {
-            service: service.into(),
-            kind,
-            proto: Proto::Tcp,
-            addresses: addresses.iter().map(|a| ip(a)).collect(),
-            port,
-            targets: targets
-                .iter()
-                .map(|(e, p)| ExposureTarget {
-                    endpoint: (*e).into(),
-                    port: *p,
-                    chain: None,
-                })
-                .collect(),
-        };
     let frontends = [("pod/shop/fe-a", 8080), ("pod/shop/fe-b", 8080)];
     ir(
         Os::Windows,
@@ -751,23 +735,26 @@ fn exposed_ir() -> NodeIr {
             ),
         ],
         vec![
-            expose(
+            exposure(
                 "inv/inv",
                 ExposureKind::NodePort,
+                Proto::Tcp,
                 &[],
                 31443,
                 &[("pod/inv/inv", 8443)],
             ),
-            expose(
+            exposure(
                 "shop/frontend",
                 ExposureKind::NodePort,
+                Proto::Tcp,
                 &[],
                 30080,
                 &frontends,
             ),
-            expose(
+            exposure(
                 "shop/frontend",
                 ExposureKind::LoadBalancer,
+                Proto::Tcp,
                 &["198.51.100.200"],
                 80,
                 &frontends,

@@ -119,6 +119,32 @@ pub fn endpoint(
     }
 }
 
+/// A NodePort or LoadBalancer entry point to `targets` (endpoint, port).
+pub fn exposure(
+    service: &str,
+    kind: ExposureKind,
+    proto: Proto,
+    addresses: &[&str],
+    port: u16,
+    targets: &[(&str, u16)],
+) -> Exposure {
+    Exposure {
+        service: service.into(),
+        kind,
+        proto,
+        addresses: addresses.iter().map(|a| ip(a)).collect(),
+        port,
+        targets: targets
+            .iter()
+            .map(|&(endpoint, port)| ExposureTarget {
+                endpoint: endpoint.into(),
+                port,
+                chain: None,
+            })
+            .collect(),
+    }
+}
+
 /// Assemble an IR: sort everything, derive the policy table, validate.
 pub fn ir(
     os: Os,
