@@ -68,22 +68,9 @@ impl Setup {
         // Traffic to 443 (8443 on the pod), seen by Hubble and by conntrack
         // (translated from the cluster IP).
         let hubble = root.join("hubble.json");
-        std::fs::write(
-            &hubble,
-            "{\"flow\":{\"time\":\"2024-05-01T12:06:00Z\",\"verdict\":\"FORWARDED\",\
-             \"IP\":{\"source\":\"10.0.1.1\",\"destination\":\"10.0.1.2\",\"ipVersion\":\"IPv4\"},\
-             \"l4\":{\"TCP\":{\"source_port\":40001,\"destination_port\":8443}},\
-             \"Type\":\"L3_L4\",\"node_name\":\"n1\"},\"node_name\":\"n1\",\"time\":\"2024-05-01T12:06:00Z\"}\n",
-        )
-        .unwrap();
+        std::fs::write(&hubble, include_str!("fixtures/analyze/hubble.json")).unwrap();
         let conntrack = root.join("conntrack.txt");
-        std::fs::write(
-            &conntrack,
-            "ipv4     2 tcp      6 431999 ESTABLISHED src=10.0.1.4 dst=10.96.0.10 sport=44231 \
-             dport=443 packets=3 bytes=180 src=10.0.1.2 dst=10.0.1.4 sport=8443 dport=44231 \
-             packets=3 bytes=300 [ASSURED] mark=0 use=1\n",
-        )
-        .unwrap();
+        std::fs::write(&conntrack, include_str!("fixtures/analyze/conntrack.txt")).unwrap();
         Setup {
             flows: vec![root.join("flows/captured.jsonl"), hubble, conntrack],
             inventory,

@@ -255,26 +255,11 @@ impl Scenario {
         let jsonl = root.join("flows.jsonl");
         std::fs::write(&jsonl, (0..records).map(record).collect::<String>()).unwrap();
         let hubble = root.join("hubble.json");
-        std::fs::write(
-            &hubble,
-            "{\"flow\":{\"time\":\"2024-05-01T12:06:00.5Z\",\"verdict\":\"FORWARDED\",\
-             \"IP\":{\"source\":\"10.0.1.1\",\"destination\":\"10.0.1.2\",\"ipVersion\":\"IPv4\"},\
-             \"l4\":{\"TCP\":{\"source_port\":40001,\"destination_port\":8443}},\
-             \"destination_service\":{\"namespace\":\"app\",\"name\":\"api\"},\
-             \"Type\":\"L3_L4\",\"node_name\":\"n1\"},\"node_name\":\"n1\"}\n\
-             {\"flow\":{\"time\":\"2024-05-01T12:06:01Z\",\"verdict\":\"FORWARDED\",\
-             \"IP\":{\"source\":\"10.0.1.2\",\"destination\":\"10.0.1.1\",\"ipVersion\":\"IPv4\"},\
-             \"l4\":{\"TCP\":{\"source_port\":8443,\"destination_port\":40001}},\
-             \"Type\":\"L3_L4\",\"is_reply\":true},\"node_name\":\"n1\"}\n",
-        )
-        .unwrap();
+        std::fs::write(&hubble, include_str!("fixtures/clickhouse/hubble.json")).unwrap();
         let conntrack = root.join("conntrack.txt");
         std::fs::write(
             &conntrack,
-            "[1714565000.500000]\t[NEW] tcp      6 120 SYN_SENT src=10.0.1.4 dst=10.96.0.10 \
-             sport=44231 dport=443 src=10.0.1.2 dst=10.0.1.4 sport=8443 dport=44231\n\
-             [1714565001.000000]\t[NEW] gre      47 1799 src=10.0.1.4 dst=203.0.113.1 \
-             srckey=0x0 dstkey=0x0 src=203.0.113.1 dst=10.0.1.4 srckey=0x0 dstkey=0x0\n",
+            include_str!("fixtures/clickhouse/conntrack.txt"),
         )
         .unwrap();
         Scenario {

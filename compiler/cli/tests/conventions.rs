@@ -51,6 +51,20 @@ fn into_closed_pipe(args: &[&str]) -> (i32, String) {
     (code(&out), text(&out.stderr))
 }
 
+/// `ringfence explain INTENT --inventory INV --from FROM --to TO`.
+fn explain<'a>(intent: &'a str, inv: &'a str, from: &'a str, to: &'a str) -> Vec<&'a str> {
+    vec![
+        "explain",
+        intent,
+        "--inventory",
+        inv,
+        "--from",
+        from,
+        "--to",
+        to,
+    ]
+}
+
 /// `ringfence analyze INTENT --inventory INV --flows FLOWS -o json`.
 fn analyze_json<'a>(intent: &'a str, inv: &'a str, flows: &'a str) -> Vec<&'a str> {
     let args = ["analyze", intent, "--inventory", inv, "--flows", flows];
@@ -86,20 +100,11 @@ fn a_closed_pipe_is_a_quiet_exit() {
         (vec!["check", ex], 0),
         (vec!["check", ex, "-o", "sarif"], 0),
         (
-            vec![
-                "explain",
-                ex,
-                "--inventory",
-                inv,
-                "--from",
-                "shop/frontend",
-                "--to",
-                "shop/cart",
-                "--port",
-                "7070",
-                "-o",
-                "json",
-            ],
+            [
+                explain(ex, inv, "shop/frontend", "shop/cart"),
+                vec!["--port", "7070", "-o", "json"],
+            ]
+            .concat(),
             0,
         ),
         (
@@ -262,18 +267,11 @@ fn yaml_wherever_json_and_the_same_document() {
     for args in [
         vec!["matrix", ex, "--inventory", inv],
         vec!["check", ex],
-        vec![
-            "explain",
-            ex,
-            "--inventory",
-            inv,
-            "--from",
-            "shop/cart",
-            "--to",
-            "shop-data/postgres",
-            "--port",
-            "5432",
-        ],
+        [
+            explain(ex, inv, "shop/cart", "shop-data/postgres"),
+            vec!["--port", "5432"],
+        ]
+        .concat(),
         vec!["analyze", ex, "--inventory", inv, "--flows", p(&fl)],
     ] {
         let json = ringfence(&[&args[..], &["-o", "json"]].concat());
@@ -364,16 +362,12 @@ fn errors_say_each_cause_once_and_what_to_do() {
         text(&o.stderr)
     );
     // A typo in a workload gets the closest name.
-    let o = ringfence(&[
-        "explain",
+    let o = ringfence(&explain(
         p(&ex),
-        "--inventory",
         p(&inventory()),
-        "--from",
         "shop/frontnd",
-        "--to",
         "shop/cart",
-    ]);
+    ));
     assert_eq!(code(&o), 2);
     assert!(
         text(&o.stderr).ends_with("did you mean `shop/frontend`?\n"),
