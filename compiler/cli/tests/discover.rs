@@ -25,8 +25,7 @@ fn discover(inputs: &shop::Inputs, out: &Path, extra: &[&str]) -> Output {
 
 #[test]
 fn writes_intent_and_a_summary() {
-    let s = shop::shop();
-    let inputs = s.write(3);
+    let inputs = shop::shop().write(3);
     let out = inputs.dir.path().join("discovered");
     let o = discover(&inputs, &out, &[]);
     assert_eq!(code(&o), 0, "{}", text(&o.stderr));
@@ -87,8 +86,7 @@ fn writes_intent_and_a_summary() {
 
 #[test]
 fn refuses_to_mix_with_someone_elses_intent() {
-    let s = shop::shop();
-    let inputs = s.write(1);
+    let inputs = shop::shop().write(1);
     let out = inputs.dir.path().join("repo");
     std::fs::create_dir_all(&out).unwrap();
     std::fs::write(
@@ -98,11 +96,7 @@ fn refuses_to_mix_with_someone_elses_intent() {
     .unwrap();
     let o = discover(&inputs, &out, &[]);
     assert_eq!(code(&o), 2);
-    let err = text(&o.stderr);
-    assert!(
-        err.contains("10-prod.kdl: not written by `ringfence discover`"),
-        "{err}"
-    );
+    stderr_has(&o, "10-prod.kdl: not written by `ringfence discover`");
     assert!(
         std::fs::read_to_string(out.join("10-prod.kdl"))
             .unwrap()
@@ -113,8 +107,7 @@ fn refuses_to_mix_with_someone_elses_intent() {
 
 #[test]
 fn bad_inputs_exit_2_naming_file_and_line() {
-    let s = shop::shop();
-    let inputs = s.write(1);
+    let inputs = shop::shop().write(1);
     let out = inputs.dir.path().join("out");
     std::fs::write(
         &inputs.exclude,
@@ -123,10 +116,9 @@ fn bad_inputs_exit_2_naming_file_and_line() {
     .unwrap();
     let o = discover(&inputs, &out, &[]);
     assert_eq!(code(&o), 2);
-    let err = text(&o.stderr);
-    assert!(
-        err.contains("exclude.kdl:2:5: unknown field `protocol` in exclusion `x`"),
-        "{err}"
+    stderr_has(
+        &o,
+        "exclude.kdl:2:5: unknown field `protocol` in exclusion `x`",
     );
 
     std::fs::write(&inputs.exclude, shop::EXCLUDE).unwrap();
@@ -142,10 +134,9 @@ fn bad_inputs_exit_2_naming_file_and_line() {
         p(&out),
     ]);
     assert_eq!(code(&o), 2);
-    let err = text(&o.stderr);
-    assert!(
-        err.contains("flows.csv:2: cannot tell the flow format: `time,src,dst`"),
-        "{err}"
+    stderr_has(
+        &o,
+        "flows.csv:2: cannot tell the flow format: `time,src,dst`",
     );
     assert!(!out.join("prod.kdl").exists(), "nothing written");
 }

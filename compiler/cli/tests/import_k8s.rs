@@ -4,7 +4,7 @@
 
 use std::path::Path;
 
-use crate::cli::{code, p, ringfence, stdout_has, text};
+use crate::cli::{code, p, ringfence, stderr_has, stdout_has, text};
 
 const APP: &str = include_str!("fixtures/import-k8s/app.yaml");
 
@@ -90,12 +90,11 @@ fn a_refused_object_writes_nothing_and_an_occupied_directory_is_not_touched() {
     let out = tmp.path().join("intent");
     let o = ringfence(&["import", "k8s", p(&m), "--out", p(&out)]);
     assert_eq!(code(&o), 1);
-    let err = text(&o.stderr);
-    assert!(
-        err.contains("np.yaml: NetworkPolicy shop/db-from-web: `spec.ingress[0].ports[0].port`"),
-        "{err}"
+    stderr_has(
+        &o,
+        "np.yaml: NetworkPolicy shop/db-from-web: `spec.ingress[0].ports[0].port`",
     );
-    assert!(err.contains("nothing written"), "{err}");
+    stderr_has(&o, "nothing written");
     assert!(kdl_files(&out).iter().all(|f| !f.ends_with(".kdl")));
 
     let good = manifests(&tmp.path().join("good"), POLICY);
