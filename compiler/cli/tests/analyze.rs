@@ -11,8 +11,9 @@ use ringfence_testkit::git::commit_all;
 use ringfence_testkit::synth::kubectl_list;
 use serde_json::Value;
 
-use crate::cli::{code, item, p, ringfence, stderr_has, text};
+use crate::cli::{code, item, p, ringfence, stderr_has, stdout_has, text};
 use crate::common;
+use ringfence_testkit::text::assert_contains;
 
 fn record(src: &str, dst: &str, port: u16, verdict: &str, minute: u32) -> String {
     format!(
@@ -134,12 +135,8 @@ fn the_what_if_of_a_change_in_a_repository() {
     // Text says the same for people.
     let o = s.analyze(&s.flows, &["--rev", "HEAD", "--against", "HEAD~1"]);
     assert_eq!(code(&o), 1);
-    let out = text(&o.stdout);
-    assert!(out.contains("changes against HEAD~1 ("), "{out}");
-    assert!(
-        out.contains("app/web[Deployment] -> app/api-1[Pod] tcp/"),
-        "{out}"
-    );
+    stdout_has(&o, "changes against HEAD~1 (");
+    stdout_has(&o, "app/web[Deployment] -> app/api-1[Pod] tcp/");
 }
 
 #[test]
@@ -150,7 +147,7 @@ fn agreed_traffic_is_clean_and_html_goes_to_a_file() {
     assert_eq!(code(&o), 0, "{}\n{}", text(&o.stdout), text(&o.stderr));
     let out = text(&o.stdout);
     assert!(out.starts_with("analysis of HEAD~1 ("), "{out}");
-    assert!(out.contains("permitted               7"), "{out}");
+    assert_contains(&out, "permitted               7");
 
     let page = s.dir.path().join("out/analysis.html");
     std::fs::create_dir_all(page.parent().unwrap()).unwrap();

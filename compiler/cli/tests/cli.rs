@@ -3,6 +3,7 @@
 use std::path::Path;
 use std::process::{Command, Output};
 
+use ringfence_testkit::text::assert_contains;
 use serde_json::Value;
 
 pub(crate) fn ringfence(args: &[&str]) -> Output {
@@ -15,15 +16,13 @@ pub(crate) fn ringfence(args: &[&str]) -> Output {
 /// Assert that the command's stdout contains `needle` (all of it shown if not).
 #[track_caller]
 pub(crate) fn stdout_has(o: &Output, needle: &str) {
-    let out = text(&o.stdout);
-    assert!(out.contains(needle), "{out}");
+    assert_contains(&text(&o.stdout), needle);
 }
 
 /// Assert that the command's stderr contains `needle` (all of it shown if not).
 #[track_caller]
 pub(crate) fn stderr_has(o: &Output, needle: &str) {
-    let err = text(&o.stderr);
-    assert!(err.contains(needle), "{err}");
+    assert_contains(&text(&o.stderr), needle);
 }
 
 /// The first item of JSON array `list` that `keep` accepts.

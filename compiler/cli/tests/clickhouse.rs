@@ -18,6 +18,7 @@ use serde_json::Value;
 
 use crate::cli::{code, p, ringfence, stderr_has, text};
 use crate::common;
+use ringfence_testkit::text::assert_contains;
 
 /// Ports for the servers of these tests (the range given to this work:
 /// 23200-23999; benchmarks use 23000-23199).
@@ -750,15 +751,15 @@ fn every_error_says_what_to_do() {
     assert_eq!(code(&analyze(&right_password)), 1, "findings, not an error");
     let small = format!("clickhouse://small@127.0.0.1:{}/default.flows", server.http);
     let e = refused(&analyze(&small), &ports);
-    assert!(e.contains("Memory limit"), "{e}");
+    assert_contains(&e, "Memory limit");
     let ours = e.split("(Code: 241").next().unwrap().to_string();
     let tail = e.rsplit("); read a shorter").next().unwrap();
     insta::assert_snapshot!("memory_limit", format!("{ours}(…); read a shorter{tail}"));
     // Loading refuses a table of another layout, and a bad URL.
     let e = refused(&load(&s.files(), &server.url("default.other")), &ports);
-    assert!(e.contains("neither ringfence's"), "{e}");
+    assert_contains(&e, "neither ringfence's");
     let e = refused(&load(&s.files(), "clickhouse://h:8123/flows"), &ports);
-    assert!(e.contains("is not database.table"), "{e}");
+    assert_contains(&e, "is not database.table");
     // Files and a table, or two tables, at once: refused.
     let o = s.run_analyze(&[p(&s.flows[0]), &flows], &[]);
     assert!(refused(&o, &ports).contains("not both"));

@@ -11,6 +11,7 @@ use std::process::{Command, Output, Stdio};
 use ringfence_testkit::listen::spawn_listening;
 
 use crate::cli::{code, item, p, ringfence, stderr_has, stdout_has, text};
+use ringfence_testkit::text::assert_contains;
 
 fn example() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../policies-example")
@@ -234,8 +235,8 @@ fn dash_is_standard_input() {
     assert_eq!(code(&diff), 1);
     let d = text(&diff.stdout);
     assert!(d.starts_with("--- a/<stdin>\n+++ b/<stdin>\n@@ "), "{d}");
-    assert!(d.contains("\n-external   \"x\"   {\n"), "{d}");
-    assert!(d.contains("\n+external \"x\" {\n"), "{d}");
+    assert_contains(&d, "\n-external   \"x\"   {\n");
+    assert_contains(&d, "\n+external \"x\" {\n");
 }
 
 #[test]

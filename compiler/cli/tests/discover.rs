@@ -7,6 +7,7 @@ use std::process::Output;
 
 use crate::cli::{code, p, ringfence, stderr_has, text};
 use ringfence_testkit::shop;
+use ringfence_testkit::text::assert_contains;
 
 fn discover(inputs: &shop::Inputs, out: &Path, extra: &[&str]) -> Output {
     let mut args = vec!["discover", "--inventory", p(&inputs.inventory)];
@@ -30,8 +31,11 @@ fn writes_intent_and_a_summary() {
     let o = discover(&inputs, &out, &[]);
     assert_eq!(code(&o), 0, "{}", text(&o.stderr));
     let stdout = text(&o.stdout);
-    assert!(stdout.contains("Discovery: granularity coarse, port generalization medium, min-flows 2, exclusions kubelet-probes"), "{stdout}");
-    assert!(stdout.contains("Time taken: "), "{stdout}");
+    assert_contains(
+        &stdout,
+        "Discovery: granularity coarse, port generalization medium, min-flows 2, exclusions kubelet-probes",
+    );
+    assert_contains(&stdout, "Time taken: ");
     for f in [
         "00-externals.kdl",
         "prod.kdl",
@@ -46,10 +50,7 @@ fn writes_intent_and_a_summary() {
         );
     }
     // The conntrack listing has no times: the summary says which date it got.
-    assert!(
-        stdout.contains("conntrack.txt: conntrack listings carry no time"),
-        "{stdout}"
-    );
+    assert_contains(&stdout, "conntrack.txt: conntrack listings carry no time");
     stderr_has(&o, "wrote ");
 
     // JSON, rerun into the same directory (the earlier files are replaced).

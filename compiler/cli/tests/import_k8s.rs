@@ -5,6 +5,7 @@
 use std::path::Path;
 
 use crate::cli::{code, p, ringfence, stderr_has, stdout_has, text};
+use ringfence_testkit::text::assert_contains;
 
 const APP: &str = include_str!("fixtures/import-k8s/app.yaml");
 
@@ -46,10 +47,7 @@ fn import_writes_intent_that_checks_and_matrix_prints_analyzer_lines() {
         "{report}"
     );
     let ns = std::fs::read_to_string(out.join("10-ns-shop.kdl")).unwrap();
-    assert!(
-        ns.contains("// NetworkPolicy shop/db-from-web, spec.ingress[0]"),
-        "{ns}"
-    );
+    assert_contains(&ns, "// NetworkPolicy shop/db-from-web, spec.ingress[0]");
     let o = ringfence(&["check", p(&out)]);
     assert_eq!(code(&o), 0, "{}", text(&o.stdout));
     let o = ringfence(&["fmt", p(&out), "--check"]);

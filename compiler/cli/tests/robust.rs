@@ -4,6 +4,7 @@
 use std::fs;
 
 use crate::cli::{code, p, ringfence, text};
+use ringfence_testkit::text::assert_contains;
 
 /// A 4 KB file of nested blocks (and its `not`, `scope` and comment
 /// variants) aborted `check` and `fmt` with a stack overflow.
@@ -141,11 +142,9 @@ fn names_in_the_inventory_never_become_paths_outside_out() {
     ]);
     let err = text(&o.stderr);
     assert_eq!(code(&o), 2, "{err}");
-    assert!(
-        err.contains(
-            "`metadata.annotations.ringfence.io/cluster` is \"..\", not a usable cluster name"
-        ),
-        "{err}"
+    assert_contains(
+        &err,
+        "`metadata.annotations.ringfence.io/cluster` is \"..\", not a usable cluster name",
     );
     assert_eq!(tree(tmp.path()), ["prod-eu1.json"]);
 }
@@ -168,11 +167,8 @@ fn explain_refuses_port_0() {
     ]);
     let err = text(&o.stderr);
     assert_eq!(code(&o), 2, "{err}");
-    assert!(
-        err.contains("invalid value '0' for '--port <PORT>'"),
-        "{err}"
-    );
-    assert!(err.contains("1..=65535"), "{err}");
+    assert_contains(&err, "invalid value '0' for '--port <PORT>'");
+    assert_contains(&err, "1..=65535");
     assert!(o.stdout.is_empty());
 }
 

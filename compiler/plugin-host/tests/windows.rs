@@ -19,6 +19,7 @@ use ringfence_schema::net::{AddressSet, Proto};
 use serde::Deserialize;
 
 use crate::common::*;
+use ringfence_testkit::text::assert_contains;
 
 /// `rules.json`, read independently of the plugin's own types.
 #[derive(Deserialize)]
@@ -628,7 +629,7 @@ fn refusals_name_what_cannot_be_expressed() {
         .render(&fixtures::basic(Os::Linux))
         .unwrap_err()
         .to_string();
-    assert!(e.contains("renders Windows nodes"), "{e}");
+    assert_contains(&e, "renders Windows nodes");
 }
 
 /// A Windows node like the example's: it serves a NodePort of a local pod,
@@ -783,7 +784,7 @@ fn exposures_admit_what_every_target_admits() {
     assert!(rs.rules.iter().any(|r| r.direction == "Inbound"
         && r.local_address == ["198.51.100.200"]
         && r.local_port == ["80"]));
-    assert!(script.contains("LocalPort=@('31443')"), "{script}");
+    assert_contains(&script, "LocalPort=@('31443')");
     let corp = ip("192.0.2.7");
     let outside = ip("203.0.113.9");
     let node = ip("10.10.0.21");
