@@ -292,7 +292,7 @@ impl Shop {
         let ip = |p: Ipv4Addr| IpAddr::V4(p);
         for (i, e) in self.truth.iter().enumerate() {
             let sources: Vec<Ipv4Addr> = match &e.from {
-                From::Workload(ns, n) => w.pods_of(w.workload_named(ns, n)).map(|p| p.ip).collect(),
+                From::Workload(ns, n) => w.ips_of(ns, n),
                 From::External(a) => vec![*a],
             };
             for k in 0..per_edge {
@@ -332,8 +332,7 @@ impl Shop {
                             ev.service = Some(format!("{ns}/{n}"));
                         }
                         To::Pods(ns, n) => {
-                            let pods: Vec<Ipv4Addr> =
-                                w.pods_of(w.workload_named(ns, n)).map(|p| p.ip).collect();
+                            let pods: Vec<Ipv4Addr> = w.ips_of(ns, n);
                             ev.dst = ip(pods[k % pods.len()]);
                         }
                         To::External(a) => ev.dst = ip(*a),
@@ -372,11 +371,7 @@ impl Shop {
             }
         }
         // A one-off scan of a catalog pod, once per port.
-        let catalog = w
-            .pods_of(w.workload_named("shop", "catalog"))
-            .next()
-            .unwrap()
-            .ip;
+        let catalog = w.first_ip("shop", "catalog");
         for port in 1..200u16 {
             out.push(Event {
                 proto: "tcp",
@@ -391,12 +386,8 @@ impl Shop {
             });
         }
         // The ad service tries the database: the network drops it.
-        let ad = w.pods_of(w.workload_named("shop", "ad")).next().unwrap().ip;
-        let pg = w
-            .pods_of(w.workload_named("shop-data", "postgres"))
-            .next()
-            .unwrap()
-            .ip;
+        let ad = w.first_ip("shop", "ad");
+        let pg = w.first_ip("shop-data", "postgres");
         for _ in 0..3 {
             out.push(Event {
                 proto: "tcp",

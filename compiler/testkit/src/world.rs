@@ -278,6 +278,18 @@ impl World {
         })
     }
 
+    /// The addresses of the pods of workload `ns/name` (it must exist).
+    pub fn ips_of(&self, ns: &str, name: &str) -> Vec<Ipv4Addr> {
+        self.pods_of(self.workload_named(ns, name))
+            .map(|p| p.ip)
+            .collect()
+    }
+
+    /// The address of the first pod of workload `ns/name` (it must exist).
+    pub fn first_ip(&self, ns: &str, name: &str) -> Ipv4Addr {
+        self.ips_of(ns, name)[0]
+    }
+
     /// The workload `ns/name` (it must exist).
     pub fn workload_named(&self, ns: &str, name: &str) -> usize {
         self.workloads
