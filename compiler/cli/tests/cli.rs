@@ -27,7 +27,7 @@ pub(crate) fn stderr_has(o: &Output, needle: &str) {
 
 /// The first item of JSON array `list` that `keep` accepts.
 #[track_caller]
-pub(crate) fn item<'a>(list: &'a Value, keep: impl Fn(&Value) -> bool) -> &'a Value {
+pub(crate) fn item(list: &Value, keep: impl Fn(&Value) -> bool) -> &Value {
     let items = list.as_array().expect("an array");
     items.iter().find(|v| keep(v)).expect("an item")
 }
