@@ -36,18 +36,12 @@ for format in ${FORMATS:-txt json html}; do
     # Exit 1 is expected: the synthetic flows escape and are misdropped.
     if [[ $status -gt 1 ]]; then cat "$BIN/stderr" >&2; exit "$status"; fi
     python3 - "$BIN/time" "$OUT" "$format" "$FLOWS" <<'PY'
-import os, re, sys
-t = open(sys.argv[1]).read()
-def num(pattern):
-    return re.search(pattern, t).group(1)
-wall = num(r"Elapsed \(wall clock\) time \(h:mm:ss or m:ss\): ([\d:.]+)")
-parts = [float(p) for p in wall.split(":")]
-secs = sum(p * 60 ** i for i, p in enumerate(reversed(parts)))
-cpu = float(num(r"User time \(seconds\): ([\d.]+)")) + float(num(r"System time \(seconds\): ([\d.]+)"))
-rss = int(num(r"Maximum resident set size \(kbytes\): (\d+)")) / 1024
+import os, sys
+sys.path.insert(0, "bench")
+from timev import measured
+secs, cpu, rss, load = measured(sys.argv[1])
 flows = int(sys.argv[4])
 size = os.path.getsize(sys.argv[2]) / 1048576
-load = open("/proc/loadavg").read().split()[0]
 print(f"--format {sys.argv[3]}: {flows} flows in {secs:.2f} s wall = {flows / secs / 1e6:.2f} M flows/s "
       f"(CPU {cpu:.1f} s; load {load}); peak RSS {rss:.0f} MiB; output {size:.1f} MiB")
 PY

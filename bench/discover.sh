@@ -39,16 +39,16 @@ for granularity in ${GRANULARITIES:-coarse fine}; do
         --exclude "$DIR/exclude.kdl" --granularity "$granularity" --min-flows 2 \
         --out "$OUT/intent" --format json > "$OUT.json"
     python3 - "$OUT.json" "$OUT.time" "$granularity" "$OUT/intent" <<'PY'
-import json, re, sys, pathlib
+import json, sys, pathlib
+sys.path.insert(0, "bench")
+from timev import measured
 s = json.load(open(sys.argv[1]))
-t = open(sys.argv[2]).read()
 wall = s["elapsed_seconds"]
-rss_kib = int(re.search(r"Maximum resident set size \(kbytes\): (\d+)", t).group(1))
-cpu = float(re.search(r"User time \(seconds\): ([\d.]+)", t).group(1)) + float(re.search(r"System time \(seconds\): ([\d.]+)", t).group(1))
+_, cpu, rss, load = measured(sys.argv[2])
 files = list(pathlib.Path(sys.argv[4]).rglob("*.kdl"))
 size = sum(f.stat().st_size for f in files)
 print(f"granularity {sys.argv[3]}: {s['flows']['read']} records in {wall:.2f} s "
-      f"= {s['flows']['read'] / wall / 1e6:.2f} M records/s (CPU {cpu:.1f} s, load {open('/proc/loadavg').read().split()[0]}); peak RSS (VmHWM) {rss_kib / 1024:.0f} MiB; "
+      f"= {s['flows']['read'] / wall / 1e6:.2f} M records/s (CPU {cpu:.1f} s, load {load}); peak RSS (VmHWM) {rss:.0f} MiB; "
       f"{len(s['groups'])} groups, {len(s['policies'])} policies, {len(files)} files ({size / 1e6:.1f} MB); "
       f"covered {s['flows']['covered']}, excluded {s['flows']['excluded']}, below min-flows {s['flows']['below_min_flows']}")
 PY

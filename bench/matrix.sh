@@ -9,9 +9,7 @@
 # Generates the files once into DIR (default /tmp/ringfence-matrix-bench;
 # kept between runs) and times each run with /usr/bin/time -v: wall and CPU
 # time, peak resident memory, output lines and size; `uptime` first.
-set -euo pipefail
-cd "$(dirname "$0")/.."
-export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-/root/.cache/ringfence/target}
+. "$(dirname "$0")/lib.sh"
 DIR=${1:-/tmp/ringfence-matrix-bench}
 
 cargo build --release -q -p ringfence-cli -p ringfence-testkit --bin ringfence --bin ringfence-synth
@@ -35,18 +33,12 @@ run() { # label binary args...
         $(printf -- '--inventory %s ' "$DIR"/inventory/*.json) "$@" >"$BIN/out" 2>"$BIN/stderr" \
         || { cat "$BIN/stderr" >&2; exit 1; }
     python3 - "$BIN/time" "$BIN/out" "$label" <<'PY'
-import os, re, sys
-t = open(sys.argv[1]).read()
-def num(pattern):
-    return re.search(pattern, t).group(1)
-wall = num(r"Elapsed \(wall clock\) time \(h:mm:ss or m:ss\): ([\d:.]+)")
-parts = [float(p) for p in wall.split(":")]
-secs = sum(p * 60 ** i for i, p in enumerate(reversed(parts)))
-cpu = float(num(r"User time \(seconds\): ([\d.]+)")) + float(num(r"System time \(seconds\): ([\d.]+)"))
-rss = int(num(r"Maximum resident set size \(kbytes\): (\d+)")) / 1024
+import os, sys
+sys.path.insert(0, "bench")
+from timev import measured
+secs, cpu, rss, load = measured(sys.argv[1])
 lines = sum(1 for _ in open(sys.argv[2], "rb"))
 size = os.path.getsize(sys.argv[2]) / 1048576
-load = open("/proc/loadavg").read().split()[0]
 print(f"{sys.argv[3]}: {secs:.2f} s wall (CPU {cpu:.1f} s; load {load}); peak RSS {rss:.0f} MiB; "
       f"{lines} lines, {size:.1f} MiB")
 PY

@@ -10,6 +10,7 @@ use ringfence_schema::flow::NetworkVerdict::{Allowed, Dropped};
 
 use crate::browser::{chromium, decode_png, dump_dom, screenshot};
 use crate::common::*;
+use ringfence_testkit::text::assert_contains;
 
 /// Three hours of flows of every outcome, analysed against the scenario with
 /// `web-to-api` narrowed, compared with the original.
@@ -210,34 +211,26 @@ fn text_names_what_matters() {
         text.starts_with("analysis of feature against main\n"),
         "{text}"
     );
-    assert!(
-        text.contains("\nescaped (network allowed, policy would deny): "),
-        "{text}"
-    );
+    assert_contains(&text, "\nescaped (network allowed, policy would deny): ");
     assert!(
         text.contains("  lab/") || text.contains("other/o-1[Pod] -> lab/x-1[Pod] tcp/9999"),
         "{text}"
     );
-    assert!(
-        text.contains("ingress: deny by lab/catch-all-ingress (catch-all) [analyze mode]"),
-        "{text}"
+    assert_contains(
+        &text,
+        "ingress: deny by lab/catch-all-ingress (catch-all) [analyze mode]",
     );
-    assert!(
-        text.contains("\novershadowed: 1 polic(ies)\n  app/web-telnet"),
-        "{text}"
+    assert_contains(&text, "\novershadowed: 1 polic(ies)\n  app/web-telnet");
+    assert_contains(&text, "\nno traffic: ");
+    assert_contains(&text, "\nbroad: ");
+    assert_contains(&text, "\nchanges against main: ");
+    assert_contains(
+        &text,
+        "      was allow (egress app/web-to-api, ingress app/web-to-api)",
     );
-    assert!(text.contains("\nno traffic: "), "{text}");
-    assert!(text.contains("\nbroad: "), "{text}");
-    assert!(text.contains("\nchanges against main: "), "{text}");
-    assert!(
-        text.contains("      was allow (egress app/web-to-api, ingress app/web-to-api)"),
-        "{text}"
-    );
-    assert!(
-        text.contains(
-            "      now deny (egress app/catch-all-egress, ingress app/catch-all-ingress)"
-        ),
-        "{text}"
+    assert_contains(
+        &text,
+        "      now deny (egress app/catch-all-egress, ingress app/catch-all-ingress)",
     );
     let json = serde_json::to_value(&a).unwrap();
     assert_eq!(json["version"], "feature");

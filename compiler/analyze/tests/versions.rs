@@ -5,7 +5,7 @@
 use std::path::Path;
 
 use git2::Repository;
-use ringfence_analyze::{Analyzer, Input, Observed, Options, Version};
+use ringfence_analyze::{Observed, Version};
 use ringfence_driver::{IntentFrom, Pipeline, Session};
 use ringfence_intent::model::Proto::{Tcp, Udp};
 use ringfence_schema::flow::NetworkVerdict::Allowed;
@@ -88,16 +88,8 @@ fn narrowing_a_policy_changes_exactly_its_flows() {
     add("192.0.2.7", "10.0.1.9", Tcp, 22);
     add("192.0.2.8", "192.168.0.1", Tcp, 30080);
 
-    let a = Analyzer::new(
-        version(&narrowed, "HEAD"),
-        Some(version(&base, "HEAD~1")),
-        Options::default(),
-    );
-    let mut t = a.tally();
-    for f in &flows {
-        t.add(f);
-    }
-    let analysis = a.finish(t, Input::default(), None);
+    let (now, before) = (version(&narrowed, "HEAD"), version(&base, "HEAD~1"));
+    let analysis = analyse(now, Some(before), &flows);
 
     let changes = analysis.changes.as_ref().expect("changes with --against");
     // web-1 and web-2, each through the cluster IP (443) and translated (8443).
@@ -138,15 +130,7 @@ fn narrowing_a_policy_changes_exactly_its_flows() {
     assert!(analysis.has_findings(), "a change is a finding");
 
     // The same version against itself changes nothing.
-    let same = Analyzer::new(
-        version(&base, "HEAD~1"),
-        Some(version(&base, "HEAD~1")),
-        Options::default(),
-    );
-    let mut t = same.tally();
-    for f in &flows {
-        t.add(f);
-    }
-    let none = same.finish(t, Input::default(), None);
+    let (now, before) = (version(&base, "HEAD~1"), version(&base, "HEAD~1"));
+    let none = analyse(now, Some(before), &flows);
     assert_eq!(none.changes.unwrap().conversations, 0);
 }

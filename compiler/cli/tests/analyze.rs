@@ -11,8 +11,9 @@ use ringfence_testkit::git::commit_all;
 use ringfence_testkit::synth::kubectl_list;
 use serde_json::Value;
 
-use crate::cli::{code, p, ringfence, text};
+use crate::cli::{code, item, p, ringfence, stderr_has, stdout_has, text};
 use crate::common;
+use ringfence_testkit::text::assert_contains;
 
 fn record(src: &str, dst: &str, port: u16, verdict: &str, minute: u32) -> String {
     format!(
@@ -68,22 +69,9 @@ impl Setup {
         // Traffic to 443 (8443 on the pod), seen by Hubble and by conntrack
         // (translated from the cluster IP).
         let hubble = root.join("hubble.json");
-        std::fs::write(
-            &hubble,
-            "{\"flow\":{\"time\":\"2024-05-01T12:06:00Z\",\"verdict\":\"FORWARDED\",\
-             \"IP\":{\"source\":\"10.0.1.1\",\"destination\":\"10.0.1.2\",\"ipVersion\":\"IPv4\"},\
-             \"l4\":{\"TCP\":{\"source_port\":40001,\"destination_port\":8443}},\
-             \"Type\":\"L3_L4\",\"node_name\":\"n1\"},\"node_name\":\"n1\",\"time\":\"2024-05-01T12:06:00Z\"}\n",
-        )
-        .unwrap();
+        std::fs::write(&hubble, include_str!("fixtures/analyze/hubble.json")).unwrap();
         let conntrack = root.join("conntrack.txt");
-        std::fs::write(
-            &conntrack,
-            "ipv4     2 tcp      6 431999 ESTABLISHED src=10.0.1.4 dst=10.96.0.10 sport=44231 \
-             dport=443 packets=3 bytes=180 src=10.0.1.2 dst=10.0.1.4 sport=8443 dport=44231 \
-             packets=3 bytes=300 [ASSURED] mark=0 use=1\n",
-        )
-        .unwrap();
+        std::fs::write(&conntrack, include_str!("fixtures/analyze/conntrack.txt")).unwrap();
         Setup {
             flows: vec![root.join("flows/captured.jsonl"), hubble, conntrack],
             inventory,
@@ -138,12 +126,7 @@ fn the_what_if_of_a_change_in_a_repository() {
     assert_eq!(g["before"]["ingress"], "app/web-to-api");
     assert_eq!(g["after"]["ingress"], "app/catch-all-ingress");
     // The conntrack entry was judged at the backend the cluster IP chose.
-    let nat = a["conversations"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|c| c["orig_dst"] == "10.96.0.10")
-        .unwrap();
+    let nat = item(&a["conversations"], |c| c["orig_dst"] == "10.96.0.10");
     assert_eq!(
         (nat["dst"].as_str(), nat["port"].as_u64()),
         (Some("10.0.1.2"), Some(8443))
@@ -152,12 +135,8 @@ fn the_what_if_of_a_change_in_a_repository() {
     // Text says the same for people.
     let o = s.analyze(&s.flows, &["--rev", "HEAD", "--against", "HEAD~1"]);
     assert_eq!(code(&o), 1);
-    let out = text(&o.stdout);
-    assert!(out.contains("changes against HEAD~1 ("), "{out}");
-    assert!(
-        out.contains("app/web[Deployment] -> app/api-1[Pod] tcp/"),
-        "{out}"
-    );
+    stdout_has(&o, "changes against HEAD~1 (");
+    stdout_has(&o, "app/web[Deployment] -> app/api-1[Pod] tcp/");
 }
 
 #[test]
@@ -168,7 +147,7 @@ fn agreed_traffic_is_clean_and_html_goes_to_a_file() {
     assert_eq!(code(&o), 0, "{}\n{}", text(&o.stdout), text(&o.stderr));
     let out = text(&o.stdout);
     assert!(out.starts_with("analysis of HEAD~1 ("), "{out}");
-    assert!(out.contains("permitted               7"), "{out}");
+    assert_contains(&out, "permitted               7");
 
     let page = s.dir.path().join("out/analysis.html");
     std::fs::create_dir_all(page.parent().unwrap()).unwrap();
@@ -211,12 +190,7 @@ fn reports_add_compliance() {
     );
     assert_eq!(n["current"], false);
     assert_eq!(n["drift"]["missing"], 1);
-    let p = a["policies"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|p| p["id"] == "app/web-to-api")
-        .unwrap();
+    let p = item(&a["policies"], |p| p["id"] == "app/web-to-api");
     assert_eq!(p["agents"]["packets"], 12);
 }
 
@@ -227,21 +201,13 @@ fn bad_input_says_what_and_where() {
     let missing = s.dir.path().join("nope.jsonl");
     let o = s.analyze(&[missing], &[]);
     assert_eq!(code(&o), 2);
-    assert!(
-        text(&o.stderr).contains("nope.jsonl"),
-        "{}",
-        text(&o.stderr)
-    );
+    stderr_has(&o, "nope.jsonl");
     // A file in no flow format.
     let csv = s.dir.path().join("flows.csv");
     std::fs::write(&csv, "time,src,dst\n").unwrap();
     let o = s.analyze(&[csv], &[]);
     assert_eq!(code(&o), 2);
-    assert!(
-        text(&o.stderr).contains("flows.csv:1: cannot tell the flow format"),
-        "{}",
-        text(&o.stderr)
-    );
+    stderr_has(&o, "flows.csv:1: cannot tell the flow format");
     // A report directory without reports.
     let empty = s.dir.path().join("empty");
     std::fs::create_dir_all(&empty).unwrap();
@@ -256,11 +222,7 @@ fn bad_input_says_what_and_where() {
     // A revision that does not exist.
     let o = s.analyze(&s.flows, &["--against", "no-such-rev"]);
     assert_eq!(code(&o), 2);
-    assert!(
-        text(&o.stderr).contains("no-such-rev"),
-        "{}",
-        text(&o.stderr)
-    );
+    stderr_has(&o, "no-such-rev");
     // Intent with errors: shown, exit 1, nothing analysed.
     std::fs::write(
         s.policies().join("broken.kdl"),
@@ -270,9 +232,5 @@ fn bad_input_says_what_and_where() {
     let o = s.analyze(&s.flows, &[]);
     assert_eq!(code(&o), 1);
     assert!(o.stdout.is_empty());
-    assert!(
-        text(&o.stderr).contains("broken.kdl"),
-        "{}",
-        text(&o.stderr)
-    );
+    stderr_has(&o, "broken.kdl");
 }

@@ -16,8 +16,9 @@ use std::time::{Duration, Instant};
 use ringfence_testkit::synth::kubectl_list;
 use serde_json::Value;
 
-use crate::cli::{code, p, ringfence, text};
+use crate::cli::{code, p, ringfence, stderr_has, text};
 use crate::common;
+use ringfence_testkit::text::assert_contains;
 
 /// Ports for the servers of these tests (the range given to this work:
 /// 26000-26899; benchmarks use 26900-26999).
@@ -255,26 +256,11 @@ impl Scenario {
         let jsonl = root.join("flows.jsonl");
         std::fs::write(&jsonl, (0..records).map(record).collect::<String>()).unwrap();
         let hubble = root.join("hubble.json");
-        std::fs::write(
-            &hubble,
-            "{\"flow\":{\"time\":\"2024-05-01T12:06:00.5Z\",\"verdict\":\"FORWARDED\",\
-             \"IP\":{\"source\":\"10.0.1.1\",\"destination\":\"10.0.1.2\",\"ipVersion\":\"IPv4\"},\
-             \"l4\":{\"TCP\":{\"source_port\":40001,\"destination_port\":8443}},\
-             \"destination_service\":{\"namespace\":\"app\",\"name\":\"api\"},\
-             \"Type\":\"L3_L4\",\"node_name\":\"n1\"},\"node_name\":\"n1\"}\n\
-             {\"flow\":{\"time\":\"2024-05-01T12:06:01Z\",\"verdict\":\"FORWARDED\",\
-             \"IP\":{\"source\":\"10.0.1.2\",\"destination\":\"10.0.1.1\",\"ipVersion\":\"IPv4\"},\
-             \"l4\":{\"TCP\":{\"source_port\":8443,\"destination_port\":40001}},\
-             \"Type\":\"L3_L4\",\"is_reply\":true},\"node_name\":\"n1\"}\n",
-        )
-        .unwrap();
+        std::fs::write(&hubble, include_str!("fixtures/clickhouse/hubble.json")).unwrap();
         let conntrack = root.join("conntrack.txt");
         std::fs::write(
             &conntrack,
-            "[1714565000.500000]\t[NEW] tcp      6 120 SYN_SENT src=10.0.1.4 dst=10.96.0.10 \
-             sport=44231 dport=443 src=10.0.1.2 dst=10.0.1.4 sport=8443 dport=44231\n\
-             [1714565001.000000]\t[NEW] gre      47 1799 src=10.0.1.4 dst=203.0.113.1 \
-             srckey=0x0 dstkey=0x0 src=203.0.113.1 dst=10.0.1.4 srckey=0x0 dstkey=0x0\n",
+            include_str!("fixtures/clickhouse/conntrack.txt"),
         )
         .unwrap();
         Scenario {
@@ -285,19 +271,22 @@ impl Scenario {
         }
     }
 
-    /// `ringfence analyze --format json` on these flows (files or a URL).
-    pub(crate) fn analyze(&self, flows: &[&str], extra: &[&str]) -> Value {
+    /// `ringfence analyze` on these flows (files or URLs), then `extra`.
+    pub(crate) fn run_analyze(&self, flows: &[&str], extra: &[&str]) -> Output {
         let mut args = vec![
             "analyze",
             p(&self.intent),
             "--inventory",
             p(&self.inventory),
-            "--format",
-            "json",
         ];
         args.extend(flows.iter().flat_map(|f| ["--flows", *f]));
         args.extend(extra);
-        let o = ringfence(&args);
+        ringfence(&args)
+    }
+
+    /// `ringfence analyze --format json` on these flows (files or a URL).
+    pub(crate) fn analyze(&self, flows: &[&str], extra: &[&str]) -> Value {
+        let o = self.run_analyze(flows, &[&["--format", "json"], extra].concat());
         assert!(code(&o) <= 1, "analyze {flows:?}: {}", text(&o.stderr));
         serde_json::from_slice(&o.stdout).unwrap()
     }
@@ -409,7 +398,7 @@ fn analyze_and_discover_read_the_same_from_files_one_table_and_two_shards() {
     let single = a.url("default.single");
     let o = load(&s.files(), &single);
     assert_eq!(code(&o), 0, "{}", text(&o.stderr));
-    assert!(text(&o.stderr).contains("created"), "{}", text(&o.stderr));
+    stderr_has(&o, "created");
     assert!(
         text(&o.stdout).starts_with("Loaded 3002 flows from 3 files"),
         "{}",
@@ -788,16 +777,7 @@ fn every_error_says_what_to_do() {
     let flows = server.url("default.flows");
     let o = load(&s.files(), &flows);
     assert_eq!(code(&o), 0, "{}", text(&o.stderr));
-    let analyze = |url: &str| {
-        ringfence(&[
-            "analyze",
-            p(&s.intent),
-            "--inventory",
-            p(&s.inventory),
-            "--flows",
-            url,
-        ])
-    };
+    let analyze = |url: &str| s.run_analyze(&[url], &[]);
     let nobody = free_port();
     let unreachable = refused(
         &analyze(&format!("clickhouse://127.0.0.1:{nobody}/default.flows")),
@@ -868,26 +848,17 @@ fn every_error_says_what_to_do() {
     assert_eq!(code(&analyze(&right_password)), 1, "findings, not an error");
     let small = format!("clickhouse://small@127.0.0.1:{}/default.flows", server.http);
     let e = refused(&analyze(&small), &ports);
-    assert!(e.contains("Memory limit"), "{e}");
+    assert_contains(&e, "Memory limit");
     let ours = e.split("(Code: 241").next().unwrap().to_string();
     let tail = e.rsplit("); read a shorter").next().unwrap();
     insta::assert_snapshot!("memory_limit", format!("{ours}(…); read a shorter{tail}"));
     // Loading refuses a table of another layout, and a bad URL.
     let e = refused(&load(&s.files(), &server.url("default.other")), &ports);
-    assert!(e.contains("neither ringfence's"), "{e}");
+    assert_contains(&e, "neither ringfence's");
     let e = refused(&load(&s.files(), "clickhouse://h:8123/flows"), &ports);
-    assert!(e.contains("is not database.table"), "{e}");
+    assert_contains(&e, "is not database.table");
     // Files and a table, or two tables, at once: refused.
-    let o = ringfence(&[
-        "analyze",
-        p(&s.intent),
-        "--inventory",
-        p(&s.inventory),
-        "--flows",
-        p(&s.flows[0]),
-        "--flows",
-        &flows,
-    ]);
+    let o = s.run_analyze(&[p(&s.flows[0]), &flows], &[]);
     assert!(refused(&o, &ports).contains("not both"));
 }
 
@@ -904,22 +875,13 @@ fn windows_on_files_leave_out_and_count() {
         all["totals"]["all"]["flows"].as_u64().unwrap()
     );
     assert_eq!(part["input"]["first_seen"], "2024-05-01T10:30:00.5Z");
-    let o = ringfence(&[
-        "analyze",
-        p(&s.intent),
-        "--inventory",
-        p(&s.inventory),
-        "--flows",
-        files[0],
+    let window = [
         "--since",
         "2024-05-01T12:00:00Z",
         "--until",
         "2024-05-01T11:00:00Z",
-    ]);
-    assert!(
-        text(&o.stderr).contains("is not before"),
-        "{}",
-        text(&o.stderr)
-    );
+    ];
+    let o = s.run_analyze(&files[..1], &window);
+    stderr_has(&o, "is not before");
     assert_eq!(code(&o), 2);
 }

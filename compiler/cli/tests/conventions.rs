@@ -10,7 +10,8 @@ use std::process::{Command, Output, Stdio};
 
 use ringfence_testkit::listen::spawn_listening;
 
-use crate::cli::{code, p, ringfence, text};
+use crate::cli::{code, item, p, ringfence, stderr_has, stdout_has, text};
+use ringfence_testkit::text::assert_contains;
 
 fn example() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../policies-example")
@@ -51,6 +52,26 @@ fn into_closed_pipe(args: &[&str]) -> (i32, String) {
     (code(&out), text(&out.stderr))
 }
 
+/// `ringfence explain INTENT --inventory INV --from FROM --to TO`.
+fn explain<'a>(intent: &'a str, inv: &'a str, from: &'a str, to: &'a str) -> Vec<&'a str> {
+    vec![
+        "explain",
+        intent,
+        "--inventory",
+        inv,
+        "--from",
+        from,
+        "--to",
+        to,
+    ]
+}
+
+/// `ringfence analyze INTENT --inventory INV --flows FLOWS -o json`.
+fn analyze_json<'a>(intent: &'a str, inv: &'a str, flows: &'a str) -> Vec<&'a str> {
+    let args = ["analyze", intent, "--inventory", inv, "--flows", flows];
+    [&args[..], &["-o", "json"]].concat()
+}
+
 #[test]
 fn a_closed_pipe_is_a_quiet_exit() {
     let dir = tempfile::tempdir().unwrap();
@@ -80,20 +101,11 @@ fn a_closed_pipe_is_a_quiet_exit() {
         (vec!["check", ex], 0),
         (vec!["check", ex, "-o", "sarif"], 0),
         (
-            vec![
-                "explain",
-                ex,
-                "--inventory",
-                inv,
-                "--from",
-                "shop/frontend",
-                "--to",
-                "shop/cart",
-                "--port",
-                "7070",
-                "-o",
-                "json",
-            ],
+            [
+                explain(ex, inv, "shop/frontend", "shop/cart"),
+                vec!["--port", "7070", "-o", "json"],
+            ]
+            .concat(),
             0,
         ),
         (
@@ -113,19 +125,7 @@ fn a_closed_pipe_is_a_quiet_exit() {
         ),
         (vec!["keygen", "--out", p(&k2)], 0),
         // The reader left before the findings were written: quiet, 0.
-        (
-            vec![
-                "analyze",
-                ex,
-                "--inventory",
-                inv,
-                "--flows",
-                p(&fl),
-                "-o",
-                "json",
-            ],
-            0,
-        ),
+        (analyze_json(ex, inv, p(&fl)), 0),
         (vec!["completion", "bash"], 0),
     ] {
         let (got, stderr) = into_closed_pipe(&args);
@@ -181,29 +181,8 @@ fn dash_is_standard_input() {
     assert_eq!(piped.stdout, from_file.stdout);
     // --flows -: the same analysis, the input named `-`.
     let fl = flows();
-    let a = ringfence(&[
-        "analyze",
-        ex,
-        "--inventory",
-        inv,
-        "--flows",
-        p(&fl),
-        "-o",
-        "json",
-    ]);
-    let b = with_stdin(
-        &[
-            "analyze",
-            ex,
-            "--inventory",
-            inv,
-            "--flows",
-            "-",
-            "-o",
-            "json",
-        ],
-        &std::fs::read(&fl).unwrap(),
-    );
+    let a = ringfence(&analyze_json(ex, inv, p(&fl)));
+    let b = with_stdin(&analyze_json(ex, inv, "-"), &std::fs::read(&fl).unwrap());
     assert_eq!(code(&b), code(&a), "{}", text(&b.stderr));
     let (mut a, b): (serde_json::Value, serde_json::Value) = (
         serde_json::from_slice(&a.stdout).unwrap(),
@@ -226,11 +205,7 @@ fn dash_is_standard_input() {
     // Standard input is read once.
     let twice = with_stdin(&["analyze", ex, "--inventory", "-", "--flows", "-"], b"");
     assert_eq!(code(&twice), 2);
-    assert!(
-        text(&twice.stderr).contains("given 2 times"),
-        "{}",
-        text(&twice.stderr)
-    );
+    stderr_has(&twice, "given 2 times");
 
     // check -: one file; its diagnostics name <stdin>.
     let ok = with_stdin(
@@ -260,8 +235,8 @@ fn dash_is_standard_input() {
     assert_eq!(code(&diff), 1);
     let d = text(&diff.stdout);
     assert!(d.starts_with("--- a/<stdin>\n+++ b/<stdin>\n@@ "), "{d}");
-    assert!(d.contains("\n-external   \"x\"   {\n"), "{d}");
-    assert!(d.contains("\n+external \"x\" {\n"), "{d}");
+    assert_contains(&d, "\n-external   \"x\"   {\n");
+    assert_contains(&d, "\n+external \"x\" {\n");
 }
 
 #[test]
@@ -293,18 +268,11 @@ fn yaml_wherever_json_and_the_same_document() {
     for args in [
         vec!["matrix", ex, "--inventory", inv],
         vec!["check", ex],
-        vec![
-            "explain",
-            ex,
-            "--inventory",
-            inv,
-            "--from",
-            "shop/cart",
-            "--to",
-            "shop-data/postgres",
-            "--port",
-            "5432",
-        ],
+        [
+            explain(ex, inv, "shop/cart", "shop-data/postgres"),
+            vec!["--port", "5432"],
+        ]
+        .concat(),
         vec!["analyze", ex, "--inventory", inv, "--flows", p(&fl)],
     ] {
         let json = ringfence(&[&args[..], &["-o", "json"]].concat());
@@ -318,11 +286,7 @@ fn yaml_wherever_json_and_the_same_document() {
     // html only where it works.
     let o = ringfence(&["matrix", ex, "--inventory", inv, "-o", "html"]);
     assert_eq!(code(&o), 2);
-    assert!(
-        text(&o.stderr).contains("[possible values: txt, json, yaml]"),
-        "{}",
-        text(&o.stderr)
-    );
+    stderr_has(&o, "[possible values: txt, json, yaml]");
 }
 
 /// An intent directory with one error and one warning-free file.
@@ -399,16 +363,12 @@ fn errors_say_each_cause_once_and_what_to_do() {
         text(&o.stderr)
     );
     // A typo in a workload gets the closest name.
-    let o = ringfence(&[
-        "explain",
+    let o = ringfence(&explain(
         p(&ex),
-        "--inventory",
         p(&inventory()),
-        "--from",
         "shop/frontnd",
-        "--to",
         "shop/cart",
-    ]);
+    ));
     assert_eq!(code(&o), 2);
     assert!(
         text(&o.stderr).ends_with("did you mean `shop/frontend`?\n"),
@@ -476,11 +436,7 @@ fn progress_shows_on_a_terminal_only() {
         .output()
         .expect("script (util-linux) runs");
     assert!(tty.status.success(), "{}", text(&tty.stderr));
-    assert!(
-        text(&tty.stdout).contains("rendering 3 nodes"),
-        "{}",
-        text(&tty.stdout)
-    );
+    stdout_has(&tty, "rendering 3 nodes");
     let piped = ringfence(&["render", p(&ex), "--inventory", p(&inv), "--out", p(&out)]);
     assert!(!text(&piped.stderr).contains("rendering 3 nodes"));
 }
@@ -544,24 +500,17 @@ fn collect_keeps_one_report_per_node_and_refuses_the_rest() {
     let dir = tempfile::tempdir().unwrap();
     let reports = dir.path().join("reports");
     let c = collector(&reports);
-    assert_eq!(
-        post(&c.addr, &report_json("node-a", "in-sync")),
-        "HTTP/1.1 204 No Content"
-    );
-    assert_eq!(
-        post(&c.addr, &report_json("node-b", "in-sync")),
-        "HTTP/1.1 204 No Content"
-    );
-    // A node's next report replaces its last.
-    assert_eq!(
-        post(&c.addr, &report_json("node-a", "drifted")),
-        "HTTP/1.1 204 No Content"
-    );
-    // A node name is never a path.
-    assert_eq!(
-        post(&c.addr, &report_json("../../etc/x", "in-sync")),
-        "HTTP/1.1 204 No Content"
-    );
+    // Two nodes; node-a's next report replaces its last; a node name is
+    // never a path.
+    for (node, status) in [
+        ("node-a", "in-sync"),
+        ("node-b", "in-sync"),
+        ("node-a", "drifted"),
+        ("../../etc/x", "in-sync"),
+    ] {
+        let answer = post(&c.addr, &report_json(node, status));
+        assert_eq!(answer, "HTTP/1.1 204 No Content", "{node} {status}");
+    }
     assert!(!dir.path().join("etc").exists());
     // Refused: not a report, too large, no length, elsewhere, not POST.
     assert!(post(&c.addr, "{\"hello\": 1}").starts_with("HTTP/1.1 422 "));
@@ -595,11 +544,6 @@ fn collect_keeps_one_report_per_node_and_refuses_the_rest() {
     let o = ringfence(&["report", p(&reports), "-o", "json"]);
     assert_eq!(code(&o), 1, "{}", text(&o.stderr));
     let s: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
-    let a = s["nodes"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|n| n["node"] == "node-a")
-        .unwrap();
+    let a = item(&s["nodes"], |n| n["node"] == "node-a");
     assert_eq!(a["status"], "drifted");
 }

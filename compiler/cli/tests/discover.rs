@@ -5,8 +5,9 @@
 use std::path::Path;
 use std::process::Output;
 
-use crate::cli::{code, p, ringfence, text};
+use crate::cli::{code, p, ringfence, stderr_has, text};
 use ringfence_testkit::shop;
+use ringfence_testkit::text::assert_contains;
 
 fn discover(inputs: &shop::Inputs, out: &Path, extra: &[&str]) -> Output {
     let mut args = vec!["discover", "--inventory", p(&inputs.inventory)];
@@ -25,14 +26,16 @@ fn discover(inputs: &shop::Inputs, out: &Path, extra: &[&str]) -> Output {
 
 #[test]
 fn writes_intent_and_a_summary() {
-    let s = shop::shop();
-    let inputs = s.write(3);
+    let inputs = shop::shop().write(3);
     let out = inputs.dir.path().join("discovered");
     let o = discover(&inputs, &out, &[]);
     assert_eq!(code(&o), 0, "{}", text(&o.stderr));
     let stdout = text(&o.stdout);
-    assert!(stdout.contains("Discovery: granularity coarse, port generalization medium, min-flows 2, exclusions kubelet-probes"), "{stdout}");
-    assert!(stdout.contains("Time taken: "), "{stdout}");
+    assert_contains(
+        &stdout,
+        "Discovery: granularity coarse, port generalization medium, min-flows 2, exclusions kubelet-probes",
+    );
+    assert_contains(&stdout, "Time taken: ");
     for f in [
         "00-externals.kdl",
         "prod.kdl",
@@ -47,11 +50,8 @@ fn writes_intent_and_a_summary() {
         );
     }
     // The conntrack listing has no times: the summary says which date it got.
-    assert!(
-        stdout.contains("conntrack.txt: conntrack listings carry no time"),
-        "{stdout}"
-    );
-    assert!(text(&o.stderr).contains("wrote "), "{}", text(&o.stderr));
+    assert_contains(&stdout, "conntrack.txt: conntrack listings carry no time");
+    stderr_has(&o, "wrote ");
 
     // JSON, rerun into the same directory (the earlier files are replaced).
     let o = discover(
@@ -87,8 +87,7 @@ fn writes_intent_and_a_summary() {
 
 #[test]
 fn refuses_to_mix_with_someone_elses_intent() {
-    let s = shop::shop();
-    let inputs = s.write(1);
+    let inputs = shop::shop().write(1);
     let out = inputs.dir.path().join("repo");
     std::fs::create_dir_all(&out).unwrap();
     std::fs::write(
@@ -98,11 +97,7 @@ fn refuses_to_mix_with_someone_elses_intent() {
     .unwrap();
     let o = discover(&inputs, &out, &[]);
     assert_eq!(code(&o), 2);
-    let err = text(&o.stderr);
-    assert!(
-        err.contains("10-prod.kdl: not written by `ringfence discover`"),
-        "{err}"
-    );
+    stderr_has(&o, "10-prod.kdl: not written by `ringfence discover`");
     assert!(
         std::fs::read_to_string(out.join("10-prod.kdl"))
             .unwrap()
@@ -113,8 +108,7 @@ fn refuses_to_mix_with_someone_elses_intent() {
 
 #[test]
 fn bad_inputs_exit_2_naming_file_and_line() {
-    let s = shop::shop();
-    let inputs = s.write(1);
+    let inputs = shop::shop().write(1);
     let out = inputs.dir.path().join("out");
     std::fs::write(
         &inputs.exclude,
@@ -123,10 +117,9 @@ fn bad_inputs_exit_2_naming_file_and_line() {
     .unwrap();
     let o = discover(&inputs, &out, &[]);
     assert_eq!(code(&o), 2);
-    let err = text(&o.stderr);
-    assert!(
-        err.contains("exclude.kdl:2:5: unknown field `protocol` in exclusion `x`"),
-        "{err}"
+    stderr_has(
+        &o,
+        "exclude.kdl:2:5: unknown field `protocol` in exclusion `x`",
     );
 
     std::fs::write(&inputs.exclude, shop::EXCLUDE).unwrap();
@@ -142,10 +135,9 @@ fn bad_inputs_exit_2_naming_file_and_line() {
         p(&out),
     ]);
     assert_eq!(code(&o), 2);
-    let err = text(&o.stderr);
-    assert!(
-        err.contains("flows.csv:2: cannot tell the flow format: `time,src,dst`"),
-        "{err}"
+    stderr_has(
+        &o,
+        "flows.csv:2: cannot tell the flow format: `time,src,dst`",
     );
     assert!(!out.join("prod.kdl").exists(), "nothing written");
 }

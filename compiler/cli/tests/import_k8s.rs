@@ -4,42 +4,12 @@
 
 use std::path::Path;
 
-use crate::cli::{code, p, ringfence, text};
+use crate::cli::{code, p, ringfence, stderr_has, stdout_has, text};
+use ringfence_testkit::text::assert_contains;
 
-const APP: &str = "
-apiVersion: v1
-kind: Namespace
-metadata: {name: shop, labels: {team: shop}}
----
-apiVersion: apps/v1
-kind: Deployment
-metadata: {name: web, namespace: shop}
-spec:
-  selector: {matchLabels: {app: web}}
-  template:
-    metadata: {labels: {app: web}}
-    spec: {containers: [{name: c, ports: [{name: http, containerPort: 8080}]}]}
----
-apiVersion: apps/v1
-kind: Deployment
-metadata: {name: db, namespace: shop}
-spec:
-  selector: {matchLabels: {app: db}}
-  template:
-    metadata: {labels: {app: db}}
-    spec: {containers: [{name: c, ports: [{containerPort: 5432}]}]}
-";
+const APP: &str = include_str!("fixtures/import-k8s/app.yaml");
 
-const POLICY: &str = "
-apiVersion: networking.k8s.io/v1
-kind: NetworkPolicy
-metadata: {name: db-from-web, namespace: shop}
-spec:
-  podSelector: {matchLabels: {app: db}}
-  ingress:
-  - from: [{podSelector: {matchLabels: {app: web}}}]
-    ports: [{port: 5432}]
-";
+const POLICY: &str = include_str!("fixtures/import-k8s/db-from-web.yaml");
 
 fn manifests(dir: &Path, policy: &str) -> std::path::PathBuf {
     let m = dir.join("manifests");
@@ -77,10 +47,7 @@ fn import_writes_intent_that_checks_and_matrix_prints_analyzer_lines() {
         "{report}"
     );
     let ns = std::fs::read_to_string(out.join("10-ns-shop.kdl")).unwrap();
-    assert!(
-        ns.contains("// NetworkPolicy shop/db-from-web, spec.ingress[0]"),
-        "{ns}"
-    );
+    assert_contains(&ns, "// NetworkPolicy shop/db-from-web, spec.ingress[0]");
     let o = ringfence(&["check", p(&out)]);
     assert_eq!(code(&o), 0, "{}", text(&o.stdout));
     let o = ringfence(&["fmt", p(&out), "--check"]);
@@ -110,11 +77,7 @@ fn import_writes_intent_that_checks_and_matrix_prints_analyzer_lines() {
     let again = tmp.path().join("again");
     let o = ringfence(&["import", "k8s", p(&m), "--out", p(&again), "-o", "yaml"]);
     assert_eq!(code(&o), 0, "{}", text(&o.stderr));
-    assert!(
-        text(&o.stdout).contains("NetworkPolicy: 1"),
-        "{}",
-        text(&o.stdout)
-    );
+    stdout_has(&o, "NetworkPolicy: 1");
 }
 
 #[test]
@@ -125,12 +88,11 @@ fn a_refused_object_writes_nothing_and_an_occupied_directory_is_not_touched() {
     let out = tmp.path().join("intent");
     let o = ringfence(&["import", "k8s", p(&m), "--out", p(&out)]);
     assert_eq!(code(&o), 1);
-    let err = text(&o.stderr);
-    assert!(
-        err.contains("np.yaml: NetworkPolicy shop/db-from-web: `spec.ingress[0].ports[0].port`"),
-        "{err}"
+    stderr_has(
+        &o,
+        "np.yaml: NetworkPolicy shop/db-from-web: `spec.ingress[0].ports[0].port`",
     );
-    assert!(err.contains("nothing written"), "{err}");
+    stderr_has(&o, "nothing written");
     assert!(kdl_files(&out).iter().all(|f| !f.ends_with(".kdl")));
 
     let good = manifests(&tmp.path().join("good"), POLICY);

@@ -4,6 +4,7 @@
 use std::fs;
 
 use crate::cli::{code, p, ringfence, text};
+use ringfence_testkit::text::assert_contains;
 
 /// A 4 KB file of nested blocks (and its `not`, `scope` and comment
 /// variants) aborted `check` and `fmt` with a stack overflow.
@@ -141,11 +142,9 @@ fn names_in_the_inventory_never_become_paths_outside_out() {
     ]);
     let err = text(&o.stderr);
     assert_eq!(code(&o), 2, "{err}");
-    assert!(
-        err.contains(
-            "`metadata.annotations.ringfence.io/cluster` is \"..\", not a usable cluster name"
-        ),
-        "{err}"
+    assert_contains(
+        &err,
+        "`metadata.annotations.ringfence.io/cluster` is \"..\", not a usable cluster name",
     );
     assert_eq!(tree(tmp.path()), ["prod-eu1.json"]);
 }
@@ -168,11 +167,8 @@ fn explain_refuses_port_0() {
     ]);
     let err = text(&o.stderr);
     assert_eq!(code(&o), 2, "{err}");
-    assert!(
-        err.contains("invalid value '0' for '--port <PORT>'"),
-        "{err}"
-    );
-    assert!(err.contains("1..=65535"), "{err}");
+    assert_contains(&err, "invalid value '0' for '--port <PORT>'");
+    assert_contains(&err, "1..=65535");
     assert!(o.stdout.is_empty());
 }
 
@@ -194,12 +190,12 @@ fn matrix_filters_by_group_and_namespace() {
     let run = example_matrix;
     let all = run(&[]);
     let from_internet = run(&["--from", "internet"]);
+    let lines_where = |keep: fn(&&str) -> bool| -> String {
+        all.lines().filter(keep).map(|l| format!("{l}\n")).collect()
+    };
     assert_eq!(
         from_internet,
-        all.lines()
-            .filter(|l| l.starts_with("internet[External] => "))
-            .map(|l| format!("{l}\n"))
-            .collect::<String>()
+        lines_where(|l| l.starts_with("internet[External] => "))
     );
     assert!(from_internet.contains("(NodePort shop/frontend)"));
     let into_shop = run(&["--to", "shop", "--to", "shop-data"]);
@@ -209,13 +205,7 @@ fn matrix_filters_by_group_and_namespace() {
         to.starts_with("shop/") || to.starts_with("shop-data/")
     }));
     let invoicing = run(&["--namespace", "invoicing"]);
-    assert_eq!(
-        invoicing,
-        all.lines()
-            .filter(|l| l.contains("invoicing/"))
-            .map(|l| format!("{l}\n"))
-            .collect::<String>()
-    );
+    assert_eq!(invoicing, lines_where(|l| l.contains("invoicing/")));
     assert_eq!(run(&["--from", "nobody"]), "");
 }
 

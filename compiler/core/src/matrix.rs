@@ -643,18 +643,16 @@ impl Compiled {
                         m.sides[f] = Some((atom, eg, pk));
                     }
                 }
-                let mut consumers: Vec<_> = members
-                    .iter()
-                    .map(|m| m.sides.map(|s| s.map(|(a, eg, _)| (a, eg))))
-                    .collect();
-                consumers.sort_unstable();
-                consumers.dedup();
-                let mut providers: Vec<_> = members
-                    .iter()
-                    .map(|m| m.sides.map(|s| s.map(|(a, _, pk)| (a, pk))))
-                    .collect();
-                providers.sort_unstable();
-                providers.dedup();
+                let consumers = distinct(
+                    members
+                        .iter()
+                        .map(|m| m.sides.map(|s| s.map(|(a, eg, _)| (a, eg)))),
+                );
+                let providers = distinct(
+                    members
+                        .iter()
+                        .map(|m| m.sides.map(|s| s.map(|(a, _, pk)| (a, pk)))),
+                );
                 let external = members
                     .iter()
                     .all(|m| self.cat[m.workload as usize].kind == WorkloadKind::External);
@@ -789,6 +787,14 @@ fn diagonal(engine: &mut Engine<'_>, g: &Group<'_>) -> Option<u32> {
         }
     }
     acc
+}
+
+/// The items, sorted, each once.
+fn distinct<T: Ord>(items: impl Iterator<Item = T>) -> Vec<T> {
+    let mut v: Vec<T> = items.collect();
+    v.sort_unstable();
+    v.dedup();
+    v
 }
 
 fn ranges(p: &PortSet) -> Vec<PortRange> {

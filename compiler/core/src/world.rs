@@ -63,6 +63,17 @@ pub(crate) struct ClusterRange {
     pub(crate) services: Range<u32>,
 }
 
+/// Workloads by label: key → value → workload indices.
+type LabelIndex<'a> = HashMap<&'a str, HashMap<&'a str, Vec<u32>>>;
+
+/// File workload `i` under each of its `labels`.
+fn index_labels<'a>(index: &mut LabelIndex<'a>, labels: Option<&'a Labels>, i: u32) {
+    for (k, v) in labels.into_iter().flatten() {
+        let by_value = index.entry(k.as_str()).or_default();
+        by_value.entry(v.as_str()).or_default().push(i);
+    }
+}
+
 /// Every workload, and lookups over them.
 pub(crate) struct World<'a> {
     pub(crate) intent: &'a Intent,
@@ -76,9 +87,9 @@ pub(crate) struct World<'a> {
     /// For each pod workload: the services it backs (workload indexes).
     services_of: HashMap<u32, Vec<u32>>,
     /// label key → value → workloads (ascending).
-    label_index: HashMap<&'a str, HashMap<&'a str, Vec<u32>>>,
+    label_index: LabelIndex<'a>,
     /// `ns:KEY` labels of pods: key → value → workloads.
-    ns_label_index: HashMap<&'a str, HashMap<&'a str, Vec<u32>>>,
+    ns_label_index: LabelIndex<'a>,
     /// namespace → workloads.
     ns_index: HashMap<&'a str, Vec<u32>>,
     /// Which workloads can carry an endpoint (see [`World::endpoint_kind`]).
@@ -207,27 +218,13 @@ impl<'a> World<'a> {
         }
         let externals = ext_base..w.len() as u32;
 
-        let mut label_index: HashMap<&str, HashMap<&str, Vec<u32>>> = HashMap::new();
-        let mut ns_label_index: HashMap<&str, HashMap<&str, Vec<u32>>> = HashMap::new();
+        let mut label_index = LabelIndex::new();
+        let mut ns_label_index = LabelIndex::new();
         let mut ns_index: HashMap<&str, Vec<u32>> = HashMap::new();
         for (i, wl) in w.iter().enumerate() {
             let i = i as u32;
-            for (k, v) in wl.labels.into_iter().flatten() {
-                label_index
-                    .entry(k.as_str())
-                    .or_default()
-                    .entry(v.as_str())
-                    .or_default()
-                    .push(i);
-            }
-            for (k, v) in wl.ns_labels.into_iter().flatten() {
-                ns_label_index
-                    .entry(k.as_str())
-                    .or_default()
-                    .entry(v.as_str())
-                    .or_default()
-                    .push(i);
-            }
+            index_labels(&mut label_index, wl.labels, i);
+            index_labels(&mut ns_label_index, wl.ns_labels, i);
             if let Some(ns) = wl.namespace {
                 ns_index.entry(ns).or_default().push(i);
             }

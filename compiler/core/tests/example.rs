@@ -53,19 +53,13 @@ pub(crate) fn intent() -> Intent {
         "cluster-dns",
         Some(prod),
         false,
-        q::all(vec![
-            q::namespace("kube-system"),
-            q::label("k8s-app", "kube-dns"),
-        ]),
+        q::labelled_in("kube-system", "k8s-app", "kube-dns"),
     );
     let prometheus = b.filter(
         "prometheus",
         Some(prod),
         false,
-        q::all(vec![
-            q::namespace("monitoring"),
-            q::label("app.kubernetes.io/name", "prometheus"),
-        ]),
+        q::labelled_in("monitoring", "app.kubernetes.io/name", "prometheus"),
     );
     let nodes = b.filter("nodes", Some(prod), false, q::kind(&[WorkloadKind::Node]));
     let f = |b: &mut IntentBuilder, name: &str, app: &str| {
@@ -79,13 +73,13 @@ pub(crate) fn intent() -> Intent {
         "shop-db",
         Some(shop),
         true,
-        q::all(vec![q::namespace("shop-data"), q::label("app", "postgres")]),
+        q::labelled_in("shop-data", "app", "postgres"),
     );
     let shop_cache = b.filter(
         "shop-cache",
         Some(shop),
         true,
-        q::all(vec![q::namespace("shop-data"), q::label("app", "redis")]),
+        q::labelled_in("shop-data", "app", "redis"),
     );
     let payment = b.filter("payment", Some(payments), true, q::label("app", "payment"));
     let invoicing_app = b.filter(

@@ -7,6 +7,7 @@ use ringfence_testkit::builder::{
 };
 
 use crate::example;
+use ringfence_testkit::text::assert_contains;
 
 fn example() -> Compiled {
     compile(&example::intent(), &example::inventory())
@@ -110,13 +111,10 @@ fn explain_text_and_json() {
         text.starts_with("allow: shop/frontend -> shop/cart tcp/7070 (all 2 pairs allowed)\n"),
         "{text}"
     );
-    assert!(
-        text.contains("  via:     service shop/cart tcp 7070 -> 7070\n"),
-        "{text}"
-    );
-    assert!(
-        text.contains("  egress:  allow by shop/frontend-to-cart (default) at intent.kdl:"),
-        "{text}"
+    assert_contains(&text, "  via:     service shop/cart tcp 7070 -> 7070\n");
+    assert_contains(
+        &text,
+        "  egress:  allow by shop/frontend-to-cart (default) at intent.kdl:",
     );
     let json = serde_json::to_value(&x).unwrap();
     assert_eq!(json["verdict"], "allow");
@@ -244,10 +242,7 @@ fn a_group_is_allowed_only_if_every_pair_is() {
     // The matrix does not list the group pair (nor the group's egress).
     let m = c.matrix().to_string();
     assert!(!m.contains("a/web[Deployment]"), "{m}");
-    assert!(
-        m.contains("n1[Node] => world[External] : TCP 0-65535\n"),
-        "{m}"
-    );
+    assert_contains(&m, "n1[Node] => world[External] : TCP 0-65535\n");
     let flows = c.verdict(
         "198.51.100.9".parse().unwrap(),
         "172.20.0.1".parse().unwrap(),

@@ -97,23 +97,18 @@ fn a_pod_whose_labels_match_no_known_class_needs_a_compile() {
     let intent = example::intent();
     let inv = example_inventory();
     let c = compiled(&intent, &inv);
-    let mut p = inv.clusters[0]
+    let frontend = inv.clusters[0]
         .pods
         .iter()
         .find(|p| p.name == "frontend-1")
-        .unwrap()
-        .clone();
+        .unwrap();
+    let mut p = frontend.clone();
     // Quarantined: no frontend is, so that class does not exist yet.
     p.labels
         .insert("security.ringfence.io/quarantine".into(), "true".into());
     assert_eq!(c.classify("prod-eu1", &p), Placed::NewClass);
     // A new name, address and node keep the class.
-    let mut q = inv.clusters[0]
-        .pods
-        .iter()
-        .find(|p| p.name == "frontend-1")
-        .unwrap()
-        .clone();
+    let mut q = frontend.clone();
     let before = c.classify("prod-eu1", &q);
     q.name = "frontend-9".into();
     q.ips = vec!["10.1.2.99".parse().unwrap()];
@@ -259,18 +254,15 @@ fn an_address_given_to_another_class_moves_in_one_step() {
     assert!(applied.rules.is_empty(), "{:?}", applied.rules);
     let mut moved = 0;
     for (n, ch) in &applied.changes {
-        let removed: Vec<&str> = ch
-            .sets
-            .iter()
-            .filter(|s| s.remove.contains(&reused))
-            .map(|s| s.name.as_str())
-            .collect();
-        let added: Vec<&str> = ch
-            .sets
-            .iter()
-            .filter(|s| s.add.contains(&reused))
-            .map(|s| s.name.as_str())
-            .collect();
+        let (mut removed, mut added): (Vec<&str>, Vec<&str>) = (Vec::new(), Vec::new());
+        for s in &ch.sets {
+            if s.remove.contains(&reused) {
+                removed.push(&s.name);
+            }
+            if s.add.contains(&reused) {
+                added.push(&s.name);
+            }
+        }
         if !added.is_empty() {
             moved += 1;
             // Where the address joins a cart set, it leaves frontend sets in

@@ -10,7 +10,7 @@ use std::net::IpAddr;
 use proptest::prelude::*;
 use ringfence_core::{Side, compile};
 use ringfence_intent::model::Proto;
-use ringfence_schema::ir::{Action, SideVerdict};
+use ringfence_schema::ir::{Action, NodeIr, SideVerdict};
 
 use crate::oracle::Oracle;
 use crate::scenario::{Choices, scenario};
@@ -19,6 +19,19 @@ const PORTS: [u16; 8] = [80, 8080, 8081, 53, 9100, 22, 30080, 8050];
 
 fn side_of(v: Option<SideVerdict<'_>>) -> Option<(Action, String)> {
     v.map(|s| (s.rule.action, s.rule.policy.clone()))
+}
+
+/// One side of what `ir` does to a flow.
+fn judged(
+    ir: &NodeIr,
+    egress: bool,
+    src: IpAddr,
+    dst: IpAddr,
+    proto: Proto,
+    port: Option<u16>,
+) -> Option<SideVerdict<'_>> {
+    let v = ir.evaluate(src, dst, proto, port);
+    if egress { v.egress } else { v.ingress }
 }
 
 fn check(choices: &[u8], flows: &[(usize, usize, usize, usize)]) -> Result<(), TestCaseError> {
@@ -53,64 +66,43 @@ fn check(choices: &[u8], flows: &[(usize, usize, usize, usize)]) -> Result<(), T
             )
         };
 
-        // Egress.
-        let expect = oracle
-            .consumer(src)
-            .map(|w| oracle.egress(w, dst, proto, port));
-        let got = match oracle.consumer(src) {
-            Some(w) => {
-                let (cl, node) = oracle.node_name(w);
-                let ir = find_ir(cl, &node).expect("a node IR");
-                side_of(ir.evaluate(src, dst, proto, port).egress)
-            }
-            None => {
-                for ir in irs {
-                    prop_assert!(
-                        ir.evaluate(src, dst, proto, port).egress.is_none(),
-                        "unmanaged src judged on {}\n{}",
-                        ir.node,
-                        ctx()
-                    );
-                }
-                None
-            }
-        };
-        prop_assert_eq!(&got, &expect, "egress\n{}", ctx());
+        // Each side on its owner's node, and the direct verdict, as the oracle says.
         let fast = compiled.verdict_direct(src, dst, proto, port);
-        let fast_eg = match fast.egress {
-            Side::NotManaged => None,
-            Side::Decided(d) => Some((d.action, compiled.rule(&d).policy.clone())),
-        };
-        prop_assert_eq!(&fast_eg, &expect, "fast egress\n{}", ctx());
-
-        // Ingress.
-        let expect = oracle
-            .provider(dst, proto, port)
-            .map(|w| oracle.ingress(w, src, proto, port));
-        let got = match oracle.provider(dst, proto, port) {
-            Some(w) => {
-                let (cl, node) = oracle.node_name(w);
-                let ir = find_ir(cl, &node).expect("a node IR");
-                side_of(ir.evaluate(src, dst, proto, port).ingress)
-            }
-            None => {
-                for ir in irs {
-                    prop_assert!(
-                        ir.evaluate(src, dst, proto, port).ingress.is_none(),
-                        "unmanaged dst judged on {}\n{}",
-                        ir.node,
-                        ctx()
-                    );
+        for (egress, name, end) in [(true, "egress", "src"), (false, "ingress", "dst")] {
+            let owner = if egress {
+                oracle.consumer(src)
+            } else {
+                oracle.provider(dst, proto, port)
+            };
+            let expect = owner.map(|w| match egress {
+                true => oracle.egress(w, dst, proto, port),
+                false => oracle.ingress(w, src, proto, port),
+            });
+            let got = match owner {
+                Some(w) => {
+                    let (cl, node) = oracle.node_name(w);
+                    let ir = find_ir(cl, &node).expect("a node IR");
+                    side_of(judged(ir, egress, src, dst, proto, port))
                 }
-                None
-            }
-        };
-        prop_assert_eq!(&got, &expect, "ingress\n{}", ctx());
-        let fast_in = match fast.ingress {
-            Side::NotManaged => None,
-            Side::Decided(d) => Some((d.action, compiled.rule(&d).policy.clone())),
-        };
-        prop_assert_eq!(&fast_in, &expect, "fast ingress\n{}", ctx());
+                None => {
+                    for ir in irs {
+                        prop_assert!(
+                            judged(ir, egress, src, dst, proto, port).is_none(),
+                            "unmanaged {end} judged on {}\n{}",
+                            ir.node,
+                            ctx()
+                        );
+                    }
+                    None
+                }
+            };
+            prop_assert_eq!(&got, &expect, "{}\n{}", name, ctx());
+            let fast_side = match if egress { fast.egress } else { fast.ingress } {
+                Side::NotManaged => None,
+                Side::Decided(d) => Some((d.action, compiled.rule(&d).policy.clone())),
+            };
+            prop_assert_eq!(&fast_side, &expect, "fast {}\n{}", name, ctx());
+        }
     }
 
     // Cluster IPs: allowed exactly when every backing pod is, on both sides,

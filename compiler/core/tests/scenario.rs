@@ -5,7 +5,7 @@
 use std::net::IpAddr;
 
 use ringfence_intent::model::{
-    Action, Direction, Intent, Mode, Os, PolicyAction, PolicyRank, Proto, Query, Target,
+    Action, Direction, Intent, Mode, Os, PolicyAction, PolicyRank, Proto, Query, ScopeId, Target,
     WorkloadKind,
 };
 use ringfence_inventory::model::Inventory;
@@ -49,6 +49,15 @@ pub(crate) struct Scenario {
 
 const APPS: [&str; 3] = ["web", "db", "api"];
 const NAMESPACES: [&str; 2] = ["a", "b"];
+
+/// Each direction of `scope`, by a coin flip, a catch-all of either action.
+fn maybe_catch_alls(b: &mut IntentBuilder, c: &mut Choices<'_>, scope: ScopeId) {
+    for direction in [Direction::Ingress, Direction::Egress] {
+        if c.flip() {
+            b.catch_all(scope, direction, c.one(&[Action::Allow, Action::Deny]));
+        }
+    }
+}
 
 pub(crate) fn scenario(c: &mut Choices<'_>) -> Scenario {
     let v6 = c.pick(3) == 0;
@@ -206,36 +215,10 @@ pub(crate) fn scenario(c: &mut Choices<'_>) -> Scenario {
         );
         tops.push(top);
         scopes.push(top);
-        if c.flip() {
-            b.catch_all(
-                top,
-                Direction::Ingress,
-                c.one(&[Action::Allow, Action::Deny]),
-            );
-        }
-        if c.flip() {
-            b.catch_all(
-                top,
-                Direction::Egress,
-                c.one(&[Action::Allow, Action::Deny]),
-            );
-        }
+        maybe_catch_alls(&mut b, c, top);
         let child = b.scope(&format!("ns-a{ci}"), Some(top), q::namespace("a"));
         scopes.push(child);
-        if c.flip() {
-            b.catch_all(
-                child,
-                Direction::Ingress,
-                c.one(&[Action::Allow, Action::Deny]),
-            );
-        }
-        if c.flip() {
-            b.catch_all(
-                child,
-                Direction::Egress,
-                c.one(&[Action::Allow, Action::Deny]),
-            );
-        }
+        maybe_catch_alls(&mut b, c, child);
         if c.pick(3) == 0 {
             b.enforcement(child, Mode::Analyze);
         }

@@ -450,6 +450,13 @@ fn discovered_intent_checks_and_is_formatted_at_every_granularity() {
 }
 
 /// Compile discovered intent against the inventory: no errors.
+/// Whether the compiled policy allows TCP from `src` to `dst` on `port`.
+fn tcp_allowed(c: &ringfence_core::Compiled, src: Ipv4Addr, dst: Ipv4Addr, port: u16) -> bool {
+    let tcp = ringfence_schema::net::Proto::Tcp;
+    c.verdict(IpAddr::V4(src), IpAddr::V4(dst), tcp, Some(port))
+        .allowed()
+}
+
 fn compile(d: &Discovery, inputs: &Inputs) -> ringfence_core::Compiled {
     let intent = check_intent(d);
     let inv = ringfence_inventory::load(std::slice::from_ref(&inputs.inventory), &[]).unwrap();
@@ -613,66 +620,22 @@ fn compiled_policy_allows_the_truth_and_invents_nothing() {
     let d = run(&inputs, Granularity::Fine, PortGeneralization::Off, 2);
     let c = compile(&d, &inputs);
     assert_truth_allowed(&c, &shop);
-    let report = shop
-        .world
-        .pods_of(shop.world.workload_named("batch", "report"))
-        .next()
-        .unwrap()
-        .ip;
-    let lake = shop
-        .world
-        .pods_of(shop.world.workload_named("batch", "lake"))
-        .next()
-        .unwrap()
-        .ip;
-    let tcp = ringfence_schema::net::Proto::Tcp;
-    assert!(
-        c.verdict(IpAddr::V4(report), IpAddr::V4(lake), tcp, Some(9002))
-            .allowed()
-    );
-    assert!(
-        !c.verdict(IpAddr::V4(report), IpAddr::V4(lake), tcp, Some(9003))
-            .allowed()
-    );
+    let report = shop.world.first_ip("batch", "report");
+    let lake = shop.world.first_ip("batch", "lake");
+    assert!(tcp_allowed(&c, report, lake, 9002));
+    assert!(!tcp_allowed(&c, report, lake, 9003));
     let d = run(&inputs, Granularity::Fine, PortGeneralization::Medium, 2);
     let c = compile(&d, &inputs);
     assert!(
-        c.verdict(IpAddr::V4(report), IpAddr::V4(lake), tcp, Some(9003))
-            .allowed(),
+        tcp_allowed(&c, report, lake, 9003),
         "medium folds the range"
     );
     // Noise never became policy: the scanner, the dropped database call.
-    let catalog = shop
-        .world
-        .pods_of(shop.world.workload_named("shop", "catalog"))
-        .next()
-        .unwrap()
-        .ip;
-    assert!(
-        !c.verdict(
-            IpAddr::V4(shop::SCANNER),
-            IpAddr::V4(catalog),
-            tcp,
-            Some(22)
-        )
-        .allowed()
-    );
-    let ad = shop
-        .world
-        .pods_of(shop.world.workload_named("shop", "ad"))
-        .next()
-        .unwrap()
-        .ip;
-    let pg = shop
-        .world
-        .pods_of(shop.world.workload_named("shop-data", "postgres"))
-        .next()
-        .unwrap()
-        .ip;
-    assert!(
-        !c.verdict(IpAddr::V4(ad), IpAddr::V4(pg), tcp, Some(5432))
-            .allowed()
-    );
+    let catalog = shop.world.first_ip("shop", "catalog");
+    assert!(!tcp_allowed(&c, shop::SCANNER, catalog, 22));
+    let ad = shop.world.first_ip("shop", "ad");
+    let pg = shop.world.first_ip("shop-data", "postgres");
+    assert!(!tcp_allowed(&c, ad, pg, 5432));
 }
 
 /// Two clusters with the same namespace and labels; a staging tester calls
@@ -681,22 +644,8 @@ fn compiled_policy_allows_the_truth_and_invents_nothing() {
 fn two_clusters_get_a_scope_each_and_cross_cluster_policies_in_both() {
     use ringfence_testkit::world::{Event, Kind, World};
     let mut prod = World::numbered("prod", 2, 0);
-    let api = prod.workload(
-        "apps",
-        "api",
-        Kind::Deployment,
-        2,
-        &[("app", "api")],
-        &[("tcp", 8443)],
-    );
-    let web = prod.workload(
-        "apps",
-        "web",
-        Kind::Deployment,
-        2,
-        &[("app", "web")],
-        &[("tcp", 8080)],
-    );
+    let api = prod.app("apps", "api", Kind::Deployment, 2, &[("tcp", 8443)]);
+    let web = prod.app("apps", "web", Kind::Deployment, 2, &[("tcp", 8080)]);
     let lb = prod.service(
         "apps",
         "api",
@@ -705,22 +654,8 @@ fn two_clusters_get_a_scope_each_and_cross_cluster_policies_in_both() {
         &[("tcp", 443, 8443, Some(31443))],
     );
     let mut staging = World::numbered("staging", 2, 1);
-    let sweb = staging.workload(
-        "apps",
-        "web",
-        Kind::Deployment,
-        1,
-        &[("app", "web")],
-        &[("tcp", 8080)],
-    );
-    let tester = staging.workload(
-        "apps",
-        "tester",
-        Kind::Deployment,
-        1,
-        &[("app", "tester")],
-        &[],
-    );
+    let sweb = staging.app("apps", "web", Kind::Deployment, 1, &[("tcp", 8080)]);
+    let tester = staging.app("apps", "tester", Kind::Deployment, 1, &[]);
     let dir = tempfile::tempdir().unwrap();
     let inv_files: Vec<PathBuf> = [(&prod, "prod.json"), (&staging, "staging.json")]
         .iter()
@@ -891,13 +826,7 @@ fn probes_without_exclusion_come_from_the_nodes() {
     let c = compile(&d, &inputs);
     assert_truth_allowed(&c, &shop);
     let node = IpAddr::V4(shop.world.nodes[0].ip);
-    let redis = IpAddr::V4(
-        shop.world
-            .pods_of(shop.world.workload_named("shop-data", "redis"))
-            .next()
-            .unwrap()
-            .ip,
-    );
+    let redis = IpAddr::V4(shop.world.first_ip("shop-data", "redis"));
     let tcp = ringfence_schema::net::Proto::Tcp;
     assert!(c.verdict(node, redis, tcp, Some(6379)).allowed());
 }

@@ -180,6 +180,14 @@ fn summary(i: &Intent) -> String {
     s
 }
 
+/// Snapshots named as given, without the expression.
+fn snapshot_settings() -> insta::internals::SettingsBindDropGuard {
+    let mut settings = insta::Settings::clone_current();
+    settings.set_prepend_module_to_snapshot(false);
+    settings.set_omit_expression(true);
+    settings.bind_to_scope()
+}
+
 fn check(dir: &Path) -> (Vec<SourceFile>, Checked) {
     let files = read_dir(dir);
     assert!(!files.is_empty(), "{}: no .kdl files", dir.display());
@@ -187,39 +195,39 @@ fn check(dir: &Path) -> (Vec<SourceFile>, Checked) {
     (files, checked)
 }
 
-#[test]
-fn valid_cases_check_clean() {
-    let mut settings = insta::Settings::clone_current();
-    settings.set_prepend_module_to_snapshot(false);
-    settings.set_omit_expression(true);
-    let _guard = settings.bind_to_scope();
-    for (name, dir) in cases("valid") {
+/// Run `f` on every case of `kind` (`valid`, `invalid`, `warn`): its name,
+/// files, what checking gave and the diagnostics as people read them.
+fn each_case(kind: &str, mut f: impl FnMut(&str, &[SourceFile], Checked, String)) {
+    let _guard = snapshot_settings();
+    for (name, dir) in cases(kind) {
         let (files, checked) = check(&dir);
-        assert!(
-            checked.diagnostics.0.is_empty(),
-            "valid/{name} is not clean:\n{}",
-            render_human(&checked.diagnostics, &files, false, 80)
-        );
-        let intent = checked.intent.expect("no errors, so a model");
-        insta::assert_snapshot!(format!("valid-{name}"), summary(&intent));
+        let rendered = render_human(&checked.diagnostics, &files, false, 80);
+        f(&name, &files, checked, rendered);
     }
 }
 
 #[test]
+fn valid_cases_check_clean() {
+    each_case("valid", |name, _, checked, rendered| {
+        assert!(
+            checked.diagnostics.0.is_empty(),
+            "valid/{name} is not clean:\n{rendered}"
+        );
+        let intent = checked.intent.expect("no errors, so a model");
+        insta::assert_snapshot!(format!("valid-{name}"), summary(&intent));
+    });
+}
+
+#[test]
 fn invalid_cases_fail_with_their_diagnostics() {
-    let mut settings = insta::Settings::clone_current();
-    settings.set_prepend_module_to_snapshot(false);
-    settings.set_omit_expression(true);
-    let _guard = settings.bind_to_scope();
-    for (name, dir) in cases("invalid") {
-        let (files, checked) = check(&dir);
+    each_case("invalid", |name, files, checked, rendered| {
         assert!(
             checked.diagnostics.has_errors(),
             "invalid/{name} has no error"
         );
         assert!(checked.intent.is_none(), "invalid/{name} produced a model");
         // Every error names its file and line.
-        let json = to_json(&checked.diagnostics, &files);
+        let json = to_json(&checked.diagnostics, files);
         for d in json["diagnostics"].as_array().unwrap() {
             assert!(
                 d["file"].is_string() && d["line"].is_u64(),
@@ -227,22 +235,13 @@ fn invalid_cases_fail_with_their_diagnostics() {
             );
             assert!(d["help"].is_string(), "invalid/{name}: no help in {d}");
         }
-        insta::assert_snapshot!(
-            format!("invalid-{name}"),
-            render_human(&checked.diagnostics, &files, false, 80)
-        );
-    }
+        insta::assert_snapshot!(format!("invalid-{name}"), rendered);
+    });
 }
 
 #[test]
 fn warning_cases_pass_with_their_warnings() {
-    let mut settings = insta::Settings::clone_current();
-    settings.set_prepend_module_to_snapshot(false);
-    settings.set_omit_expression(true);
-    let _guard = settings.bind_to_scope();
-    for (name, dir) in cases("warn") {
-        let (files, checked) = check(&dir);
-        let rendered = render_human(&checked.diagnostics, &files, false, 80);
+    each_case("warn", |name, _, checked, rendered| {
         assert!(
             !checked.diagnostics.has_errors(),
             "warn/{name} has errors:\n{rendered}"
@@ -256,7 +255,7 @@ fn warning_cases_pass_with_their_warnings() {
             "warn/{name}: warnings must not block the model"
         );
         insta::assert_snapshot!(format!("warn-{name}"), rendered);
-    }
+    });
 }
 
 /// Each code is shown by at least one fixture, and documented.
@@ -288,9 +287,6 @@ fn policies_example_checks_clean() {
         "{}",
         render_human(&checked.diagnostics, &files, false, 80)
     );
-    let mut settings = insta::Settings::clone_current();
-    settings.set_prepend_module_to_snapshot(false);
-    settings.set_omit_expression(true);
-    settings
-        .bind(|| insta::assert_snapshot!("policies-example", summary(&checked.intent.unwrap())));
+    let _guard = snapshot_settings();
+    insta::assert_snapshot!("policies-example", summary(&checked.intent.unwrap()));
 }

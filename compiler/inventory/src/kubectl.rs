@@ -438,6 +438,19 @@ pub(crate) fn container_ports(
     Ok((ports, images))
 }
 
+/// A pod's addresses: `status.podIPs`, else `status.podIP`, each once.
+pub(crate) fn pod_ips(root: &Field<'_>) -> Result<Vec<IpAddr>, InventoryError> {
+    let mut ips = Vec::new();
+    for p in root.at("status.podIPs").items()? {
+        ips.extend(p.key("ip").ip()?);
+    }
+    if ips.is_empty() {
+        ips.extend(root.at("status.podIP").ip()?);
+    }
+    dedup_in_order(&mut ips);
+    Ok(ips)
+}
+
 pub(crate) fn read_pod(
     item: &Value,
     file: &str,
@@ -463,14 +476,7 @@ pub(crate) fn read_pod(
         .unwrap_or("Pending")
         .to_owned();
 
-    let mut ips = Vec::new();
-    for p in root.at("status.podIPs").items()? {
-        ips.extend(p.key("ip").ip()?);
-    }
-    if ips.is_empty() {
-        ips.extend(root.at("status.podIP").ip()?);
-    }
-    dedup_in_order(&mut ips);
+    let mut ips = pod_ips(&root)?;
     if host_network
         && ips.is_empty()
         && let Some(addresses) = node.as_deref().and_then(|n| node_ips.get(n))

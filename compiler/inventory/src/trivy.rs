@@ -361,27 +361,16 @@ mod tests {
                 ..Default::default()
             }],
         };
+        let nvd = |image: &str, score: f64, file: &str| {
+            parse_report(&report(image, &[("nvd", Some(score), None)]), file).unwrap()
+        };
         let reports = [
-            parse_report(
-                &report(
-                    "docker.io/library/nginx:latest",
-                    &[("nvd", Some(9.8), None)],
-                ),
-                "n.json",
-            )
-            .unwrap(),
+            nvd("docker.io/library/nginx:latest", 9.8, "n.json"),
             // A second, lower report for the same image does not lower its score.
-            parse_report(&report("nginx", &[("nvd", Some(4.0), None)]), "n2.json").unwrap(),
-            parse_report(
-                &report(
-                    "registry.example.com/shop/cart:1.0",
-                    &[("nvd", Some(5.3), None)],
-                ),
-                "c.json",
-            )
-            .unwrap(),
+            nvd("nginx", 4.0, "n2.json"),
+            nvd("registry.example.com/shop/cart:1.0", 5.3, "c.json"),
             // Nothing runs this image: fine.
-            parse_report(&report("redis:7", &[("nvd", Some(7.0), None)]), "r.json").unwrap(),
+            nvd("redis:7", 7.0, "r.json"),
         ];
         apply(&mut inventory, &reports);
         let scores: Vec<(&str, f64)> = inventory.clusters[0]

@@ -20,19 +20,35 @@ fn line(kind: &str, object: &Value) -> String {
     json!({"type": kind, "object": object}).to_string()
 }
 
+fn items(list: &Value) -> &[Value] {
+    list["items"].as_array().unwrap()
+}
+
+/// The list replayed as `ADDED` events, one a line.
+fn replay(list: &Value) -> String {
+    items(list)
+        .iter()
+        .map(|o| line("ADDED", o) + "\n")
+        .collect()
+}
+
+/// The live cluster the replayed list builds.
+fn replayed(list: &Value) -> LiveCluster {
+    read_stream(&replay(list), "prod-eu1", "stdin", Scores::default()).unwrap()
+}
+
 fn pod<'a>(list: &'a Value, name: &str) -> &'a Value {
-    list["items"]
-        .as_array()
-        .unwrap()
+    items(list)
         .iter()
         .find(|o| o["kind"] == "Pod" && o["metadata"]["name"].as_str().unwrap().starts_with(name))
         .unwrap()
 }
 
-fn with_ip(p: &Value, name: &str, uid: &str, node: &str, ip: &str) -> Value {
+/// A copy of pod `p` named `name` (uid `uid-<name>`) on `node` with address `ip`.
+fn with_ip(p: &Value, name: &str, node: &str, ip: &str) -> Value {
     let mut p = p.clone();
     p["metadata"]["name"] = name.into();
-    p["metadata"]["uid"] = uid.into();
+    p["metadata"]["uid"] = format!("uid-{name}").into();
     p["spec"]["nodeName"] = node.into();
     p["status"]["podIP"] = ip.into();
     p["status"]["podIPs"] = json!([{ "ip": ip }]);
@@ -47,13 +63,7 @@ fn apply(c: &mut LiveCluster, text: &str) -> ringfence_inventory::events::Applie
 #[test]
 fn a_replayed_list_is_the_cluster_the_file_gives() {
     let list = example();
-    let stream: String = list["items"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|o| line("ADDED", o) + "\n")
-        .collect();
-    let live = read_stream(&stream, "prod-eu1", "stdin", Scores::default()).unwrap();
+    let live = read_stream(&replay(&list), "prod-eu1", "stdin", Scores::default()).unwrap();
     let file = parse_list(&list.to_string(), "prod-eu1.json").unwrap();
     let mut got = live.cluster();
     got.source = file.source.clone();
@@ -63,26 +73,9 @@ fn a_replayed_list_is_the_cluster_the_file_gives() {
 #[test]
 fn pods_come_and_go_and_rules_changes_are_told_apart() {
     let list = example();
-    let mut c = read_stream(
-        &list["items"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|o| line("ADDED", o) + "\n")
-            .collect::<String>(),
-        "prod-eu1",
-        "stdin",
-        Scores::default(),
-    )
-    .unwrap();
+    let mut c = replayed(&list);
     let fe = pod(&list, "frontend");
-    let new = with_ip(
-        fe,
-        "frontend-new",
-        "uid-new",
-        "prod-eu1-linux-a",
-        "10.244.1.99",
-    );
+    let new = with_ip(fe, "frontend-new", "prod-eu1-linux-a", "10.244.1.99");
     let a = apply(&mut c, &line("ADDED", &new));
     assert!(!a.structural);
     assert_eq!(
@@ -94,13 +87,7 @@ fn pods_come_and_go_and_rules_changes_are_told_apart() {
     same["status"]["conditions"] = json!([{"type": "Ready", "status": "True"}]);
     assert!(apply(&mut c, &line("MODIFIED", &same)).is_empty());
     // Rescheduled with a new address.
-    let moved = with_ip(
-        fe,
-        "frontend-new",
-        "uid-new",
-        "prod-eu1-linux-b",
-        "10.244.2.99",
-    );
+    let moved = with_ip(fe, "frontend-new", "prod-eu1-linux-b", "10.244.2.99");
     let a = apply(&mut c, &line("MODIFIED", &moved));
     assert_eq!(
         a.pods["shop/frontend-new"]
@@ -113,9 +100,7 @@ fn pods_come_and_go_and_rules_changes_are_told_apart() {
     let a = apply(&mut c, &line("DELETED", &moved));
     assert_eq!(a.pods["shop/frontend-new"], None);
     // A service or a node changes rules.
-    let svc = list["items"]
-        .as_array()
-        .unwrap()
+    let svc = items(&list)
         .iter()
         .find(|o| o["kind"] == "Service")
         .unwrap();
@@ -149,37 +134,14 @@ fn pods_come_and_go_and_rules_changes_are_told_apart() {
 #[test]
 fn an_address_taken_by_a_new_pod_is_not_given_back_by_late_events() {
     let list = example();
-    let mut c = read_stream(
-        &list["items"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|o| line("ADDED", o) + "\n")
-            .collect::<String>(),
-        "prod-eu1",
-        "stdin",
-        Scores::default(),
-    )
-    .unwrap();
+    let mut c = replayed(&list);
     let fe = pod(&list, "frontend");
     let ca = pod(&list, "cart");
-    let old = with_ip(
-        fe,
-        "frontend-old",
-        "uid-old",
-        "prod-eu1-linux-a",
-        "10.244.1.99",
-    );
+    let old = with_ip(fe, "frontend-old", "prod-eu1-linux-a", "10.244.1.99");
     apply(&mut c, &line("ADDED", &old));
     // The address goes to a cart pod before frontend-old's DELETE arrives:
     // one step takes it from the old owner and gives it to the new one.
-    let reuse = with_ip(
-        ca,
-        "cart-reuse",
-        "uid-reuse",
-        "prod-eu1-linux-a",
-        "10.244.1.99",
-    );
+    let reuse = with_ip(ca, "cart-reuse", "prod-eu1-linux-a", "10.244.1.99");
     let a = apply(&mut c, &line("ADDED", &reuse));
     assert!(a.pods["shop/frontend-old"].as_ref().unwrap().ips.is_empty());
     assert_eq!(a.pods["shop/cart-reuse"].as_ref().unwrap().ips.len(), 1);
@@ -208,17 +170,7 @@ fn an_address_taken_by_a_new_pod_is_not_given_back_by_late_events() {
 #[test]
 fn a_relist_removes_what_it_does_not_list_again() {
     let list = example();
-    let items = list["items"].as_array().unwrap();
-    let mut c = read_stream(
-        &items
-            .iter()
-            .map(|o| line("ADDED", o) + "\n")
-            .collect::<String>(),
-        "prod-eu1",
-        "stdin",
-        Scores::default(),
-    )
-    .unwrap();
+    let mut c = replayed(&list);
     let pods_before = c.pod_count();
     // The watch expires; the relist misses one pod and one service.
     let gone = parse_event(
@@ -231,7 +183,7 @@ fn a_relist_removes_what_it_does_not_list_again() {
     assert!(matches!(gone, Change::Expired(ref m) if m.contains("410")));
     c.apply(gone).unwrap();
     let (mut pod_skipped, mut svc_skipped) = (false, false);
-    for o in items {
+    for o in items(&list) {
         if o["kind"] == "Pod" && !pod_skipped {
             pod_skipped = true;
             continue;

@@ -132,18 +132,7 @@ pub fn translate(objects: &[Manifest], opts: &Options) -> Result<Imported, Box<R
     };
     let mut e = emit::Emitter::new(opts);
 
-    // Administrator tier, by priority (then as read).
-    let mut admin: Vec<&model::Cluster> = policies
-        .cluster
-        .iter()
-        .filter(|c| c.tier == model::Tier::Admin)
-        .collect();
-    admin.sort_by_key(|c| c.priority);
-    for c in admin {
-        for r in &c.rules {
-            e.rule(r, emit::CLUSTER_FILE, true);
-        }
-    }
+    emit_tier(&mut e, &policies.cluster, model::Tier::Admin);
     let namespaces: Vec<String> = policies.namespaced.keys().cloned().collect();
     for (ns, rules) in &policies.namespaced {
         let file = emit::namespace_file(ns);
@@ -157,17 +146,7 @@ pub fn translate(objects: &[Manifest], opts: &Options) -> Result<Imported, Box<R
             .collect();
         e.isolation(ns, &iso);
     }
-    let mut baseline: Vec<&model::Cluster> = policies
-        .cluster
-        .iter()
-        .filter(|c| c.tier == model::Tier::Baseline)
-        .collect();
-    baseline.sort_by_key(|c| c.priority);
-    for c in baseline {
-        for r in &c.rules {
-            e.rule(r, emit::BASELINE_FILE, false);
-        }
-    }
+    emit_tier(&mut e, &policies.cluster, model::Tier::Baseline);
     report.policies = std::mem::take(&mut e.report);
     let raw = e.files(&namespaces);
 
@@ -228,5 +207,20 @@ fn internal(file: &str, what: &str) -> Problem {
         field: String::new(),
         message: format!("the translation does not check clean: {what}"),
         help: "report this to the ringfence developers with the manifests".into(),
+    }
+}
+
+/// Emit the rules of one tier's cluster policies, by priority (then as read):
+/// the administrator tier as absolute policies in the cluster file, the
+/// baseline tier as default policies in the baseline file.
+fn emit_tier(e: &mut emit::Emitter<'_>, cluster: &[model::Cluster], tier: model::Tier) {
+    let (file, absolute) = match tier {
+        model::Tier::Admin => (emit::CLUSTER_FILE, true),
+        model::Tier::Baseline => (emit::BASELINE_FILE, false),
+    };
+    let mut of_tier: Vec<&model::Cluster> = cluster.iter().filter(|c| c.tier == tier).collect();
+    of_tier.sort_by_key(|c| c.priority);
+    for r in of_tier.iter().flat_map(|c| &c.rules) {
+        e.rule(r, file, absolute);
     }
 }

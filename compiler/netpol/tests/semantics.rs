@@ -60,6 +60,9 @@ enum End<'a> {
     Outside(IpAddr),
 }
 
+/// A connection as a side sees it: the destination end, protocol and port.
+type Conn<'a> = (End<'a>, Proto, u16);
+
 impl End<'_> {
     fn ip(&self) -> IpAddr {
         match self {
@@ -246,16 +249,11 @@ impl Spec<'_> {
     }
 
     /// `Some(true/false)` if an admin policy decides, `None` to go on.
-    #[allow(clippy::too_many_arguments)] // the connection's every part, spelled out
     fn admin(
         &self,
         kind: &str,
-        pod: End<'_>,
-        dir: &str,
-        other: End<'_>,
-        dst: End<'_>,
-        proto: Proto,
-        port: u16,
+        (pod, dir, other): (End<'_>, &str, End<'_>),
+        (dst, proto, port): Conn<'_>,
     ) -> Option<bool> {
         let End::Pod(ns, name, _) = pod else {
             return None;
@@ -293,19 +291,12 @@ impl Spec<'_> {
     }
 
     /// The decision of `pod`'s side `dir` for traffic with `other` end.
-    fn side(
-        &self,
-        pod: End<'_>,
-        dir: &str,
-        other: End<'_>,
-        dst: End<'_>,
-        proto: Proto,
-        port: u16,
-    ) -> bool {
+    fn side(&self, pod: End<'_>, dir: &str, other: End<'_>, conn: Conn<'_>) -> bool {
+        let (dst, proto, port) = conn;
         let End::Pod(ns, name, _) = pod else {
             return true;
         };
-        if let Some(d) = self.admin("AdminNetworkPolicy", pod, dir, other, dst, proto, port) {
+        if let Some(d) = self.admin("AdminNetworkPolicy", (pod, dir, other), conn) {
             return d;
         }
         let mut isolated = false;
@@ -359,21 +350,13 @@ impl Spec<'_> {
         if isolated {
             return allowed;
         }
-        self.admin(
-            "BaselineAdminNetworkPolicy",
-            pod,
-            dir,
-            other,
-            dst,
-            proto,
-            port,
-        )
-        .unwrap_or(true)
+        self.admin("BaselineAdminNetworkPolicy", (pod, dir, other), conn)
+            .unwrap_or(true)
     }
 
     fn allowed(&self, src: End<'_>, dst: End<'_>, proto: Proto, port: u16) -> bool {
-        self.side(src, "egress", dst, dst, proto, port)
-            && self.side(dst, "ingress", src, dst, proto, port)
+        let conn = (dst, proto, port);
+        self.side(src, "egress", dst, conn) && self.side(dst, "ingress", src, conn)
     }
 }
 

@@ -28,20 +28,16 @@ fn golden(name: &str, actual: &str) {
 }
 
 #[test]
-fn basic_matches_golden_and_nft_accepts_it() {
-    let text = render_nft(&fixtures::basic(Os::Linux));
-    golden("basic", &text);
-    if netns::available() {
-        netns::nft_check(&text);
-    }
-}
-
-#[test]
-fn full_matches_golden_and_nft_accepts_it() {
-    let text = render_nft(&fixtures::full(Os::Linux));
-    golden("full", &text);
-    if netns::available() {
-        netns::nft_check(&text);
+fn hand_written_irs_match_golden_and_nft_accepts_them() {
+    for (name, ir) in [
+        ("basic", fixtures::basic(Os::Linux)),
+        ("full", fixtures::full(Os::Linux)),
+    ] {
+        let text = render_nft(&ir);
+        golden(name, &text);
+        if netns::available() {
+            netns::nft_check(&text);
+        }
     }
 }
 

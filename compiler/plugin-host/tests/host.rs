@@ -10,6 +10,7 @@ use ringfence_schema::ir::{NodeIr, Os};
 use ringfence_testkit::synth::{Params, generate};
 
 use crate::common::*;
+use ringfence_testkit::text::assert_contains;
 
 fn small_limits() -> Limits {
     Limits {
@@ -48,7 +49,7 @@ fn imports_are_refused_at_load() {
     let e = load_test(&hostile_host(small_limits()), "imports").unwrap_err();
     let msg = e.to_string();
     assert!(matches!(e, PluginError::Imports { .. }), "{msg}");
-    assert!(msg.contains("env::run_command (function)"), "{msg}");
+    assert_contains(&msg, "env::run_command (function)");
     assert!(msg.contains("imports.wasm"), "names the plugin file: {msg}");
 }
 

@@ -142,7 +142,7 @@ impl Topo {
 /// A random IR over the topology: shared chains with random rules over
 /// random sets, analyze mode, a host-network pod on random ports.
 fn random_ir(seed: u64) -> NodeIr {
-    let mut rng = Rng::new(seed);
+    let mut rng = rng(seed);
     let atoms = [
         "10.99.1.2/32",
         "10.99.2.2/32",
@@ -164,7 +164,7 @@ fn random_ir(seed: u64) -> NodeIr {
     ];
     let sets: Vec<AddressSet> = (0..5)
         .map(|i| {
-            let n = 1 + rng.below(4);
+            let n = 1 + rng.index(4);
             let nets: Vec<&str> = (0..n).map(|_| *rng.pick(&atoms)).collect();
             set(&format!("s{i}"), &nets)
         })
@@ -183,7 +183,7 @@ fn random_ir(seed: u64) -> NodeIr {
     for (prefix, dir) in [("in", Ingress), ("out", Egress)] {
         for c in 0..3 {
             let mut rules = Vec::new();
-            for _ in 0..1 + rng.below(6) {
+            for _ in 0..1 + rng.index(6) {
                 n += 1;
                 let proto = *rng.pick(&[
                     Proto::Tcp,
@@ -198,7 +198,7 @@ fn random_ir(seed: u64) -> NodeIr {
                 } else {
                     &[]
                 };
-                let peer = (!rng.chance(25)).then(|| format!("s{}", rng.below(sets.len())));
+                let peer = (!rng.chance(25)).then(|| format!("s{}", rng.index(sets.len())));
                 let action = if rng.chance(50) { Allow } else { Deny };
                 let mut r = rule(&format!("r{n}"), action, peer.as_deref(), proto, ports);
                 r.log = rng.chance(10);
@@ -217,7 +217,7 @@ fn random_ir(seed: u64) -> NodeIr {
             chains.push(chain(&format!("{prefix}{c}"), dir, mode, rules));
         }
     }
-    let mut pick_in = || format!("in{}", rng.below(3));
+    let mut pick_in = || format!("in{}", rng.index(3));
     let (i1, i2, i3, i4, i5, i6) = (
         pick_in(),
         pick_in(),
@@ -226,7 +226,7 @@ fn random_ir(seed: u64) -> NodeIr {
         pick_in(),
         pick_in(),
     );
-    let mut pick_out = || format!("out{}", rng.below(3));
+    let mut pick_out = || format!("out{}", rng.index(3));
     let (o1, o2, o3, o4) = (pick_out(), pick_out(), pick_out(), pick_out());
     let mut hp = endpoint(
         "hostpod/kube-system/hp",
@@ -589,49 +589,30 @@ fn exposures_are_judged_by_the_target_after_dnat() {
     for seed in 11..=13 {
         let mut ir = random_ir(seed);
         ir.exposures = vec![
-            Exposure {
-                service: "default/web".into(),
-                kind: ExposureKind::NodePort,
-                proto: Proto::Tcp,
-                addresses: Vec::new(),
-                port: 30080,
-                targets: vec![
-                    ExposureTarget {
-                        endpoint: "pod/default/p1".into(),
-                        port: 8080,
-                        chain: None,
-                    },
-                    ExposureTarget {
-                        endpoint: "pod/default/far".into(),
-                        port: 8080,
-                        chain: None,
-                    },
-                ],
-            },
-            Exposure {
-                service: "default/dns".into(),
-                kind: ExposureKind::NodePort,
-                proto: Proto::Udp,
-                addresses: Vec::new(),
-                port: 30053,
-                targets: vec![ExposureTarget {
-                    endpoint: "pod/default/p2".into(),
-                    port: 443,
-                    chain: None,
-                }],
-            },
-            Exposure {
-                service: "default/lb".into(),
-                kind: ExposureKind::LoadBalancer,
-                proto: Proto::Tcp,
-                addresses: vec![ip("10.99.7.100")],
-                port: 80,
-                targets: vec![ExposureTarget {
-                    endpoint: "pod/default/p3".into(),
-                    port: 80,
-                    chain: None,
-                }],
-            },
+            exposure(
+                "default/web",
+                ExposureKind::NodePort,
+                Proto::Tcp,
+                &[],
+                30080,
+                &[("pod/default/p1", 8080), ("pod/default/far", 8080)],
+            ),
+            exposure(
+                "default/dns",
+                ExposureKind::NodePort,
+                Proto::Udp,
+                &[],
+                30053,
+                &[("pod/default/p2", 443)],
+            ),
+            exposure(
+                "default/lb",
+                ExposureKind::LoadBalancer,
+                Proto::Tcp,
+                &["10.99.7.100"],
+                80,
+                &[("pod/default/p3", 80)],
+            ),
         ];
         ir.validate().unwrap();
         let text = render_nft(&ir);

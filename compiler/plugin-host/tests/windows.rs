@@ -19,6 +19,7 @@ use ringfence_schema::net::{AddressSet, Proto};
 use serde::Deserialize;
 
 use crate::common::*;
+use ringfence_testkit::text::assert_contains;
 
 /// `rules.json`, read independently of the plugin's own types.
 #[derive(Deserialize)]
@@ -82,26 +83,37 @@ fn proto_matches(rule: &str, proto: Proto, dst: IpAddr) -> bool {
     }
 }
 
-/// Block-wins, outbound: some outbound allow rule lets the flow leave `src`.
-fn outbound(rs: &RuleSet, src: IpAddr, dst: IpAddr, proto: Proto, port: Option<u16>) -> bool {
+/// Block-wins, one direction: some allow rule of `direction` lets the flow
+/// through on its host (`src`'s when outbound, `dst`'s when inbound).
+fn through(
+    rs: &RuleSet,
+    direction: &str,
+    (src, dst): (IpAddr, IpAddr),
+    proto: Proto,
+    port: Option<u16>,
+) -> bool {
+    let outbound = direction == "Outbound";
+    let (local, remote) = if outbound { (src, dst) } else { (dst, src) };
     rs.rules.iter().any(|r| {
-        r.direction == "Outbound"
+        let dst_port = if outbound {
+            &r.remote_port
+        } else {
+            &r.local_port
+        };
+        r.direction == direction
             && proto_matches(&r.protocol, proto, dst)
-            && addr_matches(&r.local_address, src)
-            && addr_matches(&r.remote_address, dst)
-            && port_matches(&r.remote_port, port)
+            && addr_matches(&r.local_address, local)
+            && addr_matches(&r.remote_address, remote)
+            && port_matches(dst_port, port)
     })
 }
 
-/// Block-wins, inbound: some inbound allow rule lets the flow reach `dst`.
+fn outbound(rs: &RuleSet, src: IpAddr, dst: IpAddr, proto: Proto, port: Option<u16>) -> bool {
+    through(rs, "Outbound", (src, dst), proto, port)
+}
+
 fn inbound(rs: &RuleSet, src: IpAddr, dst: IpAddr, proto: Proto, port: Option<u16>) -> bool {
-    rs.rules.iter().any(|r| {
-        r.direction == "Inbound"
-            && proto_matches(&r.protocol, proto, dst)
-            && addr_matches(&r.local_address, dst)
-            && addr_matches(&r.remote_address, src)
-            && port_matches(&r.local_port, port)
-    })
+    through(rs, "Inbound", (src, dst), proto, port)
 }
 
 /// Block-wins evaluation of the rule set: allowed out and allowed in.
@@ -183,16 +195,16 @@ fn render_windows(ir: &NodeIr) -> Result<(RuleSet, String), String> {
 /// A random Windows IR: pods, the node and host-network pods over a small
 /// address space, so sets, ranges and flows collide often.
 fn random_ir(seed: u64) -> NodeIr {
-    let mut rng = Rng::new(seed);
-    let v4 = |rng: &mut Rng| format!("10.0.{}.{}", rng.below(4), rng.below(256));
-    let v6 = |rng: &mut Rng| format!("fd00::{:x}", rng.below(1024));
+    let mut rng = rng(seed);
+    let v4 = |rng: &mut Rng| format!("10.0.{}.{}", rng.index(4), rng.index(256));
+    let v6 = |rng: &mut Rng| format!("fd00::{:x}", rng.index(1024));
     let mut sets: Vec<AddressSet> = Vec::new();
     for i in 0..4 {
         let mut nets = Vec::new();
-        for _ in 0..rng.below(6) {
-            nets.push(match rng.below(5) {
-                0 => format!("{}/{}", v4(&mut rng), 22 + rng.below(11)),
-                1 => format!("{}/{}", v6(&mut rng), 118 + rng.below(11)),
+        for _ in 0..rng.index(6) {
+            nets.push(match rng.index(5) {
+                0 => format!("{}/{}", v4(&mut rng), 22 + rng.index(11)),
+                1 => format!("{}/{}", v6(&mut rng), 118 + rng.index(11)),
                 2 => "0.0.0.0/0".into(),
                 _ => format!("{}/32", v4(&mut rng)),
             });
@@ -205,7 +217,7 @@ fn random_ir(seed: u64) -> NodeIr {
     for (prefix, dir) in [("in", Ingress), ("out", Egress)] {
         for c in 0..3 {
             let mut rules = Vec::new();
-            for _ in 0..rng.below(7) {
+            for _ in 0..rng.index(7) {
                 rule_n += 1;
                 let proto = *rng.pick(&[
                     Proto::Tcp,
@@ -217,9 +229,9 @@ fn random_ir(seed: u64) -> NodeIr {
                 ]);
                 let mut port_list = Vec::new();
                 if proto.has_ports() && rng.chance(if proto == Proto::Sctp { 10 } else { 70 }) {
-                    for _ in 0..1 + rng.below(3) {
-                        let a = rng.below(200) as u16;
-                        let b = a + rng.below(3) as u16 * rng.below(50) as u16;
+                    for _ in 0..1 + rng.index(3) {
+                        let a = rng.index(200) as u16;
+                        let b = a + rng.index(3) as u16 * rng.index(50) as u16;
                         port_list.push(if a == b {
                             a.to_string()
                         } else {
@@ -228,7 +240,7 @@ fn random_ir(seed: u64) -> NodeIr {
                     }
                 }
                 let ports: Vec<&str> = port_list.iter().map(String::as_str).collect();
-                let peer = (!rng.chance(25)).then(|| format!("s{}", rng.below(4)));
+                let peer = (!rng.chance(25)).then(|| format!("s{}", rng.index(4)));
                 let action = if rng.chance(50) { Allow } else { Deny };
                 let mut r = rule(
                     &format!("r{rule_n}"),
@@ -259,10 +271,10 @@ fn random_ir(seed: u64) -> NodeIr {
         Node,
         true,
         &node_addrs,
-        &format!("in{}", rng.below(3)),
-        Some(&format!("out{}", rng.below(3))),
+        &format!("in{}", rng.index(3)),
+        Some(&format!("out{}", rng.index(3))),
     )];
-    for i in 0..2 + rng.below(4) {
+    for i in 0..2 + rng.index(4) {
         // Sometimes two pods claim one address: the first (by name) wins.
         let a4 = if rng.chance(15) {
             "10.0.0.9".to_string()
@@ -275,23 +287,23 @@ fn random_ir(seed: u64) -> NodeIr {
             Pod,
             rng.chance(90),
             &[&a4, &a6],
-            &format!("in{}", rng.below(3)),
-            Some(&format!("out{}", rng.below(3))),
+            &format!("in{}", rng.index(3)),
+            Some(&format!("out{}", rng.index(3))),
         ));
     }
-    for i in 0..rng.below(3) {
+    for i in 0..rng.index(3) {
         let mut hp = endpoint(
             &format!("hostpod/sys/h{i}"),
             HostPod,
             true,
             &node_addrs,
-            &format!("in{}", rng.below(3)),
+            &format!("in{}", rng.index(3)),
             None,
         );
-        let mut ports: Vec<ProtoPort> = (0..1 + rng.below(3))
+        let mut ports: Vec<ProtoPort> = (0..1 + rng.index(3))
             .map(|_| {
                 let proto = rng.pick(&["tcp", "udp", "sctp"]);
-                format!("{proto}/{}", rng.below(200)).try_into().unwrap()
+                format!("{proto}/{}", rng.index(200)).try_into().unwrap()
             })
             .collect();
         ports.sort();
@@ -324,7 +336,7 @@ fn random_ir(seed: u64) -> NodeIr {
 /// with endpoint addresses, and exposures with each other.
 fn random_exposures(rng: &mut Rng, endpoints: &[Endpoint]) -> Vec<Exposure> {
     let mut out = Vec::new();
-    for i in 0..rng.below(4) {
+    for i in 0..rng.index(4) {
         let kind = if rng.chance(50) {
             ExposureKind::NodePort
         } else {
@@ -337,32 +349,32 @@ fn random_exposures(rng: &mut Rng, endpoints: &[Endpoint]) -> Vec<Exposure> {
             proto
         };
         let port = if rng.chance(50) {
-            30000 + rng.below(3) as u16
+            30000 + rng.index(3) as u16
         } else {
-            rng.below(200) as u16
+            rng.index(200) as u16
         };
         let mut addresses = Vec::new();
         if kind == ExposureKind::LoadBalancer {
-            for _ in 0..1 + rng.below(2) {
-                addresses.push(match rng.below(4) {
-                    0 => ip(&format!("198.51.100.{}", rng.below(3))),
-                    1 => ip(&format!("2001:db8::{}", rng.below(3))),
+            for _ in 0..1 + rng.index(2) {
+                addresses.push(match rng.index(4) {
+                    0 => ip(&format!("198.51.100.{}", rng.index(3))),
+                    1 => ip(&format!("2001:db8::{}", rng.index(3))),
                     2 => {
                         let e = rng.pick(endpoints);
                         *rng.pick(&e.addresses)
                     }
-                    _ => ip(&format!("10.0.{}.{}", rng.below(4), rng.below(256))),
+                    _ => ip(&format!("10.0.{}.{}", rng.index(4), rng.index(256))),
                 });
             }
             addresses.sort();
             addresses.dedup();
         }
         let mut targets = Vec::new();
-        let n = rng.below(4);
+        let n = rng.index(4);
         if i % 2 == 0 {
             // Agreeing targets: endpoints sharing the first one's chain, one port.
             let first = rng.pick(endpoints);
-            let port = rng.below(200) as u16;
+            let port = rng.index(200) as u16;
             for e in endpoints
                 .iter()
                 .filter(|e| e.ingress == first.ingress)
@@ -377,10 +389,10 @@ fn random_exposures(rng: &mut Rng, endpoints: &[Endpoint]) -> Vec<Exposure> {
         } else {
             for _ in 0..n {
                 let endpoint = rng.pick(endpoints).name.clone();
-                let port = rng.below(200) as u16;
+                let port = rng.index(200) as u16;
                 // Sometimes judged by another ingress chain (as pods with a
                 // node-return rule are).
-                let chain = (rng.below(3) == 0).then(|| rng.pick(endpoints).ingress.clone());
+                let chain = (rng.index(3) == 0).then(|| rng.pick(endpoints).ingress.clone());
                 targets.push(ExposureTarget {
                     endpoint,
                     port,
@@ -425,8 +437,8 @@ fn interesting(ir: &NodeIr, rng: &mut Rng) -> Vec<IpAddr> {
         }
     }
     for _ in 0..8 {
-        v.push(ip(&format!("10.0.{}.{}", rng.below(4), rng.below(256))));
-        v.push(ip(&format!("fd00::{:x}", rng.below(1024))));
+        v.push(ip(&format!("10.0.{}.{}", rng.index(4), rng.index(256))));
+        v.push(ip(&format!("fd00::{:x}", rng.index(1024))));
     }
     v.push(ip("192.0.2.1"));
     v.push(ip("2001:db8::1"));
@@ -464,7 +476,7 @@ fn check_seed(seed: u64, flows: usize) -> Result<(), String> {
             .all(|r| r.name.starts_with(&format!("rf-{}-", rs.generation)))
     );
     assert!(script.contains(&rs.group));
-    let mut rng = Rng::new(seed ^ 0xabcdef);
+    let mut rng = rng(seed ^ 0xabcdef);
     let addrs = interesting(&ir, &mut rng);
     let mut ports: Vec<u16> = vec![0, 1, 65535];
     for r in ir.chains.iter().flat_map(|c| &c.rules) {
@@ -514,7 +526,7 @@ fn check_seed(seed: u64, flows: usize) -> Result<(), String> {
                 let proto = *rng.pick(&[Proto::Tcp, Proto::Udp, Proto::Sctp, Proto::Icmp]);
                 let port = proto.has_ports().then(|| {
                     if i % 4 == 0 {
-                        rng.below(65536) as u16
+                        rng.index(65536) as u16
                     } else {
                         *rng.pick(&ports)
                     }
@@ -617,7 +629,7 @@ fn refusals_name_what_cannot_be_expressed() {
         .render(&fixtures::basic(Os::Linux))
         .unwrap_err()
         .to_string();
-    assert!(e.contains("renders Windows nodes"), "{e}");
+    assert_contains(&e, "renders Windows nodes");
 }
 
 /// A Windows node like the example's: it serves a NodePort of a local pod,
@@ -625,22 +637,6 @@ fn refusals_name_what_cannot_be_expressed() {
 /// differ, while its own ingress chain admits every node on every port.
 fn exposed_ir() -> NodeIr {
     let node_addrs = ["10.10.0.21", "fd00:10::21"];
-    let expose =
-        |service: &str, kind, addresses: &[&str], port, targets: &[(&str, u16)]| Exposure {
-            service: service.into(),
-            kind,
-            proto: Proto::Tcp,
-            addresses: addresses.iter().map(|a| ip(a)).collect(),
-            port,
-            targets: targets
-                .iter()
-                .map(|(e, p)| ExposureTarget {
-                    endpoint: (*e).into(),
-                    port: *p,
-                    chain: None,
-                })
-                .collect(),
-        };
     let frontends = [("pod/shop/fe-a", 8080), ("pod/shop/fe-b", 8080)];
     ir(
         Os::Windows,
@@ -740,23 +736,26 @@ fn exposed_ir() -> NodeIr {
             ),
         ],
         vec![
-            expose(
+            exposure(
                 "inv/inv",
                 ExposureKind::NodePort,
+                Proto::Tcp,
                 &[],
                 31443,
                 &[("pod/inv/inv", 8443)],
             ),
-            expose(
+            exposure(
                 "shop/frontend",
                 ExposureKind::NodePort,
+                Proto::Tcp,
                 &[],
                 30080,
                 &frontends,
             ),
-            expose(
+            exposure(
                 "shop/frontend",
                 ExposureKind::LoadBalancer,
+                Proto::Tcp,
                 &["198.51.100.200"],
                 80,
                 &frontends,
@@ -785,7 +784,7 @@ fn exposures_admit_what_every_target_admits() {
     assert!(rs.rules.iter().any(|r| r.direction == "Inbound"
         && r.local_address == ["198.51.100.200"]
         && r.local_port == ["80"]));
-    assert!(script.contains("LocalPort=@('31443')"), "{script}");
+    assert_contains(&script, "LocalPort=@('31443')");
     let corp = ip("192.0.2.7");
     let outside = ip("203.0.113.9");
     let node = ip("10.10.0.21");
@@ -816,7 +815,7 @@ fn exposures_admit_what_every_target_admits() {
         compare(&ir, &rs, src, dst, Proto::Tcp, Some(port)).unwrap();
     }
     // Everything else too, over the interesting addresses and ports.
-    let mut rng = Rng::new(7);
+    let mut rng = rng(7);
     let addrs = interesting(&ir, &mut rng);
     for &src in &addrs {
         for &dst in addrs.iter().filter(|d| d.is_ipv4() == src.is_ipv4()) {

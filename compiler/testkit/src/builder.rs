@@ -69,6 +69,11 @@ pub mod q {
         labels(key, &[value])
     }
 
+    /// `all { namespace NS; label KEY VALUE }`: one labelled workload of a namespace.
+    pub fn labelled_in(namespace: &str, key: &str, value: &str) -> Query {
+        all(vec![self::namespace(namespace), label(key, value)])
+    }
+
     /// `label KEY V1 V2 …` (`&[]`: the label exists).
     pub fn labels(key: &str, values: &[&str]) -> Query {
         pred(Predicate::Label {

@@ -12,7 +12,8 @@
 //! - [`git`]: real Git repositories (git2, or the `git` binary);
 //! - [`keys`]: signing keys from fixed seeds;
 //! - [`listen`]: servers started by a test, their address read from the log;
-//! - [`rng`]: the one seeded generator all of them draw from.
+//! - [`rng`]: the one seeded generator all of them draw from;
+//! - [`text`]: the one "the output says this" assertion.
 //!
 //! The `ringfence-synth` binary writes the benchmarks' input files.
 
@@ -26,4 +27,5 @@ pub mod payload;
 pub mod rng;
 pub mod shop;
 pub mod synth;
+pub mod text;
 pub mod world;

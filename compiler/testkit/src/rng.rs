@@ -32,6 +32,11 @@ impl Rng {
         self.below(len as u64) as usize
     }
 
+    /// One of the items, uniformly (panics when there are none).
+    pub fn pick<'a, T>(&mut self, items: &'a [T]) -> &'a T {
+        &items[self.index(items.len())]
+    }
+
     /// True `percent` times in a hundred.
     pub fn chance(&mut self, percent: u64) -> bool {
         self.next() % 100 < percent

@@ -96,63 +96,17 @@ pub fn shop() -> Shop {
                 &[("tcp", 80, port, Some(30080))],
             );
         } else {
-            w.service(
-                "shop",
-                name,
-                &[("app", name)],
-                "ClusterIP",
-                &[("tcp", port, port, None)],
-            );
+            w.cluster_ip("shop", name, &[("tcp", port)]);
         }
     }
-    w.workload(
-        "shop-data",
-        "redis",
-        StatefulSet,
-        1,
-        &[("app", "redis")],
-        &[("tcp", 6379)],
-    );
-    w.service(
-        "shop-data",
-        "redis",
-        &[("app", "redis")],
-        "ClusterIP",
-        &[("tcp", 6379, 6379, None)],
-    );
-    w.workload(
-        "shop-data",
-        "postgres",
-        StatefulSet,
-        1,
-        &[("app", "postgres")],
-        &[("tcp", 5432)],
-    );
-    w.service(
-        "shop-data",
-        "postgres",
-        &[("app", "postgres")],
-        "ClusterIP",
-        &[("tcp", 5432, 5432, None)],
-    );
-    w.workload("batch", "report", Job, 1, &[("app", "report")], &[]);
-    w.workload(
-        "batch",
-        "lake",
-        Deployment,
-        2,
-        &[("app", "lake")],
-        &[("tcp", 9000)],
-    );
+    w.app("shop-data", "redis", StatefulSet, 1, &[("tcp", 6379)]);
+    w.cluster_ip("shop-data", "redis", &[("tcp", 6379)]);
+    w.app("shop-data", "postgres", StatefulSet, 1, &[("tcp", 5432)]);
+    w.cluster_ip("shop-data", "postgres", &[("tcp", 5432)]);
+    w.app("batch", "report", Job, 1, &[]);
+    w.app("batch", "lake", Deployment, 2, &[("tcp", 9000)]);
     for (name, port) in [("a", 8000), ("b", 8001), ("c", 8002)] {
-        w.workload(
-            "island",
-            name,
-            Deployment,
-            1,
-            &[("app", name)],
-            &[("tcp", port)],
-        );
+        w.app("island", name, Deployment, 1, &[("tcp", port)]);
     }
     w.workload(
         "kube-system",
@@ -338,7 +292,7 @@ impl Shop {
         let ip = |p: Ipv4Addr| IpAddr::V4(p);
         for (i, e) in self.truth.iter().enumerate() {
             let sources: Vec<Ipv4Addr> = match &e.from {
-                From::Workload(ns, n) => w.pods_of(w.workload_named(ns, n)).map(|p| p.ip).collect(),
+                From::Workload(ns, n) => w.ips_of(ns, n),
                 From::External(a) => vec![*a],
             };
             for k in 0..per_edge {
@@ -378,8 +332,7 @@ impl Shop {
                             ev.service = Some(format!("{ns}/{n}"));
                         }
                         To::Pods(ns, n) => {
-                            let pods: Vec<Ipv4Addr> =
-                                w.pods_of(w.workload_named(ns, n)).map(|p| p.ip).collect();
+                            let pods: Vec<Ipv4Addr> = w.ips_of(ns, n);
                             ev.dst = ip(pods[k % pods.len()]);
                         }
                         To::External(a) => ev.dst = ip(*a),
@@ -418,11 +371,7 @@ impl Shop {
             }
         }
         // A one-off scan of a catalog pod, once per port.
-        let catalog = w
-            .pods_of(w.workload_named("shop", "catalog"))
-            .next()
-            .unwrap()
-            .ip;
+        let catalog = w.first_ip("shop", "catalog");
         for port in 1..200u16 {
             out.push(Event {
                 proto: "tcp",
@@ -437,12 +386,8 @@ impl Shop {
             });
         }
         // The ad service tries the database: the network drops it.
-        let ad = w.pods_of(w.workload_named("shop", "ad")).next().unwrap().ip;
-        let pg = w
-            .pods_of(w.workload_named("shop-data", "postgres"))
-            .next()
-            .unwrap()
-            .ip;
+        let ad = w.first_ip("shop", "ad");
+        let pg = w.first_ip("shop-data", "postgres");
         for _ in 0..3 {
             out.push(Event {
                 proto: "tcp",

@@ -188,19 +188,13 @@ pub fn generate(p: &Params) -> Synth {
         "cluster-dns",
         None,
         false,
-        q::all(vec![
-            q::namespace("kube-system"),
-            q::label("k8s-app", "kube-dns"),
-        ]),
+        q::labelled_in("kube-system", "k8s-app", "kube-dns"),
     );
     let prometheus = b.filter(
         "prometheus",
         None,
         false,
-        q::all(vec![
-            q::namespace("monitoring"),
-            q::label("app", "prometheus"),
-        ]),
+        q::labelled_in("monitoring", "app", "prometheus"),
     );
     let nodes = b.filter("nodes", None, false, q::kind(&[WorkloadKind::Node]));
     let quarantined = b.filter(
@@ -288,10 +282,7 @@ pub fn generate(p: &Params) -> Synth {
                         &format!("{}-{}", ns_name(app.ns), app.name),
                         None,
                         false,
-                        q::all(vec![
-                            q::namespace(&ns_name(app.ns)),
-                            q::label("app", &app.name),
-                        ]),
+                        q::labelled_in(&ns_name(app.ns), "app", &app.name),
                     )
                 })
             };

@@ -212,6 +212,18 @@ impl World {
         w
     }
 
+    /// Add a workload labelled `app=<name>`.
+    pub fn app(
+        &mut self,
+        ns: &str,
+        name: &str,
+        kind: Kind,
+        replicas: usize,
+        ports: &[(&'static str, u16)],
+    ) -> usize {
+        self.workload(ns, name, kind, replicas, &[("app", name)], ports)
+    }
+
     /// Make a workload host-network: its pods take their node's address.
     pub fn host_network(&mut self, w: usize) {
         self.workloads[w].host_network = true;
@@ -243,6 +255,16 @@ impl World {
         i
     }
 
+    /// Add a ClusterIP service selecting `app=<name>`, each port on the same
+    /// target port.
+    pub fn cluster_ip(&mut self, ns: &str, name: &str, ports: &[(&'static str, u16)]) -> usize {
+        let ports: Vec<_> = ports
+            .iter()
+            .map(|&(proto, p)| (proto, p, p, None))
+            .collect();
+        self.service(ns, name, &[("app", name)], "ClusterIP", &ports)
+    }
+
     /// The pods of workload `w`.
     pub fn pods_of(&self, w: usize) -> impl Iterator<Item = &PodSpec> {
         self.pods.iter().filter(move |p| p.workload == w)
@@ -254,6 +276,18 @@ impl World {
             let w = &self.workloads[p.workload];
             w.ns == s.ns && s.selector.iter().all(|kv| w.labels.contains(kv))
         })
+    }
+
+    /// The addresses of the pods of workload `ns/name` (it must exist).
+    pub fn ips_of(&self, ns: &str, name: &str) -> Vec<Ipv4Addr> {
+        self.pods_of(self.workload_named(ns, name))
+            .map(|p| p.ip)
+            .collect()
+    }
+
+    /// The address of the first pod of workload `ns/name` (it must exist).
+    pub fn first_ip(&self, ns: &str, name: &str) -> Ipv4Addr {
+        self.ips_of(ns, name)[0]
     }
 
     /// The workload `ns/name` (it must exist).

@@ -262,6 +262,23 @@ fn rejects(edit: impl FnOnce(&mut Value), expected: &str) {
     assert!(message.contains("; "), "no advice in: {message}");
 }
 
+/// Set one field of one item (a dotted path) and expect `expected`.
+fn rejects_field(kind: &str, name: &str, field: &str, value: Value, expected: &str) {
+    rejects(
+        |d| {
+            let mut v = item(d, kind, name);
+            for key in field.split('.') {
+                v = match key.parse::<usize>() {
+                    Ok(i) => &mut v[i],
+                    Err(_) => &mut v[key],
+                };
+            }
+            *v = value;
+        },
+        expected,
+    );
+}
+
 fn item<'a>(doc: &'a mut Value, kind: &str, name: &str) -> &'a mut Value {
     doc["items"]
         .as_array_mut()
@@ -337,37 +354,50 @@ fn missing_required_fields_are_named() {
 /// Kubernetes' is refused where it is read, with the field and the rule.
 #[test]
 fn names_that_could_be_paths_are_refused() {
+    // (kind, item, field, message): `{bad}` stands for the name, `{bad:?}`
+    // for it quoted.
+    let fields = [
+        (
+            "Node",
+            "lab-2",
+            "/metadata/name",
+            "Node {bad}: `metadata.name` is {bad:?}, not a valid Node name (lowercase letters",
+        ),
+        (
+            "Pod",
+            "web-6f7c9d8b4f-x2k9p",
+            "/spec/nodeName",
+            "Pod web/web-6f7c9d8b4f-x2k9p: `spec.nodeName` is {bad:?}, not a valid Node name",
+        ),
+        (
+            "Namespace",
+            "web",
+            "/metadata/name",
+            "Namespace {bad}: `metadata.name` is {bad:?}, not a valid Namespace name",
+        ),
+        (
+            "Service",
+            "web",
+            "/metadata/namespace",
+            "Service {bad}/web: `metadata.namespace` is {bad:?}, not a valid Namespace name",
+        ),
+        (
+            "Service",
+            "web",
+            "/metadata/name",
+            "Service web/{bad}: `metadata.name` is {bad:?}, not a valid Service name",
+        ),
+    ];
     for bad in ["../../escaped-node", "/abs/path", "..", "a/b", "Upper"] {
-        rejects(
-            |d| item(d, "Node", "lab-2")["metadata"]["name"] = json!(bad),
-            &format!(
-                "inv/lab.json: Node {bad}: `metadata.name` is {bad:?}, not a valid Node name (lowercase letters"
-            ),
-        );
-        rejects(
-            |d| item(d, "Pod", "web-6f7c9d8b4f-x2k9p")["spec"]["nodeName"] = json!(bad),
-            &format!(
-                "inv/lab.json: Pod web/web-6f7c9d8b4f-x2k9p: `spec.nodeName` is {bad:?}, not a valid Node name"
-            ),
-        );
-        rejects(
-            |d| item(d, "Namespace", "web")["metadata"]["name"] = json!(bad),
-            &format!(
-                "inv/lab.json: Namespace {bad}: `metadata.name` is {bad:?}, not a valid Namespace name"
-            ),
-        );
-        rejects(
-            |d| item(d, "Service", "web")["metadata"]["namespace"] = json!(bad),
-            &format!(
-                "inv/lab.json: Service {bad}/web: `metadata.namespace` is {bad:?}, not a valid Namespace name"
-            ),
-        );
-        rejects(
-            |d| item(d, "Service", "web")["metadata"]["name"] = json!(bad),
-            &format!(
-                "inv/lab.json: Service web/{bad}: `metadata.name` is {bad:?}, not a valid Service name"
-            ),
-        );
+        for (kind, name, field, message) in fields {
+            let message = message
+                .replace("{bad:?}", &format!("{bad:?}"))
+                .replace("{bad}", bad);
+            rejects(
+                |d| *item(d, kind, name).pointer_mut(field).unwrap() = json!(bad),
+                &format!("inv/lab.json: {message}"),
+            );
+        }
     }
     for bad in ["..", ".", "../x", "/abs/path", "a b"] {
         rejects(
@@ -412,38 +442,74 @@ fn two_pods_with_one_address_are_refused() {
 
 #[test]
 fn unparsable_addresses_are_named() {
-    rejects(
-        |d| item(d, "Pod", "web-6f7c9d8b4f-x2k9p")["status"]["podIPs"][1]["ip"] = json!("fd00::zz"),
-        "inv/lab.json: Pod web/web-6f7c9d8b4f-x2k9p: `status.podIPs[1].ip` is not an IP address: \"fd00::zz\"; write an IPv4 or IPv6 address",
-    );
-    rejects(
-        |d| item(d, "Node", "lab-1")["status"]["addresses"][2]["address"] = json!("203.0.113.300"),
-        "inv/lab.json: Node lab-1: `status.addresses[2].address` is not an IP address: \"203.0.113.300\"; ",
-    );
-    rejects(
-        |d| item(d, "Node", "lab-1")["spec"]["podCIDRs"][1] = json!("fd00:10:244::/129"),
-        "inv/lab.json: Node lab-1: `spec.podCIDRs[1]` is not an address prefix: \"fd00:10:244::/129\"; ",
-    );
-    rejects(
-        |d| item(d, "Service", "web")["spec"]["clusterIPs"][0] = json!("10.96.44"),
-        "inv/lab.json: Service web/web: `spec.clusterIPs[0]` is not an IP address: \"10.96.44\"; ",
-    );
-    rejects(
-        |d| item(d, "Service", "web")["status"]["loadBalancer"]["ingress"][0]["ip"] = json!("lb"),
-        "inv/lab.json: Service web/web: `status.loadBalancer.ingress[0].ip` is not an IP address: \"lb\"; ",
-    );
+    for (kind, name, field, value, expected) in [
+        (
+            "Pod",
+            "web-6f7c9d8b4f-x2k9p",
+            "status.podIPs.1.ip",
+            json!("fd00::zz"),
+            "inv/lab.json: Pod web/web-6f7c9d8b4f-x2k9p: `status.podIPs[1].ip` is not an IP address: \"fd00::zz\"; write an IPv4 or IPv6 address",
+        ),
+        (
+            "Node",
+            "lab-1",
+            "status.addresses.2.address",
+            json!("203.0.113.300"),
+            "inv/lab.json: Node lab-1: `status.addresses[2].address` is not an IP address: \"203.0.113.300\"; ",
+        ),
+        (
+            "Node",
+            "lab-1",
+            "spec.podCIDRs.1",
+            json!("fd00:10:244::/129"),
+            "inv/lab.json: Node lab-1: `spec.podCIDRs[1]` is not an address prefix: \"fd00:10:244::/129\"; ",
+        ),
+        (
+            "Service",
+            "web",
+            "spec.clusterIPs.0",
+            json!("10.96.44"),
+            "inv/lab.json: Service web/web: `spec.clusterIPs[0]` is not an IP address: \"10.96.44\"; ",
+        ),
+        (
+            "Service",
+            "web",
+            "status.loadBalancer.ingress.0.ip",
+            json!("lb"),
+            "inv/lab.json: Service web/web: `status.loadBalancer.ingress[0].ip` is not an IP address: \"lb\"; ",
+        ),
+    ] {
+        rejects_field(kind, name, field, value, expected);
+    }
 }
 
 #[test]
 fn ports_out_of_range_are_named() {
-    rejects(
-        |d| item(d, "Service", "web")["spec"]["ports"][0]["nodePort"] = json!(70000),
-        "inv/lab.json: Service web/web: `spec.ports[0].nodePort` is out of range: 70000; ports are whole numbers from 1 to 65535",
-    );
-    rejects(
-        |d| item(d, "Service", "web")["spec"]["ports"][1]["targetPort"] = json!(0),
-        "inv/lab.json: Service web/web: `spec.ports[1].targetPort` is out of range: 0; ",
-    );
+    for (kind, name, field, value, expected) in [
+        (
+            "Service",
+            "web",
+            "spec.ports.0.nodePort",
+            json!(70000),
+            "inv/lab.json: Service web/web: `spec.ports[0].nodePort` is out of range: 70000; ports are whole numbers from 1 to 65535",
+        ),
+        (
+            "Service",
+            "web",
+            "spec.ports.1.targetPort",
+            json!(0),
+            "inv/lab.json: Service web/web: `spec.ports[1].targetPort` is out of range: 0; ",
+        ),
+        (
+            "Service",
+            "kubernetes",
+            "spec.ports.0.port",
+            json!("443"),
+            "inv/lab.json: Service default/kubernetes: `spec.ports[0].port` is a string, expected a port number; kubectl writes it with that type",
+        ),
+    ] {
+        rejects_field(kind, name, field, value, expected);
+    }
     rejects(
         |d| {
             item(d, "Pod", "kube-proxy-8xk2m")["spec"]["containers"][0]["ports"] =
@@ -451,42 +517,63 @@ fn ports_out_of_range_are_named() {
         },
         "inv/lab.json: Pod kube-system/kube-proxy-8xk2m: `spec.containers[0].ports[0].containerPort` is out of range: -1; ",
     );
-    rejects(
-        |d| item(d, "Service", "kubernetes")["spec"]["ports"][0]["port"] = json!("443"),
-        "inv/lab.json: Service default/kubernetes: `spec.ports[0].port` is a string, expected a port number; kubectl writes it with that type",
-    );
 }
 
 #[test]
 fn bad_values_are_named() {
-    rejects(
-        |d| item(d, "Service", "web")["spec"]["type"] = json!("Ingress"),
-        "inv/lab.json: Service web/web: `spec.type` is \"Ingress\"; use ClusterIP, NodePort, LoadBalancer or ExternalName",
-    );
-    rejects(
-        |d| item(d, "Service", "web")["spec"]["externalTrafficPolicy"] = json!("Global"),
-        "inv/lab.json: Service web/web: `spec.externalTrafficPolicy` is \"Global\"; use Cluster or Local",
-    );
-    rejects(
-        |d| item(d, "Service", "web")["spec"]["ports"][0]["protocol"] = json!("ICMP"),
-        "inv/lab.json: Service web/web: `spec.ports[0].protocol` is \"ICMP\"; use TCP, UDP or SCTP",
-    );
-    rejects(
-        |d| item(d, "Node", "lab-1")["status"]["nodeInfo"]["operatingSystem"] = json!("plan9"),
-        "inv/lab.json: Node lab-1: `status.nodeInfo.operatingSystem` is \"plan9\", which ringfence has no backend for; ",
-    );
-    rejects(
-        |d| item(d, "Namespace", "web")["metadata"]["labels"]["team"] = json!(7),
-        "inv/lab.json: Namespace web: `metadata.labels.team` is a number, expected a string; ",
-    );
-    rejects(
-        |d| item(d, "Pod", "kube-proxy-8xk2m")["spec"]["hostNetwork"] = json!("yes"),
-        "inv/lab.json: Pod kube-system/kube-proxy-8xk2m: `spec.hostNetwork` is a string, expected true or false; ",
-    );
-    rejects(
-        |d| item(d, "Service", "web")["spec"]["ports"][0]["targetPort"] = json!(""),
-        "inv/lab.json: Service web/web: `spec.ports[0].targetPort` is neither a port number nor a container port name; ",
-    );
+    for (kind, name, field, value, expected) in [
+        (
+            "Service",
+            "web",
+            "spec.type",
+            json!("Ingress"),
+            "inv/lab.json: Service web/web: `spec.type` is \"Ingress\"; use ClusterIP, NodePort, LoadBalancer or ExternalName",
+        ),
+        (
+            "Service",
+            "web",
+            "spec.externalTrafficPolicy",
+            json!("Global"),
+            "inv/lab.json: Service web/web: `spec.externalTrafficPolicy` is \"Global\"; use Cluster or Local",
+        ),
+        (
+            "Service",
+            "web",
+            "spec.ports.0.protocol",
+            json!("ICMP"),
+            "inv/lab.json: Service web/web: `spec.ports[0].protocol` is \"ICMP\"; use TCP, UDP or SCTP",
+        ),
+        (
+            "Node",
+            "lab-1",
+            "status.nodeInfo.operatingSystem",
+            json!("plan9"),
+            "inv/lab.json: Node lab-1: `status.nodeInfo.operatingSystem` is \"plan9\", which ringfence has no backend for; ",
+        ),
+        (
+            "Namespace",
+            "web",
+            "metadata.labels.team",
+            json!(7),
+            "inv/lab.json: Namespace web: `metadata.labels.team` is a number, expected a string; ",
+        ),
+        (
+            "Pod",
+            "kube-proxy-8xk2m",
+            "spec.hostNetwork",
+            json!("yes"),
+            "inv/lab.json: Pod kube-system/kube-proxy-8xk2m: `spec.hostNetwork` is a string, expected true or false; ",
+        ),
+        (
+            "Service",
+            "web",
+            "spec.ports.0.targetPort",
+            json!(""),
+            "inv/lab.json: Service web/web: `spec.ports[0].targetPort` is neither a port number nor a container port name; ",
+        ),
+    ] {
+        rejects_field(kind, name, field, value, expected);
+    }
     rejects(
         |d| {
             item(d, "Pod", "web-6f7c9d8b4f-x2k9p")["metadata"]["ownerReferences"][0]

@@ -34,7 +34,7 @@ use sha2::{Digest, Sha256};
 use super::Manifest;
 use crate::error::InventoryError;
 use crate::fields::{Field, Object};
-use crate::kubectl::{container_ports, dedup_in_order, service};
+use crate::kubectl::{container_ports, pod_ips, service};
 use crate::model::{
     Cluster, IngressBackend, Labels, Namespace, Node, Os, Owner, Pod, Proto, Service, TargetPort,
 };
@@ -172,23 +172,12 @@ pub fn cluster(objects: &[Manifest], name: &str) -> Result<Cluster, InventoryErr
                 .push(synthetic_address(&p.namespace, &p.name, &mut taken));
         }
     }
-    for w in pods.windows(2) {
-        if (&w[0].namespace, &w[0].name) == (&w[1].namespace, &w[1].name) {
-            errors.push(InventoryError::DuplicateObject {
-                file: objects.first().map_or_else(String::new, |m| m.file.clone()),
-                object: format!("Pod {}/{}", w[0].namespace, w[0].name),
-            });
-        }
-    }
+    let file = objects.first().map_or_else(String::new, |m| m.file.clone());
+    let pod_names: Vec<_> = pods.iter().map(|p| (&p.namespace, &p.name)).collect();
+    errors.extend(duplicates("Pod", &pod_names, &file));
     services.sort_by(|a, b| (&a.namespace, &a.name).cmp(&(&b.namespace, &b.name)));
-    for w in services.windows(2) {
-        if (&w[0].namespace, &w[0].name) == (&w[1].namespace, &w[1].name) {
-            errors.push(InventoryError::DuplicateObject {
-                file: objects.first().map_or_else(String::new, |m| m.file.clone()),
-                object: format!("Service {}/{}", w[0].namespace, w[0].name),
-            });
-        }
-    }
+    let service_names: Vec<_> = services.iter().map(|s| (&s.namespace, &s.name)).collect();
+    errors.extend(duplicates("Service", &service_names, &file));
     ingress.sort_by(|a, b| (&a.namespace, &a.pod).cmp(&(&b.namespace, &b.pod)));
     if let Some(e) = InventoryError::from_list(errors) {
         return Err(e);
@@ -233,6 +222,18 @@ pub fn cluster(objects: &[Manifest], name: &str) -> Result<Cluster, InventoryErr
 
 fn node_address() -> IpAddr {
     IpAddr::V6(Ipv6Addr::new(0xfd52, 0x4600, 0, 0, 0, 0, 0, 1))
+}
+
+/// One error per `namespace/name` that follows itself in `sorted`.
+fn duplicates(kind: &str, sorted: &[(&String, &String)], file: &str) -> Vec<InventoryError> {
+    sorted
+        .windows(2)
+        .filter(|w| w[0] == w[1])
+        .map(|w| InventoryError::DuplicateObject {
+            file: file.to_owned(),
+            object: format!("{kind} {}/{}", w[0].0, w[0].1),
+        })
+        .collect()
 }
 
 /// `fd52:4600::/32` and 96 bits of SHA-256 of `namespace/name` (of
@@ -314,14 +315,7 @@ fn read_pod(
     if matches!(phase.as_str(), "Succeeded" | "Failed") {
         return Ok(None);
     }
-    let mut ips = Vec::new();
-    for p in root.at("status.podIPs").items()? {
-        ips.extend(p.key("ip").ip()?);
-    }
-    if ips.is_empty() {
-        ips.extend(root.at("status.podIP").ip()?);
-    }
-    dedup_in_order(&mut ips);
+    let ips = pod_ips(root)?;
     let (ports, images) = container_ports(root)?;
     Ok(Some(Pod {
         namespace: namespace.to_owned(),

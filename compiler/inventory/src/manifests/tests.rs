@@ -5,6 +5,11 @@ fn objects(yaml: &str) -> Vec<Manifest> {
     parse(yaml, "app.yaml").unwrap()
 }
 
+/// The error parsing `text` as `file` gives.
+fn refused(text: &str, file: &str) -> String {
+    parse(text, file).unwrap_err().to_string()
+}
+
 fn built(yaml: &str) -> crate::model::Cluster {
     cluster(&objects(yaml), "manifests").unwrap()
 }
@@ -64,42 +69,34 @@ items:
 
 #[test]
 fn bad_documents_name_the_file_and_what_is_wrong() {
-    let e = parse("kind: Pod\n---\na: [1, 2\n", "bad.yaml")
-        .unwrap_err()
-        .to_string();
+    let e = refused("kind: Pod\n---\na: [1, 2\n", "bad.yaml");
     assert!(
         e.starts_with("bad.yaml: document 2 (from line 2) is not valid YAML"),
         "{e}"
     );
-    let e = parse("- 1\n- 2\n", "list.yaml").unwrap_err().to_string();
+    let e = refused("- 1\n- 2\n", "list.yaml");
     assert!(
         e.contains("list.yaml: document 1 is a list, not a Kubernetes object"),
         "{e}"
     );
     // YAML 1.1 reads `y` as true, as the API server's YAML does: refused, not
     // read as the namespace `default`.
-    let e = parse(
+    let e = refused(
         "kind: Pod\nmetadata: {name: a}\n---\nkind: Pod\nmetadata: {name: a, namespace: y}\n",
         "ns.yaml",
-    )
-    .unwrap_err()
-    .to_string();
+    );
     assert_eq!(
         e,
         "ns.yaml: document 2: `metadata.namespace` is a boolean, expected a string; quote it: \
          YAML reads unquoted y, n, yes, no, on, off and numbers as other types, and so does the \
          API server"
     );
-    let e = parse("kind: Pod\nmetadata: {name: 0700}\n", "n.yaml")
-        .unwrap_err()
-        .to_string();
+    let e = refused("kind: Pod\nmetadata: {name: 0700}\n", "n.yaml");
     assert!(e.contains("`metadata.name` is a number"), "{e}");
-    let e = parse("{\"kind\": ", "x.json").unwrap_err().to_string();
+    let e = refused("{\"kind\": ", "x.json");
     assert!(e.starts_with("x.json:1:"), "{e}");
     // Duplicate keys would silently drop a value.
-    let e = parse("kind: Pod\nkind: Service\n", "dup.yaml")
-        .unwrap_err()
-        .to_string();
+    let e = refused("kind: Pod\nkind: Service\n", "dup.yaml");
     assert!(
         e.contains("dup.yaml: document 1 (from line 1) is not valid YAML"),
         "{e}"
@@ -147,53 +144,7 @@ fn directories_are_walked_in_order_without_hidden_entries_or_links() {
     assert!(e.contains("missing: cannot read it"), "{e}");
 }
 
-const APP: &str = "\
-apiVersion: v1
-kind: Namespace
-metadata:
-  name: shop
-  labels: {team: shop}
----
-apiVersion: apps/v1
-kind: Deployment
-metadata: {name: web, namespace: shop}
-spec:
-  selector: {matchLabels: {app: web}}
-  template:
-    metadata: {labels: {app: web}}
-    spec:
-      containers:
-      - name: web
-        image: example/web:1
-        ports:
-        - {name: http, containerPort: 8080}
-        - {name: dns, containerPort: 53, protocol: UDP}
----
-apiVersion: batch/v1
-kind: CronJob
-metadata: {name: report, namespace: ops}
-spec:
-  schedule: '@daily'
-  jobTemplate:
-    spec:
-      template:
-        metadata: {labels: {app: report}}
-        spec:
-          containers: [{name: r, image: example/r:1}]
----
-apiVersion: v1
-kind: Pod
-metadata: {name: lonely}
-spec:
-  containers: [{name: c, image: busybox}]
----
-apiVersion: v1
-kind: Pod
-metadata: {name: done, namespace: ops}
-spec:
-  containers: [{name: c, image: busybox}]
-status: {phase: Succeeded}
-";
+const APP: &str = include_str!("testdata/app.yaml");
 
 #[test]
 fn workloads_stand_for_one_pod_of_their_template() {
@@ -390,58 +341,7 @@ spec: {containers: []}
 
 #[test]
 fn ingress_and_routes_reach_the_declared_target_ports_of_selected_pods() {
-    let yaml = "\
-apiVersion: apps/v1
-kind: Deployment
-metadata: {name: web, namespace: shop}
-spec:
-  template:
-    metadata: {labels: {app: web}}
-    spec:
-      containers: [{name: w, ports: [{name: http, containerPort: 8080}, {containerPort: 9090}]}]
----
-apiVersion: apps/v1
-kind: Deployment
-metadata: {name: api, namespace: shop}
-spec:
-  template:
-    metadata: {labels: {app: api}}
-    spec:
-      containers: [{name: a, ports: [{containerPort: 7000}]}]
----
-apiVersion: v1
-kind: Service
-metadata: {name: web, namespace: shop}
-spec:
-  selector: {app: web}
-  ports:
-  - {name: main, port: 80, targetPort: http}
-  - {name: admin, port: 90, targetPort: 9090}
----
-apiVersion: v1
-kind: Service
-metadata: {name: api, namespace: shop}
-spec:
-  selector: {app: api}
-  ports: [{port: 7000, targetPort: 7001}]
----
-apiVersion: networking.k8s.io/v1
-kind: Ingress
-metadata: {name: front, namespace: shop}
-spec:
-  rules:
-  - http:
-      paths:
-      - {path: /, pathType: Prefix, backend: {service: {name: web, port: {name: main}}}}
-      - {path: /api, pathType: Prefix, backend: {service: {name: api, port: {number: 7000}}}}
----
-apiVersion: route.openshift.io/v1
-kind: Route
-metadata: {name: admin, namespace: shop}
-spec:
-  to: {kind: Service, name: web}
-  port: {targetPort: 9090}
-";
+    let yaml = include_str!("testdata/ingress.yaml");
     let c = built(yaml);
     let got: Vec<(String, Vec<u16>, Vec<String>)> = c
         .ingress

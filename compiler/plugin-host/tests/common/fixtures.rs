@@ -134,37 +134,22 @@ pub fn full(os: Os) -> NodeIr {
     );
     logged.log = true;
     let exposures = vec![
-        Exposure {
-            service: "shop/api".into(),
-            kind: ExposureKind::NodePort,
-            proto: Proto::Tcp,
-            addresses: Vec::new(),
-            port: 30080,
-            targets: vec![
-                ExposureTarget {
-                    endpoint: "pod/shop/api".into(),
-                    port: 8080,
-                    chain: None,
-                },
-                ExposureTarget {
-                    endpoint: "pod/shop/api-remote".into(),
-                    port: 8080,
-                    chain: None,
-                },
-            ],
-        },
-        Exposure {
-            service: "shop/api-lb".into(),
-            kind: ExposureKind::LoadBalancer,
-            proto: Proto::Tcp,
-            addresses: vec![ip("203.0.113.7"), ip("2001:db8::7")],
-            port: 443,
-            targets: vec![ExposureTarget {
-                endpoint: "pod/shop/api".into(),
-                port: 8443,
-                chain: None,
-            }],
-        },
+        exposure(
+            "shop/api",
+            ExposureKind::NodePort,
+            Proto::Tcp,
+            &[],
+            30080,
+            &[("pod/shop/api", 8080), ("pod/shop/api-remote", 8080)],
+        ),
+        exposure(
+            "shop/api-lb",
+            ExposureKind::LoadBalancer,
+            Proto::Tcp,
+            &["203.0.113.7", "2001:db8::7"],
+            443,
+            &[("pod/shop/api", 8443)],
+        ),
     ];
     ir(
         os,

@@ -45,29 +45,12 @@ pub fn render_nft(ir: &NodeIr) -> String {
     out.artifacts[0].content.clone()
 }
 
-/// SplitMix64: a tiny deterministic PRNG, so failures reproduce by seed.
-pub struct Rng(u64);
+pub use ringfence_testkit::rng::Rng;
 
-impl Rng {
-    pub fn new(seed: u64) -> Self {
-        Rng(seed ^ 0x9e37_79b9_7f4a_7c15)
-    }
-    pub fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-    pub fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-    pub fn chance(&mut self, percent: u64) -> bool {
-        self.next() % 100 < percent
-    }
-    pub fn pick<'a, T>(&mut self, v: &'a [T]) -> &'a T {
-        &v[self.below(v.len())]
-    }
+/// The test kit's generator, seeded as these tests always were, so failures
+/// reproduce by seed.
+pub fn rng(seed: u64) -> Rng {
+    Rng::new(seed ^ 0x9e37_79b9_7f4a_7c15)
 }
 
 pub fn ip(s: &str) -> IpAddr {
@@ -133,6 +116,32 @@ pub fn endpoint(
         ports: Vec::new(),
         ingress: ingress.into(),
         egress: egress.map(str::to_owned),
+    }
+}
+
+/// A NodePort or LoadBalancer entry point to `targets` (endpoint, port).
+pub fn exposure(
+    service: &str,
+    kind: ExposureKind,
+    proto: Proto,
+    addresses: &[&str],
+    port: u16,
+    targets: &[(&str, u16)],
+) -> Exposure {
+    Exposure {
+        service: service.into(),
+        kind,
+        proto,
+        addresses: addresses.iter().map(|a| ip(a)).collect(),
+        port,
+        targets: targets
+            .iter()
+            .map(|&(endpoint, port)| ExposureTarget {
+                endpoint: endpoint.into(),
+                port,
+                chain: None,
+            })
+            .collect(),
     }
 }
 
