@@ -8,15 +8,18 @@
 //! Inside the table:
 //!
 //! - each IR address set becomes `<name>_v4` / `<name>_v6` sets: interval
-//!   sets of its prefixes, or plain hash sets when a family holds only
-//!   single addresses (empty families are skipped);
+//!   sets of its prefixes merged into ranges, or plain hash sets when no two
+//!   of a family's addresses are adjacent (empty families are skipped);
 //! - each distinct list of several port ranges becomes one `ports-<n>` set,
 //!   shared by every rule that matches it;
 //! - verdict maps dispatch each packet to the chain of its local endpoint:
 //!   `egress-v4` on the source address, `hostports-v4` on destination
 //!   address . protocol . port for host-network pods, `ingress-v4` on the
 //!   destination address (and the `-v6` twins), so the cost of a packet does
-//!   not grow with the number of endpoints or peers;
+//!   not grow with the number of endpoints or peers. In a full IR,
+//!   addresses that follow each other and go to one chain are one range of
+//!   an interval map (`local-*` likewise), so a node's file holds a block of
+//!   pods as one element, not one per pod;
 //! - hash sets and maps declare their exact `size`: the table is replaced
 //!   whole, never grown, and a known size lets the kernel build a fixed hash
 //!   table instead of growing a resizable one element by element (loading
