@@ -18,7 +18,7 @@ use crate::common::netns::Netns;
 use crate::common::render_nft;
 
 /// Per set or map of our table: its elements as merged address ranges
-/// (sets) or sorted `key : verdict` texts (maps); rule comments apart.
+/// (sets) or sorted `key : verdict` texts, one per address (maps); rule comments apart.
 #[derive(Debug, Default, PartialEq)]
 struct Table {
     sets: BTreeMap<String, Vec<(u128, u128)>>,
@@ -56,6 +56,20 @@ fn range(v: &Value) -> (u128, u128) {
     }
 }
 
+/// A map element as `key : verdict` texts, one per address where the key
+/// is an address, prefix or range (a full IR's interval maps merge what the
+/// live form lists address by address).
+fn map_elem(e: &Value) -> Vec<String> {
+    let (key, verdict) = (&e[0], &e[1]);
+    if key.is_string() || key.get("prefix").is_some() || key.get("range").is_some() {
+        let (lo, hi) = range(key);
+        assert!(hi - lo < 1 << 16, "map element {e} spans too much to list");
+        (lo..=hi).map(|a| format!("{a} : {verdict}")).collect()
+    } else {
+        vec![e.to_string()]
+    }
+}
+
 fn read(ns: &Netns) -> Table {
     let json: Value =
         serde_json::from_str(&ns.exec(&["nft", "-j", "list", "table", "inet", "ringfence"]))
@@ -90,7 +104,7 @@ fn read(ns: &Netns) -> Table {
                 .and_then(Value::as_array)
                 .into_iter()
                 .flatten()
-                .map(|e| e.to_string())
+                .flat_map(map_elem)
                 .collect();
             if !elems.is_empty() {
                 t.maps.insert(name, elems);

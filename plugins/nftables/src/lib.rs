@@ -8,15 +8,18 @@
 //! Inside the table:
 //!
 //! - each IR address set becomes `<name>_v4` / `<name>_v6` sets: interval
-//!   sets of its prefixes, or plain hash sets when a family holds only
-//!   single addresses (empty families are skipped);
+//!   sets of its prefixes merged into ranges, or plain hash sets when no two
+//!   of a family's addresses are adjacent (empty families are skipped);
 //! - each distinct list of several port ranges becomes one `ports-<n>` set,
 //!   shared by every rule that matches it;
 //! - verdict maps dispatch each packet to the chain of its local endpoint:
 //!   `egress-v4` on the source address, `hostports-v4` on destination
 //!   address . protocol . port for host-network pods, `ingress-v4` on the
 //!   destination address (and the `-v6` twins), so the cost of a packet does
-//!   not grow with the number of endpoints or peers;
+//!   not grow with the number of endpoints or peers. In a full IR,
+//!   addresses that follow each other and go to one chain are one range of
+//!   an interval map (`local-*` likewise), so a node's file holds a block of
+//!   pods as one element, not one per pod;
 //! - hash sets and maps declare their exact `size`: the table is replaced
 //!   whole, never grown, and a known size lets the kernel build a fixed hash
 //!   table instead of growing a resizable one element by element (loading
@@ -54,7 +57,7 @@
 use std::collections::btree_map::Entry;
 use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write as _;
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use ipnet::IpNet;
 use ringfence_schema::ir::{
@@ -390,32 +393,31 @@ impl Renderer<'_> {
         self.out.push('\n');
     }
 
-    /// A set of a full IR: its families with addresses, exact sizes.
+    /// A set of a full IR: its families with addresses, each as a hash set
+    /// of exact size when no two addresses are adjacent, else an interval
+    /// set of the merged ranges.
     fn full_set(&mut self, s: &AddressSet) {
         if !s.v4.is_empty() {
-            let hosts = s.v4.iter().all(|n| n.prefix_len() == 32);
-            self.set_header(
-                &format!("{}_v4", s.name),
-                Family::V4.addr_type(),
-                hosts.then_some(s.v4.len()),
-            );
-            self.elements(&s.v4, |out, n| match hosts {
-                true => push_v4(out, n.addr()),
-                false => push_v4net(out, n),
-            });
+            let spans = spans(s.v4.iter().map(|n| {
+                let (a, b) = (u32::from(n.network()), u32::from(n.broadcast()));
+                (a.into(), b.into(), ())
+            }));
+            self.span_set(&format!("{}_v4", s.name), Family::V4, &spans);
         }
         if !s.v6.is_empty() {
-            let hosts = s.v6.iter().all(|n| n.prefix_len() == 128);
-            self.set_header(
-                &format!("{}_v6", s.name),
-                Family::V6.addr_type(),
-                hosts.then_some(s.v6.len()),
+            let spans = spans(
+                s.v6.iter()
+                    .map(|n| (n.network().into(), n.broadcast().into(), ())),
             );
-            self.elements(&s.v6, |out, n| match hosts {
-                true => push_v6(out, n.addr()),
-                false => push_v6net(out, n),
-            });
+            self.span_set(&format!("{}_v6", s.name), Family::V6, &spans);
         }
+    }
+
+    /// A named set of `spans`: hash set or interval set as [`single`] says.
+    fn span_set(&mut self, name: &str, fam: Family, spans: &[Span<()>]) {
+        let hosts = single(spans);
+        self.set_header(name, fam.addr_type(), hosts.then_some(spans.len()));
+        self.elements(spans, |out, s| push_span(out, fam, s));
     }
 
     /// `podnets-*` (the node's pod ranges) and `local-*` (the pods it
@@ -456,8 +458,15 @@ impl Renderer<'_> {
                 .collect();
             local.sort();
             local.dedup();
-            self.grow_set(&format!("local-{}", fam.suffix()), fam.addr_type(), false);
-            self.elements(&local, |out, a| push_ip(out, *a));
+            let name = format!("local-{}", fam.suffix());
+            let spans = spans(local.iter().map(|a| (key(a), key(a), ())));
+            if ir.live || single(&spans) {
+                self.grow_set(&name, fam.addr_type(), false);
+                self.elements(&local, |out, a| push_ip(out, *a));
+            } else {
+                self.grow_set(&name, fam.addr_type(), true);
+                self.elements(&spans, |out, s| push_span(out, fam, s));
+            }
             fams.push(fam);
         }
         fams
@@ -529,16 +538,7 @@ impl Renderer<'_> {
                 .iter()
                 .filter(|(a, _)| Family::of(a) == fam)
                 .collect();
-            self.map(
-                &format!("egress-{}", fam.suffix()),
-                fam.addr_type(),
-                &egress,
-                |out, (a, c)| {
-                    push_ip(out, **a);
-                    out.push_str(" : jump c_");
-                    out.push_str(c);
-                },
-            );
+            self.dispatch_map(&format!("egress-{}", fam.suffix()), fam, &egress);
             let hostports: Vec<_> = d
                 .hostports
                 .iter()
@@ -563,17 +563,38 @@ impl Renderer<'_> {
                 .iter()
                 .filter(|(a, _)| Family::of(a) == fam)
                 .collect();
-            self.map(
-                &format!("ingress-{}", fam.suffix()),
-                fam.addr_type(),
-                &ingress,
-                |out, (a, c)| {
-                    push_ip(out, **a);
-                    out.push_str(" : jump c_");
-                    out.push_str(c);
-                },
-            );
+            self.dispatch_map(&format!("ingress-{}", fam.suffix()), fam, &ingress);
         }
+    }
+
+    /// An address-keyed dispatch map. In a full IR, addresses that follow
+    /// each other and go to the same chain merge into one range of an
+    /// interval map (one element for a block of pods, not one per pod);
+    /// when nothing merges, a hash map of exact size as [`Renderer::map`].
+    fn dispatch_map(&mut self, name: &str, fam: Family, elems: &[(&IpAddr, &&str)]) {
+        let spans = spans(elems.iter().map(|(a, c)| (key(a), key(a), **c)));
+        if self.ir.live || single(&spans) {
+            self.map(name, fam.addr_type(), elems, |out, (a, c)| {
+                push_ip(out, **a);
+                out.push_str(" : jump c_");
+                out.push_str(c);
+            });
+            return;
+        }
+        let _ = writeln!(
+            self.out,
+            "\tmap {name} {{ type {} : verdict; flags interval;\n\t\telements = {{",
+            fam.addr_type()
+        );
+        let n = spans.len();
+        for (i, s) in spans.iter().enumerate() {
+            self.out.push_str("\t\t\t");
+            push_span(&mut self.out, fam, s);
+            self.out.push_str(" : jump c_");
+            self.out.push_str(s.value);
+            self.out.push_str(if i + 1 < n { ",\n" } else { "\n" });
+        }
+        self.out.push_str("\t\t}\n\t}\n");
     }
 
     /// A verdict map, one element per line. A live IR's dispatch maps are
@@ -873,6 +894,65 @@ impl Renderer<'_> {
             }
             let _ = writeln!(out, "{verdict} comment \"{}\"", r.id);
         }
+    }
+}
+
+/// Consecutive addresses (as integers, either family) with one value.
+struct Span<V> {
+    first: u128,
+    last: u128,
+    value: V,
+}
+
+/// An address as an integer of its family.
+fn key(a: &IpAddr) -> u128 {
+    match a {
+        IpAddr::V4(a) => u32::from(*a).into(),
+        IpAddr::V6(a) => (*a).into(),
+    }
+}
+
+/// Disjoint `(first, last, value)` ranges in order, merged where one ends
+/// right before the next and both have the same value.
+fn spans<V: PartialEq>(ranges: impl IntoIterator<Item = (u128, u128, V)>) -> Vec<Span<V>> {
+    let mut out: Vec<Span<V>> = Vec::new();
+    for (first, last, value) in ranges {
+        match out.last_mut() {
+            Some(s) if s.last.checked_add(1) == Some(first) && s.value == value => s.last = last,
+            _ => out.push(Span { first, last, value }),
+        }
+    }
+    out
+}
+
+/// Every span a single address: nothing merges, and a hash set or map
+/// (cheaper for nft to load than an interval one) holds them as well.
+fn single<V>(spans: &[Span<V>]) -> bool {
+    spans.iter().all(|s| s.first == s.last)
+}
+
+/// A span as nft reads it: an address, a prefix when the span is exactly
+/// one, else `first-last`.
+fn push_span<V>(out: &mut String, fam: Family, s: &Span<V>) {
+    let addr = |out: &mut String, a: u128| match fam {
+        Family::V4 => push_v4(out, Ipv4Addr::from(a as u32)),
+        Family::V6 => push_v6(out, Ipv6Addr::from(a)),
+    };
+    addr(out, s.first);
+    let host = s.last - s.first;
+    if host == 0 {
+        return;
+    }
+    if host & host.wrapping_add(1) == 0 && s.first & host == 0 {
+        let bits = match fam {
+            Family::V4 => 32,
+            Family::V6 => 128,
+        };
+        out.push('/');
+        push_u32(out, bits - host.count_ones());
+    } else {
+        out.push('-');
+        addr(out, s.last);
     }
 }
 
