@@ -70,17 +70,7 @@ impl std::error::Error for ScreenError {}
 /// Accept `text` only if every command in it stays inside
 /// `table inet ringfence` and uses the vocabulary above.
 pub fn screen(text: &str) -> Result<(), ScreenError> {
-    let mut p = Parser::new(text)?;
-    loop {
-        match p.cur.tok {
-            Tok::Eof => return Ok(()),
-            Tok::Sep => p.bump()?,
-            _ => {
-                p.command()?;
-                p.end_of_item("a command")?;
-            }
-        }
-    }
+    screen_with(text, Parser::command)
 }
 
 /// Accept `text` only if it is a membership change: nothing but
@@ -89,13 +79,18 @@ pub fn screen(text: &str) -> Result<(), ScreenError> {
 /// set or rule can be created, flushed or deleted through it: what an agent
 /// loads for a membership key ([`membership::changes`]) passes this screen.
 pub fn screen_elements(text: &str) -> Result<(), ScreenError> {
+    screen_with(text, Parser::element_command)
+}
+
+/// Every command of `text`, each read by `command`.
+fn screen_with<'a>(text: &'a str, command: fn(&mut Parser<'a>) -> Res) -> Res {
     let mut p = Parser::new(text)?;
     loop {
         match p.cur.tok {
             Tok::Eof => return Ok(()),
             Tok::Sep => p.bump()?,
             _ => {
-                p.element_command()?;
+                command(&mut p)?;
                 p.end_of_item("a command")?;
             }
         }
