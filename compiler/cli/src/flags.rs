@@ -548,8 +548,8 @@ pub(crate) struct WatchArgs {
     /// and go become signed membership documents in OUT/membership.
     #[arg(long, value_name = "FILE|-")]
     pub(crate) inventory_events: Option<PathBuf>,
-    /// The cluster the events describe (default: the file name without
-    /// its extension).
+    /// The cluster the events describe (default: the one cluster the
+    /// scopes of the intent at the branch's tip name).
     #[arg(long, value_name = "NAME", requires = "inventory_events")]
     pub(crate) events_cluster: Option<String>,
     /// Ed25519 private key signing membership documents (repeat for

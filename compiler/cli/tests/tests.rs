@@ -10,6 +10,7 @@ mod discover;
 mod import_k8s;
 mod keygen_verify;
 mod robust;
+mod watch;
 
 // The scenario of the analysis library's tests (intent, inventory).
 #[path = "../../analyze/tests/common.rs"]

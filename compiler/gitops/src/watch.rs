@@ -121,8 +121,10 @@ pub struct WatchConfig {
 pub struct LiveConfig {
     /// The event stream (`-`: standard input; a file is followed as it grows).
     pub events: PathBuf,
-    /// The cluster it describes.
-    pub cluster: String,
+    /// The cluster it describes; `None`: the one cluster the scopes of the
+    /// intent at the branch's tip name (an error when they name none or
+    /// several).
+    pub cluster: Option<String>,
     /// Keys that sign membership documents (may differ from the bundle keys).
     pub membership_keys: Vec<SigningKey>,
     /// How long membership documents stay valid (a snapshot is issued
@@ -254,6 +256,18 @@ pub enum WatchError {
         path: PathBuf,
         /// Why.
         err: String,
+    },
+    /// The live cluster was not named and the intent does not name exactly one.
+    #[error(
+        "--inventory-events without --events-cluster: the events describe the one cluster the intent's scopes name, but at {commit} (the tip of {branch}) {why}; pass --events-cluster NAME"
+    )]
+    EventsCluster {
+        /// The tip's commit, abbreviated.
+        commit: String,
+        /// The branch.
+        branch: String,
+        /// What was found instead of one cluster.
+        why: String,
     },
     /// The clock is outside what bundles can record.
     #[error("the clock reads a time bundles cannot record")]
@@ -465,12 +479,16 @@ impl Watcher {
         if changed {
             status.write(&out)?;
         }
+        let pipeline = Pipeline::new();
         let live = match cfg.live.take() {
             None => None,
             Some(l) => {
+                let name = match &l.cluster {
+                    Some(c) => c.clone(),
+                    None => tip_cluster(&cfg, &pipeline)?,
+                };
                 let scores = Scores::load(&cfg.trivy).map_err(DriverError::from)?;
-                let mut cluster =
-                    LiveCluster::new(&l.cluster, &l.events.display().to_string(), scores);
+                let mut cluster = LiveCluster::new(&name, &l.events.display().to_string(), scores);
                 cluster.begin_relist(None);
                 let chains = Chains::open(&out, l.membership_keys, l.membership_expires)
                     .map_err(io(&out.join(crate::live::MEMBERSHIP)))?;
@@ -497,7 +515,7 @@ impl Watcher {
             cache,
             publication,
             inventory: None,
-            pipeline: Pipeline::new(),
+            pipeline,
             live,
             board,
             _lock: lock,
@@ -1159,6 +1177,43 @@ impl Watcher {
             report,
         });
         Ok(())
+    }
+}
+
+/// The one cluster the scopes of the intent at the branch's tip name (a
+/// remote repository is fetched into its mirror first).
+fn tip_cluster(cfg: &WatchConfig, pipeline: &Pipeline) -> Result<String, WatchError> {
+    let repo = match &cfg.repo {
+        RepoLocation::Path(p) => p.clone(),
+        RepoLocation::Url(url) => {
+            let mirror = cfg.out.join(MIRROR);
+            fetch_mirror(url, &mirror, &cfg.branch)?;
+            mirror
+        }
+    };
+    let tip = new_commits(&repo, &cfg.branch, None)?.tip;
+    let from = IntentFrom::Repo {
+        repo: &repo,
+        subdir: &cfg.path,
+        rev: &tip,
+    };
+    let checked = pipeline.check(&from)?;
+    let error = |why: String| WatchError::EventsCluster {
+        commit: tip[..tip.len().min(12)].to_string(),
+        branch: cfg.branch.clone(),
+        why,
+    };
+    let Some(c) = checked.output else {
+        return Err(error(format!(
+            "the intent does not check ({})",
+            first_error(&checked.diagnostics, &checked.files)
+        )));
+    };
+    let mut clusters = c.intent.scope_clusters();
+    match clusters.len() {
+        1 => Ok(clusters.remove(0)),
+        0 => Err(error("they name none".into())),
+        _ => Err(error(format!("they name {}", clusters.join(", ")))),
     }
 }
 

@@ -86,7 +86,7 @@ fn served(limits: Limits) -> (Lab, Watcher, Server, std::path::PathBuf) {
     cfg.inventory = Vec::new();
     cfg.live = Some(LiveConfig {
         events: events.clone(),
-        cluster: "lab".into(),
+        cluster: Some("lab".into()),
         membership_keys: vec![key()],
         membership_expires: Duration::from_secs(3600),
     });

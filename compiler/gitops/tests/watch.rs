@@ -440,6 +440,62 @@ pub(crate) fn pod_event(kind: &str, name: &str, app: &str, node: &str, ip: &str)
     format!("{}\n", serde_json::json!({"type": kind, "object": pod}))
 }
 
+/// Following `events`, signed by the test key, the cluster left to the intent.
+fn live_config(events: &Path) -> ringfence_gitops::watch::LiveConfig {
+    ringfence_gitops::watch::LiveConfig {
+        events: events.to_path_buf(),
+        cluster: None,
+        membership_keys: vec![key()],
+        membership_expires: Duration::from_secs(3600),
+    }
+}
+
+#[test]
+fn the_events_cluster_is_the_one_the_tips_scopes_name_or_an_error() {
+    let lab = Lab::new();
+    let events = lab.tmp.path().join("stream");
+    std::fs::write(&events, events_of_lab()).unwrap();
+    let open = || {
+        let mut cfg = lab.config(RepoLocation::Path(lab.bare.clone()));
+        cfg.live = Some(live_config(&events));
+        Watcher::open(cfg, &mut |_| {}).err().expect("refused")
+    };
+    // Two clusters at the tip: which one is ambiguous.
+    lab.edit(r#"cluster "lab""#, r#"cluster "lab" "lab-b""#);
+    let tip = lab.push("two clusters");
+    let e = open();
+    assert!(matches!(e, WatchError::EventsCluster { .. }), "{e}");
+    let msg = e.to_string();
+    for part in [
+        &tip[..12],
+        "main",
+        "they name lab, lab-b",
+        "--events-cluster",
+    ] {
+        assert!(msg.contains(part), "`{part}` missing: {msg}");
+    }
+    // None at all.
+    lab.edit(r#"cluster "lab" "lab-b""#, r#"kind "pod" "node""#);
+    lab.push("no cluster");
+    let msg = open().to_string();
+    assert!(msg.contains("they name none"), "{msg}");
+    // Nothing was claimed or written by the refused runs.
+    assert!(!lab.out().join("membership").exists());
+    assert!(
+        !lab.out()
+            .join(ringfence_gitops::status::STATUS_FILE)
+            .exists(),
+        "a refused start publishes nothing"
+    );
+    // Named explicitly, any intent will do.
+    let mut cfg = lab.config(RepoLocation::Path(lab.bare.clone()));
+    cfg.live = Some(ringfence_gitops::watch::LiveConfig {
+        cluster: Some("lab".into()),
+        ..live_config(&events)
+    });
+    assert!(Watcher::open(cfg, &mut |_| {}).is_ok());
+}
+
 /// Every membership document of `node`, verified in order from the
 /// snapshot, and the membership they lead to.
 fn follow_chain(
@@ -496,12 +552,8 @@ fn live_events_become_signed_membership_and_new_classes_rerender_one_node() {
     std::fs::write(&events, events_of_lab()).unwrap();
     let mut cfg = lab.config(RepoLocation::Path(lab.bare.clone()));
     cfg.inventory = Vec::new();
-    cfg.live = Some(ringfence_gitops::watch::LiveConfig {
-        events: events.clone(),
-        cluster: "lab".into(),
-        membership_keys: vec![key()],
-        membership_expires: Duration::from_secs(3600),
-    });
+    // No cluster named: the one the lab's scopes name.
+    cfg.live = Some(live_config(&events));
     let mut w = Watcher::open(cfg, &mut |_| {}).unwrap();
     let (r, ev) = poll_at(&mut w, t0());
     assert_eq!((r.published, r.failed), (1, 0), "{ev:?}");

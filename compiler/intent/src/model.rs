@@ -159,6 +159,27 @@ impl Intent {
             .unwrap_or(Mode::Enforce)
     }
 
+    /// Every cluster named by a `cluster` test in a scope's query (or in a
+    /// filter it uses), sorted, once each.
+    pub fn scope_clusters(&self) -> Vec<String> {
+        let mut out = std::collections::BTreeSet::new();
+        let mut seen = vec![false; self.filters.len()];
+        let mut todo: Vec<&Query> = self.scopes.iter().map(|s| &s.query).collect();
+        while let Some(q) = todo.pop() {
+            match q {
+                Query::All(qs) | Query::Any(qs) => todo.extend(qs),
+                Query::Not(q) => todo.push(q),
+                Query::Pred(Predicate::Cluster(names), _) => out.extend(names.iter().cloned()),
+                Query::Pred(Predicate::Filter(f), _) if !seen[*f] => {
+                    seen[*f] = true;
+                    todo.push(&self.filters[*f].query);
+                }
+                Query::Pred(..) => {}
+            }
+        }
+        out.into_iter().collect()
+    }
+
     /// The backend for nodes of `os` in `scope`: its own setting, else its
     /// nearest ancestor's, else `nftables` (linux) or `windows-firewall` (windows).
     pub fn backend(&self, scope: Option<ScopeId>, os: Os) -> &str {

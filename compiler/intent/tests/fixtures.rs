@@ -290,3 +290,28 @@ fn policies_example_checks_clean() {
     let _guard = snapshot_settings();
     insta::assert_snapshot!("policies-example", summary(&checked.intent.unwrap()));
 }
+
+#[test]
+fn scope_clusters_are_the_clusters_scope_queries_name() {
+    let clusters = |dir: &Path| check(dir).1.intent.unwrap().scope_clusters();
+    assert_eq!(clusters(&root().join("policies-example")), ["prod-eu1"]);
+    let valid = root().join("tests/fixtures/intent/valid");
+    assert_eq!(clusters(&valid.join("single-scope")), ["lab-1", "lab-2"]);
+    assert!(clusters(&valid.join("sides-and-pass")).is_empty());
+    // Through a filter a scope uses and under `not`; a filter no scope
+    // uses names none.
+    let text = r#"
+filter "prod" { cluster "prod-a" }
+filter "lab" { cluster "lab-z" }
+scope "a" {
+    query { matches "prod" }
+    scope "b" { query { not { cluster "prod-b" } } }
+    default { allow "x" from="lab" to="a" }
+}
+"#;
+    let checked = load(vec![SourceFile::new("a.kdl", text)]);
+    let intent = checked
+        .intent
+        .unwrap_or_else(|| panic!("{:?}", checked.diagnostics));
+    assert_eq!(intent.scope_clusters(), ["prod-a", "prod-b"]);
+}

@@ -86,16 +86,6 @@ fn live_config(args: &WatchArgs) -> anyhow::Result<Result<Option<LiveConfig>, Ou
     let Some(events) = &args.inventory_events else {
         return Ok(Ok(None));
     };
-    let cluster = match &args.events_cluster {
-        Some(c) => c.clone(),
-        None => events
-            .file_stem()
-            .map(|s| s.to_string_lossy().into_owned())
-            .filter(|s| !s.is_empty() && s != "-")
-            .ok_or_else(|| {
-                anyhow::anyhow!("--inventory-events -: name the cluster with --events-cluster")
-            })?,
-    };
     let membership_expires = humantime::parse_duration(&args.membership_expires).map_err(|e| {
         anyhow::anyhow!(
             "--membership-expires `{}`: {e} (e.g. 1h)",
@@ -116,7 +106,7 @@ fn live_config(args: &WatchArgs) -> anyhow::Result<Result<Option<LiveConfig>, Ou
     };
     Ok(Ok(Some(LiveConfig {
         events: events.clone(),
-        cluster,
+        cluster: args.events_cluster.clone(),
         membership_keys,
         membership_expires,
     })))
