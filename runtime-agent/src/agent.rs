@@ -173,7 +173,9 @@ pub struct Agent {
     members: Option<MemberCommit>,
     /// Whether the kernel holds `members` (a reload of the rules empties it).
     filled: bool,
-    /// The digest and refusal of the last refused membership document.
+    /// The last refused membership document (its digest, the generation in
+    /// force and the last document applied then) and its refusal: offered
+    /// again against the same, it is refused without being counted again.
     last_member_refused: Option<(String, MembershipError)>,
     /// Counts and last results.
     pub stats: Stats,

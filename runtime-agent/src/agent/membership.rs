@@ -76,13 +76,23 @@ impl Agent {
         let Some(f) = self.in_force.as_ref().filter(|f| f.verified.ir.live) else {
             return MemberOutcome::Failed("no live bundle is in force to fill".into());
         };
-        let key = sha256_hex(bytes);
+        let generation = f.current.generation;
+        // A verdict holds for these bytes against this generation in force
+        // and this last document applied, not beyond: a snapshot refused
+        // before its bundle arrived is taken once that bundle is in force.
+        let key = format!(
+            "{} for generation {generation} after {}",
+            sha256_hex(bytes),
+            self.members.as_ref().map_or(String::new(), |m| format!(
+                "{}/{}/{}",
+                m.generation, m.sequence, m.digest
+            ))
+        );
         if let Some((k, e)) = &self.last_member_refused
             && *k == key
         {
             return MemberOutcome::Refused(e.clone());
         }
-        let generation = f.current.generation;
         let ir = &f.verified.ir;
         let verified = if bytes.len() as u64 > MAX_MEMBER_BYTES {
             Err(MembershipError {

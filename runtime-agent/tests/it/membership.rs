@@ -639,3 +639,64 @@ fn the_binary_follows_membership_with_its_own_key_and_reports_the_sequence() {
     assert_eq!(v["membership"]["sequence"], 1);
     assert_eq!(v["report"]["status"], "in-sync");
 }
+
+#[test]
+fn a_snapshot_refused_before_its_bundle_is_taken_once_the_bundle_is_in_force() {
+    let l = live_node();
+    let node = l.ir.node.clone();
+    let ns = Netns::new("memgen");
+    let keys = Keys::new();
+    let src = keys.path("src");
+    let dir = src.join("membership").join(&node);
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut a = agent(&ns, &keys, &node, &keys.path("state"), None);
+    let source = Source::Dir(src.clone());
+    let now = SystemTime::now();
+    assert!(matches!(
+        a.offer(&bundle(&l, 1, &keys.key), None, now),
+        Outcome::Applied { generation: 1 }
+    ));
+    let pods: Vec<&MemberEndpoint> =
+        l.m.endpoints
+            .iter()
+            .filter(|e| e.ingress.is_some())
+            .collect();
+    let mut chain = Chain::new(&l, &keys.key, 1);
+    std::fs::write(dir.join("snapshot"), chain.snapshot(&l.m)).unwrap();
+    std::fs::write(dir.join("head"), "1\n").unwrap();
+    assert!(a.sync_membership(&source, None, now).unwrap());
+
+    // The publisher starts generation 2's chain (a pod left) before the
+    // agent has that bundle, as watch does: the snapshot is refused and
+    // the kernel keeps generation 1's membership.
+    let m2 = without(&l.m, pods[0]);
+    let mut chain2 = Chain::new(&l, &keys.key, 2);
+    chain2.sequence = chain.sequence;
+    std::fs::write(dir.join("snapshot"), chain2.snapshot(&m2)).unwrap();
+    std::fs::write(dir.join("head"), "2\n").unwrap();
+    let before = ns.ruleset();
+    for _ in 0..2 {
+        assert!(!a.sync_membership(&source, None, now).unwrap());
+    }
+    assert_eq!(ns.ruleset(), before);
+    assert_eq!(a.stats.members.refused.get("wrong-generation"), Some(&1));
+    let p0 = pods[0].addresses[0];
+    assert!(has(&ns, &format!("ingress-{}", fam(&p0)), &p0));
+
+    // Generation 2's bundle arrives: the same snapshot bytes now fit it.
+    assert!(matches!(
+        a.offer(&bundle(&l, 2, &keys.key), None, now),
+        Outcome::Applied { generation: 2 }
+    ));
+    assert!(a.sync_membership(&source, None, now).unwrap());
+    assert_eq!(
+        a.members().map(|m| (m.generation, m.sequence)),
+        Some((2, 2))
+    );
+    assert!(!has(&ns, &format!("ingress-{}", fam(&p0)), &p0));
+    let p1 = pods[1].addresses[0];
+    assert!(has(&ns, &format!("ingress-{}", fam(&p1)), &p1));
+    assert_eq!(a.stats.members.refused.get("wrong-generation"), Some(&1));
+    a.check_drift(now);
+    assert!(a.stats.drift.is_empty(), "{:?}", a.stats.drift);
+}
