@@ -230,12 +230,15 @@ impl Chains {
                 Ok(Some(Written::Delta(p.sequence, bytes.len())))
             }
             _ => {
+                // Past any delta a crash left behind `head`: an agent may
+                // read it, and must never find two documents of one sequence.
                 let before = self
                     .chains
                     .get(node)
                     .map(|c| c.sequence)
                     .or_else(|| self.floor.get(node).copied())
-                    .unwrap_or(0);
+                    .unwrap_or(0)
+                    .max(highest_delta(&node_dir)?);
                 let p = SnapshotPayload {
                     format: MEMBERSHIP_FORMAT,
                     cluster: cluster.to_string(),
@@ -280,6 +283,25 @@ impl Chains {
             Err(_) => std::os::unix::fs::symlink(Path::new("../..").join(MEMBERSHIP), &link),
         }
     }
+}
+
+/// The highest sequence of a delta file in `dir` (0: none, or no `dir`).
+fn highest_delta(dir: &Path) -> std::io::Result<u64> {
+    let entries = match fs::read_dir(dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
+        Err(e) => return Err(e),
+    };
+    let mut highest = 0;
+    for e in entries {
+        let name = e?.file_name();
+        if let Some(n) = name.to_str().and_then(|n| n.strip_suffix(".delta"))
+            && let Ok(n) = n.parse::<u64>()
+        {
+            highest = highest.max(n);
+        }
+    }
+    Ok(highest)
 }
 
 fn clock() -> std::io::Error {

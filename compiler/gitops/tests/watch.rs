@@ -626,3 +626,68 @@ fn live_events_become_signed_membership_and_new_classes_rerender_one_node() {
         "{m2:?}"
     );
 }
+
+#[test]
+fn a_restarted_watch_goes_on_after_every_sequence_a_crash_left() {
+    let lab = Lab::new();
+    let events = lab.tmp.path().join("lab.events");
+    std::fs::write(&events, events_of_lab()).unwrap();
+    let open = || {
+        let mut cfg = lab.config(RepoLocation::Path(lab.bare.clone()));
+        cfg.inventory = Vec::new();
+        cfg.live = Some(live_config(&events));
+        Watcher::open(cfg, &mut |_| {}).unwrap()
+    };
+    let append = |line: String| {
+        use std::io::Write as _;
+        let mut f = std::fs::OpenOptions::new()
+            .append(true)
+            .open(&events)
+            .unwrap();
+        f.write_all(line.as_bytes()).unwrap();
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    let out = lab.out();
+    let dir = out.join("membership/lab-n1");
+    let mut w = open();
+    poll_at(&mut w, t0());
+    append(pod_event("ADDED", "api-2", "api", "lab-n2", "10.244.2.10"));
+    poll_at(&mut w, t0());
+    assert_eq!(follow_chain(&out, "lab-n1", 1).1, 2);
+    // A crash after writing delta 3, before `head` named it; events go on
+    // while watch is down.
+    drop(w);
+    std::fs::copy(dir.join("2.delta"), dir.join("3.delta")).unwrap();
+    append(pod_event(
+        "DELETED",
+        "api-2",
+        "api",
+        "lab-n2",
+        "10.244.2.10",
+    ));
+    append(pod_event("ADDED", "api-3", "api", "lab-n2", "10.244.2.12"));
+    // Restarted: the stream is read again and a snapshot starts a chain
+    // past the leftover, which is gone. The bundle generation stays.
+    let mut w = open();
+    let (r, ev) = poll_at(&mut w, t0());
+    assert_eq!(r.failed, 0, "{ev:?}");
+    assert_eq!(generations(&index(&out, 2))[0], ("lab-n1".to_string(), 1));
+    assert!(!dir.join("3.delta").exists());
+    let (m, seq) = follow_chain(&out, "lab-n1", 1);
+    assert_eq!(seq, 4);
+    assert!(!in_some_set(&m, "10.244.2.10"), "{m:?}");
+    assert!(in_some_set(&m, "10.244.2.12"), "{m:?}");
+    // And goes on with deltas from there.
+    append(pod_event(
+        "DELETED",
+        "api-3",
+        "api",
+        "lab-n2",
+        "10.244.2.12",
+    ));
+    poll_at(&mut w, t0());
+    let (m, seq) = follow_chain(&out, "lab-n1", 1);
+    assert_eq!(seq, 5);
+    assert!(dir.join("5.delta").is_file());
+    assert!(!in_some_set(&m, "10.244.2.12"), "{m:?}");
+}
