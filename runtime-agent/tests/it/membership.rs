@@ -700,3 +700,56 @@ fn a_snapshot_refused_before_its_bundle_is_taken_once_the_bundle_is_in_force() {
     a.check_drift(now);
     assert!(a.stats.drift.is_empty(), "{:?}", a.stats.drift);
 }
+
+#[test]
+fn a_delta_in_the_kernel_but_not_recorded_is_applied_once_after_a_restart() {
+    let l = live_node();
+    let node = l.ir.node.clone();
+    let ns = Netns::new("memcrash");
+    let keys = Keys::new();
+    let state = keys.path("state");
+    let mut a = agent(&ns, &keys, &node, &state, None);
+    let now = SystemTime::now();
+    assert!(matches!(
+        a.offer(&bundle(&l, 1, &keys.key), None, now),
+        Outcome::Applied { generation: 1 }
+    ));
+    let mut chain = Chain::new(&l, &keys.key, 1);
+    let snap = chain.snapshot(&l.m);
+    assert!(matches!(
+        a.offer_membership(&snap, now, Instant::now()),
+        MemberOutcome::Applied { sequence: 1 }
+    ));
+    let record = std::fs::read(state.join("membership.json")).unwrap();
+    let pods: Vec<&MemberEndpoint> =
+        l.m.endpoints
+            .iter()
+            .filter(|e| e.ingress.is_some())
+            .collect();
+    let (p0, p1) = (pods[0].addresses[0], pods[1].addresses[0]);
+    let d2 = chain.delta(&without(&l.m, pods[0]));
+    assert!(matches!(
+        a.offer_membership(&d2, now, Instant::now()),
+        MemberOutcome::Applied { sequence: 2 }
+    ));
+    assert!(!has(&ns, &format!("ingress-{}", fam(&p0)), &p0));
+
+    // The agent dies after the kernel took delta 2, before recording it.
+    drop(a);
+    std::fs::write(state.join("membership.json"), &record).unwrap();
+    let mut a = agent(&ns, &keys, &node, &state, None);
+    a.startup(SystemTime::now()).unwrap();
+    // The kernel is brought back to what is recorded, so delta 2 follows
+    // on from there rather than being applied on top of itself.
+    assert_eq!(a.members().map(|m| m.sequence), Some(1));
+    assert!(has(&ns, &format!("ingress-{}", fam(&p0)), &p0));
+    assert!(matches!(
+        a.offer_membership(&d2, now, Instant::now()),
+        MemberOutcome::Applied { sequence: 2 }
+    ));
+    assert!(!has(&ns, &format!("ingress-{}", fam(&p0)), &p0));
+    assert!(has(&ns, &format!("ingress-{}", fam(&p1)), &p1));
+    assert!(a.stats.members.refused.is_empty(), "{:?}", a.stats.members);
+    a.check_drift(now);
+    assert!(a.stats.drift.is_empty(), "{:?}", a.stats.drift);
+}
