@@ -166,7 +166,13 @@ fn read_error(path: &Path, source: std::io::Error) -> InventoryError {
 pub(crate) fn read_text(path: &Path) -> Result<String, InventoryError> {
     use std::io::Read;
     let file = std::fs::File::open(path).map_err(|source| read_error(path, source))?;
-    let mut bytes = Vec::new();
+    // Sized from the file's length (one allocation, no regrowth); the read
+    // stays capped whatever the length said.
+    let len = file
+        .metadata()
+        .map_or(0, |m| m.len())
+        .min(MAX_FILE_BYTES + 1);
+    let mut bytes = Vec::with_capacity(len as usize);
     file.take(MAX_FILE_BYTES + 1)
         .read_to_end(&mut bytes)
         .map_err(|source| read_error(path, source))?;

@@ -243,7 +243,12 @@ fn read_working_tree(dir: &Path) -> Result<Snapshot, SourceError> {
     let mut files = Vec::new();
     walk(dir, "", &mut files)?;
     files.sort_by(|a, b| a.path.cmp(&b.path));
-    let repository = Repository::discover(dir).ok().map(|r| repo_path(&r));
+    // libgit2 is opened only when there may be a repository to name.
+    let repository = if may_be_in_repository(dir) {
+        Repository::discover(dir).ok().map(|r| repo_path(&r))
+    } else {
+        None
+    };
     Ok(Snapshot {
         files,
         source: SourceRef {
@@ -253,6 +258,16 @@ fn read_working_tree(dir: &Path) -> Result<Snapshot, SourceError> {
             kind: SourceKind::WorkingTree,
         },
     })
+}
+
+/// Whether `dir` or a directory above it holds `.git` or is itself a Git
+/// directory (has `HEAD`), the only places [`Repository::discover`] finds one.
+fn may_be_in_repository(dir: &Path) -> bool {
+    let Ok(dir) = dir.canonicalize() else {
+        return true;
+    };
+    dir.ancestors()
+        .any(|d| d.join(".git").exists() || d.join("HEAD").is_file())
 }
 
 fn walk(dir: &Path, rel: &str, out: &mut Vec<SourceText>) -> Result<(), SourceError> {

@@ -191,3 +191,25 @@ fn symlinks_are_skipped_in_every_mode() {
     assert_eq!(paths(&wt), paths(&head));
     assert_eq!(paths(&wt), paths(&idx));
 }
+
+#[test]
+fn the_working_tree_names_its_repository_and_a_plain_directory_none() {
+    let (dir, repo) = repo();
+    let workdir = repo.workdir().unwrap().display().to_string();
+    let apps = read(&dir.path().join("policies/apps"), &Selector::WorkingTree).unwrap();
+    assert_eq!(apps.source.repository.as_deref(), Some(workdir.as_str()));
+    // A bare repository's directory is a repository too.
+    let bare = tempfile::tempdir().unwrap();
+    Repository::init_bare(bare.path()).unwrap();
+    let in_bare = read(bare.path(), &Selector::WorkingTree).unwrap();
+    assert!(in_bare.source.repository.is_some());
+
+    // A plain directory of intent files is read without any repository.
+    let plain = tempfile::tempdir().unwrap();
+    write(plain.path(), "policies/10-a.kdl", b"a 1\n");
+    let snap = read(&plain.path().join("policies"), &Selector::WorkingTree).unwrap();
+    assert_eq!(paths(&snap), ["10-a.kdl"]);
+    assert_eq!(text_of(&snap, "10-a.kdl"), "a 1\n");
+    assert_eq!(snap.source.repository, None);
+    assert_eq!(snap.source.kind, SourceKind::WorkingTree);
+}

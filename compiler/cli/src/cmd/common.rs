@@ -113,3 +113,11 @@ pub(crate) fn signing_keys(
     }
     Ok(Ok(keys))
 }
+
+/// End of a command that compiled: its big structures (the session, the
+/// rendered nodes) are left to the process's exit, which returns their memory
+/// at once, instead of being freed value by value. Only for values whose drop
+/// does nothing but free memory.
+pub(crate) fn leave_to_exit<T>(big: T) {
+    std::mem::forget(big);
+}

@@ -93,5 +93,6 @@ pub(crate) fn run(mut args: CompileArgs) -> anyhow::Result<Outcome> {
         writeln!(out, "{} generation {} ({what})", n.node, n.generation)?;
     }
     writeln!(out, "index.json sha256 {}", summary.index_sha256)?;
+    common::leave_to_exit((session, nodes));
     Ok(Outcome::Clean)
 }

@@ -42,5 +42,6 @@ pub(crate) fn run(mut args: RenderArgs) -> anyhow::Result<Outcome> {
             names.join(" ")
         )?;
     }
+    common::leave_to_exit((session, nodes));
     Ok(Outcome::Clean)
 }
