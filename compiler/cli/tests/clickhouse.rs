@@ -408,6 +408,29 @@ fn analyze_and_discover_read_the_same_from_files_one_table_and_two_shards() {
         a.sql("SELECT name FROM system.tables WHERE database = 'default' ORDER BY name")
             .contains("single_conversations\nsingle_conversations_view\n")
     );
+    // A hint to merge when a partition is still several parts, naming the
+    // tables that are.
+    let extra = |t: &str| {
+        a.sql(&format!(
+            "SELECT count() - uniqExact(partition) FROM system.parts \
+             WHERE active AND database = 'default' AND table = '{t}'"
+        ))
+        .trim()
+        .to_string()
+    };
+    let hint = text(&o.stdout)
+        .lines()
+        .find(|l| l.starts_with("hint: "))
+        .map(str::to_string);
+    let unmerged = ["single", "single_conversations"].map(|t| extra(t) != "0");
+    assert_eq!(hint.is_some(), unmerged.contains(&true), "{hint:?}");
+    for (t, u) in ["single", "single_conversations"].iter().zip(unmerged) {
+        let named = hint
+            .as_deref()
+            .unwrap_or("")
+            .contains(&format!("`default`.`{t}` FINAL"));
+        assert_eq!(named, u, "{t}: {hint:?}");
+    }
     a.sql(&ringfence_flows::clickhouse::DDL.replace("{table}", "default.plain"));
     let plain = a.url("default.plain");
     let o = load(&s.files(), &plain);
@@ -425,6 +448,11 @@ fn analyze_and_discover_read_the_same_from_files_one_table_and_two_shards() {
     let raw_all = a.url("default.raw_all");
     let o = load(&s.files(), &all);
     assert_eq!(code(&o), 0, "{}", text(&o.stderr));
+    assert!(
+        text(&o.stdout).contains("is Distributed: on each shard"),
+        "{}",
+        text(&o.stdout)
+    );
     let (on_a, on_b): (u64, u64) = (
         a.sql("SELECT count() FROM default.shard")
             .trim()

@@ -149,5 +149,8 @@ pub(crate) fn load(args: LoadArgs) -> anyhow::Result<Outcome> {
         total.outside_window,
         total.unparsable
     )?;
+    if let Some(hint) = table.merge_hint()? {
+        writeln!(out, "hint: {hint}")?;
+    }
     Ok(Outcome::Clean)
 }

@@ -53,7 +53,6 @@ pub const CONVERSATIONS_DDL: &str = "CREATE TABLE IF NOT EXISTS {conversations}
     last_start AggregateFunction(max, Int64),
     last_seen AggregateFunction(max, Int64),
     src_port_count AggregateFunction(uniqUpTo(5), UInt16),
-    src_port_top AggregateFunction(topK(5), UInt16),
     minute_flows AggregateFunction(sumMap, Array(UInt8), Array(UInt64))
 )
 ENGINE = AggregatingMergeTree
@@ -75,7 +74,6 @@ AS SELECT
     maxState(first_seen_ns) AS last_start,
     maxState(last_seen_ns) AS last_seen,
     uniqUpToState(5)(src_port) AS src_port_count,
-    topKState(5)(src_port) AS src_port_top,
     sumMapState([toUInt8(intDiv(first_seen_ns, 60000000000) % 60)], [toUInt64(1)]) AS minute_flows
 FROM {table}
 GROUP BY hour, conversation, verdict";
@@ -138,7 +136,6 @@ const CONVERSATIONS: &[Column] = &[
         "src_port_count",
         &["AggregateFunction(uniqUpTo(5), UInt16)"],
     ),
-    col("src_port_top", &["AggregateFunction(topK(5), UInt16)"]),
     col(
         "minute_flows",
         &["AggregateFunction(sumMap, Array(UInt8), Array(UInt64))"],
@@ -450,10 +447,8 @@ mod tests {
         }
         // The source ports kept per conversation are the ones discovery asks for.
         let n = crate::conversation::SRC_PORTS + 1;
-        for f in ["uniqUpTo", "topK"] {
-            assert!(CONVERSATIONS_DDL.contains(&format!("{f}({n}), UInt16")));
-            assert!(CONVERSATIONS_VIEW_DDL.contains(&format!("{f}State({n})(src_port)")));
-        }
+        assert!(CONVERSATIONS_DDL.contains(&format!("uniqUpTo({n}), UInt16")));
+        assert!(CONVERSATIONS_VIEW_DDL.contains(&format!("uniqUpToState({n})(src_port)")));
         let mut ours: Vec<(String, String)> = CONVERSATIONS
             .iter()
             .map(|c| (c.name.to_string(), c.types[0].to_string()))

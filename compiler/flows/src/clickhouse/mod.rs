@@ -12,7 +12,8 @@
 //!
 //! Only what ClickHouse 18.16 and current servers both understand is used:
 //! the HTTP interface with basic authentication, `RowBinary`, external
-//! tables, `uniqUpTo`, `topK`, `wait_end_of_query`. Not used: the `IPv4`/
+//! tables, `uniqUpTo` (its state read back for the values it holds),
+//! `wait_end_of_query`. Not used: the `IPv4`/
 //! `IPv6` and `DateTime64` types, `LowCardinality` in ringfence's table
 //! (accepted in others), `SimpleAggregateFunction`, `TTL`, `groupUniqArray(N)`,
 //! `optimize_aggregation_in_order`, the native protocol.
@@ -376,7 +377,7 @@ impl Table {
         let table = self.url().sql_name();
         let (Some(conv), Some(hours)) = (&self.conversations, split.hours) else {
             let ports = if src_ports {
-                format!(", uniqUpTo({n})({p}), topK({n})({p})", p = e.src_port)
+                format!(", uniqUpToState({n})({p})", p = e.src_port)
             } else {
                 String::new()
             };
@@ -395,7 +396,7 @@ impl Table {
         };
         let conv_where = where_any(&[within("hour", hours)], None);
         let ports = if src_ports {
-            format!(", uniqUpToMerge({n})(src_port_count), topKMerge({n})(src_port_top)")
+            format!(", uniqUpToMergeState({n})(src_port_count)")
         } else {
             String::new()
         };
@@ -412,15 +413,9 @@ impl Table {
         // merged per conversation.
         let (conv_ports, flow_ports, merge_ports) = if src_ports {
             (
-                format!(
-                    ", uniqUpToMergeState({n})(src_port_count) AS pc, \
-                     topKMergeState({n})(src_port_top) AS pt"
-                ),
-                format!(
-                    ", uniqUpToState({n})({p}) AS pc, topKState({n})({p}) AS pt",
-                    p = e.src_port
-                ),
-                format!(", uniqUpToMerge({n})(pc), topKMerge({n})(pt)"),
+                format!(", uniqUpToMergeState({n})(src_port_count) AS pc"),
+                format!(", uniqUpToState({n})({p}) AS pc", p = e.src_port),
+                format!(", uniqUpToMergeState({n})(pc)"),
             )
         } else {
             Default::default()
@@ -567,14 +562,19 @@ impl Table {
         let (packets, bytes) = (rows.u64()?, rows.u64()?);
         let (first, last_start, last) = (rows.i64()?, rows.i64()?, rows.i64()?);
         let src_ports = if ports {
-            let distinct = rows.u64()?;
-            let mut top = rows.array_u16()?;
-            top.retain(|&p| p != 0);
-            top.sort_unstable();
-            if distinct > SRC_PORTS as u64 + 1 || top.len() > SRC_PORTS {
-                SrcPorts::Many
-            } else {
-                SrcPorts::Few(top)
+            // The distinct ports themselves, when at most SRC_PORTS + 1
+            // (one of them may be 0, no port).
+            match rows.uniq_up_to_u16(SRC_PORTS as u8 + 1)? {
+                Some(mut ports) => {
+                    ports.retain(|&p| p != 0);
+                    ports.sort_unstable();
+                    if ports.len() > SRC_PORTS {
+                        SrcPorts::Many
+                    } else {
+                        SrcPorts::Few(ports)
+                    }
+                }
+                None => SrcPorts::Many,
             }
         } else {
             SrcPorts::Few(Vec::new())
@@ -729,6 +729,56 @@ impl Table {
         };
         read().map_err(|e| self.broken(&stats, e))?;
         Ok(counts)
+    }
+
+    /// What to run when the flow table or its conversation table has
+    /// partitions of several parts after a load (each `INSERT` writes a part
+    /// of its own; the engine merges them later, and until then every query
+    /// merges their rows anew), or `None` when all is merged. Behind a
+    /// `Distributed` table the parts are on the shards: the hint says so.
+    pub fn merge_hint(&self) -> Result<Option<String>, ClickHouseError> {
+        let url = self.url();
+        let engine = self.client.text(&format!(
+            "SELECT engine FROM system.tables WHERE database = {} AND name = {} \
+             FORMAT TabSeparated",
+            sql_string(&url.database),
+            sql_string(&url.table)
+        ))?;
+        let tables: Vec<&TableUrl> = std::iter::once(url)
+            .chain(self.conversations.as_ref())
+            .collect();
+        let optimize = |t: &str| format!("OPTIMIZE TABLE {t} FINAL");
+        if engine.trim() == "Distributed" {
+            return Ok(Some(format!(
+                "{url} is Distributed: on each shard, merge the local tables' parts (`{}` for \
+                 each local table, repeated until system.parts shows one active part per \
+                 partition) before timing queries",
+                optimize("…")
+            )));
+        }
+        let names: Vec<String> = tables.iter().map(|t| sql_string(&t.table)).collect();
+        let text = self.client.text(&format!(
+            "SELECT table, count() - uniqExact(partition) FROM system.parts WHERE active AND \
+             database = {} AND table IN ({}) GROUP BY table ORDER BY table FORMAT TabSeparated",
+            sql_string(&url.database),
+            names.join(", ")
+        ))?;
+        let mut unmerged = Vec::new();
+        for line in text.lines() {
+            if let Some((table, extra)) = line.split_once('\t')
+                && extra.trim() != "0"
+                && let Some(t) = tables.iter().find(|t| t.table == unescape(table))
+            {
+                unmerged.push(optimize(&t.sql_name()));
+            }
+        }
+        Ok((!unmerged.is_empty()).then(|| {
+            format!(
+                "parts are not merged yet (the engine merges them in time; until then each query \
+                 merges their rows): to merge them now, run {}",
+                unmerged.join("; ")
+            )
+        }))
     }
 
     /// Insert flows (one `INSERT`; into a `Distributed` table, synchronously

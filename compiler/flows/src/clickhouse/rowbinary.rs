@@ -84,9 +84,19 @@ impl<R: BufRead> Rows<R> {
         (0..n).map(|_| self.u8()).collect()
     }
 
-    pub(crate) fn array_u16(&mut self) -> io::Result<Vec<u16>> {
-        let n = self.len(MAX_ARRAY, "an array")?;
-        (0..n).map(|_| self.u16()).collect()
+    /// A `uniqUpTo(threshold)` state of `UInt16` values, as ClickHouse 18.16
+    /// and current servers both write it: the count (`UInt8`), then, unless
+    /// it is past `threshold` (more distinct values than kept), the values
+    /// themselves, in no order. `None`: more than `threshold`.
+    pub(crate) fn uniq_up_to_u16(&mut self, threshold: u8) -> io::Result<Option<Vec<u16>>> {
+        let n = self.u8()?;
+        if n > threshold {
+            return Ok(None);
+        }
+        (0..n)
+            .map(|_| self.u16())
+            .collect::<io::Result<_>>()
+            .map(Some)
     }
 
     pub(crate) fn array_u64(&mut self) -> io::Result<Vec<u64>> {
@@ -133,5 +143,17 @@ mod tests {
         // Cut short: an error, not a short value.
         let cut = [5, b'a', b'b'];
         assert!(Rows::new(&cut[..]).string().is_err());
+    }
+
+    /// The bytes ClickHouse 18.16 answers for `uniqUpToState(5)` of 3 and
+    /// of 9 distinct `UInt16` values (current servers write the same).
+    #[test]
+    fn uniq_up_to_states_read_their_values() {
+        let three = [0x03, 0x01, 0x00, 0x08, 0x00, 0x0f, 0x00, 0x06];
+        let mut r = Rows::new(&three[..]);
+        assert_eq!(r.uniq_up_to_u16(5).unwrap(), Some(vec![1, 8, 15]));
+        assert_eq!(r.uniq_up_to_u16(5).unwrap(), None);
+        assert!(r.at_end().unwrap());
+        assert!(Rows::new(&three[..5]).uniq_up_to_u16(5).is_err());
     }
 }
