@@ -156,12 +156,7 @@ impl StateDir {
 
     /// The last membership document applied, if any.
     pub fn membership(&self) -> Result<Option<MemberCommit>, StateError> {
-        let p = self.membership_path();
-        match read_capped(&p, MAX_CURRENT_BYTES) {
-            Ok(b) => serde_json::from_slice(&b).map(Some).map_err(|e| err(&p, e)),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(err(&p, e)),
-        }
+        read_json(&self.membership_path())
     }
 
     /// Record an applied membership document (atomically).
@@ -177,12 +172,7 @@ impl StateDir {
 
     /// The commit in force, if any.
     pub fn current(&self) -> Result<Option<Current>, StateError> {
-        let p = self.current_path();
-        match read_capped(&p, MAX_CURRENT_BYTES) {
-            Ok(b) => serde_json::from_slice(&b).map(Some).map_err(|e| err(&p, e)),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(err(&p, e)),
-        }
+        read_json(&self.current_path())
     }
 
     /// Read a stored bundle file (a path from [`Current::bundle`]).
@@ -273,6 +263,15 @@ impl StateDir {
                 let _ = fs::remove_file(dir.join(n));
             }
         }
+    }
+}
+
+/// The JSON document at `p`, or `None` if there is no file.
+fn read_json<T: serde::de::DeserializeOwned>(p: &Path) -> Result<Option<T>, StateError> {
+    match read_capped(p, MAX_CURRENT_BYTES) {
+        Ok(b) => serde_json::from_slice(&b).map(Some).map_err(|e| err(p, e)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(err(p, e)),
     }
 }
 

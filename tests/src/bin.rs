@@ -4,6 +4,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+pub use ringfence_testkit::cmd::run;
+
 /// Path of a binary built by this workspace (`ringfence`, `ringfence-agent`).
 /// Tests run after `cargo build --release --bins` (see `tests/run.sh`).
 pub fn binary(name: &str) -> PathBuf {
@@ -20,22 +22,6 @@ pub fn binary(name: &str) -> PathBuf {
         "{name} is not built under {}: run `cargo build --release --bins` first",
         target.display()
     );
-}
-
-/// Run a command; panic with its output if it fails.
-pub fn run(cmd: &mut Command) -> Output {
-    let out = cmd
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
-    if !out.status.success() {
-        panic!(
-            "{cmd:?} failed ({}):\n{}{}",
-            out.status,
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
-    out
 }
 
 /// Run `ip` with arguments.

@@ -69,17 +69,10 @@ fn an_agent_report_reaches_the_collector_and_report() {
 
     // One file, the agent's report, as `ringfence report` reads it.
     assert_eq!(std::fs::read_dir(&reports).unwrap().count(), 1);
-    let out = Command::new(&rf)
+    let out = run(Command::new(&rf)
         .arg("report")
         .arg(&reports)
-        .args(["-o", "json"])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+        .args(["-o", "json"]));
     let s: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(s["nodes"][0]["node"], node);
     assert_eq!(s["nodes"][0]["status"], "in-sync");

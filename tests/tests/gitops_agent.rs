@@ -148,6 +148,16 @@ fn pairs() -> Vec<(usize, usize, u16)> {
     v
 }
 
+/// The pairs a probe result reached.
+fn allowed(probed: &[bool]) -> Vec<(usize, usize, u16)> {
+    pairs()
+        .into_iter()
+        .zip(probed)
+        .filter(|(_, ok)| **ok)
+        .map(|(p, _)| p)
+        .collect()
+}
+
 fn probe(t: &Topology) -> Vec<bool> {
     let probes: Vec<Probe> = pairs()
         .into_iter()
@@ -200,13 +210,7 @@ fn a_push_changes_the_probes_exactly_as_planned() {
     }
     let before = probe(&t);
     // The first intent: web → api:8080 and api → db:5432, nothing else.
-    let allowed: Vec<(usize, usize, u16)> = pairs()
-        .into_iter()
-        .zip(&before)
-        .filter(|(_, ok)| **ok)
-        .map(|(p, _)| p)
-        .collect();
-    assert_eq!(allowed, [(0, 1, 8080), (1, 2, 5432)]);
+    assert_eq!(allowed(&before), [(0, 1, 8080), (1, 2, 5432)]);
 
     // The change: the database is for the front end now, not the API.
     edit(
@@ -255,13 +259,7 @@ fn a_push_changes_the_probes_exactly_as_planned() {
         .collect();
     assert_ne!(predicted, before, "the plan predicts a change: {plan}");
     assert_eq!(after, predicted, "plan: {plan}");
-    let allowed: Vec<(usize, usize, u16)> = pairs()
-        .into_iter()
-        .zip(&after)
-        .filter(|(_, ok)| **ok)
-        .map(|(p, _)| p)
-        .collect();
-    assert_eq!(allowed, [(0, 1, 8080), (0, 2, 5432)]);
+    assert_eq!(allowed(&after), [(0, 1, 8080), (0, 2, 5432)]);
     // The plan names the policies responsible.
     assert_eq!(
         conn["allowed"][0]["now"]["ingress"]["policy"]["id"],

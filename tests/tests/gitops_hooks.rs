@@ -8,12 +8,15 @@
 mod common;
 
 use std::os::unix::fs::PermissionsExt;
+use std::process::Output;
+
+use ringfence_testkit::text::assert_contains;
 
 use common::{
     BROKEN, TempDir, broken_line, copy_example, edit, example_repo, git, git_out, ringfence, text,
 };
 
-fn install(args: &[&str]) -> std::process::Output {
+fn install(args: &[&str]) -> Output {
     let mut argv = vec!["hooks", "install"];
     argv.extend_from_slice(args);
     ringfence(&argv)
@@ -26,11 +29,7 @@ fn pre_commit_stops_a_broken_commit() {
     let r = repo.to_str().unwrap();
     let out = install(&["--repo", r]);
     assert!(out.status.success(), "{}", text(&out));
-    assert!(
-        text(&out).contains("pre-commit hook installed"),
-        "{}",
-        text(&out)
-    );
+    assert_contains(&text(&out), "pre-commit hook installed");
     let hook = repo.join(".git/hooks/pre-commit");
     assert!(std::fs::metadata(&hook).unwrap().permissions().mode() & 0o111 != 0);
 
@@ -41,15 +40,9 @@ fn pre_commit_stops_a_broken_commit() {
     let out = git_out(&repo, &["commit", "-m", "broken"]);
     let t = text(&out);
     assert!(!out.status.success(), "{t}");
-    assert!(
-        t.contains(&format!("20-shop.kdl:{}:", broken_line())),
-        "{t}"
-    );
-    assert!(
-        t.contains("no filter, external or scope named `no-such-filter`"),
-        "{t}"
-    );
-    assert!(t.contains("does not check"), "{t}");
+    assert_contains(&t, &format!("20-shop.kdl:{}:", broken_line()));
+    assert_contains(&t, "no filter, external or scope named `no-such-filter`");
+    assert_contains(&t, "does not check");
     assert_eq!(git(&repo, &["rev-list", "--count", "HEAD"]), "1");
 
     // Unstaged, `commit -a`: git hands the hook a temporary index.
@@ -74,11 +67,7 @@ fn pre_commit_stops_a_broken_commit() {
     let before = std::fs::read(&hook).unwrap();
     let out = install(&["--repo", r]);
     assert!(out.status.success(), "{}", text(&out));
-    assert!(
-        text(&out).contains("already installed, unchanged"),
-        "{}",
-        text(&out)
-    );
+    assert_contains(&text(&out), "already installed, unchanged");
     assert_eq!(std::fs::read(&hook).unwrap(), before);
 }
 
@@ -99,21 +88,21 @@ fn an_existing_hook_is_refused_or_chained_never_overwritten() {
 
     let out = install(&["--repo", r]);
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
-    assert!(text(&out).contains("--chain"), "{}", text(&out));
+    assert_contains(&text(&out), "--chain");
     assert_eq!(std::fs::read_to_string(&hook).unwrap(), old);
 
     let out = install(&["--repo", r, "--chain"]);
     assert!(out.status.success(), "{}", text(&out));
     let kept = repo.join(".git/hooks/pre-commit.ringfence-chained");
     assert_eq!(std::fs::read_to_string(&kept).unwrap(), old);
-    assert!(text(&out).contains("kept as"), "{}", text(&out));
+    assert_contains(&text(&out), "kept as");
 
     // Both run, the old one first: a broken commit is still refused...
     let shop = repo.join("policies/20-shop.kdl");
     edit(&shop, BROKEN.0, BROKEN.1);
     let out = git_out(&repo, &["commit", "-a", "-m", "broken"]);
     assert!(!out.status.success(), "{}", text(&out));
-    assert!(text(&out).contains("no-such-filter"), "{}", text(&out));
+    assert_contains(&text(&out), "no-such-filter");
     assert_eq!(std::fs::read_to_string(&ran).unwrap(), "ran\n");
 
     // ...and the old hook's veto stops a good one before ringfence runs.
@@ -130,21 +119,19 @@ fn an_existing_hook_is_refused_or_chained_never_overwritten() {
     std::fs::write(&hook, "#!/bin/sh\nexit 0\n").unwrap();
     let out = install(&["--repo", r, "--chain"]);
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
-    assert!(text(&out).contains("already kept"), "{}", text(&out));
+    assert_contains(&text(&out), "already kept");
 }
 
 #[test]
 fn pre_receive_refuses_a_push_of_broken_intent() {
     let tmp = TempDir::new("prereceive");
-    let bare = tmp.join("server.git");
-    std::fs::create_dir_all(&bare).unwrap();
-    git(&bare, &["init", "-q", "--bare", "-b", "main"]);
+    let bare = ringfence_testkit::git::bare(&tmp.0);
     git(&bare, &["config", "ringfence.path", "policies"]);
     let b = bare.to_str().unwrap();
     // The client-side hook needs a working tree.
     let out = install(&["--repo", b]);
     assert_eq!(out.status.code(), Some(2), "{}", text(&out));
-    assert!(text(&out).contains("--server"), "{}", text(&out));
+    assert_contains(&text(&out), "--server");
     let out = install(&["--server", "--repo", b]);
     assert!(out.status.success(), "{}", text(&out));
     assert!(bare.join("hooks/pre-receive").exists());
@@ -171,16 +158,13 @@ fn pre_receive_refuses_a_push_of_broken_intent() {
     let out = git_out(&repo, &["push", "origin", "main"]);
     let t = text(&out);
     assert!(!out.status.success(), "{t}");
-    assert!(t.contains("pre-receive hook declined"), "{t}");
-    assert!(t.contains("push refused"), "{t}");
-    assert!(
-        t.contains(&format!("remote:     ╭─[20-shop.kdl:{}:", broken_line())),
-        "{t}"
+    assert_contains(&t, "pre-receive hook declined");
+    assert_contains(&t, "push refused");
+    assert_contains(
+        &t,
+        &format!("remote:     ╭─[20-shop.kdl:{}:", broken_line()),
     );
-    assert!(
-        t.contains("no filter, external or scope named `no-such-filter`"),
-        "{t}"
-    );
+    assert_contains(&t, "no filter, external or scope named `no-such-filter`");
     let server_tip = git(&bare, &["rev-parse", "main"]);
     assert_ne!(server_tip, git(&repo, &["rev-parse", "HEAD"]));
 
@@ -204,7 +188,7 @@ fn pre_receive_refuses_a_push_of_broken_intent() {
     let out = git_out(&repo, &["push", "origin", "docs"]);
     let t = text(&out);
     assert!(out.status.success(), "{t}");
-    assert!(t.contains("no intent under 'policies', not checked"), "{t}");
+    assert_contains(&t, "no intent under 'policies', not checked");
 
     // Fixed: accepted, the server has the tip.
     git(&repo, &["checkout", "-q", "-f", "main"]);
@@ -237,9 +221,7 @@ fn hooks_check_intent_whatever_its_file_names() {
     ];
     for (i, (dir, file)) in cases.iter().enumerate() {
         let tmp = TempDir::new(&format!("names{i}"));
-        let bare = tmp.join("server.git");
-        std::fs::create_dir_all(&bare).unwrap();
-        git(&bare, &["init", "-q", "--bare", "-b", "main"]);
+        let bare = ringfence_testkit::git::bare(&tmp.0);
         git(&bare, &["config", "ringfence.path", dir]);
         let out = install(&["--server", "--repo", bare.to_str().unwrap()]);
         assert!(out.status.success(), "{}", text(&out));
@@ -278,22 +260,21 @@ fn hooks_check_intent_whatever_its_file_names() {
         let broken = repo.join(dir).join(file);
         edit(&broken, BROKEN.0, BROKEN.1);
         git(&repo, &["add", "-A"]);
-        let out = git_out(&repo, &["commit", "-m", "broken"]);
-        let t = text(&out);
-        assert!(!out.status.success(), "{case}: {t}");
-        assert!(
-            t.contains("no-such-filter") && t.contains("does not check"),
-            "{case}: {t}"
+        let refused = |out: Output, says: [&str; 2]| {
+            let t = text(&out);
+            assert!(!out.status.success(), "{case}: {t}");
+            assert!(says.iter().all(|s| t.contains(s)), "{case}: {t}");
+        };
+        refused(
+            git_out(&repo, &["commit", "-m", "broken"]),
+            ["no-such-filter", "does not check"],
         );
 
         // ...and so does the pre-receive hook when the client skips its own.
         git(&repo, &["commit", "-q", "-m", "broken", "--no-verify"]);
-        let out = git_out(&repo, &["push", "origin", "main"]);
-        let t = text(&out);
-        assert!(!out.status.success(), "{case}: {t}");
-        assert!(
-            t.contains("push refused") && t.contains("no-such-filter"),
-            "{case}: {t}"
+        refused(
+            git_out(&repo, &["push", "origin", "main"]),
+            ["push refused", "no-such-filter"],
         );
     }
 }

@@ -10,6 +10,8 @@ mod common;
 
 use std::path::Path;
 
+use ringfence_testkit::text::assert_contains;
+
 use common::{Lab, edit, text};
 
 const GOOD_1: (&str, &str) = ("ports=8080", "ports=\"8080-8081\"");
@@ -74,11 +76,8 @@ fn valid_invalid_valid_gives_two_generations() {
     let r = lab.watch_once(&out, None);
     assert_eq!(r.status.code(), Some(1), "{}", text(&r));
     let t = text(&r);
-    assert!(
-        t.contains("not published: 1 error(s); first: 10-lab.kdl:"),
-        "{t}"
-    );
-    assert!(t.contains("╭─[10-lab.kdl:"), "{t}");
+    assert_contains(&t, "not published: 1 error(s); first: 10-lab.kdl:");
+    assert_contains(&t, "╭─[10-lab.kdl:");
     assert_eq!(current(&out), "generations/1");
     edit(&lab.intent(), BAD.1, BAD.0);
     let c = lab.push("fixed");
@@ -177,11 +176,8 @@ fn a_crash_mid_publish_leaves_the_previous_generation_and_the_next_run_recovers(
     let r = lab.watch_once(&out, None);
     let t = text(&r);
     assert!(r.status.success(), "{t}");
-    assert!(
-        t.contains("removed leftovers of an interrupted run: generations/2"),
-        "{t}"
-    );
-    assert!(t.contains("published"), "{t}");
+    assert_contains(&t, "removed leftovers of an interrupted run: generations/2");
+    assert_contains(&t, "published");
     assert_eq!(current(&out), "generations/2");
     lab.verify_all(&out.join("current"));
     assert_eq!(status(&out)["last_published"]["commit"], next.as_str());

@@ -121,76 +121,19 @@ pub(crate) fn intent_(web_to_api_ports: &str) -> Intent {
     let db = b.filter("db", None, false, q::label("app", "db"));
     let bad = b.filter("bad", None, false, q::label("quarantine", "true"));
     use PolicyRank::{Absolute, Default};
-    b.policy(
-        top,
-        Absolute,
-        Action::Deny,
-        "no-telnet",
-        t::any(),
-        t::any(),
-        Proto::Tcp,
-        "23",
-    );
-    b.policy(
-        top,
-        Default,
-        Action::Allow,
-        "top-db",
-        t::any(),
-        t::filter(db),
-        Proto::Tcp,
-        "5432",
-    );
-    b.policy(
-        app,
-        Default,
-        Action::Allow,
-        "web-to-api",
-        t::filter(web),
-        t::service("app", "api"),
-        Proto::Tcp,
-        web_to_api_ports,
-    );
-    b.policy(
-        app,
-        Default,
-        Action::Allow,
-        "web-telnet",
-        t::filter(web),
-        t::filter(api),
-        Proto::Tcp,
-        "23",
-    );
-    b.policy(
-        app,
-        Default,
-        Action::Deny,
-        "deny-db-from-web",
-        t::filter(web),
-        t::filter(db),
-        Proto::Tcp,
-        "5432",
-    );
-    b.policy(
-        app,
-        Default,
-        Action::Allow,
-        "corp-to-web",
-        t::external(corp),
-        t::service("app", "web"),
-        Proto::Tcp,
-        "80",
-    );
-    b.policy(
-        app,
-        Default,
-        Action::Allow,
-        "never-used",
-        t::filter(api),
-        t::filter(web),
-        Proto::Tcp,
-        "9000",
-    );
+    #[rustfmt::skip]
+    let policies = [
+        (top, Absolute, Action::Deny, "no-telnet", t::any(), t::any(), "23"),
+        (top, Default, Action::Allow, "top-db", t::any(), t::filter(db), "5432"),
+        (app, Default, Action::Allow, "web-to-api", t::filter(web), t::service("app", "api"), web_to_api_ports),
+        (app, Default, Action::Allow, "web-telnet", t::filter(web), t::filter(api), "23"),
+        (app, Default, Action::Deny, "deny-db-from-web", t::filter(web), t::filter(db), "5432"),
+        (app, Default, Action::Allow, "corp-to-web", t::external(corp), t::service("app", "web"), "80"),
+        (app, Default, Action::Allow, "never-used", t::filter(api), t::filter(web), "9000"),
+    ];
+    for (scope, rank, action, id, from, to, ports) in policies {
+        b.policy(scope, rank, action, id, from, to, Proto::Tcp, ports);
+    }
     b.quarantine(&[bad]);
     b.exception(
         "from-corp",

@@ -166,14 +166,7 @@ fn verify_refuses_with_the_precise_reason_and_exit_1() {
     let truncated = dir.join("cut.bundle");
     fs::write(&truncated, &bytes[..bytes.len() / 3]).unwrap();
     let tampered = dir.join("tampered.bundle");
-    let mut t = bytes.clone();
-    let at = bytes
-        .windows(11)
-        .position(|w| w == b"\"payload\":\"")
-        .unwrap()
-        + 100;
-    t[at] = if t[at] == b'A' { b'B' } else { b'A' };
-    fs::write(&tampered, &t).unwrap();
+    fs::write(&tampered, ringfence_testkit::keys::tampered(&bytes, 100)).unwrap();
     let now = ["--now", "2026-01-02T00:00:00Z"];
     let other_index = other.join("index.json");
 

@@ -86,6 +86,18 @@ const MAX_FEATURE_FANOUT: usize = 256;
 /// Merge rounds (each may enable more, as peers merge).
 const MAX_ROUNDS: usize = 16;
 
+/// The services of the conversations `keep` selects, each once, in order.
+fn services(convs: &[(ConvKey, Evidence)], keep: impl Fn(&ConvKey) -> bool) -> Vec<EntityId> {
+    let mut out: Vec<EntityId> = convs
+        .iter()
+        .filter(|(k, _)| keep(k))
+        .map(|(k, _)| k.svc)
+        .collect();
+    out.sort_unstable();
+    out.dedup();
+    out
+}
+
 impl<'a> Units<'a> {
     /// Units for a granularity, plus a unit per external prefix and per
     /// service a conversation reaches by its name.
@@ -111,7 +123,7 @@ impl<'a> Units<'a> {
                         EntityKind::Service => UnitKind::Service(e as EntityId),
                         EntityKind::Node => continue,
                     };
-                    let id = u.push(kind, Some(en.cluster), en.namespace, vec![e as EntityId]);
+                    let id = u.push_entity(book, kind, e as EntityId);
                     u.of_entity[e] = id;
                     if en.kind == EntityKind::Service {
                         u.svc_ref.insert(e as EntityId, id);
@@ -166,42 +178,16 @@ impl<'a> Units<'a> {
             u.units[id as usize].prefixes.push(p);
             u.of_ext.insert(p, id);
         }
-        let mut refs: Vec<EntityId> = convs
-            .iter()
-            .filter(|(k, _)| u.by_service_name(k))
-            .map(|(k, _)| k.svc)
-            .collect();
-        refs.sort_unstable();
-        refs.dedup();
-        for s in refs {
+        for s in services(convs, |k| u.by_service_name(k)) {
             if !u.svc_ref.contains_key(&s) {
-                let en = &book.entities[s as usize];
-                let id = u.push(
-                    UnitKind::Service(s),
-                    Some(en.cluster),
-                    en.namespace,
-                    vec![s],
-                );
+                let id = u.push_entity(book, UnitKind::Service(s), s);
                 u.svc_ref.insert(s, id);
             }
         }
         // Consumers inside a cluster that went through a node port: their
         // egress sees the node's address and the node port.
-        let mut entries: Vec<EntityId> = convs
-            .iter()
-            .filter(|(k, _)| Units::through_node_port(k))
-            .map(|(k, _)| k.svc)
-            .collect();
-        entries.sort_unstable();
-        entries.dedup();
-        for s in entries {
-            let en = &book.entities[s as usize];
-            let id = u.push(
-                UnitKind::NodePortEntry(s),
-                Some(en.cluster),
-                en.namespace,
-                vec![s],
-            );
+        for s in services(convs, Units::through_node_port) {
+            let id = u.push_entity(book, UnitKind::NodePortEntry(s), s);
             u.entry_ref.insert(s, id);
             for sp in &book.service(s).ports {
                 if let Some(np) = sp.node_port {
@@ -308,6 +294,12 @@ impl<'a> Units<'a> {
             alive: true,
         });
         (self.units.len() - 1) as UnitId
+    }
+
+    /// A unit of the one entity `e`, in its cluster and namespace.
+    fn push_entity(&mut self, book: &Book<'a>, kind: UnitKind, e: EntityId) -> UnitId {
+        let en = &book.entities[e as usize];
+        self.push(kind, Some(en.cluster), en.namespace, vec![e])
     }
 
     fn push_members(
@@ -605,9 +597,12 @@ mod tests {
         let inv = shop();
         let book = Book::new(&inv);
         let c = convs(&book, FLOWS);
-        let u = Units::new(&book, Granularity::Fine, &c);
+        let placed = |g| {
+            let u = Units::new(&book, g, &c);
+            describe(&book, &u, &u.edges(&c))
+        };
         assert_eq!(
-            describe(&book, &u, &u.edges(&c)),
+            placed(Granularity::Fine),
             [
                 "Workloads[cart] -> Workloads[redis] tcp/6379",
                 "Workloads[frontend] -> Workloads[agent] tcp/9100",
@@ -615,9 +610,8 @@ mod tests {
                 "External[198.51.100.0/24] -> Service[svc:frontend] tcp/80",
             ]
         );
-        let u = Units::new(&book, Granularity::Coarse, &c);
         assert_eq!(
-            describe(&book, &u, &u.edges(&c)),
+            placed(Granularity::Coarse),
             [
                 "Workloads[cart,svc:cart] -> Workloads[redis] tcp/6379",
                 "Workloads[frontend,svc:frontend] -> Workloads[agent] tcp/9100",
@@ -625,19 +619,17 @@ mod tests {
                 "External[198.51.100.0/24] -> Service[svc:frontend] tcp/80",
             ]
         );
-        let u = Units::new(&book, Granularity::Namespace, &c);
         let shop = "Namespace[cart,frontend,redis,svc:cart,svc:frontend]";
         assert_eq!(
-            describe(&book, &u, &u.edges(&c)),
+            placed(Granularity::Namespace),
             [
                 format!("{shop} -> Namespace[agent] tcp/9100"),
                 format!("{shop} -> {shop} tcp/6379,8080"),
                 "External[198.51.100.0/24] -> Service[svc:frontend] tcp/80".into(),
             ]
         );
-        let u = Units::new(&book, Granularity::Cluster, &c);
         assert_eq!(
-            describe(&book, &u, &u.edges(&c)),
+            placed(Granularity::Cluster),
             [
                 "Cluster[agent,cart,frontend,redis,svc:cart,svc:frontend,worker-1] -> \
                  Cluster[agent,cart,frontend,redis,svc:cart,svc:frontend,worker-1] tcp/6379,8080,9100",

@@ -184,35 +184,26 @@ mod tests {
 
     #[test]
     fn bad_records_say_which_field() {
-        let mut r = record();
-        r.proto = Proto::Any;
-        assert!(Flow::from_record(&r).unwrap_err().contains("`proto`"));
-        let mut r = record();
-        r.dst_port = None;
-        assert!(Flow::from_record(&r).unwrap_err().contains("`dst_port`"));
-        let mut r = record();
-        r.proto = Proto::Icmp;
-        assert!(
-            Flow::from_record(&r)
-                .unwrap_err()
-                .contains("icmp has no ports")
-        );
-        let mut r = record();
-        r.first_seen = "2024-05-02T00:00:00Z".into();
-        assert!(
-            Flow::from_record(&r)
-                .unwrap_err()
-                .contains("after last seen")
-        );
-        let mut r = record();
-        r.last_seen = "noon".into();
-        assert!(Flow::from_record(&r).unwrap_err().contains("`last_seen`"));
-        let mut r = record();
-        r.dst_service = Some("postgres".into());
-        assert!(
-            Flow::from_record(&r)
-                .unwrap_err()
-                .contains("NAMESPACE/NAME")
-        );
+        type Change = fn(&mut FlowRecord);
+        let cases: [(Change, &str); 6] = [
+            (|r| r.proto = Proto::Any, "`proto`"),
+            (|r| r.dst_port = None, "`dst_port`"),
+            (|r| r.proto = Proto::Icmp, "icmp has no ports"),
+            (
+                |r| r.first_seen = "2024-05-02T00:00:00Z".into(),
+                "after last seen",
+            ),
+            (|r| r.last_seen = "noon".into(), "`last_seen`"),
+            (
+                |r| r.dst_service = Some("postgres".into()),
+                "NAMESPACE/NAME",
+            ),
+        ];
+        for (change, says) in cases {
+            let mut r = record();
+            change(&mut r);
+            let err = Flow::from_record(&r).unwrap_err();
+            assert!(err.contains(says), "{says}: {err}");
+        }
     }
 }

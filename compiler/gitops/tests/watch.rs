@@ -34,18 +34,10 @@ pub(crate) struct Lab {
 impl Lab {
     pub(crate) fn new() -> Lab {
         let tmp = tempfile::tempdir().unwrap();
-        let bare = tmp.path().join("server.git");
-        let work = tmp.path().join("work");
-        std::fs::create_dir_all(&bare).unwrap();
-        git(&bare, &["init", "-q", "--bare", "-b", "main"]);
-        std::fs::create_dir_all(work.join("policies")).unwrap();
-        git(&work, &["init", "-q", "-b", "main"]);
-        std::fs::copy(
-            fixture().join("intent/10-lab.kdl"),
-            work.join("policies/10-lab.kdl"),
-        )
-        .unwrap();
-        git(&work, &["remote", "add", "origin", bare.to_str().unwrap()]);
+        let (bare, work) = ringfence_testkit::git::server_and_work(
+            tmp.path(),
+            &[(&fixture().join("intent/10-lab.kdl"), "policies/10-lab.kdl")],
+        );
         let lab = Lab { tmp, bare, work };
         lab.push("the lab intent");
         lab

@@ -111,24 +111,19 @@ impl Intent {
     /// first); within one scope, declaration order. Catch-alls come after all
     /// of them, most specific scope first, and quarantine before all of them.
     pub fn order(&self) -> Vec<usize> {
+        let of = |s: ScopeId, rank: PolicyRank| {
+            self.policies
+                .iter()
+                .enumerate()
+                .filter(move |(_, p)| p.scope == s && p.rank == rank)
+                .map(|(i, _)| i)
+        };
         let mut out = Vec::with_capacity(self.policies.len());
         for s in 0..self.scopes.len() {
-            out.extend(
-                self.policies
-                    .iter()
-                    .enumerate()
-                    .filter(|(_, p)| p.scope == s && p.rank == PolicyRank::Absolute)
-                    .map(|(i, _)| i),
-            );
+            out.extend(of(s, PolicyRank::Absolute));
         }
         for s in (0..self.scopes.len()).rev() {
-            out.extend(
-                self.policies
-                    .iter()
-                    .enumerate()
-                    .filter(|(_, p)| p.scope == s && p.rank == PolicyRank::Default)
-                    .map(|(i, _)| i),
-            );
+            out.extend(of(s, PolicyRank::Default));
         }
         out
     }

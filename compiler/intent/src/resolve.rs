@@ -323,6 +323,23 @@ impl<'a> Resolver<'a> {
         found
     }
 
+    /// Look `name` up as a `kind` and record that `from` refers to it.
+    fn refer(
+        &mut self,
+        from: Vertex,
+        kind: Kind,
+        name: &Name,
+        to: fn(usize) -> Vertex,
+    ) -> Option<usize> {
+        let found = self.lookup(kind, name)?;
+        self.edges.push(Edge {
+            from,
+            to: to(found),
+            span: name.span,
+        });
+        Some(found)
+    }
+
     fn owner(&mut self, owner: &Owner) -> Option<ScopeId> {
         match owner {
             Owner::None => None,
@@ -344,22 +361,10 @@ impl<'a> Resolver<'a> {
                 let pred = match p {
                     RawPred::Plain(p) => p.clone(),
                     RawPred::Matches(name) => {
-                        let f = self.lookup(Kind::Filter, name)?;
-                        self.edges.push(Edge {
-                            from,
-                            to: Vertex::Filter(f),
-                            span: name.span,
-                        });
-                        Predicate::Filter(f)
+                        Predicate::Filter(self.refer(from, Kind::Filter, name, Vertex::Filter)?)
                     }
                     RawPred::InScope(name) => {
-                        let s = self.lookup(Kind::Scope, name)?;
-                        self.edges.push(Edge {
-                            from,
-                            to: Vertex::Scope(s),
-                            span: name.span,
-                        });
-                        Predicate::Scope(s)
+                        Predicate::Scope(self.refer(from, Kind::Scope, name, Vertex::Scope)?)
                     }
                 };
                 Query::Pred(pred, *span)

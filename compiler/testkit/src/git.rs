@@ -2,8 +2,8 @@
 //! driven by the real `git` binary where a test needs what the binary does
 //! (hooks, pushes, the index file it picks).
 
-use std::path::Path;
-use std::process::{Command, Output};
+use std::path::{Path, PathBuf};
+use std::process::Command;
 
 use git2::{Commit, IndexAddOption, Oid, Repository, RepositoryInitOptions, Signature};
 
@@ -76,13 +76,7 @@ pub fn git_command(dir: &Path) -> Command {
 /// Run a `git` command, panicking with its output when it fails; its
 /// trimmed stdout.
 pub fn run(mut command: Command) -> String {
-    let out: Output = command.output().expect("git runs");
-    assert!(
-        out.status.success(),
-        "{command:?} failed:\n{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let out = crate::cmd::run(&mut command);
     String::from_utf8_lossy(&out.stdout).trim().to_string()
 }
 
@@ -91,4 +85,27 @@ pub fn git(dir: &Path, args: &[&str]) -> String {
     let mut c = git_command(dir);
     c.args(args);
     run(c)
+}
+
+/// A bare repository `dir/server.git` on branch `main`; its path.
+pub fn bare(dir: &Path) -> PathBuf {
+    let bare = dir.join("server.git");
+    std::fs::create_dir_all(&bare).unwrap();
+    git(&bare, &["init", "-q", "--bare", "-b", "main"]);
+    bare
+}
+
+/// A bare repository `dir/server.git` and a working repository `dir/work`
+/// pushing to it as `origin`, both on `main`, with each `(file, rel)` of
+/// `files` copied to `work/rel`, nothing committed; `(bare, work)`.
+pub fn server_and_work(dir: &Path, files: &[(&Path, &str)]) -> (PathBuf, PathBuf) {
+    let bare = bare(dir);
+    let work = dir.join("work");
+    std::fs::create_dir_all(&work).unwrap();
+    git(&work, &["init", "-q", "-b", "main"]);
+    for (file, rel) in files {
+        write(&work, rel, std::fs::read(file).unwrap());
+    }
+    git(&work, &["remote", "add", "origin", bare.to_str().unwrap()]);
+    (bare, work)
 }

@@ -16,3 +16,17 @@ pub fn write_public(dir: &Path, name: &str, key: &SigningKey) -> PathBuf {
     std::fs::write(&path, key.trusted().to_pem()).unwrap();
     path
 }
+
+/// `signed` (a signed bundle or index) with the base64 character `offset`
+/// bytes after the start of its `"payload":"` changed: its signature no
+/// longer holds.
+pub fn tampered(signed: &[u8], offset: usize) -> Vec<u8> {
+    let at = signed
+        .windows(11)
+        .position(|w| w == b"\"payload\":\"")
+        .expect("a signed document")
+        + offset;
+    let mut t = signed.to_vec();
+    t[at] = if t[at] == b'A' { b'B' } else { b'A' };
+    t
+}

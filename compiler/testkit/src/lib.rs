@@ -9,6 +9,7 @@
 //!   Lists and as flows in each input format, for discovery; [`shop`] is
 //!   its test scenario and [`callgraph`] its benchmark input;
 //! - [`payload`]: bundle content of a chosen size, for the sealing benchmarks;
+//! - [`cmd`]: commands that must succeed;
 //! - [`git`]: real Git repositories (git2, or the `git` binary);
 //! - [`keys`]: signing keys from fixed seeds;
 //! - [`listen`]: servers started by a test, their address read from the log;
@@ -19,6 +20,7 @@
 
 pub mod builder;
 pub mod callgraph;
+pub mod cmd;
 pub mod flowgen;
 pub mod git;
 pub mod keys;

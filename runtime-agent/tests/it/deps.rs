@@ -3,30 +3,24 @@
 
 use std::process::Command;
 
+use ringfence_testkit::cmd::run;
+
 #[test]
 fn dependency_tree_has_no_heavy_stacks() {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let manifest = concat!(env!("CARGO_MANIFEST_DIR"), "/Cargo.toml");
-    let out = Command::new(cargo)
-        .args([
-            "tree",
-            "--offline",
-            "-p",
-            "ringfence-agent",
-            "-e",
-            "normal",
-            "--prefix",
-            "none",
-            "--manifest-path",
-            manifest,
-        ])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let out = run(Command::new(cargo).args([
+        "tree",
+        "--offline",
+        "-p",
+        "ringfence-agent",
+        "-e",
+        "normal",
+        "--prefix",
+        "none",
+        "--manifest-path",
+        manifest,
+    ]));
     let tree = String::from_utf8(out.stdout).unwrap();
     assert!(tree.contains("ringfence-bundle"), "{tree}");
     for banned in ["wasmtime", "git2", "kube", "tokio"] {

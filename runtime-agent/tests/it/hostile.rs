@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant, SystemTime};
 
-use ringfence_agent::agent::{Agent, Config, Initial, Outcome};
+use ringfence_agent::agent::{Agent, Outcome};
 use ringfence_agent::applier::Applier;
 use ringfence_agent::exec::{Cmd, ExecError, Output, Runner, SystemRunner};
 use ringfence_agent::nft::NftApplier;
@@ -17,7 +17,7 @@ use ringfence_agent::state::StateDir;
 use ringfence_schema::report::Status;
 
 use crate::fixture::{Spec, bundle, index, render, seal};
-use crate::support::{Keys, Netns, agent, bin};
+use crate::support::{Keys, Netns, agent, apply_ok, bin, config};
 
 fn now() -> SystemTime {
     SystemTime::now()
@@ -45,10 +45,7 @@ fn forged_rules_never_reach_beyond_our_table() {
     std::fs::write(&secret, "root:$6$SECRETMARK:19000:0:99999:7:::\n").unwrap();
     let state = keys.path("state");
     let mut a = agent(&ns, &keys, &state, false);
-    assert!(matches!(
-        a.offer(&bundle(&Spec::small(1, &[8081]), &keys.key), None, now()),
-        Outcome::Applied { .. }
-    ));
+    apply_ok(&mut a, &keys, &Spec::small(1, &[8081]));
     let before = ns.ruleset();
     let include = format!(
         "table inet ringfence {{\n    include \"{}\"\n}}\n",
@@ -140,10 +137,7 @@ fn a_dormant_table_is_drift_and_self_heal_wakes_it() {
     let keys = Keys::new();
     let state = keys.path("state");
     let mut a = agent(&ns, &keys, &state, false);
-    assert!(matches!(
-        a.offer(&bundle(&Spec::small(1, &[8081]), &keys.key), None, now()),
-        Outcome::Applied { .. }
-    ));
+    apply_ok(&mut a, &keys, &Spec::small(1, &[8081]));
     ns.sh("nft add table inet ringfence '{ flags dormant; }'");
     a.check_drift(now());
     let r = a.report(now());
@@ -191,24 +185,14 @@ fn a_one_off_nft_failure_does_not_stay_failed() {
     let keys = Keys::new();
     let fail = Arc::new(AtomicBool::new(false));
     let mut a = Agent::new(
-        Config {
-            node: "n1".into(),
-            trust: keys.trust(),
-            initial: Initial::Allow,
-            self_heal: false,
-            membership_trust: None,
-            require_index: false,
-        },
+        config(keys.trust()),
         StateDir::open(&keys.path("state")).unwrap(),
         Box::new(NftApplier::new(Flaky {
             real: SystemRunner::new(Some(ns.name.clone())),
             fail: fail.clone(),
         })),
     );
-    assert!(matches!(
-        a.offer(&bundle(&Spec::small(1, &[8081]), &keys.key), None, now()),
-        Outcome::Applied { .. }
-    ));
+    apply_ok(&mut a, &keys, &Spec::small(1, &[8081]));
     fail.store(true, Ordering::SeqCst);
     a.clear_error(); // 304
     a.check_drift(now());
@@ -230,20 +214,10 @@ fn nft_that_cannot_run_is_failed_not_drift() {
     let keys = Keys::new();
     let state = keys.path("state");
     let mut a = agent(&ns, &keys, &state, false);
-    assert!(matches!(
-        a.offer(&bundle(&Spec::small(1, &[8081]), &keys.key), None, now()),
-        Outcome::Applied { .. }
-    ));
+    apply_ok(&mut a, &keys, &Spec::small(1, &[8081]));
     drop(a);
     let mut b = Agent::new(
-        Config {
-            node: "n1".into(),
-            trust: keys.trust(),
-            initial: Initial::Allow,
-            self_heal: false,
-            membership_trust: None,
-            require_index: false,
-        },
+        config(keys.trust()),
         StateDir::open(&state).unwrap(),
         Box::new(NftApplier::new(SystemRunner::new(Some(format!(
             "{}-absent",
@@ -281,14 +255,14 @@ fn a_hung_nft_is_killed_and_reported() {
     let f = keys.path("b.bundle");
     std::fs::write(&f, bundle(&Spec::small(1, &[8081]), &keys.key)).unwrap();
     let t = Instant::now();
-    let out = bin()
+    let out = keys
+        .cli(
+            &["apply", "--node", "n1", "--nft-timeout", "1"],
+            &keys.path("state"),
+        )
         .env("PATH", hanging_nft(keys.dir.path()))
-        .args(["apply", "--node", "n1", "--nft-timeout", "1", "--bundle"])
+        .arg("--bundle")
         .arg(&f)
-        .arg("--trust")
-        .arg(keys.pubkey())
-        .arg("--state")
-        .arg(keys.path("state"))
         .output()
         .unwrap();
     assert!(t.elapsed() < Duration::from_secs(20), "{:?}", t.elapsed());
@@ -303,19 +277,11 @@ fn a_hung_nft_is_killed_and_reported() {
 /// `ringfence-agent apply` of bundle `f` for node n1 (in `ns`, if given),
 /// trusting `keys`, with its state in `state`.
 fn apply(keys: &Keys, ns: Option<&Netns>, state: &Path, f: &Path) -> std::process::Output {
-    let mut cmd = bin();
-    cmd.args(["apply", "--node", "n1"]);
+    let mut cmd = keys.cli(&["apply", "--node", "n1"], state);
     if let Some(ns) = ns {
         cmd.args(["--netns", &ns.name]);
     }
-    cmd.arg("--bundle")
-        .arg(f)
-        .arg("--trust")
-        .arg(keys.pubkey())
-        .arg("--state")
-        .arg(state)
-        .output()
-        .unwrap()
+    cmd.arg("--bundle").arg(f).output().unwrap()
 }
 
 /// [`apply`] in `ns`: the exit code and all it printed.
@@ -428,18 +394,15 @@ fn future_bundles_and_sources_without_an_index_are_refused() {
     let b = bundle(&spec, &keys.key);
     std::fs::write(src.join("n1.bundle"), &b).unwrap();
     let run = |extra: &[&str]| {
-        bin()
-            .args([
-                "run", "--once", "--node", "n1", "--netns", &ns.name, "--source",
-            ])
-            .arg(&src)
-            .arg("--trust")
-            .arg(keys.pubkey())
-            .arg("--state")
-            .arg(keys.path("state"))
-            .args(extra)
-            .output()
-            .unwrap()
+        keys.cli(
+            &["run", "--once", "--node", "n1", "--netns", &ns.name],
+            &keys.path("state"),
+        )
+        .arg("--source")
+        .arg(&src)
+        .args(extra)
+        .output()
+        .unwrap()
     };
     let out = run(&[]);
     assert_eq!(out.status.code(), Some(1));
@@ -494,13 +457,10 @@ fn fifos_devices_and_huge_files_are_refused_capped() {
             .success()
     );
     let t = Instant::now();
-    let out = bin()
-        .args(["run", "--once", "--node", "n1", "--source"])
+    let out = keys
+        .cli(&["run", "--once", "--node", "n1"], &keys.path("st"))
+        .arg("--source")
         .arg(&src)
-        .arg("--trust")
-        .arg(keys.pubkey())
-        .arg("--state")
-        .arg(keys.path("st"))
         .output()
         .unwrap();
     assert!(t.elapsed() < Duration::from_secs(10), "{:?}", t.elapsed());

@@ -10,7 +10,7 @@ use ringfence_bundle::parse_time;
 use ringfence_schema::report::Status;
 
 use crate::fixture::{Spec, bundle, render, seal};
-use crate::support::{Keys, Netns, agent, agent_with, bin};
+use crate::support::{Keys, Netns, agent, agent_with, apply_ok, bin, source_dir};
 
 fn now() -> SystemTime {
     SystemTime::now()
@@ -24,8 +24,7 @@ fn apply_installs_our_table_and_reads_counters_per_policy() {
     let keys = Keys::new();
     let state = keys.path("state");
     let mut a = agent(&ns, &keys, &state, false);
-    let out = a.offer(&bundle(&Spec::small(1, &[8081]), &keys.key), None, now());
-    assert!(matches!(out, Outcome::Applied { generation: 1 }), "{out:?}");
+    apply_ok(&mut a, &keys, &Spec::small(1, &[8081]));
     let table = ns.ours();
     assert!(table.contains("comment \"p0-web-8081\""), "{table}");
     a.check_drift(now());
@@ -76,10 +75,7 @@ fn refused_bundles_leave_the_ruleset_byte_identical() {
     let other = Keys::new();
     let state = keys.path("state");
     let mut a = agent(&ns, &keys, &state, false);
-    assert!(matches!(
-        a.offer(&bundle(&Spec::small(5, &[8081]), &keys.key), None, now()),
-        Outcome::Applied { .. }
-    ));
+    apply_ok(&mut a, &keys, &Spec::small(5, &[8081]));
     let before = ns.ruleset();
     let good = bundle(&Spec::small(6, &[8082]), &keys.key);
     let mut corrupted = good.clone();
@@ -144,13 +140,10 @@ fn refused_bundles_leave_the_ruleset_byte_identical() {
     drop(a);
     let f = keys.path("old.bundle");
     std::fs::write(&f, &cases[1].1).unwrap();
-    let out = bin()
-        .args(["apply", "--node", "n1", "--netns", &ns.name, "--bundle"])
+    let out = keys
+        .cli(&["apply", "--node", "n1", "--netns", &ns.name], &state)
+        .arg("--bundle")
         .arg(&f)
-        .arg("--trust")
-        .arg(keys.pubkey())
-        .arg("--state")
-        .arg(&state)
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(1));
@@ -169,10 +162,7 @@ fn kernel_rejections_and_failed_read_back_keep_or_restore_the_previous_rules() {
     let keys = Keys::new();
     let state = keys.path("state");
     let mut a = agent(&ns, &keys, &state, false);
-    assert!(matches!(
-        a.offer(&bundle(&Spec::small(1, &[8081]), &keys.key), None, now()),
-        Outcome::Applied { .. }
-    ));
+    apply_ok(&mut a, &keys, &Spec::small(1, &[8081]));
     let before = ns.ruleset();
     let ours = ns.ours();
 
@@ -251,13 +241,8 @@ fn killed_between_apply_and_commit_restarts_on_the_committed_generation() {
     let apply = |g: u64, port: u16, failpoint: bool| {
         let f = keys.path(&format!("g{g}.bundle"));
         std::fs::write(&f, bundle(&Spec::small(g, &[port]), &keys.key)).unwrap();
-        let mut c = bin();
-        c.args(["apply", "--node", "n1", "--netns", &ns.name, "--bundle"])
-            .arg(&f)
-            .arg("--trust")
-            .arg(keys.pubkey())
-            .arg("--state")
-            .arg(&state);
+        let mut c = keys.cli(&["apply", "--node", "n1", "--netns", &ns.name], &state);
+        c.arg("--bundle").arg(&f);
         if failpoint {
             c.env("RINGFENCE_AGENT_FAILPOINT", "after-apply");
         }
@@ -274,15 +259,13 @@ fn killed_between_apply_and_commit_restarts_on_the_committed_generation() {
     // (the source is empty).
     let empty = keys.path("empty");
     std::fs::create_dir_all(&empty).unwrap();
-    let out = bin()
-        .args([
-            "run", "--once", "--node", "n1", "--netns", &ns.name, "--source",
-        ])
+    let out = keys
+        .cli(
+            &["run", "--once", "--node", "n1", "--netns", &ns.name],
+            &state,
+        )
+        .arg("--source")
         .arg(&empty)
-        .arg("--trust")
-        .arg(keys.pubkey())
-        .arg("--state")
-        .arg(&state)
         .output()
         .unwrap();
     let log = String::from_utf8_lossy(&out.stderr);
@@ -303,10 +286,7 @@ fn hand_edits_are_reported_as_drift_and_self_healed() {
     let keys = Keys::new();
     let state = keys.path("state");
     let mut a = agent(&ns, &keys, &state, false);
-    assert!(matches!(
-        a.offer(&bundle(&Spec::small(1, &[8081]), &keys.key), None, now()),
-        Outcome::Applied { .. }
-    ));
+    apply_ok(&mut a, &keys, &Spec::small(1, &[8081]));
     let clean = ns.ours();
     ns.sh("nft insert rule inet ringfence ing_p0 ip saddr 192.0.2.66 accept");
     ns.sh("nft delete element inet ringfence peers_web_v4 '{ 10.251.9.9 }'");
@@ -439,40 +419,30 @@ fn run_loop_serves_metrics_and_health() {
     use std::io::{Read, Write};
     let ns = Netns::new("metrics");
     let keys = Keys::new();
-    let src = keys.path("src");
-    std::fs::create_dir_all(&src).unwrap();
-    let spec = Spec::small(3, &[8081]);
-    let b = bundle(&spec, &keys.key);
-    std::fs::write(src.join("n1.bundle"), &b).unwrap();
-    std::fs::write(
-        src.join("index.json"),
-        crate::fixture::index(&[(&spec, &b)], &keys.key),
-    )
-    .unwrap();
+    let src = source_dir(&keys, "src", &Spec::small(3, &[8081]));
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
         .unwrap()
         .port();
     let addr = format!("127.0.0.1:{port}");
-    let mut child = bin()
-        .args([
-            "run",
-            "--interval",
-            "1",
-            "--node",
-            "n1",
-            "--netns",
-            &ns.name,
-            "--metrics",
-            &addr,
-            "--source",
-        ])
+    let mut child = keys
+        .cli(
+            &[
+                "run",
+                "--interval",
+                "1",
+                "--node",
+                "n1",
+                "--netns",
+                &ns.name,
+                "--metrics",
+                &addr,
+            ],
+            &keys.path("state"),
+        )
+        .arg("--source")
         .arg(&src)
-        .arg("--trust")
-        .arg(keys.pubkey())
-        .arg("--state")
-        .arg(keys.path("state"))
         .stderr(std::process::Stdio::null())
         .spawn()
         .unwrap();

@@ -4,12 +4,10 @@
 //! with its code and the ruleset byte-identical before and after.
 
 use std::net::IpAddr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime};
 
-use ringfence_agent::agent::{Agent, Config, Initial, MemberOutcome, Outcome};
-use ringfence_agent::exec::SystemRunner;
-use ringfence_agent::nft::NftApplier;
+use ringfence_agent::agent::{Agent, Config, MemberOutcome, Outcome};
 use ringfence_agent::source::Source;
 use ringfence_agent::state::StateDir;
 use ringfence_bundle::{
@@ -27,13 +25,27 @@ use ringfence_schema::membership::{
 use ringfence_testkit::synth::{Params, generate};
 use serde_json::Value;
 
-use crate::support::{Keys, Netns};
+use crate::support::{Keys, Netns, config, nft_in};
 
 /// A node of a small synthetic cluster: its live IR, rules and membership.
 struct Live {
     ir: NodeIr,
     rules: String,
     m: Membership,
+}
+
+/// A source directory among the keys' files holding the node's bundle
+/// (generation 1), and its (empty) membership directory.
+fn source(l: &Live, keys: &Keys) -> (PathBuf, PathBuf) {
+    let src = keys.path("src");
+    let dir = src.join("membership").join(&l.ir.node);
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        src.join(format!("{}.bundle", l.ir.node)),
+        bundle(l, 1, &keys.key),
+    )
+    .unwrap();
+    (src, dir)
 }
 
 fn live_node() -> Live {
@@ -181,14 +193,11 @@ fn agent(ns: &Netns, keys: &Keys, node: &str, state: &Path, members: Option<Trus
     Agent::new(
         Config {
             node: node.into(),
-            trust: keys.trust(),
-            initial: Initial::Allow,
-            self_heal: false,
             membership_trust: members,
-            require_index: false,
+            ..config(keys.trust())
         },
         StateDir::open(state).unwrap(),
-        Box::new(NftApplier::new(SystemRunner::new(Some(ns.name.clone())))),
+        nft_in(ns),
     )
 }
 
@@ -471,14 +480,11 @@ fn membership_fills_a_live_bundle_and_every_attack_leaves_the_kernel_alone() {
     let mut a = Agent::new(
         Config {
             node: node.clone(),
-            trust: keys.trust(),
-            initial: Initial::Allow,
             self_heal: true,
-            membership_trust: None,
-            require_index: false,
+            ..config(keys.trust())
         },
         StateDir::open(&state).unwrap(),
-        Box::new(NftApplier::new(SystemRunner::new(Some(ns.name.clone())))),
+        nft_in(&ns),
     );
     a.startup(SystemTime::now()).unwrap();
     assert!(
@@ -496,10 +502,7 @@ fn a_dir_source_is_followed_and_a_gap_recovers_through_the_snapshot() {
     let ns = Netns::new("memsrc");
     let keys = Keys::new();
     let members = Keys::new();
-    let src = keys.path("src");
-    let dir = src.join("membership").join(&node);
-    std::fs::create_dir_all(&dir).unwrap();
-    std::fs::write(src.join(format!("{node}.bundle")), bundle(&l, 1, &keys.key)).unwrap();
+    let (src, dir) = source(&l, &keys);
     // A separate membership key: the bundle key does not sign membership.
     let mut a = agent(
         &ns,
@@ -584,36 +587,29 @@ fn the_binary_follows_membership_with_its_own_key_and_reports_the_sequence() {
     let ns = Netns::new("membin");
     let keys = Keys::new();
     let members = Keys::new();
-    let src = keys.path("src");
-    let dir = src.join("membership").join(&node);
-    std::fs::create_dir_all(&dir).unwrap();
-    std::fs::write(src.join(format!("{node}.bundle")), bundle(&l, 1, &keys.key)).unwrap();
+    let (src, dir) = source(&l, &keys);
     let mut chain = Chain::new(&l, &members.key, 1);
     std::fs::write(dir.join("snapshot"), chain.snapshot(&l.m)).unwrap();
     std::fs::write(dir.join("head"), "1\n").unwrap();
     let state = keys.path("state");
-    let run = |extra: &[&str]| {
-        let mut cmd = crate::support::bin();
-        cmd.args([
-            "run",
-            "--once",
-            "--no-index",
-            "--node",
-            &node,
-            "--netns",
-            &ns.name,
-        ])
-        .arg("--source")
-        .arg(&src)
-        .arg("--trust")
-        .arg(keys.pubkey())
-        .arg("--state")
-        .arg(&state)
-        .args(extra);
-        cmd.output().unwrap()
+    let once = |extra: &[&str]| {
+        let mut cmd = keys.cli(
+            &[
+                "run",
+                "--once",
+                "--no-index",
+                "--node",
+                &node,
+                "--netns",
+                &ns.name,
+            ],
+            &state,
+        );
+        cmd.arg("--source").arg(&src).args(extra);
+        cmd
     };
     // Trusting only the bundle key, the membership key's snapshot is refused.
-    let out = run(&[]);
+    let out = once(&[]).output().unwrap();
     assert!(String::from_utf8_lossy(&out.stderr).contains("unknown-key"));
     let first =
         l.m.endpoints
@@ -623,12 +619,10 @@ fn the_binary_follows_membership_with_its_own_key_and_reports_the_sequence() {
             .addresses[0];
     assert!(!has(&ns, &format!("ingress-{}", fam(&first)), &first));
     let members_pub = members.pubkey();
-    let out = run(&["--membership-trust", members_pub.to_str().unwrap()]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    ringfence_testkit::cmd::run(&mut once(&[
+        "--membership-trust",
+        members_pub.to_str().unwrap(),
+    ]));
     assert!(has(&ns, &format!("ingress-{}", fam(&first)), &first));
     let status = crate::support::bin()
         .args(["status", "--format", "json", "--state"])

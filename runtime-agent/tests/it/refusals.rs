@@ -5,7 +5,7 @@
 use std::path::Path;
 use std::time::SystemTime;
 
-use ringfence_agent::agent::{Agent, Config, Initial, Outcome};
+use ringfence_agent::agent::{Agent, Outcome};
 use ringfence_agent::applier::{Applier, ApplyError};
 use ringfence_agent::live::Snapshot;
 use ringfence_agent::state::StateDir;
@@ -13,6 +13,7 @@ use ringfence_bundle::{SigningKey, Trust};
 use ringfence_schema::report::Status;
 
 use crate::fixture::{Spec, bundle, index};
+use crate::support::config;
 
 struct MustNotBeReached;
 
@@ -43,14 +44,7 @@ impl Applier for MustNotBeReached {
 /// An agent of node n1 trusting `key` whose applier must not be reached.
 fn refusing_agent(key: &SigningKey, dir: StateDir) -> Agent {
     Agent::new(
-        Config {
-            node: "n1".into(),
-            trust: Trust::new([key.trusted()], 1),
-            initial: Initial::Allow,
-            self_heal: false,
-            membership_trust: None,
-            require_index: false,
-        },
+        config(Trust::new([key.trusted()], 1)),
         dir,
         Box::new(MustNotBeReached),
     )
@@ -64,14 +58,7 @@ fn apply_is_never_reached_when_verification_fails() {
     let mut agent = refusing_agent(&key, StateDir::open(state.path()).unwrap());
     let now = SystemTime::now();
     let good = bundle(&Spec::small(3, &[80]), &key);
-    let mut corrupted = good.clone();
-    // Flip one base64 character of the payload: the signature no longer holds.
-    let at = good
-        .windows(11)
-        .position(|w| w == b"\"payload\":\"")
-        .unwrap()
-        + 40;
-    corrupted[at] = if corrupted[at] == b'A' { b'B' } else { b'A' };
+    let corrupted = ringfence_testkit::keys::tampered(&good, 40);
     let expired = bundle(
         &Spec {
             expires_at: "2020-01-01T00:00:00Z".into(),

@@ -4,8 +4,9 @@
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command};
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::SystemTime;
 
-use ringfence_agent::agent::{Agent, Config, Initial};
+use ringfence_agent::agent::{Agent, Config, Initial, Outcome};
 use ringfence_agent::exec::SystemRunner;
 use ringfence_agent::nft::NftApplier;
 use ringfence_agent::state::StateDir;
@@ -138,6 +139,17 @@ impl Keys {
         Trust::new([self.key.trusted()], 1)
     }
 
+    /// The binary running `args`, trusting these keys, its state in `state`.
+    pub(crate) fn cli(&self, args: &[&str], state: &Path) -> Command {
+        let mut c = bin();
+        c.args(args)
+            .arg("--trust")
+            .arg(self.pubkey())
+            .arg("--state")
+            .arg(state);
+        c
+    }
+
     /// A scratch path inside the temp dir.
     pub(crate) fn path(&self, name: &str) -> PathBuf {
         self.dir.path().join(name)
@@ -179,16 +191,40 @@ pub(crate) fn agent_with(
 ) -> Agent {
     Agent::new(
         Config {
-            node: "n1".into(),
-            trust: keys.trust(),
             initial,
             self_heal,
-            membership_trust: None,
-            require_index: false,
+            ..config(keys.trust())
         },
         StateDir::open(state).unwrap(),
-        Box::new(NftApplier::new(SystemRunner::new(Some(ns.name.clone())))),
+        nft_in(ns),
     )
+}
+
+/// The configuration of an agent for node `n1` trusting `trust`: allow
+/// until the first bundle, no self-heal, no membership key, no index needed.
+pub(crate) fn config(trust: Trust) -> Config {
+    Config {
+        node: "n1".into(),
+        trust,
+        initial: Initial::Allow,
+        self_heal: false,
+        membership_trust: None,
+        require_index: false,
+    }
+}
+
+/// The real applier, running `nft` inside `ns`.
+pub(crate) fn nft_in(ns: &Netns) -> Box<NftApplier<SystemRunner>> {
+    Box::new(NftApplier::new(SystemRunner::new(Some(ns.name.clone()))))
+}
+
+/// Offer the bundle of `spec`, signed by `keys`, now; it must be applied.
+pub(crate) fn apply_ok(a: &mut Agent, keys: &Keys, spec: &Spec) {
+    let out = a.offer(&bundle(spec, &keys.key), None, SystemTime::now());
+    assert!(
+        matches!(out, Outcome::Applied { generation } if generation == spec.generation),
+        "{out:?}"
+    );
 }
 
 /// The binary under test.

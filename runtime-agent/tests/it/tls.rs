@@ -10,7 +10,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 
 use crate::fixture::Spec;
-use crate::support::{Keys, Killed, Netns, bin, source_dir};
+use crate::support::{Keys, Killed, Netns, source_dir};
 
 const SERVER: &str = r#"
 import http.server, ssl, sys, os
@@ -39,16 +39,11 @@ s.serve_forever()
 "#;
 
 fn openssl(dir: &Path, args: &str) {
-    let out = Command::new("sh")
-        .arg("-c")
-        .arg(format!("openssl {args}"))
-        .current_dir(dir)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "openssl {args}: {}",
-        String::from_utf8_lossy(&out.stderr)
+    ringfence_testkit::cmd::run(
+        Command::new("sh")
+            .arg("-c")
+            .arg(format!("openssl {args}"))
+            .current_dir(dir),
     );
 }
 
@@ -111,13 +106,12 @@ fn https_sources_and_collectors_with_a_given_ca_and_client_certificate() {
     assert_eq!(ready.trim(), "ready");
     let base = format!("https://127.0.0.1:{port}");
     let run = |state: &str, extra: &[&str]| {
-        let out = bin()
-            .args(["run", "--once", "--node", "n1", "--netns", &ns.name])
+        let out = keys
+            .cli(
+                &["run", "--once", "--node", "n1", "--netns", &ns.name],
+                &keys.path(state),
+            )
             .args(["--source", &base, "--report-to", &format!("{base}/reports")])
-            .arg("--trust")
-            .arg(keys.pubkey())
-            .arg("--state")
-            .arg(keys.path(state))
             .args(extra)
             .output()
             .unwrap();

@@ -150,18 +150,13 @@ impl Lab {
     /// Set up, without pushing anything.
     pub(crate) fn new(label: &str) -> Lab {
         let tmp = TempDir::new(label);
-        let bare = tmp.join("server.git");
-        let work = tmp.join("work");
-        std::fs::create_dir_all(&bare).unwrap();
-        git(&bare, &["init", "-q", "--bare", "-b", "main"]);
-        std::fs::create_dir_all(work.join("policies")).unwrap();
-        git(&work, &["init", "-q", "-b", "main"]);
-        std::fs::copy(
-            repo_root().join("tests/fixtures/gitops/intent/10-lab.kdl"),
-            work.join("policies/10-lab.kdl"),
-        )
-        .unwrap();
-        git(&work, &["remote", "add", "origin", bare.to_str().unwrap()]);
+        let (bare, work) = ringfence_testkit::git::server_and_work(
+            &tmp.0,
+            &[(
+                &repo_root().join("tests/fixtures/gitops/intent/10-lab.kdl"),
+                "policies/10-lab.kdl",
+            )],
+        );
         let out = ringfence(&["keygen", "--out", tmp.join("ci").to_str().unwrap()]);
         assert!(out.status.success(), "{}", text(&out));
         Lab { tmp, bare, work }
