@@ -454,6 +454,12 @@ mod tests {
             .map(|c| (c.name.to_string(), c.types[0].to_string()))
             .collect();
         assert_eq!(Layout::check_conversations(&ours), Ok(()));
+        // A table of earlier versions, with its topK column, is read as well.
+        ours.push((
+            "src_port_top".into(),
+            "AggregateFunction(topK(5), UInt16)".into(),
+        ));
+        assert_eq!(Layout::check_conversations(&ours), Ok(()));
         ours.retain(|(n, _)| n != "minute_flows");
         let e = Layout::check_conversations(&ours).unwrap_err();
         assert!(e.contains("column `minute_flows` is missing"), "{e}");
