@@ -12,5 +12,5 @@ pub mod bin;
 pub mod probe;
 pub mod topology;
 
-pub use probe::{Probe, listen, probe_all, probe_all_retrying};
+pub use probe::{Probe, listen, probe_all, probe_all_retrying, probe_each};
 pub use topology::{NodeSpec, OutsideSpec, PodSpec, Spec, Topology};

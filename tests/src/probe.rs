@@ -137,9 +137,18 @@ pub fn probe_all_retrying(probes: &[Probe]) -> Vec<bool> {
 /// Run every probe (in parallel, grouped by source namespace) and return
 /// whether each got through, in the order given.
 pub fn probe_all(probes: &[Probe], timeout: Duration) -> Vec<bool> {
-    const PER_THREAD: usize = 24;
+    probe_in_threads(probes, timeout, 24)
+}
+
+/// [`probe_all`] with a thread per probe: a round takes one `timeout`
+/// however many probes are dropped (for timing how soon probes agree).
+pub fn probe_each(probes: &[Probe], timeout: Duration) -> Vec<bool> {
+    probe_in_threads(probes, timeout, 1)
+}
+
+fn probe_in_threads(probes: &[Probe], timeout: Duration, per_thread: usize) -> Vec<bool> {
     let mut handles = Vec::new();
-    for (chunk_start, chunk) in chunks_by_source(probes, PER_THREAD) {
+    for (chunk_start, chunk) in chunks_by_source(probes, per_thread) {
         let chunk = chunk.to_vec();
         handles.push((
             chunk_start,

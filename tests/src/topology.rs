@@ -56,6 +56,10 @@ pub struct Topology {
     pub pod_ns: Vec<(String, String)>,
     /// Network namespace of each outside host, by name.
     pub outside_ns: Vec<(String, String)>,
+    /// Each pod's node namespace and the node's end of its veth, by pod.
+    pod_links: Vec<(String, String, String)>,
+    /// Pods attached so far (numbers their namespaces and veths).
+    pods_made: usize,
 }
 
 static COUNTER: AtomicUsize = AtomicUsize::new(0);
@@ -96,6 +100,8 @@ impl Topology {
             node_ns: Vec::new(),
             pod_ns: Vec::new(),
             outside_ns: Vec::new(),
+            pod_links: Vec::new(),
+            pods_made: 0,
         };
         let fabric = t.netns("fab");
         in_netns(&fabric, &["ip", "link", "add", "br0", "type", "bridge"]);
@@ -136,101 +142,10 @@ impl Topology {
                     "net.ipv6.conf.all.forwarding=1",
                 ],
             );
-            for (j, pod) in node.pods.iter().enumerate() {
-                let pns = t.netns(&format!("n{i}p{j}"));
-                let host_if = format!("p{j}");
-                ip(&[
-                    "-n", &pns, "link", "add", "eth0", "type", "veth", "peer", "name", &host_if,
-                    "netns", &ns,
-                ]);
-                in_netns(&pns, &["ip", "link", "set", "eth0", "up"]);
-                in_netns(&ns, &["ip", "link", "set", &host_if, "up"]);
-                // Every pod's gateway is 169.254.1.1 / fe80::1 on its own veth (Calico's trick).
-                in_netns(
-                    &ns,
-                    &["ip", "addr", "add", "169.254.1.1/32", "dev", &host_if],
-                );
-                in_netns(
-                    &ns,
-                    &["ip", "addr", "add", "fe80::1/64", "dev", &host_if, "nodad"],
-                );
-                for a in &pod.ips {
-                    match a {
-                        IpAddr::V4(_) => {
-                            in_netns(
-                                &pns,
-                                &["ip", "addr", "add", &format!("{a}/32"), "dev", "eth0"],
-                            );
-                            in_netns(
-                                &ns,
-                                &["ip", "route", "add", &format!("{a}/32"), "dev", &host_if],
-                            );
-                        }
-                        IpAddr::V6(_) => {
-                            in_netns(
-                                &pns,
-                                &[
-                                    "ip",
-                                    "addr",
-                                    "add",
-                                    &format!("{a}/128"),
-                                    "dev",
-                                    "eth0",
-                                    "nodad",
-                                ],
-                            );
-                            in_netns(
-                                &ns,
-                                &[
-                                    "ip",
-                                    "-6",
-                                    "route",
-                                    "add",
-                                    &format!("{a}/128"),
-                                    "dev",
-                                    &host_if,
-                                ],
-                            );
-                        }
-                    }
-                }
-                in_netns(
-                    &pns,
-                    &[
-                        "ip",
-                        "route",
-                        "add",
-                        "169.254.1.1",
-                        "dev",
-                        "eth0",
-                        "scope",
-                        "link",
-                    ],
-                );
-                in_netns(
-                    &pns,
-                    &[
-                        "ip",
-                        "route",
-                        "add",
-                        "default",
-                        "via",
-                        "169.254.1.1",
-                        "dev",
-                        "eth0",
-                    ],
-                );
-                if pod.ips.iter().any(IpAddr::is_ipv6) {
-                    in_netns(
-                        &pns,
-                        &[
-                            "ip", "-6", "route", "add", "default", "via", "fe80::1", "dev", "eth0",
-                        ],
-                    );
-                }
-                t.pod_ns.push((pod.name.clone(), pns));
-            }
             t.node_ns.push((node.name.clone(), ns));
+            for pod in &node.pods {
+                t.add_pod(&node.name, pod);
+            }
         }
         // Routes between nodes: each node's pod ranges via its fabric address.
         for i in 0..spec.nodes.len() {
@@ -315,6 +230,111 @@ impl Topology {
             t.outside_ns.push((out.name.clone(), ns));
         }
         t
+    }
+
+    /// Start `pod` on `node` (also after the build: a pod scheduled later):
+    /// its namespace, a veth to the node and a host route per address.
+    pub fn add_pod(&mut self, node: &str, pod: &PodSpec) {
+        let i = self
+            .node_ns
+            .iter()
+            .position(|(n, _)| n == node)
+            .unwrap_or_else(|| panic!("no node `{node}` in the topology"));
+        let ns = self.node_ns[i].1.clone();
+        let k = self.pods_made;
+        self.pods_made += 1;
+        let pns = self.netns(&format!("n{i}p{k}"));
+        let host_if = format!("p{k}");
+        ip(&[
+            "-n", &pns, "link", "add", "eth0", "type", "veth", "peer", "name", &host_if, "netns",
+            &ns,
+        ]);
+        in_netns(&pns, &["ip", "link", "set", "eth0", "up"]);
+        in_netns(&ns, &["ip", "link", "set", &host_if, "up"]);
+        // Every pod's gateway is 169.254.1.1 / fe80::1 on its own veth (Calico's trick).
+        in_netns(
+            &ns,
+            &["ip", "addr", "add", "169.254.1.1/32", "dev", &host_if],
+        );
+        in_netns(
+            &ns,
+            &["ip", "addr", "add", "fe80::1/64", "dev", &host_if, "nodad"],
+        );
+        for a in &pod.ips {
+            let (plen, family) = if a.is_ipv4() { (32, "-4") } else { (128, "-6") };
+            let addr = format!("{a}/{plen}");
+            let mut add = vec!["ip", "addr", "add", addr.as_str(), "dev", "eth0"];
+            if a.is_ipv6() {
+                add.push("nodad");
+            }
+            in_netns(&pns, &add);
+            in_netns(
+                &ns,
+                &[
+                    "ip",
+                    family,
+                    "route",
+                    "add",
+                    &format!("{a}/{plen}"),
+                    "dev",
+                    &host_if,
+                ],
+            );
+        }
+        in_netns(
+            &pns,
+            &[
+                "ip",
+                "route",
+                "add",
+                "169.254.1.1",
+                "dev",
+                "eth0",
+                "scope",
+                "link",
+            ],
+        );
+        in_netns(
+            &pns,
+            &[
+                "ip",
+                "route",
+                "add",
+                "default",
+                "via",
+                "169.254.1.1",
+                "dev",
+                "eth0",
+            ],
+        );
+        if pod.ips.iter().any(IpAddr::is_ipv6) {
+            in_netns(
+                &pns,
+                &[
+                    "ip", "-6", "route", "add", "default", "via", "fe80::1", "dev", "eth0",
+                ],
+            );
+        }
+        self.pod_ns.push((pod.name.clone(), pns));
+        self.pod_links.push((pod.name.clone(), ns, host_if));
+    }
+
+    /// Stop a pod: its veth goes (with the node's route to it) and its
+    /// namespace is deleted, so its addresses can be given to another pod.
+    pub fn remove_pod(&mut self, name: &str) {
+        let at = self
+            .pod_links
+            .iter()
+            .position(|(p, _, _)| p == name)
+            .unwrap_or_else(|| panic!("no pod `{name}` in the topology"));
+        let (_, node_ns, host_if) = self.pod_links.remove(at);
+        // The namespace outlives `ip netns del` while a listener holds it:
+        // delete the link itself.
+        in_netns(&node_ns, &["ip", "link", "del", &host_if]);
+        let ns = self.pod(name).to_string();
+        ip(&["netns", "del", &ns]);
+        self.namespaces.retain(|n| *n != ns);
+        self.pod_ns.retain(|(p, _)| p != name);
     }
 
     fn netns(&mut self, suffix: &str) -> String {
