@@ -760,8 +760,10 @@ impl Sampler {
     }
 
     /// Stop (after one more sample); when the kernels reached the state
-    /// they hold now and kept it (they must have changed since the start).
-    fn settled(self) -> Instant {
+    /// they hold now and kept it (they must have changed since the start),
+    /// and how long before that the previous sample was read (the state
+    /// was reached in between).
+    fn settled(self) -> (Instant, Duration) {
         self.stop.store(true, Ordering::SeqCst);
         let samples = self.thread.join().unwrap();
         let end = &samples.last().unwrap().1;
@@ -770,7 +772,7 @@ impl Sampler {
             .rposition(|(_, s)| s != end)
             .expect("the event changed the kernels")
             + 1;
-        samples[first].0
+        (samples[first].0, samples[first].0 - samples[first - 1].0)
     }
 }
 
@@ -890,7 +892,8 @@ impl Churn<'_> {
             );
             std::thread::sleep(Duration::from_millis(20));
         }
-        let applied = sampler.settled().saturating_duration_since(t0);
+        let (settled, resolution) = sampler.settled();
+        let applied = settled.saturating_duration_since(t0);
         let rerendered: Vec<&'static str> = self
             .agents
             .iter()
@@ -907,8 +910,9 @@ impl Churn<'_> {
             )
         };
         eprintln!(
-            "churn {step}: applied in the kernel {:.0} ms, probes agree {:.0} ms (probe round {rounds}, {} probes each), {kind}",
+            "churn {step}: applied in the kernel {:.0} ms (read every {:.0} ms), probes agree {:.0} ms (probe round {rounds}, {} probes each), {kind}",
             applied.as_secs_f64() * 1e3,
+            resolution.as_secs_f64() * 1e3,
             agreed.as_secs_f64() * 1e3,
             list.len()
         );
