@@ -74,11 +74,9 @@ pub(crate) fn slice(
         wl_endpoint[e.workload as usize] = Some(i as u32);
     }
 
-    let cat = catalog(world, m, &wl_endpoint);
-    let exposures = exposures(world, &cat, &ep_info);
-
     // Sets of real addresses (each class replaced by its pods' addresses),
-    // and in IR form, built once for every set a chain uses.
+    // and in IR form, built once for every set a chain uses; beside them,
+    // the workload table and the exposures.
     let mut used = vec![false; r.sets.addrs.len()];
     for c in &chains.chains {
         for f in &c.fast {
@@ -87,6 +85,141 @@ pub(crate) fn slice(
             }
         }
     }
+    let ((cat, exposures), (real, ir_sets)) = rayon::join(
+        || {
+            let cat = catalog(world, m, &wl_endpoint);
+            let exposures = exposures(world, &cat, &ep_info);
+            (cat, exposures)
+        },
+        || real_sets(world, &classes, &r, &chains, &used),
+    );
+
+    // Local pods no scope manages, per node (known, so not unknown).
+    let mut unmanaged: HashMap<u32, Vec<IpAddr>> = HashMap::new();
+    for pods in &classes.pods {
+        for &p in pods {
+            let wl = &world.w[p as usize];
+            if wl_endpoint[p as usize].is_none()
+                && let Some(node) = wl.node
+            {
+                unmanaged.entry(node).or_default().extend(&wl.addrs);
+            }
+        }
+    }
+
+    // Endpoints per node.
+    let mut by_node: HashMap<u32, Vec<u32>> = HashMap::new();
+    for (i, e) in ep_info.iter().enumerate() {
+        by_node.entry(e.node).or_default().push(i as u32);
+    }
+    let node_ids: Vec<u32> = world
+        .clusters
+        .iter()
+        .flat_map(|c| c.nodes.clone())
+        .collect();
+    let node_irs = || -> Vec<NodeIr> {
+        node_ids
+            .par_iter()
+            .map(|&nw| {
+                let local = by_node.get(&nw).map_or(&[][..], Vec::as_slice);
+                let mut ir = node_ir(
+                    world,
+                    m,
+                    &chains,
+                    &r.infos.list,
+                    &ir_sets,
+                    &endpoints,
+                    &ep_info,
+                    &exposures,
+                    nw,
+                    local,
+                );
+                if let Some(u) = unmanaged.get(&nw) {
+                    ir.unmanaged = u.clone();
+                    ir.unmanaged.sort();
+                    ir.unmanaged.dedup();
+                }
+                ir
+            })
+            .collect()
+    };
+    let tables = || {
+        // Address lookups for fast evaluation; the first cluster wins on overlap.
+        let mut egress_ip: FastMap<IpAddr, u32> = FastMap::default();
+        let mut ingress_ip: FastMap<IpAddr, IngressEntry> = FastMap::default();
+        for (i, e) in endpoints.iter().enumerate() {
+            let i = i as u32;
+            let cluster = ep_info[i as usize].cluster;
+            for &a in &e.addresses {
+                if e.egress.is_some() {
+                    egress_ip.entry(a).or_insert(i);
+                }
+                let entry = ingress_ip.entry(a).or_insert_with(|| IngressEntry {
+                    cluster,
+                    endpoint: None,
+                    host_pods: Vec::new(),
+                });
+                if entry.cluster != cluster {
+                    continue;
+                }
+                match e.kind {
+                    EndpointKind::HostPod => {
+                        for pp in &e.ports {
+                            entry.host_pods.push((*pp, i));
+                        }
+                    }
+                    _ => {
+                        entry.endpoint.get_or_insert(i);
+                    }
+                }
+            }
+        }
+        for entry in ingress_ip.values_mut() {
+            // The first host pod by name wins a port, as in `NodeIr::ingress_endpoint`.
+            entry.host_pods.sort_by(|a, b| {
+                (a.0, &endpoints[a.1 as usize].name).cmp(&(b.0, &endpoints[b.1 as usize].name))
+            });
+            entry.host_pods.dedup_by_key(|x| x.0);
+        }
+        let vips = vips(world, &cat);
+        let mut live = LiveIndex::new(world, &classes, &ep_info, &exposures);
+        let chain_ids: Vec<&str> = chains.chains.iter().map(|c| c.chain.id.as_str()).collect();
+        live.finish(&r.sets.addrs, &used, &chains.set_names, &chain_ids);
+        drop(chain_ids);
+        (egress_ip, ingress_ip, vips, live)
+    };
+    let (node_irs, (egress_ip, ingress_ip, vips, live)) = rayon::join(node_irs, tables);
+
+    Compiled {
+        clusters: world.inv.clusters.iter().map(|c| c.name.clone()).collect(),
+        scopes: world.intent.scopes.iter().map(|s| s.name.clone()).collect(),
+        cat,
+        endpoints,
+        ep_info,
+        wl_endpoint,
+        chains: chains.chains,
+        sets: real,
+        analysis: r.sets.addrs,
+        set_names: chains.set_names,
+        live,
+        policies: r.infos.list,
+        exposures,
+        node_irs,
+        egress_ip,
+        ingress_ip,
+        vips,
+    }
+}
+
+/// Every set with its classes replaced by their pods' addresses, and the IR
+/// form of each set a chain uses (`used`).
+fn real_sets(
+    world: &World<'_>,
+    classes: &Classes,
+    r: &Resolved,
+    chains: &Chains,
+    used: &[bool],
+) -> (Vec<Addrs>, Vec<Option<AddressSet>>) {
     let class_addrs: Vec<Addrs> = classes
         .pods
         .par_iter()
@@ -119,117 +252,7 @@ pub(crate) fn slice(
             })
         })
         .collect();
-
-    // Local pods no scope manages, per node (known, so not unknown).
-    let mut unmanaged: HashMap<u32, Vec<IpAddr>> = HashMap::new();
-    for pods in &classes.pods {
-        for &p in pods {
-            let wl = &world.w[p as usize];
-            if wl_endpoint[p as usize].is_none()
-                && let Some(node) = wl.node
-            {
-                unmanaged.entry(node).or_default().extend(&wl.addrs);
-            }
-        }
-    }
-
-    // Endpoints per node.
-    let mut by_node: HashMap<u32, Vec<u32>> = HashMap::new();
-    for (i, e) in ep_info.iter().enumerate() {
-        by_node.entry(e.node).or_default().push(i as u32);
-    }
-    let node_ids: Vec<u32> = world
-        .clusters
-        .iter()
-        .flat_map(|c| c.nodes.clone())
-        .collect();
-    let node_irs: Vec<NodeIr> = node_ids
-        .par_iter()
-        .map(|&nw| {
-            let local = by_node.get(&nw).map_or(&[][..], Vec::as_slice);
-            let mut ir = node_ir(
-                world,
-                m,
-                &chains,
-                &r.infos.list,
-                &ir_sets,
-                &endpoints,
-                &ep_info,
-                &exposures,
-                nw,
-                local,
-            );
-            if let Some(u) = unmanaged.get(&nw) {
-                ir.unmanaged = u.clone();
-                ir.unmanaged.sort();
-                ir.unmanaged.dedup();
-            }
-            ir
-        })
-        .collect();
-
-    // Address lookups for fast evaluation; the first cluster wins on overlap.
-    let mut egress_ip: FastMap<IpAddr, u32> = FastMap::default();
-    let mut ingress_ip: FastMap<IpAddr, IngressEntry> = FastMap::default();
-    for (i, e) in endpoints.iter().enumerate() {
-        let i = i as u32;
-        let cluster = ep_info[i as usize].cluster;
-        for &a in &e.addresses {
-            if e.egress.is_some() {
-                egress_ip.entry(a).or_insert(i);
-            }
-            let entry = ingress_ip.entry(a).or_insert_with(|| IngressEntry {
-                cluster,
-                endpoint: None,
-                host_pods: Vec::new(),
-            });
-            if entry.cluster != cluster {
-                continue;
-            }
-            match e.kind {
-                EndpointKind::HostPod => {
-                    for pp in &e.ports {
-                        entry.host_pods.push((*pp, i));
-                    }
-                }
-                _ => {
-                    entry.endpoint.get_or_insert(i);
-                }
-            }
-        }
-    }
-    for entry in ingress_ip.values_mut() {
-        // The first host pod by name wins a port, as in `NodeIr::ingress_endpoint`.
-        entry.host_pods.sort_by(|a, b| {
-            (a.0, &endpoints[a.1 as usize].name).cmp(&(b.0, &endpoints[b.1 as usize].name))
-        });
-        entry.host_pods.dedup_by_key(|x| x.0);
-    }
-    let vips = vips(world, &cat);
-    let mut live = LiveIndex::new(world, &classes, &ep_info, &exposures);
-    let chain_ids: Vec<&str> = chains.chains.iter().map(|c| c.chain.id.as_str()).collect();
-    live.finish(&r.sets.addrs, &used, &chains.set_names, &chain_ids);
-    drop(chain_ids);
-
-    Compiled {
-        clusters: world.inv.clusters.iter().map(|c| c.name.clone()).collect(),
-        scopes: world.intent.scopes.iter().map(|s| s.name.clone()).collect(),
-        cat,
-        endpoints,
-        ep_info,
-        wl_endpoint,
-        chains: chains.chains,
-        sets: real,
-        analysis: r.sets.addrs,
-        set_names: chains.set_names,
-        live,
-        policies: r.infos.list,
-        exposures,
-        node_irs,
-        egress_ip,
-        ingress_ip,
-        vips,
-    }
+    (real, ir_sets)
 }
 
 /// The owned copy of the workload table that explain and matrix use.

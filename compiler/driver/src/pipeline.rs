@@ -206,12 +206,31 @@ pub enum DriverError {
 #[derive(Default)]
 pub struct Pipeline {
     host: OnceLock<Host>,
+    will_render: bool,
 }
 
 impl Pipeline {
     /// A pipeline; the plugin runtime starts on the first render.
     pub fn new() -> Pipeline {
         Pipeline::default()
+    }
+
+    /// A pipeline that will render what it compiles: its plugin runtime
+    /// starts while [`session`](Pipeline::session) reads and compiles.
+    pub fn rendering() -> Pipeline {
+        Pipeline {
+            will_render: true,
+            ..Pipeline::default()
+        }
+    }
+
+    /// The plugin runtime, started on first use.
+    fn host(&self) -> Result<&Host, DriverError> {
+        if let Some(h) = self.host.get() {
+            return Ok(h);
+        }
+        let h = Host::new(Limits::default()).map_err(DriverError::Plugins)?;
+        Ok(self.host.get_or_init(|| h))
     }
 
     /// Read and check intent.
@@ -275,17 +294,7 @@ impl Pipeline {
         paths: &[PathBuf],
         trivy: &[PathBuf],
     ) -> Result<LoadedInventory, DriverError> {
-        let inventory = ringfence_inventory::load(paths, trivy)?;
-        let sha256 = ringfence_inventory::digest(paths).map_err(|e| {
-            DriverError::Io(
-                paths
-                    .iter()
-                    .map(|p| p.display().to_string())
-                    .collect::<Vec<_>>()
-                    .join(", "),
-                e,
-            )
-        })?;
+        let (inventory, sha256) = ringfence_inventory::load_digested(paths, trivy)?;
         Ok(LoadedInventory { inventory, sha256 })
     }
 
@@ -343,9 +352,18 @@ impl Pipeline {
         inventory: &[PathBuf],
         trivy: &[PathBuf],
     ) -> Result<Warned<Session>, DriverError> {
-        let checked = self.check(from)?;
-        let inventory = self.inventory(inventory, trivy)?;
-        Ok(self.compile(checked, inventory))
+        // Intent and inventory are read side by side, and the plugin runtime
+        // of a pipeline that will render starts beside them.
+        let ((checked, inventory), ()) = rayon::join(
+            || rayon::join(|| self.check(from), || self.inventory(inventory, trivy)),
+            || {
+                if self.will_render {
+                    // A failure is reported by the render that needs it.
+                    let _ = self.host();
+                }
+            },
+        );
+        Ok(self.compile(checked?, inventory?))
     }
 
     /// The backends `session` may use: the built-ins and the plugins its
@@ -353,13 +371,7 @@ impl Pipeline {
     /// loaded, has another digest, or calls itself by another name is an
     /// error diagnostic at its `plugin` node.
     pub fn backends(&self, session: &Session) -> Result<Warned<Backends<'_>>, DriverError> {
-        let host = match self.host.get() {
-            Some(h) => h,
-            None => {
-                let h = Host::new(Limits::default()).map_err(DriverError::Plugins)?;
-                self.host.get_or_init(|| h)
-            }
-        };
+        let host = self.host()?;
         let (backends, diagnostics) = Backends::load(host, &session.intent, session.dir.as_deref());
         Ok(Warned::new(backends, diagnostics, session.files.clone()))
     }

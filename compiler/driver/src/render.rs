@@ -143,6 +143,15 @@ pub fn render_some(
         .par_iter()
         .map(|ir| prepare(ir, backends, &spans))
         .collect();
+    // Each IR serialised once: the plugin reads it, and it is the node's `ir.json`.
+    let ir_json: Vec<String> = nodes
+        .par_iter()
+        .map(|ir| {
+            let mut json = serde_json::to_string(ir).expect("an IR always serialises");
+            json.push('\n');
+            json
+        })
+        .collect();
     // Runs of consecutive nodes with the same backend, CHUNK at most, are
     // rendered together (fixed by node order, not by scheduling).
     let mut chunks: Vec<(&Plugin, Vec<usize>)> = Vec::new();
@@ -158,8 +167,17 @@ pub fn render_some(
     let results: Vec<(usize, Result<RenderOutput, PluginError>)> = chunks
         .par_iter()
         .flat_map_iter(|(plugin, run)| {
-            let irs: Vec<&NodeIr> = run.iter().map(|&i| nodes[i]).collect();
-            run.iter().copied().zip(plugin.render_chunk(&irs))
+            let out = match run.as_slice() {
+                &[i] => {
+                    let json = ir_json[i].as_bytes();
+                    vec![plugin.render_json(&nodes[i].node, &json[..json.len() - 1])]
+                }
+                _ => {
+                    let irs: Vec<&NodeIr> = run.iter().map(|&i| nodes[i]).collect();
+                    plugin.render_chunk(&irs)
+                }
+            };
+            run.iter().copied().zip(out)
         })
         .collect();
     for (i, r) in results {
@@ -169,8 +187,9 @@ pub fn render_some(
         .par_iter()
         .zip(prepared)
         .zip(rendered)
-        .map(|((ir, (plugin, diags)), r)| match (plugin, r) {
-            (Some(plugin), Some(r)) => finish(ir, plugin, r, diags, &spans),
+        .zip(ir_json)
+        .map(|(((ir, (plugin, diags)), r), json)| match (plugin, r) {
+            (Some(plugin), Some(r)) => finish(ir, json, plugin, r, diags, &spans),
             _ => (None, diags),
         })
         .collect();
@@ -241,9 +260,10 @@ fn prepare<'b>(
     (renderable.then_some(plugin), diags)
 }
 
-/// A node's files from what its backend rendered.
+/// A node's files from what its backend rendered (`ir_json`: its `ir.json`).
 fn finish(
     ir: &NodeIr,
+    ir_json: String,
     plugin: &Plugin,
     rendered: Result<RenderOutput, PluginError>,
     mut diags: Vec<Diagnostic>,
@@ -303,8 +323,6 @@ fn finish(
         .into_iter()
         .map(|a| (a.name, a.content))
         .collect();
-    let mut ir_json = serde_json::to_string(ir).expect("an IR always serialises");
-    ir_json.push('\n');
     files.push((IR_FILE.to_string(), ir_json));
     files.sort();
     let backend = BackendRef {

@@ -2,7 +2,7 @@
 //! compiled output so that a result can be traced to the cluster state it was
 //! built from. The only module that hashes.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
 
@@ -11,33 +11,55 @@ use sha2::{Digest, Sha256};
 /// directory of manifests counts as its manifest files in path order, each
 /// preceded by its path (length-prefixed likewise).
 pub fn digest(inventory: &[PathBuf]) -> std::io::Result<String> {
-    let mut hasher = Sha256::new();
-    let unreadable = |path: &std::path::Path, e: std::io::Error| {
-        std::io::Error::new(e.kind(), format!("{}: cannot read it: {e}", path.display()))
-    };
+    let mut hasher = Hasher::default();
     for path in inventory {
         if path.is_dir() {
-            let files = crate::manifests::files(std::slice::from_ref(path))
-                .map_err(|e| std::io::Error::other(e.to_string()))?;
-            for f in files {
-                let name = f.strip_prefix(path).unwrap_or(&f).to_string_lossy();
-                let bytes = std::fs::read(&f).map_err(|e| unreadable(&f, e))?;
-                hasher.update((name.len() as u64).to_be_bytes());
-                hasher.update(name.as_bytes());
-                hasher.update((bytes.len() as u64).to_be_bytes());
-                hasher.update(&bytes);
-            }
-            continue;
+            hasher.dir(path)?;
+        } else {
+            let bytes = std::fs::read(path).map_err(|e| unreadable(path, e))?;
+            hasher.file(&bytes);
         }
-        let bytes = std::fs::read(path).map_err(|e| unreadable(path, e))?;
-        hasher.update((bytes.len() as u64).to_be_bytes());
-        hasher.update(&bytes);
     }
-    Ok(hasher
-        .finalize()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect())
+    Ok(hasher.hex())
+}
+
+fn unreadable(path: &Path, e: std::io::Error) -> std::io::Error {
+    std::io::Error::new(e.kind(), format!("{}: cannot read it: {e}", path.display()))
+}
+
+/// The [`digest`] built path by path, from bytes already read (`load_digested`
+/// hashes each file as it parses it instead of reading it again).
+#[derive(Default)]
+pub(crate) struct Hasher(Sha256);
+
+impl Hasher {
+    /// A file given by path, with these contents.
+    pub(crate) fn file(&mut self, bytes: &[u8]) {
+        self.0.update((bytes.len() as u64).to_be_bytes());
+        self.0.update(bytes);
+    }
+
+    /// A directory of manifests.
+    pub(crate) fn dir(&mut self, path: &Path) -> std::io::Result<()> {
+        let files = crate::manifests::files(std::slice::from_ref(&path.to_path_buf()))
+            .map_err(|e| std::io::Error::other(e.to_string()))?;
+        for f in files {
+            let name = f.strip_prefix(path).unwrap_or(&f).to_string_lossy();
+            let bytes = std::fs::read(&f).map_err(|e| unreadable(&f, e))?;
+            self.0.update((name.len() as u64).to_be_bytes());
+            self.0.update(name.as_bytes());
+            self.file(&bytes);
+        }
+        Ok(())
+    }
+
+    pub(crate) fn hex(self) -> String {
+        self.0
+            .finalize()
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect()
+    }
 }
 
 #[cfg(test)]

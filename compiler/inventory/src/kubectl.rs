@@ -40,7 +40,7 @@ const AS_KUBECTL_WRITES: &str = "kubectl writes it with that type: give its unmo
 /// `ringfence.io/cluster` annotation.
 pub fn parse_list(json: &str, source_name: &str) -> Result<Cluster, InventoryError> {
     match fast::parse(json, source_name) {
-        Some(cluster) => Ok(cluster),
+        Some((cluster, _)) => Ok(cluster),
         None => read_list(json, source_name),
     }
 }
@@ -652,6 +652,6 @@ pub(crate) fn dedup_in_order(ips: &mut Vec<IpAddr>) {
     });
 }
 
-mod fast;
+pub(crate) mod fast;
 #[cfg(test)]
 mod tests;

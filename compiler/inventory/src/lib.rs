@@ -38,6 +38,26 @@ pub const MANIFESTS_CLUSTER: &str = "manifests";
 /// A path is a kubectl List when it is a JSON `List` holding a `Node`;
 /// directories, YAML files and other JSON are manifests.
 pub fn load(inventory: &[PathBuf], trivy: &[PathBuf]) -> Result<Inventory, InventoryError> {
+    read_all(inventory, trivy, None)
+}
+
+/// [`load`], and the [`digest`] of the same files, each file hashed from the
+/// bytes parsed instead of read again (a directory of manifests is read
+/// again for its digest).
+pub fn load_digested(
+    inventory: &[PathBuf],
+    trivy: &[PathBuf],
+) -> Result<(Inventory, String), InventoryError> {
+    let mut hasher = digest::Hasher::default();
+    let loaded = read_all(inventory, trivy, Some(&mut hasher))?;
+    Ok((loaded, hasher.hex()))
+}
+
+fn read_all(
+    inventory: &[PathBuf],
+    trivy: &[PathBuf],
+    mut hasher: Option<&mut digest::Hasher>,
+) -> Result<Inventory, InventoryError> {
     let mut errors = Vec::new();
     let mut clusters = Vec::new();
     let mut manifests = Vec::new();
@@ -48,14 +68,34 @@ pub fn load(inventory: &[PathBuf], trivy: &[PathBuf]) -> Result<Inventory, Inven
                 Err(InventoryError::Several(list)) => errors.extend(list),
                 Err(e) => errors.push(e),
             }
+            // Read again for the digest; a failure here is one the read above
+            // already reported, unless the directory changed in between.
+            if let Some(h) = hasher.as_deref_mut()
+                && let Err(source) = h.dir(path)
+                && errors.is_empty()
+            {
+                errors.push(InventoryError::Read {
+                    file: path.display().to_string(),
+                    source,
+                });
+            }
             continue;
         }
         let name = path.display().to_string();
         let read = manifests::read_text(path).and_then(|text| {
-            if is_kubectl_list(&text) {
-                parse_list(&text, &name).map(|c| clusters.push(c))
-            } else {
-                manifests::parse(&text, &name).map(|objects| manifests.extend(objects))
+            if let Some(h) = hasher.as_deref_mut() {
+                h.file(text.as_bytes());
+            }
+            // The fast reader parses a List it accepts once, and says whether
+            // it is a cluster's; anything else is looked at again.
+            let cluster = match kubectl::fast::parse(&text, &name) {
+                Some((cluster, true)) => Some(Ok(cluster)),
+                Some((_, false)) => None,
+                None => is_kubectl_list(&text).then(|| kubectl::read_list(&text, &name)),
+            };
+            match cluster {
+                Some(c) => c.map(|c| clusters.push(c)),
+                None => manifests::parse(&text, &name).map(|objects| manifests.extend(objects)),
             }
         });
         match read {

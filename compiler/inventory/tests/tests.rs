@@ -5,7 +5,7 @@ use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 
 use ringfence_inventory::model::{Os, Owner, Proto, ServiceType, TargetPort, TrafficPolicy};
-use ringfence_inventory::{InventoryError, digest, load};
+use ringfence_inventory::{InventoryError, MANIFESTS_CLUSTER, digest, load, load_digested};
 
 fn example(path: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -312,4 +312,67 @@ fn digest_covers_the_example_inventory() {
             .all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase())
     );
     assert_eq!(digest(&[file]).unwrap(), d, "stable");
+}
+
+/// A List of one Namespace and one Pod, with `extra` items after them.
+fn pod_list(extra: &str) -> String {
+    format!(
+        r#"{{"apiVersion": "v1", "kind": "List", "items": [
+            {{"apiVersion": "v1", "kind": "Namespace", "metadata": {{"name": "shop"}}}},
+            {{"apiVersion": "v1", "kind": "Pod",
+              "metadata": {{"name": "web-1", "namespace": "shop", "labels": {{"app": "web"}}}},
+              "spec": {{"nodeName": "n1", "containers": [{{"name": "c", "image": "web:1"}}]}},
+              "status": {{"phase": "Running", "podIP": "10.0.0.7"}}}}{extra}]}}"#
+    )
+}
+
+#[test]
+fn a_list_is_a_cluster_when_it_has_a_node_and_manifests_otherwise() {
+    let dir = tempfile::tempdir().unwrap();
+    // No Node, no annotation: objects written as a List, read as manifests.
+    let objects = write(dir.path(), "objects.json", &pod_list(""));
+    let inv = load(std::slice::from_ref(&objects), &[]).unwrap();
+    let names: Vec<&str> = inv.clusters.iter().map(|c| c.name.as_str()).collect();
+    assert_eq!(names, [MANIFESTS_CLUSTER]);
+    assert_eq!(inv.clusters[0].pods[0].name, "web-1");
+    // With a Node it is kubectl's export of the cluster the file is named after.
+    let node = r#", {"kind": "Node", "metadata": {"name": "n1"},
+        "status": {"nodeInfo": {"operatingSystem": "linux"},
+                   "addresses": [{"type": "InternalIP", "address": "192.168.0.1"}]}}"#;
+    let cluster = write(dir.path(), "lab.json", &pod_list(node));
+    let inv = load(std::slice::from_ref(&cluster), &[]).unwrap();
+    let c = &inv.clusters[..];
+    assert_eq!((c.len(), c[0].name.as_str()), (1, "lab"));
+    assert_eq!((c[0].nodes.len(), c[0].pods.len()), (1, 1));
+    assert_eq!(c[0].pods[0].ips, ips(&["10.0.0.7"]));
+    // A Node the reader refuses (no OS) is still a cluster's, and explained.
+    let bad = write(
+        dir.path(),
+        "bad.json",
+        &pod_list(r#", {"kind": "Node", "metadata": {"name": "n1"}}"#),
+    );
+    let message = load(&[bad], &[]).unwrap_err().to_string();
+    assert!(message.contains("kubernetes.io/os"), "{message}");
+}
+
+#[test]
+fn load_digested_hashes_what_it_read_as_digest_does() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = write(dir.path(), "west.json", EMPTY);
+    let b = write(dir.path(), "objects.json", &pod_list(""));
+    let manifests = dir.path().join("manifests");
+    std::fs::create_dir(&manifests).unwrap();
+    write(
+        &manifests,
+        "ns.yaml",
+        "kind: Namespace\nmetadata:\n  name: extra\n",
+    );
+    let files = [a, b, manifests, example("inventory/prod-eu1.json")];
+    let (inv, sha256) = load_digested(&files, &[]).unwrap();
+    assert_eq!(sha256, digest(&files).unwrap());
+    assert_eq!(inv, load(&files, &[]).unwrap());
+    let (_, reversed) = load_digested(&[files[1].clone(), files[0].clone()], &[]).unwrap();
+    assert_ne!(reversed, sha256, "order counts");
+    let err = load_digested(&[dir.path().join("missing.json")], &[]).unwrap_err();
+    assert!(matches!(err, InventoryError::Read { .. }), "{err}");
 }

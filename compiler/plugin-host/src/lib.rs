@@ -446,9 +446,15 @@ impl Plugin {
     pub fn render(&self, ir: &NodeIr) -> Result<RenderOutput, PluginError> {
         let json = serde_json::to_vec(ir)
             .map_err(|e| PluginError::Host(format!("cannot serialise the IR: {e}")))?;
-        let mut call = self.instantiate(&self.info.name, &ir.node)?;
-        let bytes = call.exchange(&json, "ringfence_render")?;
-        self.response(&ir.node, &bytes)
+        self.render_json(&ir.node, &json)
+    }
+
+    /// [`Plugin::render`] of the node named `node` whose IR the caller has
+    /// already serialised (`json`: the bytes `serde_json::to_vec` gives).
+    pub fn render_json(&self, node: &str, json: &[u8]) -> Result<RenderOutput, PluginError> {
+        let mut call = self.instantiate(&self.info.name, node)?;
+        let bytes = call.exchange(json, "ringfence_render")?;
+        self.response(node, &bytes)
     }
 
     /// Render several nodes, with the same results as [`Plugin::render`] of

@@ -34,7 +34,10 @@ pub(crate) fn run(mut args: CompileArgs) -> anyhow::Result<Outcome> {
         Err(outcome) => return Ok(outcome),
     };
 
-    let pipeline = Pipeline::new();
+    let pipeline = match args.emit {
+        Emit::Ir => Pipeline::new(),
+        Emit::Bundles => Pipeline::rendering(),
+    };
     let session = match common::compile(&pipeline, &args.source, &args.inventory)? {
         Ok(s) => s,
         Err(outcome) => return Ok(outcome),

@@ -11,7 +11,7 @@ use crate::cmd::common;
 use crate::flags::RenderArgs;
 
 pub(crate) fn run(mut args: RenderArgs) -> anyhow::Result<Outcome> {
-    let pipeline = Pipeline::new();
+    let pipeline = Pipeline::rendering();
     let session = match common::compile_args(&pipeline, &args.source, &mut args.inventory)? {
         Ok(s) => s,
         Err(outcome) => return Ok(outcome),

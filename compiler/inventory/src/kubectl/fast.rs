@@ -41,6 +41,8 @@ struct List<'a> {
 /// item in memory at a time. Pods take their node's addresses afterwards.
 #[derive(Default)]
 struct Items {
+    /// Whether the List has any item (of any kind).
+    any: bool,
     nodes: Vec<(Node, Vec<IpAddr>)>,
     namespaces: Vec<Namespace>,
     pods: Vec<Pod>,
@@ -65,6 +67,7 @@ impl<'de> Visitor<'de> for ItemsVisitor {
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Items, A::Error> {
         let mut items = Items::default();
         while let Some(item) = seq.next_element::<Item<'de>>()? {
+            items.any = true;
             items
                 .add(&item)
                 .ok_or_else(|| A::Error::custom("left to the general reader"))?;
@@ -257,8 +260,11 @@ struct LoadBalancer<'a> {
     ingress: Option<Vec<PodIpIn<'a>>>,
 }
 
-/// The cluster, or `None` for the general reader to read and explain.
-pub(super) fn parse(json: &str, source_name: &str) -> Option<Cluster> {
+/// The cluster, and whether the List says it is one (it has a
+/// [`CLUSTER_ANNOTATION`], a `Node`, or no items at all: `is_kubectl_list`
+/// of the crate root, answered in the same pass); `None` for the general
+/// reader to read and explain.
+pub(crate) fn parse(json: &str, source_name: &str) -> Option<(Cluster, bool)> {
     let list: List<'_> = serde_json::from_str(json).ok()?;
     if list.kind != "List" {
         return None;
@@ -280,6 +286,7 @@ pub(super) fn parse(json: &str, source_name: &str) -> Option<Cluster> {
         return None;
     }
     let Items {
+        any,
         nodes,
         namespaces,
         mut pods,
@@ -299,6 +306,7 @@ pub(super) fn parse(json: &str, source_name: &str) -> Option<Cluster> {
             pod.ips.clone_from(addresses);
         }
     }
+    let names_a_cluster = annotation.is_some() || !any || !nodes.is_empty();
     let cluster = Cluster {
         name,
         source: source_name.to_owned(),
@@ -308,7 +316,7 @@ pub(super) fn parse(json: &str, source_name: &str) -> Option<Cluster> {
         services,
         ..Cluster::default()
     };
-    finish(cluster, Vec::new()).ok()
+    Some((finish(cluster, Vec::new()).ok()?, names_a_cluster))
 }
 
 /// A finished pod's address may already belong to another pod.
