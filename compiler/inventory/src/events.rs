@@ -53,6 +53,18 @@ pub enum Change {
     Listed(Option<Kind>),
 }
 
+/// What a live source (an API server's watches, see `ringfence-kube`)
+/// delivers, in order: one kind's list or relist is bracketed by
+/// [`Change::Relist`] and [`Change::Listed`] of that kind.
+#[derive(Clone, Debug)]
+pub enum Incoming {
+    /// A change to apply.
+    Change(Change),
+    /// The source could not read for now (it retries by itself): why, in one
+    /// line naming the server.
+    Problem(String),
+}
+
 /// The kinds of object a live inventory follows.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Kind {
@@ -72,6 +84,16 @@ impl Kind {
 
     fn index(self) -> usize {
         self as usize
+    }
+
+    /// The resource's name in the Kubernetes API (`pods`).
+    pub fn resource(self) -> &'static str {
+        match self {
+            Kind::Node => "nodes",
+            Kind::Namespace => "namespaces",
+            Kind::Pod => "pods",
+            Kind::Service => "services",
+        }
     }
 }
 
@@ -292,6 +314,14 @@ impl LiveCluster {
     /// Whether a relist is open.
     pub fn relisting(&self) -> bool {
         self.relist.iter().any(Option::is_some)
+    }
+
+    /// The kinds whose relist is open, as the API names them (`pods`).
+    pub fn unlisted(&self) -> impl Iterator<Item = &'static str> + '_ {
+        Kind::ALL
+            .into_iter()
+            .filter(|k| self.relist[k.index()].is_some())
+            .map(Kind::resource)
     }
 
     /// End the relist of `kind` (`None`: every kind): remove what it did not

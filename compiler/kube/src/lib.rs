@@ -4,8 +4,10 @@
 //!
 //! The only crate that talks to an API server (and so the only one with kube
 //! and tokio). [`pull`] is synchronous: it runs its own current-thread runtime.
+//! [`follow`] keeps following the cluster (kube-runtime's watcher) on a
+//! thread, and delivers its changes over a std channel.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use k8s_openapi::api::core::v1::{Namespace, Node, Pod, Service};
 use kube::api::{Api, ListParams};
@@ -16,6 +18,9 @@ use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 
 use ringfence_inventory::CLUSTER_ANNOTATION;
+
+mod follow;
+pub use follow::{FollowOptions, Following, follow};
 
 /// What to read, and from where.
 #[derive(Clone, Debug)]
@@ -95,24 +100,8 @@ pub enum PullError {
 /// (items sorted by kind, namespace and name; `managedFields` dropped, as
 /// kubectl does) annotated with the cluster's name.
 pub fn pull(opts: &PullOptions) -> Result<String, PullError> {
-    let (kubeconfig, file) = match &opts.kubeconfig {
-        Some(path) => (Kubeconfig::read_from(path), path.display().to_string()),
-        None => (
-            Kubeconfig::read(),
-            "$KUBECONFIG or ~/.kube/config".to_owned(),
-        ),
-    };
-    let kubeconfig = kubeconfig.map_err(|e| PullError::Kubeconfig {
-        file,
-        reason: match e {
-            KubeconfigError::ReadConfig(io, _) if opts.kubeconfig.is_some() => io.to_string(),
-            KubeconfigError::ReadConfig(io, path) => {
-                format!("{io} (looked for {})", path.display())
-            }
-            other => error_chain(&other),
-        },
-    })?;
-    let (context, context_cluster) = resolve_context(&kubeconfig, opts.context.as_deref())?;
+    let (kubeconfig, context, context_cluster) =
+        load_kubeconfig(opts.kubeconfig.as_deref(), opts.context.as_deref())?;
     let cluster = match &opts.cluster {
         Some(c) => c.clone(),
         None => context_cluster,
@@ -174,6 +163,33 @@ pub fn pull(opts: &PullOptions) -> Result<String, PullError> {
     let mut text = serde_json::to_string_pretty(&list).expect("a JSON value always serialises");
     text.push('\n');
     Ok(text)
+}
+
+/// The kubeconfig (`file`, else `$KUBECONFIG` or `~/.kube/config`), the
+/// context to use (`wanted`, else the current one) and its cluster's name.
+fn load_kubeconfig(
+    file: Option<&Path>,
+    wanted: Option<&str>,
+) -> Result<(Kubeconfig, String, String), PullError> {
+    let (kubeconfig, shown) = match file {
+        Some(path) => (Kubeconfig::read_from(path), path.display().to_string()),
+        None => (
+            Kubeconfig::read(),
+            "$KUBECONFIG or ~/.kube/config".to_owned(),
+        ),
+    };
+    let kubeconfig = kubeconfig.map_err(|e| PullError::Kubeconfig {
+        file: shown,
+        reason: match e {
+            KubeconfigError::ReadConfig(io, _) if file.is_some() => io.to_string(),
+            KubeconfigError::ReadConfig(io, path) => {
+                format!("{io} (looked for {})", path.display())
+            }
+            other => error_chain(&other),
+        },
+    })?;
+    let (context, cluster) = resolve_context(&kubeconfig, wanted)?;
+    Ok((kubeconfig, context, cluster))
 }
 
 /// The context to use and the name of its cluster.

@@ -12,6 +12,7 @@
 //! - [`cmd`]: commands that must succeed;
 //! - [`git`]: real Git repositories (git2, or the `git` binary);
 //! - [`keys`]: signing keys from fixed seeds;
+//! - [`kubeapi`]: a Kubernetes API server speaking list and watch;
 //! - [`listen`]: servers started by a test, their address read from the log;
 //! - [`rng`]: the one seeded generator all of them draw from;
 //! - [`text`]: the one "the output says this" assertion.
@@ -24,6 +25,7 @@ pub mod cmd;
 pub mod flowgen;
 pub mod git;
 pub mod keys;
+pub mod kubeapi;
 pub mod listen;
 pub mod payload;
 pub mod rng;
