@@ -9,6 +9,8 @@
 //! - [`membership`]: the live part of a node (pods in sets, local
 //!   endpoints, exposure targets), its snapshots and deltas;
 //! - [`net`]: protocols, ports and address sets used by the IR;
+//! - [`interval`]: exact set algebra over ports and addresses as integer
+//!   ranges, for the compiler and for backends that need it;
 //! - [`plugin`]: the backend plugin ABI (metadata, render input and output);
 //! - [`bundle`]: the signed bundle and index formats;
 //! - [`report`]: the agent's compliance report;
@@ -18,6 +20,7 @@
 
 pub mod bundle;
 pub mod flow;
+pub mod interval;
 pub mod ir;
 pub mod membership;
 pub mod net;

@@ -783,17 +783,7 @@ impl LiveState {
     /// The state of a fresh compile: every node with the classes of its
     /// pods, and `pods` (the compile's own, or newer ones of known classes).
     pub fn new(c: &Compiled, pods: LivePods) -> LiveState {
-        let mut s = LiveState {
-            pods,
-            ..LiveState::default()
-        };
-        let names: Vec<String> = c.node_names().map(str::to_string).collect();
-        for n in names {
-            let mut classes = c.node_classes(&n);
-            classes.extend(s.pods.on_node(&n).map(|p| p.class));
-            s.set_node(c, &n, classes);
-        }
-        s
+        Self::resume(c, pods, |_| None)
     }
 
     /// The state when nodes keep rules they were published with: `irs`

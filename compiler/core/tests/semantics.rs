@@ -9,6 +9,7 @@ use ringfence_inventory::model::Inventory;
 use ringfence_testkit::builder::{
     IntentBuilder, PodExt, ServiceExt, cluster, inventory, node, pod, q, service, t,
 };
+use ringfence_testkit::fixtures::node_return;
 
 use crate::example;
 
@@ -806,58 +807,7 @@ fn absolute_deny_from_nodes_holds_against_the_node_return_rule() {
     // an absolute deny from the nodes: the nodes' own traffic stays denied
     // (at its sender), the external still reaches the pod, directly and
     // through every node's node port.
-    let mut b = IntentBuilder::new();
-    let corp = b.external("corp", &["192.0.2.0/24"]);
-    let root = b.scope("root", None, q::cluster("c1"));
-    b.catch_all(root, Direction::Ingress, DENY);
-    b.catch_all(root, Direction::Egress, ALLOW);
-    let nodes = b.filter(
-        "nodes",
-        None,
-        false,
-        q::kind(&[ringfence_intent::model::WorkloadKind::Node]),
-    );
-    let apps = b.scope("apps", Some(root), q::namespace("ns-a"));
-    b.policy(
-        apps,
-        PolicyRank::Absolute,
-        DENY,
-        "no-nodes",
-        t::filter(nodes),
-        t::scope(apps),
-        Tcp,
-        "",
-    );
-    b.policy(
-        apps,
-        PolicyRank::Default,
-        ALLOW,
-        "web-in",
-        t::external(corp),
-        t::service("ns-a", "db"),
-        Tcp,
-        "443",
-    );
-    let intent = b.build();
-    let inv = inventory(vec![cluster(
-        "c1",
-        vec![
-            node("n1", Os::Linux, &["10.10.0.11"]),
-            node("n2", Os::Linux, &["10.10.0.12"]),
-        ],
-        vec![],
-        vec![
-            pod("ns-a", "db-0", "n1", &["10.244.1.12"])
-                .labels(&[("app", "db")])
-                .owner("Deployment", "db")
-                .port("http", 8080, Tcp),
-        ],
-        vec![
-            service("ns-a", "db", &[("app", "db")], "10.96.0.12")
-                .named_port(Tcp, 443, "http")
-                .node_port(30120),
-        ],
-    )]);
+    let (intent, inv) = node_return();
     let c = compiled(&intent, &inv);
     let row = |what, from, to, verdict, egress, ingress| Row {
         what,

@@ -243,49 +243,47 @@ fn random_ir(seed: u64) -> NodeIr {
         .map(|p| p.to_string().try_into().unwrap())
         .collect();
     hp.ports.sort();
+    let far = endpoint(
+        "pod/default/far",
+        Pod,
+        false,
+        &["10.99.8.2", "fd99:8::2"],
+        &i6,
+        None,
+    );
+    let io = [(&i1, &o1), (&i2, &o2), (&i3, &o3), (&i4, &o4)].map(|(i, o)| (&i[..], Some(&o[..])));
+    topo_ir(io, vec![hp, far], chains, sets, Vec::new())
+}
+
+/// Node `n1` of [`Topo`]: pods p1, p2, p3 and the node itself, with the
+/// (ingress, egress) chains `io` gives them in that order, and `more`.
+fn topo_ir(
+    io: [(&str, Option<&str>); 4],
+    more: Vec<Endpoint>,
+    chains: Vec<Chain>,
+    sets: Vec<AddressSet>,
+    exposures: Vec<Exposure>,
+) -> NodeIr {
+    let own = [
+        ("pod/default/p1", Pod, ["10.99.1.2", "fd99:1::2"]),
+        ("pod/default/p2", Pod, ["10.99.2.2", "fd99:2::2"]),
+        ("pod/default/p3", Pod, ["10.99.3.2", "fd99:3::2"]),
+        ("node/n1", Node, [NODE_V4, NODE_V6]),
+    ];
+    let mut endpoints: Vec<Endpoint> = own
+        .iter()
+        .zip(io)
+        .map(|((name, kind, addrs), (i, o))| endpoint(name, *kind, true, addrs, i, o))
+        .collect();
+    endpoints.extend(more);
     ir(
         Os::Linux,
         "n1",
         &[NODE_V4, NODE_V6],
-        vec![
-            endpoint(
-                "pod/default/p1",
-                Pod,
-                true,
-                &["10.99.1.2", "fd99:1::2"],
-                &i1,
-                Some(&o1),
-            ),
-            endpoint(
-                "pod/default/p2",
-                Pod,
-                true,
-                &["10.99.2.2", "fd99:2::2"],
-                &i2,
-                Some(&o2),
-            ),
-            endpoint(
-                "pod/default/p3",
-                Pod,
-                true,
-                &["10.99.3.2", "fd99:3::2"],
-                &i3,
-                Some(&o3),
-            ),
-            endpoint("node/n1", Node, true, &[NODE_V4, NODE_V6], &i4, Some(&o4)),
-            hp,
-            endpoint(
-                "pod/default/far",
-                Pod,
-                false,
-                &["10.99.8.2", "fd99:8::2"],
-                &i6,
-                None,
-            ),
-        ],
+        endpoints,
         chains,
         sets,
-        Vec::new(),
+        exposures,
     )
 }
 
@@ -390,45 +388,15 @@ fn hand_written_ir_is_enforced_exactly() {
         None,
     );
     hp.ports = vec!["tcp/9100".to_string().try_into().unwrap()];
-    let ir = ir(
-        Os::Linux,
-        "n1",
-        &[NODE_V4, NODE_V6],
-        vec![
-            endpoint(
-                "pod/default/p1",
-                Pod,
-                true,
-                &["10.99.1.2", "fd99:1::2"],
-                "p1_in",
-                Some("pods_out"),
-            ),
-            endpoint(
-                "pod/default/p2",
-                Pod,
-                true,
-                &["10.99.2.2", "fd99:2::2"],
-                "p2_in",
-                Some("p2_out"),
-            ),
-            endpoint(
-                "pod/default/p3",
-                Pod,
-                true,
-                &["10.99.3.2", "fd99:3::2"],
-                "p3_in",
-                Some("pods_out"),
-            ),
-            endpoint(
-                "node/n1",
-                Node,
-                true,
-                &[NODE_V4, NODE_V6],
-                "node_in",
-                Some("node_out"),
-            ),
-            hp,
-        ],
+    let io = [
+        ("p1_in", Some("pods_out")),
+        ("p2_in", Some("p2_out")),
+        ("p3_in", Some("pods_out")),
+        ("node_in", Some("node_out")),
+    ];
+    let ir = topo_ir(
+        io,
+        vec![hp],
         vec![
             chain(
                 "p1_in",
@@ -541,19 +509,30 @@ fn random_irs_are_enforced_exactly() {
     report(mismatches);
 }
 
-/// kube-proxy's DNAT for each exposure, each sending to target `pick` (mod
-/// the number of targets): an nft nat table in the node.
-fn kube_proxy(ir: &NodeIr, pick: usize) -> String {
-    let mut s = String::from(
-        "table inet kubeproxy\ndelete table inet kubeproxy\ntable inet kubeproxy {\n\tchain pre {\n\t\ttype nat hook prerouting priority dstnat; policy accept;\n",
-    );
-    for x in &ir.exposures {
+/// Each exposure with its target `pick` (mod the number of targets), that
+/// target's endpoint, and the addresses the exposure is reached at.
+fn picked(
+    ir: &NodeIr,
+    pick: usize,
+) -> impl Iterator<Item = (&Exposure, &ExposureTarget, &Endpoint, Vec<IpAddr>)> {
+    ir.exposures.iter().map(move |x| {
         let t = &x.targets[pick % x.targets.len()];
         let e = ir.endpoint(&t.endpoint).unwrap();
         let dsts = match x.kind {
             ExposureKind::NodePort => ir.addresses.clone(),
             ExposureKind::LoadBalancer => x.addresses.clone(),
         };
+        (x, t, e, dsts)
+    })
+}
+
+/// kube-proxy's DNAT for each exposure, each sending to target `pick` (mod
+/// the number of targets): an nft nat table in the node.
+fn kube_proxy(ir: &NodeIr, pick: usize) -> String {
+    let mut s = String::from(
+        "table inet kubeproxy\ndelete table inet kubeproxy\ntable inet kubeproxy {\n\tchain pre {\n\t\ttype nat hook prerouting priority dstnat; policy accept;\n",
+    );
+    for (x, t, e, dsts) in picked(ir, pick) {
         for d in dsts {
             let Some(to) = e.addresses.iter().find(|a| a.is_ipv4() == d.is_ipv4()) else {
                 continue;
@@ -631,13 +610,7 @@ fn exposures_are_judged_by_the_target_after_dnat() {
                 }
                 let mut probes = Vec::new();
                 let mut expect = Vec::new();
-                for x in &ir.exposures {
-                    let target = &x.targets[pick % x.targets.len()];
-                    let e = ir.endpoint(&target.endpoint).unwrap();
-                    let dsts = match x.kind {
-                        ExposureKind::NodePort => ir.addresses.clone(),
-                        ExposureKind::LoadBalancer => x.addresses.clone(),
-                    };
+                for (x, target, e, dsts) in picked(&ir, pick) {
                     for d in dsts {
                         let src = if d.is_ipv4() { *s4 } else { *s6 };
                         // Hairpin (a pod reaching itself through the node) needs

@@ -16,11 +16,8 @@
 use std::net::IpAddr;
 
 use ringfence_core::compile;
-use ringfence_intent::model::{Action, Direction, Os, PolicyRank, Proto, WorkloadKind};
 use ringfence_schema::ir::NodeIr;
-use ringfence_testkit::builder::{
-    IntentBuilder, PodExt, ServiceExt, cluster, inventory, node, pod, q, service, t,
-};
+use ringfence_testkit::fixtures::node_return;
 
 use crate::common::netns::{self, Listener, Netns, Probe, addr, probe, veth};
 use crate::common::*;
@@ -31,49 +28,7 @@ const DB: &str = "10.244.1.12";
 const EXT: &str = "192.0.2.10";
 
 fn irs() -> (NodeIr, NodeIr) {
-    let mut b = IntentBuilder::new();
-    let corp = b.external("corp", &["192.0.2.0/24"]);
-    let root = b.scope("root", None, q::cluster("c1"));
-    b.catch_all(root, Direction::Ingress, Action::Deny);
-    b.catch_all(root, Direction::Egress, Action::Allow);
-    let nodes = b.filter("nodes", None, false, q::kind(&[WorkloadKind::Node]));
-    let apps = b.scope("apps", Some(root), q::namespace("ns-a"));
-    b.policy(
-        apps,
-        PolicyRank::Absolute,
-        Action::Deny,
-        "no-nodes",
-        t::filter(nodes),
-        t::scope(apps),
-        Proto::Tcp,
-        "",
-    );
-    b.policy(
-        apps,
-        PolicyRank::Default,
-        Action::Allow,
-        "web-in",
-        t::external(corp),
-        t::service("ns-a", "db"),
-        Proto::Tcp,
-        "443",
-    );
-    let intent = b.build();
-    let inv = inventory(vec![cluster(
-        "c1",
-        vec![node("n1", Os::Linux, &[N1]), node("n2", Os::Linux, &[N2])],
-        vec![],
-        vec![
-            pod("ns-a", "db-0", "n1", &[DB])
-                .labels(&[("app", "db")])
-                .port("http", 8080, Proto::Tcp),
-        ],
-        vec![
-            service("ns-a", "db", &[("app", "db")], "10.96.0.12")
-                .named_port(Proto::Tcp, 443, "http")
-                .node_port(30120),
-        ],
-    )]);
+    let (intent, inv) = node_return();
     let (compiled, diags) = compile(&intent, &inv);
     let compiled = compiled.unwrap_or_else(|| panic!("compiles: {diags:?}"));
     let irs = compiled.into_nodes();

@@ -2,6 +2,7 @@
 //! crates: every crate takes it as a dev-dependency only.
 //!
 //! - [`builder`]: intent and inventory values built in code, with real spans;
+//! - [`fixtures`]: scenarios several crates test, their intent in KDL;
 //! - [`synth`]: synthetic clusters of any size (intent and inventory, as
 //!   values and as files) for benchmarks;
 //! - [`flowgen`]: flows over a synthetic cluster, for the analysis benchmark;
@@ -22,6 +23,7 @@
 pub mod builder;
 pub mod callgraph;
 pub mod cmd;
+pub mod fixtures;
 pub mod flowgen;
 pub mod git;
 pub mod keys;

@@ -41,7 +41,8 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use lower::{Piece, lower, only_port, remove_ports};
-use ranges::{Addrs, Ranges, show_v4, show_v6};
+use ranges::{Addrs, show_v4, show_v6};
+use ringfence_schema::interval::{self, IntervalSet};
 
 /// Backend name, as intent refers to it.
 pub const NAME: &str = "windows-firewall";
@@ -401,7 +402,7 @@ fn exposure<'a>(
         common = common.intersect(a);
     }
     let disagree = per_target.iter().any(|(_, _, a)| *a != common);
-    let port = Some(Ranges(vec![(x.port, x.port)]));
+    let port = Some(IntervalSet::range(x.port, x.port));
     let out = first
         .iter()
         .map(|q| Piece {
@@ -425,18 +426,8 @@ fn everything() -> Piece {
 
 /// Single addresses as ranges.
 fn of_ips<'a>(ips: impl IntoIterator<Item = &'a IpAddr>) -> Addrs {
-    let mut v4 = Vec::new();
-    let mut v6 = Vec::new();
-    for a in ips {
-        match a {
-            IpAddr::V4(a) => v4.push((u32::from(*a), u32::from(*a))),
-            IpAddr::V6(a) => v6.push((u128::from(*a), u128::from(*a))),
-        }
-    }
-    Addrs {
-        v4: Ranges::from_unsorted(v4),
-        v6: Ranges::from_unsorted(v6),
-    }
+    let (v4, v6) = interval::of_ips(ips.into_iter().copied());
+    Addrs { v4, v6 }
 }
 
 /// Unknown pods: the node's pod ranges minus every pod it knows (none when
@@ -445,19 +436,8 @@ fn unknown_pods(ir: &NodeIr) -> Addrs {
     if ir.unknown_pods != Action::Deny {
         return Addrs::none();
     }
-    let mut v4 = Vec::new();
-    let mut v6 = Vec::new();
-    for n in &ir.pod_cidrs {
-        match (n.network(), n.broadcast()) {
-            (IpAddr::V4(a), IpAddr::V4(b)) => v4.push((u32::from(a), u32::from(b))),
-            (IpAddr::V6(a), IpAddr::V6(b)) => v6.push((u128::from(a), u128::from(b))),
-            _ => {}
-        }
-    }
-    let ranges = Addrs {
-        v4: Ranges::from_unsorted(v4),
-        v6: Ranges::from_unsorted(v6),
-    };
+    let (v4, v6) = interval::of_nets(ir.pod_cidrs.iter().copied());
+    let ranges = Addrs { v4, v6 };
     let known = of_ips(
         ir.endpoints
             .iter()
@@ -478,10 +458,10 @@ fn addresses(a: &Addrs) -> Vec<String> {
     if a.is_all() {
         return vec!["Any".into()];
     }
-    a.v4.0
+    a.v4.ranges()
         .iter()
         .map(|r| show_v4(*r))
-        .chain(a.v6.0.iter().map(|r| show_v6(*r)))
+        .chain(a.v6.ranges().iter().map(|r| show_v6(*r)))
         .collect()
 }
 
@@ -505,7 +485,8 @@ fn emit(
             .ports
             .as_ref()
             .map(|r| {
-                r.0.iter()
+                r.ranges()
+                    .iter()
                     .map(|(a, b)| {
                         if a == b {
                             a.to_string()
@@ -539,13 +520,13 @@ fn emit(
                     "ICMPv4",
                     Addrs {
                         v4: p.addrs.v4.clone(),
-                        v6: Ranges::empty(),
+                        v6: IntervalSet::empty(),
                     },
                 ),
                 (
                     "ICMPv6",
                     Addrs {
-                        v4: Ranges::empty(),
+                        v4: IntervalSet::empty(),
                         v6: p.addrs.v6.clone(),
                     },
                 ),

@@ -14,10 +14,11 @@
 
 use std::collections::BTreeMap;
 
+use ringfence_schema::interval::{self, IntervalSet, PortSet};
 use ringfence_schema::ir::{Action, Chain, Mode, NodeIr, Rule};
-use ringfence_schema::net::{PortRange, Proto};
+use ringfence_schema::net::Proto;
 
-use crate::ranges::{Addrs, Ranges};
+use crate::ranges::Addrs;
 
 /// The protocols a flow can have.
 pub(crate) const PROTOS: [Proto; 4] = [Proto::Tcp, Proto::Udp, Proto::Sctp, Proto::Icmp];
@@ -29,7 +30,7 @@ pub(crate) const PROTOS: [Proto; 4] = [Proto::Tcp, Proto::Udp, Proto::Sctp, Prot
 pub(crate) struct Piece {
     pub(crate) rule: Option<usize>,
     pub(crate) proto: Proto,
-    pub(crate) ports: Option<Ranges<u16>>,
+    pub(crate) ports: Option<PortSet>,
     pub(crate) addrs: Addrs,
 }
 
@@ -38,31 +39,9 @@ pub(crate) fn peer_addrs(ir: &NodeIr, r: &Rule) -> Addrs {
     let Some(s) = r.peer.as_deref().and_then(|n| ir.set(n)) else {
         return Addrs::all();
     };
-    let v4 =
-        s.v4.iter()
-            .map(|n| (u32::from(n.network()), u32::from(n.broadcast())))
-            .collect();
-    let v6 =
-        s.v6.iter()
-            .map(|n| (u128::from(n.network()), u128::from(n.broadcast())))
-            .collect();
-    Addrs {
-        v4: Ranges::from_unsorted(v4),
-        v6: Ranges::from_unsorted(v6),
-    }
-}
-
-fn ports_of(r: &Rule) -> Ranges<u16> {
-    if r.ports.is_empty() {
-        Ranges::all()
-    } else {
-        Ranges::from_unsorted(
-            r.ports
-                .iter()
-                .map(|p: &PortRange| (p.start, p.end))
-                .collect(),
-        )
-    }
+    let v4 = s.v4.iter().map(|&n| n.into());
+    let (v4, v6) = interval::of_nets(v4.chain(s.v6.iter().map(|&n| n.into())));
+    Addrs { v4, v6 }
 }
 
 /// The region `chain` lets through (allows, and denies of an analyze-mode
@@ -71,7 +50,7 @@ pub(crate) fn lower(ir: &NodeIr, chain: &Chain) -> Vec<Piece> {
     let peers: Vec<Addrs> = chain.rules.iter().map(|r| peer_addrs(ir, r)).collect();
     let passes = |r: &Rule| r.action == Action::Allow || chain.mode == Mode::Analyze;
     // Per protocol: (rule, addrs) → ports.
-    let mut per_proto: BTreeMap<Proto, BTreeMap<(usize, Addrs), Ranges<u16>>> = BTreeMap::new();
+    let mut per_proto: BTreeMap<Proto, BTreeMap<(usize, Addrs), PortSet>> = BTreeMap::new();
     for proto in PROTOS {
         let rules: Vec<usize> = (0..chain.rules.len())
             .filter(|&i| chain.rules[i].proto.matches(proto))
@@ -109,8 +88,10 @@ pub(crate) fn lower(ir: &NodeIr, chain: &Chain) -> Vec<Piece> {
             }
             cuts.sort_unstable();
             cuts.dedup();
-            let ports: Vec<Ranges<u16>> =
-                rules.iter().map(|&i| ports_of(&chain.rules[i])).collect();
+            let ports: Vec<PortSet> = rules
+                .iter()
+                .map(|&i| PortSet::from_port_ranges(&chain.rules[i].ports))
+                .collect();
             for w in cuts.windows(2) {
                 let (lo, hi) = (w[0] as u16, (w[1] - 1) as u16);
                 let matching: Vec<usize> = rules
@@ -137,7 +118,7 @@ pub(crate) fn lower(ir: &NodeIr, chain: &Chain) -> Vec<Piece> {
         per_proto.insert(
             proto,
             acc.into_iter()
-                .map(|(k, v)| (k, Ranges::from_unsorted(v)))
+                .map(|(k, v)| (k, IntervalSet::from_ranges(v)))
                 .collect(),
         );
     }
@@ -146,7 +127,7 @@ pub(crate) fn lower(ir: &NodeIr, chain: &Chain) -> Vec<Piece> {
 
 /// Pieces that cover every port of every protocol with the same rule and
 /// addresses become one `Any` piece (a catch-all becomes one rule).
-fn merge_any(mut per_proto: BTreeMap<Proto, BTreeMap<(usize, Addrs), Ranges<u16>>>) -> Vec<Piece> {
+fn merge_any(mut per_proto: BTreeMap<Proto, BTreeMap<(usize, Addrs), PortSet>>) -> Vec<Piece> {
     let mut out = Vec::new();
     let tcp_keys: Vec<(usize, Addrs)> = per_proto
         .get(&Proto::Tcp)
@@ -157,7 +138,7 @@ fn merge_any(mut per_proto: BTreeMap<Proto, BTreeMap<(usize, Addrs), Ranges<u16>
             per_proto
                 .get(p)
                 .and_then(|m| m.get(&key))
-                .is_some_and(|r| r.is_all())
+                .is_some_and(|r| r.is_full())
         });
         if everywhere {
             for p in PROTOS {
@@ -178,7 +159,7 @@ fn merge_any(mut per_proto: BTreeMap<Proto, BTreeMap<(usize, Addrs), Ranges<u16>
             out.push(Piece {
                 rule: Some(rule),
                 proto,
-                ports: (proto.has_ports() && !ports.is_all()).then_some(ports),
+                ports: (proto.has_ports() && !ports.is_full()).then_some(ports),
                 addrs,
             });
         }
@@ -235,8 +216,8 @@ fn restrict(p: &Piece, proto: Proto, claimed: &[(Proto, u16)]) -> Option<Piece> 
     let ports = p
         .ports
         .clone()
-        .unwrap_or_else(Ranges::all)
-        .subtract(&Ranges::from_unsorted(holes));
+        .unwrap_or_else(PortSet::full)
+        .difference(&IntervalSet::from_ranges(holes));
     (!ports.is_empty()).then(|| Piece {
         ports: Some(ports),
         ..p.clone()
@@ -251,7 +232,7 @@ pub(crate) fn only_port(pieces: &[Piece], proto: Proto, port: u16) -> Vec<Piece>
         .filter(|p| p.ports.as_ref().is_none_or(|r| r.contains(port)))
         .map(|p| Piece {
             proto,
-            ports: Some(Ranges(vec![(port, port)])),
+            ports: Some(PortSet::range(port, port)),
             ..p.clone()
         })
         .collect()
