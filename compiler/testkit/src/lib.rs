@@ -4,6 +4,8 @@
 //! - [`builder`]: intent and inventory values built in code, with real spans;
 //! - [`synth`]: synthetic clusters of any size (intent and inventory, as
 //!   values and as files) for benchmarks;
+//! - [`churn`]: pod churn traces over a synthetic cluster, for the
+//!   live-membership benchmark;
 //! - [`flowgen`]: flows over a synthetic cluster, for the analysis benchmark;
 //! - [`world`]: small clusters with a known call graph, written as kubectl
 //!   Lists and as flows in each input format, for discovery; [`shop`] is
@@ -20,6 +22,7 @@
 
 pub mod builder;
 pub mod callgraph;
+pub mod churn;
 pub mod cmd;
 pub mod flowgen;
 pub mod git;
