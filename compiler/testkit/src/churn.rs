@@ -266,17 +266,20 @@ pub fn churn(params: &Params, mut s: Synth, p: &ChurnParams) -> Churn {
     }
     let mut queued: Option<(Kind, Pod)> = None;
     let mut made = 0usize;
+    let mut free = slots.iter().filter(|x| x.is_none()).count();
     for slot in slots.iter_mut().filter(|x| x.is_none()) {
+        free -= 1;
         if let Some(q) = queued.take() {
             *slot = Some(q);
             continue;
         }
         made += 1;
         let take = |rng: &mut Rng, d: &mut Vec<Pod>| d.swap_remove(rng.index(d.len()));
-        let pick = if deletable.is_empty() {
-            0
-        } else {
-            rng.index(3)
+        // A reschedule needs a slot left for its create.
+        let pick = match (deletable.is_empty(), free) {
+            (true, _) => 0,
+            (false, 0) => rng.index(2),
+            _ => rng.index(3),
         };
         *slot = Some(match pick {
             0 => {
