@@ -5,6 +5,8 @@
 //! - [`fixtures`]: scenarios several crates test, their intent in KDL;
 //! - [`synth`]: synthetic clusters of any size (intent and inventory, as
 //!   values and as files) for benchmarks;
+//! - [`churn`]: pod churn traces over a synthetic cluster, for the
+//!   live-membership benchmark;
 //! - [`flowgen`]: flows over a synthetic cluster, for the analysis benchmark;
 //! - [`world`]: small clusters with a known call graph, written as kubectl
 //!   Lists and as flows in each input format, for discovery; [`shop`] is
@@ -22,6 +24,7 @@
 
 pub mod builder;
 pub mod callgraph;
+pub mod churn;
 pub mod cmd;
 pub mod fixtures;
 pub mod flowgen;

@@ -422,6 +422,15 @@ fn pod_addr(c: usize, n: usize, k: usize) -> Ipv4Addr {
     )
 }
 
+/// The addresses of the `k`-th pod placed on node `n` of cluster `c`.
+pub(crate) fn pod_ips(p: &Params, c: usize, n: usize, k: usize) -> Vec<String> {
+    let mut v = vec![pod_addr(c, n, k).to_string()];
+    if p.ipv6 {
+        v.push(format!("fd10:{c:x}:{n:x}::{:x}", k + 2));
+    }
+    v
+}
+
 fn make_cluster(p: &Params, c: usize, apps: &[App], rng: &mut Rng) -> Cluster {
     let name = format!("cluster-{c}");
     let mut nodes = Vec::with_capacity(p.nodes);
@@ -467,13 +476,7 @@ fn make_cluster(p: &Params, c: usize, apps: &[App], rng: &mut Rng) -> Cluster {
         per_node[n] += 1;
         (n, k)
     };
-    let ips = |c: usize, n: usize, k: usize| -> Vec<String> {
-        let mut v = vec![pod_addr(c, n, k).to_string()];
-        if p.ipv6 {
-            v.push(format!("fd10:{c:x}:{n:x}::{:x}", k + 2));
-        }
-        v
-    };
+    let ips = |c: usize, n: usize, k: usize| pod_ips(p, c, n, k);
     let mut pods: Vec<Pod> = Vec::with_capacity(p.pods);
     let sys = |pods: &mut Vec<Pod>,
                rng: &mut Rng,
@@ -682,49 +685,7 @@ pub fn kubectl_list(c: &Cluster) -> Value {
         }));
     }
     for p in &c.pods {
-        let owner = p.owner.as_ref().map(|o| {
-            let (kind, name) = match (o.kind.as_str(), p.labels.get("pod-template-hash")) {
-                ("Deployment", Some(h)) => ("ReplicaSet".to_string(), format!("{}-{h}", o.name)),
-                _ => (o.kind.clone(), o.name.clone()),
-            };
-            json!([{"apiVersion": "apps/v1", "kind": kind, "name": name, "controller": true}])
-        });
-        let ports: Vec<Value> = p
-            .ports
-            .iter()
-            .map(|cp| {
-                let mut v = json!({"containerPort": cp.port, "protocol": proto_json(cp.proto)});
-                if let Some(n) = &cp.name {
-                    v["name"] = json!(n);
-                }
-                v
-            })
-            .collect();
-        let mut meta =
-            json!({"name": p.name, "namespace": p.namespace, "labels": labels_json(&p.labels)});
-        if let Some(o) = owner {
-            meta["ownerReferences"] = o;
-        }
-        let mut spec = json!({
-            "containers": [{"name": "main", "image": p.images.first().cloned().unwrap_or_else(|| "registry.example/app:1".into()), "ports": ports}],
-        });
-        if let Some(n) = &p.node {
-            spec["nodeName"] = json!(n);
-        }
-        if p.host_network {
-            spec["hostNetwork"] = json!(true);
-        }
-        let mut status = json!({"phase": p.phase});
-        if let Some(first) = p.ips.first() {
-            status["podIP"] = json!(first.to_string());
-            status["podIPs"] = json!(
-                p.ips
-                    .iter()
-                    .map(|i| json!({"ip": i.to_string()}))
-                    .collect::<Vec<_>>()
-            );
-        }
-        items.push(json!({"apiVersion": "v1", "kind": "Pod", "metadata": meta, "spec": spec, "status": status}));
+        items.push(pod_json(p));
     }
     for s in &c.services {
         items.push(service_json(s));
@@ -735,6 +696,54 @@ pub fn kubectl_list(c: &Cluster) -> Value {
         "metadata": {"annotations": {"ringfence.io/cluster": c.name}},
         "items": items,
     })
+}
+
+/// A pod as a `kubectl … -o json` item. Pods owned by a Deployment point at
+/// a ReplicaSet named after their `pod-template-hash`.
+pub fn pod_json(p: &Pod) -> Value {
+    let owner = p.owner.as_ref().map(|o| {
+        let (kind, name) = match (o.kind.as_str(), p.labels.get("pod-template-hash")) {
+            ("Deployment", Some(h)) => ("ReplicaSet".to_string(), format!("{}-{h}", o.name)),
+            _ => (o.kind.clone(), o.name.clone()),
+        };
+        json!([{"apiVersion": "apps/v1", "kind": kind, "name": name, "controller": true}])
+    });
+    let ports: Vec<Value> = p
+        .ports
+        .iter()
+        .map(|cp| {
+            let mut v = json!({"containerPort": cp.port, "protocol": proto_json(cp.proto)});
+            if let Some(n) = &cp.name {
+                v["name"] = json!(n);
+            }
+            v
+        })
+        .collect();
+    let mut meta =
+        json!({"name": p.name, "namespace": p.namespace, "labels": labels_json(&p.labels)});
+    if let Some(o) = owner {
+        meta["ownerReferences"] = o;
+    }
+    let mut spec = json!({
+        "containers": [{"name": "main", "image": p.images.first().cloned().unwrap_or_else(|| "registry.example/app:1".into()), "ports": ports}],
+    });
+    if let Some(n) = &p.node {
+        spec["nodeName"] = json!(n);
+    }
+    if p.host_network {
+        spec["hostNetwork"] = json!(true);
+    }
+    let mut status = json!({"phase": p.phase});
+    if let Some(first) = p.ips.first() {
+        status["podIP"] = json!(first.to_string());
+        status["podIPs"] = json!(
+            p.ips
+                .iter()
+                .map(|i| json!({"ip": i.to_string()}))
+                .collect::<Vec<_>>()
+        );
+    }
+    json!({"apiVersion": "v1", "kind": "Pod", "metadata": meta, "spec": spec, "status": status})
 }
 
 fn service_json(s: &Service) -> Value {

@@ -107,3 +107,76 @@ fn flow_records_read_back_as_generated() {
     // The same arguments, the same flows.
     assert_eq!(flowgen::flows(&s, 300, 20).1.collect::<Vec<_>>(), flows);
 }
+
+#[test]
+fn the_churn_command_writes_a_trace_whose_addresses_name_one_event() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = synth(&["churn", p(dir.path()), "--small"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let read = |f: &str| std::fs::read_to_string(dir.path().join(f)).unwrap();
+    let (list, trace, tsv) = (read("list.jsonl"), read("churn.jsonl"), read("churn.tsv"));
+    // The list and then the trace read as a watch stream; every event counts.
+    let inv =
+        ringfence_inventory::events::read_stream(&list, "cluster-0", "list", Default::default())
+            .unwrap()
+            .cluster();
+    assert!(
+        inv.nodes
+            .iter()
+            .all(|n| n.os == ringfence_intent::model::Os::Linux)
+    );
+    let rolled = |p: &&ringfence_inventory::model::Pod| {
+        p.namespace == "ns-001" && p.labels.get("app").map(String::as_str) == Some("app-000")
+    };
+    assert_eq!(inv.pods.iter().filter(rolled).count(), 20);
+    let after = ringfence_inventory::events::read_stream(
+        &format!("{list}{trace}"),
+        "cluster-0",
+        "stream",
+        Default::default(),
+    )
+    .unwrap();
+    let rows: Vec<Vec<&str>> = tsv
+        .lines()
+        .skip(1)
+        .map(|l| l.split('\t').collect())
+        .collect();
+    assert_eq!(rows.len(), 200);
+    assert_eq!(trace.lines().count(), 200);
+    let count = |k: &str| rows.iter().filter(|r| r[2] == k).count();
+    assert_eq!((count("rollout-create"), count("rollout-delete")), (20, 20));
+    assert_eq!(count("reschedule-create"), count("reschedule-delete"));
+    assert!(count("create") > 20 && count("delete") > 20, "{tsv}");
+    // Due times at the rate; each address in one event only, and only pods
+    // of the first list are deleted.
+    assert!(
+        rows.iter()
+            .enumerate()
+            .all(|(i, r)| r[1] == (i * 100).to_string())
+    );
+    let mut seen = std::collections::BTreeSet::new();
+    for r in &rows {
+        for a in r[5].split(',') {
+            assert!(seen.insert(a.to_string()), "{a} in two events");
+        }
+        if r[2].ends_with("delete") {
+            assert!(list.contains(&format!("\"name\":\"{}\"", r[3].split('/').nth(1).unwrap())));
+        }
+    }
+    // Creates add pods, deletes remove them.
+    assert_eq!(
+        after.pod_count(),
+        inv.pods.len() + count("create") - count("delete")
+    );
+    // The same trace again.
+    let again = tempfile::tempdir().unwrap();
+    assert!(
+        synth(&["churn", p(again.path()), "--small"])
+            .status
+            .success()
+    );
+    assert_eq!(
+        std::fs::read_to_string(again.path().join("churn.jsonl")).unwrap(),
+        trace
+    );
+}

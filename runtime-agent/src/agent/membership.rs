@@ -162,6 +162,21 @@ impl Agent {
             return MemberOutcome::Failed(msg);
         }
         let sequence = v.document.sequence();
+        // One line per document, with the time to the millisecond: what
+        // the churn benchmark (`bench/churn.sh`) reads as "applied".
+        let at = SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default();
+        let kind = match v.document {
+            Document::Snapshot(_) => "snapshot",
+            Document::Delta(_) => "delta",
+        };
+        log(&format!(
+            "membership {kind} {sequence} of generation {generation} applied: {} bytes, at {}.{:03} (Unix time)",
+            bytes.len(),
+            at.as_secs(),
+            at.subsec_millis()
+        ));
         let commit = MemberCommit {
             generation,
             sequence,

@@ -5,6 +5,11 @@
 //! ringfence-synth cluster DIR [--small]
 //!     DIR/intent/intent.kdl and DIR/inventory/<cluster>.json: the synthetic
 //!     cluster (1,000 nodes, 30,000 pods, 500 policies; --small: 4 nodes)
+//! ringfence-synth churn DIR [--small]
+//!     the cluster with Linux nodes only and one Deployment scaled to 300
+//!     pods, DIR/list.jsonl (it as watch events), DIR/churn.jsonl (60 s of
+//!     pod events at 50/s; --small: 4 nodes, 20 s at 10/s) and
+//!     DIR/churn.tsv (each event's due time, kind, pod, node, addresses)
 //! ringfence-synth flows DIR [FLOWS] [CONVERSATIONS]
 //!     the cluster, and DIR/flows.jsonl: FLOWS flow records (10,000,000)
 //!     over CONVERSATIONS conversations (200,000)
@@ -23,10 +28,12 @@ use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use ringfence_testkit::churn::{self, ChurnParams};
 use ringfence_testkit::synth::{Params, generate};
 use ringfence_testkit::{callgraph, flowgen};
 
 const USAGE: &str = "usage: ringfence-synth cluster DIR [--small]
+       ringfence-synth churn DIR [--small]
        ringfence-synth flows DIR [FLOWS] [CONVERSATIONS]
        ringfence-synth callgraph DIR [--records N] [--workloads N]";
 
@@ -57,6 +64,22 @@ fn run(args: &[String]) -> Result<(), String> {
                 _ => return Err(USAGE.into()),
             };
             generate(&params).write(&dir).map_err(io)
+        }
+        "churn" => {
+            let small = match rest {
+                [] => false,
+                [small] if small == "--small" => true,
+                _ => return Err(USAGE.into()),
+            };
+            let params = churn::cluster_params(small);
+            let trace = if small {
+                ChurnParams::small()
+            } else {
+                ChurnParams::benchmark()
+            };
+            churn::churn(&params, generate(&params), &trace)
+                .write(&dir)
+                .map_err(io)
         }
         "flows" => {
             let number = |i: usize, default: usize| match rest.get(i) {
