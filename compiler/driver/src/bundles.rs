@@ -11,7 +11,9 @@
 //!
 //! [`write_bundles_keeping`] keeps unchanged nodes' previous bundle files
 //! as they are instead of re-sealing them (a publisher that writes each
-//! compile into a new directory uses it).
+//! compile into a new directory uses it). Both run a [`Sealer`], which
+//! also seals nodes one at a time as they are rendered
+//! (`Pipeline::render_seal`), so no more than a few nodes' files are held.
 //!
 //! Files are written to a temporary name in OUT and renamed; the index is
 //! written after every bundle, and bundles of nodes that are gone are removed
@@ -19,7 +21,8 @@
 //! Durability costs one sync of the file system per step, not one per file:
 //! every bundle's temporary file is written, synced at once, renamed; the
 //! index likewise (see [`sync_data`]). If sealing or writing any bundle
-//! fails, the temporary files are removed and nothing was renamed.
+//! fails, the temporary files are removed and nothing was renamed;
+//! [`write_bundles`] checks every node's output before writing anything.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
@@ -244,91 +247,33 @@ fn io_err(path: &Path) -> impl FnOnce(io::Error) -> BundleWriteError + '_ {
     }
 }
 
-/// A node's output, checked and with its files sealed-ready.
-struct Prepared<'n> {
-    out: &'n NodeOutput,
-    /// Sorted by name, with digest and size but no content: the content is
-    /// copied only for a bundle that is sealed (see [`Prepared::files`]).
-    files: Vec<ringfence_schema::bundle::BundleFile>,
-    rules_sha256: String,
-}
-
-impl Prepared<'_> {
-    /// The bundle's files, with their content.
-    fn files(self) -> Vec<ringfence_schema::bundle::BundleFile> {
-        let out = self.out;
-        self.files
-            .into_iter()
-            .map(|mut f| {
-                f.content = out
-                    .files
-                    .iter()
-                    .find(|(name, _)| *name == f.name)
-                    .map(|(_, c)| c.clone())
-                    .unwrap_or_default();
-                f
-            })
-            .collect()
+/// A node's output checked: node and file names valid, no duplicate file,
+/// an [`IR_FILE`].
+fn check_output(n: &NodeOutput) -> Result<(), BundleWriteError> {
+    if !valid_file_name(&n.node) {
+        return Err(BundleWriteError::NodeName(n.node.clone()));
     }
-}
-
-fn prepare(nodes: &[NodeOutput]) -> Result<Vec<Prepared<'_>>, BundleWriteError> {
-    let mut seen = BTreeSet::new();
-    let mut prepared = Vec::with_capacity(nodes.len());
-    for n in nodes {
-        if !valid_file_name(&n.node) {
-            return Err(BundleWriteError::NodeName(n.node.clone()));
-        }
-        if !seen.insert(n.node.as_str()) {
-            return Err(BundleWriteError::DuplicateNode(n.node.clone()));
-        }
-        let mut names = BTreeSet::new();
-        for (name, _) in &n.files {
-            if !valid_file_name(name) {
-                return Err(BundleWriteError::FileName {
-                    node: n.node.clone(),
-                    file: name.clone(),
-                });
-            }
-            if !names.insert(name.as_str()) {
-                return Err(BundleWriteError::DuplicateFile {
-                    node: n.node.clone(),
-                    file: name.clone(),
-                });
-            }
-        }
-        if !names.contains(IR_FILE) {
-            return Err(BundleWriteError::MissingIr {
+    let mut names = BTreeSet::new();
+    for (name, _) in &n.files {
+        if !valid_file_name(name) {
+            return Err(BundleWriteError::FileName {
                 node: n.node.clone(),
+                file: name.clone(),
             });
         }
-        prepared.push(n);
+        if !names.insert(name.as_str()) {
+            return Err(BundleWriteError::DuplicateFile {
+                node: n.node.clone(),
+                file: name.clone(),
+            });
+        }
     }
-    // Digesting up to a few hundred KB per node is the costly part: in parallel.
-    let mut prepared: Vec<Prepared<'_>> = prepared
-        .into_par_iter()
-        .map(|out| {
-            let mut files: Vec<_> = out
-                .files
-                .iter()
-                .map(|(name, content)| BundleFile {
-                    name: name.clone(),
-                    sha256: sha256_hex(content.as_bytes()),
-                    size: content.len() as u64,
-                    content: String::new(),
-                })
-                .collect();
-            files.sort_by(|a, b| a.name.cmp(&b.name));
-            let rules_sha256 = rules_sha256(&files);
-            Prepared {
-                out,
-                files,
-                rules_sha256,
-            }
-        })
-        .collect();
-    prepared.sort_by(|a, b| a.out.node.cmp(&b.out.node));
-    Ok(prepared)
+    if !names.contains(IR_FILE) {
+        return Err(BundleWriteError::MissingIr {
+            node: n.node.clone(),
+        });
+    }
+    Ok(())
 }
 
 /// Read and verify `OUT/index.json`; `None` when there is none.
@@ -480,197 +425,293 @@ fn write(
     opts: &WriteOptions<'_>,
     keep_from: Option<&Path>,
 ) -> Result<WriteSummary, BundleWriteError> {
-    if opts.keys.is_empty() {
-        return Err(BundleWriteError::NoKeys);
+    // Every output is checked before anything is written.
+    for n in nodes {
+        check_output(n)?;
     }
-    if opts.expires.is_zero() {
-        return Err(BundleWriteError::ZeroExpiry);
-    }
-    if opts.generation == Some(0) {
-        return Err(BundleWriteError::ZeroGeneration);
-    }
-    let issued_at = format_time(opts.issued_at).ok_or_else(|| BundleWriteError::Time {
-        what: "issue time".into(),
-    })?;
-    let expires_at = opts
-        .issued_at
-        .checked_add(opts.expires)
-        .and_then(format_time)
-        .ok_or_else(|| BundleWriteError::Time {
-            what: "expiry".into(),
-        })?;
-    let prepared = prepare(nodes)?;
+    let sealer = Sealer::new(opts, keep_from, nodes.iter().map(|n| n.node.as_str()))?;
+    // Each node's files are copied into its payload and dropped once on disk.
+    let sealed = nodes.par_iter().map(|n| sealer.seal(n.clone())).collect();
+    sealer.finish(sealed)
+}
 
-    let previous = previous_index(opts.out, opts.keys)?;
-    if previous.is_none() && opts.generation.is_none() {
-        let count = count_bundles(opts.out)?;
-        if count > 0 {
-            return Err(BundleWriteError::NoPreviousIndex {
-                dir: opts.out.to_path_buf(),
-                count,
-            });
+/// One node's bundle from [`Sealer::seal`], for [`Sealer::finish`].
+#[derive(Debug)]
+pub struct Sealing {
+    node: String,
+    result: Result<Sealed, BundleWriteError>,
+}
+
+/// One node sealed: its bundle's temporary file written (or its previous
+/// bundle kept), not yet renamed into place.
+#[derive(Debug)]
+struct Sealed {
+    entry: IndexEntry,
+    written: NodeWritten,
+    /// Its bundle file's name, and whether a temporary file of it was written.
+    file: String,
+    renamed: bool,
+}
+
+/// Writing an output directory one node at a time: [`Sealer::new`] runs
+/// every check that needs no node's files (keys, times, node names, the
+/// previous index); [`Sealer::seal`] checks one node's output, decides its
+/// generation and writes its bundle to a temporary file, from any thread, so
+/// a caller can drop each node's files as soon as they are sealed;
+/// [`Sealer::finish`] renames them all into place and writes the index, or
+/// removes them if any node failed. The output is the same bytes as
+/// [`write_bundles`] gives.
+pub struct Sealer<'a> {
+    opts: &'a WriteOptions<'a>,
+    keep_from: Option<&'a Path>,
+    issued_at: String,
+    expires_at: String,
+    /// The previous index's entries, by node.
+    before: BTreeMap<String, IndexEntry>,
+    /// The generation of a changed or new node without `--generation`.
+    next: u64,
+    /// The nodes to be sealed, sorted.
+    nodes: Vec<String>,
+}
+
+impl<'a> Sealer<'a> {
+    /// Check the options, the names of the nodes to be sealed (valid,
+    /// unique) and the previous index in `opts.out`; create `opts.out`.
+    pub fn new<'n>(
+        opts: &'a WriteOptions<'a>,
+        keep_from: Option<&'a Path>,
+        nodes: impl IntoIterator<Item = &'n str>,
+    ) -> Result<Sealer<'a>, BundleWriteError> {
+        if opts.keys.is_empty() {
+            return Err(BundleWriteError::NoKeys);
+        }
+        if opts.expires.is_zero() {
+            return Err(BundleWriteError::ZeroExpiry);
+        }
+        if opts.generation == Some(0) {
+            return Err(BundleWriteError::ZeroGeneration);
+        }
+        let issued_at = format_time(opts.issued_at).ok_or_else(|| BundleWriteError::Time {
+            what: "issue time".into(),
+        })?;
+        let expires_at = opts
+            .issued_at
+            .checked_add(opts.expires)
+            .and_then(format_time)
+            .ok_or_else(|| BundleWriteError::Time {
+                what: "expiry".into(),
+            })?;
+        let mut names = BTreeSet::new();
+        for node in nodes {
+            if !valid_file_name(node) {
+                return Err(BundleWriteError::NodeName(node.to_string()));
+            }
+            if !names.insert(node.to_string()) {
+                return Err(BundleWriteError::DuplicateNode(node.to_string()));
+            }
+        }
+        let previous = previous_index(opts.out, opts.keys)?;
+        if previous.is_none() && opts.generation.is_none() {
+            let count = count_bundles(opts.out)?;
+            if count > 0 {
+                return Err(BundleWriteError::NoPreviousIndex {
+                    dir: opts.out.to_path_buf(),
+                    count,
+                });
+            }
+        }
+        let before: BTreeMap<String, IndexEntry> = previous
+            .into_iter()
+            .flat_map(|p| p.nodes)
+            .map(|e| (e.node.clone(), e))
+            .collect();
+        let next = before.values().map(|e| e.generation).max().unwrap_or(0) + 1;
+        fs::create_dir_all(opts.out).map_err(io_err(opts.out))?;
+        Ok(Sealer {
+            opts,
+            keep_from,
+            issued_at,
+            expires_at,
+            before,
+            next,
+            nodes: names.into_iter().collect(),
+        })
+    }
+
+    /// Seal one node's output (one of the nodes given to [`Sealer::new`])
+    /// into its bundle's temporary file, or keep its previous bundle.
+    pub fn seal(&self, out: NodeOutput) -> Sealing {
+        debug_assert!(self.nodes.binary_search(&out.node).is_ok());
+        Sealing {
+            node: out.node.clone(),
+            result: self.seal_node(out),
         }
     }
-    let before: BTreeMap<&str, &IndexEntry> = previous
-        .iter()
-        .flat_map(|p| &p.nodes)
-        .map(|e| (e.node.as_str(), e))
-        .collect();
-    let next = before.values().map(|e| e.generation).max().unwrap_or(0) + 1;
 
-    // Decide every generation before writing anything.
-    let mut plan = Vec::with_capacity(prepared.len());
-    for p in &prepared {
-        let prev = before.get(p.out.node.as_str());
+    fn seal_node(&self, out: NodeOutput) -> Result<Sealed, BundleWriteError> {
+        check_output(&out)?;
+        let opts = self.opts;
+        let mut files: Vec<BundleFile> = out
+            .files
+            .into_iter()
+            .map(|(name, content)| BundleFile {
+                name,
+                sha256: sha256_hex(content.as_bytes()),
+                size: content.len() as u64,
+                content,
+            })
+            .collect();
+        files.sort_by(|a, b| a.name.cmp(&b.name));
+        let rules_sha256 = rules_sha256(&files);
+        let node = out.node;
+        let file = format!("{node}{BUNDLE_SUFFIX}");
+        let prev = self.before.get(&node);
         let (generation, change) = match prev {
-            Some(e) if e.rules_sha256 == p.rules_sha256 => (e.generation, Change::Unchanged),
+            Some(e) if e.rules_sha256 == rules_sha256 => (e.generation, Change::Unchanged),
             Some(e) => match opts.generation {
                 Some(given) if given <= e.generation => {
                     return Err(BundleWriteError::GenerationNotGreater {
-                        node: p.out.node.clone(),
+                        node,
                         given,
                         previous: e.generation,
                     });
                 }
-                given => (given.unwrap_or(next), Change::Changed),
+                given => (given.unwrap_or(self.next), Change::Changed),
             },
-            None => (opts.generation.unwrap_or(next), Change::New),
+            None => (opts.generation.unwrap_or(self.next), Change::New),
         };
-        let kept = match (change, keep_from, prev) {
-            (Change::Unchanged, Some(_), Some(e)) => Some(e.sha256.clone()),
+        let previous_generation = prev.map(|e| e.generation);
+        let kept = match (change, self.keep_from, prev) {
+            (Change::Unchanged, Some(from), Some(e)) => {
+                keep_file(from, opts.out, &file, &e.sha256)?.then(|| e.sha256.clone())
+            }
             _ => None,
         };
-        plan.push((generation, change, prev.map(|e| e.generation), kept));
-    }
-
-    fs::create_dir_all(opts.out).map_err(io_err(opts.out))?;
-    // Seal and write in parallel, each bundle's bytes dropped once on disk;
-    // the first error in node order is reported, not the first to happen.
-    let files: Vec<String> = prepared
-        .iter()
-        .map(|p| format!("{}{BUNDLE_SUFFIX}", p.out.node))
-        .collect();
-    type Sealed = (IndexEntry, NodeWritten, bool);
-    let results: Vec<Result<Sealed, BundleWriteError>> = prepared
-        .into_par_iter()
-        .zip(plan)
-        .zip(&files)
-        .map(
-            |((p, (generation, change, previous_generation, kept)), file)| {
-                let node = p.out.node.clone();
-                if let (Some(sha256), Some(from)) = (kept, keep_from)
-                    && keep_file(from, opts.out, file, &sha256)?
-                {
-                    let entry = IndexEntry {
-                        node: node.clone(),
-                        generation,
-                        sha256: sha256.clone(),
-                        rules_sha256: p.rules_sha256,
-                    };
-                    let written = NodeWritten {
-                        node,
-                        generation,
-                        previous_generation,
-                        change,
-                        sha256: Some(sha256),
-                    };
-                    return Ok((entry, written, false));
-                }
-                let rules_sha256 = p.rules_sha256.clone();
+        let (sha256, renamed) = match kept {
+            Some(sha256) => (sha256, false),
+            None => {
                 let payload = BundlePayload {
                     format: BUNDLE_FORMAT,
-                    cluster: p.out.cluster.clone(),
+                    cluster: out.cluster,
                     node: node.clone(),
-                    os: p.out.os,
-                    backend: p.out.backend.clone(),
+                    os: out.os,
+                    backend: out.backend,
                     generation,
-                    issued_at: issued_at.clone(),
-                    expires_at: expires_at.clone(),
+                    issued_at: self.issued_at.clone(),
+                    expires_at: self.expires_at.clone(),
                     source: opts.source.clone(),
                     inventory_sha256: opts.inventory_sha256.clone(),
-                    files: p.files(),
+                    files,
                 };
                 let bytes = seal_bundle(&payload, opts.keys);
-                write_tmp(opts.out, file, &bytes)?;
-                let sha256 = sha256_hex(&bytes);
-                let entry = IndexEntry {
-                    node: node.clone(),
-                    generation,
-                    sha256: sha256.clone(),
-                    rules_sha256,
-                };
-                let written = NodeWritten {
-                    node,
-                    generation,
-                    previous_generation,
-                    change,
-                    sha256: Some(sha256),
-                };
-                Ok((entry, written, true))
+                drop(payload);
+                write_tmp(opts.out, &file, &bytes)?;
+                (sha256_hex(&bytes), true)
+            }
+        };
+        Ok(Sealed {
+            entry: IndexEntry {
+                node: node.clone(),
+                generation,
+                sha256: sha256.clone(),
+                rules_sha256,
             },
-        )
-        .collect();
-    if results.iter().any(Result::is_err) {
-        // Nothing renamed yet: remove what was written, report the first error.
-        for file in &files {
-            let _ = fs::remove_file(tmp_path(opts.out, file));
-        }
+            written: NodeWritten {
+                node,
+                generation,
+                previous_generation,
+                change,
+                sha256: Some(sha256),
+            },
+            file,
+            renamed,
+        })
     }
-    let mut entries = Vec::with_capacity(results.len());
-    let mut written = Vec::with_capacity(results.len());
-    let mut names = Vec::with_capacity(results.len());
-    for (r, file) in results.into_iter().zip(&files) {
-        let (e, w, sealed) = r?;
-        entries.push(e);
-        written.push(w);
-        if sealed {
-            names.push(file.as_str());
-        }
-    }
-    sync_data(opts.out, &names)?;
-    for name in &names {
-        rename(opts.out, name)?;
-    }
-    let current: BTreeSet<String> = entries.iter().map(|e| e.node.clone()).collect();
 
-    let index = seal_index(
-        &IndexPayload {
-            format: BUNDLE_FORMAT,
-            issued_at,
-            source: opts.source.clone(),
-            inventory_sha256: opts.inventory_sha256.clone(),
-            nodes: entries,
-        },
-        opts.keys,
-    );
-    // The bundles' renames are durable with the index's data, before its rename.
-    write_atomic(opts.out, INDEX_FILE, &index)?;
-
-    for (node, e) in &before {
-        if current.contains(*node) {
-            continue;
-        }
-        let path = opts.out.join(format!("{node}{BUNDLE_SUFFIX}"));
-        match fs::remove_file(&path) {
-            Ok(()) => {}
-            Err(err) if err.kind() == io::ErrorKind::NotFound => {}
-            Err(err) => return Err(BundleWriteError::Io { path, err }),
-        }
-        written.push(NodeWritten {
-            node: node.to_string(),
-            generation: e.generation,
-            previous_generation: Some(e.generation),
-            change: Change::Removed,
-            sha256: None,
-        });
+    /// Give up: remove the temporary files of `sealed` (nothing was renamed).
+    pub fn abandon(self, sealed: Vec<Sealing>) {
+        self.remove_tmp(&sealed);
     }
-    // The renames and removals are durable only once the directory is synced.
-    fs::File::open(opts.out)
-        .and_then(|d| d.sync_all())
-        .map_err(io_err(opts.out))?;
-    written.sort_by(|a, b| a.node.cmp(&b.node));
-    Ok(WriteSummary {
-        nodes: written,
-        index_sha256: sha256_hex(&index),
-    })
+
+    fn remove_tmp<'s>(&self, sealed: impl IntoIterator<Item = &'s Sealing>) {
+        for s in sealed {
+            let _ = fs::remove_file(tmp_path(
+                self.opts.out,
+                &format!("{}{BUNDLE_SUFFIX}", s.node),
+            ));
+        }
+    }
+
+    /// Put every sealed bundle in place and write the index, then remove the
+    /// bundles of nodes no longer compiled. If any node failed, nothing is
+    /// renamed: the temporary files are removed and the first failure in
+    /// node order is returned.
+    pub fn finish(self, mut sealed: Vec<Sealing>) -> Result<WriteSummary, BundleWriteError> {
+        sealed.sort_by(|a, b| a.node.cmp(&b.node));
+        if sealed.iter().any(|s| s.result.is_err()) {
+            self.remove_tmp(&sealed);
+        }
+        let done = sealed
+            .into_iter()
+            .map(|s| s.result)
+            .collect::<Result<Vec<Sealed>, _>>()?;
+        let opts = self.opts;
+        let names: Vec<&str> = done
+            .iter()
+            .filter(|s| s.renamed)
+            .map(|s| s.file.as_str())
+            .collect();
+        sync_data(opts.out, &names)?;
+        for name in &names {
+            rename(opts.out, name)?;
+        }
+        let current: BTreeSet<&str> = done.iter().map(|s| s.entry.node.as_str()).collect();
+        let mut written = Vec::with_capacity(done.len());
+        let mut entries = Vec::with_capacity(done.len());
+        for (node, e) in &self.before {
+            if current.contains(node.as_str()) {
+                continue;
+            }
+            written.push(NodeWritten {
+                node: node.clone(),
+                generation: e.generation,
+                previous_generation: Some(e.generation),
+                change: Change::Removed,
+                sha256: None,
+            });
+        }
+        for s in done {
+            entries.push(s.entry);
+            written.push(s.written);
+        }
+        let index = seal_index(
+            &IndexPayload {
+                format: BUNDLE_FORMAT,
+                issued_at: self.issued_at,
+                source: opts.source.clone(),
+                inventory_sha256: opts.inventory_sha256.clone(),
+                nodes: entries,
+            },
+            opts.keys,
+        );
+        // The bundles' renames are durable with the index's data, before its rename.
+        write_atomic(opts.out, INDEX_FILE, &index)?;
+        for w in written.iter().filter(|w| w.change == Change::Removed) {
+            let path = opts.out.join(format!("{}{BUNDLE_SUFFIX}", w.node));
+            match fs::remove_file(&path) {
+                Ok(()) => {}
+                Err(err) if err.kind() == io::ErrorKind::NotFound => {}
+                Err(err) => return Err(BundleWriteError::Io { path, err }),
+            }
+        }
+        // The renames and removals are durable only once the directory is synced.
+        fs::File::open(opts.out)
+            .and_then(|d| d.sync_all())
+            .map_err(io_err(opts.out))?;
+        written.sort_by(|a, b| a.node.cmp(&b.node));
+        Ok(WriteSummary {
+            nodes: written,
+            index_sha256: sha256_hex(&index),
+        })
+    }
 }

@@ -30,7 +30,8 @@ use ringfence_schema::ir::NodeIr;
 use ringfence_source::{Selector, Snapshot};
 
 use crate::bundles::{
-    BundleWriteError, NodeOutput, WriteOptions, WriteSummary, write_bundles, write_bundles_keeping,
+    BundleWriteError, NodeOutput, Sealer, WriteOptions, WriteSummary, write_bundles,
+    write_bundles_keeping,
 };
 use crate::render::{self, Backends};
 
@@ -389,6 +390,36 @@ impl Pipeline {
         Ok(Warned::new(nodes, diagnostics, session.files.clone()))
     }
 
+    /// [`render`](Pipeline::render) and [`seal`](Pipeline::seal) in one
+    /// pass: each node is sealed as soon as it is rendered and its files are
+    /// dropped once its bundle is written, so memory does not grow with the
+    /// cluster. The bundles are the same bytes. If any node fails to render
+    /// or seal, nothing is put in place (temporary files are removed).
+    pub fn render_seal(
+        &self,
+        session: &Session,
+        how: &Seal<'_>,
+    ) -> Result<Warned<WriteSummary>, DriverError> {
+        let backends = self.backends(session)?;
+        let Some(backends) = backends.output else {
+            return Ok(Warned::stopped(backends.diagnostics, backends.files));
+        };
+        let opts = seal_options(session, how);
+        let sealer = Sealer::new(
+            &opts,
+            how.keep_from,
+            session.nodes().iter().map(|ir| ir.node.as_str()),
+        )?;
+        let (sealed, diagnostics) =
+            render::render_each(session, &backends, |_| true, |n| sealer.seal(n));
+        if diagnostics.has_errors() {
+            sealer.abandon(sealed);
+            return Ok(Warned::stopped(diagnostics, session.files.clone()));
+        }
+        let summary = sealer.finish(sealed)?;
+        Ok(Warned::new(summary, diagnostics, session.files.clone()))
+    }
+
     /// Seal `nodes`, rendered from `session`, into signed bundles and a
     /// signed index (see [`crate::bundles`]).
     pub fn seal(
@@ -397,19 +428,7 @@ impl Pipeline {
         nodes: &[NodeOutput],
         how: &Seal<'_>,
     ) -> Result<Warned<WriteSummary>, DriverError> {
-        let mut source = session.source.clone();
-        if let Some(r) = &how.repository {
-            source.repository = Some(r.clone());
-        }
-        let opts = WriteOptions {
-            out: how.out,
-            keys: how.keys,
-            issued_at: how.issued_at,
-            expires: how.expires,
-            generation: how.generation,
-            source,
-            inventory_sha256: session.inventory_sha256.clone(),
-        };
+        let opts = seal_options(session, how);
         let summary = match how.keep_from {
             Some(previous) => write_bundles_keeping(nodes, &opts, previous)?,
             None => write_bundles(nodes, &opts)?,
@@ -419,5 +438,22 @@ impl Pipeline {
             Diagnostics::default(),
             session.files.clone(),
         ))
+    }
+}
+
+/// The bundle writer's options for sealing `session` as `how` says.
+fn seal_options<'a>(session: &Session, how: &Seal<'a>) -> WriteOptions<'a> {
+    let mut source = session.source.clone();
+    if let Some(r) = &how.repository {
+        source.repository = Some(r.clone());
+    }
+    WriteOptions {
+        out: how.out,
+        keys: how.keys,
+        issued_at: how.issued_at,
+        expires: how.expires,
+        generation: how.generation,
+        source,
+        inventory_sha256: session.inventory_sha256.clone(),
     }
 }

@@ -137,20 +137,24 @@ pub fn render_some(
     backends: &Backends<'_>,
     pick: impl Fn(&NodeIr) -> bool + Sync,
 ) -> (Vec<NodeOutput>, Diagnostics) {
+    render_each(session, backends, pick, |n| n)
+}
+
+/// [`render_some`], handing each node's output to `each` as soon as it is
+/// rendered (from any thread), so a caller that seals or writes it can drop
+/// it at once: only a few nodes' files are in memory at a time. Returns what
+/// `each` returned, in node order, and the diagnostics.
+pub fn render_each<R: Send>(
+    session: &Session,
+    backends: &Backends<'_>,
+    pick: impl Fn(&NodeIr) -> bool + Sync,
+    each: impl Fn(NodeOutput) -> R + Sync,
+) -> (Vec<R>, Diagnostics) {
     let spans = policy_spans(&session.intent);
     let nodes: Vec<&NodeIr> = session.nodes().iter().filter(|ir| pick(ir)).collect();
     let prepared: Vec<(Option<&Plugin>, Vec<Diagnostic>)> = nodes
         .par_iter()
         .map(|ir| prepare(ir, backends, &spans))
-        .collect();
-    // Each IR serialised once: the plugin reads it, and it is the node's `ir.json`.
-    let ir_json: Vec<String> = nodes
-        .par_iter()
-        .map(|ir| {
-            let mut json = serde_json::to_string(ir).expect("an IR always serialises");
-            json.push('\n');
-            json
-        })
         .collect();
     // Runs of consecutive nodes with the same backend, CHUNK at most, are
     // rendered together (fixed by node order, not by scheduling).
@@ -162,40 +166,45 @@ pub fn render_some(
             _ => chunks.push((plugin, vec![i])),
         }
     }
-    let mut rendered: Vec<Option<Result<RenderOutput, PluginError>>> =
-        nodes.iter().map(|_| None).collect();
-    let results: Vec<(usize, Result<RenderOutput, PluginError>)> = chunks
+    let mut finished: Vec<(usize, Option<R>, Vec<Diagnostic>)> = chunks
         .par_iter()
         .flat_map_iter(|(plugin, run)| {
-            let out = match run.as_slice() {
+            // Each IR serialised once, here: a lone node's plugin reads it,
+            // and it is the node's `ir.json`.
+            let json = |i: usize| {
+                let mut json = serde_json::to_string(nodes[i]).expect("an IR always serialises");
+                json.push('\n');
+                json
+            };
+            let rendered: Vec<(String, Result<RenderOutput, PluginError>)> = match run.as_slice() {
                 &[i] => {
-                    let json = ir_json[i].as_bytes();
-                    vec![plugin.render_json(&nodes[i].node, &json[..json.len() - 1])]
+                    let j = json(i);
+                    let r = plugin.render_json(&nodes[i].node, &j.as_bytes()[..j.len() - 1]);
+                    vec![(j, r)]
                 }
                 _ => {
                     let irs: Vec<&NodeIr> = run.iter().map(|&i| nodes[i]).collect();
-                    plugin.render_chunk(&irs)
+                    let out = plugin.render_chunk(&irs);
+                    run.iter().zip(out).map(|(&i, r)| (json(i), r)).collect()
                 }
             };
-            run.iter().copied().zip(out)
+            let (nodes, spans, prepared, each) = (&nodes, &spans, &prepared, &each);
+            run.iter().zip(rendered).map(move |(&i, (j, r))| {
+                let (out, diags) = finish(nodes[i], j, plugin, r, prepared[i].1.clone(), spans);
+                (i, out.map(each), diags)
+            })
         })
         .collect();
-    for (i, r) in results {
-        rendered[i] = Some(r);
+    // Nodes that could not be rendered: what their preparation found.
+    for (i, (plugin, diags)) in prepared.into_iter().enumerate() {
+        if plugin.is_none() {
+            finished.push((i, None, diags));
+        }
     }
-    let finished: Vec<(Option<NodeOutput>, Vec<Diagnostic>)> = nodes
-        .par_iter()
-        .zip(prepared)
-        .zip(rendered)
-        .zip(ir_json)
-        .map(|(((ir, (plugin, diags)), r), json)| match (plugin, r) {
-            (Some(plugin), Some(r)) => finish(ir, json, plugin, r, diags, &spans),
-            _ => (None, diags),
-        })
-        .collect();
+    finished.sort_by_key(|(i, ..)| *i);
     let mut diags = Diagnostics::default();
     let mut out = Vec::with_capacity(finished.len());
-    for (r, d) in finished {
+    for (_, r, d) in finished {
         diags.extend(d);
         out.extend(r);
     }

@@ -6,7 +6,7 @@
 use std::path::{Path, PathBuf};
 
 use ringfence_driver::render::check_pins;
-use ringfence_driver::{IntentFrom, Pipeline};
+use ringfence_driver::{IntentFrom, Pipeline, Seal};
 use ringfence_source::Selector;
 
 fn repo() -> PathBuf {
@@ -61,6 +61,30 @@ fn a_backend_reaching_beyond_our_table_fails_the_build_by_name() {
     );
     // No node got files to sign.
     assert!(rendered.output.is_none());
+
+    // Sealing as nodes are rendered: the Windows node's bundle is sealed
+    // (its backend is not the hostile one), then removed with the rest:
+    // nothing is left, not even a temporary file.
+    let out = dir.path().join("out");
+    let k = ringfence_testkit::keys::key(1);
+    let sealed = pipeline
+        .render_seal(
+            &s,
+            &Seal {
+                out: &out,
+                keys: &[&k],
+                issued_at: ringfence_bundle::parse_time("2026-01-01T00:00:00Z").unwrap(),
+                expires: std::time::Duration::from_secs(86_400),
+                generation: None,
+                repository: None,
+                keep_from: None,
+            },
+        )
+        .unwrap();
+    assert!(sealed.output.is_none());
+    assert_eq!(sealed.diagnostics, rendered.diagnostics);
+    let left: Vec<_> = std::fs::read_dir(&out).unwrap().collect();
+    assert!(left.is_empty(), "{left:?}");
 }
 
 /// Issue 16 §4: `check` refuses a wrong pin with the rule `render` uses.

@@ -61,15 +61,14 @@ pub(crate) fn run(mut args: CompileArgs) -> anyhow::Result<Outcome> {
         }
         return Ok(Outcome::Clean);
     }
-    let nodes = match common::render(&pipeline, &session)? {
-        Ok(n) => n,
-        Err(outcome) => return Ok(outcome),
-    };
     let key_refs: Vec<&SigningKey> = keys.iter().collect();
-    let stage = crate::cmd::progress::stage(format!("signing {} bundles", nodes.len()));
-    let sealed = pipeline.seal(
+    // Each node is sealed as soon as it is rendered, then dropped.
+    let stage = crate::cmd::progress::stage(format!(
+        "rendering and signing {} bundles",
+        session.compiled.nodes().len()
+    ));
+    let sealed = pipeline.render_seal(
         &session,
-        &nodes,
         &Seal {
             out: &args.out,
             keys: &key_refs,
@@ -96,6 +95,6 @@ pub(crate) fn run(mut args: CompileArgs) -> anyhow::Result<Outcome> {
         writeln!(out, "{} generation {} ({what})", n.node, n.generation)?;
     }
     writeln!(out, "index.json sha256 {}", summary.index_sha256)?;
-    common::leave_to_exit((session, nodes));
+    common::leave_to_exit(session);
     Ok(Outcome::Clean)
 }
