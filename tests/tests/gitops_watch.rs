@@ -3,13 +3,18 @@
 //! after each push or once after all three; a crash at any point of a
 //! publication (a test-only failpoint aborts the process) leaves the
 //! previous generation current, intact and verifiable, and the next run
-//! recovers.
+//! recovers. With `--kube`, against the testkit's list+watch API server:
+//! pods created on the server reach the published membership, one deleted
+//! during a `410 Gone` gap leaves it, and `--once` fails in bounded time
+//! when the server is down.
 
 #[path = "gitops_common/mod.rs"]
 mod common;
 
 use std::path::Path;
+use std::process::Command;
 
+use ringfence_testkit::kubeapi::{Edit, KubeApi};
 use ringfence_testkit::text::assert_contains;
 
 use common::{Lab, edit, text};
@@ -205,4 +210,216 @@ fn a_crash_mid_publish_leaves_the_previous_generation_and_the_next_run_recovers(
     assert_eq!(s["last_published"]["generation"], 3);
     assert_eq!(s["last_processed"], last.as_str());
     assert_eq!(generation_dirs(&out), ["1", "2", "3"]);
+}
+
+/// The lab's API server: every object of the lab inventory, served by the
+/// testkit's list+watch server, and a kubeconfig reaching it.
+fn lab_api(lab: &Lab) -> (KubeApi, std::path::PathBuf) {
+    let api = KubeApi::start("t0k3n");
+    let list: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(lab.inventory()).unwrap()).unwrap();
+    api.put(list["items"].as_array().unwrap().iter().cloned());
+    let kubeconfig = lab.tmp.join("kubeconfig");
+    api.write_kubeconfig(&kubeconfig, "lab", "t0k3n");
+    (api, kubeconfig)
+}
+
+/// `ringfence watch` of the lab with `--kube --kubeconfig F` and `extra`.
+fn watch_kube(lab: &Lab, kubeconfig: &Path, out: &Path, extra: &[&str]) -> Command {
+    let mut c = Command::new(ringfence_e2e::bin::binary("ringfence"));
+    c.env("NO_COLOR", "1")
+        .args(["watch", "--repo", lab.bare.to_str().unwrap()])
+        .args(["--branch", "main", "--path", "policies"])
+        .args(["--kube", "--kubeconfig", kubeconfig.to_str().unwrap()])
+        .args(["--key", lab.tmp.join("ci.key").to_str().unwrap()])
+        .args(["--out", out.to_str().unwrap()])
+        .args(extra);
+    c
+}
+
+/// Every node's membership as published in `out` (snapshot and deltas,
+/// verified in order with the lab key), as JSON text.
+fn memberships(lab: &Lab, out: &Path) -> Vec<String> {
+    use ringfence_bundle::{Applied, MembershipExpect, Trust, load_trusted_key, verify_index};
+    let trust = Trust::new([load_trusted_key(&lab.tmp.join("ci.pub")).unwrap()], 1);
+    let Ok(index) = std::fs::read(out.join("current/index.json")) else {
+        return Vec::new();
+    };
+    let index = verify_index(&index, &trust).unwrap();
+    let mut all = Vec::new();
+    for entry in index.nodes {
+        let dir = out.join("membership").join(&entry.node);
+        let (Ok(head), Ok(snap)) = (
+            std::fs::read_to_string(dir.join("head")),
+            std::fs::read(dir.join("snapshot")),
+        ) else {
+            continue;
+        };
+        let head: u64 = head.trim().parse().unwrap();
+        let expect = MembershipExpect {
+            node: &entry.node,
+            generation: entry.generation,
+            ir: None,
+            now: std::time::SystemTime::now(),
+            applied: None,
+        };
+        let Ok(v) = ringfence_bundle::verify_membership(&snap, &trust, &expect) else {
+            continue; // a newer generation's snapshot is being written
+        };
+        let mut m = v.document.apply_to(&Default::default()).unwrap();
+        let (mut seq, mut digest) = (v.document.sequence(), v.digest);
+        while seq < head {
+            let Ok(bytes) = std::fs::read(dir.join(format!("{}.delta", seq + 1))) else {
+                break;
+            };
+            let expect = MembershipExpect {
+                applied: Some(Applied {
+                    sequence: seq,
+                    digest: &digest,
+                }),
+                ..expect
+            };
+            let v = ringfence_bundle::verify_membership(&bytes, &trust, &expect).unwrap();
+            m = v.document.apply_to(&m).unwrap();
+            seq = v.document.sequence();
+            digest = v.digest;
+        }
+        all.push(serde_json::to_string(&m).unwrap());
+    }
+    all
+}
+
+/// Wait (20 s at most) until `ok` holds of the published memberships.
+fn wait_for(lab: &Lab, out: &Path, what: &str, ok: impl Fn(&[String]) -> bool) {
+    let start = std::time::Instant::now();
+    loop {
+        let m = memberships(lab, out);
+        if ok(&m) {
+            return;
+        }
+        assert!(
+            start.elapsed() < std::time::Duration::from_secs(20),
+            "{what}; memberships: {m:?}\nwatch: {}",
+            std::fs::read_to_string(lab.tmp.join("watch.log")).unwrap_or_default()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+}
+
+/// The lab's api pod as `name` at `ip` (a new UID).
+fn api_pod(lab: &Lab, name: &str, ip: &str) -> serde_json::Value {
+    let list: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(lab.inventory()).unwrap()).unwrap();
+    let mut pod = list["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|o| o["kind"] == "Pod" && o["metadata"]["labels"]["app"] == "api")
+        .unwrap()
+        .clone();
+    pod["metadata"]["name"] = name.into();
+    pod["metadata"]["uid"] = format!("uid-{name}").into();
+    pod["status"]["podIP"] = ip.into();
+    pod["status"]["podIPs"] = serde_json::json!([{ "ip": ip }]);
+    pod
+}
+
+struct Killed(std::process::Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn watch_kube_publishes_a_pod_created_on_the_server_and_drops_one_deleted_in_a_410_gap() {
+    let lab = Lab::new("kube");
+    lab.push("the lab intent");
+    let (api, kubeconfig) = lab_api(&lab);
+    let out = lab.tmp.join("out");
+    let addr = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().to_string()
+    };
+    let log = std::fs::File::create(lab.tmp.join("watch.log")).unwrap();
+    let _watch = Killed(
+        watch_kube(
+            &lab,
+            &kubeconfig,
+            &out,
+            &["--interval", "1", "--serve", &addr],
+        )
+        .stdout(std::process::Stdio::null())
+        .stderr(log)
+        .spawn()
+        .unwrap(),
+    );
+    // The api pod of the list is a member somewhere.
+    wait_for(&lab, &out, "the listed api pod", |m| {
+        m.iter().any(|m| m.contains("\"10.244.2.2\""))
+    });
+    // A second api pod, created on the server, arrives by the watch.
+    api.put([api_pod(&lab, "api-5d8f7b9c6d-zz9zz", "10.244.2.9")]);
+    wait_for(&lab, &out, "the created pod", |m| {
+        m.iter().any(|m| m.contains("\"10.244.2.9\""))
+    });
+    // Deleted while no watch sees it, the history compacted: the watch
+    // ends with 410 Gone, the relist lacks it, it leaves every node.
+    api.expire(vec![Edit::Delete(
+        "Pod",
+        "shop".into(),
+        "api-5d8f7b9c6d-zz9zz".into(),
+    )]);
+    wait_for(&lab, &out, "the pod deleted in the gap gone", |m| {
+        !m.is_empty()
+            && !m.iter().any(|m| m.contains("\"10.244.2.9\""))
+            && m.iter().any(|m| m.contains("\"10.244.2.2\""))
+    });
+    assert_eq!(api.lists("pods"), 2, "{:?}", api.requests());
+    let log = std::fs::read_to_string(lab.tmp.join("watch.log")).unwrap();
+    assert_contains(&log, &format!("watch: live inventory from {}/", api.url()));
+    assert_contains(&log, "410");
+    assert_contains(&log, "listing them again");
+}
+
+#[test]
+fn watch_kube_once_publishes_the_listed_cluster_and_fails_in_time_when_the_server_is_down() {
+    let lab = Lab::new("kube-once");
+    lab.push("the lab intent");
+    let (api, kubeconfig) = lab_api(&lab);
+    let out = lab.tmp.join("out");
+    let r = watch_kube(&lab, &kubeconfig, &out, &["--once"])
+        .output()
+        .unwrap();
+    assert!(r.status.success(), "{}", text(&r));
+    assert_contains(&text(&r), "live cluster listed: 3 pod(s)");
+    assert_contains(&text(&r), "1 published, 0 failed");
+    assert!(
+        memberships(&lab, &out)
+            .iter()
+            .any(|m| m.contains("\"10.244.2.2\""))
+    );
+
+    // The server gone: a bounded wait, then exit 2 naming the server.
+    let url = api.url();
+    drop(api);
+    let started = std::time::Instant::now();
+    let r = watch_kube(
+        &lab,
+        &kubeconfig,
+        &lab.tmp.join("out2"),
+        &["--once", "--kube-timeout", "2s"],
+    )
+    .output()
+    .unwrap();
+    assert_eq!(r.status.code(), Some(2), "{}", text(&r));
+    assert!(started.elapsed() < std::time::Duration::from_secs(15));
+    let t = text(&r);
+    assert_contains(
+        &t,
+        &format!("{url}/: no complete list of nodes, namespaces, pods and services after 2s"),
+    );
+    assert_contains(&t, "--kube-timeout");
 }

@@ -519,6 +519,7 @@ pub(crate) struct PlanArgs {
 }
 
 #[derive(Debug, Args)]
+#[command(group(clap::ArgGroup::new("live").args(["inventory_events", "kube"])))]
 pub(crate) struct WatchArgs {
     /// Repository path or URL.
     #[arg(long, value_name = "PATH|URL")]
@@ -531,11 +532,11 @@ pub(crate) struct WatchArgs {
     pub(crate) path: String,
     /// `kubectl get nodes,namespaces,pods,services -A -o json` output, one
     /// file per cluster, or Kubernetes manifests (repeat the flag for
-    /// several); optional with --inventory-events.
+    /// several); optional with --inventory-events or --kube.
     #[arg(
         long = "inventory",
         value_name = "FILE|DIR",
-        required_unless_present = "inventory_events"
+        required_unless_present_any = ["inventory_events", "kube"]
     )]
     pub(crate) inventory: Vec<PathBuf>,
     /// A Trivy JSON report giving pods their CVSS score (repeat the flag
@@ -546,15 +547,32 @@ pub(crate) struct WatchArgs {
     /// pods,services,nodes,namespaces -A --watch --output-watch-events -o
     /// json` prints, a file (followed as it grows) or `-`. Pods that come
     /// and go become signed membership documents in OUT/membership.
-    #[arg(long, value_name = "FILE|-")]
+    #[arg(long, value_name = "FILE|-", conflicts_with = "kube")]
     pub(crate) inventory_events: Option<PathBuf>,
-    /// The cluster the events describe (default: the one cluster the
-    /// scopes of the intent at the branch's tip name).
-    #[arg(long, value_name = "NAME", requires = "inventory_events")]
+    /// Follow one cluster live from its Kubernetes API server: list and
+    /// watch nodes, namespaces, pods and services (resuming after a dropped
+    /// connection, listing again after `410 Gone`). Reads the kubeconfig as
+    /// kubectl does; needs get, list and watch on those four resources.
+    #[arg(long)]
+    pub(crate) kube: bool,
+    /// Kubeconfig context for --kube (default: the current context).
+    #[arg(long, value_name = "NAME", requires = "kube")]
+    pub(crate) context: Option<String>,
+    /// Kubeconfig file for --kube (default: $KUBECONFIG or ~/.kube/config).
+    #[arg(long, value_name = "FILE", requires = "kube")]
+    pub(crate) kubeconfig: Option<PathBuf>,
+    /// How long a poll waits for the API server's first complete list
+    /// before it fails (with --once: exit 2).
+    #[arg(long, value_name = "DURATION", default_value = "30s")]
+    pub(crate) kube_timeout: String,
+    /// The cluster the live inventory describes (default: the one cluster
+    /// the scopes of the intent at the branch's tip name; with --kube, if
+    /// they name none, the kubeconfig context's cluster).
+    #[arg(long, value_name = "NAME", requires = "live")]
     pub(crate) events_cluster: Option<String>,
     /// Ed25519 private key signing membership documents (repeat for
     /// several); default: the --key keys.
-    #[arg(long, value_name = "KEYFILE", requires = "inventory_events")]
+    #[arg(long, value_name = "KEYFILE", requires = "live")]
     pub(crate) membership_key: Vec<PathBuf>,
     /// How long membership documents stay valid (a snapshot is issued
     /// again at half of it).

@@ -19,7 +19,8 @@
 //! crash (but not yet recorded) is adopted from its signed index.
 //!
 //! With a live inventory ([`LiveConfig`]) one cluster comes from a stream of
-//! watch events instead of a file. Bundles then carry live IRs (for backends
+//! watch events, or from an API server's watches ([`LiveSource`]), instead
+//! of a file. Bundles then carry live IRs (for backends
 //! that take membership), and every poll turns the pod events read since
 //! into membership documents per node ([`crate::live`]): no compile, no
 //! render. A pod of a class a node has no chains for re-renders just that
@@ -29,10 +30,11 @@
 
 use std::fs::{self, File, TryLockError};
 use std::path::{Path, PathBuf};
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
+use std::sync::mpsc::{Receiver, RecvTimeoutError, TryRecvError};
 
 use ringfence_bundle::{SigningKey, Trust, format_time, parse_time, sha256_hex, verify_index};
 use ringfence_core::live::{LivePods, LiveState, NeedsCompile, PodChange};
@@ -41,7 +43,7 @@ use ringfence_driver::{DriverError, IntentFrom, LoadedInventory, Pipeline, Seal,
 use ringfence_intent::model::SourceFile;
 use ringfence_intent::{Diagnostics, render_human, to_json};
 use ringfence_inventory::Scores;
-use ringfence_inventory::events::{LiveCluster, parse_event};
+use ringfence_inventory::events::{Incoming, LiveCluster, parse_event};
 use ringfence_inventory::model::{Inventory, Pod};
 use ringfence_source::SourceError;
 use ringfence_source::repo::{CommitInfo, fetch_mirror, new_commits};
@@ -119,17 +121,36 @@ pub struct WatchConfig {
 
 /// A live inventory: one cluster followed from watch events.
 pub struct LiveConfig {
-    /// The event stream (`-`: standard input; a file is followed as it grows).
-    pub events: PathBuf,
+    /// Where the events come from.
+    pub source: LiveSource,
     /// The cluster it describes; `None`: the one cluster the scopes of the
-    /// intent at the branch's tip name (an error when they name none or
-    /// several).
+    /// intent at the branch's tip name (with a feed that names its cluster,
+    /// that one when the scopes name none; else an error).
     pub cluster: Option<String>,
     /// Keys that sign membership documents (may differ from the bundle keys).
     pub membership_keys: Vec<SigningKey>,
     /// How long membership documents stay valid (a snapshot is issued
     /// again at half of it).
     pub membership_expires: Duration,
+}
+
+/// Where a live inventory's events come from.
+pub enum LiveSource {
+    /// A watch-event stream (`-`: standard input; a file is followed as it
+    /// grows); its first list ends when it goes quiet.
+    Events(PathBuf),
+    /// Changes from an API server's watches (`ringfence-kube`'s `follow`);
+    /// the first list ends when every kind has been listed.
+    Feed {
+        /// The changes.
+        changes: Receiver<Incoming>,
+        /// The API server, as messages name it.
+        server: String,
+        /// The cluster its kubeconfig context names.
+        cluster: Option<String>,
+        /// How long a poll waits for the first list before it fails.
+        first_list: Duration,
+    },
 }
 
 /// Something worth a log line.
@@ -200,6 +221,11 @@ pub enum Event {
     },
     /// The event stream ended: nothing changes until `watch` restarts.
     StreamEnded,
+    /// The live source could not read for now; it retries by itself.
+    SourceProblem {
+        /// Why, naming the server.
+        reason: String,
+    },
     /// Pod events became membership documents.
     Members {
         /// Pods changed.
@@ -259,15 +285,30 @@ pub enum WatchError {
     },
     /// The live cluster was not named and the intent does not name exactly one.
     #[error(
-        "--inventory-events without --events-cluster: the events describe the one cluster the intent's scopes name, but at {commit} (the tip of {branch}) {why}; pass --events-cluster NAME"
+        "{flag} without --events-cluster: the events describe the one cluster the intent's scopes name, but at {commit} (the tip of {branch}) {why}; pass --events-cluster NAME"
     )]
     EventsCluster {
+        /// The flag that asked for a live inventory.
+        flag: &'static str,
         /// The tip's commit, abbreviated.
         commit: String,
         /// The branch.
         branch: String,
         /// What was found instead of one cluster.
         why: String,
+    },
+    /// The live source did not list the cluster in time.
+    #[error(
+        "{server}: no complete list of nodes, namespaces, pods and services after {secs}s ({problem}); check the server address and the credentials of the kubeconfig context, or wait longer with --kube-timeout",
+        secs = .waited.as_secs()
+    )]
+    FirstList {
+        /// The API server.
+        server: String,
+        /// How long the poll waited.
+        waited: Duration,
+        /// The last problem reported, or what is still missing.
+        problem: String,
     },
     /// The clock is outside what bundles can record.
     #[error("the clock reads a time bundles cannot record")]
@@ -285,7 +326,7 @@ pub enum WatchError {
 /// The live cluster and what membership has been published for it.
 struct Live {
     cluster: LiveCluster,
-    reader: EventReader,
+    input: Input,
     /// The first list is still coming.
     listing: bool,
     /// The stream, as errors name it.
@@ -483,12 +524,35 @@ impl Watcher {
         let live = match cfg.live.take() {
             None => None,
             Some(l) => {
+                let (input, source, fallback, flag) = match l.source {
+                    LiveSource::Events(path) => (
+                        Input::Events(EventReader::spawn(&path).map_err(io(&path))?),
+                        path.display().to_string(),
+                        None,
+                        "--inventory-events",
+                    ),
+                    LiveSource::Feed {
+                        changes,
+                        server,
+                        cluster,
+                        first_list,
+                    } => (
+                        Input::Feed {
+                            changes,
+                            first_list,
+                            problem: None,
+                        },
+                        server,
+                        cluster,
+                        "--kube",
+                    ),
+                };
                 let name = match &l.cluster {
                     Some(c) => c.clone(),
-                    None => tip_cluster(&cfg, &pipeline)?,
+                    None => tip_cluster(&cfg, &pipeline, fallback.as_deref(), flag)?,
                 };
                 let scores = Scores::load(&cfg.trivy).map_err(DriverError::from)?;
-                let mut cluster = LiveCluster::new(&name, &l.events.display().to_string(), scores);
+                let mut cluster = LiveCluster::new(&name, &source, scores);
                 cluster.begin_relist(None);
                 let chains = Chains::open(&out, l.membership_keys, l.membership_expires)
                     .map_err(io(&out.join(crate::live::MEMBERSHIP)))?;
@@ -497,9 +561,9 @@ impl Watcher {
                 }
                 Some(Live {
                     cluster,
-                    reader: EventReader::spawn(&l.events).map_err(io(&l.events))?,
+                    input,
                     listing: true,
-                    source: l.events.display().to_string(),
+                    source,
                     lines: 0,
                     ended: false,
                     pending: BTreeMap::new(),
@@ -541,7 +605,7 @@ impl Watcher {
     ) -> Result<PollResult, WatchError> {
         let mut result = PollResult::default();
         if let Some(live) = &mut self.live {
-            live.read(log);
+            live.read(true, log)?;
             if live.listing {
                 return Ok(result);
             }
@@ -617,7 +681,7 @@ impl Watcher {
         let Some(live) = &mut self.live else {
             return Ok(());
         };
-        live.read(log);
+        live.read(false, log)?;
         if live.listing {
             return Ok(());
         }
@@ -1182,7 +1246,12 @@ impl Watcher {
 
 /// The one cluster the scopes of the intent at the branch's tip name (a
 /// remote repository is fetched into its mirror first).
-fn tip_cluster(cfg: &WatchConfig, pipeline: &Pipeline) -> Result<String, WatchError> {
+fn tip_cluster(
+    cfg: &WatchConfig,
+    pipeline: &Pipeline,
+    fallback: Option<&str>,
+    flag: &'static str,
+) -> Result<String, WatchError> {
     let repo = match &cfg.repo {
         RepoLocation::Path(p) => p.clone(),
         RepoLocation::Url(url) => {
@@ -1199,6 +1268,7 @@ fn tip_cluster(cfg: &WatchConfig, pipeline: &Pipeline) -> Result<String, WatchEr
     };
     let checked = pipeline.check(&from)?;
     let error = |why: String| WatchError::EventsCluster {
+        flag,
         commit: tip[..tip.len().min(12)].to_string(),
         branch: cfg.branch.clone(),
         why,
@@ -1212,7 +1282,9 @@ fn tip_cluster(cfg: &WatchConfig, pipeline: &Pipeline) -> Result<String, WatchEr
     let mut clusters = c.intent.scope_clusters();
     match clusters.len() {
         1 => Ok(clusters.remove(0)),
-        0 => Err(error("they name none".into())),
+        0 => fallback
+            .map(str::to_owned)
+            .ok_or_else(|| error("they name none".into())),
         _ => Err(error(format!("they name {}", clusters.join(", ")))),
     }
 }
@@ -1276,17 +1348,112 @@ fn members_event(pods: usize, written: &[(String, Written)]) -> Event {
     }
 }
 
+/// Where the live cluster's events come from.
+enum Input {
+    /// Lines of a watch-event stream.
+    Events(EventReader),
+    /// Changes from an API server.
+    Feed {
+        changes: Receiver<Incoming>,
+        /// How long a poll waits for the first list.
+        first_list: Duration,
+        /// The last problem reported (for the error when the first list
+        /// does not come).
+        problem: Option<String>,
+    },
+}
+
 impl Live {
-    /// Apply the events read since the last call; close the first list
+    /// Apply the events read since the last call. The first list of a
+    /// stream is complete when it has been quiet for a moment; that of a
+    /// feed when every kind was listed, which a poll (`wait`) waits for, for
+    /// a bounded time.
+    fn read(&mut self, wait: bool, log: &mut dyn FnMut(Event)) -> Result<(), WatchError> {
+        if matches!(self.input, Input::Events(_)) {
+            self.read_lines(log);
+            return Ok(());
+        }
+        let Input::Feed {
+            changes,
+            first_list,
+            problem,
+        } = &mut self.input
+        else {
+            unreachable!("matched above")
+        };
+        let start = Instant::now();
+        loop {
+            let next = if self.listing && wait {
+                let left = first_list.saturating_sub(start.elapsed());
+                match changes.recv_timeout(left) {
+                    Ok(i) => Some(i),
+                    Err(RecvTimeoutError::Timeout) => {
+                        let missing: Vec<&str> = self.cluster.unlisted().collect();
+                        return Err(WatchError::FirstList {
+                            server: self.source.clone(),
+                            waited: *first_list,
+                            problem: problem.clone().unwrap_or_else(|| {
+                                format!("{} not listed yet", missing.join(", "))
+                            }),
+                        });
+                    }
+                    Err(RecvTimeoutError::Disconnected) => None,
+                }
+            } else {
+                match changes.try_recv() {
+                    Ok(i) => Some(i),
+                    Err(TryRecvError::Empty) => return Ok(()),
+                    Err(TryRecvError::Disconnected) => None,
+                }
+            };
+            let Some(incoming) = next else {
+                if !self.ended {
+                    self.ended = true;
+                    log(Event::StreamEnded);
+                }
+                return Ok(());
+            };
+            match incoming {
+                Incoming::Problem(reason) => {
+                    *problem = Some(reason.clone());
+                    log(Event::SourceProblem { reason });
+                }
+                Incoming::Change(c) => {
+                    self.lines += 1;
+                    match self.cluster.apply(c) {
+                        Ok(a) => {
+                            self.compile |= a.structural;
+                            self.pending.extend(a.pods);
+                        }
+                        Err(e) => log(Event::BadEvent {
+                            reason: e.to_string(),
+                        }),
+                    }
+                    if self.listing && !self.cluster.relisting() {
+                        self.listing = false;
+                        log(Event::Listed {
+                            pods: self.cluster.pod_count(),
+                        });
+                        return Ok(());
+                    }
+                }
+            }
+        }
+    }
+
+    /// Apply the lines read since the last call; close the first list
     /// when the stream has been quiet for a moment.
-    fn read(&mut self, log: &mut dyn FnMut(Event)) {
+    fn read_lines(&mut self, log: &mut dyn FnMut(Event)) {
+        let Input::Events(reader) = &mut self.input else {
+            return;
+        };
         let wait = if self.listing {
             EventReader::quiet()
         } else {
             Duration::ZERO
         };
         loop {
-            match self.reader.take(wait) {
+            match reader.take(wait) {
                 Feed::Lines(lines) => {
                     for line in lines {
                         self.lines += 1;

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use ringfence_bundle::sha256_hex;
 use ringfence_gitops::serve::{Board, Limits, Server};
-use ringfence_gitops::watch::{LiveConfig, RepoLocation, Watcher};
+use ringfence_gitops::watch::{LiveConfig, LiveSource, RepoLocation, Watcher};
 
 use crate::watch::{Lab, events_of_lab, key, pod_event, t0};
 
@@ -85,7 +85,7 @@ fn served(limits: Limits) -> (Lab, Watcher, Server, std::path::PathBuf) {
     let mut cfg = lab.config(RepoLocation::Path(lab.bare.clone()));
     cfg.inventory = Vec::new();
     cfg.live = Some(LiveConfig {
-        events: events.clone(),
+        source: LiveSource::Events(events.clone()),
         cluster: Some("lab".into()),
         membership_keys: vec![key()],
         membership_expires: Duration::from_secs(3600),

@@ -435,7 +435,7 @@ pub(crate) fn pod_event(kind: &str, name: &str, app: &str, node: &str, ip: &str)
 /// Following `events`, signed by the test key, the cluster left to the intent.
 fn live_config(events: &Path) -> ringfence_gitops::watch::LiveConfig {
     ringfence_gitops::watch::LiveConfig {
-        events: events.to_path_buf(),
+        source: ringfence_gitops::watch::LiveSource::Events(events.to_path_buf()),
         cluster: None,
         membership_keys: vec![key()],
         membership_expires: Duration::from_secs(3600),

@@ -2,8 +2,9 @@
 //! branch (see `ringfence_gitops::watch`). Logs go to stderr; with `--once`
 //! a summary goes to stdout and the exit status is 1 when a commit failed.
 //! `RINGFENCE_WATCH_FAILPOINT` (tests only) aborts the process at a point
-//! of a publication, as a crash would. With `--inventory-events` the event
-//! stream is read every 50 ms between polls of the repository. With
+//! of a publication, as a crash would. With `--inventory-events` (or
+//! `--kube`: the API server's watches, see `ringfence_kube::follow`) the
+//! events are read every 50 ms between polls of the repository. With
 //! `--serve` the publication is also served over HTTP (see
 //! `ringfence_gitops::serve`).
 
@@ -13,7 +14,7 @@ use anyhow::Context;
 
 use ringfence_gitops::publish::Failpoint;
 use ringfence_gitops::serve::{Limits, Server};
-use ringfence_gitops::watch::{Event, LiveConfig, RepoLocation, WatchConfig, Watcher};
+use ringfence_gitops::watch::{Event, LiveConfig, LiveSource, RepoLocation, WatchConfig, Watcher};
 
 use crate::Outcome;
 use crate::cmd::common;
@@ -70,6 +71,7 @@ fn log(e: Event) {
         Event::StreamEnded => eprintln!(
             "watch: the event stream ended; membership stays as it is until watch restarts"
         ),
+        Event::SourceProblem { reason } => eprintln!("watch: live inventory: {reason}"),
         Event::Members {
             pods,
             deltas,
@@ -83,9 +85,9 @@ fn log(e: Event) {
 
 /// The live inventory of `args`, if it has one.
 fn live_config(args: &WatchArgs) -> anyhow::Result<Result<Option<LiveConfig>, Outcome>> {
-    let Some(events) = &args.inventory_events else {
+    if args.inventory_events.is_none() && !args.kube {
         return Ok(Ok(None));
-    };
+    }
     let membership_expires = humantime::parse_duration(&args.membership_expires).map_err(|e| {
         anyhow::anyhow!(
             "--membership-expires `{}`: {e} (e.g. 1h)",
@@ -104,8 +106,30 @@ fn live_config(args: &WatchArgs) -> anyhow::Result<Result<Option<LiveConfig>, Ou
         Ok(k) => k,
         Err(outcome) => return Ok(Err(outcome)),
     };
+    let source = match &args.inventory_events {
+        Some(events) => LiveSource::Events(events.clone()),
+        None => {
+            let first_list = humantime::parse_duration(&args.kube_timeout).map_err(|e| {
+                anyhow::anyhow!("--kube-timeout `{}`: {e} (e.g. 30s)", args.kube_timeout)
+            })?;
+            let f = ringfence_kube::follow(&ringfence_kube::FollowOptions {
+                context: args.context.clone(),
+                kubeconfig: args.kubeconfig.clone(),
+            })?;
+            #[allow(clippy::print_stderr)] // the log
+            {
+                eprintln!("watch: live inventory from {}", f.server);
+            }
+            LiveSource::Feed {
+                changes: f.changes,
+                server: f.server,
+                cluster: f.cluster,
+                first_list,
+            }
+        }
+    };
     Ok(Ok(Some(LiveConfig {
-        events: events.clone(),
+        source,
         cluster: args.events_cluster.clone(),
         membership_keys,
         membership_expires,
