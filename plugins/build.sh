@@ -44,7 +44,9 @@ exec 9>"$build_root/lock"
 flock 9
 src=$build_root/src
 rm -rf "$src" && mkdir -p "$src"
-(cd "$repo" && git ls-files -co --exclude-standard -z | tar --null -T - -cf -) | tar -C "$src" -xf -
+# Extracted with fresh times (-m): the shared target dir must never take an
+# older checkout's files for already built.
+(cd "$repo" && git ls-files -co --exclude-standard -z | tar --null -T - -cf -) | tar -m -C "$src" -xf -
 cd "$src/plugins"
 cargo_home=${CARGO_HOME:-$HOME/.cargo}
 export RUSTFLAGS="--remap-path-prefix=$src=/ringfence --remap-path-prefix=$cargo_home=/cargo --remap-path-prefix=$sysroot=/rustc ${PLUGIN_RUSTFLAGS:-}"
