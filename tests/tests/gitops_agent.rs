@@ -347,15 +347,7 @@ impl Pod {
 
     /// The Pod object: the fixture's pod of its app, renamed and placed.
     fn object(&self, lab: &Lab) -> serde_json::Value {
-        let list: serde_json::Value =
-            serde_json::from_slice(&std::fs::read(lab.inventory()).unwrap()).unwrap();
-        let mut pod = list["items"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|o| o["kind"] == "Pod" && o["metadata"]["labels"]["app"] == self.app)
-            .unwrap()
-            .clone();
+        let mut pod = lab.pod_of(self.app);
         pod["metadata"]["name"] = self.name.into();
         pod["spec"]["nodeName"] = self.node.into();
         pod["status"]["podIP"] = self.ip.into();

@@ -308,15 +308,7 @@ fn wait_for(lab: &Lab, out: &Path, what: &str, ok: impl Fn(&[String]) -> bool) {
 
 /// The lab's api pod as `name` at `ip` (a new UID).
 fn api_pod(lab: &Lab, name: &str, ip: &str) -> serde_json::Value {
-    let list: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(lab.inventory()).unwrap()).unwrap();
-    let mut pod = list["items"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|o| o["kind"] == "Pod" && o["metadata"]["labels"]["app"] == "api")
-        .unwrap()
-        .clone();
+    let mut pod = lab.pod_of("api");
     pod["metadata"]["name"] = name.into();
     pod["metadata"]["uid"] = format!("uid-{name}").into();
     pod["status"]["podIP"] = ip.into();

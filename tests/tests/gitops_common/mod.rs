@@ -180,6 +180,19 @@ impl Lab {
         repo_root().join("tests/fixtures/gitops/inventory.json")
     }
 
+    /// A copy of the inventory's first Pod of `app`, to rename and place.
+    pub(crate) fn pod_of(&self, app: &str) -> serde_json::Value {
+        let list: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(self.inventory()).unwrap()).unwrap();
+        list["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|o| o["kind"] == "Pod" && o["metadata"]["labels"]["app"] == app)
+            .unwrap()
+            .clone()
+    }
+
     /// `ringfence watch --once` publishing into `out`, with an optional failpoint.
     pub(crate) fn watch_once(&self, out: &Path, failpoint: Option<&str>) -> Output {
         let mut c = Command::new(binary("ringfence"));
