@@ -42,8 +42,9 @@ use ringfence_driver::bundles::{Change, INDEX_FILE, WriteSummary};
 use ringfence_driver::{DriverError, IntentFrom, LoadedInventory, Pipeline, Seal, Session, Warned};
 use ringfence_intent::model::SourceFile;
 use ringfence_intent::{Diagnostics, render_human, to_json};
+use ringfence_inventory::InventoryError;
 use ringfence_inventory::Scores;
-use ringfence_inventory::events::{Incoming, LiveCluster, parse_event};
+use ringfence_inventory::events::{Applied, Incoming, LiveCluster, parse_event};
 use ringfence_inventory::model::{Inventory, Pod};
 use ringfence_source::SourceError;
 use ringfence_source::repo::{CommitInfo, fetch_mirror, new_commits};
@@ -1420,15 +1421,8 @@ impl Live {
                 }
                 Incoming::Change(c) => {
                     self.lines += 1;
-                    match self.cluster.apply(c) {
-                        Ok(a) => {
-                            self.compile |= a.structural;
-                            self.pending.extend(a.pods);
-                        }
-                        Err(e) => log(Event::BadEvent {
-                            reason: e.to_string(),
-                        }),
-                    }
+                    let applied = self.cluster.apply(c).map(Some);
+                    note(&mut self.compile, &mut self.pending, applied, log);
                     if self.listing && !self.cluster.relisting() {
                         self.listing = false;
                         log(Event::Listed {
@@ -1459,16 +1453,7 @@ impl Live {
                         self.lines += 1;
                         let applied = parse_event(&line, &self.source, self.lines)
                             .and_then(|c| c.map(|c| self.cluster.apply(c)).transpose());
-                        match applied {
-                            Ok(Some(a)) => {
-                                self.compile |= a.structural;
-                                self.pending.extend(a.pods);
-                            }
-                            Ok(None) => {}
-                            Err(e) => log(Event::BadEvent {
-                                reason: e.to_string(),
-                            }),
-                        }
+                        note(&mut self.compile, &mut self.pending, applied, log);
                     }
                     if !self.listing {
                         return;
@@ -1476,9 +1461,8 @@ impl Live {
                 }
                 Feed::Quiet { ended } => {
                     if self.listing {
-                        let a = self.cluster.end_relist(None);
-                        self.compile |= a.structural;
-                        self.pending.extend(a.pods);
+                        let applied = Ok(Some(self.cluster.end_relist(None)));
+                        note(&mut self.compile, &mut self.pending, applied, log);
                         self.listing = false;
                         log(Event::Listed {
                             pods: self.cluster.pod_count(),
@@ -1492,6 +1476,26 @@ impl Live {
                 }
             }
         }
+    }
+}
+
+/// Record in `compile` and `pending` what applying an event did, or log why
+/// it could not apply.
+fn note(
+    compile: &mut bool,
+    pending: &mut BTreeMap<String, Option<Pod>>,
+    applied: Result<Option<Applied>, InventoryError>,
+    log: &mut dyn FnMut(Event),
+) {
+    match applied {
+        Ok(Some(a)) => {
+            *compile |= a.structural;
+            pending.extend(a.pods);
+        }
+        Ok(None) => {}
+        Err(e) => log(Event::BadEvent {
+            reason: e.to_string(),
+        }),
     }
 }
 
