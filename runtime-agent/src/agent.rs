@@ -177,6 +177,10 @@ pub struct Agent {
     /// force and the last document applied then) and its refusal: offered
     /// again against the same, it is refused without being counted again.
     last_member_refused: Option<(String, MembershipError)>,
+    /// A membership document just refused as filling another generation:
+    /// the bundle it fills may be published, so fetch now (see
+    /// [`Agent::take_rules_behind`]).
+    rules_behind: bool,
     /// Counts and last results.
     pub stats: Stats,
 }
@@ -209,6 +213,7 @@ impl Agent {
             members: None,
             filled: false,
             last_member_refused: None,
+            rules_behind: false,
             stats: Stats::default(),
         }
     }

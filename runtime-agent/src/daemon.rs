@@ -64,6 +64,9 @@ pub fn run(agent: &mut Agent, source: &mut Source, opts: &Options) -> Result<(),
 
 /// Until the next pass: apply membership as it is published. Reads of an
 /// unchanged head cost a small file read or one long-poll; nothing else.
+/// Ends early when the membership published is for a newer bundle
+/// generation (a node re-rendered for a pod of a new class): the pass
+/// fetches that bundle at once.
 fn follow(agent: &mut Agent, source: &Source, opts: &Options, telemetry: Option<&Telemetry>) {
     let until = Instant::now() + opts.interval;
     let http = matches!(source, Source::Http { .. });
@@ -93,6 +96,11 @@ fn follow(agent: &mut Agent, source: &Source, opts: &Options, telemetry: Option<
             }
             Ok(false) => {}
             Err(e) => agent.note_error(format!("membership: {e}")),
+        }
+        // The head moved to another generation's snapshot: its bundle is
+        // there to fetch, and the pass does that now.
+        if agent.take_rules_behind() {
+            return;
         }
         // A server that does not hold the request answers at once: poll it
         // no faster than a directory.

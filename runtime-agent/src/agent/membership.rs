@@ -146,6 +146,7 @@ impl Agent {
                 let msg = format!("membership refused: {e}");
                 log(&msg);
                 self.stats.members.error = Some(msg);
+                self.rules_behind |= e.reason == MembershipReason::WrongGeneration;
                 self.last_member_refused = Some((key, e.clone()));
                 return MemberOutcome::Refused(e);
             }
@@ -200,6 +201,15 @@ impl Agent {
             s.error = Some(msg);
         }
         MemberOutcome::Applied { sequence }
+    }
+
+    /// Whether a membership document was refused, for the first time, as
+    /// filling another bundle generation than the one in force (cleared by
+    /// the call). A new generation's snapshot is published right after its
+    /// bundle, so the loop fetches the bundle now instead of at the next
+    /// pass; the same document refused again does not ask twice.
+    pub fn take_rules_behind(&mut self) -> bool {
+        std::mem::take(&mut self.rules_behind)
     }
 
     /// Follow the source's membership of this node up to its `head`: the
