@@ -89,12 +89,14 @@ log "pacing the trace ($(wc -l <"$T/c/churn.jsonl") events at $RATE/s)"
 SAMPLER=$!; PIDS+=("$SAMPLER")
 python3 bench/churn.py pace "$T/c/churn.jsonl" "$T/ev.jsonl" "$T/stamps" "$RATE" "$T/pub" "$T/real.txt" "$T/copy"
 t1=$(date +%s.%N); w1=$(ticks "$WPID"); s1=$(ticks "$SIM")
-# Steady state: wait until watch has drained the trace (its log quiet for
-# 3 s, at most 5 min), then let the clients fetch what it published last.
-quiet=0; size=$(stat -c %s "$T/watch.log")
+# Steady state: wait until watch has drained the trace (idle, under 5 % of
+# a core, for 3 s in a row; at most 10 min), then let the clients fetch
+# what it published last.
+quiet=0; prev=$(ticks "$WPID")
 for _ in $(seq 1 600); do
-  sleep 0.5; now=$(stat -c %s "$T/watch.log")
-  if [ "$now" = "$size" ]; then quiet=$((quiet + 1)); [ $quiet -ge 6 ] && break; else quiet=0; size=$now; fi
+  sleep 1; now=$(ticks "$WPID")
+  if [ $((now - prev)) -le $((HZ / 20)) ]; then quiet=$((quiet + 1)); [ $quiet -ge 3 ] && break; else quiet=0; fi
+  prev=$now
 done
 t2=$(date +%s.%N); w2=$(ticks "$WPID")
 log "watch drained $(echo "$t2 - $t1 - 3" | bc) s after the trace"
