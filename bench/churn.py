@@ -188,14 +188,18 @@ def table(d):
         for e in evs:
             if kind == "snapshot":
                 snap_events.add(e)
-            pairs.setdefault((e, node), (at, real))
+            pairs.setdefault((e, node), (at, real, kind == "snapshot"))
     lat = {True: [], False: []}
+    # By how the node got the event: a delta (its rules stayed), or the
+    # snapshot of a new generation (it was re-rendered, for this event or
+    # for another of the same batch).
+    kind_lat = {True: [], False: []}
     per_event = {}
-    for (e, node), (at, real) in pairs.items():
+    for (e, node), (at, real, snap) in pairs.items():
         x = at - stamps[e]
         lat[real].append(x)
+        kind_lat[snap].append(x)
         per_event[e] = max(per_event.get(e, 0), x)
-    n_pairs = {r: sum(1 for v in pairs.values() if v[1] == r) for r in (True, False)}
     every = list(per_event.values())
     allv = lat[True] + lat[False]
     meta = json.load(open(f"{d}/meta.json"))
@@ -214,16 +218,19 @@ def table(d):
     print(f"| event sent → applied, every (event, node), p50 / p99 | ≤ 0.3 s / ≤ 1 s | {ms(pct(allv, 50))} / {ms(pct(allv, 99))} (max {ms(max(allv))}) |")
     print(f"| … on the real agents (nft in the kernel), p50 / p99 | | {ms(pct(lat[True], 50))} / {ms(pct(lat[True], 99))} over {len(lat[True])} pairs |")
     print(f"| … on the simulated clients, p50 / p99 | | {ms(pct(lat[False], 50))} / {ms(pct(lat[False], 99))} over {len(lat[False])} pairs |")
+    print(f"| … (event, node) pairs sent as a delta (the node's rules stayed), p50 / p99 | | {ms(pct(kind_lat[False], 50))} / {ms(pct(kind_lat[False], 99))} over {len(kind_lat[False])} pairs |")
+    print(f"| … pairs sent in the snapshot of a re-rendered node, p50 / p99 | | {ms(pct(kind_lat[True], 50))} / {ms(pct(kind_lat[True], 99))} over {len(kind_lat[True])} pairs |")
     print(f"| event sent → applied on its last affected node, p50 / p99 | | {ms(pct(every, 50))} / {ms(pct(every, 99))} |")
     print(f"| affected nodes per event, mean / max | | {len(pairs) / max(1, len(per_event)):.1f} / {max(collections_count(pairs).values(), default=0)} |")
     total_bytes = doc_bytes[True] + doc_bytes[False]
     print(f"| bytes sent per affected node per pod event | ≤ 2 KB | {total_bytes / max(1, len(pairs)):.0f} B (documents; {total_bytes / 1e6:.1f} MB in all) |")
-    print(f"| pod events that needed a re-render (existing classes) | 0 | {len(snap_events)} events; {meta['rerenders']} generations re-rendering {meta['rerendered_nodes']} node bundles |")
+    print(f"| pod events that needed a re-render (existing classes) | 0 | {meta['rerenders']} generations re-rendering {meta['rerendered_nodes']} node bundles (a node lacking a class's chains); {len(snap_events)} events reached some node in such a snapshot; the other nodes of a batch got their deltas first |")
     print(f"| controller (watch) CPU at {len(rows) / (end - start):.0f} events/s | ≤ 0.5 core | {cpu:.2f} core ({meta['watch_cpu_s']:.1f} s CPU over {meta['trace_s']:.0f} s) |")
     print(f"| agent RSS while following (real agents, max of {len(real_nodes)}) | ≤ 15 MiB | {meta['agent_rss_kib'] / 1024:.1f} MiB (peak incl. the first bundle apply {meta['agent_hwm_kib'] / 1024:.1f} MiB) |")
     print(f"| one watch serving {meta['clients']} long-poll agents: memory | ≤ 1 GiB | {meta['watch_rss_kib'] / 1024:.0f} MiB RSS (peak {meta['watch_hwm_kib'] / 1024:.0f} MiB; {meta['watch_rss_before_kib'] / 1024:.0f} MiB before the clients; {meta['watch_threads']} threads) |")
     print()
     print(f"simulated clients' process: {meta['sim_rss_kib'] / 1024:.0f} MiB peak RSS, {meta['sim_cpu_s']:.1f} s CPU over the trace")
+    print(f"watch was done {meta['drain_s']:.1f} s after the last event was sent ({meta['watch_cpu_drain_s']:.1f} s CPU from the first event until then)")
 
 
 def collections_count(pairs):

@@ -89,8 +89,19 @@ log "pacing the trace ($(wc -l <"$T/c/churn.jsonl") events at $RATE/s)"
 SAMPLER=$!; PIDS+=("$SAMPLER")
 python3 bench/churn.py pace "$T/c/churn.jsonl" "$T/ev.jsonl" "$T/stamps" "$RATE" "$T/pub" "$T/real.txt" "$T/copy"
 t1=$(date +%s.%N); w1=$(ticks "$WPID"); s1=$(ticks "$SIM")
+# Steady state: wait until watch has drained the trace (idle, under 5 % of
+# a core, for 3 s in a row; at most 10 min), then let the clients fetch
+# what it published last.
+quiet=0; prev=$(ticks "$WPID")
+for _ in $(seq 1 600); do
+  sleep 1; now=$(ticks "$WPID")
+  if [ $((now - prev)) -le $((HZ / 20)) ]; then quiet=$((quiet + 1)); [ $quiet -ge 3 ] && break; else quiet=0; fi
+  prev=$now
+done
+t2=$(date +%s.%N); w2=$(ticks "$WPID")
+log "watch drained $(echo "$t2 - $t1 - 3" | bc) s after the trace"
 kill "$SAMPLER"
-sleep 2
+sleep 3
 sim_hwm=$(status "$SIM" VmHWM); watch_threads=$(status "$WPID" Threads); watch_hwm=$(status "$WPID" VmHWM)
 touch "$T/stop"
 for _ in $(seq 1 100); do kill -0 "$SIM" 2>/dev/null || break; sleep 0.2; done
@@ -103,6 +114,8 @@ gens = re.findall(r"published \S+ as generation \d+ \(a pod needs new rules\): \
 rss = [l.split() for l in open(f"{d}/rss.txt") if len(l.split()) == 2]
 json.dump({
     "trace_s": $t1 - $t0,
+    "drain_s": max(0.0, $t2 - $t1 - 3),
+    "watch_cpu_drain_s": ($w2 - $w0) / $HZ,
     "watch_cpu_s": ($w1 - $w0) / $HZ,
     "sim_cpu_s": ($s1 - $s0) / $HZ,
     "clients": $N,

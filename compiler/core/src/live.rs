@@ -13,6 +13,8 @@
 //! - keeps every node's [`Membership`] up to date as pods change
 //!   ([`LiveState::apply`]), giving for each node the [`Changes`] to send, or
 //!   saying that the node needs new rules (the first pod of a class it lacks).
+//!   A set's contents are the same on every node that declares it, so they
+//!   are kept once; a node keeps only its own endpoints and targets.
 //!
 //! A pod of a class the compile has not seen, and any change of a node,
 //! namespace or service, needs a compile: [`Compiled::classify`] says
@@ -538,19 +540,11 @@ impl Compiled {
 
     /// Node `ir`'s whole membership (a live IR of this compile) with `pods`.
     pub fn membership(&self, ir: &NodeIr, pods: &LivePods) -> Membership {
-        let live = &self.live;
-        let mut m = Membership::default();
+        let mut m = self.local_membership(ir, pods);
         for s in ir.sets.iter().filter(|s| s.live) {
-            let Some(&si) = live.set_index.get(&s.name) else {
+            let Some(addresses) = self.set_members(&s.name, pods) else {
                 continue;
             };
-            let mut addresses: Vec<IpAddr> = self.analysis[si as usize]
-                .classes()
-                .flat_map(|c| pods.of_class(c))
-                .flat_map(|p| p.ips.iter().copied())
-                .collect();
-            addresses.sort();
-            addresses.dedup();
             if !addresses.is_empty() {
                 m.sets.push(SetMembers {
                     name: s.name.clone(),
@@ -558,6 +552,27 @@ impl Compiled {
                 });
             }
         }
+        m
+    }
+
+    /// The addresses of live set `name` (the same on every node declaring
+    /// it), sorted; `None` for a set that is not this compile's.
+    fn set_members(&self, name: &str, pods: &LivePods) -> Option<Vec<IpAddr>> {
+        let &si = self.live.set_index.get(name)?;
+        let mut addresses: Vec<IpAddr> = self.analysis[si as usize]
+            .classes()
+            .flat_map(|c| pods.of_class(c))
+            .flat_map(|p| p.ips.iter().copied())
+            .collect();
+        addresses.sort();
+        addresses.dedup();
+        Some(addresses)
+    }
+
+    /// Node `ir`'s endpoints and targets (its membership but the sets).
+    fn local_membership(&self, ir: &NodeIr, pods: &LivePods) -> Membership {
+        let live = &self.live;
+        let mut m = Membership::default();
         for p in pods.on_node(&ir.node) {
             if let Some(e) = self.member_endpoint(ir, p) {
                 m.endpoints.push(e);
@@ -743,8 +758,9 @@ pub struct LiveNode {
     pub classes: BTreeSet<u32>,
     /// Its IR, live form.
     pub ir: NodeIr,
-    /// Its membership.
-    pub membership: Membership,
+    /// Its endpoints and targets: its membership but the sets, whose
+    /// contents every node shares ([`LiveState::membership`]).
+    pub local: Membership,
 }
 
 /// A change of one pod.
@@ -777,6 +793,10 @@ pub struct LiveState {
     set_nodes: HashMap<String, BTreeSet<String>>,
     /// Exposure key → nodes whose IR has it.
     exposure_nodes: HashMap<String, BTreeSet<String>>,
+    /// Live set name → its addresses (sorted): a set's contents do not
+    /// depend on the node, so they are kept once, not per node (the
+    /// cluster scope's set holds every pod, on most nodes).
+    sets: HashMap<String, Vec<IpAddr>>,
 }
 
 impl LiveState {
@@ -819,6 +839,27 @@ impl LiveState {
         self.nodes.get(name)
     }
 
+    /// A node's whole membership: its live sets' contents and its
+    /// endpoints and targets.
+    pub fn membership(&self, name: &str) -> Option<Membership> {
+        let node = self.nodes.get(name)?;
+        let mut m = node.local.clone();
+        m.sets = node
+            .ir
+            .sets
+            .iter()
+            .filter(|s| s.live)
+            .filter_map(|s| {
+                let addresses = self.sets.get(&s.name)?;
+                (!addresses.is_empty()).then(|| SetMembers {
+                    name: s.name.clone(),
+                    addresses: addresses.clone(),
+                })
+            })
+            .collect();
+        Some(m)
+    }
+
     /// Every node's state, by name.
     pub fn nodes(&self) -> impl Iterator<Item = (&String, &LiveNode)> {
         self.nodes.iter()
@@ -850,6 +891,11 @@ impl LiveState {
                 .entry(s.name.clone())
                 .or_default()
                 .insert(n.to_string());
+            if !self.sets.contains_key(&s.name)
+                && let Some(a) = c.set_members(&s.name, &self.pods)
+            {
+                self.sets.insert(s.name.clone(), a);
+            }
         }
         for x in &ir.exposures {
             self.exposure_nodes
@@ -857,15 +903,9 @@ impl LiveState {
                 .or_default()
                 .insert(n.to_string());
         }
-        let membership = c.membership(&ir, &self.pods);
-        self.nodes.insert(
-            n.to_string(),
-            LiveNode {
-                classes,
-                ir,
-                membership,
-            },
-        );
+        let local = c.local_membership(&ir, &self.pods);
+        self.nodes
+            .insert(n.to_string(), LiveNode { classes, ir, local });
     }
 
     /// Apply pod changes (classified by `c`, the compile the state was
@@ -935,17 +975,18 @@ impl LiveState {
             };
             let ids = &c.analysis[si as usize].ids;
             let present = self.pods.with_ip(a).any(|p| ids.contains(p.class));
-            for n in holders.iter().filter(|n| !out.rules.contains(*n)) {
-                let m = &self.nodes[n].membership;
-                let was = m
-                    .sets
-                    .binary_search_by(|x| x.name.as_str().cmp(name))
-                    .is_ok_and(|i| m.sets[i].addresses.binary_search(&a).is_ok());
-                if was != present {
-                    let g = per_node.entry(n.clone()).or_default();
-                    let e = g.sets.entry(name.clone()).or_default();
-                    if present { e.0.push(a) } else { e.1.push(a) }
+            let members = self.sets.entry(name.clone()).or_default();
+            match (members.binary_search(&a), present) {
+                (Err(i), true) => members.insert(i, a),
+                (Ok(i), false) => {
+                    members.remove(i);
                 }
+                _ => continue,
+            }
+            for n in holders.iter().filter(|n| !out.rules.contains(*n)) {
+                let g = per_node.entry(n.clone()).or_default();
+                let e = g.sets.entry(name.clone()).or_default();
+                if present { e.0.push(a) } else { e.1.push(a) }
             }
         }
         for (n, key) in &endpoints {
@@ -960,7 +1001,7 @@ impl LiveState {
                 .pods
                 .get(key)
                 .and_then(|p| c.member_endpoint(&node.ir, p));
-            let m = &node.membership;
+            let m = &node.local;
             let was = m
                 .endpoints
                 .binary_search_by(|e| e.name.cmp(&name))
@@ -998,7 +1039,7 @@ impl LiveState {
                         .find(|(xi, _)| xi == x)
                         .and_then(|&(_, port)| c.member_target(&node.ir, *x, port, p))
                 });
-                let m = &node.membership;
+                let m = &node.local;
                 let was = m
                     .targets
                     .binary_search_by(|t| (&t.exposure, &t.endpoint).cmp(&(xkey, &endpoint)))
@@ -1033,9 +1074,18 @@ impl LiveState {
                 continue;
             }
             let node = self.nodes.get_mut(&n).expect("touched nodes exist");
-            // Changes computed from the state always apply; if they did not,
-            // the node starts afresh from a snapshot rather than drift.
-            match node.membership.apply(&ch) {
+            // The sets' contents moved above; the node's own entries move
+            // here. Changes computed from the state always apply; if they
+            // did not, the node starts afresh from a snapshot rather than
+            // drift.
+            let own = Changes {
+                sets: Vec::new(),
+                endpoints_removed: ch.endpoints_removed.clone(),
+                endpoints: ch.endpoints.clone(),
+                targets_removed: ch.targets_removed.clone(),
+                targets: ch.targets.clone(),
+            };
+            match node.local.apply(&own) {
                 Ok(()) => {
                     out.changes.insert(n, ch);
                 }

@@ -205,8 +205,9 @@ fn the_live_state_after_changes_is_what_a_compile_says() {
     assert!(applied.changes.contains_key("worker-1"));
     for full in fresh.nodes() {
         let node = state.node(&full.node).unwrap();
-        node.membership.check(&node.ir).unwrap();
-        let joined = node.ir.with_membership(&node.membership);
+        let membership = state.membership(&full.node).unwrap();
+        membership.check(&node.ir).unwrap();
+        let joined = node.ir.with_membership(&membership);
         if node.classes == fresh.node_classes(&full.node) {
             assert_eq!(&joined, full, "node {}", full.node);
         } else {
@@ -223,7 +224,7 @@ fn the_live_state_after_changes_is_what_a_compile_says() {
         }
         // The incremental membership is the one computed from scratch.
         assert_eq!(
-            node.membership,
+            membership,
             c.membership(&node.ir, state.pods()),
             "node {}",
             full.node
@@ -273,7 +274,7 @@ fn an_address_given_to_another_class_moves_in_one_step() {
             );
         }
         if removed.iter().any(|s| s.starts_with("frontend")) {
-            let m: &Membership = &state.node(n).unwrap().membership;
+            let m: Membership = state.membership(n).unwrap();
             assert!(
                 m.sets
                     .iter()
@@ -289,7 +290,7 @@ fn an_address_given_to_another_class_moves_in_one_step() {
         applied.changes
     );
     // worker-1's dispatch entry for the address now names cart's chains.
-    let w1 = &state.node("worker-1").unwrap().membership;
+    let w1 = state.membership("worker-1").unwrap();
     let e = w1
         .endpoints
         .iter()

@@ -15,16 +15,26 @@
 //! document, for a new bundle generation, after a restart of `watch`, and
 //! when half the documents' validity has passed. Older deltas are removed
 //! then (an agent that missed them takes the snapshot).
+//!
+//! Nothing is fsynced: membership is rebuilt from the live cluster after any
+//! restart, which starts every chain again with a snapshot past the old
+//! `head` (and past any delta found), so a document a crash lost or tore
+//! costs an agent one snapshot (a torn one fails its signature check), never
+//! a wrong state. A batch's documents are sealed and written in parallel,
+//! and announced to long polls once all are in place.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::fs;
 use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, TryRecvError};
 use std::time::{Duration, SystemTime};
 
+use rayon::prelude::*;
 use ringfence_bundle::{SigningKey, format_time, seal_delta, seal_snapshot};
-use ringfence_schema::membership::{DeltaPayload, MEMBERSHIP_FORMAT, Membership, SnapshotPayload};
+use ringfence_schema::membership::{
+    Changes, DeltaPayload, MEMBERSHIP_FORMAT, Membership, SnapshotPayload,
+};
 
 /// The membership directory, in `OUT` and (as a link) in each generation.
 pub const MEMBERSHIP: &str = "membership";
@@ -123,12 +133,12 @@ impl EventReader {
     }
 }
 
-/// One node's chain as last written.
+/// One node's chain as last written: no membership (the live state has
+/// it), only what the next document links to.
 struct Chain {
     generation: u64,
     sequence: u64,
     digest: String,
-    membership: Membership,
     issued: SystemTime,
 }
 
@@ -139,6 +149,39 @@ pub enum Written {
     Snapshot(u64),
     /// A delta at this sequence, of this many bytes.
     Delta(u64, usize),
+}
+
+/// What a node is sent.
+#[derive(Clone, Debug)]
+pub enum Next {
+    /// These changes, as a delta when its chain goes on (else a snapshot).
+    Changes(Changes),
+    /// A snapshot.
+    Whole,
+}
+
+/// A node's next document.
+#[derive(Clone, Debug)]
+pub struct Outgoing {
+    /// The node.
+    pub node: String,
+    /// Its cluster.
+    pub cluster: String,
+    /// The bundle generation the document extends.
+    pub generation: u64,
+    /// What it is sent.
+    pub next: Next,
+}
+
+/// A document to seal, decided from the chain before sealing.
+enum Plan {
+    Delta {
+        sequence: u64,
+        previous: String,
+        changes: Changes,
+    },
+    /// After sequence `before` (or any delta a crash left behind `head`).
+    Snapshot { before: u64 },
 }
 
 /// The membership chains of every node, written into `OUT/membership`.
@@ -186,92 +229,156 @@ impl Chains {
         &self.dir
     }
 
-    /// Bring node `node` (of `cluster`, bundle generation `generation`) to
-    /// membership `m`: nothing if its chain has it, else a delta, or a
-    /// snapshot when the chain cannot go on (see the module doc).
+    /// Whether `node`'s chain goes on with a delta for bundle generation
+    /// `generation` at `now` (else it starts again with a snapshot: see the
+    /// module doc).
+    pub fn continues(&self, node: &str, generation: u64, now: SystemTime) -> bool {
+        self.chains.get(node).is_some_and(|c| {
+            c.generation == generation
+                && now.duration_since(c.issued).unwrap_or_default() < self.expires / 2
+        })
+    }
+
+    /// Write each node's next document: a delta of its changes when its
+    /// chain goes on, else a snapshot of `whole(node)` (its membership now).
+    /// Empty changes write nothing. Documents are sealed and written in
+    /// parallel; returns what was written, in `batch` order.
     pub fn publish(
         &mut self,
-        cluster: &str,
-        node: &str,
-        generation: u64,
-        m: &Membership,
+        batch: Vec<Outgoing>,
         now: SystemTime,
-    ) -> std::io::Result<Option<Written>> {
+        whole: impl Fn(&str) -> Option<Membership> + Sync,
+    ) -> std::io::Result<Vec<(String, Written)>> {
         let issued_at = format_time(now).ok_or_else(clock)?;
         let expires_at = format_time(now + self.expires).ok_or_else(clock)?;
+        let plans: Vec<(Outgoing, Plan)> = batch
+            .into_iter()
+            .filter_map(|mut s| {
+                let chain = self.chains.get(&s.node);
+                let plan = match std::mem::replace(&mut s.next, Next::Whole) {
+                    Next::Changes(c) if c.is_empty() => return None,
+                    Next::Changes(changes) if self.continues(&s.node, s.generation, now) => {
+                        let c = chain.expect("a chain that goes on exists");
+                        Plan::Delta {
+                            sequence: c.sequence + 1,
+                            previous: c.digest.clone(),
+                            changes,
+                        }
+                    }
+                    _ => Plan::Snapshot {
+                        before: chain
+                            .map(|c| c.sequence)
+                            .or_else(|| self.floor.get(&s.node).copied())
+                            .unwrap_or(0),
+                    },
+                };
+                Some((s, plan))
+            })
+            .collect();
         let keys: Vec<&SigningKey> = self.keys.iter().collect();
-        let node_dir = self.dir.join(node);
-        let half = self.expires / 2;
-        match self.chains.get_mut(node) {
-            Some(c)
-                if c.generation == generation
-                    && now.duration_since(c.issued).unwrap_or_default() < half =>
-            {
-                if c.membership == *m {
-                    return Ok(None);
-                }
-                let p = DeltaPayload {
-                    format: MEMBERSHIP_FORMAT,
-                    cluster: cluster.to_string(),
-                    node: node.to_string(),
-                    generation,
-                    sequence: c.sequence + 1,
-                    previous: c.digest.clone(),
-                    issued_at,
-                    expires_at,
-                    changes: Membership::diff(&c.membership, m),
+        let dir = &self.dir;
+        type Sealed = Result<(Outgoing, u64, String, Written), (String, u64, std::io::Error)>;
+        let sealed: Vec<Sealed> = plans
+            .into_par_iter()
+            .map(|(s, plan)| {
+                let node_dir = dir.join(&s.node);
+                // On a failure: the node and the highest sequence it may
+                // have reached on disk.
+                let failed = |at: u64| {
+                    let node = s.node.clone();
+                    move |e| (node, at, e)
                 };
-                let (bytes, digest) = seal_delta(&p, &keys);
-                write_atomic(&node_dir, &delta_file(p.sequence), &bytes)?;
-                write_atomic(&node_dir, HEAD_FILE, format!("{}\n", p.sequence).as_bytes())?;
-                c.sequence = p.sequence;
-                c.digest = digest;
-                c.membership = m.clone();
-                Ok(Some(Written::Delta(p.sequence, bytes.len())))
-            }
-            _ => {
-                // Past any delta a crash left behind `head`: an agent may
-                // read it, and must never find two documents of one sequence.
-                let before = self
-                    .chains
-                    .get(node)
-                    .map(|c| c.sequence)
-                    .or_else(|| self.floor.get(node).copied())
-                    .unwrap_or(0)
-                    .max(highest_delta(&node_dir)?);
-                let p = SnapshotPayload {
-                    format: MEMBERSHIP_FORMAT,
-                    cluster: cluster.to_string(),
-                    node: node.to_string(),
-                    generation,
-                    sequence: before + 1,
-                    issued_at,
-                    expires_at,
-                    membership: m.clone(),
-                };
-                let (bytes, digest) = seal_snapshot(&p, &keys);
-                fs::create_dir_all(&node_dir)?;
-                write_atomic(&node_dir, SNAPSHOT_FILE, &bytes)?;
-                write_atomic(&node_dir, HEAD_FILE, format!("{}\n", p.sequence).as_bytes())?;
-                // Deltas before the snapshot lead nowhere now.
-                for e in fs::read_dir(&node_dir)? {
-                    let path = e?.path();
-                    if path.extension().is_some_and(|x| x == "delta") {
-                        fs::remove_file(&path)?;
+                match plan {
+                    Plan::Delta {
+                        sequence,
+                        previous,
+                        changes,
+                    } => {
+                        let p = DeltaPayload {
+                            format: MEMBERSHIP_FORMAT,
+                            cluster: s.cluster.clone(),
+                            node: s.node.clone(),
+                            generation: s.generation,
+                            sequence,
+                            previous,
+                            issued_at: issued_at.clone(),
+                            expires_at: expires_at.clone(),
+                            changes,
+                        };
+                        let (bytes, digest) = seal_delta(&p, &keys);
+                        write_atomic(&node_dir, &delta_file(sequence), &bytes)
+                            .and_then(|()| {
+                                write_atomic(
+                                    &node_dir,
+                                    HEAD_FILE,
+                                    format!("{sequence}\n").as_bytes(),
+                                )
+                            })
+                            .map_err(failed(sequence))?;
+                        Ok((s, sequence, digest, Written::Delta(sequence, bytes.len())))
+                    }
+                    Plan::Snapshot { before } => {
+                        let membership = whole(&s.node).ok_or_else(|| {
+                            failed(before)(std::io::Error::other(format!(
+                                "no membership for node {}",
+                                s.node
+                            )))
+                        })?;
+                        // Past any delta a crash left behind `head`: an agent
+                        // may read it, and must never find two documents of
+                        // one sequence.
+                        let sequence =
+                            before.max(highest_delta(&node_dir).map_err(failed(before))?) + 1;
+                        let p = SnapshotPayload {
+                            format: MEMBERSHIP_FORMAT,
+                            cluster: s.cluster.clone(),
+                            node: s.node.clone(),
+                            generation: s.generation,
+                            sequence,
+                            issued_at: issued_at.clone(),
+                            expires_at: expires_at.clone(),
+                            membership,
+                        };
+                        let (bytes, digest) = seal_snapshot(&p, &keys);
+                        drop(p);
+                        write_snapshot(&node_dir, sequence, &bytes).map_err(failed(sequence))?;
+                        Ok((s, sequence, digest, Written::Snapshot(sequence)))
                     }
                 }
-                self.chains.insert(
-                    node.to_string(),
-                    Chain {
-                        generation,
-                        sequence: p.sequence,
-                        digest,
-                        membership: m.clone(),
-                        issued: now,
-                    },
-                );
-                Ok(Some(Written::Snapshot(p.sequence)))
+            })
+            .collect();
+        let mut out = Vec::with_capacity(sealed.len());
+        let mut first_error = None;
+        for r in sealed {
+            match r {
+                Ok((s, sequence, digest, w)) => {
+                    self.chains.insert(
+                        s.node.clone(),
+                        Chain {
+                            generation: s.generation,
+                            sequence,
+                            digest,
+                            issued: match w {
+                                Written::Snapshot(_) => now,
+                                Written::Delta(..) => self.chains[&s.node].issued,
+                            },
+                        },
+                    );
+                    out.push((s.node, w));
+                }
+                Err((node, at, e)) => {
+                    // The node starts again with a snapshot, past whatever
+                    // may have been written.
+                    self.chains.remove(&node);
+                    let floor = self.floor.entry(node).or_default();
+                    *floor = (*floor).max(at);
+                    first_error.get_or_insert(e);
+                }
             }
+        }
+        match first_error {
+            Some(e) => Err(e),
+            None => Ok(out),
         }
     }
 
@@ -308,25 +415,25 @@ fn clock() -> std::io::Error {
     std::io::Error::other("the clock reads a time documents cannot record")
 }
 
-/// Write `name` in `dir` whole: a temporary file, synced, renamed.
-fn write_atomic(dir: &Path, name: &str, bytes: &[u8]) -> std::io::Result<()> {
-    use std::io::Write as _;
-    let tmp = dir.join(format!(".{name}.tmp"));
-    let mut f = fs::File::create(&tmp)?;
-    f.write_all(bytes)?;
-    f.sync_all()?;
-    fs::rename(&tmp, dir.join(name))
+/// Write node directory `dir`'s snapshot at `sequence`: the snapshot, its
+/// `head`, then the deltas before it go (they lead nowhere now).
+fn write_snapshot(dir: &Path, sequence: u64, bytes: &[u8]) -> std::io::Result<()> {
+    fs::create_dir_all(dir)?;
+    write_atomic(dir, SNAPSHOT_FILE, bytes)?;
+    write_atomic(dir, HEAD_FILE, format!("{sequence}\n").as_bytes())?;
+    for e in fs::read_dir(dir)? {
+        let path = e?.path();
+        if path.extension().is_some_and(|x| x == "delta") {
+            fs::remove_file(&path)?;
+        }
+    }
+    Ok(())
 }
 
-/// Counts of what following the stream did, for the log.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Followed {
-    /// Events read.
-    pub events: usize,
-    /// Pods changed.
-    pub pods: usize,
-    /// Nodes sent membership, by the kind of document.
-    pub written: BTreeMap<String, Written>,
-    /// Nodes re-rendered for a pod that needs rules they lack.
-    pub rerendered: Vec<String>,
+/// Write `name` in `dir` whole: a temporary file renamed into place. Not
+/// synced: see the module doc.
+fn write_atomic(dir: &Path, name: &str, bytes: &[u8]) -> std::io::Result<()> {
+    let tmp = dir.join(format!(".{name}.tmp"));
+    fs::write(&tmp, bytes)?;
+    fs::rename(&tmp, dir.join(name))
 }

@@ -17,7 +17,8 @@
 //! Documents are read from `OUT` at each request, not kept in memory: what
 //! an HTTP agent gets is byte for byte what a file-synced agent reads, a
 //! restarted `watch` serves what it published before, and the process does
-//! not hold a copy of every bundle (the page cache does). Every document
+//! not hold a copy of every bundle (the page cache does): a document is
+//! streamed from its open file, never read whole. Every document
 //! has an ETag (its SHA-256, cached by file identity, so a `304` reads
 //! nothing); `If-None-Match` answers `304`.
 //!
@@ -35,8 +36,6 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
-
-use ringfence_bundle::sha256_hex;
 
 use crate::live::{HEAD_FILE, MEMBERSHIP, SNAPSHOT_FILE, delta_file};
 use crate::publish::CURRENT;
@@ -526,11 +525,14 @@ fn respond(req: &Request, shared: &Shared) -> Response {
     document(&doc, req, shared)
 }
 
-/// Read `doc` from `OUT` and answer it (or `304`).
+/// Answer `doc` from `OUT` (or `304`): the file is opened once and sent
+/// from that handle (a rename over it cannot mix two documents), streamed,
+/// so a thousand clients taking snapshots at once hold no copies of them.
 fn document(doc: &Doc<'_>, req: &Request, shared: &Shared) -> Response {
     let path = doc.file(&shared.out);
-    let meta = match fs::metadata(&path) {
-        Ok(m) if m.is_file() => m,
+    let opened = fs::File::open(&path).and_then(|f| f.metadata().map(|m| (f, m)));
+    let (mut file, meta) = match opened {
+        Ok((f, m)) if m.is_file() => (f, m),
         Ok(_) => return Response::text(404, "not found\n"),
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Response::text(404, "not found\n"),
         Err(_) => return Response::text(500, "cannot read the document\n"),
@@ -546,24 +548,21 @@ fn document(doc: &Doc<'_>, req: &Request, shared: &Shared) -> Response {
         meta.mtime_nsec(),
     );
     let cached = lock(&shared.etags).get(&id).cloned();
-    if let (Some(tag), Some(inm)) = (&cached, &req.if_none_match)
-        && matches(inm, tag)
-    {
-        return Response::not_modified(tag);
-    }
-    let bytes = match read_file(&path, shared.limits.max_document) {
-        Ok(b) => b,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Response::text(404, "not found\n"),
-        Err(_) => return Response::text(500, "cannot read the document\n"),
-    };
-    let tag = format!("\"{}\"", sha256_hex(&bytes));
-    if cached.is_none() && bytes.len() as u64 == meta.len() {
-        let mut etags = lock(&shared.etags);
-        if etags.len() >= ETAG_CACHE {
-            etags.clear();
+    let tag = match cached {
+        Some(tag) => tag,
+        None => {
+            let Ok(tag) = file_digest(&mut file, meta.len()) else {
+                return Response::text(500, "cannot read the document\n");
+            };
+            let tag = format!("\"{tag}\"");
+            let mut etags = lock(&shared.etags);
+            if etags.len() >= ETAG_CACHE {
+                etags.clear();
+            }
+            etags.insert(id, tag.clone());
+            tag
         }
-        etags.insert(id, tag.clone());
-    }
+    };
     if req
         .if_none_match
         .as_deref()
@@ -577,9 +576,34 @@ fn document(doc: &Doc<'_>, req: &Request, shared: &Shared) -> Response {
             ("Content-Type", doc.content_type().to_string()),
             ("ETag", tag),
         ],
-        body: bytes,
+        body: Body::File(file, meta.len()),
         close: false,
     }
+}
+
+/// The SHA-256 of the first `len` bytes of `file` (which must have them),
+/// read in pieces; the file is left at its start.
+fn file_digest(file: &mut fs::File, len: u64) -> io::Result<String> {
+    use sha2::{Digest, Sha256};
+    use std::io::Seek;
+    let mut h = Sha256::new();
+    let mut buf = vec![0; 64 << 10];
+    let mut left = len;
+    while left > 0 {
+        let want = left.min(buf.len() as u64) as usize;
+        let n = file.read(&mut buf[..want])?;
+        if n == 0 {
+            return Err(io::ErrorKind::UnexpectedEof.into());
+        }
+        h.update(&buf[..n]);
+        left -= n as u64;
+    }
+    file.seek(io::SeekFrom::Start(0))?;
+    Ok(h.finalize().iter().fold(String::new(), |mut s, b| {
+        use std::fmt::Write as _;
+        let _ = write!(s, "{b:02x}");
+        s
+    }))
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -593,18 +617,28 @@ fn matches(inm: &str, tag: &str) -> bool {
         .any(|t| t == tag || t == "*")
 }
 
-fn read_file(path: &Path, cap: u64) -> io::Result<Vec<u8>> {
-    let mut bytes = Vec::new();
-    fs::File::open(path)?.take(cap).read_to_end(&mut bytes)?;
-    Ok(bytes)
-}
-
 /// A response to send.
 struct Response {
     status: u16,
     headers: Vec<(&'static str, String)>,
-    body: Vec<u8>,
+    body: Body,
     close: bool,
+}
+
+/// A response's body.
+enum Body {
+    Bytes(Vec<u8>),
+    /// An open document of this many bytes, sent from its start.
+    File(fs::File, u64),
+}
+
+impl Body {
+    fn len(&self) -> u64 {
+        match self {
+            Body::Bytes(b) => b.len() as u64,
+            Body::File(_, n) => *n,
+        }
+    }
 }
 
 impl Response {
@@ -612,7 +646,7 @@ impl Response {
         Response {
             status,
             headers: vec![("Content-Type", "text/plain; charset=utf-8".into())],
-            body: body.as_bytes().to_vec(),
+            body: Body::Bytes(body.as_bytes().to_vec()),
             close: false,
         }
     }
@@ -621,7 +655,7 @@ impl Response {
         Response {
             status: 304,
             headers: vec![("ETag", tag.to_string())],
-            body: Vec::new(),
+            body: Body::Bytes(Vec::new()),
             close: false,
         }
     }
@@ -665,7 +699,17 @@ impl Response {
         head.push_str("\r\n");
         stream.write_all(head.as_bytes())?;
         if !head_only && self.status != 304 {
-            stream.write_all(&self.body)?;
+            match &self.body {
+                Body::Bytes(b) => stream.write_all(b)?,
+                Body::File(f, n) => {
+                    // A file that shrank under its open handle is cut short:
+                    // the client sees fewer bytes than announced.
+                    let sent = io::copy(&mut f.take(*n), &mut stream)?;
+                    if sent < *n {
+                        return Err(io::ErrorKind::UnexpectedEof.into());
+                    }
+                }
+            }
         }
         stream.flush()
     }

@@ -33,6 +33,8 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime};
 
 use std::collections::BTreeMap;
+
+use rayon::prelude::*;
 use std::sync::Arc;
 use std::sync::mpsc::{Receiver, RecvTimeoutError, TryRecvError};
 
@@ -46,11 +48,12 @@ use ringfence_inventory::InventoryError;
 use ringfence_inventory::Scores;
 use ringfence_inventory::events::{Applied, Incoming, LiveCluster, parse_event};
 use ringfence_inventory::model::{Inventory, Pod};
+use ringfence_schema::membership::Membership;
 use ringfence_source::SourceError;
 use ringfence_source::repo::{CommitInfo, fetch_mirror, new_commits};
 
 use crate::cache::{RenderCache, Rendered};
-use crate::live::{Chains, EventReader, Feed, Written};
+use crate::live::{Chains, EventReader, Feed, Next, Outgoing, Written};
 use crate::publish::{Failpoint, Publication, PublishError, failpoint};
 use crate::serve::Board;
 use crate::status::{Entry, Outcome, Published, STATUS_FORMAT, Status, StatusError};
@@ -892,7 +895,13 @@ impl Watcher {
         let n = self.status.highest_generation.max(previous.unwrap_or(0)) + 1;
         let keys: Vec<&SigningKey> = self.cfg.keys.iter().collect();
         let reseal_all = self.due_for_reseal(job.issued_at)?;
-        let chains = self.live.as_mut().map(|l| &mut l.chains);
+        // The state the chains were written from: the run being replaced
+        // (a compile), or none (a re-render: the run is out, its changes
+        // already sent).
+        let (chains, old) = match self.live.as_mut() {
+            Some(l) => (Some(&mut l.chains), l.run.as_ref().map(|r| &r.state)),
+            None => (None, None),
+        };
         let mut written = Vec::new();
         let published = self.publication.publish(
             n,
@@ -917,7 +926,7 @@ impl Watcher {
                 {
                     let at = |e| DriverError::Io(chains_dir(out), e);
                     Chains::link_into(out).map_err(at)?;
-                    written = publish_members(chains, session, state, summary, job.issued_at)
+                    written = publish_members(chains, session, state, old, summary, job.issued_at)
                         .map_err(|e| DriverError::Io(chains.dir().display().to_string(), e))?;
                 }
                 Ok(sealed)
@@ -1051,7 +1060,34 @@ impl Watcher {
         }
         let at = now();
         let applied = run.state.apply(c, changes);
-        let mut written = Vec::new();
+        // The nodes whose rules stay first: an event never waits for another
+        // node's re-render.
+        let batch = applied
+            .changes
+            .into_iter()
+            .filter_map(|(node, changes)| {
+                let generation = *run.generations.get(&node)?;
+                let cluster = run.state.node(&node)?.ir.cluster.clone();
+                Some(Outgoing {
+                    node,
+                    cluster,
+                    generation,
+                    next: Next::Changes(changes),
+                })
+            })
+            .collect();
+        let live = self.live.as_mut().expect("live");
+        let written = live
+            .chains
+            .publish(batch, at, |n| run.state.membership(n))
+            .map_err(|err| WatchError::Io {
+                path: live.chains.dir().to_path_buf(),
+                err,
+            })?;
+        announce(&self.board, &written);
+        if !pending.is_empty() || !written.is_empty() {
+            log(members_event(pending.len(), &written));
+        }
         if !applied.rules.is_empty() {
             // New chains for some nodes: a generation where only they changed.
             let mut irs = run.session.irs.take().unwrap_or_default();
@@ -1080,29 +1116,7 @@ impl Watcher {
                 }
             }
         }
-        let live = self.live.as_mut().expect("live");
-        for (node, _) in applied.changes.iter() {
-            let (Some(&generation), Some(n)) = (run.generations.get(node), run.state.node(node))
-            else {
-                continue;
-            };
-            let Some(w) = live
-                .chains
-                .publish(&n.ir.cluster, node, generation, &n.membership, at)
-                .map_err(|err| WatchError::Io {
-                    path: live.chains.dir().to_path_buf(),
-                    err,
-                })?
-            else {
-                continue;
-            };
-            written.push((node.clone(), w));
-        }
-        announce(&self.board, &written);
-        if !pending.is_empty() || !written.is_empty() {
-            log(members_event(pending.len(), &written));
-        }
-        live.run = Some(run);
+        self.live.as_mut().expect("live").run = Some(run);
         Ok(())
     }
 
@@ -1295,11 +1309,14 @@ fn chains_dir(out: &Path) -> String {
 }
 
 /// Publish the membership of every live node in `summary` (the nodes whose
-/// IR in `session` is live) for its generation.
+/// IR in `session` is live) for its generation: a snapshot where its chain
+/// starts again, else a delta of what changed since `old` (the state its
+/// chain was written from; none: nothing did).
 fn publish_members(
     chains: &mut Chains,
     session: &Session,
     state: &LiveState,
+    old: Option<&LiveState>,
     summary: &WriteSummary,
     now: SystemTime,
 ) -> std::io::Result<Vec<(String, Written)>> {
@@ -1309,16 +1326,28 @@ fn publish_members(
         .filter(|ir| ir.live)
         .map(|ir| (ir.node.as_str(), ir.cluster.as_str()))
         .collect();
-    let mut out = Vec::new();
-    for w in summary.nodes.iter().filter(|w| w.sha256.is_some()) {
-        let (Some(cluster), Some(node)) = (live.get(w.node.as_str()), state.node(&w.node)) else {
-            continue;
-        };
-        if let Some(x) = chains.publish(cluster, &w.node, w.generation, &node.membership, now)? {
-            out.push((w.node.clone(), x));
-        }
-    }
-    Ok(out)
+    let chains_ref = &*chains;
+    let batch: Vec<Outgoing> = summary
+        .nodes
+        .par_iter()
+        .filter(|w| w.sha256.is_some() && state.node(&w.node).is_some())
+        .filter_map(|w| {
+            let cluster = live.get(w.node.as_str())?;
+            let next = if !chains_ref.continues(&w.node, w.generation, now) {
+                Next::Whole
+            } else {
+                let was = old?.membership(&w.node)?;
+                Next::Changes(Membership::diff(&was, &state.membership(&w.node)?))
+            };
+            Some(Outgoing {
+                node: w.node.clone(),
+                cluster: cluster.to_string(),
+                generation: w.generation,
+                next,
+            })
+        })
+        .collect();
+    chains.publish(batch, now, |n| state.membership(n))
 }
 
 /// Tell the server the heads of the documents just written.

@@ -620,6 +620,56 @@ fn live_events_become_signed_membership_and_new_classes_rerender_one_node() {
 }
 
 #[test]
+fn nodes_whose_rules_stay_get_their_deltas_before_a_node_is_rendered_again() {
+    let lab = Lab::new();
+    let events = lab.tmp.path().join("lab.events");
+    std::fs::write(&events, events_of_lab()).unwrap();
+    let mut cfg = lab.config(RepoLocation::Path(lab.bare.clone()));
+    cfg.inventory = Vec::new();
+    cfg.live = Some(live_config(&events));
+    let mut w = Watcher::open(cfg, &mut |_| {}).unwrap();
+    let (r, ev) = poll_at(&mut w, t0());
+    assert_eq!((r.published, r.failed), (1, 0), "{ev:?}");
+    // One batch: a second api pod (membership only for lab-n1, which holds
+    // api's set) and the first web pod on lab-n2 (which lacks web's chains).
+    let mut batch = pod_event("ADDED", "api-3", "api", "lab-n2", "10.244.2.12");
+    batch.push_str(&pod_event("ADDED", "web-3", "web", "lab-n2", "10.244.2.13"));
+    {
+        use std::io::Write as _;
+        let mut f = std::fs::OpenOptions::new()
+            .append(true)
+            .open(&events)
+            .unwrap();
+        f.write_all(batch.as_bytes()).unwrap();
+    }
+    std::thread::sleep(Duration::from_millis(200));
+    let (r, ev) = poll_at(&mut w, t0());
+    assert_eq!(r.failed, 0, "{ev:?}");
+    assert_eq!(published(&ev), [(2, 1, 1)], "{ev:?}");
+    let first_deltas = ev.iter().position(
+        |e| matches!(e, Event::Members { pods: 2, deltas, snapshots: 0, .. } if *deltas > 0),
+    );
+    let rendered = ev.iter().position(|e| matches!(e, Event::Published { .. }));
+    assert!(
+        first_deltas.is_some() && first_deltas < rendered,
+        "the deltas come before the re-render: {ev:?}"
+    );
+    // lab-n1 kept its bundle and went on with a delta; lab-n2 starts over.
+    assert_eq!(
+        generations(&index(&lab.out(), 2)),
+        [("lab-n1".to_string(), 1), ("lab-n2".to_string(), 2)]
+    );
+    let (m1, s1) = follow_chain(&lab.out(), "lab-n1", 1);
+    assert_eq!(s1, 2);
+    assert!(in_some_set(&m1, "10.244.2.12"), "{m1:?}");
+    let (m2, _) = follow_chain(&lab.out(), "lab-n2", 2);
+    assert!(
+        m2.endpoints.iter().any(|e| e.name == "pod/shop/web-3"),
+        "{m2:?}"
+    );
+}
+
+#[test]
 fn a_restarted_watch_goes_on_after_every_sequence_a_crash_left() {
     let lab = Lab::new();
     let events = lab.tmp.path().join("lab.events");
