@@ -1,10 +1,9 @@
 //! `explain` and `matrix` as the CLI prints them: peers, errors, text and JSON.
 
 use ringfence_core::{Compiled, ExplainError, PeerError, Select, compile};
-use ringfence_intent::model::{Action, Direction, Os, PolicyRank, Proto, WorkloadKind};
-use ringfence_testkit::builder::{
-    IntentBuilder, PodExt, ServiceExt, cluster, inventory, node, pod, q, service, t,
-};
+use ringfence_intent::model::{Action, Os, Proto, WorkloadKind};
+use ringfence_testkit::builder::{PodExt, ServiceExt, cluster, inventory, node, pod, service};
+use ringfence_testkit::fixtures;
 
 use crate::example;
 use ringfence_testkit::text::assert_contains;
@@ -56,9 +55,6 @@ fn peers_resolve_or_say_why_not() {
     );
 
     // The same name in two clusters.
-    let mut b = IntentBuilder::new();
-    b.scope("one", None, q::cluster("c1"));
-    b.scope("two", None, q::cluster("c2"));
     let inv = inventory(
         ["c1", "c2"]
             .iter()
@@ -74,7 +70,12 @@ fn peers_resolve_or_say_why_not() {
             })
             .collect(),
     );
-    let c2 = compile(&b.build(), &inv).0.unwrap();
+    let c2 = compile(
+        &fixtures::intent(include_str!("fixtures/two-clusters.kdl")),
+        &inv,
+    )
+    .0
+    .unwrap();
     match c2.peer("a/x") {
         Err(PeerError::Ambiguous { candidates, .. }) => {
             assert_eq!(candidates, ["c1/a/x", "c2/a/x"])
@@ -195,23 +196,6 @@ fn explain_text_and_json() {
 
 #[test]
 fn a_group_is_allowed_only_if_every_pair_is() {
-    let mut b = IntentBuilder::new();
-    let top = b.scope("top", None, q::cluster("c1"));
-    b.catch_all(top, Direction::Ingress, Action::Deny);
-    let world = b.external("world", &["198.51.100.0/24"]);
-    let web = b.filter("web", None, false, q::label("app", "web"));
-    let bad = b.filter("bad", None, false, q::label("bad", "yes"));
-    b.policy(
-        top,
-        PolicyRank::Default,
-        Action::Allow,
-        "in",
-        t::external(world),
-        t::filter(web),
-        Proto::Tcp,
-        "8080",
-    );
-    b.quarantine(&[bad]);
     let inv = inventory(vec![cluster(
         "c1",
         vec![node("n1", Os::Linux, &["192.168.0.1"])],
@@ -226,7 +210,12 @@ fn a_group_is_allowed_only_if_every_pair_is() {
         ],
         vec![service("a", "web", &[("app", "web")], "172.20.0.1").port(Proto::Tcp, 80, 8080)],
     )]);
-    let c = compile(&b.build(), &inv).0.unwrap();
+    let c = compile(
+        &fixtures::intent(include_str!("fixtures/group-pairs.kdl")),
+        &inv,
+    )
+    .0
+    .unwrap();
     let x = c
         .explain(
             &c.peer("world").unwrap(),
@@ -257,54 +246,6 @@ fn a_group_is_allowed_only_if_every_pair_is() {
 
 #[test]
 fn matrix_lines() {
-    let mut b = IntentBuilder::new();
-    let top = b.scope("top", None, q::cluster("c1"));
-    b.catch_all(top, Direction::Ingress, Action::Deny);
-    b.catch_all(top, Direction::Egress, Action::Deny);
-    let net = b.external("net", &["198.51.100.0/24", "2001:db8::/32"]);
-    let web = b.filter("web", None, false, q::label("app", "web"));
-    let api = b.filter("api", None, false, q::label("app", "api"));
-    use PolicyRank::Default;
-    b.policy(
-        top,
-        Default,
-        Action::Allow,
-        "web-api",
-        t::filter(web),
-        t::filter(api),
-        Proto::Tcp,
-        "9090-9100,7070",
-    );
-    b.policy(
-        top,
-        Default,
-        Action::Allow,
-        "web-api-udp",
-        t::filter(web),
-        t::filter(api),
-        Proto::Udp,
-        "53",
-    );
-    b.policy(
-        top,
-        Default,
-        Action::Allow,
-        "ping",
-        t::filter(web),
-        t::filter(api),
-        Proto::Icmp,
-        "",
-    );
-    b.policy(
-        top,
-        Default,
-        Action::Allow,
-        "in",
-        t::external(net),
-        t::service("a", "web"),
-        Proto::Tcp,
-        "",
-    );
     let inv = inventory(vec![cluster(
         "c1",
         vec![node("n1", Os::Linux, &["192.168.0.1", "fd00::1"])],
@@ -328,7 +269,9 @@ fn matrix_lines() {
                 .node_port(30443),
         ],
     )]);
-    let c = compile(&b.build(), &inv).0.unwrap();
+    let c = compile(&fixtures::intent(include_str!("fixtures/matrix.kdl")), &inv)
+        .0
+        .unwrap();
     let m = c.matrix();
     assert_eq!(
         m.to_string(),
