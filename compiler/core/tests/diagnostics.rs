@@ -2,17 +2,15 @@
 //! (each scenario's intent is a file in `fixtures/`).
 
 use ringfence_core::compile;
-use ringfence_intent::model::{Intent, Os, Proto};
+use ringfence_intent::model::{Intent, Proto};
 use ringfence_intent::{Diagnostic, Severity};
 use ringfence_inventory::model::Inventory;
-use ringfence_testkit::builder::{PodExt, ServiceExt, cluster, inventory, node, pod, service};
+use ringfence_testkit::builder::{PodExt, ServiceExt, cluster_c1, pod, service};
 use ringfence_testkit::fixtures;
 
 fn inv() -> Inventory {
-    inventory(vec![cluster(
-        "c1",
-        vec![node("n1", Os::Linux, &["192.168.0.1"])],
-        Vec::new(),
+    cluster_c1(
+        1,
         vec![
             pod("a", "web-1", "n1", &["10.0.0.1"])
                 .labels(&[("app", "web")])
@@ -23,7 +21,7 @@ fn inv() -> Inventory {
         vec![
             service("a", "web", &[("app", "web")], "172.20.0.1").named_port(Proto::Tcp, 80, "http"),
         ],
-    )])
+    )
 }
 
 /// The line (1-based) a diagnostic's primary label points at.

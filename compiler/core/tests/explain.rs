@@ -2,7 +2,9 @@
 
 use ringfence_core::{Compiled, ExplainError, PeerError, Select, compile};
 use ringfence_intent::model::{Action, Os, Proto, WorkloadKind};
-use ringfence_testkit::builder::{PodExt, ServiceExt, cluster, inventory, node, pod, service};
+use ringfence_testkit::builder::{
+    PodExt, ServiceExt, cluster, cluster_c1, inventory, node, pod, service,
+};
 use ringfence_testkit::fixtures;
 
 use crate::example;
@@ -196,10 +198,8 @@ fn explain_text_and_json() {
 
 #[test]
 fn a_group_is_allowed_only_if_every_pair_is() {
-    let inv = inventory(vec![cluster(
-        "c1",
-        vec![node("n1", Os::Linux, &["192.168.0.1"])],
-        Vec::new(),
+    let inv = cluster_c1(
+        1,
         vec![
             pod("a", "web-1", "n1", &["10.0.0.1"])
                 .labels(&[("app", "web")])
@@ -209,7 +209,7 @@ fn a_group_is_allowed_only_if_every_pair_is() {
                 .owner("Deployment", "web"),
         ],
         vec![service("a", "web", &[("app", "web")], "172.20.0.1").port(Proto::Tcp, 80, 8080)],
-    )]);
+    );
     let c = compile(
         &fixtures::intent(include_str!("fixtures/group-pairs.kdl")),
         &inv,

@@ -6,7 +6,9 @@
 use ringfence_core::{Compiled, compile};
 use ringfence_intent::model::{Action, Intent, Mode, Os, Proto};
 use ringfence_inventory::model::Inventory;
-use ringfence_testkit::builder::{PodExt, ServiceExt, cluster, inventory, node, pod, service};
+use ringfence_testkit::builder::{
+    PodExt, ServiceExt, cluster, cluster_c1, inventory, node, pod, service,
+};
 use ringfence_testkit::fixtures::{self, node_return};
 
 use crate::example;
@@ -616,13 +618,8 @@ fn externally_reachable_services() {
     // A LoadBalancer with externalTrafficPolicy Local: only nodes with a
     // local backend serve it; the pod sees the client address.
     let intent = fixtures::intent(include_str!("fixtures/load-balancer-local.kdl"));
-    let inv = inventory(vec![cluster(
-        "c1",
-        vec![
-            node("n1", Os::Linux, &["192.168.0.1"]),
-            node("n2", Os::Linux, &["192.168.0.2"]),
-        ],
-        Vec::new(),
+    let inv = cluster_c1(
+        2,
         vec![
             pod("web", "site-1", "n1", &["10.0.0.1"])
                 .labels(&[("app", "site")])
@@ -635,7 +632,7 @@ fn externally_reachable_services() {
                 .load_balancer(&["203.0.113.7"])
                 .local(),
         ],
-    )]);
+    );
     let c = compiled(&intent, &inv);
     let n1 = &c.nodes()[0];
     let n2 = &c.nodes()[1];
