@@ -1,6 +1,6 @@
 //! `explain` and `matrix` as the CLI prints them: peers, errors, text and JSON.
 
-use ringfence_core::{Compiled, ExplainError, PeerError, Select, compile};
+use ringfence_core::{Compiled, ExplainError, Explanation, PeerError, Select, compile};
 use ringfence_intent::model::{Action, Os, Proto, WorkloadKind};
 use ringfence_testkit::builder::{
     PodExt, ServiceExt, cluster, cluster_c1, inventory, node, pod, service,
@@ -14,6 +14,17 @@ fn example() -> Compiled {
     compile(&example::intent(), &example::inventory())
         .0
         .expect("compiles")
+}
+
+/// `explain` between two peers given as the CLI takes them.
+fn explain(
+    c: &Compiled,
+    from: &str,
+    to: &str,
+    proto: Proto,
+    port: Option<u16>,
+) -> Result<Explanation, ExplainError> {
+    c.explain(&c.peer(from).unwrap(), &c.peer(to).unwrap(), proto, port)
 }
 
 #[test]
@@ -97,14 +108,7 @@ fn peers_resolve_or_say_why_not() {
 #[test]
 fn explain_text_and_json() {
     let c = example();
-    let x = c
-        .explain(
-            &c.peer("shop/frontend").unwrap(),
-            &c.peer("shop/cart").unwrap(),
-            Proto::Tcp,
-            Some(7070),
-        )
-        .unwrap();
+    let x = explain(&c, "shop/frontend", "shop/cart", Proto::Tcp, Some(7070)).unwrap();
     assert_eq!(
         (x.pairs, x.denied, x.verdict, x.passes),
         (2, 0, Action::Allow, true)
@@ -129,62 +133,38 @@ fn explain_text_and_json() {
     assert_eq!(json["ingress"]["node"], "worker-1");
 
     // An external has no egress side.
-    let x = c
-        .explain(
-            &c.peer("internet").unwrap(),
-            &c.peer("shop/frontend").unwrap(),
-            Proto::Tcp,
-            Some(80),
-        )
-        .unwrap();
+    let x = explain(&c, "internet", "shop/frontend", Proto::Tcp, Some(80)).unwrap();
     let json = serde_json::to_value(&x).unwrap();
     assert_eq!(json["egress"], serde_json::json!({"managed": false}));
     assert!(x.to_string().contains("  egress:  allow (not managed)\n"));
     assert_eq!(json["pair"]["port"], 8080, "service port translated");
 
     assert_eq!(
-        c.explain(
-            &c.peer("internet").unwrap(),
-            &c.peer("shop/frontend").unwrap(),
-            Proto::Tcp,
-            None
-        )
-        .unwrap_err()
-        .to_string(),
+        explain(&c, "internet", "shop/frontend", Proto::Tcp, None)
+            .unwrap_err()
+            .to_string(),
         "tcp needs a port: give --port"
     );
     // Port 0 was explained as if a connection could use it.
     assert_eq!(
-        c.explain(
-            &c.peer("internet").unwrap(),
-            &c.peer("shop/frontend").unwrap(),
-            Proto::Tcp,
-            Some(0)
-        )
-        .unwrap_err()
-        .to_string(),
+        explain(&c, "internet", "shop/frontend", Proto::Tcp, Some(0))
+            .unwrap_err()
+            .to_string(),
         "port 0 is not a port a connection can use: give --port 1-65535"
     );
     // ICMP has none.
-    let x = c
-        .explain(
-            &c.peer("shop/frontend").unwrap(),
-            &c.peer("shop/cart").unwrap(),
-            Proto::Icmp,
-            Some(7),
-        )
-        .unwrap();
+    let x = explain(&c, "shop/frontend", "shop/cart", Proto::Icmp, Some(7)).unwrap();
     assert_eq!((x.verdict, x.port), (Action::Deny, None));
 
     // A service without the port asked.
-    let err = c
-        .explain(
-            &c.peer("internet").unwrap(),
-            &c.peer("service:shop/frontend").unwrap(),
-            Proto::Tcp,
-            Some(81),
-        )
-        .unwrap_err();
+    let err = explain(
+        &c,
+        "internet",
+        "service:shop/frontend",
+        Proto::Tcp,
+        Some(81),
+    )
+    .unwrap_err();
     assert_eq!(
         err,
         ExplainError::NoServicePort {
@@ -216,14 +196,7 @@ fn a_group_is_allowed_only_if_every_pair_is() {
     )
     .0
     .unwrap();
-    let x = c
-        .explain(
-            &c.peer("world").unwrap(),
-            &c.peer("a/web[Deployment]").unwrap(),
-            Proto::Tcp,
-            Some(8080),
-        )
-        .unwrap();
+    let x = explain(&c, "world", "a/web[Deployment]", Proto::Tcp, Some(8080)).unwrap();
     assert_eq!((x.verdict, x.pairs, x.denied), (Action::Deny, 2, 1));
     assert_eq!(x.pair.to, "pod/a/web-2", "the pair that is denied");
     assert_eq!(x.ingress.policy.as_deref(), Some("quarantine/deny-ingress"));
