@@ -284,22 +284,12 @@ impl Membership {
     /// pod takes an address of the node or of a host-network pod.
     pub fn check(&self, ir: &NodeIr) -> Result<(), Fault> {
         self.validate()?;
-        for s in &self.sets {
-            declared_set(ir, &s.name)?;
-        }
-        let fixed: BTreeSet<IpAddr> = ir
-            .endpoints
-            .iter()
-            .filter(|e| e.local)
-            .flat_map(|e| e.addresses.iter().copied())
-            .collect();
-        for e in &self.endpoints {
-            declared_endpoint(ir, e, &fixed)?;
-        }
-        for t in &self.targets {
-            declared_target(ir, t)?;
-        }
-        Ok(())
+        declared(
+            ir,
+            self.sets.iter().map(|s| s.name.as_str()),
+            &self.endpoints,
+            &self.targets,
+        )
     }
 
     /// The changes that turn `old` into `new` (both canonical).
@@ -510,21 +500,12 @@ impl Changes {
     /// Check the names against the bundle's IR (as [`Membership::check`]).
     pub fn check(&self, ir: &NodeIr) -> Result<(), Fault> {
         self.validate()?;
-        for s in &self.sets {
-            declared_set(ir, &s.name)?;
-        }
-        let fixed: BTreeSet<IpAddr> = ir
-            .endpoints
-            .iter()
-            .filter(|e| e.local)
-            .flat_map(|e| e.addresses.iter().copied())
-            .collect();
-        for e in &self.endpoints {
-            declared_endpoint(ir, e, &fixed)?;
-        }
-        for t in &self.targets {
-            declared_target(ir, t)?;
-        }
+        declared(
+            ir,
+            self.sets.iter().map(|s| s.name.as_str()),
+            &self.endpoints,
+            &self.targets,
+        )?;
         for r in &self.targets_removed {
             if !ir.exposures.iter().any(|x| x.key() == r.exposure) {
                 return Err(Fault::Undeclared(format!(
@@ -535,6 +516,34 @@ impl Changes {
         }
         Ok(())
     }
+}
+
+/// What [`Membership::check`] and [`Changes::check`] share: the sets are
+/// declared live sets, the endpoints' chains exist with their direction and
+/// take no fixed address (the node's, a host-network pod's), the targets'
+/// exposures and chains exist.
+fn declared<'a>(
+    ir: &NodeIr,
+    sets: impl Iterator<Item = &'a str>,
+    endpoints: &[MemberEndpoint],
+    targets: &[MemberTarget],
+) -> Result<(), Fault> {
+    for name in sets {
+        declared_set(ir, name)?;
+    }
+    let fixed: BTreeSet<IpAddr> = ir
+        .endpoints
+        .iter()
+        .filter(|e| e.local)
+        .flat_map(|e| e.addresses.iter().copied())
+        .collect();
+    for e in endpoints {
+        declared_endpoint(ir, e, &fixed)?;
+    }
+    for t in targets {
+        declared_target(ir, t)?;
+    }
+    Ok(())
 }
 
 fn endpoint_shape(e: &MemberEndpoint) -> Result<(), Fault> {

@@ -37,7 +37,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 
 use rayon::prelude::*;
-use ringfence_core::{Compiled, Side, Via};
+use ringfence_core::{Compiled, Side};
 use ringfence_intent::Diagnostic;
 use ringfence_intent::model::Intent;
 
@@ -317,18 +317,9 @@ fn judgement(c: &Compiled, j: &Judged, k: &Key) -> Judgement {
             Some((o, op)) if j.at_orig => (o, op.or(k.port())),
             _ => (k.dst(), k.port()),
         };
-        format!(
-            "{} {addr}:{} -> {}:{}",
-            match t.via {
-                Via::ClusterIp => "cluster IP",
-                Via::NodePort => "node port",
-                Via::LoadBalancer => "load balancer",
-            },
-            port.unwrap_or(0),
-            t.target,
-            t.port
-        )
+        t.describe(addr, port)
     });
+    let (egress, ingress, node_hop) = c.side_infos(v);
     Judgement {
         verdict: if v.allowed() {
             Action::Allow
@@ -336,12 +327,9 @@ fn judgement(c: &Compiled, j: &Judged, k: &Key) -> Judgement {
             Action::Deny
         },
         passes: v.passes(),
-        egress: c.side_info(&v.egress),
-        ingress: c.side_info(&v.ingress),
-        node_hop: v
-            .translation
-            .and_then(|t| t.node_hop)
-            .map(|s| c.side_info(&s)),
+        egress,
+        ingress,
+        node_hop,
         via,
     }
 }

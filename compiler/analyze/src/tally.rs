@@ -571,17 +571,10 @@ mod tests {
     }
 
     fn compiled() -> Compiled {
-        use ringfence_schema::ir::Os;
-        use ringfence_testkit::builder::{IntentBuilder, cluster, inventory, node, pod, q};
+        use ringfence_testkit::builder::{IntentBuilder, cluster_c1, pod, q};
         let mut b = IntentBuilder::new();
         b.scope("top", None, q::cluster("c1"));
-        let inv = inventory(vec![cluster(
-            "c1",
-            vec![node("n1", Os::Linux, &["192.168.0.1"])],
-            Vec::new(),
-            vec![pod("a", "p", "n1", &["10.0.0.1"])],
-            Vec::new(),
-        )]);
+        let inv = cluster_c1(1, vec![pod("a", "p", "n1", &["10.0.0.1"])], Vec::new());
         ringfence_core::compile(&b.build(), &inv).0.unwrap()
     }
 

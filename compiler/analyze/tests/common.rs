@@ -6,11 +6,11 @@ use std::net::IpAddr;
 use ringfence_analyze::{Analysis, Analyzer, Input, Observed, Options, Version};
 use ringfence_core::{Compiled, compile};
 use ringfence_intent::Diagnostic;
-use ringfence_intent::model::{Action, Direction, Intent, Mode, Os, PolicyRank, Proto};
+use ringfence_intent::model::{Action, Direction, Intent, Mode, PolicyRank, Proto};
 use ringfence_inventory::model::Inventory;
 use ringfence_schema::flow::NetworkVerdict;
 use ringfence_testkit::builder::{
-    IntentBuilder, PodExt, ServiceExt, cluster, inventory, node, pod, q, service, t,
+    IntentBuilder, PodExt, ServiceExt, cluster_c1, pod, q, service, t,
 };
 
 /// A compiled version and what it came from.
@@ -55,13 +55,8 @@ pub(crate) fn build(intent: Intent, inv: &Inventory) -> Built {
 /// Services: `app/api` cluster IP 10.96.0.10 tcp 80 → 8080, 443 → 8443; `app/web`
 /// NodePort 30080 → 8080 (cluster IP 10.96.0.11).
 pub(crate) fn inventory_() -> Inventory {
-    inventory(vec![cluster(
-        "c1",
-        vec![
-            node("n1", Os::Linux, &["192.168.0.1"]),
-            node("n2", Os::Linux, &["192.168.0.2"]),
-        ],
-        Vec::new(),
+    cluster_c1(
+        2,
         vec![
             pod("app", "web-1", "n1", &["10.0.1.1"])
                 .labels(&[("app", "web")])
@@ -89,7 +84,7 @@ pub(crate) fn inventory_() -> Inventory {
                 .port(Proto::Tcp, 80, 8080)
                 .node_port(30080),
         ],
-    )])
+    )
 }
 
 /// The scenario's intent; `web_to_api_ports` lets a test narrow

@@ -284,6 +284,24 @@ pub struct Translation {
     pub node_hop: Option<Side>,
 }
 
+impl Translation {
+    /// How `explain` and `analyze` show it, for a flow that addressed
+    /// `addr:port`: `cluster IP 172.20.0.1:80 -> 10.0.0.1:8080`.
+    pub fn describe(&self, addr: IpAddr, port: Option<u16>) -> String {
+        let via = match self.via {
+            Via::ClusterIp => "cluster IP",
+            Via::NodePort => "node port",
+            Via::LoadBalancer => "load balancer",
+        };
+        format!(
+            "{via} {addr}:{} -> {}:{}",
+            port.unwrap_or(0),
+            self.target,
+            self.port
+        )
+    }
+}
+
 /// Both sides of a flow.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct FlowVerdict {

@@ -17,7 +17,7 @@ use ringfence_intent::model::{Action, Mode, Proto, WorkloadKind};
 use ringfence_schema::ir::Rank;
 use serde::Serialize;
 
-use crate::compiled::{Compiled, FlowVerdict, Side, Via, same_family};
+use crate::compiled::{Compiled, FlowVerdict, Side, same_family};
 
 /// A consumer or provider named on the command line, resolved against the inventory.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -619,21 +619,7 @@ impl Compiled {
                     self.verdict_direct(src, dst, proto, dport)
                 };
                 let (dst, dport, via) = match v.translation {
-                    Some(t) => (
-                        t.target,
-                        Some(t.port),
-                        Some(format!(
-                            "{} {dst}:{} -> {}:{}",
-                            match t.via {
-                                Via::ClusterIp => "cluster IP",
-                                Via::NodePort => "node port",
-                                Via::LoadBalancer => "load balancer",
-                            },
-                            dport.unwrap_or(0),
-                            t.target,
-                            t.port
-                        )),
-                    ),
+                    Some(t) => (t.target, Some(t.port), Some(t.describe(dst, dport))),
                     None => (dst, dport, via),
                 };
                 pairs += 1;
@@ -664,6 +650,7 @@ impl Compiled {
                 to: to.text.clone(),
             });
         };
+        let (egress, ingress, node_hop) = self.side_infos(&v);
         Ok(Explanation {
             verdict: if denied == 0 {
                 Action::Allow
@@ -678,13 +665,22 @@ impl Compiled {
             pairs,
             denied,
             pair,
-            egress: self.side_info(&v.egress),
-            ingress: self.side_info(&v.ingress),
-            node_hop: v
-                .translation
+            egress,
+            ingress,
+            node_hop,
+        })
+    }
+
+    /// What `explain` shows of a verdict's sides: egress, ingress and the
+    /// node hop when the flow took one.
+    pub fn side_infos(&self, v: &FlowVerdict) -> (SideInfo, SideInfo, Option<SideInfo>) {
+        (
+            self.side_info(&v.egress),
+            self.side_info(&v.ingress),
+            v.translation
                 .and_then(|t| t.node_hop)
                 .map(|s| self.side_info(&s)),
-        })
+        )
     }
 
     /// What `explain` shows for one side of a verdict.

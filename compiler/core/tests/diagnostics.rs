@@ -1,18 +1,16 @@
-//! What the core reports about intent, with spans into the intent text.
+//! What the core reports about intent, with spans into the intent text
+//! (each scenario's intent is a file in `fixtures/`).
 
 use ringfence_core::compile;
-use ringfence_intent::model::{Action, Direction, Intent, Os, PolicyRank, Proto};
+use ringfence_intent::model::{Intent, Proto};
 use ringfence_intent::{Diagnostic, Severity};
 use ringfence_inventory::model::Inventory;
-use ringfence_testkit::builder::{
-    IntentBuilder, PodExt, ServiceExt, cluster, inventory, node, pod, q, service, t,
-};
+use ringfence_testkit::builder::{PodExt, ServiceExt, cluster_c1, pod, service};
+use ringfence_testkit::fixtures;
 
 fn inv() -> Inventory {
-    inventory(vec![cluster(
-        "c1",
-        vec![node("n1", Os::Linux, &["192.168.0.1"])],
-        Vec::new(),
+    cluster_c1(
+        1,
         vec![
             pod("a", "web-1", "n1", &["10.0.0.1"])
                 .labels(&[("app", "web")])
@@ -23,7 +21,7 @@ fn inv() -> Inventory {
         vec![
             service("a", "web", &[("app", "web")], "172.20.0.1").named_port(Proto::Tcp, 80, "http"),
         ],
-    )])
+    )
 }
 
 /// The line (1-based) a diagnostic's primary label points at.
@@ -57,10 +55,7 @@ fn line_of(intent: &Intent, needle: &str) -> u32 {
 
 #[test]
 fn a_cluster_in_two_top_level_scopes_is_an_error() {
-    let mut b = IntentBuilder::new();
-    b.scope("apps-a", None, q::namespace("a"));
-    b.scope("apps-b", None, q::namespace("b"));
-    let intent = b.build();
+    let intent = fixtures::intent(include_str!("fixtures/two-top-level-scopes.kdl"));
     let (c, diags) = compile(&intent, &inv());
     assert!(c.is_none(), "no IR is produced");
     assert_eq!(diags.len(), 1, "{diags:#?}");
@@ -96,56 +91,7 @@ fn a_cluster_in_two_top_level_scopes_is_an_error() {
 
 #[test]
 fn shadowed_and_conflicting_policies_are_reported_at_the_policy() {
-    let mut b = IntentBuilder::new();
-    let top = b.scope("top", None, q::cluster("c1"));
-    let web1 = b.filter("web-1", None, false, q::name("web-1"));
-    let web2 = b.filter("web-2", None, false, q::name("web-2"));
-    let web = b.filter("web", None, false, q::label("app", "web"));
-    let db = b.filter("db", None, false, q::label("app", "db"));
-    use PolicyRank::Default;
-    b.policy(
-        top,
-        Default,
-        Action::Allow,
-        "one",
-        t::filter(web1),
-        t::filter(db),
-        Proto::Tcp,
-        "5432",
-    );
-    b.policy(
-        top,
-        Default,
-        Action::Allow,
-        "two",
-        t::filter(web2),
-        t::filter(db),
-        Proto::Tcp,
-        "5432-5433",
-    );
-    // Covered by `one` and `two` together on every chain it lands on.
-    b.policy(
-        top,
-        Default,
-        Action::Deny,
-        "both",
-        t::filter(web),
-        t::filter(db),
-        Proto::Tcp,
-        "5432",
-    );
-    // Partly decided by `two` (allow), partly its own.
-    b.policy(
-        top,
-        Default,
-        Action::Deny,
-        "wider",
-        t::filter(web),
-        t::filter(db),
-        Proto::Tcp,
-        "5433-5440",
-    );
-    let intent = b.build();
+    let intent = fixtures::intent(include_str!("fixtures/shadowed.kdl"));
     let (c, diags) = compile(&intent, &inv());
     assert!(c.is_some());
     let d = one_warning(&diags, "ringfence::shadowed-policy");
@@ -187,32 +133,7 @@ fn shadowed_and_conflicting_policies_are_reported_at_the_policy() {
 
 #[test]
 fn services_that_do_not_fit_the_policy_are_warnings() {
-    let mut b = IntentBuilder::new();
-    let top = b.scope("top", None, q::cluster("c1"));
-    b.catch_all(top, Direction::Ingress, Action::Deny);
-    let db = b.filter("db", None, false, q::label("app", "db"));
-    use PolicyRank::Default;
-    b.policy(
-        top,
-        Default,
-        Action::Allow,
-        "missing",
-        t::filter(db),
-        t::service("a", "nope"),
-        Proto::Tcp,
-        "80",
-    );
-    b.policy(
-        top,
-        Default,
-        Action::Allow,
-        "wrong-port",
-        t::filter(db),
-        t::service("a", "web"),
-        Proto::Tcp,
-        "80,8080",
-    );
-    let intent = b.build();
+    let intent = fixtures::intent(include_str!("fixtures/services-misfit.kdl"));
     let (c, diags) = compile(&intent, &inv());
     let c = c.expect("warnings only");
     let codes: Vec<&str> = diags.iter().map(|d| d.code).collect();
@@ -259,13 +180,7 @@ fn services_that_do_not_fit_the_policy_are_warnings() {
 /// for the web pods without a word.
 #[test]
 fn scopes_that_do_not_form_a_chain_are_a_warning_with_both_spans() {
-    let mut b = IntentBuilder::new();
-    let top = b.scope("top", None, q::cluster("c1"));
-    let apps = b.scope("apps", Some(top), q::namespace("a"));
-    b.scope("apps-inner", Some(apps), q::namespace("a"));
-    b.scope("web", Some(top), q::label("app", "web"));
-    b.scope("db", Some(top), q::label("app", "db"));
-    let intent = b.build();
+    let intent = fixtures::intent(include_str!("fixtures/scopes-no-chain.kdl"));
     let (c, diags) = compile(&intent, &inv());
     assert!(c.is_some());
     let d = one_warning(&diags, "ringfence::scopes-share-workloads");
@@ -281,12 +196,10 @@ fn scopes_that_do_not_form_a_chain_are_a_warning_with_both_spans() {
         line_of(&intent, "scope \"apps-inner\"")
     );
     // A chain (top > apps > apps-inner, top > db) is no finding.
-    let mut b = IntentBuilder::new();
-    let top = b.scope("top", None, q::cluster("c1"));
-    let apps = b.scope("apps", Some(top), q::namespace("a"));
-    b.scope("apps-inner", Some(apps), q::label("app", "web"));
-    b.scope("db", Some(top), q::label("app", "db"));
-    let (_, diags) = compile(&b.build(), &inv());
+    let (_, diags) = compile(
+        &fixtures::intent(include_str!("fixtures/scopes-chain.kdl")),
+        &inv(),
+    );
     assert!(
         diags
             .iter()

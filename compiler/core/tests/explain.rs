@@ -1,10 +1,11 @@
 //! `explain` and `matrix` as the CLI prints them: peers, errors, text and JSON.
 
-use ringfence_core::{Compiled, ExplainError, PeerError, Select, compile};
-use ringfence_intent::model::{Action, Direction, Os, PolicyRank, Proto, WorkloadKind};
+use ringfence_core::{Compiled, ExplainError, Explanation, PeerError, Select, compile};
+use ringfence_intent::model::{Action, Os, Proto, WorkloadKind};
 use ringfence_testkit::builder::{
-    IntentBuilder, PodExt, ServiceExt, cluster, inventory, node, pod, q, service, t,
+    PodExt, ServiceExt, cluster, cluster_c1, inventory, node, pod, service,
 };
+use ringfence_testkit::fixtures;
 
 use crate::example;
 use ringfence_testkit::text::assert_contains;
@@ -13,6 +14,17 @@ fn example() -> Compiled {
     compile(&example::intent(), &example::inventory())
         .0
         .expect("compiles")
+}
+
+/// `explain` between two peers given as the CLI takes them.
+fn explain(
+    c: &Compiled,
+    from: &str,
+    to: &str,
+    proto: Proto,
+    port: Option<u16>,
+) -> Result<Explanation, ExplainError> {
+    c.explain(&c.peer(from).unwrap(), &c.peer(to).unwrap(), proto, port)
 }
 
 #[test]
@@ -56,9 +68,6 @@ fn peers_resolve_or_say_why_not() {
     );
 
     // The same name in two clusters.
-    let mut b = IntentBuilder::new();
-    b.scope("one", None, q::cluster("c1"));
-    b.scope("two", None, q::cluster("c2"));
     let inv = inventory(
         ["c1", "c2"]
             .iter()
@@ -74,7 +83,12 @@ fn peers_resolve_or_say_why_not() {
             })
             .collect(),
     );
-    let c2 = compile(&b.build(), &inv).0.unwrap();
+    let c2 = compile(
+        &fixtures::intent(include_str!("fixtures/two-clusters.kdl")),
+        &inv,
+    )
+    .0
+    .unwrap();
     match c2.peer("a/x") {
         Err(PeerError::Ambiguous { candidates, .. }) => {
             assert_eq!(candidates, ["c1/a/x", "c2/a/x"])
@@ -94,14 +108,7 @@ fn peers_resolve_or_say_why_not() {
 #[test]
 fn explain_text_and_json() {
     let c = example();
-    let x = c
-        .explain(
-            &c.peer("shop/frontend").unwrap(),
-            &c.peer("shop/cart").unwrap(),
-            Proto::Tcp,
-            Some(7070),
-        )
-        .unwrap();
+    let x = explain(&c, "shop/frontend", "shop/cart", Proto::Tcp, Some(7070)).unwrap();
     assert_eq!(
         (x.pairs, x.denied, x.verdict, x.passes),
         (2, 0, Action::Allow, true)
@@ -126,62 +133,38 @@ fn explain_text_and_json() {
     assert_eq!(json["ingress"]["node"], "worker-1");
 
     // An external has no egress side.
-    let x = c
-        .explain(
-            &c.peer("internet").unwrap(),
-            &c.peer("shop/frontend").unwrap(),
-            Proto::Tcp,
-            Some(80),
-        )
-        .unwrap();
+    let x = explain(&c, "internet", "shop/frontend", Proto::Tcp, Some(80)).unwrap();
     let json = serde_json::to_value(&x).unwrap();
     assert_eq!(json["egress"], serde_json::json!({"managed": false}));
     assert!(x.to_string().contains("  egress:  allow (not managed)\n"));
     assert_eq!(json["pair"]["port"], 8080, "service port translated");
 
     assert_eq!(
-        c.explain(
-            &c.peer("internet").unwrap(),
-            &c.peer("shop/frontend").unwrap(),
-            Proto::Tcp,
-            None
-        )
-        .unwrap_err()
-        .to_string(),
+        explain(&c, "internet", "shop/frontend", Proto::Tcp, None)
+            .unwrap_err()
+            .to_string(),
         "tcp needs a port: give --port"
     );
     // Port 0 was explained as if a connection could use it.
     assert_eq!(
-        c.explain(
-            &c.peer("internet").unwrap(),
-            &c.peer("shop/frontend").unwrap(),
-            Proto::Tcp,
-            Some(0)
-        )
-        .unwrap_err()
-        .to_string(),
+        explain(&c, "internet", "shop/frontend", Proto::Tcp, Some(0))
+            .unwrap_err()
+            .to_string(),
         "port 0 is not a port a connection can use: give --port 1-65535"
     );
     // ICMP has none.
-    let x = c
-        .explain(
-            &c.peer("shop/frontend").unwrap(),
-            &c.peer("shop/cart").unwrap(),
-            Proto::Icmp,
-            Some(7),
-        )
-        .unwrap();
+    let x = explain(&c, "shop/frontend", "shop/cart", Proto::Icmp, Some(7)).unwrap();
     assert_eq!((x.verdict, x.port), (Action::Deny, None));
 
     // A service without the port asked.
-    let err = c
-        .explain(
-            &c.peer("internet").unwrap(),
-            &c.peer("service:shop/frontend").unwrap(),
-            Proto::Tcp,
-            Some(81),
-        )
-        .unwrap_err();
+    let err = explain(
+        &c,
+        "internet",
+        "service:shop/frontend",
+        Proto::Tcp,
+        Some(81),
+    )
+    .unwrap_err();
     assert_eq!(
         err,
         ExplainError::NoServicePort {
@@ -195,27 +178,8 @@ fn explain_text_and_json() {
 
 #[test]
 fn a_group_is_allowed_only_if_every_pair_is() {
-    let mut b = IntentBuilder::new();
-    let top = b.scope("top", None, q::cluster("c1"));
-    b.catch_all(top, Direction::Ingress, Action::Deny);
-    let world = b.external("world", &["198.51.100.0/24"]);
-    let web = b.filter("web", None, false, q::label("app", "web"));
-    let bad = b.filter("bad", None, false, q::label("bad", "yes"));
-    b.policy(
-        top,
-        PolicyRank::Default,
-        Action::Allow,
-        "in",
-        t::external(world),
-        t::filter(web),
-        Proto::Tcp,
-        "8080",
-    );
-    b.quarantine(&[bad]);
-    let inv = inventory(vec![cluster(
-        "c1",
-        vec![node("n1", Os::Linux, &["192.168.0.1"])],
-        Vec::new(),
+    let inv = cluster_c1(
+        1,
         vec![
             pod("a", "web-1", "n1", &["10.0.0.1"])
                 .labels(&[("app", "web")])
@@ -225,16 +189,14 @@ fn a_group_is_allowed_only_if_every_pair_is() {
                 .owner("Deployment", "web"),
         ],
         vec![service("a", "web", &[("app", "web")], "172.20.0.1").port(Proto::Tcp, 80, 8080)],
-    )]);
-    let c = compile(&b.build(), &inv).0.unwrap();
-    let x = c
-        .explain(
-            &c.peer("world").unwrap(),
-            &c.peer("a/web[Deployment]").unwrap(),
-            Proto::Tcp,
-            Some(8080),
-        )
-        .unwrap();
+    );
+    let c = compile(
+        &fixtures::intent(include_str!("fixtures/group-pairs.kdl")),
+        &inv,
+    )
+    .0
+    .unwrap();
+    let x = explain(&c, "world", "a/web[Deployment]", Proto::Tcp, Some(8080)).unwrap();
     assert_eq!((x.verdict, x.pairs, x.denied), (Action::Deny, 2, 1));
     assert_eq!(x.pair.to, "pod/a/web-2", "the pair that is denied");
     assert_eq!(x.ingress.policy.as_deref(), Some("quarantine/deny-ingress"));
@@ -257,54 +219,6 @@ fn a_group_is_allowed_only_if_every_pair_is() {
 
 #[test]
 fn matrix_lines() {
-    let mut b = IntentBuilder::new();
-    let top = b.scope("top", None, q::cluster("c1"));
-    b.catch_all(top, Direction::Ingress, Action::Deny);
-    b.catch_all(top, Direction::Egress, Action::Deny);
-    let net = b.external("net", &["198.51.100.0/24", "2001:db8::/32"]);
-    let web = b.filter("web", None, false, q::label("app", "web"));
-    let api = b.filter("api", None, false, q::label("app", "api"));
-    use PolicyRank::Default;
-    b.policy(
-        top,
-        Default,
-        Action::Allow,
-        "web-api",
-        t::filter(web),
-        t::filter(api),
-        Proto::Tcp,
-        "9090-9100,7070",
-    );
-    b.policy(
-        top,
-        Default,
-        Action::Allow,
-        "web-api-udp",
-        t::filter(web),
-        t::filter(api),
-        Proto::Udp,
-        "53",
-    );
-    b.policy(
-        top,
-        Default,
-        Action::Allow,
-        "ping",
-        t::filter(web),
-        t::filter(api),
-        Proto::Icmp,
-        "",
-    );
-    b.policy(
-        top,
-        Default,
-        Action::Allow,
-        "in",
-        t::external(net),
-        t::service("a", "web"),
-        Proto::Tcp,
-        "",
-    );
     let inv = inventory(vec![cluster(
         "c1",
         vec![node("n1", Os::Linux, &["192.168.0.1", "fd00::1"])],
@@ -328,7 +242,9 @@ fn matrix_lines() {
                 .node_port(30443),
         ],
     )]);
-    let c = compile(&b.build(), &inv).0.unwrap();
+    let c = compile(&fixtures::intent(include_str!("fixtures/matrix.kdl")), &inv)
+        .0
+        .unwrap();
     let m = c.matrix();
     assert_eq!(
         m.to_string(),

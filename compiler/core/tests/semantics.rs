@@ -4,12 +4,12 @@
 //! node that judges each side.
 
 use ringfence_core::{Compiled, compile};
-use ringfence_intent::model::{Action, Direction, Intent, Mode, Os, PolicyRank, Proto};
+use ringfence_intent::model::{Action, Intent, Mode, Os, Proto};
 use ringfence_inventory::model::Inventory;
 use ringfence_testkit::builder::{
-    IntentBuilder, PodExt, ServiceExt, cluster, inventory, node, pod, q, service, t,
+    PodExt, ServiceExt, cluster, cluster_c1, inventory, node, pod, service,
 };
-use ringfence_testkit::fixtures::node_return;
+use ringfence_testkit::fixtures::{self, node_return};
 
 use crate::example;
 
@@ -488,90 +488,7 @@ fn analyze_mode_counts_but_passes_and_enforce_drops() {
 /// Scopes top > app > db; a second top-level scope for another cluster
 /// without any catch-all.
 fn ranks() -> (Intent, Inventory) {
-    let mut b = IntentBuilder::new();
-    let top = b.scope("top", None, q::cluster("c1"));
-    b.catch_all(top, Direction::Ingress, Action::Allow);
-    let app = b.scope("app", Some(top), q::namespace("app"));
-    b.catch_all(app, Direction::Egress, Action::Deny);
-    let db = b.scope("db", Some(app), q::label("tier", "db"));
-    b.catch_all(db, Direction::Ingress, Action::Deny);
-    let other = b.scope("other", None, q::cluster("c2"));
-    let web = b.filter("web", Some(app), true, q::label("tier", "web"));
-    let dbs = b.filter("dbs", None, false, q::label("tier", "db"));
-    let api = b.filter("api", Some(app), true, q::label("tier", "api"));
-    use PolicyRank::{Absolute, Default};
-    b.policy(
-        top,
-        Absolute,
-        DENY,
-        "no-db-admin",
-        t::any(),
-        t::filter(dbs),
-        Tcp,
-        "5433",
-    );
-    b.policy(
-        app,
-        Default,
-        ALLOW,
-        "db-admin",
-        t::filter(web),
-        t::filter(dbs),
-        Tcp,
-        "5433",
-    );
-    b.policy(
-        db,
-        Default,
-        ALLOW,
-        "db-in",
-        t::filter(web),
-        t::filter(dbs),
-        Tcp,
-        "5432-5433",
-    );
-    b.policy(
-        app,
-        Default,
-        ALLOW,
-        "web-to-db",
-        t::filter(web),
-        t::filter(dbs),
-        Tcp,
-        "5432-5433",
-    );
-    b.policy(
-        top,
-        Default,
-        DENY,
-        "no-api",
-        t::filter(web),
-        t::filter(api),
-        Tcp,
-        "8080",
-    );
-    b.policy(
-        app,
-        Default,
-        ALLOW,
-        "web-to-api",
-        t::filter(web),
-        t::filter(api),
-        Tcp,
-        "8080",
-    );
-    // A policy of `app` naming a provider outside it opens nothing there.
-    b.policy(
-        app,
-        Default,
-        ALLOW,
-        "web-to-other",
-        t::filter(web),
-        t::scope(other),
-        Tcp,
-        "9000",
-    );
-    let intent = b.build();
+    let intent = fixtures::intent(include_str!("fixtures/ranks.kdl"));
     let c1 = cluster(
         "c1",
         vec![node("n1", Os::Linux, &["192.168.0.1"])],
@@ -700,28 +617,9 @@ fn ranks_scopes_and_catch_alls() {
 fn externally_reachable_services() {
     // A LoadBalancer with externalTrafficPolicy Local: only nodes with a
     // local backend serve it; the pod sees the client address.
-    let mut b = IntentBuilder::new();
-    let top = b.scope("top", None, q::cluster("c1"));
-    b.catch_all(top, Direction::Ingress, Action::Deny);
-    let world = b.external("world", &["198.51.0.0/16"]);
-    b.policy(
-        top,
-        PolicyRank::Default,
-        ALLOW,
-        "in",
-        t::external(world),
-        t::service("web", "site"),
-        Tcp,
-        "443",
-    );
-    let intent = b.build();
-    let inv = inventory(vec![cluster(
-        "c1",
-        vec![
-            node("n1", Os::Linux, &["192.168.0.1"]),
-            node("n2", Os::Linux, &["192.168.0.2"]),
-        ],
-        Vec::new(),
+    let intent = fixtures::intent(include_str!("fixtures/load-balancer-local.kdl"));
+    let inv = cluster_c1(
+        2,
         vec![
             pod("web", "site-1", "n1", &["10.0.0.1"])
                 .labels(&[("app", "site")])
@@ -734,7 +632,7 @@ fn externally_reachable_services() {
                 .load_balancer(&["203.0.113.7"])
                 .local(),
         ],
-    )]);
+    );
     let c = compiled(&intent, &inv);
     let n1 = &c.nodes()[0];
     let n2 = &c.nodes()[1];

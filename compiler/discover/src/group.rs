@@ -18,7 +18,7 @@ use rustc_hash::FxHashMap;
 
 use crate::Granularity;
 use crate::aggregate::{ConvKey, Evidence};
-use crate::book::{Book, EntityId, EntityKind, NO_SERVICE, Peer, Via};
+use crate::book::{Book, Entity, EntityId, EntityKind, NO_SERVICE, Peer, Via};
 
 /// Index of a unit in [`Units::units`].
 pub(crate) type UnitId = u32;
@@ -152,18 +152,7 @@ impl<'a> Units<'a> {
                     u.push_members(kind, Some(c), ns, es);
                 }
             }
-            Granularity::Cluster => {
-                let mut by_cluster: BTreeMap<usize, Vec<EntityId>> = BTreeMap::new();
-                for (e, en) in book.entities.iter().enumerate() {
-                    by_cluster
-                        .entry(en.cluster)
-                        .or_default()
-                        .push(e as EntityId);
-                }
-                for (c, es) in by_cluster {
-                    u.push_members(UnitKind::Cluster, Some(c), None, es);
-                }
-            }
+            Granularity::Cluster => u.per_cluster(book, UnitKind::Cluster, |_| true),
         }
         // Externals, and services reached by name.
         let mut exts: Vec<Peer> = convs
@@ -264,9 +253,14 @@ impl<'a> Units<'a> {
     /// which node talked to which pod (kubelet probes go to the node's own
     /// pods) is incidental.
     fn nodes_per_cluster(&mut self, book: &Book<'a>) {
+        self.per_cluster(book, UnitKind::Nodes, |en| en.kind == EntityKind::Node);
+    }
+
+    /// One unit of `kind` per cluster, of the entities `take` takes.
+    fn per_cluster(&mut self, book: &Book<'a>, kind: UnitKind, take: impl Fn(&Entity<'a>) -> bool) {
         let mut by_cluster: BTreeMap<usize, Vec<EntityId>> = BTreeMap::new();
         for (e, en) in book.entities.iter().enumerate() {
-            if en.kind == EntityKind::Node {
+            if take(en) {
                 by_cluster
                     .entry(en.cluster)
                     .or_default()
@@ -274,7 +268,7 @@ impl<'a> Units<'a> {
             }
         }
         for (c, es) in by_cluster {
-            self.push_members(UnitKind::Nodes, Some(c), None, es);
+            self.push_members(kind, Some(c), None, es);
         }
     }
 

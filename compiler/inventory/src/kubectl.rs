@@ -463,7 +463,7 @@ pub(crate) fn read_pod(
         help: AS_KUBECTL_WRITES,
     };
     let root = object.root(item);
-    let (name, namespace, labels) = namespaced(&root, "Pod", NameRule::Subdomain)?;
+    let named = namespaced(&root, "Pod", NameRule::Subdomain)?;
     let node_field = root.at("spec.nodeName");
     let node = match node_field.str()? {
         Some(_) => Some(required_name(&node_field, NameRule::Subdomain, "Node")?),
@@ -488,7 +488,7 @@ pub(crate) fn read_pod(
         ips.clear();
     }
 
-    let (ports, images) = container_ports(&root)?;
+    let containers = container_ports(&root)?;
 
     let mut refs = Vec::new();
     for r in root.at("metadata.ownerReferences").items()? {
@@ -498,9 +498,31 @@ pub(crate) fn read_pod(
             controller: r.key("controller").bool()?,
         });
     }
-    let owner = owner::derive(&refs, &labels);
+    Ok(pod_of(
+        named,
+        node,
+        host_network,
+        phase,
+        ips,
+        containers,
+        &refs,
+    ))
+}
 
-    Ok(Pod {
+/// A pod from what a reader (this one or [`fast`]) read of it: name,
+/// namespace and labels, its containers' ports and images, and its owner
+/// derived from its references and labels; its CVSS score is not known yet.
+pub(crate) fn pod_of(
+    (name, namespace, labels): (String, String, Labels),
+    node: Option<String>,
+    host_network: bool,
+    phase: String,
+    ips: Vec<IpAddr>,
+    (ports, images): (Vec<ContainerPort>, Vec<String>),
+    refs: &[OwnerRef<'_>],
+) -> Pod {
+    let owner = owner::derive(refs, &labels);
+    Pod {
         namespace,
         name,
         labels,
@@ -512,7 +534,7 @@ pub(crate) fn read_pod(
         images,
         cvss: 0.0,
         phase,
-    })
+    }
 }
 
 /// The containers that run for the pod's life: `spec.containers`, and init

@@ -2,7 +2,7 @@
 //! Kubernetes list paths with real-shaped JSON, page by page.
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader, Write};
+use std::io::{BufReader, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -11,6 +11,7 @@ use std::thread;
 use std::time::Duration;
 
 use ringfence_kube::{PullError, PullOptions, pull};
+use ringfence_testkit::kubeapi::{RequestHead, read_request};
 use serde_json::{Value, json};
 
 /// One request as the server saw it.
@@ -79,32 +80,11 @@ fn serve_connection(stream: TcpStream, answer: &Answer, log: &Mutex<Vec<Request>
         .unwrap();
     let mut reader = BufReader::new(stream.try_clone().unwrap());
     let mut writer = stream;
-    loop {
-        let mut request_line = String::new();
-        if reader.read_line(&mut request_line).unwrap_or(0) == 0 {
-            return;
-        }
-        let target = request_line
-            .split_whitespace()
-            .nth(1)
-            .unwrap_or("/")
-            .to_owned();
-        let mut authorization = None;
-        loop {
-            let mut header = String::new();
-            if reader.read_line(&mut header).unwrap_or(0) == 0 {
-                return;
-            }
-            let header = header.trim_end();
-            if header.is_empty() {
-                break;
-            }
-            if let Some((name, value)) = header.split_once(':')
-                && name.eq_ignore_ascii_case("authorization")
-            {
-                authorization = Some(value.trim().to_owned());
-            }
-        }
+    while let Some(RequestHead {
+        target,
+        authorization,
+    }) = read_request(&mut reader)
+    {
         let (path, query) = target.split_once('?').unwrap_or((&target, ""));
         let request = Request {
             path: path.to_owned(),

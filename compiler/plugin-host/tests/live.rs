@@ -125,9 +125,7 @@ fn render(ir: &NodeIr) -> String {
 
 #[test]
 fn a_filled_live_ir_holds_what_the_full_ir_holds() {
-    let mut p = Params::small();
-    p.windows_every = 0;
-    let s = generate(&p);
+    let s = generate(&Params::small_linux());
     let (c, d) = compile(&s.intent, &s.inventory);
     let c = c.unwrap_or_else(|| panic!("{d:?}"));
     let pods = LivePods::from_compiled(&c);

@@ -372,8 +372,7 @@ fn report(mismatches: Vec<String>) {
 
 #[test]
 fn hand_written_ir_is_enforced_exactly() {
-    if !netns::available() {
-        eprintln!("skipped: needs root, ip, nft and python3");
+    if netns::unavailable() {
         return;
     }
     let t = Topo::new();
@@ -494,8 +493,7 @@ fn hand_written_ir_is_enforced_exactly() {
 
 #[test]
 fn random_irs_are_enforced_exactly() {
-    if !netns::available() {
-        eprintln!("skipped: needs root, ip, nft and python3");
+    if netns::unavailable() {
         return;
     }
     let t = Topo::new();
@@ -554,8 +552,7 @@ fn kube_proxy(ir: &NodeIr, pick: usize) -> String {
 
 #[test]
 fn exposures_are_judged_by_the_target_after_dnat() {
-    if !netns::available() {
-        eprintln!("skipped: needs root, ip, nft and python3");
+    if netns::unavailable() {
         return;
     }
     let t = Topo::new();
@@ -669,8 +666,7 @@ fn gateway(a: &IpAddr) -> String {
 
 #[test]
 fn loading_twice_is_idempotent_and_other_tables_are_untouched() {
-    if !netns::available() {
-        eprintln!("skipped: needs root, ip, nft and python3");
+    if netns::unavailable() {
         return;
     }
     let ns = Netns::new("idem");

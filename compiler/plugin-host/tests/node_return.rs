@@ -69,8 +69,7 @@ fn tcp(src: &str, dst: &str, port: u16) -> Probe {
 
 #[test]
 fn node_return_admits_forwarded_node_port_traffic_only() {
-    if !netns::available() {
-        eprintln!("skipped: needs root, ip, nft and python3");
+    if netns::unavailable() {
         return;
     }
     let (ir1, ir2) = irs();

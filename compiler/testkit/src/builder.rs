@@ -939,3 +939,12 @@ pub fn inventory(mut clusters: Vec<Cluster>) -> Inventory {
     clusters.sort_by(|a, b| a.name.cmp(&b.name));
     Inventory { clusters }
 }
+
+/// The inventory most small tests need: one cluster `c1` of `linux_nodes`
+/// Linux nodes `n1`, `n2`, … (192.168.0.1, .2, …) with `pods` and `services`.
+pub fn cluster_c1(linux_nodes: usize, pods: Vec<Pod>, services: Vec<Service>) -> Inventory {
+    let nodes = (1..=linux_nodes)
+        .map(|i| node(&format!("n{i}"), Os::Linux, &[&format!("192.168.0.{i}")]))
+        .collect();
+    inventory(vec![cluster("c1", nodes, Vec::new(), pods, services)])
+}

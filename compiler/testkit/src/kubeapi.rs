@@ -242,34 +242,55 @@ fn status(code: u16, reason: &str, message: &str) -> Value {
     })
 }
 
+/// What a test server needs of an HTTP/1.1 request (GETs, no body).
+#[derive(Clone, Debug)]
+pub struct RequestHead {
+    /// The request target (path and query).
+    pub target: String,
+    /// The `Authorization` header's value.
+    pub authorization: Option<String>,
+}
+
+/// Read one request's line and headers; `None` once the connection closes.
+pub fn read_request(reader: &mut impl BufRead) -> Option<RequestHead> {
+    let mut line = String::new();
+    if reader.read_line(&mut line).unwrap_or(0) == 0 {
+        return None;
+    }
+    let target = line.split_whitespace().nth(1).unwrap_or("/").to_owned();
+    let mut authorization = None;
+    loop {
+        let mut h = String::new();
+        if reader.read_line(&mut h).unwrap_or(0) == 0 {
+            return None;
+        }
+        let h = h.trim_end();
+        if h.is_empty() {
+            break;
+        }
+        if let Some((n, v)) = h.split_once(':')
+            && n.eq_ignore_ascii_case("authorization")
+        {
+            authorization = Some(v.trim().to_owned());
+        }
+    }
+    Some(RequestHead {
+        target,
+        authorization,
+    })
+}
+
 /// Serve keep-alive GETs on one connection until it closes.
 fn serve(stream: TcpStream, s: &Shared) {
     let _ = stream.set_read_timeout(Some(Duration::from_secs(30)));
     let Ok(read) = stream.try_clone() else { return };
     let mut reader = BufReader::new(read);
     let mut w = stream;
-    loop {
-        let mut line = String::new();
-        if reader.read_line(&mut line).unwrap_or(0) == 0 {
-            return;
-        }
-        let target = line.split_whitespace().nth(1).unwrap_or("/").to_owned();
-        let mut auth = None;
-        loop {
-            let mut h = String::new();
-            if reader.read_line(&mut h).unwrap_or(0) == 0 {
-                return;
-            }
-            let h = h.trim_end();
-            if h.is_empty() {
-                break;
-            }
-            if let Some((n, v)) = h.split_once(':')
-                && n.eq_ignore_ascii_case("authorization")
-            {
-                auth = Some(v.trim().to_owned());
-            }
-        }
+    while let Some(RequestHead {
+        target,
+        authorization: auth,
+    }) = read_request(&mut reader)
+    {
         s.state.lock().unwrap().requests.push(target.clone());
         let (path, query) = target.split_once('?').unwrap_or((&target, ""));
         let query: BTreeMap<&str, &str> = query

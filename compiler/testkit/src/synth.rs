@@ -68,6 +68,15 @@ impl Params {
         }
     }
 
+    /// [`Params::small`] with Linux nodes only: every node's enforcement
+    /// takes live membership (the nftables backend).
+    pub fn small_linux() -> Self {
+        Params {
+            windows_every: 0,
+            ..Params::small()
+        }
+    }
+
     /// The benchmark size: 1,000 nodes, 30,000 pods, 500 policies.
     pub fn benchmark() -> Self {
         Params {

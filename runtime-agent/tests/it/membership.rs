@@ -49,9 +49,7 @@ fn source(l: &Live, keys: &Keys) -> (PathBuf, PathBuf) {
 }
 
 fn live_node() -> Live {
-    let mut p = Params::small();
-    p.windows_every = 0;
-    let s = generate(&p);
+    let s = generate(&Params::small_linux());
     let (c, d) = compile(&s.intent, &s.inventory);
     let c = c.unwrap_or_else(|| panic!("{d:?}"));
     let pods = LivePods::from_compiled(&c);

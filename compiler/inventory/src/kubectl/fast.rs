@@ -18,13 +18,13 @@ use ipnet::IpNet;
 use serde::Deserialize;
 use serde::de::{Deserializer, Error as _, SeqAccess, Visitor};
 
-use super::{CLUSTER_ANNOTATION, dedup_in_order, finish};
+use super::{CLUSTER_ANNOTATION, dedup_in_order, finish, pod_of};
 use crate::model::{
     Cluster, ContainerPort, Labels, Namespace, Node, Os, Pod, Proto, Service, ServicePort,
     ServiceType, TargetPort, TrafficPolicy,
 };
 use crate::names;
-use crate::owner::{self, OwnerRef};
+use crate::owner::OwnerRef;
 
 type Str<'a> = Cow<'a, str>;
 
@@ -443,7 +443,7 @@ fn port(p: Option<u16>) -> Option<Option<u16>> {
 
 /// A pod; a host-network pod without addresses of its own gets its node's later.
 fn pod(meta: &Meta<'_>, spec: Option<&Spec<'_>>, status: Option<&Status<'_>>) -> Option<Pod> {
-    let (name, namespace, labels) = namespaced(meta, NameRule::Subdomain)?;
+    let named = namespaced(meta, NameRule::Subdomain)?;
     let node = match spec.and_then(|s| s.node_name.as_deref()) {
         Some(n) => Some(name_of(Some(n), NameRule::Subdomain)?),
         None => None,
@@ -503,20 +503,15 @@ fn pod(meta: &Meta<'_>, spec: Option<&Spec<'_>>, status: Option<&Status<'_>>) ->
             controller: r.controller.unwrap_or(false),
         });
     }
-    let owner = owner::derive(&refs, &labels);
-    Some(Pod {
-        namespace,
-        name,
-        labels,
+    Some(pod_of(
+        named,
         node,
-        ips,
         host_network,
-        ports,
-        owner,
-        images,
-        cvss: 0.0,
         phase,
-    })
+        ips,
+        (ports, images),
+        &refs,
+    ))
 }
 
 fn service(meta: &Meta<'_>, spec: &Spec<'_>, status: Option<&Status<'_>>) -> Option<Service> {

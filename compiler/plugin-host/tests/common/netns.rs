@@ -25,6 +25,16 @@ pub fn available() -> bool {
     root && ok("nft", "--version") && ok("ip", "-V") && ok("python3", "--version")
 }
 
+/// True, after saying why on stderr, when [`available`] is not: a test that
+/// needs the namespaces returns at once.
+pub fn unavailable() -> bool {
+    let missing = !available();
+    if missing {
+        eprintln!("skipped: needs root, ip, nft and python3");
+    }
+    missing
+}
+
 fn run(args: &[&str]) -> Result<String, String> {
     let out = Command::new(args[0])
         .args(&args[1..])
