@@ -8,14 +8,19 @@
 #
 # Generates the intent, inventory and flows once into DIR (default
 # /tmp/ringfence-clickhouse-bench; kept between runs: 100 M flows are about
-# 21 GB as a file plus a few GB in the shards; `rm -rf DIR` after), starts two
-# clickhouse-server processes on 127.0.0.1:26900-26903 with their data in
-# DIR, each with ringfence's flow table, its conversation table and the view
-# that fills it (schema/docs/flows.md), behind Distributed tables, loads the
-# flows with `ringfence flows load` (once; timed), then times
-# each command with /usr/bin/time: wall, CPU, peak RSS, flows per second of
-# wall time, and the rows the engine returned. The results of both sides
-# must be equal (analysis JSON but for the input section; discovered KDL).
+# 21 GB as a file plus 2.2 GB in the shards; `rm -rf DIR` after). When the
+# file would not fit the free disk (or with PACK=1; PACK=0 never), the flows
+# are kept as DIR/flows.jsonl.zst (about 1/8 the size) and each command that
+# reads the file reads it through a named pipe fed by `zstd -dc`, which takes
+# CPU beside it. Starts two clickhouse-server processes on
+# 127.0.0.1:26900-26903 with their data in DIR (parts a merge replaced are
+# deleted after 10 s, not 8 minutes: while 100 M flows load, those held
+# several GB), each with ringfence's flow table, its conversation table and
+# the view that fills it (schema/docs/flows.md), behind Distributed tables,
+# loads the flows with `ringfence flows load` (once; timed), then times each
+# command with /usr/bin/time: wall, CPU, peak RSS, flows per second of wall
+# time, and the rows the engine returned. The results of both sides must be
+# equal (analysis JSON but for the input section; discovered KDL).
 . "$(dirname "$0")/lib.sh"
 DIR=${1:-/tmp/ringfence-clickhouse-bench}
 FLOWS=${2:-100000000}
@@ -35,10 +40,33 @@ trap cleanup EXIT
 mkdir -p "$DIR"
 if [[ ! -f "$DIR/.done-$FLOWS-$CONVERSATIONS" ]]; then
     rm -rf "${DIR:?}"/*
+    # About 210 bytes per flow as JSON Lines; keep 4 GB for the shards.
+    free=$(df --output=avail -B1 "$DIR" | tail -1)
+    PACK=${PACK:-$(((FLOWS * 210 + 4000000000) > free ? 1 : 0))}
+    if [[ $PACK != 0 ]]; then
+        mkfifo "$DIR/flows.jsonl"
+        zstd -1 -q <"$DIR/flows.jsonl" >"$DIR/flows.jsonl.zst" &
+        PIDS+=($!)
+    fi
     /usr/bin/time -f 'generated in %e s' "$BIN/ringfence-synth" flows "$DIR" "$FLOWS" "$CONVERSATIONS"
+    [[ $PACK == 0 ]] || { wait "${PIDS[-1]}"; rm "$DIR/flows.jsonl"; }
     touch "$DIR/.done-$FLOWS-$CONVERSATIONS"
 fi
-du -sh "$DIR/flows.jsonl"
+# The path of the flows as a file: the file itself, or a fresh named pipe
+# that `zstd -dc` fills (one per command that reads it).
+FEEDS=0
+flows_file() {
+    if [[ -f "$DIR/flows.jsonl" ]]; then
+        FILE="$DIR/flows.jsonl"
+    else
+        FEEDS=$((FEEDS + 1))
+        FILE="$BIN/flows-$FEEDS.jsonl"
+        mkfifo "$FILE"
+        zstd -dcq "$DIR/flows.jsonl.zst" >"$FILE" &
+        PIDS+=($!)
+    fi
+}
+du -sh "$DIR"/flows.jsonl*
 INV=$(ls "$DIR"/inventory/*.json)
 
 for s in 1 2; do
@@ -50,6 +78,7 @@ for s in 1 2; do
 <path>$DIR/ch$s/data/</path><tmp_path>$DIR/ch$s/tmp/</tmp_path><users_config>users.xml</users_config>
 <default_profile>default</default_profile><default_database>default</default_database>
 <mark_cache_size>268435456</mark_cache_size>
+<merge_tree><old_parts_lifetime>10</old_parts_lifetime></merge_tree>
 <remote_servers><rf><shard><replica><host>127.0.0.1</host><port>$T1</port></replica></shard>
 <shard><replica><host>127.0.0.1</host><port>$T2</port></replica></shard></rf></remote_servers></yandex>
 XML
@@ -97,7 +126,8 @@ if [[ "$loaded" != "$FLOWS" ]]; then
         q "$H" "TRUNCATE TABLE default.shard"
         q "$H" "TRUNCATE TABLE default.shard_conversations"
     done
-    "${TIME[@]}" -o "$BIN/load.time" "$BIN/ringfence" flows load "$DIR/flows.jsonl" --into "$URL"
+    flows_file
+    "${TIME[@]}" -o "$BIN/load.time" "$BIN/ringfence" flows load "$FILE" --into "$URL"
     stats "flows load (into 2 shards)" "$BIN/load.time" "$FLOWS"
 fi
 # Merge the conversation table's parts now rather than when the server gets
@@ -131,8 +161,9 @@ stats "analyze, ClickHouse (2 shards)" "$BIN/a2.time" "$FLOWS"
     --flows "$URL" --until 2024-05-01T12:30:00Z --format json --out "$BIN/a3.json" \
     2>"$BIN/warnings" || [[ $? -le 1 ]]
 stats "analyze, ClickHouse (2 shards), first half hour (a partial hour: its flows, not conversations)" "$BIN/a3.time" "$((FLOWS / 2))"
+flows_file
 "${TIME[@]}" -o "$BIN/a1.time" "$BIN/ringfence" analyze "$DIR/intent" --inventory "$INV" \
-    --flows "$DIR/flows.jsonl" --format json --out "$BIN/a1.json" 2>"$BIN/warnings" || [[ $? -le 1 ]]
+    --flows "$FILE" --format json --out "$BIN/a1.json" 2>"$BIN/warnings" || [[ $? -le 1 ]]
 stats "analyze, JSON Lines file" "$BIN/a1.time" "$FLOWS"
 python3 - "$BIN/a1.json" "$BIN/a2.json" <<'PY'
 import json, sys
@@ -149,8 +180,9 @@ mkdir -p "$BIN/k1" "$BIN/k2"
 "${TIME[@]}" -o "$BIN/d2.time" "$BIN/ringfence" discover --inventory "$INV" --flows "$URL" \
     --out "$BIN/k2" --format json >"$BIN/d2.json" 2>"$BIN/warnings"
 stats "discover, ClickHouse (2 shards)" "$BIN/d2.time" "$FLOWS"
+flows_file
 "${TIME[@]}" -o "$BIN/d1.time" "$BIN/ringfence" discover --inventory "$INV" \
-    --flows "$DIR/flows.jsonl" --out "$BIN/k1" --format json >"$BIN/d1.json" 2>"$BIN/warnings"
+    --flows "$FILE" --out "$BIN/k1" --format json >"$BIN/d1.json" 2>"$BIN/warnings"
 stats "discover, JSON Lines file" "$BIN/d1.time" "$FLOWS"
 python3 - "$BIN/d2.json" <<'PY'
 import json, sys
