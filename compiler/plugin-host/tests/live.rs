@@ -119,6 +119,13 @@ fn read(ns: &Netns) -> Table {
     t
 }
 
+/// How many addresses prefixes with these host bits cover (saturating).
+fn count(host_bits: impl Iterator<Item = u32>) -> u128 {
+    host_bits
+        .map(|b| 1u128.checked_shl(b).unwrap_or(u128::MAX))
+        .fold(0, u128::saturating_add)
+}
+
 fn render(ir: &NodeIr) -> String {
     render_nft(ir)
 }
@@ -134,6 +141,21 @@ fn a_filled_live_ir_holds_what_the_full_ir_holds() {
         let live = c.live_ir(&full.node, &c.node_classes(&full.node)).unwrap();
         let m = c.membership(&live, &pods);
         assert!(!m.endpoints.is_empty(), "{} runs pods", full.node);
+        // Pods come and go from live sets: each is a hash set unless its
+        // fixed part is large (nft deletes from interval sets slowly).
+        let text = render(&live);
+        let mut fixed = 0;
+        for s in live.sets.iter().filter(|s| s.live) {
+            let v4 = count(s.v4.iter().map(|n| 32 - u32::from(n.prefix_len())));
+            let v6 = count(s.v6.iter().map(|n| 128 - u32::from(n.prefix_len())));
+            for (fam, small) in [("v4", v4 <= 4096), ("v6", v6 <= 4096)] {
+                let decl = format!("set {}_{fam} {{", s.name);
+                let line = text[text.find(&decl).unwrap()..].lines().next().unwrap();
+                assert!(!small || !line.contains("interval"), "{line}");
+            }
+            fixed += usize::from(v4 > 0);
+        }
+        assert!(fixed > 0, "some live set has fixed addresses");
         let (a, b) = (Netns::new("full"), Netns::new("live"));
         a.nft_file(&render(full), false).unwrap();
         // One file: the rules and their membership, one transaction.

@@ -262,6 +262,49 @@ fn exposures(ir: &NodeIr) -> Vec<Expose<'_>> {
     out
 }
 
+/// Most fixed addresses a live set family holds one by one.
+const LIVE_HOSTS: u128 = 4096;
+
+/// Every address of the disjoint prefixes `nets`, when they are at most
+/// [`LIVE_HOSTS`]; `None` beyond.
+fn v4_hosts(nets: &[ipnet::Ipv4Net]) -> Option<Vec<Ipv4Addr>> {
+    let spans: Vec<(u128, u128)> = nets
+        .iter()
+        .map(|n| {
+            (
+                u32::from(n.network()).into(),
+                u32::from(n.broadcast()).into(),
+            )
+        })
+        .collect();
+    Some(
+        each_address(&spans)?
+            .map(|a| Ipv4Addr::from(a as u32))
+            .collect(),
+    )
+}
+
+/// [`v4_hosts`] for IPv6.
+fn v6_hosts(nets: &[ipnet::Ipv6Net]) -> Option<Vec<Ipv6Addr>> {
+    let spans: Vec<(u128, u128)> = nets
+        .iter()
+        .map(|n| (n.network().into(), n.broadcast().into()))
+        .collect();
+    Some(each_address(&spans)?.map(Ipv6Addr::from).collect())
+}
+
+/// Every number in the inclusive `spans`, when they are at most [`LIVE_HOSTS`].
+fn each_address(spans: &[(u128, u128)]) -> Option<impl Iterator<Item = u128> + '_> {
+    let mut total: u128 = 0;
+    for (a, b) in spans {
+        total = total.saturating_add(b - a).saturating_add(1);
+        if total > LIVE_HOSTS {
+            return None;
+        }
+    }
+    Some(spans.iter().flat_map(|&(a, b)| a..=b))
+}
+
 /// The `ports-<n>` sets: each distinct list of two or more port ranges, in
 /// the order rules first use them (a single range is matched inline).
 struct PortSets<'a>(BTreeMap<&'a [PortRange], usize>);
@@ -367,21 +410,35 @@ impl Renderer<'_> {
         }
     }
 
-    /// A live set: both families, no `size` (pods are added at run time),
-    /// an interval set only where its fixed part has ranges.
+    /// A live set: both families, no `size` (pods are added at run time).
+    /// Its fixed part (node addresses, externals) is written address by
+    /// address in a hash set while it has at most [`LIVE_HOSTS`] addresses;
+    /// only a larger one makes it an interval set. nft 1.0's deletes from
+    /// an interval set each walk the whole set: 300 pod deletes from a
+    /// 30,000-address interval set took 7.5 s of CPU, from a hash set 0.1 s.
     fn live_set(&mut self, s: &AddressSet) {
-        let ranges = !s.v4.iter().all(|n| n.prefix_len() == 32);
-        self.grow_set(&format!("{}_v4", s.name), Family::V4.addr_type(), ranges);
-        self.elements(&s.v4, |out, n| match ranges {
-            false => push_v4(out, n.addr()),
-            true => push_v4net(out, n),
-        });
-        let ranges = !s.v6.iter().all(|n| n.prefix_len() == 128);
-        self.grow_set(&format!("{}_v6", s.name), Family::V6.addr_type(), ranges);
-        self.elements(&s.v6, |out, n| match ranges {
-            false => push_v6(out, n.addr()),
-            true => push_v6net(out, n),
-        });
+        let name = format!("{}_v4", s.name);
+        match v4_hosts(&s.v4) {
+            Some(a) => {
+                self.grow_set(&name, Family::V4.addr_type(), false);
+                self.elements(&a, |out, a| push_v4(out, *a));
+            }
+            None => {
+                self.grow_set(&name, Family::V4.addr_type(), true);
+                self.elements(&s.v4, push_v4net);
+            }
+        }
+        let name = format!("{}_v6", s.name);
+        match v6_hosts(&s.v6) {
+            Some(a) => {
+                self.grow_set(&name, Family::V6.addr_type(), false);
+                self.elements(&a, |out, a| push_v6(out, *a));
+            }
+            None => {
+                self.grow_set(&name, Family::V6.addr_type(), true);
+                self.elements(&s.v6, push_v6net);
+            }
+        }
     }
 
     /// A growable set's header (closed by [`Renderer::elements`]).

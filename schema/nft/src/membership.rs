@@ -102,8 +102,7 @@ fn local_elements(ir: &NodeIr, m: &Membership) -> Elements {
 /// pod of a cluster, are compared set by set and address by address (both
 /// sorted), so the work follows what changed, not what the sets hold.
 pub fn changes(ir: &NodeIr, from: &Membership, to: &Membership) -> String {
-    let mut delete: BTreeMap<String, Vec<String>> = BTreeMap::new();
-    let mut add: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    let (mut delete, mut add) = (Lists::new(), Lists::new());
     let no_addresses = Vec::new();
     let (mut i, mut j) = (0, 0);
     loop {
@@ -130,13 +129,26 @@ pub fn changes(ir: &NodeIr, from: &Membership, to: &Membership) -> String {
             set_changes(name, old, new, &mut delete, &mut add);
         }
     }
-    let (old, new) = (local_elements(ir, from), local_elements(ir, to));
-    for ((c, k), v) in &old {
+    diff_elements(
+        &local_elements(ir, from),
+        &local_elements(ir, to),
+        &mut delete,
+        &mut add,
+    );
+    statements(delete, add)
+}
+
+/// Element texts by container, to delete and to add.
+type Lists = BTreeMap<String, Vec<String>>;
+
+/// What differs between `old` and `new`, as element texts to delete and add.
+fn diff_elements(old: &Elements, new: &Elements, delete: &mut Lists, add: &mut Lists) {
+    for ((c, k), v) in old {
         if new.get(&(c.clone(), k.clone())) != Some(v) {
             delete.entry(c.clone()).or_default().push(k.clone());
         }
     }
-    for ((c, k), v) in &new {
+    for ((c, k), v) in new {
         if old.get(&(c.clone(), k.clone())) != Some(v) {
             let e = match v {
                 Some(v) => format!("{k} : {v}"),
@@ -145,6 +157,10 @@ pub fn changes(ir: &NodeIr, from: &Membership, to: &Membership) -> String {
             add.entry(c.clone()).or_default().push(e);
         }
     }
+}
+
+/// The `nft -f` lines: every deletion, then every addition.
+fn statements(delete: Lists, add: Lists) -> String {
     let mut out = String::new();
     for (verb, lists) in [("delete", delete), ("add", add)] {
         for (container, mut elems) in lists {
@@ -164,14 +180,8 @@ pub fn changes(ir: &NodeIr, from: &Membership, to: &Membership) -> String {
 
 /// The addresses of set `name` that leave (in `old`, not `new`) and join
 /// (in `new`, not `old`); both lists sorted and unique.
-fn set_changes(
-    name: &str,
-    old: &[IpAddr],
-    new: &[IpAddr],
-    delete: &mut BTreeMap<String, Vec<String>>,
-    add: &mut BTreeMap<String, Vec<String>>,
-) {
-    let put = |to: &mut BTreeMap<String, Vec<String>>, a: &IpAddr| {
+fn set_changes(name: &str, old: &[IpAddr], new: &[IpAddr], delete: &mut Lists, add: &mut Lists) {
+    let put = |to: &mut Lists, a: &IpAddr| {
         to.entry(set_container(name, a))
             .or_default()
             .push(a.to_string());
@@ -271,33 +281,14 @@ mod tests {
 
     /// What `changes` must say, from every element of both sides.
     fn reference(ir: &NodeIr, from: &Membership, to: &Membership) -> String {
-        let (old, new) = (elements(ir, from), elements(ir, to));
-        let mut lines = String::new();
-        let mut group = |verb: &str, a: &Elements, b: &Elements| {
-            let mut by: BTreeMap<&str, Vec<String>> = BTreeMap::new();
-            for ((c, k), v) in a {
-                if b.get(&(c.clone(), k.clone())) != Some(v) {
-                    let e = match (verb, v) {
-                        ("add", Some(v)) => format!("{k} : {v}"),
-                        _ => k.clone(),
-                    };
-                    by.entry(c).or_default().push(e);
-                }
-            }
-            for (c, mut es) in by {
-                es.sort_unstable();
-                for chunk in es.chunks(PER_STATEMENT) {
-                    let _ = writeln!(
-                        lines,
-                        "{verb} element inet {TABLE} {c} {{ {} }}",
-                        chunk.join(", ")
-                    );
-                }
-            }
-        };
-        group("delete", &old, &new);
-        group("add", &new, &old);
-        lines
+        let (mut delete, mut add) = (Lists::new(), Lists::new());
+        diff_elements(
+            &elements(ir, from),
+            &elements(ir, to),
+            &mut delete,
+            &mut add,
+        );
+        statements(delete, add)
     }
 
     #[test]
