@@ -442,6 +442,23 @@ fn live_config(events: &Path) -> ringfence_gitops::watch::LiveConfig {
     }
 }
 
+/// The lab with its events file written (`lab.events`).
+fn live_lab() -> (Lab, PathBuf) {
+    let lab = Lab::new();
+    let events = lab.tmp.path().join("lab.events");
+    std::fs::write(&events, events_of_lab()).unwrap();
+    (lab, events)
+}
+
+/// A watcher of the lab's repository following `events` (no inventory
+/// files; the cluster is the one the lab's scopes name).
+fn open_live(lab: &Lab, events: &Path) -> Watcher {
+    let mut cfg = lab.config(RepoLocation::Path(lab.bare.clone()));
+    cfg.inventory = Vec::new();
+    cfg.live = Some(live_config(events));
+    Watcher::open(cfg, &mut |_| {}).unwrap()
+}
+
 #[test]
 fn the_events_cluster_is_the_one_the_tips_scopes_name_or_an_error() {
     let lab = Lab::new();
@@ -539,14 +556,8 @@ fn in_some_set(m: &ringfence_schema::membership::Membership, ip: &str) -> bool {
 
 #[test]
 fn live_events_become_signed_membership_and_new_classes_rerender_one_node() {
-    let lab = Lab::new();
-    let events = lab.tmp.path().join("lab.events");
-    std::fs::write(&events, events_of_lab()).unwrap();
-    let mut cfg = lab.config(RepoLocation::Path(lab.bare.clone()));
-    cfg.inventory = Vec::new();
-    // No cluster named: the one the lab's scopes name.
-    cfg.live = Some(live_config(&events));
-    let mut w = Watcher::open(cfg, &mut |_| {}).unwrap();
+    let (lab, events) = live_lab();
+    let mut w = open_live(&lab, &events);
     let (r, ev) = poll_at(&mut w, t0());
     assert_eq!((r.published, r.failed), (1, 0), "{ev:?}");
     let out = lab.out();
@@ -621,13 +632,8 @@ fn live_events_become_signed_membership_and_new_classes_rerender_one_node() {
 
 #[test]
 fn nodes_whose_rules_stay_get_their_deltas_before_a_node_is_rendered_again() {
-    let lab = Lab::new();
-    let events = lab.tmp.path().join("lab.events");
-    std::fs::write(&events, events_of_lab()).unwrap();
-    let mut cfg = lab.config(RepoLocation::Path(lab.bare.clone()));
-    cfg.inventory = Vec::new();
-    cfg.live = Some(live_config(&events));
-    let mut w = Watcher::open(cfg, &mut |_| {}).unwrap();
+    let (lab, events) = live_lab();
+    let mut w = open_live(&lab, &events);
     let (r, ev) = poll_at(&mut w, t0());
     assert_eq!((r.published, r.failed), (1, 0), "{ev:?}");
     // One batch: a second api pod (membership only for lab-n1, which holds
@@ -671,15 +677,8 @@ fn nodes_whose_rules_stay_get_their_deltas_before_a_node_is_rendered_again() {
 
 #[test]
 fn a_restarted_watch_goes_on_after_every_sequence_a_crash_left() {
-    let lab = Lab::new();
-    let events = lab.tmp.path().join("lab.events");
-    std::fs::write(&events, events_of_lab()).unwrap();
-    let open = || {
-        let mut cfg = lab.config(RepoLocation::Path(lab.bare.clone()));
-        cfg.inventory = Vec::new();
-        cfg.live = Some(live_config(&events));
-        Watcher::open(cfg, &mut |_| {}).unwrap()
-    };
+    let (lab, events) = live_lab();
+    let open = || open_live(&lab, &events);
     let append = |line: String| {
         use std::io::Write as _;
         let mut f = std::fs::OpenOptions::new()
