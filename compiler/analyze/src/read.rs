@@ -94,6 +94,17 @@ struct TableAcc<'a> {
 }
 
 impl<'a> Analyzer<'a> {
+    /// How [`Analyzer::read_table`] reads a table over `window` (to send its
+    /// query ahead with [`Table::ask_early`]).
+    pub fn table_read(window: &Window) -> TableRead {
+        TableRead {
+            window: *window,
+            src_ports: false,
+            threads: 0,
+            max_errors: ReadOptions::default().max_errors,
+        }
+    }
+
     /// Read a ClickHouse flow table: the engine aggregates the window's flows
     /// into conversations, which go through the verdict step in parallel;
     /// then a second query counts flows per timeline bucket, split by the
@@ -104,14 +115,8 @@ impl<'a> Analyzer<'a> {
         table: &Table,
         window: &Window,
     ) -> Result<(Tally<'a>, Input), FlowError> {
-        let read = TableRead {
-            window: *window,
-            src_ports: false,
-            threads: 0,
-            max_errors: ReadOptions::default().max_errors,
-        };
         let (accs, stats) = table.fold_conversations(
-            &read,
+            &Self::table_read(window),
             || TableAcc {
                 tally: self.tally(),
                 rows: Vec::new(),

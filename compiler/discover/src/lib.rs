@@ -196,21 +196,26 @@ impl<'a> Discoverer<'a> {
         Ok(())
     }
 
+    /// How [`Discoverer::read_table`] reads a table over `window` (to send
+    /// its query ahead with [`Table::ask_early`]).
+    pub fn table_read(window: &Window) -> TableRead {
+        TableRead {
+            window: *window,
+            src_ports: true,
+            threads: 0,
+            max_errors: ReadOptions::default().max_errors,
+        }
+    }
+
     /// Read a ClickHouse flow table: the engine aggregates the window's
     /// flows into conversations (with their source ports), folded in
     /// parallel as they arrive; the result equals reading the same flows
     /// from files.
     pub fn read_table(&mut self, table: &Table, window: &Window) -> Result<(), DiscoverError> {
         let agg = Aggregator::new(&self.book, &self.opts.exclusions, &self.masks);
-        let read = TableRead {
-            window: *window,
-            src_ports: true,
-            threads: 0,
-            max_errors: ReadOptions::default().max_errors,
-        };
         let (accs, stats) = table
             .fold_conversations(
-                &read,
+                &Self::table_read(window),
                 || agg.new_acc(),
                 |acc, c| agg.fold_conversation(acc, &c),
             )

@@ -42,6 +42,10 @@ pub(crate) fn run(mut args: AnalyzeArgs) -> anyhow::Result<Outcome> {
     let (mut source, window) = flows::source(&args.flows)?;
     let _stdin = flows::stdin(&mut source, &mut args.inventory)?;
     let table = flows::connect(&source)?;
+    // The engine aggregates while the policy compiles.
+    if let Some(t) = &table {
+        t.ask_early(&Analyzer::table_read(&window));
+    }
     let reports = match &args.reports {
         Some(dir) => Some(Reports::read_dir(dir).context("--reports")?),
         None => None,

@@ -33,6 +33,10 @@ pub(crate) fn run(mut args: DiscoverArgs) -> anyhow::Result<Outcome> {
         None => Exclusions::default(),
     };
     let table = flows::connect(&source)?;
+    // The engine aggregates while the inventory loads.
+    if let Some(t) = &table {
+        t.ask_early(&Discoverer::table_read(&window));
+    }
     let stale = our_files(&args.out)?;
     let inventory = ringfence_inventory::load(&args.inventory.inventory, &args.inventory.trivy)?;
     let opts = Options {

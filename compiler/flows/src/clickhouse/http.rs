@@ -15,6 +15,7 @@ const MAX_ERROR: u64 = 64 << 10;
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// A connection to one server, as one user.
+#[derive(Clone)]
 pub(crate) struct Client {
     agent: ureq::Agent,
     pub(crate) url: TableUrl,

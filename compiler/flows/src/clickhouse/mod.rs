@@ -5,7 +5,9 @@
 //! flows of a time window by conversation and network verdict
 //! ([`Table::fold_conversations`]), so ringfence receives one row per
 //! distinct conversation, never the flows, streamed in `RowBinary` and
-//! folded by worker threads as it arrives. A second query counts flows per
+//! folded by worker threads as it arrives; `analyze` and `discover` send
+//! that query ahead ([`Table::ask_early`]), so the engine aggregates while
+//! they compile the policy. A second query counts flows per
 //! time bucket, split by a set of conversations ringfence sends
 //! ([`Table::timeline`]); analysis uses it for its timeline. Both work the
 //! same on a `MergeTree` and on a `Distributed` table over shards.
@@ -24,10 +26,11 @@ mod layout;
 mod rowbinary;
 mod url;
 
-use std::io::BufReader;
+use std::io::{BufReader, Read};
 use std::net::IpAddr;
-use std::sync::Mutex;
 use std::sync::mpsc::sync_channel;
+use std::sync::{Mutex, PoisonError};
+use std::thread::JoinHandle;
 
 use ringfence_schema::flow::NetworkVerdict;
 use ringfence_schema::net::Proto;
@@ -54,6 +57,19 @@ pub struct Table {
     layout: Layout,
     /// Its conversation table (`TABLE_conversations`), when it has one.
     conversations: Option<TableUrl>,
+    /// A conversation query sent ahead ([`Table::ask_early`]).
+    early: Mutex<Option<Early>>,
+}
+
+/// The answer to a conversation query, streamed, and the conversation
+/// table that answered for the window's whole hours, if one did.
+type Answer = (Box<dyn Read + Send>, Option<String>);
+
+/// A conversation query on its way: its text, and the thread that waits
+/// for the server's answer.
+struct Early {
+    sql: String,
+    answer: JoinHandle<Result<Answer, ClickHouseError>>,
 }
 
 /// Which rows answer for a window: the conversation table for the whole
@@ -272,6 +288,7 @@ impl Table {
             client,
             layout,
             conversations,
+            early: Mutex::default(),
         })
     }
 
@@ -370,6 +387,36 @@ impl Table {
         ))
     }
 
+    /// Send the conversation query of [`Table::fold_conversations`] with
+    /// `opts` now, from a thread, so the engine aggregates while the caller
+    /// does other work (compiles the policy); `fold_conversations` with the
+    /// same options then reads this answer, and reports its errors.
+    pub fn ask_early(&self, opts: &TableRead) {
+        let split = Split::new(&opts.window, self.conversations.is_some());
+        let sql = self.fold_sql(&split, opts.src_ports);
+        let table = Table {
+            client: self.client.clone(),
+            layout: self.layout,
+            conversations: self.conversations.clone(),
+            early: Mutex::default(),
+        };
+        let query = sql.clone();
+        let answer = std::thread::spawn(move || table.ask(&split, &query));
+        *self.early.lock().unwrap_or_else(PoisonError::into_inner) = Some(Early { sql, answer });
+    }
+
+    /// Check the conversation table (when it answers for some hours), then
+    /// send `sql`.
+    fn ask(&self, split: &Split, sql: &str) -> Result<Answer, ClickHouseError> {
+        let mut conversations = None;
+        if let (Some(conv), Some(hours)) = (&self.conversations, split.hours) {
+            self.check_conversations(conv, hours)?;
+            conversations = Some(conv.to_string());
+        }
+        let answer = self.client.post(sql, &[], Body::None)?;
+        Ok((Box::new(answer), conversations))
+    }
+
     /// The query of [`Table::fold_conversations`].
     fn fold_sql(&self, split: &Split, src_ports: bool) -> String {
         let e = self.layout.exprs();
@@ -463,13 +510,23 @@ impl Table {
         F: Fn(&mut A, Conversation) + Sync,
     {
         let split = Split::new(&opts.window, self.conversations.is_some());
-        let mut stats = TableStats::default();
-        if let (Some(conv), Some(hours)) = (&self.conversations, split.hours) {
-            self.check_conversations(conv, hours)?;
-            stats.conversations = Some(conv.to_string());
-        }
         let sql = self.fold_sql(&split, opts.src_ports);
-        let answer = self.client.post(&sql, &[], Body::None)?;
+        let early = self
+            .early
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        let (answer, conversations) = match early.filter(|e| e.sql == sql) {
+            Some(e) => e
+                .answer
+                .join()
+                .unwrap_or_else(|p| std::panic::resume_unwind(p))?,
+            None => self.ask(&split, &sql)?,
+        };
+        let mut stats = TableStats {
+            conversations,
+            ..TableStats::default()
+        };
         let mut rows = Rows::new(BufReader::with_capacity(1 << 20, answer));
         let threads = match opts.threads {
             0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
