@@ -194,6 +194,47 @@ fn rule_name(chain: &str, key: &str, pos: usize) -> String {
     }
 }
 
+/// What [`by_name`] pairs by.
+trait Named {
+    fn name(&self) -> &str;
+}
+
+impl Named for LiveChain {
+    fn name(&self) -> &str {
+        &self.name
+    }
+}
+
+impl Named for LiveSet {
+    fn name(&self) -> &str {
+        &self.name
+    }
+}
+
+/// Pair `want` and `have` by name: one missing from `have` or extra in it
+/// is `{what} {name}` in `d`; the pairs present in both are returned.
+fn by_name<'a, T: Named>(
+    d: &mut Drift,
+    what: &str,
+    want: &'a [T],
+    have: &'a [T],
+) -> Vec<(&'a str, &'a T, &'a T)> {
+    let index =
+        |xs: &'a [T]| -> BTreeMap<&'a str, &'a T> { xs.iter().map(|x| (x.name(), x)).collect() };
+    let (want, have) = (index(want), index(have));
+    let mut both = Vec::new();
+    for (&n, &w) in &want {
+        match have.get(n) {
+            None => d.missing.push(format!("{what} {n}")),
+            Some(&h) => both.push((n, w, h)),
+        }
+    }
+    for n in have.keys().filter(|n| !want.contains_key(*n)) {
+        d.extra.push(format!("{what} {n}"));
+    }
+    both
+}
+
 /// Differences between the intended snapshot and the live one: missing,
 /// extra and changed chains, rules (by comment, or chain position) and sets
 /// (by name, with the elements that differ). Sorted.
@@ -203,18 +244,7 @@ pub fn diff(intended: &Snapshot, live: &Snapshot) -> Drift {
         d.changed
             .push("table (flags: `dormant` switches every rule off)".into());
     }
-    let chains = |s: &Snapshot| -> BTreeMap<String, LiveChain> {
-        s.chains
-            .iter()
-            .map(|c| (c.name.clone(), c.clone()))
-            .collect()
-    };
-    let (want, have) = (chains(intended), chains(live));
-    for (name, w) in &want {
-        let Some(h) = have.get(name) else {
-            d.missing.push(format!("chain {name}"));
-            continue;
-        };
+    for (name, w, h) in by_name(&mut d, "chain", &intended.chains, &live.chains) {
         if w.spec != h.spec {
             d.changed
                 .push(format!("chain {name} (type, hook or policy)"));
@@ -261,18 +291,7 @@ pub fn diff(intended: &Snapshot, live: &Snapshot) -> Drift {
             }
         }
     }
-    for name in have.keys().filter(|n| !want.contains_key(*n)) {
-        d.extra.push(format!("chain {name}"));
-    }
-    let sets = |s: &Snapshot| -> BTreeMap<String, LiveSet> {
-        s.sets.iter().map(|x| (x.name.clone(), x.clone())).collect()
-    };
-    let (want, have) = (sets(intended), sets(live));
-    for (name, w) in &want {
-        let Some(h) = have.get(name) else {
-            d.missing.push(format!("set {name}"));
-            continue;
-        };
+    for (name, w, h) in by_name(&mut d, "set", &intended.sets, &live.sets) {
         if w.spec != h.spec {
             d.changed.push(format!("set {name} (type or flags)"));
         }
@@ -287,9 +306,6 @@ pub fn diff(intended: &Snapshot, live: &Snapshot) -> Drift {
             d.changed
                 .push(format!("set {name} elements {}", list(&all)));
         }
-    }
-    for name in have.keys().filter(|n| !want.contains_key(*n)) {
-        d.extra.push(format!("set {name}"));
     }
     d.missing.sort();
     d.extra.sort();

@@ -13,7 +13,7 @@ use ringfence_agent::daemon;
 use ringfence_agent::exec::SystemRunner;
 use ringfence_agent::source::{Source, Transport};
 use ringfence_agent::state::StateDir;
-use ringfence_bundle::{MAX_BUNDLE_BYTES, Trust, load_trusted_key, read_capped};
+use ringfence_bundle::{MAX_BUNDLE_BYTES, Trust, load_trusted_keys, read_capped};
 use ringfence_schema::report::{ComplianceReport, Status};
 
 /// The ringfence node agent: verify signed bundles, apply them atomically,
@@ -177,21 +177,13 @@ fn applier(netns: Option<String>, timeout: Duration) -> Box<dyn Applier> {
 }
 
 fn agent(c: &Common, self_heal: bool, require_index: bool) -> anyhow::Result<Agent> {
-    let keys = c
-        .trust
-        .iter()
-        .map(|p| load_trusted_key(p))
-        .collect::<Result<Vec<_>, _>>()?;
     // The rule `ringfence verify` applies too: one implementation.
-    let trust = Trust::checked(keys, c.threshold).map_err(anyhow::Error::msg)?;
+    let trust =
+        Trust::checked(load_trusted_keys(&c.trust)?, c.threshold).map_err(anyhow::Error::msg)?;
     let membership_trust = if c.membership_trust.is_empty() {
         None
     } else {
-        let keys = c
-            .membership_trust
-            .iter()
-            .map(|p| load_trusted_key(p))
-            .collect::<Result<Vec<_>, _>>()?;
+        let keys = load_trusted_keys(&c.membership_trust)?;
         Some(Trust::checked(keys, c.membership_threshold).map_err(anyhow::Error::msg)?)
     };
     let state = StateDir::open(&c.state)?;

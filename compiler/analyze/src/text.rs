@@ -7,7 +7,7 @@ use std::fmt::{self, Write as _};
 use ringfence_core::explain::SideInfo;
 use ringfence_schema::ir::{Action, Rank};
 
-use crate::analysis::{Analysis, Brief, Condition, Conversation, Judgement};
+use crate::analysis::{Analysis, Brief, Condition, Conversation, Judgement, PolicyStats, Usage};
 use crate::outcome::Outcome;
 
 /// How many entries long lists show.
@@ -80,6 +80,36 @@ fn brief(b: &Brief) -> String {
         write!(s, " ({})", parts.join(", ")).expect("string");
     }
     s
+}
+
+/// One policy under a condition: where it is, and what the condition says
+/// of it.
+fn condition_line(c: Condition, p: &PolicyStats) -> String {
+    let at = format!(
+        "{} at {}:{}:{}",
+        p.policy.id, p.policy.file, p.policy.line, p.policy.column
+    );
+    match c {
+        Condition::NoTraffic => at,
+        Condition::Overshadowed => format!(
+            "{at}: decided first by {}",
+            if p.shadowed_by.is_empty() {
+                "earlier rules".to_string()
+            } else {
+                p.shadowed_by.join(", ")
+            }
+        ),
+        Condition::Broad => {
+            let u = |name: &str, u: Option<Usage>| {
+                u.map(|u| format!("{name} {} of {}", u.seen, u.members))
+            };
+            let parts: Vec<String> = [u("consumers", p.consumers), u("providers", p.providers)]
+                .into_iter()
+                .flatten()
+                .collect();
+            format!("{}: {} used it", p.policy.id, parts.join(", "))
+        }
+    }
 }
 
 fn conversations(f: &mut fmt::Formatter<'_>, a: &Analysis, o: Outcome, what: &str) -> fmt::Result {
@@ -205,51 +235,19 @@ impl fmt::Display for Analysis {
             }
             writeln!(f)?;
         }
-        let none: Vec<_> = self.with_condition(Condition::NoTraffic).collect();
-        if !none.is_empty() {
-            writeln!(f)?;
-            writeln!(f, "no traffic: {} polic(ies)", none.len())?;
-            for p in none {
-                writeln!(
-                    f,
-                    "  {} at {}:{}:{}",
-                    p.policy.id, p.policy.file, p.policy.line, p.policy.column
-                )?;
+        for c in [
+            Condition::NoTraffic,
+            Condition::Overshadowed,
+            Condition::Broad,
+        ] {
+            let policies: Vec<_> = self.with_condition(c).collect();
+            if policies.is_empty() {
+                continue;
             }
-        }
-        let shadowed: Vec<_> = self.with_condition(Condition::Overshadowed).collect();
-        if !shadowed.is_empty() {
             writeln!(f)?;
-            writeln!(f, "overshadowed: {} polic(ies)", shadowed.len())?;
-            for p in shadowed {
-                writeln!(
-                    f,
-                    "  {} at {}:{}:{}: decided first by {}",
-                    p.policy.id,
-                    p.policy.file,
-                    p.policy.line,
-                    p.policy.column,
-                    if p.shadowed_by.is_empty() {
-                        "earlier rules".to_string()
-                    } else {
-                        p.shadowed_by.join(", ")
-                    }
-                )?;
-            }
-        }
-        let broad: Vec<_> = self.with_condition(Condition::Broad).collect();
-        if !broad.is_empty() {
-            writeln!(f)?;
-            writeln!(f, "broad: {} polic(ies)", broad.len())?;
-            for p in broad {
-                let u = |name: &str, u: Option<crate::analysis::Usage>| {
-                    u.map(|u| format!("{name} {} of {}", u.seen, u.members))
-                };
-                let parts: Vec<String> = [u("consumers", p.consumers), u("providers", p.providers)]
-                    .into_iter()
-                    .flatten()
-                    .collect();
-                writeln!(f, "  {}: {} used it", p.policy.id, parts.join(", "))?;
+            writeln!(f, "{}: {} polic(ies)", c.as_str(), policies.len())?;
+            for p in policies {
+                writeln!(f, "  {}", condition_line(c, p))?;
             }
         }
 

@@ -186,18 +186,9 @@ pub struct Connectivity {
 /// Ports of one matrix line that changed, and who decides them.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct ConnectionChange {
-    /// Consumer group, as `matrix` prints it.
-    pub from: String,
-    /// Provider group.
-    pub to: String,
-    /// Through a NodePort or LoadBalancer entry point.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub via: Option<Entry>,
-    /// Protocol.
-    pub proto: Proto,
-    /// The ports that changed (empty for icmp).
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub ports: Vec<PortRange>,
+    /// The matrix line, with only the ports that changed (none for icmp).
+    #[serde(flatten)]
+    pub connection: Connection,
     /// The deciding policy of each side in the new revision.
     pub now: Decision,
     /// The deciding policy of each side in the old revision.
@@ -543,17 +534,19 @@ fn connectivity(before: &Compiled, after: &Compiled) -> Connectivity {
             }
             let port = key.3.has_ports().then(|| diff.ranges()[0].0);
             list.push(ConnectionChange {
-                from: key.0.clone(),
-                to: key.1.clone(),
-                via: key.2.clone(),
-                proto: key.3,
-                ports: if key.3.has_ports() {
-                    diff.ranges()
-                        .iter()
-                        .map(|&(start, end)| PortRange { start, end })
-                        .collect()
-                } else {
-                    Vec::new()
+                connection: Connection {
+                    from: key.0.clone(),
+                    to: key.1.clone(),
+                    via: key.2.clone(),
+                    proto: key.3,
+                    ports: if key.3.has_ports() {
+                        diff.ranges()
+                            .iter()
+                            .map(|&(start, end)| PortRange { start, end })
+                            .collect()
+                    } else {
+                        Vec::new()
+                    },
                 },
                 now: decide(after, key, port),
                 before: decide(before, key, port),
@@ -707,7 +700,7 @@ fn rule_line(r: &RuleChange) -> String {
     )
 }
 
-fn conn_line(c: &ConnectionChange) -> String {
+fn conn_line(c: &Connection) -> String {
     let via = c.via.as_ref().map_or(String::new(), |e| {
         format!(" via {} `{}`", kind_name(e.kind), e.service)
     });
@@ -795,7 +788,7 @@ impl fmt::Display for Plan {
             }
             writeln!(f, "\n{title}:\n")?;
             for x in list {
-                writeln!(f, "- {}", conn_line(x))?;
+                writeln!(f, "- {}", conn_line(&x.connection))?;
                 writeln!(f, "  - now: {}", x.now)?;
                 writeln!(f, "  - before: {}", x.before)?;
             }

@@ -35,6 +35,7 @@ use crate::classes::{ClassKey, Classes};
 use crate::compiled::{Compiled, EpInfo, GExposure};
 use crate::membership::{OnePod, matches_one};
 use crate::order::pod_label;
+use crate::slice::sort_exposures;
 use crate::world::World;
 
 /// Where a pod belongs, as far as rules are concerned.
@@ -444,15 +445,7 @@ impl Compiled {
             }
         }
         if added {
-            ir.exposures.sort_by(|a, b| {
-                (&a.service, a.kind, a.proto, a.port, &a.addresses).cmp(&(
-                    &b.service,
-                    b.kind,
-                    b.proto,
-                    b.port,
-                    &b.addresses,
-                ))
-            });
+            sort_exposures(&mut ir.exposures);
             let mut sets: BTreeSet<u32> = BTreeSet::new();
             let mut policies: BTreeSet<u32> = BTreeSet::new();
             for &c in &chains {

@@ -9,9 +9,10 @@
 //! whether the workload is managed at all.
 
 use ringfence_intent::model::{Direction, Predicate, Query, ScopeId};
+use ringfence_inventory::names::glob;
 
 use crate::bits::Bits;
-use crate::world::{Src, World, glob};
+use crate::world::{Src, World};
 
 /// Membership facts for every workload.
 pub(crate) struct Membership {

@@ -442,6 +442,19 @@ fn vips(world: &World<'_>, cat: &[CWl]) -> FastMap<(IpAddr, Proto, u16), VipTarg
     out
 }
 
+/// Exposures in IR order: by service, kind, protocol, port and addresses.
+pub(crate) fn sort_exposures(xs: &mut [Exposure]) {
+    xs.sort_by(|a, b| {
+        (&a.service, a.kind, a.proto, a.port, &a.addresses).cmp(&(
+            &b.service,
+            b.kind,
+            b.proto,
+            b.port,
+            &b.addresses,
+        ))
+    });
+}
+
 #[allow(clippy::too_many_arguments)]
 fn node_ir(
     world: &World<'_>,
@@ -502,15 +515,7 @@ fn node_ir(
             targets,
         });
     }
-    xs.sort_by(|a, b| {
-        (&a.service, a.kind, a.proto, a.port, &a.addresses).cmp(&(
-            &b.service,
-            b.kind,
-            b.proto,
-            b.port,
-            &b.addresses,
-        ))
-    });
+    sort_exposures(&mut xs);
 
     let mut used_sets: BTreeSet<u32> = BTreeSet::new();
     let mut used_policies: BTreeSet<u32> = BTreeSet::new();

@@ -497,15 +497,24 @@ pub(crate) fn finish(accs: Vec<Acc>, min_flows: u64) -> Conversations {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use std::path::Path;
+
+    use ringfence_inventory::model::Inventory;
 
     use super::*;
     use crate::book::tests::{flow, shop};
 
-    fn run(flows: Vec<Flow>, ex: &Exclusions, min: u64, workers: usize) -> Conversations {
-        let inv = shop();
-        let book = Book::new(&inv);
+    /// The conversations of `flows` over `inv`, folded by `workers`
+    /// workers and kept from `min` flows on.
+    pub(crate) fn conversations(
+        inv: &Inventory,
+        flows: Vec<Flow>,
+        ex: &Exclusions,
+        min: u64,
+        workers: usize,
+    ) -> Conversations {
+        let book = Book::new(inv);
         let masks = ex.masks(&book);
         let agg = Aggregator::new(&book, ex, &masks);
         let mut accs: Vec<Acc> = (0..workers).map(|_| agg.new_acc()).collect();
@@ -537,8 +546,8 @@ mod tests {
                 100 - i64::from(i),
             ));
         }
-        let one = run(flows.clone(), &Exclusions::default(), 1, 1);
-        let three = run(flows, &Exclusions::default(), 1, 3);
+        let one = conversations(&shop(), flows.clone(), &Exclusions::default(), 1, 1);
+        let three = conversations(&shop(), flows, &Exclusions::default(), 1, 3);
         assert_eq!(one.convs, three.convs);
         assert_eq!(one.convs.len(), 1, "both frontend pods are one workload");
         let ev = &one.convs[0].1;
@@ -573,7 +582,7 @@ mod tests {
         dropped.verdict = Some(NetworkVerdict::Dropped);
         flows.push(dropped);
         flows.push(flow("198.51.100.1", "203.0.113.1", 443));
-        let by_flow = run(flows.clone(), &Exclusions::default(), 1, 1);
+        let by_flow = conversations(&shop(), flows.clone(), &Exclusions::default(), 1, 1);
 
         let mut groups: BTreeMap<String, (Flow, u64, BTreeSet<u16>, Timestamp)> = BTreeMap::new();
         for f in flows {
@@ -656,7 +665,7 @@ mod tests {
         }
         // An ephemeral destination without a matching request is not a reply.
         flows.push(at(flow("10.244.1.30", "10.244.1.10", 45_000), 6379, 0));
-        let c = run(flows, &Exclusions::default(), 1, 2);
+        let c = conversations(&shop(), flows, &Exclusions::default(), 1, 2);
         assert_eq!(c.replies, (5, 5));
         let ports: Vec<u16> = c.convs.iter().map(|(k, _)| k.port).collect();
         assert_eq!(ports, [8080, 45_000]);
@@ -677,7 +686,7 @@ mod tests {
         flows.push(flow("192.168.1.10", "10.244.1.20", 8080));
         flows.push(flow("10.244.1.99", "10.244.1.20", 8080));
         flows.push(flow("198.51.100.1", "203.0.113.1", 443));
-        let c = run(flows, &ex, 2, 2);
+        let c = conversations(&shop(), flows, &ex, 2, 2);
         assert_eq!(c.convs.len(), 1);
         assert_eq!(c.below_min, (1, 1));
         let t = &c.tally;

@@ -429,7 +429,7 @@ mod tests {
     use ringfence_inventory::model::{Cluster, Inventory};
 
     use super::*;
-    use crate::aggregate::{Aggregator, finish};
+    use crate::aggregate::tests::conversations;
     use crate::book::tests::{flow, node, pod, service};
     use crate::exclude::Exclusions;
 
@@ -485,15 +485,9 @@ mod tests {
 
     fn run(flows: &[(String, &str, u16)]) -> Vec<String> {
         let inv = inventory();
+        let flows = flows.iter().map(|(s, d, p)| flow(s, d, *p)).collect();
+        let convs = conversations(&inv, flows, &Exclusions::default(), 1, 1).convs;
         let book = Book::new(&inv);
-        let ex = Exclusions::default();
-        let masks = ex.masks(&book);
-        let agg = Aggregator::new(&book, &ex, &masks);
-        let mut acc = agg.new_acc();
-        for (s, d, p) in flows {
-            agg.fold(&mut acc, flow(s, d, *p));
-        }
-        let convs = finish(vec![acc], 1).convs;
         let mut units = Units::new(&book, Granularity::Coarse, &convs);
         let edges = units.edges(&convs);
         let a = atoms(&units, &edges, PortGeneralization::Off);

@@ -149,7 +149,8 @@ impl<'a> Units<'a> {
                     } else {
                         UnitKind::Nodes
                     };
-                    u.push_members(kind, Some(c), ns, es);
+                    let id = u.push(kind, Some(c), ns, es);
+                    u.claim(id);
                 }
             }
             Granularity::Cluster => u.per_cluster(book, UnitKind::Cluster, |_| true),
@@ -242,7 +243,8 @@ impl<'a> Units<'a> {
                 EntityKind::Service if es.len() == 1 => UnitKind::Service(es[0]),
                 _ => UnitKind::Workloads,
             };
-            let id = self.push_members(kind, Some(first.cluster), first.namespace, es.clone());
+            let id = self.push(kind, Some(first.cluster), first.namespace, es.clone());
+            self.claim(id);
             if let UnitKind::Service(s) = kind {
                 self.svc_ref.insert(s, id);
             }
@@ -268,7 +270,8 @@ impl<'a> Units<'a> {
             }
         }
         for (c, es) in by_cluster {
-            self.push_members(kind, Some(c), None, es);
+            let id = self.push(kind, Some(c), None, es);
+            self.claim(id);
         }
     }
 
@@ -296,19 +299,11 @@ impl<'a> Units<'a> {
         self.push(kind, Some(en.cluster), en.namespace, vec![e])
     }
 
-    fn push_members(
-        &mut self,
-        kind: UnitKind,
-        cluster: Option<usize>,
-        namespace: Option<&'a str>,
-        entities: Vec<EntityId>,
-    ) -> UnitId {
-        let id = self.push(kind, cluster, namespace, Vec::new());
-        for &e in &entities {
+    /// Make unit `id` the unit of each of its entities.
+    fn claim(&mut self, id: UnitId) {
+        for &e in &self.units[id as usize].entities {
             self.of_entity[e as usize] = id;
         }
-        self.units[id as usize].entities = entities;
-        id
     }
 
     /// Add a unit made by compression (all pods of a namespace or cluster).

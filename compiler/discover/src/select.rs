@@ -9,10 +9,10 @@
 use std::collections::BTreeSet;
 
 use ringfence_inventory::model::{Inventory, Labels, Pod};
+use ringfence_inventory::names::glob;
 use serde::Serialize;
 
 use crate::book::{Book, EntityKind};
-use crate::exclude::glob_match;
 use crate::group::Unit;
 
 /// Labels that change with every rollout or name a single pod: never
@@ -307,7 +307,7 @@ pub(crate) fn workloads(book: &Book<'_>, unit: &Unit<'_>) -> Selected {
         preds.push(Pred::Kind("pod"));
         globs.sort();
         globs.dedup();
-        let by_glob = |p: &Pod| globs.iter().any(|g| glob_match(g, &p.name));
+        let by_glob = |p: &Pod| globs.iter().any(|g| glob(g, &p.name));
         let glob_mask: Mask = candidates.iter().map(by_glob).collect();
         if glob_mask == target {
             cluster_needed = elsewhere(book.inv, ci, Some(ns), by_glob);

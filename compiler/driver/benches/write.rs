@@ -6,7 +6,7 @@ use std::hint::black_box;
 use std::time::{Duration, Instant};
 
 use ringfence_bundle::parse_time;
-use ringfence_driver::bundles::{NodeOutput, WriteOptions, write_bundles};
+use ringfence_driver::bundles::{NodeOutput, Output, WriteOptions, write_bundles};
 use ringfence_schema::bundle::SourceRef;
 use ringfence_testkit::payload::payload;
 use ringfence_testkit::rng::Rng;
@@ -24,11 +24,13 @@ fn main() {
         // A fresh directory each round: every node is new, all are written.
         let out = dir.join(round.to_string());
         let opts = WriteOptions {
-            out: &out,
-            keys: &keys,
-            issued_at: parse_time("2026-01-01T00:00:00Z").unwrap(),
-            expires: Duration::from_secs(7 * 86_400),
-            generation: None,
+            output: Output {
+                out: &out,
+                keys: &keys,
+                issued_at: parse_time("2026-01-01T00:00:00Z").unwrap(),
+                expires: Duration::from_secs(7 * 86_400),
+                generation: None,
+            },
             source: SourceRef::default(),
             inventory_sha256: "11".repeat(32),
         };

@@ -76,8 +76,10 @@ impl From<BundlePayload> for NodeOutput {
     }
 }
 
-/// Where and how to write.
-pub struct WriteOptions<'a> {
+/// Where bundles go, who signs them, and their times and generation: what
+/// [`WriteOptions`] and the pipeline's `Seal` share.
+#[derive(Clone, Copy)]
+pub struct Output<'a> {
     /// The output directory (created if missing).
     pub out: &'a Path,
     /// Every key signs every bundle and the index (e.g. old and new during a
@@ -90,6 +92,12 @@ pub struct WriteOptions<'a> {
     /// Generation for changed and new nodes (`--generation`); default one
     /// more than the previous index's highest.
     pub generation: Option<u64>,
+}
+
+/// Where and how to write.
+pub struct WriteOptions<'a> {
+    /// Where, who signs, times and generation.
+    pub output: Output<'a>,
     /// The intent's origin.
     pub source: SourceRef,
     /// Hex SHA-256 of the inventory.
@@ -371,7 +379,7 @@ fn write_atomic(dir: &Path, name: &str, bytes: &[u8]) -> Result<(), BundleWriteE
     rename(dir, name)
 }
 
-/// Write every node's bundle and the index into `opts.out`.
+/// Write every node's bundle and the index into `opts.output.out`.
 pub fn write_bundles(
     nodes: &[NodeOutput],
     opts: &WriteOptions<'_>,
@@ -381,7 +389,7 @@ pub fn write_bundles(
 
 /// [`write_bundles`], keeping unchanged nodes' bundle files: a node whose
 /// `rules_sha256` equals its entry in the previous index (the one in
-/// `opts.out`) gets the file that entry names from `keep_from` (the
+/// `opts.output.out`) gets the file that entry names from `keep_from` (the
 /// directory that index describes), hard-linked or copied, instead of a
 /// re-sealed one: the same bytes, generation, issue and expiry times. Its
 /// agent sees nothing new (an HTTP source answers `304`), and a reader
@@ -476,27 +484,29 @@ pub struct Sealer<'a> {
 
 impl<'a> Sealer<'a> {
     /// Check the options, the names of the nodes to be sealed (valid,
-    /// unique) and the previous index in `opts.out`; create `opts.out`.
+    /// unique) and the previous index in `opts.output.out`; create `opts.output.out`.
     pub fn new<'n>(
         opts: &'a WriteOptions<'a>,
         keep_from: Option<&'a Path>,
         nodes: impl IntoIterator<Item = &'n str>,
     ) -> Result<Sealer<'a>, BundleWriteError> {
-        if opts.keys.is_empty() {
+        if opts.output.keys.is_empty() {
             return Err(BundleWriteError::NoKeys);
         }
-        if opts.expires.is_zero() {
+        if opts.output.expires.is_zero() {
             return Err(BundleWriteError::ZeroExpiry);
         }
-        if opts.generation == Some(0) {
+        if opts.output.generation == Some(0) {
             return Err(BundleWriteError::ZeroGeneration);
         }
-        let issued_at = format_time(opts.issued_at).ok_or_else(|| BundleWriteError::Time {
-            what: "issue time".into(),
-        })?;
+        let issued_at =
+            format_time(opts.output.issued_at).ok_or_else(|| BundleWriteError::Time {
+                what: "issue time".into(),
+            })?;
         let expires_at = opts
+            .output
             .issued_at
-            .checked_add(opts.expires)
+            .checked_add(opts.output.expires)
             .and_then(format_time)
             .ok_or_else(|| BundleWriteError::Time {
                 what: "expiry".into(),
@@ -510,12 +520,12 @@ impl<'a> Sealer<'a> {
                 return Err(BundleWriteError::DuplicateNode(node.to_string()));
             }
         }
-        let previous = previous_index(opts.out, opts.keys)?;
-        if previous.is_none() && opts.generation.is_none() {
-            let count = count_bundles(opts.out)?;
+        let previous = previous_index(opts.output.out, opts.output.keys)?;
+        if previous.is_none() && opts.output.generation.is_none() {
+            let count = count_bundles(opts.output.out)?;
             if count > 0 {
                 return Err(BundleWriteError::NoPreviousIndex {
-                    dir: opts.out.to_path_buf(),
+                    dir: opts.output.out.to_path_buf(),
                     count,
                 });
             }
@@ -526,7 +536,7 @@ impl<'a> Sealer<'a> {
             .map(|e| (e.node.clone(), e))
             .collect();
         let next = before.values().map(|e| e.generation).max().unwrap_or(0) + 1;
-        fs::create_dir_all(opts.out).map_err(io_err(opts.out))?;
+        fs::create_dir_all(opts.output.out).map_err(io_err(opts.output.out))?;
         Ok(Sealer {
             opts,
             keep_from,
@@ -568,7 +578,7 @@ impl<'a> Sealer<'a> {
         let prev = self.before.get(&node);
         let (generation, change) = match prev {
             Some(e) if e.rules_sha256 == rules_sha256 => (e.generation, Change::Unchanged),
-            Some(e) => match opts.generation {
+            Some(e) => match opts.output.generation {
                 Some(given) if given <= e.generation => {
                     return Err(BundleWriteError::GenerationNotGreater {
                         node,
@@ -578,12 +588,12 @@ impl<'a> Sealer<'a> {
                 }
                 given => (given.unwrap_or(self.next), Change::Changed),
             },
-            None => (opts.generation.unwrap_or(self.next), Change::New),
+            None => (opts.output.generation.unwrap_or(self.next), Change::New),
         };
         let previous_generation = prev.map(|e| e.generation);
         let kept = match (change, self.keep_from, prev) {
             (Change::Unchanged, Some(from), Some(e)) => {
-                keep_file(from, opts.out, &file, &e.sha256)?.then(|| e.sha256.clone())
+                keep_file(from, opts.output.out, &file, &e.sha256)?.then(|| e.sha256.clone())
             }
             _ => None,
         };
@@ -603,9 +613,9 @@ impl<'a> Sealer<'a> {
                     inventory_sha256: opts.inventory_sha256.clone(),
                     files,
                 };
-                let bytes = seal_bundle(&payload, opts.keys);
+                let bytes = seal_bundle(&payload, opts.output.keys);
                 drop(payload);
-                write_tmp(opts.out, &file, &bytes)?;
+                write_tmp(opts.output.out, &file, &bytes)?;
                 (sha256_hex(&bytes), true)
             }
         };
@@ -636,7 +646,7 @@ impl<'a> Sealer<'a> {
     fn remove_tmp<'s>(&self, sealed: impl IntoIterator<Item = &'s Sealing>) {
         for s in sealed {
             let _ = fs::remove_file(tmp_path(
-                self.opts.out,
+                self.opts.output.out,
                 &format!("{}{BUNDLE_SUFFIX}", s.node),
             ));
         }
@@ -661,9 +671,9 @@ impl<'a> Sealer<'a> {
             .filter(|s| s.renamed)
             .map(|s| s.file.as_str())
             .collect();
-        sync_data(opts.out, &names)?;
+        sync_data(opts.output.out, &names)?;
         for name in &names {
-            rename(opts.out, name)?;
+            rename(opts.output.out, name)?;
         }
         let current: BTreeSet<&str> = done.iter().map(|s| s.entry.node.as_str()).collect();
         let mut written = Vec::with_capacity(done.len());
@@ -692,12 +702,12 @@ impl<'a> Sealer<'a> {
                 inventory_sha256: opts.inventory_sha256.clone(),
                 nodes: entries,
             },
-            opts.keys,
+            opts.output.keys,
         );
         // The bundles' renames are durable with the index's data, before its rename.
-        write_atomic(opts.out, INDEX_FILE, &index)?;
+        write_atomic(opts.output.out, INDEX_FILE, &index)?;
         for w in written.iter().filter(|w| w.change == Change::Removed) {
-            let path = opts.out.join(format!("{}{BUNDLE_SUFFIX}", w.node));
+            let path = opts.output.out.join(format!("{}{BUNDLE_SUFFIX}", w.node));
             match fs::remove_file(&path) {
                 Ok(()) => {}
                 Err(err) if err.kind() == io::ErrorKind::NotFound => {}
@@ -705,9 +715,9 @@ impl<'a> Sealer<'a> {
             }
         }
         // The renames and removals are durable only once the directory is synced.
-        fs::File::open(opts.out)
+        fs::File::open(opts.output.out)
             .and_then(|d| d.sync_all())
-            .map_err(io_err(opts.out))?;
+            .map_err(io_err(opts.output.out))?;
         written.sort_by(|a, b| a.node.cmp(&b.node));
         Ok(WriteSummary {
             nodes: written,

@@ -17,9 +17,7 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
-use std::time::{Duration, SystemTime};
 
-use ringfence_bundle::SigningKey;
 use ringfence_core::Compiled;
 use ringfence_intent::model::{Intent, SourceFile};
 use ringfence_intent::{Diagnostics, Severity};
@@ -30,7 +28,7 @@ use ringfence_schema::ir::NodeIr;
 use ringfence_source::{Selector, Snapshot};
 
 use crate::bundles::{
-    BundleWriteError, NodeOutput, Sealer, WriteOptions, WriteSummary, write_bundles,
+    BundleWriteError, NodeOutput, Output, Sealer, WriteOptions, WriteSummary, write_bundles,
     write_bundles_keeping,
 };
 use crate::render::{self, Backends};
@@ -156,17 +154,8 @@ impl Session {
 
 /// How to seal a session's rendered nodes.
 pub struct Seal<'a> {
-    /// The output directory (created if missing).
-    pub out: &'a Path,
-    /// Every key signs every bundle and the index.
-    pub keys: &'a [&'a SigningKey],
-    /// The compile's time (an input: the compiler never reads the clock).
-    pub issued_at: SystemTime,
-    /// How long bundles stay valid after `issued_at`.
-    pub expires: Duration,
-    /// Generation for changed and new nodes; default one more than the
-    /// previous index's highest.
-    pub generation: Option<u64>,
+    /// Where, who signs, times and generation.
+    pub output: Output<'a>,
     /// The repository to record in the bundles' source, if known.
     pub repository: Option<String>,
     /// A previous output directory whose bundles of unchanged nodes are kept
@@ -448,11 +437,7 @@ fn seal_options<'a>(session: &Session, how: &Seal<'a>) -> WriteOptions<'a> {
         source.repository = Some(r.clone());
     }
     WriteOptions {
-        out: how.out,
-        keys: how.keys,
-        issued_at: how.issued_at,
-        expires: how.expires,
-        generation: how.generation,
+        output: how.output,
         source,
         inventory_sha256: session.inventory_sha256.clone(),
     }

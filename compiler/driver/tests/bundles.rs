@@ -173,7 +173,7 @@ fn explicit_generation_must_grow_for_changed_nodes() {
     let k = key(1);
     let keys = [&k];
     let mut o = opts(dir.path(), &keys, "2026-01-01T00:00:00Z");
-    o.generation = Some(5);
+    o.output.generation = Some(5);
     let s = write_bundles(&cluster(&[("n1", "a"), ("n2", "b")]), &o).unwrap();
     assert_eq!(
         changes(&s),
@@ -183,7 +183,7 @@ fn explicit_generation_must_grow_for_changed_nodes() {
 
     let keys = [&k];
     let mut o = opts(dir.path(), &keys, "2026-01-02T00:00:00Z");
-    o.generation = Some(5);
+    o.output.generation = Some(5);
     let err = write_bundles(&cluster(&[("n1", "a"), ("n2", "changed")]), &o).unwrap_err();
     assert!(
         matches!(&err, BundleWriteError::GenerationNotGreater { node, given: 5, previous: 5 } if node == "n2"),
@@ -194,14 +194,14 @@ fn explicit_generation_must_grow_for_changed_nodes() {
     assert_eq!(snapshot(dir.path()), before);
 
     // Unchanged nodes keep theirs whatever --generation says; a larger one works.
-    o.generation = Some(9);
+    o.output.generation = Some(9);
     let s = write_bundles(&cluster(&[("n1", "a"), ("n2", "changed")]), &o).unwrap();
     assert_eq!(
         changes(&s),
         [("n1", 5, Change::Unchanged), ("n2", 9, Change::Changed)]
     );
 
-    o.generation = Some(0);
+    o.output.generation = Some(0);
     assert!(matches!(
         write_bundles(&cluster(&[("n1", "a")]), &o),
         Err(BundleWriteError::ZeroGeneration)
@@ -334,7 +334,7 @@ fn bundles_without_an_index_need_an_explicit_generation() {
     );
     let keys = [&k];
     let mut o = opts(dir.path(), &keys, "2026-01-02T00:00:00Z");
-    o.generation = Some(7);
+    o.output.generation = Some(7);
     let s = write_bundles(&nodes, &o).unwrap();
     assert_eq!(changes(&s), [("n1", 7, Change::New)]);
 }
@@ -372,14 +372,14 @@ fn bad_outputs_are_refused_before_anything_is_written() {
     ));
     let keys = [&k];
     let mut zero = opts(&out, &keys, "2026-01-01T00:00:00Z");
-    zero.expires = Duration::ZERO;
+    zero.output.expires = Duration::ZERO;
     assert!(matches!(
         write_bundles(&cluster(&[("n1", "a")]), &zero),
         Err(BundleWriteError::ZeroExpiry)
     ));
     let keys = [&k];
     let mut far = opts(&out, &keys, "2026-01-01T00:00:00Z");
-    far.expires = Duration::from_secs(10_000 * 365 * 86_400);
+    far.output.expires = Duration::from_secs(10_000 * 365 * 86_400);
     assert!(matches!(
         write_bundles(&cluster(&[("n1", "a")]), &far),
         Err(BundleWriteError::Time { .. })

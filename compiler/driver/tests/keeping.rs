@@ -22,8 +22,8 @@ fn node(name: &str, rules: &str) -> NodeOutput {
 /// Generation `g` of commit `commit-{g}`, valid a day.
 fn opts<'a>(out: &'a Path, keys: &'a [&'a SigningKey], time: &str, g: u64) -> WriteOptions<'a> {
     let mut o = nodes::opts(out, keys, time);
-    o.expires = Duration::from_secs(86_400);
-    o.generation = Some(g);
+    o.output.expires = Duration::from_secs(86_400);
+    o.output.generation = Some(g);
     o.source.commit = Some(format!("commit-{g}"));
     o
 }

@@ -6,7 +6,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use ringfence_bundle::{SigningKey, parse_time};
-use ringfence_driver::bundles::{NodeOutput, WriteOptions};
+use ringfence_driver::bundles::{NodeOutput, Output, WriteOptions};
 use ringfence_schema::bundle::{BackendRef, SourceKind, SourceRef};
 use ringfence_schema::ir::Os;
 
@@ -42,11 +42,13 @@ pub(crate) fn node(cluster: &str, name: &str, rules: &str) -> NodeOutput {
 /// generation from the previous index.
 pub(crate) fn opts<'a>(out: &'a Path, keys: &'a [&'a SigningKey], time: &str) -> WriteOptions<'a> {
     WriteOptions {
-        out,
-        keys,
-        issued_at: parse_time(time).unwrap(),
-        expires: Duration::from_secs(7 * 86_400),
-        generation: None,
+        output: Output {
+            out,
+            keys,
+            issued_at: parse_time(time).unwrap(),
+            expires: Duration::from_secs(7 * 86_400),
+            generation: None,
+        },
         source: SourceRef {
             repository: None,
             commit: Some("abc123".into()),

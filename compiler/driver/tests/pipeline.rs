@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use ringfence_bundle::parse_time;
+use ringfence_driver::bundles::Output;
 use ringfence_driver::{DriverError, IntentFrom, Pipeline, Seal};
 use ringfence_source::Selector;
 use ringfence_testkit::keys::key;
@@ -43,11 +44,13 @@ fn compile_example(pipeline: &Pipeline, out: &Path, repository: Option<&str>) ->
             &session,
             &nodes,
             &Seal {
-                out,
-                keys: &[&k],
-                issued_at: parse_time("2026-01-01T00:00:00Z").unwrap(),
-                expires: Duration::from_secs(86_400),
-                generation: None,
+                output: Output {
+                    out,
+                    keys: &[&k],
+                    issued_at: parse_time("2026-01-01T00:00:00Z").unwrap(),
+                    expires: Duration::from_secs(86_400),
+                    generation: None,
+                },
                 repository: repository.map(String::from),
                 keep_from: None,
             },

@@ -5,6 +5,7 @@
 
 use std::path::{Path, PathBuf};
 
+use ringfence_driver::bundles::Output;
 use ringfence_driver::render::check_pins;
 use ringfence_driver::{IntentFrom, Pipeline, Seal};
 use ringfence_source::Selector;
@@ -71,11 +72,13 @@ fn a_backend_reaching_beyond_our_table_fails_the_build_by_name() {
         .render_seal(
             &s,
             &Seal {
-                out: &out,
-                keys: &[&k],
-                issued_at: ringfence_bundle::parse_time("2026-01-01T00:00:00Z").unwrap(),
-                expires: std::time::Duration::from_secs(86_400),
-                generation: None,
+                output: Output {
+                    out: &out,
+                    keys: &[&k],
+                    issued_at: ringfence_bundle::parse_time("2026-01-01T00:00:00Z").unwrap(),
+                    expires: std::time::Duration::from_secs(86_400),
+                    generation: None,
+                },
                 repository: None,
                 keep_from: None,
             },

@@ -20,33 +20,12 @@ use crate::format::{ParseCtx, Parsed};
 use crate::time::Timestamp;
 
 /// A line: the response wrapper, whose fields also cover the bare `Flow`
-/// object older CLIs print (no `serde(flatten)`: it buffers every field).
-#[derive(Deserialize)]
-struct Line<'a> {
-    #[serde(default, borrow)]
-    flow: Option<HubbleFlow<'a>>,
-    #[serde(default, borrow)]
-    node_name: Option<Cow<'a, str>>,
-    #[serde(default, borrow)]
-    time: Option<Cow<'a, str>>,
-    #[serde(default, rename = "IP")]
-    ip: Option<Ip>,
-    #[serde(default, borrow)]
-    verdict: Option<Cow<'a, str>>,
-    #[serde(default)]
-    l4: Option<L4>,
-    #[serde(default)]
-    is_reply: Option<bool>,
-    #[serde(default)]
-    reply: Option<bool>,
-    #[serde(default, rename = "Type", borrow)]
-    kind: Option<Cow<'a, str>>,
-    #[serde(default, borrow)]
-    destination_service: Option<Service<'a>>,
-}
-
+/// object older CLIs print, so one struct reads both (no `serde(flatten)`:
+/// it buffers every field); the wrapper's `flow` is one again.
 #[derive(Deserialize)]
 struct HubbleFlow<'a> {
+    #[serde(default, borrow)]
+    flow: Option<Box<HubbleFlow<'a>>>,
     #[serde(default, borrow)]
     time: Option<Cow<'a, str>>,
     #[serde(default, borrow)]
@@ -106,22 +85,10 @@ struct Service<'a> {
 }
 
 pub(crate) fn parse(line: &str, ctx: &mut ParseCtx) -> Result<Parsed, String> {
-    let l: Line<'_> = serde_json::from_str(line).map_err(|e| e.to_string())?;
-    let outer_node = l.node_name;
-    let outer_time = l.time;
-    let f = match l.flow {
-        Some(f) => f,
-        None if l.ip.is_some() || l.l4.is_some() => HubbleFlow {
-            time: None,
-            verdict: l.verdict,
-            ip: l.ip,
-            l4: l.l4,
-            is_reply: l.is_reply,
-            reply: l.reply,
-            node_name: None,
-            kind: l.kind,
-            destination_service: l.destination_service,
-        },
+    let mut l: HubbleFlow<'_> = serde_json::from_str(line).map_err(|e| e.to_string())?;
+    let (f, outer_node, outer_time) = match l.flow.take() {
+        Some(f) => (*f, l.node_name, l.time),
+        None if l.ip.is_some() || l.l4.is_some() => (l, None, None),
         // node_status, lost_events, agent_event, debug_event.
         None => return Ok(Parsed::Ignored),
     };

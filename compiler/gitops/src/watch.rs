@@ -40,7 +40,7 @@ use std::sync::mpsc::{Receiver, RecvTimeoutError, TryRecvError};
 
 use ringfence_bundle::{SigningKey, Trust, format_time, parse_time, sha256_hex, verify_index};
 use ringfence_core::live::{LivePods, LiveState, NeedsCompile, PodChange};
-use ringfence_driver::bundles::{Change, INDEX_FILE, WriteSummary};
+use ringfence_driver::bundles::{Change, INDEX_FILE, Output, WriteSummary};
 use ringfence_driver::{DriverError, IntentFrom, LoadedInventory, Pipeline, Seal, Session, Warned};
 use ringfence_intent::model::SourceFile;
 use ringfence_intent::{Diagnostics, render_human, to_json};
@@ -913,11 +913,13 @@ impl Watcher {
                     session,
                     &rendered.nodes,
                     &Seal {
-                        out,
-                        keys: &keys,
-                        issued_at: job.issued_at,
-                        expires: self.cfg.expires,
-                        generation: Some(n),
+                        output: Output {
+                            out,
+                            keys: &keys,
+                            issued_at: job.issued_at,
+                            expires: self.cfg.expires,
+                            generation: Some(n),
+                        },
                         repository: Some(self.cfg.repo.describe()),
                         keep_from,
                     },

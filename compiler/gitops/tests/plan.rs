@@ -54,6 +54,7 @@ fn changed_plan() -> (Plan, String, String) {
 }
 
 fn line(c: &ConnectionChange) -> String {
+    let c = &c.connection;
     let ports: Vec<String> = c.ports.iter().map(|p| p.to_string()).collect();
     format!("{} => {} : {} {}", c.from, c.to, c.proto, ports.join(","))
 }

@@ -13,7 +13,7 @@ use crate::ast::*;
 use crate::diagnostics::{Diagnostic, codes, did_you_mean};
 use crate::model::{
     Action, Direction, FileId, Mode, Os, PolicyAction, PolicyRank, PortRange, Predicate, Proto,
-    Span, WorkloadKind,
+    Span, WorkloadKind, port_name_problem,
 };
 
 const TOP_NODES: &[&str] = &[
@@ -90,26 +90,6 @@ pub(crate) fn lower(
     };
     for node in doc.nodes() {
         cx.top(node);
-    }
-}
-
-/// Why `name` is not a valid container port name (Kubernetes' IANA_SVC_NAME:
-/// 1-15 lowercase letters, digits and dashes, at least one letter, no dash at
-/// either end or next to another), or `None` if it is one.
-fn port_name_problem(name: &str) -> Option<&'static str> {
-    if name.len() > 15 {
-        Some("is longer than 15 characters")
-    } else if !name
-        .bytes()
-        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-    {
-        Some("may only have lowercase letters, digits and dashes")
-    } else if !name.bytes().any(|b| b.is_ascii_lowercase()) {
-        Some("needs at least one letter")
-    } else if name.starts_with('-') || name.ends_with('-') || name.contains("--") {
-        Some("may not start or end with a dash or have two in a row")
-    } else {
-        None
     }
 }
 

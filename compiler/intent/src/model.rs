@@ -464,3 +464,34 @@ pub struct PluginPin {
     /// Where it was declared.
     pub span: Span,
 }
+
+/// Why `name` is not a valid container port name (Kubernetes' IANA_SVC_NAME:
+/// 1-15 lowercase letters, digits and dashes, at least one letter, no dash at
+/// either end or next to another), or `None` if it is one.
+pub fn port_name_problem(name: &str) -> Option<&'static str> {
+    if name.len() > 15 {
+        Some("is longer than 15 characters")
+    } else if !name
+        .bytes()
+        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+    {
+        Some("may only have lowercase letters, digits and dashes")
+    } else if !name.bytes().any(|b| b.is_ascii_lowercase()) {
+        Some("needs at least one letter")
+    } else if name.starts_with('-') || name.ends_with('-') || name.contains("--") {
+        Some("may not start or end with a dash or have two in a row")
+    } else {
+        None
+    }
+}
+
+/// A `ports=` value as intent writes it: the numbers, then the names,
+/// comma-separated (`80,8000-8100,http`); empty for none.
+pub fn ports_value(numbers: &[PortRange], names: &[String]) -> String {
+    let words: Vec<String> = numbers
+        .iter()
+        .map(|r| r.to_string())
+        .chain(names.iter().cloned())
+        .collect();
+    words.join(",")
+}

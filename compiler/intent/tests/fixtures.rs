@@ -7,7 +7,7 @@ use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use ringfence_intent::model::{Intent, Predicate, Query, SourceFile, Target};
+use ringfence_intent::model::{Intent, Predicate, Query, SourceFile, Target, ports_value};
 use ringfence_intent::{Checked, load, render_human, to_json};
 
 fn root() -> PathBuf {
@@ -118,12 +118,6 @@ fn summary(i: &Intent) -> String {
     for k in i.order() {
         let p = &i.policies[k];
         let (file, line, col) = i.location(p.span);
-        let ports: Vec<String> = p
-            .ports
-            .iter()
-            .map(|r| r.to_string())
-            .chain(p.named_ports.iter().cloned())
-            .collect();
         writeln!(
             s,
             "{:?} {} {}{} {} -> {} {} [{}]{}{} {file}:{line}:{col}",
@@ -137,7 +131,7 @@ fn summary(i: &Intent) -> String {
             target(i, &p.consumer),
             target(i, &p.provider),
             p.proto,
-            ports.join(","),
+            ports_value(&p.ports, &p.named_ports),
             if p.log { " log" } else { "" },
             p.comment
                 .as_ref()

@@ -5,7 +5,8 @@
 //! leaves this crate is a single path component that is neither `.` nor `..`,
 //! and the commands that name files and directories after nodes, clusters or
 //! namespaces (`render`, `compile`, `discover`) cannot be steered outside
-//! their output directory.
+//! their output directory. [`glob`] is how intent and exclusions match
+//! these names.
 
 /// A Kubernetes DNS subdomain (RFC 1123): Node and Pod names.
 pub fn is_dns_subdomain(s: &str) -> bool {
@@ -41,6 +42,31 @@ pub const DNS_LABEL: &str = "lowercase letters, digits and `-`, starting and end
 /// See [`DNS_SUBDOMAIN`].
 pub const CLUSTER_NAME: &str = "letters, digits, `-`, `_` and `.`, starting with a letter or \
                                 digit, at most 253 characters";
+
+/// Whether `name` matches a glob with `*` (any run) and `?` (one character).
+pub fn glob(pattern: &str, name: &str) -> bool {
+    let p: Vec<char> = pattern.chars().collect();
+    let n: Vec<char> = name.chars().collect();
+    let (mut pi, mut ni) = (0, 0);
+    let (mut star, mut mark) = (None, 0);
+    while ni < n.len() {
+        if pi < p.len() && (p[pi] == '?' || p[pi] == n[ni]) {
+            pi += 1;
+            ni += 1;
+        } else if pi < p.len() && p[pi] == '*' {
+            star = Some(pi);
+            mark = ni;
+            pi += 1;
+        } else if let Some(s) = star {
+            pi = s + 1;
+            mark += 1;
+            ni = mark;
+        } else {
+            return false;
+        }
+    }
+    p[pi..].iter().all(|&c| c == '*')
+}
 
 #[cfg(test)]
 mod tests {
@@ -86,5 +112,20 @@ mod tests {
         assert!(!is_dns_label(&"a".repeat(64)));
         assert!(is_cluster_name("prod-eu1"));
         assert!(is_cluster_name("Prod_EU.1"));
+    }
+
+    #[test]
+    fn globs() {
+        assert!(glob("frontend-*", "frontend-7d9f"));
+        assert!(glob("frontend-*", "frontend-5f-a"));
+        assert!(!glob("frontend-*", "frontend"));
+        assert!(glob("*", ""));
+        assert!(glob("*-?", "redis-0"));
+        assert!(glob("w?rker-*-a", "worker-12-a"));
+        assert!(!glob("worker-?", "worker-12"));
+        assert!(!glob("a?c", "abbc"));
+        assert!(glob("a*b*c", "axxbyyc"));
+        assert!(!glob("a*b*c", "axxbyy"));
+        assert!(glob("exact", "exact") && !glob("exact", "exactly"));
     }
 }

@@ -132,14 +132,20 @@ impl Fed {
     }
 }
 
+/// A feed following `api` (state in `dir`) once it has listed pods `a` and `b`.
+fn listed(api: &KubeApi, dir: &Path) -> Fed {
+    let mut fed = Fed::new(start(api, dir, TOKEN));
+    fed.until(&[("a", "10.244.1.2"), ("b", "10.244.1.3")]);
+    fed
+}
+
 #[test]
 fn lists_then_follows_creates_changes_and_deletes() {
     let api = server();
     let dir = tempfile::tempdir().unwrap();
-    let mut fed = Fed::new(start(&api, dir.path(), TOKEN));
+    let mut fed = listed(&api, dir.path());
     assert_eq!(fed.f.cluster.as_deref(), Some("lab"));
     assert_eq!(fed.f.server, format!("{}/", api.url()));
-    fed.until(&[("a", "10.244.1.2"), ("b", "10.244.1.3")]);
     let c = fed.cluster.cluster();
     assert_eq!(c.nodes.len(), 1);
     assert_eq!(c.namespaces.len(), 1);
@@ -186,8 +192,7 @@ fn lists_then_follows_creates_changes_and_deletes() {
 fn a_410_relists_and_drops_the_pod_deleted_in_the_gap() {
     let api = server();
     let dir = tempfile::tempdir().unwrap();
-    let mut fed = Fed::new(start(&api, dir.path(), TOKEN));
-    fed.until(&[("a", "10.244.1.2"), ("b", "10.244.1.3")]);
+    let mut fed = listed(&api, dir.path());
     // While no watch sees it, b goes and c comes; the history is compacted.
     api.expire(vec![
         Edit::Delete("Pod", "shop".into(), "b".into()),
@@ -214,8 +219,7 @@ fn a_410_relists_and_drops_the_pod_deleted_in_the_gap() {
 fn a_dropped_watch_resumes_from_its_version_without_a_relist() {
     let api = server();
     let dir = tempfile::tempdir().unwrap();
-    let mut fed = Fed::new(start(&api, dir.path(), TOKEN));
-    fed.until(&[("a", "10.244.1.2"), ("b", "10.244.1.3")]);
+    let mut fed = listed(&api, dir.path());
     let watches = |api: &KubeApi| {
         api.requests()
             .iter()

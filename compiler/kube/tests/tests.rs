@@ -336,6 +336,11 @@ users:
     path
 }
 
+/// Why `pull` refused `opts`.
+fn refused(opts: PullOptions) -> String {
+    pull(&opts).unwrap_err().to_string()
+}
+
 fn names(list: &Value, kind: &str) -> Vec<String> {
     list["items"]
         .as_array()
@@ -477,13 +482,11 @@ fn a_cluster_name_that_is_no_name_is_refused() {
     let server = serve(lab());
     let dir = tempfile::tempdir().unwrap();
     let file = kubeconfig(dir.path(), &server.url());
-    let message = pull(&PullOptions {
+    let message = refused(PullOptions {
         kubeconfig: Some(file.clone()),
         cluster: Some("../x".into()),
         ..PullOptions::default()
-    })
-    .unwrap_err()
-    .to_string();
+    });
     assert!(
         message.starts_with("--cluster is named \"../x\", which cannot name a cluster in the inventory; pass --cluster NAME (letters, digits"),
         "{message}"
@@ -500,12 +503,10 @@ fn a_cluster_name_that_is_no_name_is_refused() {
             "- name: arn:aws:eks:eu-west-1:1:cluster/lab",
         );
     std::fs::write(&file, text).unwrap();
-    let message = pull(&PullOptions {
+    let message = refused(PullOptions {
         kubeconfig: Some(file),
         ..PullOptions::default()
-    })
-    .unwrap_err()
-    .to_string();
+    });
     assert!(
         message.starts_with(
             "the cluster of context `lab` is named \"arn:aws:eks:eu-west-1:1:cluster/lab\""
@@ -590,12 +591,10 @@ fn an_unreachable_server_is_named() {
 fn kubeconfig_problems_are_named() {
     let dir = tempfile::tempdir().unwrap();
     let missing = dir.path().join("nope");
-    let message = pull(&PullOptions {
+    let message = refused(PullOptions {
         kubeconfig: Some(missing.clone()),
         ..PullOptions::default()
-    })
-    .unwrap_err()
-    .to_string();
+    });
     assert_eq!(
         message,
         format!(
@@ -607,12 +606,10 @@ fn kubeconfig_problems_are_named() {
 
     let empty = dir.path().join("empty");
     std::fs::write(&empty, "apiVersion: v1\nkind: Config\n").unwrap();
-    let message = pull(&PullOptions {
+    let message = refused(PullOptions {
         kubeconfig: Some(empty),
         ..PullOptions::default()
-    })
-    .unwrap_err()
-    .to_string();
+    });
     assert_eq!(
         message,
         "the kubeconfig has no contexts; point --kubeconfig at a kubeconfig file \
@@ -620,13 +617,11 @@ fn kubeconfig_problems_are_named() {
     );
 
     let file = kubeconfig(dir.path(), "http://127.0.0.1:9");
-    let message = pull(&PullOptions {
+    let message = refused(PullOptions {
         kubeconfig: Some(file),
         context: Some("prod".into()),
         ..PullOptions::default()
-    })
-    .unwrap_err()
-    .to_string();
+    });
     assert_eq!(
         message,
         "context `prod` is not in the kubeconfig; pass --context with one of: lab, staging"

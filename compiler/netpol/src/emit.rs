@@ -18,7 +18,7 @@ use std::fmt::Write as _;
 
 use ipnet::IpNet;
 use ringfence_intent::format::quote;
-use ringfence_intent::model::Proto;
+use ringfence_intent::model::{Proto, ports_value};
 use sha2::{Digest, Sha256};
 
 use crate::model::*;
@@ -333,14 +333,9 @@ impl<'o> Emitter<'o> {
                     _ => "any",
                 };
                 let _ = write!(tail, " proto={}", quote(proto));
-                let ports: Vec<String> = g
-                    .numbers
-                    .iter()
-                    .map(|p| p.to_string())
-                    .chain(g.names.iter().cloned())
-                    .collect();
+                let ports = ports_value(&g.numbers, &g.names);
                 if !ports.is_empty() {
-                    let _ = write!(tail, " ports={}", quote(&ports.join(",")));
+                    let _ = write!(tail, " ports={}", quote(&ports));
                 }
             }
             let _ = write!(tail, " side={}", quote(r.dir.word()));

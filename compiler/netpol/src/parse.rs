@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 
 use ipnet::IpNet;
-use ringfence_intent::model::{PortRange, Proto};
+use ringfence_intent::model::{PortRange, Proto, port_name_problem};
 use ringfence_inventory::InventoryError;
 use ringfence_inventory::fields::{Field, Object};
 use ringfence_inventory::manifests::Manifest;
@@ -403,24 +403,6 @@ fn port_number(f: &Field<'_>) -> R<u16> {
         Some(n) if (1..=65535).contains(&n) => Ok(n as u16),
         Some(n) => Err(err(f, format!("is {n}"), "a port is 1-65535")),
         None => Err(err(f, "is missing", "give a port number (1-65535)")),
-    }
-}
-
-/// Why a string is not a container port name (IANA_SVC_NAME).
-fn port_name_problem(name: &str) -> Option<&'static str> {
-    if name.is_empty() || name.len() > 15 {
-        Some("must be 1-15 characters")
-    } else if !name
-        .bytes()
-        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-    {
-        Some("may only have lowercase letters, digits and dashes")
-    } else if !name.bytes().any(|b| b.is_ascii_lowercase()) {
-        Some("needs a letter")
-    } else if name.starts_with('-') || name.ends_with('-') || name.contains("--") {
-        Some("may not start or end with a dash or have two in a row")
-    } else {
-        None
     }
 }
 

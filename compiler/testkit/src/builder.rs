@@ -31,7 +31,7 @@ use ringfence_intent::format::quote;
 use ringfence_intent::model::{
     Action, CatchAll, Direction, External, ExternalId, Filter, FilterId, Intent, Mode, Os, Policy,
     PolicyAction, PolicyRank, Predicate, Proto, Quarantine, QuarantineException, Query, Scope,
-    ScopeId, SourceFile, Span, Target, WorkloadKind,
+    ScopeId, SourceFile, Span, Target, WorkloadKind, ports_value,
 };
 use ringfence_inventory::model::{
     Cluster, ContainerPort, Inventory, Labels, Namespace, Node, Owner, Pod, Service, ServicePort,
@@ -585,12 +585,7 @@ fn proto_ports(line: &mut String, proto: Proto, ports: &[PortRange], names: &[St
         write!(line, " proto={}", quote(proto.as_str())).expect("string");
     }
     if !ports.is_empty() || !names.is_empty() {
-        let p: Vec<String> = ports
-            .iter()
-            .map(|r| r.to_string())
-            .chain(names.iter().cloned())
-            .collect();
-        write!(line, " ports={}", quote(&p.join(","))).expect("string");
+        write!(line, " ports={}", quote(&ports_value(ports, names))).expect("string");
     }
 }
 

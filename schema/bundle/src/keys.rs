@@ -152,6 +152,11 @@ pub fn load_trusted_key(path: &Path) -> Result<TrustedKey, KeyError> {
     TrustedKey::from_pem(&text).map_err(|e| KeyError::Format(path.to_path_buf(), "public", e))
 }
 
+/// Read the trusted public keys of a `--trust` flag, in order.
+pub fn load_trusted_keys(paths: &[PathBuf]) -> Result<Vec<TrustedKey>, KeyError> {
+    paths.iter().map(|p| load_trusted_key(p)).collect()
+}
+
 impl TrustedKey {
     /// Parse an SPKI PEM public key.
     pub fn from_pem(text: &str) -> Result<Self, String> {

@@ -27,6 +27,7 @@ mod verify;
 
 pub use keys::{
     KeyError, SigningKey, TrustedKey, generate_keypair, key_id, load_signing_key, load_trusted_key,
+    load_trusted_keys,
 };
 pub use membership::{
     Applied, Document, MembershipError, MembershipExpect, MembershipReason, VerifiedMembership,

@@ -417,6 +417,24 @@ fn check_format(payload: &[u8], what: &str) -> Result<(), VerifyError> {
     }
 }
 
+/// `names` sorted and unique, or refused as malformed naming the first pair
+/// out of order (`{what} are not sorted and unique: …`).
+fn sorted_unique<'a>(what: &str, names: impl Iterator<Item = &'a str>) -> Result<(), VerifyError> {
+    let mut last: Option<&str> = None;
+    for name in names {
+        if let Some(before) = last
+            && before >= name
+        {
+            return refuse(
+                Reason::Malformed,
+                format!("{what} are not sorted and unique: `{before}` before `{name}`"),
+            );
+        }
+        last = Some(name);
+    }
+    Ok(())
+}
+
 /// File names valid, sorted and unique; every size and digest right.
 fn check_files(files: &[BundleFile]) -> Result<(), VerifyError> {
     for f in files {
@@ -427,17 +445,7 @@ fn check_files(files: &[BundleFile]) -> Result<(), VerifyError> {
             );
         }
     }
-    for pair in files.windows(2) {
-        if pair[0].name >= pair[1].name {
-            return refuse(
-                Reason::Malformed,
-                format!(
-                    "files are not sorted and unique: `{}` before `{}`",
-                    pair[0].name, pair[1].name
-                ),
-            );
-        }
-    }
+    sorted_unique("files", files.iter().map(|f| f.name.as_str()))?;
     for f in files {
         if f.content.len() as u64 != f.size {
             return refuse(
@@ -609,16 +617,6 @@ pub fn verify_index(bytes: &[u8], trust: &Trust) -> Result<IndexPayload, VerifyE
     let index: IndexPayload = parse_payload(&payload, "index", |p: &IndexPayload| p.format)?;
     parse_time(&index.issued_at)
         .or_else(|e| refuse(Reason::Malformed, format!("index issued_at: {e}")))?;
-    for pair in index.nodes.windows(2) {
-        if pair[0].node >= pair[1].node {
-            return refuse(
-                Reason::Malformed,
-                format!(
-                    "index nodes are not sorted and unique: `{}` before `{}`",
-                    pair[0].node, pair[1].node
-                ),
-            );
-        }
-    }
+    sorted_unique("index nodes", index.nodes.iter().map(|e| e.node.as_str()))?;
     Ok(index)
 }

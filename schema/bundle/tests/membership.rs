@@ -115,6 +115,14 @@ fn verify(bytes: &[u8], e: &MembershipExpect<'_>) -> Result<VerifiedMembership, 
     verify_membership(bytes, &mtrust(), e).map_err(|e| e.reason)
 }
 
+/// Why snapshot 1, changed by `edit`, is refused for `ir`.
+fn refused_snapshot(ir: &NodeIr, edit: impl FnOnce(&mut SnapshotPayload)) -> MembershipReason {
+    let mut s = snapshot(1);
+    edit(&mut s);
+    let (b, _) = seal_snapshot(&s, &[&mkey()]);
+    verify(&b, &expect(ir, None)).unwrap_err()
+}
+
 #[test]
 fn a_snapshot_then_its_delta_verify_and_apply() {
     let ir = ir();
@@ -188,32 +196,20 @@ fn replayed_reordered_and_missing_documents_are_refused() {
 #[test]
 fn wrong_node_wrong_generation_and_expired_are_refused() {
     let ir = ir();
-    let mut s = snapshot(1);
-    s.node = "n2".into();
-    let (b, _) = seal_snapshot(&s, &[&mkey()]);
     assert_eq!(
-        verify(&b, &expect(&ir, None)).unwrap_err(),
+        refused_snapshot(&ir, |s| s.node = "n2".into()),
         MembershipReason::WrongNode
     );
-    let mut s = snapshot(1);
-    s.generation = 2;
-    let (b, _) = seal_snapshot(&s, &[&mkey()]);
     assert_eq!(
-        verify(&b, &expect(&ir, None)).unwrap_err(),
+        refused_snapshot(&ir, |s| s.generation = 2),
         MembershipReason::WrongGeneration
     );
-    let mut s = snapshot(1);
-    s.expires_at = "2026-01-01T12:00:00Z".into();
-    let (b, _) = seal_snapshot(&s, &[&mkey()]);
     assert_eq!(
-        verify(&b, &expect(&ir, None)).unwrap_err(),
+        refused_snapshot(&ir, |s| s.expires_at = "2026-01-01T12:00:00Z".into()),
         MembershipReason::Expired
     );
-    let mut s = snapshot(1);
-    s.expires_at = s.issued_at.clone();
-    let (b, _) = seal_snapshot(&s, &[&mkey()]);
     assert_eq!(
-        verify(&b, &expect(&ir, None)).unwrap_err(),
+        refused_snapshot(&ir, |s| s.expires_at = s.issued_at.clone()),
         MembershipReason::Malformed
     );
 }
@@ -240,11 +236,8 @@ fn names_the_bundle_does_not_declare_are_refused() {
     m.endpoints[0].addresses = vec!["192.168.0.10".parse().unwrap()];
     cases.push(m);
     for (i, m) in cases.into_iter().enumerate() {
-        let mut s = snapshot(1);
-        s.membership = m;
-        let (b, _) = seal_snapshot(&s, &[&mkey()]);
         assert_eq!(
-            verify(&b, &expect(&ir, None)).unwrap_err(),
+            refused_snapshot(&ir, |s| s.membership = m),
             MembershipReason::Undeclared,
             "case {i}"
         );
@@ -349,11 +342,9 @@ fn envelope_attacks_are_refused_like_a_bundles() {
     );
     let _ = DELTA_PAYLOAD_TYPE;
     // Not canonical (unsorted addresses).
-    let mut s = snapshot(1);
-    s.membership.sets[0].addresses = vec!["10.0.1.9".parse().unwrap(), "10.0.1.5".parse().unwrap()];
-    let (b, _) = seal_snapshot(&s, &[&mkey()]);
+    let unsorted = vec!["10.0.1.9".parse().unwrap(), "10.0.1.5".parse().unwrap()];
     assert_eq!(
-        verify(&b, &expect(&ir, None)).unwrap_err(),
+        refused_snapshot(&ir, |s| s.membership.sets[0].addresses = unsorted),
         MembershipReason::Malformed
     );
 }

@@ -7,7 +7,7 @@ use std::time::SystemTime;
 
 use anyhow::{Context, bail};
 use ringfence_bundle::{SigningKey, parse_time};
-use ringfence_driver::bundles::Change;
+use ringfence_driver::bundles::{Change, Output};
 use ringfence_driver::{Pipeline, Seal};
 
 use crate::Outcome;
@@ -70,11 +70,13 @@ pub(crate) fn run(mut args: CompileArgs) -> anyhow::Result<Outcome> {
     let sealed = pipeline.render_seal(
         &session,
         &Seal {
-            out: &args.out,
-            keys: &key_refs,
-            issued_at,
-            expires,
-            generation: args.generation,
+            output: Output {
+                out: &args.out,
+                keys: &key_refs,
+                issued_at,
+                expires,
+                generation: args.generation,
+            },
             repository: None,
             keep_from: None,
         },

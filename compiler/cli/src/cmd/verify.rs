@@ -8,7 +8,7 @@ use std::time::SystemTime;
 
 use anyhow::Context;
 use ringfence_bundle::{
-    Expectations, MAX_BUNDLE_BYTES, Trust, VerifiedBundle, VerifyError, load_trusted_key,
+    Expectations, MAX_BUNDLE_BYTES, Trust, VerifiedBundle, VerifyError, load_trusted_keys,
     parse_time, verify_bundle, verify_index,
 };
 use ringfence_schema::bundle::{SourceKind, SourceRef};
@@ -105,13 +105,9 @@ fn refused(path: &Path, what: &str, e: &VerifyError, format: Format) -> anyhow::
 }
 
 pub(crate) fn run(args: VerifyArgs) -> anyhow::Result<Outcome> {
-    let keys = args
-        .trust
-        .iter()
-        .map(|p| load_trusted_key(p))
-        .collect::<Result<Vec<_>, _>>()?;
     // The rule the agent applies too: one implementation.
-    let trust = Trust::checked(keys, args.threshold).map_err(anyhow::Error::msg)?;
+    let trust = Trust::checked(load_trusted_keys(&args.trust)?, args.threshold)
+        .map_err(anyhow::Error::msg)?;
     let now = match &args.now {
         Some(s) => parse_time(s).map_err(|e| anyhow::anyhow!("--now: {e}"))?,
         // The CLI is not the compiler: checking a bundle now means now.
