@@ -128,7 +128,7 @@ if [ -n "$WRAP" ]; then
   for i in "${!BINS[@]}"; do kill -INT "${APIDS[$i]}" 2>/dev/null || true; done
   sleep 3
   for i in "${!BINS[@]}"; do
-    [ -e "$OUT/massif.$i.out" ] && echo "massif $i: peak heap $(ms_print "$OUT/massif.$i.out" | awk '/^ *[0-9]+ +[0-9,]+ +[0-9,]+ +[0-9,]+/ {gsub(",", "", $3); if ($3 > m) m = $3} END {print m}') bytes (total, incl. extra-heap)"
+    [ -e "$OUT/massif.$i.out" ] && echo "massif $i: peak heap $(awk -F= '/^mem_heap_B=/ {h = $2} /^mem_heap_extra_B=/ {if (h + $2 > m) m = h + $2} END {print m}' "$OUT/massif.$i.out") bytes (useful + extra)"
   done
 fi
 uptime
