@@ -3,12 +3,13 @@
 # pods and 5,000 peer addresses (agent time split from nft time), idle RSS
 # and CPU of a running `run` loop, release binary size. Run as root.
 #
-#   sudo bench/agent.sh            # PODS=200 PEERS=5000 RUNS=5 IDLE=60
+#   sudo bench/agent.sh            # PODS=200 PEERS=5000 RUNS=5 IDLE=60 [AGENT_BIN=FILE]
 . "$(dirname "$0")/lib.sh"
 PODS="${PODS:-200}" PEERS="${PEERS:-5000}" RUNS="${RUNS:-5}" IDLE="${IDLE:-60}"
 
 cargo build --release -q -p ringfence-agent --bin ringfence-agent --example gen_bundle
-BIN="$CARGO_TARGET_DIR/release/ringfence-agent"
+# AGENT_BIN=FILE: measure that agent binary (before/after) instead of this build's.
+BIN="${AGENT_BIN:-$CARGO_TARGET_DIR/release/ringfence-agent}"
 GEN="$CARGO_TARGET_DIR/release/examples/gen_bundle"
 
 WORK="$(mktemp -d)"

@@ -9,7 +9,7 @@ use std::path::Path;
 use ringfence_schema::ir::NodeIr;
 use ringfence_schema::membership::Membership;
 
-use crate::live::Snapshot;
+use crate::live::{Element, Snapshot};
 
 /// An apply step failed.
 #[derive(Debug, thiserror::Error)]
@@ -78,10 +78,10 @@ pub trait Applier: Send {
         ))
     }
     /// What membership `m` adds to a read-back of the live rules of IR
-    /// `ir`: (set name as in [`Snapshot`], element text), for drift.
-    fn member_elements(&self, _ir: &NodeIr, _m: &Membership) -> Vec<(String, String)> {
-        Vec::new()
-    }
+    /// `ir`, for drift: `put` is called with each element and its set's
+    /// name as in [`Snapshot`], one by one (a set may hold every pod of a
+    /// cluster: nothing is collected on the way).
+    fn member_elements(&self, _ir: &NodeIr, _m: &Membership, _put: &mut dyn FnMut(&str, Element)) {}
     /// Time spent in the backend tool so far (benchmarks split it out).
     fn tool_time(&self) -> std::time::Duration {
         std::time::Duration::ZERO

@@ -10,6 +10,7 @@
 use std::fmt;
 use std::io::{Read, Write};
 use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// How long one command may run before it is killed.
@@ -27,8 +28,10 @@ pub struct Cmd {
     pub program: String,
     /// Arguments.
     pub args: Vec<String>,
-    /// Bytes written to standard input, if any.
-    pub stdin: Option<Vec<u8>>,
+    /// Bytes written to standard input, if any (shared, not copied, by the
+    /// command actually started and the thread that writes them: a
+    /// membership snapshot's elements are a few MiB).
+    pub stdin: Option<Arc<Vec<u8>>>,
 }
 
 impl Cmd {
@@ -43,7 +46,7 @@ impl Cmd {
 
     /// The same command with `input` on standard input.
     pub fn with_stdin(mut self, input: Vec<u8>) -> Self {
-        self.stdin = Some(input);
+        self.stdin = Some(Arc::new(input));
         self
     }
 }
@@ -212,9 +215,15 @@ impl Runner for SystemRunner {
 
 /// Read a pipe to its end on a thread, keeping at most `cap` bytes (the
 /// rest is read and dropped, so the child never blocks on a full pipe).
+///
+/// The buffer is allocated here, by the calling thread, and only grown by
+/// the reader: glibc grows a block in the arena that holds it, so a listing
+/// of a MiB lands in the main heap, reused by the next one, instead of in
+/// an arena of the reader's own that keeps its pages after the thread ends
+/// (the agent's RSS after an hour of following is most of what matters).
 fn drain(pipe: Option<impl Read + Send + 'static>, cap: u64) -> std::thread::JoinHandle<Vec<u8>> {
+    let mut kept: Vec<u8> = Vec::with_capacity(16 << 10);
     std::thread::spawn(move || {
-        let mut kept = Vec::new();
         if let Some(mut p) = pipe {
             let _ = (&mut p).take(cap).read_to_end(&mut kept);
             let _ = std::io::copy(&mut p, &mut std::io::sink());

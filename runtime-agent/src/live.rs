@@ -8,9 +8,13 @@
 //! out of comparisons and out of the copy stored in the state directory.
 //! Expressions are kept as canonical compact JSON text (object keys sorted),
 //! not as `serde_json::Value` trees: equal text means equal rules, and a
-//! table of thousands of rules stays small in memory.
+//! table of thousands of rules stays small in memory. Set elements, which
+//! may be every pod of a cluster, are [`Element`]s: an address is held as
+//! one (no text, no allocation), anything else as its text.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use ringfence_schema::ir::NodeIr;
 use ringfence_schema::report::Drift;
@@ -66,8 +70,177 @@ pub struct LiveSet {
     pub name: String,
     /// Type and flags, as canonical JSON.
     pub spec: String,
-    /// Elements as text (`10.0.0.0/24`, `10.0.0.1-10.0.0.9`), sorted.
-    pub elements: Vec<String>,
+    /// Elements (`10.0.0.5`, `10.0.0.0/24`, `10.0.0.1-10.0.0.9`), sorted.
+    pub elements: Elements,
+}
+
+/// One element of a set or map. An element that is exactly one address
+/// (what live sets hold, thousands of them) is that address; any other (a
+/// prefix, a range, a concatenation, a map entry with its verdict) is its
+/// text. Both sides of a comparison are made by [`Element::parse`] (or
+/// [`From<IpAddr>`], the same for an address), so equal elements are equal
+/// values and different ones differ.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Element {
+    /// An IPv4 address.
+    V4(Ipv4Addr),
+    /// An IPv6 address.
+    V6(Ipv6Addr),
+    /// Anything else, as its text.
+    Text(Box<str>),
+}
+
+impl Element {
+    /// The element of this text: an address if it is exactly one.
+    pub fn parse(text: &str) -> Self {
+        match text.parse::<IpAddr>() {
+            Ok(a) => a.into(),
+            Err(_) => Element::Text(text.into()),
+        }
+    }
+}
+
+impl From<IpAddr> for Element {
+    fn from(a: IpAddr) -> Self {
+        match a {
+            IpAddr::V4(a) => Element::V4(a),
+            IpAddr::V6(a) => Element::V6(a),
+        }
+    }
+}
+
+impl fmt::Display for Element {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Element::V4(a) => a.fmt(f),
+            Element::V6(a) => a.fmt(f),
+            Element::Text(t) => f.write_str(t),
+        }
+    }
+}
+
+/// A set's elements by kind, each kind sorted by [`Elements::sort`]: IPv4
+/// addresses in 4 bytes each, IPv6 in 16, the rest as text. (A set of
+/// 60,000 pods is 240 KB here, against 3.4 MB as strings.) Stored and
+/// shown as text, a list of strings.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Elements {
+    v4: Vec<Ipv4Addr>,
+    v6: Vec<Ipv6Addr>,
+    text: Vec<Box<str>>,
+}
+
+impl Elements {
+    /// Add one (call [`Elements::sort`] before comparing).
+    pub fn push(&mut self, e: Element) {
+        match e {
+            Element::V4(a) => self.v4.push(a),
+            Element::V6(a) => self.v6.push(a),
+            Element::Text(t) => self.text.push(t),
+        }
+    }
+
+    /// Room for `v4` more IPv4 addresses and `v6` more IPv6 ones, exactly.
+    pub fn reserve_exact(&mut self, v4: usize, v6: usize) {
+        self.v4.reserve_exact(v4);
+        self.v6.reserve_exact(v6);
+    }
+
+    /// How many.
+    pub fn len(&self) -> usize {
+        self.v4.len() + self.v6.len() + self.text.len()
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Sort each kind, so equal sets compare equal.
+    pub fn sort(&mut self) {
+        self.v4.sort_unstable();
+        self.v6.sort_unstable();
+        self.text.sort_unstable();
+    }
+
+    /// Every element: IPv4 addresses, IPv6 addresses, then the others.
+    pub fn iter(&self) -> impl Iterator<Item = Element> + '_ {
+        self.v4
+            .iter()
+            .map(|a| Element::V4(*a))
+            .chain(self.v6.iter().map(|a| Element::V6(*a)))
+            .chain(self.text.iter().map(|t| Element::Text(t.clone())))
+    }
+}
+
+impl<'a> FromIterator<&'a str> for Elements {
+    /// Parsed ([`Element::parse`]) and sorted.
+    fn from_iter<I: IntoIterator<Item = &'a str>>(iter: I) -> Self {
+        let mut out = Elements::default();
+        for t in iter {
+            out.push(Element::parse(t));
+        }
+        out.sort();
+        out
+    }
+}
+
+impl Serialize for Elements {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeSeq;
+        let mut seq = s.serialize_seq(Some(self.len()))?;
+        for a in &self.v4 {
+            seq.serialize_element(&format_args!("{a}"))?;
+        }
+        for a in &self.v6 {
+            seq.serialize_element(&format_args!("{a}"))?;
+        }
+        for t in &self.text {
+            seq.serialize_element(t)?;
+        }
+        seq.end()
+    }
+}
+
+impl<'de> Deserialize<'de> for Elements {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Texts;
+        impl<'de> serde::de::Visitor<'de> for Texts {
+            type Value = Elements;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a list of set elements as text")
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut seq: A,
+            ) -> Result<Elements, A::Error> {
+                let mut out = Elements::default();
+                while let Some(Text(e)) = seq.next_element()? {
+                    out.push(e);
+                }
+                out.sort();
+                Ok(out)
+            }
+        }
+        /// One element read from its text.
+        struct Text(Element);
+        impl<'de> Deserialize<'de> for Text {
+            fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                struct V;
+                impl serde::de::Visitor<'_> for V {
+                    type Value = Text;
+                    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                        f.write_str("a set element as text")
+                    }
+                    fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Text, E> {
+                        Ok(Text(Element::parse(v)))
+                    }
+                }
+                d.deserialize_str(V)
+            }
+        }
+        d.deserialize_seq(Texts)
+    }
 }
 
 /// Remove what changes without the rules changing: handles and counter values.
@@ -150,18 +323,94 @@ pub fn confirm(ir: &NodeIr, live: &Snapshot) -> Result<(), String> {
     ))
 }
 
+/// Most items named in one line of a report.
+const LIST_MAX: usize = 8;
+
 fn list(items: &[&str]) -> String {
-    const MAX: usize = 8;
+    list_of(items, items.len())
+}
+
+/// The first items of a list of `total`, and how many more there are.
+fn list_of(items: &[&str], total: usize) -> String {
     let mut s = items
         .iter()
-        .take(MAX)
+        .take(LIST_MAX)
         .copied()
         .collect::<Vec<_>>()
         .join(", ");
-    if items.len() > MAX {
-        s.push_str(&format!(" and {} more", items.len() - MAX));
+    if total > LIST_MAX {
+        s.push_str(&format!(" and {} more", total - LIST_MAX));
     }
     s
+}
+
+/// The elements of `want` not in `have` and those of `have` not in `want`
+/// (each sorted and once), and how many there are in all: at most
+/// [`LIST_MAX`] are named, gone ones first. Sorted kinds (what
+/// [`Elements::sort`] makes) are walked side by side, nothing copied.
+fn element_changes(want: &Elements, have: &Elements) -> (Vec<String>, usize) {
+    let (mut gone, mut added) = (Named::default(), Named::default());
+    walk(&want.v4, &have.v4, &mut gone, &mut added);
+    walk(&want.v6, &have.v6, &mut gone, &mut added);
+    walk(&want.text, &have.text, &mut gone, &mut added);
+    let total = gone.count + added.count;
+    let names = (gone.first.into_iter().map(|e| format!("-{e}")))
+        .chain(added.first.into_iter().map(|e| format!("+{e}")))
+        .take(LIST_MAX)
+        .collect();
+    (names, total)
+}
+
+/// Differing elements: how many, and the first few as text.
+#[derive(Default)]
+struct Named {
+    count: usize,
+    first: Vec<String>,
+}
+
+impl Named {
+    fn add(&mut self, e: &dyn fmt::Display) {
+        self.count += 1;
+        if self.first.len() < LIST_MAX {
+            self.first.push(e.to_string());
+        }
+    }
+}
+
+/// One kind of elements of both sides, in order: what only `want` has
+/// goes to `gone`, what only `have` has to `added`, repeats once.
+fn walk<T: Ord + fmt::Display>(want: &[T], have: &[T], gone: &mut Named, added: &mut Named) {
+    // References (8 bytes each) only for a side that is not sorted.
+    fn view<T: Ord>(v: &[T]) -> Box<dyn Iterator<Item = &T> + '_> {
+        if v.is_sorted() {
+            Box::new(v.iter())
+        } else {
+            let mut r: Vec<&T> = v.iter().collect();
+            r.sort_unstable();
+            Box::new(r.into_iter())
+        }
+    }
+    let (mut w, mut h) = (view(want).peekable(), view(have).peekable());
+    // The last element taken from either side: a repeat of it is not new.
+    let mut last: Option<&T> = None;
+    loop {
+        let (taken, into) = match (w.peek(), h.peek()) {
+            (Some(a), Some(b)) if a == b => {
+                h.next();
+                (w.next(), None)
+            }
+            (Some(a), Some(b)) if a < b => (w.next(), Some(&mut *gone)),
+            (Some(_), None) => (w.next(), Some(&mut *gone)),
+            (_, Some(_)) => (h.next(), Some(&mut *added)),
+            (None, None) => break,
+        };
+        if let (Some(e), Some(into)) = (taken, into)
+            && last != Some(e)
+        {
+            into.add(e);
+        }
+        last = taken;
+    }
 }
 
 /// Key of a rule for drift: its comment (with `#n` for the n-th repeat in the
@@ -238,7 +487,7 @@ fn by_name<'a, T: Named>(
 /// Differences between the intended snapshot and the live one: missing,
 /// extra and changed chains, rules (by comment, or chain position) and sets
 /// (by name, with the elements that differ). Sorted.
-pub fn diff(intended: &Snapshot, live: &Snapshot) -> Drift {
+pub fn diff<'a>(intended: &'a Snapshot, live: &'a Snapshot) -> Drift {
     let mut d = Drift::default();
     if intended.table.is_some() && intended.table != live.table {
         d.changed
@@ -295,16 +544,11 @@ pub fn diff(intended: &Snapshot, live: &Snapshot) -> Drift {
         if w.spec != h.spec {
             d.changed.push(format!("set {name} (type or flags)"));
         }
-        let (we, he): (BTreeSet<&str>, BTreeSet<&str>) = (
-            w.elements.iter().map(String::as_str).collect(),
-            h.elements.iter().map(String::as_str).collect(),
-        );
-        let gone: Vec<String> = we.difference(&he).map(|e| format!("-{e}")).collect();
-        let added: Vec<String> = he.difference(&we).map(|e| format!("+{e}")).collect();
-        if !gone.is_empty() || !added.is_empty() {
-            let all: Vec<&str> = gone.iter().chain(&added).map(String::as_str).collect();
+        let (names, total) = element_changes(&w.elements, &h.elements);
+        if total > 0 {
+            let names: Vec<&str> = names.iter().map(String::as_str).collect();
             d.changed
-                .push(format!("set {name} elements {}", list(&all)));
+                .push(format!("set {name} elements {}", list_of(&names, total)));
         }
     }
     d.missing.sort();
@@ -343,7 +587,7 @@ mod tests {
             sets: vec![LiveSet {
                 name: "peers".into(),
                 spec: json!({"type": "ipv4_addr"}).to_string(),
-                elements: vec!["10.0.0.1".into(), "10.0.1.0/24".into()],
+                elements: ["10.0.0.1", "10.0.1.0/24"].into_iter().collect(),
             }],
         }
     }
@@ -361,7 +605,7 @@ mod tests {
             .insert(1, rule(None, json!(["saddr", "1.2.3.4", "accept"])));
         c.rules[3].expr = json!(["v6", "drop"]).to_string(); // the second "a"
         c.rules.pop(); // "z"
-        live.sets[0].elements = vec!["10.0.1.0/24".into(), "10.9.9.9".into()];
+        live.sets[0].elements = ["10.0.1.0/24", "10.9.9.9"].into_iter().collect();
         live.sets.push(LiveSet {
             name: "evil".into(),
             ..Default::default()

@@ -28,7 +28,7 @@ use serde_json::{Value, json};
 
 use crate::applier::{Applier, ApplyError};
 use crate::exec::{Cmd, Runner};
-use crate::live::{LiveChain, LiveRule, LiveSet, Snapshot, normalise};
+use crate::live::{Element, Elements, LiveChain, LiveRule, LiveSet, Snapshot, normalise};
 
 /// Our table's family.
 pub const FAMILY: &str = "inet";
@@ -240,13 +240,50 @@ struct Item {
 }
 
 /// A chain, set or map: its name, elements, and the rest as canonical JSON.
-#[derive(Deserialize)]
 struct Named {
     name: String,
-    #[serde(default)]
-    elem: Vec<Element>,
-    #[serde(flatten)]
+    elem: Elements,
     rest: BTreeMap<String, Value>,
+}
+
+/// Read field by field (not `#[serde(flatten)]`, which would first copy
+/// the whole object, every element of a set of thousands included, into a
+/// tree of its own): each element becomes an [`Element`] as it is read.
+impl<'de> Deserialize<'de> for Named {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Fields;
+        impl<'de> serde::de::Visitor<'de> for Fields {
+            type Value = Named;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a chain, set or map")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<Named, A::Error> {
+                let (mut name, mut elem, mut rest) = (None, None, BTreeMap::new());
+                while let Some(k) = map.next_key::<String>()? {
+                    match k.as_str() {
+                        "name" if name.is_none() => name = Some(map.next_value()?),
+                        "elem" if elem.is_none() => {
+                            elem = Some(map.next_value::<ListedAll>()?.0);
+                        }
+                        "name" => return Err(serde::de::Error::duplicate_field("name")),
+                        "elem" => return Err(serde::de::Error::duplicate_field("elem")),
+                        _ => {
+                            rest.insert(k, map.next_value()?);
+                        }
+                    }
+                }
+                Ok(Named {
+                    name: name.ok_or_else(|| serde::de::Error::missing_field("name"))?,
+                    elem: elem.unwrap_or_default(),
+                    rest,
+                })
+            }
+        }
+        d.deserialize_map(Fields)
+    }
 }
 
 #[derive(Deserialize)]
@@ -277,12 +314,73 @@ impl<'de> Deserialize<'de> for Expr {
     }
 }
 
-/// A set element as nft writes it.
-struct Element(String);
+/// A set's `elem` list, each element kept as it is read.
+struct ListedAll(Elements);
 
-impl<'de> Deserialize<'de> for Element {
+impl<'de> Deserialize<'de> for ListedAll {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        Value::deserialize(d).map(|v| Element(element(&v)))
+        struct Seq;
+        impl<'de> serde::de::Visitor<'de> for Seq {
+            type Value = ListedAll;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a list of set elements")
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut seq: A,
+            ) -> Result<ListedAll, A::Error> {
+                let mut out = Elements::default();
+                while let Some(Listed(e)) = seq.next_element()? {
+                    out.push(e);
+                }
+                Ok(ListedAll(out))
+            }
+        }
+        d.deserialize_seq(Seq)
+    }
+}
+
+/// A set element as nft writes it: a string (an address, most of the
+/// time) is read without building a JSON value.
+struct Listed(Element);
+
+impl<'de> Deserialize<'de> for Listed {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        use serde::de::value::{MapAccessDeserializer, SeqAccessDeserializer};
+        struct Any;
+        impl<'de> serde::de::Visitor<'de> for Any {
+            type Value = Listed;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a set element")
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Listed, E> {
+                Ok(Listed(Element::parse(v)))
+            }
+            fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<Listed, E> {
+                Ok(Listed(Element::parse(&element(&Value::from(v)))))
+            }
+            fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<Listed, E> {
+                Ok(Listed(Element::parse(&element(&Value::from(v)))))
+            }
+            fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<Listed, E> {
+                Ok(Listed(Element::parse(&element(&Value::from(v)))))
+            }
+            fn visit_bool<E: serde::de::Error>(self, v: bool) -> Result<Listed, E> {
+                Ok(Listed(Element::parse(&element(&Value::from(v)))))
+            }
+            fn visit_unit<E: serde::de::Error>(self) -> Result<Listed, E> {
+                Ok(Listed(Element::parse(&element(&Value::Null))))
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(self, seq: A) -> Result<Listed, A::Error> {
+                let v = Value::deserialize(SeqAccessDeserializer::new(seq))?;
+                Ok(Listed(Element::parse(&element(&v))))
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, map: A) -> Result<Listed, A::Error> {
+                let v = Value::deserialize(MapAccessDeserializer::new(map))?;
+                Ok(Listed(Element::parse(&element(&v))))
+            }
+        }
+        d.deserialize_any(Any)
     }
 }
 
@@ -320,7 +418,7 @@ pub fn parse_listing(json: &[u8]) -> Result<Snapshot, String> {
                 snap.sets.push(LiveSet {
                     name: format!("{prefix}{}", s.name),
                     spec: spec(s.rest),
-                    elements: s.elem.into_iter().map(|e| e.0).collect(),
+                    elements: s.elem,
                 });
             }
         }
@@ -473,21 +571,22 @@ impl<R: Runner> Applier for NftApplier<R> {
         ))
     }
 
-    fn member_elements(&self, ir: &NodeIr, m: &Membership) -> Vec<(String, String)> {
-        membership::elements(ir, m)
-            .into_iter()
-            .map(|((container, key), value)| match value {
-                None => (container, key),
-                // As `parse_listing` reads a verdict map's entry.
-                Some(v) => {
-                    let verdict = match v.split_once(' ') {
-                        Some((kind, target)) => json!({ kind: { "target": target } }),
-                        None => json!({ v: null }),
-                    };
-                    (format!("map:{container}"), format!("{key} : {verdict}"))
-                }
-            })
-            .collect()
+    fn member_elements(&self, ir: &NodeIr, m: &Membership, put: &mut dyn FnMut(&str, Element)) {
+        membership::for_each_element(ir, m, |container, e| match e {
+            membership::Element::Address(a) => put(container, a.into()),
+            membership::Element::Entry(key, None) => put(container, Element::parse(key)),
+            // As `parse_listing` reads a verdict map's entry.
+            membership::Element::Entry(key, Some(v)) => {
+                let verdict = match v.split_once(' ') {
+                    Some((kind, target)) => json!({ kind: { "target": target } }),
+                    None => json!({ v: null }),
+                };
+                put(
+                    &format!("map:{container}"),
+                    Element::parse(&format!("{key} : {verdict}")),
+                );
+            }
+        });
     }
 
     fn deny_files(&self) -> Result<Vec<(&'static str, &'static str)>, ApplyError> {
@@ -565,8 +664,12 @@ mod tests {
             "expr":[{"counter":{"packets":1,"bytes":60}},{"accept":null}]}}]}"#;
         let s = parse_listing(json).unwrap();
         assert_eq!(
-            s.sets[0].elements,
-            ["10.0.1.0/24", "10.0.2.5", "10.0.3.1-10.0.3.9"]
+            s.sets[0].elements.iter().collect::<Vec<_>>(),
+            [
+                Element::V4("10.0.2.5".parse().unwrap()),
+                Element::Text("10.0.1.0/24".into()),
+                Element::Text("10.0.3.1-10.0.3.9".into()),
+            ]
         );
         assert_eq!(s.chains[0].rules.len(), 2);
         assert_eq!(s.counters()["r1"], (4, 240));

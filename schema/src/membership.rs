@@ -340,6 +340,13 @@ impl Membership {
 
     /// Apply `c` (removals first). On a fault nothing is changed.
     pub fn apply(&mut self, c: &Changes) -> Result<(), Fault> {
+        *self = self.applied(c)?;
+        Ok(())
+    }
+
+    /// This membership with `c` applied (removals first), itself
+    /// untouched: one copy, where `clone` then [`Membership::apply`] makes two.
+    pub fn applied(&self, c: &Changes) -> Result<Membership, Fault> {
         c.validate()?;
         let mut next = self.clone();
         for sc in &c.sets {
@@ -434,8 +441,7 @@ impl Membership {
             Fault::Malformed(s) => Fault::Inconsistent(s),
             other => other,
         })?;
-        *self = next;
-        Ok(())
+        Ok(next)
     }
 }
 

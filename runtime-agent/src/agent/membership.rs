@@ -19,7 +19,7 @@ use ringfence_schema::membership::Membership;
 
 use super::Agent;
 use crate::applier::ApplyError;
-use crate::live::Snapshot;
+use crate::live::{Element, LiveSet, Snapshot};
 use crate::source::{FetchError, MAX_MEMBER_BYTES, MemberFile, Source};
 use crate::state::MemberCommit;
 use crate::{log, rfc3339};
@@ -122,7 +122,7 @@ impl Agent {
         let same = self.members.as_ref().filter(|m| m.generation == generation);
         let empty = Membership::default();
         let current = same.map_or(&empty, |m| &m.membership);
-        let next = verified.and_then(|v| match (&v.document, same) {
+        let next = verified.and_then(|mut v| match (&v.document, same) {
             // The chain of an older generation does not carry over: its
             // rules were replaced, and a new generation starts with a snapshot.
             (Document::Delta(d), None) => Err(MembershipError {
@@ -132,7 +132,8 @@ impl Agent {
                     d.sequence
                 ),
             }),
-            (doc, _) => doc.apply_to(current).map(|m| (v.clone(), m)),
+            // A snapshot's membership moves into the record, not copied.
+            _ => v.document.take_membership(current).map(|m| (v, m)),
         });
         let (v, next) = match next {
             Ok(x) => x,
@@ -306,12 +307,50 @@ impl Agent {
         let f = self.in_force.as_ref()?;
         let mut s = f.current.snapshot.clone();
         if let Some(m) = self.members().filter(|_| self.filled) {
-            for (set, element) in self.applier.member_elements(&f.verified.ir, &m.membership) {
-                if let Some(x) = s.sets.iter_mut().find(|x| x.name == set) {
-                    x.elements.push(element);
-                }
+            let ir = &f.verified.ir;
+            // Counted first, so each set grows once to its size.
+            let mut count: Vec<(usize, usize)> = vec![(0, 0); s.sets.len()];
+            let mut at = Finder::default();
+            self.applier
+                .member_elements(ir, &m.membership, &mut |set, e| {
+                    if let Some(i) = at.find(&s.sets, set) {
+                        match e {
+                            Element::V4(_) => count[i].0 += 1,
+                            Element::V6(_) => count[i].1 += 1,
+                            Element::Text(_) => {}
+                        }
+                    }
+                });
+            for (x, (v4, v6)) in s.sets.iter_mut().zip(count) {
+                x.elements.reserve_exact(v4, v6);
             }
+            self.applier
+                .member_elements(ir, &m.membership, &mut |set, e| {
+                    if let Some(i) = at.find(&s.sets, set) {
+                        s.sets[i].elements.push(e);
+                    }
+                });
         }
         Some(s.sorted())
+    }
+}
+
+/// Which of a snapshot's sets has a name, remembering the last answer:
+/// elements come set by set.
+#[derive(Default)]
+struct Finder {
+    last: Option<(String, Option<usize>)>,
+}
+
+impl Finder {
+    fn find(&mut self, sets: &[LiveSet], name: &str) -> Option<usize> {
+        match &self.last {
+            Some((n, i)) if n == name => *i,
+            _ => {
+                let i = sets.iter().position(|x| x.name == name);
+                self.last = Some((name.to_string(), i));
+                i
+            }
+        }
     }
 }

@@ -494,6 +494,107 @@ fn membership_fills_a_live_bundle_and_every_attack_leaves_the_kernel_alone() {
 }
 
 #[test]
+fn every_element_changed_in_a_live_set_or_map_is_drift_and_self_heal_restores_it() {
+    let l = live_node();
+    let node = l.ir.node.clone();
+    let keys = Keys::new();
+    let now = SystemTime::now();
+    // A live set holding an IPv4 address, and a managed pod's dispatch entry.
+    let set =
+        l.m.sets
+            .iter()
+            .find(|s| s.addresses.iter().any(IpAddr::is_ipv4))
+            .expect("a live set with an IPv4 address");
+    let x = *set.addresses.iter().find(|a| a.is_ipv4()).unwrap();
+    let set = format!("{}_v4", set.name);
+    let pod =
+        l.m.endpoints
+            .iter()
+            .find(|e| e.ingress.is_some() && e.addresses[0].is_ipv4())
+            .expect("a managed IPv4 pod");
+    let p = pod.addresses[0];
+    let other =
+        l.m.endpoints
+            .iter()
+            .filter_map(|e| e.ingress.as_deref())
+            .find(|c| Some(*c) != pod.ingress.as_deref())
+            .expect("a second ingress chain");
+    let stranger = "10.255.255.254";
+    // Removed, added, and a map entry pointing at another chain.
+    let tamper = |ns: &Netns| {
+        ns.sh(&format!(
+            "nft delete element inet ringfence {set} '{{ {x} }}'; \
+             nft add element inet ringfence {set} '{{ {stranger} }}'; \
+             nft delete element inet ringfence ingress-v4 '{{ {p} }}'; \
+             nft add element inet ringfence ingress-v4 '{{ {p} : jump c_{other} }}'"
+        ));
+    };
+    let filled = |self_heal: bool, tag: &str| {
+        let ns = Netns::new(tag);
+        let state = keys.path(tag);
+        let mut a = Agent::new(
+            Config {
+                node: node.clone(),
+                self_heal,
+                ..config(keys.trust())
+            },
+            StateDir::open(&state).unwrap(),
+            nft_in(&ns),
+        );
+        assert!(matches!(
+            a.offer(&bundle(&l, 1, &keys.key), None, now),
+            Outcome::Applied { generation: 1 }
+        ));
+        let snap = Chain::new(&l, &keys.key, 1).snapshot(&l.m);
+        assert!(matches!(
+            a.offer_membership(&snap, now, Instant::now()),
+            MemberOutcome::Applied { sequence: 1 }
+        ));
+        a.check_drift(now);
+        assert!(a.stats.drift.is_empty(), "{:?}", a.stats.drift);
+        (ns, a)
+    };
+
+    // Found, each element named.
+    let (ns, mut a) = filled(false, "memdrift");
+    tamper(&ns);
+    a.check_drift(now);
+    let d = &a.stats.drift;
+    assert!(d.missing.is_empty() && d.extra.is_empty(), "{d:?}");
+    assert!(
+        d.changed
+            .contains(&format!("set {set} elements -{x}, +{stranger}")),
+        "{d:?}"
+    );
+    let entry = d
+        .changed
+        .iter()
+        .find(|c| c.starts_with("set map:ingress-v4 elements "))
+        .unwrap_or_else(|| panic!("{d:?}"));
+    assert!(
+        entry.contains(&format!("-{p} : ")) && entry.contains(&format!("+{p} : ")),
+        "{entry}"
+    );
+    assert!(entry.contains(&format!("c_{other}")), "{entry}");
+    drop((ns, a));
+
+    // Healed: the membership in force is back, element for element.
+    let (ns, mut a) = filled(true, "memheal");
+    let clean = elements(&ns);
+    tamper(&ns);
+    assert_ne!(elements(&ns), clean);
+    a.check_drift(now);
+    assert!(a.stats.drift.is_empty(), "{:?}", a.stats.drift);
+    assert_eq!(elements(&ns), clean);
+    assert!(has(&ns, &set, &x) && !has(&ns, &set, &stranger.parse().unwrap()));
+    let verdict = ns.sh("nft list map inet ringfence ingress-v4");
+    assert!(
+        verdict.contains(&format!("{p} : jump c_{}", pod.ingress.as_deref().unwrap())),
+        "{verdict}"
+    );
+}
+
+#[test]
 fn a_dir_source_is_followed_and_a_gap_recovers_through_the_snapshot() {
     let l = live_node();
     let node = l.ir.node.clone();

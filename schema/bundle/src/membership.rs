@@ -24,7 +24,7 @@ use serde::Deserialize;
 use crate::keys::SigningKey;
 use crate::seal::{seal_envelope, sha256_hex};
 use crate::time::parse_time;
-use crate::verify::{Reason, Trust, VerifyError, open, parse_envelope};
+use crate::verify::{Reason, Trust, VerifyError, open_sealed, parse_envelope};
 
 /// Why a membership document was refused: a stable code for metrics and tests.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -243,11 +243,16 @@ impl Document {
     pub fn apply_to(&self, current: &Membership) -> Result<Membership, MembershipError> {
         match self {
             Document::Snapshot(s) => Ok(s.membership.clone()),
-            Document::Delta(d) => {
-                let mut m = current.clone();
-                m.apply(&d.changes)?;
-                Ok(m)
-            }
+            Document::Delta(d) => Ok(current.applied(&d.changes)?),
+        }
+    }
+
+    /// As [`Document::apply_to`], taking a snapshot's membership out of the
+    /// document instead of copying it (the document keeps the rest).
+    pub fn take_membership(&mut self, current: &Membership) -> Result<Membership, MembershipError> {
+        match self {
+            Document::Snapshot(s) => Ok(std::mem::take(&mut s.membership)),
+            Document::Delta(d) => Ok(current.applied(&d.changes)?),
         }
     }
 }
@@ -291,7 +296,8 @@ pub fn verify_membership(
         }
     };
     let payload_type = envelope.payload_type.clone();
-    let (payload, signers) = open(bytes, &payload_type, trust)?;
+    let (payload, signers) = open_sealed(&envelope, &payload_type, trust)?;
+    drop(envelope);
     check_format(&payload)?;
     let document = if snapshot {
         Document::Snapshot(serde_json::from_slice(&payload).or_else(|e| {

@@ -60,7 +60,7 @@ pub(crate) fn pae(payload_type: &str, payload: &[u8]) -> Vec<u8> {
 }
 
 /// What [`pae`] puts before the payload.
-fn pae_header(payload_type: &str, len: usize) -> Vec<u8> {
+pub(crate) fn pae_header(payload_type: &str, len: usize) -> Vec<u8> {
     format!("DSSEv1 {} {payload_type} {len} ", payload_type.len()).into_bytes()
 }
 

@@ -11,14 +11,14 @@ use std::time::{Duration, SystemTime};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use ringfence_schema::bundle::{
-    BUNDLE_FORMAT, BUNDLE_PAYLOAD_TYPE, BundleFile, BundlePayload, Envelope, INDEX_PAYLOAD_TYPE,
-    IR_FILE, IndexPayload,
+    BUNDLE_FORMAT, BUNDLE_PAYLOAD_TYPE, BundleFile, BundlePayload, INDEX_PAYLOAD_TYPE, IR_FILE,
+    IndexPayload, Signature,
 };
 use ringfence_schema::ir::NodeIr;
 use serde::Deserialize;
 
 use crate::keys::TrustedKey;
-use crate::seal::{pae, rules_sha256, sha256_hex};
+use crate::seal::{pae, pae_header, rules_sha256, sha256_hex};
 use crate::time::parse_time;
 
 /// The largest bundle or index file a verifier reads (64 MiB). Readers should
@@ -235,8 +235,24 @@ pub fn valid_file_name(name: &str) -> bool {
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"._-".contains(&b))
 }
 
+/// A DSSE envelope as read for verification: the fields of
+/// [`Envelope`](ringfence_schema::bundle::Envelope), its payload borrowed
+/// from the file's bytes (base64 has nothing to unescape), not copied: a
+/// big node's membership snapshot is over a MiB of it.
+#[derive(Deserialize)]
+pub(crate) struct Sealed<'a> {
+    /// What the payload is.
+    #[serde(rename = "payloadType")]
+    pub(crate) payload_type: String,
+    /// Base64 of the payload bytes.
+    #[serde(borrow)]
+    pub(crate) payload: std::borrow::Cow<'a, str>,
+    /// The signatures.
+    pub(crate) signatures: Vec<Signature>,
+}
+
 /// Parse the envelope: the whole file must be its JSON plus one newline.
-pub(crate) fn parse_envelope(bytes: &[u8]) -> Result<Envelope, VerifyError> {
+pub(crate) fn parse_envelope(bytes: &[u8]) -> Result<Sealed<'_>, VerifyError> {
     if bytes.len() > MAX_BUNDLE_BYTES {
         return refuse(
             Reason::TooLarge,
@@ -246,7 +262,7 @@ pub(crate) fn parse_envelope(bytes: &[u8]) -> Result<Envelope, VerifyError> {
             ),
         );
     }
-    let mut stream = serde_json::Deserializer::from_slice(bytes).into_iter::<Envelope>();
+    let mut stream = serde_json::Deserializer::from_slice(bytes).into_iter::<Sealed<'_>>();
     let envelope = match stream.next() {
         Some(Ok(e)) => e,
         Some(Err(e)) if e.is_eof() => {
@@ -285,7 +301,15 @@ pub(crate) fn open(
     payload_type: &str,
     trust: &Trust,
 ) -> Result<(Vec<u8>, Vec<String>), VerifyError> {
-    let envelope = parse_envelope(bytes)?;
+    open_sealed(&parse_envelope(bytes)?, payload_type, trust)
+}
+
+/// [`open`] for an envelope already parsed.
+pub(crate) fn open_sealed(
+    envelope: &Sealed<'_>,
+    payload_type: &str,
+    trust: &Trust,
+) -> Result<(Vec<u8>, Vec<String>), VerifyError> {
     if envelope.payload_type != payload_type {
         return refuse(
             Reason::UnsupportedFormat,
@@ -295,10 +319,25 @@ pub(crate) fn open(
             ),
         );
     }
-    let payload = STANDARD
-        .decode(envelope.payload.as_bytes())
+    // The payload is decoded right after the PAE header, so the signed
+    // message is one buffer and the payload is not copied into it.
+    let b64 = envelope.payload.as_bytes();
+    let pad = b64.iter().rev().take(2).filter(|b| **b == b'=').count();
+    let len = (b64.len() / 4 * 3).saturating_sub(pad);
+    let mut message = pae_header(payload_type, len);
+    let mut header = message.len();
+    // Room for what the decoder asks for (its estimate, at most 2 bytes
+    // over), so it never grows the buffer by doubling.
+    message.reserve_exact(base64::decoded_len_estimate(b64.len()));
+    STANDARD
+        .decode_vec(b64, &mut message)
         .or_else(|e| refuse(Reason::Malformed, format!("payload is not base64: {e}")))?;
-    let message = pae(payload_type, &payload);
+    if message.len() - header != len {
+        // Not the length foreseen: the header names the payload's real one.
+        let payload = message.split_off(header);
+        message = pae(payload_type, &payload);
+        header = message.len() - payload.len();
+    }
     // Only each trusted key's first signature counts: duplicates neither count
     // twice nor cost a second verification.
     let mut seen = BTreeSet::new();
@@ -324,7 +363,9 @@ pub(crate) fn open(
     }
     signers.sort();
     if signers.len() >= trust.threshold {
-        return Ok((payload, signers));
+        // The payload, moved to the front of the same buffer.
+        message.drain(..header);
+        return Ok((message, signers));
     }
     if let Some(k) = bad.first() {
         return refuse(

@@ -32,6 +32,32 @@ const PER_STATEMENT: usize = 512;
 /// Elements keyed by (container, key), each with its verdict (maps) or none (sets).
 type Elements = BTreeMap<(String, String), Option<String>>;
 
+/// One element [`for_each_element`] walks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Element<'a> {
+    /// An address of a live set: a set element written as the address.
+    Address(IpAddr),
+    /// Any other element: its key as written, and for a map its value.
+    Entry(&'a str, Option<&'a str>),
+}
+
+/// Every element `m` puts in the ruleset of live IR `ir`, with its
+/// container, without building them all: the few of endpoints and
+/// exposure targets first, then each live set's addresses in order (so
+/// calls for one container come together). The same elements as
+/// [`elements`].
+pub fn for_each_element(ir: &NodeIr, m: &Membership, mut f: impl FnMut(&str, Element<'_>)) {
+    for ((container, key), value) in &local_elements(ir, m) {
+        f(container, Element::Entry(key, value.as_deref()));
+    }
+    for s in &m.sets {
+        let (v4, v6) = (format!("{}_v4", s.name), format!("{}_v6", s.name));
+        for a in &s.addresses {
+            f(if a.is_ipv4() { &v4 } else { &v6 }, Element::Address(*a));
+        }
+    }
+}
+
 /// Every element `m` puts in the ruleset of live IR `ir`: (container, key) → value.
 pub fn elements(ir: &NodeIr, m: &Membership) -> Elements {
     let mut out = local_elements(ir, m);
@@ -138,40 +164,72 @@ pub fn changes(ir: &NodeIr, from: &Membership, to: &Membership) -> String {
     statements(delete, add)
 }
 
-/// Element texts by container, to delete and to add.
-type Lists = BTreeMap<String, Vec<String>>;
+/// Elements by container, to delete and to add.
+type Lists = BTreeMap<String, Items>;
 
-/// What differs between `old` and `new`, as element texts to delete and add.
+/// One container's elements: plain addresses (most, held as addresses,
+/// not text: a snapshot fills every live set at once) and any others as
+/// their text.
+#[derive(Default)]
+struct Items {
+    addresses: Vec<IpAddr>,
+    texts: Vec<String>,
+}
+
+/// What differs between `old` and `new`, as elements to delete and add.
 fn diff_elements(old: &Elements, new: &Elements, delete: &mut Lists, add: &mut Lists) {
+    // A key alone that is an address is written as the address.
+    let put = |to: &mut Lists, c: &str, text: String| {
+        let items = to.entry(c.to_string()).or_default();
+        match text.parse::<IpAddr>() {
+            Ok(a) => items.addresses.push(a),
+            Err(_) => items.texts.push(text),
+        }
+    };
     for ((c, k), v) in old {
         if new.get(&(c.clone(), k.clone())) != Some(v) {
-            delete.entry(c.clone()).or_default().push(k.clone());
+            put(delete, c, k.clone());
         }
     }
     for ((c, k), v) in new {
         if old.get(&(c.clone(), k.clone())) != Some(v) {
-            let e = match v {
-                Some(v) => format!("{k} : {v}"),
-                None => k.clone(),
-            };
-            add.entry(c.clone()).or_default().push(e);
+            match v {
+                Some(v) => put(add, c, format!("{k} : {v}")),
+                None => put(add, c, k.clone()),
+            }
         }
     }
 }
 
-/// The `nft -f` lines: every deletion, then every addition.
+/// The `nft -f` lines: every deletion, then every addition; in each
+/// container the addresses (in order), then the other elements (in the
+/// order of their text).
 fn statements(delete: Lists, add: Lists) -> String {
     let mut out = String::new();
     for (verb, lists) in [("delete", delete), ("add", add)] {
-        for (container, mut elems) in lists {
-            // In the order of the element text, as nft lists them.
-            elems.sort_unstable();
-            for chunk in elems.chunks(PER_STATEMENT) {
-                let _ = writeln!(
-                    out,
-                    "{verb} element inet {TABLE} {container} {{ {} }}",
-                    chunk.join(", ")
-                );
+        for (container, mut items) in lists {
+            items.addresses.sort_unstable();
+            items.texts.sort_unstable();
+            let all = items
+                .addresses
+                .iter()
+                .map(|a| a as &dyn std::fmt::Display)
+                .chain(items.texts.iter().map(|t| t as &dyn std::fmt::Display));
+            let mut n = 0;
+            for e in all {
+                if n % PER_STATEMENT == 0 {
+                    if n > 0 {
+                        out.push_str(" }\n");
+                    }
+                    let _ = write!(out, "{verb} element inet {TABLE} {container} {{ ");
+                } else {
+                    out.push_str(", ");
+                }
+                let _ = write!(out, "{e}");
+                n += 1;
+            }
+            if n > 0 {
+                out.push_str(" }\n");
             }
         }
     }
@@ -181,10 +239,13 @@ fn statements(delete: Lists, add: Lists) -> String {
 /// The addresses of set `name` that leave (in `old`, not `new`) and join
 /// (in `new`, not `old`); both lists sorted and unique.
 fn set_changes(name: &str, old: &[IpAddr], new: &[IpAddr], delete: &mut Lists, add: &mut Lists) {
+    let (v4, v6) = (format!("{name}_v4"), format!("{name}_v6"));
     let put = |to: &mut Lists, a: &IpAddr| {
-        to.entry(set_container(name, a))
-            .or_default()
-            .push(a.to_string());
+        let c = if a.is_ipv4() { &v4 } else { &v6 };
+        match to.get_mut(c) {
+            Some(items) => items.addresses.push(*a),
+            None => to.entry(c.clone()).or_default().addresses.push(*a),
+        }
     };
     let (mut i, mut j) = (0, 0);
     loop {
@@ -351,6 +412,16 @@ mod tests {
             let to = draw(&mut next);
             assert_eq!(changes(&ir(), &from, &to), reference(&ir(), &from, &to));
             assert_eq!(changes(&ir(), &from, &from), "");
+            // The walk visits exactly the elements.
+            let mut walked = Elements::new();
+            for_each_element(&ir(), &from, |c, e| {
+                let (k, v) = match e {
+                    Element::Address(a) => (a.to_string(), None),
+                    Element::Entry(k, v) => (k.to_string(), v.map(str::to_string)),
+                };
+                assert!(walked.insert((c.to_string(), k), v).is_none());
+            });
+            assert_eq!(walked, elements(&ir(), &from));
         }
     }
 }
