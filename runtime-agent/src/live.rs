@@ -444,17 +444,17 @@ fn rule_name(chain: &str, key: &str, pos: usize) -> String {
 }
 
 /// What [`by_name`] pairs by.
-trait Named {
+trait ByName {
     fn name(&self) -> &str;
 }
 
-impl Named for LiveChain {
+impl ByName for LiveChain {
     fn name(&self) -> &str {
         &self.name
     }
 }
 
-impl Named for LiveSet {
+impl ByName for LiveSet {
     fn name(&self) -> &str {
         &self.name
     }
@@ -462,7 +462,7 @@ impl Named for LiveSet {
 
 /// Pair `want` and `have` by name: one missing from `have` or extra in it
 /// is `{what} {name}` in `d`; the pairs present in both are returned.
-fn by_name<'a, T: Named>(
+fn by_name<'a, T: ByName>(
     d: &mut Drift,
     what: &str,
     want: &'a [T],
