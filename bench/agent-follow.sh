@@ -101,13 +101,7 @@ if [ "$TRACE" = 1 ]; then
   log "pacing the trace ($(wc -l <"$T/c/churn.jsonl") events at 50/s)"
   python3 bench/churn.py pace "$T/c/churn.jsonl" "$T/ev.jsonl" "$T/stamps" 50 "$T/pub" "$T/nodes.txt" "$T/copy"
   # Until watch is idle (3 s under 5 % of a core), then one more pass of the agents.
-  HZ=$(getconf CLK_TCK); ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
-  quiet=0; prev=$(ticks "$WPID")
-  for _ in $(seq 1 600); do
-    sleep 1; now=$(ticks "$WPID")
-    if [ $((now - prev)) -le $((HZ / 20)) ]; then quiet=$((quiet + 1)); [ $quiet -ge 3 ] && break; else quiet=0; fi
-    prev=$now
-  done
+  until_idle "$WPID"
   sleep "$((INTERVAL + 5))"
   kill "$SAMPLER" 2>/dev/null || true
 fi

@@ -77,8 +77,6 @@ grep -qx "ready $want" "$T/sim.log" || { tail -n 3 "$T/sim.log"; log "simulated 
 [ "$real_ready" -eq "$REAL" ] || { tail -n 3 "$T"/agents/*.log; log "real agents not ready"; exit 2; }
 sleep 2
 
-ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
-HZ=$(getconf CLK_TCK)
 w0=$(ticks "$WPID"); s0=$(ticks "$SIM"); t0=$(date +%s.%N)
 log "pacing the trace ($(wc -l <"$T/c/churn.jsonl") events at $RATE/s)"
 # Peak RSS of watch and of the real agents while the trace runs.
@@ -92,12 +90,7 @@ t1=$(date +%s.%N); w1=$(ticks "$WPID"); s1=$(ticks "$SIM")
 # Steady state: wait until watch has drained the trace (idle, under 5 % of
 # a core, for 3 s in a row; at most 10 min), then let the clients fetch
 # what it published last.
-quiet=0; prev=$(ticks "$WPID")
-for _ in $(seq 1 600); do
-  sleep 1; now=$(ticks "$WPID")
-  if [ $((now - prev)) -le $((HZ / 20)) ]; then quiet=$((quiet + 1)); [ $quiet -ge 3 ] && break; else quiet=0; fi
-  prev=$now
-done
+until_idle "$WPID"
 t2=$(date +%s.%N); w2=$(ticks "$WPID")
 log "watch drained $(echo "$t2 - $t1 - 3" | bc) s after the trace"
 kill "$SAMPLER"
