@@ -202,26 +202,41 @@ impl Serialize for Elements {
     }
 }
 
-impl<'de> Deserialize<'de> for Elements {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct Texts;
-        impl<'de> serde::de::Visitor<'de> for Texts {
+impl Elements {
+    /// Read a list of elements, each read as `E` (from its text, or as nft
+    /// lists it) and taken out of it by `element`, in the order given.
+    pub(crate) fn read_list<'de, D, E>(
+        d: D,
+        what: &'static str,
+        element: fn(E) -> Element,
+    ) -> Result<Elements, D::Error>
+    where
+        D: serde::Deserializer<'de>,
+        E: Deserialize<'de>,
+    {
+        struct List<E>(&'static str, fn(E) -> Element);
+        impl<'de, E: Deserialize<'de>> serde::de::Visitor<'de> for List<E> {
             type Value = Elements;
             fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("a list of set elements as text")
+                f.write_str(self.0)
             }
             fn visit_seq<A: serde::de::SeqAccess<'de>>(
                 self,
                 mut seq: A,
             ) -> Result<Elements, A::Error> {
                 let mut out = Elements::default();
-                while let Some(Text(e)) = seq.next_element()? {
-                    out.push(e);
+                while let Some(e) = seq.next_element::<E>()? {
+                    out.push((self.1)(e));
                 }
-                out.sort();
                 Ok(out)
             }
         }
+        d.deserialize_seq(List(what, element))
+    }
+}
+
+impl<'de> Deserialize<'de> for Elements {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         /// One element read from its text.
         struct Text(Element);
         impl<'de> Deserialize<'de> for Text {
@@ -239,7 +254,9 @@ impl<'de> Deserialize<'de> for Elements {
                 d.deserialize_str(V)
             }
         }
-        d.deserialize_seq(Texts)
+        let mut out = Elements::read_list(d, "a list of set elements as text", |Text(e)| e)?;
+        out.sort();
+        Ok(out)
     }
 }
 

@@ -319,24 +319,7 @@ struct ListedAll(Elements);
 
 impl<'de> Deserialize<'de> for ListedAll {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct Seq;
-        impl<'de> serde::de::Visitor<'de> for Seq {
-            type Value = ListedAll;
-            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-                f.write_str("a list of set elements")
-            }
-            fn visit_seq<A: serde::de::SeqAccess<'de>>(
-                self,
-                mut seq: A,
-            ) -> Result<ListedAll, A::Error> {
-                let mut out = Elements::default();
-                while let Some(Listed(e)) = seq.next_element()? {
-                    out.push(e);
-                }
-                Ok(ListedAll(out))
-            }
-        }
-        d.deserialize_seq(Seq)
+        Elements::read_list(d, "a list of set elements", |Listed(e)| e).map(ListedAll)
     }
 }
 
