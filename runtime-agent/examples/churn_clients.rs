@@ -151,9 +151,10 @@ impl Client<'_> {
                 }),
             };
             let empty = Membership::default();
-            let verified = verify_membership(&bytes, self.trust, &expect).and_then(|v| {
+            // As the agent does: a snapshot's membership moves, not copied.
+            let verified = verify_membership(&bytes, self.trust, &expect).and_then(|mut v| {
                 let current = same.map_or(&empty, |a| &a.3);
-                v.document.apply_to(current).map(|m| (v, m))
+                v.document.take_membership(current).map(|m| (v, m))
             });
             match verified {
                 Ok((v, next)) => {

@@ -366,7 +366,7 @@ fn list_of(items: &[&str], total: usize) -> String {
 /// [`LIST_MAX`] are named, gone ones first. Sorted kinds (what
 /// [`Elements::sort`] makes) are walked side by side, nothing copied.
 fn element_changes(want: &Elements, have: &Elements) -> (Vec<String>, usize) {
-    let (mut gone, mut added) = (Named::default(), Named::default());
+    let (mut gone, mut added) = (Differing::default(), Differing::default());
     walk(&want.v4, &have.v4, &mut gone, &mut added);
     walk(&want.v6, &have.v6, &mut gone, &mut added);
     walk(&want.text, &have.text, &mut gone, &mut added);
@@ -380,12 +380,12 @@ fn element_changes(want: &Elements, have: &Elements) -> (Vec<String>, usize) {
 
 /// Differing elements: how many, and the first few as text.
 #[derive(Default)]
-struct Named {
+struct Differing {
     count: usize,
     first: Vec<String>,
 }
 
-impl Named {
+impl Differing {
     fn add(&mut self, e: &dyn fmt::Display) {
         self.count += 1;
         if self.first.len() < LIST_MAX {
@@ -396,7 +396,12 @@ impl Named {
 
 /// One kind of elements of both sides, in order: what only `want` has
 /// goes to `gone`, what only `have` has to `added`, repeats once.
-fn walk<T: Ord + fmt::Display>(want: &[T], have: &[T], gone: &mut Named, added: &mut Named) {
+fn walk<T: Ord + fmt::Display>(
+    want: &[T],
+    have: &[T],
+    gone: &mut Differing,
+    added: &mut Differing,
+) {
     // References (8 bytes each) only for a side that is not sorted.
     fn view<T: Ord>(v: &[T]) -> Box<dyn Iterator<Item = &T> + '_> {
         if v.is_sorted() {

@@ -327,6 +327,13 @@ impl<'de> Deserialize<'de> for ListedAll {
 /// time) is read without building a JSON value.
 struct Listed(Element);
 
+impl Listed {
+    /// An element that is not a plain string, as `parse_listing` writes it.
+    fn of(v: Value) -> Listed {
+        Listed(Element::parse(&element(&v)))
+    }
+}
+
 impl<'de> Deserialize<'de> for Listed {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         use serde::de::value::{MapAccessDeserializer, SeqAccessDeserializer};
@@ -340,27 +347,25 @@ impl<'de> Deserialize<'de> for Listed {
                 Ok(Listed(Element::parse(v)))
             }
             fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<Listed, E> {
-                Ok(Listed(Element::parse(&element(&Value::from(v)))))
+                Ok(Listed::of(v.into()))
             }
             fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<Listed, E> {
-                Ok(Listed(Element::parse(&element(&Value::from(v)))))
+                Ok(Listed::of(v.into()))
             }
             fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<Listed, E> {
-                Ok(Listed(Element::parse(&element(&Value::from(v)))))
+                Ok(Listed::of(v.into()))
             }
             fn visit_bool<E: serde::de::Error>(self, v: bool) -> Result<Listed, E> {
-                Ok(Listed(Element::parse(&element(&Value::from(v)))))
+                Ok(Listed::of(v.into()))
             }
             fn visit_unit<E: serde::de::Error>(self) -> Result<Listed, E> {
-                Ok(Listed(Element::parse(&element(&Value::Null))))
+                Ok(Listed::of(Value::Null))
             }
             fn visit_seq<A: serde::de::SeqAccess<'de>>(self, seq: A) -> Result<Listed, A::Error> {
-                let v = Value::deserialize(SeqAccessDeserializer::new(seq))?;
-                Ok(Listed(Element::parse(&element(&v))))
+                Value::deserialize(SeqAccessDeserializer::new(seq)).map(Listed::of)
             }
             fn visit_map<A: serde::de::MapAccess<'de>>(self, map: A) -> Result<Listed, A::Error> {
-                let v = Value::deserialize(MapAccessDeserializer::new(map))?;
-                Ok(Listed(Element::parse(&element(&v))))
+                Value::deserialize(MapAccessDeserializer::new(map)).map(Listed::of)
             }
         }
         d.deserialize_any(Any)

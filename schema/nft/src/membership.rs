@@ -51,9 +51,9 @@ pub fn for_each_element(ir: &NodeIr, m: &Membership, mut f: impl FnMut(&str, Ele
         f(container, Element::Entry(key, value.as_deref()));
     }
     for s in &m.sets {
-        let (v4, v6) = (format!("{}_v4", s.name), format!("{}_v6", s.name));
+        let c = SetContainers::of(&s.name);
         for a in &s.addresses {
-            f(if a.is_ipv4() { &v4 } else { &v6 }, Element::Address(*a));
+            f(c.holding(a), Element::Address(*a));
         }
     }
 }
@@ -62,16 +62,32 @@ pub fn for_each_element(ir: &NodeIr, m: &Membership, mut f: impl FnMut(&str, Ele
 pub fn elements(ir: &NodeIr, m: &Membership) -> Elements {
     let mut out = local_elements(ir, m);
     for s in &m.sets {
+        let c = SetContainers::of(&s.name);
         for a in &s.addresses {
-            out.insert((set_container(&s.name, a), a.to_string()), None);
+            out.insert((c.holding(a).to_string(), a.to_string()), None);
         }
     }
     out
 }
 
-/// The container of address `a` of live set `set`.
-fn set_container(set: &str, a: &IpAddr) -> String {
-    format!("{set}_{}", fam(a))
+/// The containers of live set `set`: one nft set per address family.
+struct SetContainers {
+    v4: String,
+    v6: String,
+}
+
+impl SetContainers {
+    fn of(set: &str) -> Self {
+        SetContainers {
+            v4: format!("{set}_v4"),
+            v6: format!("{set}_v6"),
+        }
+    }
+
+    /// The one that holds `a`.
+    fn holding(&self, a: &IpAddr) -> &str {
+        if a.is_ipv4() { &self.v4 } else { &self.v6 }
+    }
 }
 
 fn fam(a: &IpAddr) -> &'static str {
@@ -239,12 +255,12 @@ fn statements(delete: Lists, add: Lists) -> String {
 /// The addresses of set `name` that leave (in `old`, not `new`) and join
 /// (in `new`, not `old`); both lists sorted and unique.
 fn set_changes(name: &str, old: &[IpAddr], new: &[IpAddr], delete: &mut Lists, add: &mut Lists) {
-    let (v4, v6) = (format!("{name}_v4"), format!("{name}_v6"));
+    let containers = SetContainers::of(name);
     let put = |to: &mut Lists, a: &IpAddr| {
-        let c = if a.is_ipv4() { &v4 } else { &v6 };
+        let c = containers.holding(a);
         match to.get_mut(c) {
             Some(items) => items.addresses.push(*a),
-            None => to.entry(c.clone()).or_default().addresses.push(*a),
+            None => to.entry(c.to_string()).or_default().addresses.push(*a),
         }
     };
     let (mut i, mut j) = (0, 0);
