@@ -28,7 +28,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use ringfence_agent::source::{Fetched, MAX_WAIT, MemberFile, Source, Transport};
 use ringfence_bundle::{
-    Applied, Document, Expectations, MembershipExpect, MembershipReason, Trust, load_trusted_key,
+    Applied, Document, Expectations, MembershipExpect, Reason, Trust, load_trusted_key,
     verify_bundle, verify_index, verify_membership,
 };
 use ringfence_schema::ir::NodeIr;
@@ -177,15 +177,12 @@ impl Client<'_> {
                     want_snapshot = false;
                 }
                 // A snapshot of a newer bundle: fetch that bundle first.
-                Err(e) if e.reason == MembershipReason::WrongGeneration => {
+                Err(e) if e.reason == Reason::WrongGeneration => {
                     self.load_bundle()?;
                 }
                 Err(e)
                     if file != MemberFile::Snapshot
-                        && matches!(
-                            e.reason,
-                            MembershipReason::Gap | MembershipReason::BrokenChain
-                        ) =>
+                        && matches!(e.reason, Reason::Gap | Reason::BrokenChain) =>
                 {
                     want_snapshot = true;
                 }

@@ -24,8 +24,8 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant, SystemTime};
 
 use ringfence_bundle::{
-    Expectations, MembershipError, Reason, Trust, VerifiedBundle, VerifyError, parse_time,
-    rules_sha256, sha256_hex, verify_bundle, verify_index,
+    Expectations, Reason, Trust, VerifiedBundle, VerifyError, parse_time, rules_sha256, sha256_hex,
+    verify_bundle, verify_index,
 };
 use ringfence_schema::ir::NodeIr;
 use ringfence_schema::report::{
@@ -176,7 +176,7 @@ pub struct Agent {
     /// The last refused membership document (its digest, the generation in
     /// force and the last document applied then) and its refusal: offered
     /// again against the same, it is refused without being counted again.
-    last_member_refused: Option<(String, MembershipError)>,
+    last_member_refused: Option<(String, VerifyError)>,
     /// A membership document just refused as filling another generation:
     /// the bundle it fills may be published, so fetch now (see
     /// [`Agent::take_rules_behind`]).

@@ -28,7 +28,7 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::metrics::info::Info;
 use prometheus_client::registry::Registry;
-use ringfence_bundle::{MembershipReason, Reason, parse_time};
+use ringfence_bundle::{Reason, parse_time};
 use ringfence_schema::report::{ComplianceReport, Status};
 
 use crate::agent::MemberStats;
@@ -206,14 +206,14 @@ impl Metrics {
             m.member_seconds.clone(),
         );
         let _ = m.members_applied.get_or_create(&m.labels(&[]));
-        for reason in MembershipReason::ALL {
+        for reason in Reason::ALL.into_iter().filter(|r| r.of_membership()) {
             let _ = m
                 .members_refused
                 .get_or_create(&m.labels(&[("reason", reason.code())]));
         }
         let _ = m.apply_failures.get_or_create(&m.labels(&[]));
         let _ = m.fetch_failures.get_or_create(&m.labels(&[]));
-        for reason in Reason::ALL {
+        for reason in Reason::ALL.into_iter().filter(|r| r.of_bundles()) {
             let _ = m
                 .verification_failures
                 .get_or_create(&m.labels(&[("reason", reason.code())]));

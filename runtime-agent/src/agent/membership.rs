@@ -12,8 +12,7 @@
 use std::time::{Duration, Instant, SystemTime};
 
 use ringfence_bundle::{
-    Applied, Document, MembershipError, MembershipExpect, MembershipReason, sha256_hex,
-    verify_membership,
+    Applied, Document, MembershipExpect, Reason, VerifyError, sha256_hex, verify_membership,
 };
 use ringfence_schema::membership::Membership;
 
@@ -48,7 +47,7 @@ pub enum MemberOutcome {
         sequence: u64,
     },
     /// Refused; nothing changed.
-    Refused(MembershipError),
+    Refused(VerifyError),
     /// Not applied (no live bundle in force, or the kernel refused the
     /// transaction, which then changed nothing).
     Failed(String),
@@ -95,8 +94,8 @@ impl Agent {
         }
         let ir = &f.verified.ir;
         let verified = if bytes.len() as u64 > MAX_MEMBER_BYTES {
-            Err(MembershipError {
-                reason: MembershipReason::TooLarge,
+            Err(VerifyError {
+                reason: Reason::TooLarge,
                 detail: format!(
                     "more than {MAX_MEMBER_BYTES} bytes (the largest membership document read)"
                 ),
@@ -125,8 +124,8 @@ impl Agent {
         let next = verified.and_then(|mut v| match (&v.document, same) {
             // The chain of an older generation does not carry over: its
             // rules were replaced, and a new generation starts with a snapshot.
-            (Document::Delta(d), None) => Err(MembershipError {
-                reason: MembershipReason::Gap,
+            (Document::Delta(d), None) => Err(VerifyError {
+                reason: Reason::Gap,
                 detail: format!(
                     "delta {} with no membership applied for generation {generation} yet: a snapshot comes first",
                     d.sequence
@@ -147,7 +146,7 @@ impl Agent {
                 let msg = format!("membership refused: {e}");
                 log(&msg);
                 self.stats.members.error = Some(msg);
-                self.rules_behind |= e.reason == MembershipReason::WrongGeneration;
+                self.rules_behind |= e.reason == Reason::WrongGeneration;
                 self.last_member_refused = Some((key, e.clone()));
                 return MemberOutcome::Refused(e);
             }
@@ -263,11 +262,7 @@ impl Agent {
                 MemberOutcome::Applied { .. } => changed = true,
                 // Out of chain: the snapshot is the way back.
                 MemberOutcome::Refused(e)
-                    if is_delta
-                        && matches!(
-                            e.reason,
-                            MembershipReason::Gap | MembershipReason::BrokenChain
-                        ) =>
+                    if is_delta && matches!(e.reason, Reason::Gap | Reason::BrokenChain) =>
                 {
                     want_snapshot = true;
                 }

@@ -15,7 +15,7 @@
 //!
 //! Membership snapshots and deltas (the live part of a node, see
 //! `ringfence_schema::membership`) are sealed and verified here too, with
-//! their own [`MembershipReason`]s: the envelope checks as above, then node,
+//! the same [`Reason`]s (and some of their own): the envelope checks as above, then node,
 //! generation, expiry, sequence and chain, and names the bundle declares.
 
 mod keys;
@@ -30,10 +30,10 @@ pub use keys::{
     load_trusted_keys,
 };
 pub use membership::{
-    Applied, Document, MembershipError, MembershipExpect, MembershipReason, VerifiedMembership,
-    seal_delta, seal_snapshot, verify_membership,
+    Applied, Document, MembershipExpect, VerifiedMembership, seal_delta, seal_snapshot,
+    verify_membership,
 };
-pub use read::read_capped;
+pub use read::{PathError, read_capped};
 pub use seal::{bundle_file, rules_sha256, seal_bundle, seal_envelope, seal_index, sha256_hex};
 pub use time::{format_time, parse_time};
 pub use verify::{

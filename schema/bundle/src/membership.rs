@@ -9,9 +9,8 @@
 //! in sequence (a delta exactly one after the last document applied, naming
 //! its payload digest; a snapshot anything newer), and name only sets,
 //! chains and exposures the bundle declares. Each refusal has a stable
-//! [`MembershipReason`].
+//! [`Reason`].
 
-use std::fmt;
 use std::time::SystemTime;
 
 use ringfence_schema::ir::NodeIr;
@@ -19,150 +18,26 @@ use ringfence_schema::membership::{
     DELTA_PAYLOAD_TYPE, DeltaPayload, Fault, MEMBERSHIP_FORMAT, Membership, SNAPSHOT_PAYLOAD_TYPE,
     SnapshotPayload,
 };
-use serde::Deserialize;
 
 use crate::keys::SigningKey;
 use crate::seal::{seal_envelope, sha256_hex};
 use crate::time::parse_time;
-use crate::verify::{Reason, Trust, VerifyError, open_sealed, parse_envelope};
+use crate::verify::{
+    Reason, Trust, VerifyError, check_format, open_sealed, parse_envelope, refuse,
+};
 
-/// Why a membership document was refused: a stable code for metrics and tests.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum MembershipReason {
-    /// Ends early.
-    Truncated,
-    /// Larger than the cap.
-    TooLarge,
-    /// Not a membership envelope, an undecodable payload, or not canonical.
-    Malformed,
-    /// Payload type or format this verifier does not know.
-    UnsupportedFormat,
-    /// No signature from a trusted membership key.
-    UnknownKey,
-    /// A trusted key's signature does not verify.
-    BadSignature,
-    /// Too few distinct trusted signers.
-    Threshold,
-    /// For another node.
-    WrongNode,
-    /// For another bundle generation than the one in force.
-    WrongGeneration,
-    /// Past its expiry.
-    Expired,
-    /// Not newer than what was applied (a replay, or reordered).
-    Replay,
-    /// A delta that does not follow the last document applied: documents
-    /// were lost or reordered (fetch a snapshot).
-    Gap,
-    /// A delta whose `previous` is not the digest of the last document
-    /// applied (another history).
-    BrokenChain,
-    /// Names a set, chain or exposure the bundle does not declare.
-    Undeclared,
-    /// Changes that do not fit the membership in force.
-    Inconsistent,
-}
-
-impl MembershipReason {
-    /// Every reason, in declaration order.
-    pub const ALL: [MembershipReason; 15] = [
-        MembershipReason::Truncated,
-        MembershipReason::TooLarge,
-        MembershipReason::Malformed,
-        MembershipReason::UnsupportedFormat,
-        MembershipReason::UnknownKey,
-        MembershipReason::BadSignature,
-        MembershipReason::Threshold,
-        MembershipReason::WrongNode,
-        MembershipReason::WrongGeneration,
-        MembershipReason::Expired,
-        MembershipReason::Replay,
-        MembershipReason::Gap,
-        MembershipReason::BrokenChain,
-        MembershipReason::Undeclared,
-        MembershipReason::Inconsistent,
-    ];
-
-    /// The stable code (`replay`, `gap`, …).
-    pub fn code(self) -> &'static str {
-        match self {
-            MembershipReason::Truncated => "truncated",
-            MembershipReason::TooLarge => "too-large",
-            MembershipReason::Malformed => "malformed",
-            MembershipReason::UnsupportedFormat => "unsupported-format",
-            MembershipReason::UnknownKey => "unknown-key",
-            MembershipReason::BadSignature => "bad-signature",
-            MembershipReason::Threshold => "threshold",
-            MembershipReason::WrongNode => "wrong-node",
-            MembershipReason::WrongGeneration => "wrong-generation",
-            MembershipReason::Expired => "expired",
-            MembershipReason::Replay => "replay",
-            MembershipReason::Gap => "gap",
-            MembershipReason::BrokenChain => "broken-chain",
-            MembershipReason::Undeclared => "undeclared",
-            MembershipReason::Inconsistent => "inconsistent",
-        }
-    }
-
-    fn of(r: Reason) -> Self {
-        match r {
-            Reason::Truncated => MembershipReason::Truncated,
-            Reason::TooLarge => MembershipReason::TooLarge,
-            Reason::UnsupportedFormat => MembershipReason::UnsupportedFormat,
-            Reason::UnknownKey => MembershipReason::UnknownKey,
-            Reason::BadSignature => MembershipReason::BadSignature,
-            Reason::Threshold => MembershipReason::Threshold,
-            Reason::WrongNode => MembershipReason::WrongNode,
-            Reason::Expired => MembershipReason::Expired,
-            _ => MembershipReason::Malformed,
-        }
-    }
-}
-
-impl fmt::Display for MembershipReason {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.code())
-    }
-}
-
-/// A refusal: the reason code and the precise detail.
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-#[error("{reason}: {detail}")]
-pub struct MembershipError {
-    /// Stable reason.
-    pub reason: MembershipReason,
-    /// What exactly, for the operator.
-    pub detail: String,
-}
-
-impl MembershipError {
-    fn new(reason: MembershipReason, detail: impl Into<String>) -> Self {
-        MembershipError {
-            reason,
-            detail: detail.into(),
-        }
-    }
-}
-
-impl From<VerifyError> for MembershipError {
-    fn from(e: VerifyError) -> Self {
-        MembershipError::new(MembershipReason::of(e.reason), e.detail)
-    }
-}
-
-impl From<Fault> for MembershipError {
+impl From<Fault> for VerifyError {
     fn from(f: Fault) -> Self {
         let reason = match &f {
-            Fault::Malformed(_) => MembershipReason::Malformed,
-            Fault::Undeclared(_) => MembershipReason::Undeclared,
-            Fault::Inconsistent(_) => MembershipReason::Inconsistent,
+            Fault::Malformed(_) => Reason::Malformed,
+            Fault::Undeclared(_) => Reason::Undeclared,
+            Fault::Inconsistent(_) => Reason::Inconsistent,
         };
-        MembershipError::new(reason, f.to_string())
+        VerifyError {
+            reason,
+            detail: f.to_string(),
+        }
     }
-}
-
-fn refuse<T>(reason: MembershipReason, detail: impl Into<String>) -> Result<T, MembershipError> {
-    Err(MembershipError::new(reason, detail))
 }
 
 /// The bytes of a snapshot file and the hex SHA-256 of its payload (what the
@@ -240,7 +115,7 @@ impl Document {
 
     /// The membership it leads to from `current` (the state after the last
     /// document applied): the snapshot's, or `current` with the changes.
-    pub fn apply_to(&self, current: &Membership) -> Result<Membership, MembershipError> {
+    pub fn apply_to(&self, current: &Membership) -> Result<Membership, VerifyError> {
         match self {
             Document::Snapshot(s) => Ok(s.membership.clone()),
             Document::Delta(d) => Ok(current.applied(&d.changes)?),
@@ -249,7 +124,7 @@ impl Document {
 
     /// As [`Document::apply_to`], taking a snapshot's membership out of the
     /// document instead of copying it (the document keeps the rest).
-    pub fn take_membership(&mut self, current: &Membership) -> Result<Membership, MembershipError> {
+    pub fn take_membership(&mut self, current: &Membership) -> Result<Membership, VerifyError> {
         match self {
             Document::Snapshot(s) => Ok(std::mem::take(&mut s.membership)),
             Document::Delta(d) => Ok(current.applied(&d.changes)?),
@@ -281,14 +156,14 @@ pub fn verify_membership(
     bytes: &[u8],
     trust: &Trust,
     expect: &MembershipExpect<'_>,
-) -> Result<VerifiedMembership, MembershipError> {
+) -> Result<VerifiedMembership, VerifyError> {
     let envelope = parse_envelope(bytes)?;
     let snapshot = match envelope.payload_type.as_str() {
         SNAPSHOT_PAYLOAD_TYPE => true,
         DELTA_PAYLOAD_TYPE => false,
         other => {
             return refuse(
-                MembershipReason::UnsupportedFormat,
+                Reason::UnsupportedFormat,
                 format!(
                     "payload type `{other}` is not a membership snapshot or delta (`{SNAPSHOT_PAYLOAD_TYPE}`, `{DELTA_PAYLOAD_TYPE}`)"
                 ),
@@ -298,44 +173,42 @@ pub fn verify_membership(
     let payload_type = envelope.payload_type.clone();
     let (payload, signers) = open_sealed(&envelope, &payload_type, trust)?;
     drop(envelope);
-    check_format(&payload)?;
+    check_format(&payload, "membership", MEMBERSHIP_FORMAT)?;
     let document = if snapshot {
-        Document::Snapshot(serde_json::from_slice(&payload).or_else(|e| {
-            refuse(
-                MembershipReason::Malformed,
-                format!("snapshot payload: {e}"),
-            )
-        })?)
+        Document::Snapshot(
+            serde_json::from_slice(&payload)
+                .or_else(|e| refuse(Reason::Malformed, format!("snapshot payload: {e}")))?,
+        )
     } else {
         Document::Delta(
             serde_json::from_slice(&payload)
-                .or_else(|e| refuse(MembershipReason::Malformed, format!("delta payload: {e}")))?,
+                .or_else(|e| refuse(Reason::Malformed, format!("delta payload: {e}")))?,
         )
     };
     let (node, issued_at, expires_at) = match &document {
         Document::Snapshot(s) => (&s.node, &s.issued_at, &s.expires_at),
         Document::Delta(d) => (&d.node, &d.issued_at, &d.expires_at),
     };
-    let issued = parse_time(issued_at)
-        .or_else(|e| refuse(MembershipReason::Malformed, format!("issued_at: {e}")))?;
+    let issued =
+        parse_time(issued_at).or_else(|e| refuse(Reason::Malformed, format!("issued_at: {e}")))?;
     let expires = parse_time(expires_at)
-        .or_else(|e| refuse(MembershipReason::Malformed, format!("expires_at: {e}")))?;
+        .or_else(|e| refuse(Reason::Malformed, format!("expires_at: {e}")))?;
     if expires <= issued {
         return refuse(
-            MembershipReason::Malformed,
+            Reason::Malformed,
             format!("expires_at {expires_at} is not after issued_at {issued_at}"),
         );
     }
     if node != expect.node {
         return refuse(
-            MembershipReason::WrongNode,
+            Reason::WrongNode,
             format!("membership is for node `{node}`, this is `{}`", expect.node),
         );
     }
     let generation = document.generation();
     if generation != expect.generation {
         return refuse(
-            MembershipReason::WrongGeneration,
+            Reason::WrongGeneration,
             format!(
                 "membership fills bundle generation {generation}, generation {} is in force",
                 expect.generation
@@ -344,7 +217,7 @@ pub fn verify_membership(
     }
     if expect.now >= expires {
         return refuse(
-            MembershipReason::Expired,
+            Reason::Expired,
             format!("expired at {expires_at} (issued {issued_at})"),
         );
     }
@@ -352,7 +225,7 @@ pub fn verify_membership(
     match (&document, expect.applied) {
         (_, Some(a)) if sequence <= a.sequence => {
             return refuse(
-                MembershipReason::Replay,
+                Reason::Replay,
                 format!(
                     "sequence {sequence} is not after {}, the last applied (a replay or a reordered document)",
                     a.sequence
@@ -361,13 +234,13 @@ pub fn verify_membership(
         }
         (Document::Delta(_), None) => {
             return refuse(
-                MembershipReason::Gap,
+                Reason::Gap,
                 format!("delta {sequence} with no membership applied yet: a snapshot comes first"),
             );
         }
         (Document::Delta(_), Some(a)) if sequence != a.sequence + 1 => {
             return refuse(
-                MembershipReason::Gap,
+                Reason::Gap,
                 format!(
                     "delta {sequence} does not follow {}, the last applied (documents {}..{} are missing)",
                     a.sequence,
@@ -378,7 +251,7 @@ pub fn verify_membership(
         }
         (Document::Delta(d), Some(a)) if d.previous != a.digest => {
             return refuse(
-                MembershipReason::BrokenChain,
+                Reason::BrokenChain,
                 format!(
                     "delta {sequence} follows a document with digest {}, the last applied has {}",
                     d.previous, a.digest
@@ -398,31 +271,4 @@ pub fn verify_membership(
         digest: sha256_hex(&payload),
         signers,
     })
-}
-
-/// The format version, read alone so a newer format is reported as such.
-fn check_format(payload: &[u8]) -> Result<(), MembershipError> {
-    #[derive(Deserialize)]
-    struct Probe {
-        format: Option<serde_json::Value>,
-    }
-    let probe: Probe = serde_json::from_slice(payload).or_else(|e| {
-        refuse(
-            MembershipReason::Malformed,
-            format!("membership payload is not JSON: {e}"),
-        )
-    })?;
-    match probe.format {
-        Some(serde_json::Value::Number(n)) if n.as_u64() == Some(u64::from(MEMBERSHIP_FORMAT)) => {
-            Ok(())
-        }
-        Some(serde_json::Value::Number(n)) => refuse(
-            MembershipReason::UnsupportedFormat,
-            format!("membership format {n}; this verifier reads format {MEMBERSHIP_FORMAT}"),
-        ),
-        _ => refuse(
-            MembershipReason::Malformed,
-            "membership payload has no numeric format version",
-        ),
-    }
 }

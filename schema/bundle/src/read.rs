@@ -1,10 +1,31 @@
 //! Reading files a verifier is handed (bundles, indexes, keys, reports):
-//! regular files only, and never more than a cap.
+//! regular files only, and never more than a cap. And the one error type for
+//! a failed file operation, naming the file.
 
 use std::fs::OpenOptions;
 use std::io::{self, Read};
 use std::os::unix::fs::OpenOptionsExt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
+
+/// A file operation that failed: `{path}: {err}`.
+#[derive(Debug, thiserror::Error)]
+#[error("{path}: {err}", path = .path.display())]
+pub struct PathError {
+    /// The file or directory.
+    pub path: PathBuf,
+    /// What failed.
+    pub err: io::Error,
+}
+
+impl PathError {
+    /// For `map_err`: the error, at `path`.
+    pub fn at(path: &Path) -> impl FnOnce(io::Error) -> PathError + '_ {
+        move |err| PathError {
+            path: path.to_path_buf(),
+            err,
+        }
+    }
+}
 
 /// Read at most `limit` bytes of the regular file at `path`. Anything else
 /// (a FIFO, a device like `/dev/zero`, a directory) is refused without

@@ -85,7 +85,8 @@ pub struct Expectations<'a> {
     pub index: Option<&'a IndexPayload>,
 }
 
-/// Why a bundle was refused: a stable code for metrics and tests.
+/// Why a bundle or a membership document was refused: a stable code for
+/// metrics and tests.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Reason {
     /// Ends early (a partial download or a cut file).
@@ -119,11 +120,25 @@ pub enum Reason {
     /// A rules file reaches beyond what a ruleset may change
     /// (`ringfence_nft::screen`: anything but `table inet ringfence`).
     UnsafeRules,
+    /// A membership document for another bundle generation than the one in force.
+    WrongGeneration,
+    /// A membership document not newer than what was applied (a replay, or reordered).
+    Replay,
+    /// A membership delta that does not follow the last document applied:
+    /// documents were lost or reordered (fetch a snapshot).
+    Gap,
+    /// A membership delta whose `previous` is not the digest of the last
+    /// document applied (another history).
+    BrokenChain,
+    /// Membership naming a set, chain or exposure the bundle does not declare.
+    Undeclared,
+    /// Membership changes that do not fit the membership in force.
+    Inconsistent,
 }
 
 impl Reason {
     /// Every reason, in declaration order.
-    pub const ALL: [Reason; 15] = [
+    pub const ALL: [Reason; 21] = [
         Reason::Truncated,
         Reason::TooLarge,
         Reason::Malformed,
@@ -139,6 +154,12 @@ impl Reason {
         Reason::MissingFile,
         Reason::NotInIndex,
         Reason::UnsafeRules,
+        Reason::WrongGeneration,
+        Reason::Replay,
+        Reason::Gap,
+        Reason::BrokenChain,
+        Reason::Undeclared,
+        Reason::Inconsistent,
     ];
 
     /// The stable code (`bad-signature`, `expired`, …).
@@ -159,7 +180,48 @@ impl Reason {
             Reason::MissingFile => "missing-file",
             Reason::NotInIndex => "not-in-index",
             Reason::UnsafeRules => "unsafe-rules",
+            Reason::WrongGeneration => "wrong-generation",
+            Reason::Replay => "replay",
+            Reason::Gap => "gap",
+            Reason::BrokenChain => "broken-chain",
+            Reason::Undeclared => "undeclared",
+            Reason::Inconsistent => "inconsistent",
         }
+    }
+
+    /// Whether a bundle can be refused for it.
+    pub fn of_bundles(self) -> bool {
+        !self.of_membership() || self.of_both()
+    }
+
+    /// Whether a membership document can be refused for it.
+    pub fn of_membership(self) -> bool {
+        self.of_both()
+            || matches!(
+                self,
+                Reason::WrongGeneration
+                    | Reason::Replay
+                    | Reason::Gap
+                    | Reason::BrokenChain
+                    | Reason::Undeclared
+                    | Reason::Inconsistent
+            )
+    }
+
+    /// The reasons of any signed envelope.
+    fn of_both(self) -> bool {
+        matches!(
+            self,
+            Reason::Truncated
+                | Reason::TooLarge
+                | Reason::Malformed
+                | Reason::UnsupportedFormat
+                | Reason::UnknownKey
+                | Reason::BadSignature
+                | Reason::Threshold
+                | Reason::WrongNode
+                | Reason::Expired
+        )
     }
 }
 
@@ -179,7 +241,7 @@ pub struct VerifyError {
     pub detail: String,
 }
 
-fn refuse<T>(reason: Reason, detail: impl Into<String>) -> Result<T, VerifyError> {
+pub(crate) fn refuse<T>(reason: Reason, detail: impl Into<String>) -> Result<T, VerifyError> {
     Err(VerifyError {
         reason,
         detail: detail.into(),
@@ -421,14 +483,15 @@ fn parse_payload<T: serde::de::DeserializeOwned>(
             ),
         ),
         Err(e) => {
-            check_format(payload, what)?;
+            check_format(payload, what, BUNDLE_FORMAT)?;
             refuse(Reason::Malformed, format!("{what} payload: {e}"))
         }
     }
 }
 
-/// Read only the format version of a signed payload.
-fn check_format(payload: &[u8], what: &str) -> Result<(), VerifyError> {
+/// Read only the format version of a signed payload, so a newer format is
+/// reported as such.
+pub(crate) fn check_format(payload: &[u8], what: &str, reads: u32) -> Result<(), VerifyError> {
     #[derive(Deserialize)]
     struct Probe {
         format: Option<serde_json::Value>,
@@ -440,12 +503,10 @@ fn check_format(payload: &[u8], what: &str) -> Result<(), VerifyError> {
         )
     })?;
     match probe.format {
-        Some(serde_json::Value::Number(n)) if n.as_u64() == Some(u64::from(BUNDLE_FORMAT)) => {
-            Ok(())
-        }
+        Some(serde_json::Value::Number(n)) if n.as_u64() == Some(u64::from(reads)) => Ok(()),
         Some(serde_json::Value::Number(n)) => refuse(
             Reason::UnsupportedFormat,
-            format!("{what} format {n}; this verifier reads format {BUNDLE_FORMAT}"),
+            format!("{what} format {n}; this verifier reads format {reads}"),
         ),
         Some(other) => refuse(
             Reason::Malformed,

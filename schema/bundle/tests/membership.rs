@@ -1,12 +1,12 @@
 //! One test per attack on a membership document, each asserting the exact
-//! [`MembershipReason`] it is refused with (schema/docs/membership.md), and
+//! [`Reason`] it is refused with (schema/docs/membership.md), and
 //! that a membership key cannot stand in for the policy key.
 
 mod common;
 
 use common::*;
 use ringfence_bundle::{
-    Applied, Document, MembershipExpect, MembershipReason, Trust, VerifiedMembership, seal_delta,
+    Applied, Document, MembershipExpect, Reason, Trust, VerifiedMembership, seal_delta,
     seal_envelope, seal_snapshot, verify_bundle, verify_membership,
 };
 use ringfence_schema::ir::NodeIr;
@@ -111,12 +111,12 @@ fn expect<'a>(ir: &'a NodeIr, applied: Option<Applied<'a>>) -> MembershipExpect<
     }
 }
 
-fn verify(bytes: &[u8], e: &MembershipExpect<'_>) -> Result<VerifiedMembership, MembershipReason> {
+fn verify(bytes: &[u8], e: &MembershipExpect<'_>) -> Result<VerifiedMembership, Reason> {
     verify_membership(bytes, &mtrust(), e).map_err(|e| e.reason)
 }
 
 /// Why snapshot 1, changed by `edit`, is refused for `ir`.
-fn refused_snapshot(ir: &NodeIr, edit: impl FnOnce(&mut SnapshotPayload)) -> MembershipReason {
+fn refused_snapshot(ir: &NodeIr, edit: impl FnOnce(&mut SnapshotPayload)) -> Reason {
     let mut s = snapshot(1);
     edit(&mut s);
     let (b, _) = seal_snapshot(&s, &[&mkey()]);
@@ -162,26 +162,23 @@ fn replayed_reordered_and_missing_documents_are_refused() {
         let (s, _) = seal_snapshot(&snapshot(seq), &[&mkey()]);
         assert_eq!(
             verify(&s, &expect(&ir, Some(at(10)))).unwrap_err(),
-            MembershipReason::Replay
+            Reason::Replay
         );
     }
     // A delta older than what is applied: reordered.
     let (d, _) = seal_delta(&delta(10, &sd, add("web_1", "10.0.1.6")), &[&mkey()]);
     assert_eq!(
         verify(&d, &expect(&ir, Some(at(10)))).unwrap_err(),
-        MembershipReason::Replay
+        Reason::Replay
     );
     // One skipped: a gap (the agent fetches a snapshot).
     let (d, _) = seal_delta(&delta(12, &sd, add("web_1", "10.0.1.6")), &[&mkey()]);
     assert_eq!(
         verify(&d, &expect(&ir, Some(at(10)))).unwrap_err(),
-        MembershipReason::Gap
+        Reason::Gap
     );
     // A delta before any snapshot: a gap too.
-    assert_eq!(
-        verify(&d, &expect(&ir, None)).unwrap_err(),
-        MembershipReason::Gap
-    );
+    assert_eq!(verify(&d, &expect(&ir, None)).unwrap_err(), Reason::Gap);
     // The right sequence after another history: a broken chain.
     let (d, _) = seal_delta(
         &delta(11, &"00".repeat(32), add("web_1", "10.0.1.6")),
@@ -189,7 +186,7 @@ fn replayed_reordered_and_missing_documents_are_refused() {
     );
     assert_eq!(
         verify(&d, &expect(&ir, Some(at(10)))).unwrap_err(),
-        MembershipReason::BrokenChain
+        Reason::BrokenChain
     );
 }
 
@@ -198,19 +195,19 @@ fn wrong_node_wrong_generation_and_expired_are_refused() {
     let ir = ir();
     assert_eq!(
         refused_snapshot(&ir, |s| s.node = "n2".into()),
-        MembershipReason::WrongNode
+        Reason::WrongNode
     );
     assert_eq!(
         refused_snapshot(&ir, |s| s.generation = 2),
-        MembershipReason::WrongGeneration
+        Reason::WrongGeneration
     );
     assert_eq!(
         refused_snapshot(&ir, |s| s.expires_at = "2026-01-01T12:00:00Z".into()),
-        MembershipReason::Expired
+        Reason::Expired
     );
     assert_eq!(
         refused_snapshot(&ir, |s| s.expires_at = s.issued_at.clone()),
-        MembershipReason::Malformed
+        Reason::Malformed
     );
 }
 
@@ -238,7 +235,7 @@ fn names_the_bundle_does_not_declare_are_refused() {
     for (i, m) in cases.into_iter().enumerate() {
         assert_eq!(
             refused_snapshot(&ir, |s| s.membership = m),
-            MembershipReason::Undeclared,
+            Reason::Undeclared,
             "case {i}"
         );
     }
@@ -251,7 +248,7 @@ fn names_the_bundle_does_not_declare_are_refused() {
     };
     assert_eq!(
         verify(&d, &expect(&ir, Some(at))).unwrap_err(),
-        MembershipReason::Undeclared
+        Reason::Undeclared
     );
 }
 
@@ -278,7 +275,7 @@ fn changes_that_do_not_fit_are_inconsistent() {
         let (d, _) = seal_delta(&delta(2, &sd, ch), &[&mkey()]);
         let v = verify(&d, &expect(&ir, Some(at))).unwrap();
         let e = v.document.apply_to(&membership()).unwrap_err();
-        assert_eq!(e.reason, MembershipReason::Inconsistent, "{e}");
+        assert_eq!(e.reason, Reason::Inconsistent, "{e}");
     }
 }
 
@@ -290,7 +287,7 @@ fn envelope_attacks_are_refused_like_a_bundles() {
     for cut in [1, good.len() / 2, good.len() - 1] {
         assert_eq!(
             verify(&good[..cut], &expect(&ir, None)).unwrap_err(),
-            MembershipReason::Truncated
+            Reason::Truncated
         );
     }
     // A flipped payload byte: bad signature.
@@ -300,13 +297,13 @@ fn envelope_attacks_are_refused_like_a_bundles() {
     env.payload = b64(&p);
     assert_eq!(
         verify(&file(&env), &expect(&ir, None)).unwrap_err(),
-        MembershipReason::BadSignature
+        Reason::BadSignature
     );
     // Signed by the policy key only: unknown to the membership trust.
     let (by_policy, _) = seal_snapshot(&snapshot(1), &[&key()]);
     assert_eq!(
         verify(&by_policy, &expect(&ir, None)).unwrap_err(),
-        MembershipReason::UnknownKey
+        Reason::UnknownKey
     );
     // Two keys required, one signed.
     let two = Trust::new([mkey().trusted(), key_n(43).trusted()], 2);
@@ -314,12 +311,12 @@ fn envelope_attacks_are_refused_like_a_bundles() {
         verify_membership(&good, &two, &expect(&ir, None))
             .unwrap_err()
             .reason,
-        MembershipReason::Threshold
+        Reason::Threshold
     );
     // A bundle is not a membership document.
     assert_eq!(
         verify(&bundle(), &expect(&ir, None)).unwrap_err(),
-        MembershipReason::UnsupportedFormat
+        Reason::UnsupportedFormat
     );
     // A newer format.
     let mut s = serde_json::to_value(snapshot(1)).unwrap();
@@ -331,21 +328,21 @@ fn envelope_attacks_are_refused_like_a_bundles() {
     );
     assert_eq!(
         verify(&b, &expect(&ir, None)).unwrap_err(),
-        MembershipReason::UnsupportedFormat
+        Reason::UnsupportedFormat
     );
     // A delta payload under the snapshot type.
     let d = serde_json::to_vec(&delta(2, "x", Changes::default())).unwrap();
     let b = seal_envelope(SNAPSHOT_PAYLOAD_TYPE, &d, &[&mkey()]);
     assert_eq!(
         verify(&b, &expect(&ir, None)).unwrap_err(),
-        MembershipReason::Malformed
+        Reason::Malformed
     );
     let _ = DELTA_PAYLOAD_TYPE;
     // Not canonical (unsorted addresses).
     let unsorted = vec!["10.0.1.9".parse().unwrap(), "10.0.1.5".parse().unwrap()];
     assert_eq!(
         refused_snapshot(&ir, |s| s.membership.sets[0].addresses = unsorted),
-        MembershipReason::Malformed
+        Reason::Malformed
     );
 }
 
@@ -357,8 +354,8 @@ fn a_membership_key_cannot_sign_rules() {
     let e = verify_bundle(&bytes, &trust(), &common::expect()).unwrap_err();
     assert_eq!(e.reason, ringfence_bundle::Reason::UnknownKey, "{e}");
     // And every reason has a distinct, stable code.
-    let mut codes: Vec<&str> = MembershipReason::ALL.iter().map(|r| r.code()).collect();
+    let mut codes: Vec<&str> = Reason::ALL.iter().map(|r| r.code()).collect();
     codes.sort();
     codes.dedup();
-    assert_eq!(codes.len(), MembershipReason::ALL.len());
+    assert_eq!(codes.len(), Reason::ALL.len());
 }
