@@ -32,8 +32,8 @@ use std::time::{Duration, SystemTime};
 
 use rayon::prelude::*;
 use ringfence_bundle::{
-    MAX_BUNDLE_BYTES, SigningKey, Trust, VerifyError, format_time, rules_sha256, seal_bundle,
-    seal_index, sha256_hex, valid_file_name, verify_index,
+    MAX_BUNDLE_BYTES, PathError, SigningKey, Trust, VerifyError, format_time, rules_sha256,
+    seal_bundle, seal_index, sha256_hex, valid_file_name, verify_index,
 };
 use ringfence_schema::bundle::{
     BUNDLE_FORMAT, BackendRef, BundleFile, BundlePayload, IR_FILE, IndexEntry, IndexPayload,
@@ -237,22 +237,9 @@ pub enum BundleWriteError {
         /// Its generation in the previous index.
         previous: u64,
     },
-    /// Reading or writing a file failed.
-    #[error("{path}: {err}", path = .path.display())]
-    Io {
-        /// The file or directory.
-        path: PathBuf,
-        /// What failed.
-        #[source]
-        err: io::Error,
-    },
-}
-
-fn io_err(path: &Path) -> impl FnOnce(io::Error) -> BundleWriteError + '_ {
-    move |err| BundleWriteError::Io {
-        path: path.to_path_buf(),
-        err,
-    }
+    /// A file operation failed.
+    #[error(transparent)]
+    Io(#[from] PathError),
 }
 
 /// A node's output checked: node and file names valid, no duplicate file,
@@ -293,12 +280,12 @@ fn previous_index(
     let file = match fs::File::open(&path) {
         Ok(f) => f,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(io_err(&path)(e)),
+        Err(e) => return Err(PathError::at(&path)(e).into()),
     };
     let mut bytes = Vec::new();
     file.take(MAX_BUNDLE_BYTES as u64 + 1)
         .read_to_end(&mut bytes)
-        .map_err(io_err(&path))?;
+        .map_err(PathError::at(&path))?;
     let trust = Trust::new(keys.iter().map(|k| k.trusted()), 1);
     verify_index(&bytes, &trust)
         .map(Some)
@@ -310,11 +297,11 @@ fn count_bundles(dir: &Path) -> Result<usize, BundleWriteError> {
     let entries = match fs::read_dir(dir) {
         Ok(e) => e,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(0),
-        Err(e) => return Err(io_err(dir)(e)),
+        Err(e) => return Err(PathError::at(dir)(e).into()),
     };
     let mut count = 0;
     for entry in entries {
-        let name = entry.map_err(io_err(dir))?.file_name();
+        let name = entry.map_err(PathError::at(dir))?.file_name();
         if name.to_string_lossy().ends_with(BUNDLE_SUFFIX) {
             count += 1;
         }
@@ -333,32 +320,33 @@ fn write_tmp(dir: &Path, name: &str, bytes: &[u8]) -> Result<(), BundleWriteErro
     let tmp = tmp_path(dir, name);
     // A leftover of an interrupted run is replaced, never followed if a link.
     match fs::remove_file(&tmp) {
-        Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(io_err(&tmp)(e)),
+        Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(PathError::at(&tmp)(e).into()),
         _ => {}
     }
     let mut f = fs::OpenOptions::new()
         .write(true)
         .create_new(true)
         .open(&tmp)
-        .map_err(io_err(&tmp))?;
-    f.write_all(bytes).map_err(io_err(&tmp))
+        .map_err(PathError::at(&tmp))?;
+    f.write_all(bytes)
+        .map_err(|e| PathError::at(&tmp)(e).into())
 }
 
 /// Rename the temporary file of `dir/name` into place.
 fn rename(dir: &Path, name: &str) -> Result<(), BundleWriteError> {
     let target = dir.join(name);
-    fs::rename(tmp_path(dir, name), &target).map_err(io_err(&target))
+    fs::rename(tmp_path(dir, name), &target).map_err(|e| PathError::at(&target)(e).into())
 }
 
 /// Make everything written into `dir` so far durable (file data and the
 /// directory's earlier renames): one `syncfs` of its file system on Linux,
 /// one `fsync` per named file and of the directory elsewhere.
 fn sync_data(dir: &Path, names: &[&str]) -> Result<(), BundleWriteError> {
-    let d = fs::File::open(dir).map_err(io_err(dir))?;
+    let d = fs::File::open(dir).map_err(PathError::at(dir))?;
     #[cfg(target_os = "linux")]
     {
         let _ = names;
-        rustix::fs::syncfs(&d).map_err(|e| io_err(dir)(e.into()))
+        rustix::fs::syncfs(&d).map_err(|e| PathError::at(dir)(e.into()).into())
     }
     #[cfg(not(target_os = "linux"))]
     {
@@ -366,9 +354,9 @@ fn sync_data(dir: &Path, names: &[&str]) -> Result<(), BundleWriteError> {
             let tmp = tmp_path(dir, name);
             fs::File::open(&tmp)
                 .and_then(|f| f.sync_all())
-                .map_err(io_err(&tmp))?;
+                .map_err(PathError::at(&tmp))?;
         }
-        d.sync_all().map_err(io_err(dir))
+        d.sync_all().map_err(|e| PathError::at(dir)(e).into())
     }
 }
 
@@ -412,14 +400,16 @@ fn keep_file(from: &Path, to: &Path, name: &str, sha256: &str) -> Result<bool, B
     let bytes = match fs::read(&src) {
         Ok(b) => b,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(false),
-        Err(e) => return Err(io_err(&src)(e)),
+        Err(e) => return Err(PathError::at(&src)(e).into()),
     };
     if sha256_hex(&bytes) != sha256 {
         return Ok(false);
     }
     let target = to.join(name);
     match fs::remove_file(&target) {
-        Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(io_err(&target)(e)),
+        Err(e) if e.kind() != io::ErrorKind::NotFound => {
+            return Err(PathError::at(&target)(e).into());
+        }
         _ => {}
     }
     if fs::hard_link(&src, &target).is_err() {
@@ -536,7 +526,7 @@ impl<'a> Sealer<'a> {
             .map(|e| (e.node.clone(), e))
             .collect();
         let next = before.values().map(|e| e.generation).max().unwrap_or(0) + 1;
-        fs::create_dir_all(opts.output.out).map_err(io_err(opts.output.out))?;
+        fs::create_dir_all(opts.output.out).map_err(PathError::at(opts.output.out))?;
         Ok(Sealer {
             opts,
             keep_from,
@@ -711,13 +701,13 @@ impl<'a> Sealer<'a> {
             match fs::remove_file(&path) {
                 Ok(()) => {}
                 Err(err) if err.kind() == io::ErrorKind::NotFound => {}
-                Err(err) => return Err(BundleWriteError::Io { path, err }),
+                Err(err) => return Err(PathError { path, err }.into()),
             }
         }
         // The renames and removals are durable only once the directory is synced.
         fs::File::open(opts.output.out)
             .and_then(|d| d.sync_all())
-            .map_err(io_err(opts.output.out))?;
+            .map_err(PathError::at(opts.output.out))?;
         written.sort_by(|a, b| a.node.cmp(&b.node));
         Ok(WriteSummary {
             nodes: written,

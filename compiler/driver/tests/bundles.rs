@@ -426,7 +426,7 @@ fn a_bundle_that_cannot_be_written_leaves_the_directory_as_it_was() {
     let blocker = out.join(".n2.bundle.ringfence-tmp");
     fs::create_dir(&blocker).unwrap();
     let err = write_bundles(&nodes("b"), &opts(&out, &keys, "2026-01-02T00:00:00Z")).unwrap_err();
-    assert!(matches!(err, BundleWriteError::Io { .. }), "{err}");
+    assert!(matches!(err, BundleWriteError::Io(_)), "{err}");
     fs::remove_dir(&blocker).unwrap();
     // No bundle renamed, no new index, no temporary file of n1 or n3 left.
     assert_eq!(snapshot(&out), before);

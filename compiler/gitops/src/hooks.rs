@@ -13,6 +13,7 @@ use std::io::{self, Write};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
+use ringfence_bundle::PathError;
 use ringfence_source::SourceError;
 use ringfence_source::repo::hooks_dir;
 
@@ -112,21 +113,9 @@ pub enum HookError {
         /// The hook's name.
         hook: &'static str,
     },
-    /// Reading or writing failed.
-    #[error("{path}: {err}", path = .path.display())]
-    Io {
-        /// The file.
-        path: PathBuf,
-        /// What failed.
-        err: io::Error,
-    },
-}
-
-fn io_err(path: &Path) -> impl FnOnce(io::Error) -> HookError + '_ {
-    move |err| HookError::Io {
-        path: path.to_path_buf(),
-        err,
-    }
+    /// A file operation failed.
+    #[error(transparent)]
+    Io(#[from] PathError),
 }
 
 /// Install `hook` into the repository containing `dir` (its hooks
@@ -137,7 +126,7 @@ pub fn install(dir: &Path, hook: Hook, chain: bool) -> Result<Installation, Hook
     if hook == Hook::PreCommit && hooks.bare {
         return Err(HookError::Bare(dir.to_path_buf()));
     }
-    fs::create_dir_all(&hooks.path).map_err(io_err(&hooks.path))?;
+    fs::create_dir_all(&hooks.path).map_err(PathError::at(&hooks.path))?;
     let path = hooks.path.join(hook.name());
     let chained = hooks.path.join(format!("{}{CHAINED_SUFFIX}", hook.name()));
     let done = |installed| Installation {
@@ -149,7 +138,7 @@ pub fn install(dir: &Path, hook: Hook, chain: bool) -> Result<Installation, Hook
     let existing = match fs::symlink_metadata(&path) {
         Ok(_) => Some(fs::read(&path).unwrap_or_default()),
         Err(e) if e.kind() == io::ErrorKind::NotFound => None,
-        Err(e) => return Err(io_err(&path)(e)),
+        Err(e) => return Err(PathError::at(&path)(e).into()),
     };
     let installed = match existing {
         None => Installed::Fresh,
@@ -173,7 +162,7 @@ pub fn install(dir: &Path, hook: Hook, chain: bool) -> Result<Installation, Hook
                 });
             }
             // A rename keeps the old hook's mode (and a symlink stays one).
-            fs::rename(&path, &chained).map_err(io_err(&chained))?;
+            fs::rename(&path, &chained).map_err(PathError::at(&chained))?;
             Installed::Chained(chained.clone())
         }
     };
@@ -193,13 +182,13 @@ fn write_executable(dir: &Path, name: &str, text: &str) -> Result<(), HookError>
         .write(true)
         .create_new(true)
         .open(&tmp)
-        .map_err(io_err(&tmp))?;
-    f.write_all(text.as_bytes()).map_err(io_err(&tmp))?;
+        .map_err(PathError::at(&tmp))?;
+    f.write_all(text.as_bytes()).map_err(PathError::at(&tmp))?;
     f.set_permissions(fs::Permissions::from_mode(0o755))
-        .map_err(io_err(&tmp))?;
-    f.sync_all().map_err(io_err(&tmp))?;
+        .map_err(PathError::at(&tmp))?;
+    f.sync_all().map_err(PathError::at(&tmp))?;
     let target = dir.join(name);
-    fs::rename(&tmp, &target).map_err(io_err(&target))
+    fs::rename(&tmp, &target).map_err(|e| PathError::at(&target)(e).into())
 }
 
 #[cfg(test)]

@@ -22,6 +22,7 @@ use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
 
+use ringfence_bundle::PathError;
 use ringfence_driver::bundles::{INDEX_FILE, WriteSummary};
 use ringfence_driver::{DriverError, Warned};
 
@@ -79,26 +80,14 @@ pub enum PublishError {
     )]
     Current(PathBuf),
     /// A file operation failed.
-    #[error("{path}: {err}", path = .path.display())]
-    Io {
-        /// The file or directory.
-        path: PathBuf,
-        /// What failed.
-        err: io::Error,
-    },
-}
-
-fn io_err(path: &Path) -> impl FnOnce(io::Error) -> PublishError + '_ {
-    move |err| PublishError::Io {
-        path: path.to_path_buf(),
-        err,
-    }
+    #[error(transparent)]
+    Io(#[from] PathError),
 }
 
 fn sync_dir(dir: &Path) -> Result<(), PublishError> {
     fs::File::open(dir)
         .and_then(|d| d.sync_all())
-        .map_err(io_err(dir))
+        .map_err(|e| PathError::at(dir)(e).into())
 }
 
 /// The publication directory.
@@ -154,11 +143,11 @@ impl Publication {
         let entries = match fs::read_dir(&gens) {
             Ok(e) => e,
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok((Vec::new(), Vec::new())),
-            Err(e) => return Err(io_err(&gens)(e)),
+            Err(e) => return Err(PathError::at(&gens)(e).into()),
         };
         let (mut numbers, mut tmps) = (Vec::new(), Vec::new());
         for e in entries {
-            let name = e.map_err(io_err(&gens))?.file_name();
+            let name = e.map_err(PathError::at(&gens))?.file_name();
             let name = name.to_string_lossy();
             if name.ends_with(TMP) {
                 tmps.push(name.into_owned());
@@ -185,7 +174,7 @@ impl Publication {
             .map(|n| n.to_string());
         for name in tmps.into_iter().chain(orphans) {
             let p = gens.join(&name);
-            fs::remove_dir_all(&p).map_err(io_err(&p))?;
+            fs::remove_dir_all(&p).map_err(PathError::at(&p))?;
             removed.push(name);
         }
         Ok(removed)
@@ -206,19 +195,23 @@ impl Publication {
         seal: impl FnOnce(&Path, Option<&Path>) -> Result<Warned<WriteSummary>, DriverError>,
     ) -> Result<Warned<Generation>, PublishError> {
         let gens = self.out.join(GENERATIONS);
-        fs::create_dir_all(&gens).map_err(io_err(&gens))?;
+        fs::create_dir_all(&gens).map_err(PathError::at(&gens))?;
         let tmp = gens.join(format!("{n}{TMP}"));
         match fs::remove_dir_all(&tmp) {
-            Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(io_err(&tmp)(e)),
+            Err(e) if e.kind() != io::ErrorKind::NotFound => {
+                return Err(PathError::at(&tmp)(e).into());
+            }
             _ => {}
         }
-        fs::create_dir(&tmp).map_err(io_err(&tmp))?;
+        fs::create_dir(&tmp).map_err(PathError::at(&tmp))?;
         // The writer takes generations over from the index it finds in its
         // output directory: give it the previous generation's.
         if let Some(p) = previous {
             let from = self.dir(p).join(INDEX_FILE);
             match fs::copy(&from, tmp.join(INDEX_FILE)) {
-                Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(io_err(&from)(e)),
+                Err(e) if e.kind() != io::ErrorKind::NotFound => {
+                    return Err(PathError::at(&from)(e).into());
+                }
                 _ => {}
             }
         }
@@ -233,7 +226,7 @@ impl Publication {
         };
         failpoint(armed, Failpoint::BeforeRename);
         let dir = self.dir(n);
-        fs::rename(&tmp, &dir).map_err(io_err(&dir))?;
+        fs::rename(&tmp, &dir).map_err(PathError::at(&dir))?;
         sync_dir(&gens)?;
         failpoint(armed, Failpoint::BeforeSwitch);
         self.switch(n)?;
@@ -252,13 +245,15 @@ impl Publication {
     fn switch(&self, n: u64) -> Result<(), PublishError> {
         let tmp = self.out.join(format!(".{CURRENT}{TMP}"));
         match fs::remove_file(&tmp) {
-            Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(io_err(&tmp)(e)),
+            Err(e) if e.kind() != io::ErrorKind::NotFound => {
+                return Err(PathError::at(&tmp)(e).into());
+            }
             _ => {}
         }
         let target = Path::new(GENERATIONS).join(n.to_string());
-        std::os::unix::fs::symlink(&target, &tmp).map_err(io_err(&tmp))?;
+        std::os::unix::fs::symlink(&target, &tmp).map_err(PathError::at(&tmp))?;
         let link = self.out.join(CURRENT);
-        fs::rename(&tmp, &link).map_err(io_err(&link))?;
+        fs::rename(&tmp, &link).map_err(PathError::at(&link))?;
         sync_dir(&self.out)
     }
 
@@ -274,7 +269,7 @@ impl Publication {
         let mut removed = Vec::new();
         for &n in &older[..drop] {
             let p = self.dir(n);
-            fs::remove_dir_all(&p).map_err(io_err(&p))?;
+            fs::remove_dir_all(&p).map_err(PathError::at(&p))?;
             removed.push(n);
         }
         Ok(removed)

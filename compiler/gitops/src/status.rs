@@ -6,6 +6,7 @@ use std::fs;
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
+use ringfence_bundle::PathError;
 use serde::{Deserialize, Serialize};
 
 /// Version of the status file format.
@@ -113,13 +114,8 @@ pub struct Entry {
 #[derive(Debug, thiserror::Error)]
 pub enum StatusError {
     /// Reading or writing failed.
-    #[error("{path}: {err}", path = .path.display())]
-    Io {
-        /// The file.
-        path: PathBuf,
-        /// What failed.
-        err: io::Error,
-    },
+    #[error(transparent)]
+    Io(#[from] PathError),
     /// The file is not a status file of this version.
     #[error("{path}: not a ringfence watch status file ({err}); move it away to start afresh", path = .path.display())]
     Malformed {
@@ -137,7 +133,7 @@ impl Status {
         let bytes = match fs::read(&path) {
             Ok(b) => b,
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
-            Err(err) => return Err(StatusError::Io { path, err }),
+            Err(err) => return Err(PathError { path, err }.into()),
         };
         serde_json::from_slice(&bytes)
             .map(Some)
@@ -148,19 +144,15 @@ impl Status {
     pub fn write(&self, dir: &Path) -> Result<(), StatusError> {
         let path = dir.join(STATUS_FILE);
         let tmp = dir.join(format!(".{STATUS_FILE}.tmp"));
-        let io = |path: &Path| {
-            let path = path.to_path_buf();
-            move |err| StatusError::Io { path, err }
-        };
         let mut text = serde_json::to_vec_pretty(self).expect("a status always serialises");
         text.push(b'\n');
-        let mut f = fs::File::create(&tmp).map_err(io(&tmp))?;
-        f.write_all(&text).map_err(io(&tmp))?;
-        f.sync_all().map_err(io(&tmp))?;
-        fs::rename(&tmp, &path).map_err(io(&path))?;
+        let mut f = fs::File::create(&tmp).map_err(PathError::at(&tmp))?;
+        f.write_all(&text).map_err(PathError::at(&tmp))?;
+        f.sync_all().map_err(PathError::at(&tmp))?;
+        fs::rename(&tmp, &path).map_err(PathError::at(&path))?;
         fs::File::open(dir)
             .and_then(|d| d.sync_all())
-            .map_err(io(dir))
+            .map_err(|e| PathError::at(dir)(e).into())
     }
 
     /// Append a history entry, dropping the oldest past the limit.

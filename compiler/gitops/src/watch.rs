@@ -38,7 +38,9 @@ use rayon::prelude::*;
 use std::sync::Arc;
 use std::sync::mpsc::{Receiver, RecvTimeoutError, TryRecvError};
 
-use ringfence_bundle::{SigningKey, Trust, format_time, parse_time, sha256_hex, verify_index};
+use ringfence_bundle::{
+    PathError, SigningKey, Trust, format_time, parse_time, sha256_hex, verify_index,
+};
 use ringfence_core::live::{LivePods, LiveState, NeedsCompile, PodChange};
 use ringfence_driver::bundles::{Change, INDEX_FILE, Output, WriteSummary};
 use ringfence_driver::{DriverError, IntentFrom, LoadedInventory, Pipeline, Seal, Session, Warned};
@@ -318,13 +320,8 @@ pub enum WatchError {
     #[error("the clock reads a time bundles cannot record")]
     Clock,
     /// A file operation failed.
-    #[error("{path}: {err}", path = .path.display())]
-    Io {
-        /// The file.
-        path: PathBuf,
-        /// What failed.
-        err: std::io::Error,
-    },
+    #[error(transparent)]
+    Io(#[from] PathError),
 }
 
 /// The live cluster and what membership has been published for it.
@@ -412,21 +409,18 @@ impl Watcher {
     /// resume from its status file, fill the render cache.
     pub fn open(mut cfg: WatchConfig, log: &mut dyn FnMut(Event)) -> Result<Watcher, WatchError> {
         let out = cfg.out.clone();
-        let io = |path: &Path| {
-            let path = path.to_path_buf();
-            move |err| WatchError::Io { path, err }
-        };
-        fs::create_dir_all(&out).map_err(io(&out))?;
+        fs::create_dir_all(&out).map_err(PathError::at(&out))?;
         let lock_path = out.join(LOCK);
-        let lock = File::create(&lock_path).map_err(io(&lock_path))?;
+        let lock = File::create(&lock_path).map_err(PathError::at(&lock_path))?;
         match lock.try_lock() {
             Ok(()) => {}
             Err(TryLockError::WouldBlock) => return Err(WatchError::Locked(out)),
             Err(TryLockError::Error(err)) => {
-                return Err(WatchError::Io {
+                return Err(PathError {
                     path: lock_path,
                     err,
-                });
+                }
+                .into());
             }
         }
         let trust = Trust::new(cfg.keys.iter().map(|k| k.trusted()), 1);
@@ -473,7 +467,7 @@ impl Watcher {
             // Made current, then a crash before the status recorded it (or
             // the link was moved by hand): the link is what agents read.
             let path = publication.dir(c).join(INDEX_FILE);
-            let bytes = fs::read(&path).map_err(io(&path))?;
+            let bytes = fs::read(&path).map_err(PathError::at(&path))?;
             let index = verify_index(&bytes, &trust).map_err(|e| WatchError::Index {
                 path: path.clone(),
                 err: e.to_string(),
@@ -530,7 +524,7 @@ impl Watcher {
             Some(l) => {
                 let (input, source, fallback, flag) = match l.source {
                     LiveSource::Events(path) => (
-                        Input::Events(EventReader::spawn(&path).map_err(io(&path))?),
+                        Input::Events(EventReader::spawn(&path).map_err(PathError::at(&path))?),
                         path.display().to_string(),
                         None,
                         "--inventory-events",
@@ -559,7 +553,7 @@ impl Watcher {
                 let mut cluster = LiveCluster::new(&name, &source, scores);
                 cluster.begin_relist(None);
                 let chains = Chains::open(&out, l.membership_keys, l.membership_expires)
-                    .map_err(io(&out.join(crate::live::MEMBERSHIP)))?;
+                    .map_err(PathError::at(&out.join(crate::live::MEMBERSHIP)))?;
                 for (node, head) in chains.heads() {
                     board.set_head(node, head);
                 }
@@ -608,13 +602,9 @@ impl Watcher {
         log: &mut dyn FnMut(Event),
     ) -> Result<PollResult, WatchError> {
         let mut result = PollResult::default();
-        if let Some(live) = &mut self.live {
-            live.read(true, log)?;
-            if live.listing {
-                return Ok(result);
-            }
+        if !self.read_and_follow(true, now, log)? {
+            return Ok(result);
         }
-        self.follow(now, log)?;
         let repo = match &self.cfg.repo {
             RepoLocation::Path(p) => p.clone(),
             RepoLocation::Url(url) => {
@@ -635,7 +625,8 @@ impl Watcher {
         }
         if new.commits.is_empty() {
             if let Some(trigger) = self.republish_trigger(now())? {
-                self.republish(&repo, trigger, now, log, &mut result)?;
+                let last = self.last_published();
+                self.process(&repo, &last, trigger, now, log, &mut result)?;
             }
             return Ok(result);
         }
@@ -645,19 +636,12 @@ impl Watcher {
         Ok(result)
     }
 
-    /// Publish the last published commit again.
-    fn republish(
-        &mut self,
-        repo: &Path,
-        trigger: Trigger,
-        now: &dyn Fn() -> SystemTime,
-        log: &mut dyn FnMut(Event),
-        result: &mut PollResult,
-    ) -> Result<(), WatchError> {
+    /// The last published commit, to publish again.
+    fn last_published(&self) -> CommitInfo {
         let p = self
             .status
             .last_published
-            .clone()
+            .as_ref()
             .expect("a trigger needs one");
         let summary = self
             .status
@@ -667,11 +651,10 @@ impl Watcher {
             .find(|e| e.commit == p.commit && !e.summary.is_empty())
             .map(|e| e.summary.clone())
             .unwrap_or_default();
-        let commit = CommitInfo {
-            id: p.commit,
+        CommitInfo {
+            id: p.commit.clone(),
             summary,
-        };
-        self.process(repo, &commit, trigger, now, log, result)
+        }
     }
 
     /// Between polls of the repository: apply the events read since the
@@ -682,26 +665,17 @@ impl Watcher {
         now: &dyn Fn() -> SystemTime,
         log: &mut dyn FnMut(Event),
     ) -> Result<(), WatchError> {
-        let Some(live) = &mut self.live else {
-            return Ok(());
-        };
-        live.read(false, log)?;
-        if live.listing {
+        if self.live.is_none() || !self.read_and_follow(false, now, log)? {
             return Ok(());
         }
-        self.follow(now, log)?;
         if self.live.as_ref().is_some_and(|l| l.compile) && self.status.last_published.is_some() {
             let repo = match &self.cfg.repo {
                 RepoLocation::Path(p) => p.clone(),
                 RepoLocation::Url(_) => self.cfg.out.join(MIRROR),
             };
-            self.republish(
-                &repo,
-                Trigger::Inventory,
-                now,
-                log,
-                &mut PollResult::default(),
-            )?;
+            let last = self.last_published();
+            let mut result = PollResult::default();
+            self.process(&repo, &last, Trigger::Inventory, now, log, &mut result)?;
         }
         Ok(())
     }
@@ -738,7 +712,7 @@ impl Watcher {
             .chain(&self.cfg.trivy)
             .cloned()
             .collect();
-        let key = ringfence_inventory::digest(&files).map_err(|err| WatchError::Io {
+        let key = ringfence_inventory::digest(&files).map_err(|err| PathError {
             path: files.first().cloned().unwrap_or_default(),
             err,
         })?;
@@ -766,11 +740,10 @@ impl Watcher {
                 self.due_for_reseal(now)?.then_some(Trigger::Refresh)
             });
         }
-        let digest =
-            ringfence_inventory::digest(&self.cfg.inventory).map_err(|e| WatchError::Io {
-                path: self.cfg.inventory.first().cloned().unwrap_or_default(),
-                err: e,
-            })?;
+        let digest = ringfence_inventory::digest(&self.cfg.inventory).map_err(|err| PathError {
+            path: self.cfg.inventory.first().cloned().unwrap_or_default(),
+            err,
+        })?;
         if digest != p.inventory_sha256 && self.status.failed_inventory.as_ref() != Some(&digest) {
             return Ok(Some(Trigger::Inventory));
         }
@@ -1023,6 +996,24 @@ impl Watcher {
         live.pending.clear();
     }
 
+    /// Read the cluster's events (`wait`: as a poll does, see [`Live::read`])
+    /// and follow them; `false` while the first list is still coming.
+    fn read_and_follow(
+        &mut self,
+        wait: bool,
+        now: &dyn Fn() -> SystemTime,
+        log: &mut dyn FnMut(Event),
+    ) -> Result<bool, WatchError> {
+        if let Some(live) = &mut self.live {
+            live.read(wait, log)?;
+            if live.listing {
+                return Ok(false);
+            }
+        }
+        self.follow(now, log)?;
+        Ok(true)
+    }
+
     /// Turn the pod events read since the last poll into membership
     /// documents; re-render nodes that need chains they lack; ask for a
     /// compile when rules may change.
@@ -1082,10 +1073,7 @@ impl Watcher {
         let written = live
             .chains
             .publish(batch, at, |n| run.state.membership(n))
-            .map_err(|err| WatchError::Io {
-                path: live.chains.dir().to_path_buf(),
-                err,
-            })?;
+            .map_err(PathError::at(live.chains.dir()))?;
         announce(&self.board, &written);
         if !pending.is_empty() || !written.is_empty() {
             log(members_event(pending.len(), &written));
