@@ -419,26 +419,28 @@ impl Table {
 
     /// The query of [`Table::fold_conversations`].
     fn fold_sql(&self, split: &Split, src_ports: bool) -> String {
-        let e = self.layout.exprs();
+        let layout::Exprs {
+            key,
+            verdict,
+            first_ns: first,
+            last_ns: last,
+            packets,
+            bytes,
+            src_port,
+        } = self.layout.exprs();
         let n = SRC_PORTS + 1;
         let table = self.url().sql_name();
+        let filter = self.flows_filter(split, None);
         let (Some(conv), Some(hours)) = (&self.conversations, split.hours) else {
             let ports = if src_ports {
-                format!(", uniqUpToState({n})({p})", p = e.src_port)
+                format!(", uniqUpToState({n})({src_port})")
             } else {
                 String::new()
             };
             return format!(
                 "SELECT {key} AS k, {verdict} AS v, count(), sum({packets}), sum({bytes}), \
                  min({first}), max({first}), max({last}){ports} FROM {table}{filter} \
-                 GROUP BY k, v FORMAT RowBinary",
-                key = e.key,
-                verdict = e.verdict,
-                packets = e.packets,
-                bytes = e.bytes,
-                first = e.first_ns,
-                last = e.last_ns,
-                filter = self.flows_filter(split, None),
+                 GROUP BY k, v FORMAT RowBinary"
             );
         };
         let conv_where = where_any(&[within("hour", hours)], None);
@@ -461,7 +463,7 @@ impl Table {
         let (conv_ports, flow_ports, merge_ports) = if src_ports {
             (
                 format!(", uniqUpToMergeState({n})(src_port_count) AS pc"),
-                format!(", uniqUpToState({n})({p}) AS pc", p = e.src_port),
+                format!(", uniqUpToState({n})({p}) AS pc", p = src_port),
                 format!(", uniqUpToMergeState({n})(pc)"),
             )
         } else {
@@ -480,13 +482,6 @@ impl Table {
              maxState({last}) AS l{flow_ports} FROM {table}{filter} GROUP BY k, v) \
              GROUP BY k, v FORMAT RowBinary",
             conv = conv.sql_name(),
-            key = e.key,
-            verdict = e.verdict,
-            packets = e.packets,
-            bytes = e.bytes,
-            first = e.first_ns,
-            last = e.last_ns,
-            filter = self.flows_filter(split, None),
         )
     }
 
@@ -498,17 +493,12 @@ impl Table {
     /// worker saw depends on scheduling: combine the accumulators with an
     /// order-independent merge. Rows that do not read as a conversation are
     /// counted and the first `opts.max_errors` kept.
-    pub fn fold_conversations<A, I, F>(
+    pub fn fold_conversations<A: Send>(
         &self,
         opts: &TableRead,
-        init: I,
-        fold: F,
-    ) -> Result<(Vec<A>, TableStats), ClickHouseError>
-    where
-        A: Send,
-        I: Fn() -> A + Sync,
-        F: Fn(&mut A, Conversation) + Sync,
-    {
+        init: impl Fn() -> A + Sync,
+        fold: impl Fn(&mut A, Conversation) + Sync,
+    ) -> Result<(Vec<A>, TableStats), ClickHouseError> {
         let split = Split::new(&opts.window, self.conversations.is_some());
         let sql = self.fold_sql(&split, opts.src_ports);
         let early = self
@@ -716,7 +706,6 @@ impl Table {
             params.push(("ringfence_out_format", "RowBinary"));
         }
         let mut counts = Vec::new();
-        let stats = TableStats::default();
         let invalid = |e: String| std::io::Error::new(std::io::ErrorKind::InvalidData, e);
         if let (Some(conv), Some(hours)) = (&self.conversations, split.hours) {
             debug_assert!(origin_ns % 60_000_000_000 == 0 && width_ns % 60_000_000_000 == 0);
@@ -727,31 +716,26 @@ impl Table {
                 conv.sql_name(),
                 where_any(&[within("hour", hours)], out)
             );
-            let answer = self.client.post(&sql, &params, Body::External(&tables))?;
-            let mut rows = Rows::new(BufReader::new(answer));
-            let mut read = || -> std::io::Result<()> {
-                while !rows.at_end()? {
-                    let hour = rows.i64()?;
-                    let verdict = layout::verdict(rows.i8()?).map_err(invalid)?;
-                    let in_set = rows.u8()? != 0;
-                    let minutes = rows.array_u8()?;
-                    let flows = rows.array_u64()?;
-                    if minutes.len() != flows.len() {
-                        return Err(invalid("a minute map of unequal arrays".into()));
-                    }
-                    for (m, flows) in minutes.into_iter().zip(flows) {
-                        let ns = hour * HOUR_NS + i64::from(m) * 60_000_000_000;
-                        counts.push(BucketCount {
-                            bucket: (ns - origin_ns).div_euclid(width_ns),
-                            verdict,
-                            in_set,
-                            flows,
-                        });
-                    }
+            self.each_row(&sql, &params, &tables, |rows| {
+                let hour = rows.i64()?;
+                let verdict = layout::verdict(rows.i8()?).map_err(invalid)?;
+                let in_set = rows.u8()? != 0;
+                let minutes = rows.array_u8()?;
+                let flows = rows.array_u64()?;
+                if minutes.len() != flows.len() {
+                    return Err(invalid("a minute map of unequal arrays".into()));
+                }
+                for (m, flows) in minutes.into_iter().zip(flows) {
+                    let ns = hour * HOUR_NS + i64::from(m) * 60_000_000_000;
+                    counts.push(BucketCount {
+                        bucket: (ns - origin_ns).div_euclid(width_ns),
+                        verdict,
+                        in_set,
+                        flows,
+                    });
                 }
                 Ok(())
-            };
-            read().map_err(|e| self.broken(&stats, e))?;
+            })?;
         }
         if split.flows.is_empty() {
             return Ok(counts);
@@ -767,25 +751,37 @@ impl Table {
             table = self.url().sql_name(),
             filter = self.flows_filter(&split, (!leave_out.is_empty()).then_some(&out)),
         );
-        let answer = self.client.post(&sql, &params, Body::External(&tables))?;
+        self.each_row(&sql, &params, &tables, |rows| {
+            counts.push(BucketCount {
+                bucket: rows.i64()?,
+                verdict: layout::verdict(rows.i8()?).map_err(invalid)?,
+                in_set: rows.u8()? != 0,
+                flows: rows.u64()?,
+            });
+            Ok(())
+        })?;
+        Ok(counts)
+    }
+
+    /// Post `sql` with external `tables` and read its RowBinary answer to
+    /// the end, a row per call of `row`.
+    fn each_row(
+        &self,
+        sql: &str,
+        params: &[(&str, &str)],
+        tables: &[(&str, &[u8])],
+        mut row: impl FnMut(&mut Rows<BufReader<Box<dyn Read>>>) -> std::io::Result<()>,
+    ) -> Result<(), ClickHouseError> {
+        let answer: Box<dyn Read> =
+            Box::new(self.client.post(sql, params, Body::External(tables))?);
         let mut rows = Rows::new(BufReader::new(answer));
         let mut read = || -> std::io::Result<()> {
             while !rows.at_end()? {
-                let bucket = rows.i64()?;
-                let verdict = layout::verdict(rows.i8()?).map_err(invalid)?;
-                let in_set = rows.u8()? != 0;
-                let flows = rows.u64()?;
-                counts.push(BucketCount {
-                    bucket,
-                    verdict,
-                    in_set,
-                    flows,
-                });
+                row(&mut rows)?;
             }
             Ok(())
         };
-        read().map_err(|e| self.broken(&stats, e))?;
-        Ok(counts)
+        read().map_err(|e| self.broken(&TableStats::default(), e))
     }
 
     /// What to run when the flow table or its conversation table has
