@@ -195,35 +195,24 @@ fn network_policy(
     }
     dirs.sort();
     dirs.dedup();
-    for dir in [Dir::Ingress, Dir::Egress] {
-        let field = spec.key(dir.word());
-        let rules = match field.items() {
-            Ok(r) => r,
-            Err(e) => {
-                problems.push(problem(e));
-                continue;
-            }
-        };
+    let made = Made {
+        m,
+        object: &object,
+        stem: format!("{ns}.{name}"),
+        subject: &subject,
+    };
+    for (dir, _, rules) in directions(&spec, &mut problems) {
         // Rules of a direction the policy is not for are ignored by the API.
         if !dirs.contains(&dir) {
             continue;
         }
         for (i, rule) in rules.iter().enumerate() {
             match np_rule(rule, dir, &ns) {
-                Ok((peers, ports)) => out.namespaced.entry(ns.clone()).or_default().push(Rule {
-                    source: Source {
-                        object: object.clone(),
-                        file: m.file.clone(),
-                        rule: rule.path().to_owned(),
-                        rule_name: None,
-                    },
-                    stem: format!("{ns}.{name}.{}-{i}", dir.word()),
-                    dir,
-                    verdict: Verdict::Allow,
-                    subject: subject.clone(),
-                    peers,
-                    ports,
-                }),
+                Ok((peers, ports)) => out
+                    .namespaced
+                    .entry(ns.clone())
+                    .or_default()
+                    .push(made.rule(rule, i, dir, (Verdict::Allow, peers, ports, None))),
                 Err(p) => problems.extend(p),
             }
         }
@@ -239,6 +228,58 @@ fn network_policy(
         source: object,
     });
     Ok(())
+}
+
+/// The rule lists of `spec`'s `ingress` and `egress`, each with its field;
+/// one that is not a list is a problem, and left out.
+fn directions<'v>(
+    spec: &Field<'v>,
+    problems: &mut Vec<Problem>,
+) -> Vec<(Dir, Field<'v>, Vec<Field<'v>>)> {
+    let mut out = Vec::new();
+    for dir in [Dir::Ingress, Dir::Egress] {
+        let field = spec.key(dir.word());
+        match field.items() {
+            Ok(items) => out.push((dir, field, items)),
+            Err(e) => problems.push(problem(e)),
+        }
+    }
+    out
+}
+
+/// A rule as read: its verdict, peers (each with its field path), ports and
+/// name (administrator policies name their rules).
+type ReadRule = (Verdict, Vec<(Peer, String)>, Vec<PortGroup>, Option<String>);
+
+/// What the rules of one policy object share.
+struct Made<'a> {
+    m: &'a Manifest,
+    /// The object, as messages name it.
+    object: &'a str,
+    /// Stem of its rules' names (`shop.web`, `anp.tenants`).
+    stem: String,
+    subject: &'a Pods,
+}
+
+impl Made<'_> {
+    /// Rule `i` of direction `dir`, read from `field`.
+    fn rule(&self, field: &Field<'_>, i: usize, dir: Dir, read: ReadRule) -> Rule {
+        let (verdict, peers, ports, rule_name) = read;
+        Rule {
+            source: Source {
+                object: self.object.to_owned(),
+                file: self.m.file.clone(),
+                rule: field.path().to_owned(),
+                rule_name,
+            },
+            stem: format!("{}.{}-{i}", self.stem, dir.word()),
+            dir,
+            verdict,
+            subject: self.subject.clone(),
+            peers,
+            ports,
+        }
+    }
 }
 
 #[allow(clippy::type_complexity)]
@@ -470,81 +511,44 @@ impl Grouper {
 }
 
 fn np_ports(f: &Field<'_>) -> Result<Vec<PortGroup>, Vec<Problem>> {
-    let items = f.items().map_err(|e| vec![problem(e)])?;
-    let mut g = Grouper::default();
-    let mut problems = Vec::new();
-    for p in items {
-        let proto = match protocol(&p.key("protocol")) {
-            Ok(pr) => pr,
-            Err(e) => {
-                problems.push(e);
-                continue;
-            }
-        };
+    group_ports(f, |g, p| {
+        let proto = protocol(&p.key("protocol"))?;
         let port = p.key("port");
         let end = p.key("endPort");
+        let no_end = |what: &str| match end.value() {
+            Some(_) => Err(err(&end, what, "endPort needs a numeric port")),
+            None => Ok(()),
+        };
         match port.value() {
             None => {
-                if end.value().is_some() {
-                    problems.push(err(
-                        &end,
-                        "is set without port",
-                        "endPort needs a numeric port",
-                    ));
-                    continue;
-                }
+                no_end("is set without port")?;
                 g.entry(Some(proto)).1 = true;
             }
             Some(Value::String(name)) => {
-                if end.value().is_some() {
-                    problems.push(err(
-                        &end,
-                        "is set with a named port",
-                        "endPort needs a numeric port",
-                    ));
-                    continue;
-                }
-                match port_name(&port, name) {
-                    Ok(n) => g.entry(Some(proto)).3.push(n),
-                    Err(e) => problems.push(e),
-                }
+                no_end("is set with a named port")?;
+                let name = port_name(&port, name)?;
+                g.entry(Some(proto)).3.push(name);
             }
             Some(_) => {
-                let start = match port_number(&port) {
-                    Ok(n) => n,
-                    Err(e) => {
-                        problems.push(e);
-                        continue;
-                    }
-                };
-                let stop = if end.value().is_some() {
-                    match port_number(&end) {
-                        Ok(n) if n >= start => n,
-                        Ok(n) => {
-                            problems.push(err(
+                let start = port_number(&port)?;
+                let stop = match end.value() {
+                    None => start,
+                    Some(_) => match port_number(&end)? {
+                        n if n >= start => n,
+                        n => {
+                            return Err(err(
                                 &end,
                                 format!("is {n}, below port {start}"),
                                 "endPort is the last port of the range: at least port",
                             ));
-                            continue;
                         }
-                        Err(e) => {
-                            problems.push(e);
-                            continue;
-                        }
-                    }
-                } else {
-                    start
+                    },
                 };
                 g.entry(Some(proto)).2.push(PortRange { start, end: stop });
             }
         }
-    }
-    if problems.is_empty() {
-        Ok(g.finish())
-    } else {
-        Err(problems)
-    }
+        Ok(())
+    })
 }
 
 // ---- label selectors -----------------------------------------------------
@@ -628,28 +632,28 @@ pub(crate) fn selector(f: &Field<'_>) -> R<Selector> {
     Ok(Selector(reqs))
 }
 
+/// 1-63 bytes, each allowed by `ok`, starting and ending with a letter or digit.
+fn label_ok(s: &str, ok: impl Fn(u8) -> bool) -> bool {
+    let b = s.as_bytes();
+    matches!((b.first(), b.last()), (Some(f), Some(l)) if f.is_ascii_alphanumeric() && l.is_ascii_alphanumeric())
+        && b.len() <= 63
+        && b.iter().all(|&c| ok(c))
+}
+
 /// `[a-zA-Z0-9]([-a-zA-Z0-9_.]*[a-zA-Z0-9])?`, up to 63 characters.
 fn label_name_ok(s: &str) -> bool {
-    let b = s.as_bytes();
-    !b.is_empty()
-        && b.len() <= 63
-        && b[0].is_ascii_alphanumeric()
-        && b[b.len() - 1].is_ascii_alphanumeric()
-        && b.iter()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'-' | b'_' | b'.'))
+    label_ok(s, |c| {
+        c.is_ascii_alphanumeric() || matches!(c, b'-' | b'_' | b'.')
+    })
 }
 
 /// A DNS subdomain: dot-separated lowercase labels, up to 253 characters.
 fn dns_subdomain_ok(s: &str) -> bool {
     s.len() <= 253
         && s.split('.').all(|l| {
-            let b = l.as_bytes();
-            !b.is_empty()
-                && b.len() <= 63
-                && b[0].is_ascii_alphanumeric()
-                && b[b.len() - 1].is_ascii_alphanumeric()
-                && b.iter()
-                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'-')
+            label_ok(l, |c| {
+                c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'-'
+            })
         })
 }
 
@@ -740,15 +744,13 @@ fn cluster_policy(
         }
     });
     let mut rules = Vec::new();
-    for dir in [Dir::Ingress, Dir::Egress] {
-        let field = spec.key(dir.word());
-        let items = match field.items() {
-            Ok(i) => i,
-            Err(e) => {
-                problems.push(problem(e));
-                continue;
-            }
-        };
+    let made = Made {
+        m,
+        object: &object,
+        stem: format!("{prefix}.{name}"),
+        subject: &subject,
+    };
+    for (dir, field, items) in directions(&spec, &mut problems) {
         if items.len() > max_rules {
             problems.push(err(
                 &field,
@@ -759,20 +761,7 @@ fn cluster_policy(
         }
         for (i, rule) in items.iter().enumerate() {
             match admin_rule(rule, dir, kind) {
-                Ok((verdict, peers, ports, rule_name)) => rules.push(Rule {
-                    source: Source {
-                        object: object.clone(),
-                        file: m.file.clone(),
-                        rule: rule.path().to_owned(),
-                        rule_name,
-                    },
-                    stem: format!("{prefix}.{name}.{}-{i}", dir.word()),
-                    dir,
-                    verdict,
-                    subject: subject.clone(),
-                    peers,
-                    ports,
-                }),
+                Ok(read) => rules.push(made.rule(rule, i, dir, read)),
                 Err(p) => problems.extend(p),
             }
         }
@@ -868,12 +857,7 @@ fn subject(f: &Field<'_>) -> R<Pods> {
     Ok(pods_of(f, "a subject's")?.expect("one is set"))
 }
 
-#[allow(clippy::type_complexity)]
-fn admin_rule(
-    rule: &Field<'_>,
-    dir: Dir,
-    kind: &str,
-) -> Result<(Verdict, Vec<(Peer, String)>, Vec<PortGroup>, Option<String>), Vec<Problem>> {
+fn admin_rule(rule: &Field<'_>, dir: Dir, kind: &str) -> Result<ReadRule, Vec<Problem>> {
     let one = |p: Problem| vec![p];
     let name = rule
         .key("name")
@@ -1046,48 +1030,17 @@ fn port_range(f: &Field<'_>, start_key: &str, end_key: &str) -> R<PortRange> {
     Ok(PortRange { start, end })
 }
 
-/// v1alpha1 `ports`: `portNumber`, `portRange` or `namedPort` each; absent: every port.
-fn anp_ports(f: &Field<'_>) -> Result<Vec<PortGroup>, Vec<Problem>> {
+/// The port entries of list `f`, each read by `entry` into protocol
+/// groups; every entry's problem.
+fn group_ports(
+    f: &Field<'_>,
+    mut entry: impl FnMut(&mut Grouper, &Field<'_>) -> R<()>,
+) -> Result<Vec<PortGroup>, Vec<Problem>> {
     let items = f.items().map_err(|e| vec![problem(e)])?;
     let mut g = Grouper::default();
     let mut problems = Vec::new();
     for p in items {
-        let keys = ["portNumber", "portRange", "namedPort"];
-        let help = "a port sets exactly one of portNumber, portRange and namedPort";
-        let key = match one_set(&p, &keys, help) {
-            Ok(key) => key,
-            Err(e) => {
-                problems.push(e);
-                continue;
-            }
-        };
-        let r = match key {
-            "portNumber" => {
-                let n = p.key("portNumber");
-                protocol(&n.key("protocol")).and_then(|proto| {
-                    let port = port_number(&n.key("port"))?;
-                    g.entry(Some(proto)).2.push(PortRange::single(port));
-                    Ok(())
-                })
-            }
-            "portRange" => {
-                let n = p.key("portRange");
-                protocol(&n.key("protocol")).and_then(|proto| {
-                    let r = port_range(&n, "start", "end")?;
-                    g.entry(Some(proto)).2.push(r);
-                    Ok(())
-                })
-            }
-            _ => {
-                let n = p.key("namedPort");
-                match n.str() {
-                    Ok(Some(name)) => port_name(&n, name).map(|name| g.entry(None).3.push(name)),
-                    Ok(None) => Err(err(&n, "is empty", "name a container port")),
-                    Err(e) => Err(problem(e)),
-                }
-            }
-        };
-        if let Err(e) = r {
+        if let Err(e) = entry(&mut g, &p) {
             problems.push(e);
         }
     }
@@ -1098,65 +1051,70 @@ fn anp_ports(f: &Field<'_>) -> Result<Vec<PortGroup>, Vec<Problem>> {
     }
 }
 
+/// A named port (of any protocol the container declares it with).
+fn named_port(g: &mut Grouper, n: &Field<'_>) -> R<()> {
+    match n.str() {
+        Ok(Some(name)) => port_name(n, name).map(|name| g.entry(None).3.push(name)),
+        Ok(None) => Err(err(n, "is empty", "name a container port")),
+        Err(e) => Err(problem(e)),
+    }
+}
+
+/// v1alpha1 `ports`: `portNumber`, `portRange` or `namedPort` each; absent: every port.
+fn anp_ports(f: &Field<'_>) -> Result<Vec<PortGroup>, Vec<Problem>> {
+    let keys = ["portNumber", "portRange", "namedPort"];
+    let help = "a port sets exactly one of portNumber, portRange and namedPort";
+    group_ports(f, |g, p| {
+        let key = one_set(p, &keys, help)?;
+        let n = p.key(key);
+        match key {
+            "portNumber" => protocol(&n.key("protocol")).and_then(|proto| {
+                let port = port_number(&n.key("port"))?;
+                g.entry(Some(proto)).2.push(PortRange::single(port));
+                Ok(())
+            }),
+            "portRange" => protocol(&n.key("protocol")).and_then(|proto| {
+                let r = port_range(&n, "start", "end")?;
+                g.entry(Some(proto)).2.push(r);
+                Ok(())
+            }),
+            _ => named_port(g, &n),
+        }
+    })
+}
+
 /// v1alpha2/v1beta1 `protocols`: `tcp`/`udp`/`sctp` with an optional
 /// `destinationPort` (`number` or `range`), or `destinationNamedPort`.
 fn cnp_protocols(f: &Field<'_>) -> Result<Vec<PortGroup>, Vec<Problem>> {
-    let items = f.items().map_err(|e| vec![problem(e)])?;
-    let mut g = Grouper::default();
-    let mut problems = Vec::new();
-    for p in items {
-        let keys = ["tcp", "udp", "sctp", "destinationNamedPort"];
-        let help = "a protocol entry sets exactly one of tcp, udp, sctp and destinationNamedPort";
-        let key = match one_set(&p, &keys, help) {
-            Ok(key) => key,
-            Err(e) => {
-                problems.push(e);
-                continue;
-            }
+    let keys = ["tcp", "udp", "sctp", "destinationNamedPort"];
+    let help = "a protocol entry sets exactly one of tcp, udp, sctp and destinationNamedPort";
+    group_ports(f, |g, p| {
+        let key = one_set(p, &keys, help)?;
+        let proto = match key {
+            "tcp" => Proto::Tcp,
+            "udp" => Proto::Udp,
+            "sctp" => Proto::Sctp,
+            _ => return named_port(g, &p.key(key)),
         };
-        let r = if key == "destinationNamedPort" {
-            let n = p.key(key);
-            match n.str() {
-                Ok(Some(name)) => port_name(&n, name).map(|name| g.entry(None).3.push(name)),
-                Ok(None) => Err(err(&n, "is empty", "name a container port")),
-                Err(e) => Err(problem(e)),
-            }
-        } else {
-            let proto = match key {
-                "tcp" => Proto::Tcp,
-                "udp" => Proto::Udp,
-                _ => Proto::Sctp,
-            };
-            let d = p.key(key).key("destinationPort");
-            if d.value().is_none() {
-                g.entry(Some(proto)).1 = true;
-                Ok(())
-            } else {
-                let which = fields_set(&d, &["number", "range"]);
-                match which.first().map(String::as_str) {
-                    Some("number") if which.len() == 1 => port_number(&d.key("number"))
-                        .map(|n| g.entry(Some(proto)).2.push(PortRange::single(n))),
-                    Some("range") if which.len() == 1 => {
-                        port_range(&d.key("range"), "start", "end")
-                            .map(|r| g.entry(Some(proto)).2.push(r))
-                    }
-                    _ => Err(err(
-                        &d,
-                        "does not set exactly one of number and range",
-                        "give a port number or a range",
-                    )),
-                }
-            }
-        };
-        if let Err(e) = r {
-            problems.push(e);
+        let d = p.key(key).key("destinationPort");
+        if d.value().is_none() {
+            g.entry(Some(proto)).1 = true;
+            return Ok(());
         }
-    }
-    if problems.is_empty() {
-        Ok(g.finish())
-    } else {
-        Err(problems)
-    }
+        let which = fields_set(&d, &["number", "range"]);
+        match which.first().map(String::as_str) {
+            Some("number") if which.len() == 1 => port_number(&d.key("number"))
+                .map(|n| g.entry(Some(proto)).2.push(PortRange::single(n))),
+            Some("range") if which.len() == 1 => {
+                port_range(&d.key("range"), "start", "end").map(|r| g.entry(Some(proto)).2.push(r))
+            }
+            _ => Err(err(
+                &d,
+                "does not set exactly one of number and range",
+                "give a port number or a range",
+            )),
+        }
+    })
 }
 
 /// Whether an address is inside some prefix (for tests of the subtraction).
