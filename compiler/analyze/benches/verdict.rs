@@ -70,12 +70,7 @@ fn main() {
         convs.len()
     );
 
-    let version = Version {
-        label: "synthetic",
-        intent: &s.intent,
-        compiled: &compiled,
-        warnings: &warnings,
-    };
+    let version = Version::new("synthetic", &s.intent, &compiled, &warnings);
     let a = Analyzer::new(version, None, Options::default());
 
     // One thread: the verdict step per core.

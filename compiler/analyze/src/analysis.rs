@@ -382,6 +382,22 @@ pub struct NodeCompliance {
     pub last_error: Option<String>,
 }
 
+impl NodeCompliance {
+    /// The status as the report spells it (`in-sync`, …).
+    pub fn status_word(&self) -> String {
+        serde_json::to_value(self.status)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_string))
+            .unwrap_or_default()
+    }
+
+    /// Why the node is not on the analysed version: (rules it counts that
+    /// the version lacks, rules of the version it does not count).
+    pub fn off_version(&self) -> Option<(u64, u64)> {
+        (!self.current).then_some((self.unknown_rules, self.missing_rules))
+    }
+}
+
 /// Drift items by kind.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
 pub struct DriftCount {

@@ -1241,24 +1241,18 @@ fn compliance(h: &mut String, a: &Analysis) {
         ],
     );
     for n in &c.nodes {
-        let status = serde_json::to_value(n.status)
-            .ok()
-            .and_then(|v| v.as_str().map(str::to_string))
-            .unwrap_or_default();
         let _ = writeln!(
             h,
             "<tr><td>{}</td><td>{}</td><td class=\"num\">{}</td><td>{}</td><td class=\"num\">{}</td>\
              <td class=\"num\">{}</td><td>{}</td></tr>",
             esc(&n.node),
-            esc(&status),
+            esc(&n.status_word()),
             n.generation.map_or("–".to_string(), |g| g.to_string()),
-            if n.current {
-                "yes".to_string()
-            } else {
-                format!(
-                    "no: {} unknown, {} missing rule(s)",
-                    n.unknown_rules, n.missing_rules
-                )
+            match n.off_version() {
+                None => "yes".to_string(),
+                Some((unknown, missing)) => {
+                    format!("no: {unknown} unknown, {missing} missing rule(s)")
+                }
             },
             n.drift.total(),
             thousands(n.denied_packets),

@@ -70,6 +70,23 @@ pub struct Version<'a> {
     pub warnings: &'a [Diagnostic],
 }
 
+impl<'a> Version<'a> {
+    /// `label`'s intent, what it compiled to and the warnings.
+    pub fn new(
+        label: &'a str,
+        intent: &'a Intent,
+        compiled: &'a Compiled,
+        warnings: &'a [Diagnostic],
+    ) -> Self {
+        Version {
+            label,
+            intent,
+            compiled,
+            warnings,
+        }
+    }
+}
+
 /// Knobs of the analysis.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Options {

@@ -297,22 +297,17 @@ impl fmt::Display for Analysis {
             writeln!(f)?;
             writeln!(f, "compliance: {} node(s)", c.nodes.len())?;
             for n in &c.nodes {
-                let status = serde_json::to_value(n.status)
-                    .ok()
-                    .and_then(|v| v.as_str().map(str::to_string))
-                    .unwrap_or_default();
                 write!(
                     f,
-                    "  {}: {status}, generation {}, {}",
+                    "  {}: {}, generation {}, {}",
                     n.node,
+                    n.status_word(),
                     n.generation.map_or("-".to_string(), |g| g.to_string()),
-                    if n.current {
-                        "on this version".to_string()
-                    } else {
-                        format!(
-                            "not on this version ({} rule(s) unknown, {} missing)",
-                            n.unknown_rules, n.missing_rules
-                        )
+                    match n.off_version() {
+                        None => "on this version".to_string(),
+                        Some((unknown, missing)) => format!(
+                            "not on this version ({unknown} rule(s) unknown, {missing} missing)"
+                        ),
                     }
                 )?;
                 if n.drift.total() > 0 {

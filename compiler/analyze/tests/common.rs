@@ -22,12 +22,7 @@ pub(crate) struct Built {
 
 impl Built {
     pub(crate) fn version<'a>(&'a self, label: &'a str) -> Version<'a> {
-        Version {
-            label,
-            intent: &self.intent,
-            compiled: &self.compiled,
-            warnings: &self.warnings,
-        }
+        Version::new(label, &self.intent, &self.compiled, &self.warnings)
     }
 }
 

@@ -36,12 +36,7 @@ fn session(repo: &Path, rev: &str, inventory: &Path) -> Session {
 }
 
 fn version<'a>(s: &'a Session, label: &'a str) -> Version<'a> {
-    Version {
-        label,
-        intent: &s.intent,
-        compiled: &s.compiled,
-        warnings: &s.warnings.0,
-    }
+    Version::new(label, &s.intent, &s.compiled, &s.warnings.0)
 }
 
 #[test]

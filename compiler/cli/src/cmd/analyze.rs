@@ -28,12 +28,7 @@ fn label(s: &Session, rev: Option<&str>, dir: &std::path::Path) -> String {
 }
 
 fn version<'a>(s: &'a Session, label: &'a str) -> Version<'a> {
-    Version {
-        label,
-        intent: &s.intent,
-        compiled: &s.compiled,
-        warnings: &s.warnings.0,
-    }
+    Version::new(label, &s.intent, &s.compiled, &s.warnings.0)
 }
 
 pub(crate) fn run(mut args: AnalyzeArgs) -> anyhow::Result<Outcome> {
