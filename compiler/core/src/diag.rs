@@ -38,8 +38,8 @@ pub(crate) fn cluster_split(
 /// A workload in two scopes neither of which contains the other: `later`
 /// comes later in priority order, so it counts as the more specific one.
 pub(crate) fn overlapping_scopes(
-    earlier: (&str, Span),
-    later: (&str, Span),
+    (earlier, earlier_span): (&str, Span),
+    (later, later_span): (&str, Span),
     example: &str,
     count: usize,
 ) -> Diagnostic {
@@ -51,26 +51,22 @@ pub(crate) fn overlapping_scopes(
             if n == 2 { "" } else { "s" }
         ),
     };
+    let verb = if count == 1 { "is" } else { "are" };
     Diagnostic::warning(
         "ringfence::scopes-share-workloads",
         format!(
-            "`{example}`{others} {} in both `{}` and `{}`, neither inside the other: `{}` comes \
-             later in priority order, so its default policies decide before `{}`'s and its \
-             catch-all applies",
-            if count == 1 { "is" } else { "are" },
-            earlier.0,
-            later.0,
-            later.0,
-            earlier.0
+            "`{example}`{others} {verb} in both `{earlier}` and `{later}`, neither inside the \
+             other: `{later}` comes later in priority order, so its default policies decide \
+             before `{earlier}`'s and its catch-all applies"
         ),
     )
     .with_label(
-        later.1,
-        format!("`{}` counts as the more specific scope", later.0),
+        later_span,
+        format!("`{later}` counts as the more specific scope"),
     )
     .with_label(
-        earlier.1,
-        format!("`{}` takes the same workloads", earlier.0),
+        earlier_span,
+        format!("`{earlier}` takes the same workloads"),
     )
     .with_help(
         "declare one scope inside the other, or narrow their queries so they do not share \
@@ -101,23 +97,23 @@ pub(crate) fn shadowed_policy(id: &str, span: Span, by: &[(String, Option<Span>)
 
 /// An earlier policy with the opposite action takes part of a later one.
 pub(crate) fn conflicting_policy(
-    later: (&str, Span, &str),
-    earlier: (&str, Span, &str),
+    (later, later_span, later_action): (&str, Span, &str),
+    (earlier, earlier_span, earlier_action): (&str, Span, &str),
 ) -> Diagnostic {
     Diagnostic::warning(
         "ringfence::conflicting-policy",
         format!(
-            "policy `{}` ({}) is partly overridden by the earlier `{}` ({})",
-            later.0, later.2, earlier.0, earlier.2
+            "policy `{later}` ({later_action}) is partly overridden by the earlier `{earlier}` \
+             ({earlier_action})"
         ),
     )
     .with_label(
-        later.1,
-        format!("some flows it matches are decided by `{}`", earlier.0),
+        later_span,
+        format!("some flows it matches are decided by `{earlier}`"),
     )
     .with_label(
-        earlier.1,
-        format!("`{}` comes first in the global order", earlier.0),
+        earlier_span,
+        format!("`{earlier}` comes first in the global order"),
     )
     .with_help(
         "if this is intended (an exception), nothing to do; otherwise narrow one of the \
