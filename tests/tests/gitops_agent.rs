@@ -399,6 +399,17 @@ fn pod_event(lab: &Lab, kind: &str, pod: &Pod) -> String {
     )
 }
 
+/// An address changes owner: `from` is deleted, then `to` added, in one append.
+fn hand_over(lab: &Lab, events: &Path, from: Pod, to: Pod) {
+    append(
+        events,
+        &[
+            pod_event(lab, "DELETED", &from),
+            pod_event(lab, "ADDED", &to),
+        ],
+    );
+}
+
 fn append(events: &Path, lines: &[String]) {
     use std::io::Write as _;
     let mut f = std::fs::OpenOptions::new()
@@ -487,20 +498,11 @@ fn pod_churn_reaches_the_kernel_through_restarts_of_watch_and_of_an_agent() {
     // db goes away and its address is given to a second api pod: web may
     // now call it on 8080, api may no longer reach it on 5432.
     let db = PODS[2].2;
-    append(
+    hand_over(
+        &lab,
         &events,
-        &[
-            pod_event(
-                &lab,
-                "DELETED",
-                &pod("db", "db-5d8f7b9c6d-h5j6k", "lab-n2", db),
-            ),
-            pod_event(
-                &lab,
-                "ADDED",
-                &pod("api", "api-5d8f7b9c6d-x1", "lab-n2", db),
-            ),
-        ],
+        pod("db", "db-5d8f7b9c6d-h5j6k", "lab-n2", db),
+        pod("api", "api-5d8f7b9c6d-x1", "lab-n2", db),
     );
     converged(&lab, &t, &out, &[("lab-n1", &n1), ("lab-n2", &n2)], &reused);
 
@@ -509,16 +511,11 @@ fn pod_churn_reaches_the_kernel_through_restarts_of_watch_and_of_an_agent() {
     // last published sequence: nothing replayed, nothing lost.
     let before = (head(&out, "lab-n1"), head(&out, "lab-n2"));
     drop(watch);
-    append(
+    hand_over(
+        &lab,
         &events,
-        &[
-            pod_event(
-                &lab,
-                "DELETED",
-                &pod("api", "api-5d8f7b9c6d-x1", "lab-n2", db),
-            ),
-            pod_event(&lab, "ADDED", &pod("db", "db-5d8f7b9c6d-x2", "lab-n2", db)),
-        ],
+        pod("api", "api-5d8f7b9c6d-x1", "lab-n2", db),
+        pod("db", "db-5d8f7b9c6d-x2", "lab-n2", db),
     );
     watch = Watch::start(&lab, &events, &out, &addr);
     converged(&lab, &t, &out, &[("lab-n1", &n1), ("lab-n2", &n2)], &base);
@@ -529,20 +526,11 @@ fn pod_churn_reaches_the_kernel_through_restarts_of_watch_and_of_an_agent() {
     // 8080) until it restarts and catches up.
     drop(n1);
     let h1 = head(&out, "lab-n1");
-    append(
+    hand_over(
+        &lab,
         &events,
-        &[
-            pod_event(
-                &lab,
-                "DELETED",
-                &pod("db", "db-5d8f7b9c6d-x2", "lab-n2", db),
-            ),
-            pod_event(
-                &lab,
-                "ADDED",
-                &pod("api", "api-5d8f7b9c6d-x3", "lab-n2", db),
-            ),
-        ],
+        pod("db", "db-5d8f7b9c6d-x2", "lab-n2", db),
+        pod("api", "api-5d8f7b9c6d-x3", "lab-n2", db),
     );
     let start = Instant::now();
     while head(&out, "lab-n1") == h1 {

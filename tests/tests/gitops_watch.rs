@@ -212,16 +212,20 @@ fn a_crash_mid_publish_leaves_the_previous_generation_and_the_next_run_recovers(
     assert_eq!(generation_dirs(&out), ["1", "2", "3"]);
 }
 
-/// The lab's API server: every object of the lab inventory, served by the
-/// testkit's list+watch server, and a kubeconfig reaching it.
-fn lab_api(lab: &Lab) -> (KubeApi, std::path::PathBuf) {
+/// The lab with its intent pushed; its API server (every object of the lab
+/// inventory, served by the testkit's list+watch server); a kubeconfig
+/// reaching it; and where watch publishes.
+fn kube_lab(tag: &str) -> (Lab, KubeApi, std::path::PathBuf, std::path::PathBuf) {
+    let lab = Lab::new(tag);
+    lab.push("the lab intent");
     let api = KubeApi::start("t0k3n");
     let list: serde_json::Value =
         serde_json::from_slice(&std::fs::read(lab.inventory()).unwrap()).unwrap();
     api.put(list["items"].as_array().unwrap().iter().cloned());
     let kubeconfig = lab.tmp.join("kubeconfig");
     api.write_kubeconfig(&kubeconfig, "lab", "t0k3n");
-    (api, kubeconfig)
+    let out = lab.tmp.join("out");
+    (lab, api, kubeconfig, out)
 }
 
 /// `ringfence watch` of the lab with `--kube --kubeconfig F` and `extra`.
@@ -327,10 +331,7 @@ impl Drop for Killed {
 
 #[test]
 fn watch_kube_publishes_a_pod_created_on_the_server_and_drops_one_deleted_in_a_410_gap() {
-    let lab = Lab::new("kube");
-    lab.push("the lab intent");
-    let (api, kubeconfig) = lab_api(&lab);
-    let out = lab.tmp.join("out");
+    let (lab, api, kubeconfig, out) = kube_lab("kube");
     let addr = {
         let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         l.local_addr().unwrap().to_string()
@@ -378,10 +379,7 @@ fn watch_kube_publishes_a_pod_created_on_the_server_and_drops_one_deleted_in_a_4
 
 #[test]
 fn watch_kube_once_publishes_the_listed_cluster_and_fails_in_time_when_the_server_is_down() {
-    let lab = Lab::new("kube-once");
-    lab.push("the lab intent");
-    let (api, kubeconfig) = lab_api(&lab);
-    let out = lab.tmp.join("out");
+    let (lab, api, kubeconfig, out) = kube_lab("kube-once");
     let r = watch_kube(&lab, &kubeconfig, &out, &["--once"])
         .output()
         .unwrap();

@@ -13,29 +13,28 @@ fn spec() -> Spec {
         name: name.into(),
         ips: ips.iter().map(|i| i.parse().unwrap()).collect(),
     };
+    // Node n: fabric addresses 10.10.0.1n and fd00:10::1n, pods in
+    // 10.244.n.0/24 and fd00:244:n::/64.
+    let node = |name: &str, n: u8, pods: Vec<PodSpec>| NodeSpec {
+        name: name.into(),
+        addresses: [format!("10.10.0.1{n}"), format!("fd00:10::1{n}")]
+            .iter()
+            .map(|a| a.parse().unwrap())
+            .collect(),
+        pod_cidrs: vec![format!("10.244.{n}.0/24"), format!("fd00:244:{n}::/64")],
+        pods,
+    };
     Spec {
         nodes: vec![
-            NodeSpec {
-                name: "a".into(),
-                addresses: vec![
-                    "10.10.0.11".parse().unwrap(),
-                    "fd00:10::11".parse().unwrap(),
-                ],
-                pod_cidrs: vec!["10.244.1.0/24".into(), "fd00:244:1::/64".into()],
-                pods: vec![
+            node(
+                "a",
+                1,
+                vec![
                     pod("x/a1", &["10.244.1.2", "fd00:244:1::2"]),
                     pod("x/a2", &["10.244.1.3", "fd00:244:1::3"]),
                 ],
-            },
-            NodeSpec {
-                name: "b".into(),
-                addresses: vec![
-                    "10.10.0.12".parse().unwrap(),
-                    "fd00:10::12".parse().unwrap(),
-                ],
-                pod_cidrs: vec!["10.244.2.0/24".into(), "fd00:244:2::/64".into()],
-                pods: vec![pod("x/b1", &["10.244.2.2", "fd00:244:2::2"])],
-            },
+            ),
+            node("b", 2, vec![pod("x/b1", &["10.244.2.2", "fd00:244:2::2"])]),
         ],
         outside: vec![OutsideSpec {
             name: "internet".into(),

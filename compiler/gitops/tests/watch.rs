@@ -87,6 +87,21 @@ impl Lab {
         .unwrap();
         (w, events)
     }
+
+    /// A lab watched, its first commit published.
+    fn published() -> (Lab, Watcher) {
+        let lab = Lab::new();
+        let (mut w, _) = lab.open();
+        poll_at(&mut w, t0());
+        (lab, w)
+    }
+
+    /// [`Lab::open`], whose log must say `what`.
+    fn open_saying(&self, what: &str) -> Watcher {
+        let (w, events) = self.open();
+        assert!(events.iter().any(|e| e.contains(what)), "{events:?}");
+        w
+    }
 }
 
 pub(crate) fn t0() -> SystemTime {
@@ -158,11 +173,7 @@ fn only_touched_nodes_are_rendered_and_get_a_new_generation() {
 
     // A restart renders nothing either: the cache is seeded from the bundles.
     drop(w);
-    let (mut w, events) = lab.open();
-    assert!(
-        events.iter().any(|e| e.contains("Seeded { bundles: 2 }")),
-        "{events:?}"
-    );
+    let mut w = lab.open_saying("Seeded { bundles: 2 }");
     lab.edit("ports=8080", "ports=\"8080-8081\"");
     lab.push("api on two ports");
     lab.edit("ports=\"8080-8081\"", "ports=8080");
@@ -174,9 +185,7 @@ fn only_touched_nodes_are_rendered_and_get_a_new_generation() {
 
 #[test]
 fn a_failed_commit_is_recorded_and_the_previous_generation_stays() {
-    let lab = Lab::new();
-    let (mut w, _) = lab.open();
-    poll_at(&mut w, t0());
+    let (lab, mut w) = Lab::published();
     lab.edit("from=\"api\" to=\"db\"", "from=\"nobody\" to=\"db\"");
     let bad = lab.push("broken reference");
     let (r, ev) = poll_at(&mut w, t0());
@@ -380,9 +389,7 @@ fn a_run_that_processed_nothing_claims_nothing() {
 
 #[test]
 fn generations_only_grow_even_when_current_is_moved_back() {
-    let lab = Lab::new();
-    let (mut w, _) = lab.open();
-    poll_at(&mut w, t0());
+    let (lab, mut w) = Lab::published();
     lab.edit("ports=8080", "ports=8081");
     lab.push("two");
     poll_at(&mut w, t0());
@@ -391,11 +398,7 @@ fn generations_only_grow_even_when_current_is_moved_back() {
     let out = lab.out();
     std::fs::remove_file(out.join("current")).unwrap();
     std::os::unix::fs::symlink("generations/1", out.join("current")).unwrap();
-    let (mut w, events) = lab.open();
-    assert!(
-        events.iter().any(|e| e.contains("Adopted { generation: 1")),
-        "{events:?}"
-    );
+    let mut w = lab.open_saying("Adopted { generation: 1");
     lab.edit("ports=8081", "ports=8082");
     lab.push("three");
     let (_, ev) = poll_at(&mut w, t0());
@@ -457,6 +460,15 @@ fn open_live(lab: &Lab, events: &Path) -> Watcher {
     cfg.inventory = Vec::new();
     cfg.live = Some(live_config(events));
     Watcher::open(cfg, &mut |_| {}).unwrap()
+}
+
+/// The live lab, watched, its first commit published.
+fn live_published() -> (Lab, PathBuf, Watcher) {
+    let (lab, events) = live_lab();
+    let mut w = open_live(&lab, &events);
+    let (r, ev) = poll_at(&mut w, t0());
+    assert_eq!((r.published, r.failed), (1, 0), "{ev:?}");
+    (lab, events, w)
 }
 
 #[test]
@@ -549,6 +561,27 @@ fn follow_chain(
     (m, seq)
 }
 
+/// Append `text` to the events file watch follows, and give its reader a
+/// moment.
+fn append(events: &Path, text: &str) {
+    use std::io::Write as _;
+    let mut f = std::fs::OpenOptions::new()
+        .append(true)
+        .open(events)
+        .unwrap();
+    f.write_all(text.as_bytes()).unwrap();
+    std::thread::sleep(Duration::from_millis(200));
+}
+
+/// Pod `name` of `app` on `node` at `ip` appears, then goes.
+fn added(events: &Path, name: &str, app: &str, node: &str, ip: &str) {
+    append(events, &pod_event("ADDED", name, app, node, ip));
+}
+
+fn deleted(events: &Path, name: &str, app: &str, node: &str, ip: &str) {
+    append(events, &pod_event("DELETED", name, app, node, ip));
+}
+
 fn in_some_set(m: &ringfence_schema::membership::Membership, ip: &str) -> bool {
     let a: std::net::IpAddr = ip.parse().unwrap();
     m.sets.iter().any(|s| s.addresses.contains(&a))
@@ -556,10 +589,7 @@ fn in_some_set(m: &ringfence_schema::membership::Membership, ip: &str) -> bool {
 
 #[test]
 fn live_events_become_signed_membership_and_new_classes_rerender_one_node() {
-    let (lab, events) = live_lab();
-    let mut w = open_live(&lab, &events);
-    let (r, ev) = poll_at(&mut w, t0());
-    assert_eq!((r.published, r.failed), (1, 0), "{ev:?}");
+    let (lab, events, mut w) = live_published();
     let out = lab.out();
     // Generation 1 holds live IRs; each node starts its chain with a snapshot.
     let (m1, s1) = follow_chain(&out, "lab-n1", 1);
@@ -570,18 +600,9 @@ fn live_events_become_signed_membership_and_new_classes_rerender_one_node() {
     );
     assert!(out.join("current/membership/lab-n1/snapshot").is_file());
 
-    let append = |line: String| {
-        use std::io::Write as _;
-        let mut f = std::fs::OpenOptions::new()
-            .append(true)
-            .open(&events)
-            .unwrap();
-        f.write_all(line.as_bytes()).unwrap();
-        std::thread::sleep(Duration::from_millis(200));
-    };
     // A second api pod: a known class on a node that has its chains, so
     // only membership: lab-n1's api set gains it, no new generation.
-    append(pod_event("ADDED", "api-2", "api", "lab-n2", "10.244.2.10"));
+    added(&events, "api-2", "api", "lab-n2", "10.244.2.10");
     let (r, ev) = poll_at(&mut w, t0());
     assert_eq!(r.published, 0, "{ev:?}");
     assert!(published(&ev).is_empty(), "{ev:?}");
@@ -590,20 +611,14 @@ fn live_events_become_signed_membership_and_new_classes_rerender_one_node() {
     assert!(in_some_set(&m1, "10.244.2.10"), "{m1:?}");
 
     // Gone: its address leaves every set at once.
-    append(pod_event(
-        "DELETED",
-        "api-2",
-        "api",
-        "lab-n2",
-        "10.244.2.10",
-    ));
+    deleted(&events, "api-2", "api", "lab-n2", "10.244.2.10");
     poll_at(&mut w, t0());
     let (m1, s1) = follow_chain(&out, "lab-n1", 1);
     assert_eq!(s1, 3);
     assert!(!in_some_set(&m1, "10.244.2.10"), "{m1:?}");
 
     // Its address reused by a db pod: db's rights, not api's.
-    append(pod_event("ADDED", "db-2", "db", "lab-n2", "10.244.2.10"));
+    added(&events, "db-2", "db", "lab-n2", "10.244.2.10");
     poll_at(&mut w, t0());
     let (m1, _) = follow_chain(&out, "lab-n1", 1);
     assert!(
@@ -613,7 +628,7 @@ fn live_events_become_signed_membership_and_new_classes_rerender_one_node() {
 
     // The first web pod on lab-n2: lab-n2 lacks web's chains, so lab-n2
     // alone is rendered again, as a new generation with a new snapshot.
-    append(pod_event("ADDED", "web-2", "web", "lab-n2", "10.244.2.11"));
+    added(&events, "web-2", "web", "lab-n2", "10.244.2.11");
     let (r, ev) = poll_at(&mut w, t0());
     assert_eq!(published(&ev), [(2, 1, 1)], "{ev:?}");
     assert_eq!(r.failed, 0);
@@ -632,23 +647,12 @@ fn live_events_become_signed_membership_and_new_classes_rerender_one_node() {
 
 #[test]
 fn nodes_whose_rules_stay_get_their_deltas_before_a_node_is_rendered_again() {
-    let (lab, events) = live_lab();
-    let mut w = open_live(&lab, &events);
-    let (r, ev) = poll_at(&mut w, t0());
-    assert_eq!((r.published, r.failed), (1, 0), "{ev:?}");
+    let (lab, events, mut w) = live_published();
     // One batch: a second api pod (membership only for lab-n1, which holds
     // api's set) and the first web pod on lab-n2 (which lacks web's chains).
     let mut batch = pod_event("ADDED", "api-3", "api", "lab-n2", "10.244.2.12");
     batch.push_str(&pod_event("ADDED", "web-3", "web", "lab-n2", "10.244.2.13"));
-    {
-        use std::io::Write as _;
-        let mut f = std::fs::OpenOptions::new()
-            .append(true)
-            .open(&events)
-            .unwrap();
-        f.write_all(batch.as_bytes()).unwrap();
-    }
-    std::thread::sleep(Duration::from_millis(200));
+    append(&events, &batch);
     let (r, ev) = poll_at(&mut w, t0());
     assert_eq!(r.failed, 0, "{ev:?}");
     assert_eq!(published(&ev), [(2, 1, 1)], "{ev:?}");
@@ -679,34 +683,19 @@ fn nodes_whose_rules_stay_get_their_deltas_before_a_node_is_rendered_again() {
 fn a_restarted_watch_goes_on_after_every_sequence_a_crash_left() {
     let (lab, events) = live_lab();
     let open = || open_live(&lab, &events);
-    let append = |line: String| {
-        use std::io::Write as _;
-        let mut f = std::fs::OpenOptions::new()
-            .append(true)
-            .open(&events)
-            .unwrap();
-        f.write_all(line.as_bytes()).unwrap();
-        std::thread::sleep(Duration::from_millis(200));
-    };
     let out = lab.out();
     let dir = out.join("membership/lab-n1");
     let mut w = open();
     poll_at(&mut w, t0());
-    append(pod_event("ADDED", "api-2", "api", "lab-n2", "10.244.2.10"));
+    added(&events, "api-2", "api", "lab-n2", "10.244.2.10");
     poll_at(&mut w, t0());
     assert_eq!(follow_chain(&out, "lab-n1", 1).1, 2);
     // A crash after writing delta 3, before `head` named it; events go on
     // while watch is down.
     drop(w);
     std::fs::copy(dir.join("2.delta"), dir.join("3.delta")).unwrap();
-    append(pod_event(
-        "DELETED",
-        "api-2",
-        "api",
-        "lab-n2",
-        "10.244.2.10",
-    ));
-    append(pod_event("ADDED", "api-3", "api", "lab-n2", "10.244.2.12"));
+    deleted(&events, "api-2", "api", "lab-n2", "10.244.2.10");
+    added(&events, "api-3", "api", "lab-n2", "10.244.2.12");
     // Restarted: the stream is read again and a snapshot starts a chain
     // past the leftover, which is gone. The bundle generation stays.
     let mut w = open();
@@ -719,13 +708,7 @@ fn a_restarted_watch_goes_on_after_every_sequence_a_crash_left() {
     assert!(!in_some_set(&m, "10.244.2.10"), "{m:?}");
     assert!(in_some_set(&m, "10.244.2.12"), "{m:?}");
     // And goes on with deltas from there.
-    append(pod_event(
-        "DELETED",
-        "api-3",
-        "api",
-        "lab-n2",
-        "10.244.2.12",
-    ));
+    deleted(&events, "api-3", "api", "lab-n2", "10.244.2.12");
     poll_at(&mut w, t0());
     let (m, seq) = follow_chain(&out, "lab-n1", 1);
     assert_eq!(seq, 5);

@@ -349,17 +349,17 @@ fn reply(w: &mut TcpStream, code: u16, body: &Value) -> bool {
         .is_ok()
 }
 
+/// Query parameter `key` as a number, if it is one.
+fn number<T: std::str::FromStr>(query: &BTreeMap<&str, &str>, key: &str) -> Option<T> {
+    query.get(key).and_then(|v| v.parse().ok())
+}
+
 /// A page of a list: `continue` is the offset of the next item.
 fn list(w: &mut TcpStream, s: &Shared, resource: &str, query: &BTreeMap<&str, &str>) -> bool {
-    let limit = query
-        .get("limit")
-        .and_then(|l| l.parse::<usize>().ok())
+    let limit = number(query, "limit")
         .filter(|l| *l > 0)
         .unwrap_or(usize::MAX);
-    let from = query
-        .get("continue")
-        .and_then(|c| c.parse::<usize>().ok())
-        .unwrap_or(0);
+    let from = number(query, "continue").unwrap_or(0);
     let st = s.state.lock().unwrap();
     let all: Vec<&Value> = st
         .objects
@@ -399,10 +399,7 @@ fn chunk(w: &mut TcpStream, data: &str) -> bool {
 /// `timeoutSeconds`, a cut, or the server stops. `false`: the connection
 /// must close.
 fn watch(w: &mut TcpStream, s: &Shared, resource: &str, query: &BTreeMap<&str, &str>) -> bool {
-    let timeout = query
-        .get("timeoutSeconds")
-        .and_then(|t| t.parse::<u64>().ok())
-        .unwrap_or(290);
+    let timeout = number(query, "timeoutSeconds").unwrap_or(290);
     let deadline = Instant::now() + Duration::from_secs(timeout);
     let head =
         "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n";
@@ -415,10 +412,7 @@ fn watch(w: &mut TcpStream, s: &Shared, resource: &str, query: &BTreeMap<&str, &
             + "\n"
     };
     let mut st = s.state.lock().unwrap();
-    let mut at = match query
-        .get("resourceVersion")
-        .and_then(|v| v.parse::<u64>().ok())
-    {
+    let mut at = match number(query, "resourceVersion") {
         Some(v) if v > 0 => v,
         _ => st.rv,
     };

@@ -3,7 +3,7 @@
 //! node. Real nftables in network namespaces, each with a foreign table
 //! `ip victim` that must survive byte for byte.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -27,6 +27,15 @@ fn now() -> SystemTime {
 fn victim(ns: &Netns) -> String {
     ns.sh("nft add table ip victim && nft add chain ip victim c && nft add rule ip victim c counter accept");
     ns.sh("nft list table ip victim")
+}
+
+/// A namespace with a [`victim`] (its listing), keys, and a state directory.
+fn with_victim(tag: &str) -> (Netns, String, Keys, PathBuf) {
+    let ns = Netns::new(tag);
+    let v = victim(&ns);
+    let keys = Keys::new();
+    let state = keys.path("state");
+    (ns, v, keys, state)
 }
 
 const BYPASS: &str = "table inet ringfence {\n    chain rt_bypass {\n        counter comment \"{\"\n    }\n}\ndelete table ip victim\n";
@@ -132,10 +141,7 @@ fn the_applier_compares_nft_s_own_listing_outside_our_table() {
 /// self-heal repairs it.
 #[test]
 fn a_dormant_table_is_drift_and_self_heal_wakes_it() {
-    let ns = Netns::new("dormant");
-    let v = victim(&ns);
-    let keys = Keys::new();
-    let state = keys.path("state");
+    let (ns, v, keys, state) = with_victim("dormant");
     let mut a = agent(&ns, &keys, &state, false);
     apply_ok(&mut a, &keys, &Spec::small(1, &[8081]));
     ns.sh("nft add table inet ringfence '{ flags dormant; }'");
@@ -302,10 +308,7 @@ fn apply_cli(keys: &Keys, ns: &Netns, state: &Path, f: &Path) -> (Option<i32>, S
 /// bundles.
 #[test]
 fn a_corrupt_pointer_never_lowers_the_generation_floor() {
-    let ns = Netns::new("floor");
-    let v = victim(&ns);
-    let keys = Keys::new();
-    let state = keys.path("state");
+    let (ns, v, keys, state) = with_victim("floor");
     let file = |g: u64| {
         let f = keys.path(&format!("g{g}.bundle"));
         std::fs::write(&f, bundle(&Spec::small(g, &[8080 + g as u16]), &keys.key)).unwrap();

@@ -34,6 +34,42 @@ struct Live {
     m: Membership,
 }
 
+impl Live {
+    /// The node's managed pods (those with chains).
+    fn managed(&self) -> Vec<&MemberEndpoint> {
+        self.m
+            .endpoints
+            .iter()
+            .filter(|e| e.ingress.is_some())
+            .collect()
+    }
+}
+
+/// A live node, its name, a namespace `tag` for its kernel, and keys.
+fn live_in(tag: &str) -> (Live, String, Netns, Keys) {
+    let l = live_node();
+    let node = l.ir.node.clone();
+    (l, node, Netns::new(tag), Keys::new())
+}
+
+/// [`live_in`] with an agent (state in `state` of the keys' directory)
+/// that has the live bundle, generation 1, in force.
+fn live_agent(tag: &str) -> (Live, Netns, Keys, PathBuf, Agent) {
+    let (l, node, ns, keys) = live_in(tag);
+    let state = keys.path("state");
+    let mut a = agent(&ns, &keys, &node, &state, None);
+    in_force(&mut a, &l, &keys, SystemTime::now());
+    (l, ns, keys, state, a)
+}
+
+/// The live bundle, generation 1, offered to `a` and in force.
+fn in_force(a: &mut Agent, l: &Live, keys: &Keys, now: SystemTime) {
+    assert!(matches!(
+        a.offer(&bundle(l, 1, &keys.key), None, now),
+        Outcome::Applied { generation: 1 }
+    ));
+}
+
 /// A source directory among the keys' files holding the node's bundle
 /// (generation 1), and its (empty) membership directory.
 fn source(l: &Live, keys: &Keys) -> (PathBuf, PathBuf) {
@@ -255,23 +291,10 @@ fn refused(o: MemberOutcome) -> &'static str {
 
 #[test]
 fn membership_fills_a_live_bundle_and_every_attack_leaves_the_kernel_alone() {
-    let l = live_node();
-    let node = l.ir.node.clone();
-    let ns = Netns::new("members");
-    let keys = Keys::new();
-    let state = keys.path("state");
-    let mut a = agent(&ns, &keys, &node, &state, None);
+    let (l, ns, keys, state, mut a) = live_agent("members");
     let now = SystemTime::now();
-    assert!(matches!(
-        a.offer(&bundle(&l, 1, &keys.key), None, now),
-        Outcome::Applied { generation: 1 }
-    ));
     assert!(a.is_live());
-    let pods: Vec<&MemberEndpoint> =
-        l.m.endpoints
-            .iter()
-            .filter(|e| e.ingress.is_some())
-            .collect();
+    let pods = l.managed();
     let first = pods[0].addresses[0];
     assert!(!has(&ns, &format!("ingress-{}", fam(&first)), &first));
 
@@ -453,7 +476,7 @@ fn membership_fills_a_live_bundle_and_every_attack_leaves_the_kernel_alone() {
     // A restart continues the chain: nothing reloaded, delta 4 follows.
     drop(a);
     let before = ns.ruleset();
-    let mut a = agent(&ns, &keys, &node, &state, None);
+    let mut a = agent(&ns, &keys, &l.ir.node, &state, None);
     a.startup(SystemTime::now()).unwrap();
     assert_eq!(ns.ruleset(), before, "a restart reloads nothing");
     assert_eq!(a.members().map(|m| m.sequence), Some(3));
@@ -477,7 +500,7 @@ fn membership_fills_a_live_bundle_and_every_attack_leaves_the_kernel_alone() {
     drop(a);
     let mut a = Agent::new(
         Config {
-            node: node.clone(),
+            node: l.ir.node.clone(),
             self_heal: true,
             ..config(keys.trust())
         },
@@ -541,10 +564,7 @@ fn every_element_changed_in_a_live_set_or_map_is_drift_and_self_heal_restores_it
             StateDir::open(&state).unwrap(),
             nft_in(&ns),
         );
-        assert!(matches!(
-            a.offer(&bundle(&l, 1, &keys.key), None, now),
-            Outcome::Applied { generation: 1 }
-        ));
+        in_force(&mut a, &l, &keys, now);
         let snap = Chain::new(&l, &keys.key, 1).snapshot(&l.m);
         assert!(matches!(
             a.offer_membership(&snap, now, Instant::now()),
@@ -596,10 +616,7 @@ fn every_element_changed_in_a_live_set_or_map_is_drift_and_self_heal_restores_it
 
 #[test]
 fn a_dir_source_is_followed_and_a_gap_recovers_through_the_snapshot() {
-    let l = live_node();
-    let node = l.ir.node.clone();
-    let ns = Netns::new("memsrc");
-    let keys = Keys::new();
+    let (l, node, ns, keys) = live_in("memsrc");
     let members = Keys::new();
     let (src, dir) = source(&l, &keys);
     // A separate membership key: the bundle key does not sign membership.
@@ -623,11 +640,7 @@ fn a_dir_source_is_followed_and_a_gap_recovers_through_the_snapshot() {
     // Nothing published yet: nothing to do.
     assert!(!a.sync_membership(&source, None, now).unwrap());
 
-    let pods: Vec<&MemberEndpoint> =
-        l.m.endpoints
-            .iter()
-            .filter(|e| e.ingress.is_some())
-            .collect();
+    let pods = l.managed();
     let (p0, p1) = (pods[0].addresses[0], pods[1].addresses[0]);
     let mut chain = Chain::new(&l, &members.key, 1);
     std::fs::write(dir.join("snapshot"), chain.snapshot(&l.m)).unwrap();
@@ -681,10 +694,7 @@ fn a_dir_source_is_followed_and_a_gap_recovers_through_the_snapshot() {
 
 #[test]
 fn the_binary_follows_membership_with_its_own_key_and_reports_the_sequence() {
-    let l = live_node();
-    let node = l.ir.node.clone();
-    let ns = Netns::new("membin");
-    let keys = Keys::new();
+    let (l, node, ns, keys) = live_in("membin");
     let members = Keys::new();
     let (src, dir) = source(&l, &keys);
     let mut chain = Chain::new(&l, &members.key, 1);
@@ -735,25 +745,15 @@ fn the_binary_follows_membership_with_its_own_key_and_reports_the_sequence() {
 
 #[test]
 fn a_snapshot_refused_before_its_bundle_is_taken_once_the_bundle_is_in_force() {
-    let l = live_node();
-    let node = l.ir.node.clone();
-    let ns = Netns::new("memgen");
-    let keys = Keys::new();
+    let (l, node, ns, keys) = live_in("memgen");
     let src = keys.path("src");
     let dir = src.join("membership").join(&node);
     std::fs::create_dir_all(&dir).unwrap();
     let mut a = agent(&ns, &keys, &node, &keys.path("state"), None);
     let source = Source::Dir(src.clone());
     let now = SystemTime::now();
-    assert!(matches!(
-        a.offer(&bundle(&l, 1, &keys.key), None, now),
-        Outcome::Applied { generation: 1 }
-    ));
-    let pods: Vec<&MemberEndpoint> =
-        l.m.endpoints
-            .iter()
-            .filter(|e| e.ingress.is_some())
-            .collect();
+    in_force(&mut a, &l, &keys, now);
+    let pods = l.managed();
     let mut chain = Chain::new(&l, &keys.key, 1);
     std::fs::write(dir.join("snapshot"), chain.snapshot(&l.m)).unwrap();
     std::fs::write(dir.join("head"), "1\n").unwrap();
@@ -799,17 +799,8 @@ fn a_snapshot_refused_before_its_bundle_is_taken_once_the_bundle_is_in_force() {
 
 #[test]
 fn a_delta_in_the_kernel_but_not_recorded_is_applied_once_after_a_restart() {
-    let l = live_node();
-    let node = l.ir.node.clone();
-    let ns = Netns::new("memcrash");
-    let keys = Keys::new();
-    let state = keys.path("state");
-    let mut a = agent(&ns, &keys, &node, &state, None);
+    let (l, ns, keys, state, mut a) = live_agent("memcrash");
     let now = SystemTime::now();
-    assert!(matches!(
-        a.offer(&bundle(&l, 1, &keys.key), None, now),
-        Outcome::Applied { generation: 1 }
-    ));
     let mut chain = Chain::new(&l, &keys.key, 1);
     let snap = chain.snapshot(&l.m);
     assert!(matches!(
@@ -817,11 +808,7 @@ fn a_delta_in_the_kernel_but_not_recorded_is_applied_once_after_a_restart() {
         MemberOutcome::Applied { sequence: 1 }
     ));
     let record = std::fs::read(state.join("membership.json")).unwrap();
-    let pods: Vec<&MemberEndpoint> =
-        l.m.endpoints
-            .iter()
-            .filter(|e| e.ingress.is_some())
-            .collect();
+    let pods = l.managed();
     let (p0, p1) = (pods[0].addresses[0], pods[1].addresses[0]);
     let d2 = chain.delta(&without(&l.m, pods[0]));
     assert!(matches!(
@@ -833,7 +820,7 @@ fn a_delta_in_the_kernel_but_not_recorded_is_applied_once_after_a_restart() {
     // The agent dies after the kernel took delta 2, before recording it.
     drop(a);
     std::fs::write(state.join("membership.json"), &record).unwrap();
-    let mut a = agent(&ns, &keys, &node, &state, None);
+    let mut a = agent(&ns, &keys, &l.ir.node, &state, None);
     a.startup(SystemTime::now()).unwrap();
     // The kernel is brought back to what is recorded, so delta 2 follows
     // on from there rather than being applied on top of itself.

@@ -20,6 +20,13 @@ fn refused(bytes: &[u8], trust: &Trust, expect: &Expectations<'_>) -> VerifyErro
     }
 }
 
+/// `bytes` refused for `reason` under the usual trust and expectations.
+fn refused_as(bytes: &[u8], reason: Reason) -> VerifyError {
+    let e = refused(bytes, &trust(), &expect());
+    assert_eq!(e.reason, reason, "{e}");
+    e
+}
+
 #[test]
 fn the_untouched_bundle_verifies() {
     let bytes = bundle();
@@ -65,8 +72,7 @@ fn flipped_byte_in_a_signature_is_a_bad_signature() {
     // A signature that is not even base64 of 64 bytes is just as bad.
     let mut env = envelope(&bytes);
     env.signatures[0].sig = "not base64!".into();
-    let e = refused(&file(&env), &trust(), &expect());
-    assert_eq!(e.reason, Reason::BadSignature, "{e}");
+    refused_as(&file(&env), Reason::BadSignature);
 }
 
 #[test]
@@ -82,8 +88,7 @@ fn tampered_rule_file_resigned_by_the_trusted_key_fails_its_digest() {
         "same size, other bytes"
     );
     let bytes = seal_bundle(&p, &[&key()]);
-    let e = refused(&bytes, &trust(), &expect());
-    assert_eq!(e.reason, Reason::DigestMismatch, "{e}");
+    let e = refused_as(&bytes, Reason::DigestMismatch);
     assert!(e.detail.contains("for file rules.nft"), "{e}");
 
     // A size that disagrees is caught the same way.
@@ -91,8 +96,7 @@ fn tampered_rule_file_resigned_by_the_trusted_key_fails_its_digest() {
     p.files[1]
         .content
         .push_str("add rule inet ringfence input accept\n");
-    let e = refused(&seal_bundle(&p, &[&key()]), &trust(), &expect());
-    assert_eq!(e.reason, Reason::DigestMismatch, "{e}");
+    let e = refused_as(&seal_bundle(&p, &[&key()]), Reason::DigestMismatch);
     assert!(e.detail.contains("rules.nft"), "{e}");
 }
 
@@ -116,44 +120,38 @@ fn truncation_at_every_offset_is_refused_as_truncated() {
 fn bytes_after_the_envelope_are_malformed() {
     let mut bytes = bundle();
     bytes.extend_from_slice(b"{}\n");
-    let e = refused(&bytes, &trust(), &expect());
-    assert_eq!(e.reason, Reason::Malformed, "{e}");
+    refused_as(&bytes, Reason::Malformed);
 }
 
 #[test]
 fn signature_by_an_untrusted_key_is_an_unknown_key() {
     let evil = key_n(66);
     let bytes = seal_bundle(&payload(), &[&evil]);
-    let e = refused(&bytes, &trust(), &expect());
-    assert_eq!(e.reason, Reason::UnknownKey, "{e}");
+    let e = refused_as(&bytes, Reason::UnknownKey);
     assert!(e.detail.contains(&evil.keyid), "{e}");
 
     // An attacker's signature labelled with the trusted key id is a bad one.
     let mut env = envelope(&bytes);
     env.signatures[0].keyid = key().keyid;
-    let e = refused(&file(&env), &trust(), &expect());
-    assert_eq!(e.reason, Reason::BadSignature, "{e}");
+    refused_as(&file(&env), Reason::BadSignature);
 
     // No signature at all.
     let unsigned = seal_bundle(&payload(), &[]);
-    let e = refused(&unsigned, &trust(), &expect());
-    assert_eq!(e.reason, Reason::UnknownKey, "{e}");
+    let e = refused_as(&unsigned, Reason::UnknownKey);
     assert!(e.detail.contains("nobody"), "{e}");
 }
 
 #[test]
 fn replay_of_an_older_generation_is_refused() {
     let old = seal_bundle(&payload_for("n1", 2, "2026-01-01T00:00:00Z"), &[&key()]);
-    let e = refused(&old, &trust(), &expect());
-    assert_eq!(e.reason, Reason::OldGeneration, "{e}");
+    let e = refused_as(&old, Reason::OldGeneration);
     assert!(e.detail.contains("generation 2 is older than 3"), "{e}");
 }
 
 #[test]
 fn bundle_for_another_node_is_refused() {
     let other = seal_bundle(&payload_for("n2", 3, "2026-01-01T00:00:00Z"), &[&key()]);
-    let e = refused(&other, &trust(), &expect());
-    assert_eq!(e.reason, Reason::WrongNode, "{e}");
+    let e = refused_as(&other, Reason::WrongNode);
     assert!(
         e.detail.contains("`n2`") && e.detail.contains("`n1`"),
         "{e}"
@@ -182,8 +180,7 @@ fn expired_bundle_is_refused_from_its_expiry_instant_on() {
 fn future_payload_type_is_unsupported_even_when_signed() {
     let body = serde_json::to_vec(&payload()).unwrap();
     let bytes = seal_envelope("application/vnd.ringfence.bundle.v2+json", &body, &[&key()]);
-    let e = refused(&bytes, &trust(), &expect());
-    assert_eq!(e.reason, Reason::UnsupportedFormat, "{e}");
+    let e = refused_as(&bytes, Reason::UnsupportedFormat);
     assert!(e.detail.contains("v2"), "{e}");
     // An index is not a bundle, nor the other way round.
     let e = verify_index(&bundle(), &trust()).unwrap_err();
@@ -200,8 +197,7 @@ fn future_format_field_is_unsupported_even_with_unknown_fields() {
     value.as_object_mut().unwrap().remove("files");
     let body = serde_json::to_vec(&value).unwrap();
     let bytes = seal_envelope(BUNDLE_PAYLOAD_TYPE, &body, &[&key()]);
-    let e = refused(&bytes, &trust(), &expect());
-    assert_eq!(e.reason, Reason::UnsupportedFormat, "{e}");
+    let e = refused_as(&bytes, Reason::UnsupportedFormat);
     assert!(e.detail.contains("format 2"), "{e}");
 
     let mut index = serde_json::to_value(index_of("2026-01-01T00:00:00Z", vec![])).unwrap();
@@ -360,8 +356,7 @@ fn file_names_that_escape_or_repeat_are_malformed() {
     }
     let mut p = payload();
     p.files.push(bundle_file("rules.nft", "x".into()));
-    let e = refused(&seal_bundle(&p, &[&key()]), &trust(), &expect());
-    assert_eq!(e.reason, Reason::Malformed, "{e}");
+    let e = refused_as(&seal_bundle(&p, &[&key()]), Reason::Malformed);
     assert!(e.detail.contains("sorted and unique"), "{e}");
 }
 
@@ -369,16 +364,14 @@ fn file_names_that_escape_or_repeat_are_malformed() {
 fn a_bundle_without_its_ir_is_missing_a_file() {
     let mut p = payload();
     p.files.retain(|f| f.name != "ir.json");
-    let e = refused(&seal_bundle(&p, &[&key()]), &trust(), &expect());
-    assert_eq!(e.reason, Reason::MissingFile, "{e}");
+    refused_as(&seal_bundle(&p, &[&key()]), Reason::MissingFile);
 }
 
 #[test]
 fn an_oversized_file_is_refused_before_parsing() {
     let mut bytes = bundle();
     bytes.resize(MAX_BUNDLE_BYTES + 1, b' ');
-    let e = refused(&bytes, &trust(), &expect());
-    assert_eq!(e.reason, Reason::TooLarge, "{e}");
+    refused_as(&bytes, Reason::TooLarge);
 }
 
 #[test]
@@ -439,8 +432,7 @@ fn rules_reaching_beyond_our_table_are_unsafe_rules() {
     ] {
         let mut p = payload();
         p.files[1] = bundle_file("rules.nft", format!("{RULES}{extra}"));
-        let e = refused(&seal_bundle(&p, &[&key()]), &trust(), &expect());
-        assert_eq!(e.reason, Reason::UnsafeRules, "{e}");
+        let e = refused_as(&seal_bundle(&p, &[&key()]), Reason::UnsafeRules);
         assert!(e.detail.starts_with(&format!("rules.nft {line},")), "{e}");
     }
 }
@@ -456,8 +448,7 @@ fn an_ir_the_agent_cannot_use_is_malformed() {
     ] {
         let mut p = payload();
         p.files[0] = bundle_file("ir.json", ir);
-        let e = refused(&seal_bundle(&p, &[&key()]), &trust(), &expect());
-        assert_eq!(e.reason, Reason::Malformed, "{e}");
+        let e = refused_as(&seal_bundle(&p, &[&key()]), Reason::Malformed);
         assert!(e.detail.contains(why), "{e}");
     }
 }

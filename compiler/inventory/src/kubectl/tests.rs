@@ -67,16 +67,16 @@ fn namespaces_are_sorted_with_labels() {
     assert_eq!(c.namespaces[1].labels["team"], "storefront");
 }
 
+/// `namespace/name` of each.
+fn qualified<'a>(objects: impl Iterator<Item = (&'a String, &'a String)>) -> Vec<String> {
+    objects.map(|(ns, name)| format!("{ns}/{name}")).collect()
+}
+
 #[test]
 fn pods_are_sorted_and_read_fully() {
     let c = lab();
-    let names: Vec<String> = c
-        .pods
-        .iter()
-        .map(|p| format!("{}/{}", p.namespace, p.name))
-        .collect();
     assert_eq!(
-        names,
+        qualified(c.pods.iter().map(|p| (&p.namespace, &p.name))),
         [
             "kube-system/etcd-lab-1",
             "kube-system/kube-proxy-8xk2m",
@@ -171,13 +171,8 @@ fn finished_and_pending_pods_have_no_addresses() {
 #[test]
 fn services_read_types_ports_and_addresses() {
     let c = lab();
-    let names: Vec<String> = c
-        .services
-        .iter()
-        .map(|s| format!("{}/{}", s.namespace, s.name))
-        .collect();
     assert_eq!(
-        names,
+        qualified(c.services.iter().map(|s| (&s.namespace, &s.name))),
         [
             "default/kubernetes",
             "web/billing-db",
