@@ -14,7 +14,8 @@
 //!   ([`LiveState::apply`]), giving for each node the [`Changes`] to send, or
 //!   saying that the node needs new rules (the first pod of a class it lacks).
 //!   A set's contents are the same on every node that declares it, so they
-//!   are kept once; a node keeps only its own endpoints and targets.
+//!   are kept once; a node keeps only its own endpoints and targets, and its
+//!   IR is shared (`Arc`) with whoever renders it.
 //!
 //! A pod of a class the compile has not seen, and any change of a node,
 //! namespace or service, needs a compile: [`Compiled::classify`] says
@@ -22,6 +23,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::IpAddr;
+use std::sync::Arc;
 
 use ringfence_intent::model::{Intent, Os};
 use ringfence_inventory::model::{Inventory, Labels, Pod, Service, TrafficPolicy};
@@ -749,8 +751,8 @@ impl LivePods {
 pub struct LiveNode {
     /// The classes whose chains its IR has.
     pub classes: BTreeSet<u32>,
-    /// Its IR, live form.
-    pub ir: NodeIr,
+    /// Its IR, live form: shared with the session that renders it.
+    pub ir: Arc<NodeIr>,
     /// Its endpoints and targets: its membership but the sets, whose
     /// contents every node shares ([`LiveState::membership`]).
     pub local: Membership,
@@ -897,6 +899,7 @@ impl LiveState {
                 .insert(n.to_string());
         }
         let local = c.local_membership(&ir, &self.pods);
+        let ir = Arc::new(ir);
         self.nodes
             .insert(n.to_string(), LiveNode { classes, ir, local });
     }
