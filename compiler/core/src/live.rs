@@ -13,8 +13,10 @@
 //! - keeps every node's [`Membership`] up to date as pods change
 //!   ([`LiveState::apply`]), giving for each node the [`Changes`] to send, or
 //!   saying that the node needs new rules (the first pod of a class it lacks).
-//!   A set's contents are the same on every node that declares it, so they
-//!   are kept once; a node keeps only its own endpoints and targets.
+//!   A set's contents are the same on every node that declares it, and so
+//!   is an exposure's list of targets (but for which of them a node lists):
+//!   both are kept once, and every node's IR is shared (`Arc`) with whoever
+//!   renders it; a node keeps only its own endpoints.
 //!
 //! A pod of a class the compile has not seen, and any change of a node,
 //! namespace or service, needs a compile: [`Compiled::classify`] says
@@ -22,6 +24,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::IpAddr;
+use std::sync::Arc;
 
 use ringfence_intent::model::{Intent, Os};
 use ringfence_inventory::model::{Inventory, Labels, Pod, Service, TrafficPolicy};
@@ -533,7 +536,20 @@ impl Compiled {
 
     /// Node `ir`'s whole membership (a live IR of this compile) with `pods`.
     pub fn membership(&self, ir: &NodeIr, pods: &LivePods) -> Membership {
-        let mut m = self.local_membership(ir, pods);
+        let targets: HashMap<String, Targets> = ir
+            .exposures
+            .iter()
+            .filter_map(|x| {
+                let key = x.key();
+                let t = self.exposure_targets(&key, pods)?;
+                Some((key, t))
+            })
+            .collect();
+        let mut m = Membership {
+            sets: Vec::new(),
+            endpoints: self.member_endpoints(ir, pods),
+            targets: node_targets(ir, &targets),
+        };
         for s in ir.sets.iter().filter(|s| s.live) {
             let Some(addresses) = self.set_members(&s.name, pods) else {
                 continue;
@@ -562,32 +578,35 @@ impl Compiled {
         Some(addresses)
     }
 
-    /// Node `ir`'s endpoints and targets (its membership but the sets).
-    fn local_membership(&self, ir: &NodeIr, pods: &LivePods) -> Membership {
-        let live = &self.live;
-        let mut m = Membership::default();
-        for p in pods.on_node(&ir.node) {
-            if let Some(e) = self.member_endpoint(ir, p) {
-                m.endpoints.push(e);
-            }
-        }
-        m.endpoints.sort_by(|a, b| a.name.cmp(&b.name));
-        for x in &ir.exposures {
-            let key = x.key();
-            let Some(xi) = live.x_keys.iter().position(|k| *k == key) else {
-                continue;
-            };
-            for &(c, port) in &live.x_classes[xi] {
-                for p in pods.of_class(c) {
-                    if let Some(t) = self.member_target(ir, xi as u32, port, p) {
-                        m.targets.push(t);
-                    }
+    /// Node `ir`'s endpoints, sorted by name.
+    fn member_endpoints(&self, ir: &NodeIr, pods: &LivePods) -> Vec<MemberEndpoint> {
+        let mut endpoints: Vec<MemberEndpoint> = pods
+            .on_node(&ir.node)
+            .filter_map(|p| self.member_endpoint(ir, p))
+            .collect();
+        endpoints.sort_by(|a, b| a.name.cmp(&b.name));
+        endpoints
+    }
+
+    /// The targets of exposure `key` with `pods`, as every node holding it
+    /// shares them; `None` for an exposure reaching none of this compile's
+    /// classes.
+    fn exposure_targets(&self, key: &str, pods: &LivePods) -> Option<Targets> {
+        let x = self.live.x_keys.iter().position(|k| k == key)?;
+        let mut by_endpoint = BTreeMap::new();
+        for &(c, port) in &self.live.x_classes[x] {
+            for p in pods.of_class(c) {
+                if let Some(t) = self.target(x as u32, port, p) {
+                    by_endpoint
+                        .entry(t.endpoint.clone())
+                        .or_insert((t, p.node.clone()));
                 }
             }
         }
-        m.targets
-            .sort_by(|a, b| (&a.exposure, &a.endpoint).cmp(&(&b.exposure, &b.endpoint)));
-        m
+        Some(Targets {
+            local: self.exposures[x].etp == TrafficPolicy::Local,
+            by_endpoint,
+        })
     }
 
     /// `p`'s endpoint on its node (whose live IR is `ir`), if the IR has its chains.
@@ -615,32 +634,64 @@ impl Compiled {
         })
     }
 
-    fn member_target(&self, ir: &NodeIr, x: u32, port: u16, p: &LivePod) -> Option<MemberTarget> {
-        let gx = &self.exposures[x as usize];
-        if gx.etp == TrafficPolicy::Local && p.node.as_deref() != Some(ir.node.as_str()) {
-            return None;
-        }
+    /// `p` as a target of exposure `x` (to target `port`), whatever the
+    /// node ([`Targets::listed`] says which nodes list it); `None` for an
+    /// unmanaged class.
+    fn target(&self, x: u32, port: u16, p: &LivePod) -> Option<MemberTarget> {
         let (i, _) = self.live.class_chains[p.class as usize]?;
-        let ingress = &self.chains[i as usize].chain.id;
-        ir.chain(ingress)?;
-        let chain = match self.live.class_exposed[p.class as usize] {
-            Some(x) => {
-                let id = &self.chains[x as usize].chain.id;
-                ir.chain(id)?;
-                Some(id.clone())
-            }
-            None => None,
-        };
         Some(MemberTarget {
             exposure: self.live.x_keys[x as usize].clone(),
             endpoint: p.endpoint_name(),
             workload: p.workload.clone(),
             addresses: p.ips.clone(),
             port,
-            ingress: ingress.clone(),
-            chain,
+            ingress: self.chains[i as usize].chain.id.clone(),
+            chain: self.live.class_exposed[p.class as usize]
+                .map(|x| self.chains[x as usize].chain.id.clone()),
         })
     }
+}
+
+/// One exposure's targets, kept once for every node holding it: each pod
+/// of a class it reaches, with the pod's node.
+#[derive(Clone, Debug, Default)]
+struct Targets {
+    /// `externalTrafficPolicy: Local`: a node lists only the pods it runs.
+    local: bool,
+    /// By endpoint name: the target and its pod's node.
+    by_endpoint: BTreeMap<String, (MemberTarget, Option<String>)>,
+}
+
+impl Targets {
+    /// `entry` (a target and its pod's node) if the node whose live IR is
+    /// `ir` lists it: it has the chains the target names, and runs the pod
+    /// if the exposure is local.
+    fn listed<'a>(
+        &self,
+        ir: &NodeIr,
+        entry: Option<&'a (MemberTarget, Option<String>)>,
+    ) -> Option<&'a MemberTarget> {
+        let (t, node) = entry?;
+        let lists = (!self.local || node.as_deref() == Some(ir.node.as_str()))
+            && ir.chain(&t.ingress).is_some()
+            && t.chain.as_ref().is_none_or(|c| ir.chain(c).is_some());
+        lists.then_some(t)
+    }
+}
+
+/// The targets node `ir` lists, of its exposures' `targets`, sorted by
+/// (exposure, endpoint).
+fn node_targets(ir: &NodeIr, targets: &HashMap<String, Targets>) -> Vec<MemberTarget> {
+    let mut out: Vec<MemberTarget> = ir
+        .exposures
+        .iter()
+        .filter_map(|x| targets.get(&x.key()))
+        .flat_map(|ts| {
+            (ts.by_endpoint.values()).filter_map(|entry| ts.listed(ir, Some(entry)).cloned())
+        })
+        .collect();
+    out.sort_by(|a, b| (&a.exposure, &a.endpoint).cmp(&(&b.exposure, &b.endpoint)));
+    out
 }
 
 /// The pods a live state knows, by key, class, node and address.
@@ -749,10 +800,10 @@ impl LivePods {
 pub struct LiveNode {
     /// The classes whose chains its IR has.
     pub classes: BTreeSet<u32>,
-    /// Its IR, live form.
-    pub ir: NodeIr,
-    /// Its endpoints and targets: its membership but the sets, whose
-    /// contents every node shares ([`LiveState::membership`]).
+    /// Its IR, live form: shared with the session that renders it.
+    pub ir: Arc<NodeIr>,
+    /// Its endpoints: its membership but the sets and targets, which are
+    /// kept once for every node ([`LiveState::membership`]).
     pub local: Membership,
 }
 
@@ -790,6 +841,9 @@ pub struct LiveState {
     /// depend on the node, so they are kept once, not per node (the
     /// cluster scope's set holds every pod, on most nodes).
     sets: HashMap<String, Vec<IpAddr>>,
+    /// Exposure key → its targets, kept once like the sets' contents (a
+    /// node lists some of them: [`Targets::listed`]).
+    targets: HashMap<String, Targets>,
 }
 
 impl LiveState {
@@ -837,6 +891,7 @@ impl LiveState {
     pub fn membership(&self, name: &str) -> Option<Membership> {
         let node = self.nodes.get(name)?;
         let mut m = node.local.clone();
+        m.targets = node_targets(&node.ir, &self.targets);
         m.sets = node
             .ir
             .sets
@@ -891,12 +946,22 @@ impl LiveState {
             }
         }
         for x in &ir.exposures {
+            let key = x.key();
+            if !self.targets.contains_key(&key)
+                && let Some(t) = c.exposure_targets(&key, &self.pods)
+            {
+                self.targets.insert(key.clone(), t);
+            }
             self.exposure_nodes
-                .entry(x.key())
+                .entry(key)
                 .or_default()
                 .insert(n.to_string());
         }
-        let local = c.local_membership(&ir, &self.pods);
+        let local = Membership {
+            endpoints: c.member_endpoints(&ir, &self.pods),
+            ..Membership::default()
+        };
+        let ir = Arc::new(ir);
         self.nodes
             .insert(n.to_string(), LiveNode { classes, ir, local });
     }
@@ -1020,31 +1085,34 @@ impl LiveState {
         }
         for (x, key) in &targets {
             let xkey = &c.live.x_keys[*x as usize];
-            let Some(holders) = self.exposure_nodes.get(xkey) else {
+            let (Some(holders), Some(shared)) =
+                (self.exposure_nodes.get(xkey), self.targets.get_mut(xkey))
+            else {
                 continue;
             };
             let endpoint = format!("pod/{}", key.1);
+            let now = self.pods.get(key).and_then(|p| {
+                let &(_, port) = c.live.class_targets[p.class as usize]
+                    .iter()
+                    .find(|(xi, _)| xi == x)?;
+                Some((c.target(*x, port, p)?, p.node.clone()))
+            });
+            let was = match &now {
+                Some(t) => shared.by_endpoint.insert(endpoint.clone(), t.clone()),
+                None => shared.by_endpoint.remove(&endpoint),
+            };
             for n in holders.iter().filter(|n| !out.rules.contains(*n)) {
-                let node = &self.nodes[n];
-                let now = self.pods.get(key).and_then(|p| {
-                    c.live.class_targets[p.class as usize]
-                        .iter()
-                        .find(|(xi, _)| xi == x)
-                        .and_then(|&(_, port)| c.member_target(&node.ir, *x, port, p))
-                });
-                let m = &node.local;
-                let was = m
-                    .targets
-                    .binary_search_by(|t| (&t.exposure, &t.endpoint).cmp(&(xkey, &endpoint)))
-                    .ok()
-                    .map(|i| &m.targets[i]);
-                match (was, now) {
-                    (was, Some(t)) if was != Some(&t) => {
+                let ir = &self.nodes[n].ir;
+                match (
+                    shared.listed(ir, was.as_ref()),
+                    shared.listed(ir, now.as_ref()),
+                ) {
+                    (was, Some(t)) if was != Some(t) => {
                         per_node
                             .entry(n.clone())
                             .or_default()
                             .targets
-                            .insert((xkey.clone(), endpoint.clone()), t);
+                            .insert((xkey.clone(), endpoint.clone()), t.clone());
                     }
                     (Some(_), None) => {
                         per_node
@@ -1067,16 +1135,14 @@ impl LiveState {
                 continue;
             }
             let node = self.nodes.get_mut(&n).expect("touched nodes exist");
-            // The sets' contents moved above; the node's own entries move
-            // here. Changes computed from the state always apply; if they
-            // did not, the node starts afresh from a snapshot rather than
-            // drift.
+            // The sets' contents and the targets moved above; the node's
+            // own endpoints move here. Changes computed from the state
+            // always apply; if they did not, the node starts afresh from a
+            // snapshot rather than drift.
             let own = Changes {
-                sets: Vec::new(),
                 endpoints_removed: ch.endpoints_removed.clone(),
                 endpoints: ch.endpoints.clone(),
-                targets_removed: ch.targets_removed.clone(),
-                targets: ch.targets.clone(),
+                ..Changes::default()
             };
             match node.local.apply(&own) {
                 Ok(()) => {

@@ -298,3 +298,66 @@ fn an_address_given_to_another_class_moves_in_one_step() {
         .unwrap();
     assert_eq!(e.name, "pod/shop/cart-9");
 }
+
+/// A cluster's pods with every 5th deleted and every 7th moved to another
+/// node (where that keeps its class).
+fn churned_synth(c: &Compiled, inv: &Inventory) -> Inventory {
+    let mut new = inv.clone();
+    let cluster = &mut new.clusters[0];
+    let nodes: Vec<String> = cluster.nodes.iter().map(|n| n.name.clone()).collect();
+    let mut pods = Vec::new();
+    for (i, p) in cluster.pods.iter().enumerate() {
+        if i % 5 == 0 {
+            continue;
+        }
+        let mut q = p.clone();
+        if i % 7 == 0 {
+            q.node = Some(nodes[i % nodes.len()].clone());
+            if c.classify(&cluster.name, &q) != c.classify(&cluster.name, p) {
+                q.node = p.node.clone();
+            }
+        }
+        pods.push(q);
+    }
+    cluster.pods = pods;
+    new
+}
+
+#[test]
+fn each_nodes_changes_turn_its_old_membership_into_its_new_one() {
+    let (mut exposed, mut moved) = (0, 0);
+    for (intent, inv) in cases() {
+        let c = compiled(&intent, &inv);
+        let new = if inv.clusters[0].pods.len() > 20 {
+            churned_synth(&c, &inv)
+        } else {
+            churned(&inv)
+        };
+        let mut state = LiveState::new(&c, LivePods::from_compiled(&c));
+        let before: BTreeMap<String, Membership> = state
+            .nodes()
+            .map(|(n, _)| (n.clone(), state.membership(n).unwrap()))
+            .collect();
+        let applied = state.apply(&c, pod_changes(&c, &inv, &new).unwrap());
+        for (n, old) in &before {
+            let now = state.membership(n).unwrap();
+            assert_eq!(now, c.membership(&state.node(n).unwrap().ir, state.pods()));
+            exposed += now.targets.len();
+            if applied.rules.contains(n) {
+                continue;
+            }
+            let want = match applied.changes.get(n) {
+                Some(ch) => {
+                    moved += ch.targets.len() + ch.targets_removed.len();
+                    old.applied(ch).unwrap()
+                }
+                None => old.clone(),
+            };
+            assert_eq!(want, now, "node {n}");
+        }
+    }
+    assert!(
+        exposed > 0 && moved > 0,
+        "targets: {exposed} held, {moved} changed"
+    );
+}

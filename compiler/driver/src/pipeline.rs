@@ -137,8 +137,9 @@ pub struct Session {
     pub compiled: Compiled,
     /// The node IRs to render instead of the compile's, in its node order
     /// (`watch` with a live inventory: live IRs for backends that take
-    /// membership); `None` renders [`Compiled::nodes`].
-    pub irs: Option<Vec<NodeIr>>,
+    /// membership, shared with its live state and render cache); `None`
+    /// renders [`Compiled::nodes`].
+    pub irs: Option<Vec<Arc<NodeIr>>>,
     /// Warnings of checking and compiling (never errors).
     pub warnings: Diagnostics,
     /// The intent directory on disk, when intent was read from the working tree.
@@ -147,8 +148,11 @@ pub struct Session {
 
 impl Session {
     /// The node IRs rendered: [`Session::irs`] if set, else the compile's.
-    pub fn nodes(&self) -> &[NodeIr] {
-        self.irs.as_deref().unwrap_or(self.compiled.nodes())
+    pub fn nodes(&self) -> Vec<&NodeIr> {
+        match &self.irs {
+            Some(irs) => irs.iter().map(|ir| &**ir).collect(),
+            None => self.compiled.nodes().iter().collect(),
+        }
     }
 }
 
@@ -397,7 +401,7 @@ impl Pipeline {
         let sealer = Sealer::new(
             &opts,
             how.keep_from,
-            session.nodes().iter().map(|ir| ir.node.as_str()),
+            session.nodes().into_iter().map(|ir| ir.node.as_str()),
         )?;
         let (sealed, diagnostics) =
             render::render_each(session, &backends, |_| true, |n| sealer.seal(n));

@@ -151,7 +151,7 @@ pub fn render_each<R: Send>(
     each: impl Fn(NodeOutput) -> R + Sync,
 ) -> (Vec<R>, Diagnostics) {
     let spans = policy_spans(&session.intent);
-    let nodes: Vec<&NodeIr> = session.nodes().iter().filter(|ir| pick(ir)).collect();
+    let nodes: Vec<&NodeIr> = session.nodes().into_iter().filter(|ir| pick(ir)).collect();
     let prepared: Vec<(Option<&Plugin>, Vec<Diagnostic>)> = nodes
         .par_iter()
         .map(|ir| prepare(ir, backends, &spans))

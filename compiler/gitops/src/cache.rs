@@ -13,6 +13,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
+use std::sync::Arc;
 
 use rayon::prelude::*;
 use ringfence_bundle::{Expectations, Trust, sha256_hex, verify_bundle};
@@ -34,8 +35,9 @@ pub struct RenderCache {
     /// Publications so far.
     epoch: u64,
     /// Each node's last IR and its digest: an equal IR (most of them, most
-    /// of the time) is not serialised and hashed again.
-    digests: HashMap<String, (NodeIr, String)>,
+    /// of the time) is not serialised and hashed again. A live IR is the
+    /// session's own (shared), not a copy.
+    digests: HashMap<String, (Arc<NodeIr>, String)>,
 }
 
 /// The nodes of a session, rendered.
@@ -97,15 +99,16 @@ impl RenderCache {
         let irs = session.nodes();
         let digests: Vec<(String, bool)> = irs
             .par_iter()
-            .map(|ir| match self.digests.get(&ir.node) {
-                Some((last, d)) if last == ir => (d.clone(), false),
+            .map(|&ir| match self.digests.get(&ir.node) {
+                Some((last, d)) if std::ptr::eq(&**last, ir) || **last == *ir => (d.clone(), false),
                 _ => (ir_digest(ir), true),
             })
             .collect();
-        for (ir, (d, new)) in irs.iter().zip(&digests) {
+        let shared = session.irs.as_deref();
+        for (i, (ir, (d, new))) in irs.iter().zip(&digests).enumerate() {
             if *new {
-                self.digests
-                    .insert(ir.node.clone(), (ir.clone(), d.clone()));
+                let ir = shared.map_or_else(|| Arc::new((*ir).clone()), |s| Arc::clone(&s[i]));
+                self.digests.insert(ir.node.clone(), (ir, d.clone()));
             }
         }
         let keys: Vec<Option<Key>> = irs

@@ -834,8 +834,10 @@ impl Watcher {
                 .iter()
                 .map(
                     |ir| match (backends.get(&ir.backend), state.node(&ir.node)) {
-                        (Some(p), Some(n)) if p.info.capabilities.live_membership => n.ir.clone(),
-                        _ => ir.clone(),
+                        (Some(p), Some(n)) if p.info.capabilities.live_membership => {
+                            Arc::clone(&n.ir)
+                        }
+                        _ => Arc::new(ir.clone()),
                     },
                 )
                 .collect();
@@ -1083,7 +1085,7 @@ impl Watcher {
             let mut irs = run.session.irs.take().unwrap_or_default();
             for ir in irs.iter_mut().filter(|ir| applied.rules.contains(&ir.node)) {
                 if let Some(n) = run.state.node(&ir.node) {
-                    *ir = n.ir.clone();
+                    *ir = Arc::clone(&n.ir);
                 }
             }
             run.session.irs = Some(irs);
@@ -1312,7 +1314,7 @@ fn publish_members(
 ) -> std::io::Result<Vec<(String, Written)>> {
     let live: BTreeMap<&str, &str> = session
         .nodes()
-        .iter()
+        .into_iter()
         .filter(|ir| ir.live)
         .map(|ir| (ir.node.as_str(), ir.cluster.as_str()))
         .collect();
