@@ -73,7 +73,7 @@ pub struct Config {
 
 /// How one offered bundle was handled.
 #[derive(Debug)]
-pub enum Outcome {
+pub enum BundleOutcome {
     /// Verified, applied, confirmed and committed.
     Applied {
         /// Its generation.
@@ -92,12 +92,14 @@ pub enum Outcome {
     Failed(String),
 }
 
-impl Outcome {
+impl BundleOutcome {
     /// Exit status of `ringfence-agent apply`: 0 in force, 1 refused or failed.
     pub fn exit_code(&self) -> u8 {
         match self {
-            Outcome::Applied { .. } | Outcome::Refreshed { .. } | Outcome::Unchanged => 0,
-            Outcome::Refused(_) | Outcome::Failed(_) => 1,
+            BundleOutcome::Applied { .. }
+            | BundleOutcome::Refreshed { .. }
+            | BundleOutcome::Unchanged => 0,
+            BundleOutcome::Refused(_) | BundleOutcome::Failed(_) => 1,
         }
     }
 }
@@ -329,9 +331,9 @@ impl Agent {
     }
 
     /// Handle a fetched bundle (and the source's index, if it has one).
-    pub fn offer(&mut self, bytes: &[u8], index: Option<&[u8]>, now: SystemTime) -> Outcome {
+    pub fn offer(&mut self, bytes: &[u8], index: Option<&[u8]>, now: SystemTime) -> BundleOutcome {
         if let Some(why) = &self.stats.blocked {
-            return Outcome::Failed(why.clone());
+            return BundleOutcome::Failed(why.clone());
         }
         let digest = sha256_hex(bytes);
         if self
@@ -341,7 +343,7 @@ impl Agent {
         {
             // The source serves what is in force again: nothing is wrong.
             self.all_well();
-            return Outcome::Unchanged;
+            return BundleOutcome::Unchanged;
         }
         // The same bundle and index as the last refused ones: same answer.
         let key = format!("{digest}/{}", index.map(sha256_hex).unwrap_or_default());
@@ -351,16 +353,16 @@ impl Agent {
             let e = e.clone();
             self.stats.refusal = Some(refusal(&e));
             self.stats.notice = None;
-            return Outcome::Refused(e);
+            return BundleOutcome::Refused(e);
         }
         let outcome = self.offer_new(bytes, index, now);
-        if let Outcome::Refused(e) = &outcome {
+        if let BundleOutcome::Refused(e) = &outcome {
             self.last_refused = Some((key, e.clone()));
         }
         outcome
     }
 
-    fn offer_new(&mut self, bytes: &[u8], index: Option<&[u8]>, now: SystemTime) -> Outcome {
+    fn offer_new(&mut self, bytes: &[u8], index: Option<&[u8]>, now: SystemTime) -> BundleOutcome {
         let start = Instant::now();
         let index = match index.map(|b| verify_index(b, &self.cfg.trust)) {
             None if self.cfg.require_index => {
@@ -447,7 +449,7 @@ impl Agent {
         rules: String,
         bytes: &[u8],
         now: SystemTime,
-    ) -> Outcome {
+    ) -> BundleOutcome {
         let generation = verified.payload.generation;
         let stored = match self.state.store_bundle(generation, &verified.sha256, bytes) {
             Ok(p) => p,
@@ -487,7 +489,7 @@ impl Agent {
         self.stats.enforce_failure = None;
         self.stats.drift = Drift::default();
         self.refresh_expiry(now);
-        Outcome::Applied { generation }
+        BundleOutcome::Applied { generation }
     }
 
     /// Stage a verified bundle's files, check, apply, read back and confirm.
@@ -530,10 +532,15 @@ impl Agent {
     }
 
     /// Same rules, newer expiry: keep the rules, store the bundle, move the pointer.
-    fn refresh(&mut self, verified: VerifiedBundle, bytes: &[u8], now: SystemTime) -> Outcome {
+    fn refresh(
+        &mut self,
+        verified: VerifiedBundle,
+        bytes: &[u8],
+        now: SystemTime,
+    ) -> BundleOutcome {
         let generation = verified.payload.generation;
         let Some(mut current) = self.in_force.as_ref().map(|f| f.current.clone()) else {
-            return Outcome::Unchanged;
+            return BundleOutcome::Unchanged;
         };
         current.bundle = match self.state.store_bundle(generation, &verified.sha256, bytes) {
             Ok(p) => p,
@@ -550,7 +557,7 @@ impl Agent {
         log(&format!("generation {generation}: expiry refreshed"));
         self.all_well();
         self.refresh_expiry(now);
-        Outcome::Refreshed { generation }
+        BundleOutcome::Refreshed { generation }
     }
 
     fn install_initial(&self) -> Result<(), String> {
@@ -584,13 +591,13 @@ impl Agent {
         }
     }
 
-    fn refuse(&mut self, e: VerifyError) -> Outcome {
+    fn refuse(&mut self, e: VerifyError) -> BundleOutcome {
         self.count_refusal(&e);
         let msg = refusal(&e);
         log(&msg);
         self.stats.refusal = Some(msg);
         self.stats.notice = None;
-        Outcome::Refused(e)
+        BundleOutcome::Refused(e)
     }
 
     /// What is in force is what the source serves: forget apply failures,
@@ -609,7 +616,7 @@ impl Agent {
             .or_default() += 1;
     }
 
-    fn apply_failed(&mut self, msg: String, dirty: bool) -> Outcome {
+    fn apply_failed(&mut self, msg: String, dirty: bool) -> BundleOutcome {
         self.stats.apply_failures += 1;
         let msg = if dirty {
             match self.rollback() {
@@ -622,7 +629,7 @@ impl Agent {
         log(&msg);
         self.stats.apply_failure = Some(msg.clone());
         self.stats.refusal = None;
-        Outcome::Failed(msg)
+        BundleOutcome::Failed(msg)
     }
 
     /// What is in force could not be (re)applied or read.

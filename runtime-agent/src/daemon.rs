@@ -5,7 +5,7 @@
 
 use std::time::{Duration, Instant, SystemTime};
 
-use crate::agent::{Agent, Outcome};
+use crate::agent::{Agent, BundleOutcome};
 use crate::log;
 use crate::metrics::{self, Exporter, Metrics};
 use crate::source::{Fetched, Source, Transport, post_json};
@@ -129,8 +129,8 @@ pub fn pass(agent: &mut Agent, source: &mut Source, opts: &Options, telemetry: O
         Ok(Fetched::Bundle { bytes, index, etag }) => {
             match agent.offer(&bytes, index.as_deref(), SystemTime::now()) {
                 // A failed apply may work next time: fetch it again.
-                Outcome::Failed(_) => {}
-                Outcome::Unchanged => {
+                BundleOutcome::Failed(_) => {}
+                BundleOutcome::Unchanged => {
                     agent.clear_error();
                     source.remember(etag);
                 }

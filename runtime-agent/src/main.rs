@@ -7,7 +7,7 @@ use std::time::{Duration, SystemTime};
 
 use anyhow::{Context, bail};
 use clap::{Args, Parser, Subcommand, ValueEnum};
-use ringfence_agent::agent::{Agent, Config, Initial, Outcome};
+use ringfence_agent::agent::{Agent, BundleOutcome, Config, Initial};
 use ringfence_agent::applier::Applier;
 use ringfence_agent::daemon;
 use ringfence_agent::exec::SystemRunner;
@@ -250,16 +250,16 @@ fn apply(a: ApplyArgs) -> anyhow::Result<u8> {
     agent.write_report(&agent.report(now))?;
     let t = agent.stats.timings;
     let (word, generation, reason, detail) = match &outcome {
-        Outcome::Applied { generation } => ("applied", Some(*generation), None, None),
-        Outcome::Refreshed { generation } => ("refreshed", Some(*generation), None, None),
-        Outcome::Unchanged => ("unchanged", agent.generation(), None, None),
-        Outcome::Refused(e) => (
+        BundleOutcome::Applied { generation } => ("applied", Some(*generation), None, None),
+        BundleOutcome::Refreshed { generation } => ("refreshed", Some(*generation), None, None),
+        BundleOutcome::Unchanged => ("unchanged", agent.generation(), None, None),
+        BundleOutcome::Refused(e) => (
             "refused",
             None,
             Some(e.reason.code()),
             Some(e.detail.clone()),
         ),
-        Outcome::Failed(m) => ("failed", None, None, Some(m.clone())),
+        BundleOutcome::Failed(m) => ("failed", None, None, Some(m.clone())),
     };
     match a.format {
         Format::Json => println!(

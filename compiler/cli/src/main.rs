@@ -23,7 +23,7 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 /// How a command that ran to the end went.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Outcome {
+pub(crate) enum Exit {
     /// Nothing to report beyond the result.
     Clean,
     /// The result is a finding or a refusal (exit 1).
@@ -33,8 +33,8 @@ pub(crate) enum Outcome {
 fn main() -> ExitCode {
     let cli = flags::Cli::parse();
     match cmd::run(cli.command) {
-        Ok(Outcome::Clean) => ExitCode::SUCCESS,
-        Ok(Outcome::Findings) => ExitCode::from(1),
+        Ok(Exit::Clean) => ExitCode::SUCCESS,
+        Ok(Exit::Findings) => ExitCode::from(1),
         // A closed pipe (`ringfence matrix | head`) is not a failure.
         Err(err) if cmd::output::is_broken_pipe(&err) => ExitCode::SUCCESS,
         Err(err) => {

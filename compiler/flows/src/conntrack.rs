@@ -18,7 +18,7 @@ use ringfence_schema::flow::NetworkVerdict;
 use ringfence_schema::net::Proto;
 
 use crate::flow::Flow;
-use crate::format::{ParseCtx, Parsed};
+use crate::input::{ParseCtx, Parsed};
 use crate::time::Timestamp;
 
 /// The protocols conntrack prints that are not flows for ringfence.

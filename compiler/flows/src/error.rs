@@ -10,7 +10,7 @@ use std::path::PathBuf;
 
 use serde::Serialize;
 
-use crate::format::FlowFormat;
+use crate::input::FlowFormat;
 
 /// A flow file that cannot be read at all.
 #[derive(Debug, thiserror::Error)]

@@ -16,7 +16,7 @@ use serde::Deserialize;
 use serde::de::IgnoredAny;
 
 use crate::flow::Flow;
-use crate::format::{ParseCtx, Parsed};
+use crate::input::{ParseCtx, Parsed};
 use crate::time::Timestamp;
 
 /// A line: the response wrapper, whose fields also cover the bare `Flow`

@@ -16,7 +16,7 @@ use ringfence_schema::net::Proto;
 use serde::Deserialize;
 
 use crate::flow::Flow;
-use crate::format::{ParseCtx, Parsed};
+use crate::input::{ParseCtx, Parsed};
 use crate::time::Timestamp;
 
 #[derive(Deserialize)]

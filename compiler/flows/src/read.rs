@@ -14,7 +14,7 @@ use serde::Serialize;
 use crate::clickhouse::TableStats;
 use crate::error::{FlowError, LineError};
 use crate::flow::Flow;
-use crate::format::{DETECT_LINES, FlowFormat, ParseCtx, Parsed, detect_line, parse_line};
+use crate::input::{DETECT_LINES, FlowFormat, ParseCtx, Parsed, detect_line, parse_line};
 use crate::time::Timestamp;
 use crate::window::Window;
 

@@ -174,7 +174,7 @@ pub struct Outgoing {
 }
 
 /// A document to seal, decided from the chain before sealing.
-enum Plan {
+enum ToSeal {
     Delta {
         sequence: u64,
         previous: String,
@@ -251,7 +251,7 @@ impl Chains {
     ) -> std::io::Result<Vec<(String, Written)>> {
         let issued_at = format_time(now).ok_or_else(clock)?;
         let expires_at = format_time(now + self.expires).ok_or_else(clock)?;
-        let plans: Vec<(Outgoing, Plan)> = batch
+        let plans: Vec<(Outgoing, ToSeal)> = batch
             .into_iter()
             .filter_map(|mut s| {
                 let chain = self.chains.get(&s.node);
@@ -259,13 +259,13 @@ impl Chains {
                     Next::Changes(c) if c.is_empty() => return None,
                     Next::Changes(changes) if self.continues(&s.node, s.generation, now) => {
                         let c = chain.expect("a chain that goes on exists");
-                        Plan::Delta {
+                        ToSeal::Delta {
                             sequence: c.sequence + 1,
                             previous: c.digest.clone(),
                             changes,
                         }
                     }
-                    _ => Plan::Snapshot {
+                    _ => ToSeal::Snapshot {
                         before: chain
                             .map(|c| c.sequence)
                             .or_else(|| self.floor.get(&s.node).copied())
@@ -289,7 +289,7 @@ impl Chains {
                     move |e| (node, at, e)
                 };
                 match plan {
-                    Plan::Delta {
+                    ToSeal::Delta {
                         sequence,
                         previous,
                         changes,
@@ -317,7 +317,7 @@ impl Chains {
                             .map_err(failed(sequence))?;
                         Ok((s, sequence, digest, Written::Delta(sequence, bytes.len())))
                     }
-                    Plan::Snapshot { before } => {
+                    ToSeal::Snapshot { before } => {
                         let membership = whole(&s.node).ok_or_else(|| {
                             failed(before)(std::io::Error::other(format!(
                                 "no membership for node {}",

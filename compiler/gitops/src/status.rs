@@ -74,7 +74,7 @@ pub struct Published {
 /// What happened to one commit.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
-pub enum Outcome {
+pub enum CommitStatus {
     /// Its bundles are published.
     Published,
     /// It did not check, compile or render: nothing was published for it.
@@ -89,7 +89,7 @@ pub struct Entry {
     /// Its subject line.
     pub summary: String,
     /// Published or failed.
-    pub status: Outcome,
+    pub status: CommitStatus,
     /// When it was processed (RFC 3339).
     pub at: String,
     /// The generation published.
@@ -183,7 +183,7 @@ mod tests {
             s.record(Entry {
                 commit: i.to_string(),
                 summary: String::new(),
-                status: Outcome::Published,
+                status: CommitStatus::Published,
                 at: String::new(),
                 generation: None,
                 nodes_changed: None,

@@ -58,7 +58,7 @@ use crate::cache::{RenderCache, Rendered};
 use crate::live::{Chains, EventReader, Feed, Next, Outgoing, Written};
 use crate::publish::{Failpoint, Publication, PublishError, failpoint};
 use crate::serve::Board;
-use crate::status::{Entry, Outcome, Published, STATUS_FORMAT, Status, StatusError};
+use crate::status::{CommitStatus, Entry, Published, STATUS_FORMAT, Status, StatusError};
 
 /// The bare mirror of a remote repository, inside the publication directory.
 pub const MIRROR: &str = ".mirror";
@@ -478,7 +478,7 @@ impl Watcher {
                 status.record(Entry {
                     commit: commit.clone(),
                     summary: String::new(),
-                    status: Outcome::Published,
+                    status: CommitStatus::Published,
                     at: index.issued_at.clone(),
                     generation: Some(c),
                     nodes_changed: None,
@@ -1185,7 +1185,7 @@ impl Watcher {
         self.status.record(Entry {
             commit: job.commit.id.clone(),
             summary: job.commit.summary.clone(),
-            status: Outcome::Published,
+            status: CommitStatus::Published,
             at: job.at.clone(),
             generation: Some(n),
             nodes_changed: Some(changed),
@@ -1221,7 +1221,7 @@ impl Watcher {
         self.status.record(Entry {
             commit: job.commit.id.clone(),
             summary: job.commit.summary.clone(),
-            status: Outcome::Failed,
+            status: CommitStatus::Failed,
             at: job.at.clone(),
             generation: None,
             nodes_changed: None,

@@ -9,7 +9,7 @@ use std::time::{Duration, SystemTime};
 
 use ringfence_bundle::{SigningKey, Trust, parse_time, verify_index};
 use ringfence_gitops::publish::Publication;
-use ringfence_gitops::status::Outcome;
+use ringfence_gitops::status::CommitStatus;
 use ringfence_gitops::watch::{Event, PollResult, RepoLocation, WatchConfig, WatchError, Watcher};
 use ringfence_schema::bundle::IndexPayload;
 
@@ -204,7 +204,7 @@ fn a_failed_commit_is_recorded_and_the_previous_generation_stays() {
     assert_eq!(s.last_processed.as_deref(), Some(bad.as_str()));
     assert_eq!(s.last_published.as_ref().unwrap().generation, 1);
     let last = s.history.last().unwrap();
-    assert_eq!(last.status, Outcome::Failed);
+    assert_eq!(last.status, CommitStatus::Failed);
     assert_eq!(last.summary, "broken reference");
     assert_eq!(last.diagnostics.as_ref().unwrap()["errors"], 1);
     assert_eq!(

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant, SystemTime};
 
-use ringfence_agent::agent::{Agent, Outcome};
+use ringfence_agent::agent::{Agent, BundleOutcome};
 use ringfence_agent::applier::Applier;
 use ringfence_agent::exec::{Cmd, ExecError, Output, Runner, SystemRunner};
 use ringfence_agent::nft::NftApplier;
@@ -17,7 +17,7 @@ use ringfence_agent::state::StateDir;
 use ringfence_schema::report::Status;
 
 use crate::fixture::{Spec, bundle, index, render, seal};
-use crate::support::{Keys, Netns, agent, apply_ok, bin, config};
+use crate::support::{Keys, Netns, agent, apply_ok, bin, config, open_state};
 
 fn now() -> SystemTime {
     SystemTime::now()
@@ -68,7 +68,7 @@ fn forged_rules_never_reach_beyond_our_table() {
             None,
             now(),
         ) {
-            Outcome::Refused(e) => assert_eq!(e.reason.code(), "unsafe-rules", "{e}"),
+            BundleOutcome::Refused(e) => assert_eq!(e.reason.code(), "unsafe-rules", "{e}"),
             o => panic!("{extra}: {o:?}"),
         }
         assert_eq!(ns.ruleset(), before, "{extra}");
@@ -192,7 +192,7 @@ fn a_one_off_nft_failure_does_not_stay_failed() {
     let fail = Arc::new(AtomicBool::new(false));
     let mut a = Agent::new(
         config(keys.trust()),
-        StateDir::open(&keys.path("state")).unwrap(),
+        open_state(&keys.path("state")),
         Box::new(NftApplier::new(Flaky {
             real: SystemRunner::new(Some(ns.name.clone())),
             fail: fail.clone(),
@@ -224,7 +224,7 @@ fn nft_that_cannot_run_is_failed_not_drift() {
     drop(a);
     let mut b = Agent::new(
         config(keys.trust()),
-        StateDir::open(&state).unwrap(),
+        open_state(&state),
         Box::new(NftApplier::new(SystemRunner::new(Some(format!(
             "{}-absent",
             ns.name
@@ -357,14 +357,14 @@ fn a_replayed_refresh_cannot_move_the_expiry_back() {
     );
     assert!(matches!(
         a.offer(&old, None, now()),
-        Outcome::Applied { .. }
+        BundleOutcome::Applied { .. }
     ));
     assert!(matches!(
         a.offer(&new, None, now()),
-        Outcome::Refreshed { .. }
+        BundleOutcome::Refreshed { .. }
     ));
     match a.offer(&old, None, now()) {
-        Outcome::Refused(e) => {
+        BundleOutcome::Refused(e) => {
             assert_eq!(e.reason.code(), "old-generation");
             assert!(e.detail.contains("not after the one in force"), "{e}");
         }
@@ -387,7 +387,7 @@ fn future_bundles_and_sources_without_an_index_are_refused() {
         ..Spec::small(1, &[8081])
     };
     match a.offer(&bundle(&future, &keys.key), None, now()) {
-        Outcome::Refused(e) => assert_eq!(e.reason.code(), "not-yet-valid", "{e}"),
+        BundleOutcome::Refused(e) => assert_eq!(e.reason.code(), "not-yet-valid", "{e}"),
         o => panic!("{o:?}"),
     }
     drop(a);
@@ -435,7 +435,7 @@ fn a_second_agent_on_the_same_state_directory_stops() {
     assert!(e.contains("in use by another ringfence-agent"), "{e}");
     drop(held);
     // `status` reads while an agent holds the directory.
-    let _again = StateDir::open(&state).unwrap();
+    let _again = open_state(&state);
     let out = bin()
         .args(["status", "--state"])
         .arg(&state)

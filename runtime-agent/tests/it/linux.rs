@@ -5,7 +5,7 @@
 
 use std::time::SystemTime;
 
-use ringfence_agent::agent::{Initial, Outcome};
+use ringfence_agent::agent::{BundleOutcome, Initial};
 use ringfence_bundle::parse_time;
 use ringfence_schema::report::Status;
 
@@ -116,7 +116,7 @@ fn refused_bundles_leave_the_ruleset_byte_identical() {
     ];
     for (reason, bytes) in &cases {
         match a.offer(bytes, None, now()) {
-            Outcome::Refused(e) => assert_eq!(e.reason.code(), *reason, "{e}"),
+            BundleOutcome::Refused(e) => assert_eq!(e.reason.code(), *reason, "{e}"),
             o => panic!("{reason}: {o:?}"),
         }
         assert_eq!(ns.ruleset(), before, "after a refused {reason} bundle");
@@ -172,7 +172,7 @@ fn kernel_rejections_and_failed_read_back_keep_or_restore_the_previous_rules() {
     let (nft, ir) = render(&spec);
     let broken = nft.replace("@peers_web_v4", "@no_such_set");
     match a.offer(&seal(&spec, broken, ir.clone(), &keys.key), None, now()) {
-        Outcome::Failed(m) => {
+        BundleOutcome::Failed(m) => {
             assert!(
                 m.contains("apply: `nft -f")
                     && m.contains("Error: No such file or directory")
@@ -192,7 +192,7 @@ fn kernel_rejections_and_failed_read_back_keep_or_restore_the_previous_rules() {
     let (allow, _) = crate::fixture::rule_ids(&spec, 0);
     let mismatched = nft.replace(&format!("comment \"{allow}\""), "comment \"stray\"");
     match a.offer(&seal(&spec, mismatched, ir, &keys.key), None, now()) {
-        Outcome::Failed(m) => {
+        BundleOutcome::Failed(m) => {
             assert!(
                 m.contains("confirm") && m.contains("rolled back to generation 1"),
                 "{m}"
@@ -211,7 +211,7 @@ fn kernel_rejections_and_failed_read_back_keep_or_restore_the_previous_rules() {
     let (nft, ir) = render(&spec);
     let evil = format!("{nft}flush table ip kube-proxy\n");
     match a.offer(&seal(&spec, evil, ir, &keys.key), None, now()) {
-        Outcome::Refused(e) => {
+        BundleOutcome::Refused(e) => {
             assert_eq!(e.reason.code(), "unsafe-rules");
             assert!(e.detail.contains("family `ip` is not inet"), "{e}");
         }
@@ -338,7 +338,7 @@ fn startup_reapplies_after_a_reboot_and_keeps_an_expired_bundle() {
     let mut a = agent(&ns, &keys, &state, false);
     assert!(matches!(
         a.offer(&bundle(&spec, &keys.key), None, then),
-        Outcome::Applied { generation: 7 }
+        BundleOutcome::Applied { generation: 7 }
     ));
     let applied = ns.ours();
     drop(a);
@@ -370,7 +370,7 @@ fn startup_reapplies_after_a_reboot_and_keeps_an_expired_bundle() {
     };
     assert!(matches!(
         b.offer(&bundle(&fresh, &keys.key), None, now()),
-        Outcome::Refreshed { generation: 7 }
+        BundleOutcome::Refreshed { generation: 7 }
     ));
     assert_eq!(
         ns.sh("nft -a list table inet ringfence"),
@@ -404,12 +404,12 @@ fn initial_deny_drops_forwarded_traffic_until_the_first_bundle() {
     let bad = nft.replace("comment \"p0-catch-all\"", "comment \"other\"");
     assert!(matches!(
         a.offer(&seal(&spec, bad, ir, &keys.key), None, now()),
-        Outcome::Failed(_)
+        BundleOutcome::Failed(_)
     ));
     assert_eq!(ns.ours(), t);
     assert!(matches!(
         a.offer(&bundle(&spec, &keys.key), None, now()),
-        Outcome::Applied { .. }
+        BundleOutcome::Applied { .. }
     ));
     assert!(!ns.ours().contains("policy drop"));
 }

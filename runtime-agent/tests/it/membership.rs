@@ -7,9 +7,8 @@ use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime};
 
-use ringfence_agent::agent::{Agent, Config, MemberOutcome, Outcome};
+use ringfence_agent::agent::{Agent, BundleOutcome, Config, MemberOutcome};
 use ringfence_agent::source::Source;
-use ringfence_agent::state::StateDir;
 use ringfence_bundle::{
     SigningKey, Trust, bundle_file, format_time, seal_bundle, seal_delta, seal_envelope,
     seal_snapshot,
@@ -25,7 +24,7 @@ use ringfence_schema::membership::{
 use ringfence_testkit::synth::{Params, generate};
 use serde_json::Value;
 
-use crate::support::{Keys, Netns, config, nft_in};
+use crate::support::{Keys, Netns, config, nft_in, open_state};
 
 /// A node of a small synthetic cluster: its live IR, rules and membership.
 struct Live {
@@ -66,7 +65,7 @@ fn live_agent(tag: &str) -> (Live, Netns, Keys, PathBuf, Agent) {
 fn in_force(a: &mut Agent, l: &Live, keys: &Keys, now: SystemTime) {
     assert!(matches!(
         a.offer(&bundle(l, 1, &keys.key), None, now),
-        Outcome::Applied { generation: 1 }
+        BundleOutcome::Applied { generation: 1 }
     ));
 }
 
@@ -230,7 +229,7 @@ fn agent(ns: &Netns, keys: &Keys, node: &str, state: &Path, members: Option<Trus
             membership_trust: members,
             ..config(keys.trust())
         },
-        StateDir::open(state).unwrap(),
+        open_state(state),
         nft_in(ns),
     )
 }
@@ -504,7 +503,7 @@ fn membership_fills_a_live_bundle_and_every_attack_leaves_the_kernel_alone() {
             self_heal: true,
             ..config(keys.trust())
         },
-        StateDir::open(&state).unwrap(),
+        open_state(&state),
         nft_in(&ns),
     );
     a.startup(SystemTime::now()).unwrap();
@@ -561,7 +560,7 @@ fn every_element_changed_in_a_live_set_or_map_is_drift_and_self_heal_restores_it
                 self_heal,
                 ..config(keys.trust())
             },
-            StateDir::open(&state).unwrap(),
+            open_state(&state),
             nft_in(&ns),
         );
         in_force(&mut a, &l, &keys, now);
@@ -635,7 +634,7 @@ fn a_dir_source_is_followed_and_a_gap_recovers_through_the_snapshot() {
     };
     assert!(matches!(
         a.offer(&bytes, None, now),
-        Outcome::Applied { .. }
+        BundleOutcome::Applied { .. }
     ));
     // Nothing published yet: nothing to do.
     assert!(!a.sync_membership(&source, None, now).unwrap());
@@ -782,7 +781,7 @@ fn a_snapshot_refused_before_its_bundle_is_taken_once_the_bundle_is_in_force() {
     // Generation 2's bundle arrives: the same snapshot bytes now fit it.
     assert!(matches!(
         a.offer(&bundle(&l, 2, &keys.key), None, now),
-        Outcome::Applied { generation: 2 }
+        BundleOutcome::Applied { generation: 2 }
     ));
     assert!(a.sync_membership(&source, None, now).unwrap());
     assert_eq!(

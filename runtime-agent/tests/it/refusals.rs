@@ -5,7 +5,7 @@
 use std::path::Path;
 use std::time::SystemTime;
 
-use ringfence_agent::agent::{Agent, Outcome};
+use ringfence_agent::agent::{Agent, BundleOutcome};
 use ringfence_agent::applier::{Applier, ApplyError};
 use ringfence_agent::live::Snapshot;
 use ringfence_agent::state::StateDir;
@@ -13,7 +13,7 @@ use ringfence_bundle::{SigningKey, Trust};
 use ringfence_schema::report::Status;
 
 use crate::fixture::{Spec, bundle, index};
-use crate::support::config;
+use crate::support::{config, open_state};
 
 struct MustNotBeReached;
 
@@ -55,7 +55,7 @@ fn apply_is_never_reached_when_verification_fails() {
     let key = SigningKey::from_seed([1; 32]);
     let other = SigningKey::from_seed([2; 32]);
     let state = tempfile::tempdir().unwrap();
-    let mut agent = refusing_agent(&key, StateDir::open(state.path()).unwrap());
+    let mut agent = refusing_agent(&key, open_state(state.path()));
     let now = SystemTime::now();
     let good = bundle(&Spec::small(3, &[80]), &key);
     let corrupted = ringfence_testkit::keys::tampered(&good, 40);
@@ -87,7 +87,7 @@ fn apply_is_never_reached_when_verification_fails() {
     ];
     for (reason, bytes, idx) in &cases {
         match agent.offer(bytes, idx.as_deref(), now) {
-            Outcome::Refused(e) => assert_eq!(e.reason.code(), *reason, "{e}"),
+            BundleOutcome::Refused(e) => assert_eq!(e.reason.code(), *reason, "{e}"),
             o => panic!("{reason}: {o:?}"),
         }
     }
@@ -100,7 +100,7 @@ fn apply_is_never_reached_when_verification_fails() {
     let (_, bytes, idx) = cases.last().unwrap();
     assert!(matches!(
         agent.offer(bytes, idx.as_deref(), now),
-        Outcome::Refused(_)
+        BundleOutcome::Refused(_)
     ));
     assert_eq!(agent.report(now).verification_failures["unknown-key"], 2);
     // A refusal does not make the status `failed` (nothing was attempted),
@@ -147,9 +147,9 @@ fn a_bundle_for_another_os_is_refused_before_apply() {
     };
     let bytes = ringfence_bundle::seal_bundle(&payload, &[&key]);
     let state = tempfile::tempdir().unwrap();
-    let mut agent = refusing_agent(&key, StateDir::open(state.path()).unwrap());
+    let mut agent = refusing_agent(&key, open_state(state.path()));
     match agent.offer(&bytes, None, SystemTime::now()) {
-        Outcome::Refused(e) => {
+        BundleOutcome::Refused(e) => {
             assert_eq!(e.reason.code(), "missing-file");
             assert!(e.detail.contains("rules.nft"), "{e}");
         }
@@ -164,7 +164,7 @@ fn the_committed_generation_is_a_floor_even_if_its_bundle_no_longer_verifies() {
     let old_key = SigningKey::from_seed([3; 32]);
     let key = SigningKey::from_seed([1; 32]);
     let state = tempfile::tempdir().unwrap();
-    let dir = StateDir::open(state.path()).unwrap();
+    let dir = open_state(state.path());
     let committed = bundle(&Spec::small(9, &[80]), &old_key);
     let rel = dir
         .store_bundle(9, &ringfence_bundle::sha256_hex(&committed), &committed)
@@ -183,7 +183,7 @@ fn the_committed_generation_is_a_floor_even_if_its_bundle_no_longer_verifies() {
     let e = agent.load(now).unwrap_err();
     assert!(e.contains("unknown-key"), "{e}");
     match agent.offer(&bundle(&Spec::small(8, &[80]), &key), None, now) {
-        Outcome::Refused(e) => assert_eq!(e.reason.code(), "old-generation", "{e}"),
+        BundleOutcome::Refused(e) => assert_eq!(e.reason.code(), "old-generation", "{e}"),
         o => panic!("{o:?}"),
     }
 }

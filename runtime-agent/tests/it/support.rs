@@ -6,7 +6,7 @@ use std::process::{Child, Command};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::SystemTime;
 
-use ringfence_agent::agent::{Agent, Config, Initial, Outcome};
+use ringfence_agent::agent::{Agent, BundleOutcome, Config, Initial};
 use ringfence_agent::exec::SystemRunner;
 use ringfence_agent::nft::NftApplier;
 use ringfence_agent::state::StateDir;
@@ -195,9 +195,25 @@ pub(crate) fn agent_with(
             self_heal,
             ..config(keys.trust())
         },
-        StateDir::open(state).unwrap(),
+        open_state(state),
         nft_in(ns),
     )
+}
+
+/// [`StateDir::open`] for an agent that follows a dropped one. The tests of
+/// this binary run in parallel threads, and a child another test forks holds
+/// a copy of every descriptor (the lock's too) until it execs: wait that out.
+pub(crate) fn open_state(state: &Path) -> StateDir {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    loop {
+        match StateDir::open(state) {
+            Ok(s) => return s,
+            Err(e) if e.to_string().contains("in use") && std::time::Instant::now() < deadline => {
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            Err(e) => panic!("{e}"),
+        }
+    }
 }
 
 /// The configuration of an agent for node `n1` trusting `trust`: allow
@@ -222,7 +238,7 @@ pub(crate) fn nft_in(ns: &Netns) -> Box<NftApplier<SystemRunner>> {
 pub(crate) fn apply_ok(a: &mut Agent, keys: &Keys, spec: &Spec) {
     let out = a.offer(&bundle(spec, &keys.key), None, SystemTime::now());
     assert!(
-        matches!(out, Outcome::Applied { generation } if generation == spec.generation),
+        matches!(out, BundleOutcome::Applied { generation } if generation == spec.generation),
         "{out:?}"
     );
 }

@@ -8,7 +8,7 @@
 use std::process::{Command, Stdio};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use ringfence_agent::agent::Outcome;
+use ringfence_agent::agent::BundleOutcome;
 
 use crate::fixture::{Spec, bundle};
 use crate::support::{Keys, Killed, Netns, agent};
@@ -103,7 +103,7 @@ fn every_probe_during_swaps_matches_a_generation_in_force() {
         let t0 = secs(SystemTime::now());
         let out = a.offer(&b, None, SystemTime::now());
         let t1 = secs(SystemTime::now());
-        assert!(matches!(out, Outcome::Applied { .. }), "{out:?}");
+        assert!(matches!(out, BundleOutcome::Applied { .. }), "{out:?}");
         timeline.push((t0, t1, port));
     };
     offer(1, A);

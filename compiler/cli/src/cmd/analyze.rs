@@ -11,7 +11,7 @@ use ringfence_analyze::{Analyzer, Options, Reports, Version};
 use ringfence_driver::{IntentFrom, Pipeline, Session};
 use ringfence_source::Selector;
 
-use crate::Outcome;
+use crate::Exit;
 use crate::cmd::flows::{self, Source};
 use crate::cmd::{common, output, progress, stdin};
 use crate::flags::{AnalyzeArgs, AnalyzeFormat};
@@ -31,7 +31,7 @@ fn version<'a>(s: &'a Session, label: &'a str) -> Version<'a> {
     Version::new(label, &s.intent, &s.compiled, &s.warnings.0)
 }
 
-pub(crate) fn run(mut args: AnalyzeArgs) -> anyhow::Result<Outcome> {
+pub(crate) fn run(mut args: AnalyzeArgs) -> anyhow::Result<Exit> {
     // Cheap checks first: the flags and the report directory, then the
     // table, before compiling anything.
     let (mut source, window) = flows::source(&args.flows)?;
@@ -109,8 +109,8 @@ pub(crate) fn run(mut args: AnalyzeArgs) -> anyhow::Result<Outcome> {
     }
     out.flush()?;
     Ok(if analysis.has_findings() {
-        Outcome::Findings
+        Exit::Findings
     } else {
-        Outcome::Clean
+        Exit::Clean
     })
 }

@@ -17,14 +17,14 @@ use ringfence_intent::{render_human, to_json};
 use ringfence_schema::bundle::SourceRef;
 use ringfence_source::Selector;
 
-use crate::Outcome;
+use crate::Exit;
 use crate::cmd::{annotate, output, stdin};
 use crate::flags::{CheckArgs, CheckFormat};
 
 /// The most `check -` reads from standard input.
 const STDIN_CAP: u64 = 16 << 20;
 
-pub(crate) fn run(args: CheckArgs) -> anyhow::Result<Outcome> {
+pub(crate) fn run(args: CheckArgs) -> anyhow::Result<Exit> {
     let sel = match (&args.rev, args.staged) {
         (Some(rev), _) => Selector::Rev(rev.clone()),
         (None, true) => Selector::Index,
@@ -115,8 +115,8 @@ pub(crate) fn run(args: CheckArgs) -> anyhow::Result<Outcome> {
     }
     out.flush()?;
     Ok(if diags.has_errors() {
-        Outcome::Findings
+        Exit::Findings
     } else {
-        Outcome::Clean
+        Exit::Clean
     })
 }

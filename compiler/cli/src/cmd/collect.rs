@@ -17,7 +17,7 @@ use anyhow::Context;
 use ringfence_schema::report::ComplianceReport;
 use sha2::{Digest, Sha256};
 
-use crate::Outcome;
+use crate::Exit;
 use crate::flags::CollectArgs;
 
 /// Largest request line plus headers.
@@ -29,7 +29,7 @@ pub(crate) const MAX_NODES: usize = 100_000;
 /// Read and write timeout of one connection.
 pub(crate) const TIMEOUT: Duration = Duration::from_secs(10);
 
-pub(crate) fn run(args: CollectArgs) -> anyhow::Result<Outcome> {
+pub(crate) fn run(args: CollectArgs) -> anyhow::Result<Exit> {
     std::fs::create_dir_all(&args.dir)
         .with_context(|| format!("--dir {}: cannot create the directory", args.dir.display()))?;
     let listener = TcpListener::bind(&args.listen)
@@ -53,7 +53,7 @@ pub(crate) fn run(args: CollectArgs) -> anyhow::Result<Outcome> {
             let _ = writeln!(std::io::stderr(), "collect: {peer}: {e:#}");
         }
     }
-    Ok(Outcome::Clean)
+    Ok(Exit::Clean)
 }
 
 /// One request, one response, then the connection closes.

@@ -10,7 +10,7 @@ use ringfence_intent::Diagnostics;
 use ringfence_intent::model::SourceFile;
 use ringfence_source::Selector;
 
-use crate::Outcome;
+use crate::Exit;
 use crate::cmd::stdin;
 use crate::flags::{InventoryArgs, SourceArgs};
 
@@ -39,20 +39,20 @@ pub(crate) fn intent_from(source: &SourceArgs) -> IntentFrom<'_> {
     IntentFrom::Dir(&source.dir, sel)
 }
 
-/// A stage's value, its diagnostics shown on stderr; `Err(Outcome::Findings)`
+/// A stage's value, its diagnostics shown on stderr; `Err(Exit::Findings)`
 /// when errors stopped it.
-pub(crate) fn shown<T>(w: Warned<T>) -> Result<T, Outcome> {
+pub(crate) fn shown<T>(w: Warned<T>) -> Result<T, Exit> {
     eprint_diagnostics(&w.diagnostics, &w.files);
-    w.output.ok_or(Outcome::Findings)
+    w.output.ok_or(Exit::Findings)
 }
 
-/// Read, check and compile; diagnostics go to stderr. `Err(Outcome::Findings)`
+/// Read, check and compile; diagnostics go to stderr. `Err(Exit::Findings)`
 /// when the intent has errors.
 pub(crate) fn compile(
     pipeline: &Pipeline,
     source: &SourceArgs,
     inv: &InventoryArgs,
-) -> anyhow::Result<Result<Session, Outcome>> {
+) -> anyhow::Result<Result<Session, Exit>> {
     compile_from(pipeline, &intent_from(source), inv)
 }
 
@@ -62,7 +62,7 @@ pub(crate) fn compile_args(
     pipeline: &Pipeline,
     source: &SourceArgs,
     inv: &mut InventoryArgs,
-) -> anyhow::Result<Result<Session, Outcome>> {
+) -> anyhow::Result<Result<Session, Exit>> {
     let _stdin = stdin::inventory(inv, None)?;
     compile(pipeline, source, inv)
 }
@@ -72,18 +72,18 @@ pub(crate) fn compile_from(
     pipeline: &Pipeline,
     from: &IntentFrom<'_>,
     inv: &InventoryArgs,
-) -> anyhow::Result<Result<Session, Outcome>> {
+) -> anyhow::Result<Result<Session, Exit>> {
     let stage = crate::cmd::progress::stage("reading and compiling intent against the inventory");
     let compiled = pipeline.session(from, &inv.inventory, &inv.trivy);
     drop(stage);
     Ok(shown(compiled?))
 }
 
-/// Render every node of a session; errors (shown) give `Err(Outcome::Findings)`.
+/// Render every node of a session; errors (shown) give `Err(Exit::Findings)`.
 pub(crate) fn render(
     pipeline: &Pipeline,
     session: &Session,
-) -> anyhow::Result<Result<Vec<NodeOutput>, Outcome>> {
+) -> anyhow::Result<Result<Vec<NodeOutput>, Exit>> {
     let stage = crate::cmd::progress::stage(format!(
         "rendering {} nodes",
         session.compiled.nodes().len()
@@ -96,7 +96,7 @@ pub(crate) fn render(
 /// Load signing keys; a key others can read is a refusal (shown), `Err(Findings)`.
 pub(crate) fn signing_keys(
     paths: &[std::path::PathBuf],
-) -> anyhow::Result<Result<Vec<SigningKey>, Outcome>> {
+) -> anyhow::Result<Result<Vec<SigningKey>, Exit>> {
     let mut keys = Vec::with_capacity(paths.len());
     for k in paths {
         match load_signing_key(k) {
@@ -106,7 +106,7 @@ pub(crate) fn signing_keys(
                 {
                     eprintln!("error: {e}");
                 }
-                return Ok(Err(Outcome::Findings));
+                return Ok(Err(Exit::Findings));
             }
             Err(e) => return Err(e.into()),
         }

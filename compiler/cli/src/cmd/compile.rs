@@ -10,11 +10,11 @@ use ringfence_bundle::{SigningKey, parse_time};
 use ringfence_driver::bundles::{Change, Output};
 use ringfence_driver::{Pipeline, Seal};
 
-use crate::Outcome;
+use crate::Exit;
 use crate::cmd::{common, stdin};
 use crate::flags::{CompileArgs, Emit};
 
-pub(crate) fn run(mut args: CompileArgs) -> anyhow::Result<Outcome> {
+pub(crate) fn run(mut args: CompileArgs) -> anyhow::Result<Exit> {
     let _stdin = stdin::inventory(&mut args.inventory, None)?;
     // Validate flags before reading anything.
     let issued_at = match &args.time {
@@ -59,7 +59,7 @@ pub(crate) fn run(mut args: CompileArgs) -> anyhow::Result<Outcome> {
                 args.out.display()
             );
         }
-        return Ok(Outcome::Clean);
+        return Ok(Exit::Clean);
     }
     let key_refs: Vec<&SigningKey> = keys.iter().collect();
     // Each node is sealed as soon as it is rendered, then dropped.
@@ -98,5 +98,5 @@ pub(crate) fn run(mut args: CompileArgs) -> anyhow::Result<Outcome> {
     }
     writeln!(out, "index.json sha256 {}", summary.index_sha256)?;
     common::leave_to_exit(session);
-    Ok(Outcome::Clean)
+    Ok(Exit::Clean)
 }

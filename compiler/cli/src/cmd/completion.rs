@@ -6,10 +6,10 @@ use std::io::Write;
 use anyhow::Context;
 use clap::CommandFactory;
 
-use crate::Outcome;
+use crate::Exit;
 use crate::flags::{Cli, CompletionArgs, ManArgs, Shell};
 
-pub(crate) fn completion(args: CompletionArgs) -> anyhow::Result<Outcome> {
+pub(crate) fn completion(args: CompletionArgs) -> anyhow::Result<Exit> {
     let shell = match args.shell {
         Shell::Bash => clap_complete::Shell::Bash,
         Shell::Zsh => clap_complete::Shell::Zsh,
@@ -21,10 +21,10 @@ pub(crate) fn completion(args: CompletionArgs) -> anyhow::Result<Outcome> {
     let mut out = std::io::stdout().lock();
     out.write_all(&script)?;
     out.flush()?;
-    Ok(Outcome::Clean)
+    Ok(Exit::Clean)
 }
 
-pub(crate) fn man(args: ManArgs) -> anyhow::Result<Outcome> {
+pub(crate) fn man(args: ManArgs) -> anyhow::Result<Exit> {
     std::fs::create_dir_all(&args.out)
         .with_context(|| format!("--out {}: cannot create the directory", args.out.display()))?;
     let cmd = Cli::command();
@@ -47,5 +47,5 @@ pub(crate) fn man(args: ManArgs) -> anyhow::Result<Outcome> {
     {
         eprintln!("wrote {} man pages to {}", pages.len(), args.out.display());
     }
-    Ok(Outcome::Clean)
+    Ok(Exit::Clean)
 }

@@ -12,7 +12,7 @@ use ringfence_discover::{
 };
 use serde::Serialize;
 
-use crate::Outcome;
+use crate::Exit;
 use crate::cmd::flows::{self, Source};
 use crate::cmd::{output, progress, stdin};
 use crate::flags::{self, DiscoverArgs, Format};
@@ -21,7 +21,7 @@ use crate::flags::{self, DiscoverArgs, Format};
 /// files in `--out` it may replace.
 const MARK: &str = "// Discovered by `ringfence discover`";
 
-pub(crate) fn run(mut args: DiscoverArgs) -> anyhow::Result<Outcome> {
+pub(crate) fn run(mut args: DiscoverArgs) -> anyhow::Result<Exit> {
     let started = Instant::now();
     let (mut source, window) = flows::source(&args.flows)?;
     let _stdin = flows::stdin(&mut source, &mut args.inventory)?;
@@ -114,7 +114,7 @@ pub(crate) fn run(mut args: DiscoverArgs) -> anyhow::Result<Outcome> {
             writeln!(out, "Time taken: {elapsed:.2} s")?;
         }
     }
-    Ok(Outcome::Clean)
+    Ok(Exit::Clean)
 }
 
 /// The `.kdl` files under `dir` that an earlier discovery wrote (they will

@@ -5,11 +5,11 @@ use anyhow::Context;
 use ringfence_driver::Pipeline;
 use ringfence_schema::net::Proto;
 
-use crate::Outcome;
+use crate::Exit;
 use crate::cmd::{common, output};
 use crate::flags::ExplainArgs;
 
-pub(crate) fn run(mut args: ExplainArgs) -> anyhow::Result<Outcome> {
+pub(crate) fn run(mut args: ExplainArgs) -> anyhow::Result<Exit> {
     let proto: Proto = args
         .proto
         .parse()
@@ -31,5 +31,5 @@ pub(crate) fn run(mut args: ExplainArgs) -> anyhow::Result<Outcome> {
         .peer(&args.to)
         .with_context(|| format!("--to {}", args.to))?;
     output::emit(args.format, &c.explain(&from, &to, proto, args.port)?)?;
-    Ok(Outcome::Clean)
+    Ok(Exit::Clean)
 }

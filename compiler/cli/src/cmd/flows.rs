@@ -12,7 +12,7 @@ use anyhow::{Context, bail};
 use ringfence_flows::clickhouse::{ClickHouseError, Table, TableUrl};
 use ringfence_flows::{Flow, ReadOptions, Timestamp, Window, fold_files};
 
-use crate::Outcome;
+use crate::Exit;
 use crate::cmd::stdin::{self, Stdin};
 use crate::flags::{FlowArgs, InventoryArgs, LoadArgs};
 
@@ -80,7 +80,7 @@ struct Loader {
     loaded: u64,
 }
 
-pub(crate) fn load(args: LoadArgs) -> anyhow::Result<Outcome> {
+pub(crate) fn load(args: LoadArgs) -> anyhow::Result<Exit> {
     let started = Instant::now();
     let url: TableUrl = args.into.parse().map_err(ClickHouseError::Url)?;
     if args.batch == 0 {
@@ -152,5 +152,5 @@ pub(crate) fn load(args: LoadArgs) -> anyhow::Result<Outcome> {
     if let Some(hint) = table.merge_hint()? {
         writeln!(out, "hint: {hint}")?;
     }
-    Ok(Outcome::Clean)
+    Ok(Exit::Clean)
 }

@@ -12,14 +12,14 @@ use ringfence_intent::model::SourceFile;
 use ringfence_intent::{Diagnostics, format_source, render_human};
 use ringfence_source::Selector;
 
-use crate::Outcome;
+use crate::Exit;
 use crate::cmd::stdin;
 use crate::flags::FmtArgs;
 
 /// The most `fmt -` reads from standard input.
 const STDIN_CAP: u64 = 16 << 20;
 
-pub(crate) fn run(args: FmtArgs) -> anyhow::Result<Outcome> {
+pub(crate) fn run(args: FmtArgs) -> anyhow::Result<Exit> {
     if stdin::is_stdin(&args.dir) {
         return standard_input(&args);
     }
@@ -66,15 +66,15 @@ pub(crate) fn run(args: FmtArgs) -> anyhow::Result<Outcome> {
     out.flush()?;
     let unformatted = (args.check || args.diff) && !changed.is_empty();
     Ok(if broken.has_errors() || unformatted {
-        Outcome::Findings
+        Exit::Findings
     } else {
-        Outcome::Clean
+        Exit::Clean
     })
 }
 
 /// `fmt -`: standard input formatted to standard output (or, with `--check`
 /// and `--diff`, only judged). Errors go to stderr, and nothing to stdout.
-fn standard_input(args: &FmtArgs) -> anyhow::Result<Outcome> {
+fn standard_input(args: &FmtArgs) -> anyhow::Result<Exit> {
     let text = stdin::read_text(STDIN_CAP)?;
     let new = match format_source(0, &text) {
         Ok(new) => new,
@@ -85,7 +85,7 @@ fn standard_input(args: &FmtArgs) -> anyhow::Result<Outcome> {
             {
                 eprint!("{}", render_human(&d, &files, false, 80));
             }
-            return Ok(Outcome::Findings);
+            return Ok(Exit::Findings);
         }
     };
     let mut out = std::io::stdout().lock();
@@ -96,9 +96,9 @@ fn standard_input(args: &FmtArgs) -> anyhow::Result<Outcome> {
     }
     out.flush()?;
     Ok(if (args.check || args.diff) && new != text {
-        Outcome::Findings
+        Exit::Findings
     } else {
-        Outcome::Clean
+        Exit::Clean
     })
 }
 

@@ -5,10 +5,10 @@
 use anyhow::Context;
 use ringfence_gitops::hooks::{Hook, HookError, Installed, install as install_hook};
 
-use crate::Outcome;
+use crate::Exit;
 use crate::flags::HooksInstallArgs;
 
-pub(crate) fn install(args: HooksInstallArgs) -> anyhow::Result<Outcome> {
+pub(crate) fn install(args: HooksInstallArgs) -> anyhow::Result<Exit> {
     let hook = if args.server {
         Hook::PreReceive
     } else {
@@ -21,7 +21,7 @@ pub(crate) fn install(args: HooksInstallArgs) -> anyhow::Result<Outcome> {
             {
                 eprintln!("refused: {e}");
             }
-            return Ok(Outcome::Findings);
+            return Ok(Exit::Findings);
         }
         Err(e) => {
             return Err(e).with_context(|| format!("installing the {} hook", hook.name()));
@@ -49,5 +49,5 @@ pub(crate) fn install(args: HooksInstallArgs) -> anyhow::Result<Outcome> {
             "it runs `ringfence check` on the new tip of each pushed branch (`git config ringfence.branches 'GLOB…'`, default: all; `git config ringfence.path DIR`, default: the root); `ringfence` must be on the server's PATH"
         }
     })?;
-    Ok(Outcome::Clean)
+    Ok(Exit::Clean)
 }

@@ -10,11 +10,11 @@ use std::path::Path;
 use anyhow::Context;
 use ringfence_netpol::{Options, Report};
 
-use crate::Outcome;
+use crate::Exit;
 use crate::cmd::output;
 use crate::flags::{Format, ImportK8sArgs};
 
-pub(crate) fn k8s(args: ImportK8sArgs) -> anyhow::Result<Outcome> {
+pub(crate) fn k8s(args: ImportK8sArgs) -> anyhow::Result<Exit> {
     let objects = match ringfence_inventory::manifests::read(&args.paths) {
         Ok(o) => o,
         Err(e) => {
@@ -23,7 +23,7 @@ pub(crate) fn k8s(args: ImportK8sArgs) -> anyhow::Result<Outcome> {
                 ..Report::default()
             };
             print_report(&report, args.format, None)?;
-            return Ok(Outcome::Findings);
+            return Ok(Exit::Findings);
         }
     };
     let opts = Options {
@@ -34,12 +34,12 @@ pub(crate) fn k8s(args: ImportK8sArgs) -> anyhow::Result<Outcome> {
         Ok(i) => i,
         Err(report) => {
             print_report(&report, args.format, None)?;
-            return Ok(Outcome::Findings);
+            return Ok(Exit::Findings);
         }
     };
     write_all(&args.out, &imported.files)?;
     print_report(&imported.report, args.format, Some(&args.out))?;
-    Ok(Outcome::Clean)
+    Ok(Exit::Clean)
 }
 
 /// Write every file, or none: into `out/.ringfence-import`, then renamed.

@@ -6,10 +6,10 @@ use std::io::Write;
 use anyhow::Context;
 use ringfence_kube::PullOptions;
 
-use crate::Outcome;
+use crate::Exit;
 use crate::flags::PullArgs;
 
-pub(crate) fn pull(args: PullArgs) -> anyhow::Result<Outcome> {
+pub(crate) fn pull(args: PullArgs) -> anyhow::Result<Exit> {
     let options = PullOptions {
         context: args.context,
         kubeconfig: args.kubeconfig,
@@ -40,5 +40,5 @@ pub(crate) fn pull(args: PullArgs) -> anyhow::Result<Outcome> {
             cluster.services.len()
         );
     }
-    Ok(Outcome::Clean)
+    Ok(Exit::Clean)
 }

@@ -3,11 +3,11 @@
 
 use anyhow::Context;
 
-use crate::Outcome;
+use crate::Exit;
 use crate::cmd::output;
 use crate::flags::KeygenArgs;
 
-pub(crate) fn run(args: KeygenArgs) -> anyhow::Result<Outcome> {
+pub(crate) fn run(args: KeygenArgs) -> anyhow::Result<Exit> {
     match ringfence_bundle::generate_keypair(&args.out) {
         Ok(keyid) => {
             let prefix = args.out.display();
@@ -15,11 +15,11 @@ pub(crate) fn run(args: KeygenArgs) -> anyhow::Result<Outcome> {
                 "wrote {prefix}.key (private, mode 0600: keep it secret) and {prefix}.pub (give it to the agents)"
             );
             output::line(keyid)?;
-            Ok(Outcome::Clean)
+            Ok(Exit::Clean)
         }
         Err(e) if e.is_refusal() => {
             eprintln!("refused: {e}");
-            Ok(Outcome::Findings)
+            Ok(Exit::Findings)
         }
         Err(e) => Err(e).context("cannot write the key pair"),
     }

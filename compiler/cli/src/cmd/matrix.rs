@@ -11,11 +11,11 @@ use ringfence_core::{Compiled, Select};
 use ringfence_driver::Pipeline;
 use serde::ser::{Serialize, SerializeSeq, SerializeStruct, Serializer};
 
-use crate::Outcome;
+use crate::Exit;
 use crate::cmd::{common, output, stdin};
 use crate::flags::{Format, MatrixArgs};
 
-pub(crate) fn run(mut args: MatrixArgs) -> anyhow::Result<Outcome> {
+pub(crate) fn run(mut args: MatrixArgs) -> anyhow::Result<Exit> {
     let inv = &mut args.inventory;
     let _stdin = stdin::materialize(
         &mut [&mut inv.inventory, &mut inv.trivy],
@@ -51,7 +51,7 @@ pub(crate) fn run(mut args: MatrixArgs) -> anyhow::Result<Outcome> {
         };
         output::emit(args.format, &lines)?;
     }
-    Ok(Outcome::Clean)
+    Ok(Exit::Clean)
 }
 
 /// The matrix as `emit` writes it, computed while it is written: as text one

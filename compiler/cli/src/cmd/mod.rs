@@ -1,7 +1,7 @@
 //! One module per command. Each validates its flags, calls the libraries, and
 //! prints results on stdout (logs and progress on stderr).
 
-use crate::Outcome;
+use crate::Exit;
 use crate::flags::{Command, FlowsCommand, HooksCommand, ImportCommand, InventoryCommand};
 
 mod analyze;
@@ -30,7 +30,7 @@ mod verify;
 mod watch;
 
 /// Run one command.
-pub(crate) fn run(command: Command) -> anyhow::Result<Outcome> {
+pub(crate) fn run(command: Command) -> anyhow::Result<Exit> {
     match command {
         Command::Check(a) => check::run(a),
         Command::Fmt(a) => fmt::run(a),

@@ -8,12 +8,12 @@ use ringfence_core::diff::{Revision, plan};
 use ringfence_driver::{IntentFrom, Pipeline, Session};
 use ringfence_source::Selector;
 
-use crate::Outcome;
+use crate::Exit;
 use crate::cmd::common::eprint_diagnostics;
 use crate::cmd::{output, stdin};
 use crate::flags::PlanArgs;
 
-pub(crate) fn run(mut args: PlanArgs) -> anyhow::Result<Outcome> {
+pub(crate) fn run(mut args: PlanArgs) -> anyhow::Result<Exit> {
     let _stdin = stdin::inventory(&mut args.inventory, None)?;
     let pipeline = Pipeline::new();
     let inventory = pipeline.inventory(&args.inventory.inventory, &args.inventory.trivy)?;
@@ -35,7 +35,7 @@ pub(crate) fn run(mut args: PlanArgs) -> anyhow::Result<Outcome> {
                     );
                 }
                 eprint_diagnostics(&session.diagnostics, &session.files);
-                return Ok(Outcome::Findings);
+                return Ok(Exit::Findings);
             }
         }
     }
@@ -50,5 +50,5 @@ pub(crate) fn run(mut args: PlanArgs) -> anyhow::Result<Outcome> {
         revision(&args.to, &compiled[1]),
     );
     output::emit(args.format, &p)?;
-    Ok(Outcome::Clean)
+    Ok(Exit::Clean)
 }

@@ -6,11 +6,11 @@ use std::fs;
 use anyhow::Context;
 use ringfence_driver::Pipeline;
 
-use crate::Outcome;
+use crate::Exit;
 use crate::cmd::common;
 use crate::flags::RenderArgs;
 
-pub(crate) fn run(mut args: RenderArgs) -> anyhow::Result<Outcome> {
+pub(crate) fn run(mut args: RenderArgs) -> anyhow::Result<Exit> {
     let pipeline = Pipeline::rendering();
     let session = match common::compile_args(&pipeline, &args.source, &mut args.inventory)? {
         Ok(s) => s,
@@ -43,5 +43,5 @@ pub(crate) fn run(mut args: RenderArgs) -> anyhow::Result<Outcome> {
         )?;
     }
     common::leave_to_exit((session, nodes));
-    Ok(Outcome::Clean)
+    Ok(Exit::Clean)
 }

@@ -13,7 +13,7 @@ use ringfence_schema::ir::Action;
 use ringfence_schema::report::{ComplianceReport, Status};
 use serde::Serialize;
 
-use crate::Outcome;
+use crate::Exit;
 use crate::flags::{Format, ReportArgs};
 
 /// How many policies the text output lists.
@@ -171,7 +171,7 @@ fn text(s: &Summary) -> String {
     out
 }
 
-pub(crate) fn run(args: ReportArgs) -> anyhow::Result<Outcome> {
+pub(crate) fn run(args: ReportArgs) -> anyhow::Result<Exit> {
     let s = summarise(ringfence_analyze::Reports::read_dir(&args.dir)?.files);
     if s.nodes.is_empty() && s.unreadable.is_empty() {
         bail!(
@@ -186,11 +186,7 @@ pub(crate) fn run(args: ReportArgs) -> anyhow::Result<Outcome> {
     }
     out.flush()?;
     let clean = s.unreadable.is_empty() && s.nodes.iter().all(|n| n.status == Status::InSync);
-    Ok(if clean {
-        Outcome::Clean
-    } else {
-        Outcome::Findings
-    })
+    Ok(if clean { Exit::Clean } else { Exit::Findings })
 }
 
 #[cfg(test)]

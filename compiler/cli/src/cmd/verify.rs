@@ -14,7 +14,7 @@ use ringfence_bundle::{
 use ringfence_schema::bundle::{SourceKind, SourceRef};
 use serde_json::json;
 
-use crate::Outcome;
+use crate::Exit;
 use crate::cmd::output;
 use crate::flags::{Format, VerifyArgs};
 
@@ -75,7 +75,7 @@ fn accepted(path: &Path, v: &VerifiedBundle, format: Format) -> anyhow::Result<(
     }
 }
 
-fn refused(path: &Path, what: &str, e: &VerifyError, format: Format) -> anyhow::Result<Outcome> {
+fn refused(path: &Path, what: &str, e: &VerifyError, format: Format) -> anyhow::Result<Exit> {
     let doc = || {
         json!({
             "ok": false,
@@ -101,10 +101,10 @@ fn refused(path: &Path, what: &str, e: &VerifyError, format: Format) -> anyhow::
             ))?
         }
     }
-    Ok(Outcome::Findings)
+    Ok(Exit::Findings)
 }
 
-pub(crate) fn run(args: VerifyArgs) -> anyhow::Result<Outcome> {
+pub(crate) fn run(args: VerifyArgs) -> anyhow::Result<Exit> {
     // The rule the agent applies too: one implementation.
     let trust = Trust::checked(load_trusted_keys(&args.trust)?, args.threshold)
         .map_err(anyhow::Error::msg)?;
@@ -130,7 +130,7 @@ pub(crate) fn run(args: VerifyArgs) -> anyhow::Result<Outcome> {
     match verify_bundle(&bytes, &trust, &expect) {
         Ok(v) => {
             accepted(&args.bundle, &v, args.format)?;
-            Ok(Outcome::Clean)
+            Ok(Exit::Clean)
         }
         Err(e) => refused(&args.bundle, "bundle", &e, args.format),
     }

@@ -16,7 +16,7 @@ use ringfence_gitops::publish::Failpoint;
 use ringfence_gitops::serve::{Limits, Server};
 use ringfence_gitops::watch::{Event, LiveConfig, LiveSource, RepoLocation, WatchConfig, Watcher};
 
-use crate::Outcome;
+use crate::Exit;
 use crate::cmd::common;
 use crate::flags::WatchArgs;
 
@@ -84,7 +84,7 @@ fn log(e: Event) {
 }
 
 /// The live inventory of `args`, if it has one.
-fn live_config(args: &WatchArgs) -> anyhow::Result<Result<Option<LiveConfig>, Outcome>> {
+fn live_config(args: &WatchArgs) -> anyhow::Result<Result<Option<LiveConfig>, Exit>> {
     if args.inventory_events.is_none() && !args.kube {
         return Ok(Ok(None));
     }
@@ -136,7 +136,7 @@ fn live_config(args: &WatchArgs) -> anyhow::Result<Result<Option<LiveConfig>, Ou
     })))
 }
 
-pub(crate) fn run(args: WatchArgs) -> anyhow::Result<Outcome> {
+pub(crate) fn run(args: WatchArgs) -> anyhow::Result<Exit> {
     let expires = humantime::parse_duration(&args.expires)
         .map_err(|e| anyhow::anyhow!("--expires `{}`: {e} (e.g. 24h, 7d)", args.expires))?;
     if expires.is_zero() {
@@ -207,9 +207,9 @@ pub(crate) fn run(args: WatchArgs) -> anyhow::Result<Outcome> {
             r.processed, r.published, r.failed
         ))?;
         return Ok(if r.failed > 0 {
-            Outcome::Findings
+            Exit::Findings
         } else {
-            Outcome::Clean
+            Exit::Clean
         });
     }
     loop {
