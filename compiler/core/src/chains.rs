@@ -30,14 +30,14 @@ pub(crate) struct FastRule {
 
 /// A finished chain: the IR form and the fast form side by side.
 #[derive(Clone, Debug)]
-pub(crate) struct CChain {
+pub(crate) struct CompiledChain {
     pub(crate) chain: Chain,
     pub(crate) fast: Vec<FastRule>,
 }
 
 /// The chains of all groups.
 pub(crate) struct Chains {
-    pub(crate) chains: Vec<CChain>,
+    pub(crate) chains: Vec<CompiledChain>,
     /// Group index → chain index.
     pub(crate) group_chain: Vec<u32>,
     /// Name of every set (by set index).
@@ -107,7 +107,10 @@ pub(crate) fn expand(sig: &Sig, r: &Resolved) -> Vec<RawRule> {
                         }));
                     }
                 }
-                slots.push(top(all(r.q_deny[dir_index(sig.direction)], Action::Deny)));
+                slots.push(top(all(
+                    r.quarantine_deny[dir_index(sig.direction)],
+                    Action::Deny,
+                )));
             }
             Item::SvcReturn { key, proto, port } => {
                 let ret = &r.svc_returns[key];
@@ -333,7 +336,7 @@ pub(crate) fn build(
         .map(|(stem, def)| set_name(stem, def.as_bytes()))
         .collect();
 
-    let named: Vec<CChain> = groups
+    let named: Vec<CompiledChain> = groups
         .par_iter()
         .zip(group_rules)
         .map(|(sig, rules)| finish(sig, rules, r, &set_names))
@@ -365,7 +368,7 @@ fn finish(
     rules: Vec<(RawRule, Option<u32>)>,
     r: &Resolved,
     set_names: &[String],
-) -> CChain {
+) -> CompiledChain {
     let dir = dir_name(sig.direction);
     let mut ir_rules = Vec::with_capacity(rules.len());
     let mut fast = Vec::with_capacity(rules.len());
@@ -415,7 +418,7 @@ fn finish(
         Direction::Ingress => "in",
         Direction::Egress => "eg",
     };
-    CChain {
+    CompiledChain {
         chain: Chain {
             id: format!("{prefix}_{}", hash_hex(&parts, 20)),
             direction: sig.direction,

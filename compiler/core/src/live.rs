@@ -32,7 +32,7 @@ use ringfence_schema::membership::{
 use ringfence_schema::net::AddressSet;
 
 use crate::classes::{ClassKey, Classes};
-use crate::compiled::{Compiled, EpInfo, GExposure};
+use crate::compiled::{Compiled, CompiledExposure, EpInfo};
 use crate::membership::{OnePod, matches_one};
 use crate::order::pod_label;
 use crate::slice::sort_exposures;
@@ -133,7 +133,7 @@ impl LiveIndex {
         world: &World<'_>,
         classes: &Classes,
         ep_info: &[EpInfo],
-        exposures: &[GExposure],
+        exposures: &[CompiledExposure],
     ) -> Self {
         let clusters =
             world
@@ -430,7 +430,9 @@ impl Compiled {
             for &(x, _) in &live.class_targets[c as usize] {
                 let gx = &self.exposures[x as usize];
                 let key = &live.x_keys[x as usize];
-                if gx.etp == TrafficPolicy::Local && !ir.exposures.iter().any(|e| &e.key() == key) {
+                if gx.external_traffic_policy == TrafficPolicy::Local
+                    && !ir.exposures.iter().any(|e| &e.key() == key)
+                {
                     let svc = &self.cat[gx.service as usize];
                     ir.exposures.push(Exposure {
                         service: format!("{}/{}", svc.namespace, svc.name),
@@ -522,7 +524,7 @@ impl Compiled {
         let exposures = self.live.class_targets[class as usize]
             .iter()
             .all(|&(x, _)| {
-                self.exposures[x as usize].etp != TrafficPolicy::Local
+                self.exposures[x as usize].external_traffic_policy != TrafficPolicy::Local
                     || ir
                         .exposures
                         .iter()
@@ -617,7 +619,9 @@ impl Compiled {
 
     fn member_target(&self, ir: &NodeIr, x: u32, port: u16, p: &LivePod) -> Option<MemberTarget> {
         let gx = &self.exposures[x as usize];
-        if gx.etp == TrafficPolicy::Local && p.node.as_deref() != Some(ir.node.as_str()) {
+        if gx.external_traffic_policy == TrafficPolicy::Local
+            && p.node.as_deref() != Some(ir.node.as_str())
+        {
             return None;
         }
         let (i, _) = self.live.class_chains[p.class as usize]?;

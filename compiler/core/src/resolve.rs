@@ -247,7 +247,7 @@ pub(crate) struct Resolved {
     pub(crate) order: Vec<u32>,
     pub(crate) exceptions: Vec<Exception>,
     /// Policy infos of `quarantine/deny-ingress` and `quarantine/deny-egress`.
-    pub(crate) q_deny: [u32; 2],
+    pub(crate) quarantine_deny: [u32; 2],
     /// Per service workload and port index.
     pub(crate) svc_returns: BTreeMap<(u32, u32), SvcReturn>,
     /// Per intent catch-all: its info.
@@ -436,7 +436,7 @@ pub(crate) fn resolve(
         .collect();
 
     let mut exceptions = Vec::new();
-    let mut q_deny = [0, 0];
+    let mut quarantine_deny = [0, 0];
     if let Some(q) = &intent.quarantine {
         for x in &q.exceptions {
             let info = infos.push(
@@ -472,7 +472,7 @@ pub(crate) fn resolve(
         }
         for d in [Direction::Ingress, Direction::Egress] {
             let name = format!("deny-{}", dir_name(d));
-            q_deny[dir_index(d)] = infos.push(
+            quarantine_deny[dir_index(d)] = infos.push(
                 intent,
                 Info {
                     id: format!("quarantine/{name}"),
@@ -499,7 +499,7 @@ pub(crate) fn resolve(
             plans,
             order,
             exceptions,
-            q_deny,
+            quarantine_deny,
             svc_returns,
             catch_all_infos,
             implicit_infos,
