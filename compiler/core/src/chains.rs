@@ -16,7 +16,7 @@ use crate::ids::{hash_hex, ident, set_name};
 use crate::interval::{Addrs, PortSet};
 use crate::membership::dir_index;
 use crate::order::{Item, Sig};
-use crate::resolve::{Plan, Resolved, SetKey, dir_name};
+use crate::resolve::{IngressPeer, Plan, Resolved, SetKey, dir_name};
 
 /// A rule with its set as an index, for fast evaluation.
 #[derive(Clone, Debug)]
@@ -160,10 +160,11 @@ pub(crate) fn expand(sig: &Sig, r: &Resolved) -> Vec<RawRule> {
                 via,
             } => {
                 let p = &r.plans[*plan as usize];
-                let from = peer(
-                    p.ingress_peer
-                        .expect("only plans with a consumer peer apply"),
-                );
+                let from = match p.ingress_peer {
+                    IngressPeer::Any => PeerRef::Any,
+                    IngressPeer::Set(s) => PeerRef::Set(s),
+                    IngressPeer::NoAddress => unreachable!("only plans with a consumer peer apply"),
+                };
                 let rule = |proto: Proto, ports: Vec<PortRange>| RawRule {
                     policy: p.info,
                     action: p.action.decision().unwrap_or(Action::Allow),

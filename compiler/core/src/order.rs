@@ -228,7 +228,7 @@ fn applicable(world: &World<'_>, m: &Membership, r: &Resolved, managed: &[u32]) 
                 out[slot[w as usize] as usize].egress.push(pi);
             }
         }
-        if p.ingress_peer.is_some() {
+        if p.ingress_peer.has_rules() {
             for w in p.ingress_direct.ones() {
                 out[slot[w as usize] as usize].ingress.push((pi, NONE));
             }

@@ -175,6 +175,34 @@ pub(crate) struct RuleTpl {
     pub(crate) ports: Vec<PortRange>,
 }
 
+/// The peer of the ingress rules a consumer target gives its providers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum IngressPeer {
+    /// The consumer has no address: no ingress rules.
+    NoAddress,
+    /// Every address.
+    Any,
+    /// The addresses of a set.
+    Set(u32),
+}
+
+impl IngressPeer {
+    /// Whether there are ingress rules (the consumer has an address).
+    pub(crate) fn has_rules(self) -> bool {
+        self != IngressPeer::NoAddress
+    }
+
+    /// The rule from this peer on `proto` and `ports`, if there is one.
+    fn rule(self, proto: Proto, ports: Vec<PortRange>) -> Option<RuleTpl> {
+        let peer = match self {
+            IngressPeer::NoAddress => return None,
+            IngressPeer::Any => None,
+            IngressPeer::Set(s) => Some(s),
+        };
+        Some(RuleTpl { peer, proto, ports })
+    }
+}
+
 /// What a target resolves to.
 pub(crate) struct TargetInfo {
     /// Direct members (`None` for `any`).
@@ -216,9 +244,8 @@ pub(crate) struct Plan {
     pub(crate) provider_services: Vec<u32>,
     /// Rules on a consumer's egress chain.
     pub(crate) egress_rules: Vec<RuleTpl>,
-    /// Peer of rules on a provider's ingress chain: `None` when the consumer
-    /// has no address (no ingress rules), `Some(None)` for every address.
-    pub(crate) ingress_peer: Option<Option<u32>>,
+    /// Peer of rules on a provider's ingress chain.
+    pub(crate) ingress_peer: IngressPeer,
 }
 
 /// A quarantine exception, resolved.
@@ -302,7 +329,7 @@ struct Resolver<'w, 'a> {
     sets: Sets,
     targets: HashMap<TargetKey, TargetInfo>,
     /// Interned consumer-position set per target (see `consumer_peer`).
-    consumer_ids: HashMap<TargetKey, Option<Option<u32>>>,
+    consumer_ids: HashMap<TargetKey, IngressPeer>,
     /// Interned set of a target's non-service members.
     direct_ids: HashMap<TargetKey, u32>,
     translations: HashMap<(TargetKey, Proto, Vec<PortRange>, Vec<String>), Translation>,
@@ -453,11 +480,7 @@ pub(crate) fn resolve(
             let rules = match x.direction {
                 Direction::Ingress => r
                     .consumer_peer(&x.peer)
-                    .map(|peer| RuleTpl {
-                        peer,
-                        proto: x.proto,
-                        ports: x.ports.clone(),
-                    })
+                    .rule(x.proto, x.ports.clone())
                     .into_iter()
                     .collect(),
                 Direction::Egress => {
@@ -612,11 +635,10 @@ impl Resolver<'_, '_> {
         by_port
     }
 
-    /// The peer of ingress rules for a consumer target: `None` if it has no
-    /// address, `Some(None)` for every address.
-    fn consumer_peer(&mut self, t: &Target) -> Option<Option<u32>> {
+    /// The peer of ingress rules for a consumer target.
+    fn consumer_peer(&mut self, t: &Target) -> IngressPeer {
         let Some(key) = target_key(t) else {
-            return Some(None);
+            return IngressPeer::Any;
         };
         if let Some(&peer) = self.consumer_ids.get(&key) {
             return peer;
@@ -635,8 +657,11 @@ impl Resolver<'_, '_> {
             let d = format!("members {}", key.describe(intent));
             (SetKey::Members(key.clone()), d)
         };
-        let peer =
-            (!addrs.is_empty()).then(|| Some(self.sets.intern(set_key, || def, addrs, &stem)));
+        let peer = if addrs.is_empty() {
+            IngressPeer::NoAddress
+        } else {
+            IngressPeer::Set(self.sets.intern(set_key, || def, addrs, &stem))
+        };
         self.consumer_ids.insert(key, peer);
         peer
     }
@@ -907,7 +932,7 @@ impl Resolver<'_, '_> {
             Some(Direction::Egress) => {
                 ingress_direct = Bits::new(n);
                 provider_services.clear();
-                None
+                IngressPeer::NoAddress
             }
             _ => self.consumer_peer(&p.consumer),
         };
@@ -957,7 +982,7 @@ impl Resolver<'_, '_> {
                         .filter(|&pi| {
                             let p = &plans[pi as usize];
                             p.action == PolicyAction::Allow
-                                && p.ingress_peer.is_some()
+                                && p.ingress_peer.has_rules()
                                 && p.provider_members.as_ref().is_some_and(|m| m.get(s))
                                 && service_port_selected(sp, p.proto, &p.ports, &p.named)
                                 && world.backing(s).iter().any(|&w| {
