@@ -33,6 +33,7 @@ use ringfence_schema::net::AddressSet;
 
 use crate::classes::{ClassKey, Classes};
 use crate::compiled::{Compiled, CompiledExposure, EpInfo};
+use crate::idx::ExposureIdx;
 use crate::membership::{OnePod, matches_one};
 use crate::order::pod_label;
 use crate::slice::sort_exposures;
@@ -97,7 +98,7 @@ pub(crate) struct LiveIndex {
     /// not the ingress chain.
     class_exposed: Vec<Option<u32>>,
     /// Per class: (exposure, target port) of the exposures reaching it.
-    class_targets: Vec<Vec<(u32, u16)>>,
+    class_targets: Vec<Vec<(ExposureIdx, u16)>>,
     /// Per exposure: its key and the classes it reaches (with their port).
     x_keys: Vec<String>,
     x_classes: Vec<Vec<(u32, u16)>>,
@@ -175,7 +176,7 @@ impl LiveIndex {
             for &(e, port) in &x.targets {
                 let w = ep_info[e as usize].workload;
                 if let Some(c) = classes.of[w as usize] {
-                    class_targets[c as usize].push((xi as u32, port));
+                    class_targets[c as usize].push((ExposureIdx::new(xi), port));
                     x_classes[xi].push((c, port));
                 }
             }
@@ -192,10 +193,8 @@ impl LiveIndex {
                 .key(),
             );
         }
-        for v in class_targets.iter_mut().chain(x_classes.iter_mut()) {
-            v.sort_unstable();
-            v.dedup();
-        }
+        class_targets.iter_mut().for_each(sort_dedup);
+        x_classes.iter_mut().for_each(sort_dedup);
         let mut nodes: HashMap<String, (usize, BTreeSet<u32>)> = HashMap::new();
         let mut at = 0;
         for c in &world.clusters {
@@ -428,8 +427,8 @@ impl Compiled {
                 added |= chains.insert(x);
             }
             for &(x, _) in &live.class_targets[c as usize] {
-                let gx = &self.exposures[x as usize];
-                let key = &live.x_keys[x as usize];
+                let gx = &self.exposures[x.index()];
+                let key = &live.x_keys[x.index()];
                 if gx.external_traffic_policy == TrafficPolicy::Local
                     && !ir.exposures.iter().any(|e| &e.key() == key)
                 {
@@ -524,11 +523,11 @@ impl Compiled {
         let exposures = self.live.class_targets[class as usize]
             .iter()
             .all(|&(x, _)| {
-                self.exposures[x as usize].external_traffic_policy != TrafficPolicy::Local
+                self.exposures[x.index()].external_traffic_policy != TrafficPolicy::Local
                     || ir
                         .exposures
                         .iter()
-                        .any(|e| e.key() == self.live.x_keys[x as usize])
+                        .any(|e| e.key() == self.live.x_keys[x.index()])
             });
         !(chains && exposures)
     }
@@ -581,7 +580,7 @@ impl Compiled {
             };
             for &(c, port) in &live.x_classes[xi] {
                 for p in pods.of_class(c) {
-                    if let Some(t) = self.member_target(ir, xi as u32, port, p) {
+                    if let Some(t) = self.member_target(ir, ExposureIdx::new(xi), port, p) {
                         m.targets.push(t);
                     }
                 }
@@ -617,8 +616,14 @@ impl Compiled {
         })
     }
 
-    fn member_target(&self, ir: &NodeIr, x: u32, port: u16, p: &LivePod) -> Option<MemberTarget> {
-        let gx = &self.exposures[x as usize];
+    fn member_target(
+        &self,
+        ir: &NodeIr,
+        x: ExposureIdx,
+        port: u16,
+        p: &LivePod,
+    ) -> Option<MemberTarget> {
+        let gx = &self.exposures[x.index()];
         if gx.external_traffic_policy == TrafficPolicy::Local
             && p.node.as_deref() != Some(ir.node.as_str())
         {
@@ -636,7 +641,7 @@ impl Compiled {
             None => None,
         };
         Some(MemberTarget {
-            exposure: self.live.x_keys[x as usize].clone(),
+            exposure: self.live.x_keys[x.index()].clone(),
             endpoint: p.endpoint_name(),
             workload: p.workload.clone(),
             addresses: p.ips.clone(),
@@ -912,11 +917,11 @@ impl LiveState {
         let mut out = Applied::default();
         // (set index, address), (exposure, pod key) and endpoints touched.
         let mut set_addrs: BTreeSet<(u32, IpAddr)> = BTreeSet::new();
-        let mut targets: BTreeSet<(u32, (u32, String))> = BTreeSet::new();
+        let mut targets: BTreeSet<(ExposureIdx, (u32, String))> = BTreeSet::new();
         let mut endpoints: BTreeSet<(String, (u32, String))> = BTreeSet::new();
         let touch = |p: &LivePod,
                      set_addrs: &mut BTreeSet<(u32, IpAddr)>,
-                     targets: &mut BTreeSet<(u32, (u32, String))>,
+                     targets: &mut BTreeSet<(ExposureIdx, (u32, String))>,
                      endpoints: &mut BTreeSet<(String, (u32, String))>| {
             for &s in &c.live.class_sets[p.class as usize] {
                 for &a in &p.ips {
@@ -1023,7 +1028,7 @@ impl LiveState {
             }
         }
         for (x, key) in &targets {
-            let xkey = &c.live.x_keys[*x as usize];
+            let xkey = &c.live.x_keys[x.index()];
             let Some(holders) = self.exposure_nodes.get(xkey) else {
                 continue;
             };
@@ -1186,4 +1191,10 @@ pub fn pod_changes(
         }
     }
     Ok(out)
+}
+
+/// Sort a list and drop repeats.
+fn sort_dedup<T: Ord>(v: &mut Vec<T>) {
+    v.sort_unstable();
+    v.dedup();
 }
