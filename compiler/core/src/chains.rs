@@ -13,6 +13,7 @@ use ringfence_schema::net::PortRange;
 use crate::compress::{Findings, PeerRef, RawRule, compress, parts};
 use crate::diag;
 use crate::ids::{hash_hex, ident, set_name};
+use crate::idx::PolicyIdx;
 use crate::interval::{Addrs, PortSet};
 use crate::membership::dir_index;
 use crate::order::{Item, Sig};
@@ -21,7 +22,7 @@ use crate::resolve::{IngressPeer, Plan, Resolved, SetKey, dir_name};
 /// A rule with its set as an index, for fast evaluation.
 #[derive(Clone, Debug)]
 pub(crate) struct FastRule {
-    pub(crate) policy: u32,
+    pub(crate) policy: PolicyIdx,
     pub(crate) action: Action,
     pub(crate) peer: Option<u32>,
     pub(crate) proto: Proto,
@@ -71,7 +72,7 @@ struct Slot {
 pub(crate) fn expand(sig: &Sig, r: &Resolved) -> Vec<RawRule> {
     let mut slots: Vec<Slot> = Vec::new();
     let peer = |p: Option<u32>| p.map_or(PeerRef::Any, PeerRef::Set);
-    let all = |policy: u32, action: Action| RawRule {
+    let all = |policy: PolicyIdx, action: Action| RawRule {
         policy,
         action,
         peer: PeerRef::Any,
@@ -283,12 +284,12 @@ pub(crate) fn build(
     groups: &[Sig],
     r: &mut Resolved,
 ) -> (Chains, Vec<Diagnostic>) {
-    let analyzed = r.infos.policies as u32;
+    let analyzed = r.infos.policies;
     let compressed: Vec<(Vec<RawRule>, Findings)> = {
         let r: &Resolved = r;
         groups
             .par_iter()
-            .map(|sig| compress(expand(sig, r), &r.sets.addrs, |p| p < analyzed))
+            .map(|sig| compress(expand(sig, r), &r.sets.addrs, |p| p.index() < analyzed))
             .collect()
     };
 
@@ -304,7 +305,7 @@ pub(crate) fn build(
                     PeerRef::Any => None,
                     PeerRef::Set(s) => Some(s),
                     PeerRef::New(a, parts) => {
-                        let info = &r.infos.list[rule.policy as usize];
+                        let info = &r.infos.list[rule.policy.index()];
                         let stem = info.name.clone();
                         let defs: Vec<String> = parts
                             .iter()
@@ -374,7 +375,7 @@ fn finish(
     let mut ir_rules = Vec::with_capacity(rules.len());
     let mut fast = Vec::with_capacity(rules.len());
     for (rule, set) in rules {
-        let info = &r.infos.list[rule.policy as usize];
+        let info = &r.infos.list[rule.policy.index()];
         let ports: String = rule.ports.iter().map(|p| format!("{p},")).collect();
         let id = format!(
             "{}-{}",
@@ -432,7 +433,7 @@ fn finish(
 
 fn findings_to_diags(intent: &Intent, r: &Resolved, findings: &[Findings]) -> Vec<Diagnostic> {
     let mut kept = BTreeSet::new();
-    let mut shadowed: BTreeMap<u32, BTreeSet<u32>> = BTreeMap::new();
+    let mut shadowed: BTreeMap<PolicyIdx, BTreeSet<PolicyIdx>> = BTreeMap::new();
     let mut conflicts = BTreeSet::new();
     for f in findings {
         kept.extend(f.kept.iter().copied());
@@ -441,7 +442,7 @@ fn findings_to_diags(intent: &Intent, r: &Resolved, findings: &[Findings]) -> Ve
         }
         conflicts.extend(f.conflicts.iter().copied());
     }
-    let span_of = |i: u32| -> Span { intent.policies[i as usize].span };
+    let span_of = |i: PolicyIdx| -> Span { intent.policies[i.index()].span };
     let mut out = Vec::new();
     // A shadowed policy is reported once, as shadowed, not also as conflicting.
     shadowed.retain(|p, _| !kept.contains(p));
@@ -451,19 +452,19 @@ fn findings_to_diags(intent: &Intent, r: &Resolved, findings: &[Findings]) -> Ve
             .into_iter()
             .filter(|&b| b != p)
             .map(|b| {
-                let span = ((b as usize) < r.infos.policies).then(|| span_of(b));
-                (r.infos.list[b as usize].id.clone(), span)
+                let span = (b.index() < r.infos.policies).then(|| span_of(b));
+                (r.infos.list[b.index()].id.clone(), span)
             })
             .collect();
         out.push(diag::shadowed_policy(
-            &r.infos.list[p as usize].id,
+            &r.infos.list[p.index()].id,
             span_of(p),
             &by,
         ));
     }
     for (earlier, later) in conflicts {
-        let e = &r.infos.list[earlier as usize];
-        let l = &r.infos.list[later as usize];
+        let e = &r.infos.list[earlier.index()];
+        let l = &r.infos.list[later.index()];
         out.push(diag::conflicting_policy(
             (&l.id, span_of(later), &l.action.to_string()),
             (&e.id, span_of(earlier), &e.action.to_string()),

@@ -426,7 +426,7 @@ impl Compiled {
     /// The policy a decision traces to.
     pub fn policy(&self, d: &Decision) -> &PolicyInfo {
         let f = &self.chains[d.chain as usize].fast[d.rule as usize];
-        &self.policies[f.policy as usize]
+        &self.policies[f.policy.index()]
     }
 
     /// The first rule of a chain matching a flow (every chain ends with a

@@ -19,6 +19,7 @@ use std::borrow::Cow;
 use ringfence_schema::ir::Action;
 use ringfence_schema::net::{PortRange, Proto, normalize_ports};
 
+use crate::idx::PolicyIdx;
 use crate::interval::{Addrs, PortSet};
 
 /// Past this many boxes the shadow analysis of one rule gives up (keeping it).
@@ -40,8 +41,8 @@ pub(crate) enum PeerRef {
 /// A rule as the chain builder makes it.
 #[derive(Clone, Debug)]
 pub(crate) struct RawRule {
-    /// Index into the policy-info table.
-    pub(crate) policy: u32,
+    /// Its policy info.
+    pub(crate) policy: PolicyIdx,
     pub(crate) action: Action,
     pub(crate) peer: PeerRef,
     pub(crate) proto: Proto,
@@ -53,13 +54,13 @@ pub(crate) struct RawRule {
 #[derive(Debug, Default)]
 pub(crate) struct Findings {
     /// Policies with a rule that was kept (it decides some flow).
-    pub(crate) kept: Vec<u32>,
+    pub(crate) kept: Vec<PolicyIdx>,
     /// Policies with a rule that was dropped as shadowed, and the policies
     /// whose rules covered it.
-    pub(crate) shadowed: Vec<(u32, Vec<u32>)>,
+    pub(crate) shadowed: Vec<(PolicyIdx, Vec<PolicyIdx>)>,
     /// (earlier policy, later policy): the earlier one, with the opposite
     /// action, decides part of what the later one matches.
-    pub(crate) conflicts: Vec<(u32, u32)>,
+    pub(crate) conflicts: Vec<(PolicyIdx, PolicyIdx)>,
 }
 
 /// The five protocol classes a flow can have: `any` in a rule means all of
@@ -92,7 +93,7 @@ type Boxes<'a> = [Vec<(Cow<'a, Addrs>, PortSet)>; CLASSES];
 pub(crate) fn compress(
     mut rules: Vec<RawRule>,
     sets: &[Addrs],
-    analyzed: impl Fn(u32) -> bool,
+    analyzed: impl Fn(PolicyIdx) -> bool,
 ) -> (Vec<RawRule>, Findings) {
     for r in &mut rules {
         normalize_ports(&mut r.ports);
@@ -317,7 +318,7 @@ mod tests {
             }
         });
         let r = RawRule {
-            policy,
+            policy: PolicyIdx::new(policy as usize),
             action: if allow { Action::Allow } else { Action::Deny },
             peer: PeerRef::Any,
             proto,
@@ -386,7 +387,7 @@ mod tests {
                 rules.push(r);
             }
             rules.push(rule(9, last_allow, None, 0, None).0);
-            let (out, findings) = compress(rules.clone(), &sets, |p| p < 9);
+            let (out, findings) = compress(rules.clone(), &sets, |p| p.index() < 9);
             let flows = flows();
             let mut reached = vec![false; rules.len()];
             for &(peer, proto, port) in &flows {
@@ -422,7 +423,7 @@ mod tests {
         };
         let sets = vec![half(0, 127), half(128, 255), half(0, 255)];
         let mk = |policy, action, set: Option<u32>, ports: &str| RawRule {
-            policy,
+            policy: PolicyIdx::new(policy),
             action,
             peer: set.map_or(PeerRef::Any, PeerRef::Set),
             proto: Proto::Tcp,
@@ -442,15 +443,18 @@ mod tests {
                 ..mk(9, Action::Deny, None, "1")
             },
         ];
-        let (out, f) = compress(rules, &sets, |p| p < 9);
+        let (out, f) = compress(rules, &sets, |p| p.index() < 9);
         assert_eq!(
-            out.iter().map(|r| r.policy).collect::<Vec<_>>(),
+            out.iter().map(|r| r.policy.index()).collect::<Vec<_>>(),
             [0, 1, 3, 9]
         );
-        assert_eq!(f.shadowed, vec![(2, vec![0, 1])]);
-        assert!(f.conflicts.contains(&(1, 3)));
+        let idx = PolicyIdx::new;
+        assert_eq!(f.shadowed, vec![(idx(2), vec![idx(0), idx(1)])]);
+        assert!(f.conflicts.contains(&(idx(1), idx(3))));
         // 0 lies wholly inside 2 (a carve-out); 1 does not (ports 80-90).
-        assert!(!f.conflicts.contains(&(0, 2)) && f.conflicts.contains(&(1, 2)));
+        assert!(
+            !f.conflicts.contains(&(idx(0), idx(2))) && f.conflicts.contains(&(idx(1), idx(2)))
+        );
     }
 
     #[test]
@@ -461,7 +465,7 @@ mod tests {
         };
         let sets = vec![s(1), s(2)];
         let mk = |set: u32, ports: &str| RawRule {
-            policy: 0,
+            policy: PolicyIdx::new(0),
             action: Action::Allow,
             peer: PeerRef::Set(set),
             proto: Proto::Tcp,
@@ -469,7 +473,7 @@ mod tests {
             log: false,
         };
         let last = RawRule {
-            policy: 9,
+            policy: PolicyIdx::new(9),
             peer: PeerRef::Any,
             proto: Proto::Any,
             ports: Vec::new(),
@@ -477,14 +481,14 @@ mod tests {
         };
         // Same ports: peers merge. Same peer: ports merge.
         let (out, _) = compress(vec![mk(0, "80"), mk(1, "80"), last.clone()], &sets, |p| {
-            p < 9
+            p.index() < 9
         });
         assert_eq!(out.len(), 2);
         assert_eq!(
             out[0].peer,
             PeerRef::New(s(1).union(&s(2)), vec![vec![0], vec![1]])
         );
-        let (out, _) = compress(vec![mk(0, "80"), mk(0, "81,90")], &sets, |p| p < 9);
+        let (out, _) = compress(vec![mk(0, "80"), mk(0, "81,90")], &sets, |p| p.index() < 9);
         assert_eq!(out.len(), 1);
         assert_eq!(
             out[0].ports,

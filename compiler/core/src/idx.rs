@@ -27,3 +27,10 @@ index_type!(
     /// An exposure: a position in [`Compiled::exposures`](crate::Compiled).
     ExposureIdx
 );
+
+index_type!(
+    /// A policy info, what a rule traces to: a position in
+    /// [`Compiled::policies`](crate::Compiled). Intent policies come first,
+    /// at their index in `intent.policies`.
+    PolicyIdx
+);

@@ -33,7 +33,7 @@ use ringfence_schema::net::AddressSet;
 
 use crate::classes::{ClassKey, Classes};
 use crate::compiled::{Compiled, CompiledExposure, EpInfo};
-use crate::idx::ExposureIdx;
+use crate::idx::{ExposureIdx, PolicyIdx};
 use crate::membership::{OnePod, matches_one};
 use crate::order::pod_label;
 use crate::slice::sort_exposures;
@@ -448,7 +448,7 @@ impl Compiled {
         if added {
             sort_exposures(&mut ir.exposures);
             let mut sets: BTreeSet<u32> = BTreeSet::new();
-            let mut policies: BTreeSet<u32> = BTreeSet::new();
+            let mut policies: BTreeSet<PolicyIdx> = BTreeSet::new();
             for &c in &chains {
                 for f in &self.chains[c as usize].fast {
                     sets.extend(f.peer);
@@ -464,7 +464,7 @@ impl Compiled {
             ir.sets.sort_by(|a, b| a.name.cmp(&b.name));
             let mut pols: Vec<_> = policies
                 .into_iter()
-                .map(|p| self.policies[p as usize].clone())
+                .map(|p| self.policies[p.index()].clone())
                 .collect();
             pols.sort_by(|a, b| a.id.cmp(&b.id));
             pols.dedup_by(|a, b| a.id == b.id);

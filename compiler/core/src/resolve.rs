@@ -22,6 +22,7 @@ use ringfence_schema::net::PortRange;
 use crate::bits::Bits;
 use crate::classes::Classes;
 use crate::diag;
+use crate::idx::PolicyIdx;
 use crate::interval::Addrs;
 use crate::membership::{Membership, dir_index};
 use crate::world::World;
@@ -44,7 +45,7 @@ pub(crate) enum SetKey {
     /// A cluster's nodes.
     Nodes(u32),
     /// Adjacent rules of one policy merged into one: the union of their sets.
-    Union(u32, Vec<Vec<u32>>),
+    Union(PolicyIdx, Vec<Vec<u32>>),
     /// The pods a node's egress guard keeps it from reaching through their
     /// node-return rules (classes, and addresses of unclassed pods).
     NodeGuard(Addrs),
@@ -97,7 +98,7 @@ pub(crate) struct Infos {
 }
 
 impl Infos {
-    fn push(&mut self, intent: &Intent, info: Info<'_>) -> u32 {
+    fn push(&mut self, intent: &Intent, info: Info<'_>) -> PolicyIdx {
         let (line, column) = self.lines.locate(intent, info.span);
         self.list.push(PolicyInfo {
             id: info.id,
@@ -109,15 +110,21 @@ impl Infos {
             line,
             column,
         });
-        (self.list.len() - 1) as u32
+        PolicyIdx::new(self.list.len() - 1)
     }
 }
 
 impl Infos {
     /// A compiler-made info located where `base` is (its file, line and
     /// column), for rules that enforce `base`'s decision elsewhere.
-    pub(crate) fn derive(&mut self, base: u32, id: String, name: String, action: Action) -> u32 {
-        let b = &self.list[base as usize];
+    pub(crate) fn derive(
+        &mut self,
+        base: PolicyIdx,
+        id: String,
+        name: String,
+        action: Action,
+    ) -> PolicyIdx {
+        let b = &self.list[base.index()];
         let info = PolicyInfo {
             id,
             name,
@@ -129,7 +136,7 @@ impl Infos {
             column: b.column,
         };
         self.list.push(info);
-        (self.list.len() - 1) as u32
+        PolicyIdx::new(self.list.len() - 1)
     }
 }
 
@@ -224,7 +231,7 @@ pub(crate) struct TargetInfo {
 /// One intent policy, resolved.
 pub(crate) struct Plan {
     /// Its policy info (equal to its index in `intent.policies`).
-    pub(crate) info: u32,
+    pub(crate) info: PolicyIdx,
     pub(crate) action: PolicyAction,
     /// Its group: a `pass` skips the rest of it.
     pub(crate) rank: PolicyRank,
@@ -250,7 +257,7 @@ pub(crate) struct Plan {
 
 /// A quarantine exception, resolved.
 pub(crate) struct Exception {
-    pub(crate) info: u32,
+    pub(crate) info: PolicyIdx,
     pub(crate) direction: Direction,
     pub(crate) rules: Vec<RuleTpl>,
 }
@@ -258,7 +265,7 @@ pub(crate) struct Exception {
 /// The implicit allow from a cluster's nodes to the backing pods of a
 /// NodePort/LoadBalancer service port with `externalTrafficPolicy: Cluster`.
 pub(crate) struct SvcReturn {
-    pub(crate) info: u32,
+    pub(crate) info: PolicyIdx,
     /// The cluster's node addresses.
     pub(crate) peer: u32,
     /// Allow plans (in global order) that provide this service port.
@@ -274,13 +281,13 @@ pub(crate) struct Resolved {
     pub(crate) order: Vec<u32>,
     pub(crate) exceptions: Vec<Exception>,
     /// Policy infos of `quarantine/deny-ingress` and `quarantine/deny-egress`.
-    pub(crate) quarantine_deny: [u32; 2],
+    pub(crate) quarantine_deny: [PolicyIdx; 2],
     /// Per service workload and port index.
     pub(crate) svc_returns: BTreeMap<(u32, u32), SvcReturn>,
     /// Per intent catch-all: its info.
-    pub(crate) catch_all_infos: Vec<u32>,
+    pub(crate) catch_all_infos: Vec<PolicyIdx>,
     /// Per (top-level scope, direction): the implicit catch-all's info.
-    pub(crate) implicit_infos: HashMap<(ScopeId, usize), u32>,
+    pub(crate) implicit_infos: HashMap<(ScopeId, usize), PolicyIdx>,
     /// Enforcement per scope.
     pub(crate) modes: Vec<Mode>,
 }
@@ -463,7 +470,7 @@ pub(crate) fn resolve(
         .collect();
 
     let mut exceptions = Vec::new();
-    let mut quarantine_deny = [0, 0];
+    let mut quarantine_deny = [PolicyIdx::new(0); 2];
     if let Some(q) = &intent.quarantine {
         for x in &q.exceptions {
             let info = infos.push(
@@ -937,7 +944,7 @@ impl Resolver<'_, '_> {
             _ => self.consumer_peer(&p.consumer),
         };
         Plan {
-            info: i as u32,
+            info: PolicyIdx::new(i),
             action: p.action,
             rank: p.rank,
             log: p.log,

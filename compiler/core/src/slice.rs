@@ -24,6 +24,7 @@ use crate::compiled::{
     Compiled, CompiledExposure, CompiledWorkload, EpInfo, FastMap, IngressEntry, SvcData, Via,
     VipTarget,
 };
+use crate::idx::PolicyIdx;
 use crate::interval::Addrs;
 use crate::live::LiveIndex;
 use crate::membership::Membership;
@@ -527,7 +528,7 @@ fn node_ir(
     sort_exposures(&mut xs);
 
     let mut used_sets: BTreeSet<u32> = BTreeSet::new();
-    let mut used_policies: BTreeSet<u32> = BTreeSet::new();
+    let mut used_policies: BTreeSet<PolicyIdx> = BTreeSet::new();
     let mut node_chains: Vec<Chain> = Vec::with_capacity(used_chains.len());
     for &c in &used_chains {
         let c = &chains.chains[c as usize];
@@ -545,7 +546,7 @@ fn node_ir(
     sets.sort_by(|a, b| a.name.cmp(&b.name));
     let mut pols: Vec<PolicyInfo> = used_policies
         .into_iter()
-        .map(|p| policies[p as usize].clone())
+        .map(|p| policies[p.index()].clone())
         .collect();
     pols.sort_by(|a, b| a.id.cmp(&b.id));
     pols.dedup_by(|a, b| a.id == b.id);
