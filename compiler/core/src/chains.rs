@@ -13,7 +13,7 @@ use ringfence_schema::net::PortRange;
 use crate::compress::{Findings, PeerRef, RawRule, compress, parts};
 use crate::diag;
 use crate::ids::{hash_hex, ident, set_name};
-use crate::idx::PolicyIdx;
+use crate::idx::{PolicyIdx, SetIdx};
 use crate::interval::{Addrs, PortSet};
 use crate::membership::dir_index;
 use crate::order::{Item, Sig};
@@ -24,7 +24,7 @@ use crate::resolve::{IngressPeer, Plan, Resolved, SetKey, dir_name};
 pub(crate) struct FastRule {
     pub(crate) policy: PolicyIdx,
     pub(crate) action: Action,
-    pub(crate) peer: Option<u32>,
+    pub(crate) peer: Option<SetIdx>,
     pub(crate) proto: Proto,
     pub(crate) ports: Vec<PortRange>,
 }
@@ -71,7 +71,7 @@ struct Slot {
 /// section were not there.
 pub(crate) fn expand(sig: &Sig, r: &Resolved) -> Vec<RawRule> {
     let mut slots: Vec<Slot> = Vec::new();
-    let peer = |p: Option<u32>| p.map_or(PeerRef::Any, PeerRef::Set);
+    let peer = |p: Option<SetIdx>| p.map_or(PeerRef::Any, PeerRef::Set);
     let all = |policy: PolicyIdx, action: Action| RawRule {
         policy,
         action,
@@ -218,7 +218,7 @@ fn narrow(t: &RawRule, p: &RawRule, sets: &[Addrs]) -> Option<RawRule> {
     let addrs = |x: &PeerRef| -> Option<Addrs> {
         match x {
             PeerRef::Any => None,
-            PeerRef::Set(i) => Some(sets[*i as usize].clone()),
+            PeerRef::Set(i) => Some(sets[i.index()].clone()),
             PeerRef::New(a, _) => Some(a.clone()),
         }
     };
@@ -232,10 +232,10 @@ fn narrow(t: &RawRule, p: &RawRule, sets: &[Addrs]) -> Option<RawRule> {
             if both.is_empty() {
                 return None;
             }
-            let mut made: Vec<Vec<u32>> = Vec::new();
+            let mut made: Vec<Vec<SetIdx>> = Vec::new();
             for x in parts(a) {
                 for y in parts(b) {
-                    let mut z: Vec<u32> = x.iter().chain(&y).copied().collect();
+                    let mut z: Vec<SetIdx> = x.iter().chain(&y).copied().collect();
                     z.sort_unstable();
                     z.dedup();
                     made.push(z);
@@ -295,7 +295,7 @@ pub(crate) fn build(
 
     // Intern the sets made by merging, in group order (deterministic).
     let mut findings = Vec::with_capacity(compressed.len());
-    let mut group_rules: Vec<Vec<(RawRule, Option<u32>)>> = Vec::with_capacity(compressed.len());
+    let mut group_rules: Vec<Vec<(RawRule, Option<SetIdx>)>> = Vec::with_capacity(compressed.len());
     for (rules, f) in compressed {
         findings.push(f);
         let rules = rules
@@ -312,7 +312,7 @@ pub(crate) fn build(
                             .map(|meet| {
                                 let d: Vec<&str> = meet
                                     .iter()
-                                    .map(|&p| r.sets.defs[p as usize].as_str())
+                                    .map(|&p| r.sets.defs[p.index()].as_str())
                                     .collect();
                                 d.join(" & ")
                             })
@@ -367,7 +367,7 @@ pub(crate) fn build(
 
 fn finish(
     sig: &Sig,
-    rules: Vec<(RawRule, Option<u32>)>,
+    rules: Vec<(RawRule, Option<SetIdx>)>,
     r: &Resolved,
     set_names: &[String],
 ) -> CompiledChain {
@@ -384,7 +384,7 @@ fn finish(
                 &[
                     info.id.as_bytes(),
                     rule.action.to_string().as_bytes(),
-                    set.map_or(b"any".as_slice(), |s| set_names[s as usize].as_bytes()),
+                    set.map_or(b"any".as_slice(), |s| set_names[s.index()].as_bytes()),
                     rule.proto.as_str().as_bytes(),
                     ports.as_bytes(),
                     &[u8::from(rule.log)],
@@ -397,7 +397,7 @@ fn finish(
             id,
             policy: info.id.clone(),
             action: rule.action,
-            peer: set.map(|s| set_names[s as usize].clone()),
+            peer: set.map(|s| set_names[s.index()].clone()),
             proto: rule.proto,
             ports: rule.ports.clone(),
             log: rule.log,

@@ -444,7 +444,7 @@ impl Compiled {
             .position(|r| {
                 r.proto.matches(proto)
                     && ports_match(&r.ports, port)
-                    && r.peer.is_none_or(|s| self.sets[s as usize].contains(peer))
+                    && r.peer.is_none_or(|s| self.sets[s.index()].contains(peer))
             })
             .unwrap_or(rules.len() - 1) as u32
     }
@@ -632,7 +632,7 @@ impl Compiled {
         let mut remaining = ProtoPorts::all();
         let mut allowed = ProtoPorts::none();
         for r in &self.chains[chain as usize].fast {
-            if !r.peer.is_none_or(|s| self.sets[s as usize].contains(peer)) {
+            if !r.peer.is_none_or(|s| self.sets[s.index()].contains(peer)) {
                 continue;
             }
             let ports = PortSet::from_port_ranges(&r.ports);
@@ -668,7 +668,7 @@ impl Compiled {
             vec![(peers.clone(), PortSet::full())],
         ];
         for r in &self.chains[chain as usize].fast {
-            let peer = r.peer.map_or(&full, |s| &self.sets[s as usize]);
+            let peer = r.peer.map_or(&full, |s| &self.sets[s.index()]);
             let ports = PortSet::from_port_ranges(&r.ports);
             for c in 0..4 {
                 let proto = if c < 3 { PORT_PROTOS[c] } else { Proto::Icmp };

@@ -19,7 +19,7 @@ use std::borrow::Cow;
 use ringfence_schema::ir::Action;
 use ringfence_schema::net::{PortRange, Proto, normalize_ports};
 
-use crate::idx::PolicyIdx;
+use crate::idx::{PolicyIdx, SetIdx};
 use crate::interval::{Addrs, PortSet};
 
 /// Past this many boxes the shadow analysis of one rule gives up (keeping it).
@@ -31,11 +31,11 @@ pub(crate) enum PeerRef {
     /// Every address.
     Any,
     /// An interned set.
-    Set(u32),
+    Set(SetIdx),
     /// A set made by merging or narrowing, to be interned: its content and
     /// what it is made of, as a union of intersections of interned sets
     /// (each ascending, the list ascending).
-    New(Addrs, Vec<Vec<u32>>),
+    New(Addrs, Vec<Vec<SetIdx>>),
 }
 
 /// A rule as the chain builder makes it.
@@ -222,13 +222,13 @@ static FULL_PORTS: std::sync::LazyLock<PortSet> = std::sync::LazyLock::new(PortS
 fn resolve<'a>(p: &'a PeerRef, sets: &'a [Addrs], full: &'a Addrs) -> &'a Addrs {
     match p {
         PeerRef::Any => full,
-        PeerRef::Set(s) => &sets[*s as usize],
+        PeerRef::Set(s) => &sets[s.index()],
         PeerRef::New(a, _) => a,
     }
 }
 
 /// What a peer is made of: a union of intersections of interned sets.
-pub(crate) fn parts(p: &PeerRef) -> Vec<Vec<u32>> {
+pub(crate) fn parts(p: &PeerRef) -> Vec<Vec<SetIdx>> {
     match p {
         PeerRef::Any => Vec::new(),
         PeerRef::Set(s) => vec![vec![*s]],
@@ -264,7 +264,7 @@ fn merge(prev: &mut RawRule, r: &RawRule, sets: &[Addrs]) -> bool {
         (PeerRef::Set(a), PeerRef::Set(b)) => a == b,
         (PeerRef::New(a, _), PeerRef::New(b, _)) => a == b,
         (PeerRef::Set(s), PeerRef::New(a, _)) | (PeerRef::New(a, _), PeerRef::Set(s)) => {
-            &sets[*s as usize] == a
+            &sets[s.index()] == a
         }
         _ => false,
     };
@@ -382,7 +382,7 @@ mod tests {
                 let (mut r, addrs) = rule(policy, allow, peer, proto, ports);
                 if let Some(a) = addrs {
                     sets.push(a);
-                    r.peer = PeerRef::Set((sets.len() - 1) as u32);
+                    r.peer = PeerRef::Set(SetIdx::new(sets.len() - 1));
                 }
                 rules.push(r);
             }
@@ -422,10 +422,10 @@ mod tests {
             ..Addrs::default()
         };
         let sets = vec![half(0, 127), half(128, 255), half(0, 255)];
-        let mk = |policy, action, set: Option<u32>, ports: &str| RawRule {
+        let mk = |policy, action, set: Option<usize>, ports: &str| RawRule {
             policy: PolicyIdx::new(policy),
             action,
-            peer: set.map_or(PeerRef::Any, PeerRef::Set),
+            peer: set.map(SetIdx::new).map_or(PeerRef::Any, PeerRef::Set),
             proto: Proto::Tcp,
             ports: ports.split(',').map(|p| p.parse().unwrap()).collect(),
             log: false,
@@ -464,10 +464,10 @@ mod tests {
             ..Addrs::default()
         };
         let sets = vec![s(1), s(2)];
-        let mk = |set: u32, ports: &str| RawRule {
+        let mk = |set: usize, ports: &str| RawRule {
             policy: PolicyIdx::new(0),
             action: Action::Allow,
-            peer: PeerRef::Set(set),
+            peer: PeerRef::Set(SetIdx::new(set)),
             proto: Proto::Tcp,
             ports: ports.split(',').map(|p| p.parse().unwrap()).collect(),
             log: false,
@@ -486,7 +486,10 @@ mod tests {
         assert_eq!(out.len(), 2);
         assert_eq!(
             out[0].peer,
-            PeerRef::New(s(1).union(&s(2)), vec![vec![0], vec![1]])
+            PeerRef::New(
+                s(1).union(&s(2)),
+                vec![vec![SetIdx::new(0)], vec![SetIdx::new(1)]]
+            )
         );
         let (out, _) = compress(vec![mk(0, "80"), mk(0, "81,90")], &sets, |p| p.index() < 9);
         assert_eq!(out.len(), 1);

@@ -34,3 +34,9 @@ index_type!(
     /// at their index in `intent.policies`.
     PolicyIdx
 );
+
+index_type!(
+    /// An address set: a position in the interned sets (`Sets`) and in
+    /// [`Compiled`](crate::Compiled)'s set tables.
+    SetIdx
+);

@@ -33,7 +33,7 @@ use ringfence_schema::net::AddressSet;
 
 use crate::classes::{ClassKey, Classes};
 use crate::compiled::{Compiled, CompiledExposure, EpInfo};
-use crate::idx::{ExposureIdx, PolicyIdx};
+use crate::idx::{ExposureIdx, PolicyIdx, SetIdx};
 use crate::membership::{OnePod, matches_one};
 use crate::order::pod_label;
 use crate::slice::sort_exposures;
@@ -91,7 +91,7 @@ pub(crate) struct LiveIndex {
     clusters: Vec<ClusterCtx>,
     index: HashMap<ClassKey, u32>,
     /// Per class: the (used) sets holding it.
-    class_sets: Vec<Vec<u32>>,
+    class_sets: Vec<Vec<SetIdx>>,
     /// Per class: its ingress and egress chains, if it is managed.
     class_chains: Vec<Option<(u32, Option<u32>)>>,
     /// Per class: the chain judging traffic through an exposure, when it is
@@ -105,7 +105,7 @@ pub(crate) struct LiveIndex {
     /// Node name → index in `node_irs` and the classes of its pods.
     nodes: HashMap<String, (usize, BTreeSet<u32>)>,
     /// Set name → index; chain id → index.
-    set_index: HashMap<String, u32>,
+    set_index: HashMap<String, SetIdx>,
     chain_index: HashMap<String, u32>,
     /// The initial pods.
     pods: Vec<LivePod>,
@@ -265,14 +265,14 @@ impl LiveIndex {
                 continue;
             }
             for c in a.classes() {
-                self.class_sets[c as usize].push(i as u32);
+                self.class_sets[c as usize].push(SetIdx::new(i));
             }
         }
         self.set_index = set_names
             .iter()
             .enumerate()
             .filter(|(i, _)| used[*i])
-            .map(|(i, n)| (n.clone(), i as u32))
+            .map(|(i, n)| (n.clone(), SetIdx::new(i)))
             .collect();
         self.chain_index = chain_ids
             .iter()
@@ -447,7 +447,7 @@ impl Compiled {
         }
         if added {
             sort_exposures(&mut ir.exposures);
-            let mut sets: BTreeSet<u32> = BTreeSet::new();
+            let mut sets: BTreeSet<SetIdx> = BTreeSet::new();
             let mut policies: BTreeSet<PolicyIdx> = BTreeSet::new();
             for &c in &chains {
                 for f in &self.chains[c as usize].fast {
@@ -480,10 +480,10 @@ impl Compiled {
     }
 
     /// A set as the live form declares it: what is not pods.
-    fn live_set(&self, s: u32) -> AddressSet {
-        let a = &self.analysis[s as usize];
+    fn live_set(&self, s: SetIdx) -> AddressSet {
+        let a = &self.analysis[s.index()];
         AddressSet {
-            name: self.set_names[s as usize].clone(),
+            name: self.set_names[s.index()].clone(),
             v4: a.v4_prefixes(),
             v6: a.v6_prefixes(),
             live: !a.ids.is_empty(),
@@ -553,7 +553,7 @@ impl Compiled {
     /// it), sorted; `None` for a set that is not this compile's.
     fn set_members(&self, name: &str, pods: &LivePods) -> Option<Vec<IpAddr>> {
         let &si = self.live.set_index.get(name)?;
-        let mut addresses: Vec<IpAddr> = self.analysis[si as usize]
+        let mut addresses: Vec<IpAddr> = self.analysis[si.index()]
             .classes()
             .flat_map(|c| pods.of_class(c))
             .flat_map(|p| p.ips.iter().copied())
@@ -916,11 +916,11 @@ impl LiveState {
     pub fn apply(&mut self, c: &Compiled, changes: Vec<PodChange>) -> Applied {
         let mut out = Applied::default();
         // (set index, address), (exposure, pod key) and endpoints touched.
-        let mut set_addrs: BTreeSet<(u32, IpAddr)> = BTreeSet::new();
+        let mut set_addrs: BTreeSet<(SetIdx, IpAddr)> = BTreeSet::new();
         let mut targets: BTreeSet<(ExposureIdx, (u32, String))> = BTreeSet::new();
         let mut endpoints: BTreeSet<(String, (u32, String))> = BTreeSet::new();
         let touch = |p: &LivePod,
-                     set_addrs: &mut BTreeSet<(u32, IpAddr)>,
+                     set_addrs: &mut BTreeSet<(SetIdx, IpAddr)>,
                      targets: &mut BTreeSet<(ExposureIdx, (u32, String))>,
                      endpoints: &mut BTreeSet<(String, (u32, String))>| {
             for &s in &c.live.class_sets[p.class as usize] {
@@ -971,11 +971,11 @@ impl LiveState {
         let mut per_node: BTreeMap<String, Gather> = BTreeMap::new();
         // Sets: an address is in a set while a pod of one of its classes has it.
         for &(si, a) in &set_addrs {
-            let name = &c.set_names[si as usize];
+            let name = &c.set_names[si.index()];
             let Some(holders) = self.set_nodes.get(name) else {
                 continue;
             };
-            let ids = &c.analysis[si as usize].ids;
+            let ids = &c.analysis[si.index()].ids;
             let present = self.pods.with_ip(a).any(|p| ids.contains(p.class));
             let members = self.sets.entry(name.clone()).or_default();
             match (members.binary_search(&a), present) {

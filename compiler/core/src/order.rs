@@ -17,7 +17,7 @@ use ringfence_schema::net::ports_match;
 use crate::chains::expand;
 use crate::classes::Classes;
 use crate::compress::PeerRef;
-use crate::idx::PolicyIdx;
+use crate::idx::{PolicyIdx, SetIdx};
 use crate::interval::Addrs;
 use crate::membership::{Membership, dir_index};
 use crate::resolve::{Resolved, SetKey, resolve_named, service_port_selected};
@@ -42,7 +42,7 @@ pub(crate) enum Item {
         /// The guard's policy info, located at the denying policy.
         info: PolicyIdx,
         /// The pods' addresses (one family).
-        set: u32,
+        set: SetIdx,
         proto: Proto,
         port: u16,
         log: bool,
@@ -509,7 +509,7 @@ pub(crate) fn guard_node_returns(r: &mut Resolved, o: &mut Ordered, classes: &Cl
                             && ports_match(&x.ports, Some(port))
                             && match &x.peer {
                                 PeerRef::Any => true,
-                                PeerRef::Set(s) => r.sets.addrs[*s as usize].contains(*a),
+                                PeerRef::Set(s) => r.sets.addrs[s.index()].contains(*a),
                                 PeerRef::New(s, _) => s.contains(*a),
                             }
                     }) else {

@@ -22,7 +22,7 @@ use ringfence_schema::net::PortRange;
 use crate::bits::Bits;
 use crate::classes::Classes;
 use crate::diag;
-use crate::idx::PolicyIdx;
+use crate::idx::{PolicyIdx, SetIdx};
 use crate::interval::Addrs;
 use crate::membership::{Membership, dir_index};
 use crate::world::World;
@@ -45,7 +45,7 @@ pub(crate) enum SetKey {
     /// A cluster's nodes.
     Nodes(u32),
     /// Adjacent rules of one policy merged into one: the union of their sets.
-    Union(PolicyIdx, Vec<Vec<u32>>),
+    Union(PolicyIdx, Vec<Vec<SetIdx>>),
     /// The pods a node's egress guard keeps it from reaching through their
     /// node-return rules (classes, and addresses of unclassed pods).
     NodeGuard(Addrs),
@@ -62,7 +62,7 @@ pub(crate) struct Sets {
     /// The definition in words, stable across compiles: what the name's
     /// hash is taken of.
     pub(crate) defs: Vec<String>,
-    index: HashMap<SetKey, u32>,
+    index: HashMap<SetKey, SetIdx>,
 }
 
 impl Sets {
@@ -74,11 +74,11 @@ impl Sets {
         def: impl FnOnce() -> String,
         a: Addrs,
         stem: &str,
-    ) -> u32 {
+    ) -> SetIdx {
         if let Some(&i) = self.index.get(&key) {
             return i;
         }
-        let i = self.addrs.len() as u32;
+        let i = SetIdx::new(self.addrs.len());
         self.index.insert(key, i);
         self.addrs.push(a);
         self.stems.push(stem.to_string());
@@ -177,7 +177,7 @@ struct Info<'a> {
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub(crate) struct RuleTpl {
     /// `None`: every address.
-    pub(crate) peer: Option<u32>,
+    pub(crate) peer: Option<SetIdx>,
     pub(crate) proto: Proto,
     pub(crate) ports: Vec<PortRange>,
 }
@@ -190,7 +190,7 @@ pub(crate) enum IngressPeer {
     /// Every address.
     Any,
     /// The addresses of a set.
-    Set(u32),
+    Set(SetIdx),
 }
 
 impl IngressPeer {
@@ -267,7 +267,7 @@ pub(crate) struct Exception {
 pub(crate) struct SvcReturn {
     pub(crate) info: PolicyIdx,
     /// The cluster's node addresses.
-    pub(crate) peer: u32,
+    pub(crate) peer: SetIdx,
     /// Allow plans (in global order) that provide this service port.
     pub(crate) providers: Vec<u32>,
 }
@@ -338,7 +338,7 @@ struct Resolver<'w, 'a> {
     /// Interned consumer-position set per target (see `consumer_peer`).
     consumer_ids: HashMap<TargetKey, IngressPeer>,
     /// Interned set of a target's non-service members.
-    direct_ids: HashMap<TargetKey, u32>,
+    direct_ids: HashMap<TargetKey, SetIdx>,
     translations: HashMap<(TargetKey, Proto, Vec<PortRange>, Vec<String>), Translation>,
     diags: Vec<Diagnostic>,
 }

@@ -24,7 +24,7 @@ use crate::compiled::{
     Compiled, CompiledExposure, CompiledWorkload, EpInfo, FastMap, IngressEntry, SvcData, Via,
     VipTarget,
 };
-use crate::idx::PolicyIdx;
+use crate::idx::{PolicyIdx, SetIdx};
 use crate::interval::Addrs;
 use crate::live::LiveIndex;
 use crate::membership::Membership;
@@ -83,7 +83,7 @@ pub(crate) fn slice(
     for c in &chains.chains {
         for f in &c.fast {
             if let Some(s) = f.peer {
-                used[s as usize] = true;
+                used[s.index()] = true;
             }
         }
     }
@@ -527,7 +527,7 @@ fn node_ir(
     }
     sort_exposures(&mut xs);
 
-    let mut used_sets: BTreeSet<u32> = BTreeSet::new();
+    let mut used_sets: BTreeSet<SetIdx> = BTreeSet::new();
     let mut used_policies: BTreeSet<PolicyIdx> = BTreeSet::new();
     let mut node_chains: Vec<Chain> = Vec::with_capacity(used_chains.len());
     for &c in &used_chains {
@@ -541,7 +541,7 @@ fn node_ir(
     node_chains.sort_by(|a, b| a.id.cmp(&b.id));
     let mut sets: Vec<AddressSet> = used_sets
         .into_iter()
-        .map(|s| ir_sets[s as usize].clone().expect("used sets are built"))
+        .map(|s| ir_sets[s.index()].clone().expect("used sets are built"))
         .collect();
     sets.sort_by(|a, b| a.name.cmp(&b.name));
     let mut pols: Vec<PolicyInfo> = used_policies
