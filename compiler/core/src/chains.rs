@@ -13,31 +13,32 @@ use ringfence_schema::net::PortRange;
 use crate::compress::{Findings, PeerRef, RawRule, compress, parts};
 use crate::diag;
 use crate::ids::{hash_hex, ident, set_name};
+use crate::idx::{PolicyIdx, SetIdx};
 use crate::interval::{Addrs, PortSet};
 use crate::membership::dir_index;
 use crate::order::{Item, Sig};
-use crate::resolve::{Plan, Resolved, SetKey, dir_name};
+use crate::resolve::{IngressPeer, Plan, Resolved, SetKey, dir_name};
 
 /// A rule with its set as an index, for fast evaluation.
 #[derive(Clone, Debug)]
 pub(crate) struct FastRule {
-    pub(crate) policy: u32,
+    pub(crate) policy: PolicyIdx,
     pub(crate) action: Action,
-    pub(crate) peer: Option<u32>,
+    pub(crate) peer: Option<SetIdx>,
     pub(crate) proto: Proto,
     pub(crate) ports: Vec<PortRange>,
 }
 
 /// A finished chain: the IR form and the fast form side by side.
 #[derive(Clone, Debug)]
-pub(crate) struct CChain {
+pub(crate) struct CompiledChain {
     pub(crate) chain: Chain,
     pub(crate) fast: Vec<FastRule>,
 }
 
 /// The chains of all groups.
 pub(crate) struct Chains {
-    pub(crate) chains: Vec<CChain>,
+    pub(crate) chains: Vec<CompiledChain>,
     /// Group index → chain index.
     pub(crate) group_chain: Vec<u32>,
     /// Name of every set (by set index).
@@ -70,8 +71,8 @@ struct Slot {
 /// section were not there.
 pub(crate) fn expand(sig: &Sig, r: &Resolved) -> Vec<RawRule> {
     let mut slots: Vec<Slot> = Vec::new();
-    let peer = |p: Option<u32>| p.map_or(PeerRef::Any, PeerRef::Set);
-    let all = |policy: u32, action: Action| RawRule {
+    let peer = |p: Option<SetIdx>| p.map_or(PeerRef::Any, PeerRef::Set);
+    let all = |policy: PolicyIdx, action: Action| RawRule {
         policy,
         action,
         peer: PeerRef::Any,
@@ -107,7 +108,10 @@ pub(crate) fn expand(sig: &Sig, r: &Resolved) -> Vec<RawRule> {
                         }));
                     }
                 }
-                slots.push(top(all(r.q_deny[dir_index(sig.direction)], Action::Deny)));
+                slots.push(top(all(
+                    r.quarantine_deny[dir_index(sig.direction)],
+                    Action::Deny,
+                )));
             }
             Item::SvcReturn { key, proto, port } => {
                 let ret = &r.svc_returns[key];
@@ -157,10 +161,11 @@ pub(crate) fn expand(sig: &Sig, r: &Resolved) -> Vec<RawRule> {
                 via,
             } => {
                 let p = &r.plans[*plan as usize];
-                let from = peer(
-                    p.ingress_peer
-                        .expect("only plans with a consumer peer apply"),
-                );
+                let from = match p.ingress_peer {
+                    IngressPeer::Any => PeerRef::Any,
+                    IngressPeer::Set(s) => PeerRef::Set(s),
+                    IngressPeer::NoAddress => unreachable!("only plans with a consumer peer apply"),
+                };
                 let rule = |proto: Proto, ports: Vec<PortRange>| RawRule {
                     policy: p.info,
                     action: p.action.decision().unwrap_or(Action::Allow),
@@ -213,7 +218,7 @@ fn narrow(t: &RawRule, p: &RawRule, sets: &[Addrs]) -> Option<RawRule> {
     let addrs = |x: &PeerRef| -> Option<Addrs> {
         match x {
             PeerRef::Any => None,
-            PeerRef::Set(i) => Some(sets[*i as usize].clone()),
+            PeerRef::Set(i) => Some(sets[i.index()].clone()),
             PeerRef::New(a, _) => Some(a.clone()),
         }
     };
@@ -227,10 +232,10 @@ fn narrow(t: &RawRule, p: &RawRule, sets: &[Addrs]) -> Option<RawRule> {
             if both.is_empty() {
                 return None;
             }
-            let mut made: Vec<Vec<u32>> = Vec::new();
+            let mut made: Vec<Vec<SetIdx>> = Vec::new();
             for x in parts(a) {
                 for y in parts(b) {
-                    let mut z: Vec<u32> = x.iter().chain(&y).copied().collect();
+                    let mut z: Vec<SetIdx> = x.iter().chain(&y).copied().collect();
                     z.sort_unstable();
                     z.dedup();
                     made.push(z);
@@ -279,18 +284,18 @@ pub(crate) fn build(
     groups: &[Sig],
     r: &mut Resolved,
 ) -> (Chains, Vec<Diagnostic>) {
-    let analyzed = r.infos.policies as u32;
+    let analyzed = r.infos.policies;
     let compressed: Vec<(Vec<RawRule>, Findings)> = {
         let r: &Resolved = r;
         groups
             .par_iter()
-            .map(|sig| compress(expand(sig, r), &r.sets.addrs, |p| p < analyzed))
+            .map(|sig| compress(expand(sig, r), &r.sets.addrs, |p| p.index() < analyzed))
             .collect()
     };
 
     // Intern the sets made by merging, in group order (deterministic).
     let mut findings = Vec::with_capacity(compressed.len());
-    let mut group_rules: Vec<Vec<(RawRule, Option<u32>)>> = Vec::with_capacity(compressed.len());
+    let mut group_rules: Vec<Vec<(RawRule, Option<SetIdx>)>> = Vec::with_capacity(compressed.len());
     for (rules, f) in compressed {
         findings.push(f);
         let rules = rules
@@ -300,14 +305,14 @@ pub(crate) fn build(
                     PeerRef::Any => None,
                     PeerRef::Set(s) => Some(s),
                     PeerRef::New(a, parts) => {
-                        let info = &r.infos.list[rule.policy as usize];
+                        let info = &r.infos.list[rule.policy.index()];
                         let stem = info.name.clone();
                         let defs: Vec<String> = parts
                             .iter()
                             .map(|meet| {
                                 let d: Vec<&str> = meet
                                     .iter()
-                                    .map(|&p| r.sets.defs[p as usize].as_str())
+                                    .map(|&p| r.sets.defs[p.index()].as_str())
                                     .collect();
                                 d.join(" & ")
                             })
@@ -333,7 +338,7 @@ pub(crate) fn build(
         .map(|(stem, def)| set_name(stem, def.as_bytes()))
         .collect();
 
-    let named: Vec<CChain> = groups
+    let named: Vec<CompiledChain> = groups
         .par_iter()
         .zip(group_rules)
         .map(|(sig, rules)| finish(sig, rules, r, &set_names))
@@ -362,15 +367,15 @@ pub(crate) fn build(
 
 fn finish(
     sig: &Sig,
-    rules: Vec<(RawRule, Option<u32>)>,
+    rules: Vec<(RawRule, Option<SetIdx>)>,
     r: &Resolved,
     set_names: &[String],
-) -> CChain {
+) -> CompiledChain {
     let dir = dir_name(sig.direction);
     let mut ir_rules = Vec::with_capacity(rules.len());
     let mut fast = Vec::with_capacity(rules.len());
     for (rule, set) in rules {
-        let info = &r.infos.list[rule.policy as usize];
+        let info = &r.infos.list[rule.policy.index()];
         let ports: String = rule.ports.iter().map(|p| format!("{p},")).collect();
         let id = format!(
             "{}-{}",
@@ -379,7 +384,7 @@ fn finish(
                 &[
                     info.id.as_bytes(),
                     rule.action.to_string().as_bytes(),
-                    set.map_or(b"any".as_slice(), |s| set_names[s as usize].as_bytes()),
+                    set.map_or(b"any".as_slice(), |s| set_names[s.index()].as_bytes()),
                     rule.proto.as_str().as_bytes(),
                     ports.as_bytes(),
                     &[u8::from(rule.log)],
@@ -392,7 +397,7 @@ fn finish(
             id,
             policy: info.id.clone(),
             action: rule.action,
-            peer: set.map(|s| set_names[s as usize].clone()),
+            peer: set.map(|s| set_names[s.index()].clone()),
             proto: rule.proto,
             ports: rule.ports.clone(),
             log: rule.log,
@@ -415,7 +420,7 @@ fn finish(
         Direction::Ingress => "in",
         Direction::Egress => "eg",
     };
-    CChain {
+    CompiledChain {
         chain: Chain {
             id: format!("{prefix}_{}", hash_hex(&parts, 20)),
             direction: sig.direction,
@@ -428,7 +433,7 @@ fn finish(
 
 fn findings_to_diags(intent: &Intent, r: &Resolved, findings: &[Findings]) -> Vec<Diagnostic> {
     let mut kept = BTreeSet::new();
-    let mut shadowed: BTreeMap<u32, BTreeSet<u32>> = BTreeMap::new();
+    let mut shadowed: BTreeMap<PolicyIdx, BTreeSet<PolicyIdx>> = BTreeMap::new();
     let mut conflicts = BTreeSet::new();
     for f in findings {
         kept.extend(f.kept.iter().copied());
@@ -437,7 +442,7 @@ fn findings_to_diags(intent: &Intent, r: &Resolved, findings: &[Findings]) -> Ve
         }
         conflicts.extend(f.conflicts.iter().copied());
     }
-    let span_of = |i: u32| -> Span { intent.policies[i as usize].span };
+    let span_of = |i: PolicyIdx| -> Span { intent.policies[i.index()].span };
     let mut out = Vec::new();
     // A shadowed policy is reported once, as shadowed, not also as conflicting.
     shadowed.retain(|p, _| !kept.contains(p));
@@ -447,19 +452,19 @@ fn findings_to_diags(intent: &Intent, r: &Resolved, findings: &[Findings]) -> Ve
             .into_iter()
             .filter(|&b| b != p)
             .map(|b| {
-                let span = ((b as usize) < r.infos.policies).then(|| span_of(b));
-                (r.infos.list[b as usize].id.clone(), span)
+                let span = (b.index() < r.infos.policies).then(|| span_of(b));
+                (r.infos.list[b.index()].id.clone(), span)
             })
             .collect();
         out.push(diag::shadowed_policy(
-            &r.infos.list[p as usize].id,
+            &r.infos.list[p.index()].id,
             span_of(p),
             &by,
         ));
     }
     for (earlier, later) in conflicts {
-        let e = &r.infos.list[earlier as usize];
-        let l = &r.infos.list[later as usize];
+        let e = &r.infos.list[earlier.index()];
+        let l = &r.infos.list[later.index()];
         out.push(diag::conflicting_policy(
             (&l.id, span_of(later), &l.action.to_string()),
             (&e.id, span_of(earlier), &e.action.to_string()),

@@ -18,7 +18,7 @@ use ringfence_schema::ir::{Endpoint, ExposureKind, NodeIr, PolicyInfo, ProtoPort
 use ringfence_schema::net::ports_match;
 use serde::Serialize;
 
-use crate::chains::CChain;
+use crate::chains::CompiledChain;
 use crate::interval::{Addrs, PortSet};
 use crate::live::LiveIndex;
 
@@ -73,13 +73,13 @@ pub type FastMap<K, V> = HashMap<K, V, BuildHasherDefault<FastHasher>>;
 /// tables they were sliced from.
 pub struct Compiled {
     pub(crate) clusters: Vec<String>,
-    /// Scope names, in priority order (indexes of [`CWl::scope`]).
+    /// Scope names, in priority order (indexes of [`CompiledWorkload::scope`]).
     pub(crate) scopes: Vec<String>,
-    pub(crate) cat: Vec<CWl>,
+    pub(crate) cat: Vec<CompiledWorkload>,
     pub(crate) endpoints: Vec<Endpoint>,
     pub(crate) ep_info: Vec<EpInfo>,
     pub(crate) wl_endpoint: Vec<Option<u32>>,
-    pub(crate) chains: Vec<CChain>,
+    pub(crate) chains: Vec<CompiledChain>,
     /// Real addresses of every set (classes replaced by their pods' addresses).
     pub(crate) sets: Vec<Addrs>,
     /// What the rules were built from: addresses and classes.
@@ -87,7 +87,7 @@ pub struct Compiled {
     pub(crate) set_names: Vec<String>,
     pub(crate) live: LiveIndex,
     pub(crate) policies: Vec<PolicyInfo>,
-    pub(crate) exposures: Vec<GExposure>,
+    pub(crate) exposures: Vec<CompiledExposure>,
     pub(crate) node_irs: Vec<NodeIr>,
     pub(crate) egress_ip: FastMap<IpAddr, u32>,
     pub(crate) ingress_ip: FastMap<IpAddr, IngressEntry>,
@@ -96,7 +96,7 @@ pub struct Compiled {
 
 /// A workload, as explain and matrix need it.
 #[derive(Clone, Debug)]
-pub(crate) struct CWl {
+pub(crate) struct CompiledWorkload {
     pub(crate) kind: WorkloadKind,
     pub(crate) cluster: Option<u32>,
     pub(crate) namespace: String,
@@ -140,7 +140,7 @@ pub struct WorkloadView<'a> {
 #[derive(Clone, Debug)]
 pub(crate) struct SvcData {
     pub(crate) kind: ServiceType,
-    pub(crate) etp: TrafficPolicy,
+    pub(crate) external_traffic_policy: TrafficPolicy,
     pub(crate) ports: Vec<ServicePort>,
     pub(crate) cluster_ips: Vec<IpAddr>,
     pub(crate) lb_ingress: Vec<IpAddr>,
@@ -171,16 +171,17 @@ impl EpInfo {
     }
 }
 
-/// A NodePort or LoadBalancer entry point, cluster-wide.
+/// A NodePort or LoadBalancer entry point, cluster-wide: what each node's
+/// [`Exposure`](ringfence_schema::ir::Exposure) is cut from.
 #[derive(Clone, Debug)]
-pub(crate) struct GExposure {
+pub(crate) struct CompiledExposure {
     pub(crate) cluster: u32,
     pub(crate) service: u32,
     pub(crate) kind: ExposureKind,
     pub(crate) proto: Proto,
     pub(crate) addresses: Vec<IpAddr>,
     pub(crate) port: u16,
-    pub(crate) etp: TrafficPolicy,
+    pub(crate) external_traffic_policy: TrafficPolicy,
     /// (endpoint, target port) of every backing pod that has an endpoint.
     pub(crate) targets: Vec<(u32, u16)>,
     /// Node workloads serving it, ascending.
@@ -425,7 +426,7 @@ impl Compiled {
     /// The policy a decision traces to.
     pub fn policy(&self, d: &Decision) -> &PolicyInfo {
         let f = &self.chains[d.chain as usize].fast[d.rule as usize];
-        &self.policies[f.policy as usize]
+        &self.policies[f.policy.index()]
     }
 
     /// The first rule of a chain matching a flow (every chain ends with a
@@ -443,7 +444,7 @@ impl Compiled {
             .position(|r| {
                 r.proto.matches(proto)
                     && ports_match(&r.ports, port)
-                    && r.peer.is_none_or(|s| self.sets[s as usize].contains(peer))
+                    && r.peer.is_none_or(|s| self.sets[s.index()].contains(peer))
             })
             .unwrap_or(rules.len() - 1) as u32
     }
@@ -564,10 +565,10 @@ impl Compiled {
         port: u16,
         v: &VipTarget,
     ) -> FlowVerdict {
-        let etp = self.cat[v.service as usize]
+        let traffic_policy = self.cat[v.service as usize]
             .service
             .as_ref()
-            .map_or(TrafficPolicy::Cluster, |s| s.etp);
+            .map_or(TrafficPolicy::Cluster, |s| s.external_traffic_policy);
         let mut first = None;
         for &(pod, tp) in &v.targets {
             let Some(target) = same_family(&self.cat[pod as usize].addrs, src) else {
@@ -588,7 +589,7 @@ impl Compiled {
                 }
                 None => Side::NotManaged,
             };
-            let node_hop = (v.via != Via::ClusterIp && etp == TrafficPolicy::Cluster)
+            let node_hop = (v.via != Via::ClusterIp && traffic_policy == TrafficPolicy::Cluster)
                 .then(|| {
                     let hop_src = match v.via {
                         Via::NodePort => Some(dst),
@@ -631,7 +632,7 @@ impl Compiled {
         let mut remaining = ProtoPorts::all();
         let mut allowed = ProtoPorts::none();
         for r in &self.chains[chain as usize].fast {
-            if !r.peer.is_none_or(|s| self.sets[s as usize].contains(peer)) {
+            if !r.peer.is_none_or(|s| self.sets[s.index()].contains(peer)) {
                 continue;
             }
             let ports = PortSet::from_port_ranges(&r.ports);
@@ -667,7 +668,7 @@ impl Compiled {
             vec![(peers.clone(), PortSet::full())],
         ];
         for r in &self.chains[chain as usize].fast {
-            let peer = r.peer.map_or(&full, |s| &self.sets[s as usize]);
+            let peer = r.peer.map_or(&full, |s| &self.sets[s.index()]);
             let ports = PortSet::from_port_ranges(&r.ports);
             for c in 0..4 {
                 let proto = if c < 3 { PORT_PROTOS[c] } else { Proto::Icmp };

@@ -19,6 +19,7 @@ use std::borrow::Cow;
 use ringfence_schema::ir::Action;
 use ringfence_schema::net::{PortRange, Proto, normalize_ports};
 
+use crate::idx::{PolicyIdx, SetIdx};
 use crate::interval::{Addrs, PortSet};
 
 /// Past this many boxes the shadow analysis of one rule gives up (keeping it).
@@ -30,18 +31,18 @@ pub(crate) enum PeerRef {
     /// Every address.
     Any,
     /// An interned set.
-    Set(u32),
+    Set(SetIdx),
     /// A set made by merging or narrowing, to be interned: its content and
     /// what it is made of, as a union of intersections of interned sets
     /// (each ascending, the list ascending).
-    New(Addrs, Vec<Vec<u32>>),
+    New(Addrs, Vec<Vec<SetIdx>>),
 }
 
 /// A rule as the chain builder makes it.
 #[derive(Clone, Debug)]
 pub(crate) struct RawRule {
-    /// Index into the policy-info table.
-    pub(crate) policy: u32,
+    /// Its policy info.
+    pub(crate) policy: PolicyIdx,
     pub(crate) action: Action,
     pub(crate) peer: PeerRef,
     pub(crate) proto: Proto,
@@ -53,13 +54,13 @@ pub(crate) struct RawRule {
 #[derive(Debug, Default)]
 pub(crate) struct Findings {
     /// Policies with a rule that was kept (it decides some flow).
-    pub(crate) kept: Vec<u32>,
+    pub(crate) kept: Vec<PolicyIdx>,
     /// Policies with a rule that was dropped as shadowed, and the policies
     /// whose rules covered it.
-    pub(crate) shadowed: Vec<(u32, Vec<u32>)>,
+    pub(crate) shadowed: Vec<(PolicyIdx, Vec<PolicyIdx>)>,
     /// (earlier policy, later policy): the earlier one, with the opposite
     /// action, decides part of what the later one matches.
-    pub(crate) conflicts: Vec<(u32, u32)>,
+    pub(crate) conflicts: Vec<(PolicyIdx, PolicyIdx)>,
 }
 
 /// The five protocol classes a flow can have: `any` in a rule means all of
@@ -92,7 +93,7 @@ type Boxes<'a> = [Vec<(Cow<'a, Addrs>, PortSet)>; CLASSES];
 pub(crate) fn compress(
     mut rules: Vec<RawRule>,
     sets: &[Addrs],
-    analyzed: impl Fn(u32) -> bool,
+    analyzed: impl Fn(PolicyIdx) -> bool,
 ) -> (Vec<RawRule>, Findings) {
     for r in &mut rules {
         normalize_ports(&mut r.ports);
@@ -221,13 +222,13 @@ static FULL_PORTS: std::sync::LazyLock<PortSet> = std::sync::LazyLock::new(PortS
 fn resolve<'a>(p: &'a PeerRef, sets: &'a [Addrs], full: &'a Addrs) -> &'a Addrs {
     match p {
         PeerRef::Any => full,
-        PeerRef::Set(s) => &sets[*s as usize],
+        PeerRef::Set(s) => &sets[s.index()],
         PeerRef::New(a, _) => a,
     }
 }
 
 /// What a peer is made of: a union of intersections of interned sets.
-pub(crate) fn parts(p: &PeerRef) -> Vec<Vec<u32>> {
+pub(crate) fn parts(p: &PeerRef) -> Vec<Vec<SetIdx>> {
     match p {
         PeerRef::Any => Vec::new(),
         PeerRef::Set(s) => vec![vec![*s]],
@@ -263,7 +264,7 @@ fn merge(prev: &mut RawRule, r: &RawRule, sets: &[Addrs]) -> bool {
         (PeerRef::Set(a), PeerRef::Set(b)) => a == b,
         (PeerRef::New(a, _), PeerRef::New(b, _)) => a == b,
         (PeerRef::Set(s), PeerRef::New(a, _)) | (PeerRef::New(a, _), PeerRef::Set(s)) => {
-            &sets[*s as usize] == a
+            &sets[s.index()] == a
         }
         _ => false,
     };
@@ -317,7 +318,7 @@ mod tests {
             }
         });
         let r = RawRule {
-            policy,
+            policy: PolicyIdx::new(policy as usize),
             action: if allow { Action::Allow } else { Action::Deny },
             peer: PeerRef::Any,
             proto,
@@ -381,12 +382,12 @@ mod tests {
                 let (mut r, addrs) = rule(policy, allow, peer, proto, ports);
                 if let Some(a) = addrs {
                     sets.push(a);
-                    r.peer = PeerRef::Set((sets.len() - 1) as u32);
+                    r.peer = PeerRef::Set(SetIdx::new(sets.len() - 1));
                 }
                 rules.push(r);
             }
             rules.push(rule(9, last_allow, None, 0, None).0);
-            let (out, findings) = compress(rules.clone(), &sets, |p| p < 9);
+            let (out, findings) = compress(rules.clone(), &sets, |p| p.index() < 9);
             let flows = flows();
             let mut reached = vec![false; rules.len()];
             for &(peer, proto, port) in &flows {
@@ -421,10 +422,10 @@ mod tests {
             ..Addrs::default()
         };
         let sets = vec![half(0, 127), half(128, 255), half(0, 255)];
-        let mk = |policy, action, set: Option<u32>, ports: &str| RawRule {
-            policy,
+        let mk = |policy, action, set: Option<usize>, ports: &str| RawRule {
+            policy: PolicyIdx::new(policy),
             action,
-            peer: set.map_or(PeerRef::Any, PeerRef::Set),
+            peer: set.map(SetIdx::new).map_or(PeerRef::Any, PeerRef::Set),
             proto: Proto::Tcp,
             ports: ports.split(',').map(|p| p.parse().unwrap()).collect(),
             log: false,
@@ -442,15 +443,18 @@ mod tests {
                 ..mk(9, Action::Deny, None, "1")
             },
         ];
-        let (out, f) = compress(rules, &sets, |p| p < 9);
+        let (out, f) = compress(rules, &sets, |p| p.index() < 9);
         assert_eq!(
-            out.iter().map(|r| r.policy).collect::<Vec<_>>(),
+            out.iter().map(|r| r.policy.index()).collect::<Vec<_>>(),
             [0, 1, 3, 9]
         );
-        assert_eq!(f.shadowed, vec![(2, vec![0, 1])]);
-        assert!(f.conflicts.contains(&(1, 3)));
+        let idx = PolicyIdx::new;
+        assert_eq!(f.shadowed, vec![(idx(2), vec![idx(0), idx(1)])]);
+        assert!(f.conflicts.contains(&(idx(1), idx(3))));
         // 0 lies wholly inside 2 (a carve-out); 1 does not (ports 80-90).
-        assert!(!f.conflicts.contains(&(0, 2)) && f.conflicts.contains(&(1, 2)));
+        assert!(
+            !f.conflicts.contains(&(idx(0), idx(2))) && f.conflicts.contains(&(idx(1), idx(2)))
+        );
     }
 
     #[test]
@@ -460,16 +464,16 @@ mod tests {
             ..Addrs::default()
         };
         let sets = vec![s(1), s(2)];
-        let mk = |set: u32, ports: &str| RawRule {
-            policy: 0,
+        let mk = |set: usize, ports: &str| RawRule {
+            policy: PolicyIdx::new(0),
             action: Action::Allow,
-            peer: PeerRef::Set(set),
+            peer: PeerRef::Set(SetIdx::new(set)),
             proto: Proto::Tcp,
             ports: ports.split(',').map(|p| p.parse().unwrap()).collect(),
             log: false,
         };
         let last = RawRule {
-            policy: 9,
+            policy: PolicyIdx::new(9),
             peer: PeerRef::Any,
             proto: Proto::Any,
             ports: Vec::new(),
@@ -477,14 +481,17 @@ mod tests {
         };
         // Same ports: peers merge. Same peer: ports merge.
         let (out, _) = compress(vec![mk(0, "80"), mk(1, "80"), last.clone()], &sets, |p| {
-            p < 9
+            p.index() < 9
         });
         assert_eq!(out.len(), 2);
         assert_eq!(
             out[0].peer,
-            PeerRef::New(s(1).union(&s(2)), vec![vec![0], vec![1]])
+            PeerRef::New(
+                s(1).union(&s(2)),
+                vec![vec![SetIdx::new(0)], vec![SetIdx::new(1)]]
+            )
         );
-        let (out, _) = compress(vec![mk(0, "80"), mk(0, "81,90")], &sets, |p| p < 9);
+        let (out, _) = compress(vec![mk(0, "80"), mk(0, "81,90")], &sets, |p| p.index() < 9);
         assert_eq!(out.len(), 1);
         assert_eq!(
             out[0].ports,

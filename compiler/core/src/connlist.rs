@@ -234,7 +234,7 @@ impl Eval<'_> {
         for &ch in chains.iter().flatten() {
             for r in &self.c.chains[ch as usize].fast {
                 if let Some(s) = r.peer {
-                    add(&self.c.sets[s as usize].v4);
+                    add(&self.c.sets[s.index()].v4);
                 }
             }
         }

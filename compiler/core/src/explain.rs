@@ -220,79 +220,113 @@ struct Found {
     kinds: Vec<String>,
 }
 
+/// A peer's text without its kind, and the kind: a `[Kind]` suffix or a
+/// `external:`, `service:`, `node:` or `pod:` prefix (the prefix wins).
+fn split_kind(text: &str) -> (&str, Option<&str>) {
+    let (body, kind) = match text.strip_suffix(']').and_then(|t| t.rsplit_once('[')) {
+        Some((b, k)) => (b, Some(k)),
+        None => (text, None),
+    };
+    match body.split_once(':') {
+        Some((k @ ("external" | "service" | "node" | "pod"), rest)) => (rest, Some(k)),
+        _ => (body, kind),
+    }
+}
+
+/// Whether a peer of kind `kind` (lowercase, `None`: any) may be a `k`.
+fn wants(kind: Option<&str>, k: &str) -> bool {
+    kind.is_none_or(|x| x == k)
+}
+
+/// `NAMESPACE/NAME` or `CLUSTER/NAMESPACE/NAME`: (cluster, namespace, name).
+fn split_namespaced<'t>(
+    text: &str,
+    body: &'t str,
+) -> Result<(Option<&'t str>, &'t str, &'t str), PeerError> {
+    match body.split('/').collect::<Vec<_>>().as_slice() {
+        [ns, name] => Ok((None, *ns, *name)),
+        [c, ns, name] => Ok((Some(*c), *ns, *name)),
+        _ => Err(PeerError::Unknown {
+            text: text.to_string(),
+            hint: "write NAMESPACE/NAME or CLUSTER/NAMESPACE/NAME".to_string(),
+        }),
+    }
+}
+
 impl Compiled {
     /// Resolve a peer: `namespace/name` (a pod, a service, an owning
     /// workload), `cluster/namespace/name`, `namespace/name[Kind]`, a node
     /// name (`name[Node]`), `external:NAME` (or a bare external name), an IP.
     pub fn peer(&self, text: &str) -> Result<Peer, PeerError> {
         let text = text.trim();
-        let peer = |kind| {
-            Ok(Peer {
+        let kind = if let Ok(ip) = text.parse::<IpAddr>() {
+            PeerKind::Ip(ip)
+        } else {
+            let (body, kind) = split_kind(text);
+            let kind = kind.map(|k| k.to_ascii_lowercase());
+            let kind = kind.as_deref();
+            if !body.contains('/') || matches!(kind, Some("node" | "external")) {
+                self.node_or_external(text, body, kind)?
+            } else {
+                let (cluster, ns, name) = split_namespaced(text, body)?;
+                let by_cluster = self.found_by_cluster(cluster, ns, name, kind);
+                self.one_cluster(text, ns, name, kind, by_cluster)?
+            }
+        };
+        Ok(Peer {
+            text: text.to_string(),
+            kind,
+        })
+    }
+
+    /// The node or external named `body` (a node by name or qualified name).
+    fn node_or_external(
+        &self,
+        text: &str,
+        body: &str,
+        kind: Option<&str>,
+    ) -> Result<PeerKind, PeerError> {
+        let mut found = Vec::new();
+        if wants(kind, "node") {
+            found.extend(
+                self.workloads(WorkloadKind::Node)
+                    .filter(|&w| self.cat[w as usize].name == body || self.qualified(w) == body)
+                    .map(|w| (format!("{}[Node]", self.qualified(w)), PeerKind::Node(w))),
+            );
+        }
+        if wants(kind, "external") {
+            found.extend(
+                self.workloads(WorkloadKind::External)
+                    .filter(|&w| self.cat[w as usize].name == body)
+                    .map(|w| (format!("external:{body}"), PeerKind::External(w))),
+            );
+        }
+        match found.len() {
+            0 => Err(PeerError::Unknown {
                 text: text.to_string(),
-                kind,
-            })
-        };
-        if let Ok(ip) = text.parse::<IpAddr>() {
-            return peer(PeerKind::Ip(ip));
+                hint: format!(
+                    "no node or external is named `{body}` (pods and services are \
+                     NAMESPACE/NAME, externals external:NAME, or give an IP){}",
+                    self.did_you_mean(body)
+                ),
+            }),
+            1 => Ok(found.pop().expect("one").1),
+            _ => Err(PeerError::Ambiguous {
+                text: text.to_string(),
+                candidates: found.into_iter().map(|(c, _)| c).collect(),
+            }),
         }
-        let (body, kind) = match text.strip_suffix(']').and_then(|t| t.rsplit_once('[')) {
-            Some((b, k)) => (b, Some(k)),
-            None => (text, None),
-        };
-        let (body, kind) = match body.split_once(':') {
-            Some((k @ ("external" | "service" | "node" | "pod"), rest)) => (rest, Some(k)),
-            _ => (body, kind),
-        };
-        let kind = kind.map(|k| k.to_ascii_lowercase());
-        let wants = |k: &str| kind.as_deref().is_none_or(|x| x == k);
+    }
 
-        if !body.contains('/')
-            || kind.as_deref() == Some("node")
-            || kind.as_deref() == Some("external")
-        {
-            let mut found = Vec::new();
-            if wants("node") {
-                found.extend(
-                    self.workloads(WorkloadKind::Node)
-                        .filter(|&w| self.cat[w as usize].name == body || self.qualified(w) == body)
-                        .map(|w| (format!("{}[Node]", self.qualified(w)), PeerKind::Node(w))),
-                );
-            }
-            if wants("external") {
-                found.extend(
-                    self.workloads(WorkloadKind::External)
-                        .filter(|&w| self.cat[w as usize].name == body)
-                        .map(|w| (format!("external:{body}"), PeerKind::External(w))),
-                );
-            }
-            return match found.len() {
-                0 => Err(PeerError::Unknown {
-                    text: text.to_string(),
-                    hint: format!(
-                        "no node or external is named `{body}` (pods and services are \
-                         NAMESPACE/NAME, externals external:NAME, or give an IP){}",
-                        self.did_you_mean(body)
-                    ),
-                }),
-                1 => peer(found.pop().expect("one").1),
-                _ => Err(PeerError::Ambiguous {
-                    text: text.to_string(),
-                    candidates: found.into_iter().map(|(c, _)| c).collect(),
-                }),
-            };
-        }
-
-        let parts: Vec<&str> = body.split('/').collect();
-        let (cluster, ns, name) = match parts.as_slice() {
-            [ns, name] => (None, *ns, *name),
-            [c, ns, name] => (Some(*c), *ns, *name),
-            _ => {
-                return Err(PeerError::Unknown {
-                    text: text.to_string(),
-                    hint: "write NAMESPACE/NAME or CLUSTER/NAMESPACE/NAME".to_string(),
-                });
-            }
-        };
+    /// Per cluster, what `ns/name` names there: the pod of that name, the
+    /// pods of owners of that name, the service of that name.
+    fn found_by_cluster(
+        &self,
+        cluster: Option<&str>,
+        ns: &str,
+        name: &str,
+        kind: Option<&str>,
+    ) -> BTreeMap<u32, Found> {
         let in_cluster = |w: &u32| {
             cluster.is_none_or(|c| {
                 self.cat[*w as usize]
@@ -302,7 +336,7 @@ impl Compiled {
         };
         let in_ns = |w: &u32| self.cat[*w as usize].namespace == ns;
         let mut by_cluster: BTreeMap<u32, Found> = BTreeMap::new();
-        if wants("pod") {
+        if wants(kind, "pod") {
             for w in self
                 .workloads(WorkloadKind::Pod)
                 .filter(in_cluster)
@@ -323,7 +357,7 @@ impl Compiled {
             if let Some((k, n)) = &self.cat[w as usize].owner
                 && n == name
                 && GROUPED.contains(&k.as_str())
-                && wants(&k.to_ascii_lowercase())
+                && wants(kind, &k.to_ascii_lowercase())
             {
                 let e = by_cluster.entry(self.cluster_of(w)).or_default();
                 if !e.kinds.iter().any(|k| k == "Pod") || kind.is_some() {
@@ -334,7 +368,7 @@ impl Compiled {
                 }
             }
         }
-        if wants("service") {
+        if wants(kind, "service") {
             for w in self
                 .workloads(WorkloadKind::Service)
                 .filter(in_cluster)
@@ -345,6 +379,19 @@ impl Compiled {
                 }
             }
         }
+        by_cluster
+    }
+
+    /// The peer `ns/name` names when exactly one cluster has it, and one
+    /// owner kind unless the kind was given.
+    fn one_cluster(
+        &self,
+        text: &str,
+        ns: &str,
+        name: &str,
+        kind: Option<&str>,
+        by_cluster: BTreeMap<u32, Found>,
+    ) -> Result<PeerKind, PeerError> {
         match by_cluster.len() {
             0 => {
                 let ns_exists = self.cat.iter().any(|w| w.namespace == ns);
@@ -381,7 +428,7 @@ impl Compiled {
                             .collect(),
                     });
                 }
-                peer(PeerKind::Named { pods, service })
+                Ok(PeerKind::Named { pods, service })
             }
             _ => Err(PeerError::Ambiguous {
                 text: text.to_string(),

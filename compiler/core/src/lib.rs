@@ -45,6 +45,7 @@ mod diag;
 pub mod diff;
 pub mod explain;
 mod ids;
+mod idx;
 pub mod interval;
 pub mod live;
 pub mod matrix;

@@ -35,7 +35,8 @@ use ringfence_schema::membership::{
 use ringfence_schema::net::AddressSet;
 
 use crate::classes::{ClassKey, Classes};
-use crate::compiled::{Compiled, EpInfo, GExposure};
+use crate::compiled::{Compiled, CompiledExposure, EpInfo};
+use crate::idx::{ExposureIdx, PolicyIdx, SetIdx};
 use crate::membership::{OnePod, matches_one};
 use crate::order::pod_label;
 use crate::slice::sort_exposures;
@@ -93,21 +94,21 @@ pub(crate) struct LiveIndex {
     clusters: Vec<ClusterCtx>,
     index: HashMap<ClassKey, u32>,
     /// Per class: the (used) sets holding it.
-    class_sets: Vec<Vec<u32>>,
+    class_sets: Vec<Vec<SetIdx>>,
     /// Per class: its ingress and egress chains, if it is managed.
     class_chains: Vec<Option<(u32, Option<u32>)>>,
     /// Per class: the chain judging traffic through an exposure, when it is
     /// not the ingress chain.
     class_exposed: Vec<Option<u32>>,
     /// Per class: (exposure, target port) of the exposures reaching it.
-    class_targets: Vec<Vec<(u32, u16)>>,
+    class_targets: Vec<Vec<(ExposureIdx, u16)>>,
     /// Per exposure: its key and the classes it reaches (with their port).
     x_keys: Vec<String>,
     x_classes: Vec<Vec<(u32, u16)>>,
     /// Node name → index in `node_irs` and the classes of its pods.
     nodes: HashMap<String, (usize, BTreeSet<u32>)>,
     /// Set name → index; chain id → index.
-    set_index: HashMap<String, u32>,
+    set_index: HashMap<String, SetIdx>,
     chain_index: HashMap<String, u32>,
     /// The initial pods.
     pods: Vec<LivePod>,
@@ -136,7 +137,7 @@ impl LiveIndex {
         world: &World<'_>,
         classes: &Classes,
         ep_info: &[EpInfo],
-        exposures: &[GExposure],
+        exposures: &[CompiledExposure],
     ) -> Self {
         let clusters =
             world
@@ -178,7 +179,7 @@ impl LiveIndex {
             for &(e, port) in &x.targets {
                 let w = ep_info[e as usize].workload;
                 if let Some(c) = classes.of[w as usize] {
-                    class_targets[c as usize].push((xi as u32, port));
+                    class_targets[c as usize].push((ExposureIdx::new(xi), port));
                     x_classes[xi].push((c, port));
                 }
             }
@@ -195,10 +196,8 @@ impl LiveIndex {
                 .key(),
             );
         }
-        for v in class_targets.iter_mut().chain(x_classes.iter_mut()) {
-            v.sort_unstable();
-            v.dedup();
-        }
+        class_targets.iter_mut().for_each(sort_dedup);
+        x_classes.iter_mut().for_each(sort_dedup);
         let mut nodes: HashMap<String, (usize, BTreeSet<u32>)> = HashMap::new();
         let mut at = 0;
         for c in &world.clusters {
@@ -269,14 +268,14 @@ impl LiveIndex {
                 continue;
             }
             for c in a.classes() {
-                self.class_sets[c as usize].push(i as u32);
+                self.class_sets[c as usize].push(SetIdx::new(i));
             }
         }
         self.set_index = set_names
             .iter()
             .enumerate()
             .filter(|(i, _)| used[*i])
-            .map(|(i, n)| (n.clone(), i as u32))
+            .map(|(i, n)| (n.clone(), SetIdx::new(i)))
             .collect();
         self.chain_index = chain_ids
             .iter()
@@ -431,9 +430,11 @@ impl Compiled {
                 added |= chains.insert(x);
             }
             for &(x, _) in &live.class_targets[c as usize] {
-                let gx = &self.exposures[x as usize];
-                let key = &live.x_keys[x as usize];
-                if gx.etp == TrafficPolicy::Local && !ir.exposures.iter().any(|e| &e.key() == key) {
+                let gx = &self.exposures[x.index()];
+                let key = &live.x_keys[x.index()];
+                if gx.external_traffic_policy == TrafficPolicy::Local
+                    && !ir.exposures.iter().any(|e| &e.key() == key)
+                {
                     let svc = &self.cat[gx.service as usize];
                     ir.exposures.push(Exposure {
                         service: format!("{}/{}", svc.namespace, svc.name),
@@ -449,8 +450,8 @@ impl Compiled {
         }
         if added {
             sort_exposures(&mut ir.exposures);
-            let mut sets: BTreeSet<u32> = BTreeSet::new();
-            let mut policies: BTreeSet<u32> = BTreeSet::new();
+            let mut sets: BTreeSet<SetIdx> = BTreeSet::new();
+            let mut policies: BTreeSet<PolicyIdx> = BTreeSet::new();
             for &c in &chains {
                 for f in &self.chains[c as usize].fast {
                     sets.extend(f.peer);
@@ -466,7 +467,7 @@ impl Compiled {
             ir.sets.sort_by(|a, b| a.name.cmp(&b.name));
             let mut pols: Vec<_> = policies
                 .into_iter()
-                .map(|p| self.policies[p as usize].clone())
+                .map(|p| self.policies[p.index()].clone())
                 .collect();
             pols.sort_by(|a, b| a.id.cmp(&b.id));
             pols.dedup_by(|a, b| a.id == b.id);
@@ -482,10 +483,10 @@ impl Compiled {
     }
 
     /// A set as the live form declares it: what is not pods.
-    fn live_set(&self, s: u32) -> AddressSet {
-        let a = &self.analysis[s as usize];
+    fn live_set(&self, s: SetIdx) -> AddressSet {
+        let a = &self.analysis[s.index()];
         AddressSet {
-            name: self.set_names[s as usize].clone(),
+            name: self.set_names[s.index()].clone(),
             v4: a.v4_prefixes(),
             v6: a.v6_prefixes(),
             live: !a.ids.is_empty(),
@@ -525,11 +526,11 @@ impl Compiled {
         let exposures = self.live.class_targets[class as usize]
             .iter()
             .all(|&(x, _)| {
-                self.exposures[x as usize].etp != TrafficPolicy::Local
+                self.exposures[x.index()].external_traffic_policy != TrafficPolicy::Local
                     || ir
                         .exposures
                         .iter()
-                        .any(|e| e.key() == self.live.x_keys[x as usize])
+                        .any(|e| e.key() == self.live.x_keys[x.index()])
             });
         !(chains && exposures)
     }
@@ -568,7 +569,7 @@ impl Compiled {
     /// it), sorted; `None` for a set that is not this compile's.
     fn set_members(&self, name: &str, pods: &LivePods) -> Option<Vec<IpAddr>> {
         let &si = self.live.set_index.get(name)?;
-        let mut addresses: Vec<IpAddr> = self.analysis[si as usize]
+        let mut addresses: Vec<IpAddr> = self.analysis[si.index()]
             .classes()
             .flat_map(|c| pods.of_class(c))
             .flat_map(|p| p.ips.iter().copied())
@@ -596,7 +597,7 @@ impl Compiled {
         let mut by_endpoint = BTreeMap::new();
         for &(c, port) in &self.live.x_classes[x] {
             for p in pods.of_class(c) {
-                if let Some(t) = self.target(x as u32, port, p) {
+                if let Some(t) = self.target(ExposureIdx::new(x), port, p) {
                     by_endpoint
                         .entry(t.endpoint.clone())
                         .or_insert((t, p.node.clone()));
@@ -604,7 +605,7 @@ impl Compiled {
             }
         }
         Some(Targets {
-            local: self.exposures[x].etp == TrafficPolicy::Local,
+            local: self.exposures[x].external_traffic_policy == TrafficPolicy::Local,
             by_endpoint,
         })
     }
@@ -637,10 +638,10 @@ impl Compiled {
     /// `p` as a target of exposure `x` (to target `port`), whatever the
     /// node ([`Targets::listed`] says which nodes list it); `None` for an
     /// unmanaged class.
-    fn target(&self, x: u32, port: u16, p: &LivePod) -> Option<MemberTarget> {
+    fn target(&self, x: ExposureIdx, port: u16, p: &LivePod) -> Option<MemberTarget> {
         let (i, _) = self.live.class_chains[p.class as usize]?;
         Some(MemberTarget {
-            exposure: self.live.x_keys[x as usize].clone(),
+            exposure: self.live.x_keys[x.index()].clone(),
             endpoint: p.endpoint_name(),
             workload: p.workload.clone(),
             addresses: p.ips.clone(),
@@ -972,12 +973,12 @@ impl LiveState {
     pub fn apply(&mut self, c: &Compiled, changes: Vec<PodChange>) -> Applied {
         let mut out = Applied::default();
         // (set index, address), (exposure, pod key) and endpoints touched.
-        let mut set_addrs: BTreeSet<(u32, IpAddr)> = BTreeSet::new();
-        let mut targets: BTreeSet<(u32, (u32, String))> = BTreeSet::new();
+        let mut set_addrs: BTreeSet<(SetIdx, IpAddr)> = BTreeSet::new();
+        let mut targets: BTreeSet<(ExposureIdx, (u32, String))> = BTreeSet::new();
         let mut endpoints: BTreeSet<(String, (u32, String))> = BTreeSet::new();
         let touch = |p: &LivePod,
-                     set_addrs: &mut BTreeSet<(u32, IpAddr)>,
-                     targets: &mut BTreeSet<(u32, (u32, String))>,
+                     set_addrs: &mut BTreeSet<(SetIdx, IpAddr)>,
+                     targets: &mut BTreeSet<(ExposureIdx, (u32, String))>,
                      endpoints: &mut BTreeSet<(String, (u32, String))>| {
             for &s in &c.live.class_sets[p.class as usize] {
                 for &a in &p.ips {
@@ -1027,11 +1028,11 @@ impl LiveState {
         let mut per_node: BTreeMap<String, Gather> = BTreeMap::new();
         // Sets: an address is in a set while a pod of one of its classes has it.
         for &(si, a) in &set_addrs {
-            let name = &c.set_names[si as usize];
+            let name = &c.set_names[si.index()];
             let Some(holders) = self.set_nodes.get(name) else {
                 continue;
             };
-            let ids = &c.analysis[si as usize].ids;
+            let ids = &c.analysis[si.index()].ids;
             let present = self.pods.with_ip(a).any(|p| ids.contains(p.class));
             let members = self.sets.entry(name.clone()).or_default();
             match (members.binary_search(&a), present) {
@@ -1084,7 +1085,7 @@ impl LiveState {
             }
         }
         for (x, key) in &targets {
-            let xkey = &c.live.x_keys[*x as usize];
+            let xkey = &c.live.x_keys[x.index()];
             let (Some(holders), Some(shared)) =
                 (self.exposure_nodes.get(xkey), self.targets.get_mut(xkey))
             else {
@@ -1248,4 +1249,10 @@ pub fn pod_changes(
         }
     }
     Ok(out)
+}
+
+/// Sort a list and drop repeats.
+fn sort_dedup<T: Ord>(v: &mut Vec<T>) {
+    v.sort_unstable();
+    v.dedup();
 }

@@ -687,7 +687,7 @@ impl Compiled {
             let Some(class) = class else { continue };
             // The cluster's node addresses, which a pod sees with
             // externalTrafficPolicy Cluster.
-            let nodes = (x.etp == TrafficPolicy::Cluster).then(|| {
+            let nodes = (x.external_traffic_policy == TrafficPolicy::Cluster).then(|| {
                 Addrs::from_ips(
                     self.cat
                         .iter()

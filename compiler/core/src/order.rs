@@ -17,6 +17,7 @@ use ringfence_schema::net::ports_match;
 use crate::chains::expand;
 use crate::classes::Classes;
 use crate::compress::PeerRef;
+use crate::idx::{PolicyIdx, SetIdx};
 use crate::interval::Addrs;
 use crate::membership::{Membership, dir_index};
 use crate::resolve::{Resolved, SetKey, resolve_named, service_port_selected};
@@ -39,9 +40,9 @@ pub(crate) enum Item {
     /// [`guard_node_returns`]).
     Guard {
         /// The guard's policy info, located at the denying policy.
-        info: u32,
+        info: PolicyIdx,
         /// The pods' addresses (one family).
-        set: u32,
+        set: SetIdx,
         proto: Proto,
         port: u16,
         log: bool,
@@ -59,7 +60,7 @@ pub(crate) enum Item {
         via: Vec<(Proto, u16)>,
     },
     /// The catch-all (its policy info and action).
-    CatchAll(u32, Action),
+    CatchAll(PolicyIdx, Action),
 }
 
 /// Everything a chain's content depends on.
@@ -228,7 +229,7 @@ fn applicable(world: &World<'_>, m: &Membership, r: &Resolved, managed: &[u32]) 
                 out[slot[w as usize] as usize].egress.push(pi);
             }
         }
-        if p.ingress_peer.is_some() {
+        if p.ingress_peer.has_rules() {
             for w in p.ingress_direct.ones() {
                 out[slot[w as usize] as usize].ingress.push((pi, NONE));
             }
@@ -468,7 +469,7 @@ pub(crate) fn guard_node_returns(r: &mut Resolved, o: &mut Ordered, classes: &Cl
     if targets.is_empty() {
         return;
     }
-    let returns: BTreeSet<u32> = r.svc_returns.values().map(|x| x.info).collect();
+    let returns: BTreeSet<PolicyIdx> = r.svc_returns.values().map(|x| x.info).collect();
     // Each group's rules in order, the node-return rules left out.
     let rules: BTreeMap<u32, Vec<_>> = targets
         .keys()
@@ -479,7 +480,7 @@ pub(crate) fn guard_node_returns(r: &mut Resolved, o: &mut Ordered, classes: &Cl
         })
         .collect();
     // Denying info → guard info.
-    let mut infos: BTreeMap<u32, u32> = BTreeMap::new();
+    let mut infos: BTreeMap<PolicyIdx, PolicyIdx> = BTreeMap::new();
     for ei in 0..o.endpoints.len() {
         let e = &o.endpoints[ei];
         let Some(eg) = e.egress else { continue };
@@ -489,7 +490,7 @@ pub(crate) fn guard_node_returns(r: &mut Resolved, o: &mut Ordered, classes: &Cl
             continue;
         }
         // (guard info, proto, port, log) → destination addresses.
-        let mut deny: BTreeMap<(u32, Proto, u16, bool), Addrs> = BTreeMap::new();
+        let mut deny: BTreeMap<(PolicyIdx, Proto, u16, bool), Addrs> = BTreeMap::new();
         for (g, (cluster, addrs)) in &targets {
             if *cluster != e.cluster {
                 continue;
@@ -508,7 +509,7 @@ pub(crate) fn guard_node_returns(r: &mut Resolved, o: &mut Ordered, classes: &Cl
                             && ports_match(&x.ports, Some(port))
                             && match &x.peer {
                                 PeerRef::Any => true,
-                                PeerRef::Set(s) => r.sets.addrs[*s as usize].contains(*a),
+                                PeerRef::Set(s) => r.sets.addrs[s.index()].contains(*a),
                                 PeerRef::New(s, _) => s.contains(*a),
                             }
                     }) else {
@@ -518,7 +519,7 @@ pub(crate) fn guard_node_returns(r: &mut Resolved, o: &mut Ordered, classes: &Cl
                         continue;
                     }
                     let info = *infos.entry(hit.policy).or_insert_with(|| {
-                        let id = format!("{}/node-guard", r.infos.list[hit.policy as usize].id);
+                        let id = format!("{}/node-guard", r.infos.list[hit.policy.index()].id);
                         r.infos
                             .derive(hit.policy, id, "node-guard".into(), Action::Deny)
                     });

@@ -22,6 +22,7 @@ use ringfence_schema::net::PortRange;
 use crate::bits::Bits;
 use crate::classes::Classes;
 use crate::diag;
+use crate::idx::{PolicyIdx, SetIdx};
 use crate::interval::Addrs;
 use crate::membership::{Membership, dir_index};
 use crate::world::World;
@@ -44,7 +45,7 @@ pub(crate) enum SetKey {
     /// A cluster's nodes.
     Nodes(u32),
     /// Adjacent rules of one policy merged into one: the union of their sets.
-    Union(u32, Vec<Vec<u32>>),
+    Union(PolicyIdx, Vec<Vec<SetIdx>>),
     /// The pods a node's egress guard keeps it from reaching through their
     /// node-return rules (classes, and addresses of unclassed pods).
     NodeGuard(Addrs),
@@ -61,7 +62,7 @@ pub(crate) struct Sets {
     /// The definition in words, stable across compiles: what the name's
     /// hash is taken of.
     pub(crate) defs: Vec<String>,
-    index: HashMap<SetKey, u32>,
+    index: HashMap<SetKey, SetIdx>,
 }
 
 impl Sets {
@@ -73,11 +74,11 @@ impl Sets {
         def: impl FnOnce() -> String,
         a: Addrs,
         stem: &str,
-    ) -> u32 {
+    ) -> SetIdx {
         if let Some(&i) = self.index.get(&key) {
             return i;
         }
-        let i = self.addrs.len() as u32;
+        let i = SetIdx::new(self.addrs.len());
         self.index.insert(key, i);
         self.addrs.push(a);
         self.stems.push(stem.to_string());
@@ -97,7 +98,7 @@ pub(crate) struct Infos {
 }
 
 impl Infos {
-    fn push(&mut self, intent: &Intent, info: Info<'_>) -> u32 {
+    fn push(&mut self, intent: &Intent, info: Info<'_>) -> PolicyIdx {
         let (line, column) = self.lines.locate(intent, info.span);
         self.list.push(PolicyInfo {
             id: info.id,
@@ -109,15 +110,21 @@ impl Infos {
             line,
             column,
         });
-        (self.list.len() - 1) as u32
+        PolicyIdx::new(self.list.len() - 1)
     }
 }
 
 impl Infos {
     /// A compiler-made info located where `base` is (its file, line and
     /// column), for rules that enforce `base`'s decision elsewhere.
-    pub(crate) fn derive(&mut self, base: u32, id: String, name: String, action: Action) -> u32 {
-        let b = &self.list[base as usize];
+    pub(crate) fn derive(
+        &mut self,
+        base: PolicyIdx,
+        id: String,
+        name: String,
+        action: Action,
+    ) -> PolicyIdx {
+        let b = &self.list[base.index()];
         let info = PolicyInfo {
             id,
             name,
@@ -129,7 +136,7 @@ impl Infos {
             column: b.column,
         };
         self.list.push(info);
-        (self.list.len() - 1) as u32
+        PolicyIdx::new(self.list.len() - 1)
     }
 }
 
@@ -170,9 +177,37 @@ struct Info<'a> {
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub(crate) struct RuleTpl {
     /// `None`: every address.
-    pub(crate) peer: Option<u32>,
+    pub(crate) peer: Option<SetIdx>,
     pub(crate) proto: Proto,
     pub(crate) ports: Vec<PortRange>,
+}
+
+/// The peer of the ingress rules a consumer target gives its providers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum IngressPeer {
+    /// The consumer has no address: no ingress rules.
+    NoAddress,
+    /// Every address.
+    Any,
+    /// The addresses of a set.
+    Set(SetIdx),
+}
+
+impl IngressPeer {
+    /// Whether there are ingress rules (the consumer has an address).
+    pub(crate) fn has_rules(self) -> bool {
+        self != IngressPeer::NoAddress
+    }
+
+    /// The rule from this peer on `proto` and `ports`, if there is one.
+    fn rule(self, proto: Proto, ports: Vec<PortRange>) -> Option<RuleTpl> {
+        let peer = match self {
+            IngressPeer::NoAddress => return None,
+            IngressPeer::Any => None,
+            IngressPeer::Set(s) => Some(s),
+        };
+        Some(RuleTpl { peer, proto, ports })
+    }
 }
 
 /// What a target resolves to.
@@ -196,7 +231,7 @@ pub(crate) struct TargetInfo {
 /// One intent policy, resolved.
 pub(crate) struct Plan {
     /// Its policy info (equal to its index in `intent.policies`).
-    pub(crate) info: u32,
+    pub(crate) info: PolicyIdx,
     pub(crate) action: PolicyAction,
     /// Its group: a `pass` skips the rest of it.
     pub(crate) rank: PolicyRank,
@@ -216,14 +251,13 @@ pub(crate) struct Plan {
     pub(crate) provider_services: Vec<u32>,
     /// Rules on a consumer's egress chain.
     pub(crate) egress_rules: Vec<RuleTpl>,
-    /// Peer of rules on a provider's ingress chain: `None` when the consumer
-    /// has no address (no ingress rules), `Some(None)` for every address.
-    pub(crate) ingress_peer: Option<Option<u32>>,
+    /// Peer of rules on a provider's ingress chain.
+    pub(crate) ingress_peer: IngressPeer,
 }
 
 /// A quarantine exception, resolved.
 pub(crate) struct Exception {
-    pub(crate) info: u32,
+    pub(crate) info: PolicyIdx,
     pub(crate) direction: Direction,
     pub(crate) rules: Vec<RuleTpl>,
 }
@@ -231,9 +265,9 @@ pub(crate) struct Exception {
 /// The implicit allow from a cluster's nodes to the backing pods of a
 /// NodePort/LoadBalancer service port with `externalTrafficPolicy: Cluster`.
 pub(crate) struct SvcReturn {
-    pub(crate) info: u32,
+    pub(crate) info: PolicyIdx,
     /// The cluster's node addresses.
-    pub(crate) peer: u32,
+    pub(crate) peer: SetIdx,
     /// Allow plans (in global order) that provide this service port.
     pub(crate) providers: Vec<u32>,
 }
@@ -247,13 +281,13 @@ pub(crate) struct Resolved {
     pub(crate) order: Vec<u32>,
     pub(crate) exceptions: Vec<Exception>,
     /// Policy infos of `quarantine/deny-ingress` and `quarantine/deny-egress`.
-    pub(crate) q_deny: [u32; 2],
+    pub(crate) quarantine_deny: [PolicyIdx; 2],
     /// Per service workload and port index.
     pub(crate) svc_returns: BTreeMap<(u32, u32), SvcReturn>,
     /// Per intent catch-all: its info.
-    pub(crate) catch_all_infos: Vec<u32>,
+    pub(crate) catch_all_infos: Vec<PolicyIdx>,
     /// Per (top-level scope, direction): the implicit catch-all's info.
-    pub(crate) implicit_infos: HashMap<(ScopeId, usize), u32>,
+    pub(crate) implicit_infos: HashMap<(ScopeId, usize), PolicyIdx>,
     /// Enforcement per scope.
     pub(crate) modes: Vec<Mode>,
 }
@@ -302,9 +336,9 @@ struct Resolver<'w, 'a> {
     sets: Sets,
     targets: HashMap<TargetKey, TargetInfo>,
     /// Interned consumer-position set per target (see `consumer_peer`).
-    consumer_ids: HashMap<TargetKey, Option<Option<u32>>>,
+    consumer_ids: HashMap<TargetKey, IngressPeer>,
     /// Interned set of a target's non-service members.
-    direct_ids: HashMap<TargetKey, u32>,
+    direct_ids: HashMap<TargetKey, SetIdx>,
     translations: HashMap<(TargetKey, Proto, Vec<PortRange>, Vec<String>), Translation>,
     diags: Vec<Diagnostic>,
 }
@@ -436,7 +470,7 @@ pub(crate) fn resolve(
         .collect();
 
     let mut exceptions = Vec::new();
-    let mut q_deny = [0, 0];
+    let mut quarantine_deny = [PolicyIdx::new(0); 2];
     if let Some(q) = &intent.quarantine {
         for x in &q.exceptions {
             let info = infos.push(
@@ -453,11 +487,7 @@ pub(crate) fn resolve(
             let rules = match x.direction {
                 Direction::Ingress => r
                     .consumer_peer(&x.peer)
-                    .map(|peer| RuleTpl {
-                        peer,
-                        proto: x.proto,
-                        ports: x.ports.clone(),
-                    })
+                    .rule(x.proto, x.ports.clone())
                     .into_iter()
                     .collect(),
                 Direction::Egress => {
@@ -472,7 +502,7 @@ pub(crate) fn resolve(
         }
         for d in [Direction::Ingress, Direction::Egress] {
             let name = format!("deny-{}", dir_name(d));
-            q_deny[dir_index(d)] = infos.push(
+            quarantine_deny[dir_index(d)] = infos.push(
                 intent,
                 Info {
                     id: format!("quarantine/{name}"),
@@ -499,7 +529,7 @@ pub(crate) fn resolve(
             plans,
             order,
             exceptions,
-            q_deny,
+            quarantine_deny,
             svc_returns,
             catch_all_infos,
             implicit_infos,
@@ -612,11 +642,10 @@ impl Resolver<'_, '_> {
         by_port
     }
 
-    /// The peer of ingress rules for a consumer target: `None` if it has no
-    /// address, `Some(None)` for every address.
-    fn consumer_peer(&mut self, t: &Target) -> Option<Option<u32>> {
+    /// The peer of ingress rules for a consumer target.
+    fn consumer_peer(&mut self, t: &Target) -> IngressPeer {
         let Some(key) = target_key(t) else {
-            return Some(None);
+            return IngressPeer::Any;
         };
         if let Some(&peer) = self.consumer_ids.get(&key) {
             return peer;
@@ -635,8 +664,11 @@ impl Resolver<'_, '_> {
             let d = format!("members {}", key.describe(intent));
             (SetKey::Members(key.clone()), d)
         };
-        let peer =
-            (!addrs.is_empty()).then(|| Some(self.sets.intern(set_key, || def, addrs, &stem)));
+        let peer = if addrs.is_empty() {
+            IngressPeer::NoAddress
+        } else {
+            IngressPeer::Set(self.sets.intern(set_key, || def, addrs, &stem))
+        };
         self.consumer_ids.insert(key, peer);
         peer
     }
@@ -907,12 +939,12 @@ impl Resolver<'_, '_> {
             Some(Direction::Egress) => {
                 ingress_direct = Bits::new(n);
                 provider_services.clear();
-                None
+                IngressPeer::NoAddress
             }
             _ => self.consumer_peer(&p.consumer),
         };
         Plan {
-            info: i as u32,
+            info: PolicyIdx::new(i),
             action: p.action,
             rank: p.rank,
             log: p.log,
@@ -957,7 +989,7 @@ impl Resolver<'_, '_> {
                         .filter(|&pi| {
                             let p = &plans[pi as usize];
                             p.action == PolicyAction::Allow
-                                && p.ingress_peer.is_some()
+                                && p.ingress_peer.has_rules()
                                 && p.provider_members.as_ref().is_some_and(|m| m.get(s))
                                 && service_port_selected(sp, p.proto, &p.ports, &p.named)
                                 && world.backing(s).iter().any(|&w| {

@@ -21,8 +21,10 @@ use ringfence_schema::net::AddressSet;
 use crate::chains::Chains;
 use crate::classes::Classes;
 use crate::compiled::{
-    CWl, Compiled, EpInfo, FastMap, GExposure, IngressEntry, SvcData, Via, VipTarget,
+    Compiled, CompiledExposure, CompiledWorkload, EpInfo, FastMap, IngressEntry, SvcData, Via,
+    VipTarget,
 };
+use crate::idx::{PolicyIdx, SetIdx};
 use crate::interval::Addrs;
 use crate::live::LiveIndex;
 use crate::membership::Membership;
@@ -81,7 +83,7 @@ pub(crate) fn slice(
     for c in &chains.chains {
         for f in &c.fast {
             if let Some(s) = f.peer {
-                used[s as usize] = true;
+                used[s.index()] = true;
             }
         }
     }
@@ -256,7 +258,11 @@ fn real_sets(
 }
 
 /// The owned copy of the workload table that explain and matrix use.
-fn catalog(world: &World<'_>, m: &Membership, wl_endpoint: &[Option<u32>]) -> Vec<CWl> {
+fn catalog(
+    world: &World<'_>,
+    m: &Membership,
+    wl_endpoint: &[Option<u32>],
+) -> Vec<CompiledWorkload> {
     (0..world.len() as u32)
         .map(|w| {
             let wl = &world.w[w as usize];
@@ -287,7 +293,7 @@ fn catalog(world: &World<'_>, m: &Membership, wl_endpoint: &[Option<u32>]) -> Ve
                         false,
                         Some(SvcData {
                             kind: s.kind,
-                            etp: s.external_traffic_policy,
+                            external_traffic_policy: s.external_traffic_policy,
                             ports: s.ports.clone(),
                             cluster_ips: s.cluster_ips.clone(),
                             lb_ingress: s.lb_ingress.clone(),
@@ -298,7 +304,7 @@ fn catalog(world: &World<'_>, m: &Membership, wl_endpoint: &[Option<u32>]) -> Ve
                 }
                 _ => (None, false, None),
             };
-            CWl {
+            CompiledWorkload {
                 kind: wl.kind,
                 cluster: wl.cluster,
                 namespace: wl.namespace.unwrap_or("").to_string(),
@@ -322,7 +328,11 @@ fn catalog(world: &World<'_>, m: &Membership, wl_endpoint: &[Option<u32>]) -> Ve
 }
 
 /// Every NodePort and LoadBalancer entry point of every cluster.
-fn exposures(world: &World<'_>, cat: &[CWl], ep_info: &[EpInfo]) -> Vec<GExposure> {
+fn exposures(
+    world: &World<'_>,
+    cat: &[CompiledWorkload],
+    ep_info: &[EpInfo],
+) -> Vec<CompiledExposure> {
     let mut out = Vec::new();
     for (ci, c) in world.clusters.iter().enumerate() {
         for s in c.services.clone() {
@@ -347,7 +357,7 @@ fn exposures(world: &World<'_>, cat: &[CWl], ep_info: &[EpInfo]) -> Vec<GExposur
                 if targets.is_empty() {
                     continue;
                 }
-                let nodes: Vec<u32> = match svc.etp {
+                let nodes: Vec<u32> = match svc.external_traffic_policy {
                     TrafficPolicy::Cluster => c.nodes.clone().collect(),
                     TrafficPolicy::Local => {
                         let set: BTreeSet<u32> = targets
@@ -358,14 +368,14 @@ fn exposures(world: &World<'_>, cat: &[CWl], ep_info: &[EpInfo]) -> Vec<GExposur
                     }
                 };
                 let mut push = |kind, addresses: Vec<IpAddr>, port| {
-                    out.push(GExposure {
+                    out.push(CompiledExposure {
                         cluster: ci as u32,
                         service: s,
                         kind,
                         proto: sp.proto,
                         addresses,
                         port,
-                        etp: svc.etp,
+                        external_traffic_policy: svc.external_traffic_policy,
                         targets: targets.clone(),
                         nodes: nodes.clone(),
                     })
@@ -385,7 +395,7 @@ fn exposures(world: &World<'_>, cat: &[CWl], ep_info: &[EpInfo]) -> Vec<GExposur
 
 /// Service addresses a consumer may address: (address, protocol, port) →
 /// where the traffic is translated to.
-fn vips(world: &World<'_>, cat: &[CWl]) -> FastMap<(IpAddr, Proto, u16), VipTarget> {
+fn vips(world: &World<'_>, cat: &[CompiledWorkload]) -> FastMap<(IpAddr, Proto, u16), VipTarget> {
     let mut out: FastMap<(IpAddr, Proto, u16), VipTarget> = FastMap::default();
     for c in &world.clusters {
         for s in c.services.clone() {
@@ -424,7 +434,7 @@ fn vips(world: &World<'_>, cat: &[CWl]) -> FastMap<(IpAddr, Proto, u16), VipTarg
                     }
                 }
                 for node in c.nodes.clone() {
-                    let here: Vec<(u32, u16)> = match svc.etp {
+                    let here: Vec<(u32, u16)> = match svc.external_traffic_policy {
                         TrafficPolicy::Cluster => targets.clone(),
                         TrafficPolicy::Local => targets
                             .iter()
@@ -464,7 +474,7 @@ fn node_ir(
     ir_sets: &[Option<AddressSet>],
     endpoints: &[Endpoint],
     ep_info: &[EpInfo],
-    exposures: &[GExposure],
+    exposures: &[CompiledExposure],
     nw: u32,
     local: &[u32],
 ) -> NodeIr {
@@ -484,7 +494,7 @@ fn node_ir(
     {
         let mut targets: Vec<ExposureTarget> = Vec::new();
         for &(e, port) in &x.targets {
-            if x.etp == TrafficPolicy::Local && ep_info[e as usize].node != nw {
+            if x.external_traffic_policy == TrafficPolicy::Local && ep_info[e as usize].node != nw {
                 continue;
             }
             let ep = &endpoints[e as usize];
@@ -517,8 +527,8 @@ fn node_ir(
     }
     sort_exposures(&mut xs);
 
-    let mut used_sets: BTreeSet<u32> = BTreeSet::new();
-    let mut used_policies: BTreeSet<u32> = BTreeSet::new();
+    let mut used_sets: BTreeSet<SetIdx> = BTreeSet::new();
+    let mut used_policies: BTreeSet<PolicyIdx> = BTreeSet::new();
     let mut node_chains: Vec<Chain> = Vec::with_capacity(used_chains.len());
     for &c in &used_chains {
         let c = &chains.chains[c as usize];
@@ -531,12 +541,12 @@ fn node_ir(
     node_chains.sort_by(|a, b| a.id.cmp(&b.id));
     let mut sets: Vec<AddressSet> = used_sets
         .into_iter()
-        .map(|s| ir_sets[s as usize].clone().expect("used sets are built"))
+        .map(|s| ir_sets[s.index()].clone().expect("used sets are built"))
         .collect();
     sets.sort_by(|a, b| a.name.cmp(&b.name));
     let mut pols: Vec<PolicyInfo> = used_policies
         .into_iter()
-        .map(|p| policies[p as usize].clone())
+        .map(|p| policies[p.index()].clone())
         .collect();
     pols.sort_by(|a, b| a.id.cmp(&b.id));
     pols.dedup_by(|a, b| a.id == b.id);

@@ -1,0 +1,42 @@
+//! Typed indexes into core's tables, in the manner of ruff's `ruff_index`:
+//! each table has its own index type, so an index of one cannot be used in
+//! another, and a signature says which table it points into.
+
+/// Declare an index type: a `u32` with `new(usize)` and `index() -> usize`.
+macro_rules! index_type {
+    ($(#[$doc:meta])* $name:ident) => {
+        $(#[$doc])*
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+        pub(crate) struct $name(u32);
+
+        impl $name {
+            /// The index of position `i`.
+            pub(crate) fn new(i: usize) -> Self {
+                Self(u32::try_from(i).expect("tables hold fewer than 2^32 entries"))
+            }
+
+            /// The position it stands for.
+            pub(crate) fn index(self) -> usize {
+                self.0 as usize
+            }
+        }
+    };
+}
+
+index_type!(
+    /// An exposure: a position in [`Compiled::exposures`](crate::Compiled).
+    ExposureIdx
+);
+
+index_type!(
+    /// A policy info, what a rule traces to: a position in
+    /// [`Compiled::policies`](crate::Compiled). Intent policies come first,
+    /// at their index in `intent.policies`.
+    PolicyIdx
+);
+
+index_type!(
+    /// An address set: a position in the interned sets (`Sets`) and in
+    /// [`Compiled`](crate::Compiled)'s set tables.
+    SetIdx
+);
