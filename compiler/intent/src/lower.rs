@@ -11,6 +11,7 @@ use kdl::{KdlDocument, KdlEntry, KdlNode, KdlValue};
 
 use crate::ast::*;
 use crate::diagnostics::{Diagnostic, codes, did_you_mean};
+use crate::location::LineIndex;
 use crate::model::{
     Action, Direction, FileId, Mode, Os, PolicyAction, PolicyRank, PortRange, Predicate, Proto,
     Span, WorkloadKind, port_name_problem,
@@ -55,24 +56,6 @@ const PREDICATES: &[&str] = &[
 const POLICY_PROPS: &[&str] = &["from", "to", "proto", "ports", "side", "log", "comment"];
 const POLICY_USAGE: &str = "allow|deny|pass [\"NAME\"] from=REF to=REF [proto=P] [ports=PORTS] \
                             [side=\"ingress|egress\"] [log=#true] [comment=\"…\"]";
-
-/// Byte offsets of line starts, for 1-based line numbers.
-pub(crate) struct LineIndex(Vec<usize>);
-
-impl LineIndex {
-    pub(crate) fn new(text: &str) -> Self {
-        LineIndex(
-            std::iter::once(0)
-                .chain(text.match_indices('\n').map(|(i, _)| i + 1))
-                .collect(),
-        )
-    }
-
-    /// 1-based line of a byte offset.
-    pub(crate) fn line(&self, offset: usize) -> u32 {
-        self.0.partition_point(|&s| s <= offset) as u32
-    }
-}
 
 /// Lower one document into `ast`, reporting into `diags`.
 pub(crate) fn lower(
