@@ -11,6 +11,7 @@
 use std::collections::{BTreeMap, HashMap};
 
 use ringfence_intent::Diagnostic;
+use ringfence_intent::location::Locator;
 use ringfence_intent::model::{
     Action, Direction, Intent, Mode, PolicyAction, PolicyRank, Proto, ScopeId, Span, Target,
     WorkloadKind,
@@ -94,19 +95,22 @@ pub(crate) struct Infos {
     /// Intent policies occupy the first indexes; only they are analysed for
     /// shadowing and conflicts.
     pub(crate) policies: usize,
-    lines: Lines,
+    lines: Locator,
 }
 
 impl Infos {
     fn push(&mut self, intent: &Intent, info: Info<'_>) -> PolicyIdx {
-        let (line, column) = self.lines.locate(intent, info.span);
+        let (file, line, column) = self
+            .lines
+            .locate(&intent.files, info.span)
+            .expect("a policy's span is in the intent's files");
         self.list.push(PolicyInfo {
             id: info.id,
             name: info.name.to_string(),
             scope: info.scope.to_string(),
             rank: info.rank,
             action: info.action,
-            file: intent.files[info.span.file].path.clone(),
+            file: file.to_string(),
             line,
             column,
         });
@@ -137,30 +141,6 @@ impl Infos {
         };
         self.list.push(info);
         PolicyIdx::new(self.list.len() - 1)
-    }
-}
-
-/// Line starts of each intent file, so locating a span is a binary search
-/// (`SourceFile::line_col` scans from the start, quadratic over many policies).
-#[derive(Default)]
-pub(crate) struct Lines {
-    starts: HashMap<usize, Vec<usize>>,
-}
-
-impl Lines {
-    /// 1-based line and column (in characters), as `SourceFile::line_col`.
-    fn locate(&mut self, intent: &Intent, span: Span) -> (u32, u32) {
-        let text = &intent.files[span.file].text;
-        let starts = self.starts.entry(span.file).or_insert_with(|| {
-            std::iter::once(0)
-                .chain(text.match_indices('\n').map(|(i, _)| i + 1))
-                .collect()
-        });
-        let offset = span.offset.min(text.len());
-        let line = starts.partition_point(|&s| s <= offset);
-        let start = starts[line - 1];
-        let column = text[start..offset].chars().count() + 1;
-        (line as u32, column as u32)
     }
 }
 
@@ -1066,32 +1046,4 @@ pub(crate) fn union_all(sets: impl IntoIterator<Item = Addrs>) -> Addrs {
         acc = acc.union(&a);
     }
     acc
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use ringfence_testkit::builder::{IntentBuilder, q};
-
-    #[test]
-    fn lines_locate_like_the_source_file() {
-        let mut b = IntentBuilder::new();
-        let s = b.scope("é-scope", None, q::namespace("ünï"));
-        b.scope("child", Some(s), q::label("a", "b"));
-        let intent = b.build();
-        let text = &intent.files[0].text;
-        let mut lines = Lines::default();
-        for offset in (0..=text.len()).filter(|&o| text.is_char_boundary(o)) {
-            let span = Span {
-                file: 0,
-                offset,
-                len: 0,
-            };
-            assert_eq!(
-                lines.locate(&intent, span),
-                intent.files[0].line_col(offset),
-                "at {offset}"
-            );
-        }
-    }
 }

@@ -45,7 +45,7 @@ use ringfence_core::live::{LivePods, LiveState, NeedsCompile, PodChange};
 use ringfence_driver::bundles::{Change, INDEX_FILE, Output, WriteSummary};
 use ringfence_driver::{DriverError, IntentFrom, LoadedInventory, Pipeline, Seal, Session, Warned};
 use ringfence_intent::model::SourceFile;
-use ringfence_intent::{Diagnostics, render_human, to_json};
+use ringfence_intent::{Diagnostics, Severity, render_human, to_json};
 use ringfence_inventory::InventoryError;
 use ringfence_inventory::Scores;
 use ringfence_inventory::events::{Applied, Incoming, LiveCluster, parse_event};
@@ -1559,22 +1559,15 @@ fn refused<T>(w: Warned<T>) -> Result<T, Refusal> {
 /// `file:line:column: message` of the first error (or the first diagnostic).
 fn first_error(d: &Diagnostics, files: &[SourceFile]) -> String {
     let count = d.error_count();
-    let json = to_json(d, files);
-    let first = json["diagnostics"]
-        .as_array()
-        .and_then(|list| {
-            list.iter()
-                .find(|x| x["severity"] == "error")
-                .or_else(|| list.first())
-        })
-        .map(|x| {
-            let msg = x["message"].as_str().unwrap_or_default();
-            match (x["file"].as_str(), x["line"].as_u64(), x["column"].as_u64()) {
-                (Some(f), Some(l), Some(c)) => format!("{f}:{l}:{c}: {msg}"),
-                _ => msg.to_string(),
-            }
-        })
-        .unwrap_or_default();
+    let first =
+        d.0.iter()
+            .find(|x| x.severity == Severity::Error)
+            .or_else(|| d.0.first())
+            .map(|x| match x.location(files) {
+                Some((f, l, c)) => format!("{f}:{l}:{c}: {}", x.message),
+                None => x.message.clone(),
+            })
+            .unwrap_or_default();
     format!("{count} error(s); first: {first}")
 }
 

@@ -3,7 +3,7 @@
 //! A stage never stops at the first problem in user input; it collects
 //! [`Diagnostic`]s, which are sorted by file and position before rendering.
 
-use crate::model::Span;
+use crate::model::{SourceFile, Span};
 
 /// Error or warning.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -66,6 +66,15 @@ impl Diagnostic {
     pub fn with_help(mut self, help: impl Into<String>) -> Self {
         self.help = Some(help.into());
         self
+    }
+
+    /// Path, 1-based line and column of the primary span, if it has one in
+    /// `files`.
+    pub fn location<'f>(&self, files: &'f [SourceFile]) -> Option<(&'f str, u32, u32)> {
+        let (span, _) = self.primary.as_ref()?;
+        let f = files.get(span.file)?;
+        let (line, col) = f.line_col(span.offset);
+        Some((&f.path, line, col))
     }
 
     /// Where it is, for sorting: file, then offset; diagnostics without a span last.

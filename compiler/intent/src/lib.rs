@@ -11,6 +11,7 @@ mod ast;
 pub mod diagnostics;
 pub mod format;
 pub mod limits;
+pub mod location;
 mod lower;
 pub mod model;
 mod parse;
@@ -54,7 +55,7 @@ pub fn load(files: Vec<SourceFile>) -> Checked {
             ast.partial_files.push(id);
         }
         if let Some(doc) = parsed.doc {
-            let lines = lower::LineIndex::new(&f.text);
+            let lines = location::LineIndex::new(&f.text);
             lower::lower(id, &lines, &doc, &mut ast, &mut diags);
         }
     }

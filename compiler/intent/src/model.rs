@@ -11,6 +11,8 @@ use ipnet::IpNet;
 pub use ringfence_schema::ir::{Action, Direction, Mode, Os};
 pub use ringfence_schema::net::{PortRange, Proto};
 
+use crate::location::LineIndex;
+
 /// Index of a file in [`Intent::files`].
 pub type FileId = usize;
 /// Index of a scope in [`Intent::scopes`].
@@ -49,12 +51,12 @@ impl SourceFile {
         }
     }
 
-    /// 1-based line and column (in characters) of a byte offset.
+    /// 1-based line and column (in characters) of a byte offset. Only the
+    /// text before it is indexed: one call costs a scan to the offset (to
+    /// locate many, use a [`Locator`](crate::location::Locator)).
     pub fn line_col(&self, offset: usize) -> (u32, u32) {
         let before = &self.text[..offset.min(self.text.len())];
-        let line = before.bytes().filter(|&b| b == b'\n').count() + 1;
-        let col = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
-        (line as u32, col as u32)
+        LineIndex::new(before).line_col(before, before.len())
     }
 }
 

@@ -16,6 +16,7 @@ use miette::{
 use serde_json::{Value, json};
 
 use crate::diagnostics::{Diagnostic, Diagnostics, Severity};
+use crate::location::Locator;
 use crate::model::{SourceFile, Span};
 
 /// One diagnostic as miette sees it: labels in the primary span's file are
@@ -78,16 +79,17 @@ const CUT_MARGIN: usize = 80;
 /// The longest label drawn on a cut line.
 const CUT_LABEL: usize = 256;
 
-/// One file's text with its line starts, as miette counts lines (after `\n`,
-/// and after a `\r` not followed by `\n`).
+/// One file's text with its line starts as miette counts lines (after `\n`,
+/// and after a `\r` not followed by `\n`), for its snippets; the JSON
+/// document locates with [`Locator`], which counts `\n` only.
 #[derive(Debug)]
-struct Lines {
+struct MietteLines {
     name: String,
     text: Arc<str>,
     starts: Vec<usize>,
 }
 
-impl Lines {
+impl MietteLines {
     fn new(f: &SourceFile) -> Self {
         let b = f.text.as_bytes();
         let starts = std::iter::once(0)
@@ -96,7 +98,7 @@ impl Lines {
                 end.then_some(i + 1)
             }))
             .collect();
-        Lines {
+        MietteLines {
             name: f.path.clone(),
             text: f.text.clone(),
             starts,
@@ -126,7 +128,7 @@ impl Lines {
 /// The files of one render call, each indexed once, on first use.
 struct Index<'f> {
     files: &'f [SourceFile],
-    lines: Vec<OnceLock<Arc<Lines>>>,
+    lines: Vec<OnceLock<Arc<MietteLines>>>,
 }
 
 impl<'f> Index<'f> {
@@ -137,9 +139,9 @@ impl<'f> Index<'f> {
         }
     }
 
-    fn lines(&self, file: usize) -> Option<&Arc<Lines>> {
+    fn lines(&self, file: usize) -> Option<&Arc<MietteLines>> {
         let f = self.files.get(file)?;
-        Some(self.lines[file].get_or_init(|| Arc::new(Lines::new(f))))
+        Some(self.lines[file].get_or_init(|| Arc::new(MietteLines::new(f))))
     }
 
     /// A span clamped to its file, so a stale span cannot make rendering
@@ -163,7 +165,7 @@ impl<'f> Index<'f> {
 /// A file as miette reads it: each snippet is read from a few lines around
 /// its span (found in the index), never from the start of the file.
 #[derive(Debug)]
-struct Excerpts(Arc<Lines>);
+struct Excerpts(Arc<MietteLines>);
 
 impl SourceCode for Excerpts {
     fn read_span<'a>(
@@ -297,54 +299,12 @@ pub fn render_human(
     out
 }
 
-/// Lines and columns as [`SourceFile::line_col`] counts them (lines end at
-/// `\n`, columns count characters), each file indexed once; consecutive
-/// spans on one line (diagnostics come sorted) count on from the last.
-struct Locator<'f> {
-    files: &'f [SourceFile],
-    /// Per file: line starts, and the last (offset, 1-based column) found.
-    lines: Vec<Option<FileLines>>,
-}
-
-/// A file's line starts and the last (offset, 1-based column) found.
-type FileLines = (Vec<usize>, (usize, u32));
-
-impl<'f> Locator<'f> {
-    fn new(files: &'f [SourceFile]) -> Self {
-        Locator {
-            files,
-            lines: files.iter().map(|_| None).collect(),
-        }
-    }
-
-    fn location(&mut self, span: Span) -> Option<(&'f str, u32, u32)> {
-        let f = self.files.get(span.file)?;
-        let (starts, last) = self.lines[span.file].get_or_insert_with(|| {
-            let starts = std::iter::once(0)
-                .chain(f.text.match_indices('\n').map(|(i, _)| i + 1))
-                .collect();
-            (starts, (0, 1))
-        });
-        let offset = span.offset.min(f.text.len());
-        let line = starts.partition_point(|&s| s <= offset);
-        let line_start = starts[line - 1];
-        let (from, col) = if last.0 >= line_start && last.0 <= offset {
-            *last
-        } else {
-            (line_start, 1)
-        };
-        let col = col + f.text[from..offset].chars().count() as u32;
-        *last = (offset, col);
-        Some((&f.path, line as u32, col))
-    }
-}
-
 /// The documented JSON document: `{"diagnostics": [...], "errors": N, "warnings": N}`.
 /// Each diagnostic has `severity`, `code`, `message`, `file`, `line`, `column`
 /// (1-based; absent without a span), `help`, and `labels` (every other
 /// location, with its text).
 pub fn to_json(diags: &Diagnostics, files: &[SourceFile]) -> Value {
-    let mut at = Locator::new(files);
+    let mut at = Locator::default();
     let list: Vec<Value> = diags
         .0
         .iter()
@@ -360,7 +320,7 @@ pub fn to_json(diags: &Diagnostics, files: &[SourceFile]) -> Value {
             o.insert("code".into(), json!(d.code));
             o.insert("message".into(), json!(d.message));
             if let Some((span, label)) = &d.primary
-                && let Some((file, line, column)) = at.location(*span)
+                && let Some((file, line, column)) = at.locate(files, *span)
             {
                 o.insert("file".into(), json!(file));
                 o.insert("line".into(), json!(line));
@@ -374,7 +334,7 @@ pub fn to_json(diags: &Diagnostics, files: &[SourceFile]) -> Value {
                 .labels
                 .iter()
                 .filter_map(|(span, text)| {
-                    let (file, line, column) = at.location(*span)?;
+                    let (file, line, column) = at.locate(files, *span)?;
                     Some(json!({"file": file, "line": line, "column": column, "label": text}))
                 })
                 .collect();

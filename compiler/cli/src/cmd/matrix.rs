@@ -44,12 +44,12 @@ pub(crate) fn run(mut args: MatrixArgs) -> anyhow::Result<Exit> {
             to: args.to,
             namespaces: args.namespace,
         };
-        let lines = Lines {
+        let matrix = Matrix {
             compiled: &session.compiled,
             select: &select,
             summary: args.summary,
         };
-        output::emit(args.format, &lines)?;
+        output::emit(args.format, &matrix)?;
     }
     Ok(Exit::Clean)
 }
@@ -58,13 +58,13 @@ pub(crate) fn run(mut args: MatrixArgs) -> anyhow::Result<Exit> {
 /// line at a time, as a document `{"connections": [...]}` (or, with
 /// `--summary`, `{"pairs": [...]}`) element by element. Nothing is held
 /// but the line being written.
-struct Lines<'a> {
+struct Matrix<'a> {
     compiled: &'a Compiled,
     select: &'a Select,
     summary: bool,
 }
 
-impl fmt::Display for Lines<'_> {
+impl fmt::Display for Matrix<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         if self.summary {
             self.compiled
@@ -76,7 +76,7 @@ impl fmt::Display for Lines<'_> {
     }
 }
 
-impl Serialize for Lines<'_> {
+impl Serialize for Matrix<'_> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         let mut doc = s.serialize_struct("Matrix", 1)?;
         if self.summary {
@@ -89,11 +89,11 @@ impl Serialize for Lines<'_> {
 }
 
 /// The lines (or pair summaries) as a sequence.
-struct Seq<'a>(&'a Lines<'a>, bool);
+struct Seq<'a>(&'a Matrix<'a>, bool);
 
 impl Serialize for Seq<'_> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let Lines {
+        let Matrix {
             compiled, select, ..
         } = self.0;
         let mut seq = s.serialize_seq(None)?;
