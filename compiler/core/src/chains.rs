@@ -17,7 +17,7 @@ use crate::idx::{PolicyIdx, SetIdx};
 use crate::interval::{Addrs, PortSet};
 use crate::membership::dir_index;
 use crate::order::{Item, Sig};
-use crate::resolve::{IngressPeer, Plan, Resolved, SetKey, dir_name};
+use crate::resolve::{IngressPeer, PolicyPlan, Resolved, SetKey, dir_name};
 
 /// A rule with its set as an index, for fast evaluation.
 #[derive(Clone, Debug)]
@@ -85,7 +85,7 @@ pub(crate) fn expand(sig: &Sig, r: &Resolved) -> Vec<RawRule> {
         section: Section::Top,
         pass: false,
     };
-    let of_plan = |p: &Plan, rule: RawRule| Slot {
+    let of_plan = |p: &PolicyPlan, rule: RawRule| Slot {
         rule,
         section: match p.rank {
             PolicyRank::Absolute => Section::Absolute,

@@ -209,7 +209,7 @@ pub(crate) struct TargetInfo {
 }
 
 /// One intent policy, resolved.
-pub(crate) struct Plan {
+pub(crate) struct PolicyPlan {
     /// Its policy info (equal to its index in `intent.policies`).
     pub(crate) info: PolicyIdx,
     pub(crate) action: PolicyAction,
@@ -256,7 +256,7 @@ pub(crate) struct SvcReturn {
 pub(crate) struct Resolved {
     pub(crate) infos: Infos,
     pub(crate) sets: Sets,
-    pub(crate) plans: Vec<Plan>,
+    pub(crate) plans: Vec<PolicyPlan>,
     /// `intent.order()`.
     pub(crate) order: Vec<u32>,
     pub(crate) exceptions: Vec<Exception>,
@@ -442,7 +442,7 @@ pub(crate) fn resolve(
         }
     }
 
-    let plans: Vec<Plan> = intent
+    let plans: Vec<PolicyPlan> = intent
         .policies
         .iter()
         .enumerate()
@@ -880,7 +880,7 @@ impl Resolver<'_, '_> {
         ));
     }
 
-    fn plan(&mut self, i: usize) -> Plan {
+    fn plan(&mut self, i: usize) -> PolicyPlan {
         let intent = self.world.intent;
         let n = self.world.len();
         let p = &intent.policies[i];
@@ -923,7 +923,7 @@ impl Resolver<'_, '_> {
             }
             _ => self.consumer_peer(&p.consumer),
         };
-        Plan {
+        PolicyPlan {
             info: PolicyIdx::new(i),
             action: p.action,
             rank: p.rank,
@@ -943,7 +943,7 @@ impl Resolver<'_, '_> {
 
     fn svc_returns(
         &mut self,
-        plans: &[Plan],
+        plans: &[PolicyPlan],
         order: &[u32],
         infos: &mut Infos,
     ) -> BTreeMap<(u32, u32), SvcReturn> {

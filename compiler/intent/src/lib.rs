@@ -15,12 +15,12 @@ pub mod location;
 mod lower;
 pub mod model;
 mod parse;
-mod render;
+mod report;
 mod resolve;
 
 pub use diagnostics::{Diagnostic, Diagnostics, Severity};
 pub use format::format_source;
-pub use render::{render_human, to_json};
+pub use report::{render_human, to_json};
 
 use model::{Intent, SourceFile};
 use rayon::prelude::*;
