@@ -1,9 +1,7 @@
 //! One test per attack on a bundle or index, each asserting the exact
 //! [`Reason`] it is refused with (compiler.md §4.5; schema/docs/bundles.md).
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use ringfence_bundle::{
     Expectations, MAX_BUNDLE_BYTES, Reason, Trust, VerifyError, bundle_file, seal_bundle,
     seal_envelope, seal_index, verify_bundle, verify_index,

@@ -3,11 +3,9 @@
 //! mismatch the new bytes are written next to the golden file as `.actual`:
 //! diff them, and if the change is intended, move them over the golden file.
 
-mod common;
-
 use std::path::PathBuf;
 
-use common::*;
+use crate::common::*;
 use ringfence_bundle::{seal_index, verify_bundle, verify_index};
 
 fn check(name: &str, actual: &[u8]) {

@@ -2,9 +2,7 @@
 //! [`Reason`] it is refused with (schema/docs/membership.md), and
 //! that a membership key cannot stand in for the policy key.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use ringfence_bundle::{
     Applied, Document, MembershipExpect, Reason, Trust, VerifiedMembership, seal_delta,
     seal_envelope, seal_snapshot, verify_bundle, verify_membership,
@@ -351,7 +349,7 @@ fn a_membership_key_cannot_sign_rules() {
     // A bundle sealed with the membership key (rules of its own): an agent
     // that trusts that key for membership only refuses it.
     let bytes = ringfence_bundle::seal_bundle(&payload(), &[&mkey()]);
-    let e = verify_bundle(&bytes, &trust(), &common::expect()).unwrap_err();
+    let e = verify_bundle(&bytes, &trust(), &crate::common::expect()).unwrap_err();
     assert_eq!(e.reason, ringfence_bundle::Reason::UnknownKey, "{e}");
     // And every reason has a distinct, stable code.
     let mut codes: Vec<&str> = Reason::ALL.iter().map(|r| r.code()).collect();

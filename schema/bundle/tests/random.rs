@@ -1,9 +1,7 @@
 //! Random input never panics the verifier, and no single-byte change of a
 //! valid bundle is ever accepted.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use proptest::prelude::*;
 use ringfence_bundle::{Reason, verify_bundle, verify_index};
 

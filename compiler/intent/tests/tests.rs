@@ -1,0 +1,4 @@
+//! The intent language from outside: the fixture corpus and property tests.
+
+mod fixtures;
+mod props;

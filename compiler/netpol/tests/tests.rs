@@ -1,0 +1,4 @@
+//! Kubernetes policy import: translations and the semantics property.
+
+mod semantics;
+mod translate;
