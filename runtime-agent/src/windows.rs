@@ -1,7 +1,7 @@
 //! The Windows Firewall applier.
 //!
 //! The local firewall store has no multi-rule transaction, so the swap uses
-//! generation-tagged groups (`shared/research/compiler.md` §3.4): the
+//! generation-tagged groups: the
 //! bundle's `rules.ps1` creates every rule *disabled* in a new group
 //! `ringfence-<generation>-<a|b>` (the script takes `-Group NAME`), then:
 //!

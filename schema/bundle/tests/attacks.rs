@@ -1,5 +1,5 @@
 //! One test per attack on a bundle or index, each asserting the exact
-//! [`Reason`] it is refused with (compiler.md §4.5; schema/docs/bundles.md).
+//! [`Reason`] it is refused with (schema/docs/bundles.md).
 
 use crate::common::*;
 use ringfence_bundle::{
