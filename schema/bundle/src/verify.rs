@@ -189,38 +189,30 @@ impl Reason {
         }
     }
 
-    /// Whether a bundle can be refused for it.
+    /// Whether a bundle can be refused for it: all but the membership codes.
     pub fn of_bundles(self) -> bool {
-        !self.of_membership() || self.of_both()
-    }
-
-    /// Whether a membership document can be refused for it.
-    pub fn of_membership(self) -> bool {
-        self.of_both()
-            || matches!(
-                self,
-                Reason::WrongGeneration
-                    | Reason::Replay
-                    | Reason::Gap
-                    | Reason::BrokenChain
-                    | Reason::Undeclared
-                    | Reason::Inconsistent
-            )
-    }
-
-    /// The reasons of any signed envelope.
-    fn of_both(self) -> bool {
-        matches!(
+        !matches!(
             self,
-            Reason::Truncated
-                | Reason::TooLarge
-                | Reason::Malformed
-                | Reason::UnsupportedFormat
-                | Reason::UnknownKey
-                | Reason::BadSignature
-                | Reason::Threshold
-                | Reason::WrongNode
-                | Reason::Expired
+            Reason::WrongGeneration
+                | Reason::Replay
+                | Reason::Gap
+                | Reason::BrokenChain
+                | Reason::Undeclared
+                | Reason::Inconsistent
+        )
+    }
+
+    /// Whether a membership document can be refused for it: all but the
+    /// codes of a bundle's files, index and clock.
+    pub fn of_membership(self) -> bool {
+        !matches!(
+            self,
+            Reason::OldGeneration
+                | Reason::NotYetValid
+                | Reason::DigestMismatch
+                | Reason::MissingFile
+                | Reason::NotInIndex
+                | Reason::UnsafeRules
         )
     }
 }

@@ -408,6 +408,11 @@ fn signed_nonsense_is_malformed_not_a_panic() {
 fn every_reason_has_a_distinct_stable_code() {
     let codes: std::collections::BTreeSet<&str> = Reason::ALL.iter().map(|r| r.code()).collect();
     assert_eq!(codes.len(), Reason::ALL.len());
+    // Each family is refused for 15 of them; 9 are shared by every envelope.
+    let count = |f: fn(Reason) -> bool| Reason::ALL.into_iter().filter(|r| f(*r)).count();
+    assert_eq!(count(Reason::of_bundles), 15);
+    assert_eq!(count(Reason::of_membership), 15);
+    assert_eq!(count(|r| r.of_bundles() && r.of_membership()), 9);
     assert_eq!(Reason::BadSignature.to_string(), "bad-signature");
     assert_eq!(Reason::NotInIndex.code(), "not-in-index");
 }
