@@ -19,6 +19,7 @@ use ringfence_schema::net::ports_match;
 use serde::Serialize;
 
 use crate::chains::CompiledChain;
+use crate::idx::ChainIdx;
 use crate::interval::{Addrs, PortSet};
 use crate::live::LiveIndex;
 
@@ -157,16 +158,16 @@ pub(crate) struct EpInfo {
     pub(crate) cluster: u32,
     /// Workload index of its node.
     pub(crate) node: u32,
-    pub(crate) ingress: u32,
-    pub(crate) egress: Option<u32>,
+    pub(crate) ingress: ChainIdx,
+    pub(crate) egress: Option<ChainIdx>,
     /// The chain judging traffic through an exposure, if not `ingress`
     /// (`ingress` without the node-return rules).
-    pub(crate) exposed: Option<u32>,
+    pub(crate) exposed: Option<ChainIdx>,
 }
 
 impl EpInfo {
     /// The chain judging traffic that enters through an exposure.
-    pub(crate) fn exposure_chain(&self) -> u32 {
+    pub(crate) fn exposure_chain(&self) -> ChainIdx {
         self.exposed.unwrap_or(self.ingress)
     }
 }
@@ -226,8 +227,8 @@ pub(crate) struct VipTarget {
 pub struct Decision {
     /// Index of the endpoint (see [`Compiled::endpoint`]).
     pub endpoint: u32,
-    /// Index of the chain.
-    pub chain: u32,
+    /// The deciding chain.
+    pub chain: ChainIdx,
     /// Position of the deciding rule in the chain.
     pub rule: u32,
     /// The rule's action.
@@ -415,17 +416,17 @@ impl Compiled {
 
     /// The deciding rule of a decision.
     pub fn rule(&self, d: &Decision) -> &Rule {
-        &self.chains[d.chain as usize].chain.rules[d.rule as usize]
+        &self.chains[d.chain.index()].chain.rules[d.rule as usize]
     }
 
     /// The chain id of a decision.
     pub fn chain_id(&self, d: &Decision) -> &str {
-        &self.chains[d.chain as usize].chain.id
+        &self.chains[d.chain.index()].chain.id
     }
 
     /// The policy a decision traces to.
     pub fn policy(&self, d: &Decision) -> &PolicyInfo {
-        let f = &self.chains[d.chain as usize].fast[d.rule as usize];
+        let f = &self.chains[d.chain.index()].fast[d.rule as usize];
         &self.policies[f.policy.index()]
     }
 
@@ -433,12 +434,12 @@ impl Compiled {
     /// rule matching everything).
     pub(crate) fn first_match(
         &self,
-        chain: u32,
+        chain: ChainIdx,
         peer: IpAddr,
         proto: Proto,
         port: Option<u16>,
     ) -> u32 {
-        let rules = &self.chains[chain as usize].fast;
+        let rules = &self.chains[chain.index()].fast;
         rules
             .iter()
             .position(|r| {
@@ -452,13 +453,13 @@ impl Compiled {
     pub(crate) fn decide(
         &self,
         endpoint: u32,
-        chain: u32,
+        chain: ChainIdx,
         peer: IpAddr,
         proto: Proto,
         port: Option<u16>,
     ) -> Side {
         let rule = self.first_match(chain, peer, proto, port);
-        let c = &self.chains[chain as usize];
+        let c = &self.chains[chain.index()];
         Side::Decided(Decision {
             endpoint,
             chain,
@@ -628,10 +629,10 @@ impl Compiled {
     }
 
     /// What a chain allows for one peer address, per protocol.
-    pub(crate) fn chain_allows_ip(&self, chain: u32, peer: IpAddr) -> ProtoPorts {
+    pub(crate) fn chain_allows_ip(&self, chain: ChainIdx, peer: IpAddr) -> ProtoPorts {
         let mut remaining = ProtoPorts::all();
         let mut allowed = ProtoPorts::none();
-        for r in &self.chains[chain as usize].fast {
+        for r in &self.chains[chain.index()].fast {
             if !r.peer.is_none_or(|s| self.sets[s.index()].contains(peer)) {
                 continue;
             }
@@ -657,7 +658,7 @@ impl Compiled {
     }
 
     /// What a chain allows for *every* address of a set, per protocol.
-    pub(crate) fn chain_allows_all(&self, chain: u32, peers: &Addrs) -> ProtoPorts {
+    pub(crate) fn chain_allows_all(&self, chain: ChainIdx, peers: &Addrs) -> ProtoPorts {
         let full = Addrs::full();
         let mut allowed = ProtoPorts::all();
         // Per class: boxes (addresses × ports) not yet decided.
@@ -667,7 +668,7 @@ impl Compiled {
             vec![(peers.clone(), PortSet::full())],
             vec![(peers.clone(), PortSet::full())],
         ];
-        for r in &self.chains[chain as usize].fast {
+        for r in &self.chains[chain.index()].fast {
             let peer = r.peer.map_or(&full, |s| &self.sets[s.index()]);
             let ports = PortSet::from_port_ranges(&r.ports);
             for c in 0..4 {

@@ -34,6 +34,7 @@ use ringfence_inventory::model::Inventory;
 use serde::Serialize;
 
 use crate::compiled::{Compiled, ProtoPorts};
+use crate::idx::ChainIdx;
 use crate::interval::{Addrs, IntervalSet, PortSet};
 
 /// One line of the list.
@@ -61,8 +62,8 @@ const CONTROLLER: &str = "{ingress-controller}";
 struct Member {
     workload: u32,
     addr: IpAddr,
-    ingress: Option<u32>,
-    egress: Option<u32>,
+    ingress: Option<ChainIdx>,
+    egress: Option<ChainIdx>,
 }
 
 impl Compiled {
@@ -118,7 +119,7 @@ impl Compiled {
 
         let owned = owned_v4(inventory);
         for (group, members) in &groups {
-            let ingress: Vec<Option<u32>> = members.iter().map(|m| m.ingress).collect();
+            let ingress: Vec<Option<ChainIdx>> = members.iter().map(|m| m.ingress).collect();
             for (range, conn) in ev.ranges(&ingress, &owned) {
                 out.push(ConnLine {
                     src: range,
@@ -126,7 +127,7 @@ impl Compiled {
                     conn,
                 });
             }
-            let egress: Vec<Option<u32>> = members.iter().map(|m| m.egress).collect();
+            let egress: Vec<Option<ChainIdx>> = members.iter().map(|m| m.egress).collect();
             for (range, conn) in ev.ranges(&egress, &owned) {
                 out.push(ConnLine {
                     src: group.to_string(),
@@ -176,12 +177,12 @@ impl Compiled {
 /// Chain evaluation with a cache: many members share chains and addresses.
 struct Eval<'c> {
     c: &'c Compiled,
-    cache: HashMap<(u32, IpAddr), ProtoPorts>,
+    cache: HashMap<(ChainIdx, IpAddr), ProtoPorts>,
 }
 
 impl Eval<'_> {
     /// What a chain (`None`: unmanaged, everything) allows for one address.
-    fn allows(&mut self, chain: Option<u32>, peer: IpAddr) -> ProtoPorts {
+    fn allows(&mut self, chain: Option<ChainIdx>, peer: IpAddr) -> ProtoPorts {
         let Some(chain) = chain else {
             return ProtoPorts::all();
         };
@@ -215,7 +216,7 @@ impl Eval<'_> {
     /// with some connection, as (`a-b[External]`, CONN).
     fn ranges(
         &mut self,
-        chains: &[Option<u32>],
+        chains: &[Option<ChainIdx>],
         owned: &IntervalSet<u32>,
     ) -> Vec<(String, String)> {
         // Where anything can change: the bounds of every set of the chains
@@ -230,9 +231,9 @@ impl Eval<'_> {
             }
         };
         add(owned);
-        let chains: BTreeSet<Option<u32>> = chains.iter().copied().collect();
+        let chains: BTreeSet<Option<ChainIdx>> = chains.iter().copied().collect();
         for &ch in chains.iter().flatten() {
-            for r in &self.c.chains[ch as usize].fast {
+            for r in &self.c.chains[ch.index()].fast {
                 if let Some(s) = r.peer {
                     add(&self.c.sets[s.index()].v4);
                 }

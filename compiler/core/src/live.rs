@@ -36,7 +36,7 @@ use ringfence_schema::net::AddressSet;
 
 use crate::classes::{ClassKey, Classes};
 use crate::compiled::{Compiled, CompiledExposure, EpInfo};
-use crate::idx::{ExposureIdx, PolicyIdx, SetIdx};
+use crate::idx::{ChainIdx, ExposureIdx, PolicyIdx, SetIdx};
 use crate::membership::{OnePod, matches_one};
 use crate::order::pod_label;
 use crate::slice::sort_exposures;
@@ -96,10 +96,10 @@ pub(crate) struct LiveIndex {
     /// Per class: the (used) sets holding it.
     class_sets: Vec<Vec<SetIdx>>,
     /// Per class: its ingress and egress chains, if it is managed.
-    class_chains: Vec<Option<(u32, Option<u32>)>>,
+    class_chains: Vec<Option<(ChainIdx, Option<ChainIdx>)>>,
     /// Per class: the chain judging traffic through an exposure, when it is
     /// not the ingress chain.
-    class_exposed: Vec<Option<u32>>,
+    class_exposed: Vec<Option<ChainIdx>>,
     /// Per class: (exposure, target port) of the exposures reaching it.
     class_targets: Vec<Vec<(ExposureIdx, u16)>>,
     /// Per exposure: its key and the classes it reaches (with their port).
@@ -109,7 +109,7 @@ pub(crate) struct LiveIndex {
     nodes: HashMap<String, (usize, BTreeSet<u32>)>,
     /// Set name → index; chain id → index.
     set_index: HashMap<String, SetIdx>,
-    chain_index: HashMap<String, u32>,
+    chain_index: HashMap<String, ChainIdx>,
     /// The initial pods.
     pods: Vec<LivePod>,
 }
@@ -128,7 +128,7 @@ struct ClusterCtx {
 impl LiveIndex {
     /// The exposure chain a node running `class` needs: only when an
     /// exposure reaches the class and it differs from the ingress chain.
-    fn exposed_chain(&self, class: u32) -> Option<u32> {
+    fn exposed_chain(&self, class: u32) -> Option<ChainIdx> {
         let c = class as usize;
         self.class_exposed[c].filter(|_| !self.class_targets[c].is_empty())
     }
@@ -280,7 +280,7 @@ impl LiveIndex {
         self.chain_index = chain_ids
             .iter()
             .enumerate()
-            .map(|(i, id)| (id.to_string(), i as u32))
+            .map(|(i, id)| (id.to_string(), ChainIdx::new(i)))
             .collect();
     }
 }
@@ -417,7 +417,8 @@ impl Compiled {
         for x in &mut ir.exposures {
             x.targets.retain(|t| fixed.contains(&t.endpoint));
         }
-        let mut chains: BTreeSet<u32> = ir.chains.iter().map(|c| live.chain_index[&c.id]).collect();
+        let mut chains: BTreeSet<ChainIdx> =
+            ir.chains.iter().map(|c| live.chain_index[&c.id]).collect();
         let mut added = false;
         for &c in classes.difference(base) {
             if let Some((ingress, egress)) = live.class_chains[c as usize] {
@@ -453,14 +454,14 @@ impl Compiled {
             let mut sets: BTreeSet<SetIdx> = BTreeSet::new();
             let mut policies: BTreeSet<PolicyIdx> = BTreeSet::new();
             for &c in &chains {
-                for f in &self.chains[c as usize].fast {
+                for f in &self.chains[c.index()].fast {
                     sets.extend(f.peer);
                     policies.insert(f.policy);
                 }
             }
             ir.chains = chains
                 .iter()
-                .map(|&c| self.chains[c as usize].chain.clone())
+                .map(|&c| self.chains[c.index()].chain.clone())
                 .collect();
             ir.chains.sort_by(|a, b| a.id.cmp(&b.id));
             ir.sets = sets.into_iter().map(|s| self.live_set(s)).collect();
@@ -496,7 +497,7 @@ impl Compiled {
     /// The classes whose chains a live IR has (for a node's first live IR
     /// and after a restart: read back from a published IR).
     pub fn ir_classes(&self, ir: &NodeIr) -> BTreeSet<u32> {
-        let chains: BTreeSet<u32> = ir
+        let chains: BTreeSet<ChainIdx> = ir
             .chains
             .iter()
             .filter_map(|c| self.live.chain_index.get(&c.id).copied())
@@ -521,7 +522,7 @@ impl Compiled {
         let Some((i, e)) = self.live.class_chains[class as usize] else {
             return false;
         };
-        let has = |c: u32| ir.chain(&self.chains[c as usize].chain.id).is_some();
+        let has = |c: ChainIdx| ir.chain(&self.chains[c.index()].chain.id).is_some();
         let chains = has(i) && e.is_none_or(has) && self.live.exposed_chain(class).is_none_or(has);
         let exposures = self.live.class_targets[class as usize]
             .iter()
@@ -617,8 +618,8 @@ impl Compiled {
         }
         let (ingress, egress) = match self.live.class_chains[p.class as usize] {
             Some((i, e)) => {
-                let i = &self.chains[i as usize].chain.id;
-                let e = e.map(|e| &self.chains[e as usize].chain.id);
+                let i = &self.chains[i.index()].chain.id;
+                let e = e.map(|e| &self.chains[e.index()].chain.id);
                 if ir.chain(i).is_none() || e.is_some_and(|e| ir.chain(e).is_none()) {
                     return None;
                 }
@@ -646,9 +647,9 @@ impl Compiled {
             workload: p.workload.clone(),
             addresses: p.ips.clone(),
             port,
-            ingress: self.chains[i as usize].chain.id.clone(),
+            ingress: self.chains[i.index()].chain.id.clone(),
             chain: self.live.class_exposed[p.class as usize]
-                .map(|x| self.chains[x as usize].chain.id.clone()),
+                .map(|x| self.chains[x.index()].chain.id.clone()),
         })
     }
 }

@@ -24,7 +24,7 @@ use crate::compiled::{
     Compiled, CompiledExposure, CompiledWorkload, EpInfo, FastMap, IngressEntry, SvcData, Via,
     VipTarget,
 };
-use crate::idx::{PolicyIdx, SetIdx};
+use crate::idx::{ChainIdx, PolicyIdx, SetIdx};
 use crate::interval::Addrs;
 use crate::live::LiveIndex;
 use crate::membership::Membership;
@@ -62,8 +62,8 @@ pub(crate) fn slice(
             local: true,
             addresses: e.addresses.clone(),
             ports: e.ports.clone(),
-            ingress: chains.chains[ingress as usize].chain.id.clone(),
-            egress: egress.map(|c| chains.chains[c as usize].chain.id.clone()),
+            ingress: chains.chains[ingress.index()].chain.id.clone(),
+            egress: egress.map(|c| chains.chains[c.index()].chain.id.clone()),
         });
         ep_info.push(EpInfo {
             workload: e.workload,
@@ -481,7 +481,7 @@ fn node_ir(
     let wl = &world.w[nw as usize];
     let cluster = wl.cluster.expect("nodes belong to a cluster");
     let mut eps: BTreeMap<&str, Endpoint> = BTreeMap::new();
-    let mut used_chains: BTreeSet<u32> = BTreeSet::new();
+    let mut used_chains: BTreeSet<ChainIdx> = BTreeSet::new();
     for &e in local {
         eps.insert(&endpoints[e as usize].name, endpoints[e as usize].clone());
         used_chains.insert(ep_info[e as usize].ingress);
@@ -510,7 +510,7 @@ fn node_ir(
                 port,
                 chain: ep_info[e as usize]
                     .exposed
-                    .map(|c| chains.chains[c as usize].chain.id.clone()),
+                    .map(|c| chains.chains[c.index()].chain.id.clone()),
             });
         }
         targets.sort();
@@ -531,7 +531,7 @@ fn node_ir(
     let mut used_policies: BTreeSet<PolicyIdx> = BTreeSet::new();
     let mut node_chains: Vec<Chain> = Vec::with_capacity(used_chains.len());
     for &c in &used_chains {
-        let c = &chains.chains[c as usize];
+        let c = &chains.chains[c.index()];
         for f in &c.fast {
             used_sets.extend(f.peer);
             used_policies.insert(f.policy);
