@@ -19,7 +19,7 @@ use ringfence_schema::net::ports_match;
 use serde::Serialize;
 
 use crate::chains::CompiledChain;
-use crate::idx::ChainIdx;
+use crate::idx::{ChainIdx, EndpointIdx};
 use crate::interval::{Addrs, PortSet};
 use crate::live::LiveIndex;
 
@@ -79,7 +79,7 @@ pub struct Compiled {
     pub(crate) cat: Vec<CompiledWorkload>,
     pub(crate) endpoints: Vec<Endpoint>,
     pub(crate) ep_info: Vec<EpInfo>,
-    pub(crate) wl_endpoint: Vec<Option<u32>>,
+    pub(crate) wl_endpoint: Vec<Option<EndpointIdx>>,
     pub(crate) chains: Vec<CompiledChain>,
     /// Real addresses of every set (classes replaced by their pods' addresses).
     pub(crate) sets: Vec<Addrs>,
@@ -90,7 +90,7 @@ pub struct Compiled {
     pub(crate) policies: Vec<PolicyInfo>,
     pub(crate) exposures: Vec<CompiledExposure>,
     pub(crate) node_irs: Vec<NodeIr>,
-    pub(crate) egress_ip: FastMap<IpAddr, u32>,
+    pub(crate) egress_ip: FastMap<IpAddr, EndpointIdx>,
     pub(crate) ingress_ip: FastMap<IpAddr, IngressEntry>,
     pub(crate) vips: FastMap<(IpAddr, Proto, u16), VipTarget>,
 }
@@ -112,7 +112,7 @@ pub(crate) struct CompiledWorkload {
     pub(crate) host_network: bool,
     /// Host-network pods: the ports they are told apart by.
     pub(crate) host_ports: Vec<ProtoPort>,
-    pub(crate) endpoint: Option<u32>,
+    pub(crate) endpoint: Option<EndpointIdx>,
     /// The most specific scope that contains it.
     pub(crate) scope: Option<u32>,
     pub(crate) service: Option<SvcData>,
@@ -184,7 +184,7 @@ pub(crate) struct CompiledExposure {
     pub(crate) port: u16,
     pub(crate) external_traffic_policy: TrafficPolicy,
     /// (endpoint, target port) of every backing pod that has an endpoint.
-    pub(crate) targets: Vec<(u32, u16)>,
+    pub(crate) targets: Vec<(EndpointIdx, u16)>,
     /// Node workloads serving it, ascending.
     pub(crate) nodes: Vec<u32>,
 }
@@ -194,9 +194,9 @@ pub(crate) struct CompiledExposure {
 pub(crate) struct IngressEntry {
     pub(crate) cluster: u32,
     /// The pod or node endpoint with that address.
-    pub(crate) endpoint: Option<u32>,
+    pub(crate) endpoint: Option<EndpointIdx>,
     /// Host-network pods listening on the address, by port (sorted).
-    pub(crate) host_pods: Vec<(ProtoPort, u32)>,
+    pub(crate) host_pods: Vec<(ProtoPort, EndpointIdx)>,
 }
 
 /// How a service address was reached.
@@ -225,8 +225,8 @@ pub(crate) struct VipTarget {
 /// The decision of one side: which endpoint's chain, which rule.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Decision {
-    /// Index of the endpoint (see [`Compiled::endpoint`]).
-    pub endpoint: u32,
+    /// The judging endpoint (see [`Compiled::endpoint`]).
+    pub endpoint: EndpointIdx,
     /// The deciding chain.
     pub chain: ChainIdx,
     /// Position of the deciding rule in the chain.
@@ -405,13 +405,13 @@ impl Compiled {
     }
 
     /// An endpoint by index (from a [`Decision`]).
-    pub fn endpoint(&self, i: u32) -> &Endpoint {
-        &self.endpoints[i as usize]
+    pub fn endpoint(&self, i: EndpointIdx) -> &Endpoint {
+        &self.endpoints[i.index()]
     }
 
     /// The node an endpoint is on.
-    pub fn endpoint_node(&self, i: u32) -> &str {
-        &self.cat[self.ep_info[i as usize].node as usize].name
+    pub fn endpoint_node(&self, i: EndpointIdx) -> &str {
+        &self.cat[self.ep_info[i.index()].node as usize].name
     }
 
     /// The deciding rule of a decision.
@@ -452,7 +452,7 @@ impl Compiled {
 
     pub(crate) fn decide(
         &self,
-        endpoint: u32,
+        endpoint: EndpointIdx,
         chain: ChainIdx,
         peer: IpAddr,
         proto: Proto,
@@ -479,7 +479,7 @@ impl Compiled {
     ) -> Side {
         match self.egress_ip.get(&src) {
             Some(&e) => {
-                let chain = self.ep_info[e as usize]
+                let chain = self.ep_info[e.index()]
                     .egress
                     .expect("egress endpoints have a chain");
                 self.decide(e, chain, dst, proto, port)
@@ -495,7 +495,7 @@ impl Compiled {
         dst: IpAddr,
         proto: Proto,
         port: Option<u16>,
-    ) -> Option<u32> {
+    ) -> Option<EndpointIdx> {
         let entry = self.ingress_ip.get(&dst)?;
         if let Some(port) = port
             && let Ok(i) = entry
@@ -516,7 +516,7 @@ impl Compiled {
         port: Option<u16>,
     ) -> Side {
         match self.ingress_endpoint(dst, proto, port) {
-            Some(e) => self.decide(e, self.ep_info[e as usize].ingress, src, proto, port),
+            Some(e) => self.decide(e, self.ep_info[e.index()].ingress, src, proto, port),
             None => Side::NotManaged,
         }
     }
@@ -581,7 +581,7 @@ impl Compiled {
             };
             let ingress = match self.cat[pod as usize].endpoint {
                 Some(e) => {
-                    let info = &self.ep_info[e as usize];
+                    let info = &self.ep_info[e.index()];
                     let chain = match v.via {
                         Via::ClusterIp => info.ingress,
                         Via::NodePort | Via::LoadBalancer => info.exposure_chain(),
@@ -601,7 +601,7 @@ impl Compiled {
                     Some(match self.cat[pod as usize].endpoint {
                         Some(e) => self.decide(
                             e,
-                            self.ep_info[e as usize].ingress,
+                            self.ep_info[e.index()].ingress,
                             hop_src,
                             proto,
                             Some(tp),

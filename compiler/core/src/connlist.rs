@@ -81,7 +81,7 @@ impl Compiled {
             let Some(&addr) = wl.addrs.first() else {
                 continue;
             };
-            let ep = self.wl_endpoint[w].map(|e| self.ep_info[e as usize]);
+            let ep = self.wl_endpoint[w].map(|e| self.ep_info[e.index()]);
             let m = Member {
                 workload: w as u32,
                 addr,

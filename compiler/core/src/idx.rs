@@ -48,3 +48,9 @@ index_type!(
     /// as in [`Decision::chain`](crate::Decision::chain).
     pub ChainIdx
 );
+
+index_type!(
+    /// An endpoint: a position in [`Compiled`](crate::Compiled)'s endpoint
+    /// table, as in [`Decision::endpoint`](crate::Decision::endpoint).
+    pub EndpointIdx
+);

@@ -177,7 +177,7 @@ impl LiveIndex {
         let mut x_keys = Vec::with_capacity(exposures.len());
         for (xi, x) in exposures.iter().enumerate() {
             for &(e, port) in &x.targets {
-                let w = ep_info[e as usize].workload;
+                let w = ep_info[e.index()].workload;
                 if let Some(c) = classes.of[w as usize] {
                     class_targets[c as usize].push((ExposureIdx::new(xi), port));
                     x_classes[xi].push((c, port));

@@ -27,7 +27,7 @@ use ringfence_schema::net::PortRange;
 use serde::Serialize;
 
 use crate::compiled::{Compiled, FastMap, PORT_PROTOS, ProtoPorts};
-use crate::idx::ChainIdx;
+use crate::idx::{ChainIdx, EndpointIdx};
 use crate::interval::{Addrs, PortSet};
 
 /// Every allowed connection, sorted.
@@ -285,7 +285,7 @@ impl<'c> Engine<'c> {
         match wl.kind {
             WorkloadKind::External => Provider::All,
             WorkloadKind::Pod if !wl.host_network => match c.wl_endpoint[w as usize] {
-                Some(e) => Provider::Chain(c.ep_info[e as usize].ingress),
+                Some(e) => Provider::Chain(c.ep_info[e.index()].ingress),
                 None => Provider::All,
             },
             _ => {
@@ -293,7 +293,7 @@ impl<'c> Engine<'c> {
                     return Provider::Nothing;
                 };
                 if wl.kind == WorkloadKind::Node {
-                    let chain = c.wl_endpoint[w as usize].map(|e| c.ep_info[e as usize].ingress);
+                    let chain = c.wl_endpoint[w as usize].map(|e| c.ep_info[e.index()].ingress);
                     let owned = c
                         .ingress_ip
                         .get(dst)
@@ -312,7 +312,7 @@ impl<'c> Engine<'c> {
                     .filter(|(proto, _)| PORT_PROTOS.contains(proto))
                     .map(|(proto, port)| {
                         let owner = c.ingress_endpoint(*dst, proto, Some(port));
-                        (proto, port, owner.map(|e| c.ep_info[e as usize].ingress))
+                        (proto, port, owner.map(|e| c.ep_info[e.index()].ingress))
                     })
                     .collect();
                 Provider::Host(ports)
@@ -632,7 +632,7 @@ impl Compiled {
                                 ip_atoms[a],
                                 self.egress_ip
                                     .get(a)
-                                    .and_then(|&e| self.ep_info[e as usize].egress),
+                                    .and_then(|&e| self.ep_info[e.index()].egress),
                             ),
                             Spec::Set(_) => {
                                 engine.atoms.push(spec.clone());
@@ -696,9 +696,9 @@ impl Compiled {
                         .flat_map(|w| w.addrs.iter()),
                 )
             });
-            let mut by_group: BTreeMap<&str, Vec<(u32, u16)>> = BTreeMap::new();
+            let mut by_group: BTreeMap<&str, Vec<(EndpointIdx, u16)>> = BTreeMap::new();
             for &(e, tp) in &x.targets {
-                let w = self.ep_info[e as usize].workload;
+                let w = self.ep_info[e.index()].workload;
                 by_group
                     .entry(&self.cat[w as usize].group)
                     .or_default()
@@ -713,9 +713,9 @@ impl Compiled {
                         targets.iter().all(|&(e, tp)| {
                             // The hop through the node is judged by the pod's
                             // own ingress; the entry by its exposure chain.
-                            let chain = self.ep_info[e as usize].ingress;
-                            let entry = self.ep_info[e as usize].exposure_chain();
-                            let w = self.ep_info[e as usize].workload;
+                            let chain = self.ep_info[e.index()].ingress;
+                            let entry = self.ep_info[e.index()].exposure_chain();
+                            let w = self.ep_info[e.index()].workload;
                             let fams: Vec<usize> = (0..2)
                                 .filter(|&f| {
                                     m.specs[f].is_some()
@@ -809,7 +809,7 @@ impl Compiled {
     /// The declared ports of a host-network pod (tcp, udp, sctp).
     fn endpoints_ports(&self, pod: u32) -> Vec<(Proto, u16)> {
         match self.wl_endpoint[pod as usize] {
-            Some(e) => self.endpoints[e as usize]
+            Some(e) => self.endpoints[e.index()]
                 .ports
                 .iter()
                 .map(|pp| (pp.proto, pp.port))
