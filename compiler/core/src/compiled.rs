@@ -89,6 +89,7 @@ pub struct Compiled {
     pub(crate) live: LiveIndex,
     pub(crate) policies: Vec<PolicyInfo>,
     pub(crate) exposures: Vec<CompiledExposure>,
+    /// The per-node IRs, indexed by [`NodeIdx`](crate::idx::NodeIdx).
     pub(crate) node_irs: Vec<NodeIr>,
     pub(crate) egress_ip: FastMap<IpAddr, EndpointIdx>,
     pub(crate) ingress_ip: FastMap<IpAddr, IngressEntry>,

@@ -54,3 +54,9 @@ index_type!(
     /// table, as in [`Decision::endpoint`](crate::Decision::endpoint).
     pub EndpointIdx
 );
+
+index_type!(
+    /// A node: a position in [`Compiled::nodes`](crate::Compiled::nodes), the
+    /// per-node IRs (nodes cluster by cluster, in workload order).
+    pub(crate) NodeIdx
+);

@@ -36,7 +36,7 @@ use ringfence_schema::net::AddressSet;
 
 use crate::classes::{ClassKey, Classes};
 use crate::compiled::{Compiled, CompiledExposure, EpInfo};
-use crate::idx::{ChainIdx, ExposureIdx, PolicyIdx, SetIdx};
+use crate::idx::{ChainIdx, ExposureIdx, NodeIdx, PolicyIdx, SetIdx};
 use crate::membership::{OnePod, matches_one};
 use crate::order::pod_label;
 use crate::slice::sort_exposures;
@@ -105,8 +105,8 @@ pub(crate) struct LiveIndex {
     /// Per exposure: its key and the classes it reaches (with their port).
     x_keys: Vec<String>,
     x_classes: Vec<Vec<(u32, u16)>>,
-    /// Node name → index in `node_irs` and the classes of its pods.
-    nodes: HashMap<String, (usize, BTreeSet<u32>)>,
+    /// Node name → its IR and the classes of its pods.
+    nodes: HashMap<String, (NodeIdx, BTreeSet<u32>)>,
     /// Set name → index; chain id → index.
     set_index: HashMap<String, SetIdx>,
     chain_index: HashMap<String, ChainIdx>,
@@ -198,13 +198,11 @@ impl LiveIndex {
         }
         class_targets.iter_mut().for_each(sort_dedup);
         x_classes.iter_mut().for_each(sort_dedup);
-        let mut nodes: HashMap<String, (usize, BTreeSet<u32>)> = HashMap::new();
-        let mut at = 0;
-        for c in &world.clusters {
-            for nw in c.nodes.clone() {
-                nodes.insert(world.w[nw as usize].name.to_string(), (at, BTreeSet::new()));
-                at += 1;
-            }
+        let mut nodes: HashMap<String, (NodeIdx, BTreeSet<u32>)> = HashMap::new();
+        let node_ws = world.clusters.iter().flat_map(|c| c.nodes.clone());
+        for (at, nw) in node_ws.enumerate() {
+            let name = world.w[nw as usize].name.to_string();
+            nodes.insert(name, (NodeIdx::new(at), BTreeSet::new()));
         }
         let mut pods = Vec::new();
         for (c, members) in classes.pods.iter().enumerate() {
@@ -409,7 +407,7 @@ impl Compiled {
     pub fn live_ir(&self, node: &str, classes: &BTreeSet<u32>) -> Option<NodeIr> {
         let live = &self.live;
         let (at, base) = live.nodes.get(node)?;
-        let mut ir = self.node_irs[*at].clone();
+        let mut ir = self.node_irs[at.index()].clone();
         ir.live = true;
         ir.unmanaged.clear();
         ir.endpoints.retain(|e| e.kind != EndpointKind::Pod);
