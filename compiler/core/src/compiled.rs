@@ -19,7 +19,7 @@ use ringfence_schema::net::ports_match;
 use serde::Serialize;
 
 use crate::chains::CompiledChain;
-use crate::idx::{ChainIdx, EndpointIdx};
+use crate::idx::{ChainIdx, ClusterIdx, EndpointIdx};
 use crate::interval::{Addrs, PortSet};
 use crate::live::LiveIndex;
 
@@ -100,7 +100,7 @@ pub struct Compiled {
 #[derive(Clone, Debug)]
 pub(crate) struct CompiledWorkload {
     pub(crate) kind: WorkloadKind,
-    pub(crate) cluster: Option<u32>,
+    pub(crate) cluster: Option<ClusterIdx>,
     pub(crate) namespace: String,
     pub(crate) name: String,
     /// The matrix group label.
@@ -156,7 +156,7 @@ pub(crate) struct SvcData {
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct EpInfo {
     pub(crate) workload: u32,
-    pub(crate) cluster: u32,
+    pub(crate) cluster: ClusterIdx,
     /// Workload index of its node.
     pub(crate) node: u32,
     pub(crate) ingress: ChainIdx,
@@ -177,7 +177,7 @@ impl EpInfo {
 /// [`Exposure`](ringfence_schema::ir::Exposure) is cut from.
 #[derive(Clone, Debug)]
 pub(crate) struct CompiledExposure {
-    pub(crate) cluster: u32,
+    pub(crate) cluster: ClusterIdx,
     pub(crate) service: u32,
     pub(crate) kind: ExposureKind,
     pub(crate) proto: Proto,
@@ -193,7 +193,7 @@ pub(crate) struct CompiledExposure {
 /// Who receives traffic sent to one address.
 #[derive(Clone, Debug)]
 pub(crate) struct IngressEntry {
-    pub(crate) cluster: u32,
+    pub(crate) cluster: ClusterIdx,
     /// The pod or node endpoint with that address.
     pub(crate) endpoint: Option<EndpointIdx>,
     /// Host-network pods listening on the address, by port (sorted).

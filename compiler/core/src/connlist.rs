@@ -34,7 +34,7 @@ use ringfence_inventory::model::Inventory;
 use serde::Serialize;
 
 use crate::compiled::{Compiled, ProtoPorts};
-use crate::idx::ChainIdx;
+use crate::idx::{ChainIdx, ClusterIdx};
 use crate::interval::{Addrs, IntervalSet, PortSet};
 
 /// One line of the list.
@@ -72,7 +72,7 @@ impl Compiled {
     /// and the ingress backends.
     pub fn connlist(&self, inventory: &Inventory) -> Vec<ConnLine> {
         let mut groups: BTreeMap<&str, Vec<Member>> = BTreeMap::new();
-        let mut by_pod: HashMap<(u32, &str, &str), Member> = HashMap::new();
+        let mut by_pod: HashMap<(Option<ClusterIdx>, &str, &str), Member> = HashMap::new();
         let mut controllers: Vec<Member> = Vec::new();
         for (w, wl) in self.cat.iter().enumerate() {
             if wl.kind != WorkloadKind::Pod {
@@ -88,7 +88,7 @@ impl Compiled {
                 ingress: ep.map(|e| e.ingress),
                 egress: ep.and_then(|e| e.egress),
             };
-            by_pod.insert((wl.cluster.unwrap_or(0), &wl.namespace, &wl.name), m);
+            by_pod.insert((wl.cluster, &wl.namespace, &wl.name), m);
             if wl.namespace == INGRESS_CONTROLLER_NAMESPACE && wl.name == INGRESS_CONTROLLER {
                 controllers.push(m);
             } else {
@@ -142,8 +142,11 @@ impl Compiled {
         let mut backends: BTreeMap<&str, (Vec<Member>, BTreeSet<u16>)> = BTreeMap::new();
         for (ci, cluster) in inventory.clusters.iter().enumerate() {
             for b in &cluster.ingress {
-                let Some(&m) = by_pod.get(&(ci as u32, b.namespace.as_str(), b.pod.as_str()))
-                else {
+                let Some(&m) = by_pod.get(&(
+                    Some(ClusterIdx::new(ci)),
+                    b.namespace.as_str(),
+                    b.pod.as_str(),
+                )) else {
                     continue;
                 };
                 let e = backends

@@ -60,3 +60,10 @@ index_type!(
     /// per-node IRs (nodes cluster by cluster, in workload order).
     pub(crate) NodeIdx
 );
+
+index_type!(
+    /// A cluster: a position in the inventory's clusters and in
+    /// [`Compiled::clusters`](crate::Compiled::clusters), as in
+    /// [`LivePod::cluster`](crate::live::LivePod::cluster).
+    pub ClusterIdx
+);

@@ -36,7 +36,7 @@ use ringfence_schema::net::AddressSet;
 
 use crate::classes::{ClassKey, Classes};
 use crate::compiled::{Compiled, CompiledExposure, EpInfo};
-use crate::idx::{ChainIdx, ExposureIdx, NodeIdx, PolicyIdx, SetIdx};
+use crate::idx::{ChainIdx, ClusterIdx, ExposureIdx, NodeIdx, PolicyIdx, SetIdx};
 use crate::membership::{OnePod, matches_one};
 use crate::order::pod_label;
 use crate::slice::sort_exposures;
@@ -63,8 +63,8 @@ pub struct NeedsCompile;
 /// A pod as live membership needs it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct LivePod {
-    /// Cluster index (in [`Compiled::clusters`]).
-    pub cluster: u32,
+    /// Its cluster (in [`Compiled::clusters`]).
+    pub cluster: ClusterIdx,
     /// `namespace/name`.
     pub name: String,
     /// Its group as `matrix` prints it.
@@ -79,7 +79,7 @@ pub struct LivePod {
 
 impl LivePod {
     /// The key pods are known by: (cluster, `namespace/name`).
-    pub fn key(&self) -> (u32, String) {
+    pub fn key(&self) -> (ClusterIdx, String) {
         (self.cluster, self.name.clone())
     }
 
@@ -222,7 +222,7 @@ impl LiveIndex {
                     name: format!("{}/{}", pod.namespace, pod.name),
                     workload: label(
                         world.inv.clusters.len(),
-                        &world.inv.clusters[wl.cluster.expect("cluster") as usize].name,
+                        &world.inv.clusters[wl.cluster.expect("cluster").index()].name,
                         pod,
                     ),
                     node: pod.node.clone(),
@@ -342,7 +342,7 @@ impl Compiled {
             })
             .collect();
         let key = ClassKey {
-            cluster: ci as u32,
+            cluster: ClusterIdx::new(ci),
             capable: os.is_some(),
             quarantined,
             scopes,
@@ -372,7 +372,7 @@ impl Compiled {
                 ips.sort();
                 ips.dedup();
                 Ok(Some(LivePod {
-                    cluster: ci as u32,
+                    cluster: ClusterIdx::new(ci),
                     name: format!("{}/{}", pod.namespace, pod.name),
                     workload: label(self.live.clusters.len(), cluster, pod),
                     node: pod.node.clone(),
@@ -697,10 +697,10 @@ fn node_targets(ir: &NodeIr, targets: &HashMap<String, Targets>) -> Vec<MemberTa
 /// The pods a live state knows, by key, class, node and address.
 #[derive(Clone, Debug, Default)]
 pub struct LivePods {
-    by_key: HashMap<(u32, String), LivePod>,
-    by_class: HashMap<u32, BTreeSet<(u32, String)>>,
-    by_node: HashMap<String, BTreeSet<(u32, String)>>,
-    by_ip: HashMap<IpAddr, BTreeSet<(u32, String)>>,
+    by_key: HashMap<(ClusterIdx, String), LivePod>,
+    by_class: HashMap<u32, BTreeSet<(ClusterIdx, String)>>,
+    by_node: HashMap<String, BTreeSet<(ClusterIdx, String)>>,
+    by_ip: HashMap<IpAddr, BTreeSet<(ClusterIdx, String)>>,
 }
 
 impl LivePods {
@@ -735,7 +735,7 @@ impl LivePods {
     }
 
     /// Remove a pod by key.
-    pub fn remove(&mut self, key: &(u32, String)) -> Option<LivePod> {
+    pub fn remove(&mut self, key: &(ClusterIdx, String)) -> Option<LivePod> {
         let old = self.by_key.remove(key)?;
         if let Some(s) = self.by_class.get_mut(&old.class) {
             s.remove(key);
@@ -757,7 +757,7 @@ impl LivePods {
     }
 
     /// A pod by key.
-    pub fn get(&self, key: &(u32, String)) -> Option<&LivePod> {
+    pub fn get(&self, key: &(ClusterIdx, String)) -> Option<&LivePod> {
         self.by_key.get(key)
     }
 
@@ -814,7 +814,7 @@ pub enum PodChange {
     /// a known class).
     Put(LivePod),
     /// The pod is gone, or has no address any more.
-    Remove((u32, String)),
+    Remove((ClusterIdx, String)),
 }
 
 /// What [`LiveState::apply`] found.
@@ -973,12 +973,12 @@ impl LiveState {
         let mut out = Applied::default();
         // (set index, address), (exposure, pod key) and endpoints touched.
         let mut set_addrs: BTreeSet<(SetIdx, IpAddr)> = BTreeSet::new();
-        let mut targets: BTreeSet<(ExposureIdx, (u32, String))> = BTreeSet::new();
-        let mut endpoints: BTreeSet<(String, (u32, String))> = BTreeSet::new();
+        let mut targets: BTreeSet<(ExposureIdx, (ClusterIdx, String))> = BTreeSet::new();
+        let mut endpoints: BTreeSet<(String, (ClusterIdx, String))> = BTreeSet::new();
         let touch = |p: &LivePod,
                      set_addrs: &mut BTreeSet<(SetIdx, IpAddr)>,
-                     targets: &mut BTreeSet<(ExposureIdx, (u32, String))>,
-                     endpoints: &mut BTreeSet<(String, (u32, String))>| {
+                     targets: &mut BTreeSet<(ExposureIdx, (ClusterIdx, String))>,
+                     endpoints: &mut BTreeSet<(String, (ClusterIdx, String))>| {
             for &s in &c.live.class_sets[p.class as usize] {
                 for &a in &p.ips {
                     set_addrs.insert((s, a));
@@ -1228,7 +1228,7 @@ pub fn pod_changes(
                 Ok(Some(lp)) => out.push(PodChange::Put(lp)),
                 Ok(None) => {
                     if let Some(ci) = c.clusters().iter().position(|x| *x == nc.name) {
-                        out.push(PodChange::Remove((ci as u32, key)));
+                        out.push(PodChange::Remove((ClusterIdx::new(ci), key)));
                     }
                 }
                 Err(NeedsCompile) => {
@@ -1242,7 +1242,7 @@ pub fn pod_changes(
                 if !seen.contains(&key)
                     && let Some(ci) = c.clusters().iter().position(|x| *x == nc.name)
                 {
-                    out.push(PodChange::Remove((ci as u32, key)));
+                    out.push(PodChange::Remove((ClusterIdx::new(ci), key)));
                 }
             }
         }

@@ -24,7 +24,7 @@ use crate::compiled::{
     Compiled, CompiledExposure, CompiledWorkload, EpInfo, FastMap, IngressEntry, SvcData, Via,
     VipTarget,
 };
-use crate::idx::{ChainIdx, EndpointIdx, PolicyIdx, SetIdx};
+use crate::idx::{ChainIdx, ClusterIdx, EndpointIdx, PolicyIdx, SetIdx};
 use crate::interval::Addrs;
 use crate::live::LiveIndex;
 use crate::membership::Membership;
@@ -369,7 +369,7 @@ fn exposures(
                 };
                 let mut push = |kind, addresses: Vec<IpAddr>, port| {
                     out.push(CompiledExposure {
-                        cluster: ci as u32,
+                        cluster: ClusterIdx::new(ci),
                         service: s,
                         kind,
                         proto: sp.proto,
@@ -552,13 +552,13 @@ fn node_ir(
     pols.dedup_by(|a, b| a.id == b.id);
 
     let node = match wl.src {
-        Src::Node(c, i) => &world.inv.clusters[c as usize].nodes[i as usize],
+        Src::Node(c, i) => &world.inv.clusters[c.index()].nodes[i as usize],
         _ => unreachable!("node workloads come from nodes"),
     };
     let scope = m.most_specific[nw as usize].map(|s| s as usize);
     NodeIr {
         ir_version: IR_VERSION,
-        cluster: world.inv.clusters[cluster as usize].name.clone(),
+        cluster: world.inv.clusters[cluster.index()].name.clone(),
         node: node.name.clone(),
         os: node.os,
         backend: world.intent.backend(scope, node.os).to_string(),
