@@ -37,7 +37,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 
 use rayon::prelude::*;
-use ringfence_core::{Compiled, Side};
+use ringfence_core::{Compiled, EndpointIdx, Side};
 use ringfence_intent::Diagnostic;
 use ringfence_intent::model::Intent;
 
@@ -116,7 +116,7 @@ pub struct Analyzer<'a> {
 #[derive(Clone, Copy)]
 struct Decider {
     policy: u32,
-    endpoint: u32,
+    endpoint: EndpointIdx,
     egress: bool,
 }
 

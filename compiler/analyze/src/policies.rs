@@ -11,6 +11,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
+use ringfence_core::EndpointIdx;
 use ringfence_intent::Diagnostic;
 use ringfence_intent::model::{Intent, PolicyRank};
 use ringfence_schema::ir::{Action, PolicyInfo, Rank};
@@ -193,9 +194,9 @@ pub(crate) struct Hits {
     pub(crate) first_ns: Option<i64>,
     pub(crate) last_ns: Option<i64>,
     pub(crate) outcomes: BTreeMap<crate::outcome::Outcome, u64>,
-    /// Endpoints (compiled indexes) it decided for, per direction.
-    pub(crate) egress_seen: BTreeSet<u32>,
-    pub(crate) ingress_seen: BTreeSet<u32>,
+    /// Endpoints it decided for, per direction.
+    pub(crate) egress_seen: BTreeSet<EndpointIdx>,
+    pub(crate) ingress_seen: BTreeSet<EndpointIdx>,
 }
 
 /// Thresholds of the broad condition (of absolute and default policies:
@@ -237,7 +238,7 @@ pub(crate) fn stats(
         .enumerate()
         .map(|(i, p)| {
             let h = &hits[i];
-            let usage = |members: u64, seen: &BTreeSet<u32>| {
+            let usage = |members: u64, seen: &BTreeSet<EndpointIdx>| {
                 (members > 0).then_some(Usage {
                     seen: seen.len() as u64,
                     members,

@@ -13,7 +13,7 @@ use ringfence_schema::net::PortRange;
 use crate::compress::{Findings, PeerRef, RawRule, compress, parts};
 use crate::diag;
 use crate::ids::{hash_hex, ident, set_name};
-use crate::idx::{PolicyIdx, SetIdx};
+use crate::idx::{ChainIdx, PolicyIdx, SetIdx};
 use crate::interval::{Addrs, PortSet};
 use crate::membership::dir_index;
 use crate::order::{Item, Sig};
@@ -40,7 +40,7 @@ pub(crate) struct CompiledChain {
 pub(crate) struct Chains {
     pub(crate) chains: Vec<CompiledChain>,
     /// Group index → chain index.
-    pub(crate) group_chain: Vec<u32>,
+    pub(crate) group_chain: Vec<ChainIdx>,
     /// Name of every set (by set index).
     pub(crate) set_names: Vec<String>,
 }
@@ -343,13 +343,13 @@ pub(crate) fn build(
         .zip(group_rules)
         .map(|(sig, rules)| finish(sig, rules, r, &set_names))
         .collect();
-    let mut by_id: HashMap<String, u32> = HashMap::new();
+    let mut by_id: HashMap<String, ChainIdx> = HashMap::new();
     let mut chains = Vec::new();
     let mut group_chain = Vec::with_capacity(named.len());
     for c in named {
         let idx = *by_id.entry(c.chain.id.clone()).or_insert_with(|| {
             chains.push(c);
-            (chains.len() - 1) as u32
+            ChainIdx::new(chains.len() - 1)
         });
         group_chain.push(idx);
     }

@@ -19,15 +19,15 @@ use ringfence_intent::model::{Intent, Proto, WorkloadKind};
 use ringfence_inventory::model::Pod;
 use ringfence_schema::ir::EndpointKind;
 
+use crate::idx::ClusterIdx;
 use crate::membership::Membership;
 use crate::world::World;
 
 /// What makes a class, as numbers of this compile (scopes, filters and
 /// services by index).
-#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub(crate) struct ClassKey {
-    /// Cluster index.
-    pub(crate) cluster: u32,
+    pub(crate) cluster: ClusterIdx,
     /// Whether its pods can carry an endpoint (scheduled on a known node).
     pub(crate) capable: bool,
     /// Quarantined.
@@ -94,15 +94,16 @@ impl Classes {
                 wl.kind == WorkloadKind::Pod && !wl.addrs.is_empty() && !world.pod(w).host_network
             })
             .collect();
-        let mut keys: Vec<ClassKey> = vec![ClassKey::default(); n];
+        let mut scopes: Vec<Vec<u32>> = vec![Vec::new(); n];
+        let mut filters: Vec<Vec<u32>> = vec![Vec::new(); n];
         for (s, b) in m.scopes.iter().enumerate() {
             for w in b.ones().filter(|&w| classed[w as usize]) {
-                keys[w as usize].scopes.push(s as u32);
+                scopes[w as usize].push(s as u32);
             }
         }
         for (f, b) in m.filters.iter().enumerate() {
             for w in b.ones().filter(|&w| classed[w as usize]) {
-                keys[w as usize].filters.push(f as u32);
+                filters[w as usize].push(f as u32);
             }
         }
         let mut out = Classes {
@@ -112,15 +113,10 @@ impl Classes {
         let mut index: HashMap<ClassKey, u32> = HashMap::new();
         let names = port_names(world.intent);
         for w in (0..n as u32).filter(|&w| classed[w as usize]) {
-            let mut key = std::mem::take(&mut keys[w as usize]);
-            key.cluster = world.w[w as usize].cluster.expect("pods have a cluster");
-            key.capable = world.endpoint_kind(w) == Some(EndpointKind::Pod);
-            key.quarantined = m.quarantined.get(w);
             let pod = world.pod(w);
-            key.named = named_ports(&names, pod);
             let mut services: Vec<u32> = world.services_of(w).to_vec();
             services.sort_unstable();
-            key.services = services
+            let services = services
                 .into_iter()
                 .map(|s| {
                     let ports = world
@@ -132,6 +128,15 @@ impl Classes {
                     (s, ports)
                 })
                 .collect();
+            let key = ClassKey {
+                cluster: world.w[w as usize].cluster.expect("pods have a cluster"),
+                capable: world.endpoint_kind(w) == Some(EndpointKind::Pod),
+                quarantined: m.quarantined.get(w),
+                scopes: std::mem::take(&mut scopes[w as usize]),
+                filters: std::mem::take(&mut filters[w as usize]),
+                services,
+                named: named_ports(&names, pod),
+            };
             let c = match index.get(&key) {
                 Some(&c) => c,
                 None => {

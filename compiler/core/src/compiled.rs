@@ -19,6 +19,7 @@ use ringfence_schema::net::ports_match;
 use serde::Serialize;
 
 use crate::chains::CompiledChain;
+use crate::idx::{ChainIdx, ClusterIdx, EndpointIdx};
 use crate::interval::{Addrs, PortSet};
 use crate::live::LiveIndex;
 
@@ -78,7 +79,7 @@ pub struct Compiled {
     pub(crate) cat: Vec<CompiledWorkload>,
     pub(crate) endpoints: Vec<Endpoint>,
     pub(crate) ep_info: Vec<EpInfo>,
-    pub(crate) wl_endpoint: Vec<Option<u32>>,
+    pub(crate) wl_endpoint: Vec<Option<EndpointIdx>>,
     pub(crate) chains: Vec<CompiledChain>,
     /// Real addresses of every set (classes replaced by their pods' addresses).
     pub(crate) sets: Vec<Addrs>,
@@ -88,8 +89,9 @@ pub struct Compiled {
     pub(crate) live: LiveIndex,
     pub(crate) policies: Vec<PolicyInfo>,
     pub(crate) exposures: Vec<CompiledExposure>,
+    /// The per-node IRs, indexed by [`NodeIdx`](crate::idx::NodeIdx).
     pub(crate) node_irs: Vec<NodeIr>,
-    pub(crate) egress_ip: FastMap<IpAddr, u32>,
+    pub(crate) egress_ip: FastMap<IpAddr, EndpointIdx>,
     pub(crate) ingress_ip: FastMap<IpAddr, IngressEntry>,
     pub(crate) vips: FastMap<(IpAddr, Proto, u16), VipTarget>,
 }
@@ -98,7 +100,7 @@ pub struct Compiled {
 #[derive(Clone, Debug)]
 pub(crate) struct CompiledWorkload {
     pub(crate) kind: WorkloadKind,
-    pub(crate) cluster: Option<u32>,
+    pub(crate) cluster: Option<ClusterIdx>,
     pub(crate) namespace: String,
     pub(crate) name: String,
     /// The matrix group label.
@@ -111,7 +113,7 @@ pub(crate) struct CompiledWorkload {
     pub(crate) host_network: bool,
     /// Host-network pods: the ports they are told apart by.
     pub(crate) host_ports: Vec<ProtoPort>,
-    pub(crate) endpoint: Option<u32>,
+    pub(crate) endpoint: Option<EndpointIdx>,
     /// The most specific scope that contains it.
     pub(crate) scope: Option<u32>,
     pub(crate) service: Option<SvcData>,
@@ -154,19 +156,19 @@ pub(crate) struct SvcData {
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct EpInfo {
     pub(crate) workload: u32,
-    pub(crate) cluster: u32,
+    pub(crate) cluster: ClusterIdx,
     /// Workload index of its node.
     pub(crate) node: u32,
-    pub(crate) ingress: u32,
-    pub(crate) egress: Option<u32>,
+    pub(crate) ingress: ChainIdx,
+    pub(crate) egress: Option<ChainIdx>,
     /// The chain judging traffic through an exposure, if not `ingress`
     /// (`ingress` without the node-return rules).
-    pub(crate) exposed: Option<u32>,
+    pub(crate) exposed: Option<ChainIdx>,
 }
 
 impl EpInfo {
     /// The chain judging traffic that enters through an exposure.
-    pub(crate) fn exposure_chain(&self) -> u32 {
+    pub(crate) fn exposure_chain(&self) -> ChainIdx {
         self.exposed.unwrap_or(self.ingress)
     }
 }
@@ -175,7 +177,7 @@ impl EpInfo {
 /// [`Exposure`](ringfence_schema::ir::Exposure) is cut from.
 #[derive(Clone, Debug)]
 pub(crate) struct CompiledExposure {
-    pub(crate) cluster: u32,
+    pub(crate) cluster: ClusterIdx,
     pub(crate) service: u32,
     pub(crate) kind: ExposureKind,
     pub(crate) proto: Proto,
@@ -183,7 +185,7 @@ pub(crate) struct CompiledExposure {
     pub(crate) port: u16,
     pub(crate) external_traffic_policy: TrafficPolicy,
     /// (endpoint, target port) of every backing pod that has an endpoint.
-    pub(crate) targets: Vec<(u32, u16)>,
+    pub(crate) targets: Vec<(EndpointIdx, u16)>,
     /// Node workloads serving it, ascending.
     pub(crate) nodes: Vec<u32>,
 }
@@ -191,11 +193,11 @@ pub(crate) struct CompiledExposure {
 /// Who receives traffic sent to one address.
 #[derive(Clone, Debug)]
 pub(crate) struct IngressEntry {
-    pub(crate) cluster: u32,
+    pub(crate) cluster: ClusterIdx,
     /// The pod or node endpoint with that address.
-    pub(crate) endpoint: Option<u32>,
+    pub(crate) endpoint: Option<EndpointIdx>,
     /// Host-network pods listening on the address, by port (sorted).
-    pub(crate) host_pods: Vec<(ProtoPort, u32)>,
+    pub(crate) host_pods: Vec<(ProtoPort, EndpointIdx)>,
 }
 
 /// How a service address was reached.
@@ -224,10 +226,10 @@ pub(crate) struct VipTarget {
 /// The decision of one side: which endpoint's chain, which rule.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Decision {
-    /// Index of the endpoint (see [`Compiled::endpoint`]).
-    pub endpoint: u32,
-    /// Index of the chain.
-    pub chain: u32,
+    /// The judging endpoint (see [`Compiled::endpoint`]).
+    pub endpoint: EndpointIdx,
+    /// The deciding chain.
+    pub chain: ChainIdx,
     /// Position of the deciding rule in the chain.
     pub rule: u32,
     /// The rule's action.
@@ -404,28 +406,28 @@ impl Compiled {
     }
 
     /// An endpoint by index (from a [`Decision`]).
-    pub fn endpoint(&self, i: u32) -> &Endpoint {
-        &self.endpoints[i as usize]
+    pub fn endpoint(&self, i: EndpointIdx) -> &Endpoint {
+        &self.endpoints[i.index()]
     }
 
     /// The node an endpoint is on.
-    pub fn endpoint_node(&self, i: u32) -> &str {
-        &self.cat[self.ep_info[i as usize].node as usize].name
+    pub fn endpoint_node(&self, i: EndpointIdx) -> &str {
+        &self.cat[self.ep_info[i.index()].node as usize].name
     }
 
     /// The deciding rule of a decision.
     pub fn rule(&self, d: &Decision) -> &Rule {
-        &self.chains[d.chain as usize].chain.rules[d.rule as usize]
+        &self.chains[d.chain.index()].chain.rules[d.rule as usize]
     }
 
     /// The chain id of a decision.
     pub fn chain_id(&self, d: &Decision) -> &str {
-        &self.chains[d.chain as usize].chain.id
+        &self.chains[d.chain.index()].chain.id
     }
 
     /// The policy a decision traces to.
     pub fn policy(&self, d: &Decision) -> &PolicyInfo {
-        let f = &self.chains[d.chain as usize].fast[d.rule as usize];
+        let f = &self.chains[d.chain.index()].fast[d.rule as usize];
         &self.policies[f.policy.index()]
     }
 
@@ -433,12 +435,12 @@ impl Compiled {
     /// rule matching everything).
     pub(crate) fn first_match(
         &self,
-        chain: u32,
+        chain: ChainIdx,
         peer: IpAddr,
         proto: Proto,
         port: Option<u16>,
     ) -> u32 {
-        let rules = &self.chains[chain as usize].fast;
+        let rules = &self.chains[chain.index()].fast;
         rules
             .iter()
             .position(|r| {
@@ -451,14 +453,14 @@ impl Compiled {
 
     pub(crate) fn decide(
         &self,
-        endpoint: u32,
-        chain: u32,
+        endpoint: EndpointIdx,
+        chain: ChainIdx,
         peer: IpAddr,
         proto: Proto,
         port: Option<u16>,
     ) -> Side {
         let rule = self.first_match(chain, peer, proto, port);
-        let c = &self.chains[chain as usize];
+        let c = &self.chains[chain.index()];
         Side::Decided(Decision {
             endpoint,
             chain,
@@ -478,7 +480,7 @@ impl Compiled {
     ) -> Side {
         match self.egress_ip.get(&src) {
             Some(&e) => {
-                let chain = self.ep_info[e as usize]
+                let chain = self.ep_info[e.index()]
                     .egress
                     .expect("egress endpoints have a chain");
                 self.decide(e, chain, dst, proto, port)
@@ -494,7 +496,7 @@ impl Compiled {
         dst: IpAddr,
         proto: Proto,
         port: Option<u16>,
-    ) -> Option<u32> {
+    ) -> Option<EndpointIdx> {
         let entry = self.ingress_ip.get(&dst)?;
         if let Some(port) = port
             && let Ok(i) = entry
@@ -515,7 +517,7 @@ impl Compiled {
         port: Option<u16>,
     ) -> Side {
         match self.ingress_endpoint(dst, proto, port) {
-            Some(e) => self.decide(e, self.ep_info[e as usize].ingress, src, proto, port),
+            Some(e) => self.decide(e, self.ep_info[e.index()].ingress, src, proto, port),
             None => Side::NotManaged,
         }
     }
@@ -580,7 +582,7 @@ impl Compiled {
             };
             let ingress = match self.cat[pod as usize].endpoint {
                 Some(e) => {
-                    let info = &self.ep_info[e as usize];
+                    let info = &self.ep_info[e.index()];
                     let chain = match v.via {
                         Via::ClusterIp => info.ingress,
                         Via::NodePort | Via::LoadBalancer => info.exposure_chain(),
@@ -600,7 +602,7 @@ impl Compiled {
                     Some(match self.cat[pod as usize].endpoint {
                         Some(e) => self.decide(
                             e,
-                            self.ep_info[e as usize].ingress,
+                            self.ep_info[e.index()].ingress,
                             hop_src,
                             proto,
                             Some(tp),
@@ -628,10 +630,10 @@ impl Compiled {
     }
 
     /// What a chain allows for one peer address, per protocol.
-    pub(crate) fn chain_allows_ip(&self, chain: u32, peer: IpAddr) -> ProtoPorts {
+    pub(crate) fn chain_allows_ip(&self, chain: ChainIdx, peer: IpAddr) -> ProtoPorts {
         let mut remaining = ProtoPorts::all();
         let mut allowed = ProtoPorts::none();
-        for r in &self.chains[chain as usize].fast {
+        for r in &self.chains[chain.index()].fast {
             if !r.peer.is_none_or(|s| self.sets[s.index()].contains(peer)) {
                 continue;
             }
@@ -657,7 +659,7 @@ impl Compiled {
     }
 
     /// What a chain allows for *every* address of a set, per protocol.
-    pub(crate) fn chain_allows_all(&self, chain: u32, peers: &Addrs) -> ProtoPorts {
+    pub(crate) fn chain_allows_all(&self, chain: ChainIdx, peers: &Addrs) -> ProtoPorts {
         let full = Addrs::full();
         let mut allowed = ProtoPorts::all();
         // Per class: boxes (addresses × ports) not yet decided.
@@ -667,7 +669,7 @@ impl Compiled {
             vec![(peers.clone(), PortSet::full())],
             vec![(peers.clone(), PortSet::full())],
         ];
-        for r in &self.chains[chain as usize].fast {
+        for r in &self.chains[chain.index()].fast {
             let peer = r.peer.map_or(&full, |s| &self.sets[s.index()]);
             let ports = PortSet::from_port_ranges(&r.ports);
             for c in 0..4 {

@@ -34,6 +34,7 @@ use ringfence_inventory::model::Inventory;
 use serde::Serialize;
 
 use crate::compiled::{Compiled, ProtoPorts};
+use crate::idx::{ChainIdx, ClusterIdx};
 use crate::interval::{Addrs, IntervalSet, PortSet};
 
 /// One line of the list.
@@ -61,8 +62,8 @@ const CONTROLLER: &str = "{ingress-controller}";
 struct Member {
     workload: u32,
     addr: IpAddr,
-    ingress: Option<u32>,
-    egress: Option<u32>,
+    ingress: Option<ChainIdx>,
+    egress: Option<ChainIdx>,
 }
 
 impl Compiled {
@@ -71,7 +72,7 @@ impl Compiled {
     /// and the ingress backends.
     pub fn connlist(&self, inventory: &Inventory) -> Vec<ConnLine> {
         let mut groups: BTreeMap<&str, Vec<Member>> = BTreeMap::new();
-        let mut by_pod: HashMap<(u32, &str, &str), Member> = HashMap::new();
+        let mut by_pod: HashMap<(Option<ClusterIdx>, &str, &str), Member> = HashMap::new();
         let mut controllers: Vec<Member> = Vec::new();
         for (w, wl) in self.cat.iter().enumerate() {
             if wl.kind != WorkloadKind::Pod {
@@ -80,14 +81,14 @@ impl Compiled {
             let Some(&addr) = wl.addrs.first() else {
                 continue;
             };
-            let ep = self.wl_endpoint[w].map(|e| self.ep_info[e as usize]);
+            let ep = self.wl_endpoint[w].map(|e| self.ep_info[e.index()]);
             let m = Member {
                 workload: w as u32,
                 addr,
                 ingress: ep.map(|e| e.ingress),
                 egress: ep.and_then(|e| e.egress),
             };
-            by_pod.insert((wl.cluster.unwrap_or(0), &wl.namespace, &wl.name), m);
+            by_pod.insert((wl.cluster, &wl.namespace, &wl.name), m);
             if wl.namespace == INGRESS_CONTROLLER_NAMESPACE && wl.name == INGRESS_CONTROLLER {
                 controllers.push(m);
             } else {
@@ -118,7 +119,7 @@ impl Compiled {
 
         let owned = owned_v4(inventory);
         for (group, members) in &groups {
-            let ingress: Vec<Option<u32>> = members.iter().map(|m| m.ingress).collect();
+            let ingress: Vec<Option<ChainIdx>> = members.iter().map(|m| m.ingress).collect();
             for (range, conn) in ev.ranges(&ingress, &owned) {
                 out.push(ConnLine {
                     src: range,
@@ -126,7 +127,7 @@ impl Compiled {
                     conn,
                 });
             }
-            let egress: Vec<Option<u32>> = members.iter().map(|m| m.egress).collect();
+            let egress: Vec<Option<ChainIdx>> = members.iter().map(|m| m.egress).collect();
             for (range, conn) in ev.ranges(&egress, &owned) {
                 out.push(ConnLine {
                     src: group.to_string(),
@@ -141,8 +142,11 @@ impl Compiled {
         let mut backends: BTreeMap<&str, (Vec<Member>, BTreeSet<u16>)> = BTreeMap::new();
         for (ci, cluster) in inventory.clusters.iter().enumerate() {
             for b in &cluster.ingress {
-                let Some(&m) = by_pod.get(&(ci as u32, b.namespace.as_str(), b.pod.as_str()))
-                else {
+                let Some(&m) = by_pod.get(&(
+                    Some(ClusterIdx::new(ci)),
+                    b.namespace.as_str(),
+                    b.pod.as_str(),
+                )) else {
                     continue;
                 };
                 let e = backends
@@ -176,12 +180,12 @@ impl Compiled {
 /// Chain evaluation with a cache: many members share chains and addresses.
 struct Eval<'c> {
     c: &'c Compiled,
-    cache: HashMap<(u32, IpAddr), ProtoPorts>,
+    cache: HashMap<(ChainIdx, IpAddr), ProtoPorts>,
 }
 
 impl Eval<'_> {
     /// What a chain (`None`: unmanaged, everything) allows for one address.
-    fn allows(&mut self, chain: Option<u32>, peer: IpAddr) -> ProtoPorts {
+    fn allows(&mut self, chain: Option<ChainIdx>, peer: IpAddr) -> ProtoPorts {
         let Some(chain) = chain else {
             return ProtoPorts::all();
         };
@@ -215,7 +219,7 @@ impl Eval<'_> {
     /// with some connection, as (`a-b[External]`, CONN).
     fn ranges(
         &mut self,
-        chains: &[Option<u32>],
+        chains: &[Option<ChainIdx>],
         owned: &IntervalSet<u32>,
     ) -> Vec<(String, String)> {
         // Where anything can change: the bounds of every set of the chains
@@ -230,9 +234,9 @@ impl Eval<'_> {
             }
         };
         add(owned);
-        let chains: BTreeSet<Option<u32>> = chains.iter().copied().collect();
+        let chains: BTreeSet<Option<ChainIdx>> = chains.iter().copied().collect();
         for &ch in chains.iter().flatten() {
-            for r in &self.c.chains[ch as usize].fast {
+            for r in &self.c.chains[ch.index()].fast {
                 if let Some(s) = r.peer {
                     add(&self.c.sets[s.index()].v4);
                 }

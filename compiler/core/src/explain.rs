@@ -18,6 +18,7 @@ use ringfence_schema::ir::Rank;
 use serde::Serialize;
 
 use crate::compiled::{Compiled, FlowVerdict, Side, same_family};
+use crate::idx::ClusterIdx;
 
 /// A consumer or provider named on the command line, resolved against the inventory.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -326,16 +327,16 @@ impl Compiled {
         ns: &str,
         name: &str,
         kind: Option<&str>,
-    ) -> BTreeMap<u32, Found> {
+    ) -> BTreeMap<ClusterIdx, Found> {
         let in_cluster = |w: &u32| {
             cluster.is_none_or(|c| {
                 self.cat[*w as usize]
                     .cluster
-                    .is_some_and(|ci| self.clusters[ci as usize] == c)
+                    .is_some_and(|ci| self.clusters[ci.index()] == c)
             })
         };
         let in_ns = |w: &u32| self.cat[*w as usize].namespace == ns;
-        let mut by_cluster: BTreeMap<u32, Found> = BTreeMap::new();
+        let mut by_cluster: BTreeMap<ClusterIdx, Found> = BTreeMap::new();
         if wants(kind, "pod") {
             for w in self
                 .workloads(WorkloadKind::Pod)
@@ -390,7 +391,7 @@ impl Compiled {
         ns: &str,
         name: &str,
         kind: Option<&str>,
-        by_cluster: BTreeMap<u32, Found>,
+        by_cluster: BTreeMap<ClusterIdx, Found>,
     ) -> Result<PeerKind, PeerError> {
         match by_cluster.len() {
             0 => {
@@ -434,7 +435,7 @@ impl Compiled {
                 text: text.to_string(),
                 candidates: by_cluster
                     .keys()
-                    .map(|&c| format!("{}/{ns}/{name}", self.clusters[c as usize]))
+                    .map(|&c| format!("{}/{ns}/{name}", self.clusters[c.index()]))
                     .collect(),
             }),
         }
@@ -477,8 +478,11 @@ impl Compiled {
         (0..self.cat.len() as u32).filter(move |&w| self.cat[w as usize].kind == kind)
     }
 
-    fn cluster_of(&self, w: u32) -> u32 {
-        self.cat[w as usize].cluster.unwrap_or(u32::MAX)
+    /// The cluster of a pod or service.
+    fn cluster_of(&self, w: u32) -> ClusterIdx {
+        self.cat[w as usize]
+            .cluster
+            .expect("pods and services belong to a cluster")
     }
 
     /// `name`, or `cluster/name` with several clusters.
@@ -486,7 +490,7 @@ impl Compiled {
         let wl = &self.cat[w as usize];
         match wl.cluster {
             Some(c) if self.clusters.len() > 1 => {
-                format!("{}/{}", self.clusters[c as usize], wl.name)
+                format!("{}/{}", self.clusters[c.index()], wl.name)
             }
             _ => wl.name.clone(),
         }

@@ -4,19 +4,21 @@
 
 /// Declare an index type: a `u32` with `new(usize)` and `index() -> usize`.
 macro_rules! index_type {
-    ($(#[$doc:meta])* $name:ident) => {
+    ($(#[$doc:meta])* $vis:vis $name:ident) => {
         $(#[$doc])*
         #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-        pub(crate) struct $name(u32);
+        $vis struct $name(u32);
 
         impl $name {
             /// The index of position `i`.
-            pub(crate) fn new(i: usize) -> Self {
+            #[inline]
+            $vis fn new(i: usize) -> Self {
                 Self(u32::try_from(i).expect("tables hold fewer than 2^32 entries"))
             }
 
             /// The position it stands for.
-            pub(crate) fn index(self) -> usize {
+            #[inline]
+            $vis fn index(self) -> usize {
                 self.0 as usize
             }
         }
@@ -25,18 +27,43 @@ macro_rules! index_type {
 
 index_type!(
     /// An exposure: a position in [`Compiled::exposures`](crate::Compiled).
-    ExposureIdx
+    pub(crate) ExposureIdx
 );
 
 index_type!(
     /// A policy info, what a rule traces to: a position in
     /// [`Compiled::policies`](crate::Compiled). Intent policies come first,
     /// at their index in `intent.policies`.
-    PolicyIdx
+    pub(crate) PolicyIdx
 );
 
 index_type!(
     /// An address set: a position in the interned sets (`Sets`) and in
     /// [`Compiled`](crate::Compiled)'s set tables.
-    SetIdx
+    pub(crate) SetIdx
+);
+
+index_type!(
+    /// A chain: a position in [`Compiled`](crate::Compiled)'s chain table,
+    /// as in [`Decision::chain`](crate::Decision::chain).
+    pub ChainIdx
+);
+
+index_type!(
+    /// An endpoint: a position in [`Compiled`](crate::Compiled)'s endpoint
+    /// table, as in [`Decision::endpoint`](crate::Decision::endpoint).
+    pub EndpointIdx
+);
+
+index_type!(
+    /// A node: a position in [`Compiled::nodes`](crate::Compiled::nodes), the
+    /// per-node IRs (nodes cluster by cluster, in workload order).
+    pub(crate) NodeIdx
+);
+
+index_type!(
+    /// A cluster: a position in the inventory's clusters and in
+    /// [`Compiled::clusters`](crate::Compiled::clusters), as in
+    /// [`LivePod::cluster`](crate::live::LivePod::cluster).
+    pub ClusterIdx
 );

@@ -66,6 +66,7 @@ pub use compiled::{
 };
 pub use connlist::ConnLine;
 pub use explain::{ExplainError, Explanation, Peer, PeerError};
+pub use idx::{ChainIdx, ClusterIdx, EndpointIdx};
 pub use matrix::{Connection, Line, Matrix, PairSummary, Select};
 
 use crate::membership::Membership;

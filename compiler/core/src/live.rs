@@ -36,7 +36,7 @@ use ringfence_schema::net::AddressSet;
 
 use crate::classes::{ClassKey, Classes};
 use crate::compiled::{Compiled, CompiledExposure, EpInfo};
-use crate::idx::{ExposureIdx, PolicyIdx, SetIdx};
+use crate::idx::{ChainIdx, ClusterIdx, ExposureIdx, NodeIdx, PolicyIdx, SetIdx};
 use crate::membership::{OnePod, matches_one};
 use crate::order::pod_label;
 use crate::slice::sort_exposures;
@@ -63,8 +63,8 @@ pub struct NeedsCompile;
 /// A pod as live membership needs it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct LivePod {
-    /// Cluster index (in [`Compiled::clusters`]).
-    pub cluster: u32,
+    /// Its cluster (in [`Compiled::clusters`]).
+    pub cluster: ClusterIdx,
     /// `namespace/name`.
     pub name: String,
     /// Its group as `matrix` prints it.
@@ -79,7 +79,7 @@ pub struct LivePod {
 
 impl LivePod {
     /// The key pods are known by: (cluster, `namespace/name`).
-    pub fn key(&self) -> (u32, String) {
+    pub fn key(&self) -> (ClusterIdx, String) {
         (self.cluster, self.name.clone())
     }
 
@@ -96,20 +96,20 @@ pub(crate) struct LiveIndex {
     /// Per class: the (used) sets holding it.
     class_sets: Vec<Vec<SetIdx>>,
     /// Per class: its ingress and egress chains, if it is managed.
-    class_chains: Vec<Option<(u32, Option<u32>)>>,
+    class_chains: Vec<Option<(ChainIdx, Option<ChainIdx>)>>,
     /// Per class: the chain judging traffic through an exposure, when it is
     /// not the ingress chain.
-    class_exposed: Vec<Option<u32>>,
+    class_exposed: Vec<Option<ChainIdx>>,
     /// Per class: (exposure, target port) of the exposures reaching it.
     class_targets: Vec<Vec<(ExposureIdx, u16)>>,
     /// Per exposure: its key and the classes it reaches (with their port).
     x_keys: Vec<String>,
     x_classes: Vec<Vec<(u32, u16)>>,
-    /// Node name → index in `node_irs` and the classes of its pods.
-    nodes: HashMap<String, (usize, BTreeSet<u32>)>,
+    /// Node name → its IR and the classes of its pods.
+    nodes: HashMap<String, (NodeIdx, BTreeSet<u32>)>,
     /// Set name → index; chain id → index.
     set_index: HashMap<String, SetIdx>,
-    chain_index: HashMap<String, u32>,
+    chain_index: HashMap<String, ChainIdx>,
     /// The initial pods.
     pods: Vec<LivePod>,
 }
@@ -128,7 +128,7 @@ struct ClusterCtx {
 impl LiveIndex {
     /// The exposure chain a node running `class` needs: only when an
     /// exposure reaches the class and it differs from the ingress chain.
-    fn exposed_chain(&self, class: u32) -> Option<u32> {
+    fn exposed_chain(&self, class: u32) -> Option<ChainIdx> {
         let c = class as usize;
         self.class_exposed[c].filter(|_| !self.class_targets[c].is_empty())
     }
@@ -177,7 +177,7 @@ impl LiveIndex {
         let mut x_keys = Vec::with_capacity(exposures.len());
         for (xi, x) in exposures.iter().enumerate() {
             for &(e, port) in &x.targets {
-                let w = ep_info[e as usize].workload;
+                let w = ep_info[e.index()].workload;
                 if let Some(c) = classes.of[w as usize] {
                     class_targets[c as usize].push((ExposureIdx::new(xi), port));
                     x_classes[xi].push((c, port));
@@ -198,13 +198,11 @@ impl LiveIndex {
         }
         class_targets.iter_mut().for_each(sort_dedup);
         x_classes.iter_mut().for_each(sort_dedup);
-        let mut nodes: HashMap<String, (usize, BTreeSet<u32>)> = HashMap::new();
-        let mut at = 0;
-        for c in &world.clusters {
-            for nw in c.nodes.clone() {
-                nodes.insert(world.w[nw as usize].name.to_string(), (at, BTreeSet::new()));
-                at += 1;
-            }
+        let mut nodes: HashMap<String, (NodeIdx, BTreeSet<u32>)> = HashMap::new();
+        let node_ws = world.clusters.iter().flat_map(|c| c.nodes.clone());
+        for (at, nw) in node_ws.enumerate() {
+            let name = world.w[nw as usize].name.to_string();
+            nodes.insert(name, (NodeIdx::new(at), BTreeSet::new()));
         }
         let mut pods = Vec::new();
         for (c, members) in classes.pods.iter().enumerate() {
@@ -224,7 +222,7 @@ impl LiveIndex {
                     name: format!("{}/{}", pod.namespace, pod.name),
                     workload: label(
                         world.inv.clusters.len(),
-                        &world.inv.clusters[wl.cluster.expect("cluster") as usize].name,
+                        &world.inv.clusters[wl.cluster.expect("cluster").index()].name,
                         pod,
                     ),
                     node: pod.node.clone(),
@@ -280,7 +278,7 @@ impl LiveIndex {
         self.chain_index = chain_ids
             .iter()
             .enumerate()
-            .map(|(i, id)| (id.to_string(), i as u32))
+            .map(|(i, id)| (id.to_string(), ChainIdx::new(i)))
             .collect();
     }
 }
@@ -344,7 +342,7 @@ impl Compiled {
             })
             .collect();
         let key = ClassKey {
-            cluster: ci as u32,
+            cluster: ClusterIdx::new(ci),
             capable: os.is_some(),
             quarantined,
             scopes,
@@ -374,7 +372,7 @@ impl Compiled {
                 ips.sort();
                 ips.dedup();
                 Ok(Some(LivePod {
-                    cluster: ci as u32,
+                    cluster: ClusterIdx::new(ci),
                     name: format!("{}/{}", pod.namespace, pod.name),
                     workload: label(self.live.clusters.len(), cluster, pod),
                     node: pod.node.clone(),
@@ -409,7 +407,7 @@ impl Compiled {
     pub fn live_ir(&self, node: &str, classes: &BTreeSet<u32>) -> Option<NodeIr> {
         let live = &self.live;
         let (at, base) = live.nodes.get(node)?;
-        let mut ir = self.node_irs[*at].clone();
+        let mut ir = self.node_irs[at.index()].clone();
         ir.live = true;
         ir.unmanaged.clear();
         ir.endpoints.retain(|e| e.kind != EndpointKind::Pod);
@@ -417,7 +415,8 @@ impl Compiled {
         for x in &mut ir.exposures {
             x.targets.retain(|t| fixed.contains(&t.endpoint));
         }
-        let mut chains: BTreeSet<u32> = ir.chains.iter().map(|c| live.chain_index[&c.id]).collect();
+        let mut chains: BTreeSet<ChainIdx> =
+            ir.chains.iter().map(|c| live.chain_index[&c.id]).collect();
         let mut added = false;
         for &c in classes.difference(base) {
             if let Some((ingress, egress)) = live.class_chains[c as usize] {
@@ -453,14 +452,14 @@ impl Compiled {
             let mut sets: BTreeSet<SetIdx> = BTreeSet::new();
             let mut policies: BTreeSet<PolicyIdx> = BTreeSet::new();
             for &c in &chains {
-                for f in &self.chains[c as usize].fast {
+                for f in &self.chains[c.index()].fast {
                     sets.extend(f.peer);
                     policies.insert(f.policy);
                 }
             }
             ir.chains = chains
                 .iter()
-                .map(|&c| self.chains[c as usize].chain.clone())
+                .map(|&c| self.chains[c.index()].chain.clone())
                 .collect();
             ir.chains.sort_by(|a, b| a.id.cmp(&b.id));
             ir.sets = sets.into_iter().map(|s| self.live_set(s)).collect();
@@ -496,7 +495,7 @@ impl Compiled {
     /// The classes whose chains a live IR has (for a node's first live IR
     /// and after a restart: read back from a published IR).
     pub fn ir_classes(&self, ir: &NodeIr) -> BTreeSet<u32> {
-        let chains: BTreeSet<u32> = ir
+        let chains: BTreeSet<ChainIdx> = ir
             .chains
             .iter()
             .filter_map(|c| self.live.chain_index.get(&c.id).copied())
@@ -521,7 +520,7 @@ impl Compiled {
         let Some((i, e)) = self.live.class_chains[class as usize] else {
             return false;
         };
-        let has = |c: u32| ir.chain(&self.chains[c as usize].chain.id).is_some();
+        let has = |c: ChainIdx| ir.chain(&self.chains[c.index()].chain.id).is_some();
         let chains = has(i) && e.is_none_or(has) && self.live.exposed_chain(class).is_none_or(has);
         let exposures = self.live.class_targets[class as usize]
             .iter()
@@ -617,8 +616,8 @@ impl Compiled {
         }
         let (ingress, egress) = match self.live.class_chains[p.class as usize] {
             Some((i, e)) => {
-                let i = &self.chains[i as usize].chain.id;
-                let e = e.map(|e| &self.chains[e as usize].chain.id);
+                let i = &self.chains[i.index()].chain.id;
+                let e = e.map(|e| &self.chains[e.index()].chain.id);
                 if ir.chain(i).is_none() || e.is_some_and(|e| ir.chain(e).is_none()) {
                     return None;
                 }
@@ -646,9 +645,9 @@ impl Compiled {
             workload: p.workload.clone(),
             addresses: p.ips.clone(),
             port,
-            ingress: self.chains[i as usize].chain.id.clone(),
+            ingress: self.chains[i.index()].chain.id.clone(),
             chain: self.live.class_exposed[p.class as usize]
-                .map(|x| self.chains[x as usize].chain.id.clone()),
+                .map(|x| self.chains[x.index()].chain.id.clone()),
         })
     }
 }
@@ -698,10 +697,10 @@ fn node_targets(ir: &NodeIr, targets: &HashMap<String, Targets>) -> Vec<MemberTa
 /// The pods a live state knows, by key, class, node and address.
 #[derive(Clone, Debug, Default)]
 pub struct LivePods {
-    by_key: HashMap<(u32, String), LivePod>,
-    by_class: HashMap<u32, BTreeSet<(u32, String)>>,
-    by_node: HashMap<String, BTreeSet<(u32, String)>>,
-    by_ip: HashMap<IpAddr, BTreeSet<(u32, String)>>,
+    by_key: HashMap<(ClusterIdx, String), LivePod>,
+    by_class: HashMap<u32, BTreeSet<(ClusterIdx, String)>>,
+    by_node: HashMap<String, BTreeSet<(ClusterIdx, String)>>,
+    by_ip: HashMap<IpAddr, BTreeSet<(ClusterIdx, String)>>,
 }
 
 impl LivePods {
@@ -736,7 +735,7 @@ impl LivePods {
     }
 
     /// Remove a pod by key.
-    pub fn remove(&mut self, key: &(u32, String)) -> Option<LivePod> {
+    pub fn remove(&mut self, key: &(ClusterIdx, String)) -> Option<LivePod> {
         let old = self.by_key.remove(key)?;
         if let Some(s) = self.by_class.get_mut(&old.class) {
             s.remove(key);
@@ -758,7 +757,7 @@ impl LivePods {
     }
 
     /// A pod by key.
-    pub fn get(&self, key: &(u32, String)) -> Option<&LivePod> {
+    pub fn get(&self, key: &(ClusterIdx, String)) -> Option<&LivePod> {
         self.by_key.get(key)
     }
 
@@ -815,7 +814,7 @@ pub enum PodChange {
     /// a known class).
     Put(LivePod),
     /// The pod is gone, or has no address any more.
-    Remove((u32, String)),
+    Remove((ClusterIdx, String)),
 }
 
 /// What [`LiveState::apply`] found.
@@ -974,12 +973,12 @@ impl LiveState {
         let mut out = Applied::default();
         // (set index, address), (exposure, pod key) and endpoints touched.
         let mut set_addrs: BTreeSet<(SetIdx, IpAddr)> = BTreeSet::new();
-        let mut targets: BTreeSet<(ExposureIdx, (u32, String))> = BTreeSet::new();
-        let mut endpoints: BTreeSet<(String, (u32, String))> = BTreeSet::new();
+        let mut targets: BTreeSet<(ExposureIdx, (ClusterIdx, String))> = BTreeSet::new();
+        let mut endpoints: BTreeSet<(String, (ClusterIdx, String))> = BTreeSet::new();
         let touch = |p: &LivePod,
                      set_addrs: &mut BTreeSet<(SetIdx, IpAddr)>,
-                     targets: &mut BTreeSet<(ExposureIdx, (u32, String))>,
-                     endpoints: &mut BTreeSet<(String, (u32, String))>| {
+                     targets: &mut BTreeSet<(ExposureIdx, (ClusterIdx, String))>,
+                     endpoints: &mut BTreeSet<(String, (ClusterIdx, String))>| {
             for &s in &c.live.class_sets[p.class as usize] {
                 for &a in &p.ips {
                     set_addrs.insert((s, a));
@@ -1229,7 +1228,7 @@ pub fn pod_changes(
                 Ok(Some(lp)) => out.push(PodChange::Put(lp)),
                 Ok(None) => {
                     if let Some(ci) = c.clusters().iter().position(|x| *x == nc.name) {
-                        out.push(PodChange::Remove((ci as u32, key)));
+                        out.push(PodChange::Remove((ClusterIdx::new(ci), key)));
                     }
                 }
                 Err(NeedsCompile) => {
@@ -1243,7 +1242,7 @@ pub fn pod_changes(
                 if !seen.contains(&key)
                     && let Some(ci) = c.clusters().iter().position(|x| *x == nc.name)
                 {
-                    out.push(PodChange::Remove((ci as u32, key)));
+                    out.push(PodChange::Remove((ClusterIdx::new(ci), key)));
                 }
             }
         }

@@ -27,6 +27,7 @@ use ringfence_schema::net::PortRange;
 use serde::Serialize;
 
 use crate::compiled::{Compiled, FastMap, PORT_PROTOS, ProtoPorts};
+use crate::idx::{ChainIdx, EndpointIdx};
 use crate::interval::{Addrs, PortSet};
 
 /// Every allowed connection, sorted.
@@ -127,7 +128,7 @@ struct Member {
     specs: [Option<Spec>; 2],
     /// Per family: (atom of its address, egress chain as a consumer,
     /// provider kind).
-    sides: [Option<(u32, Option<u32>, u32)>; 2],
+    sides: [Option<(u32, Option<ChainIdx>, u32)>; 2],
 }
 
 fn fam(a: &IpAddr) -> usize {
@@ -142,16 +143,16 @@ enum Provider {
     /// Nothing reaches it (a node-side member without an address).
     Nothing,
     /// A pod's ingress chain.
-    Chain(u32),
+    Chain(ChainIdx),
     /// A node: its chain (if managed), except the ports host-network pods own.
-    Node(Option<u32>, Vec<(Proto, u16)>),
+    Node(Option<ChainIdx>, Vec<(Proto, u16)>),
     /// A host-network pod: only its ports, each judged by the chain of
     /// whoever owns it on that address (if managed).
-    Host(Vec<(Proto, u16, Option<u32>)>),
+    Host(Vec<(Proto, u16, Option<ChainIdx>)>),
 }
 
 /// A consumer profile: per family (atom, egress chain).
-type ConsumerProfile = [Option<(u32, Option<u32>)>; 2];
+type ConsumerProfile = [Option<(u32, Option<ChainIdx>)>; 2];
 /// A provider profile: per family (atom, provider kind).
 type ProviderProfile = [Option<(u32, u32)>; 2];
 /// A result's lines: (protocol, ports), in protocol order.
@@ -186,12 +187,12 @@ struct Engine<'c> {
     results: Vec<ProtoPorts>,
     result_ids: FastMap<ProtoPorts, u32>,
     /// Egress chain (slot) × atom → result.
-    egress_slots: FastMap<Option<u32>, usize>,
+    egress_slots: FastMap<Option<ChainIdx>, usize>,
     egress: Vec<Vec<u32>>,
     /// Provider kind × atom → result.
     ingress: Vec<Vec<u32>>,
     inter: FastMap<(u32, u32), u32>,
-    cache: FastMap<(u32, u32), ProtoPorts>,
+    cache: FastMap<(ChainIdx, u32), ProtoPorts>,
     /// Per result: its lines (protocol, ports), made on first use.
     lines: Vec<Option<ProtoLines>>,
 }
@@ -284,7 +285,7 @@ impl<'c> Engine<'c> {
         match wl.kind {
             WorkloadKind::External => Provider::All,
             WorkloadKind::Pod if !wl.host_network => match c.wl_endpoint[w as usize] {
-                Some(e) => Provider::Chain(c.ep_info[e as usize].ingress),
+                Some(e) => Provider::Chain(c.ep_info[e.index()].ingress),
                 None => Provider::All,
             },
             _ => {
@@ -292,7 +293,7 @@ impl<'c> Engine<'c> {
                     return Provider::Nothing;
                 };
                 if wl.kind == WorkloadKind::Node {
-                    let chain = c.wl_endpoint[w as usize].map(|e| c.ep_info[e as usize].ingress);
+                    let chain = c.wl_endpoint[w as usize].map(|e| c.ep_info[e.index()].ingress);
                     let owned = c
                         .ingress_ip
                         .get(dst)
@@ -311,7 +312,7 @@ impl<'c> Engine<'c> {
                     .filter(|(proto, _)| PORT_PROTOS.contains(proto))
                     .map(|(proto, port)| {
                         let owner = c.ingress_endpoint(*dst, proto, Some(port));
-                        (proto, port, owner.map(|e| c.ep_info[e as usize].ingress))
+                        (proto, port, owner.map(|e| c.ep_info[e.index()].ingress))
                     })
                     .collect();
                 Provider::Host(ports)
@@ -320,7 +321,7 @@ impl<'c> Engine<'c> {
     }
 
     /// What `chain` allows from (or to) every address of `atom`.
-    fn allows(&self, chain: u32, atom: u32) -> ProtoPorts {
+    fn allows(&self, chain: ChainIdx, atom: u32) -> ProtoPorts {
         match &self.atoms[atom as usize] {
             Spec::Ip(ip) => self.c.chain_allows_ip(chain, *ip),
             Spec::Set(a) => self.c.chain_allows_all(chain, a),
@@ -328,7 +329,7 @@ impl<'c> Engine<'c> {
     }
 
     /// [`Engine::allows`], remembered (for the exposure lines).
-    fn allows_cached(&mut self, chain: u32, atom: u32) -> ProtoPorts {
+    fn allows_cached(&mut self, chain: ChainIdx, atom: u32) -> ProtoPorts {
         if let Some(r) = self.cache.get(&(chain, atom)) {
             return r.clone();
         }
@@ -337,7 +338,7 @@ impl<'c> Engine<'c> {
         r
     }
 
-    fn egress(&mut self, chain: Option<u32>, atom: u32) -> u32 {
+    fn egress(&mut self, chain: Option<ChainIdx>, atom: u32) -> u32 {
         let n = self.egress_slots.len();
         let slot = *self.egress_slots.entry(chain).or_insert(n);
         if slot == self.egress.len() {
@@ -419,7 +420,7 @@ impl<'c> Engine<'c> {
 
     /// Both sides for one consumer and one provider profile, over the
     /// families both have (nothing if none).
-    fn pair(&mut self, c: &[Option<(u32, Option<u32>)>; 2], p: &[Option<(u32, u32)>; 2]) -> u32 {
+    fn pair(&mut self, c: &ConsumerProfile, p: &ProviderProfile) -> u32 {
         let mut acc = None;
         for f in 0..2 {
             let (Some((c_atom, eg)), Some((p_atom, pk))) = (c[f], p[f]) else {
@@ -631,7 +632,7 @@ impl Compiled {
                                 ip_atoms[a],
                                 self.egress_ip
                                     .get(a)
-                                    .and_then(|&e| self.ep_info[e as usize].egress),
+                                    .and_then(|&e| self.ep_info[e.index()].egress),
                             ),
                             Spec::Set(_) => {
                                 engine.atoms.push(spec.clone());
@@ -695,9 +696,9 @@ impl Compiled {
                         .flat_map(|w| w.addrs.iter()),
                 )
             });
-            let mut by_group: BTreeMap<&str, Vec<(u32, u16)>> = BTreeMap::new();
+            let mut by_group: BTreeMap<&str, Vec<(EndpointIdx, u16)>> = BTreeMap::new();
             for &(e, tp) in &x.targets {
-                let w = self.ep_info[e as usize].workload;
+                let w = self.ep_info[e.index()].workload;
                 by_group
                     .entry(&self.cat[w as usize].group)
                     .or_default()
@@ -712,9 +713,9 @@ impl Compiled {
                         targets.iter().all(|&(e, tp)| {
                             // The hop through the node is judged by the pod's
                             // own ingress; the entry by its exposure chain.
-                            let chain = self.ep_info[e as usize].ingress;
-                            let entry = self.ep_info[e as usize].exposure_chain();
-                            let w = self.ep_info[e as usize].workload;
+                            let chain = self.ep_info[e.index()].ingress;
+                            let entry = self.ep_info[e.index()].exposure_chain();
+                            let w = self.ep_info[e.index()].workload;
                             let fams: Vec<usize> = (0..2)
                                 .filter(|&f| {
                                     m.specs[f].is_some()
@@ -808,7 +809,7 @@ impl Compiled {
     /// The declared ports of a host-network pod (tcp, udp, sctp).
     fn endpoints_ports(&self, pod: u32) -> Vec<(Proto, u16)> {
         match self.wl_endpoint[pod as usize] {
-            Some(e) => self.endpoints[e as usize]
+            Some(e) => self.endpoints[e.index()]
                 .ports
                 .iter()
                 .map(|pp| (pp.proto, pp.port))

@@ -17,7 +17,7 @@ use ringfence_schema::net::ports_match;
 use crate::chains::expand;
 use crate::classes::Classes;
 use crate::compress::PeerRef;
-use crate::idx::{PolicyIdx, SetIdx};
+use crate::idx::{ClusterIdx, PolicyIdx, SetIdx};
 use crate::interval::Addrs;
 use crate::membership::{Membership, dir_index};
 use crate::resolve::{Resolved, SetKey, resolve_named, service_port_selected};
@@ -76,7 +76,7 @@ pub(crate) struct Sig {
 pub(crate) struct Ep {
     pub(crate) workload: u32,
     pub(crate) kind: EndpointKind,
-    pub(crate) cluster: u32,
+    pub(crate) cluster: ClusterIdx,
     /// Workload index of its node.
     pub(crate) node: u32,
     pub(crate) name: String,
@@ -123,7 +123,7 @@ pub(crate) fn group_label(world: &World<'_>, w: u32) -> String {
     };
     match wl.cluster {
         Some(c) if world.inv.clusters.len() > 1 => {
-            format!("{}/{body}", world.inv.clusters[c as usize].name)
+            format!("{}/{body}", world.inv.clusters[c.index()].name)
         }
         _ => body,
     }
@@ -435,7 +435,7 @@ pub(crate) fn guard_node_returns(r: &mut Resolved, o: &mut Ordered, classes: &Cl
         o.endpoints[ei].exposed = (x != g).then_some(x);
     }
     // Ingress groups with a node-return rule → (cluster, [v4, v6] addresses).
-    let mut targets: BTreeMap<u32, (u32, [Addrs; 2])> = BTreeMap::new();
+    let mut targets: BTreeMap<u32, (ClusterIdx, [Addrs; 2])> = BTreeMap::new();
     for e in &o.endpoints {
         let sig = &o.groups[e.ingress as usize];
         // Host-network pods share the node's addresses: not guarded.

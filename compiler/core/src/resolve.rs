@@ -23,7 +23,7 @@ use ringfence_schema::net::PortRange;
 use crate::bits::Bits;
 use crate::classes::Classes;
 use crate::diag;
-use crate::idx::{PolicyIdx, SetIdx};
+use crate::idx::{ClusterIdx, PolicyIdx, SetIdx};
 use crate::interval::Addrs;
 use crate::membership::{Membership, dir_index};
 use crate::world::World;
@@ -44,7 +44,7 @@ pub(crate) enum SetKey {
     /// have those names, among a target's members (`None`: every pod).
     Backends(Option<TargetKey>, Vec<String>, Proto, Vec<PortRange>),
     /// A cluster's nodes.
-    Nodes(u32),
+    Nodes(ClusterIdx),
     /// Adjacent rules of one policy merged into one: the union of their sets.
     Union(PolicyIdx, Vec<Vec<SetIdx>>),
     /// The pods a node's egress guard keeps it from reaching through their
@@ -988,7 +988,7 @@ impl Resolver<'_, '_> {
                         );
                         let name = &world.inv.clusters[ci].name;
                         self.sets.intern(
-                            SetKey::Nodes(ci as u32),
+                            SetKey::Nodes(ClusterIdx::new(ci)),
                             || format!("nodes {name}"),
                             addrs,
                             &format!("nodes_{name}"),

@@ -24,7 +24,7 @@ use crate::compiled::{
     Compiled, CompiledExposure, CompiledWorkload, EpInfo, FastMap, IngressEntry, SvcData, Via,
     VipTarget,
 };
-use crate::idx::{PolicyIdx, SetIdx};
+use crate::idx::{ChainIdx, ClusterIdx, EndpointIdx, PolicyIdx, SetIdx};
 use crate::interval::Addrs;
 use crate::live::LiveIndex;
 use crate::membership::Membership;
@@ -62,8 +62,8 @@ pub(crate) fn slice(
             local: true,
             addresses: e.addresses.clone(),
             ports: e.ports.clone(),
-            ingress: chains.chains[ingress as usize].chain.id.clone(),
-            egress: egress.map(|c| chains.chains[c as usize].chain.id.clone()),
+            ingress: chains.chains[ingress.index()].chain.id.clone(),
+            egress: egress.map(|c| chains.chains[c.index()].chain.id.clone()),
         });
         ep_info.push(EpInfo {
             workload: e.workload,
@@ -73,7 +73,7 @@ pub(crate) fn slice(
             egress,
             exposed,
         });
-        wl_endpoint[e.workload as usize] = Some(i as u32);
+        wl_endpoint[e.workload as usize] = Some(EndpointIdx::new(i));
     }
 
     // Sets of real addresses (each class replaced by its pods' addresses),
@@ -110,9 +110,9 @@ pub(crate) fn slice(
     }
 
     // Endpoints per node.
-    let mut by_node: HashMap<u32, Vec<u32>> = HashMap::new();
+    let mut by_node: HashMap<u32, Vec<EndpointIdx>> = HashMap::new();
     for (i, e) in ep_info.iter().enumerate() {
-        by_node.entry(e.node).or_default().push(i as u32);
+        by_node.entry(e.node).or_default().push(EndpointIdx::new(i));
     }
     let node_ids: Vec<u32> = world
         .clusters
@@ -147,11 +147,11 @@ pub(crate) fn slice(
     };
     let tables = || {
         // Address lookups for fast evaluation; the first cluster wins on overlap.
-        let mut egress_ip: FastMap<IpAddr, u32> = FastMap::default();
+        let mut egress_ip: FastMap<IpAddr, EndpointIdx> = FastMap::default();
         let mut ingress_ip: FastMap<IpAddr, IngressEntry> = FastMap::default();
         for (i, e) in endpoints.iter().enumerate() {
-            let i = i as u32;
-            let cluster = ep_info[i as usize].cluster;
+            let i = EndpointIdx::new(i);
+            let cluster = ep_info[i.index()].cluster;
             for &a in &e.addresses {
                 if e.egress.is_some() {
                     egress_ip.entry(a).or_insert(i);
@@ -179,7 +179,7 @@ pub(crate) fn slice(
         for entry in ingress_ip.values_mut() {
             // The first host pod by name wins a port, as in `NodeIr::ingress_endpoint`.
             entry.host_pods.sort_by(|a, b| {
-                (a.0, &endpoints[a.1 as usize].name).cmp(&(b.0, &endpoints[b.1 as usize].name))
+                (a.0, &endpoints[a.1.index()].name).cmp(&(b.0, &endpoints[b.1.index()].name))
             });
             entry.host_pods.dedup_by_key(|x| x.0);
         }
@@ -261,7 +261,7 @@ fn real_sets(
 fn catalog(
     world: &World<'_>,
     m: &Membership,
-    wl_endpoint: &[Option<u32>],
+    wl_endpoint: &[Option<EndpointIdx>],
 ) -> Vec<CompiledWorkload> {
     (0..world.len() as u32)
         .map(|w| {
@@ -346,7 +346,7 @@ fn exposures(
                 let Some(node_port) = sp.node_port else {
                     continue;
                 };
-                let targets: Vec<(u32, u16)> = svc
+                let targets: Vec<(EndpointIdx, u16)> = svc
                     .backing
                     .iter()
                     .zip(&svc.targets)
@@ -362,14 +362,14 @@ fn exposures(
                     TrafficPolicy::Local => {
                         let set: BTreeSet<u32> = targets
                             .iter()
-                            .map(|&(e, _)| ep_info[e as usize].node)
+                            .map(|&(e, _)| ep_info[e.index()].node)
                             .collect();
                         set.into_iter().collect()
                     }
                 };
                 let mut push = |kind, addresses: Vec<IpAddr>, port| {
                     out.push(CompiledExposure {
-                        cluster: ci as u32,
+                        cluster: ClusterIdx::new(ci),
                         service: s,
                         kind,
                         proto: sp.proto,
@@ -476,16 +476,16 @@ fn node_ir(
     ep_info: &[EpInfo],
     exposures: &[CompiledExposure],
     nw: u32,
-    local: &[u32],
+    local: &[EndpointIdx],
 ) -> NodeIr {
     let wl = &world.w[nw as usize];
     let cluster = wl.cluster.expect("nodes belong to a cluster");
     let mut eps: BTreeMap<&str, Endpoint> = BTreeMap::new();
-    let mut used_chains: BTreeSet<u32> = BTreeSet::new();
+    let mut used_chains: BTreeSet<ChainIdx> = BTreeSet::new();
     for &e in local {
-        eps.insert(&endpoints[e as usize].name, endpoints[e as usize].clone());
-        used_chains.insert(ep_info[e as usize].ingress);
-        used_chains.extend(ep_info[e as usize].egress);
+        eps.insert(&endpoints[e.index()].name, endpoints[e.index()].clone());
+        used_chains.insert(ep_info[e.index()].ingress);
+        used_chains.extend(ep_info[e.index()].egress);
     }
     let mut xs = Vec::new();
     for x in exposures
@@ -494,23 +494,23 @@ fn node_ir(
     {
         let mut targets: Vec<ExposureTarget> = Vec::new();
         for &(e, port) in &x.targets {
-            if x.external_traffic_policy == TrafficPolicy::Local && ep_info[e as usize].node != nw {
+            if x.external_traffic_policy == TrafficPolicy::Local && ep_info[e.index()].node != nw {
                 continue;
             }
-            let ep = &endpoints[e as usize];
+            let ep = &endpoints[e.index()];
             eps.entry(&ep.name).or_insert_with(|| Endpoint {
                 local: false,
                 egress: None,
                 ..ep.clone()
             });
-            used_chains.insert(ep_info[e as usize].ingress);
-            used_chains.extend(ep_info[e as usize].exposed);
+            used_chains.insert(ep_info[e.index()].ingress);
+            used_chains.extend(ep_info[e.index()].exposed);
             targets.push(ExposureTarget {
                 endpoint: ep.name.clone(),
                 port,
-                chain: ep_info[e as usize]
+                chain: ep_info[e.index()]
                     .exposed
-                    .map(|c| chains.chains[c as usize].chain.id.clone()),
+                    .map(|c| chains.chains[c.index()].chain.id.clone()),
             });
         }
         targets.sort();
@@ -531,7 +531,7 @@ fn node_ir(
     let mut used_policies: BTreeSet<PolicyIdx> = BTreeSet::new();
     let mut node_chains: Vec<Chain> = Vec::with_capacity(used_chains.len());
     for &c in &used_chains {
-        let c = &chains.chains[c as usize];
+        let c = &chains.chains[c.index()];
         for f in &c.fast {
             used_sets.extend(f.peer);
             used_policies.insert(f.policy);
@@ -552,13 +552,13 @@ fn node_ir(
     pols.dedup_by(|a, b| a.id == b.id);
 
     let node = match wl.src {
-        Src::Node(c, i) => &world.inv.clusters[c as usize].nodes[i as usize],
+        Src::Node(c, i) => &world.inv.clusters[c.index()].nodes[i as usize],
         _ => unreachable!("node workloads come from nodes"),
     };
     let scope = m.most_specific[nw as usize].map(|s| s as usize);
     NodeIr {
         ir_version: IR_VERSION,
-        cluster: world.inv.clusters[cluster as usize].name.clone(),
+        cluster: world.inv.clusters[cluster.index()].name.clone(),
         node: node.name.clone(),
         os: node.os,
         backend: world.intent.backend(scope, node.os).to_string(),

@@ -17,17 +17,18 @@ use ringfence_inventory::model::{Inventory, Labels, Pod, Service};
 use ringfence_schema::ir::{EndpointKind, ProtoPort};
 
 use crate::bits::Bits;
+use crate::idx::ClusterIdx;
 use crate::interval::Addrs;
 
 /// Where a workload comes from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Src {
     /// `inventory.clusters[c].nodes[i]`.
-    Node(u32, u32),
+    Node(ClusterIdx, u32),
     /// `inventory.clusters[c].pods[i]`.
-    Pod(u32, u32),
+    Pod(ClusterIdx, u32),
     /// `inventory.clusters[c].services[i]`.
-    Service(u32, u32),
+    Service(ClusterIdx, u32),
     /// `intent.externals[i]`.
     External(u32),
 }
@@ -37,7 +38,7 @@ pub(crate) enum Src {
 pub(crate) struct Wl<'a> {
     pub(crate) kind: WorkloadKind,
     pub(crate) src: Src,
-    pub(crate) cluster: Option<u32>,
+    pub(crate) cluster: Option<ClusterIdx>,
     pub(crate) namespace: Option<&'a str>,
     pub(crate) name: &'a str,
     pub(crate) labels: Option<&'a Labels>,
@@ -102,7 +103,7 @@ impl<'a> World<'a> {
         let mut w: Vec<Wl<'a>> = Vec::new();
         let mut clusters = Vec::new();
         for (ci, c) in inv.clusters.iter().enumerate() {
-            let ci = ci as u32;
+            let ci = ClusterIdx::new(ci);
             let node_base = w.len() as u32;
             for (i, n) in c.nodes.iter().enumerate() {
                 w.push(Wl {
@@ -305,7 +306,7 @@ impl<'a> World<'a> {
     /// The inventory pod of a pod workload.
     pub(crate) fn pod(&self, i: u32) -> &'a Pod {
         match self.w[i as usize].src {
-            Src::Pod(c, k) => &self.inv.clusters[c as usize].pods[k as usize],
+            Src::Pod(c, k) => &self.inv.clusters[c.index()].pods[k as usize],
             _ => panic!("workload {i} is not a pod"),
         }
     }
@@ -313,7 +314,7 @@ impl<'a> World<'a> {
     /// The inventory service of a service workload.
     pub(crate) fn service(&self, i: u32) -> &'a Service {
         match self.w[i as usize].src {
-            Src::Service(c, k) => &self.inv.clusters[c as usize].services[k as usize],
+            Src::Service(c, k) => &self.inv.clusters[c.index()].services[k as usize],
             _ => panic!("workload {i} is not a service"),
         }
     }

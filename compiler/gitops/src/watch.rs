@@ -41,6 +41,7 @@ use std::sync::mpsc::{Receiver, RecvTimeoutError, TryRecvError};
 use ringfence_bundle::{
     PathError, SigningKey, Trust, format_time, parse_time, sha256_hex, verify_index,
 };
+use ringfence_core::ClusterIdx;
 use ringfence_core::live::{LivePods, LiveState, NeedsCompile, PodChange};
 use ringfence_driver::bundles::{Change, INDEX_FILE, Output, WriteSummary};
 use ringfence_driver::{DriverError, IntentFrom, LoadedInventory, Pipeline, Seal, Session, Warned};
@@ -1042,7 +1043,9 @@ impl Watcher {
             };
             match (placed, ci) {
                 (Ok(Some(lp)), _) => changes.push(PodChange::Put(lp)),
-                (Ok(None), Some(ci)) => changes.push(PodChange::Remove((ci as u32, key.clone()))),
+                (Ok(None), Some(ci)) => {
+                    changes.push(PodChange::Remove((ClusterIdx::new(ci), key.clone())))
+                }
                 (Ok(None), None) => {}
                 // A class the compile has not seen.
                 (Err(NeedsCompile), _) => live.compile = true,
