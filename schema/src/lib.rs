@@ -14,11 +14,14 @@
 //! - [`plugin`]: the backend plugin ABI (metadata, render input and output);
 //! - [`bundle`]: the signed bundle and index formats;
 //! - [`report`]: the agent's compliance report;
-//! - [`flow`]: flow records read by discovery and analysis.
+//! - [`flow`]: flow records read by discovery and analysis;
+//! - `digest` (feature `digest`): SHA-256 and hex, one text for every digest.
 //!
 //! The prose reference for each lives in `schema/docs/`.
 
 pub mod bundle;
+#[cfg(feature = "digest")]
+pub mod digest;
 pub mod flow;
 pub mod interval;
 pub mod ir;
