@@ -15,7 +15,8 @@
 //! - [`bundle`]: the signed bundle and index formats;
 //! - [`report`]: the agent's compliance report;
 //! - [`flow`]: flow records read by discovery and analysis;
-//! - `digest` (feature `digest`): SHA-256 and hex, one text for every digest.
+//! - `digest` (feature `digest`): SHA-256 and hex, one text for every digest;
+//! - `time` (feature `time`): RFC 3339, one reader and writer for every time.
 //!
 //! The prose reference for each lives in `schema/docs/`.
 
@@ -29,3 +30,5 @@ pub mod membership;
 pub mod net;
 pub mod plugin;
 pub mod report;
+#[cfg(feature = "time")]
+pub mod time;
