@@ -26,9 +26,9 @@ pub mod windows;
 
 use std::time::SystemTime;
 
-/// An RFC 3339 UTC time, to the second.
+/// An RFC 3339 UTC time, to the second (empty for a clock before 1970).
 pub fn rfc3339(t: SystemTime) -> String {
-    humantime::format_rfc3339_seconds(t).to_string()
+    ringfence_bundle::format_time(t).unwrap_or_default()
 }
 
 /// A log line on stderr.

@@ -14,11 +14,15 @@
 //! - [`plugin`]: the backend plugin ABI (metadata, render input and output);
 //! - [`bundle`]: the signed bundle and index formats;
 //! - [`report`]: the agent's compliance report;
-//! - [`flow`]: flow records read by discovery and analysis.
+//! - [`flow`]: flow records read by discovery and analysis;
+//! - `digest` (feature `digest`): SHA-256 and hex, one text for every digest;
+//! - `time` (feature `time`): RFC 3339, one reader and writer for every time.
 //!
 //! The prose reference for each lives in `schema/docs/`.
 
 pub mod bundle;
+#[cfg(feature = "digest")]
+pub mod digest;
 pub mod flow;
 pub mod interval;
 pub mod ir;
@@ -26,3 +30,5 @@ pub mod membership;
 pub mod net;
 pub mod plugin;
 pub mod report;
+#[cfg(feature = "time")]
+pub mod time;

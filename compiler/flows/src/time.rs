@@ -1,4 +1,5 @@
-//! Timestamps: RFC 3339 in and out, nanoseconds since the Unix epoch inside.
+//! Timestamps: RFC 3339 in and out (`ringfence_schema::time`), nanoseconds
+//! since the Unix epoch inside.
 //!
 //! Flow records carry RFC 3339 strings; comparing those as text is wrong as
 //! soon as offsets or fraction lengths differ, so readers parse them once.
@@ -6,6 +7,8 @@
 use std::fmt;
 use std::str::FromStr;
 use std::time::{SystemTime, UNIX_EPOCH};
+
+use ringfence_schema::time;
 
 /// An instant, in nanoseconds since 1970-01-01T00:00:00Z (UTC).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -43,97 +46,31 @@ impl Timestamp {
     }
 
     /// Parse RFC 3339 (`2024-05-01T12:00:00Z`, `2024-05-01T14:00:00.5+02:00`).
-    /// A space may replace the `T`; the fraction has at most 9 digits.
+    /// A space may replace the `T`; the fraction has at most 9 digits; a leap
+    /// second is read as the next second. Instants from 1677 to 2262 (what
+    /// nanoseconds in an `i64` hold).
     pub fn parse_rfc3339(s: &str) -> Result<Self, String> {
-        let err = || format!("`{s}` is not an RFC 3339 time (like 2024-05-01T12:00:00Z)");
-        let b = s.as_bytes();
-        if b.len() < 20 {
-            return Err(err());
-        }
-        let num = |r: std::ops::Range<usize>| -> Result<i64, String> {
-            let part = &b[r];
-            if !part.iter().all(u8::is_ascii_digit) {
-                return Err(err());
-            }
-            Ok(part.iter().fold(0i64, |n, d| n * 10 + i64::from(d - b'0')))
-        };
-        if b[4] != b'-'
-            || b[7] != b'-'
-            || !matches!(b[10], b'T' | b't' | b' ')
-            || b[13] != b':'
-            || b[16] != b':'
-        {
-            return Err(err());
-        }
-        let (year, month, day) = (num(0..4)?, num(5..7)?, num(8..10)?);
-        let (hour, minute, second) = (num(11..13)?, num(14..16)?, num(17..19)?);
-        if !(1..=12).contains(&month)
-            || day < 1
-            || day > days_in_month(year, month)
-            || hour > 23
-            || minute > 59
-            || second > 60
-        {
-            return Err(err());
-        }
-        let mut i = 19;
-        let mut frac = 0i64;
-        if b[i] == b'.' {
-            let start = i + 1;
-            i = start;
-            while i < b.len() && b[i].is_ascii_digit() {
-                i += 1;
-            }
-            let digits = i - start;
-            if digits == 0 || digits > 9 {
-                return Err(err());
-            }
-            frac = num(start..i)? * 10i64.pow((9 - digits) as u32);
-        }
-        let offset = match b.get(i) {
-            Some(b'Z' | b'z') if i + 1 == b.len() => 0,
-            Some(sign @ (b'+' | b'-')) if i + 6 == b.len() && b[i + 3] == b':' => {
-                let (oh, om) = (num(i + 1..i + 3)?, num(i + 4..i + 6)?);
-                if oh > 23 || om > 59 {
-                    return Err(err());
-                }
-                let o = (oh * 60 + om) * 60;
-                if *sign == b'-' { -o } else { o }
-            }
-            _ => return Err(err()),
-        };
-        // A leap second is folded into the next second.
-        let secs = days_from_civil(year, month, day) * 86_400 + hour * 3600 + minute * 60 + second
-            - offset;
-        Ok(Timestamp(secs * NANOS + frac))
+        let t = time::parse(s)
+            .map_err(|_| format!("`{s}` is not an RFC 3339 time (like 2024-05-01T12:00:00Z)"))?;
+        i64::try_from(t.at.as_nanosecond())
+            .map(Timestamp)
+            .map_err(|_| format!("`{s}` is out of range (flow times are from 1677 to 2262)"))
     }
 
     /// RFC 3339 in UTC with the fraction only when there is one
     /// (`2024-05-01T12:00:00Z`, `2024-05-01T12:00:00.25Z`).
     pub fn to_rfc3339(self) -> String {
-        let frac = self.0.rem_euclid(NANOS);
-        let mut out = self.to_rfc3339_secs();
-        if frac != 0 {
-            out.pop();
-            let digits = format!("{frac:09}");
-            out.push('.');
-            out.push_str(digits.trim_end_matches('0'));
-            out.push('Z');
-        }
-        out
+        time::format(self.instant())
     }
 
     /// RFC 3339 in UTC to the second (`2024-05-01T12:00:00Z`).
     pub fn to_rfc3339_secs(self) -> String {
-        let secs = self.unix_secs();
-        let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
-        let (y, m, d) = civil_from_days(days);
-        format!(
-            "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
-            rem / 3600,
-            rem / 60 % 60,
-            rem % 60
-        )
+        time::format_secs(self.instant())
+    }
+
+    fn instant(self) -> time::Timestamp {
+        time::Timestamp::from_nanosecond(i128::from(self.0))
+            .expect("i64 nanoseconds are within jiff's range")
     }
 }
 
@@ -148,43 +85,6 @@ impl FromStr for Timestamp {
     fn from_str(s: &str) -> Result<Self, String> {
         Timestamp::parse_rfc3339(s)
     }
-}
-
-fn is_leap(y: i64) -> bool {
-    (y % 4 == 0 && y % 100 != 0) || y % 400 == 0
-}
-
-fn days_in_month(y: i64, m: i64) -> i64 {
-    match m {
-        2 if is_leap(y) => 29,
-        2 => 28,
-        4 | 6 | 9 | 11 => 30,
-        _ => 31,
-    }
-}
-
-/// Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant's algorithm).
-fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let mp = (m + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
-}
-
-/// The date of a day number (inverse of [`days_from_civil`]).
-fn civil_from_days(z: i64) -> (i64, i64, i64) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    (yoe + era * 400 + i64::from(m <= 2), m, d)
 }
 
 #[cfg(test)]
@@ -232,10 +132,61 @@ mod tests {
             "2024-05-01T12:00:00.1234567890Z",
             "2024-05-01T12:00:00+2:00",
             "2024-05-01T12:00:00Zjunk",
+            "2024-05-01T12:00:60.5+25:00",
+            "2024-05-01T12:00:61Z",
+            "2024-05-01T12:00:00+02:60",
+            "2024-05-01T12:00Z",
             "yesterday at noon, roughly",
         ] {
             let e = bad.parse::<Timestamp>().unwrap_err();
             assert!(e.contains("RFC 3339"), "{bad}: {e}");
         }
+    }
+
+    #[test]
+    fn edges_fractions_offsets_leap_seconds_and_range() {
+        let at = |s: &str| s.parse::<Timestamp>().unwrap();
+        // Fractions of 1 to 9 digits; written without trailing zeros.
+        assert_eq!(
+            at("2024-05-01T12:00:00.1Z").unix_nanos() % 1_000_000_000,
+            100_000_000
+        );
+        assert_eq!(at("2024-05-01T12:00:00.000000001Z").unix_nanos() % 10, 1);
+        assert_eq!(
+            at("2024-05-01T12:00:00.100Z").to_string(),
+            "2024-05-01T12:00:00.1Z"
+        );
+        // `Z`, `z` and offsets name the same instant.
+        let noon = at("2024-05-01T12:00:00Z");
+        for same in [
+            "2024-05-01T12:00:00z",
+            "2024-05-01T12:00:00+00:00",
+            "2024-05-01T12:00:00-00:00",
+            "2024-05-02T11:59:00+23:59",
+            "2024-04-30T12:01:00-23:59",
+        ] {
+            assert_eq!(at(same), noon, "{same}");
+        }
+        // A leap second is read as the next second, as before.
+        assert_eq!(at("2016-12-31T23:59:60Z"), at("2017-01-01T00:00:00Z"));
+        assert_eq!(
+            at("2016-12-31T23:59:60.25Z").to_string(),
+            "2017-01-01T00:00:00.25Z"
+        );
+        // What an i64 of nanoseconds holds, and no further.
+        assert_eq!(at("1677-09-21T00:12:43.145224192Z").unix_nanos(), i64::MIN);
+        assert_eq!(at("2262-04-11T23:47:16.854775807Z").unix_nanos(), i64::MAX);
+        for far in [
+            "2262-04-11T23:47:16.854775808Z",
+            "1677-09-21T00:12:43.145224191Z",
+            "0000-01-01T00:00:00Z",
+        ] {
+            let e = far.parse::<Timestamp>().unwrap_err();
+            assert!(e.contains("out of range"), "{far}: {e}");
+        }
+        assert_eq!(
+            Timestamp::from_unix_nanos(i64::MIN).to_string(),
+            "1677-09-21T00:12:43.145224192Z"
+        );
     }
 }

@@ -599,11 +599,7 @@ fn file_digest(file: &mut fs::File, len: u64) -> io::Result<String> {
         left -= n as u64;
     }
     file.seek(io::SeekFrom::Start(0))?;
-    Ok(h.finalize().iter().fold(String::new(), |mut s, b| {
-        use std::fmt::Write as _;
-        let _ = write!(s, "{b:02x}");
-        s
-    }))
+    Ok(ringfence_schema::digest::hex(&h.finalize()))
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {

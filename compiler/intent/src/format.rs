@@ -29,7 +29,10 @@ pub fn format_source(file: FileId, text: &str) -> Result<String, Diagnostics> {
         Ok(Err(e)) => return Err(Diagnostics(syntax_diagnostics(file, text, &e))),
         Err(r) => return Err(Diagnostics(vec![refusal_diagnostic(file, &r)])),
     };
-    let mut p = Printer::default();
+    let mut p = Printer {
+        src: text,
+        ..Printer::default()
+    };
     p.document(&doc, 0);
     let out = p.finish();
     let same = matches!(limits::parse_with(&out, KdlDocument::parse_v2),
@@ -65,7 +68,9 @@ fn equivalent(a: &KdlDocument, b: &KdlDocument) -> bool {
 }
 
 #[derive(Default)]
-struct Printer {
+struct Printer<'a> {
+    /// The source, for the trivia kdl does not keep (see [`lost_trivia`]).
+    src: &'a str,
     out: String,
     /// The current output line has content (comments may follow on it).
     line_open: bool,
@@ -77,7 +82,7 @@ struct Printer {
     group_base: Option<usize>,
 }
 
-impl Printer {
+impl Printer<'_> {
     fn document(&mut self, doc: &KdlDocument, depth: usize) {
         if let Some(f) = doc.format() {
             self.trivia(&f.leading, depth);
@@ -133,10 +138,12 @@ impl Printer {
         }
         if let Some(f) = f {
             self.trivia(&f.before_terminator, depth);
-            self.trivia(
-                f.terminator.strip_prefix(';').unwrap_or(&f.terminator),
-                depth,
-            );
+            let terminator = if f.terminator.is_empty() {
+                lost_trivia(self.src, n, &f.before_terminator)
+            } else {
+                &f.terminator
+            };
+            self.trivia(terminator.strip_prefix(';').unwrap_or(terminator), depth);
             self.trivia(&f.trailing, depth);
         }
     }
@@ -197,6 +204,58 @@ impl Printer {
         }
         self.out
     }
+}
+
+/// The source text after the `}` that ends `n` (its children or slashdashed
+/// children) up to and including the node's terminator, when kdl 6.7 parsed
+/// it but kept it nowhere in the format: node-space (a space, a `/* */`
+/// comment, a `\` continuation) after the `}` makes kdl miss the terminator,
+/// so in `a {} // c` both the space and `// c` would be lost, and `a {}// c`
+/// would lose its comment once formatted to `a {} // c`. Empty when nothing
+/// was lost.
+fn lost_trivia<'s>(src: &'s str, n: &KdlNode, before_terminator: &str) -> &'s str {
+    if n.children().is_none() && !before_terminator.ends_with('}') {
+        return "";
+    }
+    let span = n.span();
+    let (start, end) = (span.offset(), span.offset() + span.len());
+    let Some(text) = src.get(start..end) else {
+        return "";
+    };
+    // The last `}` followed by node-space only (a `}` inside a trailing
+    // comment is followed by the rest of the comment).
+    let Some(cut) = text
+        .match_indices('}')
+        .rev()
+        .map(|(i, _)| i + 1)
+        .find(|&i| {
+            text[..i].ends_with(before_terminator) && (i == text.len() || is_node_space(&text[i..]))
+        })
+    else {
+        return "";
+    };
+    // The terminator kdl consumed after the node: a comment or newline (a
+    // `;` or the end of the block prints as a newline anyway).
+    let rest = &src[end..];
+    let terminator = if rest.starts_with("//") {
+        rest.find('\n').map_or(rest.len(), |i| i + 1)
+    } else if rest.starts_with("\r\n") {
+        2
+    } else if rest.starts_with('\n') {
+        1
+    } else {
+        0
+    };
+    &src[start + cut..end + terminator]
+}
+
+/// `s` is only node-space: whitespace, `/* */` comments, `\` continuations.
+fn is_node_space(s: &str) -> bool {
+    let probe = format!("n{s}x");
+    matches!(limits::parse_with(&probe, KdlDocument::parse_v2), Ok(Ok(d))
+        if matches!(d.nodes(), [n] if n.name().value() == "n"
+            && n.children().is_none()
+            && matches!(n.entries(), [e] if e.name().is_none() && e.value().as_string() == Some("x"))))
 }
 
 /// `s` as a KDL string literal: quoted, with `"`, `\\` and control
@@ -305,6 +364,33 @@ mod tests {
     fn raw_and_multiline_strings_stay_as_written() {
         let src = "a #\"raw \"q\"\"# b=0x1F c=#true\nd \"\"\"\n    multi\n    line\n    \"\"\"\n";
         assert_eq!(fmt(src), src);
+    }
+
+    /// Found by `mutated_intent_never_panics`: kdl keeps a comment right
+    /// after `}` (`}//`) but drops it after `} ` (`} //`), which is how the
+    /// first pass printed it, so the second pass lost it.
+    #[test]
+    fn comment_after_closing_brace_is_kept_and_idempotent() {
+        for (src, want) in [
+            ("b {}//\nc\n", "b {} //\nc\n"),
+            ("\u{feff}b {}//{\nc\n", "\u{feff}\nb {} //{\nc\n"),
+            ("b {} // x\n\n\nc\n", "b {} // x\n\nc\n"),
+            ("b {} /* } */ ;c\n", "b {} /* } */\nc\n"),
+            (
+                "a {\n b { c } /- { d } /* x */ // y\n}\n",
+                "a {\n    b {\n        c\n    } /- { d } /* x */ // y\n}\n",
+            ),
+            ("a 1 /- {} // x\nb\n", "a 1 /- {} // x\nb\n"),
+        ] {
+            let once = fmt(src);
+            assert_eq!(once, want, "{src:?}");
+            assert_eq!(fmt(&once), once, "idempotent: {src:?}");
+            let parse = |s: &str| KdlDocument::parse_v2(s).unwrap();
+            assert!(
+                equivalent(&parse(src), &parse(&once)),
+                "same document: {src:?}"
+            );
+        }
     }
 
     #[test]

@@ -54,11 +54,7 @@ impl Hasher {
     }
 
     pub(crate) fn hex(self) -> String {
-        self.0
-            .finalize()
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect()
+        ringfence_schema::digest::hex(&self.0.finalize())
     }
 }
 

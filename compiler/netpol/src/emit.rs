@@ -19,6 +19,7 @@ use std::fmt::Write as _;
 use ipnet::IpNet;
 use ringfence_intent::format::quote;
 use ringfence_intent::model::{Proto, ports_value};
+use ringfence_schema::digest::hex;
 use sha2::{Digest, Sha256};
 
 use crate::model::*;
@@ -52,7 +53,7 @@ fn safe_name(raw: &str) -> String {
         return clean;
     }
     let digest = Sha256::digest(raw.as_bytes());
-    let hash: String = digest[..4].iter().map(|b| format!("{b:02x}")).collect();
+    let hash = hex(&digest[..4]);
     let cut: String = clean.chars().take(80).collect();
     format!("{cut}#{hash}")
 }

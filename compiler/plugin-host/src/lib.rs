@@ -27,13 +27,13 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
+use ringfence_schema::digest::sha256_hex;
 use ringfence_schema::ir::NodeIr;
 use ringfence_schema::net::AddressSet;
 use ringfence_schema::plugin::{
     NodeWithSetRefs, PLUGIN_ABI, PluginInfo, RenderOutput, RenderResponse, decode_response,
     valid_artifact_name,
 };
-use sha2::{Digest, Sha256};
 use wasmtime::{
     Engine, ExternType, Instance, InstancePre, Linker, Module, ResourceLimiter, Store, Trap,
     ValType,
@@ -257,13 +257,6 @@ pub fn read_pinned(path: &Path, expected_sha256: Option<&str>) -> Result<Vec<u8>
         }
     }
     Ok(wasm)
-}
-
-fn sha256_hex(bytes: &[u8]) -> String {
-    Sha256::digest(bytes)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
 }
 
 fn check_imports(label: &str, module: &Module) -> Result<(), PluginError> {

@@ -13,7 +13,7 @@ use ed25519_dalek::pkcs8::spki::der::pem::LineEnding;
 use ed25519_dalek::pkcs8::{
     DecodePrivateKey, DecodePublicKey, EncodePrivateKey, EncodePublicKey, KeypairBytes,
 };
-use sha2::{Digest, Sha256};
+use ringfence_schema::digest::sha256_hex;
 
 /// A private key, ready to sign.
 pub struct SigningKey {
@@ -62,11 +62,7 @@ impl KeyError {
 
 /// Hex SHA-256 of a raw public key.
 pub fn key_id(public: &[u8; 32]) -> String {
-    hex(&Sha256::digest(public))
-}
-
-pub(crate) fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+    sha256_hex(public)
 }
 
 /// Write a new key pair to `PREFIX.key` (mode 0600) and `PREFIX.pub`.

@@ -15,12 +15,10 @@ use ringfence_schema::bundle::{
 };
 use sha2::{Digest, Sha256};
 
-use crate::keys::{SigningKey, hex};
+use ringfence_schema::digest::hex;
+pub use ringfence_schema::digest::sha256_hex;
 
-/// Hex SHA-256 of bytes.
-pub fn sha256_hex(bytes: &[u8]) -> String {
-    hex(&Sha256::digest(bytes))
-}
+use crate::keys::SigningKey;
 
 /// A bundle file entry with its digest and size.
 pub fn bundle_file(name: &str, content: String) -> BundleFile {

@@ -14,6 +14,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::Context;
+use ringfence_schema::digest::hex;
 use ringfence_schema::report::ComplianceReport;
 use sha2::{Digest, Sha256};
 
@@ -151,7 +152,7 @@ fn handle(reader: &mut impl BufRead, dir: &Path) -> Result<String, Refusal> {
 /// name, so no path is made from what was sent.
 pub(crate) fn file_of(dir: &Path, node: &str) -> PathBuf {
     let digest = Sha256::digest(node.as_bytes());
-    let hex: String = digest[..16].iter().map(|b| format!("{b:02x}")).collect();
+    let hex = hex(&digest[..16]);
     dir.join(format!("node-{hex}.json"))
 }
 
