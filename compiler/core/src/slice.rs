@@ -48,7 +48,7 @@ pub(crate) fn slice(
     let mut endpoints = Vec::with_capacity(ord.endpoints.len());
     let mut ep_info = Vec::with_capacity(ord.endpoints.len());
     let mut wl_endpoint = vec![None; n];
-    for (i, e) in ord.endpoints.iter().enumerate() {
+    for (i, e) in ord.endpoints.into_iter().enumerate() {
         let ingress = chains.group_chain[e.ingress as usize];
         let egress = e.egress.map(|g| chains.group_chain[g as usize]);
         let exposed = e
@@ -56,12 +56,12 @@ pub(crate) fn slice(
             .map(|g| chains.group_chain[g as usize])
             .filter(|&c| c != ingress);
         endpoints.push(Endpoint {
-            name: e.name.clone(),
+            name: e.name,
             kind: e.kind,
-            workload: e.label.clone(),
+            workload: e.label,
             local: true,
-            addresses: e.addresses.clone(),
-            ports: e.ports.clone(),
+            addresses: e.addresses,
+            ports: e.ports,
             ingress: chains.chains[ingress.index()].chain.id.clone(),
             egress: egress.map(|c| chains.chains[c.index()].chain.id.clone()),
         });

@@ -1,7 +1,8 @@
 //! The fast path of [`parse_list`](super::parse_list): each item of the List
 //! deserialised straight into typed, borrowing structs (no `serde_json::Value`,
 //! no field paths) and read into the model with the same rules as the general
-//! reader as soon as it is parsed.
+//! reader as soon as it is parsed. One pass finds where each item is; runs of
+//! items are then read in parallel and joined in file order.
 //!
 //! It only ever answers for a List the general reader accepts: any value of
 //! an unexpected type, anything the rules refuse, a duplicate or a shared
@@ -10,13 +11,13 @@
 
 use std::borrow::Cow;
 use std::collections::BTreeMap;
-use std::fmt;
 use std::net::IpAddr;
 use std::path::Path;
 
 use ipnet::IpNet;
+use rayon::prelude::*;
 use serde::Deserialize;
-use serde::de::{Deserializer, Error as _, SeqAccess, Visitor};
+use serde_json::value::RawValue;
 
 use super::{CLUSTER_ANNOTATION, dedup_in_order, finish, pod_of};
 use crate::model::{
@@ -32,51 +33,52 @@ type Str<'a> = Cow<'a, str>;
 struct List<'a> {
     #[serde(borrow)]
     kind: Str<'a>,
-    items: Items,
+    /// Each item's text, found (and its syntax checked) in the first pass.
+    #[serde(borrow)]
+    items: Vec<&'a RawValue>,
     #[serde(default, borrow)]
     metadata: Option<ListMeta<'a>>,
 }
 
-/// The items, each read into the model as soon as it is parsed: one typed
-/// item in memory at a time. Pods take their node's addresses afterwards.
+/// Items per parallel run: enough to amortise a task, small enough to share
+/// a few thousand pods between cores.
+const RUN: usize = 512;
+
+/// The items of a run, each read into the model as soon as it is parsed: one
+/// typed item in memory at a time. Pods take their node's addresses afterwards.
 #[derive(Default)]
 struct Items {
-    /// Whether the List has any item (of any kind).
-    any: bool,
     nodes: Vec<(Node, Vec<IpAddr>)>,
     namespaces: Vec<Namespace>,
     pods: Vec<Pod>,
     services: Vec<Service>,
 }
 
-impl<'de> Deserialize<'de> for Items {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Items, D::Error> {
-        d.deserialize_seq(ItemsVisitor)
-    }
-}
-
-struct ItemsVisitor;
-
-impl<'de> Visitor<'de> for ItemsVisitor {
-    type Value = Items;
-
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("a list of objects")
-    }
-
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Items, A::Error> {
-        let mut items = Items::default();
-        while let Some(item) = seq.next_element::<Item<'de>>()? {
-            items.any = true;
-            items
-                .add(&item)
-                .ok_or_else(|| A::Error::custom("left to the general reader"))?;
-        }
-        Ok(items)
-    }
-}
-
 impl Items {
+    /// Reads `raw` items in parallel runs, joined in order; `None` if any
+    /// item does not parse or the rules refuse it.
+    fn read(raw: &[&RawValue]) -> Option<Items> {
+        let runs: Vec<Items> = raw
+            .par_chunks(RUN)
+            .map(|run| {
+                let mut items = Items::default();
+                for r in run {
+                    let item: Item<'_> = serde_json::from_str(r.get()).ok()?;
+                    items.add(&item)?;
+                }
+                Some(items)
+            })
+            .collect::<Option<_>>()?;
+        let mut all = Items::default();
+        for run in runs {
+            all.nodes.extend(run.nodes);
+            all.namespaces.extend(run.namespaces);
+            all.pods.extend(run.pods);
+            all.services.extend(run.services);
+        }
+        Some(all)
+    }
+
     /// Reads one item; `None` if the rules refuse it.
     fn add(&mut self, item: &Item<'_>) -> Option<()> {
         let meta = item.metadata.as_ref();
@@ -285,13 +287,13 @@ pub(crate) fn parse(json: &str, source_name: &str) -> Option<(Cluster, bool)> {
     if !names::is_cluster_name(&name) {
         return None;
     }
+    let any = !list.items.is_empty();
     let Items {
-        any,
         nodes,
         namespaces,
         mut pods,
         services,
-    } = list.items;
+    } = Items::read(&list.items)?;
     // Host-network pods share their node's addresses (a finished pod has none).
     let node_ips: BTreeMap<&str, &Vec<IpAddr>> = nodes
         .iter()
