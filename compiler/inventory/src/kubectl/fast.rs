@@ -63,8 +63,7 @@ impl Items {
             .map(|run| {
                 let mut items = Items::default();
                 for r in run {
-                    let item: Item<'_> = serde_json::from_str(r.get()).ok()?;
-                    items.add(&item)?;
+                    items.add(serde_json::from_str(r.get()).ok()?)?;
                 }
                 Some(items)
             })
@@ -80,23 +79,23 @@ impl Items {
     }
 
     /// Reads one item; `None` if the rules refuse it.
-    fn add(&mut self, item: &Item<'_>) -> Option<()> {
-        let meta = item.metadata.as_ref();
-        let (spec, status) = (item.spec.as_ref(), item.status.as_ref());
+    fn add(&mut self, item: Item<'_>) -> Option<()> {
+        let mut meta = item.metadata;
+        let meta = meta.as_mut();
+        let (mut spec, status) = (item.spec, item.status.as_ref());
         match &*item.kind {
-            "Node" => self.nodes.push(node(meta?, spec, status)?),
+            "Node" => self.nodes.push(node(meta?, spec.as_ref(), status)?),
             "Namespace" => {
                 let meta = meta?;
                 self.namespaces.push(Namespace {
                     name: name_of(meta.name.as_deref(), NameRule::Label)?,
-                    labels: labels(&meta.labels),
+                    labels: labels(&mut meta.labels),
                 });
             }
-            "Pod" => self.pods.push(pod(meta?, spec, status)?),
+            "Pod" => self.pods.push(pod(meta?, spec.as_ref(), status)?),
             "Service" => {
-                let no_spec = Spec::default();
-                self.services
-                    .push(service(meta?, spec.unwrap_or(&no_spec), status)?);
+                let spec = spec.get_or_insert_default();
+                self.services.push(service(meta?, spec, status)?);
             }
             _ => {}
         }
@@ -129,8 +128,8 @@ struct Meta<'a> {
     name: Option<Str<'a>>,
     #[serde(default, borrow)]
     namespace: Option<Str<'a>>,
-    #[serde(default, borrow)]
-    labels: Option<BTreeMap<Str<'a>, Str<'a>>>,
+    #[serde(default)]
+    labels: Option<Labels>,
     #[serde(default, borrow, rename = "ownerReferences")]
     owner_references: Option<Vec<OwnerRefIn<'a>>>,
 }
@@ -162,8 +161,8 @@ struct Spec<'a> {
     pod_cidrs: Option<Vec<Str<'a>>>,
     #[serde(default, borrow, rename = "type")]
     kind: Option<Str<'a>>,
-    #[serde(default, borrow)]
-    selector: Option<BTreeMap<Str<'a>, Str<'a>>>,
+    #[serde(default)]
+    selector: Option<Labels>,
     #[serde(default, borrow, rename = "clusterIP")]
     cluster_ip: Option<Str<'a>>,
     #[serde(default, borrow, rename = "clusterIPs")]
@@ -342,11 +341,9 @@ fn name_of(name: Option<&str>, rule: NameRule) -> Option<String> {
     valid.then(|| name.to_owned())
 }
 
-fn labels(map: &Option<BTreeMap<Str<'_>, Str<'_>>>) -> Labels {
-    map.iter()
-        .flatten()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect()
+/// Labels (or a selector), read owned: taken, not copied.
+fn labels(map: &mut Option<Labels>) -> Labels {
+    map.take().unwrap_or_default()
 }
 
 fn ip(s: &Option<Str<'_>>) -> Option<Option<IpAddr>> {
@@ -361,12 +358,12 @@ fn net(s: &str) -> Option<IpNet> {
 }
 
 fn node(
-    meta: &Meta<'_>,
+    meta: &mut Meta<'_>,
     spec: Option<&Spec<'_>>,
     status: Option<&Status<'_>>,
 ) -> Option<(Node, Vec<IpAddr>)> {
     let name = name_of(meta.name.as_deref(), NameRule::Subdomain)?;
-    let labels = labels(&meta.labels);
+    let labels = labels(&mut meta.labels);
     let os = status
         .and_then(|s| s.node_info.as_ref())
         .and_then(|i| i.operating_system.as_deref())
@@ -418,11 +415,11 @@ fn node(
 }
 
 /// Name, namespace and labels of a namespaced object.
-fn namespaced(meta: &Meta<'_>, rule: NameRule) -> Option<(String, String, Labels)> {
+fn namespaced(meta: &mut Meta<'_>, rule: NameRule) -> Option<(String, String, Labels)> {
     Some((
         name_of(meta.name.as_deref(), rule)?,
         name_of(meta.namespace.as_deref(), NameRule::Label)?,
-        labels(&meta.labels),
+        labels(&mut meta.labels),
     ))
 }
 
@@ -444,7 +441,7 @@ fn port(p: Option<u16>) -> Option<Option<u16>> {
 }
 
 /// A pod; a host-network pod without addresses of its own gets its node's later.
-fn pod(meta: &Meta<'_>, spec: Option<&Spec<'_>>, status: Option<&Status<'_>>) -> Option<Pod> {
+fn pod(meta: &mut Meta<'_>, spec: Option<&Spec<'_>>, status: Option<&Status<'_>>) -> Option<Pod> {
     let named = namespaced(meta, NameRule::Subdomain)?;
     let node = match spec.and_then(|s| s.node_name.as_deref()) {
         Some(n) => Some(name_of(Some(n), NameRule::Subdomain)?),
@@ -516,8 +513,12 @@ fn pod(meta: &Meta<'_>, spec: Option<&Spec<'_>>, status: Option<&Status<'_>>) ->
     ))
 }
 
-fn service(meta: &Meta<'_>, spec: &Spec<'_>, status: Option<&Status<'_>>) -> Option<Service> {
-    let selector = labels(&spec.selector);
+fn service(
+    meta: &mut Meta<'_>,
+    spec: &mut Spec<'_>,
+    status: Option<&Status<'_>>,
+) -> Option<Service> {
+    let selector = labels(&mut spec.selector);
     let (name, namespace, labels) = namespaced(meta, NameRule::Label)?;
     let kind = match spec.kind.as_deref() {
         None | Some("ClusterIP") => ServiceType::ClusterIp,
