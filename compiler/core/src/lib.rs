@@ -124,7 +124,7 @@ pub fn compile_observed(
     diags.extend(d);
     on_stage(Stage::Resolve);
 
-    let mut ordered = order::order(&world, &m, &resolved);
+    let mut ordered = order::order(&world, &m, &resolved, &classes);
     order::guard_node_returns(&mut resolved, &mut ordered, &classes);
     on_stage(Stage::Order);
 

@@ -16,6 +16,7 @@ use ringfence_schema::net::ports_match;
 
 use crate::chains::expand;
 use crate::classes::Classes;
+use crate::compiled::FastMap;
 use crate::compress::PeerRef;
 use crate::idx::{ClusterIdx, PolicyIdx, SetIdx};
 use crate::interval::Addrs;
@@ -148,11 +149,31 @@ pub(crate) fn endpoint_name(world: &World<'_>, w: u32) -> String {
     }
 }
 
-/// Compute every endpoint's signatures and group them.
-pub(crate) fn order(world: &World<'_>, m: &Membership, r: &Resolved) -> Ordered {
+/// Compute every endpoint's signatures and group them. A pod's signatures
+/// follow from its class (see [`crate::classes`]), so they are computed once
+/// per class, on its first managed pod, and the other pods share its groups.
+pub(crate) fn order(world: &World<'_>, m: &Membership, r: &Resolved, classes: &Classes) -> Ordered {
     let managed: Vec<u32> = m.managed.ones().collect();
-    let lists = applicable(world, m, r, &managed);
-    let sigs: Vec<(Sig, Option<Sig>)> = managed
+    // Per managed endpoint: the position in `managed` whose signatures it
+    // shares (its own, for the first of a class and for unclassed ones).
+    let mut first_of_class: FastMap<u32, usize> = FastMap::default();
+    let like: Vec<usize> = managed
+        .iter()
+        .enumerate()
+        .map(|(i, &w)| match classes.of[w as usize] {
+            Some(c) => *first_of_class.entry(c).or_insert(i),
+            None => i,
+        })
+        .collect();
+    let computed: Vec<u32> = managed
+        .iter()
+        .zip(&like)
+        .enumerate()
+        .filter(|&(i, (_, &l))| l == i)
+        .map(|(_, (&w, _))| w)
+        .collect();
+    let lists = applicable(world, m, r, &computed);
+    let mut sigs = computed
         .par_iter()
         .zip(lists.par_iter())
         .map(|(&w, applies)| {
@@ -164,8 +185,9 @@ pub(crate) fn order(world: &World<'_>, m: &Membership, r: &Resolved) -> Ordered 
                 .then(|| signature(world, m, r, w, Direction::Egress, applies));
             (ingress, egress)
         })
-        .collect();
-    let mut index: HashMap<Sig, u32> = HashMap::new();
+        .collect::<Vec<(Sig, Option<Sig>)>>()
+        .into_iter();
+    let mut index: FastMap<Sig, u32> = FastMap::default();
     let mut groups: Vec<Sig> = Vec::new();
     let mut intern = |s: Sig| -> u32 {
         if let Some(&g) = index.get(&s) {
@@ -176,8 +198,21 @@ pub(crate) fn order(world: &World<'_>, m: &Membership, r: &Resolved) -> Ordered 
         groups.push(s);
         g
     };
+    // Interned in endpoint order (a class's first pod comes before the rest),
+    // so groups are numbered as if every endpoint had been computed.
+    let mut grouped: Vec<(u32, Option<u32>)> = Vec::with_capacity(managed.len());
+    for (i, &l) in like.iter().enumerate() {
+        let g = match l == i {
+            true => {
+                let (ingress, egress) = sigs.next().expect("one per computed endpoint");
+                (intern(ingress), egress.map(&mut intern))
+            }
+            false => grouped[l],
+        };
+        grouped.push(g);
+    }
     let mut endpoints = Vec::with_capacity(managed.len());
-    for (&w, (ingress, egress)) in managed.iter().zip(sigs) {
+    for (&w, (ingress, egress)) in managed.iter().zip(grouped) {
         let wl = &world.w[w as usize];
         let kind = world
             .endpoint_kind(w)
@@ -195,8 +230,8 @@ pub(crate) fn order(world: &World<'_>, m: &Membership, r: &Resolved) -> Ordered 
             label: group_label(world, w),
             addresses: wl.addrs.clone(),
             ports,
-            ingress: intern(ingress),
-            egress: egress.map(&mut intern),
+            ingress,
+            egress,
             exposed: None,
         });
     }
@@ -213,31 +248,39 @@ struct Applies {
 
 const NONE: u32 = u32::MAX;
 
-/// Walk every plan's members once (in global order) instead of testing every
-/// plan against every endpoint: the work is the size of the chains, not
-/// endpoints × policies.
-fn applicable(world: &World<'_>, m: &Membership, r: &Resolved, managed: &[u32]) -> Vec<Applies> {
+/// What applies to each endpoint of `of`, walking every plan's members once
+/// (in global order) instead of testing every plan against every endpoint:
+/// the work is the size of the chains, not endpoints × policies. Members
+/// not in `of` are passed over.
+fn applicable(world: &World<'_>, m: &Membership, r: &Resolved, of: &[u32]) -> Vec<Applies> {
     let mut slot = vec![u32::MAX; world.len()];
-    for (i, &w) in managed.iter().enumerate() {
+    for (i, &w) in of.iter().enumerate() {
         slot[w as usize] = i as u32;
     }
-    let mut out: Vec<Applies> = (0..managed.len()).map(|_| Applies::default()).collect();
+    let mut out: Vec<Applies> = (0..of.len()).map(|_| Applies::default()).collect();
     for &pi in &r.order {
         let p = &r.plans[pi as usize];
         if !p.egress_rules.is_empty() {
             for w in p.egress.ones() {
-                out[slot[w as usize] as usize].egress.push(pi);
+                if let Some(a) = out.get_mut(slot[w as usize] as usize) {
+                    a.egress.push(pi);
+                }
             }
         }
         if p.ingress_peer.has_rules() {
             for w in p.ingress_direct.ones() {
-                out[slot[w as usize] as usize].ingress.push((pi, NONE));
+                if let Some(a) = out.get_mut(slot[w as usize] as usize) {
+                    a.ingress.push((pi, NONE));
+                }
             }
             let scope = &m.scopes[p.scope];
             for &s in &p.provider_services {
                 for &b in world.backing(s) {
-                    if m.managed.get(b) && scope.get(b) {
-                        out[slot[b as usize] as usize].ingress.push((pi, s));
+                    if m.managed.get(b)
+                        && scope.get(b)
+                        && let Some(a) = out.get_mut(slot[b as usize] as usize)
+                    {
+                        a.ingress.push((pi, s));
                     }
                 }
             }
@@ -404,7 +447,7 @@ fn svc_returns(
 /// without the node-return rules.
 pub(crate) fn guard_node_returns(r: &mut Resolved, o: &mut Ordered, classes: &Classes) {
     let mut exposed: HashMap<u32, u32> = HashMap::new();
-    let mut index: HashMap<Sig, u32> = HashMap::new();
+    let mut index: FastMap<Sig, u32> = FastMap::default();
     let mut intern = |groups: &mut Vec<Sig>, sig: Sig| -> u32 {
         *index.entry(sig.clone()).or_insert_with(|| {
             groups.push(sig);

@@ -6,7 +6,7 @@
 //! ingress only), and exactly the chains, sets and policies those reference,
 //! each list sorted.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap};
 use std::net::IpAddr;
 
 use rayon::prelude::*;
@@ -48,7 +48,7 @@ pub(crate) fn slice(
     let mut endpoints = Vec::with_capacity(ord.endpoints.len());
     let mut ep_info = Vec::with_capacity(ord.endpoints.len());
     let mut wl_endpoint = vec![None; n];
-    for (i, e) in ord.endpoints.iter().enumerate() {
+    for (i, e) in ord.endpoints.into_iter().enumerate() {
         let ingress = chains.group_chain[e.ingress as usize];
         let egress = e.egress.map(|g| chains.group_chain[g as usize]);
         let exposed = e
@@ -56,12 +56,12 @@ pub(crate) fn slice(
             .map(|g| chains.group_chain[g as usize])
             .filter(|&c| c != ingress);
         endpoints.push(Endpoint {
-            name: e.name.clone(),
+            name: e.name,
             kind: e.kind,
-            workload: e.label.clone(),
+            workload: e.label,
             local: true,
-            addresses: e.addresses.clone(),
-            ports: e.ports.clone(),
+            addresses: e.addresses,
+            ports: e.ports,
             ingress: chains.chains[ingress.index()].chain.id.clone(),
             egress: egress.map(|c| chains.chains[c.index()].chain.id.clone()),
         });
@@ -184,13 +184,16 @@ pub(crate) fn slice(
             entry.host_pods.dedup_by_key(|x| x.0);
         }
         let vips = vips(world, &cat);
+        (egress_ip, ingress_ip, vips)
+    };
+    let live = || {
         let mut live = LiveIndex::new(world, &classes, &ep_info, &exposures);
         let chain_ids: Vec<&str> = chains.chains.iter().map(|c| c.chain.id.as_str()).collect();
         live.finish(&r.sets.addrs, &used, &chains.set_names, &chain_ids);
-        drop(chain_ids);
-        (egress_ip, ingress_ip, vips, live)
+        live
     };
-    let (node_irs, (egress_ip, ingress_ip, vips, live)) = rayon::join(node_irs, tables);
+    let (node_irs, ((egress_ip, ingress_ip, vips), live)) =
+        rayon::join(node_irs, || rayon::join(tables, live));
 
     Compiled {
         clusters: world.inv.clusters.iter().map(|c| c.name.clone()).collect(),
@@ -480,10 +483,11 @@ fn node_ir(
 ) -> NodeIr {
     let wl = &world.w[nw as usize];
     let cluster = wl.cluster.expect("nodes belong to a cluster");
-    let mut eps: BTreeMap<&str, Endpoint> = BTreeMap::new();
+    // The node's endpoints (whether local), and below, those its exposures
+    // reach on other nodes.
+    let mut eps: Vec<(EndpointIdx, bool)> = local.iter().map(|&e| (e, true)).collect();
     let mut used_chains: BTreeSet<ChainIdx> = BTreeSet::new();
     for &e in local {
-        eps.insert(&endpoints[e.index()].name, endpoints[e.index()].clone());
         used_chains.insert(ep_info[e.index()].ingress);
         used_chains.extend(ep_info[e.index()].egress);
     }
@@ -498,11 +502,7 @@ fn node_ir(
                 continue;
             }
             let ep = &endpoints[e.index()];
-            eps.entry(&ep.name).or_insert_with(|| Endpoint {
-                local: false,
-                egress: None,
-                ..ep.clone()
-            });
+            eps.push((e, false));
             used_chains.insert(ep_info[e.index()].ingress);
             used_chains.extend(ep_info[e.index()].exposed);
             targets.push(ExposureTarget {
@@ -551,6 +551,25 @@ fn node_ir(
     pols.sort_by(|a, b| a.id.cmp(&b.id));
     pols.dedup_by(|a, b| a.id == b.id);
 
+    // By name, each once, local if it is (endpoints are nearly in name order
+    // already: the sort is close to linear).
+    eps.sort_by(|a, b| {
+        let name = |e: EndpointIdx| endpoints[e.index()].name.as_str();
+        name(a.0).cmp(name(b.0)).then(b.1.cmp(&a.1))
+    });
+    eps.dedup_by_key(|&mut (e, _)| e);
+    let endpoints: Vec<Endpoint> = eps
+        .into_iter()
+        .map(|(e, local)| match local {
+            true => endpoints[e.index()].clone(),
+            false => Endpoint {
+                local: false,
+                egress: None,
+                ..endpoints[e.index()].clone()
+            },
+        })
+        .collect();
+
     let node = match wl.src {
         Src::Node(c, i) => &world.inv.clusters[c.index()].nodes[i as usize],
         _ => unreachable!("node workloads come from nodes"),
@@ -567,7 +586,7 @@ fn node_ir(
         unknown_pods: world.intent.unknown_pods(scope),
         unmanaged: Vec::new(),
         live: false,
-        endpoints: eps.into_values().collect(),
+        endpoints,
         exposures: xs,
         chains: node_chains,
         sets,

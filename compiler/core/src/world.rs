@@ -219,17 +219,28 @@ impl<'a> World<'a> {
         }
         let externals = ext_base..w.len() as u32;
 
-        let mut label_index = LabelIndex::new();
-        let mut ns_label_index = LabelIndex::new();
-        let mut ns_index: HashMap<&str, Vec<u32>> = HashMap::new();
-        for (i, wl) in w.iter().enumerate() {
-            let i = i as u32;
-            index_labels(&mut label_index, wl.labels, i);
-            index_labels(&mut ns_label_index, wl.ns_labels, i);
-            if let Some(ns) = wl.namespace {
-                ns_index.entry(ns).or_default().push(i);
-            }
-        }
+        // Own labels on one side, namespaces and their labels on the other.
+        let (label_index, (ns_label_index, ns_index)) = rayon::join(
+            || {
+                let mut label_index = LabelIndex::new();
+                for (i, wl) in w.iter().enumerate() {
+                    index_labels(&mut label_index, wl.labels, i as u32);
+                }
+                label_index
+            },
+            || {
+                let mut ns_label_index = LabelIndex::new();
+                let mut ns_index: HashMap<&str, Vec<u32>> = HashMap::new();
+                for (i, wl) in w.iter().enumerate() {
+                    let i = i as u32;
+                    index_labels(&mut ns_label_index, wl.ns_labels, i);
+                    if let Some(ns) = wl.namespace {
+                        ns_index.entry(ns).or_default().push(i);
+                    }
+                }
+                (ns_label_index, ns_index)
+            },
+        );
 
         let mut world = World {
             intent,

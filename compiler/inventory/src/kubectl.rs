@@ -4,7 +4,7 @@
 //! of object are ignored. Every problem in the file is reported, not just the
 //! first.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::net::IpAddr;
 use std::path::Path;
 
@@ -228,7 +228,7 @@ fn finish(
 
     // Pods on the pod network have addresses of their own; host-network pods
     // share their node's.
-    let mut owners: BTreeMap<IpAddr, &Pod> = BTreeMap::new();
+    let mut owners: HashMap<IpAddr, &Pod> = HashMap::with_capacity(cluster.pods.len());
     for pod in cluster.pods.iter().filter(|p| !p.host_network) {
         for &ip in &pod.ips {
             if let Some(first) = owners.insert(ip, pod) {

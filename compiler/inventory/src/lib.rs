@@ -83,12 +83,18 @@ fn read_all(
         }
         let name = path.display().to_string();
         let read = manifests::read_text(path).and_then(|text| {
-            if let Some(h) = hasher.as_deref_mut() {
-                h.file(text.as_bytes());
-            }
             // The fast reader parses a List it accepts once, and says whether
-            // it is a cluster's; anything else is looked at again.
-            let cluster = match kubectl::fast::parse(&text, &name) {
+            // it is a cluster's; anything else is looked at again. The digest
+            // is taken beside it.
+            let (fast, ()) = rayon::join(
+                || kubectl::fast::parse(&text, &name),
+                || {
+                    if let Some(h) = hasher.as_deref_mut() {
+                        h.file(text.as_bytes());
+                    }
+                },
+            );
+            let cluster = match fast {
                 Some((cluster, true)) => Some(Ok(cluster)),
                 Some((_, false)) => None,
                 None => is_kubectl_list(&text).then(|| kubectl::read_list(&text, &name)),

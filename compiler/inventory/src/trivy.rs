@@ -158,6 +158,10 @@ impl Scores {
 
     /// A pod's score: the highest of its images' (0 when none was scanned).
     pub fn of(&self, pod: &Pod) -> f64 {
+        if self.0.is_empty() {
+            // No reports: nothing to look images up in.
+            return 0.0;
+        }
         pod.images
             .iter()
             .filter_map(|i| self.0.get(normalize_image(i).as_str()))

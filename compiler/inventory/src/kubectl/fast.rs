@@ -1,7 +1,8 @@
 //! The fast path of [`parse_list`](super::parse_list): each item of the List
 //! deserialised straight into typed, borrowing structs (no `serde_json::Value`,
 //! no field paths) and read into the model with the same rules as the general
-//! reader as soon as it is parsed.
+//! reader as soon as it is parsed. One pass finds where each item is; runs of
+//! items are then read in parallel and joined in file order.
 //!
 //! It only ever answers for a List the general reader accepts: any value of
 //! an unexpected type, anything the rules refuse, a duplicate or a shared
@@ -10,13 +11,13 @@
 
 use std::borrow::Cow;
 use std::collections::BTreeMap;
-use std::fmt;
 use std::net::IpAddr;
 use std::path::Path;
 
 use ipnet::IpNet;
+use rayon::prelude::*;
 use serde::Deserialize;
-use serde::de::{Deserializer, Error as _, SeqAccess, Visitor};
+use serde_json::value::RawValue;
 
 use super::{CLUSTER_ANNOTATION, dedup_in_order, finish, pod_of};
 use crate::model::{
@@ -32,69 +33,69 @@ type Str<'a> = Cow<'a, str>;
 struct List<'a> {
     #[serde(borrow)]
     kind: Str<'a>,
-    items: Items,
+    /// Each item's text, found (and its syntax checked) in the first pass.
+    #[serde(borrow)]
+    items: Vec<&'a RawValue>,
     #[serde(default, borrow)]
     metadata: Option<ListMeta<'a>>,
 }
 
-/// The items, each read into the model as soon as it is parsed: one typed
-/// item in memory at a time. Pods take their node's addresses afterwards.
+/// Items per parallel run: enough to amortise a task, small enough to share
+/// a few thousand pods between cores.
+const RUN: usize = 512;
+
+/// The items of a run, each read into the model as soon as it is parsed: one
+/// typed item in memory at a time. Pods take their node's addresses afterwards.
 #[derive(Default)]
 struct Items {
-    /// Whether the List has any item (of any kind).
-    any: bool,
     nodes: Vec<(Node, Vec<IpAddr>)>,
     namespaces: Vec<Namespace>,
     pods: Vec<Pod>,
     services: Vec<Service>,
 }
 
-impl<'de> Deserialize<'de> for Items {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Items, D::Error> {
-        d.deserialize_seq(ItemsVisitor)
-    }
-}
-
-struct ItemsVisitor;
-
-impl<'de> Visitor<'de> for ItemsVisitor {
-    type Value = Items;
-
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("a list of objects")
-    }
-
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Items, A::Error> {
-        let mut items = Items::default();
-        while let Some(item) = seq.next_element::<Item<'de>>()? {
-            items.any = true;
-            items
-                .add(&item)
-                .ok_or_else(|| A::Error::custom("left to the general reader"))?;
-        }
-        Ok(items)
-    }
-}
-
 impl Items {
+    /// Reads `raw` items in parallel runs, joined in order; `None` if any
+    /// item does not parse or the rules refuse it.
+    fn read(raw: &[&RawValue]) -> Option<Items> {
+        let runs: Vec<Items> = raw
+            .par_chunks(RUN)
+            .map(|run| {
+                let mut items = Items::default();
+                for r in run {
+                    items.add(serde_json::from_str(r.get()).ok()?)?;
+                }
+                Some(items)
+            })
+            .collect::<Option<_>>()?;
+        let mut all = Items::default();
+        for run in runs {
+            all.nodes.extend(run.nodes);
+            all.namespaces.extend(run.namespaces);
+            all.pods.extend(run.pods);
+            all.services.extend(run.services);
+        }
+        Some(all)
+    }
+
     /// Reads one item; `None` if the rules refuse it.
-    fn add(&mut self, item: &Item<'_>) -> Option<()> {
-        let meta = item.metadata.as_ref();
-        let (spec, status) = (item.spec.as_ref(), item.status.as_ref());
+    fn add(&mut self, item: Item<'_>) -> Option<()> {
+        let mut meta = item.metadata;
+        let meta = meta.as_mut();
+        let (mut spec, status) = (item.spec, item.status.as_ref());
         match &*item.kind {
-            "Node" => self.nodes.push(node(meta?, spec, status)?),
+            "Node" => self.nodes.push(node(meta?, spec.as_ref(), status)?),
             "Namespace" => {
                 let meta = meta?;
                 self.namespaces.push(Namespace {
                     name: name_of(meta.name.as_deref(), NameRule::Label)?,
-                    labels: labels(&meta.labels),
+                    labels: labels(&mut meta.labels),
                 });
             }
-            "Pod" => self.pods.push(pod(meta?, spec, status)?),
+            "Pod" => self.pods.push(pod(meta?, spec.as_ref(), status)?),
             "Service" => {
-                let no_spec = Spec::default();
-                self.services
-                    .push(service(meta?, spec.unwrap_or(&no_spec), status)?);
+                let spec = spec.get_or_insert_default();
+                self.services.push(service(meta?, spec, status)?);
             }
             _ => {}
         }
@@ -127,8 +128,8 @@ struct Meta<'a> {
     name: Option<Str<'a>>,
     #[serde(default, borrow)]
     namespace: Option<Str<'a>>,
-    #[serde(default, borrow)]
-    labels: Option<BTreeMap<Str<'a>, Str<'a>>>,
+    #[serde(default)]
+    labels: Option<Labels>,
     #[serde(default, borrow, rename = "ownerReferences")]
     owner_references: Option<Vec<OwnerRefIn<'a>>>,
 }
@@ -160,8 +161,8 @@ struct Spec<'a> {
     pod_cidrs: Option<Vec<Str<'a>>>,
     #[serde(default, borrow, rename = "type")]
     kind: Option<Str<'a>>,
-    #[serde(default, borrow)]
-    selector: Option<BTreeMap<Str<'a>, Str<'a>>>,
+    #[serde(default)]
+    selector: Option<Labels>,
     #[serde(default, borrow, rename = "clusterIP")]
     cluster_ip: Option<Str<'a>>,
     #[serde(default, borrow, rename = "clusterIPs")]
@@ -285,13 +286,13 @@ pub(crate) fn parse(json: &str, source_name: &str) -> Option<(Cluster, bool)> {
     if !names::is_cluster_name(&name) {
         return None;
     }
+    let any = !list.items.is_empty();
     let Items {
-        any,
         nodes,
         namespaces,
         mut pods,
         services,
-    } = list.items;
+    } = Items::read(&list.items)?;
     // Host-network pods share their node's addresses (a finished pod has none).
     let node_ips: BTreeMap<&str, &Vec<IpAddr>> = nodes
         .iter()
@@ -340,11 +341,9 @@ fn name_of(name: Option<&str>, rule: NameRule) -> Option<String> {
     valid.then(|| name.to_owned())
 }
 
-fn labels(map: &Option<BTreeMap<Str<'_>, Str<'_>>>) -> Labels {
-    map.iter()
-        .flatten()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect()
+/// Labels (or a selector), read owned: taken, not copied.
+fn labels(map: &mut Option<Labels>) -> Labels {
+    map.take().unwrap_or_default()
 }
 
 fn ip(s: &Option<Str<'_>>) -> Option<Option<IpAddr>> {
@@ -359,12 +358,12 @@ fn net(s: &str) -> Option<IpNet> {
 }
 
 fn node(
-    meta: &Meta<'_>,
+    meta: &mut Meta<'_>,
     spec: Option<&Spec<'_>>,
     status: Option<&Status<'_>>,
 ) -> Option<(Node, Vec<IpAddr>)> {
     let name = name_of(meta.name.as_deref(), NameRule::Subdomain)?;
-    let labels = labels(&meta.labels);
+    let labels = labels(&mut meta.labels);
     let os = status
         .and_then(|s| s.node_info.as_ref())
         .and_then(|i| i.operating_system.as_deref())
@@ -416,11 +415,11 @@ fn node(
 }
 
 /// Name, namespace and labels of a namespaced object.
-fn namespaced(meta: &Meta<'_>, rule: NameRule) -> Option<(String, String, Labels)> {
+fn namespaced(meta: &mut Meta<'_>, rule: NameRule) -> Option<(String, String, Labels)> {
     Some((
         name_of(meta.name.as_deref(), rule)?,
         name_of(meta.namespace.as_deref(), NameRule::Label)?,
-        labels(&meta.labels),
+        labels(&mut meta.labels),
     ))
 }
 
@@ -442,7 +441,7 @@ fn port(p: Option<u16>) -> Option<Option<u16>> {
 }
 
 /// A pod; a host-network pod without addresses of its own gets its node's later.
-fn pod(meta: &Meta<'_>, spec: Option<&Spec<'_>>, status: Option<&Status<'_>>) -> Option<Pod> {
+fn pod(meta: &mut Meta<'_>, spec: Option<&Spec<'_>>, status: Option<&Status<'_>>) -> Option<Pod> {
     let named = namespaced(meta, NameRule::Subdomain)?;
     let node = match spec.and_then(|s| s.node_name.as_deref()) {
         Some(n) => Some(name_of(Some(n), NameRule::Subdomain)?),
@@ -514,8 +513,12 @@ fn pod(meta: &Meta<'_>, spec: Option<&Spec<'_>>, status: Option<&Status<'_>>) ->
     ))
 }
 
-fn service(meta: &Meta<'_>, spec: &Spec<'_>, status: Option<&Status<'_>>) -> Option<Service> {
-    let selector = labels(&spec.selector);
+fn service(
+    meta: &mut Meta<'_>,
+    spec: &mut Spec<'_>,
+    status: Option<&Status<'_>>,
+) -> Option<Service> {
+    let selector = labels(&mut spec.selector);
     let (name, namespace, labels) = namespaced(meta, NameRule::Label)?;
     let kind = match spec.kind.as_deref() {
         None | Some("ClusterIP") => ServiceType::ClusterIp,

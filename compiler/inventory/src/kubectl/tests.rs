@@ -686,6 +686,40 @@ fn the_typed_reader_reads_what_the_general_reader_reads() {
     }
 }
 
+/// The lab fixture with `n` more pods (copies of one, each with its own name
+/// and address), enough for the typed reader to read in several runs.
+fn with_pods(n: u32) -> Value {
+    let mut doc: Value = serde_json::from_str(LAB).unwrap();
+    let pod = item(&mut doc, "Pod", "web-6f7c9d8b4f-x2k9p").clone();
+    let items = doc["items"].as_array_mut().unwrap();
+    for i in 0..n {
+        let mut p = pod.clone();
+        p["metadata"]["name"] = json!(format!("web-6f7c9d8b4f-{i:05}"));
+        let ip = format!("10.200.{}.{}", i / 250, i % 250 + 1);
+        p["status"]["podIP"] = json!(ip);
+        p["status"]["podIPs"] = json!([{ "ip": ip }]);
+        items.insert(items.len() / 2, p);
+    }
+    doc
+}
+
+#[test]
+fn items_read_in_parallel_runs_keep_their_order_and_refusals() {
+    let doc = with_pods(3 * 512 + 7).to_string();
+    let general = read_list(&doc, "inventories/lab.json").unwrap();
+    assert_eq!(
+        fast::parse(&doc, "inventories/lab.json"),
+        Some((general, true))
+    );
+    // A refused item in a late run: the general reader explains it.
+    let mut doc = with_pods(3 * 512 + 7);
+    doc["items"][1400]["status"]["podIPs"][0]["ip"] = json!("10.200.999.1");
+    let doc = doc.to_string();
+    assert_eq!(fast::parse(&doc, "inventories/lab.json"), None);
+    let err = parse_list(&doc, "inventories/lab.json").unwrap_err();
+    assert!(err.to_string().contains("`status.podIPs[0].ip`"), "{err}");
+}
+
 #[test]
 fn lists_the_typed_reader_leaves_alone_read_as_before() {
     let docs = [
