@@ -133,7 +133,7 @@ fn intent_info(intent: &Intent, i: usize) -> PolicyInfo {
     PolicyInfo {
         id: p.id.clone(),
         name: p.name.clone(),
-        scope: intent.scopes[p.scope].name.clone(),
+        scope: intent.scope(p.scope).name.clone(),
         rank: match p.rank {
             PolicyRank::Absolute => Rank::Absolute,
             PolicyRank::Default => Rank::Default,

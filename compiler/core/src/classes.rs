@@ -15,7 +15,7 @@
 
 use std::collections::HashMap;
 
-use ringfence_intent::model::{Intent, Proto, WorkloadKind};
+use ringfence_intent::model::{Intent, Proto, ScopeId, WorkloadKind};
 use ringfence_inventory::model::Pod;
 use ringfence_schema::ir::EndpointKind;
 
@@ -33,7 +33,7 @@ pub(crate) struct ClassKey {
     /// Quarantined.
     pub(crate) quarantined: bool,
     /// Scopes it is in, ascending.
-    pub(crate) scopes: Vec<u32>,
+    pub(crate) scopes: Vec<ScopeId>,
     /// Filters it matches, ascending.
     pub(crate) filters: Vec<u32>,
     /// Services it backs (workload index), ascending, each with the target
@@ -94,11 +94,11 @@ impl Classes {
                 wl.kind == WorkloadKind::Pod && !wl.addrs.is_empty() && !world.pod(w).host_network
             })
             .collect();
-        let mut scopes: Vec<Vec<u32>> = vec![Vec::new(); n];
+        let mut scopes: Vec<Vec<ScopeId>> = vec![Vec::new(); n];
         let mut filters: Vec<Vec<u32>> = vec![Vec::new(); n];
-        for (s, b) in m.scopes.iter().enumerate() {
+        for (s, b) in world.intent.scope_ids().zip(&m.scopes) {
             for w in b.ones().filter(|&w| classed[w as usize]) {
-                scopes[w as usize].push(s as u32);
+                scopes[w as usize].push(s);
             }
         }
         for (f, b) in m.filters.iter().enumerate() {

@@ -12,7 +12,7 @@ use std::hash::{BuildHasherDefault, Hasher};
 use std::net::IpAddr;
 
 use ipnet::IpNet;
-use ringfence_intent::model::{Action, Mode, Proto, WorkloadKind};
+use ringfence_intent::model::{Action, Mode, Proto, ScopeId, WorkloadKind};
 use ringfence_inventory::model::{ServicePort, ServiceType, TrafficPolicy};
 use ringfence_schema::ir::{Endpoint, ExposureKind, NodeIr, PolicyInfo, ProtoPort, Rule};
 use ringfence_schema::net::ports_match;
@@ -115,7 +115,7 @@ pub(crate) struct CompiledWorkload {
     pub(crate) host_ports: Vec<ProtoPort>,
     pub(crate) endpoint: Option<EndpointIdx>,
     /// The most specific scope that contains it.
-    pub(crate) scope: Option<u32>,
+    pub(crate) scope: Option<ScopeId>,
     pub(crate) service: Option<SvcData>,
 }
 
@@ -398,7 +398,7 @@ impl Compiled {
         self.cat.iter().map(|w| WorkloadView {
             kind: w.kind,
             group: &w.group,
-            scope: w.scope.map(|s| self.scopes[s as usize].as_str()),
+            scope: w.scope.map(|s| self.scopes[s.index()].as_str()),
             addrs: &w.addrs,
             nets: &w.nets,
             host_network: w.host_network,

@@ -57,7 +57,7 @@ mod world;
 
 use std::collections::BTreeMap;
 
-use ringfence_intent::model::Intent;
+use ringfence_intent::model::{Intent, ScopeId};
 use ringfence_intent::{Diagnostic, Diagnostics};
 use ringfence_inventory::model::Inventory;
 
@@ -147,11 +147,11 @@ pub fn compile_observed(
 /// `cluster-split`'s.
 fn overlapping_scopes(world: &World<'_>, m: &Membership) -> Vec<Diagnostic> {
     let intent = world.intent;
-    let mut prev: Vec<Option<usize>> = vec![None; world.len()];
+    let mut prev: Vec<Option<ScopeId>> = vec![None; world.len()];
     // (earlier, later) → (first workload, count)
-    let mut pairs: BTreeMap<(usize, usize), (u32, usize)> = BTreeMap::new();
-    for (s, scope) in intent.scopes.iter().enumerate() {
-        for w in m.scopes[s].ones() {
+    let mut pairs: BTreeMap<(ScopeId, ScopeId), (u32, usize)> = BTreeMap::new();
+    for (s, scope) in intent.scope_ids().zip(&intent.scopes) {
+        for w in m.scopes[s.index()].ones() {
             let before = prev[w as usize].replace(s);
             if let (Some(p), Some(b)) = (scope.parent, before)
                 && p != b
@@ -169,8 +169,8 @@ fn overlapping_scopes(world: &World<'_>, m: &Membership) -> Vec<Diagnostic> {
                 None => wl.name.to_string(),
             };
             diag::overlapping_scopes(
-                (&intent.scopes[a].name, intent.scopes[a].span),
-                (&intent.scopes[b].name, intent.scopes[b].span),
+                (&intent.scope(a).name, intent.scope(a).span),
+                (&intent.scope(b).name, intent.scope(b).span),
                 &example,
                 count,
             )
@@ -184,12 +184,12 @@ fn cluster_split(world: &World<'_>, m: &Membership) -> Vec<Diagnostic> {
     let mut out = Vec::new();
     for (ci, range) in world.clusters.iter().enumerate() {
         // top-level scope → an example member of this cluster.
-        let mut tops: BTreeMap<usize, u32> = BTreeMap::new();
-        for (s, scope) in intent.scopes.iter().enumerate() {
+        let mut tops: BTreeMap<ScopeId, u32> = BTreeMap::new();
+        for (s, scope) in intent.scope_ids().zip(&intent.scopes) {
             if scope.parent.is_some() {
                 continue;
             }
-            if let Some(w) = m.scopes[s]
+            if let Some(w) = m.scopes[s.index()]
                 .ones()
                 .find(|&w| w >= range.nodes.start && w < range.services.end)
             {
@@ -205,8 +205,8 @@ fn cluster_split(world: &World<'_>, m: &Membership) -> Vec<Diagnostic> {
             };
             out.push(diag::cluster_split(
                 &world.inv.clusters[ci].name,
-                (&intent.scopes[a].name, intent.scopes[a].span),
-                (&intent.scopes[b].name, intent.scopes[b].span),
+                (&intent.scope(a).name, intent.scope(a).span),
+                (&intent.scope(b).name, intent.scope(b).span),
                 &example,
             ));
         }

@@ -26,9 +26,9 @@ pub(crate) struct Membership {
     /// or quarantined.
     pub(crate) managed: Bits,
     /// Per workload: the last scope in priority order that contains it.
-    pub(crate) most_specific: Vec<Option<u32>>,
+    pub(crate) most_specific: Vec<Option<ScopeId>>,
     /// Per direction (ingress, egress) and workload: the scope whose catch-all applies.
-    pub(crate) catch_all: [Vec<Option<u32>>; 2],
+    pub(crate) catch_all: [Vec<Option<ScopeId>>; 2],
 }
 
 /// Index of a direction in per-direction arrays.
@@ -48,7 +48,7 @@ impl Membership {
             scopes: vec![Memo::Todo; intent.scopes.len()],
             filters: vec![Memo::Todo; intent.filters.len()],
         };
-        for s in 0..intent.scopes.len() {
+        for s in intent.scope_ids() {
             ev.scope(s);
         }
         for f in 0..intent.filters.len() {
@@ -71,17 +71,17 @@ impl Membership {
         let mut most_specific = vec![None; n];
         let mut catch_all = [vec![None; n], vec![None; n]];
         let mut in_scope = Bits::new(n);
-        for (s, members) in scopes.iter().enumerate() {
+        for (s, members) in intent.scope_ids().zip(&scopes) {
             in_scope.or_with(members);
             let has = [
                 intent.catch_all(s, Direction::Ingress).is_some(),
                 intent.catch_all(s, Direction::Egress).is_some(),
             ];
             for w in members.ones() {
-                most_specific[w as usize] = Some(s as u32);
+                most_specific[w as usize] = Some(s);
                 for d in 0..2 {
                     if has[d] {
-                        catch_all[d][w as usize] = Some(s as u32);
+                        catch_all[d][w as usize] = Some(s);
                     }
                 }
             }
@@ -124,19 +124,19 @@ struct Evaluator<'w, 'a> {
 
 impl Evaluator<'_, '_> {
     fn scope(&mut self, s: ScopeId) -> Bits {
-        match &self.scopes[s] {
+        match &self.scopes[s.index()] {
             Memo::Done(b) => return b.clone(),
             // Validation rejects reference cycles; an unvalidated cycle matches nothing.
             Memo::Busy => return Bits::new(self.world.len()),
             Memo::Todo => {}
         }
-        self.scopes[s] = Memo::Busy;
-        let scope = &self.world.intent.scopes[s];
+        self.scopes[s.index()] = Memo::Busy;
+        let scope = self.world.intent.scope(s);
         let mut b = self.query(&scope.query);
         if let Some(p) = scope.parent {
             b.and_with(&self.scope(p));
         }
-        self.scopes[s] = Memo::Done(b.clone());
+        self.scopes[s.index()] = Memo::Done(b.clone());
         b
     }
 
@@ -253,17 +253,14 @@ pub(crate) struct OnePod<'a> {
 pub(crate) fn matches_one(
     intent: &ringfence_intent::model::Intent,
     pod: &OnePod<'_>,
-) -> (Vec<u32>, Vec<u32>) {
+) -> (Vec<ScopeId>, Vec<u32>) {
     let mut one = One {
         intent,
         pod,
         scopes: vec![None; intent.scopes.len()],
         filters: vec![None; intent.filters.len()],
     };
-    let scopes = (0..intent.scopes.len())
-        .filter(|&s| one.scope(s))
-        .map(|s| s as u32)
-        .collect();
+    let scopes = intent.scope_ids().filter(|&s| one.scope(s)).collect();
     let filters = (0..intent.filters.len())
         .filter(|&f| one.filter(f))
         .map(|f| f as u32)
@@ -281,14 +278,14 @@ struct One<'i, 'p> {
 
 impl One<'_, '_> {
     fn scope(&mut self, s: ScopeId) -> bool {
-        if let Some(b) = self.scopes[s] {
+        if let Some(b) = self.scopes[s.index()] {
             return b;
         }
-        self.scopes[s] = Some(false);
+        self.scopes[s.index()] = Some(false);
         let intent = self.intent;
-        let scope = &intent.scopes[s];
+        let scope = intent.scope(s);
         let b = self.query(&scope.query) && scope.parent.is_none_or(|p| self.scope(p));
-        self.scopes[s] = Some(b);
+        self.scopes[s.index()] = Some(b);
         b
     }
 

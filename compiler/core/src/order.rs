@@ -273,7 +273,7 @@ fn applicable(world: &World<'_>, m: &Membership, r: &Resolved, of: &[u32]) -> Ve
                     a.ingress.push((pi, NONE));
                 }
             }
-            let scope = &m.scopes[p.scope];
+            let scope = &m.scopes[p.scope.index()];
             for &s in &p.provider_services {
                 for &b in world.backing(s) {
                     if m.managed.get(b)
@@ -298,7 +298,7 @@ fn signature(
     applies: &Applies,
 ) -> Sig {
     let scope = m.most_specific[w as usize];
-    let mode = scope.map_or(Mode::Enforce, |s| r.modes[s as usize]);
+    let mode = scope.map_or(Mode::Enforce, |s| r.modes[s.index()]);
     let mut items = Vec::new();
     if m.quarantined.get(w) {
         items.push(Item::Quarantine);
@@ -352,13 +352,13 @@ fn signature(
                 .intent
                 .catch_alls
                 .iter()
-                .position(|c| c.scope == s as usize && c.direction == d)
+                .position(|c| c.scope == s && c.direction == d)
                 .expect("a catch-all scope declares one");
             Item::CatchAll(r.catch_all_infos[k], world.intent.catch_alls[k].action)
         }
         None => {
             let s = scope.expect("managed, not quarantined: in some scope");
-            let top = Membership::top(world, s as usize);
+            let top = Membership::top(world, s);
             Item::CatchAll(r.implicit_infos[&(top, di)], Action::Allow)
         }
     };
@@ -412,7 +412,7 @@ fn svc_returns(
             let provided = ret
                 .providers
                 .iter()
-                .any(|&pi| m.scopes[r.plans[pi as usize].scope].get(w));
+                .any(|&pi| m.scopes[r.plans[pi as usize].scope.index()].get(w));
             if !provided {
                 continue;
             }

@@ -346,7 +346,7 @@ fn target_key(t: &Target) -> Option<TargetKey> {
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub(crate) enum TargetKey {
     Filter(usize),
-    Scope(usize),
+    Scope(ScopeId),
     External(usize),
     Service(String, String),
 }
@@ -356,7 +356,7 @@ impl TargetKey {
     fn describe(&self, intent: &Intent) -> String {
         match self {
             TargetKey::Filter(f) => format!("filter:{}", intent.filters[*f].name),
-            TargetKey::Scope(s) => format!("scope:{}", intent.scopes[*s].name),
+            TargetKey::Scope(s) => format!("scope:{}", intent.scope(*s).name),
             TargetKey::External(e) => format!("external:{}", intent.externals[*e].name),
             TargetKey::Service(ns, name) => format!("service:{ns}/{name}"),
         }
@@ -388,7 +388,7 @@ pub(crate) fn resolve(
             Info {
                 id: p.id.clone(),
                 name: &p.name,
-                scope: &intent.scopes[p.scope].name,
+                scope: &intent.scope(p.scope).name,
                 rank: match p.rank {
                     PolicyRank::Absolute => Rank::Absolute,
                     PolicyRank::Default => Rank::Default,
@@ -405,7 +405,7 @@ pub(crate) fn resolve(
         .catch_alls
         .iter()
         .map(|c| {
-            let scope = &intent.scopes[c.scope].name;
+            let scope = &intent.scope(c.scope).name;
             let name = format!("catch-all-{}", dir_name(c.direction));
             infos.push(
                 intent,
@@ -421,7 +421,7 @@ pub(crate) fn resolve(
         })
         .collect();
     let mut implicit_infos = HashMap::new();
-    for (s, scope) in intent.scopes.iter().enumerate() {
+    for (s, scope) in intent.scope_ids().zip(&intent.scopes) {
         if scope.parent.is_some() {
             continue;
         }
@@ -498,9 +498,7 @@ pub(crate) fn resolve(
 
     let order: Vec<u32> = intent.order().into_iter().map(|i| i as u32).collect();
     let svc_returns = r.svc_returns(&plans, &order, &mut infos);
-    let modes = (0..intent.scopes.len())
-        .map(|s| intent.enforcement(s))
-        .collect();
+    let modes = intent.scope_ids().map(|s| intent.enforcement(s)).collect();
     let Resolver { sets, diags, .. } = r;
     (
         Resolved {
@@ -546,8 +544,8 @@ impl Resolver<'_, '_> {
                 world.intent.filters[*f].name.clone(),
             ),
             TargetKey::Scope(s) => (
-                self.m.scopes[*s].clone(),
-                world.intent.scopes[*s].name.clone(),
+                self.m.scopes[s.index()].clone(),
+                world.intent.scope(*s).name.clone(),
             ),
             TargetKey::External(e) => (
                 Bits::from_indexes(n, [world.externals.start + *e as u32]),
@@ -884,7 +882,7 @@ impl Resolver<'_, '_> {
         let intent = self.world.intent;
         let n = self.world.len();
         let p = &intent.policies[i];
-        let scope = &self.m.scopes[p.scope];
+        let scope = &self.m.scopes[p.scope.index()];
         let mut egress = match self.target(&p.consumer) {
             None => Bits::full(n),
             Some(t) => t.consumers.clone().expect("not any"),
@@ -973,7 +971,7 @@ impl Resolver<'_, '_> {
                                 && p.provider_members.as_ref().is_some_and(|m| m.get(s))
                                 && service_port_selected(sp, p.proto, &p.ports, &p.named)
                                 && world.backing(s).iter().any(|&w| {
-                                    self.m.managed.get(w) && self.m.scopes[p.scope].get(w)
+                                    self.m.managed.get(w) && self.m.scopes[p.scope.index()].get(w)
                                 })
                         })
                         .collect();
@@ -1000,7 +998,7 @@ impl Resolver<'_, '_> {
                         Info {
                             id: format!("svc/{}/{}/{}", svc.namespace, svc.name, sp.port),
                             name: &format!("node-return-{}", sp.port),
-                            scope: &intent.scopes[p.scope].name,
+                            scope: &intent.scope(p.scope).name,
                             rank: Rank::Implicit,
                             action: Action::Allow,
                             span: p.span,

@@ -574,7 +574,7 @@ fn node_ir(
         Src::Node(c, i) => &world.inv.clusters[c.index()].nodes[i as usize],
         _ => unreachable!("node workloads come from nodes"),
     };
-    let scope = m.most_specific[nw as usize].map(|s| s as usize);
+    let scope = m.most_specific[nw as usize];
     NodeIr {
         ir_version: IR_VERSION,
         cluster: world.inv.clusters[cluster.index()].name.clone(),

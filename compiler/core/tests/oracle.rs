@@ -7,7 +7,7 @@ use std::net::IpAddr;
 
 use ringfence_intent::model::{
     Action, Direction, Intent, Policy, PolicyAction, PolicyRank, Predicate, Proto,
-    QuarantineException, Query, Target, WorkloadKind,
+    QuarantineException, Query, ScopeId, Target, WorkloadKind,
 };
 use ringfence_inventory::model::{Inventory, Node, Pod, Service, ServiceType, TrafficPolicy};
 use ringfence_schema::net::{PortRange, ports_match};
@@ -172,8 +172,8 @@ impl<'a> Oracle<'a> {
         }
     }
 
-    pub(crate) fn in_scope(&self, s: usize, w: W<'a>) -> bool {
-        let scope = &self.intent.scopes[s];
+    pub(crate) fn in_scope(&self, s: ScopeId, w: W<'a>) -> bool {
+        let scope = self.intent.scope(s);
         self.query(&scope.query, w) && scope.parent.is_none_or(|p| self.in_scope(p, w))
     }
 
@@ -367,8 +367,7 @@ impl<'a> Oracle<'a> {
             }
             _ => false,
         };
-        capable
-            && ((0..self.intent.scopes.len()).any(|s| self.in_scope(s, w)) || self.quarantined(w))
+        capable && (self.intent.scope_ids().any(|s| self.in_scope(s, w)) || self.quarantined(w))
     }
 
     fn quarantined(&self, w: W<'a>) -> bool {
@@ -451,10 +450,8 @@ impl<'a> Oracle<'a> {
         }
     }
 
-    fn most_specific(&self, w: W<'a>) -> Option<usize> {
-        (0..self.intent.scopes.len())
-            .rev()
-            .find(|&s| self.in_scope(s, w))
+    fn most_specific(&self, w: W<'a>) -> Option<ScopeId> {
+        self.intent.scope_ids().rev().find(|&s| self.in_scope(s, w))
     }
 
     fn catch_all(&self, w: W<'a>, d: Direction) -> (Action, String) {
@@ -462,13 +459,13 @@ impl<'a> Oracle<'a> {
             Direction::Ingress => "ingress",
             Direction::Egress => "egress",
         };
-        for s in (0..self.intent.scopes.len()).rev() {
+        for s in self.intent.scope_ids().rev() {
             if self.in_scope(s, w)
                 && let Some(c) = self.intent.catch_all(s, d)
             {
                 return (
                     c.action,
-                    format!("{}/catch-all-{dn}", self.intent.scopes[s].name),
+                    format!("{}/catch-all-{dn}", self.intent.scope(s).name),
                 );
             }
         }
@@ -476,7 +473,7 @@ impl<'a> Oracle<'a> {
         let top = *self.intent.scope_chain(s).last().unwrap();
         (
             Action::Allow,
-            format!("{}/implicit-catch-all-{dn}", self.intent.scopes[top].name),
+            format!("{}/implicit-catch-all-{dn}", self.intent.scope(top).name),
         )
     }
 

@@ -52,9 +52,8 @@ fn an_unrelated_policy_renames_nothing_else() {
     // The same intent plus one policy that only touches invoicing's egress.
     let mut intent = example::intent();
     let scope = intent
-        .scopes
-        .iter()
-        .position(|s| s.name == "invoicing")
+        .scope_ids()
+        .find(|&s| intent.scope(s).name == "invoicing")
         .unwrap();
     let siem = intent
         .externals

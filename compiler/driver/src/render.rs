@@ -105,7 +105,7 @@ fn policy_spans(intent: &Intent) -> HashMap<String, Span> {
             ringfence_intent::model::Direction::Egress => "egress",
         };
         spans.insert(
-            format!("{}/catch-all-{dir}", intent.scopes[c.scope].name),
+            format!("{}/catch-all-{dir}", intent.scope(c.scope).name),
             c.span,
         );
     }

@@ -15,8 +15,24 @@ use crate::location::LineIndex;
 
 /// Index of a file in [`Intent::files`].
 pub type FileId = usize;
-/// Index of a scope in [`Intent::scopes`].
-pub type ScopeId = usize;
+/// Index of a scope in [`Intent::scopes`]: its own type, so it cannot be
+/// mixed up with the other tables' indexes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct ScopeId(u32);
+
+impl ScopeId {
+    /// The index of position `i`.
+    #[inline]
+    pub fn new(i: usize) -> Self {
+        Self(u32::try_from(i).expect("fewer than 2^32 scopes"))
+    }
+
+    /// The position it stands for.
+    #[inline]
+    pub fn index(self) -> usize {
+        self.0 as usize
+    }
+}
 /// Index of a filter in [`Intent::filters`].
 pub type FilterId = usize;
 /// Index of an external in [`Intent::externals`].
@@ -91,11 +107,22 @@ impl Intent {
         (&f.path, line, col)
     }
 
+    /// The scope `s` stands for.
+    #[inline]
+    pub fn scope(&self, s: ScopeId) -> &Scope {
+        &self.scopes[s.index()]
+    }
+
+    /// Every scope's id, in table order.
+    pub fn scope_ids(&self) -> impl DoubleEndedIterator<Item = ScopeId> + use<> {
+        (0..self.scopes.len()).map(ScopeId::new)
+    }
+
     /// The chain from a scope up to its top-level scope, the scope first.
     pub fn scope_chain(&self, scope: ScopeId) -> Vec<ScopeId> {
         let mut out = vec![scope];
         let mut s = scope;
-        while let Some(p) = self.scopes[s].parent {
+        while let Some(p) = self.scope(s).parent {
             out.push(p);
             s = p;
         }
@@ -121,10 +148,10 @@ impl Intent {
                 .map(|(i, _)| i)
         };
         let mut out = Vec::with_capacity(self.policies.len());
-        for s in 0..self.scopes.len() {
+        for s in self.scope_ids() {
             out.extend(of(s, PolicyRank::Absolute));
         }
-        for s in (0..self.scopes.len()).rev() {
+        for s in self.scope_ids().rev() {
             out.extend(of(s, PolicyRank::Default));
         }
         out
@@ -143,7 +170,7 @@ impl Intent {
         scope
             .into_iter()
             .flat_map(|s| self.scope_chain(s))
-            .find_map(|s| self.scopes[s].unknown_pods)
+            .find_map(|s| self.scope(s).unknown_pods)
             .unwrap_or(Action::Deny)
     }
 
@@ -152,7 +179,7 @@ impl Intent {
     pub fn enforcement(&self, scope: ScopeId) -> Mode {
         self.scope_chain(scope)
             .into_iter()
-            .find_map(|s| self.scopes[s].enforcement)
+            .find_map(|s| self.scope(s).enforcement)
             .unwrap_or(Mode::Enforce)
     }
 
@@ -183,7 +210,7 @@ impl Intent {
         scope
             .into_iter()
             .flat_map(|s| self.scope_chain(s))
-            .find_map(|s| self.scopes[s].backends.get(&os).map(String::as_str))
+            .find_map(|s| self.scope(s).backends.get(&os).map(String::as_str))
             .unwrap_or(match os {
                 Os::Linux => "nftables",
                 Os::Windows => "windows-firewall",

@@ -233,9 +233,9 @@ impl<'a> Resolver<'a> {
         }
         order.extend((0..n).filter(|&i| !seen[i]));
         self.scope_raw = order;
-        self.scope_id = vec![0; n];
+        self.scope_id = vec![ScopeId::new(0); n];
         for (id, &raw) in self.scope_raw.iter().enumerate() {
-            self.scope_id[raw] = id;
+            self.scope_id[raw] = ScopeId::new(id);
         }
         self.scopes = by_raw
             .into_iter()
@@ -246,7 +246,7 @@ impl<'a> Resolver<'a> {
         for (raw, p) in raw_parent.iter().enumerate() {
             if let Some(p) = p {
                 let (from, to) = (self.scope_id[raw], self.scope_id[*p]);
-                parents[from] = Some(to);
+                parents[from.index()] = Some(to);
                 let span = match &ast.scopes[raw].parent {
                     ScopeLink::Named(name) => name.span,
                     _ => ast.scopes[raw].name.span,
@@ -313,11 +313,10 @@ impl<'a> Resolver<'a> {
 
     fn lookup(&mut self, kind: Kind, name: &Name) -> Option<usize> {
         let found = match kind {
-            Kind::Scope => self.scopes.get(name.text.as_str()),
-            Kind::Filter => self.filters.get(name.text.as_str()),
-            Kind::External => self.externals.get(name.text.as_str()),
-        }
-        .copied();
+            Kind::Scope => self.scopes.get(name.text.as_str()).map(|s| s.index()),
+            Kind::Filter => self.filters.get(name.text.as_str()).copied(),
+            Kind::External => self.externals.get(name.text.as_str()).copied(),
+        };
         if found.is_none() {
             let known = self.names(kind);
             self.unknown(kind, name, &known, None);
@@ -349,7 +348,7 @@ impl<'a> Resolver<'a> {
         match owner {
             Owner::None => None,
             Owner::Inline(raw) => Some(self.scope_id[*raw]),
-            Owner::Named(name) => self.lookup(Kind::Scope, name),
+            Owner::Named(name) => self.lookup(Kind::Scope, name).map(ScopeId::new),
         }
     }
 
@@ -369,7 +368,8 @@ impl<'a> Resolver<'a> {
                         Predicate::Filter(self.refer(from, Kind::Filter, name, Vertex::Filter)?)
                     }
                     RawPred::InScope(name) => {
-                        Predicate::Scope(self.refer(from, Kind::Scope, name, Vertex::Scope)?)
+                        let to = |s| Vertex::Scope(ScopeId::new(s));
+                        Predicate::Scope(ScopeId::new(self.refer(from, Kind::Scope, name, to)?))
                     }
                 };
                 Query::Pred(pred, *span)
@@ -385,6 +385,7 @@ impl<'a> Resolver<'a> {
         plugins.extend(ast.plugins.iter().map(|p| p.name.text.as_str()));
         for (id, &parent) in parents.iter().enumerate() {
             let raw = &ast.scopes[self.scope_raw[id]];
+            let id = ScopeId::new(id);
             let query = match &raw.query {
                 Some(q) => self.query(q, Vertex::Scope(id)),
                 None => None,
@@ -488,7 +489,7 @@ impl<'a> Resolver<'a> {
                 name: name.clone(),
             },
             RefKind::Filter(n) => Target::Filter(self.lookup(Kind::Filter, &named(n))?),
-            RefKind::Scope(n) => Target::Scope(self.lookup(Kind::Scope, &named(n))?),
+            RefKind::Scope(n) => Target::Scope(ScopeId::new(self.lookup(Kind::Scope, &named(n))?)),
             RefKind::External(n) => Target::External(self.lookup(Kind::External, &named(n))?),
             RefKind::Bare(n) => {
                 let hits: Vec<Target> = [
@@ -571,7 +572,7 @@ impl<'a> Resolver<'a> {
                 Some(n) => (n.text.clone(), n.span),
                 None => (format!("line-{}", p.line), p.head),
             };
-            let scope_name = &ast.scopes[self.scope_raw[scope]].name.text;
+            let scope_name = &ast.scopes[self.scope_raw[scope.index()]].name.text;
             let id = format!("{scope_name}/{name}");
             if let Some(first) = ids.get(&(scope, name.clone())) {
                 let d = Diagnostic::error(
@@ -651,7 +652,7 @@ impl<'a> Resolver<'a> {
                 .find(|o| o.scope == scope && o.direction == c.direction)
             {
                 let dir = direction_word(c.direction);
-                let name = &ast.scopes[self.scope_raw[scope]].name.text;
+                let name = &ast.scopes[self.scope_raw[scope.index()]].name.text;
                 let d = Diagnostic::error(
                     codes::DUPLICATE_CATCH_ALL,
                     format!("scope `{name}` has two {dir} catch-alls"),
@@ -677,7 +678,7 @@ impl<'a> Resolver<'a> {
                 }
                 let missing: Vec<&str> = [Direction::Ingress, Direction::Egress]
                     .into_iter()
-                    .filter(|d| !written.contains(&(id, *d)))
+                    .filter(|d| !written.contains(&(ScopeId::new(id), *d)))
                     .map(direction_word)
                     .collect();
                 if !missing.is_empty() {

@@ -57,7 +57,7 @@ fn target(i: &Intent, t: &Target) -> String {
     match t {
         Target::Any => "any".into(),
         Target::Filter(f) => format!("filter:{}", i.filters[*f].name),
-        Target::Scope(s) => format!("scope:{}", i.scopes[*s].name),
+        Target::Scope(s) => format!("scope:{}", i.scope(*s).name),
         Target::External(e) => format!("external:{}", i.externals[*e].name),
         Target::Service { namespace, name } => format!("service:{namespace}/{name}"),
     }
@@ -75,7 +75,7 @@ fn query(i: &Intent, q: &Query) -> String {
         Query::Any(qs) => format!("any({})", list(qs)),
         Query::Not(q) => format!("not({})", query(i, q)),
         Query::Pred(Predicate::Filter(f), _) => format!("matches {}", i.filters[*f].name),
-        Query::Pred(Predicate::Scope(s), _) => format!("in-scope {}", i.scopes[*s].name),
+        Query::Pred(Predicate::Scope(s), _) => format!("in-scope {}", i.scope(*s).name),
         Query::Pred(p, _) => format!("{p:?}"),
     }
 }
@@ -84,11 +84,12 @@ fn query(i: &Intent, q: &Query) -> String {
 /// the global policy order, catch-alls, quarantine and plugins.
 fn summary(i: &Intent) -> String {
     let mut s = String::new();
-    for (id, sc) in i.scopes.iter().enumerate() {
+    for (id, sc) in i.scope_ids().zip(&i.scopes) {
         let (file, line, _) = i.location(sc.span);
         writeln!(
             s,
-            "scope {id} {}{} [{:?}, linux={}, windows={}] {}:{line}\n  query {}",
+            "scope {} {}{} [{:?}, linux={}, windows={}] {}:{line}\n  query {}",
+            id.index(),
             "  ".repeat(i.depth(id)),
             sc.name,
             i.enforcement(id),
@@ -100,9 +101,7 @@ fn summary(i: &Intent) -> String {
         .unwrap();
     }
     for f in &i.filters {
-        let owner = f
-            .owner
-            .map_or("-".to_string(), |o| i.scopes[o].name.clone());
+        let owner = f.owner.map_or("-".to_string(), |o| i.scope(o).name.clone());
         writeln!(
             s,
             "filter {} owner={owner} restrict={} {}",
@@ -143,7 +142,9 @@ fn summary(i: &Intent) -> String {
         writeln!(
             s,
             "catch-all {} {:?} {}",
-            i.scopes[c.scope].name, c.direction, c.action
+            i.scope(c.scope).name,
+            c.direction,
+            c.action
         )
         .unwrap();
     }

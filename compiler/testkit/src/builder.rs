@@ -198,18 +198,18 @@ impl IntentBuilder {
     pub fn scope(&mut self, name: &str, parent: Option<ScopeId>, query: Query) -> ScopeId {
         if let Some(p) = parent {
             // Pre-order: every scope after the parent must descend from it.
-            for s in p + 1..self.scopes.len() {
-                let mut a = Some(s);
+            for s in p.index() + 1..self.scopes.len() {
+                let mut a = Some(ScopeId::new(s));
                 while let Some(x) = a {
                     if x == p {
                         break;
                     }
-                    a = self.scopes[x].parent;
+                    a = self.scopes[x.index()].parent;
                 }
                 assert!(
                     a == Some(p),
                     "scope `{name}`: declare scopes in pre-order (children of `{}` right after it)",
-                    self.scopes[p].name
+                    self.scopes[p.index()].name
                 );
             }
         }
@@ -222,17 +222,19 @@ impl IntentBuilder {
             backends: BTreeMap::new(),
             span: Span::default(),
         });
-        self.scopes.len() - 1
+        ScopeId::new(self.scopes.len() - 1)
     }
 
     /// Set a scope's enforcement.
     pub fn enforcement(&mut self, scope: ScopeId, mode: Mode) {
-        self.scopes[scope].enforcement = Some(mode);
+        self.scopes[scope.index()].enforcement = Some(mode);
     }
 
     /// Set a scope's backend for one OS.
     pub fn backend(&mut self, scope: ScopeId, os: Os, name: &str) {
-        self.scopes[scope].backends.insert(os, name.to_string());
+        self.scopes[scope.index()]
+            .backends
+            .insert(os, name.to_string());
     }
 
     /// Declare a scope's catch-all for one direction.
@@ -308,7 +310,7 @@ impl IntentBuilder {
         proto: Proto,
         ports: &str,
     ) -> String {
-        let id = format!("{}/{name}", self.scopes[scope].name);
+        let id = format!("{}/{name}", self.scopes[scope.index()].name);
         assert!(
             self.policies.iter().all(|p| p.id != id),
             "policy `{id}` declared twice"
@@ -408,7 +410,7 @@ impl IntentBuilder {
             let scope = &mut self.scopes[s];
             let mut head = format!("scope {}", quote(&scope.name));
             if let Some(p) = scope.parent {
-                write!(head, " parent={}", quote(&names.scopes[p])).expect("string");
+                write!(head, " parent={}", quote(&names.scopes[p.index()])).expect("string");
             }
             scope.span = w.open(&head);
             w.open("query");
@@ -436,7 +438,7 @@ impl IntentBuilder {
         for f in &mut self.filters {
             let mut head = format!("filter {}", quote(&f.name));
             if let Some(o) = f.owner {
-                write!(head, " scope={}", quote(&names.scopes[o])).expect("string");
+                write!(head, " scope={}", quote(&names.scopes[o.index()])).expect("string");
             }
             if f.restrict_to_scope {
                 head.push_str(" restrict-to-scope=#true");
@@ -447,10 +449,10 @@ impl IntentBuilder {
         }
         for s in 0..self.scopes.len() {
             let mine: Vec<usize> = (0..policies.len())
-                .filter(|&i| policies[i].scope == s)
+                .filter(|&i| policies[i].scope.index() == s)
                 .collect();
             let cas: Vec<usize> = (0..self.catch_alls.len())
-                .filter(|&i| self.catch_alls[i].scope == s)
+                .filter(|&i| self.catch_alls[i].scope.index() == s)
                 .collect();
             if mine.is_empty() && cas.is_empty() {
                 continue;
@@ -599,7 +601,7 @@ fn target_ref(t: &Target, n: &Names) -> String {
     match t {
         Target::Any => "any".to_string(),
         Target::Filter(f) => format!("filter:{}", n.filters[*f]),
-        Target::Scope(s) => format!("scope:{}", n.scopes[*s]),
+        Target::Scope(s) => format!("scope:{}", n.scopes[s.index()]),
         Target::External(e) => format!("external:{}", n.externals[*e]),
         Target::Service { namespace, name } => format!("service:{namespace}/{name}"),
     }
@@ -669,7 +671,7 @@ fn render_query(w: &mut Writer, q: &mut Query, n: &Names) {
                 ),
                 Predicate::CvssAtLeast(x) => format!("cvss at-least={x:?}"),
                 Predicate::Filter(f) => format!("matches {}", quote(&n.filters[*f])),
-                Predicate::Scope(s) => format!("in-scope {}", quote(&n.scopes[*s])),
+                Predicate::Scope(s) => format!("in-scope {}", quote(&n.scopes[s.index()])),
             };
             *span = w.line(&line);
         }

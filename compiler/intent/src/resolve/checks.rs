@@ -111,7 +111,10 @@ impl Resolver<'_> {
 
     pub(super) fn vertex_name(&self, v: Vertex) -> String {
         match v {
-            Vertex::Scope(s) => format!("scope `{}`", self.ast.scopes[self.scope_raw[s]].name.text),
+            Vertex::Scope(s) => format!(
+                "scope `{}`",
+                self.ast.scopes[self.scope_raw[s.index()]].name.text
+            ),
             Vertex::Filter(f) => format!("filter `{}`", self.ast.filters[f].name.text),
         }
     }
@@ -158,17 +161,19 @@ impl Resolver<'_> {
         let Some(scopes) = scopes else { return };
         let mut groups: BTreeMap<Option<ScopeId>, Vec<ScopeId>> = BTreeMap::new();
         for (id, s) in scopes.iter().enumerate() {
-            groups.entry(s.parent).or_default().push(id);
+            groups.entry(s.parent).or_default().push(ScopeId::new(id));
         }
         for ids in groups.values() {
-            let conj: Vec<Option<Vec<&Predicate>>> =
-                ids.iter().map(|&i| conjunction(&scopes[i].query)).collect();
+            let conj: Vec<Option<Vec<&Predicate>>> = ids
+                .iter()
+                .map(|&i| conjunction(&scopes[i.index()].query))
+                .collect();
             for (a, ca) in conj.iter().enumerate() {
                 for (b, cb) in conj.iter().enumerate().skip(a + 1) {
                     let (Some(ca), Some(cb)) = (ca, cb) else {
                         continue;
                     };
-                    let (sa, sb) = (&scopes[ids[a]], &scopes[ids[b]]);
+                    let (sa, sb) = (&scopes[ids[a].index()], &scopes[ids[b].index()]);
                     // Report on the later scope.
                     let (inner, outer) = if subset(cb, ca) {
                         (sb, sa)
@@ -177,8 +182,8 @@ impl Resolver<'_> {
                     } else {
                         continue;
                     };
-                    let later = &self.ast.scopes[self.scope_raw[ids[b]]];
-                    let earlier = &self.ast.scopes[self.scope_raw[ids[a]]];
+                    let later = &self.ast.scopes[self.scope_raw[ids[b].index()]];
+                    let earlier = &self.ast.scopes[self.scope_raw[ids[a].index()]];
                     let d = Diagnostic::warning(
                         codes::OVERLAPPING_SCOPES,
                         format!(
