@@ -33,6 +33,7 @@ impl ScopeId {
         self.0 as usize
     }
 }
+
 /// Index of a filter in [`Intent::filters`].
 pub type FilterId = usize;
 /// Index of an external in [`Intent::externals`].
