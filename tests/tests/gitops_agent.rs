@@ -9,9 +9,6 @@
 //! agree with `ringfence matrix` of each moment, timed from the event.
 //! Requires root.
 
-#[path = "gitops_common/mod.rs"]
-mod common;
-
 use std::collections::BTreeSet;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
@@ -20,7 +17,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use common::{Lab, edit, ringfence, text};
+use crate::gitops_common::{Lab, edit, ringfence, text};
 use ringfence_e2e::bin::binary;
 use ringfence_e2e::{
     NodeSpec, PodSpec, Probe, Spec, Topology, listen, probe_all, probe_all_retrying, probe_each,

@@ -4,15 +4,12 @@
 //! repository's pre-receive hook refuses a push of broken intent with the
 //! diagnostics (file:line) shown to the pusher.
 
-#[path = "gitops_common/mod.rs"]
-mod common;
-
 use std::os::unix::fs::PermissionsExt;
 use std::process::Output;
 
 use ringfence_testkit::text::assert_contains;
 
-use common::{
+use crate::gitops_common::{
     BROKEN, TempDir, broken_line, copy_example, edit, example_repo, git, git_out, ringfence, text,
 };
 

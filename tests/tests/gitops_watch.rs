@@ -8,16 +8,13 @@
 //! during a `410 Gone` gap leaves it, and `--once` fails in bounded time
 //! when the server is down.
 
-#[path = "gitops_common/mod.rs"]
-mod common;
-
 use std::path::Path;
 use std::process::Command;
 
 use ringfence_testkit::kubeapi::{Edit, KubeApi};
 use ringfence_testkit::text::assert_contains;
 
-use common::{Lab, edit, text};
+use crate::gitops_common::{Lab, edit, text};
 
 const GOOD_1: (&str, &str) = ("ports=8080", "ports=\"8080-8081\"");
 const BAD: (&str, &str) = ("from=\"api\" to=\"db\"", "from=\"nobody\" to=\"db\"");

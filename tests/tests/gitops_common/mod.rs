@@ -2,8 +2,6 @@
 //! binary, the `ringfence` binary on PATH, and a repository holding the
 //! example intent.
 
-#![allow(dead_code)] // each test file uses a different part
-
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -128,11 +126,6 @@ pub(crate) fn broken_line() -> usize {
         .position(|l| l.contains(BROKEN.0))
         .expect("the example has the line")
         + 1
-}
-
-/// The repository root of the workspace.
-pub(crate) fn workspace() -> PathBuf {
-    repo_root()
 }
 
 /// A bare server repository with a working clone holding the lab intent
