@@ -17,13 +17,7 @@ pub(crate) fn hash_hex(parts: &[&[u8]], n: usize) -> String {
         h.update(p);
     }
     let digest = h.finalize();
-    let mut s = String::with_capacity(n);
-    for b in digest.iter() {
-        s.push_str(&format!("{b:02x}"));
-        if s.len() >= n {
-            break;
-        }
-    }
+    let mut s = ringfence_schema::digest::hex(&digest[..n.div_ceil(2).min(digest.len())]);
     s.truncate(n);
     s
 }

@@ -156,21 +156,18 @@ pub(crate) fn order(world: &World<'_>, m: &Membership, r: &Resolved, classes: &C
     let managed: Vec<u32> = m.managed.ones().collect();
     // Per managed endpoint: the position in `managed` whose signatures it
     // shares (its own, for the first of a class and for unclassed ones).
-    let mut first_of_class: FastMap<u32, usize> = FastMap::default();
+    let mut first_of_class: Vec<Option<usize>> = vec![None; classes.keys.len()];
     let like: Vec<usize> = managed
         .iter()
         .enumerate()
         .map(|(i, &w)| match classes.of[w as usize] {
-            Some(c) => *first_of_class.entry(c).or_insert(i),
+            Some(c) => *first_of_class[c as usize].get_or_insert(i),
             None => i,
         })
         .collect();
-    let computed: Vec<u32> = managed
-        .iter()
-        .zip(&like)
-        .enumerate()
-        .filter(|&(i, (_, &l))| l == i)
-        .map(|(_, (&w, _))| w)
+    let computed: Vec<u32> = (0..managed.len())
+        .filter(|&i| like[i] == i)
+        .map(|i| managed[i])
         .collect();
     let lists = applicable(world, m, r, &computed);
     let mut sigs = computed
