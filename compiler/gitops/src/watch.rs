@@ -819,6 +819,9 @@ impl Watcher {
             Ok(s) => s,
             Err(r) => return Ok(Err(r)),
         };
+        // Nothing reads the compiled copy of the inventory again (watch
+        // keeps its own, and the live cluster's): not held for the run.
+        session.inventory = Inventory::default();
         // Plugins pinned by intent load from a working tree only: a commit
         // that pins one fails here; one that does not uses the built-ins.
         let backends = match refused(self.pipeline.backends(&session)?) {
