@@ -418,11 +418,14 @@ impl Compiled {
         let (_, base) = live.nodes.get(&from.node)?;
         let mut ir = from.clone();
         ir.live = true;
-        ir.unmanaged.clear();
+        // Held for the whole watch session: what the pods took is given back.
+        ir.unmanaged = Vec::new();
         ir.endpoints.retain(|e| e.kind != EndpointKind::Pod);
+        ir.endpoints.shrink_to_fit();
         let fixed: BTreeSet<String> = ir.endpoints.iter().map(|e| e.name.clone()).collect();
         for x in &mut ir.exposures {
             x.targets.retain(|t| fixed.contains(&t.endpoint));
+            x.targets.shrink_to_fit();
         }
         let mut chains: BTreeSet<ChainIdx> =
             ir.chains.iter().map(|c| live.chain_index[&c.id]).collect();
