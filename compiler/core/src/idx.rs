@@ -2,6 +2,16 @@
 //! each table has its own index type, so an index of one cannot be used in
 //! another, and a signature says which table it points into.
 
+/// What containers generic over an index type ([`Bits`](crate::bits::Bits))
+/// need of it; every `index_type!` implements it.
+pub(crate) trait Idx: Copy {
+    /// The index stored as `i` (containers keep indexes as `u32`).
+    fn from_u32(i: u32) -> Self;
+
+    /// The position it stands for.
+    fn index(self) -> usize;
+}
+
 /// Declare an index type: a `u32` with `new(usize)` and `index() -> usize`.
 macro_rules! index_type {
     ($(#[$doc:meta])* $vis:vis $name:ident) => {
@@ -20,6 +30,18 @@ macro_rules! index_type {
             #[inline]
             $vis fn index(self) -> usize {
                 self.0 as usize
+            }
+        }
+
+        impl Idx for $name {
+            #[inline]
+            fn from_u32(i: u32) -> Self {
+                Self(i)
+            }
+
+            #[inline]
+            fn index(self) -> usize {
+                self.index()
             }
         }
     };
@@ -67,3 +89,54 @@ index_type!(
     /// [`LivePod::cluster`](crate::live::LivePod::cluster).
     pub ClusterIdx
 );
+
+index_type!(
+    /// A workload: a position in `World`'s workload table (nodes, pods and
+    /// services cluster by cluster, then externals) and in
+    /// [`Compiled`](crate::Compiled)'s workload catalog.
+    pub(crate) WorkloadIdx
+);
+
+/// Consecutive workloads `start..end`: a cluster's nodes, pods or services,
+/// or the externals. (`Range<WorkloadIdx>` cannot be iterated: `Step` is
+/// unstable.)
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct WorkloadRange {
+    pub(crate) start: WorkloadIdx,
+    pub(crate) end: WorkloadIdx,
+}
+
+impl WorkloadRange {
+    /// The workloads at positions `start..end`.
+    #[inline]
+    pub(crate) fn new(start: usize, end: usize) -> Self {
+        WorkloadRange {
+            start: WorkloadIdx::new(start),
+            end: WorkloadIdx::new(end),
+        }
+    }
+
+    /// The `k`-th workload of the range.
+    #[inline]
+    pub(crate) fn nth(self, k: usize) -> WorkloadIdx {
+        WorkloadIdx::new(self.start.index() + k)
+    }
+
+    /// How many workloads it holds.
+    #[inline]
+    pub(crate) fn len(self) -> usize {
+        (self.end.0 - self.start.0) as usize
+    }
+
+    /// Whether `w` is one of them.
+    #[inline]
+    pub(crate) fn contains(self, w: WorkloadIdx) -> bool {
+        self.start <= w && w < self.end
+    }
+
+    /// Its workloads, ascending.
+    #[inline]
+    pub(crate) fn iter(self) -> impl Iterator<Item = WorkloadIdx> {
+        (self.start.0..self.end.0).map(WorkloadIdx)
+    }
+}

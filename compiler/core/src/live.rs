@@ -36,7 +36,7 @@ use ringfence_schema::net::AddressSet;
 
 use crate::classes::{ClassKey, Classes};
 use crate::compiled::{Compiled, CompiledExposure, EpInfo};
-use crate::idx::{ChainIdx, ClusterIdx, ExposureIdx, NodeIdx, PolicyIdx, SetIdx};
+use crate::idx::{ChainIdx, ClusterIdx, ExposureIdx, NodeIdx, PolicyIdx, SetIdx, WorkloadIdx};
 use crate::membership::{OnePod, matches_one};
 use crate::order::pod_label;
 use crate::slice::sort_exposures;
@@ -121,8 +121,8 @@ struct ClusterCtx {
     ns_labels: HashMap<String, Labels>,
     /// Node name → OS.
     nodes: HashMap<String, Os>,
-    /// Services by workload index (ascending): namespace and service.
-    services: Vec<(u32, Service)>,
+    /// Services by workload (ascending): namespace and service.
+    services: Vec<(WorkloadIdx, Service)>,
 }
 
 impl LiveIndex {
@@ -139,35 +139,37 @@ impl LiveIndex {
         ep_info: &[EpInfo],
         exposures: &[CompiledExposure],
     ) -> Self {
-        let clusters =
-            world
-                .inv
-                .clusters
-                .iter()
-                .zip(&world.clusters)
-                .map(|(c, range)| ClusterCtx {
-                    name: c.name.clone(),
-                    externals: crate::resolve::union_all(world.externals.clone().map(|e| {
-                        crate::interval::Addrs::from_nets(world.w[e as usize].nets.iter())
-                    })),
-                    ns_labels: c
-                        .namespaces
+        let clusters = world
+            .inv
+            .clusters
+            .iter()
+            .zip(&world.clusters)
+            .map(|(c, range)| ClusterCtx {
+                name: c.name.clone(),
+                externals: crate::resolve::union_all(
+                    world
+                        .externals
                         .iter()
-                        .map(|n| (n.name.clone(), n.labels.clone()))
-                        .collect(),
-                    nodes: c.nodes.iter().map(|n| (n.name.clone(), n.os)).collect(),
-                    services: range
-                        .services
-                        .clone()
-                        .map(|s| (s, world.service(s).clone()))
-                        .collect(),
-                })
-                .collect();
+                        .map(|e| crate::interval::Addrs::from_nets(world.wl(e).nets.iter())),
+                ),
+                ns_labels: c
+                    .namespaces
+                    .iter()
+                    .map(|n| (n.name.clone(), n.labels.clone()))
+                    .collect(),
+                nodes: c.nodes.iter().map(|n| (n.name.clone(), n.os)).collect(),
+                services: range
+                    .services
+                    .iter()
+                    .map(|s| (s, world.service(s).clone()))
+                    .collect(),
+            })
+            .collect();
         let n = classes.keys.len();
         let mut class_chains = vec![None; n];
         let mut class_exposed = vec![None; n];
         for e in ep_info {
-            if let Some(c) = classes.of[e.workload as usize] {
+            if let Some(c) = classes.of[e.workload.index()] {
                 class_chains[c as usize] = Some((e.ingress, e.egress));
                 class_exposed[c as usize] = e.exposed;
             }
@@ -178,12 +180,12 @@ impl LiveIndex {
         for (xi, x) in exposures.iter().enumerate() {
             for &(e, port) in &x.targets {
                 let w = ep_info[e.index()].workload;
-                if let Some(c) = classes.of[w as usize] {
+                if let Some(c) = classes.of[w.index()] {
                     class_targets[c as usize].push((ExposureIdx::new(xi), port));
                     x_classes[xi].push((c, port));
                 }
             }
-            let svc = &world.w[x.service as usize];
+            let svc = world.wl(x.service);
             x_keys.push(
                 Exposure {
                     service: format!("{}/{}", svc.namespace.unwrap_or(""), svc.name),
@@ -199,15 +201,15 @@ impl LiveIndex {
         class_targets.iter_mut().for_each(sort_dedup);
         x_classes.iter_mut().for_each(sort_dedup);
         let mut nodes: HashMap<String, (NodeIdx, BTreeSet<u32>)> = HashMap::new();
-        let node_ws = world.clusters.iter().flat_map(|c| c.nodes.clone());
+        let node_ws = world.clusters.iter().flat_map(|c| c.nodes.iter());
         for (at, nw) in node_ws.enumerate() {
-            let name = world.w[nw as usize].name.to_string();
+            let name = world.wl(nw).name.to_string();
             nodes.insert(name, (NodeIdx::new(at), BTreeSet::new()));
         }
         let mut pods = Vec::new();
         for (c, members) in classes.pods.iter().enumerate() {
             for &p in members {
-                let wl = &world.w[p as usize];
+                let wl = world.wl(p);
                 let pod = world.pod(p);
                 if let Some(node) = &pod.node
                     && let Some(entry) = nodes.get_mut(node.as_str())
@@ -434,7 +436,7 @@ impl Compiled {
                 if gx.external_traffic_policy == TrafficPolicy::Local
                     && !ir.exposures.iter().any(|e| &e.key() == key)
                 {
-                    let svc = &self.cat[gx.service as usize];
+                    let svc = &self.cat[gx.service.index()];
                     ir.exposures.push(Exposure {
                         service: format!("{}/{}", svc.namespace, svc.name),
                         kind: gx.kind,

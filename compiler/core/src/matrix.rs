@@ -27,7 +27,7 @@ use ringfence_schema::net::PortRange;
 use serde::Serialize;
 
 use crate::compiled::{Compiled, FastMap, PORT_PROTOS, ProtoPorts};
-use crate::idx::{ChainIdx, EndpointIdx};
+use crate::idx::{ChainIdx, EndpointIdx, WorkloadIdx};
 use crate::interval::{Addrs, PortSet};
 
 /// Every allowed connection, sorted.
@@ -123,7 +123,7 @@ enum Spec {
 }
 
 struct Member {
-    workload: u32,
+    workload: WorkloadIdx,
     /// [IPv4, IPv6].
     specs: [Option<Spec>; 2],
     /// Per family: (atom of its address, egress chain as a consumer,
@@ -279,12 +279,12 @@ impl<'c> Engine<'c> {
     }
 
     /// How member `w` (with spec `spec` in this family) judges traffic to it.
-    fn provider_of(&self, w: u32, spec: &Spec) -> Provider {
+    fn provider_of(&self, w: WorkloadIdx, spec: &Spec) -> Provider {
         let c = self.c;
-        let wl = &c.cat[w as usize];
+        let wl = &c.cat[w.index()];
         match wl.kind {
             WorkloadKind::External => Provider::All,
-            WorkloadKind::Pod if !wl.host_network => match c.wl_endpoint[w as usize] {
+            WorkloadKind::Pod if !wl.host_network => match c.wl_endpoint[w.index()] {
                 Some(e) => Provider::Chain(c.ep_info[e.index()].ingress),
                 None => Provider::All,
             },
@@ -293,7 +293,7 @@ impl<'c> Engine<'c> {
                     return Provider::Nothing;
                 };
                 if wl.kind == WorkloadKind::Node {
-                    let chain = c.wl_endpoint[w as usize].map(|e| c.ep_info[e.index()].ingress);
+                    let chain = c.wl_endpoint[w.index()].map(|e| c.ep_info[e.index()].ingress);
                     let owned = c
                         .ingress_ip
                         .get(dst)
@@ -577,8 +577,7 @@ impl Compiled {
     fn matrix_groups<'s>(&'s self, engine: &mut Engine<'_>) -> Vec<Group<'s>> {
         let mut by_name: BTreeMap<&str, Vec<Member>> = BTreeMap::new();
         let mut ips = Vec::new();
-        for (w, wl) in self.cat.iter().enumerate() {
-            let w = w as u32;
+        for (w, wl) in self.workloads() {
             let mut specs = [None, None];
             match wl.kind {
                 WorkloadKind::Pod | WorkloadKind::Node => {
@@ -656,7 +655,7 @@ impl Compiled {
                 );
                 let external = members
                     .iter()
-                    .all(|m| self.cat[m.workload as usize].kind == WorkloadKind::External);
+                    .all(|m| self.cat[m.workload.index()].kind == WorkloadKind::External);
                 Group {
                     name,
                     members,
@@ -679,7 +678,7 @@ impl Compiled {
         // (from, to, entry, proto) → ports.
         let mut lines: BTreeMap<(&str, &str, Entry, Proto), Vec<PortRange>> = BTreeMap::new();
         for x in &self.exposures {
-            let svc = &self.cat[x.service as usize];
+            let svc = &self.cat[x.service.index()];
             let entry = Entry {
                 kind: x.kind,
                 service: format!("{}/{}", svc.namespace, svc.name),
@@ -700,7 +699,7 @@ impl Compiled {
             for &(e, tp) in &x.targets {
                 let w = self.ep_info[e.index()].workload;
                 by_group
-                    .entry(&self.cat[w as usize].group)
+                    .entry(&self.cat[w.index()].group)
                     .or_default()
                     .push((e, tp));
             }
@@ -719,7 +718,7 @@ impl Compiled {
                             let fams: Vec<usize> = (0..2)
                                 .filter(|&f| {
                                     m.specs[f].is_some()
-                                        && self.cat[w as usize].addrs.iter().any(|a| fam(a) == f)
+                                        && self.cat[w.index()].addrs.iter().any(|a| fam(a) == f)
                                 })
                                 .collect();
                             !fams.is_empty()
@@ -807,14 +806,14 @@ fn ranges(p: &PortSet) -> Vec<PortRange> {
 
 impl Compiled {
     /// The declared ports of a host-network pod (tcp, udp, sctp).
-    fn endpoints_ports(&self, pod: u32) -> Vec<(Proto, u16)> {
-        match self.wl_endpoint[pod as usize] {
+    fn endpoints_ports(&self, pod: WorkloadIdx) -> Vec<(Proto, u16)> {
+        match self.wl_endpoint[pod.index()] {
             Some(e) => self.endpoints[e.index()]
                 .ports
                 .iter()
                 .map(|pp| (pp.proto, pp.port))
                 .collect(),
-            None => self.cat[pod as usize]
+            None => self.cat[pod.index()]
                 .host_ports
                 .iter()
                 .map(|pp| (pp.proto, pp.port))

@@ -12,19 +12,20 @@ use ringfence_intent::model::{Direction, Predicate, Query, ScopeId};
 use ringfence_inventory::names::glob;
 
 use crate::bits::Bits;
+use crate::idx::WorkloadIdx;
 use crate::world::{Src, World};
 
 /// Membership facts for every workload.
 pub(crate) struct Membership {
     /// Effective members of each scope.
-    pub(crate) scopes: Vec<Bits>,
+    pub(crate) scopes: Vec<Bits<WorkloadIdx>>,
     /// Members of each filter.
-    pub(crate) filters: Vec<Bits>,
+    pub(crate) filters: Vec<Bits<WorkloadIdx>>,
     /// Quarantined workloads (union of the quarantine filters).
-    pub(crate) quarantined: Bits,
+    pub(crate) quarantined: Bits<WorkloadIdx>,
     /// Workloads that get an endpoint: able to carry one, and in some scope
     /// or quarantined.
-    pub(crate) managed: Bits,
+    pub(crate) managed: Bits<WorkloadIdx>,
     /// Per workload: the last scope in priority order that contains it.
     pub(crate) most_specific: Vec<Option<ScopeId>>,
     /// Per direction (ingress, egress) and workload: the scope whose catch-all applies.
@@ -58,8 +59,8 @@ impl Membership {
             Memo::Done(b) => b,
             _ => unreachable!("every scope and filter was evaluated"),
         };
-        let scopes: Vec<Bits> = ev.scopes.into_iter().map(done).collect();
-        let filters: Vec<Bits> = ev.filters.into_iter().map(done).collect();
+        let scopes: Vec<Bits<WorkloadIdx>> = ev.scopes.into_iter().map(done).collect();
+        let filters: Vec<Bits<WorkloadIdx>> = ev.filters.into_iter().map(done).collect();
 
         let n = world.len();
         let mut quarantined = Bits::new(n);
@@ -78,10 +79,10 @@ impl Membership {
                 intent.catch_all(s, Direction::Egress).is_some(),
             ];
             for w in members.ones() {
-                most_specific[w as usize] = Some(s);
+                most_specific[w.index()] = Some(s);
                 for d in 0..2 {
                     if has[d] {
-                        catch_all[d][w as usize] = Some(s);
+                        catch_all[d][w.index()] = Some(s);
                     }
                 }
             }
@@ -113,7 +114,7 @@ impl Membership {
 enum Memo {
     Todo,
     Busy,
-    Done(Bits),
+    Done(Bits<WorkloadIdx>),
 }
 
 struct Evaluator<'w, 'a> {
@@ -123,7 +124,7 @@ struct Evaluator<'w, 'a> {
 }
 
 impl Evaluator<'_, '_> {
-    fn scope(&mut self, s: ScopeId) -> Bits {
+    fn scope(&mut self, s: ScopeId) -> Bits<WorkloadIdx> {
         match &self.scopes[s.index()] {
             Memo::Done(b) => return b.clone(),
             // Validation rejects reference cycles; an unvalidated cycle matches nothing.
@@ -140,7 +141,7 @@ impl Evaluator<'_, '_> {
         b
     }
 
-    fn filter(&mut self, f: usize) -> Bits {
+    fn filter(&mut self, f: usize) -> Bits<WorkloadIdx> {
         match &self.filters[f] {
             Memo::Done(b) => return b.clone(),
             Memo::Busy => return Bits::new(self.world.len()),
@@ -158,7 +159,7 @@ impl Evaluator<'_, '_> {
         b
     }
 
-    fn query(&mut self, q: &Query) -> Bits {
+    fn query(&mut self, q: &Query) -> Bits<WorkloadIdx> {
         let n = self.world.len();
         match q {
             Query::All(qs) => {
@@ -180,19 +181,18 @@ impl Evaluator<'_, '_> {
         }
     }
 
-    fn scan(&self, test: impl Fn(&crate::world::Wl<'_>) -> bool) -> Bits {
+    fn scan(&self, test: impl Fn(&crate::world::Wl<'_>) -> bool) -> Bits<WorkloadIdx> {
         Bits::from_indexes(
             self.world.len(),
             self.world
-                .w
-                .iter()
-                .enumerate()
+                .ids()
+                .zip(&self.world.w)
                 .filter(|(_, w)| test(w))
-                .map(|(i, _)| i as u32),
+                .map(|(i, _)| i),
         )
     }
 
-    fn pred(&mut self, p: &Predicate) -> Bits {
+    fn pred(&mut self, p: &Predicate) -> Bits<WorkloadIdx> {
         let world = self.world;
         match p {
             Predicate::Cluster(names) => {
@@ -200,7 +200,7 @@ impl Evaluator<'_, '_> {
                 for (ci, c) in world.inv.clusters.iter().enumerate() {
                     if names.contains(&c.name) {
                         let r = &world.clusters[ci];
-                        (r.nodes.start..r.services.end).for_each(|i| b.set(i));
+                        r.all().iter().for_each(|i| b.set(i));
                     }
                 }
                 b

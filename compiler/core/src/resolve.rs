@@ -23,7 +23,7 @@ use ringfence_schema::net::PortRange;
 use crate::bits::Bits;
 use crate::classes::Classes;
 use crate::diag;
-use crate::idx::{ClusterIdx, PolicyIdx, SetIdx};
+use crate::idx::{ClusterIdx, PolicyIdx, SetIdx, WorkloadIdx};
 use crate::interval::Addrs;
 use crate::membership::{Membership, dir_index};
 use crate::world::World;
@@ -193,12 +193,12 @@ impl IngressPeer {
 /// What a target resolves to.
 pub(crate) struct TargetInfo {
     /// Direct members (`None` for `any`).
-    pub(crate) members: Option<Bits>,
+    pub(crate) members: Option<Bits<WorkloadIdx>>,
     /// Workloads that count as the consumer: members, and the backing pods
     /// of member services (`None` for `any`).
-    pub(crate) consumers: Option<Bits>,
-    /// Member services (workload indexes).
-    pub(crate) services: Vec<u32>,
+    pub(crate) consumers: Option<Bits<WorkloadIdx>>,
+    /// Member services.
+    pub(crate) services: Vec<WorkloadIdx>,
     /// Consumer-position addresses: members, services replaced by their
     /// backing pods (`None` for `any`).
     pub(crate) consumer_addrs: Option<Addrs>,
@@ -222,13 +222,13 @@ pub(crate) struct PolicyPlan {
     /// Container port names, resolved on each provider pod.
     pub(crate) named: Vec<String>,
     /// Workloads whose egress chain takes it.
-    pub(crate) egress: Bits,
+    pub(crate) egress: Bits<WorkloadIdx>,
     /// Workloads whose ingress chain takes it because they are provider members.
-    pub(crate) ingress_direct: Bits,
+    pub(crate) ingress_direct: Bits<WorkloadIdx>,
     /// Provider members, to test "backs a provided service".
-    pub(crate) provider_members: Option<Bits>,
+    pub(crate) provider_members: Option<Bits<WorkloadIdx>>,
     /// Provider members that are services.
-    pub(crate) provider_services: Vec<u32>,
+    pub(crate) provider_services: Vec<WorkloadIdx>,
     /// Rules on a consumer's egress chain.
     pub(crate) egress_rules: Vec<RuleTpl>,
     /// Peer of rules on a provider's ingress chain.
@@ -263,7 +263,7 @@ pub(crate) struct Resolved {
     /// Policy infos of `quarantine/deny-ingress` and `quarantine/deny-egress`.
     pub(crate) quarantine_deny: [PolicyIdx; 2],
     /// Per service workload and port index.
-    pub(crate) svc_returns: BTreeMap<(u32, u32), SvcReturn>,
+    pub(crate) svc_returns: BTreeMap<(WorkloadIdx, u32), SvcReturn>,
     /// Per intent catch-all: its info.
     pub(crate) catch_all_infos: Vec<PolicyIdx>,
     /// Per (top-level scope, direction): the implicit catch-all's info.
@@ -329,7 +329,7 @@ struct Translation {
     /// (service, target port name, pod) of pods skipped.
     unresolved: Vec<(String, String, String)>,
     /// The member services.
-    services: Vec<u32>,
+    services: Vec<WorkloadIdx>,
 }
 
 fn target_key(t: &Target) -> Option<TargetKey> {
@@ -548,14 +548,14 @@ impl Resolver<'_, '_> {
                 world.intent.scope(*s).name.clone(),
             ),
             TargetKey::External(e) => (
-                Bits::from_indexes(n, [world.externals.start + *e as u32]),
+                Bits::from_indexes(n, [world.externals.nth(*e)]),
                 world.intent.externals[*e].name.clone(),
             ),
             TargetKey::Service(ns, name) => {
                 let mut b = Bits::new(n);
                 for c in &world.clusters {
-                    for s in c.services.clone() {
-                        let wl = &world.w[s as usize];
+                    for s in c.services.iter() {
+                        let wl = world.wl(s);
                         if wl.namespace == Some(ns.as_str()) && wl.name == name {
                             b.set(s);
                         }
@@ -569,7 +569,7 @@ impl Resolver<'_, '_> {
         let mut direct_ranges = Vec::new();
         let mut consumer_ranges = Vec::new();
         for w in members.ones() {
-            let wl = &world.w[w as usize];
+            let wl = world.wl(w);
             match wl.kind {
                 WorkloadKind::Service => {
                     services.push(w);
@@ -596,10 +596,10 @@ impl Resolver<'_, '_> {
 
     /// What a workload stands for in a set: a classed pod its class, any
     /// other workload its addresses.
-    fn addrs_of(&self, w: u32) -> Addrs {
-        match self.classes.of[w as usize] {
+    fn addrs_of(&self, w: WorkloadIdx) -> Addrs {
+        match self.classes.of[w.index()] {
             Some(c) => Addrs::class(c),
-            None => Addrs::from_ips(&self.world.w[w as usize].addrs),
+            None => Addrs::from_ips(&self.world.wl(w).addrs),
         }
     }
 
@@ -607,7 +607,7 @@ impl Resolver<'_, '_> {
     /// `named` name there stand for.
     fn named_by_port(
         &self,
-        pods: impl Iterator<Item = u32>,
+        pods: impl Iterator<Item = WorkloadIdx>,
         proto: Proto,
         named: &[String],
     ) -> BTreeMap<(Proto, u16), Vec<Addrs>> {
@@ -675,7 +675,7 @@ impl Resolver<'_, '_> {
                 .collect();
             if !named.is_empty() {
                 let world = self.world;
-                let pods = world.clusters.iter().flat_map(|c| c.pods.clone());
+                let pods = world.clusters.iter().flat_map(|c| c.pods.iter());
                 let by_port = self.named_by_port(pods, proto, named);
                 rules.extend(self.port_rules(by_port, "any", None, named));
             }
@@ -752,7 +752,7 @@ impl Resolver<'_, '_> {
         if !named.is_empty() {
             let pods = members
                 .ones()
-                .filter(|&w| world.w[w as usize].kind == WorkloadKind::Pod);
+                .filter(|&w| world.wl(w).kind == WorkloadKind::Pod);
             by_port = self.named_by_port(pods, proto, named);
         }
         let mut unresolved = Vec::new();
@@ -944,13 +944,13 @@ impl Resolver<'_, '_> {
         plans: &[PolicyPlan],
         order: &[u32],
         infos: &mut Infos,
-    ) -> BTreeMap<(u32, u32), SvcReturn> {
+    ) -> BTreeMap<(WorkloadIdx, u32), SvcReturn> {
         let world = self.world;
         let intent = world.intent;
         let mut out = BTreeMap::new();
         for (ci, c) in world.clusters.iter().enumerate() {
             let mut node_set = None;
-            for s in c.services.clone() {
+            for s in c.services.iter() {
                 let svc = world.service(s);
                 if !matches!(svc.kind, ServiceType::NodePort | ServiceType::LoadBalancer)
                     || svc.external_traffic_policy != TrafficPolicy::Cluster
@@ -979,11 +979,8 @@ impl Resolver<'_, '_> {
                         continue;
                     };
                     let peer = *node_set.get_or_insert_with(|| {
-                        let addrs = union_all(
-                            c.nodes
-                                .clone()
-                                .map(|n| Addrs::from_ips(&world.w[n as usize].addrs)),
-                        );
+                        let addrs =
+                            union_all(c.nodes.iter().map(|n| Addrs::from_ips(&world.wl(n).addrs)));
                         let name = &world.inv.clusters[ci].name;
                         self.sets.intern(
                             SetKey::Nodes(ClusterIdx::new(ci)),
