@@ -91,6 +91,18 @@ index_type!(
 );
 
 index_type!(
+    /// An intent policy's plan: a position in `Resolved::plans`, equal to
+    /// the policy's index in `intent.policies`.
+    pub(crate) PlanIdx
+);
+
+index_type!(
+    /// A chain group (a distinct chain signature): a position in
+    /// `Ordered::groups` and in `Chains::group_chain`.
+    pub(crate) GroupIdx
+);
+
+index_type!(
     /// A workload: a position in `World`'s workload table (nodes, pods and
     /// services cluster by cluster, then externals) and in
     /// [`Compiled`](crate::Compiled)'s workload catalog.

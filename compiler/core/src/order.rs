@@ -18,7 +18,7 @@ use crate::chains::expand;
 use crate::classes::Classes;
 use crate::compiled::FastMap;
 use crate::compress::PeerRef;
-use crate::idx::{ClusterIdx, PolicyIdx, SetIdx, WorkloadIdx};
+use crate::idx::{ClusterIdx, GroupIdx, PlanIdx, PolicyIdx, SetIdx, WorkloadIdx};
 use crate::interval::Addrs;
 use crate::membership::{Membership, dir_index};
 use crate::resolve::{Resolved, SetKey, resolve_named, service_port_selected};
@@ -49,13 +49,13 @@ pub(crate) enum Item {
         log: bool,
     },
     /// A policy's rules on a consumer's egress chain.
-    Egress(u32),
+    Egress(PlanIdx),
     /// A policy's rules on a provider's ingress chain: its port numbers (or
     /// every port) if the endpoint is a provider member (`direct`), the ports
     /// its port names give on the endpoint (`named`), plus the target ports
     /// of provided services it backs (`via`).
     Ingress {
-        plan: u32,
+        plan: PlanIdx,
         direct: bool,
         named: Vec<(Proto, u16)>,
         via: Vec<(Proto, u16)>,
@@ -84,16 +84,17 @@ pub(crate) struct Ep {
     pub(crate) label: String,
     pub(crate) addresses: Vec<IpAddr>,
     pub(crate) ports: Vec<ProtoPort>,
-    pub(crate) ingress: u32,
-    pub(crate) egress: Option<u32>,
+    pub(crate) ingress: GroupIdx,
+    pub(crate) egress: Option<GroupIdx>,
     /// The group judging traffic that enters through an exposure, when it
     /// is not `ingress` (see [`guard_node_returns`]).
-    pub(crate) exposed: Option<u32>,
+    pub(crate) exposed: Option<GroupIdx>,
 }
 
 /// The endpoints and the distinct chain signatures they use.
 pub(crate) struct Ordered {
     pub(crate) endpoints: Vec<Ep>,
+    /// The distinct signatures, by [`GroupIdx`].
     pub(crate) groups: Vec<Sig>,
 }
 
@@ -184,20 +185,20 @@ pub(crate) fn order(world: &World<'_>, m: &Membership, r: &Resolved, classes: &C
         })
         .collect::<Vec<(Sig, Option<Sig>)>>()
         .into_iter();
-    let mut index: FastMap<Sig, u32> = FastMap::default();
+    let mut index: FastMap<Sig, GroupIdx> = FastMap::default();
     let mut groups: Vec<Sig> = Vec::new();
-    let mut intern = |s: Sig| -> u32 {
+    let mut intern = |s: Sig| -> GroupIdx {
         if let Some(&g) = index.get(&s) {
             return g;
         }
-        let g = groups.len() as u32;
+        let g = GroupIdx::new(groups.len());
         index.insert(s.clone(), g);
         groups.push(s);
         g
     };
     // Interned in endpoint order (a class's first pod comes before the rest),
     // so groups are numbered as if every endpoint had been computed.
-    let mut grouped: Vec<(u32, Option<u32>)> = Vec::with_capacity(managed.len());
+    let mut grouped: Vec<(GroupIdx, Option<GroupIdx>)> = Vec::with_capacity(managed.len());
     for (i, &l) in like.iter().enumerate() {
         let g = match l == i {
             true => {
@@ -239,8 +240,8 @@ pub(crate) fn order(world: &World<'_>, m: &Membership, r: &Resolved, classes: &C
 /// (plan, service it is reached through, or `None` for direct) on its ingress.
 #[derive(Default)]
 struct Applies {
-    egress: Vec<u32>,
-    ingress: Vec<(u32, Option<WorkloadIdx>)>,
+    egress: Vec<PlanIdx>,
+    ingress: Vec<(PlanIdx, Option<WorkloadIdx>)>,
 }
 
 /// What applies to each endpoint of `of`, walking every plan's members once
@@ -254,7 +255,7 @@ fn applicable(world: &World<'_>, m: &Membership, r: &Resolved, of: &[WorkloadIdx
     }
     let mut out: Vec<Applies> = (0..of.len()).map(|_| Applies::default()).collect();
     for &pi in &r.order {
-        let p = &r.plans[pi as usize];
+        let p = &r.plans[pi.index()];
         if !p.egress_rules.is_empty() {
             for w in p.egress.ones() {
                 if let Some(a) = out.get_mut(slot[w.index()] as usize) {
@@ -313,7 +314,7 @@ fn signature(
             // Entries of one plan are adjacent: direct first, then services.
             for group in applies.ingress.chunk_by(|a, b| a.0 == b.0) {
                 let pi = group[0].0;
-                let p = &r.plans[pi as usize];
+                let p = &r.plans[pi.index()];
                 let member = group.iter().any(|&(_, s)| s.is_none());
                 // Port names resolve on the endpoint itself, when it is a pod.
                 let named = if member && !p.named.is_empty() && is_pod {
@@ -407,7 +408,7 @@ fn svc_returns(
             let provided = ret
                 .providers
                 .iter()
-                .any(|&pi| m.scopes[r.plans[pi as usize].scope.index()].get(w));
+                .any(|&pi| m.scopes[r.plans[pi.index()].scope.index()].get(w));
             if !provided {
                 continue;
             }
@@ -441,12 +442,12 @@ fn svc_returns(
 /// through a node port): such pods get an exposure group, their ingress
 /// without the node-return rules.
 pub(crate) fn guard_node_returns(r: &mut Resolved, o: &mut Ordered, classes: &Classes) {
-    let mut exposed: HashMap<u32, u32> = HashMap::new();
-    let mut index: FastMap<Sig, u32> = FastMap::default();
-    let mut intern = |groups: &mut Vec<Sig>, sig: Sig| -> u32 {
+    let mut exposed: HashMap<GroupIdx, GroupIdx> = HashMap::new();
+    let mut index: FastMap<Sig, GroupIdx> = FastMap::default();
+    let mut intern = |groups: &mut Vec<Sig>, sig: Sig| -> GroupIdx {
         *index.entry(sig.clone()).or_insert_with(|| {
             groups.push(sig);
-            (groups.len() - 1) as u32
+            GroupIdx::new(groups.len() - 1)
         })
     };
     for ei in 0..o.endpoints.len() {
@@ -454,7 +455,7 @@ pub(crate) fn guard_node_returns(r: &mut Resolved, o: &mut Ordered, classes: &Cl
         let x = match exposed.get(&g) {
             Some(&x) => x,
             None => {
-                let sig = &o.groups[g as usize];
+                let sig = &o.groups[g.index()];
                 let x = if sig
                     .items
                     .iter()
@@ -473,9 +474,9 @@ pub(crate) fn guard_node_returns(r: &mut Resolved, o: &mut Ordered, classes: &Cl
         o.endpoints[ei].exposed = (x != g).then_some(x);
     }
     // Ingress groups with a node-return rule → (cluster, [v4, v6] addresses).
-    let mut targets: BTreeMap<u32, (ClusterIdx, [Addrs; 2])> = BTreeMap::new();
+    let mut targets: BTreeMap<GroupIdx, (ClusterIdx, [Addrs; 2])> = BTreeMap::new();
     for e in &o.endpoints {
-        let sig = &o.groups[e.ingress as usize];
+        let sig = &o.groups[e.ingress.index()];
         // Host-network pods share the node's addresses: not guarded.
         if e.kind != EndpointKind::Pod
             || sig.mode != Mode::Enforce
@@ -509,10 +510,10 @@ pub(crate) fn guard_node_returns(r: &mut Resolved, o: &mut Ordered, classes: &Cl
     }
     let returns: BTreeSet<PolicyIdx> = r.svc_returns.values().map(|x| x.info).collect();
     // Each group's rules in order, the node-return rules left out.
-    let rules: BTreeMap<u32, Vec<_>> = targets
+    let rules: BTreeMap<GroupIdx, Vec<_>> = targets
         .keys()
         .map(|&g| {
-            let mut rules = expand(&o.groups[g as usize], r);
+            let mut rules = expand(&o.groups[g.index()], r);
             rules.retain(|x| !returns.contains(&x.policy));
             (g, rules)
         })
@@ -523,7 +524,7 @@ pub(crate) fn guard_node_returns(r: &mut Resolved, o: &mut Ordered, classes: &Cl
         let e = &o.endpoints[ei];
         let Some(eg) = e.egress else { continue };
         if e.kind != EndpointKind::Node
-            || o.groups[eg as usize].items.first() == Some(&Item::Quarantine)
+            || o.groups[eg.index()].items.first() == Some(&Item::Quarantine)
         {
             continue;
         }
@@ -533,7 +534,7 @@ pub(crate) fn guard_node_returns(r: &mut Resolved, o: &mut Ordered, classes: &Cl
             if *cluster != e.cluster {
                 continue;
             }
-            for item in &o.groups[*g as usize].items {
+            for item in &o.groups[g.index()].items {
                 let Item::SvcReturn { proto, port, .. } = *item else {
                     continue;
                 };
@@ -569,7 +570,7 @@ pub(crate) fn guard_node_returns(r: &mut Resolved, o: &mut Ordered, classes: &Cl
         if deny.is_empty() {
             continue;
         }
-        let mut sig = o.groups[eg as usize].clone();
+        let mut sig = o.groups[eg.index()].clone();
         let guards: Vec<Item> = deny
             .into_iter()
             .map(|((info, proto, port, log), a)| Item::Guard {

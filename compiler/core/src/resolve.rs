@@ -23,7 +23,7 @@ use ringfence_schema::net::PortRange;
 use crate::bits::Bits;
 use crate::classes::Classes;
 use crate::diag;
-use crate::idx::{ClusterIdx, PolicyIdx, SetIdx, WorkloadIdx};
+use crate::idx::{ClusterIdx, PlanIdx, PolicyIdx, SetIdx, WorkloadIdx};
 use crate::interval::Addrs;
 use crate::membership::{Membership, dir_index};
 use crate::world::World;
@@ -249,7 +249,7 @@ pub(crate) struct SvcReturn {
     /// The cluster's node addresses.
     pub(crate) peer: SetIdx,
     /// Allow plans (in global order) that provide this service port.
-    pub(crate) providers: Vec<u32>,
+    pub(crate) providers: Vec<PlanIdx>,
 }
 
 /// Everything the order and chain stages need.
@@ -258,7 +258,7 @@ pub(crate) struct Resolved {
     pub(crate) sets: Sets,
     pub(crate) plans: Vec<PolicyPlan>,
     /// `intent.order()`.
-    pub(crate) order: Vec<u32>,
+    pub(crate) order: Vec<PlanIdx>,
     pub(crate) exceptions: Vec<Exception>,
     /// Policy infos of `quarantine/deny-ingress` and `quarantine/deny-egress`.
     pub(crate) quarantine_deny: [PolicyIdx; 2],
@@ -496,7 +496,7 @@ pub(crate) fn resolve(
         }
     }
 
-    let order: Vec<u32> = intent.order().into_iter().map(|i| i as u32).collect();
+    let order: Vec<PlanIdx> = intent.order().into_iter().map(PlanIdx::new).collect();
     let svc_returns = r.svc_returns(&plans, &order, &mut infos);
     let modes = intent.scope_ids().map(|s| intent.enforcement(s)).collect();
     let Resolver { sets, diags, .. } = r;
@@ -942,7 +942,7 @@ impl Resolver<'_, '_> {
     fn svc_returns(
         &mut self,
         plans: &[PolicyPlan],
-        order: &[u32],
+        order: &[PlanIdx],
         infos: &mut Infos,
     ) -> BTreeMap<(WorkloadIdx, u32), SvcReturn> {
         let world = self.world;
@@ -961,11 +961,11 @@ impl Resolver<'_, '_> {
                     if sp.node_port.is_none() {
                         continue;
                     }
-                    let providers: Vec<u32> = order
+                    let providers: Vec<PlanIdx> = order
                         .iter()
                         .copied()
                         .filter(|&pi| {
-                            let p = &plans[pi as usize];
+                            let p = &plans[pi.index()];
                             p.action == PolicyAction::Allow
                                 && p.ingress_peer.has_rules()
                                 && p.provider_members.as_ref().is_some_and(|m| m.get(s))
@@ -989,7 +989,7 @@ impl Resolver<'_, '_> {
                             &format!("nodes_{name}"),
                         )
                     });
-                    let p = &intent.policies[first as usize];
+                    let p = &intent.policies[first.index()];
                     let info = infos.push(
                         intent,
                         Info {

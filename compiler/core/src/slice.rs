@@ -49,11 +49,11 @@ pub(crate) fn slice(
     let mut ep_info = Vec::with_capacity(ord.endpoints.len());
     let mut wl_endpoint = vec![None; n];
     for (i, e) in ord.endpoints.into_iter().enumerate() {
-        let ingress = chains.group_chain[e.ingress as usize];
-        let egress = e.egress.map(|g| chains.group_chain[g as usize]);
+        let ingress = chains.group_chain[e.ingress.index()];
+        let egress = e.egress.map(|g| chains.group_chain[g.index()]);
         let exposed = e
             .exposed
-            .map(|g| chains.group_chain[g as usize])
+            .map(|g| chains.group_chain[g.index()])
             .filter(|&c| c != ingress);
         endpoints.push(Endpoint {
             name: e.name,
