@@ -13,6 +13,7 @@ pub(crate) trait Idx: Copy {
 }
 
 /// Declare an index type: a `u32` with `new(usize)` and `index() -> usize`.
+/// Tables private to a module declare theirs there.
 macro_rules! index_type {
     ($(#[$doc:meta])* $vis:vis $name:ident) => {
         $(#[$doc])*
@@ -33,7 +34,7 @@ macro_rules! index_type {
             }
         }
 
-        impl Idx for $name {
+        impl $crate::idx::Idx for $name {
             #[inline]
             fn from_u32(i: u32) -> Self {
                 Self(i)
@@ -46,6 +47,7 @@ macro_rules! index_type {
         }
     };
 }
+pub(crate) use index_type;
 
 index_type!(
     /// An exposure: a position in [`Compiled::exposures`](crate::Compiled).
