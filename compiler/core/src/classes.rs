@@ -19,7 +19,7 @@ use ringfence_intent::model::{Intent, Proto, ScopeId, WorkloadKind};
 use ringfence_inventory::model::Pod;
 use ringfence_schema::ir::EndpointKind;
 
-use crate::idx::{ClusterIdx, WorkloadIdx};
+use crate::idx::{ClassIdx, ClusterIdx, WorkloadIdx};
 use crate::membership::Membership;
 use crate::world::World;
 
@@ -77,8 +77,8 @@ pub(crate) fn named_ports(names: &[String], pod: &Pod) -> Vec<(String, Proto, u1
 #[derive(Clone, Debug, Default)]
 pub(crate) struct Classes {
     /// Per workload: its class (pods with addresses, not on the host network).
-    pub(crate) of: Vec<Option<u32>>,
-    /// Per class: its key.
+    pub(crate) of: Vec<Option<ClassIdx>>,
+    /// Per class: its key (a class is its position here).
     pub(crate) keys: Vec<ClassKey>,
     /// Per class: its pods, ascending.
     pub(crate) pods: Vec<Vec<WorkloadIdx>>,
@@ -111,7 +111,7 @@ impl Classes {
             of: vec![None; n],
             ..Classes::default()
         };
-        let mut index: HashMap<ClassKey, u32> = HashMap::new();
+        let mut index: HashMap<ClassKey, ClassIdx> = HashMap::new();
         let names = port_names(world.intent);
         for w in world.ids().filter(|&w| classed[w.index()]) {
             let pod = world.pod(w);
@@ -141,7 +141,7 @@ impl Classes {
             let c = match index.get(&key) {
                 Some(&c) => c,
                 None => {
-                    let c = out.keys.len() as u32;
+                    let c = ClassIdx::new(out.keys.len());
                     index.insert(key.clone(), c);
                     out.keys.push(key);
                     out.pods.push(Vec::new());
@@ -149,7 +149,7 @@ impl Classes {
                 }
             };
             out.of[w.index()] = Some(c);
-            out.pods[c as usize].push(w);
+            out.pods[c.index()].push(w);
         }
         out
     }

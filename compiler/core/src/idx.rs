@@ -10,6 +10,9 @@ pub(crate) trait Idx: Copy {
 
     /// The position it stands for.
     fn index(self) -> usize;
+
+    /// The index as containers store it.
+    fn to_u32(self) -> u32;
 }
 
 /// Declare an index type: a `u32` with `new(usize)` and `index() -> usize`.
@@ -43,6 +46,11 @@ macro_rules! index_type {
             #[inline]
             fn index(self) -> usize {
                 self.index()
+            }
+
+            #[inline]
+            fn to_u32(self) -> u32 {
+                self.0
             }
         }
     };
@@ -102,6 +110,13 @@ index_type!(
     /// A chain group (a distinct chain signature): a position in
     /// `Ordered::groups` and in `Chains::group_chain`.
     pub(crate) GroupIdx
+);
+
+index_type!(
+    /// A pod class (pods no rule can tell apart): a position in the
+    /// compile's classes, as in [`LivePod::class`](crate::live::LivePod::class)
+    /// and [`Placed::Class`](crate::live::Placed::Class).
+    pub ClassIdx
 );
 
 index_type!(

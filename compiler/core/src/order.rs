@@ -162,7 +162,7 @@ pub(crate) fn order(world: &World<'_>, m: &Membership, r: &Resolved, classes: &C
         .iter()
         .enumerate()
         .map(|(i, &w)| match classes.of[w.index()] {
-            Some(c) => *first_of_class[c as usize].get_or_insert(i),
+            Some(c) => *first_of_class[c.index()].get_or_insert(i),
             None => i,
         })
         .collect();

@@ -237,7 +237,7 @@ fn real_sets(
             }
             union_all(
                 std::iter::once(a.addresses_only())
-                    .chain(a.classes().map(|c| class_addrs[c as usize].clone())),
+                    .chain(a.classes().map(|c| class_addrs[c.index()].clone())),
             )
         })
         .collect();
