@@ -15,7 +15,7 @@
 
 use std::collections::HashMap;
 
-use ringfence_intent::model::{Intent, Proto, ScopeId, WorkloadKind};
+use ringfence_intent::model::{FilterId, Intent, Proto, ScopeId, WorkloadKind};
 use ringfence_inventory::model::Pod;
 use ringfence_schema::ir::EndpointKind;
 
@@ -35,7 +35,7 @@ pub(crate) struct ClassKey {
     /// Scopes it is in, ascending.
     pub(crate) scopes: Vec<ScopeId>,
     /// Filters it matches, ascending.
-    pub(crate) filters: Vec<u32>,
+    pub(crate) filters: Vec<FilterId>,
     /// Services it backs, ascending, each with the target port every
     /// service port resolves to on it.
     pub(crate) services: Vec<(WorkloadIdx, Vec<Option<u16>>)>,
@@ -96,15 +96,15 @@ impl Classes {
             })
             .collect();
         let mut scopes: Vec<Vec<ScopeId>> = vec![Vec::new(); n];
-        let mut filters: Vec<Vec<u32>> = vec![Vec::new(); n];
+        let mut filters: Vec<Vec<FilterId>> = vec![Vec::new(); n];
         for (s, b) in world.intent.scope_ids().zip(&m.scopes) {
             for w in b.ones().filter(|&w| classed[w.index()]) {
                 scopes[w.index()].push(s);
             }
         }
-        for (f, b) in m.filters.iter().enumerate() {
+        for (f, b) in world.intent.filter_ids().zip(&m.filters) {
             for w in b.ones().filter(|&w| classed[w.index()]) {
-                filters[w.index()].push(f as u32);
+                filters[w.index()].push(f);
             }
         }
         let mut out = Classes {

@@ -328,11 +328,11 @@ impl Compiled {
             cvss: pod.cvss,
         };
         let (scopes, filters) = matches_one(&live.intent, &one);
-        let quarantined = live.intent.quarantine.as_ref().is_some_and(|q| {
-            q.filters
-                .iter()
-                .any(|&f| filters.binary_search(&(f as u32)).is_ok())
-        });
+        let quarantined = live
+            .intent
+            .quarantine
+            .as_ref()
+            .is_some_and(|q| q.filters.iter().any(|f| filters.binary_search(f).is_ok()));
         let services = ctx
             .services
             .iter()

@@ -8,7 +8,7 @@
 //! that contains the workload), the catch-all that applies per direction, and
 //! whether the workload is managed at all.
 
-use ringfence_intent::model::{Direction, Predicate, Query, ScopeId};
+use ringfence_intent::model::{Direction, FilterId, Predicate, Query, ScopeId};
 use ringfence_inventory::names::glob;
 
 use crate::bits::Bits;
@@ -19,7 +19,7 @@ use crate::world::{Src, World};
 pub(crate) struct Membership {
     /// Effective members of each scope.
     pub(crate) scopes: Vec<Bits<WorkloadIdx>>,
-    /// Members of each filter.
+    /// Members of each filter, by [`FilterId`].
     pub(crate) filters: Vec<Bits<WorkloadIdx>>,
     /// Quarantined workloads (union of the quarantine filters).
     pub(crate) quarantined: Bits<WorkloadIdx>,
@@ -52,7 +52,7 @@ impl Membership {
         for s in intent.scope_ids() {
             ev.scope(s);
         }
-        for f in 0..intent.filters.len() {
+        for f in intent.filter_ids() {
             ev.filter(f);
         }
         let done = |m: Memo| match m {
@@ -66,7 +66,7 @@ impl Membership {
         let mut quarantined = Bits::new(n);
         if let Some(q) = &intent.quarantine {
             for &f in &q.filters {
-                quarantined.or_with(&filters[f]);
+                quarantined.or_with(&filters[f.index()]);
             }
         }
         let mut most_specific = vec![None; n];
@@ -141,21 +141,21 @@ impl Evaluator<'_, '_> {
         b
     }
 
-    fn filter(&mut self, f: usize) -> Bits<WorkloadIdx> {
-        match &self.filters[f] {
+    fn filter(&mut self, f: FilterId) -> Bits<WorkloadIdx> {
+        match &self.filters[f.index()] {
             Memo::Done(b) => return b.clone(),
             Memo::Busy => return Bits::new(self.world.len()),
             Memo::Todo => {}
         }
-        self.filters[f] = Memo::Busy;
-        let filter = &self.world.intent.filters[f];
+        self.filters[f.index()] = Memo::Busy;
+        let filter = self.world.intent.filter(f);
         let mut b = self.query(&filter.query);
         if filter.restrict_to_scope
             && let Some(owner) = filter.owner
         {
             b.and_with(&self.scope(owner));
         }
-        self.filters[f] = Memo::Done(b.clone());
+        self.filters[f.index()] = Memo::Done(b.clone());
         b
     }
 
@@ -217,7 +217,7 @@ impl Evaluator<'_, '_> {
             Predicate::Address(prefixes) => self.scan(|w| {
                 // An external is selected by the prefixes it was declared with.
                 if let Src::External(e) = w.src {
-                    let declared = &world.intent.externals[e as usize].nets;
+                    let declared = &world.intent.external(e).nets;
                     !declared.is_empty()
                         && declared
                             .iter()
@@ -253,7 +253,7 @@ pub(crate) struct OnePod<'a> {
 pub(crate) fn matches_one(
     intent: &ringfence_intent::model::Intent,
     pod: &OnePod<'_>,
-) -> (Vec<ScopeId>, Vec<u32>) {
+) -> (Vec<ScopeId>, Vec<FilterId>) {
     let mut one = One {
         intent,
         pod,
@@ -261,10 +261,7 @@ pub(crate) fn matches_one(
         filters: vec![None; intent.filters.len()],
     };
     let scopes = intent.scope_ids().filter(|&s| one.scope(s)).collect();
-    let filters = (0..intent.filters.len())
-        .filter(|&f| one.filter(f))
-        .map(|f| f as u32)
-        .collect();
+    let filters = intent.filter_ids().filter(|&f| one.filter(f)).collect();
     (scopes, filters)
 }
 
@@ -289,20 +286,20 @@ impl One<'_, '_> {
         b
     }
 
-    fn filter(&mut self, f: usize) -> bool {
-        if let Some(b) = self.filters[f] {
+    fn filter(&mut self, f: FilterId) -> bool {
+        if let Some(b) = self.filters[f.index()] {
             return b;
         }
-        self.filters[f] = Some(false);
+        self.filters[f.index()] = Some(false);
         let intent = self.intent;
-        let filter = &intent.filters[f];
+        let filter = intent.filter(f);
         let mut b = self.query(&filter.query);
         if b && filter.restrict_to_scope
             && let Some(owner) = filter.owner
         {
             b = self.scope(owner);
         }
-        self.filters[f] = Some(b);
+        self.filters[f.index()] = Some(b);
         b
     }
 

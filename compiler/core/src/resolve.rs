@@ -13,8 +13,8 @@ use std::collections::{BTreeMap, HashMap};
 use ringfence_intent::Diagnostic;
 use ringfence_intent::location::Locator;
 use ringfence_intent::model::{
-    Action, Direction, Intent, Mode, PolicyAction, PolicyRank, Proto, ScopeId, Span, Target,
-    WorkloadKind,
+    Action, Direction, ExternalId, FilterId, Intent, Mode, PolicyAction, PolicyRank, Proto,
+    ScopeId, Span, Target, WorkloadKind,
 };
 use ringfence_inventory::model::{Pod, ServicePort, ServiceType, TargetPort, TrafficPolicy};
 use ringfence_schema::ir::{PolicyInfo, Rank};
@@ -345,9 +345,9 @@ fn target_key(t: &Target) -> Option<TargetKey> {
 /// A policy target other than `any`.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub(crate) enum TargetKey {
-    Filter(usize),
+    Filter(FilterId),
     Scope(ScopeId),
-    External(usize),
+    External(ExternalId),
     Service(String, String),
 }
 
@@ -355,9 +355,9 @@ impl TargetKey {
     /// The target in words, by name (stable across compiles).
     fn describe(&self, intent: &Intent) -> String {
         match self {
-            TargetKey::Filter(f) => format!("filter:{}", intent.filters[*f].name),
+            TargetKey::Filter(f) => format!("filter:{}", intent.filter(*f).name),
             TargetKey::Scope(s) => format!("scope:{}", intent.scope(*s).name),
-            TargetKey::External(e) => format!("external:{}", intent.externals[*e].name),
+            TargetKey::External(e) => format!("external:{}", intent.external(*e).name),
             TargetKey::Service(ns, name) => format!("service:{ns}/{name}"),
         }
     }
@@ -540,16 +540,16 @@ impl Resolver<'_, '_> {
         let n = world.len();
         let (members, stem) = match key {
             TargetKey::Filter(f) => (
-                self.m.filters[*f].clone(),
-                world.intent.filters[*f].name.clone(),
+                self.m.filters[f.index()].clone(),
+                world.intent.filter(*f).name.clone(),
             ),
             TargetKey::Scope(s) => (
                 self.m.scopes[s.index()].clone(),
                 world.intent.scope(*s).name.clone(),
             ),
             TargetKey::External(e) => (
-                Bits::from_indexes(n, [world.externals.nth(*e)]),
-                world.intent.externals[*e].name.clone(),
+                Bits::from_indexes(n, [world.externals.nth(e.index())]),
+                world.intent.external(*e).name.clone(),
             ),
             TargetKey::Service(ns, name) => {
                 let mut b = Bits::new(n);

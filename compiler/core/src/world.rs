@@ -11,7 +11,7 @@ use std::collections::HashMap;
 use std::net::IpAddr;
 
 use ipnet::IpNet;
-use ringfence_intent::model::{Intent, Os, WorkloadKind};
+use ringfence_intent::model::{ExternalId, Intent, Os, WorkloadKind};
 use ringfence_inventory::model::{Inventory, Labels, Pod, Service};
 use ringfence_schema::ir::{EndpointKind, ProtoPort};
 
@@ -29,7 +29,7 @@ pub(crate) enum Src {
     /// `inventory.clusters[c].services[i]`.
     Service(ClusterIdx, u32),
     /// `intent.externals[i]`.
-    External(u32),
+    External(ExternalId),
 }
 
 /// One workload and the attributes queries see.
@@ -212,7 +212,7 @@ impl<'a> World<'a> {
             };
             w.push(Wl {
                 kind: WorkloadKind::External,
-                src: Src::External(i as u32),
+                src: Src::External(ExternalId::new(i)),
                 cluster: None,
                 namespace: None,
                 name: &e.name,
