@@ -1,20 +1,27 @@
-//! A fixed-size bitset over workload indexes: scope, filter and target
+//! A fixed-size bitset over a table's indexes (in core, workloads: a
+//! `Bits<WorkloadIdx>`): scope, filter and target
 //! membership are evaluated as whole-inventory bitsets, so a query costs a few
 //! word operations per 64 workloads instead of a walk per workload.
 
-/// A set of indexes below a fixed length.
+use std::marker::PhantomData;
+
+use crate::idx::Idx;
+
+/// A set of indexes of type `I` below a fixed length.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
-pub(crate) struct Bits {
+pub(crate) struct Bits<I> {
     words: Vec<u64>,
     len: usize,
+    idx: PhantomData<I>,
 }
 
-impl Bits {
+impl<I: Idx> Bits<I> {
     /// No index set.
     pub(crate) fn new(len: usize) -> Self {
         Bits {
             words: vec![0; len.div_ceil(64)],
             len,
+            idx: PhantomData,
         }
     }
 
@@ -23,13 +30,14 @@ impl Bits {
         let mut b = Bits {
             words: vec![u64::MAX; len.div_ceil(64)],
             len,
+            idx: PhantomData,
         };
         b.trim();
         b
     }
 
     /// The indexes yielded, set.
-    pub(crate) fn from_indexes(len: usize, idx: impl IntoIterator<Item = u32>) -> Self {
+    pub(crate) fn from_indexes(len: usize, idx: impl IntoIterator<Item = I>) -> Self {
         let mut b = Bits::new(len);
         for i in idx {
             b.set(i);
@@ -47,43 +55,46 @@ impl Bits {
     }
 
     /// Whether index `i` is set.
-    pub(crate) fn get(&self, i: u32) -> bool {
-        let i = i as usize;
+    #[inline]
+    pub(crate) fn get(&self, i: I) -> bool {
+        let i = i.index();
         self.words[i / 64] & (1 << (i % 64)) != 0
     }
 
     /// Set index `i`.
-    pub(crate) fn set(&mut self, i: u32) {
-        let i = i as usize;
+    #[inline]
+    pub(crate) fn set(&mut self, i: I) {
+        let i = i.index();
         self.words[i / 64] |= 1 << (i % 64);
     }
 
     /// `self &= other`.
-    pub(crate) fn and_with(&mut self, other: &Bits) {
+    pub(crate) fn and_with(&mut self, other: &Bits<I>) {
         for (a, b) in self.words.iter_mut().zip(&other.words) {
             *a &= b;
         }
     }
 
     /// `self |= other`.
-    pub(crate) fn or_with(&mut self, other: &Bits) {
+    pub(crate) fn or_with(&mut self, other: &Bits<I>) {
         for (a, b) in self.words.iter_mut().zip(&other.words) {
             *a |= b;
         }
     }
 
     /// `!self`.
-    pub(crate) fn not(&self) -> Bits {
+    pub(crate) fn not(&self) -> Bits<I> {
         let mut b = Bits {
             words: self.words.iter().map(|w| !w).collect(),
             len: self.len,
+            idx: PhantomData,
         };
         b.trim();
         b
     }
 
     /// The set indexes, ascending.
-    pub(crate) fn ones(&self) -> impl Iterator<Item = u32> + '_ {
+    pub(crate) fn ones(&self) -> impl Iterator<Item = I> + '_ {
         self.words.iter().enumerate().flat_map(|(wi, &w)| {
             let mut w = w;
             std::iter::from_fn(move || {
@@ -92,7 +103,7 @@ impl Bits {
                 }
                 let b = w.trailing_zeros();
                 w &= w - 1;
-                Some((wi * 64) as u32 + b)
+                Some(I::from_u32((wi * 64) as u32 + b))
             })
         })
     }
@@ -101,20 +112,25 @@ impl Bits {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::idx::WorkloadIdx;
+
+    fn ws(idx: &[usize]) -> Vec<WorkloadIdx> {
+        idx.iter().map(|&i| WorkloadIdx::new(i)).collect()
+    }
 
     #[test]
     fn set_algebra_and_iteration() {
-        let a = Bits::from_indexes(130, [0, 5, 64, 129]);
-        let b = Bits::from_indexes(130, [5, 64, 100]);
+        let a = Bits::from_indexes(130, ws(&[0, 5, 64, 129]));
+        let b = Bits::from_indexes(130, ws(&[5, 64, 100]));
         let mut i = a.clone();
         i.and_with(&b);
-        assert_eq!(i.ones().collect::<Vec<_>>(), [5, 64]);
+        assert_eq!(i.ones().collect::<Vec<_>>(), ws(&[5, 64]));
         let mut u = a.clone();
         u.or_with(&b);
-        assert_eq!(u.ones().collect::<Vec<_>>(), [0, 5, 64, 100, 129]);
-        assert!(a.get(129) && !a.get(128));
-        assert_eq!(Bits::full(130).ones().count(), 130);
+        assert_eq!(u.ones().collect::<Vec<_>>(), ws(&[0, 5, 64, 100, 129]));
+        assert!(a.get(WorkloadIdx::new(129)) && !a.get(WorkloadIdx::new(128)));
+        assert_eq!(Bits::<WorkloadIdx>::full(130).ones().count(), 130);
         assert_eq!(a.not().ones().count(), 126);
-        assert_eq!(Bits::full(0).ones().count(), 0);
+        assert_eq!(Bits::<WorkloadIdx>::full(0).ones().count(), 0);
     }
 }

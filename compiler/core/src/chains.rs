@@ -139,7 +139,7 @@ pub(crate) fn expand(sig: &Sig, r: &Resolved) -> Vec<RawRule> {
                 log: *log,
             })),
             Item::Egress(pi) => {
-                let p = &r.plans[*pi as usize];
+                let p = &r.plans[pi.index()];
                 for t in &p.egress_rules {
                     slots.push(of_plan(
                         p,
@@ -160,7 +160,7 @@ pub(crate) fn expand(sig: &Sig, r: &Resolved) -> Vec<RawRule> {
                 named,
                 via,
             } => {
-                let p = &r.plans[*plan as usize];
+                let p = &r.plans[plan.index()];
                 let from = match p.ingress_peer {
                     IngressPeer::Any => PeerRef::Any,
                     IngressPeer::Set(s) => PeerRef::Set(s),

@@ -15,11 +15,11 @@
 
 use std::collections::HashMap;
 
-use ringfence_intent::model::{Intent, Proto, ScopeId, WorkloadKind};
+use ringfence_intent::model::{FilterId, Intent, Proto, ScopeId, WorkloadKind};
 use ringfence_inventory::model::Pod;
 use ringfence_schema::ir::EndpointKind;
 
-use crate::idx::ClusterIdx;
+use crate::idx::{ClassIdx, ClusterIdx, WorkloadIdx};
 use crate::membership::Membership;
 use crate::world::World;
 
@@ -35,10 +35,10 @@ pub(crate) struct ClassKey {
     /// Scopes it is in, ascending.
     pub(crate) scopes: Vec<ScopeId>,
     /// Filters it matches, ascending.
-    pub(crate) filters: Vec<u32>,
-    /// Services it backs (workload index), ascending, each with the target
-    /// port every service port resolves to on it.
-    pub(crate) services: Vec<(u32, Vec<Option<u16>>)>,
+    pub(crate) filters: Vec<FilterId>,
+    /// Services it backs, ascending, each with the target port every
+    /// service port resolves to on it.
+    pub(crate) services: Vec<(WorkloadIdx, Vec<Option<u16>>)>,
     /// Its container ports whose names some policy uses, sorted.
     pub(crate) named: Vec<(String, Proto, u16)>,
 }
@@ -77,44 +77,45 @@ pub(crate) fn named_ports(names: &[String], pod: &Pod) -> Vec<(String, Proto, u1
 #[derive(Clone, Debug, Default)]
 pub(crate) struct Classes {
     /// Per workload: its class (pods with addresses, not on the host network).
-    pub(crate) of: Vec<Option<u32>>,
-    /// Per class: its key.
+    pub(crate) of: Vec<Option<ClassIdx>>,
+    /// Per class: its key (a class is its position here).
     pub(crate) keys: Vec<ClassKey>,
-    /// Per class: its pods (workload indexes), ascending.
-    pub(crate) pods: Vec<Vec<u32>>,
+    /// Per class: its pods, ascending.
+    pub(crate) pods: Vec<Vec<WorkloadIdx>>,
 }
 
 impl Classes {
     /// Classify every pod.
     pub(crate) fn new(world: &World<'_>, m: &Membership) -> Self {
         let n = world.len();
-        let classed: Vec<bool> = (0..n as u32)
+        let classed: Vec<bool> = world
+            .ids()
             .map(|w| {
-                let wl = &world.w[w as usize];
+                let wl = world.wl(w);
                 wl.kind == WorkloadKind::Pod && !wl.addrs.is_empty() && !world.pod(w).host_network
             })
             .collect();
         let mut scopes: Vec<Vec<ScopeId>> = vec![Vec::new(); n];
-        let mut filters: Vec<Vec<u32>> = vec![Vec::new(); n];
+        let mut filters: Vec<Vec<FilterId>> = vec![Vec::new(); n];
         for (s, b) in world.intent.scope_ids().zip(&m.scopes) {
-            for w in b.ones().filter(|&w| classed[w as usize]) {
-                scopes[w as usize].push(s);
+            for w in b.ones().filter(|&w| classed[w.index()]) {
+                scopes[w.index()].push(s);
             }
         }
-        for (f, b) in m.filters.iter().enumerate() {
-            for w in b.ones().filter(|&w| classed[w as usize]) {
-                filters[w as usize].push(f as u32);
+        for (f, b) in world.intent.filter_ids().zip(&m.filters) {
+            for w in b.ones().filter(|&w| classed[w.index()]) {
+                filters[w.index()].push(f);
             }
         }
         let mut out = Classes {
             of: vec![None; n],
             ..Classes::default()
         };
-        let mut index: HashMap<ClassKey, u32> = HashMap::new();
+        let mut index: HashMap<ClassKey, ClassIdx> = HashMap::new();
         let names = port_names(world.intent);
-        for w in (0..n as u32).filter(|&w| classed[w as usize]) {
+        for w in world.ids().filter(|&w| classed[w.index()]) {
             let pod = world.pod(w);
-            let mut services: Vec<u32> = world.services_of(w).to_vec();
+            let mut services: Vec<WorkloadIdx> = world.services_of(w).to_vec();
             services.sort_unstable();
             let services = services
                 .into_iter()
@@ -129,26 +130,26 @@ impl Classes {
                 })
                 .collect();
             let key = ClassKey {
-                cluster: world.w[w as usize].cluster.expect("pods have a cluster"),
+                cluster: world.wl(w).cluster.expect("pods have a cluster"),
                 capable: world.endpoint_kind(w) == Some(EndpointKind::Pod),
                 quarantined: m.quarantined.get(w),
-                scopes: std::mem::take(&mut scopes[w as usize]),
-                filters: std::mem::take(&mut filters[w as usize]),
+                scopes: std::mem::take(&mut scopes[w.index()]),
+                filters: std::mem::take(&mut filters[w.index()]),
                 services,
                 named: named_ports(&names, pod),
             };
             let c = match index.get(&key) {
                 Some(&c) => c,
                 None => {
-                    let c = out.keys.len() as u32;
+                    let c = ClassIdx::new(out.keys.len());
                     index.insert(key.clone(), c);
                     out.keys.push(key);
                     out.pods.push(Vec::new());
                     c
                 }
             };
-            out.of[w as usize] = Some(c);
-            out.pods[c as usize].push(w);
+            out.of[w.index()] = Some(c);
+            out.pods[c.index()].push(w);
         }
         out
     }

@@ -19,7 +19,7 @@ use ringfence_schema::net::ports_match;
 use serde::Serialize;
 
 use crate::chains::CompiledChain;
-use crate::idx::{ChainIdx, ClusterIdx, EndpointIdx};
+use crate::idx::{ChainIdx, ClusterIdx, EndpointIdx, WorkloadIdx, WorkloadRange};
 use crate::interval::{Addrs, PortSet};
 use crate::live::LiveIndex;
 
@@ -109,7 +109,7 @@ pub(crate) struct CompiledWorkload {
     pub(crate) owner: Option<(String, String)>,
     pub(crate) addrs: Vec<IpAddr>,
     pub(crate) nets: Vec<IpNet>,
-    pub(crate) node: Option<u32>,
+    pub(crate) node: Option<WorkloadIdx>,
     pub(crate) host_network: bool,
     /// Host-network pods: the ports they are told apart by.
     pub(crate) host_ports: Vec<ProtoPort>,
@@ -146,8 +146,8 @@ pub(crate) struct SvcData {
     pub(crate) ports: Vec<ServicePort>,
     pub(crate) cluster_ips: Vec<IpAddr>,
     pub(crate) lb_ingress: Vec<IpAddr>,
-    /// Backing pods (workload indexes).
-    pub(crate) backing: Vec<u32>,
+    /// Backing pods.
+    pub(crate) backing: Vec<WorkloadIdx>,
     /// Per backing pod, per service port: the resolved target port.
     pub(crate) targets: Vec<Vec<Option<u16>>>,
 }
@@ -155,10 +155,10 @@ pub(crate) struct SvcData {
 /// Where an endpoint lives and which chains judge it.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct EpInfo {
-    pub(crate) workload: u32,
+    pub(crate) workload: WorkloadIdx,
     pub(crate) cluster: ClusterIdx,
-    /// Workload index of its node.
-    pub(crate) node: u32,
+    /// Its node's workload.
+    pub(crate) node: WorkloadIdx,
     pub(crate) ingress: ChainIdx,
     pub(crate) egress: Option<ChainIdx>,
     /// The chain judging traffic through an exposure, if not `ingress`
@@ -178,7 +178,7 @@ impl EpInfo {
 #[derive(Clone, Debug)]
 pub(crate) struct CompiledExposure {
     pub(crate) cluster: ClusterIdx,
-    pub(crate) service: u32,
+    pub(crate) service: WorkloadIdx,
     pub(crate) kind: ExposureKind,
     pub(crate) proto: Proto,
     pub(crate) addresses: Vec<IpAddr>,
@@ -187,7 +187,7 @@ pub(crate) struct CompiledExposure {
     /// (endpoint, target port) of every backing pod that has an endpoint.
     pub(crate) targets: Vec<(EndpointIdx, u16)>,
     /// Node workloads serving it, ascending.
-    pub(crate) nodes: Vec<u32>,
+    pub(crate) nodes: Vec<WorkloadIdx>,
 }
 
 /// Who receives traffic sent to one address.
@@ -217,10 +217,10 @@ pub enum Via {
 /// A service address and where traffic to it goes.
 #[derive(Clone, Debug)]
 pub(crate) struct VipTarget {
-    pub(crate) service: u32,
+    pub(crate) service: WorkloadIdx,
     pub(crate) via: Via,
     /// (backing pod workload, target port).
-    pub(crate) targets: Vec<(u32, u16)>,
+    pub(crate) targets: Vec<(WorkloadIdx, u16)>,
 }
 
 /// The decision of one side: which endpoint's chain, which rule.
@@ -411,6 +411,11 @@ impl Compiled {
         })
     }
 
+    /// Every workload of the catalog (`cat`), with its index.
+    pub(crate) fn workloads(&self) -> impl Iterator<Item = (WorkloadIdx, &CompiledWorkload)> + '_ {
+        WorkloadRange::new(0, self.cat.len()).iter().zip(&self.cat)
+    }
+
     /// An endpoint by index (from a [`Decision`]).
     pub fn endpoint(&self, i: EndpointIdx) -> &Endpoint {
         &self.endpoints[i.index()]
@@ -418,7 +423,7 @@ impl Compiled {
 
     /// The node an endpoint is on.
     pub fn endpoint_node(&self, i: EndpointIdx) -> &str {
-        &self.cat[self.ep_info[i.index()].node as usize].name
+        &self.cat[self.ep_info[i.index()].node.index()].name
     }
 
     /// The deciding rule of a decision.
@@ -573,20 +578,20 @@ impl Compiled {
         port: u16,
         v: &VipTarget,
     ) -> FlowVerdict {
-        let traffic_policy = self.cat[v.service as usize]
+        let traffic_policy = self.cat[v.service.index()]
             .service
             .as_ref()
             .map_or(TrafficPolicy::Cluster, |s| s.external_traffic_policy);
         let mut first = None;
         for &(pod, tp) in &v.targets {
-            let Some(target) = same_family(&self.cat[pod as usize].addrs, src) else {
+            let Some(target) = same_family(&self.cat[pod.index()].addrs, src) else {
                 continue;
             };
             let egress = match v.via {
                 Via::ClusterIp => self.egress_side(src, target, proto, Some(tp)),
                 Via::NodePort | Via::LoadBalancer => self.egress_side(src, dst, proto, Some(port)),
             };
-            let ingress = match self.cat[pod as usize].endpoint {
+            let ingress = match self.cat[pod.index()].endpoint {
                 Some(e) => {
                     let info = &self.ep_info[e.index()];
                     let chain = match v.via {
@@ -601,11 +606,11 @@ impl Compiled {
                 .then(|| {
                     let hop_src = match v.via {
                         Via::NodePort => Some(dst),
-                        _ => self.cat[pod as usize]
+                        _ => self.cat[pod.index()]
                             .node
-                            .and_then(|n| same_family(&self.cat[n as usize].addrs, target)),
+                            .and_then(|n| same_family(&self.cat[n.index()].addrs, target)),
                     }?;
-                    Some(match self.cat[pod as usize].endpoint {
+                    Some(match self.cat[pod.index()].endpoint {
                         Some(e) => self.decide(
                             e,
                             self.ep_info[e.index()].ingress,

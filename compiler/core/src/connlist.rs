@@ -34,7 +34,7 @@ use ringfence_inventory::model::Inventory;
 use serde::Serialize;
 
 use crate::compiled::{Compiled, ProtoPorts};
-use crate::idx::{ChainIdx, ClusterIdx};
+use crate::idx::{ChainIdx, ClusterIdx, WorkloadIdx};
 use crate::interval::{Addrs, IntervalSet, PortSet};
 
 /// One line of the list.
@@ -60,7 +60,7 @@ const CONTROLLER: &str = "{ingress-controller}";
 /// A pod of a group: its address and its chains (`None`: not managed).
 #[derive(Clone, Copy)]
 struct Member {
-    workload: u32,
+    workload: WorkloadIdx,
     addr: IpAddr,
     ingress: Option<ChainIdx>,
     egress: Option<ChainIdx>,
@@ -74,16 +74,16 @@ impl Compiled {
         let mut groups: BTreeMap<&str, Vec<Member>> = BTreeMap::new();
         let mut by_pod: HashMap<(Option<ClusterIdx>, &str, &str), Member> = HashMap::new();
         let mut controllers: Vec<Member> = Vec::new();
-        for (w, wl) in self.cat.iter().enumerate() {
+        for (w, wl) in self.workloads() {
             if wl.kind != WorkloadKind::Pod {
                 continue;
             }
             let Some(&addr) = wl.addrs.first() else {
                 continue;
             };
-            let ep = self.wl_endpoint[w].map(|e| self.ep_info[e.index()]);
+            let ep = self.wl_endpoint[w.index()].map(|e| self.ep_info[e.index()]);
             let m = Member {
-                workload: w as u32,
+                workload: w,
                 addr,
                 ingress: ep.map(|e| e.ingress),
                 egress: ep.and_then(|e| e.egress),
@@ -150,7 +150,7 @@ impl Compiled {
                     continue;
                 };
                 let e = backends
-                    .entry(&self.cat[m.workload as usize].group)
+                    .entry(&self.cat[m.workload.index()].group)
                     .or_default();
                 e.0.push(m);
                 e.1.extend(b.ports.iter().copied());

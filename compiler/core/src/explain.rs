@@ -18,7 +18,7 @@ use ringfence_schema::ir::Rank;
 use serde::Serialize;
 
 use crate::compiled::{Compiled, FlowVerdict, Side, same_family};
-use crate::idx::ClusterIdx;
+use crate::idx::{ClusterIdx, WorkloadIdx};
 
 /// A consumer or provider named on the command line, resolved against the inventory.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -31,11 +31,11 @@ pub struct Peer {
 enum PeerKind {
     /// Pods (a pod, an owner's pods) and/or a service of the same name.
     Named {
-        pods: Vec<u32>,
-        service: Option<u32>,
+        pods: Vec<WorkloadIdx>,
+        service: Option<WorkloadIdx>,
     },
-    Node(u32),
-    External(u32),
+    Node(WorkloadIdx),
+    External(WorkloadIdx),
     Ip(IpAddr),
 }
 
@@ -205,7 +205,7 @@ struct Member {
     /// Provider side: (destination port, translation label).
     port: Option<(Option<u16>, Option<String>)>,
     /// The workload, to skip pairing a pod with itself.
-    workload: Option<u32>,
+    workload: Option<WorkloadIdx>,
 }
 
 const GROUPED: [&str; 4] = ["Deployment", "StatefulSet", "DaemonSet", "Job"];
@@ -214,9 +214,9 @@ const GROUPED: [&str; 4] = ["Deployment", "StatefulSet", "DaemonSet", "Job"];
 #[derive(Default)]
 struct Found {
     /// The pod of that name, or the pods of owners of that name.
-    pods: Vec<u32>,
+    pods: Vec<WorkloadIdx>,
     /// The service of that name.
-    service: Option<u32>,
+    service: Option<WorkloadIdx>,
     /// `Pod` and the owner kinds found.
     kinds: Vec<String>,
 }
@@ -290,15 +290,15 @@ impl Compiled {
         let mut found = Vec::new();
         if wants(kind, "node") {
             found.extend(
-                self.workloads(WorkloadKind::Node)
-                    .filter(|&w| self.cat[w as usize].name == body || self.qualified(w) == body)
+                self.workloads_of(WorkloadKind::Node)
+                    .filter(|&w| self.cat[w.index()].name == body || self.qualified(w) == body)
                     .map(|w| (format!("{}[Node]", self.qualified(w)), PeerKind::Node(w))),
             );
         }
         if wants(kind, "external") {
             found.extend(
-                self.workloads(WorkloadKind::External)
-                    .filter(|&w| self.cat[w as usize].name == body)
+                self.workloads_of(WorkloadKind::External)
+                    .filter(|&w| self.cat[w.index()].name == body)
                     .map(|w| (format!("external:{body}"), PeerKind::External(w))),
             );
         }
@@ -328,22 +328,22 @@ impl Compiled {
         name: &str,
         kind: Option<&str>,
     ) -> BTreeMap<ClusterIdx, Found> {
-        let in_cluster = |w: &u32| {
+        let in_cluster = |w: &WorkloadIdx| {
             cluster.is_none_or(|c| {
-                self.cat[*w as usize]
+                self.cat[w.index()]
                     .cluster
                     .is_some_and(|ci| self.clusters[ci.index()] == c)
             })
         };
-        let in_ns = |w: &u32| self.cat[*w as usize].namespace == ns;
+        let in_ns = |w: &WorkloadIdx| self.cat[w.index()].namespace == ns;
         let mut by_cluster: BTreeMap<ClusterIdx, Found> = BTreeMap::new();
         if wants(kind, "pod") {
             for w in self
-                .workloads(WorkloadKind::Pod)
+                .workloads_of(WorkloadKind::Pod)
                 .filter(in_cluster)
                 .filter(in_ns)
             {
-                if self.cat[w as usize].name == name {
+                if self.cat[w.index()].name == name {
                     let e = by_cluster.entry(self.cluster_of(w)).or_default();
                     e.pods.push(w);
                     e.kinds.push("Pod".to_string());
@@ -351,11 +351,11 @@ impl Compiled {
             }
         }
         for w in self
-            .workloads(WorkloadKind::Pod)
+            .workloads_of(WorkloadKind::Pod)
             .filter(in_cluster)
             .filter(in_ns)
         {
-            if let Some((k, n)) = &self.cat[w as usize].owner
+            if let Some((k, n)) = &self.cat[w.index()].owner
                 && n == name
                 && GROUPED.contains(&k.as_str())
                 && wants(kind, &k.to_ascii_lowercase())
@@ -371,11 +371,11 @@ impl Compiled {
         }
         if wants(kind, "service") {
             for w in self
-                .workloads(WorkloadKind::Service)
+                .workloads_of(WorkloadKind::Service)
                 .filter(in_cluster)
                 .filter(in_ns)
             {
-                if self.cat[w as usize].name == name {
+                if self.cat[w.index()].name == name {
                     by_cluster.entry(self.cluster_of(w)).or_default().service = Some(w);
                 }
             }
@@ -474,20 +474,22 @@ impl Compiled {
             .map_or(String::new(), |(_, n)| format!("; did you mean `{n}`?"))
     }
 
-    fn workloads(&self, kind: WorkloadKind) -> impl Iterator<Item = u32> + '_ {
-        (0..self.cat.len() as u32).filter(move |&w| self.cat[w as usize].kind == kind)
+    fn workloads_of(&self, kind: WorkloadKind) -> impl Iterator<Item = WorkloadIdx> + '_ {
+        self.workloads()
+            .filter(move |(_, wl)| wl.kind == kind)
+            .map(|(w, _)| w)
     }
 
     /// The cluster of a pod or service.
-    fn cluster_of(&self, w: u32) -> ClusterIdx {
-        self.cat[w as usize]
+    fn cluster_of(&self, w: WorkloadIdx) -> ClusterIdx {
+        self.cat[w.index()]
             .cluster
             .expect("pods and services belong to a cluster")
     }
 
     /// `name`, or `cluster/name` with several clusters.
-    fn qualified(&self, w: u32) -> String {
-        let wl = &self.cat[w as usize];
+    fn qualified(&self, w: WorkloadIdx) -> String {
+        let wl = &self.cat[w.index()];
         match wl.cluster {
             Some(c) if self.clusters.len() > 1 => {
                 format!("{}/{}", self.clusters[c.index()], wl.name)
@@ -496,8 +498,8 @@ impl Compiled {
         }
     }
 
-    fn member_label(&self, w: u32) -> String {
-        let wl = &self.cat[w as usize];
+    fn member_label(&self, w: WorkloadIdx) -> String {
+        let wl = &self.cat[w.index()];
         match wl.kind {
             WorkloadKind::Pod => format!("pod/{}/{}", wl.namespace, wl.name),
             WorkloadKind::Node => format!("node/{}", wl.name),
@@ -507,9 +509,9 @@ impl Compiled {
     }
 
     fn consumers(&self, p: &Peer) -> Result<Vec<Member>, ExplainError> {
-        let pod = |w: u32| Member {
+        let pod = |w: WorkloadIdx| Member {
             label: self.member_label(w),
-            addrs: self.cat[w as usize].addrs.clone(),
+            addrs: self.cat[w.index()].addrs.clone(),
             port: None,
             workload: Some(w),
         };
@@ -517,7 +519,7 @@ impl Compiled {
             PeerKind::Named { pods, service } => {
                 let pods = if pods.is_empty() {
                     service
-                        .and_then(|s| self.cat[s as usize].service.as_ref())
+                        .and_then(|s| self.cat[s.index()].service.as_ref())
                         .map(|s| s.backing.clone())
                         .unwrap_or_default()
                 } else {
@@ -528,7 +530,7 @@ impl Compiled {
             PeerKind::Node(w) => vec![pod(*w)],
             PeerKind::External(w) => vec![Member {
                 label: self.member_label(*w),
-                addrs: representatives(&self.cat[*w as usize].nets),
+                addrs: representatives(&self.cat[w.index()].nets),
                 port: None,
                 workload: Some(*w),
             }],
@@ -548,15 +550,15 @@ impl Compiled {
         proto: Proto,
         port: Option<u16>,
     ) -> Result<Vec<Member>, ExplainError> {
-        let direct = |w: u32| Member {
+        let direct = |w: WorkloadIdx| Member {
             label: self.member_label(w),
-            addrs: self.cat[w as usize].addrs.clone(),
+            addrs: self.cat[w.index()].addrs.clone(),
             port: Some((port, None)),
             workload: Some(w),
         };
         let members: Vec<Member> = match &p.kind {
             PeerKind::Named { pods, service } => {
-                let svc = service.and_then(|s| Some((s, self.cat[s as usize].service.as_ref()?)));
+                let svc = service.and_then(|s| Some((s, self.cat[s.index()].service.as_ref()?)));
                 let selected = svc.and_then(|(s, data)| {
                     let k = data
                         .ports
@@ -567,7 +569,7 @@ impl Compiled {
                 match (selected, svc) {
                     (Some((s, data, k)), _) => {
                         let sp = &data.ports[k];
-                        let wl = &self.cat[s as usize];
+                        let wl = &self.cat[s.index()];
                         data.backing
                             .iter()
                             .zip(&data.targets)
@@ -575,7 +577,7 @@ impl Compiled {
                                 let tp = tps[k]?;
                                 Some(Member {
                                     label: self.member_label(b),
-                                    addrs: self.cat[b as usize].addrs.clone(),
+                                    addrs: self.cat[b.index()].addrs.clone(),
                                     port: Some((
                                         Some(tp),
                                         Some(format!(
@@ -589,7 +591,7 @@ impl Compiled {
                             .collect()
                     }
                     (None, Some((s, data))) if pods.is_empty() => {
-                        let wl = &self.cat[s as usize];
+                        let wl = &self.cat[s.index()];
                         let has: Vec<String> = data
                             .ports
                             .iter()
@@ -612,7 +614,7 @@ impl Compiled {
             PeerKind::Node(w) => vec![direct(*w)],
             PeerKind::External(w) => vec![Member {
                 label: self.member_label(*w),
-                addrs: representatives(&self.cat[*w as usize].nets),
+                addrs: representatives(&self.cat[w.index()].nets),
                 port: Some((port, None)),
                 workload: Some(*w),
             }],

@@ -5,6 +5,8 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use ipnet::{IpNet, Ipv4Net, Ipv6Net};
 use ringfence_schema::interval;
+
+use crate::idx::{ClassIdx, Idx};
 pub use ringfence_schema::interval::{IntervalSet, Point, PortSet};
 
 /// A set of IPv4 and IPv6 addresses, plus (for the compiler's analysis)
@@ -64,7 +66,8 @@ impl Addrs {
     }
 
     /// One pod class.
-    pub fn class(id: u32) -> Self {
+    pub fn class(id: ClassIdx) -> Self {
+        let id = id.to_u32();
         Addrs {
             ids: IntervalSet::range(id, id),
             ..Addrs::default()
@@ -80,9 +83,17 @@ impl Addrs {
         }
     }
 
-    /// The class numbers, ascending.
-    pub fn classes(&self) -> impl Iterator<Item = u32> + '_ {
-        self.ids.ranges().iter().flat_map(|&(lo, hi)| lo..=hi)
+    /// The classes, ascending.
+    pub fn classes(&self) -> impl Iterator<Item = ClassIdx> + '_ {
+        self.ids
+            .ranges()
+            .iter()
+            .flat_map(|&(lo, hi)| (lo..=hi).map(ClassIdx::from_u32))
+    }
+
+    /// Whether class `id` is in the set.
+    pub fn has_class(&self, id: ClassIdx) -> bool {
+        self.ids.contains(id.to_u32())
     }
 
     /// Whether `ip` is in the set.

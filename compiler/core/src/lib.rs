@@ -66,9 +66,10 @@ pub use compiled::{
 };
 pub use connlist::ConnLine;
 pub use explain::{ExplainError, Explanation, Peer, PeerError};
-pub use idx::{ChainIdx, ClusterIdx, EndpointIdx};
+pub use idx::{ChainIdx, ClassIdx, ClusterIdx, EndpointIdx};
 pub use matrix::{Connection, Line, Matrix, PairSummary, Select};
 
+use crate::idx::WorkloadIdx;
 use crate::membership::Membership;
 use crate::world::World;
 
@@ -149,10 +150,10 @@ fn overlapping_scopes(world: &World<'_>, m: &Membership) -> Vec<Diagnostic> {
     let intent = world.intent;
     let mut prev: Vec<Option<ScopeId>> = vec![None; world.len()];
     // (earlier, later) → (first workload, count)
-    let mut pairs: BTreeMap<(ScopeId, ScopeId), (u32, usize)> = BTreeMap::new();
+    let mut pairs: BTreeMap<(ScopeId, ScopeId), (WorkloadIdx, usize)> = BTreeMap::new();
     for (s, scope) in intent.scope_ids().zip(&intent.scopes) {
         for w in m.scopes[s.index()].ones() {
-            let before = prev[w as usize].replace(s);
+            let before = prev[w.index()].replace(s);
             if let (Some(p), Some(b)) = (scope.parent, before)
                 && p != b
             {
@@ -163,7 +164,7 @@ fn overlapping_scopes(world: &World<'_>, m: &Membership) -> Vec<Diagnostic> {
     pairs
         .into_iter()
         .map(|((a, b), (w, count))| {
-            let wl = &world.w[w as usize];
+            let wl = world.wl(w);
             let example = match wl.namespace {
                 Some(ns) => format!("{ns}/{}", wl.name),
                 None => wl.name.to_string(),
@@ -184,21 +185,21 @@ fn cluster_split(world: &World<'_>, m: &Membership) -> Vec<Diagnostic> {
     let mut out = Vec::new();
     for (ci, range) in world.clusters.iter().enumerate() {
         // top-level scope → an example member of this cluster.
-        let mut tops: BTreeMap<ScopeId, u32> = BTreeMap::new();
+        let mut tops: BTreeMap<ScopeId, WorkloadIdx> = BTreeMap::new();
         for (s, scope) in intent.scope_ids().zip(&intent.scopes) {
             if scope.parent.is_some() {
                 continue;
             }
             if let Some(w) = m.scopes[s.index()]
                 .ones()
-                .find(|&w| w >= range.nodes.start && w < range.services.end)
+                .find(|&w| range.all().contains(w))
             {
                 tops.insert(s, w);
             }
         }
         let mut it = tops.into_iter();
         if let (Some((a, _)), Some((b, w))) = (it.next(), it.next()) {
-            let wl = &world.w[w as usize];
+            let wl = world.wl(w);
             let example = match wl.namespace {
                 Some(ns) => format!("{ns}/{}", wl.name),
                 None => wl.name.to_string(),

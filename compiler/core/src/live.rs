@@ -36,7 +36,9 @@ use ringfence_schema::net::AddressSet;
 
 use crate::classes::{ClassKey, Classes};
 use crate::compiled::{Compiled, CompiledExposure, EpInfo};
-use crate::idx::{ChainIdx, ClusterIdx, ExposureIdx, NodeIdx, PolicyIdx, SetIdx};
+use crate::idx::{
+    ChainIdx, ClassIdx, ClusterIdx, ExposureIdx, NodeIdx, PolicyIdx, SetIdx, WorkloadIdx,
+};
 use crate::membership::{OnePod, matches_one};
 use crate::order::pod_label;
 use crate::slice::sort_exposures;
@@ -46,7 +48,7 @@ use crate::world::World;
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Placed {
     /// In this class of the compile.
-    Class(u32),
+    Class(ClassIdx),
     /// In no set and no dispatch map: no address yet, or finished.
     Nowhere,
     /// A class the compile has not seen, a host-network pod (whose
@@ -74,7 +76,7 @@ pub struct LivePod {
     /// Its addresses, sorted and unique.
     pub ips: Vec<IpAddr>,
     /// Its class.
-    pub class: u32,
+    pub class: ClassIdx,
 }
 
 impl LivePod {
@@ -92,7 +94,7 @@ impl LivePod {
 pub(crate) struct LiveIndex {
     intent: Intent,
     clusters: Vec<ClusterCtx>,
-    index: HashMap<ClassKey, u32>,
+    index: HashMap<ClassKey, ClassIdx>,
     /// Per class: the (used) sets holding it.
     class_sets: Vec<Vec<SetIdx>>,
     /// Per class: its ingress and egress chains, if it is managed.
@@ -104,9 +106,9 @@ pub(crate) struct LiveIndex {
     class_targets: Vec<Vec<(ExposureIdx, u16)>>,
     /// Per exposure: its key and the classes it reaches (with their port).
     x_keys: Vec<String>,
-    x_classes: Vec<Vec<(u32, u16)>>,
+    x_classes: Vec<Vec<(ClassIdx, u16)>>,
     /// Node name → its IR and the classes of its pods.
-    nodes: HashMap<String, (NodeIdx, BTreeSet<u32>)>,
+    nodes: HashMap<String, (NodeIdx, BTreeSet<ClassIdx>)>,
     /// Set name → index; chain id → index.
     set_index: HashMap<String, SetIdx>,
     chain_index: HashMap<String, ChainIdx>,
@@ -121,15 +123,15 @@ struct ClusterCtx {
     ns_labels: HashMap<String, Labels>,
     /// Node name → OS.
     nodes: HashMap<String, Os>,
-    /// Services by workload index (ascending): namespace and service.
-    services: Vec<(u32, Service)>,
+    /// Services by workload (ascending): namespace and service.
+    services: Vec<(WorkloadIdx, Service)>,
 }
 
 impl LiveIndex {
     /// The exposure chain a node running `class` needs: only when an
     /// exposure reaches the class and it differs from the ingress chain.
-    fn exposed_chain(&self, class: u32) -> Option<ChainIdx> {
-        let c = class as usize;
+    fn exposed_chain(&self, class: ClassIdx) -> Option<ChainIdx> {
+        let c = class.index();
         self.class_exposed[c].filter(|_| !self.class_targets[c].is_empty())
     }
 
@@ -139,37 +141,39 @@ impl LiveIndex {
         ep_info: &[EpInfo],
         exposures: &[CompiledExposure],
     ) -> Self {
-        let clusters =
-            world
-                .inv
-                .clusters
-                .iter()
-                .zip(&world.clusters)
-                .map(|(c, range)| ClusterCtx {
-                    name: c.name.clone(),
-                    externals: crate::resolve::union_all(world.externals.clone().map(|e| {
-                        crate::interval::Addrs::from_nets(world.w[e as usize].nets.iter())
-                    })),
-                    ns_labels: c
-                        .namespaces
+        let clusters = world
+            .inv
+            .clusters
+            .iter()
+            .zip(&world.clusters)
+            .map(|(c, range)| ClusterCtx {
+                name: c.name.clone(),
+                externals: crate::resolve::union_all(
+                    world
+                        .externals
                         .iter()
-                        .map(|n| (n.name.clone(), n.labels.clone()))
-                        .collect(),
-                    nodes: c.nodes.iter().map(|n| (n.name.clone(), n.os)).collect(),
-                    services: range
-                        .services
-                        .clone()
-                        .map(|s| (s, world.service(s).clone()))
-                        .collect(),
-                })
-                .collect();
+                        .map(|e| crate::interval::Addrs::from_nets(world.wl(e).nets.iter())),
+                ),
+                ns_labels: c
+                    .namespaces
+                    .iter()
+                    .map(|n| (n.name.clone(), n.labels.clone()))
+                    .collect(),
+                nodes: c.nodes.iter().map(|n| (n.name.clone(), n.os)).collect(),
+                services: range
+                    .services
+                    .iter()
+                    .map(|s| (s, world.service(s).clone()))
+                    .collect(),
+            })
+            .collect();
         let n = classes.keys.len();
         let mut class_chains = vec![None; n];
         let mut class_exposed = vec![None; n];
         for e in ep_info {
-            if let Some(c) = classes.of[e.workload as usize] {
-                class_chains[c as usize] = Some((e.ingress, e.egress));
-                class_exposed[c as usize] = e.exposed;
+            if let Some(c) = classes.of[e.workload.index()] {
+                class_chains[c.index()] = Some((e.ingress, e.egress));
+                class_exposed[c.index()] = e.exposed;
             }
         }
         let mut class_targets = vec![Vec::new(); n];
@@ -178,12 +182,12 @@ impl LiveIndex {
         for (xi, x) in exposures.iter().enumerate() {
             for &(e, port) in &x.targets {
                 let w = ep_info[e.index()].workload;
-                if let Some(c) = classes.of[w as usize] {
-                    class_targets[c as usize].push((ExposureIdx::new(xi), port));
+                if let Some(c) = classes.of[w.index()] {
+                    class_targets[c.index()].push((ExposureIdx::new(xi), port));
                     x_classes[xi].push((c, port));
                 }
             }
-            let svc = &world.w[x.service as usize];
+            let svc = world.wl(x.service);
             x_keys.push(
                 Exposure {
                     service: format!("{}/{}", svc.namespace.unwrap_or(""), svc.name),
@@ -198,21 +202,22 @@ impl LiveIndex {
         }
         class_targets.iter_mut().for_each(sort_dedup);
         x_classes.iter_mut().for_each(sort_dedup);
-        let mut nodes: HashMap<String, (NodeIdx, BTreeSet<u32>)> = HashMap::new();
-        let node_ws = world.clusters.iter().flat_map(|c| c.nodes.clone());
+        let mut nodes: HashMap<String, (NodeIdx, BTreeSet<ClassIdx>)> = HashMap::new();
+        let node_ws = world.clusters.iter().flat_map(|c| c.nodes.iter());
         for (at, nw) in node_ws.enumerate() {
-            let name = world.w[nw as usize].name.to_string();
+            let name = world.wl(nw).name.to_string();
             nodes.insert(name, (NodeIdx::new(at), BTreeSet::new()));
         }
         let mut pods = Vec::new();
         for (c, members) in classes.pods.iter().enumerate() {
+            let c = ClassIdx::new(c);
             for &p in members {
-                let wl = &world.w[p as usize];
+                let wl = world.wl(p);
                 let pod = world.pod(p);
                 if let Some(node) = &pod.node
                     && let Some(entry) = nodes.get_mut(node.as_str())
                 {
-                    entry.1.insert(c as u32);
+                    entry.1.insert(c);
                 }
                 let mut ips = wl.addrs.clone();
                 ips.sort();
@@ -227,7 +232,7 @@ impl LiveIndex {
                     ),
                     node: pod.node.clone(),
                     ips,
-                    class: c as u32,
+                    class: c,
                 });
             }
         }
@@ -238,7 +243,7 @@ impl LiveIndex {
                 .keys
                 .iter()
                 .enumerate()
-                .map(|(i, k)| (k.clone(), i as u32))
+                .map(|(i, k)| (k.clone(), ClassIdx::new(i)))
                 .collect(),
             class_sets: vec![Vec::new(); n],
             class_chains,
@@ -266,7 +271,7 @@ impl LiveIndex {
                 continue;
             }
             for c in a.classes() {
-                self.class_sets[c as usize].push(SetIdx::new(i));
+                self.class_sets[c.index()].push(SetIdx::new(i));
             }
         }
         self.set_index = set_names
@@ -323,11 +328,11 @@ impl Compiled {
             cvss: pod.cvss,
         };
         let (scopes, filters) = matches_one(&live.intent, &one);
-        let quarantined = live.intent.quarantine.as_ref().is_some_and(|q| {
-            q.filters
-                .iter()
-                .any(|&f| filters.binary_search(&(f as u32)).is_ok())
-        });
+        let quarantined = live
+            .intent
+            .quarantine
+            .as_ref()
+            .is_some_and(|q| q.filters.iter().any(|f| filters.binary_search(f).is_ok()));
         let services = ctx
             .services
             .iter()
@@ -389,7 +394,7 @@ impl Compiled {
     }
 
     /// The classes of the pods a node ran at compile time.
-    pub fn node_classes(&self, node: &str) -> BTreeSet<u32> {
+    pub fn node_classes(&self, node: &str) -> BTreeSet<ClassIdx> {
         self.live
             .nodes
             .get(node)
@@ -405,7 +410,7 @@ impl Compiled {
     /// Node `node`'s IR in the live form, with the chains of `classes` (a
     /// superset of [`Compiled::node_classes`]). `None` for an unknown node,
     /// and once the IRs are taken ([`Compiled::take_nodes`]).
-    pub fn live_ir(&self, node: &str, classes: &BTreeSet<u32>) -> Option<NodeIr> {
+    pub fn live_ir(&self, node: &str, classes: &BTreeSet<ClassIdx>) -> Option<NodeIr> {
         let (at, _) = self.live.nodes.get(node)?;
         self.live_ir_from(self.node_irs.get(at.index())?, classes)
     }
@@ -413,7 +418,7 @@ impl Compiled {
     /// [`Compiled::live_ir`] of `from`'s node, made from `from`: the
     /// compile's IR of that node, or a live IR made from it for a subset of
     /// `classes` (the result is the same).
-    fn live_ir_from(&self, from: &NodeIr, classes: &BTreeSet<u32>) -> Option<NodeIr> {
+    fn live_ir_from(&self, from: &NodeIr, classes: &BTreeSet<ClassIdx>) -> Option<NodeIr> {
         let live = &self.live;
         let (_, base) = live.nodes.get(&from.node)?;
         let mut ir = from.clone();
@@ -431,7 +436,7 @@ impl Compiled {
             ir.chains.iter().map(|c| live.chain_index[&c.id]).collect();
         let mut added = false;
         for &c in classes.difference(base) {
-            if let Some((ingress, egress)) = live.class_chains[c as usize] {
+            if let Some((ingress, egress)) = live.class_chains[c.index()] {
                 added |= chains.insert(ingress);
                 if let Some(e) = egress {
                     added |= chains.insert(e);
@@ -440,13 +445,13 @@ impl Compiled {
             if let Some(x) = live.exposed_chain(c) {
                 added |= chains.insert(x);
             }
-            for &(x, _) in &live.class_targets[c as usize] {
+            for &(x, _) in &live.class_targets[c.index()] {
                 let gx = &self.exposures[x.index()];
                 let key = &live.x_keys[x.index()];
                 if gx.external_traffic_policy == TrafficPolicy::Local
                     && !ir.exposures.iter().any(|e| &e.key() == key)
                 {
-                    let svc = &self.cat[gx.service as usize];
+                    let svc = &self.cat[gx.service.index()];
                     ir.exposures.push(Exposure {
                         service: format!("{}/{}", svc.namespace, svc.name),
                         kind: gx.kind,
@@ -506,14 +511,15 @@ impl Compiled {
 
     /// The classes whose chains a live IR has (for a node's first live IR
     /// and after a restart: read back from a published IR).
-    pub fn ir_classes(&self, ir: &NodeIr) -> BTreeSet<u32> {
+    pub fn ir_classes(&self, ir: &NodeIr) -> BTreeSet<ClassIdx> {
         let chains: BTreeSet<ChainIdx> = ir
             .chains
             .iter()
             .filter_map(|c| self.live.chain_index.get(&c.id).copied())
             .collect();
-        (0..self.live.class_chains.len() as u32)
-            .filter(|&c| match self.live.class_chains[c as usize] {
+        (0..self.live.class_chains.len())
+            .map(ClassIdx::new)
+            .filter(|&c| match self.live.class_chains[c.index()] {
                 Some((i, e)) => {
                     chains.contains(&i)
                         && e.is_none_or(|e| chains.contains(&e))
@@ -528,13 +534,13 @@ impl Compiled {
     }
 
     /// Whether a node running a pod of `class` needs chains its live IR lacks.
-    pub fn needs_rules(&self, ir: &NodeIr, class: u32) -> bool {
-        let Some((i, e)) = self.live.class_chains[class as usize] else {
+    pub fn needs_rules(&self, ir: &NodeIr, class: ClassIdx) -> bool {
+        let Some((i, e)) = self.live.class_chains[class.index()] else {
             return false;
         };
         let has = |c: ChainIdx| ir.chain(&self.chains[c.index()].chain.id).is_some();
         let chains = has(i) && e.is_none_or(has) && self.live.exposed_chain(class).is_none_or(has);
-        let exposures = self.live.class_targets[class as usize]
+        let exposures = self.live.class_targets[class.index()]
             .iter()
             .all(|&(x, _)| {
                 self.exposures[x.index()].external_traffic_policy != TrafficPolicy::Local
@@ -626,7 +632,7 @@ impl Compiled {
         if p.node.as_deref() != Some(ir.node.as_str()) || p.ips.is_empty() {
             return None;
         }
-        let (ingress, egress) = match self.live.class_chains[p.class as usize] {
+        let (ingress, egress) = match self.live.class_chains[p.class.index()] {
             Some((i, e)) => {
                 let i = &self.chains[i.index()].chain.id;
                 let e = e.map(|e| &self.chains[e.index()].chain.id);
@@ -650,7 +656,7 @@ impl Compiled {
     /// node ([`Targets::listed`] says which nodes list it); `None` for an
     /// unmanaged class.
     fn target(&self, x: ExposureIdx, port: u16, p: &LivePod) -> Option<MemberTarget> {
-        let (i, _) = self.live.class_chains[p.class as usize]?;
+        let (i, _) = self.live.class_chains[p.class.index()]?;
         Some(MemberTarget {
             exposure: self.live.x_keys[x.index()].clone(),
             endpoint: p.endpoint_name(),
@@ -658,7 +664,7 @@ impl Compiled {
             addresses: p.ips.clone(),
             port,
             ingress: self.chains[i.index()].chain.id.clone(),
-            chain: self.live.class_exposed[p.class as usize]
+            chain: self.live.class_exposed[p.class.index()]
                 .map(|x| self.chains[x.index()].chain.id.clone()),
         })
     }
@@ -710,7 +716,7 @@ fn node_targets(ir: &NodeIr, targets: &HashMap<String, Targets>) -> Vec<MemberTa
 #[derive(Clone, Debug, Default)]
 pub struct LivePods {
     by_key: HashMap<(ClusterIdx, String), LivePod>,
-    by_class: HashMap<u32, BTreeSet<(ClusterIdx, String)>>,
+    by_class: HashMap<ClassIdx, BTreeSet<(ClusterIdx, String)>>,
     by_node: HashMap<String, BTreeSet<(ClusterIdx, String)>>,
     by_ip: HashMap<IpAddr, BTreeSet<(ClusterIdx, String)>>,
 }
@@ -790,7 +796,7 @@ impl LivePods {
     }
 
     /// The pods of a class, by key.
-    pub fn of_class(&self, c: u32) -> impl Iterator<Item = &LivePod> {
+    pub fn of_class(&self, c: ClassIdx) -> impl Iterator<Item = &LivePod> {
         self.by_class
             .get(&c)
             .into_iter()
@@ -812,7 +818,7 @@ impl LivePods {
 #[derive(Clone, Debug)]
 pub struct LiveNode {
     /// The classes whose chains its IR has.
-    pub classes: BTreeSet<u32>,
+    pub classes: BTreeSet<ClassIdx>,
     /// Its IR, live form: shared with the session that renders it.
     pub ir: Arc<NodeIr>,
     /// Its endpoints: its membership but the sets and targets, which are
@@ -931,7 +937,7 @@ impl LiveState {
         &self.pods
     }
 
-    fn set_node(&mut self, c: &Compiled, n: &str, classes: BTreeSet<u32>) {
+    fn set_node(&mut self, c: &Compiled, n: &str, classes: BTreeSet<ClassIdx>) {
         // From the node's IR when it has one (its classes only grow), so
         // the compile's IRs need not be kept.
         let ir = match self.nodes.get(n) {
@@ -998,12 +1004,12 @@ impl LiveState {
                      set_addrs: &mut BTreeSet<(SetIdx, IpAddr)>,
                      targets: &mut BTreeSet<(ExposureIdx, (ClusterIdx, String))>,
                      endpoints: &mut BTreeSet<(String, (ClusterIdx, String))>| {
-            for &s in &c.live.class_sets[p.class as usize] {
+            for &s in &c.live.class_sets[p.class.index()] {
                 for &a in &p.ips {
                     set_addrs.insert((s, a));
                 }
             }
-            for &(x, _) in &c.live.class_targets[p.class as usize] {
+            for &(x, _) in &c.live.class_targets[p.class.index()] {
                 targets.insert((x, p.key()));
             }
             if let Some(n) = &p.node {
@@ -1050,8 +1056,8 @@ impl LiveState {
             let Some(holders) = self.set_nodes.get(name) else {
                 continue;
             };
-            let ids = &c.analysis[si.index()].ids;
-            let present = self.pods.with_ip(a).any(|p| ids.contains(p.class));
+            let set = &c.analysis[si.index()];
+            let present = self.pods.with_ip(a).any(|p| set.has_class(p.class));
             let members = self.sets.entry(name.clone()).or_default();
             match (members.binary_search(&a), present) {
                 (Err(i), true) => members.insert(i, a),
@@ -1111,7 +1117,7 @@ impl LiveState {
             };
             let endpoint = format!("pod/{}", key.1);
             let now = self.pods.get(key).and_then(|p| {
-                let &(_, port) = c.live.class_targets[p.class as usize]
+                let &(_, port) = c.live.class_targets[p.class.index()]
                     .iter()
                     .find(|(xi, _)| xi == x)?;
                 Some((c.target(*x, port, p)?, p.node.clone()))

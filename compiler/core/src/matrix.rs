@@ -27,7 +27,7 @@ use ringfence_schema::net::PortRange;
 use serde::Serialize;
 
 use crate::compiled::{Compiled, FastMap, PORT_PROTOS, ProtoPorts};
-use crate::idx::{ChainIdx, EndpointIdx};
+use crate::idx::{ChainIdx, EndpointIdx, SetIdx, WorkloadIdx, index_type};
 use crate::interval::{Addrs, PortSet};
 
 /// Every allowed connection, sorted.
@@ -123,12 +123,12 @@ enum Spec {
 }
 
 struct Member {
-    workload: u32,
+    workload: WorkloadIdx,
     /// [IPv4, IPv6].
     specs: [Option<Spec>; 2],
     /// Per family: (atom of its address, egress chain as a consumer,
     /// provider kind).
-    sides: [Option<(u32, Option<ChainIdx>, u32)>; 2],
+    sides: [Option<(AtomIdx, Option<ChainIdx>, ProviderIdx)>; 2],
 }
 
 fn fam(a: &IpAddr) -> usize {
@@ -152,9 +152,9 @@ enum Provider {
 }
 
 /// A consumer profile: per family (atom, egress chain).
-type ConsumerProfile = [Option<(u32, Option<ChainIdx>)>; 2];
+type ConsumerProfile = [Option<(AtomIdx, Option<ChainIdx>)>; 2];
 /// A provider profile: per family (atom, provider kind).
-type ProviderProfile = [Option<(u32, u32)>; 2];
+type ProviderProfile = [Option<(AtomIdx, ProviderIdx)>; 2];
 /// A result's lines: (protocol, ports), in protocol order.
 type ProtoLines = Vec<(Proto, Vec<PortRange>)>;
 /// Exposure lines by (from, to): (entry point, protocol, ports), sorted.
@@ -171,7 +171,23 @@ struct Group<'a> {
     providers: Vec<ProviderProfile>,
 }
 
-const UNSET: u32 = u32::MAX;
+index_type!(
+    /// An atom: a position in `Engine::atoms`.
+    AtomIdx
+);
+
+index_type!(
+    /// A provider kind: a position in `Engine::providers`.
+    ProviderIdx
+);
+
+index_type!(
+    /// An interned result: a position in `Engine::results`.
+    ResultIdx
+);
+
+/// Not computed yet, in `Engine`'s dense tables.
+const UNSET: ResultIdx = ResultIdx(u32::MAX);
 
 /// The matrix evaluator. A chain's verdict for a peer depends only on
 /// which of the compiled sets hold the peer, so addresses are classed into
@@ -185,20 +201,20 @@ struct Engine<'c> {
     providers: Vec<Provider>,
     /// Interned results; `results[0]` is empty, `results[1]` everything.
     results: Vec<ProtoPorts>,
-    result_ids: FastMap<ProtoPorts, u32>,
+    result_ids: FastMap<ProtoPorts, ResultIdx>,
     /// Egress chain (slot) × atom → result.
     egress_slots: FastMap<Option<ChainIdx>, usize>,
-    egress: Vec<Vec<u32>>,
+    egress: Vec<Vec<ResultIdx>>,
     /// Provider kind × atom → result.
-    ingress: Vec<Vec<u32>>,
-    inter: FastMap<(u32, u32), u32>,
-    cache: FastMap<(ChainIdx, u32), ProtoPorts>,
+    ingress: Vec<Vec<ResultIdx>>,
+    inter: FastMap<(ResultIdx, ResultIdx), ResultIdx>,
+    cache: FastMap<(ChainIdx, AtomIdx), ProtoPorts>,
     /// Per result: its lines (protocol, ports), made on first use.
     lines: Vec<Option<ProtoLines>>,
 }
 
-const EMPTY: u32 = 0;
-const FULL: u32 = 1;
+const EMPTY: ResultIdx = ResultIdx(0);
+const FULL: ResultIdx = ResultIdx(1);
 
 impl<'c> Engine<'c> {
     fn new(c: &'c Compiled) -> Self {
@@ -220,11 +236,11 @@ impl<'c> Engine<'c> {
         e
     }
 
-    fn result(&mut self, r: ProtoPorts) -> u32 {
+    fn result(&mut self, r: ProtoPorts) -> ResultIdx {
         if let Some(&i) = self.result_ids.get(&r) {
             return i;
         }
-        let i = self.results.len() as u32;
+        let i = ResultIdx::new(self.results.len());
         self.result_ids.insert(r.clone(), i);
         self.results.push(r);
         self.lines.push(None);
@@ -233,7 +249,7 @@ impl<'c> Engine<'c> {
 
     /// The atom of every address: addresses held by exactly the same
     /// compiled sets share one.
-    fn ip_atoms(&mut self, ips: &[IpAddr]) -> HashMap<IpAddr, u32> {
+    fn ip_atoms(&mut self, ips: &[IpAddr]) -> HashMap<IpAddr, AtomIdx> {
         let mut v4: Vec<(u32, usize)> = Vec::new();
         let mut v6: Vec<(u128, usize)> = Vec::new();
         for (i, a) in ips.iter().enumerate() {
@@ -244,47 +260,48 @@ impl<'c> Engine<'c> {
         }
         v4.sort_unstable();
         v6.sort_unstable();
-        let mut held: Vec<Vec<u32>> = vec![Vec::new(); ips.len()];
+        let mut held: Vec<Vec<SetIdx>> = vec![Vec::new(); ips.len()];
         for (s, set) in self.c.sets.iter().enumerate() {
+            let s = SetIdx::new(s);
             for &(lo, hi) in set.v4.ranges() {
                 let from = v4.partition_point(|x| x.0 < lo);
                 for x in v4[from..].iter().take_while(|x| x.0 <= hi) {
-                    held[x.1].push(s as u32);
+                    held[x.1].push(s);
                 }
             }
             for &(lo, hi) in set.v6.ranges() {
                 let from = v6.partition_point(|x| x.0 < lo);
                 for x in v6[from..].iter().take_while(|x| x.0 <= hi) {
-                    held[x.1].push(s as u32);
+                    held[x.1].push(s);
                 }
             }
         }
-        let mut index: HashMap<(bool, Vec<u32>), u32> = HashMap::new();
+        let mut index: HashMap<(bool, Vec<SetIdx>), AtomIdx> = HashMap::new();
         let mut out = HashMap::with_capacity(ips.len());
         for (a, sets) in ips.iter().zip(held) {
             let atom = *index.entry((a.is_ipv6(), sets)).or_insert_with(|| {
                 self.atoms.push(Spec::Ip(*a));
-                (self.atoms.len() - 1) as u32
+                AtomIdx::new(self.atoms.len() - 1)
             });
             out.insert(*a, atom);
         }
         out
     }
 
-    fn provider(&mut self, p: Provider, index: &mut HashMap<Provider, u32>) -> u32 {
+    fn provider(&mut self, p: Provider, index: &mut HashMap<Provider, ProviderIdx>) -> ProviderIdx {
         *index.entry(p.clone()).or_insert_with(|| {
             self.providers.push(p);
-            (self.providers.len() - 1) as u32
+            ProviderIdx::new(self.providers.len() - 1)
         })
     }
 
     /// How member `w` (with spec `spec` in this family) judges traffic to it.
-    fn provider_of(&self, w: u32, spec: &Spec) -> Provider {
+    fn provider_of(&self, w: WorkloadIdx, spec: &Spec) -> Provider {
         let c = self.c;
-        let wl = &c.cat[w as usize];
+        let wl = &c.cat[w.index()];
         match wl.kind {
             WorkloadKind::External => Provider::All,
-            WorkloadKind::Pod if !wl.host_network => match c.wl_endpoint[w as usize] {
+            WorkloadKind::Pod if !wl.host_network => match c.wl_endpoint[w.index()] {
                 Some(e) => Provider::Chain(c.ep_info[e.index()].ingress),
                 None => Provider::All,
             },
@@ -293,7 +310,7 @@ impl<'c> Engine<'c> {
                     return Provider::Nothing;
                 };
                 if wl.kind == WorkloadKind::Node {
-                    let chain = c.wl_endpoint[w as usize].map(|e| c.ep_info[e.index()].ingress);
+                    let chain = c.wl_endpoint[w.index()].map(|e| c.ep_info[e.index()].ingress);
                     let owned = c
                         .ingress_ip
                         .get(dst)
@@ -321,15 +338,15 @@ impl<'c> Engine<'c> {
     }
 
     /// What `chain` allows from (or to) every address of `atom`.
-    fn allows(&self, chain: ChainIdx, atom: u32) -> ProtoPorts {
-        match &self.atoms[atom as usize] {
+    fn allows(&self, chain: ChainIdx, atom: AtomIdx) -> ProtoPorts {
+        match &self.atoms[atom.index()] {
             Spec::Ip(ip) => self.c.chain_allows_ip(chain, *ip),
             Spec::Set(a) => self.c.chain_allows_all(chain, a),
         }
     }
 
     /// [`Engine::allows`], remembered (for the exposure lines).
-    fn allows_cached(&mut self, chain: ChainIdx, atom: u32) -> ProtoPorts {
+    fn allows_cached(&mut self, chain: ChainIdx, atom: AtomIdx) -> ProtoPorts {
         if let Some(r) = self.cache.get(&(chain, atom)) {
             return r.clone();
         }
@@ -338,13 +355,13 @@ impl<'c> Engine<'c> {
         r
     }
 
-    fn egress(&mut self, chain: Option<ChainIdx>, atom: u32) -> u32 {
+    fn egress(&mut self, chain: Option<ChainIdx>, atom: AtomIdx) -> ResultIdx {
         let n = self.egress_slots.len();
         let slot = *self.egress_slots.entry(chain).or_insert(n);
         if slot == self.egress.len() {
             self.egress.push(vec![UNSET; self.atoms.len()]);
         }
-        let r = self.egress[slot][atom as usize];
+        let r = self.egress[slot][atom.index()];
         if r != UNSET {
             return r;
         }
@@ -355,19 +372,19 @@ impl<'c> Engine<'c> {
             }
             None => FULL,
         };
-        self.egress[slot][atom as usize] = r;
+        self.egress[slot][atom.index()] = r;
         r
     }
 
-    fn ingress(&mut self, provider: u32, atom: u32) -> u32 {
-        while self.ingress.len() <= provider as usize {
+    fn ingress(&mut self, provider: ProviderIdx, atom: AtomIdx) -> ResultIdx {
+        while self.ingress.len() <= provider.index() {
             self.ingress.push(vec![UNSET; self.atoms.len()]);
         }
-        let r = self.ingress[provider as usize][atom as usize];
+        let r = self.ingress[provider.index()][atom.index()];
         if r != UNSET {
             return r;
         }
-        let pp = match &self.providers[provider as usize] {
+        let pp = match &self.providers[provider.index()] {
             Provider::All => ProtoPorts::all(),
             Provider::Nothing => ProtoPorts::none(),
             Provider::Chain(ch) => self.allows(*ch, atom),
@@ -395,11 +412,11 @@ impl<'c> Engine<'c> {
             }
         };
         let r = self.result(pp);
-        self.ingress[provider as usize][atom as usize] = r;
+        self.ingress[provider.index()][atom.index()] = r;
         r
     }
 
-    fn intersect(&mut self, a: u32, b: u32) -> u32 {
+    fn intersect(&mut self, a: ResultIdx, b: ResultIdx) -> ResultIdx {
         match (a, b) {
             (EMPTY, _) | (_, EMPTY) => EMPTY,
             (FULL, x) | (x, FULL) => x,
@@ -409,8 +426,8 @@ impl<'c> Engine<'c> {
                 if let Some(&r) = self.inter.get(&key) {
                     return r;
                 }
-                let mut r = self.results[a as usize].clone();
-                r.intersect(&self.results[b as usize]);
+                let mut r = self.results[a.index()].clone();
+                r.intersect(&self.results[b.index()]);
                 let r = self.result(r);
                 self.inter.insert(key, r);
                 r
@@ -420,7 +437,7 @@ impl<'c> Engine<'c> {
 
     /// Both sides for one consumer and one provider profile, over the
     /// families both have (nothing if none).
-    fn pair(&mut self, c: &ConsumerProfile, p: &ProviderProfile) -> u32 {
+    fn pair(&mut self, c: &ConsumerProfile, p: &ProviderProfile) -> ResultIdx {
         let mut acc = None;
         for f in 0..2 {
             let (Some((c_atom, eg)), Some((p_atom, pk))) = (c[f], p[f]) else {
@@ -445,10 +462,10 @@ impl<'c> Engine<'c> {
     }
 
     /// The lines of a result, in protocol order.
-    fn lines(&mut self, r: u32) -> &[(Proto, Vec<PortRange>)] {
+    fn lines(&mut self, r: ResultIdx) -> &[(Proto, Vec<PortRange>)] {
         let results = &self.results;
-        self.lines[r as usize].get_or_insert_with(|| {
-            let a = &results[r as usize];
+        self.lines[r.index()].get_or_insert_with(|| {
+            let a = &results[r.index()];
             let mut v: Vec<(Proto, Vec<PortRange>)> = PORT_PROTOS
                 .iter()
                 .enumerate()
@@ -577,8 +594,7 @@ impl Compiled {
     fn matrix_groups<'s>(&'s self, engine: &mut Engine<'_>) -> Vec<Group<'s>> {
         let mut by_name: BTreeMap<&str, Vec<Member>> = BTreeMap::new();
         let mut ips = Vec::new();
-        for (w, wl) in self.cat.iter().enumerate() {
-            let w = w as u32;
+        for (w, wl) in self.workloads() {
             let mut specs = [None, None];
             match wl.kind {
                 WorkloadKind::Pod | WorkloadKind::Node => {
@@ -636,7 +652,7 @@ impl Compiled {
                             ),
                             Spec::Set(_) => {
                                 engine.atoms.push(spec.clone());
-                                ((engine.atoms.len() - 1) as u32, None)
+                                (AtomIdx::new(engine.atoms.len() - 1), None)
                             }
                         };
                         let p = engine.provider_of(m.workload, spec);
@@ -656,7 +672,7 @@ impl Compiled {
                 );
                 let external = members
                     .iter()
-                    .all(|m| self.cat[m.workload as usize].kind == WorkloadKind::External);
+                    .all(|m| self.cat[m.workload.index()].kind == WorkloadKind::External);
                 Group {
                     name,
                     members,
@@ -679,7 +695,7 @@ impl Compiled {
         // (from, to, entry, proto) → ports.
         let mut lines: BTreeMap<(&str, &str, Entry, Proto), Vec<PortRange>> = BTreeMap::new();
         for x in &self.exposures {
-            let svc = &self.cat[x.service as usize];
+            let svc = &self.cat[x.service.index()];
             let entry = Entry {
                 kind: x.kind,
                 service: format!("{}/{}", svc.namespace, svc.name),
@@ -700,7 +716,7 @@ impl Compiled {
             for &(e, tp) in &x.targets {
                 let w = self.ep_info[e.index()].workload;
                 by_group
-                    .entry(&self.cat[w as usize].group)
+                    .entry(&self.cat[w.index()].group)
                     .or_default()
                     .push((e, tp));
             }
@@ -719,7 +735,7 @@ impl Compiled {
                             let fams: Vec<usize> = (0..2)
                                 .filter(|&f| {
                                     m.specs[f].is_some()
-                                        && self.cat[w as usize].addrs.iter().any(|a| fam(a) == f)
+                                        && self.cat[w.index()].addrs.iter().any(|a| fam(a) == f)
                                 })
                                 .collect();
                             !fams.is_empty()
@@ -767,7 +783,7 @@ impl Compiled {
 }
 
 /// A group with itself: every pair of distinct members.
-fn diagonal(engine: &mut Engine<'_>, g: &Group<'_>) -> Option<u32> {
+fn diagonal(engine: &mut Engine<'_>, g: &Group<'_>) -> Option<ResultIdx> {
     let mut acc = None;
     for c in &g.members {
         for p in &g.members {
@@ -807,14 +823,14 @@ fn ranges(p: &PortSet) -> Vec<PortRange> {
 
 impl Compiled {
     /// The declared ports of a host-network pod (tcp, udp, sctp).
-    fn endpoints_ports(&self, pod: u32) -> Vec<(Proto, u16)> {
-        match self.wl_endpoint[pod as usize] {
+    fn endpoints_ports(&self, pod: WorkloadIdx) -> Vec<(Proto, u16)> {
+        match self.wl_endpoint[pod.index()] {
             Some(e) => self.endpoints[e.index()]
                 .ports
                 .iter()
                 .map(|pp| (pp.proto, pp.port))
                 .collect(),
-            None => self.cat[pod as usize]
+            None => self.cat[pod.index()]
                 .host_ports
                 .iter()
                 .map(|pp| (pp.proto, pp.port))

@@ -8,23 +8,24 @@
 //! that contains the workload), the catch-all that applies per direction, and
 //! whether the workload is managed at all.
 
-use ringfence_intent::model::{Direction, Predicate, Query, ScopeId};
+use ringfence_intent::model::{Direction, FilterId, Predicate, Query, ScopeId};
 use ringfence_inventory::names::glob;
 
 use crate::bits::Bits;
+use crate::idx::WorkloadIdx;
 use crate::world::{Src, World};
 
 /// Membership facts for every workload.
 pub(crate) struct Membership {
     /// Effective members of each scope.
-    pub(crate) scopes: Vec<Bits>,
-    /// Members of each filter.
-    pub(crate) filters: Vec<Bits>,
+    pub(crate) scopes: Vec<Bits<WorkloadIdx>>,
+    /// Members of each filter, by [`FilterId`].
+    pub(crate) filters: Vec<Bits<WorkloadIdx>>,
     /// Quarantined workloads (union of the quarantine filters).
-    pub(crate) quarantined: Bits,
+    pub(crate) quarantined: Bits<WorkloadIdx>,
     /// Workloads that get an endpoint: able to carry one, and in some scope
     /// or quarantined.
-    pub(crate) managed: Bits,
+    pub(crate) managed: Bits<WorkloadIdx>,
     /// Per workload: the last scope in priority order that contains it.
     pub(crate) most_specific: Vec<Option<ScopeId>>,
     /// Per direction (ingress, egress) and workload: the scope whose catch-all applies.
@@ -51,21 +52,21 @@ impl Membership {
         for s in intent.scope_ids() {
             ev.scope(s);
         }
-        for f in 0..intent.filters.len() {
+        for f in intent.filter_ids() {
             ev.filter(f);
         }
         let done = |m: Memo| match m {
             Memo::Done(b) => b,
             _ => unreachable!("every scope and filter was evaluated"),
         };
-        let scopes: Vec<Bits> = ev.scopes.into_iter().map(done).collect();
-        let filters: Vec<Bits> = ev.filters.into_iter().map(done).collect();
+        let scopes: Vec<Bits<WorkloadIdx>> = ev.scopes.into_iter().map(done).collect();
+        let filters: Vec<Bits<WorkloadIdx>> = ev.filters.into_iter().map(done).collect();
 
         let n = world.len();
         let mut quarantined = Bits::new(n);
         if let Some(q) = &intent.quarantine {
             for &f in &q.filters {
-                quarantined.or_with(&filters[f]);
+                quarantined.or_with(&filters[f.index()]);
             }
         }
         let mut most_specific = vec![None; n];
@@ -78,10 +79,10 @@ impl Membership {
                 intent.catch_all(s, Direction::Egress).is_some(),
             ];
             for w in members.ones() {
-                most_specific[w as usize] = Some(s);
+                most_specific[w.index()] = Some(s);
                 for d in 0..2 {
                     if has[d] {
-                        catch_all[d][w as usize] = Some(s);
+                        catch_all[d][w.index()] = Some(s);
                     }
                 }
             }
@@ -113,7 +114,7 @@ impl Membership {
 enum Memo {
     Todo,
     Busy,
-    Done(Bits),
+    Done(Bits<WorkloadIdx>),
 }
 
 struct Evaluator<'w, 'a> {
@@ -123,7 +124,7 @@ struct Evaluator<'w, 'a> {
 }
 
 impl Evaluator<'_, '_> {
-    fn scope(&mut self, s: ScopeId) -> Bits {
+    fn scope(&mut self, s: ScopeId) -> Bits<WorkloadIdx> {
         match &self.scopes[s.index()] {
             Memo::Done(b) => return b.clone(),
             // Validation rejects reference cycles; an unvalidated cycle matches nothing.
@@ -140,25 +141,25 @@ impl Evaluator<'_, '_> {
         b
     }
 
-    fn filter(&mut self, f: usize) -> Bits {
-        match &self.filters[f] {
+    fn filter(&mut self, f: FilterId) -> Bits<WorkloadIdx> {
+        match &self.filters[f.index()] {
             Memo::Done(b) => return b.clone(),
             Memo::Busy => return Bits::new(self.world.len()),
             Memo::Todo => {}
         }
-        self.filters[f] = Memo::Busy;
-        let filter = &self.world.intent.filters[f];
+        self.filters[f.index()] = Memo::Busy;
+        let filter = self.world.intent.filter(f);
         let mut b = self.query(&filter.query);
         if filter.restrict_to_scope
             && let Some(owner) = filter.owner
         {
             b.and_with(&self.scope(owner));
         }
-        self.filters[f] = Memo::Done(b.clone());
+        self.filters[f.index()] = Memo::Done(b.clone());
         b
     }
 
-    fn query(&mut self, q: &Query) -> Bits {
+    fn query(&mut self, q: &Query) -> Bits<WorkloadIdx> {
         let n = self.world.len();
         match q {
             Query::All(qs) => {
@@ -180,19 +181,18 @@ impl Evaluator<'_, '_> {
         }
     }
 
-    fn scan(&self, test: impl Fn(&crate::world::Wl<'_>) -> bool) -> Bits {
+    fn scan(&self, test: impl Fn(&crate::world::Wl<'_>) -> bool) -> Bits<WorkloadIdx> {
         Bits::from_indexes(
             self.world.len(),
             self.world
-                .w
-                .iter()
-                .enumerate()
+                .ids()
+                .zip(&self.world.w)
                 .filter(|(_, w)| test(w))
-                .map(|(i, _)| i as u32),
+                .map(|(i, _)| i),
         )
     }
 
-    fn pred(&mut self, p: &Predicate) -> Bits {
+    fn pred(&mut self, p: &Predicate) -> Bits<WorkloadIdx> {
         let world = self.world;
         match p {
             Predicate::Cluster(names) => {
@@ -200,7 +200,7 @@ impl Evaluator<'_, '_> {
                 for (ci, c) in world.inv.clusters.iter().enumerate() {
                     if names.contains(&c.name) {
                         let r = &world.clusters[ci];
-                        (r.nodes.start..r.services.end).for_each(|i| b.set(i));
+                        r.all().iter().for_each(|i| b.set(i));
                     }
                 }
                 b
@@ -217,7 +217,7 @@ impl Evaluator<'_, '_> {
             Predicate::Address(prefixes) => self.scan(|w| {
                 // An external is selected by the prefixes it was declared with.
                 if let Src::External(e) = w.src {
-                    let declared = &world.intent.externals[e as usize].nets;
+                    let declared = &world.intent.external(e).nets;
                     !declared.is_empty()
                         && declared
                             .iter()
@@ -253,7 +253,7 @@ pub(crate) struct OnePod<'a> {
 pub(crate) fn matches_one(
     intent: &ringfence_intent::model::Intent,
     pod: &OnePod<'_>,
-) -> (Vec<ScopeId>, Vec<u32>) {
+) -> (Vec<ScopeId>, Vec<FilterId>) {
     let mut one = One {
         intent,
         pod,
@@ -261,10 +261,7 @@ pub(crate) fn matches_one(
         filters: vec![None; intent.filters.len()],
     };
     let scopes = intent.scope_ids().filter(|&s| one.scope(s)).collect();
-    let filters = (0..intent.filters.len())
-        .filter(|&f| one.filter(f))
-        .map(|f| f as u32)
-        .collect();
+    let filters = intent.filter_ids().filter(|&f| one.filter(f)).collect();
     (scopes, filters)
 }
 
@@ -289,20 +286,20 @@ impl One<'_, '_> {
         b
     }
 
-    fn filter(&mut self, f: usize) -> bool {
-        if let Some(b) = self.filters[f] {
+    fn filter(&mut self, f: FilterId) -> bool {
+        if let Some(b) = self.filters[f.index()] {
             return b;
         }
-        self.filters[f] = Some(false);
+        self.filters[f.index()] = Some(false);
         let intent = self.intent;
-        let filter = &intent.filters[f];
+        let filter = intent.filter(f);
         let mut b = self.query(&filter.query);
         if b && filter.restrict_to_scope
             && let Some(owner) = filter.owner
         {
             b = self.scope(owner);
         }
-        self.filters[f] = Some(b);
+        self.filters[f.index()] = Some(b);
         b
     }
 

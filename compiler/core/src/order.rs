@@ -18,7 +18,7 @@ use crate::chains::expand;
 use crate::classes::Classes;
 use crate::compiled::FastMap;
 use crate::compress::PeerRef;
-use crate::idx::{ClusterIdx, PolicyIdx, SetIdx};
+use crate::idx::{ClusterIdx, GroupIdx, PlanIdx, PolicyIdx, SetIdx, WorkloadIdx};
 use crate::interval::Addrs;
 use crate::membership::{Membership, dir_index};
 use crate::resolve::{Resolved, SetKey, resolve_named, service_port_selected};
@@ -32,7 +32,7 @@ pub(crate) enum Item {
     /// The implicit allow from the cluster's nodes to a service's target port.
     SvcReturn {
         /// Key into [`Resolved::svc_returns`].
-        key: (u32, u32),
+        key: (WorkloadIdx, u32),
         proto: Proto,
         port: u16,
     },
@@ -49,13 +49,13 @@ pub(crate) enum Item {
         log: bool,
     },
     /// A policy's rules on a consumer's egress chain.
-    Egress(u32),
+    Egress(PlanIdx),
     /// A policy's rules on a provider's ingress chain: its port numbers (or
     /// every port) if the endpoint is a provider member (`direct`), the ports
     /// its port names give on the endpoint (`named`), plus the target ports
     /// of provided services it backs (`via`).
     Ingress {
-        plan: u32,
+        plan: PlanIdx,
         direct: bool,
         named: Vec<(Proto, u16)>,
         via: Vec<(Proto, u16)>,
@@ -75,25 +75,26 @@ pub(crate) struct Sig {
 /// An endpoint before slicing: chains are still group indexes.
 #[derive(Clone, Debug)]
 pub(crate) struct Ep {
-    pub(crate) workload: u32,
+    pub(crate) workload: WorkloadIdx,
     pub(crate) kind: EndpointKind,
     pub(crate) cluster: ClusterIdx,
-    /// Workload index of its node.
-    pub(crate) node: u32,
+    /// Its node's workload.
+    pub(crate) node: WorkloadIdx,
     pub(crate) name: String,
     pub(crate) label: String,
     pub(crate) addresses: Vec<IpAddr>,
     pub(crate) ports: Vec<ProtoPort>,
-    pub(crate) ingress: u32,
-    pub(crate) egress: Option<u32>,
+    pub(crate) ingress: GroupIdx,
+    pub(crate) egress: Option<GroupIdx>,
     /// The group judging traffic that enters through an exposure, when it
     /// is not `ingress` (see [`guard_node_returns`]).
-    pub(crate) exposed: Option<u32>,
+    pub(crate) exposed: Option<GroupIdx>,
 }
 
 /// The endpoints and the distinct chain signatures they use.
 pub(crate) struct Ordered {
     pub(crate) endpoints: Vec<Ep>,
+    /// The distinct signatures, by [`GroupIdx`].
     pub(crate) groups: Vec<Sig>,
 }
 
@@ -112,8 +113,8 @@ const GROUPED_OWNERS: [&str; 7] = [
 /// How `matrix` names the group a workload belongs to: `ns/owner[Kind]`,
 /// `ns/pod[Pod]`, `node[Node]`, `name[External]`, `ns/name[Service]`; with
 /// several clusters, prefixed by `cluster/`.
-pub(crate) fn group_label(world: &World<'_>, w: u32) -> String {
-    let wl = &world.w[w as usize];
+pub(crate) fn group_label(world: &World<'_>, w: WorkloadIdx) -> String {
+    let wl = world.wl(w);
     let body = match wl.kind {
         WorkloadKind::Pod => pod_label(world.pod(w)),
         WorkloadKind::Service => {
@@ -141,8 +142,8 @@ pub(crate) fn pod_label(pod: &ringfence_inventory::model::Pod) -> String {
 }
 
 /// The endpoint name of a workload: `pod/<ns>/<name>` or `node/<name>`.
-pub(crate) fn endpoint_name(world: &World<'_>, w: u32) -> String {
-    let wl = &world.w[w as usize];
+pub(crate) fn endpoint_name(world: &World<'_>, w: WorkloadIdx) -> String {
+    let wl = world.wl(w);
     match wl.kind {
         WorkloadKind::Node => format!("node/{}", wl.name),
         _ => format!("pod/{}/{}", wl.namespace.unwrap_or(""), wl.name),
@@ -153,19 +154,19 @@ pub(crate) fn endpoint_name(world: &World<'_>, w: u32) -> String {
 /// follow from its class (see [`crate::classes`]), so they are computed once
 /// per class, on its first managed pod, and the other pods share its groups.
 pub(crate) fn order(world: &World<'_>, m: &Membership, r: &Resolved, classes: &Classes) -> Ordered {
-    let managed: Vec<u32> = m.managed.ones().collect();
+    let managed: Vec<WorkloadIdx> = m.managed.ones().collect();
     // Per managed endpoint: the position in `managed` whose signatures it
     // shares (its own, for the first of a class and for unclassed ones).
     let mut first_of_class: Vec<Option<usize>> = vec![None; classes.keys.len()];
     let like: Vec<usize> = managed
         .iter()
         .enumerate()
-        .map(|(i, &w)| match classes.of[w as usize] {
-            Some(c) => *first_of_class[c as usize].get_or_insert(i),
+        .map(|(i, &w)| match classes.of[w.index()] {
+            Some(c) => *first_of_class[c.index()].get_or_insert(i),
             None => i,
         })
         .collect();
-    let computed: Vec<u32> = (0..managed.len())
+    let computed: Vec<WorkloadIdx> = (0..managed.len())
         .filter(|&i| like[i] == i)
         .map(|i| managed[i])
         .collect();
@@ -184,20 +185,20 @@ pub(crate) fn order(world: &World<'_>, m: &Membership, r: &Resolved, classes: &C
         })
         .collect::<Vec<(Sig, Option<Sig>)>>()
         .into_iter();
-    let mut index: FastMap<Sig, u32> = FastMap::default();
+    let mut index: FastMap<Sig, GroupIdx> = FastMap::default();
     let mut groups: Vec<Sig> = Vec::new();
-    let mut intern = |s: Sig| -> u32 {
+    let mut intern = |s: Sig| -> GroupIdx {
         if let Some(&g) = index.get(&s) {
             return g;
         }
-        let g = groups.len() as u32;
+        let g = GroupIdx::new(groups.len());
         index.insert(s.clone(), g);
         groups.push(s);
         g
     };
     // Interned in endpoint order (a class's first pod comes before the rest),
     // so groups are numbered as if every endpoint had been computed.
-    let mut grouped: Vec<(u32, Option<u32>)> = Vec::with_capacity(managed.len());
+    let mut grouped: Vec<(GroupIdx, Option<GroupIdx>)> = Vec::with_capacity(managed.len());
     for (i, &l) in like.iter().enumerate() {
         let g = match l == i {
             true => {
@@ -210,7 +211,7 @@ pub(crate) fn order(world: &World<'_>, m: &Membership, r: &Resolved, classes: &C
     }
     let mut endpoints = Vec::with_capacity(managed.len());
     for (&w, (ingress, egress)) in managed.iter().zip(grouped) {
-        let wl = &world.w[w as usize];
+        let wl = world.wl(w);
         let kind = world
             .endpoint_kind(w)
             .expect("managed workloads can be endpoints");
@@ -236,38 +237,36 @@ pub(crate) fn order(world: &World<'_>, m: &Membership, r: &Resolved, classes: &C
 }
 
 /// What applies to one endpoint, in global order: plans on its egress, and
-/// (plan, service it is reached through, or `NONE` for direct) on its ingress.
+/// (plan, service it is reached through, or `None` for direct) on its ingress.
 #[derive(Default)]
 struct Applies {
-    egress: Vec<u32>,
-    ingress: Vec<(u32, u32)>,
+    egress: Vec<PlanIdx>,
+    ingress: Vec<(PlanIdx, Option<WorkloadIdx>)>,
 }
-
-const NONE: u32 = u32::MAX;
 
 /// What applies to each endpoint of `of`, walking every plan's members once
 /// (in global order) instead of testing every plan against every endpoint:
 /// the work is the size of the chains, not endpoints × policies. Members
 /// not in `of` are passed over.
-fn applicable(world: &World<'_>, m: &Membership, r: &Resolved, of: &[u32]) -> Vec<Applies> {
+fn applicable(world: &World<'_>, m: &Membership, r: &Resolved, of: &[WorkloadIdx]) -> Vec<Applies> {
     let mut slot = vec![u32::MAX; world.len()];
     for (i, &w) in of.iter().enumerate() {
-        slot[w as usize] = i as u32;
+        slot[w.index()] = i as u32;
     }
     let mut out: Vec<Applies> = (0..of.len()).map(|_| Applies::default()).collect();
     for &pi in &r.order {
-        let p = &r.plans[pi as usize];
+        let p = &r.plans[pi.index()];
         if !p.egress_rules.is_empty() {
             for w in p.egress.ones() {
-                if let Some(a) = out.get_mut(slot[w as usize] as usize) {
+                if let Some(a) = out.get_mut(slot[w.index()] as usize) {
                     a.egress.push(pi);
                 }
             }
         }
         if p.ingress_peer.has_rules() {
             for w in p.ingress_direct.ones() {
-                if let Some(a) = out.get_mut(slot[w as usize] as usize) {
-                    a.ingress.push((pi, NONE));
+                if let Some(a) = out.get_mut(slot[w.index()] as usize) {
+                    a.ingress.push((pi, None));
                 }
             }
             let scope = &m.scopes[p.scope.index()];
@@ -275,9 +274,9 @@ fn applicable(world: &World<'_>, m: &Membership, r: &Resolved, of: &[u32]) -> Ve
                 for &b in world.backing(s) {
                     if m.managed.get(b)
                         && scope.get(b)
-                        && let Some(a) = out.get_mut(slot[b as usize] as usize)
+                        && let Some(a) = out.get_mut(slot[b.index()] as usize)
                     {
-                        a.ingress.push((pi, s));
+                        a.ingress.push((pi, Some(s)));
                     }
                 }
             }
@@ -290,11 +289,11 @@ fn signature(
     world: &World<'_>,
     m: &Membership,
     r: &Resolved,
-    w: u32,
+    w: WorkloadIdx,
     d: Direction,
     applies: &Applies,
 ) -> Sig {
-    let scope = m.most_specific[w as usize];
+    let scope = m.most_specific[w.index()];
     let mode = scope.map_or(Mode::Enforce, |s| r.modes[s.index()]);
     let mut items = Vec::new();
     if m.quarantined.get(w) {
@@ -305,7 +304,7 @@ fn signature(
             items,
         };
     }
-    let is_pod = world.w[w as usize].kind == WorkloadKind::Pod;
+    let is_pod = world.wl(w).kind == WorkloadKind::Pod;
     match d {
         Direction::Egress => items.extend(applies.egress.iter().map(|&pi| Item::Egress(pi))),
         Direction::Ingress => {
@@ -315,8 +314,8 @@ fn signature(
             // Entries of one plan are adjacent: direct first, then services.
             for group in applies.ingress.chunk_by(|a, b| a.0 == b.0) {
                 let pi = group[0].0;
-                let p = &r.plans[pi as usize];
-                let member = group.iter().any(|&(_, s)| s == NONE);
+                let p = &r.plans[pi.index()];
+                let member = group.iter().any(|&(_, s)| s.is_none());
                 // Port names resolve on the endpoint itself, when it is a pod.
                 let named = if member && !p.named.is_empty() && is_pod {
                     resolve_named(world.pod(w), p.proto, &p.named)
@@ -326,8 +325,8 @@ fn signature(
                 let direct = member && (p.named.is_empty() || !p.ports.is_empty());
                 let mut via: Vec<(Proto, u16)> = group
                     .iter()
-                    .filter(|&&(_, s)| s != NONE)
-                    .flat_map(|&(_, s)| translated(world, w, s, p.proto, &p.ports, &p.named))
+                    .filter_map(|&(_, s)| s)
+                    .flat_map(|s| translated(world, w, s, p.proto, &p.ports, &p.named))
                     .collect();
                 if direct || !named.is_empty() || !via.is_empty() {
                     via.sort_unstable();
@@ -343,7 +342,7 @@ fn signature(
         }
     }
     let di = dir_index(d);
-    let catch_all = match m.catch_all[di][w as usize] {
+    let catch_all = match m.catch_all[di][w.index()] {
         Some(s) => {
             let k = world
                 .intent
@@ -370,8 +369,8 @@ fn signature(
 /// The (protocol, target port) pairs a policy opens on pod `w` through service `s`.
 fn translated(
     world: &World<'_>,
-    w: u32,
-    s: u32,
+    w: WorkloadIdx,
+    s: WorkloadIdx,
     proto: Proto,
     ports: &[ringfence_schema::net::PortRange],
     named: &[String],
@@ -396,8 +395,8 @@ fn svc_returns(
     world: &World<'_>,
     m: &Membership,
     r: &Resolved,
-    w: u32,
-    services: &[u32],
+    w: WorkloadIdx,
+    services: &[WorkloadIdx],
     items: &mut Vec<Item>,
 ) {
     let pod = world.pod(w);
@@ -409,7 +408,7 @@ fn svc_returns(
             let provided = ret
                 .providers
                 .iter()
-                .any(|&pi| m.scopes[r.plans[pi as usize].scope.index()].get(w));
+                .any(|&pi| m.scopes[r.plans[pi.index()].scope.index()].get(w));
             if !provided {
                 continue;
             }
@@ -443,12 +442,12 @@ fn svc_returns(
 /// through a node port): such pods get an exposure group, their ingress
 /// without the node-return rules.
 pub(crate) fn guard_node_returns(r: &mut Resolved, o: &mut Ordered, classes: &Classes) {
-    let mut exposed: HashMap<u32, u32> = HashMap::new();
-    let mut index: FastMap<Sig, u32> = FastMap::default();
-    let mut intern = |groups: &mut Vec<Sig>, sig: Sig| -> u32 {
+    let mut exposed: HashMap<GroupIdx, GroupIdx> = HashMap::new();
+    let mut index: FastMap<Sig, GroupIdx> = FastMap::default();
+    let mut intern = |groups: &mut Vec<Sig>, sig: Sig| -> GroupIdx {
         *index.entry(sig.clone()).or_insert_with(|| {
             groups.push(sig);
-            (groups.len() - 1) as u32
+            GroupIdx::new(groups.len() - 1)
         })
     };
     for ei in 0..o.endpoints.len() {
@@ -456,7 +455,7 @@ pub(crate) fn guard_node_returns(r: &mut Resolved, o: &mut Ordered, classes: &Cl
         let x = match exposed.get(&g) {
             Some(&x) => x,
             None => {
-                let sig = &o.groups[g as usize];
+                let sig = &o.groups[g.index()];
                 let x = if sig
                     .items
                     .iter()
@@ -475,9 +474,9 @@ pub(crate) fn guard_node_returns(r: &mut Resolved, o: &mut Ordered, classes: &Cl
         o.endpoints[ei].exposed = (x != g).then_some(x);
     }
     // Ingress groups with a node-return rule → (cluster, [v4, v6] addresses).
-    let mut targets: BTreeMap<u32, (ClusterIdx, [Addrs; 2])> = BTreeMap::new();
+    let mut targets: BTreeMap<GroupIdx, (ClusterIdx, [Addrs; 2])> = BTreeMap::new();
     for e in &o.endpoints {
-        let sig = &o.groups[e.ingress as usize];
+        let sig = &o.groups[e.ingress.index()];
         // Host-network pods share the node's addresses: not guarded.
         if e.kind != EndpointKind::Pod
             || sig.mode != Mode::Enforce
@@ -492,7 +491,7 @@ pub(crate) fn guard_node_returns(r: &mut Resolved, o: &mut Ordered, classes: &Cl
             .entry(e.ingress)
             .or_insert_with(|| (e.cluster, Default::default()));
         // A classed pod stands for its class (membership fills the set).
-        match classes.of[e.workload as usize] {
+        match classes.of[e.workload.index()] {
             Some(c) => {
                 for fam in &mut t.1 {
                     *fam = fam.union(&Addrs::class(c));
@@ -511,10 +510,10 @@ pub(crate) fn guard_node_returns(r: &mut Resolved, o: &mut Ordered, classes: &Cl
     }
     let returns: BTreeSet<PolicyIdx> = r.svc_returns.values().map(|x| x.info).collect();
     // Each group's rules in order, the node-return rules left out.
-    let rules: BTreeMap<u32, Vec<_>> = targets
+    let rules: BTreeMap<GroupIdx, Vec<_>> = targets
         .keys()
         .map(|&g| {
-            let mut rules = expand(&o.groups[g as usize], r);
+            let mut rules = expand(&o.groups[g.index()], r);
             rules.retain(|x| !returns.contains(&x.policy));
             (g, rules)
         })
@@ -525,7 +524,7 @@ pub(crate) fn guard_node_returns(r: &mut Resolved, o: &mut Ordered, classes: &Cl
         let e = &o.endpoints[ei];
         let Some(eg) = e.egress else { continue };
         if e.kind != EndpointKind::Node
-            || o.groups[eg as usize].items.first() == Some(&Item::Quarantine)
+            || o.groups[eg.index()].items.first() == Some(&Item::Quarantine)
         {
             continue;
         }
@@ -535,7 +534,7 @@ pub(crate) fn guard_node_returns(r: &mut Resolved, o: &mut Ordered, classes: &Cl
             if *cluster != e.cluster {
                 continue;
             }
-            for item in &o.groups[*g as usize].items {
+            for item in &o.groups[g.index()].items {
                 let Item::SvcReturn { proto, port, .. } = *item else {
                     continue;
                 };
@@ -571,7 +570,7 @@ pub(crate) fn guard_node_returns(r: &mut Resolved, o: &mut Ordered, classes: &Cl
         if deny.is_empty() {
             continue;
         }
-        let mut sig = o.groups[eg as usize].clone();
+        let mut sig = o.groups[eg.index()].clone();
         let guards: Vec<Item> = deny
             .into_iter()
             .map(|((info, proto, port, log), a)| Item::Guard {

@@ -13,8 +13,8 @@ use std::collections::{BTreeMap, HashMap};
 use ringfence_intent::Diagnostic;
 use ringfence_intent::location::Locator;
 use ringfence_intent::model::{
-    Action, Direction, Intent, Mode, PolicyAction, PolicyRank, Proto, ScopeId, Span, Target,
-    WorkloadKind,
+    Action, Direction, ExternalId, FilterId, Intent, Mode, PolicyAction, PolicyRank, Proto,
+    ScopeId, Span, Target, WorkloadKind,
 };
 use ringfence_inventory::model::{Pod, ServicePort, ServiceType, TargetPort, TrafficPolicy};
 use ringfence_schema::ir::{PolicyInfo, Rank};
@@ -23,7 +23,7 @@ use ringfence_schema::net::PortRange;
 use crate::bits::Bits;
 use crate::classes::Classes;
 use crate::diag;
-use crate::idx::{ClusterIdx, PolicyIdx, SetIdx};
+use crate::idx::{ClusterIdx, PlanIdx, PolicyIdx, SetIdx, WorkloadIdx};
 use crate::interval::Addrs;
 use crate::membership::{Membership, dir_index};
 use crate::world::World;
@@ -193,12 +193,12 @@ impl IngressPeer {
 /// What a target resolves to.
 pub(crate) struct TargetInfo {
     /// Direct members (`None` for `any`).
-    pub(crate) members: Option<Bits>,
+    pub(crate) members: Option<Bits<WorkloadIdx>>,
     /// Workloads that count as the consumer: members, and the backing pods
     /// of member services (`None` for `any`).
-    pub(crate) consumers: Option<Bits>,
-    /// Member services (workload indexes).
-    pub(crate) services: Vec<u32>,
+    pub(crate) consumers: Option<Bits<WorkloadIdx>>,
+    /// Member services.
+    pub(crate) services: Vec<WorkloadIdx>,
     /// Consumer-position addresses: members, services replaced by their
     /// backing pods (`None` for `any`).
     pub(crate) consumer_addrs: Option<Addrs>,
@@ -222,13 +222,13 @@ pub(crate) struct PolicyPlan {
     /// Container port names, resolved on each provider pod.
     pub(crate) named: Vec<String>,
     /// Workloads whose egress chain takes it.
-    pub(crate) egress: Bits,
+    pub(crate) egress: Bits<WorkloadIdx>,
     /// Workloads whose ingress chain takes it because they are provider members.
-    pub(crate) ingress_direct: Bits,
+    pub(crate) ingress_direct: Bits<WorkloadIdx>,
     /// Provider members, to test "backs a provided service".
-    pub(crate) provider_members: Option<Bits>,
+    pub(crate) provider_members: Option<Bits<WorkloadIdx>>,
     /// Provider members that are services.
-    pub(crate) provider_services: Vec<u32>,
+    pub(crate) provider_services: Vec<WorkloadIdx>,
     /// Rules on a consumer's egress chain.
     pub(crate) egress_rules: Vec<RuleTpl>,
     /// Peer of rules on a provider's ingress chain.
@@ -249,7 +249,7 @@ pub(crate) struct SvcReturn {
     /// The cluster's node addresses.
     pub(crate) peer: SetIdx,
     /// Allow plans (in global order) that provide this service port.
-    pub(crate) providers: Vec<u32>,
+    pub(crate) providers: Vec<PlanIdx>,
 }
 
 /// Everything the order and chain stages need.
@@ -258,12 +258,12 @@ pub(crate) struct Resolved {
     pub(crate) sets: Sets,
     pub(crate) plans: Vec<PolicyPlan>,
     /// `intent.order()`.
-    pub(crate) order: Vec<u32>,
+    pub(crate) order: Vec<PlanIdx>,
     pub(crate) exceptions: Vec<Exception>,
     /// Policy infos of `quarantine/deny-ingress` and `quarantine/deny-egress`.
     pub(crate) quarantine_deny: [PolicyIdx; 2],
     /// Per service workload and port index.
-    pub(crate) svc_returns: BTreeMap<(u32, u32), SvcReturn>,
+    pub(crate) svc_returns: BTreeMap<(WorkloadIdx, u32), SvcReturn>,
     /// Per intent catch-all: its info.
     pub(crate) catch_all_infos: Vec<PolicyIdx>,
     /// Per (top-level scope, direction): the implicit catch-all's info.
@@ -329,7 +329,7 @@ struct Translation {
     /// (service, target port name, pod) of pods skipped.
     unresolved: Vec<(String, String, String)>,
     /// The member services.
-    services: Vec<u32>,
+    services: Vec<WorkloadIdx>,
 }
 
 fn target_key(t: &Target) -> Option<TargetKey> {
@@ -345,9 +345,9 @@ fn target_key(t: &Target) -> Option<TargetKey> {
 /// A policy target other than `any`.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub(crate) enum TargetKey {
-    Filter(usize),
+    Filter(FilterId),
     Scope(ScopeId),
-    External(usize),
+    External(ExternalId),
     Service(String, String),
 }
 
@@ -355,9 +355,9 @@ impl TargetKey {
     /// The target in words, by name (stable across compiles).
     fn describe(&self, intent: &Intent) -> String {
         match self {
-            TargetKey::Filter(f) => format!("filter:{}", intent.filters[*f].name),
+            TargetKey::Filter(f) => format!("filter:{}", intent.filter(*f).name),
             TargetKey::Scope(s) => format!("scope:{}", intent.scope(*s).name),
-            TargetKey::External(e) => format!("external:{}", intent.externals[*e].name),
+            TargetKey::External(e) => format!("external:{}", intent.external(*e).name),
             TargetKey::Service(ns, name) => format!("service:{ns}/{name}"),
         }
     }
@@ -496,7 +496,7 @@ pub(crate) fn resolve(
         }
     }
 
-    let order: Vec<u32> = intent.order().into_iter().map(|i| i as u32).collect();
+    let order: Vec<PlanIdx> = intent.order().into_iter().map(PlanIdx::new).collect();
     let svc_returns = r.svc_returns(&plans, &order, &mut infos);
     let modes = intent.scope_ids().map(|s| intent.enforcement(s)).collect();
     let Resolver { sets, diags, .. } = r;
@@ -540,22 +540,22 @@ impl Resolver<'_, '_> {
         let n = world.len();
         let (members, stem) = match key {
             TargetKey::Filter(f) => (
-                self.m.filters[*f].clone(),
-                world.intent.filters[*f].name.clone(),
+                self.m.filters[f.index()].clone(),
+                world.intent.filter(*f).name.clone(),
             ),
             TargetKey::Scope(s) => (
                 self.m.scopes[s.index()].clone(),
                 world.intent.scope(*s).name.clone(),
             ),
             TargetKey::External(e) => (
-                Bits::from_indexes(n, [world.externals.start + *e as u32]),
-                world.intent.externals[*e].name.clone(),
+                Bits::from_indexes(n, [world.externals.nth(e.index())]),
+                world.intent.external(*e).name.clone(),
             ),
             TargetKey::Service(ns, name) => {
                 let mut b = Bits::new(n);
                 for c in &world.clusters {
-                    for s in c.services.clone() {
-                        let wl = &world.w[s as usize];
+                    for s in c.services.iter() {
+                        let wl = world.wl(s);
                         if wl.namespace == Some(ns.as_str()) && wl.name == name {
                             b.set(s);
                         }
@@ -569,7 +569,7 @@ impl Resolver<'_, '_> {
         let mut direct_ranges = Vec::new();
         let mut consumer_ranges = Vec::new();
         for w in members.ones() {
-            let wl = &world.w[w as usize];
+            let wl = world.wl(w);
             match wl.kind {
                 WorkloadKind::Service => {
                     services.push(w);
@@ -596,10 +596,10 @@ impl Resolver<'_, '_> {
 
     /// What a workload stands for in a set: a classed pod its class, any
     /// other workload its addresses.
-    fn addrs_of(&self, w: u32) -> Addrs {
-        match self.classes.of[w as usize] {
+    fn addrs_of(&self, w: WorkloadIdx) -> Addrs {
+        match self.classes.of[w.index()] {
             Some(c) => Addrs::class(c),
-            None => Addrs::from_ips(&self.world.w[w as usize].addrs),
+            None => Addrs::from_ips(&self.world.wl(w).addrs),
         }
     }
 
@@ -607,7 +607,7 @@ impl Resolver<'_, '_> {
     /// `named` name there stand for.
     fn named_by_port(
         &self,
-        pods: impl Iterator<Item = u32>,
+        pods: impl Iterator<Item = WorkloadIdx>,
         proto: Proto,
         named: &[String],
     ) -> BTreeMap<(Proto, u16), Vec<Addrs>> {
@@ -675,7 +675,7 @@ impl Resolver<'_, '_> {
                 .collect();
             if !named.is_empty() {
                 let world = self.world;
-                let pods = world.clusters.iter().flat_map(|c| c.pods.clone());
+                let pods = world.clusters.iter().flat_map(|c| c.pods.iter());
                 let by_port = self.named_by_port(pods, proto, named);
                 rules.extend(self.port_rules(by_port, "any", None, named));
             }
@@ -752,7 +752,7 @@ impl Resolver<'_, '_> {
         if !named.is_empty() {
             let pods = members
                 .ones()
-                .filter(|&w| world.w[w as usize].kind == WorkloadKind::Pod);
+                .filter(|&w| world.wl(w).kind == WorkloadKind::Pod);
             by_port = self.named_by_port(pods, proto, named);
         }
         let mut unresolved = Vec::new();
@@ -942,15 +942,15 @@ impl Resolver<'_, '_> {
     fn svc_returns(
         &mut self,
         plans: &[PolicyPlan],
-        order: &[u32],
+        order: &[PlanIdx],
         infos: &mut Infos,
-    ) -> BTreeMap<(u32, u32), SvcReturn> {
+    ) -> BTreeMap<(WorkloadIdx, u32), SvcReturn> {
         let world = self.world;
         let intent = world.intent;
         let mut out = BTreeMap::new();
         for (ci, c) in world.clusters.iter().enumerate() {
             let mut node_set = None;
-            for s in c.services.clone() {
+            for s in c.services.iter() {
                 let svc = world.service(s);
                 if !matches!(svc.kind, ServiceType::NodePort | ServiceType::LoadBalancer)
                     || svc.external_traffic_policy != TrafficPolicy::Cluster
@@ -961,11 +961,11 @@ impl Resolver<'_, '_> {
                     if sp.node_port.is_none() {
                         continue;
                     }
-                    let providers: Vec<u32> = order
+                    let providers: Vec<PlanIdx> = order
                         .iter()
                         .copied()
                         .filter(|&pi| {
-                            let p = &plans[pi as usize];
+                            let p = &plans[pi.index()];
                             p.action == PolicyAction::Allow
                                 && p.ingress_peer.has_rules()
                                 && p.provider_members.as_ref().is_some_and(|m| m.get(s))
@@ -979,11 +979,8 @@ impl Resolver<'_, '_> {
                         continue;
                     };
                     let peer = *node_set.get_or_insert_with(|| {
-                        let addrs = union_all(
-                            c.nodes
-                                .clone()
-                                .map(|n| Addrs::from_ips(&world.w[n as usize].addrs)),
-                        );
+                        let addrs =
+                            union_all(c.nodes.iter().map(|n| Addrs::from_ips(&world.wl(n).addrs)));
                         let name = &world.inv.clusters[ci].name;
                         self.sets.intern(
                             SetKey::Nodes(ClusterIdx::new(ci)),
@@ -992,7 +989,7 @@ impl Resolver<'_, '_> {
                             &format!("nodes_{name}"),
                         )
                     });
-                    let p = &intent.policies[first as usize];
+                    let p = &intent.policies[first.index()];
                     let info = infos.push(
                         intent,
                         Info {

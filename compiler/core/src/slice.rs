@@ -24,7 +24,7 @@ use crate::compiled::{
     Compiled, CompiledExposure, CompiledWorkload, EpInfo, FastMap, IngressEntry, SvcData, Via,
     VipTarget,
 };
-use crate::idx::{ChainIdx, ClusterIdx, EndpointIdx, PolicyIdx, SetIdx};
+use crate::idx::{ChainIdx, ClusterIdx, EndpointIdx, PolicyIdx, SetIdx, WorkloadIdx};
 use crate::interval::Addrs;
 use crate::live::LiveIndex;
 use crate::membership::Membership;
@@ -49,11 +49,11 @@ pub(crate) fn slice(
     let mut ep_info = Vec::with_capacity(ord.endpoints.len());
     let mut wl_endpoint = vec![None; n];
     for (i, e) in ord.endpoints.into_iter().enumerate() {
-        let ingress = chains.group_chain[e.ingress as usize];
-        let egress = e.egress.map(|g| chains.group_chain[g as usize]);
+        let ingress = chains.group_chain[e.ingress.index()];
+        let egress = e.egress.map(|g| chains.group_chain[g.index()]);
         let exposed = e
             .exposed
-            .map(|g| chains.group_chain[g as usize])
+            .map(|g| chains.group_chain[g.index()])
             .filter(|&c| c != ingress);
         endpoints.push(Endpoint {
             name: e.name,
@@ -73,7 +73,7 @@ pub(crate) fn slice(
             egress,
             exposed,
         });
-        wl_endpoint[e.workload as usize] = Some(EndpointIdx::new(i));
+        wl_endpoint[e.workload.index()] = Some(EndpointIdx::new(i));
     }
 
     // Sets of real addresses (each class replaced by its pods' addresses),
@@ -97,11 +97,11 @@ pub(crate) fn slice(
     );
 
     // Local pods no scope manages, per node (known, so not unknown).
-    let mut unmanaged: HashMap<u32, Vec<IpAddr>> = HashMap::new();
+    let mut unmanaged: HashMap<WorkloadIdx, Vec<IpAddr>> = HashMap::new();
     for pods in &classes.pods {
         for &p in pods {
-            let wl = &world.w[p as usize];
-            if wl_endpoint[p as usize].is_none()
+            let wl = world.wl(p);
+            if wl_endpoint[p.index()].is_none()
                 && let Some(node) = wl.node
             {
                 unmanaged.entry(node).or_default().extend(&wl.addrs);
@@ -110,15 +110,11 @@ pub(crate) fn slice(
     }
 
     // Endpoints per node.
-    let mut by_node: HashMap<u32, Vec<EndpointIdx>> = HashMap::new();
+    let mut by_node: HashMap<WorkloadIdx, Vec<EndpointIdx>> = HashMap::new();
     for (i, e) in ep_info.iter().enumerate() {
         by_node.entry(e.node).or_default().push(EndpointIdx::new(i));
     }
-    let node_ids: Vec<u32> = world
-        .clusters
-        .iter()
-        .flat_map(|c| c.nodes.clone())
-        .collect();
+    let node_ids: Vec<WorkloadIdx> = world.clusters.iter().flat_map(|c| c.nodes.iter()).collect();
     let node_irs = || -> Vec<NodeIr> {
         node_ids
             .par_iter()
@@ -228,7 +224,7 @@ fn real_sets(
     let class_addrs: Vec<Addrs> = classes
         .pods
         .par_iter()
-        .map(|pods| Addrs::from_ips(pods.iter().flat_map(|&p| &world.w[p as usize].addrs)))
+        .map(|pods| Addrs::from_ips(pods.iter().flat_map(|&p| &world.wl(p).addrs)))
         .collect();
     let real: Vec<Addrs> = r
         .sets
@@ -241,7 +237,7 @@ fn real_sets(
             }
             union_all(
                 std::iter::once(a.addresses_only())
-                    .chain(a.classes().map(|c| class_addrs[c as usize].clone())),
+                    .chain(a.classes().map(|c| class_addrs[c.index()].clone())),
             )
         })
         .collect();
@@ -266,9 +262,10 @@ fn catalog(
     m: &Membership,
     wl_endpoint: &[Option<EndpointIdx>],
 ) -> Vec<CompiledWorkload> {
-    (0..world.len() as u32)
+    world
+        .ids()
         .map(|w| {
-            let wl = &world.w[w as usize];
+            let wl = world.wl(w);
             let (owner, host_network, service) = match wl.kind {
                 WorkloadKind::Pod => {
                     let pod = world.pod(w);
@@ -322,8 +319,8 @@ fn catalog(
                     WorkloadKind::Pod if host_network => host_ports(world.pod(w)),
                     _ => Vec::new(),
                 },
-                endpoint: wl_endpoint[w as usize],
-                scope: m.most_specific[w as usize],
+                endpoint: wl_endpoint[w.index()],
+                scope: m.most_specific[w.index()],
                 service,
             }
         })
@@ -338,8 +335,8 @@ fn exposures(
 ) -> Vec<CompiledExposure> {
     let mut out = Vec::new();
     for (ci, c) in world.clusters.iter().enumerate() {
-        for s in c.services.clone() {
-            let Some(svc) = &cat[s as usize].service else {
+        for s in c.services.iter() {
+            let Some(svc) = &cat[s.index()].service else {
                 continue;
             };
             if !matches!(svc.kind, ServiceType::NodePort | ServiceType::LoadBalancer) {
@@ -353,17 +350,17 @@ fn exposures(
                     .backing
                     .iter()
                     .zip(&svc.targets)
-                    .filter_map(|(&p, tps): (&u32, &Vec<Option<u16>>)| {
-                        Some((cat[p as usize].endpoint?, tps[k]?))
+                    .filter_map(|(&p, tps): (&WorkloadIdx, &Vec<Option<u16>>)| {
+                        Some((cat[p.index()].endpoint?, tps[k]?))
                     })
                     .collect();
                 if targets.is_empty() {
                     continue;
                 }
-                let nodes: Vec<u32> = match svc.external_traffic_policy {
-                    TrafficPolicy::Cluster => c.nodes.clone().collect(),
+                let nodes: Vec<WorkloadIdx> = match svc.external_traffic_policy {
+                    TrafficPolicy::Cluster => c.nodes.iter().collect(),
                     TrafficPolicy::Local => {
-                        let set: BTreeSet<u32> = targets
+                        let set: BTreeSet<WorkloadIdx> = targets
                             .iter()
                             .map(|&(e, _)| ep_info[e.index()].node)
                             .collect();
@@ -401,27 +398,28 @@ fn exposures(
 fn vips(world: &World<'_>, cat: &[CompiledWorkload]) -> FastMap<(IpAddr, Proto, u16), VipTarget> {
     let mut out: FastMap<(IpAddr, Proto, u16), VipTarget> = FastMap::default();
     for c in &world.clusters {
-        for s in c.services.clone() {
-            let Some(svc) = &cat[s as usize].service else {
+        for s in c.services.iter() {
+            let Some(svc) = &cat[s.index()].service else {
                 continue;
             };
             for (k, sp) in svc.ports.iter().enumerate() {
-                let targets: Vec<(u32, u16)> = svc
+                let targets: Vec<(WorkloadIdx, u16)> = svc
                     .backing
                     .iter()
                     .zip(&svc.targets)
-                    .filter(|(p, _)| !cat[**p as usize].addrs.is_empty())
+                    .filter(|(p, _)| !cat[p.index()].addrs.is_empty())
                     .filter_map(|(&p, tps)| Some((p, tps[k]?)))
                     .collect();
-                let mut add = |addr: IpAddr, port: u16, via: Via, targets: Vec<(u32, u16)>| {
-                    if !targets.is_empty() {
-                        out.entry((addr, sp.proto, port)).or_insert(VipTarget {
-                            service: s,
-                            via,
-                            targets,
-                        });
-                    }
-                };
+                let mut add =
+                    |addr: IpAddr, port: u16, via: Via, targets: Vec<(WorkloadIdx, u16)>| {
+                        if !targets.is_empty() {
+                            out.entry((addr, sp.proto, port)).or_insert(VipTarget {
+                                service: s,
+                                via,
+                                targets,
+                            });
+                        }
+                    };
                 for &a in &svc.cluster_ips {
                     add(a, sp.port, Via::ClusterIp, targets.clone());
                 }
@@ -436,16 +434,16 @@ fn vips(world: &World<'_>, cat: &[CompiledWorkload]) -> FastMap<(IpAddr, Proto, 
                         add(a, sp.port, Via::LoadBalancer, targets.clone());
                     }
                 }
-                for node in c.nodes.clone() {
-                    let here: Vec<(u32, u16)> = match svc.external_traffic_policy {
+                for node in c.nodes.iter() {
+                    let here: Vec<(WorkloadIdx, u16)> = match svc.external_traffic_policy {
                         TrafficPolicy::Cluster => targets.clone(),
                         TrafficPolicy::Local => targets
                             .iter()
                             .copied()
-                            .filter(|&(p, _)| cat[p as usize].node == Some(node))
+                            .filter(|&(p, _)| cat[p.index()].node == Some(node))
                             .collect(),
                     };
-                    for &a in &cat[node as usize].addrs {
+                    for &a in &cat[node.index()].addrs {
                         add(a, node_port, Via::NodePort, here.clone());
                     }
                 }
@@ -478,10 +476,10 @@ fn node_ir(
     endpoints: &[Endpoint],
     ep_info: &[EpInfo],
     exposures: &[CompiledExposure],
-    nw: u32,
+    nw: WorkloadIdx,
     local: &[EndpointIdx],
 ) -> NodeIr {
-    let wl = &world.w[nw as usize];
+    let wl = world.wl(nw);
     let cluster = wl.cluster.expect("nodes belong to a cluster");
     // The node's endpoints (whether local), and below, those its exposures
     // reach on other nodes.
@@ -515,7 +513,7 @@ fn node_ir(
         }
         targets.sort();
         targets.dedup();
-        let svc = &world.w[x.service as usize];
+        let svc = world.wl(x.service);
         xs.push(Exposure {
             service: format!("{}/{}", svc.namespace.unwrap_or(""), svc.name),
             kind: x.kind,
@@ -574,7 +572,7 @@ fn node_ir(
         Src::Node(c, i) => &world.inv.clusters[c.index()].nodes[i as usize],
         _ => unreachable!("node workloads come from nodes"),
     };
-    let scope = m.most_specific[nw as usize];
+    let scope = m.most_specific[nw.index()];
     NodeIr {
         ir_version: IR_VERSION,
         cluster: world.inv.clusters[cluster.index()].name.clone(),

@@ -9,15 +9,14 @@
 use std::borrow::Cow;
 use std::collections::HashMap;
 use std::net::IpAddr;
-use std::ops::Range;
 
 use ipnet::IpNet;
-use ringfence_intent::model::{Intent, Os, WorkloadKind};
+use ringfence_intent::model::{ExternalId, Intent, Os, WorkloadKind};
 use ringfence_inventory::model::{Inventory, Labels, Pod, Service};
 use ringfence_schema::ir::{EndpointKind, ProtoPort};
 
 use crate::bits::Bits;
-use crate::idx::ClusterIdx;
+use crate::idx::{ClusterIdx, WorkloadIdx, WorkloadRange};
 use crate::interval::Addrs;
 
 /// Where a workload comes from.
@@ -30,7 +29,7 @@ pub(crate) enum Src {
     /// `inventory.clusters[c].services[i]`.
     Service(ClusterIdx, u32),
     /// `intent.externals[i]`.
-    External(u32),
+    External(ExternalId),
 }
 
 /// One workload and the attributes queries see.
@@ -44,8 +43,8 @@ pub(crate) struct Wl<'a> {
     pub(crate) labels: Option<&'a Labels>,
     /// Pods: the labels of their namespace (matched as `ns:KEY`).
     pub(crate) ns_labels: Option<&'a Labels>,
-    /// Pods: the workload index of their node; nodes: themselves.
-    pub(crate) node: Option<u32>,
+    /// Pods: their node; nodes: themselves.
+    pub(crate) node: Option<WorkloadIdx>,
     /// Pods: `spec.nodeName`; nodes: their name.
     pub(crate) node_name: Option<&'a str>,
     pub(crate) os: Option<Os>,
@@ -56,19 +55,29 @@ pub(crate) struct Wl<'a> {
     pub(crate) cvss: f64,
 }
 
-/// The ranges of workload indexes of one cluster.
+/// The workloads of one cluster.
 #[derive(Clone, Debug)]
 pub(crate) struct ClusterRange {
-    pub(crate) nodes: Range<u32>,
-    pub(crate) pods: Range<u32>,
-    pub(crate) services: Range<u32>,
+    pub(crate) nodes: WorkloadRange,
+    pub(crate) pods: WorkloadRange,
+    pub(crate) services: WorkloadRange,
 }
 
-/// Workloads by label: key → value → workload indices.
-type LabelIndex<'a> = HashMap<&'a str, HashMap<&'a str, Vec<u32>>>;
+impl ClusterRange {
+    /// All its workloads: nodes, pods and services.
+    pub(crate) fn all(&self) -> WorkloadRange {
+        WorkloadRange {
+            start: self.nodes.start,
+            end: self.services.end,
+        }
+    }
+}
+
+/// Workloads by label: key → value → workloads.
+type LabelIndex<'a> = HashMap<&'a str, HashMap<&'a str, Vec<WorkloadIdx>>>;
 
 /// File workload `i` under each of its `labels`.
-fn index_labels<'a>(index: &mut LabelIndex<'a>, labels: Option<&'a Labels>, i: u32) {
+fn index_labels<'a>(index: &mut LabelIndex<'a>, labels: Option<&'a Labels>, i: WorkloadIdx) {
     for (k, v) in labels.into_iter().flatten() {
         let by_value = index.entry(k.as_str()).or_default();
         by_value.entry(v.as_str()).or_default().push(i);
@@ -81,20 +90,20 @@ pub(crate) struct World<'a> {
     pub(crate) inv: &'a Inventory,
     pub(crate) w: Vec<Wl<'a>>,
     pub(crate) clusters: Vec<ClusterRange>,
-    pub(crate) externals: Range<u32>,
-    /// For each service (by workload index − its cluster's first service
-    /// index, flattened over clusters via [`World::svc_slot`]): its backing pods.
-    backing: Vec<Vec<u32>>,
-    /// For each pod workload: the services it backs (workload indexes).
-    services_of: HashMap<u32, Vec<u32>>,
+    pub(crate) externals: WorkloadRange,
+    /// For each service (by its position among its cluster's services,
+    /// flattened over clusters via [`World::svc_slot`]): its backing pods.
+    backing: Vec<Vec<WorkloadIdx>>,
+    /// For each pod workload: the services it backs.
+    services_of: HashMap<WorkloadIdx, Vec<WorkloadIdx>>,
     /// label key → value → workloads (ascending).
     label_index: LabelIndex<'a>,
     /// `ns:KEY` labels of pods: key → value → workloads.
     ns_label_index: LabelIndex<'a>,
     /// namespace → workloads.
-    ns_index: HashMap<&'a str, Vec<u32>>,
+    ns_index: HashMap<&'a str, Vec<WorkloadIdx>>,
     /// Which workloads can carry an endpoint (see [`World::endpoint_kind`]).
-    pub(crate) capable: Bits,
+    pub(crate) capable: Bits<WorkloadIdx>,
 }
 
 impl<'a> World<'a> {
@@ -104,7 +113,7 @@ impl<'a> World<'a> {
         let mut clusters = Vec::new();
         for (ci, c) in inv.clusters.iter().enumerate() {
             let ci = ClusterIdx::new(ci);
-            let node_base = w.len() as u32;
+            let node_base = w.len();
             for (i, n) in c.nodes.iter().enumerate() {
                 w.push(Wl {
                     kind: WorkloadKind::Node,
@@ -114,7 +123,7 @@ impl<'a> World<'a> {
                     name: &n.name,
                     labels: Some(&n.labels),
                     ns_labels: None,
-                    node: Some(node_base + i as u32),
+                    node: Some(WorkloadIdx::new(node_base + i)),
                     node_name: Some(&n.name),
                     os: Some(n.os),
                     addrs: n.addresses.clone(),
@@ -122,14 +131,14 @@ impl<'a> World<'a> {
                     cvss: 0.0,
                 });
             }
-            let nodes = node_base..w.len() as u32;
-            let pod_base = w.len() as u32;
+            let nodes = WorkloadRange::new(node_base, w.len());
+            let pod_base = w.len();
             for (i, p) in c.pods.iter().enumerate() {
                 let node = p.node.as_deref().and_then(|name| {
                     c.nodes
                         .binary_search_by(|n| n.name.as_str().cmp(name))
                         .ok()
-                        .map(|k| node_base + k as u32)
+                        .map(|k| nodes.nth(k))
                 });
                 let ns_labels = c
                     .namespaces
@@ -146,14 +155,14 @@ impl<'a> World<'a> {
                     ns_labels,
                     node,
                     node_name: p.node.as_deref(),
-                    os: node.map(|k| c.nodes[(k - node_base) as usize].os),
+                    os: node.map(|k| c.nodes[k.index() - node_base].os),
                     addrs: p.ips.clone(),
                     nets: Cow::Borrowed(&[]),
                     cvss: p.cvss,
                 });
             }
-            let pods = pod_base..w.len() as u32;
-            let svc_base = w.len() as u32;
+            let pods = WorkloadRange::new(pod_base, w.len());
+            let svc_base = w.len();
             for (i, s) in c.services.iter().enumerate() {
                 let mut addrs = s.cluster_ips.clone();
                 addrs.extend(&s.lb_ingress);
@@ -173,7 +182,7 @@ impl<'a> World<'a> {
                     cvss: 0.0,
                 });
             }
-            let services = svc_base..w.len() as u32;
+            let services = WorkloadRange::new(svc_base, w.len());
             clusters.push(ClusterRange {
                 nodes,
                 pods,
@@ -188,7 +197,7 @@ impl<'a> World<'a> {
                 .flat_map(|c| c.nodes.iter().flat_map(|n| &n.pod_cidrs)),
         )
         .union(&Addrs::from_ips(w.iter().flat_map(|wl| &wl.addrs)));
-        let ext_base = w.len() as u32;
+        let ext_base = w.len();
         for (i, e) in intent.externals.iter().enumerate() {
             let own = Addrs::from_nets(&e.nets);
             let outside = own.difference(&cluster_space);
@@ -203,7 +212,7 @@ impl<'a> World<'a> {
             };
             w.push(Wl {
                 kind: WorkloadKind::External,
-                src: Src::External(i as u32),
+                src: Src::External(ExternalId::new(i)),
                 cluster: None,
                 namespace: None,
                 name: &e.name,
@@ -217,22 +226,22 @@ impl<'a> World<'a> {
                 cvss: 0.0,
             });
         }
-        let externals = ext_base..w.len() as u32;
+        let externals = WorkloadRange::new(ext_base, w.len());
 
         // Own labels on one side, namespaces and their labels on the other.
         let (label_index, (ns_label_index, ns_index)) = rayon::join(
             || {
                 let mut label_index = LabelIndex::new();
                 for (i, wl) in w.iter().enumerate() {
-                    index_labels(&mut label_index, wl.labels, i as u32);
+                    index_labels(&mut label_index, wl.labels, WorkloadIdx::new(i));
                 }
                 label_index
             },
             || {
                 let mut ns_label_index = LabelIndex::new();
-                let mut ns_index: HashMap<&str, Vec<u32>> = HashMap::new();
+                let mut ns_index: HashMap<&str, Vec<WorkloadIdx>> = HashMap::new();
                 for (i, wl) in w.iter().enumerate() {
-                    let i = i as u32;
+                    let i = WorkloadIdx::new(i);
                     index_labels(&mut ns_label_index, wl.ns_labels, i);
                     if let Some(ns) = wl.namespace {
                         ns_index.entry(ns).or_default().push(i);
@@ -258,25 +267,25 @@ impl<'a> World<'a> {
         world.index_services();
         world.capable = Bits::from_indexes(
             world.w.len(),
-            (0..world.w.len() as u32).filter(|&i| world.endpoint_kind(i).is_some()),
+            world.ids().filter(|&i| world.endpoint_kind(i).is_some()),
         );
         world
     }
 
     fn index_services(&mut self) {
         let mut backing = Vec::new();
-        let mut services_of: HashMap<u32, Vec<u32>> = HashMap::new();
+        let mut services_of: HashMap<WorkloadIdx, Vec<WorkloadIdx>> = HashMap::new();
         for (ci, c) in self.inv.clusters.iter().enumerate() {
             let range = &self.clusters[ci];
             for (si, s) in c.services.iter().enumerate() {
                 // Pods are sorted by namespace: only that slice can match.
                 let lo = c.pods.partition_point(|p| p.namespace < s.namespace);
                 let hi = c.pods.partition_point(|p| p.namespace <= s.namespace);
-                let pods: Vec<u32> = (lo..hi)
+                let pods: Vec<WorkloadIdx> = (lo..hi)
                     .filter(|&k| s.selects(&c.pods[k]))
-                    .map(|k| range.pods.start + k as u32)
+                    .map(|k| range.pods.nth(k))
                     .collect();
-                let sw = range.services.start + si as u32;
+                let sw = range.services.nth(si);
                 for &p in &pods {
                     services_of.entry(p).or_default().push(sw);
                 }
@@ -292,49 +301,60 @@ impl<'a> World<'a> {
         self.w.len()
     }
 
+    /// Every workload, ascending.
+    pub(crate) fn ids(&self) -> impl Iterator<Item = WorkloadIdx> + use<> {
+        WorkloadRange::new(0, self.len()).iter()
+    }
+
+    /// The workload `i` is.
+    #[inline]
+    pub(crate) fn wl(&self, i: WorkloadIdx) -> &Wl<'a> {
+        &self.w[i.index()]
+    }
+
     /// Position of a service workload in the flattened service tables.
-    fn svc_slot(&self, svc: u32) -> usize {
+    fn svc_slot(&self, svc: WorkloadIdx) -> usize {
         let mut before = 0;
         for c in &self.clusters {
-            if c.services.contains(&svc) {
-                return before + (svc - c.services.start) as usize;
+            if c.services.contains(svc) {
+                return before + svc.index() - c.services.start.index();
             }
             before += c.services.len();
         }
-        panic!("workload {svc} is not a service")
+        panic!("workload {svc:?} is not a service")
     }
 
     /// The pods a service workload selects.
-    pub(crate) fn backing(&self, svc: u32) -> &[u32] {
+    pub(crate) fn backing(&self, svc: WorkloadIdx) -> &[WorkloadIdx] {
         &self.backing[self.svc_slot(svc)]
     }
 
     /// The services a pod workload backs.
-    pub(crate) fn services_of(&self, pod: u32) -> &[u32] {
+    pub(crate) fn services_of(&self, pod: WorkloadIdx) -> &[WorkloadIdx] {
         self.services_of.get(&pod).map_or(&[], Vec::as_slice)
     }
 
     /// The inventory pod of a pod workload.
-    pub(crate) fn pod(&self, i: u32) -> &'a Pod {
-        match self.w[i as usize].src {
+    pub(crate) fn pod(&self, i: WorkloadIdx) -> &'a Pod {
+        match self.wl(i).src {
             Src::Pod(c, k) => &self.inv.clusters[c.index()].pods[k as usize],
-            _ => panic!("workload {i} is not a pod"),
+            _ => panic!("workload {i:?} is not a pod"),
         }
     }
 
     /// The inventory service of a service workload.
-    pub(crate) fn service(&self, i: u32) -> &'a Service {
-        match self.w[i as usize].src {
+    pub(crate) fn service(&self, i: WorkloadIdx) -> &'a Service {
+        match self.wl(i).src {
             Src::Service(c, k) => &self.inv.clusters[c.index()].services[k as usize],
-            _ => panic!("workload {i} is not a service"),
+            _ => panic!("workload {i:?} is not a service"),
         }
     }
 
     /// What endpoint a workload would be on its node, if it can be one:
     /// scheduled pods with addresses on a known node, host-network pods that
     /// declare ports, and nodes.
-    pub(crate) fn endpoint_kind(&self, i: u32) -> Option<EndpointKind> {
-        let wl = &self.w[i as usize];
+    pub(crate) fn endpoint_kind(&self, i: WorkloadIdx) -> Option<EndpointKind> {
+        let wl = self.wl(i);
         match wl.kind {
             WorkloadKind::Node => Some(EndpointKind::Node),
             WorkloadKind::Pod => {
@@ -354,9 +374,9 @@ impl<'a> World<'a> {
 
     /// Workloads whose label `key` has one of `values` (any value if empty).
     /// `ns:KEY` also matches pods whose namespace has the label `KEY`.
-    pub(crate) fn label_members(&self, key: &str, values: &[String]) -> Bits {
+    pub(crate) fn label_members(&self, key: &str, values: &[String]) -> Bits<WorkloadIdx> {
         let mut b = Bits::new(self.len());
-        let mut add = |by_value: Option<&HashMap<&str, Vec<u32>>>| {
+        let mut add = |by_value: Option<&HashMap<&str, Vec<WorkloadIdx>>>| {
             let Some(by_value) = by_value else { return };
             if values.is_empty() {
                 by_value.values().flatten().for_each(|&i| b.set(i));
@@ -376,7 +396,7 @@ impl<'a> World<'a> {
     }
 
     /// Workloads in one of these namespaces.
-    pub(crate) fn namespace_members(&self, names: &[String]) -> Bits {
+    pub(crate) fn namespace_members(&self, names: &[String]) -> Bits<WorkloadIdx> {
         let mut b = Bits::new(self.len());
         for n in names {
             if let Some(ws) = self.ns_index.get(n.as_str()) {

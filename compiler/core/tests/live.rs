@@ -10,7 +10,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 
 use ringfence_core::live::{LivePods, LiveState, Placed, pod_changes};
-use ringfence_core::{ClusterIdx, Compiled, compile};
+use ringfence_core::{ClassIdx, ClusterIdx, Compiled, compile};
 use ringfence_intent::model::Intent;
 use ringfence_inventory::model::{Inventory, Pod};
 use ringfence_schema::membership::Membership;
@@ -68,7 +68,7 @@ fn names(c: &Compiled) -> BTreeSet<String> {
 fn every_pod_is_placed_in_its_class_without_a_compile() {
     for (intent, inv) in cases() {
         let c = compiled(&intent, &inv);
-        let classes: BTreeMap<(ClusterIdx, String), u32> =
+        let classes: BTreeMap<(ClusterIdx, String), ClassIdx> =
             c.live_pods().iter().map(|p| (p.key(), p.class)).collect();
         let mut seen = 0;
         for (ci, cl) in inv.clusters.iter().enumerate() {

@@ -6,7 +6,7 @@
 use std::net::IpAddr;
 
 use ringfence_intent::model::{
-    Action, Direction, Intent, Policy, PolicyAction, PolicyRank, Predicate, Proto,
+    Action, Direction, FilterId, Intent, Policy, PolicyAction, PolicyRank, Predicate, Proto,
     QuarantineException, Query, ScopeId, Target, WorkloadKind,
 };
 use ringfence_inventory::model::{Inventory, Node, Pod, Service, ServiceType, TrafficPolicy};
@@ -177,8 +177,8 @@ impl<'a> Oracle<'a> {
         self.query(&scope.query, w) && scope.parent.is_none_or(|p| self.in_scope(p, w))
     }
 
-    fn in_filter(&self, f: usize, w: W<'a>) -> bool {
-        let filter = &self.intent.filters[f];
+    fn in_filter(&self, f: FilterId, w: W<'a>) -> bool {
+        let filter = self.intent.filter(f);
         self.query(&filter.query, w)
             && (!filter.restrict_to_scope || filter.owner.is_none_or(|o| self.in_scope(o, w)))
     }
@@ -192,7 +192,7 @@ impl<'a> Oracle<'a> {
                 Target::Filter(f) => self.in_filter(*f, w),
                 Target::Scope(s) => self.in_scope(*s, w),
                 Target::External(e) => {
-                    matches!(w, W::External(x) if std::ptr::eq(x, &self.intent.externals[*e]))
+                    matches!(w, W::External(x) if std::ptr::eq(x, self.intent.external(*e)))
                 }
                 Target::Service { namespace, name } => {
                     matches!(w, W::Service(_, s) if &s.namespace == namespace && &s.name == name)

@@ -4,7 +4,7 @@
 use std::collections::BTreeSet;
 
 use ringfence_core::compile;
-use ringfence_intent::model::{PolicyAction, PolicyRank, Proto};
+use ringfence_intent::model::{ExternalId, PolicyAction, PolicyRank, Proto};
 use ringfence_testkit::builder::t;
 
 use crate::example;
@@ -59,11 +59,11 @@ fn an_unrelated_policy_renames_nothing_else() {
         .externals
         .iter()
         .position(|e| e.name == "siem")
+        .map(ExternalId::new)
         .unwrap();
     let app = intent
-        .filters
-        .iter()
-        .position(|f| f.name == "invoicing-app")
+        .filter_ids()
+        .find(|&f| intent.filter(f).name == "invoicing-app")
         .unwrap();
     let mut p = intent
         .policies

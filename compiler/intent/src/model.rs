@@ -15,29 +15,45 @@ use crate::location::LineIndex;
 
 /// Index of a file in [`Intent::files`].
 pub type FileId = usize;
-/// Index of a scope in [`Intent::scopes`]: its own type, so it cannot be
-/// mixed up with the other tables' indexes.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct ScopeId(u32);
 
-impl ScopeId {
-    /// The index of position `i`.
-    #[inline]
-    pub fn new(i: usize) -> Self {
-        Self(u32::try_from(i).expect("fewer than 2^32 scopes"))
-    }
+/// Declare an index into one of the intent's tables: its own type, so it
+/// cannot be mixed up with the other tables' indexes.
+macro_rules! id_type {
+    ($(#[$doc:meta])* $name:ident) => {
+        $(#[$doc])*
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+        pub struct $name(u32);
 
-    /// The position it stands for.
-    #[inline]
-    pub fn index(self) -> usize {
-        self.0 as usize
-    }
+        impl $name {
+            /// The index of position `i`.
+            #[inline]
+            pub fn new(i: usize) -> Self {
+                Self(u32::try_from(i).expect("tables hold fewer than 2^32 entries"))
+            }
+
+            /// The position it stands for.
+            #[inline]
+            pub fn index(self) -> usize {
+                self.0 as usize
+            }
+        }
+    };
 }
 
-/// Index of a filter in [`Intent::filters`].
-pub type FilterId = usize;
-/// Index of an external in [`Intent::externals`].
-pub type ExternalId = usize;
+id_type!(
+    /// Index of a scope in [`Intent::scopes`].
+    ScopeId
+);
+
+id_type!(
+    /// Index of a filter in [`Intent::filters`].
+    FilterId
+);
+
+id_type!(
+    /// Index of an external in [`Intent::externals`].
+    ExternalId
+);
 
 /// A byte range in one intent file.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -114,9 +130,26 @@ impl Intent {
         &self.scopes[s.index()]
     }
 
+    /// The filter `f` stands for.
+    #[inline]
+    pub fn filter(&self, f: FilterId) -> &Filter {
+        &self.filters[f.index()]
+    }
+
+    /// The external `e` stands for.
+    #[inline]
+    pub fn external(&self, e: ExternalId) -> &External {
+        &self.externals[e.index()]
+    }
+
     /// Every scope's id, in table order.
     pub fn scope_ids(&self) -> impl DoubleEndedIterator<Item = ScopeId> + use<> {
         (0..self.scopes.len()).map(ScopeId::new)
+    }
+
+    /// Every filter's id, in table order.
+    pub fn filter_ids(&self) -> impl DoubleEndedIterator<Item = FilterId> + use<> {
+        (0..self.filters.len()).map(FilterId::new)
     }
 
     /// The chain from a scope up to its top-level scope, the scope first.
@@ -195,9 +228,9 @@ impl Intent {
                 Query::All(qs) | Query::Any(qs) => todo.extend(qs),
                 Query::Not(q) => todo.push(q),
                 Query::Pred(Predicate::Cluster(names), _) => out.extend(names.iter().cloned()),
-                Query::Pred(Predicate::Filter(f), _) if !seen[*f] => {
-                    seen[*f] = true;
-                    todo.push(&self.filters[*f].query);
+                Query::Pred(Predicate::Filter(f), _) if !seen[f.index()] => {
+                    seen[f.index()] = true;
+                    todo.push(&self.filter(*f).query);
                 }
                 Query::Pred(..) => {}
             }

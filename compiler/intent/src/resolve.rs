@@ -86,8 +86,16 @@ pub(crate) fn resolve(
         edges: Vec::new(),
     };
     let parents = r.scope_tree();
-    r.filters = r.table(Kind::Filter, ast.filters.iter().map(|f| &f.name));
-    r.externals = r.table(Kind::External, ast.externals.iter().map(|e| &e.name));
+    let filters = r.table(Kind::Filter, ast.filters.iter().map(|f| &f.name));
+    r.filters = filters
+        .into_iter()
+        .map(|(n, i)| (n, FilterId::new(i)))
+        .collect();
+    let externals = r.table(Kind::External, ast.externals.iter().map(|e| &e.name));
+    r.externals = externals
+        .into_iter()
+        .map(|(n, i)| (n, ExternalId::new(i)))
+        .collect();
     r.check_plugins();
 
     let scopes = r.scopes_model(&parents);
@@ -314,15 +322,15 @@ impl<'a> Resolver<'a> {
     fn lookup(&mut self, kind: Kind, name: &Name) -> Option<usize> {
         let found = match kind {
             Kind::Scope => self.scopes.get(name.text.as_str()).map(|s| s.index()),
-            Kind::Filter => self.filters.get(name.text.as_str()).copied(),
-            Kind::External => self.externals.get(name.text.as_str()).copied(),
+            Kind::Filter => self.filters.get(name.text.as_str()).map(|f| f.index()),
+            Kind::External => self.externals.get(name.text.as_str()).map(|e| e.index()),
         };
         if found.is_none() {
             let known = self.names(kind);
             self.unknown(kind, name, &known, None);
         }
         if let (Some(f), Kind::Filter) = (found, kind) {
-            self.used_filters.insert(f);
+            self.used_filters.insert(FilterId::new(f));
         }
         found
     }
@@ -364,9 +372,12 @@ impl<'a> Resolver<'a> {
             RawQuery::Pred(p, span) => {
                 let pred = match p {
                     RawPred::Plain(p) => p.clone(),
-                    RawPred::Matches(name) => {
-                        Predicate::Filter(self.refer(from, Kind::Filter, name, Vertex::Filter)?)
-                    }
+                    RawPred::Matches(name) => Predicate::Filter(FilterId::new(self.refer(
+                        from,
+                        Kind::Filter,
+                        name,
+                        |f| Vertex::Filter(FilterId::new(f)),
+                    )?)),
                     RawPred::InScope(name) => {
                         let to = |s| Vertex::Scope(ScopeId::new(s));
                         Predicate::Scope(ScopeId::new(self.refer(from, Kind::Scope, name, to)?))
@@ -436,6 +447,7 @@ impl<'a> Resolver<'a> {
         let mut out = Vec::with_capacity(ast.filters.len());
         let mut ok = true;
         for (i, f) in ast.filters.iter().enumerate() {
+            let i = FilterId::new(i);
             let owner = self.owner(&f.owner);
             if let Some(at) = f.restrict {
                 match owner {
@@ -488,9 +500,13 @@ impl<'a> Resolver<'a> {
                 namespace: namespace.clone(),
                 name: name.clone(),
             },
-            RefKind::Filter(n) => Target::Filter(self.lookup(Kind::Filter, &named(n))?),
+            RefKind::Filter(n) => {
+                Target::Filter(FilterId::new(self.lookup(Kind::Filter, &named(n))?))
+            }
             RefKind::Scope(n) => Target::Scope(ScopeId::new(self.lookup(Kind::Scope, &named(n))?)),
-            RefKind::External(n) => Target::External(self.lookup(Kind::External, &named(n))?),
+            RefKind::External(n) => {
+                Target::External(ExternalId::new(self.lookup(Kind::External, &named(n))?))
+            }
             RefKind::Bare(n) => {
                 let hits: Vec<Target> = [
                     self.filters.get(n.as_str()).map(|&f| Target::Filter(f)),
@@ -723,7 +739,7 @@ impl<'a> Resolver<'a> {
         let mut filters = Vec::new();
         for w in &q.workloads {
             match self.lookup(Kind::Filter, w) {
-                Some(f) => filters.push(f),
+                Some(f) => filters.push(FilterId::new(f)),
                 None => ok = false,
             }
         }

@@ -56,9 +56,9 @@ fn cases(kind: &str) -> Vec<(String, PathBuf)> {
 fn target(i: &Intent, t: &Target) -> String {
     match t {
         Target::Any => "any".into(),
-        Target::Filter(f) => format!("filter:{}", i.filters[*f].name),
+        Target::Filter(f) => format!("filter:{}", i.filter(*f).name),
         Target::Scope(s) => format!("scope:{}", i.scope(*s).name),
-        Target::External(e) => format!("external:{}", i.externals[*e].name),
+        Target::External(e) => format!("external:{}", i.external(*e).name),
         Target::Service { namespace, name } => format!("service:{namespace}/{name}"),
     }
 }
@@ -74,7 +74,7 @@ fn query(i: &Intent, q: &Query) -> String {
         Query::All(qs) => format!("all({})", list(qs)),
         Query::Any(qs) => format!("any({})", list(qs)),
         Query::Not(q) => format!("not({})", query(i, q)),
-        Query::Pred(Predicate::Filter(f), _) => format!("matches {}", i.filters[*f].name),
+        Query::Pred(Predicate::Filter(f), _) => format!("matches {}", i.filter(*f).name),
         Query::Pred(Predicate::Scope(s), _) => format!("in-scope {}", i.scope(*s).name),
         Query::Pred(p, _) => format!("{p:?}"),
     }
@@ -152,7 +152,7 @@ fn summary(i: &Intent) -> String {
         let fs: Vec<&str> = q
             .filters
             .iter()
-            .map(|&f| i.filters[f].name.as_str())
+            .map(|&f| i.filter(f).name.as_str())
             .collect();
         writeln!(s, "quarantine {fs:?}").unwrap();
         for e in &q.exceptions {

@@ -262,7 +262,7 @@ impl IntentBuilder {
             query,
             span: Span::default(),
         });
-        self.filters.len() - 1
+        FilterId::new(self.filters.len() - 1)
     }
 
     /// Declare an external with prefixes (`"10.0.0.0/8"`, `"192.0.2.1"`).
@@ -293,7 +293,7 @@ impl IntentBuilder {
                 .collect(),
             span: Span::default(),
         });
-        self.externals.len() - 1
+        ExternalId::new(self.externals.len() - 1)
     }
 
     /// Declare a policy; `ports` as in KDL (`"80,443,8000-8100"`, `""` for all).
@@ -515,7 +515,7 @@ impl IntentBuilder {
             let fs: Vec<String> = q
                 .filters
                 .iter()
-                .map(|&f| quote(&names.filters[f]))
+                .map(|&f| quote(&names.filters[f.index()]))
                 .collect();
             if !fs.is_empty() {
                 w.line(&format!("workloads {}", fs.join(" ")));
@@ -600,9 +600,9 @@ struct Names {
 fn target_ref(t: &Target, n: &Names) -> String {
     match t {
         Target::Any => "any".to_string(),
-        Target::Filter(f) => format!("filter:{}", n.filters[*f]),
+        Target::Filter(f) => format!("filter:{}", n.filters[f.index()]),
         Target::Scope(s) => format!("scope:{}", n.scopes[s.index()]),
-        Target::External(e) => format!("external:{}", n.externals[*e]),
+        Target::External(e) => format!("external:{}", n.externals[e.index()]),
         Target::Service { namespace, name } => format!("service:{namespace}/{name}"),
     }
 }
@@ -670,7 +670,7 @@ fn render_query(w: &mut Writer, q: &mut Query, n: &Names) {
                     &v.iter().map(|n| n.to_string()).collect::<Vec<_>>(),
                 ),
                 Predicate::CvssAtLeast(x) => format!("cvss at-least={x:?}"),
-                Predicate::Filter(f) => format!("matches {}", quote(&n.filters[*f])),
+                Predicate::Filter(f) => format!("matches {}", quote(&n.filters[f.index()])),
                 Predicate::Scope(s) => format!("in-scope {}", quote(&n.scopes[s.index()])),
             };
             *span = w.line(&line);

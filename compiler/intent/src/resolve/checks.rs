@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use super::{BUILTIN_BACKENDS, Edge, Resolver, Vertex, duplicate};
 use crate::diagnostics::{Diagnostic, codes};
-use crate::model::{Predicate, Query, Scope, ScopeId, Span};
+use crate::model::{FilterId, Predicate, Query, Scope, ScopeId, Span};
 
 impl Resolver<'_> {
     pub(super) fn check_plugins(&mut self) {
@@ -115,7 +115,7 @@ impl Resolver<'_> {
                 "scope `{}`",
                 self.ast.scopes[self.scope_raw[s.index()]].name.text
             ),
-            Vertex::Filter(f) => format!("filter `{}`", self.ast.filters[f].name.text),
+            Vertex::Filter(f) => format!("filter `{}`", self.ast.filters[f.index()].name.text),
         }
     }
 
@@ -206,6 +206,7 @@ impl Resolver<'_> {
     pub(super) fn unused_filters(&mut self) {
         let ast = self.ast;
         for (i, f) in ast.filters.iter().enumerate() {
+            let i = FilterId::new(i);
             if self.used_filters.contains(&i) || self.filters.get(f.name.text.as_str()) != Some(&i)
             {
                 continue;
