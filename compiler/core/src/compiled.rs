@@ -387,6 +387,12 @@ impl Compiled {
         self.node_irs
     }
 
+    /// Move the per-node IRs out, keeping the rest (`watch` keeps a node's
+    /// live IR, or this one, itself): [`Compiled::nodes`] is empty after.
+    pub fn take_nodes(&mut self) -> Vec<NodeIr> {
+        std::mem::take(&mut self.node_irs)
+    }
+
     /// Names of the clusters, sorted.
     pub fn clusters(&self) -> &[String] {
         &self.clusters

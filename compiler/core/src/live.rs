@@ -408,17 +408,29 @@ impl Compiled {
     }
 
     /// Node `node`'s IR in the live form, with the chains of `classes` (a
-    /// superset of [`Compiled::node_classes`]). `None` for an unknown node.
+    /// superset of [`Compiled::node_classes`]). `None` for an unknown node,
+    /// and once the IRs are taken ([`Compiled::take_nodes`]).
     pub fn live_ir(&self, node: &str, classes: &BTreeSet<ClassIdx>) -> Option<NodeIr> {
+        let (at, _) = self.live.nodes.get(node)?;
+        self.live_ir_from(self.node_irs.get(at.index())?, classes)
+    }
+
+    /// [`Compiled::live_ir`] of `from`'s node, made from `from`: the
+    /// compile's IR of that node, or a live IR made from it for a subset of
+    /// `classes` (the result is the same).
+    fn live_ir_from(&self, from: &NodeIr, classes: &BTreeSet<ClassIdx>) -> Option<NodeIr> {
         let live = &self.live;
-        let (at, base) = live.nodes.get(node)?;
-        let mut ir = self.node_irs[at.index()].clone();
+        let (_, base) = live.nodes.get(&from.node)?;
+        let mut ir = from.clone();
         ir.live = true;
-        ir.unmanaged.clear();
+        // Held for the whole watch session: what the pods took is given back.
+        ir.unmanaged = Vec::new();
         ir.endpoints.retain(|e| e.kind != EndpointKind::Pod);
+        ir.endpoints.shrink_to_fit();
         let fixed: BTreeSet<String> = ir.endpoints.iter().map(|e| e.name.clone()).collect();
         for x in &mut ir.exposures {
             x.targets.retain(|t| fixed.contains(&t.endpoint));
+            x.targets.shrink_to_fit();
         }
         let mut chains: BTreeSet<ChainIdx> =
             ir.chains.iter().map(|c| live.chain_index[&c.id]).collect();
@@ -710,11 +722,12 @@ pub struct LivePods {
 }
 
 impl LivePods {
-    /// The pods of a compile's inventory.
-    pub fn from_compiled(c: &Compiled) -> LivePods {
+    /// The pods of a compile's inventory, moved out of it
+    /// ([`Compiled::live_pods`] is empty afterwards).
+    pub fn from_compiled(c: &mut Compiled) -> LivePods {
         let mut pods = LivePods::default();
-        for p in c.live_pods() {
-            pods.put(p.clone());
+        for p in std::mem::take(&mut c.live.pods) {
+            pods.put(p);
         }
         pods
     }
@@ -925,7 +938,13 @@ impl LiveState {
     }
 
     fn set_node(&mut self, c: &Compiled, n: &str, classes: BTreeSet<ClassIdx>) {
-        let Some(ir) = c.live_ir(n, &classes) else {
+        // From the node's IR when it has one (its classes only grow), so
+        // the compile's IRs need not be kept.
+        let ir = match self.nodes.get(n) {
+            Some(old) => c.live_ir_from(&old.ir, &classes),
+            None => c.live_ir(n, &classes),
+        };
+        let Some(ir) = ir else {
             return;
         };
         if let Some(old) = self.nodes.get(n) {

@@ -125,8 +125,8 @@ fn a_pod_whose_labels_match_no_known_class_needs_a_compile() {
 #[test]
 fn a_live_ir_plus_its_membership_is_the_full_ir() {
     for (intent, inv) in cases() {
-        let c = compiled(&intent, &inv);
-        let pods = LivePods::from_compiled(&c);
+        let mut c = compiled(&intent, &inv);
+        let pods = LivePods::from_compiled(&mut c);
         for full in c.nodes() {
             let ir = c.live_ir(&full.node, &c.node_classes(&full.node)).unwrap();
             ir.validate().unwrap();
@@ -188,9 +188,10 @@ fn the_live_state_after_changes_is_what_a_compile_says() {
     let intent = example::intent();
     let inv = example_inventory();
     let new = churned(&inv);
-    let c = compiled(&intent, &inv);
+    let mut c = compiled(&intent, &inv);
     let fresh = compiled(&intent, &new);
-    let mut state = LiveState::new(&c, LivePods::from_compiled(&c));
+    let pods = LivePods::from_compiled(&mut c);
+    let mut state = LiveState::new(&c, pods);
     let changes = pod_changes(&c, &inv, &new).unwrap();
     assert_eq!(changes.len(), 4, "{changes:?}");
     let applied = state.apply(&c, changes);
@@ -233,11 +234,64 @@ fn the_live_state_after_changes_is_what_a_compile_says() {
 }
 
 #[test]
+fn new_rules_need_not_keep_the_compiles_irs() {
+    // `watch` takes the compile's IRs once the live state is made: a node
+    // that needs new rules later gets them from its own live IR (twice on
+    // worker-2: cart, then postgres), and they are what the compile's IR
+    // gives.
+    let mut rerendered = 0;
+    for (intent, inv) in cases() {
+        let mut c = compiled(&intent, &inv);
+        let kept = compiled(&intent, &inv);
+        let steps = if inv.clusters[0].pods.len() > 20 {
+            vec![churned_synth(&c, &inv)]
+        } else {
+            let first = churned(&inv);
+            let mut second = first.clone();
+            let pods = &mut second.clusters[0].pods;
+            let mut pg = pods
+                .iter()
+                .find(|p| p.name == "postgres-0")
+                .unwrap()
+                .clone();
+            pg.name = "postgres-1".into();
+            pg.node = Some("worker-2".into());
+            pg.ips = vec!["10.1.2.50".parse().unwrap()];
+            pods.push(pg);
+            pods.sort_by(|a, b| (&a.namespace, &a.name).cmp(&(&b.namespace, &b.name)));
+            vec![first, second]
+        };
+        let pods = LivePods::from_compiled(&mut c);
+        assert!(c.live_pods().is_empty());
+        let mut state = LiveState::new(&c, pods);
+        assert_eq!(c.take_nodes().len(), kept.nodes().len());
+        assert!(c.nodes().is_empty());
+        let mut before = inv;
+        for new in steps {
+            let applied = state.apply(&c, pod_changes(&c, &before, &new).unwrap());
+            rerendered += applied.rules.len();
+            for (n, node) in state.nodes() {
+                let want = kept.live_ir(n, &node.classes).unwrap();
+                assert_eq!(*node.ir, want, "node {n}");
+                assert_eq!(
+                    state.membership(n).unwrap(),
+                    kept.membership(&want, state.pods()),
+                    "node {n}"
+                );
+            }
+            before = new;
+        }
+    }
+    assert!(rerendered >= 2, "{rerendered} re-rendered nodes");
+}
+
+#[test]
 fn an_address_given_to_another_class_moves_in_one_step() {
     let intent = example::intent();
     let inv = example_inventory();
-    let c = compiled(&intent, &inv);
-    let mut state = LiveState::new(&c, LivePods::from_compiled(&c));
+    let mut c = compiled(&intent, &inv);
+    let pods = LivePods::from_compiled(&mut c);
+    let mut state = LiveState::new(&c, pods);
     // frontend-1 goes; cart-9 (another class) gets its IPv4 address on the same node.
     let mut new = inv.clone();
     let pods = &mut new.clusters[0].pods;
@@ -327,13 +381,14 @@ fn churned_synth(c: &Compiled, inv: &Inventory) -> Inventory {
 fn each_nodes_changes_turn_its_old_membership_into_its_new_one() {
     let (mut exposed, mut moved) = (0, 0);
     for (intent, inv) in cases() {
-        let c = compiled(&intent, &inv);
+        let mut c = compiled(&intent, &inv);
         let new = if inv.clusters[0].pods.len() > 20 {
             churned_synth(&c, &inv)
         } else {
             churned(&inv)
         };
-        let mut state = LiveState::new(&c, LivePods::from_compiled(&c));
+        let pods = LivePods::from_compiled(&mut c);
+        let mut state = LiveState::new(&c, pods);
         let before: BTreeMap<String, Membership> = state
             .nodes()
             .map(|(n, _)| (n.clone(), state.membership(n).unwrap()))

@@ -819,6 +819,9 @@ impl Watcher {
             Ok(s) => s,
             Err(r) => return Ok(Err(r)),
         };
+        // Nothing reads the compiled copy of the inventory again (watch
+        // keeps its own, and the live cluster's): not held for the run.
+        session.inventory = Inventory::default();
         // Plugins pinned by intent load from a working tree only: a commit
         // that pins one fails here; one that does not uses the built-ins.
         let backends = match refused(self.pipeline.backends(&session)?) {
@@ -826,19 +829,21 @@ impl Watcher {
             Err(r) => return Ok(Err(r)),
         };
         // With a live inventory, nodes whose backend takes membership get
-        // their live IR.
+        // their live IR. The compile's IRs move out: the others keep theirs,
+        // and the live state makes later live IRs from its own.
         let state = self.live.as_ref().map(|_| {
-            let c = &session.compiled;
-            let state = LiveState::new(c, LivePods::from_compiled(c));
+            let c = &mut session.compiled;
+            let pods = LivePods::from_compiled(c);
+            let state = LiveState::new(c, pods);
             let irs = c
-                .nodes()
-                .iter()
+                .take_nodes()
+                .into_iter()
                 .map(
                     |ir| match (backends.get(&ir.backend), state.node(&ir.node)) {
                         (Some(p), Some(n)) if p.info.capabilities.live_membership => {
                             Arc::clone(&n.ir)
                         }
-                        _ => Arc::new(ir.clone()),
+                        _ => Arc::new(ir),
                     },
                 )
                 .collect();

@@ -134,8 +134,8 @@ fn render(ir: &NodeIr) -> String {
 fn a_filled_live_ir_holds_what_the_full_ir_holds() {
     let s = generate(&Params::small_linux());
     let (c, d) = compile(&s.intent, &s.inventory);
-    let c = c.unwrap_or_else(|| panic!("{d:?}"));
-    let pods = LivePods::from_compiled(&c);
+    let mut c = c.unwrap_or_else(|| panic!("{d:?}"));
+    let pods = LivePods::from_compiled(&mut c);
     let mut checked = 0;
     for full in c.nodes().iter().filter(|n| n.os == Os::Linux).take(2) {
         let live = c.live_ir(&full.node, &c.node_classes(&full.node)).unwrap();

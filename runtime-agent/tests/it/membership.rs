@@ -86,8 +86,8 @@ fn source(l: &Live, keys: &Keys) -> (PathBuf, PathBuf) {
 fn live_node() -> Live {
     let s = generate(&Params::small_linux());
     let (c, d) = compile(&s.intent, &s.inventory);
-    let c = c.unwrap_or_else(|| panic!("{d:?}"));
-    let pods = LivePods::from_compiled(&c);
+    let mut c = c.unwrap_or_else(|| panic!("{d:?}"));
+    let pods = LivePods::from_compiled(&mut c);
     let (ir, m) = c
         .nodes()
         .iter()
