@@ -37,8 +37,10 @@ use crate::net::{AddressSet, PortRange, Proto, ports_match};
 
 /// Version of the IR format. Bumped on any incompatible change. 2: names
 /// of sets come from what they stand for (not their addresses), the live
-/// form, pod ranges and unknown pods.
-pub const IR_VERSION: u32 = 2;
+/// form, pod ranges and unknown pods. 3: a run of adjacent prefixes in a
+/// set is written as the address range it covers (`"first-last"`), and
+/// endpoints in groups of what they share.
+pub const IR_VERSION: u32 = 3;
 
 /// Everything one node enforces.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -72,7 +74,8 @@ pub struct NodeIr {
     /// exposure targets and `unmanaged` come from the node's membership.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub live: bool,
-    /// Endpoints judged on this node, sorted by name.
+    /// Endpoints judged on this node, sorted by name (written in groups).
+    #[serde(with = "endpoint_groups")]
     pub endpoints: Vec<Endpoint>,
     /// NodePort and LoadBalancer entry points this node serves.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -202,6 +205,218 @@ pub struct Endpoint {
     /// endpoints that are not local.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub egress: Option<String>,
+}
+
+/// `#[serde(with = "endpoint_groups")]` for [`NodeIr::endpoints`] (IR
+/// version 3): each run of endpoints, in name order, that share everything
+/// but their names and addresses is written as one group, so what a
+/// workload's pods share is written once (it was three quarters of a large
+/// IR). Read back, the groups are flattened in order.
+mod endpoint_groups {
+    use std::fmt;
+    use std::net::IpAddr;
+
+    use serde::de::{self, Deserializer, SeqAccess, Visitor};
+    use serde::ser::{SerializeSeq, Serializer};
+    use serde::{Deserialize, Serialize};
+
+    use super::{Endpoint, EndpointKind, ProtoPort};
+
+    /// Whether `a` and `b` can share a group.
+    fn alike(a: &Endpoint, b: &Endpoint) -> bool {
+        a.kind == b.kind
+            && a.local == b.local
+            && a.ingress == b.ingress
+            && a.egress == b.egress
+            && a.workload == b.workload
+            && a.ports == b.ports
+    }
+
+    #[derive(Serialize)]
+    struct GroupOut<'a> {
+        workload: &'a str,
+        kind: EndpointKind,
+        local: bool,
+        #[serde(skip_serializing_if = "<[ProtoPort]>::is_empty")]
+        ports: &'a [ProtoPort],
+        ingress: &'a str,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        egress: Option<&'a str>,
+        members: Members<'a>,
+    }
+
+    struct Members<'a>(&'a [Endpoint]);
+
+    #[derive(Serialize)]
+    struct MemberOut<'a> {
+        name: &'a str,
+        addresses: &'a [IpAddr],
+    }
+
+    impl Serialize for Members<'_> {
+        fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+            let mut seq = s.serialize_seq(Some(self.0.len()))?;
+            for e in self.0 {
+                seq.serialize_element(&MemberOut {
+                    name: &e.name,
+                    addresses: &e.addresses,
+                })?;
+            }
+            seq.end()
+        }
+    }
+
+    pub(super) fn serialize<S: Serializer>(v: &[Endpoint], s: S) -> Result<S::Ok, S::Error> {
+        let mut seq = s.serialize_seq(None)?;
+        for group in v.chunk_by(alike) {
+            let e = &group[0];
+            seq.serialize_element(&GroupOut {
+                workload: &e.workload,
+                kind: e.kind,
+                local: e.local,
+                ports: &e.ports,
+                ingress: &e.ingress,
+                egress: e.egress.as_deref(),
+                members: Members(group),
+            })?;
+        }
+        seq.end()
+    }
+
+    #[derive(Deserialize)]
+    struct GroupIn {
+        workload: String,
+        kind: EndpointKind,
+        local: bool,
+        #[serde(default)]
+        ports: Vec<ProtoPort>,
+        ingress: String,
+        #[serde(default)]
+        egress: Option<String>,
+        members: Vec<MemberIn>,
+    }
+
+    #[derive(Deserialize)]
+    struct MemberIn {
+        name: String,
+        addresses: Vec<IpAddr>,
+    }
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<Endpoint>, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Vec<Endpoint>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a sequence of endpoint groups")
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Vec<Endpoint>, A::Error> {
+                let mut out = Vec::new();
+                while let Some(g) = seq.next_element::<GroupIn>()? {
+                    if g.members.is_empty() {
+                        return Err(de::Error::custom(format!(
+                            "the endpoint group of `{}` has no members",
+                            g.workload
+                        )));
+                    }
+                    out.extend(g.members.into_iter().map(|m| Endpoint {
+                        name: m.name,
+                        kind: g.kind,
+                        workload: g.workload.clone(),
+                        local: g.local,
+                        addresses: m.addresses,
+                        ports: g.ports.clone(),
+                        ingress: g.ingress.clone(),
+                        egress: g.egress.clone(),
+                    }));
+                }
+                Ok(out)
+            }
+        }
+        d.deserialize_seq(V)
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use super::super::NodeIr;
+        use super::*;
+        use crate::net::Proto;
+
+        #[derive(Serialize, Deserialize, PartialEq, Debug)]
+        struct Only {
+            #[serde(with = "super")]
+            endpoints: Vec<Endpoint>,
+        }
+
+        fn pod(name: &str, workload: &str, ip: &str, ingress: &str) -> Endpoint {
+            Endpoint {
+                name: name.into(),
+                kind: EndpointKind::Pod,
+                workload: workload.into(),
+                local: true,
+                addresses: vec![ip.parse().unwrap()],
+                ports: Vec::new(),
+                ingress: ingress.into(),
+                egress: Some("eg_a".into()),
+            }
+        }
+
+        /// Runs of alike endpoints share a group; anything that differs
+        /// (workload, chains, locality, ports) starts a new one; reading
+        /// gives back the same endpoints in the same order.
+        #[test]
+        fn alike_runs_are_grouped_and_read_back_in_order() {
+            let mut host = pod(
+                "pod/kube/agent",
+                "kube/agent[DaemonSet]",
+                "192.168.0.1",
+                "in_h",
+            );
+            host.kind = EndpointKind::HostPod;
+            host.egress = None;
+            host.ports = vec![ProtoPort::try_from("tcp/9100".to_string()).unwrap()];
+            let mut remote = pod("pod/shop/web-3", "shop/web[Deployment]", "10.0.1.3", "in_w");
+            remote.local = false;
+            remote.egress = None;
+            let endpoints = vec![
+                host,
+                pod("pod/shop/web-1", "shop/web[Deployment]", "10.0.0.1", "in_w"),
+                pod("pod/shop/web-2", "shop/web[Deployment]", "10.0.0.2", "in_w"),
+                remote,
+                pod("pod/shop/web-4", "shop/web[Deployment]", "10.0.0.4", "in_x"),
+            ];
+            let only = Only { endpoints };
+            let json = serde_json::to_string(&only).unwrap();
+            assert_eq!(
+                json,
+                concat!(
+                    r#"{"endpoints":["#,
+                    r#"{"workload":"kube/agent[DaemonSet]","kind":"host-pod","local":true,"ports":["tcp/9100"],"ingress":"in_h","members":[{"name":"pod/kube/agent","addresses":["192.168.0.1"]}]},"#,
+                    r#"{"workload":"shop/web[Deployment]","kind":"pod","local":true,"ingress":"in_w","egress":"eg_a","members":[{"name":"pod/shop/web-1","addresses":["10.0.0.1"]},{"name":"pod/shop/web-2","addresses":["10.0.0.2"]}]},"#,
+                    r#"{"workload":"shop/web[Deployment]","kind":"pod","local":false,"ingress":"in_w","members":[{"name":"pod/shop/web-3","addresses":["10.0.1.3"]}]},"#,
+                    r#"{"workload":"shop/web[Deployment]","kind":"pod","local":true,"ingress":"in_x","egress":"eg_a","members":[{"name":"pod/shop/web-4","addresses":["10.0.0.4"]}]}"#,
+                    "]}"
+                )
+            );
+            assert_eq!(serde_json::from_str::<Only>(&json).unwrap(), only);
+            assert_eq!(only.endpoints[0].ports[0].proto, Proto::Tcp);
+        }
+
+        #[test]
+        fn a_group_without_members_is_refused() {
+            let json = r#"{"endpoints":[{"workload":"w","kind":"pod","local":true,"ingress":"in_a","members":[]}]}"#;
+            let e = serde_json::from_str::<Only>(json).unwrap_err().to_string();
+            assert!(
+                e.contains("the endpoint group of `w` has no members"),
+                "{e}"
+            );
+            // An IR of version 2 (endpoints one by one) is not misread.
+            let v2 = r#"{"ir_version":2,"cluster":"c","node":"n","os":"linux","backend":"nftables","addresses":[],
+                "endpoints":[{"name":"node/n","kind":"node","workload":"n[Node]","local":true,"addresses":[],"ingress":"in_a"}],
+                "chains":[],"sets":[],"policies":[]}"#;
+            let e = serde_json::from_str::<NodeIr>(v2).unwrap_err().to_string();
+            assert!(e.contains("missing field `members`"), "{e}");
+        }
+    }
 }
 
 /// How traffic from outside reaches a service through this node.

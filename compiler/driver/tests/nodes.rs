@@ -31,7 +31,7 @@ pub(crate) fn node(cluster: &str, name: &str, rules: &str) -> NodeOutput {
             (
                 "ir.json".into(),
                 format!(
-                    "{{\"ir_version\":2,\"cluster\":\"{cluster}\",\"node\":\"{name}\",\"os\":\"linux\",\"backend\":\"nftables\",\"addresses\":[],\"endpoints\":[],\"chains\":[],\"sets\":[],\"policies\":[]}}"
+                    "{{\"ir_version\":3,\"cluster\":\"{cluster}\",\"node\":\"{name}\",\"os\":\"linux\",\"backend\":\"nftables\",\"addresses\":[],\"endpoints\":[],\"chains\":[],\"sets\":[],\"policies\":[]}}"
                 ),
             ),
         ],

@@ -69,7 +69,7 @@ fn rules_nft(rng: &mut Rng, size: usize) -> String {
 fn ir_json(rng: &mut Rng, node: &str, size: usize) -> String {
     let mut out = String::with_capacity(size + 512);
     out.push_str(&format!(
-        "{{\"ir_version\":2,\"cluster\":\"prod-eu1\",\"node\":\"{node}\",\"os\":\"linux\",\"backend\":\"nftables\",\"chains\":["
+        "{{\"ir_version\":3,\"cluster\":\"prod-eu1\",\"node\":\"{node}\",\"os\":\"linux\",\"backend\":\"nftables\",\"chains\":["
     ));
     let mut first = true;
     while out.len() < size {

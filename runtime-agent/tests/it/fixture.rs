@@ -97,9 +97,11 @@ pub(crate) fn render(s: &Spec) -> (String, String) {
                 {"id": catch, "policy": "shop/catch-all-ingress", "action": "deny", "proto": "any"},
             ],
         }));
+        // One group per pod: each has its own chain.
         endpoints.push(json!({
-            "name": format!("pod/shop/web-{i:04}"), "kind": "pod", "workload": "shop/web[Deployment]",
-            "local": true, "addresses": [pod_addr(i)], "ingress": format!("ing_p{i}"),
+            "workload": "shop/web[Deployment]", "kind": "pod", "local": true,
+            "ingress": format!("ing_p{i}"),
+            "members": [{"name": format!("pod/shop/web-{i:04}"), "addresses": [pod_addr(i)]}],
         }));
     }
     let dispatch: Vec<String> = (0..s.pods)
@@ -125,7 +127,7 @@ pub(crate) fn render(s: &Spec) -> (String, String) {
         })
         .collect();
     let ir = json!({
-        "ir_version": 2, "cluster": "test", "node": s.node, "os": "linux", "backend": "nftables",
+        "ir_version": 3, "cluster": "test", "node": s.node, "os": "linux", "backend": "nftables",
         "addresses": ["10.251.0.1"],
         "endpoints": endpoints,
         "chains": chains,

@@ -16,10 +16,10 @@ use ringfence_schema::membership::{
 /// A live IR: one live set, one fixed set, an ingress and an egress chain.
 fn ir() -> NodeIr {
     serde_json::from_str(
-        r#"{"ir_version":2,"cluster":"prod-eu1","node":"n1","os":"linux","backend":"nftables",
+        r#"{"ir_version":3,"cluster":"prod-eu1","node":"n1","os":"linux","backend":"nftables",
         "addresses":["192.168.0.10"],"live":true,
-        "endpoints":[{"name":"node/n1","kind":"node","workload":"n1[Node]","local":true,
-          "addresses":["192.168.0.10"],"ingress":"in_n","egress":"eg_n"}],
+        "endpoints":[{"workload":"n1[Node]","kind":"node","local":true,"ingress":"in_n","egress":"eg_n",
+          "members":[{"name":"node/n1","addresses":["192.168.0.10"]}]}],
         "chains":[
           {"id":"eg_a","direction":"egress","mode":"enforce","rules":[{"id":"all","policy":"p","action":"allow","proto":"any"}]},
           {"id":"eg_n","direction":"egress","mode":"enforce","rules":[{"id":"all","policy":"p","action":"allow","proto":"any"}]},

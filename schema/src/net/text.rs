@@ -1,12 +1,18 @@
 //! Fast (de)serialisation of prefix lists, the bulk of every IR.
 //!
-//! The JSON is exactly what `ipnet`'s own serde impls read and write (a list
-//! of `"addr/len"` strings); only the speed differs: a node's IR carries
-//! thousands of prefixes, and going through `core::fmt` and `ipnet`'s
-//! generic parser was most of the time spent encoding an IR on the
-//! compiler's side and decoding it in a plugin. Text the fast paths do not
-//! handle (non-canonical IPv6, errors) goes to `ipnet`, so what is accepted
-//! and every error message stay the same. Non-human-readable formats use
+//! A list is written as strings: a prefix alone as `"addr/len"` (what
+//! `ipnet`'s serde impls write), and a run of two or more adjacent prefixes
+//! as the range they cover, `"first-last"` (IR version 3): a canonical set
+//! of pod addresses is mostly such runs, each five or so prefixes long, so
+//! the range form makes a node's IR and bundle about a third smaller. A
+//! range is read back as its smallest cover of prefixes, which for a
+//! canonical list is exactly the run it was written from.
+//!
+//! Going through `core::fmt` and `ipnet`'s generic parser was most of the
+//! time spent encoding an IR on the compiler's side and decoding it in a
+//! plugin, hence the hand-written fast paths. Prefix text they do not handle
+//! (non-canonical IPv6, errors) goes to `ipnet`, so what is accepted and
+//! every error message stay the same. Non-human-readable formats use
 //! `ipnet`'s impls unchanged.
 
 use std::fmt;
@@ -18,7 +24,7 @@ use serde::de::{self, Deserializer, SeqAccess, Visitor};
 use serde::ser::Serializer;
 use serde::{Deserialize, Serialize};
 
-use super::write::{push_v4net, push_v6, push_v6net};
+use super::write::{push_v4, push_v4net, push_v6, push_v6net};
 
 /// Read one to `max` decimal digits at `*i`, below `limit`; `None` if there
 /// are none, more than `max` in a row, or the value is too big (as `ipnet`'s
@@ -41,19 +47,25 @@ fn digits(b: &[u8], i: &mut usize, max: usize, limit: u32) -> Option<u32> {
 fn parse_v4(s: &str) -> Option<Ipv4Net> {
     let b = s.as_bytes();
     let mut i = 0;
-    let mut octets = [0u8; 4];
-    for (k, o) in octets.iter_mut().enumerate() {
-        if k > 0 {
-            (b.get(i) == Some(&b'.')).then_some(())?;
-            i += 1;
-        }
-        *o = digits(b, &mut i, 3, 256)? as u8;
-    }
+    let octets = octets(b, &mut i)?;
     (b.get(i) == Some(&b'/')).then_some(())?;
     i += 1;
     let len = digits(b, &mut i, 2, 33)? as u8;
     (i == b.len()).then_some(())?;
     Ipv4Net::new(Ipv4Addr::from(octets), len).ok()
+}
+
+/// `a.b.c.d` at `*i`: octets of one to three digits below 256.
+fn octets(b: &[u8], i: &mut usize) -> Option<[u8; 4]> {
+    let mut octets = [0u8; 4];
+    for (k, o) in octets.iter_mut().enumerate() {
+        if k > 0 {
+            (b.get(*i) == Some(&b'.')).then_some(())?;
+            *i += 1;
+        }
+        *o = digits(b, i, 3, 256)? as u8;
+    }
+    Some(octets)
 }
 
 /// `addr/len` where `addr` is in the canonical form `Ipv6Addr` displays
@@ -72,84 +84,168 @@ fn parse_v6(s: &str) -> Option<Ipv6Net> {
     Ipv6Net::new(a, len).ok()
 }
 
-/// A prefix type with a fast text form.
-trait Write {
-    fn write(&self, out: &mut String);
-}
-
-impl Write for Ipv4Net {
-    fn write(&self, out: &mut String) {
-        push_v4net(out, self);
-    }
-}
-
-impl Write for Ipv6Net {
-    fn write(&self, out: &mut String) {
-        push_v6net(out, self);
-    }
-}
-
-/// A prefix type with a fast text form.
-trait Prefix: Sized + Serialize + for<'de> Deserialize<'de> {
+/// A prefix type with a fast text form, as a span of addresses widened to
+/// `u128` (so one decomposition serves both families).
+trait Prefix: Copy + Sized + Serialize + for<'de> Deserialize<'de> {
     /// What `ipnet`'s visitor says it expects.
     const EXPECTING: &'static str;
+    /// Address width in bits.
+    const BITS: u32;
     fn fast(s: &str) -> Option<Self>;
     fn slow(s: &str) -> Result<Self, ipnet::AddrParseError>;
+    fn write(&self, out: &mut String);
+    /// First and last address.
+    fn span(&self) -> (u128, u128);
+    /// The prefix of `len` bits at `addr` (aligned).
+    fn at(addr: u128, len: u8) -> Self;
+    fn parse_addr(s: &str) -> Option<u128>;
+    fn push_addr(out: &mut String, addr: u128);
 }
 
 impl Prefix for Ipv4Net {
     const EXPECTING: &'static str = "IPv4 network address";
+    const BITS: u32 = 32;
     fn fast(s: &str) -> Option<Self> {
         parse_v4(s)
     }
     fn slow(s: &str) -> Result<Self, ipnet::AddrParseError> {
         s.parse()
     }
+    fn write(&self, out: &mut String) {
+        push_v4net(out, self);
+    }
+    fn span(&self) -> (u128, u128) {
+        (
+            u32::from(self.network()).into(),
+            u32::from(self.broadcast()).into(),
+        )
+    }
+    fn at(addr: u128, len: u8) -> Self {
+        Ipv4Net::new(Ipv4Addr::from(addr as u32), len).expect("a length within 32")
+    }
+    fn parse_addr(s: &str) -> Option<u128> {
+        let mut i = 0;
+        let a = octets(s.as_bytes(), &mut i)?;
+        (i == s.len()).then(|| u32::from_be_bytes(a).into())
+    }
+    fn push_addr(out: &mut String, addr: u128) {
+        push_v4(out, Ipv4Addr::from(addr as u32));
+    }
 }
 
 impl Prefix for Ipv6Net {
     const EXPECTING: &'static str = "IPv6 network address";
+    const BITS: u32 = 128;
     fn fast(s: &str) -> Option<Self> {
         parse_v6(s)
     }
     fn slow(s: &str) -> Result<Self, ipnet::AddrParseError> {
         s.parse()
     }
-}
-
-/// One prefix read from a string.
-struct Parsed<N>(N);
-
-impl<'de, N: Prefix> Deserialize<'de> for Parsed<N> {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V<N>(PhantomData<N>);
-        impl<N: Prefix> Visitor<'_> for V<N> {
-            type Value = N;
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str(N::EXPECTING)
-            }
-            fn visit_str<E: de::Error>(self, s: &str) -> Result<N, E> {
-                match N::fast(s) {
-                    Some(n) => Ok(n),
-                    None => N::slow(s).map_err(E::custom),
-                }
-            }
-        }
-        d.deserialize_str(V(PhantomData)).map(Parsed)
+    fn write(&self, out: &mut String) {
+        push_v6net(out, self);
+    }
+    fn span(&self) -> (u128, u128) {
+        (self.network().into(), self.broadcast().into())
+    }
+    fn at(addr: u128, len: u8) -> Self {
+        Ipv6Net::new(Ipv6Addr::from(addr), len).expect("a length within 128")
+    }
+    fn parse_addr(s: &str) -> Option<u128> {
+        s.parse::<Ipv6Addr>().ok().map(u128::from)
+    }
+    fn push_addr(out: &mut String, addr: u128) {
+        push_v6(out, Ipv6Addr::from(addr));
     }
 }
 
-fn serialize_list<N: Serialize + Write, S: Serializer>(v: &[N], s: S) -> Result<S::Ok, S::Error> {
+/// Append the smallest list of prefixes covering `first..=last`.
+fn cover<N: Prefix>(mut first: u128, last: u128, out: &mut Vec<N>) {
+    // The last address of the block of `host` bits at an aligned address.
+    let mask = |host: u32| {
+        if host == 0 {
+            0
+        } else {
+            u128::MAX >> (128 - host)
+        }
+    };
+    loop {
+        // The largest block aligned at `first` that ends by `last`.
+        let mut host = first.trailing_zeros().min(N::BITS);
+        while first | mask(host) > last {
+            host -= 1;
+        }
+        out.push(N::at(first, (N::BITS - host) as u8));
+        let end = first | mask(host);
+        if end >= last {
+            return;
+        }
+        first = end + 1;
+    }
+}
+
+/// One string of a list: a prefix, or a range of addresses.
+enum Item<N> {
+    One(N),
+    Range(u128, u128),
+}
+
+impl<'de, N: Prefix> Deserialize<'de> for Item<N> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V<N>(PhantomData<N>);
+        impl<N: Prefix> Visitor<'_> for V<N> {
+            type Value = Item<N>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(N::EXPECTING)
+            }
+            fn visit_str<E: de::Error>(self, s: &str) -> Result<Item<N>, E> {
+                if let Some((a, b)) = s.split_once('-') {
+                    return match (N::parse_addr(a), N::parse_addr(b)) {
+                        (Some(a), Some(b)) if a <= b => Ok(Item::Range(a, b)),
+                        (Some(_), Some(_)) => Err(E::custom(format!(
+                            "address range `{s}` is reversed (write first-last)"
+                        ))),
+                        _ => Err(E::custom(format!(
+                            "invalid {} range `{s}` (expected first-last)",
+                            N::EXPECTING
+                        ))),
+                    };
+                }
+                match N::fast(s) {
+                    Some(n) => Ok(Item::One(n)),
+                    None => N::slow(s).map(Item::One).map_err(E::custom),
+                }
+            }
+        }
+        d.deserialize_str(V(PhantomData))
+    }
+}
+
+fn serialize_list<N: Prefix, S: Serializer>(v: &[N], s: S) -> Result<S::Ok, S::Error> {
     use serde::ser::SerializeSeq;
     if !s.is_human_readable() {
         return v.serialize(s);
     }
-    let mut seq = s.serialize_seq(Some(v.len()))?;
-    // One reused string: at most 43 bytes (`ffff:…:ffff/128`).
-    let mut b = String::with_capacity(48);
-    for n in v {
+    // Runs of adjacent prefixes, as (index of the first, index past the last).
+    let mut runs: Vec<(usize, usize)> = Vec::new();
+    for (i, n) in v.iter().enumerate() {
+        match runs.last_mut() {
+            Some((_, end)) if v[*end - 1].span().1.checked_add(1) == Some(n.span().0) => *end += 1,
+            _ => runs.push((i, i + 1)),
+        }
+    }
+    let mut seq = s.serialize_seq(Some(runs.len()))?;
+    // One reused string: at most 79 bytes (`ffff:…:ffff-ffff:…:ffff`).
+    let mut b = String::with_capacity(80);
+    for (first, end) in runs {
         b.clear();
-        n.write(&mut b);
+        if end - first == 1 {
+            v[first].write(&mut b);
+        } else {
+            N::push_addr(&mut b, v[first].span().0);
+            b.push('-');
+            N::push_addr(&mut b, v[end - 1].span().1);
+        }
         seq.serialize_element(b.as_str())?;
     }
     seq.end()
@@ -167,8 +263,11 @@ fn deserialize_list<'de, N: Prefix, D: Deserializer<'de>>(d: D) -> Result<Vec<N>
         }
         fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Vec<N>, A::Error> {
             let mut out = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(4096));
-            while let Some(Parsed(n)) = seq.next_element::<Parsed<N>>()? {
-                out.push(n);
+            while let Some(item) = seq.next_element::<Item<N>>()? {
+                match item {
+                    Item::One(n) => out.push(n),
+                    Item::Range(a, b) => cover(a, b, &mut out),
+                }
             }
             Ok(out)
         }
@@ -252,10 +351,13 @@ mod tests {
             .map(|a| Ipv4Net::new(Ipv4Addr::from(a), (a % 33) as u8).unwrap())
             .collect();
         v4.push(Ipv4Net::new(Ipv4Addr::BROADCAST, 32).unwrap());
-        let v6: Vec<Ipv6Net> = v6_cases(&mut seed, 30_000)
+        let mut v6: Vec<Ipv6Net> = v6_cases(&mut seed, 30_000)
             .into_iter()
             .map(|a| Ipv6Net::new(a, (a.segments()[7] % 129) as u8).unwrap())
             .collect();
+        // Adjacent neighbours are written as a range (see below).
+        v4.dedup_by(|b, a| a.span().1.checked_add(1) == Some(b.span().0));
+        v6.dedup_by(|b, a| a.span().1.checked_add(1) == Some(b.span().0));
         let fast = Fast { v4, v6 };
         let json = serde_json::to_string(&fast).unwrap();
         let reference = Ipnet {
@@ -270,6 +372,90 @@ mod tests {
         }
         for n in &fast.v6 {
             assert_eq!(parse_v6(&n.to_string()), Some(*n));
+        }
+    }
+
+    /// Runs of adjacent prefixes are written as ranges and read back as the
+    /// same prefixes; a range is read as its smallest cover.
+    #[test]
+    fn adjacent_prefixes_are_written_as_ranges() {
+        let v4 = |s: &[&str]| {
+            s.iter()
+                .map(|n| n.parse().unwrap())
+                .collect::<Vec<Ipv4Net>>()
+        };
+        let v6 = |s: &[&str]| {
+            s.iter()
+                .map(|n| n.parse().unwrap())
+                .collect::<Vec<Ipv6Net>>()
+        };
+        let set = Fast {
+            v4: v4(&[
+                "0.0.0.0/32",
+                "10.0.0.2/31",
+                "10.0.0.4/30",
+                "10.0.0.8/32",
+                "10.0.0.10/32",
+                "255.255.255.254/31",
+            ]),
+            v6: v6(&["fd00::2/127", "fd00::4/126", "fd00::10/124"]),
+        };
+        let json = serde_json::to_string(&set).unwrap();
+        assert_eq!(
+            json,
+            r#"{"v4":["0.0.0.0/32","10.0.0.2-10.0.0.8","10.0.0.10/32","255.255.255.254/31"],"v6":["fd00::2-fd00::7","fd00::10/124"]}"#
+        );
+        assert_eq!(serde_json::from_str::<Fast>(&json).unwrap(), set);
+        let read = |json: &str| serde_json::from_str::<Fast>(json).map_err(|e| e.to_string());
+        assert_eq!(
+            read(
+                r#"{"v4":["0.0.0.0-255.255.255.255"],"v6":["::-ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff"]}"#
+            ),
+            Ok(Fast {
+                v4: v4(&["0.0.0.0/0"]),
+                v6: v6(&["::/0"])
+            })
+        );
+        assert_eq!(
+            read(r#"{"v4":["10.0.0.5-10.0.0.5"],"v6":[]}"#),
+            Ok(Fast {
+                v4: v4(&["10.0.0.5/32"]),
+                v6: vec![]
+            })
+        );
+        for (bad, why) in [
+            (r#"["10.0.0.9-10.0.0.8"]"#, "reversed"),
+            (
+                r#"["10.0.0.1-fd00::1"]"#,
+                "invalid IPv4 network address range",
+            ),
+            (r#"["10.0.0.1-"]"#, "invalid IPv4 network address range"),
+            (
+                r#"["10.0.0.1/32-10.0.0.4"]"#,
+                "invalid IPv4 network address range",
+            ),
+        ] {
+            let e = v4::deserialize(&mut serde_json::Deserializer::from_str(bad)).unwrap_err();
+            assert!(e.to_string().contains(why), "{bad}: {e}");
+        }
+        // The cover of random ranges is what `ipnet` aggregates them to.
+        let mut seed = 5;
+        for _ in 0..2_000 {
+            let a = rng(&mut seed) as u32 >> (rng(&mut seed) % 32);
+            let b = a.saturating_add(rng(&mut seed) as u32 % 600);
+            let mut ours: Vec<Ipv4Net> = Vec::new();
+            cover(a.into(), b.into(), &mut ours);
+            let each: Vec<Ipv4Net> = (a..=b)
+                .map(|x| Ipv4Net::new(x.into(), 32).unwrap())
+                .collect();
+            assert_eq!(ours, Ipv4Net::aggregate(&each), "{a}-{b}");
+            let wide = u128::from(a) << 96 | u128::from(rng(&mut seed));
+            let mut ours6: Vec<Ipv6Net> = Vec::new();
+            cover(wide, wide + u128::from(b - a), &mut ours6);
+            let each6: Vec<Ipv6Net> = (wide..=wide + u128::from(b - a))
+                .map(|x| Ipv6Net::new(x.into(), 128).unwrap())
+                .collect();
+            assert_eq!(ours6, Ipv6Net::aggregate(&each6));
         }
     }
 

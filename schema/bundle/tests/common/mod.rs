@@ -85,7 +85,7 @@ pub(crate) fn payload_for(node: &str, generation: u64, issued_at: &str) -> Bundl
 /// A valid, empty IR of `node` (verification parses and validates it).
 pub(crate) fn ir(node: &str) -> String {
     format!(
-        r#"{{"ir_version":2,"cluster":"prod-eu1","node":"{node}","os":"linux","backend":"nftables","addresses":[],"endpoints":[],"chains":[],"sets":[],"policies":[]}}"#
+        r#"{{"ir_version":3,"cluster":"prod-eu1","node":"{node}","os":"linux","backend":"nftables","addresses":[],"endpoints":[],"chains":[],"sets":[],"policies":[]}}"#
     )
 }
 
