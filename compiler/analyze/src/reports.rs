@@ -69,7 +69,9 @@ impl Reports {
     }
 }
 
-fn status_name(s: ringfence_schema::report::Status) -> String {
+/// A report's status as it is written in JSON: the key `ringfence report`
+/// and the analysis both count nodes by.
+pub fn status_name(s: ringfence_schema::report::Status) -> String {
     serde_json::to_value(s)
         .ok()
         .and_then(|v| v.as_str().map(str::to_string))

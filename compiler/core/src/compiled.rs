@@ -19,7 +19,7 @@ use ringfence_schema::net::ports_match;
 use serde::Serialize;
 
 use crate::chains::CompiledChain;
-use crate::idx::{ChainIdx, ClusterIdx, EndpointIdx, WorkloadIdx, WorkloadRange};
+use crate::idx::{ChainIdx, ClusterIdx, EndpointIdx, RuleIdx, WorkloadIdx, WorkloadRange};
 use crate::interval::{Addrs, PortSet};
 use crate::live::LiveIndex;
 
@@ -231,7 +231,7 @@ pub struct Decision {
     /// The deciding chain.
     pub chain: ChainIdx,
     /// Position of the deciding rule in the chain.
-    pub rule: u32,
+    pub rule: RuleIdx,
     /// The rule's action.
     pub action: Action,
     /// The chain's mode.
@@ -428,7 +428,7 @@ impl Compiled {
 
     /// The deciding rule of a decision.
     pub fn rule(&self, d: &Decision) -> &Rule {
-        &self.chains[d.chain.index()].chain.rules[d.rule as usize]
+        &self.chains[d.chain.index()].chain.rules[d.rule.index()]
     }
 
     /// The chain id of a decision.
@@ -438,7 +438,7 @@ impl Compiled {
 
     /// The policy a decision traces to.
     pub fn policy(&self, d: &Decision) -> &PolicyInfo {
-        let f = &self.chains[d.chain.index()].fast[d.rule as usize];
+        let f = &self.chains[d.chain.index()].fast[d.rule.index()];
         &self.policies[f.policy.index()]
     }
 
@@ -450,16 +450,18 @@ impl Compiled {
         peer: IpAddr,
         proto: Proto,
         port: Option<u16>,
-    ) -> u32 {
+    ) -> RuleIdx {
         let rules = &self.chains[chain.index()].fast;
-        rules
-            .iter()
-            .position(|r| {
-                r.proto.matches(proto)
-                    && ports_match(&r.ports, port)
-                    && r.peer.is_none_or(|s| self.sets[s.index()].contains(peer))
-            })
-            .unwrap_or(rules.len() - 1) as u32
+        RuleIdx::new(
+            rules
+                .iter()
+                .position(|r| {
+                    r.proto.matches(proto)
+                        && ports_match(&r.ports, port)
+                        && r.peer.is_none_or(|s| self.sets[s.index()].contains(peer))
+                })
+                .unwrap_or(rules.len() - 1),
+        )
     }
 
     pub(crate) fn decide(
@@ -476,7 +478,7 @@ impl Compiled {
             endpoint,
             chain,
             rule,
-            action: c.fast[rule as usize].action,
+            action: c.fast[rule.index()].action,
             mode: c.chain.mode,
         })
     }

@@ -11,6 +11,7 @@
 //! | `ringfence::unresolved-target-port` | warning | a named `targetPort` a backing pod does not declare |
 
 use ringfence_intent::Diagnostic;
+use ringfence_intent::diagnostics::codes;
 use ringfence_intent::model::Span;
 
 /// Workloads of `cluster` fall into two top-level scopes.
@@ -21,7 +22,7 @@ pub(crate) fn cluster_split(
     example: &str,
 ) -> Diagnostic {
     Diagnostic::error(
-        "ringfence::cluster-split",
+        codes::CLUSTER_SPLIT,
         format!(
             "cluster `{cluster}` is split between top-level scopes `{}` and `{}` (e.g. {example} is in `{}`)",
             a.0, b.0, b.0

@@ -82,6 +82,12 @@ index_type!(
 );
 
 index_type!(
+    /// A rule: its position in its chain (the chain's `rules`), as in
+    /// [`Decision::rule`](crate::Decision::rule).
+    pub RuleIdx
+);
+
+index_type!(
     /// An endpoint: a position in [`Compiled`](crate::Compiled)'s endpoint
     /// table, as in [`Decision::endpoint`](crate::Decision::endpoint).
     pub EndpointIdx

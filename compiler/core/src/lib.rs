@@ -66,7 +66,7 @@ pub use compiled::{
 };
 pub use connlist::ConnLine;
 pub use explain::{ExplainError, Explanation, Peer, PeerError};
-pub use idx::{ChainIdx, ClassIdx, ClusterIdx, EndpointIdx};
+pub use idx::{ChainIdx, ClassIdx, ClusterIdx, EndpointIdx, RuleIdx};
 pub use matrix::{Connection, Line, Matrix, PairSummary, Select};
 
 use crate::idx::WorkloadIdx;

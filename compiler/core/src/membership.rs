@@ -9,7 +9,7 @@
 //! whether the workload is managed at all.
 
 use ringfence_intent::model::{Direction, FilterId, Predicate, Query, ScopeId};
-use ringfence_inventory::names::glob;
+use ringfence_inventory::names::{Glob, glob};
 
 use crate::bits::Bits;
 use crate::idx::WorkloadIdx;
@@ -208,11 +208,18 @@ impl Evaluator<'_, '_> {
             Predicate::Namespace(names) => world.namespace_members(names),
             Predicate::Label { key, values } => world.label_members(key, values),
             Predicate::Kind(kinds) => self.scan(|w| kinds.contains(&w.kind)),
-            Predicate::Name(globs) => self.scan(|w| globs.iter().any(|g| glob(g, w.name))),
-            Predicate::Node(globs) => self.scan(|w| {
-                w.node_name
-                    .is_some_and(|n| globs.iter().any(|g| glob(g, n)))
-            }),
+            // Each pattern compiled once, then matched against every workload.
+            Predicate::Name(globs) => {
+                let globs = compile(globs);
+                self.scan(|w| globs.iter().any(|g| g.matches(w.name)))
+            }
+            Predicate::Node(globs) => {
+                let globs = compile(globs);
+                self.scan(|w| {
+                    w.node_name
+                        .is_some_and(|n| globs.iter().any(|g| g.matches(n)))
+                })
+            }
             Predicate::Os(os) => self.scan(|w| w.os == Some(*os)),
             Predicate::Address(prefixes) => self.scan(|w| {
                 // An external is selected by the prefixes it was declared with.
@@ -343,4 +350,9 @@ impl One<'_, '_> {
             Predicate::Scope(s) => self.scope(*s),
         }
     }
+}
+
+/// Compiles a predicate's name globs once, before a scan of every workload.
+fn compile(globs: &[String]) -> Vec<Glob> {
+    globs.iter().map(|g| Glob::new(g)).collect()
 }

@@ -27,7 +27,7 @@ use std::path::{Path, PathBuf};
 use ipnet::IpNet;
 use kdl::{KdlDocument, KdlNode, KdlValue};
 use ringfence_inventory::model::{Labels, Proto};
-use ringfence_inventory::names::glob;
+use ringfence_inventory::names::Glob;
 use ringfence_schema::net::{PortRange, normalize_ports, ports_match};
 
 use crate::book::{Book, ObjId, ObjKind};
@@ -64,8 +64,8 @@ enum Pred {
     Namespace(Vec<String>),
     Label { key: String, values: Vec<String> },
     Kind(Vec<Kind>),
-    Name(Vec<String>),
-    Node(Vec<String>),
+    Name(Vec<Glob>),
+    Node(Vec<Glob>),
     Address(Vec<IpNet>),
 }
 
@@ -383,8 +383,8 @@ impl Pred {
                 .names
                 .iter()
                 .flatten()
-                .any(|n| globs.iter().any(|g| glob(g, n))),
-            Pred::Node(globs) => s.node.is_some_and(|n| globs.iter().any(|g| glob(g, n))),
+                .any(|n| globs.iter().any(|g| g.matches(n))),
+            Pred::Node(globs) => s.node.is_some_and(|n| globs.iter().any(|g| g.matches(n))),
             Pred::Address(nets) => s
                 .addresses
                 .iter()
@@ -427,8 +427,8 @@ fn parse_preds(
                     .collect::<Result<_, _>>()?;
                 Query::Pred(Pred::Kind(kinds))
             }
-            "name" => Query::Pred(Pred::Name(nonempty(child).map_err(&here)?)),
-            "node" => Query::Pred(Pred::Node(nonempty(child).map_err(&here)?)),
+            "name" => Query::Pred(Pred::Name(globs(child).map_err(&here)?)),
+            "node" => Query::Pred(Pred::Node(globs(child).map_err(&here)?)),
             "address" => {
                 let nets = nonempty(child)
                     .map_err(&here)?
@@ -497,6 +497,11 @@ fn nonempty(node: &KdlNode) -> Result<Vec<String>, String> {
         ));
     }
     Ok(v)
+}
+
+/// At least one name glob, each compiled once here.
+fn globs(node: &KdlNode) -> Result<Vec<Glob>, String> {
+    Ok(nonempty(node)?.iter().map(|g| Glob::new(g)).collect())
 }
 
 fn ports(node: &KdlNode) -> Result<Vec<PortRange>, String> {

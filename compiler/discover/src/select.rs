@@ -9,7 +9,7 @@
 use std::collections::BTreeSet;
 
 use ringfence_inventory::model::{Inventory, Labels, Pod};
-use ringfence_inventory::names::glob;
+use ringfence_inventory::names::Glob;
 use serde::Serialize;
 
 use crate::book::{Book, EntityKind};
@@ -307,7 +307,8 @@ pub(crate) fn workloads(book: &Book<'_>, unit: &Unit<'_>) -> Selected {
         preds.push(Pred::Kind("pod"));
         globs.sort();
         globs.dedup();
-        let by_glob = |p: &Pod| globs.iter().any(|g| glob(g, &p.name));
+        let compiled: Vec<Glob> = globs.iter().map(|g| Glob::new(g)).collect();
+        let by_glob = |p: &Pod| compiled.iter().any(|g| g.matches(&p.name));
         let glob_mask: Mask = candidates.iter().map(by_glob).collect();
         if glob_mask == target {
             cluster_needed = elsewhere(book.inv, ci, Some(ns), by_glob);

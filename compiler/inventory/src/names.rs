@@ -5,7 +5,7 @@
 //! leaves this crate is a single path component that is neither `.` nor `..`,
 //! and the commands that name files and directories after nodes, clusters or
 //! namespaces (`render`, `compile`, `discover`) cannot be steered outside
-//! their output directory. [`glob`] is how intent and exclusions match
+//! their output directory. [`Glob`] (from `wildmatch`) is how intent and exclusions match
 //! these names.
 
 /// A Kubernetes DNS subdomain (RFC 1123): Node and Pod names.
@@ -43,29 +43,30 @@ pub const DNS_LABEL: &str = "lowercase letters, digits and `-`, starting and end
 pub const CLUSTER_NAME: &str = "letters, digits, `-`, `_` and `.`, starting with a letter or \
                                 digit, at most 253 characters";
 
-/// Whether `name` matches a glob with `*` (any run) and `?` (one character).
-pub fn glob(pattern: &str, name: &str) -> bool {
-    let p: Vec<char> = pattern.chars().collect();
-    let n: Vec<char> = name.chars().collect();
-    let (mut pi, mut ni) = (0, 0);
-    let (mut star, mut mark) = (None, 0);
-    while ni < n.len() {
-        if pi < p.len() && (p[pi] == '?' || p[pi] == n[ni]) {
-            pi += 1;
-            ni += 1;
-        } else if pi < p.len() && p[pi] == '*' {
-            star = Some(pi);
-            mark = ni;
-            pi += 1;
-        } else if let Some(s) = star {
-            pi = s + 1;
-            mark += 1;
-            ni = mark;
-        } else {
-            return false;
-        }
+/// A name glob compiled once: `*` matches any run of characters (also none),
+/// `?` exactly one character, every other character itself (no escapes, no
+/// classes, `/` and `.` are plain); the whole name must match, and case
+/// counts. Compile each pattern once where it is read and match it against
+/// many names; [`glob`] is the one-shot form.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Glob(wildmatch::WildMatch);
+
+impl Glob {
+    /// Compiles `pattern`.
+    pub fn new(pattern: &str) -> Self {
+        Self(wildmatch::WildMatch::new(pattern))
     }
-    p[pi..].iter().all(|&c| c == '*')
+
+    /// Whether the whole of `name` matches.
+    pub fn matches(&self, name: &str) -> bool {
+        self.0.matches(name)
+    }
+}
+
+/// Whether `name` matches a glob with `*` (any run) and `?` (one character):
+/// [`Glob`], compiled for one name.
+pub fn glob(pattern: &str, name: &str) -> bool {
+    Glob::new(pattern).matches(name)
 }
 
 #[cfg(test)]

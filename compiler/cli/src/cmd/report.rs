@@ -9,6 +9,7 @@ use std::fmt::Write as _;
 use std::io::Write as _;
 
 use anyhow::bail;
+use ringfence_analyze::status_name;
 use ringfence_schema::ir::Action;
 use ringfence_schema::report::{ComplianceReport, Status};
 use serde::Serialize;
@@ -56,13 +57,6 @@ struct Summary {
     statuses: BTreeMap<String, usize>,
     policies: Vec<PolicyHits>,
     unreadable: Vec<Unreadable>,
-}
-
-fn status_name(s: Status) -> String {
-    serde_json::to_value(s)
-        .ok()
-        .and_then(|v| v.as_str().map(str::to_string))
-        .unwrap_or_default()
 }
 
 fn summarise(reports: Vec<(String, Result<ComplianceReport, String>)>) -> Summary {
