@@ -174,7 +174,7 @@ pub struct AddressSet {
     /// The set's name, unique within a node's IR. Backends may use it as an
     /// identifier: it matches `[a-z0-9_]+` and is at most 48 bytes long.
     pub name: String,
-    /// IPv4 prefixes (as `ipnet` writes them; `text.rs` does it faster).
+    /// IPv4 prefixes (in JSON, a run of adjacent ones as its range: `text.rs`).
     #[serde(default, skip_serializing_if = "Vec::is_empty", with = "text::v4")]
     pub v4: Vec<Ipv4Net>,
     /// IPv6 prefixes.
