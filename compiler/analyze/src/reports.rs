@@ -236,6 +236,60 @@ pub(crate) fn fold(
 mod tests {
     use super::*;
 
+    fn report(node: &str, counters: &[(&str, &str, u64)]) -> ComplianceReport {
+        let counters: Vec<_> = counters
+            .iter()
+            .map(|(rule, policy, packets)| {
+                serde_json::json!({"rule": rule, "policy": policy, "action": "allow",
+                                   "packets": packets, "bytes": packets * 10})
+            })
+            .collect();
+        serde_json::from_value(serde_json::json!({
+            "format": 1, "node": node, "generated_at": "2026-01-01T00:00:00Z",
+            "status": "in-sync", "counters": counters, "apply_failures": 2,
+            "drift": {"missing": [], "extra": [], "changed": []},
+            "verification_failures": {"expired": 1, "signature": 3},
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn a_policy_counts_nodes_with_a_counter_and_nodes_with_packets() {
+        let reports = Reports {
+            files: vec![
+                (
+                    "a.json".into(),
+                    Ok(report("a", &[("r1", "p", 0), ("r2", "p", 4)])),
+                ),
+                (
+                    "b.json".into(),
+                    Ok(report("b", &[("r1", "p", 0), ("r3", "q", 1)])),
+                ),
+                ("c.json".into(), Err("not a compliance report".into())),
+            ],
+        };
+        let f = fold_reports(&reports, None, |c| {
+            (c.policy != "q").then(|| c.policy.clone())
+        });
+        let p = PolicyCount {
+            packets: 4,
+            bytes: 40,
+            nodes_counting: 2,
+            nodes_hit: 1,
+        };
+        assert_eq!(
+            f.policies.into_iter().collect::<Vec<_>>(),
+            [("p".to_string(), p)]
+        );
+        assert_eq!(f.compliance.unknown_policies, ["q"]);
+        assert_eq!(f.compliance.unreadable.len(), 1);
+        assert_eq!(f.compliance.statuses["in-sync"], 2);
+        let b = &f.compliance.nodes[1];
+        assert_eq!((b.apply_failures, b.verification_failures), (2, 4));
+        // Without a compile no node is current and every counted rule is unknown.
+        assert_eq!((b.current, b.unknown_rules, b.missing_rules), (false, 2, 0));
+    }
+
     #[test]
     fn a_fifo_or_an_oversized_report_is_unreadable_not_a_hang() {
         let dir = tempfile::tempdir().unwrap();
