@@ -364,6 +364,10 @@ pub struct NodeCompliance {
     /// Commit the bundle in force came from.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub commit: Option<String>,
+    /// When the bundle in force was applied (RFC 3339, as the agent wrote
+    /// it); `ringfence report` shows it, the analysis does not.
+    #[serde(skip)]
+    pub applied_at: Option<String>,
     /// Whether the node enforces the analysed version: every rule of the
     /// version's IR for the node is counted and no other rule is.
     pub current: bool,
@@ -377,6 +381,14 @@ pub struct NodeCompliance {
     pub allowed_packets: u64,
     /// Packets counted by deny rules (dropped, or logged in analyze mode).
     pub denied_packets: u64,
+    /// Failed applies the agent counted; `ringfence report` shows them, the
+    /// analysis does not.
+    #[serde(skip)]
+    pub apply_failures: u64,
+    /// Bundles the agent refused, over every reason; `ringfence report`
+    /// shows them, the analysis does not.
+    #[serde(skip)]
+    pub verification_failures: u64,
     /// The agent's last error.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub last_error: Option<String>,

@@ -49,7 +49,7 @@ pub use analysis::{
 pub use error::AnalyzeError;
 pub use outcome::{OUTCOMES, Outcome};
 pub use policies::Broadness;
-pub use reports::{Reports, status_name};
+pub use reports::{Folded, PolicyCount, Reports, fold_reports, status_name};
 pub use tally::{Observed, Tally};
 
 use crate::place::Places;

@@ -9,9 +9,9 @@ use std::fmt::Write as _;
 use std::io::Write as _;
 
 use anyhow::bail;
-use ringfence_analyze::status_name;
+use ringfence_analyze::{Reports, Unreadable, fold_reports, status_name};
 use ringfence_schema::ir::Action;
-use ringfence_schema::report::{ComplianceReport, Status};
+use ringfence_schema::report::Status;
 use serde::Serialize;
 
 use crate::Exit;
@@ -46,65 +46,47 @@ struct PolicyHits {
 }
 
 #[derive(Debug, Serialize)]
-struct Unreadable {
-    file: String,
-    error: String,
-}
-
-#[derive(Debug, Serialize)]
 struct Summary {
     nodes: Vec<NodeLine>,
-    statuses: BTreeMap<String, usize>,
+    statuses: BTreeMap<String, u64>,
     policies: Vec<PolicyHits>,
     unreadable: Vec<Unreadable>,
 }
 
-fn summarise(reports: Vec<(String, Result<ComplianceReport, String>)>) -> Summary {
-    let mut nodes = Vec::new();
-    let mut unreadable = Vec::new();
-    let mut statuses: BTreeMap<String, usize> = BTreeMap::new();
-    let mut policies: BTreeMap<(String, Action), PolicyHits> = BTreeMap::new();
-    for (file, r) in reports {
-        let r = match r {
-            Ok(r) => r,
-            Err(error) => {
-                unreadable.push(Unreadable { file, error });
-                continue;
-            }
-        };
-        *statuses.entry(status_name(r.status)).or_default() += 1;
-        let mut seen = std::collections::BTreeSet::new();
-        for c in &r.counters {
-            let p = policies
-                .entry((c.policy.clone(), c.action))
-                .or_insert_with(|| PolicyHits {
-                    policy: c.policy.clone(),
-                    action: c.action,
-                    packets: 0,
-                    bytes: 0,
-                    nodes: 0,
-                });
-            p.packets += c.packets;
-            p.bytes += c.bytes;
-            if seen.insert((c.policy.clone(), c.action)) {
-                p.nodes += 1;
-            }
-        }
-        nodes.push(NodeLine {
-            file,
-            node: r.node,
-            status: r.status,
-            generation: r.applied.as_ref().map(|a| a.generation),
-            commit: r.applied.as_ref().and_then(|a| a.commit.clone()),
-            applied_at: r.applied.as_ref().map(|a| a.applied_at.clone()),
-            drift: r.drift.missing.len() + r.drift.extra.len() + r.drift.changed.len(),
-            apply_failures: r.apply_failures,
-            verification_failures: r.verification_failures.values().sum(),
-            last_error: r.last_error,
-        });
-    }
+/// The reports folded by analyze's fold (`fold_reports`), policies keyed by
+/// (policy, action) as the agents name them, no compile to compare with;
+/// a policy's node count is the nodes with a counter of it, hit or not.
+fn summarise(reports: &Reports) -> Summary {
+    let f = fold_reports(reports, None, |c| Some((c.policy.clone(), c.action)));
+    let mut nodes: Vec<NodeLine> = f
+        .compliance
+        .nodes
+        .into_iter()
+        .map(|n| NodeLine {
+            file: n.file,
+            node: n.node,
+            status: n.status,
+            generation: n.generation,
+            commit: n.commit,
+            applied_at: n.applied_at,
+            drift: n.drift.total() as usize,
+            apply_failures: n.apply_failures,
+            verification_failures: n.verification_failures,
+            last_error: n.last_error,
+        })
+        .collect();
     nodes.sort_by(|a, b| a.node.cmp(&b.node).then(a.file.cmp(&b.file)));
-    let mut policies: Vec<PolicyHits> = policies.into_values().collect();
+    let mut policies: Vec<PolicyHits> = f
+        .policies
+        .into_iter()
+        .map(|((policy, action), n)| PolicyHits {
+            policy,
+            action,
+            packets: n.packets,
+            bytes: n.bytes,
+            nodes: n.nodes_counting as usize,
+        })
+        .collect();
     policies.sort_by(|a, b| {
         b.packets
             .cmp(&a.packets)
@@ -113,9 +95,9 @@ fn summarise(reports: Vec<(String, Result<ComplianceReport, String>)>) -> Summar
     });
     Summary {
         nodes,
-        statuses,
+        statuses: f.compliance.statuses,
         policies,
-        unreadable,
+        unreadable: f.compliance.unreadable,
     }
 }
 
@@ -166,7 +148,7 @@ fn text(s: &Summary) -> String {
 }
 
 pub(crate) fn run(args: ReportArgs) -> anyhow::Result<Exit> {
-    let s = summarise(ringfence_analyze::Reports::read_dir(&args.dir)?.files);
+    let s = summarise(&Reports::read_dir(&args.dir)?);
     if s.nodes.is_empty() && s.unreadable.is_empty() {
         bail!(
             "{}: no *.json compliance reports (agents write <state>/report.json; collect one per node)",
@@ -230,7 +212,7 @@ mod tests {
         );
         write("c.json", "{\"format\": 1".into());
         write("notes.txt", "ignored".into());
-        let s = summarise(ringfence_analyze::Reports::read_dir(&dir).unwrap().files);
+        let s = summarise(&Reports::read_dir(&dir).unwrap());
         let names: Vec<&str> = s.nodes.iter().map(|n| n.node.as_str()).collect();
         assert_eq!(names, ["node-a", "node-b"]);
         assert_eq!(s.statuses["drifted"], 1);
