@@ -11,9 +11,12 @@ fn brief(j: &Judgement) -> Brief {
     Brief {
         verdict: j.verdict,
         passes: j.passes,
-        egress: j.egress.policy.clone(),
-        ingress: j.ingress.policy.clone(),
-        node_hop: j.node_hop.as_ref().and_then(|s| s.policy.clone()),
+        egress: j.egress.policy_id().map(str::to_string),
+        ingress: j.ingress.policy_id().map(str::to_string),
+        node_hop: j
+            .node_hop
+            .as_ref()
+            .and_then(|s| s.policy_id().map(str::to_string)),
     }
 }
 

@@ -11,7 +11,7 @@ use ipnet::IpNet;
 use ringfence_core::Compiled;
 use ringfence_intent::model::WorkloadKind;
 
-use crate::tally::FastMap;
+use rustc_hash::FxHashMap;
 
 /// Where an address sits.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -31,7 +31,7 @@ pub(crate) const UNKNOWN: &str = "(unknown)";
 /// The address index of one compiled version.
 pub(crate) struct Places {
     /// Address → catalog index.
-    exact: FastMap<IpAddr, u32>,
+    exact: FxHashMap<IpAddr, u32>,
     /// External prefixes with their catalog index, longest first.
     prefixes: Vec<(IpNet, u32)>,
     /// Catalog: (group, scope, kind).
@@ -49,7 +49,7 @@ fn rank(kind: WorkloadKind, host_network: bool) -> u8 {
 
 impl Places {
     pub(crate) fn new(c: &Compiled) -> Self {
-        let mut exact: FastMap<IpAddr, (u8, u32)> = FastMap::default();
+        let mut exact: FxHashMap<IpAddr, (u8, u32)> = FxHashMap::default();
         let mut prefixes = Vec::new();
         let mut cat = Vec::with_capacity(c.catalog().len());
         for (i, w) in c.catalog().enumerate() {

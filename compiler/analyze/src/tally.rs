@@ -62,7 +62,7 @@ pub(crate) type SortKey = (
 );
 
 /// Minute slot → flows per outcome.
-pub(crate) type Slots = FastMap<i64, [u64; OUTCOMES]>;
+pub(crate) type Slots = FxHashMap<i64, [u64; OUTCOMES]>;
 
 /// What identifies a conversation: everything the verdict depends on,
 /// packed into words (addresses as IPv6, IPv4 mapped and flagged) so that
@@ -194,7 +194,7 @@ impl Hash for Key {
     }
 }
 
-pub(crate) use ringfence_core::{FastHasher as KeyHasher, FastMap};
+pub(crate) use rustc_hash::{FxHashMap, FxHasher as KeyHasher};
 
 /// A verdict, and whether it was taken at the observed pre-NAT destination.
 #[derive(Clone, Copy, Debug)]
@@ -340,7 +340,7 @@ pub struct Tally<'a> {
     versions: [Option<&'a Compiled>; 2],
     /// Fingerprint → index in `hot` and `verdicts`.
     index: HashMap<u64, u32, BuildHasherDefault<Prehashed>>,
-    spill: FastMap<Key, u32>,
+    spill: FxHashMap<Key, u32>,
     hot: Vec<Hot>,
     verdicts: Vec<[Option<Judged>; 2]>,
     slots: Slots,
@@ -362,10 +362,10 @@ impl<'a> Tally<'a> {
         Tally {
             versions: [Some(main), against],
             index: HashMap::default(),
-            spill: FastMap::default(),
+            spill: FxHashMap::default(),
             hot: Vec::new(),
             verdicts: Vec::new(),
-            slots: FastMap::default(),
+            slots: FxHashMap::default(),
             last_slot: None,
             span: None,
         }

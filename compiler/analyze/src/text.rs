@@ -38,8 +38,8 @@ fn side(s: &SideInfo) -> String {
     let mut out = format!(
         "{} by {} ({})",
         s.action.map_or("?".to_string(), |a| a.to_string()),
-        s.policy.as_deref().unwrap_or("?"),
-        s.rank.map_or("?", rank_name)
+        s.policy_id().unwrap_or("?"),
+        s.policy.as_ref().map_or("?", |p| rank_name(p.rank))
     );
     if s.mode == Some(ringfence_schema::ir::Mode::Analyze) && s.action == Some(Action::Deny) {
         out.push_str(" [analyze mode]");

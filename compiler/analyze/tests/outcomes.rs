@@ -173,7 +173,8 @@ fn every_ordering_rule_and_outcome() {
             .iter()
             .find(|c| c.src == f.src && c.dst == f.dst && c.port == f.port)
             .unwrap_or_else(|| panic!("{}: no conversation", r.what));
-        let policy = |s: &ringfence_core::explain::SideInfo| s.policy.clone().unwrap_or("-".into());
+        let policy =
+            |s: &ringfence_core::explain::SideInfo| s.policy_id().unwrap_or("-").to_string();
         assert_eq!(
             (
                 c.judgement.verdict,

@@ -100,16 +100,24 @@ fn narrowing_a_policy_changes_exactly_its_flows() {
                 (Action::Allow, Action::Deny),
                 "{c:#?}"
             );
-            assert_eq!(before.ingress.policy.as_deref(), Some("app/web-to-api"));
+            assert_eq!(before.ingress.policy_id(), Some("app/web-to-api"));
             assert_eq!(
-                c.judgement.ingress.policy.as_deref(),
+                c.judgement.ingress.policy_id(),
                 Some("app/catch-all-ingress")
             );
         } else {
             // Same verdict; the rules may be renamed (their content moved).
             assert_eq!(before.verdict, c.judgement.verdict, "{c:#?}");
-            assert_eq!(before.egress.policy, c.judgement.egress.policy, "{c:#?}");
-            assert_eq!(before.ingress.policy, c.judgement.ingress.policy, "{c:#?}");
+            assert_eq!(
+                before.egress.policy_id(),
+                c.judgement.egress.policy_id(),
+                "{c:#?}"
+            );
+            assert_eq!(
+                before.ingress.policy_id(),
+                c.judgement.ingress.policy_id(),
+                "{c:#?}"
+            );
         }
     }
     // One group per workload pair and before/after.

@@ -7,8 +7,6 @@
 //! chains whose sets are interval sets, so it runs millions of times per
 //! second.
 
-use std::collections::HashMap;
-use std::hash::{BuildHasherDefault, Hasher};
 use std::net::IpAddr;
 
 use ipnet::IpNet;
@@ -16,59 +14,13 @@ use ringfence_intent::model::{Action, Mode, Proto, ScopeId, WorkloadKind};
 use ringfence_inventory::model::{ServicePort, ServiceType, TrafficPolicy};
 use ringfence_schema::ir::{Endpoint, ExposureKind, NodeIr, PolicyInfo, ProtoPort, Rule};
 use ringfence_schema::net::ports_match;
+use rustc_hash::FxHashMap;
 use serde::Serialize;
 
 use crate::chains::CompiledChain;
 use crate::idx::{ChainIdx, ClusterIdx, EndpointIdx, RuleIdx, WorkloadIdx, WorkloadRange};
 use crate::interval::{Addrs, PortSet};
 use crate::live::LiveIndex;
-
-/// A fast hasher for keys made of a few words (addresses, flow keys):
-/// FxHash's multiply-rotate over 8-byte words, with a SplitMix finaliser so
-/// the low bits the table uses depend on every byte. Not flood-resistant: a
-/// crafted input can only make a map slower, never give a wrong result.
-#[derive(Default)]
-pub struct FastHasher(u64);
-
-impl Hasher for FastHasher {
-    fn finish(&self) -> u64 {
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-
-    fn write(&mut self, bytes: &[u8]) {
-        for chunk in bytes.chunks(8) {
-            let mut w = [0u8; 8];
-            w[..chunk.len()].copy_from_slice(chunk);
-            self.write_u64(u64::from_le_bytes(w));
-        }
-    }
-
-    fn write_u64(&mut self, n: u64) {
-        self.0 = (self.0.rotate_left(5) ^ n).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
-    }
-
-    fn write_u8(&mut self, n: u8) {
-        self.write_u64(u64::from(n));
-    }
-
-    fn write_u16(&mut self, n: u16) {
-        self.write_u64(u64::from(n));
-    }
-
-    fn write_u32(&mut self, n: u32) {
-        self.write_u64(u64::from(n));
-    }
-
-    fn write_usize(&mut self, n: usize) {
-        self.write_u64(n as u64);
-    }
-}
-
-/// A hash map with [`FastHasher`].
-pub type FastMap<K, V> = HashMap<K, V, BuildHasherDefault<FastHasher>>;
 
 /// Everything the compiler produced: the per-node IRs and the cluster-wide
 /// tables they were sliced from.
@@ -91,9 +43,9 @@ pub struct Compiled {
     pub(crate) exposures: Vec<CompiledExposure>,
     /// The per-node IRs, indexed by [`NodeIdx`](crate::idx::NodeIdx).
     pub(crate) node_irs: Vec<NodeIr>,
-    pub(crate) egress_ip: FastMap<IpAddr, EndpointIdx>,
-    pub(crate) ingress_ip: FastMap<IpAddr, IngressEntry>,
-    pub(crate) vips: FastMap<(IpAddr, Proto, u16), VipTarget>,
+    pub(crate) egress_ip: FxHashMap<IpAddr, EndpointIdx>,
+    pub(crate) ingress_ip: FxHashMap<IpAddr, IngressEntry>,
+    pub(crate) vips: FxHashMap<(IpAddr, Proto, u16), VipTarget>,
 }
 
 /// A workload, as explain and matrix need it.

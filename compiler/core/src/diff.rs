@@ -128,6 +128,10 @@ pub struct RuleChange {
 pub struct PolicyRef {
     /// Policy id, `<scope>/<name>`.
     pub id: String,
+    /// The policy's name as written (or generated from its position).
+    /// `explain` shows it; a plan names policies by id only.
+    #[serde(skip)]
+    pub name: String,
     /// Rank in the global order.
     pub rank: Rank,
     /// Intent file, relative to the intent directory.
@@ -139,9 +143,10 @@ pub struct PolicyRef {
 }
 
 impl PolicyRef {
-    fn of(p: &PolicyInfo) -> Self {
+    pub(crate) fn of(p: &PolicyInfo) -> Self {
         PolicyRef {
             id: p.id.clone(),
+            name: p.name.clone(),
             rank: p.rank,
             file: p.file.clone(),
             line: p.line,
@@ -225,21 +230,9 @@ pub struct SideDecision {
 
 impl SideDecision {
     fn of(s: &SideInfo) -> Self {
-        let policy = match (&s.policy, s.rank, &s.file, s.line, s.column) {
-            (Some(id), Some(rank), Some(file), Some(line), Some(column)) if s.managed => {
-                Some(PolicyRef {
-                    id: id.clone(),
-                    rank,
-                    file: file.clone(),
-                    line,
-                    column,
-                })
-            }
-            _ => None,
-        };
         SideDecision {
             action: s.action.unwrap_or(Action::Allow),
-            policy,
+            policy: s.policy.clone().filter(|_| s.managed),
         }
     }
 }
@@ -339,6 +332,7 @@ fn rules_missing(a: &RuleIndex<'_>, b: &RuleIndex<'_>, ir: &NodeIr) -> Vec<RuleC
             .map(PolicyRef::of)
             .unwrap_or(PolicyRef {
                 id: key.policy.to_string(),
+                name: String::new(),
                 rank: Rank::Implicit,
                 file: String::new(),
                 line: 0,

@@ -15,9 +15,10 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use ipnet::IpNet;
 use ringfence_intent::model::{Action, Mode, Proto, WorkloadKind};
 use ringfence_schema::ir::Rank;
-use serde::Serialize;
+use serde::{Serialize, Serializer};
 
 use crate::compiled::{Compiled, FlowVerdict, Side, same_family};
+use crate::diff::PolicyRef;
 use crate::idx::{ClusterIdx, WorkloadIdx};
 
 /// A consumer or provider named on the command line, resolved against the inventory.
@@ -127,24 +128,43 @@ pub struct SideInfo {
     /// The rule id.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub rule: Option<String>,
-    /// The policy id.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub policy: Option<String>,
-    /// The policy's name.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub name: Option<String>,
-    /// Its rank.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub rank: Option<Rank>,
-    /// Intent file.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub file: Option<String>,
-    /// Line in the file.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub line: Option<u32>,
-    /// Column in the file.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub column: Option<u32>,
+    /// The deciding policy and where it is written. In JSON its fields
+    /// sit in this object: `policy` (the id), `name`, `rank`, `file`,
+    /// `line` and `column`, all absent when there is none.
+    #[serde(flatten, serialize_with = "policy_fields")]
+    pub policy: Option<PolicyRef>,
+}
+
+impl SideInfo {
+    /// The deciding policy's id.
+    pub fn policy_id(&self) -> Option<&str> {
+        self.policy.as_ref().map(|p| p.id.as_str())
+    }
+}
+
+/// [`SideInfo::policy`]'s fields, flattened into the side's object.
+fn policy_fields<S: Serializer>(p: &Option<PolicyRef>, s: S) -> Result<S::Ok, S::Error> {
+    #[derive(Serialize)]
+    struct Fields<'a> {
+        policy: &'a str,
+        name: &'a str,
+        rank: Rank,
+        file: &'a str,
+        line: u32,
+        column: u32,
+    }
+    match p {
+        Some(p) => Fields {
+            policy: &p.id,
+            name: &p.name,
+            rank: p.rank,
+            file: &p.file,
+            line: p.line,
+            column: p.column,
+        }
+        .serialize(s),
+        None => s.serialize_none(),
+    }
 }
 
 /// The member pair an explanation shows.
@@ -748,30 +768,17 @@ impl Compiled {
                 chain: None,
                 rule: None,
                 policy: None,
-                name: None,
-                rank: None,
-                file: None,
-                line: None,
-                column: None,
             },
-            Side::Decided(d) => {
-                let p = self.policy(d);
-                SideInfo {
-                    managed: true,
-                    action: Some(d.action),
-                    mode: Some(d.mode),
-                    endpoint: Some(self.endpoint(d.endpoint).name.clone()),
-                    node: Some(self.endpoint_node(d.endpoint).to_string()),
-                    chain: Some(self.chain_id(d).to_string()),
-                    rule: Some(self.rule(d).id.clone()),
-                    policy: Some(p.id.clone()),
-                    name: Some(p.name.clone()),
-                    rank: Some(p.rank),
-                    file: Some(p.file.clone()),
-                    line: Some(p.line),
-                    column: Some(p.column),
-                }
-            }
+            Side::Decided(d) => SideInfo {
+                managed: true,
+                action: Some(d.action),
+                mode: Some(d.mode),
+                endpoint: Some(self.endpoint(d.endpoint).name.clone()),
+                node: Some(self.endpoint_node(d.endpoint).to_string()),
+                chain: Some(self.chain_id(d).to_string()),
+                rule: Some(self.rule(d).id.clone()),
+                policy: Some(PolicyRef::of(self.policy(d))),
+            },
         }
     }
 }
@@ -824,7 +831,8 @@ impl fmt::Display for SideInfo {
             return write!(f, "allow (not managed)");
         }
         let action = self.action.map_or("?".to_string(), |a| a.to_string());
-        let rank = match self.rank {
+        let p = self.policy.as_ref();
+        let rank = match p.map(|p| p.rank) {
             Some(Rank::Quarantine) => "quarantine",
             Some(Rank::Absolute) => "absolute",
             Some(Rank::Default) => "default",
@@ -835,10 +843,10 @@ impl fmt::Display for SideInfo {
         write!(
             f,
             "{action} by {} ({rank}) at {}:{}:{}",
-            self.policy.as_deref().unwrap_or("?"),
-            self.file.as_deref().unwrap_or("?"),
-            self.line.unwrap_or(0),
-            self.column.unwrap_or(0),
+            p.map_or("?", |p| p.id.as_str()),
+            p.map_or("?", |p| p.file.as_str()),
+            p.map_or(0, |p| p.line),
+            p.map_or(0, |p| p.column),
         )?;
         if self.mode == Some(Mode::Analyze) && self.action == Some(Action::Deny) {
             write!(f, " [analyze mode: passes]")?;

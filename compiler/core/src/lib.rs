@@ -61,9 +61,7 @@ use ringfence_intent::model::{Intent, ScopeId};
 use ringfence_intent::{Diagnostic, Diagnostics};
 use ringfence_inventory::model::Inventory;
 
-pub use compiled::{
-    Compiled, Decision, FastHasher, FastMap, FlowVerdict, Side, Translation, Via, WorkloadView,
-};
+pub use compiled::{Compiled, Decision, FlowVerdict, Side, Translation, Via, WorkloadView};
 pub use connlist::ConnLine;
 pub use explain::{ExplainError, Explanation, Peer, PeerError};
 pub use idx::{ChainIdx, ClassIdx, ClusterIdx, EndpointIdx, RuleIdx};

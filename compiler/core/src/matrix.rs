@@ -24,9 +24,10 @@ use ringfence_intent::model::{Proto, WorkloadKind};
 use ringfence_inventory::model::TrafficPolicy;
 use ringfence_schema::ir::ExposureKind;
 use ringfence_schema::net::PortRange;
+use rustc_hash::FxHashMap;
 use serde::Serialize;
 
-use crate::compiled::{Compiled, FastMap, PORT_PROTOS, ProtoPorts};
+use crate::compiled::{Compiled, PORT_PROTOS, ProtoPorts};
 use crate::idx::{ChainIdx, EndpointIdx, SetIdx, WorkloadIdx, index_type};
 use crate::interval::{Addrs, PortSet};
 
@@ -201,14 +202,14 @@ struct Engine<'c> {
     providers: Vec<Provider>,
     /// Interned results; `results[0]` is empty, `results[1]` everything.
     results: Vec<ProtoPorts>,
-    result_ids: FastMap<ProtoPorts, ResultIdx>,
+    result_ids: FxHashMap<ProtoPorts, ResultIdx>,
     /// Egress chain (slot) × atom → result.
-    egress_slots: FastMap<Option<ChainIdx>, usize>,
+    egress_slots: FxHashMap<Option<ChainIdx>, usize>,
     egress: Vec<Vec<ResultIdx>>,
     /// Provider kind × atom → result.
     ingress: Vec<Vec<ResultIdx>>,
-    inter: FastMap<(ResultIdx, ResultIdx), ResultIdx>,
-    cache: FastMap<(ChainIdx, AtomIdx), ProtoPorts>,
+    inter: FxHashMap<(ResultIdx, ResultIdx), ResultIdx>,
+    cache: FxHashMap<(ChainIdx, AtomIdx), ProtoPorts>,
     /// Per result: its lines (protocol, ports), made on first use.
     lines: Vec<Option<ProtoLines>>,
 }
@@ -223,12 +224,12 @@ impl<'c> Engine<'c> {
             atoms: Vec::new(),
             providers: Vec::new(),
             results: Vec::new(),
-            result_ids: FastMap::default(),
-            egress_slots: FastMap::default(),
+            result_ids: FxHashMap::default(),
+            egress_slots: FxHashMap::default(),
             egress: Vec::new(),
             ingress: Vec::new(),
-            inter: FastMap::default(),
-            cache: FastMap::default(),
+            inter: FxHashMap::default(),
+            cache: FxHashMap::default(),
             lines: Vec::new(),
         };
         e.result(ProtoPorts::none());

@@ -13,10 +13,10 @@ use rayon::prelude::*;
 use ringfence_intent::model::{Action, Direction, Mode, Proto, WorkloadKind};
 use ringfence_schema::ir::{EndpointKind, ProtoPort};
 use ringfence_schema::net::ports_match;
+use rustc_hash::FxHashMap;
 
 use crate::chains::expand;
 use crate::classes::Classes;
-use crate::compiled::FastMap;
 use crate::compress::PeerRef;
 use crate::idx::{ClusterIdx, GroupIdx, PlanIdx, PolicyIdx, SetIdx, WorkloadIdx};
 use crate::interval::Addrs;
@@ -185,7 +185,7 @@ pub(crate) fn order(world: &World<'_>, m: &Membership, r: &Resolved, classes: &C
         })
         .collect::<Vec<(Sig, Option<Sig>)>>()
         .into_iter();
-    let mut index: FastMap<Sig, GroupIdx> = FastMap::default();
+    let mut index: FxHashMap<Sig, GroupIdx> = FxHashMap::default();
     let mut groups: Vec<Sig> = Vec::new();
     let mut intern = |s: Sig| -> GroupIdx {
         if let Some(&g) = index.get(&s) {
@@ -443,7 +443,7 @@ fn svc_returns(
 /// without the node-return rules.
 pub(crate) fn guard_node_returns(r: &mut Resolved, o: &mut Ordered, classes: &Classes) {
     let mut exposed: HashMap<GroupIdx, GroupIdx> = HashMap::new();
-    let mut index: FastMap<Sig, GroupIdx> = FastMap::default();
+    let mut index: FxHashMap<Sig, GroupIdx> = FxHashMap::default();
     let mut intern = |groups: &mut Vec<Sig>, sig: Sig| -> GroupIdx {
         *index.entry(sig.clone()).or_insert_with(|| {
             groups.push(sig);

@@ -17,12 +17,12 @@ use ringfence_schema::ir::{
     PolicyInfo,
 };
 use ringfence_schema::net::AddressSet;
+use rustc_hash::FxHashMap;
 
 use crate::chains::Chains;
 use crate::classes::Classes;
 use crate::compiled::{
-    Compiled, CompiledExposure, CompiledWorkload, EpInfo, FastMap, IngressEntry, SvcData, Via,
-    VipTarget,
+    Compiled, CompiledExposure, CompiledWorkload, EpInfo, IngressEntry, SvcData, Via, VipTarget,
 };
 use crate::idx::{ChainIdx, ClusterIdx, EndpointIdx, PolicyIdx, SetIdx, WorkloadIdx};
 use crate::interval::Addrs;
@@ -143,8 +143,8 @@ pub(crate) fn slice(
     };
     let tables = || {
         // Address lookups for fast evaluation; the first cluster wins on overlap.
-        let mut egress_ip: FastMap<IpAddr, EndpointIdx> = FastMap::default();
-        let mut ingress_ip: FastMap<IpAddr, IngressEntry> = FastMap::default();
+        let mut egress_ip: FxHashMap<IpAddr, EndpointIdx> = FxHashMap::default();
+        let mut ingress_ip: FxHashMap<IpAddr, IngressEntry> = FxHashMap::default();
         for (i, e) in endpoints.iter().enumerate() {
             let i = EndpointIdx::new(i);
             let cluster = ep_info[i.index()].cluster;
@@ -395,8 +395,8 @@ fn exposures(
 
 /// Service addresses a consumer may address: (address, protocol, port) →
 /// where the traffic is translated to.
-fn vips(world: &World<'_>, cat: &[CompiledWorkload]) -> FastMap<(IpAddr, Proto, u16), VipTarget> {
-    let mut out: FastMap<(IpAddr, Proto, u16), VipTarget> = FastMap::default();
+fn vips(world: &World<'_>, cat: &[CompiledWorkload]) -> FxHashMap<(IpAddr, Proto, u16), VipTarget> {
+    let mut out: FxHashMap<(IpAddr, Proto, u16), VipTarget> = FxHashMap::default();
     for c in &world.clusters {
         for s in c.services.iter() {
             let Some(svc) = &cat[s.index()].service else {

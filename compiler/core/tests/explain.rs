@@ -199,7 +199,7 @@ fn a_group_is_allowed_only_if_every_pair_is() {
     let x = explain(&c, "world", "a/web[Deployment]", Proto::Tcp, Some(8080)).unwrap();
     assert_eq!((x.verdict, x.pairs, x.denied), (Action::Deny, 2, 1));
     assert_eq!(x.pair.to, "pod/a/web-2", "the pair that is denied");
-    assert_eq!(x.ingress.policy.as_deref(), Some("quarantine/deny-ingress"));
+    assert_eq!(x.ingress.policy_id(), Some("quarantine/deny-ingress"));
     assert!(x.to_string().contains("(1 of 2 pairs denied)"));
     // The matrix does not list the group pair (nor the group's egress).
     let m = c.matrix().to_string();

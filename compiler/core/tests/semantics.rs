@@ -46,7 +46,8 @@ fn run(c: &Compiled, rows: &[Row]) {
         let x = c
             .explain(&from, &to, r.proto, r.port)
             .unwrap_or_else(|e| panic!("{ctx}: {e}"));
-        let policy = |s: &ringfence_core::explain::SideInfo| s.policy.clone().unwrap_or("-".into());
+        let policy =
+            |s: &ringfence_core::explain::SideInfo| s.policy_id().unwrap_or("-").to_string();
         assert_eq!(
             (
                 x.verdict,
@@ -73,8 +74,8 @@ fn run(c: &Compiled, rows: &[Row]) {
                 };
                 let s = s.unwrap_or_else(|| panic!("{ctx}: {node} does not judge {side}"));
                 assert_eq!(
-                    Some(&s.rule.policy),
-                    info.policy.as_ref(),
+                    Some(s.rule.policy.as_str()),
+                    info.policy_id(),
                     "{ctx}: {side} on {node}"
                 );
                 assert_eq!(
