@@ -130,222 +130,318 @@ pub fn render(ir: &NodeIr) -> Result<RenderOutput, String> {
             ir.node, ir.os
         ));
     }
-    let mut warnings = Vec::new();
-    let mut problems = Vec::new();
-    let mut out: Vec<FwRule> = Vec::new();
-    let mut cache: BTreeMap<&str, Vec<Piece>> = BTreeMap::new();
-    let mut pieces = |id: &str| -> Vec<Piece> {
-        cache
+    let unknown = unknown_pods(ir);
+    let mut r = Renderer::new(ir);
+    r.outbound(&unknown);
+    let exposures = r.exposures();
+    let (groups, owned) = Inbound::of(ir).groups();
+    r.inbound(&groups, &exposures);
+    r.allow_unowned(Direction::Ingress, &owned, &unknown);
+    r.finish()
+}
+
+/// What decides inbound traffic to a group of addresses: the base
+/// endpoint's ingress chain (none: the node does not judge it), the
+/// host-network pods' (proto, port) claims no exposure overrides, and the
+/// exposures (by index in `ir.exposures`).
+type Signature<'a> = (
+    Option<&'a str>,
+    Vec<((Proto, u16), &'a str)>,
+    Vec<((Proto, u16), usize)>,
+);
+
+/// Each exposure's target chain and the pieces it lets in, by index in
+/// `ir.exposures` (none for an exposure that cannot be expressed).
+type ExposurePieces<'a> = BTreeMap<usize, (Option<&'a str>, Vec<Piece>)>;
+
+/// One render in progress: the rules emitted so far, the problems that
+/// refuse the node, the warnings, and each chain lowered once.
+struct Renderer<'a> {
+    ir: &'a NodeIr,
+    out: Vec<FwRule>,
+    problems: Vec<String>,
+    warnings: Vec<RenderWarning>,
+    lowered: BTreeMap<&'a str, Vec<Piece>>,
+}
+
+impl<'a> Renderer<'a> {
+    fn new(ir: &'a NodeIr) -> Self {
+        Renderer {
+            ir,
+            out: Vec::new(),
+            problems: Vec::new(),
+            warnings: Vec::new(),
+            lowered: BTreeMap::new(),
+        }
+    }
+
+    /// The pieces of chain `id` (none if the IR has no such chain),
+    /// lowered on first use.
+    fn pieces(&mut self, id: &str) -> Vec<Piece> {
+        let ir = self.ir;
+        self.lowered
             .entry(ir.chain(id).map(|c| c.id.as_str()).unwrap_or(""))
             .or_insert_with(|| ir.chain(id).map(|c| lower(ir, c)).unwrap_or_default())
             .clone()
-    };
+    }
 
-    // Outbound: each address goes to the first local endpoint with an egress chain.
-    let mut egress: BTreeMap<IpAddr, &str> = BTreeMap::new();
-    for e in ir.endpoints.iter().filter(|e| e.local) {
-        if let Some(c) = &e.egress {
-            for a in &e.addresses {
-                egress.entry(*a).or_insert(c);
-            }
-        }
-    }
-    let mut by_chain: BTreeMap<&str, Vec<IpAddr>> = BTreeMap::new();
-    for (a, c) in &egress {
-        by_chain.entry(c).or_default().push(*a);
-    }
-    for (chain, locals) in &by_chain {
-        let local: Vec<String> = locals.iter().map(IpAddr::to_string).collect();
+    /// [`emit`] into this render's rules and problems.
+    fn emit(&mut self, dir: Direction, chain: Option<&str>, local: &[String], pieces: Vec<Piece>) {
         emit(
-            ir,
-            Direction::Egress,
-            Some(chain),
-            &local,
-            pieces(chain),
-            &mut out,
-            &mut problems,
+            self.ir,
+            dir,
+            chain,
+            local,
+            pieces,
+            &mut self.out,
+            &mut self.problems,
         );
     }
-    let unknown = unknown_pods(ir);
-    let owned: Vec<IpAddr> = egress.keys().copied().collect();
-    emit(
-        ir,
-        Direction::Egress,
-        None,
-        &complement(&owned, &unknown),
-        vec![everything()],
-        &mut out,
-        &mut problems,
-    );
 
-    // Inbound: per address, what decides each (proto, port): an exposure
-    // on that address first (kube-proxy translates before anything else
-    // sees the packet), then a host-network pod's port, then the address's
-    // base endpoint (none: the node does not judge it, allow all).
-    let mut base: BTreeMap<IpAddr, &str> = BTreeMap::new();
-    let mut ports: BTreeMap<IpAddr, BTreeMap<(Proto, u16), &str>> = BTreeMap::new();
-    for e in ir.endpoints.iter().filter(|e| e.local) {
-        for a in &e.addresses {
-            if e.kind == EndpointKind::HostPod {
-                let m = ports.entry(*a).or_default();
-                for pp in &e.ports {
-                    m.entry((pp.proto, pp.port)).or_insert(&e.ingress);
+    /// Allow everything in direction `dir` for the addresses no endpoint
+    /// owns, except the unknown pods.
+    fn allow_unowned(&mut self, dir: Direction, owned: &[IpAddr], unknown: &Addrs) {
+        self.emit(dir, None, &complement(owned, unknown), vec![everything()]);
+    }
+
+    /// Outbound: each address goes to the first local endpoint with an
+    /// egress chain; the rest may send anything.
+    fn outbound(&mut self, unknown: &Addrs) {
+        let ir = self.ir;
+        let mut egress: BTreeMap<IpAddr, &str> = BTreeMap::new();
+        for e in ir.endpoints.iter().filter(|e| e.local) {
+            if let Some(c) = &e.egress {
+                for a in &e.addresses {
+                    egress.entry(*a).or_insert(c);
                 }
-            } else {
-                base.entry(*a).or_insert(&e.ingress);
             }
         }
-    }
-    // The first exposure on an address and (proto, port) is the one
-    // `NodeIr::evaluate_exposure` applies.
-    let mut exposed: BTreeMap<IpAddr, BTreeMap<(Proto, u16), usize>> = BTreeMap::new();
-    for (i, x) in ir.exposures.iter().enumerate() {
-        let addrs = match x.kind {
-            ExposureKind::NodePort => &ir.addresses,
-            ExposureKind::LoadBalancer => &x.addresses,
-        };
-        for a in addrs {
-            exposed
-                .entry(*a)
-                .or_default()
-                .entry((x.proto, x.port))
-                .or_insert(i);
+        let mut by_chain: BTreeMap<&str, Vec<IpAddr>> = BTreeMap::new();
+        for (a, c) in &egress {
+            by_chain.entry(c).or_default().push(*a);
         }
-    }
-    let mut exposure_pieces: BTreeMap<usize, (Option<&str>, Vec<Piece>)> = BTreeMap::new();
-    for (i, x) in ir.exposures.iter().enumerate() {
-        if x.proto == Proto::Sctp {
-            problems.push(format!(
-                "Windows Firewall cannot match SCTP ports, but service {} is exposed on sctp/{}",
-                x.service, x.port
-            ));
-            continue;
+        for (chain, locals) in &by_chain {
+            let local: Vec<String> = locals.iter().map(IpAddr::to_string).collect();
+            let p = self.pieces(chain);
+            self.emit(Direction::Egress, Some(chain), &local, p);
         }
-        let (chain, p, disagree) = exposure(ir, x, &mut pieces);
-        if disagree {
-            warnings.push(RenderWarning {
-                message: format!(
-                    "the targets of service {} ({} {}/{}) admit different sources; Windows Firewall cannot tell which target kube-proxy picks, so only sources every target admits are allowed",
-                    x.service,
-                    match x.kind {
-                        ExposureKind::NodePort => "NodePort",
-                        ExposureKind::LoadBalancer => "LoadBalancer",
-                    },
-                    x.proto,
-                    x.port
-                ),
-                rule: None,
-                policy: None,
-            });
-        }
-        exposure_pieces.insert(i, (chain, p));
+        let owned: Vec<IpAddr> = egress.keys().copied().collect();
+        self.allow_unowned(Direction::Egress, &owned, unknown);
     }
-    type Signature<'a> = (
-        Option<&'a str>,
-        Vec<((Proto, u16), &'a str)>,
-        Vec<((Proto, u16), usize)>,
-    );
-    let mut groups: BTreeMap<Signature<'_>, Vec<IpAddr>> = BTreeMap::new();
-    let locals: std::collections::BTreeSet<IpAddr> = base
-        .keys()
-        .chain(ports.keys())
-        .chain(exposed.keys())
-        .copied()
-        .collect();
-    for a in &locals {
-        let exposures: Vec<((Proto, u16), usize)> = exposed
-            .get(a)
-            .map(|m| m.iter().map(|(k, v)| (*k, *v)).collect())
-            .unwrap_or_default();
-        let claims = ports
-            .get(a)
-            .map(|m| {
-                m.iter()
-                    .filter(|(k, _)| !exposures.iter().any(|(x, _)| x == *k))
-                    .map(|(k, v)| (*k, *v))
-                    .collect()
-            })
-            .unwrap_or_default();
-        groups
-            .entry((base.get(a).copied(), claims, exposures))
-            .or_default()
-            .push(*a);
-    }
-    for ((chain, claims, exposures), addrs) in &groups {
-        let local: Vec<String> = addrs.iter().map(IpAddr::to_string).collect();
-        for (_, i) in exposures {
-            if let Some((target_chain, p)) = exposure_pieces.get(i) {
-                emit(
-                    ir,
-                    Direction::Ingress,
-                    *target_chain,
-                    &local,
-                    p.clone(),
-                    &mut out,
-                    &mut problems,
-                );
+
+    /// What each exposure lets in ([`exposure`]); SCTP exposures are
+    /// problems, targets that disagree a warning.
+    fn exposures(&mut self) -> ExposurePieces<'a> {
+        let ir = self.ir;
+        let mut exposure_pieces = ExposurePieces::new();
+        for (i, x) in ir.exposures.iter().enumerate() {
+            if x.proto == Proto::Sctp {
+                self.problems.push(format!(
+                    "Windows Firewall cannot match SCTP ports, but service {} is exposed on sctp/{}",
+                    x.service, x.port
+                ));
+                continue;
             }
+            let (chain, p, disagree) = exposure(ir, x, &mut |id: &str| self.pieces(id));
+            if disagree {
+                self.warnings.push(disagreement(x));
+            }
+            exposure_pieces.insert(i, (chain, p));
         }
-        for ((proto, port), hostpod) in claims {
-            let p = only_port(&pieces(hostpod), *proto, *port);
-            emit(
-                ir,
+        exposure_pieces
+    }
+
+    /// Inbound rules for each group of local addresses: its exposures, then
+    /// its host-network pods' ports, then its base chain (or allow all) on
+    /// every other (proto, port).
+    fn inbound(
+        &mut self,
+        groups: &BTreeMap<Signature<'a>, Vec<IpAddr>>,
+        exposure_pieces: &ExposurePieces<'a>,
+    ) {
+        for ((chain, claims, exposures), addrs) in groups {
+            let local: Vec<String> = addrs.iter().map(IpAddr::to_string).collect();
+            for (_, i) in exposures {
+                if let Some((target_chain, p)) = exposure_pieces.get(i) {
+                    self.emit(Direction::Ingress, *target_chain, &local, p.clone());
+                }
+            }
+            for ((proto, port), hostpod) in claims {
+                let p = only_port(&self.pieces(hostpod), *proto, *port);
+                self.emit(Direction::Ingress, Some(hostpod), &local, p);
+            }
+            let claimed: Vec<(Proto, u16)> = claims
+                .iter()
+                .map(|(k, _)| *k)
+                .chain(exposures.iter().map(|(k, _)| *k))
+                .collect();
+            let rest = match chain {
+                Some(c) => self.pieces(c),
+                None => vec![everything()],
+            };
+            self.emit(
                 Direction::Ingress,
-                Some(hostpod),
+                *chain,
                 &local,
-                p,
-                &mut out,
-                &mut problems,
+                remove_ports(rest, &claimed),
             );
         }
-        let claimed: Vec<(Proto, u16)> = claims
-            .iter()
-            .map(|(k, _)| *k)
-            .chain(exposures.iter().map(|(k, _)| *k))
-            .collect();
-        let rest = match chain {
-            Some(c) => pieces(c),
-            None => vec![everything()],
-        };
-        emit(
-            ir,
-            Direction::Ingress,
-            *chain,
-            &local,
-            remove_ports(rest, &claimed),
-            &mut out,
-            &mut problems,
-        );
     }
-    let owned: Vec<IpAddr> = locals.into_iter().collect();
-    emit(
-        ir,
-        Direction::Ingress,
-        None,
-        &complement(&owned, &unknown),
-        vec![everything()],
-        &mut out,
-        &mut problems,
-    );
 
-    if !problems.is_empty() {
-        problems.sort();
-        problems.dedup();
-        return Err(format!(
-            "windows-firewall cannot express node `{}` exactly: {}",
-            ir.node,
-            problems.join("; ")
-        ));
+    /// Refuse with every problem, or name the generation and write
+    /// `rules.json` and `rules.ps1`.
+    fn finish(self) -> Result<RenderOutput, String> {
+        let Renderer {
+            ir,
+            out,
+            mut problems,
+            warnings,
+            ..
+        } = self;
+        if !problems.is_empty() {
+            problems.sort();
+            problems.dedup();
+            return Err(format!(
+                "windows-firewall cannot express node `{}` exactly: {}",
+                ir.node,
+                problems.join("; ")
+            ));
+        }
+        // Analyze mode and logging are declared unsupported in `info()`: the
+        // host reports those gaps once per policy, with the policy's span.
+        let set = rule_set(ir, out)?;
+        let json = serde_json::to_string_pretty(&set).map_err(|e| e.to_string())? + "\n";
+        Ok(RenderOutput {
+            artifacts: vec![
+                Artifact {
+                    name: "rules.json".into(),
+                    content: json,
+                },
+                Artifact {
+                    name: "rules.ps1".into(),
+                    content: script(&set),
+                },
+            ],
+            warnings,
+        })
     }
-    // Analyze mode and logging are declared unsupported in `info()`: the
-    // host reports those gaps once per policy, with the policy's span.
+}
+
+/// Inbound: per address, what decides each (proto, port): an exposure
+/// on that address first (kube-proxy translates before anything else
+/// sees the packet), then a host-network pod's port, then the address's
+/// base endpoint (none: the node does not judge it, allow all).
+struct Inbound<'a> {
+    /// The base endpoint's ingress chain, by address.
+    base: BTreeMap<IpAddr, &'a str>,
+    /// Host-network pods' ports and their ingress chains, by address.
+    ports: BTreeMap<IpAddr, BTreeMap<(Proto, u16), &'a str>>,
+    /// The exposures on each address and (proto, port), by index.
+    exposed: BTreeMap<IpAddr, BTreeMap<(Proto, u16), usize>>,
+}
+
+impl<'a> Inbound<'a> {
+    fn of(ir: &'a NodeIr) -> Self {
+        let mut base: BTreeMap<IpAddr, &str> = BTreeMap::new();
+        let mut ports: BTreeMap<IpAddr, BTreeMap<(Proto, u16), &str>> = BTreeMap::new();
+        for e in ir.endpoints.iter().filter(|e| e.local) {
+            for a in &e.addresses {
+                if e.kind == EndpointKind::HostPod {
+                    let m = ports.entry(*a).or_default();
+                    for pp in &e.ports {
+                        m.entry((pp.proto, pp.port)).or_insert(&e.ingress);
+                    }
+                } else {
+                    base.entry(*a).or_insert(&e.ingress);
+                }
+            }
+        }
+        // The first exposure on an address and (proto, port) is the one
+        // `NodeIr::evaluate_exposure` applies.
+        let mut exposed: BTreeMap<IpAddr, BTreeMap<(Proto, u16), usize>> = BTreeMap::new();
+        for (i, x) in ir.exposures.iter().enumerate() {
+            let addrs = match x.kind {
+                ExposureKind::NodePort => &ir.addresses,
+                ExposureKind::LoadBalancer => &x.addresses,
+            };
+            for a in addrs {
+                exposed
+                    .entry(*a)
+                    .or_default()
+                    .entry((x.proto, x.port))
+                    .or_insert(i);
+            }
+        }
+        Inbound {
+            base,
+            ports,
+            exposed,
+        }
+    }
+
+    /// The local addresses grouped by what decides their traffic, and all
+    /// of them (sorted).
+    fn groups(&self) -> (BTreeMap<Signature<'a>, Vec<IpAddr>>, Vec<IpAddr>) {
+        let mut groups: BTreeMap<Signature<'a>, Vec<IpAddr>> = BTreeMap::new();
+        let locals: std::collections::BTreeSet<IpAddr> = self
+            .base
+            .keys()
+            .chain(self.ports.keys())
+            .chain(self.exposed.keys())
+            .copied()
+            .collect();
+        for a in &locals {
+            let exposures: Vec<((Proto, u16), usize)> = self
+                .exposed
+                .get(a)
+                .map(|m| m.iter().map(|(k, v)| (*k, *v)).collect())
+                .unwrap_or_default();
+            let claims = self
+                .ports
+                .get(a)
+                .map(|m| {
+                    m.iter()
+                        .filter(|(k, _)| !exposures.iter().any(|(x, _)| x == *k))
+                        .map(|(k, v)| (*k, *v))
+                        .collect()
+                })
+                .unwrap_or_default();
+            groups
+                .entry((self.base.get(a).copied(), claims, exposures))
+                .or_default()
+                .push(*a);
+        }
+        (groups, locals.into_iter().collect())
+    }
+}
+
+/// The warning for an exposure whose targets admit different sources.
+fn disagreement(x: &Exposure) -> RenderWarning {
+    RenderWarning {
+        message: format!(
+            "the targets of service {} ({} {}/{}) admit different sources; Windows Firewall cannot tell which target kube-proxy picks, so only sources every target admits are allowed",
+            x.service,
+            match x.kind {
+                ExposureKind::NodePort => "NodePort",
+                ExposureKind::LoadBalancer => "LoadBalancer",
+            },
+            x.proto,
+            x.port
+        ),
+        rule: None,
+        policy: None,
+    }
+}
+
+/// The rules sorted and named after their digest (the generation).
+fn rule_set(ir: &NodeIr, mut out: Vec<FwRule>) -> Result<RuleSet, String> {
     out.sort();
     let digest = Sha256::digest(serde_json::to_vec(&out).map_err(|e| e.to_string())?);
     let generation: String = digest.iter().take(8).map(|b| format!("{b:02x}")).collect();
     for (i, r) in out.iter_mut().enumerate() {
         r.name = format!("rf-{generation}-{i:05}");
     }
-    let set = RuleSet {
+    Ok(RuleSet {
         cluster: ir.cluster.clone(),
         node: ir.node.clone(),
         group: format!("ringfence-{generation}"),
@@ -353,20 +449,6 @@ pub fn render(ir: &NodeIr) -> Result<RenderOutput, String> {
         default_inbound: "Block".into(),
         default_outbound: "Block".into(),
         rules: out,
-    };
-    let json = serde_json::to_string_pretty(&set).map_err(|e| e.to_string())? + "\n";
-    Ok(RenderOutput {
-        artifacts: vec![
-            Artifact {
-                name: "rules.json".into(),
-                content: json,
-            },
-            Artifact {
-                name: "rules.ps1".into(),
-                content: script(&set),
-            },
-        ],
-        warnings,
     })
 }
 
