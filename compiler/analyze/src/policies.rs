@@ -20,7 +20,7 @@ use crate::Version;
 use crate::analysis::{Condition, PolicyStats, Usage};
 
 /// Code of the core's shadow finding.
-const SHADOWED: &str = "ringfence::shadowed-policy";
+const SHADOWED: &str = ringfence_intent::diagnostics::Code::ShadowedPolicy.as_str();
 
 /// The policies of one version.
 pub(crate) struct PolicyTable {

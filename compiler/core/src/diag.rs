@@ -11,7 +11,7 @@
 //! | `ringfence::unresolved-target-port` | warning | a named `targetPort` a backing pod does not declare |
 
 use ringfence_intent::Diagnostic;
-use ringfence_intent::diagnostics::codes;
+use ringfence_intent::diagnostics::Code;
 use ringfence_intent::model::Span;
 
 /// Workloads of `cluster` fall into two top-level scopes.
@@ -22,7 +22,7 @@ pub(crate) fn cluster_split(
     example: &str,
 ) -> Diagnostic {
     Diagnostic::error(
-        codes::CLUSTER_SPLIT,
+        Code::ClusterSplit,
         format!(
             "cluster `{cluster}` is split between top-level scopes `{}` and `{}` (e.g. {example} is in `{}`)",
             a.0, b.0, b.0
@@ -54,7 +54,7 @@ pub(crate) fn overlapping_scopes(
     };
     let verb = if count == 1 { "is" } else { "are" };
     Diagnostic::warning(
-        "ringfence::scopes-share-workloads",
+        Code::ScopesShareWorkloads,
         format!(
             "`{example}`{others} {verb} in both `{earlier}` and `{later}`, neither inside the \
              other: `{later}` comes later in priority order, so its default policies decide \
@@ -79,7 +79,7 @@ pub(crate) fn overlapping_scopes(
 pub(crate) fn shadowed_policy(id: &str, span: Span, by: &[(String, Option<Span>)]) -> Diagnostic {
     let names: Vec<String> = by.iter().map(|(id, _)| format!("`{id}`")).collect();
     let mut d = Diagnostic::warning(
-        "ringfence::shadowed-policy",
+        Code::ShadowedPolicy,
         format!(
             "policy `{id}` never decides a flow: everything it matches is decided earlier by {}",
             if names.is_empty() {
@@ -102,7 +102,7 @@ pub(crate) fn conflicting_policy(
     (earlier, earlier_span, earlier_action): (&str, Span, &str),
 ) -> Diagnostic {
     Diagnostic::warning(
-        "ringfence::conflicting-policy",
+        Code::ConflictingPolicy,
         format!(
             "policy `{later}` ({later_action}) is partly overridden by the earlier `{earlier}` \
              ({earlier_action})"
@@ -125,7 +125,7 @@ pub(crate) fn conflicting_policy(
 /// A policy names a service no cluster has.
 pub(crate) fn unknown_service(policy: &str, span: Span, service: &str) -> Diagnostic {
     Diagnostic::warning(
-        "ringfence::unknown-service",
+        Code::UnknownService,
         format!("policy `{policy}` refers to service `{service}`, which no cluster has"),
     )
     .with_label(span, "this policy opens nothing for that service")
@@ -141,7 +141,7 @@ pub(crate) fn unknown_service_port(
     has: &str,
 ) -> Diagnostic {
     Diagnostic::warning(
-        "ringfence::unknown-service-port",
+        Code::UnknownServicePort,
         format!("policy `{policy}` names port(s) {missing} that service `{service}` does not have"),
     )
     .with_label(span, "these ports of the service open nothing")
@@ -159,7 +159,7 @@ pub(crate) fn unresolved_target_port(
     pod: &str,
 ) -> Diagnostic {
     Diagnostic::warning(
-        "ringfence::unresolved-target-port",
+        Code::UnresolvedTargetPort,
         format!(
             "service `{service}` targets port `{target}`, which pod `{pod}` does not declare; \
              policy `{policy}` skips that pod"

@@ -11,6 +11,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 
 use rayon::prelude::*;
+use ringfence_intent::diagnostics::Code;
 use ringfence_intent::model::{Intent, PluginPin, Span};
 use ringfence_intent::{Diagnostic, Diagnostics};
 use ringfence_plugin_host::{Host, Plugin, PluginError};
@@ -42,7 +43,7 @@ impl<'h> Backends<'h> {
         for pin in &intent.plugins {
             let Some(dir) = dir else {
                 diags.push(
-                    Diagnostic::error("ringfence::plugin-unavailable", format!("plugin `{}` can only be loaded from a working tree", pin.name))
+                    Diagnostic::error(Code::PluginUnavailable, format!("plugin `{}` can only be loaded from a working tree", pin.name))
                         .with_label(pin.span, "declared here")
                         .with_help("compile from the intent directory on disk (without --rev) to use third-party plugins"),
                 );
@@ -53,7 +54,7 @@ impl<'h> Backends<'h> {
                     pinned.insert(pin.name.clone(), p);
                 }
                 Ok(p) => diags.push(
-                    Diagnostic::error("ringfence::plugin-name", format!("{} calls itself `{}`, not `{}`", pin.path, p.info.name, pin.name))
+                    Diagnostic::error(Code::PluginName, format!("{} calls itself `{}`, not `{}`", pin.path, p.info.name, pin.name))
                         .with_label(pin.span, "declared here")
                         .with_help(format!("declare it as `plugin \"{}\" …`, or check that the path is the plugin you meant", p.info.name)),
                 ),
@@ -85,7 +86,7 @@ pub fn check_pins(intent: &Intent, dir: &Path) -> Diagnostics {
 }
 
 fn pin_error(pin: &PluginPin, e: PluginError) -> Diagnostic {
-    Diagnostic::error("ringfence::plugin-load", e.to_string())
+    Diagnostic::error(Code::PluginLoad, e.to_string())
         .with_label(pin.span, "declared here")
         .with_help(
             "check the path (relative to the intent directory) and the sha256 (`sha256sum FILE`)",
@@ -224,13 +225,13 @@ fn prepare<'b>(
 ) -> (Option<&'b Plugin>, Vec<Diagnostic>) {
     let node = format!("{}/{}", ir.cluster, ir.node);
     let Some(plugin) = backends.get(&ir.backend) else {
-        let d = Diagnostic::error("ringfence::unknown-backend", format!("node {node} needs backend `{}`, which is not built in or pinned", ir.backend))
+        let d = Diagnostic::error(Code::UnknownBackend, format!("node {node} needs backend `{}`, which is not built in or pinned", ir.backend))
             .with_help("use `nftables` or `windows-firewall`, or declare the plugin with `plugin \"NAME\" path=… sha256=…`");
         return (None, vec![d]);
     };
     if plugin.info.os != ir.os {
         let d = Diagnostic::error(
-            "ringfence::backend-os",
+            Code::BackendOs,
             format!(
                 "node {node} runs {} but backend `{}` renders for {}",
                 ir.os, plugin.info.name, plugin.info.os
@@ -250,7 +251,7 @@ fn prepare<'b>(
         }
         let d = if p.changes_meaning() {
             Diagnostic::error(
-                "ringfence::backend-cannot-enforce",
+                Code::BackendCannotEnforce,
                 format!(
                     "node {node}: backend `{}` cannot enforce this: {}",
                     plugin.info.name, p.message
@@ -258,7 +259,7 @@ fn prepare<'b>(
             )
             .with_help("change the policy, or choose a backend that can express it")
         } else {
-            Diagnostic::warning("ringfence::backend-telemetry", format!("node {node}: {}", p.message))
+            Diagnostic::warning(Code::BackendTelemetry, format!("node {node}: {}", p.message))
                 .with_help("traffic is still decided as the policy says; only logs or counters are missing on this backend")
         };
         diags.push(at_policy(d, spans, p.policy.as_deref()));
@@ -282,24 +283,21 @@ fn finish(
     let output = match rendered {
         Ok(o) => o,
         Err(e) => {
-            let d = Diagnostic::error("ringfence::render-failed", format!("node {node}: {e}"))
+            let d = Diagnostic::error(Code::RenderFailed, format!("node {node}: {e}"))
                 .with_help("the backend plugin failed: report it to its author, with the node's IR (`ringfence compile --emit ir`)");
             return (None, vec![d]);
         }
     };
     diags.extend(output.warnings.iter().map(|w| {
         at_policy(
-            Diagnostic::warning(
-                "ringfence::backend-warning",
-                format!("node {node}: {}", w.message),
-            ),
+            Diagnostic::warning(Code::BackendWarning, format!("node {node}: {}", w.message)),
             spans,
             w.policy.as_deref(),
         )
     }));
     if output.artifacts.iter().any(|a| a.name == IR_FILE) {
         let d = Diagnostic::error(
-            "ringfence::render-failed",
+            Code::RenderFailed,
             format!(
                 "node {node}: backend `{}` produced a file named {IR_FILE}, which the bundle reserves",
                 plugin.info.name
@@ -318,7 +316,7 @@ fn finish(
         })
     {
         let d = Diagnostic::error(
-            "ringfence::backend-unsafe-output",
+            Code::BackendUnsafeOutput,
             format!(
                 "node {node}: backend `{}` wrote a {name} that reaches beyond table inet ringfence ({e}); nothing was signed",
                 plugin.info.name

@@ -19,7 +19,8 @@ pub enum Severity {
 pub struct Diagnostic {
     /// Error or warning.
     pub severity: Severity,
-    /// Stable code, `ringfence::<kebab-case>`.
+    /// Stable code, `ringfence::<kebab-case>`: a [`Code`]'s string (the
+    /// constructors take a [`Code`]).
     pub code: &'static str,
     /// What is wrong.
     pub message: String,
@@ -33,10 +34,10 @@ pub struct Diagnostic {
 
 impl Diagnostic {
     /// A new error.
-    pub fn error(code: &'static str, message: impl Into<String>) -> Self {
+    pub fn error(code: Code, message: impl Into<String>) -> Self {
         Diagnostic {
             severity: Severity::Error,
-            code,
+            code: code.as_str(),
             message: message.into(),
             primary: None,
             labels: Vec::new(),
@@ -45,7 +46,7 @@ impl Diagnostic {
     }
 
     /// A new warning.
-    pub fn warning(code: &'static str, message: impl Into<String>) -> Self {
+    pub fn warning(code: Code, message: impl Into<String>) -> Self {
         Diagnostic {
             severity: Severity::Warning,
             ..Diagnostic::error(code, message)
@@ -136,100 +137,163 @@ impl Extend<Diagnostic> for Diagnostics {
     }
 }
 
-/// Every code `ringfence check` reports. `schema/docs/language/09-diagnostics.md`
-/// documents each one (a test keeps the two in sync).
-pub mod codes {
-    /// The file is not valid KDL.
-    pub const SYNTAX: &str = "ringfence::syntax";
-    /// A file beyond the parser's limits (blocks nested too deep, too large).
-    pub const LIMIT: &str = "ringfence::limit";
-    /// A node the language does not have in this place.
-    pub const UNKNOWN_NODE: &str = "ringfence::unknown-node";
-    /// A property the node does not take.
-    pub const UNKNOWN_PROPERTY: &str = "ringfence::unknown-property";
-    /// A positional value the node does not take.
-    pub const UNEXPECTED_ARGUMENT: &str = "ringfence::unexpected-argument";
-    /// A `{ … }` block on a node that takes none.
-    pub const UNEXPECTED_CHILDREN: &str = "ringfence::unexpected-children";
-    /// A required positional value (a name, a predicate's values) is missing.
-    pub const MISSING_ARGUMENT: &str = "ringfence::missing-argument";
-    /// A required property (`from=`, `to=`, `scope=`, …) is missing.
-    pub const MISSING_PROPERTY: &str = "ringfence::missing-property";
-    /// A required child node (a scope's `query`, an external's `cidr`, …) is missing.
-    pub const MISSING_NODE: &str = "ringfence::missing-node";
-    /// A node that may appear once appears twice.
-    pub const DUPLICATE_NODE: &str = "ringfence::duplicate-node";
-    /// A property given twice on one node.
-    pub const DUPLICATE_PROPERTY: &str = "ringfence::duplicate-property";
-    /// Two properties (or a property and the block it sits in) that exclude each other.
-    pub const CONFLICTING_PROPERTIES: &str = "ringfence::conflicting-properties";
-    /// A value of the wrong type or outside the accepted set.
-    pub const INVALID_VALUE: &str = "ringfence::invalid-value";
-    /// A name that cannot be used (empty, reserved, or with `:`, `/` or spaces).
-    pub const INVALID_NAME: &str = "ringfence::invalid-name";
-    /// An address or prefix that does not parse, or has host bits set.
-    pub const INVALID_CIDR: &str = "ringfence::invalid-cidr";
-    /// A port out of range, a reversed range, or a malformed port list.
-    pub const INVALID_PORT: &str = "ringfence::invalid-port";
-    /// `ports` with a protocol that has no ports (`any`, `icmp`).
-    pub const PORTS_NEED_PROTOCOL: &str = "ringfence::ports-need-protocol";
-    /// Two scopes, filters, externals, plugins or policies of one scope share a name.
-    pub const DUPLICATE_NAME: &str = "ringfence::duplicate-name";
-    /// A reference to a name nothing declares.
-    pub const UNKNOWN_REFERENCE: &str = "ringfence::unknown-reference";
-    /// A bare name that several kinds of object carry.
-    pub const AMBIGUOUS_REFERENCE: &str = "ringfence::ambiguous-reference";
-    /// Filters and scopes that refer to each other in a loop.
-    pub const REFERENCE_CYCLE: &str = "ringfence::reference-cycle";
-    /// `restrict-to-scope=#true` on a filter that has no owner scope.
-    pub const RESTRICT_WITHOUT_OWNER: &str = "ringfence::restrict-without-owner";
-    /// A cluster named by the queries of two top-level scopes.
-    pub const CLUSTER_SPLIT: &str = "ringfence::cluster-split";
-    /// Two catch-alls for one direction in one scope.
-    pub const DUPLICATE_CATCH_ALL: &str = "ringfence::duplicate-catch-all";
-    /// Warning: a filter no policy, query or quarantine uses.
-    pub const UNUSED_FILTER: &str = "ringfence::unused-filter";
-    /// Warning: a policy identical to an earlier one of the same group.
-    pub const DUPLICATE_POLICY: &str = "ringfence::duplicate-policy";
-    /// Warning: a top-level scope without a catch-all for a direction (it allows).
-    pub const IMPLICIT_CATCH_ALL: &str = "ringfence::implicit-catch-all";
-    /// Warning: sibling scopes whose queries show that one contains the other.
-    pub const OVERLAPPING_SCOPES: &str = "ringfence::overlapping-scopes";
-    /// Warning: a filter or query with no predicate, which matches everything.
-    pub const EMPTY_QUERY: &str = "ringfence::empty-query";
+/// Where a code is reported: which stage of the pipeline finds it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Stage {
+    /// `ringfence check`: the intent alone (parse, lower, resolve).
+    Check,
+    /// `ringfence compile` and the queries: intent with the inventory (core).
+    Compile,
+    /// Rendering: backend plugins (the driver).
+    Render,
+}
 
-    /// All of them, errors first, in documentation order.
-    pub const ALL: &[&str] = &[
-        SYNTAX,
-        LIMIT,
-        UNKNOWN_NODE,
-        UNKNOWN_PROPERTY,
-        UNEXPECTED_ARGUMENT,
-        UNEXPECTED_CHILDREN,
-        MISSING_ARGUMENT,
-        MISSING_PROPERTY,
-        MISSING_NODE,
-        DUPLICATE_NODE,
-        DUPLICATE_PROPERTY,
-        CONFLICTING_PROPERTIES,
-        INVALID_VALUE,
-        INVALID_NAME,
-        INVALID_CIDR,
-        INVALID_PORT,
-        PORTS_NEED_PROTOCOL,
-        DUPLICATE_NAME,
-        UNKNOWN_REFERENCE,
-        AMBIGUOUS_REFERENCE,
-        REFERENCE_CYCLE,
-        RESTRICT_WITHOUT_OWNER,
-        CLUSTER_SPLIT,
-        DUPLICATE_CATCH_ALL,
-        UNUSED_FILTER,
-        DUPLICATE_POLICY,
-        IMPLICIT_CATCH_ALL,
-        OVERLAPPING_SCOPES,
-        EMPTY_QUERY,
-    ];
+macro_rules! codes {
+    ($($(#[$doc:meta])* $variant:ident => ($code:literal, $severity:ident, $stage:ident),)*) => {
+        /// Every diagnostic code ringfence reports, one variant each: the
+        /// only way to give a [`Diagnostic`] its code.
+        /// `schema/docs/language/09-diagnostics.md` documents each one (a
+        /// test keeps the two in sync, both ways).
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+        pub enum Code {
+            $($(#[$doc])* $variant,)*
+        }
+
+        impl Code {
+            /// All of them, in documentation order: `check`'s errors, then
+            /// its warnings, then compile's, then rendering's.
+            pub const ALL: &[Code] = &[$(Code::$variant,)*];
+
+            /// The stable string, `ringfence::<kebab-case>` (what the
+            /// output and JSON show, and the doc's heading).
+            pub const fn as_str(self) -> &'static str {
+                match self {
+                    $(Code::$variant => $code,)*
+                }
+            }
+
+            /// The severity it is reported with.
+            pub const fn severity(self) -> Severity {
+                match self {
+                    $(Code::$variant => Severity::$severity,)*
+                }
+            }
+
+            /// The stage that reports it.
+            pub const fn stage(self) -> Stage {
+                match self {
+                    $(Code::$variant => Stage::$stage,)*
+                }
+            }
+        }
+    };
+}
+
+codes! {
+    /// The file is not valid KDL.
+    Syntax => ("ringfence::syntax", Error, Check),
+    /// A file beyond the parser's limits (blocks nested too deep, too large).
+    Limit => ("ringfence::limit", Error, Check),
+    /// A node the language does not have in this place.
+    UnknownNode => ("ringfence::unknown-node", Error, Check),
+    /// A property the node does not take.
+    UnknownProperty => ("ringfence::unknown-property", Error, Check),
+    /// A positional value the node does not take.
+    UnexpectedArgument => ("ringfence::unexpected-argument", Error, Check),
+    /// A `{ … }` block on a node that takes none.
+    UnexpectedChildren => ("ringfence::unexpected-children", Error, Check),
+    /// A required positional value (a name, a predicate's values) is missing.
+    MissingArgument => ("ringfence::missing-argument", Error, Check),
+    /// A required property (`from=`, `to=`, `scope=`, …) is missing.
+    MissingProperty => ("ringfence::missing-property", Error, Check),
+    /// A required child node (a scope's `query`, an external's `cidr`, …) is missing.
+    MissingNode => ("ringfence::missing-node", Error, Check),
+    /// A node that may appear once appears twice.
+    DuplicateNode => ("ringfence::duplicate-node", Error, Check),
+    /// A property given twice on one node.
+    DuplicateProperty => ("ringfence::duplicate-property", Error, Check),
+    /// Two properties (or a property and the block it sits in) that exclude each other.
+    ConflictingProperties => ("ringfence::conflicting-properties", Error, Check),
+    /// A value of the wrong type or outside the accepted set.
+    InvalidValue => ("ringfence::invalid-value", Error, Check),
+    /// A name that cannot be used (empty, reserved, or with `:`, `/` or spaces).
+    InvalidName => ("ringfence::invalid-name", Error, Check),
+    /// An address or prefix that does not parse, or has host bits set.
+    InvalidCidr => ("ringfence::invalid-cidr", Error, Check),
+    /// A port out of range, a reversed range, or a malformed port list.
+    InvalidPort => ("ringfence::invalid-port", Error, Check),
+    /// `ports` with a protocol that has no ports (`any`, `icmp`).
+    PortsNeedProtocol => ("ringfence::ports-need-protocol", Error, Check),
+    /// Two scopes, filters, externals, plugins or policies of one scope share a name.
+    DuplicateName => ("ringfence::duplicate-name", Error, Check),
+    /// A reference to a name nothing declares.
+    UnknownReference => ("ringfence::unknown-reference", Error, Check),
+    /// A bare name that several kinds of object carry.
+    AmbiguousReference => ("ringfence::ambiguous-reference", Error, Check),
+    /// Filters and scopes that refer to each other in a loop.
+    ReferenceCycle => ("ringfence::reference-cycle", Error, Check),
+    /// `restrict-to-scope=#true` on a filter that has no owner scope.
+    RestrictWithoutOwner => ("ringfence::restrict-without-owner", Error, Check),
+    /// A cluster named by the queries of two top-level scopes.
+    ClusterSplit => ("ringfence::cluster-split", Error, Check),
+    /// Two catch-alls for one direction in one scope.
+    DuplicateCatchAll => ("ringfence::duplicate-catch-all", Error, Check),
+    /// A filter no policy, query or quarantine uses.
+    UnusedFilter => ("ringfence::unused-filter", Warning, Check),
+    /// A policy identical to an earlier one of the same group.
+    DuplicatePolicy => ("ringfence::duplicate-policy", Warning, Check),
+    /// A top-level scope without a catch-all for a direction (it allows).
+    ImplicitCatchAll => ("ringfence::implicit-catch-all", Warning, Check),
+    /// Sibling scopes whose queries show that one contains the other.
+    OverlappingScopes => ("ringfence::overlapping-scopes", Warning, Check),
+    /// A filter or query with no predicate, which matches everything.
+    EmptyQuery => ("ringfence::empty-query", Warning, Check),
+    /// A workload in two scopes neither of which is inside the other (seen only with the inventory).
+    ScopesShareWorkloads => ("ringfence::scopes-share-workloads", Warning, Compile),
+    /// Every rule of a policy, everywhere it applies, is decided earlier.
+    ShadowedPolicy => ("ringfence::shadowed-policy", Warning, Compile),
+    /// An earlier policy with the opposite action decides part of a later one.
+    ConflictingPolicy => ("ringfence::conflicting-policy", Warning, Compile),
+    /// A `service:NS/NAME` no cluster has.
+    UnknownService => ("ringfence::unknown-service", Warning, Compile),
+    /// Policy ports a provided service does not have.
+    UnknownServicePort => ("ringfence::unknown-service-port", Warning, Compile),
+    /// A named `targetPort` a backing pod does not declare.
+    UnresolvedTargetPort => ("ringfence::unresolved-target-port", Warning, Compile),
+    /// A pinned plugin when the intent is not read from a working tree.
+    PluginUnavailable => ("ringfence::plugin-unavailable", Error, Render),
+    /// A pinned plugin that calls itself by another name.
+    PluginName => ("ringfence::plugin-name", Error, Render),
+    /// A pinned plugin that cannot be read or loaded, or whose digest differs.
+    PluginLoad => ("ringfence::plugin-load", Error, Render),
+    /// A node whose backend is neither built in nor pinned.
+    UnknownBackend => ("ringfence::unknown-backend", Error, Render),
+    /// A node whose backend renders for another OS.
+    BackendOs => ("ringfence::backend-os", Error, Render),
+    /// A policy the node's backend cannot enforce as written.
+    BackendCannotEnforce => ("ringfence::backend-cannot-enforce", Error, Render),
+    /// Logs or counters a policy asks for that the backend cannot provide.
+    BackendTelemetry => ("ringfence::backend-telemetry", Warning, Render),
+    /// A warning a backend plugin returned with its output.
+    BackendWarning => ("ringfence::backend-warning", Warning, Render),
+    /// A backend plugin that failed, or wrote a file the bundle reserves.
+    RenderFailed => ("ringfence::render-failed", Error, Render),
+    /// nftables output from a backend that reaches beyond `table inet ringfence`.
+    BackendUnsafeOutput => ("ringfence::backend-unsafe-output", Error, Render),
+}
+
+impl Code {
+    /// The anchor of its entry in `schema/docs/language/09-diagnostics.md`
+    /// (the heading `` `ringfence::x` `` as GitHub slugs it: `ringfencex`).
+    pub fn doc_anchor(self) -> String {
+        self.as_str().replace("::", "")
+    }
+}
+
+impl std::fmt::Display for Code {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 /// The closest of `candidates` to `name`, if one is close enough to be a typo.

@@ -14,7 +14,7 @@ use std::fmt::Write;
 
 use kdl::{KdlDocument, KdlEntry, KdlNode, KdlValue};
 
-use crate::diagnostics::{Diagnostic, Diagnostics, codes};
+use crate::diagnostics::{Code, Diagnostic, Diagnostics};
 use crate::limits;
 use crate::model::{FileId, Span};
 use crate::parse::{refusal_diagnostic, syntax_diagnostics};
@@ -40,7 +40,7 @@ pub fn format_source(file: FileId, text: &str) -> Result<String, Diagnostics> {
     if !same {
         // A bug in the printer must not change anyone's intent.
         let d = Diagnostic::error(
-            codes::SYNTAX,
+            Code::Syntax,
             "this file's layout cannot be normalised without changing its meaning",
         )
         .with_label(
@@ -397,6 +397,6 @@ mod tests {
     fn refuses_files_with_syntax_errors() {
         let err = format_source(2, "a {\n").unwrap_err();
         assert!(err.has_errors());
-        assert_eq!(err.0[0].code, codes::SYNTAX);
+        assert_eq!(err.0[0].code, Code::Syntax.as_str());
     }
 }

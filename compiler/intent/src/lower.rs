@@ -15,7 +15,7 @@ use std::collections::BTreeMap;
 use kdl::{KdlDocument, KdlEntry, KdlNode};
 
 use crate::ast::*;
-use crate::diagnostics::{Diagnostic, codes, did_you_mean};
+use crate::diagnostics::{Code, Diagnostic, did_you_mean};
 use crate::location::LineIndex;
 use crate::model::{Action, Direction, FileId, Mode, Os, PolicyAction, PolicyRank, Span};
 
@@ -174,7 +174,7 @@ impl Lower<'_> {
                             None => format!("usage: {usage}"),
                         };
                         let d = Diagnostic::error(
-                            codes::UNKNOWN_PROPERTY,
+                            Code::UnknownProperty,
                             format!("`{node}` has no property `{k}`"),
                         )
                         .with_label(self.key_span(e), "unknown property")
@@ -182,7 +182,7 @@ impl Lower<'_> {
                         self.push(d);
                     } else if let Some(first) = out.props.get(k) {
                         let d = Diagnostic::error(
-                            codes::DUPLICATE_PROPERTY,
+                            Code::DuplicateProperty,
                             format!("`{k}=` is given twice"),
                         )
                         .with_label(self.key_span(e), "given again here")
@@ -201,7 +201,7 @@ impl Lower<'_> {
                             m => format!("`{node}` takes at most {m} positional values"),
                         };
                         let d = Diagnostic::error(
-                            codes::UNEXPECTED_ARGUMENT,
+                            Code::UnexpectedArgument,
                             format!("unexpected value {}: {what}", e.value()),
                         )
                         .with_label(self.value_span(e), "unexpected")
@@ -220,7 +220,7 @@ impl Lower<'_> {
     fn no_children(&mut self, n: &KdlNode, usage: &str) {
         if n.children().is_some() {
             let d = Diagnostic::error(
-                codes::UNEXPECTED_CHILDREN,
+                Code::UnexpectedChildren,
                 format!("`{}` takes no `{{ … }}` block", n.name().value()),
             )
             .with_label(self.head(n), "this node has a block")
@@ -249,7 +249,7 @@ impl Lower<'_> {
             }
         };
         let d = Diagnostic::error(
-            codes::UNKNOWN_NODE,
+            Code::UnknownNode,
             format!("unknown node `{name}` in {place}"),
         )
         .with_label(self.head(n), "unknown here")
@@ -259,7 +259,7 @@ impl Lower<'_> {
 
     fn missing_property(&mut self, n: &KdlNode, key: &str, usage: &str) {
         let d = Diagnostic::error(
-            codes::MISSING_PROPERTY,
+            Code::MissingProperty,
             format!("`{}` needs `{key}=`", n.name().value()),
         )
         .with_label(self.head(n), format!("`{key}=` missing"))
@@ -269,7 +269,7 @@ impl Lower<'_> {
 
     fn missing_argument(&mut self, n: &KdlNode, what: &str, usage: &str) {
         let d = Diagnostic::error(
-            codes::MISSING_ARGUMENT,
+            Code::MissingArgument,
             format!("`{}` needs {what}", n.name().value()),
         )
         .with_label(self.head(n), format!("{what} missing"))
@@ -304,7 +304,7 @@ impl Lower<'_> {
         let parent = match (inline_parent, ents.prop("parent")) {
             (Some(p), Some(e)) => {
                 let d = Diagnostic::error(
-                    codes::CONFLICTING_PROPERTIES,
+                    Code::ConflictingProperties,
                     "a scope declared inside another cannot also name a `parent=`",
                 )
                 .with_label(self.key_span(e), "`parent=` here")
@@ -377,7 +377,7 @@ impl Lower<'_> {
             } else {
                 format!("scope `{}` has no `query`", s.name.text)
             };
-            let d = Diagnostic::error(codes::MISSING_NODE, "a scope needs a `query`")
+            let d = Diagnostic::error(Code::MissingNode, "a scope needs a `query`")
                 .with_label(head, label)
                 .with_help(
                     "add `query { … }` with the predicates that select the scope's workloads, \
@@ -393,7 +393,7 @@ impl Lower<'_> {
         match *seen {
             Some(first) => {
                 let d = Diagnostic::error(
-                    codes::DUPLICATE_NODE,
+                    Code::DuplicateNode,
                     format!("`{what}` is given twice in one block"),
                 )
                 .with_label(here, "given again here")
@@ -473,7 +473,7 @@ impl Lower<'_> {
         let owner = match (inline_owner, ents.prop("scope")) {
             (Some(s), Some(e)) => {
                 let d = Diagnostic::error(
-                    codes::CONFLICTING_PROPERTIES,
+                    Code::ConflictingProperties,
                     "a filter declared inside a scope is owned by it and cannot name `scope=`",
                 )
                 .with_label(self.key_span(e), "`scope=` here")
@@ -554,7 +554,7 @@ impl Lower<'_> {
             }
         }
         if !has_cidr {
-            let d = Diagnostic::error(codes::MISSING_NODE, "an external needs a `cidr`")
+            let d = Diagnostic::error(Code::MissingNode, "an external needs a `cidr`")
                 .with_label(self.head(n), "no `cidr` in this external")
                 .with_help("add `cidr \"PREFIX\"` lines with its address ranges");
             self.push(d);
@@ -749,7 +749,7 @@ impl Lower<'_> {
                     let (direction, e) = match (ents.prop("from"), ents.prop("to")) {
                         (Some(f), Some(t)) => {
                             let d = Diagnostic::error(
-                                codes::CONFLICTING_PROPERTIES,
+                                Code::ConflictingProperties,
                                 "a quarantine exception has either `from=` or `to=`, not both",
                             )
                             .with_label(self.key_span(t), "`to=` here")
@@ -789,7 +789,7 @@ impl Lower<'_> {
             }
         }
         if !has_workloads {
-            let d = Diagnostic::error(codes::MISSING_NODE, "a quarantine needs `workloads`")
+            let d = Diagnostic::error(Code::MissingNode, "a quarantine needs `workloads`")
                 .with_label(q.head, "no `workloads` in this quarantine")
                 .with_help("add `workloads \"FILTER\" …` naming the filters to quarantine");
             self.push(d);

@@ -4,7 +4,7 @@
 
 use kdl::{KdlDiagnostic, KdlDocument, KdlError};
 
-use crate::diagnostics::{Diagnostic, codes};
+use crate::diagnostics::{Code, Diagnostic};
 use crate::limits::{self, MAX_DEPTH, Refusal};
 use crate::model::{FileId, Span};
 
@@ -50,7 +50,7 @@ pub(crate) fn parse(file: FileId, text: &str) -> Parsed {
 pub(crate) fn refusal_diagnostic(file: FileId, refusal: &Refusal) -> Diagnostic {
     match *refusal {
         Refusal::TooDeep { offset, len } => Diagnostic::error(
-            codes::LIMIT,
+            Code::Limit,
             format!("blocks nested more than {MAX_DEPTH} deep"),
         )
         .with_label(
@@ -65,7 +65,7 @@ pub(crate) fn refusal_diagnostic(file: FileId, refusal: &Refusal) -> Diagnostic 
             braces,
             comment_bytes,
         } => Diagnostic::error(
-            codes::LIMIT,
+            Code::Limit,
             format!(
                 "this file is too large to parse safely ({braces} `{{` and {comment_bytes} `*` or `/`)"
             ),
@@ -146,13 +146,13 @@ pub(crate) fn syntax_diagnostics(file: FileId, text: &str, err: &KdlError) -> Ve
                  parse are unknown until then"
                     .into()
             });
-            Diagnostic::error(codes::SYNTAX, format!("invalid KDL: {message}"))
+            Diagnostic::error(Code::Syntax, format!("invalid KDL: {message}"))
                 .with_label(Span { file, offset, len }, label)
                 .with_help(help)
         })
         .collect();
     if out.is_empty() {
-        out.push(Diagnostic::error(codes::SYNTAX, "invalid KDL").with_label(
+        out.push(Diagnostic::error(Code::Syntax, "invalid KDL").with_label(
             Span {
                 file,
                 offset: 0,
@@ -250,7 +250,7 @@ mod tests {
         let text = "a \"unterminated\nb 1\n";
         let p = parse(3, text);
         let d = &p.diagnostics[0];
-        assert_eq!(d.code, codes::SYNTAX);
+        assert_eq!(d.code, Code::Syntax.as_str());
         let (span, _) = d.primary.as_ref().unwrap();
         assert_eq!(span.file, 3);
         assert!(span.offset < text.len());

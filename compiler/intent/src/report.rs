@@ -354,7 +354,7 @@ pub fn to_json(diags: &Diagnostics, files: &[SourceFile]) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::diagnostics::codes;
+    use crate::diagnostics::Code;
     use proptest::prelude::*;
 
     fn file(text: &str) -> Vec<SourceFile> {
@@ -430,7 +430,7 @@ mod tests {
                 text.push_str(l);
                 text.push_str(b);
             }
-            let mut d = Diagnostic::warning(codes::UNUSED_FILTER, "m").with_help("h");
+            let mut d = Diagnostic::warning(Code::UnusedFilter, "m").with_help("h");
             for (i, (o, len)) in spans.iter().enumerate() {
                 let mut o = o % (text.len() + 1);
                 while !text.is_char_boundary(o) {
@@ -458,7 +458,7 @@ mod tests {
         );
         let files = file(&text);
         let x = text.find("\"x\"").unwrap();
-        let d = Diagnostic::error(codes::INVALID_VALUE, "bad")
+        let d = Diagnostic::error(Code::InvalidValue, "bad")
             .with_label(at(x, 3), "this")
             .with_label(at(x + 4, 5002), "and this, far longer than shown")
             .with_help("fix it");
@@ -480,7 +480,7 @@ mod tests {
                 "filter \"f{i}\" {{\n    label \"app\" \"x\"\n}}\n"
             ));
             diags.push(
-                Diagnostic::warning(codes::UNUSED_FILTER, format!("filter `f{i}` is never used"))
+                Diagnostic::warning(Code::UnusedFilter, format!("filter `f{i}` is never used"))
                     .with_label(at(offset + 7, 4 + i.to_string().len()), "unused")
                     .with_help("use it or remove it"),
             );

@@ -10,7 +10,7 @@ mod checks;
 use std::collections::{BTreeSet, HashMap};
 
 use crate::ast::*;
-use crate::diagnostics::{Diagnostic, Severity, codes, did_you_mean};
+use crate::diagnostics::{Code, Diagnostic, Severity, did_you_mean};
 use crate::model::{
     CatchAll, Direction, External, ExternalId, Filter, FilterId, Intent, PluginPin, Policy,
     PolicyRank, Predicate, Quarantine, QuarantineException, Query, Scope, ScopeId, SourceFile,
@@ -122,10 +122,13 @@ pub(crate) fn resolve(
         // Names declared in the unparsed part of a file are unknown: findings
         // that depend on knowing every name would be noise.
         r.diags.retain(|d| {
-            !matches!(
-                d.code,
-                codes::UNKNOWN_REFERENCE | codes::UNUSED_FILTER | codes::IMPLICIT_CATCH_ALL
-            )
+            ![
+                Code::UnknownReference,
+                Code::UnusedFilter,
+                Code::ImplicitCatchAll,
+            ]
+            .iter()
+            .any(|c| c.as_str() == d.code)
         });
     }
     if r.diags.iter().any(|d| d.severity == Severity::Error) {
@@ -159,7 +162,7 @@ pub(crate) fn resolve(
 
 fn duplicate(kind: &str, name: &str, here: Span, first: Span) -> Diagnostic {
     Diagnostic::error(
-        codes::DUPLICATE_NAME,
+        Code::DuplicateName,
         format!("{kind} `{name}` is declared twice"),
     )
     .with_label(here, "declared again here")
@@ -293,7 +296,7 @@ impl<'a> Resolver<'a> {
         }
         let what = written_as.unwrap_or(kind.word());
         let d = Diagnostic::error(
-            codes::UNKNOWN_REFERENCE,
+            Code::UnknownReference,
             format!("no {what} named `{}`", name.text),
         )
         .with_label(name.span, format!("unknown {what}"))
@@ -413,7 +416,7 @@ impl<'a> Resolver<'a> {
                         ),
                     };
                     let d = Diagnostic::error(
-                        codes::UNKNOWN_REFERENCE,
+                        Code::UnknownReference,
                         format!("no backend named `{}`", name.text),
                     )
                     .with_label(name.span, "unknown backend")
@@ -458,7 +461,7 @@ impl<'a> Resolver<'a> {
                     }),
                     None if matches!(f.owner, Owner::None) => {
                         let d = Diagnostic::error(
-                            codes::RESTRICT_WITHOUT_OWNER,
+                            Code::RestrictWithoutOwner,
                             format!("filter `{}` is restricted to its scope but has none", f.name.text),
                         )
                         .with_label(at, "restricted here")
@@ -535,7 +538,7 @@ impl<'a> Resolver<'a> {
                             ),
                         };
                         let d = Diagnostic::error(
-                            codes::UNKNOWN_REFERENCE,
+                            Code::UnknownReference,
                             format!("no filter, external or scope named `{n}`"),
                         )
                         .with_label(r.span, "unknown name")
@@ -556,7 +559,7 @@ impl<'a> Resolver<'a> {
                             })
                             .collect();
                         let d = Diagnostic::error(
-                            codes::AMBIGUOUS_REFERENCE,
+                            Code::AmbiguousReference,
                             format!("`{n}` names more than one kind of object"),
                         )
                         .with_label(r.span, "ambiguous")
@@ -592,7 +595,7 @@ impl<'a> Resolver<'a> {
             let id = format!("{scope_name}/{name}");
             if let Some(first) = ids.get(&(scope, name.clone())) {
                 let d = Diagnostic::error(
-                    codes::DUPLICATE_NAME,
+                    Code::DuplicateName,
                     format!("policy id `{id}` is used twice"),
                 )
                 .with_label(name_span, "used again here")
@@ -617,7 +620,7 @@ impl<'a> Resolver<'a> {
             match same.get(&(scope, p.rank, key.clone())) {
                 Some((first_id, first)) => {
                     let d = Diagnostic::warning(
-                        codes::DUPLICATE_POLICY,
+                        Code::DuplicatePolicy,
                         format!("policy `{id}` repeats `{first_id}`"),
                     )
                     .with_label(
@@ -670,7 +673,7 @@ impl<'a> Resolver<'a> {
                 let dir = direction_word(c.direction);
                 let name = &ast.scopes[self.scope_raw[scope.index()]].name.text;
                 let d = Diagnostic::error(
-                    codes::DUPLICATE_CATCH_ALL,
+                    Code::DuplicateCatchAll,
                     format!("scope `{name}` has two {dir} catch-alls"),
                 )
                 .with_label(c.span, "second one here")
@@ -700,7 +703,7 @@ impl<'a> Resolver<'a> {
                 if !missing.is_empty() {
                     let raw = &ast.scopes[self.scope_raw[id]];
                     let d = Diagnostic::warning(
-                        codes::IMPLICIT_CATCH_ALL,
+                        Code::ImplicitCatchAll,
                         format!(
                             "top-level scope `{}` has no {} catch-all: unmatched traffic is allowed",
                             s.name,
@@ -729,7 +732,7 @@ impl<'a> Resolver<'a> {
             return Some(None);
         };
         for extra in &ast.quarantines[1..] {
-            let d = Diagnostic::error(codes::DUPLICATE_NODE, "more than one `quarantine` block")
+            let d = Diagnostic::error(Code::DuplicateNode, "more than one `quarantine` block")
                 .with_label(extra.head, "another quarantine here")
                 .with_label(q.head, "first quarantine here")
                 .with_help("merge them: the whole intent has at most one quarantine block");
@@ -752,7 +755,7 @@ impl<'a> Resolver<'a> {
             };
             if name == "deny-ingress" || name == "deny-egress" {
                 let d = Diagnostic::error(
-                    codes::INVALID_NAME,
+                    Code::InvalidName,
                     format!("`{name}` is reserved for quarantine's own deny rules"),
                 )
                 .with_label(span, "reserved name")

@@ -253,9 +253,13 @@ fn warning_cases_pass_with_their_warnings() {
     });
 }
 
-/// Each code is shown by at least one fixture, and documented.
+/// Each code `check` reports is shown by at least one fixture, and every
+/// code of the registry is documented under the heading of its stage (and,
+/// for `check`'s, its severity), and nothing else is: both ways.
 #[test]
 fn every_code_has_a_fixture_and_a_doc_entry() {
+    use ringfence_intent::Severity;
+    use ringfence_intent::diagnostics::{Code, Stage};
     let mut seen = std::collections::BTreeSet::new();
     for kind in ["invalid", "warn"] {
         for (_, dir) in cases(kind) {
@@ -263,13 +267,67 @@ fn every_code_has_a_fixture_and_a_doc_entry() {
             seen.extend(checked.diagnostics.0.iter().map(|d| d.code));
         }
     }
+    for code in Code::ALL.iter().filter(|c| c.stage() == Stage::Check) {
+        assert!(seen.contains(code.as_str()), "no fixture reports {code}");
+    }
     let doc =
         std::fs::read_to_string(root().join("schema/docs/language/09-diagnostics.md")).unwrap();
-    for code in ringfence_intent::diagnostics::codes::ALL {
-        assert!(seen.contains(code), "no fixture reports {code}");
+    // (section, code) of every `### `ringfence::…`` heading, in order.
+    let mut section = "";
+    let mut documented = Vec::new();
+    for line in doc.lines() {
+        if let Some(s) = line.strip_prefix("## ") {
+            section = s;
+        } else if let Some(h) = line.strip_prefix("### `") {
+            let code = h.strip_suffix('`').expect("a heading is one code");
+            documented.push((section, code));
+        }
+    }
+    let registered: Vec<&str> = Code::ALL.iter().map(|c| c.as_str()).collect();
+    let headings: Vec<&str> = documented.iter().map(|(_, c)| *c).collect();
+    assert_eq!(
+        headings, registered,
+        "09-diagnostics.md documents exactly Code::ALL, in its order"
+    );
+    for (&(section, _), code) in documented.iter().zip(Code::ALL) {
+        let expected = match (code.stage(), code.severity()) {
+            (Stage::Check, Severity::Error) => "Errors",
+            (Stage::Check, Severity::Warning) => "Warnings",
+            (Stage::Compile, _) => "At compile time",
+            (Stage::Render, _) => "When rendering",
+        };
+        assert_eq!(
+            section, expected,
+            "{code} is documented in the wrong section"
+        );
+    }
+}
+
+/// The registry is the only place a code is spelled: no source of the
+/// crates that report diagnostics writes a `ringfence::…` string literal.
+#[test]
+fn codes_are_written_only_in_the_registry() {
+    fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
+        for e in std::fs::read_dir(dir).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                walk(&p, out);
+            } else if p.extension().is_some_and(|x| x == "rs") {
+                out.push(p);
+            }
+        }
+    }
+    let mut files = Vec::new();
+    for krate in ["intent", "core", "driver", "analyze"] {
+        walk(&root().join("compiler").join(krate).join("src"), &mut files);
+    }
+    let registry = root().join("compiler/intent/src/diagnostics.rs");
+    for f in files.iter().filter(|f| **f != registry) {
+        let text = std::fs::read_to_string(f).unwrap();
         assert!(
-            doc.contains(&format!("`{code}`")),
-            "09-diagnostics.md does not document {code}"
+            !text.contains("\"ringfence::"),
+            "{} writes a code as a literal: use ringfence_intent::diagnostics::Code",
+            f.display()
         );
     }
 }

@@ -5,13 +5,13 @@ use kdl::{KdlNode, KdlValue};
 
 use super::{Lower, PREDICATES, no_nodes};
 use crate::ast::*;
-use crate::diagnostics::{Diagnostic, codes};
+use crate::diagnostics::{Code, Diagnostic};
 use crate::model::{Os, Predicate, WorkloadKind};
 
 impl Lower<'_> {
     pub(super) fn empty_query(&mut self, n: &KdlNode, what: &str) {
         let d = Diagnostic::warning(
-            codes::EMPTY_QUERY,
+            Code::EmptyQuery,
             format!("this {what} has no predicate: it matches every workload"),
         )
         .with_label(self.head(n), "no predicate")

@@ -10,12 +10,12 @@ use kdl::{KdlEntry, KdlValue};
 
 use super::{Entries, Lower};
 use crate::ast::*;
-use crate::diagnostics::{Diagnostic, codes, did_you_mean};
+use crate::diagnostics::{Code, Diagnostic, did_you_mean};
 use crate::model::{Action, PortRange, Proto, Span, port_name_problem};
 
 impl Lower<'_> {
     pub(super) fn invalid_value(&mut self, e: &KdlEntry, message: String, help: String) {
-        let d = Diagnostic::error(codes::INVALID_VALUE, message)
+        let d = Diagnostic::error(Code::InvalidValue, message)
             .with_label(self.value_span(e), "invalid value")
             .with_help(help);
         self.push(d);
@@ -73,7 +73,7 @@ impl Lower<'_> {
             None
         };
         if let Some(p) = problem {
-            let d = Diagnostic::error(codes::INVALID_NAME, format!("{kind} name \"{text}\" {p}"))
+            let d = Diagnostic::error(Code::InvalidName, format!("{kind} name \"{text}\" {p}"))
                 .with_label(span, "invalid name")
                 .with_help(
                     "use letters, digits, `-`, `_` and `.`; `:` and `/` separate the parts of \
@@ -141,7 +141,7 @@ impl Lower<'_> {
     pub(super) fn ports(&mut self, e: &KdlEntry) -> Option<(Vec<PortRange>, Vec<String>)> {
         let span = self.value_span(e);
         let bad = |cx: &mut Self, span: Span, msg: String| {
-            let d = Diagnostic::error(codes::INVALID_PORT, msg)
+            let d = Diagnostic::error(Code::InvalidPort, msg)
                 .with_label(span, "invalid port")
                 .with_help(
                     "a port is 0-65535 or a container port name (up to 15 lowercase letters, \
@@ -233,7 +233,7 @@ impl Lower<'_> {
         match parsed {
             Ok(net) if net.trunc() != net => {
                 let d = Diagnostic::error(
-                    codes::INVALID_CIDR,
+                    Code::InvalidCidr,
                     format!("prefix \"{s}\" has host bits set"),
                 )
                 .with_label(span, "host bits set")
@@ -248,7 +248,7 @@ impl Lower<'_> {
             Ok(net) => Some(net),
             Err(_) => {
                 let d = Diagnostic::error(
-                    codes::INVALID_CIDR,
+                    Code::InvalidCidr,
                     format!("\"{s}\" is not an IP address or prefix"),
                 )
                 .with_label(span, "not an address")
@@ -344,7 +344,7 @@ impl Lower<'_> {
                     && !named
                 {
                     let d = Diagnostic::error(
-                        codes::INVALID_PORT,
+                        Code::InvalidPort,
                         format!("port name `{}` in a quarantine exception", names[0]),
                     )
                     .with_label(self.value_span(e), "invalid port")
@@ -360,7 +360,7 @@ impl Lower<'_> {
                     && !(p == Proto::Any && numbers.is_empty() && !names.is_empty())
                 {
                     let mut d = Diagnostic::error(
-                        codes::PORTS_NEED_PROTOCOL,
+                        Code::PortsNeedProtocol,
                         format!("ports need proto tcp, udp or sctp; this policy's proto is {p}"),
                     )
                     .with_label(self.value_span(e), "ports given here");

@@ -6,7 +6,7 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use super::{BUILTIN_BACKENDS, Edge, Resolver, Vertex, duplicate};
-use crate::diagnostics::{Diagnostic, codes};
+use crate::diagnostics::{Code, Diagnostic};
 use crate::model::{FilterId, Predicate, Query, Scope, ScopeId, Span};
 
 impl Resolver<'_> {
@@ -16,7 +16,7 @@ impl Resolver<'_> {
         for p in &ast.plugins {
             if BUILTIN_BACKENDS.contains(&p.name.text.as_str()) {
                 let d = Diagnostic::error(
-                    codes::INVALID_NAME,
+                    Code::InvalidName,
                     format!("`{}` is a built-in backend", p.name.text),
                 )
                 .with_label(p.name.span, "built-in name")
@@ -91,7 +91,7 @@ impl Resolver<'_> {
             let mut by_pos = cycle.clone();
             by_pos.sort_by_key(|e| (e.span.file, e.span.offset));
             let mut d = Diagnostic::error(
-                codes::REFERENCE_CYCLE,
+                Code::ReferenceCycle,
                 format!("reference cycle: {}", path.join(" → ")),
             );
             for e in &by_pos {
@@ -133,7 +133,7 @@ impl Resolver<'_> {
                 match first.get(cluster) {
                     Some(&(other, at)) if other != id => {
                         let d = Diagnostic::error(
-                            codes::CLUSTER_SPLIT,
+                            Code::ClusterSplit,
                             format!(
                                 "cluster `{cluster}` is named by two top-level scopes, `{}` and `{}`",
                                 scopes[other].name, s.name
@@ -185,7 +185,7 @@ impl Resolver<'_> {
                     let later = &self.ast.scopes[self.scope_raw[ids[b].index()]];
                     let earlier = &self.ast.scopes[self.scope_raw[ids[a].index()]];
                     let d = Diagnostic::warning(
-                        codes::OVERLAPPING_SCOPES,
+                        Code::OverlappingScopes,
                         format!(
                             "sibling scopes overlap: every workload of `{}` is also in `{}`",
                             inner.name, outer.name
@@ -212,7 +212,7 @@ impl Resolver<'_> {
                 continue;
             }
             let d = Diagnostic::warning(
-                codes::UNUSED_FILTER,
+                Code::UnusedFilter,
                 format!("filter `{}` is not used", f.name.text),
             )
             .with_label(f.name.span, "never referenced")
