@@ -226,25 +226,18 @@ fn serialize_list<N: Prefix, S: Serializer>(v: &[N], s: S) -> Result<S::Ok, S::E
     if !s.is_human_readable() {
         return v.serialize(s);
     }
-    // Runs of adjacent prefixes, as (index of the first, index past the last).
-    let mut runs: Vec<(usize, usize)> = Vec::new();
-    for (i, n) in v.iter().enumerate() {
-        match runs.last_mut() {
-            Some((_, end)) if v[*end - 1].span().1.checked_add(1) == Some(n.span().0) => *end += 1,
-            _ => runs.push((i, i + 1)),
-        }
-    }
-    let mut seq = s.serialize_seq(Some(runs.len()))?;
+    let mut seq = s.serialize_seq(None)?;
     // One reused string: at most 79 bytes (`ffff:…:ffff-ffff:…:ffff`).
     let mut b = String::with_capacity(80);
-    for (first, end) in runs {
+    for run in v.chunk_by(|a, b| a.span().1.checked_add(1) == Some(b.span().0)) {
         b.clear();
-        if end - first == 1 {
-            v[first].write(&mut b);
-        } else {
-            N::push_addr(&mut b, v[first].span().0);
-            b.push('-');
-            N::push_addr(&mut b, v[end - 1].span().1);
+        match run {
+            [n] => n.write(&mut b),
+            _ => {
+                N::push_addr(&mut b, run[0].span().0);
+                b.push('-');
+                N::push_addr(&mut b, run[run.len() - 1].span().1);
+            }
         }
         seq.serialize_element(b.as_str())?;
     }
