@@ -9,12 +9,14 @@
 //! OUT/generations/<n>/membership       -> ../../membership (so `current/` has it)
 //! ```
 //!
-//! A file is written whole under a temporary name and renamed into place;
-//! `head` is written last, so a reader that sees sequence `s` there finds
-//! every document up to `s`. A snapshot starts a chain: for a node's first
-//! document, for a new bundle generation, after a restart of `watch`, and
-//! when half the documents' validity has passed. Older deltas are removed
-//! then (an agent that missed them takes the snapshot).
+//! A snapshot and `head` are written whole under a temporary name and
+//! renamed into place; a delta is written in place under its own new name
+//! (a reader takes deltas up to `head` only). `head` is written last, so a
+//! reader that sees sequence `s` there finds every document up to `s`. A
+//! snapshot starts a chain: for a node's first document, for a new bundle
+//! generation, after a restart of `watch`, and when half the documents'
+//! validity has passed. Older deltas are removed then (an agent that missed
+//! them takes the snapshot).
 //!
 //! Nothing is fsynced: membership is rebuilt from the live cluster after any
 //! restart, which starts every chain again with a snapshot past the old
@@ -306,7 +308,7 @@ impl Chains {
                             changes,
                         };
                         let (bytes, digest) = seal_delta(&p, &keys);
-                        write_atomic(&node_dir, &delta_file(sequence), &bytes)
+                        fs::write(node_dir.join(delta_file(sequence)), &bytes)
                             .and_then(|()| {
                                 write_atomic(
                                     &node_dir,
