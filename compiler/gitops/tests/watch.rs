@@ -5,7 +5,7 @@
 //! and one directory has one publisher.
 
 use std::path::{Path, PathBuf};
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use ringfence_bundle::{SigningKey, Trust, parse_time, verify_index};
 use ringfence_gitops::publish::Publication;
@@ -676,6 +676,57 @@ fn nodes_whose_rules_stay_get_their_deltas_before_a_node_is_rendered_again() {
     assert!(
         m2.endpoints.iter().any(|e| e.name == "pod/shop/web-3"),
         "{m2:?}"
+    );
+}
+
+#[test]
+fn between_polls_a_node_that_needs_new_chains_is_rendered_again_without_a_poll() {
+    let (lab, events, mut w) = live_published();
+    let out = lab.out();
+    // A second api pod (a delta for lab-n1) and the first web pod on lab-n2
+    // (which lacks web's chains), followed between polls as `--serve` does.
+    let mut batch = pod_event("ADDED", "api-3", "api", "lab-n2", "10.244.2.12");
+    batch.push_str(&pod_event("ADDED", "web-3", "web", "lab-n2", "10.244.2.13"));
+    append(&events, &batch);
+    let mut ev = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !Publication::new(&out).dir(2).join("index.json").is_file() {
+        assert!(Instant::now() < deadline, "lab-n2 never rendered: {ev:?}");
+        w.follow_events(&t0, &mut |e| ev.push(e)).unwrap();
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert_eq!(published(&ev), [(2, 1, 1)], "{ev:?}");
+    assert_eq!(
+        generations(&index(&out, 2)),
+        [("lab-n1".to_string(), 1), ("lab-n2".to_string(), 2)]
+    );
+    let (m1, s1) = follow_chain(&out, "lab-n1", 1);
+    assert_eq!(s1, 2);
+    assert!(in_some_set(&m1, "10.244.2.12"), "{m1:?}");
+    // lab-n2 got no delta on its old generation (which would have taken
+    // sequence 2): its new chain starts there with a snapshot.
+    let (m2, s2) = follow_chain(&out, "lab-n2", 2);
+    assert_eq!(s2, 2);
+    assert!(
+        m2.endpoints.iter().any(|e| e.name == "pod/shop/web-3"),
+        "{m2:?}"
+    );
+    // Right after, the first api pod on lab-n1: its re-render may wait up to
+    // three times the last one's duration, and then comes.
+    added(&events, "api-4", "api", "lab-n1", "10.244.2.14");
+    while !Publication::new(&out).dir(3).join("index.json").is_file() {
+        assert!(Instant::now() < deadline, "lab-n1 never rendered: {ev:?}");
+        w.follow_events(&t0, &mut |e| ev.push(e)).unwrap();
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert_eq!(
+        generations(&index(&out, 3)),
+        [("lab-n1".to_string(), 3), ("lab-n2".to_string(), 2)]
+    );
+    let (m1, _) = follow_chain(&out, "lab-n1", 3);
+    assert!(
+        m1.endpoints.iter().any(|e| e.name == "pod/shop/api-4"),
+        "{m1:?}"
     );
 }
 
