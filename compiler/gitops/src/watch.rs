@@ -32,7 +32,7 @@ use std::fs::{self, File, TryLockError};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime};
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 
 use rayon::prelude::*;
 use std::sync::Arc;
@@ -345,15 +345,7 @@ struct Live {
     /// The last publication and the live state made from it.
     run: Option<Run>,
     chains: Chains,
-    /// No re-render before then: see [`RERENDER_WAIT`].
-    rerender_after: Option<Instant>,
 }
-
-/// Between polls, nodes that need new chains are re-rendered together, at
-/// most once per this many times the last re-render's duration, so
-/// re-rendering takes at most a quarter of the time and membership for every
-/// other node never waits long behind it.
-const RERENDER_WAIT: u32 = 3;
 
 /// A publication with a live inventory.
 struct Run {
@@ -365,9 +357,6 @@ struct Run {
     /// Some node's backend takes no membership: its rules hold pod
     /// addresses, so any pod change compiles again.
     full: bool,
-    /// Nodes that need new chains, not yet re-rendered: their documents
-    /// wait for their new generation's snapshot.
-    stale: BTreeSet<String>,
 }
 
 /// What one poll did.
@@ -580,7 +569,6 @@ impl Watcher {
                     compile: true,
                     run: None,
                     chains,
-                    rerender_after: None,
                 })
             }
         };
@@ -1011,7 +999,6 @@ impl Watcher {
             commit: commit.clone(),
             generations,
             full,
-            stale: BTreeSet::new(),
         });
         live.compile = false;
         live.pending.clear();
@@ -1031,18 +1018,16 @@ impl Watcher {
                 return Ok(false);
             }
         }
-        self.follow(now, wait, log)?;
+        self.follow(now, log)?;
         Ok(true)
     }
 
     /// Turn the pod events read since the last poll into membership
-    /// documents; re-render nodes that need chains they lack (at once when
-    /// `now_or_never`, as a poll does; else when [`RERENDER_WAIT`] allows);
-    /// ask for a compile when rules may change.
+    /// documents; re-render nodes that need chains they lack; ask for a
+    /// compile when rules may change.
     fn follow(
         &mut self,
         now: &dyn Fn() -> SystemTime,
-        now_or_never: bool,
         log: &mut dyn FnMut(Event),
     ) -> Result<(), WatchError> {
         let Some(live) = &mut self.live else {
@@ -1078,13 +1063,11 @@ impl Watcher {
         }
         let at = now();
         let applied = run.state.apply(c, changes);
-        run.stale.extend(applied.rules);
         // The nodes whose rules stay first: an event never waits for another
         // node's re-render.
         let batch = applied
             .changes
             .into_iter()
-            .filter(|(node, _)| !run.stale.contains(node))
             .filter_map(|(node, changes)| {
                 let generation = *run.generations.get(&node)?;
                 let cluster = run.state.node(&node)?.ir.cluster.clone();
@@ -1105,14 +1088,10 @@ impl Watcher {
         if !pending.is_empty() || !written.is_empty() {
             log(members_event(pending.len(), &written));
         }
-        let due =
-            (self.live.as_ref().and_then(|l| l.rerender_after)).is_none_or(|t| Instant::now() >= t);
-        if !run.stale.is_empty() && (now_or_never || due) {
+        if !applied.rules.is_empty() {
             // New chains for some nodes: a generation where only they changed.
-            let started = Instant::now();
-            let stale = std::mem::take(&mut run.stale);
             let mut irs = run.session.irs.take().unwrap_or_default();
-            for ir in irs.iter_mut().filter(|ir| stale.contains(&ir.node)) {
+            for ir in irs.iter_mut().filter(|ir| applied.rules.contains(&ir.node)) {
                 if let Some(n) = run.state.node(&ir.node) {
                     *ir = Arc::clone(&n.ir);
                 }
@@ -1136,8 +1115,6 @@ impl Watcher {
                     self.fail(&job, refusal, log, &mut PollResult::default())?;
                 }
             }
-            let live = self.live.as_mut().expect("live");
-            live.rerender_after = Some(Instant::now() + started.elapsed() * RERENDER_WAIT);
         }
         self.live.as_mut().expect("live").run = Some(run);
         Ok(())
