@@ -711,8 +711,7 @@ fn between_polls_a_node_that_needs_new_chains_is_rendered_again_without_a_poll()
         m2.endpoints.iter().any(|e| e.name == "pod/shop/web-3"),
         "{m2:?}"
     );
-    // Right after, the first api pod on lab-n1: its re-render may wait up to
-    // three times the last one's duration, and then comes.
+    // Right after, the first api pod on lab-n1: rendered again too.
     added(&events, "api-4", "api", "lab-n1", "10.244.2.14");
     while !Publication::new(&out).dir(3).join("index.json").is_file() {
         assert!(Instant::now() < deadline, "lab-n1 never rendered: {ev:?}");
