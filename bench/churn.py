@@ -34,11 +34,15 @@ def pace(trace, events, stamps, rate, pub, nodes_file, copy_dir):
                 dst = os.path.join(copy_dir, n)
                 os.makedirs(dst, exist_ok=True)
                 try:
+                    # As an agent reads: deltas up to `head` only (one past
+                    # it may still be being written).
+                    head = int(open(os.path.join(src, "head")).read())
                     names = os.listdir(src)
-                except FileNotFoundError:
+                except (FileNotFoundError, ValueError):
                     continue
                 for name in names:
-                    if name.endswith(".delta") and not os.path.exists(os.path.join(dst, name)):
+                    if (name.endswith(".delta") and int(name.split(".")[0]) <= head
+                            and not os.path.exists(os.path.join(dst, name))):
                         try:
                             shutil.copyfile(os.path.join(src, name), os.path.join(dst, name))
                         except FileNotFoundError:
