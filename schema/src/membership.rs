@@ -655,7 +655,6 @@ fn merge<'a, T, K: Ord>(
     }
 }
 
-/// (in `new` only, in `old` only), both sorted.
 /// Set `name`'s addresses `old` with `remove` taken out, then `add` put
 /// in (all sorted and unique): every removal must be there, every addition
 /// absent once the removals are done. A missing removal is reported before
@@ -670,38 +669,45 @@ fn patched(
     let absent =
         |a: IpAddr| Fault::Inconsistent(format!("set `{name}`: {a} is removed but was not there"));
     let mut out = Vec::with_capacity(old.len() + add.len());
-    let mut removals = remove.iter().copied().peekable();
-    let mut additions = add.iter().copied().peekable();
+    let (mut rest, mut add, mut remove) = (old, add, remove);
     let mut present = None;
-    for &a in old {
-        if let Some(x) = removals.next_if(|x| *x < a) {
-            return Err(absent(x));
-        }
-        let removed = removals.next_if_eq(&a).is_some();
-        while let Some(x) = additions.next_if(|x| *x < a) {
-            out.push(x);
-        }
-        match (removed, additions.next_if_eq(&a)) {
-            (false, Some(_)) => {
-                present.get_or_insert(a);
-                out.push(a);
+    // From change to change, the untouched run between them copied whole.
+    while let Some(x) = match (remove.first(), add.first()) {
+        (Some(&r), Some(&a)) => Some(r.min(a)),
+        (r, a) => r.or(a).copied(),
+    } {
+        let run = rest.partition_point(|a| *a < x);
+        out.extend_from_slice(&rest[..run]);
+        rest = &rest[run..];
+        let here = rest.first() == Some(&x);
+        let removing = remove.first() == Some(&x);
+        let adding = add.first() == Some(&x);
+        if removing {
+            if !here {
+                return Err(absent(x));
             }
-            (true, None) => {}
-            (_, _) => out.push(a),
+            remove = &remove[1..];
+            rest = &rest[1..];
         }
-    }
-    if let Some(x) = removals.next() {
-        return Err(absent(x));
+        if adding {
+            add = &add[1..];
+            if here && !removing {
+                present.get_or_insert(x);
+            } else {
+                out.push(x);
+            }
+        }
     }
     if let Some(a) = present {
         return Err(Fault::Inconsistent(format!(
             "set `{name}`: {a} is added but was already there"
         )));
     }
-    out.extend(additions);
+    out.extend_from_slice(rest);
     Ok(out)
 }
 
+/// `(add, remove)`: what is in `new` only and in `old` only, both sorted.
 fn sorted_diff<T: Ord + Copy>(old: &[T], new: &[T]) -> (Vec<T>, Vec<T>) {
     let (mut add, mut remove) = (Vec::new(), Vec::new());
     merge(
