@@ -32,7 +32,7 @@ use ringfence_bundle::{
     verify_bundle, verify_index, verify_membership,
 };
 use ringfence_schema::ir::NodeIr;
-use ringfence_schema::membership::Membership;
+use ringfence_schema::membership::{Changes, Membership};
 
 /// What one client saw of one document.
 struct Record {
@@ -62,9 +62,8 @@ fn unix_now() -> f64 {
         .as_secs_f64()
 }
 
-/// The addresses and `pod/…` names whose membership differs.
-fn keys(old: &Membership, new: &Membership) -> Vec<String> {
-    let c = Membership::diff(old, new);
+/// The addresses and `pod/…` names a change touches.
+fn keys(c: &Changes) -> Vec<String> {
     let mut k = BTreeSet::new();
     for s in &c.sets {
         k.extend(s.add.iter().chain(&s.remove).map(|a| a.to_string()));
@@ -162,7 +161,12 @@ impl Client<'_> {
                         Document::Snapshot(_) => "snapshot",
                         Document::Delta(_) => "delta",
                     };
-                    let before = self.applied.as_ref().map(|a| &a.3);
+                    // A delta says what it changed; a snapshot is compared.
+                    let keys = match (&v.document, &self.applied) {
+                        (Document::Delta(d), _) => keys(&d.changes),
+                        (Document::Snapshot(_), Some(a)) => keys(&Membership::diff(&a.3, &next)),
+                        (Document::Snapshot(_), None) => Vec::new(),
+                    };
                     out.push(Record {
                         node: self.node.clone(),
                         sequence: v.document.sequence(),
@@ -170,7 +174,7 @@ impl Client<'_> {
                         generation,
                         at: unix_now(),
                         bytes: bytes.len(),
-                        keys: before.map(|b| keys(b, &next)).unwrap_or_default(),
+                        keys,
                         refused: None,
                     });
                     self.applied = Some((generation, v.document.sequence(), v.digest, next));
