@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use ringfence_bundle::{Expectations, Reason, Trust, parse_time, verify_bundle, verify_index};
 use ringfence_driver::bundles::{
-    BundleWriteError, Change, NodeOutput, WriteSummary, write_bundles,
+    BundleWriteError, Change, Files, NodeOutput, WriteSummary, write_bundles,
 };
 use ringfence_testkit::keys::key;
 
@@ -346,12 +346,17 @@ fn bad_outputs_are_refused_before_anything_is_written() {
     let k = key(1);
     let keys = [&k];
     let o = opts(&out, &keys, "2026-01-01T00:00:00Z");
-    let mut no_ir = node("n1", "a");
-    no_ir.files.retain(|(n, _)| n != "ir.json");
-    let mut bad_file = node("n1", "a");
-    bad_file.files.push(("../escape".into(), "x".into()));
-    let mut dup_file = node("n1", "a");
-    dup_file.files.push(("rules.nft".into(), "x".into()));
+    /// `n1` with its files edited.
+    fn edited(edit: impl FnOnce(&mut Vec<(String, String)>)) -> NodeOutput {
+        let mut n = node("n1", "a");
+        let mut files = n.files.as_slice().to_vec();
+        edit(&mut files);
+        n.files = Files::new(files);
+        n
+    }
+    let no_ir = edited(|f| f.retain(|(n, _)| n != "ir.json"));
+    let bad_file = edited(|f| f.push(("../escape".into(), "x".into())));
+    let dup_file = edited(|f| f.push(("rules.nft".into(), "x".into())));
     let cases: Vec<(Vec<NodeOutput>, &str)> = vec![
         (vec![no_ir], "no ir.json"),
         (vec![bad_file], "`../escape`"),
