@@ -28,11 +28,12 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
 use std::time::{Duration, SystemTime};
 
 use rayon::prelude::*;
 use ringfence_bundle::{
-    MAX_BUNDLE_BYTES, PathError, SigningKey, Trust, VerifyError, format_time, rules_sha256,
+    MAX_BUNDLE_BYTES, PathError, SigningKey, Trust, VerifyError, format_time, rules_digest,
     seal_bundle, seal_index, sha256_hex, valid_file_name, verify_index,
 };
 use ringfence_schema::bundle::{
@@ -59,8 +60,65 @@ pub struct NodeOutput {
     pub os: Os,
     /// The backend that rendered the files.
     pub backend: BackendRef,
-    /// `(name, content)`: the rendered artifacts plus [`IR_FILE`], any order.
-    pub files: Vec<(String, String)>,
+    /// The rendered artifacts plus [`IR_FILE`].
+    pub files: Files,
+}
+
+/// A node's files: `(name, content)` sorted by name, with the SHA-256 of
+/// each content computed once, when first asked for, and kept (a clone
+/// keeps it too). Nothing can change a file once built, so the digests
+/// stay the files' own:
+///
+/// ```compile_fail
+/// use ringfence_driver::bundles::Files;
+/// let files = Files::new(vec![("rules.nft".into(), "a".into())]);
+/// files.digests();
+/// files.as_slice()[0].1.push('b');
+/// ```
+#[derive(Clone, Debug)]
+pub struct Files {
+    files: Vec<(String, String)>,
+    digests: OnceLock<Vec<String>>,
+}
+
+impl Files {
+    /// `files`, sorted by name. Names are checked when sealed.
+    pub fn new(mut files: Vec<(String, String)>) -> Files {
+        files.sort_by(|a, b| a.0.cmp(&b.0));
+        Files {
+            files,
+            digests: OnceLock::new(),
+        }
+    }
+
+    /// The files, sorted by name.
+    pub fn as_slice(&self) -> &[(String, String)] {
+        &self.files
+    }
+
+    /// The files, sorted by name.
+    pub fn iter(&self) -> std::slice::Iter<'_, (String, String)> {
+        self.files.iter()
+    }
+
+    /// Hex SHA-256 of each file's content, in the order of [`Files::iter`].
+    pub fn digests(&self) -> &[String] {
+        self.digests.get_or_init(|| {
+            self.files
+                .iter()
+                .map(|(_, content)| sha256_hex(content.as_bytes()))
+                .collect()
+        })
+    }
+}
+
+impl<'a> IntoIterator for &'a Files {
+    type Item = &'a (String, String);
+    type IntoIter = std::slice::Iter<'a, (String, String)>;
+
+    fn into_iter(self) -> Self::IntoIter {
+        self.files.iter()
+    }
 }
 
 impl From<BundlePayload> for NodeOutput {
@@ -71,7 +129,7 @@ impl From<BundlePayload> for NodeOutput {
             node: p.node,
             os: p.os,
             backend: p.backend,
-            files: p.files.into_iter().map(|f| (f.name, f.content)).collect(),
+            files: Files::new(p.files.into_iter().map(|f| (f.name, f.content)).collect()),
         }
     }
 }
@@ -428,8 +486,7 @@ fn write(
         check_output(n)?;
     }
     let sealer = Sealer::new(opts, keep_from, nodes.iter().map(|n| n.node.as_str()))?;
-    // Each node's files are copied into its payload and dropped once on disk.
-    let sealed = nodes.par_iter().map(|n| sealer.seal(n.clone())).collect();
+    let sealed = nodes.par_iter().map(|n| sealer.seal(n)).collect();
     sealer.finish(sealed)
 }
 
@@ -539,8 +596,9 @@ impl<'a> Sealer<'a> {
     }
 
     /// Seal one node's output (one of the nodes given to [`Sealer::new`])
-    /// into its bundle's temporary file, or keep its previous bundle.
-    pub fn seal(&self, out: NodeOutput) -> Sealing {
+    /// into its bundle's temporary file, or keep its previous bundle. Only a
+    /// bundle sealed anew copies the files.
+    pub fn seal(&self, out: &NodeOutput) -> Sealing {
         debug_assert!(self.nodes.binary_search(&out.node).is_ok());
         Sealing {
             node: out.node.clone(),
@@ -548,22 +606,17 @@ impl<'a> Sealer<'a> {
         }
     }
 
-    fn seal_node(&self, out: NodeOutput) -> Result<Sealed, BundleWriteError> {
-        check_output(&out)?;
+    fn seal_node(&self, out: &NodeOutput) -> Result<Sealed, BundleWriteError> {
+        check_output(out)?;
         let opts = self.opts;
-        let mut files: Vec<BundleFile> = out
-            .files
-            .into_iter()
-            .map(|(name, content)| BundleFile {
-                name,
-                sha256: sha256_hex(content.as_bytes()),
-                size: content.len() as u64,
-                content,
-            })
-            .collect();
-        files.sort_by(|a, b| a.name.cmp(&b.name));
-        let rules_sha256 = rules_sha256(&files);
-        let node = out.node;
+        let digests = out.files.digests();
+        let rules_sha256 = rules_digest(
+            out.files
+                .iter()
+                .zip(digests)
+                .map(|((name, _), sha256)| (name.as_str(), sha256.as_str())),
+        );
+        let node = out.node.clone();
         let file = format!("{node}{BUNDLE_SUFFIX}");
         let prev = self.before.get(&node);
         let (generation, change) = match prev {
@@ -590,12 +643,23 @@ impl<'a> Sealer<'a> {
         let (sha256, renamed) = match kept {
             Some(sha256) => (sha256, false),
             None => {
+                let files = out
+                    .files
+                    .iter()
+                    .zip(digests)
+                    .map(|((name, content), sha256)| BundleFile {
+                        name: name.clone(),
+                        sha256: sha256.clone(),
+                        size: content.len() as u64,
+                        content: content.clone(),
+                    })
+                    .collect();
                 let payload = BundlePayload {
                     format: BUNDLE_FORMAT,
-                    cluster: out.cluster,
+                    cluster: out.cluster.clone(),
                     node: node.clone(),
                     os: out.os,
-                    backend: out.backend,
+                    backend: out.backend.clone(),
                     generation,
                     issued_at: self.issued_at.clone(),
                     expires_at: self.expires_at.clone(),

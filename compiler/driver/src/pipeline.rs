@@ -404,7 +404,7 @@ impl Pipeline {
             session.nodes().into_iter().map(|ir| ir.node.as_str()),
         )?;
         let (sealed, diagnostics) =
-            render::render_each(session, &backends, |_| true, |n| sealer.seal(n));
+            render::render_each(session, &backends, |_| true, |n| sealer.seal(&n));
         if diagnostics.has_errors() {
             sealer.abandon(sealed);
             return Ok(Warned::stopped(diagnostics, session.files.clone()));

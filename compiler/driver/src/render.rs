@@ -19,7 +19,7 @@ use ringfence_schema::bundle::{BackendRef, IR_FILE};
 use ringfence_schema::ir::NodeIr;
 use ringfence_schema::plugin::RenderOutput;
 
-use crate::bundles::NodeOutput;
+use crate::bundles::{Files, NodeOutput};
 use crate::pipeline::Session;
 
 /// The backends a session may use: the built-ins of a plugin runtime and
@@ -331,7 +331,6 @@ fn finish(
         .map(|a| (a.name, a.content))
         .collect();
     files.push((IR_FILE.to_string(), ir_json));
-    files.sort();
     let backend = BackendRef {
         name: plugin.info.name.clone(),
         version: plugin.info.version.clone(),
@@ -343,7 +342,7 @@ fn finish(
             node: ir.node.clone(),
             os: ir.os,
             backend,
-            files,
+            files: Files::new(files),
         }),
         diags,
     )

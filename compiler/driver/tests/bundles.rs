@@ -1,15 +1,17 @@
 //! `write_bundles` on real directories: determinism, the generation rule,
-//! removed nodes, refusals of a bad previous state, and that what it writes
-//! verifies.
+//! removed nodes, refusals of a bad previous state, that what it writes
+//! verifies, and that the digests a node's files remember are their own.
 
 use std::collections::BTreeMap;
 use std::fs;
 use std::path::Path;
 use std::time::Duration;
 
-use ringfence_bundle::{Expectations, Reason, Trust, parse_time, verify_bundle, verify_index};
+use ringfence_bundle::{
+    Expectations, Reason, Trust, parse_time, sha256_hex, verify_bundle, verify_index,
+};
 use ringfence_driver::bundles::{
-    BundleWriteError, Change, NodeOutput, WriteSummary, write_bundles,
+    BundleWriteError, Change, Files, NodeOutput, WriteSummary, write_bundles, write_bundles_keeping,
 };
 use ringfence_testkit::keys::key;
 
@@ -346,12 +348,17 @@ fn bad_outputs_are_refused_before_anything_is_written() {
     let k = key(1);
     let keys = [&k];
     let o = opts(&out, &keys, "2026-01-01T00:00:00Z");
-    let mut no_ir = node("n1", "a");
-    no_ir.files.retain(|(n, _)| n != "ir.json");
-    let mut bad_file = node("n1", "a");
-    bad_file.files.push(("../escape".into(), "x".into()));
-    let mut dup_file = node("n1", "a");
-    dup_file.files.push(("rules.nft".into(), "x".into()));
+    /// `n1` with its files edited.
+    fn edited(edit: impl FnOnce(&mut Vec<(String, String)>)) -> NodeOutput {
+        let mut n = node("n1", "a");
+        let mut files = n.files.as_slice().to_vec();
+        edit(&mut files);
+        n.files = Files::new(files);
+        n
+    }
+    let no_ir = edited(|f| f.retain(|(n, _)| n != "ir.json"));
+    let bad_file = edited(|f| f.push(("../escape".into(), "x".into())));
+    let dup_file = edited(|f| f.push(("rules.nft".into(), "x".into())));
     let cases: Vec<(Vec<NodeOutput>, &str)> = vec![
         (vec![no_ir], "no ir.json"),
         (vec![bad_file], "`../escape`"),
@@ -430,4 +437,40 @@ fn a_bundle_that_cannot_be_written_leaves_the_directory_as_it_was() {
     fs::remove_dir(&blocker).unwrap();
     // No bundle renamed, no new index, no temporary file of n1 or n3 left.
     assert_eq!(snapshot(&out), before);
+}
+
+#[test]
+fn remembered_digests_are_the_files_own() {
+    let fresh = |n: &NodeOutput| -> Vec<String> {
+        n.files
+            .iter()
+            .map(|(_, content)| sha256_hex(content.as_bytes()))
+            .collect()
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let (one, two) = (tmp.path().join("1"), tmp.path().join("2"));
+    let k = key(1);
+    let trust = Trust::new([k.trusted()], 1);
+    let nodes = cluster(&[("n1", "a"), ("n2", "b")]);
+    let want: Vec<Vec<String>> = nodes.iter().map(fresh).collect();
+    write_bundles(&nodes, &opts(&one, &[&k], "2026-01-01T00:00:00Z")).unwrap();
+    // The digests sealed are the remembered ones, and they are the files' own.
+    for (n, want) in nodes.iter().zip(&want) {
+        assert_eq!(n.files.digests(), want.as_slice());
+        let bytes = fs::read(one.join(format!("{}.bundle", n.node))).unwrap();
+        let v = verify_bundle(&bytes, &trust, &Expectations::default()).unwrap();
+        let sealed: Vec<&str> = v.payload.files.iter().map(|f| f.sha256.as_str()).collect();
+        assert_eq!(sealed, *want);
+    }
+    // A clone carries them; a publication round keeping from the first
+    // leaves them as they were.
+    let clones = nodes.clone();
+    fs::create_dir(&two).unwrap();
+    fs::copy(one.join("index.json"), two.join("index.json")).unwrap();
+    write_bundles_keeping(&clones, &opts(&two, &[&k], "2026-01-02T00:00:00Z"), &one).unwrap();
+    for ((n, c), want) in nodes.iter().zip(&clones).zip(&want) {
+        assert_eq!(n.files.digests(), want.as_slice());
+        assert_eq!(c.files.digests(), want.as_slice());
+        assert_eq!(fresh(c), *want);
+    }
 }

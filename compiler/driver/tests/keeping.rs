@@ -1,7 +1,8 @@
 //! `write_bundles_keeping`: a new output directory next to the previous one
 //! keeps unchanged nodes' bundle files byte for byte (same generation, same
 //! times), re-seals changed ones, and re-seals a kept file that is missing
-//! or does not have the digest the previous index lists.
+//! or does not have the digest the previous index lists (even when it was
+//! rewritten in place, same file and size).
 
 use std::fs;
 use std::os::unix::fs::MetadataExt;
@@ -127,4 +128,51 @@ fn unchanged_nodes_keep_their_files_changed_ones_are_sealed() {
             "2026-01-03T00:00:00Z g1"
         ]
     );
+}
+
+#[test]
+fn a_kept_file_rewritten_in_place_is_resealed() {
+    use std::os::unix::fs::FileExt;
+    let k = ringfence_testkit::keys::key(3);
+    let keys = [&k];
+    let trust = Trust::new([k.trusted()], 1);
+    let tmp = tempfile::tempdir().unwrap();
+    let (one, two) = (tmp.path().join("1"), tmp.path().join("2"));
+    let nodes = [node("n1", "a"), node("n2", "b"), node("n3", "c")];
+    write_bundles(&nodes, &opts(&one, &keys, "2026-01-01T00:00:00Z", 1)).unwrap();
+
+    // One byte of n2's payload changed where it lies: same file, same size.
+    let path = one.join("n2.bundle");
+    let bytes = fs::read(&path).unwrap();
+    let at = bytes
+        .windows(11)
+        .position(|w| w == b"\"payload\":\"")
+        .unwrap()
+        + 20;
+    let flipped = if bytes[at] == b'A' { b'B' } else { b'A' };
+    let ino = fs::metadata(&path).unwrap().ino();
+    fs::OpenOptions::new()
+        .write(true)
+        .open(&path)
+        .unwrap()
+        .write_all_at(&[flipped], at as u64)
+        .unwrap();
+    assert_eq!(fs::metadata(&path).unwrap().ino(), ino);
+    assert_eq!(fs::metadata(&path).unwrap().len(), bytes.len() as u64);
+
+    fs::create_dir(&two).unwrap();
+    fs::copy(one.join("index.json"), two.join("index.json")).unwrap();
+    let s =
+        write_bundles_keeping(&nodes, &opts(&two, &keys, "2026-01-02T00:00:00Z", 2), &one).unwrap();
+    assert!(s.nodes.iter().all(|n| n.change == Change::Unchanged));
+    // n1 and n3 kept (issued on the 1st); n2 re-sealed, not linked.
+    assert_eq!(
+        sealed(&two, &trust),
+        [
+            "2026-01-01T00:00:00Z g1",
+            "2026-01-02T00:00:00Z g1",
+            "2026-01-01T00:00:00Z g1"
+        ]
+    );
+    assert_ne!(fs::metadata(two.join("n2.bundle")).unwrap().ino(), ino);
 }

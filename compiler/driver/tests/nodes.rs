@@ -6,7 +6,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use ringfence_bundle::{SigningKey, parse_time};
-use ringfence_driver::bundles::{NodeOutput, Output, WriteOptions};
+use ringfence_driver::bundles::{Files, NodeOutput, Output, WriteOptions};
 use ringfence_schema::bundle::{BackendRef, SourceKind, SourceRef};
 use ringfence_schema::ir::Os;
 
@@ -21,7 +21,7 @@ pub(crate) fn node(cluster: &str, name: &str, rules: &str) -> NodeOutput {
             version: "0.1.0".into(),
             sha256: "ab".repeat(32),
         },
-        files: vec![
+        files: Files::new(vec![
             (
                 "rules.nft".into(),
                 format!(
@@ -34,7 +34,7 @@ pub(crate) fn node(cluster: &str, name: &str, rules: &str) -> NodeOutput {
                     "{{\"ir_version\":3,\"cluster\":\"{cluster}\",\"node\":\"{name}\",\"os\":\"linux\",\"backend\":\"nftables\",\"addresses\":[],\"endpoints\":[],\"chains\":[],\"sets\":[],\"policies\":[]}}"
                 ),
             ),
-        ],
+        ]),
     }
 }
 

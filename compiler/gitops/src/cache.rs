@@ -9,7 +9,9 @@
 //! cache holds the outputs of the last two publications (so reverting a
 //! commit renders nothing); after a restart it is seeded from the published
 //! bundles themselves (they carry `ir.json`, the rendered files and the
-//! backend digest), so restarts do not re-render.
+//! backend digest), so restarts do not re-render. A cached output keeps its
+//! files' digests ([`Files`](ringfence_driver::bundles::Files)), so a node
+//! kept across publications is not hashed again.
 
 use std::collections::{HashMap, HashSet};
 use std::path::Path;

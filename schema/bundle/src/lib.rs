@@ -34,7 +34,9 @@ pub use membership::{
     verify_membership,
 };
 pub use read::{PathError, read_capped};
-pub use seal::{bundle_file, rules_sha256, seal_bundle, seal_envelope, seal_index, sha256_hex};
+pub use seal::{
+    bundle_file, rules_digest, rules_sha256, seal_bundle, seal_envelope, seal_index, sha256_hex,
+};
 pub use time::{format_time, parse_time};
 pub use verify::{
     Expectations, MAX_BUNDLE_BYTES, MAX_CLOCK_SKEW, Reason, Trust, VerifiedBundle, VerifyError,

@@ -34,10 +34,12 @@ pub fn bundle_file(name: &str, content: String) -> BundleFile {
 /// name. Equal digests mean the node enforces the same thing, whatever the
 /// generation or time.
 pub fn rules_sha256(files: &[BundleFile]) -> String {
-    let mut entries: Vec<(&str, &str)> = files
-        .iter()
-        .map(|f| (f.name.as_str(), f.sha256.as_str()))
-        .collect();
+    rules_digest(files.iter().map(|f| (f.name.as_str(), f.sha256.as_str())))
+}
+
+/// [`rules_sha256`] of files given as `(name, hex SHA-256)`, in any order.
+pub fn rules_digest<'a>(files: impl IntoIterator<Item = (&'a str, &'a str)>) -> String {
+    let mut entries: Vec<(&str, &str)> = files.into_iter().collect();
     entries.sort();
     let mut h = Sha256::new();
     for (name, digest) in entries {
