@@ -24,11 +24,11 @@
 //! fails, the temporary files are removed and nothing was renamed;
 //! [`write_bundles`] checks every node's output before writing anything.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fs;
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
-use std::sync::OnceLock;
+use std::sync::{LazyLock, Mutex, OnceLock};
 use std::time::{Duration, SystemTime};
 
 use rayon::prelude::*;
@@ -441,7 +441,8 @@ pub fn write_bundles(
 /// agent sees nothing new (an HTTP source answers `304`), and a reader
 /// pairing the new index with the old file still finds it listed. A file
 /// that is missing or does not have the digest the index lists is re-sealed
-/// instead. Callers re-seal everything (with [`write_bundles`]) often
+/// instead (a file this process hashed before is hashed again only when
+/// its size or modification time changed). Callers re-seal everything (with [`write_bundles`]) often
 /// enough that kept bundles do not expire.
 pub fn write_bundles_keeping(
     nodes: &[NodeOutput],
@@ -451,17 +452,73 @@ pub fn write_bundles_keeping(
     write(nodes, opts, Some(keep_from))
 }
 
-/// Link (or copy) `from/name` into `to/name` if its SHA-256 is `sha256`;
-/// `false` when it is missing or differs.
-fn keep_file(from: &Path, to: &Path, name: &str, sha256: &str) -> Result<bool, BundleWriteError> {
+/// Kept bundle files this process has hashed, by (device, inode): the
+/// size, modification time and SHA-256 they had. A file kept again with the
+/// same size and modification time is linked without being read. A stamp is
+/// remembered only for a file last modified a second or more before the
+/// publication's issue time, so no later write can leave the same
+/// modification time behind; a changed or unknown file is hashed again.
+static HASHED: LazyLock<Mutex<HashMap<(u64, u64), Stamp>>> = LazyLock::new(Mutex::default);
+
+/// At most this many stamps are held; past it they are forgotten at once.
+const MAX_STAMPS: usize = 1 << 16;
+
+#[derive(Clone, PartialEq, Eq)]
+struct Stamp {
+    len: u64,
+    modified: SystemTime,
+    sha256: String,
+}
+
+impl Stamp {
+    fn of(m: &fs::Metadata, sha256: &str) -> Option<((u64, u64), Stamp)> {
+        use std::os::unix::fs::MetadataExt as _;
+        let stamp = Stamp {
+            len: m.len(),
+            modified: m.modified().ok()?,
+            sha256: sha256.to_string(),
+        };
+        Some(((m.dev(), m.ino()), stamp))
+    }
+}
+
+/// Link (or copy) `from/name` into `to/name` if its SHA-256 is `sha256`
+/// (hashed unless [`HASHED`] knows the file unchanged); `false` when it is
+/// missing or differs. `now`: the publication's issue time.
+fn keep_file(
+    from: &Path,
+    to: &Path,
+    name: &str,
+    sha256: &str,
+    now: SystemTime,
+) -> Result<bool, BundleWriteError> {
     let src = from.join(name);
-    let bytes = match fs::read(&src) {
-        Ok(b) => b,
+    let meta = match fs::metadata(&src) {
+        Ok(m) => m,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(false),
         Err(e) => return Err(PathError::at(&src)(e).into()),
     };
-    if sha256_hex(&bytes) != sha256 {
-        return Ok(false);
+    let stamp = Stamp::of(&meta, sha256);
+    let known = stamp.as_ref().is_some_and(|(id, st)| {
+        HASHED.lock().unwrap_or_else(|p| p.into_inner()).get(id) == Some(st)
+    });
+    let mut bytes = None;
+    if !known {
+        let b = fs::read(&src).map_err(PathError::at(&src))?;
+        if sha256_hex(&b) != sha256 {
+            return Ok(false);
+        }
+        let settled = meta
+            .modified()
+            .is_ok_and(|m| m + Duration::from_secs(1) <= now);
+        if let Some((id, st)) = stamp.filter(|_| settled && meta.len() == b.len() as u64) {
+            let mut hashed = HASHED.lock().unwrap_or_else(|p| p.into_inner());
+            if hashed.len() >= MAX_STAMPS {
+                hashed.clear();
+            }
+            hashed.insert(id, st);
+        }
+        bytes = Some(b);
     }
     let target = to.join(name);
     match fs::remove_file(&target) {
@@ -471,6 +528,13 @@ fn keep_file(from: &Path, to: &Path, name: &str, sha256: &str) -> Result<bool, B
         _ => {}
     }
     if fs::hard_link(&src, &target).is_err() {
+        let bytes = match bytes {
+            Some(b) => b,
+            None => fs::read(&src).map_err(PathError::at(&src))?,
+        };
+        if sha256_hex(&bytes) != sha256 {
+            return Ok(false);
+        }
         write_atomic(to, name, &bytes)?;
     }
     Ok(true)
@@ -635,9 +699,14 @@ impl<'a> Sealer<'a> {
         };
         let previous_generation = prev.map(|e| e.generation);
         let kept = match (change, self.keep_from, prev) {
-            (Change::Unchanged, Some(from), Some(e)) => {
-                keep_file(from, opts.output.out, &file, &e.sha256)?.then(|| e.sha256.clone())
-            }
+            (Change::Unchanged, Some(from), Some(e)) => keep_file(
+                from,
+                opts.output.out,
+                &file,
+                &e.sha256,
+                opts.output.issued_at,
+            )?
+            .then(|| e.sha256.clone()),
             _ => None,
         };
         let (sha256, renamed) = match kept {

@@ -2,7 +2,8 @@
 //! keeps unchanged nodes' bundle files byte for byte (same generation, same
 //! times), re-seals changed ones, and re-seals a kept file that is missing
 //! or does not have the digest the previous index lists (even when it was
-//! rewritten in place, same file and size).
+//! rewritten in place, same file and size). A kept file is hashed again only
+//! when its size or modification time changed.
 
 use std::fs;
 use std::os::unix::fs::MetadataExt;
@@ -175,4 +176,67 @@ fn a_kept_file_rewritten_in_place_is_resealed() {
         ]
     );
     assert_ne!(fs::metadata(two.join("n2.bundle")).unwrap().ino(), ino);
+}
+
+#[test]
+fn a_kept_file_is_hashed_again_only_when_its_size_or_time_changed() {
+    use std::os::unix::fs::FileExt;
+    let k = ringfence_testkit::keys::key(3);
+    let keys = [&k];
+    let trust = Trust::new([k.trusted()], 1);
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = |g: u64| tmp.path().join(g.to_string());
+    let nodes = [node("n1", "a"), node("n2", "b"), node("n3", "c")];
+    write_bundles(&nodes, &opts(&dir(1), &keys, "2026-01-01T00:00:00Z", 1)).unwrap();
+    // Modified long before the next publication: once hashed, remembered.
+    let long_ago = ringfence_bundle::parse_time("2026-01-01T00:00:00Z").unwrap();
+    for n in ["n1", "n2", "n3"] {
+        let f = fs::File::open(dir(1).join(format!("{n}.bundle"))).unwrap();
+        f.set_modified(long_ago).unwrap();
+    }
+    let keep = |g: u64, time: &str| {
+        fs::create_dir(dir(g)).unwrap();
+        fs::copy(dir(g - 1).join("index.json"), dir(g).join("index.json")).unwrap();
+        write_bundles_keeping(&nodes, &opts(&dir(g), &keys, time, g), &dir(g - 1)).unwrap();
+        sealed(&dir(g), &trust)
+    };
+    let kept = ["2026-01-01T00:00:00Z g1"; 3];
+    assert_eq!(keep(2, "2026-01-02T00:00:00Z"), kept);
+
+    // One byte of n2 changed in place (same file, same size): its time
+    // moved, so it is hashed again and re-sealed.
+    let flip = |n: &str| {
+        let path = dir(2).join(format!("{n}.bundle"));
+        let bytes = fs::read(&path).unwrap();
+        let at = bytes.len() / 2;
+        let f = fs::OpenOptions::new().write(true).open(&path).unwrap();
+        f.write_all_at(&[bytes[at] ^ 1], at as u64).unwrap();
+        f
+    };
+    flip("n2");
+    assert_eq!(
+        keep(3, "2026-01-03T00:00:00Z"),
+        [kept[0], "2026-01-03T00:00:00Z g1", kept[2]]
+    );
+
+    // What the memory trusts: a change whose writer also put the old time
+    // back is not read again, so the file is kept as it is; an agent
+    // refuses it (its digest is not the index's) and keeps what it had.
+    flip("n3").set_modified(long_ago).unwrap();
+    fs::create_dir(dir(4)).unwrap();
+    fs::copy(dir(3).join("index.json"), dir(4).join("index.json")).unwrap();
+    write_bundles_keeping(
+        &nodes,
+        &opts(&dir(4), &keys, "2026-01-04T00:00:00Z", 4),
+        &dir(3),
+    )
+    .unwrap();
+    let index = verify_index(&fs::read(dir(4).join("index.json")).unwrap(), &trust).unwrap();
+    let expect = Expectations {
+        node: Some("n3"),
+        index: Some(&index),
+        ..Expectations::default()
+    };
+    let n3 = fs::read(dir(4).join("n3.bundle")).unwrap();
+    assert!(verify_bundle(&n3, &trust, &expect).is_err());
 }
