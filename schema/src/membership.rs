@@ -348,8 +348,8 @@ impl Membership {
     /// untouched: one copy, where `clone` then [`Membership::apply`] makes two.
     pub fn applied(&self, c: &Changes) -> Result<Membership, Fault> {
         c.validate()?;
-        // Sets by name, each changed one rebuilt in one merge: O(n + k),
-        // where inserting address by address moved the set k times.
+        // Sets by name, each changed one rebuilt once by [`patched`], where
+        // inserting address by address moved the set k times.
         let mut sets = Vec::with_capacity(self.sets.len() + c.sets.len());
         let mut old = self.sets.iter().peekable();
         for sc in &c.sets {

@@ -442,8 +442,8 @@ pub fn write_bundles(
 /// pairing the new index with the old file still finds it listed. A file
 /// that is missing or does not have the digest the index lists is re-sealed
 /// instead (a file this process hashed before is hashed again only when
-/// its size or modification time changed). Callers re-seal everything (with [`write_bundles`]) often
-/// enough that kept bundles do not expire.
+/// its size or modification time changed). Callers re-seal everything
+/// (with [`write_bundles`]) often enough that kept bundles do not expire.
 pub fn write_bundles_keeping(
     nodes: &[NodeOutput],
     opts: &WriteOptions<'_>,
@@ -508,10 +508,11 @@ fn keep_file(
         if sha256_hex(&b) != sha256 {
             return Ok(false);
         }
-        let settled = meta
-            .modified()
-            .is_ok_and(|m| m + Duration::from_secs(1) <= now);
-        if let Some((id, st)) = stamp.filter(|_| settled && meta.len() == b.len() as u64) {
+        // Remembered once settled, and only if it is what was read.
+        let settled = |(_, st): &(_, Stamp)| {
+            st.modified + Duration::from_secs(1) <= now && st.len == b.len() as u64
+        };
+        if let Some((id, st)) = stamp.filter(settled) {
             let mut hashed = HASHED.lock().unwrap_or_else(|p| p.into_inner());
             if hashed.len() >= MAX_STAMPS {
                 hashed.clear();

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use ringfence_bundle::{Expectations, SigningKey, Trust, verify_bundle, verify_index};
 use ringfence_driver::bundles::{
-    Change, NodeOutput, WriteOptions, write_bundles, write_bundles_keeping,
+    Change, NodeOutput, WriteOptions, WriteSummary, write_bundles, write_bundles_keeping,
 };
 
 use crate::nodes;
@@ -50,6 +50,40 @@ fn sealed(dir: &Path, trust: &Trust) -> Vec<String> {
         .collect()
 }
 
+/// Generation `g` into `to`, keeping from `from` (whose index it starts
+/// from), issued at `time`.
+fn keep(
+    nodes: &[NodeOutput],
+    keys: &[&SigningKey],
+    from: &Path,
+    to: &Path,
+    time: &str,
+    g: u64,
+) -> WriteSummary {
+    fs::create_dir(to).unwrap();
+    fs::copy(from.join("index.json"), to.join("index.json")).unwrap();
+    write_bundles_keeping(nodes, &opts(to, keys, time, g), from).unwrap()
+}
+
+/// One byte of the payload of the bundle at `path` changed where it lies:
+/// same file, same size. The file, still open.
+fn flip_in_place(path: &Path) -> fs::File {
+    use std::os::unix::fs::FileExt;
+    let bytes = fs::read(path).unwrap();
+    let at = bytes
+        .windows(11)
+        .position(|w| w == b"\"payload\":\"")
+        .unwrap()
+        + 20;
+    let flipped = if bytes[at] == b'A' { b'B' } else { b'A' };
+    let ino = fs::metadata(path).unwrap().ino();
+    let f = fs::OpenOptions::new().write(true).open(path).unwrap();
+    f.write_all_at(&[flipped], at as u64).unwrap();
+    let m = fs::metadata(path).unwrap();
+    assert_eq!((m.ino(), m.len()), (ino, bytes.len() as u64));
+    f
+}
+
 #[test]
 fn unchanged_nodes_keep_their_files_changed_ones_are_sealed() {
     let k = ringfence_testkit::keys::key(3);
@@ -65,11 +99,8 @@ fn unchanged_nodes_keep_their_files_changed_ones_are_sealed() {
     write_bundles(&first, &opts(&one, &keys, "2026-01-01T00:00:00Z", 1)).unwrap();
 
     // n2 changes; n1 and n3 are kept from 1/.
-    fs::create_dir(&two).unwrap();
-    fs::copy(one.join("index.json"), two.join("index.json")).unwrap();
     let second = [node("n1", "a"), node("n2", "b2"), node("n3", "c")];
-    let s = write_bundles_keeping(&second, &opts(&two, &keys, "2026-01-02T00:00:00Z", 2), &one)
-        .unwrap();
+    let s = keep(&second, &keys, &one, &two, "2026-01-02T00:00:00Z", 2);
     let got: Vec<(&str, u64, Change)> = s
         .nodes
         .iter()
@@ -111,14 +142,7 @@ fn unchanged_nodes_keep_their_files_changed_ones_are_sealed() {
     fs::remove_file(two.join("n3.bundle")).unwrap();
     fs::write(two.join("n3.bundle"), b"not the bundle the index lists\n").unwrap();
     fs::remove_file(two.join("n1.bundle")).unwrap();
-    fs::create_dir(&three).unwrap();
-    fs::copy(two.join("index.json"), three.join("index.json")).unwrap();
-    let s = write_bundles_keeping(
-        &second,
-        &opts(&three, &keys, "2026-01-03T00:00:00Z", 3),
-        &two,
-    )
-    .unwrap();
+    let s = keep(&second, &keys, &two, &three, "2026-01-03T00:00:00Z", 3);
     assert!(s.nodes.iter().all(|n| n.change == Change::Unchanged));
     // n2 kept (issued on the 2nd); n1 (missing) and n3 (altered) re-sealed.
     assert_eq!(
@@ -133,7 +157,6 @@ fn unchanged_nodes_keep_their_files_changed_ones_are_sealed() {
 
 #[test]
 fn a_kept_file_rewritten_in_place_is_resealed() {
-    use std::os::unix::fs::FileExt;
     let k = ringfence_testkit::keys::key(3);
     let keys = [&k];
     let trust = Trust::new([k.trusted()], 1);
@@ -142,29 +165,9 @@ fn a_kept_file_rewritten_in_place_is_resealed() {
     let nodes = [node("n1", "a"), node("n2", "b"), node("n3", "c")];
     write_bundles(&nodes, &opts(&one, &keys, "2026-01-01T00:00:00Z", 1)).unwrap();
 
-    // One byte of n2's payload changed where it lies: same file, same size.
-    let path = one.join("n2.bundle");
-    let bytes = fs::read(&path).unwrap();
-    let at = bytes
-        .windows(11)
-        .position(|w| w == b"\"payload\":\"")
-        .unwrap()
-        + 20;
-    let flipped = if bytes[at] == b'A' { b'B' } else { b'A' };
-    let ino = fs::metadata(&path).unwrap().ino();
-    fs::OpenOptions::new()
-        .write(true)
-        .open(&path)
-        .unwrap()
-        .write_all_at(&[flipped], at as u64)
-        .unwrap();
-    assert_eq!(fs::metadata(&path).unwrap().ino(), ino);
-    assert_eq!(fs::metadata(&path).unwrap().len(), bytes.len() as u64);
-
-    fs::create_dir(&two).unwrap();
-    fs::copy(one.join("index.json"), two.join("index.json")).unwrap();
-    let s =
-        write_bundles_keeping(&nodes, &opts(&two, &keys, "2026-01-02T00:00:00Z", 2), &one).unwrap();
+    let ino = fs::metadata(one.join("n2.bundle")).unwrap().ino();
+    flip_in_place(&one.join("n2.bundle"));
+    let s = keep(&nodes, &keys, &one, &two, "2026-01-02T00:00:00Z", 2);
     assert!(s.nodes.iter().all(|n| n.change == Change::Unchanged));
     // n1 and n3 kept (issued on the 1st); n2 re-sealed, not linked.
     assert_eq!(
@@ -180,7 +183,6 @@ fn a_kept_file_rewritten_in_place_is_resealed() {
 
 #[test]
 fn a_kept_file_is_hashed_again_only_when_its_size_or_time_changed() {
-    use std::os::unix::fs::FileExt;
     let k = ringfence_testkit::keys::key(3);
     let keys = [&k];
     let trust = Trust::new([k.trusted()], 1);
@@ -194,43 +196,27 @@ fn a_kept_file_is_hashed_again_only_when_its_size_or_time_changed() {
         let f = fs::File::open(dir(1).join(format!("{n}.bundle"))).unwrap();
         f.set_modified(long_ago).unwrap();
     }
-    let keep = |g: u64, time: &str| {
-        fs::create_dir(dir(g)).unwrap();
-        fs::copy(dir(g - 1).join("index.json"), dir(g).join("index.json")).unwrap();
-        write_bundles_keeping(&nodes, &opts(&dir(g), &keys, time, g), &dir(g - 1)).unwrap();
-        sealed(&dir(g), &trust)
-    };
+    let next = |g: u64, time: &str| keep(&nodes, &keys, &dir(g - 1), &dir(g), time, g);
     let kept = ["2026-01-01T00:00:00Z g1"; 3];
-    assert_eq!(keep(2, "2026-01-02T00:00:00Z"), kept);
+    next(2, "2026-01-02T00:00:00Z");
+    assert_eq!(sealed(&dir(2), &trust), kept);
 
     // One byte of n2 changed in place (same file, same size): its time
     // moved, so it is hashed again and re-sealed.
-    let flip = |n: &str| {
-        let path = dir(2).join(format!("{n}.bundle"));
-        let bytes = fs::read(&path).unwrap();
-        let at = bytes.len() / 2;
-        let f = fs::OpenOptions::new().write(true).open(&path).unwrap();
-        f.write_all_at(&[bytes[at] ^ 1], at as u64).unwrap();
-        f
-    };
-    flip("n2");
+    flip_in_place(&dir(2).join("n2.bundle"));
+    next(3, "2026-01-03T00:00:00Z");
     assert_eq!(
-        keep(3, "2026-01-03T00:00:00Z"),
+        sealed(&dir(3), &trust),
         [kept[0], "2026-01-03T00:00:00Z g1", kept[2]]
     );
 
     // What the memory trusts: a change whose writer also put the old time
     // back is not read again, so the file is kept as it is; an agent
     // refuses it (its digest is not the index's) and keeps what it had.
-    flip("n3").set_modified(long_ago).unwrap();
-    fs::create_dir(dir(4)).unwrap();
-    fs::copy(dir(3).join("index.json"), dir(4).join("index.json")).unwrap();
-    write_bundles_keeping(
-        &nodes,
-        &opts(&dir(4), &keys, "2026-01-04T00:00:00Z", 4),
-        &dir(3),
-    )
-    .unwrap();
+    flip_in_place(&dir(3).join("n3.bundle"))
+        .set_modified(long_ago)
+        .unwrap();
+    next(4, "2026-01-04T00:00:00Z");
     let index = verify_index(&fs::read(dir(4).join("index.json")).unwrap(), &trust).unwrap();
     let expect = Expectations {
         node: Some("n3"),

@@ -679,6 +679,17 @@ fn nodes_whose_rules_stay_get_their_deltas_before_a_node_is_rendered_again() {
     );
 }
 
+/// Follow events between polls, as `--serve` does, until generation `n` is
+/// published (at most 10 s); the events logged go to `ev`.
+fn follow_until_generation(w: &mut Watcher, out: &Path, n: u64, ev: &mut Vec<Event>) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !Publication::new(out).dir(n).join("index.json").is_file() {
+        assert!(Instant::now() < deadline, "no generation {n}: {ev:?}");
+        w.follow_events(&t0, &mut |e| ev.push(e)).unwrap();
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
 #[test]
 fn between_polls_a_node_that_needs_new_chains_is_rendered_again_without_a_poll() {
     let (lab, events, mut w) = live_published();
@@ -689,12 +700,7 @@ fn between_polls_a_node_that_needs_new_chains_is_rendered_again_without_a_poll()
     batch.push_str(&pod_event("ADDED", "web-3", "web", "lab-n2", "10.244.2.13"));
     append(&events, &batch);
     let mut ev = Vec::new();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !Publication::new(&out).dir(2).join("index.json").is_file() {
-        assert!(Instant::now() < deadline, "lab-n2 never rendered: {ev:?}");
-        w.follow_events(&t0, &mut |e| ev.push(e)).unwrap();
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    follow_until_generation(&mut w, &out, 2, &mut ev);
     assert_eq!(published(&ev), [(2, 1, 1)], "{ev:?}");
     assert_eq!(
         generations(&index(&out, 2)),
@@ -713,11 +719,7 @@ fn between_polls_a_node_that_needs_new_chains_is_rendered_again_without_a_poll()
     );
     // Right after, the first api pod on lab-n1: rendered again too.
     added(&events, "api-4", "api", "lab-n1", "10.244.2.14");
-    while !Publication::new(&out).dir(3).join("index.json").is_file() {
-        assert!(Instant::now() < deadline, "lab-n1 never rendered: {ev:?}");
-        w.follow_events(&t0, &mut |e| ev.push(e)).unwrap();
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    follow_until_generation(&mut w, &out, 3, &mut ev);
     assert_eq!(
         generations(&index(&out, 3)),
         [("lab-n1".to_string(), 3), ("lab-n2".to_string(), 2)]
