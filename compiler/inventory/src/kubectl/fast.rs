@@ -68,7 +68,13 @@ impl Items {
                 Some(items)
             })
             .collect::<Option<_>>()?;
-        let mut all = Items::default();
+        // Sized once: growing by doubling would copy the pods several times.
+        let mut all = Items {
+            nodes: Vec::with_capacity(runs.iter().map(|r| r.nodes.len()).sum()),
+            namespaces: Vec::with_capacity(runs.iter().map(|r| r.namespaces.len()).sum()),
+            pods: Vec::with_capacity(runs.iter().map(|r| r.pods.len()).sum()),
+            services: Vec::with_capacity(runs.iter().map(|r| r.services.len()).sum()),
+        };
         for run in runs {
             all.nodes.extend(run.nodes);
             all.namespaces.extend(run.namespaces);
