@@ -13,8 +13,7 @@
 //! Host-network pods have no class: their addresses are their node's, which
 //! the rules hold as they are.
 
-use std::collections::HashMap;
-
+use rayon::prelude::*;
 use ringfence_intent::model::{FilterId, Intent, Proto, ScopeId, WorkloadKind};
 use ringfence_inventory::model::Pod;
 use ringfence_schema::ir::EndpointKind;
@@ -22,6 +21,7 @@ use ringfence_schema::ir::EndpointKind;
 use crate::idx::{ClassIdx, ClusterIdx, WorkloadIdx};
 use crate::membership::Membership;
 use crate::world::World;
+use rustc_hash::FxHashMap;
 
 /// What makes a class, as numbers of this compile (scopes, filters and
 /// services by index).
@@ -85,7 +85,8 @@ pub(crate) struct Classes {
 }
 
 impl Classes {
-    /// Classify every pod.
+    /// Classify every pod: keys are made in parallel, then numbered in pod
+    /// order.
     pub(crate) fn new(world: &World<'_>, m: &Membership) -> Self {
         let n = world.len();
         let classed: Vec<bool> = world
@@ -107,49 +108,57 @@ impl Classes {
                 filters[w.index()].push(f);
             }
         }
+        let names = port_names(world.intent);
+        let classed: Vec<(WorkloadIdx, Vec<ScopeId>, Vec<FilterId>)> = scopes
+            .into_iter()
+            .zip(filters)
+            .zip(world.ids())
+            .filter(|(_, w)| classed[w.index()])
+            .map(|((s, f), w)| (w, s, f))
+            .collect();
+        let keys: Vec<(WorkloadIdx, ClassKey)> = classed
+            .into_par_iter()
+            .map(|(w, scopes, filters)| {
+                let pod = world.pod(w);
+                let mut services: Vec<WorkloadIdx> = world.services_of(w).to_vec();
+                services.sort_unstable();
+                let services = services
+                    .into_iter()
+                    .map(|s| {
+                        let ports = world
+                            .service(s)
+                            .ports
+                            .iter()
+                            .map(|sp| pod.resolve_target(&sp.target, sp.proto))
+                            .collect();
+                        (s, ports)
+                    })
+                    .collect();
+                let key = ClassKey {
+                    cluster: world.wl(w).cluster.expect("pods have a cluster"),
+                    capable: world.endpoint_kind(w) == Some(EndpointKind::Pod),
+                    quarantined: m.quarantined.get(w),
+                    scopes,
+                    filters,
+                    services,
+                    named: named_ports(&names, pod),
+                };
+                (w, key)
+            })
+            .collect();
         let mut out = Classes {
             of: vec![None; n],
             ..Classes::default()
         };
-        let mut index: HashMap<ClassKey, ClassIdx> = HashMap::new();
-        let names = port_names(world.intent);
-        for w in world.ids().filter(|&w| classed[w.index()]) {
-            let pod = world.pod(w);
-            let mut services: Vec<WorkloadIdx> = world.services_of(w).to_vec();
-            services.sort_unstable();
-            let services = services
-                .into_iter()
-                .map(|s| {
-                    let ports = world
-                        .service(s)
-                        .ports
-                        .iter()
-                        .map(|sp| pod.resolve_target(&sp.target, sp.proto))
-                        .collect();
-                    (s, ports)
-                })
-                .collect();
-            let key = ClassKey {
-                cluster: world.wl(w).cluster.expect("pods have a cluster"),
-                capable: world.endpoint_kind(w) == Some(EndpointKind::Pod),
-                quarantined: m.quarantined.get(w),
-                scopes: std::mem::take(&mut scopes[w.index()]),
-                filters: std::mem::take(&mut filters[w.index()]),
-                services,
-                named: named_ports(&names, pod),
-            };
-            let c = match index.get(&key) {
-                Some(&c) => c,
-                None => {
-                    let c = ClassIdx::new(out.keys.len());
-                    index.insert(key.clone(), c);
-                    out.keys.push(key);
-                    out.pods.push(Vec::new());
-                    c
-                }
-            };
+        let mut index: FxHashMap<&ClassKey, ClassIdx> = FxHashMap::default();
+        for (w, key) in &keys {
+            let c = *index.entry(key).or_insert_with(|| {
+                out.keys.push(key.clone());
+                out.pods.push(Vec::new());
+                ClassIdx::new(out.keys.len() - 1)
+            });
             out.of[w.index()] = Some(c);
-            out.pods[c.index()].push(w);
+            out.pods[c.index()].push(*w);
         }
         out
     }
