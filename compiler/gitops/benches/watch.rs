@@ -4,7 +4,8 @@
 //! changes, and the poll that publishes it is timed, with the nodes it
 //! rendered and re-sealed. Then the same after a restart (render cache
 //! seeded from the published bundles). Run with `bench/watch.sh` or
-//! `cargo bench -p ringfence-gitops --bench watch`.
+//! `cargo bench -p ringfence-gitops --bench watch`. It runs on the CLI's
+//! allocator, as `ringfence watch` does.
 
 use std::path::Path;
 use std::time::{Duration, Instant, SystemTime};
@@ -12,6 +13,9 @@ use std::time::{Duration, Instant, SystemTime};
 use ringfence_gitops::watch::{Event, RepoLocation, WatchConfig, Watcher};
 use ringfence_testkit::git::git;
 use ringfence_testkit::synth::{Params, generate};
+
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 /// Change the port of the `n`-th `allow` policy that has a single port.
 fn change_one_policy(file: &Path, n: usize) -> String {

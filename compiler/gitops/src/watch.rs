@@ -681,54 +681,6 @@ impl Watcher {
         Ok(())
     }
 
-    /// The inventory and its digest: the files (parsed again only when they
-    /// changed) and the live cluster as it is now.
-    fn inventory(&mut self) -> Result<LoadedInventory, WatchError> {
-        let mut loaded = if self.cfg.inventory.is_empty() {
-            LoadedInventory {
-                inventory: Inventory::default(),
-                sha256: String::new(),
-            }
-        } else {
-            self.file_inventory()?
-        };
-        if let Some(live) = &self.live {
-            let inv = &mut loaded.inventory;
-            inv.clusters.retain(|c| c.name != live.cluster.name());
-            inv.clusters.push(live.cluster.cluster());
-            inv.clusters.sort_by(|a, b| a.name.cmp(&b.name));
-            // The digest of what was compiled (the model is sorted, so its
-            // debug text is canonical).
-            loaded.sha256 = sha256_hex(format!("{:?}", loaded.inventory).as_bytes());
-        }
-        Ok(loaded)
-    }
-
-    /// The inventory files and their digest, parsed again only when they changed.
-    fn file_inventory(&mut self) -> Result<LoadedInventory, WatchError> {
-        let files: Vec<PathBuf> = self
-            .cfg
-            .inventory
-            .iter()
-            .chain(&self.cfg.trivy)
-            .cloned()
-            .collect();
-        let key = ringfence_inventory::digest(&files).map_err(|err| PathError {
-            path: files.first().cloned().unwrap_or_default(),
-            err,
-        })?;
-        match &self.inventory {
-            Some((k, inv)) if *k == key => Ok(inv.clone()),
-            _ => {
-                let inv = self
-                    .pipeline
-                    .inventory(&self.cfg.inventory, &self.cfg.trivy)?;
-                self.inventory = Some((key, inv.clone()));
-                Ok(inv)
-            }
-        }
-    }
-
     /// Why the last published commit should be published again, if it should.
     fn republish_trigger(&self, now: SystemTime) -> Result<Option<Trigger>, WatchError> {
         let Some(p) = &self.status.last_published else {
@@ -804,7 +756,17 @@ impl Watcher {
             subdir: &subdir,
             rev: &job.commit.id,
         };
-        let checked = match self.pipeline.check(&from) {
+        // Intent and inventory are read side by side.
+        let (checked, inventory) = {
+            let (pipeline, cache) = (&self.pipeline, &mut self.inventory);
+            let files = (&self.cfg.inventory[..], &self.cfg.trivy[..]);
+            let live = self.live.as_ref().map(|l| &l.cluster);
+            rayon::join(
+                || pipeline.check(&from),
+                || load_inventory(pipeline, files, cache, live),
+            )
+        };
+        let checked = match checked {
             Ok(c) => c,
             Err(e @ (DriverError::Empty(_) | DriverError::Source { .. })) => {
                 return Ok(Err(Refusal {
@@ -814,7 +776,7 @@ impl Watcher {
             }
             Err(e) => return Err(e.into()),
         };
-        let inventory = self.inventory()?;
+        let inventory = inventory?;
         let mut session = match refused(self.pipeline.compile(checked, inventory)) {
             Ok(s) => s,
             Err(r) => return Ok(Err(r)),
@@ -975,7 +937,8 @@ impl Watcher {
     }
 
     /// Keep a live publication: its session and state, and each live
-    /// node's generation, to follow pod events with.
+    /// node's generation, to follow pod events with. What it replaces (or
+    /// the session itself, without a live inventory) is freed off the poll.
     fn adopt(
         &mut self,
         session: Session,
@@ -984,6 +947,7 @@ impl Watcher {
         summary: &WriteSummary,
     ) {
         let (Some(live), Some(state)) = (&mut self.live, state) else {
+            drop_later(session);
             return;
         };
         let full = session.nodes().iter().any(|ir| !ir.live);
@@ -993,13 +957,13 @@ impl Watcher {
             .filter(|w| w.sha256.is_some())
             .map(|w| (w.node.clone(), w.generation))
             .collect();
-        live.run = Some(Run {
+        drop_later(live.run.replace(Run {
             session,
             state,
             commit: commit.clone(),
             generations,
             full,
-        });
+        }));
         live.compile = false;
         live.pending.clear();
     }
@@ -1554,6 +1518,57 @@ impl Refusal {
             diagnostics: Some((diagnostics, files)),
         }
     }
+}
+
+/// The inventory and its digest: the `inventory` and `trivy` files (parsed
+/// again only when they changed since `cache`) and the `live` cluster as it
+/// is now.
+fn load_inventory(
+    pipeline: &Pipeline,
+    (inventory, trivy): (&[PathBuf], &[PathBuf]),
+    cache: &mut Option<(String, LoadedInventory)>,
+    live: Option<&LiveCluster>,
+) -> Result<LoadedInventory, WatchError> {
+    let mut loaded = if inventory.is_empty() {
+        LoadedInventory {
+            inventory: Inventory::default(),
+            sha256: String::new(),
+        }
+    } else {
+        let files: Vec<PathBuf> = inventory.iter().chain(trivy).cloned().collect();
+        let key = ringfence_inventory::digest(&files).map_err(|err| PathError {
+            path: files.first().cloned().unwrap_or_default(),
+            err,
+        })?;
+        match cache {
+            Some((k, inv)) if *k == key => inv.clone(),
+            _ => {
+                let inv = pipeline.inventory(inventory, trivy)?;
+                *cache = Some((key, inv.clone()));
+                inv
+            }
+        }
+    };
+    if let Some(live) = live {
+        let inv = &mut loaded.inventory;
+        inv.clusters.retain(|c| c.name != live.name());
+        inv.clusters.push(live.cluster());
+        inv.clusters.sort_by(|a, b| a.name.cmp(&b.name));
+        // The digest of what was compiled (the model is sorted, so its
+        // debug text is canonical).
+        loaded.sha256 = sha256_hex(format!("{:?}", loaded.inventory).as_bytes());
+    }
+    Ok(loaded)
+}
+
+/// Drop `value` on a thread of its own: freeing a compiled cluster takes
+/// tens of milliseconds (~60 ms for 1,000 nodes) that a poll, and the pod
+/// events waiting behind it, need not wait for.
+fn drop_later<T: Send + 'static>(value: T) {
+    // If no thread can be started, the value is dropped here.
+    let _ = std::thread::Builder::new()
+        .name("ringfence-drop".into())
+        .spawn(move || drop(value));
 }
 
 /// A stage's value, or the refusal its errors make.
