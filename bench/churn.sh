@@ -18,10 +18,14 @@
 small=""; [ "${1:-}" = --small ] && { small=--small; shift; }
 REAL=${1:-20}; [ -n "$small" ] && REAL=${1:-2}
 PORT=${PORT:-24700}
-# RF_BIN=DIR: the `ringfence` binary from DIR instead of this build.
+# RF_BIN=DIR: the `ringfence` binary from DIR instead of this build, and
+# `ringfence-agent` and `churn_clients` from DIR too where DIR has them.
 cargo build --release -q $([ -z "${RF_BIN:-}" ] && echo -p ringfence-cli --bin ringfence) \
   -p ringfence-testkit --bin ringfence-synth -p ringfence-agent --bin ringfence-agent --example churn_clients
 B=$CARGO_TARGET_DIR/release; RF=${RF_BIN:-$B}/ringfence
+AGENT=$B/ringfence-agent; SIM_BIN=$B/examples/churn_clients
+[ -x "${RF_BIN:-/nonexistent}/ringfence-agent" ] && AGENT=$RF_BIN/ringfence-agent
+[ -x "${RF_BIN:-/nonexistent}/churn_clients" ] && SIM_BIN=$RF_BIN/churn_clients
 T=${KEEP:-$(mktemp -d)}; mkdir -p "$T"
 PIDS=(); NSS=()
 cleanup() {
@@ -60,11 +64,11 @@ mkdir -p "$T/agents" "$T/copy"
 APIDS=()
 while read -r node; do
   ns="rfchurn-$$-${node##*-}"; ip netns add "$ns"; NSS+=("$ns")
-  "$B/ringfence-agent" run --node "$node" --netns "$ns" --trust "$T/k.pub" --state "$T/agents/$node" \
+  "$AGENT" run --node "$node" --netns "$ns" --trust "$T/k.pub" --state "$T/agents/$node" \
     --source "http://127.0.0.1:$PORT" 2>"$T/agents/$node.log" &
   PIDS+=($!); APIDS+=($!)
 done <"$T/real.txt"
-"$B/examples/churn_clients" "http://127.0.0.1:$PORT" "$T/k.pub" "$T/sim.txt" "$T/sim.jsonl" "$T/stop" \
+"$SIM_BIN" "http://127.0.0.1:$PORT" "$T/k.pub" "$T/sim.txt" "$T/sim.jsonl" "$T/stop" \
   2>"$T/sim.log" &
 SIM=$!; PIDS+=("$SIM")
 want=$(wc -l <"$T/sim.txt")

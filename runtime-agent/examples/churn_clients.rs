@@ -1,8 +1,9 @@
 //! Many simulated agents in one process, for the churn benchmark
 //! (`bench/churn.sh`): a thread per node runs the agent's own fetch and
 //! verify code against `ringfence watch --serve` — [`Source::fetch`] and
-//! `verify_index`/`verify_bundle` for the node's bundle, then the
-//! long-polled `head` ([`Source::member_head`]), the deltas after the last
+//! `verify_index`/`verify_bundle` for the node's bundle, then the next
+//! delta with the head, long-polled ([`Source::member_next`]), and any
+//! further deltas after the last
 //! document (or the snapshot when one is missing, out of chain or of a new
 //! generation), each checked by `verify_membership` against the bundle in
 //! force and the chain, and applied in memory ([`Document::apply_to`]).
@@ -112,11 +113,23 @@ impl Client<'_> {
             self.load_bundle()?;
         }
         let at = self.applied.as_ref().map(|a| a.1);
-        let head = self
-            .source
-            .member_head(&self.node, at, Some(MAX_WAIT))
-            .map_err(|e| e.to_string())?
-            .ok_or("no membership head yet")?;
+        // As the agent does: the next delta comes with the head.
+        let next = match at {
+            Some(a) => {
+                (self.source.member_next(&self.node, a, MAX_WAIT)).map_err(|e| e.to_string())?
+            }
+            None => None,
+        };
+        let (head, mut prefetched) = match next {
+            Some(n) => (n.head, n.delta.map(|d| (at.unwrap_or(0) + 1, d))),
+            None => (
+                self.source
+                    .member_head(&self.node, at, Some(MAX_WAIT))
+                    .map_err(|e| e.to_string())?
+                    .ok_or("no membership head yet")?,
+                None,
+            ),
+        };
         let mut want_snapshot = false;
         let mut tries = head.saturating_sub(at.unwrap_or(0)) + 3;
         while self.applied.as_ref().is_none_or(|a| a.1 < head) && tries > 0 {
@@ -128,11 +141,15 @@ impl Client<'_> {
                 Some(a) if !want_snapshot => MemberFile::Delta(a.1 + 1),
                 _ => MemberFile::Snapshot,
             };
-            let Some(bytes) = self
-                .source
-                .member(&self.node, file)
-                .map_err(|e| e.to_string())?
-            else {
+            let cached = match file {
+                MemberFile::Delta(seq) => prefetched.take_if(|(s, _)| *s == seq),
+                MemberFile::Snapshot => None,
+            };
+            let fetched = match cached {
+                Some((_, b)) => Some(b),
+                None => (self.source.member(&self.node, file)).map_err(|e| e.to_string())?,
+            };
+            let Some(bytes) = fetched else {
                 if file == MemberFile::Snapshot {
                     return Ok(());
                 }

@@ -135,6 +135,16 @@ const MAX_HEAD_BYTES: u64 = 64;
 /// Longest long-poll asked of an HTTP source (below the request timeout).
 pub const MAX_WAIT: Duration = Duration::from_secs(20);
 
+/// What `next` answered: the head, and the delta after the one asked
+/// about if head is past it.
+#[derive(Debug)]
+pub struct Next {
+    /// The node's head sequence.
+    pub head: u64,
+    /// Delta `after + 1` (unverified), if head is past `after`.
+    pub delta: Option<Vec<u8>>,
+}
+
 /// One of a node's membership files.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum MemberFile {
@@ -323,6 +333,47 @@ impl Source {
             what: rel,
             why: format!("`{}` is not a sequence number", text.trim().escape_debug()),
         })
+    }
+
+    /// Over HTTP, delta `after + 1` of `node` with the head, in one round
+    /// trip held until head moves past `after` or `wait` ends (`GET
+    /// membership/<node>/next`). `None` where the source has no such answer
+    /// (a directory, a server without `next`, a delta not there): follow
+    /// [`member_head`](Source::member_head) and [`member`](Source::member)
+    /// instead. The delta is verified as any other.
+    pub fn member_next(
+        &self,
+        node: &str,
+        after: u64,
+        wait: Duration,
+    ) -> Result<Option<Next>, FetchError> {
+        let Source::Http { base, agent, .. } = self else {
+            return Ok(None);
+        };
+        let rel = member_path(node, "next")?;
+        let w = wait.min(MAX_WAIT).as_secs().max(1);
+        let url = format!("{base}/{rel}?wait={w}&after={after}");
+        let fail = |why: String| FetchError {
+            what: url.clone(),
+            why,
+        };
+        let mut resp = agent.get(&url).call().map_err(|e| fail(e.to_string()))?;
+        let head = resp
+            .headers()
+            .get("ringfence-head")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse().ok());
+        let (200, Some(head)) = (resp.status().as_u16(), head) else {
+            return Ok(None);
+        };
+        let body = resp
+            .body_mut()
+            .with_config()
+            .limit(MAX_MEMBER_BYTES + 1)
+            .read_to_vec()
+            .map_err(|e| fail(e.to_string()))?;
+        let delta = (!body.is_empty()).then_some(body);
+        Ok(Some(Next { head, delta }))
     }
 
     /// A membership document of `node`, or `None` if it is not there.

@@ -7,7 +7,14 @@
 //! GET /membership/<node>/head?after=S&wait=W  the same, held until head > S (W ≤ 30 s)
 //! GET /membership/<node>/snapshot           OUT/membership/<node>/snapshot
 //! GET /membership/<node>/<seq>.delta        OUT/membership/<node>/<seq>.delta
+//! GET /membership/<node>/next?after=S&wait=W  delta S+1 once head > S (W ≤ 30 s)
 //! ```
+//!
+//! `next` is a follower's one round trip per change: held as `head` is, it
+//! answers with the next delta itself and the head in `Ringfence-Head`, or
+//! with an empty body and the head when the wait ends first; `404` when
+//! that delta is not there (a new chain began: fetch `snapshot`). The
+//! delta is the same file as `<seq>.delta`, verified the same way.
 //!
 //! A request path is parsed into one of these shapes, the node checked
 //! against the nodes `watch` published (the [`Board`]) and the sequence
@@ -424,13 +431,17 @@ enum Doc<'a> {
     Head(&'a str),
     Snapshot(&'a str),
     Delta(&'a str, u64),
+    /// The delta after a long poll's `after`.
+    Next(&'a str),
 }
 
 impl Doc<'_> {
     fn node(&self) -> Option<&str> {
         match self {
             Doc::Index => None,
-            Doc::Bundle(n) | Doc::Head(n) | Doc::Snapshot(n) | Doc::Delta(n, _) => Some(n),
+            Doc::Bundle(n) | Doc::Head(n) | Doc::Snapshot(n) | Doc::Delta(n, _) | Doc::Next(n) => {
+                Some(n)
+            }
         }
     }
 
@@ -444,6 +455,8 @@ impl Doc<'_> {
             Doc::Head(n) => out.join(MEMBERSHIP).join(n).join(HEAD_FILE),
             Doc::Snapshot(n) => out.join(MEMBERSHIP).join(n).join(SNAPSHOT_FILE),
             Doc::Delta(n, s) => out.join(MEMBERSHIP).join(n).join(delta_file(*s)),
+            // Answered with the delta it names (see `respond`).
+            Doc::Next(n) => out.join(MEMBERSHIP).join(n).join(HEAD_FILE),
         }
     }
 
@@ -467,6 +480,7 @@ fn route(path: &str) -> Option<Doc<'_>> {
             .map(Doc::Bundle),
         ["membership", node, "head"] => Some(Doc::Head(node)),
         ["membership", node, "snapshot"] => Some(Doc::Snapshot(node)),
+        ["membership", node, "next"] => Some(Doc::Next(node)),
         ["membership", node, file] => {
             let seq = file.strip_suffix(".delta")?;
             let n: u64 = seq.parse().ok()?;
@@ -516,9 +530,20 @@ fn respond(req: &Request, shared: &Shared) -> Response {
         (Doc::Head(node), Ok(Some((after, until)))) => {
             shared.board.wait_head(node, after, until);
         }
+        (Doc::Next(node), Ok(Some((after, until)))) => {
+            let head = shared.board.wait_head(node, after, until);
+            let response = match after.checked_add(1).filter(|_| head > after) {
+                Some(seq) => document(&Doc::Delta(node, seq), req, shared),
+                None => Response::text(200, ""),
+            };
+            return response.header("Ringfence-Head", &head.to_string());
+        }
+        (Doc::Next(_), Ok(None)) => {
+            return Response::text(400, "bad request: `next` needs `after=SEQ`\n");
+        }
         (_, Err(why)) => return Response::text(400, &format!("bad request: {why}\n")),
         (_, Ok(Some(_))) => {
-            return Response::text(400, "bad request: only `head` takes a query\n");
+            return Response::text(400, "bad request: only `head` and `next` take a query\n");
         }
         _ => {}
     }

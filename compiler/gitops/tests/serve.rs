@@ -1,7 +1,7 @@
 //! `watch --serve` against a real watch (real repository, real nftables
 //! plugin, live events) and a raw HTTP/1.1 client over TCP: documents come
-//! byte-identical to OUT, ETags answer 304, a long poll wakes when a delta
-//! is published, and traversal, malformed and oversized requests are
+//! byte-identical to OUT, ETags answer 304, a long poll (`head`, `next`)
+//! wakes when a delta is published, and traversal, malformed and oversized requests are
 //! refused without reading anything outside the publication.
 
 use std::io::{Read, Write};
@@ -161,24 +161,7 @@ fn served_documents_are_the_published_files_with_etags_and_long_polls_wake_on_a_
         "the long poll answered before head moved"
     );
     // …and answers as soon as a pod event becomes lab-n1's delta 2.
-    {
-        let mut f = std::fs::OpenOptions::new()
-            .append(true)
-            .open(&events)
-            .unwrap();
-        f.write_all(pod_event("ADDED", "api-2", "api", "lab-n2", "10.244.2.10").as_bytes())
-            .unwrap();
-    }
-    let head = out.join("membership/lab-n1/head");
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let written = loop {
-        w.follow_events(&|| t0(), &mut |_| {}).unwrap();
-        if read(&head) == b"2\n" {
-            break Instant::now();
-        }
-        assert!(Instant::now() < deadline, "no delta published");
-        std::thread::sleep(Duration::from_millis(10));
-    };
+    let written = publish_delta_2(&mut w, &events, &out);
     let (g, answered) = poll.join().unwrap();
     assert_eq!((g.status, g.body.as_slice()), (200, &b"2\n"[..]));
     let late = answered.saturating_duration_since(written);
@@ -196,6 +179,83 @@ fn served_documents_are_the_published_files_with_etags_and_long_polls_wake_on_a_
     let g = get(addr, "/membership/lab-n1/head?after=1&wait=20", "");
     assert_eq!(g.body, b"2\n");
     assert!(t.elapsed() < Duration::from_secs(2));
+}
+
+/// Publish lab-n1's delta 2 (a pod added on lab-n2) and wait until it is
+/// in place.
+fn publish_delta_2(w: &mut Watcher, events: &Path, out: &Path) -> Instant {
+    let mut f = std::fs::OpenOptions::new()
+        .append(true)
+        .open(events)
+        .unwrap();
+    f.write_all(pod_event("ADDED", "api-2", "api", "lab-n2", "10.244.2.10").as_bytes())
+        .unwrap();
+    let head = out.join("membership/lab-n1/head");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        w.follow_events(&|| t0(), &mut |_| {}).unwrap();
+        if read(&head) == b"2\n" {
+            return Instant::now();
+        }
+        assert!(Instant::now() < deadline, "no delta published");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+#[test]
+fn next_is_held_until_a_delta_and_answers_with_it_and_the_head() {
+    let (lab, mut w, server, events) = served(Limits::default());
+    let (addr, out) = (server.local_addr(), lab.out());
+    let poll = std::thread::spawn(move || {
+        let g = get(addr, "/membership/lab-n1/next?after=1&wait=20", "");
+        (g, Instant::now())
+    });
+    std::thread::sleep(Duration::from_millis(400));
+    assert!(!poll.is_finished(), "`next` answered before head moved");
+    let written = publish_delta_2(&mut w, &events, &out);
+    let (g, answered) = poll.join().unwrap();
+    let delta = read(out.join("membership/lab-n1/2.delta"));
+    assert_eq!(g.status, 200);
+    assert_eq!(g.body, delta, "`next` is the delta file byte for byte");
+    assert_eq!(g.header("ringfence-head"), Some("2"));
+    assert_eq!(
+        g.header("etag"),
+        Some(format!("\"{}\"", sha256_hex(&delta)).as_str())
+    );
+    let late = answered.saturating_duration_since(written);
+    assert!(
+        late < Duration::from_millis(100),
+        "`next` woke {late:?} after the delta"
+    );
+
+    // Nothing newer: an empty body and the head once the wait ends.
+    let t = Instant::now();
+    let g = get(addr, "/membership/lab-n1/next?after=2&wait=1", "");
+    assert_eq!(
+        (g.status, g.body.len(), g.header("ringfence-head")),
+        (200, 0, Some("2"))
+    );
+    assert!(
+        t.elapsed() >= Duration::from_millis(900),
+        "{:?}",
+        t.elapsed()
+    );
+    // Delta 1 was never written (sequence 1 is the snapshot): 404, head said.
+    let g = get(addr, "/membership/lab-n1/next?after=0&wait=1", "");
+    assert_eq!((g.status, g.header("ringfence-head")), (404, Some("2")));
+    // A `next` names its `after`, on a published node only.
+    for (path, status) in [
+        ("/membership/lab-n1/next", 400),
+        ("/membership/lab-n1/next?wait=1", 400),
+        ("/membership/lab-n1/next?after=x", 400),
+        ("/membership/lab-n9/next?after=1&wait=1", 404),
+        (
+            "/membership/lab-n1/next?after=18446744073709551615&wait=1",
+            200,
+        ),
+    ] {
+        assert_eq!(get(addr, path, "").status, status, "{path}");
+    }
 }
 
 #[test]

@@ -215,7 +215,8 @@ impl Agent {
     /// Follow the source's membership of this node up to its `head`: the
     /// deltas after the last document applied, or the snapshot where one is
     /// missing, out of chain or of another generation. `wait` long-polls an
-    /// HTTP source's head. Returns whether anything was applied.
+    /// HTTP source's head; there the next delta comes with it, so a change
+    /// costs one round trip. Returns whether anything was applied.
     pub fn sync_membership(
         &mut self,
         source: &Source,
@@ -227,8 +228,19 @@ impl Agent {
         }
         let node = self.cfg.node.clone();
         let at = self.members().map(|m| m.sequence);
-        let Some(head) = source.member_head(&node, at, wait)? else {
-            return Ok(false);
+        let next = match (at, wait) {
+            (Some(a), Some(w)) => source.member_next(&node, a, w)?,
+            _ => None,
+        };
+        let (head, mut prefetched) = match next {
+            Some(n) => (
+                n.head,
+                n.delta.map(|d| (at.unwrap_or(0) + 1, d, Instant::now())),
+            ),
+            None => match source.member_head(&node, at, wait)? {
+                Some(head) => (head, None),
+                None => return Ok(false),
+            },
         };
         let mut changed = false;
         let (mut want_snapshot, mut tried_snapshot) = (false, false);
@@ -237,10 +249,17 @@ impl Agent {
             if at.is_some_and(|a| a >= head) {
                 break;
             }
-            let fetched = Instant::now();
+            let mut fetched = Instant::now();
             let (bytes, is_delta) = match at {
                 Some(a) if !want_snapshot => {
-                    match source.member(&node, MemberFile::Delta(a + 1))? {
+                    let delta = match prefetched.take_if(|(seq, _, _)| *seq == a + 1) {
+                        Some((_, b, t)) => {
+                            fetched = t;
+                            Some(b)
+                        }
+                        None => source.member(&node, MemberFile::Delta(a + 1))?,
+                    };
+                    match delta {
                         Some(b) => (b, true),
                         // Removed when a newer snapshot started a chain.
                         None => {
