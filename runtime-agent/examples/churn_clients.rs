@@ -2,7 +2,7 @@
 //! (`bench/churn.sh`): a thread per node runs the agent's own fetch and
 //! verify code against `ringfence watch --serve` — [`Source::fetch`] and
 //! `verify_index`/`verify_bundle` for the node's bundle, then the next
-//! delta with the head, long-polled ([`Source::member_next`]), and any
+//! delta with the head, long-polled ([`Source::member_update`]), and any
 //! further deltas after the last
 //! document (or the snapshot when one is missing, out of chain or of a new
 //! generation), each checked by `verify_membership` against the bundle in
@@ -114,22 +114,11 @@ impl Client<'_> {
         }
         let at = self.applied.as_ref().map(|a| a.1);
         // As the agent does: the next delta comes with the head.
-        let next = match at {
-            Some(a) => {
-                (self.source.member_next(&self.node, a, MAX_WAIT)).map_err(|e| e.to_string())?
-            }
-            None => None,
-        };
-        let (head, mut prefetched) = match next {
-            Some(n) => (n.head, n.delta.map(|d| (at.unwrap_or(0) + 1, d))),
-            None => (
-                self.source
-                    .member_head(&self.node, at, Some(MAX_WAIT))
-                    .map_err(|e| e.to_string())?
-                    .ok_or("no membership head yet")?,
-                None,
-            ),
-        };
+        let update = (self.source)
+            .member_update(&self.node, at, Some(MAX_WAIT))
+            .map_err(|e| e.to_string())?
+            .ok_or("no membership head yet")?;
+        let (head, mut prefetched) = (update.head, update.delta);
         let mut want_snapshot = false;
         let mut tries = head.saturating_sub(at.unwrap_or(0)) + 3;
         while self.applied.as_ref().is_none_or(|a| a.1 < head) && tries > 0 {

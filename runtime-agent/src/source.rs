@@ -135,14 +135,14 @@ const MAX_HEAD_BYTES: u64 = 64;
 /// Longest long-poll asked of an HTTP source (below the request timeout).
 pub const MAX_WAIT: Duration = Duration::from_secs(20);
 
-/// What `next` answered: the head, and the delta after the one asked
-/// about if head is past it.
+/// A node's membership head, and the delta after the caller's sequence
+/// when it came in the same answer.
 #[derive(Debug)]
-pub struct Next {
+pub struct Update {
     /// The node's head sequence.
     pub head: u64,
-    /// Delta `after + 1` (unverified), if head is past `after`.
-    pub delta: Option<Vec<u8>>,
+    /// `(sequence, bytes)` of the next delta (unverified), if it came along.
+    pub delta: Option<(u64, Vec<u8>)>,
 }
 
 /// One of a node's membership files.
@@ -305,11 +305,10 @@ impl Source {
 }
 
 impl Source {
-    /// The newest membership sequence published for `node` (`head`), or
-    /// `None` if the source publishes none. Over HTTP, with `wait`, the
-    /// server may hold the answer until head differs from `after` (`?wait=
-    /// S&after=SEQ`); a plain server answers at once.
-    pub fn member_head(
+    /// `head` alone: over HTTP, with `wait`, the server may hold the answer
+    /// until head differs from `after` (`?wait=S&after=SEQ`); a plain
+    /// server answers at once.
+    fn member_head(
         &self,
         node: &str,
         after: Option<u64>,
@@ -335,18 +334,36 @@ impl Source {
         })
     }
 
-    /// Over HTTP, delta `after + 1` of `node` with the head, in one round
-    /// trip held until head moves past `after` or `wait` ends (`GET
-    /// membership/<node>/next`). `None` where the source has no such answer
-    /// (a directory, a server without `next`, a delta not there): follow
-    /// [`member_head`](Source::member_head) and [`member`](Source::member)
-    /// instead. The delta is verified as any other.
-    pub fn member_next(
+    /// The newest membership sequence published for `node` (`head`), or
+    /// `None` if the source publishes none; with it the delta after `after`
+    /// where the source can send both at once: over HTTP with a sequence and
+    /// a `wait`, one long poll of `next`, held until head moves past
+    /// `after`. Elsewhere (a directory, a server without `next`, a delta not
+    /// there) the head alone, long-polled over HTTP with `wait`, and the
+    /// caller fetches documents by name. The delta is verified as any other.
+    pub fn member_update(
+        &self,
+        node: &str,
+        after: Option<u64>,
+        wait: Option<Duration>,
+    ) -> Result<Option<Update>, FetchError> {
+        if let (Some(a), Some(w)) = (after, wait)
+            && let Some(u) = self.member_next(node, a, w)?
+        {
+            return Ok(Some(u));
+        }
+        let head = self.member_head(node, after, wait)?;
+        Ok(head.map(|head| Update { head, delta: None }))
+    }
+
+    /// `GET membership/<node>/next?after=…&wait=…`, or `None` when it is not
+    /// answered as such.
+    fn member_next(
         &self,
         node: &str,
         after: u64,
         wait: Duration,
-    ) -> Result<Option<Next>, FetchError> {
+    ) -> Result<Option<Update>, FetchError> {
         let Source::Http { base, agent, .. } = self else {
             return Ok(None);
         };
@@ -372,8 +389,8 @@ impl Source {
             .limit(MAX_MEMBER_BYTES + 1)
             .read_to_vec()
             .map_err(|e| fail(e.to_string()))?;
-        let delta = (!body.is_empty()).then_some(body);
-        Ok(Some(Next { head, delta }))
+        let delta = (!body.is_empty()).then_some((after + 1, body));
+        Ok(Some(Update { head, delta }))
     }
 
     /// A membership document of `node`, or `None` if it is not there.

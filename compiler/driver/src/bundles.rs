@@ -529,13 +529,17 @@ fn keep_file(
         _ => {}
     }
     if fs::hard_link(&src, &target).is_err() {
+        // Copied instead: bytes read now are checked, as above.
         let bytes = match bytes {
             Some(b) => b,
-            None => fs::read(&src).map_err(PathError::at(&src))?,
+            None => {
+                let b = fs::read(&src).map_err(PathError::at(&src))?;
+                if sha256_hex(&b) != sha256 {
+                    return Ok(false);
+                }
+                b
+            }
         };
-        if sha256_hex(&bytes) != sha256 {
-            return Ok(false);
-        }
         write_atomic(to, name, &bytes)?;
     }
     Ok(true)

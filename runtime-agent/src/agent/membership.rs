@@ -228,20 +228,11 @@ impl Agent {
         }
         let node = self.cfg.node.clone();
         let at = self.members().map(|m| m.sequence);
-        let next = match (at, wait) {
-            (Some(a), Some(w)) => source.member_next(&node, a, w)?,
-            _ => None,
+        let Some(update) = source.member_update(&node, at, wait)? else {
+            return Ok(false);
         };
-        let (head, mut prefetched) = match next {
-            Some(n) => (
-                n.head,
-                n.delta.map(|d| (at.unwrap_or(0) + 1, d, Instant::now())),
-            ),
-            None => match source.member_head(&node, at, wait)? {
-                Some(head) => (head, None),
-                None => return Ok(false),
-            },
-        };
+        let head = update.head;
+        let mut prefetched = update.delta.map(|(seq, b)| (seq, b, Instant::now()));
         let mut changed = false;
         let (mut want_snapshot, mut tried_snapshot) = (false, false);
         for _ in 0..head.saturating_sub(at.unwrap_or(0)) + 3 {
