@@ -79,6 +79,7 @@ fn main() {
     for f in &flows {
         tally.add(f);
     }
+    tally.flush();
     let (d, cpu) = (t.elapsed(), thread_cpu() - cpu);
     let distinct = tally.conversations();
     println!();
@@ -165,6 +166,7 @@ fn main() {
     for f in &cold {
         tally.add(f);
     }
+    tally.flush();
     let cpu = thread_cpu() - cpu;
     println!(
         "all misses, 1 thread: {} distinct flows in {:.0} ms CPU = {:.2} M flows/s",

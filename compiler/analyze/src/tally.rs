@@ -10,8 +10,7 @@
 //! of all workers are merged afterwards; the result does not depend on how
 //! flows were split among them.
 
-use std::collections::HashMap;
-use std::hash::{BuildHasherDefault, Hash, Hasher};
+use std::hash::{Hash, Hasher};
 use std::net::IpAddr;
 
 use ringfence_core::{Compiled, FlowVerdict, Via};
@@ -67,7 +66,7 @@ pub(crate) type Slots = FxHashMap<i64, [u64; OUTCOMES]>;
 /// What identifies a conversation: everything the verdict depends on,
 /// packed into words (addresses as IPv6, IPv4 mapped and flagged) so that
 /// comparing and hashing it per flow is a handful of word operations.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub(crate) struct Key {
     src: u128,
     dst: u128,
@@ -311,38 +310,30 @@ struct Hot {
     counters: Counters,
 }
 
-/// A hasher for keys that are already hashes.
-#[derive(Default)]
-struct Prehashed(u64);
-
-impl Hasher for Prehashed {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-
-    fn write(&mut self, _: &[u8]) {
-        unreachable!("only u64 fingerprints are hashed");
-    }
-
-    fn write_u64(&mut self, n: u64) {
-        self.0 = n;
-    }
-}
+/// Flows a worker holds before looking them up together: their loads from
+/// the cache are independent, so the memory system serves them side by side
+/// instead of one miss after the other.
+const BATCH: usize = 32;
 
 /// One worker's verdict cache, conversations and time histogram.
 ///
-/// The cache is indexed by a 64-bit fingerprint of the key, so the index
-/// stays small enough to live in cache; the key stored next to the
-/// counters confirms the match. Keys whose fingerprint another key already
-/// took (never seen by chance; possible with crafted input) go to `spill`,
-/// indexed by the whole key.
+/// The cache is an open-addressing table of 64-bit fingerprints of keys:
+/// each slot holds a conversation's index and 32 bits of its fingerprint,
+/// small enough for the table to stay in cache; the key stored next to the
+/// counters confirms a match, so keys whose fingerprints collide (never by
+/// chance; possible with crafted input) simply take two slots. Flows are
+/// looked up in batches of [`BATCH`].
 pub struct Tally<'a> {
     versions: [Option<&'a Compiled>; 2],
-    /// Fingerprint → index in `hot` and `verdicts`.
-    index: HashMap<u64, u32, BuildHasherDefault<Prehashed>>,
-    spill: FxHashMap<Key, u32>,
+    /// `tag << 32 | index + 1` per slot (0: empty); linear probing from the
+    /// fingerprint's top bits.
+    table: Vec<u64>,
+    /// log2 of `table.len()`.
+    bits: u32,
     hot: Vec<Hot>,
     verdicts: Vec<[Option<Judged>; 2]>,
+    /// Flows added and not yet counted.
+    pending: Vec<Observed>,
     slots: Slots,
     last_slot: Option<(i64, [u64; OUTCOMES])>,
     /// The first and last minute slot of every flow counted, when slots
@@ -354,31 +345,63 @@ pub struct Tally<'a> {
 fn fingerprint(k: &Key) -> u64 {
     let mut h = KeyHasher::default();
     k.hash(&mut h);
-    h.finish()
+    // Fx leaves the low bits weak: mix them in (the tag is the low half).
+    let x = h.finish();
+    let x = (x ^ (x >> 31)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    x ^ (x >> 29)
+}
+
+fn tag(f: u64) -> u64 {
+    f << 32
 }
 
 impl<'a> Tally<'a> {
     pub(crate) fn new(main: &'a Compiled, against: Option<&'a Compiled>) -> Self {
         Tally {
             versions: [Some(main), against],
-            index: HashMap::default(),
-            spill: FxHashMap::default(),
+            table: vec![0; 1 << 10],
+            bits: 10,
             hot: Vec::new(),
             verdicts: Vec::new(),
+            pending: Vec::with_capacity(BATCH),
             slots: FxHashMap::default(),
             last_slot: None,
             span: None,
         }
     }
 
+    /// Where fingerprint `f` starts probing.
+    fn home(&self, f: u64) -> usize {
+        (f >> (64 - self.bits)) as usize
+    }
+
     /// The index of a conversation, if this worker has it.
     fn find(&self, k: &Key, f: u64) -> Option<u32> {
-        let &i = self.index.get(&f)?;
-        if self.hot[i as usize].key == *k {
-            Some(i)
-        } else {
-            self.spill.get(k).copied()
+        let mask = self.table.len() - 1;
+        let mut at = self.home(f);
+        loop {
+            let slot = self.table[at];
+            if slot == 0 {
+                return None;
+            }
+            if slot >> 32 == tag(f) >> 32 {
+                let i = (slot as u32) - 1;
+                if self.hot[i as usize].key == *k {
+                    return Some(i);
+                }
+            }
+            at = (at + 1) & mask;
         }
+    }
+
+    /// Put index `i` with fingerprint `f` in the first free slot.
+    fn place(&mut self, f: u64, i: u32) {
+        let mask = self.table.len() - 1;
+        let mut at = self.home(f);
+        while self.table[at] != 0 {
+            at = (at + 1) & mask;
+        }
+        self.table[at] = tag(f) | u64::from(i + 1);
     }
 
     /// Add a conversation with its verdicts; returns its index.
@@ -390,10 +413,16 @@ impl<'a> Tally<'a> {
             counters,
         });
         self.verdicts.push(verdicts);
-        if let std::collections::hash_map::Entry::Vacant(v) = self.index.entry(f) {
-            v.insert(i);
+        // At most half full: probes stay short.
+        if self.hot.len() * 2 > self.table.len() {
+            self.bits += 1;
+            self.table = vec![0; 1 << self.bits];
+            for j in 0..self.hot.len() {
+                let g = fingerprint(&self.hot[j].key);
+                self.place(g, j as u32);
+            }
         } else {
-            self.spill.insert(k, i);
+            self.place(f, i);
         }
         i
     }
@@ -439,9 +468,51 @@ impl<'a> Tally<'a> {
         add_slot(&mut self.slots, slot, &counts);
     }
 
-    /// Count one flow, judging its conversation if it is new to this worker.
+    /// Count one flow, judging its conversation if it is new to this worker
+    /// (counted with the next batch, or at [`Tally::flush`]).
     pub fn add(&mut self, o: &Observed) {
-        let i = self.entry(o);
+        self.pending.push(*o);
+        if self.pending.len() == BATCH {
+            self.count_pending();
+        }
+    }
+
+    /// Count the flows held, in three passes: read each one's first slot,
+    /// then the conversation it names, then count. The first two passes only
+    /// load (their values are hints, checked in the third), so their cache
+    /// misses overlap.
+    fn count_pending(&mut self) {
+        let pending = std::mem::take(&mut self.pending);
+        let mut keys = [(Key::default(), 0u64, 0u64); BATCH];
+        for (o, (k, f, slot)) in pending.iter().zip(&mut keys) {
+            *k = Key::of(o);
+            *f = fingerprint(k);
+            *slot = self.table[self.home(*f)];
+        }
+        let mut hints = [u32::MAX; BATCH];
+        for ((_, f, slot), hint) in keys.iter().zip(&mut hints) {
+            if *slot != 0 && slot >> 32 == tag(*f) >> 32 {
+                let i = (*slot as u32) - 1;
+                std::hint::black_box(self.hot[i as usize].key.meta);
+                *hint = i;
+            }
+        }
+        for ((o, (k, f, _)), hint) in pending.iter().zip(keys).zip(hints) {
+            let i = match self.hot.get(hint as usize) {
+                Some(h) if h.key == k => hint,
+                _ => match self.find(&k, f) {
+                    Some(i) => i,
+                    None => self.insert(k, f),
+                },
+            };
+            self.count(o, i as usize);
+        }
+        self.pending = pending;
+        self.pending.clear();
+    }
+
+    /// Count one flow of conversation `i`.
+    fn count(&mut self, o: &Observed, i: usize) {
         let hot = &mut self.hot[i];
         hot.counters.add(o, net_index(o.verdict), 1);
         let outcome = Outcome::of(hot.allowed, o.verdict);
@@ -460,14 +531,15 @@ impl<'a> Tally<'a> {
         }
     }
 
-    /// Fold the slot at hand into the histogram.
-    pub(crate) fn flush(&mut self) {
+    /// Count the flows held and fold the minute at hand into the histogram.
+    pub fn flush(&mut self) {
+        self.count_pending();
         if let Some((s, counts)) = self.last_slot.take() {
             add_slot(&mut self.slots, s, &counts);
         }
     }
 
-    /// Distinct conversations seen by this worker.
+    /// Distinct conversations seen by this worker (after [`Tally::flush`]).
     pub fn conversations(&self) -> usize {
         self.hot.len()
     }
@@ -578,8 +650,8 @@ mod tests {
         ringfence_core::compile(&b.build(), &inv).0.unwrap()
     }
 
-    /// Two keys with the same fingerprint (forced here; by chance it does
-    /// not happen) are told apart by the spill map.
+    /// Keys with the same fingerprint (forced here; by chance it does not
+    /// happen) take slots of their own, told apart by their keys.
     #[test]
     fn colliding_fingerprints_keep_their_conversations_apart() {
         let c = compiled();
@@ -594,7 +666,6 @@ mod tests {
         assert_eq!(t.find(&k1, 7), Some(i1));
         assert_eq!(t.find(&k2, 7), Some(i2));
         assert_eq!(t.find(&k3, 7), None);
-        assert_eq!(t.spill.len(), 1);
         let i3 = t.insert(k3, 7);
         assert_eq!(t.find(&k3, 7), Some(i3));
         assert_eq!(t.conversations(), 3);

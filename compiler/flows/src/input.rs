@@ -8,7 +8,7 @@ use std::sync::Arc;
 use serde::Serialize;
 
 use crate::flow::Flow;
-use crate::time::Timestamp;
+use crate::time::{MinuteCache, Timestamp};
 use crate::window::Window;
 use crate::{conntrack, hubble, jsonl};
 
@@ -83,6 +83,8 @@ pub(crate) struct ParseCtx {
     /// Flows that started outside it are counted, not returned.
     pub(crate) window: Window,
     strings: HashMap<Box<str>, Arc<str>>,
+    /// The minute of the last time read.
+    pub(crate) times: MinuteCache,
 }
 
 /// Node and service names repeat on every line: share one allocation each.
@@ -95,6 +97,7 @@ impl ParseCtx {
             default_time,
             window,
             strings: HashMap::new(),
+            times: MinuteCache::default(),
         }
     }
 

@@ -564,11 +564,17 @@ where
         let c = &mut counts[f.index];
         let mut line_no = chunk.first_line;
         let data = &chunk.data;
+        // UTF-8 is checked once per chunk; line by line only if that fails.
+        let text = std::str::from_utf8(data).ok();
         let mut start = 0;
         while start < data.len() {
             let end = memchr::memchr(b'\n', &data[start..]).map_or(data.len(), |i| start + i);
             let raw = trim_eol(&data[start..end]);
-            let outcome = match std::str::from_utf8(raw) {
+            let line = match text {
+                Some(t) => Ok(&t[start..start + raw.len()]),
+                None => std::str::from_utf8(raw),
+            };
+            let outcome = match line {
                 Ok(line) => parse_line(f.format, line, &mut ctx),
                 Err(e) => Err(format!("not UTF-8 text ({e})")),
             };

@@ -23,8 +23,12 @@ pub(crate) fn structured<T: Serialize>(
             out.write_all(b"\n")?;
         }
     } else {
-        serde_json::to_writer_pretty(&mut *out, value)?;
+        // serde_json writes token by token: buffer them here, where the
+        // writer's type is known, rather than call through `dyn` per token.
+        let mut out = std::io::BufWriter::with_capacity(1 << 16, out);
+        serde_json::to_writer_pretty(&mut out, value)?;
         out.write_all(b"\n")?;
+        out.flush()?;
     }
     Ok(())
 }
