@@ -9,10 +9,13 @@
 //! OUT/generations/<n>/membership       -> ../../membership (so `current/` has it)
 //! ```
 //!
-//! A snapshot and `head` are written whole under a temporary name and
-//! renamed into place; a delta is written in place under its own new name
-//! (a reader takes deltas up to `head` only). `head` is written last, so a
-//! reader that sees sequence `s` there finds every document up to `s`. A
+//! A snapshot is written whole under a temporary name and renamed into
+//! place; a delta is written under its own new name (a reader takes deltas
+//! up to `head` only); `head` is rewritten in place, last, so a reader that
+//! sees sequence `s` there finds every document up to `s`. (A read racing
+//! that write may see a mix of the old and new number: `head` is a hint; an
+//! agent misled by it finds no such delta, the snapshot no newer than what
+//! it has, and goes on at its next poll.) A
 //! snapshot starts a chain: for a node's first document, for a new bundle
 //! generation, after a restart of `watch`, and when half the documents'
 //! validity has passed. Older deltas are removed then (an agent that missed
@@ -309,13 +312,7 @@ impl Chains {
                         };
                         let (bytes, digest) = seal_delta(&p, &keys);
                         fs::write(node_dir.join(delta_file(sequence)), &bytes)
-                            .and_then(|()| {
-                                write_atomic(
-                                    &node_dir,
-                                    HEAD_FILE,
-                                    format!("{sequence}\n").as_bytes(),
-                                )
-                            })
+                            .and_then(|()| write_head(&node_dir, sequence))
                             .map_err(failed(sequence))?;
                         Ok((s, sequence, digest, Written::Delta(sequence, bytes.len())))
                     }
@@ -422,7 +419,7 @@ fn clock() -> std::io::Error {
 fn write_snapshot(dir: &Path, sequence: u64, bytes: &[u8]) -> std::io::Result<()> {
     fs::create_dir_all(dir)?;
     write_atomic(dir, SNAPSHOT_FILE, bytes)?;
-    write_atomic(dir, HEAD_FILE, format!("{sequence}\n").as_bytes())?;
+    write_head(dir, sequence)?;
     for e in fs::read_dir(dir)? {
         let path = e?.path();
         if path.extension().is_some_and(|x| x == "delta") {
@@ -432,10 +429,50 @@ fn write_snapshot(dir: &Path, sequence: u64, bytes: &[u8]) -> std::io::Result<()
     Ok(())
 }
 
+/// Point `dir`'s `head` at `sequence`, rewriting the file in place: a
+/// node's sequences only grow, so the new number covers the old one. A new
+/// file renamed over the old one per delta cost the file system an inode, a
+/// block allocation and the old inode's eviction (with a discard where the
+/// disk takes them) for every node of every batch. A missing head, or a
+/// longer one (never written by us), is replaced whole.
+fn write_head(dir: &Path, sequence: u64) -> std::io::Result<()> {
+    use std::os::unix::fs::FileExt;
+    let text = format!("{sequence}\n");
+    match fs::OpenOptions::new().write(true).open(dir.join(HEAD_FILE)) {
+        Ok(f) if f.metadata()?.len() <= text.len() as u64 => f.write_all_at(text.as_bytes(), 0),
+        _ => write_atomic(dir, HEAD_FILE, text.as_bytes()),
+    }
+}
+
 /// Write `name` in `dir` whole: a temporary file renamed into place. Not
 /// synced: see the module doc.
 fn write_atomic(dir: &Path, name: &str, bytes: &[u8]) -> std::io::Result<()> {
     let tmp = dir.join(format!(".{name}.tmp"));
     fs::write(&tmp, bytes)?;
     fs::rename(&tmp, dir.join(name))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `head` keeps its inode while its number grows (in place), and a head
+    /// longer than the new number is replaced whole, never left with a tail.
+    #[test]
+    fn head_is_rewritten_in_place_and_never_keeps_a_tail() {
+        use std::os::unix::fs::MetadataExt;
+        let dir = tempfile::tempdir().unwrap();
+        let head = dir.path().join(HEAD_FILE);
+        let read = || fs::read_to_string(&head).unwrap();
+        write_head(dir.path(), 9).unwrap();
+        let inode = fs::metadata(&head).unwrap().ino();
+        for (n, text) in [(10, "10\n"), (11, "11\n"), (1000, "1000\n")] {
+            write_head(dir.path(), n).unwrap();
+            assert_eq!(read(), text);
+            assert_eq!(fs::metadata(&head).unwrap().ino(), inode);
+        }
+        fs::write(&head, "123456789\n").unwrap();
+        write_head(dir.path(), 1001).unwrap();
+        assert_eq!(read(), "1001\n");
+    }
 }
