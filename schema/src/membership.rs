@@ -339,30 +339,52 @@ impl Membership {
     }
 
     /// Apply `c` (removals first). On a fault nothing is changed.
+    ///
+    /// In time with the changes rather than the membership: every check that
+    /// can fail runs first ([`Membership::patch`]), then the results move in.
     pub fn apply(&mut self, c: &Changes) -> Result<(), Fault> {
-        *self = self.applied(c)?;
+        let Patch {
+            sets,
+            endpoints,
+            targets,
+        } = self.patch(c)?;
+        // Positions found in the old list: from the last, so that each
+        // insertion or removal leaves the ones before it where they were.
+        for ((at, addresses), sc) in sets.into_iter().zip(&c.sets).rev() {
+            match (at, addresses.is_empty()) {
+                (Ok(i), true) => {
+                    self.sets.remove(i);
+                }
+                (Ok(i), false) => self.sets[i].addresses = addresses,
+                (Err(_), true) => {}
+                (Err(i), false) => self.sets.insert(
+                    i,
+                    SetMembers {
+                        name: sc.name.clone(),
+                        addresses,
+                    },
+                ),
+            }
+        }
+        if let Some(e) = endpoints {
+            self.endpoints = e;
+        }
+        if let Some(t) = targets {
+            self.targets = t;
+        }
         Ok(())
     }
 
-    /// This membership with `c` applied (removals first), itself
-    /// untouched: one copy, where `clone` then [`Membership::apply`] makes two.
+    /// This membership with `c` applied, itself untouched: the sets `c`
+    /// leaves alone copied, the others patched once.
     pub fn applied(&self, c: &Changes) -> Result<Membership, Fault> {
-        c.validate()?;
-        // Sets by name, each changed one rebuilt once by [`patched`], where
-        // inserting address by address moved the set k times.
+        let patch = self.patch(c)?;
         let mut sets = Vec::with_capacity(self.sets.len() + c.sets.len());
-        let mut old = self.sets.iter().peekable();
-        for sc in &c.sets {
-            while let Some(s) = old.next_if(|s| s.name < sc.name) {
-                sets.push(s.clone());
-            }
-            let before = old.next_if(|s| s.name == sc.name);
-            let addresses = patched(
-                before.map_or(&[][..], |s| &s.addresses),
-                &sc.add,
-                &sc.remove,
-                &sc.name,
-            )?;
+        let mut from = 0;
+        for ((at, addresses), sc) in patch.sets.into_iter().zip(&c.sets) {
+            let i = at.unwrap_or_else(|i| i);
+            sets.extend_from_slice(&self.sets[from..i]);
+            from = if at.is_ok() { i + 1 } else { i };
             if !addresses.is_empty() {
                 sets.push(SetMembers {
                     name: sc.name.clone(),
@@ -370,16 +392,51 @@ impl Membership {
                 });
             }
         }
-        sets.extend(old.cloned());
-        let mut next = Membership {
+        sets.extend_from_slice(&self.sets[from..]);
+        Ok(Membership {
             sets,
-            endpoints: self.endpoints.clone(),
-            targets: self.targets.clone(),
+            endpoints: patch.endpoints.unwrap_or_else(|| self.endpoints.clone()),
+            targets: patch.targets.unwrap_or_else(|| self.targets.clone()),
+        })
+    }
+
+    /// Everything `c` changes, checked against this membership (taken to
+    /// be valid, as every membership a document or a change led to is):
+    /// each changed set patched with its place in `sets`, and the endpoints
+    /// and targets with their changes when there are any.
+    fn patch(&self, c: &Changes) -> Result<Patch, Fault> {
+        c.validate()?;
+        debug_assert!(self.validate().is_ok(), "changing an invalid membership");
+        let mut sets = Vec::with_capacity(c.sets.len());
+        for sc in &c.sets {
+            let at = self.sets.binary_search_by(|s| s.name.cmp(&sc.name));
+            let before = at.map_or(&[][..], |i| &self.sets[i].addresses[..]);
+            sets.push((at, patched(before, &sc.add, &sc.remove, &sc.name)?));
+        }
+        let endpoints = if c.endpoints.is_empty() && c.endpoints_removed.is_empty() {
+            None
+        } else {
+            Some(self.endpoints_with(c)?)
         };
+        let targets = if c.targets.is_empty() && c.targets_removed.is_empty() {
+            None
+        } else {
+            Some(self.targets_with(c)?)
+        };
+        Ok(Patch {
+            sets,
+            endpoints,
+            targets,
+        })
+    }
+
+    /// The endpoints with `c`'s endpoint changes, checked: no address on two.
+    fn endpoints_with(&self, c: &Changes) -> Result<Vec<MemberEndpoint>, Fault> {
+        let mut next = self.endpoints.clone();
         for name in &c.endpoints_removed {
-            match next.endpoints.binary_search_by(|e| e.name.cmp(name)) {
+            match next.binary_search_by(|e| e.name.cmp(name)) {
                 Ok(i) => {
-                    next.endpoints.remove(i);
+                    next.remove(i);
                 }
                 Err(_) => {
                     return Err(Fault::Inconsistent(format!(
@@ -389,19 +446,34 @@ impl Membership {
             }
         }
         for e in &c.endpoints {
-            match next.endpoints.binary_search_by(|x| x.name.cmp(&e.name)) {
-                Ok(i) => next.endpoints[i] = e.clone(),
-                Err(i) => next.endpoints.insert(i, e.clone()),
+            match next.binary_search_by(|x| x.name.cmp(&e.name)) {
+                Ok(i) => next[i] = e.clone(),
+                Err(i) => next.insert(i, e.clone()),
             }
         }
-        let key = |t: &MemberTarget| (t.exposure.clone(), t.endpoint.clone());
+        let mut all: Vec<IpAddr> = next
+            .iter()
+            .flat_map(|e| e.addresses.iter().copied())
+            .collect();
+        all.sort_unstable();
+        if let Some(w) = all.windows(2).find(|w| w[0] == w[1]) {
+            return Err(Fault::Inconsistent(format!(
+                "address {} belongs to two endpoints",
+                w[0]
+            )));
+        }
+        Ok(next)
+    }
+
+    /// The targets with `c`'s target changes, checked.
+    fn targets_with(&self, c: &Changes) -> Result<Vec<MemberTarget>, Fault> {
+        let mut next = self.targets.clone();
         for r in &c.targets_removed {
             match next
-                .targets
                 .binary_search_by(|t| (&t.exposure, &t.endpoint).cmp(&(&r.exposure, &r.endpoint)))
             {
                 Ok(i) => {
-                    next.targets.remove(i);
+                    next.remove(i);
                 }
                 Err(_) => {
                     return Err(Fault::Inconsistent(format!(
@@ -412,17 +484,29 @@ impl Membership {
             }
         }
         for t in &c.targets {
-            match next.targets.binary_search_by(|x| key(x).cmp(&key(t))) {
-                Ok(i) => next.targets[i] = t.clone(),
-                Err(i) => next.targets.insert(i, t.clone()),
+            if t.addresses.is_empty() || !strictly_sorted(&t.addresses) {
+                return Err(Fault::Inconsistent(format!(
+                    "target `{}` of `{}`: addresses are empty or not sorted and unique",
+                    t.endpoint, t.exposure
+                )));
+            }
+            match next
+                .binary_search_by(|x| (&x.exposure, &x.endpoint).cmp(&(&t.exposure, &t.endpoint)))
+            {
+                Ok(i) => next[i] = t.clone(),
+                Err(i) => next.insert(i, t.clone()),
             }
         }
-        next.validate().map_err(|f| match f {
-            Fault::Malformed(s) => Fault::Inconsistent(s),
-            other => other,
-        })?;
         Ok(next)
     }
+}
+
+/// What [`Membership::patch`] found a change leads to.
+struct Patch {
+    /// Per set change: its place in the old sets, its new addresses.
+    sets: Vec<(Result<usize, usize>, Vec<IpAddr>)>,
+    endpoints: Option<Vec<MemberEndpoint>>,
+    targets: Option<Vec<MemberTarget>>,
 }
 
 impl Changes {
@@ -787,6 +871,105 @@ mod tests {
             json,
             r#"{"sets":[{"name":"db","add":["10.0.0.3"],"remove":["10.0.0.1"]},{"name":"web","remove":["10.0.1.1"]},{"name":"x","add":["fd00::1"]}],"endpoints":[{"name":"pod/shop/a","workload":"shop/web[Deployment]","addresses":["10.0.0.9"],"ingress":"in_a","egress":"eg_a"},{"name":"pod/shop/b","workload":"shop/web[Deployment]","addresses":["10.0.0.3"]}]}"#
         );
+    }
+
+    /// Applying in place gives what the changes describe, on random
+    /// memberships (sets, endpoints, targets), and a change that does not
+    /// fit (an address on two endpoints, a target without addresses, a
+    /// removal of something absent) is refused with nothing changed.
+    #[test]
+    fn changes_apply_in_place_or_not_at_all() {
+        let mut seed = 0x2545_f491_4f6c_dd1d_u64;
+        let mut next = move |n: u64| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed % n
+        };
+        fn addrs(next: &mut dyn FnMut(u64) -> u64, k: u64) -> Vec<IpAddr> {
+            let n = 1 + next(k);
+            let set: BTreeSet<IpAddr> = (0..n)
+                .map(|_| IpAddr::from([10, 0, 0, next(40) as u8]))
+                .collect();
+            set.into_iter().collect()
+        }
+        fn random(next: &mut dyn FnMut(u64) -> u64) -> Membership {
+            let mut m = Membership::default();
+            for i in 0..6 {
+                if next(2) == 0 {
+                    let addresses = addrs(next, 8);
+                    m.sets.push(SetMembers {
+                        name: format!("s{i}"),
+                        addresses,
+                    });
+                }
+            }
+            // Endpoints own disjoint addresses (10.0.1.x by index).
+            for i in 0..5u8 {
+                if next(2) == 0 {
+                    m.endpoints.push(MemberEndpoint {
+                        name: format!("pod/ns/p{i}"),
+                        workload: format!("ns/w{}", next(2)),
+                        addresses: vec![IpAddr::from([10, 0, 1, i * 10 + next(3) as u8])],
+                        ingress: Some("in_a".into()),
+                        egress: None,
+                    });
+                }
+            }
+            for i in 0..4 {
+                if next(2) == 0 {
+                    let addresses = addrs(next, 3);
+                    m.targets.push(MemberTarget {
+                        exposure: "x".into(),
+                        endpoint: format!("pod/ns/t{i}"),
+                        workload: "ns/w".into(),
+                        addresses,
+                        port: 80 + next(2) as u16,
+                        ingress: "in_a".into(),
+                        chain: None,
+                    });
+                }
+            }
+            m
+        }
+        for _ in 0..500 {
+            let (a, b) = (random(&mut next), random(&mut next));
+            a.validate().unwrap();
+            b.validate().unwrap();
+            let c = Membership::diff(&a, &b);
+            let mut x = a.clone();
+            x.apply(&c).unwrap();
+            assert_eq!(x, b);
+            assert_eq!(a.applied(&c).unwrap(), b);
+            // Refused changes leave it as it was.
+            let mut bad = Vec::new();
+            if let Some(e) = b.endpoints.first() {
+                let mut twice = Changes::default();
+                let mut copy = e.clone();
+                copy.name = "pod/ns/zz".into();
+                twice.endpoints.push(copy);
+                bad.push(twice);
+            }
+            let mut empty_target = Changes::default();
+            empty_target.targets.push(MemberTarget {
+                exposure: "x".into(),
+                endpoint: "pod/ns/zz".into(),
+                workload: "ns/w".into(),
+                addresses: Vec::new(),
+                port: 80,
+                ingress: "in_a".into(),
+                chain: None,
+            });
+            bad.push(empty_target);
+            let mut absent = Changes::default();
+            absent.endpoints_removed.push("pod/ns/none".into());
+            bad.push(absent);
+            for c in bad {
+                let before = x.clone();
+                assert!(matches!(x.apply(&c), Err(Fault::Inconsistent(_))), "{c:?}");
+                assert_eq!(x, before);
+            }
+        }
     }
 
     /// [`patched`] against applying removals then additions one by one,
