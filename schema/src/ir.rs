@@ -984,6 +984,7 @@ impl NodeIr {
         }
         ir.unmanaged.sort();
         ir.unmanaged.dedup();
+        let keys: Vec<String> = ir.exposures.iter().map(|x| x.key()).collect();
         for t in &m.targets {
             if !ir.endpoints.iter().any(|e| e.name == t.endpoint) {
                 ir.endpoints.push(Endpoint {
@@ -997,7 +998,11 @@ impl NodeIr {
                     egress: None,
                 });
             }
-            if let Some(x) = ir.exposures.iter_mut().find(|x| x.key() == t.exposure) {
+            if let Some(x) = keys
+                .iter()
+                .position(|k| *k == t.exposure)
+                .map(|i| &mut ir.exposures[i])
+            {
                 x.targets.push(ExposureTarget {
                     endpoint: t.endpoint.clone(),
                     port: t.port,

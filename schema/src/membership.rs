@@ -576,8 +576,9 @@ impl Changes {
             &self.endpoints,
             &self.targets,
         )?;
+        let exposures = exposure_keys(ir);
         for r in &self.targets_removed {
-            if !ir.exposures.iter().any(|x| x.key() == r.exposure) {
+            if exposures.binary_search(&r.exposure).is_err() {
                 return Err(Fault::Undeclared(format!(
                     "exposure `{}` is not in the bundle",
                     r.exposure
@@ -610,10 +611,21 @@ fn declared<'a>(
     for e in endpoints {
         declared_endpoint(ir, e, &fixed)?;
     }
-    for t in targets {
-        declared_target(ir, t)?;
+    if !targets.is_empty() {
+        let exposures = exposure_keys(ir);
+        for t in targets {
+            declared_target(ir, &exposures, t)?;
+        }
     }
     Ok(())
+}
+
+/// The keys of `ir`'s exposures, sorted (each is formatted: built once per
+/// document, not once per target and exposure).
+fn exposure_keys(ir: &NodeIr) -> Vec<String> {
+    let mut keys: Vec<String> = ir.exposures.iter().map(|x| x.key()).collect();
+    keys.sort_unstable();
+    keys
 }
 
 fn endpoint_shape(e: &MemberEndpoint) -> Result<(), Fault> {
@@ -692,17 +704,21 @@ fn declared_endpoint(
     Ok(())
 }
 
-fn declared_target(ir: &NodeIr, t: &MemberTarget) -> Result<(), Fault> {
-    if !ir.exposures.iter().any(|x| x.key() == t.exposure) {
+fn declared_target(ir: &NodeIr, exposures: &[String], t: &MemberTarget) -> Result<(), Fault> {
+    if exposures.binary_search(&t.exposure).is_err() {
         return Err(Fault::Undeclared(format!(
             "exposure `{}` is not in the bundle",
             t.exposure
         )));
     }
-    let whose = format!("target `{}` of `{}`", t.endpoint, t.exposure);
-    declared_chain(ir, &t.ingress, Direction::Ingress, &whose)?;
-    if let Some(c) = &t.chain {
-        declared_chain(ir, c, Direction::Ingress, &whose)?;
+    for c in std::iter::once(&t.ingress).chain(&t.chain) {
+        if ir
+            .chain(c)
+            .is_none_or(|x| x.direction != Direction::Ingress)
+        {
+            let whose = format!("target `{}` of `{}`", t.endpoint, t.exposure);
+            declared_chain(ir, c, Direction::Ingress, &whose)?;
+        }
     }
     Ok(())
 }

@@ -119,8 +119,9 @@ fn local_elements(ir: &NodeIr, m: &Membership) -> Elements {
             }
         }
     }
+    let keys: Vec<String> = ir.exposures.iter().map(|x| x.key()).collect();
     for t in &m.targets {
-        let Some(i) = ir.exposures.iter().position(|x| x.key() == t.exposure) else {
+        let Some(i) = keys.iter().position(|k| *k == t.exposure) else {
             continue;
         };
         for a in &t.addresses {
