@@ -60,8 +60,6 @@ pub fn delta_file(seq: u64) -> String {
 pub struct EventReader {
     rx: Receiver<String>,
     ended: bool,
-    /// A line [`EventReader::wait`] received, for the next take.
-    held: Option<String>,
 }
 
 /// What the reader has.
@@ -102,16 +100,12 @@ impl EventReader {
                 }
             }
         });
-        Ok(EventReader {
-            rx,
-            ended: false,
-            held: None,
-        })
+        Ok(EventReader { rx, ended: false })
     }
 
     /// Every line available now; with `wait`, wait that long for one first.
     pub fn take(&mut self, wait: Duration) -> Feed {
-        let mut lines: Vec<String> = self.held.take().into_iter().collect();
+        let mut lines = Vec::new();
         loop {
             match self.rx.try_recv() {
                 Ok(l) => lines.push(l),
@@ -135,23 +129,6 @@ impl EventReader {
                 self.ended = true;
                 Feed::Quiet { ended: true }
             }
-        }
-    }
-
-    /// Wait up to `wait` for a line (kept for the next take); at once if one
-    /// is there. An ended stream waits the whole time.
-    pub fn wait(&mut self, wait: Duration) {
-        if self.held.is_some() {
-            return;
-        }
-        if self.ended {
-            std::thread::sleep(wait);
-            return;
-        }
-        match self.rx.recv_timeout(wait) {
-            Ok(l) => self.held = Some(l),
-            Err(RecvTimeoutError::Timeout) => {}
-            Err(RecvTimeoutError::Disconnected) => self.ended = true,
         }
     }
 

@@ -538,7 +538,6 @@ impl Watcher {
                     } => (
                         Input::Feed {
                             changes,
-                            held: None,
                             first_list,
                             problem: None,
                         },
@@ -680,29 +679,6 @@ impl Watcher {
             self.process(&repo, &last, Trigger::Inventory, now, log, &mut result)?;
         }
         Ok(())
-    }
-
-    /// Wait up to `wait` for the next inventory event, returning at once if
-    /// one is waiting (it is read by the next [`Watcher::follow_events`]).
-    /// Without live inventory, or once its stream ended, this sleeps.
-    pub fn wait_for_events(&mut self, wait: Duration) {
-        let Some(live) = self.live.as_mut().filter(|l| !l.ended) else {
-            std::thread::sleep(wait);
-            return;
-        };
-        match &mut live.input {
-            Input::Events(reader) => reader.wait(wait),
-            Input::Feed { changes, held, .. } => {
-                if held.is_none() {
-                    match changes.recv_timeout(wait) {
-                        Ok(i) => *held = Some(i),
-                        Err(RecvTimeoutError::Timeout) => {}
-                        // The next read says so; until then, no spinning.
-                        Err(RecvTimeoutError::Disconnected) => std::thread::sleep(wait),
-                    }
-                }
-            }
-        }
     }
 
     /// Why the last published commit should be published again, if it should.
@@ -1373,8 +1349,6 @@ enum Input {
     /// Changes from an API server.
     Feed {
         changes: Receiver<Incoming>,
-        /// A change [`Watcher::wait_for_events`] received, read first.
-        held: Option<Incoming>,
         /// How long a poll waits for the first list.
         first_list: Duration,
         /// The last problem reported (for the error when the first list
@@ -1395,7 +1369,6 @@ impl Live {
         }
         let Input::Feed {
             changes,
-            held,
             first_list,
             problem,
         } = &mut self.input
@@ -1404,9 +1377,7 @@ impl Live {
         };
         let start = Instant::now();
         loop {
-            let next = if let Some(i) = held.take() {
-                Some(i)
-            } else if self.listing && wait {
+            let next = if self.listing && wait {
                 let left = first_list.saturating_sub(start.elapsed());
                 match changes.recv_timeout(left) {
                     Ok(i) => Some(i),

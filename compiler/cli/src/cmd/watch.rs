@@ -232,8 +232,7 @@ pub(crate) fn run(args: WatchArgs) -> anyhow::Result<Exit> {
                     eprintln!("watch: following events failed: {e:#}");
                 }
             }
-            // Until the next event (handled at once) or the next poll.
-            watcher.wait_for_events(next.saturating_duration_since(Instant::now()));
+            std::thread::sleep(Duration::from_millis(50));
         }
     }
 }
