@@ -831,6 +831,16 @@ mod tests {
         s.parse().unwrap()
     }
 
+    /// A repeatable pseudo-random number below `n`, per call.
+    fn xorshift(mut seed: u64) -> impl FnMut(u64) -> u64 {
+        move |n| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed % n
+        }
+    }
+
     fn ep(name: &str, a: &[&str], chains: bool) -> MemberEndpoint {
         MemberEndpoint {
             name: name.into(),
@@ -895,13 +905,7 @@ mod tests {
     /// removal of something absent) is refused with nothing changed.
     #[test]
     fn changes_apply_in_place_or_not_at_all() {
-        let mut seed = 0x2545_f491_4f6c_dd1d_u64;
-        let mut next = move |n: u64| {
-            seed ^= seed << 13;
-            seed ^= seed >> 7;
-            seed ^= seed << 17;
-            seed % n
-        };
+        let mut next = xorshift(0x2545_f491_4f6c_dd1d);
         fn addrs(next: &mut dyn FnMut(u64) -> u64, k: u64) -> Vec<IpAddr> {
             let n = 1 + next(k);
             let set: BTreeSet<IpAddr> = (0..n)
@@ -992,13 +996,7 @@ mod tests {
     /// on random sets (faults included: the same fault, or none).
     #[test]
     fn a_set_change_is_one_merge_with_the_same_result_as_one_by_one() {
-        let mut seed = 0x9e37_79b9_7f4a_7c15_u64;
-        let mut next = move |n: u64| {
-            seed ^= seed << 13;
-            seed ^= seed >> 7;
-            seed ^= seed << 17;
-            seed % n
-        };
+        let mut next = xorshift(0x9e37_79b9_7f4a_7c15);
         for _ in 0..3000 {
             let mut pick = |k: u64| -> Vec<IpAddr> {
                 let n = next(k);

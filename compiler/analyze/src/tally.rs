@@ -10,8 +10,9 @@
 //! of all workers are merged afterwards; the result does not depend on how
 //! flows were split among them.
 
-use std::hash::{Hash, Hasher};
+use std::hash::{BuildHasher, Hash, Hasher, RandomState};
 use std::net::IpAddr;
+use std::sync::OnceLock;
 
 use ringfence_core::{Compiled, FlowVerdict, Via};
 use ringfence_schema::flow::NetworkVerdict;
@@ -342,8 +343,13 @@ pub struct Tally<'a> {
     pub(crate) span: Option<(i64, i64)>,
 }
 
+/// The 64-bit fingerprint of a key, keyed per process: flows someone shapes
+/// cannot be made to share one probe chain (a lookup per flow growing with
+/// the flows) without knowing the key. Nothing output depends on it.
 fn fingerprint(k: &Key) -> u64 {
-    let mut h = KeyHasher::default();
+    static SEED: OnceLock<usize> = OnceLock::new();
+    let seed = *SEED.get_or_init(|| RandomState::new().hash_one(0u8) as usize);
+    let mut h = KeyHasher::with_seed(seed);
     k.hash(&mut h);
     // Fx leaves the low bits weak: mix them in (the tag is the low half).
     let x = h.finish();
