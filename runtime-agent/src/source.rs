@@ -357,7 +357,7 @@ impl Source {
     }
 
     /// `GET membership/<node>/next?after=…&wait=…`, or `None` when it is not
-    /// answered as such.
+    /// answered as such (no `Ringfence-Head`: a server without `next`).
     fn member_next(
         &self,
         node: &str,
@@ -380,9 +380,16 @@ impl Source {
             .get("ringfence-head")
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.parse().ok());
-        let (200, Some(head)) = (resp.status().as_u16(), head) else {
+        let (status, Some(head)) = (resp.status().as_u16(), head) else {
             return Ok(None);
         };
+        // The delta is not there (a new chain began): the head says so.
+        if status == 404 {
+            return Ok(Some(Update { head, delta: None }));
+        }
+        if status != 200 {
+            return Ok(None);
+        }
         let body = resp
             .body_mut()
             .with_config()

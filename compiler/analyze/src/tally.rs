@@ -357,8 +357,10 @@ fn fingerprint(k: &Key) -> u64 {
     x ^ (x >> 29)
 }
 
-fn tag(f: u64) -> u64 {
-    f << 32
+/// Slot `slot` holds a key whose fingerprint may be `f` (its low half
+/// matches); the stored key decides.
+fn tagged(slot: u64, f: u64) -> bool {
+    slot >> 32 == f & 0xffff_ffff
 }
 
 impl<'a> Tally<'a> {
@@ -390,7 +392,7 @@ impl<'a> Tally<'a> {
             if slot == 0 {
                 return None;
             }
-            if slot >> 32 == tag(f) >> 32 {
+            if tagged(slot, f) {
                 let i = (slot as u32) - 1;
                 if self.hot[i as usize].key == *k {
                     return Some(i);
@@ -407,7 +409,7 @@ impl<'a> Tally<'a> {
         while self.table[at] != 0 {
             at = (at + 1) & mask;
         }
-        self.table[at] = tag(f) | u64::from(i + 1);
+        self.table[at] = f << 32 | u64::from(i + 1);
     }
 
     /// Add a conversation with its verdicts; returns its index.
@@ -497,7 +499,7 @@ impl<'a> Tally<'a> {
         }
         let mut hints = [u32::MAX; BATCH];
         for ((_, f, slot), hint) in keys.iter().zip(&mut hints) {
-            if *slot != 0 && slot >> 32 == tag(*f) >> 32 {
+            if *slot != 0 && tagged(*slot, *f) {
                 let i = (*slot as u32) - 1;
                 std::hint::black_box(self.hot[i as usize].key.meta);
                 *hint = i;
