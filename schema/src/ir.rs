@@ -882,7 +882,13 @@ impl NodeIr {
                 }
             }
         }
+        let mut checked: Option<(&str, Option<&str>)> = None;
         for e in &self.endpoints {
+            // Endpoints come in runs sharing chains: each run is checked once.
+            let chains = (e.ingress.as_str(), e.egress.as_deref());
+            if checked.replace(chains) == Some(chains) {
+                continue;
+            }
             let check = |id: &str, dir: Direction| match self.chain(id) {
                 Some(c) if c.direction == dir => Ok(()),
                 Some(_) => Err(format!(
