@@ -8,6 +8,7 @@
 //! second.
 
 use std::net::IpAddr;
+use std::sync::OnceLock;
 
 use ipnet::IpNet;
 use ringfence_intent::model::{Action, Mode, Proto, ScopeId, WorkloadKind};
@@ -21,6 +22,7 @@ use crate::chains::CompiledChain;
 use crate::idx::{ChainIdx, ClusterIdx, EndpointIdx, RuleIdx, WorkloadIdx, WorkloadRange};
 use crate::interval::{Addrs, PortSet};
 use crate::live::LiveIndex;
+use crate::world::ClusterRange;
 
 /// Everything the compiler produced: the per-node IRs and the cluster-wide
 /// tables they were sliced from.
@@ -43,6 +45,14 @@ pub struct Compiled {
     pub(crate) exposures: Vec<CompiledExposure>,
     /// The per-node IRs, indexed by [`NodeIdx`](crate::idx::NodeIdx).
     pub(crate) node_irs: Vec<NodeIr>,
+    /// Each cluster's workloads (for the service lookups).
+    pub(crate) ranges: Vec<ClusterRange>,
+    /// Built on first use: rendering and sealing never evaluate.
+    pub(crate) lookups: OnceLock<Lookups>,
+}
+
+/// Address lookups for evaluation; the first cluster wins on overlap.
+pub(crate) struct Lookups {
     pub(crate) egress_ip: FxHashMap<IpAddr, EndpointIdx>,
     pub(crate) ingress_ip: FxHashMap<IpAddr, IngressEntry>,
     pub(crate) vips: FxHashMap<(IpAddr, Proto, u16), VipTarget>,
@@ -334,6 +344,10 @@ impl Compiled {
         &self.node_irs
     }
 
+    pub(crate) fn lookups(&self) -> &Lookups {
+        self.lookups.get_or_init(|| crate::slice::lookups(self))
+    }
+
     /// Take the per-node IRs.
     pub fn into_nodes(self) -> Vec<NodeIr> {
         self.node_irs
@@ -443,7 +457,7 @@ impl Compiled {
         proto: Proto,
         port: Option<u16>,
     ) -> Side {
-        match self.egress_ip.get(&src) {
+        match self.lookups().egress_ip.get(&src) {
             Some(&e) => {
                 let chain = self.ep_info[e.index()]
                     .egress
@@ -462,7 +476,7 @@ impl Compiled {
         proto: Proto,
         port: Option<u16>,
     ) -> Option<EndpointIdx> {
-        let entry = self.ingress_ip.get(&dst)?;
+        let entry = self.lookups().ingress_ip.get(&dst)?;
         if let Some(port) = port
             && let Ok(i) = entry
                 .host_pods
@@ -517,7 +531,7 @@ impl Compiled {
         port: Option<u16>,
     ) -> FlowVerdict {
         if let Some(p) = port
-            && let Some(v) = self.vips.get(&(dst, proto, p))
+            && let Some(v) = self.lookups().vips.get(&(dst, proto, p))
         {
             return self.verdict_via(src, dst, proto, p, v);
         }

@@ -313,6 +313,7 @@ impl<'c> Engine<'c> {
                 if wl.kind == WorkloadKind::Node {
                     let chain = c.wl_endpoint[w.index()].map(|e| c.ep_info[e.index()].ingress);
                     let owned = c
+                        .lookups()
                         .ingress_ip
                         .get(dst)
                         .map(|e| {
@@ -647,7 +648,8 @@ impl Compiled {
                         let (atom, eg) = match spec {
                             Spec::Ip(a) => (
                                 ip_atoms[a],
-                                self.egress_ip
+                                self.lookups()
+                                    .egress_ip
                                     .get(a)
                                     .and_then(|&e| self.ep_info[e.index()].egress),
                             ),

@@ -8,6 +8,7 @@
 
 use std::collections::{BTreeSet, HashMap};
 use std::net::IpAddr;
+use std::sync::OnceLock;
 
 use rayon::prelude::*;
 use ringfence_intent::model::{Proto, WorkloadKind};
@@ -22,7 +23,8 @@ use rustc_hash::FxHashMap;
 use crate::chains::Chains;
 use crate::classes::Classes;
 use crate::compiled::{
-    Compiled, CompiledExposure, CompiledWorkload, EpInfo, IngressEntry, SvcData, Via, VipTarget,
+    Compiled, CompiledExposure, CompiledWorkload, EpInfo, IngressEntry, Lookups, SvcData, Via,
+    VipTarget,
 };
 use crate::idx::{ChainIdx, ClusterIdx, EndpointIdx, PolicyIdx, SetIdx, WorkloadIdx};
 use crate::interval::Addrs;
@@ -31,7 +33,7 @@ use crate::membership::Membership;
 use crate::order::{Ordered, group_label};
 use crate::resolve::Resolved;
 use crate::resolve::union_all;
-use crate::world::{Src, World, host_ports};
+use crate::world::{ClusterRange, Src, World, host_ports};
 
 /// Build every node's IR and the cluster-wide tables.
 pub(crate) fn slice(
@@ -141,55 +143,13 @@ pub(crate) fn slice(
             })
             .collect()
     };
-    let tables = || {
-        // Address lookups for fast evaluation; the first cluster wins on overlap.
-        let mut egress_ip: FxHashMap<IpAddr, EndpointIdx> = FxHashMap::default();
-        let mut ingress_ip: FxHashMap<IpAddr, IngressEntry> = FxHashMap::default();
-        for (i, e) in endpoints.iter().enumerate() {
-            let i = EndpointIdx::new(i);
-            let cluster = ep_info[i.index()].cluster;
-            for &a in &e.addresses {
-                if e.egress.is_some() {
-                    egress_ip.entry(a).or_insert(i);
-                }
-                let entry = ingress_ip.entry(a).or_insert_with(|| IngressEntry {
-                    cluster,
-                    endpoint: None,
-                    host_pods: Vec::new(),
-                });
-                if entry.cluster != cluster {
-                    continue;
-                }
-                match e.kind {
-                    EndpointKind::HostPod => {
-                        for pp in &e.ports {
-                            entry.host_pods.push((*pp, i));
-                        }
-                    }
-                    _ => {
-                        entry.endpoint.get_or_insert(i);
-                    }
-                }
-            }
-        }
-        for entry in ingress_ip.values_mut() {
-            // The first host pod by name wins a port, as in `NodeIr::ingress_endpoint`.
-            entry.host_pods.sort_by(|a, b| {
-                (a.0, &endpoints[a.1.index()].name).cmp(&(b.0, &endpoints[b.1.index()].name))
-            });
-            entry.host_pods.dedup_by_key(|x| x.0);
-        }
-        let vips = vips(world, &cat);
-        (egress_ip, ingress_ip, vips)
-    };
     let live = || {
         let mut live = LiveIndex::new(world, &classes, &ep_info, &exposures);
         let chain_ids: Vec<&str> = chains.chains.iter().map(|c| c.chain.id.as_str()).collect();
         live.finish(&r.sets.addrs, &used, &chains.set_names, &chain_ids);
         live
     };
-    let (node_irs, ((egress_ip, ingress_ip, vips), live)) =
-        rayon::join(node_irs, || rayon::join(tables, live));
+    let (node_irs, live) = rayon::join(node_irs, live);
 
     Compiled {
         clusters: world.inv.clusters.iter().map(|c| c.name.clone()).collect(),
@@ -206,9 +166,55 @@ pub(crate) fn slice(
         policies: r.infos.list,
         exposures,
         node_irs,
+        ranges: world.clusters.clone(),
+        lookups: OnceLock::new(),
+    }
+}
+
+/// [`Compiled::lookups`]: endpoints and services by address.
+pub(crate) fn lookups(c: &Compiled) -> Lookups {
+    let (endpoints, ep_info) = (&c.endpoints, &c.ep_info);
+    // Address lookups for fast evaluation; the first cluster wins on overlap.
+    let mut egress_ip: FxHashMap<IpAddr, EndpointIdx> = FxHashMap::default();
+    let mut ingress_ip: FxHashMap<IpAddr, IngressEntry> = FxHashMap::default();
+    for (i, e) in endpoints.iter().enumerate() {
+        let i = EndpointIdx::new(i);
+        let cluster = ep_info[i.index()].cluster;
+        for &a in &e.addresses {
+            if e.egress.is_some() {
+                egress_ip.entry(a).or_insert(i);
+            }
+            let entry = ingress_ip.entry(a).or_insert_with(|| IngressEntry {
+                cluster,
+                endpoint: None,
+                host_pods: Vec::new(),
+            });
+            if entry.cluster != cluster {
+                continue;
+            }
+            match e.kind {
+                EndpointKind::HostPod => {
+                    for pp in &e.ports {
+                        entry.host_pods.push((*pp, i));
+                    }
+                }
+                _ => {
+                    entry.endpoint.get_or_insert(i);
+                }
+            }
+        }
+    }
+    for entry in ingress_ip.values_mut() {
+        // The first host pod by name wins a port, as in `NodeIr::ingress_endpoint`.
+        entry.host_pods.sort_by(|a, b| {
+            (a.0, &endpoints[a.1.index()].name).cmp(&(b.0, &endpoints[b.1.index()].name))
+        });
+        entry.host_pods.dedup_by_key(|x| x.0);
+    }
+    Lookups {
         egress_ip,
         ingress_ip,
-        vips,
+        vips: vips(&c.ranges, &c.cat),
     }
 }
 
@@ -395,9 +401,12 @@ fn exposures(
 
 /// Service addresses a consumer may address: (address, protocol, port) →
 /// where the traffic is translated to.
-fn vips(world: &World<'_>, cat: &[CompiledWorkload]) -> FxHashMap<(IpAddr, Proto, u16), VipTarget> {
+fn vips(
+    ranges: &[ClusterRange],
+    cat: &[CompiledWorkload],
+) -> FxHashMap<(IpAddr, Proto, u16), VipTarget> {
     let mut out: FxHashMap<(IpAddr, Proto, u16), VipTarget> = FxHashMap::default();
-    for c in &world.clusters {
+    for c in ranges {
         for s in c.services.iter() {
             let Some(svc) = &cat[s.index()].service else {
                 continue;

@@ -109,7 +109,13 @@ pub(crate) struct World<'a> {
 impl<'a> World<'a> {
     /// Build the table and its indexes.
     pub(crate) fn new(intent: &'a Intent, inv: &'a Inventory) -> Self {
-        let mut w: Vec<Wl<'a>> = Vec::new();
+        // Sized once: regrowing would copy every pod's row several times.
+        let rows: usize = inv
+            .clusters
+            .iter()
+            .map(|c| c.nodes.len() + c.pods.len() + c.services.len())
+            .sum();
+        let mut w: Vec<Wl<'a>> = Vec::with_capacity(rows + intent.externals.len());
         let mut clusters = Vec::new();
         for (ci, c) in inv.clusters.iter().enumerate() {
             let ci = ClusterIdx::new(ci);
