@@ -205,7 +205,9 @@ impl<'a> Dispatch<'a> {
         }
         for f in 0..2 {
             first_wins(&mut d.egress[f], key);
-            first_wins(&mut d.hostports[f], |&(a, proto, port)| (key(&a), proto, port));
+            first_wins(&mut d.hostports[f], |&(a, proto, port)| {
+                (key(&a), proto, port)
+            });
             first_wins(&mut d.ingress[f], key);
         }
         d
@@ -607,7 +609,10 @@ impl Renderer<'_> {
         for fam in FAMILIES {
             let egress: Vec<_> = d.egress[fam as usize].iter().map(|(a, c)| (a, c)).collect();
             self.dispatch_map(&format!("egress-{}", fam.suffix()), fam, &egress);
-            let hostports: Vec<_> = d.hostports[fam as usize].iter().map(|(k, c)| (k, c)).collect();
+            let hostports: Vec<_> = d.hostports[fam as usize]
+                .iter()
+                .map(|(k, c)| (k, c))
+                .collect();
             self.map(
                 &format!("hostports-{}", fam.suffix()),
                 &format!("{} . inet_proto . inet_service", fam.addr_type()),
@@ -622,7 +627,10 @@ impl Renderer<'_> {
                     out.push_str(c);
                 },
             );
-            let ingress: Vec<_> = d.ingress[fam as usize].iter().map(|(a, c)| (a, c)).collect();
+            let ingress: Vec<_> = d.ingress[fam as usize]
+                .iter()
+                .map(|(a, c)| (a, c))
+                .collect();
             self.dispatch_map(&format!("ingress-{}", fam.suffix()), fam, &ingress);
         }
     }
