@@ -40,7 +40,8 @@ pub struct Compiled {
     /// What the rules were built from: addresses and classes.
     pub(crate) analysis: Vec<Addrs>,
     pub(crate) set_names: Vec<String>,
-    pub(crate) live: LiveIndex,
+    /// What following a live inventory needs ([`crate::compile_live`]).
+    pub(crate) live: Option<LiveIndex>,
     pub(crate) policies: Vec<PolicyInfo>,
     pub(crate) exposures: Vec<CompiledExposure>,
     /// The per-node IRs, indexed by [`NodeIdx`](crate::idx::NodeIdx).

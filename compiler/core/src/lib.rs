@@ -96,10 +96,17 @@ impl Stage {
     }
 }
 
-/// Compile intent against inventory. Returns `None` when an error
-/// diagnostic was reported; diagnostics are sorted by file and position.
+/// Compile intent against inventory (a snapshot). Returns `None` when an
+/// error diagnostic was reported; diagnostics are sorted by file and position.
 pub fn compile(intent: &Intent, inventory: &Inventory) -> (Option<Compiled>, Vec<Diagnostic>) {
-    compile_observed(intent, inventory, |_| {})
+    compile_with(intent, inventory, false, |_| {})
+}
+
+/// [`compile`], keeping what following a live inventory needs: pods are
+/// then placed, and memberships kept, without compiling again (see
+/// [`live`]). Those methods refuse (panic on) a snapshot compile.
+pub fn compile_live(intent: &Intent, inventory: &Inventory) -> (Option<Compiled>, Vec<Diagnostic>) {
+    compile_with(intent, inventory, true, |_| {})
 }
 
 /// [`compile`], calling `on_stage` after each stage (benchmarks measure time
@@ -107,6 +114,15 @@ pub fn compile(intent: &Intent, inventory: &Inventory) -> (Option<Compiled>, Vec
 pub fn compile_observed(
     intent: &Intent,
     inventory: &Inventory,
+    on_stage: impl FnMut(Stage),
+) -> (Option<Compiled>, Vec<Diagnostic>) {
+    compile_with(intent, inventory, false, on_stage)
+}
+
+fn compile_with(
+    intent: &Intent,
+    inventory: &Inventory,
+    follow: bool,
     mut on_stage: impl FnMut(Stage),
 ) -> (Option<Compiled>, Vec<Diagnostic>) {
     let mut diags = Diagnostics::default();
@@ -131,7 +147,7 @@ pub fn compile_observed(
     diags.extend(d);
     on_stage(Stage::Compress);
 
-    let compiled = slice::slice(&world, &m, classes, resolved, ordered, chains);
+    let compiled = slice::slice(&world, &m, (classes, resolved), ordered, chains, follow);
     on_stage(Stage::Slice);
     diags.sort();
     (Some(compiled), diags.0)

@@ -44,6 +44,9 @@ use crate::order::pod_label;
 use crate::slice::sort_exposures;
 use crate::world::World;
 
+/// What calling this module on a snapshot compile is.
+const LIVE_ONLY: &str = "a live inventory needs a compile made by `compile_live`";
+
 /// Where a pod belongs, as far as rules are concerned.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Placed {
@@ -299,9 +302,17 @@ fn label(clusters: usize, cluster: &str, pod: &Pod) -> String {
 }
 
 impl Compiled {
+    fn live(&self) -> &LiveIndex {
+        self.live.as_ref().expect(LIVE_ONLY)
+    }
+
+    fn live_mut(&mut self) -> &mut LiveIndex {
+        self.live.as_mut().expect(LIVE_ONLY)
+    }
+
     /// Place `pod` of cluster `cluster` among this compile's classes.
     pub fn classify(&self, cluster: &str, pod: &Pod) -> Placed {
-        let live = &self.live;
+        let live = self.live();
         if pod.ips.is_empty() {
             return Placed::Nowhere;
         }
@@ -368,7 +379,7 @@ impl Compiled {
             Placed::NewClass => Err(NeedsCompile),
             Placed::Class(class) => {
                 let ci = self
-                    .live
+                    .live()
                     .clusters
                     .iter()
                     .position(|c| c.name == cluster)
@@ -379,7 +390,7 @@ impl Compiled {
                 Ok(Some(LivePod {
                     cluster: ClusterIdx::new(ci),
                     name: format!("{}/{}", pod.namespace, pod.name),
-                    workload: label(self.live.clusters.len(), cluster, pod),
+                    workload: label(self.live().clusters.len(), cluster, pod),
                     node: pod.node.clone(),
                     ips,
                     class,
@@ -390,12 +401,12 @@ impl Compiled {
 
     /// The pods of the compile's inventory.
     pub fn live_pods(&self) -> &[LivePod] {
-        &self.live.pods
+        &self.live().pods
     }
 
     /// The classes of the pods a node ran at compile time.
     pub fn node_classes(&self, node: &str) -> BTreeSet<ClassIdx> {
-        self.live
+        self.live()
             .nodes
             .get(node)
             .map(|(_, c)| c.clone())
@@ -411,7 +422,7 @@ impl Compiled {
     /// superset of [`Compiled::node_classes`]). `None` for an unknown node,
     /// and once the IRs are taken ([`Compiled::take_nodes`]).
     pub fn live_ir(&self, node: &str, classes: &BTreeSet<ClassIdx>) -> Option<NodeIr> {
-        let (at, _) = self.live.nodes.get(node)?;
+        let (at, _) = self.live().nodes.get(node)?;
         self.live_ir_from(self.node_irs.get(at.index())?, classes)
     }
 
@@ -419,7 +430,7 @@ impl Compiled {
     /// compile's IR of that node, or a live IR made from it for a subset of
     /// `classes` (the result is the same).
     fn live_ir_from(&self, from: &NodeIr, classes: &BTreeSet<ClassIdx>) -> Option<NodeIr> {
-        let live = &self.live;
+        let live = self.live();
         let (_, base) = live.nodes.get(&from.node)?;
         let mut ir = from.clone();
         ir.live = true;
@@ -515,16 +526,16 @@ impl Compiled {
         let chains: BTreeSet<ChainIdx> = ir
             .chains
             .iter()
-            .filter_map(|c| self.live.chain_index.get(&c.id).copied())
+            .filter_map(|c| self.live().chain_index.get(&c.id).copied())
             .collect();
-        (0..self.live.class_chains.len())
+        (0..self.live().class_chains.len())
             .map(ClassIdx::new)
-            .filter(|&c| match self.live.class_chains[c.index()] {
+            .filter(|&c| match self.live().class_chains[c.index()] {
                 Some((i, e)) => {
                     chains.contains(&i)
                         && e.is_none_or(|e| chains.contains(&e))
                         && self
-                            .live
+                            .live()
                             .exposed_chain(c)
                             .is_none_or(|x| chains.contains(&x))
                 }
@@ -535,19 +546,20 @@ impl Compiled {
 
     /// Whether a node running a pod of `class` needs chains its live IR lacks.
     pub fn needs_rules(&self, ir: &NodeIr, class: ClassIdx) -> bool {
-        let Some((i, e)) = self.live.class_chains[class.index()] else {
+        let Some((i, e)) = self.live().class_chains[class.index()] else {
             return false;
         };
         let has = |c: ChainIdx| ir.chain(&self.chains[c.index()].chain.id).is_some();
-        let chains = has(i) && e.is_none_or(has) && self.live.exposed_chain(class).is_none_or(has);
-        let exposures = self.live.class_targets[class.index()]
+        let chains =
+            has(i) && e.is_none_or(has) && self.live().exposed_chain(class).is_none_or(has);
+        let exposures = self.live().class_targets[class.index()]
             .iter()
             .all(|&(x, _)| {
                 self.exposures[x.index()].external_traffic_policy != TrafficPolicy::Local
                     || ir
                         .exposures
                         .iter()
-                        .any(|e| e.key() == self.live.x_keys[x.index()])
+                        .any(|e| e.key() == self.live().x_keys[x.index()])
             });
         !(chains && exposures)
     }
@@ -585,7 +597,7 @@ impl Compiled {
     /// The addresses of live set `name` (the same on every node declaring
     /// it), sorted; `None` for a set that is not this compile's.
     fn set_members(&self, name: &str, pods: &LivePods) -> Option<Vec<IpAddr>> {
-        let &si = self.live.set_index.get(name)?;
+        let &si = self.live().set_index.get(name)?;
         let mut addresses: Vec<IpAddr> = self.analysis[si.index()]
             .classes()
             .flat_map(|c| pods.of_class(c))
@@ -610,9 +622,9 @@ impl Compiled {
     /// shares them; `None` for an exposure reaching none of this compile's
     /// classes.
     fn exposure_targets(&self, key: &str, pods: &LivePods) -> Option<Targets> {
-        let x = self.live.x_keys.iter().position(|k| k == key)?;
+        let x = self.live().x_keys.iter().position(|k| k == key)?;
         let mut by_endpoint = BTreeMap::new();
-        for &(c, port) in &self.live.x_classes[x] {
+        for &(c, port) in &self.live().x_classes[x] {
             for p in pods.of_class(c) {
                 if let Some(t) = self.target(ExposureIdx::new(x), port, p) {
                     by_endpoint
@@ -632,7 +644,7 @@ impl Compiled {
         if p.node.as_deref() != Some(ir.node.as_str()) || p.ips.is_empty() {
             return None;
         }
-        let (ingress, egress) = match self.live.class_chains[p.class.index()] {
+        let (ingress, egress) = match self.live().class_chains[p.class.index()] {
             Some((i, e)) => {
                 let i = &self.chains[i.index()].chain.id;
                 let e = e.map(|e| &self.chains[e.index()].chain.id);
@@ -656,15 +668,15 @@ impl Compiled {
     /// node ([`Targets::listed`] says which nodes list it); `None` for an
     /// unmanaged class.
     fn target(&self, x: ExposureIdx, port: u16, p: &LivePod) -> Option<MemberTarget> {
-        let (i, _) = self.live.class_chains[p.class.index()]?;
+        let (i, _) = self.live().class_chains[p.class.index()]?;
         Some(MemberTarget {
-            exposure: self.live.x_keys[x.index()].clone(),
+            exposure: self.live().x_keys[x.index()].clone(),
             endpoint: p.endpoint_name(),
             workload: p.workload.clone(),
             addresses: p.ips.clone(),
             port,
             ingress: self.chains[i.index()].chain.id.clone(),
-            chain: self.live.class_exposed[p.class.index()]
+            chain: self.live().class_exposed[p.class.index()]
                 .map(|x| self.chains[x.index()].chain.id.clone()),
         })
     }
@@ -726,7 +738,7 @@ impl LivePods {
     /// ([`Compiled::live_pods`] is empty afterwards).
     pub fn from_compiled(c: &mut Compiled) -> LivePods {
         let mut pods = LivePods::default();
-        for p in std::mem::take(&mut c.live.pods) {
+        for p in std::mem::take(&mut c.live_mut().pods) {
             pods.put(p);
         }
         pods
@@ -1004,12 +1016,12 @@ impl LiveState {
                      set_addrs: &mut BTreeSet<(SetIdx, IpAddr)>,
                      targets: &mut BTreeSet<(ExposureIdx, (ClusterIdx, String))>,
                      endpoints: &mut BTreeSet<(String, (ClusterIdx, String))>| {
-            for &s in &c.live.class_sets[p.class.index()] {
+            for &s in &c.live().class_sets[p.class.index()] {
                 for &a in &p.ips {
                     set_addrs.insert((s, a));
                 }
             }
-            for &(x, _) in &c.live.class_targets[p.class.index()] {
+            for &(x, _) in &c.live().class_targets[p.class.index()] {
                 targets.insert((x, p.key()));
             }
             if let Some(n) = &p.node {
@@ -1109,7 +1121,7 @@ impl LiveState {
             }
         }
         for (x, key) in &targets {
-            let xkey = &c.live.x_keys[x.index()];
+            let xkey = &c.live().x_keys[x.index()];
             let (Some(holders), Some(shared)) =
                 (self.exposure_nodes.get(xkey), self.targets.get_mut(xkey))
             else {
@@ -1117,7 +1129,7 @@ impl LiveState {
             };
             let endpoint = format!("pod/{}", key.1);
             let now = self.pods.get(key).and_then(|p| {
-                let &(_, port) = c.live.class_targets[p.class.index()]
+                let &(_, port) = c.live().class_targets[p.class.index()]
                     .iter()
                     .find(|(xi, _)| xi == x)?;
                 Some((c.target(*x, port, p)?, p.node.clone()))

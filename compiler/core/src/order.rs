@@ -209,30 +209,34 @@ pub(crate) fn order(world: &World<'_>, m: &Membership, r: &Resolved, classes: &C
         };
         grouped.push(g);
     }
-    let mut endpoints = Vec::with_capacity(managed.len());
-    for (&w, (ingress, egress)) in managed.iter().zip(grouped) {
-        let wl = world.wl(w);
-        let kind = world
-            .endpoint_kind(w)
-            .expect("managed workloads can be endpoints");
-        let ports = match kind {
-            EndpointKind::HostPod => host_ports(world.pod(w)),
-            _ => Vec::new(),
-        };
-        endpoints.push(Ep {
-            workload: w,
-            kind,
-            cluster: wl.cluster.expect("endpoints belong to a cluster"),
-            node: wl.node.expect("endpoints have a node"),
-            name: endpoint_name(world, w),
-            label: group_label(world, w),
-            addresses: wl.addrs.clone(),
-            ports,
-            ingress,
-            egress,
-            exposed: None,
-        });
-    }
+    // Names and labels are formatted per endpoint: on every core.
+    let endpoints = managed
+        .par_iter()
+        .zip(grouped)
+        .map(|(&w, (ingress, egress))| {
+            let wl = world.wl(w);
+            let kind = world
+                .endpoint_kind(w)
+                .expect("managed workloads can be endpoints");
+            let ports = match kind {
+                EndpointKind::HostPod => host_ports(world.pod(w)),
+                _ => Vec::new(),
+            };
+            Ep {
+                workload: w,
+                kind,
+                cluster: wl.cluster.expect("endpoints belong to a cluster"),
+                node: wl.node.expect("endpoints have a node"),
+                name: endpoint_name(world, w),
+                label: group_label(world, w),
+                addresses: wl.addrs.clone(),
+                ports,
+                ingress,
+                egress,
+                exposed: None,
+            }
+        })
+        .collect();
     Ordered { endpoints, groups }
 }
 

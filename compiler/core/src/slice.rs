@@ -35,14 +35,15 @@ use crate::resolve::Resolved;
 use crate::resolve::union_all;
 use crate::world::{ClusterRange, Src, World, host_ports};
 
-/// Build every node's IR and the cluster-wide tables.
+/// Build every node's IR and the cluster-wide tables; with `follow`, what
+/// following a live inventory needs.
 pub(crate) fn slice(
     world: &World<'_>,
     m: &Membership,
-    classes: Classes,
-    r: Resolved,
+    (classes, r): (Classes, Resolved),
     ord: Ordered,
     chains: Chains,
+    follow: bool,
 ) -> Compiled {
     let n = world.len();
 
@@ -149,7 +150,13 @@ pub(crate) fn slice(
         live.finish(&r.sets.addrs, &used, &chains.set_names, &chain_ids);
         live
     };
-    let (node_irs, live) = rayon::join(node_irs, live);
+    let (node_irs, live) = match follow {
+        true => {
+            let (irs, live) = rayon::join(node_irs, live);
+            (irs, Some(live))
+        }
+        false => (node_irs(), None),
+    };
 
     Compiled {
         clusters: world.inv.clusters.iter().map(|c| c.name.clone()).collect(),

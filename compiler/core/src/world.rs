@@ -11,6 +11,7 @@ use std::collections::HashMap;
 use std::net::IpAddr;
 
 use ipnet::IpNet;
+use rayon::prelude::*;
 use ringfence_intent::model::{ExternalId, Intent, Os, WorkloadKind};
 use ringfence_inventory::model::{Inventory, Labels, Pod, Service};
 use ringfence_schema::ir::{EndpointKind, ProtoPort};
@@ -139,7 +140,8 @@ impl<'a> World<'a> {
             }
             let nodes = WorkloadRange::new(node_base, w.len());
             let pod_base = w.len();
-            for (i, p) in c.pods.iter().enumerate() {
+            // A row per pod, on every core (in order).
+            w.par_extend(c.pods.par_iter().enumerate().map(|(i, p)| {
                 let node = p.node.as_deref().and_then(|name| {
                     c.nodes
                         .binary_search_by(|n| n.name.as_str().cmp(name))
@@ -151,7 +153,7 @@ impl<'a> World<'a> {
                     .binary_search_by(|n| n.name.as_str().cmp(&p.namespace))
                     .ok()
                     .map(|k| &c.namespaces[k].labels);
-                w.push(Wl {
+                Wl {
                     kind: WorkloadKind::Pod,
                     src: Src::Pod(ci, i as u32),
                     cluster: Some(ci),
@@ -165,8 +167,8 @@ impl<'a> World<'a> {
                     addrs: p.ips.clone(),
                     nets: Cow::Borrowed(&[]),
                     cvss: p.cvss,
-                });
-            }
+                }
+            }));
             let pods = WorkloadRange::new(pod_base, w.len());
             let svc_base = w.len();
             for (i, s) in c.services.iter().enumerate() {

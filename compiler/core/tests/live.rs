@@ -10,7 +10,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 
 use ringfence_core::live::{LivePods, LiveState, Placed, pod_changes};
-use ringfence_core::{ClassIdx, ClusterIdx, Compiled, compile};
+use ringfence_core::{ClassIdx, ClusterIdx, Compiled, compile_live as compile};
 use ringfence_intent::model::Intent;
 use ringfence_inventory::model::{Inventory, Pod};
 use ringfence_schema::membership::Membership;

@@ -201,6 +201,7 @@ pub enum DriverError {
 pub struct Pipeline {
     host: OnceLock<Host>,
     will_render: bool,
+    follow: bool,
 }
 
 impl Pipeline {
@@ -215,6 +216,15 @@ impl Pipeline {
         Pipeline {
             will_render: true,
             ..Pipeline::default()
+        }
+    }
+
+    /// This pipeline, its compiles keeping what following a live inventory
+    /// needs ([`ringfence_core::compile_live`]).
+    pub fn following(self) -> Pipeline {
+        Pipeline {
+            follow: true,
+            ..self
         }
     }
 
@@ -312,7 +322,11 @@ impl Pipeline {
         else {
             return Warned::stopped(diagnostics, files);
         };
-        let (compiled, d) = ringfence_core::compile(&intent, &inventory.inventory);
+        let compile = match self.follow {
+            true => ringfence_core::compile_live,
+            false => ringfence_core::compile,
+        };
+        let (compiled, d) = compile(&intent, &inventory.inventory);
         diagnostics.extend(d);
         diagnostics.sort();
         let Some(compiled) = compiled.filter(|_| !diagnostics.has_errors()) else {

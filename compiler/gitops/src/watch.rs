@@ -519,7 +519,7 @@ impl Watcher {
         if changed {
             status.write(&out)?;
         }
-        let pipeline = Pipeline::new();
+        let pipeline = Pipeline::new().following();
         let live = match cfg.live.take() {
             None => None,
             Some(l) => {

@@ -6,7 +6,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use ringfence_core::compile;
+use ringfence_core::compile_live as compile;
 use ringfence_core::live::LivePods;
 use ringfence_nftables::members;
 use ringfence_schema::ir::{NodeIr, Os};

@@ -13,7 +13,7 @@ use ringfence_bundle::{
     SigningKey, Trust, bundle_file, format_time, seal_bundle, seal_delta, seal_envelope,
     seal_snapshot,
 };
-use ringfence_core::compile;
+use ringfence_core::compile_live as compile;
 use ringfence_core::live::LivePods;
 use ringfence_schema::bundle::{BUNDLE_FORMAT, BackendRef, BundlePayload, SourceKind, SourceRef};
 use ringfence_schema::ir::{NodeIr, Os};
