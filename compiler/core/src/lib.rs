@@ -147,7 +147,7 @@ fn compile_with(
     diags.extend(d);
     on_stage(Stage::Compress);
 
-    let compiled = slice::slice(&world, &m, (classes, resolved), ordered, chains, follow);
+    let compiled = slice::slice(&world, &m, classes, resolved, ordered, chains, follow);
     on_stage(Stage::Slice);
     diags.sort();
     (Some(compiled), diags.0)

@@ -2,7 +2,7 @@
 //!
 //! A compile sorts pods into classes (see the crate doc): the rules depend on
 //! which classes exist, a pod's addresses only fill them. Given a
-//! [`Compiled`], this module
+//! [`Compiled`] made by [`crate::compile_live`], this module
 //!
 //! - places a pod in its class without compiling again ([`Compiled::classify`]),
 //!   evaluating every scope and filter query on that one pod;
@@ -44,7 +44,7 @@ use crate::order::pod_label;
 use crate::slice::sort_exposures;
 use crate::world::World;
 
-/// What calling this module on a snapshot compile is.
+/// The panic of a live method called on a snapshot compile (a caller's bug).
 const LIVE_ONLY: &str = "a live inventory needs a compile made by `compile_live`";
 
 /// Where a pod belongs, as far as rules are concerned.

@@ -40,7 +40,8 @@ use crate::world::{ClusterRange, Src, World, host_ports};
 pub(crate) fn slice(
     world: &World<'_>,
     m: &Membership,
-    (classes, r): (Classes, Resolved),
+    classes: Classes,
+    r: Resolved,
     ord: Ordered,
     chains: Chains,
     follow: bool,

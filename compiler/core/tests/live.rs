@@ -65,6 +65,24 @@ fn names(c: &Compiled) -> BTreeSet<String> {
 }
 
 #[test]
+fn a_snapshot_compile_has_the_same_irs_and_refuses_live_calls() {
+    for (intent, inv) in cases() {
+        let live = compiled(&intent, &inv);
+        let (snapshot, _) = ringfence_core::compile(&intent, &inv);
+        let snapshot = snapshot.expect("compiles");
+        assert_eq!(snapshot.nodes(), live.nodes());
+        let pod = &inv.clusters[0].pods[0];
+        let refused = std::panic::catch_unwind(|| snapshot.classify(&inv.clusters[0].name, pod));
+        let message = refused.expect_err("a snapshot compile has no live index");
+        let message = message
+            .downcast_ref::<String>()
+            .cloned()
+            .unwrap_or_default();
+        assert!(message.contains("compile_live"), "{message}");
+    }
+}
+
+#[test]
 fn every_pod_is_placed_in_its_class_without_a_compile() {
     for (intent, inv) in cases() {
         let c = compiled(&intent, &inv);

@@ -175,11 +175,14 @@ fn chain_name(id: &str) -> String {
     format!("c_{id}")
 }
 
+/// A host-network pod's listening socket.
+type HostPort = (IpAddr, Proto, u16);
+
 /// Dispatch tables per family (`[v4, v6]`), each sorted by key, keys unique.
 #[derive(Default)]
 struct Dispatch<'a> {
     egress: [Vec<(IpAddr, &'a str)>; 2],
-    hostports: [Vec<((IpAddr, Proto, u16), &'a str)>; 2],
+    hostports: [Vec<(HostPort, &'a str)>; 2],
     ingress: [Vec<(IpAddr, &'a str)>; 2],
 }
 
@@ -1067,4 +1070,46 @@ mod plugin {
     }
 
     ringfence_plugin_sdk::export_backend!(Nftables);
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::IpAddr;
+
+    use super::{first_wins, key};
+
+    /// Addresses of one family in a scrambled order, some repeated.
+    fn scrambled(v6: bool) -> Vec<IpAddr> {
+        let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+        (0..500)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                let n = x % 97; // few distinct values: many repeats
+                match v6 {
+                    false => IpAddr::from([10, (n >> 8) as u8, n as u8, (n * 37) as u8]),
+                    true => IpAddr::from([0xfd00, 0, 0, 0, 0, 0, (n * 7919) as u16, n as u16]),
+                }
+            })
+            .collect()
+    }
+
+    #[test]
+    fn first_wins_keeps_the_first_entry_of_each_address_in_address_order() {
+        for v6 in [false, true] {
+            let entries: Vec<(IpAddr, usize)> = scrambled(v6).into_iter().zip(0..).collect();
+            let mut expected: Vec<(IpAddr, usize)> = Vec::new();
+            let mut sorted = entries.clone();
+            sorted.sort(); // by address, then position: the first comes first
+            for e in sorted {
+                if expected.last().is_none_or(|l| l.0 != e.0) {
+                    expected.push(e);
+                }
+            }
+            let mut got = entries;
+            first_wins(&mut got, key);
+            assert_eq!(got, expected);
+        }
+    }
 }
