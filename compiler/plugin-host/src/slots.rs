@@ -16,9 +16,11 @@ use wasmtime::{Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
 
 use crate::{Limits, PluginError};
 
-/// Memory per slot reset by `memset` after a render (a large node's render
-/// touches 3–4 MiB); beyond it, pages are returned to the kernel.
-pub(crate) const KEEP_RESIDENT: usize = 16 << 20;
+/// Memory per slot reset by `memset` after a render: what a large node of
+/// the synthetic cluster touches (3–4 MiB). Beyond it pages are returned to
+/// the kernel: a node far larger (20 MiB for 20,000 pods) is not zeroed by
+/// hand for a next render that may never come (~2 ms of a one-shot render).
+pub(crate) const KEEP_RESIDENT: usize = 4 << 20;
 /// Tables a module may have, and their size; the store's limiter says the same.
 pub(crate) const TABLES: u32 = 4;
 /// See [`TABLES`].
