@@ -126,7 +126,7 @@ fn steps(irs: &[&NodeIr]) -> Steps {
     pool.total_core_instances(8)
         .total_memories(8)
         .max_memory_size(Limits::default().memory_bytes)
-        .linear_memory_keep_resident(16 << 20);
+        .linear_memory_keep_resident(4 << 20);
     let mut config = Config::new();
     config.consume_fuel(true);
     config.epoch_interruption(true);
