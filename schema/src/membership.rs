@@ -662,14 +662,23 @@ fn declared_set(ir: &NodeIr, name: &str) -> Result<(), Fault> {
     }
 }
 
-fn declared_chain(ir: &NodeIr, id: &str, dir: Direction, whose: &str) -> Result<(), Fault> {
+/// `id` is a chain of `ir` in direction `dir`; `whose` names the user in
+/// the fault (formatted only then: this runs per endpoint and target).
+fn declared_chain(
+    ir: &NodeIr,
+    id: &str,
+    dir: Direction,
+    whose: impl Fn() -> String,
+) -> Result<(), Fault> {
     match ir.chain(id) {
         Some(c) if c.direction == dir => Ok(()),
         Some(_) => Err(Fault::Undeclared(format!(
-            "{whose}: chain `{id}` is used in the wrong direction"
+            "{}: chain `{id}` is used in the wrong direction",
+            whose()
         ))),
         None => Err(Fault::Undeclared(format!(
-            "{whose}: chain `{id}` is not declared by the bundle"
+            "{}: chain `{id}` is not declared by the bundle",
+            whose()
         ))),
     }
 }
@@ -694,12 +703,12 @@ fn declared_endpoint(
             e.name
         )));
     }
-    let whose = format!("endpoint `{}`", e.name);
+    let whose = || format!("endpoint `{}`", e.name);
     if let Some(c) = &e.ingress {
-        declared_chain(ir, c, Direction::Ingress, &whose)?;
+        declared_chain(ir, c, Direction::Ingress, whose)?;
     }
     if let Some(c) = &e.egress {
-        declared_chain(ir, c, Direction::Egress, &whose)?;
+        declared_chain(ir, c, Direction::Egress, whose)?;
     }
     Ok(())
 }
@@ -711,14 +720,9 @@ fn declared_target(ir: &NodeIr, exposures: &[String], t: &MemberTarget) -> Resul
             t.exposure
         )));
     }
+    let whose = || format!("target `{}` of `{}`", t.endpoint, t.exposure);
     for c in std::iter::once(&t.ingress).chain(&t.chain) {
-        if ir
-            .chain(c)
-            .is_none_or(|x| x.direction != Direction::Ingress)
-        {
-            let whose = format!("target `{}` of `{}`", t.endpoint, t.exposure);
-            declared_chain(ir, c, Direction::Ingress, &whose)?;
-        }
+        declared_chain(ir, c, Direction::Ingress, whose)?;
     }
     Ok(())
 }

@@ -610,16 +610,12 @@ impl Renderer<'_> {
 
     fn maps(&mut self, d: &Dispatch<'_>) {
         for fam in FAMILIES {
-            let egress: Vec<_> = d.egress[fam as usize].iter().map(|(a, c)| (a, c)).collect();
-            self.dispatch_map(&format!("egress-{}", fam.suffix()), fam, &egress);
-            let hostports: Vec<_> = d.hostports[fam as usize]
-                .iter()
-                .map(|(k, c)| (k, c))
-                .collect();
+            let f = fam as usize;
+            self.dispatch_map(&format!("egress-{}", fam.suffix()), fam, &d.egress[f]);
             self.map(
                 &format!("hostports-{}", fam.suffix()),
                 &format!("{} . inet_proto . inet_service", fam.addr_type()),
-                &hostports,
+                &d.hostports[f],
                 |out, ((a, p, port), c)| {
                     push_ip(out, *a);
                     out.push_str(" . ");
@@ -630,11 +626,7 @@ impl Renderer<'_> {
                     out.push_str(c);
                 },
             );
-            let ingress: Vec<_> = d.ingress[fam as usize]
-                .iter()
-                .map(|(a, c)| (a, c))
-                .collect();
-            self.dispatch_map(&format!("ingress-{}", fam.suffix()), fam, &ingress);
+            self.dispatch_map(&format!("ingress-{}", fam.suffix()), fam, &d.ingress[f]);
         }
     }
 
@@ -642,11 +634,11 @@ impl Renderer<'_> {
     /// each other and go to the same chain merge into one range of an
     /// interval map (one element for a block of pods, not one per pod);
     /// when nothing merges, a hash map of exact size as [`Renderer::map`].
-    fn dispatch_map(&mut self, name: &str, fam: Family, elems: &[(&IpAddr, &&str)]) {
-        let spans = spans(elems.iter().map(|(a, c)| (key(a), key(a), **c)));
+    fn dispatch_map(&mut self, name: &str, fam: Family, elems: &[(IpAddr, &str)]) {
+        let spans = spans(elems.iter().map(|(a, c)| (key(a), key(a), *c)));
         if self.ir.live || single(&spans) {
             self.map(name, fam.addr_type(), elems, |out, (a, c)| {
-                push_ip(out, **a);
+                push_ip(out, *a);
                 out.push_str(" : jump c_");
                 out.push_str(c);
             });
