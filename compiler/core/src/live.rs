@@ -98,8 +98,13 @@ pub(crate) struct LiveIndex {
     intent: Intent,
     clusters: Vec<ClusterCtx>,
     index: HashMap<ClassKey, ClassIdx>,
-    /// Per class: the (used) sets holding it.
+    /// Per class: the (used) sets holding it, but those holding every pod
+    /// of its cluster (as its pod ranges).
     class_sets: Vec<Vec<SetIdx>>,
+    /// Per class: its cluster.
+    class_cluster: Vec<ClusterIdx>,
+    /// Per set: the clusters whose pod ranges it holds for their pods.
+    set_wide: Vec<Vec<ClusterIdx>>,
     /// Per class: its ingress and egress chains, if it is managed.
     class_chains: Vec<Option<(ChainIdx, Option<ChainIdx>)>>,
     /// Per class: the chain judging traffic through an exposure, when it is
@@ -128,6 +133,9 @@ struct ClusterCtx {
     nodes: HashMap<String, Os>,
     /// Services by workload (ascending): namespace and service.
     services: Vec<(WorkloadIdx, Service)>,
+    /// Its pod ranges, standing for its pods in sets that hold them all
+    /// ([`crate::world::ClusterRange::pod_space`]).
+    pod_space: Option<crate::interval::Addrs>,
 }
 
 impl LiveIndex {
@@ -168,6 +176,7 @@ impl LiveIndex {
                     .iter()
                     .map(|s| (s, world.service(s).clone()))
                     .collect(),
+                pod_space: range.pod_space.clone(),
             })
             .collect();
         let n = classes.keys.len();
@@ -249,6 +258,8 @@ impl LiveIndex {
                 .map(|(i, k)| (k.clone(), ClassIdx::new(i)))
                 .collect(),
             class_sets: vec![Vec::new(); n],
+            class_cluster: classes.keys.iter().map(|k| k.cluster).collect(),
+            set_wide: Vec::new(),
             class_chains,
             class_exposed,
             class_targets,
@@ -265,6 +276,7 @@ impl LiveIndex {
     pub(crate) fn finish(
         &mut self,
         analysis: &[crate::interval::Addrs],
+        wide: Vec<Vec<ClusterIdx>>,
         used: &[bool],
         set_names: &[String],
         chain_ids: &[&str],
@@ -274,9 +286,12 @@ impl LiveIndex {
                 continue;
             }
             for c in a.classes() {
-                self.class_sets[c.index()].push(SetIdx::new(i));
+                if !wide[i].contains(&self.class_cluster[c.index()]) {
+                    self.class_sets[c.index()].push(SetIdx::new(i));
+                }
             }
         }
+        self.set_wide = wide;
         self.set_index = set_names
             .iter()
             .enumerate()
@@ -325,6 +340,15 @@ impl Compiled {
         let ctx = &live.clusters[ci];
         if pod.ips.iter().any(|a| ctx.externals.contains(*a)) {
             return Placed::NewClass;
+        }
+        // Pod ranges stand for a cluster's pods only while they hold
+        // exactly its pods' addresses.
+        for (k, x) in live.clusters.iter().enumerate() {
+            if let Some(space) = &x.pod_space
+                && pod.ips.iter().any(|&a| space.contains(a) != (k == ci))
+            {
+                return Placed::NewClass;
+            }
         }
         let os = pod.node.as_deref().and_then(|n| ctx.nodes.get(n)).copied();
         let one = OnePod {
@@ -511,12 +535,24 @@ impl Compiled {
 
     /// A set as the live form declares it: what is not pods.
     fn live_set(&self, s: SetIdx) -> AddressSet {
+        let live = self.live();
         let a = &self.analysis[s.index()];
+        let wide = &live.set_wide[s.index()];
+        let fixed = crate::resolve::union_all(std::iter::once(a.addresses_only()).chain(
+            wide.iter().map(|c| {
+                self.ranges[c.index()]
+                    .pod_space
+                    .clone()
+                    .expect("a wide set's cluster has a pod space")
+            }),
+        ));
         AddressSet {
             name: self.set_names[s.index()].clone(),
-            v4: a.v4_prefixes(),
-            v6: a.v6_prefixes(),
-            live: !a.ids.is_empty(),
+            v4: fixed.v4_prefixes(),
+            v6: fixed.v6_prefixes(),
+            live: a
+                .classes()
+                .any(|c| !wide.contains(&live.class_cluster[c.index()])),
         }
     }
 

@@ -352,6 +352,99 @@ impl One<'_, '_> {
     }
 }
 
+/// Whether every pod of `cluster` is in scope `s` (`Ok`) or filter `f`
+/// (`Err`), whatever its namespace, labels, name, node or addresses: the
+/// query is decided by the cluster and the kind alone.
+pub(crate) fn every_pod(
+    intent: &ringfence_intent::model::Intent,
+    cluster: &str,
+    target: Result<ScopeId, FilterId>,
+) -> bool {
+    let mut any = AnyPod {
+        intent,
+        cluster,
+        scopes: vec![None; intent.scopes.len()],
+        filters: vec![None; intent.filters.len()],
+    };
+    let v = match target {
+        Ok(s) => any.scope(s),
+        Err(f) => any.filter(f),
+    };
+    v == Some(true)
+}
+
+/// A pod of one cluster known by nothing else: each query is true, false,
+/// or (`None`) depends on the pod (Kleene's three-valued logic).
+struct AnyPod<'i> {
+    intent: &'i ringfence_intent::model::Intent,
+    cluster: &'i str,
+    scopes: Vec<Option<Option<bool>>>,
+    filters: Vec<Option<Option<bool>>>,
+}
+
+impl AnyPod<'_> {
+    fn scope(&mut self, s: ScopeId) -> Option<bool> {
+        if let Some(v) = self.scopes[s.index()] {
+            return v;
+        }
+        self.scopes[s.index()] = Some(Some(false));
+        let scope = self.intent.scope(s);
+        let own = self.query(&scope.query);
+        let v = match scope.parent {
+            Some(p) => and(own, self.scope(p)),
+            None => own,
+        };
+        self.scopes[s.index()] = Some(v);
+        v
+    }
+
+    fn filter(&mut self, f: FilterId) -> Option<bool> {
+        if let Some(v) = self.filters[f.index()] {
+            return v;
+        }
+        self.filters[f.index()] = Some(Some(false));
+        let filter = self.intent.filter(f);
+        let mut v = self.query(&filter.query);
+        if filter.restrict_to_scope
+            && let Some(owner) = filter.owner
+        {
+            v = and(v, self.scope(owner));
+        }
+        self.filters[f.index()] = Some(v);
+        v
+    }
+
+    fn query(&mut self, q: &Query) -> Option<bool> {
+        match q {
+            Query::All(qs) => qs.iter().fold(Some(true), |v, q| and(v, self.query(q))),
+            // Any = not all of the negations.
+            Query::Any(qs) => qs
+                .iter()
+                .fold(Some(true), |v, q| and(v, self.query(q).map(|b| !b)))
+                .map(|b| !b),
+            Query::Not(q) => self.query(q).map(|b| !b),
+            Query::Pred(p, _) => match p {
+                Predicate::Cluster(names) => Some(names.iter().any(|n| n == self.cluster)),
+                Predicate::Kind(kinds) => {
+                    Some(kinds.contains(&ringfence_intent::model::WorkloadKind::Pod))
+                }
+                Predicate::Filter(f) => self.filter(*f),
+                Predicate::Scope(s) => self.scope(*s),
+                _ => None,
+            },
+        }
+    }
+}
+
+/// Kleene's AND: false wins, then unknown.
+fn and(a: Option<bool>, b: Option<bool>) -> Option<bool> {
+    match (a, b) {
+        (Some(false), _) | (_, Some(false)) => Some(false),
+        (Some(true), Some(true)) => Some(true),
+        _ => None,
+    }
+}
+
 /// Compiles a predicate's name globs once, before a scan of every workload.
 fn compile(globs: &[String]) -> Vec<Glob> {
     globs.iter().map(|g| Glob::new(g)).collect()

@@ -25,7 +25,7 @@ use crate::classes::Classes;
 use crate::diag;
 use crate::idx::{ClusterIdx, PlanIdx, PolicyIdx, SetIdx, WorkloadIdx};
 use crate::interval::Addrs;
-use crate::membership::{Membership, dir_index};
+use crate::membership::{Membership, dir_index, every_pod};
 use crate::world::World;
 
 /// What a set stands for. A set is named after this, never after its
@@ -85,6 +85,56 @@ impl Sets {
         self.stems.push(stem.to_string());
         self.defs.push(def());
         i
+    }
+}
+
+impl Sets {
+    /// Per set, the clusters it holds every pod of, whatever the pod: the
+    /// members of a scope or filter whose query the cluster and the kind
+    /// decide ([`crate::membership::every_pod`]), or a merge with a part
+    /// made only of such sets.
+    pub(crate) fn every_pod_of(
+        &self,
+        intent: &Intent,
+        clusters: &[String],
+    ) -> Vec<Vec<ClusterIdx>> {
+        let mut keys: Vec<Option<&SetKey>> = vec![None; self.addrs.len()];
+        for (k, &i) in &self.index {
+            keys[i.index()] = Some(k);
+        }
+        let all = || (0..clusters.len()).map(ClusterIdx::new);
+        let mut out: Vec<Vec<ClusterIdx>> = Vec::with_capacity(keys.len());
+        for k in keys {
+            let whole = match k {
+                Some(SetKey::Consumers(t) | SetKey::Members(t)) => {
+                    let target = match t {
+                        TargetKey::Scope(s) => Ok(*s),
+                        TargetKey::Filter(f) => Err(*f),
+                        TargetKey::External(_) | TargetKey::Service(..) => {
+                            out.push(Vec::new());
+                            continue;
+                        }
+                    };
+                    all()
+                        .filter(|c| every_pod(intent, &clusters[c.index()], target))
+                        .collect()
+                }
+                // Parts are interned before the merge.
+                Some(SetKey::Union(_, parts)) => all()
+                    .filter(|c| {
+                        parts.iter().any(|meet| {
+                            !meet.is_empty()
+                                && meet
+                                    .iter()
+                                    .all(|p| out.get(p.index()).is_some_and(|w| w.contains(c)))
+                        })
+                    })
+                    .collect(),
+                _ => Vec::new(),
+            };
+            out.push(whole);
+        }
+        out
     }
 }
 

@@ -91,13 +91,19 @@ pub(crate) fn slice(
             }
         }
     }
+    // Per used set: the clusters whose pod ranges stand for their pods in it.
+    let names: Vec<String> = world.inv.clusters.iter().map(|c| c.name.clone()).collect();
+    let mut wide = r.sets.every_pod_of(world.intent, &names);
+    for (i, w) in wide.iter_mut().enumerate() {
+        w.retain(|c| used[i] && world.clusters[c.index()].pod_space.is_some());
+    }
     let ((cat, exposures), (real, ir_sets)) = rayon::join(
         || {
             let cat = catalog(world, m, &wl_endpoint);
             let exposures = exposures(world, &cat, &ep_info);
             (cat, exposures)
         },
-        || real_sets(world, &classes, &r, &chains, &used),
+        || real_sets(world, &classes, &r, &chains, &used, &wide),
     );
 
     // Local pods no scope manages, per node (known, so not unknown).
@@ -148,7 +154,13 @@ pub(crate) fn slice(
     let live = || {
         let mut live = LiveIndex::new(world, &classes, &ep_info, &exposures);
         let chain_ids: Vec<&str> = chains.chains.iter().map(|c| c.chain.id.as_str()).collect();
-        live.finish(&r.sets.addrs, &used, &chains.set_names, &chain_ids);
+        live.finish(
+            &r.sets.addrs,
+            wide.clone(),
+            &used,
+            &chains.set_names,
+            &chain_ids,
+        );
         live
     };
     let (node_irs, live) = match follow {
@@ -234,6 +246,7 @@ fn real_sets(
     r: &Resolved,
     chains: &Chains,
     used: &[bool],
+    wide: &[Vec<ClusterIdx>],
 ) -> (Vec<Addrs>, Vec<Option<AddressSet>>) {
     let class_addrs: Vec<Addrs> = classes
         .pods
@@ -246,12 +259,21 @@ fn real_sets(
         .par_iter()
         .enumerate()
         .map(|(i, a)| {
-            if !used[i] || a.ids.is_empty() {
+            if !used[i] || (a.ids.is_empty() && wide[i].is_empty()) {
                 return a.addresses_only();
             }
+            let spaces = wide[i].iter().map(|c| {
+                let space = &world.clusters[c.index()].pod_space;
+                space.clone().expect("a wide set's cluster has a pod space")
+            });
+            let pods = a
+                .classes()
+                .filter(|c| !wide[i].contains(&classes.keys[c.index()].cluster))
+                .map(|c| class_addrs[c.index()].clone());
             union_all(
                 std::iter::once(a.addresses_only())
-                    .chain(a.classes().map(|c| class_addrs[c.index()].clone())),
+                    .chain(spaces)
+                    .chain(pods),
             )
         })
         .collect();
@@ -263,7 +285,8 @@ fn real_sets(
                 name: chains.set_names[i].clone(),
                 v4: a.v4_prefixes(),
                 v6: a.v6_prefixes(),
-                live: !r.sets.addrs[i].ids.is_empty(),
+                live: (r.sets.addrs[i].classes())
+                    .any(|c| !wide[i].contains(&classes.keys[c.index()].cluster)),
             })
         })
         .collect();

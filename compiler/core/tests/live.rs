@@ -434,3 +434,99 @@ fn each_nodes_changes_turn_its_old_membership_into_its_new_one() {
         "targets: {exposed} held, {moved} changed"
     );
 }
+
+/// The sets of scope `prod-eu1` (every workload of the example's cluster) in
+/// every node's IR.
+fn cluster_sets(c: &Compiled) -> Vec<ringfence_schema::net::AddressSet> {
+    let mut sets: Vec<_> = c
+        .nodes()
+        .iter()
+        .flat_map(|n| &n.sets)
+        .filter(|s| s.name.starts_with("prod_eu1_"))
+        .cloned()
+        .collect();
+    sets.sort_by(|a, b| a.name.cmp(&b.name));
+    sets.dedup();
+    sets
+}
+
+#[test]
+fn a_set_of_every_pod_of_a_cluster_holds_its_pod_ranges_and_pods_never_change_it() {
+    let intent = example::intent();
+    let inv = example_inventory();
+    let mut c = compiled(&intent, &inv);
+    let sets = cluster_sets(&c);
+    assert!(
+        !sets.is_empty(),
+        "the example's DNS policy is from `prod-eu1`"
+    );
+    for s in &sets {
+        assert!(!s.live, "{}: pods change nothing in it", s.name);
+        for range in ["10.1.1.0/24", "10.1.2.0/24", "10.1.3.0/24"] {
+            let r: ipnet::Ipv4Net = range.parse().unwrap();
+            assert!(
+                s.v4.iter().any(|n| n.contains(&r)),
+                "{}: {range} in {:?}",
+                s.name,
+                s.v4
+            );
+        }
+        let v6: ipnet::Ipv6Net = "fd10:1:1::/64".parse().unwrap();
+        assert!(
+            s.v6.iter().any(|n| n.contains(&v6)),
+            "{}: {:?}",
+            s.name,
+            s.v6
+        );
+    }
+    // No membership names them, and churn of known classes changes nothing
+    // in them on any node.
+    let pods = LivePods::from_compiled(&mut c);
+    let mut state = LiveState::new(&c, pods);
+    for n in c.node_names() {
+        let m = state.membership(n).unwrap();
+        assert!(
+            m.sets.iter().all(|s| !s.name.starts_with("prod_eu1_")),
+            "{n}"
+        );
+    }
+    let new = churned(&inv);
+    let applied = state.apply(&c, pod_changes(&c, &inv, &new).unwrap());
+    assert!(!applied.changes.is_empty());
+    for (n, ch) in &applied.changes {
+        assert!(
+            ch.sets.iter().all(|s| !s.name.starts_with("prod_eu1_")),
+            "{n}: {ch:?}"
+        );
+    }
+}
+
+#[test]
+fn pod_ranges_stand_for_pods_only_while_they_hold_exactly_them() {
+    let intent = example::intent();
+    // Without pod ranges the set lists the pods, and they come and go in it.
+    let c = compiled(&intent, &example::inventory());
+    assert!(cluster_sets(&c).iter().all(|s| s.live));
+    // A pod outside the ranges: the ranges do not stand for the pods.
+    let mut inv = example_inventory();
+    let i = inv.clusters[0]
+        .pods
+        .iter()
+        .position(|p| !p.host_network && !p.ips.is_empty());
+    inv.clusters[0].pods[i.unwrap()].ips = vec!["10.1.9.9".parse().unwrap()];
+    let c = compiled(&intent, &inv);
+    assert!(cluster_sets(&c).iter().all(|s| s.live));
+    // With them, a pod of a known class that comes with an address outside
+    // the ranges needs a compile.
+    let inv = example_inventory();
+    let c = compiled(&intent, &inv);
+    let mut p = inv.clusters[0]
+        .pods
+        .iter()
+        .find(|p| p.name == "frontend-1")
+        .unwrap()
+        .clone();
+    assert!(matches!(c.classify("prod-eu1", &p), Placed::Class(_)));
+    p.ips = vec!["10.1.9.9".parse().unwrap()];
+    assert_eq!(c.classify("prod-eu1", &p), Placed::NewClass);
+}
