@@ -145,13 +145,17 @@ def table(d):
         key_event[f"pod/{r[3]}"] = i
         for a in r[5].split(","):
             key_event[a] = i
-    docs = []  # (node, seq, kind, at, bytes, keys, real)
+    # (node, seq, kind, at, bytes, keys, real, fresh): `fresh` are a
+    # snapshot's keys in sets the node did not declare before (a re-rendered
+    # node learns them with its new chains, not because their pods changed).
+    docs = []
     for l in open(f"{d}/sim.jsonl"):
         r = json.loads(l)
         if r.get("refused"):
-            docs.append((r["node"], 0, "refused:" + r["refused"], r["at"], r["bytes"], [], False))
+            docs.append((r["node"], 0, "refused:" + r["refused"], r["at"], r["bytes"], [], False, []))
         else:
-            docs.append((r["node"], r["sequence"], r["kind"], r["at"], r["bytes"], r["keys"], False))
+            docs.append((r["node"], r["sequence"], r["kind"], r["at"], r["bytes"], r["keys"], False,
+                         r.get("fresh", [])))
     applied = re.compile(r"membership (delta|snapshot) (\d+) of generation (\d+) applied: (\d+) bytes, at ([\d.]+)")
     real_nodes = [n for n in open(f"{d}/real.txt").read().split() if n]
     refusals = {}
@@ -161,34 +165,46 @@ def table(d):
         for name in os.listdir(f"{d}/copy/{n}"):
             seq, kind = name.split(".")
             copied[int(seq)] = (kind, payload(f"{d}/copy/{n}/{name}"))
-        state, changed = None, {}
+        # Without the bundles of past generations, a set the node "declared"
+        # is one it has held an address in before.
+        state, changed, fresh, seen = None, {}, {}, set()
         for seq in sorted(copied):
             kind, p = copied[seq]
             nxt = p["membership"] if kind == "snapshot" else apply_delta(state or {}, p["changes"])
             if state is not None:
-                changed[seq] = sorted({k for k, _ in atoms(state) ^ atoms(nxt)})
+                diff = atoms(state) ^ atoms(nxt)
+                new = {k for k, a in diff if kind == "snapshot" and a[0] == "set" and a[1] not in seen}
+                changed[seq] = sorted({k for k, _ in diff} - new)
+                fresh[seq] = sorted(new)
+            seen |= {s["name"] for s in nxt.get("sets", [])}
             state = nxt
         for line in open(f"{d}/agents/{n}.log"):
             m = applied.search(line)
             if m:
                 seq = int(m.group(2))
-                docs.append((n, seq, m.group(1), float(m.group(5)), int(m.group(4)), changed.get(seq, []), True))
+                docs.append((n, seq, m.group(1), float(m.group(5)), int(m.group(4)), changed.get(seq, []), True,
+                             fresh.get(seq, [])))
             elif "refused" in line:
                 refusals[n] = refusals.get(n, 0) + 1
     # (event, node) -> (applied at, real)
-    pairs = {}
+    pairs, raw = {}, {}
     doc_bytes = {True: 0, False: 0}
+    delta_bytes = 0
     snap_events = set()
     unmatched = 0
     refused = [x for x in docs if x[2].startswith("refused")]
-    for node, seq, kind, at, nbytes, keys, real in docs:
+    for node, seq, kind, at, nbytes, keys, real, fresh in docs:
         if kind.startswith("refused") or at < start - 1:
             continue
         evs = {key_event[k] for k in keys if k in key_event}
-        if not evs:
+        for e in {key_event[k] for k in list(keys) + list(fresh) if k in key_event}:
+            raw.setdefault((e, node), at)
+        if not evs and not any(k in key_event for k in fresh):
             unmatched += 1
             continue
         doc_bytes[real] += nbytes
+        if kind == "delta":
+            delta_bytes += nbytes
         for e in evs:
             if kind == "snapshot":
                 snap_events.add(e)
@@ -205,6 +221,10 @@ def table(d):
         kind_lat[snap].append(x)
         per_event[e] = max(per_event.get(e, 0), x)
     every = list(per_event.values())
+    raw_lat = [at - stamps[e] for (e, _), at in raw.items()]
+    raw_every = {}
+    for (e, _), at in raw.items():
+        raw_every[e] = max(raw_every.get(e, 0), at - stamps[e])
     allv = lat[True] + lat[False]
     meta = json.load(open(f"{d}/meta.json"))
     cpu = meta["watch_cpu_s"] / meta["trace_s"]
@@ -225,9 +245,11 @@ def table(d):
     print(f"| … (event, node) pairs sent as a delta (the node's rules stayed), p50 / p99 | | {ms(pct(kind_lat[False], 50))} / {ms(pct(kind_lat[False], 99))} over {len(kind_lat[False])} pairs |")
     print(f"| … pairs sent in the snapshot of a re-rendered node, p50 / p99 | | {ms(pct(kind_lat[True], 50))} / {ms(pct(kind_lat[True], 99))} over {len(kind_lat[True])} pairs |")
     print(f"| event sent → applied on its last affected node, p50 / p99 | | {ms(pct(every, 50))} / {ms(pct(every, 99))} |")
+    print(f"| … counting the addresses a re-rendered node learns with sets it did not declare before (matched to their pods' events, however old), every pair / last node, p99 | | {ms(pct(raw_lat, 99))} (max {ms(max(raw_lat))}) / {ms(pct(list(raw_every.values()), 99))} over {len(raw)} pairs |")
     print(f"| affected nodes per event, mean / max | | {len(pairs) / max(1, len(per_event)):.1f} / {max(collections_count(pairs).values(), default=0)} |")
     total_bytes = doc_bytes[True] + doc_bytes[False]
-    print(f"| bytes sent per affected node per pod event | ≤ 2 KB | {total_bytes / max(1, len(pairs)):.0f} B (documents; {total_bytes / 1e6:.1f} MB in all) |")
+    delta_pairs = len(kind_lat[False])
+    print(f"| bytes sent per affected node per pod event | ≤ 2 KB | {total_bytes / max(1, len(pairs)):.0f} B (documents; {total_bytes / 1e6:.1f} MB in all); deltas alone {delta_bytes / max(1, delta_pairs):.0f} B over the pairs they carry |")
     print(f"| pod events that needed a re-render (existing classes) | 0 | {meta['rerenders']} generations re-rendering {meta['rerendered_nodes']} node bundles (a node lacking a class's chains); {len(snap_events)} events reached some node in such a snapshot; the other nodes of a batch got their deltas first |")
     print(f"| controller (watch) CPU at {len(rows) / (end - start):.0f} events/s | ≤ 0.5 core | {cpu:.2f} core ({meta['watch_cpu_s']:.1f} s CPU over {meta['trace_s']:.0f} s) |")
     print(f"| agent RSS while following (real agents, max of {len(real_nodes)}) | ≤ 15 MiB | {meta['agent_rss_kib'] / 1024:.1f} MiB (peak incl. the first bundle apply {meta['agent_hwm_kib'] / 1024:.1f} MiB) |")

@@ -44,6 +44,10 @@ struct Record {
     at: f64,
     bytes: usize,
     keys: Vec<String>,
+    /// A snapshot's keys in sets the bundle in force before it did not
+    /// declare: addresses a re-rendered node learns with its new chains, not
+    /// because their pods changed.
+    fresh: Vec<String>,
     refused: Option<&'static str>,
 }
 
@@ -54,6 +58,8 @@ struct Client<'a> {
     source: Source,
     bundle: Option<(u64, NodeIr)>,
     applied: Option<(u64, u64, String, Membership)>,
+    /// The live sets of the bundle in force when `applied` was.
+    declared: BTreeSet<String>,
 }
 
 fn unix_now() -> f64 {
@@ -168,11 +174,25 @@ impl Client<'_> {
                         Document::Delta(_) => "delta",
                     };
                     // A delta says what it changed; a snapshot is compared.
-                    let keys = match (&v.document, &self.applied) {
-                        (Document::Delta(d), _) => keys(&d.changes),
-                        (Document::Snapshot(_), Some(a)) => keys(&Membership::diff(&a.3, &next)),
-                        (Document::Snapshot(_), None) => Vec::new(),
+                    let (keys, fresh) = match (&v.document, &self.applied) {
+                        (Document::Delta(d), _) => (keys(&d.changes), Vec::new()),
+                        (Document::Snapshot(_), Some(a)) => {
+                            let mut d = Membership::diff(&a.3, &next);
+                            let (old, new) = d
+                                .sets
+                                .drain(..)
+                                .partition(|s| self.declared.contains(&s.name));
+                            d.sets = old;
+                            let fresh = Changes {
+                                sets: new,
+                                ..Changes::default()
+                            };
+                            (keys(&d), keys(&fresh))
+                        }
+                        (Document::Snapshot(_), None) => (Vec::new(), Vec::new()),
                     };
+                    let declared = ir.sets.iter().filter(|s| s.live);
+                    self.declared = declared.map(|s| s.name.clone()).collect();
                     out.push(Record {
                         node: self.node.clone(),
                         sequence: v.document.sequence(),
@@ -181,6 +201,7 @@ impl Client<'_> {
                         at: unix_now(),
                         bytes: bytes.len(),
                         keys,
+                        fresh,
                         refused: None,
                     });
                     self.applied = Some((generation, v.document.sequence(), v.digest, next));
@@ -205,6 +226,7 @@ impl Client<'_> {
                         at: unix_now(),
                         bytes: bytes.len(),
                         keys: Vec::new(),
+                        fresh: Vec::new(),
                         refused: Some(e.reason.code()),
                     });
                     return Err(e.to_string());
@@ -223,6 +245,10 @@ fn json_line(r: &Record) -> String {
         "{{\"node\":\"{}\",\"sequence\":{},\"kind\":\"{}\",\"generation\":{},\"at\":{:.6},\"bytes\":{},\"keys\":{keys}",
         r.node, r.sequence, r.kind, r.generation, r.at, r.bytes
     );
+    if !r.fresh.is_empty() {
+        let fresh = serde_json::to_string(&r.fresh).unwrap_or_default();
+        let _ = write!(s, ",\"fresh\":{fresh}");
+    }
     if let Some(code) = r.refused {
         let _ = write!(s, ",\"refused\":\"{code}\"");
     }
@@ -254,6 +280,7 @@ fn main() {
             source: Source::parse(url, &transport, MAX_WAIT + Duration::from_secs(10)),
             bundle: None,
             applied: None,
+            declared: BTreeSet::new(),
         };
         std::thread::Builder::new()
             .stack_size(512 << 10)
