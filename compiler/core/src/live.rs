@@ -134,7 +134,7 @@ struct ClusterCtx {
     /// Services by workload (ascending): namespace and service.
     services: Vec<(WorkloadIdx, Service)>,
     /// Its pod ranges, standing for its pods in sets that hold them all
-    /// ([`crate::world::ClusterRange::pod_space`]).
+    /// ([`crate::world::World::pod_spaces`]).
     pod_space: Option<crate::interval::Addrs>,
 }
 
@@ -157,7 +157,8 @@ impl LiveIndex {
             .clusters
             .iter()
             .zip(&world.clusters)
-            .map(|(c, range)| ClusterCtx {
+            .zip(&world.pod_spaces)
+            .map(|((c, range), pod_space)| ClusterCtx {
                 name: c.name.clone(),
                 externals: crate::resolve::union_all(
                     world
@@ -176,7 +177,7 @@ impl LiveIndex {
                     .iter()
                     .map(|s| (s, world.service(s).clone()))
                     .collect(),
-                pod_space: range.pod_space.clone(),
+                pod_space: pod_space.clone(),
             })
             .collect();
         let n = classes.keys.len();
@@ -540,10 +541,8 @@ impl Compiled {
         let wide = &live.set_wide[s.index()];
         let fixed = crate::resolve::union_all(std::iter::once(a.addresses_only()).chain(
             wide.iter().map(|c| {
-                self.ranges[c.index()]
-                    .pod_space
-                    .clone()
-                    .expect("a wide set's cluster has a pod space")
+                let space = live.clusters[c.index()].pod_space.clone();
+                space.expect("a wide set's cluster has a pod space")
             }),
         ));
         AddressSet {

@@ -95,7 +95,7 @@ pub(crate) fn slice(
     let names: Vec<String> = world.inv.clusters.iter().map(|c| c.name.clone()).collect();
     let mut wide = r.sets.every_pod_of(world.intent, &names);
     for (i, w) in wide.iter_mut().enumerate() {
-        w.retain(|c| used[i] && world.clusters[c.index()].pod_space.is_some());
+        w.retain(|c| used[i] && world.pod_spaces[c.index()].is_some());
     }
     let ((cat, exposures), (real, ir_sets)) = rayon::join(
         || {
@@ -263,7 +263,7 @@ fn real_sets(
                 return a.addresses_only();
             }
             let spaces = wide[i].iter().map(|c| {
-                let space = &world.clusters[c.index()].pod_space;
+                let space = &world.pod_spaces[c.index()];
                 space.clone().expect("a wide set's cluster has a pod space")
             });
             let pods = a

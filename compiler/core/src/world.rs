@@ -62,11 +62,6 @@ pub(crate) struct ClusterRange {
     pub(crate) nodes: WorkloadRange,
     pub(crate) pods: WorkloadRange,
     pub(crate) services: WorkloadRange,
-    /// Its nodes' pod ranges, when they hold every address of its pods
-    /// (but host-network ones) and no other workload's: a set holding every
-    /// pod of the cluster holds these ranges instead, and pods coming and
-    /// going change nothing in it.
-    pub(crate) pod_space: Option<Addrs>,
 }
 
 impl ClusterRange {
@@ -79,33 +74,31 @@ impl ClusterRange {
     }
 }
 
-/// Fill each cluster's [`ClusterRange::pod_space`]: its nodes' pod ranges,
-/// if they overlap no other cluster's and hold the addresses of all its pods
+/// Each cluster's [`World::pod_spaces`] entry: its nodes' pod ranges, if
+/// they overlap no other cluster's and hold the addresses of all its pods
 /// but host-network ones, and of nothing else.
-fn pod_spaces(inv: &Inventory, w: &[Wl<'_>], clusters: &mut [ClusterRange]) {
+fn pod_spaces(inv: &Inventory, w: &[Wl<'_>], clusters: &[ClusterRange]) -> Vec<Option<Addrs>> {
     let ranges: Vec<Addrs> = inv
         .clusters
         .iter()
         .map(|c| Addrs::from_nets(c.nodes.iter().flat_map(|n| &n.pod_cidrs)))
         .collect();
-    for (ci, c) in clusters.iter_mut().enumerate() {
-        let own = &ranges[ci];
-        if own.is_empty() || (ranges.iter().enumerate()).any(|(o, r)| o != ci && r.intersects(own))
-        {
-            continue;
-        }
-        let fits = w.iter().enumerate().all(|(i, wl)| {
-            let pod_here = c.pods.contains(WorkloadIdx::new(i))
-                && match wl.src {
-                    Src::Pod(k, j) => !inv.clusters[k.index()].pods[j as usize].host_network,
-                    _ => false,
-                };
-            wl.addrs.iter().all(|&a| own.contains(a) == pod_here)
-        });
-        if fits {
-            c.pod_space = Some(own.clone());
-        }
-    }
+    let fits = |ci: usize, own: &Addrs| {
+        let pods = clusters[ci].pods;
+        !own.is_empty()
+            && !(ranges.iter().enumerate()).any(|(o, r)| o != ci && r.intersects(own))
+            && w.iter().enumerate().all(|(i, wl)| {
+                let pod_here = pods.contains(WorkloadIdx::new(i))
+                    && match wl.src {
+                        Src::Pod(k, j) => !inv.clusters[k.index()].pods[j as usize].host_network,
+                        _ => false,
+                    };
+                wl.addrs.iter().all(|&a| own.contains(a) == pod_here)
+            })
+    };
+    (ranges.iter().enumerate())
+        .map(|(ci, own)| fits(ci, own).then(|| own.clone()))
+        .collect()
 }
 
 /// Workloads by label: key → value → workloads.
@@ -125,6 +118,11 @@ pub(crate) struct World<'a> {
     pub(crate) inv: &'a Inventory,
     pub(crate) w: Vec<Wl<'a>>,
     pub(crate) clusters: Vec<ClusterRange>,
+    /// Per cluster, its pod space: its nodes' pod ranges, when they hold
+    /// every address of its pods (but host-network ones) and no other
+    /// workload's. A set holding every pod of the cluster holds these ranges
+    /// instead, and pods coming and going change nothing in it.
+    pub(crate) pod_spaces: Vec<Option<Addrs>>,
     pub(crate) externals: WorkloadRange,
     /// For each service (by its position among its cluster's services,
     /// flattened over clusters via [`World::svc_slot`]): its backing pods.
@@ -229,7 +227,6 @@ impl<'a> World<'a> {
                 nodes,
                 pods,
                 services,
-                pod_space: None,
             });
         }
         // Externals name what is outside the clusters: `0.0.0.0/0` means the
@@ -240,7 +237,7 @@ impl<'a> World<'a> {
                 .flat_map(|c| c.nodes.iter().flat_map(|n| &n.pod_cidrs)),
         )
         .union(&Addrs::from_ips(w.iter().flat_map(|wl| &wl.addrs)));
-        pod_spaces(inv, &w, &mut clusters);
+        let pod_spaces = pod_spaces(inv, &w, &clusters);
         let ext_base = w.len();
         for (i, e) in intent.externals.iter().enumerate() {
             let own = Addrs::from_nets(&e.nets);
@@ -300,6 +297,7 @@ impl<'a> World<'a> {
             inv,
             w,
             clusters,
+            pod_spaces,
             externals,
             backing: Vec::new(),
             services_of: HashMap::new(),
