@@ -416,12 +416,22 @@ impl AnyPod<'_> {
 
     fn query(&mut self, q: &Query) -> Option<bool> {
         match q {
-            Query::All(qs) => qs.iter().fold(Some(true), |v, q| and(v, self.query(q))),
+            // An unknown does not end the scan: a later false still decides.
+            Query::All(qs) => {
+                let mut v = Some(true);
+                for q in qs {
+                    v = and(v, self.query(q));
+                }
+                v
+            }
             // Any = not all of the negations.
-            Query::Any(qs) => qs
-                .iter()
-                .fold(Some(true), |v, q| and(v, self.query(q).map(|b| !b)))
-                .map(|b| !b),
+            Query::Any(qs) => {
+                let mut v = Some(true);
+                for q in qs {
+                    v = and(v, self.query(q).map(|b| !b));
+                }
+                v.map(|b| !b)
+            }
             Query::Not(q) => self.query(q).map(|b| !b),
             Query::Pred(p, _) => match p {
                 Predicate::Cluster(names) => Some(names.iter().any(|n| n == self.cluster)),

@@ -479,6 +479,14 @@ fn a_set_of_every_pod_of_a_cluster_holds_its_pod_ranges_and_pods_never_change_it
             s.v6
         );
     }
+    // A set that depends on labels (a filter of `app=cart` pods, restricted
+    // to scope `shop`) still lists its pods.
+    let cart = c
+        .nodes()
+        .iter()
+        .flat_map(|n| &n.sets)
+        .find(|s| s.name.starts_with("cart_"));
+    assert!(cart.expect("a set of cart pods").live);
     // No membership names them, and churn of known classes changes nothing
     // in them on any node.
     let pods = LivePods::from_compiled(&mut c);
