@@ -86,9 +86,7 @@ impl Sets {
         self.defs.push(def());
         i
     }
-}
 
-impl Sets {
     /// Per set, the clusters it holds every pod of, whatever the pod: the
     /// members of a scope or filter whose query the cluster and the kind
     /// decide ([`crate::membership::every_pod`]), or a merge with a part
