@@ -39,9 +39,10 @@ use crate::compiled::{Compiled, CompiledExposure, EpInfo};
 use crate::idx::{
     ChainIdx, ClassIdx, ClusterIdx, ExposureIdx, NodeIdx, PolicyIdx, SetIdx, WorkloadIdx,
 };
+use crate::interval::Addrs;
 use crate::membership::{OnePod, matches_one};
 use crate::order::pod_label;
-use crate::slice::sort_exposures;
+use crate::slice::{fixed_part, listed, sort_exposures};
 use crate::world::World;
 
 /// The panic of a live method called on a snapshot compile (a caller's bug).
@@ -105,6 +106,9 @@ pub(crate) struct LiveIndex {
     class_cluster: Vec<ClusterIdx>,
     /// Per set: the clusters whose pod ranges it holds for their pods.
     set_wide: Vec<Vec<ClusterIdx>>,
+    /// Per cluster: its pod ranges, standing for its pods in sets that hold
+    /// them all ([`crate::world::World::pod_spaces`]).
+    pod_spaces: Vec<Option<Addrs>>,
     /// Per class: its ingress and egress chains, if it is managed.
     class_chains: Vec<Option<(ChainIdx, Option<ChainIdx>)>>,
     /// Per class: the chain judging traffic through an exposure, when it is
@@ -133,9 +137,6 @@ struct ClusterCtx {
     nodes: HashMap<String, Os>,
     /// Services by workload (ascending): namespace and service.
     services: Vec<(WorkloadIdx, Service)>,
-    /// Its pod ranges, standing for its pods in sets that hold them all
-    /// ([`crate::world::World::pod_spaces`]).
-    pod_space: Option<crate::interval::Addrs>,
 }
 
 impl LiveIndex {
@@ -157,8 +158,7 @@ impl LiveIndex {
             .clusters
             .iter()
             .zip(&world.clusters)
-            .zip(&world.pod_spaces)
-            .map(|((c, range), pod_space)| ClusterCtx {
+            .map(|(c, range)| ClusterCtx {
                 name: c.name.clone(),
                 externals: crate::resolve::union_all(
                     world
@@ -177,7 +177,6 @@ impl LiveIndex {
                     .iter()
                     .map(|s| (s, world.service(s).clone()))
                     .collect(),
-                pod_space: pod_space.clone(),
             })
             .collect();
         let n = classes.keys.len();
@@ -261,6 +260,7 @@ impl LiveIndex {
             class_sets: vec![Vec::new(); n],
             class_cluster: classes.keys.iter().map(|k| k.cluster).collect(),
             set_wide: Vec::new(),
+            pod_spaces: world.pod_spaces.clone(),
             class_chains,
             class_exposed,
             class_targets,
@@ -286,10 +286,8 @@ impl LiveIndex {
             if !used[i] {
                 continue;
             }
-            for c in a.classes() {
-                if !wide[i].contains(&self.class_cluster[c.index()]) {
-                    self.class_sets[c.index()].push(SetIdx::new(i));
-                }
+            for c in listed(a, &wide[i], |c| self.class_cluster[c.index()]) {
+                self.class_sets[c.index()].push(SetIdx::new(i));
             }
         }
         self.set_wide = wide;
@@ -344,8 +342,8 @@ impl Compiled {
         }
         // Pod ranges stand for a cluster's pods only while they hold
         // exactly its pods' addresses.
-        for (k, x) in live.clusters.iter().enumerate() {
-            if let Some(space) = &x.pod_space
+        for (k, space) in live.pod_spaces.iter().enumerate() {
+            if let Some(space) = space
                 && pod.ips.iter().any(|&a| space.contains(a) != (k == ci))
             {
                 return Placed::NewClass;
@@ -539,19 +537,14 @@ impl Compiled {
         let live = self.live();
         let a = &self.analysis[s.index()];
         let wide = &live.set_wide[s.index()];
-        let fixed = crate::resolve::union_all(std::iter::once(a.addresses_only()).chain(
-            wide.iter().map(|c| {
-                let space = live.clusters[c.index()].pod_space.clone();
-                space.expect("a wide set's cluster has a pod space")
-            }),
-        ));
+        let fixed = fixed_part(a, wide, &live.pod_spaces);
         AddressSet {
             name: self.set_names[s.index()].clone(),
             v4: fixed.v4_prefixes(),
             v6: fixed.v6_prefixes(),
-            live: a
-                .classes()
-                .any(|c| !wide.contains(&live.class_cluster[c.index()])),
+            live: listed(a, wide, |c| live.class_cluster[c.index()])
+                .next()
+                .is_some(),
         }
     }
 

@@ -26,7 +26,7 @@ use crate::compiled::{
     Compiled, CompiledExposure, CompiledWorkload, EpInfo, IngressEntry, Lookups, SvcData, Via,
     VipTarget,
 };
-use crate::idx::{ChainIdx, ClusterIdx, EndpointIdx, PolicyIdx, SetIdx, WorkloadIdx};
+use crate::idx::{ChainIdx, ClassIdx, ClusterIdx, EndpointIdx, PolicyIdx, SetIdx, WorkloadIdx};
 use crate::interval::Addrs;
 use crate::live::LiveIndex;
 use crate::membership::Membership;
@@ -92,10 +92,13 @@ pub(crate) fn slice(
         }
     }
     // Per used set: the clusters whose pod ranges stand for their pods in it.
-    let names: Vec<String> = world.inv.clusters.iter().map(|c| c.name.clone()).collect();
-    let mut wide = r.sets.every_pod_of(world.intent, &names);
-    for (i, w) in wide.iter_mut().enumerate() {
-        w.retain(|c| used[i] && world.pod_spaces[c.index()].is_some());
+    let mut wide = vec![Vec::new(); used.len()];
+    if world.pod_spaces.iter().any(Option::is_some) {
+        let names: Vec<String> = world.inv.clusters.iter().map(|c| c.name.clone()).collect();
+        wide = r.sets.every_pod_of(world.intent, &names);
+        for (i, w) in wide.iter_mut().enumerate() {
+            w.retain(|c| used[i] && world.pod_spaces[c.index()].is_some());
+        }
     }
     let ((cat, exposures), (real, ir_sets)) = rayon::join(
         || {
@@ -238,6 +241,25 @@ pub(crate) fn lookups(c: &Compiled) -> Lookups {
     }
 }
 
+/// What set `a` holds besides the pods it lists: its own addresses, and the
+/// pod space of each cluster in `wide` (the clusters it holds every pod of).
+pub(crate) fn fixed_part(a: &Addrs, wide: &[ClusterIdx], spaces: &[Option<Addrs>]) -> Addrs {
+    let spaces = wide.iter().map(|c| {
+        let space = spaces[c.index()].clone();
+        space.expect("a wide set's cluster has a pod space")
+    });
+    union_all(std::iter::once(a.addresses_only()).chain(spaces))
+}
+
+/// The classes set `a` lists pod by pod: those of clusters not in `wide`.
+pub(crate) fn listed<'a>(
+    a: &'a Addrs,
+    wide: &'a [ClusterIdx],
+    cluster: impl Fn(ClassIdx) -> ClusterIdx + 'a,
+) -> impl Iterator<Item = ClassIdx> + 'a {
+    a.classes().filter(move |&c| !wide.contains(&cluster(c)))
+}
+
 /// Every set with its classes replaced by their pods' addresses, and the IR
 /// form of each set a chain uses (`used`).
 fn real_sets(
@@ -262,19 +284,9 @@ fn real_sets(
             if !used[i] || (a.ids.is_empty() && wide[i].is_empty()) {
                 return a.addresses_only();
             }
-            let spaces = wide[i].iter().map(|c| {
-                let space = &world.pod_spaces[c.index()];
-                space.clone().expect("a wide set's cluster has a pod space")
-            });
-            let pods = a
-                .classes()
-                .filter(|c| !wide[i].contains(&classes.keys[c.index()].cluster))
+            let pods = listed(a, &wide[i], |c| classes.keys[c.index()].cluster)
                 .map(|c| class_addrs[c.index()].clone());
-            union_all(
-                std::iter::once(a.addresses_only())
-                    .chain(spaces)
-                    .chain(pods),
-            )
+            union_all(std::iter::once(fixed_part(a, &wide[i], &world.pod_spaces)).chain(pods))
         })
         .collect();
     let ir_sets: Vec<Option<AddressSet>> = real
@@ -285,8 +297,11 @@ fn real_sets(
                 name: chains.set_names[i].clone(),
                 v4: a.v4_prefixes(),
                 v6: a.v6_prefixes(),
-                live: (r.sets.addrs[i].classes())
-                    .any(|c| !wide[i].contains(&classes.keys[c.index()].cluster)),
+                live: listed(&r.sets.addrs[i], &wide[i], |c| {
+                    classes.keys[c.index()].cluster
+                })
+                .next()
+                .is_some(),
             })
         })
         .collect();

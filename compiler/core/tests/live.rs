@@ -525,7 +525,8 @@ fn pod_ranges_stand_for_pods_only_while_they_hold_exactly_them() {
     let c = compiled(&intent, &inv);
     assert!(cluster_sets(&c).iter().all(|s| s.live));
     // With them, a pod of a known class that comes with an address outside
-    // the ranges needs a compile.
+    // the ranges needs a compile: here worker-2's own address, which no
+    // external holds (externals exclude the clusters' addresses).
     let inv = example_inventory();
     let c = compiled(&intent, &inv);
     let mut p = inv.clusters[0]
@@ -535,6 +536,9 @@ fn pod_ranges_stand_for_pods_only_while_they_hold_exactly_them() {
         .unwrap()
         .clone();
     assert!(matches!(c.classify("prod-eu1", &p), Placed::Class(_)));
-    p.ips = vec!["10.1.9.9".parse().unwrap()];
+    p.ips = vec!["192.168.1.12".parse().unwrap()];
     assert_eq!(c.classify("prod-eu1", &p), Placed::NewClass);
+    // Without pod ranges, the same pod keeps its class.
+    let c = compiled(&intent, &example::inventory());
+    assert!(matches!(c.classify("prod-eu1", &p), Placed::Class(_)));
 }
