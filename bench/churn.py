@@ -18,6 +18,7 @@ import statistics
 import sys
 import threading
 import time
+import zlib
 
 
 def pace(trace, events, stamps, rate, pub, nodes_file, copy_dir):
@@ -53,7 +54,7 @@ def pace(trace, events, stamps, rate, pub, nodes_file, copy_dir):
                     continue
                 if seen.get(n) != snap:
                     seen[n] = snap
-                    seq = json.loads(base64.b64decode(json.loads(snap)["payload"]))["sequence"]
+                    seq = decode(snap)["sequence"]
                     with open(os.path.join(dst, f"{seq}.snapshot"), "wb") as f:
                         f.write(snap)
             if done.is_set():
@@ -82,8 +83,15 @@ def pace(trace, events, stamps, rate, pub, nodes_file, copy_dir):
     print(f"paced {len(lines)} events in {sent[-1] - start:.1f} s (latest {lag * 1000:.0f} ms behind)", file=sys.stderr)
 
 
+def decode(envelope):
+    """A membership document's payload; a snapshot's is a zlib stream."""
+    e = json.loads(envelope)
+    raw = base64.b64decode(e["payload"])
+    return json.loads(zlib.decompress(raw) if e["payloadType"].endswith("+zlib") else raw)
+
+
 def payload(path):
-    return json.loads(base64.b64decode(json.loads(open(path, "rb").read())["payload"]))
+    return decode(open(path, "rb").read())
 
 
 def atoms(m):

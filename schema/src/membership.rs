@@ -8,7 +8,7 @@
 //! verification are in `ringfence-bundle`):
 //!
 //! - a **snapshot** ([`SnapshotPayload`]): the whole membership of a node for
-//!   one bundle generation, at one sequence number;
+//!   one bundle generation, at one sequence number, signed compressed;
 //! - a **delta** ([`DeltaPayload`]): the [`Changes`] from the previous
 //!   document (sequence − 1, whose payload digest it names) to this one.
 //!
@@ -28,8 +28,12 @@ use crate::ir::{Direction, EndpointKind, NodeIr};
 
 /// Version of the membership formats.
 pub const MEMBERSHIP_FORMAT: u32 = 1;
-/// DSSE `payloadType` of a snapshot.
-pub const SNAPSHOT_PAYLOAD_TYPE: &str = "application/vnd.ringfence.membership.v1+json";
+/// DSSE `payloadType` of a snapshot: its JSON as one zlib stream (RFC 1950),
+/// since a node's whole membership is mostly repeated keys and addresses.
+pub const SNAPSHOT_PAYLOAD_TYPE: &str = "application/vnd.ringfence.membership.v1+json+zlib";
+/// DSSE `payloadType` of the first snapshots, uncompressed: still verified
+/// (agents upgrade before their publisher), no longer written.
+pub const SNAPSHOT_JSON_PAYLOAD_TYPE: &str = "application/vnd.ringfence.membership.v1+json";
 /// DSSE `payloadType` of a delta.
 pub const DELTA_PAYLOAD_TYPE: &str = "application/vnd.ringfence.membership-delta.v1+json";
 

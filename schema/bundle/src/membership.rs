@@ -15,15 +15,15 @@ use std::time::SystemTime;
 
 use ringfence_schema::ir::NodeIr;
 use ringfence_schema::membership::{
-    DELTA_PAYLOAD_TYPE, DeltaPayload, Fault, MEMBERSHIP_FORMAT, Membership, SNAPSHOT_PAYLOAD_TYPE,
-    SnapshotPayload,
+    DELTA_PAYLOAD_TYPE, DeltaPayload, Fault, MEMBERSHIP_FORMAT, Membership,
+    SNAPSHOT_JSON_PAYLOAD_TYPE, SNAPSHOT_PAYLOAD_TYPE, SnapshotPayload,
 };
 
 use crate::keys::SigningKey;
 use crate::seal::{seal_envelope, sha256_hex};
 use crate::time::parse_time;
 use crate::verify::{
-    Reason, Trust, VerifyError, check_format, open_sealed, parse_envelope, refuse,
+    MAX_BUNDLE_BYTES, Reason, Trust, VerifyError, check_format, open_sealed, parse_envelope, refuse,
 };
 
 impl From<Fault> for VerifyError {
@@ -40,10 +40,15 @@ impl From<Fault> for VerifyError {
     }
 }
 
-/// The bytes of a snapshot file and the hex SHA-256 of its payload (what the
-/// next delta names as `previous`).
+/// How hard a snapshot is compressed (miniz's scale, 0–10): on nodes' real
+/// snapshots 3 deflates twice as fast as 6 (214 vs 110 MB/s) for 8 % more bytes.
+const SNAPSHOT_LEVEL: u8 = 3;
+
+/// The bytes of a snapshot file and the hex SHA-256 of its payload, the
+/// compressed bytes that are signed (what the next delta names as `previous`).
 pub fn seal_snapshot(p: &SnapshotPayload, keys: &[&SigningKey]) -> (Vec<u8>, String) {
-    let bytes = serde_json::to_vec(p).expect("a snapshot always serialises");
+    let json = serde_json::to_vec(p).expect("a snapshot always serialises");
+    let bytes = miniz_oxide::deflate::compress_to_vec_zlib(&json, SNAPSHOT_LEVEL);
     let digest = sha256_hex(&bytes);
     (seal_envelope(SNAPSHOT_PAYLOAD_TYPE, &bytes, keys), digest)
 }
@@ -143,10 +148,31 @@ pub struct VerifiedMembership {
     pub signers: Vec<String>,
 }
 
+/// A verified snapshot payload, inflated: at most [`MAX_BUNDLE_BYTES`]
+/// (`too-large`, so a small signed file cannot fill the node's memory), one
+/// whole zlib stream (`malformed`).
+fn inflate(z: &[u8]) -> Result<Vec<u8>, VerifyError> {
+    use miniz_oxide::inflate::{TINFLStatus, decompress_to_vec_zlib_with_limit};
+    decompress_to_vec_zlib_with_limit(z, MAX_BUNDLE_BYTES).or_else(|e| match e.status {
+        TINFLStatus::HasMoreOutput => refuse(
+            Reason::TooLarge,
+            format!(
+                "the snapshot payload inflates to more than {MAX_BUNDLE_BYTES} bytes ({} compressed)",
+                z.len()
+            ),
+        ),
+        _ => refuse(
+            Reason::Malformed,
+            format!("the snapshot payload is not a zlib stream: {e}"),
+        ),
+    })
+}
+
 /// Verify a membership document's bytes.
 ///
 /// Order: size → envelope (truncated, malformed) → payload type →
-/// signatures (unknown key, bad signature, threshold) → format → payload
+/// signatures (unknown key, bad signature, threshold) → a snapshot's
+/// inflation (too large, malformed) → format → payload
 /// shape and times → node → generation → expiry → sequence (replay, gap) →
 /// chain (broken-chain) → canonical form and declared names (malformed,
 /// undeclared). The first failing check is the reason. Whether a delta's
@@ -158,9 +184,11 @@ pub fn verify_membership(
     expect: &MembershipExpect<'_>,
 ) -> Result<VerifiedMembership, VerifyError> {
     let envelope = parse_envelope(bytes)?;
-    let snapshot = match envelope.payload_type.as_str() {
-        SNAPSHOT_PAYLOAD_TYPE => true,
-        DELTA_PAYLOAD_TYPE => false,
+    // (a snapshot?, compressed?)
+    let (snapshot, compressed) = match envelope.payload_type.as_str() {
+        SNAPSHOT_PAYLOAD_TYPE => (true, true),
+        SNAPSHOT_JSON_PAYLOAD_TYPE => (true, false),
+        DELTA_PAYLOAD_TYPE => (false, false),
         other => {
             return refuse(
                 Reason::UnsupportedFormat,
@@ -173,6 +201,12 @@ pub fn verify_membership(
     let payload_type = envelope.payload_type.clone();
     let (payload, signers) = open_sealed(&envelope, &payload_type, trust)?;
     drop(envelope);
+    let digest = sha256_hex(&payload);
+    let payload = if compressed {
+        inflate(&payload)?
+    } else {
+        payload
+    };
     check_format(&payload, "membership", MEMBERSHIP_FORMAT)?;
     let document = if snapshot {
         Document::Snapshot(
@@ -268,7 +302,7 @@ pub fn verify_membership(
     }
     Ok(VerifiedMembership {
         document,
-        digest: sha256_hex(&payload),
+        digest,
         signers,
     })
 }

@@ -10,7 +10,7 @@ use ringfence_bundle::{
 use ringfence_schema::ir::NodeIr;
 use ringfence_schema::membership::{
     Changes, DELTA_PAYLOAD_TYPE, DeltaPayload, MEMBERSHIP_FORMAT, MemberEndpoint, Membership,
-    SNAPSHOT_PAYLOAD_TYPE, SetChange, SetMembers, SnapshotPayload,
+    SNAPSHOT_JSON_PAYLOAD_TYPE, SNAPSHOT_PAYLOAD_TYPE, SetChange, SetMembers, SnapshotPayload,
 };
 
 /// A live IR: one live set, one fixed set, an ingress and an egress chain.
@@ -88,6 +88,10 @@ fn add(set: &str, a: &str) -> Changes {
         }],
         ..Changes::default()
     }
+}
+
+fn zlib(b: &[u8]) -> Vec<u8> {
+    miniz_oxide::deflate::compress_to_vec_zlib(b, 6)
 }
 
 /// The membership key: not the policy key.
@@ -321,21 +325,50 @@ fn envelope_attacks_are_refused_like_a_bundles() {
     s["format"] = 2.into();
     let b = seal_envelope(
         SNAPSHOT_PAYLOAD_TYPE,
-        &serde_json::to_vec(&s).unwrap(),
+        &zlib(&serde_json::to_vec(&s).unwrap()),
         &[&mkey()],
     );
     assert_eq!(
         verify(&b, &expect(&ir, None)).unwrap_err(),
         Reason::UnsupportedFormat
     );
-    // A delta payload under the snapshot type.
+    // A snapshot of the first type (uncompressed JSON), as a publisher older
+    // than its agents writes it: verified, with the digest of what is signed.
+    let json = serde_json::to_vec(&snapshot(1)).unwrap();
+    let b = seal_envelope(SNAPSHOT_JSON_PAYLOAD_TYPE, &json, &[&mkey()]);
+    let v = verify(&b, &expect(&ir, None)).unwrap();
+    assert_eq!(v.document, Document::Snapshot(snapshot(1)));
+    assert_eq!(v.digest, ringfence_bundle::sha256_hex(&json));
+    // Uncompressed JSON, or a cut stream, under the snapshot type.
+    let z = zlib(&json);
+    for payload in [&json[..], &z[..z.len() - 4]] {
+        let b = seal_envelope(SNAPSHOT_PAYLOAD_TYPE, payload, &[&mkey()]);
+        assert_eq!(
+            verify(&b, &expect(&ir, None)).unwrap_err(),
+            Reason::Malformed
+        );
+    }
+    // A signed bomb: 64 KiB that would inflate past the cap.
+    let bomb = zlib(&vec![b' '; ringfence_bundle::MAX_BUNDLE_BYTES + 1]);
+    assert!(bomb.len() < 100 << 10, "{}", bomb.len());
+    let b = seal_envelope(SNAPSHOT_PAYLOAD_TYPE, &bomb, &[&mkey()]);
+    assert_eq!(
+        verify(&b, &expect(&ir, None)).unwrap_err(),
+        Reason::TooLarge
+    );
+    // A delta payload under the snapshot type, and a snapshot's under the
+    // delta type.
     let d = serde_json::to_vec(&delta(2, "x", Changes::default())).unwrap();
-    let b = seal_envelope(SNAPSHOT_PAYLOAD_TYPE, &d, &[&mkey()]);
+    let b = seal_envelope(SNAPSHOT_PAYLOAD_TYPE, &zlib(&d), &[&mkey()]);
     assert_eq!(
         verify(&b, &expect(&ir, None)).unwrap_err(),
         Reason::Malformed
     );
-    let _ = DELTA_PAYLOAD_TYPE;
+    let b = seal_envelope(DELTA_PAYLOAD_TYPE, &json, &[&mkey()]);
+    assert_eq!(
+        verify(&b, &expect(&ir, None)).unwrap_err(),
+        Reason::Malformed
+    );
     // Not canonical (unsorted addresses).
     let unsorted = vec!["10.0.1.9".parse().unwrap(), "10.0.1.5".parse().unwrap()];
     assert_eq!(
