@@ -522,13 +522,21 @@ fn keep_file(
         bytes = Some(b);
     }
     let target = to.join(name);
-    match fs::remove_file(&target) {
-        Err(e) if e.kind() != io::ErrorKind::NotFound => {
-            return Err(PathError::at(&target)(e).into());
+    // Linked first: a generation's directory is new, and removing a name it
+    // does not hold costs a directory search per node.
+    let linked = match fs::hard_link(&src, &target) {
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+            match fs::remove_file(&target) {
+                Err(e) if e.kind() != io::ErrorKind::NotFound => {
+                    return Err(PathError::at(&target)(e).into());
+                }
+                _ => {}
+            }
+            fs::hard_link(&src, &target)
         }
-        _ => {}
-    }
-    if fs::hard_link(&src, &target).is_err() {
+        r => r,
+    };
+    if linked.is_err() {
         // Copied instead: bytes read now are checked, as above.
         let bytes = match bytes {
             Some(b) => b,
@@ -851,5 +859,42 @@ impl<'a> Sealer<'a> {
             nodes: written,
             index_sha256: sha256_hex(&index),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::MetadataExt as _;
+
+    /// A kept bundle is linked into a new directory, and replaces whatever
+    /// holds its name in a used one (a file, a symlink: never followed).
+    #[test]
+    fn a_kept_bundle_is_linked_over_whatever_holds_its_name() {
+        let (from, to) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let bytes = b"bundle bytes";
+        fs::write(from.path().join("n1.bundle"), bytes).unwrap();
+        let sha = sha256_hex(bytes);
+        let now = SystemTime::now();
+        let ino = |p: &Path| fs::symlink_metadata(p).unwrap().ino();
+        let (src, target) = (from.path().join("n1.bundle"), to.path().join("n1.bundle"));
+        assert!(keep_file(from.path(), to.path(), "n1.bundle", &sha, now).unwrap());
+        assert_eq!(ino(&target), ino(&src));
+        let victim = to.path().join("victim");
+        for occupant in ["file", "symlink"] {
+            fs::remove_file(&target).unwrap();
+            match occupant {
+                "file" => fs::write(&target, b"stale").unwrap(),
+                _ => {
+                    fs::write(&victim, b"keep me").unwrap();
+                    std::os::unix::fs::symlink(&victim, &target).unwrap();
+                }
+            }
+            assert!(keep_file(from.path(), to.path(), "n1.bundle", &sha, now).unwrap());
+            assert_eq!(ino(&target), ino(&src), "{occupant}");
+        }
+        assert_eq!(fs::read(&victim).unwrap(), b"keep me");
+        // Another digest: not kept, nothing touched.
+        assert!(!keep_file(from.path(), to.path(), "n1.bundle", &"0".repeat(64), now).unwrap());
     }
 }
