@@ -522,8 +522,16 @@ fn keep_file(
         bytes = Some(b);
     }
     let target = to.join(name);
-    // Linked first: a generation's directory is new, and removing a name it
-    // does not hold costs a directory search per node.
+    use std::os::unix::fs::MetadataExt as _;
+    // Already this very file (a directory taken over from an older
+    // publication that shares it): nothing to do.
+    if let Ok(t) = fs::symlink_metadata(&target)
+        && (t.dev(), t.ino()) == (meta.dev(), meta.ino())
+    {
+        return Ok(true);
+    }
+    // Linked first: in a new directory, removing a name it does not hold
+    // costs a directory search per node.
     let linked = match fs::hard_link(&src, &target) {
         Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
             match fs::remove_file(&target) {
@@ -867,8 +875,9 @@ mod tests {
     use super::*;
     use std::os::unix::fs::MetadataExt as _;
 
-    /// A kept bundle is linked into a new directory, and replaces whatever
-    /// holds its name in a used one (a file, a symlink: never followed).
+    /// A kept bundle is linked into a new directory, stays where it is
+    /// already linked, and replaces whatever else holds its name (a file, a
+    /// symlink: never followed).
     #[test]
     fn a_kept_bundle_is_linked_over_whatever_holds_its_name() {
         let (from, to) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
@@ -878,6 +887,9 @@ mod tests {
         let now = SystemTime::now();
         let ino = |p: &Path| fs::symlink_metadata(p).unwrap().ino();
         let (src, target) = (from.path().join("n1.bundle"), to.path().join("n1.bundle"));
+        assert!(keep_file(from.path(), to.path(), "n1.bundle", &sha, now).unwrap());
+        assert_eq!(ino(&target), ino(&src));
+        // Again, as in a directory taken over: the same link stays.
         assert!(keep_file(from.path(), to.path(), "n1.bundle", &sha, now).unwrap());
         assert_eq!(ino(&target), ino(&src));
         let victim = to.path().join("victim");

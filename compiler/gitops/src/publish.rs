@@ -17,6 +17,15 @@
 //! — and its bundle file, hard-linked, unless everything is re-sealed to
 //! renew the expiry —; a changed or new node gets `n`, the publication
 //! number, which grows with every publication.
+//!
+//! The directory of the oldest generation beyond those kept is not removed
+//! but becomes the new one's: its entries not in the previous generation are
+//! removed, and a bundle file that is still the previous generation's (the
+//! same hard link) stays, so a publication that re-renders a few nodes
+//! touches a few names instead of linking every node's bundle anew and
+//! unlinking as many. Nothing in it is written in place: a file is replaced
+//! by a rename or a new link, since its bundles are shared with the
+//! generations kept.
 
 use std::fs;
 use std::io;
@@ -105,6 +114,8 @@ pub struct Generation {
     pub dir: PathBuf,
     /// What the bundle writer did per node.
     pub summary: WriteSummary,
+    /// The older generation whose directory it took over (gone, as pruned).
+    pub reused: Option<u64>,
 }
 
 impl Publication {
@@ -185,11 +196,13 @@ impl Publication {
     /// signed index (so unchanged nodes keep their generation); unless
     /// `reseal_all`, it is also given `previous`'s directory, whose bundles of
     /// unchanged nodes it keeps as they are. When `seal` reports errors,
-    /// nothing is made current.
+    /// nothing is made current. With `keep` (as [`Publication::prune`] will
+    /// be given), the oldest generation beyond those kept lends its directory.
     pub fn publish(
         &self,
         n: u64,
         previous: Option<u64>,
+        keep: Option<usize>,
         reseal_all: bool,
         armed: Option<Failpoint>,
         seal: impl FnOnce(&Path, Option<&Path>) -> Result<Warned<WriteSummary>, DriverError>,
@@ -203,7 +216,13 @@ impl Publication {
             }
             _ => {}
         }
-        fs::create_dir(&tmp).map_err(PathError::at(&tmp))?;
+        let reused = match (previous, keep) {
+            (Some(p), Some(keep)) => self.reuse(p, keep, &tmp)?,
+            _ => None,
+        };
+        if reused.is_none() {
+            fs::create_dir(&tmp).map_err(PathError::at(&tmp))?;
+        }
         // The writer takes generations over from the index it finds in its
         // output directory: give it the previous generation's.
         if let Some(p) = previous {
@@ -235,10 +254,45 @@ impl Publication {
                 number: n,
                 dir,
                 summary,
+                reused,
             }),
             diagnostics: sealed.diagnostics,
             files: sealed.files,
         })
+    }
+
+    /// Move the oldest generation to `tmp` when, with `previous` no longer
+    /// current, more than `keep` older ones would be left, and remove its
+    /// entries that `previous` does not have (or start `tmp` empty if they
+    /// cannot all be removed). Its number; `None` (and no `tmp`) when there
+    /// is none to take.
+    fn reuse(&self, previous: u64, keep: usize, tmp: &Path) -> Result<Option<u64>, PublishError> {
+        let (numbers, _) = self.list()?;
+        let older: Vec<u64> = numbers.into_iter().filter(|&g| g <= previous).collect();
+        let Some(&oldest) = older
+            .first()
+            .filter(|&&g| g < previous && older.len() > keep)
+        else {
+            return Ok(None);
+        };
+        let names = |dir: &Path| -> io::Result<std::collections::HashSet<std::ffi::OsString>> {
+            fs::read_dir(dir)?
+                .map(|e| e.map(|e| e.file_name()))
+                .collect()
+        };
+        let wanted = names(&self.dir(previous)).map_err(PathError::at(&self.dir(previous)))?;
+        let from = self.dir(oldest);
+        fs::rename(&from, tmp).map_err(PathError::at(&from))?;
+        let cleared = names(tmp).and_then(|have| {
+            have.difference(&wanted)
+                .try_for_each(|name| fs::remove_file(tmp.join(name)))
+        });
+        if cleared.is_err() {
+            // Something it should not hold (a directory?): a new one instead.
+            fs::remove_dir_all(tmp).map_err(PathError::at(tmp))?;
+            fs::create_dir(tmp).map_err(PathError::at(tmp))?;
+        }
+        Ok(Some(oldest))
     }
 
     /// Point `current` at generation `n`: a new symlink renamed over it.

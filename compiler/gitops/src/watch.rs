@@ -849,6 +849,7 @@ impl Watcher {
         let published = self.publication.publish(
             n,
             previous,
+            Some(self.cfg.keep),
             reseal_all,
             self.cfg.failpoint,
             |out, keep_from| {
@@ -927,7 +928,8 @@ impl Watcher {
             changed,
             rendered: rendered_count,
         });
-        let pruned = self.publication.prune(self.cfg.keep)?;
+        let mut pruned: Vec<u64> = generation.reused.into_iter().collect();
+        pruned.extend(self.publication.prune(self.cfg.keep)?);
         if !pruned.is_empty() {
             log(Event::Pruned {
                 generations: pruned,

@@ -4,6 +4,7 @@
 //! expiry trigger republication, URLs are mirrored, old generations pruned,
 //! and one directory has one publisher.
 
+use std::os::unix::fs::MetadataExt as _;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime};
 
@@ -117,6 +118,35 @@ fn poll_at(w: &mut Watcher, at: SystemTime) -> (PollResult, Vec<Event>) {
 fn index(out: &Path, n: u64) -> IndexPayload {
     let bytes = std::fs::read(Publication::new(out).dir(n).join("index.json")).unwrap();
     verify_index(&bytes, &Trust::new([key().trusted()], 1)).unwrap()
+}
+
+/// Generation `n`'s directory holds its index and exactly the bundles it
+/// lists, each with the digest listed.
+fn whole(out: &Path, n: u64) {
+    let dir = Publication::new(out).dir(n);
+    let idx = index(out, n);
+    let mut names: Vec<String> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    let mut want: Vec<String> = idx
+        .nodes
+        .iter()
+        .map(|e| format!("{}.bundle", e.node))
+        .collect();
+    want.push("index.json".into());
+    want.sort();
+    assert_eq!(names, want, "generation {n}");
+    for e in &idx.nodes {
+        let bytes = std::fs::read(dir.join(format!("{}.bundle", e.node))).unwrap();
+        assert_eq!(
+            ringfence_bundle::sha256_hex(&bytes),
+            e.sha256,
+            "{} in {n}",
+            e.node
+        );
+    }
 }
 
 fn generations(idx: &IndexPayload) -> Vec<(String, u64)> {
@@ -295,9 +325,31 @@ fn a_url_is_mirrored_and_old_generations_are_pruned() {
     for i in 0..3 {
         lab.edit("ports=8080", &format!("ports=\"8080-{}\"", 8081 + i));
         lab.push(&format!("widen {i}"));
-        let (r, _) = poll_at(&mut w, t0());
+        // What a generation about to be taken over holds beyond the current
+        // one's names (a node since removed, say) does not survive.
+        let oldest = Publication::new(&lab.out()).dir(i as u64);
+        let inode = (i > 0).then(|| {
+            std::fs::write(oldest.join("gone.bundle"), b"stale").unwrap();
+            std::fs::metadata(&oldest).unwrap().ino()
+        });
+        let (r, ev) = poll_at(&mut w, t0());
         assert_eq!(r.published, 1);
+        let dir = Publication::new(&lab.out()).dir(i as u64 + 2);
+        if let Some(inode) = inode {
+            assert_eq!(std::fs::metadata(&dir).unwrap().ino(), inode, "taken over");
+        }
         lab.edit(&format!("ports=\"8080-{}\"", 8081 + i), "ports=8080");
+        // From the third on, each takes over the directory of the one pruned:
+        // it holds exactly its index and bundles, whatever that one held.
+        if i > 0 {
+            assert!(
+                ev.iter().any(
+                    |e| matches!(e, Event::Pruned { generations } if generations == &[i as u64])
+                ),
+                "{ev:?}"
+            );
+        }
+        whole(&lab.out(), i as u64 + 2);
     }
     assert!(lab.out().join(".mirror/HEAD").exists());
     let mut dirs: Vec<String> = std::fs::read_dir(lab.out().join("generations"))
