@@ -291,7 +291,13 @@ fn serve(stream: TcpStream, s: &Shared) {
         authorization: auth,
     }) = read_request(&mut reader)
     {
-        s.state.lock().unwrap().requests.push(target.clone());
+        // A watch is cut by every cut after its request is logged, even one
+        // that comes before it is served (`cuts` is read under the same lock).
+        let cuts = {
+            let mut st = s.state.lock().unwrap();
+            st.requests.push(target.clone());
+            st.cuts
+        };
         let (path, query) = target.split_once('?').unwrap_or((&target, ""));
         let query: BTreeMap<&str, &str> = query
             .split('&')
@@ -304,7 +310,7 @@ fn serve(stream: TcpStream, s: &Shared) {
             match path.strip_prefix("/api/v1/") {
                 Some(r) if resource_of_path(r) => {
                     if matches!(query.get("watch"), Some(&"true" | &"1")) {
-                        watch(&mut w, s, r, &query)
+                        watch(&mut w, s, r, &query, cuts)
                     } else {
                         list(&mut w, s, r, &query)
                     }
@@ -396,9 +402,15 @@ fn chunk(w: &mut TcpStream, data: &str) -> bool {
 }
 
 /// A watch: events after `resourceVersion`, as they come, until
-/// `timeoutSeconds`, a cut, or the server stops. `false`: the connection
-/// must close.
-fn watch(w: &mut TcpStream, s: &Shared, resource: &str, query: &BTreeMap<&str, &str>) -> bool {
+/// `timeoutSeconds`, a cut after the `cuts`-th, or the server stops.
+/// `false`: the connection must close.
+fn watch(
+    w: &mut TcpStream,
+    s: &Shared,
+    resource: &str,
+    query: &BTreeMap<&str, &str>,
+    cuts: u64,
+) -> bool {
     let timeout = number(query, "timeoutSeconds").unwrap_or(290);
     let deadline = Instant::now() + Duration::from_secs(timeout);
     let head =
@@ -420,7 +432,6 @@ fn watch(w: &mut TcpStream, s: &Shared, resource: &str, query: &BTreeMap<&str, &
         drop(st);
         return chunk(w, &gone()) && w.write_all(b"0\r\n\r\n").is_ok();
     }
-    let cuts = st.cuts;
     loop {
         if st.cuts != cuts {
             let cut = st.cut;
