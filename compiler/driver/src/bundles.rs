@@ -492,6 +492,7 @@ fn keep_file(
     sha256: &str,
     now: SystemTime,
 ) -> Result<bool, BundleWriteError> {
+    use std::os::unix::fs::MetadataExt as _;
     let src = from.join(name);
     let meta = match fs::metadata(&src) {
         Ok(m) => m,
@@ -522,7 +523,6 @@ fn keep_file(
         bytes = Some(b);
     }
     let target = to.join(name);
-    use std::os::unix::fs::MetadataExt as _;
     // Already this very file (a directory taken over from an older
     // publication that shares it): nothing to do.
     if let Ok(t) = fs::symlink_metadata(&target)

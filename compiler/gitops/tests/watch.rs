@@ -328,15 +328,26 @@ fn a_url_is_mirrored_and_old_generations_are_pruned() {
         // What a generation about to be taken over holds beyond the current
         // one's names (a node since removed, say) does not survive.
         let oldest = Publication::new(&lab.out()).dir(i as u64);
+        let side = lab.out().join(format!("index-{i}"));
         let inode = (i > 0).then(|| {
             std::fs::write(oldest.join("gone.bundle"), b"stale").unwrap();
-            std::fs::metadata(&oldest).unwrap().ino()
+            std::fs::hard_link(oldest.join("index.json"), &side).unwrap();
+            (
+                std::fs::metadata(&oldest).unwrap().ino(),
+                std::fs::read(&side).unwrap(),
+            )
         });
         let (r, ev) = poll_at(&mut w, t0());
         assert_eq!(r.published, 1);
         let dir = Publication::new(&lab.out()).dir(i as u64 + 2);
-        if let Some(inode) = inode {
-            assert_eq!(std::fs::metadata(&dir).unwrap().ino(), inode, "taken over");
+        if let Some((dir_ino, old_index)) = inode {
+            assert_eq!(
+                std::fs::metadata(&dir).unwrap().ino(),
+                dir_ino,
+                "taken over"
+            );
+            // Its index is a new file: the old one was not written over.
+            assert_eq!(std::fs::read(&side).unwrap(), old_index);
         }
         lab.edit(&format!("ports=\"8080-{}\"", 8081 + i), "ports=8080");
         // From the third on, each takes over the directory of the one pruned:
