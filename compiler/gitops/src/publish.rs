@@ -20,10 +20,10 @@
 //!
 //! The directory of the oldest generation beyond those kept is not removed
 //! but becomes the new one's: its index and its entries not in the previous
-//! generation are removed, and a bundle file that is still the previous generation's (the
-//! same hard link) stays, so a publication that re-renders a few nodes
-//! touches a few names instead of linking every node's bundle anew and
-//! unlinking as many. Nothing in it is written in place: a file is replaced
+//! generation are removed, and a bundle file that is still the previous
+//! generation's (the same hard link) stays, so a publication that re-renders
+//! a few nodes touches a few names instead of linking every node's bundle
+//! anew and unlinking as many. Nothing in it is written in place: a file is replaced
 //! by a rename or a new link, since its bundles are shared with the
 //! generations kept.
 
@@ -263,9 +263,9 @@ impl Publication {
 
     /// Move the oldest generation to `tmp` when, with `previous` no longer
     /// current, more than `keep` older ones would be left, and remove its
-    /// index and its entries that `previous` does not have (or start `tmp` empty if they
-    /// cannot all be removed). Its number; `None` (and no `tmp`) when there
-    /// is none to take.
+    /// index and its entries that `previous` does not have (or start `tmp`
+    /// empty if they cannot all be removed). Its number; `None` (and no
+    /// `tmp`) when there is none to take.
     fn reuse(&self, previous: u64, keep: usize, tmp: &Path) -> Result<Option<u64>, PublishError> {
         let (numbers, _) = self.list()?;
         let older: Vec<u64> = numbers.into_iter().filter(|&g| g <= previous).collect();
@@ -280,7 +280,8 @@ impl Publication {
                 .map(|e| e.map(|e| e.file_name()))
                 .collect()
         };
-        let mut wanted = names(&self.dir(previous)).map_err(PathError::at(&self.dir(previous)))?;
+        let prev = self.dir(previous);
+        let mut wanted = names(&prev).map_err(PathError::at(&prev))?;
         // The previous index is copied in as a new file, not over the old one.
         wanted.remove(std::ffi::OsStr::new(INDEX_FILE));
         let from = self.dir(oldest);
